@@ -1,0 +1,115 @@
+/* kafkaesque plugin SDK: consensus modules.
+ *
+ * A consensus module orders and commits the records of replicated logs.
+ * Each log is one group: group 0 is the metadata group (topics, groups,
+ * committed offsets), every partition is a group of its own whose log is
+ * the partition's message log.  The module never touches files itself: it
+ * appends, syncs and reads through host->logs, which the core backs with
+ * the storage module.
+ *
+ * The single-broker module `local` commits a record once the storage holds
+ * it durably; `raft` replicates it to a majority first. */
+#ifndef KAFKAESQUE_CONSENSUS_H
+#define KAFKAESQUE_CONSENSUS_H
+
+#include "storage.h"
+
+/* A log as the core lends it to a consensus module (opaque). */
+struct kq_plog;
+
+struct kq_sync_req;
+/* Runs on the loop thread once every record appended to the log before
+ * the sync call is durable (status 0) or could not be made so. */
+typedef void (*kq_sync_cb)(struct kq_sync_req *req, int status);
+
+/* Caller-owned; must stay valid until its callback runs.  The callback
+ * never runs when the call that takes it fails. */
+struct kq_sync_req {
+	void *data;                /* for the caller */
+	kq_sync_cb cb;             /* private */
+	struct kq_sync_req *next;  /* private */
+};
+
+/* Durable logs, implemented by the core over the storage module.  The
+ * calls mirror struct kq_storage_ops; sync is asynchronous and grouped:
+ * every sync requested on a log during one loop turn shares one fsync,
+ * run on a worker thread. */
+struct kq_log_api {
+	int (*append)(struct kq_plog *log, const struct kq_record *recs,
+		      size_t n);
+	int (*sync)(struct kq_plog *log, struct kq_sync_req *req,
+		    kq_sync_cb cb);
+	int (*read)(struct kq_plog *log, uint64_t from, uint64_t end,
+		    size_t max_bytes, kq_record_cb cb, void *ctx,
+		    uint64_t *next);
+	uint64_t (*first_offset)(struct kq_plog *log);
+	uint64_t (*next_offset)(struct kq_plog *log);
+	int (*term_at)(struct kq_plog *log, uint64_t offset, uint64_t *term);
+	int (*truncate)(struct kq_plog *log, uint64_t from);
+	int (*reset)(struct kq_plog *log, uint64_t next);
+	int (*save_hard_state)(struct kq_plog *log,
+			       const struct kq_hard_state *hs);
+	int (*load_hard_state)(struct kq_plog *log, struct kq_hard_state *hs);
+};
+
+/* Called on the loop thread for every committed record of a group, in
+ * offset order, exactly once per group_open (replayed from the start of
+ * the log on open).  The record is borrowed for the call. */
+typedef void (*kq_apply_fn)(void *ctx, const struct kq_record *rec);
+
+struct kq_group_config {
+	uint64_t id;               /* 0: metadata group */
+	const char *name;          /* "meta", "<topic>-<partition>" */
+	struct kq_plog *log;       /* borrowed until group_close() */
+	const int *replicas;       /* broker ids holding a replica */
+	size_t nreplicas;
+	kq_apply_fn apply;         /* NULL: the core does not need records
+				    * applied (message logs) */
+	void *apply_ctx;
+};
+
+struct kq_propose_req;
+/* Runs on the loop thread when the proposal is committed (status 0,
+ * req->first_offset set) or failed (KQ_EUNAVAILABLE: not leader, lost
+ * leadership, or the log failed; the records may or may not commit). */
+typedef void (*kq_propose_cb)(struct kq_propose_req *req, int status);
+
+/* Caller-owned; must stay valid until its callback runs. */
+struct kq_propose_req {
+	void *data;                /* for the caller */
+	uint64_t first_offset;     /* result: offset of the first record */
+	kq_propose_cb cb;          /* private */
+	void *impl[4];             /* private to the module */
+};
+
+struct kq_group; /* opaque, owned by the consensus module */
+
+struct kq_consensus_ops {
+	/* Creates the module's state.  `host` stays valid until fini(). */
+	int (*init)(const struct kq_host *host, void **state);
+	void (*fini)(void *state);
+
+	/* Starts a group over cfg->log.  Committed records are replayed
+	 * through cfg->apply before this returns (local) or as they are
+	 * learned (replicated). */
+	int (*group_open)(void *state, const struct kq_group_config *cfg,
+			  struct kq_group **out);
+	/* Stops the group. Pending proposals complete with KQ_ECANCELED
+	 * before it returns. */
+	void (*group_close)(struct kq_group *g);
+
+	/* Proposes `n` records; the module assigns offsets and terms.  The
+	 * records are borrowed for the call (copied or written before it
+	 * returns). */
+	int (*propose)(struct kq_group *g, struct kq_propose_req *req,
+		       const struct kq_record *recs, size_t n,
+		       kq_propose_cb cb);
+
+	/* The offset after the last committed record. */
+	uint64_t (*commit_end)(struct kq_group *g);
+
+	/* Broker id of the group's leader, 0 when none is known. */
+	int (*leader)(struct kq_group *g);
+};
+
+#endif /* KAFKAESQUE_CONSENSUS_H */

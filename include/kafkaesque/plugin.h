@@ -1,0 +1,97 @@
+/* kafkaesque plugin SDK: module descriptor and host services.
+ *
+ * A module is a libtool module (-module -avoid-version) exporting exactly
+ * one symbol, kq_plugin_entry, which returns a descriptor.  The core checks
+ * the descriptor's ABI number (it must equal KQ_PLUGIN_ABI exactly) and
+ * kind, then calls the kind's ops table with a host table of services.
+ * Plugins never call each other and never link against the core: all they
+ * may use of the broker arrives through struct kq_host.
+ *
+ * Ops tables and the host table only ever grow at the end; any change that
+ * is not an append bumps KQ_PLUGIN_ABI. */
+#ifndef KAFKAESQUE_PLUGIN_H
+#define KAFKAESQUE_PLUGIN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "error.h"
+
+#define KQ_PLUGIN_ABI 1
+
+/* The entry symbol's name, as lt_dlsym() looks it up. */
+#define KQ_PLUGIN_ENTRY "kq_plugin_entry"
+
+enum kq_plugin_kind {
+	KQ_PLUGIN_TRANSPORT = 1,
+	KQ_PLUGIN_PARTITIONER = 2,
+	KQ_PLUGIN_STORAGE = 3,
+	KQ_PLUGIN_CONSENSUS = 4,
+};
+
+/* What kq_plugin_entry() returns.  Static storage owned by the module; it
+ * must stay valid until the module is unloaded. */
+struct kq_plugin_desc {
+	uint32_t abi;              /* KQ_PLUGIN_ABI the module was built with */
+	enum kq_plugin_kind kind;
+	const char *name;          /* "telnet", "keyhash", ... */
+	const char *version;       /* the module's own version string */
+	const void *ops;           /* struct kq_<kind>_ops for the kind */
+};
+
+/* Each module defines exactly this function (and exports nothing else). */
+typedef const struct kq_plugin_desc *(*kq_plugin_entry_fn)(void);
+
+enum kq_log_level {
+	KQ_LOG_ERROR = 0,
+	KQ_LOG_WARN = 1,
+	KQ_LOG_INFO = 2,
+	KQ_LOG_DEBUG = 3,
+};
+
+struct kq_broker_api;
+struct kq_broker;
+struct kq_log_api;
+
+/* Services the core lends one module instance.  Owned by the core, valid
+ * from the kind's init() until after its close/fini op returns. */
+struct kq_host {
+	uint32_t abi;              /* KQ_PLUGIN_ABI of the core */
+	const char *module;        /* the module's name, for messages */
+	uv_loop_t *loop;           /* the broker's single event loop */
+	int broker_id;
+	const char *data_dir;      /* the broker's own folder,
+				    * <data_dir>/kafkaesque-<id> */
+	const json_t *config;      /* the module's own config section
+				    * (borrowed; NULL when absent) */
+
+	/* Logs one line to the broker's log with the module's name. */
+	void (*log)(const struct kq_host *host, enum kq_log_level level,
+		    const char *fmt, ...)
+#if defined(__GNUC__)
+	    __attribute__((format(printf, 3, 4)))
+#endif
+	    ;
+
+	/* The broker's allocator.  Memory handed across the plugin boundary
+	 * is always allocated and freed with these. */
+	void *(*malloc)(size_t size);
+	void *(*realloc)(void *ptr, size_t size);
+	void (*free)(void *ptr);
+
+	/* Transports only (NULL otherwise): the protocol-neutral broker. */
+	const struct kq_broker_api *api;
+	struct kq_broker *broker;
+
+	/* Consensus only (NULL otherwise): durable logs, backed by the
+	 * storage module through the core. */
+	const struct kq_log_api *logs;
+
+	void *impl;                /* core private */
+};
+
+#endif /* KAFKAESQUE_PLUGIN_H */

@@ -1,0 +1,126 @@
+/* kafkaesque plugin SDK: storage modules.
+ *
+ * A storage module keeps logs: one per partition replica (and one for the
+ * metadata group), each in its own folder.  A log is a sequence of records
+ * with strictly increasing offsets; offsets may have gaps (consensus
+ * control records take offsets too) but never repeat.
+ *
+ * Threading: every op runs on the loop thread, except sync(), which the
+ * core runs on a worker thread so that the loop keeps accepting writes
+ * while the disk flushes.  sync() may therefore run concurrently with
+ * append(), read() and the other ops on the same log; the core never runs
+ * two sync() calls of one log at once, and never calls close() while a
+ * sync() is running. */
+#ifndef KAFKAESQUE_STORAGE_H
+#define KAFKAESQUE_STORAGE_H
+
+#include "plugin.h"
+
+/* Record flags. */
+enum {
+	KQ_RECORD_CONTROL = 1u << 0, /* consensus-internal (a no-op of a new
+				      * term, ...): never shown to consumers */
+};
+
+/* One record.  On append every pointer is borrowed for the duration of the
+ * call; in read callbacks they point into storage buffers valid only
+ * until the callback returns. */
+struct kq_record {
+	uint64_t offset;
+	uint64_t term;             /* consensus term (0 without consensus) */
+	int64_t timestamp_ms;      /* wall clock at the leader's append */
+	uint32_t flags;            /* KQ_RECORD_* */
+	const void *key;           /* NULL or key_len == 0: no key */
+	uint32_t key_len;
+	const void *value;
+	uint32_t value_len;
+};
+
+struct kq_log_options {
+	uint64_t segment_bytes;    /* roll to a new segment past this size */
+	int64_t retention_ms;      /* -1: keep forever */
+	int64_t retention_bytes;   /* -1: no size bound */
+};
+
+/* Durable per-log consensus state (Raft's currentTerm and votedFor). */
+struct kq_hard_state {
+	uint64_t term;
+	uint64_t vote;             /* broker id voted for in term, 0 = none */
+};
+
+struct kq_log; /* opaque, owned by the storage module */
+
+/* Called by read() once per record in offset order.  Return 0 to go on,
+ * non-zero to stop after this record. */
+typedef int (*kq_record_cb)(void *ctx, const struct kq_record *rec);
+
+struct kq_storage_ops {
+	/* Creates the module's state.  `host` stays valid until fini(). */
+	int (*init)(const struct kq_host *host, void **state);
+	void (*fini)(void *state);
+
+	/* Opens (creating when missing) the log kept in folder `dir`,
+	 * recovering it: a torn tail of the newest segment is truncated and
+	 * logged; a missing or inconsistent index is rebuilt.  On success
+	 * *out is owned by the caller until close(). */
+	int (*open)(void *state, const char *dir,
+		    const struct kq_log_options *opts, struct kq_log **out);
+	void (*close)(struct kq_log *log);
+
+	/* Appends `n` records in one write.  Each recs[i].offset must be at
+	 * least next_offset() and greater than the one before it.  The data
+	 * is written but not durable until a later sync() returns 0.  After a
+	 * write or sync error the log refuses appends (KQ_EUNAVAILABLE) until
+	 * it is reopened; what was durable stays readable. */
+	int (*append)(struct kq_log *log, const struct kq_record *recs,
+		      size_t n);
+
+	/* Makes every record appended before the call durable (fdatasync of
+	 * the segments written, and of the folder when a segment was
+	 * created).  Never retries an error into success. */
+	int (*sync)(struct kq_log *log);
+
+	/* Calls cb for each record with from <= offset < end, in order,
+	 * stopping once the record data passed exceeds max_bytes (at least
+	 * one record is passed when any is in range) or cb returns non-zero.
+	 * *next is set to the offset to read from next time.  Returns the
+	 * number of records passed, or KQ_ECORRUPT when a record fails its
+	 * checksum (then *next is the damaged record's offset and the records
+	 * before it were passed). */
+	int (*read)(struct kq_log *log, uint64_t from, uint64_t end,
+		    size_t max_bytes, kq_record_cb cb, void *ctx,
+		    uint64_t *next);
+
+	/* The first readable offset, and the offset after the last record
+	 * (both equal for an empty log). */
+	uint64_t (*first_offset)(struct kq_log *log);
+	uint64_t (*next_offset)(struct kq_log *log);
+
+	/* The term of the record at `offset`; -ENOENT when there is none. */
+	int (*term_at)(struct kq_log *log, uint64_t offset, uint64_t *term);
+
+	/* Drops every record with offset >= `from` (a follower discarding a
+	 * conflicting uncommitted suffix); durable when it returns. */
+	int (*truncate)(struct kq_log *log, uint64_t from);
+
+	/* Drops every record and restarts the empty log at `next` (a
+	 * follower whose needed entries were deleted on the leader). */
+	int (*reset)(struct kq_log *log, uint64_t next);
+
+	/* Deletes whole segments whose records all have offsets below
+	 * `before` (log compaction after a snapshot), never the newest one.
+	 * first_offset() may stay below `before`. Returns segments deleted. */
+	int (*compact)(struct kq_log *log, uint64_t before);
+
+	/* Deletes whole segments that fall outside the retention bounds,
+	 * never the newest one.  Returns the number of segments deleted. */
+	int (*retain)(struct kq_log *log, int64_t now_ms);
+
+	/* Hard state, replaced atomically and durably. A log that never
+	 * saved one loads {0, 0}. */
+	int (*save_hard_state)(struct kq_log *log,
+			       const struct kq_hard_state *hs);
+	int (*load_hard_state)(struct kq_log *log, struct kq_hard_state *hs);
+};
+
+#endif /* KAFKAESQUE_STORAGE_H */
