@@ -94,8 +94,9 @@ struct kq_consensus_ops {
 	 * learned (replicated). */
 	int (*group_open)(void *state, const struct kq_group_config *cfg,
 			  struct kq_group **out);
-	/* Stops the group. Pending proposals complete with KQ_ECANCELED
-	 * before it returns. */
+	/* Stops the group.  Proposals still pending complete later with
+	 * KQ_ECANCELED; the core closes a group only once its log has no
+	 * sync in flight, so with `local` none are left by then. */
 	void (*group_close)(struct kq_group *g);
 
 	/* Proposes `n` records; the module assigns offsets and terms.  The

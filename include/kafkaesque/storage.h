@@ -48,6 +48,13 @@ struct kq_hard_state {
 	uint64_t vote;             /* broker id voted for in term, 0 = none */
 };
 
+/* Durability policies, see kq_storage_ops.sync_policy. */
+enum kq_sync_policy {
+	KQ_SYNC_ALWAYS = 0,
+	KQ_SYNC_INTERVAL = 1,
+	KQ_SYNC_NEVER = 2,
+};
+
 struct kq_log; /* opaque, owned by the storage module */
 
 /* Called by read() once per record in offset order.  Return 0 to go on,
@@ -121,6 +128,13 @@ struct kq_storage_ops {
 	int (*save_hard_state)(struct kq_log *log,
 			       const struct kq_hard_state *hs);
 	int (*load_hard_state)(struct kq_log *log, struct kq_hard_state *hs);
+
+	/* The durability policy the module was configured with, which the
+	 * core follows when it acknowledges writes: KQ_SYNC_ALWAYS (sync
+	 * before every acknowledgement, grouped), KQ_SYNC_INTERVAL (sync
+	 * every *interval_ms, acknowledge after the write) or KQ_SYNC_NEVER
+	 * (leave write-back to the OS). */
+	int (*sync_policy)(void *state, uint32_t *interval_ms);
 };
 
 #endif /* KAFKAESQUE_STORAGE_H */

@@ -1,0 +1,656 @@
+/* The broker API for transports: sessions, topic creation, publishing,
+ * subscriptions.  Reads (CONS) live in consume.c, queries in query.c. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "names.h"
+
+/* Batches are proposed at the end of the loop turn, or sooner once this
+ * large, which bounds the memory a flood of pipelined PUBS can hold. */
+#define BATCH_MAX_MSGS 8192
+#define BATCH_MAX_BYTES (8u << 20)
+
+static int fail(struct kq_req *req, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct kq_req *req, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(req->errmsg, sizeof(req->errmsg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static void req_init(struct kq_req *req, struct kq_session *s,
+		     enum kq_req_type type, kq_req_cb cb)
+{
+	req->type = type;
+	req->errmsg[0] = '\0';
+	req->cb = cb;
+	req->session = s;
+	memset(&req->result, 0, sizeof(req->result));
+	memset(req->impl, 0, sizeof(req->impl));
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static int session_open(struct kq_broker *b, struct kq_session **out)
+{
+	struct kq_session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->b = b;
+	s->next = b->sessions;
+	if (b->sessions)
+		b->sessions->prev = s;
+	b->sessions = s;
+	*out = s;
+	return 0;
+}
+
+/* Takes a member out of its group, the session and the id map. */
+static void member_remove(struct kq_broker *b, struct kq__member *m)
+{
+	struct kq__group *g = m->group;
+	struct kq__member **pp;
+	size_t i;
+
+	for (i = 0; i < g->nmembers; i++)
+		if (g->members[i] == m)
+			break;
+	if (i < g->nmembers) {
+		memmove(&g->members[i], &g->members[i + 1],
+			(g->nmembers - i - 1) * sizeof(*g->members));
+		g->nmembers--;
+	}
+	if (m->session) {
+		for (pp = &m->session->members; *pp; pp = &(*pp)->next_in_session)
+			if (*pp == m) {
+				*pp = m->next_in_session;
+				break;
+			}
+	}
+	kq__map_del(&b->subs, &m->sub_id, sizeof(m->sub_id));
+	kq__group_rebalance(g);
+	free(m);
+}
+
+static void session_close(struct kq_session *s)
+{
+	struct kq_broker *b = s->b;
+	struct kq_req *r;
+
+	while (s->members)
+		member_remove(b, s->members);
+	/* SUBS still waiting for ids must not join for a gone session. */
+	for (r = b->sub_waiting; r; r = r->impl[0])
+		if (r->session == s)
+			r->session = NULL;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		b->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	free(s);
+}
+
+void kq__sessions_close_all(struct kq_broker *b)
+{
+	while (b->sessions)
+		session_close(b->sessions);
+}
+
+/* ------------------------------------------------------------ CRTP */
+
+struct create_ctx {
+	struct kq_broker *b;
+	struct kq_req *req;
+	char *name;
+};
+
+static void created(void *ctx, int status)
+{
+	struct create_ctx *cc = ctx;
+	struct kq_req *req = cc->req;
+	struct kq__topic *t;
+
+	kq__map_del(&cc->b->creating, cc->name, strlen(cc->name));
+	t = status == 0 ? kq__topic_get(cc->b, cc->name) : NULL;
+	if (t) {
+		req->result.create_topic.partitions = t->nparts;
+	} else {
+		snprintf(req->errmsg, sizeof(req->errmsg),
+			 "topic %s could not be created: %s", cc->name,
+			 kq_strerror(status ? status : KQ_EINTERNAL));
+		status = KQ_EUNAVAILABLE;
+	}
+	free(cc->name);
+	free(cc);
+	req->cb(req, status);
+}
+
+static int parse_i64(const char *s, int64_t min, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	if (*s < '0' || *s > '9') {
+		if (!(*s == '-' && min < 0))
+			return -1;
+	}
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < min)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int create_topic(struct kq_session *s, struct kq_req *req,
+			const struct kq_topic_spec *spec, kq_req_cb cb)
+{
+	struct kq_broker *b = s->b;
+	const struct kq__config *cfg = b->cfg;
+	uint32_t nparts = spec->partitions ? spec->partitions
+					   : cfg->default_partitions;
+	int64_t replicas = 1, rms = cfg->retention_ms,
+		rbytes = cfg->retention_bytes;
+	size_t pi = 0, i, nbrokers = cfg->npeers ? cfg->npeers : 1;
+	struct create_ctx *cc;
+	json_t *rec;
+	int rv;
+
+	req_init(req, s, KQ_REQ_CREATE_TOPIC, cb);
+	if (!kq__name_valid(spec->name))
+		return fail(req, KQ_EBADARG,
+			    "bad topic name: 1 to 249 of [A-Za-z0-9._-], "
+			    "not . or ..");
+	if (nparts < 1 || nparts > cfg->max_partitions)
+		return fail(req, KQ_EBADARG, "partitions must be 1 to %u",
+			    cfg->max_partitions);
+	for (i = 0; i < spec->noptions; i++) {
+		const char *opt = spec->options[i];
+		const char *eq = strchr(opt, '=');
+		size_t klen = eq ? (size_t)(eq - opt) : 0;
+		const char *val = eq ? eq + 1 : "";
+
+		if (!eq)
+			return fail(req, KQ_EBADARG,
+				    "option %s: expected <option>=<value>",
+				    opt);
+		if (klen == 8 && strncmp(opt, "replicas", 8) == 0) {
+			if (parse_i64(val, 1, &replicas) ||
+			    replicas > (int64_t)nbrokers)
+				return fail(req, KQ_EBADARG,
+					    "replicas must be 1 to %zu",
+					    nbrokers);
+		} else if (klen == 11 && strncmp(opt, "partitioner", 11) == 0) {
+			for (pi = 0; pi < b->npartitioners; pi++)
+				if (strcmp(b->partitioners[pi].mod.name,
+					   val) == 0)
+					break;
+			if (pi == b->npartitioners)
+				return fail(req, KQ_EBADARG,
+					    "partitioner %s is not loaded",
+					    val);
+		} else if (klen == 12 && strncmp(opt, "retention.ms", 12) == 0) {
+			if (parse_i64(val, -1, &rms))
+				return fail(req, KQ_EBADARG,
+					    "retention.ms must be -1 or a "
+					    "number of milliseconds");
+		} else if (klen == 15 &&
+			   strncmp(opt, "retention.bytes", 15) == 0) {
+			if (parse_i64(val, -1, &rbytes))
+				return fail(req, KQ_EBADARG,
+					    "retention.bytes must be -1 or a "
+					    "number of bytes");
+		} else {
+			return fail(req, KQ_EBADARG, "unknown option %.*s",
+				    (int)(klen ? klen : strlen(opt)), opt);
+		}
+	}
+	if (b->stopping)
+		return fail(req, KQ_EUNAVAILABLE, "broker is stopping");
+	if (kq__topic_get(b, spec->name) ||
+	    kq__map_get(&b->creating, spec->name, strlen(spec->name)))
+		return fail(req, KQ_EEXISTS, "topic %s already exists",
+			    spec->name);
+	cc = calloc(1, sizeof(*cc));
+	rec = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:I}", "type",
+			"topic", "name", spec->name, "partitions",
+			(json_int_t)nparts, "replicas", (json_int_t)replicas,
+			"partitioner", b->partitioners[pi].mod.name,
+			"retention_ms", (json_int_t)rms, "retention_bytes",
+			(json_int_t)rbytes);
+	if (!cc || !rec || !(cc->name = strdup(spec->name))) {
+		free(cc);
+		json_decref(rec);
+		return fail(req, -ENOMEM, "out of memory");
+	}
+	cc->b = b;
+	cc->req = req;
+	rv = kq__meta_propose(b, rec, created, cc);
+	json_decref(rec);
+	if (rv != 0) {
+		free(cc->name);
+		free(cc);
+		return fail(req, KQ_EUNAVAILABLE, "metadata log: %s",
+			    kq_strerror(rv));
+	}
+	kq__map_put(&b->creating, spec->name, strlen(spec->name), cc);
+	return 0;
+}
+
+/* ------------------------------------------------------------ PUBS */
+
+/* The message key: the non-empty string "Key" of a JSON object message.
+ * Returns the parsed document holding it (caller releases) or NULL. */
+static json_t *message_key(const char *msg, size_t len, const char **key,
+			   size_t *klen)
+{
+	json_t *doc, *k;
+	size_t i = 0;
+
+	*key = NULL;
+	*klen = 0;
+	while (i < len && (msg[i] == ' ' || msg[i] == '\t'))
+		i++;
+	/* Cheap filters first: most messages are not keyed JSON. */
+	if (i == len || msg[i] != '{' || !memmem(msg, len, "\"Key\"", 5))
+		return NULL;
+	doc = json_loadb(msg, len, 0, NULL);
+	if (!doc)
+		return NULL;
+	k = json_object_get(doc, "Key");
+	if (json_is_string(k) && json_string_length(k) > 0) {
+		*key = json_string_value(k);
+		*klen = json_string_length(k);
+	}
+	return doc;
+}
+
+static struct kq__batch *batch_for(struct kq_broker *b,
+				   struct kq__partition *p)
+{
+	struct kq__batch *bt = p->batch;
+
+	if (bt)
+		return bt;
+	bt = calloc(1, sizeof(*bt));
+	if (!bt)
+		return NULL;
+	bt->part = p;
+	bt->preq.data = bt;
+	p->batch = bt;
+	if (!p->dirty) {
+		p->dirty = 1;
+		p->next_dirty = b->dirty;
+		b->dirty = p;
+	}
+	kq__broker_wake(b);
+	return bt;
+}
+
+/* Copies the message and its key (stored right after it). */
+static int batch_add(struct kq__batch *bt, struct kq_req *req,
+		     const void *msg, size_t len, const void *key,
+		     size_t klen)
+{
+	if (bt->n == bt->cap) {
+		size_t cap = bt->cap ? bt->cap * 2 : 64;
+		struct kq_req **reqs = realloc(bt->reqs, cap * sizeof(*reqs));
+		uint32_t *lens;
+
+		if (!reqs)
+			return -ENOMEM;
+		bt->reqs = reqs;
+		lens = realloc(bt->lens, cap * sizeof(*lens));
+		if (!lens)
+			return -ENOMEM;
+		bt->lens = lens;
+		lens = realloc(bt->klens, cap * sizeof(*lens));
+		if (!lens)
+			return -ENOMEM;
+		bt->klens = lens;
+		bt->cap = cap;
+	}
+	if (bt->used + len + klen > bt->bufcap) {
+		size_t cap = bt->bufcap ? bt->bufcap : 4096;
+		char *buf;
+
+		while (cap < bt->used + len + klen)
+			cap *= 2;
+		buf = realloc(bt->buf, cap);
+		if (!buf)
+			return -ENOMEM;
+		bt->buf = buf;
+		bt->bufcap = cap;
+	}
+	memcpy(bt->buf + bt->used, msg, len);
+	if (klen)
+		memcpy(bt->buf + bt->used + len, key, klen);
+	bt->used += len + klen;
+	bt->reqs[bt->n] = req;
+	bt->lens[bt->n] = (uint32_t)len;
+	bt->klens[bt->n] = (uint32_t)klen;
+	bt->n++;
+	return 0;
+}
+
+static void batch_free(struct kq__batch *bt)
+{
+	free(bt->reqs);
+	free(bt->lens);
+	free(bt->klens);
+	free(bt->buf);
+	free(bt);
+}
+
+static void batch_done(struct kq_propose_req *preq, int status)
+{
+	struct kq__batch *bt = preq->data;
+	struct kq__partition *p = bt->part;
+	size_t i;
+
+	for (i = 0; i < bt->n; i++) {
+		struct kq_req *req = bt->reqs[i];
+
+		if (status == 0) {
+			req->result.publish.partition = p->id;
+			req->result.publish.offset = preq->first_offset + i;
+			req->cb(req, 0);
+		} else {
+			snprintf(req->errmsg, sizeof(req->errmsg),
+				 "partition %s-%u is not accepting writes: %s",
+				 p->topic->name, p->id, kq_strerror(status));
+			req->cb(req, KQ_EUNAVAILABLE);
+		}
+	}
+	batch_free(bt);
+}
+
+/* Proposes one partition's batch: one append, one sync, one commit. */
+static void batch_propose(struct kq_broker *b, struct kq__partition *p)
+{
+	struct kq__batch *bt = p->batch;
+	struct kq_record *recs;
+	size_t i, off = 0;
+	int rv;
+
+	p->batch = NULL;
+	if (!bt)
+		return;
+	recs = calloc(bt->n, sizeof(*recs));
+	if (!recs) {
+		batch_done(&bt->preq, -ENOMEM);
+		return;
+	}
+	for (i = 0; i < bt->n; i++) {
+		recs[i].value = bt->buf + off;
+		recs[i].value_len = bt->lens[i];
+		if (bt->klens[i]) {
+			recs[i].key = bt->buf + off + bt->lens[i];
+			recs[i].key_len = bt->klens[i];
+		}
+		off += bt->lens[i] + bt->klens[i];
+	}
+	rv = b->cops->propose(p->group, &bt->preq, recs, bt->n, batch_done);
+	free(recs);
+	if (rv != 0)
+		batch_done(&bt->preq, rv);
+}
+
+void kq__batch_flush(struct kq_broker *b)
+{
+	struct kq__partition *p = b->dirty, *next;
+
+	b->dirty = NULL;
+	for (; p; p = next) {
+		next = p->next_dirty;
+		p->dirty = 0;
+		batch_propose(b, p);
+	}
+}
+
+static int publish(struct kq_session *s, struct kq_req *req,
+		   const char *topic, const void *msg, size_t len,
+		   kq_req_cb cb)
+{
+	struct kq_broker *b = s->b;
+	struct kq__topic *t;
+	struct kq__instance *pi;
+	struct kq_partition_req pr;
+	struct kq__batch *bt;
+	uint32_t part;
+	json_t *doc;
+	int rv;
+
+	req_init(req, s, KQ_REQ_PUBLISH, cb);
+	if (b->stopping)
+		return fail(req, KQ_EUNAVAILABLE, "broker is stopping");
+	t = kq__topic_get(b, topic);
+	if (!t)
+		return fail(req, KQ_ENOTOPIC, "no topic named %s", topic);
+	if (len == 0)
+		return fail(req, KQ_EBADARG, "empty message");
+	if (len > UINT32_MAX / 2)
+		return fail(req, KQ_EBADARG, "message too large");
+
+	memset(&pr, 0, sizeof(pr));
+	pr.topic = t->name;
+	pr.partitions = t->nparts;
+	pr.value = msg;
+	pr.value_len = len;
+	doc = message_key(msg, len, (const char **)&pr.key, &pr.key_len);
+	pr.seq = t->seq++;
+	pr.keyless_seq = pr.key ? t->keyless_seq : t->keyless_seq++;
+	pi = &b->partitioners[t->partitioner];
+	part = ((const struct kq_partitioner_ops *)pi->mod.desc->ops)
+		   ->partition(pi->state, &pr);
+	if (part >= t->nparts) {
+		json_decref(doc);
+		kq__error("partitioner %s returned partition %u of %u",
+			  pi->mod.name, part, t->nparts);
+		return fail(req, KQ_EINTERNAL,
+			    "partitioner %s chose a partition out of range",
+			    pi->mod.name);
+	}
+	bt = batch_for(b, &t->parts[part]);
+	rv = bt ? batch_add(bt, req, msg, len, pr.key, pr.key_len) : -ENOMEM;
+	json_decref(doc);
+	if (rv != 0)
+		return fail(req, rv, "out of memory");
+	if (bt->n >= BATCH_MAX_MSGS || bt->used >= BATCH_MAX_BYTES)
+		batch_propose(b, &t->parts[part]);
+	return 0;
+}
+
+/* ------------------------------------------------------------ SUBS */
+
+struct sub_args {
+	char topic[KQ__NAME_MAX + 1];
+	char group[KQ__NAME_MAX + 1];
+	uint32_t cap;
+};
+
+static int assigned_parts(struct kq__group *g, uint64_t id, uint32_t **out,
+			  uint32_t *n)
+{
+	uint32_t i, k = 0;
+
+	*out = malloc((g->topic->nparts ? g->topic->nparts : 1) *
+		      sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (i = 0; i < g->topic->nparts; i++)
+		if (g->owner[i] == id)
+			(*out)[k++] = i;
+	*n = k;
+	return 0;
+}
+
+/* Joins; the ids are available.  Completes the request. */
+static void join(struct kq_broker *b, struct kq_req *req,
+		 const struct sub_args *a)
+{
+	struct kq__topic *t = kq__topic_get(b, a->topic);
+	struct kq__group *g = t ? kq__group_get(t, a->group, 1) : NULL;
+	struct kq__member *m = calloc(1, sizeof(*m));
+	struct kq__member **members;
+	int rv;
+
+	if (!t || !g || !m) {
+		free(m);
+		kq__broker_complete(b, req,
+				    fail(req, t ? -ENOMEM : KQ_ENOTOPIC,
+					 t ? "out of memory"
+					   : "no topic named %s",
+					 a->topic));
+		return;
+	}
+	members = realloc(g->members, (g->nmembers + 1) * sizeof(*members));
+	if (!members) {
+		free(m);
+		kq__broker_complete(b, req, fail(req, -ENOMEM, "out of memory"));
+		return;
+	}
+	g->members = members;
+	m->sub_id = b->next_sub_id++;
+	m->cap = a->cap;
+	m->session = req->session;
+	m->group = g;
+	m->next_in_session = req->session->members;
+	req->session->members = m;
+	g->members[g->nmembers++] = m;
+	kq__map_put(&b->subs, &m->sub_id, sizeof(m->sub_id), m);
+	kq__group_rebalance(g);
+	req->result.subscribe.sub_id = m->sub_id;
+	rv = assigned_parts(g, m->sub_id, &req->result.subscribe.parts,
+			    &req->result.subscribe.nparts);
+	kq__broker_complete(b, req, rv);
+	kq__meta_reserve_ids(b);
+}
+
+void kq__subscribe_resume(struct kq_broker *b, int status)
+{
+	while (b->sub_waiting && b->next_sub_id < b->sub_id_limit) {
+		struct kq_req *req = b->sub_waiting;
+		struct sub_args *a = req->impl[1];
+
+		b->sub_waiting = req->impl[0];
+		if (!b->sub_waiting)
+			b->sub_waiting_tail = &b->sub_waiting;
+		if (req->session)
+			join(b, req, a);
+		else
+			kq__broker_complete(b, req, KQ_ECANCELED);
+		free(a);
+	}
+	if (b->sub_waiting && status != 0) {
+		/* The reservation failed: the waiting SUBS fail with it. */
+		while (b->sub_waiting) {
+			struct kq_req *req = b->sub_waiting;
+
+			b->sub_waiting = req->impl[0];
+			free(req->impl[1]);
+			kq__broker_complete(b, req,
+					    fail(req, KQ_EUNAVAILABLE,
+						 "metadata log: %s",
+						 kq_strerror(status)));
+		}
+		b->sub_waiting_tail = &b->sub_waiting;
+	} else if (b->sub_waiting) {
+		kq__meta_reserve_ids(b);
+	}
+}
+
+static int subscribe(struct kq_session *s, struct kq_req *req,
+		     const char *topic, const char *group, uint32_t cap,
+		     kq_req_cb cb)
+{
+	struct kq_broker *b = s->b;
+	struct sub_args *a;
+
+	req_init(req, s, KQ_REQ_SUBSCRIBE, cb);
+	if (!kq__name_valid(topic))
+		return fail(req, KQ_EBADARG, "bad topic name");
+	if (!kq__name_valid(group))
+		return fail(req, KQ_EBADARG,
+			    "bad group name: 1 to 249 of [A-Za-z0-9._-], "
+			    "not . or ..");
+	if (!kq__topic_get(b, topic))
+		return fail(req, KQ_ENOTOPIC, "no topic named %s", topic);
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return fail(req, -ENOMEM, "out of memory");
+	snprintf(a->topic, sizeof(a->topic), "%s", topic);
+	snprintf(a->group, sizeof(a->group), "%s", group);
+	a->cap = cap;
+	if (b->next_sub_id < b->sub_id_limit && !b->sub_waiting) {
+		join(b, req, a);
+		free(a);
+		return 0;
+	}
+	req->impl[0] = NULL;
+	req->impl[1] = a;
+	*b->sub_waiting_tail = req;
+	b->sub_waiting_tail = (struct kq_req **)&req->impl[0];
+	kq__meta_reserve_ids(b);
+	return 0;
+}
+
+static int unsubscribe(struct kq_session *s, struct kq_req *req,
+		       const char *topic, uint64_t sub_id, kq_req_cb cb)
+{
+	struct kq_broker *b = s->b;
+	struct kq__member *m;
+
+	req_init(req, s, KQ_REQ_UNSUBSCRIBE, cb);
+	if (!kq__topic_get(b, topic))
+		return fail(req, KQ_ENOTOPIC, "no topic named %s", topic);
+	m = kq__map_get(&b->subs, &sub_id, sizeof(sub_id));
+	if (!m || strcmp(m->group->topic->name, topic) != 0)
+		return fail(req, KQ_ENOSUB,
+			    "no subscription %" PRIu64 " on topic %s", sub_id,
+			    topic);
+	member_remove(b, m);
+	kq__broker_complete(b, req, 0);
+	return 0;
+}
+
+static void req_cleanup(struct kq_req *req)
+{
+	if (req->type == KQ_REQ_SUBSCRIBE) {
+		free(req->result.subscribe.parts);
+		req->result.subscribe.parts = NULL;
+		req->result.subscribe.nparts = 0;
+	}
+}
+
+const struct kq_broker_api kq__broker_api = {
+    .session_open = session_open,
+    .session_close = session_close,
+    .create_topic = create_topic,
+    .publish = publish,
+    .subscribe = subscribe,
+    .unsubscribe = unsubscribe,
+    .req_cleanup = req_cleanup,
+    .consume_open = kq__consume_open,
+    .consume_next = kq__consume_next,
+    .consume_close = kq__consume_close,
+    .list_topics = kq__list_topics,
+    .describe = kq__describe,
+    .assignment = kq__assignment,
+    .groups = kq__groups,
+    .brokers = kq__brokers,
+};

@@ -1,0 +1,532 @@
+/* The broker's life: loading and wiring modules, the end-of-turn flush
+ * that batches proposals and syncs, timers, signals and the graceful
+ * stop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "log.h"
+
+/* How often whole old segments are checked against retention. */
+#define RETENTION_CHECK_MS 60000
+
+static void host_log(const struct kq_host *h, enum kq_log_level level,
+		     const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void host_log(const struct kq_host *h, enum kq_log_level level,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	kq__logv(level, h->module, fmt, ap);
+	va_end(ap);
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* One broker per data folder: a second one would corrupt the logs. */
+static int lock_dir(const char *dir)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd; /* held until the process exits */
+}
+
+static int load_instance(struct kq_broker *b, struct kq__instance *in,
+			 const char *name, enum kq_plugin_kind kind,
+			 char **dirs)
+{
+	char err[1536];
+	int rv = kq__module_load(name, kind, dirs, &in->mod, err,
+				 sizeof(err));
+
+	if (rv != 0) {
+		kq__error("%s", err);
+		return rv;
+	}
+	memset(&in->host, 0, sizeof(in->host));
+	in->host.abi = KQ_PLUGIN_ABI;
+	in->host.module = in->mod.name;
+	in->host.loop = b->loop;
+	in->host.broker_id = b->cfg->broker_id;
+	in->host.data_dir = b->dir;
+	in->host.config = kq__config_section(b->cfg, name);
+	in->host.log = host_log;
+	in->host.malloc = malloc;
+	in->host.realloc = realloc;
+	in->host.free = free;
+	in->host.impl = b;
+	if (kind == KQ_PLUGIN_TRANSPORT) {
+		in->host.api = &kq__broker_api;
+		in->host.broker = b;
+	}
+	if (kind == KQ_PLUGIN_CONSENSUS)
+		in->host.logs = &kq__log_api;
+	kq__debug("loaded %s module %s %s from %s", kq__kind_name(kind), name,
+		  in->mod.desc->version, in->mod.path);
+	return 0;
+}
+
+/* Calls the kind's init op: every ops table starts with the same
+ * init/fini pair except transports, which have start/stop between. */
+static int init_instance(struct kq__instance *in)
+{
+	const void *ops = in->mod.desc->ops;
+	int rv;
+
+	switch (in->mod.desc->kind) {
+	case KQ_PLUGIN_TRANSPORT:
+		rv = ((const struct kq_transport_ops *)ops)
+			 ->init(&in->host, &in->state);
+		break;
+	case KQ_PLUGIN_PARTITIONER:
+		rv = ((const struct kq_partitioner_ops *)ops)
+			 ->init(&in->host, &in->state);
+		break;
+	case KQ_PLUGIN_STORAGE:
+		rv = ((const struct kq_storage_ops *)ops)
+			 ->init(&in->host, &in->state);
+		break;
+	case KQ_PLUGIN_CONSENSUS:
+		rv = ((const struct kq_consensus_ops *)ops)
+			 ->init(&in->host, &in->state);
+		break;
+	default: rv = KQ_EKIND;
+	}
+	if (rv != 0)
+		kq__error("%s module %s: init failed: %s",
+			  kq__kind_name(in->mod.desc->kind), in->mod.name,
+			  kq_strerror(rv));
+	else
+		in->started = 1;
+	return rv;
+}
+
+static void fini_instance(struct kq__instance *in)
+{
+	const void *ops;
+
+	if (!in->mod.desc)
+		return;
+	ops = in->mod.desc->ops;
+	if (in->started) {
+		switch (in->mod.desc->kind) {
+		case KQ_PLUGIN_TRANSPORT:
+			((const struct kq_transport_ops *)ops)->fini(in->state);
+			break;
+		case KQ_PLUGIN_PARTITIONER:
+			((const struct kq_partitioner_ops *)ops)
+			    ->fini(in->state);
+			break;
+		case KQ_PLUGIN_STORAGE:
+			((const struct kq_storage_ops *)ops)->fini(in->state);
+			break;
+		case KQ_PLUGIN_CONSENSUS:
+			((const struct kq_consensus_ops *)ops)->fini(in->state);
+			break;
+		}
+	}
+	in->started = 0;
+	kq__module_unload(&in->mod);
+}
+
+/* ------------------------------------------------------------ flushing */
+
+static void on_idle(uv_idle_t *h);
+
+/* An active idle handle keeps the loop from blocking in poll, so the
+ * flush runs right after the callbacks that queued work. */
+void kq__broker_wake(struct kq_broker *b)
+{
+	if (b->stopping < 2 && !uv_is_active((uv_handle_t *)&b->idle))
+		uv_idle_start(&b->idle, on_idle);
+}
+
+void kq__broker_complete(struct kq_broker *b, struct kq_req *req,
+			 int status)
+{
+	req->impl[6] = NULL;
+	req->impl[7] = (void *)(intptr_t)status;
+	*b->done_tail = req;
+	b->done_tail = (struct kq_req **)&req->impl[6];
+	kq__broker_wake(b);
+}
+
+static void deliver_done(struct kq_broker *b)
+{
+	struct kq_req *req = b->done;
+
+	b->done = NULL;
+	b->done_tail = &b->done;
+	while (req) {
+		struct kq_req *next = req->impl[6];
+
+		req->cb(req, (int)(intptr_t)req->impl[7]);
+		req = next;
+	}
+}
+
+static void try_finish(struct kq_broker *b);
+
+void kq__broker_flush(struct kq_broker *b)
+{
+	kq__batch_flush(b);
+	kq__plog_flush(b);
+	deliver_done(b);
+	if (!b->dirty && !b->sync_list && !b->done &&
+	    uv_is_active((uv_handle_t *)&b->idle))
+		uv_idle_stop(&b->idle);
+	if (b->stopping && !b->stopping_transports)
+		try_finish(b);
+}
+
+static void on_check(uv_check_t *h)
+{
+	kq__broker_flush(h->data);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+	kq__broker_flush(h->data);
+}
+
+static void on_sync_timer(uv_timer_t *t)
+{
+	kq__plog_sync_all(t->data);
+}
+
+static void on_retention_timer(uv_timer_t *t)
+{
+	struct kq_broker *b = t->data;
+	struct kq__map_entry *e = NULL;
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	while ((e = kq__map_next(&b->topics, e))) {
+		struct kq__topic *tp = e->value;
+
+		if (tp->retention_ms < 0 && tp->retention_bytes < 0)
+			continue;
+		for (uint32_t i = 0; i < tp->nparts; i++) {
+			int n = b->sops->retain(tp->parts[i].plog.log, now);
+
+			if (n > 0)
+				kq__info("partition %s-%u: retention deleted "
+					 "%d segment(s)",
+					 tp->name, i, n);
+		}
+	}
+}
+
+/* ------------------------------------------------------------ stopping */
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct kq_broker *b = h->data;
+
+	if (b->stopping) {
+		kq__warn("second %s: exiting now", strsignal(signum));
+		exit(1);
+	}
+	kq__info("%s: stopping", strsignal(signum));
+	kq__broker_stop(b);
+}
+
+static void transport_stopped(void *ctx)
+{
+	struct kq_broker *b = ctx;
+
+	b->stopping_transports--;
+	kq__broker_wake(b);
+}
+
+static int logs_busy(struct kq_broker *b)
+{
+	if (b->works || b->sync_list || b->dirty || b->done)
+		return 1;
+	for (struct kq_plog *pl = b->all_logs; pl; pl = pl->next_all)
+		if (pl->waiting || pl->running)
+			return 1;
+	return 0;
+}
+
+static void close_all_topics(struct kq_broker *b)
+{
+	struct kq__map_entry *e;
+
+	while ((e = kq__map_next(&b->topics, NULL))) {
+		struct kq__topic *t = e->value;
+
+		kq__map_del(&b->topics, t->name, strlen(t->name));
+		kq__topic_free(b, t);
+	}
+}
+
+static void close_handles(struct kq_broker *b)
+{
+	uv_handle_t *hs[] = {
+	    (uv_handle_t *)&b->check,      (uv_handle_t *)&b->idle,
+	    (uv_handle_t *)&b->sync_timer, (uv_handle_t *)&b->retention_timer,
+	    (uv_handle_t *)&b->sigint,     (uv_handle_t *)&b->sigterm,
+	};
+
+	for (size_t i = 0; i < sizeof(hs) / sizeof(*hs); i++)
+		if (!uv_is_closing(hs[i]))
+			uv_close(hs[i], NULL);
+}
+
+/* Everything in flight is done: sync what is left and close. */
+static void try_finish(struct kq_broker *b)
+{
+	if (b->stopping > 1 || logs_busy(b))
+		return;
+	/* A last sync of every log, whatever the policy. */
+	for (struct kq_plog *pl = b->all_logs; pl; pl = pl->next_all) {
+		int rv = b->sops->sync(pl->log);
+
+		if (rv != 0) {
+			kq__error("final sync of %s failed: %s", pl->dir,
+				  kq_strerror(rv));
+			b->exit_code = 1;
+		}
+	}
+	b->stopping = 2;
+	kq__sessions_close_all(b);
+	close_all_topics(b);
+	kq__meta_close(b);
+	close_handles(b);
+	kq__info("stopped");
+}
+
+void kq__broker_stop(struct kq_broker *b)
+{
+	if (b->stopping)
+		return;
+	b->stopping = 1;
+	b->stopping_transports = 0;
+	for (size_t i = 0; i < b->ntransports; i++) {
+		struct kq__instance *in = &b->transports[i];
+
+		if (!in->started)
+			continue;
+		b->stopping_transports++;
+		((const struct kq_transport_ops *)in->mod.desc->ops)
+		    ->stop(in->state, transport_stopped, b);
+	}
+	kq__broker_wake(b);
+}
+
+/* ------------------------------------------------------------ opening */
+
+static int load_all(struct kq_broker *b)
+{
+	const struct kq__config *cfg = b->cfg;
+	char **dirs = kq__plugin_dirs(cfg->plugin_path, cfg->nplugin_path);
+	size_t i;
+	int rv;
+
+	b->transports = calloc(cfg->ntransports, sizeof(*b->transports));
+	b->partitioners = calloc(cfg->npartitioners, sizeof(*b->partitioners));
+	if (!b->transports || !b->partitioners) {
+		kq__plugin_dirs_free(dirs);
+		return -ENOMEM;
+	}
+	rv = load_instance(b, &b->storage, cfg->storage, KQ_PLUGIN_STORAGE,
+			   dirs);
+	if (rv == 0)
+		rv = load_instance(b, &b->consensus, cfg->consensus,
+				   KQ_PLUGIN_CONSENSUS, dirs);
+	for (i = 0; rv == 0 && i < cfg->npartitioners; i++) {
+		rv = load_instance(b, &b->partitioners[i], cfg->partitioners[i],
+				   KQ_PLUGIN_PARTITIONER, dirs);
+		b->npartitioners += rv == 0;
+	}
+	for (i = 0; rv == 0 && i < cfg->ntransports; i++) {
+		rv = load_instance(b, &b->transports[i], cfg->transports[i],
+				   KQ_PLUGIN_TRANSPORT, dirs);
+		b->ntransports += rv == 0;
+	}
+	kq__plugin_dirs_free(dirs);
+	return rv;
+}
+
+static int init_all(struct kq_broker *b)
+{
+	size_t i;
+	int rv;
+
+	rv = init_instance(&b->storage);
+	if (rv == 0)
+		rv = init_instance(&b->consensus);
+	for (i = 0; rv == 0 && i < b->npartitioners; i++)
+		rv = init_instance(&b->partitioners[i]);
+	if (rv != 0)
+		return rv;
+	b->sops = b->storage.mod.desc->ops;
+	b->cops = b->consensus.mod.desc->ops;
+	b->sync_policy = KQ_SYNC_ALWAYS;
+	b->sync_interval_ms = 1000;
+	if (b->sops->sync_policy)
+		b->sync_policy = b->sops->sync_policy(b->storage.state,
+						      &b->sync_interval_ms);
+	if (b->sync_interval_ms == 0)
+		b->sync_interval_ms = 1;
+	return 0;
+}
+
+static int start_transports(struct kq_broker *b)
+{
+	for (size_t i = 0; i < b->ntransports; i++) {
+		struct kq__instance *in = &b->transports[i];
+		const struct kq_transport_ops *ops = in->mod.desc->ops;
+		int rv = init_instance(in);
+
+		if (rv != 0)
+			return rv;
+		rv = ops->start(in->state);
+		if (rv != 0) {
+			kq__error("transport %s: cannot start: %s",
+				  in->mod.name, kq_strerror(rv));
+			return rv;
+		}
+	}
+	return 0;
+}
+
+int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
+		    struct kq_broker **out)
+{
+	struct kq_broker *b = calloc(1, sizeof(*b));
+	char dir[4096];
+	int rv;
+
+	if (!b)
+		return -ENOMEM;
+	b->loop = loop;
+	b->cfg = cfg;
+	b->done_tail = &b->done;
+	b->sub_waiting_tail = &b->sub_waiting;
+	snprintf(dir, sizeof(dir), "%s/kafkaesque-%d", cfg->data_dir,
+		 cfg->broker_id);
+	b->dir = strdup(dir);
+	*out = b;
+
+	uv_check_init(loop, &b->check);
+	uv_idle_init(loop, &b->idle);
+	uv_timer_init(loop, &b->sync_timer);
+	uv_timer_init(loop, &b->retention_timer);
+	uv_signal_init(loop, &b->sigint);
+	uv_signal_init(loop, &b->sigterm);
+	b->check.data = b->idle.data = b->sync_timer.data = b;
+	b->retention_timer.data = b->sigint.data = b->sigterm.data = b;
+
+	rv = make_dirs(b->dir);
+	if (rv != 0) {
+		kq__error("data folder %s: %s", b->dir, kq_strerror(rv));
+		return rv;
+	}
+	rv = lock_dir(b->dir);
+	if (rv < 0) {
+		kq__error("data folder %s: %s", b->dir,
+			  rv == -EBUSY ? "in use by another broker"
+				       : kq_strerror(rv));
+		return rv;
+	}
+	rv = load_all(b);
+	if (rv == 0)
+		rv = init_all(b);
+	if (rv != 0)
+		return rv;
+	rv = kq__meta_open(b);
+	if (rv != 0)
+		return rv;
+	rv = start_transports(b);
+	if (rv != 0)
+		return rv;
+	uv_check_start(&b->check, on_check);
+	kq__broker_wake(b);
+	if (b->sync_policy == KQ_SYNC_INTERVAL)
+		uv_timer_start(&b->sync_timer, on_sync_timer,
+			       b->sync_interval_ms, b->sync_interval_ms);
+	uv_timer_start(&b->retention_timer, on_retention_timer,
+		       RETENTION_CHECK_MS, RETENTION_CHECK_MS);
+	uv_signal_start(&b->sigint, on_signal, SIGINT);
+	uv_signal_start(&b->sigterm, on_signal, SIGTERM);
+	kq__info("broker %d ready: data in %s, %zu topic(s), storage %s, "
+		 "consensus %s",
+		 cfg->broker_id, b->dir, b->topics.count, cfg->storage,
+		 cfg->consensus);
+	return 0;
+}
+
+void kq__broker_close(struct kq_broker *b)
+{
+	size_t i;
+
+	if (!b)
+		return;
+	if (b->stopping < 2) {
+		/* Start-up failed: release the loop's handles before the
+		 * memory holding them goes. */
+		b->stopping = 2;
+		close_handles(b);
+		uv_run(b->loop, UV_RUN_NOWAIT);
+	}
+	close_all_topics(b);
+	kq__meta_close(b);
+	for (i = 0; i < b->ntransports; i++)
+		fini_instance(&b->transports[i]);
+	for (i = 0; i < b->npartitioners; i++)
+		fini_instance(&b->partitioners[i]);
+	fini_instance(&b->consensus);
+	fini_instance(&b->storage);
+	free(b->transports);
+	free(b->partitioners);
+	kq__map_free(&b->topics);
+	kq__map_free(&b->subs);
+	kq__map_free(&b->creating);
+	free(b->dir);
+	free(b);
+}

@@ -1,0 +1,235 @@
+/* The broker: modules wired together around one libuv loop.  Internal to
+ * the core; transports see it only through struct kq_broker_api. */
+#ifndef KQ_CORE_BROKER_H
+#define KQ_CORE_BROKER_H
+
+#include <kafkaesque/kafkaesque.h>
+
+#include "conf.h"
+#include "map.h"
+#include "plugin.h"
+
+struct kq_broker;
+struct kq__topic;
+struct kq__group;
+
+/* A log lent to the consensus module: the storage log plus grouped,
+ * asynchronous syncs. */
+struct kq_plog {
+	struct kq_broker *b;
+	struct kq_log *log;            /* storage-owned */
+	char *dir;
+	struct kq_sync_req *waiting;   /* covered by the next sync (FIFO) */
+	struct kq_sync_req **waiting_tail;
+	struct kq_sync_req *running;   /* covered by the sync in flight */
+	uv_work_t work;
+	int sync_running;
+	int sync_status;
+	int unsynced;                  /* appends since the last sync began */
+	int listed;                    /* on b->sync_list */
+	struct kq_plog *next_listed;
+	struct kq_plog *prev_all, *next_all;
+};
+
+/* Publishes waiting for the end of the loop turn, proposed together. */
+struct kq__batch {
+	struct kq_propose_req preq;
+	struct kq__partition *part;
+	struct kq_req **reqs;
+	uint32_t *lens;                /* message lengths */
+	uint32_t *klens;               /* key lengths (key follows message) */
+	size_t n, cap;
+	char *buf;
+	size_t used, bufcap;
+};
+
+struct kq__partition {
+	struct kq__topic *topic;
+	uint32_t id;
+	struct kq_plog plog;
+	struct kq_group *group;        /* consensus-owned */
+	struct kq__batch *batch;       /* NULL when nothing waits */
+	struct kq__partition *next_dirty;
+	int dirty;
+};
+
+/* A consumer group of one topic: members (live subscriptions, in join
+ * order), current owners and committed offsets. */
+struct kq__member {
+	uint64_t sub_id;
+	uint32_t cap;
+	struct kq_session *session;
+	struct kq__group *group;
+	struct kq__member *next_in_session;
+};
+
+struct kq__group {
+	char *name;
+	struct kq__topic *topic;
+	struct kq__member **members;
+	size_t nmembers;
+	uint64_t *owner;               /* [nparts] sub id, 0 = none */
+	uint64_t *committed;           /* [nparts] next offset to read */
+	struct kq__group *next;
+};
+
+struct kq__topic {
+	char *name;
+	uint32_t nparts;
+	uint32_t replicas;
+	size_t partitioner;            /* index into b->partitioners */
+	int64_t retention_ms;
+	int64_t retention_bytes;
+	uint64_t seq, keyless_seq;
+	struct kq__partition *parts;
+	struct kq__group *groups;
+};
+
+struct kq_session {
+	struct kq_broker *b;
+	struct kq__member *members;    /* subscriptions made here */
+	int closed;
+	unsigned refs;                 /* requests and reads in flight + 1 */
+	struct kq_session *prev, *next;
+};
+
+/* A module instance: the module, its host table and its state. */
+struct kq__instance {
+	struct kq__module mod;
+	struct kq_host host;
+	void *state;
+	int started;
+};
+
+struct kq_broker {
+	uv_loop_t *loop;
+	struct kq__config *cfg;
+	char *dir;                     /* <data_dir>/kafkaesque-<id> */
+
+	struct kq__instance *transports;
+	size_t ntransports;
+	struct kq__instance *partitioners;
+	size_t npartitioners;
+	struct kq__instance storage;
+	struct kq__instance consensus;
+	const struct kq_storage_ops *sops;
+	const struct kq_consensus_ops *cops;
+	int sync_policy;
+	uint32_t sync_interval_ms;
+
+	struct kq__map topics;         /* name -> struct kq__topic */
+	struct kq__map subs;           /* sub id (8 bytes) -> kq__member */
+	struct kq__map creating;       /* topic names being created */
+	struct kq_plog meta_log;
+	struct kq_group *meta_group;
+	uint64_t next_sub_id;          /* next id to hand out */
+	uint64_t sub_id_limit;         /* ids below this are reserved */
+	int reserving;                 /* a reservation is being committed */
+	struct kq_req *sub_waiting;    /* SUBS waiting for ids (FIFO) */
+	struct kq_req **sub_waiting_tail;
+
+	struct kq__partition *dirty;   /* partitions with a batch */
+	struct kq_plog *sync_list;     /* logs with syncs requested */
+	struct kq_plog *all_logs;
+	struct kq_req *done;           /* completions to deliver (FIFO) */
+	struct kq_req **done_tail;
+	unsigned works;                /* syncs running on worker threads */
+	uv_check_t check;
+	uv_idle_t idle;
+	uv_timer_t sync_timer;
+	uv_timer_t retention_timer;
+	uv_signal_t sigint, sigterm;
+
+	struct kq_session *sessions;
+	unsigned stopping_transports;
+	int stopping;
+	int exit_code;
+	void (*on_ready)(struct kq_broker *b);
+};
+
+/* Creates a broker on `loop` from a validated configuration (borrowed
+ * until kq__broker_close).  Loads and initialises every module, recovers
+ * the data folder and starts the transports.  Errors are logged as one
+ * line each and returned. */
+int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
+		    struct kq_broker **out);
+
+/* Starts a graceful stop: transports stop accepting, work in flight
+ * finishes, logs are synced; the loop then runs out of handles. */
+void kq__broker_stop(struct kq_broker *b);
+
+/* Frees the broker after the loop has stopped. */
+void kq__broker_close(struct kq_broker *b);
+
+/* Internal plumbing shared by the core's files. */
+extern const struct kq_broker_api kq__broker_api;
+extern const struct kq_log_api kq__log_api;
+
+/* Makes sure the end-of-turn flush runs soon. */
+void kq__broker_wake(struct kq_broker *b);
+/* Queues req's callback with `status` for the end of this loop turn. */
+void kq__broker_complete(struct kq_broker *b, struct kq_req *req,
+			 int status);
+/* Runs batched proposals, syncs and queued completions. */
+void kq__broker_flush(struct kq_broker *b);
+
+/* plog.c */
+int kq__plog_open(struct kq_broker *b, struct kq_plog *pl, const char *dir,
+		  const struct kq_log_options *opts);
+void kq__plog_close(struct kq_plog *pl);
+void kq__plog_flush(struct kq_broker *b);
+void kq__plog_sync_all(struct kq_broker *b);
+
+/* topic.c */
+struct kq__topic *kq__topic_get(struct kq_broker *b, const char *name);
+/* Creates the topic and opens its partitions (an applied metadata
+ * record). */
+int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
+		     uint32_t replicas, size_t partitioner,
+		     int64_t retention_ms, int64_t retention_bytes);
+void kq__topic_free(struct kq_broker *b, struct kq__topic *t);
+struct kq__group *kq__group_get(struct kq__topic *t, const char *name,
+				int create);
+/* Recomputes the group's owners after a join or leave. */
+void kq__group_rebalance(struct kq__group *g);
+
+/* meta.c: the metadata state machine (group 0). */
+int kq__meta_open(struct kq_broker *b);
+void kq__meta_close(struct kq_broker *b);
+/* Proposes a metadata record (JSON text); cb may be NULL. The request is
+ * allocated and freed internally. */
+int kq__meta_propose(struct kq_broker *b, json_t *record,
+		     void (*cb)(void *ctx, int status), void *ctx);
+/* Reserves subscription ids when few are left. */
+void kq__meta_reserve_ids(struct kq_broker *b);
+
+/* api.c */
+void kq__sessions_close_all(struct kq_broker *b);
+void kq__batch_flush(struct kq_broker *b);
+void kq__subscribe_resume(struct kq_broker *b, int status);
+
+/* consume.c and query.c: the read side of kq__broker_api. */
+int kq__consume_open(struct kq_session *s, struct kq_consume *c,
+		     const char *topic, uint64_t sub_id, int64_t from,
+		     uint64_t max, char *errmsg, size_t errlen);
+int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
+		     void *ctx, char *errmsg, size_t errlen);
+uint64_t kq__consume_close(struct kq_consume *c);
+int kq__list_topics(struct kq_broker *b,
+		    void (*cb)(void *ctx, const char *name, uint32_t n),
+		    void *ctx);
+int kq__describe(struct kq_broker *b, const char *topic,
+		 void (*cb)(void *ctx, const struct kq_partition_info *p),
+		 void *ctx, char *errmsg, size_t errlen);
+int kq__assignment(struct kq_broker *b, const char *topic, uint64_t sub_id,
+		   void (*cb)(void *ctx, uint32_t partition), void *ctx,
+		   char *errmsg, size_t errlen);
+int kq__groups(struct kq_broker *b, const char *topic,
+	       void (*cb)(void *ctx, const char *group, uint64_t sub_id,
+			  const uint32_t *parts, uint32_t nparts),
+	       void *ctx, char *errmsg, size_t errlen);
+int kq__brokers(struct kq_broker *b,
+		void (*cb)(void *ctx, const struct kq_broker_info *bi),
+		void *ctx);
+
+#endif /* KQ_CORE_BROKER_H */

@@ -1,0 +1,67 @@
+/* The broker's configuration: one JSON document (jansson), validated up
+ * front so that every mistake is reported with its JSON path. */
+#ifndef KQ_CORE_CONF_H
+#define KQ_CORE_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct kq__peer {
+	int id;
+	char *host;      /* client address */
+	int port;        /* client port */
+	int raft_port;
+};
+
+/* Command-line values that override the file (0/NULL: not given). */
+struct kq__overrides {
+	int broker_id;
+	int port;
+	int raft_port;
+	const char *data_dir;
+};
+
+struct kq__config {
+	json_t *root;                /* the whole document, owned */
+	int broker_id;
+	char *data_dir;              /* as configured (parent of kafkaesque-N) */
+	char **transports;
+	size_t ntransports;
+	char **partitioners;         /* first is the default */
+	size_t npartitioners;
+	char *storage;
+	char *consensus;
+	char **plugin_path;
+	size_t nplugin_path;
+	uint32_t default_partitions;
+	uint32_t max_partitions;
+	int64_t retention_ms;        /* -1: forever */
+	int64_t retention_bytes;     /* -1: unbounded */
+	uint32_t request_timeout_ms;
+	int log_level;
+	int raft_port;               /* 0 without a cluster section */
+	struct kq__peer *peers;
+	size_t npeers;
+};
+
+/* The configuration used when no file is given: a standalone broker. */
+extern const char kq__default_config[];
+
+/* Loads `path` (NULL: the embedded default), applies `ov` and validates.
+ * On failure returns KQ_ECONFIG with one line in err (path and reason).
+ * On success *cfg is owned by the caller: release with kq__config_free. */
+int kq__config_load(const char *path, const struct kq__overrides *ov,
+		    struct kq__config *cfg, char *err, size_t errlen);
+
+/* Same, from a JSON text. */
+int kq__config_parse(const char *text, const struct kq__overrides *ov,
+		     struct kq__config *cfg, char *err, size_t errlen);
+
+void kq__config_free(struct kq__config *cfg);
+
+/* The section of module `name` (borrowed from cfg->root), or NULL. */
+json_t *kq__config_section(const struct kq__config *cfg, const char *name);
+
+#endif /* KQ_CORE_CONF_H */

@@ -1,0 +1,229 @@
+/* The metadata state machine: topics, committed group offsets and
+ * reserved subscription ids, as JSON records of consensus group 0, applied
+ * in offset order on every broker. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+
+/* Subscription ids are reserved in blocks so that ids stay unique across
+ * restarts without a metadata write per SUBS. */
+#define SUB_ID_BLOCK 1000
+
+struct meta_prop {
+	struct kq_propose_req preq;
+	void (*cb)(void *ctx, int status);
+	void *ctx;
+};
+
+static size_t partitioner_index(struct kq_broker *b, const char *name)
+{
+	for (size_t i = 0; i < b->npartitioners; i++)
+		if (strcmp(b->partitioners[i].mod.name, name) == 0)
+			return i;
+	return (size_t)-1;
+}
+
+static void apply_topic(struct kq_broker *b, json_t *rec)
+{
+	const char *name = json_string_value(json_object_get(rec, "name"));
+	const char *part = json_string_value(json_object_get(rec,
+							     "partitioner"));
+	json_int_t n = json_integer_value(json_object_get(rec, "partitions"));
+	json_int_t replicas = json_integer_value(json_object_get(rec,
+								 "replicas"));
+	json_t *rms = json_object_get(rec, "retention_ms");
+	json_t *rbytes = json_object_get(rec, "retention_bytes");
+	size_t pi = 0;
+	int rv;
+
+	if (!name || n < 1 || n > 100000) {
+		kq__error("metadata: malformed topic record");
+		return;
+	}
+	if (kq__topic_get(b, name))
+		return;
+	if (part) {
+		pi = partitioner_index(b, part);
+		if (pi == (size_t)-1) {
+			kq__warn("topic %s: partitioner %s is not loaded; "
+				 "using %s",
+				 name, part, b->partitioners[0].mod.name);
+			pi = 0;
+		}
+	}
+	rv = kq__topic_create(b, name, (uint32_t)n,
+			      replicas > 0 ? (uint32_t)replicas : 1, pi,
+			      rms ? json_integer_value(rms) : -1,
+			      rbytes ? json_integer_value(rbytes) : -1);
+	if (rv != 0)
+		kq__error("topic %s: cannot open its partitions: %s", name,
+			  kq_strerror(rv));
+}
+
+static void apply_offsets(struct kq_broker *b, json_t *rec)
+{
+	const char *topic = json_string_value(json_object_get(rec, "topic"));
+	const char *group = json_string_value(json_object_get(rec, "group"));
+	json_t *offsets = json_object_get(rec, "offsets"), *pair;
+	struct kq__topic *t = topic ? kq__topic_get(b, topic) : NULL;
+	struct kq__group *g;
+	size_t i;
+
+	if (!t || !group || !json_is_array(offsets))
+		return;
+	g = kq__group_get(t, group, 1);
+	if (!g)
+		return;
+	json_array_foreach(offsets, i, pair)
+	{
+		json_int_t p = json_integer_value(json_array_get(pair, 0));
+		json_int_t off = json_integer_value(json_array_get(pair, 1));
+
+		if (p >= 0 && p < (json_int_t)t->nparts && off >= 0 &&
+		    (uint64_t)off > g->committed[p])
+			g->committed[p] = (uint64_t)off;
+	}
+}
+
+static void apply(void *ctx, const struct kq_record *r)
+{
+	struct kq_broker *b = ctx;
+	json_error_t jerr;
+	json_t *rec;
+	const char *type;
+
+	if (r->flags & KQ_RECORD_CONTROL)
+		return;
+	rec = json_loadb(r->value, r->value_len, 0, &jerr);
+	if (!rec) {
+		kq__error("metadata record %" PRIu64 ": %s", r->offset,
+			  jerr.text);
+		return;
+	}
+	type = json_string_value(json_object_get(rec, "type"));
+	if (!type) {
+		kq__error("metadata record %" PRIu64 ": no type", r->offset);
+	} else if (strcmp(type, "topic") == 0) {
+		apply_topic(b, rec);
+	} else if (strcmp(type, "offsets") == 0) {
+		apply_offsets(b, rec);
+	} else if (strcmp(type, "sub_ids") == 0) {
+		json_int_t limit = json_integer_value(json_object_get(rec,
+								      "limit"));
+
+		if (limit > 0 && (uint64_t)limit > b->sub_id_limit)
+			b->sub_id_limit = (uint64_t)limit;
+	} else {
+		kq__warn("metadata record %" PRIu64 ": unknown type %s",
+			 r->offset, type);
+	}
+	json_decref(rec);
+}
+
+static void proposed(struct kq_propose_req *preq, int status)
+{
+	struct meta_prop *mp = preq->data;
+
+	if (status != 0)
+		kq__error("metadata write failed: %s", kq_strerror(status));
+	if (mp->cb)
+		mp->cb(mp->ctx, status);
+	free(mp);
+}
+
+int kq__meta_propose(struct kq_broker *b, json_t *record,
+		     void (*cb)(void *ctx, int status), void *ctx)
+{
+	struct meta_prop *mp = calloc(1, sizeof(*mp));
+	struct kq_record rec;
+	char *text = json_dumps(record, JSON_COMPACT);
+	int rv;
+
+	if (!mp || !text) {
+		free(mp);
+		free(text);
+		return -ENOMEM;
+	}
+	memset(&rec, 0, sizeof(rec));
+	rec.value = text;
+	rec.value_len = (uint32_t)strlen(text);
+	mp->cb = cb;
+	mp->ctx = ctx;
+	mp->preq.data = mp;
+	rv = b->cops->propose(b->meta_group, &mp->preq, &rec, 1, proposed);
+	free(text);
+	if (rv != 0)
+		free(mp);
+	return rv;
+}
+
+static void reserved(void *ctx, int status)
+{
+	struct kq_broker *b = ctx;
+
+	b->reserving = 0;
+	kq__subscribe_resume(b, status);
+}
+
+void kq__meta_reserve_ids(struct kq_broker *b)
+{
+	json_t *rec;
+	int rv;
+
+	if (b->reserving || b->sub_id_limit > b->next_sub_id + SUB_ID_BLOCK / 2)
+		return;
+	rec = json_pack("{s:s, s:I}", "type", "sub_ids", "limit",
+			(json_int_t)(b->sub_id_limit + SUB_ID_BLOCK));
+	rv = rec ? kq__meta_propose(b, rec, reserved, b) : -ENOMEM;
+	json_decref(rec);
+	if (rv == 0)
+		b->reserving = 1;
+	else
+		kq__error("cannot reserve subscription ids: %s",
+			  kq_strerror(rv));
+}
+
+int kq__meta_open(struct kq_broker *b)
+{
+	struct kq_log_options opts = {0, -1, -1};
+	struct kq_group_config gc;
+	char dir[4096];
+	int rv;
+
+	snprintf(dir, sizeof(dir), "%s/__meta", b->dir);
+	rv = kq__plog_open(b, &b->meta_log, dir, &opts);
+	if (rv != 0)
+		return rv;
+	memset(&gc, 0, sizeof(gc));
+	gc.id = 0;
+	gc.name = "meta";
+	gc.log = &b->meta_log;
+	gc.replicas = &b->cfg->broker_id;
+	gc.nreplicas = 1;
+	gc.apply = apply;
+	gc.apply_ctx = b;
+	b->sub_id_limit = 1;
+	rv = b->cops->group_open(b->consensus.state, &gc, &b->meta_group);
+	if (rv != 0) {
+		kq__error("metadata group: %s", kq_strerror(rv));
+		kq__plog_close(&b->meta_log);
+		return rv;
+	}
+	/* Ids below the limit may have been handed out by an earlier run. */
+	b->next_sub_id = b->sub_id_limit;
+	kq__meta_reserve_ids(b);
+	return 0;
+}
+
+void kq__meta_close(struct kq_broker *b)
+{
+	if (b->meta_group)
+		b->cops->group_close(b->meta_group);
+	b->meta_group = NULL;
+	kq__plog_close(&b->meta_log);
+}

@@ -1,0 +1,211 @@
+#include "plugin.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kafkaesque/error.h>
+
+#ifndef KQ_PKGLIBDIR
+#define KQ_PKGLIBDIR "/usr/local/lib/kafkaesque"
+#endif
+#ifndef KQ_BUILDDIR
+#define KQ_BUILDDIR ""
+#endif
+
+const char *kq__kind_name(enum kq_plugin_kind kind)
+{
+	switch (kind) {
+	case KQ_PLUGIN_TRANSPORT: return "transport";
+	case KQ_PLUGIN_PARTITIONER: return "partitioner";
+	case KQ_PLUGIN_STORAGE: return "storage";
+	case KQ_PLUGIN_CONSENSUS: return "consensus";
+	}
+	return "unknown";
+}
+
+/* True when the running binary sits at the top of the build tree, where
+ * the uninstalled modules are the ones that match it. */
+static int running_from_build_tree(void)
+{
+	char exe[PATH_MAX], build[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n <= 0 || KQ_BUILDDIR[0] == '\0')
+		return 0;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	if (!realpath(KQ_BUILDDIR, build))
+		return 0;
+	return strcmp(exe, build) == 0;
+}
+
+static void push(char ***dirs, size_t *n, const char *dir)
+{
+	*dirs = realloc(*dirs, (*n + 2) * sizeof(char *));
+	(*dirs)[(*n)++] = strdup(dir);
+	(*dirs)[*n] = NULL;
+}
+
+char **kq__plugin_dirs(char *const *extra, size_t nextra)
+{
+	char **dirs = NULL;
+	size_t n = 0, i;
+	const char *env = getenv("KQ_PLUGIN_PATH");
+
+	for (i = 0; i < nextra; i++)
+		push(&dirs, &n, extra[i]);
+	if (env && *env) {
+		char *copy = strdup(env), *save = NULL, *tok;
+
+		for (tok = strtok_r(copy, ":", &save); tok;
+		     tok = strtok_r(NULL, ":", &save))
+			push(&dirs, &n, tok);
+		free(copy);
+	}
+	if (running_from_build_tree())
+		push(&dirs, &n, KQ_BUILDDIR "/plugins");
+	else
+		push(&dirs, &n, KQ_PKGLIBDIR);
+	return dirs;
+}
+
+void kq__plugin_dirs_free(char **dirs)
+{
+	for (char **d = dirs; d && *d; d++)
+		free(*d);
+	free(dirs);
+}
+
+static int ltdl_ready(void)
+{
+	static int done;
+
+	if (!done) {
+		if (lt_dlinit() != 0)
+			return -1;
+		done = 1;
+	}
+	return 0;
+}
+
+/* Opens `base` (no extension) trying libtool's .la then .so, and records
+ * the path of the shared object that was found. */
+static lt_dlhandle open_one(const char *base, char **path)
+{
+	lt_dlhandle h = lt_dlopenext(base);
+	const lt_dlinfo *info;
+
+	if (h) {
+		info = lt_dlgetinfo(h);
+		*path = strdup(info && info->filename ? info->filename : base);
+	}
+	return h;
+}
+
+static void append(char *buf, size_t len, const char *s)
+{
+	size_t used = strlen(buf), n = strlen(s);
+
+	/* Truncates quietly: the list of paths tried is only a hint. */
+	if (used + 1 >= len)
+		return;
+	if (n > len - used - 1)
+		n = len - used - 1;
+	memcpy(buf + used, s, n);
+	buf[used + n] = '\0';
+}
+
+int kq__module_load(const char *name, enum kq_plugin_kind kind,
+		    char *const *dirs, struct kq__module *out, char *err,
+		    size_t errlen)
+{
+	char tried[1024] = "", base[PATH_MAX];
+	const char *why = "file not found";
+	kq_plugin_entry_fn entry;
+	const struct kq_plugin_desc *desc;
+	const char *kname = kq__kind_name(kind);
+	lt_dlhandle h = NULL;
+	char *path = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (ltdl_ready() != 0) {
+		snprintf(err, errlen, "%s module %s: libltdl: %s", kname, name,
+			 lt_dlerror());
+		return KQ_EINTERNAL;
+	}
+	if (strchr(name, '/')) {
+		h = open_one(name, &path);
+		snprintf(tried, sizeof(tried), "%s", name);
+		if (!h)
+			why = lt_dlerror();
+	} else {
+		for (char *const *d = dirs; *d && !h; d++) {
+			snprintf(base, sizeof(base), "%s/%s", *d, name);
+			if (tried[0])
+				append(tried, sizeof(tried), ", ");
+			append(tried, sizeof(tried), base);
+			h = open_one(base, &path);
+			/* A file that exists but fails to load explains more
+			 * than "not found" does. */
+			if (!h) {
+				const char *e = lt_dlerror();
+
+				if (e && !strstr(e, "file not found"))
+					why = e;
+			}
+		}
+	}
+	if (!h) {
+		snprintf(err, errlen, "%s module %s: cannot load (tried %s): %s",
+			 kname, name, tried, why);
+		return -ENOENT;
+	}
+	entry = (kq_plugin_entry_fn)(uintptr_t)lt_dlsym(h, KQ_PLUGIN_ENTRY);
+	if (!entry) {
+		snprintf(err, errlen, "%s module %s: %s: no %s symbol", kname,
+			 name, path, KQ_PLUGIN_ENTRY);
+		lt_dlclose(h);
+		free(path);
+		return KQ_ENOENTRY;
+	}
+	desc = entry();
+	if (!desc || desc->abi != KQ_PLUGIN_ABI) {
+		snprintf(err, errlen,
+			 "%s module %s: %s: built for plugin ABI %u, this "
+			 "broker speaks ABI %u",
+			 kname, name, path, desc ? desc->abi : 0u,
+			 (unsigned)KQ_PLUGIN_ABI);
+		lt_dlclose(h);
+		free(path);
+		return KQ_EABI;
+	}
+	if (desc->kind != kind || !desc->ops) {
+		snprintf(err, errlen, "%s module %s: %s: is a %s module", kname,
+			 name, path, kq__kind_name(desc->kind));
+		lt_dlclose(h);
+		free(path);
+		return KQ_EKIND;
+	}
+	out->name = strdup(name);
+	out->path = path;
+	out->handle = h;
+	out->desc = desc;
+	return 0;
+}
+
+void kq__module_unload(struct kq__module *m)
+{
+	if (m->handle)
+		lt_dlclose(m->handle);
+	free(m->name);
+	free(m->path);
+	memset(m, 0, sizeof(*m));
+}

@@ -1,0 +1,175 @@
+/* Read-only queries answered from this broker's view: LIST, DESC, ASGN,
+ * GRPS and STAT. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+
+static int by_name(const void *a, const void *b)
+{
+	const struct kq__topic *x = *(struct kq__topic *const *)a;
+	const struct kq__topic *y = *(struct kq__topic *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+int kq__list_topics(struct kq_broker *b,
+		    void (*cb)(void *ctx, const char *name, uint32_t n),
+		    void *ctx)
+{
+	struct kq__topic **all = malloc((b->topics.count + 1) * sizeof(*all));
+	struct kq__map_entry *e = NULL;
+	size_t n = 0, i;
+
+	if (!all)
+		return -ENOMEM;
+	while ((e = kq__map_next(&b->topics, e)))
+		all[n++] = e->value;
+	qsort(all, n, sizeof(*all), by_name);
+	for (i = 0; i < n; i++)
+		cb(ctx, all[i]->name, all[i]->nparts);
+	free(all);
+	return (int)n;
+}
+
+static struct kq__topic *topic_or_fail(struct kq_broker *b, const char *name,
+				       char *errmsg, size_t errlen)
+{
+	struct kq__topic *t = kq__topic_get(b, name);
+
+	if (!t)
+		snprintf(errmsg, errlen, "no topic named %s", name);
+	return t;
+}
+
+int kq__describe(struct kq_broker *b, const char *topic,
+		 void (*cb)(void *ctx, const struct kq_partition_info *p),
+		 void *ctx, char *errmsg, size_t errlen)
+{
+	struct kq__topic *t = topic_or_fail(b, topic, errmsg, errlen);
+	struct kq_partition_info info;
+
+	if (!t)
+		return KQ_ENOTOPIC;
+	for (uint32_t i = 0; i < t->nparts; i++) {
+		struct kq__partition *p = &t->parts[i];
+
+		info.partition = i;
+		info.leader = b->cops->leader(p->group);
+		info.replicas = &b->cfg->broker_id;
+		info.nreplicas = 1;
+		info.start = b->sops->first_offset(p->plog.log);
+		info.end = b->cops->commit_end(p->group);
+		if (info.start > info.end)
+			info.start = info.end;
+		cb(ctx, &info);
+	}
+	return (int)t->nparts;
+}
+
+static struct kq__member *member_or_fail(struct kq_broker *b,
+					 const char *topic, uint64_t sub_id,
+					 char *errmsg, size_t errlen, int *rv)
+{
+	struct kq__member *m;
+
+	if (!kq__topic_get(b, topic)) {
+		snprintf(errmsg, errlen, "no topic named %s", topic);
+		*rv = KQ_ENOTOPIC;
+		return NULL;
+	}
+	m = kq__map_get(&b->subs, &sub_id, sizeof(sub_id));
+	if (!m || strcmp(m->group->topic->name, topic) != 0) {
+		snprintf(errmsg, errlen,
+			 "no subscription %" PRIu64 " on topic %s", sub_id,
+			 topic);
+		*rv = KQ_ENOSUB;
+		return NULL;
+	}
+	return m;
+}
+
+int kq__assignment(struct kq_broker *b, const char *topic, uint64_t sub_id,
+		   void (*cb)(void *ctx, uint32_t partition), void *ctx,
+		   char *errmsg, size_t errlen)
+{
+	int rv = 0, n = 0;
+	struct kq__member *m = member_or_fail(b, topic, sub_id, errmsg,
+					      errlen, &rv);
+
+	if (!m)
+		return rv;
+	for (uint32_t i = 0; i < m->group->topic->nparts; i++)
+		if (m->group->owner[i] == sub_id) {
+			cb(ctx, i);
+			n++;
+		}
+	return n;
+}
+
+int kq__groups(struct kq_broker *b, const char *topic,
+	       void (*cb)(void *ctx, const char *group, uint64_t sub_id,
+			  const uint32_t *parts, uint32_t nparts),
+	       void *ctx, char *errmsg, size_t errlen)
+{
+	struct kq__topic *t = topic_or_fail(b, topic, errmsg, errlen);
+	uint32_t *parts;
+	int count = 0;
+
+	if (!t)
+		return KQ_ENOTOPIC;
+	parts = malloc(t->nparts * sizeof(*parts));
+	if (!parts)
+		return -ENOMEM;
+	for (struct kq__group *g = t->groups; g; g = g->next)
+		for (size_t m = 0; m < g->nmembers; m++) {
+			uint64_t id = g->members[m]->sub_id;
+			uint32_t n = 0;
+
+			for (uint32_t i = 0; i < t->nparts; i++)
+				if (g->owner[i] == id)
+					parts[n++] = i;
+			cb(ctx, g->name, id, parts, n);
+			count++;
+		}
+	free(parts);
+	return count;
+}
+
+int kq__brokers(struct kq_broker *b,
+		void (*cb)(void *ctx, const struct kq_broker_info *bi),
+		void *ctx)
+{
+	const struct kq__config *cfg = b->cfg;
+	struct kq_broker_info bi;
+	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
+
+	if (cfg->npeers == 0) {
+		json_t *t = kq__config_section(cfg, cfg->transports[0]);
+		json_t *host = t ? json_object_get(t, "host") : NULL;
+		json_t *port = t ? json_object_get(t, "port") : NULL;
+
+		bi.id = cfg->broker_id;
+		bi.host = json_is_string(host) ? json_string_value(host)
+					       : "127.0.0.1";
+		bi.port = json_is_integer(port) ? (int)json_integer_value(port)
+						: 8080;
+		bi.up = 1;
+		bi.meta_leader = leader == bi.id;
+		cb(ctx, &bi);
+		return cfg->broker_id;
+	}
+	for (size_t i = 0; i < cfg->npeers; i++) {
+		bi.id = cfg->peers[i].id;
+		bi.host = cfg->peers[i].host;
+		bi.port = cfg->peers[i].port;
+		/* Without a cluster module only this broker is known up. */
+		bi.up = bi.id == cfg->broker_id;
+		bi.meta_leader = leader == bi.id;
+		cb(ctx, &bi);
+	}
+	return cfg->broker_id;
+}

@@ -1,0 +1,261 @@
+/* Consensus module `local`: a lone broker.  A proposal is committed once
+ * the storage holds it durably (by the configured sync policy); records
+ * are then applied in offset order.  It stays as the single-node mode of
+ * the broker next to the replicated `raft` module. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <kafkaesque/consensus.h>
+
+struct local {
+	const struct kq_host *host;
+};
+
+struct proposal {
+	struct kq_sync_req sreq;
+	const struct kq_host *host;
+	struct kq_group *g;             /* NULL once the group closed */
+	struct kq_propose_req *req;
+	uint64_t first, end;
+	struct proposal *prev, *next;
+};
+
+struct kq_group {
+	struct local *l;
+	struct kq_group_config cfg;
+	const struct kq_log_api *logs;
+	uint64_t commit_end;           /* after the last committed record */
+	uint64_t applied_end;          /* after the last applied record */
+	struct proposal *pending;      /* proposals waiting for their sync */
+	int failed;                    /* a write or sync failed */
+};
+
+static int local_init(const struct kq_host *host, void **state)
+{
+	struct local *l;
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)host->config, key, v)
+	{
+		host->log(host, KQ_LOG_ERROR, "local.%s: unknown key", key);
+		return KQ_ECONFIG;
+	}
+	l = host->malloc(sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->host = host;
+	*state = l;
+	return 0;
+}
+
+static void local_fini(void *state)
+{
+	struct local *l = state;
+
+	l->host->free(l);
+}
+
+static int apply_one(void *ctx, const struct kq_record *rec)
+{
+	struct kq_group *g = ctx;
+
+	g->cfg.apply(g->cfg.apply_ctx, rec);
+	return 0;
+}
+
+/* Applies committed records not applied yet. */
+static int apply_committed(struct kq_group *g)
+{
+	uint64_t next;
+	int rv;
+
+	if (!g->cfg.apply) {
+		g->applied_end = g->commit_end;
+		return 0;
+	}
+	while (g->applied_end < g->commit_end) {
+		rv = g->logs->read(g->cfg.log, g->applied_end, g->commit_end,
+				   1 << 20, apply_one, g, &next);
+		if (rv < 0)
+			return rv;
+		if (next <= g->applied_end)
+			break;
+		g->applied_end = next;
+	}
+	return 0;
+}
+
+static int local_group_open(void *state, const struct kq_group_config *cfg,
+			    struct kq_group **out)
+{
+	struct local *l = state;
+	struct kq_group *g = l->host->malloc(sizeof(*g));
+	int rv;
+
+	if (!g)
+		return -ENOMEM;
+	memset(g, 0, sizeof(*g));
+	g->l = l;
+	g->cfg = *cfg;
+	g->logs = l->host->logs;
+	/* Alone, everything the log holds after recovery is committed. */
+	g->applied_end = g->logs->first_offset(cfg->log);
+	g->commit_end = g->logs->next_offset(cfg->log);
+	rv = apply_committed(g);
+	if (rv != 0) {
+		l->host->log(l->host, KQ_LOG_ERROR,
+			     "group %s: replay failed at offset %llu: %s",
+			     cfg->name, (unsigned long long)g->applied_end,
+			     kq_strerror(rv));
+		l->host->free(g);
+		return rv;
+	}
+	*out = g;
+	return 0;
+}
+
+static void unlink_proposal(struct proposal *p)
+{
+	struct kq_group *g = p->g;
+
+	if (!g)
+		return;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		g->pending = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+}
+
+static void synced(struct kq_sync_req *sreq, int status)
+{
+	struct proposal *p = sreq->data;
+	struct kq_group *g = p->g;
+	struct kq_propose_req *req = p->req;
+	int rv = status;
+
+	unlink_proposal(p);
+	if (g) {
+		if (status != 0) {
+			g->failed = 1;
+			rv = KQ_EUNAVAILABLE;
+		} else {
+			if (p->end > g->commit_end)
+				g->commit_end = p->end;
+			rv = apply_committed(g);
+		}
+	} else {
+		rv = KQ_ECANCELED;
+	}
+	req->first_offset = p->first;
+	p->host->free(p);
+	req->cb(req, rv);
+}
+
+static int local_propose(struct kq_group *g, struct kq_propose_req *req,
+			 const struct kq_record *recs, size_t n,
+			 kq_propose_cb cb)
+{
+	const struct kq_host *host = g->l->host;
+	struct kq_record *copy;
+	struct proposal *p;
+	uint64_t next;
+	struct timespec ts;
+	int64_t now;
+	size_t i;
+	int rv;
+
+	if (g->failed)
+		return KQ_EUNAVAILABLE;
+	if (n == 0)
+		return KQ_EBADARG;
+	copy = host->malloc(n * sizeof(*copy));
+	p = host->malloc(sizeof(*p));
+	if (!copy || !p) {
+		host->free(copy);
+		host->free(p);
+		return -ENOMEM;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	next = g->logs->next_offset(g->cfg.log);
+	for (i = 0; i < n; i++) {
+		copy[i] = recs[i];
+		copy[i].offset = next + i;
+		copy[i].term = 0;
+		if (!copy[i].timestamp_ms)
+			copy[i].timestamp_ms = now;
+	}
+	rv = g->logs->append(g->cfg.log, copy, n);
+	host->free(copy);
+	if (rv != 0) {
+		host->free(p);
+		g->failed = 1;
+		return rv;
+	}
+	memset(p, 0, sizeof(*p));
+	p->host = host;
+	p->g = g;
+	p->req = req;
+	p->first = next;
+	p->end = next + n;
+	p->sreq.data = p;
+	req->cb = cb;
+	p->next = g->pending;
+	if (g->pending)
+		g->pending->prev = p;
+	g->pending = p;
+	return g->logs->sync(g->cfg.log, &p->sreq, synced);
+}
+
+/* Proposals still waiting for their sync keep running after the group is
+ * gone: they only forget it, and complete with KQ_ECANCELED. */
+static void local_group_close(struct kq_group *g)
+{
+	struct proposal *p, *next;
+
+	for (p = g->pending; p; p = next) {
+		next = p->next;
+		p->g = NULL;
+		p->prev = p->next = NULL;
+	}
+	g->l->host->free(g);
+}
+
+static uint64_t local_commit_end(struct kq_group *g)
+{
+	return g->commit_end;
+}
+
+static int local_leader(struct kq_group *g)
+{
+	return g->l->host->broker_id;
+}
+
+static const struct kq_consensus_ops ops = {
+    .init = local_init,
+    .fini = local_fini,
+    .group_open = local_group_open,
+    .group_close = local_group_close,
+    .propose = local_propose,
+    .commit_end = local_commit_end,
+    .leader = local_leader,
+};
+
+static const struct kq_plugin_desc desc = {
+    .abi = KQ_PLUGIN_ABI,
+    .kind = KQ_PLUGIN_CONSENSUS,
+    .name = "local",
+    .version = "1.0.0",
+    .ops = &ops,
+};
+
+const struct kq_plugin_desc *kq_plugin_entry(void);
+
+const struct kq_plugin_desc *kq_plugin_entry(void)
+{
+	return &desc;
+}

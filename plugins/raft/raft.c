@@ -1,0 +1,653 @@
+/* The Raft core: roles, elections, the step function and the ready. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kafkaesque/error.h>
+
+#include "raft_int.h"
+
+/* splitmix64: small, seedable, good enough for election jitter. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+struct kq__raft_progress *kq__raft_pr(struct kq__raft *r, uint64_t id)
+{
+	for (size_t i = 0; i < r->n_prs; i++)
+		if (r->prs[i].id == id)
+			return &r->prs[i];
+	return NULL;
+}
+
+size_t kq__raft_quorum(const struct kq__raft *r)
+{
+	return r->n_prs / 2 + 1;
+}
+
+static void reset_timeout(struct kq__raft *r)
+{
+	r->rand_timeout =
+		r->election_ticks + rng_next(&r->rng) % r->election_ticks;
+}
+
+/* Common part of every role change.  A new term forgets the vote. */
+static void reset(struct kq__raft *r, uint64_t term)
+{
+	uint64_t next = kq__raft_log_last(&r->log) + 1;
+
+	if (term != r->term) {
+		r->term = term;
+		r->vote = KQ__RAFT_NONE;
+	}
+	r->lead = KQ__RAFT_NONE;
+	r->election_elapsed = 0;
+	r->heartbeat_elapsed = 0;
+	r->verified = 0;
+	r->acked = 0;
+	reset_timeout(r);
+	for (size_t i = 0; i < r->n_prs; i++) {
+		kq__raft_pr_reset(&r->prs[i], next);
+		r->prs[i].vote = 0;
+	}
+}
+
+void kq__raft_become_follower(struct kq__raft *r, uint64_t term,
+			      uint64_t lead)
+{
+	reset(r, term);
+	r->role = KQ__RAFT_FOLLOWER;
+	r->lead = lead;
+}
+
+static void become_pre_candidate(struct kq__raft *r)
+{
+	/* Neither the term nor the vote change: a node that cannot win
+	 * never disturbs the others. */
+	r->role = KQ__RAFT_PRE_CANDIDATE;
+	r->lead = KQ__RAFT_NONE;
+	r->election_elapsed = 0;
+	reset_timeout(r);
+	for (size_t i = 0; i < r->n_prs; i++)
+		r->prs[i].vote = 0;
+}
+
+static void become_candidate(struct kq__raft *r)
+{
+	reset(r, r->term + 1);
+	r->role = KQ__RAFT_CANDIDATE;
+	r->vote = r->id;
+}
+
+static void become_leader(struct kq__raft *r)
+{
+	struct kq__raft_entry noop = {.flags = KQ__RAFT_ENTRY_CONTROL};
+	uint64_t first;
+
+	reset(r, r->term);
+	r->role = KQ__RAFT_LEADER;
+	r->lead = r->id;
+	r->vote = r->id;
+	for (size_t i = 0; i < r->n_prs; i++)
+		r->prs[i].recent_active = true;
+	/* An entry of the new term lets earlier ones commit. */
+	kq__raft_propose(r, &noop, 1, &first);
+}
+
+/* Records a vote and tells whether the election is won (1), lost (-1) or
+ * still open (0). */
+static int poll(struct kq__raft *r, uint64_t id, bool granted)
+{
+	struct kq__raft_progress *p = kq__raft_pr(r, id);
+	size_t yes = 0, no = 0;
+
+	if (p && p->vote == 0)
+		p->vote = granted ? 1 : -1;
+	for (size_t i = 0; i < r->n_prs; i++) {
+		yes += r->prs[i].vote > 0;
+		no += r->prs[i].vote < 0;
+	}
+	if (yes >= kq__raft_quorum(r))
+		return 1;
+	if (no >= kq__raft_quorum(r))
+		return -1;
+	return 0;
+}
+
+static void campaign(struct kq__raft *r, bool pre)
+{
+	enum kq__raft_msg_type type;
+	uint64_t term;
+
+	if (pre) {
+		become_pre_candidate(r);
+		type = KQ__RAFT_MSG_PREVOTE;
+		term = r->term + 1;
+	} else {
+		become_candidate(r);
+		type = KQ__RAFT_MSG_VOTE;
+		term = r->term;
+	}
+	if (poll(r, r->id, true) == 1) {
+		if (pre)
+			campaign(r, false);
+		else
+			become_leader(r);
+		return;
+	}
+	for (size_t i = 0; i < r->n_prs; i++) {
+		struct kq__raft_msg m = {
+			.type = type,
+			.to = r->prs[i].id,
+			.term = term,
+			.index = kq__raft_log_last(&r->log),
+			.log_term = kq__raft_log_last_term(&r->log),
+		};
+
+		if (m.to != r->id)
+			kq__raft_send(r, &m);
+	}
+}
+
+static bool quorum_active(struct kq__raft *r)
+{
+	size_t active = 0;
+
+	for (size_t i = 0; i < r->n_prs; i++) {
+		if (r->prs[i].id == r->id || r->prs[i].recent_active)
+			active++;
+		r->prs[i].recent_active = false;
+	}
+	return active >= kq__raft_quorum(r);
+}
+
+int kq__raft_tick(struct kq__raft *r)
+{
+	if (r->role != KQ__RAFT_LEADER) {
+		r->election_elapsed++;
+		if (kq__raft_pr(r, r->id) &&
+		    r->election_elapsed >= r->rand_timeout) {
+			r->election_elapsed = 0;
+			campaign(r, r->pre_vote);
+		}
+		return r->fatal;
+	}
+	r->heartbeat_elapsed++;
+	r->election_elapsed++;
+	if (r->election_elapsed >= r->election_ticks) {
+		r->election_elapsed = 0;
+		/* A leader that cannot hear a majority steps down so that
+		 * clients look for the real one. */
+		if (r->check_quorum && !quorum_active(r)) {
+			kq__raft_become_follower(r, r->term, KQ__RAFT_NONE);
+			return r->fatal;
+		}
+	}
+	for (size_t i = 0; i < r->n_prs; i++) {
+		struct kq__raft_progress *p = &r->prs[i];
+
+		/* A lost snapshot is sent again after a while. */
+		if (p->state == KQ__RAFT_PR_SNAPSHOT &&
+		    ++p->state_ticks >= r->election_ticks) {
+			kq__raft_pr_become_probe(p);
+			kq__raft_send_append(r, p, true);
+		}
+	}
+	if (r->heartbeat_elapsed >= r->heartbeat_ticks) {
+		r->heartbeat_elapsed = 0;
+		kq__raft_bcast_heartbeat(r);
+	}
+	return r->fatal;
+}
+
+static bool log_up_to_date(const struct kq__raft *r, uint64_t index,
+			   uint64_t term)
+{
+	uint64_t lt = kq__raft_log_last_term(&r->log);
+
+	return term > lt || (term == lt && index >= kq__raft_log_last(&r->log));
+}
+
+static void handle_vote(struct kq__raft *r, const struct kq__raft_msg *m)
+{
+	bool pre = m->type == KQ__RAFT_MSG_PREVOTE;
+	bool can = r->vote == m->from ||
+		   (r->vote == KQ__RAFT_NONE && r->lead == KQ__RAFT_NONE) ||
+		   (pre && m->term > r->term);
+	struct kq__raft_msg resp = {
+		.type = pre ? KQ__RAFT_MSG_PREVOTE_RESP : KQ__RAFT_MSG_VOTE_RESP,
+		.to = m->from,
+	};
+
+	if (can && log_up_to_date(r, m->index, m->log_term)) {
+		resp.term = m->term;
+		if (!pre) {
+			r->election_elapsed = 0;
+			r->vote = m->from;
+		}
+	} else {
+		resp.term = r->term;
+		resp.reject = true;
+	}
+	kq__raft_send(r, &resp);
+}
+
+static void step_leader(struct kq__raft *r, const struct kq__raft_msg *m)
+{
+	switch (m->type) {
+	case KQ__RAFT_MSG_APPEND_RESP: kq__raft_handle_append_resp(r, m); break;
+	case KQ__RAFT_MSG_HEARTBEAT_RESP:
+		kq__raft_handle_heartbeat_resp(r, m);
+		break;
+	default: break;
+	}
+}
+
+static void step_candidate(struct kq__raft *r, const struct kq__raft_msg *m)
+{
+	bool pre = r->role == KQ__RAFT_PRE_CANDIDATE;
+	int res;
+
+	switch (m->type) {
+	case KQ__RAFT_MSG_APPEND:
+	case KQ__RAFT_MSG_HEARTBEAT:
+	case KQ__RAFT_MSG_SNAPSHOT:
+		/* Someone won this term. */
+		kq__raft_become_follower(r, m->term, m->from);
+		if (m->type == KQ__RAFT_MSG_APPEND)
+			kq__raft_handle_append(r, m);
+		else if (m->type == KQ__RAFT_MSG_HEARTBEAT)
+			kq__raft_handle_heartbeat(r, m);
+		else
+			kq__raft_handle_snapshot(r, m);
+		return;
+	case KQ__RAFT_MSG_VOTE_RESP:
+		if (pre)
+			return;
+		break;
+	case KQ__RAFT_MSG_PREVOTE_RESP:
+		/* A grant carries the term asked for. */
+		if (!pre || (!m->reject && m->term != r->term + 1))
+			return;
+		break;
+	default: return;
+	}
+	res = poll(r, m->from, !m->reject);
+	if (res == 1) {
+		if (pre)
+			campaign(r, false);
+		else
+			become_leader(r);
+	} else if (res == -1) {
+		kq__raft_become_follower(r, r->term, KQ__RAFT_NONE);
+	}
+}
+
+static void step_follower(struct kq__raft *r, const struct kq__raft_msg *m)
+{
+	switch (m->type) {
+	case KQ__RAFT_MSG_APPEND:
+	case KQ__RAFT_MSG_HEARTBEAT:
+	case KQ__RAFT_MSG_SNAPSHOT:
+		r->election_elapsed = 0;
+		r->lead = m->from;
+		if (m->type == KQ__RAFT_MSG_APPEND)
+			kq__raft_handle_append(r, m);
+		else if (m->type == KQ__RAFT_MSG_HEARTBEAT)
+			kq__raft_handle_heartbeat(r, m);
+		else
+			kq__raft_handle_snapshot(r, m);
+		break;
+	default: break;
+	}
+}
+
+int kq__raft_step(struct kq__raft *r, const struct kq__raft_msg *m)
+{
+	bool is_vote =
+		m->type == KQ__RAFT_MSG_VOTE || m->type == KQ__RAFT_MSG_PREVOTE;
+	bool from_leader = m->type == KQ__RAFT_MSG_APPEND ||
+			   m->type == KQ__RAFT_MSG_HEARTBEAT ||
+			   m->type == KQ__RAFT_MSG_SNAPSHOT;
+
+	if (r->fatal)
+		return r->fatal;
+	if (!kq__raft_pr(r, m->from) || m->from == r->id)
+		return 0;
+	if (m->term > r->term) {
+		/* Within the lease of a live leader, a campaign is ignored:
+		 * a rejoining node cannot depose a healthy leader. */
+		if (is_vote && r->check_quorum && r->lead != KQ__RAFT_NONE &&
+		    r->election_elapsed < r->election_ticks)
+			return 0;
+		if (m->type == KQ__RAFT_MSG_PREVOTE ||
+		    (m->type == KQ__RAFT_MSG_PREVOTE_RESP && !m->reject)) {
+			/* Pre-votes never move terms. */
+		} else {
+			kq__raft_become_follower(r, m->term,
+						 from_leader ? m->from
+							     : KQ__RAFT_NONE);
+		}
+	} else if (m->term < r->term) {
+		if ((r->check_quorum || r->pre_vote) && from_leader) {
+			/* Tell a stale leader about the newer term. */
+			struct kq__raft_msg resp = {
+				.type = KQ__RAFT_MSG_APPEND_RESP,
+				.to = m->from,
+				.term = r->term,
+			};
+
+			kq__raft_send(r, &resp);
+		} else if (m->type == KQ__RAFT_MSG_PREVOTE) {
+			struct kq__raft_msg resp = {
+				.type = KQ__RAFT_MSG_PREVOTE_RESP,
+				.to = m->from,
+				.term = r->term,
+				.reject = true,
+			};
+
+			kq__raft_send(r, &resp);
+		}
+		return r->fatal;
+	}
+	if (is_vote) {
+		handle_vote(r, m);
+		return r->fatal;
+	}
+	switch (r->role) {
+	case KQ__RAFT_LEADER: step_leader(r, m); break;
+	case KQ__RAFT_CANDIDATE:
+	case KQ__RAFT_PRE_CANDIDATE: step_candidate(r, m); break;
+	case KQ__RAFT_FOLLOWER: step_follower(r, m); break;
+	}
+	return r->fatal;
+}
+
+int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
+		     size_t n, uint64_t *first)
+{
+	uint64_t index = kq__raft_log_last(&r->log) + 1;
+
+	if (r->fatal)
+		return r->fatal;
+	if (r->role != KQ__RAFT_LEADER)
+		return KQ_EUNAVAILABLE;
+	*first = index;
+	for (size_t i = 0; i < n; i++) {
+		struct kq__raft_entry c = {
+			.index = index + i,
+			.term = r->term,
+			.flags = e[i].flags,
+			.len = e[i].len,
+			.data = kq__raft_buf_copy(e[i].data, e[i].len),
+		};
+		int rc;
+
+		if (e[i].data && !c.data)
+			return -ENOMEM;
+		rc = kq__raft_log_append(&r->log, &c, 1);
+		kq__raft_buf_unref(c.data);
+		if (rc)
+			return rc;
+	}
+	/* The whole batch goes out at once; it counts toward the commit only
+	 * once the caller reports it durable here too. */
+	kq__raft_bcast_append(r, false);
+	return r->fatal;
+}
+
+void kq__raft_persisted(struct kq__raft *r, uint64_t id)
+{
+	uint64_t last = 0;
+	size_t k = 0;
+
+	while (k < r->n_writes && r->writes[k].id <= id) {
+		if (r->writes[k].last > last)
+			last = r->writes[k].last;
+		k++;
+	}
+	if (!k)
+		return;
+	memmove(r->writes, r->writes + k, (r->n_writes - k) * sizeof(*r->writes));
+	r->n_writes -= k;
+	if (last <= r->persisted)
+		return;
+	r->persisted = last;
+	if (r->role == KQ__RAFT_LEADER) {
+		if (kq__raft_maybe_commit(r))
+			kq__raft_bcast_append(r, true);
+	} else {
+		kq__raft_follower_ack(r, false);
+	}
+}
+
+int kq__raft_compact(struct kq__raft *r, uint64_t index, const void *data,
+		     uint32_t len)
+{
+	void *copy;
+
+	if (index <= r->log.snap.index)
+		return 0;
+	if (index > r->applied || index > r->persisted)
+		return KQ_EBADARG;
+	copy = kq__raft_buf_copy(data, len);
+	if (data && !copy)
+		return -ENOMEM;
+	kq__raft_log_compact(&r->log, index, copy, len);
+	kq__raft_buf_unref(copy);
+	return 0;
+}
+
+static void free_outbox(struct kq__raft *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		kq__raft_msg_release(&r->out[i]);
+	memmove(r->out, r->out + n, (r->n_out - n) * sizeof(*r->out));
+	r->n_out -= n;
+}
+
+struct kq__raft *kq__raft_new(const struct kq__raft_config *c)
+{
+	struct kq__raft *r;
+	bool self = false;
+
+	for (size_t i = 0; i < c->n_voters; i++)
+		self |= c->voters[i] == c->id;
+	if (!self || c->id == KQ__RAFT_NONE || !c->election_ticks ||
+	    !c->heartbeat_ticks)
+		return NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->prs = calloc(c->n_voters, sizeof(*r->prs));
+	if (!r->prs) {
+		free(r);
+		return NULL;
+	}
+	r->n_prs = c->n_voters;
+	for (size_t i = 0; i < c->n_voters; i++)
+		r->prs[i].id = c->voters[i];
+	r->id = c->id;
+	r->election_ticks = c->election_ticks;
+	r->heartbeat_ticks = c->heartbeat_ticks;
+	r->pre_vote = c->pre_vote;
+	r->check_quorum = c->check_quorum;
+	r->max_msg_bytes = c->max_msg_bytes;
+	r->max_inflight_bytes = c->max_inflight_bytes;
+	r->max_inflight_msgs = c->max_inflight_msgs ? c->max_inflight_msgs : 64;
+	r->rng = c->seed ^ (c->id * 0x2545f4914f6cdd1dull);
+
+	r->log.snap = c->snap;
+	r->log.snap.data = kq__raft_buf_copy(c->snap.data, c->snap.len);
+	for (size_t i = 0; i < c->n_entries; i++) {
+		struct kq__raft_entry e = c->entries[i];
+
+		e.index = c->snap.index + 1 + i;
+		e.data = kq__raft_buf_copy(c->entries[i].data, e.len);
+		if (kq__raft_log_append(&r->log, &e, 1)) {
+			kq__raft_buf_unref(e.data);
+			kq__raft_free(r);
+			return NULL;
+		}
+		kq__raft_buf_unref(e.data);
+	}
+	r->term = c->hs.term;
+	r->vote = c->hs.vote;
+	r->hs_saved = c->hs;
+	r->commit = r->applied = c->snap.index;
+	r->persisted = kq__raft_log_last(&r->log);
+	r->unstable = r->persisted + 1;
+	r->next_write_id = 1;
+	kq__raft_become_follower(r, r->term, KQ__RAFT_NONE);
+	r->vote = c->hs.vote; /* become_follower kept the term, so the vote */
+	return r;
+}
+
+void kq__raft_free(struct kq__raft *r)
+{
+	if (!r)
+		return;
+	free_outbox(r, r->n_out);
+	free(r->out);
+	for (size_t i = 0; i < r->n_prs; i++)
+		kq__raft_pr_fini(&r->prs[i]);
+	free(r->prs);
+	kq__raft_log_fini(&r->log);
+	free(r->writes);
+	free(r->rd_committed);
+	free(r);
+}
+
+bool kq__raft_has_ready(const struct kq__raft *r)
+{
+	return r->n_out || r->snap_pending || r->term != r->hs_saved.term ||
+	       r->vote != r->hs_saved.vote ||
+	       r->unstable <= kq__raft_log_last(&r->log) ||
+	       r->applied < r->commit;
+}
+
+void kq__raft_ready(struct kq__raft *r, struct kq__raft_ready *rd)
+{
+	uint64_t last = kq__raft_log_last(&r->log);
+
+	memset(rd, 0, sizeof(*rd));
+	rd->hs = (struct kq__raft_hard_state){r->term, r->vote};
+	rd->hs_changed = r->term != r->hs_saved.term ||
+			 r->vote != r->hs_saved.vote;
+	if (r->snap_pending)
+		rd->snapshot = &r->log.snap;
+	if (r->unstable <= last) {
+		struct kq__raft_write *w;
+
+		rd->entries = kq__raft_log_get(&r->log, r->unstable);
+		rd->n_entries = last - r->unstable + 1;
+		if (r->n_writes == r->cap_writes) {
+			size_t cap = r->cap_writes ? r->cap_writes * 2 : 8;
+
+			w = realloc(r->writes, cap * sizeof(*w));
+			if (!w) {
+				r->fatal = -ENOMEM;
+				rd->entries = NULL;
+				rd->n_entries = 0;
+				goto skip;
+			}
+			r->writes = w;
+			r->cap_writes = cap;
+		}
+		rd->persist_id = r->next_write_id++;
+		r->writes[r->n_writes++] =
+			(struct kq__raft_write){rd->persist_id, last};
+	}
+skip:
+	r->rd_unstable = rd->n_entries ? last + 1 : r->unstable;
+	rd->msgs = r->out;
+	rd->n_msgs = r->n_out;
+	r->rd_n_out = r->n_out;
+	r->rd_applied = r->applied;
+	if (r->applied < r->commit) {
+		/* A copy, since appends may move the log's array before the
+		 * caller finishes with it. */
+		size_t n = r->commit - r->applied;
+
+		free(r->rd_committed);
+		r->rd_committed = malloc(n * sizeof(*r->rd_committed));
+		if (r->rd_committed) {
+			memcpy(r->rd_committed,
+			       kq__raft_log_get(&r->log, r->applied + 1),
+			       n * sizeof(*r->rd_committed));
+			for (size_t i = 0; i < n; i++)
+				kq__raft_buf_ref(r->rd_committed[i].data);
+			rd->committed = r->rd_committed;
+			rd->n_committed = n;
+			r->rd_applied = r->commit;
+		}
+	}
+	r->in_ready = true;
+}
+
+void kq__raft_advance(struct kq__raft *r, struct kq__raft_ready *rd)
+{
+	if (rd->hs_changed)
+		r->hs_saved = rd->hs;
+	if (rd->snapshot)
+		r->snap_pending = false;
+	r->unstable = r->rd_unstable;
+	r->applied = r->rd_applied;
+	for (size_t i = 0; i < rd->n_committed; i++)
+		kq__raft_buf_unref(r->rd_committed[i].data);
+	free_outbox(r, r->rd_n_out);
+	r->in_ready = false;
+	memset(rd, 0, sizeof(*rd));
+}
+
+enum kq__raft_role kq__raft_role(const struct kq__raft *r)
+{
+	return r->role;
+}
+
+uint64_t kq__raft_term(const struct kq__raft *r)
+{
+	return r->term;
+}
+
+uint64_t kq__raft_leader(const struct kq__raft *r)
+{
+	return r->lead;
+}
+
+uint64_t kq__raft_commit(const struct kq__raft *r)
+{
+	return r->commit;
+}
+
+uint64_t kq__raft_last_index(const struct kq__raft *r)
+{
+	return kq__raft_log_last(&r->log);
+}
+
+uint64_t kq__raft_first_index(const struct kq__raft *r)
+{
+	return r->log.snap.index + 1;
+}
+
+uint64_t kq__raft_persisted_index(const struct kq__raft *r)
+{
+	return r->persisted;
+}
+
+int kq__raft_term_at(const struct kq__raft *r, uint64_t index,
+		     uint64_t *term)
+{
+	return kq__raft_log_term(&r->log, index, term);
+}
+
+const struct kq__raft_entry *kq__raft_entry_at(const struct kq__raft *r,
+					       uint64_t index)
+{
+	return kq__raft_log_get(&r->log, index);
+}

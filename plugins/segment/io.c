@@ -1,0 +1,58 @@
+/* The libc-backed I/O table and the loops around pread/pwrite. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+
+static int sys_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	return openat(dirfd, path, flags | O_CLOEXEC, mode);
+}
+
+struct kq__seg_io kq__seg_io = {
+	.openat = sys_openat,
+	.close = close,
+	.pread = pread,
+	.pwrite = pwrite,
+	.ftruncate = ftruncate,
+	.fdatasync = fdatasync,
+	.fsync = fsync,
+	.renameat = renameat,
+	.unlinkat = unlinkat,
+	.mkdir = mkdir,
+};
+
+int kq__pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+	ssize_t w;
+
+	do
+		w = kq__seg_io.pwrite(fd, buf, n, (off_t)off);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return -errno;
+	if ((size_t)w != n)
+		return -EIO;
+	return 0;
+}
+
+ssize_t kq__pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = kq__seg_io.pread(fd, (char *)buf + done, n - done,
+					     (off_t)(off + done));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}

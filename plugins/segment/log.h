@@ -1,0 +1,242 @@
+/* Internal types of the segment storage module: the module state, a log
+ * (one folder), its segments and the cursor that reads them. */
+#ifndef KQ_SEGMENT_LOG_H
+#define KQ_SEGMENT_LOG_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <kafkaesque/storage.h>
+
+#include "index.h"
+
+/* Effective settings: the module's config, with the per-log options of
+ * open() applied on top. */
+struct kq__seg_conf {
+	uint64_t segment_bytes;
+	enum kq_sync_policy fsync;
+	uint32_t fsync_interval_ms;
+	int64_t retention_ms;    /* -1: keep forever */
+	int64_t retention_bytes; /* -1: no size bound */
+	uint64_t index_interval; /* bytes of log between index entries */
+};
+
+/* Owned by the module between init() and fini(). */
+struct kq__seg_module {
+	const struct kq_host *host;
+	struct kq__seg_conf conf;
+};
+
+/* Parses the module's config object (NULL: all defaults) into *conf.
+ * Returns 0, or KQ_ECONFIG after logging one line naming the JSON path. */
+int kq__seg_conf_parse(const struct kq_host *host, const json_t *cfg,
+		       struct kq__seg_conf *conf);
+
+/* A segment's .log file descriptor.  Shared with sync(), which may still
+ * flush it after the segment was deleted: closed when the last reference
+ * goes.  refs, dirty and dnext are guarded by the log's mutex. */
+struct kq__sfile {
+	int fd;
+	unsigned refs;
+	bool dirty;               /* on the log's to-sync list */
+	struct kq__sfile *dnext;  /* next on the to-sync list */
+};
+
+/* One segment: a .log and an .index file named after `base`.  Owned by
+ * the log and used on the loop thread only. */
+struct kq__segment {
+	uint64_t base;             /* from the file name: offsets >= base */
+	uint64_t size;             /* bytes of the .log file in use */
+	struct kq__sfile *file;    /* NULL until first needed */
+	int ifd;                   /* .index fd while newest, else -1 */
+	struct kq__index idx;
+	bool idx_loaded;
+	bool idx_trusted;          /* built by a scan in this process */
+	bool tail_known;           /* last, last_term and max_ts are set */
+	uint64_t last;             /* offset of the last record */
+	uint64_t last_term;
+	int64_t max_ts;            /* largest timestamp seen in the tail */
+	uint64_t reported;         /* damaged position already logged */
+};
+
+/* The log of one folder.  Everything is used on the loop thread only
+ * except the fields under `mu`, which sync() shares from its worker. */
+struct kq_log {
+	const struct kq_host *host;
+	struct kq__seg_conf conf;
+	char *dir;
+	int dirfd;
+	struct kq__segment **segs; /* by base; the last one is the newest */
+	size_t nsegs, cap;
+	uint8_t *wbuf;             /* append encoding buffer */
+	size_t wcap;
+	uint64_t first;            /* cached first_offset() */
+	bool reading;              /* read() is running: rbuf is in use */
+	uint8_t *rbuf;             /* read buffer reused across reads */
+	size_t rcap;
+
+	pthread_mutex_t mu;
+	uint64_t next;             /* next_offset(); written under mu */
+	uint64_t durable_next;     /* next_offset() at the last good sync */
+	uint64_t gen;              /* bumped when records are dropped */
+	struct kq__sfile *dirty;   /* written since the last sync */
+	bool dir_dirty;            /* segments created or deleted */
+	int failed;                /* first error; atomic loads elsewhere */
+	bool reason_pending;       /* reason not logged yet */
+	char reason[320];
+};
+
+#define KQ__CHUNK (64 * 1024) /* read() fetches the log this much at a time */
+
+/* Reads the records of one segment in order, checking each: position,
+ * checksum, structure, offsets above the previous one.  Owned by its
+ * caller on the loop thread; the segment must stay alive meanwhile. */
+struct kq__cursor {
+	struct kq_log *log;
+	struct kq__segment *seg;
+	uint8_t *buf;      /* buffered bytes of the file */
+	size_t cap;
+	bool own;          /* buf is ours to free, not log->rbuf */
+	uint64_t bpos;     /* file position of buf[0] */
+	size_t blen;       /* valid bytes in buf */
+	size_t chunk;      /* bytes fetched per read */
+	uint64_t pos;      /* position of the next record */
+	uint64_t limit;    /* end of the data to scan */
+	bool has_prev;
+	uint64_t prev;     /* offset of the last record returned */
+	const char *why;   /* what was wrong with a damaged record */
+};
+
+/* Starts a cursor at `pos` of `seg`, which must have its file open.
+ * `shared` borrows log->rbuf (read() only).  Returns 0 or -ENOMEM. */
+int kq__cursor_init(struct kq__cursor *c, struct kq_log *log,
+		    struct kq__segment *seg, uint64_t pos, uint64_t limit,
+		    size_t chunk, bool shared);
+void kq__cursor_fini(struct kq__cursor *c);
+
+/* Returns 1 with *rec (valid until the next call) and *size for the next
+ * record, 0 at the limit, KQ_ECORRUPT for a damaged record (c->pos stays
+ * on it, c->why says why) or -errno on an I/O error. */
+int kq__cursor_next(struct kq__cursor *c, struct kq_record *rec,
+		    uint64_t *size);
+
+/* A best guess at the offset of the damaged record at c->pos: its offset
+ * field when plausible, else one above the last good record. */
+uint64_t kq__cursor_bad_offset(const struct kq__cursor *c);
+
+/* --- segments (segment.c) -------------------------------------------- */
+
+/* Writes the file name of a segment, "<20 digits>.<ext>", into buf[32]. */
+void kq__seg_name(char *buf, uint64_t base, const char *ext);
+
+/* Allocates an unopened segment.  Returns NULL without memory. */
+struct kq__segment *kq__seg_new(struct kq_log *log, uint64_t base);
+
+/* Releases a segment's memory and descriptors (not its files). */
+void kq__seg_free(struct kq_log *log, struct kq__segment *seg);
+
+/* Creates the files of a new, empty segment at `base` with their headers,
+ * ready for appending; not synced.  With `tmp` the files get a ".tmp"
+ * suffix until kq__seg_publish().  Returns 0 or -errno. */
+int kq__seg_create(struct kq_log *log, uint64_t base, bool tmp,
+		   struct kq__segment **out);
+
+/* Renames the ".tmp" files of a segment made by kq__seg_create() to
+ * their final names.  Returns 0 or -errno. */
+int kq__seg_publish(struct kq_log *log, struct kq__segment *seg);
+
+/* Opens a segment's .log file and checks its header, once.  Returns 0,
+ * KQ_ECORRUPT (logged) or -errno. */
+int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg);
+
+/* Loads the index, once, rebuilding it from the log when the file is
+ * missing, short or inconsistent.  Returns 0, or an error of the file. */
+int kq__seg_load_index(struct kq_log *log, struct kq__segment *seg);
+
+/* Rebuilds the index by scanning the log from its header up to the first
+ * damaged record and rewrites the .index file.  *end is where the scan
+ * stopped.  Returns 0 or -errno. */
+int kq__seg_rebuild_index(struct kq_log *log, struct kq__segment *seg,
+			  uint64_t *end);
+
+/* Replaces the .index file with the in-memory index (temp file, rename;
+ * not synced: an index is only a hint that is checked when used). */
+int kq__seg_write_index(struct kq_log *log, struct kq__segment *seg);
+
+/* Opens the .index file for appending entries (the newest segment). */
+int kq__seg_open_ifd(struct kq_log *log, struct kq__segment *seg);
+
+/* Writes the index entries not yet in the file. Returns 0 or -errno. */
+int kq__seg_flush_index(struct kq_log *log, struct kq__segment *seg);
+
+/* Fills seg->last, last_term and max_ts by scanning from the last index
+ * entry, once.  Returns 0, KQ_ECORRUPT or -errno. */
+int kq__seg_tail(struct kq_log *log, struct kq__segment *seg);
+
+/* Logs a damaged record of `seg` at `pos` once per position. */
+void kq__seg_report(struct kq_log *log, struct kq__segment *seg,
+		    uint64_t pos, const char *why);
+
+/* Removes the files of a segment (the caller then frees it and marks the
+ * folder for sync).  Returns 0 or -errno. */
+int kq__seg_unlink(struct kq_log *log, struct kq__segment *seg);
+
+/* Puts the file on the to-sync list unless it is there.  Caller holds
+ * log->mu. */
+void kq__sfile_mark(struct kq_log *log, struct kq__sfile *f);
+
+/* Drops a reference; the last one closes the fd.  Takes log->mu. */
+void kq__sfile_unref(struct kq_log *log, struct kq__sfile *f);
+
+/* --- the log (log.c and friends) ------------------------------------- */
+
+/* Marks the log failed with `err` (first failure wins) and keeps a
+ * reason to log.  Any thread. */
+void kq__log_fail(struct kq_log *log, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Logs a pending failure reason; loop thread. */
+void kq__log_report(struct kq_log *log);
+
+/* The first error of a failed log, or 0. */
+int kq__log_failed(struct kq_log *log);
+
+/* fsyncs the folder now (loop thread); failure fails the log. */
+int kq__log_sync_dir(struct kq_log *log);
+
+/* Appends a segment as the newest.  Returns 0 or -ENOMEM. */
+int kq__log_push_seg(struct kq_log *log, struct kq__segment *seg);
+
+/* Deletes the segment at position i of log->segs: files, then memory.
+ * Returns 0 or -errno (the log is then failed). */
+int kq__log_drop_seg(struct kq_log *log, size_t i);
+
+/* Recomputes log->first from the oldest segment. */
+void kq__log_refresh_first(struct kq_log *log);
+
+/* Sets next_offset() from the newest segment, dropping durability claims
+ * above it when records were removed (`dropped`). */
+void kq__log_set_next(struct kq_log *log, bool dropped);
+
+/* The storage ops (storage.h documents them). */
+int kq__log_open(void *state, const char *dir,
+		 const struct kq_log_options *opts, struct kq_log **out);
+void kq__log_close(struct kq_log *log);
+int kq__log_append(struct kq_log *log, const struct kq_record *recs,
+		   size_t n);
+int kq__log_sync(struct kq_log *log);
+int kq__log_read(struct kq_log *log, uint64_t from, uint64_t end,
+		 size_t max_bytes, kq_record_cb cb, void *ctx, uint64_t *next);
+uint64_t kq__log_first_offset(struct kq_log *log);
+uint64_t kq__log_next_offset(struct kq_log *log);
+int kq__log_term_at(struct kq_log *log, uint64_t offset, uint64_t *term);
+int kq__log_truncate(struct kq_log *log, uint64_t from);
+int kq__log_reset(struct kq_log *log, uint64_t next);
+int kq__log_compact(struct kq_log *log, uint64_t before);
+int kq__log_retain(struct kq_log *log, int64_t now_ms);
+int kq__log_save_hard_state(struct kq_log *log,
+			    const struct kq_hard_state *hs);
+int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
+
+#endif /* KQ_SEGMENT_LOG_H */

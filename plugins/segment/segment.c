@@ -1,0 +1,447 @@
+/* Segment files: creating, opening, indexing and removing them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "format.h"
+#include "io.h"
+#include "log.h"
+
+void kq__seg_name(char *buf, uint64_t base, const char *ext)
+{
+	snprintf(buf, 32, "%020" PRIu64 ".%s", base, ext);
+}
+
+struct kq__segment *kq__seg_new(struct kq_log *log, uint64_t base)
+{
+	struct kq__segment *seg = log->host->malloc(sizeof(*seg));
+
+	if (seg == NULL)
+		return NULL;
+	memset(seg, 0, sizeof(*seg));
+	seg->base = base;
+	seg->ifd = -1;
+	seg->max_ts = INT64_MIN;
+	seg->reported = UINT64_MAX;
+	return seg;
+}
+
+void kq__seg_free(struct kq_log *log, struct kq__segment *seg)
+{
+	if (seg == NULL)
+		return;
+	if (seg->ifd >= 0)
+		kq__seg_io.close(seg->ifd);
+	if (seg->file != NULL)
+		kq__sfile_unref(log, seg->file);
+	kq__index_free(log->host, &seg->idx);
+	log->host->free(seg);
+}
+
+static struct kq__sfile *sfile_new(struct kq_log *log, int fd)
+{
+	struct kq__sfile *f = log->host->malloc(sizeof(*f));
+
+	if (f == NULL)
+		return NULL;
+	f->fd = fd;
+	f->refs = 1;
+	f->dirty = false;
+	f->dnext = NULL;
+	return f;
+}
+
+void kq__sfile_mark(struct kq_log *log, struct kq__sfile *f)
+{
+	if (f->dirty)
+		return;
+	f->dirty = true;
+	f->refs++;
+	f->dnext = log->dirty;
+	log->dirty = f;
+}
+
+void kq__sfile_unref(struct kq_log *log, struct kq__sfile *f)
+{
+	bool last;
+
+	pthread_mutex_lock(&log->mu);
+	last = --f->refs == 0;
+	pthread_mutex_unlock(&log->mu);
+	if (last) {
+		kq__seg_io.close(f->fd);
+		log->host->free(f);
+	}
+}
+
+/* Creates one file holding only its header. Returns the fd or -errno. */
+static int create_file(struct kq_log *log, const char *name,
+		       enum kq__file_kind kind, uint64_t base)
+{
+	uint8_t hdr[KQ__HDR_SIZE];
+	int fd, rv;
+
+	fd = kq__seg_io.openat(log->dirfd, name, O_RDWR | O_CREAT | O_TRUNC,
+			       0644);
+	if (fd < 0)
+		return -errno;
+	kq__header_encode(hdr, kind, base);
+	rv = kq__pwrite_all(fd, hdr, sizeof(hdr), 0);
+	if (rv != 0) {
+		kq__seg_io.close(fd);
+		kq__seg_io.unlinkat(log->dirfd, name, 0);
+		return rv;
+	}
+	return fd;
+}
+
+int kq__seg_create(struct kq_log *log, uint64_t base, bool tmp,
+		   struct kq__segment **out)
+{
+	struct kq__segment *seg = kq__seg_new(log, base);
+	char name[32];
+	int fd;
+
+	if (seg == NULL)
+		return -ENOMEM;
+	kq__seg_name(name, base, tmp ? "log.tmp" : "log");
+	fd = create_file(log, name, KQ__FILE_LOG, base);
+	if (fd < 0) {
+		kq__seg_free(log, seg);
+		return fd;
+	}
+	seg->file = sfile_new(log, fd);
+	if (seg->file == NULL) {
+		kq__seg_io.close(fd);
+		kq__seg_io.unlinkat(log->dirfd, name, 0);
+		kq__seg_free(log, seg);
+		return -ENOMEM;
+	}
+	kq__seg_name(name, base, tmp ? "index.tmp" : "index");
+	seg->ifd = create_file(log, name, KQ__FILE_INDEX, base);
+	if (seg->ifd < 0) {
+		int rv = seg->ifd;
+
+		seg->ifd = -1;
+		kq__seg_name(name, base, tmp ? "log.tmp" : "log");
+		kq__seg_io.unlinkat(log->dirfd, name, 0);
+		kq__seg_free(log, seg);
+		return rv;
+	}
+	seg->size = KQ__HDR_SIZE;
+	seg->idx_loaded = true;
+	seg->idx_trusted = true;
+	seg->tail_known = true;
+	*out = seg;
+	return 0;
+}
+
+int kq__seg_publish(struct kq_log *log, struct kq__segment *seg)
+{
+	static const char *const ext[2][2] = {{"log.tmp", "log"},
+					      {"index.tmp", "index"}};
+	char from[32], to[32];
+
+	for (int i = 0; i < 2; i++) {
+		kq__seg_name(from, seg->base, ext[i][0]);
+		kq__seg_name(to, seg->base, ext[i][1]);
+		if (kq__seg_io.renameat(log->dirfd, from, log->dirfd, to) != 0)
+			return -errno;
+	}
+	return 0;
+}
+
+void kq__seg_report(struct kq_log *log, struct kq__segment *seg,
+		    uint64_t pos, const char *why)
+{
+	char name[32];
+
+	if (seg->reported == pos)
+		return;
+	seg->reported = pos;
+	kq__seg_name(name, seg->base, "log");
+	log->host->log(log->host, KQ_LOG_ERROR,
+		       "%s/%s: damaged data at byte %" PRIu64 ": %s", log->dir,
+		       name, pos, why);
+}
+
+int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg)
+{
+	uint8_t hdr[KQ__HDR_SIZE];
+	char name[32];
+	ssize_t r;
+	int fd;
+
+	if (seg->file != NULL)
+		return 0;
+	kq__seg_name(name, seg->base, "log");
+	fd = kq__seg_io.openat(log->dirfd, name, O_RDWR, 0);
+	if (fd < 0) {
+		int rv = -errno;
+
+		log->host->log(log->host, KQ_LOG_ERROR, "%s/%s: open: %s",
+			       log->dir, name, strerror(-rv));
+		return rv;
+	}
+	r = kq__pread_full(fd, hdr, sizeof(hdr), 0);
+	if (r < 0) {
+		kq__seg_io.close(fd);
+		return (int)r;
+	}
+	if (r != sizeof(hdr) ||
+	    kq__header_check(hdr, KQ__FILE_LOG, seg->base) != 0) {
+		kq__seg_io.close(fd);
+		kq__seg_report(log, seg, 0, "bad segment header");
+		return KQ_ECORRUPT;
+	}
+	seg->file = sfile_new(log, fd);
+	if (seg->file == NULL) {
+		kq__seg_io.close(fd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Reads a whole .index file and parses it into seg->idx, keeping the
+ * valid prefix.  Returns 0 when the whole file was valid. */
+int kq__seg_read_index(struct kq_log *log, struct kq__segment *seg,
+		       uint64_t log_size);
+int kq__seg_read_index(struct kq_log *log, struct kq__segment *seg,
+		       uint64_t log_size)
+{
+	char name[32];
+	struct stat st;
+	uint8_t *buf;
+	ssize_t r;
+	int fd, rv;
+
+	kq__seg_name(name, seg->base, "index");
+	fd = kq__seg_io.openat(log->dirfd, name, O_RDONLY, 0);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0) {
+		rv = -errno;
+		kq__seg_io.close(fd);
+		return rv;
+	}
+	buf = log->host->malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		kq__seg_io.close(fd);
+		return -ENOMEM;
+	}
+	r = kq__pread_full(fd, buf, (size_t)st.st_size, 0);
+	kq__seg_io.close(fd);
+	if (r < 0) {
+		log->host->free(buf);
+		return (int)r;
+	}
+	rv = kq__index_parse(log->host, &seg->idx, buf, (size_t)r, seg->base,
+			     log_size);
+	log->host->free(buf);
+	return rv;
+}
+
+int kq__seg_load_index(struct kq_log *log, struct kq__segment *seg)
+{
+	uint64_t end;
+	int rv;
+
+	if (seg->idx_loaded)
+		return 0;
+	rv = kq__seg_read_index(log, seg, seg->size);
+	if (rv == 0) {
+		seg->idx_loaded = true;
+		return 0;
+	}
+	kq__index_free(log->host, &seg->idx);
+	if (rv == -ENOMEM)
+		return rv;
+	log->host->log(log->host, KQ_LOG_INFO,
+		       "%s: rebuilding the index of segment %" PRIu64 " (%s)",
+		       log->dir, seg->base,
+		       rv == -ENOENT ? "missing" : "inconsistent");
+	rv = kq__seg_open_file(log, seg);
+	if (rv != 0)
+		return rv;
+	return kq__seg_rebuild_index(log, seg, &end);
+}
+
+int kq__seg_rebuild_index(struct kq_log *log, struct kq__segment *seg,
+			  uint64_t *end)
+{
+	struct kq__cursor c;
+	struct kq_record rec;
+	uint64_t size, at;
+	int64_t max_ts = INT64_MIN;
+	int rv;
+
+	kq__index_free(log->host, &seg->idx);
+	kq__cursor_init(&c, log, seg, KQ__HDR_SIZE, seg->size, 4 * KQ__CHUNK,
+			false);
+	for (;;) {
+		at = c.pos;
+		rv = kq__cursor_next(&c, &rec, &size);
+		if (rv <= 0)
+			break;
+		if (seg->idx.n == 0 ||
+		    at - seg->idx.e[seg->idx.n - 1].pos >=
+			    log->conf.index_interval) {
+			rv = kq__index_push(log->host, &seg->idx, rec.offset,
+					    at);
+			if (rv != 0)
+				break;
+		}
+		if (rec.timestamp_ms > max_ts)
+			max_ts = rec.timestamp_ms;
+		seg->last = rec.offset;
+		seg->last_term = rec.term;
+	}
+	*end = c.pos;
+	if (rv == KQ_ECORRUPT)
+		kq__seg_report(log, seg, c.pos, c.why);
+	kq__cursor_fini(&c);
+	if (rv < 0 && rv != KQ_ECORRUPT) {
+		kq__index_free(log->host, &seg->idx);
+		return rv;
+	}
+	if (rv == 0) {
+		seg->max_ts = max_ts;
+		seg->tail_known = true;
+	}
+	seg->idx_loaded = true;
+	seg->idx_trusted = true;
+	rv = kq__seg_write_index(log, seg);
+	if (rv != 0)
+		log->host->log(log->host, KQ_LOG_WARN,
+			       "%s: cannot write the index of segment %" PRIu64
+			       ": %s",
+			       log->dir, seg->base, kq_strerror(rv));
+	return 0;
+}
+
+int kq__seg_write_index(struct kq_log *log, struct kq__segment *seg)
+{
+	char tmp[32], name[32];
+	size_t len = KQ__HDR_SIZE + seg->idx.n * KQ__IENTRY_SIZE;
+	uint8_t *buf = log->host->malloc(len);
+	int fd, rv;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	kq__header_encode(buf, KQ__FILE_INDEX, seg->base);
+	kq__index_encode(&seg->idx, 0, seg->idx.n, buf + KQ__HDR_SIZE);
+	kq__seg_name(tmp, seg->base, "index.tmp");
+	kq__seg_name(name, seg->base, "index");
+	fd = kq__seg_io.openat(log->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC,
+			       0644);
+	if (fd < 0) {
+		log->host->free(buf);
+		return -errno;
+	}
+	rv = kq__pwrite_all(fd, buf, len, 0);
+	log->host->free(buf);
+	kq__seg_io.close(fd);
+	if (rv == 0 && kq__seg_io.renameat(log->dirfd, tmp, log->dirfd,
+					   name) != 0)
+		rv = -errno;
+	if (rv != 0) {
+		kq__seg_io.unlinkat(log->dirfd, tmp, 0);
+		return rv;
+	}
+	seg->idx.flushed = seg->idx.n;
+	if (seg->ifd >= 0) {
+		/* The old descriptor names the replaced file. */
+		kq__seg_io.close(seg->ifd);
+		seg->ifd = -1;
+		return kq__seg_open_ifd(log, seg);
+	}
+	return 0;
+}
+
+int kq__seg_open_ifd(struct kq_log *log, struct kq__segment *seg)
+{
+	char name[32];
+
+	if (seg->ifd >= 0)
+		return 0;
+	kq__seg_name(name, seg->base, "index");
+	seg->ifd = kq__seg_io.openat(log->dirfd, name, O_RDWR, 0);
+	return seg->ifd < 0 ? -errno : 0;
+}
+
+int kq__seg_flush_index(struct kq_log *log, struct kq__segment *seg)
+{
+	uint8_t buf[256 * KQ__IENTRY_SIZE];
+
+	while (seg->ifd >= 0 && seg->idx.flushed < seg->idx.n) {
+		size_t from = seg->idx.flushed, to = seg->idx.n;
+		int rv;
+
+		if (to - from > 256)
+			to = from + 256;
+		kq__index_encode(&seg->idx, from, to, buf);
+		rv = kq__pwrite_all(seg->ifd, buf, (to - from) * KQ__IENTRY_SIZE,
+				    KQ__HDR_SIZE + from * KQ__IENTRY_SIZE);
+		if (rv != 0)
+			return rv;
+		seg->idx.flushed = to;
+	}
+	return 0;
+}
+
+int kq__seg_tail(struct kq_log *log, struct kq__segment *seg)
+{
+	struct kq__cursor c;
+	struct kq_record rec;
+	uint64_t size;
+	int64_t max_ts = INT64_MIN;
+	bool any = false;
+	int rv;
+
+	if (seg->tail_known)
+		return 0;
+	rv = kq__seg_open_file(log, seg);
+	if (rv == 0)
+		rv = kq__seg_load_index(log, seg);
+	if (rv != 0)
+		return rv;
+	if (seg->tail_known)
+		return 0; /* the index was just rebuilt by a full scan */
+	kq__cursor_init(&c, log, seg,
+			seg->idx.n ? seg->idx.e[seg->idx.n - 1].pos
+				   : KQ__HDR_SIZE,
+			seg->size, KQ__CHUNK, false);
+	while ((rv = kq__cursor_next(&c, &rec, &size)) == 1) {
+		any = true;
+		seg->last = rec.offset;
+		seg->last_term = rec.term;
+		if (rec.timestamp_ms > max_ts)
+			max_ts = rec.timestamp_ms;
+	}
+	if (rv == KQ_ECORRUPT)
+		kq__seg_report(log, seg, c.pos, c.why);
+	kq__cursor_fini(&c);
+	if (rv != 0)
+		return rv;
+	if (any || seg->size <= KQ__HDR_SIZE) {
+		seg->max_ts = max_ts;
+		seg->tail_known = true;
+	}
+	return 0;
+}
+
+int kq__seg_unlink(struct kq_log *log, struct kq__segment *seg)
+{
+	char name[32];
+
+	kq__seg_name(name, seg->base, "log");
+	if (kq__seg_io.unlinkat(log->dirfd, name, 0) != 0 && errno != ENOENT)
+		return -errno;
+	kq__seg_name(name, seg->base, "index");
+	if (kq__seg_io.unlinkat(log->dirfd, name, 0) != 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}

@@ -1,0 +1,141 @@
+/* The roundrobin partitioner module: descriptor, config checks and the
+ * partition it picks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <kafkaesque/partitioner.h>
+
+const struct kq_plugin_desc *kq_plugin_entry(void);
+
+static char logbuf[1024];
+
+static void host_log(const struct kq_host *host, enum kq_log_level level,
+		     const char *fmt, ...)
+{
+	size_t used = strlen(logbuf);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(logbuf + used, sizeof(logbuf) - used, fmt, ap);
+	va_end(ap);
+	used = strlen(logbuf);
+	snprintf(logbuf + used, sizeof(logbuf) - used, "\n");
+}
+
+static struct kq_host make_host(const json_t *config)
+{
+	struct kq_host h = {
+		.abi = KQ_PLUGIN_ABI,
+		.module = "roundrobin",
+		.broker_id = 1,
+		.config = config,
+		.log = host_log,
+		.malloc = malloc,
+		.realloc = realloc,
+		.free = free,
+	};
+
+	logbuf[0] = '\0';
+	return h;
+}
+
+static const struct kq_partitioner_ops *ops(void)
+{
+	const struct kq_plugin_desc *d = kq_plugin_entry();
+
+	assert_non_null(d);
+	assert_int_equal(d->abi, KQ_PLUGIN_ABI);
+	assert_int_equal(d->kind, KQ_PLUGIN_PARTITIONER);
+	assert_string_equal(d->name, "roundrobin");
+	assert_non_null(d->version);
+	assert_non_null(d->ops);
+	return d->ops;
+}
+
+static void test_init_config(void **unused)
+{
+	const struct kq_partitioner_ops *o = ops();
+	json_t *empty = json_object();
+	json_t *bad = json_pack("{s:b,s:s}", "sticky", 1, "x", "y");
+	json_t *notobj = json_integer(3);
+	struct kq_host h;
+	void *state;
+
+	h = make_host(NULL);
+	assert_int_equal(o->init(&h, &state), 0);
+	o->fini(state);
+	h = make_host(empty);
+	assert_int_equal(o->init(&h, &state), 0);
+	o->fini(state);
+	assert_string_equal(logbuf, "");
+
+	/* Every unknown key is named, not only the first. */
+	h = make_host(bad);
+	assert_int_equal(o->init(&h, &state), KQ_ECONFIG);
+	assert_non_null(strstr(logbuf, "roundrobin.sticky: unknown key"));
+	assert_non_null(strstr(logbuf, "roundrobin.x: unknown key"));
+
+	h = make_host(notobj);
+	assert_int_equal(o->init(&h, &state), KQ_ECONFIG);
+	assert_non_null(strstr(logbuf, "roundrobin"));
+
+	json_decref(empty);
+	json_decref(bad);
+	json_decref(notobj);
+}
+
+static uint32_t place(const struct kq_partitioner_ops *o, void *state,
+		      const char *key, uint32_t partitions, uint64_t seq,
+		      uint64_t keyless_seq)
+{
+	static const char value[] = "{\"Key\":\"k\",\"Body\":\"b\"}";
+	struct kq_partition_req r = {
+		.topic = "t",
+		.partitions = partitions,
+		.key = key,
+		.key_len = key ? strlen(key) : 0,
+		.value = value,
+		.value_len = sizeof(value) - 1,
+		.seq = seq,
+		.keyless_seq = keyless_seq,
+	};
+
+	return o->partition(state, &r);
+}
+
+/* The partition follows the topic's message count alone: keyed and
+ * keyless messages share one rotation. */
+static void test_rotation_ignores_keys(void **unused)
+{
+	const struct kq_partitioner_ops *o = ops();
+	struct kq_host h = make_host(NULL);
+	void *state;
+
+	assert_int_equal(o->init(&h, &state), 0);
+	for (uint64_t n = 0; n < 30; n++) {
+		assert_int_equal(place(o, state, "k", 4, n, 0), n % 4);
+		assert_int_equal(place(o, state, NULL, 4, n, 17), n % 4);
+		assert_int_equal(place(o, state, "other", 7, n, n), n % 7);
+	}
+	assert_int_equal(place(o, state, "k", 1, 12345, 0), 0);
+	assert_int_equal(place(o, state, NULL, 5, UINT64_MAX, 0),
+			 UINT64_MAX % 5);
+	o->fini(state);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_init_config),
+		cmocka_unit_test(test_rotation_ignores_keys),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
