@@ -447,7 +447,8 @@ static void free_outbox(struct kq__raft *r, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		kq__raft_msg_release(&r->out[i]);
-	memmove(r->out, r->out + n, (r->n_out - n) * sizeof(*r->out));
+	if (n < r->n_out)
+		memmove(r->out, r->out + n, (r->n_out - n) * sizeof(*r->out));
 	r->n_out -= n;
 }
 

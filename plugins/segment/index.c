@@ -65,8 +65,7 @@ int kq__index_parse(const struct kq_host *host, struct kq__index *ix,
 	size_t n, i;
 	int rv;
 
-	if (len < KQ__HDR_SIZE || (len - KQ__HDR_SIZE) % KQ__IENTRY_SIZE != 0 ||
-	    kq__header_check(buf, KQ__FILE_INDEX, base) != 0)
+	if (len < KQ__HDR_SIZE || kq__header_check(buf, KQ__FILE_INDEX, base))
 		return KQ_ECORRUPT;
 	n = (len - KQ__HDR_SIZE) / KQ__IENTRY_SIZE;
 	rv = kq__index_reserve(host, ix, n);
@@ -85,12 +84,10 @@ int kq__index_parse(const struct kq_host *host, struct kq__index *ix,
 		ix->e[i].offset = off;
 		ix->e[i].pos = pos;
 	}
-	if (i != n) {
-		ix->n = 0;
+	ix->n = i;
+	ix->flushed = i;
+	if (i != n || (len - KQ__HDR_SIZE) % KQ__IENTRY_SIZE != 0)
 		return KQ_ECORRUPT;
-	}
-	ix->n = n;
-	ix->flushed = n;
 	return 0;
 }
 

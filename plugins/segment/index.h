@@ -41,7 +41,8 @@ ssize_t kq__index_find(const struct kq__index *ix, uint64_t offset);
 /* Fills an empty `ix` from the bytes of an .index file.  The file must
  * hold a valid header for `base`, whole entries, offsets from `base` up,
  * strictly increasing positions below `log_size` starting with the first
- * record.  Returns 0, KQ_ECORRUPT (ix left empty) or -ENOMEM. */
+ * record.  Returns 0, KQ_ECORRUPT (ix then holds the valid prefix) or
+ * -ENOMEM. */
 int kq__index_parse(const struct kq_host *host, struct kq__index *ix,
 		    const uint8_t *buf, size_t len, uint64_t base,
 		    uint64_t log_size);

@@ -1,6 +1,7 @@
 /* The libc-backed I/O table and the loops around pread/pwrite. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -154,6 +154,13 @@ int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg);
  * missing, short or inconsistent.  Returns 0, or an error of the file. */
 int kq__seg_load_index(struct kq_log *log, struct kq__segment *seg);
 
+/* Reads the .index file into the empty seg->idx, keeping its valid
+ * prefix (entries below `log_size`).  Returns 0 when the whole file was
+ * valid, KQ_ECORRUPT when only a prefix was, or -errno (-ENOENT: no
+ * file). */
+int kq__seg_read_index(struct kq_log *log, struct kq__segment *seg,
+		       uint64_t log_size);
+
 /* Rebuilds the index by scanning the log from its header up to the first
  * damaged record and rewrites the .index file.  *end is where the scan
  * stopped.  Returns 0 or -errno. */

@@ -205,10 +205,6 @@ int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg)
 	return 0;
 }
 
-/* Reads a whole .index file and parses it into seg->idx, keeping the
- * valid prefix.  Returns 0 when the whole file was valid. */
-int kq__seg_read_index(struct kq_log *log, struct kq__segment *seg,
-		       uint64_t log_size);
 int kq__seg_read_index(struct kq_log *log, struct kq__segment *seg,
 		       uint64_t log_size)
 {

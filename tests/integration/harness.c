@@ -20,6 +20,8 @@
 #define KQ_BUILDDIR "."
 #endif
 
+const char *tb_telnet_extra = "";
+
 static void die(const char *what)
 {
 	fprintf(stderr, "harness: %s: %s\n", what, strerror(errno));
@@ -63,8 +65,9 @@ void tb_write_config(struct tb *tb, const char *extra)
 		" \"plugins\": {\"transport\": \"telnet\", \"partitioner\": "
 		"[\"keyhash\", \"roundrobin\"], \"storage\": \"segment\", "
 		"\"consensus\": \"local\"},\n"
-		" \"telnet\": {\"host\": \"127.0.0.1\", \"port\": %d}%s%s}\n",
-		tb->dir, tb->port, extra && *extra ? ",\n " : "",
+		" \"telnet\": {\"host\": \"127.0.0.1\", \"port\": %d%s%s}%s%s}\n",
+		tb->dir, tb->port, *tb_telnet_extra ? ", " : "",
+		tb_telnet_extra, extra && *extra ? ",\n " : "",
 		extra ? extra : "");
 	fclose(f);
 }
@@ -198,11 +201,12 @@ void tb_cleanup(struct tb *tb)
 	char cmd[400];
 
 	tb_kill9(tb);
-	if (getenv("KQ_KEEP_TEST_DIRS"))
+	if (!tb->dir[0] || getenv("KQ_KEEP_TEST_DIRS"))
 		return;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tb->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "harness: could not remove %s\n", tb->dir);
+	tb->dir[0] = '\0';
 }
 
 void tb_read_log(const struct tb *tb, char *out, size_t outlen)

@@ -16,6 +16,10 @@ struct tb {
 	char log[300];      /* the broker's stderr */
 };
 
+/* Extra keys for the telnet section, e.g. "\"max_line\": 64" ("" by
+ * default). */
+extern const char *tb_telnet_extra;
+
 /* A free TCP port on 127.0.0.1 (bound and released). */
 int tb_free_port(void);
 

@@ -1,0 +1,552 @@
+/* Opening, recovering and closing a log, and the helpers the other ops
+ * share. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "format.h"
+#include "io.h"
+#include "log.h"
+
+void kq__log_fail(struct kq_log *log, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&log->mu);
+	if (log->failed == 0) {
+		va_start(ap, fmt);
+		vsnprintf(log->reason, sizeof(log->reason), fmt, ap);
+		va_end(ap);
+		log->reason_pending = true;
+		__atomic_store_n(&log->failed, err, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&log->mu);
+}
+
+int kq__log_failed(struct kq_log *log)
+{
+	return __atomic_load_n(&log->failed, __ATOMIC_ACQUIRE);
+}
+
+void kq__log_report(struct kq_log *log)
+{
+	char reason[sizeof(log->reason)];
+	bool pending;
+
+	/* sync() fails on a worker thread; the host log is the loop's. */
+	if (kq__log_failed(log) == 0)
+		return;
+	pthread_mutex_lock(&log->mu);
+	pending = log->reason_pending;
+	log->reason_pending = false;
+	memcpy(reason, log->reason, sizeof(reason));
+	pthread_mutex_unlock(&log->mu);
+	if (pending)
+		log->host->log(log->host, KQ_LOG_ERROR,
+			       "%s: log failed, refusing writes: %s", log->dir,
+			       reason);
+}
+
+int kq__log_sync_dir(struct kq_log *log)
+{
+	int rv;
+
+	if (kq__seg_io.fsync(log->dirfd) == 0)
+		return 0;
+	rv = -errno;
+	kq__log_fail(log, rv, "fsync of the folder: %s", strerror(-rv));
+	kq__log_report(log);
+	return rv;
+}
+
+int kq__log_push_seg(struct kq_log *log, struct kq__segment *seg)
+{
+	if (log->nsegs == log->cap) {
+		size_t cap = log->cap ? log->cap * 2 : 16;
+		struct kq__segment **s =
+			log->host->realloc(log->segs, cap * sizeof(*s));
+
+		if (s == NULL)
+			return -ENOMEM;
+		log->segs = s;
+		log->cap = cap;
+	}
+	log->segs[log->nsegs++] = seg;
+	return 0;
+}
+
+int kq__log_drop_seg(struct kq_log *log, size_t i)
+{
+	struct kq__segment *seg = log->segs[i];
+	int rv = kq__seg_unlink(log, seg);
+
+	if (rv != 0) {
+		kq__log_fail(log, rv, "deleting segment %" PRIu64 ": %s",
+			     seg->base, strerror(-rv));
+		kq__log_report(log);
+		return rv;
+	}
+	memmove(log->segs + i, log->segs + i + 1,
+		(log->nsegs - i - 1) * sizeof(*log->segs));
+	log->nsegs--;
+	pthread_mutex_lock(&log->mu);
+	log->dir_dirty = true;
+	pthread_mutex_unlock(&log->mu);
+	kq__seg_free(log, seg);
+	return 0;
+}
+
+void kq__log_refresh_first(struct kq_log *log)
+{
+	for (size_t i = 0; i < log->nsegs; i++) {
+		struct kq__segment *seg = log->segs[i];
+
+		if (seg->size <= KQ__HDR_SIZE)
+			continue;
+		if (kq__seg_load_index(log, seg) == 0 && seg->idx.n > 0)
+			log->first = seg->idx.e[0].offset;
+		else
+			log->first = seg->base;
+		return;
+	}
+	log->first = log->next;
+}
+
+void kq__log_set_next(struct kq_log *log, bool dropped)
+{
+	struct kq__segment *seg = log->segs[log->nsegs - 1];
+	uint64_t next = seg->size > KQ__HDR_SIZE ? seg->last + 1 : seg->base;
+
+	pthread_mutex_lock(&log->mu);
+	log->next = next;
+	if (dropped) {
+		log->gen++;
+		if (log->durable_next > next)
+			log->durable_next = next;
+	}
+	pthread_mutex_unlock(&log->mu);
+}
+
+/* Parses "<20 digits>.<ext>"; returns 1 and *base on a match. */
+static int parse_name(const char *name, const char *ext, uint64_t *base)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 20; i++) {
+		unsigned d = (unsigned char)name[i] - '0';
+
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return 0;
+		v = v * 10 + d;
+	}
+	if (name[20] != '.' || strcmp(name + 21, ext) != 0)
+		return 0;
+	*base = v;
+	return 1;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct u64s {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int u64s_push(const struct kq_host *host, struct u64s *a, uint64_t x)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		uint64_t *v = host->realloc(a->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n++] = x;
+	return 0;
+}
+
+/* Lists the folder: segment bases of .log files, sorted, in *logs;
+ * removes leftover temporary files and indexes without a log. */
+static int list_dir(struct kq_log *log, struct u64s *logs)
+{
+	const struct kq_host *host = log->host;
+	struct u64s idx = {0};
+	struct dirent *de;
+	DIR *d;
+	int rv = 0;
+
+	d = opendir(log->dir);
+	if (d == NULL)
+		return -errno;
+	while (rv == 0 && (de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		uint64_t base;
+
+		if (parse_name(de->d_name, "log", &base))
+			rv = u64s_push(host, logs, base);
+		else if (parse_name(de->d_name, "index", &base))
+			rv = u64s_push(host, &idx, base);
+		else if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
+			kq__seg_io.unlinkat(log->dirfd, de->d_name, 0);
+	}
+	closedir(d);
+	if (rv == 0) {
+		qsort(logs->v, logs->n, sizeof(uint64_t), cmp_u64);
+		for (size_t i = 0; i < idx.n; i++) {
+			char name[32];
+
+			if (bsearch(&idx.v[i], logs->v, logs->n,
+				    sizeof(uint64_t), cmp_u64) != NULL)
+				continue;
+			kq__seg_name(name, idx.v[i], "index");
+			kq__seg_io.unlinkat(log->dirfd, name, 0);
+		}
+	}
+	host->free(idx.v);
+	return rv;
+}
+
+/* Counts the records of a torn tail for the log line: the length fields
+ * that can be followed from `pos`, the last partial record included. */
+static uint64_t count_torn(struct kq_log *log, int fd, uint64_t pos,
+			   uint64_t end)
+{
+	uint64_t n = 0;
+
+	while (pos < end && n < 1000000) {
+		uint8_t b[4];
+		uint64_t len;
+
+		n++;
+		if (end - pos < 4 || kq__pread_full(fd, b, 4, pos) != 4)
+			break;
+		len = (uint64_t)kq__get32(b) + 4;
+		if (len < KQ__REC_FIXED || len > end - pos)
+			break;
+		pos += len;
+	}
+	return n;
+}
+
+/* Recovers the newest segment: checks its header, trusts the index up to
+ * its last entry whose record checks out, scans from there to the end of
+ * the file and truncates a torn tail. */
+static int recover_newest(struct kq_log *log, struct kq__segment *seg)
+{
+	const struct kq_host *host = log->host;
+	uint8_t hdr[KQ__HDR_SIZE];
+	struct kq__cursor c;
+	struct kq_record rec;
+	struct stat st;
+	char name[32];
+	uint64_t fsize, size, at;
+	bool rewrite = false;
+	ssize_t r;
+	int fd, rv;
+
+	kq__seg_name(name, seg->base, "log");
+	fd = kq__seg_io.openat(log->dirfd, name, O_RDWR, 0);
+	if (fd < 0)
+		return -errno;
+	seg->file = NULL;
+	if (fstat(fd, &st) != 0) {
+		rv = -errno;
+		kq__seg_io.close(fd);
+		return rv;
+	}
+	fsize = (uint64_t)st.st_size;
+	r = kq__pread_full(fd, hdr, sizeof(hdr), 0);
+	if (r < 0) {
+		kq__seg_io.close(fd);
+		return (int)r;
+	}
+	if (r != sizeof(hdr) ||
+	    kq__header_check(hdr, KQ__FILE_LOG, seg->base) != 0) {
+		if (fsize > KQ__HDR_SIZE) {
+			kq__seg_io.close(fd);
+			kq__seg_report(log, seg, 0, "bad segment header");
+			return KQ_ECORRUPT;
+		}
+		/* Torn at creation: no record was ever in it. */
+		kq__header_encode(hdr, KQ__FILE_LOG, seg->base);
+		rv = kq__pwrite_all(fd, hdr, sizeof(hdr), 0);
+		if (rv == 0 && kq__seg_io.fdatasync(fd) != 0)
+			rv = -errno;
+		if (rv != 0) {
+			kq__seg_io.close(fd);
+			return rv;
+		}
+		host->log(host, KQ_LOG_WARN, "%s/%s: rewrote a torn header",
+			  log->dir, name);
+		fsize = KQ__HDR_SIZE;
+	}
+	seg->file = host->malloc(sizeof(*seg->file));
+	if (seg->file == NULL) {
+		kq__seg_io.close(fd);
+		return -ENOMEM;
+	}
+	memset(seg->file, 0, sizeof(*seg->file));
+	seg->file->fd = fd;
+	seg->file->refs = 1;
+	seg->size = fsize;
+
+	rv = kq__seg_read_index(log, seg, fsize);
+	if (rv == -ENOMEM)
+		return rv;
+	rewrite = rv != 0;
+	/* Walk back to the last entry whose record is really there. */
+	while (seg->idx.n > 0) {
+		struct kq__ientry *e = &seg->idx.e[seg->idx.n - 1];
+
+		kq__cursor_init(&c, log, seg, e->pos, fsize, 4096, false);
+		rv = kq__cursor_next(&c, &rec, &size);
+		kq__cursor_fini(&c);
+		if (rv == 1 && rec.offset == e->offset)
+			break;
+		if (rv < 0 && rv != KQ_ECORRUPT)
+			return rv;
+		seg->idx.n--;
+		rewrite = true;
+	}
+	if (seg->idx.flushed > seg->idx.n)
+		seg->idx.flushed = seg->idx.n;
+
+	kq__cursor_init(&c, log, seg,
+			seg->idx.n ? seg->idx.e[seg->idx.n - 1].pos
+				   : KQ__HDR_SIZE,
+			fsize, 4 * KQ__CHUNK, false);
+	for (;;) {
+		at = c.pos;
+		rv = kq__cursor_next(&c, &rec, &size);
+		if (rv != 1)
+			break;
+		if (seg->idx.n == 0 || at - seg->idx.e[seg->idx.n - 1].pos >=
+					       log->conf.index_interval) {
+			rv = kq__index_push(host, &seg->idx, rec.offset, at);
+			if (rv != 0)
+				break;
+			rewrite = true;
+		}
+		seg->last = rec.offset;
+		seg->last_term = rec.term;
+		if (rec.timestamp_ms > seg->max_ts)
+			seg->max_ts = rec.timestamp_ms;
+	}
+	at = c.pos;
+	kq__cursor_fini(&c);
+	if (rv < 0 && rv != KQ_ECORRUPT)
+		return rv;
+	if (at < fsize) {
+		host->log(host, KQ_LOG_WARN,
+			  "%s/%s: truncated a torn tail of %" PRIu64
+			  " bytes (%" PRIu64 " records) at byte %" PRIu64
+			  " (%s)",
+			  log->dir, name, fsize - at,
+			  count_torn(log, fd, at, fsize), at, c.why);
+		if (kq__seg_io.ftruncate(fd, (off_t)at) != 0)
+			return -errno;
+	}
+	seg->size = at;
+	seg->idx_loaded = true;
+	seg->tail_known = true;
+	if (rewrite) {
+		rv = kq__seg_write_index(log, seg);
+		if (rv != 0)
+			return rv;
+	}
+	rv = kq__seg_open_ifd(log, seg);
+	if (rv != 0)
+		return rv;
+	/* What recovery kept is durable before anything is built on it. */
+	if (kq__seg_io.fdatasync(fd) != 0)
+		return -errno;
+	return 0;
+}
+
+static int load(struct kq_log *log)
+{
+	struct u64s bases = {0};
+	struct kq__segment *seg;
+	int rv = list_dir(log, &bases);
+
+	if (rv != 0)
+		goto out;
+	if (bases.n == 0) {
+		rv = kq__seg_create(log, 0, false, &seg);
+		if (rv != 0)
+			goto out;
+		rv = kq__log_push_seg(log, seg);
+		if (rv != 0) {
+			kq__seg_free(log, seg);
+			goto out;
+		}
+		if (kq__seg_io.fdatasync(seg->file->fd) != 0 ||
+		    kq__seg_io.fsync(log->dirfd) != 0)
+			rv = -errno;
+		goto out;
+	}
+	for (size_t i = 0; i < bases.n; i++) {
+		seg = kq__seg_new(log, bases.v[i]);
+		if (seg == NULL || kq__log_push_seg(log, seg) != 0) {
+			kq__seg_free(log, seg);
+			rv = -ENOMEM;
+			goto out;
+		}
+		if (i + 1 < bases.n) {
+			struct stat st;
+			char name[32];
+
+			kq__seg_name(name, seg->base, "log");
+			if (fstatat(log->dirfd, name, &st, 0) != 0) {
+				rv = -errno;
+				goto out;
+			}
+			seg->size = (uint64_t)st.st_size;
+		}
+	}
+	rv = recover_newest(log, log->segs[log->nsegs - 1]);
+out:
+	log->host->free(bases.v);
+	if (rv == 0) {
+		kq__log_set_next(log, false);
+		log->durable_next = log->next;
+		kq__log_refresh_first(log);
+	}
+	return rv;
+}
+
+/* Creates the folder when missing and makes its name durable. */
+static int make_dir(struct kq_log *log)
+{
+	char *parent, *slash;
+	int fd, rv = 0;
+
+	if (kq__seg_io.mkdir(log->dir, 0755) != 0)
+		return errno == EEXIST ? 0 : -errno;
+	parent = log->host->malloc(strlen(log->dir) + 2);
+	if (parent == NULL)
+		return -ENOMEM;
+	strcpy(parent, log->dir);
+	slash = strrchr(parent, '/');
+	if (slash == NULL)
+		strcpy(parent, ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	fd = kq__seg_io.openat(AT_FDCWD, parent, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0 || kq__seg_io.fsync(fd) != 0)
+		rv = -errno;
+	if (fd >= 0)
+		kq__seg_io.close(fd);
+	log->host->free(parent);
+	return rv;
+}
+
+int kq__log_open(void *state, const char *dir,
+		 const struct kq_log_options *opts, struct kq_log **out)
+{
+	struct kq__seg_module *mod = state;
+	const struct kq_host *host = mod->host;
+	struct kq_log *log;
+	int rv;
+
+	if (opts != NULL &&
+	    ((opts->segment_bytes != 0 && opts->segment_bytes < 4096) ||
+	     opts->retention_ms < -1 || opts->retention_bytes < -1)) {
+		host->log(host, KQ_LOG_ERROR,
+			  "%s: bad log options (segment_bytes below 4096 or "
+			  "retention below -1)",
+			  dir);
+		return KQ_EBADARG;
+	}
+	log = host->malloc(sizeof(*log));
+	if (log == NULL)
+		return -ENOMEM;
+	memset(log, 0, sizeof(*log));
+	log->host = host;
+	log->conf = mod->conf;
+	if (opts != NULL) {
+		if (opts->segment_bytes != 0)
+			log->conf.segment_bytes = opts->segment_bytes;
+		log->conf.retention_ms = opts->retention_ms;
+		log->conf.retention_bytes = opts->retention_bytes;
+	}
+	log->dirfd = -1;
+	pthread_mutex_init(&log->mu, NULL);
+	log->dir = host->malloc(strlen(dir) + 1);
+	if (log->dir == NULL) {
+		rv = -ENOMEM;
+		goto fail;
+	}
+	strcpy(log->dir, dir);
+	rv = make_dir(log);
+	if (rv != 0)
+		goto fail;
+	log->dirfd = kq__seg_io.openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY,
+				       0);
+	if (log->dirfd < 0) {
+		rv = -errno;
+		goto fail;
+	}
+	rv = load(log);
+	if (rv != 0)
+		goto fail;
+	*out = log;
+	return 0;
+fail:
+	host->log(host, KQ_LOG_ERROR, "%s: cannot open the log: %s", dir,
+		  kq_strerror(rv));
+	if (log->dir == NULL) {
+		pthread_mutex_destroy(&log->mu);
+		host->free(log);
+	} else {
+		kq__log_close(log);
+	}
+	return rv;
+}
+
+void kq__log_close(struct kq_log *log)
+{
+	const struct kq_host *host = log->host;
+
+	kq__log_report(log);
+	if (log->nsegs > 0 && kq__log_failed(log) == 0) {
+		int rv = kq__seg_flush_index(log, log->segs[log->nsegs - 1]);
+
+		if (rv != 0)
+			host->log(host, KQ_LOG_WARN,
+				  "%s: writing the index: %s", log->dir,
+				  kq_strerror(rv));
+	}
+	for (size_t i = 0; i < log->nsegs; i++)
+		kq__seg_free(log, log->segs[i]);
+	while (log->dirty != NULL) {
+		struct kq__sfile *f = log->dirty;
+
+		log->dirty = f->dnext;
+		f->dirty = false;
+		kq__sfile_unref(log, f);
+	}
+	if (log->dirfd >= 0)
+		kq__seg_io.close(log->dirfd);
+	host->free(log->segs);
+	host->free(log->wbuf);
+	host->free(log->rbuf);
+	host->free(log->dir);
+	pthread_mutex_destroy(&log->mu);
+	host->free(log);
+}

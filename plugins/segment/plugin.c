@@ -1,0 +1,74 @@
+/* The segment storage module: descriptor, init/fini and the ops table. */
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+
+static int seg_init(const struct kq_host *host, void **state)
+{
+	struct kq__seg_module *mod = host->malloc(sizeof(*mod));
+	int rv;
+
+	if (mod == NULL)
+		return -ENOMEM;
+	memset(mod, 0, sizeof(*mod));
+	mod->host = host;
+	rv = kq__seg_conf_parse(host, host->config, &mod->conf);
+	if (rv != 0) {
+		host->free(mod);
+		return rv;
+	}
+	*state = mod;
+	return 0;
+}
+
+static void seg_fini(void *state)
+{
+	struct kq__seg_module *mod = state;
+
+	mod->host->free(mod);
+}
+
+static int seg_sync_policy(void *state, uint32_t *interval_ms)
+{
+	struct kq__seg_module *mod = state;
+
+	if (interval_ms != NULL)
+		*interval_ms = mod->conf.fsync_interval_ms;
+	return (int)mod->conf.fsync;
+}
+
+static const struct kq_storage_ops ops = {
+	.init = seg_init,
+	.fini = seg_fini,
+	.open = kq__log_open,
+	.close = kq__log_close,
+	.append = kq__log_append,
+	.sync = kq__log_sync,
+	.read = kq__log_read,
+	.first_offset = kq__log_first_offset,
+	.next_offset = kq__log_next_offset,
+	.term_at = kq__log_term_at,
+	.truncate = kq__log_truncate,
+	.reset = kq__log_reset,
+	.compact = kq__log_compact,
+	.retain = kq__log_retain,
+	.save_hard_state = kq__log_save_hard_state,
+	.load_hard_state = kq__log_load_hard_state,
+	.sync_policy = seg_sync_policy,
+};
+
+static const struct kq_plugin_desc desc = {
+	.abi = KQ_PLUGIN_ABI,
+	.kind = KQ_PLUGIN_STORAGE,
+	.name = "segment",
+	.version = "1.0.0",
+	.ops = &ops,
+};
+
+const struct kq_plugin_desc *kq_plugin_entry(void);
+
+const struct kq_plugin_desc *kq_plugin_entry(void)
+{
+	return &desc;
+}

@@ -1,0 +1,84 @@
+/* The durable hard state (Raft term and vote) in raft.state. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "format.h"
+#include "io.h"
+#include "log.h"
+
+#define STATE_FILE "raft.state"
+#define STATE_TMP "raft.state.tmp"
+#define STATE_SIZE 28
+
+int kq__log_save_hard_state(struct kq_log *log,
+			    const struct kq_hard_state *hs)
+{
+	uint8_t buf[STATE_SIZE];
+	int fd, rv = 0;
+
+	kq__log_report(log);
+	if (kq__log_failed(log) != 0)
+		return KQ_EUNAVAILABLE;
+	memcpy(buf, "KQHS", 4);
+	kq__put32(buf + 4, KQ__FORMAT_VERSION);
+	kq__put64(buf + 8, hs->term);
+	kq__put64(buf + 16, hs->vote);
+	kq__put32(buf + 24, kq__crc32c(0, buf, 24));
+	/* Write aside, make it durable, then swap it in and make the
+	 * swap durable: a crash leaves the old or the new state. */
+	fd = kq__seg_io.openat(log->dirfd, STATE_TMP,
+			       O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		rv = -errno;
+		goto fail;
+	}
+	rv = kq__pwrite_all(fd, buf, sizeof(buf), 0);
+	if (rv == 0 && kq__seg_io.fsync(fd) != 0)
+		rv = -errno;
+	kq__seg_io.close(fd);
+	if (rv == 0 && kq__seg_io.renameat(log->dirfd, STATE_TMP, log->dirfd,
+					   STATE_FILE) != 0)
+		rv = -errno;
+	if (rv == 0 && kq__seg_io.fsync(log->dirfd) != 0)
+		rv = -errno;
+	if (rv == 0)
+		return 0;
+fail:
+	kq__log_fail(log, rv, "saving the hard state: %s", strerror(-rv));
+	kq__log_report(log);
+	return rv;
+}
+
+int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
+{
+	uint8_t buf[STATE_SIZE + 1];
+	ssize_t r;
+	int fd;
+
+	kq__log_report(log);
+	fd = kq__seg_io.openat(log->dirfd, STATE_FILE, O_RDONLY, 0);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		hs->term = 0;
+		hs->vote = 0;
+		return 0;
+	}
+	r = kq__pread_full(fd, buf, sizeof(buf), 0);
+	kq__seg_io.close(fd);
+	if (r < 0)
+		return (int)r;
+	if (r != STATE_SIZE || memcmp(buf, "KQHS", 4) != 0 ||
+	    kq__get32(buf + 24) != kq__crc32c(0, buf, 24) ||
+	    kq__get32(buf + 4) != KQ__FORMAT_VERSION) {
+		log->host->log(log->host, KQ_LOG_ERROR,
+			       "%s/" STATE_FILE ": damaged hard state",
+			       log->dir);
+		return KQ_ECORRUPT;
+	}
+	hs->term = kq__get64(buf + 8);
+	hs->vote = kq__get64(buf + 16);
+	return 0;
+}

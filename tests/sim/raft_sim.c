@@ -1,0 +1,1157 @@
+/* Deterministic simulation of Raft clusters.
+ *
+ * One seed drives everything: a cluster of 3 or 5 replicas of the pure
+ * Raft core on a fake network (loss, duplication, delay, reordering,
+ * symmetric and one-way partitions), fake disks (writes become durable
+ * only at a later sync; a crash loses whatever was not) and a fake clock.
+ * After every step the safety properties are checked; then the faults
+ * stop and the cluster must elect a leader and converge within a bounded
+ * number of ticks.
+ *
+ *   raft-sim --seeds N --first-seed S [--nodes 3|5] [--ticks T] [--trace]
+ *            [--soak]
+ *
+ * ends with the line "N seeds, V violations" (plus the first failing seed
+ * when V > 0).  A failing seed replays exactly with --seeds 1
+ * --first-seed <seed> --trace. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../plugins/raft/raft.h"
+
+#define MAX_NODES 5
+#define TICK 100 /* time units per tick; messages take a few units */
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t mix(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s += 0x9e3779b97f4a7c15ull;
+	return mix(*s);
+}
+
+/* Uniform in [0, n). */
+static uint64_t below(uint64_t *s, uint64_t n)
+{
+	return n ? rnd(s) % n : 0;
+}
+
+/* True with probability pct / 1000. */
+static int chance(uint64_t *s, unsigned permille)
+{
+	return below(s, 1000) < permille;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p) {
+		fprintf(stderr, "raft-sim: out of memory\n");
+		exit(2);
+	}
+	return p;
+}
+
+/* Grows a uint64_t array so that index i is valid (new slots zero). */
+static void grow64(uint64_t **a, size_t *cap, size_t i)
+{
+	size_t n = *cap ? *cap : 256;
+
+	if (i < *cap)
+		return;
+	while (n <= i)
+		n *= 2;
+	*a = xrealloc(*a, n * sizeof(**a));
+	memset(*a + *cap, 0, (n - *cap) * sizeof(**a));
+	*cap = n;
+}
+
+/* ------------------------------------------------------------ model */
+
+/* What the sim remembers of an entry.  fp chains the whole prefix, so two
+ * equal fingerprints mean two identical logs up to there. */
+struct sentry {
+	uint64_t term;
+	uint64_t id; /* proposal id; 0 for a no-op */
+	uint32_t flags;
+	uint64_t fp;
+};
+
+struct disk {
+	struct kq__raft_hard_state hs;
+	uint64_t base; /* snapshot point */
+	uint64_t base_term;
+	uint64_t base_fp;
+	/* The written log (base + 1 ..); its prefix up to durable_last
+	 * survives a crash. */
+	struct sentry *e;
+	size_t n;
+	size_t cap;
+	uint64_t durable_last;
+	uint64_t written_id; /* persist id of the newest write */
+	int sync_pending;
+};
+
+struct node {
+	uint64_t id;
+	struct kq__raft *r;
+	int up;
+	unsigned incarnation;
+	struct disk d;
+	uint64_t applied;
+	uint64_t restart_tick;
+	uint64_t leader_checked_term;
+	unsigned tick_offset;
+};
+
+struct netmsg {
+	struct kq__raft_msg m;
+};
+
+enum ev_type { EV_CONTROL, EV_TICK, EV_DELIVER, EV_SYNC };
+
+struct ev {
+	uint64_t time;
+	uint64_t seq;
+	enum ev_type type;
+	int node;
+	unsigned incarnation;
+	struct netmsg *msg;
+};
+
+struct ack {
+	uint64_t index;
+	uint64_t fp;
+	uint64_t term;
+};
+
+struct fpslot {
+	uint64_t index;
+	uint64_t term;
+	uint64_t fp;
+};
+
+struct opts {
+	uint64_t seeds;
+	uint64_t first_seed;
+	int nodes; /* 0: alternate 3 and 5 */
+	unsigned ticks;
+	unsigned converge_ticks;
+	int trace;
+};
+
+struct sim {
+	const struct opts *o;
+	uint64_t seed;
+	uint64_t rng;
+	int n;
+	struct node nodes[MAX_NODES];
+	uint64_t now;
+	uint64_t tick;
+	int log_mode; /* log groups: compaction without snapshot data */
+
+	/* Fault settings. */
+	unsigned loss;  /* permille */
+	unsigned dup;   /* permille */
+	unsigned delay_max;
+	unsigned reorder; /* permille of messages delayed a lot */
+	int blocked[MAX_NODES][MAX_NODES];
+	int healed;
+
+	struct ev *heap;
+	size_t n_heap;
+	size_t cap_heap;
+	uint64_t seq;
+
+	/* Checker state. */
+	uint64_t *leader_of; /* term -> node id */
+	size_t cap_leader_of;
+	uint64_t *commit_fp;   /* index -> fingerprint, 0 = unknown */
+	uint64_t *commit_term; /* index -> a term at which it was known */
+	size_t cap_commit;
+	uint64_t max_commit;
+	struct fpslot *fps; /* (index, term) -> fp, open addressing */
+	size_t cap_fps;
+	size_t n_fps;
+	struct ack *acks;
+	size_t n_acks;
+	size_t cap_acks;
+	uint64_t *prop_node; /* proposal id -> proposer id, incarnation */
+	size_t cap_prop;
+	uint64_t next_id;
+
+	uint64_t final_id;
+	uint64_t proposals;
+	uint64_t committed_props;
+	char violation[512];
+};
+
+static void trace(struct sim *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void trace(struct sim *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->o->trace)
+		return;
+	printf("[%6" PRIu64 ".%02" PRIu64 "] ", s->now / TICK, s->now % TICK);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+static void violate(struct sim *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void violate(struct sim *s, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (s->violation[0])
+		return;
+	k = snprintf(s->violation, sizeof(s->violation),
+		     "tick %" PRIu64 ": ", s->tick);
+	va_start(ap, fmt);
+	vsnprintf(s->violation + k, sizeof(s->violation) - k, fmt, ap);
+	va_end(ap);
+	trace(s, "VIOLATION %s", s->violation);
+}
+
+/* ------------------------------------------------------------ events */
+
+static void push(struct sim *s, struct ev e)
+{
+	size_t i;
+
+	if (s->n_heap == s->cap_heap) {
+		s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 256;
+		s->heap = xrealloc(s->heap, s->cap_heap * sizeof(*s->heap));
+	}
+	e.seq = s->seq++;
+	i = s->n_heap++;
+	while (i) {
+		size_t p = (i - 1) / 2;
+
+		if (s->heap[p].time < e.time ||
+		    (s->heap[p].time == e.time && s->heap[p].seq < e.seq))
+			break;
+		s->heap[i] = s->heap[p];
+		i = p;
+	}
+	s->heap[i] = e;
+}
+
+static int ev_less(const struct ev *a, const struct ev *b)
+{
+	return a->time < b->time || (a->time == b->time && a->seq < b->seq);
+}
+
+static struct ev pop(struct sim *s)
+{
+	struct ev top = s->heap[0], last = s->heap[--s->n_heap];
+	size_t i = 0;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= s->n_heap)
+			break;
+		if (c + 1 < s->n_heap && ev_less(&s->heap[c + 1], &s->heap[c]))
+			c++;
+		if (!ev_less(&s->heap[c], &last))
+			break;
+		s->heap[i] = s->heap[c];
+		i = c;
+	}
+	if (s->n_heap)
+		s->heap[i] = last;
+	return top;
+}
+
+static struct netmsg *msg_copy(const struct kq__raft_msg *m)
+{
+	struct netmsg *c = xrealloc(NULL, sizeof(*c));
+
+	c->m = *m;
+	if (m->n_entries) {
+		c->m.entries =
+			xrealloc(NULL, m->n_entries * sizeof(*m->entries));
+		memcpy(c->m.entries, m->entries,
+		       m->n_entries * sizeof(*m->entries));
+		for (size_t i = 0; i < m->n_entries; i++)
+			kq__raft_buf_ref(m->entries[i].data);
+	} else {
+		c->m.entries = NULL;
+	}
+	kq__raft_buf_ref(m->snap.data);
+	return c;
+}
+
+static void msg_free(struct netmsg *c)
+{
+	for (size_t i = 0; i < c->m.n_entries; i++)
+		kq__raft_buf_unref(c->m.entries[i].data);
+	free(c->m.entries);
+	kq__raft_buf_unref(c->m.snap.data);
+	free(c);
+}
+
+static void send_msg(struct sim *s, const struct kq__raft_msg *m)
+{
+	int copies = 1;
+
+	if (chance(&s->rng, s->loss)) {
+		trace(s, "  drop %s %" PRIu64 "->%" PRIu64,
+		      kq__raft_msg_name(m->type), m->from, m->to);
+		return;
+	}
+	if (chance(&s->rng, s->dup))
+		copies = 2;
+	for (int i = 0; i < copies; i++) {
+		uint64_t d = 1 + below(&s->rng, s->delay_max);
+
+		if (chance(&s->rng, s->reorder))
+			d += below(&s->rng, 3 * TICK);
+		push(s, (struct ev){.time = s->now + d,
+				    .type = EV_DELIVER,
+				    .node = (int)m->to - 1,
+				    .msg = msg_copy(m)});
+	}
+}
+
+/* ------------------------------------------------------------ checker */
+
+static uint64_t fp_of(uint64_t prev, uint64_t index, uint64_t term,
+		      uint64_t id, uint32_t flags)
+{
+	return mix(prev ^ mix(index ^ mix(term ^ mix(id ^ flags))));
+}
+
+/* Log matching: one (index, term) always comes with one fingerprint. */
+static void fp_record(struct sim *s, uint64_t index, uint64_t term,
+		      uint64_t fp)
+{
+	size_t mask, i;
+
+	if (2 * (s->n_fps + 1) > s->cap_fps) {
+		struct fpslot *old = s->fps;
+		size_t oc = s->cap_fps;
+
+		s->cap_fps = oc ? oc * 2 : 1024;
+		s->fps = xrealloc(NULL, s->cap_fps * sizeof(*s->fps));
+		memset(s->fps, 0, s->cap_fps * sizeof(*s->fps));
+		s->n_fps = 0;
+		for (size_t k = 0; k < oc; k++)
+			if (old[k].index)
+				fp_record(s, old[k].index, old[k].term,
+					  old[k].fp);
+		free(old);
+	}
+	mask = s->cap_fps - 1;
+	for (i = mix(index * 31 + term) & mask; s->fps[i].index;
+	     i = (i + 1) & mask) {
+		if (s->fps[i].index == index && s->fps[i].term == term) {
+			if (s->fps[i].fp != fp)
+				violate(s,
+					"log matching: two logs hold index "
+					"%" PRIu64 " term %" PRIu64
+					" with different prefixes",
+					index, term);
+			return;
+		}
+	}
+	s->fps[i] = (struct fpslot){index, term, fp};
+	s->n_fps++;
+}
+
+static void grow_commit(struct sim *s, uint64_t index)
+{
+	size_t cap = s->cap_commit;
+
+	grow64(&s->commit_fp, &cap, index);
+	grow64(&s->commit_term, &s->cap_commit, index);
+}
+
+static void note_committed(struct sim *s, struct node *nd, uint64_t index,
+			   uint64_t fp)
+{
+	uint64_t t = kq__raft_term(nd->r);
+
+	grow_commit(s, index);
+	if (s->commit_fp[index] == 0) {
+		s->commit_fp[index] = fp;
+		s->commit_term[index] = t;
+	} else if (s->commit_fp[index] != fp) {
+		violate(s,
+			"node %" PRIu64 " committed a different entry at "
+			"index %" PRIu64,
+			nd->id, index);
+	} else if (t < s->commit_term[index]) {
+		s->commit_term[index] = t;
+	}
+	if (index > s->max_commit)
+		s->max_commit = index;
+}
+
+static struct sentry *dentry(struct disk *d, uint64_t index)
+{
+	if (index <= d->base || index > d->base + d->n)
+		return NULL;
+	return &d->e[index - d->base - 1];
+}
+
+static uint64_t dfp(struct disk *d, uint64_t index)
+{
+	struct sentry *e = dentry(d, index);
+
+	if (index == d->base)
+		return d->base_fp;
+	return e ? e->fp : 0;
+}
+
+static void check_leader(struct sim *s, struct node *nd)
+{
+	uint64_t t = kq__raft_term(nd->r);
+	struct disk *d = &nd->d;
+
+	if (kq__raft_role(nd->r) != KQ__RAFT_LEADER)
+		return;
+	grow64(&s->leader_of, &s->cap_leader_of, t);
+	if (s->leader_of[t] && s->leader_of[t] != nd->id) {
+		violate(s, "two leaders in term %" PRIu64 ": %" PRIu64
+			   " and %" PRIu64,
+			t, s->leader_of[t], nd->id);
+		return;
+	}
+	s->leader_of[t] = nd->id;
+	if (nd->leader_checked_term == t)
+		return;
+	nd->leader_checked_term = t;
+	trace(s, "  node %" PRIu64 " is leader of term %" PRIu64, nd->id, t);
+	/* Leader completeness: everything committed in an earlier term. */
+	for (uint64_t i = 1; i <= s->max_commit; i++) {
+		if (!s->commit_fp[i] || s->commit_term[i] >= t)
+			continue;
+		if (i < d->base)
+			continue; /* covered by the snapshot's fingerprint */
+		if (dfp(d, i) != s->commit_fp[i]) {
+			violate(s,
+				"leader completeness: leader %" PRIu64
+				" of term %" PRIu64
+				" lacks committed index %" PRIu64,
+				nd->id, t, i);
+			return;
+		}
+	}
+	for (size_t k = 0; k < s->n_acks; k++) {
+		struct ack *a = &s->acks[k];
+
+		if (a->term >= t || a->index < d->base)
+			continue;
+		if (dfp(d, a->index) != a->fp) {
+			violate(s,
+				"acknowledged proposal at index %" PRIu64
+				" missing from leader %" PRIu64
+				" of term %" PRIu64,
+				a->index, nd->id, t);
+			return;
+		}
+	}
+}
+
+/* ------------------------------------------------------------ nodes */
+
+static void disk_truncate(struct disk *d, uint64_t from)
+{
+	if (from <= d->base)
+		from = d->base + 1;
+	if (from > d->base + d->n)
+		return;
+	d->n = from - d->base - 1;
+	/* A truncation is durable when it returns. */
+	if (d->durable_last >= from)
+		d->durable_last = from - 1;
+}
+
+static void disk_append(struct disk *d, const struct sentry *e)
+{
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 256;
+		d->e = xrealloc(d->e, d->cap * sizeof(*d->e));
+	}
+	d->e[d->n++] = *e;
+}
+
+static uint64_t payload_id(const struct kq__raft_entry *e)
+{
+	uint64_t id = 0;
+
+	if (e->data && e->len == sizeof(id))
+		memcpy(&id, e->data, sizeof(id));
+	return id;
+}
+
+static void install_snapshot(struct sim *s, struct node *nd,
+			     const struct kq__raft_snapshot *snap)
+{
+	struct disk *d = &nd->d;
+	uint64_t fp;
+
+	if (kq__raft_role(nd->r) == KQ__RAFT_LEADER)
+		violate(s, "leader %" PRIu64 " replaced its log by a snapshot",
+			nd->id);
+	if (snap->data) {
+		memcpy(&fp, snap->data, sizeof(fp));
+	} else {
+		/* A log group's reset: the state is whatever was committed
+		 * there, so take the fingerprint from the record. */
+		grow_commit(s, snap->index);
+		fp = s->commit_fp[snap->index];
+		if (!fp)
+			violate(s,
+				"node %" PRIu64
+				" reset to an uncommitted index %" PRIu64,
+				nd->id, snap->index);
+	}
+	trace(s, "  node %" PRIu64 " installs snapshot %" PRIu64 "/%" PRIu64,
+	      nd->id, snap->index, snap->term);
+	note_committed(s, nd, snap->index, fp);
+	fp_record(s, snap->index, snap->term, fp);
+	d->n = 0;
+	d->base = snap->index;
+	d->base_term = snap->term;
+	d->base_fp = fp;
+	d->durable_last = snap->index;
+	nd->applied = snap->index;
+}
+
+static void write_entries(struct sim *s, struct node *nd,
+			  const struct kq__raft_ready *rd)
+{
+	struct disk *d = &nd->d;
+	uint64_t first = rd->entries[0].index;
+
+	if (first <= d->base) {
+		violate(s, "node %" PRIu64 " writes below its snapshot",
+			nd->id);
+		return;
+	}
+	if (first <= d->base + d->n) {
+		if (kq__raft_role(nd->r) == KQ__RAFT_LEADER)
+			violate(s,
+				"leader %" PRIu64 " of term %" PRIu64
+				" overwrites its entries from %" PRIu64,
+				nd->id, kq__raft_term(nd->r), first);
+		trace(s, "  node %" PRIu64 " truncates from %" PRIu64, nd->id,
+		      first);
+		disk_truncate(d, first);
+	}
+	if (first != d->base + d->n + 1) {
+		violate(s, "node %" PRIu64 " writes a gap at %" PRIu64, nd->id,
+			first);
+		return;
+	}
+	for (size_t i = 0; i < rd->n_entries; i++) {
+		const struct kq__raft_entry *e = &rd->entries[i];
+		struct sentry se = {
+			.term = e->term,
+			.id = payload_id(e),
+			.flags = e->flags,
+		};
+
+		se.fp = fp_of(dfp(d, e->index - 1), e->index, e->term, se.id,
+			      se.flags);
+		disk_append(d, &se);
+		fp_record(s, e->index, e->term, se.fp);
+	}
+	d->written_id = rd->persist_id;
+	if (!d->sync_pending) {
+		d->sync_pending = 1;
+		push(s, (struct ev){.time = s->now + 5 + below(&s->rng, 60),
+				    .type = EV_SYNC,
+				    .node = (int)nd->id - 1,
+				    .incarnation = nd->incarnation});
+	}
+}
+
+static void apply_entries(struct sim *s, struct node *nd,
+			  const struct kq__raft_ready *rd)
+{
+	for (size_t i = 0; i < rd->n_committed; i++) {
+		const struct kq__raft_entry *e = &rd->committed[i];
+		struct sentry *se = dentry(&nd->d, e->index);
+		uint64_t id = payload_id(e);
+
+		if (e->index != nd->applied + 1 || !se || se->term != e->term ||
+		    se->id != id) {
+			violate(s,
+				"node %" PRIu64 " applies index %" PRIu64
+				" out of order or unknown",
+				nd->id, e->index);
+			return;
+		}
+		nd->applied = e->index;
+		note_committed(s, nd, e->index, se->fp);
+		if (id && id < s->cap_prop &&
+		    s->prop_node[id] ==
+			    ((nd->id << 32) | (uint64_t)nd->incarnation)) {
+			/* The proposer learns the commit: the client is
+			 * answered now. */
+			if (s->n_acks == s->cap_acks) {
+				s->cap_acks = s->cap_acks ? 2 * s->cap_acks
+							  : 256;
+				s->acks = xrealloc(s->acks, s->cap_acks *
+								    sizeof(*s->acks));
+			}
+			s->acks[s->n_acks++] = (struct ack){
+				e->index, se->fp, kq__raft_term(nd->r)};
+			s->committed_props++;
+		}
+	}
+}
+
+static void process(struct sim *s, struct node *nd)
+{
+	struct kq__raft_ready rd;
+
+	while (!s->violation[0] && kq__raft_has_ready(nd->r)) {
+		kq__raft_ready(nd->r, &rd);
+		if (rd.hs_changed) {
+			if (rd.hs.term < nd->d.hs.term)
+				violate(s, "node %" PRIu64 " term went back",
+					nd->id);
+			nd->d.hs = rd.hs;
+		}
+		if (rd.snapshot)
+			install_snapshot(s, nd, rd.snapshot);
+		if (rd.n_entries)
+			write_entries(s, nd, &rd);
+		for (size_t i = 0; i < rd.n_msgs; i++) {
+			const struct kq__raft_msg *m = &rd.msgs[i];
+
+			if (m->term > nd->d.hs.term &&
+			    m->type != KQ__RAFT_MSG_PREVOTE &&
+			    m->type != KQ__RAFT_MSG_PREVOTE_RESP)
+				violate(s,
+					"node %" PRIu64
+					" sends term %" PRIu64
+					" before saving it",
+					nd->id, m->term);
+			if (m->type == KQ__RAFT_MSG_VOTE_RESP && !m->reject &&
+			    nd->d.hs.vote != m->to)
+				violate(s,
+					"node %" PRIu64
+					" grants a vote it did not save",
+					nd->id);
+			trace(s,
+			      "  %" PRIu64 "->%" PRIu64 " %s t%" PRIu64
+			      " i%" PRIu64 " lt%" PRIu64 " c%" PRIu64
+			      " n%zu%s",
+			      m->from, m->to, kq__raft_msg_name(m->type),
+			      m->term, m->index, m->log_term, m->commit,
+			      m->n_entries, m->reject ? " reject" : "");
+			send_msg(s, m);
+		}
+		apply_entries(s, nd, &rd);
+		kq__raft_advance(nd->r, &rd);
+	}
+	if (s->violation[0])
+		return;
+	if (kq__raft_last_index(nd->r) != nd->d.base + nd->d.n)
+		violate(s, "node %" PRIu64 " core and disk logs disagree",
+			nd->id);
+	check_leader(s, nd);
+}
+
+static void start_node(struct sim *s, struct node *nd)
+{
+	uint64_t voters[MAX_NODES];
+	struct kq__raft_entry *ents;
+	uint64_t *ids;
+	struct kq__raft_config c = {
+		.id = nd->id,
+		.voters = voters,
+		.n_voters = (size_t)s->n,
+		.election_ticks = 10,
+		.heartbeat_ticks = 2,
+		.seed = s->seed * 7919 + nd->incarnation,
+		.pre_vote = true,
+		.check_quorum = true,
+		.max_msg_bytes = 64,
+		.max_inflight_bytes = 256,
+		.max_inflight_msgs = 4,
+	};
+	struct disk *d = &nd->d;
+
+	for (int i = 0; i < s->n; i++)
+		voters[i] = (uint64_t)i + 1;
+	/* What was not durable is gone. */
+	d->n = d->durable_last - d->base;
+	ents = xrealloc(NULL, d->n * sizeof(*ents));
+	ids = xrealloc(NULL, d->n * sizeof(*ids));
+	for (size_t i = 0; i < d->n; i++) {
+		ids[i] = d->e[i].id;
+		ents[i] = (struct kq__raft_entry){
+			.index = d->base + 1 + i,
+			.term = d->e[i].term,
+			.flags = d->e[i].flags,
+			.len = d->e[i].id ? sizeof(uint64_t) : 0,
+			.data = d->e[i].id ? &ids[i] : NULL,
+		};
+	}
+	c.hs = d->hs;
+	c.snap = (struct kq__raft_snapshot){
+		.index = d->base,
+		.term = d->base_term,
+		.data = (d->base && !s->log_mode) ? &d->base_fp : NULL,
+		.len = sizeof(d->base_fp),
+	};
+	c.entries = ents;
+	c.n_entries = d->n;
+	nd->r = kq__raft_new(&c);
+	free(ents);
+	free(ids);
+	if (!nd->r) {
+		fprintf(stderr, "raft-sim: kq__raft_new failed\n");
+		exit(2);
+	}
+	nd->up = 1;
+	nd->applied = d->base;
+	nd->leader_checked_term = 0;
+	d->sync_pending = 0;
+}
+
+static void crash_node(struct sim *s, struct node *nd)
+{
+	trace(s, "  CRASH node %" PRIu64 " (durable through %" PRIu64 ")",
+	      nd->id, nd->d.durable_last);
+	kq__raft_free(nd->r);
+	nd->r = NULL;
+	nd->up = 0;
+	nd->incarnation++;
+	nd->d.n = nd->d.durable_last - nd->d.base;
+	nd->restart_tick = s->tick + 5 + below(&s->rng, 60);
+}
+
+static void compact_node(struct sim *s, struct node *nd)
+{
+	struct disk *d = &nd->d;
+	uint64_t upto = nd->applied;
+	uint64_t p = kq__raft_persisted_index(nd->r);
+	uint64_t fp;
+	struct sentry *e;
+	size_t drop;
+
+	if (p < upto)
+		upto = p;
+	if (upto < d->base + 32)
+		return;
+	upto -= below(&s->rng, 8);
+	e = dentry(d, upto);
+	fp = e->fp;
+	if (kq__raft_compact(nd->r, upto, s->log_mode ? NULL : &fp,
+			     sizeof(fp))) {
+		violate(s, "node %" PRIu64 " cannot compact at %" PRIu64,
+			nd->id, upto);
+		return;
+	}
+	trace(s, "  node %" PRIu64 " compacts through %" PRIu64, nd->id, upto);
+	drop = upto - d->base;
+	d->base_term = e->term;
+	d->base_fp = fp;
+	memmove(d->e, d->e + drop, (d->n - drop) * sizeof(*d->e));
+	d->n -= drop;
+	d->base = upto;
+}
+
+/* ------------------------------------------------------------ faults */
+
+static void new_partition(struct sim *s)
+{
+	memset(s->blocked, 0, sizeof(s->blocked));
+	switch (below(&s->rng, 4)) {
+	case 0: trace(s, "  network healed"); break;
+	case 1: {
+		int a = (int)below(&s->rng, s->n);
+
+		for (int i = 0; i < s->n; i++)
+			s->blocked[a][i] = s->blocked[i][a] = i != a;
+		trace(s, "  node %d isolated", a + 1);
+		break;
+	}
+	case 2: {
+		uint64_t side = rnd(&s->rng);
+
+		for (int i = 0; i < s->n; i++)
+			for (int j = 0; j < s->n; j++)
+				s->blocked[i][j] = ((side >> i) & 1) !=
+						   ((side >> j) & 1);
+		trace(s, "  network split by mask %" PRIx64,
+		      side & ((1u << s->n) - 1));
+		break;
+	}
+	default: {
+		int k = 1 + (int)below(&s->rng, 3);
+
+		for (int i = 0; i < k; i++) {
+			int a = (int)below(&s->rng, s->n);
+			int b = (int)below(&s->rng, s->n);
+
+			s->blocked[a][b] = a != b;
+			trace(s, "  one-way cut %d->%d", a + 1, b + 1);
+		}
+		break;
+	}
+	}
+}
+
+static struct node *find_leader(struct sim *s)
+{
+	struct node *best = NULL;
+
+	for (int i = 0; i < s->n; i++) {
+		struct node *nd = &s->nodes[i];
+
+		if (nd->up && kq__raft_role(nd->r) == KQ__RAFT_LEADER &&
+		    (!best || kq__raft_term(nd->r) > kq__raft_term(best->r)))
+			best = nd;
+	}
+	return best;
+}
+
+static void propose(struct sim *s, struct node *nd, size_t n)
+{
+	struct kq__raft_entry e[8];
+	uint64_t ids[8], first;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = ++s->next_id;
+		e[i] = (struct kq__raft_entry){.len = sizeof(uint64_t),
+					       .data = &ids[i]};
+	}
+	rc = kq__raft_propose(nd->r, e, n, &first);
+	if (rc)
+		return;
+	trace(s, "  node %" PRIu64 " proposes %zu at %" PRIu64, nd->id, n,
+	      first);
+	for (size_t i = 0; i < n; i++) {
+		grow64(&s->prop_node, &s->cap_prop, ids[i]);
+		s->prop_node[ids[i]] =
+			(nd->id << 32) | (uint64_t)nd->incarnation;
+	}
+	s->proposals += n;
+	if (s->healed)
+		s->final_id = ids[n - 1];
+	process(s, nd);
+}
+
+static int has_final(struct sim *s, struct node *l)
+{
+	if (!s->final_id)
+		return 0;
+	for (uint64_t i = l->d.base + l->d.n; i > l->d.base; i--)
+		if (dentry(&l->d, i)->id == s->final_id)
+			return 1;
+	return 0;
+}
+
+/* After the faults: one leader, everyone holding and applying the same
+ * log, including an entry proposed after the healing. */
+static int converged(struct sim *s)
+{
+	struct node *l = find_leader(s);
+	uint64_t last;
+
+	if (!l || !s->final_id)
+		return 0;
+	last = kq__raft_last_index(l->r);
+	for (int i = 0; i < s->n; i++) {
+		struct node *nd = &s->nodes[i];
+
+		if (!nd->up || nd->applied != last ||
+		    kq__raft_last_index(nd->r) != last ||
+		    dfp(&nd->d, last) != dfp(&l->d, last) ||
+		    nd->d.durable_last != last)
+			return 0;
+	}
+	return has_final(s, l);
+}
+
+static void control(struct sim *s)
+{
+	unsigned chaos = s->o->ticks;
+	struct node *l;
+
+	if (s->tick < chaos) {
+		if (chance(&s->rng, 25))
+			new_partition(s);
+		if (chance(&s->rng, 12)) {
+			struct node *nd = &s->nodes[below(&s->rng, s->n)];
+
+			if (nd->up)
+				crash_node(s, nd);
+		}
+		for (int i = 0; i < s->n; i++) {
+			struct node *nd = &s->nodes[i];
+
+			if (!nd->up && s->tick >= nd->restart_tick) {
+				trace(s, "  RESTART node %" PRIu64, nd->id);
+				start_node(s, nd);
+				process(s, nd);
+			} else if (nd->up && chance(&s->rng, 40)) {
+				compact_node(s, nd);
+			}
+		}
+		if (chance(&s->rng, 500)) {
+			struct node *nd = &s->nodes[below(&s->rng, s->n)];
+
+			if (nd->up)
+				propose(s, nd, 1 + below(&s->rng, 4));
+		}
+		return;
+	}
+	if (s->tick == chaos) {
+		trace(s, "  FAULTS STOP");
+		memset(s->blocked, 0, sizeof(s->blocked));
+		s->loss = s->dup = s->reorder = 0;
+		s->healed = 1;
+		for (int i = 0; i < s->n; i++) {
+			if (!s->nodes[i].up) {
+				start_node(s, &s->nodes[i]);
+				process(s, &s->nodes[i]);
+			}
+		}
+	}
+	/* A final proposal lost with a deposed leader is made again. */
+	l = find_leader(s);
+	if (l && !has_final(s, l))
+		propose(s, l, 1);
+}
+
+static void handle(struct sim *s, struct ev *e)
+{
+	struct node *nd = &s->nodes[e->node];
+
+	switch (e->type) {
+	case EV_CONTROL:
+		s->tick = s->now / TICK;
+		control(s);
+		push(s, (struct ev){.time = s->now + TICK,
+				    .type = EV_CONTROL});
+		break;
+	case EV_TICK:
+		if (nd->up) {
+			if (kq__raft_tick(nd->r))
+				violate(s, "node %" PRIu64 " failed a tick",
+					nd->id);
+			process(s, nd);
+		}
+		push(s, (struct ev){.time = s->now + TICK,
+				    .type = EV_TICK,
+				    .node = e->node});
+		break;
+	case EV_DELIVER: {
+		struct kq__raft_msg *m = &e->msg->m;
+
+		if (!nd->up || s->blocked[m->from - 1][m->to - 1]) {
+			msg_free(e->msg);
+			break;
+		}
+		trace(s, "%" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
+			 " lt%" PRIu64 " c%" PRIu64 " n%zu%s",
+		      m->from, m->to, kq__raft_msg_name(m->type), m->term,
+		      m->index, m->log_term, m->commit, m->n_entries,
+		      m->reject ? " reject" : "");
+		if (kq__raft_step(nd->r, m))
+			violate(s,
+				"node %" PRIu64 " refused %s from %" PRIu64
+				" as contradicting Raft",
+				nd->id, kq__raft_msg_name(m->type), m->from);
+		msg_free(e->msg);
+		process(s, nd);
+		break;
+	}
+	case EV_SYNC:
+		if (!nd->up || e->incarnation != nd->incarnation)
+			break;
+		nd->d.sync_pending = 0;
+		nd->d.durable_last = nd->d.base + nd->d.n;
+		trace(s, "  node %" PRIu64 " synced through %" PRIu64, nd->id,
+		      nd->d.durable_last);
+		kq__raft_persisted(nd->r, nd->d.written_id);
+		process(s, nd);
+		break;
+	}
+}
+
+static void sim_free(struct sim *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		kq__raft_free(s->nodes[i].r);
+		free(s->nodes[i].d.e);
+	}
+	while (s->n_heap) {
+		struct ev e = pop(s);
+
+		if (e.msg)
+			msg_free(e.msg);
+	}
+	free(s->heap);
+	free(s->leader_of);
+	free(s->commit_fp);
+	free(s->commit_term);
+	free(s->fps);
+	free(s->acks);
+	free(s->prop_node);
+}
+
+/* Runs one seed; returns 0 or 1 (violation), with the reason in s. */
+static int run_seed(const struct opts *o, uint64_t seed, char *why,
+		    size_t why_len, uint64_t *ticks_used)
+{
+	struct sim s;
+	uint64_t limit;
+
+	memset(&s, 0, sizeof(s));
+	s.o = o;
+	s.seed = seed;
+	s.rng = mix(seed);
+	s.n = o->nodes ? o->nodes : (seed % 2 ? 3 : 5);
+	s.log_mode = (int)below(&s.rng, 2);
+	s.loss = (unsigned)below(&s.rng, 301);
+	s.dup = (unsigned)below(&s.rng, 101);
+	s.delay_max = 1 + (unsigned)below(&s.rng, 30);
+	s.reorder = (unsigned)below(&s.rng, 200);
+	trace(&s,
+	      "seed %" PRIu64 ": %d nodes, %s groups, loss %u%%o, dup %u%%o,"
+	      " delay <= %u, reorder %u%%o",
+	      seed, s.n, s.log_mode ? "log" : "state-machine", s.loss, s.dup,
+	      s.delay_max, s.reorder);
+	for (int i = 0; i < s.n; i++) {
+		struct node *nd = &s.nodes[i];
+
+		nd->id = (uint64_t)i + 1;
+		nd->tick_offset = 1 + (unsigned)below(&s.rng, TICK - 1);
+		start_node(&s, nd);
+		push(&s, (struct ev){.time = nd->tick_offset,
+				     .type = EV_TICK,
+				     .node = i});
+	}
+	push(&s, (struct ev){.time = 0, .type = EV_CONTROL});
+	limit = (uint64_t)o->ticks + o->converge_ticks;
+	while (!s.violation[0] && s.n_heap) {
+		struct ev e = pop(&s);
+
+		s.now = e.time;
+		handle(&s, &e);
+		if (s.healed && e.type == EV_CONTROL && converged(&s))
+			break;
+		if (s.tick > limit) {
+			violate(&s,
+				"no convergence %u ticks after the faults "
+				"stopped",
+				o->converge_ticks);
+		}
+	}
+	*ticks_used = s.tick;
+	trace(&s,
+	      "seed %" PRIu64 " done at tick %" PRIu64 ": %" PRIu64
+	      " proposed, %" PRIu64 " acknowledged, commit %" PRIu64,
+	      seed, s.tick, s.proposals, s.committed_props, s.max_commit);
+	snprintf(why, why_len, "%s", s.violation);
+	sim_free(&s);
+	return why[0] != 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: raft-sim [--seeds N] [--first-seed S] [--nodes 3|5]\n"
+		"                [--ticks T] [--converge-ticks T] [--trace]\n"
+		"                [--soak]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.seeds = 100,
+			 .first_seed = 1,
+			 .ticks = 300,
+			 .converge_ticks = 400};
+	uint64_t failed = 0, first_failed = 0, ticks = 0;
+	char why[512], first_why[512] = "";
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--trace")) {
+			o.trace = 1;
+		} else if (!strcmp(a, "--soak")) {
+			/* Many more seeds, each twice as long. */
+			o.seeds = 20000;
+			o.ticks *= 2;
+		} else if (!v) {
+			usage();
+		} else if (!strcmp(a, "--seeds")) {
+			o.seeds = strtoull(v, NULL, 10);
+			i++;
+		} else if (!strcmp(a, "--first-seed")) {
+			o.first_seed = strtoull(v, NULL, 10);
+			i++;
+		} else if (!strcmp(a, "--nodes")) {
+			o.nodes = atoi(v);
+			i++;
+			if (o.nodes != 3 && o.nodes != 5)
+				usage();
+		} else if (!strcmp(a, "--ticks")) {
+			o.ticks = (unsigned)strtoul(v, NULL, 10);
+			i++;
+		} else if (!strcmp(a, "--converge-ticks")) {
+			o.converge_ticks = (unsigned)strtoul(v, NULL, 10);
+			i++;
+		} else {
+			usage();
+		}
+	}
+	for (uint64_t k = 0; k < o.seeds; k++) {
+		uint64_t seed = o.first_seed + k, t;
+
+		if (run_seed(&o, seed, why, sizeof(why), &t)) {
+			if (!failed++) {
+				first_failed = seed;
+				snprintf(first_why, sizeof(first_why), "%s",
+					 why);
+			}
+			fprintf(stderr, "seed %" PRIu64 ": %s\n", seed, why);
+		}
+		ticks += t;
+	}
+	if (failed) {
+		printf("%" PRIu64 " seeds, %" PRIu64
+		       " violations, first failing seed %" PRIu64 " (%s); "
+		       "replay: raft-sim --seeds 1 --first-seed %" PRIu64
+		       "%s --ticks %u --trace\n",
+		       o.seeds, failed, first_failed, first_why, first_failed,
+		       o.nodes == 3 ? " --nodes 3" : o.nodes == 5 ? " --nodes 5" : "",
+		       o.ticks);
+		return 1;
+	}
+	printf("%" PRIu64 " seeds, 0 violations\n", o.seeds);
+	return 0;
+}
