@@ -57,8 +57,7 @@ static void reset(struct kq__raft *r, uint64_t term)
 	}
 }
 
-void kq__raft_become_follower(struct kq__raft *r, uint64_t term,
-			      uint64_t lead)
+void kq__raft_become_follower(struct kq__raft *r, uint64_t term, uint64_t lead)
 {
 	reset(r, term);
 	r->role = KQ__RAFT_FOLLOWER;
@@ -168,6 +167,8 @@ static bool quorum_active(struct kq__raft *r)
 
 int kq__raft_tick(struct kq__raft *r)
 {
+	if (r->in_ready)
+		return KQ_EINTERNAL;
 	if (r->role != KQ__RAFT_LEADER) {
 		r->election_elapsed++;
 		if (kq__raft_pr(r, r->id) &&
@@ -220,7 +221,8 @@ static void handle_vote(struct kq__raft *r, const struct kq__raft_msg *m)
 		   (r->vote == KQ__RAFT_NONE && r->lead == KQ__RAFT_NONE) ||
 		   (pre && m->term > r->term);
 	struct kq__raft_msg resp = {
-		.type = pre ? KQ__RAFT_MSG_PREVOTE_RESP : KQ__RAFT_MSG_VOTE_RESP,
+		.type = pre ? KQ__RAFT_MSG_PREVOTE_RESP
+			    : KQ__RAFT_MSG_VOTE_RESP,
 		.to = m->from,
 	};
 
@@ -317,6 +319,8 @@ int kq__raft_step(struct kq__raft *r, const struct kq__raft_msg *m)
 
 	if (r->fatal)
 		return r->fatal;
+	if (r->in_ready)
+		return KQ_EINTERNAL;
 	if (!kq__raft_pr(r, m->from) || m->from == r->id)
 		return 0;
 	if (m->term > r->term) {
@@ -375,6 +379,8 @@ int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
 
 	if (r->fatal)
 		return r->fatal;
+	if (r->in_ready)
+		return KQ_EINTERNAL;
 	if (r->role != KQ__RAFT_LEADER)
 		return KQ_EUNAVAILABLE;
 	*first = index;
@@ -413,7 +419,8 @@ void kq__raft_persisted(struct kq__raft *r, uint64_t id)
 	}
 	if (!k)
 		return;
-	memmove(r->writes, r->writes + k, (r->n_writes - k) * sizeof(*r->writes));
+	memmove(r->writes, r->writes + k,
+		(r->n_writes - k) * sizeof(*r->writes));
 	r->n_writes -= k;
 	if (last <= r->persisted)
 		return;
@@ -504,8 +511,8 @@ struct kq__raft *kq__raft_new(const struct kq__raft_config *c)
 	r->persisted = kq__raft_log_last(&r->log);
 	r->unstable = r->persisted + 1;
 	r->next_write_id = 1;
+	/* Same term: the recovered vote is kept. */
 	kq__raft_become_follower(r, r->term, KQ__RAFT_NONE);
-	r->vote = c->hs.vote; /* become_follower kept the term, so the vote */
 	return r;
 }
 
@@ -538,8 +545,8 @@ void kq__raft_ready(struct kq__raft *r, struct kq__raft_ready *rd)
 
 	memset(rd, 0, sizeof(*rd));
 	rd->hs = (struct kq__raft_hard_state){r->term, r->vote};
-	rd->hs_changed = r->term != r->hs_saved.term ||
-			 r->vote != r->hs_saved.vote;
+	rd->hs_changed =
+		r->term != r->hs_saved.term || r->vote != r->hs_saved.vote;
 	if (r->snap_pending)
 		rd->snapshot = &r->log.snap;
 	if (r->unstable <= last) {
@@ -641,8 +648,7 @@ uint64_t kq__raft_persisted_index(const struct kq__raft *r)
 	return r->persisted;
 }
 
-int kq__raft_term_at(const struct kq__raft *r, uint64_t index,
-		     uint64_t *term)
+int kq__raft_term_at(const struct kq__raft *r, uint64_t index, uint64_t *term)
 {
 	return kq__raft_log_term(&r->log, index, term);
 }

@@ -85,13 +85,13 @@ enum kq__raft_msg_type {
 	KQ__RAFT_MSG_APPEND_RESP,  /* success: index = durable match;
 				    * reject: index = rejected prev,
 				    * hint/log_term = conflict hint */
-	KQ__RAFT_MSG_VOTE,         /* index/log_term: candidate's last */
-	KQ__RAFT_MSG_VOTE_RESP,    /* reject */
-	KQ__RAFT_MSG_PREVOTE,      /* term: the term it would campaign in */
+	KQ__RAFT_MSG_VOTE,	   /* index/log_term: candidate's last */
+	KQ__RAFT_MSG_VOTE_RESP,	   /* reject */
+	KQ__RAFT_MSG_PREVOTE,	   /* term: the term it would campaign in */
 	KQ__RAFT_MSG_PREVOTE_RESP, /* granted: term = requested term */
-	KQ__RAFT_MSG_HEARTBEAT,    /* commit = min(match, leader commit) */
+	KQ__RAFT_MSG_HEARTBEAT,	   /* commit = min(match, leader commit) */
 	KQ__RAFT_MSG_HEARTBEAT_RESP,
-	KQ__RAFT_MSG_SNAPSHOT,     /* snap; answered by an APPEND_RESP */
+	KQ__RAFT_MSG_SNAPSHOT, /* snap; answered by an APPEND_RESP */
 };
 
 /* One message between replicas of a group.  Messages given to
@@ -127,21 +127,24 @@ struct kq__raft_config {
 	uint64_t id;
 	const uint64_t *voters; /* the fixed voter set, including id */
 	size_t n_voters;
-	unsigned election_ticks;  /* election timeout is random in
-				   * [election_ticks, 2 * election_ticks) */
+	unsigned election_ticks; /* election timeout is random in
+				  * [election_ticks, 2 * election_ticks) */
 	unsigned heartbeat_ticks;
-	uint64_t seed;            /* drives the election timeouts */
+	uint64_t seed; /* drives the election timeouts */
 	bool pre_vote;
 	bool check_quorum;
-	size_t max_msg_bytes;      /* payload bytes per APPEND (at least one
-				    * entry is always sent) */
-	size_t max_inflight_bytes; /* unacknowledged payload per follower */
+	/* Byte bounds count each entry's payload plus a fixed overhead;
+	 * 0 means unbounded. */
+	size_t max_msg_bytes;	   /* per APPEND (at least one entry is
+				    * always sent) */
+	size_t max_inflight_bytes; /* unacknowledged, per follower */
+	/* Unacknowledged APPENDs per follower; 0 means 64. */
 	unsigned max_inflight_msgs;
 
 	/* Durable state recovered from disk. */
 	struct kq__raft_hard_state hs;
-	struct kq__raft_snapshot snap;         /* {0, 0, NULL} when none */
-	const struct kq__raft_entry *entries;  /* snap.index + 1 onwards */
+	struct kq__raft_snapshot snap;	      /* {0, 0, NULL} when none */
+	const struct kq__raft_entry *entries; /* snap.index + 1 onwards */
 	size_t n_entries;
 };
 
@@ -166,9 +169,12 @@ struct kq__raft;
  * does not hold together (id not a voter, no voters).  Owned by the
  * caller, freed with kq__raft_free(). */
 struct kq__raft *kq__raft_new(const struct kq__raft_config *cfg);
+/* Frees the replica and everything it owns; r may be NULL. */
 void kq__raft_free(struct kq__raft *r);
 
-/* Advances the logical clock by one tick. */
+/* Advances the logical clock by one tick.  Returns 0, KQ_EINTERNAL when
+ * called between kq__raft_ready() and kq__raft_advance(), or the error
+ * that stopped the core earlier. */
 int kq__raft_tick(struct kq__raft *r);
 
 /* Feeds one received message (borrowed).  Returns 0, or KQ_EINTERNAL when
@@ -197,11 +203,16 @@ int kq__raft_compact(struct kq__raft *r, uint64_t index, const void *data,
 
 /* True when kq__raft_ready() has something to hand out. */
 bool kq__raft_has_ready(const struct kq__raft *r);
+/* Fills rd (caller-owned struct, core-owned contents) with what is to be
+ * done now, in the order given at the top of this file. */
 void kq__raft_ready(struct kq__raft *r, struct kq__raft_ready *rd);
 /* Releases what the ready borrowed and marks it done. */
 void kq__raft_advance(struct kq__raft *r, struct kq__raft_ready *rd);
 
-/* Read-only views for the adapter, tests and the simulation. */
+/* Read-only views for the adapter, tests and the simulation: the role,
+ * current term, known leader (KQ__RAFT_NONE when unknown), commit index,
+ * last index, first index held (snapshot index + 1) and the index through
+ * which the own log is known durable. */
 enum kq__raft_role kq__raft_role(const struct kq__raft *r);
 uint64_t kq__raft_term(const struct kq__raft *r);
 uint64_t kq__raft_leader(const struct kq__raft *r);
@@ -211,8 +222,7 @@ uint64_t kq__raft_first_index(const struct kq__raft *r);
 uint64_t kq__raft_persisted_index(const struct kq__raft *r);
 /* The term of the entry at `index` (the snapshot's term at its index);
  * returns -1 when the core does not hold it. */
-int kq__raft_term_at(const struct kq__raft *r, uint64_t index,
-		     uint64_t *term);
+int kq__raft_term_at(const struct kq__raft *r, uint64_t index, uint64_t *term);
 /* The entry at `index`, borrowed until the next call into the core;
  * NULL when it is not held. */
 const struct kq__raft_entry *kq__raft_entry_at(const struct kq__raft *r,

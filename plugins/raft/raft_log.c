@@ -53,8 +53,8 @@ struct kq__raft_entry *kq__raft_log_get(const struct kq__raft_log *l,
 	return &l->e[index - l->snap.index - 1];
 }
 
-int kq__raft_log_append(struct kq__raft_log *l,
-			const struct kq__raft_entry *e, size_t n)
+int kq__raft_log_append(struct kq__raft_log *l, const struct kq__raft_entry *e,
+			size_t n)
 {
 	if (l->n + n > l->cap) {
 		size_t cap = l->cap ? l->cap : 64;
@@ -88,8 +88,8 @@ void kq__raft_log_truncate(struct kq__raft_log *l, uint64_t from)
 	l->n = keep;
 }
 
-void kq__raft_log_compact(struct kq__raft_log *l, uint64_t index,
-			  void *data, uint32_t len)
+void kq__raft_log_compact(struct kq__raft_log *l, uint64_t index, void *data,
+			  uint32_t len)
 {
 	uint64_t term = 0;
 	size_t drop;

@@ -59,9 +59,11 @@ bool kq__raft_send_append(struct kq__raft *r, struct kq__raft_progress *p,
 		const struct kq__raft_entry *e =
 			kq__raft_log_get(&r->log, p->next + n);
 
-		if (n && r->max_msg_bytes && bytes + e->len > r->max_msg_bytes)
+		size_t cost = e->len + KQ__RAFT_ENTRY_OVERHEAD;
+
+		if (n && r->max_msg_bytes && bytes + cost > r->max_msg_bytes)
 			break;
-		bytes += e->len;
+		bytes += cost;
 		n++;
 	}
 	if (!n && !send_empty)
@@ -279,8 +281,7 @@ void kq__raft_handle_append(struct kq__raft *r, const struct kq__raft_msg *m)
 	kq__raft_follower_ack(r, min64(r->verified, r->persisted) >= lastnew);
 }
 
-void kq__raft_handle_heartbeat(struct kq__raft *r,
-			       const struct kq__raft_msg *m)
+void kq__raft_handle_heartbeat(struct kq__raft *r, const struct kq__raft_msg *m)
 {
 	struct kq__raft_msg resp = {
 		.type = KQ__RAFT_MSG_HEARTBEAT_RESP,
@@ -292,8 +293,7 @@ void kq__raft_handle_heartbeat(struct kq__raft *r,
 	kq__raft_send(r, &resp);
 }
 
-void kq__raft_handle_snapshot(struct kq__raft *r,
-			      const struct kq__raft_msg *m)
+void kq__raft_handle_snapshot(struct kq__raft *r, const struct kq__raft_msg *m)
 {
 	struct kq__raft_snapshot s = m->snap;
 
@@ -358,7 +358,9 @@ void kq__raft_handle_append_resp(struct kq__raft *r,
 			kq__raft_pr_become_replicate(p);
 		}
 		break;
-	case KQ__RAFT_PR_REPLICATE: kq__raft_pr_infl_free_to(p, m->index); break;
+	case KQ__RAFT_PR_REPLICATE:
+		kq__raft_pr_infl_free_to(p, m->index);
+		break;
 	}
 	if (kq__raft_maybe_commit(r)) {
 		kq__raft_bcast_append(r, true);

@@ -41,7 +41,8 @@ static int roll(struct kq_log *log, uint64_t base)
 			     strerror(-rv));
 		return rv;
 	}
-	kq__seg_io.close(old->ifd);
+	if (old->ifd >= 0)
+		kq__seg_io.close(old->ifd);
 	old->ifd = -1;
 	pthread_mutex_lock(&log->mu);
 	log->dir_dirty = true;
@@ -136,8 +137,7 @@ static int write_batch(struct kq_log *log, const struct kq_record *recs,
 	return 0;
 }
 
-int kq__log_append(struct kq_log *log, const struct kq_record *recs,
-		   size_t n)
+int kq__log_append(struct kq_log *log, const struct kq_record *recs, size_t n)
 {
 	uint64_t was_next = log->next;
 	size_t i = 0;

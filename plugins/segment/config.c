@@ -25,8 +25,6 @@ static int integer(const struct kq_host *host, const char *key,
 int kq__seg_conf_parse(const struct kq_host *host, const json_t *cfg,
 		       struct kq__seg_conf *conf)
 {
-	const char *key;
-	json_t *val;
 	json_int_t v;
 	int rv = 0;
 
@@ -42,7 +40,11 @@ int kq__seg_conf_parse(const struct kq_host *host, const json_t *cfg,
 		host->log(host, KQ_LOG_ERROR, "segment: expected an object");
 		return KQ_ECONFIG;
 	}
-	json_object_foreach ((json_t *)cfg, key, val) {
+	for (void *it = json_object_iter((json_t *)cfg); it != NULL;
+	     it = json_object_iter_next((json_t *)cfg, it)) {
+		const char *key = json_object_iter_key(it);
+		json_t *val = json_object_iter_value(it);
+
 		if (strcmp(key, "segment_bytes") == 0) {
 			rv = integer(host, key, val, 4096, LLONG_MAX,
 				     "expected an integer of at least 4096",

@@ -62,8 +62,7 @@ static int fill(struct kq__cursor *c, uint64_t need)
 	return (uint64_t)r < need ? 1 : 0;
 }
 
-int kq__cursor_next(struct kq__cursor *c, struct kq_record *rec,
-		    uint64_t *size)
+int kq__cursor_next(struct kq__cursor *c, struct kq_record *rec, uint64_t *size)
 {
 	int r = KQ__REC_SHORT;
 
@@ -102,7 +101,8 @@ int kq__cursor_next(struct kq__cursor *c, struct kq_record *rec,
 	}
 	if (r != KQ__REC_OK)
 		return KQ_ECORRUPT;
-	if (rec->offset < c->seg->base || (c->has_prev && rec->offset <= c->prev)) {
+	if (rec->offset < c->seg->base ||
+	    (c->has_prev && rec->offset <= c->prev)) {
 		c->why = "offset out of order";
 		return KQ_ECORRUPT;
 	}

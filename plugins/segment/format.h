@@ -9,11 +9,12 @@
 #include <kafkaesque/storage.h>
 
 #define KQ__FORMAT_VERSION 1
-#define KQ__HDR_SIZE 24 /* header of .log and .index files */
-#define KQ__REC_FIXED 44 /* record bytes besides key and value */
-#define KQ__REC_MAX ((uint64_t)1 << 30) /* largest record, all included */
-#define KQ__IENTRY_SIZE 16 /* one index entry */
+#define KQ__HDR_SIZE	   24 /* header of .log and .index files */
+#define KQ__REC_FIXED	   44 /* record bytes besides key and value */
+#define KQ__REC_MAX	   ((uint64_t)1 << 30) /* largest record, all included */
+#define KQ__IENTRY_SIZE	   16		       /* one index entry */
 
+/* Little-endian stores and loads at any alignment. */
 static inline void kq__put32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)v;

@@ -11,7 +11,7 @@
 
 struct kq__ientry {
 	uint64_t offset; /* a record's offset */
-	uint64_t pos;    /* its byte position in the .log file */
+	uint64_t pos;	 /* its byte position in the .log file */
 };
 
 /* Entries in increasing offset and position order.  Owned by its segment;

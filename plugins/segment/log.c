@@ -203,17 +203,16 @@ static int list_dir(struct kq_log *log, struct u64s *logs)
 			kq__seg_io.unlinkat(log->dirfd, de->d_name, 0);
 	}
 	closedir(d);
-	if (rv == 0) {
+	if (rv == 0 && logs->n > 0)
 		qsort(logs->v, logs->n, sizeof(uint64_t), cmp_u64);
-		for (size_t i = 0; i < idx.n; i++) {
-			char name[32];
+	for (size_t i = 0; rv == 0 && i < idx.n; i++) {
+		char name[32];
 
-			if (bsearch(&idx.v[i], logs->v, logs->n,
-				    sizeof(uint64_t), cmp_u64) != NULL)
-				continue;
-			kq__seg_name(name, idx.v[i], "index");
-			kq__seg_io.unlinkat(log->dirfd, name, 0);
-		}
+		if (logs->n > 0 && bsearch(&idx.v[i], logs->v, logs->n,
+					   sizeof(uint64_t), cmp_u64) != NULL)
+			continue;
+		kq__seg_name(name, idx.v[i], "index");
+		kq__seg_io.unlinkat(log->dirfd, name, 0);
 	}
 	host->free(idx.v);
 	return rv;
@@ -261,7 +260,6 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 	fd = kq__seg_io.openat(log->dirfd, name, O_RDWR, 0);
 	if (fd < 0)
 		return -errno;
-	seg->file = NULL;
 	if (fstat(fd, &st) != 0) {
 		rv = -errno;
 		kq__seg_io.close(fd);
@@ -293,14 +291,11 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 			  log->dir, name);
 		fsize = KQ__HDR_SIZE;
 	}
-	seg->file = host->malloc(sizeof(*seg->file));
+	seg->file = kq__sfile_new(log, fd);
 	if (seg->file == NULL) {
 		kq__seg_io.close(fd);
 		return -ENOMEM;
 	}
-	memset(seg->file, 0, sizeof(*seg->file));
-	seg->file->fd = fd;
-	seg->file->refs = 1;
 	seg->size = fsize;
 
 	rv = kq__seg_read_index(log, seg, fsize);
@@ -496,8 +491,8 @@ int kq__log_open(void *state, const char *dir,
 	rv = make_dir(log);
 	if (rv != 0)
 		goto fail;
-	log->dirfd = kq__seg_io.openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY,
-				       0);
+	log->dirfd =
+		kq__seg_io.openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
 	if (log->dirfd < 0) {
 		rv = -errno;
 		goto fail;

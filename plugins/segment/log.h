@@ -17,7 +17,7 @@ struct kq__seg_conf {
 	uint64_t segment_bytes;
 	enum kq_sync_policy fsync;
 	uint32_t fsync_interval_ms;
-	int64_t retention_ms;    /* -1: keep forever */
+	int64_t retention_ms;	 /* -1: keep forever */
 	int64_t retention_bytes; /* -1: no size bound */
 	uint64_t index_interval; /* bytes of log between index entries */
 };
@@ -39,25 +39,25 @@ int kq__seg_conf_parse(const struct kq_host *host, const json_t *cfg,
 struct kq__sfile {
 	int fd;
 	unsigned refs;
-	bool dirty;               /* on the log's to-sync list */
-	struct kq__sfile *dnext;  /* next on the to-sync list */
+	bool dirty;		 /* on the log's to-sync list */
+	struct kq__sfile *dnext; /* next on the to-sync list */
 };
 
 /* One segment: a .log and an .index file named after `base`.  Owned by
  * the log and used on the loop thread only. */
 struct kq__segment {
-	uint64_t base;             /* from the file name: offsets >= base */
-	uint64_t size;             /* bytes of the .log file in use */
-	struct kq__sfile *file;    /* NULL until first needed */
-	int ifd;                   /* .index fd while newest, else -1 */
+	uint64_t base;		/* from the file name: offsets >= base */
+	uint64_t size;		/* bytes of the .log file in use */
+	struct kq__sfile *file; /* NULL until first needed */
+	int ifd;		/* .index fd while newest, else -1 */
 	struct kq__index idx;
 	bool idx_loaded;
-	bool idx_trusted;          /* built by a scan in this process */
-	bool tail_known;           /* last, last_term and max_ts are set */
-	uint64_t last;             /* offset of the last record */
+	bool idx_trusted; /* built by a scan in this process */
+	bool tail_known;  /* last, last_term and max_ts are set */
+	uint64_t last;	  /* offset of the last record */
 	uint64_t last_term;
-	int64_t max_ts;            /* largest timestamp seen in the tail */
-	uint64_t reported;         /* damaged position already logged */
+	int64_t max_ts;	   /* largest timestamp seen in the tail */
+	uint64_t reported; /* damaged position already logged */
 };
 
 /* The log of one folder.  Everything is used on the loop thread only
@@ -69,21 +69,21 @@ struct kq_log {
 	int dirfd;
 	struct kq__segment **segs; /* by base; the last one is the newest */
 	size_t nsegs, cap;
-	uint8_t *wbuf;             /* append encoding buffer */
+	uint8_t *wbuf; /* append encoding buffer */
 	size_t wcap;
-	uint64_t first;            /* cached first_offset() */
-	bool reading;              /* read() is running: rbuf is in use */
-	uint8_t *rbuf;             /* read buffer reused across reads */
+	uint64_t first; /* cached first_offset() */
+	bool reading;	/* read() is running: rbuf is in use */
+	uint8_t *rbuf;	/* read buffer reused across reads */
 	size_t rcap;
 
 	pthread_mutex_t mu;
-	uint64_t next;             /* next_offset(); written under mu */
-	uint64_t durable_next;     /* next_offset() at the last good sync */
-	uint64_t gen;              /* bumped when records are dropped */
-	struct kq__sfile *dirty;   /* written since the last sync */
-	bool dir_dirty;            /* segments created or deleted */
-	int failed;                /* first error; atomic loads elsewhere */
-	bool reason_pending;       /* reason not logged yet */
+	uint64_t next;		 /* next_offset(); written under mu */
+	uint64_t durable_next;	 /* next_offset() at the last good sync */
+	uint64_t gen;		 /* bumped when records are dropped */
+	struct kq__sfile *dirty; /* written since the last sync */
+	bool dir_dirty;		 /* segments created or deleted */
+	int failed;		 /* first error; atomic loads elsewhere */
+	bool reason_pending;	 /* reason not logged yet */
 	char reason[320];
 };
 
@@ -95,17 +95,17 @@ struct kq_log {
 struct kq__cursor {
 	struct kq_log *log;
 	struct kq__segment *seg;
-	uint8_t *buf;      /* buffered bytes of the file */
+	uint8_t *buf; /* buffered bytes of the file */
 	size_t cap;
-	bool own;          /* buf is ours to free, not log->rbuf */
-	uint64_t bpos;     /* file position of buf[0] */
-	size_t blen;       /* valid bytes in buf */
-	size_t chunk;      /* bytes fetched per read */
-	uint64_t pos;      /* position of the next record */
-	uint64_t limit;    /* end of the data to scan */
+	bool own;	/* buf is ours to free, not log->rbuf */
+	uint64_t bpos;	/* file position of buf[0] */
+	size_t blen;	/* valid bytes in buf */
+	size_t chunk;	/* bytes fetched per read */
+	uint64_t pos;	/* position of the next record */
+	uint64_t limit; /* end of the data to scan */
 	bool has_prev;
-	uint64_t prev;     /* offset of the last record returned */
-	const char *why;   /* what was wrong with a damaged record */
+	uint64_t prev;	 /* offset of the last record returned */
+	const char *why; /* what was wrong with a damaged record */
 };
 
 /* Starts a cursor at `pos` of `seg`, which must have its file open.
@@ -113,6 +113,8 @@ struct kq__cursor {
 int kq__cursor_init(struct kq__cursor *c, struct kq_log *log,
 		    struct kq__segment *seg, uint64_t pos, uint64_t limit,
 		    size_t chunk, bool shared);
+
+/* Releases the cursor's buffer, or hands a shared one back to the log. */
 void kq__cursor_fini(struct kq__cursor *c);
 
 /* Returns 1 with *rec (valid until the next call) and *size for the next
@@ -182,8 +184,8 @@ int kq__seg_flush_index(struct kq_log *log, struct kq__segment *seg);
 int kq__seg_tail(struct kq_log *log, struct kq__segment *seg);
 
 /* Logs a damaged record of `seg` at `pos` once per position. */
-void kq__seg_report(struct kq_log *log, struct kq__segment *seg,
-		    uint64_t pos, const char *why);
+void kq__seg_report(struct kq_log *log, struct kq__segment *seg, uint64_t pos,
+		    const char *why);
 
 /* Removes the files of a segment (the caller then frees it and marks the
  * folder for sync).  Returns 0 or -errno. */
@@ -197,6 +199,9 @@ void kq__sfile_mark(struct kq_log *log, struct kq__sfile *f);
 void kq__sfile_unref(struct kq_log *log, struct kq__sfile *f);
 
 /* --- the log (log.c and friends) ------------------------------------- */
+
+/* A new reference-counted descriptor holder (refs 1), or NULL. */
+struct kq__sfile *kq__sfile_new(struct kq_log *log, int fd);
 
 /* Marks the log failed with `err` (first failure wins) and keeps a
  * reason to log.  Any thread. */
@@ -230,8 +235,7 @@ void kq__log_set_next(struct kq_log *log, bool dropped);
 int kq__log_open(void *state, const char *dir,
 		 const struct kq_log_options *opts, struct kq_log **out);
 void kq__log_close(struct kq_log *log);
-int kq__log_append(struct kq_log *log, const struct kq_record *recs,
-		   size_t n);
+int kq__log_append(struct kq_log *log, const struct kq_record *recs, size_t n);
 int kq__log_sync(struct kq_log *log);
 int kq__log_read(struct kq_log *log, uint64_t from, uint64_t end,
 		 size_t max_bytes, kq_record_cb cb, void *ctx, uint64_t *next);
@@ -242,8 +246,7 @@ int kq__log_truncate(struct kq_log *log, uint64_t from);
 int kq__log_reset(struct kq_log *log, uint64_t next);
 int kq__log_compact(struct kq_log *log, uint64_t before);
 int kq__log_retain(struct kq_log *log, int64_t now_ms);
-int kq__log_save_hard_state(struct kq_log *log,
-			    const struct kq_hard_state *hs);
+int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs);
 int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
 
 #endif /* KQ_SEGMENT_LOG_H */

@@ -28,6 +28,7 @@ struct reader {
 	kq_record_cb cb;
 	void *ctx;
 	uint64_t *next;
+	size_t chunk; /* bytes fetched per pread */
 	int passed;
 	uint64_t bytes;
 	bool shared; /* uses log->rbuf */
@@ -58,7 +59,7 @@ again:
 		expect = seg->idx.e[k].offset;
 		check_first = !seg->idx_trusted;
 	}
-	kq__cursor_init(&c, log, seg, start, seg->size, KQ__CHUNK, r->shared);
+	kq__cursor_init(&c, log, seg, start, seg->size, r->chunk, r->shared);
 	for (;;) {
 		rv = kq__cursor_next(&c, &rec, &size);
 		if (rv == 1 && check_first && rec.offset != expect)
@@ -135,6 +136,12 @@ int kq__log_read(struct kq_log *log, uint64_t from, uint64_t end,
 		lim = log->durable_next;
 	pthread_mutex_unlock(&log->mu);
 	r.end = end < lim ? end : lim;
+	/* Small reads (term_at(), a consumer's short fetch) fetch what they
+	 * can use: the scan from an index entry plus max_bytes. */
+	r.chunk = KQ__CHUNK;
+	if (max_bytes < KQ__CHUNK && log->conf.index_interval < KQ__CHUNK &&
+	    max_bytes + log->conf.index_interval + 4096 < KQ__CHUNK)
+		r.chunk = max_bytes + (size_t)log->conf.index_interval + 4096;
 	*next = from;
 	if (from >= r.end)
 		return 0;

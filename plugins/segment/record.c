@@ -18,8 +18,7 @@ void kq__header_encode(uint8_t *dst, enum kq__file_kind kind, uint64_t base)
 	kq__put32(dst + 20, kq__crc32c(0, dst, 20));
 }
 
-int kq__header_check(const uint8_t *src, enum kq__file_kind kind,
-		     uint64_t base)
+int kq__header_check(const uint8_t *src, enum kq__file_kind kind, uint64_t base)
 {
 	if (memcmp(src, magic[kind], 4) != 0 ||
 	    kq__get32(src + 20) != kq__crc32c(0, src, 20) ||

@@ -41,7 +41,7 @@ void kq__seg_free(struct kq_log *log, struct kq__segment *seg)
 	log->host->free(seg);
 }
 
-static struct kq__sfile *sfile_new(struct kq_log *log, int fd)
+struct kq__sfile *kq__sfile_new(struct kq_log *log, int fd)
 {
 	struct kq__sfile *f = log->host->malloc(sizeof(*f));
 
@@ -113,7 +113,7 @@ int kq__seg_create(struct kq_log *log, uint64_t base, bool tmp,
 		kq__seg_free(log, seg);
 		return fd;
 	}
-	seg->file = sfile_new(log, fd);
+	seg->file = kq__sfile_new(log, fd);
 	if (seg->file == NULL) {
 		kq__seg_io.close(fd);
 		kq__seg_io.unlinkat(log->dirfd, name, 0);
@@ -154,8 +154,8 @@ int kq__seg_publish(struct kq_log *log, struct kq__segment *seg)
 	return 0;
 }
 
-void kq__seg_report(struct kq_log *log, struct kq__segment *seg,
-		    uint64_t pos, const char *why)
+void kq__seg_report(struct kq_log *log, struct kq__segment *seg, uint64_t pos,
+		    const char *why)
 {
 	char name[32];
 
@@ -197,7 +197,7 @@ int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg)
 		kq__seg_report(log, seg, 0, "bad segment header");
 		return KQ_ECORRUPT;
 	}
-	seg->file = sfile_new(log, fd);
+	seg->file = kq__sfile_new(log, fd);
 	if (seg->file == NULL) {
 		kq__seg_io.close(fd);
 		return -ENOMEM;
@@ -270,7 +270,7 @@ int kq__seg_rebuild_index(struct kq_log *log, struct kq__segment *seg,
 {
 	struct kq__cursor c;
 	struct kq_record rec;
-	uint64_t size, at;
+	uint64_t size, at, last = 0, term = 0;
 	int64_t max_ts = INT64_MIN;
 	int rv;
 
@@ -282,9 +282,8 @@ int kq__seg_rebuild_index(struct kq_log *log, struct kq__segment *seg,
 		rv = kq__cursor_next(&c, &rec, &size);
 		if (rv <= 0)
 			break;
-		if (seg->idx.n == 0 ||
-		    at - seg->idx.e[seg->idx.n - 1].pos >=
-			    log->conf.index_interval) {
+		if (seg->idx.n == 0 || at - seg->idx.e[seg->idx.n - 1].pos >=
+					       log->conf.index_interval) {
 			rv = kq__index_push(log->host, &seg->idx, rec.offset,
 					    at);
 			if (rv != 0)
@@ -292,8 +291,8 @@ int kq__seg_rebuild_index(struct kq_log *log, struct kq__segment *seg,
 		}
 		if (rec.timestamp_ms > max_ts)
 			max_ts = rec.timestamp_ms;
-		seg->last = rec.offset;
-		seg->last_term = rec.term;
+		last = rec.offset;
+		term = rec.term;
 	}
 	*end = c.pos;
 	if (rv == KQ_ECORRUPT)
@@ -303,7 +302,10 @@ int kq__seg_rebuild_index(struct kq_log *log, struct kq__segment *seg,
 		kq__index_free(log->host, &seg->idx);
 		return rv;
 	}
-	if (rv == 0) {
+	/* Only a scan to the end knows the tail; damage stops it short. */
+	if (rv == 0 && !seg->tail_known) {
+		seg->last = last;
+		seg->last_term = term;
 		seg->max_ts = max_ts;
 		seg->tail_known = true;
 	}
@@ -340,8 +342,8 @@ int kq__seg_write_index(struct kq_log *log, struct kq__segment *seg)
 	rv = kq__pwrite_all(fd, buf, len, 0);
 	log->host->free(buf);
 	kq__seg_io.close(fd);
-	if (rv == 0 && kq__seg_io.renameat(log->dirfd, tmp, log->dirfd,
-					   name) != 0)
+	if (rv == 0 &&
+	    kq__seg_io.renameat(log->dirfd, tmp, log->dirfd, name) != 0)
 		rv = -errno;
 	if (rv != 0) {
 		kq__seg_io.unlinkat(log->dirfd, tmp, 0);
@@ -379,7 +381,8 @@ int kq__seg_flush_index(struct kq_log *log, struct kq__segment *seg)
 		if (to - from > 256)
 			to = from + 256;
 		kq__index_encode(&seg->idx, from, to, buf);
-		rv = kq__pwrite_all(seg->ifd, buf, (to - from) * KQ__IENTRY_SIZE,
+		rv = kq__pwrite_all(seg->ifd, buf,
+				    (to - from) * KQ__IENTRY_SIZE,
 				    KQ__HDR_SIZE + from * KQ__IENTRY_SIZE);
 		if (rv != 0)
 			return rv;

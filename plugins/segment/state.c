@@ -9,11 +9,10 @@
 #include "log.h"
 
 #define STATE_FILE "raft.state"
-#define STATE_TMP "raft.state.tmp"
+#define STATE_TMP  "raft.state.tmp"
 #define STATE_SIZE 28
 
-int kq__log_save_hard_state(struct kq_log *log,
-			    const struct kq_hard_state *hs)
+int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs)
 {
 	uint8_t buf[STATE_SIZE];
 	int fd, rv = 0;

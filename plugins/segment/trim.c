@@ -17,8 +17,7 @@ static uint64_t seg_first(struct kq_log *log, struct kq__segment *seg)
 	return seg->idx.e[0].offset;
 }
 
-static int fail_io(struct kq_log *log, int rv, const char *what,
-		   uint64_t base)
+static int fail_io(struct kq_log *log, int rv, const char *what, uint64_t base)
 {
 	kq__log_fail(log, rv, "%s segment %" PRIu64 ": %s", what, base,
 		     strerror(-rv));
@@ -66,10 +65,11 @@ static int cut_newest(struct kq_log *log, uint64_t from)
 		seg->idx.n--;
 	if (seg->idx.flushed > seg->idx.n) {
 		seg->idx.flushed = seg->idx.n;
-		if (!sealed && kq__seg_io.ftruncate(seg->ifd,
-						    (off_t)(KQ__HDR_SIZE +
-							    seg->idx.n *
-								    KQ__IENTRY_SIZE)) != 0)
+		if (!sealed &&
+		    kq__seg_io.ftruncate(
+			    seg->ifd, (off_t)(KQ__HDR_SIZE +
+					      seg->idx.n * KQ__IENTRY_SIZE)) !=
+			    0)
 			return fail_io(log, -errno, "truncating the index of",
 				       seg->base);
 	}
@@ -225,7 +225,8 @@ int kq__log_retain(struct kq_log *log, int64_t now_ms)
 
 		/* By size: drop the oldest while the rest still holds at
 		 * least retention_bytes. */
-		if (!del && rbytes >= 0 && total - seg->size >= (uint64_t)rbytes)
+		if (!del && rbytes >= 0 &&
+		    total - seg->size >= (uint64_t)rbytes)
 			del = true;
 		/* By time: drop it when its newest record is too old. */
 		if (!del && rms >= 0 && kq__seg_tail(log, seg) == 0 &&

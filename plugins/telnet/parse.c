@@ -8,12 +8,16 @@
 
 #include "parse.h"
 
+/* A line buffer grown past this is released once its line is used, so a
+ * rare huge line does not pin memory for the connection's life. */
+#define BUF_KEEP ((size_t)64 << 10)
+
 /* Framer states: where we are inside a telnet command sequence. */
 enum {
 	ST_DATA = 0, /* ordinary data */
-	ST_IAC,      /* after IAC */
-	ST_OPT,      /* after IAC WILL/WONT/DO/DONT, before the option */
-	ST_SB,       /* inside a subnegotiation */
+	ST_IAC,	     /* after IAC */
+	ST_OPT,	     /* after IAC WILL/WONT/DO/DONT, before the option */
+	ST_SB,	     /* inside a subnegotiation */
 	ST_SB_IAC,   /* IAC inside a subnegotiation */
 };
 
@@ -77,15 +81,20 @@ int kq__tn_framer_next(struct kq__tn_framer *f, const void *in, size_t len,
 	if (f->emitted) {
 		f->len = 0;
 		f->emitted = 0;
+		if (f->cap > BUF_KEEP)
+			kq__tn_framer_free(f);
 	}
 	while (i < len) {
 		unsigned char c;
 
 		/* Fast path: copy a run of plain bytes that fits the line. */
-		if (f->state == ST_DATA && !f->discard) {
-			size_t run = plain_run(p + i, len - i);
+		if (f->state == ST_DATA && !f->discard &&
+		    f->len < f->max_line) {
+			size_t room = f->max_line - f->len;
+			size_t run = plain_run(p + i,
+					       len - i < room ? len - i : room);
 
-			if (run > 0 && f->len + run <= f->max_line) {
+			if (run > 0) {
 				if (reserve(f, run) < 0)
 					return -ENOMEM;
 				memcpy(f->buf + f->len, p + i, run);
@@ -161,7 +170,7 @@ int kq__tn_framer_next(struct kq__tn_framer *f, const void *in, size_t len,
 		if (f->len > f->max_line ||
 		    (f->len == f->max_line && c != '\r')) {
 			f->discard = 1;
-			f->len = 0;
+			kq__tn_framer_free(f);
 			ev->type = KQ__TN_EV_TOOLONG;
 			*used = i;
 			return ev->type;
@@ -179,8 +188,7 @@ static int is_sep(char c)
 	return c == ' ' || c == '\t';
 }
 
-int kq__tn_word_next(char *line, size_t len, size_t *pos,
-		     struct kq__tn_word *w)
+int kq__tn_word_next(char *line, size_t len, size_t *pos, struct kq__tn_word *w)
 {
 	size_t i = *pos;
 	size_t j, n = 0;

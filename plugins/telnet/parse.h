@@ -23,7 +23,7 @@
 /* What kq__tn_framer_next() found. */
 enum kq__tn_ev {
 	KQ__TN_EV_NONE = 0, /* the input is used up; feed more */
-	KQ__TN_EV_LINE,     /* a complete line */
+	KQ__TN_EV_LINE,	    /* a complete line */
 	KQ__TN_EV_TOOLONG,  /* the current line passed the maximum */
 	KQ__TN_EV_OPTION,   /* a WILL/WONT/DO/DONT option request */
 };
@@ -44,14 +44,14 @@ struct kq__tn_event {
 /* A streaming framer; caller-owned storage, contents private.  Zero bytes
  * are not a valid state: use kq__tn_framer_init(). */
 struct kq__tn_framer {
-	size_t max_line;  /* longest accepted line, in bytes */
-	char *buf;        /* current line, owned by the framer */
-	size_t len;       /* bytes of the current line so far */
-	size_t cap;       /* allocated size of buf */
-	int state;        /* position inside a telnet command sequence */
+	size_t max_line;   /* longest accepted line, in bytes */
+	char *buf;	   /* current line, owned by the framer */
+	size_t len;	   /* bytes of the current line so far */
+	size_t cap;	   /* allocated size of buf */
+	int state;	   /* position inside a telnet command sequence */
 	unsigned char cmd; /* pending WILL/WONT/DO/DONT */
-	int discard;      /* dropping the rest of an over-long line */
-	int emitted;      /* buf holds a line handed out by the last call */
+	int discard;	   /* dropping the rest of an over-long line */
+	int emitted;	   /* buf holds a line handed out by the last call */
 };
 
 /* Prepares `f` for a new stream.  max_line 0 means the default.  Allocates

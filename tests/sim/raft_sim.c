@@ -23,7 +23,7 @@
 #include "../../plugins/raft/raft.h"
 
 #define MAX_NODES 5
-#define TICK 100 /* time units per tick; messages take a few units */
+#define TICK	  100 /* time units per tick; messages take a few units */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -119,7 +119,7 @@ struct netmsg {
 	struct kq__raft_msg m;
 };
 
-enum ev_type { EV_CONTROL, EV_TICK, EV_DELIVER, EV_SYNC };
+enum ev_type { EV_CONTROL, EV_TICK, EV_DELIVER, EV_SYNC, EV_CRASH };
 
 struct ev {
 	uint64_t time;
@@ -162,10 +162,17 @@ struct sim {
 	int log_mode; /* log groups: compaction without snapshot data */
 
 	/* Fault settings. */
-	unsigned loss;  /* permille */
-	unsigned dup;   /* permille */
+	unsigned loss; /* permille */
+	unsigned dup;  /* permille */
 	unsigned delay_max;
-	unsigned reorder; /* permille of messages delayed a lot */
+	unsigned reorder;      /* permille of messages delayed a lot */
+	unsigned sync_max;     /* time units a write waits for its sync */
+	unsigned crash;	       /* permille per tick */
+	unsigned partition;    /* permille per tick */
+	unsigned leader_crash; /* permille of new leaders crashed soon */
+	size_t max_msg_bytes;
+	size_t max_inflight_bytes;
+	unsigned max_inflight_msgs;
 	int blocked[MAX_NODES][MAX_NODES];
 	int healed;
 
@@ -223,8 +230,8 @@ static void violate(struct sim *s, const char *fmt, ...)
 
 	if (s->violation[0])
 		return;
-	k = snprintf(s->violation, sizeof(s->violation),
-		     "tick %" PRIu64 ": ", s->tick);
+	k = snprintf(s->violation, sizeof(s->violation), "tick %" PRIu64 ": ",
+		     s->tick);
 	va_start(ap, fmt);
 	vsnprintf(s->violation + k, sizeof(s->violation) - k, fmt, ap);
 	va_end(ap);
@@ -335,15 +342,14 @@ static void send_msg(struct sim *s, const struct kq__raft_msg *m)
 
 /* ------------------------------------------------------------ checker */
 
-static uint64_t fp_of(uint64_t prev, uint64_t index, uint64_t term,
-		      uint64_t id, uint32_t flags)
+static uint64_t fp_of(uint64_t prev, uint64_t index, uint64_t term, uint64_t id,
+		      uint32_t flags)
 {
 	return mix(prev ^ mix(index ^ mix(term ^ mix(id ^ flags))));
 }
 
 /* Log matching: one (index, term) always comes with one fingerprint. */
-static void fp_record(struct sim *s, uint64_t index, uint64_t term,
-		      uint64_t fp)
+static void fp_record(struct sim *s, uint64_t index, uint64_t term, uint64_t fp)
 {
 	size_t mask, i;
 
@@ -432,8 +438,9 @@ static void check_leader(struct sim *s, struct node *nd)
 		return;
 	grow64(&s->leader_of, &s->cap_leader_of, t);
 	if (s->leader_of[t] && s->leader_of[t] != nd->id) {
-		violate(s, "two leaders in term %" PRIu64 ": %" PRIu64
-			   " and %" PRIu64,
+		violate(s,
+			"two leaders in term %" PRIu64 ": %" PRIu64
+			" and %" PRIu64,
 			t, s->leader_of[t], nd->id);
 		return;
 	}
@@ -442,6 +449,14 @@ static void check_leader(struct sim *s, struct node *nd)
 		return;
 	nd->leader_checked_term = t;
 	trace(s, "  node %" PRIu64 " is leader of term %" PRIu64, nd->id, t);
+	/* Leaders dying right after their election, before their no-op
+	 * commits, are where commit rules go wrong. */
+	if (!s->healed && chance(&s->rng, s->leader_crash))
+		push(s,
+		     (struct ev){.time = s->now + 1 + below(&s->rng, 2 * TICK),
+				 .type = EV_CRASH,
+				 .node = (int)nd->id - 1,
+				 .incarnation = nd->incarnation});
 	/* Leader completeness: everything committed in an earlier term. */
 	for (uint64_t i = 1; i <= s->max_commit; i++) {
 		if (!s->commit_fp[i] || s->commit_term[i] >= t)
@@ -581,7 +596,8 @@ static void write_entries(struct sim *s, struct node *nd,
 	d->written_id = rd->persist_id;
 	if (!d->sync_pending) {
 		d->sync_pending = 1;
-		push(s, (struct ev){.time = s->now + 5 + below(&s->rng, 60),
+		push(s, (struct ev){.time = s->now + 1 +
+					    below(&s->rng, s->sync_max),
 				    .type = EV_SYNC,
 				    .node = (int)nd->id - 1,
 				    .incarnation = nd->incarnation});
@@ -606,16 +622,26 @@ static void apply_entries(struct sim *s, struct node *nd,
 		}
 		nd->applied = e->index;
 		note_committed(s, nd, e->index, se->fp);
+		/* A leader dying right after a commit, before the followers
+		 * learn of it, tests what the next leader must hold. */
+		if (kq__raft_role(nd->r) == KQ__RAFT_LEADER && !s->healed &&
+		    chance(&s->rng, s->leader_crash / 4))
+			push(s, (struct ev){.time = s->now + 1 +
+						    below(&s->rng, TICK / 2),
+					    .type = EV_CRASH,
+					    .node = (int)nd->id - 1,
+					    .incarnation = nd->incarnation});
 		if (id && id < s->cap_prop &&
 		    s->prop_node[id] ==
 			    ((nd->id << 32) | (uint64_t)nd->incarnation)) {
 			/* The proposer learns the commit: the client is
 			 * answered now. */
 			if (s->n_acks == s->cap_acks) {
-				s->cap_acks = s->cap_acks ? 2 * s->cap_acks
-							  : 256;
-				s->acks = xrealloc(s->acks, s->cap_acks *
-								    sizeof(*s->acks));
+				s->cap_acks =
+					s->cap_acks ? 2 * s->cap_acks : 256;
+				s->acks = xrealloc(s->acks,
+						   s->cap_acks *
+							   sizeof(*s->acks));
 			}
 			s->acks[s->n_acks++] = (struct ack){
 				e->index, se->fp, kq__raft_term(nd->r)};
@@ -647,8 +673,7 @@ static void process(struct sim *s, struct node *nd)
 			    m->type != KQ__RAFT_MSG_PREVOTE &&
 			    m->type != KQ__RAFT_MSG_PREVOTE_RESP)
 				violate(s,
-					"node %" PRIu64
-					" sends term %" PRIu64
+					"node %" PRIu64 " sends term %" PRIu64
 					" before saving it",
 					nd->id, m->term);
 			if (m->type == KQ__RAFT_MSG_VOTE_RESP && !m->reject &&
@@ -660,10 +685,11 @@ static void process(struct sim *s, struct node *nd)
 			trace(s,
 			      "  %" PRIu64 "->%" PRIu64 " %s t%" PRIu64
 			      " i%" PRIu64 " lt%" PRIu64 " c%" PRIu64
-			      " n%zu%s",
+			      " h%" PRIu64 " n%zu%s",
 			      m->from, m->to, kq__raft_msg_name(m->type),
 			      m->term, m->index, m->log_term, m->commit,
-			      m->n_entries, m->reject ? " reject" : "");
+			      m->hint, m->n_entries,
+			      m->reject ? " reject" : "");
 			send_msg(s, m);
 		}
 		apply_entries(s, nd, &rd);
@@ -691,9 +717,9 @@ static void start_node(struct sim *s, struct node *nd)
 		.seed = s->seed * 7919 + nd->incarnation,
 		.pre_vote = true,
 		.check_quorum = true,
-		.max_msg_bytes = 64,
-		.max_inflight_bytes = 256,
-		.max_inflight_msgs = 4,
+		.max_msg_bytes = s->max_msg_bytes,
+		.max_inflight_bytes = s->max_inflight_bytes,
+		.max_inflight_msgs = s->max_inflight_msgs,
 	};
 	struct disk *d = &nd->d;
 
@@ -798,8 +824,8 @@ static void new_partition(struct sim *s)
 
 		for (int i = 0; i < s->n; i++)
 			for (int j = 0; j < s->n; j++)
-				s->blocked[i][j] = ((side >> i) & 1) !=
-						   ((side >> j) & 1);
+				s->blocked[i][j] =
+					((side >> i) & 1) != ((side >> j) & 1);
 		trace(s, "  network split by mask %" PRIx64,
 		      side & ((1u << s->n) - 1));
 		break;
@@ -811,7 +837,9 @@ static void new_partition(struct sim *s)
 			int a = (int)below(&s->rng, s->n);
 			int b = (int)below(&s->rng, s->n);
 
-			s->blocked[a][b] = a != b;
+			if (a == b)
+				continue;
+			s->blocked[a][b] = 1;
 			trace(s, "  one-way cut %d->%d", a + 1, b + 1);
 		}
 		break;
@@ -898,9 +926,9 @@ static void control(struct sim *s)
 	struct node *l;
 
 	if (s->tick < chaos) {
-		if (chance(&s->rng, 25))
+		if (chance(&s->rng, s->partition))
 			new_partition(s);
-		if (chance(&s->rng, 12)) {
+		if (chance(&s->rng, s->crash)) {
 			struct node *nd = &s->nodes[below(&s->rng, s->n)];
 
 			if (nd->up)
@@ -951,8 +979,7 @@ static void handle(struct sim *s, struct ev *e)
 	case EV_CONTROL:
 		s->tick = s->now / TICK;
 		control(s);
-		push(s, (struct ev){.time = s->now + TICK,
-				    .type = EV_CONTROL});
+		push(s, (struct ev){.time = s->now + TICK, .type = EV_CONTROL});
 		break;
 	case EV_TICK:
 		if (nd->up) {
@@ -972,10 +999,11 @@ static void handle(struct sim *s, struct ev *e)
 			msg_free(e->msg);
 			break;
 		}
-		trace(s, "%" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
-			 " lt%" PRIu64 " c%" PRIu64 " n%zu%s",
+		trace(s,
+		      "%" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
+		      " lt%" PRIu64 " c%" PRIu64 " h%" PRIu64 " n%zu%s",
 		      m->from, m->to, kq__raft_msg_name(m->type), m->term,
-		      m->index, m->log_term, m->commit, m->n_entries,
+		      m->index, m->log_term, m->commit, m->hint, m->n_entries,
 		      m->reject ? " reject" : "");
 		if (kq__raft_step(nd->r, m))
 			violate(s,
@@ -986,6 +1014,10 @@ static void handle(struct sim *s, struct ev *e)
 		process(s, nd);
 		break;
 	}
+	case EV_CRASH:
+		if (nd->up && e->incarnation == nd->incarnation && !s->healed)
+			crash_node(s, nd);
+		break;
 	case EV_SYNC:
 		if (!nd->up || e->incarnation != nd->incarnation)
 			break;
@@ -1025,7 +1057,7 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		    size_t why_len, uint64_t *ticks_used)
 {
 	struct sim s;
-	uint64_t limit;
+	uint64_t limit, events = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.o = o;
@@ -1037,11 +1069,22 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 	s.dup = (unsigned)below(&s.rng, 101);
 	s.delay_max = 1 + (unsigned)below(&s.rng, 30);
 	s.reorder = (unsigned)below(&s.rng, 200);
+	s.sync_max = 10 + (unsigned)below(&s.rng, 300);
+	s.crash = 5 + (unsigned)below(&s.rng, 40);
+	s.partition = 5 + (unsigned)below(&s.rng, 40);
+	s.leader_crash = (unsigned)below(&s.rng, 1000);
+	s.max_msg_bytes = (size_t)8 << below(&s.rng, 8);
+	s.max_inflight_msgs = 1u << below(&s.rng, 5);
+	s.max_inflight_bytes = s.max_msg_bytes * (1 + below(&s.rng, 8));
 	trace(&s,
 	      "seed %" PRIu64 ": %d nodes, %s groups, loss %u%%o, dup %u%%o,"
-	      " delay <= %u, reorder %u%%o",
+	      " delay <= %u, reorder %u%%o, sync <= %u, crash %u%%o,"
+	      " partition %u%%o, leader crash %u%%o, msg %zu B,"
+	      " inflight %u msgs/%zu B",
 	      seed, s.n, s.log_mode ? "log" : "state-machine", s.loss, s.dup,
-	      s.delay_max, s.reorder);
+	      s.delay_max, s.reorder, s.sync_max, s.crash, s.partition,
+	      s.leader_crash, s.max_msg_bytes, s.max_inflight_msgs,
+	      s.max_inflight_bytes);
 	for (int i = 0; i < s.n; i++) {
 		struct node *nd = &s.nodes[i];
 
@@ -1058,6 +1101,16 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		struct ev e = pop(&s);
 
 		s.now = e.time;
+		if (e.type == EV_CONTROL)
+			events = 0;
+		if (++events > 200000) {
+			/* Replicas answering each other without end. */
+			violate(&s, "message storm: over 200000 events in "
+				    "one tick");
+			if (e.msg)
+				msg_free(e.msg);
+			break;
+		}
 		handle(&s, &e);
 		if (s.healed && e.type == EV_CONTROL && converged(&s))
 			break;
@@ -1091,7 +1144,7 @@ int main(int argc, char **argv)
 {
 	struct opts o = {.seeds = 100,
 			 .first_seed = 1,
-			 .ticks = 300,
+			 .ticks = 2000,
 			 .converge_ticks = 400};
 	uint64_t failed = 0, first_failed = 0, ticks = 0;
 	char why[512], first_why[512] = "";
@@ -1148,7 +1201,9 @@ int main(int argc, char **argv)
 		       "replay: raft-sim --seeds 1 --first-seed %" PRIu64
 		       "%s --ticks %u --trace\n",
 		       o.seeds, failed, first_failed, first_why, first_failed,
-		       o.nodes == 3 ? " --nodes 3" : o.nodes == 5 ? " --nodes 5" : "",
+		       o.nodes == 3   ? " --nodes 3"
+		       : o.nodes == 5 ? " --nodes 5"
+				      : "",
 		       o.ticks);
 		return 1;
 	}

@@ -45,9 +45,7 @@ static void feed(struct kq__tn_framer *f, struct trace *t, const char *in,
 		in += used;
 		len -= used;
 		switch (r) {
-		case KQ__TN_EV_NONE:
-			assert_int_equal(len, 0);
-			return;
+		case KQ__TN_EV_NONE: assert_int_equal(len, 0); return;
 		case KQ__TN_EV_LINE:
 			assert_int_equal(ev.line[ev.len], '\0');
 			trace_add(t, "L:");
@@ -61,14 +59,11 @@ static void feed(struct kq__tn_framer *f, struct trace *t, const char *in,
 			}
 			trace_add(t, "|");
 			break;
-		case KQ__TN_EV_TOOLONG:
-			trace_add(t, "T|");
-			break;
+		case KQ__TN_EV_TOOLONG: trace_add(t, "T|"); break;
 		case KQ__TN_EV_OPTION:
 			trace_add(t, "O%d,%d|", ev.cmd, ev.opt);
 			break;
-		default:
-			fail();
+		default: fail();
 		}
 	}
 }
@@ -233,8 +228,7 @@ static void test_words(void **state)
 	assert_string_equal(out, "[CRTP][t][3]");
 	assert_int_equal(split_str("a \"b c\" \"\" d", out, sizeof(out)), 4);
 	assert_string_equal(out, "[a][b c][][d]");
-	assert_int_equal(split_str("\"say \"\"hi\"\"\"", out, sizeof(out)),
-			 1);
+	assert_int_equal(split_str("\"say \"\"hi\"\"\"", out, sizeof(out)), 1);
 	assert_string_equal(out, "[say \"hi\"]");
 	assert_int_equal(split_str("\"\"\"\"", out, sizeof(out)), 1);
 	assert_string_equal(out, "[\"]");
@@ -244,8 +238,7 @@ static void test_words(void **state)
 	assert_int_equal(split_str("a\"b c\"", out, sizeof(out)), 2);
 	assert_string_equal(out, "[a\"b][c\"]");
 	assert_int_equal(split_str("x \"open", out, sizeof(out)), KQ_ESYNTAX);
-	assert_int_equal(split_str("x \"a\"\"", out, sizeof(out)),
-			 KQ_ESYNTAX);
+	assert_int_equal(split_str("x \"a\"\"", out, sizeof(out)), KQ_ESYNTAX);
 	assert_int_equal(split_str("\"a\"b", out, sizeof(out)), KQ_ESYNTAX);
 	assert_int_equal(split_str("\"", out, sizeof(out)), KQ_ESYNTAX);
 }
@@ -340,8 +333,7 @@ static void test_pubs_forms(void **state)
 	assert_string_equal(msg, "");
 	assert_int_equal(pubs("PUBS t \"a b\"  ", msg, sizeof(msg)), 0);
 	assert_string_equal(msg, "a b");
-	assert_int_equal(pubs("PUBS t \"a\" b", msg, sizeof(msg)),
-			 KQ_ESYNTAX);
+	assert_int_equal(pubs("PUBS t \"a\" b", msg, sizeof(msg)), KQ_ESYNTAX);
 	assert_int_equal(pubs("PUBS t \"a", msg, sizeof(msg)), KQ_ESYNTAX);
 
 	/* Missing. */

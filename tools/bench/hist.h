@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define BENCH_HIST_LINEAR  256
-#define BENCH_HIST_SUB     128
+#define BENCH_HIST_SUB	   128
 #define BENCH_HIST_BUCKETS (BENCH_HIST_LINEAR + 56 * BENCH_HIST_SUB)
 
 struct bench_hist {

@@ -1,0 +1,687 @@
+/* telnet transport: the commands of the text protocol, executed through
+ * the broker API, and their answers. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <kafkaesque/kafkaesque.h>
+
+#include "telnet.h"
+
+/* Most words any command takes (CRTP with its options). */
+#define MAX_WORDS 64
+
+struct cmd {
+	const char *name;
+	const char *usage;
+	int minw, maxw; /* words, the command's name included */
+	void (*run)(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		    struct kq__tn_word *w, int n);
+};
+
+static const struct kq_broker_api *api(const struct kq__tn_conn *c)
+{
+	return c->srv->api;
+}
+
+/* ---------------------------------------------------------------- answers */
+
+/* Replaces whatever the slot gathered with `ERR <CODE> <text>`. */
+static void put_err(struct kq__tn_slot *s, int err, const char *text)
+{
+	s->out.len = 0;
+	kq__tn_buf_printf(&s->out, "ERR %s ", kq_err_code(err));
+	kq__tn_buf_append_text(&s->out,
+			       text && *text ? text : kq_strerror(err));
+	kq__tn_buf_append(&s->out, "\r\n", 2);
+}
+
+static void answer_err(struct kq__tn_conn *c, struct kq__tn_slot *s, int err,
+		       const char *text)
+{
+	put_err(s, err, text);
+	kq__tn_slot_finish(c, s);
+}
+
+static void answer_syntax(struct kq__tn_conn *c, struct kq__tn_slot *s,
+			  const char *usage)
+{
+	s->out.len = 0;
+	kq__tn_buf_printf(&s->out, "ERR SYNTAX usage: %s\r\n", usage);
+	kq__tn_slot_finish(c, s);
+}
+
+static void answer_line(struct kq__tn_conn *c, struct kq__tn_slot *s,
+			const char *line)
+{
+	kq__tn_buf_printf(&s->out, "%s\r\n", line);
+	kq__tn_slot_finish(c, s);
+}
+
+/* Appends `p1,p2,...` or `-`. */
+static void put_parts(struct kq__tn_buf *b, const uint32_t *parts, uint32_t n)
+{
+	uint32_t i;
+
+	if (n == 0)
+		kq__tn_buf_append(b, "-", 1);
+	for (i = 0; i < n; i++)
+		kq__tn_buf_printf(b, i ? ",%" PRIu32 : "%" PRIu32, parts[i]);
+}
+
+/* ---------------------------------------------------------------- words */
+
+/* Ends the word with a NUL in place: the byte after an unquoted word is a
+ * separator or the line's NUL, and a quoted word's content is shorter than
+ * the word as typed. */
+static const char *cstr(struct kq__tn_word *w)
+{
+	w->p[w->len] = '\0';
+	return w->p;
+}
+
+static int parse_u64(const struct kq__tn_word *w, uint64_t min, uint64_t max,
+		     uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (w->len == 0 || w->len > 20)
+		return -1;
+	for (i = 0; i < w->len; i++) {
+		unsigned d = (unsigned char)w->p[i] - '0';
+
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	if (v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The protocol's name rule, checked here too so that only printable,
+ * NUL-free names reach the broker and the answers. */
+static int name_ok(const struct kq__tn_word *w)
+{
+	size_t i;
+
+	if (w->len == 0 || w->len > KQ__TN_NAME_MAX)
+		return 0;
+	if ((w->len == 1 && w->p[0] == '.') ||
+	    (w->len == 2 && w->p[0] == '.' && w->p[1] == '.'))
+		return 0;
+	for (i = 0; i < w->len; i++) {
+		char ch = w->p[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+		      ch == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Checks a topic (or group) word; answers BADARG and returns NULL when it
+ * is not a valid name. */
+static const char *name_arg(struct kq__tn_conn *c, struct kq__tn_slot *s,
+			    struct kq__tn_word *w, const char *what)
+{
+	char text[96];
+
+	if (!name_ok(w)) {
+		snprintf(text, sizeof(text),
+			 "bad %s name (1 to 249 of A-Z a-z 0-9 . _ -)", what);
+		answer_err(c, s, KQ_EBADARG, text);
+		return NULL;
+	}
+	return cstr(w);
+}
+
+static int sub_arg(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		   const struct kq__tn_word *w, uint64_t *id)
+{
+	if (parse_u64(w, 1, UINT64_MAX, id) == 0)
+		return 0;
+	answer_err(c, s, KQ_EBADARG,
+		   "subscription id must be a positive integer");
+	return -1;
+}
+
+/* ---------------------------------------------------------------- async */
+
+static void on_req(struct kq_req *req, int status)
+{
+	struct kq__tn_slot *s = req->data;
+	struct kq__tn_conn *c = s->conn;
+
+	s->inflight = 0;
+	c->inflight--;
+	if (s->orphan) {
+		api(c)->req_cleanup(req);
+		kq__tn_slot_orphan_done(s);
+		return;
+	}
+	/* The slot may be reused once finished: clean up first. */
+	if (status < 0)
+		put_err(s, status, req->errmsg);
+	else
+		switch (req->type) {
+		case KQ_REQ_CREATE_TOPIC:
+			kq__tn_buf_printf(&s->out, "OK %s %" PRIu32 "\r\n",
+					  s->name,
+					  req->result.create_topic.partitions);
+			break;
+		case KQ_REQ_PUBLISH:
+			kq__tn_buf_printf(&s->out,
+					  "OK %" PRIu32 " %" PRIu64 "\r\n",
+					  req->result.publish.partition,
+					  req->result.publish.offset);
+			break;
+		case KQ_REQ_SUBSCRIBE:
+			kq__tn_buf_printf(&s->out, "OK %" PRIu64 " ",
+					  req->result.subscribe.sub_id);
+			put_parts(&s->out, req->result.subscribe.parts,
+				  req->result.subscribe.nparts);
+			kq__tn_buf_append(&s->out, "\r\n", 2);
+			break;
+		case KQ_REQ_UNSUBSCRIBE:
+			kq__tn_buf_append(&s->out, "OK\r\n", 4);
+			break;
+		}
+	api(c)->req_cleanup(req);
+	kq__tn_slot_finish(c, s);
+}
+
+/* Counts the callback as outstanding before the call, so that a broker
+ * answering from inside the call finds the books right. */
+static void begin(struct kq__tn_conn *c, struct kq__tn_slot *s)
+{
+	s->inflight = 1;
+	c->inflight++;
+}
+
+/* After an asynchronous call: a failure means no callback will come. */
+static void started(struct kq__tn_conn *c, struct kq__tn_slot *s, int r)
+{
+	if (r < 0) {
+		s->inflight = 0;
+		c->inflight--;
+		answer_err(c, s, r, s->req.errmsg);
+	}
+}
+
+static void run_crtp(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	const char *opts[MAX_WORDS];
+	struct kq_topic_spec spec;
+	uint64_t parts = 0;
+	const char *topic;
+	int i = 2, k;
+
+	if (!(topic = name_arg(c, s, &w[1], "topic")))
+		return;
+	if (n > 2 && !memchr(w[2].p, '=', w[2].len)) {
+		if (parse_u64(&w[2], 1, UINT32_MAX, &parts) < 0) {
+			answer_err(c, s, KQ_EBADARG,
+				   "partitions must be a positive integer");
+			return;
+		}
+		i = 3;
+	}
+	for (k = i; k < n; k++) {
+		const char *eq = memchr(w[k].p, '=', w[k].len);
+
+		if (!eq || eq == w[k].p || memchr(w[k].p, '\0', w[k].len)) {
+			answer_err(c, s, KQ_EBADARG,
+				   "options are <option>=<value>");
+			return;
+		}
+		opts[k - i] = cstr(&w[k]);
+	}
+	memset(&spec, 0, sizeof(spec));
+	spec.name = topic;
+	spec.partitions = (uint32_t)parts;
+	spec.options = opts;
+	spec.noptions = (size_t)(n - i);
+	strcpy(s->name, topic);
+	begin(c, s);
+	started(c, s, api(c)->create_topic(c->session, &s->req, &spec, on_req));
+}
+
+static void run_pubs(struct kq__tn_conn *c, struct kq__tn_slot *s, char *line,
+		     size_t len)
+{
+	static const char usage[] = "PUBS <topic> <message>";
+	struct kq__tn_word cmd, topic;
+	size_t pos = 0;
+	char *msg;
+	size_t mlen;
+
+	if (kq__tn_word_next(line, len, &pos, &cmd) != 1 ||
+	    kq__tn_word_next(line, len, &pos, &topic) != 1 ||
+	    kq__tn_pubs_message(line, len, pos, &msg, &mlen) < 0) {
+		answer_syntax(c, s, usage);
+		return;
+	}
+	if (mlen == 0) {
+		answer_err(c, s, KQ_EBADARG, "empty message");
+		return;
+	}
+	/* The message starts after the separator that cstr() overwrites. */
+	if (!name_arg(c, s, &topic, "topic"))
+		return;
+	begin(c, s);
+	started(c, s,
+		api(c)->publish(c->session, &s->req, topic.p, msg, mlen,
+				on_req));
+}
+
+static void run_subs(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	const char *topic, *group;
+	uint64_t cap = 0;
+
+	if (!(topic = name_arg(c, s, &w[1], "topic")) ||
+	    !(group = name_arg(c, s, &w[2], "group")))
+		return;
+	if (n > 3 && parse_u64(&w[3], 1, UINT32_MAX, &cap) < 0) {
+		answer_err(c, s, KQ_EBADARG, "n must be a positive integer");
+		return;
+	}
+	begin(c, s);
+	started(c, s,
+		api(c)->subscribe(c->session, &s->req, topic, group,
+				  (uint32_t)cap, on_req));
+}
+
+static void run_unsb(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	const char *topic;
+	uint64_t id;
+
+	if (!(topic = name_arg(c, s, &w[1], "topic")) ||
+	    sub_arg(c, s, &w[2], &id) < 0)
+		return;
+	begin(c, s);
+	started(c, s,
+		api(c)->unsubscribe(c->session, &s->req, topic, id, on_req));
+}
+
+/* ---------------------------------------------------------------- CONS */
+
+static int on_msg(void *ctx, const struct kq_message *m)
+{
+	struct kq__tn_conn *c = ctx;
+
+	kq__tn_buf_printf(&c->out, "MSG %" PRIu32 " %" PRIu64 " %zu\r\n",
+			  m->partition, m->offset, m->len);
+	kq__tn_buf_append(&c->out, m->data, m->len);
+	kq__tn_buf_append(&c->out, "\r\n", 2);
+	return c->out.failed ? -1 : 0;
+}
+
+/* Ends the CONS with `OK <count>`, or the error after the messages sent. */
+static void cons_end(struct kq__tn_conn *c, int r, const char *text)
+{
+	struct kq__tn_slot *s = c->cons_slot;
+	uint64_t count;
+
+	c->cons_slot = NULL;
+	count = api(c)->consume_close(&c->cons);
+	if (r < 0) {
+		answer_err(c, s, r, text);
+		return;
+	}
+	kq__tn_buf_printf(&s->out, "OK %" PRIu64 "\r\n", count);
+	kq__tn_slot_finish(c, s);
+}
+
+void kq__tn_cons_pump(struct kq__tn_conn *c)
+{
+	while (c->cons_slot && !c->closing &&
+	       kq__tn_pending(c) < KQ__TN_OUT_HIGH) {
+		int r;
+
+		c->errmsg[0] = '\0';
+		r = api(c)->consume_next(&c->cons, KQ__TN_CONS_BUDGET, on_msg,
+					 c, c->errmsg, sizeof(c->errmsg));
+		if (c->out.failed) {
+			kq__tn_close(c);
+			return;
+		}
+		if (r > 0) {
+			/* Start writing while the next batch is read. */
+			kq__tn_flush(c);
+			continue;
+		}
+		cons_end(c, r, c->errmsg);
+	}
+	kq__tn_flush(c);
+}
+
+void kq__tn_cons_abort(struct kq__tn_conn *c)
+{
+	cons_end(c, KQ_EUNAVAILABLE, "broker stopping");
+}
+
+static void run_cons(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	const char *topic;
+	uint64_t id, off, max = 0;
+	int64_t from = -1;
+	int r;
+
+	if (!(topic = name_arg(c, s, &w[1], "topic")) ||
+	    sub_arg(c, s, &w[2], &id) < 0)
+		return;
+	if (n > 3 && !(w[3].len == 1 && w[3].p[0] == '-')) {
+		if (parse_u64(&w[3], 0, INT64_MAX, &off) < 0) {
+			answer_err(c, s, KQ_EBADARG,
+				   "offset must be a non-negative integer "
+				   "or -");
+			return;
+		}
+		from = (int64_t)off;
+	}
+	if (n > 4 && parse_u64(&w[4], 1, UINT64_MAX, &max) < 0) {
+		answer_err(c, s, KQ_EBADARG, "max must be a positive integer");
+		return;
+	}
+	/* Messages go straight to the connection's output, so every earlier
+	 * answer must be there first; they are all complete, as CONS only
+	 * starts once earlier commands are done. */
+	kq__tn_flush_slots(c);
+	if (c->closing)
+		return;
+	c->errmsg[0] = '\0';
+	r = api(c)->consume_open(c->session, &c->cons, topic, id, from, max,
+				 c->errmsg, sizeof(c->errmsg));
+	if (r < 0) {
+		answer_err(c, s, r, c->errmsg);
+		return;
+	}
+	c->cons.data = c;
+	c->cons_slot = s;
+	kq__tn_cons_pump(c);
+}
+
+/* ---------------------------------------------------------------- queries */
+
+/* Context of the query callbacks. */
+struct qctx {
+	struct kq__tn_buf *out;
+	int n;
+};
+
+static void on_topic(void *ctx, const char *name, uint32_t partitions)
+{
+	struct qctx *q = ctx;
+
+	kq__tn_buf_append(q->out, "TOPIC ", 6);
+	kq__tn_buf_append_text(q->out, name);
+	kq__tn_buf_printf(q->out, " %" PRIu32 "\r\n", partitions);
+}
+
+static void run_list(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	struct qctx q = {&s->out, 0};
+	int r = api(c)->list_topics(c->srv->host->broker, on_topic, &q);
+
+	if (r < 0) {
+		answer_err(c, s, r, "");
+		return;
+	}
+	kq__tn_buf_printf(&s->out, "OK %d\r\n", r);
+	kq__tn_slot_finish(c, s);
+}
+
+static void on_partition(void *ctx, const struct kq_partition_info *p)
+{
+	struct qctx *q = ctx;
+	size_t i;
+
+	kq__tn_buf_printf(q->out, "PARTITION %" PRIu32 " LEADER ",
+			  p->partition);
+	if (p->leader)
+		kq__tn_buf_printf(q->out, "%d", p->leader);
+	else
+		kq__tn_buf_append(q->out, "-", 1);
+	kq__tn_buf_append(q->out, " REPLICAS ", 10);
+	if (p->nreplicas == 0)
+		kq__tn_buf_append(q->out, "-", 1);
+	for (i = 0; i < p->nreplicas; i++)
+		kq__tn_buf_printf(q->out, i ? ",%d" : "%d", p->replicas[i]);
+	kq__tn_buf_printf(q->out, " START %" PRIu64 " END %" PRIu64 "\r\n",
+			  p->start, p->end);
+}
+
+static void run_desc(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	struct qctx q = {&s->out, 0};
+	const char *topic;
+	int r;
+
+	if (!(topic = name_arg(c, s, &w[1], "topic")))
+		return;
+	c->errmsg[0] = '\0';
+	r = api(c)->describe(c->srv->host->broker, topic, on_partition, &q,
+			     c->errmsg, sizeof(c->errmsg));
+	if (r < 0) {
+		answer_err(c, s, r, c->errmsg);
+		return;
+	}
+	kq__tn_buf_printf(&s->out, "OK %s %d\r\n", topic, r);
+	kq__tn_slot_finish(c, s);
+}
+
+static void on_assigned(void *ctx, uint32_t partition)
+{
+	struct qctx *q = ctx;
+
+	kq__tn_buf_printf(q->out, q->n++ ? ",%" PRIu32 : "%" PRIu32, partition);
+}
+
+static void run_asgn(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	struct qctx q = {&s->out, 0};
+	const char *topic;
+	uint64_t id;
+	int r;
+
+	if (!(topic = name_arg(c, s, &w[1], "topic")) ||
+	    sub_arg(c, s, &w[2], &id) < 0)
+		return;
+	kq__tn_buf_printf(&s->out, "OK %" PRIu64 " ", id);
+	c->errmsg[0] = '\0';
+	r = api(c)->assignment(c->srv->host->broker, topic, id, on_assigned, &q,
+			       c->errmsg, sizeof(c->errmsg));
+	if (r < 0) {
+		answer_err(c, s, r, c->errmsg);
+		return;
+	}
+	if (q.n == 0)
+		kq__tn_buf_append(&s->out, "-", 1);
+	kq__tn_buf_append(&s->out, "\r\n", 2);
+	kq__tn_slot_finish(c, s);
+}
+
+static void on_member(void *ctx, const char *group, uint64_t sub_id,
+		      const uint32_t *parts, uint32_t nparts)
+{
+	struct qctx *q = ctx;
+
+	kq__tn_buf_append(q->out, "GROUP ", 6);
+	kq__tn_buf_append_text(q->out, group);
+	kq__tn_buf_printf(q->out, " %" PRIu64 " ", sub_id);
+	put_parts(q->out, parts, nparts);
+	kq__tn_buf_append(q->out, "\r\n", 2);
+}
+
+static void run_grps(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	struct qctx q = {&s->out, 0};
+	const char *topic;
+	int r;
+
+	if (!(topic = name_arg(c, s, &w[1], "topic")))
+		return;
+	c->errmsg[0] = '\0';
+	r = api(c)->groups(c->srv->host->broker, topic, on_member, &q,
+			   c->errmsg, sizeof(c->errmsg));
+	if (r < 0) {
+		answer_err(c, s, r, c->errmsg);
+		return;
+	}
+	kq__tn_buf_printf(&s->out, "OK %d\r\n", r);
+	kq__tn_slot_finish(c, s);
+}
+
+static void on_broker(void *ctx, const struct kq_broker_info *bi)
+{
+	struct qctx *q = ctx;
+	const char *host = bi->host ? bi->host : "-";
+	/* An IPv6 address is bracketed so the port stays readable. */
+	int v6 = strchr(host, ':') != NULL;
+
+	kq__tn_buf_printf(q->out, "BROKER %d %s", bi->id, v6 ? "[" : "");
+	kq__tn_buf_append_text(q->out, host);
+	kq__tn_buf_printf(q->out, "%s:%d %s%s\r\n", v6 ? "]" : "", bi->port,
+			  bi->up ? "up" : "down",
+			  bi->meta_leader ? " META-LEADER" : "");
+}
+
+static void run_stat(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	struct qctx q = {&s->out, 0};
+	int r = api(c)->brokers(c->srv->host->broker, on_broker, &q);
+
+	if (r < 0) {
+		answer_err(c, s, r, "");
+		return;
+	}
+	kq__tn_buf_printf(&s->out, "OK %d\r\n", r);
+	kq__tn_slot_finish(c, s);
+}
+
+static void run_help(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n);
+
+static void run_ping(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	answer_line(c, s, "OK PONG");
+}
+
+static void run_quit(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	/* Stops parsing; the connection closes once BYE is written. */
+	c->quit = 1;
+	answer_line(c, s, "OK BYE");
+}
+
+/* In HELP order.  PUBS is parsed by run_pubs() and only listed here. */
+static const struct cmd cmds[] = {
+	{"CRTP", "CRTP <topic> [<partitions>] [<option>=<value> ...]", 2,
+	 MAX_WORDS, run_crtp},
+	{"PUBS", "PUBS <topic> <message>", 3, 3, NULL},
+	{"SUBS", "SUBS <topic> <group> [<n>]", 3, 4, run_subs},
+	{"CONS", "CONS <topic> <subscription-id> [<offset>|-] [<max>]", 3, 5,
+	 run_cons},
+	{"UNSB", "UNSB <topic> <subscription-id>", 3, 3, run_unsb},
+	{"ASGN", "ASGN <topic> <subscription-id>", 3, 3, run_asgn},
+	{"GRPS", "GRPS <topic>", 2, 2, run_grps},
+	{"LIST", "LIST", 1, 1, run_list},
+	{"DESC", "DESC <topic>", 2, 2, run_desc},
+	{"STAT", "STAT", 1, 1, run_stat},
+	{"HELP", "HELP", 1, 1, run_help},
+	{"PING", "PING", 1, 1, run_ping},
+	{"QUIT", "QUIT", 1, 1, run_quit},
+};
+
+static void run_help(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		kq__tn_buf_printf(&s->out, "%s\r\n", cmds[i].usage);
+	answer_line(c, s, "OK");
+}
+
+int kq__tn_can_start(const struct kq__tn_conn *c, const char *line, size_t len)
+{
+	if (c->nbusy == 0)
+		return 1;
+	return c->nbusy == c->nbusy_pubs &&
+	       kq__tn_first_word_is(line, len, "PUBS");
+}
+
+static void answer_unknown(struct kq__tn_conn *c, struct kq__tn_slot *s,
+			   const struct kq__tn_word *w)
+{
+	char name[40];
+	size_t i, n = w->len < 32 ? w->len : 32;
+
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)w->p[i];
+
+		name[i] = ch > 32 && ch < 127 ? (char)ch : '?';
+	}
+	name[n] = '\0';
+	s->out.len = 0;
+	kq__tn_buf_printf(&s->out,
+			  "ERR UNKNOWN unknown command '%s' (try HELP)\r\n",
+			  name);
+	kq__tn_slot_finish(c, s);
+}
+
+void kq__tn_exec(struct kq__tn_conn *c, char *line, size_t len)
+{
+	struct kq__tn_word w[MAX_WORDS];
+	int pubs = kq__tn_first_word_is(line, len, "PUBS");
+	struct kq__tn_slot *s = kq__tn_slot_new(c, pubs);
+	const struct cmd *cmd = NULL;
+	size_t i;
+	int n;
+
+	if (!s) {
+		kq__tn_close(c);
+		return;
+	}
+	if (pubs) {
+		run_pubs(c, s, line, len);
+		return;
+	}
+	n = kq__tn_split(line, len, w, MAX_WORDS);
+	if (n < 0) {
+		answer_err(c, s, KQ_ESYNTAX,
+			   "unterminated quote or text right after one");
+		return;
+	}
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (w[0].len == 4 && strncasecmp(w[0].p, cmds[i].name, 4) == 0)
+			cmd = &cmds[i];
+	}
+	if (!cmd) {
+		answer_unknown(c, s, &w[0]);
+		return;
+	}
+	if (n < cmd->minw || n > cmd->maxw || !cmd->run) {
+		answer_syntax(c, s, cmd->usage);
+		return;
+	}
+	cmd->run(c, s, w, n);
+}

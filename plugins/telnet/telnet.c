@@ -1,0 +1,783 @@
+/* telnet transport: the module entry, its configuration, the listener and
+ * each connection's input, answer order, output and backpressure.  What
+ * the commands mean is in commands.c. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kafkaesque/kafkaesque.h>
+
+#include "telnet.h"
+
+/* A connection stops parsing input while this many commands await their
+ * turn to answer, and goes on below the low mark. */
+#define SLOTS_HIGH 4096
+#define SLOTS_LOW  3072
+
+/* Spare slots kept for reuse per server. */
+#define FREE_SLOTS_MAX 1024
+
+/* How long stop() waits for clients to take their answers. */
+#define STOP_GRACE_MS 5000
+
+/* A write buffer grown past this is released after use, so one large
+ * answer does not pin memory for the connection's life. */
+#define WBUF_KEEP ((size_t)2 << 20)
+
+#define LOG(srv, lvl, ...) (srv)->host->log((srv)->host, (lvl), __VA_ARGS__)
+
+/* ---------------------------------------------------------------- config */
+
+static int cfg_int(const struct kq__tn_server *srv, const char *key, json_t *v,
+		   json_int_t min, json_int_t max, json_int_t *out)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < min ||
+	    json_integer_value(v) > max) {
+		LOG(srv, KQ_LOG_ERROR,
+		    "telnet.%s: expected an integer %lld..%lld", key,
+		    (long long)min, (long long)max);
+		return KQ_ECONFIG;
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int read_config(struct kq__tn_server *srv, const json_t *cfg)
+{
+	const char *host = "127.0.0.1";
+	const char *key;
+	json_t *v;
+	json_int_t n;
+
+	srv->port = 8080;
+	srv->max_line = KQ__TN_MAX_LINE_DEFAULT;
+	srv->max_conns = 1024;
+	if (cfg && !json_is_object(cfg)) {
+		LOG(srv, KQ_LOG_ERROR, "telnet: expected an object");
+		return KQ_ECONFIG;
+	}
+	if (cfg) {
+		json_object_foreach((json_t *)cfg, key, v)
+		{
+			if (strcmp(key, "host") == 0) {
+				if (!json_is_string(v) ||
+				    json_string_length(v) == 0) {
+					LOG(srv, KQ_LOG_ERROR,
+					    "telnet.host: expected a non-empty "
+					    "string");
+					return KQ_ECONFIG;
+				}
+				host = json_string_value(v);
+			} else if (strcmp(key, "port") == 0) {
+				if (cfg_int(srv, key, v, 1, 65535, &n) < 0)
+					return KQ_ECONFIG;
+				srv->port = (int)n;
+			} else if (strcmp(key, "max_line") == 0) {
+				if (cfg_int(srv, key, v, 16, 1 << 30, &n) < 0)
+					return KQ_ECONFIG;
+				srv->max_line = (size_t)n;
+			} else if (strcmp(key, "max_connections") == 0) {
+				if (cfg_int(srv, key, v, 1, 1000000, &n) < 0)
+					return KQ_ECONFIG;
+				srv->max_conns = (unsigned)n;
+			} else {
+				LOG(srv, KQ_LOG_ERROR,
+				    "telnet.%s: unknown key (known: host, "
+				    "port, max_line, max_connections)",
+				    key);
+				return KQ_ECONFIG;
+			}
+		}
+	}
+	srv->bind_host = strdup(host);
+	return srv->bind_host ? 0 : -ENOMEM;
+}
+
+/* ---------------------------------------------------------------- slots */
+
+struct kq__tn_slot *kq__tn_slot_new(struct kq__tn_conn *c, int pubs)
+{
+	struct kq__tn_server *srv = c->srv;
+	struct kq__tn_slot *s = srv->free_slots;
+
+	if (s) {
+		srv->free_slots = s->next;
+		srv->nfree--;
+	} else {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return NULL;
+	}
+	s->next = NULL;
+	s->conn = c;
+	s->pubs = pubs;
+	s->done = 0;
+	s->inflight = 0;
+	s->orphan = 0;
+	s->out.len = 0;
+	s->out.failed = 0;
+	s->name[0] = '\0';
+	memset(&s->req, 0, sizeof(s->req));
+	s->req.data = s;
+	if (c->tail)
+		c->tail->next = s;
+	else
+		c->head = s;
+	c->tail = s;
+	c->nslots++;
+	c->nbusy++;
+	if (pubs)
+		c->nbusy_pubs++;
+	return s;
+}
+
+/* Keeps a few slots (with their answer buffers) for reuse. */
+static void slot_release(struct kq__tn_server *srv, struct kq__tn_slot *s)
+{
+	if (srv->nfree >= FREE_SLOTS_MAX || s->out.cap > 4096) {
+		kq__tn_buf_free(&s->out);
+		free(s);
+		return;
+	}
+	s->next = srv->free_slots;
+	srv->free_slots = s;
+	srv->nfree++;
+}
+
+static void conn_process(struct kq__tn_conn *c);
+
+void kq__tn_slot_finish(struct kq__tn_conn *c, struct kq__tn_slot *s)
+{
+	if (s->done)
+		return;
+	s->done = 1;
+	c->nbusy--;
+	if (s->pubs)
+		c->nbusy_pubs--;
+	conn_process(c);
+}
+
+static void conn_maybe_free(struct kq__tn_conn *c);
+
+void kq__tn_slot_orphan_done(struct kq__tn_slot *s)
+{
+	struct kq__tn_conn *c = s->conn;
+
+	slot_release(c->srv, s);
+	conn_maybe_free(c);
+}
+
+void kq__tn_flush_slots(struct kq__tn_conn *c)
+{
+	struct kq__tn_slot *s;
+
+	while ((s = c->head) && s->done) {
+		if (s->out.failed ||
+		    kq__tn_buf_append(&c->out, s->out.p, s->out.len) < 0) {
+			kq__tn_close(c);
+			return;
+		}
+		c->head = s->next;
+		if (!c->head)
+			c->tail = NULL;
+		c->nslots--;
+		slot_release(c->srv, s);
+	}
+}
+
+/* ---------------------------------------------------------------- output */
+
+size_t kq__tn_pending(const struct kq__tn_conn *c)
+{
+	return c->out.len + (c->writing ? c->wbuf.len : 0);
+}
+
+static void on_write(uv_write_t *req, int status);
+
+void kq__tn_flush(struct kq__tn_conn *c)
+{
+	struct kq__tn_buf t;
+	uv_buf_t b;
+	int r;
+
+	if (c->closing || c->writing || c->out.len == 0)
+		return;
+	if (c->out.failed) {
+		kq__tn_close(c);
+		return;
+	}
+	/* Swap so answers keep gathering while this batch is written. */
+	t = c->wbuf;
+	c->wbuf = c->out;
+	c->out = t;
+	c->out.len = 0;
+	b = uv_buf_init(c->wbuf.p, (unsigned)c->wbuf.len);
+	r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (r < 0) {
+		kq__tn_close(c);
+		return;
+	}
+	c->writing = 1;
+	c->srv->nwrites++;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct kq__tn_conn *c = req->data;
+
+	c->writing = 0;
+	c->wbuf.len = 0;
+	if (c->wbuf.cap > WBUF_KEEP)
+		kq__tn_buf_free(&c->wbuf);
+	if (c->closing)
+		return;
+	if (status < 0) {
+		kq__tn_close(c);
+		return;
+	}
+	if (c->cons_slot)
+		kq__tn_cons_pump(c);
+	conn_process(c);
+}
+
+/* ---------------------------------------------------------------- closing */
+
+static void srv_check_done(struct kq__tn_server *srv);
+
+static void conn_maybe_free(struct kq__tn_conn *c)
+{
+	struct kq__tn_server *srv = c->srv;
+
+	if (!c->closed || c->inflight > 0)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	kq__tn_framer_free(&c->fr);
+	kq__tn_buf_free(&c->pend);
+	kq__tn_buf_free(&c->out);
+	kq__tn_buf_free(&c->wbuf);
+	free(c);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	struct kq__tn_conn *c = h->data;
+	struct kq__tn_server *srv = c->srv;
+
+	c->closed = 1;
+	srv->nhandles--;
+	conn_maybe_free(c);
+	srv_check_done(srv);
+}
+
+void kq__tn_close(struct kq__tn_conn *c)
+{
+	struct kq__tn_server *srv = c->srv;
+	struct kq__tn_slot *s, *next;
+
+	if (c->closing)
+		return;
+	c->closing = 1;
+	/* Answers nobody will read are dropped; a slot whose request is in
+	 * flight now belongs to that request. */
+	for (s = c->head; s; s = next) {
+		next = s->next;
+		if (s->inflight)
+			s->orphan = 1;
+		else
+			slot_release(srv, s);
+	}
+	c->head = c->tail = NULL;
+	c->nslots = c->nbusy = c->nbusy_pubs = 0;
+	c->held = NULL;
+	if (c->cons_slot) {
+		c->cons_slot = NULL;
+		srv->api->consume_close(&c->cons);
+	}
+	if (c->session) {
+		srv->api->session_close(c->session);
+		c->session = NULL;
+	}
+	if (c->counted) {
+		c->counted = 0;
+		srv->nlive--;
+	}
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = 0;
+	}
+	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/* Closes a connection that has nothing more to say: after QUIT, after the
+ * client's EOF once every answer is written, or while stopping. */
+static void check_idle(struct kq__tn_conn *c)
+{
+	if (c->closing || c->writing || c->out.len > 0)
+		return;
+	if (c->quit || c->refused || c->srv->stopping) {
+		kq__tn_close(c);
+		return;
+	}
+	if (c->eof && !c->held && c->inoff == c->inlen && !c->head)
+		kq__tn_close(c);
+}
+
+/* ---------------------------------------------------------------- input */
+
+static int throttled(struct kq__tn_conn *c)
+{
+	size_t pending = kq__tn_pending(c);
+
+	if (c->throttled) {
+		if (pending <= KQ__TN_OUT_LOW && c->nslots <= SLOTS_LOW)
+			c->throttled = 0;
+	} else if (pending >= KQ__TN_OUT_HIGH || c->nslots >= SLOTS_HIGH) {
+		c->throttled = 1;
+	}
+	return c->throttled;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct kq__tn_conn *c = h->data;
+
+	*buf = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void update_reading(struct kq__tn_conn *c)
+{
+	int want = !c->closing && !c->eof && !c->quit && !c->refused &&
+		   !c->srv->stopping && !c->held && c->inoff == c->inlen &&
+		   !throttled(c);
+
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) <
+		    0) {
+			kq__tn_close(c);
+			return;
+		}
+		c->reading = 1;
+	} else if (!want && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = 0;
+	}
+}
+
+static int blank(const char *line, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (line[i] != ' ' && line[i] != '\t')
+			return 0;
+	return 1;
+}
+
+static void answer_toolong(struct kq__tn_conn *c)
+{
+	struct kq__tn_slot *s = kq__tn_slot_new(c, 0);
+
+	if (!s) {
+		kq__tn_close(c);
+		return;
+	}
+	kq__tn_buf_printf(&s->out, "ERR TOOLONG line longer than %zu bytes\r\n",
+			  c->srv->max_line);
+	kq__tn_slot_finish(c, s);
+}
+
+/* Refuses a telnet option: we do none, and say so only when asked to. */
+static void answer_option(struct kq__tn_conn *c, const struct kq__tn_event *ev)
+{
+	unsigned char reply[3] = {KQ__TN_IAC, 0, ev->opt};
+
+	if (ev->cmd == KQ__TN_DO)
+		reply[1] = KQ__TN_WONT;
+	else if (ev->cmd == KQ__TN_WILL)
+		reply[1] = KQ__TN_DONT;
+	else
+		return;
+	kq__tn_buf_append(&c->out, reply, sizeof(reply));
+}
+
+/* Parses and runs input until it is used up or a command must wait. */
+static void parse_input(struct kq__tn_conn *c)
+{
+	while (!c->closing && !c->quit && !c->refused && !c->srv->stopping) {
+		struct kq__tn_event ev;
+		size_t used = 0;
+		int r;
+
+		if (c->held) {
+			char *line = c->held;
+
+			if (!kq__tn_can_start(c, line, c->heldlen))
+				return;
+			c->held = NULL;
+			kq__tn_exec(c, line, c->heldlen);
+			continue;
+		}
+		if (c->inoff == c->inlen || throttled(c))
+			return;
+		r = kq__tn_framer_next(&c->fr, c->in + c->inoff,
+				       c->inlen - c->inoff, &used, &ev);
+		if (r < 0) {
+			kq__tn_close(c);
+			return;
+		}
+		c->inoff += used;
+		switch (r) {
+		case KQ__TN_EV_LINE:
+			if (blank(ev.line, ev.len))
+				break;
+			if (!kq__tn_can_start(c, ev.line, ev.len)) {
+				c->held = ev.line;
+				c->heldlen = ev.len;
+				return;
+			}
+			kq__tn_exec(c, ev.line, ev.len);
+			break;
+		case KQ__TN_EV_TOOLONG: answer_toolong(c); break;
+		case KQ__TN_EV_OPTION: answer_option(c, &ev); break;
+		default: break;
+		}
+	}
+}
+
+/* The one place that moves a connection forward after anything changed:
+ * runs what input it can, writes finished answers, adjusts reading. */
+static void conn_process(struct kq__tn_conn *c)
+{
+	if (c->closing)
+		return;
+	if (c->processing) {
+		c->again = 1;
+		return;
+	}
+	c->processing = 1;
+	do {
+		c->again = 0;
+		kq__tn_flush_slots(c);
+		parse_input(c);
+		kq__tn_flush_slots(c);
+	} while (c->again && !c->closing);
+	c->processing = 0;
+	if (c->closing)
+		return;
+	if (c->inoff == c->inlen && c->in == c->pend.p) {
+		c->pend.len = 0;
+		c->in = NULL;
+		c->inlen = c->inoff = 0;
+	}
+	kq__tn_flush(c);
+	update_reading(c);
+	check_idle(c);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct kq__tn_conn *c = stream->data;
+
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		if (nread != UV_EOF) {
+			kq__tn_close(c);
+			return;
+		}
+		/* Half-closed: answer what was sent, then close. */
+		c->eof = 1;
+		conn_process(c);
+		return;
+	}
+	c->in = buf->base;
+	c->inlen = (size_t)nread;
+	c->inoff = 0;
+	conn_process(c);
+	if (c->closing || c->in != buf->base)
+		return;
+	if (c->inoff == c->inlen) {
+		c->in = NULL;
+		c->inlen = c->inoff = 0;
+		return;
+	}
+	/* Keep what must wait: the shared buffer is reused by the next
+	 * read of any connection. */
+	if (kq__tn_buf_append(&c->pend, c->in + c->inoff, c->inlen - c->inoff) <
+	    0) {
+		kq__tn_close(c);
+		return;
+	}
+	c->in = c->pend.p;
+	c->inlen = c->pend.len;
+	c->inoff = 0;
+}
+
+/* ---------------------------------------------------------------- accept */
+
+static void refuse(struct kq__tn_conn *c, int err, const char *text)
+{
+	c->refused = 1;
+	kq__tn_buf_printf(&c->out, "ERR %s ", kq_err_code(err));
+	kq__tn_buf_append_text(&c->out,
+			       text && *text ? text : kq_strerror(err));
+	kq__tn_buf_append(&c->out, "\r\n", 2);
+	conn_process(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct kq__tn_server *srv = server->data;
+	struct kq__tn_conn *c;
+	int r;
+
+	if (status < 0) {
+		LOG(srv, KQ_LOG_WARN, "accept on %s:%d: %s", srv->bind_host,
+		    srv->port, uv_strerror(status));
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		LOG(srv, KQ_LOG_ERROR, "accept: out of memory");
+		return;
+	}
+	c->srv = srv;
+	kq__tn_framer_init(&c->fr, srv->max_line);
+	r = uv_tcp_init(server->loop, &c->tcp);
+	if (r < 0) {
+		free(c);
+		return;
+	}
+	c->tcp.data = c;
+	c->wreq.data = c;
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nhandles++;
+	r = uv_accept(server, (uv_stream_t *)&c->tcp);
+	if (r < 0) {
+		LOG(srv, KQ_LOG_WARN, "accept: %s", uv_strerror(r));
+		kq__tn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	if (srv->nlive >= srv->max_conns) {
+		refuse(c, KQ_EBUSY, "too many connections");
+		return;
+	}
+	r = srv->api->session_open(srv->host->broker, &c->session);
+	if (r < 0) {
+		c->session = NULL;
+		refuse(c, r, "");
+		return;
+	}
+	c->counted = 1;
+	srv->nlive++;
+	conn_process(c);
+}
+
+/* ---------------------------------------------------------------- ops */
+
+static int tn_init(const struct kq_host *host, void **state)
+{
+	struct kq__tn_server *srv;
+	int r;
+
+	if (!host->api || !host->loop)
+		return KQ_ECONFIG;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->host = host;
+	srv->api = host->api;
+	r = read_config(srv, host->config);
+	if (r < 0) {
+		free(srv->bind_host);
+		free(srv);
+		return r;
+	}
+	*state = srv;
+	return 0;
+}
+
+static void free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+static int tn_start(void *state)
+{
+	struct kq__tn_server *srv = state;
+	struct addrinfo hints;
+	uv_getaddrinfo_t gai;
+	char port[16];
+	int r;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	snprintf(port, sizeof(port), "%d", srv->port);
+	/* Without a callback the lookup runs synchronously. */
+	r = uv_getaddrinfo(srv->host->loop, &gai, NULL, srv->bind_host, port,
+			   &hints);
+	if (r < 0) {
+		LOG(srv, KQ_LOG_ERROR, "cannot listen on %s:%d: %s",
+		    srv->bind_host, srv->port, uv_strerror(r));
+		return r;
+	}
+	srv->listener = malloc(sizeof(*srv->listener));
+	if (!srv->listener) {
+		uv_freeaddrinfo(gai.addrinfo);
+		return -ENOMEM;
+	}
+	r = uv_tcp_init(srv->host->loop, srv->listener);
+	if (r < 0) {
+		free(srv->listener);
+		srv->listener = NULL;
+		uv_freeaddrinfo(gai.addrinfo);
+		return r;
+	}
+	srv->listener->data = srv;
+	r = uv_tcp_bind(srv->listener, gai.addrinfo->ai_addr, 0);
+	uv_freeaddrinfo(gai.addrinfo);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)srv->listener, 511, on_connection);
+	if (r < 0) {
+		LOG(srv, KQ_LOG_ERROR, "cannot listen on %s:%d: %s",
+		    srv->bind_host, srv->port, uv_strerror(r));
+		uv_close((uv_handle_t *)srv->listener, free_handle);
+		srv->listener = NULL;
+		return r;
+	}
+	LOG(srv, KQ_LOG_INFO, "listening on %s:%d", srv->bind_host, srv->port);
+	return 0;
+}
+
+static void on_grace_closed(uv_handle_t *h);
+
+static void srv_check_done(struct kq__tn_server *srv)
+{
+	if (!srv->stopping || srv->done_called || srv->listener ||
+	    srv->nhandles > 0)
+		return;
+	if (srv->grace) {
+		if (!uv_is_closing((uv_handle_t *)srv->grace))
+			uv_close((uv_handle_t *)srv->grace, on_grace_closed);
+		return;
+	}
+	srv->done_called = 1;
+	if (srv->done)
+		srv->done(srv->done_ctx);
+}
+
+static void on_grace_closed(uv_handle_t *h)
+{
+	struct kq__tn_server *srv = h->data;
+
+	free(h);
+	srv->grace = NULL;
+	srv_check_done(srv);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct kq__tn_server *srv = h->data;
+
+	free(h);
+	srv->listener = NULL;
+	srv_check_done(srv);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+	struct kq__tn_server *srv = t->data;
+	struct kq__tn_conn *c;
+
+	LOG(srv, KQ_LOG_WARN, "stop: closing connections with unsent answers");
+	for (c = srv->conns; c; c = c->next)
+		kq__tn_close(c);
+}
+
+static void tn_stop(void *state, void (*done)(void *ctx), void *ctx)
+{
+	struct kq__tn_server *srv = state;
+	struct kq__tn_conn *c;
+
+	srv->stopping = 1;
+	srv->done = done;
+	srv->done_ctx = ctx;
+	if (srv->listener && !uv_is_closing((uv_handle_t *)srv->listener))
+		uv_close((uv_handle_t *)srv->listener, on_listener_closed);
+	srv->grace = malloc(sizeof(*srv->grace));
+	if (srv->grace) {
+		uv_timer_init(srv->host->loop, srv->grace);
+		srv->grace->data = srv;
+		uv_timer_start(srv->grace, on_grace, STOP_GRACE_MS, 0);
+	}
+	for (c = srv->conns; c; c = c->next) {
+		if (c->closing)
+			continue;
+		if (c->cons_slot)
+			kq__tn_cons_abort(c);
+		c->held = NULL;
+		conn_process(c);
+	}
+	srv_check_done(srv);
+}
+
+static void tn_fini(void *state)
+{
+	struct kq__tn_server *srv = state;
+	struct kq__tn_slot *s;
+
+	if (!srv)
+		return;
+	while (srv->conns) {
+		struct kq__tn_conn *c = srv->conns;
+
+		LOG(srv, KQ_LOG_WARN,
+		    "fini: a connection still awaits %u broker callbacks",
+		    c->inflight);
+		c->closed = 1;
+		c->inflight = 0;
+		conn_maybe_free(c);
+	}
+	while ((s = srv->free_slots)) {
+		srv->free_slots = s->next;
+		kq__tn_buf_free(&s->out);
+		free(s);
+	}
+	free(srv->bind_host);
+	free(srv);
+}
+
+static const struct kq_transport_ops tn_ops = {
+	.init = tn_init,
+	.start = tn_start,
+	.stop = tn_stop,
+	.fini = tn_fini,
+};
+
+static const struct kq_plugin_desc tn_desc = {
+	.abi = KQ_PLUGIN_ABI,
+	.kind = KQ_PLUGIN_TRANSPORT,
+	.name = "telnet",
+	.version = "1.0",
+	.ops = &tn_ops,
+};
+
+const struct kq_plugin_desc *kq_plugin_entry(void);
+
+const struct kq_plugin_desc *kq_plugin_entry(void)
+{
+	return &tn_desc;
+}

@@ -1,0 +1,161 @@
+/* telnet transport: state shared by the connection layer (telnet.c) and
+ * the command layer (commands.c).  Internal to the module. */
+#ifndef KQ_TELNET_TELNET_H
+#define KQ_TELNET_TELNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kafkaesque/transport.h>
+
+#include "buf.h"
+#include "parse.h"
+
+/* Longest topic or group name the protocol allows. */
+#define KQ__TN_NAME_MAX 249
+
+/* Pending output (gathered plus being written) above which a connection
+ * stops reading commands and a CONS pauses; reading resumes below the low
+ * mark. */
+#define KQ__TN_OUT_HIGH ((size_t)1 << 20)
+#define KQ__TN_OUT_LOW	((size_t)256 << 10)
+
+/* Bytes a CONS asks the broker for per consume_next() call. */
+#define KQ__TN_CONS_BUDGET ((size_t)256 << 10)
+
+struct kq__tn_conn;
+struct kq__tn_server;
+
+/* One command's place in a connection's answer order.  Allocated by
+ * kq__tn_slot_new() and owned by the connection's queue; when the
+ * connection closes while a broker request is in flight, the request owns
+ * it (`orphan`) until the callback releases it. */
+struct kq__tn_slot {
+	struct kq__tn_slot *next;
+	struct kq__tn_conn *conn;
+	int pubs;     /* a PUBS, which may run beside other PUBS */
+	int done;     /* the answer in `out` is complete */
+	int inflight; /* a broker callback is still to come */
+	int orphan;   /* the connection closed; only the callback remains */
+	struct kq__tn_buf out;		/* the answer so far */
+	char name[KQ__TN_NAME_MAX + 1]; /* the topic CRTP echoes */
+	struct kq_req req;
+};
+
+/* One client connection; owned by its server, freed once its handle is
+ * closed and no broker callback is outstanding. */
+struct kq__tn_conn {
+	uv_tcp_t tcp;
+	struct kq__tn_server *srv;
+	struct kq__tn_conn *prev, *next; /* the server's list */
+	struct kq_session *session;	 /* NULL for a refused connection */
+	struct kq__tn_framer fr;
+
+	/* Input not yet parsed: `in` points into the server's read buffer
+	 * during a read callback, else into `pend`. */
+	const char *in;
+	size_t inlen, inoff;
+	struct kq__tn_buf pend;
+	/* A parsed line that must wait for earlier commands; it lives in
+	 * the framer's buffer. */
+	char *held;
+	size_t heldlen;
+
+	/* The answer queue, oldest first. */
+	struct kq__tn_slot *head, *tail;
+	unsigned nslots;     /* queued slots */
+	unsigned nbusy;	     /* queued slots not done */
+	unsigned nbusy_pubs; /* of which PUBS */
+	unsigned inflight;   /* broker callbacks still to come */
+
+	struct kq__tn_buf out;	/* gathered, not yet handed to uv_write */
+	struct kq__tn_buf wbuf; /* being written */
+	uv_write_t wreq;
+
+	/* The CONS in progress; always the head slot. */
+	struct kq_consume cons;
+	struct kq__tn_slot *cons_slot;
+	char errmsg[256];
+
+	unsigned writing : 1;
+	unsigned reading : 1;
+	unsigned throttled : 1;
+	unsigned processing : 1;
+	unsigned again : 1;
+	unsigned eof : 1;     /* the client sent all it will send */
+	unsigned quit : 1;    /* QUIT answered: close once written */
+	unsigned refused : 1; /* over the limit: one ERR, then close */
+	unsigned counted : 1; /* counted against max_connections */
+	unsigned closing : 1; /* uv_close() called */
+	unsigned closed : 1;  /* the handle's close callback ran */
+};
+
+/* The module instance. */
+struct kq__tn_server {
+	const struct kq_host *host;
+	const struct kq_broker_api *api;
+	char *bind_host;
+	int port;
+	size_t max_line;
+	unsigned max_conns;
+
+	uv_tcp_t *listener; /* own allocation; NULL once closed */
+	uv_timer_t *grace;  /* bounds stop(); own allocation */
+	struct kq__tn_conn *conns;
+	unsigned nlive;	   /* connections counted against max_conns */
+	unsigned nhandles; /* connection handles not yet closed */
+	struct kq__tn_slot *free_slots;
+	unsigned nfree;
+
+	uint64_t nwrites; /* uv_write calls, for tests and statistics */
+
+	int stopping;
+	int done_called;
+	void (*done)(void *ctx);
+	void *done_ctx;
+
+	char rbuf[64 * 1024]; /* shared read buffer, see kq__tn_conn.in */
+};
+
+/* telnet.c */
+
+/* Queues a new slot at the tail of c's answer order; NULL when out of
+ * memory.  The slot belongs to the queue. */
+struct kq__tn_slot *kq__tn_slot_new(struct kq__tn_conn *c, int pubs);
+
+/* Marks s's answer complete so it can be written in turn. */
+void kq__tn_slot_finish(struct kq__tn_conn *c, struct kq__tn_slot *s);
+
+/* Called from a request callback for a slot whose connection closed:
+ * returns the slot to the server and frees the connection when this was
+ * its last outstanding callback. */
+void kq__tn_slot_orphan_done(struct kq__tn_slot *s);
+
+/* Moves the complete answers at the head of the queue to c->out. */
+void kq__tn_flush_slots(struct kq__tn_conn *c);
+
+/* Hands c->out to uv_write unless a write is in flight. */
+void kq__tn_flush(struct kq__tn_conn *c);
+
+/* Output bytes gathered or being written. */
+size_t kq__tn_pending(const struct kq__tn_conn *c);
+
+/* Closes the connection (idempotent); memory goes once callbacks are in. */
+void kq__tn_close(struct kq__tn_conn *c);
+
+/* commands.c */
+
+/* Runs one non-blank command line; the line's bytes may be modified. */
+void kq__tn_exec(struct kq__tn_conn *c, char *line, size_t len);
+
+/* Whether `line` may start now, given the commands still running: PUBS
+ * may run beside PUBS; anything else waits for every earlier command. */
+int kq__tn_can_start(const struct kq__tn_conn *c, const char *line, size_t len);
+
+/* Streams more of the CONS in progress while output is below the bound. */
+void kq__tn_cons_pump(struct kq__tn_conn *c);
+
+/* Ends the CONS in progress with `ERR UNAVAILABLE` (broker stopping). */
+void kq__tn_cons_abort(struct kq__tn_conn *c);
+
+#endif /* KQ_TELNET_TELNET_H */

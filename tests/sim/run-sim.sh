@@ -1,0 +1,10 @@
+#!/bin/sh
+# Runs the Raft simulation over 500 seeds (make check).  Programs are
+# found relative to the build directory, which is the working directory
+# of every test.  Set RAFT_SIM_SEEDS for a longer soak.
+sim=./tests/sim/raft-sim
+if [ ! -x "$sim" ]; then
+	echo "run-sim.sh: $sim not built" >&2
+	exit 99
+fi
+"$sim" --seeds "${RAFT_SIM_SEEDS:-500}" --first-seed "${RAFT_SIM_FIRST_SEED:-1}"

@@ -1,0 +1,1399 @@
+/* Unit tests of the pure Raft core: each rule of figure 2 of the Raft
+ * paper, the election, replication and safety scenarios of its sections
+ * 5.2 to 5.4, pre-vote and check-quorum (thesis 9.6), durability ordering,
+ * batching, the in-flight bound and snapshots. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <kafkaesque/error.h>
+
+#include "../../plugins/raft/raft.h"
+
+#define MAXN	 5
+#define ELECTION 10
+
+/* ------------------------------------------------------------ harness */
+
+/* A small cluster on an in-memory, FIFO network that the tests drive by
+ * hand.  Node ids are 1..n. */
+struct cl {
+	int n;
+	struct kq__raft *r[MAXN + 1];
+	struct kq__raft_msg q[4096];
+	size_t nq;
+	bool cut[MAXN + 1][MAXN + 1]; /* cut[a][b]: a's messages to b lost */
+	bool manual_persist[MAXN + 1];
+	uint64_t unpersisted[MAXN + 1]; /* newest persist id not reported */
+	struct kq__raft_hard_state hs[MAXN + 1];
+	/* Messages sent while the hard state on "disk" was older. */
+	int hs_violations;
+	uint64_t applied[MAXN + 1];
+	uint64_t applied_term[MAXN + 1][256];
+	int snapshots[MAXN + 1];
+	int writes[MAXN + 1];  /* readies that carried entries */
+	int rejects[MAXN + 1]; /* APPEND rejections delivered, by sender */
+	uint64_t first_written[MAXN + 1];
+	bool pre_vote;
+	bool check_quorum;
+	size_t max_msg_bytes;
+	unsigned max_inflight_msgs;
+};
+
+static struct kq__raft_msg copy_msg(const struct kq__raft_msg *m)
+{
+	struct kq__raft_msg c = *m;
+
+	if (m->n_entries) {
+		c.entries = malloc(m->n_entries * sizeof(*c.entries));
+		assert_non_null(c.entries);
+		memcpy(c.entries, m->entries,
+		       m->n_entries * sizeof(*c.entries));
+		for (size_t i = 0; i < m->n_entries; i++)
+			kq__raft_buf_ref(c.entries[i].data);
+	}
+	kq__raft_buf_ref(c.snap.data);
+	return c;
+}
+
+static void free_msg(struct kq__raft_msg *m)
+{
+	for (size_t i = 0; i < m->n_entries; i++)
+		kq__raft_buf_unref(m->entries[i].data);
+	free(m->entries);
+	kq__raft_buf_unref(m->snap.data);
+}
+
+/* Hands everything node id wants done to the harness. */
+static void drain(struct cl *c, int id)
+{
+	struct kq__raft *r = c->r[id];
+	struct kq__raft_ready rd;
+
+	while (kq__raft_has_ready(r)) {
+		uint64_t pid = 0;
+
+		kq__raft_ready(r, &rd);
+		if (rd.hs_changed)
+			c->hs[id] = rd.hs;
+		if (rd.snapshot) {
+			c->snapshots[id]++;
+			c->applied[id] = rd.snapshot->index;
+		}
+		if (rd.n_entries) {
+			c->writes[id]++;
+			c->first_written[id] = rd.entries[0].index;
+			pid = rd.persist_id;
+		}
+		for (size_t i = 0; i < rd.n_msgs; i++) {
+			const struct kq__raft_msg *m = &rd.msgs[i];
+
+			if (m->type != KQ__RAFT_MSG_PREVOTE &&
+			    m->type != KQ__RAFT_MSG_PREVOTE_RESP &&
+			    m->term > c->hs[id].term)
+				c->hs_violations++;
+			if (m->type == KQ__RAFT_MSG_VOTE_RESP && !m->reject &&
+			    c->hs[id].vote != m->to)
+				c->hs_violations++;
+			if (c->cut[m->from][m->to])
+				continue;
+			assert_true(c->nq < sizeof(c->q) / sizeof(c->q[0]));
+			c->q[c->nq++] = copy_msg(m);
+		}
+		for (size_t i = 0; i < rd.n_committed; i++) {
+			const struct kq__raft_entry *e = &rd.committed[i];
+
+			assert_int_equal(e->index, c->applied[id] + 1);
+			c->applied[id] = e->index;
+			if (e->index < 256)
+				c->applied_term[id][e->index] = e->term;
+		}
+		kq__raft_advance(r, &rd);
+		if (pid) {
+			if (c->manual_persist[id])
+				c->unpersisted[id] = pid;
+			else
+				kq__raft_persisted(r, pid);
+		}
+	}
+}
+
+static struct kq__raft *start(struct cl *c, int id, uint64_t term,
+			      uint64_t vote, const uint64_t *terms, size_t n)
+{
+	uint64_t voters[MAXN];
+	struct kq__raft_entry e[64];
+	struct kq__raft_config cfg = {
+		.id = (uint64_t)id,
+		.voters = voters,
+		.n_voters = (size_t)c->n,
+		.election_ticks = ELECTION,
+		.heartbeat_ticks = 1,
+		.seed = 42,
+		.pre_vote = c->pre_vote,
+		.check_quorum = c->check_quorum,
+		.max_msg_bytes = c->max_msg_bytes,
+		.max_inflight_msgs = c->max_inflight_msgs,
+		.hs = {term, vote},
+		.entries = e,
+		.n_entries = n,
+	};
+
+	for (int i = 0; i < c->n; i++)
+		voters[i] = (uint64_t)i + 1;
+	for (size_t i = 0; i < n; i++)
+		e[i] = (struct kq__raft_entry){.index = i + 1,
+					       .term = terms[i]};
+	kq__raft_free(c->r[id]);
+	c->r[id] = kq__raft_new(&cfg);
+	assert_non_null(c->r[id]);
+	c->hs[id] = cfg.hs;
+	c->applied[id] = 0;
+	return c->r[id];
+}
+
+static struct cl *cl_new(int n, bool pre_vote, bool check_quorum)
+{
+	struct cl *c = calloc(1, sizeof(*c));
+
+	assert_non_null(c);
+	c->n = n;
+	c->pre_vote = pre_vote;
+	c->check_quorum = check_quorum;
+	for (int i = 1; i <= n; i++)
+		start(c, i, 0, 0, NULL, 0);
+	return c;
+}
+
+static void cl_free(struct cl *c)
+{
+	for (size_t i = 0; i < c->nq; i++)
+		free_msg(&c->q[i]);
+	for (int i = 1; i <= c->n; i++)
+		kq__raft_free(c->r[i]);
+	free(c);
+}
+
+/* Removes and returns queued message k. */
+static struct kq__raft_msg take(struct cl *c, size_t k)
+{
+	struct kq__raft_msg m = c->q[k];
+
+	memmove(c->q + k, c->q + k + 1, (c->nq - k - 1) * sizeof(c->q[0]));
+	c->nq--;
+	return m;
+}
+
+static void drop_all(struct cl *c)
+{
+	while (c->nq) {
+		struct kq__raft_msg m = take(c, 0);
+
+		free_msg(&m);
+	}
+}
+
+/* Delivers queued messages (and those they cause) until none is left. */
+static void deliver(struct cl *c)
+{
+	for (int guard = 0; c->nq && guard < 100000; guard++) {
+		struct kq__raft_msg m = take(c, 0);
+		int to = (int)m.to;
+
+		if (c->r[to] && !c->cut[m.from][m.to]) {
+			if (m.type == KQ__RAFT_MSG_APPEND_RESP && m.reject)
+				c->rejects[m.from]++;
+			assert_int_equal(kq__raft_step(c->r[to], &m), 0);
+			drain(c, to);
+		}
+		free_msg(&m);
+	}
+	assert_int_equal(c->nq, 0);
+}
+
+static void tick(struct cl *c, int id, int n)
+{
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(kq__raft_tick(c->r[id]), 0);
+		drain(c, id);
+	}
+}
+
+/* Ticks node id alone until it starts campaigning. */
+static void campaign(struct cl *c, int id)
+{
+	enum kq__raft_role want =
+		c->pre_vote ? KQ__RAFT_PRE_CANDIDATE : KQ__RAFT_CANDIDATE;
+
+	for (int i = 0; i < 2 * ELECTION; i++) {
+		tick(c, id, 1);
+		if (kq__raft_role(c->r[id]) == want ||
+		    kq__raft_role(c->r[id]) == KQ__RAFT_LEADER)
+			return;
+	}
+	fail_msg("node %d never campaigned", id);
+}
+
+static void elect(struct cl *c, int id)
+{
+	campaign(c, id);
+	deliver(c);
+	assert_int_equal(kq__raft_role(c->r[id]), KQ__RAFT_LEADER);
+}
+
+static size_t count(const struct cl *c, enum kq__raft_msg_type t, int from,
+		    int to)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->nq; i++)
+		if (c->q[i].type == t &&
+		    (!from || c->q[i].from == (uint64_t)from) &&
+		    (!to || c->q[i].to == (uint64_t)to))
+			k++;
+	return k;
+}
+
+static const struct kq__raft_msg *
+find(const struct cl *c, enum kq__raft_msg_type t, int from, int to)
+{
+	for (size_t i = 0; i < c->nq; i++)
+		if (c->q[i].type == t &&
+		    (!from || c->q[i].from == (uint64_t)from) &&
+		    (!to || c->q[i].to == (uint64_t)to))
+			return &c->q[i];
+	return NULL;
+}
+
+static void step(struct cl *c, int id, struct kq__raft_msg m)
+{
+	assert_int_equal(kq__raft_step(c->r[id], &m), 0);
+	drain(c, id);
+}
+
+static void propose(struct cl *c, int id, int n)
+{
+	struct kq__raft_entry e[16];
+	char payload[16] = "payload";
+	uint64_t first;
+
+	for (int i = 0; i < n; i++)
+		e[i] = (struct kq__raft_entry){.len = 8, .data = payload};
+	assert_int_equal(kq__raft_propose(c->r[id], e, (size_t)n, &first), 0);
+	drain(c, id);
+}
+
+static uint64_t term_at(struct cl *c, int id, uint64_t index)
+{
+	uint64_t t = 0;
+
+	assert_int_equal(kq__raft_term_at(c->r[id], index, &t), 0);
+	return t;
+}
+
+/* ------------------------------------------------ figure 2: all servers */
+
+/* "If RPC request or response contains term T > currentTerm: set
+ * currentTerm = T, convert to follower." */
+static void test_all_higher_term_converts(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	elect(c, 1);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND_RESP,
+				   .from = 2,
+				   .to = 1,
+				   .term = 7});
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_FOLLOWER);
+	assert_int_equal(kq__raft_term(c->r[1]), 7);
+	assert_int_equal(c->hs[1].term, 7);
+	assert_int_equal(c->hs[1].vote, 0);
+	cl_free(c);
+}
+
+/* "If commitIndex > lastApplied: increment lastApplied, apply
+ * log[lastApplied] to state machine", each entry once, in order. */
+static void test_all_apply_committed_once(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	elect(c, 1);
+	propose(c, 1, 3);
+	deliver(c);
+	tick(c, 1, 1); /* heartbeat carries the commit index */
+	deliver(c);
+	for (int i = 1; i <= 3; i++) {
+		assert_int_equal(kq__raft_commit(c->r[i]), 4);
+		assert_int_equal(c->applied[i], 4);
+	}
+	cl_free(c);
+}
+
+/* ---------------------------------------------- figure 2: followers */
+
+/* "If election timeout elapses without receiving AppendEntries from
+ * current leader or granting vote to candidate: convert to candidate."
+ * The timeout is randomized in [election, 2 * election). */
+static void test_follower_times_out(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+	int t;
+
+	for (t = 1; t <= 2 * ELECTION; t++) {
+		tick(c, 1, 1);
+		if (kq__raft_role(c->r[1]) == KQ__RAFT_CANDIDATE)
+			break;
+	}
+	assert_true(t >= ELECTION && t < 2 * ELECTION);
+	cl_free(c);
+}
+
+static void test_follower_timer_reset_by_leader(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	elect(c, 1);
+	for (int i = 0; i < 5 * ELECTION; i++) {
+		tick(c, 1, 1);
+		tick(c, 2, 1);
+		deliver(c);
+	}
+	assert_int_equal(kq__raft_role(c->r[2]), KQ__RAFT_FOLLOWER);
+	assert_int_equal(kq__raft_term(c->r[2]), 1);
+	cl_free(c);
+}
+
+static void test_follower_timer_reset_by_vote(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	tick(c, 2, ELECTION - 1);
+	step(c, 2,
+	     (struct kq__raft_msg){
+		     .type = KQ__RAFT_MSG_VOTE, .from = 3, .to = 2, .term = 1});
+	assert_non_null(find(c, KQ__RAFT_MSG_VOTE_RESP, 2, 3));
+	tick(c, 2, ELECTION - 1);
+	assert_int_equal(kq__raft_role(c->r[2]), KQ__RAFT_FOLLOWER);
+	cl_free(c);
+}
+
+/* --------------------------------------------- figure 2: candidates */
+
+/* "On conversion to candidate: increment currentTerm, vote for self,
+ * reset election timer, send RequestVote RPCs to all other servers." */
+static void test_candidate_starts_election(void **state)
+{
+	struct cl *c = cl_new(5, false, false);
+	const struct kq__raft_msg *m;
+
+	campaign(c, 1);
+	assert_int_equal(kq__raft_term(c->r[1]), 1);
+	assert_int_equal(c->hs[1].term, 1);
+	assert_int_equal(c->hs[1].vote, 1);
+	assert_int_equal(count(c, KQ__RAFT_MSG_VOTE, 1, 0), 4);
+	m = find(c, KQ__RAFT_MSG_VOTE, 1, 3);
+	assert_non_null(m);
+	assert_int_equal(m->term, 1);
+	assert_int_equal(c->hs_violations, 0);
+	cl_free(c);
+}
+
+/* "If votes received from majority of servers: become leader." */
+static void test_candidate_wins_majority(void **state)
+{
+	struct cl *c = cl_new(5, false, false);
+
+	campaign(c, 1);
+	/* Two of four answers plus its own vote make three of five. */
+	c->cut[4][1] = c->cut[5][1] = true;
+	deliver(c);
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
+	cl_free(c);
+}
+
+static void test_candidate_loses_without_majority(void **state)
+{
+	struct cl *c = cl_new(5, false, false);
+
+	campaign(c, 1);
+	c->cut[3][1] = c->cut[4][1] = c->cut[5][1] = true;
+	deliver(c);
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_CANDIDATE);
+	cl_free(c);
+}
+
+/* "If AppendEntries RPC received from new leader: convert to follower." */
+static void test_candidate_yields_to_leader(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	campaign(c, 1);
+	drop_all(c);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 1});
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_FOLLOWER);
+	assert_int_equal(kq__raft_leader(c->r[1]), 2);
+	cl_free(c);
+}
+
+/* "If election timeout elapses: start new election." */
+static void test_candidate_restarts_election(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	campaign(c, 1);
+	drop_all(c);
+	tick(c, 1, 2 * ELECTION);
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_CANDIDATE);
+	assert_true(kq__raft_term(c->r[1]) >= 2);
+	cl_free(c);
+}
+
+/* ------------------------------------------------- figure 2: leaders */
+
+/* "Upon election: send initial empty AppendEntries RPCs (heartbeat) to
+ * each server": here the no-op entry that opens the term. */
+static void test_leader_announces_with_noop(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+	const struct kq__raft_msg *m;
+
+	campaign(c, 1);
+	/* Deliver the votes but keep the leader's first APPENDs. */
+	for (int k = 0; k < 10 && kq__raft_role(c->r[1]) != KQ__RAFT_LEADER;
+	     k++) {
+		struct kq__raft_msg v = take(c, 0);
+
+		if (!c->cut[v.from][v.to]) {
+			assert_int_equal(kq__raft_step(c->r[v.to], &v), 0);
+			drain(c, (int)v.to);
+		}
+		free_msg(&v);
+	}
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
+	m = find(c, KQ__RAFT_MSG_APPEND, 1, 2);
+	assert_non_null(m);
+	assert_int_equal(m->n_entries, 1);
+	assert_true(m->entries[0].flags & KQ__RAFT_ENTRY_CONTROL);
+	assert_int_equal(m->entries[0].term, kq__raft_term(c->r[1]));
+	cl_free(c);
+}
+
+/* Heartbeats during idle periods prevent election timeouts. */
+static void test_leader_heartbeats(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	elect(c, 1);
+	deliver(c);
+	tick(c, 1, 1);
+	assert_int_equal(count(c, KQ__RAFT_MSG_HEARTBEAT, 1, 0), 2);
+	cl_free(c);
+}
+
+/* "If there exists an N such that N > commitIndex, a majority of
+ * matchIndex[i] >= N, and log[N].term == currentTerm: set commitIndex =
+ * N." - counting only durable copies, the leader's own included. */
+static void test_leader_commits_on_durable_majority(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	elect(c, 1);
+	deliver(c);
+	c->manual_persist[1] = c->manual_persist[2] = true;
+	c->manual_persist[3] = true;
+	propose(c, 1, 1);
+	deliver(c);
+	/* Nobody's copy is durable: nothing commits. */
+	assert_int_equal(kq__raft_commit(c->r[1]), 1);
+	kq__raft_persisted(c->r[2], c->unpersisted[2]);
+	drain(c, 2);
+	deliver(c);
+	/* Follower 2 durable, leader not: one of three. */
+	assert_int_equal(kq__raft_commit(c->r[1]), 1);
+	kq__raft_persisted(c->r[1], c->unpersisted[1]);
+	drain(c, 1);
+	assert_int_equal(kq__raft_commit(c->r[1]), 2);
+	cl_free(c);
+}
+
+static void test_leader_commit_without_own_copy(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	elect(c, 1);
+	deliver(c);
+	c->manual_persist[1] = true;
+	propose(c, 1, 1);
+	deliver(c);
+	/* Two durable followers are a majority even if the leader's disk is
+	 * slow. */
+	assert_int_equal(kq__raft_commit(c->r[1]), 2);
+	cl_free(c);
+}
+
+/* "If AppendEntries fails because of log inconsistency: decrement
+ * nextIndex and retry", with the conflict hint skipping whole terms. */
+static void test_leader_backtracks_with_hint(void **state)
+{
+	static const uint64_t lead[] = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6};
+	static const uint64_t foll[] = {1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3};
+	struct cl *c = cl_new(3, false, false);
+
+	start(c, 1, 6, 0, lead, 10);
+	start(c, 2, 3, 0, foll, 11);
+	start(c, 3, 6, 0, lead, 10);
+	elect(c, 1);
+	deliver(c);
+	/* The divergent suffix (terms 2 and 3) is skipped in one round
+	 * trip, not one per entry. */
+	assert_int_equal(c->rejects[2], 1);
+	assert_int_equal(kq__raft_last_index(c->r[2]), 11);
+	assert_int_equal(term_at(c, 2, 4), 4);
+	assert_int_equal(term_at(c, 2, 11), kq__raft_term(c->r[1]));
+	cl_free(c);
+}
+
+/* ---------------------------------------- figure 2: AppendEntries RPC */
+
+/* "1. Reply false if term < currentTerm." */
+static void test_append_rejects_stale_term(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+	const struct kq__raft_msg *m;
+
+	start(c, 1, 5, 0, NULL, 0);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 3});
+	assert_int_equal(kq__raft_term(c->r[1]), 5);
+	assert_int_equal(kq__raft_leader(c->r[1]), 0);
+	/* With pre-vote or check-quorum the stale leader is told. */
+	c->pre_vote = true;
+	start(c, 1, 5, 0, NULL, 0);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 3});
+	m = find(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
+	assert_non_null(m);
+	assert_int_equal(m->term, 5);
+	cl_free(c);
+}
+
+/* "2. Reply false if log doesn't contain an entry at prevLogIndex whose
+ * term matches prevLogTerm." */
+static void test_append_rejects_missing_prev(void **state)
+{
+	static const uint64_t t[] = {1, 1, 2};
+	struct cl *c = cl_new(3, false, false);
+	const struct kq__raft_msg *m;
+
+	start(c, 1, 2, 0, t, 3);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 3,
+				   .index = 5,
+				   .log_term = 3});
+	m = find(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
+	assert_non_null(m);
+	assert_true(m->reject);
+	assert_int_equal(m->index, 5);
+	assert_int_equal(m->hint, 3); /* its last index */
+	assert_int_equal(m->log_term, 2);
+	drop_all(c);
+	/* Same index, other term. */
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 3,
+				   .index = 3,
+				   .log_term = 3});
+	m = find(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
+	assert_non_null(m);
+	assert_true(m->reject);
+	assert_int_equal(kq__raft_last_index(c->r[1]), 3);
+	cl_free(c);
+}
+
+/* "3. If an existing entry conflicts with a new one (same index but
+ * different terms), delete the existing entry and all that follow it."
+ * "4. Append any new entries not already in the log." */
+static void test_append_truncates_conflict(void **state)
+{
+	static const uint64_t t[] = {1, 1, 2, 2};
+	struct kq__raft_entry e[2] = {{.index = 3, .term = 3},
+				      {.index = 4, .term = 3}};
+	struct cl *c = cl_new(3, false, false);
+
+	start(c, 1, 2, 0, t, 4);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 3,
+				   .index = 2,
+				   .log_term = 1,
+				   .entries = e,
+				   .n_entries = 1});
+	assert_int_equal(kq__raft_last_index(c->r[1]), 3);
+	assert_int_equal(term_at(c, 1, 3), 3);
+	assert_int_equal(c->first_written[1], 3);
+	/* A repeated, partly known batch appends only what is new. */
+	e[0].term = 3;
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 3,
+				   .index = 2,
+				   .log_term = 1,
+				   .entries = e,
+				   .n_entries = 2});
+	assert_int_equal(kq__raft_last_index(c->r[1]), 4);
+	assert_int_equal(c->first_written[1], 4);
+	cl_free(c);
+}
+
+static void test_append_keeps_entries_on_stale_message(void **state)
+{
+	static const uint64_t t[] = {1, 1, 1, 1};
+	struct kq__raft_entry e[1] = {{.index = 2, .term = 1}};
+	struct cl *c = cl_new(3, false, false);
+
+	start(c, 1, 1, 0, t, 4);
+	/* An old, shorter APPEND of the same term must not cut the log. */
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 1,
+				   .index = 1,
+				   .log_term = 1,
+				   .entries = e,
+				   .n_entries = 1});
+	assert_int_equal(kq__raft_last_index(c->r[1]), 4);
+	cl_free(c);
+}
+
+/* "5. If leaderCommit > commitIndex, set commitIndex = min(leaderCommit,
+ * index of last new entry)." */
+static void test_append_commit_bounded_by_last_new(void **state)
+{
+	static const uint64_t t[] = {1, 1, 1, 1, 1};
+	struct kq__raft_entry e[1] = {{.index = 2, .term = 1}};
+	struct cl *c = cl_new(3, false, false);
+
+	start(c, 1, 1, 0, t, 5);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 1,
+				   .index = 1,
+				   .log_term = 1,
+				   .commit = 5,
+				   .entries = e,
+				   .n_entries = 1});
+	assert_int_equal(kq__raft_commit(c->r[1]), 2);
+	assert_int_equal(c->applied[1], 2);
+	cl_free(c);
+}
+
+/* ----------------------------------------- figure 2: RequestVote RPC */
+
+static struct kq__raft_msg vote(int from, uint64_t term, uint64_t last,
+				uint64_t last_term)
+{
+	return (struct kq__raft_msg){.type = KQ__RAFT_MSG_VOTE,
+				     .from = (uint64_t)from,
+				     .to = 1,
+				     .term = term,
+				     .index = last,
+				     .log_term = last_term};
+}
+
+/* "1. Reply false if term < currentTerm." */
+static void test_vote_rejects_stale_term(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	start(c, 1, 5, 0, NULL, 0);
+	step(c, 1, vote(2, 4, 0, 0));
+	/* A stale request is not even worth an answer. */
+	assert_int_equal(count(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2), 0);
+	assert_int_equal(c->hs[1].vote, 0);
+	cl_free(c);
+}
+
+/* "2. If votedFor is null or candidateId ... grant vote": once per term,
+ * durably before the answer leaves. */
+static void test_vote_once_per_term(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+	const struct kq__raft_msg *m;
+
+	step(c, 1, vote(2, 1, 0, 0));
+	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
+	assert_non_null(m);
+	assert_false(m->reject);
+	assert_int_equal(c->hs[1].term, 1);
+	assert_int_equal(c->hs[1].vote, 2);
+	step(c, 1, vote(3, 1, 0, 0));
+	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 3);
+	assert_non_null(m);
+	assert_true(m->reject);
+	/* The same candidate asking again gets the same answer. */
+	drop_all(c);
+	step(c, 1, vote(2, 1, 0, 0));
+	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
+	assert_non_null(m);
+	assert_false(m->reject);
+	assert_int_equal(c->hs_violations, 0);
+	/* And after a restart the vote is remembered. */
+	start(c, 1, c->hs[1].term, c->hs[1].vote, NULL, 0);
+	drop_all(c);
+	step(c, 1, vote(3, 1, 0, 0));
+	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 3);
+	assert_non_null(m);
+	assert_true(m->reject);
+	cl_free(c);
+}
+
+/* "... and candidate's log is at least as up-to-date as receiver's log"
+ * (5.4.1): compare last terms, then lengths. */
+static void test_vote_requires_up_to_date_log(void **state)
+{
+	static const uint64_t t[] = {1, 2, 2};
+	struct cl *c = cl_new(3, false, false);
+	const struct kq__raft_msg *m;
+
+	start(c, 1, 2, 0, t, 3);
+	step(c, 1, vote(2, 3, 5, 1)); /* longer but older last term */
+	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
+	assert_true(m && m->reject);
+	start(c, 1, 2, 0, t, 3);
+	drop_all(c);
+	step(c, 1, vote(2, 3, 2, 2)); /* same last term, shorter */
+	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
+	assert_true(m && m->reject);
+	start(c, 1, 2, 0, t, 3);
+	drop_all(c);
+	step(c, 1, vote(2, 3, 3, 2)); /* as up to date */
+	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
+	assert_true(m && !m->reject);
+	start(c, 1, 2, 0, t, 3);
+	drop_all(c);
+	step(c, 1, vote(2, 3, 1, 3)); /* shorter but newer last term */
+	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
+	assert_true(m && !m->reject);
+	cl_free(c);
+}
+
+/* ------------------------------------------------ 5.2 leader election */
+
+static int leaders(struct cl *c, uint64_t *term)
+{
+	int k = 0;
+
+	for (int i = 1; i <= c->n; i++) {
+		if (kq__raft_role(c->r[i]) == KQ__RAFT_LEADER) {
+			k++;
+			*term = kq__raft_term(c->r[i]);
+		}
+	}
+	return k;
+}
+
+/* All nodes ticking together: randomized timeouts settle on one leader
+ * even when candidates split the vote. */
+static void test_election_converges(void **state)
+{
+	for (int n = 3; n <= 5; n += 2) {
+		struct cl *c = cl_new(n, false, false);
+		uint64_t term = 0;
+		int t;
+
+		for (t = 0; t < 20 * ELECTION; t++) {
+			for (int i = 1; i <= n; i++)
+				tick(c, i, 1);
+			deliver(c);
+			if (leaders(c, &term) == 1)
+				break;
+		}
+		assert_int_equal(leaders(c, &term), 1);
+		for (int i = 1; i <= n; i++)
+			assert_int_equal(kq__raft_term(c->r[i]), term);
+		cl_free(c);
+	}
+}
+
+/* A new leader is elected when the old one fails, in a higher term. */
+static void test_election_after_leader_failure(void **state)
+{
+	struct cl *c = cl_new(5, false, false);
+	uint64_t term = 0;
+
+	elect(c, 1);
+	deliver(c);
+	for (int i = 2; i <= 5; i++)
+		c->cut[1][i] = c->cut[i][1] = true;
+	for (int t = 0; t < 10 * ELECTION; t++) {
+		for (int i = 2; i <= 5; i++)
+			tick(c, i, 1);
+		deliver(c);
+	}
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
+	term = 0;
+	for (int i = 2; i <= 5; i++)
+		if (kq__raft_role(c->r[i]) == KQ__RAFT_LEADER)
+			term = kq__raft_term(c->r[i]);
+	assert_true(term > 1);
+	cl_free(c);
+}
+
+/* ---------------------------------------------- 5.3 log replication */
+
+/* Figure 7: followers with missing, extra and conflicting entries all
+ * end with the leader's log. */
+static void test_replication_repairs_followers(void **state)
+{
+	static const uint64_t lead[] = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6};
+	static const uint64_t a[] = {1, 1, 1, 4, 4, 5, 5, 6, 6};
+	static const uint64_t b[] = {1, 1, 1, 4};
+	static const uint64_t cc[] = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6};
+	static const uint64_t d[] = {1, 1, 1, 4, 4, 4, 4};
+	static const uint64_t f[] = {1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3};
+	const uint64_t *logs[] = {lead, a, b, cc, f};
+	const size_t lens[] = {10, 9, 4, 11, 11};
+	struct cl *c = cl_new(5, false, false);
+
+	(void)d;
+	for (int i = 1; i <= 5; i++)
+		start(c, i, 6, 0, logs[i - 1], lens[i - 1]);
+	elect(c, 1);
+	propose(c, 1, 2);
+	for (int k = 0; k < 10; k++) {
+		tick(c, 1, 1);
+		deliver(c);
+	}
+	for (int i = 1; i <= 5; i++) {
+		assert_int_equal(kq__raft_last_index(c->r[i]), 13);
+		for (uint64_t x = 1; x <= 13; x++)
+			assert_int_equal(term_at(c, i, x), term_at(c, 1, x));
+		assert_int_equal(kq__raft_commit(c->r[i]), 13);
+	}
+	cl_free(c);
+}
+
+/* Proposals made together travel as one batch: one write on the leader
+ * and one APPEND per follower. */
+static void test_replication_batches(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+	const struct kq__raft_msg *m;
+	int writes;
+
+	elect(c, 1);
+	deliver(c);
+	writes = c->writes[1];
+	propose(c, 1, 10);
+	assert_int_equal(c->writes[1], writes + 1);
+	assert_int_equal(count(c, KQ__RAFT_MSG_APPEND, 1, 2), 1);
+	m = find(c, KQ__RAFT_MSG_APPEND, 1, 2);
+	assert_int_equal(m->n_entries, 10);
+	deliver(c);
+	/* Each follower also wrote the batch once. */
+	assert_int_equal(kq__raft_commit(c->r[1]), 11);
+	cl_free(c);
+}
+
+/* Replication is pipelined, but never more than the window in flight. */
+static void test_replication_inflight_bound(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	c->max_msg_bytes = 40; /* one 8-byte entry per APPEND */
+	c->max_inflight_msgs = 3;
+	for (int i = 1; i <= 3; i++)
+		start(c, i, 0, 0, NULL, 0);
+	elect(c, 1);
+	deliver(c);
+	for (int k = 0; k < 10; k++)
+		propose(c, 1, 1);
+	assert_int_equal(count(c, KQ__RAFT_MSG_APPEND, 1, 2), 3);
+	assert_int_equal(count(c, KQ__RAFT_MSG_APPEND, 1, 3), 3);
+	deliver(c);
+	assert_int_equal(kq__raft_commit(c->r[1]), 11);
+	assert_int_equal(kq__raft_last_index(c->r[2]), 11);
+	cl_free(c);
+}
+
+/* A follower answers only for entries it holds durably. */
+static void test_replication_ack_after_persist(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+	const struct kq__raft_msg *m;
+
+	elect(c, 1);
+	deliver(c);
+	c->manual_persist[2] = true;
+	propose(c, 1, 1);
+	{
+		struct kq__raft_msg x = take(
+			c, (size_t)(find(c, KQ__RAFT_MSG_APPEND, 1, 2) - c->q));
+
+		step(c, 2, x);
+		free_msg(&x);
+	}
+	assert_null(find(c, KQ__RAFT_MSG_APPEND_RESP, 2, 1));
+	kq__raft_persisted(c->r[2], c->unpersisted[2]);
+	drain(c, 2);
+	m = find(c, KQ__RAFT_MSG_APPEND_RESP, 2, 1);
+	assert_non_null(m);
+	assert_false(m->reject);
+	assert_int_equal(m->index, 2);
+	cl_free(c);
+}
+
+/* A durability notice for a write made before a truncation never vouches
+ * for the entries written after it. */
+static void test_persist_notice_survives_truncation(void **state)
+{
+	static const uint64_t t[] = {1};
+	struct kq__raft_entry e1[2] = {{.index = 2, .term = 2},
+				       {.index = 3, .term = 2}};
+	struct kq__raft_entry e2[2] = {{.index = 2, .term = 3},
+				       {.index = 3, .term = 3}};
+	struct cl *c = cl_new(3, false, false);
+	uint64_t old;
+
+	start(c, 1, 1, 0, t, 1);
+	c->manual_persist[1] = true;
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 2,
+				   .index = 1,
+				   .log_term = 1,
+				   .entries = e1,
+				   .n_entries = 2});
+	old = c->unpersisted[1];
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 3,
+				   .to = 1,
+				   .term = 3,
+				   .index = 1,
+				   .log_term = 1,
+				   .entries = e2,
+				   .n_entries = 2});
+	assert_int_equal(term_at(c, 1, 3), 3);
+	kq__raft_persisted(c->r[1], old);
+	assert_int_equal(kq__raft_persisted_index(c->r[1]), 1);
+	kq__raft_persisted(c->r[1], c->unpersisted[1]);
+	assert_int_equal(kq__raft_persisted_index(c->r[1]), 3);
+	cl_free(c);
+}
+
+/* ------------------------------------------------------- 5.4 safety */
+
+/* 5.4.1: a node missing committed entries cannot be elected. */
+static void test_safety_election_restriction(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	elect(c, 1);
+	c->cut[1][3] = true;
+	propose(c, 1, 2);
+	deliver(c);
+	assert_int_equal(kq__raft_commit(c->r[1]), 3);
+	/* Node 3 missed them; node 1 dies; node 3 campaigns. */
+	for (int i = 1; i <= 3; i++)
+		c->cut[1][i] = c->cut[i][1] = true;
+	campaign(c, 3);
+	deliver(c);
+	assert_int_not_equal(kq__raft_role(c->r[3]), KQ__RAFT_LEADER);
+	/* Node 2, which holds them, can. */
+	for (int k = 0; k < 4 * ELECTION; k++) {
+		tick(c, 2, 1);
+		tick(c, 3, 1);
+		deliver(c);
+		if (kq__raft_role(c->r[2]) == KQ__RAFT_LEADER)
+			break;
+	}
+	assert_int_equal(kq__raft_role(c->r[2]), KQ__RAFT_LEADER);
+	assert_int_not_equal(kq__raft_role(c->r[3]), KQ__RAFT_LEADER);
+	cl_free(c);
+}
+
+/* 5.4.2, figure 8: an entry of an earlier term is not committed by
+ * counting replicas; only the current term's no-op commits it. */
+static void test_safety_figure8(void **state)
+{
+	static const uint64_t s1[] = {1, 2};
+	static const uint64_t s5[] = {1, 3};
+	static const uint64_t s1only[] = {1};
+	struct cl *c;
+
+	/* Figure 8 (c): S1 leads term 4; its entry of term 2 at index 2
+	 * reached S2 and S3, its no-op (index 3, term 4) nobody yet; S5
+	 * holds index 2 from term 3 and could still win without it. */
+	c = cl_new(5, false, false);
+	start(c, 1, 3, 0, s1, 2);
+	start(c, 2, 3, 0, s1, 2);
+	start(c, 3, 3, 0, s1, 2);
+	start(c, 4, 3, 0, s1only, 1);
+	start(c, 5, 3, 0, s5, 2);
+	campaign(c, 1);
+	/* Let the votes in, keep every APPEND away. */
+	for (size_t k = 0; k < c->nq;) {
+		if (c->q[k].type == KQ__RAFT_MSG_APPEND ||
+		    c->q[k].type == KQ__RAFT_MSG_HEARTBEAT) {
+			k++;
+			continue;
+		}
+		{
+			struct kq__raft_msg x = take(c, k);
+
+			step(c, (int)x.to, x);
+			free_msg(&x);
+		}
+	}
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
+	drop_all(c);
+	/* Followers 2 and 3 report index 2 as matched (they hold it). */
+	for (int f = 2; f <= 3; f++)
+		step(c, 1,
+		     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND_RESP,
+					   .from = (uint64_t)f,
+					   .to = 1,
+					   .term = 4,
+					   .index = 2});
+	/* Three of five hold index 2, but it is from term 2. */
+	assert_int_equal(kq__raft_commit(c->r[1]), 0);
+	/* Once a majority also holds the term-4 no-op, both commit. */
+	for (int f = 2; f <= 3; f++)
+		step(c, 1,
+		     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND_RESP,
+					   .from = (uint64_t)f,
+					   .to = 1,
+					   .term = 4,
+					   .index = 3});
+	assert_int_equal(kq__raft_commit(c->r[1]), 3);
+	cl_free(c);
+}
+
+/* A leader never deletes or overwrites its own entries, even when told
+ * of a conflicting log by a stale message of its own term. */
+static void test_safety_leader_append_only(void **state)
+{
+	struct kq__raft_entry e[1] = {{.index = 2, .term = 1}};
+	struct cl *c = cl_new(3, false, false);
+
+	elect(c, 1);
+	propose(c, 1, 3);
+	deliver(c);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 1,
+				   .index = 1,
+				   .log_term = 1,
+				   .entries = e,
+				   .n_entries = 1});
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
+	assert_int_equal(kq__raft_last_index(c->r[1]), 4);
+	cl_free(c);
+}
+
+/* ------------------------------------- pre-vote and check-quorum (9.6) */
+
+/* A partitioned node keeps its term while it cannot win, so on rejoining
+ * it does not depose the healthy leader. */
+static void test_prevote_rejoin_does_not_disrupt(void **state)
+{
+	struct cl *c = cl_new(3, true, true);
+	uint64_t term;
+
+	elect(c, 1);
+	deliver(c);
+	term = kq__raft_term(c->r[1]);
+	c->cut[3][1] = c->cut[3][2] = c->cut[1][3] = c->cut[2][3] = true;
+	for (int k = 0; k < 10 * ELECTION; k++) {
+		tick(c, 1, 1);
+		tick(c, 2, 1);
+		tick(c, 3, 1);
+		deliver(c);
+	}
+	assert_int_equal(kq__raft_term(c->r[3]), term);
+	memset(c->cut, 0, sizeof(c->cut));
+	for (int k = 0; k < 5 * ELECTION; k++) {
+		tick(c, 1, 1);
+		tick(c, 2, 1);
+		tick(c, 3, 1);
+		deliver(c);
+	}
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
+	assert_int_equal(kq__raft_term(c->r[1]), term);
+	assert_int_equal(kq__raft_leader(c->r[3]), 1);
+	cl_free(c);
+}
+
+/* Pre-votes never change a term or a vote, on either side. */
+static void test_prevote_changes_nothing(void **state)
+{
+	struct cl *c = cl_new(3, true, false);
+	const struct kq__raft_msg *m;
+
+	campaign(c, 1);
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_PRE_CANDIDATE);
+	assert_int_equal(kq__raft_term(c->r[1]), 0);
+	m = find(c, KQ__RAFT_MSG_PREVOTE, 1, 2);
+	assert_non_null(m);
+	assert_int_equal(m->term, 1);
+	{
+		struct kq__raft_msg x = take(c, (size_t)(m - c->q));
+
+		step(c, 2, x);
+		free_msg(&x);
+	}
+	assert_int_equal(kq__raft_term(c->r[2]), 0);
+	assert_int_equal(c->hs[2].vote, 0);
+	m = find(c, KQ__RAFT_MSG_PREVOTE_RESP, 2, 1);
+	assert_non_null(m);
+	assert_false(m->reject);
+	/* The grant makes a majority: now the real election starts. */
+	{
+		struct kq__raft_msg x = take(c, (size_t)(m - c->q));
+
+		step(c, 1, x);
+		free_msg(&x);
+	}
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_CANDIDATE);
+	assert_int_equal(kq__raft_term(c->r[1]), 1);
+	cl_free(c);
+}
+
+/* A leader cut off from the majority steps down after an election
+ * timeout. */
+static void test_check_quorum_steps_down(void **state)
+{
+	struct cl *c = cl_new(3, true, true);
+
+	elect(c, 1);
+	deliver(c);
+	c->cut[2][1] = c->cut[3][1] = true;
+	for (int k = 0; k < 2 * ELECTION + 1; k++) {
+		tick(c, 1, 1);
+		deliver(c);
+	}
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_FOLLOWER);
+	cl_free(c);
+}
+
+static void test_check_quorum_keeps_connected_leader(void **state)
+{
+	struct cl *c = cl_new(3, true, true);
+
+	elect(c, 1);
+	deliver(c);
+	c->cut[3][1] = true; /* one follower of two is enough */
+	for (int k = 0; k < 5 * ELECTION; k++) {
+		tick(c, 1, 1);
+		tick(c, 2, 1);
+		deliver(c);
+	}
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
+	cl_free(c);
+}
+
+/* Within the leader's lease a follower ignores campaigns, even with a
+ * higher term. */
+static void test_check_quorum_lease(void **state)
+{
+	struct cl *c = cl_new(3, false, true);
+
+	elect(c, 1);
+	deliver(c);
+	step(c, 2,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_VOTE,
+				   .from = 3,
+				   .to = 2,
+				   .term = 5,
+				   .index = 100,
+				   .log_term = 100});
+	assert_int_equal(kq__raft_term(c->r[2]), 1);
+	assert_int_equal(count(c, KQ__RAFT_MSG_VOTE_RESP, 2, 3), 0);
+	/* Once the lease ran out, it votes. */
+	tick(c, 2, ELECTION);
+	drop_all(c);
+	step(c, 2,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_VOTE,
+				   .from = 3,
+				   .to = 2,
+				   .term = 5,
+				   .index = 100,
+				   .log_term = 100});
+	assert_int_equal(kq__raft_term(c->r[2]), 5);
+	assert_non_null(find(c, KQ__RAFT_MSG_VOTE_RESP, 2, 3));
+	cl_free(c);
+}
+
+/* ------------------------------------------------------- snapshots */
+
+static void test_snapshot_for_lagging_follower(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+	const char data[] = "state";
+
+	elect(c, 1);
+	deliver(c);
+	c->cut[1][3] = c->cut[3][1] = true;
+	propose(c, 1, 5);
+	deliver(c);
+	tick(c, 1, 1);
+	deliver(c);
+	assert_int_equal(kq__raft_commit(c->r[1]), 6);
+	assert_int_equal(kq__raft_compact(c->r[1], 5, data, sizeof(data)), 0);
+	assert_int_equal(kq__raft_first_index(c->r[1]), 6);
+	c->cut[1][3] = c->cut[3][1] = false;
+	for (int k = 0; k < 5; k++) {
+		tick(c, 1, 1);
+		deliver(c);
+	}
+	assert_int_equal(c->snapshots[3], 1);
+	assert_int_equal(kq__raft_first_index(c->r[3]), 6);
+	assert_int_equal(kq__raft_last_index(c->r[3]), 6);
+	assert_int_equal(kq__raft_commit(c->r[3]), 6);
+	assert_int_equal(c->applied[3], 6);
+	cl_free(c);
+}
+
+/* A log group (no state): the follower restarts at the leader's first
+ * offset. */
+static void test_log_group_reset(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	elect(c, 1);
+	deliver(c);
+	c->cut[1][3] = c->cut[3][1] = true;
+	propose(c, 1, 5);
+	deliver(c);
+	assert_int_equal(kq__raft_compact(c->r[1], 4, NULL, 0), 0);
+	c->cut[1][3] = c->cut[3][1] = false;
+	for (int k = 0; k < 5; k++) {
+		tick(c, 1, 1);
+		deliver(c);
+	}
+	assert_int_equal(c->snapshots[3], 1);
+	assert_int_equal(kq__raft_first_index(c->r[3]), 5);
+	assert_int_equal(kq__raft_last_index(c->r[3]), 6);
+	assert_int_equal(kq__raft_commit(c->r[3]), 6);
+	cl_free(c);
+}
+
+static void test_compact_bounds(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	elect(c, 1);
+	propose(c, 1, 2);
+	/* Nothing is applied yet. */
+	assert_int_equal(kq__raft_compact(c->r[1], 2, NULL, 0), KQ_EBADARG);
+	cl_free(c);
+}
+
+static void test_propose_needs_leader(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+	struct kq__raft_entry e = {.len = 0};
+	uint64_t first;
+
+	assert_int_equal(kq__raft_propose(c->r[1], &e, 1, &first),
+			 KQ_EUNAVAILABLE);
+	cl_free(c);
+}
+
+static void test_config_rejects_non_voter(void **state)
+{
+	uint64_t voters[] = {1, 2, 3};
+	struct kq__raft_config cfg = {.id = 4,
+				      .voters = voters,
+				      .n_voters = 3,
+				      .election_ticks = 10,
+				      .heartbeat_ticks = 1};
+
+	assert_null(kq__raft_new(&cfg));
+	cfg.id = 2;
+	kq__raft_free(kq__raft_new(&cfg));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_all_higher_term_converts),
+		cmocka_unit_test(test_all_apply_committed_once),
+		cmocka_unit_test(test_follower_times_out),
+		cmocka_unit_test(test_follower_timer_reset_by_leader),
+		cmocka_unit_test(test_follower_timer_reset_by_vote),
+		cmocka_unit_test(test_candidate_starts_election),
+		cmocka_unit_test(test_candidate_wins_majority),
+		cmocka_unit_test(test_candidate_loses_without_majority),
+		cmocka_unit_test(test_candidate_yields_to_leader),
+		cmocka_unit_test(test_candidate_restarts_election),
+		cmocka_unit_test(test_leader_announces_with_noop),
+		cmocka_unit_test(test_leader_heartbeats),
+		cmocka_unit_test(test_leader_commits_on_durable_majority),
+		cmocka_unit_test(test_leader_commit_without_own_copy),
+		cmocka_unit_test(test_leader_backtracks_with_hint),
+		cmocka_unit_test(test_append_rejects_stale_term),
+		cmocka_unit_test(test_append_rejects_missing_prev),
+		cmocka_unit_test(test_append_truncates_conflict),
+		cmocka_unit_test(test_append_keeps_entries_on_stale_message),
+		cmocka_unit_test(test_append_commit_bounded_by_last_new),
+		cmocka_unit_test(test_vote_rejects_stale_term),
+		cmocka_unit_test(test_vote_once_per_term),
+		cmocka_unit_test(test_vote_requires_up_to_date_log),
+		cmocka_unit_test(test_election_converges),
+		cmocka_unit_test(test_election_after_leader_failure),
+		cmocka_unit_test(test_replication_repairs_followers),
+		cmocka_unit_test(test_replication_batches),
+		cmocka_unit_test(test_replication_inflight_bound),
+		cmocka_unit_test(test_replication_ack_after_persist),
+		cmocka_unit_test(test_persist_notice_survives_truncation),
+		cmocka_unit_test(test_safety_election_restriction),
+		cmocka_unit_test(test_safety_figure8),
+		cmocka_unit_test(test_safety_leader_append_only),
+		cmocka_unit_test(test_prevote_rejoin_does_not_disrupt),
+		cmocka_unit_test(test_prevote_changes_nothing),
+		cmocka_unit_test(test_check_quorum_steps_down),
+		cmocka_unit_test(test_check_quorum_keeps_connected_leader),
+		cmocka_unit_test(test_check_quorum_lease),
+		cmocka_unit_test(test_snapshot_for_lagging_follower),
+		cmocka_unit_test(test_log_group_reset),
+		cmocka_unit_test(test_compact_bounds),
+		cmocka_unit_test(test_propose_needs_leader),
+		cmocka_unit_test(test_config_rejects_non_voter),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

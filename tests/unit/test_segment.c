@@ -1,0 +1,960 @@
+/* The segment storage module: format, config, round trips, rolling,
+ * truncation, retention and hard state.  Recovery and fault injection
+ * live in test_segment_recovery.c and test_segment_faults.c; the helpers
+ * here are shared with them (see "shared helpers" below). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <kafkaesque/storage.h>
+
+#include "../../plugins/segment/crc32c.h"
+#include "../../plugins/segment/format.h"
+
+const struct kq_plugin_desc *kq_plugin_entry(void);
+
+/* --- shared helpers (declared again in the other test_segment files) - */
+extern int t_nlogs;
+extern char t_last_log[512];
+extern const struct kq_storage_ops *t_ops;
+void t_host_setup(const char *config_json);
+void *t_module(const char *config_json);
+void t_module_free(void *mod);
+void t_mkdtemp(char *buf);
+void t_rmrf(const char *dir);
+struct kq_log *t_open(void *mod, const char *dir, uint64_t segment_bytes);
+void t_rec(struct kq_record *r, uint64_t offset, uint8_t *storage);
+int t_append(struct kq_log *log, uint64_t from, size_t n, uint64_t step);
+size_t t_read_all(struct kq_log *log, uint64_t from, uint64_t *offs, size_t max,
+		  int *rv, uint64_t *next);
+size_t t_count_files(const char *dir, const char *ext);
+uint64_t t_file_size(const char *dir, const char *name);
+void t_copy_file(const char *from, const char *to);
+int run_recovery_tests(void);
+int run_fault_tests(void);
+
+int t_nlogs;
+char t_last_log[512];
+const struct kq_storage_ops *t_ops;
+
+static void host_log(const struct kq_host *host, enum kq_log_level level,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(t_last_log, sizeof(t_last_log), fmt, ap);
+	va_end(ap);
+	t_nlogs++;
+	if (getenv("KQ_TEST_VERBOSE") != NULL)
+		fprintf(stderr, "[segment %d] %s\n", (int)level, t_last_log);
+}
+
+static struct kq_host host = {
+	.abi = KQ_PLUGIN_ABI,
+	.module = "segment",
+	.log = host_log,
+	.malloc = malloc,
+	.realloc = realloc,
+	.free = free,
+};
+static json_t *host_config;
+
+void t_host_setup(const char *config_json)
+{
+	json_decref(host_config);
+	host_config = NULL;
+	if (config_json != NULL) {
+		host_config = json_loads(config_json, 0, NULL);
+		assert_non_null(host_config);
+	}
+	host.config = host_config;
+	t_ops = kq_plugin_entry()->ops;
+}
+
+void *t_module(const char *config_json)
+{
+	void *mod = NULL;
+
+	t_host_setup(config_json);
+	assert_int_equal(t_ops->init(&host, &mod), 0);
+	return mod;
+}
+
+void t_module_free(void *mod)
+{
+	t_ops->fini(mod);
+	json_decref(host_config);
+	host_config = NULL;
+}
+
+void t_mkdtemp(char *buf)
+{
+	strcpy(buf, "/tmp/kq-segment-XXXXXX");
+	assert_non_null(mkdtemp(buf));
+}
+
+/* Removes a test folder and the files in it (they hold no folders). */
+void t_rmrf(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char path[512];
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+struct kq_log *t_open(void *mod, const char *dir, uint64_t segment_bytes)
+{
+	struct kq_log_options opts = {
+		.segment_bytes = segment_bytes,
+		.retention_ms = -1,
+		.retention_bytes = -1,
+	};
+	struct kq_log *log = NULL;
+	int rv = t_ops->open(mod, dir, &opts, &log);
+
+	if (rv != 0)
+		fail_msg("open %s: %s (%s)", dir, kq_strerror(rv), t_last_log);
+	return log;
+}
+
+/* A deterministic record for `offset`: odd offsets carry a key, the value
+ * length varies, every byte depends on the offset.  `storage` holds at
+ * least 160 bytes. */
+void t_rec(struct kq_record *r, uint64_t offset, uint8_t *storage)
+{
+	size_t vlen = 20 + (size_t)(offset * 7 % 90);
+
+	memset(r, 0, sizeof(*r));
+	r->offset = offset;
+	r->term = 1 + offset / 50;
+	r->timestamp_ms = 1700000000000 + (int64_t)offset;
+	r->flags = offset % 10 == 3 ? KQ_RECORD_CONTROL : 0;
+	if (offset % 2 == 1) {
+		snprintf((char *)storage, 32, "k%llu",
+			 (unsigned long long)offset);
+		r->key = storage;
+		r->key_len = (uint32_t)strlen((char *)storage);
+	}
+	for (size_t i = 0; i < vlen; i++)
+		storage[32 + i] = (uint8_t)(offset * 31 + i);
+	r->value = storage + 32;
+	r->value_len = (uint32_t)vlen;
+}
+
+/* Appends n records from `from`, offsets `step` apart, in one call. */
+int t_append(struct kq_log *log, uint64_t from, size_t n, uint64_t step)
+{
+	struct kq_record *recs = calloc(n ? n : 1, sizeof(*recs));
+	uint8_t *store = malloc((n ? n : 1) * 160);
+	int rv;
+
+	for (size_t i = 0; i < n; i++)
+		t_rec(&recs[i], from + i * step, store + i * 160);
+	rv = t_ops->append(log, recs, n);
+	free(recs);
+	free(store);
+	return rv;
+}
+
+struct collect {
+	uint64_t *offs;
+	size_t n, max;
+	bool bad;
+};
+
+/* Checks every record read against t_rec() of its offset. */
+static int collect_cb(void *ctx, const struct kq_record *rec)
+{
+	struct collect *c = ctx;
+	uint8_t store[160];
+	struct kq_record want;
+
+	t_rec(&want, rec->offset, store);
+	if (rec->term != want.term || rec->timestamp_ms != want.timestamp_ms ||
+	    rec->flags != want.flags || rec->key_len != want.key_len ||
+	    rec->value_len != want.value_len ||
+	    (want.key_len && memcmp(rec->key, want.key, want.key_len) != 0) ||
+	    (rec->key_len == 0 && rec->key != NULL) ||
+	    memcmp(rec->value, want.value, want.value_len) != 0)
+		c->bad = true;
+	if (c->n < c->max)
+		c->offs[c->n] = rec->offset;
+	c->n++;
+	return 0;
+}
+
+/* Reads everything from `from` in pieces of at most 4 KiB, checking the
+ * records; stops at the first error (returned in *rv). */
+size_t t_read_all(struct kq_log *log, uint64_t from, uint64_t *offs, size_t max,
+		  int *rv, uint64_t *next)
+{
+	struct collect c = {.offs = offs, .max = max};
+	uint64_t at = from, nx = from;
+
+	*rv = 0;
+	for (;;) {
+		int r = t_ops->read(log, at, UINT64_MAX, 4096, collect_cb, &c,
+				    &nx);
+
+		if (r < 0) {
+			*rv = r;
+			break;
+		}
+		if (r == 0)
+			break;
+		assert_true(nx > at);
+		at = nx;
+	}
+	if (next != NULL)
+		*next = nx;
+	assert_false(c.bad);
+	return c.n;
+}
+
+size_t t_count_files(const char *dir, const char *ext)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0, el = strlen(ext);
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (len > el && strcmp(de->d_name + len - el, ext) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+uint64_t t_file_size(const char *dir, const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (stat(path, &st) != 0)
+		return UINT64_MAX;
+	return (uint64_t)st.st_size;
+}
+
+void t_copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	FILE *in = fopen(from, "rb"), *out;
+	size_t n;
+
+	if (in == NULL)
+		fail_msg("cannot open %s", from);
+	out = fopen(to, "wb");
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* --- fixtures: a module and an empty folder per test ----------------- */
+
+struct fx {
+	char dir[64];
+	void *mod;
+	struct kq_log *log;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	t_mkdtemp(f->dir);
+	f->mod = t_module(NULL);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (f->log != NULL)
+		t_ops->close(f->log);
+	t_module_free(f->mod);
+	t_rmrf(f->dir);
+	free(f);
+	return 0;
+}
+
+static void reopen(struct fx *f, uint64_t segment_bytes)
+{
+	t_ops->close(f->log);
+	f->log = t_open(f->mod, f->dir, segment_bytes);
+}
+
+/* --- the format ------------------------------------------------------ */
+
+static void test_crc32c(void **state)
+{
+	static const char check[] = "123456789";
+	uint8_t buf[1000];
+
+	assert_int_equal(kq__crc32c(0, check, 9), 0xE3069283u);
+	assert_int_equal(kq__crc32c_table(0, check, 9), 0xE3069283u);
+	assert_int_equal(kq__crc32c(0, "", 0), 0);
+	/* Incremental use equals one pass. */
+	assert_int_equal(kq__crc32c(kq__crc32c(0, check, 4), check + 4, 5),
+			 0xE3069283u);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 131 + 7);
+	for (size_t off = 0; off < 9; off++)
+		for (size_t len = 0; len + off <= sizeof(buf); len += 37)
+			assert_int_equal(kq__crc32c(0, buf + off, len),
+					 kq__crc32c_table(0, buf + off, len));
+	/* 32 bytes of zeros: the RFC 3720 (iSCSI) test vector. */
+	memset(buf, 0, 32);
+	assert_int_equal(kq__crc32c(0, buf, 32), 0x8A9136AAu);
+}
+
+static void test_record_codec(void **state)
+{
+	uint8_t store[160], buf[256];
+	struct kq_record r, out;
+	uint64_t size;
+
+	for (uint64_t off = 0; off < 4; off++) {
+		t_rec(&r, off, store);
+		kq__record_encode(buf, &r);
+		assert_int_equal(
+			kq__record_decode(buf, sizeof(buf), &out, &size),
+			KQ__REC_OK);
+		assert_int_equal(size, kq__record_size(&r));
+		assert_int_equal(out.offset, off);
+		assert_int_equal(out.term, r.term);
+		assert_int_equal(out.timestamp_ms, r.timestamp_ms);
+		assert_int_equal(out.key_len, r.key_len);
+		assert_memory_equal(out.value, r.value, r.value_len);
+		/* Every prefix is short, every flipped bit is caught. */
+		for (uint64_t len = 0; len < size; len++)
+			assert_int_equal(
+				kq__record_decode(buf, len, &out, &size),
+				KQ__REC_SHORT);
+		for (uint64_t bit = 0; bit < size * 8; bit++) {
+			buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			assert_int_not_equal(
+				kq__record_decode(buf, size, &out, &size),
+				KQ__REC_OK);
+			buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			size = kq__record_size(&r);
+		}
+	}
+	/* The layout is fixed: length, crc, offset at byte 8. */
+	t_rec(&r, 0x0102030405060708ull, store);
+	kq__record_encode(buf, &r);
+	assert_int_equal(kq__get32(buf), kq__record_size(&r) - 4);
+	assert_int_equal(kq__get64(buf + 8), 0x0102030405060708ull);
+	assert_int_equal(buf[8], 0x08);
+}
+
+static void test_plugin_desc(void **state)
+{
+	const struct kq_plugin_desc *d = kq_plugin_entry();
+	const struct kq_storage_ops *ops = d->ops;
+	uint32_t ms = 0;
+	void *mod;
+
+	assert_int_equal(d->abi, KQ_PLUGIN_ABI);
+	assert_int_equal(d->kind, KQ_PLUGIN_STORAGE);
+	assert_string_equal(d->name, "segment");
+	mod = t_module(NULL);
+	assert_int_equal(ops->sync_policy(mod, &ms), KQ_SYNC_ALWAYS);
+	assert_int_equal(ms, 1000);
+	t_module_free(mod);
+	mod = t_module("{\"fsync\": \"interval\", \"fsync_interval_ms\": 50,"
+		       " \"segment_bytes\": 4096, \"retention_ms\": -1,"
+		       " \"retention_bytes\": 100000,"
+		       " \"index_interval_bytes\": 128}");
+	assert_int_equal(ops->sync_policy(mod, &ms), KQ_SYNC_INTERVAL);
+	assert_int_equal(ms, 50);
+	t_module_free(mod);
+	mod = t_module("{\"fsync\": \"never\"}");
+	assert_int_equal(ops->sync_policy(mod, &ms), KQ_SYNC_NEVER);
+	t_module_free(mod);
+}
+
+static void expect_config_error(const char *json, const char *msg)
+{
+	void *mod = NULL;
+	int before;
+
+	t_host_setup(json);
+	before = t_nlogs;
+	assert_int_equal(t_ops->init(&host, &mod), KQ_ECONFIG);
+	assert_int_equal(t_nlogs, before + 1);
+	assert_string_equal(t_last_log, msg);
+	t_host_setup(NULL);
+}
+
+static void test_config_errors(void **state)
+{
+	expect_config_error("{\"fsync\": \"sometimes\"}",
+			    "segment.fsync: expected one of always, "
+			    "interval, never");
+	expect_config_error("{\"fsync\": 1}",
+			    "segment.fsync: expected one of always, "
+			    "interval, never");
+	expect_config_error("{\"segment_bytes\": 100}",
+			    "segment.segment_bytes: expected an integer of at "
+			    "least 4096");
+	expect_config_error("{\"segment_bytes\": \"1G\"}",
+			    "segment.segment_bytes: expected an integer of at "
+			    "least 4096");
+	expect_config_error("{\"retention_ms\": -2}",
+			    "segment.retention_ms: expected -1 or a "
+			    "non-negative integer");
+	expect_config_error("{\"retention_bytes\": 1.5}",
+			    "segment.retention_bytes: expected -1 or a "
+			    "non-negative integer");
+	expect_config_error("{\"fsync_interval_ms\": 0}",
+			    "segment.fsync_interval_ms: expected an integer "
+			    "from 1 to 4294967295");
+	expect_config_error("{\"index_interval_bytes\": 0}",
+			    "segment.index_interval_bytes: expected an "
+			    "integer from 1 to 1073741824");
+	expect_config_error("{\"segmentbytes\": 4096}",
+			    "segment.segmentbytes: unknown key");
+	expect_config_error("[1]", "segment: expected an object");
+}
+
+/* --- round trips ----------------------------------------------------- */
+
+static void test_round_trip(void **state)
+{
+	struct fx *f = *state;
+	uint64_t offs[200], next, term;
+	int rv;
+
+	f->log = t_open(f->mod, f->dir, 0);
+	assert_int_equal(t_ops->first_offset(f->log), 0);
+	assert_int_equal(t_ops->next_offset(f->log), 0);
+	assert_int_equal(t_read_all(f->log, 0, offs, 200, &rv, &next), 0);
+	assert_int_equal(t_ops->term_at(f->log, 0, &term), -ENOENT);
+	assert_int_equal(t_append(f->log, 0, 100, 1), 0);
+	assert_int_equal(t_append(f->log, 100, 1, 1), 0);
+	assert_int_equal(t_ops->append(f->log, NULL, 0), 0);
+	assert_int_equal(t_ops->sync(f->log), 0);
+	assert_int_equal(t_ops->first_offset(f->log), 0);
+	assert_int_equal(t_ops->next_offset(f->log), 101);
+	assert_int_equal(t_read_all(f->log, 0, offs, 200, &rv, &next), 101);
+	assert_int_equal(rv, 0);
+	assert_int_equal(next, 101);
+	for (uint64_t i = 0; i < 101; i++)
+		assert_int_equal(offs[i], i);
+	assert_int_equal(t_read_all(f->log, 57, offs, 200, &rv, NULL), 44);
+	assert_int_equal(offs[0], 57);
+	assert_int_equal(t_ops->term_at(f->log, 100, &term), 0);
+	assert_int_equal(term, 3);
+	assert_int_equal(t_ops->term_at(f->log, 49, &term), 0);
+	assert_int_equal(term, 1);
+	assert_int_equal(t_ops->term_at(f->log, 101, &term), -ENOENT);
+	/* Offsets must grow. */
+	assert_int_equal(t_append(f->log, 100, 1, 1), KQ_EBADARG);
+	assert_int_equal(t_append(f->log, 200, 2, 0), KQ_EBADARG);
+	assert_int_equal(t_ops->next_offset(f->log), 101);
+}
+
+static int stop_cb(void *ctx, const struct kq_record *rec)
+{
+	int *n = ctx;
+
+	return ++*n >= 3;
+}
+
+static int count_cb(void *ctx, const struct kq_record *rec)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_read_limits(void **state)
+{
+	struct fx *f = *state;
+	uint64_t next;
+	int n = 0;
+
+	f->log = t_open(f->mod, f->dir, 0);
+	assert_int_equal(t_append(f->log, 0, 50, 1), 0);
+	/* The callback stops after its third record. */
+	assert_int_equal(
+		t_ops->read(f->log, 10, 50, SIZE_MAX, stop_cb, &n, &next), 3);
+	assert_int_equal(next, 13);
+	/* max_bytes 0 still passes one record. */
+	n = 0;
+	assert_int_equal(t_ops->read(f->log, 10, 50, 0, count_cb, &n, &next),
+			 1);
+	assert_int_equal(next, 11);
+	/* Bytes are counted as stored: a record is 44 bytes plus key and
+	 * value; record 0 takes 44 + 20, record 1 44 + 2 + 27. */
+	n = 0;
+	assert_int_equal(
+		t_ops->read(f->log, 0, 50, 64 + 73, count_cb, &n, &next), 2);
+	assert_int_equal(next, 2);
+	n = 0;
+	assert_int_equal(
+		t_ops->read(f->log, 0, 50, 64 + 72, count_cb, &n, &next), 1);
+	assert_int_equal(next, 1);
+	/* `end` bounds the read; beyond the log nothing is passed. */
+	n = 0;
+	assert_int_equal(
+		t_ops->read(f->log, 45, 47, SIZE_MAX, count_cb, &n, &next), 2);
+	assert_int_equal(next, 47);
+	assert_int_equal(
+		t_ops->read(f->log, 50, 100, SIZE_MAX, count_cb, &n, &next), 0);
+	assert_int_equal(next, 50);
+	assert_int_equal(
+		t_ops->read(f->log, 70, 100, SIZE_MAX, count_cb, &n, &next), 0);
+	assert_int_equal(next, 70);
+}
+
+static void test_gaps(void **state)
+{
+	struct fx *f = *state;
+	struct kq_record r[4];
+	uint8_t store[4][160];
+	uint64_t offs[8], next, term;
+	const uint64_t want[4] = {5, 6, 100, 1000};
+	int rv;
+
+	f->log = t_open(f->mod, f->dir, 0);
+	for (int i = 0; i < 4; i++)
+		t_rec(&r[i], want[i], store[i]);
+	assert_int_equal(t_ops->append(f->log, r, 4), 0);
+	assert_int_equal(t_ops->first_offset(f->log), 5);
+	assert_int_equal(t_ops->next_offset(f->log), 1001);
+	assert_int_equal(t_read_all(f->log, 0, offs, 8, &rv, &next), 4);
+	assert_memory_equal(offs, want, sizeof(want));
+	assert_int_equal(t_read_all(f->log, 7, offs, 8, &rv, NULL), 2);
+	assert_int_equal(offs[0], 100);
+	assert_int_equal(
+		t_ops->read(f->log, 7, 100, SIZE_MAX, count_cb, &rv, &next), 0);
+	assert_int_equal(next, 100);
+	assert_int_equal(t_ops->term_at(f->log, 7, &term), -ENOENT);
+	assert_int_equal(t_ops->term_at(f->log, 100, &term), 0);
+	assert_int_equal(term, 3);
+	reopen(f, 0);
+	assert_int_equal(t_ops->first_offset(f->log), 5);
+	assert_int_equal(t_ops->next_offset(f->log), 1001);
+	assert_int_equal(t_read_all(f->log, 0, offs, 8, &rv, &next), 4);
+	assert_memory_equal(offs, want, sizeof(want));
+}
+
+static void test_rolling(void **state)
+{
+	struct fx *f = *state;
+	static uint64_t offs[2000];
+	uint64_t next;
+	size_t nlogs;
+	DIR *d;
+	struct dirent *de;
+	int rv;
+
+	f->log = t_open(f->mod, f->dir, 4096);
+	for (uint64_t i = 0; i < 2000; i += 100)
+		assert_int_equal(t_append(f->log, i, 100, 1), 0);
+	assert_int_equal(t_ops->sync(f->log), 0);
+	nlogs = t_count_files(f->dir, ".log");
+	assert_true(nlogs > 50);
+	assert_int_equal(t_count_files(f->dir, ".index"), nlogs);
+	/* Every segment stays within segment_bytes and is named after its
+	 * first record. */
+	d = opendir(f->dir);
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		unsigned long long base;
+
+		if (strstr(de->d_name, ".log") == NULL)
+			continue;
+		assert_int_equal(strlen(de->d_name), 24);
+		assert_true(t_file_size(f->dir, de->d_name) <= 4096);
+		base = strtoull(de->d_name, &end, 10);
+		assert_string_equal(end, ".log");
+		assert_int_equal(
+			t_read_all(f->log, base, offs, 1, &rv, NULL) > 0, 1);
+		assert_int_equal(offs[0], base);
+	}
+	closedir(d);
+	assert_int_equal(t_read_all(f->log, 0, offs, 2000, &rv, &next), 2000);
+	for (uint64_t i = 0; i < 2000; i++)
+		assert_int_equal(offs[i], i);
+	/* One call spanning many segments. */
+	assert_int_equal(t_append(f->log, 2000, 500, 1), 0);
+	reopen(f, 4096);
+	assert_int_equal(t_ops->next_offset(f->log), 2500);
+	assert_int_equal(t_read_all(f->log, 1234, offs, 2000, &rv, &next),
+			 1266);
+	assert_int_equal(offs[0], 1234);
+	assert_int_equal(next, 2500);
+}
+
+static void test_reopen(void **state)
+{
+	struct fx *f = *state;
+	static uint64_t offs[3000];
+	uint64_t term;
+	int rv;
+
+	f->log = t_open(f->mod, f->dir, 8192);
+	for (uint64_t i = 10; i < 3010; i += 300)
+		assert_int_equal(t_append(f->log, i, 300, 1), 0);
+	assert_int_equal(t_ops->sync(f->log), 0);
+	reopen(f, 8192);
+	assert_int_equal(t_ops->first_offset(f->log), 10);
+	assert_int_equal(t_ops->next_offset(f->log), 3010);
+	assert_int_equal(t_read_all(f->log, 0, offs, 3000, &rv, NULL), 3000);
+	for (uint64_t i = 0; i < 3000; i++)
+		assert_int_equal(offs[i], i + 10);
+	for (uint64_t o = 10; o < 3010; o += 97) {
+		assert_int_equal(t_ops->term_at(f->log, o, &term), 0);
+		assert_int_equal(term, 1 + o / 50);
+	}
+	/* Appends go on where the log ended. */
+	assert_int_equal(t_append(f->log, 3010, 10, 1), 0);
+	reopen(f, 8192);
+	assert_int_equal(t_read_all(f->log, 3000, offs, 3000, &rv, NULL), 20);
+}
+
+/* --- dropping records ------------------------------------------------ */
+
+static uint64_t seg_base_at(const char *dir, size_t i)
+{
+	uint64_t bases[4096];
+	size_t n = 0;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	while ((de = readdir(d)) != NULL)
+		if (strlen(de->d_name) == 24 && strstr(de->d_name, ".log"))
+			bases[n++] = strtoull(de->d_name, NULL, 10);
+	closedir(d);
+	for (size_t a = 0; a < n; a++)
+		for (size_t b = a + 1; b < n; b++)
+			if (bases[b] < bases[a]) {
+				uint64_t t = bases[a];
+
+				bases[a] = bases[b];
+				bases[b] = t;
+			}
+	return i < n ? bases[i] : UINT64_MAX;
+}
+
+static void test_truncate(void **state)
+{
+	struct fx *f = *state;
+	static uint64_t offs[1000];
+	uint64_t b2, b3, next, term;
+	size_t nseg;
+	int rv;
+
+	f->log = t_open(f->mod, f->dir, 4096);
+	assert_int_equal(t_append(f->log, 0, 1000, 1), 0);
+	nseg = t_count_files(f->dir, ".log");
+	assert_true(nseg > 10);
+	b2 = seg_base_at(f->dir, 2);
+	b3 = seg_base_at(f->dir, 3);
+	/* Inside segment 2: later segments go, segment 2 is cut. */
+	assert_int_equal(t_ops->truncate(f->log, b2 + 3), 0);
+	assert_int_equal(t_ops->next_offset(f->log), b2 + 3);
+	assert_int_equal(t_count_files(f->dir, ".log"), 3);
+	assert_int_equal(t_read_all(f->log, 0, offs, 1000, &rv, &next), b2 + 3);
+	assert_int_equal(t_ops->term_at(f->log, b2 + 3, &term), -ENOENT);
+	assert_int_equal(t_ops->term_at(f->log, b2 + 2, &term), 0);
+	/* Truncating beyond the end does nothing. */
+	assert_int_equal(t_ops->truncate(f->log, b2 + 100), 0);
+	assert_int_equal(t_ops->next_offset(f->log), b2 + 3);
+	/* New records go on from there, other contents this time. */
+	assert_int_equal(t_append(f->log, b2 + 3, 200, 1), 0);
+	assert_int_equal(t_ops->next_offset(f->log), b2 + 203);
+	reopen(f, 4096);
+	assert_int_equal(t_ops->next_offset(f->log), b2 + 203);
+	assert_int_equal(t_read_all(f->log, 0, offs, 1000, &rv, NULL),
+			 b2 + 203);
+	for (uint64_t i = 0; i < b2 + 203; i++)
+		assert_int_equal(offs[i], i);
+	/* Exactly at a segment's first record: the segment goes. */
+	b3 = seg_base_at(f->dir, 3);
+	assert_int_equal(t_ops->truncate(f->log, b3), 0);
+	assert_int_equal(t_count_files(f->dir, ".log"), 3);
+	assert_int_equal(t_ops->next_offset(f->log), b3);
+	reopen(f, 4096);
+	assert_int_equal(t_ops->next_offset(f->log), b3);
+	assert_int_equal(t_read_all(f->log, 0, offs, 1000, &rv, NULL), b3);
+	/* At the first record: the log empties and restarts there. */
+	assert_int_equal(t_ops->truncate(f->log, 0), 0);
+	assert_int_equal(t_ops->first_offset(f->log), 0);
+	assert_int_equal(t_ops->next_offset(f->log), 0);
+	assert_int_equal(t_count_files(f->dir, ".log"), 1);
+	assert_int_equal(t_append(f->log, 0, 3, 1), 0);
+	reopen(f, 4096);
+	assert_int_equal(t_read_all(f->log, 0, offs, 1000, &rv, NULL), 3);
+}
+
+static void test_reset(void **state)
+{
+	struct fx *f = *state;
+	uint64_t offs[100], term;
+	int rv;
+
+	f->log = t_open(f->mod, f->dir, 4096);
+	assert_int_equal(t_append(f->log, 0, 300, 1), 0);
+	assert_int_equal(t_ops->reset(f->log, 5000), 0);
+	assert_int_equal(t_ops->first_offset(f->log), 5000);
+	assert_int_equal(t_ops->next_offset(f->log), 5000);
+	assert_int_equal(t_count_files(f->dir, ".log"), 1);
+	assert_int_not_equal(t_file_size(f->dir, "00000000000000005000.log"),
+			     UINT64_MAX);
+	assert_int_equal(t_read_all(f->log, 0, offs, 100, &rv, NULL), 0);
+	assert_int_equal(t_ops->term_at(f->log, 10, &term), -ENOENT);
+	assert_int_equal(t_append(f->log, 4999, 1, 1), KQ_EBADARG);
+	assert_int_equal(t_append(f->log, 5000, 10, 1), 0);
+	reopen(f, 4096);
+	assert_int_equal(t_ops->first_offset(f->log), 5000);
+	assert_int_equal(t_read_all(f->log, 0, offs, 100, &rv, NULL), 10);
+	assert_int_equal(offs[0], 5000);
+	/* Reset to below the current log, and then reopen it empty. */
+	assert_int_equal(t_ops->reset(f->log, 7), 0);
+	assert_int_equal(t_count_files(f->dir, ".log"), 1);
+	reopen(f, 4096);
+	assert_int_equal(t_ops->first_offset(f->log), 7);
+	assert_int_equal(t_ops->next_offset(f->log), 7);
+	/* Reset to the base of the segment in place. */
+	assert_int_equal(t_append(f->log, 7, 3, 1), 0);
+	assert_int_equal(t_ops->reset(f->log, 7), 0);
+	assert_int_equal(t_ops->next_offset(f->log), 7);
+	reopen(f, 4096);
+	assert_int_equal(t_ops->next_offset(f->log), 7);
+	assert_int_equal(t_read_all(f->log, 0, offs, 100, &rv, NULL), 0);
+}
+
+static void test_compact(void **state)
+{
+	struct fx *f = *state;
+	static uint64_t offs[1000];
+	uint64_t b1, b3;
+	size_t nseg;
+	int rv;
+
+	f->log = t_open(f->mod, f->dir, 4096);
+	assert_int_equal(t_append(f->log, 0, 500, 1), 0);
+	nseg = t_count_files(f->dir, ".log");
+	b1 = seg_base_at(f->dir, 1);
+	b3 = seg_base_at(f->dir, 3);
+	assert_int_equal(t_ops->compact(f->log, 0), 0);
+	assert_int_equal(t_ops->compact(f->log, b1 - 1), 0);
+	/* Segments 0..2 hold only offsets below b3. */
+	assert_int_equal(t_ops->compact(f->log, b3), 3);
+	assert_int_equal(t_ops->first_offset(f->log), b3);
+	assert_int_equal(t_count_files(f->dir, ".log"), nseg - 3);
+	assert_int_equal(t_count_files(f->dir, ".index"), nseg - 3);
+	assert_int_equal(t_read_all(f->log, 0, offs, 1000, &rv, NULL),
+			 500 - b3);
+	assert_int_equal(offs[0], b3);
+	/* Never the newest. */
+	assert_int_equal(t_ops->compact(f->log, UINT64_MAX), (int)nseg - 4);
+	assert_int_equal(t_count_files(f->dir, ".log"), 1);
+	assert_int_equal(t_ops->next_offset(f->log), 500);
+	reopen(f, 4096);
+	assert_int_equal(t_ops->first_offset(f->log), seg_base_at(f->dir, 0));
+	assert_int_equal(t_ops->next_offset(f->log), 500);
+}
+
+static void test_retain(void **state)
+{
+	struct fx *f = *state;
+	struct kq_log_options opts = {
+		.segment_bytes = 4096,
+		.retention_ms = -1,
+		.retention_bytes = 3 * 4096,
+	};
+	uint64_t total = 0, newest_base;
+	size_t nseg;
+	DIR *d;
+	struct dirent *de;
+
+	assert_int_equal(t_ops->open(f->mod, f->dir, &opts, &f->log), 0);
+	assert_int_equal(t_append(f->log, 0, 600, 1), 0);
+	nseg = t_count_files(f->dir, ".log");
+	assert_true(nseg > 6);
+	assert_true(t_ops->retain(f->log, 0) > 0);
+	/* What is left is the smallest suffix of segments holding at least
+	 * retention_bytes. */
+	d = opendir(f->dir);
+	while ((de = readdir(d)) != NULL)
+		if (strstr(de->d_name, ".log") != NULL)
+			total += t_file_size(f->dir, de->d_name);
+	closedir(d);
+	assert_true(total >= 3 * 4096);
+	assert_true(t_count_files(f->dir, ".log") <= 4);
+	assert_int_equal(t_ops->retain(f->log, 0), 0);
+	t_ops->close(f->log);
+
+	/* By time: records are stamped 1700000000000 + offset. */
+	opts.retention_bytes = -1;
+	opts.retention_ms = 1000;
+	assert_int_equal(t_ops->open(f->mod, f->dir, &opts, &f->log), 0);
+	newest_base = seg_base_at(f->dir, t_count_files(f->dir, ".log") - 1);
+	assert_int_equal(t_ops->retain(f->log, 1700000000000 + 1000), 0);
+	nseg = t_count_files(f->dir, ".log");
+	/* Segment 0 ends at base(1) - 1: now - that > 1000 deletes it. */
+	assert_int_equal(
+		t_ops->retain(f->log, 1700000000000 + 1000 +
+					      (int64_t)seg_base_at(f->dir, 1)),
+		1);
+	assert_int_equal(t_count_files(f->dir, ".log"), nseg - 1);
+	/* Far in the future all but the newest go. */
+	assert_int_equal(t_ops->retain(f->log, INT64_MAX / 2), (int)nseg - 2);
+	assert_int_equal(seg_base_at(f->dir, 0), newest_base);
+	assert_int_equal(t_ops->first_offset(f->log), newest_base);
+}
+
+static void test_hard_state(void **state)
+{
+	struct fx *f = *state;
+	struct kq_hard_state hs = {7, 7}, in;
+	char path[128];
+	FILE *fp;
+
+	f->log = t_open(f->mod, f->dir, 0);
+	assert_int_equal(t_ops->load_hard_state(f->log, &hs), 0);
+	assert_int_equal(hs.term, 0);
+	assert_int_equal(hs.vote, 0);
+	hs.term = 42;
+	hs.vote = 3;
+	assert_int_equal(t_ops->save_hard_state(f->log, &hs), 0);
+	hs.term = 43;
+	hs.vote = 0;
+	assert_int_equal(t_ops->save_hard_state(f->log, &hs), 0);
+	assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
+	assert_int_equal(in.term, 43);
+	assert_int_equal(in.vote, 0);
+	reopen(f, 0);
+	assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
+	assert_int_equal(in.term, 43);
+	assert_int_equal(t_count_files(f->dir, ".tmp"), 0);
+	/* A damaged file is reported, not read as zeros. */
+	snprintf(path, sizeof(path), "%s/raft.state", f->dir);
+	fp = fopen(path, "r+b");
+	fseek(fp, 9, SEEK_SET);
+	fputc(0x55, fp);
+	fclose(fp);
+	assert_int_equal(t_ops->load_hard_state(f->log, &in), KQ_ECORRUPT);
+}
+
+struct sync_thread {
+	struct kq_log *log;
+	int stop; /* atomic */
+	int errors;
+	int syncs;
+};
+
+static void *sync_main(void *arg)
+{
+	struct sync_thread *s = arg;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		if (t_ops->sync(s->log) != 0)
+			s->errors++;
+		s->syncs++;
+	}
+	return NULL;
+}
+
+static void test_sync_thread(void **state)
+{
+	struct fx *f = *state;
+	static uint64_t offs[20000];
+	struct sync_thread s = {0};
+	pthread_t th;
+	int rv;
+
+	f->log = t_open(f->mod, f->dir, 16384);
+	s.log = f->log;
+	assert_int_equal(pthread_create(&th, NULL, sync_main, &s), 0);
+	for (uint64_t i = 0; i < 20000; i += 50) {
+		uint64_t next;
+		int n = 0;
+
+		assert_int_equal(t_append(f->log, i, 50, 1), 0);
+		assert_int_equal(t_ops->read(f->log, i, i + 50, SIZE_MAX,
+					     count_cb, &n, &next),
+				 50);
+		if (i % 5000 == 0)
+			assert_int_equal(t_ops->compact(f->log, i / 2) >= 0, 1);
+	}
+	__atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	assert_int_equal(s.errors, 0);
+	assert_true(s.syncs > 0);
+	assert_int_equal(t_ops->sync(f->log), 0);
+	reopen(f, 16384);
+	assert_int_equal(t_ops->next_offset(f->log), 20000);
+	assert_int_equal(t_read_all(f->log, t_ops->first_offset(f->log), offs,
+				    20000, &rv, NULL),
+			 20000 - t_ops->first_offset(f->log));
+	assert_int_equal(rv, 0);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crc32c),
+		cmocka_unit_test(test_record_codec),
+		cmocka_unit_test(test_plugin_desc),
+		cmocka_unit_test(test_config_errors),
+		T(test_round_trip),
+		T(test_read_limits),
+		T(test_gaps),
+		T(test_rolling),
+		T(test_reopen),
+		T(test_truncate),
+		T(test_reset),
+		T(test_compact),
+		T(test_retain),
+		T(test_hard_state),
+		T(test_sync_thread),
+	};
+	int failed = 0;
+
+	/* KQ_SEGMENT_WRITE_FIXTURES: only write the fixture files. */
+	if (getenv("KQ_SEGMENT_WRITE_FIXTURES") == NULL)
+		failed += cmocka_run_group_tests_name("segment", tests, NULL,
+						      NULL);
+	failed += run_recovery_tests();
+	failed += run_fault_tests();
+	return failed != 0;
+}

@@ -1,0 +1,516 @@
+/* The segment module under injected I/O failures: every write, sync,
+ * rename or truncate of a workload failed in turn (EIO, ENOSPC, short
+ * writes), then the log reopened: no synced record may be missing, no
+ * garbage may be readable, and the failed log must refuse appends. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <kafkaesque/storage.h>
+
+#include "../../plugins/segment/io.h"
+
+/* Shared helpers, defined in test_segment.c. */
+extern int t_nlogs;
+extern char t_last_log[512];
+extern const struct kq_storage_ops *t_ops;
+void *t_module(const char *config_json);
+void t_module_free(void *mod);
+void t_mkdtemp(char *buf);
+void t_rmrf(const char *dir);
+struct kq_log *t_open(void *mod, const char *dir, uint64_t segment_bytes);
+int t_append(struct kq_log *log, uint64_t from, size_t n, uint64_t step);
+size_t t_read_all(struct kq_log *log, uint64_t from, uint64_t *offs, size_t max,
+		  int *rv, uint64_t *next);
+int run_fault_tests(void);
+
+enum fop {
+	F_NONE,
+	F_PWRITE,
+	F_FDATASYNC,
+	F_FSYNC,
+	F_FTRUNCATE,
+	F_RENAME,
+	F_CREATE, /* openat with O_CREAT */
+	F_ANY,	  /* any of the above */
+};
+
+static struct {
+	enum fop op;
+	long nth; /* fail the nth matching call, 1-based */
+	int err;
+	bool shortw; /* pwrite: write half and return that */
+	bool sticky; /* every later matching call fails too */
+	long seen;
+	bool fired;
+	bool no_ftruncate; /* ftruncate fails once the fault fired */
+} fi;
+
+static struct kq__seg_io real;
+
+static bool fire(enum fop op)
+{
+	if (fi.op == F_NONE || (fi.op != op && fi.op != F_ANY))
+		return false;
+	if (fi.fired)
+		return fi.sticky;
+	if (++fi.seen < fi.nth)
+		return false;
+	fi.fired = true;
+	return true;
+}
+
+static ssize_t f_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	if (fire(F_PWRITE)) {
+		if (fi.shortw && n > 1)
+			return real.pwrite(fd, buf, n / 2, off);
+		errno = fi.err;
+		return -1;
+	}
+	return real.pwrite(fd, buf, n, off);
+}
+
+static int f_fdatasync(int fd)
+{
+	if (fire(F_FDATASYNC)) {
+		errno = fi.err;
+		return -1;
+	}
+	return real.fdatasync(fd);
+}
+
+static int f_fsync(int fd)
+{
+	if (fire(F_FSYNC)) {
+		errno = fi.err;
+		return -1;
+	}
+	return real.fsync(fd);
+}
+
+static int f_ftruncate(int fd, off_t len)
+{
+	if (fire(F_FTRUNCATE) || (fi.no_ftruncate && fi.fired)) {
+		errno = fi.err;
+		return -1;
+	}
+	return real.ftruncate(fd, len);
+}
+
+static int f_renameat(int a, const char *b, int c, const char *d)
+{
+	if (fire(F_RENAME)) {
+		errno = fi.err;
+		return -1;
+	}
+	return real.renameat(a, b, c, d);
+}
+
+static int f_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	if ((flags & O_CREAT) && fire(F_CREATE)) {
+		errno = fi.err;
+		return -1;
+	}
+	return real.openat(dirfd, path, flags, mode);
+}
+
+static long nreads;	/* pread calls while injecting */
+static uint64_t nbytes; /* bytes they returned */
+
+static ssize_t f_pread(int fd, void *buf, size_t n, off_t off)
+{
+	ssize_t r = real.pread(fd, buf, n, off);
+
+	nreads++;
+	if (r > 0)
+		nbytes += (uint64_t)r;
+	return r;
+}
+
+static void inject(enum fop op, long nth, int err)
+{
+	memset(&fi, 0, sizeof(fi));
+	fi.op = op;
+	fi.nth = nth;
+	fi.err = err;
+	real = kq__seg_io;
+	kq__seg_io.pwrite = f_pwrite;
+	kq__seg_io.fdatasync = f_fdatasync;
+	kq__seg_io.fsync = f_fsync;
+	kq__seg_io.ftruncate = f_ftruncate;
+	kq__seg_io.renameat = f_renameat;
+	kq__seg_io.openat = f_openat;
+	kq__seg_io.pread = f_pread;
+	nreads = 0;
+	nbytes = 0;
+}
+
+static void restore(void)
+{
+	if (fi.op != F_NONE || kq__seg_io.pwrite == f_pwrite)
+		kq__seg_io = real;
+	fi.op = F_NONE;
+}
+
+/* After a reopen: offsets 0..n-1 without a hole, each record intact
+ * (t_read_all checks contents), at least `acked` of them. */
+static size_t check_reopened(void *mod, const char *dir, uint64_t acked,
+			     uint64_t appended)
+{
+	static uint64_t offs[4096];
+	struct kq_log *log = t_open(mod, dir, 4096);
+	size_t n;
+	int rv;
+
+	n = t_read_all(log, 0, offs, 4096, &rv, NULL);
+	assert_int_equal(rv, 0);
+	for (size_t i = 0; i < n && i < 4096; i++)
+		assert_int_equal(offs[i], i);
+	if (n < acked)
+		fail_msg("acknowledged records lost: %zu of %llu", n,
+			 (unsigned long long)acked);
+	assert_true(n <= appended);
+	assert_int_equal(t_ops->next_offset(log), n);
+	/* And the reopened log accepts appends. */
+	assert_int_equal(t_append(log, n, 5, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
+	t_ops->close(log);
+	return n;
+}
+
+/* The basic cases, each spelled out. */
+static void single_write_fault(int err, bool shortw, bool no_ftruncate)
+{
+	size_t n;
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	static uint64_t offs[512];
+	int rv, before;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 4096);
+	assert_int_equal(t_append(log, 0, 100, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
+	inject(F_PWRITE, 1, err);
+	fi.shortw = shortw;
+	fi.no_ftruncate = no_ftruncate;
+	before = t_nlogs;
+	rv = t_append(log, 100, 3, 1);
+	assert_true(rv < 0);
+	assert_true(t_nlogs == before + 1); /* the reason, logged once */
+	assert_int_equal(t_append(log, 100, 3, 1), KQ_EUNAVAILABLE);
+	assert_int_equal(t_append(log, 200, 3, 1), KQ_EUNAVAILABLE);
+	assert_true(t_ops->sync(log) != 0);
+	assert_true(t_ops->truncate(log, 50) != 0);
+	assert_int_equal(t_nlogs, before + 1);
+	/* Reads still serve what was synced. */
+	assert_int_equal(t_read_all(log, 0, offs, 512, &rv, NULL), 100);
+	assert_int_equal(rv, 0);
+	restore();
+	t_ops->close(log);
+	/* The failed write's complete records may survive it when its
+	 * partial tail was left behind, never a partial one. */
+	n = check_reopened(mod, dir, 100, 103);
+	if (!no_ftruncate)
+		assert_int_equal(n, 100);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+static void test_write_eio(void **state)
+{
+	single_write_fault(EIO, false, false);
+}
+
+static void test_write_enospc(void **state)
+{
+	single_write_fault(ENOSPC, false, false);
+}
+
+static void test_short_write(void **state)
+{
+	single_write_fault(EIO, true, false);
+}
+
+static void test_short_write_left_behind(void **state)
+{
+	/* The half record stays in the file: recovery cuts it. */
+	single_write_fault(EIO, true, true);
+}
+
+static void test_fdatasync_eio(void **state)
+{
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	static uint64_t offs[512];
+	int rv;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 1 << 20);
+	assert_int_equal(t_append(log, 0, 100, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
+	assert_int_equal(t_append(log, 100, 50, 1), 0);
+	inject(F_FDATASYNC, 1, EIO);
+	assert_int_equal(t_ops->sync(log), -EIO);
+	/* Never retried into success, even once the disk is back. */
+	restore();
+	assert_true(t_ops->sync(log) != 0);
+	assert_true(t_ops->sync(log) != 0);
+	assert_int_equal(t_append(log, 150, 1, 1), KQ_EUNAVAILABLE);
+	/* Only what the last good sync covered is served. */
+	assert_int_equal(t_read_all(log, 0, offs, 512, &rv, NULL), 100);
+	assert_int_equal(t_ops->next_offset(log), 150);
+	t_ops->close(log);
+	check_reopened(mod, dir, 100, 150);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+/* A workload of appends (rolling segments), syncs, a truncation and a
+ * hard state save; returns the number of I/O calls of `op` it made. */
+struct run {
+	uint64_t acked;	   /* below this every record was synced */
+	uint64_t appended; /* highest offset + 1 ever passed to append */
+	bool failed;
+};
+
+static void workload(struct kq_log *log, struct run *r)
+{
+	uint64_t next = 0;
+
+	memset(r, 0, sizeof(*r));
+	for (int batch = 0; batch < 24; batch++) {
+		int rv;
+
+		/* A failed append may still have written some records. */
+		if (next + 25 > r->appended)
+			r->appended = next + 25;
+		rv = t_append(log, next, 25, 1);
+		if (rv != 0) {
+			assert_true(rv < 0);
+			r->failed = true;
+			return;
+		}
+		next += 25;
+		if (batch % 2 == 1) {
+			if (t_ops->sync(log) != 0) {
+				r->failed = true;
+				return;
+			}
+			r->acked = next;
+		}
+		if (batch == 9 || batch == 17) {
+			struct kq_hard_state hs = {(uint64_t)batch, 1};
+
+			/* Dropped records count as gone once asked for. */
+			next -= 40;
+			if (r->acked > next)
+				r->acked = next;
+			if (t_ops->truncate(log, next) != 0) {
+				r->failed = true;
+				return;
+			}
+			if (t_ops->save_hard_state(log, &hs) != 0) {
+				r->failed = true;
+				return;
+			}
+		}
+	}
+}
+
+static void sweep(enum fop op, int err, bool shortw, bool sticky)
+{
+	void *mod = t_module(NULL);
+	long calls = 0;
+
+	for (long nth = 1;; nth++) {
+		char dir[64];
+		struct kq_log *log;
+		struct run r;
+		bool fired;
+
+		t_mkdtemp(dir);
+		log = t_open(mod, dir, 4096);
+		inject(op, nth, err);
+		fi.shortw = shortw;
+		fi.sticky = sticky;
+		workload(log, &r);
+		fired = fi.fired;
+		if (fired) {
+			/* A failure fails the log: no more appends. */
+			assert_true(r.failed);
+			assert_int_equal(t_append(log, r.appended + 1000, 1, 1),
+					 KQ_EUNAVAILABLE);
+			assert_true(t_ops->sync(log) != 0);
+		} else {
+			assert_false(r.failed);
+			calls = fi.seen;
+		}
+		restore();
+		t_ops->close(log);
+		check_reopened(mod, dir, r.acked, r.appended);
+		t_rmrf(dir);
+		if (!fired)
+			break;
+	}
+	assert_true(calls > 0);
+	t_module_free(mod);
+}
+
+static void test_sweep_pwrite(void **state)
+{
+	sweep(F_PWRITE, EIO, false, false);
+	sweep(F_PWRITE, ENOSPC, false, true);
+	sweep(F_PWRITE, EIO, true, false);
+}
+
+static void test_sweep_fdatasync(void **state)
+{
+	sweep(F_FDATASYNC, EIO, false, false);
+	sweep(F_FDATASYNC, EIO, false, true);
+}
+
+static void test_sweep_fsync(void **state)
+{
+	sweep(F_FSYNC, EIO, false, false);
+}
+
+static void test_sweep_ftruncate(void **state)
+{
+	sweep(F_FTRUNCATE, EIO, false, false);
+}
+
+static void test_sweep_rename(void **state)
+{
+	sweep(F_RENAME, EIO, false, false);
+}
+
+static void test_sweep_create(void **state)
+{
+	sweep(F_CREATE, ENOSPC, false, false);
+}
+
+static void test_sweep_any(void **state)
+{
+	sweep(F_ANY, EIO, false, true);
+}
+
+/* "never" makes sync() a no-op; "interval" and "always" flush. */
+static void test_policies(void **state)
+{
+	static const char *const conf[] = {"{\"fsync\": \"never\"}",
+					   "{\"fsync\": \"interval\"}",
+					   "{\"fsync\": \"always\"}"};
+
+	for (int i = 0; i < 3; i++) {
+		char dir[64];
+		void *mod = t_module(conf[i]);
+		struct kq_log *log;
+
+		t_mkdtemp(dir);
+		log = t_open(mod, dir, 1 << 20);
+		assert_int_equal(t_append(log, 0, 10, 1), 0);
+		inject(F_FDATASYNC, 1, EIO);
+		if (i == 0) {
+			assert_int_equal(t_ops->sync(log), 0);
+			assert_false(fi.fired);
+			assert_int_equal(t_append(log, 10, 10, 1), 0);
+		} else {
+			assert_int_equal(t_ops->sync(log), -EIO);
+			assert_true(fi.fired);
+		}
+		restore();
+		t_ops->close(log);
+		t_module_free(mod);
+		t_rmrf(dir);
+	}
+}
+
+/* A segment is durable before the next one exists: a roll fdatasyncs
+ * the sealed segment even when nobody called sync(). */
+static void test_roll_syncs_sealed(void **state)
+{
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 4096);
+	inject(F_FDATASYNC, 1, EIO);
+	assert_int_equal(t_append(log, 0, 100, 1), -EIO);
+	assert_true(fi.fired);
+	restore();
+	assert_int_equal(t_append(log, 100, 1, 1), KQ_EUNAVAILABLE);
+	t_ops->close(log);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+/* Opening a log reads neither its sealed segments nor their indexes,
+ * except the oldest's index (for first_offset()). */
+static void test_open_is_lazy(void **state)
+{
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t next;
+	int rv;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 4096);
+	for (uint64_t i = 0; i < 8000; i += 1000)
+		assert_int_equal(t_append(log, i, 1000, 1), 0);
+	t_ops->close(log);
+	inject(F_NONE, 0, 0);
+	log = t_open(mod, dir, 4096);
+	assert_true(nbytes < 3 * 4096);
+	assert_true(nreads < 10);
+	restore();
+	assert_int_equal(t_ops->first_offset(log), 0);
+	assert_int_equal(t_ops->next_offset(log), 8000);
+	assert_int_equal(t_read_all(log, 7990, NULL, 0, &rv, &next), 10);
+	t_ops->close(log);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+static int teardown_io(void **state)
+{
+	restore();
+	return 0;
+}
+
+/* Every test leaves the I/O table as it found it, even when failing. */
+#define T(name) cmocka_unit_test_teardown(name, teardown_io)
+
+int run_fault_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_write_eio),	 T(test_write_enospc),
+		T(test_short_write),	 T(test_short_write_left_behind),
+		T(test_fdatasync_eio),	 T(test_sweep_pwrite),
+		T(test_sweep_fdatasync), T(test_sweep_fsync),
+		T(test_sweep_ftruncate), T(test_sweep_rename),
+		T(test_sweep_create),	 T(test_sweep_any),
+		T(test_policies),	 T(test_roll_syncs_sealed),
+		T(test_open_is_lazy),
+	};
+
+	if (getenv("KQ_SEGMENT_WRITE_FIXTURES") != NULL)
+		return 0;
+	return cmocka_run_group_tests_name("segment faults", tests, NULL, NULL);
+}

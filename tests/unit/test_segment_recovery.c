@@ -1,0 +1,627 @@
+/* The segment module's recovery: index rebuilds, torn tails at every byte,
+ * damage in sealed segments, and the checked-in fixture files. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <kafkaesque/storage.h>
+
+#include "../../plugins/segment/format.h"
+
+#ifndef KQ_FIXTURES_DIR
+#define KQ_FIXTURES_DIR "tests/fixtures"
+#endif
+
+/* Shared helpers, defined in test_segment.c. */
+extern int t_nlogs;
+extern char t_last_log[512];
+extern const struct kq_storage_ops *t_ops;
+void *t_module(const char *config_json);
+void t_module_free(void *mod);
+void t_mkdtemp(char *buf);
+void t_rmrf(const char *dir);
+struct kq_log *t_open(void *mod, const char *dir, uint64_t segment_bytes);
+void t_rec(struct kq_record *r, uint64_t offset, uint8_t *storage);
+int t_append(struct kq_log *log, uint64_t from, size_t n, uint64_t step);
+size_t t_read_all(struct kq_log *log, uint64_t from, uint64_t *offs, size_t max,
+		  int *rv, uint64_t *next);
+size_t t_count_files(const char *dir, const char *ext);
+uint64_t t_file_size(const char *dir, const char *name);
+void t_copy_file(const char *from, const char *to);
+int run_recovery_tests(void);
+
+#define SEG0 "00000000000000000000"
+
+static uint8_t *slurp(const char *dir, const char *name, size_t *len)
+{
+	char path[512];
+	FILE *fp;
+	uint8_t *buf;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "rb");
+	if (fp == NULL)
+		fail_msg("cannot open %s", path);
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	fclose(fp);
+	*len = (size_t)n;
+	return buf;
+}
+
+static void spit(const char *dir, const char *name, const void *buf, size_t len)
+{
+	char path[512];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(buf, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* Flips one byte of a file in place. */
+static void flip(const char *dir, const char *name, uint64_t pos)
+{
+	char path[512];
+	FILE *fp;
+	int c;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "r+b");
+	assert_non_null(fp);
+	fseek(fp, (long)pos, SEEK_SET);
+	c = fgetc(fp);
+	fseek(fp, (long)pos, SEEK_SET);
+	fputc(c ^ 0x5a, fp);
+	fclose(fp);
+}
+
+/* The byte position of each record in a segment file (ends too). */
+static size_t record_bounds(const uint8_t *buf, size_t len, uint64_t *pos,
+			    size_t max)
+{
+	size_t n = 0;
+	uint64_t p = KQ__HDR_SIZE;
+
+	while (p + 4 <= len && n < max) {
+		pos[n++] = p;
+		p += kq__get32(buf + p) + 4;
+	}
+	pos[n] = p;
+	return n;
+}
+
+static void seg_name(char *buf, uint64_t base, const char *ext)
+{
+	snprintf(buf, 64, "%020llu.%s", (unsigned long long)base, ext);
+}
+
+/* --- index rebuild --------------------------------------------------- */
+
+enum damage { NO_INDEX, SHORT_INDEX, GARBAGE_INDEX, SHIFTED_INDEX };
+
+static void check_index_rebuild(enum damage how)
+{
+	char dir[64], name[64];
+	static uint64_t offs[1500];
+	void *mod = t_module("{\"index_interval_bytes\": 200}");
+	struct kq_log *log;
+	uint64_t term, bases[64];
+	size_t nseg = 0;
+	int rv;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 8192);
+	assert_int_equal(t_append(log, 0, 1500, 1), 0);
+	t_ops->close(log);
+	for (uint64_t b = 0; b < 1500 && nseg < 64; b++) {
+		seg_name(name, b, "log");
+		if (t_file_size(dir, name) != UINT64_MAX)
+			bases[nseg++] = b;
+	}
+	assert_true(nseg > 5);
+	for (size_t i = 0; i < nseg; i++) {
+		size_t len;
+		uint8_t *ix;
+
+		seg_name(name, bases[i], "index");
+		ix = slurp(dir, name, &len);
+		assert_true(len > KQ__HDR_SIZE + 5 * KQ__IENTRY_SIZE);
+		switch (how) {
+		case NO_INDEX: break;
+		case SHORT_INDEX:
+			len = KQ__HDR_SIZE + 2 * KQ__IENTRY_SIZE + 5;
+			break;
+		case GARBAGE_INDEX:
+			for (size_t k = 0; k < len; k++)
+				ix[k] = (uint8_t)(k * 73 + i);
+			break;
+		case SHIFTED_INDEX:
+			/* Consistent on its face, wrong in fact. */
+			for (size_t k = 1;
+			     (k + 1) * KQ__IENTRY_SIZE + KQ__HDR_SIZE <= len;
+			     k++) {
+				uint8_t *e =
+					ix + KQ__HDR_SIZE + k * KQ__IENTRY_SIZE;
+
+				/* Below the truth: a read seeking there
+				 * would skip the records in between. */
+				kq__put64(e, kq__get64(e) - 1);
+			}
+			break;
+		}
+		if (how == NO_INDEX) {
+			char path[160];
+
+			snprintf(path, sizeof(path), "%s/%s", dir, name);
+			assert_int_equal(unlink(path), 0);
+		} else {
+			spit(dir, name, ix, len);
+		}
+		free(ix);
+	}
+	log = t_open(mod, dir, 8192);
+	assert_int_equal(t_ops->first_offset(log), 0);
+	assert_int_equal(t_ops->next_offset(log), 1500);
+	for (uint64_t from = 0; from < 1500; from += 111) {
+		assert_int_equal(t_read_all(log, from, offs, 1500, &rv, NULL),
+				 1500 - from);
+		assert_int_equal(rv, 0);
+		assert_int_equal(offs[0], from);
+		assert_int_equal(t_ops->term_at(log, from, &term), 0);
+		assert_int_equal(term, 1 + from / 50);
+	}
+	t_ops->close(log);
+	/* The rebuilt indexes were written back, whole. */
+	for (size_t i = 0; i < nseg; i++) {
+		uint64_t sz;
+
+		seg_name(name, bases[i], "index");
+		sz = t_file_size(dir, name);
+		assert_int_not_equal(sz, UINT64_MAX);
+		assert_int_equal((sz - KQ__HDR_SIZE) % KQ__IENTRY_SIZE, 0);
+		assert_true(sz > KQ__HDR_SIZE + 5 * KQ__IENTRY_SIZE);
+	}
+	assert_int_equal(t_count_files(dir, ".tmp"), 0);
+	log = t_open(mod, dir, 8192);
+	assert_int_equal(t_read_all(log, 0, offs, 1500, &rv, NULL), 1500);
+	t_ops->close(log);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+static void test_index_missing(void **state)
+{
+	check_index_rebuild(NO_INDEX);
+}
+
+static void test_index_short(void **state)
+{
+	check_index_rebuild(SHORT_INDEX);
+}
+
+static void test_index_garbage(void **state)
+{
+	check_index_rebuild(GARBAGE_INDEX);
+}
+
+static void test_index_shifted(void **state)
+{
+	check_index_rebuild(SHIFTED_INDEX);
+}
+
+/* --- torn tails ------------------------------------------------------ */
+
+/* Cuts a 12-record segment at every byte: recovery keeps exactly the
+ * complete records, truncates the rest, and the log goes on from there. */
+static void test_torn_every_byte(void **state)
+{
+	char src[64], dir[64];
+	void *mod = t_module("{\"index_interval_bytes\": 64}");
+	struct kq_log *log;
+	uint64_t pos[16], offs[16], next;
+	uint8_t *logb, *ixb;
+	size_t loglen, ixlen, nrec;
+	int rv;
+
+	t_mkdtemp(src);
+	log = t_open(mod, src, 0);
+	assert_int_equal(t_append(log, 0, 12, 1), 0);
+	t_ops->close(log);
+	logb = slurp(src, SEG0 ".log", &loglen);
+	ixb = slurp(src, SEG0 ".index", &ixlen);
+	nrec = record_bounds(logb, loglen, pos, 15);
+	assert_int_equal(nrec, 12);
+	assert_int_equal(pos[12], loglen);
+	for (size_t len = 0; len < loglen; len++) {
+		size_t whole = 0;
+		int before = t_nlogs;
+
+		while (whole < nrec && pos[whole + 1] <= len)
+			whole++;
+		t_mkdtemp(dir);
+		spit(dir, SEG0 ".log", logb, len);
+		spit(dir, SEG0 ".index", ixb, ixlen);
+		log = t_open(mod, dir, 0);
+		assert_int_equal(t_ops->next_offset(log), whole);
+		assert_int_equal(t_read_all(log, 0, offs, 16, &rv, &next),
+				 whole);
+		assert_int_equal(rv, 0);
+		assert_int_equal(t_file_size(dir, SEG0 ".log"),
+				 len < KQ__HDR_SIZE ? KQ__HDR_SIZE
+						    : pos[whole]);
+		if (len != pos[whole])
+			assert_true(t_nlogs > before); /* it was logged */
+		/* The log goes on from the complete records. */
+		assert_int_equal(t_append(log, whole, 12 - whole, 1), 0);
+		t_ops->close(log);
+		log = t_open(mod, dir, 0);
+		assert_int_equal(t_read_all(log, 0, offs, 16, &rv, &next), 12);
+		assert_int_equal(t_file_size(dir, SEG0 ".log"), loglen);
+		t_ops->close(log);
+		t_rmrf(dir);
+	}
+	free(logb);
+	free(ixb);
+	t_module_free(mod);
+	t_rmrf(src);
+}
+
+/* A bad checksum on the newest segment's last record, or garbage after
+ * it, is a torn tail. */
+static void test_torn_garbage(void **state)
+{
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t pos[16], offs[16], size;
+	uint8_t *logb, junk[100];
+	size_t loglen;
+	int rv;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_append(log, 0, 10, 1), 0);
+	t_ops->close(log);
+	logb = slurp(dir, SEG0 ".log", &loglen);
+	record_bounds(logb, loglen, pos, 15);
+	/* Zeros, as a file system may leave after a crash. */
+	memset(junk, 0, sizeof(junk));
+	spit(dir, SEG0 ".log", logb, loglen);
+	{
+		char path[128];
+		FILE *fp;
+
+		snprintf(path, sizeof(path), "%s/" SEG0 ".log", dir);
+		fp = fopen(path, "ab");
+		fwrite(junk, 1, sizeof(junk), fp);
+		fclose(fp);
+	}
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_read_all(log, 0, offs, 16, &rv, NULL), 10);
+	assert_int_equal(t_file_size(dir, SEG0 ".log"), loglen);
+	t_ops->close(log);
+	/* A valid record repeating the last offset is no record either. */
+	{
+		char path[128];
+		FILE *fp;
+
+		snprintf(path, sizeof(path), "%s/" SEG0 ".log", dir);
+		fp = fopen(path, "ab");
+		fwrite(logb + pos[9], 1, loglen - pos[9], fp);
+		fclose(fp);
+	}
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->next_offset(log), 10);
+	assert_int_equal(t_read_all(log, 0, offs, 16, &rv, NULL), 10);
+	assert_int_equal(t_file_size(dir, SEG0 ".log"), loglen);
+	t_ops->close(log);
+	/* The last record's value damaged. */
+	flip(dir, SEG0 ".log", loglen - 3);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->next_offset(log), 9);
+	assert_int_equal(t_read_all(log, 0, offs, 16, &rv, NULL), 9);
+	size = t_file_size(dir, SEG0 ".log");
+	assert_int_equal(size, pos[9]);
+	t_ops->close(log);
+	free(logb);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+/* --- damage that is reported, not truncated -------------------------- */
+
+static void test_corrupt_sealed(void **state)
+{
+	char dir[64], name[64];
+	static uint64_t offs[600];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t pos[200], b1 = 0, b2 = 0, next, term, sz1, sz0;
+	uint8_t *buf;
+	size_t len, n;
+	int rv, before;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 4096);
+	assert_int_equal(t_append(log, 0, 600, 1), 0);
+	t_ops->close(log);
+	for (uint64_t b = 1; b < 600 && b2 == 0; b++) {
+		seg_name(name, b, "log");
+		if (t_file_size(dir, name) == UINT64_MAX)
+			continue;
+		if (b1 == 0)
+			b1 = b;
+		else
+			b2 = b;
+	}
+	assert_true(b2 > b1);
+	/* Damage record b1 + 5 (in sealed segment 1) inside its value. */
+	seg_name(name, b1, "log");
+	buf = slurp(dir, name, &len);
+	n = record_bounds(buf, len, pos, 199);
+	assert_true(n > 6);
+	free(buf);
+	flip(dir, name, pos[5] + 50);
+	sz1 = t_file_size(dir, name);
+	sz0 = t_file_size(dir, SEG0 ".log");
+
+	log = t_open(mod, dir, 4096);
+	assert_int_equal(t_ops->next_offset(log), 600);
+	assert_int_equal(t_file_size(dir, name), sz1); /* not truncated */
+	before = t_nlogs;
+	assert_int_equal(t_read_all(log, 0, offs, 600, &rv, &next), b1 + 5);
+	assert_int_equal(rv, KQ_ECORRUPT);
+	assert_int_equal(next, b1 + 5);
+	assert_true(t_nlogs == before + 1);
+	assert_non_null(strstr(t_last_log, name));
+	{
+		char at[64];
+
+		snprintf(at, sizeof(at), "byte %llu",
+			 (unsigned long long)pos[5]);
+		assert_non_null(strstr(t_last_log, at));
+	}
+	/* Once per place: reading again does not log again. */
+	assert_int_equal(t_read_all(log, b1 + 2, offs, 600, &rv, &next), 3);
+	assert_int_equal(rv, KQ_ECORRUPT);
+	assert_int_equal(next, b1 + 5);
+	assert_true(t_nlogs == before + 1);
+	assert_int_equal(t_ops->term_at(log, b1 + 5, &term), KQ_ECORRUPT);
+	assert_int_equal(t_ops->term_at(log, b1 + 4, &term), 0);
+	/* Data after the damaged segment reads fine. */
+	assert_int_equal(t_read_all(log, b2, offs, 600, &rv, &next), 600 - b2);
+	assert_int_equal(rv, 0);
+	/* Appends go on; nothing was dropped. */
+	assert_int_equal(t_append(log, 600, 10, 1), 0);
+	t_ops->close(log);
+	assert_int_equal(t_file_size(dir, name), sz1);
+
+	/* A damaged header of a sealed segment: open works, reads fail. */
+	flip(dir, SEG0 ".log", 2);
+	log = t_open(mod, dir, 4096);
+	assert_int_equal(t_read_all(log, 0, offs, 600, &rv, &next), 0);
+	assert_int_equal(rv, KQ_ECORRUPT);
+	assert_int_equal(next, 0);
+	assert_int_equal(t_read_all(log, b2, offs, 600, &rv, &next), 610 - b2);
+	t_ops->close(log);
+	assert_int_equal(t_file_size(dir, SEG0 ".log"), sz0);
+
+	/* Damage in the newest segment before its last index entry is
+	 * reported too, not truncated. */
+	t_rmrf(dir);
+	t_module_free(mod);
+	mod = t_module("{\"index_interval_bytes\": 100}");
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_append(log, 0, 100, 1), 0);
+	t_ops->close(log);
+	buf = slurp(dir, SEG0 ".log", &len);
+	record_bounds(buf, len, pos, 199);
+	free(buf);
+	flip(dir, SEG0 ".log", pos[20] + 30);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->next_offset(log), 100);
+	assert_int_equal(t_file_size(dir, SEG0 ".log"), len);
+	assert_int_equal(t_read_all(log, 0, offs, 600, &rv, &next), 20);
+	assert_int_equal(rv, KQ_ECORRUPT);
+	assert_int_equal(next, 20);
+	t_ops->close(log);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+/* A newest segment torn in a log of several: only it is cut. */
+static void test_torn_newest_of_many(void **state)
+{
+	char dir[64], name[64];
+	static uint64_t offs[700];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t last = 0, size;
+	int rv;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 4096);
+	assert_int_equal(t_append(log, 0, 700, 1), 0);
+	t_ops->close(log);
+	for (uint64_t b = 0; b < 700; b++) {
+		seg_name(name, b, "log");
+		if (t_file_size(dir, name) != UINT64_MAX)
+			last = b;
+	}
+	seg_name(name, last, "log");
+	size = t_file_size(dir, name);
+	{
+		char path[160];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		assert_int_equal(truncate(path, (off_t)size - 7), 0);
+	}
+	log = t_open(mod, dir, 4096);
+	assert_int_equal(t_ops->next_offset(log), 699);
+	assert_int_equal(t_read_all(log, 0, offs, 700, &rv, NULL), 699);
+	assert_int_equal(rv, 0);
+	t_ops->close(log);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+/* --- fixtures -------------------------------------------------------- */
+
+/* Copies tests/fixtures/segment/<which> into a fresh folder. */
+static void copy_fixture(const char *which, char *dir)
+{
+	static const char *const files[] = {SEG0 ".log", SEG0 ".index",
+					    "00000000000000000037.log",
+					    "00000000000000000037.index"};
+	char from[512], to[512];
+
+	t_mkdtemp(dir);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(from, sizeof(from), "%s/segment/%s/%s",
+			 KQ_FIXTURES_DIR, which, files[i]);
+		if (access(from, R_OK) != 0)
+			continue;
+		snprintf(to, sizeof(to), "%s/%s", dir, files[i]);
+		t_copy_file(from, to);
+	}
+}
+
+static void test_fixture_valid(void **state)
+{
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t offs[32];
+	int rv;
+
+	copy_fixture("valid", dir);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->first_offset(log), 0);
+	assert_int_equal(t_ops->next_offset(log), 10);
+	assert_int_equal(t_read_all(log, 0, offs, 32, &rv, NULL), 10);
+	assert_int_equal(rv, 0);
+	t_ops->close(log);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+static void test_fixture_torn(void **state)
+{
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t offs[32];
+	int rv, before = t_nlogs;
+
+	copy_fixture("torn", dir);
+	log = t_open(mod, dir, 0);
+	assert_true(t_nlogs > before);
+	assert_non_null(strstr(t_last_log, "torn tail"));
+	assert_int_equal(t_ops->next_offset(log), 9);
+	assert_int_equal(t_read_all(log, 0, offs, 32, &rv, NULL), 9);
+	assert_int_equal(rv, 0);
+	t_ops->close(log);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+static void test_fixture_corrupt(void **state)
+{
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t offs[64], next;
+	int rv;
+
+	copy_fixture("corrupt", dir);
+	log = t_open(mod, dir, 4096);
+	assert_int_equal(t_ops->next_offset(log), 50);
+	assert_int_equal(t_read_all(log, 0, offs, 64, &rv, &next), 5);
+	assert_int_equal(rv, KQ_ECORRUPT);
+	assert_int_equal(next, 5);
+	assert_int_equal(t_read_all(log, 37, offs, 64, &rv, &next), 13);
+	assert_int_equal(rv, 0);
+	t_ops->close(log);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+/* Writes the fixture folders under `out` (run the test program with
+ * KQ_SEGMENT_WRITE_FIXTURES=<dir> to regenerate them). */
+static void write_fixtures(const char *out)
+{
+	char dir[512];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t pos[64];
+	uint8_t *buf;
+	size_t len;
+
+	snprintf(dir, sizeof(dir), "%s/valid", out);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_append(log, 0, 10, 1), 0);
+	t_ops->close(log);
+
+	snprintf(dir, sizeof(dir), "%s/torn", out);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_append(log, 0, 10, 1), 0);
+	t_ops->close(log);
+	buf = slurp(dir, SEG0 ".log", &len);
+	record_bounds(buf, len, pos, 63);
+	spit(dir, SEG0 ".log", buf, pos[9] + (pos[10] - pos[9]) / 2);
+	free(buf);
+
+	snprintf(dir, sizeof(dir), "%s/corrupt", out);
+	log = t_open(mod, dir, 4096);
+	assert_int_equal(t_append(log, 0, 50, 1), 0);
+	t_ops->close(log);
+	assert_int_not_equal(t_file_size(dir, "00000000000000000037.log"),
+			     UINT64_MAX);
+	buf = slurp(dir, SEG0 ".log", &len);
+	record_bounds(buf, len, pos, 63);
+	free(buf);
+	flip(dir, SEG0 ".log", pos[5] + 46);
+	t_module_free(mod);
+}
+
+int run_recovery_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_index_missing),
+		cmocka_unit_test(test_index_short),
+		cmocka_unit_test(test_index_garbage),
+		cmocka_unit_test(test_index_shifted),
+		cmocka_unit_test(test_torn_every_byte),
+		cmocka_unit_test(test_torn_garbage),
+		cmocka_unit_test(test_torn_newest_of_many),
+		cmocka_unit_test(test_corrupt_sealed),
+		cmocka_unit_test(test_fixture_valid),
+		cmocka_unit_test(test_fixture_torn),
+		cmocka_unit_test(test_fixture_corrupt),
+	};
+	const char *out = getenv("KQ_SEGMENT_WRITE_FIXTURES");
+
+	if (out != NULL) {
+		write_fixtures(out);
+		return 0;
+	}
+	return cmocka_run_group_tests_name("segment recovery", tests, NULL,
+					   NULL);
+}
