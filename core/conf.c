@@ -101,7 +101,7 @@ static int get_names(json_t *obj, const char *path, const char *key,
 		     int list_ok, const char *def, char ***out, size_t *n,
 		     char *err, size_t errlen)
 {
-	json_t *v = json_object_get(obj, key);
+	json_t *v = obj ? json_object_get(obj, key) : NULL;
 	size_t i;
 	json_t *item;
 
@@ -275,9 +275,8 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 		       errlen))
 		return KQ_ECONFIG;
 
-	if (!plugins)
-		return fail(err, errlen, "plugins: missing");
-	if (check_keys(plugins, "plugins", plugin_keys, err, errlen))
+	if (plugins &&
+	    check_keys(plugins, "plugins", plugin_keys, err, errlen))
 		return KQ_ECONFIG;
 	if (get_names(plugins, "plugins", "transport", 1, "telnet",
 		      &cfg->transports, &cfg->ntransports, err, errlen) ||

@@ -70,6 +70,14 @@ static size_t unescape(const char *in, char *out)
 	return n;
 }
 
+static void copy_arg(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+
+	assert_true(n < size);
+	memcpy(dst, src, n + 1);
+}
+
 static void start(struct run *r)
 {
 	int status = 0;
@@ -155,9 +163,9 @@ static void run_line(struct run *r, const char *line, int lineno)
 		r->started = 0;
 		start(r);
 	} else if (strncmp(line, "@config ", 8) == 0) {
-		snprintf(r->config, sizeof(r->config), "%s", line + 8);
+		copy_arg(r->config, sizeof(r->config), line + 8);
 	} else if (strncmp(line, "@telnet ", 8) == 0) {
-		snprintf(r->telnet, sizeof(r->telnet), "%s", line + 8);
+		copy_arg(r->telnet, sizeof(r->telnet), line + 8);
 	} else {
 		fail_msg("%s:%d: cannot parse script line \"%s\"", r->path,
 			 lineno, line);
@@ -183,6 +191,7 @@ static int teardown(void **state)
 
 	drop_conns(r);
 	tb_cleanup(&r->tb);
+	tb_telnet_extra = "";
 	free(r);
 	return 0;
 }

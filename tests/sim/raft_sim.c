@@ -15,6 +15,7 @@
  * when V > 0).  A failing seed replays exactly with --seeds 1
  * --first-seed <seed> --trace. */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,8 @@ struct sim {
 	size_t max_msg_bytes;
 	size_t max_inflight_bytes;
 	unsigned max_inflight_msgs;
+	bool pre_vote;
+	bool check_quorum;
 	int blocked[MAX_NODES][MAX_NODES];
 	int healed;
 
@@ -715,8 +718,8 @@ static void start_node(struct sim *s, struct node *nd)
 		.election_ticks = 10,
 		.heartbeat_ticks = 2,
 		.seed = s->seed * 7919 + nd->incarnation,
-		.pre_vote = true,
-		.check_quorum = true,
+		.pre_vote = s->pre_vote,
+		.check_quorum = s->check_quorum,
 		.max_msg_bytes = s->max_msg_bytes,
 		.max_inflight_bytes = s->max_inflight_bytes,
 		.max_inflight_msgs = s->max_inflight_msgs,
@@ -1076,15 +1079,18 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 	s.max_msg_bytes = (size_t)8 << below(&s.rng, 8);
 	s.max_inflight_msgs = 1u << below(&s.rng, 5);
 	s.max_inflight_bytes = s.max_msg_bytes * (1 + below(&s.rng, 8));
+	/* Mostly the production setting, sometimes the bare algorithm. */
+	s.pre_vote = below(&s.rng, 4) != 0;
+	s.check_quorum = below(&s.rng, 4) != 0;
 	trace(&s,
 	      "seed %" PRIu64 ": %d nodes, %s groups, loss %u%%o, dup %u%%o,"
 	      " delay <= %u, reorder %u%%o, sync <= %u, crash %u%%o,"
 	      " partition %u%%o, leader crash %u%%o, msg %zu B,"
-	      " inflight %u msgs/%zu B",
+	      " inflight %u msgs/%zu B, pre-vote %d, check-quorum %d",
 	      seed, s.n, s.log_mode ? "log" : "state-machine", s.loss, s.dup,
 	      s.delay_max, s.reorder, s.sync_max, s.crash, s.partition,
 	      s.leader_crash, s.max_msg_bytes, s.max_inflight_msgs,
-	      s.max_inflight_bytes);
+	      s.max_inflight_bytes, s.pre_vote, s.check_quorum);
 	for (int i = 0; i < s.n; i++) {
 		struct node *nd = &s.nodes[i];
 

@@ -101,9 +101,14 @@ void t_module_free(void *mod)
 	host_config = NULL;
 }
 
+/* A fresh folder under $TMPDIR (or /tmp); buf holds 64 bytes. */
 void t_mkdtemp(char *buf)
 {
-	strcpy(buf, "/tmp/kq-segment-XXXXXX");
+	const char *tmp = getenv("TMPDIR");
+
+	if (tmp == NULL || *tmp == '\0' || strlen(tmp) > 40)
+		tmp = "/tmp";
+	snprintf(buf, 64, "%s/kq-segment-XXXXXX", tmp);
 	assert_non_null(mkdtemp(buf));
 }
 
