@@ -69,7 +69,8 @@ struct kq_host {
 	const json_t *config;      /* the module's own config section
 				    * (borrowed; NULL when absent) */
 
-	/* Logs one line to the broker's log with the module's name. */
+	/* Logs one line to the broker's log with the module's name.  Safe
+	 * to call from any thread (storage sync() runs on worker threads). */
 	void (*log)(const struct kq_host *host, enum kq_log_level level,
 		    const char *fmt, ...)
 #if defined(__GNUC__)

@@ -234,7 +234,7 @@ static void test_torn_every_byte(void **state)
 	char src[64], dir[64];
 	void *mod = t_module("{\"index_interval_bytes\": 64}");
 	struct kq_log *log;
-	uint64_t pos[16], offs[16], next;
+	uint64_t pos[16] = {0}, offs[16] = {0}, next;
 	uint8_t *logb, *ixb;
 	size_t loglen, ixlen, nrec;
 	int rv;
