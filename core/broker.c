@@ -14,9 +14,6 @@
 #include "broker.h"
 #include "log.h"
 
-/* How often whole old segments are checked against retention. */
-#define RETENTION_CHECK_MS 60000
-
 static void host_log(const struct kq_host *h, enum kq_log_level level,
 		     const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -491,7 +488,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 		uv_timer_start(&b->sync_timer, on_sync_timer,
 			       b->sync_interval_ms, b->sync_interval_ms);
 	uv_timer_start(&b->retention_timer, on_retention_timer,
-		       RETENTION_CHECK_MS, RETENTION_CHECK_MS);
+		       cfg->retention_check_ms, cfg->retention_check_ms);
 	uv_signal_start(&b->sigint, on_signal, SIGINT);
 	uv_signal_start(&b->sigterm, on_signal, SIGTERM);
 	kq__info("broker %d ready: data in %s, %zu topic(s), storage %s, "

@@ -249,7 +249,8 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 	    "transport", "partitioner", "storage", "consensus", NULL};
 	static const char *const topic_keys[] = {
 	    "default_partitions", "max_partitions", "retention_ms",
-	    "retention_bytes", "request_timeout_ms", NULL};
+	    "retention_bytes", "retention_check_ms", "request_timeout_ms",
+	    NULL};
 	static const char *const cluster_keys[] = {"raft_port", "peers",
 						   NULL};
 	json_t *root = cfg->root, *broker, *plugins, *topics, *cluster, *v;
@@ -325,6 +326,10 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 	    get_int(topics, "topics", "retention_bytes", -1, INT64_MAX, -1,
 		    &cfg->retention_bytes, err, errlen))
 		return KQ_ECONFIG;
+	if (get_int(topics, "topics", "retention_check_ms", 1, 86400000, 60000,
+		    &n, err, errlen))
+		return KQ_ECONFIG;
+	cfg->retention_check_ms = (uint32_t)n;
 	if (get_int(topics, "topics", "request_timeout_ms", 1, 3600000, 5000,
 		    &n, err, errlen))
 		return KQ_ECONFIG;

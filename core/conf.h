@@ -39,6 +39,7 @@ struct kq__config {
 	uint32_t max_partitions;
 	int64_t retention_ms;        /* -1: forever */
 	int64_t retention_bytes;     /* -1: unbounded */
+	uint32_t retention_check_ms; /* period of the retention check */
 	uint32_t request_timeout_ms;
 	int log_level;
 	int raft_port;               /* 0 without a cluster section */

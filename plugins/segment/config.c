@@ -69,16 +69,6 @@ int kq__seg_conf_parse(const struct kq_host *host, const json_t *cfg,
 				     "4294967295",
 				     &v);
 			conf->fsync_interval_ms = (uint32_t)v;
-		} else if (strcmp(key, "retention_ms") == 0) {
-			rv = integer(host, key, val, -1, LLONG_MAX,
-				     "expected -1 or a non-negative integer",
-				     &v);
-			conf->retention_ms = v;
-		} else if (strcmp(key, "retention_bytes") == 0) {
-			rv = integer(host, key, val, -1, LLONG_MAX,
-				     "expected -1 or a non-negative integer",
-				     &v);
-			conf->retention_bytes = v;
 		} else if (strcmp(key, "index_interval_bytes") == 0) {
 			rv = integer(host, key, val, 1, 1 << 30,
 				     "expected an integer from 1 to "

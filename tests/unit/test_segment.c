@@ -400,8 +400,7 @@ static void test_plugin_desc(void **state)
 	assert_int_equal(ms, 1000);
 	t_module_free(mod);
 	mod = t_module("{\"fsync\": \"interval\", \"fsync_interval_ms\": 50,"
-		       " \"segment_bytes\": 4096, \"retention_ms\": -1,"
-		       " \"retention_bytes\": 100000,"
+		       " \"segment_bytes\": 4096,"
 		       " \"index_interval_bytes\": 128}");
 	assert_int_equal(ops->sync_policy(mod, &ms), KQ_SYNC_INTERVAL);
 	assert_int_equal(ms, 50);
@@ -438,12 +437,9 @@ static void test_config_errors(void **state)
 	expect_config_error("{\"segment_bytes\": \"1G\"}",
 			    "segment.segment_bytes: expected an integer of at "
 			    "least 4096");
-	expect_config_error("{\"retention_ms\": -2}",
-			    "segment.retention_ms: expected -1 or a "
-			    "non-negative integer");
-	expect_config_error("{\"retention_bytes\": 1.5}",
-			    "segment.retention_bytes: expected -1 or a "
-			    "non-negative integer");
+	/* Retention is a property of each topic, set by the broker. */
+	expect_config_error("{\"retention_ms\": 1000}",
+			    "segment.retention_ms: unknown key");
 	expect_config_error("{\"fsync_interval_ms\": 0}",
 			    "segment.fsync_interval_ms: expected an integer "
 			    "from 1 to 4294967295");

@@ -1,0 +1,331 @@
+/* Integration tests of storage behaviour seen through the protocol:
+ * retention, a damaged sealed segment, and a full disk. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static struct tb tb;
+static char mounted[600];
+
+static int teardown(void **state)
+{
+	tb_kill9(&tb);
+	if (mounted[0]) {
+		umount2(mounted, MNT_DETACH);
+		mounted[0] = '\0';
+	}
+	tb_cleanup(&tb);
+	return 0;
+}
+
+static void start_broker(void)
+{
+	int st = 0;
+
+	if (tb_start(&tb, &st) != 0) {
+		char log[8192];
+
+		tb_read_log(&tb, log, sizeof(log));
+		fail_msg("broker did not start (exit %d):\n%s", st, log);
+	}
+}
+
+static void cmd(struct tc *c, const char *command, const char *pattern)
+{
+	char line[1024];
+
+	assert_int_equal(tc_cmd(c, command, line, sizeof(line), NULL, 0), 0);
+	if (!tb_match(pattern, line))
+		fail_msg("%s: expected \"%s\", got \"%s\"", command, pattern,
+			 line);
+}
+
+/* The START of partition 0 in DESC. */
+static long desc_start(struct tc *c, const char *topic)
+{
+	char command[64], line[256], data[4096];
+	long start = -1;
+
+	snprintf(command, sizeof(command), "DESC %s", topic);
+	assert_int_equal(tc_cmd(c, command, line, sizeof(line), data,
+				sizeof(data)),
+			 0);
+	sscanf(data, "PARTITION 0 LEADER %*d REPLICAS %*s START %ld", &start);
+	return start;
+}
+
+static void publish_n(struct tc *c, const char *topic, int n, int size)
+{
+	char line[256], *msg = malloc((size_t)size + 64);
+
+	for (int i = 0; i < n; i++) {
+		int k = snprintf(msg, 64, "PUBS %s m%06d-", topic, i);
+
+		memset(msg + k, 'x', (size_t)size);
+		msg[k + size] = '\0';
+		tc_send(c, msg);
+	}
+	for (int i = 0; i < n; i++) {
+		assert_int_not_equal(tc_line(c, line, sizeof(line)), -1);
+		assert_true(tb_match("OK {N} {N}", line));
+	}
+	free(msg);
+}
+
+/* Whole old segments go once a topic passes its retention.bytes; DESC's
+ * START and CONS follow. */
+static void test_retention(void **state)
+{
+	struct tc c;
+	char line[256];
+	long first = 0;
+
+	tb_setup(&tb, "\"topics\": {\"retention_check_ms\": 20}, "
+		      "\"segment\": {\"segment_bytes\": 4096}");
+	start_broker();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	cmd(&c, "CRTP r 1 retention.bytes=8192", "OK r 1");
+	cmd(&c, "CRTP keep 1", "OK keep 1");
+	publish_n(&c, "r", 300, 100);
+	publish_n(&c, "keep", 300, 100);
+	for (int i = 0; i < 500 && first <= 0; i++) {
+		usleep(20000);
+		first = desc_start(&c, "r");
+	}
+	assert_true(first > 0);
+	assert_int_equal(desc_start(&c, "keep"), 0);
+	/* A read from 0 starts at the first offset still there. */
+	cmd(&c, "SUBS r g", "OK {N} 0");
+	tc_send(&c, "CONS r 1 0 1");
+	assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+	{
+		long off = -1;
+
+		sscanf(line, "MSG 0 %ld", &off);
+		assert_true(off >= first);
+	}
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
+static void flip_byte(const char *path, long pos)
+{
+	int fd = open(path, O_RDWR);
+	unsigned char b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, pos), 1);
+	b ^= 0x5a;
+	assert_int_equal(pwrite(fd, &b, 1, pos), 1);
+	close(fd);
+}
+
+/* A bad checksum inside a sealed segment: the partition serves reads up
+ * to the damage, then says where it is; the broker keeps serving. */
+static void test_damaged_segment(void **state)
+{
+	struct tc c;
+	char line[1024], path[600];
+	int msgs = 0;
+
+	tb_setup(&tb, "\"segment\": {\"segment_bytes\": 4096}");
+	start_broker();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	cmd(&c, "CRTP d 1", "OK d 1");
+	cmd(&c, "CRTP other 1", "OK other 1");
+	publish_n(&c, "d", 200, 100);
+	publish_n(&c, "other", 10, 100);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	/* Damage a record in the middle of the first (sealed) segment. */
+	snprintf(path, sizeof(path),
+		 "%s/kafkaesque-1/d-0/00000000000000000000.log", tb.dir);
+	flip_byte(path, 2048);
+	start_broker();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	cmd(&c, "SUBS d g", "OK 1001 0");
+	tc_send(&c, "CONS d 1001 0");
+	for (;;) {
+		assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+		if (strncmp(line, "MSG ", 4) == 0) {
+			msgs++;
+			assert_int_not_equal(tc_line(&c, line, sizeof(line)),
+					     -1);
+			assert_non_null(strstr(line, "xxxxxxxx"));
+			continue;
+		}
+		break;
+	}
+	if (!tb_match("ERR INTERNAL partition d-0 is damaged at offset {N}{*}",
+		      line))
+		fail_msg("unexpected answer after %d messages: %s", msgs, line);
+	assert_true(msgs > 0 && msgs < 200);
+	/* Still serving: other topics, and new writes to this one. */
+	cmd(&c, "PING", "OK PONG");
+	cmd(&c, "SUBS other g", "OK 1002 0");
+	tc_send(&c, "CONS other 1002 0");
+	for (int i = 0; i < 20; i++)
+		assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+	assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+	assert_string_equal(line, "OK 10");
+	cmd(&c, "PUBS d after the damage", "OK 0 200");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	tb_read_log(&tb, line, sizeof(line));
+}
+
+/* A full disk: writes stop with ERR UNAVAILABLE, every acknowledged
+ * message stays readable, and after space is freed a restart recovers. */
+static void test_full_disk(void **state)
+{
+	struct tc c;
+	char line[1024], data[600], opts[64];
+	int acked = 0, refused = 0;
+	const int size = 900;
+	char *msg = malloc(size + 64);
+
+	tb_setup(&tb, NULL);
+	snprintf(data, sizeof(data), "%s/data", tb.dir);
+	assert_int_equal(mkdir(data, 0755), 0);
+	if (mount("kq-test", data, "tmpfs", 0, "size=512k") != 0)
+		fail_msg("cannot mount a tmpfs on %s: %s", data,
+			 strerror(errno));
+	snprintf(mounted, sizeof(mounted), "%s", data);
+	snprintf(line, sizeof(line), "\"segment\": {\"segment_bytes\": 65536}");
+	tb_write_config(&tb, line);
+	/* The data folder lives on the small tmpfs. */
+	{
+		char cmdline[1200];
+
+		snprintf(cmdline, sizeof(cmdline),
+			 "sed -i 's|\"data_dir\": \"%s\"|\"data_dir\": \"%s\"|' "
+			 "'%s'",
+			 tb.dir, data, tb.config);
+		assert_int_equal(system(cmdline), 0);
+	}
+	start_broker();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	cmd(&c, "CRTP f 1", "OK f 1");
+	/* One at a time, so that each answer belongs to a known message. */
+	for (int i = 0; i < 2000 && refused < 3; i++) {
+		int k = snprintf(msg, 64, "PUBS f n%05d-", i);
+
+		memset(msg + k, 'y', size);
+		msg[k + size] = '\0';
+		assert_int_equal(tc_cmd(&c, msg, line, sizeof(line), NULL, 0),
+				 0);
+		if (strncmp(line, "OK 0 ", 5) == 0) {
+			assert_int_equal(refused, 0);
+			assert_int_equal(atoi(line + 5), acked);
+			acked++;
+		} else {
+			if (!tb_match("ERR UNAVAILABLE {*}", line))
+				fail_msg("unexpected answer: %s", line);
+			refused++;
+		}
+	}
+	print_message("full disk after %d acknowledged messages\n", acked);
+	assert_true(acked > 10 && refused == 3);
+	/* Reads keep working and return every acknowledged message. */
+	cmd(&c, "SUBS f g", "OK {N} 0");
+	tc_send(&c, "CONS f 1 0");
+	for (int i = 0; i < acked; i++) {
+		char want[32];
+
+		assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+		snprintf(want, sizeof(want), "MSG 0 %d %d", i, size + 7);
+		assert_string_equal(line, want);
+		assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+		snprintf(want, sizeof(want), "n%05d-", i);
+		assert_int_equal(strncmp(line, want, 7), 0);
+	}
+	assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+	snprintf(data, sizeof(data), "OK %d", acked);
+	assert_string_equal(line, data);
+	tc_close(&c);
+	tb_stop(&tb); /* the final sync may report the full disk */
+
+	/* Free space, restart: everything acknowledged is there, writes
+	 * work again. */
+	snprintf(opts, sizeof(opts), "size=%dk", 8192);
+	assert_int_equal(mount("kq-test", mounted, "tmpfs", MS_REMOUNT, opts),
+			 0);
+	start_broker();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	snprintf(data, sizeof(data), "PARTITION 0 LEADER 1 REPLICAS 1 START 0 "
+				     "END %d",
+		 acked);
+	assert_int_equal(tc_cmd(&c, "DESC f", line, sizeof(line), msg, 256),
+			 0);
+	assert_string_equal(msg, data);
+	snprintf(data, sizeof(data), "OK 0 %d", acked);
+	cmd(&c, "PUBS f after", data);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	free(msg);
+}
+
+/* Mounting a tmpfs needs a mount namespace of our own; as a normal user,
+ * a user namespace makes us root inside it. */
+static int private_mounts(void)
+{
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	char map[64];
+	int fd;
+
+	if (uid == 0)
+		return unshare(CLONE_NEWNS) == 0 &&
+			       mount("none", "/", NULL, MS_REC | MS_PRIVATE,
+				     NULL) == 0
+			   ? 0
+			   : -1;
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+		return -1;
+	fd = open("/proc/self/setgroups", O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "deny", 4) != 4)
+			return -1;
+		close(fd);
+	}
+	snprintf(map, sizeof(map), "0 %d 1", (int)uid);
+	fd = open("/proc/self/uid_map", O_WRONLY);
+	if (fd < 0 || write(fd, map, strlen(map)) < 0)
+		return -1;
+	close(fd);
+	snprintf(map, sizeof(map), "0 %d 1", (int)gid);
+	fd = open("/proc/self/gid_map", O_WRONLY);
+	if (fd < 0 || write(fd, map, strlen(map)) < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_retention, teardown),
+	    cmocka_unit_test_teardown(test_damaged_segment, teardown),
+	    cmocka_unit_test_teardown(test_full_disk, teardown),
+	};
+
+	if (private_mounts() != 0)
+		fprintf(stderr, "no private mount namespace (%s): the full "
+				"disk test will fail\n",
+			strerror(errno));
+	return cmocka_run_group_tests_name("storage", tests, NULL, NULL);
+}
