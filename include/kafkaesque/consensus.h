@@ -70,8 +70,9 @@ struct kq_group_config {
 
 struct kq_propose_req;
 /* Runs on the loop thread when the proposal is committed (status 0,
- * req->first_offset set) or failed (KQ_EUNAVAILABLE: not leader, lost
- * leadership, or the log failed; the records may or may not commit). */
+ * req->first_offset set) or failed: KQ_EUNAVAILABLE (not leader, lost
+ * leadership), or the storage error that stopped the log (-ENOSPC, -EIO,
+ * ...).  After a failure the records may or may not commit. */
 typedef void (*kq_propose_cb)(struct kq_propose_req *req, int status);
 
 /* Caller-owned; must stay valid until its callback runs. */

@@ -28,7 +28,7 @@ struct kq_group {
 	uint64_t commit_end;           /* after the last committed record */
 	uint64_t applied_end;          /* after the last applied record */
 	struct proposal *pending;      /* proposals waiting for their sync */
-	int failed;                    /* a write or sync failed */
+	int failed;                    /* first write or sync error, or 0 */
 };
 
 static int local_init(const struct kq_host *host, void **state)
@@ -140,8 +140,8 @@ static void synced(struct kq_sync_req *sreq, int status)
 	unlink_proposal(p);
 	if (g) {
 		if (status != 0) {
-			g->failed = 1;
-			rv = KQ_EUNAVAILABLE;
+			if (!g->failed)
+				g->failed = status;
 		} else {
 			if (p->end > g->commit_end)
 				g->commit_end = p->end;
@@ -168,8 +168,10 @@ static int local_propose(struct kq_group *g, struct kq_propose_req *req,
 	size_t i;
 	int rv;
 
+	/* A log that failed stays refused until the broker restarts and
+	 * recovers it; the first error is the reason given each time. */
 	if (g->failed)
-		return KQ_EUNAVAILABLE;
+		return g->failed;
 	if (n == 0)
 		return KQ_EBADARG;
 	copy = host->malloc(n * sizeof(*copy));
@@ -193,7 +195,8 @@ static int local_propose(struct kq_group *g, struct kq_propose_req *req,
 	host->free(copy);
 	if (rv != 0) {
 		host->free(p);
-		g->failed = 1;
+		if (!g->failed && rv != KQ_EUNAVAILABLE)
+			g->failed = rv;
 		return rv;
 	}
 	memset(p, 0, sizeof(*p));

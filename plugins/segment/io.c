@@ -27,15 +27,22 @@ struct kq__seg_io kq__seg_io = {
 
 int kq__pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
 {
-	ssize_t w;
+	size_t done = 0;
 
-	do
-		w = kq__seg_io.pwrite(fd, buf, n, (off_t)off);
-	while (w < 0 && errno == EINTR);
-	if (w < 0)
-		return -errno;
-	if ((size_t)w != n)
-		return -EIO;
+	/* A short write is retried for the rest, so that a full disk is
+	 * reported as ENOSPC by the write that cannot proceed. */
+	while (done < n) {
+		ssize_t w = kq__seg_io.pwrite(fd, (const char *)buf + done,
+					      n - done, (off_t)(off + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		done += (size_t)w;
+	}
 	return 0;
 }
 

@@ -233,7 +233,10 @@ static void test_full_disk(void **state)
 			assert_int_equal(atoi(line + 5), acked);
 			acked++;
 		} else {
-			if (!tb_match("ERR UNAVAILABLE {*}", line))
+			if (!tb_match("ERR UNAVAILABLE partition f-0 is not "
+				      "accepting writes: No space left on "
+				      "device",
+				      line))
 				fail_msg("unexpected answer: %s", line);
 			refused++;
 		}

@@ -72,9 +72,20 @@ static bool fire(enum fop op)
 
 static ssize_t f_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
+	/* A short write is retried for the rest; a disk that wrote half
+	 * refuses the rest, as a full one does. */
+	static int refuse_rest;
+
+	if (refuse_rest) {
+		refuse_rest = 0;
+		errno = fi.err;
+		return -1;
+	}
 	if (fire(F_PWRITE)) {
-		if (fi.shortw && n > 1)
+		if (fi.shortw && n > 1) {
+			refuse_rest = 1;
 			return real.pwrite(fd, buf, n / 2, off);
+		}
 		errno = fi.err;
 		return -1;
 	}
