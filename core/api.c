@@ -163,13 +163,16 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 	const struct kq__config *cfg = b->cfg;
 	uint32_t nparts = spec->partitions ? spec->partitions
 					   : cfg->default_partitions;
-	int64_t replicas = 1, rms = cfg->retention_ms,
+	int64_t replicas, rms = cfg->retention_ms,
 		rbytes = cfg->retention_bytes;
 	size_t pi = 0, i, nbrokers = cfg->npeers ? cfg->npeers : 1;
 	struct create_ctx *cc;
 	json_t *rec;
 	int rv;
 
+	/* Three copies, as Kafka's usual replication factor, when the
+	 * cluster has that many brokers. */
+	replicas = nbrokers < 3 ? (int64_t)nbrokers : 3;
 	req_init(req, s, KQ_REQ_CREATE_TOPIC, cb);
 	if (!kq__name_valid(spec->name))
 		return fail(req, KQ_EBADARG,
@@ -464,6 +467,12 @@ static int publish(struct kq_session *s, struct kq_req *req,
 		return fail(req, KQ_EINTERNAL,
 			    "partitioner %s chose a partition out of range",
 			    pi->mod.name);
+	}
+	if (!t->parts[part].group) {
+		json_decref(doc);
+		return fail(req, KQ_EUNAVAILABLE,
+			    "partition %s-%u has no replica on this broker",
+			    t->name, part);
 	}
 	bt = batch_for(b, &t->parts[part]);
 	rv = bt ? batch_add(bt, req, msg, len, pr.key, pr.key_len) : -ENOMEM;

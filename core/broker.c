@@ -97,8 +97,10 @@ static int load_instance(struct kq_broker *b, struct kq__instance *in,
 		in->host.api = &kq__broker_api;
 		in->host.broker = b;
 	}
-	if (kind == KQ_PLUGIN_CONSENSUS)
+	if (kind == KQ_PLUGIN_CONSENSUS) {
 		in->host.logs = &kq__log_api;
+		in->host.cluster = kq__config_section(b->cfg, "cluster");
+	}
 	kq__debug("loaded %s module %s %s from %s", kq__kind_name(kind), name,
 		  in->mod.desc->version, in->mod.path);
 	return 0;
@@ -449,6 +451,14 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 		 cfg->broker_id);
 	b->dir = strdup(dir);
 	*out = b;
+	b->nbroker_ids = cfg->npeers ? cfg->npeers : 1;
+	b->broker_ids = calloc(b->nbroker_ids, sizeof(*b->broker_ids));
+	if (!b->dir || !b->broker_ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->npeers; i++)
+		b->broker_ids[i] = cfg->peers[i].id;
+	if (!cfg->npeers)
+		b->broker_ids[0] = cfg->broker_id;
 
 	uv_check_init(loop, &b->check);
 	uv_idle_init(loop, &b->idle);
@@ -524,6 +534,7 @@ void kq__broker_close(struct kq_broker *b)
 	kq__map_free(&b->topics);
 	kq__map_free(&b->subs);
 	kq__map_free(&b->creating);
+	free(b->broker_ids);
 	free(b->dir);
 	free(b);
 }

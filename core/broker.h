@@ -46,8 +46,11 @@ struct kq__batch {
 struct kq__partition {
 	struct kq__topic *topic;
 	uint32_t id;
-	struct kq_plog plog;
-	struct kq_group *group;        /* consensus-owned */
+	int *replicas;                 /* broker ids, placement order */
+	size_t nreplicas;
+	struct kq_plog plog;           /* only on a broker holding a replica */
+	struct kq_group *group;        /* consensus-owned; NULL when this
+					* broker holds no replica */
 	struct kq__batch *batch;       /* NULL when nothing waits */
 	struct kq__partition *next_dirty;
 	int dirty;
@@ -81,6 +84,7 @@ struct kq__topic {
 	int64_t retention_ms;
 	int64_t retention_bytes;
 	uint64_t seq, keyless_seq;
+	uint64_t group_base;           /* consensus group id of partition 0 */
 	struct kq__partition *parts;
 	struct kq__group *groups;
 };
@@ -117,6 +121,8 @@ struct kq_broker {
 	int sync_policy;
 	uint32_t sync_interval_ms;
 
+	int *broker_ids;               /* the cluster's brokers (or this one) */
+	size_t nbroker_ids;
 	struct kq__map topics;         /* name -> struct kq__topic */
 	struct kq__map subs;           /* sub id (8 bytes) -> kq__member */
 	struct kq__map creating;       /* topic names being created */
@@ -186,12 +192,17 @@ struct kq__topic *kq__topic_get(struct kq_broker *b, const char *name);
  * record). */
 int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		     uint32_t replicas, size_t partitioner,
-		     int64_t retention_ms, int64_t retention_bytes);
+		     int64_t retention_ms, int64_t retention_bytes,
+		     uint64_t group_base);
 void kq__topic_free(struct kq_broker *b, struct kq__topic *t);
 struct kq__group *kq__group_get(struct kq__topic *t, const char *name,
 				int create);
 /* Recomputes the group's owners after a join or leave. */
 void kq__group_rebalance(struct kq__group *g);
+
+/* The brokers of the cluster (one: this broker when standalone), in
+ * configuration order. */
+size_t kq__brokers_list(struct kq_broker *b, const int **ids);
 
 /* meta.c: the metadata state machine (group 0). */
 int kq__meta_open(struct kq_broker *b);

@@ -355,6 +355,16 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 		cfg->raft_port = (int)n;
 		if (parse_peers(cluster, cfg, err, errlen))
 			return KQ_ECONFIG;
+		if (cfg->npeers) {
+			for (i = 0; i < cfg->npeers; i++)
+				if (cfg->peers[i].id == cfg->broker_id)
+					break;
+			if (i == cfg->npeers)
+				return fail(err, errlen,
+					    "cluster.peers: this broker (id "
+					    "%d) is not listed",
+					    cfg->broker_id);
+		}
 	}
 
 	/* Every other top-level key must be a section of a loaded module. */

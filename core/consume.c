@@ -72,6 +72,14 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 
 		if (g->owner[i] != sub_id)
 			continue;
+		if (!p->group) {
+			snprintf(errmsg, errlen,
+				 "partition %s-%u has no replica on this "
+				 "broker",
+				 t->name, i);
+			free(cur);
+			return KQ_EUNAVAILABLE;
+		}
 		pc = &cur->parts[n++];
 		first = b->sops->first_offset(p->plog.log);
 		pc->partition = i;

@@ -28,7 +28,11 @@ static size_t partitioner_index(struct kq_broker *b, const char *name)
 	return (size_t)-1;
 }
 
-static void apply_topic(struct kq_broker *b, json_t *rec)
+/* Partition groups are numbered after the offset of the record that
+ * created their topic, the same on every broker; group 0 is metadata. */
+#define GROUP_BASE(offset) (((offset) + 1) << 17)
+
+static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t offset)
 {
 	const char *name = json_string_value(json_object_get(rec, "name"));
 	const char *part = json_string_value(json_object_get(rec,
@@ -59,7 +63,8 @@ static void apply_topic(struct kq_broker *b, json_t *rec)
 	rv = kq__topic_create(b, name, (uint32_t)n,
 			      replicas > 0 ? (uint32_t)replicas : 1, pi,
 			      rms ? json_integer_value(rms) : -1,
-			      rbytes ? json_integer_value(rbytes) : -1);
+			      rbytes ? json_integer_value(rbytes) : -1,
+			      GROUP_BASE(offset));
 	if (rv != 0)
 		kq__error("topic %s: cannot open its partitions: %s", name,
 			  kq_strerror(rv));
@@ -109,7 +114,7 @@ static void apply(void *ctx, const struct kq_record *r)
 	if (!type) {
 		kq__error("metadata record %" PRIu64 ": no type", r->offset);
 	} else if (strcmp(type, "topic") == 0) {
-		apply_topic(b, rec);
+		apply_topic(b, rec, r->offset);
 	} else if (strcmp(type, "offsets") == 0) {
 		apply_offsets(b, rec);
 	} else if (strcmp(type, "sub_ids") == 0) {
@@ -203,8 +208,7 @@ int kq__meta_open(struct kq_broker *b)
 	gc.id = 0;
 	gc.name = "meta";
 	gc.log = &b->meta_log;
-	gc.replicas = &b->cfg->broker_id;
-	gc.nreplicas = 1;
+	gc.nreplicas = kq__brokers_list(b, &gc.replicas);
 	gc.apply = apply;
 	gc.apply_ctx = b;
 	b->sub_id_limit = 1;

@@ -58,11 +58,12 @@ int kq__describe(struct kq_broker *b, const char *topic,
 		struct kq__partition *p = &t->parts[i];
 
 		info.partition = i;
-		info.leader = b->cops->leader(p->group);
-		info.replicas = &b->cfg->broker_id;
-		info.nreplicas = 1;
-		info.start = b->sops->first_offset(p->plog.log);
-		info.end = b->cops->commit_end(p->group);
+		info.replicas = p->replicas;
+		info.nreplicas = p->nreplicas;
+		/* Without a local replica this broker knows no offsets yet. */
+		info.leader = p->group ? b->cops->leader(p->group) : 0;
+		info.start = p->group ? b->sops->first_offset(p->plog.log) : 0;
+		info.end = p->group ? b->cops->commit_end(p->group) : 0;
 		if (info.start > info.end)
 			info.start = info.end;
 		cb(ctx, &info);
@@ -166,8 +167,9 @@ int kq__brokers(struct kq_broker *b,
 		bi.id = cfg->peers[i].id;
 		bi.host = cfg->peers[i].host;
 		bi.port = cfg->peers[i].port;
-		/* Without a cluster module only this broker is known up. */
-		bi.up = bi.id == cfg->broker_id;
+		bi.up = b->cops->peer_up
+			    ? b->cops->peer_up(b->consensus.state, bi.id) > 0
+			    : bi.id == cfg->broker_id;
 		bi.meta_leader = leader == bi.id;
 		cb(ctx, &bi);
 	}

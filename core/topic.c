@@ -14,6 +14,47 @@ struct kq__topic *kq__topic_get(struct kq_broker *b, const char *name)
 	return kq__map_get(&b->topics, name, strlen(name));
 }
 
+size_t kq__brokers_list(struct kq_broker *b, const int **ids)
+{
+	*ids = b->broker_ids;
+	return b->nbroker_ids;
+}
+
+/* Replicas of partition `id`: `replicas` consecutive brokers, starting at
+ * an offset of the topic's name hash plus the partition number, so that a
+ * topic's leaders spread over the brokers.  Every broker computes the
+ * same list. */
+static int place(struct kq_broker *b, struct kq__topic *t,
+		 struct kq__partition *p)
+{
+	const int *ids;
+	size_t n = kq__brokers_list(b, &ids), r = t->replicas, start;
+	uint32_t h = 2166136261u;
+
+	if (r < 1)
+		r = 1;
+	if (r > n)
+		r = n;
+	for (const char *c = t->name; *c; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	start = (h + p->id) % n;
+	p->replicas = calloc(r, sizeof(*p->replicas));
+	if (!p->replicas)
+		return -ENOMEM;
+	for (size_t k = 0; k < r; k++)
+		p->replicas[k] = ids[(start + k) % n];
+	p->nreplicas = r;
+	return 0;
+}
+
+static int holds_replica(struct kq_broker *b, const struct kq__partition *p)
+{
+	for (size_t k = 0; k < p->nreplicas; k++)
+		if (p->replicas[k] == b->cfg->broker_id)
+			return 1;
+	return 0;
+}
+
 static int open_partition(struct kq_broker *b, struct kq__topic *t,
 			  uint32_t id)
 {
@@ -29,17 +70,20 @@ static int open_partition(struct kq_broker *b, struct kq__topic *t,
 
 	p->topic = t;
 	p->id = id;
+	rv = place(b, t, p);
+	if (rv != 0 || !holds_replica(b, p))
+		return rv;
 	snprintf(dir, sizeof(dir), "%s/%s-%u", b->dir, t->name, id);
 	snprintf(name, sizeof(name), "%s-%u", t->name, id);
 	rv = kq__plog_open(b, &p->plog, dir, &opts);
 	if (rv != 0)
 		return rv;
 	memset(&gc, 0, sizeof(gc));
-	gc.id = 0; /* partition groups are numbered by the cluster later */
+	gc.id = t->group_base + id;
 	gc.name = name;
 	gc.log = &p->plog;
-	gc.replicas = &b->cfg->broker_id;
-	gc.nreplicas = 1;
+	gc.replicas = p->replicas;
+	gc.nreplicas = p->nreplicas;
 	rv = b->cops->group_open(b->consensus.state, &gc, &p->group);
 	if (rv != 0) {
 		kq__error("partition %s: consensus: %s", name,
@@ -52,7 +96,8 @@ static int open_partition(struct kq_broker *b, struct kq__topic *t,
 
 int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		     uint32_t replicas, size_t partitioner,
-		     int64_t retention_ms, int64_t retention_bytes)
+		     int64_t retention_ms, int64_t retention_bytes,
+		     uint64_t group_base)
 {
 	struct kq__topic *t = calloc(1, sizeof(*t));
 	uint32_t i;
@@ -66,6 +111,7 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 	t->partitioner = partitioner < b->npartitioners ? partitioner : 0;
 	t->retention_ms = retention_ms;
 	t->retention_bytes = retention_bytes;
+	t->group_base = group_base;
 	t->parts = calloc(nparts, sizeof(*t->parts));
 	if (!t->name || !t->parts) {
 		free(t->name);
@@ -109,6 +155,7 @@ void kq__topic_free(struct kq_broker *b, struct kq__topic *t)
 		if (p->group)
 			b->cops->group_close(p->group);
 		kq__plog_close(&p->plog);
+		free(p->replicas);
 	}
 	for (g = t->groups; g; g = next) {
 		next = g->next;

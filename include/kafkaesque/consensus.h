@@ -112,6 +112,10 @@ struct kq_consensus_ops {
 
 	/* Broker id of the group's leader, 0 when none is known. */
 	int (*leader)(struct kq_group *g);
+
+	/* Whether broker `id` is reachable from here: 1 up, 0 down.  A
+	 * module without a cluster answers 1 for its own id only. */
+	int (*peer_up)(void *state, int id);
 };
 
 #endif /* KAFKAESQUE_CONSENSUS_H */

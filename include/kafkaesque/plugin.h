@@ -93,6 +93,11 @@ struct kq_host {
 	const struct kq_log_api *logs;
 
 	void *impl;                /* core private */
+
+	/* Consensus only: the "cluster" config section (borrowed; NULL for
+	 * a standalone broker): {"raft_port": N, "peers": [{"id", "host",
+	 * "port", "raft_port"}, ...]}, with -raftport already applied. */
+	const json_t *cluster;
 };
 
 #endif /* KAFKAESQUE_PLUGIN_H */

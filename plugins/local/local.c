@@ -238,6 +238,13 @@ static int local_leader(struct kq_group *g)
 	return g->l->host->broker_id;
 }
 
+static int local_peer_up(void *state, int id)
+{
+	struct local *l = state;
+
+	return id == l->host->broker_id;
+}
+
 static const struct kq_consensus_ops ops = {
     .init = local_init,
     .fini = local_fini,
@@ -246,6 +253,7 @@ static const struct kq_consensus_ops ops = {
     .propose = local_propose,
     .commit_end = local_commit_end,
     .leader = local_leader,
+    .peer_up = local_peer_up,
 };
 
 static const struct kq_plugin_desc desc = {
