@@ -152,6 +152,30 @@ static int sub_arg(struct kq__tn_conn *c, struct kq__tn_slot *s,
 
 /* ---------------------------------------------------------------- async */
 
+/* Writes the `OK ...` of a completed request. */
+static void put_result(struct kq__tn_slot *s, const struct kq_req *req)
+{
+	switch (req->type) {
+	case KQ_REQ_CREATE_TOPIC:
+		kq__tn_buf_printf(&s->out, "OK %s %" PRIu32 "\r\n", s->name,
+				  req->result.create_topic.partitions);
+		break;
+	case KQ_REQ_PUBLISH:
+		kq__tn_buf_printf(&s->out, "OK %" PRIu32 " %" PRIu64 "\r\n",
+				  req->result.publish.partition,
+				  req->result.publish.offset);
+		break;
+	case KQ_REQ_SUBSCRIBE:
+		kq__tn_buf_printf(&s->out, "OK %" PRIu64 " ",
+				  req->result.subscribe.sub_id);
+		put_parts(&s->out, req->result.subscribe.parts,
+			  req->result.subscribe.nparts);
+		kq__tn_buf_append(&s->out, "\r\n", 2);
+		break;
+	case KQ_REQ_UNSUBSCRIBE: kq__tn_buf_append(&s->out, "OK\r\n", 4); break;
+	}
+}
+
 static void on_req(struct kq_req *req, int status)
 {
 	struct kq__tn_slot *s = req->data;
@@ -164,33 +188,11 @@ static void on_req(struct kq_req *req, int status)
 		kq__tn_slot_orphan_done(s);
 		return;
 	}
-	/* The slot may be reused once finished: clean up first. */
 	if (status < 0)
 		put_err(s, status, req->errmsg);
 	else
-		switch (req->type) {
-		case KQ_REQ_CREATE_TOPIC:
-			kq__tn_buf_printf(&s->out, "OK %s %" PRIu32 "\r\n",
-					  s->name,
-					  req->result.create_topic.partitions);
-			break;
-		case KQ_REQ_PUBLISH:
-			kq__tn_buf_printf(&s->out,
-					  "OK %" PRIu32 " %" PRIu64 "\r\n",
-					  req->result.publish.partition,
-					  req->result.publish.offset);
-			break;
-		case KQ_REQ_SUBSCRIBE:
-			kq__tn_buf_printf(&s->out, "OK %" PRIu64 " ",
-					  req->result.subscribe.sub_id);
-			put_parts(&s->out, req->result.subscribe.parts,
-				  req->result.subscribe.nparts);
-			kq__tn_buf_append(&s->out, "\r\n", 2);
-			break;
-		case KQ_REQ_UNSUBSCRIBE:
-			kq__tn_buf_append(&s->out, "OK\r\n", 4);
-			break;
-		}
+		put_result(s, req);
+	/* A finished slot may be reused at once: clean up first. */
 	api(c)->req_cleanup(req);
 	kq__tn_slot_finish(c, s);
 }
