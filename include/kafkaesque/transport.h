@@ -127,10 +127,12 @@ struct kq_broker_api {
 	int (*consume_open)(struct kq_session *s, struct kq_consume *c,
 			    const char *topic, uint64_t sub_id, int64_t from,
 			    uint64_t max, char *errmsg, size_t errlen);
-	/* Delivers messages to cb until about `budget` bytes were delivered
-	 * or cb returns non-zero.  Returns 1 when more remain, 0 when done,
-	 * or a negative error (errmsg filled; the messages delivered before
-	 * count).  Call again once the transport drained its output. */
+	/* Delivers messages to cb until `budget` is used up, counting each
+	 * message's length plus 32 bytes for its framing, or until cb
+	 * returns non-zero (that message counts as delivered; delivery stops
+	 * after it).  Returns 1 when more remain, 0 when done, or a negative
+	 * error (errmsg filled; the messages delivered before count).  Call
+	 * again once the transport drained its output. */
 	int (*consume_next)(struct kq_consume *c, size_t budget,
 			    kq_message_cb cb, void *ctx, char *errmsg,
 			    size_t errlen);
