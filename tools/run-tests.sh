@@ -37,7 +37,7 @@ check() { # dir
 	cd "$top/$1" && make -j"$jobs" check
 }
 
-step build build && step check check build
+step build build build && step check check build
 step build-sanitizers build build-sanitizers --enable-sanitizers &&
 	step check-sanitizers check build-sanitizers
 step distcheck sh -c "cd '$top/build' && make -j$jobs distcheck >distcheck.log 2>&1 || { tail -50 distcheck.log; exit 1; }"

@@ -82,3 +82,15 @@ void kq__tn_buf_free(struct kq__tn_buf *b)
 	free(b->p);
 	memset(b, 0, sizeof(*b));
 }
+
+int kq__tn_buf_u64(struct kq__tn_buf *b, uint64_t v)
+{
+	char digits[20];
+	size_t n = 0;
+
+	do {
+		digits[sizeof(digits) - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return kq__tn_buf_append(b, digits + sizeof(digits) - n, n);
+}

@@ -161,9 +161,11 @@ static void put_result(struct kq__tn_slot *s, const struct kq_req *req)
 				  req->result.create_topic.partitions);
 		break;
 	case KQ_REQ_PUBLISH:
-		kq__tn_buf_printf(&s->out, "OK %" PRIu32 " %" PRIu64 "\r\n",
-				  req->result.publish.partition,
-				  req->result.publish.offset);
+		kq__tn_buf_append(&s->out, "OK ", 3);
+		kq__tn_buf_u64(&s->out, req->result.publish.partition);
+		kq__tn_buf_append(&s->out, " ", 1);
+		kq__tn_buf_u64(&s->out, req->result.publish.offset);
+		kq__tn_buf_append(&s->out, "\r\n", 2);
 		break;
 	case KQ_REQ_SUBSCRIBE:
 		kq__tn_buf_printf(&s->out, "OK %" PRIu64 " ",
@@ -321,8 +323,13 @@ static int on_msg(void *ctx, const struct kq_message *m)
 {
 	struct kq__tn_conn *c = ctx;
 
-	kq__tn_buf_printf(&c->out, "MSG %" PRIu32 " %" PRIu64 " %zu\r\n",
-			  m->partition, m->offset, m->len);
+	kq__tn_buf_append(&c->out, "MSG ", 4);
+	kq__tn_buf_u64(&c->out, m->partition);
+	kq__tn_buf_append(&c->out, " ", 1);
+	kq__tn_buf_u64(&c->out, m->offset);
+	kq__tn_buf_append(&c->out, " ", 1);
+	kq__tn_buf_u64(&c->out, m->len);
+	kq__tn_buf_append(&c->out, "\r\n", 2);
 	kq__tn_buf_append(&c->out, m->data, m->len);
 	kq__tn_buf_append(&c->out, "\r\n", 2);
 	return c->out.failed ? -1 : 0;

@@ -64,11 +64,12 @@ static int reserve(struct kq__tn_framer *f, size_t more)
 /* The length of the run of bytes at `p` that are neither LF nor IAC. */
 static size_t plain_run(const unsigned char *p, size_t n)
 {
-	size_t i = 0;
+	/* memchr scans a word at a time; this runs over every byte in. */
+	const unsigned char *nl = memchr(p, '\n', n);
+	size_t end = nl ? (size_t)(nl - p) : n;
+	const unsigned char *iac = memchr(p, KQ__TN_IAC, end);
 
-	while (i < n && p[i] != '\n' && p[i] != KQ__TN_IAC)
-		i++;
-	return i;
+	return iac ? (size_t)(iac - p) : end;
 }
 
 int kq__tn_framer_next(struct kq__tn_framer *f, const void *in, size_t len,
