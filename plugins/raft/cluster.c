@@ -1,0 +1,769 @@
+/* The cluster port over libuv TCP. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "cluster.h"
+#include "frame.h"
+
+/* Output bytes queued per connection beyond which messages are dropped:
+ * Raft resends what it misses, and a stalled peer must not eat memory. */
+#define QUEUE_MAX (32u << 20)
+/* Items per coalesced heartbeat frame, well below KQ__FRAME_MAX. */
+#define HB_PER_FRAME 65536
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+
+struct peer;
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	struct kq__cluster *c;
+	struct peer *peer;    /* NULL on an accepted one until its hello */
+	int hello;	      /* the other end's hello arrived */
+	int closing;
+	uint8_t *buf;	      /* received bytes not yet parsed */
+	size_t len, cap;
+	size_t queued;	      /* bytes handed to uv_write, not yet done */
+	struct conn *prev, *next;
+};
+
+struct peer {
+	struct kq__cluster *c;
+	int id;
+	char *host;
+	int port;
+	struct sockaddr_storage addr;
+	int dials;	      /* this broker dials it (lower id dials) */
+	struct conn *conn;    /* the established or dialing connection */
+	uv_timer_t retry;
+	unsigned backoff_ms;
+	uint64_t last_rx_ms;
+	uint64_t last_tx_tick;
+	struct kq__frame_hb *hb; /* heartbeats waiting for the flush */
+	size_t n_hb, cap_hb;
+};
+
+struct kq__cluster {
+	const struct kq_host *host;
+	struct kq__cluster_config cfg;
+	int self;
+	uv_tcp_t listener;
+	int listening;
+	struct peer *peers;
+	size_t n_peers;
+	struct conn *conns;
+	int handles;	      /* handles initialised and not yet closed */
+	int closed;
+	uint64_t ticks;
+	uint64_t dropped;     /* messages dropped, for debug lines */
+	uint64_t unknown;
+};
+
+struct wreq {
+	uv_write_t req;
+	struct conn *conn;
+	size_t len;
+	uint8_t data[];
+};
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct kq__cluster *c = h->data;
+
+	c->handles--;
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	struct conn *cn = h->data;
+	struct kq__cluster *c = cn->c;
+
+	if (cn->prev)
+		cn->prev->next = cn->next;
+	else
+		c->conns = cn->next;
+	if (cn->next)
+		cn->next->prev = cn->prev;
+	free(cn->buf);
+	free(cn);
+	c->handles--;
+}
+
+static void schedule_dial(struct peer *p);
+
+/* Closes a connection; a dialer tries again after its backoff. */
+static void conn_close(struct conn *cn)
+{
+	struct peer *p = cn->peer;
+
+	if (cn->closing)
+		return;
+	cn->closing = 1;
+	if (p && p->conn == cn) {
+		p->conn = NULL;
+		p->n_hb = 0;
+		if (p->dials)
+			schedule_dial(p);
+	}
+	uv_close((uv_handle_t *)&cn->tcp, on_conn_closed);
+}
+
+static struct conn *conn_new(struct kq__cluster *c)
+{
+	struct conn *cn = calloc(1, sizeof(*cn));
+
+	if (!cn)
+		return NULL;
+	if (uv_tcp_init(c->host->loop, &cn->tcp) != 0) {
+		free(cn);
+		return NULL;
+	}
+	c->handles++;
+	cn->c = c;
+	cn->tcp.data = cn;
+	cn->next = c->conns;
+	if (c->conns)
+		c->conns->prev = cn;
+	c->conns = cn;
+	return cn;
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+	struct conn *cn = w->conn;
+
+	cn->queued -= w->len;
+	free(w);
+	if (status < 0 && status != UV_ECANCELED && !cn->closing) {
+		if (cn->peer)
+			cn->c->host->log(cn->c->host, KQ_LOG_INFO,
+					 "cluster: broker %d: write: %s",
+					 cn->peer->id, uv_strerror(status));
+		conn_close(cn);
+	}
+}
+
+/* A frame buffer of `len` bytes to fill and pass to conn_write(); NULL
+ * when the connection's queue is full or memory is short. */
+static struct wreq *wreq_new(struct conn *cn, size_t len)
+{
+	struct wreq *w;
+
+	if (cn->closing || cn->queued + len > QUEUE_MAX)
+		return NULL;
+	w = malloc(sizeof(*w) + len);
+	if (!w)
+		return NULL;
+	w->conn = cn;
+	w->len = len;
+	return w;
+}
+
+static void conn_write(struct conn *cn, struct wreq *w)
+{
+	uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+	int rv;
+
+	cn->queued += w->len;
+	rv = uv_write(&w->req, (uv_stream_t *)&cn->tcp, &b, 1, on_written);
+	if (rv != 0) {
+		cn->queued -= w->len;
+		free(w);
+		conn_close(cn);
+		return;
+	}
+	if (cn->peer)
+		cn->peer->last_tx_tick = cn->c->ticks;
+}
+
+static void send_hello(struct conn *cn)
+{
+	struct wreq *w = wreq_new(cn, kq__frame_hello_size());
+
+	if (!w) {
+		conn_close(cn);
+		return;
+	}
+	kq__frame_put_hello(w->data, cn->c->self);
+	conn_write(cn, w);
+}
+
+static struct peer *peer_get(const struct kq__cluster *c, uint64_t id)
+{
+	for (size_t i = 0; i < c->n_peers; i++)
+		if ((uint64_t)c->peers[i].id == id)
+			return &c->peers[i];
+	return NULL;
+}
+
+static int bad_frame(struct conn *cn, const char *why)
+{
+	struct kq__cluster *c = cn->c;
+
+	if (cn->peer)
+		c->host->log(c->host, KQ_LOG_WARN,
+			     "cluster: broker %d: bad frame (%s); closing "
+			     "the connection",
+			     cn->peer->id, why);
+	else
+		c->host->log(c->host, KQ_LOG_WARN,
+			     "cluster: bad frame before hello (%s); closing "
+			     "the connection",
+			     why);
+	conn_close(cn);
+	return -1;
+}
+
+static int on_hello(struct conn *cn, const struct kq__frame *f)
+{
+	struct kq__cluster *c = cn->c;
+	struct peer *p;
+
+	if (cn->hello)
+		return bad_frame(cn, "second hello");
+	if (cn->peer) {
+		/* Dialed: the other end must be who we meant to reach. */
+		if (f->broker_id != cn->peer->id)
+			return bad_frame(cn, "hello from another broker id");
+		p = cn->peer;
+	} else {
+		p = peer_get(c, (uint64_t)f->broker_id);
+		if (!p || p->id == c->self || p->dials)
+			return bad_frame(cn, "hello from a broker that "
+					     "should not dial here");
+		/* A dialer that reconnects replaces its old connection,
+		 * which may not have noticed yet that the other end died. */
+		if (p->conn && p->conn != cn)
+			conn_close(p->conn);
+		p->conn = cn;
+		cn->peer = p;
+	}
+	cn->hello = 1;
+	p->backoff_ms = BACKOFF_MIN_MS;
+	p->last_rx_ms = uv_now(c->host->loop);
+	c->host->log(c->host, KQ_LOG_INFO, "cluster: connected to broker %d",
+		     p->id);
+	return 0;
+}
+
+static void deliver_hb(struct conn *cn, const struct kq__frame *f)
+{
+	struct kq__cluster *c = cn->c;
+
+	for (uint32_t i = 0; i < f->n_hb && !cn->closing && !c->closed; i++) {
+		struct kq__frame_hb it;
+		struct kq__raft_msg m;
+
+		kq__frame_hb_get(f, i, &it);
+		memset(&m, 0, sizeof(m));
+		m.type = it.type;
+		m.from = f->hb_from;
+		m.to = f->hb_to;
+		m.term = it.term;
+		m.commit = it.commit;
+		c->cfg.deliver(c->cfg.ctx, it.group, &m);
+	}
+}
+
+/* Handles one complete frame; -1 when the connection was closed. */
+static int on_frame(struct conn *cn, const uint8_t *buf, size_t len)
+{
+	struct kq__cluster *c = cn->c;
+	struct kq__frame f;
+	const char *why = "";
+	int rv = kq__frame_decode(buf, len, &f, &why);
+
+	if (rv == -ENOMEM) {
+		c->dropped++;
+		return 0;
+	}
+	if (rv != 0)
+		return bad_frame(cn, why);
+	if (f.type == KQ__FRAME_HELLO)
+		return on_hello(cn, &f);
+	if (!cn->hello) {
+		kq__frame_release(&f);
+		return bad_frame(cn, "frame before hello");
+	}
+	cn->peer->last_rx_ms = uv_now(c->host->loop);
+	if (f.type == KQ__FRAME_MSG) {
+		if (f.msg.from != (uint64_t)cn->peer->id ||
+		    f.msg.to != (uint64_t)c->self) {
+			kq__frame_release(&f);
+			return bad_frame(cn, "message not between this pair");
+		}
+		c->cfg.deliver(c->cfg.ctx, f.group, &f.msg);
+		kq__frame_release(&f);
+		return cn->closing ? -1 : 0;
+	}
+	if (f.n_hb && (f.hb_from != (uint64_t)cn->peer->id ||
+		       f.hb_to != (uint64_t)c->self))
+		return bad_frame(cn, "heartbeats not between this pair");
+	deliver_hb(cn, &f);
+	return cn->closing ? -1 : 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct conn *cn = h->data;
+	size_t want = 65536;
+
+	/* Grow by what arrives, never by what a length field claims. */
+	if (cn->cap - cn->len < want) {
+		size_t cap = cn->cap ? cn->cap : want;
+		uint8_t *nb;
+
+		while (cap - cn->len < want)
+			cap *= 2;
+		nb = realloc(cn->buf, cap);
+		if (!nb) {
+			*b = uv_buf_init(NULL, 0);
+			return;
+		}
+		cn->buf = nb;
+		cn->cap = cap;
+	}
+	*b = uv_buf_init((char *)cn->buf + cn->len,
+			 (unsigned)(cn->cap - cn->len));
+}
+
+static void flush_hb(struct kq__cluster *c);
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct conn *cn = s->data;
+	struct kq__cluster *c = cn->c;
+	size_t off = 0, flen = 0;
+	const char *why = "";
+
+	if (n < 0) {
+		if (cn->peer && cn->hello)
+			c->host->log(c->host, KQ_LOG_INFO,
+				     "cluster: broker %d: %s", cn->peer->id,
+				     n == UV_EOF ? "disconnected"
+						 : uv_strerror((int)n));
+		conn_close(cn);
+		return;
+	}
+	if (n == 0 || cn->closing)
+		return;
+	cn->len += (size_t)n;
+	for (;;) {
+		int rv = kq__frame_peek(cn->buf + off, cn->len - off, &flen,
+					&why);
+
+		if (rv < 0) {
+			bad_frame(cn, why);
+			break;
+		}
+		if (rv == 0)
+			break;
+		if (on_frame(cn, cn->buf + off, flen) != 0)
+			break;
+		off += flen;
+	}
+	if (!cn->closing) {
+		memmove(cn->buf, cn->buf + off, cn->len - off);
+		cn->len -= off;
+		/* Give back the room a large frame needed. */
+		if (cn->cap > (1u << 20) && cn->len < cn->cap / 4) {
+			uint8_t *nb = realloc(cn->buf, cn->cap / 2);
+
+			if (nb) {
+				cn->buf = nb;
+				cn->cap /= 2;
+			}
+		}
+	}
+	/* Heartbeat answers of the whole read leave together. */
+	flush_hb(c);
+}
+
+static void conn_start(struct conn *cn)
+{
+	uv_tcp_nodelay(&cn->tcp, 1);
+	if (uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read) != 0) {
+		conn_close(cn);
+		return;
+	}
+	send_hello(cn);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+	struct conn *cn = req->data;
+
+	if (cn->closing)
+		return;
+	if (status < 0) {
+		cn->c->host->log(cn->c->host, KQ_LOG_DEBUG,
+				 "cluster: dialing broker %d: %s",
+				 cn->peer->id, uv_strerror(status));
+		conn_close(cn);
+		return;
+	}
+	conn_start(cn);
+}
+
+static void dial(struct peer *p)
+{
+	struct kq__cluster *c = p->c;
+	struct conn *cn;
+
+	if (c->closed || p->conn)
+		return;
+	cn = conn_new(c);
+	if (!cn) {
+		schedule_dial(p);
+		return;
+	}
+	cn->peer = p;
+	p->conn = cn;
+	cn->creq.data = cn;
+	if (uv_tcp_connect(&cn->creq, &cn->tcp,
+			   (const struct sockaddr *)&p->addr,
+			   on_connected) != 0)
+		conn_close(cn);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+	dial(t->data);
+}
+
+static void schedule_dial(struct peer *p)
+{
+	if (p->c->closed)
+		return;
+	uv_timer_start(&p->retry, on_retry, p->backoff_ms, 0);
+	p->backoff_ms *= 2;
+	if (p->backoff_ms > BACKOFF_MAX_MS)
+		p->backoff_ms = BACKOFF_MAX_MS;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct kq__cluster *c = server->data;
+	struct conn *cn;
+
+	if (status < 0 || c->closed)
+		return;
+	cn = conn_new(c);
+	if (!cn)
+		return;
+	if (uv_accept(server, (uv_stream_t *)&cn->tcp) != 0) {
+		conn_close(cn);
+		return;
+	}
+	conn_start(cn);
+}
+
+static struct conn *peer_conn(struct kq__cluster *c, uint64_t id)
+{
+	struct peer *p = peer_get(c, id);
+
+	if (!p || !p->conn || !p->conn->hello || p->conn->closing)
+		return NULL;
+	return p->conn;
+}
+
+void kq__cluster_send(struct kq__cluster *c, uint64_t group,
+		      const struct kq__raft_msg *m)
+{
+	struct conn *cn;
+	struct wreq *w;
+	size_t size;
+
+	if (c->closed)
+		return;
+	cn = peer_conn(c, m->to);
+	if (!cn) {
+		c->dropped++;
+		return;
+	}
+	if (m->type == KQ__RAFT_MSG_HEARTBEAT ||
+	    m->type == KQ__RAFT_MSG_HEARTBEAT_RESP) {
+		struct peer *p = cn->peer;
+
+		if (p->n_hb == p->cap_hb) {
+			size_t cap = p->cap_hb ? p->cap_hb * 2 : 64;
+			struct kq__frame_hb *nb =
+				realloc(p->hb, cap * sizeof(*nb));
+
+			if (!nb) {
+				c->dropped++;
+				return;
+			}
+			p->hb = nb;
+			p->cap_hb = cap;
+		}
+		p->hb[p->n_hb++] = (struct kq__frame_hb){
+			.group = group,
+			.type = m->type,
+			.term = m->term,
+			.commit = m->commit,
+		};
+		return;
+	}
+	size = kq__frame_msg_size(m);
+	w = size == SIZE_MAX ? NULL : wreq_new(cn, size);
+	if (!w) {
+		c->dropped++;
+		c->host->log(c->host, KQ_LOG_DEBUG,
+			     "cluster: broker %d: dropped a %s of group %llu",
+			     cn->peer->id, kq__raft_msg_name(m->type),
+			     (unsigned long long)group);
+		return;
+	}
+	kq__frame_put_msg(w->data, group, m);
+	conn_write(cn, w);
+}
+
+/* Sends the heartbeats waiting for a peer in as few frames as fit; with
+ * `keepalive`, an empty frame when none wait. */
+static void flush_peer(struct kq__cluster *c, struct peer *p, int keepalive)
+{
+	struct conn *cn = p->conn;
+	size_t done = 0;
+
+	if (!cn || !cn->hello || cn->closing) {
+		p->n_hb = 0;
+		return;
+	}
+	if (!p->n_hb && !keepalive)
+		return;
+	do {
+		uint32_t n = (uint32_t)(p->n_hb - done > HB_PER_FRAME
+						? HB_PER_FRAME
+						: p->n_hb - done);
+		struct wreq *w = wreq_new(cn, kq__frame_hb_size(n));
+
+		if (!w) {
+			c->dropped += p->n_hb - done;
+			break;
+		}
+		kq__frame_put_hb(w->data, (uint64_t)c->self, (uint64_t)p->id,
+				 p->hb + done, n);
+		conn_write(cn, w);
+		done += n;
+	} while (done < p->n_hb && !cn->closing);
+	p->n_hb = 0;
+}
+
+static void flush_hb(struct kq__cluster *c)
+{
+	for (size_t i = 0; i < c->n_peers; i++)
+		if (c->peers[i].n_hb)
+			flush_peer(c, &c->peers[i], 0);
+}
+
+void kq__cluster_tick(struct kq__cluster *c)
+{
+	if (c->closed)
+		return;
+	c->ticks++;
+	for (size_t i = 0; i < c->n_peers; i++) {
+		struct peer *p = &c->peers[i];
+
+		if (p->id == c->self)
+			continue;
+		/* Quiet pairs (two followers) still prove they are alive. */
+		flush_peer(c, p,
+			   c->ticks - p->last_tx_tick >= c->cfg.heartbeat_ticks);
+	}
+}
+
+int kq__cluster_peer_up(const struct kq__cluster *c, int id)
+{
+	const struct peer *p;
+	uint64_t window;
+
+	if (id == c->self)
+		return 1;
+	p = peer_get(c, (uint64_t)id);
+	if (!p || !p->conn || !p->conn->hello || p->conn->closing)
+		return 0;
+	window = 3ull * c->cfg.election_ticks * c->cfg.tick_ms;
+	return uv_now(c->host->loop) - p->last_rx_ms <= window;
+}
+
+static int resolve(const char *host, int port, struct sockaddr_storage *out)
+{
+	struct addrinfo hints, *res = NULL;
+	char serv[16];
+	int rv;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(serv, sizeof(serv), "%d", port);
+	rv = getaddrinfo(host, serv, &hints, &res);
+	if (rv != 0 || !res)
+		return -1;
+	memcpy(out, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int config_error(struct kq__cluster *c, const char *text)
+{
+	c->host->log(c->host, KQ_LOG_ERROR, "%s", text);
+	return KQ_ECONFIG;
+}
+
+/* Reads the peers; the broker's own config check already validated the
+ * section's shape, so this only copies it. */
+static int read_peers(struct kq__cluster *c, int *listen_port)
+{
+	const json_t *cl = c->host->cluster;
+	json_t *peers = cl ? json_object_get(cl, "peers") : NULL, *p;
+	json_t *own_port = cl ? json_object_get(cl, "raft_port") : NULL;
+	size_t i;
+
+	*listen_port = 0;
+	if (!json_is_array(peers) || json_array_size(peers) == 0)
+		return 0;
+	c->peers = calloc(json_array_size(peers), sizeof(*c->peers));
+	if (!c->peers)
+		return -ENOMEM;
+	json_array_foreach(peers, i, p)
+	{
+		struct peer *pr = &c->peers[c->n_peers];
+		json_t *id = json_object_get(p, "id");
+		json_t *host = json_object_get(p, "host");
+		json_t *rp = json_object_get(p, "raft_port");
+
+		if (!json_is_integer(id) || json_integer_value(id) < 1 ||
+		    json_integer_value(id) > 0x7fffffff)
+			return config_error(c, "cluster.peers: bad id");
+		pr->c = c;
+		pr->id = (int)json_integer_value(id);
+		pr->host = strdup(json_is_string(host)
+					  ? json_string_value(host)
+					  : "127.0.0.1");
+		pr->port = json_is_integer(rp) ? (int)json_integer_value(rp)
+					       : 7070;
+		pr->backoff_ms = BACKOFF_MIN_MS;
+		pr->dials = pr->id > c->self;
+		c->n_peers++;
+		if (!pr->host)
+			return -ENOMEM;
+		if (pr->id == c->self)
+			*listen_port = pr->port;
+	}
+	if (json_is_integer(own_port))
+		*listen_port = (int)json_integer_value(own_port);
+	return 0;
+}
+
+int kq__cluster_new(const struct kq_host *host,
+		    const struct kq__cluster_config *cfg,
+		    struct kq__cluster **out)
+{
+	struct kq__cluster *c = calloc(1, sizeof(*c));
+	struct sockaddr_storage addr;
+	struct peer *own = NULL;
+	int port, rv;
+
+	if (!c)
+		return -ENOMEM;
+	c->host = host;
+	c->cfg = *cfg;
+	c->self = host->broker_id;
+	*out = c;
+	rv = read_peers(c, &port);
+	if (rv != 0)
+		return rv;
+	for (size_t i = 0; i < c->n_peers; i++) {
+		struct peer *p = &c->peers[i];
+
+		if (p->id == c->self) {
+			own = p;
+			continue;
+		}
+		if (resolve(p->host, p->port, &p->addr) != 0) {
+			host->log(host, KQ_LOG_ERROR,
+				  "cluster.peers: broker %d: cannot resolve "
+				  "%s",
+				  p->id, p->host);
+			return KQ_ECONFIG;
+		}
+		uv_timer_init(host->loop, &p->retry);
+		p->retry.data = p;
+		c->handles++;
+	}
+	if (!own)
+		return 0; /* standalone */
+	if (resolve(own->host, port, &addr) != 0) {
+		host->log(host, KQ_LOG_ERROR,
+			  "cluster.peers: broker %d: cannot resolve %s",
+			  own->id, own->host);
+		return KQ_ECONFIG;
+	}
+	uv_tcp_init(host->loop, &c->listener);
+	c->listener.data = c;
+	c->handles++;
+	c->listening = 1;
+	rv = uv_tcp_bind(&c->listener, (const struct sockaddr *)&addr, 0);
+	if (rv == 0)
+		rv = uv_listen((uv_stream_t *)&c->listener, 128,
+			       on_connection);
+	if (rv != 0) {
+		host->log(host, KQ_LOG_ERROR,
+			  "cluster: cannot listen on %s:%d: %s", own->host,
+			  port, uv_strerror(rv));
+		return rv;
+	}
+	host->log(host, KQ_LOG_INFO, "cluster: listening on %s:%d",
+		  own->host, port);
+	for (size_t i = 0; i < c->n_peers; i++)
+		if (c->peers[i].dials)
+			dial(&c->peers[i]);
+	return 0;
+}
+
+void kq__cluster_close(struct kq__cluster *c)
+{
+	if (c->closed)
+		return;
+	c->closed = 1;
+	if (c->listening && !uv_is_closing((uv_handle_t *)&c->listener))
+		uv_close((uv_handle_t *)&c->listener, on_handle_closed);
+	for (size_t i = 0; i < c->n_peers; i++) {
+		struct peer *p = &c->peers[i];
+
+		if (p->id != c->self &&
+		    !uv_is_closing((uv_handle_t *)&p->retry)) {
+			p->retry.data = c;
+			uv_close((uv_handle_t *)&p->retry, on_handle_closed);
+		}
+	}
+	for (struct conn *cn = c->conns; cn; cn = cn->next)
+		conn_close(cn);
+	if (c->dropped)
+		c->host->log(c->host, KQ_LOG_DEBUG,
+			     "cluster: %llu message(s) dropped",
+			     (unsigned long long)c->dropped);
+}
+
+int kq__cluster_handles(const struct kq__cluster *c)
+{
+	return c->handles;
+}
+
+void kq__cluster_free(struct kq__cluster *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n_peers; i++) {
+		free(c->peers[i].host);
+		free(c->peers[i].hb);
+	}
+	free(c->peers);
+	free(c);
+}

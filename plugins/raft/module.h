@@ -1,0 +1,107 @@
+/* The `raft` consensus module: state shared by its files. */
+#ifndef KQ_RAFT_MODULE_H
+#define KQ_RAFT_MODULE_H
+
+#include <stdbool.h>
+
+#include <kafkaesque/consensus.h>
+
+#include "cluster.h"
+#include "raft.h"
+
+/* A proposal waiting for its last entry to commit. */
+struct kq__raft_pending {
+	struct kq_propose_req *req;
+	kq_propose_cb cb;
+	uint64_t first, last; /* Raft indexes = offsets */
+	uint64_t term;	      /* the term it was proposed in */
+	int status;	      /* set once it is settled */
+	struct kq__raft_pending *next;
+};
+
+struct kq__raft_sync;
+
+/* One replicated log: the core, the log lent by the broker and the
+ * proposals in flight.  Owned by the module from group_open until
+ * group_close (or, when closed from inside its own processing, until that
+ * processing unwinds). */
+struct kq_group {
+	struct kq__raft_module *mod;
+	uint64_t id;
+	char *name;
+	struct kq_plog *log; /* borrowed from the core */
+	kq_apply_fn apply;
+	void *apply_ctx;
+	struct kq__raft *r;
+
+	struct kq__raft_pending *pend; /* oldest first */
+	struct kq__raft_pending **pend_tail;
+	struct kq__raft_sync *syncs;   /* syncs in flight */
+	uint64_t persist_upto;	       /* highest persist id made durable */
+	uint64_t persist_told;	       /* the highest told to the core */
+	uint64_t written_end;	       /* offset after the last written */
+	uint64_t leader_seen;	       /* for leader-change log lines */
+	int failed;		       /* the error that stopped the group */
+	bool running;		       /* inside run(): no re-entry */
+	bool again;		       /* run() was asked for again */
+	bool closed;
+
+	struct kq_group *next_hash;
+	struct kq_group *prev_all, *next_all;
+};
+
+/* The module instance: settings, the one tick timer for every group, the
+ * groups by id and the cluster port.  Owned by the core through init and
+ * fini. */
+struct kq__raft_module {
+	const struct kq_host *host;
+	unsigned tick_ms;
+	unsigned election_ticks;
+	unsigned heartbeat_ticks;
+	bool pre_vote;
+	bool check_quorum;
+
+	uv_timer_t tick;
+	uv_timer_t later; /* runs the completions of closed groups */
+	int handles;	  /* the two timers while not closed */
+	bool closed;	  /* handles closed (the last group went) */
+	struct kq__cluster *cluster;
+
+	struct kq_group **buckets; /* groups by id */
+	size_t n_buckets;
+	size_t n_groups;
+	struct kq_group *all; /* every open group, for the ticks */
+	uint64_t unknown;     /* messages for groups not open here */
+
+	/* Proposals of closed groups, completed with KQ_ECANCELED from the
+	 * `later` timer. */
+	struct kq__raft_pending *canceled;
+};
+
+/* group.c: the per-group adapter around struct kq__raft. */
+int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
+			struct kq_group **out);
+void kq__raft_group_close(struct kq_group *g);
+int kq__raft_group_propose(struct kq_group *g, struct kq_propose_req *req,
+			   const struct kq_record *recs, size_t n,
+			   kq_propose_cb cb);
+uint64_t kq__raft_group_commit_end(struct kq_group *g);
+int kq__raft_group_leader(struct kq_group *g);
+/* One tick of a group's logical clock. */
+void kq__raft_group_tick(struct kq_group *g);
+/* A message from the cluster port for group g (borrowed). */
+void kq__raft_group_step(struct kq_group *g, const struct kq__raft_msg *m);
+/* Completes the canceled proposals queued on the module. */
+void kq__raft_run_canceled(struct kq__raft_module *mod);
+
+/* plugin.c: the group table and the handles' lifetime. */
+struct kq_group *kq__raft_module_find(struct kq__raft_module *mod,
+				      uint64_t id);
+int kq__raft_module_add(struct kq__raft_module *mod, struct kq_group *g,
+			uint64_t id);
+void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,
+			    uint64_t id);
+/* Starts the `later` timer so canceled proposals complete soon. */
+void kq__raft_module_later(struct kq__raft_module *mod);
+
+#endif /* KQ_RAFT_MODULE_H */
