@@ -40,6 +40,7 @@ struct peer {
 	int dials;	      /* this broker dials it (lower id dials) */
 	struct conn *conn;    /* the established or dialing connection */
 	uv_timer_t retry;
+	int retry_init;	      /* retry is an initialised handle */
 	unsigned backoff_ms;
 	uint64_t last_rx_ms;
 	uint64_t last_tx_tick;
@@ -438,7 +439,7 @@ static void on_retry(uv_timer_t *t)
 
 static void schedule_dial(struct peer *p)
 {
-	if (p->c->closed)
+	if (p->c->closed || !p->retry_init)
 		return;
 	uv_timer_start(&p->retry, on_retry, p->backoff_ms, 0);
 	p->backoff_ms *= 2;
@@ -695,6 +696,7 @@ int kq__cluster_new(const struct kq_host *host,
 		}
 		uv_timer_init(host->loop, &p->retry);
 		p->retry.data = p;
+		p->retry_init = 1;
 		c->handles++;
 	}
 	if (!own)
@@ -737,7 +739,7 @@ void kq__cluster_close(struct kq__cluster *c)
 	for (size_t i = 0; i < c->n_peers; i++) {
 		struct peer *p = &c->peers[i];
 
-		if (p->id != c->self &&
+		if (p->retry_init &&
 		    !uv_is_closing((uv_handle_t *)&p->retry)) {
 			p->retry.data = c;
 			uv_close((uv_handle_t *)&p->retry, on_handle_closed);

@@ -319,7 +319,13 @@ static void check_idle(struct kq__tn_conn *c)
 {
 	if (c->closing || c->writing || c->out.len > 0)
 		return;
-	if (c->quit || c->refused || c->srv->stopping) {
+	if (c->quit || c->refused) {
+		kq__tn_close(c);
+		return;
+	}
+	/* Stopping: commands already started still get their answers (the
+	 * grace timer bounds the wait); nothing new is read. */
+	if (c->srv->stopping && !c->head) {
 		kq__tn_close(c);
 		return;
 	}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -382,6 +383,58 @@ static void test_kill9_pipelined(void **state)
 	free(acks);
 }
 
+/* SIGTERM in the middle of a pipelined run: every command the broker
+ * started is answered before it closes, and exactly the answered messages
+ * are stored. */
+static void test_graceful_stop_answers_in_flight(void **state)
+{
+	struct tc c;
+	struct pub_run pr;
+	char line[256], want[64];
+	int acked = 0, st;
+
+	signal(SIGPIPE, SIG_IGN);
+	start_with(NULL);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	assert_int_equal(tc_cmd(&c, "CRTP d 1", line, sizeof(line), NULL, 0),
+			 0);
+	pr.c = &c;
+	pr.count = 20000;
+	pr.stop = 0;
+	publisher(&pr);
+	assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+	assert_string_equal(line, "OK 0 0");
+	acked = 1;
+	kill(tb.pid, SIGTERM);
+	while (tc_line(&c, line, sizeof(line)) >= 0) {
+		snprintf(want, sizeof(want), "OK 0 %d", acked);
+		assert_string_equal(line, want);
+		acked++;
+	}
+	tc_close(&c);
+	{
+		int status;
+
+		assert_int_equal(waitpid(tb.pid, &status, 0), tb.pid);
+		tb.pid = 0;
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	print_message("answered before the graceful stop: %d of %d\n", acked,
+		      pr.count);
+	assert_int_equal(tb_start(&tb, &st), 0);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	assert_int_equal(tc_cmd(&c, "DESC d", line, sizeof(line), want,
+				sizeof(want)),
+			 0);
+	snprintf(line, sizeof(line), "PARTITION 0 LEADER 1 REPLICAS 1 START 0 "
+				     "END %d",
+		 acked);
+	assert_string_equal(want, line);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
 static long broker_rss_kb(pid_t pid)
 {
 	char path[64], line[256];
@@ -461,6 +514,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_flags_override, teardown),
 	    cmocka_unit_test_teardown(test_exclusive_resources, teardown),
 	    cmocka_unit_test_teardown(test_kill9_pipelined, teardown),
+	    cmocka_unit_test_teardown(test_graceful_stop_answers_in_flight,
+				      teardown),
 	    cmocka_unit_test_teardown(test_cons_streams_with_flat_memory,
 				      teardown),
 	};

@@ -1,0 +1,338 @@
+/* Consensus module `raft`: every replicated log (the metadata group and
+ * one group per partition) is a Raft group; messages travel over the
+ * cluster port.
+ *
+ * Handles: the tick timer, the `later` timer and the cluster port's
+ * handles start in init.  They close when the last group closes (the core
+ * closes the metadata group last, after every partition), so the broker's
+ * loop can run out of handles and end; fini then only frees memory.  When
+ * the broker never got as far as closing its groups (a start-up failure),
+ * fini closes what is left and runs the loop until those handles are
+ * closed. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "module.h"
+
+static size_t bucket_of(const struct kq__raft_module *mod, uint64_t id)
+{
+	id ^= id >> 29;
+	id *= 0xbf58476d1ce4e5b9ull;
+	id ^= id >> 32;
+	return (size_t)(id & (mod->n_buckets - 1));
+}
+
+struct kq_group *kq__raft_module_find(struct kq__raft_module *mod,
+				      uint64_t id)
+{
+	struct kq_group *g;
+
+	if (!mod->n_buckets)
+		return NULL;
+	for (g = mod->buckets[bucket_of(mod, id)]; g; g = g->next_hash)
+		if (g->id == id)
+			return g;
+	return NULL;
+}
+
+static int grow(struct kq__raft_module *mod)
+{
+	size_t n = mod->n_buckets ? mod->n_buckets * 2 : 64;
+	struct kq_group **nb = calloc(n, sizeof(*nb)), **old = mod->buckets;
+	size_t old_n = mod->n_buckets;
+
+	if (!nb)
+		return -ENOMEM;
+	mod->buckets = nb;
+	mod->n_buckets = n;
+	for (size_t i = 0; i < old_n; i++) {
+		struct kq_group *g = old[i], *next;
+
+		for (; g; g = next) {
+			size_t b = bucket_of(mod, g->id);
+
+			next = g->next_hash;
+			g->next_hash = nb[b];
+			nb[b] = g;
+		}
+	}
+	free(old);
+	return 0;
+}
+
+int kq__raft_module_add(struct kq__raft_module *mod, struct kq_group *g,
+			uint64_t id)
+{
+	size_t b;
+
+	if (mod->n_groups >= mod->n_buckets && grow(mod) != 0)
+		return -ENOMEM;
+	b = bucket_of(mod, id);
+	g->next_hash = mod->buckets[b];
+	mod->buckets[b] = g;
+	g->prev_all = NULL;
+	g->next_all = mod->all;
+	if (mod->all)
+		mod->all->prev_all = g;
+	mod->all = g;
+	mod->n_groups++;
+	return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct kq__raft_module *mod = h->data;
+
+	mod->handles--;
+}
+
+static void close_handles(struct kq__raft_module *mod)
+{
+	if (mod->closed)
+		return;
+	mod->closed = true;
+	uv_close((uv_handle_t *)&mod->tick, on_timer_closed);
+	if (mod->cluster)
+		kq__cluster_close(mod->cluster);
+	/* `later` stays until it has run the last completions. */
+	if (!mod->canceled)
+		uv_close((uv_handle_t *)&mod->later, on_timer_closed);
+}
+
+void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,
+			    uint64_t id)
+{
+	struct kq_group **pp = &mod->buckets[bucket_of(mod, id)];
+
+	while (*pp && *pp != g)
+		pp = &(*pp)->next_hash;
+	if (*pp)
+		*pp = g->next_hash;
+	if (g->prev_all)
+		g->prev_all->next_all = g->next_all;
+	else
+		mod->all = g->next_all;
+	if (g->next_all)
+		g->next_all->prev_all = g->prev_all;
+	mod->n_groups--;
+	if (mod->n_groups == 0)
+		close_handles(mod);
+}
+
+static void on_later(uv_timer_t *t)
+{
+	struct kq__raft_module *mod = t->data;
+
+	kq__raft_run_canceled(mod);
+	if (mod->closed && !uv_is_closing((uv_handle_t *)&mod->later))
+		uv_close((uv_handle_t *)&mod->later, on_timer_closed);
+}
+
+void kq__raft_module_later(struct kq__raft_module *mod)
+{
+	if (!uv_is_closing((uv_handle_t *)&mod->later))
+		uv_timer_start(&mod->later, on_later, 0, 0);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct kq__raft_module *mod = t->data;
+	struct kq_group *g, *next;
+
+	for (g = mod->all; g; g = next) {
+		next = g->next_all;
+		kq__raft_group_tick(g);
+	}
+	if (mod->cluster)
+		kq__cluster_tick(mod->cluster);
+}
+
+static void deliver(void *ctx, uint64_t id, const struct kq__raft_msg *m)
+{
+	struct kq__raft_module *mod = ctx;
+	struct kq_group *g = kq__raft_module_find(mod, id);
+
+	if (!g) {
+		/* A topic this broker has not applied yet, most likely. */
+		if (mod->unknown++ % 1000 == 0)
+			mod->host->log(mod->host, KQ_LOG_DEBUG,
+				       "cluster: %s for unknown group %llu "
+				       "dropped (%llu so far)",
+				       kq__raft_msg_name(m->type),
+				       (unsigned long long)id,
+				       (unsigned long long)mod->unknown);
+		return;
+	}
+	kq__raft_group_step(g, m);
+}
+
+/* ------------------------------------------------------------ config */
+
+static int get_uint(const struct kq_host *host, const char *key, json_t *v,
+		    unsigned min, unsigned max, unsigned *out)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
+	    json_integer_value(v) > (json_int_t)max) {
+		host->log(host, KQ_LOG_ERROR,
+			  "raft.%s: expected an integer %u..%u", key, min,
+			  max);
+		return KQ_ECONFIG;
+	}
+	*out = (unsigned)json_integer_value(v);
+	return 0;
+}
+
+static int get_bool(const struct kq_host *host, const char *key, json_t *v,
+		    bool *out)
+{
+	if (!json_is_boolean(v)) {
+		host->log(host, KQ_LOG_ERROR, "raft.%s: expected true or false",
+			  key);
+		return KQ_ECONFIG;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int parse_config(struct kq__raft_module *mod)
+{
+	const struct kq_host *host = mod->host;
+	const char *key;
+	json_t *v;
+	int rv = 0;
+
+	mod->tick_ms = 50;
+	mod->election_ticks = 10;
+	mod->heartbeat_ticks = 2;
+	mod->pre_vote = true;
+	mod->check_quorum = true;
+	json_object_foreach((json_t *)host->config, key, v)
+	{
+		if (strcmp(key, "tick_ms") == 0)
+			rv = get_uint(host, key, v, 1, 10000, &mod->tick_ms);
+		else if (strcmp(key, "election_ticks") == 0)
+			rv = get_uint(host, key, v, 2, 1000,
+				      &mod->election_ticks);
+		else if (strcmp(key, "heartbeat_ticks") == 0)
+			rv = get_uint(host, key, v, 1, 1000,
+				      &mod->heartbeat_ticks);
+		else if (strcmp(key, "pre_vote") == 0)
+			rv = get_bool(host, key, v, &mod->pre_vote);
+		else if (strcmp(key, "check_quorum") == 0)
+			rv = get_bool(host, key, v, &mod->check_quorum);
+		else {
+			host->log(host, KQ_LOG_ERROR, "raft.%s: unknown key",
+				  key);
+			rv = KQ_ECONFIG;
+		}
+		if (rv != 0)
+			return rv;
+	}
+	if (mod->heartbeat_ticks >= mod->election_ticks) {
+		host->log(host, KQ_LOG_ERROR,
+			  "raft.heartbeat_ticks: expected fewer than "
+			  "election_ticks (%u)",
+			  mod->election_ticks);
+		return KQ_ECONFIG;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ ops */
+
+/* Runs the loop until the module's handles are closed; only used when
+ * the broker's own loop is not running any more (or not yet). */
+static void drain(struct kq__raft_module *mod)
+{
+	for (int i = 0; i < 10000; i++) {
+		if (mod->handles == 0 &&
+		    (!mod->cluster || kq__cluster_handles(mod->cluster) == 0))
+			return;
+		uv_run(mod->host->loop, UV_RUN_NOWAIT);
+	}
+}
+
+static void raft_fini(void *state)
+{
+	struct kq__raft_module *mod = state;
+
+	close_handles(mod);
+	if (!uv_is_closing((uv_handle_t *)&mod->later))
+		uv_close((uv_handle_t *)&mod->later, on_timer_closed);
+	drain(mod);
+	kq__raft_run_canceled(mod);
+	kq__cluster_free(mod->cluster);
+	free(mod->buckets);
+	free(mod);
+}
+
+static int raft_init(const struct kq_host *host, void **state)
+{
+	struct kq__raft_module *mod = calloc(1, sizeof(*mod));
+	struct kq__cluster_config cc;
+	int rv;
+
+	if (!mod)
+		return -ENOMEM;
+	mod->host = host;
+	rv = parse_config(mod);
+	if (rv != 0) {
+		free(mod);
+		return rv;
+	}
+	uv_timer_init(host->loop, &mod->tick);
+	uv_timer_init(host->loop, &mod->later);
+	mod->tick.data = mod->later.data = mod;
+	mod->handles = 2;
+	memset(&cc, 0, sizeof(cc));
+	cc.tick_ms = mod->tick_ms;
+	cc.election_ticks = mod->election_ticks;
+	cc.heartbeat_ticks = mod->heartbeat_ticks;
+	cc.deliver = deliver;
+	cc.ctx = mod;
+	rv = kq__cluster_new(host, &cc, &mod->cluster);
+	if (rv != 0) {
+		/* fini is not called after a failed init. */
+		raft_fini(mod);
+		return rv;
+	}
+	uv_timer_start(&mod->tick, on_tick, mod->tick_ms, mod->tick_ms);
+	*state = mod;
+	return 0;
+}
+
+static int raft_peer_up(void *state, int id)
+{
+	struct kq__raft_module *mod = state;
+
+	if (id == mod->host->broker_id)
+		return 1;
+	return mod->cluster ? kq__cluster_peer_up(mod->cluster, id) : 0;
+}
+
+static const struct kq_consensus_ops ops = {
+    .init = raft_init,
+    .fini = raft_fini,
+    .group_open = kq__raft_group_open,
+    .group_close = kq__raft_group_close,
+    .propose = kq__raft_group_propose,
+    .commit_end = kq__raft_group_commit_end,
+    .leader = kq__raft_group_leader,
+    .peer_up = raft_peer_up,
+};
+
+static const struct kq_plugin_desc desc = {
+    .abi = KQ_PLUGIN_ABI,
+    .kind = KQ_PLUGIN_CONSENSUS,
+    .name = "raft",
+    .version = "1.0.0",
+    .ops = &ops,
+};
+
+const struct kq_plugin_desc *kq_plugin_entry(void);
+
+const struct kq_plugin_desc *kq_plugin_entry(void)
+{
+	return &desc;
+}
