@@ -4,7 +4,8 @@
 kq_install_deps() {
 	pkgs="build-essential autoconf automake libtool libltdl-dev pkg-config \
 libuv1-dev libjansson-dev libcmocka-dev"
-	[ "${1:-}" = tests ] && pkgs="$pkgs telnet tmux python3"
+	[ "${1:-}" = tests ] &&
+		pkgs="$pkgs telnet tmux clang libclang-rt-14-dev valgrind"
 	missing=
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

@@ -2,7 +2,8 @@
 # Sets up and runs every kafkaesque test on a fresh Debian machine:
 # installs what is missing, builds, runs `make check` (unit tests, the Raft
 # simulation, integration tests with real brokers), runs it again under
-# AddressSanitizer and UndefinedBehaviorSanitizer, then `make distcheck`.
+# AddressSanitizer and UndefinedBehaviorSanitizer, then `make distcheck`,
+# then runs each libFuzzer target for a while.
 # Ends with one line "N passed, N failed" over all suites and exits
 # non-zero when anything failed.
 set -u
@@ -42,6 +43,28 @@ step build-sanitizers build build-sanitizers --enable-sanitizers &&
 	step check-sanitizers check build-sanitizers
 step distcheck sh -c "cd '$top/build' && make -j$jobs distcheck >distcheck.log 2>&1 || { tail -50 distcheck.log; exit 1; }"
 
+# Fuzz every parser of outside input for a while (KQ_FUZZ_SECONDS each).
+fuzz_passed=0
+fuzz_failed=0
+fuzz() {
+	cd "$top/build" && make -s fuzz >fuzz-build.log 2>&1 ||
+		{ cat fuzz-build.log; return 1; }
+	for f in fuzz_*; do
+		[ -x "$f" ] || continue
+		mkdir -p "corpus-$f"
+		if ./"$f" -max_total_time="${KQ_FUZZ_SECONDS:-15}" \
+			"corpus-$f" >"$f.log" 2>&1; then
+			echo "$f: $(grep -c . "$f.log") lines of output, no finding"
+			fuzz_passed=$((fuzz_passed + 1))
+		else
+			tail -30 "$f.log"
+			fuzz_failed=$((fuzz_failed + 1))
+		fi
+	done
+	[ "$fuzz_failed" -eq 0 ]
+}
+step fuzz fuzz
+
 # One summary over every suite: cmocka programs count their own tests,
 # other test programs count as one test each.
 cd "$top" || exit 1
@@ -65,9 +88,11 @@ for dir in build build-sanitizers; do
 		failed=$((failed + f))
 	done
 done
+passed=$((passed + fuzz_passed))
+failed=$((failed + fuzz_failed))
 for s in $failed_steps; do
 	case $s in
-	check | check-sanitizers) ;;
+	check | check-sanitizers | fuzz) ;;
 	*) failed=$((failed + 1)) ;; # a build step counts as a failed test
 	esac
 done

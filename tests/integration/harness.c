@@ -86,6 +86,29 @@ void tb_setup(struct tb *tb, const char *extra)
 	tb_write_config(tb, extra);
 }
 
+void tb_setup_empty(struct tb *tb)
+{
+	char tmpl[] = "/tmp/kq-test-XXXXXX";
+
+	memset(tb, 0, sizeof(*tb));
+	if (!mkdtemp(tmpl))
+		die("mkdtemp");
+	snprintf(tb->dir, sizeof(tb->dir), "%s", tmpl);
+	snprintf(tb->config, sizeof(tb->config), "%s/config.json", tb->dir);
+	snprintf(tb->log, sizeof(tb->log), "%s/broker.log", tb->dir);
+	tb->port = tb_free_port();
+}
+
+void tb_write_raw(struct tb *tb, const char *json)
+{
+	FILE *f = fopen(tb->config, "w");
+
+	if (!f)
+		die("config");
+	fputs(json, f);
+	fclose(f);
+}
+
 static pid_t spawn(const char *const *args, const char *log)
 {
 	pid_t pid = fork();

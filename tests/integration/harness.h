@@ -31,6 +31,13 @@ void tb_setup(struct tb *tb, const char *extra);
 /* Rewrites the config with new extra sections (same folder and port). */
 void tb_write_config(struct tb *tb, const char *extra);
 
+/* Like tb_setup(), but writes no config: the test writes its own with
+ * tb_write_raw() (a cluster member needs its own id and sections). */
+void tb_setup_empty(struct tb *tb);
+
+/* Writes `json` as tb's whole config file. */
+void tb_write_raw(struct tb *tb, const char *json);
+
 /* Starts the broker on tb's config; waits until it accepts connections.
  * Returns 0, or -1 when it exited first (its exit status in *status). */
 int tb_start(struct tb *tb, int *status);

@@ -1,0 +1,386 @@
+/* Three brokers with the raft module on loopback: a metadata leader is
+ * elected and agreed on, survives a kill -9 of its broker by failing over,
+ * keeps its place when the killed broker rejoins (pre-vote), and the
+ * metadata and partition logs are replicated. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define N 3
+
+static struct tb tbs[N];
+static int raft_ports[N];
+static int leader_before_rejoin;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void write_config(int i)
+{
+	char json[4096], peers[1024];
+	size_t off = 0;
+
+	for (int k = 0; k < N; k++)
+		off += (size_t)snprintf(
+			peers + off, sizeof(peers) - off,
+			"%s{\"id\": %d, \"host\": \"127.0.0.1\", \"port\": %d, "
+			"\"raft_port\": %d}",
+			k ? ", " : "", k + 1, tbs[k].port, raft_ports[k]);
+	snprintf(json, sizeof(json),
+		 "{\"broker\": {\"id\": %d, \"data_dir\": \"%s\"},\n"
+		 " \"plugins\": {\"transport\": \"telnet\", \"partitioner\": "
+		 "[\"keyhash\", \"roundrobin\"], \"storage\": \"segment\", "
+		 "\"consensus\": \"raft\"},\n"
+		 " \"telnet\": {\"host\": \"127.0.0.1\", \"port\": %d},\n"
+		 " \"cluster\": {\"peers\": [%s]}}\n",
+		 i + 1, tbs[i].dir, tbs[i].port, peers);
+	tb_write_raw(&tbs[i], json);
+}
+
+static void start(int i)
+{
+	int st = 0;
+
+	if (tb_start(&tbs[i], &st) != 0) {
+		char log[8192];
+
+		tb_read_log(&tbs[i], log, sizeof(log));
+		fail_msg("broker %d did not start (exit %d):\n%s", i + 1, st,
+			 log);
+	}
+}
+
+static int port_taken(int port, int n)
+{
+	for (int k = 0; k < n; k++)
+		if (tbs[k].port == port || raft_ports[k] == port)
+			return 1;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	for (int i = 0; i < N; i++) {
+		tb_setup_empty(&tbs[i]);
+		while (port_taken(tbs[i].port, i))
+			tbs[i].port = tb_free_port();
+		do
+			raft_ports[i] = tb_free_port();
+		while (raft_ports[i] == tbs[i].port ||
+		       port_taken(raft_ports[i], i));
+	}
+	for (int i = 0; i < N; i++)
+		write_config(i);
+	for (int i = 0; i < N; i++)
+		start(i);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	for (int i = 0; i < N; i++) {
+		tb_kill9(&tbs[i]);
+		tb_cleanup(&tbs[i]);
+	}
+	return 0;
+}
+
+/* STAT on broker i: how many lines say `up`, and the META-LEADER (0 for
+ * none, -1 for more than one). Returns -1 when the broker did not
+ * answer. */
+static int stat_view(int i, int *up, int *leader)
+{
+	struct tc c;
+	char status[256], data[4096], *line, *save = NULL;
+	int lines = 0;
+
+	*up = 0;
+	*leader = 0;
+	if (tc_connect(&c, tbs[i].port) != 0)
+		return -1;
+	if (tc_cmd(&c, "STAT", status, sizeof(status), data, sizeof(data)) !=
+		    0 ||
+	    strncmp(status, "OK", 2) != 0) {
+		tc_close(&c);
+		return -1;
+	}
+	tc_close(&c);
+	for (line = strtok_r(data, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		int id, port, n = 0;
+		char state[8];
+
+		if (sscanf(line, "BROKER %d 127.0.0.1:%d %7s%n", &id, &port,
+			   state, &n) != 3)
+			continue;
+		lines++;
+		if (port != tbs[id - 1].port)
+			return -1;
+		if (strcmp(state, "up") == 0)
+			(*up)++;
+		if (strcmp(line + n, " META-LEADER") == 0)
+			*leader = *leader ? -1 : id;
+	}
+	return lines == N ? 0 : -1;
+}
+
+/* Polls until every running broker sees `want_up` brokers up and they
+ * all name the same single META-LEADER; returns it, or 0 at the
+ * deadline. */
+static int wait_agreement(int want_up, double timeout, int *seen_leader)
+{
+	double end = now_s() + timeout;
+
+	do {
+		int agreed = 0, ok = 1;
+
+		for (int i = 0; i < N && ok; i++) {
+			int up, leader;
+
+			if (tbs[i].pid <= 0)
+				continue;
+			if (stat_view(i, &up, &leader) != 0 ||
+			    up != want_up || leader <= 0 ||
+			    (agreed && leader != agreed))
+				ok = 0;
+			else
+				agreed = leader;
+			if (seen_leader && leader > 0)
+				*seen_leader = leader;
+		}
+		if (ok && agreed)
+			return agreed;
+		usleep(20000);
+	} while (now_s() < end);
+	return 0;
+}
+
+static void cmd(int i, const char *command, char *status, size_t len,
+		char *data, size_t dlen)
+{
+	struct tc c;
+
+	assert_int_equal(tc_connect(&c, tbs[i].port), 0);
+	assert_int_equal(tc_cmd(&c, command, status, len, data, dlen), 0);
+	tc_close(&c);
+}
+
+static void test_election(void **state)
+{
+	int leader = wait_agreement(N, 10, NULL);
+
+	assert_true(leader >= 1 && leader <= N);
+	print_message("metadata leader: broker %d\n", leader);
+}
+
+static void test_metadata_replicated(void **state)
+{
+	char status[256], data[4096];
+	int leader = wait_agreement(N, 10, NULL);
+	double end;
+
+	assert_true(leader > 0);
+	cmd(leader - 1, "CRTP meta-topic 2", status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK meta-topic 2");
+	for (int i = 0; i < N; i++) {
+		int found = 0;
+
+		end = now_s() + 10;
+		while (!found && now_s() < end) {
+			cmd(i, "LIST", status, sizeof(status), data,
+			    sizeof(data));
+			found = strstr(data, "TOPIC meta-topic 2") != NULL;
+			if (!found)
+				usleep(20000);
+		}
+		if (!found)
+			fail_msg("broker %d: LIST does not show the topic: "
+				 "%s / %s",
+				 i + 1, data, status);
+	}
+}
+
+static void test_partition_replicated(void **state)
+{
+	char status[256], data[4096], command[128], msg[64];
+	int leader = wait_agreement(N, 10, NULL), pleader = 0;
+	long sub = 0;
+	double end;
+
+	assert_true(leader > 0);
+	cmd(leader - 1, "CRTP repl 1 replicas=3", status, sizeof(status), NULL,
+	    0);
+	assert_string_equal(status, "OK repl 1");
+	/* The partition's own group elects its leader. */
+	end = now_s() + 10;
+	while (!pleader && now_s() < end) {
+		for (int i = 0; i < N && !pleader; i++) {
+			const char *p;
+
+			cmd(i, "DESC repl", status, sizeof(status), data,
+			    sizeof(data));
+			p = strstr(data, "PARTITION 0 LEADER ");
+			if (p && sscanf(p, "PARTITION 0 LEADER %d", &pleader) !=
+					 1)
+				pleader = 0;
+		}
+		if (!pleader)
+			usleep(20000);
+	}
+	assert_true(pleader >= 1 && pleader <= N);
+	print_message("partition repl-0 leader: broker %d\n", pleader);
+	assert_non_null(strstr(data, "REPLICAS "));
+
+	cmd(pleader - 1, "PUBS repl replicated-hello", status, sizeof(status),
+	    NULL, 0);
+	if (!tb_match("OK 0 {N}", status))
+		fail_msg("PUBS on the partition leader: %s", status);
+
+	{
+		struct tc c;
+		char line[256];
+		long off;
+
+		assert_int_equal(tc_connect(&c, tbs[pleader - 1].port), 0);
+		assert_int_equal(tc_cmd(&c, "SUBS repl g1", status,
+					sizeof(status), NULL, 0),
+				 0);
+		assert_int_equal(sscanf(status, "OK %ld", &sub), 1);
+		snprintf(command, sizeof(command), "CONS repl %ld 0", sub);
+		tc_send(&c, command);
+		assert_true(tc_line(&c, line, sizeof(line)) > 0);
+		if (sscanf(line, "MSG 0 %ld 15", &off) != 1)
+			fail_msg("CONS: %s", line);
+		assert_true(tc_line(&c, msg, sizeof(msg)) > 0);
+		assert_string_equal(msg, "replicated-hello");
+		assert_true(tc_line(&c, line, sizeof(line)) > 0);
+		assert_string_equal(line, "OK 1");
+		tc_close(&c);
+	}
+	/* Every replica's log holds it: DESC END moves past it on all. */
+	for (int i = 0; i < N; i++) {
+		long start = -1, endoff = -1;
+
+		end = now_s() + 10;
+		do {
+			const char *p;
+
+			cmd(i, "DESC repl", status, sizeof(status), data,
+			    sizeof(data));
+			p = strstr(data, " START ");
+			if (p)
+				sscanf(p, " START %ld END %ld", &start,
+				       &endoff);
+			if (endoff >= 2)
+				break;
+			usleep(20000);
+		} while (now_s() < end);
+		if (endoff < 2)
+			fail_msg("broker %d: DESC repl: %s", i + 1, data);
+	}
+}
+
+static void test_failover(void **state)
+{
+	int leader = wait_agreement(N, 10, NULL), next = 0;
+	double t0, took;
+
+	assert_true(leader > 0);
+	tb_kill9(&tbs[leader - 1]);
+	t0 = now_s();
+	/* The survivors must agree on a new leader among themselves. */
+	{
+		double end = t0 + 10;
+
+		while (now_s() < end) {
+			int l1 = 0, l2 = 0, k = 0;
+
+			for (int i = 0; i < N; i++) {
+				int up, l;
+
+				if (tbs[i].pid <= 0)
+					continue;
+				if (stat_view(i, &up, &l) != 0)
+					l = 0;
+				if (k++ == 0)
+					l1 = l;
+				else
+					l2 = l;
+			}
+			if (l1 > 0 && l1 == l2 && l1 != leader) {
+				next = l1;
+				break;
+			}
+			usleep(10000);
+		}
+	}
+	took = now_s() - t0;
+	print_message("failover: broker %d killed, broker %d leads after "
+		      "%.3f s\n",
+		      leader, next, took);
+	assert_true(next > 0 && next != leader);
+	leader_before_rejoin = next;
+	/* The dead broker shows as down. */
+	assert_int_equal(wait_agreement(N - 1, 10, NULL), next);
+	/* Restart it for the next test. */
+	start(leader - 1);
+}
+
+static void test_rejoin(void **state)
+{
+	int seen = 0;
+	int leader = wait_agreement(N, 15, &seen);
+
+	assert_true(leader_before_rejoin > 0);
+	assert_int_equal(leader, leader_before_rejoin);
+	print_message("after the rejoin: broker %d still leads\n", leader);
+	/* The rejoined broker learned the metadata written while away. */
+	for (int i = 0; i < N; i++) {
+		char status[256], data[4096];
+		double end = now_s() + 10;
+		int found = 0;
+
+		while (!found && now_s() < end) {
+			cmd(i, "LIST", status, sizeof(status), data,
+			    sizeof(data));
+			found = strstr(data, "TOPIC repl 1") != NULL;
+			if (!found)
+				usleep(20000);
+		}
+		assert_true(found);
+	}
+}
+
+static void test_graceful_stop(void **state)
+{
+	for (int i = 0; i < N; i++)
+		assert_int_equal(tb_stop(&tbs[i]), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_election),
+		cmocka_unit_test(test_metadata_replicated),
+		cmocka_unit_test(test_partition_replicated),
+		cmocka_unit_test(test_failover),
+		cmocka_unit_test(test_rejoin),
+		cmocka_unit_test(test_graceful_stop),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

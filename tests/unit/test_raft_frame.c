@@ -1,0 +1,423 @@
+/* The cluster port's frame codec: round trips of every message type,
+ * coalesced heartbeats, and every truncation or corruption of a valid
+ * frame rejected without a crash. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <kafkaesque/error.h>
+
+#include "../../plugins/raft/frame.h"
+
+/* Encodes m as a MSG frame into a new buffer; *len receives its size. */
+static uint8_t *encode_msg(uint64_t group, const struct kq__raft_msg *m,
+			   size_t *len)
+{
+	uint8_t *buf;
+
+	*len = kq__frame_msg_size(m);
+	assert_true(*len != SIZE_MAX);
+	buf = malloc(*len);
+	assert_non_null(buf);
+	kq__frame_put_msg(buf, group, m);
+	return buf;
+}
+
+static void assert_msg_equal(const struct kq__raft_msg *a,
+			     const struct kq__raft_msg *b)
+{
+	assert_int_equal(a->type, b->type);
+	assert_int_equal(a->from, b->from);
+	assert_int_equal(a->to, b->to);
+	assert_int_equal(a->term, b->term);
+	assert_int_equal(a->index, b->index);
+	assert_int_equal(a->log_term, b->log_term);
+	assert_int_equal(a->commit, b->commit);
+	assert_int_equal(a->hint, b->hint);
+	assert_int_equal(a->reject, b->reject);
+	assert_int_equal(a->n_entries, b->n_entries);
+	for (size_t i = 0; i < a->n_entries; i++) {
+		assert_int_equal(a->entries[i].index, b->entries[i].index);
+		assert_int_equal(a->entries[i].term, b->entries[i].term);
+		assert_int_equal(a->entries[i].flags, b->entries[i].flags);
+		assert_int_equal(a->entries[i].len, b->entries[i].len);
+		if (a->entries[i].len)
+			assert_memory_equal(a->entries[i].data,
+					    b->entries[i].data,
+					    a->entries[i].len);
+		else
+			assert_null(b->entries[i].data);
+	}
+	assert_int_equal(a->snap.index, b->snap.index);
+	assert_int_equal(a->snap.term, b->snap.term);
+	assert_int_equal(a->snap.data != NULL, b->snap.data != NULL);
+	if (a->snap.data) {
+		assert_int_equal(a->snap.len, b->snap.len);
+		assert_memory_equal(a->snap.data, b->snap.data, a->snap.len);
+	}
+}
+
+static char payload_a[] = "hello";
+static char payload_b[] = "{\"Key\":\"k\",\"Body\":\"a longer payload\"}";
+static char snap_data[] = "state-machine-snapshot";
+
+static struct kq__raft_entry sample_entries[] = {
+	{.index = 8, .term = 3, .flags = KQ__RAFT_ENTRY_CONTROL},
+	{.index = 9, .term = 3, .len = 5, .data = payload_a},
+	{.index = 10, .term = 4, .len = sizeof(payload_b), .data = payload_b},
+};
+
+/* One message of every type, with entries and snapshots where a type
+ * carries them. */
+static struct kq__raft_msg sample(enum kq__raft_msg_type t)
+{
+	struct kq__raft_msg m = {
+		.type = t,
+		.from = 2,
+		.to = 3,
+		.term = 0x0102030405060708ull,
+		.index = 7,
+		.log_term = 3,
+		.commit = 6,
+		.hint = 5,
+		.reject = t == KQ__RAFT_MSG_APPEND_RESP ||
+			  t == KQ__RAFT_MSG_VOTE_RESP,
+	};
+
+	if (t == KQ__RAFT_MSG_APPEND) {
+		m.entries = sample_entries;
+		m.n_entries = 3;
+	}
+	if (t == KQ__RAFT_MSG_SNAPSHOT) {
+		m.snap.index = 100;
+		m.snap.term = 9;
+		m.snap.data = snap_data;
+		m.snap.len = sizeof(snap_data);
+	}
+	return m;
+}
+
+static void test_round_trip_every_type(void **state)
+{
+	for (int t = KQ__RAFT_MSG_APPEND; t <= KQ__RAFT_MSG_SNAPSHOT; t++) {
+		struct kq__raft_msg m = sample((enum kq__raft_msg_type)t);
+		struct kq__frame f;
+		const char *why = NULL;
+		size_t len, flen = 0;
+		uint8_t *buf = encode_msg(0xfeedfacecafebeefull, &m, &len);
+
+		assert_int_equal(kq__frame_peek(buf, len, &flen, &why), 1);
+		assert_int_equal(flen, len);
+		assert_int_equal(kq__frame_decode(buf, len, &f, &why), 0);
+		assert_int_equal(f.type, KQ__FRAME_MSG);
+		assert_int_equal(f.group, 0xfeedfacecafebeefull);
+		assert_msg_equal(&m, &f.msg);
+		kq__frame_release(&f);
+		free(buf);
+	}
+}
+
+static void test_retention_snapshot_without_data(void **state)
+{
+	struct kq__raft_msg m = sample(KQ__RAFT_MSG_SNAPSHOT);
+	struct kq__frame f;
+	const char *why;
+	size_t len;
+	uint8_t *buf;
+
+	m.snap.data = NULL;
+	m.snap.len = 0;
+	buf = encode_msg(12, &m, &len);
+	assert_int_equal(kq__frame_decode(buf, len, &f, &why), 0);
+	assert_null(f.msg.snap.data);
+	assert_int_equal(f.msg.snap.index, 100);
+	kq__frame_release(&f);
+	free(buf);
+}
+
+static void test_hello(void **state)
+{
+	uint8_t buf[64];
+	struct kq__frame f;
+	const char *why;
+	size_t len = kq__frame_hello_size();
+
+	kq__frame_put_hello(buf, 42);
+	assert_int_equal(kq__frame_decode(buf, len, &f, &why), 0);
+	assert_int_equal(f.type, KQ__FRAME_HELLO);
+	assert_int_equal(f.broker_id, 42);
+	assert_int_equal(f.version, KQ__FRAME_VERSION);
+}
+
+static void test_coalesced_heartbeats(void **state)
+{
+	struct kq__frame_hb items[1000], got;
+	struct kq__frame f;
+	const char *why;
+	size_t len = kq__frame_hb_size(1000);
+	uint8_t *buf = malloc(len);
+
+	for (uint32_t i = 0; i < 1000; i++)
+		items[i] = (struct kq__frame_hb){
+			.group = ((uint64_t)i + 1) << 17,
+			.type = i % 2 ? KQ__RAFT_MSG_HEARTBEAT_RESP
+				      : KQ__RAFT_MSG_HEARTBEAT,
+			.term = 5 + i,
+			.commit = 1000 - i,
+		};
+	kq__frame_put_hb(buf, 1, 2, items, 1000);
+	/* One frame for a thousand groups, 25 bytes each. */
+	assert_int_equal(len, 4 + 21 + 1000 * 25);
+	assert_int_equal(kq__frame_decode(buf, len, &f, &why), 0);
+	assert_int_equal(f.type, KQ__FRAME_HEARTBEATS);
+	assert_int_equal(f.hb_from, 1);
+	assert_int_equal(f.hb_to, 2);
+	assert_int_equal(f.n_hb, 1000);
+	for (uint32_t i = 0; i < 1000; i++) {
+		kq__frame_hb_get(&f, i, &got);
+		assert_int_equal(got.group, items[i].group);
+		assert_int_equal(got.type, items[i].type);
+		assert_int_equal(got.term, items[i].term);
+		assert_int_equal(got.commit, items[i].commit);
+	}
+	free(buf);
+}
+
+static void test_keepalive_frame(void **state)
+{
+	uint8_t buf[64];
+	struct kq__frame f;
+	const char *why;
+
+	kq__frame_put_hb(buf, 3, 1, NULL, 0);
+	assert_int_equal(kq__frame_decode(buf, kq__frame_hb_size(0), &f, &why),
+			 0);
+	assert_int_equal(f.n_hb, 0);
+}
+
+static void test_stream_of_frames(void **state)
+{
+	struct kq__raft_msg m = sample(KQ__RAFT_MSG_APPEND);
+	size_t l1, flen;
+	uint8_t *one = encode_msg(1, &m, &l1);
+	uint8_t *two = malloc(2 * l1);
+	const char *why;
+
+	memcpy(two, one, l1);
+	memcpy(two + l1, one, l1);
+	/* Every prefix shorter than a frame asks for more bytes. */
+	for (size_t i = 0; i < l1; i++)
+		assert_int_equal(kq__frame_peek(two, i, &flen, &why), 0);
+	assert_int_equal(kq__frame_peek(two, 2 * l1, &flen, &why), 1);
+	assert_int_equal(flen, l1);
+	free(one);
+	free(two);
+}
+
+static void test_bad_lengths(void **state)
+{
+	uint8_t zero[8] = {0, 0, 0, 0, 1};
+	uint8_t huge[8] = {0x04, 0x00, 0x00, 0x01, 2};
+	size_t flen;
+	const char *why = NULL;
+	struct kq__frame f;
+
+	assert_int_equal(kq__frame_peek(zero, 5, &flen, &why), KQ_ECORRUPT);
+	assert_non_null(why);
+	assert_int_equal(kq__frame_peek(huge, 5, &flen, &why), KQ_ECORRUPT);
+	assert_int_equal(kq__frame_decode(huge, 5, &f, &why), KQ_ECORRUPT);
+}
+
+/* Decodes a damaged copy; it must be refused (or, for changes a valid
+ * frame may carry, decoded) without reading outside the buffer.  The
+ * copy is exactly `len` bytes so the sanitizer sees any overrun. */
+static int try_decode(const uint8_t *data, size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+	struct kq__frame f;
+	const char *why = NULL;
+	int rv;
+
+	memcpy(copy, data, len);
+	rv = kq__frame_decode(copy, len, &f, &why);
+	if (rv == 0)
+		kq__frame_release(&f);
+	else
+		assert_non_null(why);
+	free(copy);
+	return rv;
+}
+
+/* Every truncation with a consistent length field, and every shortened
+ * buffer, is refused. */
+static void check_truncations(const uint8_t *buf, size_t len)
+{
+	for (size_t n = 0; n < len; n++) {
+		uint8_t *cut = malloc(len);
+		uint32_t body = (uint32_t)(n >= 4 ? n - 4 : 0);
+
+		assert_int_not_equal(try_decode(buf, n), 0);
+		memcpy(cut, buf, len);
+		cut[0] = (uint8_t)(body >> 24);
+		cut[1] = (uint8_t)(body >> 16);
+		cut[2] = (uint8_t)(body >> 8);
+		cut[3] = (uint8_t)body;
+		if (n >= 4)
+			assert_int_not_equal(try_decode(cut, n), 0);
+		free(cut);
+	}
+}
+
+/* Every single-byte change either decodes to a valid frame or is
+ * refused; counts and lengths blown up are refused. */
+static void check_corruptions(const uint8_t *buf, size_t len)
+{
+	static const uint8_t values[] = {0x00, 0x01, 0x7f, 0x80, 0xff};
+	uint8_t *bad = malloc(len);
+
+	for (size_t i = 0; i < len; i++)
+		for (size_t v = 0; v < sizeof(values); v++) {
+			memcpy(bad, buf, len);
+			if (bad[i] == values[v])
+				continue;
+			bad[i] = values[v];
+			(void)try_decode(bad, len);
+		}
+	/* A byte of trailing garbage inside the frame. */
+	{
+		uint8_t *longer = malloc(len + 1);
+		uint32_t body = (uint32_t)(len + 1 - 4);
+
+		memcpy(longer, buf, len);
+		longer[len] = 0;
+		longer[0] = (uint8_t)(body >> 24);
+		longer[1] = (uint8_t)(body >> 16);
+		longer[2] = (uint8_t)(body >> 8);
+		longer[3] = (uint8_t)body;
+		assert_int_equal(try_decode(longer, len + 1), KQ_ECORRUPT);
+		free(longer);
+	}
+	free(bad);
+}
+
+static void test_truncated_and_corrupted_messages(void **state)
+{
+	for (int t = KQ__RAFT_MSG_APPEND; t <= KQ__RAFT_MSG_SNAPSHOT; t++) {
+		struct kq__raft_msg m = sample((enum kq__raft_msg_type)t);
+		size_t len;
+		uint8_t *buf = encode_msg(77, &m, &len);
+
+		check_truncations(buf, len);
+		check_corruptions(buf, len);
+		free(buf);
+	}
+}
+
+static void test_truncated_and_corrupted_heartbeats(void **state)
+{
+	struct kq__frame_hb items[3] = {
+		{1, KQ__RAFT_MSG_HEARTBEAT, 2, 3},
+		{2, KQ__RAFT_MSG_HEARTBEAT_RESP, 2, 0},
+		{3, KQ__RAFT_MSG_HEARTBEAT, 9, 9},
+	};
+	uint8_t buf[256], hello[32];
+	size_t len = kq__frame_hb_size(3);
+
+	kq__frame_put_hb(buf, 1, 2, items, 3);
+	check_truncations(buf, len);
+	check_corruptions(buf, len);
+	kq__frame_put_hello(hello, 7);
+	check_truncations(hello, kq__frame_hello_size());
+	check_corruptions(hello, kq__frame_hello_size());
+}
+
+/* Offsets of fields in a MSG frame: [len 4][type 1][group 8][msg type 1]
+ * [flags 1][7 x 8][count 4][entries...]. */
+#define OFF_MSGTYPE 13
+#define OFF_FLAGS 14
+#define OFF_COUNT 71
+#define OFF_ENTRY 75
+
+static void put32_at(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void test_specific_corruptions(void **state)
+{
+	struct kq__raft_msg m = sample(KQ__RAFT_MSG_APPEND);
+	size_t len;
+	uint8_t *buf = encode_msg(1, &m, &len), *bad = malloc(len);
+
+	/* Absurd entry count: refused before anything is allocated. */
+	memcpy(bad, buf, len);
+	put32_at(bad + OFF_COUNT, 0xffffffffu);
+	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
+	/* An entry length past the end of the frame. */
+	memcpy(bad, buf, len);
+	put32_at(bad + OFF_ENTRY + 20, 0x7fffffffu);
+	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
+	/* Unknown message type and flags. */
+	memcpy(bad, buf, len);
+	bad[OFF_MSGTYPE] = 0;
+	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
+	bad[OFF_MSGTYPE] = 10;
+	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
+	memcpy(bad, buf, len);
+	bad[OFF_FLAGS] = 2;
+	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
+	/* Entries whose indexes do not follow the previous one. */
+	memcpy(bad, buf, len);
+	bad[OFF_ENTRY + 7] ^= 1;
+	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
+	/* Unknown frame type. */
+	memcpy(bad, buf, len);
+	bad[4] = 9;
+	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
+	/* Entries in a message type that carries none. */
+	memcpy(bad, buf, len);
+	bad[OFF_MSGTYPE] = KQ__RAFT_MSG_VOTE;
+	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
+	free(bad);
+	free(buf);
+}
+
+static void test_oversized_message_not_encoded(void **state)
+{
+	struct kq__raft_entry e = {.index = 1, .term = 1,
+				   .len = KQ__FRAME_MAX, .data = payload_a};
+	struct kq__raft_msg m = sample(KQ__RAFT_MSG_APPEND);
+
+	m.index = 0;
+	m.entries = &e;
+	m.n_entries = 1;
+	assert_true(kq__frame_msg_size(&m) == SIZE_MAX);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip_every_type),
+		cmocka_unit_test(test_retention_snapshot_without_data),
+		cmocka_unit_test(test_hello),
+		cmocka_unit_test(test_coalesced_heartbeats),
+		cmocka_unit_test(test_keepalive_frame),
+		cmocka_unit_test(test_stream_of_frames),
+		cmocka_unit_test(test_bad_lengths),
+		cmocka_unit_test(test_truncated_and_corrupted_messages),
+		cmocka_unit_test(test_truncated_and_corrupted_heartbeats),
+		cmocka_unit_test(test_specific_corruptions),
+		cmocka_unit_test(test_oversized_message_not_encoded),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
