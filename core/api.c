@@ -13,11 +13,11 @@
 
 /* Batches are proposed at the end of the loop turn, or sooner once this
  * large, which bounds the memory a flood of pipelined PUBS can hold. */
-#define BATCH_MAX_MSGS 8192
+#define BATCH_MAX_MSGS	8192
 #define BATCH_MAX_BYTES (8u << 20)
 
 static int fail(struct kq_req *req, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 static int fail(struct kq_req *req, int err, const char *fmt, ...)
 {
@@ -73,7 +73,8 @@ static void member_remove(struct kq_broker *b, struct kq__member *m)
 		g->nmembers--;
 	}
 	if (m->session) {
-		for (pp = &m->session->members; *pp; pp = &(*pp)->next_in_session)
+		for (pp = &m->session->members; *pp;
+		     pp = &(*pp)->next_in_session)
 			if (*pp == m) {
 				*pp = m->next_in_session;
 				break;
@@ -161,10 +162,10 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 {
 	struct kq_broker *b = s->b;
 	const struct kq__config *cfg = b->cfg;
-	uint32_t nparts = spec->partitions ? spec->partitions
-					   : cfg->default_partitions;
+	uint32_t nparts =
+		spec->partitions ? spec->partitions : cfg->default_partitions;
 	int64_t replicas, rms = cfg->retention_ms,
-		rbytes = cfg->retention_bytes;
+			  rbytes = cfg->retention_bytes;
 	size_t pi = 0, i, nbrokers = cfg->npeers ? cfg->npeers : 1;
 	struct create_ctx *cc;
 	json_t *rec;
@@ -199,14 +200,15 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 					    nbrokers);
 		} else if (klen == 11 && strncmp(opt, "partitioner", 11) == 0) {
 			for (pi = 0; pi < b->npartitioners; pi++)
-				if (strcmp(b->partitioners[pi].mod.name,
-					   val) == 0)
+				if (strcmp(b->partitioners[pi].mod.name, val) ==
+				    0)
 					break;
 			if (pi == b->npartitioners)
 				return fail(req, KQ_EBADARG,
 					    "partitioner %s is not loaded",
 					    val);
-		} else if (klen == 12 && strncmp(opt, "retention.ms", 12) == 0) {
+		} else if (klen == 12 &&
+			   strncmp(opt, "retention.ms", 12) == 0) {
 			if (parse_i64(val, -1, &rms))
 				return fail(req, KQ_EBADARG,
 					    "retention.ms must be -1 or a "
@@ -229,12 +231,11 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 		return fail(req, KQ_EEXISTS, "topic %s already exists",
 			    spec->name);
 	cc = calloc(1, sizeof(*cc));
-	rec = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:I}", "type",
-			"topic", "name", spec->name, "partitions",
-			(json_int_t)nparts, "replicas", (json_int_t)replicas,
-			"partitioner", b->partitioners[pi].mod.name,
-			"retention_ms", (json_int_t)rms, "retention_bytes",
-			(json_int_t)rbytes);
+	rec = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:I}", "type", "topic",
+			"name", spec->name, "partitions", (json_int_t)nparts,
+			"replicas", (json_int_t)replicas, "partitioner",
+			b->partitioners[pi].mod.name, "retention_ms",
+			(json_int_t)rms, "retention_bytes", (json_int_t)rbytes);
 	if (!cc || !rec || !(cc->name = strdup(spec->name))) {
 		free(cc);
 		json_decref(rec);
@@ -282,8 +283,7 @@ static json_t *message_key(const char *msg, size_t len, const char **key,
 	return doc;
 }
 
-static struct kq__batch *batch_for(struct kq_broker *b,
-				   struct kq__partition *p)
+static struct kq__batch *batch_for(struct kq_broker *b, struct kq__partition *p)
 {
 	struct kq__batch *bt = p->batch;
 
@@ -305,9 +305,8 @@ static struct kq__batch *batch_for(struct kq_broker *b,
 }
 
 /* Copies the message and its key (stored right after it). */
-static int batch_add(struct kq__batch *bt, struct kq_req *req,
-		     const void *msg, size_t len, const void *key,
-		     size_t klen)
+static int batch_add(struct kq__batch *bt, struct kq_req *req, const void *msg,
+		     size_t len, const void *key, size_t klen)
 {
 	if (bt->n == bt->cap) {
 		size_t cap = bt->cap ? bt->cap * 2 : 64;
@@ -425,9 +424,8 @@ void kq__batch_flush(struct kq_broker *b)
 	}
 }
 
-static int publish(struct kq_session *s, struct kq_req *req,
-		   const char *topic, const void *msg, size_t len,
-		   kq_req_cb cb)
+static int publish(struct kq_session *s, struct kq_req *req, const char *topic,
+		   const void *msg, size_t len, kq_req_cb cb)
 {
 	struct kq_broker *b = s->b;
 	struct kq__topic *t;
@@ -459,7 +457,7 @@ static int publish(struct kq_session *s, struct kq_req *req,
 	pr.keyless_seq = pr.key ? t->keyless_seq : t->keyless_seq++;
 	pi = &b->partitioners[t->partitioner];
 	part = ((const struct kq_partitioner_ops *)pi->mod.desc->ops)
-		   ->partition(pi->state, &pr);
+		       ->partition(pi->state, &pr);
 	if (part >= t->nparts) {
 		json_decref(doc);
 		kq__error("partitioner %s returned partition %u of %u",
@@ -520,17 +518,18 @@ static void join(struct kq_broker *b, struct kq_req *req,
 
 	if (!t || !g || !m) {
 		free(m);
-		kq__broker_complete(b, req,
-				    fail(req, t ? -ENOMEM : KQ_ENOTOPIC,
-					 t ? "out of memory"
-					   : "no topic named %s",
-					 a->topic));
+		kq__broker_complete(
+			b, req,
+			fail(req, t ? -ENOMEM : KQ_ENOTOPIC,
+			     t ? "out of memory" : "no topic named %s",
+			     a->topic));
 		return;
 	}
 	members = realloc(g->members, (g->nmembers + 1) * sizeof(*members));
 	if (!members) {
 		free(m);
-		kq__broker_complete(b, req, fail(req, -ENOMEM, "out of memory"));
+		kq__broker_complete(b, req,
+				    fail(req, -ENOMEM, "out of memory"));
 		return;
 	}
 	g->members = members;
@@ -647,19 +646,19 @@ static void req_cleanup(struct kq_req *req)
 }
 
 const struct kq_broker_api kq__broker_api = {
-    .session_open = session_open,
-    .session_close = session_close,
-    .create_topic = create_topic,
-    .publish = publish,
-    .subscribe = subscribe,
-    .unsubscribe = unsubscribe,
-    .req_cleanup = req_cleanup,
-    .consume_open = kq__consume_open,
-    .consume_next = kq__consume_next,
-    .consume_close = kq__consume_close,
-    .list_topics = kq__list_topics,
-    .describe = kq__describe,
-    .assignment = kq__assignment,
-    .groups = kq__groups,
-    .brokers = kq__brokers,
+	.session_open = session_open,
+	.session_close = session_close,
+	.create_topic = create_topic,
+	.publish = publish,
+	.subscribe = subscribe,
+	.unsubscribe = unsubscribe,
+	.req_cleanup = req_cleanup,
+	.consume_open = kq__consume_open,
+	.consume_next = kq__consume_next,
+	.consume_close = kq__consume_close,
+	.list_topics = kq__list_topics,
+	.describe = kq__describe,
+	.assignment = kq__assignment,
+	.groups = kq__groups,
+	.brokers = kq__brokers,
 };

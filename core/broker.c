@@ -16,7 +16,7 @@
 
 static void host_log(const struct kq_host *h, enum kq_log_level level,
 		     const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 static void host_log(const struct kq_host *h, enum kq_log_level level,
 		     const char *fmt, ...)
@@ -74,8 +74,7 @@ static int load_instance(struct kq_broker *b, struct kq__instance *in,
 			 char **dirs)
 {
 	char err[1536];
-	int rv = kq__module_load(name, kind, dirs, &in->mod, err,
-				 sizeof(err));
+	int rv = kq__module_load(name, kind, dirs, &in->mod, err, sizeof(err));
 
 	if (rv != 0) {
 		kq__error("%s", err);
@@ -116,19 +115,19 @@ static int init_instance(struct kq__instance *in)
 	switch (in->mod.desc->kind) {
 	case KQ_PLUGIN_TRANSPORT:
 		rv = ((const struct kq_transport_ops *)ops)
-			 ->init(&in->host, &in->state);
+			     ->init(&in->host, &in->state);
 		break;
 	case KQ_PLUGIN_PARTITIONER:
 		rv = ((const struct kq_partitioner_ops *)ops)
-			 ->init(&in->host, &in->state);
+			     ->init(&in->host, &in->state);
 		break;
 	case KQ_PLUGIN_STORAGE:
 		rv = ((const struct kq_storage_ops *)ops)
-			 ->init(&in->host, &in->state);
+			     ->init(&in->host, &in->state);
 		break;
 	case KQ_PLUGIN_CONSENSUS:
 		rv = ((const struct kq_consensus_ops *)ops)
-			 ->init(&in->host, &in->state);
+			     ->init(&in->host, &in->state);
 		break;
 	default: rv = KQ_EKIND;
 	}
@@ -155,7 +154,7 @@ static void fini_instance(struct kq__instance *in)
 			break;
 		case KQ_PLUGIN_PARTITIONER:
 			((const struct kq_partitioner_ops *)ops)
-			    ->fini(in->state);
+				->fini(in->state);
 			break;
 		case KQ_PLUGIN_STORAGE:
 			((const struct kq_storage_ops *)ops)->fini(in->state);
@@ -181,8 +180,7 @@ void kq__broker_wake(struct kq_broker *b)
 		uv_idle_start(&b->idle, on_idle);
 }
 
-void kq__broker_complete(struct kq_broker *b, struct kq_req *req,
-			 int status)
+void kq__broker_complete(struct kq_broker *b, struct kq_req *req, int status)
 {
 	req->impl[6] = NULL;
 	req->impl[7] = (void *)(intptr_t)status;
@@ -306,9 +304,12 @@ static void close_all_topics(struct kq_broker *b)
 static void close_handles(struct kq_broker *b)
 {
 	uv_handle_t *hs[] = {
-	    (uv_handle_t *)&b->check,      (uv_handle_t *)&b->idle,
-	    (uv_handle_t *)&b->sync_timer, (uv_handle_t *)&b->retention_timer,
-	    (uv_handle_t *)&b->sigint,     (uv_handle_t *)&b->sigterm,
+		(uv_handle_t *)&b->check,
+		(uv_handle_t *)&b->idle,
+		(uv_handle_t *)&b->sync_timer,
+		(uv_handle_t *)&b->retention_timer,
+		(uv_handle_t *)&b->sigint,
+		(uv_handle_t *)&b->sigterm,
 	};
 
 	for (size_t i = 0; i < sizeof(hs) / sizeof(*hs); i++)
@@ -352,7 +353,7 @@ void kq__broker_stop(struct kq_broker *b)
 			continue;
 		b->stopping_transports++;
 		((const struct kq_transport_ops *)in->mod.desc->ops)
-		    ->stop(in->state, transport_stopped, b);
+			->stop(in->state, transport_stopped, b);
 	}
 	kq__broker_wake(b);
 }

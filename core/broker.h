@@ -17,16 +17,16 @@ struct kq__group;
  * asynchronous syncs. */
 struct kq_plog {
 	struct kq_broker *b;
-	struct kq_log *log;            /* storage-owned */
+	struct kq_log *log; /* storage-owned */
 	char *dir;
-	struct kq_sync_req *waiting;   /* covered by the next sync (FIFO) */
+	struct kq_sync_req *waiting; /* covered by the next sync (FIFO) */
 	struct kq_sync_req **waiting_tail;
-	struct kq_sync_req *running;   /* covered by the sync in flight */
+	struct kq_sync_req *running; /* covered by the sync in flight */
 	uv_work_t work;
 	int sync_running;
 	int sync_status;
-	int unsynced;                  /* appends since the last sync began */
-	int listed;                    /* on b->sync_list */
+	int unsynced; /* appends since the last sync began */
+	int listed;   /* on b->sync_list */
 	struct kq_plog *next_listed;
 	struct kq_plog *prev_all, *next_all;
 };
@@ -36,8 +36,8 @@ struct kq__batch {
 	struct kq_propose_req preq;
 	struct kq__partition *part;
 	struct kq_req **reqs;
-	uint32_t *lens;                /* message lengths */
-	uint32_t *klens;               /* key lengths (key follows message) */
+	uint32_t *lens;	 /* message lengths */
+	uint32_t *klens; /* key lengths (key follows message) */
 	size_t n, cap;
 	char *buf;
 	size_t used, bufcap;
@@ -46,12 +46,12 @@ struct kq__batch {
 struct kq__partition {
 	struct kq__topic *topic;
 	uint32_t id;
-	int *replicas;                 /* broker ids, placement order */
+	int *replicas; /* broker ids, placement order */
 	size_t nreplicas;
-	struct kq_plog plog;           /* only on a broker holding a replica */
-	struct kq_group *group;        /* consensus-owned; NULL when this
-					* broker holds no replica */
-	struct kq__batch *batch;       /* NULL when nothing waits */
+	struct kq_plog plog;	 /* only on a broker holding a replica */
+	struct kq_group *group;	 /* consensus-owned; NULL when this
+				  * broker holds no replica */
+	struct kq__batch *batch; /* NULL when nothing waits */
 	struct kq__partition *next_dirty;
 	int dirty;
 };
@@ -71,8 +71,8 @@ struct kq__group {
 	struct kq__topic *topic;
 	struct kq__member **members;
 	size_t nmembers;
-	uint64_t *owner;               /* [nparts] sub id, 0 = none */
-	uint64_t *committed;           /* [nparts] next offset to read */
+	uint64_t *owner;     /* [nparts] sub id, 0 = none */
+	uint64_t *committed; /* [nparts] next offset to read */
 	struct kq__group *next;
 };
 
@@ -80,20 +80,20 @@ struct kq__topic {
 	char *name;
 	uint32_t nparts;
 	uint32_t replicas;
-	size_t partitioner;            /* index into b->partitioners */
+	size_t partitioner; /* index into b->partitioners */
 	int64_t retention_ms;
 	int64_t retention_bytes;
 	uint64_t seq, keyless_seq;
-	uint64_t group_base;           /* consensus group id of partition 0 */
+	uint64_t group_base; /* consensus group id of partition 0 */
 	struct kq__partition *parts;
 	struct kq__group *groups;
 };
 
 struct kq_session {
 	struct kq_broker *b;
-	struct kq__member *members;    /* subscriptions made here */
+	struct kq__member *members; /* subscriptions made here */
 	int closed;
-	unsigned refs;                 /* requests and reads in flight + 1 */
+	unsigned refs; /* requests and reads in flight + 1 */
 	struct kq_session *prev, *next;
 };
 
@@ -108,7 +108,7 @@ struct kq__instance {
 struct kq_broker {
 	uv_loop_t *loop;
 	struct kq__config *cfg;
-	char *dir;                     /* <data_dir>/kafkaesque-<id> */
+	char *dir; /* <data_dir>/kafkaesque-<id> */
 
 	struct kq__instance *transports;
 	size_t ntransports;
@@ -121,25 +121,25 @@ struct kq_broker {
 	int sync_policy;
 	uint32_t sync_interval_ms;
 
-	int *broker_ids;               /* the cluster's brokers (or this one) */
+	int *broker_ids; /* the cluster's brokers (or this one) */
 	size_t nbroker_ids;
-	struct kq__map topics;         /* name -> struct kq__topic */
-	struct kq__map subs;           /* sub id (8 bytes) -> kq__member */
-	struct kq__map creating;       /* topic names being created */
+	struct kq__map topics;	 /* name -> struct kq__topic */
+	struct kq__map subs;	 /* sub id (8 bytes) -> kq__member */
+	struct kq__map creating; /* topic names being created */
 	struct kq_plog meta_log;
 	struct kq_group *meta_group;
-	uint64_t next_sub_id;          /* next id to hand out */
-	uint64_t sub_id_limit;         /* ids below this are reserved */
-	int reserving;                 /* a reservation is being committed */
-	struct kq_req *sub_waiting;    /* SUBS waiting for ids (FIFO) */
+	uint64_t next_sub_id;	    /* next id to hand out */
+	uint64_t sub_id_limit;	    /* ids below this are reserved */
+	int reserving;		    /* a reservation is being committed */
+	struct kq_req *sub_waiting; /* SUBS waiting for ids (FIFO) */
 	struct kq_req **sub_waiting_tail;
 
-	struct kq__partition *dirty;   /* partitions with a batch */
-	struct kq_plog *sync_list;     /* logs with syncs requested */
+	struct kq__partition *dirty; /* partitions with a batch */
+	struct kq_plog *sync_list;   /* logs with syncs requested */
 	struct kq_plog *all_logs;
-	struct kq_req *done;           /* completions to deliver (FIFO) */
+	struct kq_req *done; /* completions to deliver (FIFO) */
 	struct kq_req **done_tail;
-	unsigned works;                /* syncs running on worker threads */
+	unsigned works; /* syncs running on worker threads */
 	uv_check_t check;
 	uv_idle_t idle;
 	uv_timer_t sync_timer;
@@ -174,8 +174,7 @@ extern const struct kq_log_api kq__log_api;
 /* Makes sure the end-of-turn flush runs soon. */
 void kq__broker_wake(struct kq_broker *b);
 /* Queues req's callback with `status` for the end of this loop turn. */
-void kq__broker_complete(struct kq_broker *b, struct kq_req *req,
-			 int status);
+void kq__broker_complete(struct kq_broker *b, struct kq_req *req, int status);
 /* Runs batched proposals, syncs and queued completions. */
 void kq__broker_flush(struct kq_broker *b);
 

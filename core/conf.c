@@ -11,21 +11,20 @@
 #include "log.h"
 
 const char kq__default_config[] =
-    "{\n"
-    "  \"broker\": {\"id\": 1, \"data_dir\": \".\"},\n"
-    "  \"plugins\": {\"transport\": \"telnet\",\n"
-    "              \"partitioner\": [\"keyhash\", \"roundrobin\"],\n"
-    "              \"storage\": \"segment\", \"consensus\": \"local\"},\n"
-    "  \"telnet\": {\"host\": \"127.0.0.1\", \"port\": 8080}\n"
-    "}\n";
+	"{\n"
+	"  \"broker\": {\"id\": 1, \"data_dir\": \".\"},\n"
+	"  \"plugins\": {\"transport\": \"telnet\",\n"
+	"              \"partitioner\": [\"keyhash\", \"roundrobin\"],\n"
+	"              \"storage\": \"segment\", \"consensus\": \"local\"},\n"
+	"  \"telnet\": {\"host\": \"127.0.0.1\", \"port\": 8080}\n"
+	"}\n";
 
 /* Core sections; any other top-level key must name a loaded module. */
-static const char *const core_sections[] = {"broker", "plugins", "topics",
-					    "cluster", "plugin_path", "log",
-					    NULL};
+static const char *const core_sections[] = {
+	"broker", "plugins", "topics", "cluster", "plugin_path", "log", NULL};
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -46,8 +45,8 @@ static int in_list(const char *key, const char *const *list)
 }
 
 /* Rejects keys of `obj` that are not in `allowed`. */
-static int check_keys(json_t *obj, const char *path,
-		      const char *const *allowed, char *err, size_t errlen)
+static int check_keys(json_t *obj, const char *path, const char *const *allowed,
+		      char *err, size_t errlen)
 {
 	const char *key;
 	json_t *v;
@@ -61,9 +60,9 @@ static int check_keys(json_t *obj, const char *path,
 	return 0;
 }
 
-static int get_int(json_t *obj, const char *path, const char *key,
-		   int64_t min, int64_t max, int64_t def, int64_t *out,
-		   char *err, size_t errlen)
+static int get_int(json_t *obj, const char *path, const char *key, int64_t min,
+		   int64_t max, int64_t def, int64_t *out, char *err,
+		   size_t errlen)
 {
 	json_t *v = obj ? json_object_get(obj, key) : NULL;
 
@@ -134,8 +133,8 @@ static int get_names(json_t *obj, const char *path, const char *key,
 	return 0;
 }
 
-static int get_object(json_t *root, const char *key, json_t **out,
-		      char *err, size_t errlen)
+static int get_object(json_t *root, const char *key, json_t **out, char *err,
+		      size_t errlen)
 {
 	json_t *v = json_object_get(root, key);
 
@@ -176,12 +175,13 @@ static void apply_overrides(json_t *root, const struct kq__overrides *ov)
 			  json_string(ov->data_dir));
 	if (ov->port) {
 		plugins = json_object_get(root, "plugins");
-		t = json_is_object(plugins) ? json_object_get(plugins,
-							      "transport")
-					    : NULL;
+		t = json_is_object(plugins)
+			    ? json_object_get(plugins, "transport")
+			    : NULL;
 		if (json_is_string(t))
 			transport = json_string_value(t);
-		else if (json_is_array(t) && json_is_string(json_array_get(t, 0)))
+		else if (json_is_array(t) &&
+			 json_is_string(json_array_get(t, 0)))
 			transport = json_string_value(json_array_get(t, 0));
 		set_value(root, transport, "port", json_integer(ov->port));
 	}
@@ -245,14 +245,16 @@ static int parse_peers(json_t *cluster, struct kq__config *cfg, char *err,
 static int validate(struct kq__config *cfg, char *err, size_t errlen)
 {
 	static const char *const broker_keys[] = {"id", "data_dir", NULL};
-	static const char *const plugin_keys[] = {
-	    "transport", "partitioner", "storage", "consensus", NULL};
-	static const char *const topic_keys[] = {
-	    "default_partitions", "max_partitions", "retention_ms",
-	    "retention_bytes", "retention_check_ms", "request_timeout_ms",
-	    NULL};
-	static const char *const cluster_keys[] = {"raft_port", "peers",
-						   NULL};
+	static const char *const plugin_keys[] = {"transport", "partitioner",
+						  "storage", "consensus", NULL};
+	static const char *const topic_keys[] = {"default_partitions",
+						 "max_partitions",
+						 "retention_ms",
+						 "retention_bytes",
+						 "retention_check_ms",
+						 "request_timeout_ms",
+						 NULL};
+	static const char *const cluster_keys[] = {"raft_port", "peers", NULL};
 	json_t *root = cfg->root, *broker, *plugins, *topics, *cluster, *v;
 	const char *key;
 	int64_t n;
@@ -268,16 +270,14 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 
 	if (broker && check_keys(broker, "broker", broker_keys, err, errlen))
 		return KQ_ECONFIG;
-	if (get_int(broker, "broker", "id", 1, 2147483647, 1, &n, err,
-		    errlen))
+	if (get_int(broker, "broker", "id", 1, 2147483647, 1, &n, err, errlen))
 		return KQ_ECONFIG;
 	cfg->broker_id = (int)n;
 	if (get_string(broker, "broker", "data_dir", ".", &cfg->data_dir, err,
 		       errlen))
 		return KQ_ECONFIG;
 
-	if (plugins &&
-	    check_keys(plugins, "plugins", plugin_keys, err, errlen))
+	if (plugins && check_keys(plugins, "plugins", plugin_keys, err, errlen))
 		return KQ_ECONFIG;
 	if (get_names(plugins, "plugins", "transport", 1, "telnet",
 		      &cfg->transports, &cfg->ntransports, err, errlen) ||
@@ -294,10 +294,11 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 		json_t *item;
 
 		if (!json_is_array(v))
-			return fail(err, errlen,
-				    "plugin_path: expected an array of folders");
-		cfg->plugin_path = calloc(json_array_size(v) + 1,
-					  sizeof(char *));
+			return fail(
+				err, errlen,
+				"plugin_path: expected an array of folders");
+		cfg->plugin_path =
+			calloc(json_array_size(v) + 1, sizeof(char *));
 		json_array_foreach(v, i, item)
 		{
 			if (!json_is_string(item) ||
@@ -307,7 +308,7 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 					    "folder name",
 					    i);
 			cfg->plugin_path[cfg->nplugin_path++] =
-			    strdup(json_string_value(item));
+				strdup(json_string_value(item));
 		}
 	}
 
@@ -349,8 +350,8 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 	if (cluster) {
 		if (check_keys(cluster, "cluster", cluster_keys, err, errlen))
 			return KQ_ECONFIG;
-		if (get_int(cluster, "cluster", "raft_port", 1, 65535, 7070,
-			    &n, err, errlen))
+		if (get_int(cluster, "cluster", "raft_port", 1, 65535, 7070, &n,
+			    err, errlen))
 			return KQ_ECONFIG;
 		cfg->raft_port = (int)n;
 		if (parse_peers(cluster, cfg, err, errlen))
@@ -384,8 +385,7 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 				    "nor a module named in plugins)",
 				    key);
 		if (!in_list(key, core_sections) && !json_is_object(v))
-			return fail(err, errlen, "%s: expected an object",
-				    key);
+			return fail(err, errlen, "%s: expected an object", key);
 	}
 	return 0;
 }

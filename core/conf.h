@@ -10,8 +10,8 @@
 
 struct kq__peer {
 	int id;
-	char *host;      /* client address */
-	int port;        /* client port */
+	char *host; /* client address */
+	int port;   /* client port */
 	int raft_port;
 };
 
@@ -24,12 +24,12 @@ struct kq__overrides {
 };
 
 struct kq__config {
-	json_t *root;                /* the whole document, owned */
+	json_t *root; /* the whole document, owned */
 	int broker_id;
-	char *data_dir;              /* as configured (parent of kafkaesque-N) */
+	char *data_dir; /* as configured (parent of kafkaesque-N) */
 	char **transports;
 	size_t ntransports;
-	char **partitioners;         /* first is the default */
+	char **partitioners; /* first is the default */
 	size_t npartitioners;
 	char *storage;
 	char *consensus;
@@ -37,12 +37,12 @@ struct kq__config {
 	size_t nplugin_path;
 	uint32_t default_partitions;
 	uint32_t max_partitions;
-	int64_t retention_ms;        /* -1: forever */
+	int64_t retention_ms;	     /* -1: forever */
 	int64_t retention_bytes;     /* -1: unbounded */
 	uint32_t retention_check_ms; /* period of the retention check */
 	uint32_t request_timeout_ms;
 	int log_level;
-	int raft_port;               /* 0 without a cluster section */
+	int raft_port; /* 0 without a cluster section */
 	struct kq__peer *peers;
 	size_t npeers;
 };

@@ -11,9 +11,9 @@
 
 struct part_cursor {
 	uint32_t partition;
-	uint64_t pos;                  /* next offset to read */
-	uint64_t end;                  /* committed end when the read began */
-	uint64_t start;                /* pos at the start */
+	uint64_t pos;	/* next offset to read */
+	uint64_t end;	/* committed end when the read began */
+	uint64_t start; /* pos at the start */
 };
 
 struct cursor {
@@ -21,7 +21,7 @@ struct cursor {
 	struct kq__topic *t;
 	struct kq__group *g;
 	int from_committed;
-	uint64_t max;                  /* 0: no limit */
+	uint64_t max; /* 0: no limit */
 	uint64_t delivered;
 	uint32_t idx, nparts;
 	/* state of one consume_next step */
@@ -186,8 +186,9 @@ uint64_t kq__consume_close(struct kq_consume *c)
 			if (!offsets)
 				offsets = json_array();
 			json_array_append_new(
-			    offsets, json_pack("[I,I]", (json_int_t)pc->partition,
-					       (json_int_t)pc->pos));
+				offsets,
+				json_pack("[I,I]", (json_int_t)pc->partition,
+					  (json_int_t)pc->pos));
 		}
 	}
 	if (offsets) {

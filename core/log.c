@@ -16,8 +16,7 @@ void kq__log_set_level(enum kq_log_level level)
 
 int kq__log_parse_level(const char *name)
 {
-	for (size_t i = 0; i < sizeof(level_names) / sizeof(*level_names);
-	     i++)
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(*level_names); i++)
 		if (strcmp(name, level_names[i]) == 0)
 			return (int)i;
 	return -1;

@@ -12,13 +12,13 @@ int kq__log_parse_level(const char *name);
 
 /* Logs one line; `who` names the component ("core", a module name). */
 void kq__log(enum kq_log_level level, const char *who, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 void kq__logv(enum kq_log_level level, const char *who, const char *fmt,
 	      va_list ap);
 
 #define kq__error(...) kq__log(KQ_LOG_ERROR, "core", __VA_ARGS__)
-#define kq__warn(...) kq__log(KQ_LOG_WARN, "core", __VA_ARGS__)
-#define kq__info(...) kq__log(KQ_LOG_INFO, "core", __VA_ARGS__)
+#define kq__warn(...)  kq__log(KQ_LOG_WARN, "core", __VA_ARGS__)
+#define kq__info(...)  kq__log(KQ_LOG_INFO, "core", __VA_ARGS__)
 #define kq__debug(...) kq__log(KQ_LOG_DEBUG, "core", __VA_ARGS__)
 
 #endif /* KQ_CORE_LOG_H */

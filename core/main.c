@@ -44,8 +44,9 @@ static int parse_int(const char *flag, const char *v, int min, int max,
 	errno = 0;
 	n = strtol(v, &end, 10);
 	if (errno || end == v || *end || n < min || n > max) {
-		fprintf(stderr, "kafkaesqued: %s: expected an integer %d..%d, "
-				"got \"%s\"\n",
+		fprintf(stderr,
+			"kafkaesqued: %s: expected an integer %d..%d, "
+			"got \"%s\"\n",
 			flag, min, max, v);
 		return -1;
 	}
@@ -88,7 +89,8 @@ static int parse_args(int argc, char **argv, const char **config,
 		if (strcmp(name, "config") && strcmp(name, "c") &&
 		    strcmp(name, "brokerId") && strcmp(name, "port") &&
 		    strcmp(name, "raftport") && strcmp(name, "datadir")) {
-			fprintf(stderr, "kafkaesqued: unknown flag -%s (try -h)\n",
+			fprintf(stderr,
+				"kafkaesqued: unknown flag -%s (try -h)\n",
 				name);
 			return -1;
 		}

@@ -35,11 +35,11 @@ static size_t partitioner_index(struct kq_broker *b, const char *name)
 static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t offset)
 {
 	const char *name = json_string_value(json_object_get(rec, "name"));
-	const char *part = json_string_value(json_object_get(rec,
-							     "partitioner"));
+	const char *part =
+		json_string_value(json_object_get(rec, "partitioner"));
 	json_int_t n = json_integer_value(json_object_get(rec, "partitions"));
-	json_int_t replicas = json_integer_value(json_object_get(rec,
-								 "replicas"));
+	json_int_t replicas =
+		json_integer_value(json_object_get(rec, "replicas"));
 	json_t *rms = json_object_get(rec, "retention_ms");
 	json_t *rbytes = json_object_get(rec, "retention_bytes");
 	size_t pi = 0;
@@ -60,11 +60,10 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t offset)
 			pi = 0;
 		}
 	}
-	rv = kq__topic_create(b, name, (uint32_t)n,
-			      replicas > 0 ? (uint32_t)replicas : 1, pi,
-			      rms ? json_integer_value(rms) : -1,
-			      rbytes ? json_integer_value(rbytes) : -1,
-			      GROUP_BASE(offset));
+	rv = kq__topic_create(
+		b, name, (uint32_t)n, replicas > 0 ? (uint32_t)replicas : 1, pi,
+		rms ? json_integer_value(rms) : -1,
+		rbytes ? json_integer_value(rbytes) : -1, GROUP_BASE(offset));
 	if (rv != 0)
 		kq__error("topic %s: cannot open its partitions: %s", name,
 			  kq_strerror(rv));
@@ -118,8 +117,8 @@ static void apply(void *ctx, const struct kq_record *r)
 	} else if (strcmp(type, "offsets") == 0) {
 		apply_offsets(b, rec);
 	} else if (strcmp(type, "sub_ids") == 0) {
-		json_int_t limit = json_integer_value(json_object_get(rec,
-								      "limit"));
+		json_int_t limit =
+			json_integer_value(json_object_get(rec, "limit"));
 
 		if (limit > 0 && (uint64_t)limit > b->sub_id_limit)
 			b->sub_id_limit = (uint64_t)limit;

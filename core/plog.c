@@ -156,8 +156,7 @@ static int plog_append(struct kq_plog *pl, const struct kq_record *recs,
 	return rv;
 }
 
-static int plog_sync(struct kq_plog *pl, struct kq_sync_req *req,
-		     kq_sync_cb cb)
+static int plog_sync(struct kq_plog *pl, struct kq_sync_req *req, kq_sync_cb cb)
 {
 	req->cb = cb;
 	req->next = NULL;
@@ -210,14 +209,14 @@ static int plog_load_hs(struct kq_plog *pl, struct kq_hard_state *hs)
 }
 
 const struct kq_log_api kq__log_api = {
-    .append = plog_append,
-    .sync = plog_sync,
-    .read = plog_read,
-    .first_offset = plog_first,
-    .next_offset = plog_next,
-    .term_at = plog_term_at,
-    .truncate = plog_truncate,
-    .reset = plog_reset,
-    .save_hard_state = plog_save_hs,
-    .load_hard_state = plog_load_hs,
+	.append = plog_append,
+	.sync = plog_sync,
+	.read = plog_read,
+	.first_offset = plog_first,
+	.next_offset = plog_next,
+	.term_at = plog_term_at,
+	.truncate = plog_truncate,
+	.reset = plog_reset,
+	.save_hard_state = plog_save_hs,
+	.load_hard_state = plog_load_hs,
 };

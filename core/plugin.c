@@ -164,8 +164,9 @@ int kq__module_load(const char *name, enum kq_plugin_kind kind,
 		}
 	}
 	if (!h) {
-		snprintf(err, errlen, "%s module %s: cannot load (tried %s): %s",
-			 kname, name, tried, why);
+		snprintf(err, errlen,
+			 "%s module %s: cannot load (tried %s): %s", kname,
+			 name, tried, why);
 		return -ENOENT;
 	}
 	entry = (kq_plugin_entry_fn)(uintptr_t)lt_dlsym(h, KQ_PLUGIN_ENTRY);

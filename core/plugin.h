@@ -10,8 +10,8 @@
 
 /* A loaded module. */
 struct kq__module {
-	char *name;                        /* as configured, owned */
-	char *path;                        /* the file loaded, owned */
+	char *name; /* as configured, owned */
+	char *path; /* the file loaded, owned */
 	lt_dlhandle handle;
 	const struct kq_plugin_desc *desc; /* owned by the module */
 };

@@ -71,9 +71,9 @@ int kq__describe(struct kq_broker *b, const char *topic,
 	return (int)t->nparts;
 }
 
-static struct kq__member *member_or_fail(struct kq_broker *b,
-					 const char *topic, uint64_t sub_id,
-					 char *errmsg, size_t errlen, int *rv)
+static struct kq__member *member_or_fail(struct kq_broker *b, const char *topic,
+					 uint64_t sub_id, char *errmsg,
+					 size_t errlen, int *rv)
 {
 	struct kq__member *m;
 
@@ -98,8 +98,8 @@ int kq__assignment(struct kq_broker *b, const char *topic, uint64_t sub_id,
 		   char *errmsg, size_t errlen)
 {
 	int rv = 0, n = 0;
-	struct kq__member *m = member_or_fail(b, topic, sub_id, errmsg,
-					      errlen, &rv);
+	struct kq__member *m =
+		member_or_fail(b, topic, sub_id, errmsg, errlen, &rv);
 
 	if (!m)
 		return rv;
@@ -167,9 +167,9 @@ int kq__brokers(struct kq_broker *b,
 		bi.id = cfg->peers[i].id;
 		bi.host = cfg->peers[i].host;
 		bi.port = cfg->peers[i].port;
-		bi.up = b->cops->peer_up
-			    ? b->cops->peer_up(b->consensus.state, bi.id) > 0
-			    : bi.id == cfg->broker_id;
+		bi.up = b->cops->peer_up ? b->cops->peer_up(b->consensus.state,
+							    bi.id) > 0
+					 : bi.id == cfg->broker_id;
 		bi.meta_leader = leader == bi.id;
 		cb(ctx, &bi);
 	}

@@ -55,14 +55,13 @@ static int holds_replica(struct kq_broker *b, const struct kq__partition *p)
 	return 0;
 }
 
-static int open_partition(struct kq_broker *b, struct kq__topic *t,
-			  uint32_t id)
+static int open_partition(struct kq_broker *b, struct kq__topic *t, uint32_t id)
 {
 	struct kq__partition *p = &t->parts[id];
 	struct kq_log_options opts = {
-	    .segment_bytes = 0,
-	    .retention_ms = t->retention_ms,
-	    .retention_bytes = t->retention_bytes,
+		.segment_bytes = 0,
+		.retention_ms = t->retention_ms,
+		.retention_bytes = t->retention_bytes,
 	};
 	struct kq_group_config gc;
 	char dir[4096], name[300];
@@ -86,8 +85,7 @@ static int open_partition(struct kq_broker *b, struct kq__topic *t,
 	gc.nreplicas = p->nreplicas;
 	rv = b->cops->group_open(b->consensus.state, &gc, &p->group);
 	if (rv != 0) {
-		kq__error("partition %s: consensus: %s", name,
-			  kq_strerror(rv));
+		kq__error("partition %s: consensus: %s", name, kq_strerror(rv));
 		kq__plog_close(&p->plog);
 		return rv;
 	}

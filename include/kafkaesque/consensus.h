@@ -25,9 +25,9 @@ typedef void (*kq_sync_cb)(struct kq_sync_req *req, int status);
 /* Caller-owned; must stay valid until its callback runs.  The callback
  * never runs when the call that takes it fails. */
 struct kq_sync_req {
-	void *data;                /* for the caller */
-	kq_sync_cb cb;             /* private */
-	struct kq_sync_req *next;  /* private */
+	void *data;		  /* for the caller */
+	kq_sync_cb cb;		  /* private */
+	struct kq_sync_req *next; /* private */
 };
 
 /* Durable logs, implemented by the core over the storage module.  The
@@ -58,13 +58,13 @@ struct kq_log_api {
 typedef void (*kq_apply_fn)(void *ctx, const struct kq_record *rec);
 
 struct kq_group_config {
-	uint64_t id;               /* 0: metadata group */
-	const char *name;          /* "meta", "<topic>-<partition>" */
-	struct kq_plog *log;       /* borrowed until group_close() */
-	const int *replicas;       /* broker ids holding a replica */
+	uint64_t id;	     /* 0: metadata group */
+	const char *name;    /* "meta", "<topic>-<partition>" */
+	struct kq_plog *log; /* borrowed until group_close() */
+	const int *replicas; /* broker ids holding a replica */
 	size_t nreplicas;
-	kq_apply_fn apply;         /* NULL: the core does not need records
-				    * applied (message logs) */
+	kq_apply_fn apply; /* NULL: the core does not need records
+			    * applied (message logs) */
 	void *apply_ctx;
 };
 
@@ -77,10 +77,10 @@ typedef void (*kq_propose_cb)(struct kq_propose_req *req, int status);
 
 /* Caller-owned; must stay valid until its callback runs. */
 struct kq_propose_req {
-	void *data;                /* for the caller */
-	uint64_t first_offset;     /* result: offset of the first record */
-	kq_propose_cb cb;          /* private */
-	void *impl[4];             /* private to the module */
+	void *data;	       /* for the caller */
+	uint64_t first_offset; /* result: offset of the first record */
+	kq_propose_cb cb;      /* private */
+	void *impl[4];	       /* private to the module */
 };
 
 struct kq_group; /* opaque, owned by the consensus module */

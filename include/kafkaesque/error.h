@@ -12,23 +12,23 @@
 /* Protocol-level failures; each maps to one `ERR <CODE>` of the text
  * protocol.  They sit far below errno values so the two never collide. */
 enum {
-	KQ_ESYNTAX = -10001,    /* cannot be parsed, wrong number of words */
-	KQ_EUNKNOWN = -10002,   /* no such command */
-	KQ_EBADARG = -10003,    /* value out of range or a bad name */
-	KQ_ENOTOPIC = -10004,   /* no such topic */
-	KQ_EEXISTS = -10005,    /* topic already exists */
-	KQ_ENOSUB = -10006,     /* no such subscription for that topic */
+	KQ_ESYNTAX = -10001,	  /* cannot be parsed, wrong number of words */
+	KQ_EUNKNOWN = -10002,	  /* no such command */
+	KQ_EBADARG = -10003,	  /* value out of range or a bad name */
+	KQ_ENOTOPIC = -10004,	  /* no such topic */
+	KQ_EEXISTS = -10005,	  /* topic already exists */
+	KQ_ENOSUB = -10006,	  /* no such subscription for that topic */
 	KQ_EUNAVAILABLE = -10007, /* no leader, no quorum, or a log that
 				   * stopped accepting writes */
-	KQ_ETOOLONG = -10008,   /* line longer than the configured maximum */
-	KQ_EBUSY = -10009,      /* a configured limit was reached */
-	KQ_EINTERNAL = -10010,  /* a bug or damaged data */
-	KQ_ECORRUPT = -10011,   /* a checksum or structure check failed */
-	KQ_EABI = -10012,       /* plugin built for another ABI */
-	KQ_ENOENTRY = -10013,   /* plugin without the entry symbol */
-	KQ_EKIND = -10014,      /* plugin of another kind than expected */
-	KQ_ECONFIG = -10015,    /* invalid configuration */
-	KQ_ECANCELED = -10016,  /* request canceled by shutdown */
+	KQ_ETOOLONG = -10008,	  /* line longer than the configured maximum */
+	KQ_EBUSY = -10009,	  /* a configured limit was reached */
+	KQ_EINTERNAL = -10010,	  /* a bug or damaged data */
+	KQ_ECORRUPT = -10011,	  /* a checksum or structure check failed */
+	KQ_EABI = -10012,	  /* plugin built for another ABI */
+	KQ_ENOENTRY = -10013,	  /* plugin without the entry symbol */
+	KQ_EKIND = -10014,	  /* plugin of another kind than expected */
+	KQ_ECONFIG = -10015,	  /* invalid configuration */
+	KQ_ECANCELED = -10016,	  /* request canceled by shutdown */
 };
 
 /* The protocol code for an error ("NOTOPIC", ...).  Codes without a
@@ -73,7 +73,9 @@ static inline const char *kq_strerror(int err)
 	case KQ_EKIND: return "plugin of the wrong kind";
 	case KQ_ECONFIG: return "invalid configuration";
 	case KQ_ECANCELED: return "canceled";
-	default: return err < 0 && err > -4096 ? strerror(-err) : "unknown error";
+	default:
+		return err < 0 && err > -4096 ? strerror(-err)
+					      : "unknown error";
 	}
 }
 

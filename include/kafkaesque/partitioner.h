@@ -12,14 +12,14 @@
  * call only. */
 struct kq_partition_req {
 	const char *topic;
-	uint32_t partitions;       /* > 0 */
-	const void *key;           /* NULL when the message has no key */
+	uint32_t partitions; /* > 0 */
+	const void *key;     /* NULL when the message has no key */
 	size_t key_len;
-	const void *value;         /* the whole stored message */
+	const void *value; /* the whole stored message */
 	size_t value_len;
-	uint64_t seq;              /* messages of this topic placed so far by
-				    * this broker (0, 1, 2, ...) */
-	uint64_t keyless_seq;      /* same, counting keyless messages only */
+	uint64_t seq;	      /* messages of this topic placed so far by
+			       * this broker (0, 1, 2, ...) */
+	uint64_t keyless_seq; /* same, counting keyless messages only */
 };
 
 struct kq_partitioner_ops {

@@ -36,11 +36,11 @@ enum kq_plugin_kind {
 /* What kq_plugin_entry() returns.  Static storage owned by the module; it
  * must stay valid until the module is unloaded. */
 struct kq_plugin_desc {
-	uint32_t abi;              /* KQ_PLUGIN_ABI the module was built with */
+	uint32_t abi; /* KQ_PLUGIN_ABI the module was built with */
 	enum kq_plugin_kind kind;
-	const char *name;          /* "telnet", "keyhash", ... */
-	const char *version;       /* the module's own version string */
-	const void *ops;           /* struct kq_<kind>_ops for the kind */
+	const char *name;    /* "telnet", "keyhash", ... */
+	const char *version; /* the module's own version string */
+	const void *ops;     /* struct kq_<kind>_ops for the kind */
 };
 
 /* Each module defines exactly this function (and exports nothing else). */
@@ -60,23 +60,23 @@ struct kq_log_api;
 /* Services the core lends one module instance.  Owned by the core, valid
  * from the kind's init() until after its close/fini op returns. */
 struct kq_host {
-	uint32_t abi;              /* KQ_PLUGIN_ABI of the core */
-	const char *module;        /* the module's name, for messages */
-	uv_loop_t *loop;           /* the broker's single event loop */
+	uint32_t abi;	    /* KQ_PLUGIN_ABI of the core */
+	const char *module; /* the module's name, for messages */
+	uv_loop_t *loop;    /* the broker's single event loop */
 	int broker_id;
-	const char *data_dir;      /* the broker's own folder,
-				    * <data_dir>/kafkaesque-<id> */
-	const json_t *config;      /* the module's own config section
-				    * (borrowed; NULL when absent) */
+	const char *data_dir; /* the broker's own folder,
+			       * <data_dir>/kafkaesque-<id> */
+	const json_t *config; /* the module's own config section
+			       * (borrowed; NULL when absent) */
 
 	/* Logs one line to the broker's log with the module's name.  Safe
 	 * to call from any thread (storage sync() runs on worker threads). */
 	void (*log)(const struct kq_host *host, enum kq_log_level level,
 		    const char *fmt, ...)
 #if defined(__GNUC__)
-	    __attribute__((format(printf, 3, 4)))
+		__attribute__((format(printf, 3, 4)))
 #endif
-	    ;
+		;
 
 	/* The broker's allocator.  Memory handed across the plugin boundary
 	 * is always allocated and freed with these. */
@@ -92,7 +92,7 @@ struct kq_host {
 	 * storage module through the core. */
 	const struct kq_log_api *logs;
 
-	void *impl;                /* core private */
+	void *impl; /* core private */
 
 	/* Consensus only: the "cluster" config section (borrowed; NULL for
 	 * a standalone broker): {"raft_port": N, "peers": [{"id", "host",

@@ -27,25 +27,25 @@ enum {
  * until the callback returns. */
 struct kq_record {
 	uint64_t offset;
-	uint64_t term;             /* consensus term (0 without consensus) */
-	int64_t timestamp_ms;      /* wall clock at the leader's append */
-	uint32_t flags;            /* KQ_RECORD_* */
-	const void *key;           /* NULL or key_len == 0: no key */
+	uint64_t term;	      /* consensus term (0 without consensus) */
+	int64_t timestamp_ms; /* wall clock at the leader's append */
+	uint32_t flags;	      /* KQ_RECORD_* */
+	const void *key;      /* NULL or key_len == 0: no key */
 	uint32_t key_len;
 	const void *value;
 	uint32_t value_len;
 };
 
 struct kq_log_options {
-	uint64_t segment_bytes;    /* roll to a new segment past this size */
-	int64_t retention_ms;      /* -1: keep forever */
-	int64_t retention_bytes;   /* -1: no size bound */
+	uint64_t segment_bytes;	 /* roll to a new segment past this size */
+	int64_t retention_ms;	 /* -1: keep forever */
+	int64_t retention_bytes; /* -1: no size bound */
 };
 
 /* Durable per-log consensus state (Raft's currentTerm and votedFor). */
 struct kq_hard_state {
 	uint64_t term;
-	uint64_t vote;             /* broker id voted for in term, 0 = none */
+	uint64_t vote; /* broker id voted for in term, 0 = none */
 };
 
 /* Durability policies, see kq_storage_ops.sync_policy. */

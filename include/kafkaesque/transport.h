@@ -29,9 +29,9 @@ typedef void (*kq_req_cb)(struct kq_req *req, int status);
 /* A request to the broker.  Caller-owned.  After the callback, release
  * what the result holds with api->req_cleanup(). */
 struct kq_req {
-	void *data;                /* for the caller */
-	enum kq_req_type type;     /* set by the call */
-	char errmsg[256];          /* human text of a failure ("" if none) */
+	void *data;	       /* for the caller */
+	enum kq_req_type type; /* set by the call */
+	char errmsg[256];      /* human text of a failure ("" if none) */
 	union {
 		struct {
 			uint32_t partitions;
@@ -55,7 +55,7 @@ struct kq_req {
 /* What CRTP asks for.  Borrowed for the duration of the call. */
 struct kq_topic_spec {
 	const char *name;
-	uint32_t partitions;       /* 0: the configured default */
+	uint32_t partitions;	    /* 0: the configured default */
 	const char *const *options; /* "key=value" words, validated by the
 				     * broker (replicas, partitioner,
 				     * retention.ms, retention.bytes) */
@@ -65,17 +65,17 @@ struct kq_topic_spec {
 /* One partition of DESC. */
 struct kq_partition_info {
 	uint32_t partition;
-	int leader;                /* broker id, 0 when none */
+	int leader; /* broker id, 0 when none */
 	const int *replicas;
 	size_t nreplicas;
-	uint64_t start;            /* first readable offset */
-	uint64_t end;              /* next offset */
+	uint64_t start; /* first readable offset */
+	uint64_t end;	/* next offset */
 };
 
 /* One broker of STAT. */
 struct kq_broker_info {
 	int id;
-	const char *host;          /* client address */
+	const char *host; /* client address */
 	int port;
 	int up;
 	int meta_leader;
@@ -93,8 +93,8 @@ typedef int (*kq_message_cb)(void *ctx, const struct kq_message *msg);
 /* A CONS read in progress.  Caller-owned storage for the broker's cursor;
  * valid from consume_open() until consume_close(). */
 struct kq_consume {
-	void *data;                /* for the caller */
-	void *impl[8];             /* private to the broker */
+	void *data;    /* for the caller */
+	void *impl[8]; /* private to the broker */
 };
 
 struct kq_broker_api {

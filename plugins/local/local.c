@@ -15,7 +15,7 @@ struct local {
 struct proposal {
 	struct kq_sync_req sreq;
 	const struct kq_host *host;
-	struct kq_group *g;             /* NULL once the group closed */
+	struct kq_group *g; /* NULL once the group closed */
 	struct kq_propose_req *req;
 	uint64_t first, end;
 	struct proposal *prev, *next;
@@ -25,10 +25,10 @@ struct kq_group {
 	struct local *l;
 	struct kq_group_config cfg;
 	const struct kq_log_api *logs;
-	uint64_t commit_end;           /* after the last committed record */
-	uint64_t applied_end;          /* after the last applied record */
-	struct proposal *pending;      /* proposals waiting for their sync */
-	int failed;                    /* first write or sync error, or 0 */
+	uint64_t commit_end;	  /* after the last committed record */
+	uint64_t applied_end;	  /* after the last applied record */
+	struct proposal *pending; /* proposals waiting for their sync */
+	int failed;		  /* first write or sync error, or 0 */
 };
 
 static int local_init(const struct kq_host *host, void **state)
@@ -246,22 +246,22 @@ static int local_peer_up(void *state, int id)
 }
 
 static const struct kq_consensus_ops ops = {
-    .init = local_init,
-    .fini = local_fini,
-    .group_open = local_group_open,
-    .group_close = local_group_close,
-    .propose = local_propose,
-    .commit_end = local_commit_end,
-    .leader = local_leader,
-    .peer_up = local_peer_up,
+	.init = local_init,
+	.fini = local_fini,
+	.group_open = local_group_open,
+	.group_close = local_group_close,
+	.propose = local_propose,
+	.commit_end = local_commit_end,
+	.leader = local_leader,
+	.peer_up = local_peer_up,
 };
 
 static const struct kq_plugin_desc desc = {
-    .abi = KQ_PLUGIN_ABI,
-    .kind = KQ_PLUGIN_CONSENSUS,
-    .name = "local",
-    .version = "1.0.0",
-    .ops = &ops,
+	.abi = KQ_PLUGIN_ABI,
+	.kind = KQ_PLUGIN_CONSENSUS,
+	.name = "local",
+	.version = "1.0.0",
+	.ops = &ops,
 };
 
 const struct kq_plugin_desc *kq_plugin_entry(void);

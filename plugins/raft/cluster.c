@@ -12,7 +12,7 @@
  * Raft resends what it misses, and a stalled peer must not eat memory. */
 #define QUEUE_MAX (32u << 20)
 /* Items per coalesced heartbeat frame, well below KQ__FRAME_MAX. */
-#define HB_PER_FRAME 65536
+#define HB_PER_FRAME   65536
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 
@@ -22,12 +22,12 @@ struct conn {
 	uv_tcp_t tcp;
 	uv_connect_t creq;
 	struct kq__cluster *c;
-	struct peer *peer;    /* NULL on an accepted one until its hello */
-	int hello;	      /* the other end's hello arrived */
+	struct peer *peer; /* NULL on an accepted one until its hello */
+	int hello;	   /* the other end's hello arrived */
 	int closing;
-	uint8_t *buf;	      /* received bytes not yet parsed */
+	uint8_t *buf; /* received bytes not yet parsed */
 	size_t len, cap;
-	size_t queued;	      /* bytes handed to uv_write, not yet done */
+	size_t queued; /* bytes handed to uv_write, not yet done */
 	struct conn *prev, *next;
 };
 
@@ -37,10 +37,10 @@ struct peer {
 	char *host;
 	int port;
 	struct sockaddr_storage addr;
-	int dials;	      /* this broker dials it (lower id dials) */
-	struct conn *conn;    /* the established or dialing connection */
+	int dials;	   /* this broker dials it (lower id dials) */
+	struct conn *conn; /* the established or dialing connection */
 	uv_timer_t retry;
-	int retry_init;	      /* retry is an initialised handle */
+	int retry_init; /* retry is an initialised handle */
 	unsigned backoff_ms;
 	uint64_t last_rx_ms;
 	uint64_t last_tx_tick;
@@ -57,10 +57,10 @@ struct kq__cluster {
 	struct peer *peers;
 	size_t n_peers;
 	struct conn *conns;
-	int handles;	      /* handles initialised and not yet closed */
+	int handles; /* handles initialised and not yet closed */
 	int closed;
 	uint64_t ticks;
-	uint64_t dropped;     /* messages dropped, for debug lines */
+	uint64_t dropped; /* messages dropped, for debug lines */
 	uint64_t unknown;
 };
 
@@ -403,8 +403,8 @@ static void on_connected(uv_connect_t *req, int status)
 		return;
 	if (status < 0) {
 		cn->c->host->log(cn->c->host, KQ_LOG_DEBUG,
-				 "cluster: dialing broker %d: %s",
-				 cn->peer->id, uv_strerror(status));
+				 "cluster: dialing broker %d: %s", cn->peer->id,
+				 uv_strerror(status));
 		conn_close(cn);
 		return;
 	}
@@ -575,7 +575,8 @@ void kq__cluster_tick(struct kq__cluster *c)
 			continue;
 		/* Quiet pairs (two followers) still prove they are alive. */
 		flush_peer(c, p,
-			   c->ticks - p->last_tx_tick >= c->cfg.heartbeat_ticks);
+			   c->ticks - p->last_tx_tick >=
+				   c->cfg.heartbeat_ticks);
 	}
 }
 
@@ -644,9 +645,8 @@ static int read_peers(struct kq__cluster *c, int *listen_port)
 			return config_error(c, "cluster.peers: bad id");
 		pr->c = c;
 		pr->id = (int)json_integer_value(id);
-		pr->host = strdup(json_is_string(host)
-					  ? json_string_value(host)
-					  : "127.0.0.1");
+		pr->host = strdup(json_is_string(host) ? json_string_value(host)
+						       : "127.0.0.1");
 		pr->port = json_is_integer(rp) ? (int)json_integer_value(rp)
 					       : 7070;
 		pr->backoff_ms = BACKOFF_MIN_MS;
@@ -713,16 +713,15 @@ int kq__cluster_new(const struct kq_host *host,
 	c->listening = 1;
 	rv = uv_tcp_bind(&c->listener, (const struct sockaddr *)&addr, 0);
 	if (rv == 0)
-		rv = uv_listen((uv_stream_t *)&c->listener, 128,
-			       on_connection);
+		rv = uv_listen((uv_stream_t *)&c->listener, 128, on_connection);
 	if (rv != 0) {
 		host->log(host, KQ_LOG_ERROR,
 			  "cluster: cannot listen on %s:%d: %s", own->host,
 			  port, uv_strerror(rv));
 		return rv;
 	}
-	host->log(host, KQ_LOG_INFO, "cluster: listening on %s:%d",
-		  own->host, port);
+	host->log(host, KQ_LOG_INFO, "cluster: listening on %s:%d", own->host,
+		  port);
 	for (size_t i = 0; i < c->n_peers; i++)
 		if (c->peers[i].dials)
 			dial(&c->peers[i]);
@@ -739,8 +738,7 @@ void kq__cluster_close(struct kq__cluster *c)
 	for (size_t i = 0; i < c->n_peers; i++) {
 		struct peer *p = &c->peers[i];
 
-		if (p->retry_init &&
-		    !uv_is_closing((uv_handle_t *)&p->retry)) {
+		if (p->retry_init && !uv_is_closing((uv_handle_t *)&p->retry)) {
 			p->retry.data = c;
 			uv_close((uv_handle_t *)&p->retry, on_handle_closed);
 		}

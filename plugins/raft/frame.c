@@ -11,8 +11,8 @@
 #define MSG_FIXED (1 + 8 + 1 + 1 + 7 * 8 + 4 + 8 + 8 + 1 + 4)
 /* Bytes of one entry besides its payload. */
 #define ENTRY_FIXED (8 + 8 + 4 + 4)
-#define HELLO_BODY (1 + 4 + 1 + 4)
-#define HB_FIXED (1 + 8 + 8 + 4)
+#define HELLO_BODY  (1 + 4 + 1 + 4)
+#define HB_FIXED    (1 + 8 + 8 + 4)
 
 static uint8_t *put8(uint8_t *p, uint8_t v)
 {

@@ -18,7 +18,7 @@
 /* Bytes before a frame's body: the length field. */
 #define KQ__FRAME_HEAD 4
 /* "KQRF": the first field of a hello frame. */
-#define KQ__FRAME_MAGIC 0x4b515246u
+#define KQ__FRAME_MAGIC	  0x4b515246u
 #define KQ__FRAME_VERSION 1
 /* Bytes of one coalesced heartbeat item. */
 #define KQ__FRAME_HB_ITEM 25

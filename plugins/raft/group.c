@@ -281,12 +281,18 @@ static void settle(struct kq_group *g)
 
 	if (lead != g->leader_seen) {
 		g->leader_seen = lead;
-		g->mod->host->log(g->mod->host,
-				  g->id == 0 ? KQ_LOG_INFO : KQ_LOG_DEBUG,
-				  "group %s: leader %s%" PRIu64
-				  " in term %" PRIu64,
-				  g->name, lead ? "broker " : "none",
-				  lead ? lead : (uint64_t)0, term);
+		enum kq_log_level lvl = g->id == 0 ? KQ_LOG_INFO : KQ_LOG_DEBUG;
+
+		if (lead)
+			g->mod->host->log(g->mod->host, lvl,
+					  "group %s: leader broker %" PRIu64
+					  " in term %" PRIu64,
+					  g->name, lead, term);
+		else
+			g->mod->host->log(
+				g->mod->host, lvl,
+				"group %s: no leader in term %" PRIu64, g->name,
+				term);
 	}
 	while ((p = g->pend) && !g->closed) {
 		int status;
@@ -474,8 +480,9 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	if (mod->closed)
 		return KQ_EUNAVAILABLE;
 	if (kq__raft_module_find(mod, cfg->id)) {
-		host->log(host, KQ_LOG_ERROR, "group %s: id %" PRIu64
-			  " already open", cfg->name, cfg->id);
+		host->log(host, KQ_LOG_ERROR,
+			  "group %s: id %" PRIu64 " already open", cfg->name,
+			  cfg->id);
 		return KQ_EINTERNAL;
 	}
 	g = calloc(1, sizeof(*g));

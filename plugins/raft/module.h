@@ -36,14 +36,14 @@ struct kq_group {
 
 	struct kq__raft_pending *pend; /* oldest first */
 	struct kq__raft_pending **pend_tail;
-	struct kq__raft_sync *syncs;   /* syncs in flight */
-	uint64_t persist_upto;	       /* highest persist id made durable */
-	uint64_t persist_told;	       /* the highest told to the core */
-	uint64_t written_end;	       /* offset after the last written */
-	uint64_t leader_seen;	       /* for leader-change log lines */
-	int failed;		       /* the error that stopped the group */
-	bool running;		       /* inside run(): no re-entry */
-	bool again;		       /* run() was asked for again */
+	struct kq__raft_sync *syncs; /* syncs in flight */
+	uint64_t persist_upto;	     /* highest persist id made durable */
+	uint64_t persist_told;	     /* the highest told to the core */
+	uint64_t written_end;	     /* offset after the last written */
+	uint64_t leader_seen;	     /* for leader-change log lines */
+	int failed;		     /* the error that stopped the group */
+	bool running;		     /* inside run(): no re-entry */
+	bool again;		     /* run() was asked for again */
 	bool closed;
 
 	struct kq_group *next_hash;
@@ -95,8 +95,7 @@ void kq__raft_group_step(struct kq_group *g, const struct kq__raft_msg *m);
 void kq__raft_run_canceled(struct kq__raft_module *mod);
 
 /* plugin.c: the group table and the handles' lifetime. */
-struct kq_group *kq__raft_module_find(struct kq__raft_module *mod,
-				      uint64_t id);
+struct kq_group *kq__raft_module_find(struct kq__raft_module *mod, uint64_t id);
 int kq__raft_module_add(struct kq__raft_module *mod, struct kq_group *g,
 			uint64_t id);
 void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,

@@ -23,8 +23,7 @@ static size_t bucket_of(const struct kq__raft_module *mod, uint64_t id)
 	return (size_t)(id & (mod->n_buckets - 1));
 }
 
-struct kq_group *kq__raft_module_find(struct kq__raft_module *mod,
-				      uint64_t id)
+struct kq_group *kq__raft_module_find(struct kq__raft_module *mod, uint64_t id)
 {
 	struct kq_group *g;
 
@@ -175,8 +174,7 @@ static int get_uint(const struct kq_host *host, const char *key, json_t *v,
 	if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
 	    json_integer_value(v) > (json_int_t)max) {
 		host->log(host, KQ_LOG_ERROR,
-			  "raft.%s: expected an integer %u..%u", key, min,
-			  max);
+			  "raft.%s: expected an integer %u..%u", key, min, max);
 		return KQ_ECONFIG;
 	}
 	*out = (unsigned)json_integer_value(v);
@@ -312,22 +310,22 @@ static int raft_peer_up(void *state, int id)
 }
 
 static const struct kq_consensus_ops ops = {
-    .init = raft_init,
-    .fini = raft_fini,
-    .group_open = kq__raft_group_open,
-    .group_close = kq__raft_group_close,
-    .propose = kq__raft_group_propose,
-    .commit_end = kq__raft_group_commit_end,
-    .leader = kq__raft_group_leader,
-    .peer_up = raft_peer_up,
+	.init = raft_init,
+	.fini = raft_fini,
+	.group_open = kq__raft_group_open,
+	.group_close = kq__raft_group_close,
+	.propose = kq__raft_group_propose,
+	.commit_end = kq__raft_group_commit_end,
+	.leader = kq__raft_group_leader,
+	.peer_up = raft_peer_up,
 };
 
 static const struct kq_plugin_desc desc = {
-    .abi = KQ_PLUGIN_ABI,
-    .kind = KQ_PLUGIN_CONSENSUS,
-    .name = "raft",
-    .version = "1.0.0",
-    .ops = &ops,
+	.abi = KQ_PLUGIN_ABI,
+	.kind = KQ_PLUGIN_CONSENSUS,
+	.name = "raft",
+	.version = "1.0.0",
+	.ops = &ops,
 };
 
 const struct kq_plugin_desc *kq_plugin_entry(void);

@@ -32,12 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				kq__frame_hb_get(&f, i, &hb);
 			for (size_t i = 0; i < f.msg.n_entries; i++)
 				if (f.msg.entries[i].len)
-					(void)((volatile uint8_t *)
-						       f.msg.entries[i]
-							       .data)[f.msg
-									      .entries[i]
-									      .len -
-								      1];
+					(void)((volatile uint8_t *)f.msg
+						       .entries[i]
+						       .data)
+						[f.msg.entries[i].len - 1];
 			kq__frame_release(&f);
 		}
 		free(copy);

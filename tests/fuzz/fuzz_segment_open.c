@@ -4,7 +4,8 @@
  * its tail and rebuilds the index, and then read from start to end.
  * Nothing may crash, and every record read must pass its checksum.
  *
- * Built on request: make fuzz-segment && ./fuzz_segment_open -max_total_time=60 */
+ * Built on request: make fuzz-segment && ./fuzz_segment_open -max_total_time=60
+ */
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -20,18 +21,18 @@
 const struct kq_plugin_desc *kq_plugin_entry(void);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void quiet(const struct kq_host *h, enum kq_log_level l,
-		  const char *fmt, ...)
+static void quiet(const struct kq_host *h, enum kq_log_level l, const char *fmt,
+		  ...)
 {
 }
 
 static struct kq_host host = {
-    .abi = KQ_PLUGIN_ABI,
-    .module = "segment",
-    .log = quiet,
-    .malloc = malloc,
-    .realloc = realloc,
-    .free = free,
+	.abi = KQ_PLUGIN_ABI,
+	.module = "segment",
+	.log = quiet,
+	.malloc = malloc,
+	.realloc = realloc,
+	.free = free,
 };
 
 static int count(void *ctx, const struct kq_record *rec)

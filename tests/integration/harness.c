@@ -65,7 +65,8 @@ void tb_write_config(struct tb *tb, const char *extra)
 		" \"plugins\": {\"transport\": \"telnet\", \"partitioner\": "
 		"[\"keyhash\", \"roundrobin\"], \"storage\": \"segment\", "
 		"\"consensus\": \"local\"},\n"
-		" \"telnet\": {\"host\": \"127.0.0.1\", \"port\": %d%s%s}%s%s}\n",
+		" \"telnet\": {\"host\": \"127.0.0.1\", \"port\": "
+		"%d%s%s}%s%s}\n",
 		tb->dir, tb->port, *tb_telnet_extra ? ", " : "",
 		tb_telnet_extra, extra && *extra ? ",\n " : "",
 		extra ? extra : "");
@@ -334,8 +335,8 @@ int tc_bytes(struct tc *c, char *out, size_t n)
 	return 0;
 }
 
-int tc_cmd(struct tc *c, const char *cmd, char *out, size_t outlen,
-	   char *data, size_t datalen)
+int tc_cmd(struct tc *c, const char *cmd, char *out, size_t outlen, char *data,
+	   size_t datalen)
 {
 	size_t used = 0;
 	char line[8192];
@@ -346,7 +347,8 @@ int tc_cmd(struct tc *c, const char *cmd, char *out, size_t outlen,
 	for (;;) {
 		if (tc_line(c, line, sizeof(line)) < 0)
 			return -1;
-		if (strncmp(line, "OK", 2) == 0 || strncmp(line, "ERR ", 4) == 0) {
+		if (strncmp(line, "OK", 2) == 0 ||
+		    strncmp(line, "ERR ", 4) == 0) {
 			snprintf(out, outlen, "%s", line);
 			return 0;
 		}

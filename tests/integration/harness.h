@@ -11,9 +11,9 @@
 struct tb {
 	pid_t pid;
 	int port;
-	char dir[256];      /* temporary folder: config, data, log */
-	char config[300];   /* path of the config file */
-	char log[300];      /* the broker's stderr */
+	char dir[256];	  /* temporary folder: config, data, log */
+	char config[300]; /* path of the config file */
+	char log[300];	  /* the broker's stderr */
 };
 
 /* Extra keys for the telnet section, e.g. "\"max_line\": 64" ("" by
@@ -75,8 +75,8 @@ int tc_line(struct tc *c, char *out, size_t outlen);
 int tc_bytes(struct tc *c, char *out, size_t n);
 /* Sends `cmd` and returns the status line in out (data lines skipped
  * into data when non-NULL, joined with '\n'). */
-int tc_cmd(struct tc *c, const char *cmd, char *out, size_t outlen,
-	   char *data, size_t datalen);
+int tc_cmd(struct tc *c, const char *cmd, char *out, size_t outlen, char *data,
+	   size_t datalen);
 
 /* Matches `line` against `pattern`, where "{N}" matches a decimal number
  * and "{*}" any text. Returns 1 on match. */

@@ -59,8 +59,8 @@ static int run_config(const char *json, char *out, size_t outlen)
 	return tb_run_args(args, out, outlen);
 }
 
-#define PLUGINS_OK                                                           \
-	"\"plugins\": {\"transport\": \"telnet\", \"partitioner\": "         \
+#define PLUGINS_OK                                                             \
+	"\"plugins\": {\"transport\": \"telnet\", \"partitioner\": "           \
 	"\"keyhash\", \"storage\": \"segment\", \"consensus\": \"local\"}"
 
 static void expect_failure(const char *json, int status, const char *text)
@@ -89,17 +89,20 @@ static void test_config_errors(void **state)
 	expect_failure("{\"broker\": {\"id\": \"one\", \"data_dir\": \"%s\", "
 		       "\"x\": %d}}",
 		       2, "broker.");
-	expect_failure("{\"broker\": {\"id\": 1, \"data_dir\": \"%s\"}, "
-		       PLUGINS_OK ", \"telnet\": {\"port\": %d}, "
-		       "\"topics\": {\"default_partitions\": 0}}",
-		       2, "topics.default_partitions: expected an integer");
-	expect_failure("{\"broker\": {\"id\": 1, \"data_dir\": \"%s\"}, "
-		       PLUGINS_OK ", \"telnet\": {\"port\": %d}, "
-		       "\"segment\": {\"fsync\": \"sometimes\"}}",
-		       1, "segment.fsync: expected one of always, interval, never");
-	expect_failure("{\"broker\": {\"id\": 1, \"data_dir\": \"%s\"}, "
-		       PLUGINS_OK ", \"telnet\": {\"port\": %d, \"colour\": 1}}",
-		       1, "telnet.colour");
+	expect_failure(
+		"{\"broker\": {\"id\": 1, \"data_dir\": \"%s\"}, " PLUGINS_OK
+		", \"telnet\": {\"port\": %d}, "
+		"\"topics\": {\"default_partitions\": 0}}",
+		2, "topics.default_partitions: expected an integer");
+	expect_failure(
+		"{\"broker\": {\"id\": 1, \"data_dir\": \"%s\"}, " PLUGINS_OK
+		", \"telnet\": {\"port\": %d}, "
+		"\"segment\": {\"fsync\": \"sometimes\"}}",
+		1, "segment.fsync: expected one of always, interval, never");
+	expect_failure(
+		"{\"broker\": {\"id\": 1, \"data_dir\": \"%s\"}, " PLUGINS_OK
+		", \"telnet\": {\"port\": %d, \"colour\": 1}}",
+		1, "telnet.colour");
 	expect_failure("{ \"broker\": {\"id\": 1, \"data_dir\": \"%s\"}, "
 		       "\"plugins\": {\"transport\": [\"telnet\"] %d}",
 		       2, "line 1");
@@ -300,9 +303,8 @@ static void check_all_present(struct tc *c, struct acked *acks, int nacks,
 		assert_int_not_equal(tc_line(c, line, sizeof(line)), -1);
 		if (strncmp(line, "OK ", 3) == 0)
 			break;
-		assert_int_equal(sscanf(line, "MSG %d %ld %ld", &part, &off,
-					&len),
-				 3);
+		assert_int_equal(
+			sscanf(line, "MSG %d %ld %ld", &part, &off, &len), 3);
 		assert_true(len < (long)sizeof(msg));
 		assert_int_equal(tc_bytes(c, msg, (size_t)len + 2), 0);
 		msg[len] = '\0';
@@ -424,11 +426,12 @@ static void test_graceful_stop_answers_in_flight(void **state)
 		      pr.count);
 	assert_int_equal(tb_start(&tb, &st), 0);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
-	assert_int_equal(tc_cmd(&c, "DESC d", line, sizeof(line), want,
-				sizeof(want)),
-			 0);
-	snprintf(line, sizeof(line), "PARTITION 0 LEADER 1 REPLICAS 1 START 0 "
-				     "END %d",
+	assert_int_equal(
+		tc_cmd(&c, "DESC d", line, sizeof(line), want, sizeof(want)),
+		0);
+	snprintf(line, sizeof(line),
+		 "PARTITION 0 LEADER 1 REPLICAS 1 START 0 "
+		 "END %d",
 		 acked);
 	assert_string_equal(want, line);
 	tc_close(&c);
@@ -508,16 +511,16 @@ static void test_cons_streams_with_flat_memory(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_command_line, teardown),
-	    cmocka_unit_test_teardown(test_config_errors, teardown),
-	    cmocka_unit_test_teardown(test_plugin_errors, teardown),
-	    cmocka_unit_test_teardown(test_flags_override, teardown),
-	    cmocka_unit_test_teardown(test_exclusive_resources, teardown),
-	    cmocka_unit_test_teardown(test_kill9_pipelined, teardown),
-	    cmocka_unit_test_teardown(test_graceful_stop_answers_in_flight,
-				      teardown),
-	    cmocka_unit_test_teardown(test_cons_streams_with_flat_memory,
-				      teardown),
+		cmocka_unit_test_teardown(test_command_line, teardown),
+		cmocka_unit_test_teardown(test_config_errors, teardown),
+		cmocka_unit_test_teardown(test_plugin_errors, teardown),
+		cmocka_unit_test_teardown(test_flags_override, teardown),
+		cmocka_unit_test_teardown(test_exclusive_resources, teardown),
+		cmocka_unit_test_teardown(test_kill9_pipelined, teardown),
+		cmocka_unit_test_teardown(test_graceful_stop_answers_in_flight,
+					  teardown),
+		cmocka_unit_test_teardown(test_cons_streams_with_flat_memory,
+					  teardown),
 	};
 
 	return cmocka_run_group_tests_name("broker", tests, NULL, NULL);

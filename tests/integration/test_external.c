@@ -25,8 +25,8 @@ static int teardown(void **state)
 	char cmd[256];
 
 	if (session[0]) {
-		snprintf(cmd, sizeof(cmd),
-			 "tmux -L %s kill-server 2>/dev/null", session);
+		snprintf(cmd, sizeof(cmd), "tmux -L %s kill-server 2>/dev/null",
+			 session);
 		if (system(cmd) != 0)
 			session[0] = '\0';
 		session[0] = '\0';
@@ -176,8 +176,9 @@ static void test_out_of_tree_partitioner(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_real_telnet_client, teardown),
-	    cmocka_unit_test_teardown(test_out_of_tree_partitioner, teardown),
+		cmocka_unit_test_teardown(test_real_telnet_client, teardown),
+		cmocka_unit_test_teardown(test_out_of_tree_partitioner,
+					  teardown),
 	};
 
 	return cmocka_run_group_tests_name("external", tests, NULL, NULL);

@@ -53,10 +53,22 @@ static size_t unescape(const char *in, char *out)
 		}
 		in++;
 		switch (*in) {
-		case 'r': out[n++] = '\r'; in++; break;
-		case 'n': out[n++] = '\n'; in++; break;
-		case 't': out[n++] = '\t'; in++; break;
-		case '\\': out[n++] = '\\'; in++; break;
+		case 'r':
+			out[n++] = '\r';
+			in++;
+			break;
+		case 'n':
+			out[n++] = '\n';
+			in++;
+			break;
+		case 't':
+			out[n++] = '\t';
+			in++;
+			break;
+		case '\\':
+			out[n++] = '\\';
+			in++;
+			break;
 		case 'x': {
 			char hex[3] = {in[1], in[2], 0};
 

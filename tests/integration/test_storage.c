@@ -61,9 +61,8 @@ static long desc_start(struct tc *c, const char *topic)
 	long start = -1;
 
 	snprintf(command, sizeof(command), "DESC %s", topic);
-	assert_int_equal(tc_cmd(c, command, line, sizeof(line), data,
-				sizeof(data)),
-			 0);
+	assert_int_equal(
+		tc_cmd(c, command, line, sizeof(line), data, sizeof(data)), 0);
 	sscanf(data, "PARTITION 0 LEADER %*d REPLICAS %*s START %ld", &start);
 	return start;
 }
@@ -211,10 +210,11 @@ static void test_full_disk(void **state)
 	{
 		char cmdline[1200];
 
-		snprintf(cmdline, sizeof(cmdline),
-			 "sed -i 's|\"data_dir\": \"%s\"|\"data_dir\": \"%s\"|' "
-			 "'%s'",
-			 tb.dir, data, tb.config);
+		snprintf(
+			cmdline, sizeof(cmdline),
+			"sed -i 's|\"data_dir\": \"%s\"|\"data_dir\": \"%s\"|' "
+			"'%s'",
+			tb.dir, data, tb.config);
 		assert_int_equal(system(cmdline), 0);
 	}
 	start_broker();
@@ -269,11 +269,11 @@ static void test_full_disk(void **state)
 			 0);
 	start_broker();
 	assert_int_equal(tc_connect(&c, tb.port), 0);
-	snprintf(data, sizeof(data), "PARTITION 0 LEADER 1 REPLICAS 1 START 0 "
-				     "END %d",
+	snprintf(data, sizeof(data),
+		 "PARTITION 0 LEADER 1 REPLICAS 1 START 0 "
+		 "END %d",
 		 acked);
-	assert_int_equal(tc_cmd(&c, "DESC f", line, sizeof(line), msg, 256),
-			 0);
+	assert_int_equal(tc_cmd(&c, "DESC f", line, sizeof(line), msg, 256), 0);
 	assert_string_equal(msg, data);
 	snprintf(data, sizeof(data), "OK 0 %d", acked);
 	cmd(&c, "PUBS f after", data);
@@ -293,10 +293,10 @@ static int private_mounts(void)
 
 	if (uid == 0)
 		return unshare(CLONE_NEWNS) == 0 &&
-			       mount("none", "/", NULL, MS_REC | MS_PRIVATE,
-				     NULL) == 0
-			   ? 0
-			   : -1;
+				       mount("none", "/", NULL,
+					     MS_REC | MS_PRIVATE, NULL) == 0
+			       ? 0
+			       : -1;
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
 		return -1;
 	fd = open("/proc/self/setgroups", O_WRONLY);
@@ -321,14 +321,15 @@ static int private_mounts(void)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_retention, teardown),
-	    cmocka_unit_test_teardown(test_damaged_segment, teardown),
-	    cmocka_unit_test_teardown(test_full_disk, teardown),
+		cmocka_unit_test_teardown(test_retention, teardown),
+		cmocka_unit_test_teardown(test_damaged_segment, teardown),
+		cmocka_unit_test_teardown(test_full_disk, teardown),
 	};
 
 	if (private_mounts() != 0)
-		fprintf(stderr, "no private mount namespace (%s): the full "
-				"disk test will fail\n",
+		fprintf(stderr,
+			"no private mount namespace (%s): the full "
+			"disk test will fail\n",
 			strerror(errno));
 	return cmocka_run_group_tests_name("storage", tests, NULL, NULL);
 }

@@ -3,11 +3,11 @@
 #include <kafkaesque/partitioner.h>
 
 static const struct kq_plugin_desc desc = {
-    .abi = 999,
-    .kind = KQ_PLUGIN_PARTITIONER,
-    .name = "badabi",
-    .version = "0",
-    .ops = &desc,
+	.abi = 999,
+	.kind = KQ_PLUGIN_PARTITIONER,
+	.name = "badabi",
+	.version = "0",
+	.ops = &desc,
 };
 
 const struct kq_plugin_desc *kq_plugin_entry(void);

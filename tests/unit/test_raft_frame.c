@@ -340,9 +340,9 @@ static void test_truncated_and_corrupted_heartbeats(void **state)
 /* Offsets of fields in a MSG frame: [len 4][type 1][group 8][msg type 1]
  * [flags 1][7 x 8][count 4][entries...]. */
 #define OFF_MSGTYPE 13
-#define OFF_FLAGS 14
-#define OFF_COUNT 71
-#define OFF_ENTRY 75
+#define OFF_FLAGS   14
+#define OFF_COUNT   71
+#define OFF_ENTRY   75
 
 static void put32_at(uint8_t *p, uint32_t v)
 {
@@ -393,8 +393,8 @@ static void test_specific_corruptions(void **state)
 
 static void test_oversized_message_not_encoded(void **state)
 {
-	struct kq__raft_entry e = {.index = 1, .term = 1,
-				   .len = KQ__FRAME_MAX, .data = payload_a};
+	struct kq__raft_entry e = {
+		.index = 1, .term = 1, .len = KQ__FRAME_MAX, .data = payload_a};
 	struct kq__raft_msg m = sample(KQ__RAFT_MSG_APPEND);
 
 	m.index = 0;
