@@ -10,28 +10,12 @@
  * here is static. */
 #include <kafkaesque/partitioner.h>
 
+/* The module has no options: the SDK's helper names any key given and
+ * refuses the configuration. */
 static int firstbyte_init(const struct kq_host *host, void **state)
 {
-	const char *key;
-	json_t *v;
-	int err = 0;
-
 	*state = NULL;
-	if (!host->config)
-		return 0;
-	if (!json_is_object(host->config)) {
-		host->log(host, KQ_LOG_ERROR, "%s: expected an object",
-			  host->module);
-		return KQ_ECONFIG;
-	}
-	/* The module has no options: name every key given, then refuse. */
-	json_object_foreach((json_t *)host->config, key, v)
-	{
-		host->log(host, KQ_LOG_ERROR, "%s.%s: unknown key",
-			  host->module, key);
-		err = KQ_ECONFIG;
-	}
-	return err;
+	return kq_host_config_empty(host);
 }
 
 static void firstbyte_fini(void *state)

@@ -100,4 +100,30 @@ struct kq_host {
 	const json_t *cluster;
 };
 
+/* For a module that takes no options: returns 0 when its config section
+ * is absent or an empty object, else logs one line per stray key with its
+ * JSON path ("<module>.<key>: unknown key") and returns KQ_ECONFIG. */
+static inline int kq_host_config_empty(const struct kq_host *host)
+{
+	const char *key;
+	json_t *v;
+	int err = 0;
+
+	if (!host->config)
+		return 0;
+	if (!json_is_object(host->config)) {
+		host->log(host, KQ_LOG_ERROR, "%s: expected an object",
+			  host->module);
+		return KQ_ECONFIG;
+	}
+	/* jansson's iteration takes a non-const object; it only reads. */
+	json_object_foreach((json_t *)host->config, key, v)
+	{
+		host->log(host, KQ_LOG_ERROR, "%s.%s: unknown key",
+			  host->module, key);
+		err = KQ_ECONFIG;
+	}
+	return err;
+}
+
 #endif /* KAFKAESQUE_PLUGIN_H */

@@ -5,34 +5,12 @@
 
 #include "murmur2.h"
 
-#define KEYHASH_NAME "keyhash"
-
 /* The module takes no options yet: any key in its section is a mistake
  * worth stopping the broker for, reported with its JSON path. */
 static int keyhash_init(const struct kq_host *host, void **state)
 {
-	const char *section = host->module ? host->module : KEYHASH_NAME;
-	const char *key;
-	json_t *v;
-	int err = 0;
-
 	*state = NULL;
-	if (!host->config)
-		return 0;
-	if (!json_is_object(host->config)) {
-		host->log(host, KQ_LOG_ERROR, "%s: expected an object",
-			  section);
-		return KQ_ECONFIG;
-	}
-	/* jansson's iteration API takes a non-const object but only reads
-	 * it here. */
-	json_object_foreach((json_t *)host->config, key, v)
-	{
-		host->log(host, KQ_LOG_ERROR, "%s.%s: unknown key", section,
-			  key);
-		err = KQ_ECONFIG;
-	}
-	return err;
+	return kq_host_config_empty(host);
 }
 
 static void keyhash_fini(void *state)
@@ -57,7 +35,7 @@ static const struct kq_partitioner_ops keyhash_ops = {
 static const struct kq_plugin_desc keyhash_desc = {
 	.abi = KQ_PLUGIN_ABI,
 	.kind = KQ_PLUGIN_PARTITIONER,
-	.name = KEYHASH_NAME,
+	.name = "keyhash",
 	.version = "1.0.0",
 	.ops = &keyhash_ops,
 };

@@ -34,14 +34,10 @@ struct kq_group {
 static int local_init(const struct kq_host *host, void **state)
 {
 	struct local *l;
-	const char *key;
-	json_t *v;
+	int rv = kq_host_config_empty(host);
 
-	json_object_foreach((json_t *)host->config, key, v)
-	{
-		host->log(host, KQ_LOG_ERROR, "local.%s: unknown key", key);
-		return KQ_ECONFIG;
-	}
+	if (rv != 0)
+		return rv;
 	l = host->malloc(sizeof(*l));
 	if (!l)
 		return -ENOMEM;

@@ -2,34 +2,12 @@
  * (as counted by this broker) goes to partition n % partitions. */
 #include <kafkaesque/partitioner.h>
 
-#define ROUNDROBIN_NAME "roundrobin"
-
 /* No options yet: any key in the module's section is reported with its
  * JSON path and refused. */
 static int roundrobin_init(const struct kq_host *host, void **state)
 {
-	const char *section = host->module ? host->module : ROUNDROBIN_NAME;
-	const char *key;
-	json_t *v;
-	int err = 0;
-
 	*state = NULL;
-	if (!host->config)
-		return 0;
-	if (!json_is_object(host->config)) {
-		host->log(host, KQ_LOG_ERROR, "%s: expected an object",
-			  section);
-		return KQ_ECONFIG;
-	}
-	/* jansson's iteration API takes a non-const object but only reads
-	 * it here. */
-	json_object_foreach((json_t *)host->config, key, v)
-	{
-		host->log(host, KQ_LOG_ERROR, "%s.%s: unknown key", section,
-			  key);
-		err = KQ_ECONFIG;
-	}
-	return err;
+	return kq_host_config_empty(host);
 }
 
 static void roundrobin_fini(void *state)
@@ -51,7 +29,7 @@ static const struct kq_partitioner_ops roundrobin_ops = {
 static const struct kq_plugin_desc roundrobin_desc = {
 	.abi = KQ_PLUGIN_ABI,
 	.kind = KQ_PLUGIN_PARTITIONER,
-	.name = ROUNDROBIN_NAME,
+	.name = "roundrobin",
 	.version = "1.0.0",
 	.ops = &roundrobin_ops,
 };
