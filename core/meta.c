@@ -185,11 +185,16 @@ void kq__meta_reserve_ids(struct kq_broker *b)
 			(json_int_t)(b->sub_id_limit + SUB_ID_BLOCK));
 	rv = rec ? kq__meta_propose(b, rec, reserved, b) : -ENOMEM;
 	json_decref(rec);
-	if (rv == 0)
+	if (rv == 0) {
 		b->reserving = 1;
-	else
-		kq__error("cannot reserve subscription ids: %s",
-			  kq_strerror(rv));
+		return;
+	}
+	/* Not the metadata leader (or no leader yet): SUBS waiting for ids
+	 * fail now rather than wait for a reservation that never comes. */
+	kq__log(rv == KQ_EUNAVAILABLE ? KQ_LOG_DEBUG : KQ_LOG_ERROR, "core",
+		"cannot reserve subscription ids: %s", kq_strerror(rv));
+	if (b->sub_waiting)
+		kq__subscribe_resume(b, rv);
 }
 
 int kq__meta_open(struct kq_broker *b)

@@ -252,7 +252,8 @@ static void handle_ready(struct kq_group *g)
 	for (size_t i = 0; i < n_apply; i++) {
 		struct kq_record rec;
 
-		if (!(apply[i].flags & KQ__RAFT_ENTRY_CONTROL) && !g->closed) {
+		if (!(apply[i].flags & KQ__RAFT_ENTRY_CONTROL) &&
+		    apply[i].index > g->replayed && !g->closed) {
 			decode(&apply[i], &rec);
 			g->apply(g->apply_ctx, &rec);
 		}
@@ -527,6 +528,20 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	rc.n_entries = ld.n;
 	g->r = kq__raft_new(&rc);
 	g->written_end = host->logs->next_offset(cfg->log);
+	/* A lone replica's stored entries are all committed (or will be by
+	 * its next no-op, with nobody to overwrite them): replay them now,
+	 * as `local` does, so the state is whole when open returns. */
+	if (g->r && cfg->nreplicas == 1 && g->apply) {
+		for (size_t i = 0; i < ld.n; i++) {
+			struct kq_record rec;
+
+			if (ld.e[i].flags & KQ__RAFT_ENTRY_CONTROL)
+				continue;
+			decode(&ld.e[i], &rec);
+			g->apply(g->apply_ctx, &rec);
+		}
+		g->replayed = ld.n ? ld.e[ld.n - 1].index : 0;
+	}
 	loader_free(&ld);
 	if (!g->r) {
 		host->log(host, KQ_LOG_ERROR,

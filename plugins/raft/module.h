@@ -40,6 +40,7 @@ struct kq_group {
 	uint64_t persist_upto;	     /* highest persist id made durable */
 	uint64_t persist_told;	     /* the highest told to the core */
 	uint64_t written_end;	     /* offset after the last written */
+	uint64_t replayed;	     /* applied at open, not again */
 	uint64_t leader_seen;	     /* for leader-change log lines */
 	int failed;		     /* the error that stopped the group */
 	bool running;		     /* inside run(): no re-entry */

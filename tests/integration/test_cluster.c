@@ -2,12 +2,14 @@
  * elected and agreed on, survives a kill -9 of its broker by failing over,
  * keeps its place when the killed broker rejoins (pre-vote), and the
  * metadata and partition logs are replicated. */
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -297,6 +299,53 @@ static void test_partition_replicated(void **state)
 	}
 }
 
+/* Sends `junk` to broker i's cluster port; true when the broker closes
+ * the connection within 5 s. */
+static int junk_closes(int i, const void *junk, size_t len)
+{
+	struct tc c;
+	struct pollfd pfd;
+	char buf[256];
+	double end = now_s() + 5;
+	int closed = 0;
+
+	assert_int_equal(tc_connect(&c, raft_ports[i]), 0);
+	tc_send_raw(&c, junk, len);
+	pfd.fd = c.fd;
+	pfd.events = POLLIN;
+	while (!closed && now_s() < end) {
+		if (poll(&pfd, 1, 100) > 0) {
+			ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
+
+			/* The broker's own hello may come first. */
+			closed = n <= 0;
+		}
+	}
+	tc_close(&c);
+	return closed;
+}
+
+static void test_garbage_on_cluster_port(void **state)
+{
+	static const char http[] = "GET / HTTP/1.0\r\n\r\n";
+	static const unsigned char unknown_type[] = {0, 0, 0, 1, 9};
+	static const unsigned char huge_count[] = {
+		0, 0, 0, 22, 3, 0, 0, 0, 0,    0,    0,	   0,	 1,
+		0, 0, 0, 0,  0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, 0};
+	char log[65536];
+	int leader;
+
+	/* The broker with the highest id accepts from everyone. */
+	assert_true(junk_closes(N - 1, http, sizeof(http) - 1));
+	assert_true(junk_closes(N - 1, unknown_type, sizeof(unknown_type)));
+	assert_true(junk_closes(N - 1, huge_count, sizeof(huge_count)));
+	tb_read_log(&tbs[N - 1], log, sizeof(log));
+	assert_non_null(strstr(log, "bad frame"));
+	/* The cluster did not notice. */
+	leader = wait_agreement(N, 10, NULL);
+	assert_true(leader > 0);
+}
+
 static void test_failover(void **state)
 {
 	int leader = wait_agreement(N, 10, NULL), next = 0;
@@ -380,6 +429,7 @@ int main(void)
 		cmocka_unit_test(test_election),
 		cmocka_unit_test(test_metadata_replicated),
 		cmocka_unit_test(test_partition_replicated),
+		cmocka_unit_test(test_garbage_on_cluster_port),
 		cmocka_unit_test(test_failover),
 		cmocka_unit_test(test_rejoin),
 		cmocka_unit_test(test_graceful_stop),
