@@ -185,6 +185,12 @@ void kq__plog_close(struct kq_plog *pl);
 void kq__plog_flush(struct kq_broker *b);
 void kq__plog_sync_all(struct kq_broker *b);
 
+/* snapshot.c: snapshot files beside a log (see consensus.h). */
+int kq__snapshot_save(const char *dir, uint64_t index, uint64_t term,
+		      const void *data, size_t len);
+int kq__snapshot_load(const char *dir, uint64_t *index, uint64_t *term,
+		      void **data, size_t *len);
+
 /* topic.c */
 struct kq__topic *kq__topic_get(struct kq_broker *b, const char *name);
 /* Creates the topic and opens its partitions (an applied metadata

@@ -32,7 +32,7 @@ static size_t partitioner_index(struct kq_broker *b, const char *name)
  * created their topic, the same on every broker; group 0 is metadata. */
 #define GROUP_BASE(offset) (((offset) + 1) << 17)
 
-static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t offset)
+static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 {
 	const char *name = json_string_value(json_object_get(rec, "name"));
 	const char *part =
@@ -63,7 +63,7 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t offset)
 	rv = kq__topic_create(
 		b, name, (uint32_t)n, replicas > 0 ? (uint32_t)replicas : 1, pi,
 		rms ? json_integer_value(rms) : -1,
-		rbytes ? json_integer_value(rbytes) : -1, GROUP_BASE(offset));
+		rbytes ? json_integer_value(rbytes) : -1, base);
 	if (rv != 0)
 		kq__error("topic %s: cannot open its partitions: %s", name,
 			  kq_strerror(rv));
@@ -113,7 +113,7 @@ static void apply(void *ctx, const struct kq_record *r)
 	if (!type) {
 		kq__error("metadata record %" PRIu64 ": no type", r->offset);
 	} else if (strcmp(type, "topic") == 0) {
-		apply_topic(b, rec, r->offset);
+		apply_topic(b, rec, GROUP_BASE(r->offset));
 	} else if (strcmp(type, "offsets") == 0) {
 		apply_offsets(b, rec);
 	} else if (strcmp(type, "sub_ids") == 0) {
@@ -127,6 +127,89 @@ static void apply(void *ctx, const struct kq_record *r)
 			 r->offset, type);
 	}
 	json_decref(rec);
+}
+
+/* The whole metadata state as one JSON document: topics (as their
+ * creation records, with their group ids), committed offsets and the
+ * subscription id reservation. */
+static int snapshot(void *ctx, void **data, size_t *len)
+{
+	struct kq_broker *b = ctx;
+	json_t *doc = json_object(), *topics = json_array(),
+	       *offsets = json_array();
+	struct kq__map_entry *e = NULL;
+	char *text;
+
+	while ((e = kq__map_next(&b->topics, e))) {
+		struct kq__topic *t = e->value;
+
+		json_array_append_new(
+		    topics,
+		    json_pack("{s:s, s:I, s:I, s:s, s:I, s:I, s:I}", "name",
+			      t->name, "partitions", (json_int_t)t->nparts,
+			      "replicas", (json_int_t)t->replicas,
+			      "partitioner",
+			      b->partitioners[t->partitioner].mod.name,
+			      "retention_ms", (json_int_t)t->retention_ms,
+			      "retention_bytes", (json_int_t)t->retention_bytes,
+			      "group_base", (json_int_t)t->group_base));
+		for (struct kq__group *g = t->groups; g; g = g->next) {
+			json_t *pairs = json_array();
+
+			for (uint32_t p = 0; p < t->nparts; p++)
+				if (g->committed[p])
+					json_array_append_new(
+					    pairs, json_pack("[I,I]",
+							     (json_int_t)p,
+							     (json_int_t)g->committed[p]));
+			json_array_append_new(
+			    offsets, json_pack("{s:s, s:s, s:o}", "topic",
+					       t->name, "group", g->name,
+					       "offsets", pairs));
+		}
+	}
+	json_object_set_new(doc, "sub_id_limit",
+			    json_integer((json_int_t)b->sub_id_limit));
+	json_object_set_new(doc, "topics", topics);
+	json_object_set_new(doc, "offsets", offsets);
+	text = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	if (!text)
+		return -ENOMEM;
+	*data = text;
+	*len = strlen(text);
+	return 0;
+}
+
+static int restore(void *ctx, const void *data, size_t len)
+{
+	struct kq_broker *b = ctx;
+	json_error_t jerr;
+	json_t *doc = json_loadb(data, len, 0, &jerr), *item;
+	json_int_t limit;
+	size_t i;
+
+	if (!json_is_object(doc)) {
+		kq__error("metadata snapshot: %s", doc ? "not an object"
+						       : jerr.text);
+		json_decref(doc);
+		return KQ_ECORRUPT;
+	}
+	json_array_foreach(json_object_get(doc, "topics"), i, item)
+	{
+		apply_topic(b, item,
+			    (uint64_t)json_integer_value(
+				json_object_get(item, "group_base")));
+	}
+	json_array_foreach(json_object_get(doc, "offsets"), i, item)
+	{
+		apply_offsets(b, item);
+	}
+	limit = json_integer_value(json_object_get(doc, "sub_id_limit"));
+	if (limit > 0 && (uint64_t)limit > b->sub_id_limit)
+		b->sub_id_limit = (uint64_t)limit;
+	json_decref(doc);
+	return 0;
 }
 
 static void proposed(struct kq_propose_req *preq, int status)
@@ -199,7 +282,8 @@ void kq__meta_reserve_ids(struct kq_broker *b)
 
 int kq__meta_open(struct kq_broker *b)
 {
-	struct kq_log_options opts = {0, -1, -1};
+	/* Small segments, so that snapshots can drop old ones. */
+	struct kq_log_options opts = {4u << 20, -1, -1};
 	struct kq_group_config gc;
 	char dir[4096];
 	int rv;
@@ -215,6 +299,8 @@ int kq__meta_open(struct kq_broker *b)
 	gc.nreplicas = kq__brokers_list(b, &gc.replicas);
 	gc.apply = apply;
 	gc.apply_ctx = b;
+	gc.snapshot = snapshot;
+	gc.restore = restore;
 	b->sub_id_limit = 1;
 	rv = b->cops->group_open(b->consensus.state, &gc, &b->meta_group);
 	if (rv != 0) {

@@ -208,6 +208,23 @@ static int plog_load_hs(struct kq_plog *pl, struct kq_hard_state *hs)
 	return pl->b->sops->load_hard_state(pl->log, hs);
 }
 
+static int plog_save_snapshot(struct kq_plog *pl, uint64_t index,
+			      uint64_t term, const void *data, size_t len)
+{
+	return kq__snapshot_save(pl->dir, index, term, data, len);
+}
+
+static int plog_load_snapshot(struct kq_plog *pl, uint64_t *index,
+			      uint64_t *term, void **data, size_t *len)
+{
+	return kq__snapshot_load(pl->dir, index, term, data, len);
+}
+
+static int plog_compact(struct kq_plog *pl, uint64_t before)
+{
+	return pl->b->sops->compact(pl->log, before);
+}
+
 const struct kq_log_api kq__log_api = {
 	.append = plog_append,
 	.sync = plog_sync,
@@ -219,4 +236,7 @@ const struct kq_log_api kq__log_api = {
 	.reset = plog_reset,
 	.save_hard_state = plog_save_hs,
 	.load_hard_state = plog_load_hs,
+	.save_snapshot = plog_save_snapshot,
+	.load_snapshot = plog_load_snapshot,
+	.compact = plog_compact,
 };

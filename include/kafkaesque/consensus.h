@@ -50,6 +50,18 @@ struct kq_log_api {
 	int (*save_hard_state)(struct kq_plog *log,
 			       const struct kq_hard_state *hs);
 	int (*load_hard_state)(struct kq_plog *log, struct kq_hard_state *hs);
+
+	/* Snapshots of a state-machine group, kept beside its log and
+	 * replaced atomically and durably.  `data` (len bytes) is borrowed
+	 * by save; load hands back a buffer the caller frees with
+	 * host->free, or -ENOENT when there is none. */
+	int (*save_snapshot)(struct kq_plog *log, uint64_t index, uint64_t term,
+			     const void *data, size_t len);
+	int (*load_snapshot)(struct kq_plog *log, uint64_t *index,
+			     uint64_t *term, void **data, size_t *len);
+	/* Deletes whole segments below `before` (after a snapshot covers
+	 * them); see kq_storage_ops.compact. */
+	int (*compact)(struct kq_plog *log, uint64_t before);
 };
 
 /* Called on the loop thread for every committed record of a group, in
@@ -66,6 +78,13 @@ struct kq_group_config {
 	kq_apply_fn apply; /* NULL: the core does not need records
 			    * applied (message logs) */
 	void *apply_ctx;
+
+	/* State-machine groups (NULL for message logs): `snapshot` writes
+	 * the state applied so far into a host-allocated buffer the module
+	 * frees with host->free; `restore` replaces the whole state with
+	 * one (borrowed).  With them the module may compact the log. */
+	int (*snapshot)(void *ctx, void **data, size_t *len);
+	int (*restore)(void *ctx, const void *data, size_t len);
 };
 
 struct kq_propose_req;

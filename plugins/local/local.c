@@ -2,14 +2,19 @@
  * the storage holds it durably (by the configured sync policy); records
  * are then applied in offset order.  It stays as the single-node mode of
  * the broker next to the replicated `raft` module. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <kafkaesque/consensus.h>
 
+/* Snapshot a state-machine group after this many applied records. */
+#define SNAPSHOT_EVERY_DEFAULT 4096
+
 struct local {
 	const struct kq_host *host;
+	uint64_t snapshot_every;        /* 0: never */
 };
 
 struct proposal {
@@ -27,21 +32,42 @@ struct kq_group {
 	const struct kq_log_api *logs;
 	uint64_t commit_end;	  /* after the last committed record */
 	uint64_t applied_end;	  /* after the last applied record */
+	uint64_t snapshot_end;	  /* applied_end of the last snapshot */
 	struct proposal *pending; /* proposals waiting for their sync */
 	int failed;		  /* first write or sync error, or 0 */
 };
 
 static int local_init(const struct kq_host *host, void **state)
 {
+	json_int_t every = SNAPSHOT_EVERY_DEFAULT;
+	const char *key;
 	struct local *l;
-	int rv = kq_host_config_empty(host);
+	json_t *v;
 
-	if (rv != 0)
-		return rv;
+	if (host->config && !json_is_object(host->config)) {
+		host->log(host, KQ_LOG_ERROR, "local: expected an object");
+		return KQ_ECONFIG;
+	}
+	json_object_foreach((json_t *)host->config, key, v)
+	{
+		if (strcmp(key, "snapshot_every") != 0) {
+			host->log(host, KQ_LOG_ERROR, "local.%s: unknown key",
+				  key);
+			return KQ_ECONFIG;
+		}
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			host->log(host, KQ_LOG_ERROR,
+				  "local.snapshot_every: expected a "
+				  "non-negative integer (0: never)");
+			return KQ_ECONFIG;
+		}
+		every = json_integer_value(v);
+	}
 	l = host->malloc(sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->host = host;
+	l->snapshot_every = (uint64_t)every;
 	*state = l;
 	return 0;
 }
@@ -83,6 +109,66 @@ static int apply_committed(struct kq_group *g)
 	return 0;
 }
 
+/* Writes a snapshot of a state-machine group once enough was applied
+ * since the last one, then drops the log segments it covers. */
+static void maybe_snapshot(struct kq_group *g)
+{
+	const struct kq_host *host = g->l->host;
+	void *data = NULL;
+	size_t len = 0;
+	int rv;
+
+	if (!g->cfg.snapshot || !g->l->snapshot_every ||
+	    g->applied_end - g->snapshot_end < g->l->snapshot_every)
+		return;
+	rv = g->cfg.snapshot(g->cfg.apply_ctx, &data, &len);
+	if (rv == 0)
+		rv = g->logs->save_snapshot(g->cfg.log, g->applied_end - 1, 0,
+					    data, len);
+	host->free(data);
+	if (rv != 0) {
+		host->log(host, KQ_LOG_WARN,
+			  "group %s: snapshot at offset %llu failed: %s",
+			  g->cfg.name, (unsigned long long)g->applied_end - 1,
+			  kq_strerror(rv));
+		return;
+	}
+	g->snapshot_end = g->applied_end;
+	rv = g->logs->compact(g->cfg.log, g->applied_end);
+	if (rv < 0)
+		host->log(host, KQ_LOG_WARN, "group %s: compaction failed: %s",
+			  g->cfg.name, kq_strerror(rv));
+}
+
+/* Loads the group's snapshot, when it has one, and applies it. */
+static int restore_snapshot(struct kq_group *g)
+{
+	const struct kq_host *host = g->l->host;
+	uint64_t index, term;
+	void *data;
+	size_t len;
+	int rv;
+
+	if (!g->cfg.restore)
+		return 0;
+	rv = g->logs->load_snapshot(g->cfg.log, &index, &term, &data, &len);
+	if (rv == -ENOENT)
+		return 0;
+	if (rv != 0)
+		return rv;
+	rv = g->cfg.restore(g->cfg.apply_ctx, data, len);
+	host->free(data);
+	if (rv != 0)
+		return rv;
+	if (index + 1 > g->applied_end)
+		g->applied_end = index + 1;
+	g->snapshot_end = index + 1;
+	host->log(host, KQ_LOG_INFO,
+		  "group %s: restored the snapshot at offset %llu",
+		  g->cfg.name, (unsigned long long)index);
+	return 0;
+}
+
 static int local_group_open(void *state, const struct kq_group_config *cfg,
 			    struct kq_group **out)
 {
@@ -99,7 +185,9 @@ static int local_group_open(void *state, const struct kq_group_config *cfg,
 	/* Alone, everything the log holds after recovery is committed. */
 	g->applied_end = g->logs->first_offset(cfg->log);
 	g->commit_end = g->logs->next_offset(cfg->log);
-	rv = apply_committed(g);
+	rv = restore_snapshot(g);
+	if (rv == 0)
+		rv = apply_committed(g);
 	if (rv != 0) {
 		l->host->log(l->host, KQ_LOG_ERROR,
 			     "group %s: replay failed at offset %llu: %s",
@@ -142,6 +230,8 @@ static void synced(struct kq_sync_req *sreq, int status)
 			if (p->end > g->commit_end)
 				g->commit_end = p->end;
 			rv = apply_committed(g);
+			if (rv == 0)
+				maybe_snapshot(g);
 		}
 	} else {
 		rv = KQ_ECANCELED;

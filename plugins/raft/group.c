@@ -281,9 +281,10 @@ static void settle(struct kq_group *g)
 	uint64_t lead = kq__raft_leader(g->r);
 
 	if (lead != g->leader_seen) {
-		g->leader_seen = lead;
+		/* Partition leaders change too often to log at info. */
 		enum kq_log_level lvl = g->id == 0 ? KQ_LOG_INFO : KQ_LOG_DEBUG;
 
+		g->leader_seen = lead;
 		if (lead)
 			g->mod->host->log(g->mod->host, lvl,
 					  "group %s: leader broker %" PRIu64
@@ -543,6 +544,7 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 		g->replayed = ld.n ? ld.e[ld.n - 1].index : 0;
 	}
 	loader_free(&ld);
+	memset(&ld, 0, sizeof(ld));
 	if (!g->r) {
 		host->log(host, KQ_LOG_ERROR,
 			  "group %s: cannot start Raft (is broker %d one of "
