@@ -551,7 +551,7 @@ static void join(struct kq_broker *b, struct kq_req *req,
 
 void kq__subscribe_resume(struct kq_broker *b, int status)
 {
-	while (b->sub_waiting && b->next_sub_id < b->sub_id_limit) {
+	while (b->sub_waiting && b->next_sub_id < b->my_sub_id_limit) {
 		struct kq_req *req = b->sub_waiting;
 		struct sub_args *a = req->impl[1];
 
@@ -604,7 +604,7 @@ static int subscribe(struct kq_session *s, struct kq_req *req,
 	snprintf(a->topic, sizeof(a->topic), "%s", topic);
 	snprintf(a->group, sizeof(a->group), "%s", group);
 	a->cap = cap;
-	if (b->next_sub_id < b->sub_id_limit && !b->sub_waiting) {
+	if (b->next_sub_id < b->my_sub_id_limit && !b->sub_waiting) {
 		join(b, req, a);
 		free(a);
 		return 0;

@@ -129,7 +129,10 @@ struct kq_broker {
 	struct kq_plog meta_log;
 	struct kq_group *meta_group;
 	uint64_t next_sub_id;	    /* next id to hand out */
-	uint64_t sub_id_limit;	    /* ids below this are reserved */
+	uint64_t my_sub_id_limit;   /* end of the block reserved for us */
+	uint64_t sub_id_limit;	    /* ids below this are reserved by
+				     * someone (any broker, any run) */
+	uint64_t boot_id;	    /* tells this run's reservations apart */
 	int reserving;		    /* a reservation is being committed */
 	struct kq_req *sub_waiting; /* SUBS waiting for ids (FIFO) */
 	struct kq_req **sub_waiting_tail;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "log.h"
@@ -60,10 +62,10 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 			pi = 0;
 		}
 	}
-	rv = kq__topic_create(
-		b, name, (uint32_t)n, replicas > 0 ? (uint32_t)replicas : 1, pi,
-		rms ? json_integer_value(rms) : -1,
-		rbytes ? json_integer_value(rbytes) : -1, base);
+	rv = kq__topic_create(b, name, (uint32_t)n,
+			      replicas > 0 ? (uint32_t)replicas : 1, pi,
+			      rms ? json_integer_value(rms) : -1,
+			      rbytes ? json_integer_value(rbytes) : -1, base);
 	if (rv != 0)
 		kq__error("topic %s: cannot open its partitions: %s", name,
 			  kq_strerror(rv));
@@ -94,6 +96,32 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 	}
 }
 
+/* A block [from, to) of subscription ids reserved by one run of one
+ * broker.  Blocks are applied in log order on every broker; a block that
+ * overlaps an earlier one lost a race and is void, so no id is ever handed
+ * out twice, whichever broker leads. */
+static void apply_sub_ids(struct kq_broker *b, json_t *rec)
+{
+	json_int_t from = json_integer_value(json_object_get(rec, "from"));
+	json_int_t to = json_integer_value(json_object_get(rec, "to"));
+	json_int_t owner = json_integer_value(json_object_get(rec, "owner"));
+	json_int_t boot = json_integer_value(json_object_get(rec, "boot"));
+	int mine = owner == b->cfg->broker_id && (uint64_t)boot == b->boot_id;
+
+	if (from < 1 || to <= from || (uint64_t)from < b->sub_id_limit) {
+		if (mine)
+			kq__debug("subscription ids %lld..%lld were taken "
+				  "meanwhile",
+				  (long long)from, (long long)to - 1);
+		return;
+	}
+	b->sub_id_limit = (uint64_t)to;
+	if (mine) {
+		b->next_sub_id = (uint64_t)from;
+		b->my_sub_id_limit = (uint64_t)to;
+	}
+}
+
 static void apply(void *ctx, const struct kq_record *r)
 {
 	struct kq_broker *b = ctx;
@@ -117,11 +145,7 @@ static void apply(void *ctx, const struct kq_record *r)
 	} else if (strcmp(type, "offsets") == 0) {
 		apply_offsets(b, rec);
 	} else if (strcmp(type, "sub_ids") == 0) {
-		json_int_t limit =
-			json_integer_value(json_object_get(rec, "limit"));
-
-		if (limit > 0 && (uint64_t)limit > b->sub_id_limit)
-			b->sub_id_limit = (uint64_t)limit;
+		apply_sub_ids(b, rec);
 	} else {
 		kq__warn("metadata record %" PRIu64 ": unknown type %s",
 			 r->offset, type);
@@ -144,28 +168,31 @@ static int snapshot(void *ctx, void **data, size_t *len)
 		struct kq__topic *t = e->value;
 
 		json_array_append_new(
-		    topics,
-		    json_pack("{s:s, s:I, s:I, s:s, s:I, s:I, s:I}", "name",
-			      t->name, "partitions", (json_int_t)t->nparts,
-			      "replicas", (json_int_t)t->replicas,
-			      "partitioner",
-			      b->partitioners[t->partitioner].mod.name,
-			      "retention_ms", (json_int_t)t->retention_ms,
-			      "retention_bytes", (json_int_t)t->retention_bytes,
-			      "group_base", (json_int_t)t->group_base));
+			topics,
+			json_pack("{s:s, s:I, s:I, s:s, s:I, s:I, s:I}", "name",
+				  t->name, "partitions", (json_int_t)t->nparts,
+				  "replicas", (json_int_t)t->replicas,
+				  "partitioner",
+				  b->partitioners[t->partitioner].mod.name,
+				  "retention_ms", (json_int_t)t->retention_ms,
+				  "retention_bytes",
+				  (json_int_t)t->retention_bytes, "group_base",
+				  (json_int_t)t->group_base));
 		for (struct kq__group *g = t->groups; g; g = g->next) {
 			json_t *pairs = json_array();
 
 			for (uint32_t p = 0; p < t->nparts; p++)
 				if (g->committed[p])
 					json_array_append_new(
-					    pairs, json_pack("[I,I]",
-							     (json_int_t)p,
-							     (json_int_t)g->committed[p]));
+						pairs,
+						json_pack(
+							"[I,I]", (json_int_t)p,
+							(json_int_t)g->committed
+								[p]));
 			json_array_append_new(
-			    offsets, json_pack("{s:s, s:s, s:o}", "topic",
-					       t->name, "group", g->name,
-					       "offsets", pairs));
+				offsets,
+				json_pack("{s:s, s:s, s:o}", "topic", t->name,
+					  "group", g->name, "offsets", pairs));
 		}
 	}
 	json_object_set_new(doc, "sub_id_limit",
@@ -190,8 +217,8 @@ static int restore(void *ctx, const void *data, size_t len)
 	size_t i;
 
 	if (!json_is_object(doc)) {
-		kq__error("metadata snapshot: %s", doc ? "not an object"
-						       : jerr.text);
+		kq__error("metadata snapshot: %s",
+			  doc ? "not an object" : jerr.text);
 		json_decref(doc);
 		return KQ_ECORRUPT;
 	}
@@ -199,12 +226,14 @@ static int restore(void *ctx, const void *data, size_t len)
 	{
 		apply_topic(b, item,
 			    (uint64_t)json_integer_value(
-				json_object_get(item, "group_base")));
+				    json_object_get(item, "group_base")));
 	}
 	json_array_foreach(json_object_get(doc, "offsets"), i, item)
 	{
 		apply_offsets(b, item);
 	}
+	/* Ids below the limit belong to earlier blocks; this run reserves
+	 * its own. */
 	limit = json_integer_value(json_object_get(doc, "sub_id_limit"));
 	if (limit > 0 && (uint64_t)limit > b->sub_id_limit)
 		b->sub_id_limit = (uint64_t)limit;
@@ -262,10 +291,13 @@ void kq__meta_reserve_ids(struct kq_broker *b)
 	json_t *rec;
 	int rv;
 
-	if (b->reserving || b->sub_id_limit > b->next_sub_id + SUB_ID_BLOCK / 2)
+	if (b->reserving ||
+	    b->my_sub_id_limit > b->next_sub_id + SUB_ID_BLOCK / 2)
 		return;
-	rec = json_pack("{s:s, s:I}", "type", "sub_ids", "limit",
-			(json_int_t)(b->sub_id_limit + SUB_ID_BLOCK));
+	rec = json_pack("{s:s, s:I, s:I, s:i, s:I}", "type", "sub_ids", "from",
+			(json_int_t)b->sub_id_limit, "to",
+			(json_int_t)(b->sub_id_limit + SUB_ID_BLOCK), "owner",
+			b->cfg->broker_id, "boot", (json_int_t)b->boot_id);
 	rv = rec ? kq__meta_propose(b, rec, reserved, b) : -ENOMEM;
 	json_decref(rec);
 	if (rv == 0) {
@@ -278,6 +310,19 @@ void kq__meta_reserve_ids(struct kq_broker *b)
 		"cannot reserve subscription ids: %s", kq_strerror(rv));
 	if (b->sub_waiting)
 		kq__subscribe_resume(b, rv);
+}
+
+/* A value that differs between runs, to recognise this run's records. */
+static uint64_t boot_id(void)
+{
+	struct timespec ts;
+	uint64_t v;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	v = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec ^
+	    (uint64_t)getpid() << 32;
+	/* jansson integers are signed: keep it positive. */
+	return v & INT64_MAX;
 }
 
 int kq__meta_open(struct kq_broker *b)
@@ -302,14 +347,15 @@ int kq__meta_open(struct kq_broker *b)
 	gc.snapshot = snapshot;
 	gc.restore = restore;
 	b->sub_id_limit = 1;
+	/* Ids are handed out only from blocks this run reserved. */
+	b->next_sub_id = b->my_sub_id_limit = 0;
+	b->boot_id = boot_id();
 	rv = b->cops->group_open(b->consensus.state, &gc, &b->meta_group);
 	if (rv != 0) {
 		kq__error("metadata group: %s", kq_strerror(rv));
 		kq__plog_close(&b->meta_log);
 		return rv;
 	}
-	/* Ids below the limit may have been handed out by an earlier run. */
-	b->next_sub_id = b->sub_id_limit;
 	kq__meta_reserve_ids(b);
 	return 0;
 }

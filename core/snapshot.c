@@ -14,7 +14,7 @@
 #include "log.h"
 
 #define MAGIC "KQSNAP01"
-#define HDR 40
+#define HDR   40
 
 static void put64(unsigned char *p, uint64_t v)
 {
@@ -72,8 +72,8 @@ int kq__snapshot_save(const char *dir, uint64_t index, uint64_t term,
 	put64(hdr + 8, index);
 	put64(hdr + 16, term);
 	put64(hdr + 24, len);
-	put64(hdr + 32, fnv(fnv(1469598103934665603ULL, hdr + 8, 24), data,
-			    len));
+	put64(hdr + 32,
+	      fnv(fnv(1469598103934665603ULL, hdr + 8, 24), data, len));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -119,7 +119,7 @@ int kq__snapshot_load(const char *dir, uint64_t *index, uint64_t *term,
 	buf = n < (1ULL << 32) ? malloc(n ? n : 1) : NULL;
 	if (!buf || fread(buf, 1, n, f) != n ||
 	    fnv(fnv(1469598103934665603ULL, hdr + 8, 24), buf, n) !=
-		get64(hdr + 32)) {
+		    get64(hdr + 32)) {
 		fclose(f);
 		free(buf);
 		kq__error("%s: damaged snapshot (bad length or checksum)",

@@ -14,7 +14,7 @@
 
 struct local {
 	const struct kq_host *host;
-	uint64_t snapshot_every;        /* 0: never */
+	uint64_t snapshot_every; /* 0: never */
 };
 
 struct proposal {
@@ -164,8 +164,8 @@ static int restore_snapshot(struct kq_group *g)
 		g->applied_end = index + 1;
 	g->snapshot_end = index + 1;
 	host->log(host, KQ_LOG_INFO,
-		  "group %s: restored the snapshot at offset %llu",
-		  g->cfg.name, (unsigned long long)index);
+		  "group %s: restored the snapshot at offset %llu", g->cfg.name,
+		  (unsigned long long)index);
 	return 0;
 }
 

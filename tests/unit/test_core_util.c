@@ -1,0 +1,91 @@
+/* Unit tests of the core's small pieces: the hash map and name rules. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "map.h"
+#include "names.h"
+
+static void test_map(void **state)
+{
+	struct kq__map m = {0};
+	static int values[5000];
+	char key[32];
+	size_t seen = 0;
+	struct kq__map_entry *e = NULL;
+
+	assert_null(kq__map_get(&m, "x", 1));
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "topic-%d", i);
+		assert_int_equal(kq__map_put(&m, key, strlen(key), &values[i]),
+				 0);
+	}
+	assert_int_equal(m.count, 5000);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "topic-%d", i);
+		assert_ptr_equal(kq__map_get(&m, key, strlen(key)), &values[i]);
+	}
+	/* Replacing keeps the count; keys are byte strings, so a prefix is
+	 * another key. */
+	assert_int_equal(kq__map_put(&m, "topic-1", 7, &values[2]), 0);
+	assert_int_equal(m.count, 5000);
+	assert_ptr_equal(kq__map_get(&m, "topic-1", 7), &values[2]);
+	assert_null(kq__map_get(&m, "topic-1", 6));
+	while ((e = kq__map_next(&m, e)))
+		seen++;
+	assert_int_equal(seen, 5000);
+	for (int i = 0; i < 5000; i += 2) {
+		snprintf(key, sizeof(key), "topic-%d", i);
+		assert_non_null(kq__map_del(&m, key, strlen(key)));
+	}
+	assert_int_equal(m.count, 2500);
+	assert_null(kq__map_del(&m, "topic-0", 7));
+	assert_null(kq__map_get(&m, "topic-4", 7));
+	assert_ptr_equal(kq__map_get(&m, "topic-3", 7), &values[3]);
+	/* Binary keys (subscription ids). */
+	{
+		uint64_t id = 1001;
+
+		assert_int_equal(kq__map_put(&m, &id, sizeof(id), &values[0]),
+				 0);
+		assert_ptr_equal(kq__map_get(&m, &id, sizeof(id)), &values[0]);
+	}
+	kq__map_free(&m);
+	assert_int_equal(m.count, 0);
+}
+
+static void test_names(void **state)
+{
+	char longest[KQ__NAME_MAX + 2];
+
+	assert_true(kq__name_valid("orders"));
+	assert_true(kq__name_valid("A.b_c-9"));
+	assert_true(kq__name_valid("..."));
+	assert_false(kq__name_valid(""));
+	assert_false(kq__name_valid("."));
+	assert_false(kq__name_valid(".."));
+	assert_false(kq__name_valid("a b"));
+	assert_false(kq__name_valid("a/b"));
+	assert_false(kq__name_valid("caf\xc3\xa9"));
+	memset(longest, 'x', KQ__NAME_MAX);
+	longest[KQ__NAME_MAX] = '\0';
+	assert_true(kq__name_valid(longest));
+	longest[KQ__NAME_MAX] = 'x';
+	longest[KQ__NAME_MAX + 1] = '\0';
+	assert_false(kq__name_valid(longest));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_map),
+		cmocka_unit_test(test_names),
+	};
+
+	return cmocka_run_group_tests_name("core utilities", tests, NULL, NULL);
+}
