@@ -111,6 +111,22 @@ void kq__sessions_close_all(struct kq_broker *b)
 		session_close(b->sessions);
 }
 
+/* Why a metadata write was refused: which broker leads the metadata
+ * group, when it is another one (commands are not forwarded yet). */
+static int meta_unavailable(struct kq_broker *b, struct kq_req *req, int rv)
+{
+	int leader = b->cops->leader(b->meta_group);
+
+	if (rv != KQ_EUNAVAILABLE)
+		return fail(req, KQ_EUNAVAILABLE, "metadata log: %s",
+			    kq_strerror(rv));
+	if (leader && leader != b->cfg->broker_id)
+		return fail(req, KQ_EUNAVAILABLE,
+			    "broker %d leads the metadata; send this there",
+			    leader);
+	return fail(req, KQ_EUNAVAILABLE, "no metadata leader yet");
+}
+
 /* ------------------------------------------------------------ CRTP */
 
 struct create_ctx {
@@ -248,8 +264,7 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 	if (rv != 0) {
 		free(cc->name);
 		free(cc);
-		return fail(req, KQ_EUNAVAILABLE, "metadata log: %s",
-			    kq_strerror(rv));
+		return meta_unavailable(b, req, rv);
 	}
 	kq__map_put(&b->creating, spec->name, strlen(spec->name), cc);
 	return 0;
@@ -358,6 +373,28 @@ static void batch_free(struct kq__batch *bt)
 	free(bt);
 }
 
+/* Why a partition refused a write, for the client: a storage error, or
+ * which broker leads it (commands are not forwarded yet). */
+static void not_accepted(struct kq_req *req, struct kq__partition *p,
+			 int status)
+{
+	struct kq_broker *b = p->topic->b;
+	int leader = p->group ? b->cops->leader(p->group) : 0;
+
+	if (status != KQ_EUNAVAILABLE)
+		snprintf(req->errmsg, sizeof(req->errmsg),
+			 "partition %s-%u is not accepting writes: %s",
+			 p->topic->name, p->id, kq_strerror(status));
+	else if (leader && leader != b->cfg->broker_id)
+		snprintf(req->errmsg, sizeof(req->errmsg),
+			 "partition %s-%u is led by broker %d; publish there",
+			 p->topic->name, p->id, leader);
+	else
+		snprintf(req->errmsg, sizeof(req->errmsg),
+			 "partition %s-%u has no leader yet", p->topic->name,
+			 p->id);
+}
+
 static void batch_done(struct kq_propose_req *preq, int status)
 {
 	struct kq__batch *bt = preq->data;
@@ -372,9 +409,7 @@ static void batch_done(struct kq_propose_req *preq, int status)
 			req->result.publish.offset = preq->first_offset + i;
 			req->cb(req, 0);
 		} else {
-			snprintf(req->errmsg, sizeof(req->errmsg),
-				 "partition %s-%u is not accepting writes: %s",
-				 p->topic->name, p->id, kq_strerror(status));
+			not_accepted(req, p, status);
 			req->cb(req, KQ_EUNAVAILABLE);
 		}
 	}
@@ -572,9 +607,7 @@ void kq__subscribe_resume(struct kq_broker *b, int status)
 			b->sub_waiting = req->impl[0];
 			free(req->impl[1]);
 			kq__broker_complete(b, req,
-					    fail(req, KQ_EUNAVAILABLE,
-						 "metadata log: %s",
-						 kq_strerror(status)));
+					    meta_unavailable(b, req, status));
 		}
 		b->sub_waiting_tail = &b->sub_waiting;
 	} else if (b->sub_waiting) {

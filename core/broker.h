@@ -77,6 +77,7 @@ struct kq__group {
 };
 
 struct kq__topic {
+	struct kq_broker *b;
 	char *name;
 	uint32_t nparts;
 	uint32_t replicas;

@@ -103,6 +103,7 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 
 	if (!t)
 		return -ENOMEM;
+	t->b = b;
 	t->name = strdup(name);
 	t->nparts = nparts;
 	t->replicas = replicas;
