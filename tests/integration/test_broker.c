@@ -21,9 +21,12 @@
 #endif
 
 static struct tb tb;
+static void *scratch; /* a test's allocation, freed even if it fails */
 
 static int teardown(void **state)
 {
+	free(scratch);
+	scratch = NULL;
 	tb_cleanup(&tb);
 	tb_telnet_extra = "";
 	return 0;
@@ -347,7 +350,7 @@ static void test_kill9_pipelined(void **state)
 	pthread_t th;
 	char line[256];
 	int total = 400000, nacks = 0, st;
-	struct acked *acks = calloc((size_t)total, sizeof(*acks));
+	struct acked *acks = scratch = calloc((size_t)total, sizeof(*acks));
 
 	signal(SIGPIPE, SIG_IGN);
 	start_with(NULL);
@@ -382,7 +385,6 @@ static void test_kill9_pipelined(void **state)
 	check_all_present(&c, acks, nacks, 3);
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
-	free(acks);
 }
 
 /* SIGTERM in the middle of a pipelined run: every command the broker
