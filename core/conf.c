@@ -211,6 +211,9 @@ static int parse_peers(json_t *cluster, struct kq__config *cfg, char *err,
 	{
 		struct kq__peer *peer = &cfg->peers[i];
 
+		/* Counted before it is filled, so that kq__config_free
+		 * releases what a failing entry allocated. */
+		cfg->npeers = i + 1;
 		snprintf(path, sizeof(path), "cluster.peers[%zu]", i);
 		if (!json_is_object(p))
 			return fail(err, errlen, "%s: expected an object",
@@ -232,7 +235,6 @@ static int parse_peers(json_t *cluster, struct kq__config *cfg, char *err,
 			    errlen))
 			return KQ_ECONFIG;
 		peer->raft_port = (int)v;
-		cfg->npeers++;
 		for (j = 0; j < i; j++)
 			if (cfg->peers[j].id == peer->id)
 				return fail(err, errlen,
