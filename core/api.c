@@ -416,6 +416,18 @@ static void batch_done(struct kq_propose_req *preq, int status)
 	batch_free(bt);
 }
 
+/* A batch the consensus module refused outright.  Its requests complete
+ * at the end of the loop turn: a full batch is proposed from inside
+ * publish(), whose caller must not see callbacks before it returns. */
+static void batch_refused(struct kq_broker *b, struct kq__batch *bt, int rv)
+{
+	for (size_t i = 0; i < bt->n; i++) {
+		not_accepted(bt->reqs[i], bt->part, rv);
+		kq__broker_complete(b, bt->reqs[i], KQ_EUNAVAILABLE);
+	}
+	batch_free(bt);
+}
+
 /* Proposes one partition's batch: one append, one sync, one commit. */
 static void batch_propose(struct kq_broker *b, struct kq__partition *p)
 {
@@ -429,7 +441,7 @@ static void batch_propose(struct kq_broker *b, struct kq__partition *p)
 		return;
 	recs = calloc(bt->n, sizeof(*recs));
 	if (!recs) {
-		batch_done(&bt->preq, -ENOMEM);
+		batch_refused(b, bt, -ENOMEM);
 		return;
 	}
 	for (i = 0; i < bt->n; i++) {
@@ -444,7 +456,7 @@ static void batch_propose(struct kq_broker *b, struct kq__partition *p)
 	rv = b->cops->propose(p->group, &bt->preq, recs, bt->n, batch_done);
 	free(recs);
 	if (rv != 0)
-		batch_done(&bt->preq, rv);
+		batch_refused(b, bt, rv);
 }
 
 void kq__batch_flush(struct kq_broker *b)
