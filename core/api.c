@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "jsonkey.h"
 #include "log.h"
 #include "names.h"
 
@@ -278,14 +279,11 @@ static json_t *message_key(const char *msg, size_t len, const char **key,
 			   size_t *klen)
 {
 	json_t *doc, *k;
-	size_t i = 0;
 
-	*key = NULL;
-	*klen = 0;
-	while (i < len && (msg[i] == ' ' || msg[i] == '\t'))
-		i++;
-	/* Cheap filters first: most messages are not keyed JSON. */
-	if (i == len || msg[i] != '{' || !memmem(msg, len, "\"Key\"", 5))
+	/* The scanner settles the common cases without allocating; what it
+	 * is unsure of (escapes, long numbers, non-ASCII) goes to jansson,
+	 * whose answer defines what a key is. */
+	if (kq__json_key(msg, len, key, klen) != KQ__JSONKEY_UNSURE)
 		return NULL;
 	doc = json_loadb(msg, len, 0, NULL);
 	if (!doc)

@@ -1,4 +1,5 @@
-/* Unit tests of the core's small pieces: the hash map and name rules. */
+/* Unit tests of the core's small pieces: the hash map, name rules and the
+ * message-key scanner. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "jsonkey.h"
 #include "map.h"
 #include "names.h"
 
@@ -80,11 +82,59 @@ static void test_names(void **state)
 	assert_false(kq__name_valid(longest));
 }
 
+static void expect_key(const char *msg, enum kq__jsonkey want,
+		       const char *want_key)
+{
+	const char *key;
+	size_t klen;
+
+	assert_int_equal(kq__json_key(msg, strlen(msg), &key, &klen), want);
+	if (want == KQ__JSONKEY_FOUND) {
+		assert_int_equal(klen, strlen(want_key));
+		assert_memory_equal(key, want_key, klen);
+	} else {
+		assert_null(key);
+		assert_int_equal(klen, 0);
+	}
+}
+
+static void test_json_key(void **state)
+{
+	expect_key("{\"Header\":\"h\",\"Key\":\"124\",\"Body\":\"x\"}",
+		   KQ__JSONKEY_FOUND, "124");
+	expect_key(" \r\n{ \"Key\" : \"a b\" }\n", KQ__JSONKEY_FOUND, "a b");
+	/* The last "Key" wins, and it must be a non-empty string. */
+	expect_key("{\"Key\":\"a\",\"Key\":\"b\"}", KQ__JSONKEY_FOUND, "b");
+	expect_key("{\"Key\":\"a\",\"Key\":1}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	/* Only a top-level member counts. */
+	expect_key("{\"a\":{\"Key\":\"n\"}}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"a\":[1,-0,true,false,null,\"s\",{}],\"Key\":\"k\"}",
+		   KQ__JSONKEY_FOUND, "k");
+	/* Not JSON objects. */
+	expect_key("plain text", KQ__JSONKEY_NONE, NULL);
+	expect_key("[\"Key\",\"a\"]", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"a\"", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"a\"} x", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"a\",}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"a\":01,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"a\":\"\t\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	/* Left to jansson. */
+	expect_key("{\"Key\":\"a\\\"b\"}", KQ__JSONKEY_UNSURE, NULL);
+	expect_key("{\"K\\u0065y\":\"a\"}", KQ__JSONKEY_UNSURE, NULL);
+	expect_key("{\"a\":1.5,\"Key\":\"a\"}", KQ__JSONKEY_UNSURE, NULL);
+	expect_key("{\"a\":12345678901234567890,\"Key\":\"a\"}",
+		   KQ__JSONKEY_UNSURE, NULL);
+	expect_key("{\"Key\":\"caf\xc3\xa9\"}", KQ__JSONKEY_UNSURE, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_json_key),
 	};
 
 	return cmocka_run_group_tests_name("core utilities", tests, NULL, NULL);
