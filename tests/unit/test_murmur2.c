@@ -12,9 +12,9 @@
 
 #include <kafkaesque/partitioner.h>
 
-#include "../../plugins/keyhash/murmur2.h"
+#include "fake_host.h"
 
-const struct kq_plugin_desc *kq_plugin_entry(void);
+#include "../../plugins/keyhash/murmur2.h"
 
 struct vector {
 	const char *data;
@@ -133,50 +133,14 @@ static void test_to_positive(void **unused)
 	assert_int_equal(kq__murmur2_partition(5, 3), 2);
 }
 
-/* A host for the module: logs go to a buffer the tests read. */
-static char logbuf[1024];
-
-static void host_log(const struct kq_host *host, enum kq_log_level level,
-		     const char *fmt, ...)
-{
-	size_t used = strlen(logbuf);
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(logbuf + used, sizeof(logbuf) - used, fmt, ap);
-	va_end(ap);
-	used = strlen(logbuf);
-	snprintf(logbuf + used, sizeof(logbuf) - used, "\n");
-}
-
 static struct kq_host make_host(const json_t *config)
 {
-	struct kq_host h = {
-		.abi = KQ_PLUGIN_ABI,
-		.module = "keyhash",
-		.broker_id = 1,
-		.config = config,
-		.log = host_log,
-		.malloc = malloc,
-		.realloc = realloc,
-		.free = free,
-	};
-
-	logbuf[0] = '\0';
-	return h;
+	return kq__test_host("keyhash", config);
 }
 
 static const struct kq_partitioner_ops *ops(void)
 {
-	const struct kq_plugin_desc *d = kq_plugin_entry();
-
-	assert_non_null(d);
-	assert_int_equal(d->abi, KQ_PLUGIN_ABI);
-	assert_int_equal(d->kind, KQ_PLUGIN_PARTITIONER);
-	assert_string_equal(d->name, "keyhash");
-	assert_non_null(d->version);
-	assert_non_null(d->ops);
-	return d->ops;
+	return kq__test_partitioner("keyhash");
 }
 
 static void test_init_accepts_no_config(void **unused)
@@ -191,7 +155,7 @@ static void test_init_accepts_no_config(void **unused)
 	h = make_host(empty);
 	assert_int_equal(o->init(&h, &state), 0);
 	o->fini(state);
-	assert_string_equal(logbuf, "");
+	assert_string_equal(kq__test_logbuf, "");
 	json_decref(empty);
 }
 
@@ -204,7 +168,7 @@ static void test_init_rejects_unknown_key(void **unused)
 
 	assert_non_null(cfg);
 	assert_int_equal(o->init(&h, &state), KQ_ECONFIG);
-	assert_non_null(strstr(logbuf, "keyhash.foo: unknown key"));
+	assert_non_null(strstr(kq__test_logbuf, "keyhash.foo: unknown key"));
 	json_decref(cfg);
 }
 
@@ -216,7 +180,7 @@ static void test_init_rejects_non_object(void **unused)
 	void *state;
 
 	assert_int_equal(o->init(&h, &state), KQ_ECONFIG);
-	assert_non_null(strstr(logbuf, "keyhash"));
+	assert_non_null(strstr(kq__test_logbuf, "keyhash"));
 	json_decref(cfg);
 }
 

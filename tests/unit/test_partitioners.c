@@ -12,51 +12,16 @@
 
 #include <kafkaesque/partitioner.h>
 
-const struct kq_plugin_desc *kq_plugin_entry(void);
-
-static char logbuf[1024];
-
-static void host_log(const struct kq_host *host, enum kq_log_level level,
-		     const char *fmt, ...)
-{
-	size_t used = strlen(logbuf);
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(logbuf + used, sizeof(logbuf) - used, fmt, ap);
-	va_end(ap);
-	used = strlen(logbuf);
-	snprintf(logbuf + used, sizeof(logbuf) - used, "\n");
-}
+#include "fake_host.h"
 
 static struct kq_host make_host(const json_t *config)
 {
-	struct kq_host h = {
-		.abi = KQ_PLUGIN_ABI,
-		.module = "roundrobin",
-		.broker_id = 1,
-		.config = config,
-		.log = host_log,
-		.malloc = malloc,
-		.realloc = realloc,
-		.free = free,
-	};
-
-	logbuf[0] = '\0';
-	return h;
+	return kq__test_host("roundrobin", config);
 }
 
 static const struct kq_partitioner_ops *ops(void)
 {
-	const struct kq_plugin_desc *d = kq_plugin_entry();
-
-	assert_non_null(d);
-	assert_int_equal(d->abi, KQ_PLUGIN_ABI);
-	assert_int_equal(d->kind, KQ_PLUGIN_PARTITIONER);
-	assert_string_equal(d->name, "roundrobin");
-	assert_non_null(d->version);
-	assert_non_null(d->ops);
-	return d->ops;
+	return kq__test_partitioner("roundrobin");
 }
 
 static void test_init_config(void **unused)
@@ -74,17 +39,18 @@ static void test_init_config(void **unused)
 	h = make_host(empty);
 	assert_int_equal(o->init(&h, &state), 0);
 	o->fini(state);
-	assert_string_equal(logbuf, "");
+	assert_string_equal(kq__test_logbuf, "");
 
 	/* Every unknown key is named, not only the first. */
 	h = make_host(bad);
 	assert_int_equal(o->init(&h, &state), KQ_ECONFIG);
-	assert_non_null(strstr(logbuf, "roundrobin.sticky: unknown key"));
-	assert_non_null(strstr(logbuf, "roundrobin.x: unknown key"));
+	assert_non_null(
+		strstr(kq__test_logbuf, "roundrobin.sticky: unknown key"));
+	assert_non_null(strstr(kq__test_logbuf, "roundrobin.x: unknown key"));
 
 	h = make_host(notobj);
 	assert_int_equal(o->init(&h, &state), KQ_ECONFIG);
-	assert_non_null(strstr(logbuf, "roundrobin"));
+	assert_non_null(strstr(kq__test_logbuf, "roundrobin"));
 
 	json_decref(empty);
 	json_decref(bad);
