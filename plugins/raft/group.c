@@ -50,9 +50,11 @@ static uint32_t get32(const uint8_t *p)
 	       (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Encodes a record's payload into a new malloc'd buffer (NULL for a
- * control record, which has none); *len receives its size. */
-static int encode(const struct kq_record *rec, void **out, uint32_t *len)
+/* Encodes a record's payload into a new buffer (NULL for a control
+ * record, which has none): malloc'd, or a kq__raft_buf when `rbuf`;
+ * *len receives its size. */
+static int encode(const struct kq_record *rec, bool rbuf, void **out,
+		  uint32_t *len)
 {
 	uint8_t *p;
 	uint64_t n;
@@ -64,7 +66,7 @@ static int encode(const struct kq_record *rec, void **out, uint32_t *len)
 	n = PAYLOAD_HEAD + (uint64_t)rec->key_len + rec->value_len;
 	if (n > UINT32_MAX)
 		return KQ_EBADARG;
-	p = malloc(n);
+	p = rbuf ? kq__raft_buf_alloc(n) : malloc(n);
 	if (!p)
 		return -ENOMEM;
 	put64(p, (uint64_t)rec->timestamp_ms);
@@ -116,6 +118,174 @@ static const struct kq_log_api *logs(struct kq_group *g)
 
 static void run(struct kq_group *g);
 
+/* ------------------------------------------------------------ terms */
+
+/* Records that `index` has `term`; indexes come in increasing order. */
+static int terms_push(struct kq_group *g, uint64_t index, uint64_t term)
+{
+	struct kq__raft_term_start *t;
+
+	if (g->n_terms && g->terms[g->n_terms - 1].term == term)
+		return 0;
+	if (g->n_terms == g->cap_terms) {
+		size_t cap = g->cap_terms ? g->cap_terms * 2 : 8;
+
+		t = realloc(g->terms, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		g->terms = t;
+		g->cap_terms = cap;
+	}
+	g->terms[g->n_terms++] = (struct kq__raft_term_start){index, term};
+	return 0;
+}
+
+/* Forgets the terms of entries from `from` on (the point stays). */
+static void terms_truncate(struct kq_group *g, uint64_t from)
+{
+	while (g->n_terms > 1 && g->terms[g->n_terms - 1].index >= from)
+		g->n_terms--;
+}
+
+/* The log restarts after `point`, of term `term`. */
+static void terms_reset(struct kq_group *g, uint64_t point, uint64_t term)
+{
+	g->n_terms = 0;
+	terms_push(g, point, term); /* cannot fail: room was made at open */
+}
+
+/* Forgets what lies before `point`, which becomes the first index. */
+static void terms_prune(struct kq_group *g, uint64_t point)
+{
+	size_t k = 0;
+
+	while (k + 1 < g->n_terms && g->terms[k + 1].index <= point)
+		k++;
+	if (k) {
+		memmove(g->terms, g->terms + k,
+			(g->n_terms - k) * sizeof(*g->terms));
+		g->n_terms -= k;
+	}
+	if (g->n_terms && g->terms[0].index < point)
+		g->terms[0].index = point;
+}
+
+static int terms_lookup(const struct kq_group *g, uint64_t index,
+			uint64_t *term)
+{
+	size_t lo = 0, hi = g->n_terms;
+
+	if (!g->n_terms || index < g->terms[0].index)
+		return -ENOENT;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (g->terms[mid].index <= index)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	*term = g->terms[lo].term;
+	return 0;
+}
+
+/* Finds the term starts strictly inside (lo, hi] of the stored log,
+ * knowing the terms at both ends: terms never decrease along a log, so
+ * a stretch whose ends agree holds one term. */
+static int terms_scan(struct kq_group *g, uint64_t lo, uint64_t tlo,
+		      uint64_t hi, uint64_t thi)
+{
+	uint64_t mid, tmid;
+	int rv;
+
+	if (tlo == thi)
+		return 0;
+	if (hi == lo + 1)
+		return terms_push(g, hi, thi);
+	mid = lo + (hi - lo) / 2;
+	rv = logs(g)->term_at(g->log, mid, &tmid);
+	if (rv == 0)
+		rv = terms_scan(g, lo, tlo, mid, tmid);
+	if (rv == 0)
+		rv = terms_scan(g, mid, tmid, hi, thi);
+	return rv;
+}
+
+/* ------------------------------------------------------------ hooks */
+
+struct hook_read {
+	struct kq__raft_entry *out;
+	size_t n, room;
+	uint64_t expect;
+	size_t bytes;
+	int error;
+};
+
+static int hook_read_one(void *ctx, const struct kq_record *rec)
+{
+	struct hook_read *hr = ctx;
+	struct kq__raft_entry *e = &hr->out[hr->n];
+
+	if (rec->offset != hr->expect) {
+		hr->error = KQ_ECORRUPT;
+		return 1;
+	}
+	memset(e, 0, sizeof(*e));
+	e->index = rec->offset;
+	e->term = rec->term;
+	e->flags = rec->flags & KQ__RAFT_ENTRY_CONTROL;
+	hr->error = encode(rec, true, &e->data, &e->len);
+	if (hr->error)
+		return 1;
+	hr->n++;
+	hr->expect++;
+	hr->bytes += e->len;
+	return hr->n >= hr->room;
+}
+
+/* The core's read hook: stored records become entries. */
+static int hook_read(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
+		     struct kq__raft_entry *out, size_t *n)
+{
+	struct kq_group *g = ctx;
+	struct hook_read hr = {out, 0, to - from + 1, from, 0, 0};
+	uint64_t next;
+	int rv;
+
+	while (hr.n < hr.room && (!max_bytes || hr.bytes < max_bytes)) {
+		rv = logs(g)->read(g->log, hr.expect, to + 1,
+				   max_bytes ? max_bytes - hr.bytes : 1u << 20,
+				   hook_read_one, &hr, &next);
+		if (rv < 0 && !hr.error)
+			hr.error = rv;
+		if (hr.error || rv == 0)
+			break;
+	}
+	if (!hr.error && hr.n == 0)
+		hr.error = KQ_ECORRUPT;
+	if (hr.error) {
+		g->mod->host->log(g->mod->host, KQ_LOG_ERROR,
+				  "group %s: cannot read offset %" PRIu64
+				  " back from the log: %s",
+				  g->name, hr.expect, kq_strerror(hr.error));
+		for (size_t i = 0; i < hr.n; i++)
+			kq__raft_buf_unref(out[i].data);
+		hr.n = 0;
+	}
+	*n = hr.n;
+	return hr.error;
+}
+
+/* The core's term_at hook: from the terms kept in memory. */
+static int hook_term_at(void *ctx, uint64_t index, uint64_t *term)
+{
+	struct kq_group *g = ctx;
+
+	if (terms_lookup(g, index, term) == 0)
+		return 0;
+	return logs(g)->term_at(g->log, index, term);
+}
+
 /* Stops the group for good after a storage or core error: it neither
  * sends nor acknowledges anything any more. */
 static void fail_group(struct kq_group *g, int rv, const char *what)
@@ -162,6 +332,12 @@ static int write_entries(struct kq_group *g, const struct kq__raft_ready *rd)
 		if (rv != 0)
 			return rv;
 	}
+	terms_truncate(g, rd->entries[0].index);
+	for (size_t i = 0; i < rd->n_entries; i++) {
+		rv = terms_push(g, rd->entries[i].index, rd->entries[i].term);
+		if (rv != 0)
+			return rv;
+	}
 	recs = malloc(rd->n_entries * sizeof(*recs));
 	s = calloc(1, sizeof(*s));
 	if (!recs || !s) {
@@ -195,12 +371,125 @@ static int write_entries(struct kq_group *g, const struct kq__raft_ready *rd)
 	return rv;
 }
 
+/* Installs the leader's snapshot, or a log group's restart point
+ * (data NULL), durably: the snapshot file, then the log restarts after
+ * it.  A crash in between leaves a log the next open resets (see
+ * open_point).  The state itself is restored by the caller once the
+ * ready is done, so that restore may call back into the module. */
+static void install(struct kq_group *g, const struct kq__raft_snapshot *s)
+{
+	const struct kq_host *host = g->mod->host;
+	int rv;
+
+	if (s->data && !g->restore) {
+		fail_group(g, KQ_EINTERNAL,
+			   "installing a state snapshot in a message log");
+		return;
+	}
+	if (!s->data && g->restore) {
+		fail_group(g, KQ_EINTERNAL,
+			   "installing a log restart point in a state machine");
+		return;
+	}
+	rv = logs(g)->save_snapshot(g->log, s->index, s->term, s->data, s->len);
+	if (rv != 0) {
+		fail_group(g, rv, "saving the leader's snapshot");
+		return;
+	}
+	rv = logs(g)->reset(g->log, s->index + 1);
+	if (rv != 0) {
+		fail_group(g, rv, "log reset");
+		return;
+	}
+	terms_reset(g, s->index, s->term);
+	g->written_end = s->index + 1;
+	g->applied = g->snap_index = s->index;
+	host->log(host, g->id == 0 ? KQ_LOG_INFO : KQ_LOG_DEBUG,
+		  "group %s: %s at %" PRIu64 " (term %" PRIu64
+		  ") from the leader",
+		  g->name, s->data ? "installed a snapshot" : "log restarts",
+		  s->index, s->term);
+}
+
+/* Takes a snapshot of a state-machine group once snapshot_every entries
+ * were applied since the last one, then compacts the core and the log:
+ * the file is durable before anything it covers is dropped. */
+static void maybe_snapshot(struct kq_group *g)
+{
+	const struct kq_host *host = g->mod->host;
+	uint64_t every = g->mod->snapshot_every, index = g->applied, term;
+	void *data = NULL;
+	size_t len = 0;
+	int rv;
+
+	if (!g->snapshot || !every || g->failed || g->closed ||
+	    index - g->snap_index < every || index > kq__raft_commit(g->r) ||
+	    index > kq__raft_persisted_index(g->r) ||
+	    kq__raft_term_at(g->r, index, &term) != 0)
+		return;
+	rv = g->snapshot(g->apply_ctx, &data, &len);
+	if (rv == 0 && len > UINT32_MAX)
+		rv = KQ_EBADARG;
+	if (rv == 0)
+		rv = logs(g)->save_snapshot(g->log, index, term, data, len);
+	if (rv == 0)
+		rv = kq__raft_compact(g->r, index, data, (uint32_t)len);
+	host->free(data);
+	if (rv != 0) {
+		host->log(host, KQ_LOG_WARN,
+			  "group %s: snapshot at %" PRIu64 " failed: %s",
+			  g->name, index, kq_strerror(rv));
+		/* Not again before as many entries were applied. */
+		g->snap_index = index;
+		return;
+	}
+	g->snap_index = index;
+	terms_prune(g, index);
+	rv = logs(g)->compact(g->log, index + 1);
+	if (rv < 0)
+		host->log(host, KQ_LOG_WARN, "group %s: compaction failed: %s",
+			  g->name, kq_strerror(rv));
+	host->log(host, KQ_LOG_DEBUG,
+		  "group %s: snapshot at %" PRIu64 " (term %" PRIu64 ")",
+		  g->name, index, term);
+}
+
+/* A message log whose retention deleted old segments: the core drops
+ * those entries and sends followers that need them the restart point.
+ * Its term is recorded in a data-less snapshot file, as for a reset. */
+static void notice_retention(struct kq_group *g)
+{
+	const struct kq_host *host = g->mod->host;
+	uint64_t first = logs(g)->first_offset(g->log), point, term;
+	int rv;
+
+	if (g->snapshot || first <= kq__raft_first_index(g->r))
+		return;
+	point = first - 1;
+	if (point > kq__raft_commit(g->r) ||
+	    point > kq__raft_persisted_index(g->r))
+		return; /* not committed here yet: try again later */
+	if (terms_lookup(g, point, &term) != 0)
+		return;
+	rv = logs(g)->save_snapshot(g->log, point, term, NULL, 0);
+	if (rv == 0)
+		rv = kq__raft_compact(g->r, point, NULL, 0);
+	if (rv != 0) {
+		fail_group(g, rv, "recording the retention point");
+		return;
+	}
+	terms_prune(g, point);
+	host->log(host, KQ_LOG_DEBUG,
+		  "group %s: retention point %" PRIu64 " (term %" PRIu64 ")",
+		  g->name, point, term);
+}
+
 /* One ready: persist, send, then apply what committed. */
 static void handle_ready(struct kq_group *g)
 {
-	const struct kq_host *host = g->mod->host;
 	struct kq__raft_ready rd;
 	struct kq__raft_entry *apply = NULL;
+	struct kq__raft_snapshot restore = {0, 0, NULL, 0};
 	size_t n_apply = 0;
 	int rv;
 
@@ -213,17 +502,11 @@ static void handle_ready(struct kq_group *g)
 			fail_group(g, rv, "saving term and vote");
 	}
 	if (!g->failed && rd.snapshot) {
-		/* A retention point: the log restarts after it.  State
-		 * machine snapshots are not produced by this broker yet. */
-		if (rd.snapshot->data)
-			host->log(host, KQ_LOG_ERROR,
-				  "group %s: a state snapshot arrived, "
-				  "which this version cannot install",
-				  g->name);
-		rv = logs(g)->reset(g->log, rd.snapshot->index + 1);
-		if (rv != 0)
-			fail_group(g, rv, "log reset");
-		g->written_end = rd.snapshot->index + 1;
+		install(g, rd.snapshot);
+		if (!g->failed && rd.snapshot->data) {
+			restore = *rd.snapshot;
+			kq__raft_buf_ref(restore.data);
+		}
 	}
 	if (!g->failed && rd.n_entries) {
 		rv = write_entries(g, &rd);
@@ -249,6 +532,18 @@ static void handle_ready(struct kq_group *g)
 		}
 	}
 	kq__raft_advance(g->r, &rd);
+	if (restore.data) {
+		/* Replaces the state; nothing committed after it was handed
+		 * out in this ready. */
+		if (!g->closed) {
+			rv = g->restore(g->apply_ctx, restore.data,
+					restore.len);
+			if (rv != 0)
+				fail_group(g, rv,
+					   "restoring the leader's snapshot");
+		}
+		kq__raft_buf_unref(restore.data);
+	}
 	for (size_t i = 0; i < n_apply; i++) {
 		struct kq_record rec;
 
@@ -257,9 +552,13 @@ static void handle_ready(struct kq_group *g)
 			decode(&apply[i], &rec);
 			g->apply(g->apply_ctx, &rec);
 		}
+		if (apply[i].index > g->applied)
+			g->applied = apply[i].index;
 		kq__raft_buf_unref(apply[i].data);
 	}
 	free(apply);
+	if (n_apply)
+		maybe_snapshot(g);
 }
 
 static void complete(struct kq__raft_pending *p, int status)
@@ -317,6 +616,7 @@ static void settle(struct kq_group *g)
 static void group_free(struct kq_group *g)
 {
 	kq__raft_free(g->r);
+	free(g->terms);
 	free(g->name);
 	free(g);
 }
@@ -355,6 +655,10 @@ void kq__raft_group_tick(struct kq_group *g)
 	rv = kq__raft_tick(g->r);
 	if (rv != 0)
 		fail_group(g, rv, "raft tick");
+	if (!g->failed && !g->running) {
+		notice_retention(g);
+		maybe_snapshot(g);
+	}
 	run(g);
 }
 
@@ -372,92 +676,123 @@ void kq__raft_group_step(struct kq_group *g, const struct kq__raft_msg *m)
 
 /* ------------------------------------------------------------ opening */
 
-struct loader {
-	struct kq__raft_entry *e;
-	size_t n, cap;
-	uint64_t expect; /* the offset the next record must have */
+/* The snapshot point a group starts from, fixing the log where an
+ * install was interrupted.  With a snapshot file (a state snapshot, or a
+ * message log's restart point without data) the point is the file's;
+ * a stored log that does not continue it (a crash between saving the
+ * file and resetting the log) is reset after it.  Without one the point
+ * is the one before the first stored record, whose term is not known
+ * (logs written before these files existed): the first record's term
+ * stands in for it.  *data (host->free) is the state to restore. */
+static int open_point(struct kq_group *g, struct kq__raft_snapshot *snap,
+		      void **data, size_t *len, uint64_t hs_term)
+{
+	const struct kq_log_api *la = logs(g);
+	const struct kq_host *host = g->mod->host;
+	uint64_t first = la->first_offset(g->log);
+	uint64_t end = la->next_offset(g->log), si, st, t;
+	int rv;
+
+	memset(snap, 0, sizeof(*snap));
+	*data = NULL;
+	*len = 0;
+	if (first == 0 && end > 0) {
+		host->log(host, KQ_LOG_ERROR,
+			  "group %s: the log holds offset 0 (a log written "
+			  "by another consensus module)",
+			  g->name);
+		return KQ_ECORRUPT;
+	}
+	rv = la->load_snapshot(g->log, &si, &st, data, len);
+	if (rv == -ENOENT) {
+		snap->index = first ? first - 1 : 0;
+		if (snap->index && la->term_at(g->log, first, &t) == 0)
+			snap->term = t;
+		else if (snap->index)
+			snap->term = hs_term;
+		return 0;
+	}
+	if (rv != 0)
+		return rv;
+	if (!g->restore) {
+		/* A message log's file holds a point, never state. */
+		host->free(*data);
+		*data = NULL;
+		*len = 0;
+	}
+	if (si + 1 < first) {
+		/* Retention moved on before the point was recorded. */
+		if (g->restore) {
+			host->log(host, KQ_LOG_ERROR,
+				  "group %s: the log starts at %" PRIu64
+				  ", after its snapshot at %" PRIu64,
+				  g->name, first, si);
+			host->free(*data);
+			*data = NULL;
+			return KQ_ECORRUPT;
+		}
+		snap->index = first - 1;
+		snap->term = st;
+		if (la->term_at(g->log, first, &t) == 0 && t != st) {
+			snap->term = t;
+			host->log(host, KQ_LOG_WARN,
+				  "group %s: the term at %" PRIu64
+				  " is not known; taking %" PRIu64,
+				  g->name, first - 1, t);
+		}
+		return 0;
+	}
+	snap->index = si;
+	snap->term = st;
+	if (si + 1 == end || (si >= first && si < end &&
+			      la->term_at(g->log, si, &t) == 0 && t == st))
+		return 0;
+	if (si + 1 == first)
+		return 0;
+	host->log(host, KQ_LOG_INFO,
+		  "group %s: the log does not continue the snapshot at %" PRIu64
+		  "; it restarts after it",
+		  g->name, si);
+	return la->reset(g->log, si + 1);
+}
+
+/* Hands a lone replica's stored records to apply, streaming them. */
+struct replay {
+	struct kq_group *g;
+	uint64_t expect;
 	int error;
 };
 
-static int load_one(void *ctx, const struct kq_record *rec)
+static int replay_one(void *ctx, const struct kq_record *rec)
 {
-	struct loader *ld = ctx;
-	struct kq__raft_entry *e;
+	struct replay *rp = ctx;
 
-	if (rec->offset != ld->expect) {
-		ld->error = KQ_ECORRUPT;
+	if (rec->offset != rp->expect) {
+		rp->error = KQ_ECORRUPT;
 		return 1;
 	}
-	if (ld->n == ld->cap) {
-		size_t cap = ld->cap ? ld->cap * 2 : 256;
-
-		e = realloc(ld->e, cap * sizeof(*e));
-		if (!e) {
-			ld->error = -ENOMEM;
-			return 1;
-		}
-		ld->e = e;
-		ld->cap = cap;
-	}
-	e = &ld->e[ld->n];
-	memset(e, 0, sizeof(*e));
-	e->index = rec->offset;
-	e->term = rec->term;
-	e->flags = rec->flags & KQ__RAFT_ENTRY_CONTROL;
-	ld->error = encode(rec, &e->data, &e->len);
-	if (ld->error)
-		return 1;
-	ld->n++;
-	ld->expect++;
+	rp->expect++;
+	if (!(rec->flags & KQ_RECORD_CONTROL))
+		rp->g->apply(rp->g->apply_ctx, rec);
 	return 0;
 }
 
-static void loader_free(struct loader *ld)
+static int replay(struct kq_group *g, uint64_t from, uint64_t end)
 {
-	for (size_t i = 0; i < ld->n; i++)
-		free(ld->e[i].data);
-	free(ld->e);
-}
-
-/* Reads the stored log into ld: record offset = Raft index. */
-static int load_log(struct kq_group *g, struct loader *ld,
-		    struct kq__raft_snapshot *snap, uint64_t hs_term)
-{
-	const struct kq_log_api *la = logs(g);
-	uint64_t first = la->first_offset(g->log);
-	uint64_t end = la->next_offset(g->log), from, next;
+	struct replay rp = {g, from, 0};
+	uint64_t next;
 	int rv;
 
-	/* Raft indexes start at 1; what lies before the first stored
-	 * record is committed (a retention point or a reset). */
-	snap->index = first ? first - 1 : 0;
-	snap->term = 0;
-	snap->data = NULL;
-	snap->len = 0;
-	ld->expect = snap->index + 1;
-	from = first;
-	while (from < end) {
-		rv = la->read(g->log, from, end, 4 << 20, load_one, ld, &next);
-		if (ld->error) {
-			if (ld->error == KQ_ECORRUPT)
-				g->mod->host->log(
-					g->mod->host, KQ_LOG_ERROR,
-					"group %s: the log does not hold "
-					"offset %" PRIu64 " (a gap, or a log "
-					"written by another consensus module)",
-					g->name, ld->expect);
-			return ld->error;
-		}
+	while (rp.expect < end) {
+		rv = logs(g)->read(g->log, rp.expect, end, 1u << 20, replay_one,
+				   &rp, &next);
+		if (rp.error)
+			return rp.error;
 		if (rv < 0)
 			return rv;
-		if (next <= from)
-			break;
-		from = next;
+		if (rv == 0)
+			return KQ_ECORRUPT;
 	}
-	/* The term at the snapshot point is not stored: the first entry's
-	 * term (or the current term) stands in for it. */
-	if (snap->index)
-		snap->term = ld->n ? ld->e[0].term : hs_term;
 	return 0;
 }
 
@@ -474,9 +809,11 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	const struct kq_host *host = mod->host;
 	struct kq__raft_config rc;
 	struct kq_hard_state hs = {0, 0};
-	struct loader ld;
+	struct kq__raft_snapshot snap = {0, 0, NULL, 0};
+	void *data = NULL;
+	size_t len = 0;
 	struct kq_group *g;
-	uint64_t *voters;
+	uint64_t *voters, end, last_term = 0;
 	int rv;
 
 	if (mod->closed)
@@ -489,7 +826,6 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	}
 	g = calloc(1, sizeof(*g));
 	voters = calloc(cfg->nreplicas ? cfg->nreplicas : 1, sizeof(*voters));
-	memset(&ld, 0, sizeof(ld));
 	if (!g || !voters || !(g->name = strdup(cfg->name))) {
 		free(g);
 		free(voters);
@@ -500,16 +836,49 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	g->log = cfg->log;
 	g->apply = cfg->apply;
 	g->apply_ctx = cfg->apply_ctx;
+	if (cfg->snapshot && cfg->restore) {
+		g->snapshot = cfg->snapshot;
+		g->restore = cfg->restore;
+	}
 	g->pend_tail = &g->pend;
 	memset(&rc, 0, sizeof(rc));
 	rv = host->logs->load_hard_state(cfg->log, &hs);
 	if (rv == 0)
-		rv = load_log(g, &ld, &rc.snap, hs.term);
+		rv = open_point(g, &snap, &data, &len, hs.term);
+	if (rv == 0 && data && len > UINT32_MAX)
+		rv = KQ_ECORRUPT;
+	if (rv == 0 && data) {
+		rv = g->restore(g->apply_ctx, data, len);
+		if (rv == 0)
+			host->log(host, KQ_LOG_INFO,
+				  "group %s: restored the snapshot at %" PRIu64,
+				  cfg->name, snap.index);
+	}
+	/* Only the terms are read at open: where each starts, by bisection
+	 * (terms never decrease along a log).  Entries are read on demand
+	 * through the core's hooks. */
+	end = host->logs->next_offset(cfg->log);
+	if (rv == 0)
+		rv = terms_push(g, snap.index, snap.term);
+	last_term = snap.term;
+	if (rv == 0 && end > snap.index + 1) {
+		uint64_t t0;
+
+		rv = host->logs->term_at(cfg->log, snap.index + 1, &t0);
+		if (rv == 0)
+			rv = host->logs->term_at(cfg->log, end - 1, &last_term);
+		if (rv == 0)
+			rv = terms_push(g, snap.index + 1, t0);
+		if (rv == 0)
+			rv = terms_scan(g, snap.index + 1, t0, end - 1,
+					last_term);
+	}
 	if (rv != 0) {
 		host->log(host, KQ_LOG_ERROR, "group %s: cannot recover: %s",
 			  cfg->name, kq_strerror(rv));
 		goto fail;
 	}
+	g->applied = g->snap_index = snap.index;
 	for (size_t i = 0; i < cfg->nreplicas; i++)
 		voters[i] = (uint64_t)cfg->replicas[i];
 	rc.id = (uint64_t)host->broker_id;
@@ -525,26 +894,22 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	rc.max_inflight_msgs = 64;
 	rc.hs.term = hs.term;
 	rc.hs.vote = hs.vote;
-	rc.entries = ld.e;
-	rc.n_entries = ld.n;
+	/* The core keeps a copy of the state, for followers that need
+	 * what it covers. */
+	rc.snap = snap;
+	rc.snap.data = data;
+	rc.snap.len = (uint32_t)len;
+	rc.last_index = end > snap.index + 1 ? end - 1 : snap.index;
+	rc.last_term = last_term;
+	rc.read = hook_read;
+	rc.term_at = hook_term_at;
+	rc.hook_ctx = g;
+	rc.cache_bytes = mod->cache_bytes;
+	rc.skip_apply = !cfg->apply;
 	g->r = kq__raft_new(&rc);
-	g->written_end = host->logs->next_offset(cfg->log);
-	/* A lone replica's stored entries are all committed (or will be by
-	 * its next no-op, with nobody to overwrite them): replay them now,
-	 * as `local` does, so the state is whole when open returns. */
-	if (g->r && cfg->nreplicas == 1 && g->apply) {
-		for (size_t i = 0; i < ld.n; i++) {
-			struct kq_record rec;
-
-			if (ld.e[i].flags & KQ__RAFT_ENTRY_CONTROL)
-				continue;
-			decode(&ld.e[i], &rec);
-			g->apply(g->apply_ctx, &rec);
-		}
-		g->replayed = ld.n ? ld.e[ld.n - 1].index : 0;
-	}
-	loader_free(&ld);
-	memset(&ld, 0, sizeof(ld));
+	host->free(data);
+	data = NULL;
+	g->written_end = rc.last_index + 1;
 	if (!g->r) {
 		host->log(host, KQ_LOG_ERROR,
 			  "group %s: cannot start Raft (is broker %d one of "
@@ -552,6 +917,21 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 			  cfg->name, host->broker_id, cfg->nreplicas);
 		rv = KQ_ECONFIG;
 		goto fail;
+	}
+	/* A lone replica's stored entries are all committed (or will be by
+	 * its next no-op, with nobody to overwrite them): replay them now,
+	 * as `local` does, so the state is whole when open returns. */
+	if (cfg->nreplicas == 1 && g->apply && rc.last_index > snap.index) {
+		rv = replay(g, snap.index + 1, rc.last_index + 1);
+		if (rv != 0) {
+			host->log(host, KQ_LOG_ERROR,
+				  "group %s: replay failed: %s (a gap, or "
+				  "a log written by another consensus "
+				  "module)",
+				  cfg->name, kq_strerror(rv));
+			goto fail;
+		}
+		g->replayed = g->applied = rc.last_index;
 	}
 	free(voters);
 	voters = NULL;
@@ -568,9 +948,10 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	*out = g;
 	return 0;
 fail:
-	loader_free(&ld);
+	host->free(data);
 	free(voters);
 	kq__raft_free(g->r);
+	free(g->terms);
 	free(g->name);
 	free(g);
 	return rv;
@@ -644,7 +1025,7 @@ int kq__raft_group_propose(struct kq_group *g, struct kq_propose_req *req,
 		if (!rec.timestamp_ms)
 			rec.timestamp_ms = now;
 		e[i].flags = rec.flags & KQ__RAFT_ENTRY_CONTROL;
-		rv = encode(&rec, &e[i].data, &e[i].len);
+		rv = encode(&rec, false, &e[i].data, &e[i].len);
 	}
 	if (rv == 0)
 		rv = kq__raft_propose(g->r, e, n, &first);

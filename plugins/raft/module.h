@@ -21,6 +21,13 @@ struct kq__raft_pending {
 
 struct kq__raft_sync;
 
+/* Where a term starts in a group's log: the entries from `index` up to
+ * the next start have term `term`. */
+struct kq__raft_term_start {
+	uint64_t index;
+	uint64_t term;
+};
+
 /* One replicated log: the core, the log lent by the broker and the
  * proposals in flight.  Owned by the module from group_open until
  * group_close (or, when closed from inside its own processing, until that
@@ -32,7 +39,18 @@ struct kq_group {
 	struct kq_plog *log; /* borrowed from the core */
 	kq_apply_fn apply;
 	void *apply_ctx;
+	/* State-machine groups only (NULL for message logs). */
+	int (*snapshot)(void *ctx, void **data, size_t *len);
+	int (*restore)(void *ctx, const void *data, size_t len);
 	struct kq__raft *r;
+
+	/* The terms of the log from its snapshot point (terms[0]) on, kept
+	 * as entries are written: the term_at hook and the term of a point
+	 * retention moved past come from here, not from storage. */
+	struct kq__raft_term_start *terms;
+	size_t n_terms, cap_terms;
+	uint64_t applied;    /* last index handed to apply (or restored) */
+	uint64_t snap_index; /* the snapshot point stored last */
 
 	struct kq__raft_pending *pend; /* oldest first */
 	struct kq__raft_pending **pend_tail;
@@ -61,6 +79,9 @@ struct kq__raft_module {
 	unsigned heartbeat_ticks;
 	bool pre_vote;
 	bool check_quorum;
+	unsigned snapshot_every; /* entries applied between snapshots of a
+				  * state-machine group; 0: never */
+	unsigned cache_bytes;	 /* per group; 0: keep every entry */
 
 	uv_timer_t tick;
 	uv_timer_t later; /* runs the completions of closed groups */

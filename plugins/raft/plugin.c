@@ -205,6 +205,8 @@ static int parse_config(struct kq__raft_module *mod)
 	mod->heartbeat_ticks = 2;
 	mod->pre_vote = true;
 	mod->check_quorum = true;
+	mod->snapshot_every = 4096;
+	mod->cache_bytes = 8u << 20;
 	json_object_foreach((json_t *)host->config, key, v)
 	{
 		if (strcmp(key, "tick_ms") == 0)
@@ -219,6 +221,12 @@ static int parse_config(struct kq__raft_module *mod)
 			rv = get_bool(host, key, v, &mod->pre_vote);
 		else if (strcmp(key, "check_quorum") == 0)
 			rv = get_bool(host, key, v, &mod->check_quorum);
+		else if (strcmp(key, "snapshot_every") == 0)
+			rv = get_uint(host, key, v, 0, 1000000000,
+				      &mod->snapshot_every);
+		else if (strcmp(key, "cache_bytes") == 0)
+			rv = get_uint(host, key, v, 0, 1u << 30,
+				      &mod->cache_bytes);
 		else {
 			host->log(host, KQ_LOG_ERROR, "raft.%s: unknown key",
 				  key);

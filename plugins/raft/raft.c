@@ -30,6 +30,14 @@ size_t kq__raft_quorum(const struct kq__raft *r)
 	return r->n_prs / 2 + 1;
 }
 
+/* The error that stopped the core, a failed storage hook included. */
+static int status(struct kq__raft *r)
+{
+	if (!r->fatal && r->log.error)
+		r->fatal = r->log.error;
+	return r->fatal;
+}
+
 static void reset_timeout(struct kq__raft *r)
 {
 	r->rand_timeout =
@@ -176,7 +184,7 @@ int kq__raft_tick(struct kq__raft *r)
 			r->election_elapsed = 0;
 			campaign(r, r->pre_vote);
 		}
-		return r->fatal;
+		return status(r);
 	}
 	r->heartbeat_elapsed++;
 	r->election_elapsed++;
@@ -186,7 +194,7 @@ int kq__raft_tick(struct kq__raft *r)
 		 * clients look for the real one. */
 		if (r->check_quorum && !quorum_active(r)) {
 			kq__raft_become_follower(r, r->term, KQ__RAFT_NONE);
-			return r->fatal;
+			return status(r);
 		}
 	}
 	for (size_t i = 0; i < r->n_prs; i++) {
@@ -203,11 +211,10 @@ int kq__raft_tick(struct kq__raft *r)
 		r->heartbeat_elapsed = 0;
 		kq__raft_bcast_heartbeat(r);
 	}
-	return r->fatal;
+	return status(r);
 }
 
-static bool log_up_to_date(const struct kq__raft *r, uint64_t index,
-			   uint64_t term)
+static bool log_up_to_date(struct kq__raft *r, uint64_t index, uint64_t term)
 {
 	uint64_t lt = kq__raft_log_last_term(&r->log);
 
@@ -317,7 +324,7 @@ int kq__raft_step(struct kq__raft *r, const struct kq__raft_msg *m)
 			   m->type == KQ__RAFT_MSG_HEARTBEAT ||
 			   m->type == KQ__RAFT_MSG_SNAPSHOT;
 
-	if (r->fatal)
+	if (status(r))
 		return r->fatal;
 	if (r->in_ready)
 		return KQ_EINTERNAL;
@@ -357,11 +364,11 @@ int kq__raft_step(struct kq__raft *r, const struct kq__raft_msg *m)
 
 			kq__raft_send(r, &resp);
 		}
-		return r->fatal;
+		return status(r);
 	}
 	if (is_vote) {
 		handle_vote(r, m);
-		return r->fatal;
+		return status(r);
 	}
 	switch (r->role) {
 	case KQ__RAFT_LEADER: step_leader(r, m); break;
@@ -369,7 +376,7 @@ int kq__raft_step(struct kq__raft *r, const struct kq__raft_msg *m)
 	case KQ__RAFT_PRE_CANDIDATE: step_candidate(r, m); break;
 	case KQ__RAFT_FOLLOWER: step_follower(r, m); break;
 	}
-	return r->fatal;
+	return status(r);
 }
 
 int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
@@ -377,7 +384,7 @@ int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
 {
 	uint64_t index = kq__raft_log_last(&r->log) + 1;
 
-	if (r->fatal)
+	if (status(r))
 		return r->fatal;
 	if (r->in_ready)
 		return KQ_EINTERNAL;
@@ -404,7 +411,7 @@ int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
 	/* The whole batch goes out at once; it counts toward the commit only
 	 * once the caller reports it durable here too. */
 	kq__raft_bcast_append(r, false);
-	return r->fatal;
+	return status(r);
 }
 
 void kq__raft_persisted(struct kq__raft *r, uint64_t id)
@@ -425,6 +432,8 @@ void kq__raft_persisted(struct kq__raft *r, uint64_t id)
 	if (last <= r->persisted)
 		return;
 	r->persisted = last;
+	/* Durable entries may now leave the cache. */
+	kq__raft_log_evict(&r->log, r->persisted, r->cache_bytes);
 	if (r->role == KQ__RAFT_LEADER) {
 		if (kq__raft_maybe_commit(r))
 			kq__raft_bcast_append(r, true);
@@ -447,7 +456,7 @@ int kq__raft_compact(struct kq__raft *r, uint64_t index, const void *data,
 		return -ENOMEM;
 	kq__raft_log_compact(&r->log, index, copy, len);
 	kq__raft_buf_unref(copy);
-	return 0;
+	return status(r);
 }
 
 static void free_outbox(struct kq__raft *r, size_t n)
@@ -463,11 +472,13 @@ struct kq__raft *kq__raft_new(const struct kq__raft_config *c)
 {
 	struct kq__raft *r;
 	bool self = false;
+	uint64_t last =
+		c->last_index ? c->last_index : c->snap.index + c->n_entries;
 
 	for (size_t i = 0; i < c->n_voters; i++)
 		self |= c->voters[i] == c->id;
 	if (!self || c->id == KQ__RAFT_NONE || !c->election_ticks ||
-	    !c->heartbeat_ticks)
+	    !c->heartbeat_ticks || last < c->snap.index + c->n_entries)
 		return NULL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -490,17 +501,33 @@ struct kq__raft *kq__raft_new(const struct kq__raft_config *c)
 	r->max_inflight_msgs = c->max_inflight_msgs ? c->max_inflight_msgs : 64;
 	r->rng = c->seed ^ (c->id * 0x2545f4914f6cdd1dull);
 
+	r->cache_bytes = c->cache_bytes;
+	r->skip_apply = c->skip_apply;
+	r->log.read = c->read;
+	r->log.term_at = c->term_at;
+	r->log.ctx = c->hook_ctx;
 	r->log.snap = c->snap;
 	r->log.snap.data = kq__raft_buf_copy(c->snap.data, c->snap.len);
+	r->log.first = last - c->n_entries + 1;
+	r->log.prev_term = c->snap.term;
+	if (r->log.first - 1 > c->snap.index) {
+		/* The stretch before the given entries stays in storage. */
+		if (!c->read || !c->term_at)
+			goto fail;
+		if (!c->n_entries)
+			r->log.prev_term = c->last_term;
+		else if (c->term_at(c->hook_ctx, r->log.first - 1,
+				    &r->log.prev_term))
+			goto fail;
+	}
 	for (size_t i = 0; i < c->n_entries; i++) {
 		struct kq__raft_entry e = c->entries[i];
 
-		e.index = c->snap.index + 1 + i;
+		e.index = r->log.first + i;
 		e.data = kq__raft_buf_copy(c->entries[i].data, e.len);
 		if (kq__raft_log_append(&r->log, &e, 1)) {
 			kq__raft_buf_unref(e.data);
-			kq__raft_free(r);
-			return NULL;
+			goto fail;
 		}
 		kq__raft_buf_unref(e.data);
 	}
@@ -511,9 +538,13 @@ struct kq__raft *kq__raft_new(const struct kq__raft_config *c)
 	r->persisted = kq__raft_log_last(&r->log);
 	r->unstable = r->persisted + 1;
 	r->next_write_id = 1;
+	kq__raft_log_evict(&r->log, r->persisted, r->cache_bytes);
 	/* Same term: the recovered vote is kept. */
 	kq__raft_become_follower(r, r->term, KQ__RAFT_NONE);
 	return r;
+fail:
+	kq__raft_free(r);
+	return NULL;
 }
 
 void kq__raft_free(struct kq__raft *r)
@@ -533,6 +564,8 @@ void kq__raft_free(struct kq__raft *r)
 
 bool kq__raft_has_ready(const struct kq__raft *r)
 {
+	if (r->fatal || r->log.error)
+		return false;
 	return r->n_out || r->snap_pending || r->term != r->hs_saved.term ||
 	       r->vote != r->hs_saved.vote ||
 	       r->unstable <= kq__raft_log_last(&r->log) ||
@@ -577,22 +610,25 @@ skip:
 	rd->n_msgs = r->n_out;
 	r->rd_n_out = r->n_out;
 	r->rd_applied = r->applied;
-	if (r->applied < r->commit) {
-		/* A copy, since appends may move the log's array before the
-		 * caller finishes with it. */
-		size_t n = r->commit - r->applied;
+	if (r->applied < r->commit && r->skip_apply) {
+		r->rd_applied = r->commit;
+	} else if (r->applied < r->commit) {
+		/* A copy, since appends may move the cache before the caller
+		 * finishes with it; older entries come from storage, a
+		 * message's worth at a time. */
+		struct kq__raft_entry *a;
+		size_t n;
 
 		free(r->rd_committed);
-		r->rd_committed = malloc(n * sizeof(*r->rd_committed));
-		if (r->rd_committed) {
-			memcpy(r->rd_committed,
-			       kq__raft_log_get(&r->log, r->applied + 1),
-			       n * sizeof(*r->rd_committed));
-			for (size_t i = 0; i < n; i++)
-				kq__raft_buf_ref(r->rd_committed[i].data);
-			rd->committed = r->rd_committed;
+		r->rd_committed = NULL;
+		if (kq__raft_log_entries(&r->log, r->applied + 1, r->commit,
+					 r->max_msg_bytes, &a, &n) == 0) {
+			r->rd_committed = a;
+			rd->committed = a;
 			rd->n_committed = n;
-			r->rd_applied = r->commit;
+			r->rd_applied = r->applied + n;
+		} else {
+			status(r);
 		}
 	}
 	r->in_ready = true;
@@ -643,12 +679,17 @@ uint64_t kq__raft_first_index(const struct kq__raft *r)
 	return r->log.snap.index + 1;
 }
 
+size_t kq__raft_cached_bytes(const struct kq__raft *r)
+{
+	return r->log.bytes;
+}
+
 uint64_t kq__raft_persisted_index(const struct kq__raft *r)
 {
 	return r->persisted;
 }
 
-int kq__raft_term_at(const struct kq__raft *r, uint64_t index, uint64_t *term)
+int kq__raft_term_at(struct kq__raft *r, uint64_t index, uint64_t *term)
 {
 	return kq__raft_log_term(&r->log, index, term);
 }

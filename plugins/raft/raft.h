@@ -141,11 +141,47 @@ struct kq__raft_config {
 	/* Unacknowledged APPENDs per follower; 0 means 64. */
 	unsigned max_inflight_msgs;
 
-	/* Durable state recovered from disk. */
+	/* Durable state recovered from disk: the hard state, the snapshot
+	 * point, and the stored log snap.index + 1 .. last_index, of which
+	 * `entries` hands in the newest n_entries (any number, 0 included;
+	 * their indexes are taken from their place).  last_index 0 means
+	 * snap.index + n_entries: everything is handed in.  last_term is
+	 * the term of the entry at last_index, needed only when it is
+	 * stored but not handed in. */
 	struct kq__raft_hard_state hs;
 	struct kq__raft_snapshot snap;	      /* {0, 0, NULL} when none */
-	const struct kq__raft_entry *entries; /* snap.index + 1 onwards */
+	const struct kq__raft_entry *entries; /* the stored log's tail */
 	size_t n_entries;
+	uint64_t last_index;
+	uint64_t last_term;
+
+	/* The caller's storage, for entries the core does not cache: the
+	 * stored log between the snapshot point and the cache (durable
+	 * entries: written and reported by kq__raft_persisted, or handed
+	 * in at start).  Both hooks are synchronous and deterministic;
+	 * they are needed when anything is left in storage (last_index
+	 * beyond the entries handed in, or cache_bytes set).
+	 *
+	 * read fills out[0..*n) with the entries from, from + 1, ... (at
+	 * most to - from + 1 of them, room for that many is given; at least
+	 * one; it may stop once their payloads reach max_bytes, 0 meaning
+	 * no bound).  Each out[i].data is a buffer from kq__raft_buf_alloc()
+	 * (or NULL for no payload) whose reference passes to the core.
+	 * term_at gives the term of one stored entry.  Both return 0 or a
+	 * negative error, which stops the core with that error. */
+	int (*read)(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
+		    struct kq__raft_entry *out, size_t *n);
+	int (*term_at)(void *ctx, uint64_t index, uint64_t *term);
+	void *hook_ctx;
+	/* Bound on the bytes (payload plus KQ__RAFT_ENTRY_OVERHEAD each) of
+	 * durable entries kept in memory; older ones are read back through
+	 * the hooks.  Entries not yet durable are always kept.  0: keep
+	 * everything (the hooks are then needed only for the stretch left
+	 * in storage at start). */
+	size_t cache_bytes;
+	/* Committed entries are not handed out in readies (a log nobody
+	 * applies); they count as applied once committed. */
+	bool skip_apply;
 };
 
 /* The core's outputs, filled by kq__raft_ready().  Everything in it is
@@ -159,7 +195,9 @@ struct kq__raft_ready {
 	uint64_t persist_id; /* non-zero when entries is non-empty */
 	const struct kq__raft_msg *msgs;
 	size_t n_msgs;
-	const struct kq__raft_entry *committed; /* to apply */
+	/* To apply; at most max_msg_bytes of them per ready (at least
+	 * one), so entries read back from storage come in slices. */
+	const struct kq__raft_entry *committed;
 	size_t n_committed;
 };
 
@@ -211,20 +249,22 @@ void kq__raft_advance(struct kq__raft *r, struct kq__raft_ready *rd);
 
 /* Read-only views for the adapter, tests and the simulation: the role,
  * current term, known leader (KQ__RAFT_NONE when unknown), commit index,
- * last index, first index held (snapshot index + 1) and the index through
- * which the own log is known durable. */
+ * last index, first index held (snapshot index + 1), the bytes the log
+ * cache holds and the index through which the own log is known durable. */
 enum kq__raft_role kq__raft_role(const struct kq__raft *r);
 uint64_t kq__raft_term(const struct kq__raft *r);
 uint64_t kq__raft_leader(const struct kq__raft *r);
 uint64_t kq__raft_commit(const struct kq__raft *r);
 uint64_t kq__raft_last_index(const struct kq__raft *r);
 uint64_t kq__raft_first_index(const struct kq__raft *r);
+size_t kq__raft_cached_bytes(const struct kq__raft *r);
 uint64_t kq__raft_persisted_index(const struct kq__raft *r);
-/* The term of the entry at `index` (the snapshot's term at its index);
- * returns -1 when the core does not hold it. */
-int kq__raft_term_at(const struct kq__raft *r, uint64_t index, uint64_t *term);
-/* The entry at `index`, borrowed until the next call into the core;
- * NULL when it is not held. */
+/* The term of the entry at `index` (the snapshot's term at its index),
+ * from the cache or the term_at hook; returns -1 when the log does not
+ * hold it or the hook failed (which stops the core). */
+int kq__raft_term_at(struct kq__raft *r, uint64_t index, uint64_t *term);
+/* The cached entry at `index`, borrowed until the next call into the
+ * core; NULL when it is not held in memory. */
 const struct kq__raft_entry *kq__raft_entry_at(const struct kq__raft *r,
 					       uint64_t index);
 

@@ -10,14 +10,26 @@
 
 /* ------------------------------------------------------------ log cache */
 
-/* The replica's log: a snapshot point (base, base_term) followed by the
- * entries base + 1 .. base + n, all held in memory.  The log owns one
- * reference to every payload and to the snapshot data. */
+/* The replica's log: a snapshot point (base, base_term), then entries
+ * base + 1 .. first - 1 held only by the caller's storage (durable; read
+ * back through the hooks), then the cached entries first .. first + n - 1
+ * in e[head .. head + n).  The log owns one reference to every cached
+ * payload and to the snapshot data. */
 struct kq__raft_log {
 	struct kq__raft_entry *e;
+	size_t head;
 	size_t n;
 	size_t cap;
+	uint64_t first;	    /* index of e[head] (last + 1 when n == 0) */
+	uint64_t prev_term; /* term of the entry at first - 1 */
+	size_t bytes;	    /* cached payloads plus the per-entry overhead */
 	struct kq__raft_snapshot snap; /* base = snap.index */
+	/* Storage hooks (kq__raft_config); NULL: nothing is ever evicted. */
+	int (*read)(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
+		    struct kq__raft_entry *out, size_t *n);
+	int (*term_at)(void *ctx, uint64_t index, uint64_t *term);
+	void *ctx;
+	int error; /* the first hook error; the core stops on it */
 };
 
 /* Frees every entry and the snapshot; the log is empty afterwards. */
@@ -26,21 +38,30 @@ void kq__raft_log_fini(struct kq__raft_log *l);
 uint64_t kq__raft_log_last(const struct kq__raft_log *l);
 /* Term of the last entry (the snapshot term when empty). */
 uint64_t kq__raft_log_last_term(const struct kq__raft_log *l);
-/* Term at `index` for snap.index <= index <= last; -1 otherwise. */
-int kq__raft_log_term(const struct kq__raft_log *l, uint64_t index,
-		      uint64_t *term);
+/* Term at `index` for snap.index <= index <= last, asking the term_at
+ * hook for what is not cached; -1 otherwise or on a hook error (then
+ * l->error is set). */
+int kq__raft_log_term(struct kq__raft_log *l, uint64_t index, uint64_t *term);
 /* True when the log holds `index` with `term`. */
-bool kq__raft_log_match(const struct kq__raft_log *l, uint64_t index,
-			uint64_t term);
-/* The entry at `index` or NULL (borrowed from the log). */
+bool kq__raft_log_match(struct kq__raft_log *l, uint64_t index, uint64_t term);
+/* The cached entry at `index` or NULL (borrowed from the log). */
 struct kq__raft_entry *kq__raft_log_get(const struct kq__raft_log *l,
 					uint64_t index);
+/* Entries from..to (from <= to <= last, from > snap.index), at least one,
+ * no more than max_bytes in all beyond the first (0: no bound), from the
+ * cache or the read hook.  *out is a malloc'd array owned by the caller,
+ * holding one reference per payload.  Returns 0, -ENOMEM or the hook's
+ * error (also kept in l->error). */
+int kq__raft_log_entries(struct kq__raft_log *l, uint64_t from, uint64_t to,
+			 size_t max_bytes, struct kq__raft_entry **out,
+			 size_t *n);
 /* Appends copies of e[0..n) (payloads referenced, not copied); their
  * indexes must continue the log.  Returns 0 or -ENOMEM. */
 int kq__raft_log_append(struct kq__raft_log *l, const struct kq__raft_entry *e,
 			size_t n);
-/* Drops entries with index >= from. */
-void kq__raft_log_truncate(struct kq__raft_log *l, uint64_t from);
+/* Drops entries with index >= from.  Returns 0, or the hook's error when
+ * the term before `from` had to be read and could not be. */
+int kq__raft_log_truncate(struct kq__raft_log *l, uint64_t from);
 /* Drops entries up to index (<= last), which becomes the snapshot point
  * with `data` (one reference taken). */
 void kq__raft_log_compact(struct kq__raft_log *l, uint64_t index, void *data,
@@ -48,10 +69,14 @@ void kq__raft_log_compact(struct kq__raft_log *l, uint64_t index, void *data,
 /* Drops everything; the log restarts after snapshot s (data referenced). */
 void kq__raft_log_restore(struct kq__raft_log *l,
 			  const struct kq__raft_snapshot *s);
+/* Drops cached entries from the front, none above `durable`, until the
+ * cache holds at most `bound` bytes (0: no bound). */
+void kq__raft_log_evict(struct kq__raft_log *l, uint64_t durable, size_t bound);
 /* The largest index i <= index (and >= the snapshot index) whose term is
- * <= term; the fast backtracking search of both ends. */
-uint64_t kq__raft_log_find_conflict(const struct kq__raft_log *l,
-				    uint64_t index, uint64_t term);
+ * <= term; the fast backtracking search of both ends.  Terms never
+ * decrease along a log, so this is a binary search. */
+uint64_t kq__raft_log_find_conflict(struct kq__raft_log *l, uint64_t index,
+				    uint64_t term);
 
 /* ------------------------------------------------------------ progress */
 
@@ -152,6 +177,8 @@ struct kq__raft {
 	uint64_t persisted; /* durable through here (own log) */
 	uint64_t verified;  /* follower: matches the leader through here */
 	uint64_t acked;	    /* follower: acknowledged to the leader so far */
+	size_t cache_bytes; /* bound on cached durable entries; 0: none */
+	bool skip_apply;    /* committed entries are not handed out */
 
 	struct kq__raft_write *writes; /* not yet durable, oldest first */
 	size_t n_writes;

@@ -53,32 +53,21 @@ bool kq__raft_send_append(struct kq__raft *r, struct kq__raft_progress *p,
 		send_snapshot(r, p);
 		return true;
 	}
+	if (p->next > last && !send_empty)
+		return false;
 	if (kq__raft_log_term(&r->log, m.index, &m.log_term))
 		return false;
-	while (p->next + n <= last) {
-		const struct kq__raft_entry *e =
-			kq__raft_log_get(&r->log, p->next + n);
-
-		size_t cost = e->len + KQ__RAFT_ENTRY_OVERHEAD;
-
-		if (n && r->max_msg_bytes && bytes + cost > r->max_msg_bytes)
-			break;
-		bytes += cost;
-		n++;
-	}
-	if (!n && !send_empty)
-		return false;
-	if (n) {
-		m.entries = malloc(n * sizeof(*m.entries));
-		if (!m.entries) {
-			r->fatal = -ENOMEM;
+	if (p->next <= last) {
+		/* A lagging follower's entries may come from storage. */
+		if (kq__raft_log_entries(&r->log, p->next, last,
+					 r->max_msg_bytes, &m.entries, &n)) {
+			if (!r->log.error)
+				r->fatal = -ENOMEM;
 			return false;
 		}
-		for (size_t i = 0; i < n; i++) {
-			m.entries[i] = *kq__raft_log_get(&r->log, p->next + i);
-			kq__raft_buf_ref(m.entries[i].data);
-		}
 		m.n_entries = n;
+		for (size_t i = 0; i < n; i++)
+			bytes += m.entries[i].len + KQ__RAFT_ENTRY_OVERHEAD;
 	}
 	if (n && p->state == KQ__RAFT_PR_REPLICATE) {
 		/* Optimistic: the next APPEND goes out without waiting. */
@@ -166,7 +155,8 @@ void kq__raft_commit_to(struct kq__raft *r, uint64_t index)
 
 void kq__raft_truncate(struct kq__raft *r, uint64_t from)
 {
-	kq__raft_log_truncate(&r->log, from);
+	if (kq__raft_log_truncate(&r->log, from))
+		return;
 	if (r->unstable > from)
 		r->unstable = from;
 	if (r->persisted >= from)
@@ -249,9 +239,24 @@ void kq__raft_handle_append(struct kq__raft *r, const struct kq__raft_msg *m)
 		return;
 	}
 	lastnew = prev + n;
-	for (i = 0; i < n; i++)
-		if (!kq__raft_log_match(&r->log, e[i].index, e[i].term))
-			break;
+	/* By log matching, the entries held form a prefix of e: find its
+	 * end with few term lookups (they may reach storage). */
+	{
+		size_t lo = 0, hi = n;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (kq__raft_log_match(&r->log, e[mid].index,
+					       e[mid].term))
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		i = lo;
+	}
+	if (r->log.error)
+		return;
 	if (i < n) {
 		uint64_t from = e[i].index;
 
@@ -261,6 +266,8 @@ void kq__raft_handle_append(struct kq__raft *r, const struct kq__raft_msg *m)
 			return;
 		}
 		kq__raft_truncate(r, from);
+		if (r->log.error)
+			return;
 		for (; i < n; i++) {
 			struct kq__raft_entry c = e[i];
 

@@ -9,7 +9,7 @@
  * number of ticks.
  *
  *   raft-sim --seeds N --first-seed S [--nodes 3|5] [--ticks T] [--trace]
- *            [--soak]
+ *            [--cache-bytes B] [--soak]
  *
  * ends with the line "N seeds, V violations" (plus the first failing seed
  * when V > 0).  A failing seed replays exactly with --seeds 1
@@ -104,7 +104,10 @@ struct disk {
 	int sync_pending;
 };
 
+struct sim;
+
 struct node {
+	struct sim *sim;
 	uint64_t id;
 	struct kq__raft *r;
 	int up;
@@ -150,6 +153,7 @@ struct opts {
 	unsigned ticks;
 	unsigned converge_ticks;
 	int trace;
+	long cache_bytes; /* -1: drawn per seed */
 };
 
 struct sim {
@@ -161,6 +165,8 @@ struct sim {
 	uint64_t now;
 	uint64_t tick;
 	int log_mode; /* log groups: compaction without snapshot data */
+	int hooks;    /* the core reads the disk through its hooks */
+	size_t cache_bytes;
 
 	/* Fault settings. */
 	unsigned loss; /* permille */
@@ -198,6 +204,7 @@ struct sim {
 	size_t n_acks;
 	size_t cap_acks;
 	uint64_t *prop_node; /* proposal id -> proposer id, incarnation */
+	uint64_t reads;	     /* entries read back through the hook */
 	size_t cap_prop;
 	uint64_t next_id;
 
@@ -706,6 +713,68 @@ static void process(struct sim *s, struct node *nd)
 	check_leader(s, nd);
 }
 
+/* The core's storage hooks over the fake disk: only durable entries
+ * between the snapshot point and the cache may be asked for. */
+static int disk_read(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
+		     struct kq__raft_entry *out, size_t *n)
+{
+	struct node *nd = ctx;
+	size_t bytes = 0;
+
+	*n = 0;
+	for (uint64_t i = from; i <= to; i++) {
+		struct sentry *se = dentry(&nd->d, i);
+		void *buf = NULL;
+
+		if (!se || i > nd->d.durable_last) {
+			violate(nd->sim,
+				"node %" PRIu64 " reads index %" PRIu64
+				" it does not hold durably",
+				nd->id, i);
+			for (size_t k = 0; k < *n; k++)
+				kq__raft_buf_unref(out[k].data);
+			*n = 0;
+			return -5;
+		}
+		if (se->id) {
+			buf = kq__raft_buf_alloc(sizeof(se->id));
+			memcpy(buf, &se->id, sizeof(se->id));
+		}
+		out[(*n)++] = (struct kq__raft_entry){
+			.index = i,
+			.term = se->term,
+			.flags = se->flags,
+			.len = se->id ? sizeof(se->id) : 0,
+			.data = buf,
+		};
+		bytes += se->id ? sizeof(se->id) : 0;
+		if (max_bytes && bytes >= max_bytes)
+			break;
+	}
+	nd->sim->reads += *n;
+	return 0;
+}
+
+static int disk_term_at(void *ctx, uint64_t index, uint64_t *term)
+{
+	struct node *nd = ctx;
+	struct sentry *se = dentry(&nd->d, index);
+
+	if (index == nd->d.base) {
+		*term = nd->d.base_term;
+		return 0;
+	}
+	if (!se || index > nd->d.durable_last) {
+		violate(nd->sim,
+			"node %" PRIu64 " asks the term of index %" PRIu64
+			" it does not hold durably",
+			nd->id, index);
+		return -5;
+	}
+	*term = se->term;
+	return 0;
+}
+
 static void start_node(struct sim *s, struct node *nd)
 {
 	uint64_t voters[MAX_NODES];
@@ -751,6 +820,20 @@ static void start_node(struct sim *s, struct node *nd)
 	};
 	c.entries = ents;
 	c.n_entries = d->n;
+	if (s->hooks) {
+		/* Only a random tail is handed in; the rest stays on disk. */
+		size_t k = (size_t)below(&s->rng, d->n + 1);
+
+		c.read = disk_read;
+		c.term_at = disk_term_at;
+		c.hook_ctx = nd;
+		c.cache_bytes = s->cache_bytes;
+		c.entries = ents + (d->n - k);
+		c.n_entries = k;
+		c.last_index = d->base + d->n;
+		c.last_term = d->n ? d->e[d->n - 1].term : d->base_term;
+	}
+	nd->sim = s;
 	nd->r = kq__raft_new(&c);
 	free(ents);
 	free(ids);
@@ -1055,6 +1138,9 @@ static void sim_free(struct sim *s)
 	free(s->prop_node);
 }
 
+/* Entries read back through the hooks over all seeds. */
+static uint64_t o_reads;
+
 /* Runs one seed; returns 0 or 1 (violation), with the reason in s. */
 static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		    size_t why_len, uint64_t *ticks_used)
@@ -1082,15 +1168,28 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 	/* Mostly the production setting, sometimes the bare algorithm. */
 	s.pre_vote = below(&s.rng, 4) != 0;
 	s.check_quorum = below(&s.rng, 4) != 0;
+	/* Storage hooks: none (all cached), an unbounded cache, or a tiny
+	 * one so that entries are read back from the disk all the time. */
+	switch (o->cache_bytes >= 0 ? 2 : below(&s.rng, 4)) {
+	case 0: break;
+	case 1: s.hooks = 1; break;
+	default:
+		s.hooks = 1;
+		s.cache_bytes = o->cache_bytes >= 0 ? (size_t)o->cache_bytes
+						    : 1 + below(&s.rng, 600);
+		break;
+	}
 	trace(&s,
 	      "seed %" PRIu64 ": %d nodes, %s groups, loss %u%%o, dup %u%%o,"
 	      " delay <= %u, reorder %u%%o, sync <= %u, crash %u%%o,"
 	      " partition %u%%o, leader crash %u%%o, msg %zu B,"
-	      " inflight %u msgs/%zu B, pre-vote %d, check-quorum %d",
+	      " inflight %u msgs/%zu B, pre-vote %d, check-quorum %d,"
+	      " hooks %d, cache %zu B",
 	      seed, s.n, s.log_mode ? "log" : "state-machine", s.loss, s.dup,
 	      s.delay_max, s.reorder, s.sync_max, s.crash, s.partition,
 	      s.leader_crash, s.max_msg_bytes, s.max_inflight_msgs,
-	      s.max_inflight_bytes, s.pre_vote, s.check_quorum);
+	      s.max_inflight_bytes, s.pre_vote, s.check_quorum, s.hooks,
+	      s.cache_bytes);
 	for (int i = 0; i < s.n; i++) {
 		struct node *nd = &s.nodes[i];
 
@@ -1130,8 +1229,23 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 	*ticks_used = s.tick;
 	trace(&s,
 	      "seed %" PRIu64 " done at tick %" PRIu64 ": %" PRIu64
-	      " proposed, %" PRIu64 " acknowledged, commit %" PRIu64,
-	      seed, s.tick, s.proposals, s.committed_props, s.max_commit);
+	      " proposed, %" PRIu64 " acknowledged, commit %" PRIu64
+	      ", %" PRIu64 " entries read back",
+	      seed, s.tick, s.proposals, s.committed_props, s.max_commit,
+	      s.reads);
+	if (s.hooks && s.cache_bytes && !s.violation[0]) {
+		/* The bound holds once everything is durable. */
+		for (int i = 0; i < s.n; i++)
+			if (s.nodes[i].up &&
+			    kq__raft_cached_bytes(s.nodes[i].r) > s.cache_bytes)
+				violate(&s,
+					"node %d caches %zu bytes, over "
+					"the bound %zu",
+					i + 1,
+					kq__raft_cached_bytes(s.nodes[i].r),
+					s.cache_bytes);
+	}
+	o_reads += s.reads;
 	snprintf(why, why_len, "%s", s.violation);
 	sim_free(&s);
 	return why[0] != 0;
@@ -1142,7 +1256,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: raft-sim [--seeds N] [--first-seed S] [--nodes 3|5]\n"
 		"                [--ticks T] [--converge-ticks T] [--trace]\n"
-		"                [--soak]\n");
+		"                [--cache-bytes B] [--soak]\n");
 	exit(2);
 }
 
@@ -1151,7 +1265,8 @@ int main(int argc, char **argv)
 	struct opts o = {.seeds = 100,
 			 .first_seed = 1,
 			 .ticks = 2000,
-			 .converge_ticks = 400};
+			 .converge_ticks = 400,
+			 .cache_bytes = -1};
 	uint64_t failed = 0, first_failed = 0, ticks = 0;
 	char why[512], first_why[512] = "";
 
@@ -1180,6 +1295,9 @@ int main(int argc, char **argv)
 				usage();
 		} else if (!strcmp(a, "--ticks")) {
 			o.ticks = (unsigned)strtoul(v, NULL, 10);
+			i++;
+		} else if (!strcmp(a, "--cache-bytes")) {
+			o.cache_bytes = strtol(v, NULL, 10);
 			i++;
 		} else if (!strcmp(a, "--converge-ticks")) {
 			o.converge_ticks = (unsigned)strtoul(v, NULL, 10);
@@ -1213,6 +1331,8 @@ int main(int argc, char **argv)
 		       o.ticks);
 		return 1;
 	}
-	printf("%" PRIu64 " seeds, 0 violations\n", o.seeds);
+	printf("%" PRIu64 " seeds, 0 violations (%" PRIu64
+	       " entries read back from the disks)\n",
+	       o.seeds, o_reads);
 	return 0;
 }

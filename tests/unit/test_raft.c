@@ -1,7 +1,8 @@
 /* Unit tests of the pure Raft core: each rule of figure 2 of the Raft
  * paper, the election, replication and safety scenarios of its sections
  * 5.2 to 5.4, pre-vote and check-quorum (thesis 9.6), durability ordering,
- * batching, the in-flight bound and snapshots. */
+ * batching, the in-flight bound, snapshots, and the storage hooks with a
+ * bounded log cache. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -43,6 +44,19 @@ struct cl {
 	bool check_quorum;
 	size_t max_msg_bytes;
 	unsigned max_inflight_msgs;
+	/* What each node wrote (indexes 1..disk_last), for the hooks. */
+	struct {
+		uint64_t term;
+		uint32_t flags, len;
+		char data[16];
+	} disk[MAXN + 1][256];
+	uint64_t disk_last[MAXN + 1];
+	struct hook_ctx {
+		struct cl *c;
+		int id;
+	} hc[MAXN + 1];
+	int hook_reads[MAXN + 1]; /* entries read back */
+	int hook_terms[MAXN + 1]; /* terms asked for */
 };
 
 static struct kq__raft_msg copy_msg(const struct kq__raft_msg *m)
@@ -89,6 +103,18 @@ static void drain(struct cl *c, int id)
 			c->writes[id]++;
 			c->first_written[id] = rd.entries[0].index;
 			pid = rd.persist_id;
+			for (size_t i = 0; i < rd.n_entries; i++) {
+				const struct kq__raft_entry *e = &rd.entries[i];
+
+				assert_true(e->index < 256 && e->len <= 16);
+				c->disk[id][e->index].term = e->term;
+				c->disk[id][e->index].flags = e->flags;
+				c->disk[id][e->index].len = e->len;
+				if (e->len)
+					memcpy(c->disk[id][e->index].data,
+					       e->data, e->len);
+				c->disk_last[id] = e->index;
+			}
 		}
 		for (size_t i = 0; i < rd.n_msgs; i++) {
 			const struct kq__raft_msg *m = &rd.msgs[i];
@@ -155,6 +181,86 @@ static struct kq__raft *start(struct cl *c, int id, uint64_t term,
 	c->hs[id] = cfg.hs;
 	c->applied[id] = 0;
 	return c->r[id];
+}
+
+/* The storage hooks over the harness's disk. */
+static int disk_read(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
+		     struct kq__raft_entry *out, size_t *n)
+{
+	struct hook_ctx *h = ctx;
+	size_t bytes = 0;
+
+	*n = 0;
+	for (uint64_t i = from; i <= to; i++) {
+		assert_true(i >= 1 && i <= h->c->disk_last[h->id]);
+		out[*n] = (struct kq__raft_entry){
+			.index = i,
+			.term = h->c->disk[h->id][i].term,
+			.flags = h->c->disk[h->id][i].flags,
+			.len = h->c->disk[h->id][i].len,
+		};
+		if (out[*n].len) {
+			out[*n].data = kq__raft_buf_alloc(out[*n].len);
+			memcpy(out[*n].data, h->c->disk[h->id][i].data,
+			       out[*n].len);
+		}
+		bytes += out[(*n)++].len;
+		h->c->hook_reads[h->id]++;
+		if (max_bytes && bytes >= max_bytes)
+			break;
+	}
+	return 0;
+}
+
+static int disk_term_at(void *ctx, uint64_t index, uint64_t *term)
+{
+	struct hook_ctx *h = ctx;
+
+	if (index < 1 || index > h->c->disk_last[h->id])
+		return -5;
+	h->c->hook_terms[h->id]++;
+	*term = h->c->disk[h->id][index].term;
+	return 0;
+}
+
+/* Restarts node id over what its disk holds (from snap + 1), handing
+ * nothing in: everything is read back through the hooks, and at most
+ * cache_bytes of durable entries stay in memory. */
+static void start_hooked(struct cl *c, int id, uint64_t term, uint64_t vote,
+			 struct kq__raft_snapshot snap, size_t cache_bytes,
+			 size_t max_msg_bytes)
+{
+	uint64_t voters[MAXN];
+	uint64_t last = c->disk_last[id];
+	struct kq__raft_config cfg = {
+		.id = (uint64_t)id,
+		.voters = voters,
+		.n_voters = (size_t)c->n,
+		.election_ticks = ELECTION,
+		.heartbeat_ticks = 1,
+		.seed = 42,
+		.pre_vote = c->pre_vote,
+		.check_quorum = c->check_quorum,
+		.max_msg_bytes = max_msg_bytes,
+		.hs = {term, vote},
+		.snap = snap,
+		.last_index = last > snap.index ? last : snap.index,
+		.last_term =
+			last > snap.index ? c->disk[id][last].term : snap.term,
+		.read = disk_read,
+		.term_at = disk_term_at,
+		.hook_ctx = &c->hc[id],
+		.cache_bytes = cache_bytes,
+	};
+
+	for (int i = 0; i < c->n; i++)
+		voters[i] = (uint64_t)i + 1;
+	c->hc[id] = (struct hook_ctx){c, id};
+	kq__raft_free(c->r[id]);
+	c->r[id] = kq__raft_new(&cfg);
+	assert_non_null(c->r[id]);
+	c->hs[id] = cfg.hs;
+	c->applied[id] = snap.index;
 }
 
 static struct cl *cl_new(int n, bool pre_vote, bool check_quorum)
@@ -1322,6 +1428,188 @@ static void test_compact_bounds(void **state)
 	cl_free(c);
 }
 
+/* ------------------------------------------------ storage hooks */
+
+/* A replica restarted over a stored log reads none of it at start; the
+ * term of its last entry comes with the config.  Elected, it serves an
+ * empty follower from storage, and applies the stored entries read back
+ * a message's worth at a time. */
+static void test_hook_open_reads_on_demand(void **state)
+{
+	struct cl *c = cl_new(2, false, false);
+	struct kq__raft_snapshot none = {0, 0, NULL, 0};
+
+	for (uint64_t i = 1; i <= 20; i++) {
+		c->disk[1][i].term = i <= 10 ? 1 : 2;
+		c->disk[1][i].len = 8;
+		memcpy(c->disk[1][i].data, &i, 8);
+	}
+	c->disk_last[1] = 20;
+	start_hooked(c, 1, 2, 0, none, 64, 40);
+	assert_int_equal(c->hook_reads[1], 0);
+	assert_int_equal(c->hook_terms[1], 0);
+	assert_int_equal(kq__raft_last_index(c->r[1]), 20);
+	assert_int_equal(kq__raft_cached_bytes(c->r[1]), 0);
+	elect(c, 1);
+	for (int k = 0; k < 20 && kq__raft_commit(c->r[2]) < 21; k++) {
+		tick(c, 1, 1);
+		deliver(c);
+	}
+	assert_int_equal(kq__raft_last_index(c->r[2]), 21);
+	assert_int_equal(kq__raft_commit(c->r[2]), 21);
+	assert_int_equal(term_at(c, 2, 10), 1);
+	assert_int_equal(term_at(c, 2, 11), 2);
+	assert_int_equal(term_at(c, 2, 21), 3);
+	/* Read back for the follower and for applying (twice, at least). */
+	assert_true(c->hook_reads[1] >= 40);
+	assert_int_equal(c->applied[1], 21);
+	assert_int_equal(c->applied[2], 21);
+	assert_int_equal(c->applied_term[1][15], 2);
+	assert_true(kq__raft_cached_bytes(c->r[1]) <= 64);
+	cl_free(c);
+}
+
+/* A leader keeps at most cache_bytes of durable entries in memory and
+ * serves a follower that was cut off through the read hook; unwritten
+ * entries are never evicted. */
+static void test_hook_cache_bound(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+	struct kq__raft_snapshot none = {0, 0, NULL, 0};
+
+	start_hooked(c, 1, 0, 0, none, 100, 0);
+	elect(c, 1);
+	deliver(c);
+	c->cut[1][3] = c->cut[3][1] = true;
+	c->manual_persist[1] = true;
+	for (int k = 0; k < 6; k++)
+		propose(c, 1, 5);
+	/* Nothing durable yet: everything stays, whatever the bound. */
+	assert_true(kq__raft_cached_bytes(c->r[1]) > 100);
+	kq__raft_persisted(c->r[1], c->unpersisted[1]);
+	c->manual_persist[1] = false;
+	drain(c, 1);
+	deliver(c);
+	assert_true(kq__raft_cached_bytes(c->r[1]) <= 100);
+	assert_int_equal(kq__raft_commit(c->r[1]), 31);
+	assert_null(kq__raft_entry_at(c->r[1], 2));
+	assert_int_equal(term_at(c, 1, 2), 1);
+	c->cut[1][3] = c->cut[3][1] = false;
+	for (int k = 0; k < 30 && kq__raft_commit(c->r[3]) < 31; k++) {
+		tick(c, 1, 1);
+		deliver(c);
+	}
+	assert_int_equal(kq__raft_last_index(c->r[3]), 31);
+	assert_int_equal(kq__raft_commit(c->r[3]), 31);
+	assert_true(c->hook_reads[1] > 0);
+	cl_free(c);
+}
+
+/* Compaction inside the stretch only storage holds: a log group's
+ * retention point.  A follower that was cut off gets the point and then
+ * the entries after it, read back from the leader's storage. */
+static void test_hook_compact_uncached(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+	struct kq__raft_snapshot none = {0, 0, NULL, 0};
+
+	start_hooked(c, 1, 0, 0, none, 40, 0);
+	elect(c, 1);
+	deliver(c);
+	c->cut[1][3] = c->cut[3][1] = true;
+	propose(c, 1, 12);
+	deliver(c);
+	assert_null(kq__raft_entry_at(c->r[1], 10));
+	assert_int_equal(kq__raft_compact(c->r[1], 10, NULL, 0), 0);
+	assert_int_equal(kq__raft_first_index(c->r[1]), 11);
+	assert_int_equal(term_at(c, 1, 10), 1);
+	/* Above what is applied: refused. */
+	assert_int_equal(kq__raft_compact(c->r[1], 14, NULL, 0), KQ_EBADARG);
+	c->cut[1][3] = c->cut[3][1] = false;
+	for (int k = 0; k < 30 && kq__raft_commit(c->r[3]) < 13; k++) {
+		tick(c, 1, 1);
+		deliver(c);
+	}
+	assert_int_equal(c->snapshots[3], 1);
+	assert_int_equal(kq__raft_first_index(c->r[3]), 11);
+	assert_int_equal(kq__raft_last_index(c->r[3]), 13);
+	assert_int_equal(kq__raft_commit(c->r[3]), 13);
+	cl_free(c);
+}
+
+/* A follower truncating into the stretch only storage holds takes the
+ * term before the cut from the term_at hook. */
+static void test_hook_truncate_uncached(void **state)
+{
+	struct cl *c = cl_new(2, false, false);
+	struct kq__raft_snapshot none = {0, 0, NULL, 0};
+	struct kq__raft_entry e = {.index = 4, .term = 3};
+	struct kq__raft_msg m = {
+		.type = KQ__RAFT_MSG_APPEND,
+		.from = 1,
+		.to = 2,
+		.term = 3,
+		.index = 3,
+		.log_term = 1,
+		.commit = 3,
+		.entries = &e,
+		.n_entries = 1,
+	};
+
+	for (uint64_t i = 1; i <= 6; i++) {
+		c->disk[2][i].term = i <= 3 ? 1 : 2;
+		c->disk[2][i].len = 0;
+	}
+	c->disk_last[2] = 6;
+	start_hooked(c, 2, 2, 0, none, 1, 0);
+	step(c, 2, m);
+	assert_int_equal(kq__raft_last_index(c->r[2]), 4);
+	assert_int_equal(term_at(c, 2, 4), 3);
+	assert_int_equal(term_at(c, 2, 3), 1);
+	assert_int_equal(c->first_written[2], 4);
+	assert_true(c->hook_terms[2] > 0);
+	drop_all(c);
+	cl_free(c);
+}
+
+/* A log nobody applies: committed entries are never handed out, yet they
+ * count as applied, so the log can be compacted. */
+static void test_skip_apply(void **state)
+{
+	uint64_t voters[] = {1};
+	struct kq__raft_config cfg = {.id = 1,
+				      .voters = voters,
+				      .n_voters = 1,
+				      .election_ticks = 10,
+				      .heartbeat_ticks = 1,
+				      .skip_apply = true};
+	struct kq__raft *r = kq__raft_new(&cfg);
+	struct kq__raft_entry e = {.len = 3, .data = "abc"};
+	struct kq__raft_ready rd;
+	uint64_t first;
+	size_t handed = 0;
+
+	assert_non_null(r);
+	for (int i = 0; i < 30 && kq__raft_role(r) != KQ__RAFT_LEADER; i++)
+		assert_int_equal(kq__raft_tick(r), 0);
+	assert_int_equal(kq__raft_propose(r, &e, 1, &first), 0);
+	for (int i = 0; i < 10 && kq__raft_has_ready(r); i++) {
+		uint64_t pid;
+
+		kq__raft_ready(r, &rd);
+		handed += rd.n_committed;
+		pid = rd.persist_id;
+		kq__raft_advance(r, &rd);
+		if (pid)
+			kq__raft_persisted(r, pid);
+	}
+	assert_int_equal(kq__raft_commit(r), 2);
+	assert_int_equal(handed, 0);
+	assert_int_equal(kq__raft_compact(r, 2, NULL, 0), 0);
+	assert_int_equal(kq__raft_first_index(r), 3);
+	kq__raft_free(r);
+}
+
 static void test_propose_needs_leader(void **state)
 {
 	struct cl *c = cl_new(3, false, false);
@@ -1391,6 +1679,11 @@ int main(void)
 		cmocka_unit_test(test_snapshot_for_lagging_follower),
 		cmocka_unit_test(test_log_group_reset),
 		cmocka_unit_test(test_compact_bounds),
+		cmocka_unit_test(test_hook_open_reads_on_demand),
+		cmocka_unit_test(test_hook_cache_bound),
+		cmocka_unit_test(test_hook_compact_uncached),
+		cmocka_unit_test(test_hook_truncate_uncached),
+		cmocka_unit_test(test_skip_apply),
 		cmocka_unit_test(test_propose_needs_leader),
 		cmocka_unit_test(test_config_rejects_non_voter),
 	};
