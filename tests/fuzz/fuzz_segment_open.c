@@ -41,9 +41,20 @@ static int count(void *ctx, const struct kq_record *rec)
 	return 0;
 }
 
+static char dir[] = "/tmp/kq-fuzz-segment-XXXXXX";
+
+/* Leaves no folder behind: everything in it, then it. */
+static void remove_dir(void)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char dir[] = "/tmp/kq-fuzz-segment-XXXXXX";
 	static const struct kq_storage_ops *ops;
 	static void *mod;
 	struct kq_log_options opts = {0, -1, -1};
@@ -57,6 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!ops) {
 		if (!mkdtemp(dir))
 			abort();
+		atexit(remove_dir);
 		ops = kq_plugin_entry()->ops;
 		if (ops->init(&host, &mod) != 0)
 			abort();
