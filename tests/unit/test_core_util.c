@@ -1,5 +1,5 @@
-/* Unit tests of the core's small pieces: the hash map, name rules and the
- * message-key scanner. */
+/* Unit tests of the core's small pieces: the hash map, name rules, the
+ * message-key scanner and snapshot files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,13 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <kafkaesque/error.h>
+
+#include "broker.h"
 #include "jsonkey.h"
 #include "map.h"
 #include "names.h"
@@ -129,12 +136,54 @@ static void test_json_key(void **state)
 	expect_key("{\"Key\":\"caf\xc3\xa9\"}", KQ__JSONKEY_UNSURE, NULL);
 }
 
+static void test_snapshot_file(void **state)
+{
+	char dir[] = "/tmp/kq-snapshot-XXXXXX", path[64], cmd[96];
+	const char text[] = "{\"topics\": []}";
+	uint64_t index = 0, term = 0;
+	void *data = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(kq__snapshot_load(dir, &index, &term, &data, &len),
+			 -ENOENT);
+	assert_int_equal(kq__snapshot_save(dir, 41, 3, text, strlen(text)), 0);
+	assert_int_equal(kq__snapshot_load(dir, &index, &term, &data, &len), 0);
+	assert_int_equal(index, 41);
+	assert_int_equal(term, 3);
+	assert_int_equal(len, strlen(text));
+	assert_memory_equal(data, text, len);
+	free(data);
+	/* A newer one replaces it whole. */
+	assert_int_equal(kq__snapshot_save(dir, 99, 4, "x", 1), 0);
+	assert_int_equal(kq__snapshot_load(dir, &index, &term, &data, &len), 0);
+	assert_int_equal(index, 99);
+	assert_int_equal(len, 1);
+	free(data);
+	/* One flipped bit, or a cut, is damage, never a partial state. */
+	snprintf(path, sizeof(path), "%s/snapshot", dir);
+	f = fopen(path, "r+b");
+	assert_non_null(f);
+	fseek(f, 40, SEEK_SET);
+	fputc('y', f);
+	fclose(f);
+	assert_int_equal(kq__snapshot_load(dir, &index, &term, &data, &len),
+			 KQ_ECORRUPT);
+	assert_int_equal(truncate(path, 20), 0);
+	assert_int_equal(kq__snapshot_load(dir, &index, &term, &data, &len),
+			 KQ_ECORRUPT);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_json_key),
+		cmocka_unit_test(test_snapshot_file),
 	};
 
 	return cmocka_run_group_tests_name("core utilities", tests, NULL, NULL);
