@@ -17,6 +17,17 @@ static void ws(struct scan *s)
 		s->p++;
 }
 
+/* Consumes `c` (with the white space around it) when it comes next. */
+static int accept(struct scan *s, char c)
+{
+	ws(s);
+	if (s->p >= s->end || *s->p != c)
+		return 0;
+	s->p++;
+	ws(s);
+	return 1;
+}
+
 /* A string at s->p (at its opening quote).  On success *start and *n give the
  * raw bytes between the quotes and *escaped whether they hold escapes. */
 static int string(struct scan *s, const char **start, size_t *n, int *escaped)
@@ -136,20 +147,14 @@ static int members(struct scan *s, int depth, const char **key, size_t *klen,
 	int esc, vesc;
 
 	s->p++; /* '{' */
-	ws(s);
-	if (s->p < s->end && *s->p == '}') {
-		s->p++;
+	if (accept(s, '}'))
 		return 0;
-	}
 	for (;;) {
 		if (s->p >= s->end || *s->p != '"' ||
 		    string(s, &name, &nlen, &esc) != 0)
 			return -1;
-		ws(s);
-		if (s->p >= s->end || *s->p != ':')
+		if (!accept(s, ':'))
 			return -1;
-		s->p++;
-		ws(s);
 		if (key && !esc && nlen == 3 && memcmp(name, "Key", 3) == 0) {
 			/* The last "Key" wins, as in jansson. */
 			if (s->p < s->end && *s->p == '"') {
@@ -172,17 +177,21 @@ static int members(struct scan *s, int depth, const char **key, size_t *klen,
 			if (value(s, depth + 1) != 0)
 				return -1;
 		}
-		ws(s);
-		if (s->p < s->end && *s->p == ',') {
-			s->p++;
-			ws(s);
-			continue;
-		}
-		if (s->p < s->end && *s->p == '}') {
-			s->p++;
-			return 0;
-		}
-		return -1;
+		if (!accept(s, ','))
+			return accept(s, '}') ? 0 : -1;
+	}
+}
+
+static int elements(struct scan *s, int depth)
+{
+	s->p++; /* '[' */
+	if (accept(s, ']'))
+		return 0;
+	for (;;) {
+		if (value(s, depth + 1) != 0)
+			return -1;
+		if (!accept(s, ','))
+			return accept(s, ']') ? 0 : -1;
 	}
 }
 
@@ -200,28 +209,7 @@ static int value(struct scan *s, int depth)
 		return -1;
 	switch (*s->p) {
 	case '{': return members(s, depth, NULL, NULL, &state);
-	case '[':
-		s->p++;
-		ws(s);
-		if (s->p < s->end && *s->p == ']') {
-			s->p++;
-			return 0;
-		}
-		for (;;) {
-			if (value(s, depth + 1) != 0)
-				return -1;
-			ws(s);
-			if (s->p < s->end && *s->p == ',') {
-				s->p++;
-				ws(s);
-				continue;
-			}
-			if (s->p < s->end && *s->p == ']') {
-				s->p++;
-				return 0;
-			}
-			return -1;
-		}
+	case '[': return elements(s, depth);
 	case '"': return string(s, &str, &n, &esc);
 	case 't': return literal(s, "true");
 	case 'f': return literal(s, "false");
