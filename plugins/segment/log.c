@@ -249,7 +249,6 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 	uint8_t hdr[KQ__HDR_SIZE];
 	struct kq__cursor c;
 	struct kq_record rec;
-	struct stat st;
 	char name[32];
 	uint64_t fsize, size, at;
 	bool rewrite = false;
@@ -257,15 +256,9 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 	int fd, rv;
 
 	kq__seg_name(name, seg->base, "log");
-	fd = kq__seg_io.openat(log->dirfd, name, O_RDWR, 0);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) != 0) {
-		rv = -errno;
-		kq__seg_io.close(fd);
+	rv = kq__seg_open_sized(log, name, O_RDWR, &fd, &fsize);
+	if (rv != 0)
 		return rv;
-	}
-	fsize = (uint64_t)st.st_size;
 	r = kq__pread_full(fd, hdr, sizeof(hdr), 0);
 	if (r < 0) {
 		kq__seg_io.close(fd);

@@ -132,6 +132,11 @@ uint64_t kq__cursor_bad_offset(const struct kq__cursor *c);
 /* Writes the file name of a segment, "<20 digits>.<ext>", into buf[32]. */
 void kq__seg_name(char *buf, uint64_t base, const char *ext);
 
+/* Opens `name` in the log's folder with `flags` and gives its size.  On
+ * success the caller owns *fd; on failure returns -errno. */
+int kq__seg_open_sized(struct kq_log *log, const char *name, int flags, int *fd,
+		       uint64_t *size);
+
 /* Allocates an unopened segment.  Returns NULL without memory. */
 struct kq__segment *kq__seg_new(struct kq_log *log, uint64_t base);
 

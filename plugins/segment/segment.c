@@ -205,30 +205,43 @@ int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg)
 	return 0;
 }
 
+int kq__seg_open_sized(struct kq_log *log, const char *name, int flags, int *fd,
+		       uint64_t *size)
+{
+	struct stat st;
+	int rv;
+
+	*fd = kq__seg_io.openat(log->dirfd, name, flags, 0);
+	if (*fd < 0)
+		return -errno;
+	if (fstat(*fd, &st) != 0) {
+		rv = -errno;
+		kq__seg_io.close(*fd);
+		return rv;
+	}
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
 int kq__seg_read_index(struct kq_log *log, struct kq__segment *seg,
 		       uint64_t log_size)
 {
 	char name[32];
-	struct stat st;
+	uint64_t fsize;
 	uint8_t *buf;
 	ssize_t r;
 	int fd, rv;
 
 	kq__seg_name(name, seg->base, "index");
-	fd = kq__seg_io.openat(log->dirfd, name, O_RDONLY, 0);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) != 0) {
-		rv = -errno;
-		kq__seg_io.close(fd);
+	rv = kq__seg_open_sized(log, name, O_RDONLY, &fd, &fsize);
+	if (rv != 0)
 		return rv;
-	}
-	buf = log->host->malloc((size_t)st.st_size + 1);
+	buf = log->host->malloc((size_t)fsize + 1);
 	if (buf == NULL) {
 		kq__seg_io.close(fd);
 		return -ENOMEM;
 	}
-	r = kq__pread_full(fd, buf, (size_t)st.st_size, 0);
+	r = kq__pread_full(fd, buf, (size_t)fsize, 0);
 	kq__seg_io.close(fd);
 	if (r < 0) {
 		log->host->free(buf);
