@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "module.h"
 
@@ -798,8 +797,7 @@ static int replay(struct kq_group *g, uint64_t from, uint64_t end)
 
 static uint64_t seed_for(struct kq_group *g)
 {
-	return uv_hrtime() ^ ((uint64_t)getpid() << 20) ^
-	       (g->id * 0x9e3779b97f4a7c15ull);
+	return g->mod->seed ^ (g->id * 0x9e3779b97f4a7c15ull);
 }
 
 int kq__raft_group_open(void *state, const struct kq_group_config *cfg,

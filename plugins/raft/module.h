@@ -82,6 +82,8 @@ struct kq__raft_module {
 	unsigned snapshot_every; /* entries applied between snapshots of a
 				  * state-machine group; 0: never */
 	unsigned cache_bytes;	 /* per group; 0: keep every entry */
+	uint64_t seed; /* mixed with each group's id for its election
+			* timeouts: fixed by a simulation, random here */
 
 	uv_timer_t tick;
 	uv_timer_t later; /* runs the completions of closed groups */

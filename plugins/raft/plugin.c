@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "module.h"
 
@@ -207,6 +208,7 @@ static int parse_config(struct kq__raft_module *mod)
 	mod->check_quorum = true;
 	mod->snapshot_every = 4096;
 	mod->cache_bytes = 8u << 20;
+	mod->seed = uv_hrtime() ^ ((uint64_t)getpid() << 20);
 	json_object_foreach((json_t *)host->config, key, v)
 	{
 		if (strcmp(key, "tick_ms") == 0)
