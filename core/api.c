@@ -83,6 +83,9 @@ static void member_remove(struct kq_broker *b, struct kq__member *m)
 	}
 	kq__map_del(&b->subs, &m->sub_id, sizeof(m->sub_id));
 	kq__group_rebalance(g);
+	/* What it was handed and never acknowledged goes to the group's
+	 * next reader. */
+	free(m->handed);
 	free(m);
 }
 
@@ -699,6 +702,7 @@ const struct kq_broker_api kq__broker_api = {
 	.consume_open = kq__consume_open,
 	.consume_next = kq__consume_next,
 	.consume_close = kq__consume_close,
+	.commit = kq__commit,
 	.list_topics = kq__list_topics,
 	.describe = kq__describe,
 	.assignment = kq__assignment,

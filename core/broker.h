@@ -61,6 +61,10 @@ struct kq__partition {
 struct kq__member {
 	uint64_t sub_id;
 	uint32_t cap;
+	/* [nparts] the offset after the last batch CONS without an offset
+	 * handed out on each partition and the consumer has not yet
+	 * acknowledged (0: none); NULL before the first such CONS. */
+	uint64_t *handed;
 	struct kq_session *session;
 	struct kq__group *group;
 	struct kq__member *next_in_session;
@@ -235,6 +239,9 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		     void *ctx, char *errmsg, size_t errlen);
 uint64_t kq__consume_close(struct kq_consume *c);
+int kq__commit(struct kq_session *s, const char *topic, uint64_t sub_id,
+	       int64_t partition, uint64_t offset, char *errmsg,
+	       size_t errlen);
 int kq__list_topics(struct kq_broker *b,
 		    void (*cb)(void *ctx, const char *name, uint32_t n),
 		    void *ctx);
