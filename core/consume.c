@@ -19,8 +19,7 @@ struct part_cursor {
 struct cursor {
 	struct kq_broker *b;
 	struct kq__topic *t;
-	struct kq__group *g;
-	uint64_t sub_id;
+	uint64_t sub_id; /* the member may leave while the read runs */
 	int from_committed;
 	uint64_t max; /* 0: no limit */
 	uint64_t delivered;
@@ -185,7 +184,6 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 		acknowledge(b, m);
 	cur->b = b;
 	cur->t = t;
-	cur->g = g;
 	cur->sub_id = sub_id;
 	cur->from_committed = from < 0;
 	cur->max = max;
@@ -303,7 +301,7 @@ uint64_t kq__consume_close(struct kq_consume *c)
 		for (uint32_t i = 0; i < cur->nparts; i++) {
 			struct part_cursor *pc = &cur->parts[i];
 
-			if (pc->pos > cur->g->committed[pc->partition])
+			if (pc->pos > m->group->committed[pc->partition])
 				m->handed[pc->partition] = pc->pos;
 		}
 	free(cur);

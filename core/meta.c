@@ -90,7 +90,7 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 
 	if (!t || !group || !json_is_array(offsets))
 		return;
-	g = kq__group_get(t, group, 1);
+	g = kq__group_get(t, group, KQ__GROUP_RECORDED);
 	if (!g)
 		return;
 	json_array_foreach(offsets, i, pair)
@@ -188,7 +188,9 @@ static int snapshot(void *ctx, void **data, size_t *len)
 				  "retention_bytes",
 				  (json_int_t)t->retention_bytes, "group_base",
 				  (json_int_t)t->group_base));
-		for (struct kq__group *g = t->groups; g; g = g->next) {
+		for (struct kq__map_entry *ge = kq__map_next(&t->groups, NULL);
+		     ge; ge = kq__map_next(&t->groups, ge)) {
+			struct kq__group *g = ge->value;
 			json_t *pairs = json_array();
 
 			for (uint32_t p = 0; p < t->nparts; p++)
