@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "broker.h"
 #include "conf.h"
@@ -121,6 +122,26 @@ static int parse_args(int argc, char **argv, const char **config,
 	return 0;
 }
 
+/* Descriptors: the soft limit up to the hard one, since storage and
+ * clients both need them; the storage module bounds its own share. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t soft;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	soft = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			rl.rlim_cur = soft;
+	}
+	kq__info("open files: soft limit %llu (was %llu), hard limit %llu",
+		 (unsigned long long)rl.rlim_cur, (unsigned long long)soft,
+		 (unsigned long long)rl.rlim_max);
+}
+
 int main(int argc, char **argv)
 {
 	struct kq__overrides ov = {0};
@@ -139,6 +160,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	kq__log_set_level(cfg.log_level);
+	raise_nofile();
 	/* A peer that hangs up mid-write is an error of that write, not a
 	 * reason to die. */
 	signal(SIGPIPE, SIG_IGN);

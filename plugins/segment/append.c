@@ -1,5 +1,6 @@
 /* Appending records and making them durable. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -24,8 +25,10 @@ static int roll(struct kq_log *log, uint64_t base)
 		kq__log_fail(log, rv, "writing an index: %s", strerror(-rv));
 		return rv;
 	}
-	if (kq__seg_io.fdatasync(old->file->fd) != 0) {
+	rv = kq__seg_open_file(log, old);
+	if (rv == 0 && kq__seg_io.fdatasync(old->file->fd) != 0)
 		rv = -errno;
+	if (rv != 0) {
 		kq__log_fail(log, rv, "fdatasync of segment %" PRIu64 ": %s",
 			     old->base, strerror(-rv));
 		return rv;
@@ -41,9 +44,9 @@ static int roll(struct kq_log *log, uint64_t base)
 			     strerror(-rv));
 		return rv;
 	}
-	if (old->ifd >= 0)
-		kq__seg_io.close(old->ifd);
-	old->ifd = -1;
+	/* Sealed: its files reopen when read. */
+	kq__seg_close_fds(log, old);
+	old->sealed = true;
 	pthread_mutex_lock(&log->mu);
 	log->dir_dirty = true;
 	kq__sfile_mark(log, seg->file);
@@ -99,10 +102,13 @@ static int write_batch(struct kq_log *log, const struct kq_record *recs,
 			       len / log->conf.index_interval + 2);
 	if (rv != 0)
 		return rv;
-	rv = kq__pwrite_all(seg->file->fd, log->wbuf, len, pos);
+	rv = kq__seg_open_file(log, seg);
+	if (rv == 0)
+		rv = kq__pwrite_all(seg->file->fd, log->wbuf, len, pos);
 	if (rv != 0) {
 		/* Best effort: leave no partial record behind. */
-		(void)kq__seg_io.ftruncate(seg->file->fd, (off_t)pos);
+		if (seg->file != NULL)
+			(void)kq__seg_io.ftruncate(seg->file->fd, (off_t)pos);
 		kq__log_fail(log, rv,
 			     "writing segment %" PRIu64 " at byte %" PRIu64
 			     ": %s",
@@ -185,6 +191,29 @@ out:
 	return rv;
 }
 
+/* fsync of the folder from the worker, on a descriptor of its own: the
+ * loop may close the log's at any time to stay within the bound. */
+static int sync_folder(struct kq_log *log)
+{
+	int fd = kq__seg_io.openat(AT_FDCWD, log->dir, O_RDONLY | O_DIRECTORY,
+				   0),
+	    rv = 0;
+
+	if (fd < 0)
+		return -1;
+	if (kq__seg_io.fsync(fd) != 0)
+		rv = -1;
+	if (rv != 0) {
+		int e = errno;
+
+		kq__seg_io.close(fd);
+		errno = e;
+		return rv;
+	}
+	kq__seg_io.close(fd);
+	return 0;
+}
+
 int kq__log_sync(struct kq_log *log)
 {
 	enum { BATCH = 16 };
@@ -225,7 +254,7 @@ int kq__log_sync(struct kq_log *log)
 			kq__sfile_unref(log, batch[i]);
 		}
 	} while (rv == 0 && n == BATCH);
-	if (rv == 0 && dir && !never && kq__seg_io.fsync(log->dirfd) != 0) {
+	if (rv == 0 && dir && !never && sync_folder(log) != 0) {
 		rv = -errno;
 		kq__log_fail(log, rv, "fsync of the folder: %s", strerror(-rv));
 	}

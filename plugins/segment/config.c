@@ -34,6 +34,7 @@ int kq__seg_conf_parse(const struct kq_host *host, const json_t *cfg,
 	conf->retention_ms = -1;
 	conf->retention_bytes = -1;
 	conf->index_interval = 4096;
+	conf->open_files = 1000;
 	if (cfg == NULL)
 		return 0;
 	if (!json_is_object(cfg)) {
@@ -75,6 +76,11 @@ int kq__seg_conf_parse(const struct kq_host *host, const json_t *cfg,
 				     "1073741824",
 				     &v);
 			conf->index_interval = (uint64_t)v;
+		} else if (strcmp(key, "open_files") == 0) {
+			rv = integer(host, key, val, 16, 1000000,
+				     "expected an integer from 16 to 1000000",
+				     &v);
+			conf->open_files = (uint32_t)v;
 		} else {
 			rv = bad(host, key, "unknown key");
 		}

@@ -13,6 +13,13 @@ int kq__cursor_init(struct kq__cursor *c, struct kq_log *log,
 	memset(c, 0, sizeof(*c));
 	c->log = log;
 	c->seg = seg;
+	/* Its own reference: the segment may let its descriptor go (to
+	 * stay within the module's bound) while the cursor reads. */
+	c->err = kq__seg_open_file(log, seg);
+	if (c->err == 0) {
+		c->file = seg->file;
+		kq__sfile_ref(log, c->file);
+	}
 	c->pos = pos;
 	c->bpos = pos;
 	c->limit = limit;
@@ -27,6 +34,9 @@ int kq__cursor_init(struct kq__cursor *c, struct kq_log *log,
 
 void kq__cursor_fini(struct kq__cursor *c)
 {
+	if (c->file != NULL)
+		kq__sfile_unref(c->log, c->file);
+	c->file = NULL;
 	if (c->own) {
 		c->log->host->free(c->buf);
 	} else {
@@ -54,7 +64,9 @@ static int fill(struct kq__cursor *c, uint64_t need)
 		c->buf = b;
 		c->cap = want;
 	}
-	r = kq__pread_full(c->seg->file->fd, c->buf, want, c->pos);
+	if (c->file == NULL)
+		return c->err;
+	r = kq__pread_full(c->file->fd, c->buf, want, c->pos);
 	if (r < 0)
 		return (int)r;
 	c->bpos = c->pos;

@@ -55,9 +55,9 @@ void kq__log_report(struct kq_log *log)
 
 int kq__log_sync_dir(struct kq_log *log)
 {
-	int rv;
+	int rv, d = kq__log_dirfd(log);
 
-	if (kq__seg_io.fsync(log->dirfd) == 0)
+	if (d >= 0 && kq__seg_io.fsync(d) == 0)
 		return 0;
 	rv = -errno;
 	kq__log_fail(log, rv, "fsync of the folder: %s", strerror(-rv));
@@ -200,7 +200,7 @@ static int list_dir(struct kq_log *log, struct u64s *logs)
 		else if (parse_name(de->d_name, "index", &base))
 			rv = u64s_push(host, &idx, base);
 		else if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
-			kq__seg_io.unlinkat(log->dirfd, de->d_name, 0);
+			kq__log_unlinkat(log, de->d_name, 0);
 	}
 	closedir(d);
 	if (rv == 0 && logs->n > 0)
@@ -212,7 +212,7 @@ static int list_dir(struct kq_log *log, struct u64s *logs)
 					   sizeof(uint64_t), cmp_u64) != NULL)
 			continue;
 		kq__seg_name(name, idx.v[i], "index");
-		kq__seg_io.unlinkat(log->dirfd, name, 0);
+		kq__log_unlinkat(log, name, 0);
 	}
 	host->free(idx.v);
 	return rv;
@@ -440,6 +440,8 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 	/* What recovery kept is durable before anything is built on it. */
 	if (kq__seg_io.fdatasync(fd) != 0)
 		return -errno;
+	/* Counted only now: until here nothing may close it. */
+	kq__seg_hold(log, seg, 1);
 	return 0;
 }
 
@@ -461,7 +463,7 @@ static int load(struct kq_log *log)
 			goto out;
 		}
 		if (kq__seg_io.fdatasync(seg->file->fd) != 0 ||
-		    kq__seg_io.fsync(log->dirfd) != 0)
+		    kq__log_dirfd(log) < 0 || kq__seg_io.fsync(log->dirfd) != 0)
 			rv = -errno;
 		goto out;
 	}
@@ -476,8 +478,9 @@ static int load(struct kq_log *log)
 			struct stat st;
 			char name[32];
 
+			seg->sealed = true;
 			kq__seg_name(name, seg->base, "log");
-			if (fstatat(log->dirfd, name, &st, 0) != 0) {
+			if (kq__log_fstatat(log, name, &st) != 0) {
 				rv = -errno;
 				goto out;
 			}
@@ -552,6 +555,8 @@ int kq__log_open(void *state, const char *dir,
 		log->conf.retention_ms = opts->retention_ms;
 		log->conf.retention_bytes = opts->retention_bytes;
 	}
+	log->fds = &mod->fds;
+	log->slot.log = log;
 	log->dirfd = -1;
 	pthread_mutex_init(&log->mu, NULL);
 	log->dir = host->malloc(strlen(dir) + 1);
@@ -563,9 +568,7 @@ int kq__log_open(void *state, const char *dir,
 	rv = make_dir(log);
 	if (rv != 0)
 		goto fail;
-	log->dirfd =
-		kq__seg_io.openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
-	if (log->dirfd < 0) {
+	if (kq__log_dirfd(log) < 0) {
 		rv = -errno;
 		goto fail;
 	}
@@ -608,8 +611,14 @@ void kq__log_close(struct kq_log *log)
 		f->dirty = false;
 		kq__sfile_unref(log, f);
 	}
-	if (log->dirfd >= 0)
+	if (log->dirfd >= 0) {
 		kq__seg_io.close(log->dirfd);
+		kq__fds_count(log->fds, &log->slot, -1);
+	}
+	if (log->slot.next != NULL) {
+		log->slot.prev->next = log->slot.next;
+		log->slot.next->prev = log->slot.prev;
+	}
 	host->free(log->segs);
 	host->free(log->wbuf);
 	host->free(log->rbuf);

@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include <kafkaesque/storage.h>
 
@@ -15,6 +17,7 @@
  * open() applied on top. */
 struct kq__seg_conf {
 	uint64_t segment_bytes;
+	uint32_t open_files; /* descriptors held across calls, see fds.c */
 	enum kq_sync_policy fsync;
 	uint32_t fsync_interval_ms;
 	int64_t retention_ms;	 /* -1: keep forever */
@@ -22,10 +25,33 @@ struct kq__seg_conf {
 	uint64_t index_interval; /* bytes of log between index entries */
 };
 
+struct kq_log;
+struct kq__segment;
+
+/* Something that holds descriptors across calls: a log's folder (seg
+ * NULL) or a segment's .log and .index files.  On its module's
+ * least-recently-used list while it holds any. */
+struct kq__fdslot {
+	struct kq__fdslot *prev, *next;
+	struct kq_log *log;
+	struct kq__segment *seg;
+};
+
+/* The module's bound on descriptors held across calls, whatever the
+ * number of logs and segments: holders past it are closed least recently
+ * used first and reopened when needed.  Loop thread only. */
+struct kq__fds {
+	unsigned limit;
+	unsigned held;	       /* descriptors holders have now */
+	struct kq__fdslot lru; /* sentinel: lru.next is the most recent */
+	uint64_t evicted;      /* holders closed to stay within the limit */
+};
+
 /* Owned by the module between init() and fini(). */
 struct kq__seg_module {
 	const struct kq_host *host;
 	struct kq__seg_conf conf;
+	struct kq__fds fds;
 };
 
 /* Parses the module's config object (NULL: all defaults) into *conf.
@@ -46,10 +72,13 @@ struct kq__sfile {
 /* One segment: a .log and an .index file named after `base`.  Owned by
  * the log and used on the loop thread only. */
 struct kq__segment {
+	struct kq__fdslot slot; /* file and ifd, on the module's LRU */
+	unsigned held;		/* of them, counted against the bound */
+	bool sealed;		/* not the newest: its index file is whole */
 	uint64_t base;		/* from the file name: offsets >= base */
 	uint64_t size;		/* bytes of the .log file in use */
-	struct kq__sfile *file; /* NULL until first needed */
-	int ifd;		/* .index fd while newest, else -1 */
+	struct kq__sfile *file; /* NULL while closed */
+	int ifd;		/* .index fd of the newest while open, or -1 */
 	struct kq__index idx;
 	bool idx_loaded;
 	bool idx_trusted; /* built by a scan in this process */
@@ -65,8 +94,10 @@ struct kq__segment {
 struct kq_log {
 	const struct kq_host *host;
 	struct kq__seg_conf conf;
+	struct kq__fds *fds; /* the module's */
+	struct kq__fdslot slot;
 	char *dir;
-	int dirfd;
+	int dirfd;		   /* -1 while closed: see kq__log_dirfd() */
 	struct kq__segment **segs; /* by base; the last one is the newest */
 	size_t nsegs, cap;
 	uint8_t *wbuf; /* append encoding buffer */
@@ -95,7 +126,9 @@ struct kq_log {
 struct kq__cursor {
 	struct kq_log *log;
 	struct kq__segment *seg;
-	uint8_t *buf; /* buffered bytes of the file */
+	struct kq__sfile *file; /* a reference of the cursor's own */
+	int err;		/* why file is NULL */
+	uint8_t *buf;		/* buffered bytes of the file */
 	size_t cap;
 	bool own;	/* buf is ours to free, not log->rbuf */
 	uint64_t bpos;	/* file position of buf[0] */
@@ -108,7 +141,8 @@ struct kq__cursor {
 	const char *why; /* what was wrong with a damaged record */
 };
 
-/* Starts a cursor at `pos` of `seg`, which must have its file open.
+/* Starts a cursor at `pos` of `seg`, which must have its file open; the
+ * cursor keeps the file open until fini, even if the segment lets it go.
  * `shared` borrows log->rbuf (read() only).  Returns 0 or -ENOMEM. */
 int kq__cursor_init(struct kq__cursor *c, struct kq_log *log,
 		    struct kq__segment *seg, uint64_t pos, uint64_t limit,
@@ -202,6 +236,46 @@ void kq__sfile_mark(struct kq_log *log, struct kq__sfile *f);
 
 /* Drops a reference; the last one closes the fd.  Takes log->mu. */
 void kq__sfile_unref(struct kq_log *log, struct kq__sfile *f);
+
+/* Takes a reference.  Takes log->mu. */
+void kq__sfile_ref(struct kq_log *log, struct kq__sfile *f);
+
+/* --- descriptors held across calls (fds.c) --------------------------- */
+
+void kq__fds_init(struct kq__fds *fds, unsigned limit);
+
+/* Makes `s` the most recently used holder. */
+void kq__fds_touch(struct kq__fds *fds, struct kq__fdslot *s);
+
+/* Before a holder opens a descriptor: closes the least recently used
+ * others (never `keep`) until one more fits within the limit. */
+void kq__fds_make_room(struct kq__fds *fds, struct kq__fdslot *keep);
+
+/* A holder opened (n > 0) or closed (n < 0) descriptors; one that holds
+ * none leaves the list. */
+void kq__fds_count(struct kq__fds *fds, struct kq__fdslot *s, int n);
+
+/* Counts n descriptors a segment opened against the module's bound and
+ * makes it the most recently used holder.  Done once they are in place,
+ * so a segment is never closed to make room while it is being set up. */
+void kq__seg_hold(struct kq_log *log, struct kq__segment *seg, unsigned n);
+
+/* Closes what a segment holds: its .log reference (readers and syncs
+ * keep theirs) and .index descriptor, after writing pending index
+ * entries.  Returns 0, or the error that kept the index open. */
+int kq__seg_close_fds(struct kq_log *log, struct kq__segment *seg);
+
+/* The log's folder, opened when closed (within the bound).  Returns the
+ * descriptor, or -1 with errno set. */
+int kq__log_dirfd(struct kq_log *log);
+
+/* openat, unlinkat, renameat and fstatat in the log's folder; -1 with
+ * errno set when the folder cannot be opened. */
+int kq__log_openat(struct kq_log *log, const char *name, int flags,
+		   mode_t mode);
+int kq__log_unlinkat(struct kq_log *log, const char *name, int flags);
+int kq__log_renameat(struct kq_log *log, const char *from, const char *to);
+int kq__log_fstatat(struct kq_log *log, const char *name, struct stat *st);
 
 /* --- the log (log.c and friends) ------------------------------------- */
 

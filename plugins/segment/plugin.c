@@ -1,8 +1,30 @@
 /* The segment storage module: descriptor, init/fini and the ops table. */
 #include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "log.h"
+
+/* The bound on held descriptors: as configured, but at most half the
+ * process's limit, so that clients and the rest keep the other half. */
+static unsigned open_files(const struct kq_host *host, unsigned want)
+{
+	struct rlimit rl;
+	rlim_t half;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return want;
+	half = rl.rlim_cur / 2;
+	if (half >= want)
+		return want;
+	if (half < 16)
+		half = 16;
+	host->log(host, KQ_LOG_INFO,
+		  "segment: holding at most %u open files (open_files is %u, "
+		  "the process may open %llu)",
+		  (unsigned)half, want, (unsigned long long)rl.rlim_cur);
+	return (unsigned)half;
+}
 
 static int seg_init(const struct kq_host *host, void **state)
 {
@@ -18,6 +40,7 @@ static int seg_init(const struct kq_host *host, void **state)
 		host->free(mod);
 		return rv;
 	}
+	kq__fds_init(&mod->fds, open_files(host, mod->conf.open_files));
 	*state = mod;
 	return 0;
 }

@@ -22,6 +22,8 @@ struct kq__segment *kq__seg_new(struct kq_log *log, uint64_t base)
 	if (seg == NULL)
 		return NULL;
 	memset(seg, 0, sizeof(*seg));
+	seg->slot.log = log;
+	seg->slot.seg = seg;
 	seg->base = base;
 	seg->ifd = -1;
 	seg->max_ts = INT64_MIN;
@@ -29,14 +31,50 @@ struct kq__segment *kq__seg_new(struct kq_log *log, uint64_t base)
 	return seg;
 }
 
+/* Closes what the segment holds, index entries not yet written or not. */
+static void release(struct kq_log *log, struct kq__segment *seg)
+{
+	if (seg->ifd >= 0) {
+		kq__seg_io.close(seg->ifd);
+		seg->ifd = -1;
+	}
+	if (seg->file != NULL) {
+		kq__sfile_unref(log, seg->file);
+		seg->file = NULL;
+	}
+	if (seg->held)
+		kq__fds_count(log->fds, &seg->slot, -(int)seg->held);
+	seg->held = 0;
+	if (seg->slot.next != NULL) {
+		seg->slot.prev->next = seg->slot.next;
+		seg->slot.next->prev = seg->slot.prev;
+		seg->slot.prev = seg->slot.next = NULL;
+	}
+}
+
+void kq__seg_hold(struct kq_log *log, struct kq__segment *seg, unsigned n)
+{
+	seg->held += n;
+	kq__fds_count(log->fds, &seg->slot, (int)n);
+}
+
+int kq__seg_close_fds(struct kq_log *log, struct kq__segment *seg)
+{
+	if (seg->ifd >= 0) {
+		int rv = kq__seg_flush_index(log, seg);
+
+		if (rv != 0)
+			return rv;
+	}
+	release(log, seg);
+	return 0;
+}
+
 void kq__seg_free(struct kq_log *log, struct kq__segment *seg)
 {
 	if (seg == NULL)
 		return;
-	if (seg->ifd >= 0)
-		kq__seg_io.close(seg->ifd);
-	if (seg->file != NULL)
-		kq__sfile_unref(log, seg->file);
+	release(log, seg);
 	kq__index_free(log->host, &seg->idx);
 	log->host->free(seg);
 }
@@ -64,6 +102,13 @@ void kq__sfile_mark(struct kq_log *log, struct kq__sfile *f)
 	log->dirty = f;
 }
 
+void kq__sfile_ref(struct kq_log *log, struct kq__sfile *f)
+{
+	pthread_mutex_lock(&log->mu);
+	f->refs++;
+	pthread_mutex_unlock(&log->mu);
+}
+
 void kq__sfile_unref(struct kq_log *log, struct kq__sfile *f)
 {
 	bool last;
@@ -84,15 +129,14 @@ static int create_file(struct kq_log *log, const char *name,
 	uint8_t hdr[KQ__HDR_SIZE];
 	int fd, rv;
 
-	fd = kq__seg_io.openat(log->dirfd, name, O_RDWR | O_CREAT | O_TRUNC,
-			       0644);
+	fd = kq__log_openat(log, name, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return -errno;
 	kq__header_encode(hdr, kind, base);
 	rv = kq__pwrite_all(fd, hdr, sizeof(hdr), 0);
 	if (rv != 0) {
 		kq__seg_io.close(fd);
-		kq__seg_io.unlinkat(log->dirfd, name, 0);
+		kq__log_unlinkat(log, name, 0);
 		return rv;
 	}
 	return fd;
@@ -116,7 +160,7 @@ int kq__seg_create(struct kq_log *log, uint64_t base, bool tmp,
 	seg->file = kq__sfile_new(log, fd);
 	if (seg->file == NULL) {
 		kq__seg_io.close(fd);
-		kq__seg_io.unlinkat(log->dirfd, name, 0);
+		kq__log_unlinkat(log, name, 0);
 		kq__seg_free(log, seg);
 		return -ENOMEM;
 	}
@@ -127,10 +171,11 @@ int kq__seg_create(struct kq_log *log, uint64_t base, bool tmp,
 
 		seg->ifd = -1;
 		kq__seg_name(name, base, tmp ? "log.tmp" : "log");
-		kq__seg_io.unlinkat(log->dirfd, name, 0);
+		kq__log_unlinkat(log, name, 0);
 		kq__seg_free(log, seg);
 		return rv;
 	}
+	kq__seg_hold(log, seg, 2);
 	seg->size = KQ__HDR_SIZE;
 	seg->idx_loaded = true;
 	seg->idx_trusted = true;
@@ -148,7 +193,7 @@ int kq__seg_publish(struct kq_log *log, struct kq__segment *seg)
 	for (int i = 0; i < 2; i++) {
 		kq__seg_name(from, seg->base, ext[i][0]);
 		kq__seg_name(to, seg->base, ext[i][1]);
-		if (kq__seg_io.renameat(log->dirfd, from, log->dirfd, to) != 0)
+		if (kq__log_renameat(log, from, to) != 0)
 			return -errno;
 	}
 	return 0;
@@ -175,10 +220,13 @@ int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg)
 	ssize_t r;
 	int fd;
 
-	if (seg->file != NULL)
+	if (seg->file != NULL) {
+		if (seg->held)
+			kq__fds_touch(log->fds, &seg->slot);
 		return 0;
+	}
 	kq__seg_name(name, seg->base, "log");
-	fd = kq__seg_io.openat(log->dirfd, name, O_RDWR, 0);
+	fd = kq__log_openat(log, name, O_RDWR, 0);
 	if (fd < 0) {
 		int rv = -errno;
 
@@ -202,6 +250,7 @@ int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg)
 		kq__seg_io.close(fd);
 		return -ENOMEM;
 	}
+	kq__seg_hold(log, seg, 1);
 	return 0;
 }
 
@@ -211,7 +260,7 @@ int kq__seg_open_sized(struct kq_log *log, const char *name, int flags, int *fd,
 	struct stat st;
 	int rv;
 
-	*fd = kq__seg_io.openat(log->dirfd, name, flags, 0);
+	*fd = kq__log_openat(log, name, flags, 0);
 	if (*fd < 0)
 		return -errno;
 	if (fstat(*fd, &st) != 0) {
@@ -346,8 +395,7 @@ int kq__seg_write_index(struct kq_log *log, struct kq__segment *seg)
 	kq__index_encode(&seg->idx, 0, seg->idx.n, buf + KQ__HDR_SIZE);
 	kq__seg_name(tmp, seg->base, "index.tmp");
 	kq__seg_name(name, seg->base, "index");
-	fd = kq__seg_io.openat(log->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC,
-			       0644);
+	fd = kq__log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
 		log->host->free(buf);
 		return -errno;
@@ -355,11 +403,10 @@ int kq__seg_write_index(struct kq_log *log, struct kq__segment *seg)
 	rv = kq__pwrite_all(fd, buf, len, 0);
 	log->host->free(buf);
 	kq__seg_io.close(fd);
-	if (rv == 0 &&
-	    kq__seg_io.renameat(log->dirfd, tmp, log->dirfd, name) != 0)
+	if (rv == 0 && kq__log_renameat(log, tmp, name) != 0)
 		rv = -errno;
 	if (rv != 0) {
-		kq__seg_io.unlinkat(log->dirfd, tmp, 0);
+		kq__log_unlinkat(log, tmp, 0);
 		return rv;
 	}
 	seg->idx.flushed = seg->idx.n;
@@ -367,6 +414,8 @@ int kq__seg_write_index(struct kq_log *log, struct kq__segment *seg)
 		/* The old descriptor names the replaced file. */
 		kq__seg_io.close(seg->ifd);
 		seg->ifd = -1;
+		seg->held--;
+		kq__fds_count(log->fds, &seg->slot, -1);
 		return kq__seg_open_ifd(log, seg);
 	}
 	return 0;
@@ -376,17 +425,30 @@ int kq__seg_open_ifd(struct kq_log *log, struct kq__segment *seg)
 {
 	char name[32];
 
-	if (seg->ifd >= 0)
+	if (seg->ifd >= 0) {
+		kq__fds_touch(log->fds, &seg->slot);
 		return 0;
+	}
 	kq__seg_name(name, seg->base, "index");
-	seg->ifd = kq__seg_io.openat(log->dirfd, name, O_RDWR, 0);
-	return seg->ifd < 0 ? -errno : 0;
+	seg->ifd = kq__log_openat(log, name, O_RDWR, 0);
+	if (seg->ifd < 0)
+		return -errno;
+	kq__seg_hold(log, seg, 1);
+	return 0;
 }
 
 int kq__seg_flush_index(struct kq_log *log, struct kq__segment *seg)
 {
 	uint8_t buf[256 * KQ__IENTRY_SIZE];
 
+	/* The newest segment's file may have been closed to stay within
+	 * the bound: its pending entries open it again. */
+	if (!seg->sealed && seg->idx.flushed < seg->idx.n) {
+		int rv = kq__seg_open_ifd(log, seg);
+
+		if (rv != 0)
+			return rv;
+	}
 	while (seg->ifd >= 0 && seg->idx.flushed < seg->idx.n) {
 		size_t from = seg->idx.flushed, to = seg->idx.n;
 		int rv;
@@ -450,10 +512,10 @@ int kq__seg_unlink(struct kq_log *log, struct kq__segment *seg)
 	char name[32];
 
 	kq__seg_name(name, seg->base, "log");
-	if (kq__seg_io.unlinkat(log->dirfd, name, 0) != 0 && errno != ENOENT)
+	if (kq__log_unlinkat(log, name, 0) != 0 && errno != ENOENT)
 		return -errno;
 	kq__seg_name(name, seg->base, "index");
-	if (kq__seg_io.unlinkat(log->dirfd, name, 0) != 0 && errno != ENOENT)
+	if (kq__log_unlinkat(log, name, 0) != 0 && errno != ENOENT)
 		return -errno;
 	return 0;
 }

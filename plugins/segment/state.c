@@ -27,8 +27,7 @@ int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs)
 	kq__put32(buf + 24, kq__crc32c(0, buf, 24));
 	/* Write aside, make it durable, then swap it in and make the
 	 * swap durable: a crash leaves the old or the new state. */
-	fd = kq__seg_io.openat(log->dirfd, STATE_TMP,
-			       O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	fd = kq__log_openat(log, STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
 		rv = -errno;
 		goto fail;
@@ -37,11 +36,10 @@ int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs)
 	if (rv == 0 && kq__seg_io.fsync(fd) != 0)
 		rv = -errno;
 	kq__seg_io.close(fd);
-	if (rv == 0 && kq__seg_io.renameat(log->dirfd, STATE_TMP, log->dirfd,
-					   STATE_FILE) != 0)
+	if (rv == 0 && kq__log_renameat(log, STATE_TMP, STATE_FILE) != 0)
 		rv = -errno;
-	if (rv == 0 && kq__seg_io.fsync(log->dirfd) != 0)
-		rv = -errno;
+	if (rv == 0)
+		rv = kq__log_sync_dir(log);
 	if (rv == 0)
 		return 0;
 fail:
@@ -57,7 +55,7 @@ int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
 	int fd;
 
 	kq__log_report(log);
-	fd = kq__seg_io.openat(log->dirfd, STATE_FILE, O_RDONLY, 0);
+	fd = kq__log_openat(log, STATE_FILE, O_RDONLY, 0);
 	if (fd < 0) {
 		if (errno != ENOENT)
 			return -errno;

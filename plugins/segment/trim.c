@@ -31,7 +31,7 @@ static int fail_io(struct kq_log *log, int rv, const char *what, uint64_t base)
 static int cut_newest(struct kq_log *log, uint64_t from)
 {
 	struct kq__segment *seg = log->segs[log->nsegs - 1];
-	bool sealed = seg->ifd < 0;
+	bool sealed = seg->sealed;
 	struct kq__cursor c;
 	struct kq_record rec;
 	uint64_t size, cut, last = 0, term = 0;
@@ -67,15 +67,17 @@ static int cut_newest(struct kq_log *log, uint64_t from)
 	if (seg->idx.flushed > seg->idx.n) {
 		seg->idx.flushed = seg->idx.n;
 		if (!sealed &&
-		    kq__seg_io.ftruncate(
-			    seg->ifd, (off_t)(KQ__HDR_SIZE +
-					      seg->idx.n * KQ__IENTRY_SIZE)) !=
-			    0)
+		    (kq__seg_open_ifd(log, seg) != 0 ||
+		     kq__seg_io.ftruncate(
+			     seg->ifd, (off_t)(KQ__HDR_SIZE +
+					       seg->idx.n * KQ__IENTRY_SIZE)) !=
+			     0))
 			return fail_io(log, -errno, "truncating the index of",
 				       seg->base);
 	}
 	if (sealed) {
 		/* It becomes the newest again: its index file must match. */
+		seg->sealed = false;
 		rv = kq__seg_write_index(log, seg);
 		if (rv == 0)
 			rv = kq__seg_open_ifd(log, seg);
@@ -84,6 +86,9 @@ static int cut_newest(struct kq_log *log, uint64_t from)
 				       seg->base);
 	}
 	if (cut < seg->size) {
+		rv = kq__seg_open_file(log, seg);
+		if (rv != 0)
+			return fail_io(log, rv, "opening", seg->base);
 		if (kq__seg_io.ftruncate(seg->file->fd, (off_t)cut) != 0 ||
 		    kq__seg_io.fdatasync(seg->file->fd) != 0)
 			return fail_io(log, -errno, "truncating", seg->base);

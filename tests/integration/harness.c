@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -110,6 +111,8 @@ void tb_write_raw(struct tb *tb, const char *json)
 	fclose(f);
 }
 
+unsigned tb_nofile;
+
 static pid_t spawn(const char *const *args, const char *log)
 {
 	pid_t pid = fork();
@@ -119,6 +122,11 @@ static pid_t spawn(const char *const *args, const char *log)
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
+		if (tb_nofile) {
+			struct rlimit rl = {tb_nofile, tb_nofile};
+
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
 		if (fd >= 0) {
 			dup2(fd, 2);
 			dup2(fd, 1);

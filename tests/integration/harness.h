@@ -20,6 +20,10 @@ struct tb {
  * default). */
 extern const char *tb_telnet_extra;
 
+/* When non-zero, brokers started from now on run with RLIMIT_NOFILE
+ * (soft and hard) set to this, as under `ulimit -n`. */
+extern unsigned tb_nofile;
+
 /* A free TCP port on 127.0.0.1 (bound and released). */
 int tb_free_port(void);
 

@@ -805,6 +805,81 @@ static int t_retain(struct kq_log *log, int64_t now_ms)
 	return before > first ? t_ops->compact(log, before) : 0;
 }
 
+/* Descriptors the process has open. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the one reading the folder */
+}
+
+/* Forty logs of several segments each, on a module bound to 16 held
+ * descriptors: what the process has open stays near the bound whatever
+ * is appended, read, synced, truncated or reopened, and every record
+ * reads back. */
+static void test_open_files_bounded(void **state)
+{
+	struct fx *f = *state;
+	void *mod = t_module("{\"open_files\": 16}");
+	struct kq_log *logs[40];
+	char dirs[40][80];
+	uint64_t offs[400], next;
+	int base = count_fds(), rv;
+
+	for (int i = 0; i < 40; i++) {
+		snprintf(dirs[i], sizeof(dirs[i]), "%s/p%d", f->dir, i);
+		logs[i] = t_open(mod, dirs[i], 4096);
+		assert_int_equal(t_append(logs[i], 0, 100, 1), 0);
+		assert_int_equal(t_ops->sync(logs[i]), 0);
+		assert_true(count_fds() <= base + 16 + 1);
+	}
+	assert_true(t_count_files(dirs[0], ".log") >= 3);
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 40; i++) {
+			assert_int_equal(
+				t_read_all(logs[i], 0, offs, 400, &rv, &next),
+				100 + 50 * round);
+			assert_int_equal(rv, 0);
+			assert_int_equal(
+				t_append(logs[i], 100 + 50 * round, 50, 1), 0);
+			/* Files written since the last sync stay open for
+			 * it, as the broker syncs every loop turn. */
+			assert_int_equal(t_ops->sync(logs[i]), 0);
+			assert_true(count_fds() <= base + 16 + 1);
+		}
+	/* Written everywhere before syncing: the files closed meanwhile
+	 * stay open for their sync, which makes them durable. */
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(t_append(logs[i], 200, 10, 1), 0);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(t_ops->sync(logs[i]), 0);
+	assert_true(count_fds() <= base + 16 + 1);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(t_ops->truncate(logs[i], 200), 0);
+	assert_int_equal(t_ops->truncate(logs[7], 120), 0);
+	assert_int_equal(t_ops->next_offset(logs[7]), 120);
+	for (int i = 0; i < 40; i++)
+		t_ops->close(logs[i]);
+	assert_int_equal(count_fds(), base);
+	for (int i = 0; i < 40; i++) {
+		logs[i] = t_open(mod, dirs[i], 4096);
+		assert_int_equal(t_read_all(logs[i], 0, offs, 400, &rv, &next),
+				 i == 7 ? 120 : 200);
+		assert_int_equal(offs[0], 0);
+		assert_true(count_fds() <= base + 16 + 1);
+	}
+	for (int i = 0; i < 40; i++)
+		t_ops->close(logs[i]);
+	assert_int_equal(count_fds(), base);
+	t_module_free(mod);
+}
+
 static void test_retain(void **state)
 {
 	struct fx *f = *state;
@@ -959,6 +1034,7 @@ int main(void)
 		T(test_reset),
 		T(test_compact),
 		T(test_retain),
+		T(test_open_files_bounded),
 		T(test_hard_state),
 		T(test_sync_thread),
 	};

@@ -1,0 +1,131 @@
+/* Descriptors held across calls, bounded per module: a broker with ten
+ * thousand partitions must not need three descriptors each.  Holders (a
+ * log's folder, a segment's files) sit on a least-recently-used list;
+ * opening one more past the limit first closes the oldest holders, which
+ * reopen on their next use.  Readers and syncs keep references of their
+ * own to a .log file, so closing a holder never pulls a descriptor from
+ * under them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+
+#include "io.h"
+#include "log.h"
+
+void kq__fds_init(struct kq__fds *fds, unsigned limit)
+{
+	fds->limit = limit;
+	fds->held = 0;
+	fds->evicted = 0;
+	fds->lru.prev = fds->lru.next = &fds->lru;
+}
+
+static bool linked(const struct kq__fdslot *s)
+{
+	return s->next != NULL;
+}
+
+static void unlink_slot(struct kq__fdslot *s)
+{
+	s->prev->next = s->next;
+	s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}
+
+void kq__fds_touch(struct kq__fds *fds, struct kq__fdslot *s)
+{
+	if (linked(s)) {
+		if (fds->lru.next == s)
+			return;
+		unlink_slot(s);
+	}
+	s->prev = &fds->lru;
+	s->next = fds->lru.next;
+	fds->lru.next->prev = s;
+	fds->lru.next = s;
+}
+
+void kq__fds_count(struct kq__fds *fds, struct kq__fdslot *s, int n)
+{
+	fds->held = (unsigned)((int)fds->held + n);
+	if (n > 0)
+		kq__fds_touch(fds, s);
+}
+
+/* Closes what holder s has; false when it must stay (its index could
+ * not be written). */
+static bool close_holder(struct kq__fds *fds, struct kq__fdslot *s)
+{
+	struct kq_log *log = s->log;
+
+	if (s->seg != NULL)
+		return kq__seg_close_fds(log, s->seg) == 0;
+	if (log->dirfd >= 0) {
+		kq__seg_io.close(log->dirfd);
+		log->dirfd = -1;
+		kq__fds_count(fds, s, -1);
+	}
+	if (linked(s))
+		unlink_slot(s);
+	return true;
+}
+
+void kq__fds_make_room(struct kq__fds *fds, struct kq__fdslot *keep)
+{
+	struct kq__fdslot *s = fds->lru.prev;
+
+	while (fds->held >= fds->limit && s != &fds->lru) {
+		struct kq__fdslot *prev = s->prev;
+
+		if (s != keep && close_holder(fds, s))
+			fds->evicted++;
+		s = prev;
+	}
+}
+
+int kq__log_dirfd(struct kq_log *log)
+{
+	if (log->dirfd >= 0) {
+		kq__fds_touch(log->fds, &log->slot);
+		return log->dirfd;
+	}
+	kq__fds_make_room(log->fds, &log->slot);
+	log->dirfd = kq__seg_io.openat(AT_FDCWD, log->dir,
+				       O_RDONLY | O_DIRECTORY, 0);
+	if (log->dirfd < 0)
+		return -1;
+	kq__fds_count(log->fds, &log->slot, 1);
+	return log->dirfd;
+}
+
+int kq__log_openat(struct kq_log *log, const char *name, int flags, mode_t mode)
+{
+	int d = kq__log_dirfd(log);
+
+	if (d < 0)
+		return -1;
+	/* The new descriptor is the caller's: make room for it too. */
+	kq__fds_make_room(log->fds, &log->slot);
+	return kq__seg_io.openat(d, name, flags, mode);
+}
+
+int kq__log_unlinkat(struct kq_log *log, const char *name, int flags)
+{
+	int d = kq__log_dirfd(log);
+
+	return d < 0 ? -1 : kq__seg_io.unlinkat(d, name, flags);
+}
+
+int kq__log_renameat(struct kq_log *log, const char *from, const char *to)
+{
+	int d = kq__log_dirfd(log);
+
+	return d < 0 ? -1 : kq__seg_io.renameat(d, from, d, to);
+}
+
+int kq__log_fstatat(struct kq_log *log, const char *name, struct stat *st)
+{
+	int d = kq__log_dirfd(log);
+
+	return d < 0 ? -1 : fstatat(d, name, st, 0);
+}
