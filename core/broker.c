@@ -247,9 +247,22 @@ static void on_retention_timer(uv_timer_t *t)
 		if (tp->retention_ms < 0 && tp->retention_bytes < 0)
 			continue;
 		for (uint32_t i = 0; i < tp->nparts; i++) {
-			int n = b->sops->retain(tp->parts[i].plog.log, now);
+			struct kq__partition *p = &tp->parts[i];
+			uint64_t before;
+			int n;
 
-			if (n > 0)
+			/* Partitions replicated elsewhere have no log here. */
+			if (!p->group ||
+			    b->sops->retention_point(p->plog.log, now,
+						     &before) != 0 ||
+			    before <= b->sops->first_offset(p->plog.log))
+				continue;
+			n = b->cops->group_retain(p->group, before);
+			if (n < 0)
+				kq__warn(
+					"partition %s-%u: retention failed: %s",
+					tp->name, i, kq_strerror(n));
+			else if (n > 0)
 				kq__info("partition %s-%u: retention deleted "
 					 "%d segment(s)",
 					 tp->name, i, n);
@@ -413,6 +426,14 @@ static int init_all(struct kq_broker *b)
 						      &b->sync_interval_ms);
 	if (b->sync_interval_ms == 0)
 		b->sync_interval_ms = 1;
+	if (b->cfg->npeers > 1 && b->sync_policy != KQ_SYNC_ALWAYS)
+		kq__warn("fsync %s in a cluster: a replica counts an entry "
+			 "durable once written, so an acknowledged write "
+			 "survives broker crashes but not a power failure of "
+			 "a majority of its replicas (see "
+			 "docs/configuration.md)",
+			 b->sync_policy == KQ_SYNC_INTERVAL ? "interval"
+							    : "never");
 	return 0;
 }
 

@@ -340,6 +340,7 @@ int kq__meta_open(struct kq_broker *b)
 	memset(&gc, 0, sizeof(gc));
 	gc.id = 0;
 	gc.name = "meta";
+	gc.dir = b->meta_log.dir;
 	gc.log = &b->meta_log;
 	gc.nreplicas = kq__brokers_list(b, &gc.replicas);
 	gc.apply = apply;

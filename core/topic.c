@@ -80,6 +80,7 @@ static int open_partition(struct kq_broker *b, struct kq__topic *t, uint32_t id)
 	memset(&gc, 0, sizeof(gc));
 	gc.id = t->group_base + id;
 	gc.name = name;
+	gc.dir = p->plog.dir;
 	gc.log = &p->plog;
 	gc.replicas = p->replicas;
 	gc.nreplicas = p->nreplicas;

@@ -72,6 +72,8 @@ typedef void (*kq_apply_fn)(void *ctx, const struct kq_record *rec);
 struct kq_group_config {
 	uint64_t id;	     /* 0: metadata group */
 	const char *name;    /* "meta", "<topic>-<partition>" */
+	const char *dir;     /* the log's folder, for messages (borrowed
+			      * for the call) */
 	struct kq_plog *log; /* borrowed until group_close() */
 	const int *replicas; /* broker ids holding a replica */
 	size_t nreplicas;
@@ -131,6 +133,14 @@ struct kq_consensus_ops {
 
 	/* Broker id of the group's leader, 0 when none is known. */
 	int (*leader)(struct kq_group *g);
+
+	/* Retention asks for the records before `before` to go.  The
+	 * module deletes (with host->logs->compact) only records that are
+	 * committed and durable here, after recording durably whatever it
+	 * needs to restart after them, so retention never loses an
+	 * uncommitted record.  Returns the number of segments deleted or a
+	 * negative error; a state-machine group (metadata) ignores it. */
+	int (*group_retain)(struct kq_group *g, uint64_t before);
 
 	/* Whether broker `id` is reachable from here: 1 up, 0 down.  A
 	 * module without a cluster answers 1 for its own id only. */

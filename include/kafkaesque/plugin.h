@@ -21,7 +21,7 @@
 
 #include "error.h"
 
-#define KQ_PLUGIN_ABI 1
+#define KQ_PLUGIN_ABI 2
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"

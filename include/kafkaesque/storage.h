@@ -119,9 +119,14 @@ struct kq_storage_ops {
 	 * first_offset() may stay below `before`. Returns segments deleted. */
 	int (*compact)(struct kq_log *log, uint64_t before);
 
-	/* Deletes whole segments that fall outside the retention bounds,
-	 * never the newest one.  Returns the number of segments deleted. */
-	int (*retain)(struct kq_log *log, int64_t now_ms);
+	/* The offset retention would drop records before: the base of the
+	 * oldest whole segment that stays within the retention bounds
+	 * (never past the newest segment's base); first_offset() when
+	 * nothing is due.  Deletes nothing: the consensus module decides
+	 * what may go (only committed records) and deletes it with
+	 * compact(). */
+	int (*retention_point)(struct kq_log *log, int64_t now_ms,
+			       uint64_t *before);
 
 	/* Hard state, replaced atomically and durably. A log that never
 	 * saved one loads {0, 0}. */

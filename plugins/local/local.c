@@ -319,6 +319,16 @@ static uint64_t local_commit_end(struct kq_group *g)
 	return g->commit_end;
 }
 
+/* Alone, what is durable is committed: the log may drop it. */
+static int local_group_retain(struct kq_group *g, uint64_t before)
+{
+	if (g->cfg.snapshot)
+		return 0;
+	if (before > g->commit_end)
+		before = g->commit_end;
+	return g->logs->compact(g->cfg.log, before);
+}
+
 static int local_leader(struct kq_group *g)
 {
 	return g->l->host->broker_id;
@@ -338,6 +348,7 @@ static const struct kq_consensus_ops ops = {
 	.group_close = local_group_close,
 	.propose = local_propose,
 	.commit_end = local_commit_end,
+	.group_retain = local_group_retain,
 	.leader = local_leader,
 	.peer_up = local_peer_up,
 };

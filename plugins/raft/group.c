@@ -453,34 +453,48 @@ static void maybe_snapshot(struct kq_group *g)
 		  g->name, index, term);
 }
 
-/* A message log whose retention deleted old segments: the core drops
- * those entries and sends followers that need them the restart point.
- * Its term is recorded in a data-less snapshot file, as for a reset. */
-static void notice_retention(struct kq_group *g)
+int kq__raft_group_retain(struct kq_group *g, uint64_t before)
 {
 	const struct kq_host *host = g->mod->host;
-	uint64_t first = logs(g)->first_offset(g->log), point, term;
+	uint64_t limit, point, term;
 	int rv;
 
-	if (g->snapshot || first <= kq__raft_first_index(g->r))
-		return;
-	point = first - 1;
-	if (point > kq__raft_commit(g->r) ||
-	    point > kq__raft_persisted_index(g->r))
-		return; /* not committed here yet: try again later */
-	if (terms_lookup(g, point, &term) != 0)
-		return;
-	rv = logs(g)->save_snapshot(g->log, point, term, NULL, 0);
-	if (rv == 0)
-		rv = kq__raft_compact(g->r, point, NULL, 0);
-	if (rv != 0) {
-		fail_group(g, rv, "recording the retention point");
-		return;
+	if (g->failed)
+		return g->failed;
+	if (g->snapshot || g->running || g->closed || before <= 1)
+		return 0;
+	/* Only what is committed, durable and handed out here may go: an
+	 * old leader's uncommitted tail can still be overwritten, and a
+	 * restart point below it would vouch for it. */
+	limit = kq__raft_commit(g->r);
+	if (kq__raft_persisted_index(g->r) < limit)
+		limit = kq__raft_persisted_index(g->r);
+	if (kq__raft_applied(g->r) < limit)
+		limit = kq__raft_applied(g->r);
+	point = before - 1 < limit ? before - 1 : limit;
+	if (point >= kq__raft_first_index(g->r)) {
+		/* The point and its exact term are durable before anything
+		 * below it is deleted, so a restart never has to guess. */
+		rv = terms_lookup(g, point, &term);
+		if (rv == 0)
+			rv = logs(g)->save_snapshot(g->log, point, term, NULL,
+						    0);
+		if (rv == 0)
+			rv = kq__raft_compact(g->r, point, NULL, 0);
+		if (rv != 0) {
+			fail_group(g, rv, "recording the retention point");
+			return rv;
+		}
+		terms_prune(g, point);
+		g->snap_index = point;
+		host->log(host, KQ_LOG_DEBUG,
+			  "group %s: retention point %" PRIu64 " (term %" PRIu64
+			  ")",
+			  g->name, point, term);
 	}
-	terms_prune(g, point);
-	host->log(host, KQ_LOG_DEBUG,
-		  "group %s: retention point %" PRIu64 " (term %" PRIu64 ")",
-		  g->name, point, term);
+	point = kq__raft_first_index(g->r) - 1;
+	return logs(g)->compact(g->log,
+				point + 1 < before ? point + 1 : before);
 }
 
 /* One ready: persist, send, then apply what committed. */
@@ -654,22 +668,47 @@ void kq__raft_group_tick(struct kq_group *g)
 	rv = kq__raft_tick(g->r);
 	if (rv != 0)
 		fail_group(g, rv, "raft tick");
-	if (!g->failed && !g->running) {
-		notice_retention(g);
+	if (!g->failed && !g->running)
 		maybe_snapshot(g);
-	}
 	run(g);
+}
+
+/* Logs refused messages at the first and then at every power of two, so
+ * a peer that keeps sending them cannot flood the log. */
+static void note_refused(struct kq_group *g, uint64_t n,
+			 const struct kq__raft_msg *m)
+{
+	if (n & (n - 1))
+		return;
+	g->mod->host->log(
+		g->mod->host, KQ_LOG_WARN,
+		"group %s: refused %s from broker %" PRIu64 " in term %" PRIu64
+		" (%" PRIu64 " refused so far): it contradicts "
+		"committed entries or its term is out of range",
+		g->name, kq__raft_msg_name(m->type), m->from, m->term, n);
 }
 
 void kq__raft_group_step(struct kq_group *g, const struct kq__raft_msg *m)
 {
+	uint64_t refused;
 	int rv;
 
 	if (g->failed)
 		return;
+	/* A snapshot of the wrong kind (state into a message log, or a
+	 * bare restart point into a state machine) is refused before it
+	 * reaches the core, which would act on it. */
+	if (m->type == KQ__RAFT_MSG_SNAPSHOT &&
+	    (m->snap.data != NULL) != (g->restore != NULL)) {
+		note_refused(g, ++g->refused, m);
+		return;
+	}
+	refused = kq__raft_refused(g->r);
 	rv = kq__raft_step(g->r, m);
 	if (rv != 0)
 		fail_group(g, rv, "raft step");
+	else if (kq__raft_refused(g->r) != refused)
+		note_refused(g, ++g->refused, m);
 	run(g);
 }
 
@@ -677,14 +716,15 @@ void kq__raft_group_step(struct kq_group *g, const struct kq__raft_msg *m)
 
 /* The snapshot point a group starts from, fixing the log where an
  * install was interrupted.  With a snapshot file (a state snapshot, or a
- * message log's restart point without data) the point is the file's;
- * a stored log that does not continue it (a crash between saving the
- * file and resetting the log) is reset after it.  Without one the point
- * is the one before the first stored record, whose term is not known
- * (logs written before these files existed): the first record's term
- * stands in for it.  *data (host->free) is the state to restore. */
-static int open_point(struct kq_group *g, struct kq__raft_snapshot *snap,
-		      void **data, size_t *len, uint64_t hs_term)
+ * message log's restart point without data) the point is the file's; a
+ * stored log that does not continue it (a crash between saving the file
+ * and resetting the log) is reset after it.  Every point is recorded,
+ * with its exact term, before the entries below it are deleted: a log
+ * that starts later than its point, or past offset 1 with no point at
+ * all, lost entries nobody vouched for, and is refused rather than
+ * guessed at.  *data (host->free) is the state to restore. */
+static int open_point(struct kq_group *g, const char *dir,
+		      struct kq__raft_snapshot *snap, void **data, size_t *len)
 {
 	const struct kq_log_api *la = logs(g);
 	const struct kq_host *host = g->mod->host;
@@ -704,12 +744,15 @@ static int open_point(struct kq_group *g, struct kq__raft_snapshot *snap,
 	}
 	rv = la->load_snapshot(g->log, &si, &st, data, len);
 	if (rv == -ENOENT) {
-		snap->index = first ? first - 1 : 0;
-		if (snap->index && la->term_at(g->log, first, &t) == 0)
-			snap->term = t;
-		else if (snap->index)
-			snap->term = hs_term;
-		return 0;
+		if (first <= 1)
+			return 0;
+		host->log(host, KQ_LOG_ERROR,
+			  "group %s: %s starts at offset %" PRIu64
+			  " but records no restart point (its snapshot file "
+			  "is missing); move the folder aside so the replica "
+			  "resyncs from its peers",
+			  g->name, dir ? dir : "the log", first);
+		return KQ_ECORRUPT;
 	}
 	if (rv != 0)
 		return rv;
@@ -720,33 +763,20 @@ static int open_point(struct kq_group *g, struct kq__raft_snapshot *snap,
 		*len = 0;
 	}
 	if (si + 1 < first) {
-		/* Retention moved on before the point was recorded. */
-		if (g->restore) {
-			host->log(host, KQ_LOG_ERROR,
-				  "group %s: the log starts at %" PRIu64
-				  ", after its snapshot at %" PRIu64,
-				  g->name, first, si);
-			host->free(*data);
-			*data = NULL;
-			return KQ_ECORRUPT;
-		}
-		snap->index = first - 1;
-		snap->term = st;
-		if (la->term_at(g->log, first, &t) == 0 && t != st) {
-			snap->term = t;
-			host->log(host, KQ_LOG_WARN,
-				  "group %s: the term at %" PRIu64
-				  " is not known; taking %" PRIu64,
-				  g->name, first - 1, t);
-		}
-		return 0;
+		host->log(host, KQ_LOG_ERROR,
+			  "group %s: %s starts at offset %" PRIu64
+			  ", after its snapshot at %" PRIu64
+			  "; move the folder aside so the replica resyncs "
+			  "from its peers",
+			  g->name, dir ? dir : "the log", first, si);
+		host->free(*data);
+		*data = NULL;
+		return KQ_ECORRUPT;
 	}
 	snap->index = si;
 	snap->term = st;
-	if (si + 1 == end || (si >= first && si < end &&
-			      la->term_at(g->log, si, &t) == 0 && t == st))
-		return 0;
-	if (si + 1 == first)
+	if (si + 1 == end || si + 1 == first ||
+	    (si < end && la->term_at(g->log, si, &t) == 0 && t == st))
 		return 0;
 	host->log(host, KQ_LOG_INFO,
 		  "group %s: the log does not continue the snapshot at %" PRIu64
@@ -842,7 +872,7 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	memset(&rc, 0, sizeof(rc));
 	rv = host->logs->load_hard_state(cfg->log, &hs);
 	if (rv == 0)
-		rv = open_point(g, &snap, &data, &len, hs.term);
+		rv = open_point(g, cfg->dir, &snap, &data, &len);
 	if (rv == 0 && data && len > UINT32_MAX)
 		rv = KQ_ECORRUPT;
 	if (rv == 0 && data) {
@@ -874,6 +904,23 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	if (rv != 0) {
 		host->log(host, KQ_LOG_ERROR, "group %s: cannot recover: %s",
 			  cfg->name, kq_strerror(rv));
+		goto fail;
+	}
+	/* Term and vote are saved before any entry of a term is written or
+	 * any vote is sent: a log holding a later term than raft.state
+	 * means the file was lost or replaced, and with it a vote this
+	 * replica may have given.  Starting at an older term could vote
+	 * twice in one term. */
+	if (hs.term < last_term || hs.term > KQ__RAFT_MAX_TERM) {
+		host->log(host, KQ_LOG_ERROR,
+			  "group %s: %s/raft.state holds term %" PRIu64
+			  " but the log holds term %" PRIu64
+			  ": the file is missing or stale; restore it, or move "
+			  "the folder aside so the replica resyncs from its "
+			  "peers",
+			  cfg->name, cfg->dir ? cfg->dir : ".", hs.term,
+			  last_term);
+		rv = KQ_ECORRUPT;
 		goto fail;
 	}
 	g->applied = g->snap_index = snap.index;

@@ -60,6 +60,7 @@ struct kq_group {
 	uint64_t written_end;	     /* offset after the last written */
 	uint64_t replayed;	     /* applied at open, not again */
 	uint64_t leader_seen;	     /* for leader-change log lines */
+	uint64_t refused;	     /* peer messages refused */
 	int failed;		     /* the error that stopped the group */
 	bool running;		     /* inside run(): no re-entry */
 	bool again;		     /* run() was asked for again */
@@ -82,8 +83,8 @@ struct kq__raft_module {
 	unsigned snapshot_every; /* entries applied between snapshots of a
 				  * state-machine group; 0: never */
 	unsigned cache_bytes;	 /* per group; 0: keep every entry */
-	uint64_t seed; /* mixed with each group's id for its election
-			* timeouts: fixed by a simulation, random here */
+	uint64_t seed;		 /* mixed with each group's id for its election
+				  * timeouts: fixed by a simulation, random here */
 
 	uv_timer_t tick;
 	uv_timer_t later; /* runs the completions of closed groups */
@@ -111,6 +112,11 @@ int kq__raft_group_propose(struct kq_group *g, struct kq_propose_req *req,
 			   kq_propose_cb cb);
 uint64_t kq__raft_group_commit_end(struct kq_group *g);
 int kq__raft_group_leader(struct kq_group *g);
+/* Retention asks for the entries before `before` to go: only those
+ * committed, durable and applied here are deleted, after the restart
+ * point and its exact term are saved.  Returns segments deleted or a
+ * negative error. */
+int kq__raft_group_retain(struct kq_group *g, uint64_t before);
 /* One tick of a group's logical clock. */
 void kq__raft_group_tick(struct kq_group *g);
 /* A message from the cluster port for group g (borrowed). */

@@ -326,6 +326,7 @@ static const struct kq_consensus_ops ops = {
 	.group_close = kq__raft_group_close,
 	.propose = kq__raft_group_propose,
 	.commit_end = kq__raft_group_commit_end,
+	.group_retain = kq__raft_group_retain,
 	.leader = kq__raft_group_leader,
 	.peer_up = raft_peer_up,
 };

@@ -131,6 +131,9 @@ static void campaign(struct kq__raft *r, bool pre)
 	enum kq__raft_msg_type type;
 	uint64_t term;
 
+	if (r->term >= KQ__RAFT_MAX_TERM)
+		return; /* no later term to take */
+
 	if (pre) {
 		become_pre_candidate(r);
 		type = KQ__RAFT_MSG_PREVOTE;
@@ -330,6 +333,10 @@ int kq__raft_step(struct kq__raft *r, const struct kq__raft_msg *m)
 		return KQ_EINTERNAL;
 	if (!kq__raft_pr(r, m->from) || m->from == r->id)
 		return 0;
+	if (m->term > KQ__RAFT_MAX_TERM) {
+		r->refused++;
+		return 0;
+	}
 	if (m->term > r->term) {
 		/* Within the lease of a live leader, a campaign is ignored:
 		 * a rejoining node cannot depose a healthy leader. */
@@ -687,6 +694,16 @@ size_t kq__raft_cached_bytes(const struct kq__raft *r)
 uint64_t kq__raft_persisted_index(const struct kq__raft *r)
 {
 	return r->persisted;
+}
+
+uint64_t kq__raft_applied(const struct kq__raft *r)
+{
+	return r->applied;
+}
+
+uint64_t kq__raft_refused(const struct kq__raft *r)
+{
+	return r->refused;
 }
 
 int kq__raft_term_at(struct kq__raft *r, uint64_t index, uint64_t *term)

@@ -36,6 +36,11 @@
 /* Node ids are non-zero; 0 means "nobody". */
 #define KQ__RAFT_NONE 0
 
+/* The highest term a node takes or accepts.  Terms grow by one per
+ * election, so no real cluster comes near it; a message claiming more is
+ * refused, and term arithmetic never wraps. */
+#define KQ__RAFT_MAX_TERM (UINT64_MAX >> 2)
+
 /* Entry flags; the control bit equals KQ_RECORD_CONTROL so an entry maps
  * to a record without translation. */
 enum {
@@ -259,6 +264,11 @@ uint64_t kq__raft_last_index(const struct kq__raft *r);
 uint64_t kq__raft_first_index(const struct kq__raft *r);
 size_t kq__raft_cached_bytes(const struct kq__raft *r);
 uint64_t kq__raft_persisted_index(const struct kq__raft *r);
+/* The last index handed out as committed (a ready's `committed`). */
+uint64_t kq__raft_applied(const struct kq__raft *r);
+/* Messages refused so far: terms past KQ__RAFT_MAX_TERM, or appends that
+ * contradict committed entries.  A refused message changes nothing. */
+uint64_t kq__raft_refused(const struct kq__raft *r);
 /* The term of the entry at `index` (the snapshot's term at its index),
  * from the cache or the term_at hook; returns -1 when the log does not
  * hold it or the hook failed (which stops the core). */

@@ -198,6 +198,7 @@ struct kq__raft {
 	struct kq__raft_entry *rd_committed;
 	bool in_ready;
 	int fatal; /* a Raft guarantee was contradicted */
+	uint64_t refused; /* messages refused, see kq__raft_refused() */
 };
 
 /* Messages (raft_msg.c). */

@@ -230,7 +230,9 @@ void kq__raft_handle_append(struct kq__raft *r, const struct kq__raft_msg *m)
 		e += skip;
 		n -= skip;
 		if (prev_term != r->log.snap.term) {
-			r->fatal = KQ_EINTERNAL;
+			/* Contradicts a committed entry: refused, and the
+			 * log stays as it is. */
+			r->refused++;
 			return;
 		}
 	}
@@ -261,8 +263,9 @@ void kq__raft_handle_append(struct kq__raft *r, const struct kq__raft_msg *m)
 		uint64_t from = e[i].index;
 
 		if (from <= r->commit) {
-			/* A leader asks to replace a committed entry. */
-			r->fatal = KQ_EINTERNAL;
+			/* A leader asks to replace a committed entry:
+			 * refused, and the log stays as it is. */
+			r->refused++;
 			return;
 		}
 		kq__raft_truncate(r, from);

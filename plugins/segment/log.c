@@ -240,9 +240,54 @@ static uint64_t count_torn(struct kq_log *log, int fd, uint64_t pos,
 	return n;
 }
 
+/* Past a bad record, how far recovery looks for a valid one.  A torn
+ * tail is what one unsynced write left, far less than this; a longer
+ * stretch with nothing valid is not a tail, and is refused. */
+#define DAMAGE_SCAN_MAX ((uint64_t)64 << 20)
+
+/* Looks past the bad record at `at` for a valid record with an offset
+ * above `prev` (the last good one; base - 1 when none): one found means
+ * the bad record is damage, not a torn tail.  Returns 1 with its
+ * position in *found, 0 when nothing valid follows, or an error. */
+static int find_valid_after(struct kq_log *log, int fd, uint64_t at,
+			    uint64_t end, uint64_t first, uint64_t *found)
+{
+	uint64_t len = end - at, size;
+	struct kq_record rec;
+	uint8_t *buf;
+	ssize_t r;
+	int found_one = 0;
+
+	if (len > DAMAGE_SCAN_MAX)
+		return KQ_ECORRUPT;
+	buf = log->host->malloc(len ? len : 1);
+	if (buf == NULL)
+		return -ENOMEM;
+	r = kq__pread_full(fd, buf, len, at);
+	if (r < 0) {
+		log->host->free(buf);
+		return (int)r;
+	}
+	/* Every byte may start a record: the bad one's length field may be
+	 * what was damaged. */
+	for (uint64_t q = 1; q + KQ__REC_FIXED <= (uint64_t)r; q++) {
+		if (kq__record_decode(buf + q, (size_t)r - q, &rec, &size) ==
+			    KQ__REC_OK &&
+		    rec.offset >= first) {
+			*found = at + q;
+			found_one = 1;
+			break;
+		}
+	}
+	log->host->free(buf);
+	return found_one;
+}
+
 /* Recovers the newest segment: checks its header, trusts the index up to
  * its last entry whose record checks out, scans from there to the end of
- * the file and truncates a torn tail. */
+ * the file.  A bad record with valid ones after it is damage: reported,
+ * kept, and scanned past, so no later offset is ever handed out again;
+ * one with nothing valid after it is a torn tail, and truncated. */
 static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 {
 	const struct kq_host *host = log->host;
@@ -250,8 +295,8 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 	struct kq__cursor c;
 	struct kq_record rec;
 	char name[32];
-	uint64_t fsize, size, at;
-	bool rewrite = false;
+	uint64_t fsize, size, at, min_next = seg->base;
+	bool rewrite = false, past_damage = false;
 	ssize_t r;
 	int fd, rv;
 
@@ -317,12 +362,45 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 				   : KQ__HDR_SIZE,
 			fsize, 4 * KQ__CHUNK, false);
 	for (;;) {
+		uint64_t after = 0;
+		int found;
+
 		at = c.pos;
 		rv = kq__cursor_next(&c, &rec, &size);
+		if (rv == KQ_ECORRUPT) {
+			found = find_valid_after(log, fd, at, fsize, min_next,
+						 &after);
+			if (found < 0) {
+				kq__cursor_fini(&c);
+				kq__seg_report(log, seg, at, c.why);
+				if (found == KQ_ECORRUPT)
+					host->log(host, KQ_LOG_ERROR,
+						  "%s/%s: %" PRIu64
+						  " bytes after a damaged "
+						  "record at byte %" PRIu64
+						  " are not a torn tail; "
+						  "refusing to truncate them",
+						  log->dir, name, fsize - at,
+						  at);
+				return found;
+			}
+			if (found == 1) {
+				/* Index the first record after the damage,
+				 * so reads of later offsets start past it. */
+				past_damage = true;
+				kq__seg_report(log, seg, at, c.why);
+				kq__cursor_fini(&c);
+				kq__cursor_init(&c, log, seg, after, fsize,
+						4 * KQ__CHUNK, false);
+				continue;
+			}
+		}
 		if (rv != 1)
 			break;
-		if (seg->idx.n == 0 || at - seg->idx.e[seg->idx.n - 1].pos >=
-					       log->conf.index_interval) {
+		if (seg->idx.n == 0 || past_damage ||
+		    at - seg->idx.e[seg->idx.n - 1].pos >=
+			    log->conf.index_interval) {
+			past_damage = false;
 			rv = kq__index_push(host, &seg->idx, rec.offset, at);
 			if (rv != 0)
 				break;
@@ -330,6 +408,7 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 		}
 		seg->last = rec.offset;
 		seg->last_term = rec.term;
+		min_next = rec.offset + 1;
 		if (rec.timestamp_ms > seg->max_ts)
 			seg->max_ts = rec.timestamp_ms;
 	}

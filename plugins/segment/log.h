@@ -250,7 +250,8 @@ int kq__log_term_at(struct kq_log *log, uint64_t offset, uint64_t *term);
 int kq__log_truncate(struct kq_log *log, uint64_t from);
 int kq__log_reset(struct kq_log *log, uint64_t next);
 int kq__log_compact(struct kq_log *log, uint64_t before);
-int kq__log_retain(struct kq_log *log, int64_t now_ms);
+int kq__log_retention_point(struct kq_log *log, int64_t now_ms,
+			    uint64_t *before);
 int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs);
 int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
 

@@ -1,4 +1,5 @@
-/* Dropping records: truncate(), reset(), compact() and retain(). */
+/* Dropping records: truncate(), reset(), compact(), and the point
+ * retention would drop records before. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
@@ -207,20 +208,24 @@ int kq__log_compact(struct kq_log *log, uint64_t before)
 	return n;
 }
 
-int kq__log_retain(struct kq_log *log, int64_t now_ms)
+int kq__log_retention_point(struct kq_log *log, int64_t now_ms,
+			    uint64_t *before)
 {
 	int64_t rbytes = log->conf.retention_bytes;
 	int64_t rms = log->conf.retention_ms;
 	uint64_t total = 0;
-	int n = 0, rv;
+	size_t k = 0;
 
+	*before = log->first;
 	kq__log_report(log);
 	if (kq__log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
 	for (size_t i = 0; i < log->nsegs; i++)
 		total += log->segs[i]->size;
-	while (log->nsegs > 1) {
-		struct kq__segment *seg = log->segs[0];
+	/* Oldest first, never the newest: the first segment that stays
+	 * bounds what may go. */
+	for (; k + 1 < log->nsegs; k++) {
+		struct kq__segment *seg = log->segs[k];
 		bool del = seg->size <= KQ__HDR_SIZE;
 
 		/* By size: drop the oldest while the rest still holds at
@@ -236,12 +241,8 @@ int kq__log_retain(struct kq_log *log, int64_t now_ms)
 		if (!del)
 			break;
 		total -= seg->size;
-		rv = kq__log_drop_seg(log, 0);
-		if (rv != 0)
-			return rv;
-		n++;
 	}
-	if (n > 0)
-		kq__log_refresh_first(log);
-	return n;
+	if (k > 0)
+		*before = log->segs[k]->base;
+	return 0;
 }

@@ -776,6 +776,80 @@ static void test_append_truncates_conflict(void **state)
 	cl_free(c);
 }
 
+/* A message that would replace a committed entry is refused: neither
+ * the log nor the node's health change (a stopped group would be a
+ * denial of service by one bad message). */
+static void test_append_refuses_rewriting_committed(void **state)
+{
+	static const uint64_t t[] = {1, 1, 2, 2};
+	struct kq__raft_entry e[1] = {{.index = 3, .term = 3}};
+	struct cl *c = cl_new(3, false, false);
+
+	start(c, 1, 2, 0, t, 4);
+	/* The leader of term 2 commits through 4. */
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 2,
+				   .index = 4,
+				   .log_term = 2,
+				   .commit = 4});
+	assert_int_equal(kq__raft_commit(c->r[1]), 4);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 3,
+				   .to = 1,
+				   .term = 3,
+				   .index = 2,
+				   .log_term = 1,
+				   .entries = e,
+				   .n_entries = 1});
+	assert_int_equal(kq__raft_refused(c->r[1]), 1);
+	assert_int_equal(kq__raft_last_index(c->r[1]), 4);
+	assert_int_equal(term_at(c, 1, 3), 2);
+	assert_int_equal(kq__raft_commit(c->r[1]), 4);
+	/* Still a working follower. */
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_HEARTBEAT,
+				   .from = 3,
+				   .to = 1,
+				   .term = 3,
+				   .commit = 4});
+	assert_non_null(find(c, KQ__RAFT_MSG_HEARTBEAT_RESP, 1, 3));
+	cl_free(c);
+}
+
+/* A term past KQ__RAFT_MAX_TERM is refused, so a bad message can never
+ * make the term wrap; at the limit a node does not campaign. */
+static void test_term_out_of_range_refused(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	start(c, 1, 5, 0, NULL, 0);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = UINT64_MAX});
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_VOTE,
+				   .from = 2,
+				   .to = 1,
+				   .term = KQ__RAFT_MAX_TERM + 1});
+	assert_int_equal(kq__raft_term(c->r[1]), 5);
+	assert_int_equal(kq__raft_refused(c->r[1]), 2);
+	assert_int_equal(c->hs[1].term, 5); /* nothing new was saved */
+	drop_all(c);
+	start(c, 1, KQ__RAFT_MAX_TERM, 0, NULL, 0);
+	for (int i = 0; i < 4 * ELECTION; i++) {
+		assert_int_equal(kq__raft_tick(c->r[1]), 0);
+		drain(c, 1);
+	}
+	assert_int_equal(kq__raft_term(c->r[1]), KQ__RAFT_MAX_TERM);
+	cl_free(c);
+}
+
 static void test_append_keeps_entries_on_stale_message(void **state)
 {
 	static const uint64_t t[] = {1, 1, 1, 1};
@@ -1656,6 +1730,8 @@ int main(void)
 		cmocka_unit_test(test_append_rejects_stale_term),
 		cmocka_unit_test(test_append_rejects_missing_prev),
 		cmocka_unit_test(test_append_truncates_conflict),
+		cmocka_unit_test(test_append_refuses_rewriting_committed),
+		cmocka_unit_test(test_term_out_of_range_refused),
 		cmocka_unit_test(test_append_keeps_entries_on_stale_message),
 		cmocka_unit_test(test_append_commit_bounded_by_last_new),
 		cmocka_unit_test(test_vote_rejects_stale_term),

@@ -346,6 +346,70 @@ static void test_torn_garbage(void **state)
 
 /* --- damage that is reported, not truncated -------------------------- */
 
+/* A damaged record in the newest segment followed by valid ones is
+ * damage, not a torn tail: the records after it stay, reads stop before
+ * it as for a sealed segment, and no offset is handed out twice. */
+static void test_damage_in_newest_keeps_later_records(void **state)
+{
+	char dir[64];
+	/* One index entry for the whole file: recovery scans it all. */
+	void *mod = t_module("{\"index_interval_bytes\": 1048576}");
+	struct kq_log *log;
+	uint64_t pos[64], offs[64], next, size;
+	uint8_t *logb, *ixb;
+	size_t loglen, ixlen;
+	int rv;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_append(log, 0, 50, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
+	t_ops->close(log);
+	logb = slurp(dir, SEG0 ".log", &loglen);
+	ixb = slurp(dir, SEG0 ".index", &ixlen);
+	assert_int_equal(record_bounds(logb, loglen, pos, 63), 50);
+	/* A byte of record 24's value, and then of its length field. */
+	for (int round = 0; round < 2; round++) {
+		spit(dir, SEG0 ".log", logb, loglen);
+		spit(dir, SEG0 ".index", ixb, ixlen);
+		flip(dir, SEG0 ".log",
+		     round == 0 ? pos[25] - 3 : pos[24] + 1);
+		for (int reopen = 0; reopen < 2; reopen++) {
+			int before = t_nlogs;
+
+			log = t_open(mod, dir, 0);
+			assert_int_equal(t_ops->next_offset(log), 50);
+			assert_int_equal(t_file_size(dir, SEG0 ".log"),
+					 loglen);
+			if (reopen == 0)
+				assert_true(t_nlogs > before); /* reported */
+			assert_int_equal(t_read_all(log, 0, offs, 64, &rv,
+						    &next),
+					 24);
+			assert_int_equal(rv, KQ_ECORRUPT);
+			assert_int_equal(next, 24);
+			assert_int_equal(t_read_all(log, 25, offs, 64, &rv,
+						    &next),
+					 25);
+			assert_int_equal(rv, 0);
+			assert_int_equal(offs[0], 25);
+			assert_int_equal(offs[24], 49);
+			t_ops->close(log);
+		}
+		/* New records take new offsets. */
+		log = t_open(mod, dir, 0);
+		assert_int_equal(t_append(log, 50, 2, 1), 0);
+		assert_int_equal(t_ops->next_offset(log), 52);
+		t_ops->close(log);
+		size = t_file_size(dir, SEG0 ".log");
+		assert_true(size > loglen);
+	}
+	free(logb);
+	free(ixb);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
 static void test_corrupt_sealed(void **state)
 {
 	char dir[64], name[64];
@@ -611,6 +675,7 @@ int run_recovery_tests(void)
 		cmocka_unit_test(test_torn_every_byte),
 		cmocka_unit_test(test_torn_garbage),
 		cmocka_unit_test(test_torn_newest_of_many),
+		cmocka_unit_test(test_damage_in_newest_keeps_later_records),
 		cmocka_unit_test(test_corrupt_sealed),
 		cmocka_unit_test(test_fixture_valid),
 		cmocka_unit_test(test_fixture_torn),

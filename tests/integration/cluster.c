@@ -1,0 +1,238 @@
+/* The three-broker fixture: configs, start and stop, and the queries
+ * every cluster test makes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cluster.h"
+
+double tcl_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int port_taken(const struct tcl *c, int port, int n)
+{
+	for (int k = 0; k < n; k++)
+		if (c->tbs[k].port == port || c->raft_ports[k] == port)
+			return 1;
+	return 0;
+}
+
+void tcl_write_config(struct tcl *c, int i)
+{
+	char json[8192], peers[1024];
+	size_t off = 0;
+
+	for (int k = 0; k < TCL_N; k++)
+		off += (size_t)snprintf(
+			peers + off, sizeof(peers) - off,
+			"%s{\"id\": %d, \"host\": \"127.0.0.1\", \"port\": %d, "
+			"\"raft_port\": %d}",
+			k ? ", " : "", k + 1, c->tbs[k].port, c->raft_ports[k]);
+	snprintf(json, sizeof(json),
+		 "{\"broker\": {\"id\": %d, \"data_dir\": \"%s\"},\n"
+		 " \"plugins\": {\"transport\": \"telnet\", \"partitioner\": "
+		 "[\"keyhash\", \"roundrobin\"], \"storage\": \"segment\", "
+		 "\"consensus\": \"raft\"},\n"
+		 " \"telnet\": {\"host\": \"127.0.0.1\", \"port\": %d},\n"
+		 " \"raft\": {\"snapshot_every\": 5, \"cache_bytes\": 2048},\n"
+		 " \"segment\": {\"segment_bytes\": 4096%s%s},\n"
+		 " \"cluster\": {\"peers\": [%s]%s%s}%s%s}\n",
+		 i + 1, c->tbs[i].dir, c->tbs[i].port,
+		 c->segment_extra[0] ? ", " : "", c->segment_extra, peers,
+		 c->cluster_extra[0] ? ", " : "", c->cluster_extra,
+		 c->extra[0] ? ",\n " : "",
+		 c->extra[0] ? c->extra
+			     : "\"topics\": {\"retention_check_ms\": 100}");
+	tb_write_raw(&c->tbs[i], json);
+}
+
+void tcl_setup(struct tcl *c)
+{
+	for (int i = 0; i < TCL_N; i++) {
+		tb_setup_empty(&c->tbs[i]);
+		while (port_taken(c, c->tbs[i].port, i))
+			c->tbs[i].port = tb_free_port();
+		do
+			c->raft_ports[i] = tb_free_port();
+		while (c->raft_ports[i] == c->tbs[i].port ||
+		       port_taken(c, c->raft_ports[i], i));
+	}
+	for (int i = 0; i < TCL_N; i++)
+		tcl_write_config(c, i);
+}
+
+void tcl_start(struct tcl *c, int i)
+{
+	int st = 0;
+
+	if (tb_start(&c->tbs[i], &st) != 0) {
+		char log[8192];
+
+		tb_read_log(&c->tbs[i], log, sizeof(log));
+		fail_msg("broker %d did not start (exit %d):\n%s", i + 1, st,
+			 log);
+	}
+}
+
+int tcl_start_all(struct tcl *c)
+{
+	int leader;
+
+	for (int i = 0; i < TCL_N; i++)
+		tcl_start(c, i);
+	leader = tcl_agree(c, TCL_N, 15);
+	assert_true(leader > 0);
+	return leader;
+}
+
+void tcl_teardown(struct tcl *c)
+{
+	for (int i = 0; i < TCL_N; i++)
+		tb_cleanup(&c->tbs[i]);
+}
+
+int tcl_alive(struct tcl *c, int i)
+{
+	int st;
+
+	if (c->tbs[i].pid <= 0)
+		return 0;
+	if (waitpid(c->tbs[i].pid, &st, WNOHANG) == c->tbs[i].pid) {
+		c->tbs[i].pid = 0;
+		print_message("broker %d exited: %s %d\n", i + 1,
+			      WIFSIGNALED(st) ? "signal" : "status",
+			      WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+		return 0;
+	}
+	return 1;
+}
+
+int tcl_stat(struct tcl *c, int i, int *up, int *leader)
+{
+	struct tc conn;
+	char status[256], data[4096], *line, *save = NULL;
+	int lines = 0;
+
+	*up = 0;
+	*leader = 0;
+	if (tc_connect(&conn, c->tbs[i].port) != 0)
+		return -1;
+	if (tc_cmd(&conn, "STAT", status, sizeof(status), data, sizeof(data)) !=
+		    0 ||
+	    strncmp(status, "OK", 2) != 0) {
+		tc_close(&conn);
+		return -1;
+	}
+	tc_close(&conn);
+	for (line = strtok_r(data, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		int id, port, n = 0;
+		char state[8];
+
+		if (sscanf(line, "BROKER %d 127.0.0.1:%d %7s%n", &id, &port,
+			   state, &n) != 3 ||
+		    id < 1 || id > TCL_N || port != c->tbs[id - 1].port)
+			return -1;
+		lines++;
+		if (strcmp(state, "up") == 0)
+			(*up)++;
+		if (strcmp(line + n, " META-LEADER") == 0)
+			*leader = *leader ? -1 : id;
+	}
+	return lines == TCL_N ? 0 : -1;
+}
+
+int tcl_agree(struct tcl *c, int want_up, double timeout)
+{
+	double end = tcl_now() + timeout;
+
+	do {
+		int agreed = 0, ok = 1;
+
+		for (int i = 0; i < TCL_N && ok; i++) {
+			int up, leader;
+
+			if (c->tbs[i].pid <= 0)
+				continue;
+			if (tcl_stat(c, i, &up, &leader) != 0 ||
+			    (want_up >= 0 && up != want_up) || leader <= 0 ||
+			    (agreed && leader != agreed))
+				ok = 0;
+			else
+				agreed = leader;
+		}
+		if (ok && agreed)
+			return agreed;
+		usleep(20000);
+	} while (tcl_now() < end);
+	return 0;
+}
+
+void tcl_cmd(struct tcl *c, int i, const char *command, char *status,
+	     size_t len, char *data, size_t dlen)
+{
+	struct tc conn;
+
+	assert_int_equal(tc_connect(&conn, c->tbs[i].port), 0);
+	assert_int_equal(tc_cmd(&conn, command, status, len, data, dlen), 0);
+	tc_close(&conn);
+}
+
+void tcl_desc(struct tcl *c, int i, const char *topic, int part, long *start,
+	      long *end, int *leader)
+{
+	char command[300], status[256], data[8192], want[64];
+	const char *p;
+	long s = -1, e = -1;
+	int l = 0;
+
+	snprintf(command, sizeof(command), "DESC %s", topic);
+	snprintf(want, sizeof(want), "PARTITION %d LEADER ", part);
+	tcl_cmd(c, i, command, status, sizeof(status), data, sizeof(data));
+	p = strstr(data, want);
+	if (p) {
+		if (sscanf(p + strlen(want), "%d", &l) != 1)
+			l = 0;
+		p = strstr(p, " START ");
+		if (p && sscanf(p, " START %ld END %ld", &s, &e) != 2)
+			s = e = -1;
+	}
+	*start = s;
+	*end = e;
+	if (leader)
+		*leader = l;
+}
+
+int tcl_partition_leader(struct tcl *c, const char *topic, int part,
+			 double timeout)
+{
+	double end = tcl_now() + timeout;
+
+	do {
+		for (int i = 0; i < TCL_N; i++) {
+			long s, e;
+			int l = 0;
+
+			if (c->tbs[i].pid <= 0)
+				continue;
+			tcl_desc(c, i, topic, part, &s, &e, &l);
+			if (l > 0)
+				return l;
+		}
+		usleep(20000);
+	} while (tcl_now() < end);
+	return 0;
+}
