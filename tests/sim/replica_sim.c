@@ -256,19 +256,36 @@ enum {
 	F_UNCOMMITTED_DELETED,
 	F_HS_ACCEPTED,
 	F_KNOWN_STALE_POINT,
+	F_POINTS_SAVED,
 	F_N
 };
 
 static const char *f_names[F_N] = {
-	"crashes",	    "torn tails kept",	 "sync errors",
-	"crashes in install", "hard states lost", "hard states stale",
-	"opens refused",    "retain calls",	 "segments deleted",
-	"direct compactions", "messages dropped", "messages duplicated",
-	"messages reordered", "partitions",	 "forged messages",
-	"forged refused",   "snapshots installed", "snapshots taken",
-	"records proposed", "proposals acknowledged", "syncs held back",
-	"uncommitted records deleted", "opens over a bad hard state",
+	"crashes",
+	"torn tails kept",
+	"sync errors",
+	"crashes in install",
+	"hard states lost",
+	"hard states stale",
+	"opens refused",
+	"retain calls",
+	"segments deleted",
+	"direct compactions",
+	"messages dropped",
+	"messages duplicated",
+	"messages reordered",
+	"partitions",
+	"forged messages",
+	"forged refused",
+	"states restored",
+	"snapshots taken",
+	"records proposed",
+	"proposals acknowledged",
+	"syncs held back",
+	"uncommitted records deleted",
+	"opens over a bad hard state",
 	"known bug: stale record at the restart point",
+	"snapshot files saved",
 };
 
 struct opts {
@@ -280,10 +297,12 @@ struct opts {
 	bool hs_faults;
 	bool huge_terms;
 	bool no_retain;
+	int corrupt; /* malformed messages too: 1 acks past the log, 2 index
+		      * gaps in appends, 3 both */
 	bool lax_retention; /* count deletions of uncommitted records */
 	bool lax_hs;	    /* count opens over a bad hard state */
 	bool strict;	    /* known bugs are violations too */
-	int kind; /* -1 drawn, 0 message log, 1 state machine */
+	int kind;	    /* -1 drawn, 0 message log, 1 state machine */
 };
 
 struct sim {
@@ -546,7 +565,8 @@ static size_t st_newest_count(struct kq_plog *st)
 {
 	size_t k = 0;
 
-	for (size_t i = st->n; i-- > 0 && st->r[i].off >= st->segs[st->nsegs - 1];)
+	for (size_t i = st->n;
+	     i-- > 0 && st->r[i].off >= st->segs[st->nsegs - 1];)
 		k++;
 	return k;
 }
@@ -555,8 +575,7 @@ static bool check_node_commit_keep(struct node *nd, uint64_t from,
 				   const char *what);
 static void check_commit(struct sim *s, struct node *nd);
 
-static int sl_append(struct kq_plog *st, const struct kq_record *recs,
-		     size_t n)
+static int sl_append(struct kq_plog *st, const struct kq_record *recs, size_t n)
 {
 	struct sim *s = st->nd->sim;
 
@@ -637,8 +656,7 @@ static int sl_sync(struct kq_plog *st, struct kq_sync_req *req, kq_sync_cb cb)
 }
 
 static int sl_read(struct kq_plog *st, uint64_t from, uint64_t end,
-		   size_t max_bytes, kq_record_cb cb, void *ctx,
-		   uint64_t *next)
+		   size_t max_bytes, kq_record_cb cb, void *ctx, uint64_t *next)
 {
 	size_t bytes = 0;
 	int n = 0;
@@ -669,6 +687,12 @@ static int sl_read(struct kq_plog *st, uint64_t from, uint64_t end,
 
 		if (n && bytes >= max_bytes)
 			break;
+		/* The core reads back only what it was told is durable. */
+		if (!r->durable && st->nd->g && !st->nd->g->closed)
+			violate(st->nd->sim,
+				"node %d reads offset %" PRIu64
+				" which is not durable",
+				st->nd->id, r->off);
 		stop = cb(ctx, &rec);
 		n++;
 		bytes += r->klen + r->vlen;
@@ -730,8 +754,7 @@ static int sl_reset(struct kq_plog *st, uint64_t next)
 		return KQ_EUNAVAILABLE;
 	if (st->just_saved_snapshot && chance(&s->rng, s->snap_crash)) {
 		/* The broker dies between the snapshot file and the reset. */
-		trace(s, "  node %d CRASHES inside a snapshot install",
-		      nd->id);
+		trace(s, "  node %d CRASHES inside a snapshot install", nd->id);
 		s->f[F_SNAP_CRASH]++;
 		st->failed = true;
 		st->crash_pending = true;
@@ -792,8 +815,8 @@ static void st_drop_oldest_seg(struct kq_plog *st)
 						    st->cap_gone *
 							    sizeof(*st->gone));
 			}
-			st->gone[st->n_gone++] = (struct gone){
-				r->off, r->term, r->fp, r->flags};
+			st->gone[st->n_gone++] =
+				(struct gone){r->off, r->term, r->fp, r->flags};
 		}
 		rec_free(r);
 		k++;
@@ -829,8 +852,7 @@ static void hs_remember(struct kq_plog *st, const struct kq_hard_state *hs)
 {
 	if (st->n_hist == st->cap_hist) {
 		st->cap_hist = st->cap_hist ? st->cap_hist * 2 : 16;
-		st->hs_hist =
-			xrealloc(st->hs_hist, st->cap_hist * sizeof(*hs));
+		st->hs_hist = xrealloc(st->hs_hist, st->cap_hist * sizeof(*hs));
 	}
 	st->hs_hist[st->n_hist++] = *hs;
 }
@@ -842,8 +864,7 @@ static int sl_save_hs(struct kq_plog *st, const struct kq_hard_state *hs)
 	if (st->failed)
 		return KQ_EUNAVAILABLE;
 	if (hs->term < st->hs.term)
-		violate(s,
-			"node %d saves term %" PRIu64 " over term %" PRIu64,
+		violate(s, "node %d saves term %" PRIu64 " over term %" PRIu64,
 			st->nd->id, hs->term, st->hs.term);
 	else if (hs->term == st->hs.term && st->hs.vote &&
 		 hs->vote != st->hs.vote)
@@ -878,6 +899,7 @@ static int sl_save_snap(struct kq_plog *st, uint64_t index, uint64_t term,
 	if (st->failed)
 		return KQ_EUNAVAILABLE;
 	free(st->snap_data);
+	st->nd->sim->f[F_POINTS_SAVED]++;
 	st->snap_present = true;
 	st->snap_index = index;
 	st->snap_term = term;
@@ -996,8 +1018,8 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 		violate(s, "node %d sends for group %" PRIu64, nd->id, group);
 	if (m->from != (uint64_t)nd->id || m->to < 1 ||
 	    m->to > (uint64_t)s->n) {
-		violate(s, "node %d sends from %" PRIu64 " to %" PRIu64,
-			nd->id, m->from, m->to);
+		violate(s, "node %d sends from %" PRIu64 " to %" PRIu64, nd->id,
+			m->from, m->to);
 		return;
 	}
 	if (m->term > nd->st.hs.term && m->type != KQ__RAFT_MSG_PREVOTE &&
@@ -1039,13 +1061,14 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 }
 
 static void host_log(const struct kq_host *host, enum kq_log_level level,
-		     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+		     const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void host_log(const struct kq_host *host, enum kq_log_level level,
 		     const char *fmt, ...)
 {
-	struct node *nd = (struct node *)((char *)host -
-					  offsetof(struct node, host));
+	struct node *nd =
+		(struct node *)((char *)host - offsetof(struct node, host));
 	va_list ap;
 	char line[256];
 
@@ -1119,8 +1142,8 @@ static void check_ack(struct sim *s, struct node *nd,
 		return;
 	}
 	violate(s,
-		"node %d acknowledges offset %" PRIu64
-		" in term %" PRIu64 " but does not hold it durably "
+		"node %d acknowledges offset %" PRIu64 " in term %" PRIu64
+		" but does not hold it durably "
 		"(log %" PRIu64 "..%" PRIu64 ", restart point %s%" PRIu64 ")",
 		nd->id, m->index, m->term, st_first(&nd->st), st_next(&nd->st),
 		nd->st.snap_present ? "" : "none, ",
@@ -1142,8 +1165,8 @@ static bool check_node_commit_keep(struct node *nd, uint64_t from,
 		if (r->off < from || r->off >= s->cap_com)
 			continue;
 		c = &s->com[r->off];
-		if (c->term == r->term && c->fp == r->fp &&
-		    nd->st.stale_upto && !s->o->strict) {
+		if (c->term == r->term && c->fp == r->fp && nd->st.stale_upto &&
+		    !s->o->strict) {
 			/* The open that kept a stale record at the point
 			 * resets the log at a later open, durable records
 			 * after the point with it. */
@@ -1193,8 +1216,9 @@ static void check_commit(struct sim *s, struct node *nd)
 						"node %d opens with the record "
 						"at its restart point %" PRIu64
 						" of term %" PRIu64
-						", not the point's term %" PRIu64
-						" (log %" PRIu64 "..%" PRIu64
+						", not the point's term "
+						"%" PRIu64 " (log %" PRIu64
+						"..%" PRIu64
 						" kept over the snapshot)",
 						nd->id, point, t, pt,
 						st_first(&nd->st),
@@ -1227,8 +1251,8 @@ static void check_commit(struct sim *s, struct node *nd)
 		else if (cs->term != pt)
 			violate(s,
 				"node %d restarts after offset %" PRIu64
-				" taking term %" PRIu64
-				", but term %" PRIu64 " was committed there",
+				" taking term %" PRIu64 ", but term %" PRIu64
+				" was committed there",
 				nd->id, point, pt, cs->term);
 	}
 	nd->last_point = point;
@@ -1256,7 +1280,8 @@ static void check_leader(struct sim *s, struct node *nd)
 		s->cap_leader_of = n;
 	}
 	if (s->leader_of[t] && s->leader_of[t] != (uint64_t)nd->id) {
-		violate(s, "two leaders in term %" PRIu64 ": %" PRIu64 " and %d",
+		violate(s,
+			"two leaders in term %" PRIu64 ": %" PRIu64 " and %d",
 			t, s->leader_of[t], nd->id);
 		return;
 	}
@@ -1320,13 +1345,12 @@ static void sm_apply(void *ctx, const struct kq_record *rec)
 {
 	struct node *nd = ctx;
 	struct sim *s = nd->sim;
-	uint64_t fp = rec_fp(rec->term, rec->flags, rec->timestamp_ms,
-			     rec->key, rec->key ? rec->key_len : 0, rec->value,
-			     rec->value_len);
+	uint64_t fp =
+		rec_fp(rec->term, rec->flags, rec->timestamp_ms, rec->key,
+		       rec->key ? rec->key_len : 0, rec->value, rec->value_len);
 
 	if (rec->offset <= nd->sm_applied)
-		violate(s,
-			"node %d applies offset %" PRIu64 " after %" PRIu64,
+		violate(s, "node %d applies offset %" PRIu64 " after %" PRIu64,
 			nd->id, rec->offset, nd->sm_applied);
 	note_committed(s, nd, rec->offset, rec->term, fp, rec->flags,
 		       "applies");
@@ -1399,8 +1423,8 @@ static int open_group(struct sim *s, struct node *nd)
 	}
 	nd->sm_applied = 0;
 	nd->sm_chain = 0;
-	nd->mod.seed = mix(s->seed * 131 + (uint64_t)nd->id * 7919 +
-			   nd->incarnation);
+	nd->mod.seed =
+		mix(s->seed * 131 + (uint64_t)nd->id * 7919 + nd->incarnation);
 	nd->g = NULL;
 	rv = kq__raft_group_open(&nd->mod, &cfg, &nd->g);
 	if (rv != 0)
@@ -1480,8 +1504,9 @@ static void start_node(struct sim *s, struct node *nd)
 		return;
 	}
 	nd->up = 1;
-	trace(s, "  node %d opens: log %" PRIu64 "..%" PRIu64
-		 ", point %" PRIu64 ", term %" PRIu64,
+	trace(s,
+	      "  node %d opens: log %" PRIu64 "..%" PRIu64 ", point %" PRIu64
+	      ", term %" PRIu64,
 	      nd->id, st_first(st), st_next(st),
 	      kq__raft_first_index(nd->g->r) - 1, kq__raft_term(nd->g->r));
 	check_commit(s, nd);
@@ -1558,6 +1583,13 @@ static void after_step(struct sim *s, struct node *nd)
 		return;
 	}
 	nd->fault_step = nd->forged_step = false;
+	if (!nd->g->running &&
+	    kq__raft_last_index(nd->g->r) + 1 != st_next(&nd->st))
+		violate(s,
+			"node %d core log ends at %" PRIu64
+			", its storage at %" PRIu64,
+			nd->id, kq__raft_last_index(nd->g->r),
+			st_next(&nd->st) - 1);
 	if (!s->violation[0])
 		check_leader(s, nd);
 }
@@ -1626,7 +1658,7 @@ static void forge(struct sim *s)
 	m.from = 1 + below(&s->rng, s->n);
 	if (m.from == m.to)
 		m.from = m.to % (uint64_t)s->n + 1;
-	switch (below(&s->rng, s->o->huge_terms ? 5 : 4)) {
+	switch (below(&s->rng, 7)) {
 	case 0:
 		/* From a broker that is no voter: ignored. */
 		m.from = (uint64_t)s->n + 1 + below(&s->rng, 100);
@@ -1688,12 +1720,48 @@ static void forge(struct sim *s)
 		else
 			m.index = 0;
 		break;
-	default:
+	case 4:
 		/* Terms near the end of the range. */
+		if (!s->o->huge_terms)
+			return;
 		m.type = (enum kq__raft_msg_type)(1 + below(&s->rng, 9));
 		m.term = UINT64_MAX - below(&s->rng, 4);
 		m.index = 0;
 		break;
+	case 5:
+		/* An acknowledgement of entries past the receiver's log. */
+		if (!(s->o->corrupt & 1))
+			return;
+		m.type = KQ__RAFT_MSG_APPEND_RESP;
+		m.term = term;
+		m.index = kq__raft_last_index(nd->g->r) + 1 +
+			  below(&s->rng, 1000);
+		break;
+	default: {
+		/* Entries whose indexes do not follow the previous one. */
+		uint64_t last = kq__raft_last_index(nd->g->r);
+
+		if (!(s->o->corrupt & 2) ||
+		    kq__raft_role(nd->g->r) == KQ__RAFT_LEADER)
+			return;
+		m.type = KQ__RAFT_MSG_APPEND;
+		m.term = term;
+		m.index = commit;
+		m.log_term = commit ? com_at(s, commit)->term : 0;
+		if (commit && !m.log_term)
+			return;
+		m.commit = commit;
+		m.n_entries = 1 + below(&s->rng, 3);
+		for (size_t i = 0; i < m.n_entries; i++)
+			e[i] = (struct kq__raft_entry){
+				.index = last + 2 + 2 * i,
+				.term = term,
+				.len = sizeof(junk),
+				.data = kq__raft_buf_copy(junk, sizeof(junk)),
+			};
+		m.entries = e;
+		break;
+	}
 	}
 	s->f[F_FORGED]++;
 	trace(s, "  FORGED %s to %d from %" PRIu64 " t%" PRIu64 " i%" PRIu64,
@@ -1758,8 +1826,8 @@ static void on_proposed(struct kq_propose_req *req, int status)
 					"with its record",
 					off);
 			if (s->n_acks == s->cap_acks) {
-				s->cap_acks = s->cap_acks ? 2 * s->cap_acks
-							  : 256;
+				s->cap_acks =
+					s->cap_acks ? 2 * s->cap_acks : 256;
 				s->acks = xrealloc(s->acks,
 						   s->cap_acks *
 							   sizeof(*s->acks));
@@ -1799,13 +1867,13 @@ static void propose(struct sim *s, struct node *nd, size_t n, bool final)
 		recs[i] = (struct kq_record){
 			.timestamp_ms = (int64_t)ids[i],
 			.key = final || i % 2 ? NULL : keys[i],
-			.key_len = final || i % 2 ? 0 : (uint32_t)strlen(keys[i]),
+			.key_len =
+				final || i % 2 ? 0 : (uint32_t)strlen(keys[i]),
 			.value = &ids[i],
 			.value_len = sizeof(ids[i]),
 		};
-		p->fp[i] = rec_fp(p->term, 0, recs[i].timestamp_ms,
-				  recs[i].key, recs[i].key_len, &ids[i],
-				  sizeof(ids[i]));
+		p->fp[i] = rec_fp(p->term, 0, recs[i].timestamp_ms, recs[i].key,
+				  recs[i].key_len, &ids[i], sizeof(ids[i]));
 	}
 	rv = kq__raft_group_propose(nd->g, &p->req, recs, n, on_proposed);
 	if (rv != 0) {
@@ -1851,6 +1919,7 @@ static int converged(struct sim *s)
 		uint64_t from;
 
 		if (!nd->up || kq__raft_commit(nd->g->r) != last ||
+		    (s->sm && nd->sm_chain != l->sm_chain) ||
 		    kq__raft_last_index(nd->g->r) != last ||
 		    st_next(st) != last + 1 ||
 		    (st->n && !st->r[st->n - 1].durable))
@@ -1862,7 +1931,8 @@ static int converged(struct sim *s)
 		if (from < kq__raft_first_index(l->g->r))
 			from = kq__raft_first_index(l->g->r);
 		for (uint64_t k = from; k <= last; k++) {
-			struct srec *a = st_find(st, k), *b = st_find(&l->st, k);
+			struct srec *a = st_find(st, k),
+				    *b = st_find(&l->st, k);
 
 			if (!a || !b || a->fp != b->fp || a->term != b->term)
 				return 0;
@@ -1933,11 +2003,11 @@ static void control(struct sim *s)
 static void deliver(struct sim *s, struct node *nd, struct netmsg *nm)
 {
 	struct kq__raft_msg *m = &nm->m;
-	uint64_t term;
+	uint64_t term, refused;
 
-	if (!nd->up || (!nm->forged && m->from >= 1 &&
-			m->from <= (uint64_t)s->n &&
-			s->blocked[m->from - 1][m->to - 1]))
+	if (!nd->up ||
+	    (!nm->forged && m->from >= 1 && m->from <= (uint64_t)s->n &&
+	     s->blocked[m->from - 1][m->to - 1]))
 		return;
 	trace(s,
 	      "%" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64 " lt%" PRIu64
@@ -1946,8 +2016,16 @@ static void deliver(struct sim *s, struct node *nd, struct netmsg *nm)
 	      m->log_term, m->commit, m->hint, m->n_entries,
 	      m->reject ? " reject" : "", nm->forged ? " FORGED" : "");
 	term = kq__raft_term(nd->g->r);
+	refused = nd->g->refused;
 	nd->forged_step = nm->forged;
 	kq__raft_group_step(nd->g, m);
+	if (nm->forged && nd->g->refused != refused)
+		s->f[F_FORGED_REFUSED]++;
+	else if (!nm->forged && nd->g->refused != refused)
+		violate(s,
+			"node %d refused %s from %" PRIu64 " in term %" PRIu64
+			" sent by a correct peer",
+			nd->id, kq__raft_msg_name(m->type), m->from, m->term);
 	if (nm->forged && (m->from < 1 || m->from > (uint64_t)s->n) &&
 	    !nd->g->failed && kq__raft_term(nd->g->r) != term)
 		violate(s,
@@ -2162,10 +2240,14 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: replica-sim [--seeds N] [--first-seed S] [--nodes 3|5]\n"
-		"                   [--ticks T] [--converge-ticks T] [--trace]\n"
-		"                   [--soak] [--kind log|sm] [--direct-compact]\n"
-		"                   [--hs-faults] [--huge-terms] [--no-retain]\n"
+		"usage: replica-sim [--seeds N] [--first-seed S] [--nodes "
+		"3|5]\n"
+		"                   [--ticks T] [--converge-ticks T] "
+		"[--trace]\n"
+		"                   [--soak] [--kind log|sm] "
+		"[--direct-compact]\n"
+		"                   [--no-hs-faults] [--no-huge-terms] "
+		"[--no-retain]\n"
 		"                   [--lax-retention] [--lax-hs] [--strict]\n");
 	exit(2);
 }
@@ -2176,6 +2258,8 @@ int main(int argc, char **argv)
 			 .first_seed = 1,
 			 .ticks = 1000,
 			 .converge_ticks = 500,
+			 .hs_faults = true,
+			 .huge_terms = true,
 			 .kind = -1};
 	uint64_t failed = 0, first_failed = 0;
 	char why[512], first_why[512] = "", extra[128] = "";
@@ -2194,6 +2278,10 @@ int main(int argc, char **argv)
 			o.hs_faults = true;
 		} else if (!strcmp(a, "--huge-terms")) {
 			o.huge_terms = true;
+		} else if (!strcmp(a, "--no-hs-faults")) {
+			o.hs_faults = false;
+		} else if (!strcmp(a, "--no-huge-terms")) {
+			o.huge_terms = false;
 		} else if (!strcmp(a, "--no-retain")) {
 			o.no_retain = true;
 		} else if (!strcmp(a, "--lax-retention")) {
@@ -2223,6 +2311,9 @@ int main(int argc, char **argv)
 			else
 				usage();
 			i++;
+		} else if (!strcmp(a, "--corrupt")) {
+			o.corrupt = atoi(v);
+			i++;
 		} else if (!strcmp(a, "--ticks")) {
 			o.ticks = (unsigned)strtoul(v, NULL, 10);
 			i++;
@@ -2249,22 +2340,23 @@ int main(int argc, char **argv)
 	for (int i = 0; i < F_N; i++)
 		printf("%s %s %" PRIu64, i ? "," : "", f_names[i], tot[i]);
 	printf("\nretention through %s\n",
-	       o.direct_compact		 ? "direct compaction (today's)"
-	       : o.no_retain		 ? "nothing (--no-retain)"
+	       o.direct_compact	       ? "direct compaction (today's)"
+	       : o.no_retain	       ? "nothing (--no-retain)"
 	       : kq__raft_group_retain ? "kq__raft_group_retain"
 				       : "nothing (no kq__raft_group_retain)");
 	snprintf(extra, sizeof(extra), "%s%s%s%s%s%s%s%s%s",
 		 o.nodes == 3	? " --nodes 3"
 		 : o.nodes == 5 ? " --nodes 5"
 				: "",
-		 o.kind == 0 ? " --kind log" : o.kind == 1 ? " --kind sm" : "",
+		 o.kind == 0   ? " --kind log"
+		 : o.kind == 1 ? " --kind sm"
+			       : "",
 		 o.direct_compact ? " --direct-compact" : "",
-		 o.hs_faults ? " --hs-faults" : "",
-		 o.huge_terms ? " --huge-terms" : "",
+		 o.hs_faults ? "" : " --no-hs-faults",
+		 o.huge_terms ? "" : " --no-huge-terms",
 		 o.no_retain ? " --no-retain" : "",
 		 o.lax_retention ? " --lax-retention" : "",
-		 o.lax_hs ? " --lax-hs" : "",
-		 o.strict ? " --strict" : "");
+		 o.lax_hs ? " --lax-hs" : "", o.strict ? " --strict" : "");
 	if (failed) {
 		printf("%" PRIu64 " seeds, %" PRIu64
 		       " violations, first failing seed %" PRIu64 " (%s); "
