@@ -18,9 +18,12 @@
  * the replicas must converge.
  *
  *   replica-sim --seeds N --first-seed S [--nodes 3|5] [--ticks T]
- *               [--trace] [--soak] [--direct-compact] [--hs-faults]
- *               [--huge-terms] [--no-retain]
+ *               [--converge-ticks T] [--kind log|sm] [--trace] [--soak]
+ *               [--no-hs-faults] [--no-huge-terms] [--no-retain]
+ *               [--direct-compact] [--lax-retention] [--lax-hs]
+ *               [--corrupt 1|2|3] [--strict]
  *
+ * The modes after --no-retain show bugs of today (see docs/raft.md).
  * The last line is "N seeds, V violations".  A failing seed replays
  * exactly with --seeds 1 --first-seed <seed> and the same options. */
 #include <errno.h>
@@ -28,6 +31,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -939,15 +943,17 @@ static const struct kq_log_api sim_logs = {
 
 /* Completes the syncs up to the newest scheduled: the records they
  * cover become durable first. */
-static void st_complete_syncs(struct kq_plog *st, int status)
+static void st_complete_syncs(struct kq_plog *st, size_t n, int status)
 {
-	size_t n = st->nq;
 	struct ssync *q;
 
+	if (n > st->nq)
+		n = st->nq;
 	if (!n)
 		return;
 	q = xmemdup(st->q, n * sizeof(*q));
-	st->nq = 0;
+	memmove(st->q, st->q + n, (st->nq - n) * sizeof(*st->q));
+	st->nq -= n;
 	if (status == 0)
 		for (size_t i = 0; i < st->n && st->r[i].seq <= q[n - 1].upto;
 		     i++)
@@ -1536,7 +1542,7 @@ static void crash_node(struct sim *s, struct node *nd, const char *why)
 	nd->g = NULL;
 	nd->incarnation++;
 	st->sync_scheduled = false;
-	st_complete_syncs(st, -EIO);
+	st_complete_syncs(st, SIZE_MAX, -EIO);
 	run_later(nd);
 	while (k < st->n && st->r[k].durable)
 		k++;
@@ -1783,6 +1789,11 @@ static void retain(struct sim *s, struct node *nd)
 	struct kq_plog *st = &nd->st;
 	uint64_t first = st_first(st), next = st_next(st);
 	uint64_t before = first + below(&s->rng, next - first + 20);
+
+	/* Retention by bytes or time knows nothing of the commit index. */
+	if (chance(&s->rng, 100))
+		before = chance(&s->rng, 500) ? UINT64_MAX - below(&s->rng, 3)
+					      : next + below(&s->rng, 1000);
 	int rv;
 
 	if (s->o->direct_compact && !s->sm) {
@@ -2064,6 +2075,7 @@ static void handle(struct sim *s, struct ev *e)
 		break;
 	case EV_SYNC: {
 		int status = 0;
+		size_t n;
 
 		if (!nd->up || e->incarnation != nd->incarnation)
 			break;
@@ -2075,7 +2087,12 @@ static void handle(struct sim *s, struct ev *e)
 			s->f[F_SYNC_ERR]++;
 			trace(s, "  node %d sync FAILS", nd->id);
 		}
-		st_complete_syncs(&nd->st, status);
+		/* One fsync covers the syncs asked so far; sometimes it
+		 * started before the later ones were asked. */
+		n = nd->st.nq;
+		if (n > 1 && chance(&s->rng, 300))
+			n = 1 + (size_t)below(&s->rng, n - 1);
+		st_complete_syncs(&nd->st, n, status);
 		if (nd->st.nq)
 			schedule_sync(&nd->st);
 		after_step(s, nd);
@@ -2106,7 +2123,7 @@ static void sim_free(struct sim *s)
 			kq__raft_group_close(nd->g);
 			nd->g = NULL;
 			nd->up = 0;
-			st_complete_syncs(&nd->st, -EIO);
+			st_complete_syncs(&nd->st, SIZE_MAX, -EIO);
 			run_later(nd);
 		}
 		st_free(&nd->st);
