@@ -38,11 +38,6 @@
 
 #include "../../plugins/raft/module.h"
 
-/* The adapter's retention entry point, when the adapter has one: weak, so
- * that the program builds (and falls back) without it. */
-extern int kq__raft_group_retain(struct kq_group *g, uint64_t before)
-	__attribute__((weak));
-
 #define MAX_NODES 5
 #define TICK	  100 /* time units per tick */
 #define GROUP_ID  7
@@ -297,7 +292,7 @@ struct opts {
 	int nodes;
 	unsigned ticks, converge_ticks;
 	int trace;
-	bool direct_compact; /* today's retention: compact behind its back */
+	bool direct_compact; /* retention behind the group's back */
 	bool hs_faults;
 	bool huge_terms;
 	bool no_retain;
@@ -370,8 +365,9 @@ static void violate(struct sim *s, const char *fmt, ...)
 
 	if (s->violation[0])
 		return;
-	k = snprintf(s->violation, sizeof(s->violation), "tick %" PRIu64 ": ",
-		     s->tick);
+	k = snprintf(s->violation, sizeof(s->violation),
+		     "tick %" PRIu64 ".%02" PRIu64 ": ", s->now / TICK,
+		     s->now % TICK);
 	va_start(ap, fmt);
 	vsnprintf(s->violation + k, sizeof(s->violation) - k, fmt, ap);
 	va_end(ap);
@@ -1797,14 +1793,15 @@ static void retain(struct sim *s, struct node *nd)
 	int rv;
 
 	if (s->o->direct_compact && !s->sm) {
-		/* Today's retention: segments go behind the group's back. */
+		/* Retention as it was before kq__raft_group_retain: segments go
+		 * behind the group's back. */
 		s->f[F_DIRECT_COMPACT]++;
 		trace(s, "  node %d direct compaction before %" PRIu64, nd->id,
 		      before);
 		sl_compact(st, before);
 		return;
 	}
-	if (!kq__raft_group_retain || s->o->no_retain)
+	if (s->o->no_retain)
 		return;
 	s->f[F_RETAIN]++;
 	trace(s, "  node %d retain before %" PRIu64, nd->id, before);
@@ -2357,10 +2354,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < F_N; i++)
 		printf("%s %s %" PRIu64, i ? "," : "", f_names[i], tot[i]);
 	printf("\nretention through %s\n",
-	       o.direct_compact	       ? "direct compaction (today's)"
-	       : o.no_retain	       ? "nothing (--no-retain)"
-	       : kq__raft_group_retain ? "kq__raft_group_retain"
-				       : "nothing (no kq__raft_group_retain)");
+	       o.direct_compact ? "direct compaction (behind the group)"
+	       : o.no_retain	? "nothing (--no-retain)"
+				: "kq__raft_group_retain");
 	snprintf(extra, sizeof(extra), "%s%s%s%s%s%s%s%s%s",
 		 o.nodes == 3	? " --nodes 3"
 		 : o.nodes == 5 ? " --nodes 5"
