@@ -163,6 +163,7 @@ struct kq_plog {
 	struct gone *gone;
 	size_t n_gone, cap_gone;
 	uint64_t stale_upto; /* records up to here are known stale */
+	bool reset_at_open;  /* the last open reset the log */
 };
 
 struct sim;
@@ -188,6 +189,7 @@ struct node {
 	bool fresh;		 /* opened since the last check */
 	uint64_t leader_checked_term;
 	bool later;	  /* canceled proposals wait */
+	bool opening;	  /* inside kq__raft_group_open */
 	bool fault_step;  /* a fault was injected in this step */
 	bool forged_step; /* this step delivered a forged message */
 	char last_error[256];
@@ -256,6 +258,7 @@ enum {
 	F_HS_ACCEPTED,
 	F_KNOWN_STALE_POINT,
 	F_POINTS_SAVED,
+	F_KNOWN_HS_RESET,
 	F_N
 };
 
@@ -285,6 +288,7 @@ static const char *f_names[F_N] = {
 	"opens over a bad hard state",
 	"known bug: stale record at the restart point",
 	"snapshot files saved",
+	"known bug: bad hard state hidden by a reset at open",
 };
 
 struct opts {
@@ -765,6 +769,8 @@ static int sl_reset(struct kq_plog *st, uint64_t next)
 	if (next == UINT64_MAX)
 		return KQ_EBADARG;
 	check_node_commit_keep(nd, next, "resets");
+	if (nd->opening)
+		st->reset_at_open = true;
 	st_cut(st, 0);
 	st->stale_upto = 0;
 	st->nsegs = 0;
@@ -1133,6 +1139,7 @@ static void check_ack(struct sim *s, struct node *nd,
 		return; /* below a restart point it stored */
 	if (held(nd, m->index, true, &t, &fp)) {
 		if (ld->up && held(ld, m->index, false, &lt, &lfp) &&
+		    (s->o->strict || m->index > ld->st.stale_upto) &&
 		    kq__raft_term(ld->g->r) == m->term &&
 		    kq__raft_role(ld->g->r) == KQ__RAFT_LEADER &&
 		    (lt != t || lfp != fp))
@@ -1428,7 +1435,9 @@ static int open_group(struct sim *s, struct node *nd)
 	nd->mod.seed =
 		mix(s->seed * 131 + (uint64_t)nd->id * 7919 + nd->incarnation);
 	nd->g = NULL;
+	nd->opening = true;
 	rv = kq__raft_group_open(&nd->mod, &cfg, &nd->g);
+	nd->opening = false;
 	if (rv != 0)
 		nd->g = NULL;
 	return rv;
@@ -1477,6 +1486,7 @@ static void start_node(struct sim *s, struct node *nd)
 	nd->fresh = true;
 	nd->leader_checked_term = 0;
 	nd->last_error[0] = 0;
+	st->reset_at_open = false;
 	rv = open_group(s, nd);
 	if (rv != 0 && st->hs_fault) {
 		/* Refused, as it must: the operator restores the file. */
@@ -1485,6 +1495,15 @@ static void start_node(struct sim *s, struct node *nd)
 		s->f[F_HS_REFUSED]++;
 		st->hs_fault = 0;
 		rv = open_group(s, nd);
+	} else if (rv == 0 && st->hs_fault && st->reset_at_open &&
+		   !s->o->strict) {
+		/* Known: open resets the log after an interrupted install
+		 * before it compares the hard state with the log, and the
+		 * records it dropped held the later term. */
+		s->f[F_KNOWN_HS_RESET]++;
+		st->hs = st->hs_fault == 1 ? (struct kq_hard_state){0, 0}
+					   : st->hs_stale;
+		st->hs_fault = 0;
 	} else if (rv == 0 && st->hs_fault && s->o->lax_hs) {
 		/* Let it run on the wrong state, to see what follows. */
 		s->f[F_HS_ACCEPTED]++;
