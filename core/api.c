@@ -78,12 +78,17 @@ static void member_remove(struct kq_broker *b, struct kq__member *m)
 		     pp = &(*pp)->next_in_session)
 			if (*pp == m) {
 				*pp = m->next_in_session;
+				m->session->nmembers--;
 				break;
 			}
 	}
 	kq__map_del(&b->subs, &m->sub_id, sizeof(m->sub_id));
 	kq__group_rebalance(g);
+	/* What it was handed and never acknowledged goes to the group's
+	 * next reader. */
+	free(m->handed);
 	free(m);
+	kq__group_release(g);
 }
 
 static void session_close(struct kq_session *s)
@@ -134,6 +139,7 @@ struct create_ctx {
 	struct kq_broker *b;
 	struct kq_req *req;
 	char *name;
+	uint32_t nparts; /* counted in b->npartitions_creating */
 };
 
 static void created(void *ctx, int status)
@@ -143,6 +149,7 @@ static void created(void *ctx, int status)
 	struct kq__topic *t;
 
 	kq__map_del(&cc->b->creating, cc->name, strlen(cc->name));
+	cc->b->npartitions_creating -= cc->nparts;
 	t = status == 0 ? kq__topic_get(cc->b, cc->name) : NULL;
 	if (t) {
 		req->result.create_topic.partitions = t->nparts;
@@ -247,6 +254,18 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 	    kq__map_get(&b->creating, spec->name, strlen(spec->name)))
 		return fail(req, KQ_EEXISTS, "topic %s already exists",
 			    spec->name);
+	if (b->topics.count + b->creating.count >= cfg->max_topics)
+		return fail(req, KQ_EBUSY,
+			    "no more topics: limits.max_topics is %u",
+			    cfg->max_topics);
+	if (b->npartitions + b->npartitions_creating + nparts >
+	    cfg->max_partitions_total)
+		return fail(req, KQ_EBUSY,
+			    "%u more partitions would pass "
+			    "limits.max_partitions_total (%u; %" PRIu64
+			    " in use)",
+			    nparts, cfg->max_partitions_total,
+			    b->npartitions + b->npartitions_creating);
 	cc = calloc(1, sizeof(*cc));
 	rec = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:I}", "type", "topic",
 			"name", spec->name, "partitions", (json_int_t)nparts,
@@ -260,6 +279,7 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 	}
 	cc->b = b;
 	cc->req = req;
+	cc->nparts = nparts;
 	rv = kq__meta_propose(b, rec, created, cc);
 	json_decref(rec);
 	if (rv != 0) {
@@ -268,6 +288,7 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 		return meta_unavailable(b, req, rv);
 	}
 	kq__map_put(&b->creating, spec->name, strlen(spec->name), cc);
+	b->npartitions_creating += nparts;
 	return 0;
 }
 
@@ -555,26 +576,42 @@ static int assigned_parts(struct kq__group *g, uint64_t id, uint32_t **out,
 static void join(struct kq_broker *b, struct kq_req *req,
 		 const struct sub_args *a)
 {
+	const struct kq__config *cfg = b->cfg;
 	struct kq__topic *t = kq__topic_get(b, a->topic);
-	struct kq__group *g = t ? kq__group_get(t, a->group, 1) : NULL;
-	struct kq__member *m = calloc(1, sizeof(*m));
-	struct kq__member **members;
+	struct kq__group *g = NULL;
+	struct kq__member *m = NULL, **members = NULL;
 	int rv;
 
-	if (!t || !g || !m) {
-		free(m);
-		kq__broker_complete(
-			b, req,
-			fail(req, t ? -ENOMEM : KQ_ENOTOPIC,
-			     t ? "out of memory" : "no topic named %s",
-			     a->topic));
-		return;
+	if (!t) {
+		rv = fail(req, KQ_ENOTOPIC, "no topic named %s", a->topic);
+	} else if (req->session->nmembers >= cfg->max_subs_per_connection) {
+		rv = fail(req, KQ_EBUSY,
+			  "no more subscriptions on this connection: "
+			  "limits.max_subscriptions_per_connection is %u",
+			  cfg->max_subs_per_connection);
+	} else if (!(g = kq__group_get(t, a->group, KQ__GROUP_JOIN))) {
+		rv = b->ngroups >= cfg->max_groups
+			     ? fail(req, KQ_EBUSY,
+				    "no more groups: limits.max_groups is %u",
+				    cfg->max_groups)
+			     : fail(req, -ENOMEM, "out of memory");
+	} else if (g->nmembers >= cfg->max_members_per_group) {
+		rv = fail(req, KQ_EBUSY,
+			  "group %s is full: limits.max_members_per_group is "
+			  "%u",
+			  g->name, cfg->max_members_per_group);
+	} else if (!(m = calloc(1, sizeof(*m))) ||
+		   !(members = realloc(g->members,
+				       (g->nmembers + 1) * sizeof(*members)))) {
+		rv = fail(req, -ENOMEM, "out of memory");
+	} else {
+		rv = 0;
 	}
-	members = realloc(g->members, (g->nmembers + 1) * sizeof(*members));
-	if (!members) {
+	if (rv != 0) {
 		free(m);
-		kq__broker_complete(b, req,
-				    fail(req, -ENOMEM, "out of memory"));
+		if (g)
+			kq__group_release(g);
+		kq__broker_complete(b, req, rv);
 		return;
 	}
 	g->members = members;
@@ -584,6 +621,7 @@ static void join(struct kq_broker *b, struct kq_req *req,
 	m->group = g;
 	m->next_in_session = req->session->members;
 	req->session->members = m;
+	req->session->nmembers++;
 	g->members[g->nmembers++] = m;
 	kq__map_put(&b->subs, &m->sub_id, sizeof(m->sub_id), m);
 	kq__group_rebalance(g);
@@ -699,6 +737,7 @@ const struct kq_broker_api kq__broker_api = {
 	.consume_open = kq__consume_open,
 	.consume_next = kq__consume_next,
 	.consume_close = kq__consume_close,
+	.commit = kq__commit,
 	.list_topics = kq__list_topics,
 	.describe = kq__describe,
 	.assignment = kq__assignment,

@@ -310,6 +310,7 @@ static void close_all_topics(struct kq_broker *b)
 		struct kq__topic *t = e->value;
 
 		kq__map_del(&b->topics, t->name, strlen(t->name));
+		b->npartitions -= t->nparts;
 		kq__topic_free(b, t);
 	}
 }

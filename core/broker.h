@@ -61,6 +61,10 @@ struct kq__partition {
 struct kq__member {
 	uint64_t sub_id;
 	uint32_t cap;
+	/* [nparts] the offset after the last batch CONS without an offset
+	 * handed out on each partition and the consumer has not yet
+	 * acknowledged (0: none); NULL before the first such CONS. */
+	uint64_t *handed;
 	struct kq_session *session;
 	struct kq__group *group;
 	struct kq__member *next_in_session;
@@ -73,7 +77,6 @@ struct kq__group {
 	size_t nmembers;
 	uint64_t *owner;     /* [nparts] sub id, 0 = none */
 	uint64_t *committed; /* [nparts] next offset to read */
-	struct kq__group *next;
 };
 
 struct kq__topic {
@@ -87,12 +90,13 @@ struct kq__topic {
 	uint64_t seq, keyless_seq;
 	uint64_t group_base; /* consensus group id of partition 0 */
 	struct kq__partition *parts;
-	struct kq__group *groups;
+	struct kq__map groups; /* name -> struct kq__group */
 };
 
 struct kq_session {
 	struct kq_broker *b;
 	struct kq__member *members; /* subscriptions made here */
+	size_t nmembers;
 	int closed;
 	unsigned refs; /* requests and reads in flight + 1 */
 	struct kq_session *prev, *next;
@@ -124,9 +128,12 @@ struct kq_broker {
 
 	int *broker_ids; /* the cluster's brokers (or this one) */
 	size_t nbroker_ids;
-	struct kq__map topics;	 /* name -> struct kq__topic */
-	struct kq__map subs;	 /* sub id (8 bytes) -> kq__member */
-	struct kq__map creating; /* topic names being created */
+	struct kq__map topics;	       /* name -> struct kq__topic */
+	struct kq__map subs;	       /* sub id (8 bytes) -> kq__member */
+	size_t ngroups;		       /* over every topic, for limits */
+	uint64_t npartitions;	       /* over every topic, for limits */
+	uint64_t npartitions_creating; /* of topics being created */
+	struct kq__map creating;       /* topic names being created */
 	struct kq_plog meta_log;
 	struct kq_group *meta_group;
 	uint64_t next_sub_id;	    /* next id to hand out */
@@ -204,8 +211,18 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		     int64_t retention_ms, int64_t retention_bytes,
 		     uint64_t group_base);
 void kq__topic_free(struct kq_broker *b, struct kq__topic *t);
+/* How kq__group_get treats a group that does not exist yet. */
+enum kq__group_create {
+	KQ__GROUP_FIND,	    /* NULL */
+	KQ__GROUP_JOIN,	    /* created within limits.max_groups */
+	KQ__GROUP_RECORDED, /* created: the metadata log holds it */
+};
+/* The group `name` of topic t (owned by the topic), or NULL: absent,
+ * out of memory, or (KQ__GROUP_JOIN) at limits.max_groups. */
 struct kq__group *kq__group_get(struct kq__topic *t, const char *name,
-				int create);
+				enum kq__group_create create);
+/* Frees g when nothing keeps it: no members and no committed offset. */
+void kq__group_release(struct kq__group *g);
 /* Recomputes the group's owners after a join or leave. */
 void kq__group_rebalance(struct kq__group *g);
 
@@ -235,6 +252,8 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		     void *ctx, char *errmsg, size_t errlen);
 uint64_t kq__consume_close(struct kq_consume *c);
+int kq__commit(struct kq_session *s, const char *topic, uint64_t sub_id,
+	       int64_t partition, uint64_t offset, char *errmsg, size_t errlen);
 int kq__list_topics(struct kq_broker *b,
 		    void (*cb)(void *ctx, const char *name, uint32_t n),
 		    void *ctx);

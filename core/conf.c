@@ -20,8 +20,9 @@ const char kq__default_config[] =
 	"}\n";
 
 /* Core sections; any other top-level key must name a loaded module. */
-static const char *const core_sections[] = {
-	"broker", "plugins", "topics", "cluster", "plugin_path", "log", NULL};
+static const char *const core_sections[] = {"broker",  "plugins", "topics",
+					    "cluster", "limits",  "plugin_path",
+					    "log",     NULL};
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -257,7 +258,15 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 						 "request_timeout_ms",
 						 NULL};
 	static const char *const cluster_keys[] = {"raft_port", "peers", NULL};
-	json_t *root = cfg->root, *broker, *plugins, *topics, *cluster, *v;
+	static const char *const limit_keys[] = {
+		"max_topics",
+		"max_partitions_total",
+		"max_groups",
+		"max_subscriptions_per_connection",
+		"max_members_per_group",
+		NULL};
+	json_t *root = cfg->root, *broker, *plugins, *topics, *cluster, *limits,
+	       *v;
 	const char *key;
 	int64_t n;
 	size_t i;
@@ -267,7 +276,8 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 	if (get_object(root, "broker", &broker, err, errlen) ||
 	    get_object(root, "plugins", &plugins, err, errlen) ||
 	    get_object(root, "topics", &topics, err, errlen) ||
-	    get_object(root, "cluster", &cluster, err, errlen))
+	    get_object(root, "cluster", &cluster, err, errlen) ||
+	    get_object(root, "limits", &limits, err, errlen))
 		return KQ_ECONFIG;
 
 	if (broker && check_keys(broker, "broker", broker_keys, err, errlen))
@@ -337,6 +347,29 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 		    &n, err, errlen))
 		return KQ_ECONFIG;
 	cfg->request_timeout_ms = (uint32_t)n;
+
+	if (limits && check_keys(limits, "limits", limit_keys, err, errlen))
+		return KQ_ECONFIG;
+	if (get_int(limits, "limits", "max_topics", 1, 1000000, 10000, &n, err,
+		    errlen))
+		return KQ_ECONFIG;
+	cfg->max_topics = (uint32_t)n;
+	if (get_int(limits, "limits", "max_partitions_total", 1, 10000000,
+		    100000, &n, err, errlen))
+		return KQ_ECONFIG;
+	cfg->max_partitions_total = (uint32_t)n;
+	if (get_int(limits, "limits", "max_groups", 1, 10000000, 100000, &n,
+		    err, errlen))
+		return KQ_ECONFIG;
+	cfg->max_groups = (uint32_t)n;
+	if (get_int(limits, "limits", "max_subscriptions_per_connection", 1,
+		    1000000, 1000, &n, err, errlen))
+		return KQ_ECONFIG;
+	cfg->max_subs_per_connection = (uint32_t)n;
+	if (get_int(limits, "limits", "max_members_per_group", 1, 1000000, 1000,
+		    &n, err, errlen))
+		return KQ_ECONFIG;
+	cfg->max_members_per_group = (uint32_t)n;
 
 	v = json_object_get(root, "log");
 	cfg->log_level = KQ_LOG_INFO;

@@ -41,6 +41,12 @@ struct kq__config {
 	int64_t retention_bytes;     /* -1: unbounded */
 	uint32_t retention_check_ms; /* period of the retention check */
 	uint32_t request_timeout_ms;
+	/* limits: what clients may grow, each refused with ERR BUSY */
+	uint32_t max_topics;
+	uint32_t max_partitions_total; /* over every topic */
+	uint32_t max_groups;	       /* over every topic */
+	uint32_t max_subs_per_connection;
+	uint32_t max_members_per_group;
 	int log_level;
 	int raft_port; /* 0 without a cluster section */
 	struct kq__peer *peers;

@@ -19,7 +19,7 @@ struct part_cursor {
 struct cursor {
 	struct kq_broker *b;
 	struct kq__topic *t;
-	struct kq__group *g;
+	uint64_t sub_id; /* the member may leave while the read runs */
 	int from_committed;
 	uint64_t max; /* 0: no limit */
 	uint64_t delivered;
@@ -32,16 +32,12 @@ struct cursor {
 	struct part_cursor parts[];
 };
 
-int kq__consume_open(struct kq_session *s, struct kq_consume *c,
-		     const char *topic, uint64_t sub_id, int64_t from,
-		     uint64_t max, char *errmsg, size_t errlen)
+/* The subscription sub_id on `topic`, or an error with errmsg filled. */
+static int find_member(struct kq_broker *b, const char *topic, uint64_t sub_id,
+		       struct kq__member **out, char *errmsg, size_t errlen)
 {
-	struct kq_broker *b = s->b;
 	struct kq__topic *t = kq__topic_get(b, topic);
 	struct kq__member *m;
-	struct kq__group *g;
-	struct cursor *cur;
-	uint32_t i, n = 0;
 
 	if (!t) {
 		snprintf(errmsg, errlen, "no topic named %s", topic);
@@ -54,15 +50,141 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 			 topic);
 		return KQ_ENOSUB;
 	}
+	*out = m;
+	return 0;
+}
+
+/* Stores the group's committed offsets of the partitions in `parts` (n
+ * of them) in the metadata log, so they survive a restart; `set` makes
+ * them replace the stored ones even when lower. */
+static void store_offsets(struct kq_broker *b, struct kq__group *g,
+			  const uint32_t *parts, size_t n, int set)
+{
+	json_t *offsets = json_array(), *rec = NULL;
+
+	for (size_t i = 0; offsets && i < n; i++)
+		json_array_append_new(
+			offsets, json_pack("[I,I]", (json_int_t)parts[i],
+					   (json_int_t)g->committed[parts[i]]));
+	if (offsets)
+		rec = json_pack("{s:s, s:s, s:s, s:o, s:b, s:i, s:I}", "type",
+				"offsets", "topic", g->topic->name, "group",
+				g->name, "offsets", offsets, "set", set,
+				"broker", b->cfg->broker_id, "boot",
+				(json_int_t)b->boot_id);
+	if (!rec || kq__meta_propose(b, rec, NULL, NULL) != 0)
+		kq__error("group %s: offsets of %s not stored", g->name,
+			  g->topic->name);
+	json_decref(rec);
+}
+
+/* Commits what member m was handed and has not acknowledged, on the
+ * partitions it still holds (a partition that moved on goes to its new
+ * owner from the committed offset).  Returns the partitions committed. */
+static int acknowledge(struct kq_broker *b, struct kq__member *m)
+{
+	struct kq__group *g = m->group;
+	uint32_t nparts = g->topic->nparts, *parts;
+	size_t n = 0;
+
+	if (!m->handed)
+		return 0;
+	parts = malloc(nparts * sizeof(*parts));
+	for (uint32_t i = 0; i < nparts; i++) {
+		if (g->owner[i] == m->sub_id &&
+		    m->handed[i] > g->committed[i]) {
+			g->committed[i] = m->handed[i];
+			if (parts)
+				parts[n++] = i;
+		}
+		m->handed[i] = 0;
+	}
+	if (n)
+		store_offsets(b, g, parts, n, 0);
+	free(parts);
+	return (int)n;
+}
+
+int kq__commit(struct kq_session *s, const char *topic, uint64_t sub_id,
+	       int64_t partition, uint64_t offset, char *errmsg, size_t errlen)
+{
+	struct kq_broker *b = s->b;
+	struct kq__member *m;
+	struct kq__group *g;
+	uint32_t p;
+	uint64_t end;
+	int rv = find_member(b, topic, sub_id, &m, errmsg, errlen);
+
+	if (rv != 0)
+		return rv;
+	if (partition < 0)
+		return acknowledge(b, m);
 	g = m->group;
+	if ((uint64_t)partition >= g->topic->nparts ||
+	    g->owner[partition] != sub_id) {
+		snprintf(errmsg, errlen,
+			 "subscription %" PRIu64 " does not hold partition "
+			 "%" PRId64 " of %s",
+			 sub_id, partition, topic);
+		return KQ_EBADARG;
+	}
+	p = (uint32_t)partition;
+	if (!g->topic->parts[p].group) {
+		snprintf(errmsg, errlen,
+			 "partition %s-%u has no replica on this broker", topic,
+			 p);
+		return KQ_EUNAVAILABLE;
+	}
+	end = b->cops->commit_end(g->topic->parts[p].group);
+	if (offset > end) {
+		snprintf(errmsg, errlen,
+			 "offset %" PRIu64 " is past the end of %s-%u (%" PRIu64
+			 ")",
+			 offset, topic, p, end);
+		return KQ_EBADARG;
+	}
+	/* The position set here wins over a batch handed out before. */
+	if (m->handed)
+		m->handed[p] = 0;
+	if (g->committed[p] == offset)
+		return 0;
+	g->committed[p] = offset;
+	store_offsets(b, g, &p, 1, 1);
+	return 1;
+}
+
+int kq__consume_open(struct kq_session *s, struct kq_consume *c,
+		     const char *topic, uint64_t sub_id, int64_t from,
+		     uint64_t max, char *errmsg, size_t errlen)
+{
+	struct kq_broker *b = s->b;
+	struct kq__topic *t;
+	struct kq__member *m;
+	struct kq__group *g;
+	struct cursor *cur;
+	uint32_t i, n = 0;
+	int rv = find_member(b, topic, sub_id, &m, errmsg, errlen);
+
+	if (rv != 0)
+		return rv;
+	g = m->group;
+	t = g->topic;
+	if (from < 0 && !m->handed &&
+	    !(m->handed = calloc(t->nparts, sizeof(*m->handed)))) {
+		snprintf(errmsg, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	cur = calloc(1, sizeof(*cur) + t->nparts * sizeof(cur->parts[0]));
 	if (!cur) {
 		snprintf(errmsg, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	/* Asking for more acknowledges the batch before. */
+	if (from < 0)
+		acknowledge(b, m);
 	cur->b = b;
 	cur->t = t;
-	cur->g = g;
+	cur->sub_id = sub_id;
 	cur->from_committed = from < 0;
 	cur->max = max;
 	for (i = 0; i < t->nparts; i++) {
@@ -169,37 +291,19 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 uint64_t kq__consume_close(struct kq_consume *c)
 {
 	struct cursor *cur = c->impl[0];
-	struct kq_broker *b = cur->b;
 	uint64_t delivered = cur->delivered;
-	json_t *offsets = NULL, *rec;
-	uint32_t i;
+	struct kq__member *m;
 
-	if (cur->from_committed) {
-		for (i = 0; i < cur->nparts; i++) {
+	/* Handed out, not yet committed: the member may have gone with its
+	 * connection meanwhile, and then nothing is kept. */
+	m = kq__map_get(&cur->b->subs, &cur->sub_id, sizeof(cur->sub_id));
+	if (cur->from_committed && m && m->handed)
+		for (uint32_t i = 0; i < cur->nparts; i++) {
 			struct part_cursor *pc = &cur->parts[i];
 
-			if (pc->pos <= cur->g->committed[pc->partition])
-				continue;
-			/* The next CONS of the group goes on from here at
-			 * once; the record makes it survive a restart. */
-			cur->g->committed[pc->partition] = pc->pos;
-			if (!offsets)
-				offsets = json_array();
-			json_array_append_new(
-				offsets,
-				json_pack("[I,I]", (json_int_t)pc->partition,
-					  (json_int_t)pc->pos));
+			if (pc->pos > m->group->committed[pc->partition])
+				m->handed[pc->partition] = pc->pos;
 		}
-	}
-	if (offsets) {
-		rec = json_pack("{s:s, s:s, s:s, s:o}", "type", "offsets",
-				"topic", cur->t->name, "group", cur->g->name,
-				"offsets", offsets);
-		if (!rec || kq__meta_propose(b, rec, NULL, NULL) != 0)
-			kq__error("group %s: offsets of %s not stored",
-				  cur->g->name, cur->t->name);
-		json_decref(rec);
-	}
 	free(cur);
 	c->impl[0] = NULL;
 	return delivered;

@@ -77,12 +77,20 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 	const char *group = json_string_value(json_object_get(rec, "group"));
 	json_t *offsets = json_object_get(rec, "offsets"), *pair;
 	struct kq__topic *t = topic ? kq__topic_get(b, topic) : NULL;
+	int set = json_is_true(json_object_get(rec, "set"));
+	json_int_t from = json_integer_value(json_object_get(rec, "broker"));
+	json_int_t boot = json_integer_value(json_object_get(rec, "boot"));
 	struct kq__group *g;
 	size_t i;
 
+	/* This run made the change in memory when it proposed it, and may
+	 * have made later ones since: applying it again would undo them. */
+	if (from == b->cfg->broker_id && (uint64_t)boot == b->boot_id)
+		return;
+
 	if (!t || !group || !json_is_array(offsets))
 		return;
-	g = kq__group_get(t, group, 1);
+	g = kq__group_get(t, group, KQ__GROUP_RECORDED);
 	if (!g)
 		return;
 	json_array_foreach(offsets, i, pair)
@@ -90,8 +98,10 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 		json_int_t p = json_integer_value(json_array_get(pair, 0));
 		json_int_t off = json_integer_value(json_array_get(pair, 1));
 
+		/* Acknowledged offsets only move forward; a record that
+		 * sets one (CMIT with an offset) may move it back. */
 		if (p >= 0 && p < (json_int_t)t->nparts && off >= 0 &&
-		    (uint64_t)off > g->committed[p])
+		    ((uint64_t)off > g->committed[p] || set))
 			g->committed[p] = (uint64_t)off;
 	}
 }
@@ -178,7 +188,9 @@ static int snapshot(void *ctx, void **data, size_t *len)
 				  "retention_bytes",
 				  (json_int_t)t->retention_bytes, "group_base",
 				  (json_int_t)t->group_base));
-		for (struct kq__group *g = t->groups; g; g = g->next) {
+		for (struct kq__map_entry *ge = kq__map_next(&t->groups, NULL);
+		     ge; ge = kq__map_next(&t->groups, ge)) {
+			struct kq__group *g = ge->value;
 			json_t *pairs = json_array();
 
 			for (uint32_t p = 0; p < t->nparts; p++)

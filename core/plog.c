@@ -208,8 +208,8 @@ static int plog_load_hs(struct kq_plog *pl, struct kq_hard_state *hs)
 	return pl->b->sops->load_hard_state(pl->log, hs);
 }
 
-static int plog_save_snapshot(struct kq_plog *pl, uint64_t index,
-			      uint64_t term, const void *data, size_t len)
+static int plog_save_snapshot(struct kq_plog *pl, uint64_t index, uint64_t term,
+			      const void *data, size_t len)
 {
 	return kq__snapshot_save(pl->dir, index, term, data, len);
 }

@@ -111,32 +111,54 @@ int kq__assignment(struct kq_broker *b, const char *topic, uint64_t sub_id,
 	return n;
 }
 
+static int group_by_name(const void *a, const void *b)
+{
+	const struct kq__group *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
+}
+
 int kq__groups(struct kq_broker *b, const char *topic,
 	       void (*cb)(void *ctx, const char *group, uint64_t sub_id,
 			  const uint32_t *parts, uint32_t nparts),
 	       void *ctx, char *errmsg, size_t errlen)
 {
 	struct kq__topic *t = topic_or_fail(b, topic, errmsg, errlen);
+	struct kq__map_entry *e = NULL;
+	struct kq__group **groups;
 	uint32_t *parts;
+	size_t n = 0;
 	int count = 0;
 
 	if (!t)
 		return KQ_ENOTOPIC;
 	parts = malloc(t->nparts * sizeof(*parts));
-	if (!parts)
+	groups = malloc((t->groups.count ? t->groups.count : 1) *
+			sizeof(*groups));
+	if (!parts || !groups) {
+		free(parts);
+		free(groups);
 		return -ENOMEM;
-	for (struct kq__group *g = t->groups; g; g = g->next)
+	}
+	while ((e = kq__map_next(&t->groups, e)))
+		groups[n++] = e->value;
+	qsort(groups, n, sizeof(*groups), group_by_name);
+	for (size_t k = 0; k < n; k++) {
+		struct kq__group *g = groups[k];
+
 		for (size_t m = 0; m < g->nmembers; m++) {
 			uint64_t id = g->members[m]->sub_id;
-			uint32_t n = 0;
+			uint32_t np = 0;
 
 			for (uint32_t i = 0; i < t->nparts; i++)
 				if (g->owner[i] == id)
-					parts[n++] = i;
-			cb(ctx, g->name, id, parts, n);
+					parts[np++] = i;
+			cb(ctx, g->name, id, parts, np);
 			count++;
 		}
+	}
 	free(parts);
+	free(groups);
 	return count;
 }
 

@@ -132,6 +132,7 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		kq__topic_free(b, t);
 		return rv;
 	}
+	b->npartitions += nparts;
 	return 0;
 }
 
@@ -146,7 +147,8 @@ static void group_free(struct kq__group *g)
 
 void kq__topic_free(struct kq_broker *b, struct kq__topic *t)
 {
-	struct kq__group *g, *next;
+	struct kq__map_entry *e;
+	struct kq__group *g;
 	uint32_t i;
 
 	for (i = 0; i < t->nparts; i++) {
@@ -157,24 +159,27 @@ void kq__topic_free(struct kq_broker *b, struct kq__topic *t)
 		kq__plog_close(&p->plog);
 		free(p->replicas);
 	}
-	for (g = t->groups; g; g = next) {
-		next = g->next;
+	while ((e = kq__map_next(&t->groups, NULL))) {
+		g = e->value;
+		kq__map_del(&t->groups, g->name, strlen(g->name));
+		b->ngroups--;
 		group_free(g);
 	}
+	kq__map_free(&t->groups);
 	free(t->parts);
 	free(t->name);
 	free(t);
 }
 
 struct kq__group *kq__group_get(struct kq__topic *t, const char *name,
-				int create)
+				enum kq__group_create create)
 {
-	struct kq__group *g;
+	struct kq_broker *b = t->b;
+	struct kq__group *g = kq__map_get(&t->groups, name, strlen(name));
 
-	for (g = t->groups; g; g = g->next)
-		if (strcmp(g->name, name) == 0)
-			return g;
-	if (!create)
+	if (g || create == KQ__GROUP_FIND)
+		return g;
+	if (create == KQ__GROUP_JOIN && b->ngroups >= b->cfg->max_groups)
 		return NULL;
 	g = calloc(1, sizeof(*g));
 	if (!g)
@@ -183,18 +188,27 @@ struct kq__group *kq__group_get(struct kq__topic *t, const char *name,
 	g->topic = t;
 	g->owner = calloc(t->nparts, sizeof(*g->owner));
 	g->committed = calloc(t->nparts, sizeof(*g->committed));
-	if (!g->name || !g->owner || !g->committed) {
+	if (!g->name || !g->owner || !g->committed ||
+	    kq__map_put(&t->groups, name, strlen(name), g) != 0) {
 		group_free(g);
 		return NULL;
 	}
-	/* Keep groups sorted by name so GRPS lists them in a stable order. */
-	struct kq__group **pp = &t->groups;
-
-	while (*pp && strcmp((*pp)->name, name) < 0)
-		pp = &(*pp)->next;
-	g->next = *pp;
-	*pp = g;
+	b->ngroups++;
 	return g;
+}
+
+void kq__group_release(struct kq__group *g)
+{
+	struct kq__topic *t = g->topic;
+
+	if (g->nmembers)
+		return;
+	for (uint32_t i = 0; i < t->nparts; i++)
+		if (g->committed[i])
+			return;
+	kq__map_del(&t->groups, g->name, strlen(g->name));
+	t->b->ngroups--;
+	group_free(g);
 }
 
 void kq__group_rebalance(struct kq__group *g)

@@ -136,9 +136,22 @@ struct kq_broker_api {
 	int (*consume_next)(struct kq_consume *c, size_t budget,
 			    kq_message_cb cb, void *ctx, char *errmsg,
 			    size_t errlen);
-	/* Ends the read; commits group offsets for what was delivered when
-	 * the read started from them.  Returns the messages delivered. */
+	/* Ends the read and returns the messages delivered.  A read from the
+	 * group's committed offsets (from < 0) commits nothing yet: what it
+	 * handed out is acknowledged by the next such read on the same
+	 * subscription (which first commits it) or by commit(), and goes to
+	 * the group's next reader when the subscription ends before that. */
 	uint64_t (*consume_close)(struct kq_consume *c);
+	/* partition < 0: commits for the group what subscription sub_id was
+	 * handed out and has not acknowledged.  Otherwise sets the group's
+	 * committed offset of `partition`, which the subscription must hold,
+	 * to `offset` (at most the partition's end): a way past a damaged
+	 * record, or back.  Returns the number of partitions whose
+	 * committed offset changed, or a negative error with errmsg
+	 * filled. */
+	int (*commit)(struct kq_session *s, const char *topic, uint64_t sub_id,
+		      int64_t partition, uint64_t offset, char *errmsg,
+		      size_t errlen);
 
 	/* Queries, answered from this broker's view right away.  Each calls
 	 * cb per item and returns the count, or a negative error with errmsg

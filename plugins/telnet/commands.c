@@ -421,6 +421,42 @@ static void run_cons(struct kq__tn_conn *c, struct kq__tn_slot *s,
 	kq__tn_cons_pump(c);
 }
 
+#define CMIT_USAGE "CMIT <topic> <subscription-id> [<partition> <offset>]"
+
+/* CMIT acknowledges what CONS handed out (or, with a partition and an
+ * offset, sets the group's position there): answered at once. */
+static void run_cmit(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	const char *topic;
+	uint64_t id, part = 0, off = 0;
+	int r;
+
+	if (n == 4) {
+		answer_syntax(c, s, CMIT_USAGE);
+		return;
+	}
+	if (!(topic = name_arg(c, s, &w[1], "topic")) ||
+	    sub_arg(c, s, &w[2], &id) < 0)
+		return;
+	if (n == 5 && (parse_u64(&w[3], 0, UINT32_MAX, &part) < 0 ||
+		       parse_u64(&w[4], 0, INT64_MAX, &off) < 0)) {
+		answer_err(c, s, KQ_EBADARG,
+			   "partition and offset must be non-negative "
+			   "integers");
+		return;
+	}
+	c->errmsg[0] = '\0';
+	r = api(c)->commit(c->session, topic, id, n == 5 ? (int64_t)part : -1,
+			   off, c->errmsg, sizeof(c->errmsg));
+	if (r < 0) {
+		answer_err(c, s, r, c->errmsg);
+		return;
+	}
+	kq__tn_buf_printf(&s->out, "OK %d\r\n", r);
+	kq__tn_slot_finish(c, s);
+}
+
 /* ---------------------------------------------------------------- queries */
 
 /* Context of the query callbacks. */
@@ -609,6 +645,7 @@ static const struct cmd cmds[] = {
 	{"SUBS", "SUBS <topic> <group> [<n>]", 3, 4, run_subs},
 	{"CONS", "CONS <topic> <subscription-id> [<offset>|-] [<max>]", 3, 5,
 	 run_cons},
+	{"CMIT", CMIT_USAGE, 3, 5, run_cmit},
 	{"UNSB", "UNSB <topic> <subscription-id>", 3, 3, run_unsb},
 	{"ASGN", "ASGN <topic> <subscription-id>", 3, 3, run_asgn},
 	{"GRPS", "GRPS <topic>", 2, 2, run_grps},

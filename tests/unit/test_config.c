@@ -43,6 +43,11 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.retention_ms, -1);
 	assert_int_equal(cfg.retention_bytes, -1);
 	assert_int_equal(cfg.request_timeout_ms, 5000);
+	assert_int_equal(cfg.max_topics, 10000);
+	assert_int_equal(cfg.max_partitions_total, 100000);
+	assert_int_equal(cfg.max_groups, 100000);
+	assert_int_equal(cfg.max_subs_per_connection, 1000);
+	assert_int_equal(cfg.max_members_per_group, 1000);
 	assert_int_equal(cfg.npeers, 0);
 	assert_int_equal(json_integer_value(json_object_get(
 				 kq__config_section(&cfg, "telnet"), "port")),
@@ -126,6 +131,10 @@ static void test_errors(void **state)
 	expect_error("{\"topics\": {\"retention_ms\": -2}}",
 		     "topics.retention_ms: expected an integer "
 		     "-1..9223372036854775807");
+	expect_error("{\"limits\": {\"max_groups\": 0}}",
+		     "limits.max_groups: expected an integer 1..10000000");
+	expect_error("{\"limits\": {\"max_sockets\": 3}}",
+		     "limits.max_sockets: unknown key");
 	expect_error("{\"log\": \"loud\"}",
 		     "log: expected one of error, warn, info, debug");
 	expect_error("{\"telnet\": 8080}", "telnet: expected an object");

@@ -376,6 +376,23 @@ static int f_assignment(struct kq_broker *b, const char *topic, uint64_t id,
 	return id == 1 ? (int)t->parts : 0;
 }
 
+/* The last commit the transport asked for. */
+static int64_t commit_part;
+static uint64_t commit_off;
+
+static int f_commit(struct kq_session *s, const char *topic, uint64_t id,
+		    int64_t partition, uint64_t offset, char *errmsg,
+		    size_t errlen)
+{
+	if (!find_sub(topic, id)) {
+		snprintf(errmsg, errlen, "no such subscription");
+		return KQ_ENOSUB;
+	}
+	commit_part = partition;
+	commit_off = offset;
+	return partition < 0 ? 2 : 1;
+}
+
 static int f_groups(struct kq_broker *b, const char *topic,
 		    void (*cb)(void *ctx, const char *group, uint64_t sub_id,
 			       const uint32_t *parts, uint32_t nparts),
@@ -417,6 +434,7 @@ static const struct kq_broker_api fake_api = {
 	.consume_open = f_consume_open,
 	.consume_next = f_consume_next,
 	.consume_close = f_consume_close,
+	.commit = f_commit,
 	.list_topics = f_list_topics,
 	.describe = f_describe,
 	.assignment = f_assignment,
@@ -861,6 +879,33 @@ static void test_pubs_forms_reach_broker(void **state)
 	assert_memory_equal(last_msg, " {\"Key\":\"1\"}  tail ", 19);
 }
 
+/* CMIT: acknowledge, or set one partition's position. */
+static void test_cmit(void **state)
+{
+	expect_script(NULL,
+		      "CRTP t1 3\r\n"
+		      "SUBS t1 g\r\n"
+		      "CMIT t1 1\r\n"
+		      "CMIT t1 1 2 40\r\n"
+		      "CMIT t1 1 2\r\n"
+		      "CMIT t1 1 x 4\r\n"
+		      "CMIT t1 99\r\n"
+		      "cmit t1\r\n",
+		      "OK t1 3\r\n"
+		      "OK 1 0,1,2\r\n"
+		      "OK 2\r\n"
+		      "OK 1\r\n"
+		      "ERR SYNTAX usage: CMIT <topic> <subscription-id> "
+		      "[<partition> <offset>]\r\n"
+		      "ERR BADARG partition and offset must be non-negative "
+		      "integers\r\n"
+		      "ERR NOSUB no such subscription\r\n"
+		      "ERR SYNTAX usage: CMIT <topic> <subscription-id> "
+		      "[<partition> <offset>]\r\n");
+	assert_int_equal(commit_part, 2);
+	assert_int_equal(commit_off, 40);
+}
+
 static void test_commands(void **state)
 {
 	expect_script(
@@ -969,6 +1014,7 @@ static void test_commands(void **state)
 		"PUBS <topic> <message>\r\n"
 		"SUBS <topic> <group> [<n>]\r\n"
 		"CONS <topic> <subscription-id> [<offset>|-] [<max>]\r\n"
+		"CMIT <topic> <subscription-id> [<partition> <offset>]\r\n"
 		"UNSB <topic> <subscription-id>\r\n"
 		"ASGN <topic> <subscription-id>\r\n"
 		"GRPS <topic>\r\n"
@@ -1258,6 +1304,7 @@ int main(void)
 		cmocka_unit_test(test_pipelined_pubs_keep_order),
 		cmocka_unit_test(test_pubs_forms_reach_broker),
 		cmocka_unit_test(test_commands),
+		cmocka_unit_test(test_cmit),
 		cmocka_unit_test(test_toolong_then_ping),
 		cmocka_unit_test(test_iac_refused),
 		cmocka_unit_test(test_quit_closes),
