@@ -184,9 +184,10 @@ struct node {
 	int up;
 	unsigned incarnation;
 	uint64_t restart_tick;
-	uint64_t checked_commit; /* commits up to here were checked */
-	uint64_t last_point;	 /* the restart point checked last */
-	bool fresh;		 /* opened since the last check */
+	uint64_t checked_commit;  /* commits up to here were checked */
+	uint64_t last_point;	  /* the restart point checked last */
+	uint64_t visible_checked; /* records below were checked */
+	bool fresh;		  /* opened since the last check */
 	uint64_t leader_checked_term;
 	bool later;	  /* canceled proposals wait */
 	bool opening;	  /* inside kq__raft_group_open */
@@ -741,6 +742,8 @@ static int sl_truncate(struct kq_plog *st, uint64_t from)
 	if (from <= st_first(st))
 		return sl_reset(st, from);
 	check_node_commit_keep(st->nd, from, "truncates");
+	if (st->nd->visible_checked > from)
+		st->nd->visible_checked = from;
 	for (k = 0; k < st->n && st->r[k].off < from; k++)
 		;
 	st_cut(st, k);
@@ -771,6 +774,8 @@ static int sl_reset(struct kq_plog *st, uint64_t next)
 	check_node_commit_keep(nd, next, "resets");
 	if (nd->opening)
 		st->reset_at_open = true;
+	if (nd->visible_checked > next)
+		nd->visible_checked = next;
 	st_cut(st, 0);
 	st->stale_upto = 0;
 	st->nsegs = 0;
@@ -1267,6 +1272,44 @@ static void check_commit(struct sim *s, struct node *nd)
 	nd->last_point = point;
 }
 
+/* What a consumer reads: every record below the group's commit end is
+ * the committed one. */
+static void check_visible(struct sim *s, struct node *nd)
+{
+	struct kq_plog *st = &nd->st;
+	uint64_t end = kq__raft_group_commit_end(nd->g);
+	uint64_t from = st_first(st);
+
+	if (from < nd->visible_checked)
+		from = nd->visible_checked;
+	for (uint64_t off = from; off < end; off++) {
+		struct srec *r = st_find(st, off);
+		struct cslot *c = com_at(s, off);
+
+		if (!r) {
+			violate(s,
+				"node %d serves offsets up to %" PRIu64
+				" but does not hold %" PRIu64,
+				nd->id, end - 1, off);
+			return;
+		}
+		if (off <= st->stale_upto && !s->o->strict)
+			continue; /* the known bug, counted at the open */
+		if (!c->term || c->term != r->term ||
+		    (c->fp && c->fp != r->fp)) {
+			violate(s,
+				"node %d serves offset %" PRIu64
+				" (term %" PRIu64
+				") below its commit end %" PRIu64
+				", not the committed record (term %" PRIu64 ")",
+				nd->id, off, r->term, end, c->term);
+			return;
+		}
+	}
+	if (end > nd->visible_checked)
+		nd->visible_checked = end;
+}
+
 /* Leader uniqueness, and a new leader's log holds every committed
  * record of earlier terms and every acknowledged proposal. */
 static void check_leader(struct sim *s, struct node *nd)
@@ -1483,6 +1526,7 @@ static void start_node(struct sim *s, struct node *nd)
 			      st->hs_fault == 1 ? "LOST" : "STALE");
 	}
 	nd->checked_commit = 0;
+	nd->visible_checked = 0;
 	nd->fresh = true;
 	nd->leader_checked_term = 0;
 	nd->last_error[0] = 0;
@@ -1611,6 +1655,8 @@ static void after_step(struct sim *s, struct node *nd)
 			", its storage at %" PRIu64,
 			nd->id, kq__raft_last_index(nd->g->r),
 			st_next(&nd->st) - 1);
+	if (!s->violation[0])
+		check_visible(s, nd);
 	if (!s->violation[0])
 		check_leader(s, nd);
 }
