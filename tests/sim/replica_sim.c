@@ -2460,7 +2460,7 @@ int main(int argc, char **argv)
 	       o.direct_compact ? "direct compaction (behind the group)"
 	       : o.no_retain	? "nothing (--no-retain)"
 				: "kq__raft_group_retain");
-	snprintf(extra, sizeof(extra), "%s%s%s%s%s%s%s%s%s",
+	snprintf(extra, sizeof(extra), "%s%s%s%s%s%s%s%s%s%s",
 		 o.nodes == 3	? " --nodes 3"
 		 : o.nodes == 5 ? " --nodes 5"
 				: "",
@@ -2472,7 +2472,11 @@ int main(int argc, char **argv)
 		 o.huge_terms ? "" : " --no-huge-terms",
 		 o.no_retain ? " --no-retain" : "",
 		 o.lax_retention ? " --lax-retention" : "",
-		 o.lax_hs ? " --lax-hs" : "", o.strict ? " --strict" : "");
+		 o.lax_hs ? " --lax-hs" : "", o.strict ? " --strict" : "",
+		 o.corrupt == 1	  ? " --corrupt 1"
+		 : o.corrupt == 2 ? " --corrupt 2"
+		 : o.corrupt == 3 ? " --corrupt 3"
+				  : "");
 	if (failed) {
 		printf("%" PRIu64 " seeds, %" PRIu64
 		       " violations, first failing seed %" PRIu64 " (%s); "
