@@ -1,0 +1,2491 @@
+/* Deterministic simulation of whole Raft replicas.
+ *
+ * Where raft-sim drives the pure core, this program runs what a broker
+ * runs: the group adapter (plugins/raft/group.c) around the real core,
+ * over a simulated storage that implements struct kq_log_api with the
+ * semantics of include/kafkaesque/storage.h (segments, a durable prefix
+ * and an unsynced tail, grouped asynchronous syncs, truncate, reset,
+ * compact, hard state and snapshot files).  The pieces of the module that
+ * group.c calls outside itself (the group table, the `later` timer and
+ * the cluster port) are defined here, over a simulated network.
+ *
+ * One seed drives everything: crashes (losing the unsynced tail, or
+ * keeping a torn prefix of it), sync errors, a crash between saving a
+ * snapshot file and resetting the log, lost and stale hard-state files,
+ * retention at random points, network loss, duplication, delay,
+ * reordering and partitions, and forged or corrupted peer messages.
+ * After every step the invariants are checked; then the faults stop and
+ * the replicas must converge.
+ *
+ *   replica-sim --seeds N --first-seed S [--nodes 3|5] [--ticks T]
+ *               [--converge-ticks T] [--kind log|sm] [--trace] [--soak]
+ *               [--no-hs-faults] [--no-huge-terms] [--no-retain]
+ *               [--direct-compact] [--lax-retention] [--lax-hs]
+ *               [--corrupt 1|2|3] [--strict]
+ *
+ * The modes after --no-retain show bugs of today, and known bugs are
+ * tolerated unless --strict (see docs/raft.md).
+ * The last line is "N seeds, V violations".  A failing seed replays
+ * exactly with --seeds 1 --first-seed <seed> and the same options. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../plugins/raft/module.h"
+
+#define MAX_NODES 5
+#define TICK	  100 /* time units per tick */
+#define GROUP_ID  7
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t mix(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s += 0x9e3779b97f4a7c15ull;
+	return mix(*s);
+}
+
+static uint64_t below(uint64_t *s, uint64_t n)
+{
+	return n ? rnd(s) % n : 0;
+}
+
+/* True with probability permille / 1000. */
+static int chance(uint64_t *s, unsigned permille)
+{
+	return below(s, 1000) < permille;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p) {
+		fprintf(stderr, "replica-sim: out of memory\n");
+		exit(2);
+	}
+	return p;
+}
+
+static void *xmemdup(const void *p, size_t n)
+{
+	void *c;
+
+	if (!p || !n)
+		return NULL;
+	c = xrealloc(NULL, n);
+	memcpy(c, p, n);
+	return c;
+}
+
+/* A record's identity: term, flags and every byte of its payload. */
+static uint64_t rec_fp(uint64_t term, uint32_t flags, int64_t ts,
+		       const void *key, uint32_t klen, const void *val,
+		       uint32_t vlen)
+{
+	uint64_t h = mix(term * 31 + flags) ^ mix((uint64_t)ts);
+	const uint8_t *p;
+
+	p = key;
+	for (uint32_t i = 0; i < klen; i++)
+		h = mix(h ^ p[i]) + 1;
+	h = mix(h ^ 0x55);
+	p = val;
+	for (uint32_t i = 0; i < vlen; i++)
+		h = mix(h ^ p[i]) + 7;
+	return h;
+}
+
+/* ------------------------------------------------------------ model */
+
+struct srec {
+	uint64_t off, term;
+	int64_t ts;
+	uint32_t flags;
+	void *key, *val;
+	uint32_t klen, vlen;
+	uint64_t seq; /* append order, for syncs */
+	bool durable;
+	uint64_t fp;
+};
+
+struct ssync {
+	struct kq_sync_req *req;
+	kq_sync_cb cb;
+	uint64_t upto; /* appends with seq <= upto */
+};
+
+/* What a crash cannot take: a deleted durable record (gone by retention)
+ * is remembered so that what a replica acknowledged stays checkable. */
+struct gone {
+	uint64_t off, term, fp;
+	uint32_t flags;
+};
+
+/* One replica's storage: the struct kq_plog the adapter is lent. */
+struct kq_plog {
+	struct node *nd;
+	struct srec *r;
+	size_t n, cap;
+	uint64_t *segs; /* segment base offsets, oldest first */
+	size_t nsegs, cap_segs;
+	uint64_t seq;
+	struct ssync *q; /* pending syncs, in order */
+	size_t nq, cap_q;
+	bool sync_scheduled;
+	bool failed; /* a write or sync error: appends refused */
+	bool crash_pending;
+
+	struct kq_hard_state hs;
+	struct kq_hard_state *hs_hist; /* every version saved */
+	size_t n_hist, cap_hist;
+	int hs_fault; /* 0 none, 1 lost, 2 stale */
+	struct kq_hard_state hs_stale;
+
+	bool snap_present;
+	uint64_t snap_index, snap_term;
+	void *snap_data;
+	size_t snap_len;
+	bool just_saved_snapshot; /* the last write was save_snapshot */
+
+	struct gone *gone;
+	size_t n_gone, cap_gone;
+	uint64_t stale_upto; /* records up to here are known stale */
+	bool reset_at_open;  /* the last open reset the log */
+};
+
+struct sim;
+
+/* The cluster port of one replica. */
+struct kq__cluster {
+	struct node *nd;
+};
+
+struct node {
+	struct sim *sim;
+	int id;
+	struct kq__raft_module mod;
+	struct kq_host host;
+	struct kq__cluster port;
+	struct kq_plog st;
+	struct kq_group *g;
+	int up;
+	unsigned incarnation;
+	uint64_t restart_tick;
+	uint64_t checked_commit;  /* commits up to here were checked */
+	uint64_t last_point;	  /* the restart point checked last */
+	uint64_t visible_checked; /* records below were checked */
+	bool fresh;		  /* opened since the last check */
+	uint64_t leader_checked_term;
+	bool later;	  /* canceled proposals wait */
+	bool opening;	  /* inside kq__raft_group_open */
+	bool fault_step;  /* a fault was injected in this step */
+	bool forged_step; /* this step delivered a forged message */
+	char last_error[256];
+	/* State machine (state-machine groups). */
+	uint64_t sm_applied, sm_chain;
+};
+
+struct netmsg {
+	struct kq__raft_msg m;
+	bool forged;
+};
+
+enum ev_type { EV_CONTROL, EV_TICK, EV_DELIVER, EV_SYNC, EV_CRASH };
+
+struct ev {
+	uint64_t time;
+	uint64_t seq;
+	enum ev_type type;
+	int node;
+	unsigned incarnation;
+	struct netmsg *msg;
+};
+
+struct cslot {
+	uint64_t term, fp;
+	bool control;
+};
+
+struct ack {
+	uint64_t off, fp, term;
+};
+
+struct prop {
+	struct kq_propose_req req;
+	struct sim *sim;
+	int node;
+	bool final;
+	size_t n;
+	uint64_t fp[4];
+	uint64_t term;
+};
+
+enum {
+	F_CRASH,
+	F_TORN,
+	F_SYNC_ERR,
+	F_SNAP_CRASH,
+	F_HS_LOST,
+	F_HS_STALE,
+	F_HS_REFUSED,
+	F_RETAIN,
+	F_RETAIN_DELETED,
+	F_DIRECT_COMPACT,
+	F_DROP,
+	F_DUP,
+	F_REORDER,
+	F_PARTITION,
+	F_FORGED,
+	F_FORGED_REFUSED,
+	F_SNAP_INSTALL,
+	F_SNAPSHOTS,
+	F_PROPOSED,
+	F_ACKED,
+	F_SYNC_DELAYED,
+	F_UNCOMMITTED_DELETED,
+	F_HS_ACCEPTED,
+	F_KNOWN_STALE_POINT,
+	F_POINTS_SAVED,
+	F_KNOWN_HS_RESET,
+	F_KNOWN_AFTER,
+	F_N
+};
+
+static const char *f_names[F_N] = {
+	"crashes",
+	"torn tails kept",
+	"sync errors",
+	"crashes in install",
+	"hard states lost",
+	"hard states stale",
+	"opens refused",
+	"retain calls",
+	"segments deleted",
+	"direct compactions",
+	"messages dropped",
+	"messages duplicated",
+	"messages reordered",
+	"partitions",
+	"forged messages",
+	"forged refused",
+	"states restored",
+	"snapshots taken",
+	"records proposed",
+	"proposals acknowledged",
+	"syncs held back",
+	"uncommitted records deleted",
+	"opens over a bad hard state",
+	"known bug: stale record at the restart point",
+	"snapshot files saved",
+	"known bug: bad hard state hidden by a reset at open",
+	"seeds failing after a known bug",
+};
+
+struct opts {
+	uint64_t seeds, first_seed;
+	int nodes;
+	unsigned ticks, converge_ticks;
+	int trace;
+	bool direct_compact; /* retention behind the group's back */
+	bool hs_faults;
+	bool huge_terms;
+	bool no_retain;
+	int corrupt; /* malformed messages too: 1 acks past the log, 2 index
+		      * gaps in appends, 3 both */
+	bool lax_retention; /* count deletions of uncommitted records */
+	bool lax_hs;	    /* count opens over a bad hard state */
+	bool strict;	    /* known bugs are violations too */
+	int kind;	    /* -1 drawn, 0 message log, 1 state machine */
+};
+
+struct sim {
+	const struct opts *o;
+	uint64_t seed, rng;
+	int n;
+	struct node nodes[MAX_NODES];
+	uint64_t now, tick;
+	bool sm; /* a state-machine group */
+
+	unsigned loss, dup, delay_max, reorder, sync_max, sync_err, crash,
+		partition, forge, retain, torn, snap_crash, hs_fault,
+		leader_crash;
+	int seg_recs;
+	int blocked[MAX_NODES][MAX_NODES];
+	bool healed;
+
+	struct ev *heap;
+	size_t n_heap, cap_heap;
+	uint64_t evseq;
+
+	/* Checker state. */
+	uint64_t *leader_of;
+	size_t cap_leader_of;
+	struct cslot *com; /* offset -> committed record */
+	size_t cap_com;
+	uint64_t max_commit;
+	struct ack *acks;
+	size_t n_acks, cap_acks;
+	uint64_t next_id;
+	bool final_acked;
+	uint64_t max_term_seen;
+	uint64_t f[F_N];
+	bool tainted; /* a known bug fired */
+	char violation[512];
+};
+
+static uint64_t tot[F_N];
+
+static void trace(struct sim *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void trace(struct sim *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->o->trace)
+		return;
+	printf("[%6" PRIu64 ".%02" PRIu64 "] ", s->now / TICK, s->now % TICK);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+static void violate(struct sim *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void violate(struct sim *s, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (s->violation[0])
+		return;
+	k = snprintf(s->violation, sizeof(s->violation),
+		     "tick %" PRIu64 ".%02" PRIu64 ": ", s->now / TICK,
+		     s->now % TICK);
+	va_start(ap, fmt);
+	vsnprintf(s->violation + k, sizeof(s->violation) - k, fmt, ap);
+	va_end(ap);
+	trace(s, "VIOLATION %s", s->violation);
+}
+
+/* A known bug of today fired: tolerated unless --strict, and whatever
+ * goes wrong later in this seed is taken as its consequence. */
+static void known_bug(struct sim *s, int which)
+{
+	s->f[which]++;
+	s->tainted = true;
+}
+
+/* ------------------------------------------------------------ events */
+
+static int ev_less(const struct ev *a, const struct ev *b)
+{
+	return a->time < b->time || (a->time == b->time && a->seq < b->seq);
+}
+
+static void push(struct sim *s, struct ev e)
+{
+	size_t i;
+
+	if (s->n_heap == s->cap_heap) {
+		s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 256;
+		s->heap = xrealloc(s->heap, s->cap_heap * sizeof(*s->heap));
+	}
+	e.seq = s->evseq++;
+	i = s->n_heap++;
+	while (i) {
+		size_t p = (i - 1) / 2;
+
+		if (ev_less(&s->heap[p], &e))
+			break;
+		s->heap[i] = s->heap[p];
+		i = p;
+	}
+	s->heap[i] = e;
+}
+
+static struct ev pop(struct sim *s)
+{
+	struct ev top = s->heap[0], last = s->heap[--s->n_heap];
+	size_t i = 0;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= s->n_heap)
+			break;
+		if (c + 1 < s->n_heap && ev_less(&s->heap[c + 1], &s->heap[c]))
+			c++;
+		if (!ev_less(&s->heap[c], &last))
+			break;
+		s->heap[i] = s->heap[c];
+		i = c;
+	}
+	if (s->n_heap)
+		s->heap[i] = last;
+	return top;
+}
+
+static struct netmsg *msg_copy(const struct kq__raft_msg *m)
+{
+	struct netmsg *c = xrealloc(NULL, sizeof(*c));
+
+	c->m = *m;
+	c->forged = false;
+	c->m.entries = NULL;
+	if (m->n_entries) {
+		c->m.entries =
+			xrealloc(NULL, m->n_entries * sizeof(*m->entries));
+		memcpy(c->m.entries, m->entries,
+		       m->n_entries * sizeof(*m->entries));
+		for (size_t i = 0; i < m->n_entries; i++)
+			kq__raft_buf_ref(m->entries[i].data);
+	}
+	kq__raft_buf_ref(m->snap.data);
+	return c;
+}
+
+static void msg_free(struct netmsg *c)
+{
+	for (size_t i = 0; i < c->m.n_entries; i++)
+		kq__raft_buf_unref(c->m.entries[i].data);
+	free(c->m.entries);
+	kq__raft_buf_unref(c->m.snap.data);
+	free(c);
+}
+
+/* ------------------------------------------------------------ checker */
+
+static struct cslot *com_at(struct sim *s, uint64_t off)
+{
+	if (off >= s->cap_com) {
+		size_t n = s->cap_com ? s->cap_com : 1024;
+
+		while (n <= off)
+			n *= 2;
+		s->com = xrealloc(s->com, n * sizeof(*s->com));
+		memset(s->com + s->cap_com, 0,
+		       (n - s->cap_com) * sizeof(*s->com));
+		s->cap_com = n;
+	}
+	return &s->com[off];
+}
+
+/* A replica holds (off, term, fp) as committed: it must agree with every
+ * other replica, ever.  fp 0: only the term is known. */
+static void note_committed(struct sim *s, struct node *nd, uint64_t off,
+			   uint64_t term, uint64_t fp, uint32_t flags,
+			   const char *how)
+{
+	struct cslot *c;
+
+	if (!off)
+		return;
+	c = com_at(s, off);
+	if (!c->term) {
+		c->term = term;
+		c->fp = fp;
+		c->control = flags & KQ_RECORD_CONTROL;
+		if (off > s->max_commit)
+			s->max_commit = off;
+		return;
+	}
+	if (c->term != term || (fp && c->fp && c->fp != fp))
+		violate(s,
+			"node %d %s offset %" PRIu64 " as committed with term "
+			"%" PRIu64 ", but term %" PRIu64
+			" (another payload?) committed there",
+			nd->id, how, off, term, c->term);
+	else if (fp && !c->fp) {
+		c->fp = fp;
+		c->control = flags & KQ_RECORD_CONTROL;
+	}
+}
+
+/* ------------------------------------------------------------ storage */
+
+static struct srec *st_find(struct kq_plog *st, uint64_t off)
+{
+	size_t lo = 0, hi = st->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (st->r[mid].off < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < st->n && st->r[lo].off == off ? &st->r[lo] : NULL;
+}
+
+static struct gone *gone_find(struct kq_plog *st, uint64_t off)
+{
+	for (size_t i = st->n_gone; i-- > 0;)
+		if (st->gone[i].off == off)
+			return &st->gone[i];
+	return NULL;
+}
+
+static uint64_t st_next(struct kq_plog *st)
+{
+	if (st->n)
+		return st->r[st->n - 1].off + 1;
+	return st->nsegs ? st->segs[st->nsegs - 1] : 1;
+}
+
+static uint64_t st_first(struct kq_plog *st)
+{
+	return st->n ? st->r[0].off : st_next(st);
+}
+
+static void rec_free(struct srec *r)
+{
+	free(r->key);
+	free(r->val);
+}
+
+/* Drops records [k, n). */
+static void st_cut(struct kq_plog *st, size_t k)
+{
+	for (size_t i = k; i < st->n; i++)
+		rec_free(&st->r[i]);
+	st->n = k;
+}
+
+static void st_push_seg(struct kq_plog *st, uint64_t base)
+{
+	if (st->nsegs == st->cap_segs) {
+		st->cap_segs = st->cap_segs ? st->cap_segs * 2 : 16;
+		st->segs = xrealloc(st->segs, st->cap_segs * sizeof(*st->segs));
+	}
+	st->segs[st->nsegs++] = base;
+}
+
+/* Records in the newest segment. */
+static size_t st_newest_count(struct kq_plog *st)
+{
+	size_t k = 0;
+
+	for (size_t i = st->n;
+	     i-- > 0 && st->r[i].off >= st->segs[st->nsegs - 1];)
+		k++;
+	return k;
+}
+
+static bool check_node_commit_keep(struct node *nd, uint64_t from,
+				   const char *what);
+static void check_commit(struct sim *s, struct node *nd);
+
+static int sl_append(struct kq_plog *st, const struct kq_record *recs, size_t n)
+{
+	struct sim *s = st->nd->sim;
+
+	if (st->failed)
+		return KQ_EUNAVAILABLE;
+	for (size_t i = 0; i < n; i++) {
+		const struct kq_record *rc = &recs[i];
+		struct srec *r;
+
+		if (rc->offset < st_next(st) ||
+		    (i && rc->offset <= recs[i - 1].offset)) {
+			violate(s,
+				"node %d appends offset %" PRIu64
+				" below next offset %" PRIu64,
+				st->nd->id, rc->offset, st_next(st));
+			return KQ_EBADARG;
+		}
+		if (st->n && rc->offset != st_next(st))
+			violate(s, "node %d appends a gap at %" PRIu64,
+				st->nd->id, rc->offset);
+		if (!st->nsegs || st_newest_count(st) >= (size_t)s->seg_recs)
+			st_push_seg(st, rc->offset);
+		if (st->n == st->cap) {
+			st->cap = st->cap ? st->cap * 2 : 256;
+			st->r = xrealloc(st->r, st->cap * sizeof(*st->r));
+		}
+		r = &st->r[st->n++];
+		memset(r, 0, sizeof(*r));
+		r->off = rc->offset;
+		r->term = rc->term;
+		r->ts = rc->timestamp_ms;
+		r->flags = rc->flags;
+		r->klen = rc->key ? rc->key_len : 0;
+		r->key = xmemdup(rc->key, r->klen);
+		r->vlen = rc->value ? rc->value_len : 0;
+		r->val = xmemdup(rc->value, r->vlen);
+		r->seq = ++st->seq;
+		r->fp = rec_fp(r->term, r->flags, r->ts, r->key, r->klen,
+			       r->val, r->vlen);
+		if (r->term > s->max_term_seen)
+			s->max_term_seen = r->term;
+	}
+	st->just_saved_snapshot = false;
+	return 0;
+}
+
+static void schedule_sync(struct kq_plog *st)
+{
+	struct sim *s = st->nd->sim;
+	uint64_t d = 1 + below(&s->rng, s->sync_max);
+
+	if (st->sync_scheduled)
+		return;
+	if (chance(&s->rng, 50)) {
+		/* A slow disk: held back over several ticks. */
+		d += below(&s->rng, 5 * TICK);
+		s->f[F_SYNC_DELAYED]++;
+	}
+	st->sync_scheduled = true;
+	push(s, (struct ev){.time = s->now + d,
+			    .type = EV_SYNC,
+			    .node = st->nd->id - 1,
+			    .incarnation = st->nd->incarnation});
+}
+
+static int sl_sync(struct kq_plog *st, struct kq_sync_req *req, kq_sync_cb cb)
+{
+	if (st->failed)
+		return KQ_EUNAVAILABLE;
+	if (st->nq == st->cap_q) {
+		st->cap_q = st->cap_q ? st->cap_q * 2 : 16;
+		st->q = xrealloc(st->q, st->cap_q * sizeof(*st->q));
+	}
+	req->cb = cb;
+	st->q[st->nq++] = (struct ssync){req, cb, st->seq};
+	schedule_sync(st);
+	return 0;
+}
+
+static int sl_read(struct kq_plog *st, uint64_t from, uint64_t end,
+		   size_t max_bytes, kq_record_cb cb, void *ctx, uint64_t *next)
+{
+	size_t bytes = 0;
+	int n = 0;
+	size_t lo = 0, hi = st->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (st->r[mid].off < from)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*next = from;
+	for (size_t i = lo; i < st->n && st->r[i].off < end; i++) {
+		struct srec *r = &st->r[i];
+		struct kq_record rec = {
+			.offset = r->off,
+			.term = r->term,
+			.timestamp_ms = r->ts,
+			.flags = r->flags,
+			.key = r->key,
+			.key_len = r->klen,
+			.value = r->val,
+			.value_len = r->vlen,
+		};
+		int stop;
+
+		if (n && bytes >= max_bytes)
+			break;
+		/* The core reads back only what it was told is durable. */
+		if (!r->durable && st->nd->g && !st->nd->g->closed)
+			violate(st->nd->sim,
+				"node %d reads offset %" PRIu64
+				" which is not durable",
+				st->nd->id, r->off);
+		stop = cb(ctx, &rec);
+		n++;
+		bytes += r->klen + r->vlen;
+		*next = r->off + 1;
+		if (stop)
+			break;
+	}
+	return n;
+}
+
+static uint64_t sl_first(struct kq_plog *st)
+{
+	return st_first(st);
+}
+
+static uint64_t sl_next(struct kq_plog *st)
+{
+	return st_next(st);
+}
+
+static int sl_term_at(struct kq_plog *st, uint64_t off, uint64_t *term)
+{
+	struct srec *r = st_find(st, off);
+
+	if (!r)
+		return -ENOENT;
+	*term = r->term;
+	return 0;
+}
+
+static int sl_reset(struct kq_plog *st, uint64_t next);
+
+static int sl_truncate(struct kq_plog *st, uint64_t from)
+{
+	size_t k;
+
+	if (st->failed)
+		return KQ_EUNAVAILABLE;
+	st->just_saved_snapshot = false;
+	if (from >= st_next(st))
+		return 0;
+	if (from <= st_first(st))
+		return sl_reset(st, from);
+	check_node_commit_keep(st->nd, from, "truncates");
+	if (st->nd->visible_checked > from)
+		st->nd->visible_checked = from;
+	for (k = 0; k < st->n && st->r[k].off < from; k++)
+		;
+	st_cut(st, k);
+	while (st->nsegs > 1 && st->segs[st->nsegs - 1] >= from)
+		st->nsegs--;
+	return 0;
+}
+
+static int sl_reset(struct kq_plog *st, uint64_t next)
+{
+	struct node *nd = st->nd;
+	struct sim *s = nd->sim;
+
+	if (st->failed)
+		return KQ_EUNAVAILABLE;
+	if (st->just_saved_snapshot && chance(&s->rng, s->snap_crash)) {
+		/* The broker dies between the snapshot file and the reset. */
+		trace(s, "  node %d CRASHES inside a snapshot install", nd->id);
+		s->f[F_SNAP_CRASH]++;
+		st->failed = true;
+		st->crash_pending = true;
+		nd->fault_step = true;
+		return -EIO;
+	}
+	st->just_saved_snapshot = false;
+	if (next == UINT64_MAX)
+		return KQ_EBADARG;
+	check_node_commit_keep(nd, next, "resets");
+	if (nd->opening)
+		st->reset_at_open = true;
+	if (nd->visible_checked > next)
+		nd->visible_checked = next;
+	st_cut(st, 0);
+	st->stale_upto = 0;
+	st->nsegs = 0;
+	st_push_seg(st, next);
+	return 0;
+}
+
+/* Records below `before` leave with their segments: checked to be
+ * committed (and remembered, for acknowledgements). */
+static void st_drop_oldest_seg(struct kq_plog *st)
+{
+	struct node *nd = st->nd;
+	struct sim *s = nd->sim;
+	size_t k = 0;
+
+	/* What this replica committed in the current step counts. */
+	if (nd->up && nd->g && !nd->g->closed)
+		check_commit(s, nd);
+	while (k < st->n && st->r[k].off < st->segs[1]) {
+		struct srec *r = &st->r[k];
+		struct cslot *c = com_at(s, r->off);
+
+		if (r->off <= st->stale_upto && !s->o->strict &&
+		    (c->term != r->term || (c->fp && c->fp != r->fp)))
+			; /* counted when it was opened over */
+		else if (!c->term && s->o->lax_retention)
+			s->f[F_UNCOMMITTED_DELETED]++;
+		else if (!c->term)
+			violate(s,
+				"node %d retention deletes offset %" PRIu64
+				" (term %" PRIu64
+				") which no replica knows committed",
+				nd->id, r->off, r->term);
+		else if ((c->term != r->term || (c->fp && c->fp != r->fp)) &&
+			 s->o->lax_retention)
+			s->f[F_UNCOMMITTED_DELETED]++;
+		else if (c->term != r->term || (c->fp && c->fp != r->fp))
+			violate(s,
+				"node %d retention deletes offset %" PRIu64
+				" (term %" PRIu64 "), not the committed one "
+				"(term %" PRIu64 ")",
+				nd->id, r->off, r->term, c->term);
+		if (r->durable) {
+			if (st->n_gone == st->cap_gone) {
+				st->cap_gone =
+					st->cap_gone ? st->cap_gone * 2 : 64;
+				st->gone = xrealloc(st->gone,
+						    st->cap_gone *
+							    sizeof(*st->gone));
+			}
+			st->gone[st->n_gone++] =
+				(struct gone){r->off, r->term, r->fp, r->flags};
+		}
+		rec_free(r);
+		k++;
+	}
+	memmove(st->r, st->r + k, (st->n - k) * sizeof(*st->r));
+	st->n -= k;
+	memmove(st->segs, st->segs + 1, (st->nsegs - 1) * sizeof(*st->segs));
+	st->nsegs--;
+	s->f[F_RETAIN_DELETED]++;
+}
+
+static int sl_compact(struct kq_plog *st, uint64_t before)
+{
+	int n = 0;
+
+	if (st->failed)
+		return KQ_EUNAVAILABLE;
+	while (st->nsegs > 1) {
+		size_t k = 0;
+		uint64_t last = 0;
+
+		while (k < st->n && st->r[k].off < st->segs[1])
+			last = st->r[k++].off;
+		if (st->segs[1] > before && (!k || last >= before))
+			break;
+		st_drop_oldest_seg(st);
+		n++;
+	}
+	return n;
+}
+
+static void hs_remember(struct kq_plog *st, const struct kq_hard_state *hs)
+{
+	if (st->n_hist == st->cap_hist) {
+		st->cap_hist = st->cap_hist ? st->cap_hist * 2 : 16;
+		st->hs_hist = xrealloc(st->hs_hist, st->cap_hist * sizeof(*hs));
+	}
+	st->hs_hist[st->n_hist++] = *hs;
+}
+
+static int sl_save_hs(struct kq_plog *st, const struct kq_hard_state *hs)
+{
+	struct sim *s = st->nd->sim;
+
+	if (st->failed)
+		return KQ_EUNAVAILABLE;
+	if (hs->term < st->hs.term)
+		violate(s, "node %d saves term %" PRIu64 " over term %" PRIu64,
+			st->nd->id, hs->term, st->hs.term);
+	else if (hs->term == st->hs.term && st->hs.vote &&
+		 hs->vote != st->hs.vote)
+		violate(s,
+			"node %d changes its vote in term %" PRIu64
+			" from %" PRIu64 " to %" PRIu64,
+			st->nd->id, hs->term, st->hs.vote, hs->vote);
+	if (st->n_hist == 0 || st->hs.term != hs->term ||
+	    st->hs.vote != hs->vote)
+		hs_remember(st, hs);
+	st->hs = *hs;
+	st->hs_fault = 0;
+	if (hs->term > s->max_term_seen)
+		s->max_term_seen = hs->term;
+	return 0;
+}
+
+static int sl_load_hs(struct kq_plog *st, struct kq_hard_state *hs)
+{
+	if (st->hs_fault == 1)
+		*hs = (struct kq_hard_state){0, 0};
+	else if (st->hs_fault == 2)
+		*hs = st->hs_stale;
+	else
+		*hs = st->hs;
+	return 0;
+}
+
+static int sl_save_snap(struct kq_plog *st, uint64_t index, uint64_t term,
+			const void *data, size_t len)
+{
+	if (st->failed)
+		return KQ_EUNAVAILABLE;
+	free(st->snap_data);
+	st->nd->sim->f[F_POINTS_SAVED]++;
+	st->snap_present = true;
+	st->snap_index = index;
+	st->snap_term = term;
+	st->snap_data = xmemdup(data, len);
+	st->snap_len = data ? len : 0;
+	st->just_saved_snapshot = true;
+	return 0;
+}
+
+static int sl_load_snap(struct kq_plog *st, uint64_t *index, uint64_t *term,
+			void **data, size_t *len)
+{
+	if (!st->snap_present)
+		return -ENOENT;
+	*index = st->snap_index;
+	*term = st->snap_term;
+	*data = xmemdup(st->snap_data, st->snap_len);
+	*len = *data ? st->snap_len : 0;
+	return 0;
+}
+
+static const struct kq_log_api sim_logs = {
+	.append = sl_append,
+	.sync = sl_sync,
+	.read = sl_read,
+	.first_offset = sl_first,
+	.next_offset = sl_next,
+	.term_at = sl_term_at,
+	.truncate = sl_truncate,
+	.reset = sl_reset,
+	.save_hard_state = sl_save_hs,
+	.load_hard_state = sl_load_hs,
+	.save_snapshot = sl_save_snap,
+	.load_snapshot = sl_load_snap,
+	.compact = sl_compact,
+};
+
+/* Completes the syncs up to the newest scheduled: the records they
+ * cover become durable first. */
+static void st_complete_syncs(struct kq_plog *st, size_t n, int status)
+{
+	struct ssync *q;
+
+	if (n > st->nq)
+		n = st->nq;
+	if (!n)
+		return;
+	q = xmemdup(st->q, n * sizeof(*q));
+	memmove(st->q, st->q + n, (st->nq - n) * sizeof(*st->q));
+	st->nq -= n;
+	if (status == 0)
+		for (size_t i = 0; i < st->n && st->r[i].seq <= q[n - 1].upto;
+		     i++)
+			st->r[i].durable = true;
+	for (size_t i = 0; i < n; i++)
+		q[i].cb(q[i].req, status);
+	free(q);
+}
+
+/* ------------------------------------------------------------ module */
+
+/* The pieces of plugin.c that group.c calls: one group per module here. */
+struct kq_group *kq__raft_module_find(struct kq__raft_module *mod, uint64_t id)
+{
+	for (struct kq_group *g = mod->all; g; g = g->next_all)
+		if (g->id == id)
+			return g;
+	return NULL;
+}
+
+int kq__raft_module_add(struct kq__raft_module *mod, struct kq_group *g,
+			uint64_t id)
+{
+	(void)id;
+	g->prev_all = NULL;
+	g->next_all = mod->all;
+	if (mod->all)
+		mod->all->prev_all = g;
+	mod->all = g;
+	mod->n_groups++;
+	return 0;
+}
+
+void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,
+			    uint64_t id)
+{
+	(void)id;
+	if (g->prev_all)
+		g->prev_all->next_all = g->next_all;
+	else
+		mod->all = g->next_all;
+	if (g->next_all)
+		g->next_all->prev_all = g->prev_all;
+	mod->n_groups--;
+}
+
+static struct node *node_of_mod(struct kq__raft_module *mod)
+{
+	return (struct node *)((char *)mod - offsetof(struct node, mod));
+}
+
+void kq__raft_module_later(struct kq__raft_module *mod)
+{
+	node_of_mod(mod)->later = true;
+}
+
+static void check_ack(struct sim *s, struct node *nd,
+		      const struct kq__raft_msg *m);
+
+void kq__cluster_send(struct kq__cluster *c, uint64_t group,
+		      const struct kq__raft_msg *m)
+{
+	struct node *nd = c->nd;
+	struct sim *s = nd->sim;
+	int copies = 1;
+
+	if (group != GROUP_ID)
+		violate(s, "node %d sends for group %" PRIu64, nd->id, group);
+	if (m->from != (uint64_t)nd->id || m->to < 1 ||
+	    m->to > (uint64_t)s->n) {
+		violate(s, "node %d sends from %" PRIu64 " to %" PRIu64, nd->id,
+			m->from, m->to);
+		return;
+	}
+	if (m->term > nd->st.hs.term && m->type != KQ__RAFT_MSG_PREVOTE &&
+	    m->type != KQ__RAFT_MSG_PREVOTE_RESP)
+		violate(s,
+			"node %d sends term %" PRIu64 " before saving it "
+			"(saved %" PRIu64 ")",
+			nd->id, m->term, nd->st.hs.term);
+	if (m->type == KQ__RAFT_MSG_VOTE_RESP && !m->reject &&
+	    (nd->st.hs.vote != m->to || nd->st.hs.term != m->term))
+		violate(s, "node %d grants a vote it did not save", nd->id);
+	check_ack(s, nd, m);
+	trace(s,
+	      "  %" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
+	      " lt%" PRIu64 " c%" PRIu64 " h%" PRIu64 " n%zu%s",
+	      m->from, m->to, kq__raft_msg_name(m->type), m->term, m->index,
+	      m->log_term, m->commit, m->hint, m->n_entries,
+	      m->reject ? " reject" : "");
+	if (chance(&s->rng, s->loss)) {
+		s->f[F_DROP]++;
+		return;
+	}
+	if (chance(&s->rng, s->dup)) {
+		s->f[F_DUP]++;
+		copies = 2;
+	}
+	for (int i = 0; i < copies; i++) {
+		uint64_t d = 1 + below(&s->rng, s->delay_max);
+
+		if (chance(&s->rng, s->reorder)) {
+			s->f[F_REORDER]++;
+			d += below(&s->rng, 3 * TICK);
+		}
+		push(s, (struct ev){.time = s->now + d,
+				    .type = EV_DELIVER,
+				    .node = (int)m->to - 1,
+				    .msg = msg_copy(m)});
+	}
+}
+
+static void host_log(const struct kq_host *host, enum kq_log_level level,
+		     const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void host_log(const struct kq_host *host, enum kq_log_level level,
+		     const char *fmt, ...)
+{
+	struct node *nd =
+		(struct node *)((char *)host - offsetof(struct node, host));
+	va_list ap;
+	char line[256];
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (level == KQ_LOG_ERROR)
+		snprintf(nd->last_error, sizeof(nd->last_error), "%s", line);
+	trace(nd->sim, "  node %d log: %s", nd->id, line);
+}
+
+/* ------------------------------------------------------------ checks */
+
+/* The record a replica holds (or held durably before retention) at
+ * `off`: its term and fingerprint; false when it cannot tell. */
+static bool held_flags(struct node *nd, uint64_t off, bool durable,
+		       uint64_t *term, uint64_t *fp, uint32_t *flags)
+{
+	struct srec *r = st_find(&nd->st, off);
+	struct gone *gn;
+
+	if (r && (r->durable || !durable)) {
+		*term = r->term;
+		*fp = r->fp;
+		*flags = r->flags;
+		return true;
+	}
+	if (r)
+		return false;
+	if (off < st_first(&nd->st) && (gn = gone_find(&nd->st, off))) {
+		*term = gn->term;
+		*fp = gn->fp;
+		*flags = gn->flags;
+		return true;
+	}
+	return false;
+}
+
+static bool held(struct node *nd, uint64_t off, bool durable, uint64_t *term,
+		 uint64_t *fp)
+{
+	uint32_t flags;
+
+	return held_flags(nd, off, durable, term, fp, &flags);
+}
+
+/* A successful append response says "I hold, durably, your log up to
+ * m->index": the record must be there, durable, with the leader's term
+ * (or lie below a restart point this replica stored). */
+static void check_ack(struct sim *s, struct node *nd,
+		      const struct kq__raft_msg *m)
+{
+	struct node *ld;
+	uint64_t t, fp, lt, lfp;
+
+	if (m->type != KQ__RAFT_MSG_APPEND_RESP || m->reject || !m->index)
+		return;
+	ld = &s->nodes[m->to - 1];
+	if (nd->st.snap_present && m->index <= nd->st.snap_index)
+		return; /* below a restart point it stored */
+	if (held(nd, m->index, true, &t, &fp)) {
+		if (ld->up && held(ld, m->index, false, &lt, &lfp) &&
+		    (s->o->strict || m->index > ld->st.stale_upto) &&
+		    kq__raft_term(ld->g->r) == m->term &&
+		    kq__raft_role(ld->g->r) == KQ__RAFT_LEADER &&
+		    (lt != t || lfp != fp))
+			violate(s,
+				"node %d acknowledges offset %" PRIu64
+				" holding term %" PRIu64
+				", but leader %d holds term %" PRIu64,
+				nd->id, m->index, t, ld->id, lt);
+		return;
+	}
+	violate(s,
+		"node %d acknowledges offset %" PRIu64 " in term %" PRIu64
+		" but does not hold it durably "
+		"(log %" PRIu64 "..%" PRIu64 ", restart point %s%" PRIu64 ")",
+		nd->id, m->index, m->term, st_first(&nd->st), st_next(&nd->st),
+		nd->st.snap_present ? "" : "none, ",
+		nd->st.snap_present ? nd->st.snap_index : 0);
+}
+
+/* Storage is about to drop records from `from` on: none may be a record
+ * known committed (the core's commit index may already be past `from`:
+ * it moves before the entries it learned are written). */
+static bool check_node_commit_keep(struct node *nd, uint64_t from,
+				   const char *what)
+{
+	struct sim *s = nd->sim;
+
+	for (size_t i = 0; i < nd->st.n; i++) {
+		struct srec *r = &nd->st.r[i];
+		struct cslot *c;
+
+		if (r->off < from || r->off >= s->cap_com)
+			continue;
+		c = &s->com[r->off];
+		if (c->term == r->term && c->fp == r->fp && nd->st.stale_upto &&
+		    !s->o->strict) {
+			/* The open that kept a stale record at the point
+			 * resets the log at a later open, durable records
+			 * after the point with it. */
+			known_bug(s, F_KNOWN_STALE_POINT);
+			return true;
+		}
+		if (c->term == r->term && c->fp == r->fp) {
+			violate(s,
+				"node %d %s its log from %" PRIu64
+				", dropping committed offset %" PRIu64,
+				nd->id, what, from, r->off);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* What this replica considers committed must match the global record;
+ * checked as its commit index moves (and at each open). */
+static void check_commit(struct sim *s, struct node *nd)
+{
+	struct kq_group *g = nd->g;
+	uint64_t c = kq__raft_commit(g->r), t, fp;
+	uint64_t point = kq__raft_first_index(g->r) - 1;
+	uint32_t flags;
+
+	if (c > kq__raft_last_index(g->r))
+		violate(s, "node %d commit %" PRIu64 " beyond its log %" PRIu64,
+			nd->id, c, kq__raft_last_index(g->r));
+	if (nd->fresh) {
+		/* Just opened: what lies below the point is not held. */
+		nd->fresh = false;
+		nd->last_point = UINT64_MAX;
+		nd->checked_commit = point;
+		if (point && held_flags(nd, point, false, &t, &fp, &flags)) {
+			struct cslot *cs = com_at(s, point);
+			uint64_t pt = g->n_terms ? g->terms[0].term : 0;
+
+			/* The log still holds a record at the point that is
+			 * not the snapshot's (a crash between saving the
+			 * file and resetting the log, where the log ended
+			 * right at the point). */
+			if (t != pt || (cs->term && cs->term != t) ||
+			    (cs->fp && fp != cs->fp)) {
+				if (s->o->strict)
+					violate(s,
+						"node %d opens with the record "
+						"at its restart point %" PRIu64
+						" of term %" PRIu64
+						", not the point's term "
+						"%" PRIu64 " (log %" PRIu64
+						"..%" PRIu64
+						" kept over the snapshot)",
+						nd->id, point, t, pt,
+						st_first(&nd->st),
+						st_next(&nd->st));
+				known_bug(s, F_KNOWN_STALE_POINT);
+				nd->st.stale_upto = point;
+			}
+		}
+	}
+	for (uint64_t i = nd->checked_commit + 1; i <= c; i++) {
+		if (held_flags(nd, i, false, &t, &fp, &flags))
+			note_committed(s, nd, i, t, fp, flags, "commits");
+		if (s->violation[0])
+			return;
+	}
+	if (c > nd->checked_commit)
+		nd->checked_commit = c;
+	if (point && point != nd->last_point) {
+		/* A restart point counts as committed, with its term: it
+		 * must be one some replica committed. */
+		uint64_t pt = g->n_terms ? g->terms[0].term : 0;
+		struct cslot *cs = com_at(s, point);
+
+		if (!cs->term)
+			violate(s,
+				"node %d restarts after offset %" PRIu64
+				" (term %" PRIu64
+				") which no replica knows committed",
+				nd->id, point, pt);
+		else if (cs->term != pt)
+			violate(s,
+				"node %d restarts after offset %" PRIu64
+				" taking term %" PRIu64 ", but term %" PRIu64
+				" was committed there",
+				nd->id, point, pt, cs->term);
+	}
+	nd->last_point = point;
+}
+
+/* What a consumer reads: every record below the group's commit end is
+ * the committed one. */
+static void check_visible(struct sim *s, struct node *nd)
+{
+	struct kq_plog *st = &nd->st;
+	uint64_t end = kq__raft_group_commit_end(nd->g);
+	uint64_t from = st_first(st);
+
+	if (from < nd->visible_checked)
+		from = nd->visible_checked;
+	for (uint64_t off = from; off < end; off++) {
+		struct srec *r = st_find(st, off);
+		struct cslot *c = com_at(s, off);
+
+		if (!r) {
+			violate(s,
+				"node %d serves offsets up to %" PRIu64
+				" but does not hold %" PRIu64,
+				nd->id, end - 1, off);
+			return;
+		}
+		if (off <= st->stale_upto && !s->o->strict)
+			continue; /* the known bug, counted at the open */
+		if (!c->term || c->term != r->term ||
+		    (c->fp && c->fp != r->fp)) {
+			violate(s,
+				"node %d serves offset %" PRIu64
+				" (term %" PRIu64
+				") below its commit end %" PRIu64
+				", not the committed record (term %" PRIu64 ")",
+				nd->id, off, r->term, end, c->term);
+			return;
+		}
+	}
+	if (end > nd->visible_checked)
+		nd->visible_checked = end;
+}
+
+/* Leader uniqueness, and a new leader's log holds every committed
+ * record of earlier terms and every acknowledged proposal. */
+static void check_leader(struct sim *s, struct node *nd)
+{
+	struct kq__raft *r = nd->g->r;
+	uint64_t t = kq__raft_term(r), base, lt, lfp;
+
+	if (kq__raft_role(r) != KQ__RAFT_LEADER)
+		return;
+	if (t >= s->cap_leader_of) {
+		size_t n = s->cap_leader_of ? s->cap_leader_of : 256;
+
+		if (t > 1u << 24)
+			return; /* forged huge terms: nothing to index */
+		while (n <= t)
+			n *= 2;
+		s->leader_of = xrealloc(s->leader_of, n * sizeof(uint64_t));
+		memset(s->leader_of + s->cap_leader_of, 0,
+		       (n - s->cap_leader_of) * sizeof(uint64_t));
+		s->cap_leader_of = n;
+	}
+	if (s->leader_of[t] && s->leader_of[t] != (uint64_t)nd->id) {
+		violate(s,
+			"two leaders in term %" PRIu64 ": %" PRIu64 " and %d",
+			t, s->leader_of[t], nd->id);
+		return;
+	}
+	s->leader_of[t] = (uint64_t)nd->id;
+	if (nd->leader_checked_term == t)
+		return;
+	nd->leader_checked_term = t;
+	trace(s, "  node %d is leader of term %" PRIu64, nd->id, t);
+	/* Leaders dying right after their election, before their no-op
+	 * commits, are where commit rules go wrong. */
+	if (!s->healed && chance(&s->rng, s->leader_crash))
+		push(s,
+		     (struct ev){.time = s->now + 1 + below(&s->rng, 2 * TICK),
+				 .type = EV_CRASH,
+				 .node = nd->id - 1,
+				 .incarnation = nd->incarnation});
+	base = kq__raft_first_index(r) - 1;
+	for (uint64_t i = base + 1; i <= s->max_commit; i++) {
+		struct cslot *c = com_at(s, i);
+
+		if (!c->term || c->term >= t)
+			continue;
+		if (!held(nd, i, false, &lt, &lfp) || lt != c->term ||
+		    (c->fp && lfp != c->fp)) {
+			violate(s,
+				"leader completeness: leader %d of term "
+				"%" PRIu64 " lacks committed offset %" PRIu64,
+				nd->id, t, i);
+			return;
+		}
+	}
+	for (size_t k = 0; k < s->n_acks; k++) {
+		struct ack *a = &s->acks[k];
+
+		if (a->term >= t || a->off <= base)
+			continue;
+		if (!held(nd, a->off, false, &lt, &lfp) || lfp != a->fp) {
+			violate(s,
+				"acknowledged proposal at offset %" PRIu64
+				" missing from leader %d of term %" PRIu64,
+				a->off, nd->id, t);
+			return;
+		}
+	}
+}
+
+/* ------------------------------------------------------------ state */
+
+/* The state-machine group's state: a chain over the applied records. */
+static uint64_t chain_at(struct sim *s, uint64_t index, bool *known)
+{
+	uint64_t h = 0;
+
+	*known = true;
+	for (uint64_t i = 1; i <= index; i++) {
+		struct cslot *c = com_at(s, i);
+
+		if (!c->term || !c->fp) {
+			*known = false;
+			return 0;
+		}
+		if (!c->control)
+			h = mix(h ^ c->fp);
+	}
+	return h;
+}
+
+static void sm_apply(void *ctx, const struct kq_record *rec)
+{
+	struct node *nd = ctx;
+	struct sim *s = nd->sim;
+	uint64_t fp =
+		rec_fp(rec->term, rec->flags, rec->timestamp_ms, rec->key,
+		       rec->key ? rec->key_len : 0, rec->value, rec->value_len);
+
+	if (rec->offset <= nd->sm_applied)
+		violate(s, "node %d applies offset %" PRIu64 " after %" PRIu64,
+			nd->id, rec->offset, nd->sm_applied);
+	note_committed(s, nd, rec->offset, rec->term, fp, rec->flags,
+		       "applies");
+	nd->sm_applied = rec->offset;
+	nd->sm_chain = mix(nd->sm_chain ^ fp);
+}
+
+static int sm_snapshot(void *ctx, void **data, size_t *len)
+{
+	struct node *nd = ctx;
+	uint64_t *p = malloc(2 * sizeof(uint64_t));
+
+	if (!p)
+		return -ENOMEM;
+	/* The adapter snapshots at its applied index. */
+	p[0] = nd->g ? nd->g->applied : nd->sm_applied;
+	p[1] = nd->sm_chain;
+	*data = p;
+	*len = 2 * sizeof(uint64_t);
+	nd->sim->f[F_SNAPSHOTS]++;
+	return 0;
+}
+
+static int sm_restore(void *ctx, const void *data, size_t len)
+{
+	struct node *nd = ctx;
+	struct sim *s = nd->sim;
+	uint64_t p[2], want;
+	bool known;
+
+	if (len != sizeof(p)) {
+		violate(s, "node %d restores a snapshot of %zu bytes", nd->id,
+			len);
+		return KQ_ECORRUPT;
+	}
+	memcpy(p, data, sizeof(p));
+	want = chain_at(s, p[0], &known);
+	if (known && want != p[1])
+		violate(s,
+			"node %d restores a state at %" PRIu64
+			" that is not the committed one",
+			nd->id, p[0]);
+	nd->sm_applied = p[0];
+	nd->sm_chain = p[1];
+	s->f[F_SNAP_INSTALL]++;
+	return 0;
+}
+
+/* ------------------------------------------------------------ nodes */
+
+static int open_group(struct sim *s, struct node *nd)
+{
+	int replicas[MAX_NODES];
+	struct kq_group_config cfg = {
+		.id = GROUP_ID,
+		.name = s->sm ? "meta" : "t-0",
+		.log = &nd->st,
+		.replicas = replicas,
+		.nreplicas = (size_t)s->n,
+	};
+	int rv;
+
+	for (int i = 0; i < s->n; i++)
+		replicas[i] = i + 1;
+	if (s->sm) {
+		cfg.apply = sm_apply;
+		cfg.apply_ctx = nd;
+		cfg.snapshot = sm_snapshot;
+		cfg.restore = sm_restore;
+	}
+	nd->sm_applied = 0;
+	nd->sm_chain = 0;
+	nd->mod.seed =
+		mix(s->seed * 131 + (uint64_t)nd->id * 7919 + nd->incarnation);
+	nd->g = NULL;
+	nd->opening = true;
+	rv = kq__raft_group_open(&nd->mod, &cfg, &nd->g);
+	nd->opening = false;
+	if (rv != 0)
+		nd->g = NULL;
+	return rv;
+}
+
+/* The highest term the storage shows: what a lost or stale hard state
+ * can be told wrong by. */
+static uint64_t st_max_term(struct kq_plog *st)
+{
+	uint64_t t = st->snap_present ? st->snap_term : 0;
+
+	for (size_t i = 0; i < st->n; i++)
+		if (st->r[i].term > t)
+			t = st->r[i].term;
+	return t;
+}
+
+static void start_node(struct sim *s, struct node *nd)
+{
+	struct kq_plog *st = &nd->st;
+	int rv;
+
+	/* A hard-state file lost or replaced by an older copy, only when
+	 * the adapter can tell from what the log holds. */
+	if (s->o->hs_faults && chance(&s->rng, s->hs_fault)) {
+		uint64_t top = st_max_term(st);
+
+		if (top > 0 && chance(&s->rng, 500)) {
+			st->hs_fault = 1;
+			s->f[F_HS_LOST]++;
+		} else {
+			for (size_t i = st->n_hist; i-- > 0;)
+				if (st->hs_hist[i].term < top &&
+				    chance(&s->rng, 600)) {
+					st->hs_fault = 2;
+					st->hs_stale = st->hs_hist[i];
+					s->f[F_HS_STALE]++;
+					break;
+				}
+		}
+		if (st->hs_fault)
+			trace(s, "  node %d hard state %s", nd->id,
+			      st->hs_fault == 1 ? "LOST" : "STALE");
+	}
+	nd->checked_commit = 0;
+	nd->visible_checked = 0;
+	nd->fresh = true;
+	nd->leader_checked_term = 0;
+	nd->last_error[0] = 0;
+	st->reset_at_open = false;
+	rv = open_group(s, nd);
+	if (rv != 0 && st->hs_fault) {
+		/* Refused, as it must: the operator restores the file. */
+		trace(s, "  node %d refuses to open: %s", nd->id,
+		      nd->last_error);
+		s->f[F_HS_REFUSED]++;
+		st->hs_fault = 0;
+		rv = open_group(s, nd);
+	} else if (rv == 0 && st->hs_fault && st->reset_at_open &&
+		   !s->o->strict) {
+		/* Known: open resets the log after an interrupted install
+		 * before it compares the hard state with the log, and the
+		 * records it dropped held the later term. */
+		known_bug(s, F_KNOWN_HS_RESET);
+		st->hs = st->hs_fault == 1 ? (struct kq_hard_state){0, 0}
+					   : st->hs_stale;
+		st->hs_fault = 0;
+	} else if (rv == 0 && st->hs_fault && s->o->lax_hs) {
+		/* Let it run on the wrong state, to see what follows. */
+		s->f[F_HS_ACCEPTED]++;
+		st->hs = st->hs_fault == 1 ? (struct kq_hard_state){0, 0}
+					   : st->hs_stale;
+		st->hs_fault = 0;
+	} else if (rv == 0 && st->hs_fault) {
+		violate(s,
+			"node %d opened over a %s hard state (term %" PRIu64
+			", the log holds term %" PRIu64 ")",
+			nd->id, st->hs_fault == 1 ? "lost" : "stale",
+			st->hs_fault == 1 ? 0 : st->hs_stale.term,
+			st_max_term(st));
+		st->hs_fault = 0;
+	}
+	if (rv != 0) {
+		violate(s, "node %d cannot open its group: %s (%s)", nd->id,
+			kq_strerror(rv), nd->last_error);
+		return;
+	}
+	nd->up = 1;
+	trace(s,
+	      "  node %d opens: log %" PRIu64 "..%" PRIu64 ", point %" PRIu64
+	      ", term %" PRIu64,
+	      nd->id, st_first(st), st_next(st),
+	      kq__raft_first_index(nd->g->r) - 1, kq__raft_term(nd->g->r));
+	check_commit(s, nd);
+}
+
+static void run_later(struct node *nd)
+{
+	if (nd->later) {
+		nd->later = false;
+		kq__raft_run_canceled(&nd->mod);
+	}
+}
+
+/* Kills a replica: the group closes (as the process dies), pending syncs
+ * fail, and the storage keeps only what was durable (and sometimes a
+ * torn prefix of the unsynced tail). */
+static void crash_node(struct sim *s, struct node *nd, const char *why)
+{
+	struct kq_plog *st = &nd->st;
+	size_t k = 0, keep;
+
+	if (!nd->up)
+		return;
+	trace(s, "  CRASH node %d (%s)", nd->id, why);
+	s->f[F_CRASH]++;
+	kq__raft_group_close(nd->g);
+	nd->g = NULL;
+	nd->incarnation++;
+	st->sync_scheduled = false;
+	st_complete_syncs(st, SIZE_MAX, -EIO);
+	run_later(nd);
+	while (k < st->n && st->r[k].durable)
+		k++;
+	keep = k;
+	if (k < st->n && chance(&s->rng, s->torn)) {
+		keep = k + (size_t)below(&s->rng, st->n - k + 1);
+		if (keep > k)
+			s->f[F_TORN]++;
+	}
+	for (size_t i = k; i < keep; i++)
+		st->r[i].durable = true;
+	st_cut(st, keep);
+	/* Segments that lost every record go, but never the last one. */
+	while (st->nsegs > 1 && st_next(st) <= st->segs[st->nsegs - 1] &&
+	       (!st->n || st->r[st->n - 1].off < st->segs[st->nsegs - 1]))
+		st->nsegs--;
+	st->failed = false;
+	st->crash_pending = false;
+	st->just_saved_snapshot = false;
+	nd->up = 0;
+	nd->restart_tick = s->tick + 1 + below(&s->rng, 40);
+}
+
+/* After every step: a failed group must have failed on purpose. */
+static void after_step(struct sim *s, struct node *nd)
+{
+	if (!nd->up || s->violation[0])
+		return;
+	run_later(nd);
+	/* A stopped group's core may be ahead of its storage (an install
+	 * whose reset failed): it never acts on that, so it is not read. */
+	if (!nd->g->failed)
+		check_commit(s, nd);
+	if (nd->g->failed) {
+		if (nd->fault_step || nd->forged_step) {
+			if (nd->forged_step && !nd->fault_step)
+				s->f[F_FORGED_REFUSED]++;
+			crash_node(s, nd, "its group stopped");
+		} else {
+			violate(s, "node %d stopped: %s", nd->id,
+				nd->last_error);
+		}
+		nd->fault_step = nd->forged_step = false;
+		return;
+	}
+	nd->fault_step = nd->forged_step = false;
+	if (!nd->g->running &&
+	    kq__raft_last_index(nd->g->r) + 1 != st_next(&nd->st))
+		violate(s,
+			"node %d core log ends at %" PRIu64
+			", its storage at %" PRIu64,
+			nd->id, kq__raft_last_index(nd->g->r),
+			st_next(&nd->st) - 1);
+	if (!s->violation[0])
+		check_visible(s, nd);
+	if (!s->violation[0])
+		check_leader(s, nd);
+}
+
+/* ------------------------------------------------------------ faults */
+
+static void new_partition(struct sim *s)
+{
+	memset(s->blocked, 0, sizeof(s->blocked));
+	s->f[F_PARTITION]++;
+	switch (below(&s->rng, 4)) {
+	case 0: trace(s, "  network healed"); break;
+	case 1: {
+		int a = (int)below(&s->rng, s->n);
+
+		for (int i = 0; i < s->n; i++)
+			s->blocked[a][i] = s->blocked[i][a] = i != a;
+		trace(s, "  node %d isolated", a + 1);
+		break;
+	}
+	case 2: {
+		uint64_t side = rnd(&s->rng);
+
+		for (int i = 0; i < s->n; i++)
+			for (int j = 0; j < s->n; j++)
+				s->blocked[i][j] =
+					((side >> i) & 1) != ((side >> j) & 1);
+		trace(s, "  network split by mask %" PRIx64,
+		      side & ((1u << s->n) - 1));
+		break;
+	}
+	default: {
+		int k = 1 + (int)below(&s->rng, 3);
+
+		for (int i = 0; i < k; i++) {
+			int a = (int)below(&s->rng, s->n);
+			int b = (int)below(&s->rng, s->n);
+
+			if (a != b)
+				s->blocked[a][b] = 1;
+		}
+		trace(s, "  one-way cuts");
+		break;
+	}
+	}
+}
+
+/* A message no correct peer sends.  Each kind must be refused (the
+ * group stops, and is restarted) or harmless (the checks pass). */
+static void forge(struct sim *s)
+{
+	struct node *nd = &s->nodes[below(&s->rng, s->n)];
+	struct kq__raft_msg m;
+	struct kq__raft_entry e[3];
+	uint8_t junk[16];
+	struct netmsg *nm;
+	uint64_t term, commit;
+
+	if (!nd->up)
+		return;
+	term = kq__raft_term(nd->g->r);
+	commit = kq__raft_commit(nd->g->r);
+	memset(&m, 0, sizeof(m));
+	memset(junk, 0xa5, sizeof(junk));
+	m.to = (uint64_t)nd->id;
+	m.from = 1 + below(&s->rng, s->n);
+	if (m.from == m.to)
+		m.from = m.to % (uint64_t)s->n + 1;
+	switch (below(&s->rng, 7)) {
+	case 0:
+		/* From a broker that is no voter: ignored. */
+		m.from = (uint64_t)s->n + 1 + below(&s->rng, 100);
+		m.type = (enum kq__raft_msg_type)(1 + below(&s->rng, 9));
+		m.term = term + below(&s->rng, 1000);
+		m.index = below(&s->rng, 100);
+		m.commit = below(&s->rng, 100);
+		break;
+	case 1: {
+		/* Conflicting entries for committed offsets, in the current
+		 * term, as if from its leader: refused. */
+		uint64_t prev, pt;
+		struct cslot *c;
+
+		if (commit < 2)
+			return;
+		prev = below(&s->rng, commit);
+		c = com_at(s, prev);
+		pt = prev ? c->term : 0;
+		if (prev && !pt)
+			return;
+		m.type = KQ__RAFT_MSG_APPEND;
+		m.term = term;
+		m.index = prev;
+		m.log_term = pt;
+		m.commit = commit;
+		m.n_entries = 1 + below(&s->rng, 3);
+		if (prev + m.n_entries > commit)
+			m.n_entries = commit - prev;
+		for (size_t i = 0; i < m.n_entries; i++)
+			e[i] = (struct kq__raft_entry){
+				.index = prev + 1 + i,
+				.term = term + 1 + i,
+				.len = sizeof(junk),
+				.data = kq__raft_buf_copy(junk, sizeof(junk)),
+			};
+		m.entries = e;
+		break;
+	}
+	case 2:
+		/* A restart point without data at a low index. */
+		m.type = KQ__RAFT_MSG_SNAPSHOT;
+		m.term = term;
+		m.snap.index = below(&s->rng, commit + 1);
+		m.snap.term = m.snap.index ? com_at(s, m.snap.index)->term : 0;
+		if (m.snap.index && !m.snap.term)
+			return;
+		break;
+	case 3:
+		/* A campaign in a higher term from a log that is behind:
+		 * the term moves, the vote is refused. */
+		m.type = below(&s->rng, 2) ? KQ__RAFT_MSG_VOTE
+					   : KQ__RAFT_MSG_PREVOTE;
+		m.term = term + 1 + below(&s->rng, 3);
+		m.index = commit ? below(&s->rng, commit) : 0;
+		m.log_term = m.index ? com_at(s, m.index)->term : 0;
+		if (m.log_term > 1)
+			m.log_term--;
+		else
+			m.index = 0;
+		break;
+	case 4:
+		/* Terms near the end of the range. */
+		if (!s->o->huge_terms)
+			return;
+		m.type = (enum kq__raft_msg_type)(1 + below(&s->rng, 9));
+		m.term = UINT64_MAX - below(&s->rng, 4);
+		m.index = 0;
+		break;
+	case 5:
+		/* An acknowledgement of entries past the receiver's log. */
+		if (!(s->o->corrupt & 1))
+			return;
+		m.type = KQ__RAFT_MSG_APPEND_RESP;
+		m.term = term;
+		m.index = kq__raft_last_index(nd->g->r) + 1 +
+			  below(&s->rng, 1000);
+		break;
+	default: {
+		/* Entries whose indexes do not follow the previous one. */
+		uint64_t last = kq__raft_last_index(nd->g->r);
+
+		if (!(s->o->corrupt & 2) ||
+		    kq__raft_role(nd->g->r) == KQ__RAFT_LEADER)
+			return;
+		m.type = KQ__RAFT_MSG_APPEND;
+		m.term = term;
+		m.index = commit;
+		m.log_term = commit ? com_at(s, commit)->term : 0;
+		if (commit && !m.log_term)
+			return;
+		m.commit = commit;
+		m.n_entries = 1 + below(&s->rng, 3);
+		for (size_t i = 0; i < m.n_entries; i++)
+			e[i] = (struct kq__raft_entry){
+				.index = last + 2 + 2 * i,
+				.term = term,
+				.len = sizeof(junk),
+				.data = kq__raft_buf_copy(junk, sizeof(junk)),
+			};
+		m.entries = e;
+		break;
+	}
+	}
+	s->f[F_FORGED]++;
+	trace(s, "  FORGED %s to %d from %" PRIu64 " t%" PRIu64 " i%" PRIu64,
+	      kq__raft_msg_name(m.type), nd->id, m.from, m.term, m.index);
+	nm = msg_copy(&m);
+	nm->forged = true;
+	for (size_t i = 0; i < m.n_entries; i++)
+		kq__raft_buf_unref(e[i].data);
+	push(s, (struct ev){.time = s->now + 1 + below(&s->rng, TICK),
+			    .type = EV_DELIVER,
+			    .node = nd->id - 1,
+			    .msg = nm});
+}
+
+/* Retention asks to delete the entries before `before`, anywhere, even
+ * far beyond the commit index. */
+static void retain(struct sim *s, struct node *nd)
+{
+	struct kq_plog *st = &nd->st;
+	uint64_t first = st_first(st), next = st_next(st);
+	uint64_t before = first + below(&s->rng, next - first + 20);
+
+	/* Retention by bytes or time knows nothing of the commit index. */
+	if (chance(&s->rng, 100))
+		before = chance(&s->rng, 500) ? UINT64_MAX - below(&s->rng, 3)
+					      : next + below(&s->rng, 1000);
+	int rv;
+
+	if (s->o->direct_compact && !s->sm) {
+		/* Retention as it was before kq__raft_group_retain: segments go
+		 * behind the group's back. */
+		s->f[F_DIRECT_COMPACT]++;
+		trace(s, "  node %d direct compaction before %" PRIu64, nd->id,
+		      before);
+		sl_compact(st, before);
+		return;
+	}
+	if (s->o->no_retain)
+		return;
+	s->f[F_RETAIN]++;
+	trace(s, "  node %d retain before %" PRIu64, nd->id, before);
+	rv = kq__raft_group_retain(nd->g, before);
+	if (rv < 0 && !nd->g->failed)
+		trace(s, "  node %d retain: %s", nd->id, kq_strerror(rv));
+}
+
+/* ------------------------------------------------------------ proposals */
+
+static void on_proposed(struct kq_propose_req *req, int status)
+{
+	struct prop *p = req->data;
+	struct sim *s = p->sim;
+
+	if (status == 0) {
+		struct node *nd = &s->nodes[p->node - 1];
+
+		/* Told inside the step that committed it. */
+		if (nd->up && nd->g && !nd->g->closed)
+			check_commit(s, nd);
+		for (size_t i = 0; i < p->n; i++) {
+			uint64_t off = req->first_offset + i;
+			struct cslot *c = com_at(s, off);
+
+			if (!c->term || c->fp != p->fp[i] || c->term != p->term)
+				violate(s,
+					"proposal acknowledged at offset "
+					"%" PRIu64 " which is not committed "
+					"with its record",
+					off);
+			if (s->n_acks == s->cap_acks) {
+				s->cap_acks =
+					s->cap_acks ? 2 * s->cap_acks : 256;
+				s->acks = xrealloc(s->acks,
+						   s->cap_acks *
+							   sizeof(*s->acks));
+			}
+			s->acks[s->n_acks++] =
+				(struct ack){off, p->fp[i], p->term};
+			s->f[F_ACKED]++;
+		}
+		if (p->final)
+			s->final_acked = true;
+		/* A leader dying right after a commit, before the followers
+		 * learn of it, tests what the next leader must hold. */
+		if (nd->up && !s->healed &&
+		    chance(&s->rng, s->leader_crash / 4))
+			push(s, (struct ev){.time = s->now + 1 +
+						    below(&s->rng, TICK / 2),
+					    .type = EV_CRASH,
+					    .node = nd->id - 1,
+					    .incarnation = nd->incarnation});
+	}
+	free(p);
+}
+
+static void propose(struct sim *s, struct node *nd, size_t n, bool final)
+{
+	struct kq_record recs[4];
+	uint64_t ids[4];
+	char keys[4][8];
+	struct prop *p;
+	int rv;
+
+	if (kq__raft_role(nd->g->r) != KQ__RAFT_LEADER)
+		return;
+	p = xrealloc(NULL, sizeof(*p));
+	memset(p, 0, sizeof(*p));
+	p->sim = s;
+	p->node = nd->id;
+	p->n = n;
+	p->final = final;
+	p->term = kq__raft_term(nd->g->r);
+	p->req.data = p;
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = ++s->next_id;
+		snprintf(keys[i], sizeof(keys[i]), "k%u",
+			 (unsigned)(ids[i] % 1000));
+		recs[i] = (struct kq_record){
+			.timestamp_ms = (int64_t)ids[i],
+			.key = final || i % 2 ? NULL : keys[i],
+			.key_len =
+				final || i % 2 ? 0 : (uint32_t)strlen(keys[i]),
+			.value = &ids[i],
+			.value_len = sizeof(ids[i]),
+		};
+		p->fp[i] = rec_fp(p->term, 0, recs[i].timestamp_ms, recs[i].key,
+				  recs[i].key_len, &ids[i], sizeof(ids[i]));
+	}
+	rv = kq__raft_group_propose(nd->g, &p->req, recs, n, on_proposed);
+	if (rv != 0) {
+		free(p);
+		return;
+	}
+	s->f[F_PROPOSED] += n;
+	trace(s, "  node %d proposes %zu", nd->id, n);
+}
+
+/* ------------------------------------------------------------ driver */
+
+static struct node *find_leader(struct sim *s)
+{
+	struct node *best = NULL;
+
+	for (int i = 0; i < s->n; i++) {
+		struct node *nd = &s->nodes[i];
+
+		if (nd->up && kq__raft_role(nd->g->r) == KQ__RAFT_LEADER &&
+		    (!best ||
+		     kq__raft_term(nd->g->r) > kq__raft_term(best->g->r)))
+			best = nd;
+	}
+	return best;
+}
+
+/* After the faults: one leader, every replica holding durably the same
+ * committed log, the final proposal acknowledged. */
+static int converged(struct sim *s)
+{
+	struct node *l = find_leader(s);
+	uint64_t last;
+
+	if (!l || !s->final_acked)
+		return 0;
+	last = kq__raft_last_index(l->g->r);
+	if (kq__raft_commit(l->g->r) != last)
+		return 0;
+	for (int i = 0; i < s->n; i++) {
+		struct node *nd = &s->nodes[i];
+		struct kq_plog *st = &nd->st;
+		uint64_t from;
+
+		if (!nd->up || kq__raft_commit(nd->g->r) != last ||
+		    (s->sm && nd->sm_chain != l->sm_chain) ||
+		    kq__raft_last_index(nd->g->r) != last ||
+		    st_next(st) != last + 1 ||
+		    (st->n && !st->r[st->n - 1].durable))
+			return 0;
+		from = st_first(st) > st_first(&l->st) ? st_first(st)
+						       : st_first(&l->st);
+		if (from < kq__raft_first_index(nd->g->r))
+			from = kq__raft_first_index(nd->g->r);
+		if (from < kq__raft_first_index(l->g->r))
+			from = kq__raft_first_index(l->g->r);
+		for (uint64_t k = from; k <= last; k++) {
+			struct srec *a = st_find(st, k),
+				    *b = st_find(&l->st, k);
+
+			if (!a || !b || a->fp != b->fp || a->term != b->term)
+				return 0;
+		}
+	}
+	return 1;
+}
+
+static void control(struct sim *s)
+{
+	unsigned chaos = s->o->ticks;
+	struct node *l;
+
+	if (s->tick < chaos) {
+		if (chance(&s->rng, s->partition))
+			new_partition(s);
+		if (chance(&s->rng, s->crash)) {
+			struct node *nd = &s->nodes[below(&s->rng, s->n)];
+
+			crash_node(s, nd, "fault");
+		}
+		if (chance(&s->rng, s->forge))
+			forge(s);
+		for (int i = 0; i < s->n && !s->violation[0]; i++) {
+			struct node *nd = &s->nodes[i];
+
+			if (!nd->up && s->tick >= nd->restart_tick) {
+				trace(s, "  RESTART node %d", nd->id);
+				start_node(s, nd);
+				after_step(s, nd);
+			} else if (nd->up && chance(&s->rng, s->retain)) {
+				retain(s, nd);
+				after_step(s, nd);
+			}
+		}
+		if (chance(&s->rng, 500)) {
+			struct node *nd = &s->nodes[below(&s->rng, s->n)];
+
+			if (nd->up) {
+				propose(s, nd, 1 + below(&s->rng, 4), false);
+				after_step(s, nd);
+			}
+		}
+		return;
+	}
+	if (s->tick == chaos) {
+		trace(s, "  FAULTS STOP");
+		memset(s->blocked, 0, sizeof(s->blocked));
+		s->loss = s->dup = s->reorder = 0;
+		s->sync_err = 0;
+		s->snap_crash = 0;
+		s->healed = true;
+		for (int i = 0; i < s->n && !s->violation[0]; i++) {
+			if (!s->nodes[i].up) {
+				start_node(s, &s->nodes[i]);
+				after_step(s, &s->nodes[i]);
+			}
+		}
+	}
+	/* A final proposal, made again until one is acknowledged. */
+	l = find_leader(s);
+	if (l && !s->final_acked && s->tick % 10 == 0) {
+		propose(s, l, 1, true);
+		after_step(s, l);
+	}
+}
+
+static void deliver(struct sim *s, struct node *nd, struct netmsg *nm)
+{
+	struct kq__raft_msg *m = &nm->m;
+	uint64_t term, refused;
+
+	if (!nd->up ||
+	    (!nm->forged && m->from >= 1 && m->from <= (uint64_t)s->n &&
+	     s->blocked[m->from - 1][m->to - 1]))
+		return;
+	trace(s,
+	      "%" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64 " lt%" PRIu64
+	      " c%" PRIu64 " h%" PRIu64 " n%zu%s%s",
+	      m->from, m->to, kq__raft_msg_name(m->type), m->term, m->index,
+	      m->log_term, m->commit, m->hint, m->n_entries,
+	      m->reject ? " reject" : "", nm->forged ? " FORGED" : "");
+	term = kq__raft_term(nd->g->r);
+	refused = nd->g->refused;
+	nd->forged_step = nm->forged;
+	kq__raft_group_step(nd->g, m);
+	if (nm->forged && nd->g->refused != refused)
+		s->f[F_FORGED_REFUSED]++;
+	else if (!nm->forged && nd->g->refused != refused)
+		violate(s,
+			"node %d refused %s from %" PRIu64 " in term %" PRIu64
+			" sent by a correct peer",
+			nd->id, kq__raft_msg_name(m->type), m->from, m->term);
+	if (nm->forged && (m->from < 1 || m->from > (uint64_t)s->n) &&
+	    !nd->g->failed && kq__raft_term(nd->g->r) != term)
+		violate(s,
+			"node %d took term %" PRIu64
+			" from a broker that is no voter (%" PRIu64 ")",
+			nd->id, kq__raft_term(nd->g->r), m->from);
+}
+
+static void handle(struct sim *s, struct ev *e)
+{
+	struct node *nd = &s->nodes[e->node];
+
+	switch (e->type) {
+	case EV_CONTROL:
+		s->tick = s->now / TICK;
+		control(s);
+		push(s, (struct ev){.time = s->now + TICK, .type = EV_CONTROL});
+		break;
+	case EV_TICK:
+		if (nd->up) {
+			kq__raft_group_tick(nd->g);
+			after_step(s, nd);
+		}
+		push(s, (struct ev){.time = s->now + TICK,
+				    .type = EV_TICK,
+				    .node = e->node});
+		break;
+	case EV_DELIVER:
+		deliver(s, nd, e->msg);
+		msg_free(e->msg);
+		after_step(s, nd);
+		break;
+	case EV_CRASH:
+		if (e->incarnation == nd->incarnation && !s->healed)
+			crash_node(s, nd, "fault");
+		break;
+	case EV_SYNC: {
+		int status = 0;
+		size_t n;
+
+		if (!nd->up || e->incarnation != nd->incarnation)
+			break;
+		nd->st.sync_scheduled = false;
+		if (!s->healed && chance(&s->rng, s->sync_err)) {
+			status = -EIO;
+			nd->st.failed = true;
+			nd->fault_step = true;
+			s->f[F_SYNC_ERR]++;
+			trace(s, "  node %d sync FAILS", nd->id);
+		}
+		/* One fsync covers the syncs asked so far; sometimes it
+		 * started before the later ones were asked. */
+		n = nd->st.nq;
+		if (n > 1 && chance(&s->rng, 300))
+			n = 1 + (size_t)below(&s->rng, n - 1);
+		st_complete_syncs(&nd->st, n, status);
+		if (nd->st.nq)
+			schedule_sync(&nd->st);
+		after_step(s, nd);
+		break;
+	}
+	}
+	if (nd->up && nd->st.crash_pending)
+		crash_node(s, nd, "crash inside install");
+}
+
+static void st_free(struct kq_plog *st)
+{
+	st_cut(st, 0);
+	free(st->r);
+	free(st->segs);
+	free(st->q);
+	free(st->hs_hist);
+	free(st->snap_data);
+	free(st->gone);
+}
+
+static void sim_free(struct sim *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		struct node *nd = &s->nodes[i];
+
+		if (nd->up) {
+			kq__raft_group_close(nd->g);
+			nd->g = NULL;
+			nd->up = 0;
+			st_complete_syncs(&nd->st, SIZE_MAX, -EIO);
+			run_later(nd);
+		}
+		st_free(&nd->st);
+	}
+	while (s->n_heap) {
+		struct ev e = pop(s);
+
+		if (e.msg)
+			msg_free(e.msg);
+	}
+	free(s->heap);
+	free(s->leader_of);
+	free(s->com);
+	free(s->acks);
+}
+
+static int run_seed(const struct opts *o, uint64_t seed, char *why,
+		    size_t why_len)
+{
+	struct sim s;
+	uint64_t limit, events = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.o = o;
+	s.seed = seed;
+	s.rng = mix(seed);
+	s.n = o->nodes ? o->nodes : (seed % 2 ? 3 : 5);
+	s.sm = o->kind >= 0 ? o->kind == 1 : below(&s.rng, 3) == 0;
+	s.loss = (unsigned)below(&s.rng, 201);
+	s.dup = (unsigned)below(&s.rng, 101);
+	s.delay_max = 1 + (unsigned)below(&s.rng, 30);
+	s.reorder = (unsigned)below(&s.rng, 150);
+	s.sync_max = 5 + (unsigned)below(&s.rng, 200);
+	s.sync_err = (unsigned)below(&s.rng, 8);
+	s.crash = 5 + (unsigned)below(&s.rng, 30);
+	s.partition = 5 + (unsigned)below(&s.rng, 30);
+	s.forge = (unsigned)below(&s.rng, 60);
+	s.retain = (unsigned)below(&s.rng, 80);
+	s.torn = (unsigned)below(&s.rng, 1000);
+	s.snap_crash = (unsigned)below(&s.rng, 500);
+	s.hs_fault = (unsigned)below(&s.rng, 500);
+	s.seg_recs = 1 + (int)below(&s.rng, 6);
+	s.leader_crash = (unsigned)below(&s.rng, 500);
+	for (int i = 0; i < s.n; i++) {
+		struct node *nd = &s.nodes[i];
+
+		nd->sim = &s;
+		nd->id = i + 1;
+		nd->port.nd = nd;
+		nd->st.nd = nd;
+		nd->host.abi = KQ_PLUGIN_ABI;
+		nd->host.module = "raft";
+		nd->host.broker_id = i + 1;
+		nd->host.log = host_log;
+		nd->host.malloc = malloc;
+		nd->host.realloc = realloc;
+		nd->host.free = free;
+		nd->host.logs = &sim_logs;
+		nd->mod.host = &nd->host;
+		nd->mod.tick_ms = 50;
+		nd->mod.election_ticks = 10;
+		nd->mod.heartbeat_ticks = 2;
+		nd->mod.cluster = &nd->port;
+	}
+	{
+		bool pv = below(&s.rng, 4) != 0, cq = below(&s.rng, 4) != 0;
+		unsigned every = s.sm ? 3 + (unsigned)below(&s.rng, 30) : 0;
+		unsigned cache =
+			below(&s.rng, 2) ? 0 : 1 + (unsigned)below(&s.rng, 400);
+
+		for (int i = 0; i < s.n; i++) {
+			s.nodes[i].mod.pre_vote = pv;
+			s.nodes[i].mod.check_quorum = cq;
+			s.nodes[i].mod.snapshot_every = every;
+			s.nodes[i].mod.cache_bytes = cache;
+		}
+		trace(&s,
+		      "seed %" PRIu64 ": %d nodes, %s group, loss %u%%o, dup "
+		      "%u%%o, delay <= %u, reorder %u%%o, sync <= %u, sync "
+		      "errors %u%%o, crash %u%%o, partition %u%%o, forged "
+		      "%u%%o, retention %u%%o, torn %u%%o, install crash "
+		      "%u%%o, segment %d records, pre-vote %d, check-quorum "
+		      "%d, snapshot every %u, cache %u B",
+		      seed, s.n, s.sm ? "state-machine" : "message-log", s.loss,
+		      s.dup, s.delay_max, s.reorder, s.sync_max, s.sync_err,
+		      s.crash, s.partition, s.forge, s.retain, s.torn,
+		      s.snap_crash, s.seg_recs, pv, cq, every, cache);
+	}
+	for (int i = 0; i < s.n && !s.violation[0]; i++) {
+		struct node *nd = &s.nodes[i];
+
+		start_node(&s, nd);
+		push(&s, (struct ev){.time = 1 + below(&s.rng, TICK - 1),
+				     .type = EV_TICK,
+				     .node = i});
+	}
+	push(&s, (struct ev){.time = 0, .type = EV_CONTROL});
+	limit = (uint64_t)o->ticks + o->converge_ticks;
+	while (!s.violation[0] && s.n_heap) {
+		struct ev e = pop(&s);
+
+		s.now = e.time;
+		if (e.type == EV_CONTROL)
+			events = 0;
+		if (++events > 200000) {
+			violate(&s, "message storm: over 200000 events in "
+				    "one tick");
+			if (e.msg)
+				msg_free(e.msg);
+			break;
+		}
+		handle(&s, &e);
+		if (s.healed && e.type == EV_CONTROL && converged(&s))
+			break;
+		if (s.tick > limit)
+			violate(&s,
+				"no convergence %u ticks after the faults "
+				"stopped",
+				o->converge_ticks);
+	}
+	trace(&s,
+	      "seed %" PRIu64 " done at tick %" PRIu64 ": %" PRIu64
+	      " proposed, %" PRIu64 " acknowledged, commit %" PRIu64,
+	      seed, s.tick, s.f[F_PROPOSED], s.f[F_ACKED], s.max_commit);
+	if (s.violation[0] && s.tainted && !o->strict) {
+		/* Reported, not counted: --strict fails the seed earlier. */
+		fprintf(stderr, "seed %" PRIu64 ": after a known bug: %s\n",
+			seed, s.violation);
+		s.f[F_KNOWN_AFTER]++;
+		s.violation[0] = 0;
+	}
+	for (int i = 0; i < F_N; i++)
+		tot[i] += s.f[i];
+	snprintf(why, why_len, "%s", s.violation);
+	sim_free(&s);
+	return why[0] != 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: replica-sim [--seeds N] [--first-seed S] [--nodes "
+		"3|5]\n"
+		"                   [--ticks T] [--converge-ticks T] "
+		"[--trace]\n"
+		"                   [--soak] [--kind log|sm] "
+		"[--direct-compact]\n"
+		"                   [--no-hs-faults] [--no-huge-terms] "
+		"[--no-retain]\n"
+		"                   [--lax-retention] [--lax-hs] [--strict]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.seeds = 100,
+			 .first_seed = 1,
+			 .ticks = 1000,
+			 .converge_ticks = 500,
+			 .hs_faults = true,
+			 .huge_terms = true,
+			 .kind = -1};
+	uint64_t failed = 0, first_failed = 0;
+	char why[512], first_why[512] = "", extra[128] = "";
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--trace")) {
+			o.trace = 1;
+		} else if (!strcmp(a, "--soak")) {
+			o.seeds = 100000;
+		} else if (!strcmp(a, "--direct-compact")) {
+			o.direct_compact = true;
+		} else if (!strcmp(a, "--hs-faults")) {
+			o.hs_faults = true;
+		} else if (!strcmp(a, "--huge-terms")) {
+			o.huge_terms = true;
+		} else if (!strcmp(a, "--no-hs-faults")) {
+			o.hs_faults = false;
+		} else if (!strcmp(a, "--no-huge-terms")) {
+			o.huge_terms = false;
+		} else if (!strcmp(a, "--no-retain")) {
+			o.no_retain = true;
+		} else if (!strcmp(a, "--lax-retention")) {
+			o.lax_retention = true;
+		} else if (!strcmp(a, "--lax-hs")) {
+			o.lax_hs = true;
+		} else if (!strcmp(a, "--strict")) {
+			o.strict = true;
+		} else if (!v) {
+			usage();
+		} else if (!strcmp(a, "--seeds")) {
+			o.seeds = strtoull(v, NULL, 10);
+			i++;
+		} else if (!strcmp(a, "--first-seed")) {
+			o.first_seed = strtoull(v, NULL, 10);
+			i++;
+		} else if (!strcmp(a, "--nodes")) {
+			o.nodes = atoi(v);
+			i++;
+			if (o.nodes != 3 && o.nodes != 5)
+				usage();
+		} else if (!strcmp(a, "--kind")) {
+			if (!strcmp(v, "log"))
+				o.kind = 0;
+			else if (!strcmp(v, "sm"))
+				o.kind = 1;
+			else
+				usage();
+			i++;
+		} else if (!strcmp(a, "--corrupt")) {
+			o.corrupt = atoi(v);
+			i++;
+		} else if (!strcmp(a, "--ticks")) {
+			o.ticks = (unsigned)strtoul(v, NULL, 10);
+			i++;
+		} else if (!strcmp(a, "--converge-ticks")) {
+			o.converge_ticks = (unsigned)strtoul(v, NULL, 10);
+			i++;
+		} else {
+			usage();
+		}
+	}
+	for (uint64_t k = 0; k < o.seeds; k++) {
+		uint64_t seed = o.first_seed + k;
+
+		if (run_seed(&o, seed, why, sizeof(why))) {
+			if (!failed++) {
+				first_failed = seed;
+				snprintf(first_why, sizeof(first_why), "%s",
+					 why);
+			}
+			fprintf(stderr, "seed %" PRIu64 ": %s\n", seed, why);
+		}
+	}
+	printf("faults and events:");
+	for (int i = 0; i < F_N; i++)
+		printf("%s %s %" PRIu64, i ? "," : "", f_names[i], tot[i]);
+	printf("\nretention through %s\n",
+	       o.direct_compact ? "direct compaction (behind the group)"
+	       : o.no_retain	? "nothing (--no-retain)"
+				: "kq__raft_group_retain");
+	snprintf(extra, sizeof(extra), "%s%s%s%s%s%s%s%s%s%s",
+		 o.nodes == 3	? " --nodes 3"
+		 : o.nodes == 5 ? " --nodes 5"
+				: "",
+		 o.kind == 0   ? " --kind log"
+		 : o.kind == 1 ? " --kind sm"
+			       : "",
+		 o.direct_compact ? " --direct-compact" : "",
+		 o.hs_faults ? "" : " --no-hs-faults",
+		 o.huge_terms ? "" : " --no-huge-terms",
+		 o.no_retain ? " --no-retain" : "",
+		 o.lax_retention ? " --lax-retention" : "",
+		 o.lax_hs ? " --lax-hs" : "", o.strict ? " --strict" : "",
+		 o.corrupt == 1	  ? " --corrupt 1"
+		 : o.corrupt == 2 ? " --corrupt 2"
+		 : o.corrupt == 3 ? " --corrupt 3"
+				  : "");
+	if (failed) {
+		printf("%" PRIu64 " seeds, %" PRIu64
+		       " violations, first failing seed %" PRIu64 " (%s); "
+		       "replay: replica-sim --seeds 1 --first-seed %" PRIu64
+		       "%s --ticks %u --trace\n",
+		       o.seeds, failed, first_failed, first_why, first_failed,
+		       extra, o.ticks);
+		return 1;
+	}
+	printf("%" PRIu64 " seeds, 0 violations\n", o.seeds);
+	return 0;
+}

@@ -1,0 +1,10 @@
+#!/bin/sh
+# Runs the whole-replica simulation over 2000 seeds (make check).  Set
+# REPLICA_SIM_SEEDS for a longer soak.
+sim=./tests/sim/replica-sim
+if [ ! -x "$sim" ]; then
+	echo "run-replica-sim.sh: $sim not built" >&2
+	exit 99
+fi
+"$sim" --seeds "${REPLICA_SIM_SEEDS:-2000}" \
+	--first-seed "${REPLICA_SIM_FIRST_SEED:-1}"
