@@ -2,6 +2,7 @@
  * each connection's input, answer order, output and backpressure.  What
  * the commands mean is in commands.c. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +53,8 @@ static int read_config(struct kq__tn_server *srv, const json_t *cfg)
 	srv->port = 8080;
 	srv->max_line = KQ__TN_MAX_LINE_DEFAULT;
 	srv->max_conns = 1024;
+	srv->max_input = 128u << 20;
+	srv->stall_timeout_ms = 30000;
 	if (cfg && !json_is_object(cfg)) {
 		LOG(srv, KQ_LOG_ERROR, "telnet: expected an object");
 		return KQ_ECONFIG;
@@ -80,10 +83,20 @@ static int read_config(struct kq__tn_server *srv, const json_t *cfg)
 				if (cfg_int(srv, key, v, 1, 1000000, &n) < 0)
 					return KQ_ECONFIG;
 				srv->max_conns = (unsigned)n;
+			} else if (strcmp(key, "stall_timeout_ms") == 0) {
+				if (cfg_int(srv, key, v, 1, 86400000, &n) < 0)
+					return KQ_ECONFIG;
+				srv->stall_timeout_ms = (uint32_t)n;
+			} else if (strcmp(key, "max_input_bytes") == 0) {
+				if (cfg_int(srv, key, v, 1 << 16, INT64_MAX,
+					    &n) < 0)
+					return KQ_ECONFIG;
+				srv->max_input = (size_t)n;
 			} else {
 				LOG(srv, KQ_LOG_ERROR,
 				    "telnet.%s: unknown key (known: host, "
-				    "port, max_line, max_connections)",
+				    "port, max_line, max_connections, "
+				    "max_input_bytes, stall_timeout_ms)",
 				    key);
 				return KQ_ECONFIG;
 			}
@@ -274,6 +287,8 @@ static void on_conn_closed(uv_handle_t *h)
 	srv_check_done(srv);
 }
 
+static void charge_input(struct kq__tn_conn *c);
+
 void kq__tn_close(struct kq__tn_conn *c)
 {
 	struct kq__tn_server *srv = c->srv;
@@ -310,6 +325,11 @@ void kq__tn_close(struct kq__tn_conn *c)
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = 0;
 	}
+	if (c->stalled) {
+		c->stalled = 0;
+		srv->stalled--;
+	}
+	charge_input(c); /* gives its input budget back */
 	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -335,6 +355,104 @@ static void check_idle(struct kq__tn_conn *c)
 
 /* ---------------------------------------------------------------- input */
 
+/* Input buffers above this are given back once empty. */
+#define IN_KEEP (64 * 1024)
+
+static void update_reading(struct kq__tn_conn *c);
+
+/* Part of a line is buffered (a line already handed out is not). */
+static int mid_line(const struct kq__tn_conn *c)
+{
+	return !c->fr.emitted && c->fr.len > 0;
+}
+
+static void refuse(struct kq__tn_conn *c, int err, const char *text);
+
+/* Every second while connections are stalled for the input budget: one
+ * whose client hung up is closed (it is not read, so it would never see
+ * that), and one stalled past stall_timeout_ms is told why and closed,
+ * so that clients that stop in the middle of a line cannot hold the
+ * budget for ever. */
+static void on_starve(uv_timer_t *t)
+{
+	struct kq__tn_server *srv = t->data;
+	uint64_t now = uv_now(srv->host->loop);
+	struct kq__tn_conn *o, *next, *oldest;
+
+	for (o = srv->conns; o; o = next) {
+		struct pollfd p = {.events = POLLRDHUP};
+		uv_os_fd_t fd;
+
+		next = o->next;
+		if (!o->stalled || o->closing ||
+		    uv_fileno((uv_handle_t *)&o->tcp, &fd) != 0)
+			continue;
+		/* Unread input hides an end of stream from recv(); the
+		 * peer's hang-up shows all the same. */
+		p.fd = fd;
+		if (poll(&p, 1, 0) == 1 &&
+		    (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			kq__tn_close(o);
+	}
+	/* While the budget is used up, the connection that has been in
+	 * the middle of one line the longest goes first: each one closed
+	 * gives budget back, and lines that started later go on. */
+	while (srv->in_used >= srv->max_input) {
+		oldest = NULL;
+		for (o = srv->conns; o; o = o->next)
+			if (o->stalled && !o->closing && !o->refused &&
+			    (!oldest || o->line_since < oldest->line_since))
+				oldest = o;
+		if (!oldest || now - oldest->line_since < srv->stall_timeout_ms)
+			break;
+		LOG(srv, KQ_LOG_WARN,
+		    "closing a connection in the middle of a line for over "
+		    "%u ms: the input budget is used up",
+		    srv->stall_timeout_ms);
+		kq__tn_flush_slots(oldest);
+		refuse(oldest, KQ_EBUSY,
+		       "the broker's input budget is used up; closing");
+	}
+	if (!srv->stalled)
+		uv_timer_stop(t);
+}
+
+/* Counts what c buffers of its input against the server's budget,
+ * giving back big buffers that are empty; once the budget has room
+ * again, the connections stalled for it read again. */
+static void charge_input(struct kq__tn_conn *c)
+{
+	struct kq__tn_server *srv = c->srv;
+	size_t now;
+	int was_over = srv->in_used >= srv->max_input;
+
+	if (!c->held && !mid_line(c) && c->fr.cap > IN_KEEP)
+		kq__tn_framer_free(&c->fr);
+	if (c->pend.len == 0 && c->pend.cap > IN_KEEP)
+		kq__tn_buf_free(&c->pend);
+	if (!mid_line(c))
+		c->in_line = 0;
+	else if (!c->in_line) {
+		c->in_line = 1;
+		c->line_since = uv_now(srv->host->loop);
+	}
+	/* A refused connection reads no more: its buffers go with it. */
+	now = c->closing || c->refused ? 0 : c->fr.cap + c->pend.cap;
+	srv->in_used = srv->in_used - c->charged + now;
+	c->charged = now;
+	if (was_over && srv->in_used < srv->max_input && srv->stalled)
+		for (struct kq__tn_conn *o = srv->conns; o; o = o->next)
+			if (o->stalled && o != c)
+				update_reading(o);
+}
+
+/* Past the budget, a connection in the middle of a line is not read:
+ * its line could only grow.  Complete lines still flow. */
+static int over_budget(const struct kq__tn_conn *c)
+{
+	return c->srv->in_used >= c->srv->max_input && mid_line(c);
+}
+
 static int throttled(struct kq__tn_conn *c)
 {
 	size_t pending = kq__tn_pending(c);
@@ -359,9 +477,24 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 static void update_reading(struct kq__tn_conn *c)
 {
+	int starved = !c->closing && !c->refused && over_budget(c);
 	int want = !c->closing && !c->eof && !c->quit && !c->refused &&
 		   !c->srv->stopping && !c->held && c->inoff == c->inlen &&
-		   !throttled(c);
+		   !throttled(c) && !starved;
+
+	if (starved != (int)c->stalled) {
+		struct kq__tn_server *srv = c->srv;
+
+		c->stalled = (unsigned)starved;
+		if (!starved) {
+			srv->stalled--;
+		} else {
+			if (srv->stalled++ == 0 && srv->starve &&
+			    !uv_is_active((uv_handle_t *)srv->starve))
+				uv_timer_start(srv->starve, on_starve, 1000,
+					       1000);
+		}
+	}
 
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) <
@@ -483,6 +616,7 @@ static void conn_process(struct kq__tn_conn *c)
 		c->inlen = c->inoff = 0;
 	}
 	kq__tn_flush(c);
+	charge_input(c);
 	update_reading(c);
 	check_idle(c);
 }
@@ -524,6 +658,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	c->in = c->pend.p;
 	c->inlen = c->pend.len;
 	c->inoff = 0;
+	charge_input(c);
 }
 
 /* ---------------------------------------------------------------- accept */
@@ -664,11 +799,20 @@ static int tn_start(void *state)
 		srv->listener = NULL;
 		return r;
 	}
+	srv->starve = malloc(sizeof(*srv->starve));
+	if (srv->starve) {
+		uv_timer_init(srv->host->loop, srv->starve);
+		srv->starve->data = srv;
+		/* It runs only while connections are stalled, and never
+		 * keeps the loop alive by itself. */
+		uv_unref((uv_handle_t *)srv->starve);
+	}
 	LOG(srv, KQ_LOG_INFO, "listening on %s:%d", srv->bind_host, srv->port);
 	return 0;
 }
 
 static void on_grace_closed(uv_handle_t *h);
+static void on_starve_closed(uv_handle_t *h);
 
 static void srv_check_done(struct kq__tn_server *srv)
 {
@@ -680,9 +824,23 @@ static void srv_check_done(struct kq__tn_server *srv)
 			uv_close((uv_handle_t *)srv->grace, on_grace_closed);
 		return;
 	}
+	if (srv->starve) {
+		if (!uv_is_closing((uv_handle_t *)srv->starve))
+			uv_close((uv_handle_t *)srv->starve, on_starve_closed);
+		return;
+	}
 	srv->done_called = 1;
 	if (srv->done)
 		srv->done(srv->done_ctx);
+}
+
+static void on_starve_closed(uv_handle_t *h)
+{
+	struct kq__tn_server *srv = h->data;
+
+	free(h);
+	srv->starve = NULL;
+	srv_check_done(srv);
 }
 
 static void on_grace_closed(uv_handle_t *h)

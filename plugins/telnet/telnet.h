@@ -77,8 +77,13 @@ struct kq__tn_conn {
 	struct kq__tn_slot *cons_slot;
 	char errmsg[256];
 
+	size_t charged;	     /* input buffers counted in srv->in_used */
+	uint64_t line_since; /* loop time the partial line began */
+
 	unsigned writing : 1;
 	unsigned reading : 1;
+	unsigned stalled : 1; /* not read while the input budget is used up */
+	unsigned in_line : 1; /* a partial line is buffered since line_since */
 	unsigned throttled : 1;
 	unsigned processing : 1;
 	unsigned again : 1;
@@ -98,6 +103,12 @@ struct kq__tn_server {
 	int port;
 	size_t max_line;
 	unsigned max_conns;
+	size_t max_input;	   /* input buffered over every connection */
+	size_t in_used;		   /* what connections hold now (charged) */
+	unsigned stalled;	   /* connections not read for the budget */
+	uint32_t stall_timeout_ms; /* then a stalled connection is closed */
+	uv_timer_t *starve;	   /* checks stalled connections; own
+				    * allocation, NULL once closed */
 
 	uv_tcp_t *listener; /* own allocation; NULL once closed */
 	uv_timer_t *grace;  /* bounds stop(); own allocation */

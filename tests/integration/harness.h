@@ -82,6 +82,11 @@ int tc_bytes(struct tc *c, char *out, size_t n);
 int tc_cmd(struct tc *c, const char *cmd, char *out, size_t outlen, char *data,
 	   size_t datalen);
 
+/* Resident memory of process pid in kB (-1 when unknown). */
+long tb_rss_kb(pid_t pid);
+/* Descriptors process pid has open (-1 when unknown). */
+int tb_open_fds(pid_t pid);
+
 /* Matches `line` against `pattern`, where "{N}" matches a decimal number
  * and "{*}" any text. Returns 1 on match. */
 int tb_match(const char *pattern, const char *line);

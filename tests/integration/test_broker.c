@@ -440,23 +440,6 @@ static void test_graceful_stop_answers_in_flight(void **state)
 	assert_int_equal(tb_stop(&tb), 0);
 }
 
-static long broker_rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 /* A reader that stops reading must not make the broker buffer the
  * partition: its memory stays flat while the socket is full. */
 static void test_cons_streams_with_flat_memory(void **state)
@@ -480,7 +463,7 @@ static void test_cons_streams_with_flat_memory(void **state)
 		assert_true(tb_match("OK 0 {N}", line));
 		got++;
 	}
-	before = broker_rss_kb(tb.pid);
+	before = tb_rss_kb(tb.pid);
 	assert_int_equal(tc_connect(&r, tb.port), 0);
 	assert_int_equal(tc_cmd(&r, "SUBS d g", line, sizeof(line), NULL, 0),
 			 0);
@@ -489,7 +472,7 @@ static void test_cons_streams_with_flat_memory(void **state)
 	assert_string_equal(line, "MSG 0 0 5");
 	/* Let the broker fill the socket buffers, then look at it. */
 	sleep(1);
-	during = broker_rss_kb(tb.pid);
+	during = tb_rss_kb(tb.pid);
 	print_message("broker RSS %ld kB before the read, %ld kB while the "
 		      "reader is stalled (%d messages stored)\n",
 		      before, during, total);

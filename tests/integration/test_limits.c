@@ -5,7 +5,7 @@
  * asserted (speed is measured, never timed in tests).  500 topics are
  * created, written and served again after a restart under a limit of 128
  * descriptors. */
-#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -80,25 +81,9 @@ static int teardown(void **state)
 {
 	(void)state;
 	tb_nofile = 0;
+	tb_telnet_extra = "";
 	tb_cleanup(&tb);
 	return 0;
-}
-
-/* Descriptors broker pid has open. */
-static int broker_fds(pid_t pid)
-{
-	char path[64];
-	DIR *d;
-	struct dirent *de;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
 }
 
 /* Under `ulimit -n 128`, 500 topics are created and written, and the
@@ -127,8 +112,8 @@ static void test_many_topics_few_descriptors(void **state)
 		assert_int_equal(tc_cmd(&c, cmd, line, sizeof(line), NULL, 0),
 				 0);
 		assert_string_equal(line, "OK 0 0");
-		if (i % 50 == 0 && broker_fds(tb.pid) > most)
-			most = broker_fds(tb.pid);
+		if (i % 50 == 0 && tb_open_fds(tb.pid) > most)
+			most = tb_open_fds(tb.pid);
 	}
 	tc_close(&c);
 	print_message("%d topics under a limit of 128 descriptors: at most "
@@ -234,12 +219,76 @@ static void test_subs_over_many_groups(void **state)
 	assert_int_equal(tb_stop(&tb), 0);
 }
 
+/* Connections that each hold most of a 1 MiB line cost the broker its
+ * input budget, not their sum: past telnet.max_input_bytes it reads none
+ * of them further, while complete lines from others are still served. */
+static void test_input_budget(void **state)
+{
+	enum { N = 60, PART = 900 * 1024 };
+	static char junk[PART];
+	static struct tc conns[N];
+	struct tc c;
+	char line[256];
+	long before, during;
+	int st = 0;
+
+	(void)state;
+	tb_telnet_extra =
+		"\"max_input_bytes\": 4194304, \"stall_timeout_ms\": 2000";
+	tb_setup(&tb, NULL);
+	assert_int_equal(tb_start(&tb, &st), 0);
+	before = tb_rss_kb(tb.pid);
+	memset(junk, 'x', sizeof(junk));
+	memcpy(junk, "PUBS t ", 7);
+	for (int i = 0; i < N; i++) {
+		int fl;
+
+		assert_int_equal(tc_connect(&conns[i], tb.port), 0);
+		fl = fcntl(conns[i].fd, F_GETFL);
+		fcntl(conns[i].fd, F_SETFL, fl | O_NONBLOCK);
+		/* As much as the kernel takes; the broker decides the rest. */
+		for (size_t off = 0; off < sizeof(junk);) {
+			ssize_t k = send(conns[i].fd, junk + off,
+					 sizeof(junk) - off, MSG_NOSIGNAL);
+
+			if (k <= 0)
+				break;
+			off += (size_t)k;
+		}
+	}
+	usleep(500000);
+	during = tb_rss_kb(tb.pid);
+	print_message("%d connections with a partial %d KiB line: broker RSS "
+		      "%ld kB before, %ld kB with them\n",
+		      N, PART / 1024, before, during);
+	/* Without the budget this is over 50 MB of lines. */
+	assert_true(during - before < 24 * 1024);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	assert_int_equal(tc_cmd(&c, "PING", line, sizeof(line), NULL, 0), 0);
+	assert_string_equal(line, "OK PONG");
+	/* Complete lines go on past the budget. */
+	assert_int_equal(tc_cmd(&c, "CRTP t", line, sizeof(line), NULL, 0), 0);
+	assert_string_equal(line, "OK t 1");
+	/* Clients stalled in the middle of a line are closed after
+	 * stall_timeout_ms (or as soon as they hang up), giving the budget
+	 * back, and a long line flows again. */
+	for (int i = 0; i < N; i++)
+		tc_close(&conns[i]);
+	junk[PART - 1] = '\n';
+	tc_send_raw(&c, junk, PART);
+	assert_true(tc_line(&c, line, sizeof(line)) > 0);
+	assert_string_equal(line, "OK 0 0");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_subs_over_many_groups, teardown),
 		cmocka_unit_test_teardown(test_many_topics_few_descriptors,
 					  teardown),
+		cmocka_unit_test_teardown(test_input_budget, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
