@@ -23,9 +23,11 @@
 /* Receive buffer of a connection not yet authenticated: its hello and
  * AUTH fit, nothing bigger is ever buffered for a stranger. */
 #define PREAUTH_BUF (2 * (KQ__FRAME_HEAD + KQ__FRAME_PREAUTH_MAX))
-/* At most one line per this many ms for each kind of refusal, so that a
- * flood of connections cannot flood the log. */
+/* Each kind of refusal logs a burst of LOG_BURST lines at most, then one
+ * per LOG_EVERY_MS, so that a flood of connections cannot flood the log
+ * while a single refusal is always logged. */
 #define LOG_EVERY_MS 1000
+#define LOG_BURST    5
 
 /* Defaults of the cluster section's keys (docs/configuration.md). */
 #define AUTH_TIMEOUT_MS_DEFAULT	     5000
@@ -70,10 +72,11 @@ struct peer {
 	size_t n_hb, cap_hb;
 };
 
-/* A log line that may come at most once per LOG_EVERY_MS; the lines it
+/* A rate-limited log line (a token bucket counted in ms); the lines it
  * kept back are counted in the next one. */
 struct ratelog {
-	uint64_t next_ms;
+	uint64_t budget_ms;
+	uint64_t last_ms;
 	uint64_t quiet;
 };
 
@@ -141,10 +144,15 @@ static void rlog(struct kq__cluster *c, struct ratelog *r,
 	char line[512];
 	va_list ap;
 
-	if (r->next_ms && now < r->next_ms) {
+	r->budget_ms += now - r->last_ms;
+	r->last_ms = now;
+	if (r->budget_ms > LOG_BURST * LOG_EVERY_MS)
+		r->budget_ms = LOG_BURST * LOG_EVERY_MS;
+	if (r->budget_ms < LOG_EVERY_MS) {
 		r->quiet++;
 		return;
 	}
+	r->budget_ms -= LOG_EVERY_MS;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
@@ -155,7 +163,6 @@ static void rlog(struct kq__cluster *c, struct ratelog *r,
 	else
 		c->host->log(c->host, level, "%s", line);
 	r->quiet = 0;
-	r->next_ms = now + LOG_EVERY_MS;
 }
 
 static void schedule_dial(struct peer *p);
