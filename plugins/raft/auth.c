@@ -194,6 +194,8 @@ static int on_hello(struct kq__auth *a, const struct kq__frame *f,
 			return -EPERM;
 		}
 	} else {
+		/* Kept even if refused: log lines name the claim. */
+		a->peer = f->broker_id;
 		if (f->hello_to != a->self) {
 			*why = "hello meant for another broker";
 			return -EPERM;
@@ -204,7 +206,6 @@ static int on_hello(struct kq__auth *a, const struct kq__frame *f,
 			       "here";
 			return -EPERM;
 		}
-		a->peer = f->broker_id;
 	}
 	if (theirs != (a->key != NULL)) {
 		*why = theirs ? "the other broker has a cluster secret and "

@@ -68,7 +68,9 @@ enum kq__auth_state {
 struct kq__auth {
 	const struct kq__auth_key *key; /* NULL: open mode */
 	int self;
-	int peer; /* the dialed broker; an acceptor learns it from the hello */
+	/* The dialed broker; an acceptor learns it from the hello (after a
+	 * refused hello, the id it claimed). */
+	int peer;
 	bool dialer;
 	kq__auth_accept_fn accept;
 	void *ctx;

@@ -301,6 +301,7 @@ static void test_ids(void **state)
 	start(&s, k, 2, 0, false);
 	kq__frame_put_hello(hello, 9, 2, KQ__FRAME_HELLO_AUTH, nonce);
 	assert_int_equal(receive(&s, hello, sizeof(hello)), -EPERM);
+	assert_int_equal(s.a.peer, 9); /* for the log line */
 	/* A higher id must be dialed by us, never dial here. */
 	start(&s, k, 2, 0, false);
 	kq__frame_put_hello(hello, 3, 2, KQ__FRAME_HELLO_AUTH, nonce);
