@@ -967,6 +967,32 @@ static int read_auth(struct kq__cluster *c, const char *listen_host, int port)
 	return 0;
 }
 
+/* Peers on one host dial in from one address: a per-address cap below
+ * their number would refuse some of them.  Only a warning: the address a
+ * peer dials from may differ from the one it listens on. */
+static void check_address_cap(struct kq__cluster *c)
+{
+	for (size_t i = 0; i < c->n_peers; i++) {
+		const struct peer *p = &c->peers[i];
+		unsigned n = 0;
+
+		if (p->id >= c->self)
+			continue;
+		for (size_t k = 0; k < c->n_peers; k++)
+			if (c->peers[k].id < c->self &&
+			    same_address(&c->peers[k].addr, &p->addr))
+				n++;
+		if (n > c->max_conns_per_addr) {
+			c->host->log(c->host, KQ_LOG_WARN,
+				     "cluster.max_connections_per_address: "
+				     "%u is below the %u brokers at %s that "
+				     "dial here",
+				     c->max_conns_per_addr, n, p->host);
+			return;
+		}
+	}
+}
+
 int kq__cluster_new(const struct kq_host *host,
 		    const struct kq__cluster_config *cfg,
 		    struct kq__cluster **out)
@@ -1015,6 +1041,7 @@ int kq__cluster_new(const struct kq_host *host,
 	rv = read_auth(c, own->host, port);
 	if (rv != 0)
 		return rv;
+	check_address_cap(c);
 	uv_tcp_init(host->loop, &c->listener);
 	c->listener.data = c;
 	c->handles++;
