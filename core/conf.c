@@ -1,10 +1,13 @@
 #include "conf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <kafkaesque/error.h>
 
@@ -257,7 +260,14 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 						 "retention_check_ms",
 						 "request_timeout_ms",
 						 NULL};
-	static const char *const cluster_keys[] = {"raft_port", "peers", NULL};
+	static const char *const cluster_keys[] = {
+		"raft_port",
+		"peers",
+		"secret_file",
+		"auth_timeout_ms",
+		"max_connections",
+		"max_connections_per_address",
+		NULL};
 	static const char *const limit_keys[] = {
 		"max_topics",
 		"max_partitions_total",
@@ -391,6 +401,19 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 		cfg->raft_port = (int)n;
 		if (parse_peers(cluster, cfg, err, errlen))
 			return KQ_ECONFIG;
+		if (get_string(cluster, "cluster", "secret_file", NULL,
+			       &cfg->secret_file, err, errlen) ||
+		    get_int(cluster, "cluster", "auth_timeout_ms", 10, 600000,
+			    5000, &n, err, errlen) ||
+		    get_int(cluster, "cluster", "max_connections_per_address",
+			    1, 65536, 16, &n, err, errlen))
+			return KQ_ECONFIG;
+		/* Every peer that dials here holds one connection, two
+		 * while it reconnects: a cap below the peers refuses them. */
+		if (get_int(cluster, "cluster", "max_connections",
+			    cfg->npeers ? (int64_t)cfg->npeers : 1, 65536, 128,
+			    &n, err, errlen))
+			return KQ_ECONFIG;
 		if (cfg->npeers) {
 			for (i = 0; i < cfg->npeers; i++)
 				if (cfg->peers[i].id == cfg->broker_id)
@@ -444,6 +467,63 @@ int kq__config_parse(const char *text, const struct kq__overrides *ov,
 	return 0;
 }
 
+/* The shortest secret and the largest secret file; the raft module reads
+ * the file with the same rules (plugins/raft/auth.h). */
+#define SECRET_MIN 16
+#define SECRET_MAX 4096
+
+/* Checks that the secret file can be read and is long enough, so that a
+ * mistake stops the broker like any other configuration error.  The bytes
+ * read are wiped; only the module keeps the secret. */
+static int check_secret_file(const char *path, char *err, size_t errlen)
+{
+	char buf[SECRET_MAX + 1];
+	const char *why = NULL;
+	struct stat st;
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd < 0)
+		return fail(err, errlen, "cluster.secret_file: %s: %s", path,
+			    strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail(err, errlen,
+			    "cluster.secret_file: %s: not a regular file",
+			    path);
+	}
+	while (len < sizeof(buf)) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			why = strerror(errno);
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (len > 0 && buf[len - 1] == '\n') {
+		len--;
+		if (len > 0 && buf[len - 1] == '\r')
+			len--;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	if (!why && len > SECRET_MAX)
+		why = "longer than 4096 bytes";
+	else if (!why && len == 0)
+		why = "empty";
+	else if (!why && len < SECRET_MIN)
+		why = "shorter than 16 bytes";
+	if (why)
+		return fail(err, errlen, "cluster.secret_file: %s: %s", path,
+			    why);
+	return 0;
+}
+
 int kq__config_load(const char *path, const struct kq__overrides *ov,
 		    struct kq__config *cfg, char *err, size_t errlen)
 {
@@ -472,6 +552,11 @@ int kq__config_load(const char *path, const struct kq__overrides *ov,
 	fclose(f);
 	text[size] = '\0';
 	rv = kq__config_parse(text, ov, cfg, err, errlen);
+	if (rv == 0 && cfg->secret_file) {
+		rv = check_secret_file(cfg->secret_file, err, errlen);
+		if (rv != 0)
+			kq__config_free(cfg);
+	}
 	if (rv != 0 && strncmp(err, "config:", 7) == 0) {
 		char tmp[512];
 
@@ -496,6 +581,7 @@ void kq__config_free(struct kq__config *cfg)
 
 	json_decref(cfg->root);
 	free(cfg->data_dir);
+	free(cfg->secret_file);
 	free_names(cfg->transports, cfg->ntransports);
 	free_names(cfg->partitioners, cfg->npartitioners);
 	free_names(cfg->plugin_path, cfg->nplugin_path);

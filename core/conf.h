@@ -48,7 +48,8 @@ struct kq__config {
 	uint32_t max_subs_per_connection;
 	uint32_t max_members_per_group;
 	int log_level;
-	int raft_port; /* 0 without a cluster section */
+	int raft_port;	   /* 0 without a cluster section */
+	char *secret_file; /* cluster.secret_file; NULL when not set */
 	struct kq__peer *peers;
 	size_t npeers;
 };
@@ -56,9 +57,11 @@ struct kq__config {
 /* The configuration used when no file is given: a standalone broker. */
 extern const char kq__default_config[];
 
-/* Loads `path` (NULL: the embedded default), applies `ov` and validates.
- * On failure returns KQ_ECONFIG with one line in err (path and reason).
- * On success *cfg is owned by the caller: release with kq__config_free. */
+/* Loads `path` (NULL: the embedded default), applies `ov` and validates,
+ * including that cluster.secret_file, when set, holds a usable secret
+ * (the consensus module reads the secret itself).  On failure returns
+ * KQ_ECONFIG with one line in err (path and reason). On success *cfg is owned
+ * by the caller: release with kq__config_free. */
 int kq__config_load(const char *path, const struct kq__overrides *ov,
 		    struct kq__config *cfg, char *err, size_t errlen);
 

@@ -3,7 +3,7 @@
 # is missing.  Sourced by run-broker.sh and run-tests.sh.
 kq_install_deps() {
 	pkgs="build-essential autoconf automake libtool libltdl-dev pkg-config \
-libuv1-dev libjansson-dev libcmocka-dev"
+libuv1-dev libjansson-dev libcmocka-dev libsodium-dev"
 	[ "${1:-}" = tests ] &&
 		pkgs="$pkgs telnet tmux clang libclang-rt-14-dev valgrind"
 	missing=

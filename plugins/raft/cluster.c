@@ -1,10 +1,15 @@
 /* The cluster port over libuv TCP. */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include <kafkaesque/error.h>
+
+#include "auth.h"
 #include "cluster.h"
 #include "frame.h"
 
@@ -15,6 +20,19 @@
 #define HB_PER_FRAME   65536
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
+/* Receive buffer of a connection not yet authenticated: its hello and
+ * AUTH fit, nothing bigger is ever buffered for a stranger. */
+#define PREAUTH_BUF (2 * (KQ__FRAME_HEAD + KQ__FRAME_PREAUTH_MAX))
+/* Each kind of refusal logs a burst of LOG_BURST lines at most, then one
+ * per LOG_EVERY_MS, so that a flood of connections cannot flood the log
+ * while a single refusal is always logged. */
+#define LOG_EVERY_MS 1000
+#define LOG_BURST    5
+
+/* Defaults of the cluster section's keys (docs/configuration.md). */
+#define AUTH_TIMEOUT_MS_DEFAULT	     5000
+#define MAX_CONNECTIONS_DEFAULT	     128
+#define MAX_CONNECTIONS_PER_ADDR_DEF 16
 
 struct peer;
 
@@ -22,10 +40,16 @@ struct conn {
 	uv_tcp_t tcp;
 	uv_connect_t creq;
 	struct kq__cluster *c;
-	struct peer *peer; /* NULL on an accepted one until its hello */
-	int hello;	   /* the other end's hello arrived */
+	struct peer *peer; /* NULL on an accepted one until authenticated */
+	int dialed;	   /* we dialed it (else accepted) */
+	int inbound;	   /* counted in c->n_inbound */
+	int authed;	   /* the handshake succeeded */
 	int closing;
-	uint8_t *buf; /* received bytes not yet parsed */
+	struct kq__auth auth;
+	uint64_t since_ms;		/* when it was created */
+	struct sockaddr_storage remote; /* accepted ones: the other end */
+	char remote_text[64];		/* "address:port", for log lines */
+	uint8_t *buf;			/* received bytes not yet parsed */
 	size_t len, cap;
 	size_t queued; /* bytes handed to uv_write, not yet done */
 	struct conn *prev, *next;
@@ -48,10 +72,24 @@ struct peer {
 	size_t n_hb, cap_hb;
 };
 
+/* A rate-limited log line (a token bucket counted in ms); the lines it
+ * kept back are counted in the next one. */
+struct ratelog {
+	uint64_t budget_ms;
+	uint64_t last_ms;
+	uint64_t quiet;
+};
+
 struct kq__cluster {
 	const struct kq_host *host;
 	struct kq__cluster_config cfg;
 	int self;
+	struct kq__auth_key *key; /* NULL: no secret, open mode */
+	unsigned auth_timeout_ms;
+	unsigned max_conns;	     /* accepted connections in all */
+	unsigned max_conns_per_addr; /* accepted ones from one address */
+	unsigned n_inbound;	     /* accepted and not closing */
+	struct ratelog rl_cap, rl_auth, rl_deadline;
 	uv_tcp_t listener;
 	int listening;
 	struct peer *peers;
@@ -89,9 +127,42 @@ static void on_conn_closed(uv_handle_t *h)
 		c->conns = cn->next;
 	if (cn->next)
 		cn->next->prev = cn->prev;
+	kq__auth_clear(&cn->auth);
 	free(cn->buf);
 	free(cn);
 	c->handles--;
+}
+
+static void rlog(struct kq__cluster *c, struct ratelog *r,
+		 enum kq_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void rlog(struct kq__cluster *c, struct ratelog *r,
+		 enum kq_log_level level, const char *fmt, ...)
+{
+	uint64_t now = uv_now(c->host->loop);
+	char line[512];
+	va_list ap;
+
+	r->budget_ms += now - r->last_ms;
+	r->last_ms = now;
+	if (r->budget_ms > LOG_BURST * LOG_EVERY_MS)
+		r->budget_ms = LOG_BURST * LOG_EVERY_MS;
+	if (r->budget_ms < LOG_EVERY_MS) {
+		r->quiet++;
+		return;
+	}
+	r->budget_ms -= LOG_EVERY_MS;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (r->quiet)
+		c->host->log(c->host, level,
+			     "%s (and %llu more like it not logged)", line,
+			     (unsigned long long)r->quiet);
+	else
+		c->host->log(c->host, level, "%s", line);
+	r->quiet = 0;
 }
 
 static void schedule_dial(struct peer *p);
@@ -104,6 +175,10 @@ static void conn_close(struct conn *cn)
 	if (cn->closing)
 		return;
 	cn->closing = 1;
+	if (cn->inbound) {
+		cn->inbound = 0;
+		cn->c->n_inbound--;
+	}
 	if (p && p->conn == cn) {
 		p->conn = NULL;
 		p->n_hb = 0;
@@ -126,6 +201,7 @@ static struct conn *conn_new(struct kq__cluster *c)
 	c->handles++;
 	cn->c = c;
 	cn->tcp.data = cn;
+	cn->since_ms = uv_now(c->host->loop);
 	cn->next = c->conns;
 	if (c->conns)
 		c->conns->prev = cn;
@@ -182,15 +258,20 @@ static void conn_write(struct conn *cn, struct wreq *w)
 		cn->peer->last_tx_tick = cn->c->ticks;
 }
 
-static void send_hello(struct conn *cn)
+/* Sends what the handshake queued (our hello, our AUTH). */
+static void send_handshake(struct conn *cn)
 {
-	struct wreq *w = wreq_new(cn, kq__frame_hello_size());
+	struct wreq *w;
 
+	if (!cn->auth.out_len)
+		return;
+	w = wreq_new(cn, cn->auth.out_len);
 	if (!w) {
 		conn_close(cn);
 		return;
 	}
-	kq__frame_put_hello(w->data, cn->c->self);
+	memcpy(w->data, cn->auth.out, cn->auth.out_len);
+	cn->auth.out_len = 0;
 	conn_write(cn, w);
 }
 
@@ -202,41 +283,55 @@ static struct peer *peer_get(const struct kq__cluster *c, uint64_t id)
 	return NULL;
 }
 
+/* A frame that cannot be parsed after the handshake. */
 static int bad_frame(struct conn *cn, const char *why)
 {
 	struct kq__cluster *c = cn->c;
 
-	if (cn->peer)
-		c->host->log(c->host, KQ_LOG_WARN,
-			     "cluster: broker %d: bad frame (%s); closing "
-			     "the connection",
-			     cn->peer->id, why);
-	else
-		c->host->log(c->host, KQ_LOG_WARN,
-			     "cluster: bad frame before hello (%s); closing "
-			     "the connection",
-			     why);
+	c->host->log(c->host, KQ_LOG_WARN,
+		     "cluster: broker %d: bad frame (%s); closing the "
+		     "connection",
+		     cn->peer->id, why);
 	conn_close(cn);
 	return -1;
 }
 
-static int on_hello(struct conn *cn, const struct kq__frame *f)
+/* Who the other end of a connection is, for log lines before it proved
+ * anything. */
+static void describe(const struct conn *cn, char *out, size_t len)
+{
+	if (cn->dialed)
+		snprintf(out, len, "broker %d", cn->peer->id);
+	else if (cn->auth.peer)
+		snprintf(out, len, "connection from %s (says broker %d)",
+			 cn->remote_text, cn->auth.peer);
+	else
+		snprintf(out, len, "connection from %s", cn->remote_text);
+}
+
+/* The handshake failed: one (rate-limited) line, the connection closes
+ * and nothing else changes. */
+static void handshake_failed(struct conn *cn, int rv, const char *why)
 {
 	struct kq__cluster *c = cn->c;
-	struct peer *p;
+	char who[128];
 
-	if (cn->hello)
-		return bad_frame(cn, "second hello");
-	if (cn->peer) {
-		/* Dialed: the other end must be who we meant to reach. */
-		if (f->broker_id != cn->peer->id)
-			return bad_frame(cn, "hello from another broker id");
-		p = cn->peer;
-	} else {
-		p = peer_get(c, (uint64_t)f->broker_id);
-		if (!p || p->id == c->self || p->dials)
-			return bad_frame(cn, "hello from a broker that "
-					     "should not dial here");
+	describe(cn, who, sizeof(who));
+	rlog(c, &c->rl_auth, rv == KQ_ECORRUPT ? KQ_LOG_INFO : KQ_LOG_WARN,
+	     "cluster: %s: %s%s; closed", who,
+	     rv == KQ_ECORRUPT ? "bad frame before authentication: " : "", why);
+	conn_close(cn);
+}
+
+/* The handshake succeeded: only now may the connection replace an older
+ * one of the same broker, and its frames reach Raft. */
+static void established(struct conn *cn)
+{
+	struct kq__cluster *c = cn->c;
+	struct peer *p = cn->peer;
+
+	if (!cn->dialed) {
+		p = peer_get(c, (uint64_t)cn->auth.peer);
 		/* A dialer that reconnects replaces its old connection,
 		 * which may not have noticed yet that the other end died. */
 		if (p->conn && p->conn != cn)
@@ -244,12 +339,22 @@ static int on_hello(struct conn *cn, const struct kq__frame *f)
 		p->conn = cn;
 		cn->peer = p;
 	}
-	cn->hello = 1;
+	cn->authed = 1;
+	kq__auth_clear(&cn->auth);
 	p->backoff_ms = BACKOFF_MIN_MS;
 	p->last_rx_ms = uv_now(c->host->loop);
-	c->host->log(c->host, KQ_LOG_INFO, "cluster: connected to broker %d",
-		     p->id);
-	return 0;
+	c->host->log(c->host, KQ_LOG_INFO, "cluster: connected to broker %d%s",
+		     p->id, c->key ? " (authenticated)" : "");
+}
+
+/* The acceptor's check of the id a hello claims: a configured broker
+ * with a lower id (the lower id dials). */
+static int may_dial_here(void *ctx, int id)
+{
+	struct kq__cluster *c = ctx;
+	struct peer *p = peer_get(c, (uint64_t)id);
+
+	return p && p->id != c->self && !p->dials;
 }
 
 static void deliver_hb(struct conn *cn, const struct kq__frame *f)
@@ -285,12 +390,10 @@ static int on_frame(struct conn *cn, const uint8_t *buf, size_t len)
 	}
 	if (rv != 0)
 		return bad_frame(cn, why);
-	if (f.type == KQ__FRAME_HELLO)
-		return on_hello(cn, &f);
-	if (!cn->hello) {
-		kq__frame_release(&f);
-		return bad_frame(cn, "frame before hello");
-	}
+	if (f.type == KQ__FRAME_HELLO || f.type == KQ__FRAME_AUTH)
+		return bad_frame(cn, f.type == KQ__FRAME_HELLO
+					     ? "second hello"
+					     : "AUTH after the handshake");
 	cn->peer->last_rx_ms = uv_now(c->host->loop);
 	if (f.type == KQ__FRAME_MSG) {
 		if (f.msg.from != (uint64_t)cn->peer->id ||
@@ -314,6 +417,20 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	struct conn *cn = h->data;
 	size_t want = 65536;
 
+	/* Before the handshake only its two small frames are taken. */
+	if (!cn->authed) {
+		want = PREAUTH_BUF - cn->len;
+		if (!cn->buf) {
+			cn->buf = malloc(PREAUTH_BUF);
+			if (!cn->buf) {
+				*b = uv_buf_init(NULL, 0);
+				return;
+			}
+			cn->cap = PREAUTH_BUF;
+		}
+		*b = uv_buf_init((char *)cn->buf + cn->len, (unsigned)want);
+		return;
+	}
 	/* Grow by what arrives, never by what a length field claims. */
 	if (cn->cap - cn->len < want) {
 		size_t cap = cn->cap ? cn->cap : want;
@@ -343,9 +460,18 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	const char *why = "";
 
 	if (n < 0) {
-		if (cn->peer && cn->hello)
+		if (cn->authed)
 			c->host->log(c->host, KQ_LOG_INFO,
 				     "cluster: broker %d: %s", cn->peer->id,
+				     n == UV_EOF ? "disconnected"
+						 : uv_strerror((int)n));
+		else if (cn->dialed)
+			/* The other end refused our handshake; it says why
+			 * in its own log. */
+			c->host->log(c->host, KQ_LOG_DEBUG,
+				     "cluster: broker %d: %s during the "
+				     "handshake",
+				     cn->peer->id,
 				     n == UV_EOF ? "disconnected"
 						 : uv_strerror((int)n));
 		conn_close(cn);
@@ -354,6 +480,23 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	if (n == 0 || cn->closing)
 		return;
 	cn->len += (size_t)n;
+	if (!cn->authed) {
+		int rv = kq__auth_feed(&cn->auth, cn->buf, cn->len, &off, &why);
+
+		if (rv < 0) {
+			handshake_failed(cn, rv, why);
+			return;
+		}
+		send_handshake(cn);
+		if (cn->closing)
+			return;
+		if (rv == 0) {
+			memmove(cn->buf, cn->buf + off, cn->len - off);
+			cn->len -= off;
+			return;
+		}
+		established(cn);
+	}
 	for (;;) {
 		int rv = kq__frame_peek(cn->buf + off, cn->len - off, &flen,
 					&why);
@@ -387,12 +530,20 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 static void conn_start(struct conn *cn)
 {
+	struct kq__cluster *c = cn->c;
+
 	uv_tcp_nodelay(&cn->tcp, 1);
+	if (cn->dialed)
+		kq__auth_start(&cn->auth, c->key, c->self, cn->peer->id, true,
+			       NULL, NULL);
+	else
+		kq__auth_start(&cn->auth, c->key, c->self, 0, false,
+			       may_dial_here, c);
 	if (uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read) != 0) {
 		conn_close(cn);
 		return;
 	}
-	send_hello(cn);
+	send_handshake(cn);
 }
 
 static void on_connected(uv_connect_t *req, int status)
@@ -424,6 +575,7 @@ static void dial(struct peer *p)
 		return;
 	}
 	cn->peer = p;
+	cn->dialed = 1;
 	p->conn = cn;
 	cn->creq.data = cn;
 	if (uv_tcp_connect(&cn->creq, &cn->tcp,
@@ -447,20 +599,99 @@ static void schedule_dial(struct peer *p)
 		p->backoff_ms = BACKOFF_MAX_MS;
 }
 
+static int same_address(const struct sockaddr_storage *a,
+			const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+			      &((const struct sockaddr_in *)b)->sin_addr,
+			      sizeof(struct in_addr)) == 0;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
+	return 1; /* other families share one budget */
+}
+
+static void remote_text(struct conn *cn)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (cn->remote.ss_family == AF_INET) {
+		const struct sockaddr_in *sa =
+			(const struct sockaddr_in *)&cn->remote;
+
+		uv_ip4_name(sa, ip, sizeof(ip));
+		port = ntohs(sa->sin_port);
+	} else if (cn->remote.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sa =
+			(const struct sockaddr_in6 *)&cn->remote;
+
+		uv_ip6_name(sa, ip, sizeof(ip));
+		port = ntohs(sa->sin6_port);
+	}
+	snprintf(cn->remote_text, sizeof(cn->remote_text), "%s:%d", ip, port);
+}
+
+/* Accepted connections from the address of cn, cn excluded. */
+static unsigned count_from(const struct kq__cluster *c, const struct conn *cn)
+{
+	unsigned n = 0;
+
+	for (const struct conn *o = c->conns; o; o = o->next)
+		if (o != cn && o->inbound &&
+		    same_address(&o->remote, &cn->remote))
+			n++;
+	return n;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct kq__cluster *c = server->data;
 	struct conn *cn;
+	int len = (int)sizeof(cn->remote);
+	unsigned from;
 
 	if (status < 0 || c->closed)
 		return;
 	cn = conn_new(c);
 	if (!cn)
 		return;
+	/* Accepted even past a cap: left in the backlog it would be
+	 * offered again at once. */
 	if (uv_accept(server, (uv_stream_t *)&cn->tcp) != 0) {
 		conn_close(cn);
 		return;
 	}
+	if (uv_tcp_getpeername(&cn->tcp, (struct sockaddr *)&cn->remote,
+			       &len) != 0) {
+		conn_close(cn);
+		return;
+	}
+	remote_text(cn);
+	if (c->n_inbound >= c->max_conns) {
+		rlog(c, &c->rl_cap, KQ_LOG_WARN,
+		     "cluster: connection from %s refused: %u connections "
+		     "open (cluster.max_connections)",
+		     cn->remote_text, c->n_inbound);
+		conn_close(cn);
+		return;
+	}
+	from = count_from(c, cn);
+	if (from >= c->max_conns_per_addr) {
+		rlog(c, &c->rl_cap, KQ_LOG_WARN,
+		     "cluster: connection from %s refused: %u connections "
+		     "open from that address "
+		     "(cluster.max_connections_per_address)",
+		     cn->remote_text, from);
+		conn_close(cn);
+		return;
+	}
+	cn->inbound = 1;
+	c->n_inbound++;
 	conn_start(cn);
 }
 
@@ -468,7 +699,7 @@ static struct conn *peer_conn(struct kq__cluster *c, uint64_t id)
 {
 	struct peer *p = peer_get(c, id);
 
-	if (!p || !p->conn || !p->conn->hello || p->conn->closing)
+	if (!p || !p->conn || !p->conn->authed || p->conn->closing)
 		return NULL;
 	return p->conn;
 }
@@ -532,7 +763,7 @@ static void flush_peer(struct kq__cluster *c, struct peer *p, int keepalive)
 	struct conn *cn = p->conn;
 	size_t done = 0;
 
-	if (!cn || !cn->hello || cn->closing) {
+	if (!cn || !cn->authed || cn->closing) {
 		p->n_hb = 0;
 		return;
 	}
@@ -563,11 +794,35 @@ static void flush_hb(struct kq__cluster *c)
 			flush_peer(c, &c->peers[i], 0);
 }
 
+/* Closes the connections that did not authenticate in time: a stranger
+ * holds a slot for auth_timeout_ms at most, and a dial that hangs is
+ * tried again. */
+static void check_deadlines(struct kq__cluster *c)
+{
+	uint64_t now = uv_now(c->host->loop);
+
+	for (struct conn *cn = c->conns; cn; cn = cn->next) {
+		char who[128];
+
+		if (cn->authed || cn->closing ||
+		    now - cn->since_ms < c->auth_timeout_ms)
+			continue;
+		describe(cn, who, sizeof(who));
+		rlog(c, &c->rl_deadline,
+		     cn->dialed ? KQ_LOG_DEBUG : KQ_LOG_INFO,
+		     "cluster: %s: no handshake within %u ms "
+		     "(cluster.auth_timeout_ms); closed",
+		     who, c->auth_timeout_ms);
+		conn_close(cn);
+	}
+}
+
 void kq__cluster_tick(struct kq__cluster *c)
 {
 	if (c->closed)
 		return;
 	c->ticks++;
+	check_deadlines(c);
 	for (size_t i = 0; i < c->n_peers; i++) {
 		struct peer *p = &c->peers[i];
 
@@ -588,7 +843,7 @@ int kq__cluster_peer_up(const struct kq__cluster *c, int id)
 	if (id == c->self)
 		return 1;
 	p = peer_get(c, (uint64_t)id);
-	if (!p || !p->conn || !p->conn->hello || p->conn->closing)
+	if (!p || !p->conn || !p->conn->authed || p->conn->closing)
 		return 0;
 	window = 3ull * c->cfg.election_ticks * c->cfg.tick_ms;
 	return uv_now(c->host->loop) - p->last_rx_ms <= window;
@@ -662,6 +917,82 @@ static int read_peers(struct kq__cluster *c, int *listen_port)
 	return 0;
 }
 
+static unsigned get_uint(const json_t *cl, const char *key, unsigned def)
+{
+	json_t *v = cl ? json_object_get(cl, key) : NULL;
+
+	/* The broker's config check already bounded the value. */
+	return json_is_integer(v) ? (unsigned)json_integer_value(v) : def;
+}
+
+/* Reads the handshake's settings and the secret.  Without a secret the
+ * port stays open to anyone who reaches it, as before: say so. */
+static int read_auth(struct kq__cluster *c, const char *listen_host, int port)
+{
+	const struct kq_host *host = c->host;
+	const json_t *cl = host->cluster;
+	json_t *file = cl ? json_object_get(cl, "secret_file") : NULL;
+	char why[256];
+	int loose = 0, rv;
+
+	c->auth_timeout_ms =
+		get_uint(cl, "auth_timeout_ms", AUTH_TIMEOUT_MS_DEFAULT);
+	c->max_conns = get_uint(cl, "max_connections", MAX_CONNECTIONS_DEFAULT);
+	c->max_conns_per_addr = get_uint(cl, "max_connections_per_address",
+					 MAX_CONNECTIONS_PER_ADDR_DEF);
+	if (kq__auth_global_init() != 0) {
+		host->log(host, KQ_LOG_ERROR,
+			  "cluster: cannot initialise libsodium");
+		return KQ_ECONFIG;
+	}
+	if (!json_is_string(file)) {
+		host->log(host, KQ_LOG_WARN,
+			  "cluster: no cluster.secret_file: the cluster port "
+			  "%s:%d is open to anyone who reaches it",
+			  listen_host, port);
+		return 0;
+	}
+	rv = kq__auth_key_load(json_string_value(file), &c->key, &loose, why,
+			       sizeof(why));
+	if (rv != 0) {
+		host->log(host, KQ_LOG_ERROR, "cluster.secret_file: %s: %s",
+			  json_string_value(file), why);
+		return rv;
+	}
+	if (loose)
+		host->log(host, KQ_LOG_WARN,
+			  "cluster.secret_file: %s is readable by its group or "
+			  "others (chmod 600 it)",
+			  json_string_value(file));
+	return 0;
+}
+
+/* Peers on one host dial in from one address: a per-address cap below
+ * their number would refuse some of them.  Only a warning: the address a
+ * peer dials from may differ from the one it listens on. */
+static void check_address_cap(struct kq__cluster *c)
+{
+	for (size_t i = 0; i < c->n_peers; i++) {
+		const struct peer *p = &c->peers[i];
+		unsigned n = 0;
+
+		if (p->id >= c->self)
+			continue;
+		for (size_t k = 0; k < c->n_peers; k++)
+			if (c->peers[k].id < c->self &&
+			    same_address(&c->peers[k].addr, &p->addr))
+				n++;
+		if (n > c->max_conns_per_addr) {
+			c->host->log(c->host, KQ_LOG_WARN,
+				     "cluster.max_connections_per_address: "
+				     "%u is below the %u brokers at %s that "
+				     "dial here",
+				     c->max_conns_per_addr, n, p->host);
+			return;
+		}
+	}
+}
+
 int kq__cluster_new(const struct kq_host *host,
 		    const struct kq__cluster_config *cfg,
 		    struct kq__cluster **out)
@@ -707,6 +1038,10 @@ int kq__cluster_new(const struct kq_host *host,
 			  own->id, own->host);
 		return KQ_ECONFIG;
 	}
+	rv = read_auth(c, own->host, port);
+	if (rv != 0)
+		return rv;
+	check_address_cap(c);
 	uv_tcp_init(host->loop, &c->listener);
 	c->listener.data = c;
 	c->handles++;
@@ -765,5 +1100,6 @@ void kq__cluster_free(struct kq__cluster *c)
 		free(c->peers[i].hb);
 	}
 	free(c->peers);
+	kq__auth_key_free(c->key);
 	free(c);
 }

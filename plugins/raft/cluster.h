@@ -1,6 +1,9 @@
 /* The cluster port: one TCP connection per pair of brokers carrying the
  * Raft messages of every group, heartbeats coalesced per tick.  The lower
- * broker id dials, the higher accepts; both open with a hello frame. */
+ * broker id dials, the higher accepts; both open with a handshake (auth.h)
+ * that, with a cluster secret, proves each end holds it before any frame
+ * reaches Raft.  Connections not yet authenticated are capped in frame
+ * size, number (in all and per address) and time. */
 #ifndef KQ_RAFT_CLUSTER_H
 #define KQ_RAFT_CLUSTER_H
 
@@ -23,11 +26,14 @@ struct kq__cluster_config {
 	void *ctx;
 };
 
-/* Reads host->cluster, resolves the peers, starts listening on this
- * broker's raft port and dials the peers with higher ids.  Without a
- * "cluster" section or peers it does nothing but answer peer_up for its
- * own id.  Errors are logged as one line each (KQ_ECONFIG, or the listen
- * error).  On success *out is owned by the caller: close it with
+/* Reads host->cluster (peers, secret_file, auth_timeout_ms,
+ * max_connections, max_connections_per_address), resolves the peers, reads
+ * the secret (only the derived key is kept, owned by the cluster and wiped
+ * when it is freed; without a secret it logs one warning that the port is
+ * open), starts listening on this broker's raft port and dials the peers
+ * with higher ids.  Without a "cluster" section or peers it does nothing
+ * but answer peer_up for its own id.  Errors are logged as one line each
+ * (KQ_ECONFIG, or the listen error).  On success *out is owned by the caller: close it with
  * kq__cluster_close() and free it with kq__cluster_free() once
  * kq__cluster_handles() is 0. */
 int kq__cluster_new(const struct kq_host *host,
@@ -44,8 +50,8 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
  * connected peer. */
 void kq__cluster_tick(struct kq__cluster *c);
 
-/* 1 when `id` is this broker, or connected with a frame received within
- * the last three election timeouts; 0 otherwise. */
+/* 1 when `id` is this broker, or connected (handshake done) with a frame
+ * received within the last three election timeouts; 0 otherwise. */
 int kq__cluster_peer_up(const struct kq__cluster *c, int id);
 
 /* Closes the listener, every connection and timer.  Nothing is sent or

@@ -11,7 +11,6 @@
 #define MSG_FIXED (1 + 8 + 1 + 1 + 7 * 8 + 4 + 8 + 8 + 1 + 4)
 /* Bytes of one entry besides its payload. */
 #define ENTRY_FIXED (8 + 8 + 4 + 4)
-#define HELLO_BODY  (1 + 4 + 1 + 4)
 #define HB_FIXED    (1 + 8 + 8 + 4)
 
 static uint8_t *put8(uint8_t *p, uint8_t v)
@@ -94,22 +93,33 @@ static uint64_t rd64(struct rd *r)
 	return p ? get64(p) : 0;
 }
 
-int kq__frame_peek(const uint8_t *buf, size_t len, size_t *frame_len,
-		   const char **why)
+int kq__frame_peek_max(const uint8_t *buf, size_t len, uint32_t max,
+		       size_t *frame_len, const char **why)
 {
 	uint32_t body;
 
 	if (len < KQ__FRAME_HEAD)
 		return 0;
 	body = get32(buf);
-	if (body < 1 || body > KQ__FRAME_MAX) {
-		*why = body ? "frame longer than 64 MiB" : "empty frame";
+	if (body < 1 || body > max || body > KQ__FRAME_MAX) {
+		if (!body)
+			*why = "empty frame";
+		else if (max < KQ__FRAME_MAX && body <= KQ__FRAME_MAX)
+			*why = "frame too long before authentication";
+		else
+			*why = "frame longer than 64 MiB";
 		return KQ_ECORRUPT;
 	}
 	if (len - KQ__FRAME_HEAD < body)
 		return 0;
 	*frame_len = KQ__FRAME_HEAD + (size_t)body;
 	return 1;
+}
+
+int kq__frame_peek(const uint8_t *buf, size_t len, size_t *frame_len,
+		   const char **why)
+{
+	return kq__frame_peek_max(buf, len, KQ__FRAME_MAX, frame_len, why);
 }
 
 static int corrupt(const char **why, const char *text)
@@ -232,21 +242,36 @@ int kq__frame_decode(const uint8_t *buf, size_t len, struct kq__frame *f,
 	f->type = (enum kq__frame_type)rd8(&r);
 	switch (f->type) {
 	case KQ__FRAME_HELLO: {
-		uint32_t magic = rd32(&r), id;
+		uint32_t magic = rd32(&r), id, to;
 
 		f->version = rd8(&r);
-		id = rd32(&r);
 		if (r.bad)
 			return corrupt(why, "truncated hello");
 		if (magic != KQ__FRAME_MAGIC)
 			return corrupt(why, "bad magic");
+		/* Checked before the rest: other versions have other
+		 * lengths, and this is the reason worth logging. */
 		if (f->version != KQ__FRAME_VERSION)
 			return corrupt(why, "unsupported version");
-		if (id < 1 || id > 0x7fffffffu)
+		id = rd32(&r);
+		to = rd32(&r);
+		f->hello_flags = rd8(&r);
+		f->nonce = take(&r, KQ__FRAME_NONCE);
+		if (r.bad)
+			return corrupt(why, "truncated hello");
+		if (id < 1 || id > 0x7fffffffu || to > 0x7fffffffu)
 			return corrupt(why, "bad broker id");
+		if (f->hello_flags & ~KQ__FRAME_HELLO_AUTH)
+			return corrupt(why, "unknown hello flags");
 		f->broker_id = (int)id;
+		f->hello_to = (int)to;
 		break;
 	}
+	case KQ__FRAME_AUTH:
+		f->mac = take(&r, KQ__FRAME_MAC);
+		if (r.bad)
+			return corrupt(why, "truncated auth");
+		break;
 	case KQ__FRAME_MSG:
 		rv = decode_msg(&r, f, why);
 		if (rv != 0)
@@ -301,16 +326,32 @@ void kq__frame_hb_get(const struct kq__frame *f, uint32_t i,
 
 size_t kq__frame_hello_size(void)
 {
-	return KQ__FRAME_HEAD + HELLO_BODY;
+	return KQ__FRAME_HEAD + KQ__FRAME_HELLO_BODY;
 }
 
-void kq__frame_put_hello(uint8_t *out, int broker_id)
+void kq__frame_put_hello(uint8_t *out, int broker_id, int to, uint32_t flags,
+			 const uint8_t *nonce)
 {
-	out = put32(out, HELLO_BODY);
+	out = put32(out, KQ__FRAME_HELLO_BODY);
 	out = put8(out, KQ__FRAME_HELLO);
 	out = put32(out, KQ__FRAME_MAGIC);
 	out = put8(out, KQ__FRAME_VERSION);
-	put32(out, (uint32_t)broker_id);
+	out = put32(out, (uint32_t)broker_id);
+	out = put32(out, (uint32_t)to);
+	out = put8(out, (uint8_t)flags);
+	put_bytes(out, nonce, KQ__FRAME_NONCE);
+}
+
+size_t kq__frame_auth_size(void)
+{
+	return KQ__FRAME_HEAD + KQ__FRAME_AUTH_BODY;
+}
+
+void kq__frame_put_auth(uint8_t *out, const uint8_t *mac)
+{
+	out = put32(out, KQ__FRAME_AUTH_BODY);
+	out = put8(out, KQ__FRAME_AUTH);
+	put_bytes(out, mac, KQ__FRAME_MAC);
 }
 
 size_t kq__frame_msg_size(const struct kq__raft_msg *m)

@@ -1,4 +1,5 @@
-/* Three brokers with the raft module on loopback: a metadata leader is
+/* Three brokers with the raft module on loopback, sharing a cluster
+ * secret (each reads its own copy, mode 0600): a metadata leader is
  * elected and agreed on, survives a kill -9 of its broker by failing over,
  * keeps its place when the killed broker rejoins (pre-vote), and the
  * metadata and partition logs are replicated.  Each group caches only
@@ -20,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <cmocka.h>
 
 #include "harness.h"
@@ -36,6 +39,21 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char secret[] = "dGhyZWUgYnJva2VycyBvbiBsb29wYmFjaw==\n";
+
+static void write_secret(int i)
+{
+	char path[400];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/cluster.secret", tbs[i].dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, secret, sizeof(secret) - 1),
+			 (ssize_t)sizeof(secret) - 1);
+	close(fd);
 }
 
 static void write_config(int i)
@@ -58,8 +76,9 @@ static void write_config(int i)
 		 " \"raft\": {\"snapshot_every\": 5, \"cache_bytes\": 2048},\n"
 		 " \"segment\": {\"segment_bytes\": 4096},\n"
 		 " \"topics\": {\"retention_check_ms\": 100},\n"
-		 " \"cluster\": {\"peers\": [%s]}}\n",
-		 i + 1, tbs[i].dir, tbs[i].port, peers);
+		 " \"cluster\": {\"secret_file\": \"%s/cluster.secret\", "
+		 "\"peers\": [%s]}}\n",
+		 i + 1, tbs[i].dir, tbs[i].port, tbs[i].dir, peers);
 	tb_write_raw(&tbs[i], json);
 }
 
@@ -95,8 +114,10 @@ static int setup(void **state)
 		while (raft_ports[i] == tbs[i].port ||
 		       port_taken(raft_ports[i], i));
 	}
-	for (int i = 0; i < N; i++)
+	for (int i = 0; i < N; i++) {
+		write_secret(i);
 		write_config(i);
+	}
 	for (int i = 0; i < N; i++)
 		start(i);
 	return 0;

@@ -141,18 +141,66 @@ static void test_retention_snapshot_without_data(void **state)
 	free(buf);
 }
 
+static const uint8_t nonce[KQ__FRAME_NONCE] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+
 static void test_hello(void **state)
 {
-	uint8_t buf[64];
+	uint8_t buf[64], mac[KQ__FRAME_MAC];
 	struct kq__frame f;
 	const char *why;
 	size_t len = kq__frame_hello_size();
 
-	kq__frame_put_hello(buf, 42);
+	kq__frame_put_hello(buf, 42, 7, KQ__FRAME_HELLO_AUTH, nonce);
+	assert_int_equal(len, 4 + KQ__FRAME_HELLO_BODY);
 	assert_int_equal(kq__frame_decode(buf, len, &f, &why), 0);
 	assert_int_equal(f.type, KQ__FRAME_HELLO);
 	assert_int_equal(f.broker_id, 42);
+	assert_int_equal(f.hello_to, 7);
+	assert_int_equal(f.hello_flags, KQ__FRAME_HELLO_AUTH);
+	assert_memory_equal(f.nonce, nonce, KQ__FRAME_NONCE);
 	assert_int_equal(f.version, KQ__FRAME_VERSION);
+
+	memset(mac, 0xa5, sizeof(mac));
+	kq__frame_put_auth(buf, mac);
+	len = kq__frame_auth_size();
+	assert_int_equal(kq__frame_decode(buf, len, &f, &why), 0);
+	assert_int_equal(f.type, KQ__FRAME_AUTH);
+	assert_memory_equal(f.mac, mac, KQ__FRAME_MAC);
+}
+
+/* A hello of version 1 (10 bytes of body) is named as such. */
+static void test_hello_version_1(void **state)
+{
+	static const uint8_t v1[] = {0,	   0,	 0, 10, 1, 0x4b, 0x51,
+				     0x52, 0x46, 1, 0,	0, 0,	 2};
+	struct kq__frame f;
+	const char *why = NULL;
+
+	assert_int_equal(kq__frame_decode(v1, sizeof(v1), &f, &why),
+			 KQ_ECORRUPT);
+	assert_string_equal(why, "unsupported version");
+}
+
+/* Before authentication, a frame longer than a hello is refused from
+ * its length field alone. */
+static void test_preauth_cap(void **state)
+{
+	uint8_t big[4] = {0x03, 0x00, 0x00, 0x00}; /* 48 MiB */
+	uint8_t hello[64];
+	const char *why = NULL;
+	size_t flen = 0;
+
+	assert_int_equal(
+		kq__frame_peek_max(big, 4, KQ__FRAME_PREAUTH_MAX, &flen, &why),
+		KQ_ECORRUPT);
+	assert_string_equal(why, "frame too long before authentication");
+	/* Without the cap it would wait for 48 MiB. */
+	assert_int_equal(kq__frame_peek(big, 4, &flen, &why), 0);
+	kq__frame_put_hello(hello, 1, 2, 0, nonce);
+	assert_int_equal(kq__frame_peek_max(hello, kq__frame_hello_size(),
+					    KQ__FRAME_PREAUTH_MAX, &flen, &why),
+			 1);
+	assert_int_equal(flen, kq__frame_hello_size());
 }
 
 static void test_coalesced_heartbeats(void **state)
@@ -326,15 +374,18 @@ static void test_truncated_and_corrupted_heartbeats(void **state)
 		{2, KQ__RAFT_MSG_HEARTBEAT_RESP, 2, 0},
 		{3, KQ__RAFT_MSG_HEARTBEAT, 9, 9},
 	};
-	uint8_t buf[256], hello[32];
+	uint8_t buf[256], hello[64], mac[KQ__FRAME_MAC] = {0};
 	size_t len = kq__frame_hb_size(3);
 
 	kq__frame_put_hb(buf, 1, 2, items, 3);
 	check_truncations(buf, len);
 	check_corruptions(buf, len);
-	kq__frame_put_hello(hello, 7);
+	kq__frame_put_hello(hello, 7, 0, KQ__FRAME_HELLO_AUTH, nonce);
 	check_truncations(hello, kq__frame_hello_size());
 	check_corruptions(hello, kq__frame_hello_size());
+	kq__frame_put_auth(hello, mac);
+	check_truncations(hello, kq__frame_auth_size());
+	check_corruptions(hello, kq__frame_auth_size());
 }
 
 /* Offsets of fields in a MSG frame: [len 4][type 1][group 8][msg type 1]
@@ -409,6 +460,8 @@ int main(void)
 		cmocka_unit_test(test_round_trip_every_type),
 		cmocka_unit_test(test_retention_snapshot_without_data),
 		cmocka_unit_test(test_hello),
+		cmocka_unit_test(test_hello_version_1),
+		cmocka_unit_test(test_preauth_cap),
 		cmocka_unit_test(test_coalesced_heartbeats),
 		cmocka_unit_test(test_keepalive_frame),
 		cmocka_unit_test(test_stream_of_frames),
