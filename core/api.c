@@ -134,7 +134,16 @@ struct create_ctx {
 	struct kq_broker *b;
 	struct kq_req *req;
 	char *name;
+	int error; /* why applying the record failed, when it did */
 };
+
+void kq__create_failed(struct kq_broker *b, const char *name, int err)
+{
+	struct create_ctx *cc = kq__map_get(&b->creating, name, strlen(name));
+
+	if (cc)
+		cc->error = err;
+}
 
 static void created(void *ctx, int status)
 {
@@ -149,7 +158,9 @@ static void created(void *ctx, int status)
 	} else {
 		snprintf(req->errmsg, sizeof(req->errmsg),
 			 "topic %s could not be created: %s", cc->name,
-			 kq_strerror(status ? status : KQ_EINTERNAL));
+			 kq_strerror(status	 ? status
+				     : cc->error ? cc->error
+						 : KQ_EINTERNAL));
 		status = KQ_EUNAVAILABLE;
 	}
 	free(cc->name);

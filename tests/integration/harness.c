@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,6 +22,7 @@
 #endif
 
 const char *tb_telnet_extra = "";
+int tb_nofile;
 
 static void die(const char *what)
 {
@@ -122,6 +124,13 @@ static pid_t spawn(const char *const *args, const char *log)
 		if (fd >= 0) {
 			dup2(fd, 2);
 			dup2(fd, 1);
+			close(fd);
+		}
+		if (tb_nofile > 0) {
+			struct rlimit rl = {(rlim_t)tb_nofile,
+					    (rlim_t)tb_nofile};
+
+			setrlimit(RLIMIT_NOFILE, &rl);
 		}
 		execv(args[0], (char *const *)args);
 		fprintf(stderr, "exec %s: %s\n", args[0], strerror(errno));
