@@ -286,6 +286,29 @@ static void on_signal(uv_signal_t *h, int signum)
 	kq__broker_stop(b);
 }
 
+/* SIGHUP, as logrotate sends it: the log file is opened anew; without one
+ * the signal changes nothing. */
+static void on_hangup(uv_signal_t *h, int signum)
+{
+	struct kq_broker *b = h->data;
+	const char *path = b->cfg->log_file;
+	int rv;
+
+	if (!path) {
+		kq__info("%s: ignored (no broker.log_file to reopen)",
+			 strsignal(signum));
+		return;
+	}
+	rv = kq__log_open(path);
+	if (rv != 0)
+		kq__error("%s: cannot reopen %s: %s; logging on to the old "
+			  "file",
+			  strsignal(signum), path, kq_strerror(rv));
+	else
+		kq__info("%s: reopened the log file %s", strsignal(signum),
+			 path);
+}
+
 static void transport_stopped(void *ctx)
 {
 	struct kq_broker *b = ctx;
@@ -325,6 +348,7 @@ static void close_handles(struct kq_broker *b)
 		(uv_handle_t *)&b->retention_timer,
 		(uv_handle_t *)&b->sigint,
 		(uv_handle_t *)&b->sigterm,
+		(uv_handle_t *)&b->sighup,
 	};
 
 	for (size_t i = 0; i < sizeof(hs) / sizeof(*hs); i++)
@@ -581,6 +605,8 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 	uv_timer_init(loop, &b->retention_timer);
 	uv_signal_init(loop, &b->sigint);
 	uv_signal_init(loop, &b->sigterm);
+	uv_signal_init(loop, &b->sighup);
+	b->sighup.data = b;
 	b->check.data = b->idle.data = b->sync_timer.data = b;
 	b->retention_timer.data = b->sigint.data = b->sigterm.data = b;
 
@@ -617,6 +643,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 		       cfg->retention_check_ms, cfg->retention_check_ms);
 	uv_signal_start(&b->sigint, on_signal, SIGINT);
 	uv_signal_start(&b->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&b->sighup, on_hangup, SIGHUP);
 	kq__info("broker %d ready: data in %s, %zu topic(s), storage %s, "
 		 "consensus %s",
 		 cfg->broker_id, b->dir, b->topics.count, cfg->storage,

@@ -149,7 +149,7 @@ struct kq_broker {
 	uv_idle_t idle;
 	uv_timer_t sync_timer;
 	uv_timer_t retention_timer;
-	uv_signal_t sigint, sigterm;
+	uv_signal_t sigint, sigterm, sighup;
 
 	struct kq_session *sessions;
 	unsigned stopping_transports;

@@ -139,6 +139,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	kq__log_set_level(cfg.log_level);
+	if (cfg.log_file) {
+		rv = kq__log_open(cfg.log_file);
+		if (rv != 0) {
+			kq__error("broker.log_file: cannot open %s: %s",
+				  cfg.log_file, strerror(-rv));
+			kq__config_free(&cfg);
+			return 1;
+		}
+	}
+	/* Until the broker's handler is in place a hangup must not kill a
+	 * starting broker. */
+	signal(SIGHUP, SIG_IGN);
 	/* A peer that hangs up mid-write is an error of that write, not a
 	 * reason to die. */
 	signal(SIGPIPE, SIG_IGN);

@@ -165,12 +165,79 @@ static void test_orphaned_partitions(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* ------------------------------------------------------------ SIGHUP */
+
+/* Without a log file a hangup is logged and changes nothing. */
+static void test_sighup_without_log_file(void **state)
+{
+	char log[16384];
+	struct tc c;
+
+	start_with(NULL);
+	assert_int_equal(kill(tb.pid, SIGHUP), 0);
+	usleep(200000);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "PING", "OK PONG");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	tb_read_log(&tb, log, sizeof(log));
+	assert_non_null(strstr(log, "Hangup: ignored"));
+}
+
+/* With broker.log_file, a hangup after the file was moved away (what
+ * logrotate does) opens it anew; the broker goes on. */
+static void test_sighup_reopens_log_file(void **state)
+{
+	char extra[1024], path[400], moved[420], text[16384];
+	struct tc c;
+	FILE *f;
+	size_t n;
+
+	tb_setup_empty(&tb);
+	snprintf(path, sizeof(path), "%s/kq.log", tb.dir);
+	snprintf(extra, sizeof(extra),
+		 "{\"broker\": {\"id\": 1, \"data_dir\": \"%s\", "
+		 "\"log_file\": \"%s\"}, "
+		 "\"telnet\": {\"port\": %d}}",
+		 tb.dir, path, tb.port);
+	tb_write_raw(&tb, extra);
+	restart();
+	snprintf(moved, sizeof(moved), "%s.1", path);
+	assert_int_equal(rename(path, moved), 0);
+	assert_int_equal(kill(tb.pid, SIGHUP), 0);
+	for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
+		usleep(10000);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "PING", "OK PONG");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+
+	f = fopen(moved, "r");
+	assert_non_null(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(text, "ready"));
+	assert_null(strstr(text, "stopped"));
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(text, "reopened the log file"));
+	assert_non_null(strstr(text, "stopped"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_crtp_says_why, teardown),
 		cmocka_unit_test_teardown(test_crtp_emfile, teardown),
 		cmocka_unit_test_teardown(test_orphaned_partitions, teardown),
+		cmocka_unit_test_teardown(test_sighup_without_log_file,
+					  teardown),
+		cmocka_unit_test_teardown(test_sighup_reopens_log_file,
+					  teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
