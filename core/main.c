@@ -38,12 +38,14 @@ static void usage(FILE *out)
 static int parse_int(const char *flag, const char *v, int min, int max,
 		     int *out)
 {
-	char *end;
-	long n;
+	char *end = NULL;
+	long n = 0;
 
 	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || end == v || *end || n < min || n > max) {
+	/* Digits only: strtol alone would take " 80" and "+80". */
+	if (*v >= '0' && *v <= '9')
+		n = strtol(v, &end, 10);
+	if (!end || errno || *end || n < min || n > max) {
 		fprintf(stderr,
 			"kafkaesqued: %s: expected an integer %d..%d, "
 			"got \"%s\"\n",

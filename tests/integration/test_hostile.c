@@ -19,9 +19,13 @@
 #include "harness.h"
 
 static struct tb tb;
+static struct tc conns[80]; /* test_accept_emfile's clients */
 
 static int teardown(void **state)
 {
+	for (size_t i = 0; i < sizeof(conns) / sizeof(*conns); i++)
+		if (conns[i].fd > 0)
+			tc_close(&conns[i]);
 	tb_cleanup(&tb);
 	tb_telnet_extra = "";
 	tb_nofile = 0;
@@ -113,6 +117,121 @@ static void test_crtp_emfile(void **state)
 	expect_cmd(&c, "PING", "OK PONG");
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
+}
+
+/* ------------------------------------------------------------ start-up */
+
+/* A host that does not resolve is named with the key, in words. */
+static void test_bad_host(void **state)
+{
+	char json[1024], out[8192];
+	const char *args[] = {"-config", tb.config, NULL};
+
+	tb_setup_empty(&tb);
+	snprintf(json, sizeof(json),
+		 "{\"broker\": {\"id\": 1, \"data_dir\": \"%s\"}, "
+		 "\"telnet\": {\"host\": \"bad host\", \"port\": %d}}",
+		 tb.dir, tb.port);
+	tb_write_raw(&tb, json);
+	assert_int_equal(tb_run_args(args, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "telnet.host: cannot listen on \"bad "
+				    "host\""));
+	assert_null(strstr(out, "Unknown error"));
+}
+
+/* Ports on the command line are decimal digits in 1..65535, nothing
+ * else; a bad one stops the broker with one line and status 2 before
+ * anything else is looked at. */
+static void test_port_flags(void **state)
+{
+	static const char *const bad[] = {
+		"-port=65536", "-port=99999999999999999999", "-port=+1",
+		"-port= 1",    "-port=0x10",		     "-raftport=65536",
+		"-port=",
+	};
+	char out[4096];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		const char *args[] = {bad[i], "-config=/nonexistent.json",
+				      NULL};
+		int st = tb_run_args(args, out, sizeof(out));
+
+		if (st != 2 || !strstr(out, "port: expected an integer "
+					    "1..65535") ||
+		    strchr(out, '\n') != out + strlen(out) - 1)
+			fail_msg("%s: exit %d, %s", bad[i], st, out);
+	}
+}
+
+/* ------------------------------------------------------------ accept */
+
+static double cpu_seconds(pid_t pid)
+{
+	char path[64];
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	/* Fields 14 and 15; the name in parentheses holds no spaces. */
+	assert_int_equal(fscanf(f,
+				"%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u "
+				"%*u %*u %lu %lu",
+				&ut, &st),
+			 2);
+	fclose(f);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Out of descriptors, a new connection is answered ERR BUSY and closed;
+ * the broker logs it, does not spin, and serves again once descriptors
+ * are free. */
+static void test_accept_emfile(void **state)
+{
+	enum { N = sizeof(conns) / sizeof(*conns) };
+	struct tc *cs = conns;
+	char line[256], log[16384];
+	int busy = 0, served = 0;
+	double before, after;
+	struct tc c;
+
+	tb_nofile = 48;
+	start_with(NULL);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(tc_connect(&cs[i], tb.port), 0);
+	for (int i = 0; i < N; i++) {
+		tc_send(&cs[i], "PING");
+		assert_int_not_equal(tc_line(&cs[i], line, sizeof(line)), -1);
+		if (strcmp(line, "OK PONG") == 0)
+			served++;
+		else if (strcmp(line, "ERR BUSY out of file descriptors; try "
+				      "again later") == 0)
+			busy++;
+		else
+			fail_msg("connection %d: %s", i, line);
+	}
+	print_message("%d served, %d refused\n", served, busy);
+	assert_true(served > 0);
+	assert_true(busy > 0);
+	/* Still at the limit: refusing more costs no CPU in between. */
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+	assert_true(tb_match("ERR BUSY {*}", line));
+	tc_close(&c);
+	before = cpu_seconds(tb.pid);
+	usleep(1000000);
+	after = cpu_seconds(tb.pid);
+	assert_true(after - before < 0.3);
+	for (int i = 0; i < N; i++)
+		tc_close(&cs[i]);
+	usleep(100000);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "PING", "OK PONG");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	tb_read_log(&tb, log, sizeof(log));
+	assert_int_equal(count_lines(log, "out of file descriptors"), 1);
 }
 
 /* ------------------------------------------------------------ orphans */
@@ -233,6 +352,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_crtp_says_why, teardown),
 		cmocka_unit_test_teardown(test_crtp_emfile, teardown),
+		cmocka_unit_test_teardown(test_bad_host, teardown),
+		cmocka_unit_test_teardown(test_port_flags, teardown),
+		cmocka_unit_test_teardown(test_accept_emfile, teardown),
 		cmocka_unit_test_teardown(test_orphaned_partitions, teardown),
 		cmocka_unit_test_teardown(test_sighup_without_log_file,
 					  teardown),
