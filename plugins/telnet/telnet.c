@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <kafkaesque/kafkaesque.h>
@@ -54,6 +55,123 @@ static int cfg_int(const struct kq__tn_server *srv, const char *key, json_t *v,
 	return 0;
 }
 
+/* Reads the password: the file's bytes up to an optional final line end.
+ */
+static int read_password(struct kq__tn_server *srv, const char *path)
+{
+	unsigned char buf[KQ__TN_PASSWORD_MAX + 3];
+	struct stat st;
+	size_t n = 0;
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		LOG(srv, KQ_LOG_ERROR, "telnet.password_file: %s: %s", path,
+		    strerror(errno));
+		return KQ_ECONFIG;
+	}
+	while (n < sizeof(buf) &&
+	       (r = read(fd, buf + n, sizeof(buf) - n)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			LOG(srv, KQ_LOG_ERROR, "telnet.password_file: %s: %s",
+			    path, strerror(errno));
+			close(fd);
+			return KQ_ECONFIG;
+		}
+		n += (size_t)r;
+	}
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+		LOG(srv, KQ_LOG_WARN,
+		    "telnet.password_file: %s can be read by other users "
+		    "(chmod 600 it)",
+		    path);
+	close(fd);
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (n == 0 || n > KQ__TN_PASSWORD_MAX ||
+	    memchr(buf, '\n', n) || memchr(buf, '\r', n) ||
+	    memchr(buf, '\0', n)) {
+		LOG(srv, KQ_LOG_ERROR,
+		    "telnet.password_file: %s: expected one line of 1 to %d "
+		    "bytes",
+		    path, KQ__TN_PASSWORD_MAX);
+		memset(buf, 0, sizeof(buf));
+		return KQ_ECONFIG;
+	}
+	memcpy(srv->password, buf, n);
+	srv->password_len = n;
+	memset(buf, 0, sizeof(buf));
+	return 0;
+}
+
+int kq__tn_password_ok(const struct kq__tn_server *srv, const char *word,
+		       size_t len)
+{
+	volatile unsigned char diff = 0;
+	size_t i;
+
+	/* Equal-length buffers: the password zero-padded, and the word
+	 * zero-padded (or cut, its length compared apart).  Every byte is
+	 * read and no branch depends on the password. */
+	for (i = 0; i < KQ__TN_PASSWORD_MAX; i++) {
+		unsigned char w = i < len ? (unsigned char)word[i] : 0;
+
+		diff |= (unsigned char)(w ^ srv->password[i]);
+	}
+	diff |= (unsigned char)((len ^ srv->password_len) != 0);
+	return srv->password_len > 0 && diff == 0;
+}
+
+/* Seconds of a log window, and the failed AUTH lines each may hold. */
+#define AUTH_LOG_WINDOW_MS 10000
+#define AUTH_LOG_LINES	   10
+
+void kq__tn_auth_log(struct kq__tn_conn *c)
+{
+	struct kq__tn_server *srv = c->srv;
+	uint64_t now = uv_now(srv->host->loop);
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	char addr[64] = "?";
+
+	if (now - srv->auth_log_start >= AUTH_LOG_WINDOW_MS) {
+		if (srv->auth_unlogged)
+			LOG(srv, KQ_LOG_WARN,
+			    "%u more failed AUTH attempt(s) were not logged",
+			    srv->auth_unlogged);
+		srv->auth_log_start = now;
+		srv->auth_logged = srv->auth_unlogged = 0;
+	}
+	if (srv->auth_logged >= AUTH_LOG_LINES) {
+		srv->auth_unlogged++;
+		return;
+	}
+	srv->auth_logged++;
+	memset(&ss, 0, sizeof(ss));
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+			addr[0] = '[';
+			uv_ip6_name(a, addr + 1, sizeof(addr) - 8);
+			snprintf(addr + strlen(addr), 8, "]:%u",
+				 ntohs(a->sin6_port));
+		} else if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+			uv_ip4_name(a, addr, sizeof(addr) - 8);
+			snprintf(addr + strlen(addr), 8, ":%u",
+				 ntohs(a->sin_port));
+		}
+	}
+	LOG(srv, KQ_LOG_WARN, "failed AUTH from %s (%u on this connection)",
+	    addr, c->auth_failures);
+}
+
 static int read_config(struct kq__tn_server *srv, const json_t *cfg)
 {
 	const char *host = "127.0.0.1";
@@ -92,10 +210,21 @@ static int read_config(struct kq__tn_server *srv, const json_t *cfg)
 				if (cfg_int(srv, key, v, 1, 1000000, &n) < 0)
 					return KQ_ECONFIG;
 				srv->max_conns = (unsigned)n;
+			} else if (strcmp(key, "password_file") == 0) {
+				if (!json_is_string(v) ||
+				    json_string_length(v) == 0) {
+					LOG(srv, KQ_LOG_ERROR,
+					    "telnet.password_file: expected a "
+					    "file name");
+					return KQ_ECONFIG;
+				}
+				if (read_password(srv, json_string_value(v)))
+					return KQ_ECONFIG;
 			} else {
 				LOG(srv, KQ_LOG_ERROR,
 				    "telnet.%s: unknown key (known: host, "
-				    "port, max_line, max_connections)",
+				    "port, max_line, max_connections, "
+				    "password_file)",
 				    key);
 				return KQ_ECONFIG;
 			}
@@ -596,6 +725,7 @@ static void on_connection(struct kq__tn_server *srv, int fd)
 		return;
 	}
 	c->counted = 1;
+	c->authed = srv->password_len == 0;
 	srv->nlive++;
 	conn_process(c);
 }
@@ -657,9 +787,16 @@ static int accept_busy(struct kq__tn_server *srv, int lfd)
 	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	err = errno;
 	if (fd >= 0) {
-		/* Best effort: a fresh socket's buffer takes one line. */
+		char drain[4096];
+
+		/* Best effort: a fresh socket's buffer takes one line.  What
+		 * the client already sent is read first, or closing would
+		 * reset the connection and the line could be lost. */
 		if (send(fd, text, sizeof(text) - 1, MSG_NOSIGNAL) < 0)
 			err = errno;
+		shutdown(fd, SHUT_WR);
+		while (recv(fd, drain, sizeof(drain), MSG_DONTWAIT) > 0)
+			;
 		close(fd);
 		srv->busy_count++;
 	}
@@ -741,6 +878,27 @@ static int tn_init(const struct kq_host *host, void **state)
 		return r;
 	}
 	*state = srv;
+	return 0;
+}
+
+/* Whether the listener is bound to a loopback address only. */
+static int loopback(const uv_tcp_t *t)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >>
+			24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a =
+			&((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
 	return 0;
 }
 
@@ -830,10 +988,17 @@ static int tn_start(void *state)
 	spare_take(srv);
 	uv_poll_start(srv->lpoll, UV_READABLE, on_listener);
 	LOG(srv, KQ_LOG_INFO, "listening on %s:%d", srv->bind_host, srv->port);
+	if (!srv->password_len && !loopback(srv->listener))
+		LOG(srv, KQ_LOG_WARN,
+		    "%s:%d can be reached from other machines and no "
+		    "telnet.password_file is set: anyone who can connect can "
+		    "read and write every topic",
+		    srv->bind_host, srv->port);
 	return 0;
 }
 
 static void on_grace_closed(uv_handle_t *h);
+
 
 static void srv_check_done(struct kq__tn_server *srv)
 {

@@ -20,6 +20,12 @@
 #define KQ__TN_OUT_HIGH ((size_t)1 << 20)
 #define KQ__TN_OUT_LOW	((size_t)256 << 10)
 
+/* Longest password telnet.password_file may hold. */
+#define KQ__TN_PASSWORD_MAX 1024
+
+/* AUTH failures a connection may make; the last one closes it. */
+#define KQ__TN_AUTH_TRIES 5
+
 /* Bytes a CONS asks the broker for per consume_next() call. */
 #define KQ__TN_CONS_BUDGET ((size_t)256 << 10)
 
@@ -76,6 +82,7 @@ struct kq__tn_conn {
 	struct kq_consume cons;
 	struct kq__tn_slot *cons_slot;
 	char errmsg[256];
+	unsigned auth_failures;
 
 	unsigned writing : 1;
 	unsigned reading : 1;
@@ -86,6 +93,7 @@ struct kq__tn_conn {
 	unsigned quit : 1;    /* QUIT answered: close once written */
 	unsigned refused : 1; /* over the limit: one ERR, then close */
 	unsigned counted : 1; /* counted against max_connections */
+	unsigned authed : 1;  /* AUTH succeeded (or no password is set) */
 	unsigned closing : 1; /* uv_close() called */
 	unsigned closed : 1;  /* the handle's close callback ran */
 };
@@ -98,6 +106,14 @@ struct kq__tn_server {
 	int port;
 	size_t max_line;
 	unsigned max_conns;
+	/* The password, zero-padded so that every comparison reads the
+	 * whole buffer; password_len 0 when none is configured. */
+	unsigned char password[KQ__TN_PASSWORD_MAX];
+	size_t password_len;
+	/* Failed AUTH lines logged in the current window, and the ones
+	 * that were not (see kq__tn_auth_log). */
+	uint64_t auth_log_start;
+	unsigned auth_logged, auth_unlogged;
 
 	uv_tcp_t *listener; /* own allocation; NULL once closed */
 	uv_poll_t *lpoll;   /* readiness of the listener's socket; we accept
@@ -151,6 +167,15 @@ size_t kq__tn_pending(const struct kq__tn_conn *c);
 
 /* Closes the connection (idempotent); memory goes once callbacks are in. */
 void kq__tn_close(struct kq__tn_conn *c);
+
+/* 1 when `word` (len bytes) is the configured password.  Takes the same
+ * time whatever the bytes and however much of them match. */
+int kq__tn_password_ok(const struct kq__tn_server *srv, const char *word,
+		       size_t len);
+
+/* Logs a failed AUTH of c, naming the peer; at most a few lines every
+ * few seconds for the whole server, then a count of those left out. */
+void kq__tn_auth_log(struct kq__tn_conn *c);
 
 /* commands.c */
 
