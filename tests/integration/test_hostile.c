@@ -230,6 +230,52 @@ static void test_accept_emfile(void **state)
 	assert_int_equal(count_lines(log, "out of file descriptors"), 1);
 }
 
+/* ------------------------------------------------------------ keys */
+
+/* A top-level string "Key" is the key whatever else the object holds:
+ * key "124" goes to partition 2 of 3 (murmur2), where the README's
+ * example puts it. */
+static void test_keys_beside_odd_values(void **state)
+{
+	static const char *const msgs[] = {
+		"{\"n\":123456789012345678901234567890,\"Key\":\"124\"}",
+		"{\"x\":1e400,\"Key\":\"124\"}",
+		"{\"s\":\"\\ud800\",\"Key\":\"124\"}",
+		"{\"K\\u0065y\":\"1\\u0032\\u0034\"}",
+		"{\"Key\":\"nope\",\"a\":[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]],"
+		"\"Key\":\"124\"}",
+	};
+	char cmd[256];
+	struct tc c;
+
+	start_with(NULL);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "CRTP orders 3", "OK orders 3");
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(*msgs); i++) {
+		snprintf(cmd, sizeof(cmd), "PUBS orders %s", msgs[i]);
+		expect_cmd(&c, cmd, "OK 2 {N}");
+	}
+	/* Deeper than any JSON library goes. */
+	{
+		size_t depth = 5000, n = 0;
+		char *m = malloc(2 * depth + 64);
+
+		assert_non_null(m);
+		n += (size_t)sprintf(m, "PUBS orders {\"a\":");
+		memset(m + n, '[', depth);
+		n += depth;
+		memset(m + n, ']', depth);
+		n += depth;
+		sprintf(m + n, ",\"Key\":\"124\"}");
+		tc_send(&c, m);
+		free(m);
+		assert_int_not_equal(tc_line(&c, cmd, sizeof(cmd)), -1);
+		assert_true(tb_match("OK 2 {N}", cmd));
+	}
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
 /* ------------------------------------------------------------ orphans */
 
 /* With the metadata log deleted by hand, the old partition folders are
@@ -389,6 +435,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_bad_host, teardown),
 		cmocka_unit_test_teardown(test_port_flags, teardown),
 		cmocka_unit_test_teardown(test_accept_emfile, teardown),
+		cmocka_unit_test_teardown(test_keys_beside_odd_values, teardown),
 		cmocka_unit_test_teardown(test_orphaned_partitions, teardown),
 		cmocka_unit_test_teardown(test_auth, teardown),
 		cmocka_unit_test_teardown(test_sighup_without_log_file,
