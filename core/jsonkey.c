@@ -150,7 +150,8 @@ static int string(struct scan *s, struct str *out)
 				p += 4;
 				if (high_surrogate(cp) && s->end - p >= 6 &&
 				    p[0] == '\\' && p[1] == 'u' &&
-				    hex4(p + 2, &lo) == 0 && low_surrogate(lo)) {
+				    hex4(p + 2, &lo) == 0 &&
+				    low_surrogate(lo)) {
 					p += 6;
 					cp = 0x10000;
 				} else if (high_surrogate(cp) ||
@@ -283,7 +284,7 @@ value: /* at a value, white space skipped */
 	}
 	if (key_member)
 		state = KQ__JSONKEY_NONE;
-	if ((*s.p == 't' ? literal(&s, "true")
+	if ((*s.p == 't'   ? literal(&s, "true")
 	     : *s.p == 'f' ? literal(&s, "false")
 	     : *s.p == 'n' ? literal(&s, "null")
 			   : number(&s)) != 0)
@@ -403,7 +404,8 @@ size_t kq__json_unescape(const char *raw, size_t n, char *out)
 			if (high_surrogate(v) && end - p >= 6 && p[0] == '\\' &&
 			    p[1] == 'u' && hex4(p + 2, &lo) == 0 &&
 			    low_surrogate(lo)) {
-				v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+				v = 0x10000 + ((v - 0xD800) << 10) +
+				    (lo - 0xDC00);
 				p += 6;
 			}
 			o += put_utf8(v, out + o);

@@ -620,7 +620,8 @@ static void on_auth_delay(uv_timer_t *t)
 		return;
 	}
 	if (c->auth_failures >= KQ__TN_AUTH_TRIES) {
-		put_err(s, KQ_EAUTH, "wrong password; too many attempts, closing");
+		put_err(s, KQ_EAUTH,
+			"wrong password; too many attempts, closing");
 		c->quit = 1;
 	} else {
 		put_err(s, KQ_EAUTH, "wrong password");
@@ -656,8 +657,8 @@ static void run_auth(struct kq__tn_conn *c, struct kq__tn_slot *s,
 	d->slot = s;
 	begin(c, s);
 	shift = c->auth_failures - 1 < 5 ? c->auth_failures - 1 : 5;
-	uv_timer_start(&d->timer, on_auth_delay, (uint64_t)AUTH_DELAY_MS << shift,
-		       0);
+	uv_timer_start(&d->timer, on_auth_delay,
+		       (uint64_t)AUTH_DELAY_MS << shift, 0);
 }
 
 static void run_ping(struct kq__tn_conn *c, struct kq__tn_slot *s,

@@ -92,9 +92,8 @@ static int read_password(struct kq__tn_server *srv, const char *path)
 		n--;
 	if (n > 0 && buf[n - 1] == '\r')
 		n--;
-	if (n == 0 || n > KQ__TN_PASSWORD_MAX ||
-	    memchr(buf, '\n', n) || memchr(buf, '\r', n) ||
-	    memchr(buf, '\0', n)) {
+	if (n == 0 || n > KQ__TN_PASSWORD_MAX || memchr(buf, '\n', n) ||
+	    memchr(buf, '\r', n) || memchr(buf, '\0', n)) {
 		LOG(srv, KQ_LOG_ERROR,
 		    "telnet.password_file: %s: expected one line of 1 to %d "
 		    "bytes",
@@ -812,8 +811,8 @@ static void on_listener(uv_poll_t *p, int status, int events)
 	struct kq__tn_server *srv = p->data;
 	int lfd, fd, r;
 
-	if (srv->stopping || uv_fileno((uv_handle_t *)srv->listener,
-				       (uv_os_fd_t *)&lfd) != 0)
+	if (srv->stopping ||
+	    uv_fileno((uv_handle_t *)srv->listener, (uv_os_fd_t *)&lfd) != 0)
 		return;
 	if (status < 0) {
 		LOG(srv, KQ_LOG_WARN, "accept on %s:%d: %s", srv->bind_host,
@@ -951,8 +950,8 @@ static int tn_start(void *state)
 	 * (on_listener). */
 	lfd = socket(gai.addrinfo->ai_family,
 		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one,
-				  sizeof(one)) != 0 ||
+	if (lfd < 0 ||
+	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    bind(lfd, gai.addrinfo->ai_addr, gai.addrinfo->ai_addrlen) != 0 ||
 	    listen(lfd, 511) != 0) {
 		r = -errno;
@@ -998,7 +997,6 @@ static int tn_start(void *state)
 }
 
 static void on_grace_closed(uv_handle_t *h);
-
 
 static void srv_check_done(struct kq__tn_server *srv)
 {

@@ -115,17 +115,17 @@ struct kq__tn_server {
 	uint64_t auth_log_start;
 	unsigned auth_logged, auth_unlogged;
 
-	uv_tcp_t *listener; /* own allocation; NULL once closed */
-	uv_poll_t *lpoll;   /* readiness of the listener's socket; we accept
-			     * ourselves to answer even without
-			     * descriptors; own allocation */
-	uv_timer_t *pause;  /* resumes accepting after a pause; own
-			     * allocation */
-	int spare_fd;	    /* held open, given up to accept-answer-close a
-			     * connection when descriptors run out; -1 */
+	uv_tcp_t *listener;   /* own allocation; NULL once closed */
+	uv_poll_t *lpoll;     /* readiness of the listener's socket; we accept
+			       * ourselves to answer even without
+			       * descriptors; own allocation */
+	uv_timer_t *pause;    /* resumes accepting after a pause; own
+			       * allocation */
+	int spare_fd;	      /* held open, given up to accept-answer-close a
+			       * connection when descriptors run out; -1 */
 	uint64_t busy_logged; /* loop time of the last EMFILE log line */
 	unsigned busy_count;  /* connections refused since then */
-	uv_timer_t *grace;  /* bounds stop(); own allocation */
+	uv_timer_t *grace;    /* bounds stop(); own allocation */
 	struct kq__tn_conn *conns;
 	unsigned nlive;	   /* connections counted against max_conns */
 	unsigned nhandles; /* connection handles not yet closed */

@@ -76,8 +76,7 @@ static int number_token(const uint8_t *p, const uint8_t *end)
 
 /* Rewrite `variant` (0 for A, 1 for B) of data into out (at least size
  * bytes); returns its length. */
-static size_t rewrite(const uint8_t *data, size_t size, int variant,
-		      char *out)
+static size_t rewrite(const uint8_t *data, size_t size, int variant, char *out)
 {
 	const uint8_t *p = data, *end = data + size;
 	size_t o = 0;

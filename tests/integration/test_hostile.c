@@ -145,8 +145,9 @@ static void test_bad_host(void **state)
 static void test_port_flags(void **state)
 {
 	static const char *const bad[] = {
-		"-port=65536", "-port=99999999999999999999", "-port=+1",
-		"-port= 1",    "-port=0x10",		     "-raftport=65536",
+		"-port=65536", "-port=99999999999999999999",
+		"-port=+1",    "-port= 1",
+		"-port=0x10",  "-raftport=65536",
 		"-port=",
 	};
 	char out[4096];
@@ -156,8 +157,9 @@ static void test_port_flags(void **state)
 				      NULL};
 		int st = tb_run_args(args, out, sizeof(out));
 
-		if (st != 2 || !strstr(out, "port: expected an integer "
-					    "1..65535") ||
+		if (st != 2 ||
+		    !strstr(out, "port: expected an integer "
+				 "1..65535") ||
 		    strchr(out, '\n') != out + strlen(out) - 1)
 			fail_msg("%s: exit %d, %s", bad[i], st, out);
 	}
@@ -242,7 +244,8 @@ static void test_keys_beside_odd_values(void **state)
 		"{\"x\":1e400,\"Key\":\"124\"}",
 		"{\"s\":\"\\ud800\",\"Key\":\"124\"}",
 		"{\"K\\u0065y\":\"1\\u0032\\u0034\"}",
-		"{\"Key\":\"nope\",\"a\":[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]],"
+		"{\"Key\":\"nope\",\"a\":[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]"
+		"]],"
 		"\"Key\":\"124\"}",
 	};
 	char cmd[256];
@@ -435,7 +438,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_bad_host, teardown),
 		cmocka_unit_test_teardown(test_port_flags, teardown),
 		cmocka_unit_test_teardown(test_accept_emfile, teardown),
-		cmocka_unit_test_teardown(test_keys_beside_odd_values, teardown),
+		cmocka_unit_test_teardown(test_keys_beside_odd_values,
+					  teardown),
 		cmocka_unit_test_teardown(test_orphaned_partitions, teardown),
 		cmocka_unit_test_teardown(test_auth, teardown),
 		cmocka_unit_test_teardown(test_sighup_without_log_file,

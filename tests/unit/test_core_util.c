@@ -136,8 +136,7 @@ static void test_json_key(void **state)
 	expect_key("{\"Keys\":\"a\",\"Ke\":\"b\"}", KQ__JSONKEY_NONE, NULL);
 	/* Only a top-level member counts. */
 	expect_key("{\"a\":{\"Key\":\"n\"}}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":[{\"Key\":\"n\"}],\"b\":1}", KQ__JSONKEY_NONE,
-		   NULL);
+	expect_key("{\"a\":[{\"Key\":\"n\"}],\"b\":1}", KQ__JSONKEY_NONE, NULL);
 	expect_key("{\"a\":[1,-0,true,false,null,\"s\",{}],\"Key\":\"k\"}",
 		   KQ__JSONKEY_FOUND, "k");
 	/* Not JSON objects, or not JSON. */
@@ -158,8 +157,7 @@ static void test_json_key(void **state)
 	expect_key("{\"a\":tru,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
 	expect_key("{\"a\":\"\t\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
 	expect_key("{\"a\":\"\\x\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":\"\\u12G4\",\"Key\":\"a\"}", KQ__JSONKEY_NONE,
-		   NULL);
+	expect_key("{\"a\":\"\\u12G4\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
 	expect_key("\xef\xbb\xbf{\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
 	expect_key("{\"Key\":\"a\"}\f", KQ__JSONKEY_NONE, NULL);
 	expect_keyn("{\"Key\":\"a\"}\0", 12, KQ__JSONKEY_NONE, NULL, 0);
@@ -184,8 +182,7 @@ static void test_json_key(void **state)
 		   KQ__JSONKEY_FOUND, "k");
 	expect_key("{\"a\":1e400,\"b\":-1.5E-400,\"Key\":\"k\"}",
 		   KQ__JSONKEY_FOUND, "k");
-	expect_key("{\"a\":\"\\ud800\",\"Key\":\"k\"}", KQ__JSONKEY_FOUND,
-		   "k");
+	expect_key("{\"a\":\"\\ud800\",\"Key\":\"k\"}", KQ__JSONKEY_FOUND, "k");
 	expect_key("{\"a\\u0000\":\"\\udc00x\\ud800\",\"Key\":\"k\"}",
 		   KQ__JSONKEY_FOUND, "k");
 	/* Escapes are decoded, in names too. */
@@ -194,8 +191,8 @@ static void test_json_key(void **state)
 	expect_key("{\"K\\u0065y\":\"a\"}", KQ__JSONKEY_FOUND, "a");
 	expect_key("{\"Key\":\"\\u00e9\\u20ac\\ud83d\\ude00\"}",
 		   KQ__JSONKEY_ESCAPED, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
-	expect_keyn("{\"Key\":\"a\\u0000b\"}", 18, KQ__JSONKEY_ESCAPED,
-		    "a\0b", 3);
+	expect_keyn("{\"Key\":\"a\\u0000b\"}", 18, KQ__JSONKEY_ESCAPED, "a\0b",
+		    3);
 	expect_key("{\"K\\u0065y\\u0000\":\"a\"}", KQ__JSONKEY_NONE, NULL);
 	/* An unpaired surrogate is no Unicode text: no key. */
 	expect_key("{\"Key\":\"\\ud800\"}", KQ__JSONKEY_NONE, NULL);

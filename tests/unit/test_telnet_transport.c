@@ -1389,14 +1389,15 @@ static void test_auth_rate_limit(void **state)
 	write_pwfile("right");
 	snprintf(cfg, sizeof(cfg), "\"password_file\": \"%s\"", pwfile);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	expect_script(cfg,
-		      "AUTH a\r\nAUTH b\r\nAUTH c\r\nAUTH d\r\nAUTH e\r\n"
-		      "AUTH right\r\nPING\r\n",
-		      "ERR AUTH wrong password\r\n"
-		      "ERR AUTH wrong password\r\n"
-		      "ERR AUTH wrong password\r\n"
-		      "ERR AUTH wrong password\r\n"
-		      "ERR AUTH wrong password; too many attempts, closing\r\n");
+	expect_script(
+		cfg,
+		"AUTH a\r\nAUTH b\r\nAUTH c\r\nAUTH d\r\nAUTH e\r\n"
+		"AUTH right\r\nPING\r\n",
+		"ERR AUTH wrong password\r\n"
+		"ERR AUTH wrong password\r\n"
+		"ERR AUTH wrong password\r\n"
+		"ERR AUTH wrong password\r\n"
+		"ERR AUTH wrong password; too many attempts, closing\r\n");
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double)(t1.tv_sec - t0.tv_sec) +
 	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
