@@ -422,7 +422,10 @@ static int partition_folder(struct kq_broker *b, const char *name, int *known)
 	if (n > UINT32_MAX || !kq__name_valid(topic))
 		return 0;
 	t = kq__topic_get(b, topic);
-	*known = t && n < t->nparts;
+	/* A topic that failed to open (out of descriptors, say) is still
+	 * the metadata's: its folders stay where they are. */
+	*known = (t && n < t->nparts) ||
+		 kq__map_get(&b->unopened, topic, strlen(topic));
 	return 1;
 }
 
@@ -677,6 +680,7 @@ void kq__broker_close(struct kq_broker *b)
 	kq__map_free(&b->topics);
 	kq__map_free(&b->subs);
 	kq__map_free(&b->creating);
+	kq__map_free(&b->unopened);
 	free(b->broker_ids);
 	free(b->dir);
 	free(b);

@@ -127,6 +127,8 @@ struct kq_broker {
 	struct kq__map topics;	 /* name -> struct kq__topic */
 	struct kq__map subs;	 /* sub id (8 bytes) -> kq__member */
 	struct kq__map creating; /* topic names being created */
+	struct kq__map unopened; /* topics of the metadata whose partitions
+				  * could not be opened (values unused) */
 	struct kq_plog meta_log;
 	struct kq_group *meta_group;
 	uint64_t next_sub_id;	    /* next id to hand out */

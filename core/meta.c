@@ -71,6 +71,8 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 		kq__error("topic %s: cannot open its partitions: %s", name,
 			  kq_strerror(rv));
 		kq__create_failed(b, name, rv);
+		if (!kq__map_get(&b->unopened, name, strlen(name)))
+			kq__map_put(&b->unopened, name, strlen(name), b);
 	}
 }
 
