@@ -140,7 +140,16 @@ struct create_ctx {
 	struct kq_req *req;
 	char *name;
 	uint32_t nparts; /* counted in b->npartitions_creating */
+	int error;	 /* why applying the record failed, when it did */
 };
+
+void kq__create_failed(struct kq_broker *b, const char *name, int err)
+{
+	struct create_ctx *cc = kq__map_get(&b->creating, name, strlen(name));
+
+	if (cc)
+		cc->error = err;
+}
 
 static void created(void *ctx, int status)
 {
@@ -156,7 +165,9 @@ static void created(void *ctx, int status)
 	} else {
 		snprintf(req->errmsg, sizeof(req->errmsg),
 			 "topic %s could not be created: %s", cc->name,
-			 kq_strerror(status ? status : KQ_EINTERNAL));
+			 kq_strerror(status	 ? status
+				     : cc->error ? cc->error
+						 : KQ_EINTERNAL));
 		status = KQ_EUNAVAILABLE;
 	}
 	free(cc->name);
@@ -294,27 +305,26 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 
 /* ------------------------------------------------------------ PUBS */
 
-/* The message key: the non-empty string "Key" of a JSON object message.
- * Returns the parsed document holding it (caller releases) or NULL. */
-static json_t *message_key(const char *msg, size_t len, const char **key,
-			   size_t *klen)
+/* The message key: the non-empty string "Key" of a JSON object message
+ * (see jsonkey.h).  Returns the buffer holding a key that had escapes
+ * (caller frees), else NULL with *key into msg or NULL. */
+static char *message_key(const char *msg, size_t len, const char **key,
+			 size_t *klen)
 {
-	json_t *doc, *k;
+	char *buf;
 
-	/* The scanner settles the common cases without allocating; what it
-	 * is unsure of (escapes, long numbers, non-ASCII) goes to jansson,
-	 * whose answer defines what a key is. */
-	if (kq__json_key(msg, len, key, klen) != KQ__JSONKEY_UNSURE)
+	if (kq__json_key(msg, len, key, klen) != KQ__JSONKEY_ESCAPED)
 		return NULL;
-	doc = json_loadb(msg, len, 0, NULL);
-	if (!doc)
+	buf = malloc(*klen);
+	if (!buf) {
+		/* Keyless rather than failed: the message is still stored. */
+		*key = NULL;
+		*klen = 0;
 		return NULL;
-	k = json_object_get(doc, "Key");
-	if (json_is_string(k) && json_string_length(k) > 0) {
-		*key = json_string_value(k);
-		*klen = json_string_length(k);
 	}
-	return doc;
+	*klen = kq__json_unescape(*key, *klen, buf);
+	*key = buf;
+	return buf;
 }
 
 static struct kq__batch *batch_for(struct kq_broker *b, struct kq__partition *p)
@@ -499,7 +509,7 @@ static int publish(struct kq_session *s, struct kq_req *req, const char *topic,
 	struct kq_partition_req pr;
 	struct kq__batch *bt;
 	uint32_t part;
-	json_t *doc;
+	char *keybuf;
 	int rv;
 
 	req_init(req, s, KQ_REQ_PUBLISH, cb);
@@ -518,14 +528,14 @@ static int publish(struct kq_session *s, struct kq_req *req, const char *topic,
 	pr.partitions = t->nparts;
 	pr.value = msg;
 	pr.value_len = len;
-	doc = message_key(msg, len, (const char **)&pr.key, &pr.key_len);
+	keybuf = message_key(msg, len, (const char **)&pr.key, &pr.key_len);
 	pr.seq = t->seq++;
 	pr.keyless_seq = pr.key ? t->keyless_seq : t->keyless_seq++;
 	pi = &b->partitioners[t->partitioner];
 	part = ((const struct kq_partitioner_ops *)pi->mod.desc->ops)
 		       ->partition(pi->state, &pr);
 	if (part >= t->nparts) {
-		json_decref(doc);
+		free(keybuf);
 		kq__error("partitioner %s returned partition %u of %u",
 			  pi->mod.name, part, t->nparts);
 		return fail(req, KQ_EINTERNAL,
@@ -533,14 +543,14 @@ static int publish(struct kq_session *s, struct kq_req *req, const char *topic,
 			    pi->mod.name);
 	}
 	if (!t->parts[part].group) {
-		json_decref(doc);
+		free(keybuf);
 		return fail(req, KQ_EUNAVAILABLE,
 			    "partition %s-%u has no replica on this broker",
 			    t->name, part);
 	}
 	bt = batch_for(b, &t->parts[part]);
 	rv = bt ? batch_add(bt, req, msg, len, pr.key, pr.key_len) : -ENOMEM;
-	json_decref(doc);
+	free(keybuf);
 	if (rv != 0)
 		return fail(req, rv, "out of memory");
 	if (bt->n >= BATCH_MAX_MSGS || bt->used >= BATCH_MAX_BYTES)

@@ -1,6 +1,7 @@
 /* The broker's life: loading and wiring modules, the end-of-turn flush
  * that batches proposals and syncs, timers, signals and the graceful
  * stop. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "names.h"
 
 static void host_log(const struct kq_host *h, enum kq_log_level level,
 		     const char *fmt, ...)
@@ -284,6 +286,29 @@ static void on_signal(uv_signal_t *h, int signum)
 	kq__broker_stop(b);
 }
 
+/* SIGHUP, as logrotate sends it: the log file is opened anew; without one
+ * the signal changes nothing. */
+static void on_hangup(uv_signal_t *h, int signum)
+{
+	struct kq_broker *b = h->data;
+	const char *path = b->cfg->log_file;
+	int rv;
+
+	if (!path) {
+		kq__info("%s: ignored (no broker.log_file to reopen)",
+			 strsignal(signum));
+		return;
+	}
+	rv = kq__log_open(path);
+	if (rv != 0)
+		kq__error("%s: cannot reopen %s: %s; logging on to the old "
+			  "file",
+			  strsignal(signum), path, kq_strerror(rv));
+	else
+		kq__info("%s: reopened the log file %s", strsignal(signum),
+			 path);
+}
+
 static void transport_stopped(void *ctx)
 {
 	struct kq_broker *b = ctx;
@@ -324,6 +349,7 @@ static void close_handles(struct kq_broker *b)
 		(uv_handle_t *)&b->retention_timer,
 		(uv_handle_t *)&b->sigint,
 		(uv_handle_t *)&b->sigterm,
+		(uv_handle_t *)&b->sighup,
 	};
 
 	for (size_t i = 0; i < sizeof(hs) / sizeof(*hs); i++)
@@ -370,6 +396,100 @@ void kq__broker_stop(struct kq_broker *b)
 			->stop(in->state, transport_stopped, b);
 	}
 	kq__broker_wake(b);
+}
+
+/* ------------------------------------------------------------ orphans */
+
+/* Whether `name` is a partition folder as open_partition() names them,
+ * `<topic>-<n>` in decimal without leading zeros; *known says whether the
+ * metadata has that partition. */
+static int partition_folder(struct kq_broker *b, const char *name, int *known)
+{
+	const char *dash = strrchr(name, '-'), *d;
+	char topic[KQ__NAME_MAX + 1];
+	struct kq__topic *t;
+	unsigned long n = 0;
+
+	if (!dash || dash == name || (size_t)(dash - name) > KQ__NAME_MAX ||
+	    !dash[1] || (dash[1] == '0' && dash[2]))
+		return 0;
+	for (d = dash + 1; *d; d++) {
+		if (*d < '0' || *d > '9' || n > UINT32_MAX / 10)
+			return 0;
+		n = n * 10 + (unsigned long)(*d - '0');
+	}
+	memcpy(topic, name, (size_t)(dash - name));
+	topic[dash - name] = '\0';
+	if (n > UINT32_MAX || !kq__name_valid(topic))
+		return 0;
+	t = kq__topic_get(b, topic);
+	/* A topic that failed to open (out of descriptors, say) is still
+	 * the metadata's: its folders stay where they are. */
+	*known = (t && n < t->nparts) ||
+		 kq__map_get(&b->unopened, topic, strlen(topic));
+	return 1;
+}
+
+/* Partition folders the metadata does not know (left over after the
+ * metadata log was deleted by hand, say) would come back as the data of a
+ * new topic of the same name: they are moved to orphaned/ instead.  Only a
+ * broker that is the sole replica of its metadata knows it whole at
+ * start. */
+static void move_orphans(struct kq_broker *b)
+{
+	char from[4096], to[4096], stamp[32], odir[4096];
+	const int *ids;
+	struct dirent *de;
+	struct tm tm;
+	time_t now;
+	DIR *d;
+
+	if (kq__brokers_list(b, &ids) != 1)
+		return;
+	d = opendir(b->dir);
+	if (!d) {
+		kq__warn("data folder %s: %s", b->dir, strerror(errno));
+		return;
+	}
+	now = time(NULL);
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(odir, sizeof(odir), "%s/orphaned", b->dir);
+	while ((de = readdir(d))) {
+		struct stat st;
+		int known = 1, rv;
+
+		if (!partition_folder(b, de->d_name, &known) || known)
+			continue;
+		snprintf(from, sizeof(from), "%s/%s", b->dir, de->d_name);
+		if (stat(from, &st) != 0 || !S_ISDIR(st.st_mode))
+			continue;
+		rv = make_dirs(odir);
+		for (int i = 0; rv == 0 && i < 1000; i++) {
+			int n = snprintf(to, sizeof(to), "%s/%s.%s", odir,
+					 de->d_name, stamp);
+
+			/* Two starts within a second: number the second. */
+			if (i && n > 0 && (size_t)n < sizeof(to))
+				n += snprintf(to + n, sizeof(to) - (size_t)n,
+					      ".%d", i);
+			if (n < 0 || (size_t)n >= sizeof(to))
+				rv = -ENAMETOOLONG;
+			else if (access(to, F_OK) != 0)
+				break;
+		}
+		if (rv == 0 && rename(from, to) != 0)
+			rv = -errno;
+		if (rv != 0)
+			kq__warn("partition folder %s is not in the metadata "
+				 "and could not be moved aside: %s",
+				 from, kq_strerror(rv));
+		else
+			kq__warn("partition folder %s is not in the metadata: "
+				 "moved to %s",
+				 from, to);
+	}
+	closedir(d);
 }
 
 /* ------------------------------------------------------------ opening */
@@ -489,6 +609,8 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 	uv_timer_init(loop, &b->retention_timer);
 	uv_signal_init(loop, &b->sigint);
 	uv_signal_init(loop, &b->sigterm);
+	uv_signal_init(loop, &b->sighup);
+	b->sighup.data = b;
 	b->check.data = b->idle.data = b->sync_timer.data = b;
 	b->retention_timer.data = b->sigint.data = b->sigterm.data = b;
 
@@ -512,6 +634,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 	rv = kq__meta_open(b);
 	if (rv != 0)
 		return rv;
+	move_orphans(b);
 	rv = start_transports(b);
 	if (rv != 0)
 		return rv;
@@ -524,6 +647,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 		       cfg->retention_check_ms, cfg->retention_check_ms);
 	uv_signal_start(&b->sigint, on_signal, SIGINT);
 	uv_signal_start(&b->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&b->sighup, on_hangup, SIGHUP);
 	kq__info("broker %d ready: data in %s, %zu topic(s), storage %s, "
 		 "consensus %s",
 		 cfg->broker_id, b->dir, b->topics.count, cfg->storage,
@@ -557,6 +681,7 @@ void kq__broker_close(struct kq_broker *b)
 	kq__map_free(&b->topics);
 	kq__map_free(&b->subs);
 	kq__map_free(&b->creating);
+	kq__map_free(&b->unopened);
 	free(b->broker_ids);
 	free(b->dir);
 	free(b);

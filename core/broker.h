@@ -134,12 +134,15 @@ struct kq_broker {
 	uint64_t npartitions;	       /* over every topic, for limits */
 	uint64_t npartitions_creating; /* of topics being created */
 	struct kq__map creating;       /* topic names being created */
+	struct kq__map unopened; /* topics of the metadata whose partitions
+				  * could not be opened (values unused) */
 	struct kq_plog meta_log;
 	struct kq_group *meta_group;
 	uint64_t next_sub_id;	    /* next id to hand out */
 	uint64_t my_sub_id_limit;   /* end of the block reserved for us */
 	uint64_t sub_id_limit;	    /* ids below this are reserved by
 				     * someone (any broker, any run) */
+	uint64_t sub_id_floor;	    /* as stored in <dir>/sub_ids */
 	uint64_t boot_id;	    /* tells this run's reservations apart */
 	int reserving;		    /* a reservation is being committed */
 	struct kq_req *sub_waiting; /* SUBS waiting for ids (FIFO) */
@@ -155,7 +158,7 @@ struct kq_broker {
 	uv_idle_t idle;
 	uv_timer_t sync_timer;
 	uv_timer_t retention_timer;
-	uv_signal_t sigint, sigterm;
+	uv_signal_t sigint, sigterm, sighup;
 
 	struct kq_session *sessions;
 	unsigned stopping_transports;
@@ -241,6 +244,9 @@ int kq__meta_propose(struct kq_broker *b, json_t *record,
 void kq__meta_reserve_ids(struct kq_broker *b);
 
 /* api.c */
+/* Tells a CRTP waiting for topic `name` why its record could not be
+ * applied (a negative code); nothing when no CRTP waits for it. */
+void kq__create_failed(struct kq_broker *b, const char *name, int err);
 void kq__sessions_close_all(struct kq_broker *b);
 void kq__batch_flush(struct kq_broker *b);
 void kq__subscribe_resume(struct kq_broker *b, int status);

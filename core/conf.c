@@ -250,7 +250,8 @@ static int parse_peers(json_t *cluster, struct kq__config *cfg, char *err,
 
 static int validate(struct kq__config *cfg, char *err, size_t errlen)
 {
-	static const char *const broker_keys[] = {"id", "data_dir", NULL};
+	static const char *const broker_keys[] = {"id", "data_dir", "log_file",
+						  NULL};
 	static const char *const plugin_keys[] = {"transport", "partitioner",
 						  "storage", "consensus", NULL};
 	static const char *const topic_keys[] = {"default_partitions",
@@ -296,6 +297,8 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 		return KQ_ECONFIG;
 	cfg->broker_id = (int)n;
 	if (get_string(broker, "broker", "data_dir", ".", &cfg->data_dir, err,
+		       errlen) ||
+	    get_string(broker, "broker", "log_file", NULL, &cfg->log_file, err,
 		       errlen))
 		return KQ_ECONFIG;
 
@@ -582,6 +585,7 @@ void kq__config_free(struct kq__config *cfg)
 	json_decref(cfg->root);
 	free(cfg->data_dir);
 	free(cfg->secret_file);
+	free(cfg->log_file);
 	free_names(cfg->transports, cfg->ntransports);
 	free_names(cfg->partitioners, cfg->npartitioners);
 	free_names(cfg->plugin_path, cfg->nplugin_path);

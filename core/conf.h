@@ -27,6 +27,7 @@ struct kq__config {
 	json_t *root; /* the whole document, owned */
 	int broker_id;
 	char *data_dir; /* as configured (parent of kafkaesque-N) */
+	char *log_file; /* NULL: log to stderr as started */
 	char **transports;
 	size_t ntransports;
 	char **partitioners; /* first is the default */

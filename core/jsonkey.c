@@ -1,13 +1,27 @@
 #include "jsonkey.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Deeper documents are rare in messages; jansson decides them. */
-#define MAX_DEPTH 32
+/* Open containers recorded without allocating; deeper documents borrow a
+ * bit per byte of the message from the heap. */
+#define LOCAL_DEPTH 4096
 
 struct scan {
-	const char *p, *end;
-	int unsure;
+	const unsigned char *p, *end;
+	size_t len;
+	unsigned char *bits; /* one per open container: 1 for an object */
+	unsigned char local[LOCAL_DEPTH / 8];
+};
+
+/* What a string held that matters here. */
+struct str {
+	const unsigned char *start; /* after the opening quote */
+	size_t n;		    /* bytes up to the closing quote */
+	int escaped;		    /* holds escapes */
+	int lone;		    /* holds an unpaired surrogate escape */
+	int is_key;		    /* decodes to exactly "Key" */
 };
 
 static void ws(struct scan *s)
@@ -17,113 +31,175 @@ static void ws(struct scan *s)
 		s->p++;
 }
 
-/* Consumes `c` (with the white space around it) when it comes next. */
-static int accept(struct scan *s, char c)
+static int hex4(const unsigned char *p, unsigned *v)
 {
-	ws(s);
-	if (s->p >= s->end || *s->p != c)
-		return 0;
-	s->p++;
-	ws(s);
-	return 1;
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		unsigned h = p[i];
+
+		if (h >= '0' && h <= '9')
+			h -= '0';
+		else if (h >= 'a' && h <= 'f')
+			h -= 'a' - 10;
+		else if (h >= 'A' && h <= 'F')
+			h -= 'A' - 10;
+		else
+			return -1;
+		*v = *v << 4 | h;
+	}
+	return 0;
 }
 
-/* A string at s->p (at its opening quote).  On success *start and *n give the
- * raw bytes between the quotes and *escaped whether they hold escapes. */
-static int string(struct scan *s, const char **start, size_t *n, int *escaped)
+static int high_surrogate(unsigned v)
 {
-	const char *p = s->p + 1;
+	return v >= 0xD800 && v <= 0xDBFF;
+}
 
-	*escaped = 0;
-	for (; p < s->end; p++) {
-		unsigned char c = (unsigned char)*p;
+static int low_surrogate(unsigned v)
+{
+	return v >= 0xDC00 && v <= 0xDFFF;
+}
+
+/* Length of the UTF-8 sequence at p, 0 when it is not one: shortest form,
+ * no surrogates, nothing above U+10FFFF. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	unsigned v, c = p[0];
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c < 0xC2)
+		return 0;
+	if (c < 0xE0) {
+		n = 2;
+		v = c & 0x1F;
+	} else if (c < 0xF0) {
+		n = 3;
+		v = c & 0x0F;
+	} else if (c < 0xF5) {
+		n = 4;
+		v = c & 0x07;
+	} else {
+		return 0;
+	}
+	if ((size_t)(end - p) < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		v = v << 6 | (p[i] & 0x3F);
+	}
+	if (n == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF)))
+		return 0;
+	if (n == 4 && (v < 0x10000 || v > 0x10FFFF))
+		return 0;
+	return n;
+}
+
+/* A string at s->p (its opening quote). */
+static int string(struct scan *s, struct str *out)
+{
+	static const char key[] = "Key";
+	const unsigned char *p = s->p + 1;
+	size_t matched = 0;
+	int mismatch = 0;
+
+	out->start = p;
+	out->escaped = out->lone = 0;
+	while (p < s->end) {
+		unsigned c = *p, cp, lo;
 
 		if (c == '"') {
-			*start = s->p + 1;
-			*n = (size_t)(p - *start);
+			out->n = (size_t)(p - out->start);
+			out->is_key = !mismatch && matched == 3;
 			s->p = p + 1;
 			return 0;
 		}
 		if (c < 0x20)
 			return -1;
 		if (c >= 0x80) {
-			/* UTF-8 validity is jansson's call. */
-			s->unsure = 1;
-			continue;
-		}
-		if (c != '\\')
-			continue;
-		*escaped = 1;
-		if (++p >= s->end)
-			return -1;
-		switch (*p) {
-		case '"':
-		case '\\':
-		case '/':
-		case 'b':
-		case 'f':
-		case 'n':
-		case 'r':
-		case 't': break;
-		case 'u':
-			if (s->end - p < 5)
-				return -1;
-			for (int i = 1; i <= 4; i++) {
-				char h = p[i];
+			size_t n = utf8_len(p, s->end);
 
-				if (!((h >= '0' && h <= '9') ||
-				      (h >= 'a' && h <= 'f') ||
-				      (h >= 'A' && h <= 'F')))
-					return -1;
-			}
-			/* Surrogates and \u0000 have rules of their own. */
-			s->unsure = 1;
-			p += 4;
-			break;
-		default: return -1;
+			if (!n)
+				return -1;
+			p += n;
+			mismatch = 1; /* "Key" is ASCII */
+			continue;
 		}
+		p++;
+		if (c != '\\') {
+			cp = c;
+		} else {
+			out->escaped = 1;
+			if (p >= s->end)
+				return -1;
+			c = *p++;
+			switch (c) {
+			case '"':
+			case '\\':
+			case '/': cp = c; break;
+			case 'b':
+			case 'f':
+			case 'n':
+			case 'r':
+			case 't': cp = 0; break; /* matches no letter */
+			case 'u':
+				if (s->end - p < 4 || hex4(p, &cp) != 0)
+					return -1;
+				p += 4;
+				if (high_surrogate(cp) && s->end - p >= 6 &&
+				    p[0] == '\\' && p[1] == 'u' &&
+				    hex4(p + 2, &lo) == 0 &&
+				    low_surrogate(lo)) {
+					p += 6;
+					cp = 0x10000;
+				} else if (high_surrogate(cp) ||
+					   low_surrogate(cp)) {
+					out->lone = 1;
+				}
+				break;
+			default: return -1;
+			}
+		}
+		if (matched < 3 && cp == (unsigned char)key[matched])
+			matched++;
+		else
+			mismatch = 1;
 	}
 	return -1;
 }
 
+static int digits(struct scan *s)
+{
+	const unsigned char *p = s->p;
+
+	while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+		s->p++;
+	return s->p > p ? 0 : -1;
+}
+
+/* A number by RFC 8259's grammar, of any length. */
 static int number(struct scan *s)
 {
-	const char *p = s->p, *digits;
-
-	if (p < s->end && *p == '-')
-		p++;
-	digits = p;
-	if (p < s->end && *p == '0')
-		p++;
-	else if (p < s->end && *p >= '1' && *p <= '9')
-		while (p < s->end && *p >= '0' && *p <= '9')
-			p++;
-	else
+	if (s->p < s->end && *s->p == '-')
+		s->p++;
+	if (s->p < s->end && *s->p == '0')
+		s->p++;
+	else if (s->p >= s->end || *s->p < '1' || *s->p > '9' || digits(s))
 		return -1;
-	/* Long integers may overflow jansson's json_int_t. */
-	if (p - digits > 15)
-		s->unsure = 1;
-	if (p < s->end && (*p == '.' || *p == 'e' || *p == 'E')) {
-		/* Reals may overflow a double: leave them to jansson. */
-		s->unsure = 1;
-		if (*p == '.') {
-			p++;
-			if (p >= s->end || *p < '0' || *p > '9')
-				return -1;
-			while (p < s->end && *p >= '0' && *p <= '9')
-				p++;
-		}
-		if (p < s->end && (*p == 'e' || *p == 'E')) {
-			p++;
-			if (p < s->end && (*p == '+' || *p == '-'))
-				p++;
-			if (p >= s->end || *p < '0' || *p > '9')
-				return -1;
-			while (p < s->end && *p >= '0' && *p <= '9')
-				p++;
-		}
+	if (s->p < s->end && *s->p == '.') {
+		s->p++;
+		if (digits(s))
+			return -1;
 	}
-	s->p = p;
+	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+		s->p++;
+		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+			s->p++;
+		if (digits(s))
+			return -1;
+	}
 	return 0;
 }
 
@@ -137,112 +213,205 @@ static int literal(struct scan *s, const char *word)
 	return 0;
 }
 
-static int value(struct scan *s, int depth);
-
-static int members(struct scan *s, int depth, const char **key, size_t *klen,
-		   int *key_state)
+/* Records container `depth` (0 for the outermost) as an object or not. */
+static int push(struct scan *s, size_t depth, int object)
 {
-	const char *name, *v;
-	size_t nlen, vlen;
-	int esc, vesc;
+	unsigned char bit = (unsigned char)(1u << (depth & 7));
 
-	s->p++; /* '{' */
-	if (accept(s, '}'))
-		return 0;
-	for (;;) {
-		if (s->p >= s->end || *s->p != '"' ||
-		    string(s, &name, &nlen, &esc) != 0)
+	if (depth == LOCAL_DEPTH) {
+		/* Every container opens with a byte: len bits are enough. */
+		unsigned char *bits = malloc(s->len / 8 + 1);
+
+		if (!bits)
 			return -1;
-		if (!accept(s, ':'))
-			return -1;
-		if (key && !esc && nlen == 3 && memcmp(name, "Key", 3) == 0) {
-			/* The last "Key" wins, as in jansson. */
-			if (s->p < s->end && *s->p == '"') {
-				if (string(s, &v, &vlen, &vesc) != 0)
-					return -1;
-				*key = v;
-				*klen = vlen;
-				*key_state = vesc   ? KQ__JSONKEY_UNSURE
-					     : vlen ? KQ__JSONKEY_FOUND
-						    : KQ__JSONKEY_NONE;
-			} else {
-				*key_state = KQ__JSONKEY_NONE;
-				if (value(s, depth + 1) != 0)
-					return -1;
-			}
-		} else {
-			if (key && esc)
-				s->unsure =
-					1; /* an escaped name may be "Key" */
-			if (value(s, depth + 1) != 0)
-				return -1;
-		}
-		if (!accept(s, ','))
-			return accept(s, '}') ? 0 : -1;
+		memcpy(bits, s->local, sizeof(s->local));
+		s->bits = bits;
 	}
+	if (object)
+		s->bits[depth >> 3] |= bit;
+	else
+		s->bits[depth >> 3] &= (unsigned char)~bit;
+	return 0;
 }
 
-static int elements(struct scan *s, int depth)
+static int is_object(const struct scan *s, size_t depth)
 {
-	s->p++; /* '[' */
-	if (accept(s, ']'))
-		return 0;
-	for (;;) {
-		if (value(s, depth + 1) != 0)
-			return -1;
-		if (!accept(s, ','))
-			return accept(s, ']') ? 0 : -1;
-	}
-}
-
-static int value(struct scan *s, int depth)
-{
-	const char *str;
-	size_t n;
-	int esc, state;
-
-	if (depth > MAX_DEPTH) {
-		s->unsure = 1;
-		return -1;
-	}
-	if (s->p >= s->end)
-		return -1;
-	switch (*s->p) {
-	case '{': return members(s, depth, NULL, NULL, &state);
-	case '[': return elements(s, depth);
-	case '"': return string(s, &str, &n, &esc);
-	case 't': return literal(s, "true");
-	case 'f': return literal(s, "false");
-	case 'n': return literal(s, "null");
-	default: return number(s);
-	}
+	return s->bits[depth >> 3] >> (depth & 7) & 1;
 }
 
 enum kq__jsonkey kq__json_key(const char *msg, size_t len, const char **key,
 			      size_t *klen)
 {
-	struct scan s = {msg, msg + len, 0};
-	int state = KQ__JSONKEY_NONE;
-
-	enum kq__jsonkey r;
+	struct scan s;
+	struct str str;
+	enum kq__jsonkey state = KQ__JSONKEY_NONE;
+	const unsigned char *kp = NULL;
+	size_t depth = 0, kn = 0;
+	int key_member = 0, object, valid = 0;
 
 	*key = NULL;
 	*klen = 0;
+	s.p = (const unsigned char *)msg;
+	s.end = s.p + len;
+	s.len = len;
+	s.bits = s.local;
 	ws(&s);
 	if (s.p >= s.end || *s.p != '{')
 		return KQ__JSONKEY_NONE;
-	if (memchr(msg, '\0', len))
-		return KQ__JSONKEY_UNSURE; /* jansson stops reading at NUL */
-	if (members(&s, 1, key, klen, &state) == 0)
-		ws(&s);
-	else
-		state = KQ__JSONKEY_NONE;
-	if (s.p != s.end)
-		state = KQ__JSONKEY_NONE;
-	r = s.unsure ? KQ__JSONKEY_UNSURE : (enum kq__jsonkey)state;
-	if (r != KQ__JSONKEY_FOUND) {
-		*key = NULL;
-		*klen = 0;
+	/* A goto per grammar state keeps any depth off the C stack. */
+	goto open;
+
+value: /* at a value, white space skipped */
+	if (s.p >= s.end)
+		goto done;
+	if (*s.p == '{' || *s.p == '[') {
+		if (key_member)
+			state = KQ__JSONKEY_NONE;
+		goto open;
 	}
-	return r;
+	if (*s.p == '"') {
+		if (string(&s, &str) != 0)
+			goto done;
+		if (key_member) {
+			/* The last "Key" wins, as in jansson. */
+			kp = str.start;
+			kn = str.n;
+			state = str.lone || !str.n ? KQ__JSONKEY_NONE
+				: str.escaped	   ? KQ__JSONKEY_ESCAPED
+						   : KQ__JSONKEY_FOUND;
+		}
+		goto after;
+	}
+	if (key_member)
+		state = KQ__JSONKEY_NONE;
+	if ((*s.p == 't'   ? literal(&s, "true")
+	     : *s.p == 'f' ? literal(&s, "false")
+	     : *s.p == 'n' ? literal(&s, "null")
+			   : number(&s)) != 0)
+		goto done;
+	goto after;
+
+open: /* at '{' or '[' */
+	object = *s.p == '{';
+	if (push(&s, depth, object) != 0)
+		goto done;
+	depth++;
+	s.p++;
+	ws(&s);
+	if (s.p < s.end && *s.p == (object ? '}' : ']')) {
+		s.p++;
+		depth--;
+		goto after;
+	}
+	if (object)
+		goto member;
+	key_member = 0;
+	goto value;
+
+member: /* at a member's name, white space skipped */
+	if (s.p >= s.end || *s.p != '"' || string(&s, &str) != 0)
+		goto done;
+	key_member = depth == 1 && str.is_key;
+	ws(&s);
+	if (s.p >= s.end || *s.p != ':')
+		goto done;
+	s.p++;
+	ws(&s);
+	goto value;
+
+after: /* a value ended */
+	ws(&s);
+	if (depth == 0) {
+		valid = s.p == s.end;
+		goto done;
+	}
+	if (s.p >= s.end)
+		goto done;
+	object = is_object(&s, depth - 1);
+	if (*s.p == ',') {
+		s.p++;
+		ws(&s);
+		if (object)
+			goto member;
+		key_member = 0;
+		goto value;
+	}
+	if (*s.p != (object ? '}' : ']'))
+		goto done;
+	s.p++;
+	depth--;
+	goto after;
+
+done:
+	if (s.bits != s.local)
+		free(s.bits);
+	if (!valid || state == KQ__JSONKEY_NONE)
+		return KQ__JSONKEY_NONE;
+	*key = (const char *)kp;
+	*klen = kn;
+	return state;
+}
+
+/* Appends code point v as UTF-8. */
+static size_t put_utf8(unsigned v, char *out)
+{
+	if (v < 0x80) {
+		out[0] = (char)v;
+		return 1;
+	}
+	if (v < 0x800) {
+		out[0] = (char)(0xC0 | v >> 6);
+		out[1] = (char)(0x80 | (v & 0x3F));
+		return 2;
+	}
+	if (v < 0x10000) {
+		out[0] = (char)(0xE0 | v >> 12);
+		out[1] = (char)(0x80 | (v >> 6 & 0x3F));
+		out[2] = (char)(0x80 | (v & 0x3F));
+		return 3;
+	}
+	out[0] = (char)(0xF0 | v >> 18);
+	out[1] = (char)(0x80 | (v >> 12 & 0x3F));
+	out[2] = (char)(0x80 | (v >> 6 & 0x3F));
+	out[3] = (char)(0x80 | (v & 0x3F));
+	return 4;
+}
+
+size_t kq__json_unescape(const char *raw, size_t n, char *out)
+{
+	const unsigned char *p = (const unsigned char *)raw, *end = p + n;
+	size_t o = 0;
+	unsigned v, lo;
+
+	while (p < end) {
+		if (*p != '\\') {
+			out[o++] = (char)*p++;
+			continue;
+		}
+		if (end - p < 2)
+			break; /* not from the scanner */
+		p += 2;
+		switch (p[-1]) {
+		case 'b': out[o++] = '\b'; break;
+		case 'f': out[o++] = '\f'; break;
+		case 'n': out[o++] = '\n'; break;
+		case 'r': out[o++] = '\r'; break;
+		case 't': out[o++] = '\t'; break;
+		case 'u':
+			if (end - p < 4 || hex4(p, &v) != 0)
+				return o;
+			p += 4;
+			if (high_surrogate(v) && end - p >= 6 && p[0] == '\\' &&
+			    p[1] == 'u' && hex4(p + 2, &lo) == 0 &&
+			    low_surrogate(lo)) {
+				v = 0x10000 + ((v - 0xD800) << 10) +
+				    (lo - 0xDC00);
+				p += 6;
+			}
+			o += put_utf8(v, out + o);
+			break;
+		default: out[o++] = (char)p[-1]; break;
+		}
+	}
+	return o;
 }

@@ -1,7 +1,10 @@
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -12,6 +15,27 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 void kq__log_set_level(enum kq_log_level level)
 {
 	max_level = level;
+}
+
+int kq__log_open(const char *path)
+{
+	/* The file replaces fd 2 itself, so that everything written to
+	 * stderr (by modules and libraries too) follows a rotation. */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return -errno;
+	fflush(stderr);
+	if (fd != STDERR_FILENO) {
+		if (dup2(fd, STDERR_FILENO) < 0) {
+			int err = -errno;
+
+			close(fd);
+			return err;
+		}
+		close(fd);
+	}
+	return 0;
 }
 
 int kq__log_parse_level(const char *name)

@@ -39,12 +39,14 @@ static void usage(FILE *out)
 static int parse_int(const char *flag, const char *v, int min, int max,
 		     int *out)
 {
-	char *end;
-	long n;
+	char *end = NULL;
+	long n = 0;
 
 	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || end == v || *end || n < min || n > max) {
+	/* Digits only: strtol alone would take " 80" and "+80". */
+	if (*v >= '0' && *v <= '9')
+		n = strtol(v, &end, 10);
+	if (!end || errno || *end || n < min || n > max) {
 		fprintf(stderr,
 			"kafkaesqued: %s: expected an integer %d..%d, "
 			"got \"%s\"\n",
@@ -160,6 +162,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	kq__log_set_level(cfg.log_level);
+	if (cfg.log_file) {
+		rv = kq__log_open(cfg.log_file);
+		if (rv != 0) {
+			kq__error("broker.log_file: cannot open %s: %s",
+				  cfg.log_file, strerror(-rv));
+			kq__config_free(&cfg);
+			return 1;
+		}
+	}
+	/* Until the broker's handler is in place a hangup must not kill a
+	 * starting broker. */
+	signal(SIGHUP, SIG_IGN);
 	raise_nofile();
 	/* A peer that hangs up mid-write is an error of that write, not a
 	 * reason to die. */

@@ -2,6 +2,7 @@
  * reserved subscription ids, as JSON records of consensus group 0, applied
  * in offset order on every broker. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,9 +67,13 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 			      replicas > 0 ? (uint32_t)replicas : 1, pi,
 			      rms ? json_integer_value(rms) : -1,
 			      rbytes ? json_integer_value(rbytes) : -1, base);
-	if (rv != 0)
+	if (rv != 0) {
 		kq__error("topic %s: cannot open its partitions: %s", name,
 			  kq_strerror(rv));
+		kq__create_failed(b, name, rv);
+		if (!kq__map_get(&b->unopened, name, strlen(name)))
+			kq__map_put(&b->unopened, name, strlen(name), b);
+	}
 }
 
 static void apply_offsets(struct kq_broker *b, json_t *rec)
@@ -106,6 +111,55 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 	}
 }
 
+/* A standalone broker also keeps the highest subscription id limit it
+ * ever applied in <dir>/sub_ids, so that ids are not handed out twice even
+ * when the metadata log is deleted by hand.  (In a cluster the metadata
+ * comes back from the other brokers.) */
+static int sub_floor_used(struct kq_broker *b)
+{
+	const int *ids;
+
+	return kq__brokers_list(b, &ids) == 1;
+}
+
+static uint64_t sub_floor_load(struct kq_broker *b)
+{
+	char path[4096];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/sub_ids", b->dir);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+static void sub_floor_save(struct kq_broker *b, uint64_t limit)
+{
+	char path[4096], tmp[4200], text[32];
+	int fd, n, ok;
+
+	if (!sub_floor_used(b) || limit <= b->sub_id_floor)
+		return;
+	snprintf(path, sizeof(path), "%s/sub_ids", b->dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	n = snprintf(text, sizeof(text), "%" PRIu64 "\n", limit);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ok = fd >= 0 && write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok || rename(tmp, path) != 0) {
+		kq__warn("%s: %s", path, strerror(errno));
+		unlink(tmp);
+		return;
+	}
+	b->sub_id_floor = limit;
+}
+
 /* A block [from, to) of subscription ids reserved by one run of one
  * broker.  Blocks are applied in log order on every broker; a block that
  * overlaps an earlier one lost a race and is void, so no id is ever handed
@@ -126,6 +180,7 @@ static void apply_sub_ids(struct kq_broker *b, json_t *rec)
 		return;
 	}
 	b->sub_id_limit = (uint64_t)to;
+	sub_floor_save(b, b->sub_id_limit);
 	if (mine) {
 		b->next_sub_id = (uint64_t)from;
 		b->my_sub_id_limit = (uint64_t)to;
@@ -249,6 +304,7 @@ static int restore(void *ctx, const void *data, size_t len)
 	limit = json_integer_value(json_object_get(doc, "sub_id_limit"));
 	if (limit > 0 && (uint64_t)limit > b->sub_id_limit)
 		b->sub_id_limit = (uint64_t)limit;
+	sub_floor_save(b, b->sub_id_limit);
 	json_decref(doc);
 	return 0;
 }
@@ -360,6 +416,11 @@ int kq__meta_open(struct kq_broker *b)
 	gc.snapshot = snapshot;
 	gc.restore = restore;
 	b->sub_id_limit = 1;
+	if (sub_floor_used(b)) {
+		b->sub_id_floor = sub_floor_load(b);
+		if (b->sub_id_floor > b->sub_id_limit)
+			b->sub_id_limit = b->sub_id_floor;
+	}
 	/* Ids are handed out only from blocks this run reserved. */
 	b->next_sub_id = b->my_sub_id_limit = 0;
 	b->boot_id = boot_id();

@@ -122,6 +122,9 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 	for (i = 0; i < nparts; i++) {
 		rv = open_partition(b, t, i);
 		if (rv != 0) {
+			/* kq__topic_free() sees only the partitions before
+			 * this one; its replica list is freed here. */
+			free(t->parts[i].replicas);
 			t->nparts = i;
 			kq__topic_free(b, t);
 			return rv;

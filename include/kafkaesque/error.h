@@ -29,6 +29,7 @@ enum {
 	KQ_EKIND = -10014,	  /* plugin of another kind than expected */
 	KQ_ECONFIG = -10015,	  /* invalid configuration */
 	KQ_ECANCELED = -10016,	  /* request canceled by shutdown */
+	KQ_EAUTH = -10017,	  /* authentication required or failed */
 };
 
 /* The protocol code for an error ("NOTOPIC", ...).  Codes without a
@@ -47,6 +48,7 @@ static inline const char *kq_err_code(int err)
 	case KQ_EUNAVAILABLE: return "UNAVAILABLE";
 	case KQ_ETOOLONG: return "TOOLONG";
 	case KQ_EBUSY: return "BUSY";
+	case KQ_EAUTH: return "AUTH";
 	default: return "INTERNAL";
 	}
 }
@@ -73,6 +75,7 @@ static inline const char *kq_strerror(int err)
 	case KQ_EKIND: return "plugin of the wrong kind";
 	case KQ_ECONFIG: return "invalid configuration";
 	case KQ_ECANCELED: return "canceled";
+	case KQ_EAUTH: return "authentication required";
 	default:
 		return err < 0 && err > -4096 ? strerror(-err)
 					      : "unknown error";

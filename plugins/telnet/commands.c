@@ -623,6 +623,80 @@ static void run_stat(struct kq__tn_conn *c, struct kq__tn_slot *s,
 static void run_help(struct kq__tn_conn *c, struct kq__tn_slot *s,
 		     struct kq__tn_word *w, int n);
 
+/* ---------------------------------------------------------------- AUTH */
+
+/* The delay before a failed AUTH is answered: 100 ms, doubling with each
+ * failure of the connection. */
+#define AUTH_DELAY_MS 100
+
+/* A failed AUTH's answer waiting for its delay.  The slot counts as a
+ * request in flight, so the commands after it wait, and a connection that
+ * closes meanwhile leaves the slot to this timer. */
+struct auth_delay {
+	uv_timer_t timer;
+	struct kq__tn_slot *slot;
+};
+
+static void auth_delay_free(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void on_auth_delay(uv_timer_t *t)
+{
+	struct auth_delay *d = t->data;
+	struct kq__tn_slot *s = d->slot;
+	struct kq__tn_conn *c = s->conn;
+
+	uv_close((uv_handle_t *)t, auth_delay_free);
+	s->inflight = 0;
+	c->inflight--;
+	if (s->orphan) {
+		kq__tn_slot_orphan_done(s);
+		return;
+	}
+	if (c->auth_failures >= KQ__TN_AUTH_TRIES) {
+		put_err(s, KQ_EAUTH,
+			"wrong password; too many attempts, closing");
+		c->quit = 1;
+	} else {
+		put_err(s, KQ_EAUTH, "wrong password");
+	}
+	kq__tn_slot_finish(c, s);
+}
+
+static void run_auth(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	struct auth_delay *d;
+	unsigned shift;
+
+	if (!c->srv->password_len) {
+		answer_err(c, s, KQ_EAUTH,
+			   "no password is configured (telnet.password_file)");
+		return;
+	}
+	if (kq__tn_password_ok(c->srv, w[1].p, w[1].len)) {
+		c->authed = 1;
+		answer_line(c, s, "OK");
+		return;
+	}
+	c->auth_failures++;
+	kq__tn_auth_log(c);
+	d = malloc(sizeof(*d));
+	if (!d || uv_timer_init(c->srv->host->loop, &d->timer) != 0) {
+		free(d);
+		kq__tn_close(c);
+		return;
+	}
+	d->timer.data = d;
+	d->slot = s;
+	begin(c, s);
+	shift = c->auth_failures - 1 < 5 ? c->auth_failures - 1 : 5;
+	uv_timer_start(&d->timer, on_auth_delay,
+		       (uint64_t)AUTH_DELAY_MS << shift, 0);
+}
+
 static void run_ping(struct kq__tn_conn *c, struct kq__tn_slot *s,
 		     struct kq__tn_word *w, int n)
 {
@@ -655,7 +729,15 @@ static const struct cmd cmds[] = {
 	{"HELP", "HELP", 1, 1, run_help},
 	{"PING", "PING", 1, 1, run_ping},
 	{"QUIT", "QUIT", 1, 1, run_quit},
+	{"AUTH", "AUTH <password>", 2, 2, run_auth},
 };
+
+/* Whether the command may run before AUTH succeeded. */
+static int open_to_all(const struct cmd *cmd)
+{
+	return cmd && (cmd->run == run_help || cmd->run == run_ping ||
+		       cmd->run == run_quit || cmd->run == run_auth);
+}
 
 static void run_help(struct kq__tn_conn *c, struct kq__tn_slot *s,
 		     struct kq__tn_word *w, int n)
@@ -707,19 +789,26 @@ void kq__tn_exec(struct kq__tn_conn *c, char *line, size_t len)
 		kq__tn_close(c);
 		return;
 	}
-	if (pubs) {
+	if (pubs && c->authed) {
 		run_pubs(c, s, line, len);
 		return;
 	}
-	n = kq__tn_split(line, len, w, MAX_WORDS);
-	if (n < 0) {
+	n = pubs ? 0 : kq__tn_split(line, len, w, MAX_WORDS);
+	if (n < 0 && c->authed) {
 		answer_err(c, s, KQ_ESYNTAX,
 			   "unterminated quote or text right after one");
 		return;
 	}
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+	for (i = 0; n > 0 && i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (w[0].len == 4 && strncasecmp(w[0].p, cmds[i].name, 4) == 0)
 			cmd = &cmds[i];
+	}
+	/* Before AUTH, nothing about a command is looked at: not even
+	 * whether it exists or parses. */
+	if (!c->authed && (n < 0 || !open_to_all(cmd))) {
+		answer_err(c, s, KQ_EAUTH,
+			   "authentication required: AUTH <password>");
+		return;
 	}
 	if (!cmd) {
 		answer_unknown(c, s, &w[0]);

@@ -3,8 +3,12 @@
  * the commands mean is in commands.c. */
 #include <errno.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <kafkaesque/kafkaesque.h>
 
@@ -25,6 +29,15 @@
  * answer does not pin memory for the connection's life. */
 #define WBUF_KEEP ((size_t)2 << 20)
 
+/* Connections taken per readiness of the listener, so that a flood does
+ * not starve the connections already open. */
+#define ACCEPT_BURST 64
+
+/* How long accepting pauses when no descriptor can be had even to answer
+ * (no spare left), and how often running out is logged. */
+#define ACCEPT_PAUSE_MS 100
+#define BUSY_LOG_MS	10000
+
 #define LOG(srv, lvl, ...) (srv)->host->log((srv)->host, (lvl), __VA_ARGS__)
 
 /* ---------------------------------------------------------------- config */
@@ -41,6 +54,122 @@ static int cfg_int(const struct kq__tn_server *srv, const char *key, json_t *v,
 	}
 	*out = json_integer_value(v);
 	return 0;
+}
+
+/* Reads the password: the file's bytes up to an optional final line end.
+ */
+static int read_password(struct kq__tn_server *srv, const char *path)
+{
+	unsigned char buf[KQ__TN_PASSWORD_MAX + 3];
+	struct stat st;
+	size_t n = 0;
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		LOG(srv, KQ_LOG_ERROR, "telnet.password_file: %s: %s", path,
+		    strerror(errno));
+		return KQ_ECONFIG;
+	}
+	while (n < sizeof(buf) &&
+	       (r = read(fd, buf + n, sizeof(buf) - n)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			LOG(srv, KQ_LOG_ERROR, "telnet.password_file: %s: %s",
+			    path, strerror(errno));
+			close(fd);
+			return KQ_ECONFIG;
+		}
+		n += (size_t)r;
+	}
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+		LOG(srv, KQ_LOG_WARN,
+		    "telnet.password_file: %s can be read by other users "
+		    "(chmod 600 it)",
+		    path);
+	close(fd);
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (n == 0 || n > KQ__TN_PASSWORD_MAX || memchr(buf, '\n', n) ||
+	    memchr(buf, '\r', n) || memchr(buf, '\0', n)) {
+		LOG(srv, KQ_LOG_ERROR,
+		    "telnet.password_file: %s: expected one line of 1 to %d "
+		    "bytes",
+		    path, KQ__TN_PASSWORD_MAX);
+		memset(buf, 0, sizeof(buf));
+		return KQ_ECONFIG;
+	}
+	memcpy(srv->password, buf, n);
+	srv->password_len = n;
+	memset(buf, 0, sizeof(buf));
+	return 0;
+}
+
+int kq__tn_password_ok(const struct kq__tn_server *srv, const char *word,
+		       size_t len)
+{
+	volatile unsigned char diff = 0;
+	size_t i;
+
+	/* Equal-length buffers: the password zero-padded, and the word
+	 * zero-padded (or cut, its length compared apart).  Every byte is
+	 * read and no branch depends on the password. */
+	for (i = 0; i < KQ__TN_PASSWORD_MAX; i++) {
+		unsigned char w = i < len ? (unsigned char)word[i] : 0;
+
+		diff |= (unsigned char)(w ^ srv->password[i]);
+	}
+	diff |= (unsigned char)((len ^ srv->password_len) != 0);
+	return srv->password_len > 0 && diff == 0;
+}
+
+/* Seconds of a log window, and the failed AUTH lines each may hold. */
+#define AUTH_LOG_WINDOW_MS 10000
+#define AUTH_LOG_LINES	   10
+
+void kq__tn_auth_log(struct kq__tn_conn *c)
+{
+	struct kq__tn_server *srv = c->srv;
+	uint64_t now = uv_now(srv->host->loop);
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	char addr[64] = "?";
+
+	if (now - srv->auth_log_start >= AUTH_LOG_WINDOW_MS) {
+		if (srv->auth_unlogged)
+			LOG(srv, KQ_LOG_WARN,
+			    "%u more failed AUTH attempt(s) were not logged",
+			    srv->auth_unlogged);
+		srv->auth_log_start = now;
+		srv->auth_logged = srv->auth_unlogged = 0;
+	}
+	if (srv->auth_logged >= AUTH_LOG_LINES) {
+		srv->auth_unlogged++;
+		return;
+	}
+	srv->auth_logged++;
+	memset(&ss, 0, sizeof(ss));
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+			addr[0] = '[';
+			uv_ip6_name(a, addr + 1, sizeof(addr) - 8);
+			snprintf(addr + strlen(addr), 8, "]:%u",
+				 ntohs(a->sin6_port));
+		} else if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+			uv_ip4_name(a, addr, sizeof(addr) - 8);
+			snprintf(addr + strlen(addr), 8, ":%u",
+				 ntohs(a->sin_port));
+		}
+	}
+	LOG(srv, KQ_LOG_WARN, "failed AUTH from %s (%u on this connection)",
+	    addr, c->auth_failures);
 }
 
 static int read_config(struct kq__tn_server *srv, const json_t *cfg)
@@ -92,11 +221,22 @@ static int read_config(struct kq__tn_server *srv, const json_t *cfg)
 					    &n) < 0)
 					return KQ_ECONFIG;
 				srv->max_input = (size_t)n;
+			} else if (strcmp(key, "password_file") == 0) {
+				if (!json_is_string(v) ||
+				    json_string_length(v) == 0) {
+					LOG(srv, KQ_LOG_ERROR,
+					    "telnet.password_file: expected a "
+					    "file name");
+					return KQ_ECONFIG;
+				}
+				if (read_password(srv, json_string_value(v)))
+					return KQ_ECONFIG;
 			} else {
 				LOG(srv, KQ_LOG_ERROR,
 				    "telnet.%s: unknown key (known: host, "
 				    "port, max_line, max_connections, "
-				    "max_input_bytes, stall_timeout_ms)",
+				    "max_input_bytes, stall_timeout_ms, "
+				    "password_file)",
 				    key);
 				return KQ_ECONFIG;
 			}
@@ -673,26 +813,23 @@ static void refuse(struct kq__tn_conn *c, int err, const char *text)
 	conn_process(c);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* Takes an accepted socket `fd` (owned from here on). */
+static void on_connection(struct kq__tn_server *srv, int fd)
 {
-	struct kq__tn_server *srv = server->data;
 	struct kq__tn_conn *c;
 	int r;
 
-	if (status < 0) {
-		LOG(srv, KQ_LOG_WARN, "accept on %s:%d: %s", srv->bind_host,
-		    srv->port, uv_strerror(status));
-		return;
-	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		LOG(srv, KQ_LOG_ERROR, "accept: out of memory");
+		close(fd);
 		return;
 	}
 	c->srv = srv;
 	kq__tn_framer_init(&c->fr, srv->max_line);
-	r = uv_tcp_init(server->loop, &c->tcp);
+	r = uv_tcp_init(srv->host->loop, &c->tcp);
 	if (r < 0) {
+		close(fd);
 		free(c);
 		return;
 	}
@@ -703,9 +840,10 @@ static void on_connection(uv_stream_t *server, int status)
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nhandles++;
-	r = uv_accept(server, (uv_stream_t *)&c->tcp);
+	r = uv_tcp_open(&c->tcp, fd);
 	if (r < 0) {
 		LOG(srv, KQ_LOG_WARN, "accept: %s", uv_strerror(r));
+		close(fd);
 		kq__tn_close(c);
 		return;
 	}
@@ -721,8 +859,135 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	c->counted = 1;
+	c->authed = srv->password_len == 0;
 	srv->nlive++;
 	conn_process(c);
+}
+
+static void on_listener(uv_poll_t *p, int status, int events);
+
+static void spare_take(struct kq__tn_server *srv)
+{
+	if (srv->spare_fd < 0)
+		srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void on_pause_end(uv_timer_t *t)
+{
+	struct kq__tn_server *srv = t->data;
+
+	spare_take(srv);
+	if (srv->lpoll && !srv->stopping)
+		uv_poll_start(srv->lpoll, UV_READABLE, on_listener);
+}
+
+/* Stops accepting for a moment: the error would repeat at once, and the
+ * loop would spin on it. */
+static void accept_pause(struct kq__tn_server *srv)
+{
+	uv_poll_stop(srv->lpoll);
+	uv_timer_start(srv->pause, on_pause_end, ACCEPT_PAUSE_MS, 0);
+}
+
+/* Logs running out of descriptors at most every BUSY_LOG_MS. */
+static void busy_log(struct kq__tn_server *srv)
+{
+	uint64_t now = uv_now(srv->host->loop);
+
+	if (!srv->busy_count ||
+	    (srv->busy_logged && now - srv->busy_logged < BUSY_LOG_MS))
+		return;
+	LOG(srv, KQ_LOG_WARN,
+	    "out of file descriptors: %u connection(s) refused (answered ERR "
+	    "BUSY when a spare descriptor allowed)",
+	    srv->busy_count);
+	srv->busy_logged = now;
+	srv->busy_count = 0;
+}
+
+/* Out of descriptors: the spare one makes room to take the connection,
+ * say why it is refused and close it.  Returns 0 when it did, 1 when no
+ * connection was waiting after all, -1 when it could not. */
+static int accept_busy(struct kq__tn_server *srv, int lfd)
+{
+	static const char text[] =
+		"ERR BUSY out of file descriptors; try again later\r\n";
+	int fd, err;
+
+	if (srv->spare_fd < 0)
+		return -1;
+	close(srv->spare_fd);
+	srv->spare_fd = -1;
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	err = errno;
+	if (fd >= 0) {
+		char drain[4096];
+
+		/* Best effort: a fresh socket's buffer takes one line.  What
+		 * the client already sent is read first, or closing would
+		 * reset the connection and the line could be lost. */
+		if (send(fd, text, sizeof(text) - 1, MSG_NOSIGNAL) < 0)
+			err = errno;
+		shutdown(fd, SHUT_WR);
+		while (recv(fd, drain, sizeof(drain), MSG_DONTWAIT) > 0)
+			;
+		close(fd);
+		srv->busy_count++;
+	}
+	spare_take(srv);
+	busy_log(srv);
+	if (fd >= 0)
+		return 0;
+	return err == EAGAIN || err == EWOULDBLOCK ? 1 : -1;
+}
+
+static void on_listener(uv_poll_t *p, int status, int events)
+{
+	struct kq__tn_server *srv = p->data;
+	int lfd, fd, r;
+
+	if (srv->stopping ||
+	    uv_fileno((uv_handle_t *)srv->listener, (uv_os_fd_t *)&lfd) != 0)
+		return;
+	if (status < 0) {
+		LOG(srv, KQ_LOG_WARN, "accept on %s:%d: %s", srv->bind_host,
+		    srv->port, uv_strerror(status));
+		accept_pause(srv);
+		return;
+	}
+	for (int i = 0; i < ACCEPT_BURST && !srv->stopping; i++) {
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			on_connection(srv, fd);
+			continue;
+		}
+		switch (errno) {
+		case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+		case EWOULDBLOCK:
+#endif
+			return;
+		case EINTR:
+		case ECONNABORTED: continue;
+		case EMFILE:
+		case ENFILE:
+			r = accept_busy(srv, lfd);
+			if (r == 0)
+				continue;
+			if (r > 0)
+				return;
+			/* No spare to answer with: wait for descriptors. */
+			srv->busy_count++;
+			busy_log(srv);
+			accept_pause(srv);
+			return;
+		default:
+			LOG(srv, KQ_LOG_WARN, "accept on %s:%d: %s",
+			    srv->bind_host, srv->port, strerror(errno));
+			accept_pause(srv);
+			return;
+		}
+	}
 }
 
 /* ---------------------------------------------------------------- ops */
@@ -739,6 +1004,7 @@ static int tn_init(const struct kq_host *host, void **state)
 		return -ENOMEM;
 	srv->host = host;
 	srv->api = host->api;
+	srv->spare_fd = -1;
 	r = read_config(srv, host->config);
 	if (r < 0) {
 		free(srv->bind_host);
@@ -746,6 +1012,27 @@ static int tn_init(const struct kq_host *host, void **state)
 		return r;
 	}
 	*state = srv;
+	return 0;
+}
+
+/* Whether the listener is bound to a loopback address only. */
+static int loopback(const uv_tcp_t *t)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >>
+			24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a =
+			&((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
 	return 0;
 }
 
@@ -759,6 +1046,7 @@ static int tn_start(void *state)
 	struct kq__tn_server *srv = state;
 	struct addrinfo hints;
 	uv_getaddrinfo_t gai;
+	int lfd, one = 1;
 	char port[16];
 	int r;
 
@@ -771,9 +1059,13 @@ static int tn_start(void *state)
 	r = uv_getaddrinfo(srv->host->loop, &gai, NULL, srv->bind_host, port,
 			   &hints);
 	if (r < 0) {
-		LOG(srv, KQ_LOG_ERROR, "cannot listen on %s:%d: %s",
-		    srv->bind_host, srv->port, uv_strerror(r));
-		return r;
+		/* Resolver codes are no errno values: say it here, and hand
+		 * the core a code it can name. */
+		LOG(srv, KQ_LOG_ERROR,
+		    "telnet.host: cannot listen on \"%s\": %s (expected an "
+		    "address or a host name of this machine)",
+		    srv->bind_host, uv_strerror(r));
+		return KQ_ECONFIG;
 	}
 	srv->listener = malloc(sizeof(*srv->listener));
 	if (!srv->listener) {
@@ -788,17 +1080,47 @@ static int tn_start(void *state)
 		return r;
 	}
 	srv->listener->data = srv;
-	r = uv_tcp_bind(srv->listener, gai.addrinfo->ai_addr, 0);
+	/* The socket is ours, not uv_listen()'s: libuv's accept drops
+	 * connections silently when descriptors run out, ours answers them
+	 * (on_listener). */
+	lfd = socket(gai.addrinfo->ai_family,
+		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lfd < 0 ||
+	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(lfd, gai.addrinfo->ai_addr, gai.addrinfo->ai_addrlen) != 0 ||
+	    listen(lfd, 511) != 0) {
+		r = -errno;
+		if (lfd >= 0)
+			close(lfd);
+	} else {
+		r = uv_tcp_open(srv->listener, lfd);
+		if (r < 0)
+			close(lfd);
+	}
 	uv_freeaddrinfo(gai.addrinfo);
+	if (r == 0) {
+		srv->lpoll = malloc(sizeof(*srv->lpoll));
+		srv->pause = malloc(sizeof(*srv->pause));
+		r = srv->lpoll && srv->pause ? 0 : -ENOMEM;
+	}
 	if (r == 0)
-		r = uv_listen((uv_stream_t *)srv->listener, 511, on_connection);
+		r = uv_poll_init_socket(srv->host->loop, srv->lpoll, lfd);
 	if (r < 0) {
 		LOG(srv, KQ_LOG_ERROR, "cannot listen on %s:%d: %s",
 		    srv->bind_host, srv->port, uv_strerror(r));
+		free(srv->lpoll);
+		free(srv->pause);
+		srv->lpoll = NULL;
+		srv->pause = NULL;
 		uv_close((uv_handle_t *)srv->listener, free_handle);
 		srv->listener = NULL;
 		return r;
 	}
+	srv->lpoll->data = srv;
+	uv_timer_init(srv->host->loop, srv->pause);
+	srv->pause->data = srv;
+	spare_take(srv);
+	uv_poll_start(srv->lpoll, UV_READABLE, on_listener);
 	srv->starve = malloc(sizeof(*srv->starve));
 	if (srv->starve) {
 		uv_timer_init(srv->host->loop, srv->starve);
@@ -808,6 +1130,12 @@ static int tn_start(void *state)
 		uv_unref((uv_handle_t *)srv->starve);
 	}
 	LOG(srv, KQ_LOG_INFO, "listening on %s:%d", srv->bind_host, srv->port);
+	if (!srv->password_len && !loopback(srv->listener))
+		LOG(srv, KQ_LOG_WARN,
+		    "%s:%d can be reached from other machines and no "
+		    "telnet.password_file is set: anyone who can connect can "
+		    "read and write every topic",
+		    srv->bind_host, srv->port);
 	return 0;
 }
 
@@ -879,6 +1207,13 @@ static void tn_stop(void *state, void (*done)(void *ctx), void *ctx)
 	srv->stopping = 1;
 	srv->done = done;
 	srv->done_ctx = ctx;
+	/* Closed in this order, the listener's callback comes last. */
+	if (srv->lpoll) {
+		uv_close((uv_handle_t *)srv->lpoll, free_handle);
+		uv_close((uv_handle_t *)srv->pause, free_handle);
+		srv->lpoll = NULL;
+		srv->pause = NULL;
+	}
 	if (srv->listener && !uv_is_closing((uv_handle_t *)srv->listener))
 		uv_close((uv_handle_t *)srv->listener, on_listener_closed);
 	srv->grace = malloc(sizeof(*srv->grace));
@@ -920,6 +1255,8 @@ static void tn_fini(void *state)
 		kq__tn_buf_free(&s->out);
 		free(s);
 	}
+	if (srv->spare_fd >= 0)
+		close(srv->spare_fd);
 	free(srv->bind_host);
 	free(srv);
 }

@@ -20,6 +20,12 @@
 #define KQ__TN_OUT_HIGH ((size_t)1 << 20)
 #define KQ__TN_OUT_LOW	((size_t)256 << 10)
 
+/* Longest password telnet.password_file may hold. */
+#define KQ__TN_PASSWORD_MAX 1024
+
+/* AUTH failures a connection may make; the last one closes it. */
+#define KQ__TN_AUTH_TRIES 5
+
 /* Bytes a CONS asks the broker for per consume_next() call. */
 #define KQ__TN_CONS_BUDGET ((size_t)256 << 10)
 
@@ -76,6 +82,7 @@ struct kq__tn_conn {
 	struct kq_consume cons;
 	struct kq__tn_slot *cons_slot;
 	char errmsg[256];
+	unsigned auth_failures;
 
 	size_t charged;	     /* input buffers counted in srv->in_used */
 	uint64_t line_since; /* loop time the partial line began */
@@ -91,6 +98,7 @@ struct kq__tn_conn {
 	unsigned quit : 1;    /* QUIT answered: close once written */
 	unsigned refused : 1; /* over the limit: one ERR, then close */
 	unsigned counted : 1; /* counted against max_connections */
+	unsigned authed : 1;  /* AUTH succeeded (or no password is set) */
 	unsigned closing : 1; /* uv_close() called */
 	unsigned closed : 1;  /* the handle's close callback ran */
 };
@@ -109,9 +117,26 @@ struct kq__tn_server {
 	uint32_t stall_timeout_ms; /* then a stalled connection is closed */
 	uv_timer_t *starve;	   /* checks stalled connections; own
 				    * allocation, NULL once closed */
+	/* The password, zero-padded so that every comparison reads the
+	 * whole buffer; password_len 0 when none is configured. */
+	unsigned char password[KQ__TN_PASSWORD_MAX];
+	size_t password_len;
+	/* Failed AUTH lines logged in the current window, and the ones
+	 * that were not (see kq__tn_auth_log). */
+	uint64_t auth_log_start;
+	unsigned auth_logged, auth_unlogged;
 
-	uv_tcp_t *listener; /* own allocation; NULL once closed */
-	uv_timer_t *grace;  /* bounds stop(); own allocation */
+	uv_tcp_t *listener;   /* own allocation; NULL once closed */
+	uv_poll_t *lpoll;     /* readiness of the listener's socket; we accept
+			       * ourselves to answer even without
+			       * descriptors; own allocation */
+	uv_timer_t *pause;    /* resumes accepting after a pause; own
+			       * allocation */
+	int spare_fd;	      /* held open, given up to accept-answer-close a
+			       * connection when descriptors run out; -1 */
+	uint64_t busy_logged; /* loop time of the last EMFILE log line */
+	unsigned busy_count;  /* connections refused since then */
+	uv_timer_t *grace;    /* bounds stop(); own allocation */
 	struct kq__tn_conn *conns;
 	unsigned nlive;	   /* connections counted against max_conns */
 	unsigned nhandles; /* connection handles not yet closed */
@@ -153,6 +178,15 @@ size_t kq__tn_pending(const struct kq__tn_conn *c);
 
 /* Closes the connection (idempotent); memory goes once callbacks are in. */
 void kq__tn_close(struct kq__tn_conn *c);
+
+/* 1 when `word` (len bytes) is the configured password.  Takes the same
+ * time whatever the bytes and however much of them match. */
+int kq__tn_password_ok(const struct kq__tn_server *srv, const char *word,
+		       size_t len);
+
+/* Logs a failed AUTH of c, naming the peer; at most a few lines every
+ * few seconds for the whole server, then a count of those left out. */
+void kq__tn_auth_log(struct kq__tn_conn *c);
 
 /* commands.c */
 

@@ -23,6 +23,7 @@
 #endif
 
 const char *tb_telnet_extra = "";
+int tb_nofile;
 
 static void die(const char *what)
 {
@@ -112,8 +113,6 @@ void tb_write_raw(struct tb *tb, const char *json)
 	fclose(f);
 }
 
-unsigned tb_nofile;
-
 static pid_t spawn(const char *const *args, const char *log)
 {
 	pid_t pid = fork();
@@ -123,14 +122,16 @@ static pid_t spawn(const char *const *args, const char *log)
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
-		if (tb_nofile) {
-			struct rlimit rl = {tb_nofile, tb_nofile};
-
-			setrlimit(RLIMIT_NOFILE, &rl);
-		}
 		if (fd >= 0) {
 			dup2(fd, 2);
 			dup2(fd, 1);
+			close(fd);
+		}
+		if (tb_nofile > 0) {
+			struct rlimit rl = {(rlim_t)tb_nofile,
+					    (rlim_t)tb_nofile};
+
+			setrlimit(RLIMIT_NOFILE, &rl);
 		}
 		execv(args[0], (char *const *)args);
 		fprintf(stderr, "exec %s: %s\n", args[0], strerror(errno));

@@ -20,9 +20,9 @@ struct tb {
  * default). */
 extern const char *tb_telnet_extra;
 
-/* When non-zero, brokers started from now on run with RLIMIT_NOFILE
- * (soft and hard) set to this, as under `ulimit -n`. */
-extern unsigned tb_nofile;
+/* When above 0, brokers started by tb_start() and tb_run_args() run with
+ * this limit of open descriptors (RLIMIT_NOFILE); 0 by default. */
+extern int tb_nofile;
 
 /* A free TCP port on 127.0.0.1 (bound and released). */
 int tb_free_port(void);

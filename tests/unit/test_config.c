@@ -31,6 +31,7 @@ static void test_defaults(void **state)
 			 0);
 	assert_int_equal(cfg.broker_id, 1);
 	assert_string_equal(cfg.data_dir, ".");
+	assert_null(cfg.log_file);
 	assert_int_equal(cfg.ntransports, 1);
 	assert_string_equal(cfg.transports[0], "telnet");
 	assert_int_equal(cfg.npartitioners, 2);
@@ -116,6 +117,8 @@ static void test_errors(void **state)
 		     "broker.dir: unknown key");
 	expect_error("{\"broker\": {\"data_dir\": \"\"}}",
 		     "broker.data_dir: expected a non-empty string");
+	expect_error("{\"broker\": {\"log_file\": 1}}",
+		     "broker.log_file: expected a non-empty string");
 	expect_error("{\"plugins\": {\"storage\": [\"segment\"]}}",
 		     "plugins.storage: expected a non-empty string");
 	expect_error("{\"plugins\": {\"partitioner\": []}}",

@@ -89,20 +89,35 @@ static void test_names(void **state)
 	assert_false(kq__name_valid(longest));
 }
 
-static void expect_key(const char *msg, enum kq__jsonkey want,
-		       const char *want_key)
+/* Checks the scanner's answer and, decoded, the key. */
+static void expect_keyn(const char *msg, size_t len, enum kq__jsonkey want,
+			const char *want_key, size_t want_len)
 {
 	const char *key;
 	size_t klen;
+	char buf[256];
 
-	assert_int_equal(kq__json_key(msg, strlen(msg), &key, &klen), want);
-	if (want == KQ__JSONKEY_FOUND) {
-		assert_int_equal(klen, strlen(want_key));
-		assert_memory_equal(key, want_key, klen);
-	} else {
+	if (kq__json_key(msg, len, &key, &klen) != want)
+		fail_msg("%.*s: expected %d", (int)len, msg, (int)want);
+	if (want == KQ__JSONKEY_NONE) {
 		assert_null(key);
 		assert_int_equal(klen, 0);
+		return;
 	}
+	if (want == KQ__JSONKEY_ESCAPED) {
+		assert_true(klen <= sizeof(buf));
+		klen = kq__json_unescape(key, klen, buf);
+		key = buf;
+	}
+	assert_int_equal(klen, want_len);
+	assert_memory_equal(key, want_key, klen);
+}
+
+static void expect_key(const char *msg, enum kq__jsonkey want,
+		       const char *want_key)
+{
+	expect_keyn(msg, strlen(msg), want, want_key,
+		    want_key ? strlen(want_key) : 0);
 }
 
 static void test_json_key(void **state)
@@ -113,27 +128,101 @@ static void test_json_key(void **state)
 	/* The last "Key" wins, and it must be a non-empty string. */
 	expect_key("{\"Key\":\"a\",\"Key\":\"b\"}", KQ__JSONKEY_FOUND, "b");
 	expect_key("{\"Key\":\"a\",\"Key\":1}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"a\",\"Key\":{\"Key\":\"b\"}}", KQ__JSONKEY_NONE,
+		   NULL);
+	expect_key("{\"Key\":[],\"Key\":\"b\"}", KQ__JSONKEY_FOUND, "b");
 	expect_key("{\"Key\":\"\"}", KQ__JSONKEY_NONE, NULL);
 	expect_key("{\"key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Keys\":\"a\",\"Ke\":\"b\"}", KQ__JSONKEY_NONE, NULL);
 	/* Only a top-level member counts. */
 	expect_key("{\"a\":{\"Key\":\"n\"}}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"a\":[{\"Key\":\"n\"}],\"b\":1}", KQ__JSONKEY_NONE, NULL);
 	expect_key("{\"a\":[1,-0,true,false,null,\"s\",{}],\"Key\":\"k\"}",
 		   KQ__JSONKEY_FOUND, "k");
-	/* Not JSON objects. */
+	/* Not JSON objects, or not JSON. */
 	expect_key("plain text", KQ__JSONKEY_NONE, NULL);
+	expect_key("", KQ__JSONKEY_NONE, NULL);
 	expect_key("[\"Key\",\"a\"]", KQ__JSONKEY_NONE, NULL);
 	expect_key("{\"Key\":\"a\"", KQ__JSONKEY_NONE, NULL);
 	expect_key("{\"Key\":\"a\"} x", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"a\"}{}", KQ__JSONKEY_NONE, NULL);
 	expect_key("{\"Key\":\"a\",}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"a\",\"b\":[1,]}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"a\",\"b\":[1}", KQ__JSONKEY_NONE, NULL);
 	expect_key("{\"a\":01,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"a\":1.,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"a\":-,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"a\":1e,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"a\":+1,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"a\":tru,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
 	expect_key("{\"a\":\"\t\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	/* Left to jansson. */
-	expect_key("{\"Key\":\"a\\\"b\"}", KQ__JSONKEY_UNSURE, NULL);
-	expect_key("{\"K\\u0065y\":\"a\"}", KQ__JSONKEY_UNSURE, NULL);
-	expect_key("{\"a\":1.5,\"Key\":\"a\"}", KQ__JSONKEY_UNSURE, NULL);
-	expect_key("{\"a\":12345678901234567890,\"Key\":\"a\"}",
-		   KQ__JSONKEY_UNSURE, NULL);
-	expect_key("{\"Key\":\"caf\xc3\xa9\"}", KQ__JSONKEY_UNSURE, NULL);
+	expect_key("{\"a\":\"\\x\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"a\":\"\\u12G4\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("\xef\xbb\xbf{\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"a\"}\f", KQ__JSONKEY_NONE, NULL);
+	expect_keyn("{\"Key\":\"a\"}\0", 12, KQ__JSONKEY_NONE, NULL, 0);
+	expect_keyn("{\"Key\":\"a\0\"}", 12, KQ__JSONKEY_NONE, NULL, 0);
+	/* UTF-8 must be valid: no overlong forms, surrogates or values
+	 * above U+10FFFF. */
+	expect_key("{\"Key\":\"caf\xc3\xa9\"}", KQ__JSONKEY_FOUND,
+		   "caf\xc3\xa9");
+	expect_key("{\"Key\":\"\xf0\x9f\x98\x80\"}", KQ__JSONKEY_FOUND,
+		   "\xf0\x9f\x98\x80");
+	expect_key("{\"Key\":\"\xc0\xaf\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"\xe0\x80\xaf\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"\xed\xa0\x80\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"\xf4\x90\x80\x80\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"\xc3\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"a\":\"\xff\",\"Key\":\"k\"}", KQ__JSONKEY_NONE, NULL);
+
+	/* What jansson refuses whole but RFC 8259 allows does not make a
+	 * message keyless: integers over 64 bits, reals beyond a double,
+	 * unpaired surrogate escapes and \u0000 elsewhere, deep nesting. */
+	expect_key("{\"a\":123456789012345678901234567890,\"Key\":\"k\"}",
+		   KQ__JSONKEY_FOUND, "k");
+	expect_key("{\"a\":1e400,\"b\":-1.5E-400,\"Key\":\"k\"}",
+		   KQ__JSONKEY_FOUND, "k");
+	expect_key("{\"a\":\"\\ud800\",\"Key\":\"k\"}", KQ__JSONKEY_FOUND, "k");
+	expect_key("{\"a\\u0000\":\"\\udc00x\\ud800\",\"Key\":\"k\"}",
+		   KQ__JSONKEY_FOUND, "k");
+	/* Escapes are decoded, in names too. */
+	expect_key("{\"Key\":\"a\\\"b\\\\c\\/\\n\"}", KQ__JSONKEY_ESCAPED,
+		   "a\"b\\c/\n");
+	expect_key("{\"K\\u0065y\":\"a\"}", KQ__JSONKEY_FOUND, "a");
+	expect_key("{\"Key\":\"\\u00e9\\u20ac\\ud83d\\ude00\"}",
+		   KQ__JSONKEY_ESCAPED, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+	expect_keyn("{\"Key\":\"a\\u0000b\"}", 18, KQ__JSONKEY_ESCAPED, "a\0b",
+		    3);
+	expect_key("{\"K\\u0065y\\u0000\":\"a\"}", KQ__JSONKEY_NONE, NULL);
+	/* An unpaired surrogate is no Unicode text: no key. */
+	expect_key("{\"Key\":\"\\ud800\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"a\\udfff\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"\\ud800\\u0041\"}", KQ__JSONKEY_NONE, NULL);
+	expect_key("{\"Key\":\"\\ud800\",\"Key\":\"b\"}", KQ__JSONKEY_FOUND,
+		   "b");
+}
+
+/* Nesting far deeper than jansson's limit, or any C stack's. */
+static void test_json_key_deep(void **state)
+{
+	size_t depth = 1000000, n = 0;
+	char *m = malloc(2 * depth + 64);
+
+	assert_non_null(m);
+	n += (size_t)sprintf(m, "{\"a\":");
+	memset(m + n, '[', depth);
+	n += depth;
+	memset(m + n, ']', depth);
+	n += depth;
+	n += (size_t)sprintf(m + n, ",\"Key\":\"deep\"}");
+	expect_keyn(m, n, KQ__JSONKEY_FOUND, "deep", 4);
+	/* One bracket of the wrong kind, deep inside. */
+	m[5 + depth + 10] = '}';
+	expect_keyn(m, n, KQ__JSONKEY_NONE, NULL, 0);
+	m[5 + depth + 10] = ']';
+	m[5 + depth - 1] = '{';
+	expect_keyn(m, n, KQ__JSONKEY_NONE, NULL, 0);
+	free(m);
 }
 
 static void test_snapshot_file(void **state)
@@ -183,6 +272,7 @@ int main(void)
 		cmocka_unit_test(test_map),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_json_key),
+		cmocka_unit_test(test_json_key_deep),
 		cmocka_unit_test(test_snapshot_file),
 	};
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -61,6 +62,9 @@ static struct {
 	size_t max_pending_out;
 	char log[1024]; /* the last ERROR line logged */
 } fake;
+
+/* Every WARN line logged, one per line; kept across module runs. */
+static char warn_log[4096];
 
 /* What the last CRTP and PUBS passed; kept across module runs. */
 static char last_msg[4096];
@@ -450,6 +454,13 @@ static void host_log(const struct kq_host *h, enum kq_log_level lvl,
 	va_start(ap, fmt);
 	if (lvl == KQ_LOG_ERROR)
 		vsnprintf(fake.log, sizeof(fake.log), fmt, ap);
+	if (lvl == KQ_LOG_WARN) {
+		size_t n = strlen(warn_log);
+
+		vsnprintf(warn_log + n, sizeof(warn_log) - n, fmt, ap);
+		n = strlen(warn_log);
+		snprintf(warn_log + n, sizeof(warn_log) - n, "\n");
+	}
 	va_end(ap);
 	va_start(ap, fmt);
 	fprintf(stderr, "[telnet] ");
@@ -1024,6 +1035,7 @@ static void test_commands(void **state)
 		"HELP\r\n"
 		"PING\r\n"
 		"QUIT\r\n"
+		"AUTH <password>\r\n"
 		"OK\r\n");
 }
 
@@ -1296,6 +1308,176 @@ static void test_stop_closes_clients(void **state)
 	free(t.data);
 }
 
+/* ---------------------------------------------------------------- AUTH */
+
+static char pwfile[64];
+
+/* Writes `text` to a fresh password file named in pwfile. */
+static void write_pwfile(const char *text)
+{
+	int fd;
+
+	snprintf(pwfile, sizeof(pwfile), "/tmp/kq-pw-XXXXXX");
+	fd = mkstemp(pwfile);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void test_password_compare(void **state)
+{
+	struct kq__tn_server *srv;
+	char cfg[128], big[KQ__TN_PASSWORD_MAX + 8];
+
+	write_pwfile("s3cret word\n");
+	snprintf(cfg, sizeof(cfg), "{\"password_file\": \"%s\"}", pwfile);
+	assert_int_equal(setup_module(cfg), 0);
+	srv = tstate;
+	assert_int_equal(srv->password_len, 11);
+	assert_true(kq__tn_password_ok(srv, "s3cret word", 11));
+	assert_false(kq__tn_password_ok(srv, "s3cret wor", 10));
+	assert_false(kq__tn_password_ok(srv, "s3cret word!", 12));
+	assert_false(kq__tn_password_ok(srv, "s3cret worX", 11));
+	assert_false(kq__tn_password_ok(srv, "S3cret word", 11));
+	assert_false(kq__tn_password_ok(srv, "", 0));
+	/* A word longer than any password is compared cut, and refused. */
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "s3cret word", 11);
+	assert_false(kq__tn_password_ok(srv, big, sizeof(big)));
+	uv_close((uv_handle_t *)&fake.timer, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	teardown_module();
+	unlink(pwfile);
+
+	/* Empty, two lines, missing: refused at start with the key. */
+	write_pwfile("\n");
+	snprintf(cfg, sizeof(cfg), "{\"password_file\": \"%s\"}", pwfile);
+	assert_int_equal(setup_module(cfg), KQ_ECONFIG);
+	assert_non_null(strstr(fake.log, "telnet.password_file"));
+	uv_close((uv_handle_t *)&fake.timer, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	json_decref((json_t *)host.config);
+	unlink(pwfile);
+	write_pwfile("a\nb\n");
+	snprintf(cfg, sizeof(cfg), "{\"password_file\": \"%s\"}", pwfile);
+	assert_int_equal(setup_module(cfg), KQ_ECONFIG);
+	uv_close((uv_handle_t *)&fake.timer, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	json_decref((json_t *)host.config);
+	unlink(pwfile);
+	assert_int_equal(
+		setup_module("{\"password_file\": \"/nonexistent/pw\"}"),
+		KQ_ECONFIG);
+	assert_non_null(strstr(fake.log, "/nonexistent/pw"));
+	uv_close((uv_handle_t *)&fake.timer, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	json_decref((json_t *)host.config);
+	reset_fake();
+}
+
+/* Before AUTH only HELP, PING, QUIT and AUTH run; pipelined commands
+ * after a failed or a pending AUTH are judged in order, after it. */
+static void test_auth_gates_commands(void **state)
+{
+	char cfg[128];
+
+	warn_log[0] = '\0';
+	write_pwfile("pw pw\r\n");
+	snprintf(cfg, sizeof(cfg), "\"password_file\": \"%s\"", pwfile);
+	expect_script(cfg,
+		      "PING\r\n"
+		      "LIST\r\n"
+		      "FROB x\r\n"
+		      "\"unterminated\r\n"
+		      "PUBS t1 hello\r\n"
+		      "CRTP t1\r\n"
+		      "AUTH\r\n"
+		      "AUTH pw\r\n"
+		      "LIST\r\n"
+		      "AUTH \"pw pw\"\r\n"
+		      "CRTP t1\r\n"
+		      "PUBS t1 hello\r\n"
+		      "LIST\r\n"
+		      "QUIT\r\n",
+		      "OK PONG\r\n"
+		      "ERR AUTH authentication required: AUTH <password>\r\n"
+		      "ERR AUTH authentication required: AUTH <password>\r\n"
+		      "ERR AUTH authentication required: AUTH <password>\r\n"
+		      "ERR AUTH authentication required: AUTH <password>\r\n"
+		      "ERR AUTH authentication required: AUTH <password>\r\n"
+		      "ERR SYNTAX usage: AUTH <password>\r\n"
+		      "ERR AUTH wrong password\r\n"
+		      "ERR AUTH authentication required: AUTH <password>\r\n"
+		      "OK\r\n"
+		      "OK t1 1\r\n"
+		      "OK 0 0\r\n"
+		      "TOPIC t1 1\r\n"
+		      "OK 1\r\n"
+		      "OK BYE\r\n");
+	assert_non_null(strstr(warn_log, "failed AUTH from 127.0.0.1:"));
+	unlink(pwfile);
+	/* Without a password AUTH is an error, and everything runs. */
+	expect_script(NULL, "AUTH x\r\nLIST\r\n",
+		      "ERR AUTH no password is configured "
+		      "(telnet.password_file)\r\nOK 0\r\n");
+}
+
+/* Each failure waits longer; the last allowed one closes. */
+static void test_auth_rate_limit(void **state)
+{
+	char cfg[128];
+	struct timespec t0, t1;
+	double secs;
+
+	write_pwfile("right");
+	snprintf(cfg, sizeof(cfg), "\"password_file\": \"%s\"", pwfile);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	expect_script(
+		cfg,
+		"AUTH a\r\nAUTH b\r\nAUTH c\r\nAUTH d\r\nAUTH e\r\n"
+		"AUTH right\r\nPING\r\n",
+		"ERR AUTH wrong password\r\n"
+		"ERR AUTH wrong password\r\n"
+		"ERR AUTH wrong password\r\n"
+		"ERR AUTH wrong password\r\n"
+		"ERR AUTH wrong password; too many attempts, closing\r\n");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) +
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	/* 100 + 200 + 400 + 800 + 1600 ms */
+	assert_true(secs >= 3.0);
+	unlink(pwfile);
+}
+
+/* Listening beyond loopback without a password is worth a warning. */
+static void test_open_listener_warns(void **state)
+{
+	char cfg[96];
+
+	warn_log[0] = '\0';
+	port = free_port();
+	snprintf(cfg, sizeof(cfg), "{\"host\": \"0.0.0.0\", \"port\": %d}",
+		 port);
+	assert_int_equal(setup_module(cfg), 0);
+	assert_int_equal(ops->start(tstate), 0);
+	assert_non_null(strstr(warn_log, "no telnet.password_file is set"));
+	ops->stop(tstate, on_stopped, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	teardown_module();
+
+	warn_log[0] = '\0';
+	snprintf(cfg, sizeof(cfg), "{\"port\": %d}", port);
+	assert_int_equal(setup_module(cfg), 0);
+	assert_int_equal(ops->start(tstate), 0);
+	assert_null(strstr(warn_log, "password"));
+	ops->stop(tstate, on_stopped, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	teardown_module();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1312,6 +1494,10 @@ int main(void)
 		cmocka_unit_test(test_disconnect_in_flight),
 		cmocka_unit_test(test_max_connections),
 		cmocka_unit_test(test_stop_closes_clients),
+		cmocka_unit_test(test_password_compare),
+		cmocka_unit_test(test_auth_gates_commands),
+		cmocka_unit_test(test_auth_rate_limit),
+		cmocka_unit_test(test_open_listener_warns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

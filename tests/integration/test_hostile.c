@@ -1,0 +1,479 @@
+/* Integration tests of a standalone broker probed as an unfriendly client
+ * or operator would: exhausted descriptors, files in the way, a deleted
+ * metadata log, signals, passwords. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static struct tb tb;
+static struct tc conns[80]; /* test_accept_emfile's clients */
+
+static int teardown(void **state)
+{
+	for (size_t i = 0; i < sizeof(conns) / sizeof(*conns); i++)
+		if (conns[i].fd > 0)
+			tc_close(&conns[i]);
+	tb_cleanup(&tb);
+	tb_telnet_extra = "";
+	tb_nofile = 0;
+	return 0;
+}
+
+static void start_with(const char *extra)
+{
+	int status = 0;
+
+	tb_setup(&tb, extra);
+	if (tb_start(&tb, &status) != 0) {
+		char log[4096];
+
+		tb_read_log(&tb, log, sizeof(log));
+		fail_msg("broker did not start (exit %d):\n%s", status, log);
+	}
+}
+
+static void restart(void)
+{
+	int status = 0;
+
+	if (tb_start(&tb, &status) != 0) {
+		char log[8192];
+
+		tb_read_log(&tb, log, sizeof(log));
+		fail_msg("broker did not restart (exit %d):\n%s", status, log);
+	}
+}
+
+static void expect_cmd(struct tc *c, const char *cmd, const char *pattern)
+{
+	char line[1024];
+
+	assert_int_equal(tc_cmd(c, cmd, line, sizeof(line), NULL, 0), 0);
+	if (!tb_match(pattern, line))
+		fail_msg("%s: expected \"%s\", got \"%s\"", cmd, pattern, line);
+}
+
+static int count_lines(const char *log, const char *text)
+{
+	int n = 0;
+
+	for (const char *p = log; (p = strstr(p, text)); p++)
+		n++;
+	return n;
+}
+
+/* ------------------------------------------------------------ CRTP */
+
+/* A partition that cannot be opened is named in the answer with its
+ * cause; the broker loses no memory over it and stops cleanly (under
+ * the sanitizers a leak makes the exit status non-zero). */
+static void test_crtp_says_why(void **state)
+{
+	char path[400], log[16384];
+	struct tc c;
+	FILE *f;
+
+	start_with(NULL);
+	snprintf(path, sizeof(path), "%s/kafkaesque-1/t-1", tb.dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "CRTP t 3",
+		   "ERR UNAVAILABLE topic t could not be created: "
+		   "Not a directory");
+	expect_cmd(&c, "LIST", "OK 0");
+	expect_cmd(&c, "CRTP u 3", "OK u 3");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	tb_read_log(&tb, log, sizeof(log));
+	assert_null(strstr(log, "LeakSanitizer"));
+}
+
+/* Out of descriptors, CRTP says so.  Storage holds a bounded number of
+ * them whatever the partitions, so here clients take the rest.  The
+ * topic's record is written (UNAVAILABLE: the write may have happened),
+ * so its folders are not orphans on a restart that cannot open them
+ * either, and the topic is there once descriptors suffice. */
+static void test_crtp_emfile(void **state)
+{
+	static struct tc hogs[64];
+	char path[400], log[16384];
+	struct tc c;
+
+	tb_nofile = 64;
+	start_with(NULL);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	for (int i = 0; i < 64; i++)
+		if (tc_connect(&hogs[i], tb.port) != 0)
+			hogs[i].fd = -1;
+	expect_cmd(&c, "CRTP big 100",
+		   "ERR UNAVAILABLE topic big could not be created: "
+		   "Too many open files");
+	for (int i = 0; i < 64; i++)
+		if (hogs[i].fd >= 0)
+			tc_close(&hogs[i]);
+	expect_cmd(&c, "PING", "OK PONG");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+
+	restart();
+	assert_int_equal(tb_stop(&tb), 0);
+	tb_read_log(&tb, log, sizeof(log));
+	assert_null(strstr(log, "moved to"));
+	snprintf(path, sizeof(path), "%s/kafkaesque-1/big-0", tb.dir);
+	assert_int_equal(access(path, F_OK), 0);
+
+	tb_nofile = 0;
+	restart();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "DESC big", "OK big 100");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
+/* ------------------------------------------------------------ start-up */
+
+/* A host that does not resolve is named with the key, in words. */
+static void test_bad_host(void **state)
+{
+	char json[1024], out[8192];
+	const char *args[] = {"-config", tb.config, NULL};
+
+	tb_setup_empty(&tb);
+	snprintf(json, sizeof(json),
+		 "{\"broker\": {\"id\": 1, \"data_dir\": \"%s\"}, "
+		 "\"telnet\": {\"host\": \"bad host\", \"port\": %d}}",
+		 tb.dir, tb.port);
+	tb_write_raw(&tb, json);
+	assert_int_equal(tb_run_args(args, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "telnet.host: cannot listen on \"bad "
+				    "host\""));
+	assert_null(strstr(out, "Unknown error"));
+}
+
+/* Ports on the command line are decimal digits in 1..65535, nothing
+ * else; a bad one stops the broker with one line and status 2 before
+ * anything else is looked at. */
+static void test_port_flags(void **state)
+{
+	static const char *const bad[] = {
+		"-port=65536", "-port=99999999999999999999",
+		"-port=+1",    "-port= 1",
+		"-port=0x10",  "-raftport=65536",
+		"-port=",
+	};
+	char out[4096];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		const char *args[] = {bad[i], "-config=/nonexistent.json",
+				      NULL};
+		int st = tb_run_args(args, out, sizeof(out));
+
+		if (st != 2 ||
+		    !strstr(out, "port: expected an integer "
+				 "1..65535") ||
+		    strchr(out, '\n') != out + strlen(out) - 1)
+			fail_msg("%s: exit %d, %s", bad[i], st, out);
+	}
+}
+
+/* ------------------------------------------------------------ accept */
+
+static double cpu_seconds(pid_t pid)
+{
+	char path[64];
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	/* Fields 14 and 15; the name in parentheses holds no spaces. */
+	assert_int_equal(fscanf(f,
+				"%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u "
+				"%*u %*u %lu %lu",
+				&ut, &st),
+			 2);
+	fclose(f);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Out of descriptors, a new connection is answered ERR BUSY and closed;
+ * the broker logs it, does not spin, and serves again once descriptors
+ * are free. */
+static void test_accept_emfile(void **state)
+{
+	enum { N = sizeof(conns) / sizeof(*conns) };
+	struct tc *cs = conns;
+	char line[256], log[16384];
+	int busy = 0, served = 0;
+	double before, after;
+	struct tc c;
+
+	tb_nofile = 48;
+	start_with(NULL);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(tc_connect(&cs[i], tb.port), 0);
+	for (int i = 0; i < N; i++) {
+		tc_send(&cs[i], "PING");
+		assert_int_not_equal(tc_line(&cs[i], line, sizeof(line)), -1);
+		if (strcmp(line, "OK PONG") == 0)
+			served++;
+		else if (strcmp(line, "ERR BUSY out of file descriptors; try "
+				      "again later") == 0)
+			busy++;
+		else
+			fail_msg("connection %d: %s", i, line);
+	}
+	print_message("%d served, %d refused\n", served, busy);
+	assert_true(served > 0);
+	assert_true(busy > 0);
+	/* Still at the limit, the broker is idle. */
+	before = cpu_seconds(tb.pid);
+	usleep(1000000);
+	after = cpu_seconds(tb.pid);
+	assert_true(after - before < 0.3);
+	for (int i = 0; i < N; i++)
+		tc_close(&cs[i]);
+	usleep(100000);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "PING", "OK PONG");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	tb_read_log(&tb, log, sizeof(log));
+	assert_int_equal(count_lines(log, "out of file descriptors"), 1);
+}
+
+/* ------------------------------------------------------------ keys */
+
+/* A top-level string "Key" is the key whatever else the object holds:
+ * key "124" goes to partition 2 of 3 (murmur2), where the README's
+ * example puts it. */
+static void test_keys_beside_odd_values(void **state)
+{
+	static const char *const msgs[] = {
+		"{\"n\":123456789012345678901234567890,\"Key\":\"124\"}",
+		"{\"x\":1e400,\"Key\":\"124\"}",
+		"{\"s\":\"\\ud800\",\"Key\":\"124\"}",
+		"{\"K\\u0065y\":\"1\\u0032\\u0034\"}",
+		"{\"Key\":\"nope\",\"a\":[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]"
+		"]],"
+		"\"Key\":\"124\"}",
+	};
+	char cmd[256];
+	struct tc c;
+
+	start_with(NULL);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "CRTP orders 3", "OK orders 3");
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(*msgs); i++) {
+		snprintf(cmd, sizeof(cmd), "PUBS orders %s", msgs[i]);
+		expect_cmd(&c, cmd, "OK 2 {N}");
+	}
+	/* Deeper than any JSON library goes. */
+	{
+		size_t depth = 5000, n = 0;
+		char *m = malloc(2 * depth + 64);
+
+		assert_non_null(m);
+		n += (size_t)sprintf(m, "PUBS orders {\"a\":");
+		memset(m + n, '[', depth);
+		n += depth;
+		memset(m + n, ']', depth);
+		n += depth;
+		sprintf(m + n, ",\"Key\":\"124\"}");
+		tc_send(&c, m);
+		free(m);
+		assert_int_not_equal(tc_line(&c, cmd, sizeof(cmd)), -1);
+		assert_true(tb_match("OK 2 {N}", cmd));
+	}
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
+/* ------------------------------------------------------------ orphans */
+
+/* With the metadata log deleted by hand, the old partition folders are
+ * moved aside instead of coming back as a new topic's data, and
+ * subscription ids do not start over. */
+static void test_orphaned_partitions(void **state)
+{
+	char line[1024], path[400], log[16384], cmd[512];
+	long id1, id2;
+	struct tc c;
+	struct stat st;
+
+	start_with(NULL);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "CRTP t 2", "OK t 2");
+	expect_cmd(&c, "PUBS t old", "OK {N} 0");
+	assert_int_equal(tc_cmd(&c, "SUBS t g", line, sizeof(line), NULL, 0),
+			 0);
+	id1 = strtol(line + 3, NULL, 10);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/kafkaesque-1/__meta'", tb.dir);
+	assert_int_equal(system(cmd), 0);
+	restart();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "LIST", "OK 0");
+	expect_cmd(&c, "CRTP t 2", "OK t 2");
+	expect_cmd(&c, "DESC t", "OK t 2");
+	assert_int_equal(tc_cmd(&c, "SUBS t g", line, sizeof(line), NULL, 0),
+			 0);
+	assert_true(tb_match("OK {N} 0,1", line));
+	id2 = strtol(line + 3, NULL, 10);
+	assert_true(id2 > id1);
+	snprintf(cmd, sizeof(cmd), "CONS t %ld 0", id2);
+	expect_cmd(&c, cmd, "OK 0");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+
+	tb_read_log(&tb, log, sizeof(log));
+	assert_int_equal(count_lines(log, "is not in the metadata: moved to "),
+			 2);
+	snprintf(path, sizeof(path), "%s/kafkaesque-1/orphaned", tb.dir);
+	assert_int_equal(stat(path, &st), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "test $(ls '%s' | grep -c '^t-[01]\\.[0-9]*T[0-9]*Z$') = 2",
+		 path);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* ------------------------------------------------------------ AUTH */
+
+/* A broker with telnet.password_file: nothing but HELP, PING, QUIT and
+ * AUTH before the password; a failure is logged with the peer. */
+static void test_auth(void **state)
+{
+	char extra[600], path[400], log[16384];
+	struct tc c;
+	FILE *f;
+
+	tb_setup(&tb, NULL);
+	snprintf(path, sizeof(path), "%s/password", tb.dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("open sesame\n", f);
+	fclose(f);
+	assert_int_equal(chmod(path, 0600), 0);
+	snprintf(extra, sizeof(extra), "\"password_file\": \"%s\"", path);
+	tb_telnet_extra = extra;
+	tb_write_config(&tb, NULL);
+	restart();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "PING", "OK PONG");
+	expect_cmd(&c, "CRTP t", "ERR AUTH authentication required{*}");
+	expect_cmd(&c, "AUTH sesame", "ERR AUTH wrong password");
+	expect_cmd(&c, "AUTH \"open sesame\"", "OK");
+	expect_cmd(&c, "CRTP t", "OK t 1");
+	tc_close(&c);
+	/* Authentication belongs to the connection. */
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "LIST", "ERR AUTH {*}");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	tb_read_log(&tb, log, sizeof(log));
+	assert_int_equal(count_lines(log, "failed AUTH from 127.0.0.1:"), 1);
+	assert_null(strstr(log, "open sesame"));
+}
+
+/* ------------------------------------------------------------ SIGHUP */
+
+/* Without a log file a hangup is logged and changes nothing. */
+static void test_sighup_without_log_file(void **state)
+{
+	char log[16384];
+	struct tc c;
+
+	start_with(NULL);
+	assert_int_equal(kill(tb.pid, SIGHUP), 0);
+	usleep(200000);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "PING", "OK PONG");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	tb_read_log(&tb, log, sizeof(log));
+	assert_non_null(strstr(log, "Hangup: ignored"));
+}
+
+/* With broker.log_file, a hangup after the file was moved away (what
+ * logrotate does) opens it anew; the broker goes on. */
+static void test_sighup_reopens_log_file(void **state)
+{
+	char extra[1024], path[400], moved[420], text[16384];
+	struct tc c;
+	FILE *f;
+	size_t n;
+
+	tb_setup_empty(&tb);
+	snprintf(path, sizeof(path), "%s/kq.log", tb.dir);
+	snprintf(extra, sizeof(extra),
+		 "{\"broker\": {\"id\": 1, \"data_dir\": \"%s\", "
+		 "\"log_file\": \"%s\"}, "
+		 "\"telnet\": {\"port\": %d}}",
+		 tb.dir, path, tb.port);
+	tb_write_raw(&tb, extra);
+	restart();
+	snprintf(moved, sizeof(moved), "%s.1", path);
+	assert_int_equal(rename(path, moved), 0);
+	assert_int_equal(kill(tb.pid, SIGHUP), 0);
+	for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
+		usleep(10000);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "PING", "OK PONG");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+
+	f = fopen(moved, "r");
+	assert_non_null(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(text, "ready"));
+	assert_null(strstr(text, "stopped"));
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(text, "reopened the log file"));
+	assert_non_null(strstr(text, "stopped"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_crtp_says_why, teardown),
+		cmocka_unit_test_teardown(test_crtp_emfile, teardown),
+		cmocka_unit_test_teardown(test_bad_host, teardown),
+		cmocka_unit_test_teardown(test_port_flags, teardown),
+		cmocka_unit_test_teardown(test_accept_emfile, teardown),
+		cmocka_unit_test_teardown(test_keys_beside_odd_values,
+					  teardown),
+		cmocka_unit_test_teardown(test_orphaned_partitions, teardown),
+		cmocka_unit_test_teardown(test_auth, teardown),
+		cmocka_unit_test_teardown(test_sighup_without_log_file,
+					  teardown),
+		cmocka_unit_test_teardown(test_sighup_reopens_log_file,
+					  teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
+}
