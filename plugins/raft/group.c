@@ -775,7 +775,10 @@ static int open_point(struct kq_group *g, const char *dir,
 	}
 	snap->index = si;
 	snap->term = st;
-	if (si + 1 == end || si + 1 == first ||
+	/* Nothing stored at the point, or the entry there is the point's:
+	 * the log continues it.  Anything else (a shorter log, another
+	 * term at the point) is an install cut short. */
+	if (si + 1 == first ||
 	    (si < end && la->term_at(g->log, si, &t) == 0 && t == st))
 		return 0;
 	host->log(host, KQ_LOG_INFO,
@@ -783,6 +786,38 @@ static int open_point(struct kq_group *g, const char *dir,
 		  "; it restarts after it",
 		  g->name, si);
 	return la->reset(g->log, si + 1);
+}
+
+/* The term of the last stored entry (0 for an empty log). */
+static uint64_t stored_term(struct kq_group *g)
+{
+	const struct kq_log_api *la = logs(g);
+	uint64_t end = la->next_offset(g->log), t = 0;
+
+	if (end > la->first_offset(g->log) &&
+	    la->term_at(g->log, end - 1, &t) != 0)
+		t = 0;
+	return t;
+}
+
+/* Term and vote are saved before any entry of a term is written or any
+ * vote is sent: a log holding a later term than raft.state means the
+ * file was lost or replaced, and with it a vote this replica may have
+ * given.  Starting at an older term could vote twice in one term. */
+static int check_hard_state(struct kq_group *g, const char *dir,
+			    uint64_t hs_term, uint64_t log_term)
+{
+	const struct kq_host *host = g->mod->host;
+
+	if (hs_term >= log_term && hs_term <= KQ__RAFT_MAX_TERM)
+		return 0;
+	host->log(host, KQ_LOG_ERROR,
+		  "group %s: %s/raft.state holds term %" PRIu64
+		  " but the log holds term %" PRIu64
+		  ": the file is missing or stale; restore it, or move the "
+		  "folder aside so the replica resyncs from its peers",
+		  g->name, dir ? dir : ".", hs_term, log_term);
+	return KQ_ECORRUPT;
 }
 
 /* Hands a lone replica's stored records to apply, streaming them. */
@@ -871,6 +906,9 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	g->pend_tail = &g->pend;
 	memset(&rc, 0, sizeof(rc));
 	rv = host->logs->load_hard_state(cfg->log, &hs);
+	/* Before open_point, which may drop the entries that show it. */
+	if (rv == 0)
+		rv = check_hard_state(g, cfg->dir, hs.term, stored_term(g));
 	if (rv == 0)
 		rv = open_point(g, cfg->dir, &snap, &data, &len);
 	if (rv == 0 && data && len > UINT32_MAX)
@@ -906,23 +944,9 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 			  cfg->name, kq_strerror(rv));
 		goto fail;
 	}
-	/* Term and vote are saved before any entry of a term is written or
-	 * any vote is sent: a log holding a later term than raft.state
-	 * means the file was lost or replaced, and with it a vote this
-	 * replica may have given.  Starting at an older term could vote
-	 * twice in one term. */
-	if (hs.term < last_term || hs.term > KQ__RAFT_MAX_TERM) {
-		host->log(host, KQ_LOG_ERROR,
-			  "group %s: %s/raft.state holds term %" PRIu64
-			  " but the log holds term %" PRIu64
-			  ": the file is missing or stale; restore it, or move "
-			  "the folder aside so the replica resyncs from its "
-			  "peers",
-			  cfg->name, cfg->dir ? cfg->dir : ".", hs.term,
-			  last_term);
-		rv = KQ_ECORRUPT;
+	rv = check_hard_state(g, cfg->dir, hs.term, last_term);
+	if (rv != 0)
 		goto fail;
-	}
 	g->applied = g->snap_index = snap.index;
 	for (size_t i = 0; i < cfg->nreplicas; i++)
 		voters[i] = (uint64_t)cfg->replicas[i];

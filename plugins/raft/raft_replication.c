@@ -216,6 +216,16 @@ void kq__raft_handle_append(struct kq__raft *r, const struct kq__raft_msg *m)
 	size_t n = m->n_entries, i;
 	uint64_t lastnew;
 
+	/* Entries must follow `index` one by one, with terms that never
+	 * decrease and never pass the message's: anything else did not
+	 * come from a leader's log. */
+	for (i = 0; i < n; i++)
+		if (e[i].index != m->index + 1 + i || e[i].term > m->term ||
+		    e[i].term < (i ? e[i - 1].term : m->log_term)) {
+			r->refused++;
+			return;
+		}
+
 	if (prev < base) {
 		/* Entries up to the snapshot are committed, so they match. */
 		size_t skip = base - prev;
@@ -344,6 +354,12 @@ void kq__raft_handle_append_resp(struct kq__raft *r,
 
 	if (!p || p->id == r->id)
 		return;
+	/* An acknowledgement of entries this leader never had cannot be
+	 * true: counting it could commit without a quorum. */
+	if (!m->reject && m->index > kq__raft_log_last(&r->log)) {
+		r->refused++;
+		return;
+	}
 	p->recent_active = true;
 	if (m->reject) {
 		uint64_t probe = m->hint;

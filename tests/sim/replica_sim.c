@@ -2365,7 +2365,7 @@ static void usage(void)
 		"[--direct-compact]\n"
 		"                   [--no-hs-faults] [--no-huge-terms] "
 		"[--no-retain]\n"
-		"                   [--lax-retention] [--lax-hs] [--strict]\n");
+		"                   [--lax-retention] [--lax-hs] [--lenient]\n");
 	exit(2);
 }
 
@@ -2373,13 +2373,15 @@ int main(int argc, char **argv)
 {
 	struct opts o = {.seeds = 100,
 			 .first_seed = 1,
+			 .strict = true,
+			 .corrupt = 3,
 			 .ticks = 1000,
 			 .converge_ticks = 500,
 			 .hs_faults = true,
 			 .huge_terms = true,
 			 .kind = -1};
 	uint64_t failed = 0, first_failed = 0;
-	char why[512], first_why[512] = "", extra[128] = "";
+	char why[512], first_why[512] = "", extra[192] = "";
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -2407,6 +2409,8 @@ int main(int argc, char **argv)
 			o.lax_hs = true;
 		} else if (!strcmp(a, "--strict")) {
 			o.strict = true;
+		} else if (!strcmp(a, "--lenient")) {
+			o.strict = false;
 		} else if (!v) {
 			usage();
 		} else if (!strcmp(a, "--seeds")) {
@@ -2472,10 +2476,10 @@ int main(int argc, char **argv)
 		 o.huge_terms ? "" : " --no-huge-terms",
 		 o.no_retain ? " --no-retain" : "",
 		 o.lax_retention ? " --lax-retention" : "",
-		 o.lax_hs ? " --lax-hs" : "", o.strict ? " --strict" : "",
-		 o.corrupt == 1	  ? " --corrupt 1"
+		 o.lax_hs ? " --lax-hs" : "", o.strict ? "" : " --lenient",
+		 o.corrupt == 0	  ? " --corrupt 0"
+		 : o.corrupt == 1 ? " --corrupt 1"
 		 : o.corrupt == 2 ? " --corrupt 2"
-		 : o.corrupt == 3 ? " --corrupt 3"
 				  : "");
 	if (failed) {
 		printf("%" PRIu64 " seeds, %" PRIu64

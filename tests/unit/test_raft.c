@@ -820,6 +820,49 @@ static void test_append_refuses_rewriting_committed(void **state)
 	cl_free(c);
 }
 
+/* An acknowledgement past the leader's last entry cannot be true, and
+ * an APPEND whose entries do not follow its index one by one did not
+ * come from a leader's log: both are refused and change nothing. */
+static void test_malformed_replication_refused(void **state)
+{
+	struct kq__raft_entry gap[2] = {{.index = 2, .term = 1},
+					{.index = 4, .term = 1}};
+	struct cl *c = cl_new(3, false, false);
+	uint64_t commit, last;
+
+	elect(c, 1);
+	deliver(c);
+	c->manual_persist[2] = c->manual_persist[3] = true;
+	propose(c, 1, 2);
+	commit = kq__raft_commit(c->r[1]);
+	last = kq__raft_last_index(c->r[1]);
+	drop_all(c);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND_RESP,
+				   .from = 2,
+				   .to = 1,
+				   .term = kq__raft_term(c->r[1]),
+				   .index = last + 5});
+	assert_int_equal(kq__raft_refused(c->r[1]), 1);
+	assert_int_equal(kq__raft_commit(c->r[1]), commit);
+	cl_free(c);
+
+	c = cl_new(3, false, false);
+	start(c, 1, 1, 0, NULL, 0);
+	step(c, 1,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 1,
+				   .index = 1,
+				   .log_term = 0,
+				   .entries = gap,
+				   .n_entries = 2});
+	assert_int_equal(kq__raft_refused(c->r[1]), 1);
+	assert_int_equal(kq__raft_last_index(c->r[1]), 0);
+	cl_free(c);
+}
+
 /* A term past KQ__RAFT_MAX_TERM is refused, so a bad message can never
  * make the term wrap; at the limit a node does not campaign. */
 static void test_term_out_of_range_refused(void **state)
@@ -1732,6 +1775,7 @@ int main(void)
 		cmocka_unit_test(test_append_truncates_conflict),
 		cmocka_unit_test(test_append_refuses_rewriting_committed),
 		cmocka_unit_test(test_term_out_of_range_refused),
+		cmocka_unit_test(test_malformed_replication_refused),
 		cmocka_unit_test(test_append_keeps_entries_on_stale_message),
 		cmocka_unit_test(test_append_commit_bounded_by_last_new),
 		cmocka_unit_test(test_vote_rejects_stale_term),
