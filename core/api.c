@@ -160,7 +160,13 @@ static void created(void *ctx, int status)
 	kq__map_del(&cc->b->creating, cc->name, strlen(cc->name));
 	cc->b->npartitions_creating -= cc->nparts;
 	t = status == 0 ? kq__topic_get(cc->b, cc->name) : NULL;
-	if (t) {
+	if (t && cc->error) {
+		snprintf(req->errmsg, sizeof(req->errmsg),
+			 "topic %s was created, but partitions of it cannot "
+			 "be opened here yet: %s; they are retried",
+			 cc->name, kq_strerror(cc->error));
+		status = KQ_EUNAVAILABLE;
+	} else if (t) {
 		req->result.create_topic.partitions = t->nparts;
 	} else {
 		snprintf(req->errmsg, sizeof(req->errmsg),
@@ -541,6 +547,20 @@ static int publish(struct kq_session *s, struct kq_req *req, const char *topic,
 		return fail(req, KQ_EINTERNAL,
 			    "partitioner %s chose a partition out of range",
 			    pi->mod.name);
+	}
+	/* A message without a key goes to the next partition that is
+	 * open; one with a key must go where it belongs. */
+	for (uint32_t k = 1;
+	     !pr.key && t->parts[part].open_error && k < t->nparts; k++)
+		if (!t->parts[(part + k) % t->nparts].open_error)
+			part = (part + k) % t->nparts;
+	if (t->parts[part].open_error) {
+		free(keybuf);
+		return fail(req, KQ_EUNAVAILABLE,
+			    "partition %s-%u cannot be opened here: %s; it is "
+			    "retried",
+			    t->name, part,
+			    kq_strerror(t->parts[part].open_error));
 	}
 	if (!t->parts[part].group) {
 		free(keybuf);

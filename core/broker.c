@@ -234,6 +234,42 @@ static void on_sync_timer(uv_timer_t *t)
 	kq__plog_sync_all(t->data);
 }
 
+/* Partitions that could not be opened (out of descriptors or space, a
+ * folder not writable) are tried again until they open. */
+static void on_reopen_timer(uv_timer_t *tm)
+{
+	struct kq_broker *b = tm->data;
+	struct kq__map_entry *e = NULL;
+	unsigned left = 0;
+
+	while ((e = kq__map_next(&b->topics, e))) {
+		struct kq__topic *t = e->value;
+
+		for (uint32_t i = 0; i < t->nparts; i++) {
+			struct kq__partition *p = &t->parts[i];
+			int rv;
+
+			if (!p->open_error)
+				continue;
+			rv = kq__partition_open(b, p);
+			if (rv == 0)
+				kq__info("partition %s-%u: opened", t->name, i);
+			else
+				left++;
+			p->open_error = rv;
+		}
+	}
+	if (!left)
+		uv_timer_stop(tm);
+}
+
+void kq__broker_reopen_later(struct kq_broker *b)
+{
+	if (!b->stopping && !uv_is_active((uv_handle_t *)&b->reopen_timer))
+		uv_timer_start(&b->reopen_timer, on_reopen_timer, KQ__REOPEN_MS,
+			       KQ__REOPEN_MS);
+}
+
 static void on_retention_timer(uv_timer_t *t)
 {
 	struct kq_broker *b = t->data;
@@ -347,6 +383,7 @@ static void close_handles(struct kq_broker *b)
 		(uv_handle_t *)&b->idle,
 		(uv_handle_t *)&b->sync_timer,
 		(uv_handle_t *)&b->retention_timer,
+		(uv_handle_t *)&b->reopen_timer,
 		(uv_handle_t *)&b->sigint,
 		(uv_handle_t *)&b->sigterm,
 		(uv_handle_t *)&b->sighup,
@@ -607,6 +644,8 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 	uv_idle_init(loop, &b->idle);
 	uv_timer_init(loop, &b->sync_timer);
 	uv_timer_init(loop, &b->retention_timer);
+	uv_timer_init(loop, &b->reopen_timer);
+	b->reopen_timer.data = b;
 	uv_signal_init(loop, &b->sigint);
 	uv_signal_init(loop, &b->sigterm);
 	uv_signal_init(loop, &b->sighup);

@@ -51,6 +51,9 @@ struct kq__partition {
 	struct kq_plog plog;	 /* only on a broker holding a replica */
 	struct kq_group *group;	 /* consensus-owned; NULL when this
 				  * broker holds no replica */
+	int open_error;		 /* why this broker's replica could not
+				  * be opened (retried); 0 when open or
+				  * not held here */
 	struct kq__batch *batch; /* NULL when nothing waits */
 	struct kq__partition *next_dirty;
 	int dirty;
@@ -158,6 +161,7 @@ struct kq_broker {
 	uv_idle_t idle;
 	uv_timer_t sync_timer;
 	uv_timer_t retention_timer;
+	uv_timer_t reopen_timer; /* retries partitions that failed to open */
 	uv_signal_t sigint, sigterm, sighup;
 
 	struct kq_session *sessions;
@@ -207,12 +211,18 @@ int kq__snapshot_load(const char *dir, uint64_t *index, uint64_t *term,
 
 /* topic.c */
 struct kq__topic *kq__topic_get(struct kq_broker *b, const char *name);
-/* Creates the topic and opens its partitions (an applied metadata
- * record). */
+/* Creates the topic and opens the partitions this broker holds (an
+ * applied metadata record).  Partitions that cannot be opened stay in
+ * the topic with their open_error and are retried: *failed counts them,
+ * *first_error says why the first one failed.  Fails only without
+ * memory. */
 int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		     uint32_t replicas, size_t partitioner,
 		     int64_t retention_ms, int64_t retention_bytes,
-		     uint64_t group_base);
+		     uint64_t group_base, unsigned *failed, int *first_error);
+/* Opens this broker's replica of p (its log and consensus group) unless
+ * it is open or held elsewhere.  Returns 0 or the error. */
+int kq__partition_open(struct kq_broker *b, struct kq__partition *p);
 void kq__topic_free(struct kq_broker *b, struct kq__topic *t);
 /* How kq__group_get treats a group that does not exist yet. */
 enum kq__group_create {
@@ -242,6 +252,11 @@ int kq__meta_propose(struct kq_broker *b, json_t *record,
 		     void (*cb)(void *ctx, int status), void *ctx);
 /* Reserves subscription ids when few are left. */
 void kq__meta_reserve_ids(struct kq_broker *b);
+
+/* How often partitions that could not be opened are tried again. */
+#define KQ__REOPEN_MS 5000
+/* Starts retrying partitions with an open_error, unless it runs. */
+void kq__broker_reopen_later(struct kq_broker *b);
 
 /* api.c */
 /* Tells a CRTP waiting for topic `name` why its record could not be

@@ -194,6 +194,14 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 
 		if (g->owner[i] != sub_id)
 			continue;
+		if (p->open_error) {
+			snprintf(errmsg, errlen,
+				 "partition %s-%u cannot be opened here: %s; "
+				 "it is retried",
+				 t->name, i, kq_strerror(p->open_error));
+			free(cur);
+			return KQ_EUNAVAILABLE;
+		}
 		if (!p->group) {
 			snprintf(errmsg, errlen,
 				 "partition %s-%u has no replica on this "

@@ -46,7 +46,8 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 	json_t *rms = json_object_get(rec, "retention_ms");
 	json_t *rbytes = json_object_get(rec, "retention_bytes");
 	size_t pi = 0;
-	int rv;
+	unsigned failed = 0;
+	int rv, first_error = 0;
 
 	if (!name || n < 1 || n > 100000) {
 		kq__error("metadata: malformed topic record");
@@ -66,7 +67,10 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 	rv = kq__topic_create(b, name, (uint32_t)n,
 			      replicas > 0 ? (uint32_t)replicas : 1, pi,
 			      rms ? json_integer_value(rms) : -1,
-			      rbytes ? json_integer_value(rbytes) : -1, base);
+			      rbytes ? json_integer_value(rbytes) : -1, base,
+			      &failed, &first_error);
+	if (rv == 0 && failed)
+		kq__create_failed(b, name, first_error);
 	if (rv != 0) {
 		kq__error("topic %s: cannot open its partitions: %s", name,
 			  kq_strerror(rv));

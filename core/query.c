@@ -66,6 +66,7 @@ int kq__describe(struct kq_broker *b, const char *topic,
 		info.end = p->group ? b->cops->commit_end(p->group) : 0;
 		if (info.start > info.end)
 			info.start = info.end;
+		info.error = p->open_error;
 		cb(ctx, &info);
 	}
 	return (int)t->nparts;

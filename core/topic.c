@@ -55,9 +55,10 @@ static int holds_replica(struct kq_broker *b, const struct kq__partition *p)
 	return 0;
 }
 
-static int open_partition(struct kq_broker *b, struct kq__topic *t, uint32_t id)
+int kq__partition_open(struct kq_broker *b, struct kq__partition *p)
 {
-	struct kq__partition *p = &t->parts[id];
+	struct kq__topic *t = p->topic;
+	uint32_t id = p->id;
 	struct kq_log_options opts = {
 		.segment_bytes = 0,
 		.retention_ms = t->retention_ms,
@@ -67,11 +68,8 @@ static int open_partition(struct kq_broker *b, struct kq__topic *t, uint32_t id)
 	char dir[4096], name[300];
 	int rv;
 
-	p->topic = t;
-	p->id = id;
-	rv = place(b, t, p);
-	if (rv != 0 || !holds_replica(b, p))
-		return rv;
+	if (!holds_replica(b, p) || p->group)
+		return 0;
 	snprintf(dir, sizeof(dir), "%s/%s-%u", b->dir, t->name, id);
 	snprintf(name, sizeof(name), "%s-%u", t->name, id);
 	rv = kq__plog_open(b, &p->plog, dir, &opts);
@@ -96,7 +94,7 @@ static int open_partition(struct kq_broker *b, struct kq__topic *t, uint32_t id)
 int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		     uint32_t replicas, size_t partitioner,
 		     int64_t retention_ms, int64_t retention_bytes,
-		     uint64_t group_base)
+		     uint64_t group_base, unsigned *failed, int *first_error)
 {
 	struct kq__topic *t = calloc(1, sizeof(*t));
 	uint32_t i;
@@ -120,12 +118,11 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		return -ENOMEM;
 	}
 	for (i = 0; i < nparts; i++) {
-		rv = open_partition(b, t, i);
+		t->parts[i].topic = t;
+		t->parts[i].id = i;
+		rv = place(b, t, &t->parts[i]);
 		if (rv != 0) {
-			/* kq__topic_free() sees only the partitions before
-			 * this one; its replica list is freed here. */
-			free(t->parts[i].replicas);
-			t->nparts = i;
+			t->nparts = i; /* the ones placed are freed */
 			kq__topic_free(b, t);
 			return rv;
 		}
@@ -136,6 +133,22 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		return rv;
 	}
 	b->npartitions += nparts;
+	/* A partition that cannot be opened does not hide the others: it
+	 * answers UNAVAILABLE with its cause and is retried. */
+	*failed = 0;
+	for (i = 0; i < nparts; i++) {
+		rv = kq__partition_open(b, &t->parts[i]);
+		t->parts[i].open_error = rv;
+		if (rv != 0 && (*failed)++ == 0)
+			*first_error = rv;
+	}
+	if (*failed) {
+		kq__error("topic %s: %u of %u partitions cannot be opened "
+			  "here (%s); retrying every %u ms",
+			  name, *failed, nparts, kq_strerror(*first_error),
+			  KQ__REOPEN_MS);
+		kq__broker_reopen_later(b);
+	}
 	return 0;
 }
 

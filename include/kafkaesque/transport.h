@@ -70,6 +70,8 @@ struct kq_partition_info {
 	size_t nreplicas;
 	uint64_t start; /* first readable offset */
 	uint64_t end;	/* next offset */
+	int error;	/* why this broker's replica cannot be opened (it is
+			 * retried), 0 when it is fine */
 };
 
 /* One broker of STAT. */

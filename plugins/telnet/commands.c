@@ -504,8 +504,13 @@ static void on_partition(void *ctx, const struct kq_partition_info *p)
 		kq__tn_buf_append(q->out, "-", 1);
 	for (i = 0; i < p->nreplicas; i++)
 		kq__tn_buf_printf(q->out, i ? ",%d" : "%d", p->replicas[i]);
-	kq__tn_buf_printf(q->out, " START %" PRIu64 " END %" PRIu64 "\r\n",
-			  p->start, p->end);
+	kq__tn_buf_printf(q->out, " START %" PRIu64 " END %" PRIu64, p->start,
+			  p->end);
+	if (p->error) {
+		kq__tn_buf_append(q->out, " UNAVAILABLE ", 13);
+		kq__tn_buf_append_text(q->out, kq_strerror(p->error));
+	}
+	kq__tn_buf_append(q->out, "\r\n", 2);
 }
 
 static void run_desc(struct kq__tn_conn *c, struct kq__tn_slot *s,

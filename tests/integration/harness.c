@@ -429,3 +429,11 @@ int tb_open_fds(pid_t pid)
 	closedir(d);
 	return n;
 }
+
+double tb_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

@@ -82,6 +82,9 @@ int tc_bytes(struct tc *c, char *out, size_t n);
 int tc_cmd(struct tc *c, const char *cmd, char *out, size_t outlen, char *data,
 	   size_t datalen);
 
+/* Seconds on the monotonic clock. */
+double tb_now(void);
+
 /* Resident memory of process pid in kB (-1 when unknown). */
 long tb_rss_kb(pid_t pid);
 /* Descriptors process pid has open (-1 when unknown). */

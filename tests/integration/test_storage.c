@@ -284,6 +284,71 @@ static void test_full_disk(void **state)
 
 /* Mounting a tmpfs needs a mount namespace of our own; as a normal user,
  * a user namespace makes us root inside it. */
+/* A partition whose folder cannot be opened at start does not hide its
+ * topic: the others serve, it answers UNAVAILABLE with its cause (DESC
+ * shows it), and it opens by itself once the cause is gone. */
+static void test_unopenable_partition(void **state)
+{
+	char path[600], moved[640], line[512], data[4096];
+	struct tc c;
+	double end;
+
+	tb_setup(&tb, NULL);
+	start_broker();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	cmd(&c, "CRTP u 3", "OK u 3");
+	for (int p = 0; p < 3; p++)
+		cmd(&c, "PUBS u before", "OK {N} 0");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	/* Its folder replaced by a file: the log cannot open. */
+	snprintf(path, sizeof(path), "%s/kafkaesque-1/u-1", tb.dir);
+	snprintf(moved, sizeof(moved), "%s.aside", path);
+	assert_int_equal(rename(path, moved), 0);
+	fclose(fopen(path, "w"));
+	start_broker();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	assert_int_equal(
+		tc_cmd(&c, "DESC u", line, sizeof(line), data, sizeof(data)), 0);
+	assert_string_equal(line, "OK u 3");
+	if (!strstr(data, "PARTITION 1 LEADER - REPLICAS 1 START 0 END 0 "
+			  "UNAVAILABLE "))
+		fail_msg("DESC u: %s", data);
+	/* Messages without a key go to partitions that are open. */
+	for (int k = 0; k < 4; k++) {
+		int part = -1;
+
+		assert_int_equal(
+			tc_cmd(&c, "PUBS u after", line, sizeof(line), NULL, 0),
+			0);
+		assert_int_equal(sscanf(line, "OK %d", &part), 1);
+		assert_true(part == 0 || part == 2);
+	}
+	cmd(&c, "SUBS u g", "OK {N} 0,1,2");
+	tc_send(&c, "CONS u 1001 0");
+	assert_true(tc_line(&c, line, sizeof(line)) > 0);
+	if (!tb_match("ERR UNAVAILABLE partition u-1 cannot be opened here: "
+		      "{*}",
+		      line))
+		fail_msg("CONS: %s", line);
+	/* Back in place: opened again within the retry period. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rename(moved, path), 0);
+	end = tb_now() + 15;
+	do {
+		usleep(200000);
+		assert_int_equal(tc_cmd(&c, "DESC u", line, sizeof(line), data,
+					sizeof(data)),
+				 0);
+	} while (strstr(data, "UNAVAILABLE") && tb_now() < end);
+	if (strstr(data, "UNAVAILABLE"))
+		fail_msg("still unavailable: %s", data);
+	assert_non_null(strstr(data, "PARTITION 1 LEADER 1 REPLICAS 1 "
+				     "START 0 END 1"));
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
 static int private_mounts(void)
 {
 	uid_t uid = getuid();
@@ -322,6 +387,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_retention, teardown),
+		cmocka_unit_test_teardown(test_unopenable_partition, teardown),
 		cmocka_unit_test_teardown(test_damaged_segment, teardown),
 		cmocka_unit_test_teardown(test_full_disk, teardown),
 	};

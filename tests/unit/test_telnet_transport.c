@@ -357,7 +357,7 @@ static int f_describe(struct kq_broker *b, const char *topic,
 		return KQ_ENOTOPIC;
 	for (i = 0; i < t->parts; i++) {
 		struct kq_partition_info p = {
-			i, i == 0 ? 2 : 0, replicas, i == 0 ? 3 : 0, 0, i * 10};
+			i, i == 0 ? 2 : 0, replicas, i == 0 ? 3 : 0, 0, i * 10, 0};
 
 		cb(ctx, &p);
 	}
