@@ -235,7 +235,8 @@ static void on_sync_timer(uv_timer_t *t)
 }
 
 /* Partitions that could not be opened (out of descriptors or space, a
- * folder not writable) are tried again until they open. */
+ * folder not writable), and logs that failed a write or a sync, are
+ * opened again until they open. */
 static void on_reopen_timer(uv_timer_t *tm)
 {
 	struct kq_broker *b = tm->data;
@@ -247,16 +248,42 @@ static void on_reopen_timer(uv_timer_t *tm)
 
 		for (uint32_t i = 0; i < t->nparts; i++) {
 			struct kq__partition *p = &t->parts[i];
-			int rv;
+			struct kq_plog *pl = &p->plog;
+			int rv, was = p->open_error;
 
-			if (!p->open_error)
+			if (p->group && pl->failed) {
+				/* Reopened once nothing is in flight on it:
+				 * recovery keeps what is durable, and its
+				 * group starts again from there. */
+				if (pl->sync_running || pl->waiting ||
+				    pl->running || p->batch || p->dirty) {
+					left++;
+					continue;
+				}
+				was = pl->failed;
+				b->cops->group_close(p->group);
+				p->group = NULL;
+				kq__plog_close(pl);
+			} else if (!p->open_error) {
 				continue;
+			}
 			rv = kq__partition_open(b, p);
-			if (rv == 0)
-				kq__info("partition %s-%u: opened", t->name, i);
-			else
-				left++;
 			p->open_error = rv;
+			if (rv == 0) {
+				kq__info("partition %s-%u: opened again after "
+					 "%s",
+					 t->name, i, kq_strerror(was));
+				p->reopen_tries = 0;
+				continue;
+			}
+			left++;
+			/* One line at the first failure, then one a
+			 * minute. */
+			if (p->reopen_tries++ % (60000 / KQ__REOPEN_MS) == 0)
+				kq__warn("partition %s-%u: cannot be opened: "
+					 "%s; trying again every %u ms",
+					 t->name, i, kq_strerror(rv),
+					 KQ__REOPEN_MS);
 		}
 	}
 	if (!left)

@@ -26,6 +26,8 @@ struct kq_plog {
 	int sync_running;
 	int sync_status;
 	int unsynced; /* appends since the last sync began */
+	int failed;   /* the first write or sync error: the log is reopened
+		       * (see kq__broker_reopen_later) */
 	int listed;   /* on b->sync_list */
 	struct kq_plog *next_listed;
 	struct kq_plog *prev_all, *next_all;
@@ -54,6 +56,7 @@ struct kq__partition {
 	int open_error;		 /* why this broker's replica could not
 				  * be opened (retried); 0 when open or
 				  * not held here */
+	unsigned reopen_tries;	 /* failed attempts, for the log lines */
 	struct kq__batch *batch; /* NULL when nothing waits */
 	struct kq__partition *next_dirty;
 	int dirty;

@@ -265,6 +265,14 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 			cur->idx++;
 			continue;
 		}
+		/* Its log may have been closed to be reopened meanwhile. */
+		if (!p->group) {
+			snprintf(errmsg, errlen,
+				 "partition %s-%u is being reopened; read it "
+				 "again",
+				 cur->t->name, pc->partition);
+			return KQ_EUNAVAILABLE;
+		}
 		rv = b->sops->read(p->plog.log, pc->pos, pc->end,
 				   budget > cur->used ? budget - cur->used : 1,
 				   deliver, cur, &next);

@@ -57,6 +57,15 @@ static void sync_work(uv_work_t *w)
 
 static void start_sync(struct kq_plog *pl);
 
+/* A write or sync failed: the storage log refuses writes from now on, so
+ * the broker reopens it once the cause may be gone. */
+static void note_failure(struct kq_plog *pl, int rv)
+{
+	if (!pl->failed)
+		pl->failed = rv;
+	kq__broker_reopen_later(pl->b);
+}
+
 static void list_log(struct kq_plog *pl)
 {
 	if (pl->listed)
@@ -75,8 +84,10 @@ static void sync_done(uv_work_t *w, int status)
 
 	pl->sync_running = 0;
 	pl->b->works--;
-	if (rv != 0)
+	if (rv != 0) {
 		kq__error("sync of %s failed: %s", pl->dir, kq_strerror(rv));
+		note_failure(pl, rv);
+	}
 	for (req = pl->running; req; req = next) {
 		next = req->next;
 		req->cb(req, rv);
@@ -153,6 +164,8 @@ static int plog_append(struct kq_plog *pl, const struct kq_record *recs,
 
 	if (rv == 0)
 		pl->unsynced = 1;
+	else if (rv != KQ_EBADARG)
+		note_failure(pl, rv);
 	return rv;
 }
 

@@ -189,13 +189,14 @@ static void test_damaged_segment(void **state)
 
 /* A full disk: writes stop with ERR UNAVAILABLE, every acknowledged
  * message stays readable, and after space is freed a restart recovers. */
-static void test_full_disk(void **state)
+/* Starts a broker whose data lives on a 512 KiB tmpfs, creates topic f
+ * and publishes to it one message at a time until three are refused for
+ * the full disk; returns how many were acknowledged. */
+static int fill_disk(struct tc *c, int size)
 {
-	struct tc c;
-	char line[1024], data[600], opts[64];
+	char line[1024], data[600];
 	int acked = 0, refused = 0;
-	const int size = 900;
-	char *msg = malloc(size + 64);
+	char *msg = malloc((size_t)size + 64);
 
 	tb_setup(&tb, NULL);
 	snprintf(data, sizeof(data), "%s/data", tb.dir);
@@ -218,15 +219,15 @@ static void test_full_disk(void **state)
 		assert_int_equal(system(cmdline), 0);
 	}
 	start_broker();
-	assert_int_equal(tc_connect(&c, tb.port), 0);
-	cmd(&c, "CRTP f 1", "OK f 1");
+	assert_int_equal(tc_connect(c, tb.port), 0);
+	cmd(c, "CRTP f 1", "OK f 1");
 	/* One at a time, so that each answer belongs to a known message. */
 	for (int i = 0; i < 2000 && refused < 3; i++) {
 		int k = snprintf(msg, 64, "PUBS f n%05d-", i);
 
-		memset(msg + k, 'y', size);
+		memset(msg + k, 'y', (size_t)size);
 		msg[k + size] = '\0';
-		assert_int_equal(tc_cmd(&c, msg, line, sizeof(line), NULL, 0),
+		assert_int_equal(tc_cmd(c, msg, line, sizeof(line), NULL, 0),
 				 0);
 		if (strncmp(line, "OK 0 ", 5) == 0) {
 			assert_int_equal(refused, 0);
@@ -243,6 +244,18 @@ static void test_full_disk(void **state)
 	}
 	print_message("full disk after %d acknowledged messages\n", acked);
 	assert_true(acked > 10 && refused == 3);
+	free(msg);
+	return acked;
+}
+
+static void test_full_disk(void **state)
+{
+	struct tc c;
+	char line[1024], data[600], opts[64];
+	const int size = 900;
+	char *msg = malloc(size + 64);
+	int acked = fill_disk(&c, size);
+
 	/* Reads keep working and return every acknowledged message. */
 	cmd(&c, "SUBS f g", "OK {N} 0");
 	tc_send(&c, "CONS f 1 0");
@@ -282,6 +295,33 @@ static void test_full_disk(void **state)
 	free(msg);
 }
 
+/* Once space is freed, a log that failed on the full disk is reopened
+ * by itself: writes go on at the next offset, without a restart, and a
+ * graceful stop exits 0. */
+static void test_full_disk_recovers(void **state)
+{
+	struct tc c;
+	char line[1024], want[64];
+	int acked = fill_disk(&c, 900);
+	double end;
+
+	assert_int_equal(
+		mount("kq-test", mounted, "tmpfs", MS_REMOUNT, "size=8192k"),
+		0);
+	end = tb_now() + 20;
+	do {
+		usleep(200000);
+		assert_int_equal(
+			tc_cmd(&c, "PUBS f after", line, sizeof(line), NULL, 0),
+			0);
+	} while (strncmp(line, "OK", 2) != 0 && tb_now() < end);
+	snprintf(want, sizeof(want), "OK 0 %d", acked);
+	if (strcmp(line, want) != 0)
+		fail_msg("after freeing space: %s (want %s)", line, want);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
 /* Mounting a tmpfs needs a mount namespace of our own; as a normal user,
  * a user namespace makes us root inside it. */
 /* A partition whose folder cannot be opened at start does not hide its
@@ -309,7 +349,8 @@ static void test_unopenable_partition(void **state)
 	start_broker();
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	assert_int_equal(
-		tc_cmd(&c, "DESC u", line, sizeof(line), data, sizeof(data)), 0);
+		tc_cmd(&c, "DESC u", line, sizeof(line), data, sizeof(data)),
+		0);
 	assert_string_equal(line, "OK u 3");
 	if (!strstr(data, "PARTITION 1 LEADER - REPLICAS 1 START 0 END 0 "
 			  "UNAVAILABLE "))
@@ -390,6 +431,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_unopenable_partition, teardown),
 		cmocka_unit_test_teardown(test_damaged_segment, teardown),
 		cmocka_unit_test_teardown(test_full_disk, teardown),
+		cmocka_unit_test_teardown(test_full_disk_recovers, teardown),
 	};
 
 	if (private_mounts() != 0)
