@@ -261,6 +261,12 @@ static void on_reopen_timer(uv_timer_t *tm)
 					continue;
 				}
 				was = pl->failed;
+				/* With fsync always only synced records were
+				 * acknowledged; with the other policies a
+				 * written one was. */
+				p->keep_below = b->sync_policy == KQ_SYNC_ALWAYS
+							? pl->durable_end
+							: UINT64_MAX;
 				b->cops->group_close(p->group);
 				p->group = NULL;
 				kq__plog_close(pl);
@@ -269,6 +275,8 @@ static void on_reopen_timer(uv_timer_t *tm)
 			}
 			rv = kq__partition_open(b, p);
 			p->open_error = rv;
+			if (rv == 0)
+				p->keep_below = UINT64_MAX;
 			if (rv == 0) {
 				kq__info("partition %s-%u: opened again after "
 					 "%s",

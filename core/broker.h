@@ -28,7 +28,9 @@ struct kq_plog {
 	int unsynced; /* appends since the last sync began */
 	int failed;   /* the first write or sync error: the log is reopened
 		       * (see kq__broker_reopen_later) */
-	int listed;   /* on b->sync_list */
+	uint64_t sync_target; /* next offset when the running sync began */
+	uint64_t durable_end; /* next offset covered by the last good sync */
+	int listed;	      /* on b->sync_list */
 	struct kq_plog *next_listed;
 	struct kq_plog *prev_all, *next_all;
 };
@@ -57,6 +59,9 @@ struct kq__partition {
 				  * be opened (retried); 0 when open or
 				  * not held here */
 	unsigned reopen_tries;	 /* failed attempts, for the log lines */
+	uint64_t keep_below;	 /* a reopen drops records from here on:
+				  * written, never made durable, never
+				  * acknowledged (UINT64_MAX: none) */
 	struct kq__batch *batch; /* NULL when nothing waits */
 	struct kq__partition *next_dirty;
 	int dirty;
@@ -83,6 +88,8 @@ struct kq__group {
 	size_t nmembers;
 	uint64_t *owner;     /* [nparts] sub id, 0 = none */
 	uint64_t *committed; /* [nparts] next offset to read */
+	uint64_t seeks;	     /* CMIT with an offset so far: a read begun
+			      * before one hands out nothing to ack */
 };
 
 struct kq__topic {

@@ -20,6 +20,7 @@ struct cursor {
 	struct kq_broker *b;
 	struct kq__topic *t;
 	uint64_t sub_id; /* the member may leave while the read runs */
+	uint64_t seeks;	 /* the group's at open */
 	int from_committed;
 	uint64_t max; /* 0: no limit */
 	uint64_t delivered;
@@ -143,9 +144,11 @@ int kq__commit(struct kq_session *s, const char *topic, uint64_t sub_id,
 			 offset, topic, p, end);
 		return KQ_EBADARG;
 	}
-	/* The position set here wins over a batch handed out before. */
+	/* The position set here wins over a batch handed out before, and
+	 * over one a read still running hands out. */
 	if (m->handed)
 		m->handed[p] = 0;
+	g->seeks++;
 	if (g->committed[p] == offset)
 		return 0;
 	g->committed[p] = offset;
@@ -185,6 +188,7 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 	cur->b = b;
 	cur->t = t;
 	cur->sub_id = sub_id;
+	cur->seeks = g->seeks;
 	cur->from_committed = from < 0;
 	cur->max = max;
 	for (i = 0; i < t->nparts; i++) {
@@ -313,7 +317,8 @@ uint64_t kq__consume_close(struct kq_consume *c)
 	/* Handed out, not yet committed: the member may have gone with its
 	 * connection meanwhile, and then nothing is kept. */
 	m = kq__map_get(&cur->b->subs, &cur->sub_id, sizeof(cur->sub_id));
-	if (cur->from_committed && m && m->handed)
+	if (cur->from_committed && m && m->handed &&
+	    m->group->seeks == cur->seeks)
 		for (uint32_t i = 0; i < cur->nparts; i++) {
 			struct part_cursor *pc = &cur->parts[i];
 

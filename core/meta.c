@@ -113,6 +113,8 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 		    ((uint64_t)off > g->committed[p] || set))
 			g->committed[p] = (uint64_t)off;
 	}
+	/* A record that left nothing committed keeps no group alive. */
+	kq__group_release(g);
 }
 
 /* A standalone broker also keeps the highest subscription id limit it

@@ -22,6 +22,8 @@ int kq__plog_open(struct kq_broker *b, struct kq_plog *pl, const char *dir,
 		kq__error("cannot open log %s: %s", dir, kq_strerror(rv));
 		return rv;
 	}
+	/* Recovery left what it kept durable. */
+	pl->durable_end = b->sops->next_offset(pl->log);
 	pl->dir = strdup(dir);
 	pl->next_all = b->all_logs;
 	if (b->all_logs)
@@ -84,6 +86,8 @@ static void sync_done(uv_work_t *w, int status)
 
 	pl->sync_running = 0;
 	pl->b->works--;
+	if (rv == 0 && pl->sync_target > pl->durable_end)
+		pl->durable_end = pl->sync_target;
 	if (rv != 0) {
 		kq__error("sync of %s failed: %s", pl->dir, kq_strerror(rv));
 		note_failure(pl, rv);
@@ -105,6 +109,7 @@ static void start_sync(struct kq_plog *pl)
 	pl->waiting = NULL;
 	pl->waiting_tail = &pl->waiting;
 	pl->unsynced = 0;
+	pl->sync_target = pl->b->sops->next_offset(pl->log);
 	pl->work.data = pl;
 	rv = uv_queue_work(pl->b->loop, &pl->work, sync_work, sync_done);
 	if (rv != 0) {

@@ -75,6 +75,17 @@ int kq__partition_open(struct kq_broker *b, struct kq__partition *p)
 	rv = kq__plog_open(b, &p->plog, dir, &opts);
 	if (rv != 0)
 		return rv;
+	/* Reopened after a failure: records written but never made durable
+	 * were never acknowledged, and may not survive a crash, so they
+	 * must not become committed now. */
+	if (p->keep_below != UINT64_MAX &&
+	    b->sops->next_offset(p->plog.log) > p->keep_below) {
+		rv = b->sops->truncate(p->plog.log, p->keep_below);
+		if (rv != 0) {
+			kq__plog_close(&p->plog);
+			return rv;
+		}
+	}
 	memset(&gc, 0, sizeof(gc));
 	gc.id = t->group_base + id;
 	gc.name = name;
@@ -120,6 +131,7 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 	for (i = 0; i < nparts; i++) {
 		t->parts[i].topic = t;
 		t->parts[i].id = i;
+		t->parts[i].keep_below = UINT64_MAX;
 		rv = place(b, t, &t->parts[i]);
 		if (rv != 0) {
 			t->nparts = i; /* the ones placed are freed */

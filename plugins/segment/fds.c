@@ -58,8 +58,20 @@ static bool close_holder(struct kq__fds *fds, struct kq__fdslot *s)
 {
 	struct kq_log *log = s->log;
 
-	if (s->seg != NULL)
-		return kq__seg_close_fds(log, s->seg) == 0;
+	if (s->seg != NULL) {
+		struct kq__sfile *f = s->seg->file;
+		bool dirty = false;
+
+		/* A file written since the last sync stays open for that
+		 * sync anyway: closing the holder would only make the next
+		 * write open a second descriptor for it. */
+		if (f != NULL) {
+			pthread_mutex_lock(&log->mu);
+			dirty = f->dirty;
+			pthread_mutex_unlock(&log->mu);
+		}
+		return !dirty && kq__seg_close_fds(log, s->seg) == 0;
+	}
 	if (log->dirfd >= 0) {
 		kq__seg_io.close(log->dirfd);
 		log->dirfd = -1;

@@ -94,7 +94,9 @@ struct kq__sfile *kq__sfile_new(struct kq_log *log, int fd)
 
 void kq__sfile_mark(struct kq_log *log, struct kq__sfile *f)
 {
-	if (f->dirty)
+	/* Never synced while running: a list would only keep descriptors
+	 * open. */
+	if (f->dirty || log->conf.fsync == KQ_SYNC_NEVER)
 		return;
 	f->dirty = true;
 	f->refs++;

@@ -576,8 +576,14 @@ static void charge_input(struct kq__tn_conn *c)
 		c->in_line = 1;
 		c->line_since = uv_now(srv->host->loop);
 	}
-	/* A refused connection reads no more: its buffers go with it. */
-	now = c->closing || c->refused ? 0 : c->fr.cap + c->pend.cap;
+	/* What input holds: the line being built (its whole buffer) and
+	 * what waits to be parsed.  The buffers an idle connection keeps
+	 * (at most IN_KEEP each) are bounded by max_connections instead, so
+	 * idle connections cannot use the budget up.  A refused connection
+	 * reads no more and has given its buffers back. */
+	now = c->closing || c->refused
+		      ? 0
+		      : (mid_line(c) || c->held ? c->fr.cap : 0) + c->pend.len;
 	srv->in_used = srv->in_used - c->charged + now;
 	c->charged = now;
 	if (was_over && srv->in_used < srv->max_input && srv->stalled)
@@ -805,6 +811,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static void refuse(struct kq__tn_conn *c, int err, const char *text)
 {
+	/* It parses nothing more: its input goes now, not once the answer
+	 * is written (a client that does not read would keep it). */
+	kq__tn_framer_free(&c->fr);
+	kq__tn_buf_free(&c->pend);
+	c->in = NULL;
+	c->inlen = c->inoff = 0;
+	c->held = NULL;
 	c->refused = 1;
 	kq__tn_buf_printf(&c->out, "ERR %s ", kq_err_code(err));
 	kq__tn_buf_append_text(&c->out,
