@@ -121,7 +121,8 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 	for (i = 0; i < nparts; i++) {
 		rv = open_partition(b, t, i);
 		if (rv != 0) {
-			t->nparts = i;
+			/* The failed partition may hold its replica list. */
+			t->nparts = i + 1;
 			kq__topic_free(b, t);
 			return rv;
 		}
