@@ -16,7 +16,8 @@
  *             client, so the transport's backpressure kicks in)
  *   'p'       let everything queued so far run
  *   'c' N     deliver input in reads of N bytes (0: all at once)
- *   'f' N     fail the storage's N-th file change from now (EIO/ENOSPC)
+ *   'f' N     after N more file changes, every change the storage makes
+ *             fails (EIO when N is odd, else ENOSPC), as on a bad disk
  *   's'       stop the broker with commands in flight
  *
  * Invariants checked for every input: no crash, leak or use after free

@@ -52,5 +52,5 @@ done
 "$gen" frames "$corpus/fuzz_raft_frame"
 
 for t in "$corpus"/*; do
-	echo "$(basename "$t"): $(ls "$t" | wc -l) files, $(cat "$t"/* | wc -c) bytes"
+	echo "$(basename "$t"): $(find "$t" -type f | wc -l) files, $(cat "$t"/* | wc -c) bytes"
 done
