@@ -234,6 +234,31 @@ static void on_sync_timer(uv_timer_t *t)
 	kq__plog_sync_all(t->data);
 }
 
+void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
+{
+	uv_handle_t *hs[] = {
+		(uv_handle_t *)&b->check,
+		(uv_handle_t *)&b->idle,
+		(uv_handle_t *)&b->sync_timer,
+		(uv_handle_t *)&b->retention_timer,
+		(uv_handle_t *)&b->reopen_timer,
+		(uv_handle_t *)&b->sigint,
+		(uv_handle_t *)&b->sigterm,
+		(uv_handle_t *)&b->sighup,
+	};
+
+	uv_check_init(loop, &b->check);
+	uv_idle_init(loop, &b->idle);
+	uv_timer_init(loop, &b->sync_timer);
+	uv_timer_init(loop, &b->retention_timer);
+	uv_timer_init(loop, &b->reopen_timer);
+	uv_signal_init(loop, &b->sigint);
+	uv_signal_init(loop, &b->sigterm);
+	uv_signal_init(loop, &b->sighup);
+	for (size_t i = 0; i < sizeof(hs) / sizeof(*hs); i++)
+		hs[i]->data = b;
+}
+
 /* Partitions that could not be opened (out of descriptors or space, a
  * folder not writable), and logs that failed a write or a sync, are
  * opened again until they open. */
@@ -370,7 +395,7 @@ static void on_hangup(uv_signal_t *h, int signum)
 			 strsignal(signum));
 		return;
 	}
-	rv = kq__log_open(path);
+	rv = kq__log_file_open(path);
 	if (rv != 0)
 		kq__error("%s: cannot reopen %s: %s; logging on to the old "
 			  "file",
@@ -675,18 +700,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 	if (!cfg->npeers)
 		b->broker_ids[0] = cfg->broker_id;
 
-	uv_check_init(loop, &b->check);
-	uv_idle_init(loop, &b->idle);
-	uv_timer_init(loop, &b->sync_timer);
-	uv_timer_init(loop, &b->retention_timer);
-	uv_timer_init(loop, &b->reopen_timer);
-	b->reopen_timer.data = b;
-	uv_signal_init(loop, &b->sigint);
-	uv_signal_init(loop, &b->sigterm);
-	uv_signal_init(loop, &b->sighup);
-	b->sighup.data = b;
-	b->check.data = b->idle.data = b->sync_timer.data = b;
-	b->retention_timer.data = b->sigint.data = b->sigterm.data = b;
+	kq__broker_init_handles(b, loop);
 
 	rv = make_dirs(b->dir);
 	if (rv != 0) {

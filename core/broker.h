@@ -188,6 +188,10 @@ struct kq_broker {
 int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 		    struct kq_broker **out);
 
+/* Initialises the broker's own libuv handles on `loop` (each closed by
+ * the stop); kq__broker_open() does it first. */
+void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop);
+
 /* Starts a graceful stop: transports stop accepting, work in flight
  * finishes, logs are synced; the loop then runs out of handles. */
 void kq__broker_stop(struct kq_broker *b);

@@ -17,7 +17,7 @@ void kq__log_set_level(enum kq_log_level level)
 	max_level = level;
 }
 
-int kq__log_open(const char *path)
+int kq__log_file_open(const char *path)
 {
 	/* The file replaces fd 2 itself, so that everything written to
 	 * stderr (by modules and libraries too) follows a rotation. */

@@ -10,7 +10,7 @@ void kq__log_set_level(enum kq_log_level level);
 /* Sends the log (the process's stderr) to `path`, appending; called again
  * with the same path after a rotation, it opens the file anew.  Returns 0
  * or a negative errno; on failure stderr is left as it was. */
-int kq__log_open(const char *path);
+int kq__log_file_open(const char *path);
 
 /* Parses "error", "warn", "info" or "debug"; -1 when unknown. */
 int kq__log_parse_level(const char *name);

@@ -163,7 +163,7 @@ int main(int argc, char **argv)
 	}
 	kq__log_set_level(cfg.log_level);
 	if (cfg.log_file) {
-		rv = kq__log_open(cfg.log_file);
+		rv = kq__log_file_open(cfg.log_file);
 		if (rv != 0) {
 			kq__error("broker.log_file: cannot open %s: %s",
 				  cfg.log_file, strerror(-rv));

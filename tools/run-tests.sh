@@ -43,22 +43,21 @@ step build-sanitizers build build-sanitizers --enable-sanitizers &&
 	step check-sanitizers check build-sanitizers
 step distcheck sh -c "cd '$top/build' && make -j$jobs distcheck >distcheck.log 2>&1 || { tail -50 distcheck.log; exit 1; }"
 
-# Fuzz every parser of outside input for a while (KQ_FUZZ_SECONDS each).
+# Fuzz every parser of outside input for a while (KQ_FUZZ_SECONDS each),
+# starting from the committed seeds (read only: new finds go to the build
+# folder's corpus-<target>, crashes to fuzz-findings/).  docs/fuzzing.md
 fuzz_passed=0
 fuzz_failed=0
 fuzz() {
 	cd "$top/build" && make -s fuzz >fuzz-build.log 2>&1 ||
 		{ cat fuzz-build.log; return 1; }
+	mkdir -p fuzz-findings
 	for f in fuzz_*; do
-		[ -x "$f" ] || continue
+		[ -f "$f" ] && [ -x "$f" ] || continue
 		mkdir -p "corpus-$f"
-		# A target's dictionary, when it has one, names the tokens
-		# random bytes rarely hit.
-		dict="$top/tests/fuzz/${f#fuzz_}.dict"
-		[ -f "$dict" ] && dict="-dict=$dict" || dict=
-		if ./"$f" -max_total_time="${KQ_FUZZ_SECONDS:-15}" $dict \
-			"corpus-$f" >"$f.log" 2>&1; then
-			echo "$f: $(grep -c . "$f.log") lines of output, no finding"
+		if "$top/tools/fuzz-run.sh" "$f" "${KQ_FUZZ_SECONDS:-15}" \
+			"corpus-$f" fuzz-findings >"$f.log" 2>&1; then
+			echo "$f: $("$top/tools/fuzz-run.sh" -summary "$f.log")"
 			fuzz_passed=$((fuzz_passed + 1))
 		else
 			tail -30 "$f.log"

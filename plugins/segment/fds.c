@@ -139,5 +139,5 @@ int kq__log_fstatat(struct kq_log *log, const char *name, struct stat *st)
 {
 	int d = kq__log_dirfd(log);
 
-	return d < 0 ? -1 : fstatat(d, name, st, 0);
+	return d < 0 ? -1 : kq__seg_io.fstatat(d, name, st, 0);
 }

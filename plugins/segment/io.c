@@ -1,4 +1,5 @@
 /* The libc-backed I/O table and the loops around pread/pwrite. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,6 +24,11 @@ struct kq__seg_io kq__seg_io = {
 	.renameat = renameat,
 	.unlinkat = unlinkat,
 	.mkdir = mkdir,
+	.fstat = fstat,
+	.fstatat = fstatat,
+	.opendir = opendir,
+	.readdir = readdir,
+	.closedir = closedir,
 };
 
 int kq__pwrite_all(int fd, const void *buf, size_t n, uint64_t off)

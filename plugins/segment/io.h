@@ -3,8 +3,10 @@
 #ifndef KQ_SEGMENT_IO_H
 #define KQ_SEGMENT_IO_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* Each member behaves like the libc call of the same name: -1 with errno
@@ -21,6 +23,13 @@ struct kq__seg_io {
 			const char *newp);
 	int (*unlinkat)(int dirfd, const char *path, int flags);
 	int (*mkdir)(const char *path, mode_t mode);
+	/* Sizes and folder listings too, so that a log can live entirely
+	 * in memory (the fuzz targets run recovery at memory speed). */
+	int (*fstat)(int fd, struct stat *st);
+	int (*fstatat)(int dirfd, const char *path, struct stat *st, int flags);
+	DIR *(*opendir)(const char *path);
+	struct dirent *(*readdir)(DIR *d);
+	int (*closedir)(DIR *d);
 };
 
 /* The table every file operation of the module goes through.  Owned by

@@ -188,10 +188,10 @@ static int list_dir(struct kq_log *log, struct u64s *logs)
 	DIR *d;
 	int rv = 0;
 
-	d = opendir(log->dir);
+	d = kq__seg_io.opendir(log->dir);
 	if (d == NULL)
 		return -errno;
-	while (rv == 0 && (de = readdir(d)) != NULL) {
+	while (rv == 0 && (de = kq__seg_io.readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
 		uint64_t base;
 
@@ -202,7 +202,7 @@ static int list_dir(struct kq_log *log, struct u64s *logs)
 		else if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
 			kq__log_unlinkat(log, de->d_name, 0);
 	}
-	closedir(d);
+	kq__seg_io.closedir(d);
 	if (rv == 0 && logs->n > 0)
 		qsort(logs->v, logs->n, sizeof(uint64_t), cmp_u64);
 	for (size_t i = 0; rv == 0 && i < idx.n; i++) {

@@ -265,7 +265,7 @@ int kq__seg_open_sized(struct kq_log *log, const char *name, int flags, int *fd,
 	*fd = kq__log_openat(log, name, flags, 0);
 	if (*fd < 0)
 		return -errno;
-	if (fstat(*fd, &st) != 0) {
+	if (kq__seg_io.fstat(*fd, &st) != 0) {
 		rv = -errno;
 		kq__seg_io.close(*fd);
 		return rv;

@@ -128,8 +128,17 @@ int kq__log_truncate(struct kq_log *log, uint64_t from)
 			return rv;
 	}
 	rv = cut_newest(log, from);
+	if (rv != 0) {
+		/* Where the log ends is unknown (a damaged record, a failed
+		 * truncate): appending now could place records below a
+		 * segment's base.  Refuse writes until recovery runs. */
+		kq__log_fail(log, rv, "truncating to %" PRIu64 ": %s", from,
+			     kq_strerror(rv));
+		kq__log_report(log);
+		return rv;
+	}
 	kq__log_set_next(log, true);
-	return rv;
+	return 0;
 }
 
 int kq__log_reset(struct kq_log *log, uint64_t next)
