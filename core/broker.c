@@ -701,6 +701,12 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 		b->broker_ids[0] = cfg->broker_id;
 
 	kq__broker_init_handles(b, loop);
+	/* Before any port listens: whoever can connect may stop us with
+	 * SIGTERM and must get a graceful stop, not the default action.  A
+	 * signal caught during start-up is acted on once the loop runs. */
+	uv_signal_start(&b->sigint, on_signal, SIGINT);
+	uv_signal_start(&b->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&b->sighup, on_hangup, SIGHUP);
 
 	rv = make_dirs(b->dir);
 	if (rv != 0) {
@@ -733,9 +739,6 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 			       b->sync_interval_ms, b->sync_interval_ms);
 	uv_timer_start(&b->retention_timer, on_retention_timer,
 		       cfg->retention_check_ms, cfg->retention_check_ms);
-	uv_signal_start(&b->sigint, on_signal, SIGINT);
-	uv_signal_start(&b->sigterm, on_signal, SIGTERM);
-	uv_signal_start(&b->sighup, on_hangup, SIGHUP);
 	kq__info("broker %d ready: data in %s, %zu topic(s), storage %s, "
 		 "consensus %s",
 		 cfg->broker_id, b->dir, b->topics.count, cfg->storage,

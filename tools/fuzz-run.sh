@@ -37,6 +37,8 @@ fi
 }
 bin=$1 seconds=$2 corpus=$3 findings=$4
 shift 4
+# A bare name is a file here, not a command on PATH.
+case $bin in */*) ;; *) bin=./$bin ;; esac
 name=$(basename "$bin")
 seeds=$top/tests/fuzz/corpus/$name
 set -- -max_total_time="$seconds" -print_final_stats=1 \

@@ -396,6 +396,25 @@ static void test_auth(void **state)
 	assert_null(strstr(log, "open sesame"));
 }
 
+/* ------------------------------------------------------------ signals */
+
+/* Once the port accepts, SIGTERM is a graceful stop (status 0), never the
+ * default action: the handlers are in place before anything listens. */
+static void test_sigterm_as_soon_as_listening(void **state)
+{
+	struct tc c;
+
+	start_with(NULL);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "CRTP many 200", "OK many 200");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	for (int i = 0; i < 20; i++) {
+		restart();
+		assert_int_equal(tb_stop(&tb), 0);
+	}
+}
+
 /* ------------------------------------------------------------ SIGHUP */
 
 /* Without a log file a hangup is logged and changes nothing. */
@@ -471,6 +490,8 @@ int main(void)
 					  teardown),
 		cmocka_unit_test_teardown(test_orphaned_partitions, teardown),
 		cmocka_unit_test_teardown(test_auth, teardown),
+		cmocka_unit_test_teardown(test_sigterm_as_soon_as_listening,
+					  teardown),
 		cmocka_unit_test_teardown(test_sighup_without_log_file,
 					  teardown),
 		cmocka_unit_test_teardown(test_sighup_reopens_log_file,
