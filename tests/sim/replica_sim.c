@@ -217,6 +217,11 @@ struct ev {
 
 struct cslot {
 	uint64_t term, fp;
+	/* The lowest current term of a replica that saw it committed: it
+	 * was committed in this term or before, so leaders of later terms
+	 * must hold it (an entry of term 5 committed in term 7 need not be
+	 * on the leader of term 6). */
+	uint64_t cterm;
 	bool control;
 };
 
@@ -494,10 +499,14 @@ static void note_committed(struct sim *s, struct node *nd, uint64_t off,
 			   const char *how)
 {
 	struct cslot *c;
+	uint64_t cur;
 
 	if (!off)
 		return;
 	c = com_at(s, off);
+	cur = kq__raft_term(nd->g->r);
+	if (!c->cterm || cur < c->cterm)
+		c->cterm = cur;
 	if (!c->term) {
 		c->term = term;
 		c->fp = fp;
@@ -1367,7 +1376,7 @@ static void check_leader(struct sim *s, struct node *nd)
 	for (uint64_t i = base + 1; i <= s->max_commit; i++) {
 		struct cslot *c = com_at(s, i);
 
-		if (!c->term || c->term >= t)
+		if (!c->term || c->cterm >= t)
 			continue;
 		if (!held(nd, i, false, &lt, &lfp) || lt != c->term ||
 		    (c->fp && lfp != c->fp)) {
@@ -1817,12 +1826,17 @@ static void forge(struct sim *s)
 		m.index = 0;
 		break;
 	case 5:
-		/* An acknowledgement of entries past the receiver's log. */
+		/* An acknowledgement of entries past the receiver's log.
+		 * Far past: one just past could be overtaken by proposals
+		 * before it is delivered, and an ack of entries the leader
+		 * holds is a lie no receiver can tell from the truth (a
+		 * Byzantine peer, which Raft does not survive and the
+		 * cluster secret keeps out). */
 		if (!(s->o->corrupt & 1))
 			return;
 		m.type = KQ__RAFT_MSG_APPEND_RESP;
 		m.term = term;
-		m.index = kq__raft_last_index(nd->g->r) + 1 +
+		m.index = kq__raft_last_index(nd->g->r) + (1u << 20) +
 			  below(&s->rng, 1000);
 		break;
 	default: {
