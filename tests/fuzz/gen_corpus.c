@@ -11,7 +11,11 @@
  *   gen_corpus segments OUT DIR...   segment fixtures as fuzz_segment_open
  *                                    inputs (docs in that target)
  *   gen_corpus frames OUT            cluster-port byte streams made with
- *                                    the real frame encoder (frame.c) */
+ *                                    the real frame encoder (frame.c)
+ *   gen_corpus auth OUT              handshakes of the real auth module
+ *                                    (auth.c), as fuzz_raft_auth reads
+ *                                    them: a mode byte, then what the
+ *                                    other end sends */
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "frame.h"
 
 static const char *out_dir;
@@ -323,8 +328,12 @@ static void frames(void)
 	struct kq__raft_entry entries[3];
 	struct kq__frame_hb hb[3];
 	struct buf b = {0};
-	uint8_t tmp[256];
+	uint8_t tmp[256], nonce[KQ__FRAME_NONCE], mac[KQ__FRAME_MAC];
 
+	for (size_t i = 0; i < sizeof(nonce); i++)
+		nonce[i] = (uint8_t)(i * 37 + 11);
+	for (size_t i = 0; i < sizeof(mac); i++)
+		mac[i] = (uint8_t)(i * 53 + 7);
 	memset(entries, 0, sizeof(entries));
 	for (int i = 0; i < 3; i++) {
 		entries[i].index = 5 + (uint64_t)i;
@@ -359,8 +368,10 @@ static void frames(void)
 			m.snap.len = (uint32_t)strlen(payload[0]);
 		}
 		b.len = 0;
-		kq__frame_put_hello(tmp, 1);
+		kq__frame_put_hello(tmp, 1, 2, KQ__FRAME_HELLO_AUTH, nonce);
 		add(&b, tmp, kq__frame_hello_size());
+		kq__frame_put_auth(tmp, mac);
+		add(&b, tmp, kq__frame_auth_size());
 		frame_msg(&b, t == KQ__RAFT_MSG_SNAPSHOT ? 0 : 1 << 17, &m);
 		put("frame", b.p, b.len);
 	}
@@ -374,13 +385,86 @@ static void frames(void)
 			hb[i].commit = 10 + i;
 		}
 		b.len = 0;
-		kq__frame_put_hello(tmp, 2);
+		kq__frame_put_hello(tmp, 2, 0, 0, nonce);
 		add(&b, tmp, kq__frame_hello_size());
 		kq__frame_put_hb(tmp, 2, 1, hb, n);
 		add(&b, tmp, kq__frame_hb_size(n));
 		put("frame", b.p, b.len);
 	}
 	free(b.p);
+}
+
+/* ------------------------------------------------------------ auth */
+
+static int accept_any(void *ctx, int id)
+{
+	(void)ctx;
+	return id == 1;
+}
+
+/* Both ends of a real handshake, run against each other; the seed is
+ * the mode byte and the other end's bytes (after its hello when the
+ * target sends a genuine one itself), then a heartbeat frame as the
+ * first frame after the handshake.  The nonces are fresh in each run of
+ * the target, so a seed's AUTH reaches the MAC check and fails there:
+ * what it gives the fuzzer is the shape of every frame. */
+static void auth(void)
+{
+	static const uint8_t chunks[] = {0, 3, 31};
+	struct kq__auth_key *key;
+	struct kq__frame_hb hb = {.group = 1 << 17,
+				  .type = KQ__RAFT_MSG_HEARTBEAT,
+				  .term = 3,
+				  .commit = 7};
+	uint8_t tmp[256];
+
+	if (kq__auth_global_init() != 0 ||
+	    kq__auth_key_new("fuzzing secret, 32 bytes long...", 32, &key) !=
+		    0)
+		exit(1);
+	for (unsigned mode = 0; mode < 8; mode++) {
+		bool dialer = mode & 1, with_key = mode & 2, genuine = mode & 4;
+		struct kq__auth a, other;
+		struct buf b = {0};
+		size_t hello_len, used = 0;
+		const char *why = NULL;
+
+		if (dialer) {
+			kq__auth_start(&a, with_key ? key : NULL, 1, 2, true,
+				       NULL, NULL);
+			kq__auth_start(&other, with_key ? key : NULL, 2, 0,
+				       false, accept_any, NULL);
+		} else {
+			kq__auth_start(&a, with_key ? key : NULL, 2, 0, false,
+				       accept_any, NULL);
+			kq__auth_start(&other, with_key ? key : NULL, 1, 2,
+				       true, NULL, NULL);
+		}
+		hello_len = other.out_len;
+		add(&b, other.out, other.out_len);
+		other.out_len = 0;
+		if (kq__auth_feed(&other, a.out, a.out_len, &used, &why) < 0) {
+			fprintf(stderr, "auth: %s\n", why);
+			exit(1);
+		}
+		add(&b, other.out, other.out_len);
+		kq__frame_put_hb(tmp, 1, 2, &hb, 1);
+		add(&b, tmp, kq__frame_hb_size(1));
+		for (size_t c = 0; c < sizeof(chunks); c++) {
+			uint8_t m = (uint8_t)(mode | chunks[c] << 3);
+			struct buf seed = {0};
+			size_t skip = genuine ? hello_len : 0;
+
+			add(&seed, &m, 1);
+			add(&seed, b.p + skip, b.len - skip);
+			put("auth", seed.p, seed.len);
+			free(seed.p);
+		}
+		kq__auth_clear(&a);
+		kq__auth_clear(&other);
+		free(b.p);
+	}
+	kq__auth_key_free(key);
 }
 
 int main(int argc, char **argv)
@@ -402,5 +486,7 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "frames") == 0)
 		frames();
+	if (strcmp(argv[1], "auth") == 0)
+		auth();
 	return 0;
 }

@@ -8,7 +8,9 @@
 #   fuzz_jsonkey       the messages those sessions publish, and a few more
 #   fuzz_segment_open  the segment fixtures (tests/fixtures/segment)
 #   fuzz_raft_frame    frames made with the frame encoder (gen_corpus.c)
-# Usage: tests/fuzz/make-corpus.sh   (from anywhere; needs a C compiler)
+#   fuzz_raft_auth     handshakes of the auth module, run end against end
+# Usage: tests/fuzz/make-corpus.sh   (from anywhere; needs a C compiler
+# and libsodium)
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 corpus=$top/tests/fuzz/corpus
@@ -17,11 +19,12 @@ trap 'rm -rf "$tmp"' EXIT
 
 ${CC:-cc} -O1 -I"$top/include" -I"$top/plugins/raft" \
 	"$top/tests/fuzz/gen_corpus.c" "$top/plugins/raft/frame.c" \
+	"$top/plugins/raft/auth.c" $(pkg-config --cflags --libs libsodium) \
 	-o "$tmp/gen_corpus"
 gen=$tmp/gen_corpus
 
 for t in fuzz_config fuzz_commands fuzz_telnet_parse fuzz_jsonkey \
-	fuzz_segment_open fuzz_raft_frame; do
+	fuzz_segment_open fuzz_raft_frame fuzz_raft_auth; do
 	rm -rf "${corpus:?}/$t"
 	mkdir -p "$corpus/$t"
 done
@@ -50,6 +53,7 @@ done
 
 "$gen" segments "$corpus/fuzz_segment_open" "$top"/tests/fixtures/segment/*
 "$gen" frames "$corpus/fuzz_raft_frame"
+"$gen" auth "$corpus/fuzz_raft_auth"
 
 for t in "$corpus"/*; do
 	echo "$(basename "$t"): $(find "$t" -type f | wc -l) files, $(cat "$t"/* | wc -c) bytes"
