@@ -151,9 +151,8 @@ void kq__create_failed(struct kq_broker *b, const char *name, int err)
 		cc->error = err;
 }
 
-static void created(void *ctx, int status)
+static void create_answer(struct create_ctx *cc, int status)
 {
-	struct create_ctx *cc = ctx;
 	struct kq_req *req = cc->req;
 	struct kq__topic *t;
 
@@ -179,6 +178,31 @@ static void created(void *ctx, int status)
 	free(cc->name);
 	free(cc);
 	req->cb(req, status);
+}
+
+static void create_opened(void *ctx, unsigned failed, int first_error)
+{
+	struct create_ctx *cc = ctx;
+
+	if (failed && !cc->error)
+		cc->error = first_error;
+	create_answer(cc, 0);
+}
+
+/* The record is applied: the answer waits until the partitions opened
+ * (a slice at a time, see kq__topic_open_step()). */
+static void created(void *ctx, int status)
+{
+	struct create_ctx *cc = ctx;
+	struct kq__topic *t =
+		status == 0 ? kq__topic_get(cc->b, cc->name) : NULL;
+
+	if (t && t->open_next < t->nparts && !t->opened_cb) {
+		t->opened_cb = create_opened;
+		t->opened_ctx = cc;
+		return;
+	}
+	create_answer(cc, status);
 }
 
 static int parse_i64(const char *s, int64_t min, int64_t *out)
@@ -554,19 +578,11 @@ static int publish(struct kq_session *s, struct kq_req *req, const char *topic,
 	     !pr.key && t->parts[part].open_error && k < t->nparts; k++)
 		if (!t->parts[(part + k) % t->nparts].open_error)
 			part = (part + k) % t->nparts;
-	if (t->parts[part].open_error) {
+	rv = kq__partition_usable(&t->parts[part], req->errmsg,
+				  sizeof(req->errmsg));
+	if (rv != 0) {
 		free(keybuf);
-		return fail(req, KQ_EUNAVAILABLE,
-			    "partition %s-%u cannot be opened here: %s; it is "
-			    "retried",
-			    t->name, part,
-			    kq_strerror(t->parts[part].open_error));
-	}
-	if (!t->parts[part].group) {
-		free(keybuf);
-		return fail(req, KQ_EUNAVAILABLE,
-			    "partition %s-%u has no replica on this broker",
-			    t->name, part);
+		return rv;
 	}
 	bt = batch_for(b, &t->parts[part]);
 	rv = bt ? batch_add(bt, req, msg, len, pr.key, pr.key_len) : -ENOMEM;

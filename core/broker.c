@@ -234,28 +234,38 @@ static void on_sync_timer(uv_timer_t *t)
 	kq__plog_sync_all(t->data);
 }
 
+#define NHANDLES 9
+
+/* The broker's own handles, in one list for init and close alike. */
+static void own_handles(struct kq_broker *b, uv_handle_t *hs[NHANDLES])
+{
+	hs[0] = (uv_handle_t *)&b->check;
+	hs[1] = (uv_handle_t *)&b->idle;
+	hs[2] = (uv_handle_t *)&b->sync_timer;
+	hs[3] = (uv_handle_t *)&b->retention_timer;
+	hs[4] = (uv_handle_t *)&b->reopen_timer;
+	hs[5] = (uv_handle_t *)&b->open_idle;
+	hs[6] = (uv_handle_t *)&b->sigint;
+	hs[7] = (uv_handle_t *)&b->sigterm;
+	hs[8] = (uv_handle_t *)&b->sighup;
+}
+
 void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
 {
-	uv_handle_t *hs[] = {
-		(uv_handle_t *)&b->check,
-		(uv_handle_t *)&b->idle,
-		(uv_handle_t *)&b->sync_timer,
-		(uv_handle_t *)&b->retention_timer,
-		(uv_handle_t *)&b->reopen_timer,
-		(uv_handle_t *)&b->sigint,
-		(uv_handle_t *)&b->sigterm,
-		(uv_handle_t *)&b->sighup,
-	};
+	uv_handle_t *hs[NHANDLES];
 
 	uv_check_init(loop, &b->check);
 	uv_idle_init(loop, &b->idle);
 	uv_timer_init(loop, &b->sync_timer);
 	uv_timer_init(loop, &b->retention_timer);
 	uv_timer_init(loop, &b->reopen_timer);
+	uv_idle_init(loop, &b->open_idle);
+	b->opening_tail = &b->opening;
 	uv_signal_init(loop, &b->sigint);
 	uv_signal_init(loop, &b->sigterm);
 	uv_signal_init(loop, &b->sighup);
-	for (size_t i = 0; i < sizeof(hs) / sizeof(*hs); i++)
+	own_handles(b, hs);
+	for (size_t i = 0; i < NHANDLES; i++)
 		hs[i]->data = b;
 }
 
@@ -295,8 +305,9 @@ static void on_reopen_timer(uv_timer_t *tm)
 				b->cops->group_close(p->group);
 				p->group = NULL;
 				kq__plog_close(pl);
-			} else if (!p->open_error) {
-				continue;
+			} else if (!p->open_error ||
+				   p->open_error == -EINPROGRESS) {
+				continue; /* open, or its creation is on */
 			}
 			rv = kq__partition_open(b, p);
 			p->open_error = rv;
@@ -321,6 +332,52 @@ static void on_reopen_timer(uv_timer_t *tm)
 	}
 	if (!left)
 		uv_timer_stop(tm);
+}
+
+/* How long one turn of the loop may spend opening new partitions: a
+ * few fdatasyncs' worth, so that other clients are served in between. */
+#define OPEN_SLICE_NS (5 * 1000 * 1000)
+
+static void on_open_idle(uv_idle_t *h)
+{
+	struct kq_broker *b = h->data;
+	uint64_t deadline = uv_hrtime() + OPEN_SLICE_NS;
+
+	while (b->opening) {
+		struct kq__topic *t = b->opening;
+
+		if (!kq__topic_open_step(b, t, deadline))
+			return;
+		b->opening = t->opening_next;
+		t->opening_next = NULL;
+		if (!b->opening)
+			b->opening_tail = &b->opening;
+		if (uv_hrtime() >= deadline)
+			return;
+	}
+	uv_idle_stop(h);
+}
+
+void kq__broker_open_later(struct kq_broker *b, struct kq__topic *t)
+{
+	t->opening_next = NULL;
+	*b->opening_tail = t;
+	b->opening_tail = &t->opening_next;
+	uv_idle_start(&b->open_idle, on_open_idle);
+}
+
+/* The broker stops: topics still being opened end now. */
+static void cancel_opening(struct kq_broker *b)
+{
+	while (b->opening) {
+		struct kq__topic *t = b->opening;
+
+		b->opening = t->opening_next;
+		t->opening_next = NULL;
+		kq__topic_open_cancel(b, t);
+	}
+	b->opening_tail = &b->opening;
+	uv_idle_stop(&b->open_idle);
 }
 
 void kq__broker_reopen_later(struct kq_broker *b)
@@ -438,18 +495,10 @@ static void close_all_topics(struct kq_broker *b)
 
 static void close_handles(struct kq_broker *b)
 {
-	uv_handle_t *hs[] = {
-		(uv_handle_t *)&b->check,
-		(uv_handle_t *)&b->idle,
-		(uv_handle_t *)&b->sync_timer,
-		(uv_handle_t *)&b->retention_timer,
-		(uv_handle_t *)&b->reopen_timer,
-		(uv_handle_t *)&b->sigint,
-		(uv_handle_t *)&b->sigterm,
-		(uv_handle_t *)&b->sighup,
-	};
+	uv_handle_t *hs[NHANDLES];
 
-	for (size_t i = 0; i < sizeof(hs) / sizeof(*hs); i++)
+	own_handles(b, hs);
+	for (size_t i = 0; i < NHANDLES; i++)
 		if (!uv_is_closing(hs[i]))
 			uv_close(hs[i], NULL);
 }
@@ -483,6 +532,7 @@ void kq__broker_stop(struct kq_broker *b)
 		return;
 	b->stopping = 1;
 	b->stopping_transports = 0;
+	cancel_opening(b);
 	for (size_t i = 0; i < b->ntransports; i++) {
 		struct kq__instance *in = &b->transports[i];
 
@@ -733,6 +783,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 	if (rv != 0)
 		return rv;
 	uv_check_start(&b->check, on_check);
+	b->serving = 1;
 	kq__broker_wake(b);
 	if (b->sync_policy == KQ_SYNC_INTERVAL)
 		uv_timer_start(&b->sync_timer, on_sync_timer,

@@ -57,7 +57,8 @@ struct kq__partition {
 				  * broker holds no replica */
 	int open_error;		 /* why this broker's replica could not
 				  * be opened (retried); 0 when open or
-				  * not held here */
+				  * not held here; -EINPROGRESS while the
+				  * topic's creation has not reached it */
 	unsigned reopen_tries;	 /* failed attempts, for the log lines */
 	uint64_t keep_below;	 /* a reopen drops records from here on:
 				  * written, never made durable, never
@@ -104,6 +105,17 @@ struct kq__topic {
 	uint64_t group_base; /* consensus group id of partition 0 */
 	struct kq__partition *parts;
 	struct kq__map groups; /* name -> struct kq__group */
+	/* Opening a new topic's partitions a slice at a time, so that a
+	 * big CRTP does not stall other clients: the next partition to
+	 * open (nparts when done), what failed, and who waits for the end
+	 * (called once, with the count of partitions that failed and the
+	 * first error). */
+	uint32_t open_next;
+	unsigned open_failed;
+	int open_first_error;
+	void (*opened_cb)(void *ctx, unsigned failed, int first_error);
+	void *opened_ctx;
+	struct kq__topic *opening_next; /* in b->opening */
 };
 
 struct kq_session {
@@ -172,6 +184,9 @@ struct kq_broker {
 	uv_timer_t sync_timer;
 	uv_timer_t retention_timer;
 	uv_timer_t reopen_timer; /* retries partitions that failed to open */
+	uv_idle_t open_idle;	 /* opens new topics' partitions */
+	struct kq__topic *opening, **opening_tail; /* FIFO, for open_idle */
+	int serving; /* start-up is over: new topics open a slice at a time */
 	uv_signal_t sigint, sigterm, sighup;
 
 	struct kq_session *sessions;
@@ -228,8 +243,10 @@ struct kq__topic *kq__topic_get(struct kq_broker *b, const char *name);
 /* Creates the topic and opens the partitions this broker holds (an
  * applied metadata record).  Partitions that cannot be opened stay in
  * the topic with their open_error and are retried: *failed counts them,
- * *first_error says why the first one failed.  Fails only without
- * memory. */
+ * *first_error says why the first one failed.  Once the broker serves,
+ * the partitions are opened a slice at a time after this returns (with
+ * *failed 0): t->opened_cb, when set, hears how that ended.  Fails only
+ * without memory. */
 int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		     uint32_t replicas, size_t partitioner,
 		     int64_t retention_ms, int64_t retention_bytes,
@@ -237,6 +254,20 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 /* Opens this broker's replica of p (its log and consensus group) unless
  * it is open or held elsewhere.  Returns 0 or the error. */
 int kq__partition_open(struct kq_broker *b, struct kq__partition *p);
+/* 0 when this broker's replica of p serves, else KQ_EUNAVAILABLE with
+ * the reason (being opened, cannot be opened, not held here) written to
+ * errmsg. */
+int kq__partition_usable(const struct kq__partition *p, char *errmsg,
+			 size_t errlen);
+/* Opens t's partitions from t->open_next until `deadline` (uv_hrtime())
+ * has passed, at least one.  At the end, logs what failed, schedules
+ * retries and calls t->opened_cb.  Returns 1 when every partition was
+ * tried, else 0. */
+int kq__topic_open_step(struct kq_broker *b, struct kq__topic *t,
+			uint64_t deadline);
+/* Ends t's opening now (the broker stops): partitions not yet tried
+ * fail with KQ_ECANCELED and are retried at the next start. */
+void kq__topic_open_cancel(struct kq_broker *b, struct kq__topic *t);
 void kq__topic_free(struct kq_broker *b, struct kq__topic *t);
 /* How kq__group_get treats a group that does not exist yet. */
 enum kq__group_create {
@@ -269,6 +300,8 @@ void kq__meta_reserve_ids(struct kq_broker *b);
 
 /* How often partitions that could not be opened are tried again. */
 #define KQ__REOPEN_MS 5000
+/* Queues t's partitions to be opened a slice at a time. */
+void kq__broker_open_later(struct kq_broker *b, struct kq__topic *t);
 /* Starts retrying partitions with an open_error, unless it runs. */
 void kq__broker_reopen_later(struct kq_broker *b);
 

@@ -198,21 +198,10 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 
 		if (g->owner[i] != sub_id)
 			continue;
-		if (p->open_error) {
-			snprintf(errmsg, errlen,
-				 "partition %s-%u cannot be opened here: %s; "
-				 "it is retried",
-				 t->name, i, kq_strerror(p->open_error));
+		rv = kq__partition_usable(p, errmsg, errlen);
+		if (rv != 0) {
 			free(cur);
-			return KQ_EUNAVAILABLE;
-		}
-		if (!p->group) {
-			snprintf(errmsg, errlen,
-				 "partition %s-%u has no replica on this "
-				 "broker",
-				 t->name, i);
-			free(cur);
-			return KQ_EUNAVAILABLE;
+			return rv;
 		}
 		pc = &cur->parts[n++];
 		first = b->sops->first_offset(p->plog.log);

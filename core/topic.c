@@ -102,6 +102,30 @@ int kq__partition_open(struct kq_broker *b, struct kq__partition *p)
 	return 0;
 }
 
+int kq__partition_usable(const struct kq__partition *p, char *errmsg,
+			 size_t errlen)
+{
+	const char *name = p->topic->name;
+
+	if (p->open_error == -EINPROGRESS)
+		snprintf(errmsg, errlen,
+			 "partition %s-%u is still being opened here; try "
+			 "again",
+			 name, p->id);
+	else if (p->open_error)
+		snprintf(errmsg, errlen,
+			 "partition %s-%u cannot be opened here: %s; it is "
+			 "retried",
+			 name, p->id, kq_strerror(p->open_error));
+	else if (!p->group)
+		snprintf(errmsg, errlen,
+			 "partition %s-%u has no replica on this broker", name,
+			 p->id);
+	else
+		return 0;
+	return KQ_EUNAVAILABLE;
+}
+
 int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		     uint32_t replicas, size_t partitioner,
 		     int64_t retention_ms, int64_t retention_bytes,
@@ -145,23 +169,69 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		return rv;
 	}
 	b->npartitions += nparts;
+	for (i = 0; i < nparts; i++)
+		if (holds_replica(b, &t->parts[i]))
+			t->parts[i].open_error = -EINPROGRESS;
+	*failed = 0;
+	if (b->serving) {
+		kq__broker_open_later(b, t);
+		return 0;
+	}
+	kq__topic_open_step(b, t, UINT64_MAX);
+	*failed = t->open_failed;
+	*first_error = t->open_first_error;
+	return 0;
+}
+
+static void open_done(struct kq_broker *b, struct kq__topic *t)
+{
+	void (*cb)(void *, unsigned, int) = t->opened_cb;
+
 	/* A partition that cannot be opened does not hide the others: it
 	 * answers UNAVAILABLE with its cause and is retried. */
-	*failed = 0;
-	for (i = 0; i < nparts; i++) {
-		rv = kq__partition_open(b, &t->parts[i]);
-		t->parts[i].open_error = rv;
-		if (rv != 0 && (*failed)++ == 0)
-			*first_error = rv;
-	}
-	if (*failed) {
+	if (t->open_failed) {
 		kq__error("topic %s: %u of %u partitions cannot be opened "
 			  "here (%s); retrying every %u ms",
-			  name, *failed, nparts, kq_strerror(*first_error),
-			  KQ__REOPEN_MS);
+			  t->name, t->open_failed, t->nparts,
+			  kq_strerror(t->open_first_error), KQ__REOPEN_MS);
 		kq__broker_reopen_later(b);
 	}
-	return 0;
+	t->opened_cb = NULL;
+	if (cb)
+		cb(t->opened_ctx, t->open_failed, t->open_first_error);
+}
+
+int kq__topic_open_step(struct kq_broker *b, struct kq__topic *t,
+			uint64_t deadline)
+{
+	while (t->open_next < t->nparts) {
+		struct kq__partition *p = &t->parts[t->open_next++];
+		int rv = kq__partition_open(b, p);
+
+		p->open_error = rv;
+		if (rv != 0 && t->open_failed++ == 0)
+			t->open_first_error = rv;
+		if (uv_hrtime() >= deadline)
+			break;
+	}
+	if (t->open_next < t->nparts)
+		return 0;
+	open_done(b, t);
+	return 1;
+}
+
+void kq__topic_open_cancel(struct kq_broker *b, struct kq__topic *t)
+{
+	while (t->open_next < t->nparts) {
+		struct kq__partition *p = &t->parts[t->open_next++];
+
+		if (p->open_error != -EINPROGRESS)
+			continue;
+		p->open_error = KQ_ECANCELED;
+		if (t->open_failed++ == 0)
+			t->open_first_error = KQ_ECANCELED;
+	}
+	open_done(b, t);
 }
 
 static void group_free(struct kq__group *g)

@@ -626,6 +626,7 @@ static void broker_open(void)
 	b->transports[0].started = 1;
 	if (tops->start(b->transports[0].state) != 0 || !on_listener)
 		abort();
+	b->serving = 1; /* new topics open a slice at a time, as served */
 	kq__broker_wake(b);
 }
 

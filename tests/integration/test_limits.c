@@ -4,9 +4,13 @@
  * limits hold; another client pings all along, its latency printed, not
  * asserted (speed is measured, never timed in tests).  500 topics are
  * created, written and served again after a restart under a limit of 128
- * descriptors. */
+ * descriptors.  A CRTP of 1,000 partitions lets other clients be served
+ * while it runs, and is answered when all are open, or cut short by
+ * SIGTERM. */
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -75,6 +80,21 @@ static int by_value(const void *a, const void *b)
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* Stops the pinger and prints its latencies (measured, not asserted). */
+static void ping_stop(struct pinger *pg, pthread_t th)
+{
+	pg->stop = 1;
+	pthread_join(th, NULL);
+	assert_false(pg->failed);
+	if (!pg->n)
+		return;
+	qsort(pg->lat, pg->n, sizeof(pg->lat[0]), by_value);
+	print_message("PING meanwhile: %zu, p50 %.2f ms, p99 %.2f ms, "
+		      "max %.2f ms\n",
+		      pg->n, pg->lat[pg->n / 2] * 1e3,
+		      pg->lat[pg->n * 99 / 100] * 1e3, pg->lat[pg->n - 1] * 1e3);
 }
 
 static int teardown(void **state)
@@ -145,6 +165,125 @@ static void test_many_topics_few_descriptors(void **state)
 	assert_int_equal(tb_stop(&tb), 0);
 }
 
+/* Waits up to 120 s for one line (a big CRTP under sanitizers is slow). */
+static int line_within(struct tc *c, char *out, size_t outlen)
+{
+	for (int i = 0; i < 12; i++)
+		if (tc_line(c, out, outlen) >= 0)
+			return 0;
+	return -1;
+}
+
+/* DESC big lists its 1,000 partitions, every one open. */
+static void expect_all_open(struct tc *c)
+{
+	static char data[65536];
+	char line[256];
+
+	assert_int_equal(
+		tc_cmd(c, "DESC big", line, sizeof(line), data, sizeof(data)),
+		0);
+	assert_string_equal(line, "OK big 1000");
+	assert_null(strstr(data, "UNAVAILABLE"));
+}
+
+/* Starts a broker and sends CRTP big 1000 on `a`; `c` is another
+ * client. */
+static void start_big_crtp(struct tc *a, struct tc *c)
+{
+	int st = 0;
+
+	tb_setup(&tb, NULL);
+	assert_int_equal(tb_start(&tb, &st), 0);
+	assert_int_equal(tc_connect(a, tb.port), 0);
+	assert_int_equal(tc_connect(c, tb.port), 0);
+	tc_send(a, "CRTP big 1000");
+}
+
+/* CRTP of 1,000 partitions opens them a slice at a time: a client that
+ * pings meanwhile is answered before the CRTP is, PUBS to a partition not
+ * yet open says so, and the CRTP's answer comes once every partition is
+ * open. */
+static void test_big_crtp_does_not_stall(void **state)
+{
+	static struct pinger pg;
+	struct pollfd pfd;
+	char line[256];
+	struct tc a, c;
+	pthread_t th;
+	double t0, took;
+
+	(void)state;
+	start_big_crtp(&a, &c);
+	usleep(20000);
+	assert_int_equal(tc_cmd(&c, "PING", line, sizeof(line), NULL, 0), 0);
+	assert_string_equal(line, "OK PONG");
+	pfd = (struct pollfd){.fd = a.fd, .events = POLLIN};
+	if (a.len || poll(&pfd, 1, 0) != 0)
+		fail_msg("the CRTP was answered before a PING sent after it");
+	/* Keyless: to a partition that is open, or refused saying why. */
+	assert_int_equal(tc_cmd(&c, "PUBS big x", line, sizeof(line), NULL, 0),
+			 0);
+	if (!tb_match("OK {N} 0", line) &&
+	    !tb_match("ERR UNAVAILABLE partition big-{N} is still being "
+		      "opened here; try again",
+		      line) &&
+	    !tb_match("ERR NOTOPIC{*}", line))
+		fail_msg("PUBS during the CRTP: %s", line);
+	pg.port = tb.port;
+	pthread_create(&th, NULL, ping_loop, &pg);
+	t0 = now_s();
+	assert_int_equal(line_within(&a, line, sizeof(line)), 0);
+	assert_string_equal(line, "OK big 1000");
+	took = now_s() - t0;
+	print_message("CRTP big 1000 answered %.2f s after a ping\n", took);
+	ping_stop(&pg, th);
+	expect_all_open(&c);
+	tc_close(&a);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
+/* SIGTERM while a big CRTP opens its partitions: the CRTP is answered,
+ * the broker stops cleanly, and the next start opens them all. */
+static void test_stop_during_big_crtp(void **state)
+{
+	char line[256];
+	struct tc a, c;
+	int st = 0;
+
+	(void)state;
+	start_big_crtp(&a, &c);
+	/* Until the metadata record is applied. */
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(tc_cmd(&c, "DESC big", line, sizeof(line),
+					NULL, 0),
+				 0);
+		if (strcmp(line, "OK big 1000") == 0)
+			break;
+		usleep(1000);
+	}
+	assert_string_equal(line, "OK big 1000");
+	kill(tb.pid, SIGTERM);
+	assert_int_equal(line_within(&a, line, sizeof(line)), 0);
+	if (strcmp(line, "OK big 1000") != 0 &&
+	    !tb_match("ERR UNAVAILABLE topic big was created, but partitions "
+		      "of it cannot be opened here yet: {*}; they are retried",
+		      line))
+		fail_msg("CRTP cut by SIGTERM: %s", line);
+	tc_close(&a);
+	tc_close(&c);
+	assert_int_equal(waitpid(tb.pid, &st, 0), tb.pid);
+	tb.pid = 0;
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(tb_start(&tb, &st), 0);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_all_open(&c);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
 static void test_subs_over_many_groups(void **state)
 {
 	static struct tc conns[CONNS];
@@ -199,17 +338,7 @@ static void test_subs_over_many_groups(void **state)
 	assert_string_equal(line, cmd);
 	for (int c = 0; c < CONNS; c++)
 		tc_close(&conns[c]);
-	pg.stop = 1;
-	pthread_join(th, NULL);
-	assert_false(pg.failed);
-	if (pg.n) {
-		qsort(pg.lat, pg.n, sizeof(pg.lat[0]), by_value);
-		print_message("PING meanwhile: %zu, p50 %.2f ms, p99 %.2f ms, "
-			      "max %.2f ms\n",
-			      pg.n, pg.lat[pg.n / 2] * 1e3,
-			      pg.lat[pg.n * 99 / 100] * 1e3,
-			      pg.lat[pg.n - 1] * 1e3);
-	}
+	ping_stop(&pg, th);
 	/* The groups went with their last members: none is listed. */
 	assert_int_equal(tc_connect(&conns[0], tb.port), 0);
 	assert_int_equal(
@@ -289,6 +418,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_many_topics_few_descriptors,
 					  teardown),
 		cmocka_unit_test_teardown(test_input_budget, teardown),
+		cmocka_unit_test_teardown(test_big_crtp_does_not_stall,
+					  teardown),
+		cmocka_unit_test_teardown(test_stop_during_big_crtp, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
