@@ -156,6 +156,35 @@ int kq__commit(struct kq_session *s, const char *topic, uint64_t sub_id,
 	return 1;
 }
 
+/* Records lost to damage are refused, never skipped unawares: a read
+ * that starts in a lost range fails naming it (CMIT past it to go on);
+ * one that starts below a range stops before it. */
+static int stop_at_lost(struct kq_broker *b, const struct kq__partition *p,
+			struct part_cursor *pc, char *errmsg, size_t errlen)
+{
+	const struct kq_offset_range *lost;
+	int n = b->sops->lost(p->plog.log, &lost);
+
+	for (int i = 0; i < n; i++) {
+		if (lost[i].end <= pc->pos)
+			continue;
+		if (lost[i].from <= pc->pos) {
+			snprintf(errmsg, errlen,
+				 "partition %s-%u lost offsets %" PRIu64
+				 "..%" PRIu64
+				 " to damage found at start-up (see the broker "
+				 "log); CMIT past them to read on",
+				 p->topic->name, p->id, lost[i].from,
+				 lost[i].end - 1);
+			return KQ_EINTERNAL;
+		}
+		if (lost[i].from < pc->end)
+			pc->end = lost[i].from;
+		break;
+	}
+	return 0;
+}
+
 int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 		     const char *topic, uint64_t sub_id, int64_t from,
 		     uint64_t max, char *errmsg, size_t errlen)
@@ -212,6 +241,11 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 			pc->pos = first;
 		pc->start = pc->pos;
 		pc->end = b->cops->commit_end(p->group);
+		rv = stop_at_lost(b, p, pc, errmsg, errlen);
+		if (rv != 0) {
+			free(cur);
+			return rv;
+		}
 	}
 	cur->nparts = n;
 	c->impl[0] = cur;

@@ -243,6 +243,11 @@ static int plog_compact(struct kq_plog *pl, uint64_t before)
 	return pl->b->sops->compact(pl->log, before);
 }
 
+static int plog_lost(struct kq_plog *pl, const struct kq_offset_range **out)
+{
+	return pl->b->sops->lost(pl->log, out);
+}
+
 const struct kq_log_api kq__log_api = {
 	.append = plog_append,
 	.sync = plog_sync,
@@ -257,4 +262,5 @@ const struct kq_log_api kq__log_api = {
 	.save_snapshot = plog_save_snapshot,
 	.load_snapshot = plog_load_snapshot,
 	.compact = plog_compact,
+	.lost = plog_lost,
 };

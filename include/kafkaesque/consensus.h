@@ -62,6 +62,9 @@ struct kq_log_api {
 	/* Deletes whole segments below `before` (after a snapshot covers
 	 * them); see kq_storage_ops.compact. */
 	int (*compact)(struct kq_plog *log, uint64_t before);
+	/* Offsets lost to damage; see kq_storage_ops.lost.  A module that
+	 * assigns offsets itself starts above them. */
+	int (*lost)(struct kq_plog *log, const struct kq_offset_range **out);
 };
 
 /* Called on the loop thread for every committed record of a group, in

@@ -7,8 +7,9 @@
  * Plugins never call each other and never link against the core: all they
  * may use of the broker arrives through struct kq_host.
  *
- * Ops tables and the host table only ever grow at the end; any change that
- * is not an append bumps KQ_PLUGIN_ABI. */
+ * The core calls every op of a table, and a table carries no size, so
+ * any change to an ops table or the host table, an append included, bumps
+ * KQ_PLUGIN_ABI (3: kq_storage_ops.lost and kq_log_api.lost). */
 #ifndef KAFKAESQUE_PLUGIN_H
 #define KAFKAESQUE_PLUGIN_H
 
@@ -21,7 +22,7 @@
 
 #include "error.h"
 
-#define KQ_PLUGIN_ABI 2
+#define KQ_PLUGIN_ABI 3
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"

@@ -55,6 +55,11 @@ enum kq_sync_policy {
 	KQ_SYNC_NEVER = 2,
 };
 
+/* Offsets from <= offset < end. */
+struct kq_offset_range {
+	uint64_t from, end;
+};
+
 struct kq_log; /* opaque, owned by the storage module */
 
 /* Called by read() once per record in offset order.  Return 0 to go on,
@@ -68,7 +73,9 @@ struct kq_storage_ops {
 
 	/* Opens (creating when missing) the log kept in folder `dir`,
 	 * recovering it: a torn tail of the newest segment is truncated and
-	 * logged; a missing or inconsistent index is rebuilt.  On success
+	 * logged (complete records failing their checksum are dropped too,
+	 * and their offsets kept as lost, see lost()); a missing or
+	 * inconsistent index is rebuilt.  On success
 	 * *out is owned by the caller until close(). */
 	int (*open)(void *state, const char *dir,
 		    const struct kq_log_options *opts, struct kq_log **out);
@@ -140,6 +147,18 @@ struct kq_storage_ops {
 	 * every *interval_ms, acknowledge after the write) or KQ_SYNC_NEVER
 	 * (leave write-back to the OS). */
 	int (*sync_policy)(void *state, uint32_t *interval_ms);
+
+	/* Offsets lost to damage: complete records that failed their
+	 * checksum at the end of the log when it was opened, and were
+	 * dropped.  They may have been acknowledged, so they are never
+	 * handed out again by a module that assigns offsets itself (it
+	 * starts at the end of the last range when next_offset() is below),
+	 * and a reader refuses them rather than skip them unawares.
+	 * Appending at an offset below a range's end drops that range (the
+	 * records came back from a replica).  *out is owned by the log and
+	 * valid until the next call on it; ranges are in offset order.
+	 * Returns how many. */
+	int (*lost)(struct kq_log *log, const struct kq_offset_range **out);
 };
 
 #endif /* KAFKAESQUE_STORAGE_H */

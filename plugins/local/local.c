@@ -241,6 +241,20 @@ static void synced(struct kq_sync_req *sreq, int status)
 	req->cb(req, rv);
 }
 
+
+/* The offset the next record takes: after the log's last record, and
+ * after any offsets lost to damage, which may have been acknowledged. */
+static uint64_t next_offset(struct kq_group *g)
+{
+	const struct kq_offset_range *lost;
+	uint64_t next = g->logs->next_offset(g->cfg.log);
+	int n = g->logs->lost(g->cfg.log, &lost);
+
+	if (n > 0 && lost[n - 1].end > next)
+		next = lost[n - 1].end;
+	return next;
+}
+
 static int local_propose(struct kq_group *g, struct kq_propose_req *req,
 			 const struct kq_record *recs, size_t n,
 			 kq_propose_cb cb)
@@ -269,7 +283,7 @@ static int local_propose(struct kq_group *g, struct kq_propose_req *req,
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	next = g->logs->next_offset(g->cfg.log);
+	next = next_offset(g);
 	for (i = 0; i < n; i++) {
 		copy[i] = recs[i];
 		copy[i].offset = next + i;

@@ -65,6 +65,27 @@ int kq__log_sync_dir(struct kq_log *log)
 	return rv;
 }
 
+int kq__log_replace_file(struct kq_log *log, const char *name,
+			 const char *tmp, const void *buf, size_t len)
+{
+	int fd, rv;
+
+	/* Aside, durable, then swapped in and the swap made durable: a
+	 * crash leaves the old file or the new one. */
+	fd = kq__log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return -errno;
+	rv = kq__pwrite_all(fd, buf, len, 0);
+	if (rv == 0 && kq__seg_io.fsync(fd) != 0)
+		rv = -errno;
+	kq__seg_io.close(fd);
+	if (rv == 0 && kq__log_renameat(log, tmp, name) != 0)
+		rv = -errno;
+	if (rv == 0)
+		rv = kq__log_sync_dir(log);
+	return rv;
+}
+
 int kq__log_push_seg(struct kq_log *log, struct kq__segment *seg)
 {
 	if (log->nsegs == log->cap) {
@@ -218,32 +239,49 @@ static int list_dir(struct kq_log *log, struct u64s *logs)
 	return rv;
 }
 
-/* Counts the records of a torn tail for the log line: the length fields
- * that can be followed from `pos`, the last partial record included. */
-static uint64_t count_torn(struct kq_log *log, int fd, uint64_t pos,
-			   uint64_t end)
-{
-	uint64_t n = 0;
-
-	while (pos < end && n < 1000000) {
-		uint8_t b[4];
-		uint64_t len;
-
-		n++;
-		if (end - pos < 4 || kq__pread_full(fd, b, 4, pos) != 4)
-			break;
-		len = (uint64_t)kq__get32(b) + 4;
-		if (len < KQ__REC_FIXED || len > end - pos)
-			break;
-		pos += len;
-	}
-	return n;
-}
-
 /* Past a bad record, how far recovery looks for a valid one.  A torn
  * tail is what one unsynced write left, far less than this; a longer
  * stretch with nothing valid is not a tail, and is refused. */
 #define DAMAGE_SCAN_MAX ((uint64_t)64 << 20)
+
+/* Counts the records of a bad tail: the length fields that can be
+ * followed from `pos`, the last partial record included.  *whole gets
+ * how many fail their checksum though complete, when the chain ends
+ * exactly at `end`: those were written whole and damaged since, not
+ * torn; 0 when it does not (a torn write, never acknowledged). */
+static uint64_t count_torn(struct kq_log *log, int fd, uint64_t pos,
+			   uint64_t end, uint64_t *whole)
+{
+	uint64_t n = 0, bad = 0, len = end - pos, at = 0;
+	uint8_t *buf;
+
+	*whole = 0;
+	if (len > DAMAGE_SCAN_MAX || !(buf = log->host->malloc(len ? len : 1)))
+		return 1;
+	if (kq__pread_full(fd, buf, len, pos) != (ssize_t)len) {
+		log->host->free(buf);
+		return 1;
+	}
+	while (at < len) {
+		struct kq_record rec;
+		uint64_t rlen, size;
+
+		n++;
+		if (len - at < 4)
+			break;
+		rlen = (uint64_t)kq__get32(buf + at) + 4;
+		if (rlen < KQ__REC_FIXED || rlen > len - at)
+			break;
+		if (kq__record_decode(buf + at, (size_t)rlen, &rec, &size) !=
+		    KQ__REC_OK)
+			bad++;
+		at += rlen;
+	}
+	if (at == len)
+		*whole = bad;
+	log->host->free(buf);
+	return n;
+}
 
 /* Looks past the bad record at `at` for a valid record with an offset
  * above `prev` (the last good one; base - 1 when none): one found means
@@ -417,12 +455,36 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 	if (rv < 0 && rv != KQ_ECORRUPT)
 		return rv;
 	if (at < fsize) {
-		host->log(host, KQ_LOG_WARN,
-			  "%s/%s: truncated a torn tail of %" PRIu64
-			  " bytes (%" PRIu64 " records) at byte %" PRIu64
-			  " (%s)",
-			  log->dir, name, fsize - at,
-			  count_torn(log, fd, at, fsize), at, c.why);
+		uint64_t whole, n = count_torn(log, fd, at, fsize, &whole);
+		uint64_t from = min_next;
+
+		if (whole == 0)
+			host->log(host, KQ_LOG_WARN,
+				  "%s/%s: truncated a torn tail of %" PRIu64
+				  " bytes (%" PRIu64
+				  " records) at byte %" PRIu64 " (%s)",
+				  log->dir, name, fsize - at, n, at, c.why);
+		if (whole > 0) {
+			/* Offsets follow on from the last record kept, and
+			 * from any range lost before. */
+			if (log->nlost && log->lost[log->nlost - 1].end > from)
+				from = log->lost[log->nlost - 1].end;
+			host->log(host, KQ_LOG_ERROR,
+				  "%s/%s: %" PRIu64
+				  " whole records at byte %" PRIu64
+				  " fail their checksum with nothing valid "
+				  "after them (%s): dropped; their offsets "
+				  "%" PRIu64 "..%" PRIu64
+				  " are lost and never handed out again",
+				  log->dir, name, whole, at, c.why, from,
+				  from + whole - 1);
+			/* Kept before the records go: a crash between the
+			 * two finds them again and loses a few more
+			 * offsets, never hands one out twice. */
+			rv = kq__lost_add(log, from, from + whole);
+			if (rv != 0)
+				return rv;
+		}
 		if (kq__seg_io.ftruncate(fd, (off_t)at) != 0)
 			return -errno;
 	}
@@ -487,7 +549,9 @@ static int load(struct kq_log *log)
 			seg->size = (uint64_t)st.st_size;
 		}
 	}
-	rv = recover_newest(log, log->segs[log->nsegs - 1]);
+	rv = kq__lost_load(log);
+	if (rv == 0)
+		rv = recover_newest(log, log->segs[log->nsegs - 1]);
 out:
 	log->host->free(bases.v);
 	if (rv == 0) {

@@ -89,6 +89,9 @@ struct kq__segment {
 	uint64_t reported; /* damaged position already logged */
 };
 
+/* Ranges of lost offsets a log keeps (lost.c). */
+#define KQ__LOST_MAX 16
+
 /* The log of one folder.  Everything is used on the loop thread only
  * except the fields under `mu`, which sync() shares from its worker. */
 struct kq_log {
@@ -116,6 +119,10 @@ struct kq_log {
 	int failed;		 /* first error; atomic loads elsewhere */
 	bool reason_pending;	 /* reason not logged yet */
 	char reason[320];
+
+	/* Offsets lost to damage (lost.c), by offset. */
+	struct kq_offset_range lost[KQ__LOST_MAX];
+	size_t nlost;
 };
 
 #define KQ__CHUNK (64 * 1024) /* read() fetches the log this much at a time */
@@ -299,6 +306,11 @@ int kq__log_sync_dir(struct kq_log *log);
 /* Appends a segment as the newest.  Returns 0 or -ENOMEM. */
 int kq__log_push_seg(struct kq_log *log, struct kq__segment *seg);
 
+/* Replaces the file `name` of the folder with `len` bytes of buf,
+ * atomically and durably, by way of `tmp`.  0 or -errno. */
+int kq__log_replace_file(struct kq_log *log, const char *name,
+			 const char *tmp, const void *buf, size_t len);
+
 /* Deletes the segment at position i of log->segs: files, then memory.
  * Returns 0 or -errno (the log is then failed). */
 int kq__log_drop_seg(struct kq_log *log, size_t i);
@@ -328,5 +340,14 @@ int kq__log_retention_point(struct kq_log *log, int64_t now_ms,
 			    uint64_t *before);
 int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs);
 int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
+int kq__log_lost(struct kq_log *log, const struct kq_offset_range **out);
+
+/* lost.c: reads lost_offsets at open (0 when there is none; KQ_ECORRUPT,
+ * logged, when it is damaged); adds the range [from, end) found lost by
+ * recovery, durably; drops the ranges that records appended at `offset`
+ * refill.  0 or a negative error. */
+int kq__lost_load(struct kq_log *log);
+int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end);
+int kq__lost_refill(struct kq_log *log, uint64_t offset);
 
 #endif /* KQ_SEGMENT_LOG_H */

@@ -78,6 +78,7 @@ static const struct kq_storage_ops ops = {
 	.retention_point = kq__log_retention_point,
 	.save_hard_state = kq__log_save_hard_state,
 	.load_hard_state = kq__log_load_hard_state,
+	.lost = kq__log_lost,
 	.sync_policy = seg_sync_policy,
 };
 

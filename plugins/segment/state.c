@@ -15,7 +15,7 @@
 int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs)
 {
 	uint8_t buf[STATE_SIZE];
-	int fd, rv = 0;
+	int rv;
 
 	kq__log_report(log);
 	if (kq__log_failed(log) != 0)
@@ -25,24 +25,9 @@ int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs)
 	kq__put64(buf + 8, hs->term);
 	kq__put64(buf + 16, hs->vote);
 	kq__put32(buf + 24, kq__crc32c(0, buf, 24));
-	/* Write aside, make it durable, then swap it in and make the
-	 * swap durable: a crash leaves the old or the new state. */
-	fd = kq__log_openat(log, STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0) {
-		rv = -errno;
-		goto fail;
-	}
-	rv = kq__pwrite_all(fd, buf, sizeof(buf), 0);
-	if (rv == 0 && kq__seg_io.fsync(fd) != 0)
-		rv = -errno;
-	kq__seg_io.close(fd);
-	if (rv == 0 && kq__log_renameat(log, STATE_TMP, STATE_FILE) != 0)
-		rv = -errno;
-	if (rv == 0)
-		rv = kq__log_sync_dir(log);
+	rv = kq__log_replace_file(log, STATE_FILE, STATE_TMP, buf, sizeof(buf));
 	if (rv == 0)
 		return 0;
-fail:
 	kq__log_fail(log, rv, "saving the hard state: %s", strerror(-rv));
 	kq__log_report(log);
 	return rv;

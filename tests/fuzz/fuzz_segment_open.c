@@ -11,7 +11,8 @@
  * through the workload.
  *
  * Invariants: nothing crashes or leaks (descriptors included); every
- * record read passes its checksum and offsets increase; without injected
+ * record read passes its checksum and offsets increase; offsets lost to
+ * damage are in order and hold no record; without injected
  * faults, a recovered log takes appends, and what was appended and synced
  * is all there after reopening.  At most 8 files are made. */
 #include <errno.h>
@@ -99,6 +100,24 @@ static int check(void *ctx, const struct kq_record *rec)
 	return 0;
 }
 
+/* Lost ranges are non-empty, in order, and hold no record. */
+static void check_lost(struct kq_log *log)
+{
+	const struct kq_offset_range *r;
+	int n = ops->lost(log, &r);
+
+	for (int i = 0; i < n; i++) {
+		uint64_t term;
+
+		if (r[i].from >= r[i].end || (i && r[i].from < r[i - 1].end))
+			abort();
+		if (ops->term_at(log, r[i].from, &term) != -ENOENT &&
+		    r[i].from < ops->next_offset(log) &&
+		    r[i].from >= ops->first_offset(log))
+			abort();
+	}
+}
+
 /* Reads [first, next) in small steps; returns the records read. */
 static size_t read_all(struct kq_log *log)
 {
@@ -176,6 +195,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (ops->open(mod, DIR_, &opts, &log) != 0)
 		goto out;
+	check_lost(log);
 	read_all(log);
 	next1 = ops->next_offset(log);
 	/* Dropping records may leave an older, damaged segment newest, or

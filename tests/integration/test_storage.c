@@ -187,6 +187,68 @@ static void test_damaged_segment(void **state)
 	tb_read_log(&tb, line, sizeof(line));
 }
 
+/* The newest segment's last record damaged, nothing after it: it is
+ * dropped, but its offset was acknowledged, so a new message takes the
+ * next one, and a group that had not read it is stopped there, told why,
+ * until CMIT moves it past. */
+static void test_damaged_last_record(void **state)
+{
+	struct tc c;
+	char line[1024], path[600], cmdline[128];
+	unsigned long long id;
+	struct stat st;
+	int msgs = 0;
+
+	tb_setup(&tb, NULL);
+	start_broker();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	cmd(&c, "CRTP e 1", "OK e 1");
+	publish_n(&c, "e", 30, 100);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	snprintf(path, sizeof(path),
+		 "%s/kafkaesque-1/e-0/00000000000000000000.log", tb.dir);
+	assert_int_equal(stat(path, &st), 0);
+	flip_byte(path, st.st_size - 3);
+	start_broker();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	cmd(&c, "PUBS e after", "OK 0 30");
+	assert_int_equal(tc_cmd(&c, "SUBS e g", line, sizeof(line), NULL, 0),
+			 0);
+	assert_int_equal(sscanf(line, "OK %llu", &id), 1);
+	/* Everything before the lost offset, then a stop there. */
+	snprintf(cmdline, sizeof(cmdline), "CONS e %llu", id);
+	tc_send(&c, cmdline);
+	for (;;) {
+		assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+		if (strncmp(line, "MSG ", 4) != 0)
+			break;
+		msgs++;
+		assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+	}
+	assert_int_equal(msgs, 29);
+	assert_string_equal(line, "OK 29");
+	assert_int_equal(
+		tc_cmd(&c, cmdline, line, sizeof(line), NULL, 0), 0);
+	assert_string_equal(line,
+			    "ERR INTERNAL partition e-0 lost offsets 29..29 to "
+			    "damage found at start-up (see the broker log); "
+			    "CMIT past them to read on");
+	snprintf(cmdline, sizeof(cmdline), "CMIT e %llu 0 30", id);
+	cmd(&c, cmdline, "OK 1");
+	snprintf(cmdline, sizeof(cmdline), "CONS e %llu", id);
+	tc_send(&c, cmdline);
+	assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+	assert_string_equal(line, "MSG 0 30 5");
+	assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+	assert_string_equal(line, "after");
+	assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+	assert_string_equal(line, "OK 1");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	tb_read_log(&tb, line, sizeof(line));
+}
+
 /* A full disk: writes stop with ERR UNAVAILABLE, every acknowledged
  * message stays readable, and after space is freed a restart recovers. */
 /* Starts a broker whose data lives on a 512 KiB tmpfs, creates topic f
@@ -430,6 +492,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_retention, teardown),
 		cmocka_unit_test_teardown(test_unopenable_partition, teardown),
 		cmocka_unit_test_teardown(test_damaged_segment, teardown),
+		cmocka_unit_test_teardown(test_damaged_last_record, teardown),
 		cmocka_unit_test_teardown(test_full_disk, teardown),
 		cmocka_unit_test_teardown(test_full_disk_recovers, teardown),
 	};

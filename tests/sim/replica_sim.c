@@ -954,6 +954,14 @@ static int sl_load_snap(struct kq_plog *st, uint64_t *index, uint64_t *term,
 	return 0;
 }
 
+/* The simulated storage drops torn tails only: nothing whole is lost. */
+static int sl_lost(struct kq_plog *st, const struct kq_offset_range **out)
+{
+	(void)st;
+	*out = NULL;
+	return 0;
+}
+
 static const struct kq_log_api sim_logs = {
 	.append = sl_append,
 	.sync = sl_sync,
@@ -968,6 +976,7 @@ static const struct kq_log_api sim_logs = {
 	.save_snapshot = sl_save_snap,
 	.load_snapshot = sl_load_snap,
 	.compact = sl_compact,
+	.lost = sl_lost,
 };
 
 /* Completes the syncs up to the newest scheduled: the records they

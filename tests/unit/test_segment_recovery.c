@@ -282,24 +282,38 @@ static void test_torn_every_byte(void **state)
 	t_rmrf(src);
 }
 
-/* A bad checksum on the newest segment's last record, or garbage after
- * it, is a torn tail. */
-static void test_torn_garbage(void **state)
+/* A new log in a new folder `dir` with records 0..9 written and synced:
+ * returns the segment's bytes (caller frees), their length in *len and
+ * each record's position in pos[0..9]. */
+static uint8_t *ten_records(char *dir, void *mod, uint64_t *pos, size_t *len)
 {
-	char dir[64];
-	void *mod = t_module(NULL);
 	struct kq_log *log;
-	uint64_t pos[16], offs[16], size;
-	uint8_t *logb, junk[100];
-	size_t loglen;
-	int rv;
+	uint8_t *buf;
 
 	t_mkdtemp(dir);
 	log = t_open(mod, dir, 0);
 	assert_int_equal(t_append(log, 0, 10, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
 	t_ops->close(log);
-	logb = slurp(dir, SEG0 ".log", &loglen);
-	record_bounds(logb, loglen, pos, 15);
+	buf = slurp(dir, SEG0 ".log", len);
+	assert_int_equal(record_bounds(buf, *len, pos, 15), 10);
+	return buf;
+}
+
+/* Garbage after the newest segment's last record, or a last record cut
+ * short, is a torn tail: dropped, and nothing is lost. */
+static void test_torn_garbage(void **state)
+{
+	const struct kq_offset_range *lost;
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t pos[16], offs[16];
+	uint8_t *logb, junk[100];
+	size_t loglen;
+	int rv;
+
+	logb = ten_records(dir, mod, pos, &loglen);
 	/* Zeros, as a file system may leave after a crash. */
 	memset(junk, 0, sizeof(junk));
 	spit(dir, SEG0 ".log", logb, loglen);
@@ -315,6 +329,7 @@ static void test_torn_garbage(void **state)
 	log = t_open(mod, dir, 0);
 	assert_int_equal(t_read_all(log, 0, offs, 16, &rv, NULL), 10);
 	assert_int_equal(t_file_size(dir, SEG0 ".log"), loglen);
+	assert_int_equal(t_ops->lost(log, &lost), 0);
 	t_ops->close(log);
 	/* A valid record repeating the last offset is no record either. */
 	{
@@ -330,15 +345,99 @@ static void test_torn_garbage(void **state)
 	assert_int_equal(t_ops->next_offset(log), 10);
 	assert_int_equal(t_read_all(log, 0, offs, 16, &rv, NULL), 10);
 	assert_int_equal(t_file_size(dir, SEG0 ".log"), loglen);
+	assert_int_equal(t_ops->lost(log, &lost), 0);
 	t_ops->close(log);
-	/* The last record's value damaged. */
-	flip(dir, SEG0 ".log", loglen - 3);
+	/* The last record cut short: torn, nothing lost. */
+	spit(dir, SEG0 ".log", logb, loglen - 3);
 	log = t_open(mod, dir, 0);
 	assert_int_equal(t_ops->next_offset(log), 9);
-	assert_int_equal(t_read_all(log, 0, offs, 16, &rv, NULL), 9);
-	size = t_file_size(dir, SEG0 ".log");
-	assert_int_equal(size, pos[9]);
+	assert_int_equal(t_file_size(dir, SEG0 ".log"), pos[9]);
+	assert_int_equal(t_ops->lost(log, &lost), 0);
 	t_ops->close(log);
+	free(logb);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+/* Whole records failing their checksum at the end of the newest segment,
+ * nothing valid after them, were written whole and may have been
+ * acknowledged: they are dropped, but their offsets are kept as lost,
+ * durably, until records are appended into them again. */
+static void test_lost_offsets(void **state)
+{
+	const struct kq_offset_range *lost;
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t pos[16], offs[16];
+	uint8_t *logb;
+	size_t loglen;
+	int rv;
+
+	logb = ten_records(dir, mod, pos, &loglen);
+	/* The values of the last two records damaged. */
+	flip(dir, SEG0 ".log", pos[9] - 3);
+	flip(dir, SEG0 ".log", loglen - 3);
+	for (int reopen = 0; reopen < 2; reopen++) {
+		log = t_open(mod, dir, 0);
+		assert_int_equal(t_ops->next_offset(log), 8);
+		assert_int_equal(t_read_all(log, 0, offs, 16, &rv, NULL), 8);
+		assert_int_equal(t_file_size(dir, SEG0 ".log"), pos[8]);
+		assert_int_equal(t_ops->lost(log, &lost), 1);
+		assert_int_equal(lost[0].from, 8);
+		assert_int_equal(lost[0].end, 10);
+		t_ops->close(log);
+	}
+	assert_non_null(strstr(t_last_log, "8..9 are lost"));
+	/* Appended past the range (offsets are handed out after it): the
+	 * range stays. */
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_append(log, 10, 2, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
+	t_ops->close(log);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->next_offset(log), 12);
+	assert_int_equal(t_ops->lost(log, &lost), 1);
+	assert_int_equal(t_read_all(log, 0, offs, 16, &rv, NULL), 10);
+	assert_int_equal(offs[8], 10);
+	t_ops->close(log);
+	/* Damaged again at the end: the new range follows the first. */
+	flip(dir, SEG0 ".log", t_file_size(dir, SEG0 ".log") - 3);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->next_offset(log), 11);
+	assert_int_equal(t_ops->lost(log, &lost), 2);
+	assert_int_equal(lost[1].from, 11);
+	assert_int_equal(lost[1].end, 12);
+	/* Records appended into a range (a replica refilling what it lost)
+	 * drop it, and the ones above. */
+	assert_int_equal(t_ops->truncate(log, 8), 0);
+	assert_int_equal(t_append(log, 8, 1, 1), 0);
+	assert_int_equal(t_ops->lost(log, &lost), 0);
+	t_ops->close(log);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->lost(log, &lost), 0);
+	assert_int_equal(t_ops->next_offset(log), 9);
+	t_ops->close(log);
+	free(logb);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+/* A damaged lost_offsets file refuses the open, saying what to do. */
+static void test_lost_offsets_damaged(void **state)
+{
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t pos[16];
+	size_t loglen;
+	uint8_t *logb = ten_records(dir, mod, pos, &loglen);
+
+	flip(dir, SEG0 ".log", loglen - 3);
+	log = t_open(mod, dir, 0);
+	t_ops->close(log);
+	flip(dir, "lost_offsets", 14);
+	assert_int_equal(t_ops->open(mod, dir, NULL, &log), KQ_ECORRUPT);
 	free(logb);
 	t_module_free(mod);
 	t_rmrf(dir);
@@ -674,6 +773,8 @@ int run_recovery_tests(void)
 		cmocka_unit_test(test_index_shifted),
 		cmocka_unit_test(test_torn_every_byte),
 		cmocka_unit_test(test_torn_garbage),
+		cmocka_unit_test(test_lost_offsets),
+		cmocka_unit_test(test_lost_offsets_damaged),
 		cmocka_unit_test(test_torn_newest_of_many),
 		cmocka_unit_test(test_damage_in_newest_keeps_later_records),
 		cmocka_unit_test(test_corrupt_sealed),

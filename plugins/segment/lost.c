@@ -1,0 +1,117 @@
+/* Offsets lost to damage, in lost_offsets.
+ *
+ * Complete records at the end of the newest segment that fail their
+ * checksum, with nothing valid after them, are dropped like a torn tail
+ * (a torn tail is what a crash leaves: an incomplete record).  Unlike a
+ * torn tail they may have been acknowledged, so their offsets are kept
+ * here: a consensus module that hands out offsets itself starts above
+ * them, and readers tell the gap from one the protocol allows.  A range
+ * goes when records are appended into it again (a replica that fetched
+ * them from its peers). */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "format.h"
+#include "io.h"
+#include "log.h"
+
+#define LOST_FILE "lost_offsets"
+#define LOST_TMP  "lost_offsets.tmp"
+#define LOST_HEAD 12 /* "KQLO", version, count */
+#define LOST_SIZE(n) (LOST_HEAD + 16 * (size_t)(n) + 4)
+
+static int save(struct kq_log *log)
+{
+	uint8_t buf[LOST_SIZE(KQ__LOST_MAX)];
+	size_t len = LOST_SIZE(log->nlost), p = LOST_HEAD;
+
+	if (log->nlost == 0) {
+		if (kq__log_unlinkat(log, LOST_FILE, 0) != 0 &&
+		    errno != ENOENT)
+			return -errno;
+		return kq__log_sync_dir(log);
+	}
+	memcpy(buf, "KQLO", 4);
+	kq__put32(buf + 4, KQ__FORMAT_VERSION);
+	kq__put32(buf + 8, (uint32_t)log->nlost);
+	for (size_t i = 0; i < log->nlost; i++, p += 16) {
+		kq__put64(buf + p, log->lost[i].from);
+		kq__put64(buf + p + 8, log->lost[i].end);
+	}
+	kq__put32(buf + p, kq__crc32c(0, buf, p));
+	return kq__log_replace_file(log, LOST_FILE, LOST_TMP, buf, len);
+}
+
+int kq__lost_load(struct kq_log *log)
+{
+	uint8_t buf[LOST_SIZE(KQ__LOST_MAX) + 1];
+	ssize_t r;
+	uint32_t n;
+	int fd;
+
+	log->nlost = 0;
+	fd = kq__log_openat(log, LOST_FILE, O_RDONLY, 0);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	r = kq__pread_full(fd, buf, sizeof(buf), 0);
+	kq__seg_io.close(fd);
+	if (r < 0)
+		return (int)r;
+	n = r >= LOST_HEAD ? kq__get32(buf + 8) : 0;
+	if (r < LOST_HEAD || memcmp(buf, "KQLO", 4) != 0 ||
+	    kq__get32(buf + 4) != KQ__FORMAT_VERSION || n == 0 ||
+	    n > KQ__LOST_MAX || (size_t)r != LOST_SIZE(n) ||
+	    kq__get32(buf + r - 4) != kq__crc32c(0, buf, (size_t)r - 4)) {
+		log->host->log(log->host, KQ_LOG_ERROR,
+			       "%s/" LOST_FILE ": damaged; move it aside to "
+			       "open the log (the offsets it kept may then "
+			       "be handed out again)",
+			       log->dir);
+		return KQ_ECORRUPT;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		log->lost[i].from = kq__get64(buf + LOST_HEAD + 16 * i);
+		log->lost[i].end = kq__get64(buf + LOST_HEAD + 16 * i + 8);
+	}
+	log->nlost = n;
+	return 0;
+}
+
+int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end)
+{
+	size_t i = log->nlost;
+
+	/* Ranges are found above everything kept, so they come in order;
+	 * past the bound the two oldest merge (reads refuse the records
+	 * between them: safe, if over-cautious). */
+	if (i == KQ__LOST_MAX) {
+		log->lost[1].from = log->lost[0].from;
+		memmove(log->lost, log->lost + 1,
+			(KQ__LOST_MAX - 1) * sizeof(log->lost[0]));
+		i--;
+	}
+	log->lost[i].from = from;
+	log->lost[i].end = end;
+	log->nlost = i + 1;
+	return save(log);
+}
+
+int kq__lost_refill(struct kq_log *log, uint64_t offset)
+{
+	size_t n = log->nlost;
+
+	while (n > 0 && log->lost[n - 1].end > offset)
+		n--;
+	if (n == log->nlost)
+		return 0;
+	log->nlost = n;
+	return save(log);
+}
+
+int kq__log_lost(struct kq_log *log, const struct kq_offset_range **out)
+{
+	*out = log->lost;
+	return (int)log->nlost;
+}
