@@ -121,8 +121,13 @@ void kq__sessions_close_all(struct kq_broker *b)
  * group, when it is another one (commands are not forwarded yet). */
 static int meta_unavailable(struct kq_broker *b, struct kq_req *req, int rv)
 {
-	int leader = b->cops->leader(b->meta_group);
+	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
 
+	if (!b->meta_group || b->meta_log.failed)
+		return fail(req, KQ_EUNAVAILABLE,
+			    "metadata log: %s; it is reopened once that clears",
+			    kq_strerror(b->meta_log.failed ? b->meta_log.failed
+							   : rv));
 	if (rv != KQ_EUNAVAILABLE)
 		return fail(req, KQ_EUNAVAILABLE, "metadata log: %s",
 			    kq_strerror(rv));

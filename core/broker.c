@@ -330,6 +330,24 @@ static void on_reopen_timer(uv_timer_t *tm)
 					 KQ__REOPEN_MS);
 		}
 	}
+	if (b->meta_log.failed || !b->meta_group) {
+		int was = b->meta_log.failed;
+
+		if (!kq__meta_idle(b)) {
+			left++;
+		} else if (kq__meta_reopen(b) == 0) {
+			kq__info("metadata log: opened again after %s",
+				 kq_strerror(was));
+			b->meta_reopen_tries = 0;
+		} else {
+			left++;
+			if (b->meta_reopen_tries++ % (60000 / KQ__REOPEN_MS) ==
+			    0)
+				kq__warn("metadata log: cannot be reopened; "
+					 "trying again every %u ms",
+					 KQ__REOPEN_MS);
+		}
+	}
 	if (!left)
 		uv_timer_stop(tm);
 }

@@ -162,7 +162,10 @@ struct kq_broker {
 	struct kq__map unopened; /* topics of the metadata whose partitions
 				  * could not be opened (values unused) */
 	struct kq_plog meta_log;
-	struct kq_group *meta_group;
+	struct kq_group *meta_group; /* NULL while it cannot be reopened */
+	uint64_t meta_applied_end;   /* after the last record applied */
+	int meta_reopening;	     /* the group replays what is held */
+	unsigned meta_reopen_tries;  /* failed attempts, for the log lines */
 	uint64_t next_sub_id;	    /* next id to hand out */
 	uint64_t my_sub_id_limit;   /* end of the block reserved for us */
 	uint64_t sub_id_limit;	    /* ids below this are reserved by
@@ -291,6 +294,11 @@ size_t kq__brokers_list(struct kq_broker *b, const int **ids);
 /* meta.c: the metadata state machine (group 0). */
 int kq__meta_open(struct kq_broker *b);
 void kq__meta_close(struct kq_broker *b);
+/* Reopens the metadata log and group after the log failed a write or a
+ * sync, keeping the state in memory; records never made durable under
+ * fsync always are dropped.  Call only when kq__meta_idle(). */
+int kq__meta_reopen(struct kq_broker *b);
+int kq__meta_idle(struct kq_broker *b);
 /* Proposes a metadata record (JSON text); cb may be NULL. The request is
  * allocated and freed internally. */
 int kq__meta_propose(struct kq_broker *b, json_t *record,

@@ -200,6 +200,11 @@ static void apply(void *ctx, const struct kq_record *r)
 	json_t *rec;
 	const char *type;
 
+	/* Reopened after a failure, the group replays what this run
+	 * applied already: the state in memory holds it (and more). */
+	if (r->offset < b->meta_applied_end)
+		return;
+	b->meta_applied_end = r->offset + 1;
 	if (r->flags & KQ_RECORD_CONTROL)
 		return;
 	rec = json_loadb(r->value, r->value_len, 0, &jerr);
@@ -285,9 +290,13 @@ static int restore(void *ctx, const void *data, size_t len)
 {
 	struct kq_broker *b = ctx;
 	json_error_t jerr;
-	json_t *doc = json_loadb(data, len, 0, &jerr), *item;
+	json_t *doc, *item;
 	json_int_t limit;
 	size_t i;
+
+	if (b->meta_reopening)
+		return 0; /* the snapshot of a state this run holds */
+	doc = json_loadb(data, len, 0, &jerr);
 
 	if (!json_is_object(doc)) {
 		kq__error("metadata snapshot: %s",
@@ -345,7 +354,9 @@ int kq__meta_propose(struct kq_broker *b, json_t *record,
 	mp->cb = cb;
 	mp->ctx = ctx;
 	mp->preq.data = mp;
-	rv = b->cops->propose(b->meta_group, &mp->preq, &rec, 1, proposed);
+	rv = b->meta_group ? b->cops->propose(b->meta_group, &mp->preq, &rec,
+					      1, proposed)
+			   : KQ_EUNAVAILABLE;
 	free(text);
 	if (rv != 0)
 		free(mp);
@@ -399,7 +410,9 @@ static uint64_t boot_id(void)
 	return v & INT64_MAX;
 }
 
-int kq__meta_open(struct kq_broker *b)
+/* Opens the metadata log and its group; records at or above `keep`
+ * (written, never made durable, never acknowledged) are dropped first. */
+static int open_group(struct kq_broker *b, uint64_t keep)
 {
 	/* Small segments, so that snapshots can drop old ones. */
 	struct kq_log_options opts = {4u << 20, -1, -1};
@@ -411,6 +424,13 @@ int kq__meta_open(struct kq_broker *b)
 	rv = kq__plog_open(b, &b->meta_log, dir, &opts);
 	if (rv != 0)
 		return rv;
+	if (b->sops->next_offset(b->meta_log.log) > keep) {
+		rv = b->sops->truncate(b->meta_log.log, keep);
+		if (rv != 0) {
+			kq__plog_close(&b->meta_log);
+			return rv;
+		}
+	}
 	memset(&gc, 0, sizeof(gc));
 	gc.id = 0;
 	gc.name = "meta";
@@ -421,6 +441,19 @@ int kq__meta_open(struct kq_broker *b)
 	gc.apply_ctx = b;
 	gc.snapshot = snapshot;
 	gc.restore = restore;
+	rv = b->cops->group_open(b->consensus.state, &gc, &b->meta_group);
+	if (rv != 0) {
+		kq__error("metadata group: %s", kq_strerror(rv));
+		b->meta_group = NULL;
+		kq__plog_close(&b->meta_log);
+	}
+	return rv;
+}
+
+int kq__meta_open(struct kq_broker *b)
+{
+	int rv;
+
 	b->sub_id_limit = 1;
 	if (sub_floor_used(b)) {
 		b->sub_id_floor = sub_floor_load(b);
@@ -430,14 +463,40 @@ int kq__meta_open(struct kq_broker *b)
 	/* Ids are handed out only from blocks this run reserved. */
 	b->next_sub_id = b->my_sub_id_limit = 0;
 	b->boot_id = boot_id();
-	rv = b->cops->group_open(b->consensus.state, &gc, &b->meta_group);
-	if (rv != 0) {
-		kq__error("metadata group: %s", kq_strerror(rv));
-		kq__plog_close(&b->meta_log);
+	b->meta_applied_end = 0;
+	rv = open_group(b, UINT64_MAX);
+	if (rv != 0)
 		return rv;
-	}
 	kq__meta_reserve_ids(b);
 	return 0;
+}
+
+int kq__meta_reopen(struct kq_broker *b)
+{
+	struct kq_plog *pl = &b->meta_log;
+	/* With fsync always only synced records were acknowledged; with
+	 * the other policies a written one was. */
+	uint64_t keep = b->sync_policy == KQ_SYNC_ALWAYS ? pl->durable_end
+							 : UINT64_MAX;
+	int rv;
+
+	kq__meta_close(b);
+	/* The state in memory stays: subscription ids, this run's id, what
+	 * was applied; the group replays nothing it holds. */
+	b->meta_reopening = 1;
+	rv = open_group(b, keep);
+	b->meta_reopening = 0;
+	if (rv == 0)
+		kq__meta_reserve_ids(b);
+	return rv;
+}
+
+int kq__meta_idle(struct kq_broker *b)
+{
+	const struct kq_plog *pl = &b->meta_log;
+
+	return !pl->sync_running && !pl->waiting && !pl->running &&
+	       !pl->listed;
 }
 
 void kq__meta_close(struct kq_broker *b)

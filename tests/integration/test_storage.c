@@ -357,14 +357,11 @@ static void test_full_disk(void **state)
 	free(msg);
 }
 
-/* Once space is freed, a log that failed on the full disk is reopened
- * by itself: writes go on at the next offset, without a restart, and a
- * graceful stop exits 0. */
-static void test_full_disk_recovers(void **state)
+/* Frees space on the full disk, then sends `command` every 200 ms for up
+ * to 20 s until it is answered OK; its last answer is left in line. */
+static void grow_and_retry(struct tc *c, const char *command, char *line,
+			   size_t len)
 {
-	struct tc c;
-	char line[1024], want[64];
-	int acked = fill_disk(&c, 900);
 	double end;
 
 	assert_int_equal(
@@ -373,13 +370,68 @@ static void test_full_disk_recovers(void **state)
 	end = tb_now() + 20;
 	do {
 		usleep(200000);
-		assert_int_equal(
-			tc_cmd(&c, "PUBS f after", line, sizeof(line), NULL, 0),
-			0);
+		assert_int_equal(tc_cmd(c, command, line, len, NULL, 0), 0);
 	} while (strncmp(line, "OK", 2) != 0 && tb_now() < end);
+}
+
+/* Once space is freed, a log that failed on the full disk is reopened
+ * by itself: writes go on at the next offset, without a restart, and a
+ * graceful stop exits 0. */
+static void test_full_disk_recovers(void **state)
+{
+	struct tc c;
+	char line[1024], want[64];
+	int acked = fill_disk(&c, 900);
+
+	grow_and_retry(&c, "PUBS f after", line, sizeof(line));
 	snprintf(want, sizeof(want), "OK 0 %d", acked);
 	if (strcmp(line, want) != 0)
 		fail_msg("after freeing space: %s (want %s)", line, want);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
+/* The metadata log fails on the full disk too (a CRTP is refused, saying
+ * why); once space is freed it is reopened by itself, keeping every topic
+ * and offset, and the next CRTP and SUBS work without a restart. */
+static void test_full_disk_metadata_recovers(void **state)
+{
+	struct tc c;
+	char line[1024], name[64];
+	int made = 0;
+
+	fill_disk(&c, 900);
+	/* Topics until the metadata log has no room left either. */
+	for (int i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "CRTP m%d 1", i);
+		assert_int_equal(tc_cmd(&c, name, line, sizeof(line), NULL, 0),
+				 0);
+		if (strncmp(line, "ERR UNAVAILABLE metadata log:", 29) == 0)
+			break;
+		made++;
+	}
+	if (!tb_match("ERR UNAVAILABLE metadata log: No space left on "
+		      "device{*}",
+		      line))
+		fail_msg("CRTP on a full disk: %s", line);
+	grow_and_retry(&c, "CRTP late 1", line, sizeof(line));
+	if (strcmp(line, "OK late 1") != 0)
+		fail_msg("CRTP after freeing space: %s", line);
+	cmd(&c, "PUBS late m", "OK 0 0");
+	cmd(&c, "SUBS late g", "OK {N} 0");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	/* All of it after a restart, and the topics made before. */
+	start_broker();
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	cmd(&c, "DESC late", "OK late 1");
+	for (int i = 0; i < made; i++) {
+		snprintf(name, sizeof(name), "DESC m%d", i);
+		assert_int_equal(tc_cmd(&c, name, line, sizeof(line), NULL, 0),
+				 0);
+		assert_true(strncmp(line, "OK m", 4) == 0);
+	}
+	cmd(&c, "CRTP late2 1", "OK late2 1");
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
 }
@@ -495,6 +547,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_damaged_last_record, teardown),
 		cmocka_unit_test_teardown(test_full_disk, teardown),
 		cmocka_unit_test_teardown(test_full_disk_recovers, teardown),
+		cmocka_unit_test_teardown(test_full_disk_metadata_recovers,
+					  teardown),
 	};
 
 	if (private_mounts() != 0)
