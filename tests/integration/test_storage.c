@@ -436,6 +436,80 @@ static void test_full_disk_metadata_recovers(void **state)
 	assert_int_equal(tb_stop(&tb), 0);
 }
 
+/* Under fsync always, a message whose write succeeded but whose
+ * fdatasync failed was never acknowledged: when the log is reopened (by
+ * itself, once syncs work again) it is dropped, the next message takes
+ * its offset, and no reader ever sees it.  fdatasync fails on demand
+ * through a preloaded library (tests/plugins/failsync.c). */
+static void test_failed_sync_dropped_on_reopen(void **state)
+{
+	char flag[600], preload[600], asan[1024], line[1024];
+	const char *was = getenv("ASAN_OPTIONS");
+	unsigned long long id;
+	struct tc c;
+	int fd;
+
+	tb_setup(&tb, NULL);
+	snprintf(flag, sizeof(flag), "%s/failsync", tb.dir);
+	snprintf(preload, sizeof(preload), "%s/.libs/failsync.so",
+		 KQ_TEST_PLUGINDIR);
+	/* A sanitized broker wants its runtime first; this one is not. */
+	snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0",
+		 was ? was : "", was ? ":" : "");
+	setenv("KQ_FAILSYNC_FILE", flag, 1);
+	setenv("LD_PRELOAD", preload, 1);
+	setenv("ASAN_OPTIONS", asan, 1);
+	start_broker();
+	unsetenv("LD_PRELOAD");
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	cmd(&c, "CRTP s 1", "OK s 1");
+	cmd(&c, "PUBS s a", "OK 0 0");
+	cmd(&c, "PUBS s b", "OK 0 1");
+	fd = open(flag, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(tc_cmd(&c, "PUBS s never", line, sizeof(line), NULL,
+				0),
+			 0);
+	if (!tb_match("ERR UNAVAILABLE {*}", line))
+		fail_msg("PUBS with a failing fdatasync: %s", line);
+	assert_int_equal(unlink(flag), 0);
+	{
+		double end = tb_now() + 20;
+
+		do {
+			usleep(200000);
+			assert_int_equal(tc_cmd(&c, "PUBS s c", line,
+						sizeof(line), NULL, 0),
+					 0);
+		} while (strncmp(line, "OK", 2) != 0 && tb_now() < end);
+	}
+	assert_string_equal(line, "OK 0 2");
+	assert_int_equal(tc_cmd(&c, "SUBS s g", line, sizeof(line), NULL, 0),
+			 0);
+	assert_int_equal(sscanf(line, "OK %llu", &id), 1);
+	snprintf(line, sizeof(line), "CONS s %llu", id);
+	tc_send(&c, line);
+	for (int i = 0; i < 3; i++) {
+		char want[32];
+
+		assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+		snprintf(want, sizeof(want), "MSG 0 %d 1", i);
+		assert_string_equal(line, want);
+		assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+		assert_string_equal(line, i == 0 ? "a" : i == 1 ? "b" : "c");
+	}
+	assert_int_not_equal(tc_line(&c, line, sizeof(line)), -1);
+	assert_string_equal(line, "OK 3");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+	if (was)
+		setenv("ASAN_OPTIONS", was, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	unsetenv("KQ_FAILSYNC_FILE");
+}
+
 /* Mounting a tmpfs needs a mount namespace of our own; as a normal user,
  * a user namespace makes us root inside it. */
 /* A partition whose folder cannot be opened at start does not hide its
@@ -548,6 +622,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_full_disk, teardown),
 		cmocka_unit_test_teardown(test_full_disk_recovers, teardown),
 		cmocka_unit_test_teardown(test_full_disk_metadata_recovers,
+					  teardown),
+		cmocka_unit_test_teardown(test_failed_sync_dropped_on_reopen,
 					  teardown),
 	};
 
