@@ -146,7 +146,19 @@ struct create_ctx {
 	char *name;
 	uint32_t nparts; /* counted in b->npartitions_creating */
 	int error;	 /* why applying the record failed, when it did */
+	int counted;	 /* in b->creating and b->npartitions_creating */
 };
+
+/* The topic is made or refused: it no longer counts as being created
+ * (once made, its partitions count in b->npartitions). */
+static void create_uncount(struct create_ctx *cc)
+{
+	if (!cc->counted)
+		return;
+	cc->counted = 0;
+	kq__map_del(&cc->b->creating, cc->name, strlen(cc->name));
+	cc->b->npartitions_creating -= cc->nparts;
+}
 
 void kq__create_failed(struct kq_broker *b, const char *name, int err)
 {
@@ -161,10 +173,15 @@ static void create_answer(struct create_ctx *cc, int status)
 	struct kq_req *req = cc->req;
 	struct kq__topic *t;
 
-	kq__map_del(&cc->b->creating, cc->name, strlen(cc->name));
-	cc->b->npartitions_creating -= cc->nparts;
+	create_uncount(cc);
 	t = status == 0 ? kq__topic_get(cc->b, cc->name) : NULL;
-	if (t && cc->error) {
+	if (t && cc->error == KQ_ECANCELED) {
+		snprintf(req->errmsg, sizeof(req->errmsg),
+			 "topic %s was created, but the broker is stopping: "
+			 "its partitions are opened at the next start",
+			 cc->name);
+		status = KQ_EUNAVAILABLE;
+	} else if (t && cc->error) {
 		snprintf(req->errmsg, sizeof(req->errmsg),
 			 "topic %s was created, but partitions of it cannot "
 			 "be opened here yet: %s; they are retried",
@@ -203,10 +220,15 @@ static void created(void *ctx, int status)
 		status == 0 ? kq__topic_get(cc->b, cc->name) : NULL;
 
 	if (t && t->open_next < t->nparts && !t->opened_cb) {
+		create_uncount(cc); /* its partitions count as the topic's */
 		t->opened_cb = create_opened;
 		t->opened_ctx = cc;
 		return;
 	}
+	/* Opening may have ended before this answer (a slice ran between
+	 * the apply and now): what failed is said, not OK. */
+	if (t && t->open_next >= t->nparts && t->open_failed && !cc->error)
+		cc->error = t->open_first_error;
 	create_answer(cc, status);
 }
 
@@ -335,6 +357,7 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 	}
 	kq__map_put(&b->creating, spec->name, strlen(spec->name), cc);
 	b->npartitions_creating += nparts;
+	cc->counted = 1;
 	return 0;
 }
 

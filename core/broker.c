@@ -278,6 +278,11 @@ static void on_reopen_timer(uv_timer_t *tm)
 	struct kq__map_entry *e = NULL;
 	unsigned left = 0;
 
+	/* Whatever could not open is opened at the next start. */
+	if (b->stopping) {
+		uv_timer_stop(tm);
+		return;
+	}
 	while ((e = kq__map_next(&b->topics, e))) {
 		struct kq__topic *t = e->value;
 
@@ -306,7 +311,8 @@ static void on_reopen_timer(uv_timer_t *tm)
 				p->group = NULL;
 				kq__plog_close(pl);
 			} else if (!p->open_error ||
-				   p->open_error == -EINPROGRESS) {
+				   p->open_error == -EINPROGRESS ||
+				   p->open_error == KQ_ECANCELED) {
 				continue; /* open, or its creation is on */
 			}
 			rv = kq__partition_open(b, p);
@@ -537,6 +543,7 @@ static void try_finish(struct kq_broker *b)
 		}
 	}
 	b->stopping = 2;
+	cancel_opening(b); /* answers any CRTP still waiting on it */
 	kq__sessions_close_all(b);
 	close_all_topics(b);
 	kq__meta_close(b);

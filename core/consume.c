@@ -130,12 +130,9 @@ int kq__commit(struct kq_session *s, const char *topic, uint64_t sub_id,
 		return KQ_EBADARG;
 	}
 	p = (uint32_t)partition;
-	if (!g->topic->parts[p].group) {
-		snprintf(errmsg, errlen,
-			 "partition %s-%u has no replica on this broker", topic,
-			 p);
-		return KQ_EUNAVAILABLE;
-	}
+	rv = kq__partition_usable(&g->topic->parts[p], errmsg, errlen);
+	if (rv != 0)
+		return rv;
 	end = b->cops->commit_end(g->topic->parts[p].group);
 	if (offset > end) {
 		snprintf(errmsg, errlen,

@@ -112,6 +112,11 @@ int kq__partition_usable(const struct kq__partition *p, char *errmsg,
 			 "partition %s-%u is still being opened here; try "
 			 "again",
 			 name, p->id);
+	else if (p->open_error == KQ_ECANCELED)
+		snprintf(errmsg, errlen,
+			 "partition %s-%u was not opened: the broker is "
+			 "stopping; it is opened at the next start",
+			 name, p->id);
 	else if (p->open_error)
 		snprintf(errmsg, errlen,
 			 "partition %s-%u cannot be opened here: %s; it is "
@@ -173,6 +178,14 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		if (holds_replica(b, &t->parts[i]))
 			t->parts[i].open_error = -EINPROGRESS;
 	*failed = 0;
+	/* A topic whose record is applied while the broker stops is opened
+	 * at the next start, not now. */
+	if (b->stopping) {
+		kq__topic_open_cancel(b, t);
+		*failed = t->open_failed;
+		*first_error = t->open_first_error;
+		return 0;
+	}
 	if (b->serving) {
 		kq__broker_open_later(b, t);
 		return 0;
@@ -189,7 +202,11 @@ static void open_done(struct kq_broker *b, struct kq__topic *t)
 
 	/* A partition that cannot be opened does not hide the others: it
 	 * answers UNAVAILABLE with its cause and is retried. */
-	if (t->open_failed) {
+	if (t->open_failed && b->stopping) {
+		kq__info("topic %s: %u of %u partitions not opened: the "
+			 "broker is stopping",
+			 t->name, t->open_failed, t->nparts);
+	} else if (t->open_failed) {
 		kq__error("topic %s: %u of %u partitions cannot be opened "
 			  "here (%s); retrying every %u ms",
 			  t->name, t->open_failed, t->nparts,

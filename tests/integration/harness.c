@@ -182,6 +182,53 @@ int tb_start(struct tb *tb, int *status)
 	return -1;
 }
 
+int tb_start_syncfaults(struct tb *tb, int *status)
+{
+	const char *was = getenv("ASAN_OPTIONS");
+	char *saved = was ? strdup(was) : NULL;
+	char flag[600], hold[600], preload[600], asan[1024];
+	int rv;
+
+	snprintf(flag, sizeof(flag), "%s/failsync", tb->dir);
+	snprintf(hold, sizeof(hold), "%s/holdsync", tb->dir);
+	snprintf(preload, sizeof(preload), "%s/.libs/failsync.so",
+		 KQ_TEST_PLUGINDIR);
+	/* A sanitized broker wants its runtime first; this one is not. */
+	snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0",
+		 saved ? saved : "", saved ? ":" : "");
+	setenv("KQ_FAILSYNC_FILE", flag, 1);
+	setenv("KQ_HOLDSYNC_FILE", hold, 1);
+	setenv("LD_PRELOAD", preload, 1);
+	setenv("ASAN_OPTIONS", asan, 1);
+	rv = tb_start(tb, status);
+	unsetenv("LD_PRELOAD");
+	unsetenv("KQ_FAILSYNC_FILE");
+	unsetenv("KQ_HOLDSYNC_FILE");
+	if (saved)
+		setenv("ASAN_OPTIONS", saved, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	free(saved);
+	return rv;
+}
+
+void tb_flag(const struct tb *tb, const char *name, int on)
+{
+	char path[600];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", tb->dir, name);
+	if (!on) {
+		if (unlink(path) != 0)
+			die("unlink flag");
+		return;
+	}
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	if (fd < 0)
+		die("create flag");
+	close(fd);
+}
+
 int tb_run_args(const char *const *args, char *out, size_t outlen)
 {
 	char log[] = "/tmp/kq-run-XXXXXX";

@@ -46,6 +46,14 @@ void tb_write_raw(struct tb *tb, const char *json);
  * Returns 0, or -1 when it exited first (its exit status in *status). */
 int tb_start(struct tb *tb, int *status);
 
+/* Like tb_start(), with tests/plugins/failsync.so preloaded: while the
+ * file <tb->dir>/failsync exists fdatasync() fails with EIO, and while
+ * <tb->dir>/holdsync exists it waits (see tb_flag()). */
+int tb_start_syncfaults(struct tb *tb, int *status);
+
+/* Creates (on 1) or removes (on 0) the file `name` in tb's folder. */
+void tb_flag(const struct tb *tb, const char *name, int on);
+
 /* Runs the broker with arbitrary arguments and waits for it to exit;
  * returns its exit status and copies its stderr into out. */
 int tb_run_args(const char *const *args, char *out, size_t outlen);

@@ -31,6 +31,11 @@
 #define GROUPS	10000
 #define MAXPING 100000
 
+/* A CRTP cut short by SIGTERM. */
+#define STOPPING_ANSWER                                                  \
+	"ERR UNAVAILABLE topic big was created, but the broker is "     \
+	"stopping: its partitions are opened at the next start"
+
 static struct tb tb;
 
 struct pinger {
@@ -187,6 +192,40 @@ static void expect_all_open(struct tc *c)
 	assert_null(strstr(data, "UNAVAILABLE"));
 }
 
+/* The broker, sent SIGTERM, exits 0, and its next start opens all of
+ * big's partitions. */
+static void expect_clean_stop_then_all_open(void)
+{
+	struct tc c;
+	int st = 0;
+
+	assert_int_equal(waitpid(tb.pid, &st, 0), tb.pid);
+	tb.pid = 0;
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(tb_start(&tb, &st), 0);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_all_open(&c);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
+/* Waits until big's metadata record is applied (DESC knows it). */
+static void wait_applied(struct tc *c)
+{
+	char line[256];
+
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(tc_cmd(c, "DESC big", line, sizeof(line),
+					NULL, 0),
+				 0);
+		if (strcmp(line, "OK big 1000") == 0)
+			break;
+		usleep(1000);
+	}
+	assert_string_equal(line, "OK big 1000");
+}
+
 /* Starts a broker and sends CRTP big 1000 on `a`; `c` is another
  * client. */
 static void start_big_crtp(struct tc *a, struct tc *c)
@@ -250,36 +289,88 @@ static void test_stop_during_big_crtp(void **state)
 {
 	char line[256];
 	struct tc a, c;
-	int st = 0;
 
 	(void)state;
 	start_big_crtp(&a, &c);
-	/* Until the metadata record is applied. */
-	for (int i = 0; i < 1000; i++) {
-		assert_int_equal(tc_cmd(&c, "DESC big", line, sizeof(line),
-					NULL, 0),
-				 0);
-		if (strcmp(line, "OK big 1000") == 0)
-			break;
-		usleep(1000);
-	}
-	assert_string_equal(line, "OK big 1000");
+	wait_applied(&c);
 	kill(tb.pid, SIGTERM);
 	assert_int_equal(line_within(&a, line, sizeof(line)), 0);
 	if (strcmp(line, "OK big 1000") != 0 &&
-	    !tb_match("ERR UNAVAILABLE topic big was created, but partitions "
-		      "of it cannot be opened here yet: {*}; they are retried",
-		      line))
+	    strcmp(line, STOPPING_ANSWER) != 0)
 		fail_msg("CRTP cut by SIGTERM: %s", line);
 	tc_close(&a);
 	tc_close(&c);
-	assert_int_equal(waitpid(tb.pid, &st, 0), tb.pid);
-	tb.pid = 0;
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
-	assert_int_equal(tb_start(&tb, &st), 0);
+	expect_clean_stop_then_all_open();
+}
+
+/* A CRTP whose record is applied after SIGTERM (its metadata write held
+ * in fdatasync until the broker began to stop) is answered, saying its
+ * partitions open at the next start; the broker exits 0 and the next
+ * start opens them all. */
+static void test_crtp_applied_while_stopping(void **state)
+{
+	char line[256];
+	struct tc a, c;
+	struct pollfd pfd;
+	int st = 0;
+
+	(void)state;
+	tb_setup(&tb, NULL);
+	assert_int_equal(tb_start_syncfaults(&tb, &st), 0);
+	assert_int_equal(tc_connect(&a, tb.port), 0);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
-	expect_all_open(&c);
+	tb_flag(&tb, "holdsync", 1);
+	tc_send(&a, "CRTP big 1000");
+	/* The ping's answer shows the CRTP was read: its record waits. */
+	assert_int_equal(tc_cmd(&c, "PING", line, sizeof(line), NULL, 0), 0);
+	assert_string_equal(line, "OK PONG");
+	usleep(100000);
+	pfd = (struct pollfd){.fd = a.fd, .events = POLLIN};
+	if (a.len || poll(&pfd, 1, 0) != 0)
+		fail_msg("the CRTP was answered while its write was held");
+	kill(tb.pid, SIGTERM);
+	usleep(200000);
+	tb_flag(&tb, "holdsync", 0);
+	if (line_within(&a, line, sizeof(line)) != 0)
+		fail_msg("the CRTP was never answered");
+	/* Not opened after SIGTERM: that would hold the stop for as long
+	 * as 1,000 partitions take to open. */
+	assert_string_equal(line, STOPPING_ANSWER);
+	tc_close(&a);
+	tc_close(&c);
+	expect_clean_stop_then_all_open();
+}
+
+/* While a topic's partitions are being opened they count once against
+ * limits.max_partitions_total, not twice. */
+static void test_opening_counts_once(void **state)
+{
+	char line[256];
+	struct tc a, c;
+	int st = 0;
+
+	(void)state;
+	tb_setup(&tb, "\"limits\": {\"max_partitions_total\": 1500}");
+	assert_int_equal(tb_start(&tb, &st), 0);
+	assert_int_equal(tc_connect(&a, tb.port), 0);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	tc_send(&a, "CRTP big 1000");
+	/* Most likely before every partition is open. */
+	wait_applied(&c);
+	assert_int_equal(tc_cmd(&c, "CRTP more 400", line, sizeof(line), NULL,
+				0),
+			 0);
+	assert_string_equal(line, "OK more 400");
+	assert_int_equal(tc_cmd(&c, "CRTP over 101", line, sizeof(line), NULL,
+				0),
+			 0);
+	if (!tb_match("ERR BUSY 101 more partitions would pass "
+		      "limits.max_partitions_total (1500; 1400 in use)",
+		      line))
+		fail_msg("CRTP past the limit: %s", line);
+	assert_int_equal(line_within(&a, line, sizeof(line)), 0);
+	assert_string_equal(line, "OK big 1000");
+	tc_close(&a);
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
 }
@@ -421,6 +512,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_big_crtp_does_not_stall,
 					  teardown),
 		cmocka_unit_test_teardown(test_stop_during_big_crtp, teardown),
+		cmocka_unit_test_teardown(test_crtp_applied_while_stopping,
+					  teardown),
+		cmocka_unit_test_teardown(test_opening_counts_once, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

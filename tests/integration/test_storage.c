@@ -443,37 +443,24 @@ static void test_full_disk_metadata_recovers(void **state)
  * through a preloaded library (tests/plugins/failsync.c). */
 static void test_failed_sync_dropped_on_reopen(void **state)
 {
-	char flag[600], preload[600], asan[1024], line[1024];
-	const char *was = getenv("ASAN_OPTIONS");
+	char line[1024];
 	unsigned long long id;
 	struct tc c;
-	int fd;
+	int st = 0;
 
 	tb_setup(&tb, NULL);
-	snprintf(flag, sizeof(flag), "%s/failsync", tb.dir);
-	snprintf(preload, sizeof(preload), "%s/.libs/failsync.so",
-		 KQ_TEST_PLUGINDIR);
-	/* A sanitized broker wants its runtime first; this one is not. */
-	snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0",
-		 was ? was : "", was ? ":" : "");
-	setenv("KQ_FAILSYNC_FILE", flag, 1);
-	setenv("LD_PRELOAD", preload, 1);
-	setenv("ASAN_OPTIONS", asan, 1);
-	start_broker();
-	unsetenv("LD_PRELOAD");
+	assert_int_equal(tb_start_syncfaults(&tb, &st), 0);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	cmd(&c, "CRTP s 1", "OK s 1");
 	cmd(&c, "PUBS s a", "OK 0 0");
 	cmd(&c, "PUBS s b", "OK 0 1");
-	fd = open(flag, O_WRONLY | O_CREAT, 0644);
-	assert_true(fd >= 0);
-	close(fd);
+	tb_flag(&tb, "failsync", 1);
 	assert_int_equal(tc_cmd(&c, "PUBS s never", line, sizeof(line), NULL,
 				0),
 			 0);
 	if (!tb_match("ERR UNAVAILABLE {*}", line))
 		fail_msg("PUBS with a failing fdatasync: %s", line);
-	assert_int_equal(unlink(flag), 0);
+	tb_flag(&tb, "failsync", 0);
 	{
 		double end = tb_now() + 20;
 
@@ -503,11 +490,6 @@ static void test_failed_sync_dropped_on_reopen(void **state)
 	assert_string_equal(line, "OK 3");
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
-	if (was)
-		setenv("ASAN_OPTIONS", was, 1);
-	else
-		unsetenv("ASAN_OPTIONS");
-	unsetenv("KQ_FAILSYNC_FILE");
 }
 
 /* Mounting a tmpfs needs a mount namespace of our own; as a normal user,
