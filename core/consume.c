@@ -30,8 +30,31 @@ struct cursor {
 	void *ctx;
 	size_t used;
 	int stop;
+	/* A partition that cannot be read does not hold back the others:
+	 * the first such error is answered after their messages. */
+	int later;
+	char later_msg[256];
 	struct part_cursor parts[];
 };
+
+/* Remembers the first partition error of the read, to answer at its
+ * end. */
+static void defer_error(struct cursor *cur, int rv, const char *msg)
+{
+	if (cur->later)
+		return;
+	cur->later = rv;
+	snprintf(cur->later_msg, sizeof(cur->later_msg), "%s", msg);
+}
+
+/* The read is over: OK, or the error deferred. */
+static int read_end(struct cursor *cur, char *errmsg, size_t errlen)
+{
+	if (!cur->later)
+		return 0;
+	snprintf(errmsg, errlen, "%s", cur->later_msg);
+	return cur->later;
+}
 
 /* The subscription sub_id on `topic`, or an error with errmsg filled. */
 static int find_member(struct kq_broker *b, const char *topic, uint64_t sub_id,
@@ -155,7 +178,8 @@ int kq__commit(struct kq_session *s, const char *topic, uint64_t sub_id,
 
 /* Records lost to damage are refused, never skipped unawares: a read
  * that starts in a lost range fails naming it (CMIT past it to go on);
- * one that starts below a range stops before it. */
+ * one that starts below a range stops before it.  A lost range ends at
+ * most at the commit end, so CMIT can always pass it. */
 static int stop_at_lost(struct kq_broker *b, const struct kq__partition *p,
 			struct part_cursor *pc, char *errmsg, size_t errlen)
 {
@@ -226,8 +250,8 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 			continue;
 		rv = kq__partition_usable(p, errmsg, errlen);
 		if (rv != 0) {
-			free(cur);
-			return rv;
+			defer_error(cur, rv, errmsg);
+			continue;
 		}
 		pc = &cur->parts[n++];
 		first = b->sops->first_offset(p->plog.log);
@@ -240,10 +264,11 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 		pc->end = b->cops->commit_end(p->group);
 		rv = stop_at_lost(b, p, pc, errmsg, errlen);
 		if (rv != 0) {
-			free(cur);
-			return rv;
+			defer_error(cur, rv, errmsg);
+			pc->end = pc->pos; /* nothing is read from it */
 		}
 	}
+	errmsg[0] = '\0';
 	cur->nparts = n;
 	c->impl[0] = cur;
 	return 0;
@@ -284,7 +309,7 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		int rv;
 
 		if (cur->max && cur->delivered >= cur->max)
-			return 0;
+			return read_end(cur, errmsg, errlen);
 		if (pc->pos >= pc->end) {
 			cur->idx++;
 			continue;
@@ -295,27 +320,31 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 				 "partition %s-%u is being reopened; read it "
 				 "again",
 				 cur->t->name, pc->partition);
-			return KQ_EUNAVAILABLE;
+			defer_error(cur, KQ_EUNAVAILABLE, errmsg);
+			cur->idx++;
+			continue;
 		}
 		rv = b->sops->read(p->plog.log, pc->pos, pc->end,
 				   budget > cur->used ? budget - cur->used : 1,
 				   deliver, cur, &next);
 		if (next > pc->pos)
 			pc->pos = next;
-		if (rv == KQ_ECORRUPT) {
-			snprintf(errmsg, errlen,
-				 "partition %s-%u is damaged at offset %" PRIu64
-				 "; it is readable only up to there",
-				 cur->t->name, pc->partition, next);
-			return KQ_EINTERNAL;
-		}
 		if (rv < 0) {
-			snprintf(errmsg, errlen,
-				 "partition %s-%u cannot be read at offset "
-				 "%" PRIu64 ": %s",
-				 cur->t->name, pc->partition, pc->pos,
-				 kq_strerror(rv));
-			return KQ_EINTERNAL;
+			if (rv == KQ_ECORRUPT)
+				snprintf(errmsg, errlen,
+					 "partition %s-%u is damaged at offset "
+					 "%" PRIu64
+					 "; it is readable only up to there",
+					 cur->t->name, pc->partition, next);
+			else
+				snprintf(errmsg, errlen,
+					 "partition %s-%u cannot be read at "
+					 "offset %" PRIu64 ": %s",
+					 cur->t->name, pc->partition, pc->pos,
+					 kq_strerror(rv));
+			defer_error(cur, KQ_EINTERNAL, errmsg);
+			cur->idx++;
+			continue;
 		}
 		if (rv == 0 && next <= pc->pos && pc->pos < pc->end) {
 			/* Nothing more below the end: offsets have a gap up
@@ -323,9 +352,11 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 			pc->pos = pc->end;
 		}
 		if (cur->stop || cur->used >= budget)
-			return cur->max && cur->delivered >= cur->max ? 0 : 1;
+			return cur->max && cur->delivered >= cur->max
+				       ? read_end(cur, errmsg, errlen)
+				       : 1;
 	}
-	return 0;
+	return read_end(cur, errmsg, errlen);
 }
 
 uint64_t kq__consume_close(struct kq_consume *c)

@@ -154,9 +154,10 @@ struct kq_storage_ops {
 	 * handed out again by a module that assigns offsets itself (it
 	 * starts at the end of the last range when next_offset() is below),
 	 * and a reader refuses them rather than skip them unawares.
-	 * Appending at an offset below a range's end drops that range (the
-	 * records came back from a replica).  *out is owned by the log and
-	 * valid until the next call on it; ranges are in offset order.
+	 * Appending at an offset below a range's end drops that range (a
+	 * replica fetching the records from its peers), and so does a
+	 * truncate() below its end or a reset().  *out is owned by the log
+	 * and valid until the next call on it; ranges are in offset order.
 	 * Returns how many. */
 	int (*lost)(struct kq_log *log, const struct kq_offset_range **out);
 };

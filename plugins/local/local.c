@@ -87,6 +87,19 @@ static int apply_one(void *ctx, const struct kq_record *rec)
 	return 0;
 }
 
+/* The offset the next record takes: after the log's last record, and
+ * after any offsets lost to damage, which may have been acknowledged. */
+static uint64_t next_offset(struct kq_group *g)
+{
+	const struct kq_offset_range *lost;
+	uint64_t next = g->logs->next_offset(g->cfg.log);
+	int n = g->logs->lost(g->cfg.log, &lost);
+
+	if (n > 0 && lost[n - 1].end > next)
+		next = lost[n - 1].end;
+	return next;
+}
+
 /* Applies committed records not applied yet. */
 static int apply_committed(struct kq_group *g)
 {
@@ -184,7 +197,9 @@ static int local_group_open(void *state, const struct kq_group_config *cfg,
 	g->logs = l->host->logs;
 	/* Alone, everything the log holds after recovery is committed. */
 	g->applied_end = g->logs->first_offset(cfg->log);
-	g->commit_end = g->logs->next_offset(cfg->log);
+	/* Lost offsets count as committed: a reader can then CMIT past
+	 * them. */
+	g->commit_end = next_offset(g);
 	rv = restore_snapshot(g);
 	if (rv == 0)
 		rv = apply_committed(g);
@@ -242,18 +257,6 @@ static void synced(struct kq_sync_req *sreq, int status)
 }
 
 
-/* The offset the next record takes: after the log's last record, and
- * after any offsets lost to damage, which may have been acknowledged. */
-static uint64_t next_offset(struct kq_group *g)
-{
-	const struct kq_offset_range *lost;
-	uint64_t next = g->logs->next_offset(g->cfg.log);
-	int n = g->logs->lost(g->cfg.log, &lost);
-
-	if (n > 0 && lost[n - 1].end > next)
-		next = lost[n - 1].end;
-	return next;
-}
 
 static int local_propose(struct kq_group *g, struct kq_propose_req *req,
 			 const struct kq_record *recs, size_t n,

@@ -714,6 +714,56 @@ void kq__raft_group_step(struct kq_group *g, const struct kq__raft_msg *m)
 
 /* ------------------------------------------------------------ opening */
 
+/* Whether a range of offsets lost to damage ends right after `point`:
+ * the point a lone replica recorded above them (see restart_after_lost),
+ * which the log continues though it holds no entry there. */
+static int lost_ends_at(struct kq_group *g, uint64_t point)
+{
+	const struct kq_offset_range *lost;
+	int n = logs(g)->lost(g->log, &lost);
+
+	for (int i = 0; i < n; i++)
+		if (lost[i].end == point + 1)
+			return 1;
+	return 0;
+}
+
+/* A lone replica whose log lost entries to damage at its end (records
+ * that fail their checksum, dropped at open) has nobody to fetch them
+ * from, and they may have been acknowledged: its log restarts after
+ * them, with the point recorded before any entry is written, so their
+ * offsets are never given to new records.  Their term is unknown but
+ * not above the current one, which the point takes. */
+static int restart_after_lost(struct kq_group *g, uint64_t term)
+{
+	const struct kq_log_api *la = logs(g);
+	const struct kq_host *host = g->mod->host;
+	const struct kq_offset_range *lost;
+	int n = la->lost(g->log, &lost), rv;
+	uint64_t si, st, point;
+	void *data = NULL;
+	size_t len;
+
+	if (n <= 0 || lost[n - 1].end <= la->next_offset(g->log))
+		return 0;
+	point = lost[n - 1].end - 1;
+	rv = la->load_snapshot(g->log, &si, &st, &data, &len);
+	host->free(data);
+	if (rv == 0 && si >= point)
+		return 0;
+	if (rv != 0 && rv != -ENOENT)
+		return rv;
+	rv = la->save_snapshot(g->log, point, term, NULL, 0);
+	if (rv != 0)
+		return rv;
+	host->log(host, KQ_LOG_WARN,
+		  "group %s: offsets %" PRIu64 "..%" PRIu64
+		  " were lost to damage and this is the only replica: the "
+		  "log restarts after them (term %" PRIu64 ")",
+		  g->name, lost[n - 1].from, point, term);
+	return 0;
+}
+
 /* The snapshot point a group starts from, fixing the log where an
  * install was interrupted.  With a snapshot file (a state snapshot, or a
  * message log's restart point without data) the point is the file's; a
@@ -778,7 +828,7 @@ static int open_point(struct kq_group *g, const char *dir,
 	/* Nothing stored at the point, or the entry there is the point's:
 	 * the log continues it.  Anything else (a shorter log, another
 	 * term at the point) is an install cut short. */
-	if (si + 1 == first ||
+	if (si + 1 == first || lost_ends_at(g, si) ||
 	    (si < end && la->term_at(g->log, si, &t) == 0 && t == st))
 		return 0;
 	host->log(host, KQ_LOG_INFO,
@@ -909,6 +959,8 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	/* Before open_point, which may drop the entries that show it. */
 	if (rv == 0)
 		rv = check_hard_state(g, cfg->dir, hs.term, stored_term(g));
+	if (rv == 0 && cfg->nreplicas == 1 && !g->restore)
+		rv = restart_after_lost(g, hs.term);
 	if (rv == 0)
 		rv = open_point(g, cfg->dir, &snap, &data, &len);
 	if (rv == 0 && data && len > UINT32_MAX)

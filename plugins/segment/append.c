@@ -157,15 +157,9 @@ int kq__log_append(struct kq_log *log, const struct kq_record *recs, size_t n)
 	rv = check(log, recs, n);
 	if (rv != 0)
 		return rv;
-	if (log->nlost && recs[0].offset < log->lost[log->nlost - 1].end) {
-		rv = kq__lost_refill(log, recs[0].offset);
-		if (rv != 0) {
-			kq__log_fail(log, rv, "updating lost_offsets: %s",
-				     strerror(-rv));
-			kq__log_report(log);
-			return rv;
-		}
-	}
+	rv = kq__lost_refill(log, recs[0].offset);
+	if (rv != 0)
+		return rv;
 	while (i < n) {
 		struct kq__segment *seg = log->segs[log->nsegs - 1];
 		uint64_t limit = log->conf.segment_bytes, len = 0;

@@ -246,9 +246,10 @@ static int list_dir(struct kq_log *log, struct u64s *logs)
 
 /* Counts the records of a bad tail: the length fields that can be
  * followed from `pos`, the last partial record included.  *whole gets
- * how many fail their checksum though complete, when the chain ends
- * exactly at `end`: those were written whole and damaged since, not
- * torn; 0 when it does not (a torn write, never acknowledged). */
+ * how many fail their checksum though complete: those may have been
+ * written whole and damaged since, so their offsets are never reused
+ * (when a torn write left them, that costs a gap, nothing more); 0 when
+ * only a partial record is there (a torn write, never acknowledged). */
 static uint64_t count_torn(struct kq_log *log, int fd, uint64_t pos,
 			   uint64_t end, uint64_t *whole)
 {
@@ -277,8 +278,7 @@ static uint64_t count_torn(struct kq_log *log, int fd, uint64_t pos,
 			bad++;
 		at += rlen;
 	}
-	if (at == len)
-		*whole = bad;
+	*whole = bad;
 	log->host->free(buf);
 	return n;
 }
@@ -467,8 +467,15 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 		if (whole > 0) {
 			/* Offsets follow on from the last record kept, and
 			 * from any range lost before. */
+			uint64_t spare = 0;
+
 			if (log->nlost && log->lost[log->nlost - 1].end > from)
 				from = log->lost[log->nlost - 1].end;
+			/* With no record kept in the segment, the first may
+			 * sit above its base (a Raft log starts at 1 in
+			 * segment 0): one offset more is never reused. */
+			if (min_next == seg->base)
+				spare = 1;
 			host->log(host, KQ_LOG_ERROR,
 				  "%s/%s: %" PRIu64
 				  " whole records at byte %" PRIu64
@@ -477,11 +484,11 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 				  "%" PRIu64 "..%" PRIu64
 				  " are lost and never handed out again",
 				  log->dir, name, whole, at, c.why, from,
-				  from + whole - 1);
+				  from + whole + spare - 1);
 			/* Kept before the records go: a crash between the
 			 * two finds them again and loses a few more
 			 * offsets, never hands one out twice. */
-			rv = kq__lost_add(log, from, from + whole);
+			rv = kq__lost_add(log, from, from + whole + spare);
 			if (rv != 0)
 				return rv;
 		}
@@ -513,6 +520,9 @@ static int load(struct kq_log *log)
 	struct kq__segment *seg;
 	int rv = list_dir(log, &bases);
 
+	/* First: a log whose segments are all gone still keeps them. */
+	if (rv == 0)
+		rv = kq__lost_load(log);
 	if (rv != 0)
 		goto out;
 	if (bases.n == 0) {
@@ -549,9 +559,7 @@ static int load(struct kq_log *log)
 			seg->size = (uint64_t)st.st_size;
 		}
 	}
-	rv = kq__lost_load(log);
-	if (rv == 0)
-		rv = recover_newest(log, log->segs[log->nsegs - 1]);
+	rv = recover_newest(log, log->segs[log->nsegs - 1]);
 out:
 	log->host->free(bases.v);
 	if (rv == 0) {

@@ -101,13 +101,21 @@ int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end)
 int kq__lost_refill(struct kq_log *log, uint64_t offset)
 {
 	size_t n = log->nlost;
+	int rv;
 
 	while (n > 0 && log->lost[n - 1].end > offset)
 		n--;
 	if (n == log->nlost)
 		return 0;
 	log->nlost = n;
-	return save(log);
+	rv = save(log);
+	if (rv != 0) {
+		/* Memory and file disagree: no write until reopened. */
+		kq__log_fail(log, rv, "updating lost_offsets: %s",
+			     kq_strerror(rv));
+		kq__log_report(log);
+	}
+	return rv;
 }
 
 int kq__log_lost(struct kq_log *log, const struct kq_offset_range **out)

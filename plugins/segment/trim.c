@@ -138,7 +138,10 @@ int kq__log_truncate(struct kq_log *log, uint64_t from)
 		return rv;
 	}
 	kq__log_set_next(log, true);
-	return 0;
+	/* Lost offsets at or above the cut are moot: the records that come
+	 * next are the ones that count (a Raft leader's).  Dropped after
+	 * the cut, so a crash keeps them. */
+	return kq__lost_refill(log, from);
 }
 
 int kq__log_reset(struct kq_log *log, uint64_t next)
@@ -194,7 +197,7 @@ int kq__log_reset(struct kq_log *log, uint64_t next)
 	log->durable_next = next;
 	pthread_mutex_unlock(&log->mu);
 	log->first = next;
-	return 0;
+	return kq__lost_refill(log, 0); /* all moot, as for a cut */
 }
 
 int kq__log_compact(struct kq_log *log, uint64_t before)

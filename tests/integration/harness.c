@@ -212,6 +212,19 @@ int tb_start_syncfaults(struct tb *tb, int *status)
 	return rv;
 }
 
+void tb_flip_byte(const char *path, long pos)
+{
+	int fd = open(path, O_RDWR);
+	unsigned char b;
+
+	if (fd < 0 || pread(fd, &b, 1, pos) != 1)
+		die("flip: read");
+	b ^= 0x5a;
+	if (pwrite(fd, &b, 1, pos) != 1)
+		die("flip: write");
+	close(fd);
+}
+
 void tb_flag(const struct tb *tb, const char *name, int on)
 {
 	char path[600];

@@ -51,6 +51,9 @@ int tb_start(struct tb *tb, int *status);
  * <tb->dir>/holdsync exists it waits (see tb_flag()). */
 int tb_start_syncfaults(struct tb *tb, int *status);
 
+/* Flips the bits of the byte at `pos` of the file at `path` (damage). */
+void tb_flip_byte(const char *path, long pos);
+
 /* Creates (on 1) or removes (on 0) the file `name` in tb's folder. */
 void tb_flag(const struct tb *tb, const char *name, int on);
 

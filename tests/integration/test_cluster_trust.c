@@ -2,12 +2,14 @@
  * partitions this broker does not replicate, and a replicated partition
  * whose retention is due keeps every entry that is not committed.  Each
  * test runs on a cluster of its own. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -137,6 +139,86 @@ static void test_lost_partition_raft_state_refused(void **state)
 	fail_msg("no line naming the file:\n%s", log);
 }
 
+/* The newest segment of broker i's replica of `part` (e.g. "lone-0"):
+ * its path into path, its size returned. */
+static long newest_segment(int i, const char *part, char *path, size_t len)
+{
+	char dir[600], best[64] = "";
+	struct dirent *d;
+	struct stat st;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "%s/kafkaesque-%d/%s", cl.tbs[i].dir, i + 1,
+		 part);
+	dp = opendir(dir);
+	assert_non_null(dp);
+	while ((d = readdir(dp)))
+		if (strlen(d->d_name) == 24 &&
+		    strcmp(d->d_name + 20, ".log") == 0 &&
+		    strcmp(d->d_name, best) > 0)
+			snprintf(best, sizeof(best), "%s", d->d_name);
+	closedir(dp);
+	assert_true(best[0] != '\0');
+	snprintf(path, len, "%s/%s", dir, best);
+	assert_int_equal(stat(path, &st), 0);
+	return (long)st.st_size;
+}
+
+/* Publishes `msg` on broker i, again while it answers UNAVAILABLE (an
+ * election) or NOTOPIC (a restarted broker catching up on the metadata)
+ * for up to 15 s; returns the offset it was given. */
+static long publish_on(int i, const char *msg)
+{
+	char status[256], command[128];
+	double end = tcl_now() + 15;
+	long off = -1;
+
+	snprintf(command, sizeof(command), "PUBS lone %s", msg);
+	do {
+		tcl_cmd(&cl, i, command, status, sizeof(status), NULL, 0);
+		if (sscanf(status, "OK 0 %ld", &off) == 1)
+			return off;
+		usleep(100000);
+	} while ((strncmp(status, "ERR UNAVAILABLE", 15) == 0 ||
+		  strncmp(status, "ERR NOTOPIC", 11) == 0) &&
+		 tcl_now() < end);
+	fail_msg("PUBS %s: %s", msg, status);
+	return -1;
+}
+
+/* A partition with one replica whose last two records were damaged on
+ * disk: recovery drops them, and there is no other replica to fetch
+ * them from.  They were acknowledged, so their offsets are never given
+ * to new messages. */
+static void test_lone_replica_lost_tail(void **state)
+{
+	char status[256], path[700], again[700];
+	int leader = tcl_start_all(&cl), pl;
+	long before, last, size, next;
+
+	(void)state;
+	tcl_cmd(&cl, leader - 1, "CRTP lone 1 replicas=1", status,
+		sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK lone 1");
+	pl = tcl_partition_leader(&cl, "lone", 0, 10);
+	assert_true(pl > 0);
+	for (int k = 0; k < 4; k++)
+		publish_on(pl - 1, "m");
+	before = newest_segment(pl - 1, "lone-0", path, sizeof(path));
+	last = publish_on(pl - 1, "m");
+	size = newest_segment(pl - 1, "lone-0", again, sizeof(again));
+	assert_string_equal(path, again); /* the same segment */
+	assert_int_equal(tb_stop(&cl.tbs[pl - 1]), 0);
+	/* Inside the last two records, which have the same size. */
+	tb_flip_byte(path, size - 3);
+	tb_flip_byte(path, before - 3);
+	tcl_start(&cl, pl - 1);
+	next = publish_on(pl - 1, "after");
+	if (next <= last)
+		fail_msg("offset %ld handed out again (%ld was acknowledged)",
+			 next, last);
+}
+
 /* fsync interval with raft is allowed, with one warning line. */
 static void test_fsync_interval_warns(void **state)
 {
@@ -165,6 +247,8 @@ int main(void)
 			test_lost_partition_raft_state_refused, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_interval_warns,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lone_replica_lost_tail,
 						setup, teardown),
 	};
 

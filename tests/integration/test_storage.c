@@ -121,17 +121,6 @@ static void test_retention(void **state)
 	assert_int_equal(tb_stop(&tb), 0);
 }
 
-static void flip_byte(const char *path, long pos)
-{
-	int fd = open(path, O_RDWR);
-	unsigned char b;
-
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &b, 1, pos), 1);
-	b ^= 0x5a;
-	assert_int_equal(pwrite(fd, &b, 1, pos), 1);
-	close(fd);
-}
 
 /* A bad checksum inside a sealed segment: the partition serves reads up
  * to the damage, then says where it is; the broker keeps serving. */
@@ -153,7 +142,7 @@ static void test_damaged_segment(void **state)
 	/* Damage a record in the middle of the first (sealed) segment. */
 	snprintf(path, sizeof(path),
 		 "%s/kafkaesque-1/d-0/00000000000000000000.log", tb.dir);
-	flip_byte(path, 2048);
+	tb_flip_byte(path, 2048);
 	start_broker();
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	cmd(&c, "SUBS d g", "OK 1001 0");
@@ -187,6 +176,32 @@ static void test_damaged_segment(void **state)
 	tb_read_log(&tb, line, sizeof(line));
 }
 
+/* Starts a broker with `topic` of `nparts` partitions holding 30
+ * messages, stops it, damages the last record of partition 0, starts it
+ * again and connects c. */
+static void damage_last_record(struct tc *c, const char *topic, int nparts)
+{
+	char command[128], want[128], path[600];
+	struct stat st;
+
+	tb_setup(&tb, NULL);
+	start_broker();
+	assert_int_equal(tc_connect(c, tb.port), 0);
+	snprintf(command, sizeof(command), "CRTP %s %d", topic, nparts);
+	snprintf(want, sizeof(want), "OK %s %d", topic, nparts);
+	cmd(c, command, want);
+	publish_n(c, topic, 30, 100);
+	tc_close(c);
+	assert_int_equal(tb_stop(&tb), 0);
+	snprintf(path, sizeof(path),
+		 "%s/kafkaesque-1/%s-0/00000000000000000000.log", tb.dir,
+		 topic);
+	assert_int_equal(stat(path, &st), 0);
+	tb_flip_byte(path, st.st_size - 3);
+	start_broker();
+	assert_int_equal(tc_connect(c, tb.port), 0);
+}
+
 /* The newest segment's last record damaged, nothing after it: it is
  * dropped, but its offset was acknowledged, so a new message takes the
  * next one, and a group that had not read it is stopped there, told why,
@@ -194,24 +209,11 @@ static void test_damaged_segment(void **state)
 static void test_damaged_last_record(void **state)
 {
 	struct tc c;
-	char line[1024], path[600], cmdline[128];
+	char line[1024], cmdline[128];
 	unsigned long long id;
-	struct stat st;
 	int msgs = 0;
 
-	tb_setup(&tb, NULL);
-	start_broker();
-	assert_int_equal(tc_connect(&c, tb.port), 0);
-	cmd(&c, "CRTP e 1", "OK e 1");
-	publish_n(&c, "e", 30, 100);
-	tc_close(&c);
-	assert_int_equal(tb_stop(&tb), 0);
-	snprintf(path, sizeof(path),
-		 "%s/kafkaesque-1/e-0/00000000000000000000.log", tb.dir);
-	assert_int_equal(stat(path, &st), 0);
-	flip_byte(path, st.st_size - 3);
-	start_broker();
-	assert_int_equal(tc_connect(&c, tb.port), 0);
+	damage_last_record(&c, "e", 1);
 	cmd(&c, "PUBS e after", "OK 0 30");
 	assert_int_equal(tc_cmd(&c, "SUBS e g", line, sizeof(line), NULL, 0),
 			 0);
@@ -247,6 +249,70 @@ static void test_damaged_last_record(void **state)
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
 	tb_read_log(&tb, line, sizeof(line));
+}
+
+/* Reads the answer to a CONS already sent: counts its messages by
+ * partition into per[3] and copies its last line. */
+static void cons_answer(struct tc *c, int per[3], char *last, size_t len)
+{
+	char line[1024];
+	int p;
+
+	per[0] = per[1] = per[2] = 0;
+	for (;;) {
+		assert_int_not_equal(tc_line(c, line, sizeof(line)), -1);
+		if (sscanf(line, "MSG %d", &p) != 1)
+			break;
+		assert_true(p >= 0 && p < 3);
+		per[p]++;
+		assert_int_not_equal(tc_line(c, line, sizeof(line)), -1);
+	}
+	snprintf(last, len, "%s", line);
+}
+
+/* Lost offsets at the end of one partition do not hold back the
+ * others: a CONS delivers what they have and names the loss last; and
+ * with nothing published since, CMIT can still move past the loss. */
+static void test_lost_partition_beside_others(void **state)
+{
+	struct tc c;
+	char line[1024], cmdline[128];
+	unsigned long long id;
+	int per[3];
+
+	damage_last_record(&c, "two", 2); /* round robin: 15 each */
+	assert_int_equal(tc_cmd(&c, "SUBS two g", line, sizeof(line), NULL, 0),
+			 0);
+	assert_int_equal(sscanf(line, "OK %llu", &id), 1);
+	/* Partition 0 up to the loss. */
+	snprintf(cmdline, sizeof(cmdline), "CONS two %llu - 14", id);
+	tc_send(&c, cmdline);
+	cons_answer(&c, per, line, sizeof(line));
+	assert_int_equal(per[0], 14);
+	assert_string_equal(line, "OK 14");
+	/* Partition 1's messages, then the loss of partition 0. */
+	snprintf(cmdline, sizeof(cmdline), "CONS two %llu", id);
+	tc_send(&c, cmdline);
+	cons_answer(&c, per, line, sizeof(line));
+	assert_int_equal(per[0], 0);
+	assert_int_equal(per[1], 15);
+	assert_string_equal(line,
+			    "ERR INTERNAL partition two-0 lost offsets 14..14 "
+			    "to damage found at start-up (see the broker log); "
+			    "CMIT past them to read on");
+	/* Nothing published since: the loss is still within reach. */
+	snprintf(cmdline, sizeof(cmdline), "CMIT two %llu 0 15", id);
+	cmd(&c, cmdline, "OK 1");
+	cmd(&c, "PUBS two a", "OK {N} 15");
+	cmd(&c, "PUBS two b", "OK {N} 15");
+	snprintf(cmdline, sizeof(cmdline), "CONS two %llu", id);
+	tc_send(&c, cmdline);
+	cons_answer(&c, per, line, sizeof(line));
+	assert_int_equal(per[0], 1);
+	assert_int_equal(per[1], 1);
+	assert_string_equal(line, "OK 2");
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
 }
 
 /* A full disk: writes stop with ERR UNAVAILABLE, every acknowledged
@@ -536,8 +602,16 @@ static void test_unopenable_partition(void **state)
 		assert_true(part == 0 || part == 2);
 	}
 	cmd(&c, "SUBS u g", "OK {N} 0,1,2");
+	/* The open partitions' messages, then the one that is not. */
 	tc_send(&c, "CONS u 1001 0");
-	assert_true(tc_line(&c, line, sizeof(line)) > 0);
+	{
+		int per[3];
+
+		cons_answer(&c, per, line, sizeof(line));
+		assert_int_equal(per[0], 3);
+		assert_int_equal(per[1], 0);
+		assert_int_equal(per[2], 3);
+	}
 	if (!tb_match("ERR UNAVAILABLE partition u-1 cannot be opened here: "
 		      "{*}",
 		      line))
@@ -601,6 +675,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_unopenable_partition, teardown),
 		cmocka_unit_test_teardown(test_damaged_segment, teardown),
 		cmocka_unit_test_teardown(test_damaged_last_record, teardown),
+		cmocka_unit_test_teardown(test_lost_partition_beside_others,
+					  teardown),
 		cmocka_unit_test_teardown(test_full_disk, teardown),
 		cmocka_unit_test_teardown(test_full_disk_recovers, teardown),
 		cmocka_unit_test_teardown(test_full_disk_metadata_recovers,

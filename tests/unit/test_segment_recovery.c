@@ -423,6 +423,84 @@ static void test_lost_offsets(void **state)
 	t_rmrf(dir);
 }
 
+/* Whole records failing their checksum before a record cut short (a
+ * later write torn by a crash) may have been acknowledged too: their
+ * offsets are lost, not reused. */
+static void test_lost_before_torn(void **state)
+{
+	const struct kq_offset_range *lost;
+	char dir[64], path[128];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t pos[16];
+	uint8_t *logb;
+	size_t loglen;
+
+	logb = ten_records(dir, mod, pos, &loglen);
+	spit(dir, SEG0 ".log", logb, loglen - 3);
+	flip(dir, SEG0 ".log", pos[9] - 3);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->next_offset(log), 8);
+	assert_int_equal(t_ops->lost(log, &lost), 1);
+	assert_int_equal(lost[0].from, 8);
+	assert_int_equal(lost[0].end, 9);
+	/* A cut below a range makes it moot (the records that follow are
+	 * a leader's), as does a reset. */
+	assert_int_equal(t_ops->truncate(log, 5), 0);
+	assert_int_equal(t_ops->lost(log, &lost), 0);
+	t_ops->close(log);
+	/* Kept even when every segment is gone. */
+	spit(dir, SEG0 ".log", logb, loglen - 3);
+	flip(dir, SEG0 ".log", pos[9] - 3);
+	log = t_open(mod, dir, 0);
+	t_ops->close(log);
+	snprintf(path, sizeof(path), "%s/" SEG0 ".log", dir);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/" SEG0 ".index", dir);
+	unlink(path);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->lost(log, &lost), 1);
+	assert_int_equal(lost[0].end, 9);
+	assert_int_equal(t_ops->reset(log, 3), 0);
+	assert_int_equal(t_ops->lost(log, &lost), 0);
+	t_ops->close(log);
+	free(logb);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+/* A segment whose every record fails its checksum: the first record may
+ * sit above the segment's base (a Raft log starts at 1 in segment 0), so
+ * one offset more is kept lost. */
+static void test_lost_whole_segment(void **state)
+{
+	const struct kq_offset_range *lost;
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t pos[4];
+	uint8_t *buf;
+	size_t len;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_append(log, 1, 2, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
+	t_ops->close(log);
+	buf = slurp(dir, SEG0 ".log", &len);
+	assert_int_equal(record_bounds(buf, len, pos, 4), 2);
+	flip(dir, SEG0 ".log", pos[1] - 3);
+	flip(dir, SEG0 ".log", len - 3);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->lost(log, &lost), 1);
+	assert_int_equal(lost[0].from, 0);
+	assert_int_equal(lost[0].end, 3);
+	t_ops->close(log);
+	free(buf);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
 /* A damaged lost_offsets file refuses the open, saying what to do. */
 static void test_lost_offsets_damaged(void **state)
 {
@@ -775,6 +853,8 @@ int run_recovery_tests(void)
 		cmocka_unit_test(test_torn_garbage),
 		cmocka_unit_test(test_lost_offsets),
 		cmocka_unit_test(test_lost_offsets_damaged),
+		cmocka_unit_test(test_lost_before_torn),
+		cmocka_unit_test(test_lost_whole_segment),
 		cmocka_unit_test(test_torn_newest_of_many),
 		cmocka_unit_test(test_damage_in_newest_keeps_later_records),
 		cmocka_unit_test(test_corrupt_sealed),
