@@ -155,10 +155,9 @@ struct kq_storage_ops {
 	 * starts at the end of the last range when next_offset() is below),
 	 * and a reader refuses them rather than skip them unawares.
 	 * Appending at an offset below a range's end drops that range (a
-	 * replica fetching the records from its peers), and so does a
-	 * truncate() below its end or a reset().  *out is owned by the log
-	 * and valid until the next call on it; ranges are in offset order.
-	 * Returns how many. */
+	 * replica fetching the records from its peers); truncate() and
+	 * reset() keep it.  *out is owned by the log and valid until the
+	 * next call on it; ranges are in offset order.  Returns how many. */
 	int (*lost)(struct kq_log *log, const struct kq_offset_range **out);
 };
 

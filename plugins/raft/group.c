@@ -772,8 +772,10 @@ static int restart_after_lost(struct kq_group *g, uint64_t term)
  * with its exact term, before the entries below it are deleted: a log
  * that starts later than its point, or past offset 1 with no point at
  * all, lost entries nobody vouched for, and is refused rather than
- * guessed at.  *data (host->free) is the state to restore. */
-static int open_point(struct kq_group *g, const char *dir,
+ * guessed at.  A lone replica's log also continues a point recorded
+ * after offsets it lost (restart_after_lost).  *data (host->free) is the
+ * state to restore. */
+static int open_point(struct kq_group *g, const char *dir, int lone,
 		      struct kq__raft_snapshot *snap, void **data, size_t *len)
 {
 	const struct kq_log_api *la = logs(g);
@@ -828,7 +830,7 @@ static int open_point(struct kq_group *g, const char *dir,
 	/* Nothing stored at the point, or the entry there is the point's:
 	 * the log continues it.  Anything else (a shorter log, another
 	 * term at the point) is an install cut short. */
-	if (si + 1 == first || lost_ends_at(g, si) ||
+	if (si + 1 == first || (lone && lost_ends_at(g, si)) ||
 	    (si < end && la->term_at(g->log, si, &t) == 0 && t == st))
 		return 0;
 	host->log(host, KQ_LOG_INFO,
@@ -962,7 +964,8 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	if (rv == 0 && cfg->nreplicas == 1 && !g->restore)
 		rv = restart_after_lost(g, hs.term);
 	if (rv == 0)
-		rv = open_point(g, cfg->dir, &snap, &data, &len);
+		rv = open_point(g, cfg->dir, cfg->nreplicas == 1, &snap, &data,
+				&len);
 	if (rv == 0 && data && len > UINT32_MAX)
 		rv = KQ_ECORRUPT;
 	if (rv == 0 && data) {

@@ -344,10 +344,9 @@ int kq__log_lost(struct kq_log *log, const struct kq_offset_range **out);
 
 /* lost.c: reads lost_offsets at open (0 when there is none; KQ_ECORRUPT,
  * logged, when it is damaged); adds the range [from, end) found lost by
- * recovery, durably; drops the ranges that end above `offset` (records
- * appended there refill them; a cut or reset there makes them moot),
- * failing the log when the file cannot be updated.  0 or a negative
- * error. */
+ * recovery, durably; drops the ranges that end above `offset`, where
+ * records are appended (they refill them), failing the log when the
+ * file cannot be updated.  0 or a negative error. */
 int kq__lost_load(struct kq_log *log);
 int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end);
 int kq__lost_refill(struct kq_log *log, uint64_t offset);

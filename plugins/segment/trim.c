@@ -137,11 +137,11 @@ int kq__log_truncate(struct kq_log *log, uint64_t from)
 		kq__log_report(log);
 		return rv;
 	}
+	/* Lost offsets stay: a cut of records never made durable (a reopen
+	 * after a failed sync) must not free offsets acknowledged before
+	 * the damage.  Only records appended into a range drop it. */
 	kq__log_set_next(log, true);
-	/* Lost offsets at or above the cut are moot: the records that come
-	 * next are the ones that count (a Raft leader's).  Dropped after
-	 * the cut, so a crash keeps them. */
-	return kq__lost_refill(log, from);
+	return 0;
 }
 
 int kq__log_reset(struct kq_log *log, uint64_t next)
@@ -197,7 +197,7 @@ int kq__log_reset(struct kq_log *log, uint64_t next)
 	log->durable_next = next;
 	pthread_mutex_unlock(&log->mu);
 	log->first = next;
-	return kq__lost_refill(log, 0); /* all moot, as for a cut */
+	return 0;
 }
 
 int kq__log_compact(struct kq_log *log, uint64_t before)

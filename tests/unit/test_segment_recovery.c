@@ -444,16 +444,12 @@ static void test_lost_before_torn(void **state)
 	assert_int_equal(t_ops->lost(log, &lost), 1);
 	assert_int_equal(lost[0].from, 8);
 	assert_int_equal(lost[0].end, 9);
-	/* A cut below a range makes it moot (the records that follow are
-	 * a leader's), as does a reset. */
+	/* A cut below a range keeps it (a reopen after a failed sync cuts
+	 * what was never durable, not what was acknowledged before). */
 	assert_int_equal(t_ops->truncate(log, 5), 0);
-	assert_int_equal(t_ops->lost(log, &lost), 0);
+	assert_int_equal(t_ops->lost(log, &lost), 1);
 	t_ops->close(log);
 	/* Kept even when every segment is gone. */
-	spit(dir, SEG0 ".log", logb, loglen - 3);
-	flip(dir, SEG0 ".log", pos[9] - 3);
-	log = t_open(mod, dir, 0);
-	t_ops->close(log);
 	snprintf(path, sizeof(path), "%s/" SEG0 ".log", dir);
 	assert_int_equal(unlink(path), 0);
 	snprintf(path, sizeof(path), "%s/" SEG0 ".index", dir);
@@ -461,8 +457,6 @@ static void test_lost_before_torn(void **state)
 	log = t_open(mod, dir, 0);
 	assert_int_equal(t_ops->lost(log, &lost), 1);
 	assert_int_equal(lost[0].end, 9);
-	assert_int_equal(t_ops->reset(log, 3), 0);
-	assert_int_equal(t_ops->lost(log, &lost), 0);
 	t_ops->close(log);
 	free(logb);
 	t_module_free(mod);
