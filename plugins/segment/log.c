@@ -465,17 +465,20 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 				  " records) at byte %" PRIu64 " (%s)",
 				  log->dir, name, fsize - at, n, at, c.why);
 		if (whole > 0) {
-			/* Offsets follow on from the last record kept, and
-			 * from any range lost before. */
-			uint64_t spare = 0;
+			/* Their offsets follow the last record kept, where
+			 * the range starts; records after a range lost
+			 * before start at its end, so the count goes from
+			 * there (the two ranges then merge). */
+			uint64_t base = from, end;
 
-			if (log->nlost && log->lost[log->nlost - 1].end > from)
-				from = log->lost[log->nlost - 1].end;
+			if (log->nlost && log->lost[log->nlost - 1].end > base)
+				base = log->lost[log->nlost - 1].end;
+			end = base + whole;
 			/* With no record kept in the segment, the first may
 			 * sit above its base (a Raft log starts at 1 in
 			 * segment 0): one offset more is never reused. */
 			if (min_next == seg->base)
-				spare = 1;
+				end++;
 			host->log(host, KQ_LOG_ERROR,
 				  "%s/%s: %" PRIu64
 				  " whole records at byte %" PRIu64
@@ -484,11 +487,11 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 				  "%" PRIu64 "..%" PRIu64
 				  " are lost and never handed out again",
 				  log->dir, name, whole, at, c.why, from,
-				  from + whole + spare - 1);
+				  end - 1);
 			/* Kept before the records go: a crash between the
 			 * two finds them again and loses a few more
 			 * offsets, never hands one out twice. */
-			rv = kq__lost_add(log, from, from + whole + spare);
+			rv = kq__lost_add(log, from, end);
 			if (rv != 0)
 				return rv;
 		}

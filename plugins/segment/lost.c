@@ -84,7 +84,15 @@ int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end)
 	size_t i = log->nlost;
 
 	/* Ranges are found above everything kept, so they come in order;
-	 * past the bound the two oldest merge (reads refuse the records
+	 * one that reaches into the ranges before takes them in. */
+	while (i > 0 && log->lost[i - 1].end >= from) {
+		if (log->lost[i - 1].from < from)
+			from = log->lost[i - 1].from;
+		if (log->lost[i - 1].end > end)
+			end = log->lost[i - 1].end;
+		i--;
+	}
+	/* Past the bound the two oldest merge (reads refuse the records
 	 * between them: safe, if over-cautious). */
 	if (i == KQ__LOST_MAX) {
 		log->lost[1].from = log->lost[0].from;

@@ -14,14 +14,17 @@
  * snapshot file and resetting the log, lost and stale hard-state files,
  * retention at random points, network loss, duplication, delay,
  * reordering and partitions, and forged or corrupted peer messages.
- * After every step the invariants are checked; then the faults stop and
- * the replicas must converge.
+ * A group of one replica (--nodes 1, a message log) also has its last
+ * durable records damaged at crashes: dropped at the next open and kept
+ * as lost offsets, as the segment module does, which must never be
+ * handed out again.  After every step the invariants are checked; then
+ * the faults stop and the replicas must converge.
  *
- *   replica-sim --seeds N --first-seed S [--nodes 3|5] [--ticks T]
+ *   replica-sim --seeds N --first-seed S [--nodes 1|3|5] [--ticks T]
  *               [--converge-ticks T] [--kind log|sm] [--trace] [--soak]
  *               [--no-hs-faults] [--no-huge-terms] [--no-retain]
  *               [--direct-compact] [--lax-retention] [--lax-hs]
- *               [--corrupt 1|2|3] [--strict]
+ *               [--corrupt 1|2|3] [--strict] [--no-damage]
  *
  * The modes after --no-retain show bugs of today, and known bugs are
  * tolerated unless --strict (see docs/raft.md).
@@ -165,6 +168,10 @@ struct kq_plog {
 	size_t n_gone, cap_gone;
 	uint64_t stale_upto; /* records up to here are known stale */
 	bool reset_at_open;  /* the last open reset the log */
+
+	/* Offsets lost to damage, as the segment module keeps them. */
+	struct kq_offset_range lost[16];
+	size_t nlost;
 };
 
 struct sim;
@@ -266,6 +273,7 @@ enum {
 	F_KNOWN_STALE_POINT,
 	F_POINTS_SAVED,
 	F_KNOWN_HS_RESET,
+	F_DAMAGED,
 	F_KNOWN_AFTER,
 	F_N
 };
@@ -297,6 +305,7 @@ static const char *f_names[F_N] = {
 	"known bug: stale record at the restart point",
 	"snapshot files saved",
 	"known bug: bad hard state hidden by a reset at open",
+	"records lost to damage",
 	"seeds failing after a known bug",
 };
 
@@ -309,6 +318,7 @@ struct opts {
 	bool hs_faults;
 	bool huge_terms;
 	bool no_retain;
+	bool no_damage;
 	int corrupt; /* malformed messages too: 1 acks past the log, 2 index
 		      * gaps in appends, 3 both */
 	bool lax_retention; /* count deletions of uncommitted records */
@@ -327,7 +337,7 @@ struct sim {
 
 	unsigned loss, dup, delay_max, reorder, sync_max, sync_err, crash,
 		partition, forge, retain, torn, snap_crash, hs_fault,
-		leader_crash;
+		leader_crash, damage;
 	int seg_recs;
 	int blocked[MAX_NODES][MAX_NODES];
 	bool healed;
@@ -552,11 +562,34 @@ static struct gone *gone_find(struct kq_plog *st, uint64_t off)
 	return NULL;
 }
 
+/* After the newest segment's last record, or its base when it holds
+ * none (records lost to damage may have left it empty). */
 static uint64_t st_next(struct kq_plog *st)
 {
+	if (st->nsegs && (!st->n || st->r[st->n - 1].off < st->segs[st->nsegs - 1]))
+		return st->segs[st->nsegs - 1];
 	if (st->n)
 		return st->r[st->n - 1].off + 1;
-	return st->nsegs ? st->segs[st->nsegs - 1] : 1;
+	return 1;
+}
+
+/* The end of the log as its group sees it: a lone replica's log goes on
+ * after offsets lost at its end (the adapter's restart point). */
+static uint64_t st_end_seen(struct kq_plog *st)
+{
+	uint64_t next = st_next(st);
+	const struct kq_offset_range *l = st->nlost ? &st->lost[st->nlost - 1] : NULL;
+
+	return l && l->end > next && next >= l->from ? l->end : next;
+}
+
+/* Whether `off` is in a range lost to damage. */
+static bool st_lost_at(struct kq_plog *st, uint64_t off)
+{
+	for (size_t i = 0; i < st->nlost; i++)
+		if (off >= st->lost[i].from && off < st->lost[i].end)
+			return true;
+	return false;
 }
 
 static uint64_t st_first(struct kq_plog *st)
@@ -620,7 +653,19 @@ static int sl_append(struct kq_plog *st, const struct kq_record *recs, size_t n)
 				st->nd->id, rc->offset, st_next(st));
 			return KQ_EBADARG;
 		}
-		if (st->n && rc->offset != st_next(st))
+		if (st->nlost && rc->offset < st->lost[st->nlost - 1].end) {
+			/* Only a replica refilling from its peers may; a
+			 * lone one hands the offsets out again. */
+			violate(s,
+				"node %d appends offset %" PRIu64
+				", lost to damage (%" PRIu64 "..%" PRIu64
+				"): handed out again",
+				st->nd->id, rc->offset,
+				st->lost[st->nlost - 1].from,
+				st->lost[st->nlost - 1].end - 1);
+			return KQ_EBADARG;
+		}
+		if (st->n && rc->offset != st_end_seen(st))
 			violate(s, "node %d appends a gap at %" PRIu64,
 				st->nd->id, rc->offset);
 		if (!st->nsegs || st_newest_count(st) >= (size_t)s->seg_recs)
@@ -954,12 +999,10 @@ static int sl_load_snap(struct kq_plog *st, uint64_t *index, uint64_t *term,
 	return 0;
 }
 
-/* The simulated storage drops torn tails only: nothing whole is lost. */
 static int sl_lost(struct kq_plog *st, const struct kq_offset_range **out)
 {
-	(void)st;
-	*out = NULL;
-	return 0;
+	*out = st->lost;
+	return (int)st->nlost;
 }
 
 static const struct kq_log_api sim_logs = {
@@ -1246,6 +1289,13 @@ static void check_commit(struct sim *s, struct node *nd)
 		nd->fresh = false;
 		nd->last_point = UINT64_MAX;
 		nd->checked_commit = point;
+		/* Except below a lone replica's point after offsets it lost:
+		 * its log, all it has, is committed up to there. */
+		if (point && st_lost_at(&nd->st, point))
+			for (uint64_t i = st_first(&nd->st); i < point; i++)
+				if (held_flags(nd, i, false, &t, &fp, &flags))
+					note_committed(s, nd, i, t, fp, flags,
+						       "holds below its point");
 		if (point && held_flags(nd, point, false, &t, &fp, &flags)) {
 			struct cslot *cs = com_at(s, point);
 			uint64_t pt = g->n_terms ? g->terms[0].term : 0;
@@ -1281,7 +1331,12 @@ static void check_commit(struct sim *s, struct node *nd)
 	}
 	if (c > nd->checked_commit)
 		nd->checked_commit = c;
-	if (point && point != nd->last_point) {
+	if (point && point != nd->last_point && st_lost_at(&nd->st, point)) {
+		/* A lone replica's point after offsets it lost: their
+		 * term is unknown, and the point takes the current one.
+		 * What counts is that they are never committed again
+		 * (see sl_append). */
+	} else if (point && point != nd->last_point) {
 		/* A restart point counts as committed, with its term: it
 		 * must be one some replica committed. */
 		uint64_t pt = g->n_terms ? g->terms[0].term : 0;
@@ -1317,6 +1372,8 @@ static void check_visible(struct sim *s, struct node *nd)
 		struct srec *r = st_find(st, off);
 		struct cslot *c = com_at(s, off);
 
+		if (!r && st_lost_at(st, off))
+			continue; /* CONS refuses them (core/consume.c) */
 		if (!r) {
 			violate(s,
 				"node %d serves offsets up to %" PRIu64
@@ -1624,6 +1681,46 @@ static void run_later(struct node *nd)
 	}
 }
 
+/* The last `d` records of the newest segment were damaged on disk:
+ * the next open drops them and keeps their offsets as lost, counted as
+ * the segment module counts them (from after the last record kept;
+ * after a range lost before, from its end; one more when the segment
+ * keeps nothing), merged into ranges they reach. */
+static void damage_tail(struct sim *s, struct node *nd, size_t d)
+{
+	struct kq_plog *st = &nd->st;
+	uint64_t base = st->segs[st->nsegs - 1], from = base, lo, end;
+	size_t keep = st->n - d, i = st->nlost;
+
+	if (keep && st->r[keep - 1].off >= base)
+		from = st->r[keep - 1].off + 1;
+	lo = from;
+	if (i && st->lost[i - 1].end > lo)
+		lo = st->lost[i - 1].end;
+	end = lo + d + (from == base ? 1 : 0);
+	while (i > 0 && st->lost[i - 1].end >= from) {
+		if (st->lost[i - 1].from < from)
+			from = st->lost[i - 1].from;
+		if (st->lost[i - 1].end > end)
+			end = st->lost[i - 1].end;
+		i--;
+	}
+	for (size_t k = keep; k < st->n; k++)
+		if (st->r[k].off < from || st->r[k].off >= end)
+			violate(s,
+				"node %d: damaged offset %" PRIu64
+				" outside the range kept lost (%" PRIu64
+				"..%" PRIu64 ")",
+				nd->id, st->r[k].off, from, end - 1);
+	trace(s, "  node %d: last %zu records DAMAGED, offsets %" PRIu64
+		 "..%" PRIu64 " lost",
+	      nd->id, d, from, end - 1);
+	st->lost[i] = (struct kq_offset_range){from, end};
+	st->nlost = i + 1;
+	s->f[F_DAMAGED] += d;
+	st_cut(st, keep);
+}
+
 /* Kills a replica: the group closes (as the process dies), pending syncs
  * fail, and the storage keeps only what was durable (and sometimes a
  * torn prefix of the unsynced tail). */
@@ -1657,6 +1754,14 @@ static void crash_node(struct sim *s, struct node *nd, const char *why)
 	while (st->nsegs > 1 && st_next(st) <= st->segs[st->nsegs - 1] &&
 	       (!st->n || st->r[st->n - 1].off < st->segs[st->nsegs - 1]))
 		st->nsegs--;
+	if (s->damage && st->nlost < 15 && chance(&s->rng, s->damage)) {
+		size_t have = st_newest_count(st);
+
+		if (have)
+			damage_tail(s, nd,
+				    1 + (size_t)below(&s->rng,
+						      have < 3 ? have : 3));
+	}
 	st->failed = false;
 	st->crash_pending = false;
 	st->just_saved_snapshot = false;
@@ -1688,12 +1793,12 @@ static void after_step(struct sim *s, struct node *nd)
 	}
 	nd->fault_step = nd->forged_step = false;
 	if (!nd->g->running &&
-	    kq__raft_last_index(nd->g->r) + 1 != st_next(&nd->st))
+	    kq__raft_last_index(nd->g->r) + 1 != st_end_seen(&nd->st))
 		violate(s,
 			"node %d core log ends at %" PRIu64
 			", its storage at %" PRIu64,
 			nd->id, kq__raft_last_index(nd->g->r),
-			st_next(&nd->st) - 1);
+			st_end_seen(&nd->st) - 1);
 	if (!s->violation[0])
 		check_visible(s, nd);
 	if (!s->violation[0])
@@ -2282,6 +2387,14 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 	s.hs_fault = (unsigned)below(&s.rng, 500);
 	s.seg_recs = 1 + (int)below(&s.rng, 6);
 	s.leader_crash = (unsigned)below(&s.rng, 500);
+	if (s.n == 1) {
+		/* No peers to forge; damage only where nobody can refill
+		 * what it takes (a message log's lone replica). */
+		s.forge = 0;
+		s.damage = s.sm ? 0 : (unsigned)below(&s.rng, 600);
+		if (o->no_damage)
+			s.damage = 0;
+	}
 	for (int i = 0; i < s.n; i++) {
 		struct node *nd = &s.nodes[i];
 
@@ -2320,12 +2433,12 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		      "%u%%o, delay <= %u, reorder %u%%o, sync <= %u, sync "
 		      "errors %u%%o, crash %u%%o, partition %u%%o, forged "
 		      "%u%%o, retention %u%%o, torn %u%%o, install crash "
-		      "%u%%o, segment %d records, pre-vote %d, check-quorum "
-		      "%d, snapshot every %u, cache %u B",
+		      "%u%%o, damage %u%%o, segment %d records, pre-vote %d, "
+		      "check-quorum %d, snapshot every %u, cache %u B",
 		      seed, s.n, s.sm ? "state-machine" : "message-log", s.loss,
 		      s.dup, s.delay_max, s.reorder, s.sync_max, s.sync_err,
 		      s.crash, s.partition, s.forge, s.retain, s.torn,
-		      s.snap_crash, s.seg_recs, pv, cq, every, cache);
+		      s.snap_crash, s.damage, s.seg_recs, pv, cq, every, cache);
 	}
 	for (int i = 0; i < s.n && !s.violation[0]; i++) {
 		struct node *nd = &s.nodes[i];
@@ -2381,14 +2494,15 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: replica-sim [--seeds N] [--first-seed S] [--nodes "
-		"3|5]\n"
+		"1|3|5]\n"
 		"                   [--ticks T] [--converge-ticks T] "
 		"[--trace]\n"
 		"                   [--soak] [--kind log|sm] "
 		"[--direct-compact]\n"
 		"                   [--no-hs-faults] [--no-huge-terms] "
 		"[--no-retain]\n"
-		"                   [--lax-retention] [--lax-hs] [--lenient]\n");
+		"                   [--lax-retention] [--lax-hs] [--lenient] "
+		"[--no-damage]\n");
 	exit(2);
 }
 
@@ -2426,6 +2540,8 @@ int main(int argc, char **argv)
 			o.huge_terms = false;
 		} else if (!strcmp(a, "--no-retain")) {
 			o.no_retain = true;
+		} else if (!strcmp(a, "--no-damage")) {
+			o.no_damage = true;
 		} else if (!strcmp(a, "--lax-retention")) {
 			o.lax_retention = true;
 		} else if (!strcmp(a, "--lax-hs")) {
@@ -2445,7 +2561,7 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--nodes")) {
 			o.nodes = atoi(v);
 			i++;
-			if (o.nodes != 3 && o.nodes != 5)
+			if (o.nodes != 1 && o.nodes != 3 && o.nodes != 5)
 				usage();
 		} else if (!strcmp(a, "--kind")) {
 			if (!strcmp(v, "log"))

@@ -463,6 +463,43 @@ static void test_lost_before_torn(void **state)
 	t_rmrf(dir);
 }
 
+/* Damage that reaches below a range lost before (a record kept below
+ * it, and the records appended after it) merges into one range from
+ * after the last record kept: no offset in between is left out. */
+static void test_lost_merges(void **state)
+{
+	const struct kq_offset_range *lost;
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t pos[16];
+	uint8_t *logb, *buf;
+	size_t loglen, len;
+
+	logb = ten_records(dir, mod, pos, &loglen);
+	flip(dir, SEG0 ".log", pos[9] - 3);
+	flip(dir, SEG0 ".log", loglen - 3);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_append(log, 10, 2, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
+	t_ops->close(log);
+	/* Records 0..7, then 10 and 11: damage 7, 10 and 11. */
+	buf = slurp(dir, SEG0 ".log", &len);
+	assert_int_equal(record_bounds(buf, len, pos, 16), 10);
+	flip(dir, SEG0 ".log", pos[8] - 3);
+	flip(dir, SEG0 ".log", pos[9] - 3);
+	flip(dir, SEG0 ".log", len - 3);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->lost(log, &lost), 1);
+	assert_int_equal(lost[0].from, 7);
+	assert_int_equal(lost[0].end, 13);
+	t_ops->close(log);
+	free(buf);
+	free(logb);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
 /* A segment whose every record fails its checksum: the first record may
  * sit above the segment's base (a Raft log starts at 1 in segment 0), so
  * one offset more is kept lost. */
@@ -849,6 +886,7 @@ int run_recovery_tests(void)
 		cmocka_unit_test(test_lost_offsets_damaged),
 		cmocka_unit_test(test_lost_before_torn),
 		cmocka_unit_test(test_lost_whole_segment),
+		cmocka_unit_test(test_lost_merges),
 		cmocka_unit_test(test_torn_newest_of_many),
 		cmocka_unit_test(test_damage_in_newest_keeps_later_records),
 		cmocka_unit_test(test_corrupt_sealed),
