@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kafkaesque/list.h>
+
 #include "broker.h"
 #include "jsonkey.h"
 #include "log.h"
@@ -50,10 +52,7 @@ static int session_open(struct kq_broker *b, struct kq_session **out)
 	if (!s)
 		return -ENOMEM;
 	s->b = b;
-	s->next = b->sessions;
-	if (b->sessions)
-		b->sessions->prev = s;
-	b->sessions = s;
+	KQ_LIST_PUSH(b->sessions, s);
 	*out = s;
 	return 0;
 }
@@ -102,12 +101,7 @@ static void session_close(struct kq_session *s)
 	for (r = b->sub_waiting; r; r = r->impl[0])
 		if (r->session == s)
 			r->session = NULL;
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		b->sessions = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
+	KQ_LIST_REMOVE(b->sessions, s);
 	free(s);
 }
 

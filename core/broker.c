@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <kafkaesque/clock.h>
+
 #include "broker.h"
 #include "log.h"
 #include "names.h"
@@ -415,11 +417,9 @@ static void on_retention_timer(uv_timer_t *t)
 {
 	struct kq_broker *b = t->data;
 	struct kq__map_entry *e = NULL;
-	struct timespec ts;
 	int64_t now;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	now = kq_wall_ms();
 	while ((e = kq__map_next(&b->topics, e))) {
 		struct kq__topic *tp = e->value;
 

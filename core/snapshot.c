@@ -10,26 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <kafkaesque/bytes.h>
+
 #include "broker.h"
 #include "log.h"
 
 #define MAGIC "KQSNAP01"
 #define HDR   40
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static uint64_t fnv(uint64_t h, const void *data, size_t len)
 {
@@ -69,10 +56,10 @@ int kq__snapshot_save(const char *dir, uint64_t index, uint64_t term,
 	snprintf(tmp, sizeof(tmp), "%s/snapshot.tmp", dir);
 	snprintf(path, sizeof(path), "%s/snapshot", dir);
 	memcpy(hdr, MAGIC, 8);
-	put64(hdr + 8, index);
-	put64(hdr + 16, term);
-	put64(hdr + 24, len);
-	put64(hdr + 32,
+	kq_put64le(hdr + 8, index);
+	kq_put64le(hdr + 16, term);
+	kq_put64le(hdr + 24, len);
+	kq_put64le(hdr + 32,
 	      fnv(fnv(1469598103934665603ULL, hdr + 8, 24), data, len));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -115,11 +102,11 @@ int kq__snapshot_load(const char *dir, uint64_t *index, uint64_t *term,
 		kq__error("%s: not a snapshot file", path);
 		return KQ_ECORRUPT;
 	}
-	n = get64(hdr + 24);
+	n = kq_get64le(hdr + 24);
 	buf = n < (1ULL << 32) ? malloc(n ? n : 1) : NULL;
 	if (!buf || fread(buf, 1, n, f) != n ||
 	    fnv(fnv(1469598103934665603ULL, hdr + 8, 24), buf, n) !=
-		    get64(hdr + 32)) {
+		    kq_get64le(hdr + 32)) {
 		fclose(f);
 		free(buf);
 		kq__error("%s: damaged snapshot (bad length or checksum)",
@@ -127,8 +114,8 @@ int kq__snapshot_load(const char *dir, uint64_t *index, uint64_t *term,
 		return KQ_ECORRUPT;
 	}
 	fclose(f);
-	*index = get64(hdr + 8);
-	*term = get64(hdr + 16);
+	*index = kq_get64le(hdr + 8);
+	*term = kq_get64le(hdr + 16);
 	*data = buf;
 	*len = n;
 	return 0;

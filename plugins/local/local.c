@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <kafkaesque/clock.h>
 #include <kafkaesque/consensus.h>
+#include <kafkaesque/list.h>
 
 /* Snapshot a state-machine group after this many applied records. */
 #define SNAPSHOT_EVERY_DEFAULT 4096
@@ -221,12 +223,7 @@ static void unlink_proposal(struct proposal *p)
 
 	if (!g)
 		return;
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		g->pending = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
+	KQ_LIST_REMOVE(g->pending, p);
 }
 
 static void synced(struct kq_sync_req *sreq, int status)
@@ -266,7 +263,6 @@ static int local_propose(struct kq_group *g, struct kq_propose_req *req,
 	struct kq_record *copy;
 	struct proposal *p;
 	uint64_t next;
-	struct timespec ts;
 	int64_t now;
 	size_t i;
 	int rv;
@@ -284,8 +280,7 @@ static int local_propose(struct kq_group *g, struct kq_propose_req *req,
 		host->free(p);
 		return -ENOMEM;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	now = kq_wall_ms();
 	next = next_offset(g);
 	for (i = 0; i < n; i++) {
 		copy[i] = recs[i];
@@ -310,10 +305,7 @@ static int local_propose(struct kq_group *g, struct kq_propose_req *req,
 	p->end = next + n;
 	p->sreq.data = p;
 	req->cb = cb;
-	p->next = g->pending;
-	if (g->pending)
-		g->pending->prev = p;
-	g->pending = p;
+	KQ_LIST_PUSH(g->pending, p);
 	return g->logs->sync(g->cfg.log, &p->sreq, synced);
 }
 

@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include <kafkaesque/bytes.h>
 #include <kafkaesque/error.h>
 
 #include "auth.h"
@@ -116,15 +117,6 @@ int kq__auth_key_load(const char *path, struct kq__auth_key **out, int *loose,
 	return rv;
 }
 
-static uint8_t *put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-	return p + 4;
-}
-
 /* The MAC the `from_dialer` end of this connection sends. */
 static void mac_of(const struct kq__auth *a, bool from_dialer,
 		   uint8_t out[KQ__FRAME_MAC])
@@ -140,8 +132,9 @@ static void mac_of(const struct kq__auth *a, bool from_dialer,
 
 	memcpy(p, label, label_len);
 	p += label_len;
-	p = put32(p, (uint32_t)dialer_id);
-	p = put32(p, (uint32_t)acceptor_id);
+	kq_put32be(p, (uint32_t)dialer_id);
+	kq_put32be(p + 4, (uint32_t)acceptor_id);
+	p += 8;
 	memcpy(p, dialer_nonce, KQ__FRAME_NONCE);
 	p += KQ__FRAME_NONCE;
 	memcpy(p, acceptor_nonce, KQ__FRAME_NONCE);

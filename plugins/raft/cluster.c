@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <kafkaesque/error.h>
+#include <kafkaesque/list.h>
 
 #include "auth.h"
 #include "cluster.h"
@@ -121,12 +122,7 @@ static void on_conn_closed(uv_handle_t *h)
 	struct conn *cn = h->data;
 	struct kq__cluster *c = cn->c;
 
-	if (cn->prev)
-		cn->prev->next = cn->next;
-	else
-		c->conns = cn->next;
-	if (cn->next)
-		cn->next->prev = cn->prev;
+	KQ_LIST_REMOVE(c->conns, cn);
 	kq__auth_clear(&cn->auth);
 	free(cn->buf);
 	free(cn);
@@ -202,10 +198,7 @@ static struct conn *conn_new(struct kq__cluster *c)
 	cn->c = c;
 	cn->tcp.data = cn;
 	cn->since_ms = uv_now(c->host->loop);
-	cn->next = c->conns;
-	if (c->conns)
-		c->conns->prev = cn;
-	c->conns = cn;
+	KQ_LIST_PUSH(c->conns, cn);
 	return cn;
 }
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kafkaesque/bytes.h>
 #include <kafkaesque/error.h>
 
 #include "frame.h"
@@ -21,17 +22,14 @@ static uint8_t *put8(uint8_t *p, uint8_t v)
 
 static uint8_t *put32(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
+	kq_put32be(p, v);
 	return p + 4;
 }
 
 static uint8_t *put64(uint8_t *p, uint64_t v)
 {
-	p = put32(p, (uint32_t)(v >> 32));
-	return put32(p, (uint32_t)v);
+	kq_put64be(p, v);
+	return p + 8;
 }
 
 static uint8_t *put_bytes(uint8_t *p, const void *data, size_t len)
@@ -39,17 +37,6 @@ static uint8_t *put_bytes(uint8_t *p, const void *data, size_t len)
 	if (len)
 		memcpy(p, data, len);
 	return p + len;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) << 32 | get32(p + 4);
 }
 
 /* A bounds-checked reader over a frame body. */
@@ -83,14 +70,14 @@ static uint32_t rd32(struct rd *r)
 {
 	const uint8_t *p = take(r, 4);
 
-	return p ? get32(p) : 0;
+	return p ? kq_get32be(p) : 0;
 }
 
 static uint64_t rd64(struct rd *r)
 {
 	const uint8_t *p = take(r, 8);
 
-	return p ? get64(p) : 0;
+	return p ? kq_get64be(p) : 0;
 }
 
 int kq__frame_peek_max(const uint8_t *buf, size_t len, uint32_t max,
@@ -100,7 +87,7 @@ int kq__frame_peek_max(const uint8_t *buf, size_t len, uint32_t max,
 
 	if (len < KQ__FRAME_HEAD)
 		return 0;
-	body = get32(buf);
+	body = kq_get32be(buf);
 	if (body < 1 || body > max || body > KQ__FRAME_MAX) {
 		if (!body)
 			*why = "empty frame";
@@ -318,10 +305,10 @@ void kq__frame_hb_get(const struct kq__frame *f, uint32_t i,
 {
 	const uint8_t *p = f->hb + (size_t)i * KQ__FRAME_HB_ITEM;
 
-	out->group = get64(p);
+	out->group = kq_get64be(p);
 	out->type = (enum kq__raft_msg_type)p[8];
-	out->term = get64(p + 9);
-	out->commit = get64(p + 17);
+	out->term = kq_get64be(p + 9);
+	out->commit = kq_get64be(p + 17);
 }
 
 size_t kq__frame_hello_size(void)

@@ -7,6 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <kafkaesque/bytes.h>
+#include <kafkaesque/clock.h>
+#include <kafkaesque/list.h>
+
 #include "module.h"
 
 /* An entry's payload carries what a record holds besides offset, term and
@@ -21,33 +25,6 @@ struct kq__raft_sync {
 	uint64_t persist_id;
 	struct kq__raft_sync *prev, *next;
 };
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
 
 /* Encodes a record's payload into a new buffer (NULL for a control
  * record, which has none): malloc'd, or a kq__raft_buf when `rbuf`;
@@ -68,8 +45,8 @@ static int encode(const struct kq_record *rec, bool rbuf, void **out,
 	p = rbuf ? kq__raft_buf_alloc(n) : malloc(n);
 	if (!p)
 		return -ENOMEM;
-	put64(p, (uint64_t)rec->timestamp_ms);
-	put32(p + 8, rec->key ? rec->key_len : 0);
+	kq_put64be(p, (uint64_t)rec->timestamp_ms);
+	kq_put32be(p + 8, rec->key ? rec->key_len : 0);
 	if (rec->key && rec->key_len)
 		memcpy(p + PAYLOAD_HEAD, rec->key, rec->key_len);
 	if (rec->value_len)
@@ -97,13 +74,13 @@ static void decode(const struct kq__raft_entry *e, struct kq_record *rec)
 		rec->value_len = p ? e->len : 0;
 		return;
 	}
-	klen = get32(p + 8);
+	klen = kq_get32be(p + 8);
 	if (klen > e->len - PAYLOAD_HEAD) {
 		rec->value = p;
 		rec->value_len = e->len;
 		return;
 	}
-	rec->timestamp_ms = (int64_t)get64(p);
+	rec->timestamp_ms = (int64_t)kq_get64be(p);
 	rec->key = klen ? p + PAYLOAD_HEAD : NULL;
 	rec->key_len = klen;
 	rec->value = p + PAYLOAD_HEAD + klen;
@@ -303,12 +280,7 @@ static void on_synced(struct kq_sync_req *req, int status)
 	struct kq_group *g = s->g;
 
 	if (g) {
-		if (s->prev)
-			s->prev->next = s->next;
-		else
-			g->syncs = s->next;
-		if (s->next)
-			s->next->prev = s->prev;
+		KQ_LIST_REMOVE(g->syncs, s);
 		if (status != 0)
 			fail_group(g, status, "log sync");
 		else if (s->persist_id > g->persist_upto)
@@ -356,15 +328,10 @@ static int write_entries(struct kq_group *g, const struct kq__raft_ready *rd)
 	s->g = g;
 	s->persist_id = rd->persist_id;
 	s->req.data = s;
-	s->next = g->syncs;
-	if (g->syncs)
-		g->syncs->prev = s;
-	g->syncs = s;
+	KQ_LIST_PUSH(g->syncs, s);
 	rv = la->sync(g->log, &s->req, on_synced);
 	if (rv != 0) {
-		g->syncs = s->next;
-		if (s->next)
-			s->next->prev = NULL;
+		KQ_LIST_REMOVE(g->syncs, s);
 		free(s);
 	}
 	return rv;
@@ -1131,7 +1098,6 @@ int kq__raft_group_propose(struct kq_group *g, struct kq_propose_req *req,
 {
 	struct kq__raft_entry *e;
 	struct kq__raft_pending *p;
-	struct timespec ts;
 	int64_t now;
 	uint64_t first = 0;
 	int rv = 0;
@@ -1149,8 +1115,7 @@ int kq__raft_group_propose(struct kq_group *g, struct kq_propose_req *req,
 		free(p);
 		return -ENOMEM;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	now = kq_wall_ms();
 	for (size_t i = 0; i < n && rv == 0; i++) {
 		struct kq_record rec = recs[i];
 

@@ -129,7 +129,7 @@ uint64_t kq__cursor_bad_offset(const struct kq__cursor *c)
 	uint64_t lo = c->has_prev ? c->prev + 1 : c->seg->base;
 
 	if (c->pos >= c->bpos && c->pos - c->bpos + 16 <= c->blen) {
-		uint64_t off = kq__get64(c->buf + (c->pos - c->bpos) + 8);
+		uint64_t off = kq_get64le(c->buf + (c->pos - c->bpos) + 8);
 
 		if (off >= lo && off < c->log->next)
 			return off;

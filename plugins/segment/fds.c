@@ -25,8 +25,10 @@ static bool linked(const struct kq__fdslot *s)
 	return s->next != NULL;
 }
 
-static void unlink_slot(struct kq__fdslot *s)
+void kq__fds_unlink(struct kq__fdslot *s)
 {
+	if (!linked(s))
+		return;
 	s->prev->next = s->next;
 	s->next->prev = s->prev;
 	s->prev = s->next = NULL;
@@ -37,7 +39,7 @@ void kq__fds_touch(struct kq__fds *fds, struct kq__fdslot *s)
 	if (linked(s)) {
 		if (fds->lru.next == s)
 			return;
-		unlink_slot(s);
+		kq__fds_unlink(s);
 	}
 	s->prev = &fds->lru;
 	s->next = fds->lru.next;
@@ -78,7 +80,7 @@ static bool close_holder(struct kq__fds *fds, struct kq__fdslot *s)
 		kq__fds_count(fds, s, -1);
 	}
 	if (linked(s))
-		unlink_slot(s);
+		kq__fds_unlink(s);
 	return true;
 }
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <kafkaesque/bytes.h>
 #include <kafkaesque/storage.h>
 
 #define KQ__FORMAT_VERSION 1
@@ -13,32 +14,6 @@
 #define KQ__REC_FIXED	   44 /* record bytes besides key and value */
 #define KQ__REC_MAX	   ((uint64_t)1 << 30) /* largest record, all included */
 #define KQ__IENTRY_SIZE	   16		       /* one index entry */
-
-/* Little-endian stores and loads at any alignment. */
-static inline void kq__put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static inline void kq__put64(uint8_t *p, uint64_t v)
-{
-	kq__put32(p, (uint32_t)v);
-	kq__put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static inline uint32_t kq__get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t kq__get64(const uint8_t *p)
-{
-	return (uint64_t)kq__get32(p) | (uint64_t)kq__get32(p + 4) << 32;
-}
 
 enum kq__file_kind {
 	KQ__FILE_LOG,

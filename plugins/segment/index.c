@@ -73,7 +73,7 @@ int kq__index_parse(const struct kq_host *host, struct kq__index *ix,
 		return rv;
 	for (i = 0; i < n; i++) {
 		const uint8_t *p = buf + KQ__HDR_SIZE + i * KQ__IENTRY_SIZE;
-		uint64_t off = kq__get64(p), pos = kq__get64(p + 8);
+		uint64_t off = kq_get64le(p), pos = kq_get64le(p + 8);
 
 		if (i == 0 ? (off < base || pos != KQ__HDR_SIZE)
 			   : (off <= ix->e[i - 1].offset ||
@@ -95,8 +95,8 @@ void kq__index_encode(const struct kq__index *ix, size_t from, size_t to,
 		      uint8_t *dst)
 {
 	for (size_t i = from; i < to; i++) {
-		kq__put64(dst, ix->e[i].offset);
-		kq__put64(dst + 8, ix->e[i].pos);
+		kq_put64le(dst, ix->e[i].offset);
+		kq_put64le(dst + 8, ix->e[i].pos);
 		dst += KQ__IENTRY_SIZE;
 	}
 }

@@ -270,7 +270,7 @@ static uint64_t count_torn(struct kq_log *log, int fd, uint64_t pos,
 		n++;
 		if (len - at < 4)
 			break;
-		rlen = (uint64_t)kq__get32(buf + at) + 4;
+		rlen = (uint64_t)kq_get32le(buf + at) + 4;
 		if (rlen < KQ__REC_FIXED || rlen > len - at)
 			break;
 		if (kq__record_decode(buf + at, (size_t)rlen, &rec, &size) !=
@@ -335,20 +335,18 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 	char name[32];
 	uint64_t fsize, size, at, min_next = seg->base;
 	bool rewrite = false, past_damage = false;
-	ssize_t r;
 	int fd, rv;
 
 	kq__seg_name(name, seg->base, "log");
 	rv = kq__seg_open_sized(log, name, O_RDWR, &fd, &fsize);
 	if (rv != 0)
 		return rv;
-	r = kq__pread_full(fd, hdr, sizeof(hdr), 0);
-	if (r < 0) {
+	rv = kq__seg_check_header(fd, seg->base);
+	if (rv < 0) {
 		kq__seg_io.close(fd);
-		return (int)r;
+		return rv;
 	}
-	if (r != sizeof(hdr) ||
-	    kq__header_check(hdr, KQ__FILE_LOG, seg->base) != 0) {
+	if (rv != 0) {
 		if (fsize > KQ__HDR_SIZE) {
 			kq__seg_io.close(fd);
 			kq__seg_report(log, seg, 0, "bad segment header");
@@ -690,10 +688,7 @@ void kq__log_close(struct kq_log *log)
 		kq__seg_io.close(log->dirfd);
 		kq__fds_count(log->fds, &log->slot, -1);
 	}
-	if (log->slot.next != NULL) {
-		log->slot.prev->next = log->slot.next;
-		log->slot.next->prev = log->slot.prev;
-	}
+	kq__fds_unlink(&log->slot);
 	host->free(log->segs);
 	host->free(log->wbuf);
 	host->free(log->rbuf);

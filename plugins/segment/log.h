@@ -173,6 +173,11 @@ uint64_t kq__cursor_bad_offset(const struct kq__cursor *c);
 /* Writes the file name of a segment, "<20 digits>.<ext>", into buf[32]. */
 void kq__seg_name(char *buf, uint64_t base, const char *ext);
 
+/* Reads the header of the open .log file `fd` of the segment at `base`:
+ * 0 when it is whole and names that segment, 1 when it is short or not
+ * (torn at creation, or damaged), or a negative error. */
+int kq__seg_check_header(int fd, uint64_t base);
+
 /* Opens `name` in the log's folder with `flags` and gives its size.  On
  * success the caller owns *fd; on failure returns -errno. */
 int kq__seg_open_sized(struct kq_log *log, const char *name, int flags, int *fd,
@@ -261,6 +266,9 @@ void kq__fds_make_room(struct kq__fds *fds, struct kq__fdslot *keep);
 /* A holder opened (n > 0) or closed (n < 0) descriptors; one that holds
  * none leaves the list. */
 void kq__fds_count(struct kq__fds *fds, struct kq__fdslot *s, int n);
+
+/* Takes a holder that goes away off the list, if it is on it. */
+void kq__fds_unlink(struct kq__fdslot *s);
 
 /* Counts n descriptors a segment opened against the module's bound and
  * makes it the most recently used holder.  Done once they are in place,

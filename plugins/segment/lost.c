@@ -34,13 +34,13 @@ static int save(struct kq_log *log)
 		return kq__log_sync_dir(log);
 	}
 	memcpy(buf, "KQLO", 4);
-	kq__put32(buf + 4, KQ__FORMAT_VERSION);
-	kq__put32(buf + 8, (uint32_t)log->nlost);
+	kq_put32le(buf + 4, KQ__FORMAT_VERSION);
+	kq_put32le(buf + 8, (uint32_t)log->nlost);
 	for (size_t i = 0; i < log->nlost; i++, p += 16) {
-		kq__put64(buf + p, log->lost[i].from);
-		kq__put64(buf + p + 8, log->lost[i].end);
+		kq_put64le(buf + p, log->lost[i].from);
+		kq_put64le(buf + p + 8, log->lost[i].end);
 	}
-	kq__put32(buf + p, kq__crc32c(0, buf, p));
+	kq_put32le(buf + p, kq__crc32c(0, buf, p));
 	return kq__log_replace_file(log, LOST_FILE, LOST_TMP, buf, len);
 }
 
@@ -59,11 +59,11 @@ int kq__lost_load(struct kq_log *log)
 	kq__seg_io.close(fd);
 	if (r < 0)
 		return (int)r;
-	n = r >= LOST_HEAD ? kq__get32(buf + 8) : 0;
+	n = r >= LOST_HEAD ? kq_get32le(buf + 8) : 0;
 	if (r < LOST_HEAD || memcmp(buf, "KQLO", 4) != 0 ||
-	    kq__get32(buf + 4) != KQ__FORMAT_VERSION || n == 0 ||
+	    kq_get32le(buf + 4) != KQ__FORMAT_VERSION || n == 0 ||
 	    n > KQ__LOST_MAX || (size_t)r != LOST_SIZE(n) ||
-	    kq__get32(buf + r - 4) != kq__crc32c(0, buf, (size_t)r - 4)) {
+	    kq_get32le(buf + r - 4) != kq__crc32c(0, buf, (size_t)r - 4)) {
 		log->host->log(log->host, KQ_LOG_ERROR,
 			       "%s/" LOST_FILE ": damaged; move it aside to "
 			       "open the log (the offsets it kept may then "
@@ -72,8 +72,8 @@ int kq__lost_load(struct kq_log *log)
 		return KQ_ECORRUPT;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		log->lost[i].from = kq__get64(buf + LOST_HEAD + 16 * i);
-		log->lost[i].end = kq__get64(buf + LOST_HEAD + 16 * i + 8);
+		log->lost[i].from = kq_get64le(buf + LOST_HEAD + 16 * i);
+		log->lost[i].end = kq_get64le(buf + LOST_HEAD + 16 * i + 8);
 	}
 	log->nlost = n;
 	return 0;

@@ -12,18 +12,18 @@ static const char magic[2][4] = {
 void kq__header_encode(uint8_t *dst, enum kq__file_kind kind, uint64_t base)
 {
 	memcpy(dst, magic[kind], 4);
-	kq__put32(dst + 4, KQ__FORMAT_VERSION);
-	kq__put64(dst + 8, base);
-	kq__put32(dst + 16, 0);
-	kq__put32(dst + 20, kq__crc32c(0, dst, 20));
+	kq_put32le(dst + 4, KQ__FORMAT_VERSION);
+	kq_put64le(dst + 8, base);
+	kq_put32le(dst + 16, 0);
+	kq_put32le(dst + 20, kq__crc32c(0, dst, 20));
 }
 
 int kq__header_check(const uint8_t *src, enum kq__file_kind kind, uint64_t base)
 {
 	if (memcmp(src, magic[kind], 4) != 0 ||
-	    kq__get32(src + 20) != kq__crc32c(0, src, 20) ||
-	    kq__get32(src + 4) != KQ__FORMAT_VERSION ||
-	    kq__get64(src + 8) != base)
+	    kq_get32le(src + 20) != kq__crc32c(0, src, 20) ||
+	    kq_get32le(src + 4) != KQ__FORMAT_VERSION ||
+	    kq_get64le(src + 8) != base)
 		return KQ_ECORRUPT;
 	return 0;
 }
@@ -34,18 +34,18 @@ void kq__record_encode(uint8_t *dst, const struct kq_record *rec)
 	uint32_t v = rec->value != NULL ? rec->value_len : 0;
 	uint64_t total = KQ__REC_FIXED + (uint64_t)k + v;
 
-	kq__put32(dst, (uint32_t)(total - 4));
-	kq__put64(dst + 8, rec->offset);
-	kq__put64(dst + 16, rec->term);
-	kq__put64(dst + 24, (uint64_t)rec->timestamp_ms);
-	kq__put32(dst + 32, rec->flags);
-	kq__put32(dst + 36, k);
+	kq_put32le(dst, (uint32_t)(total - 4));
+	kq_put64le(dst + 8, rec->offset);
+	kq_put64le(dst + 16, rec->term);
+	kq_put64le(dst + 24, (uint64_t)rec->timestamp_ms);
+	kq_put32le(dst + 32, rec->flags);
+	kq_put32le(dst + 36, k);
 	if (k > 0)
 		memcpy(dst + 40, rec->key, k);
-	kq__put32(dst + 40 + k, v);
+	kq_put32le(dst + 40 + k, v);
 	if (v > 0)
 		memcpy(dst + 44 + k, rec->value, v);
-	kq__put32(dst + 4, kq__crc32c(0, dst + 8, total - 8));
+	kq_put32le(dst + 4, kq__crc32c(0, dst + 8, total - 8));
 }
 
 int kq__record_decode(const uint8_t *buf, size_t avail, struct kq_record *rec,
@@ -58,24 +58,24 @@ int kq__record_decode(const uint8_t *buf, size_t avail, struct kq_record *rec,
 		*size = KQ__REC_FIXED;
 		return KQ__REC_SHORT;
 	}
-	total = (uint64_t)kq__get32(buf) + 4;
+	total = (uint64_t)kq_get32le(buf) + 4;
 	if (total < KQ__REC_FIXED || total > KQ__REC_MAX)
 		return KQ__REC_BAD;
 	*size = total;
 	if (avail < total)
 		return KQ__REC_SHORT;
-	if (kq__get32(buf + 4) != kq__crc32c(0, buf + 8, total - 8))
+	if (kq_get32le(buf + 4) != kq__crc32c(0, buf + 8, total - 8))
 		return KQ__REC_CRC;
-	k = kq__get32(buf + 36);
+	k = kq_get32le(buf + 36);
 	if (k > total - KQ__REC_FIXED)
 		return KQ__REC_BAD;
-	v = kq__get32(buf + 40 + k);
+	v = kq_get32le(buf + 40 + k);
 	if ((uint64_t)k + v + KQ__REC_FIXED != total)
 		return KQ__REC_BAD;
-	rec->offset = kq__get64(buf + 8);
-	rec->term = kq__get64(buf + 16);
-	rec->timestamp_ms = (int64_t)kq__get64(buf + 24);
-	rec->flags = kq__get32(buf + 32);
+	rec->offset = kq_get64le(buf + 8);
+	rec->term = kq_get64le(buf + 16);
+	rec->timestamp_ms = (int64_t)kq_get64le(buf + 24);
+	rec->flags = kq_get32le(buf + 32);
 	rec->key_len = k;
 	rec->key = k > 0 ? buf + 40 : NULL;
 	rec->value_len = v;

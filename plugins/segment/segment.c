@@ -45,11 +45,7 @@ static void release(struct kq_log *log, struct kq__segment *seg)
 	if (seg->held)
 		kq__fds_count(log->fds, &seg->slot, -(int)seg->held);
 	seg->held = 0;
-	if (seg->slot.next != NULL) {
-		seg->slot.prev->next = seg->slot.next;
-		seg->slot.next->prev = seg->slot.prev;
-		seg->slot.prev = seg->slot.next = NULL;
-	}
+	kq__fds_unlink(&seg->slot);
 }
 
 void kq__seg_hold(struct kq_log *log, struct kq__segment *seg, unsigned n)
@@ -215,12 +211,21 @@ void kq__seg_report(struct kq_log *log, struct kq__segment *seg, uint64_t pos,
 		       name, pos, why);
 }
 
-int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg)
+int kq__seg_check_header(int fd, uint64_t base)
 {
 	uint8_t hdr[KQ__HDR_SIZE];
+	ssize_t r = kq__pread_full(fd, hdr, sizeof(hdr), 0);
+
+	if (r < 0)
+		return (int)r;
+	return r != sizeof(hdr) ||
+	       kq__header_check(hdr, KQ__FILE_LOG, base) != 0;
+}
+
+int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg)
+{
 	char name[32];
-	ssize_t r;
-	int fd;
+	int fd, rv;
 
 	if (seg->file != NULL) {
 		if (seg->held)
@@ -230,20 +235,16 @@ int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg)
 	kq__seg_name(name, seg->base, "log");
 	fd = kq__log_openat(log, name, O_RDWR, 0);
 	if (fd < 0) {
-		int rv = -errno;
-
+		rv = -errno;
 		log->host->log(log->host, KQ_LOG_ERROR, "%s/%s: open: %s",
 			       log->dir, name, strerror(-rv));
 		return rv;
 	}
-	r = kq__pread_full(fd, hdr, sizeof(hdr), 0);
-	if (r < 0) {
+	rv = kq__seg_check_header(fd, seg->base);
+	if (rv != 0) {
 		kq__seg_io.close(fd);
-		return (int)r;
-	}
-	if (r != sizeof(hdr) ||
-	    kq__header_check(hdr, KQ__FILE_LOG, seg->base) != 0) {
-		kq__seg_io.close(fd);
+		if (rv < 0)
+			return rv;
 		kq__seg_report(log, seg, 0, "bad segment header");
 		return KQ_ECORRUPT;
 	}

@@ -21,10 +21,10 @@ int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs)
 	if (kq__log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
 	memcpy(buf, "KQHS", 4);
-	kq__put32(buf + 4, KQ__FORMAT_VERSION);
-	kq__put64(buf + 8, hs->term);
-	kq__put64(buf + 16, hs->vote);
-	kq__put32(buf + 24, kq__crc32c(0, buf, 24));
+	kq_put32le(buf + 4, KQ__FORMAT_VERSION);
+	kq_put64le(buf + 8, hs->term);
+	kq_put64le(buf + 16, hs->vote);
+	kq_put32le(buf + 24, kq__crc32c(0, buf, 24));
 	rv = kq__log_replace_file(log, STATE_FILE, STATE_TMP, buf, sizeof(buf));
 	if (rv == 0)
 		return 0;
@@ -53,14 +53,14 @@ int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
 	if (r < 0)
 		return (int)r;
 	if (r != STATE_SIZE || memcmp(buf, "KQHS", 4) != 0 ||
-	    kq__get32(buf + 24) != kq__crc32c(0, buf, 24) ||
-	    kq__get32(buf + 4) != KQ__FORMAT_VERSION) {
+	    kq_get32le(buf + 24) != kq__crc32c(0, buf, 24) ||
+	    kq_get32le(buf + 4) != KQ__FORMAT_VERSION) {
 		log->host->log(log->host, KQ_LOG_ERROR,
 			       "%s/" STATE_FILE ": damaged hard state",
 			       log->dir);
 		return KQ_ECORRUPT;
 	}
-	hs->term = kq__get64(buf + 8);
-	hs->vote = kq__get64(buf + 16);
+	hs->term = kq_get64le(buf + 8);
+	hs->vote = kq_get64le(buf + 16);
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <kafkaesque/kafkaesque.h>
+#include <kafkaesque/list.h>
 
 #include "telnet.h"
 
@@ -403,12 +404,7 @@ static void conn_maybe_free(struct kq__tn_conn *c)
 
 	if (!c->closed || c->inflight > 0)
 		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		srv->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	KQ_LIST_REMOVE(srv->conns, c);
 	kq__tn_framer_free(&c->fr);
 	kq__tn_buf_free(&c->pend);
 	kq__tn_buf_free(&c->out);
@@ -848,10 +844,7 @@ static void on_connection(struct kq__tn_server *srv, int fd)
 	}
 	c->tcp.data = c;
 	c->wreq.data = c;
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
+	KQ_LIST_PUSH(srv->conns, c);
 	srv->nhandles++;
 	r = uv_tcp_open(&c->tcp, fd);
 	if (r < 0) {

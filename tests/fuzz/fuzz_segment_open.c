@@ -179,7 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * time one input takes. */
 	for (int nfiles = 0; size >= 11 && nfiles < 8; nfiles++) {
 		uint8_t kind = data[0];
-		uint64_t base = kq__get64(data + 1);
+		uint64_t base = kq_get64le(data + 1);
 		size_t len = (size_t)data[9] | (size_t)data[10] << 8;
 
 		data += 11;

@@ -100,7 +100,7 @@ static size_t record_bounds(const uint8_t *buf, size_t len, uint64_t *pos,
 
 	while (p + 4 <= len && n < max) {
 		pos[n++] = p;
-		p += kq__get32(buf + p) + 4;
+		p += kq_get32le(buf + p) + 4;
 	}
 	pos[n] = p;
 	return n;
@@ -161,7 +161,7 @@ static void check_index_rebuild(enum damage how)
 
 				/* Below the truth: a read seeking there
 				 * would skip the records in between. */
-				kq__put64(e, kq__get64(e) - 1);
+				kq_put64le(e, kq_get64le(e) - 1);
 			}
 			break;
 		}
