@@ -695,16 +695,14 @@ static int lost_ends_at(struct kq_group *g, uint64_t point)
 	return 0;
 }
 
-static uint64_t stored_term(struct kq_group *g);
-
 /* A lone replica whose log lost entries to damage at its end (records
  * that fail their checksum, dropped at open) has nobody to fetch them
  * from, and they may have been acknowledged: its log restarts after
  * them, with the point recorded before any entry is written, so their
  * offsets are never given to new records.  Their term is unknown but
- * not above the current one, which the point takes; nor below any term
- * the log or an earlier point shows, so that a raft.state lost with
- * them is still told (check_hard_state). */
+ * not above the current one, which the point takes; nor below an
+ * earlier point's, so that a raft.state lost with them is still told
+ * (check_hard_state; the log's own terms were compared before). */
 static int restart_after_lost(struct kq_group *g, uint64_t term)
 {
 	const struct kq_log_api *la = logs(g);
@@ -726,8 +724,6 @@ static int restart_after_lost(struct kq_group *g, uint64_t term)
 		return rv;
 	if (rv == 0 && st > term)
 		term = st;
-	if (stored_term(g) > term)
-		term = stored_term(g);
 	rv = la->save_snapshot(g->log, point, term, NULL, 0);
 	if (rv != 0)
 		return rv;

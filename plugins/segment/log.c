@@ -467,11 +467,15 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 			 * the range starts; records after a range lost
 			 * before start at its end, so the count goes from
 			 * there (the two ranges then merge). */
-			uint64_t base = from, end;
+			uint64_t base = from, end, most;
 
 			if (log->nlost && log->lost[log->nlost - 1].end > base)
 				base = log->lost[log->nlost - 1].end;
-			end = base + whole;
+			/* A damaged length field sends the count astray: the
+			 * bytes left bound how many records they held, and
+			 * that many offsets go (a gap, never a reuse). */
+			most = (fsize - at) / KQ__REC_FIXED;
+			end = base + (most > whole ? most : whole);
 			/* With no record kept in the segment, the first may
 			 * sit above its base (a Raft log starts at 1 in
 			 * segment 0): one offset more is never reused. */
@@ -481,9 +485,10 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 				  "%s/%s: %" PRIu64
 				  " whole records at byte %" PRIu64
 				  " fail their checksum with nothing valid "
-				  "after them (%s): dropped; their offsets "
+				  "after them (%s): dropped; offsets "
 				  "%" PRIu64 "..%" PRIu64
-				  " are lost and never handed out again",
+				  " (as many as their bytes could hold) are "
+				  "lost and never handed out again",
 				  log->dir, name, whole, at, c.why, from,
 				  end - 1);
 			/* Kept before the records go: a crash between the

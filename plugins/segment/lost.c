@@ -92,13 +92,26 @@ int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end)
 			end = log->lost[i - 1].end;
 		i--;
 	}
-	/* Past the bound the two oldest merge (reads refuse the records
-	 * between them: safe, if over-cautious). */
+	/* At the bound, ranges retention has passed go first; then the
+	 * two closest merge (reads refuse the records between them: safe,
+	 * if over-cautious). */
 	if (i == KQ__LOST_MAX) {
-		log->lost[1].from = log->lost[0].from;
-		memmove(log->lost, log->lost + 1,
-			(KQ__LOST_MAX - 1) * sizeof(log->lost[0]));
-		i--;
+		size_t k = 0, best = 0;
+
+		for (size_t j = 0; j < i; j++)
+			if (log->lost[j].end > log->first)
+				log->lost[k++] = log->lost[j];
+		i = k;
+		for (size_t j = 1; i == KQ__LOST_MAX && j + 1 < i; j++)
+			if (log->lost[j + 1].from - log->lost[j].end <
+			    log->lost[best + 1].from - log->lost[best].end)
+				best = j;
+		if (i == KQ__LOST_MAX) {
+			log->lost[best].end = log->lost[best + 1].end;
+			memmove(log->lost + best + 1, log->lost + best + 2,
+				(i - best - 2) * sizeof(log->lost[0]));
+			i--;
+		}
 	}
 	log->lost[i].from = from;
 	log->lost[i].end = end;

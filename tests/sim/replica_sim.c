@@ -514,7 +514,9 @@ static void note_committed(struct sim *s, struct node *nd, uint64_t off,
 	if (!off)
 		return;
 	c = com_at(s, off);
-	cur = kq__raft_term(nd->g->r);
+	/* A lone replica replays its log inside the open, before the
+	 * group exists: its stored term is the current one. */
+	cur = nd->g ? kq__raft_term(nd->g->r) : nd->st.hs.term;
 	if (!c->cterm || cur < c->cterm)
 		c->cterm = cur;
 	if (!c->term) {
@@ -1681,23 +1683,30 @@ static void run_later(struct node *nd)
 	}
 }
 
+/* A record's size in a segment file (docs/storage-format.md). */
+#define REC_FIXED 44
+
 /* The last `d` records of the newest segment were damaged on disk:
  * the next open drops them and keeps their offsets as lost, counted as
  * the segment module counts them (from after the last record kept;
- * after a range lost before, from its end; one more when the segment
- * keeps nothing), merged into ranges they reach. */
+ * after a range lost before, from its end; as many as their bytes could
+ * hold; one more when the segment keeps nothing), merged into ranges
+ * they reach. */
 static void damage_tail(struct sim *s, struct node *nd, size_t d)
 {
 	struct kq_plog *st = &nd->st;
 	uint64_t base = st->segs[st->nsegs - 1], from = base, lo, end;
+	uint64_t bytes = 0;
 	size_t keep = st->n - d, i = st->nlost;
 
 	if (keep && st->r[keep - 1].off >= base)
 		from = st->r[keep - 1].off + 1;
+	for (size_t k = keep; k < st->n; k++)
+		bytes += REC_FIXED + st->r[k].klen + st->r[k].vlen;
 	lo = from;
 	if (i && st->lost[i - 1].end > lo)
 		lo = st->lost[i - 1].end;
-	end = lo + d + (from == base ? 1 : 0);
+	end = lo + bytes / REC_FIXED + (from == base ? 1 : 0);
 	while (i > 0 && st->lost[i - 1].end >= from) {
 		if (st->lost[i - 1].from < from)
 			from = st->lost[i - 1].from;

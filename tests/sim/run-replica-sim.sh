@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs the whole-replica simulation over 2000 seeds of 3 or 5 replicas,
-# then 2000 seeds of a lone message-log replica with damaged records
+# then 2000 seeds of a lone replica (damaged records for a message log)
 # (make check).  Set REPLICA_SIM_SEEDS for a longer soak.
 sim=./tests/sim/replica-sim
 if [ ! -x "$sim" ]; then
@@ -10,4 +10,4 @@ fi
 "$sim" --seeds "${REPLICA_SIM_SEEDS:-2000}" \
 	--first-seed "${REPLICA_SIM_FIRST_SEED:-1}" || exit 1
 "$sim" --seeds "${REPLICA_SIM_SEEDS:-2000}" \
-	--first-seed "${REPLICA_SIM_FIRST_SEED:-1}" --nodes 1 --kind log
+	--first-seed "${REPLICA_SIM_FIRST_SEED:-1}" --nodes 1

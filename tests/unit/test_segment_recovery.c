@@ -359,6 +359,16 @@ static void test_torn_garbage(void **state)
 	t_rmrf(dir);
 }
 
+/* How many offsets recovery keeps lost for `whole` bad records in
+ * `bytes`: as many as the bytes could hold, when more (a damaged length
+ * field hides records from the count). */
+static uint64_t lost_count(uint64_t bytes, uint64_t whole)
+{
+	uint64_t most = bytes / KQ__REC_FIXED;
+
+	return most > whole ? most : whole;
+}
+
 /* Whole records failing their checksum at the end of the newest segment,
  * nothing valid after them, were written whole and may have been
  * acknowledged: they are dropped, but their offsets are kept as lost,
@@ -369,12 +379,14 @@ static void test_lost_offsets(void **state)
 	char dir[64];
 	void *mod = t_module(NULL);
 	struct kq_log *log;
-	uint64_t pos[16], offs[16];
+	uint64_t pos[16], offs[16], e0, e1;
 	uint8_t *logb;
 	size_t loglen;
+	char says[64];
 	int rv;
 
 	logb = ten_records(dir, mod, pos, &loglen);
+	e0 = 8 + lost_count(loglen - pos[8], 2);
 	/* The values of the last two records damaged. */
 	flip(dir, SEG0 ".log", pos[9] - 3);
 	flip(dir, SEG0 ".log", loglen - 3);
@@ -385,29 +397,39 @@ static void test_lost_offsets(void **state)
 		assert_int_equal(t_file_size(dir, SEG0 ".log"), pos[8]);
 		assert_int_equal(t_ops->lost(log, &lost), 1);
 		assert_int_equal(lost[0].from, 8);
-		assert_int_equal(lost[0].end, 10);
+		assert_int_equal(lost[0].end, e0);
 		t_ops->close(log);
 	}
-	assert_non_null(strstr(t_last_log, "8..9 are lost"));
+	snprintf(says, sizeof(says), "offsets 8..%llu (as many",
+		 (unsigned long long)e0 - 1);
+	assert_non_null(strstr(t_last_log, says));
 	/* Appended past the range (offsets are handed out after it): the
 	 * range stays. */
 	log = t_open(mod, dir, 0);
-	assert_int_equal(t_append(log, 10, 2, 1), 0);
+	assert_int_equal(t_append(log, e0, 2, 1), 0);
 	assert_int_equal(t_ops->sync(log), 0);
 	t_ops->close(log);
 	log = t_open(mod, dir, 0);
-	assert_int_equal(t_ops->next_offset(log), 12);
+	assert_int_equal(t_ops->next_offset(log), e0 + 2);
 	assert_int_equal(t_ops->lost(log, &lost), 1);
 	assert_int_equal(t_read_all(log, 0, offs, 16, &rv, NULL), 10);
-	assert_int_equal(offs[8], 10);
+	assert_int_equal(offs[8], e0);
 	t_ops->close(log);
 	/* Damaged again at the end: the new range follows the first. */
+	e1 = t_file_size(dir, SEG0 ".log");
+	{
+		uint8_t *buf = slurp(dir, SEG0 ".log", &loglen);
+
+		assert_int_equal(record_bounds(buf, loglen, pos, 16), 10);
+		free(buf);
+	}
+	e1 = e0 + 1 + lost_count(e1 - pos[9], 1);
 	flip(dir, SEG0 ".log", t_file_size(dir, SEG0 ".log") - 3);
 	log = t_open(mod, dir, 0);
-	assert_int_equal(t_ops->next_offset(log), 11);
+	assert_int_equal(t_ops->next_offset(log), e0 + 1);
 	assert_int_equal(t_ops->lost(log, &lost), 2);
-	assert_int_equal(lost[1].from, 11);
-	assert_int_equal(lost[1].end, 12);
+	assert_int_equal(lost[1].from, e0 + 1);
+	assert_int_equal(lost[1].end, e1);
 	/* Records appended into a range (a replica refilling what it lost)
 	 * drop it, and the ones above. */
 	assert_int_equal(t_ops->truncate(log, 8), 0);
@@ -436,14 +458,17 @@ static void test_lost_before_torn(void **state)
 	uint8_t *logb;
 	size_t loglen;
 
+	uint64_t end;
+
 	logb = ten_records(dir, mod, pos, &loglen);
+	end = 8 + lost_count(loglen - 3 - pos[8], 1);
 	spit(dir, SEG0 ".log", logb, loglen - 3);
 	flip(dir, SEG0 ".log", pos[9] - 3);
 	log = t_open(mod, dir, 0);
 	assert_int_equal(t_ops->next_offset(log), 8);
 	assert_int_equal(t_ops->lost(log, &lost), 1);
 	assert_int_equal(lost[0].from, 8);
-	assert_int_equal(lost[0].end, 9);
+	assert_int_equal(lost[0].end, end);
 	/* A cut below a range keeps it (a reopen after a failed sync cuts
 	 * what was never durable, not what was acknowledged before). */
 	assert_int_equal(t_ops->truncate(log, 5), 0);
@@ -456,7 +481,7 @@ static void test_lost_before_torn(void **state)
 	unlink(path);
 	log = t_open(mod, dir, 0);
 	assert_int_equal(t_ops->lost(log, &lost), 1);
-	assert_int_equal(lost[0].end, 9);
+	assert_int_equal(lost[0].end, end);
 	t_ops->close(log);
 	free(logb);
 	t_module_free(mod);
@@ -472,18 +497,19 @@ static void test_lost_merges(void **state)
 	char dir[64];
 	void *mod = t_module(NULL);
 	struct kq_log *log;
-	uint64_t pos[16];
+	uint64_t pos[16], e0;
 	uint8_t *logb, *buf;
 	size_t loglen, len;
 
 	logb = ten_records(dir, mod, pos, &loglen);
+	e0 = 8 + lost_count(loglen - pos[8], 2);
 	flip(dir, SEG0 ".log", pos[9] - 3);
 	flip(dir, SEG0 ".log", loglen - 3);
 	log = t_open(mod, dir, 0);
-	assert_int_equal(t_append(log, 10, 2, 1), 0);
+	assert_int_equal(t_append(log, e0, 2, 1), 0);
 	assert_int_equal(t_ops->sync(log), 0);
 	t_ops->close(log);
-	/* Records 0..7, then 10 and 11: damage 7, 10 and 11. */
+	/* Records 0..7, then e0 and e0 + 1: damage 7 and those two. */
 	buf = slurp(dir, SEG0 ".log", &len);
 	assert_int_equal(record_bounds(buf, len, pos, 16), 10);
 	flip(dir, SEG0 ".log", pos[8] - 3);
@@ -492,10 +518,75 @@ static void test_lost_merges(void **state)
 	log = t_open(mod, dir, 0);
 	assert_int_equal(t_ops->lost(log, &lost), 1);
 	assert_int_equal(lost[0].from, 7);
-	assert_int_equal(lost[0].end, 13);
+	assert_int_equal(lost[0].end, e0 + lost_count(len - pos[7], 3));
 	t_ops->close(log);
 	free(buf);
 	free(logb);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+/* A damaged length field sends the count of bad records astray: the
+ * offsets kept lost still reach past every damaged record. */
+static void test_lost_damaged_length(void **state)
+{
+	const struct kq_offset_range *lost;
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t pos[16];
+	uint8_t *logb;
+	size_t loglen;
+
+	logb = ten_records(dir, mod, pos, &loglen);
+	flip(dir, SEG0 ".log", pos[7]); /* record 7's length, low byte */
+	flip(dir, SEG0 ".log", pos[9] - 3);
+	flip(dir, SEG0 ".log", loglen - 3);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->next_offset(log), 7);
+	assert_int_equal(t_ops->lost(log, &lost), 1);
+	assert_int_equal(lost[0].from, 7);
+	assert_true(lost[0].end >= 10);
+	t_ops->close(log);
+	free(logb);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
+/* Past 16 ranges the two closest merge, so that the fewest records kept
+ * between ranges are refused to readers. */
+static void test_lost_bound(void **state)
+{
+	const struct kq_offset_range *lost;
+	struct kq_offset_range first;
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	uint64_t pos[16], next;
+	uint8_t *logb;
+	size_t loglen;
+
+	/* The first range has two kept records after it, every later one
+	 * a single record. */
+	logb = ten_records(dir, mod, pos, &loglen);
+	free(logb);
+	flip(dir, SEG0 ".log", loglen - 3);
+	for (int cycle = 0; cycle < 17; cycle++) {
+		log = t_open(mod, dir, 0);
+		assert_int_equal(t_ops->lost(log, &lost), cycle + 1 < 17 ? cycle + 1 : 16);
+		if (cycle == 0)
+			first = lost[0];
+		next = lost[t_ops->lost(log, &lost) - 1].end;
+		assert_int_equal(t_append(log, next, cycle == 0 ? 3 : 2, 1), 0);
+		assert_int_equal(t_ops->sync(log), 0);
+		t_ops->close(log);
+		flip(dir, SEG0 ".log", t_file_size(dir, SEG0 ".log") - 3);
+	}
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->lost(log, &lost), 16);
+	assert_int_equal(lost[0].from, first.from);
+	assert_int_equal(lost[0].end, first.end);
+	t_ops->close(log);
 	t_module_free(mod);
 	t_rmrf(dir);
 }
@@ -525,7 +616,7 @@ static void test_lost_whole_segment(void **state)
 	log = t_open(mod, dir, 0);
 	assert_int_equal(t_ops->lost(log, &lost), 1);
 	assert_int_equal(lost[0].from, 0);
-	assert_int_equal(lost[0].end, 3);
+	assert_int_equal(lost[0].end, lost_count(len - KQ__HDR_SIZE, 2) + 1);
 	t_ops->close(log);
 	free(buf);
 	t_module_free(mod);
@@ -887,6 +978,8 @@ int run_recovery_tests(void)
 		cmocka_unit_test(test_lost_before_torn),
 		cmocka_unit_test(test_lost_whole_segment),
 		cmocka_unit_test(test_lost_merges),
+		cmocka_unit_test(test_lost_damaged_length),
+		cmocka_unit_test(test_lost_bound),
 		cmocka_unit_test(test_torn_newest_of_many),
 		cmocka_unit_test(test_damage_in_newest_keeps_later_records),
 		cmocka_unit_test(test_corrupt_sealed),
