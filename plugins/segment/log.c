@@ -467,7 +467,7 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 			 * the range starts; records after a range lost
 			 * before start at its end, so the count goes from
 			 * there (the two ranges then merge). */
-			uint64_t base = from, end, most;
+			uint64_t base = from, end, most, count;
 
 			if (log->nlost && log->lost[log->nlost - 1].end > base)
 				base = log->lost[log->nlost - 1].end;
@@ -475,12 +475,15 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 			 * bytes left bound how many records they held, and
 			 * that many offsets go (a gap, never a reuse). */
 			most = (fsize - at) / KQ__REC_FIXED;
-			end = base + (most > whole ? most : whole);
+			count = most > whole ? most : whole;
 			/* With no record kept in the segment, the first may
 			 * sit above its base (a Raft log starts at 1 in
 			 * segment 0): one offset more is never reused. */
 			if (min_next == seg->base)
-				end++;
+				count++;
+			/* No offset reaches UINT64_MAX (appends refuse it). */
+			end = base > UINT64_MAX - count ? UINT64_MAX
+							: base + count;
 			host->log(host, KQ_LOG_ERROR,
 				  "%s/%s: %" PRIu64
 				  " whole records at byte %" PRIu64
@@ -494,7 +497,7 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 			/* Kept before the records go: a crash between the
 			 * two finds them again and loses a few more
 			 * offsets, never hands one out twice. */
-			rv = kq__lost_add(log, from, end);
+			rv = end > from ? kq__lost_add(log, from, end) : 0;
 			if (rv != 0)
 				return rv;
 		}

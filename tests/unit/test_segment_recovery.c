@@ -591,6 +591,33 @@ static void test_lost_bound(void **state)
 	t_rmrf(dir);
 }
 
+/* A damaged record at the top of the offsets: the range kept lost stops
+ * at UINT64_MAX (no offset reaches it) instead of wrapping. */
+static void test_lost_at_the_top(void **state)
+{
+	const struct kq_offset_range *lost;
+	uint64_t base = UINT64_MAX - 2;
+	char dir[64], name[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->reset(log, base), 0);
+	assert_int_equal(t_append(log, base, 1, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
+	t_ops->close(log);
+	seg_name(name, base, "log");
+	flip(dir, name, t_file_size(dir, name) - 3);
+	log = t_open(mod, dir, 0);
+	assert_int_equal(t_ops->lost(log, &lost), 1);
+	assert_true(lost[0].from == base);
+	assert_true(lost[0].end == UINT64_MAX);
+	t_ops->close(log);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
 /* A segment whose every record fails its checksum: the first record may
  * sit above the segment's base (a Raft log starts at 1 in segment 0), so
  * one offset more is kept lost. */
@@ -980,6 +1007,7 @@ int run_recovery_tests(void)
 		cmocka_unit_test(test_lost_merges),
 		cmocka_unit_test(test_lost_damaged_length),
 		cmocka_unit_test(test_lost_bound),
+		cmocka_unit_test(test_lost_at_the_top),
 		cmocka_unit_test(test_torn_newest_of_many),
 		cmocka_unit_test(test_damage_in_newest_keeps_later_records),
 		cmocka_unit_test(test_corrupt_sealed),
