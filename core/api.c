@@ -98,7 +98,7 @@ static void session_close(struct kq_session *s)
 	while (s->members)
 		member_remove(b, s->members);
 	/* SUBS still waiting for ids must not join for a gone session. */
-	for (r = b->sub_waiting; r; r = r->impl[0])
+	for (r = b->sub_waiting; r; r = r->impl[KQ__REQ_WAIT_NEXT])
 		if (r->session == s)
 			r->session = NULL;
 	KQ_LIST_REMOVE(b->sessions, s);
@@ -704,9 +704,9 @@ void kq__subscribe_resume(struct kq_broker *b, int status)
 {
 	while (b->sub_waiting && b->next_sub_id < b->my_sub_id_limit) {
 		struct kq_req *req = b->sub_waiting;
-		struct sub_args *a = req->impl[1];
+		struct sub_args *a = req->impl[KQ__REQ_WAIT_ARGS];
 
-		b->sub_waiting = req->impl[0];
+		b->sub_waiting = req->impl[KQ__REQ_WAIT_NEXT];
 		if (!b->sub_waiting)
 			b->sub_waiting_tail = &b->sub_waiting;
 		if (req->session)
@@ -720,8 +720,8 @@ void kq__subscribe_resume(struct kq_broker *b, int status)
 		while (b->sub_waiting) {
 			struct kq_req *req = b->sub_waiting;
 
-			b->sub_waiting = req->impl[0];
-			free(req->impl[1]);
+			b->sub_waiting = req->impl[KQ__REQ_WAIT_NEXT];
+			free(req->impl[KQ__REQ_WAIT_ARGS]);
 			kq__broker_complete(b, req,
 					    meta_unavailable(b, req, status));
 		}
@@ -758,10 +758,10 @@ static int subscribe(struct kq_session *s, struct kq_req *req,
 		free(a);
 		return 0;
 	}
-	req->impl[0] = NULL;
-	req->impl[1] = a;
+	req->impl[KQ__REQ_WAIT_NEXT] = NULL;
+	req->impl[KQ__REQ_WAIT_ARGS] = a;
 	*b->sub_waiting_tail = req;
-	b->sub_waiting_tail = (struct kq_req **)&req->impl[0];
+	b->sub_waiting_tail = (struct kq_req **)&req->impl[KQ__REQ_WAIT_NEXT];
 	kq__meta_reserve_ids(b);
 	return 0;
 }

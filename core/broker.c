@@ -95,7 +95,6 @@ static int load_instance(struct kq_broker *b, struct kq__instance *in,
 	in->host.malloc = malloc;
 	in->host.realloc = realloc;
 	in->host.free = free;
-	in->host.impl = b;
 	if (kind == KQ_PLUGIN_TRANSPORT) {
 		in->host.api = &kq__broker_api;
 		in->host.broker = b;
@@ -186,10 +185,10 @@ void kq__broker_wake(struct kq_broker *b)
 
 void kq__broker_complete(struct kq_broker *b, struct kq_req *req, int status)
 {
-	req->impl[6] = NULL;
-	req->impl[7] = (void *)(intptr_t)status;
+	req->impl[KQ__REQ_DONE_NEXT] = NULL;
+	req->impl[KQ__REQ_DONE_STATUS] = (void *)(intptr_t)status;
 	*b->done_tail = req;
-	b->done_tail = (struct kq_req **)&req->impl[6];
+	b->done_tail = (struct kq_req **)&req->impl[KQ__REQ_DONE_NEXT];
 	kq__broker_wake(b);
 }
 
@@ -200,9 +199,9 @@ static void deliver_done(struct kq_broker *b)
 	b->done = NULL;
 	b->done_tail = &b->done;
 	while (req) {
-		struct kq_req *next = req->impl[6];
+		struct kq_req *next = req->impl[KQ__REQ_DONE_NEXT];
 
-		req->cb(req, (int)(intptr_t)req->impl[7]);
+		req->cb(req, (int)(intptr_t)req->impl[KQ__REQ_DONE_STATUS]);
 		req = next;
 	}
 }

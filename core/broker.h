@@ -135,6 +135,18 @@ struct kq__instance {
 	int started;
 };
 
+/* The broker's private slots of a kq_req (impl[]), by use: a SUBS that
+ * waits for subscription ids keeps its queue link and its arguments; a
+ * request whose answer waits for the end of the loop turn keeps its
+ * done-queue link and status. */
+#define KQ__REQ_WAIT_NEXT   0
+#define KQ__REQ_WAIT_ARGS   1
+#define KQ__REQ_DONE_NEXT   6
+#define KQ__REQ_DONE_STATUS 7
+
+/* The broker's slot of a kq_consume (impl[]): its cursor. */
+#define KQ__CONS_CURSOR 0
+
 struct kq_broker {
 	uv_loop_t *loop;
 	struct kq__config *cfg;

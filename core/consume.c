@@ -270,7 +270,7 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 	}
 	errmsg[0] = '\0';
 	cur->nparts = n;
-	c->impl[0] = cur;
+	c->impl[KQ__CONS_CURSOR] = cur;
 	return 0;
 }
 
@@ -295,7 +295,7 @@ static int deliver(void *ctx, const struct kq_record *rec)
 int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		     void *ctx, char *errmsg, size_t errlen)
 {
-	struct cursor *cur = c->impl[0];
+	struct cursor *cur = c->impl[KQ__CONS_CURSOR];
 	struct kq_broker *b = cur->b;
 
 	cur->cb = cb;
@@ -361,7 +361,7 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 
 uint64_t kq__consume_close(struct kq_consume *c)
 {
-	struct cursor *cur = c->impl[0];
+	struct cursor *cur = c->impl[KQ__CONS_CURSOR];
 	uint64_t delivered = cur->delivered;
 	struct kq__member *m;
 
@@ -377,6 +377,6 @@ uint64_t kq__consume_close(struct kq_consume *c)
 				m->handed[pc->partition] = pc->pos;
 		}
 	free(cur);
-	c->impl[0] = NULL;
+	c->impl[KQ__CONS_CURSOR] = NULL;
 	return delivered;
 }

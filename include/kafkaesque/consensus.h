@@ -104,7 +104,6 @@ struct kq_propose_req {
 	void *data;	       /* for the caller */
 	uint64_t first_offset; /* result: offset of the first record */
 	kq_propose_cb cb;      /* private */
-	void *impl[4];	       /* private to the module */
 };
 
 struct kq_group; /* opaque, owned by the consensus module */

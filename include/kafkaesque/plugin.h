@@ -9,7 +9,8 @@
  *
  * The core calls every op of a table, and a table carries no size, so
  * any change to an ops table or the host table, an append included, bumps
- * KQ_PLUGIN_ABI (3: kq_storage_ops.lost and kq_log_api.lost). */
+ * KQ_PLUGIN_ABI (4: kq_host and kq_propose_req lost their unused private
+ * slots; 3: kq_storage_ops.lost and kq_log_api.lost). */
 #ifndef KAFKAESQUE_PLUGIN_H
 #define KAFKAESQUE_PLUGIN_H
 
@@ -22,7 +23,7 @@
 
 #include "error.h"
 
-#define KQ_PLUGIN_ABI 3
+#define KQ_PLUGIN_ABI 4
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"
@@ -92,8 +93,6 @@ struct kq_host {
 	/* Consensus only (NULL otherwise): durable logs, backed by the
 	 * storage module through the core. */
 	const struct kq_log_api *logs;
-
-	void *impl; /* core private */
 
 	/* Consensus only: the "cluster" config section (borrowed; NULL for
 	 * a standalone broker): {"raft_port": N, "peers": [{"id", "host",

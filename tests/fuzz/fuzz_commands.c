@@ -559,7 +559,6 @@ static void instance(struct kq__instance *in, const char *name,
 	in->host.malloc = malloc;
 	in->host.realloc = realloc;
 	in->host.free = free;
-	in->host.impl = b;
 	if (desc->kind == KQ_PLUGIN_TRANSPORT) {
 		in->host.api = &kq__broker_api;
 		in->host.broker = b;
