@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <kafkaesque/clock.h>
 #include <kafkaesque/consensus.h>
@@ -252,8 +251,6 @@ static void synced(struct kq_sync_req *sreq, int status)
 	p->host->free(p);
 	req->cb(req, rv);
 }
-
-
 
 static int local_propose(struct kq_group *g, struct kq_propose_req *req,
 			 const struct kq_record *recs, size_t n,

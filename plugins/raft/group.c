@@ -5,7 +5,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <kafkaesque/bytes.h>
 #include <kafkaesque/clock.h>

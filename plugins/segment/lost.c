@@ -92,14 +92,16 @@ int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end)
 			end = log->lost[i - 1].end;
 		i--;
 	}
-	/* At the bound, ranges retention has passed go first; then the
-	 * two closest merge (reads refuse the records between them: safe,
-	 * if over-cautious). */
+	/* At the bound, ranges retention has passed (below the oldest
+	 * segment; the log's first offset is not known yet while it is
+	 * recovered) go first; then the two closest merge (reads refuse
+	 * the records between them: safe, if over-cautious). */
 	if (i == KQ__LOST_MAX) {
+		uint64_t floor = log->nsegs ? log->segs[0]->base : 0;
 		size_t k = 0, best = 0;
 
 		for (size_t j = 0; j < i; j++)
-			if (log->lost[j].end > log->first)
+			if (log->lost[j].end > floor)
 				log->lost[k++] = log->lost[j];
 		i = k;
 		for (size_t j = 1; i == KQ__LOST_MAX && j + 1 < i; j++)
