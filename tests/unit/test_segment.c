@@ -126,7 +126,8 @@ void t_rmrf(const char *dir)
 		    strcmp(de->d_name, "..") == 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
+		if (unlink(path) != 0)
+			t_rmrf(path); /* a folder (several logs in one test) */
 	}
 	closedir(d);
 	rmdir(dir);
