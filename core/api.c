@@ -243,8 +243,9 @@ static int parse_i64(const char *s, int64_t min, int64_t *out)
 	return 0;
 }
 
-static int create_topic(struct kq_session *s, struct kq_req *req,
-			const struct kq_topic_spec *spec, kq_req_cb cb)
+static int create_topic_at(struct kq_session *s, struct kq_req *req,
+			   const struct kq_topic_spec *spec, kq_req_cb cb,
+			   int may_forward)
 {
 	struct kq_broker *b = s->b;
 	const struct kq__config *cfg = b->cfg;
@@ -328,6 +329,15 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 			    " in use)",
 			    nparts, cfg->max_partitions_total,
 			    b->npartitions + b->npartitions_creating);
+	if (may_forward && cfg->npeers && b->meta_group &&
+	    !b->meta_log.failed &&
+	    b->cops->leader(b->meta_group) != cfg->broker_id) {
+		rv = kq__fwd_create(b, req, spec, nparts);
+		return rv == 0	      ? 0
+		       : rv == -E2BIG ? fail(req, KQ_EBADARG,
+					     "too many options")
+				      : fail(req, rv, "out of memory");
+	}
 	cc = calloc(1, sizeof(*cc));
 	rec = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:I}", "type", "topic",
 			"name", spec->name, "partitions", (json_int_t)nparts,
@@ -353,6 +363,18 @@ static int create_topic(struct kq_session *s, struct kq_req *req,
 	b->npartitions_creating += nparts;
 	cc->counted = 1;
 	return 0;
+}
+
+static int create_topic(struct kq_session *s, struct kq_req *req,
+			const struct kq_topic_spec *spec, kq_req_cb cb)
+{
+	return create_topic_at(s, req, spec, cb, 1);
+}
+
+int kq__create_topic_here(struct kq_session *s, struct kq_req *req,
+			  const struct kq_topic_spec *spec, kq_req_cb cb)
+{
+	return create_topic_at(s, req, spec, cb, 0);
 }
 
 /* ------------------------------------------------------------ PUBS */
@@ -445,7 +467,7 @@ static int batch_add(struct kq__batch *bt, struct kq_req *req, const void *msg,
 	return 0;
 }
 
-static void batch_free(struct kq__batch *bt)
+void kq__batch_free(struct kq__batch *bt)
 {
 	free(bt->reqs);
 	free(bt->lens);
@@ -494,7 +516,7 @@ static void batch_done(struct kq_propose_req *preq, int status)
 			req->cb(req, KQ_EUNAVAILABLE);
 		}
 	}
-	batch_free(bt);
+	kq__batch_free(bt);
 }
 
 /* A batch the consensus module refused outright.  Its requests complete
@@ -506,7 +528,7 @@ static void batch_refused(struct kq_broker *b, struct kq__batch *bt, int rv)
 		not_accepted(bt->reqs[i], bt->part, rv);
 		kq__broker_complete(b, bt->reqs[i], KQ_EUNAVAILABLE);
 	}
-	batch_free(bt);
+	kq__batch_free(bt);
 }
 
 /* Proposes one partition's batch: one append, one sync, one commit. */
@@ -520,6 +542,10 @@ static void batch_propose(struct kq_broker *b, struct kq__partition *p)
 	p->batch = NULL;
 	if (!bt)
 		return;
+	if (!kq__partition_led_here(b, p)) {
+		kq__fwd_publish(b, p, bt);
+		return;
+	}
 	recs = calloc(bt->n, sizeof(*recs));
 	if (!recs) {
 		batch_refused(b, bt, -ENOMEM);
@@ -536,7 +562,9 @@ static void batch_propose(struct kq_broker *b, struct kq__partition *p)
 	}
 	rv = b->cops->propose(p->group, &bt->preq, recs, bt->n, batch_done);
 	free(recs);
-	if (rv != 0)
+	if (rv == KQ_EUNAVAILABLE && b->cfg->npeers)
+		kq__fwd_publish(b, p, bt); /* not leader any more */
+	else if (rv != 0)
 		batch_refused(b, bt, rv);
 }
 
@@ -602,6 +630,10 @@ static int publish(struct kq_session *s, struct kq_req *req, const char *topic,
 			part = (part + k) % t->nparts;
 	rv = kq__partition_usable(&t->parts[part], req->errmsg,
 				  sizeof(req->errmsg));
+	/* In a cluster, another replica may take it. */
+	if (rv != 0 && b->cfg->npeers &&
+	    t->parts[part].open_error != KQ_ECANCELED)
+		rv = 0;
 	if (rv != 0) {
 		free(keybuf);
 		return rv;

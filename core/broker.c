@@ -101,6 +101,7 @@ static int load_instance(struct kq_broker *b, struct kq__instance *in,
 	}
 	if (kind == KQ_PLUGIN_CONSENSUS) {
 		in->host.logs = &kq__log_api;
+		in->host.serve = kq__fwd_serve;
 		in->host.cluster = kq__config_section(b->cfg, "cluster");
 	}
 	kq__debug("loaded %s module %s %s from %s", kq__kind_name(kind), name,
@@ -235,7 +236,7 @@ static void on_sync_timer(uv_timer_t *t)
 	kq__plog_sync_all(t->data);
 }
 
-#define NHANDLES 9
+#define NHANDLES 10
 
 /* The broker's own handles, in one list for init and close alike. */
 static void own_handles(struct kq_broker *b, uv_handle_t *hs[NHANDLES])
@@ -249,6 +250,7 @@ static void own_handles(struct kq_broker *b, uv_handle_t *hs[NHANDLES])
 	hs[6] = (uv_handle_t *)&b->sigint;
 	hs[7] = (uv_handle_t *)&b->sigterm;
 	hs[8] = (uv_handle_t *)&b->sighup;
+	hs[9] = (uv_handle_t *)&b->fwd_timer;
 }
 
 void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
@@ -265,6 +267,7 @@ void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
 	uv_signal_init(loop, &b->sigint);
 	uv_signal_init(loop, &b->sigterm);
 	uv_signal_init(loop, &b->sighup);
+	uv_timer_init(loop, &b->fwd_timer);
 	own_handles(b, hs);
 	for (size_t i = 0; i < NHANDLES; i++)
 		hs[i]->data = b;
@@ -495,7 +498,8 @@ static void transport_stopped(void *ctx)
 
 static int logs_busy(struct kq_broker *b)
 {
-	if (b->works || b->sync_list || b->dirty || b->done)
+	if (b->works || b->sync_list || b->dirty || b->done ||
+	    kq__fwd_busy(b))
 		return 1;
 	for (struct kq_plog *pl = b->all_logs; pl; pl = pl->next_all)
 		if (pl->waiting || pl->running)
@@ -543,7 +547,9 @@ static void try_finish(struct kq_broker *b)
 	}
 	b->stopping = 2;
 	cancel_opening(b); /* answers any CRTP still waiting on it */
+	kq__fwd_stop(b);
 	kq__sessions_close_all(b);
+	b->serve_session = NULL;
 	close_all_topics(b);
 	kq__meta_close(b);
 	close_handles(b);
@@ -557,6 +563,7 @@ void kq__broker_stop(struct kq_broker *b)
 	b->stopping = 1;
 	b->stopping_transports = 0;
 	cancel_opening(b);
+	kq__fwd_stop(b);
 	for (size_t i = 0; i < b->ntransports; i++) {
 		struct kq__instance *in = &b->transports[i];
 
@@ -794,7 +801,9 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 				       : kq_strerror(rv));
 		return rv;
 	}
-	rv = load_all(b);
+	rv = kq__broker_api.session_open(b, &b->serve_session);
+	if (rv == 0)
+		rv = load_all(b);
 	if (rv == 0)
 		rv = init_all(b);
 	if (rv != 0)

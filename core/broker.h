@@ -205,6 +205,10 @@ struct kq_broker {
 	uv_signal_t sigint, sigterm, sighup;
 
 	struct kq_session *sessions;
+	struct kq_session *serve_session; /* other brokers' requests */
+	struct kq__fwd *fwds;		  /* forwarded requests */
+	uv_timer_t fwd_timer;
+	uint64_t nforwarded; /* requests sent to other brokers */
 	unsigned stopping_transports;
 	int stopping;
 	int exit_code;
@@ -274,6 +278,8 @@ int kq__partition_open(struct kq_broker *b, struct kq__partition *p);
  * errmsg. */
 int kq__partition_usable(const struct kq__partition *p, char *errmsg,
 			 size_t errlen);
+/* Whether this broker's replica of p is open and leads it. */
+int kq__partition_led_here(struct kq_broker *b, const struct kq__partition *p);
 /* Opens t's partitions from t->open_next until `deadline` (uv_hrtime())
  * has passed, at least one.  At the end, logs what failed, schedules
  * retries and calls t->opened_cb.  Returns 1 when every partition was
@@ -331,7 +337,31 @@ void kq__broker_reopen_later(struct kq_broker *b);
 void kq__create_failed(struct kq_broker *b, const char *name, int err);
 void kq__sessions_close_all(struct kq_broker *b);
 void kq__batch_flush(struct kq_broker *b);
+void kq__batch_free(struct kq__batch *bt);
+/* CRTP without forwarding: run by the metadata leader for another
+ * broker's client. */
+int kq__create_topic_here(struct kq_session *s, struct kq_req *req,
+			  const struct kq_topic_spec *spec, kq_req_cb cb);
 void kq__subscribe_resume(struct kq_broker *b, int status);
+
+/* forward.c: commands whose leader is another broker. */
+struct kq__fwd;
+/* Sends a CRTP to the metadata leader (or waits for one); req->cb runs
+ * from a later loop turn.  Returns 0, -ENOMEM, or -E2BIG (options). */
+int kq__fwd_create(struct kq_broker *b, struct kq_req *req,
+		   const struct kq_topic_spec *spec, uint32_t nparts);
+/* Sends a partition's batch to its leader; takes the batch. */
+void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
+		     struct kq__batch *bt);
+/* host->serve of the consensus module: a request of another broker. */
+void kq__fwd_serve(const struct kq_host *host, struct kq_incoming *in,
+		   int from, const void *req, size_t len);
+/* b->fwd_timer: sends what waits for a leader, fails what timed out. */
+void kq__fwd_on_timer(uv_timer_t *tm);
+/* Whether a forwarded request awaits its answer (the stop waits). */
+int kq__fwd_busy(const struct kq_broker *b);
+/* At a stop: fails what waits for a leader. */
+void kq__fwd_stop(struct kq_broker *b);
 
 /* consume.c and query.c: the read side of kq__broker_api. */
 int kq__consume_open(struct kq_session *s, struct kq_consume *c,

@@ -131,6 +131,12 @@ int kq__partition_usable(const struct kq__partition *p, char *errmsg,
 	return KQ_EUNAVAILABLE;
 }
 
+int kq__partition_led_here(struct kq_broker *b, const struct kq__partition *p)
+{
+	return p->group && !p->open_error &&
+	       b->cops->leader(p->group) == b->cfg->broker_id;
+}
+
 int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		     uint32_t replicas, size_t partitioner,
 		     int64_t retention_ms, int64_t retention_bytes,

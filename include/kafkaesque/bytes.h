@@ -4,6 +4,7 @@
 #ifndef KAFKAESQUE_BYTES_H
 #define KAFKAESQUE_BYTES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 static inline void kq_put32le(uint8_t *p, uint32_t v)
@@ -54,6 +55,71 @@ static inline uint32_t kq_get32be(const uint8_t *p)
 static inline uint64_t kq_get64be(const uint8_t *p)
 {
 	return (uint64_t)kq_get32be(p) << 32 | kq_get32be(p + 4);
+}
+
+/* A bounds-checked reader over a caller-owned buffer: a read past the end
+ * sets `bad` and yields zeros (NULL from kq_take), so a decoder checks
+ * once, at the end. */
+struct kq_reader {
+	const uint8_t *p;
+	size_t left;
+	int bad;
+};
+
+/* The next n bytes (borrowed from the buffer), or NULL. */
+static inline const uint8_t *kq_take(struct kq_reader *r, size_t n)
+{
+	const uint8_t *p = r->p;
+
+	if (r->bad || r->left < n) {
+		r->bad = 1;
+		return NULL;
+	}
+	r->p += n;
+	r->left -= n;
+	return p;
+}
+
+static inline uint8_t kq_take8(struct kq_reader *r)
+{
+	const uint8_t *p = kq_take(r, 1);
+
+	return p ? p[0] : 0;
+}
+
+static inline uint16_t kq_take16le(struct kq_reader *r)
+{
+	const uint8_t *p = kq_take(r, 2);
+
+	return p ? (uint16_t)(p[0] | p[1] << 8) : 0;
+}
+
+static inline uint32_t kq_take32le(struct kq_reader *r)
+{
+	const uint8_t *p = kq_take(r, 4);
+
+	return p ? kq_get32le(p) : 0;
+}
+
+static inline uint64_t kq_take64le(struct kq_reader *r)
+{
+	const uint8_t *p = kq_take(r, 8);
+
+	return p ? kq_get64le(p) : 0;
+}
+
+static inline uint32_t kq_take32be(struct kq_reader *r)
+{
+	const uint8_t *p = kq_take(r, 4);
+
+	return p ? kq_get32be(p) : 0;
+}
+
+static inline uint64_t kq_take64be(struct kq_reader *r)
+{
+	const uint8_t *p = kq_take(r, 8);
+
+	return p ? kq_get64be(p) : 0;
 }
 
 #endif /* KAFKAESQUE_BYTES_H */

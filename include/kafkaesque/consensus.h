@@ -108,6 +108,32 @@ struct kq_propose_req {
 
 struct kq_group; /* opaque, owned by the consensus module */
 
+struct kq_call;
+/* Runs on the loop thread with the peer's answer (status 0; `reply` is
+ * borrowed for the callback) or a failure: KQ_EUNAVAILABLE when the
+ * broker was not connected, its connection closed, or no answer came in
+ * time (the request may still have run there), KQ_EBUSY when it had too
+ * many requests in flight, KQ_ECANCELED when the module is closing. */
+typedef void (*kq_call_cb)(struct kq_call *call, int status,
+			   const void *reply, size_t len);
+
+/* A request from this broker's core to another's (see call()).
+ * Caller-owned; must stay valid until its callback runs. */
+struct kq_call {
+	void *data; /* for the caller */
+	/* private to the module */
+	kq_call_cb cb;
+	int to;
+	uint64_t id;
+	uint64_t deadline_ms;
+	int status;
+	struct kq_call *prev, *next;
+};
+
+/* A request from another broker's core, owned by the module from
+ * host->serve until the core answers it with reply(). */
+struct kq_incoming;
+
 struct kq_consensus_ops {
 	/* Creates the module's state.  `host` stays valid until fini(). */
 	int (*init)(const struct kq_host *host, void **state);
@@ -147,6 +173,20 @@ struct kq_consensus_ops {
 	/* Whether broker `id` is reachable from here: 1 up, 0 down.  A
 	 * module without a cluster answers 1 for its own id only. */
 	int (*peer_up)(void *state, int id);
+
+	/* Sends `len` bytes (copied during the call) to broker `to`'s core,
+	 * which gets them through its host->serve; cb runs once with the
+	 * answer, or fails after timeout_ms.  Requests to one broker are
+	 * delivered in the order sent.  Returns KQ_EUNAVAILABLE at once
+	 * when `to` is this broker or not connected (a module without a
+	 * cluster: always); the callback never runs when the call fails. */
+	int (*call)(void *state, struct kq_call *call, int to, const void *buf,
+		    size_t len, unsigned timeout_ms, kq_call_cb cb);
+	/* Answers a request host->serve handed over, exactly once; `len`
+	 * bytes are copied.  `in` is freed by the call.  The answer is
+	 * dropped when the caller's connection closed meanwhile. */
+	void (*reply)(void *state, struct kq_incoming *in, const void *buf,
+		      size_t len);
 };
 
 #endif /* KAFKAESQUE_CONSENSUS_H */

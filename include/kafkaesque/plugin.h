@@ -9,8 +9,9 @@
  *
  * The core calls every op of a table, and a table carries no size, so
  * any change to an ops table or the host table, an append included, bumps
- * KQ_PLUGIN_ABI (4: kq_host and kq_propose_req lost their unused private
- * slots; 3: kq_storage_ops.lost and kq_log_api.lost). */
+ * KQ_PLUGIN_ABI (5: kq_consensus_ops.call and reply, kq_host.serve;
+ * 4: kq_host and kq_propose_req lost their unused private slots;
+ * 3: kq_storage_ops.lost and kq_log_api.lost). */
 #ifndef KAFKAESQUE_PLUGIN_H
 #define KAFKAESQUE_PLUGIN_H
 
@@ -23,7 +24,9 @@
 
 #include "error.h"
 
-#define KQ_PLUGIN_ABI 4
+struct kq_incoming;
+
+#define KQ_PLUGIN_ABI 5
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"
@@ -98,6 +101,11 @@ struct kq_host {
 	 * a standalone broker): {"raft_port": N, "peers": [{"id", "host",
 	 * "port", "raft_port"}, ...]}, with -raftport already applied. */
 	const json_t *cluster;
+	/* Consensus only: a request another broker's core sent with call().
+	 * `req` is borrowed for the call; the core answers once, now or
+	 * later, with the module's reply(in, ...). */
+	void (*serve)(const struct kq_host *host, struct kq_incoming *in,
+		      int from, const void *req, size_t len);
 };
 
 /* For a module that takes no options: returns 0 when its config section

@@ -347,6 +347,30 @@ static int local_peer_up(void *state, int id)
 	return id == l->host->broker_id;
 }
 
+/* A lone broker has nobody to ask, and nobody asks it. */
+static int local_call(void *state, struct kq_call *call, int to,
+		      const void *buf, size_t len, unsigned timeout_ms,
+		      kq_call_cb cb)
+{
+	(void)state;
+	(void)call;
+	(void)to;
+	(void)buf;
+	(void)len;
+	(void)timeout_ms;
+	(void)cb;
+	return KQ_EUNAVAILABLE;
+}
+
+static void local_reply(void *state, struct kq_incoming *in, const void *buf,
+			size_t len)
+{
+	(void)state;
+	(void)in;
+	(void)buf;
+	(void)len;
+}
+
 static const struct kq_consensus_ops ops = {
 	.init = local_init,
 	.fini = local_fini,
@@ -357,6 +381,8 @@ static const struct kq_consensus_ops ops = {
 	.group_retain = local_group_retain,
 	.leader = local_leader,
 	.peer_up = local_peer_up,
+	.call = local_call,
+	.reply = local_reply,
 };
 
 static const struct kq_plugin_desc desc = {

@@ -69,6 +69,7 @@ struct peer {
 	unsigned backoff_ms;
 	uint64_t last_rx_ms;
 	uint64_t last_tx_tick;
+	uint64_t conn_seq; /* numbers its connections, for replies */
 	struct kq__frame_hb *hb; /* heartbeats waiting for the flush */
 	size_t n_hb, cap_hb;
 };
@@ -175,13 +176,15 @@ static void conn_close(struct conn *cn)
 		cn->inbound = 0;
 		cn->c->n_inbound--;
 	}
+	uv_close((uv_handle_t *)&cn->tcp, on_conn_closed);
 	if (p && p->conn == cn) {
 		p->conn = NULL;
 		p->n_hb = 0;
 		if (p->dials)
 			schedule_dial(p);
+		if (cn->authed && p->c->cfg.on_down)
+			p->c->cfg.on_down(p->c->cfg.ctx, p->id);
 	}
-	uv_close((uv_handle_t *)&cn->tcp, on_conn_closed);
 }
 
 static struct conn *conn_new(struct kq__cluster *c)
@@ -333,6 +336,7 @@ static void established(struct conn *cn)
 		cn->peer = p;
 	}
 	cn->authed = 1;
+	p->conn_seq++;
 	kq__auth_clear(&cn->auth);
 	p->backoff_ms = BACKOFF_MIN_MS;
 	p->last_rx_ms = uv_now(c->host->loop);
@@ -396,6 +400,16 @@ static int on_frame(struct conn *cn, const uint8_t *buf, size_t len)
 		}
 		c->cfg.deliver(c->cfg.ctx, f.group, &f.msg);
 		kq__frame_release(&f);
+		return cn->closing ? -1 : 0;
+	}
+	if (f.type == KQ__FRAME_CALL || f.type == KQ__FRAME_REPLY) {
+		if (f.type == KQ__FRAME_CALL && c->cfg.on_call)
+			c->cfg.on_call(c->cfg.ctx, cn->peer->id,
+				       cn->peer->conn_seq, f.call_id, f.body,
+				       f.body_len);
+		else if (f.type == KQ__FRAME_REPLY && c->cfg.on_reply)
+			c->cfg.on_reply(c->cfg.ctx, cn->peer->id, f.call_id,
+					f.body, f.body_len);
 		return cn->closing ? -1 : 0;
 	}
 	if (f.n_hb && (f.hb_from != (uint64_t)cn->peer->id ||
@@ -747,6 +761,45 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 	}
 	kq__frame_put_msg(w->data, group, m);
 	conn_write(cn, w);
+}
+
+static int put_call(struct conn *cn, enum kq__frame_type type, uint64_t id,
+		    const void *body, size_t len)
+{
+	size_t size = kq__frame_call_size(len);
+	struct wreq *w = size == SIZE_MAX ? NULL : wreq_new(cn, size);
+
+	if (!w)
+		return KQ_EBUSY;
+	kq__frame_put_call(w->data, type, id, body, len);
+	conn_write(cn, w);
+	return 0;
+}
+
+int kq__cluster_call(struct kq__cluster *c, int to, uint64_t id,
+		     const void *body, size_t len)
+{
+	struct conn *cn;
+
+	if (c->closed || to == c->self)
+		return KQ_EUNAVAILABLE;
+	cn = peer_conn(c, (uint64_t)to);
+	if (!cn)
+		return KQ_EUNAVAILABLE;
+	return put_call(cn, KQ__FRAME_CALL, id, body, len);
+}
+
+void kq__cluster_reply(struct kq__cluster *c, int to, uint64_t conn,
+		       uint64_t id, const void *body, size_t len)
+{
+	struct conn *cn;
+
+	if (c->closed)
+		return;
+	cn = peer_conn(c, (uint64_t)to);
+	if (!cn || cn->peer->conn_seq != conn ||
+	    put_call(cn, KQ__FRAME_REPLY, id, body, len) != 0)
+		c->dropped++;
 }
 
 /* Sends the heartbeats waiting for a peer in as few frames as fit; with

@@ -18,11 +18,24 @@ struct kq__cluster;
 typedef void (*kq__cluster_deliver_fn)(void *ctx, uint64_t group,
 				       const struct kq__raft_msg *m);
 
+/* A CALL frame from broker `from` over its connection number `conn`
+ * (for the reply), or a REPLY frame; `body` is borrowed for the call. */
+typedef void (*kq__cluster_call_fn)(void *ctx, int from, uint64_t conn,
+				    uint64_t id, const uint8_t *body,
+				    size_t len);
+typedef void (*kq__cluster_reply_fn)(void *ctx, int from, uint64_t id,
+				     const uint8_t *body, size_t len);
+/* The connection to broker `id` closed: its calls get no reply. */
+typedef void (*kq__cluster_down_fn)(void *ctx, int id);
+
 struct kq__cluster_config {
 	unsigned tick_ms;
 	unsigned election_ticks;
 	unsigned heartbeat_ticks;
 	kq__cluster_deliver_fn deliver;
+	kq__cluster_call_fn on_call;
+	kq__cluster_reply_fn on_reply;
+	kq__cluster_down_fn on_down;
 	void *ctx;
 };
 
@@ -45,6 +58,18 @@ int kq__cluster_new(const struct kq_host *host,
  * is full: Raft retries.  Heartbeats wait for the next flush. */
 void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 		      const struct kq__raft_msg *m);
+
+/* Queues a CALL frame (`len` body bytes, borrowed, copied) for broker
+ * `to`.  Returns 0, KQ_EUNAVAILABLE when `to` is not connected (or is
+ * this broker), or KQ_EBUSY when its output queue is full. */
+int kq__cluster_call(struct kq__cluster *c, int to, uint64_t id,
+		     const void *body, size_t len);
+
+/* Queues a REPLY frame on connection number `conn` of broker `to`; dropped
+ * when that connection closed since the call came (the caller gives up on
+ * it) or its queue is full. */
+void kq__cluster_reply(struct kq__cluster *c, int to, uint64_t conn,
+		       uint64_t id, const void *body, size_t len);
 
 /* Once per tick: sends the coalesced heartbeats (or a keepalive) to every
  * connected peer. */

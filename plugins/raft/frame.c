@@ -39,47 +39,6 @@ static uint8_t *put_bytes(uint8_t *p, const void *data, size_t len)
 	return p + len;
 }
 
-/* A bounds-checked reader over a frame body. */
-struct rd {
-	const uint8_t *p;
-	size_t left;
-	int bad;
-};
-
-static const uint8_t *take(struct rd *r, size_t n)
-{
-	const uint8_t *p = r->p;
-
-	if (r->bad || r->left < n) {
-		r->bad = 1;
-		return NULL;
-	}
-	r->p += n;
-	r->left -= n;
-	return p;
-}
-
-static uint8_t rd8(struct rd *r)
-{
-	const uint8_t *p = take(r, 1);
-
-	return p ? *p : 0;
-}
-
-static uint32_t rd32(struct rd *r)
-{
-	const uint8_t *p = take(r, 4);
-
-	return p ? kq_get32be(p) : 0;
-}
-
-static uint64_t rd64(struct rd *r)
-{
-	const uint8_t *p = take(r, 8);
-
-	return p ? kq_get64be(p) : 0;
-}
-
 int kq__frame_peek_max(const uint8_t *buf, size_t len, uint32_t max,
 		       size_t *frame_len, const char **why)
 {
@@ -115,24 +74,24 @@ static int corrupt(const char **why, const char *text)
 	return KQ_ECORRUPT;
 }
 
-static int decode_msg(struct rd *r, struct kq__frame *f, const char **why)
+static int decode_msg(struct kq_reader *r, struct kq__frame *f, const char **why)
 {
 	struct kq__raft_msg *m = &f->msg;
 	uint32_t n, snap_len;
 	uint8_t type, flags, snap_flags;
 	const uint8_t *data;
 
-	f->group = rd64(r);
-	type = rd8(r);
-	flags = rd8(r);
-	m->from = rd64(r);
-	m->to = rd64(r);
-	m->term = rd64(r);
-	m->index = rd64(r);
-	m->log_term = rd64(r);
-	m->commit = rd64(r);
-	m->hint = rd64(r);
-	n = rd32(r);
+	f->group = kq_take64be(r);
+	type = kq_take8(r);
+	flags = kq_take8(r);
+	m->from = kq_take64be(r);
+	m->to = kq_take64be(r);
+	m->term = kq_take64be(r);
+	m->index = kq_take64be(r);
+	m->log_term = kq_take64be(r);
+	m->commit = kq_take64be(r);
+	m->hint = kq_take64be(r);
+	n = kq_take32be(r);
 	if (r->bad)
 		return corrupt(why, "truncated message");
 	if (type < KQ__RAFT_MSG_APPEND || type > KQ__RAFT_MSG_SNAPSHOT)
@@ -156,13 +115,13 @@ static int decode_msg(struct rd *r, struct kq__frame *f, const char **why)
 	for (uint32_t i = 0; i < n; i++) {
 		struct kq__raft_entry *e = &m->entries[i];
 
-		e->index = rd64(r);
-		e->term = rd64(r);
-		e->flags = rd32(r);
-		e->len = rd32(r);
+		e->index = kq_take64be(r);
+		e->term = kq_take64be(r);
+		e->flags = kq_take32be(r);
+		e->len = kq_take32be(r);
 		if (r->bad)
 			goto truncated;
-		data = take(r, e->len);
+		data = kq_take(r, e->len);
 		if (!data)
 			goto truncated;
 		e->data = e->len ? (void *)data : NULL;
@@ -176,10 +135,10 @@ static int decode_msg(struct rd *r, struct kq__frame *f, const char **why)
 			goto bad;
 		}
 	}
-	m->snap.index = rd64(r);
-	m->snap.term = rd64(r);
-	snap_flags = rd8(r);
-	snap_len = rd32(r);
+	m->snap.index = kq_take64be(r);
+	m->snap.term = kq_take64be(r);
+	snap_flags = kq_take8(r);
+	snap_len = kq_take32be(r);
 	if (r->bad)
 		goto truncated;
 	if (snap_flags & ~1u) {
@@ -194,7 +153,7 @@ static int decode_msg(struct rd *r, struct kq__frame *f, const char **why)
 		*why = "snapshot data in a message that carries none";
 		goto bad;
 	}
-	data = take(r, snap_len);
+	data = kq_take(r, snap_len);
 	if (!data)
 		goto truncated;
 	/* An empty snapshot still has data: point at the frame itself. */
@@ -213,7 +172,7 @@ bad:
 int kq__frame_decode(const uint8_t *buf, size_t len, struct kq__frame *f,
 		     const char **why)
 {
-	struct rd r;
+	struct kq_reader r;
 	size_t flen;
 	int rv;
 
@@ -226,12 +185,12 @@ int kq__frame_decode(const uint8_t *buf, size_t len, struct kq__frame *f,
 	r.p = buf + KQ__FRAME_HEAD;
 	r.left = len - KQ__FRAME_HEAD;
 	r.bad = 0;
-	f->type = (enum kq__frame_type)rd8(&r);
+	f->type = (enum kq__frame_type)kq_take8(&r);
 	switch (f->type) {
 	case KQ__FRAME_HELLO: {
-		uint32_t magic = rd32(&r), id, to;
+		uint32_t magic = kq_take32be(&r), id, to;
 
-		f->version = rd8(&r);
+		f->version = kq_take8(&r);
 		if (r.bad)
 			return corrupt(why, "truncated hello");
 		if (magic != KQ__FRAME_MAGIC)
@@ -240,10 +199,10 @@ int kq__frame_decode(const uint8_t *buf, size_t len, struct kq__frame *f,
 		 * lengths, and this is the reason worth logging. */
 		if (f->version != KQ__FRAME_VERSION)
 			return corrupt(why, "unsupported version");
-		id = rd32(&r);
-		to = rd32(&r);
-		f->hello_flags = rd8(&r);
-		f->nonce = take(&r, KQ__FRAME_NONCE);
+		id = kq_take32be(&r);
+		to = kq_take32be(&r);
+		f->hello_flags = kq_take8(&r);
+		f->nonce = kq_take(&r, KQ__FRAME_NONCE);
 		if (r.bad)
 			return corrupt(why, "truncated hello");
 		if (id < 1 || id > 0x7fffffffu || to > 0x7fffffffu)
@@ -255,7 +214,7 @@ int kq__frame_decode(const uint8_t *buf, size_t len, struct kq__frame *f,
 		break;
 	}
 	case KQ__FRAME_AUTH:
-		f->mac = take(&r, KQ__FRAME_MAC);
+		f->mac = kq_take(&r, KQ__FRAME_MAC);
 		if (r.bad)
 			return corrupt(why, "truncated auth");
 		break;
@@ -265,9 +224,9 @@ int kq__frame_decode(const uint8_t *buf, size_t len, struct kq__frame *f,
 			return rv;
 		break;
 	case KQ__FRAME_HEARTBEATS:
-		f->hb_from = rd64(&r);
-		f->hb_to = rd64(&r);
-		f->n_hb = rd32(&r);
+		f->hb_from = kq_take64be(&r);
+		f->hb_to = kq_take64be(&r);
+		f->n_hb = kq_take32be(&r);
 		if (r.bad)
 			return corrupt(why, "truncated heartbeats");
 		if (f->n_hb > r.left / KQ__FRAME_HB_ITEM ||
@@ -281,6 +240,15 @@ int kq__frame_decode(const uint8_t *buf, size_t len, struct kq__frame *f,
 			    t != KQ__RAFT_MSG_HEARTBEAT_RESP)
 				return corrupt(why, "bad heartbeat type");
 		}
+		r.left = 0;
+		break;
+	case KQ__FRAME_CALL:
+	case KQ__FRAME_REPLY:
+		f->call_id = kq_take64be(&r);
+		if (r.bad)
+			return corrupt(why, "truncated call");
+		f->body = r.p;
+		f->body_len = r.left;
 		r.left = 0;
 		break;
 	default: return corrupt(why, "unknown frame type");
@@ -408,4 +376,20 @@ void kq__frame_put_hb(uint8_t *out, uint64_t from, uint64_t to,
 		out = put64(out, items[i].term);
 		out = put64(out, items[i].commit);
 	}
+}
+
+size_t kq__frame_call_size(size_t len)
+{
+	if (len > KQ__FRAME_MAX - 9)
+		return SIZE_MAX;
+	return KQ__FRAME_HEAD + 9 + len;
+}
+
+void kq__frame_put_call(uint8_t *out, enum kq__frame_type type, uint64_t id,
+			const void *body, size_t len)
+{
+	out = put32(out, (uint32_t)(9 + len));
+	out = put8(out, (uint8_t)type);
+	out = put64(out, id);
+	put_bytes(out, body, len);
 }

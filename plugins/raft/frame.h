@@ -41,6 +41,8 @@ enum kq__frame_type {
 	KQ__FRAME_MSG = 2,	  /* one Raft message of one group */
 	KQ__FRAME_HEARTBEATS = 3, /* heartbeats and answers of many groups */
 	KQ__FRAME_AUTH = 4,	  /* the MAC proving the sender's secret */
+	KQ__FRAME_CALL = 5,	  /* a request of one broker's core to another */
+	KQ__FRAME_REPLY = 6,	  /* the answer to a CALL, by its id */
 };
 
 /* One item of a coalesced heartbeat frame. */
@@ -76,6 +78,11 @@ struct kq__frame {
 	uint64_t hb_to;
 	uint32_t n_hb;
 	const uint8_t *hb;
+	/* CALL and REPLY: the caller's id for the request, and the body
+	 * (pointing into the caller's buffer) */
+	uint64_t call_id;
+	const uint8_t *body;
+	size_t body_len;
 };
 
 /* Looks at the start of a byte stream.  Returns 1 and sets *frame_len (the
@@ -128,5 +135,11 @@ void kq__frame_put_msg(uint8_t *out, uint64_t group,
 size_t kq__frame_hb_size(uint32_t n);
 void kq__frame_put_hb(uint8_t *out, uint64_t from, uint64_t to,
 		      const struct kq__frame_hb *items, uint32_t n);
+
+/* A CALL or REPLY frame (`type`) of `len` body bytes (borrowed, copied);
+ * SIZE_MAX from the size when the body would exceed KQ__FRAME_MAX. */
+size_t kq__frame_call_size(size_t len);
+void kq__frame_put_call(uint8_t *out, enum kq__frame_type type, uint64_t id,
+			const void *body, size_t len);
 
 #endif /* KQ_RAFT_FRAME_H */

@@ -101,7 +101,18 @@ struct kq__raft_module {
 	/* Proposals of closed groups, completed with KQ_ECANCELED from the
 	 * `later` timer. */
 	struct kq__raft_pending *canceled;
+
+	/* call.c: requests to other brokers awaiting an answer, those
+	 * failed and waiting for `later`, and requests of others being
+	 * served here. */
+	struct kq_call *calls;
+	struct kq_call *calls_failed;
+	uint64_t call_seq;
+	unsigned n_incoming;
 };
+
+/* Requests of other brokers served here at once; more are answered BUSY. */
+#define KQ__RAFT_INCOMING_MAX 4096
 
 /* group.c: the per-group adapter around struct kq__raft. */
 int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
@@ -132,5 +143,23 @@ void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,
 			    uint64_t id);
 /* Starts the `later` timer so canceled proposals complete soon. */
 void kq__raft_module_later(struct kq__raft_module *mod);
+
+/* call.c: kq_consensus_ops.call and reply, and the cluster port's
+ * callbacks for CALL and REPLY frames and closed connections. */
+int kq__raft_call(void *state, struct kq_call *call, int to, const void *buf,
+		  size_t len, unsigned timeout_ms, kq_call_cb cb);
+void kq__raft_reply(void *state, struct kq_incoming *in, const void *buf,
+		    size_t len);
+void kq__raft_calls_serve(void *ctx, int from, uint64_t conn, uint64_t id,
+			  const uint8_t *body, size_t len);
+void kq__raft_calls_reply(void *ctx, int from, uint64_t id,
+			  const uint8_t *body, size_t len);
+void kq__raft_calls_down(void *ctx, int id);
+/* Fails the calls past their deadline; once per tick. */
+void kq__raft_calls_tick(struct kq__raft_module *mod);
+/* Fails every pending call with KQ_ECANCELED (from `later`). */
+void kq__raft_calls_cancel(struct kq__raft_module *mod);
+/* Runs the callbacks of failed calls; from the `later` timer. */
+void kq__raft_calls_run_failed(struct kq__raft_module *mod);
 
 #endif /* KQ_RAFT_MODULE_H */

@@ -92,11 +92,12 @@ static void close_handles(struct kq__raft_module *mod)
 	if (mod->closed)
 		return;
 	mod->closed = true;
+	kq__raft_calls_cancel(mod);
 	uv_close((uv_handle_t *)&mod->tick, on_timer_closed);
 	if (mod->cluster)
 		kq__cluster_close(mod->cluster);
 	/* `later` stays until it has run the last completions. */
-	if (!mod->canceled)
+	if (!mod->canceled && !mod->calls_failed)
 		uv_close((uv_handle_t *)&mod->later, on_timer_closed);
 }
 
@@ -125,6 +126,7 @@ static void on_later(uv_timer_t *t)
 	struct kq__raft_module *mod = t->data;
 
 	kq__raft_run_canceled(mod);
+	kq__raft_calls_run_failed(mod);
 	if (mod->closed && !uv_is_closing((uv_handle_t *)&mod->later))
 		uv_close((uv_handle_t *)&mod->later, on_timer_closed);
 }
@@ -144,6 +146,7 @@ static void on_tick(uv_timer_t *t)
 		next = g->next_all;
 		kq__raft_group_tick(g);
 	}
+	kq__raft_calls_tick(mod);
 	if (mod->cluster)
 		kq__cluster_tick(mod->cluster);
 }
@@ -270,6 +273,7 @@ static void raft_fini(void *state)
 		uv_close((uv_handle_t *)&mod->later, on_timer_closed);
 	drain(mod);
 	kq__raft_run_canceled(mod);
+	kq__raft_calls_run_failed(mod);
 	kq__cluster_free(mod->cluster);
 	free(mod->buckets);
 	free(mod);
@@ -298,6 +302,9 @@ static int raft_init(const struct kq_host *host, void **state)
 	cc.election_ticks = mod->election_ticks;
 	cc.heartbeat_ticks = mod->heartbeat_ticks;
 	cc.deliver = deliver;
+	cc.on_call = kq__raft_calls_serve;
+	cc.on_reply = kq__raft_calls_reply;
+	cc.on_down = kq__raft_calls_down;
 	cc.ctx = mod;
 	rv = kq__cluster_new(host, &cc, &mod->cluster);
 	if (rv != 0) {
@@ -329,6 +336,8 @@ static const struct kq_consensus_ops ops = {
 	.group_retain = kq__raft_group_retain,
 	.leader = kq__raft_group_leader,
 	.peer_up = raft_peer_up,
+	.call = kq__raft_call,
+	.reply = kq__raft_reply,
 };
 
 static const struct kq_plugin_desc desc = {

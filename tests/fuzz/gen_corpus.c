@@ -391,6 +391,26 @@ static void frames(void)
 		add(&b, tmp, kq__frame_hb_size(n));
 		put("frame", b.p, b.len);
 	}
+	/* A forwarded PUBS (the core's request as core/forward.c encodes
+	 * it) and its answer. */
+	{
+		static const uint8_t req[] = {
+			2, 3, 0, 't', 'o', 'p', 0, 0, 0, 0, 1, 0, 0, 0,
+			5, 0, 0, 0, 'h', 'e', 'l', 'l', 'o', 0, 0, 0, 0};
+		static const uint8_t ans[] = {0, 0, 0, 0, 0, 0,	 0, 0, 0, 0,
+					      0, 0, 0, 0, 0, 0,	 0, 0, 0, 0,
+					      0, 0, 0, 0, 0, 42, 0, 0, 0, 0,
+					      0, 0, 0};
+
+		b.len = 0;
+		kq__frame_put_hello(tmp, 2, 0, 0, nonce);
+		add(&b, tmp, kq__frame_hello_size());
+		kq__frame_put_call(tmp, KQ__FRAME_CALL, 1, req, sizeof(req));
+		add(&b, tmp, kq__frame_call_size(sizeof(req)));
+		kq__frame_put_call(tmp, KQ__FRAME_REPLY, 1, ans, sizeof(ans));
+		add(&b, tmp, kq__frame_call_size(sizeof(ans)));
+		put("frame", b.p, b.len);
+	}
 	free(b.p);
 }
 

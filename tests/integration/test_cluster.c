@@ -331,6 +331,125 @@ static void test_partition_replicated(void **state)
 	}
 }
 
+/* Any broker serves CRTP and PUBS: a follower forwards the CRTP to the
+ * metadata leader and answers once the topic is applied here too; every
+ * broker's PUBS reach each partition's leader, also from brokers holding
+ * no replica of it.  Each acknowledged offset holds the message it was
+ * given, once. */
+#define ANY_MSGS 20
+static void test_any_broker_serves(void **state)
+{
+	char status[256], data[8192], command[160], line[256], body[128];
+	int leader = wait_agreement(N, 10, NULL), follower;
+	long acked[N][ANY_MSGS][2];
+	double end;
+
+	assert_true(leader > 0);
+	follower = leader % N; /* an index whose broker is not the leader */
+	cmd(follower, "CRTP anyb 3 replicas=3", status, sizeof(status), NULL,
+	    0);
+	assert_string_equal(status, "OK anyb 3");
+	cmd(follower, "LIST", status, sizeof(status), data, sizeof(data));
+	assert_non_null(strstr(data, "TOPIC anyb 3"));
+	cmd((follower + 1) % N, "CRTP anyb1 3 replicas=1", status,
+	    sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK anyb1 3");
+	cmd(follower, "CRTP anyb 3", status, sizeof(status), NULL, 0);
+	assert_true(strncmp(status, "ERR EXISTS", 10) == 0);
+
+	/* Pipelined from every broker, keyless: round robin over the
+	 * partitions, wherever their leaders are. */
+	for (int i = 0; i < N; i++) {
+		for (int t = 0; t < 2; t++) {
+			struct tc c;
+
+			assert_int_equal(tc_connect(&c, tbs[i].port), 0);
+			for (int k = 0; k < ANY_MSGS; k++) {
+				snprintf(command, sizeof(command),
+					 "PUBS %s m-%d-%d", t ? "anyb1" : "anyb",
+					 i, k);
+				tc_send(&c, command);
+			}
+			for (int k = 0; k < ANY_MSGS; k++) {
+				long part, off;
+
+				assert_true(tc_line(&c, line, sizeof(line)) > 0);
+				if (sscanf(line, "OK %ld %ld", &part, &off) != 2)
+					fail_msg("broker %d, PUBS %d of %s: %s",
+						 i + 1, k, t ? "anyb1" : "anyb",
+						 line);
+				if (!t) {
+					acked[i][k][0] = part;
+					acked[i][k][1] = off;
+				}
+			}
+			tc_close(&c);
+		}
+	}
+	/* No offset handed out twice. */
+	for (int i = 0; i < N * ANY_MSGS; i++)
+		for (int j = i + 1; j < N * ANY_MSGS; j++)
+			if (acked[i / ANY_MSGS][i % ANY_MSGS][0] ==
+				    acked[j / ANY_MSGS][j % ANY_MSGS][0] &&
+			    acked[i / ANY_MSGS][i % ANY_MSGS][1] ==
+				    acked[j / ANY_MSGS][j % ANY_MSGS][1])
+				fail_msg("offset %ld of anyb-%ld acknowledged "
+					 "twice",
+					 acked[i / ANY_MSGS][i % ANY_MSGS][1],
+					 acked[i / ANY_MSGS][i % ANY_MSGS][0]);
+
+	/* Read back on the metadata leader, which holds every partition:
+	 * each acknowledged offset holds its message. */
+	{
+		struct tc c;
+		long sub, got = 0;
+
+		assert_int_equal(tc_connect(&c, tbs[leader - 1].port), 0);
+		assert_int_equal(tc_cmd(&c, "SUBS anyb g", status,
+					sizeof(status), NULL, 0),
+				 0);
+		assert_int_equal(sscanf(status, "OK %ld", &sub), 1);
+		end = now_s() + 10;
+		do {
+			int found = 0;
+
+			snprintf(command, sizeof(command), "CONS anyb %ld 0",
+				 sub);
+			tc_send(&c, command);
+			got = 0;
+			for (;;) {
+				long part, off, len;
+
+				assert_true(tc_line(&c, line, sizeof(line)) > 0);
+				if (strncmp(line, "OK", 2) == 0)
+					break;
+				if (sscanf(line, "MSG %ld %ld %ld", &part, &off,
+					   &len) != 3)
+					fail_msg("CONS: %s", line);
+				assert_true(tc_line(&c, body, sizeof(body)) > 0);
+				got++;
+				for (int i = 0; i < N; i++)
+					for (int k = 0; k < ANY_MSGS; k++) {
+						char want[32];
+
+						if (acked[i][k][0] != part ||
+						    acked[i][k][1] != off)
+							continue;
+						snprintf(want, sizeof(want),
+							 "m-%d-%d", i, k);
+						assert_string_equal(body, want);
+						found++;
+					}
+			}
+			if (found == N * ANY_MSGS && got == N * ANY_MSGS)
+				break;
+			usleep(50000);
+		} while (now_s() < end);
+		assert_int_equal(got, N * ANY_MSGS);
+		tc_close(&c);
+	}
+}
+
 /* Sends `junk` to broker i's cluster port; true when the broker closes
  * the connection within 5 s. */
 static int junk_closes(int i, const void *junk, size_t len)
@@ -666,6 +785,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_metadata_replicated, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_partition_replicated, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_any_broker_serves, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_on_cluster_port,
 						setup, teardown),

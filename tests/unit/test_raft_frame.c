@@ -442,6 +442,42 @@ static void test_specific_corruptions(void **state)
 	free(buf);
 }
 
+/* CALL and REPLY carry an id and any body, empty included; a frame
+ * too short for the id is refused. */
+static void test_call_and_reply(void **state)
+{
+	static const char body[] = "a request of the core";
+	uint8_t buf[128];
+	struct kq__frame f;
+	const char *why = "";
+	size_t n;
+
+	(void)state;
+	n = kq__frame_call_size(sizeof(body));
+	assert_int_equal(n, KQ__FRAME_HEAD + 9 + sizeof(body));
+	kq__frame_put_call(buf, KQ__FRAME_CALL, 0x0102030405060708ull, body,
+			   sizeof(body));
+	assert_int_equal(kq__frame_decode(buf, n, &f, &why), 0);
+	assert_int_equal(f.type, KQ__FRAME_CALL);
+	assert_true(f.call_id == 0x0102030405060708ull);
+	assert_int_equal(f.body_len, sizeof(body));
+	assert_memory_equal(f.body, body, sizeof(body));
+	kq__frame_release(&f);
+
+	n = kq__frame_call_size(0);
+	kq__frame_put_call(buf, KQ__FRAME_REPLY, 7, NULL, 0);
+	assert_int_equal(kq__frame_decode(buf, n, &f, &why), 0);
+	assert_int_equal(f.type, KQ__FRAME_REPLY);
+	assert_true(f.call_id == 7);
+	assert_int_equal(f.body_len, 0);
+
+	/* Length 5: the type and 4 of the id's 8 bytes. */
+	memcpy(buf, "\0\0\0\5\5\0\0\0\0", 9);
+	assert_int_equal(kq__frame_decode(buf, 9, &f, &why), KQ_ECORRUPT);
+	assert_string_equal(why, "truncated call");
+	assert_true(kq__frame_call_size(KQ__FRAME_MAX) == SIZE_MAX);
+}
+
 static void test_oversized_message_not_encoded(void **state)
 {
 	struct kq__raft_entry e = {
@@ -470,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_truncated_and_corrupted_heartbeats),
 		cmocka_unit_test(test_specific_corruptions),
 		cmocka_unit_test(test_oversized_message_not_encoded),
+		cmocka_unit_test(test_call_and_reply),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,785 @@
+/* Commands whose leader is another broker, so that any broker serves any
+ * command (PROTOCOL.md): a CRTP goes to the metadata leader and a
+ * partition's batch of PUBS to the partition's leader, through the
+ * consensus module's call().  A broker that leads nothing, or does not
+ * know the leader yet, waits for one up to topics.request_timeout_ms.
+ * Requests of other brokers are served here as a local client's are.
+ *
+ * A request is sent again only when its answer says it was not run (the
+ * broker asked does not lead, or was too busy to look): one whose answer
+ * is lost may have been stored, so it is answered ERR UNAVAILABLE saying
+ * so, never sent twice.  Nothing is answered OK that was not committed.
+ *
+ * Wire format (little-endian), a request:
+ *   kind (1) | CREATE: name (2+n) partitions (4) options (2, then 2+n each)
+ *            | PUBLISH: topic (2+n) partition (4) count (4),
+ *                       then per message: value (4+n) key (4+n)
+ * and its answer:
+ *   status (4, a kq error or 0) | moved (4: 0 when it ran; else the leader
+ *   the broker knows, -1 for none) | errmsg (2+n) | CREATE: partitions (4)
+ *   metadata end (8) | PUBLISH: first offset (8) */
+#include <errno.h>
+#include <stddef.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kafkaesque/bytes.h>
+#include <kafkaesque/list.h>
+
+#include "broker.h"
+#include "log.h"
+#include "names.h"
+
+enum { FWD_CREATE = 1, FWD_PUBLISH = 2 };
+
+/* How often requests waiting for a leader look again. */
+#define FWD_RETRY_MS 20
+/* Options a forwarded CRTP may carry. */
+#define FWD_MAX_OPTIONS 16
+
+struct kq__fwd {
+	struct kq_call call;
+	struct kq_broker *b;
+	int kind;
+	uint8_t *buf; /* the encoded request, kept to send it again */
+	size_t len;
+	uint64_t deadline; /* loop time (ms) */
+	int target;	   /* broker asked last; 0 while waiting */
+	int refused_by;	   /* broker that answered "not me" last */
+	int in_flight;	   /* a call is out */
+	int applying;	   /* CREATE: OK, waiting for the local apply */
+	uint64_t meta_end;
+	uint32_t nparts;
+	/* CREATE */
+	struct kq_req *req;
+	char *name;
+	/* PUBLISH */
+	struct kq__batch *bt;
+	uint32_t part;
+	struct kq__fwd *prev, *next; /* in b->fwds */
+};
+
+/* ------------------------------------------------------------ encoding */
+
+struct wr {
+	uint8_t *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void put(struct wr *w, const void *data, size_t n)
+{
+	if (w->oom)
+		return;
+	if (w->len + n > w->cap) {
+		size_t cap = w->cap ? w->cap : 256;
+		uint8_t *np;
+
+		while (cap < w->len + n)
+			cap *= 2;
+		np = realloc(w->p, cap);
+		if (!np) {
+			w->oom = 1;
+			return;
+		}
+		w->p = np;
+		w->cap = cap;
+	}
+	if (n)
+		memcpy(w->p + w->len, data, n);
+	w->len += n;
+}
+
+static void put8(struct wr *w, uint8_t v)
+{
+	put(w, &v, 1);
+}
+
+static void put16(struct wr *w, uint16_t v)
+{
+	uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+
+	put(w, b, 2);
+}
+
+static void put32(struct wr *w, uint32_t v)
+{
+	uint8_t b[4];
+
+	kq_put32le(b, v);
+	put(w, b, 4);
+}
+
+static void put64(struct wr *w, uint64_t v)
+{
+	uint8_t b[8];
+
+	kq_put64le(b, v);
+	put(w, b, 8);
+}
+
+static void put_str(struct wr *w, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > UINT16_MAX)
+		n = UINT16_MAX;
+	put16(w, (uint16_t)n);
+	put(w, s, n);
+}
+
+/* A string of at most `max` bytes into out (NUL-terminated); a longer
+ * one is malformed, unless `cut` (a message, cut to fit). */
+static void rd_string(struct kq_reader *r, char *out, size_t max, int cut)
+{
+	uint16_t n = kq_take16le(r);
+	const uint8_t *p = kq_take(r, n);
+
+	if (!p) {
+		out[0] = '\0';
+		return;
+	}
+	if (n > max && !cut)
+		r->bad = 1;
+	if (n > max)
+		n = (uint16_t)max;
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+static void rd_str(struct kq_reader *r, char *out, size_t max)
+{
+	rd_string(r, out, max, 0);
+}
+
+/* ------------------------------------------------------------ serving */
+
+/* Answers a request: from another broker (through the consensus
+ * module) or from this one (a forward whose leader turned out to be us). */
+typedef void (*serve_done_fn)(void *ctx, const uint8_t *answer, size_t len);
+
+struct served {
+	struct kq_broker *b;
+	serve_done_fn done;
+	void *ctx;
+	struct kq_req req;
+	struct kq_propose_req preq;
+	uint32_t nparts;
+};
+
+static void answer(serve_done_fn done, void *ctx, int status, int moved,
+		   const char *errmsg, uint32_t nparts, uint64_t meta_end,
+		   uint64_t first)
+{
+	struct wr w = {0};
+
+	put32(&w, (uint32_t)status);
+	put32(&w, (uint32_t)moved);
+	put_str(&w, errmsg ? errmsg : "");
+	put32(&w, nparts);
+	put64(&w, meta_end);
+	put64(&w, first);
+	/* Out of memory: the caller hears nothing and times out. */
+	if (!w.oom)
+		done(ctx, w.p, w.len);
+	free(w.p);
+}
+
+/* NULL, with the request answered, when out of memory. */
+static struct served *served_new(struct kq_broker *b, serve_done_fn done,
+				 void *ctx)
+{
+	struct served *sv = calloc(1, sizeof(*sv));
+
+	if (!sv) {
+		answer(done, ctx, -ENOMEM, 0, "out of memory", 0, 0, 0);
+		return NULL;
+	}
+	sv->b = b;
+	sv->done = done;
+	sv->ctx = ctx;
+	sv->req.data = sv;
+	sv->preq.data = sv;
+	return sv;
+}
+
+static void served_create(struct kq_req *req, int status)
+{
+	struct served *sv = req->data;
+
+	answer(sv->done, sv->ctx, status, 0, req->errmsg,
+	       req->result.create_topic.partitions, sv->b->meta_applied_end,
+	       0);
+	free(sv);
+}
+
+static void serve_create(struct kq_broker *b, struct kq_reader *r,
+			 serve_done_fn done, void *ctx)
+{
+	char name[KQ__NAME_MAX + 1], optbuf[FWD_MAX_OPTIONS][256];
+	const char *opts[FWD_MAX_OPTIONS];
+	struct kq_topic_spec spec;
+	struct served *sv;
+	uint16_t nopt;
+	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
+	int rv;
+
+	rd_str(r, name, sizeof(name) - 1);
+	spec.partitions = kq_take32le(r);
+	nopt = kq_take16le(r);
+	if (nopt > FWD_MAX_OPTIONS)
+		r->bad = 1;
+	for (uint16_t i = 0; i < nopt && !r->bad; i++) {
+		rd_str(r, optbuf[i], sizeof(optbuf[i]) - 1);
+		opts[i] = optbuf[i];
+	}
+	if (r->bad || r->left) {
+		answer(done, ctx, KQ_EINTERNAL, 0,
+		       "malformed forwarded CRTP", 0, 0, 0);
+		return;
+	}
+	if (b->stopping || leader != b->cfg->broker_id) {
+		answer(done, ctx, KQ_EUNAVAILABLE, leader ? leader : -1, "", 0,
+		       0, 0);
+		return;
+	}
+	spec.name = name;
+	spec.options = opts;
+	spec.noptions = nopt;
+	sv = served_new(b, done, ctx);
+	if (!sv)
+		return;
+	rv = kq__create_topic_here(b->serve_session, &sv->req, &spec,
+				   served_create);
+	if (rv != 0) {
+		answer(done, ctx, rv, 0, sv->req.errmsg, 0, 0, 0);
+		free(sv);
+	}
+}
+
+static void served_publish(struct kq_propose_req *preq, int status)
+{
+	struct served *sv = preq->data;
+
+	answer(sv->done, sv->ctx, status, 0,
+	       status ? "the partition's leader could not commit it; it may "
+			"or may not be stored"
+		      : "",
+	       0, 0, preq->first_offset);
+	free(sv);
+}
+
+static void serve_publish(struct kq_broker *b, struct kq_reader *r,
+			  serve_done_fn done, void *ctx)
+{
+	char topic[KQ__NAME_MAX + 1], err[384];
+	struct kq_record *recs = NULL;
+	struct kq__partition *p = NULL;
+	struct kq__topic *t;
+	struct served *sv;
+	uint32_t part, n;
+	int leader = 0, rv;
+
+	rd_str(r, topic, sizeof(topic) - 1);
+	part = kq_take32le(r);
+	n = kq_take32le(r);
+	if (!r->bad && n > 0 && n <= r->left / 8)
+		recs = calloc(n, sizeof(*recs));
+	for (uint32_t i = 0; recs && i < n && !r->bad; i++) {
+		recs[i].value_len = kq_take32le(r);
+		recs[i].value = kq_take(r, recs[i].value_len);
+		recs[i].key_len = kq_take32le(r);
+		recs[i].key = recs[i].key_len ? kq_take(r, recs[i].key_len)
+					      : NULL;
+		if (!r->bad && recs[i].value_len == 0)
+			r->bad = 1;
+	}
+	if (!recs || r->bad || r->left) {
+		free(recs);
+		answer(done, ctx, recs ? KQ_EINTERNAL : -ENOMEM, 0,
+		       recs ? "malformed forwarded PUBS" : "out of memory", 0,
+		       0, 0);
+		return;
+	}
+	t = kq__topic_get(b, topic);
+	if (t && part < t->nparts)
+		p = &t->parts[part];
+	if (p && p->group)
+		leader = b->cops->leader(p->group);
+	if (b->stopping || !p || p->open_error || !p->group ||
+	    leader != b->cfg->broker_id) {
+		free(recs);
+		/* Not run: the sender may ask another broker. */
+		answer(done, ctx, KQ_EUNAVAILABLE,
+		       leader && leader != b->cfg->broker_id ? leader : -1, "",
+		       0, 0, 0);
+		return;
+	}
+	sv = served_new(b, done, ctx);
+	if (!sv) {
+		free(recs);
+		return;
+	}
+	rv = b->cops->propose(p->group, &sv->preq, recs, n, served_publish);
+	free(recs);
+	if (rv == KQ_EUNAVAILABLE) {
+		free(sv);
+		answer(done, ctx, rv, -1, "", 0, 0, 0);
+	} else if (rv != 0) {
+		free(sv);
+		snprintf(err, sizeof(err),
+			 "partition %.200s-%u is not accepting writes: %s",
+			 topic, part, kq_strerror(rv));
+		answer(done, ctx, KQ_EUNAVAILABLE, 0, err, 0, 0, 0);
+	}
+}
+
+static void serve(struct kq_broker *b, const uint8_t *req, size_t len,
+		  serve_done_fn done, void *ctx)
+{
+	struct kq_reader r = {req, len, 0};
+	uint8_t kind = kq_take8(&r);
+
+	if (kind == FWD_CREATE)
+		serve_create(b, &r, done, ctx);
+	else if (kind == FWD_PUBLISH)
+		serve_publish(b, &r, done, ctx);
+	else
+		answer(done, ctx, KQ_EINTERNAL, 0, "unknown forwarded request",
+		       0, 0, 0);
+}
+
+struct remote {
+	struct kq_broker *b;
+	struct kq_incoming *in;
+};
+
+static void remote_done(void *ctx, const uint8_t *ans, size_t len)
+{
+	struct remote *rm = ctx;
+
+	rm->b->cops->reply(rm->b->consensus.state, rm->in, ans, len);
+	free(rm);
+}
+
+void kq__fwd_serve(const struct kq_host *host, struct kq_incoming *in,
+		   int from, const void *req, size_t len)
+{
+	struct kq_broker *b =
+		(struct kq_broker *)((char *)host -
+				     offsetof(struct kq_broker, consensus) -
+				     offsetof(struct kq__instance, host));
+	struct remote *rm = malloc(sizeof(*rm));
+
+	(void)from;
+	if (!rm) {
+		b->cops->reply(b->consensus.state, in, NULL, 0);
+		return;
+	}
+	rm->b = b;
+	rm->in = in;
+	serve(b, req, len, remote_done, rm);
+}
+
+/* ------------------------------------------------------------ forwarding */
+
+static void fwd_free(struct kq__fwd *f)
+{
+	KQ_LIST_REMOVE(f->b->fwds, f);
+	free(f->buf);
+	free(f->name);
+	free(f);
+}
+
+/* Answers a forwarded CRTP's client. */
+static void create_finish(struct kq__fwd *f, int status)
+{
+	struct kq_req *req = f->req;
+
+	if (status == 0)
+		req->result.create_topic.partitions = f->nparts;
+	fwd_free(f);
+	req->cb(req, status);
+}
+
+/* Answers every PUBS of a forwarded batch. */
+static void publish_finish(struct kq__fwd *f, int status, uint64_t first,
+			   const char *errmsg)
+{
+	struct kq__batch *bt = f->bt;
+
+	for (size_t i = 0; i < bt->n; i++) {
+		struct kq_req *req = bt->reqs[i];
+
+		if (status == 0) {
+			req->result.publish.partition = f->part;
+			req->result.publish.offset = first + i;
+		} else {
+			snprintf(req->errmsg, sizeof(req->errmsg), "%s",
+				 errmsg);
+		}
+		req->cb(req, status ? KQ_EUNAVAILABLE : 0);
+	}
+	kq__batch_free(bt);
+	fwd_free(f);
+}
+
+static void fwd_fail(struct kq__fwd *f, int status, const char *errmsg)
+{
+	if (f->kind == FWD_CREATE) {
+		snprintf(f->req->errmsg, sizeof(f->req->errmsg), "%s", errmsg);
+		create_finish(f, status);
+	} else {
+		publish_finish(f, status, 0, errmsg);
+	}
+}
+
+/* What this request is about, for messages. */
+static void what(const struct kq__fwd *f, char *out, size_t len)
+{
+	if (f->kind == FWD_CREATE)
+		snprintf(out, len, "the metadata");
+	else
+		snprintf(out, len, "partition %s-%u", f->name, f->part);
+}
+
+/* The broker that should run it, as this broker sees it: 0 when not
+ * known, this broker's id when it is us. */
+static int route(struct kq__fwd *f)
+{
+	struct kq_broker *b = f->b;
+	struct kq__topic *t;
+	struct kq__partition *p;
+
+	if (f->kind == FWD_CREATE)
+		return b->meta_group ? b->cops->leader(b->meta_group) : 0;
+	t = kq__topic_get(b, f->name);
+	if (!t || f->part >= t->nparts)
+		return 0;
+	p = &t->parts[f->part];
+	if (p->group && !p->open_error)
+		return b->cops->leader(p->group);
+	/* No replica here: any replica knows its leader and says which. */
+	for (size_t k = 0; k < p->nreplicas; k++) {
+		int id = p->replicas[(f->part + k) % p->nreplicas];
+
+		if (id != b->cfg->broker_id && id != f->refused_by &&
+		    b->cops->peer_up(b->consensus.state, id))
+			return id;
+	}
+	return 0;
+}
+
+/* Tried again from the timer; at a stop nothing is tried again. */
+static void wait_more(struct kq__fwd *f)
+{
+	struct kq_broker *b = f->b;
+
+	f->target = 0;
+	if (b->stopping) {
+		fwd_fail(f, KQ_EUNAVAILABLE, "broker is stopping");
+		return;
+	}
+	if (!uv_is_active((uv_handle_t *)&b->fwd_timer))
+		uv_timer_start(&b->fwd_timer, kq__fwd_on_timer, FWD_RETRY_MS,
+			       FWD_RETRY_MS);
+}
+
+static void on_answer(struct kq__fwd *f, const uint8_t *ans, size_t len);
+static void fwd_send(struct kq__fwd *f);
+
+static void local_done(void *ctx, const uint8_t *ans, size_t len)
+{
+	struct kq__fwd *f = ctx;
+
+	f->in_flight = 0;
+	on_answer(f, ans, len);
+}
+
+static void on_call(struct kq_call *call, int status, const void *reply,
+		    size_t len)
+{
+	struct kq__fwd *f = call->data;
+	char err[256], about[96];
+
+	f->in_flight = 0;
+	if (status == 0) {
+		on_answer(f, reply, len);
+		return;
+	}
+	if (status == KQ_EBUSY) { /* not looked at: ask again */
+		wait_more(f);
+		return;
+	}
+	what(f, about, sizeof(about));
+	if (status == KQ_ECANCELED || f->b->stopping)
+		snprintf(err, sizeof(err),
+			 "the broker is stopping; %s forwarded to broker %d "
+			 "may or may not be stored",
+			 f->kind == FWD_CREATE ? "the CRTP" : "what was",
+			 f->target);
+	else
+		snprintf(err, sizeof(err),
+			 "%s: no answer from broker %d within "
+			 "topics.request_timeout_ms (%u ms) or its connection "
+			 "closed; %s",
+			 about, f->target, f->b->cfg->request_timeout_ms,
+			 f->kind == FWD_CREATE
+				 ? "the topic may or may not be created"
+				 : "the messages may or may not be stored");
+	fwd_fail(f, KQ_EUNAVAILABLE, err);
+}
+
+/* Sends the request where it belongs, runs it here, or waits. */
+static void fwd_send(struct kq__fwd *f)
+{
+	struct kq_broker *b = f->b;
+	uint64_t now = uv_now(b->loop);
+	int to = route(f), rv;
+	char err[256], about[96];
+
+	if (now >= f->deadline) {
+		what(f, about, sizeof(about));
+		snprintf(err, sizeof(err),
+			 "%s has no leader this broker can reach within "
+			 "topics.request_timeout_ms (%u ms); nothing was "
+			 "stored",
+			 about, b->cfg->request_timeout_ms);
+		fwd_fail(f, KQ_EUNAVAILABLE, err);
+		return;
+	}
+	if (b->stopping) {
+		fwd_fail(f, KQ_EUNAVAILABLE, "broker is stopping");
+		return;
+	}
+	if (to == b->cfg->broker_id) {
+		f->target = to;
+		f->in_flight = 1;
+		serve(b, f->buf, f->len, local_done, f);
+		return;
+	}
+	if (to <= 0) {
+		wait_more(f);
+		return;
+	}
+	f->target = to;
+	f->call.data = f;
+	rv = b->cops->call(b->consensus.state, &f->call, to, f->buf, f->len,
+			   (unsigned)(f->deadline - now), on_call);
+	if (rv != 0) { /* not sent: ask again soon */
+		wait_more(f);
+		return;
+	}
+	f->in_flight = 1;
+	b->nforwarded++;
+}
+
+/* Whether a created topic is applied and opened here. */
+static int applied_here(struct kq__fwd *f)
+{
+	struct kq__topic *t;
+
+	if (f->b->meta_applied_end < f->meta_end)
+		return 0;
+	t = kq__topic_get(f->b, f->name);
+	return !t || t->open_next >= t->nparts;
+}
+
+static void on_answer(struct kq__fwd *f, const uint8_t *ans, size_t len)
+{
+	struct kq_reader r = {ans, len, 0};
+	int status = (int)kq_take32le(&r), moved = (int)kq_take32le(&r);
+	char err[256];
+	uint64_t meta_end, first;
+
+	rd_string(&r, err, sizeof(err) - 1, 1);
+	f->nparts = kq_take32le(&r);
+	meta_end = kq_take64le(&r);
+	first = kq_take64le(&r);
+	if (r.bad) {
+		fwd_fail(f, KQ_EUNAVAILABLE, "malformed answer of a forwarded "
+					 "request; it may or may not have run");
+		return;
+	}
+	if (moved) { /* not run there */
+		f->refused_by = f->target;
+		if (moved > 0 && moved != f->target &&
+		    moved != f->b->cfg->broker_id) {
+			/* Straight to the leader it named. */
+			int to = moved;
+
+			f->target = to;
+			f->call.data = f;
+			if (uv_now(f->b->loop) < f->deadline &&
+			    f->b->cops->call(f->b->consensus.state, &f->call,
+					     to, f->buf, f->len,
+					     (unsigned)(f->deadline -
+							uv_now(f->b->loop)),
+					     on_call) == 0) {
+				f->in_flight = 1;
+				return;
+			}
+		}
+		wait_more(f);
+		return;
+	}
+	if (f->kind == FWD_PUBLISH) {
+		publish_finish(f, status, first, err);
+		return;
+	}
+	if (status != 0) {
+		snprintf(f->req->errmsg, sizeof(f->req->errmsg), "%s", err);
+		create_finish(f, status);
+		return;
+	}
+	/* Created: answered once this broker applied it too, so that the
+	 * client's next command here finds the topic. */
+	f->applying = 1;
+	f->meta_end = meta_end;
+	if (applied_here(f)) {
+		create_finish(f, 0);
+		return;
+	}
+	uv_timer_start(&f->b->fwd_timer, kq__fwd_on_timer, FWD_RETRY_MS,
+		       FWD_RETRY_MS);
+}
+
+void kq__fwd_on_timer(uv_timer_t *tm)
+{
+	struct kq_broker *b = tm->data;
+	struct kq__fwd *f, *next;
+	int waiting = 0;
+
+	for (f = b->fwds; f; f = next) {
+		next = f->next;
+		if (f->in_flight)
+			continue;
+		if (f->applying) {
+			if (applied_here(f) || uv_now(b->loop) >= f->deadline ||
+			    b->stopping)
+				create_finish(f, 0);
+			else
+				waiting = 1;
+			continue;
+		}
+		if (f->target == 0)
+			fwd_send(f);
+	}
+	for (f = b->fwds; f && !waiting; f = f->next)
+		waiting = !f->in_flight;
+	if (!waiting || b->stopping)
+		uv_timer_stop(tm);
+	else if (!uv_is_active((uv_handle_t *)tm))
+		uv_timer_start(tm, kq__fwd_on_timer, FWD_RETRY_MS,
+			       FWD_RETRY_MS);
+}
+
+static struct kq__fwd *fwd_new(struct kq_broker *b, int kind, const char *name)
+{
+	struct kq__fwd *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->name = strdup(name);
+	if (!f->name) {
+		free(f);
+		return NULL;
+	}
+	f->b = b;
+	f->kind = kind;
+	f->deadline = uv_now(b->loop) + b->cfg->request_timeout_ms;
+	KQ_LIST_PUSH(b->fwds, f);
+	/* Sent from the timer, at once: the caller must not see its
+	 * callbacks before it returns. */
+	uv_timer_start(&b->fwd_timer, kq__fwd_on_timer, 0, FWD_RETRY_MS);
+	return f;
+}
+
+int kq__fwd_create(struct kq_broker *b, struct kq_req *req,
+		   const struct kq_topic_spec *spec, uint32_t nparts)
+{
+	struct kq__fwd *f;
+	struct wr w = {0};
+
+	if (spec->noptions > FWD_MAX_OPTIONS)
+		return -E2BIG;
+	put8(&w, FWD_CREATE);
+	put_str(&w, spec->name);
+	put32(&w, nparts);
+	put16(&w, (uint16_t)spec->noptions);
+	for (size_t i = 0; i < spec->noptions; i++)
+		put_str(&w, spec->options[i]);
+	f = w.oom ? NULL : fwd_new(b, FWD_CREATE, spec->name);
+	if (!f) {
+		free(w.p);
+		return -ENOMEM;
+	}
+	f->buf = w.p;
+	f->len = w.len;
+	f->req = req;
+	return 0;
+}
+
+void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
+		     struct kq__batch *bt)
+{
+	struct kq__fwd *f;
+	struct wr w = {0};
+	size_t off = 0;
+
+	put8(&w, FWD_PUBLISH);
+	put_str(&w, p->topic->name);
+	put32(&w, p->id);
+	put32(&w, (uint32_t)bt->n);
+	for (size_t i = 0; i < bt->n; i++) {
+		put32(&w, bt->lens[i]);
+		put(&w, bt->buf + off, bt->lens[i]);
+		put32(&w, bt->klens[i]);
+		put(&w, bt->buf + off + bt->lens[i], bt->klens[i]);
+		off += bt->lens[i] + bt->klens[i];
+	}
+	f = w.oom ? NULL : fwd_new(b, FWD_PUBLISH, p->topic->name);
+	if (!f) {
+		free(w.p);
+		/* Its answers wait for the end of the loop turn. */
+		for (size_t i = 0; i < bt->n; i++) {
+			snprintf(bt->reqs[i]->errmsg,
+				 sizeof(bt->reqs[i]->errmsg),
+				 "out of memory");
+			kq__broker_complete(b, bt->reqs[i], KQ_EUNAVAILABLE);
+		}
+		kq__batch_free(bt);
+		return;
+	}
+	f->buf = w.p;
+	f->len = w.len;
+	f->bt = bt;
+	f->part = p->id;
+	/* Freed with the request; the batch is not needed any more. */
+	free(bt->buf);
+	bt->buf = NULL;
+	bt->used = bt->bufcap = 0;
+}
+
+int kq__fwd_busy(const struct kq_broker *b)
+{
+	for (const struct kq__fwd *f = b->fwds; f; f = f->next)
+		if (f->in_flight)
+			return 1;
+	return 0;
+}
+
+void kq__fwd_stop(struct kq_broker *b)
+{
+	struct kq__fwd *f, *next;
+
+	for (f = b->fwds; f; f = next) {
+		next = f->next;
+		if (f->applying) /* created; only not applied here yet */
+			create_finish(f, 0);
+		else if (!f->in_flight)
+			fwd_fail(f, KQ_EUNAVAILABLE, "broker is stopping");
+	}
+}

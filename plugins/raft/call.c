@@ -1,0 +1,186 @@
+/* Requests between the cores of two brokers (kq_consensus_ops.call and
+ * reply) over the cluster port: ids, deadlines, the calls of a peer that
+ * went away, and a cap on the requests of other brokers served here at
+ * once.
+ *
+ * A REPLY frame's body is one status byte of this module (OK, or BUSY
+ * when the peer had too many requests in flight) and the core's answer. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "module.h"
+
+enum { CALL_OK = 0, CALL_BUSY = 1 };
+
+struct kq_incoming {
+	int from;
+	uint64_t conn; /* the connection the request came on */
+	uint64_t id;
+};
+
+static void unlink_call(struct kq_call **head, struct kq_call *call)
+{
+	if (call->prev)
+		call->prev->next = call->next;
+	else
+		*head = call->next;
+	if (call->next)
+		call->next->prev = call->prev;
+	call->prev = call->next = NULL;
+}
+
+static void push_call(struct kq_call **head, struct kq_call *call)
+{
+	call->prev = NULL;
+	call->next = *head;
+	if (*head)
+		(*head)->prev = call;
+	*head = call;
+}
+
+/* Moves a pending call to the failed list, completed from the `later`
+ * timer: a connection can close inside call() itself, whose caller must
+ * not see the callback before call() returns. */
+static void fail_later(struct kq__raft_module *mod, struct kq_call *call,
+		       int status)
+{
+	unlink_call(&mod->calls, call);
+	call->status = status;
+	push_call(&mod->calls_failed, call);
+	kq__raft_module_later(mod);
+}
+
+int kq__raft_call(void *state, struct kq_call *call, int to, const void *buf,
+		  size_t len, unsigned timeout_ms, kq_call_cb cb)
+{
+	struct kq__raft_module *mod = state;
+	int rv;
+
+	if (mod->closed || !mod->cluster)
+		return KQ_EUNAVAILABLE;
+	call->id = ++mod->call_seq;
+	call->to = to;
+	call->cb = cb;
+	call->deadline_ms = uv_now(mod->host->loop) + timeout_ms;
+	push_call(&mod->calls, call);
+	rv = kq__cluster_call(mod->cluster, to, call->id, buf, len);
+	if (rv != 0) {
+		unlink_call(&mod->calls, call);
+		return rv;
+	}
+	return 0;
+}
+
+void kq__raft_calls_run_failed(struct kq__raft_module *mod)
+{
+	struct kq_call *call;
+
+	while ((call = mod->calls_failed)) {
+		unlink_call(&mod->calls_failed, call);
+		call->cb(call, call->status, NULL, 0);
+	}
+}
+
+void kq__raft_calls_reply(void *ctx, int from, uint64_t id,
+			  const uint8_t *body, size_t len)
+{
+	struct kq__raft_module *mod = ctx;
+	struct kq_call *call;
+
+	for (call = mod->calls; call; call = call->next)
+		if (call->id == id && call->to == from)
+			break;
+	if (!call || len < 1) /* timed out already, or not ours */
+		return;
+	unlink_call(&mod->calls, call);
+	if (body[0] == CALL_OK)
+		call->cb(call, 0, body + 1, len - 1);
+	else
+		call->cb(call, KQ_EBUSY, NULL, 0);
+}
+
+void kq__raft_calls_down(void *ctx, int id)
+{
+	struct kq__raft_module *mod = ctx;
+	struct kq_call *call, *next;
+
+	for (call = mod->calls; call; call = next) {
+		next = call->next;
+		if (call->to == id)
+			fail_later(mod, call, KQ_EUNAVAILABLE);
+	}
+}
+
+void kq__raft_calls_tick(struct kq__raft_module *mod)
+{
+	uint64_t now = uv_now(mod->host->loop);
+	struct kq_call *call, *next, *expired = NULL;
+
+	/* Collected first: a callback may call again, or close a
+	 * connection and so move other calls. */
+	for (call = mod->calls; call; call = next) {
+		next = call->next;
+		if (now >= call->deadline_ms) {
+			unlink_call(&mod->calls, call);
+			push_call(&expired, call);
+		}
+	}
+	while ((call = expired)) {
+		unlink_call(&expired, call);
+		call->cb(call, KQ_EUNAVAILABLE, NULL, 0);
+	}
+}
+
+void kq__raft_calls_cancel(struct kq__raft_module *mod)
+{
+	while (mod->calls)
+		fail_later(mod, mod->calls, KQ_ECANCELED);
+}
+
+static void send_reply(struct kq__raft_module *mod, int to, uint64_t conn,
+		       uint64_t id, uint8_t status, const void *buf,
+		       size_t len)
+{
+	uint8_t *body;
+
+	if (!mod->cluster)
+		return;
+	body = malloc(len + 1);
+	if (!body)
+		return; /* the caller times out */
+	body[0] = status;
+	if (len)
+		memcpy(body + 1, buf, len);
+	kq__cluster_reply(mod->cluster, to, conn, id, body, len + 1);
+	free(body);
+}
+
+void kq__raft_calls_serve(void *ctx, int from, uint64_t conn, uint64_t id,
+			  const uint8_t *body, size_t len)
+{
+	struct kq__raft_module *mod = ctx;
+	struct kq_incoming *in;
+
+	if (mod->closed || mod->n_incoming >= KQ__RAFT_INCOMING_MAX ||
+	    !mod->host->serve || !(in = malloc(sizeof(*in)))) {
+		send_reply(mod, from, conn, id, CALL_BUSY, NULL, 0);
+		return;
+	}
+	in->from = from;
+	in->conn = conn;
+	in->id = id;
+	mod->n_incoming++;
+	mod->host->serve(mod->host, in, from, body, len);
+}
+
+void kq__raft_reply(void *state, struct kq_incoming *in, const void *buf,
+		    size_t len)
+{
+	struct kq__raft_module *mod = state;
+
+	if (!mod->closed)
+		send_reply(mod, in->from, in->conn, in->id, CALL_OK, buf, len);
+	mod->n_incoming--;
+	free(in);
+}
