@@ -111,8 +111,8 @@ void kq__sessions_close_all(struct kq_broker *b)
 		session_close(b->sessions);
 }
 
-/* Why a metadata write was refused: which broker leads the metadata
- * group, when it is another one (commands are not forwarded yet). */
+/* Why a metadata write was refused: the metadata log failed here, or
+ * no leader took it in time (it is forwarded to one; forward.c). */
 static int meta_unavailable(struct kq_broker *b, struct kq_req *req, int rv)
 {
 	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
@@ -127,9 +127,13 @@ static int meta_unavailable(struct kq_broker *b, struct kq_req *req, int rv)
 			    kq_strerror(rv));
 	if (leader && leader != b->cfg->broker_id)
 		return fail(req, KQ_EUNAVAILABLE,
-			    "broker %d leads the metadata; send this there",
-			    leader);
-	return fail(req, KQ_EUNAVAILABLE, "no metadata leader yet");
+			    "broker %d leads the metadata and did not commit "
+			    "this within topics.request_timeout_ms (%u ms)",
+			    leader, b->cfg->request_timeout_ms);
+	return fail(req, KQ_EUNAVAILABLE,
+		    "no metadata leader within topics.request_timeout_ms "
+		    "(%u ms)",
+		    b->cfg->request_timeout_ms);
 }
 
 /* ------------------------------------------------------------ CRTP */

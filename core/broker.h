@@ -317,10 +317,15 @@ void kq__meta_close(struct kq_broker *b);
  * fsync always are dropped.  Call only when kq__meta_idle(). */
 int kq__meta_reopen(struct kq_broker *b);
 int kq__meta_idle(struct kq_broker *b);
-/* Proposes a metadata record (JSON text); cb may be NULL. The request is
- * allocated and freed internally. */
+/* Proposes a metadata record (JSON); cb may be NULL.  The request is
+ * allocated and freed internally.  On a broker that does not lead the
+ * metadata the record is forwarded to the leader, and cb runs once this
+ * broker applied it too (kq__fwd_meta). */
 int kq__meta_propose(struct kq_broker *b, json_t *record,
 		     void (*cb)(void *ctx, int status), void *ctx);
+/* The same with the record as `len` bytes of JSON text (copied). */
+int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
+			  void (*cb)(void *ctx, int status), void *ctx);
 /* Reserves subscription ids when few are left. */
 void kq__meta_reserve_ids(struct kq_broker *b);
 
@@ -350,6 +355,11 @@ struct kq__fwd;
  * from a later loop turn.  Returns 0, -ENOMEM, or -E2BIG (options). */
 int kq__fwd_create(struct kq_broker *b, struct kq_req *req,
 		   const struct kq_topic_spec *spec, uint32_t nparts);
+/* Sends a metadata record (`len` bytes of JSON, copied) to the metadata
+ * leader; cb (may be NULL) runs from a later loop turn, once the record
+ * is committed and applied here, or failed.  Returns 0 or -ENOMEM. */
+int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
+		 void (*cb)(void *ctx, int status), void *ctx);
 /* Sends a partition's batch to its leader; takes the batch. */
 void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 		     struct kq__batch *bt);

@@ -14,10 +14,12 @@
  *   kind (1) | CREATE: name (2+n) partitions (4) options (2, then 2+n each)
  *            | PUBLISH: topic (2+n) partition (4) count (4),
  *                       then per message: value (4+n) key (4+n)
+ *            | META: a metadata record, JSON (the rest)
  * and its answer:
  *   status (4, a kq error or 0) | moved (4: 0 when it ran; else the leader
  *   the broker knows, -1 for none) | errmsg (2+n) | CREATE: partitions (4)
- *   metadata end (8) | PUBLISH: first offset (8) */
+ *   metadata end (8) | PUBLISH: first offset (8), all three always there
+ *   (0 when they do not apply) */
 #include <errno.h>
 #include <stddef.h>
 #include <inttypes.h>
@@ -32,7 +34,7 @@
 #include "log.h"
 #include "names.h"
 
-enum { FWD_CREATE = 1, FWD_PUBLISH = 2 };
+enum { FWD_CREATE = 1, FWD_PUBLISH = 2, FWD_META = 3 };
 
 /* How often requests waiting for a leader look again. */
 #define FWD_RETRY_MS 20
@@ -58,6 +60,9 @@ struct kq__fwd {
 	/* PUBLISH */
 	struct kq__batch *bt;
 	uint32_t part;
+	/* META */
+	void (*meta_cb)(void *ctx, int status);
+	void *meta_ctx;
 	struct kq__fwd *prev, *next; /* in b->fwds */
 };
 
@@ -205,6 +210,20 @@ static struct served *served_new(struct kq_broker *b, serve_done_fn done,
 	return sv;
 }
 
+/* Answers "not run here" when this broker does not lead the metadata
+ * (or stops): the sender asks the leader named, or waits for one. */
+static int moved_meta(struct kq_broker *b, serve_done_fn done, void *ctx)
+{
+	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
+
+	if (!b->stopping && leader == b->cfg->broker_id)
+		return 0;
+	answer(done, ctx, KQ_EUNAVAILABLE,
+	       leader && leader != b->cfg->broker_id ? leader : -1, "", 0, 0,
+	       0);
+	return 1;
+}
+
 static void served_create(struct kq_req *req, int status)
 {
 	struct served *sv = req->data;
@@ -223,7 +242,6 @@ static void serve_create(struct kq_broker *b, struct kq_reader *r,
 	struct kq_topic_spec spec;
 	struct served *sv;
 	uint16_t nopt;
-	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
 	int rv;
 
 	rd_str(r, name, sizeof(name) - 1);
@@ -240,11 +258,8 @@ static void serve_create(struct kq_broker *b, struct kq_reader *r,
 		       "malformed forwarded CRTP", 0, 0, 0);
 		return;
 	}
-	if (b->stopping || leader != b->cfg->broker_id) {
-		answer(done, ctx, KQ_EUNAVAILABLE, leader ? leader : -1, "", 0,
-		       0, 0);
+	if (moved_meta(b, done, ctx))
 		return;
-	}
 	spec.name = name;
 	spec.options = opts;
 	spec.noptions = nopt;
@@ -336,6 +351,56 @@ static void serve_publish(struct kq_broker *b, struct kq_reader *r,
 	}
 }
 
+static void served_meta(void *ctx, int status)
+{
+	struct served *sv = ctx;
+
+	answer(sv->done, sv->ctx, status, 0,
+	       status ? "the metadata leader could not commit it" : "", 0,
+	       sv->b->meta_applied_end, 0);
+	free(sv);
+}
+
+/* Records other brokers may write: their acknowledged offsets and their
+ * subscription id reservations.  Topics come only through CRTP, which
+ * the leader checks itself. */
+static int meta_type_ok(const uint8_t *text, size_t len)
+{
+	json_t *rec = json_loadb((const char *)text, len, 0, NULL);
+	const char *type =
+		rec ? json_string_value(json_object_get(rec, "type")) : NULL;
+	int ok = type && (strcmp(type, "offsets") == 0 ||
+			  strcmp(type, "sub_ids") == 0);
+
+	json_decref(rec);
+	return ok;
+}
+
+static void serve_meta(struct kq_broker *b, struct kq_reader *r,
+		       serve_done_fn done, void *ctx)
+{
+	struct served *sv;
+	int rv;
+
+	if (!meta_type_ok(r->p, r->left)) {
+		answer(done, ctx, KQ_EINTERNAL, 0,
+		       "malformed forwarded metadata record", 0, 0, 0);
+		return;
+	}
+	if (moved_meta(b, done, ctx))
+		return;
+	sv = served_new(b, done, ctx);
+	if (!sv)
+		return;
+	rv = kq__meta_propose_text(b, (const char *)r->p, r->left, served_meta,
+				   sv);
+	if (rv != 0) {
+		answer(done, ctx, KQ_EUNAVAILABLE, rv == KQ_EUNAVAILABLE ? -1 : 0,
+		       "", 0, 0, 0);
+		free(sv);
+	}
+}
+
 static void serve(struct kq_broker *b, const uint8_t *req, size_t len,
 		  serve_done_fn done, void *ctx)
 {
@@ -346,6 +411,8 @@ static void serve(struct kq_broker *b, const uint8_t *req, size_t len,
 		serve_create(b, &r, done, ctx);
 	else if (kind == FWD_PUBLISH)
 		serve_publish(b, &r, done, ctx);
+	else if (kind == FWD_META)
+		serve_meta(b, &r, done, ctx);
 	else
 		answer(done, ctx, KQ_EINTERNAL, 0, "unknown forwarded request",
 		       0, 0, 0);
@@ -426,9 +493,23 @@ static void publish_finish(struct kq__fwd *f, int status, uint64_t first,
 	fwd_free(f);
 }
 
+/* Tells a forwarded metadata record's proposer how it went. */
+static void meta_finish(struct kq__fwd *f, int status)
+{
+	void (*cb)(void *ctx, int status) = f->meta_cb;
+	void *ctx = f->meta_ctx;
+
+	fwd_free(f);
+	if (cb)
+		cb(ctx, status);
+}
+
 static void fwd_fail(struct kq__fwd *f, int status, const char *errmsg)
 {
-	if (f->kind == FWD_CREATE) {
+	if (f->kind == FWD_META) {
+		kq__debug("forwarded metadata record: %s", errmsg);
+		meta_finish(f, status);
+	} else if (f->kind == FWD_CREATE) {
 		snprintf(f->req->errmsg, sizeof(f->req->errmsg), "%s", errmsg);
 		create_finish(f, status);
 	} else {
@@ -439,7 +520,7 @@ static void fwd_fail(struct kq__fwd *f, int status, const char *errmsg)
 /* What this request is about, for messages. */
 static void what(const struct kq__fwd *f, char *out, size_t len)
 {
-	if (f->kind == FWD_CREATE)
+	if (f->kind != FWD_PUBLISH)
 		snprintf(out, len, "the metadata");
 	else
 		snprintf(out, len, "partition %s-%u", f->name, f->part);
@@ -453,7 +534,7 @@ static int route(struct kq__fwd *f)
 	struct kq__topic *t;
 	struct kq__partition *p;
 
-	if (f->kind == FWD_CREATE)
+	if (f->kind != FWD_PUBLISH)
 		return b->meta_group ? b->cops->leader(b->meta_group) : 0;
 	t = kq__topic_get(b, f->name);
 	if (!t || f->part >= t->nparts)
@@ -576,6 +657,15 @@ static void fwd_send(struct kq__fwd *f)
 	b->nforwarded++;
 }
 
+/* A CRTP or metadata record the leader committed: done. */
+static void applied_finish(struct kq__fwd *f)
+{
+	if (f->kind == FWD_META)
+		meta_finish(f, 0);
+	else
+		create_finish(f, 0);
+}
+
 /* Whether a created topic is applied and opened here. */
 static int applied_here(struct kq__fwd *f)
 {
@@ -629,6 +719,10 @@ static void on_answer(struct kq__fwd *f, const uint8_t *ans, size_t len)
 		publish_finish(f, status, first, err);
 		return;
 	}
+	if (f->kind == FWD_META && status != 0) {
+		fwd_fail(f, status, err);
+		return;
+	}
 	if (status != 0) {
 		snprintf(f->req->errmsg, sizeof(f->req->errmsg), "%s", err);
 		create_finish(f, status);
@@ -639,7 +733,7 @@ static void on_answer(struct kq__fwd *f, const uint8_t *ans, size_t len)
 	f->applying = 1;
 	f->meta_end = meta_end;
 	if (applied_here(f)) {
-		create_finish(f, 0);
+		applied_finish(f);
 		return;
 	}
 	uv_timer_start(&f->b->fwd_timer, kq__fwd_on_timer, FWD_RETRY_MS,
@@ -659,7 +753,7 @@ void kq__fwd_on_timer(uv_timer_t *tm)
 		if (f->applying) {
 			if (applied_here(f) || uv_now(b->loop) >= f->deadline ||
 			    b->stopping)
-				create_finish(f, 0);
+				applied_finish(f);
 			else
 				waiting = 1;
 			continue;
@@ -763,6 +857,27 @@ void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 	bt->used = bt->bufcap = 0;
 }
 
+int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
+		 void (*cb)(void *ctx, int status), void *ctx)
+{
+	struct kq__fwd *f = fwd_new(b, FWD_META, "");
+	uint8_t *buf = malloc(len + 1);
+
+	if (!f || !buf) {
+		if (f)
+			fwd_free(f);
+		free(buf);
+		return -ENOMEM;
+	}
+	buf[0] = FWD_META;
+	memcpy(buf + 1, text, len);
+	f->buf = buf;
+	f->len = len + 1;
+	f->meta_cb = cb;
+	f->meta_ctx = ctx;
+	return 0;
+}
+
 int kq__fwd_busy(const struct kq_broker *b)
 {
 	for (const struct kq__fwd *f = b->fwds; f; f = f->next)
@@ -777,8 +892,8 @@ void kq__fwd_stop(struct kq_broker *b)
 
 	for (f = b->fwds; f; f = next) {
 		next = f->next;
-		if (f->applying) /* created; only not applied here yet */
-			create_finish(f, 0);
+		if (f->applying) /* committed; only not applied here yet */
+			applied_finish(f);
 		else if (!f->in_flight)
 			fwd_fail(f, KQ_EUNAVAILABLE, "broker is stopping");
 	}

@@ -335,31 +335,43 @@ static void proposed(struct kq_propose_req *preq, int status)
 	free(mp);
 }
 
-int kq__meta_propose(struct kq_broker *b, json_t *record,
-		     void (*cb)(void *ctx, int status), void *ctx)
+int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
+			  void (*cb)(void *ctx, int status), void *ctx)
 {
-	struct meta_prop *mp = calloc(1, sizeof(*mp));
+	struct meta_prop *mp;
 	struct kq_record rec;
-	char *text = json_dumps(record, JSON_COMPACT);
 	int rv;
 
-	if (!mp || !text) {
-		free(mp);
-		free(text);
+	if (b->cfg->npeers && b->meta_group && !b->meta_log.failed &&
+	    b->cops->leader(b->meta_group) != b->cfg->broker_id)
+		return kq__fwd_meta(b, text, len, cb, ctx);
+	mp = calloc(1, sizeof(*mp));
+	if (!mp)
 		return -ENOMEM;
-	}
 	memset(&rec, 0, sizeof(rec));
 	rec.value = text;
-	rec.value_len = (uint32_t)strlen(text);
+	rec.value_len = (uint32_t)len;
 	mp->cb = cb;
 	mp->ctx = ctx;
 	mp->preq.data = mp;
 	rv = b->meta_group ? b->cops->propose(b->meta_group, &mp->preq, &rec,
 					      1, proposed)
 			   : KQ_EUNAVAILABLE;
-	free(text);
 	if (rv != 0)
 		free(mp);
+	return rv;
+}
+
+int kq__meta_propose(struct kq_broker *b, json_t *record,
+		     void (*cb)(void *ctx, int status), void *ctx)
+{
+	char *text = json_dumps(record, JSON_COMPACT);
+	int rv;
+
+	if (!text)
+		return -ENOMEM;
+	rv = kq__meta_propose_text(b, text, strlen(text), cb, ctx);
+	free(text);
 	return rv;
 }
 
@@ -389,8 +401,9 @@ void kq__meta_reserve_ids(struct kq_broker *b)
 		b->reserving = 1;
 		return;
 	}
-	/* Not the metadata leader (or no leader yet): SUBS waiting for ids
-	 * fail now rather than wait for a reservation that never comes. */
+	/* Not even sent (out of memory, the metadata log failed here):
+	 * SUBS waiting for ids fail now rather than wait for a
+	 * reservation that never comes. */
 	kq__log(rv == KQ_EUNAVAILABLE ? KQ_LOG_DEBUG : KQ_LOG_ERROR, "core",
 		"cannot reserve subscription ids: %s", kq_strerror(rv));
 	if (b->sub_waiting)

@@ -450,6 +450,99 @@ static void test_any_broker_serves(void **state)
 	}
 }
 
+/* Reads CONS answers on c up to the status line: the messages' count, or
+ * -1 on an ERR (the line is left in status). */
+static long cons_count(struct tc *c, const char *command, char *status,
+		       size_t len)
+{
+	char line[256];
+	long n = 0;
+
+	tc_send(c, command);
+	for (;;) {
+		long part, off, mlen;
+
+		assert_true(tc_line(c, status, len) > 0);
+		if (sscanf(status, "MSG %ld %ld %ld", &part, &off, &mlen) == 3) {
+			assert_true(tc_line(c, line, sizeof(line)) > 0);
+			n++;
+			continue;
+		}
+		return strncmp(status, "OK", 2) == 0 ? n : -1;
+	}
+}
+
+/* SUBS, CONS and CMIT on a broker that does not lead the metadata: the
+ * subscription id reservation and the committed offsets are forwarded to
+ * the leader, and offsets committed on one broker hold on another. */
+static void test_follower_subscribes(void **state)
+{
+	char status[256], command[160];
+	int leader = wait_agreement(N, 10, NULL), f1, f2;
+	struct tc c;
+	long sub, n, got = 0;
+	double end;
+
+	assert_true(leader > 0);
+	f1 = leader % N;
+	f2 = (leader + 1) % N;
+	cmd(f1, "CRTP fsub 2 replicas=3", status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK fsub 2");
+	for (int k = 0; k < 10; k++) {
+		snprintf(command, sizeof(command), "PUBS fsub m%d", k);
+		cmd(k % N, command, status, sizeof(status), NULL, 0);
+		if (strncmp(status, "OK ", 3) != 0)
+			fail_msg("PUBS on broker %d: %s", k % N + 1, status);
+	}
+
+	assert_int_equal(tc_connect(&c, tbs[f1].port), 0);
+	assert_int_equal(
+		tc_cmd(&c, "SUBS fsub g", status, sizeof(status), NULL, 0), 0);
+	if (sscanf(status, "OK %ld 0,1", &sub) != 1)
+		fail_msg("SUBS on follower broker %d: %s", f1 + 1, status);
+	snprintf(command, sizeof(command), "CONS fsub %ld", sub);
+	/* This broker's replicas learn the commit a heartbeat later. */
+	end = now_s() + 10;
+	while (got < 10 && now_s() < end) {
+		n = cons_count(&c, command, status, sizeof(status));
+		if (n < 0)
+			fail_msg("CONS on broker %d: %s", f1 + 1, status);
+		got += n;
+		if (got < 10)
+			usleep(50000);
+	}
+	assert_int_equal(got, 10);
+	snprintf(command, sizeof(command), "CMIT fsub %ld", sub);
+	assert_int_equal(tc_cmd(&c, command, status, sizeof(status), NULL, 0),
+			 0);
+	assert_string_equal(status, "OK 2");
+	tc_close(&c);
+
+	/* The group's offsets reach the other brokers: a member on f2 reads
+	 * nothing more, once f2 applied the commit (a metadata write
+	 * forwarded from f1 after CMIT answered).  A read that came too
+	 * early is given back unacknowledged with UNSB. */
+	assert_int_equal(tc_connect(&c, tbs[f2].port), 0);
+	end = now_s() + 10;
+	do {
+		assert_int_equal(tc_cmd(&c, "SUBS fsub g", status,
+					sizeof(status), NULL, 0),
+				 0);
+		assert_int_equal(sscanf(status, "OK %ld", &sub), 1);
+		snprintf(command, sizeof(command), "CONS fsub %ld", sub);
+		n = cons_count(&c, command, status, sizeof(status));
+		snprintf(command, sizeof(command), "UNSB fsub %ld", sub);
+		assert_int_equal(
+			tc_cmd(&c, command, status, sizeof(status), NULL, 0),
+			0);
+		if (n == 0)
+			break;
+		usleep(50000);
+	} while (now_s() < end);
+	assert_int_equal(n, 0);
+	tc_close(&c);
+}
+
 /* Sends `junk` to broker i's cluster port; true when the broker closes
  * the connection within 5 s. */
 static int junk_closes(int i, const void *junk, size_t len)
@@ -787,6 +880,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_partition_replicated, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_any_broker_serves, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_follower_subscribes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_on_cluster_port,
 						setup, teardown),
