@@ -546,7 +546,9 @@ static void batch_propose(struct kq_broker *b, struct kq__partition *p)
 	p->batch = NULL;
 	if (!bt)
 		return;
-	if (!kq__partition_led_here(b, p)) {
+	/* Behind batches forwarded earlier, even once led here: they are
+	 * stored first. */
+	if (p->fwd_head || !kq__partition_led_here(b, p)) {
 		kq__fwd_publish(b, p, bt);
 		return;
 	}

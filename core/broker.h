@@ -64,6 +64,9 @@ struct kq__partition {
 				  * written, never made durable, never
 				  * acknowledged (UINT64_MAX: none) */
 	struct kq__batch *batch; /* NULL when nothing waits */
+	/* Batches forwarded to another broker, oldest first: one at a time
+	 * is out, so that they are stored in the order they came. */
+	struct kq__fwd *fwd_head, *fwd_tail;
 	struct kq__partition *next_dirty;
 	int dirty;
 };
@@ -206,7 +209,8 @@ struct kq_broker {
 
 	struct kq_session *sessions;
 	struct kq_session *serve_session; /* other brokers' requests */
-	struct kq__fwd *fwds;		  /* forwarded requests */
+	struct kq__fwd *fwds, *fwds_tail; /* forwarded requests, oldest
+					   * first */
 	uv_timer_t fwd_timer;
 	uint64_t nforwarded; /* requests sent to other brokers */
 	unsigned stopping_transports;

@@ -38,6 +38,10 @@ enum { FWD_CREATE = 1, FWD_PUBLISH = 2, FWD_META = 3 };
 
 /* How often requests waiting for a leader look again. */
 #define FWD_RETRY_MS 20
+/* A forwarded batch that waits gathers at most this much (as a local
+ * batch in api.c). */
+#define FWD_MERGE_MSGS	8192
+#define FWD_MERGE_BYTES (8u << 20)
 /* Options a forwarded CRTP may carry. */
 #define FWD_MAX_OPTIONS 16
 
@@ -46,7 +50,8 @@ struct kq__fwd {
 	struct kq_broker *b;
 	int kind;
 	uint8_t *buf; /* the encoded request, kept to send it again */
-	size_t len;
+	size_t len, cap;
+	size_t count_at; /* PUBLISH: where its message count is */
 	uint64_t deadline; /* loop time (ms) */
 	int target;	   /* broker asked last; 0 while waiting */
 	int refused_by;	   /* broker that answered "not me" last */
@@ -63,7 +68,9 @@ struct kq__fwd {
 	/* META */
 	void (*meta_cb)(void *ctx, int status);
 	void *meta_ctx;
-	struct kq__fwd *prev, *next; /* in b->fwds */
+	struct kq__partition *p;      /* PUBLISH: its queue */
+	struct kq__fwd *next_in_part; /* in p->fwd_head */
+	struct kq__fwd *prev, *next;  /* in b->fwds */
 };
 
 /* ------------------------------------------------------------ encoding */
@@ -452,9 +459,31 @@ void kq__fwd_serve(const struct kq_host *host, struct kq_incoming *in,
 
 /* ------------------------------------------------------------ forwarding */
 
+/* Sends what waits on the next loop turn (and every 20 ms while some
+ * wait). */
+static void kick(struct kq_broker *b)
+{
+	uv_timer_start(&b->fwd_timer, kq__fwd_on_timer, 0, FWD_RETRY_MS);
+}
+
 static void fwd_free(struct kq__fwd *f)
 {
-	KQ_LIST_REMOVE(f->b->fwds, f);
+	struct kq_broker *b = f->b;
+
+	if (f->p) { /* out of its partition's queue */
+		struct kq__fwd **pp = &f->p->fwd_head, *before = NULL;
+
+		while (*pp != f) {
+			before = *pp;
+			pp = &(*pp)->next_in_part;
+		}
+		*pp = f->next_in_part;
+		if (f->p->fwd_tail == f)
+			f->p->fwd_tail = before;
+		if (!before && f->p->fwd_head)
+			kick(b); /* the next one may go */
+	}
+	KQ_LIST_REMOVE_TAIL(b->fwds, b->fwds_tail, f);
 	free(f->buf);
 	free(f->name);
 	free(f);
@@ -740,6 +769,12 @@ static void on_answer(struct kq__fwd *f, const uint8_t *ans, size_t len)
 		       FWD_RETRY_MS);
 }
 
+/* Not out, and not queued behind another batch of its partition. */
+static int may_send(const struct kq__fwd *f)
+{
+	return !f->in_flight && (!f->p || f->p->fwd_head == f);
+}
+
 void kq__fwd_on_timer(uv_timer_t *tm)
 {
 	struct kq_broker *b = tm->data;
@@ -748,7 +783,7 @@ void kq__fwd_on_timer(uv_timer_t *tm)
 
 	for (f = b->fwds; f; f = next) {
 		next = f->next;
-		if (f->in_flight)
+		if (!may_send(f))
 			continue;
 		if (f->applying) {
 			if (applied_here(f) || uv_now(b->loop) >= f->deadline ||
@@ -762,7 +797,7 @@ void kq__fwd_on_timer(uv_timer_t *tm)
 			fwd_send(f);
 	}
 	for (f = b->fwds; f && !waiting; f = f->next)
-		waiting = !f->in_flight;
+		waiting = may_send(f);
 	if (!waiting || b->stopping)
 		uv_timer_stop(tm);
 	else if (!uv_is_active((uv_handle_t *)tm))
@@ -784,10 +819,10 @@ static struct kq__fwd *fwd_new(struct kq_broker *b, int kind, const char *name)
 	f->b = b;
 	f->kind = kind;
 	f->deadline = uv_now(b->loop) + b->cfg->request_timeout_ms;
-	KQ_LIST_PUSH(b->fwds, f);
+	KQ_LIST_APPEND(b->fwds, b->fwds_tail, f);
 	/* Sent from the timer, at once: the caller must not see its
 	 * callbacks before it returns. */
-	uv_timer_start(&b->fwd_timer, kq__fwd_on_timer, 0, FWD_RETRY_MS);
+	kick(b);
 	return f;
 }
 
@@ -816,24 +851,66 @@ int kq__fwd_create(struct kq_broker *b, struct kq_req *req,
 	return 0;
 }
 
+static void put_records(struct wr *w, const struct kq__batch *bt)
+{
+	size_t off = 0;
+
+	for (size_t i = 0; i < bt->n; i++) {
+		put32(w, bt->lens[i]);
+		put(w, bt->buf + off, bt->lens[i]);
+		put32(w, bt->klens[i]);
+		put(w, bt->buf + off + bt->lens[i], bt->klens[i]);
+		off += bt->lens[i] + bt->klens[i];
+	}
+}
+
+/* Adds bt to the batch waiting at the end of p's queue, when there is one
+ * not yet out with room left: while one batch is out, the next gathers
+ * everything that comes meanwhile.  Returns 1 when done (bt taken). */
+static int merge(struct kq__partition *p, struct kq__batch *bt)
+{
+	struct kq__fwd *f = p->fwd_tail;
+	struct kq__batch *into = f ? f->bt : NULL;
+	struct wr w;
+	struct kq_req **reqs;
+
+	if (!f || f->in_flight || into->n + bt->n > FWD_MERGE_MSGS ||
+	    f->len + bt->used > FWD_MERGE_BYTES)
+		return 0;
+	reqs = realloc(into->reqs, (into->n + bt->n) * sizeof(*reqs));
+	if (!reqs)
+		return 0;
+	into->reqs = reqs;
+	w = (struct wr){f->buf, f->len, f->cap, 0};
+	put_records(&w, bt);
+	f->buf = w.p;
+	f->cap = w.cap;
+	if (w.oom)
+		return 0; /* f->len unchanged: the request stays whole */
+	f->len = w.len;
+	memcpy(reqs + into->n, bt->reqs, bt->n * sizeof(*reqs));
+	into->n += bt->n;
+	into->cap = into->n;
+	kq_put32le(f->buf + f->count_at, (uint32_t)into->n);
+	kq__batch_free(bt);
+	return 1;
+}
+
 void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 		     struct kq__batch *bt)
 {
 	struct kq__fwd *f;
 	struct wr w = {0};
-	size_t off = 0;
+	size_t count_at;
 
+	if (merge(p, bt))
+		return;
 	put8(&w, FWD_PUBLISH);
 	put_str(&w, p->topic->name);
 	put32(&w, p->id);
+	count_at = w.len;
 	put32(&w, (uint32_t)bt->n);
-	for (size_t i = 0; i < bt->n; i++) {
-		put32(&w, bt->lens[i]);
-		put(&w, bt->buf + off, bt->lens[i]);
-		put32(&w, bt->klens[i]);
-		put(&w, bt->buf + off + bt->lens[i], bt->klens[i]);
-		off += bt->lens[i] + bt->klens[i];
-	}
+	put_records(&w, bt);
 	f = w.oom ? NULL : fwd_new(b, FWD_PUBLISH, p->topic->name);
 	if (!f) {
 		free(w.p);
@@ -849,9 +926,17 @@ void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 	}
 	f->buf = w.p;
 	f->len = w.len;
+	f->cap = w.cap;
+	f->count_at = count_at;
 	f->bt = bt;
 	f->part = p->id;
-	/* Freed with the request; the batch is not needed any more. */
+	f->p = p;
+	if (p->fwd_tail)
+		p->fwd_tail->next_in_part = f;
+	else
+		p->fwd_head = f;
+	p->fwd_tail = f;
+	/* Encoded: the batch keeps only its requests. */
 	free(bt->buf);
 	bt->buf = NULL;
 	bt->used = bt->bufcap = 0;

@@ -27,4 +27,24 @@
 			(n)->next->prev = (n)->prev;                          \
 	} while (0)
 
+/* For a list that also keeps a `tail` pointer (a FIFO): puts `n` last. */
+#define KQ_LIST_APPEND(head, tail, n)                                         \
+	do {                                                                  \
+		(n)->next = NULL;                                             \
+		(n)->prev = (tail);                                           \
+		if ((tail) != NULL)                                           \
+			(tail)->next = (n);                                   \
+		else                                                          \
+			(head) = (n);                                         \
+		(tail) = (n);                                                 \
+	} while (0)
+
+/* Takes `n` out of a list with a `tail` pointer. */
+#define KQ_LIST_REMOVE_TAIL(head, tail, n)                                    \
+	do {                                                                  \
+		if ((n)->next == NULL)                                        \
+			(tail) = (n)->prev;                                   \
+		KQ_LIST_REMOVE(head, n);                                      \
+	} while (0)
+
 #endif /* KAFKAESQUE_LIST_H */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kafkaesque/list.h>
+
 #include "module.h"
 
 enum { CALL_OK = 0, CALL_BUSY = 1 };
@@ -19,35 +21,15 @@ struct kq_incoming {
 	uint64_t id;
 };
 
-static void unlink_call(struct kq_call **head, struct kq_call *call)
-{
-	if (call->prev)
-		call->prev->next = call->next;
-	else
-		*head = call->next;
-	if (call->next)
-		call->next->prev = call->prev;
-	call->prev = call->next = NULL;
-}
-
-static void push_call(struct kq_call **head, struct kq_call *call)
-{
-	call->prev = NULL;
-	call->next = *head;
-	if (*head)
-		(*head)->prev = call;
-	*head = call;
-}
-
 /* Moves a pending call to the failed list, completed from the `later`
  * timer: a connection can close inside call() itself, whose caller must
  * not see the callback before call() returns. */
 static void fail_later(struct kq__raft_module *mod, struct kq_call *call,
 		       int status)
 {
-	unlink_call(&mod->calls, call);
+	KQ_LIST_REMOVE(mod->calls, call);
 	call->status = status;
-	push_call(&mod->calls_failed, call);
+	KQ_LIST_PUSH(mod->calls_failed, call);
 	kq__raft_module_later(mod);
 }
 
@@ -63,10 +45,10 @@ int kq__raft_call(void *state, struct kq_call *call, int to, const void *buf,
 	call->to = to;
 	call->cb = cb;
 	call->deadline_ms = uv_now(mod->host->loop) + timeout_ms;
-	push_call(&mod->calls, call);
+	KQ_LIST_PUSH(mod->calls, call);
 	rv = kq__cluster_call(mod->cluster, to, call->id, buf, len);
 	if (rv != 0) {
-		unlink_call(&mod->calls, call);
+		KQ_LIST_REMOVE(mod->calls, call);
 		return rv;
 	}
 	return 0;
@@ -77,7 +59,7 @@ void kq__raft_calls_run_failed(struct kq__raft_module *mod)
 	struct kq_call *call;
 
 	while ((call = mod->calls_failed)) {
-		unlink_call(&mod->calls_failed, call);
+		KQ_LIST_REMOVE(mod->calls_failed, call);
 		call->cb(call, call->status, NULL, 0);
 	}
 }
@@ -93,7 +75,7 @@ void kq__raft_calls_reply(void *ctx, int from, uint64_t id,
 			break;
 	if (!call || len < 1) /* timed out already, or not ours */
 		return;
-	unlink_call(&mod->calls, call);
+	KQ_LIST_REMOVE(mod->calls, call);
 	if (body[0] == CALL_OK)
 		call->cb(call, 0, body + 1, len - 1);
 	else
@@ -122,12 +104,12 @@ void kq__raft_calls_tick(struct kq__raft_module *mod)
 	for (call = mod->calls; call; call = next) {
 		next = call->next;
 		if (now >= call->deadline_ms) {
-			unlink_call(&mod->calls, call);
-			push_call(&expired, call);
+			KQ_LIST_REMOVE(mod->calls, call);
+			KQ_LIST_PUSH(expired, call);
 		}
 	}
 	while ((call = expired)) {
-		unlink_call(&expired, call);
+		KQ_LIST_REMOVE(expired, call);
 		call->cb(call, KQ_EUNAVAILABLE, NULL, 0);
 	}
 }
