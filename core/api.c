@@ -333,13 +333,18 @@ static int create_topic_at(struct kq_session *s, struct kq_req *req,
 			    " in use)",
 			    nparts, cfg->max_partitions_total,
 			    b->npartitions + b->npartitions_creating);
+	for (i = 0; may_forward && i < spec->noptions; i++)
+		if (strlen(spec->options[i]) > 255)
+			return fail(req, KQ_EBADARG,
+				    "option %.40s...: longer than 255 bytes",
+				    spec->options[i]);
 	if (may_forward && cfg->npeers && b->meta_group &&
 	    !b->meta_log.failed &&
 	    b->cops->leader(b->meta_group) != cfg->broker_id) {
 		rv = kq__fwd_create(b, req, spec, nparts);
 		return rv == 0	      ? 0
 		       : rv == -E2BIG ? fail(req, KQ_EBADARG,
-					     "too many options")
+					     "too many options (at most 16)")
 				      : fail(req, rv, "out of memory");
 	}
 	cc = calloc(1, sizeof(*cc));
@@ -638,7 +643,8 @@ static int publish(struct kq_session *s, struct kq_req *req, const char *topic,
 				  sizeof(req->errmsg));
 	/* In a cluster, another replica may take it. */
 	if (rv != 0 && b->cfg->npeers &&
-	    t->parts[part].open_error != KQ_ECANCELED)
+	    t->parts[part].open_error != KQ_ECANCELED &&
+	    kq__partition_held_elsewhere(b, &t->parts[part]))
 		rv = 0;
 	if (rv != 0) {
 		free(keybuf);

@@ -212,6 +212,7 @@ struct kq_broker {
 	struct kq__fwd *fwds, *fwds_tail; /* forwarded requests, oldest
 					   * first */
 	uv_timer_t fwd_timer;
+	unsigned fwd_pass;   /* walks of the forward timer */
 	uint64_t nforwarded; /* requests sent to other brokers */
 	unsigned stopping_transports;
 	int stopping;
@@ -282,6 +283,9 @@ int kq__partition_open(struct kq_broker *b, struct kq__partition *p);
  * errmsg. */
 int kq__partition_usable(const struct kq__partition *p, char *errmsg,
 			 size_t errlen);
+/* Whether another broker holds a replica of p. */
+int kq__partition_held_elsewhere(struct kq_broker *b,
+				 const struct kq__partition *p);
 /* Whether this broker's replica of p is open and leads it. */
 int kq__partition_led_here(struct kq_broker *b, const struct kq__partition *p);
 /* Opens t's partitions from t->open_next until `deadline` (uv_hrtime())

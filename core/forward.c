@@ -56,6 +56,10 @@ struct kq__fwd {
 	int target;	   /* broker asked last; 0 while waiting */
 	int refused_by;	   /* broker that answered "not me" last */
 	int in_flight;	   /* a call is out */
+	int abandoned;	   /* PUBLISH answered while its call is out */
+	int hops;	   /* sent straight on to a named leader in a row */
+	uint64_t not_before; /* loop time: tried again from then */
+	unsigned pass;	     /* the timer's walk that saw it last */
 	int applying;	   /* CREATE: OK, waiting for the local apply */
 	uint64_t meta_end;
 	uint32_t nparts;
@@ -124,14 +128,6 @@ static void put32(struct wr *w, uint32_t v)
 	put(w, b, 4);
 }
 
-static void put64(struct wr *w, uint64_t v)
-{
-	uint8_t b[8];
-
-	kq_put64le(b, v);
-	put(w, b, 8);
-}
-
 static void put_str(struct wr *w, const char *s)
 {
 	size_t n = strlen(s);
@@ -181,22 +177,40 @@ struct served {
 	uint32_t nparts;
 };
 
+/* The largest answer: status, moved, a 255-byte message, three
+ * numbers. */
+#define ANSWER_MAX (4 + 4 + 2 + 255 + 4 + 8 + 8)
+
+/* Encodes an answer into out (ANSWER_MAX bytes); returns its length.  No
+ * allocation, so that every request gets its answer. */
+static size_t encode_answer(uint8_t *out, int status, int moved,
+			    const char *errmsg, uint32_t nparts,
+			    uint64_t meta_end, uint64_t first)
+{
+	size_t n = errmsg ? strlen(errmsg) : 0;
+
+	if (n > 255)
+		n = 255;
+	kq_put32le(out, (uint32_t)status);
+	kq_put32le(out + 4, (uint32_t)moved);
+	out[8] = (uint8_t)n;
+	out[9] = 0;
+	memcpy(out + 10, errmsg ? errmsg : "", n);
+	kq_put32le(out + 10 + n, nparts);
+	kq_put64le(out + 14 + n, meta_end);
+	kq_put64le(out + 22 + n, first);
+	return 30 + n;
+}
+
 static void answer(serve_done_fn done, void *ctx, int status, int moved,
 		   const char *errmsg, uint32_t nparts, uint64_t meta_end,
 		   uint64_t first)
 {
-	struct wr w = {0};
+	uint8_t buf[ANSWER_MAX];
 
-	put32(&w, (uint32_t)status);
-	put32(&w, (uint32_t)moved);
-	put_str(&w, errmsg ? errmsg : "");
-	put32(&w, nparts);
-	put64(&w, meta_end);
-	put64(&w, first);
-	/* Out of memory: the caller hears nothing and times out. */
-	if (!w.oom)
-		done(ctx, w.p, w.len);
-	free(w.p);
+	done(ctx, buf,
+	     encode_answer(buf, status, moved, errmsg, nparts, meta_end,
+			   first));
 }
 
 /* NULL, with the request answered, when out of memory. */
@@ -205,8 +219,8 @@ static struct served *served_new(struct kq_broker *b, serve_done_fn done,
 {
 	struct served *sv = calloc(1, sizeof(*sv));
 
-	if (!sv) {
-		answer(done, ctx, -ENOMEM, 0, "out of memory", 0, 0, 0);
+	if (!sv) { /* not run: the sender may ask again */
+		answer(done, ctx, KQ_EUNAVAILABLE, -1, "", 0, 0, 0);
 		return NULL;
 	}
 	sv->b = b;
@@ -307,8 +321,12 @@ static void serve_publish(struct kq_broker *b, struct kq_reader *r,
 	rd_str(r, topic, sizeof(topic) - 1);
 	part = kq_take32le(r);
 	n = kq_take32le(r);
-	if (!r->bad && n > 0 && n <= r->left / 8)
+	/* As many as a batch holds (FWD_MERGE_MSGS): a peer's request
+	 * costs what a local one would. */
+	if (!r->bad && n > 0 && n <= FWD_MERGE_MSGS && n <= r->left / 8)
 		recs = calloc(n, sizeof(*recs));
+	else
+		r->bad = 1;
 	for (uint32_t i = 0; recs && i < n && !r->bad; i++) {
 		recs[i].value_len = kq_take32le(r);
 		recs[i].value = kq_take(r, recs[i].value_len);
@@ -319,9 +337,12 @@ static void serve_publish(struct kq_broker *b, struct kq_reader *r,
 			r->bad = 1;
 	}
 	if (!recs || r->bad || r->left) {
+		int oom = !r->bad && !recs;
+
 		free(recs);
-		answer(done, ctx, recs ? KQ_EINTERNAL : -ENOMEM, 0,
-		       recs ? "malformed forwarded PUBS" : "out of memory", 0,
+		/* Out of memory: not run, the sender may ask again. */
+		answer(done, ctx, oom ? KQ_EUNAVAILABLE : KQ_EINTERNAL,
+		       oom ? -1 : 0, oom ? "" : "malformed forwarded PUBS", 0,
 		       0, 0);
 		return;
 	}
@@ -448,8 +469,12 @@ void kq__fwd_serve(const struct kq_host *host, struct kq_incoming *in,
 	struct remote *rm = malloc(sizeof(*rm));
 
 	(void)from;
-	if (!rm) {
-		b->cops->reply(b->consensus.state, in, NULL, 0);
+	if (!rm) { /* not run: the sender may ask again */
+		uint8_t buf[ANSWER_MAX];
+
+		b->cops->reply(b->consensus.state, in, buf,
+			       encode_answer(buf, KQ_EUNAVAILABLE, -1, "", 0, 0,
+					     0));
 		return;
 	}
 	rm->b = b;
@@ -463,26 +488,35 @@ void kq__fwd_serve(const struct kq_host *host, struct kq_incoming *in,
  * wait). */
 static void kick(struct kq_broker *b)
 {
-	uv_timer_start(&b->fwd_timer, kq__fwd_on_timer, 0, FWD_RETRY_MS);
+	if (!uv_is_active((uv_handle_t *)&b->fwd_timer) ||
+	    uv_timer_get_due_in(&b->fwd_timer) > 0)
+		uv_timer_start(&b->fwd_timer, kq__fwd_on_timer, 0,
+			       FWD_RETRY_MS);
+}
+
+/* Takes a batch out of its partition's queue; the next one may go. */
+static void queue_remove(struct kq__fwd *f)
+{
+	struct kq__fwd **pp = &f->p->fwd_head, *before = NULL;
+
+	while (*pp != f) {
+		before = *pp;
+		pp = &(*pp)->next_in_part;
+	}
+	*pp = f->next_in_part;
+	if (f->p->fwd_tail == f)
+		f->p->fwd_tail = before;
+	if (!before && f->p->fwd_head)
+		kick(f->b);
+	f->p = NULL;
 }
 
 static void fwd_free(struct kq__fwd *f)
 {
 	struct kq_broker *b = f->b;
 
-	if (f->p) { /* out of its partition's queue */
-		struct kq__fwd **pp = &f->p->fwd_head, *before = NULL;
-
-		while (*pp != f) {
-			before = *pp;
-			pp = &(*pp)->next_in_part;
-		}
-		*pp = f->next_in_part;
-		if (f->p->fwd_tail == f)
-			f->p->fwd_tail = before;
-		if (!before && f->p->fwd_head)
-			kick(b); /* the next one may go */
-	}
+	if (f->p)
+		queue_remove(f);
 	KQ_LIST_REMOVE_TAIL(b->fwds, b->fwds_tail, f);
 	free(f->buf);
 	free(f->name);
@@ -501,16 +535,16 @@ static void create_finish(struct kq__fwd *f, int status)
 }
 
 /* Answers every PUBS of a forwarded batch. */
-static void publish_finish(struct kq__fwd *f, int status, uint64_t first,
-			   const char *errmsg)
+/* Answers every PUBS of a batch, once it is out of every list: the
+ * callbacks may publish again, into the same partition. */
+static void batch_answer(struct kq__batch *bt, uint32_t part, int status,
+			 uint64_t first, const char *errmsg)
 {
-	struct kq__batch *bt = f->bt;
-
 	for (size_t i = 0; i < bt->n; i++) {
 		struct kq_req *req = bt->reqs[i];
 
 		if (status == 0) {
-			req->result.publish.partition = f->part;
+			req->result.publish.partition = part;
 			req->result.publish.offset = first + i;
 		} else {
 			snprintf(req->errmsg, sizeof(req->errmsg), "%s",
@@ -519,7 +553,16 @@ static void publish_finish(struct kq__fwd *f, int status, uint64_t first,
 		req->cb(req, status ? KQ_EUNAVAILABLE : 0);
 	}
 	kq__batch_free(bt);
+}
+
+static void publish_finish(struct kq__fwd *f, int status, uint64_t first,
+			   const char *errmsg)
+{
+	struct kq__batch *bt = f->bt;
+	uint32_t part = f->part;
+
 	fwd_free(f);
+	batch_answer(bt, part, status, first, errmsg);
 }
 
 /* Tells a forwarded metadata record's proposer how it went. */
@@ -588,6 +631,8 @@ static void wait_more(struct kq__fwd *f)
 	struct kq_broker *b = f->b;
 
 	f->target = 0;
+	f->hops = 0;
+	f->not_before = uv_now(b->loop) + FWD_RETRY_MS;
 	if (b->stopping) {
 		fwd_fail(f, KQ_EUNAVAILABLE, "broker is stopping");
 		return;
@@ -615,6 +660,10 @@ static void on_call(struct kq_call *call, int status, const void *reply,
 	char err[256], about[96];
 
 	f->in_flight = 0;
+	if (f->abandoned) { /* its clients were answered already */
+		fwd_free(f);
+		return;
+	}
 	if (status == 0) {
 		on_answer(f, reply, len);
 		return;
@@ -678,12 +727,23 @@ static void fwd_send(struct kq__fwd *f)
 	f->call.data = f;
 	rv = b->cops->call(b->consensus.state, &f->call, to, f->buf, f->len,
 			   (unsigned)(f->deadline - now), on_call);
+	if (rv == -E2BIG) {
+		snprintf(err, sizeof(err),
+			 "%zu bytes are too many to forward to broker %d; "
+			 "nothing was stored",
+			 f->len, to);
+		fwd_fail(f, KQ_EUNAVAILABLE, err);
+		return;
+	}
 	if (rv != 0) { /* not sent: ask again soon */
 		wait_more(f);
 		return;
 	}
 	f->in_flight = 1;
 	b->nforwarded++;
+	if (f->kind == FWD_PUBLISH && !uv_is_active((uv_handle_t *)&b->fwd_timer))
+		uv_timer_start(&b->fwd_timer, kq__fwd_on_timer, FWD_RETRY_MS,
+			       FWD_RETRY_MS);
 }
 
 /* A CRTP or metadata record the leader committed: done. */
@@ -717,15 +777,19 @@ static void on_answer(struct kq__fwd *f, const uint8_t *ans, size_t len)
 	f->nparts = kq_take32le(&r);
 	meta_end = kq_take64le(&r);
 	first = kq_take64le(&r);
-	if (r.bad) {
+	/* A status is 0 or an error code (a negative errno or KQ_E*): a
+	 * positive one would read as success. */
+	if (r.bad || status > 0 || status < -20000) {
 		fwd_fail(f, KQ_EUNAVAILABLE, "malformed answer of a forwarded "
 					 "request; it may or may not have run");
 		return;
 	}
 	if (moved) { /* not run there */
 		f->refused_by = f->target;
+		/* Two brokers with stale views may name each other: a few
+		 * hops, then the 20 ms wait. */
 		if (moved > 0 && moved != f->target &&
-		    moved != f->b->cfg->broker_id) {
+		    moved != f->b->cfg->broker_id && ++f->hops <= 3) {
 			/* Straight to the leader it named. */
 			int to = moved;
 
@@ -765,8 +829,44 @@ static void on_answer(struct kq__fwd *f, const uint8_t *ans, size_t len)
 		applied_finish(f);
 		return;
 	}
-	uv_timer_start(&f->b->fwd_timer, kq__fwd_on_timer, FWD_RETRY_MS,
-		       FWD_RETRY_MS);
+	if (!uv_is_active((uv_handle_t *)&f->b->fwd_timer))
+		uv_timer_start(&f->b->fwd_timer, kq__fwd_on_timer, FWD_RETRY_MS,
+			       FWD_RETRY_MS);
+}
+
+/* A batch out to a broker that this broker's replica now knows does not
+ * lead the partition any more: it waits for an answer that may take until
+ * the deadline (the broker asked may be stopped, or cut off). */
+static int stale(const struct kq__fwd *f)
+{
+	struct kq_broker *b = f->b;
+	int leader;
+
+	if (f->kind != FWD_PUBLISH || !f->in_flight || f->abandoned ||
+	    f->target <= 0 || f->target == b->cfg->broker_id || !f->p ||
+	    !f->p->group || f->p->open_error)
+		return 0;
+	leader = b->cops->leader(f->p->group);
+	return leader > 0 && leader != f->target;
+}
+
+/* Answers a stale batch's clients now, saying that it may or may not be
+ * stored (it was never refused), and lets the batches behind it go to the
+ * new leader; the call's own answer is dropped when it comes. */
+static void abandon(struct kq__fwd *f)
+{
+	struct kq__batch *bt = f->bt;
+	char err[256];
+
+	snprintf(err, sizeof(err),
+		 "partition %.80s-%u: broker %d, asked to store these "
+		 "messages, does not lead it any more (broker %d does); they "
+		 "may or may not be stored",
+		 f->name, f->part, f->target, f->b->cops->leader(f->p->group));
+	f->abandoned = 1;
+	f->bt = NULL;
+	queue_remove(f);
+	batch_answer(bt, f->part, KQ_EUNAVAILABLE, 0, err);
 }
 
 /* Not out, and not queued behind another batch of its partition. */
@@ -775,29 +875,58 @@ static int may_send(const struct kq__fwd *f)
 	return !f->in_flight && (!f->p || f->p->fwd_head == f);
 }
 
+/* One step of the timer's walk for f; 1 when it did something (which
+ * may have run callbacks, and so changed the list). */
+static int step(struct kq__fwd *f)
+{
+	struct kq_broker *b = f->b;
+
+	if (stale(f)) {
+		abandon(f);
+		return 1;
+	}
+	if (!may_send(f))
+		return 0;
+	if (f->applying) {
+		if (!applied_here(f) && uv_now(b->loop) < f->deadline &&
+		    !b->stopping)
+			return 0;
+		applied_finish(f);
+		return 1;
+	}
+	if (f->target != 0 || uv_now(b->loop) < f->not_before)
+		return 0;
+	fwd_send(f);
+	return 1;
+}
+
+/* Whether f needs the timer: to be sent, to see its topic applied, or
+ * (a batch out) to be watched for a leader change. */
+static int needs_timer(const struct kq__fwd *f)
+{
+	return may_send(f) ||
+	       (f->in_flight && f->kind == FWD_PUBLISH && !f->abandoned);
+}
+
 void kq__fwd_on_timer(uv_timer_t *tm)
 {
 	struct kq_broker *b = tm->data;
-	struct kq__fwd *f, *next;
+	struct kq__fwd *f;
+	unsigned pass = ++b->fwd_pass;
 	int waiting = 0;
 
-	for (f = b->fwds; f; f = next) {
-		next = f->next;
-		if (!may_send(f))
+	/* A step may answer clients, whose callbacks may free any other
+	 * forward: after one, the walk starts over, skipping those seen. */
+again:
+	for (f = b->fwds; f; f = f->next) {
+		if (f->pass == pass)
 			continue;
-		if (f->applying) {
-			if (applied_here(f) || uv_now(b->loop) >= f->deadline ||
-			    b->stopping)
-				applied_finish(f);
-			else
-				waiting = 1;
-			continue;
-		}
-		if (f->target == 0)
-			fwd_send(f);
+		f->pass = pass;
+		if (step(f))
+			goto again;
 	}
 	for (f = b->fwds; f && !waiting; f = f->next)
-		waiting = may_send(f);
+		waiting = needs_timer(f);
 	if (!waiting || b->stopping)
 		uv_timer_stop(tm);
 	else if (!uv_is_active((uv_handle_t *)tm))
@@ -965,8 +1094,10 @@ int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
 
 int kq__fwd_busy(const struct kq_broker *b)
 {
+	/* Those served here end with their proposal, which the stop
+	 * cancels when it closes the groups. */
 	for (const struct kq__fwd *f = b->fwds; f; f = f->next)
-		if (f->in_flight)
+		if (f->in_flight && f->target != b->cfg->broker_id)
 			return 1;
 	return 0;
 }

@@ -137,6 +137,15 @@ int kq__partition_led_here(struct kq_broker *b, const struct kq__partition *p)
 	       b->cops->leader(p->group) == b->cfg->broker_id;
 }
 
+int kq__partition_held_elsewhere(struct kq_broker *b,
+				 const struct kq__partition *p)
+{
+	for (size_t k = 0; k < p->nreplicas; k++)
+		if (p->replicas[k] != b->cfg->broker_id)
+			return 1;
+	return 0;
+}
+
 int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		     uint32_t replicas, size_t partitioner,
 		     int64_t retention_ms, int64_t retention_bytes,

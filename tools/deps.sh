@@ -5,7 +5,7 @@ kq_install_deps() {
 	pkgs="build-essential autoconf automake libtool libltdl-dev pkg-config \
 libuv1-dev libjansson-dev libcmocka-dev libsodium-dev"
 	[ "${1:-}" = tests ] &&
-		pkgs="$pkgs telnet tmux clang libclang-rt-14-dev valgrind"
+		pkgs="$pkgs telnet tmux clang libclang-rt-14-dev valgrind nftables iproute2"
 	missing=
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

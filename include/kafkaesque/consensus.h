@@ -179,7 +179,9 @@ struct kq_consensus_ops {
 	 * answer, or fails after timeout_ms.  Requests to one broker are
 	 * delivered in the order sent.  Returns KQ_EUNAVAILABLE at once
 	 * when `to` is this broker or not connected (a module without a
-	 * cluster: always); the callback never runs when the call fails. */
+	 * cluster: always), KQ_EBUSY when too much waits to be sent to it,
+	 * -E2BIG when `len` is more than the module ever sends at once;
+	 * the callback never runs when the call fails. */
 	int (*call)(void *state, struct kq_call *call, int to, const void *buf,
 		    size_t len, unsigned timeout_ms, kq_call_cb cb);
 	/* Answers a request host->serve handed over, exactly once; `len`

@@ -763,12 +763,19 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 	conn_write(cn, w);
 }
 
+/* Requests and answers take at most half of a connection's output queue,
+ * so that Raft's own messages always find room. */
 static int put_call(struct conn *cn, enum kq__frame_type type, uint64_t id,
 		    const void *body, size_t len)
 {
 	size_t size = kq__frame_call_size(len);
-	struct wreq *w = size == SIZE_MAX ? NULL : wreq_new(cn, size);
+	struct wreq *w;
 
+	if (size == SIZE_MAX || size > QUEUE_MAX / 2)
+		return -E2BIG;
+	if (cn->queued + size > QUEUE_MAX / 2)
+		return KQ_EBUSY;
+	w = wreq_new(cn, size);
 	if (!w)
 		return KQ_EBUSY;
 	kq__frame_put_call(w->data, type, id, body, len);

@@ -61,7 +61,8 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 
 /* Queues a CALL frame (`len` body bytes, borrowed, copied) for broker
  * `to`.  Returns 0, KQ_EUNAVAILABLE when `to` is not connected (or is
- * this broker), or KQ_EBUSY when its output queue is full. */
+ * this broker), KQ_EBUSY when requests and answers fill half of its
+ * output queue (16 MiB), or -E2BIG when the frame alone would. */
 int kq__cluster_call(struct kq__cluster *c, int to, uint64_t id,
 		     const void *body, size_t len);
 

@@ -21,6 +21,8 @@ struct tcl {
 	char cluster_extra[512];
 	/* Spliced into the segment section after segment_bytes. */
 	char segment_extra[256];
+	/* The segment section's segment_bytes; 0 for 4096. */
+	int segment_bytes;
 };
 
 /* Picks ports and folders and writes the configs; starts nothing. */

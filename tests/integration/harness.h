@@ -96,6 +96,10 @@ int tc_cmd(struct tc *c, const char *cmd, char *out, size_t outlen, char *data,
 /* Seconds on the monotonic clock. */
 double tb_now(void);
 
+/* Runs a shell command made from fmt; fails the test when it does not
+ * exit 0. */
+void tb_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Resident memory of process pid in kB (-1 when unknown). */
 long tb_rss_kb(pid_t pid);
 /* Descriptors process pid has open (-1 when unknown). */

@@ -35,22 +35,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	if (st != 0)
-		fail_msg("command failed (%d): %s", st, cmd);
-}
-
 /* The tmux pane's text. */
 static void capture(char *out, size_t outlen)
 {
@@ -83,7 +67,7 @@ static void wait_for(const char *text)
 
 static void type(const char *line)
 {
-	run("tmux -L %s send-keys -t %s -l '%s' && "
+	tb_sh("tmux -L %s send-keys -t %s -l '%s' && "
 	    "tmux -L %s send-keys -t %s Enter",
 	    session, session, line, session, session);
 }
@@ -97,7 +81,7 @@ static void test_real_telnet_client(void **state)
 	snprintf(session, sizeof(session), "kq-telnet-%d", (int)getpid());
 	/* A private tmux server: nothing else on the machine can end it. */
 	/* The pane outlives telnet so its last words can be read. */
-	run("tmux -L %s new-session -d -s %s -x 160 -y 60 "
+	tb_sh("tmux -L %s new-session -d -s %s -x 160 -y 60 "
 	    "'telnet 127.0.0.1 %d' \\; set-option -t %s remain-on-exit on",
 	    session, session, tb.port, session);
 	wait_for("Escape character");
@@ -133,7 +117,7 @@ static void test_out_of_tree_partitioner(void **state)
 	int st;
 
 	tb_setup(&tb, NULL);
-	run("make -s install DESTDIR='%s/root' >'%s/install.log' 2>&1", tb.dir,
+	tb_sh("make -s install DESTDIR='%s/root' >'%s/install.log' 2>&1", tb.dir,
 	    tb.dir);
 	snprintf(extra, sizeof(extra),
 		 "find '%s/root' -name kafkaesque.pc | head -1", tb.dir);
@@ -143,7 +127,7 @@ static void test_out_of_tree_partitioner(void **state)
 	pclose(p);
 	pc[strcspn(pc, "\n")] = '\0';
 	*strrchr(pc, '/') = '\0';
-	run("cp -r '%s/examples/partitioner' '%s/example' && "
+	tb_sh("cp -r '%s/examples/partitioner' '%s/example' && "
 	    "PKG_CONFIG_PATH='%s' PKG_CONFIG_SYSROOT_DIR='%s/root' "
 	    "make -s -C '%s/example' >'%s/example.log' 2>&1",
 	    KQ_SRCDIR, tb.dir, pc, tb.dir, tb.dir, tb.dir);
@@ -152,7 +136,7 @@ static void test_out_of_tree_partitioner(void **state)
 	tb_write_config(&tb, extra);
 	/* The harness's plugins section names keyhash and roundrobin; add
 	 * firstbyte to the list. */
-	run("sed -i 's/\"roundrobin\"\\]/\"roundrobin\", \"firstbyte\"]/' "
+	tb_sh("sed -i 's/\"roundrobin\"\\]/\"roundrobin\", \"firstbyte\"]/' "
 	    "'%s'",
 	    tb.config);
 	assert_int_equal(tb_start(&tb, &st), 0);
