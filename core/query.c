@@ -163,6 +163,23 @@ int kq__groups(struct kq_broker *b, const char *topic,
 	return count;
 }
 
+/* How many partitions broker `id` leads, as this broker knows. */
+static uint32_t leads(struct kq_broker *b, int id)
+{
+	struct kq__map_entry *e = NULL;
+	uint32_t n = 0;
+
+	while ((e = kq__map_next(&b->topics, e))) {
+		struct kq__topic *t = e->value;
+
+		for (uint32_t p = 0; p < t->nparts; p++)
+			if (t->parts[p].group &&
+			    b->cops->leader(t->parts[p].group) == id)
+				n++;
+	}
+	return n;
+}
+
 int kq__brokers(struct kq_broker *b,
 		void (*cb)(void *ctx, const struct kq_broker_info *bi),
 		void *ctx)
@@ -183,6 +200,7 @@ int kq__brokers(struct kq_broker *b,
 						: 8080;
 		bi.up = 1;
 		bi.meta_leader = leader == bi.id;
+		bi.leads = leads(b, bi.id);
 		cb(ctx, &bi);
 		return cfg->broker_id;
 	}
@@ -194,6 +212,7 @@ int kq__brokers(struct kq_broker *b,
 							    bi.id) > 0
 					 : bi.id == cfg->broker_id;
 		bi.meta_leader = leader == bi.id;
+		bi.leads = leads(b, bi.id);
 		cb(ctx, &bi);
 	}
 	return cfg->broker_id;

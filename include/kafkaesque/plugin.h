@@ -9,7 +9,8 @@
  *
  * The core calls every op of a table, and a table carries no size, so
  * any change to an ops table or the host table, an append included, bumps
- * KQ_PLUGIN_ABI (5: kq_consensus_ops.call and reply, kq_host.serve;
+ * KQ_PLUGIN_ABI (5: kq_consensus_ops.call and reply, kq_host.serve,
+ * kq_broker_info.leads;
  * 4: kq_host and kq_propose_req lost their unused private slots;
  * 3: kq_storage_ops.lost and kq_log_api.lost). */
 #ifndef KAFKAESQUE_PLUGIN_H

@@ -81,6 +81,8 @@ struct kq_broker_info {
 	int port;
 	int up;
 	int meta_leader;
+	uint32_t leads; /* partitions it leads, among those this broker
+			 * holds a replica of (their leader is known here) */
 };
 
 /* A consumed message, borrowed for the callback. */

@@ -94,7 +94,7 @@ static int decode_msg(struct kq_reader *r, struct kq__frame *f, const char **why
 	n = kq_take32be(r);
 	if (r->bad)
 		return corrupt(why, "truncated message");
-	if (type < KQ__RAFT_MSG_APPEND || type > KQ__RAFT_MSG_SNAPSHOT)
+	if (type < KQ__RAFT_MSG_APPEND || type > KQ__RAFT_MSG_TIMEOUT_NOW)
 		return corrupt(why, "unknown message type");
 	if (flags & ~1u)
 		return corrupt(why, "unknown message flags");

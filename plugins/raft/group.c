@@ -625,6 +625,37 @@ static void run(struct kq_group *g)
 		group_free(g);
 }
 
+/* A partition led elsewhere than its first replica hands over to it once
+ * that one is up and has every entry: leaders stay spread as placement
+ * spread them, also after a broker comes back.  Tried after an election
+ * timeout of leading, and again an election timeout after each try. */
+static void maybe_hand_over(struct kq_group *g)
+{
+	struct kq__raft_module *mod = g->mod;
+	int rv;
+
+	if (!mod->balance_leaders || !g->preferred ||
+	    g->preferred == mod->host->broker_id ||
+	    kq__raft_role(g->r) != KQ__RAFT_LEADER) {
+		g->led_ticks = 0;
+		return;
+	}
+	if (++g->led_ticks < mod->election_ticks ||
+	    mod->handovers >= KQ__RAFT_HANDOVERS_PER_TICK ||
+	    !mod->cluster || !kq__cluster_peer_up(mod->cluster, g->preferred))
+		return;
+	rv = kq__raft_transfer(g->r, (uint64_t)g->preferred);
+	if (rv == KQ_EBUSY) /* not caught up yet: next tick */
+		return;
+	g->led_ticks = 0;
+	if (rv == 0) {
+		mod->handovers++;
+		mod->host->log(mod->host, KQ_LOG_DEBUG,
+			       "group %s: handing the lead over to broker %d",
+			       g->name, g->preferred);
+	}
+}
+
 void kq__raft_group_tick(struct kq_group *g)
 {
 	int rv;
@@ -634,6 +665,8 @@ void kq__raft_group_tick(struct kq_group *g)
 	rv = kq__raft_tick(g->r);
 	if (rv != 0)
 		fail_group(g, rv, "raft tick");
+	if (!g->failed)
+		maybe_hand_over(g);
 	if (!g->failed && !g->running)
 		maybe_snapshot(g);
 	run(g);
@@ -976,6 +1009,10 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	for (size_t i = 0; i < cfg->nreplicas; i++)
 		voters[i] = (uint64_t)cfg->replicas[i];
 	rc.id = (uint64_t)host->broker_id;
+	/* The metadata group stays with whoever leads it: moving it
+	 * would pause every broker's metadata writes for nothing. */
+	if (cfg->id != 0 && cfg->nreplicas > 1)
+		g->preferred = cfg->replicas[0];
 	rc.voters = voters;
 	rc.n_voters = cfg->nreplicas;
 	rc.election_ticks = mod->election_ticks;

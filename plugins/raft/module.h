@@ -60,6 +60,10 @@ struct kq_group {
 	uint64_t written_end;	     /* offset after the last written */
 	uint64_t replayed;	     /* applied at open, not again */
 	uint64_t leader_seen;	     /* for leader-change log lines */
+	int preferred;		     /* its first replica (0: none): the
+				      * leader placement chose */
+	unsigned led_ticks;	     /* ticks led since the last hand-over
+				      * try */
 	uint64_t refused;	     /* peer messages refused */
 	int failed;		     /* the error that stopped the group */
 	bool running;		     /* inside run(): no re-entry */
@@ -83,6 +87,10 @@ struct kq__raft_module {
 	unsigned snapshot_every; /* entries applied between snapshots of a
 				  * state-machine group; 0: never */
 	unsigned cache_bytes;	 /* per group; 0: keep every entry */
+	bool balance_leaders;	 /* a partition's leader hands over to its
+				  * first replica when that one is back */
+	uint64_t ticks;		 /* of the module's timer */
+	unsigned handovers;	 /* hand-overs begun in this tick */
 	uint64_t seed;		 /* mixed with each group's id for its election
 				  * timeouts: fixed by a simulation, random here */
 
@@ -110,6 +118,11 @@ struct kq__raft_module {
 	uint64_t call_seq;
 	unsigned n_incoming;
 };
+
+/* Hand-overs to a preferred leader begun per tick, module-wide: a broker
+ * that comes back takes its partitions back a few at a time, not in one
+ * storm of elections. */
+#define KQ__RAFT_HANDOVERS_PER_TICK 16
 
 /* Requests of other brokers served here at once; more are answered BUSY. */
 #define KQ__RAFT_INCOMING_MAX 4096

@@ -142,6 +142,8 @@ static void on_tick(uv_timer_t *t)
 	struct kq__raft_module *mod = t->data;
 	struct kq_group *g, *next;
 
+	mod->ticks++;
+	mod->handovers = 0;
 	for (g = mod->all; g; g = next) {
 		next = g->next_all;
 		kq__raft_group_tick(g);
@@ -211,6 +213,7 @@ static int parse_config(struct kq__raft_module *mod)
 	mod->check_quorum = true;
 	mod->snapshot_every = 4096;
 	mod->cache_bytes = 8u << 20;
+	mod->balance_leaders = true;
 	mod->seed = uv_hrtime() ^ ((uint64_t)getpid() << 20);
 	json_object_foreach((json_t *)host->config, key, v)
 	{
@@ -232,6 +235,8 @@ static int parse_config(struct kq__raft_module *mod)
 		else if (strcmp(key, "cache_bytes") == 0)
 			rv = get_uint(host, key, v, 0, 1u << 30,
 				      &mod->cache_bytes);
+		else if (strcmp(key, "balance_leaders") == 0)
+			rv = get_bool(host, key, v, &mod->balance_leaders);
 		else {
 			host->log(host, KQ_LOG_ERROR, "raft.%s: unknown key",
 				  key);

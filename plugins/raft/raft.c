@@ -126,7 +126,8 @@ static int poll(struct kq__raft *r, uint64_t id, bool granted)
 	return 0;
 }
 
-static void campaign(struct kq__raft *r, bool pre)
+/* transfer: asked by the leader (TIMEOUT_NOW); its VOTEs say so. */
+static void campaign(struct kq__raft *r, bool pre, bool transfer)
 {
 	enum kq__raft_msg_type type;
 	uint64_t term;
@@ -145,7 +146,7 @@ static void campaign(struct kq__raft *r, bool pre)
 	}
 	if (poll(r, r->id, true) == 1) {
 		if (pre)
-			campaign(r, false);
+			campaign(r, false, false);
 		else
 			become_leader(r);
 		return;
@@ -157,6 +158,7 @@ static void campaign(struct kq__raft *r, bool pre)
 			.term = term,
 			.index = kq__raft_log_last(&r->log),
 			.log_term = kq__raft_log_last_term(&r->log),
+			.hint = transfer && !pre,
 		};
 
 		if (m.to != r->id)
@@ -185,7 +187,7 @@ int kq__raft_tick(struct kq__raft *r)
 		if (kq__raft_pr(r, r->id) &&
 		    r->election_elapsed >= r->rand_timeout) {
 			r->election_elapsed = 0;
-			campaign(r, r->pre_vote);
+			campaign(r, r->pre_vote, false);
 		}
 		return status(r);
 	}
@@ -292,7 +294,7 @@ static void step_candidate(struct kq__raft *r, const struct kq__raft_msg *m)
 	res = poll(r, m->from, !m->reject);
 	if (res == 1) {
 		if (pre)
-			campaign(r, false);
+			campaign(r, false, false);
 		else
 			become_leader(r);
 	} else if (res == -1) {
@@ -315,8 +317,37 @@ static void step_follower(struct kq__raft *r, const struct kq__raft_msg *m)
 		else
 			kq__raft_handle_snapshot(r, m);
 		break;
+	case KQ__RAFT_MSG_TIMEOUT_NOW:
+		/* Only from the leader of this term, to a voter. */
+		if (m->from == r->lead && kq__raft_pr(r, r->id) &&
+		    m->term == r->term)
+			campaign(r, false, true);
+		break;
 	default: break;
 	}
+}
+
+int kq__raft_transfer(struct kq__raft *r, uint64_t to)
+{
+	struct kq__raft_progress *pr = kq__raft_pr(r, to);
+	struct kq__raft_msg m = {
+		.type = KQ__RAFT_MSG_TIMEOUT_NOW,
+		.to = to,
+	};
+
+	if (status(r))
+		return r->fatal;
+	if (r->in_ready)
+		return KQ_EINTERNAL;
+	if (r->role != KQ__RAFT_LEADER)
+		return KQ_EUNAVAILABLE;
+	if (!pr || to == r->id)
+		return KQ_EBADARG;
+	if (pr->match < kq__raft_log_last(&r->log))
+		return KQ_EBUSY;
+	m.term = r->term;
+	kq__raft_send(r, &m);
+	return status(r);
 }
 
 int kq__raft_step(struct kq__raft *r, const struct kq__raft_msg *m)
@@ -339,9 +370,11 @@ int kq__raft_step(struct kq__raft *r, const struct kq__raft_msg *m)
 	}
 	if (m->term > r->term) {
 		/* Within the lease of a live leader, a campaign is ignored:
-		 * a rejoining node cannot depose a healthy leader. */
+		 * a rejoining node cannot depose a healthy leader.  One the
+		 * leader asked for (a transfer) goes through. */
 		if (is_vote && r->check_quorum && r->lead != KQ__RAFT_NONE &&
-		    r->election_elapsed < r->election_ticks)
+		    r->election_elapsed < r->election_ticks &&
+		    !(m->type == KQ__RAFT_MSG_VOTE && m->hint == 1))
 			return 0;
 		if (m->type == KQ__RAFT_MSG_PREVOTE ||
 		    (m->type == KQ__RAFT_MSG_PREVOTE_RESP && !m->reject)) {

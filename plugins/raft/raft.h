@@ -90,13 +90,16 @@ enum kq__raft_msg_type {
 	KQ__RAFT_MSG_APPEND_RESP,  /* success: index = durable match;
 				    * reject: index = rejected prev,
 				    * hint/log_term = conflict hint */
-	KQ__RAFT_MSG_VOTE,	   /* index/log_term: candidate's last */
+	KQ__RAFT_MSG_VOTE,	   /* index/log_term: candidate's last;
+				    * hint 1: a transfer, which the lease
+				    * of a live leader does not hold back */
 	KQ__RAFT_MSG_VOTE_RESP,	   /* reject */
 	KQ__RAFT_MSG_PREVOTE,	   /* term: the term it would campaign in */
 	KQ__RAFT_MSG_PREVOTE_RESP, /* granted: term = requested term */
 	KQ__RAFT_MSG_HEARTBEAT,	   /* commit = min(match, leader commit) */
 	KQ__RAFT_MSG_HEARTBEAT_RESP,
 	KQ__RAFT_MSG_SNAPSHOT, /* snap; answered by an APPEND_RESP */
+	KQ__RAFT_MSG_TIMEOUT_NOW, /* the leader hands over: campaign now */
 };
 
 /* One message between replicas of a group.  Messages given to
@@ -243,6 +246,14 @@ void kq__raft_persisted(struct kq__raft *r, uint64_t id);
  * KQ_EBADARG for an index out of range. */
 int kq__raft_compact(struct kq__raft *r, uint64_t index, const void *data,
 		     uint32_t len);
+
+/* Leadership transfer: asks voter `to`, whose log matches the leader's
+ * to its last entry, to campaign at once (TIMEOUT_NOW; its VOTE passes
+ * the other voters' lease).  Returns 0, KQ_EUNAVAILABLE when this replica
+ * does not lead, KQ_EBADARG for itself or a non-voter, KQ_EBUSY when `to`
+ * has not caught up.  The leader keeps leading until a higher term
+ * reaches it; a transfer that fails costs one election. */
+int kq__raft_transfer(struct kq__raft *r, uint64_t to);
 
 /* True when kq__raft_ready() has something to hand out. */
 bool kq__raft_has_ready(const struct kq__raft *r);

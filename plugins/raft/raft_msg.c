@@ -63,6 +63,7 @@ const char *kq__raft_msg_name(enum kq__raft_msg_type t)
 	case KQ__RAFT_MSG_HEARTBEAT: return "HEARTBEAT";
 	case KQ__RAFT_MSG_HEARTBEAT_RESP: return "HEARTBEAT_RESP";
 	case KQ__RAFT_MSG_SNAPSHOT: return "SNAPSHOT";
+	case KQ__RAFT_MSG_TIMEOUT_NOW: return "TIMEOUT_NOW";
 	}
 	return "?";
 }

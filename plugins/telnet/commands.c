@@ -606,8 +606,8 @@ static void on_broker(void *ctx, const struct kq_broker_info *bi)
 
 	kq__tn_buf_printf(q->out, "BROKER %d %s", bi->id, v6 ? "[" : "");
 	kq__tn_buf_append_text(q->out, host);
-	kq__tn_buf_printf(q->out, "%s:%d %s%s\r\n", v6 ? "]" : "", bi->port,
-			  bi->up ? "up" : "down",
+	kq__tn_buf_printf(q->out, "%s:%d %s LEADS %u%s\r\n", v6 ? "]" : "",
+			  bi->port, bi->up ? "up" : "down", bi->leads,
 			  bi->meta_leader ? " META-LEADER" : "");
 }
 

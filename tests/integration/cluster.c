@@ -150,7 +150,7 @@ int tcl_stat(struct tcl *c, int i, int *up, int *leader)
 		lines++;
 		if (strcmp(state, "up") == 0)
 			(*up)++;
-		if (strcmp(line + n, " META-LEADER") == 0)
+		if (strstr(line + n, " META-LEADER") != NULL)
 			*leader = *leader ? -1 : id;
 	}
 	return lines == TCL_N ? 0 : -1;

@@ -164,7 +164,7 @@ static int stat_view(int i, int *up, int *leader)
 			return -1;
 		if (strcmp(state, "up") == 0)
 			(*up)++;
-		if (strcmp(line + n, " META-LEADER") == 0)
+		if (strstr(line + n, " META-LEADER") != NULL)
 			*leader = *leader ? -1 : id;
 	}
 	return lines == N ? 0 : -1;
@@ -543,6 +543,93 @@ static void test_follower_subscribes(void **state)
 	tc_close(&c);
 }
 
+/* Each partition ends up led by its first replica: placement spreads
+ * first replicas over the brokers, so six partitions give each broker two
+ * (STAT's LEADS), also after the broker leading two of them was killed
+ * and came back. */
+static int leaders_placed(int i, const char *topic, int nparts, int *leads)
+{
+	char status[256], data[4096], command[64];
+	const char *p = data;
+	int placed = 0;
+
+	memset(leads, 0, (N + 1) * sizeof(*leads));
+	snprintf(command, sizeof(command), "DESC %s", topic);
+	cmd(i, command, status, sizeof(status), data, sizeof(data));
+	for (int k = 0; k < nparts && (p = strstr(p, "PARTITION ")); k++) {
+		int part, leader, first;
+
+		if (sscanf(p, "PARTITION %d LEADER %d REPLICAS %d", &part,
+			   &leader, &first) == 3 &&
+		    leader >= 1 && leader <= N) {
+			leads[leader]++;
+			placed += leader == first;
+		}
+		p++;
+	}
+	return placed;
+}
+
+static void test_leaders_spread(void **state)
+{
+	char status[256], data[4096];
+	int leader = wait_agreement(N, 10, NULL), leads[N + 1], victim = 0;
+	double end;
+
+	assert_true(leader > 0);
+	cmd(0, "CRTP spread 6 replicas=3", status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK spread 6");
+	end = now_s() + 15;
+	while (leaders_placed(0, "spread", 6, leads) < 6 && now_s() < end)
+		usleep(50000);
+	assert_int_equal(leaders_placed(0, "spread", 6, leads), 6);
+	for (int id = 1; id <= N; id++)
+		assert_int_equal(leads[id], 2);
+	/* STAT counts them too. */
+	cmd(0, "STAT", status, sizeof(status), data, sizeof(data));
+	for (int id = 1; id <= N; id++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "BROKER %d 127.0.0.1:%d up LEADS 2",
+			 id, tbs[id - 1].port);
+		if (!strstr(data, want))
+			fail_msg("STAT: no \"%s\" in:\n%s", want, data);
+	}
+
+	/* The broker leading partition 0 dies: the others take its two
+	 * partitions, then give them back once it is back. */
+	end = now_s() + 5;
+	while (!victim && now_s() < end) {
+		const char *p;
+
+		cmd(0, "DESC spread", status, sizeof(status), data,
+		    sizeof(data));
+		p = strstr(data, "PARTITION 0 LEADER ");
+		if (p)
+			sscanf(p, "PARTITION 0 LEADER %d", &victim);
+	}
+	assert_true(victim >= 1 && victim <= N);
+	tb_kill9(&tbs[victim - 1]);
+	end = now_s() + 10;
+	do {
+		int other = victim % N; /* an index of a live broker */
+
+		leaders_placed(other, "spread", 6, leads);
+		if (leads[victim] == 0 &&
+		    leads[1] + leads[2] + leads[3] == 6)
+			break;
+		usleep(50000);
+	} while (now_s() < end);
+	assert_int_equal(leads[victim], 0);
+	start(victim - 1);
+	end = now_s() + 15;
+	while (leaders_placed(victim - 1, "spread", 6, leads) < 6 &&
+	       now_s() < end)
+		usleep(50000);
+	assert_int_equal(leaders_placed(victim - 1, "spread", 6, leads), 6);
+	assert_int_equal(leads[victim], 2);
+}
+
 /* Sends `junk` to broker i's cluster port; true when the broker closes
  * the connection within 5 s. */
 static int junk_closes(int i, const void *junk, size_t len)
@@ -882,6 +969,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_any_broker_serves, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_follower_subscribes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_leaders_spread, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_on_cluster_port,
 						setup, teardown),

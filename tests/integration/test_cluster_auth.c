@@ -189,7 +189,7 @@ static int stat_view(int i, unsigned *up, int *leader)
 			continue;
 		if (strcmp(st, "up") == 0)
 			*up |= 1u << id;
-		if (strcmp(line + n, " META-LEADER") == 0)
+		if (strstr(line + n, " META-LEADER") != NULL)
 			*leader = id;
 	}
 	return 0;

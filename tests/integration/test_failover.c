@@ -171,8 +171,12 @@ static void pub_answer(struct pub *p, const char *line, double now)
 		p->msgs[seq].off = off;
 		p->acked++;
 		if (p->idx == 2 && cut_from > 0 && now > cut_from + 1 &&
-		    (cut_until < 0 || now < cut_until))
+		    (cut_until < 0 || now < cut_until)) {
 			p->acked_in_cut++;
+			print_message("broker 3 acknowledged p2-%u at %ld:%ld "
+				      "%.3f s into the cut\n",
+				      seq, part, off, now - cut_from);
+		}
 		if (p->last_ack > 0 && broker_running(p->idx) &&
 		    !p->gap_paused && now - p->last_ack > p->worst_gap)
 			p->worst_gap = now - p->last_ack;

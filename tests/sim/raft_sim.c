@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kafkaesque/error.h>
+
 #include "../../plugins/raft/raft.h"
 
 #define MAX_NODES 5
@@ -1036,6 +1038,20 @@ static void control(struct sim *s)
 
 			if (nd->up)
 				propose(s, nd, 1 + below(&s->rng, 4));
+		}
+		/* Leadership transfers, to caught-up voters or not. */
+		l = find_leader(s);
+		if (l && chance(&s->rng, 20)) {
+			uint64_t to = 1 + below(&s->rng, (uint64_t)s->n);
+			int rv = kq__raft_transfer(l->r, to);
+
+			trace(s, "  TRANSFER %" PRIu64 " -> %" PRIu64 ": %d",
+			      l->id, to, rv);
+			if (rv != 0 && rv != KQ_EBUSY && rv != KQ_EBADARG)
+				violate(s, "transfer from leader %" PRIu64
+					   " failed: %d",
+					l->id, rv);
+			process(s, l);
 		}
 		return;
 	}

@@ -1066,6 +1066,58 @@ static void test_election_converges(void **state)
 	}
 }
 
+/* Leadership transfer: the leader asks a caught-up voter to campaign at
+ * once; its VOTE passes the others' lease (pre-vote and check-quorum on),
+ * so it leads in the next term.  Not to itself, not to one that lags, and
+ * a TIMEOUT_NOW from anyone but the leader of the term is ignored. */
+static void test_transfer_hands_over(void **state)
+{
+	struct cl *c = cl_new(3, true, true);
+	uint64_t term;
+	struct kq__raft_msg m;
+
+	(void)state;
+	elect(c, 1);
+	deliver(c);
+	propose(c, 1, 2);
+	deliver(c);
+	term = kq__raft_term(c->r[1]);
+	assert_int_equal(kq__raft_transfer(c->r[1], 1), KQ_EBADARG);
+	assert_int_equal(kq__raft_transfer(c->r[2], 3), KQ_EUNAVAILABLE);
+
+	/* Node 3 misses an entry: not caught up. */
+	c->cut[1][3] = true;
+	propose(c, 1, 1);
+	deliver(c);
+	assert_int_equal(kq__raft_transfer(c->r[1], 3), KQ_EBUSY);
+	c->cut[1][3] = false;
+
+	/* A TIMEOUT_NOW that does not come from the leader is ignored. */
+	m = (struct kq__raft_msg){.type = KQ__RAFT_MSG_TIMEOUT_NOW,
+				  .from = 3,
+				  .to = 2,
+				  .term = term};
+	step(c, 2, m);
+	assert_int_equal(kq__raft_role(c->r[2]), KQ__RAFT_FOLLOWER);
+	assert_int_equal(c->nq, 0);
+
+	assert_int_equal(kq__raft_transfer(c->r[1], 2), 0);
+	drain(c, 1);
+	assert_non_null(find(c, KQ__RAFT_MSG_TIMEOUT_NOW, 1, 2));
+	deliver(c);
+	assert_int_equal(kq__raft_role(c->r[2]), KQ__RAFT_LEADER);
+	assert_true(kq__raft_term(c->r[2]) == term + 1);
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_FOLLOWER);
+	assert_true(kq__raft_leader(c->r[3]) == 2);
+	/* The entries survive the hand-over and commit in the new term. */
+	propose(c, 2, 1);
+	deliver(c);
+	for (int i = 1; i <= 3; i++)
+		assert_true(kq__raft_commit(c->r[i]) ==
+			    kq__raft_last_index(c->r[2]));
+	cl_free(c);
+}
+
 /* A new leader is elected when the old one fails, in a higher term. */
 static void test_election_after_leader_failure(void **state)
 {
@@ -1782,6 +1834,7 @@ int main(void)
 		cmocka_unit_test(test_vote_once_per_term),
 		cmocka_unit_test(test_vote_requires_up_to_date_log),
 		cmocka_unit_test(test_election_converges),
+		cmocka_unit_test(test_transfer_hands_over),
 		cmocka_unit_test(test_election_after_leader_failure),
 		cmocka_unit_test(test_replication_repairs_followers),
 		cmocka_unit_test(test_replication_batches),
