@@ -327,6 +327,18 @@ static void step_follower(struct kq__raft *r, const struct kq__raft_msg *m)
 	}
 }
 
+/* Why a call only a leader makes cannot run now; 0 when it can. */
+static int leader_only(struct kq__raft *r)
+{
+	if (status(r))
+		return r->fatal;
+	if (r->in_ready)
+		return KQ_EINTERNAL;
+	if (r->role != KQ__RAFT_LEADER)
+		return KQ_EUNAVAILABLE;
+	return 0;
+}
+
 int kq__raft_transfer(struct kq__raft *r, uint64_t to)
 {
 	struct kq__raft_progress *pr = kq__raft_pr(r, to);
@@ -335,12 +347,10 @@ int kq__raft_transfer(struct kq__raft *r, uint64_t to)
 		.to = to,
 	};
 
-	if (status(r))
-		return r->fatal;
-	if (r->in_ready)
-		return KQ_EINTERNAL;
-	if (r->role != KQ__RAFT_LEADER)
-		return KQ_EUNAVAILABLE;
+	int rv = leader_only(r);
+
+	if (rv)
+		return rv;
 	if (!pr || to == r->id)
 		return KQ_EBADARG;
 	if (pr->match < kq__raft_log_last(&r->log))
@@ -423,13 +433,10 @@ int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
 		     size_t n, uint64_t *first)
 {
 	uint64_t index = kq__raft_log_last(&r->log) + 1;
+	int rv = leader_only(r);
 
-	if (status(r))
-		return r->fatal;
-	if (r->in_ready)
-		return KQ_EINTERNAL;
-	if (r->role != KQ__RAFT_LEADER)
-		return KQ_EUNAVAILABLE;
+	if (rv)
+		return rv;
 	*first = index;
 	for (size_t i = 0; i < n; i++) {
 		struct kq__raft_entry c = {
