@@ -237,7 +237,7 @@ static int moved_meta(struct kq_broker *b, serve_done_fn done, void *ctx)
 {
 	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
 
-	if (!b->stopping && leader == b->cfg->broker_id)
+	if (!b->stopping && b->serve_session && leader == b->cfg->broker_id)
 		return 0;
 	answer(done, ctx, KQ_EUNAVAILABLE,
 	       leader && leader != b->cfg->broker_id ? leader : -1, "", 0, 0,

@@ -8,13 +8,14 @@
 #include <sys/time.h>
 #include <time.h>
 
-static enum kq_log_level max_level = KQ_LOG_INFO;
+/* An int: a level below every one (-1) silences the log. */
+static int max_level = KQ_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void kq__log_set_level(enum kq_log_level level)
 {
-	max_level = level;
+	max_level = (int)level;
 }
 
 int kq__log_file_open(const char *path)
@@ -54,7 +55,7 @@ void kq__logv(enum kq_log_level level, const char *who, const char *fmt,
 	struct tm tm;
 	int n;
 
-	if (level > max_level)
+	if ((int)level > max_level)
 		return;
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);

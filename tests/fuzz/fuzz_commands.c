@@ -19,12 +19,16 @@
  *   'f' N     after N more file changes, every change the storage makes
  *             fails (EIO when N is odd, else ENOSPC), as on a bad disk
  *   's'       stop the broker with commands in flight
+ *   'F' L0 L1 the next L0 + 256 * L1 bytes are a request another broker
+ *             forwarded (core/forward.c: CRTP, a batch of PUBS, a
+ *             metadata record), served as the cluster port would
  *
  * Invariants checked for every input: no crash, leak or use after free
  * (ASan); every command read from a connection that closes by itself is
  * answered by exactly one status line, in order (PING's answer is where
- * PING's is due); memory stays bounded; the broker stops and every file,
- * handle and connection is released. */
+ * PING's is due); every forwarded request gets exactly one well-formed
+ * answer; memory stays bounded; the broker stops and every file, handle
+ * and connection is released. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -567,6 +571,42 @@ static void instance(struct kq__instance *in, const char *name,
 		in->host.logs = &kq__log_api;
 }
 
+/* Forwarded requests served and not yet answered. */
+static long served_open;
+
+/* The consensus module's reply, checking the answer's shape: status,
+ * moved, a message of at most 255 bytes, three numbers. */
+static void fuzz_reply(void *state, struct kq_incoming *in, const void *buf,
+		       size_t len)
+{
+	const uint8_t *a = buf;
+	int32_t status, moved;
+
+	(void)state;
+	if (len < 30 || len > 30 + 255 || (size_t)a[8] + 30 != len || a[9])
+		abort();
+	memcpy(&status, a, 4);
+	memcpy(&moved, a + 4, 4);
+	if (status > 0 || moved < -1)
+		abort();
+	if (--served_open < 0)
+		abort(); /* answered twice */
+	free(in);
+}
+
+static struct kq_consensus_ops fuzz_cops;
+
+static void serve_forwarded(const uint8_t *req, size_t len)
+{
+	/* Its own allocation, so that ASan sees a second answer. */
+	struct kq_incoming *in = malloc(1);
+
+	if (!in)
+		abort();
+	served_open++;
+	kq__fwd_serve(&b->consensus.host, in, 2, req, len);
+}
+
 /* What kq__broker_open() does, with the modules linked in instead of
  * loaded, and the data folder in memory.  The order is the same:
  * storage, consensus, partitioners, metadata, then the transport. */
@@ -588,6 +628,8 @@ static void broker_open(void)
 	memcpy(b->broker_ids, ids, sizeof(ids));
 	kq__broker_init_handles(b, &loop);
 	kq__memfs_mkdir(b->dir);
+	if (kq__broker_api.session_open(b, &b->serve_session) != 0)
+		abort();
 
 	b->transports = calloc(1, sizeof(*b->transports));
 	b->partitioners = calloc(2, sizeof(*b->partitioners));
@@ -600,7 +642,9 @@ static void broker_open(void)
 	b->npartitioners = 2;
 	b->ntransports = 1;
 	b->sops = b->storage.mod.desc->ops;
-	b->cops = b->consensus.mod.desc->ops;
+	fuzz_cops = *(const struct kq_consensus_ops *)b->consensus.mod.desc->ops;
+	fuzz_cops.reply = fuzz_reply;
+	b->cops = &fuzz_cops;
 	if (b->sops->init(&b->storage.host, &b->storage.state) != 0 ||
 	    b->cops->init(&b->consensus.host, &b->consensus.state) != 0)
 		abort();
@@ -716,6 +760,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				kq__broker_stop(b);
 			stopped = 1;
 			break;
+		case 'F': {
+			size_t flen = i + 1 < size
+					      ? data[i] + 256u * data[i + 1]
+					      : 0;
+
+			i += i + 1 < size ? 2 : size - i;
+			if (flen > size - i)
+				flen = size - i;
+			if (!stopped)
+				serve_forwarded(data + i, flen);
+			i += flen;
+			break;
+		}
 		default: break;
 		}
 		pump();
@@ -740,5 +797,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* a handle or request left behind */
 	if (kq__memfs_reset() != 0)
 		abort(); /* a file left open */
+	if (served_open)
+		abort(); /* a forwarded request never answered */
 	return 0;
 }

@@ -487,6 +487,77 @@ static void auth(void)
 	kq__auth_key_free(key);
 }
 
+/* ------------------------------------------------------------ forwarded */
+
+static void put16le(struct buf *b, uint16_t v)
+{
+	uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+
+	add(b, x, 2);
+}
+
+static void put32le(struct buf *b, uint32_t v)
+{
+	uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+			(uint8_t)(v >> 24)};
+
+	add(b, x, 4);
+}
+
+static void put_str(struct buf *b, const char *s)
+{
+	put16le(b, (uint16_t)strlen(s));
+	add(b, s, strlen(s));
+}
+
+/* fuzz_commands inputs: a client's CRTP, then requests another broker
+ * forwarded (core/forward.c's encoding) behind the control pair "\1F"
+ * and their length. */
+static void forwarded(void)
+{
+	static const char *const opts[] = {"replicas=1", "retention.ms=1000"};
+	struct buf reqs[3] = {{0}};
+
+	add(&reqs[0], "\1", 1); /* CREATE */
+	put_str(&reqs[0], "fwd");
+	put32le(&reqs[0], 2);
+	put16le(&reqs[0], 2);
+	put_str(&reqs[0], opts[0]);
+	put_str(&reqs[0], opts[1]);
+	add(&reqs[1], "\2", 1); /* PUBLISH: two messages, one keyed */
+	put_str(&reqs[1], "t");
+	put32le(&reqs[1], 0);
+	put32le(&reqs[1], 2);
+	put32le(&reqs[1], 5);
+	add(&reqs[1], "hello", 5);
+	put32le(&reqs[1], 0);
+	put32le(&reqs[1], 2);
+	add(&reqs[1], "hi", 2);
+	put32le(&reqs[1], 1);
+	add(&reqs[1], "k", 1);
+	add(&reqs[2], "\3", 1); /* META: committed offsets */
+	add(&reqs[2],
+	    "{\"type\":\"offsets\",\"topic\":\"t\",\"group\":\"g\","
+	    "\"offsets\":[[0,1]],\"set\":false,\"broker\":2,\"boot\":7}",
+	    strlen("{\"type\":\"offsets\",\"topic\":\"t\",\"group\":"
+		   "\"g\",\"offsets\":[[0,1]],\"set\":false,\"broker\":2,"
+		   "\"boot\":7}"));
+	for (int k = 0; k < 3; k++) {
+		struct buf in = {0};
+		uint8_t len[2] = {(uint8_t)reqs[k].len,
+				  (uint8_t)(reqs[k].len >> 8)};
+
+		add(&in, "CRTP t 2\n", 9);
+		add(&in, "\1p\1F", 4);
+		add(&in, len, 2);
+		add(&in, reqs[k].p, reqs[k].len);
+		add(&in, "\1pCONS t 1 0\nDESC t\n", 20);
+		put("forward", in.p, in.len);
+		free(in.p);
+		free(reqs[k].p);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -508,5 +579,7 @@ int main(int argc, char **argv)
 		frames();
 	if (strcmp(argv[1], "auth") == 0)
 		auth();
+	if (strcmp(argv[1], "forwarded") == 0)
+		forwarded();
 	return 0;
 }

@@ -2,7 +2,8 @@
 # Regenerates the seed corpora under tests/fuzz/corpus/ from the project's
 # real inputs (see docs/fuzzing.md):
 #   fuzz_config        etc/*.json and the configurations the tests write
-#   fuzz_commands      the client side of tests/integration/sessions/*.kqs
+#   fuzz_commands      the client side of tests/integration/sessions/*.kqs,
+#                      and requests of another broker (gen_corpus.c)
 #   fuzz_telnet_parse  the same byte streams (chunk and line-length bytes
 #                      first, as that target reads them)
 #   fuzz_jsonkey       the messages those sessions publish, and a few more
@@ -34,6 +35,7 @@ cp "$top"/etc/*.json "$corpus/fuzz_config/"
 	"$top"/tests/integration/*.c "$top/core/conf.c"
 
 "$gen" sessions "$corpus/fuzz_commands" "$top"/tests/integration/sessions/*.kqs
+"$gen" forwarded "$corpus/fuzz_commands"
 
 # fuzz_telnet_parse reads a chunk-size byte and a line-length byte first.
 for f in "$corpus"/fuzz_commands/*; do
