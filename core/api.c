@@ -520,6 +520,15 @@ static void batch_done(struct kq_propose_req *preq, int status)
 			req->result.publish.partition = p->id;
 			req->result.publish.offset = preq->first_offset + i;
 			req->cb(req, 0);
+		} else if (status == KQ_EUNAVAILABLE) {
+			/* Taken, then the leader changed: a later leader may
+			 * still commit it. */
+			snprintf(req->errmsg, sizeof(req->errmsg),
+				 "partition %s-%u changed leader before this "
+				 "message was committed; it may or may not be "
+				 "stored",
+				 p->topic->name, p->id);
+			req->cb(req, KQ_EUNAVAILABLE);
 		} else {
 			not_accepted(req, p, status);
 			req->cb(req, KQ_EUNAVAILABLE);

@@ -845,6 +845,8 @@ void kq__broker_close(struct kq_broker *b)
 	}
 	close_all_topics(b);
 	kq__meta_close(b);
+	kq__sessions_close_all(b); /* after a failed start: the serving one */
+	b->serve_session = NULL;
 	for (i = 0; i < b->ntransports; i++)
 		fini_instance(&b->transports[i]);
 	for (i = 0; i < b->npartitioners; i++)

@@ -58,6 +58,8 @@ struct kq__fwd {
 	int in_flight;	   /* a call is out */
 	int abandoned;	   /* PUBLISH answered while its call is out */
 	int hops;	   /* sent straight on to a named leader in a row */
+	int seen_leader;   /* the leader this broker's replica knew when the
+			    * batch went out (0: none or no replica) */
 	uint64_t not_before; /* loop time: tried again from then */
 	unsigned pass;	     /* the timer's walk that saw it last */
 	int applying;	   /* CREATE: OK, waiting for the local apply */
@@ -691,6 +693,15 @@ static void on_call(struct kq_call *call, int status, const void *reply,
 	fwd_fail(f, KQ_EUNAVAILABLE, err);
 }
 
+/* What this broker's replica of f's partition says leads it now. */
+static int local_view(const struct kq__fwd *f)
+{
+	const struct kq__partition *p = f->p;
+
+	return p && p->group && !p->open_error ? f->b->cops->leader(p->group)
+					       : 0;
+}
+
 /* Sends the request where it belongs, runs it here, or waits. */
 static void fwd_send(struct kq__fwd *f)
 {
@@ -740,6 +751,7 @@ static void fwd_send(struct kq__fwd *f)
 		return;
 	}
 	f->in_flight = 1;
+	f->seen_leader = local_view(f);
 	b->nforwarded++;
 	if (f->kind == FWD_PUBLISH && !uv_is_active((uv_handle_t *)&b->fwd_timer))
 		uv_timer_start(&b->fwd_timer, kq__fwd_on_timer, FWD_RETRY_MS,
@@ -802,6 +814,7 @@ static void on_answer(struct kq__fwd *f, const uint8_t *ans, size_t len)
 							uv_now(f->b->loop)),
 					     on_call) == 0) {
 				f->in_flight = 1;
+				f->seen_leader = local_view(f);
 				return;
 			}
 		}
@@ -847,7 +860,9 @@ static int stale(const struct kq__fwd *f)
 	    !f->p->group || f->p->open_error)
 		return 0;
 	leader = b->cops->leader(f->p->group);
-	return leader > 0 && leader != f->target;
+	/* Only news counts: a view older than the broker that named the
+	 * target is not. */
+	return leader > 0 && leader != f->target && leader != f->seen_leader;
 }
 
 /* Answers a stale batch's clients now, saying that it may or may not be

@@ -275,6 +275,10 @@ static int snapshot(void *ctx, void **data, size_t *len)
 	}
 	json_object_set_new(doc, "sub_id_limit",
 			    json_integer((json_int_t)b->sub_id_limit));
+	/* Where applying stands, so that a broker restoring it knows (a
+	 * forwarded CRTP waits for it). */
+	json_object_set_new(doc, "applied_end",
+			    json_integer((json_int_t)b->meta_applied_end));
 	json_object_set_new(doc, "topics", topics);
 	json_object_set_new(doc, "offsets", offsets);
 	text = json_dumps(doc, JSON_COMPACT);
@@ -320,6 +324,9 @@ static int restore(void *ctx, const void *data, size_t len)
 	if (limit > 0 && (uint64_t)limit > b->sub_id_limit)
 		b->sub_id_limit = (uint64_t)limit;
 	sub_floor_save(b, b->sub_id_limit);
+	limit = json_integer_value(json_object_get(doc, "applied_end"));
+	if (limit > 0 && (uint64_t)limit > b->meta_applied_end)
+		b->meta_applied_end = (uint64_t)limit;
 	json_decref(doc);
 	return 0;
 }

@@ -78,8 +78,10 @@ void kq__raft_calls_reply(void *ctx, int from, uint64_t id,
 	KQ_LIST_REMOVE(mod->calls, call);
 	if (body[0] == CALL_OK)
 		call->cb(call, 0, body + 1, len - 1);
-	else
+	else if (body[0] == CALL_BUSY)
 		call->cb(call, KQ_EBUSY, NULL, 0);
+	else /* not known to be "not run" */
+		call->cb(call, KQ_EUNAVAILABLE, NULL, 0);
 }
 
 void kq__raft_calls_down(void *ctx, int id)

@@ -100,6 +100,13 @@ static int decode_msg(struct kq_reader *r, struct kq__frame *f, const char **why
 		return corrupt(why, "unknown message flags");
 	m->type = (enum kq__raft_msg_type)type;
 	m->reject = flags & 1;
+	/* A VOTE's hint says transfer (1) or not (0); these never carry
+	 * one. */
+	if ((type == KQ__RAFT_MSG_VOTE && m->hint > 1) ||
+	    ((type == KQ__RAFT_MSG_PREVOTE ||
+	      type == KQ__RAFT_MSG_TIMEOUT_NOW) &&
+	     m->hint))
+		return corrupt(why, "hint a message of its type never carries");
 	if (n && type != KQ__RAFT_MSG_APPEND)
 		return corrupt(why, "entries in a message that carries none");
 	/* Each entry needs at least its fixed part: checked before the

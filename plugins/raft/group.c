@@ -628,19 +628,26 @@ static void run(struct kq_group *g)
 /* A partition led elsewhere than its first replica hands over to it once
  * that one is up and has every entry: leaders stay spread as placement
  * spread them, also after a broker comes back.  Tried after an election
- * timeout of leading, and again an election timeout after each try. */
+ * timeout of leading; when the lead comes back here, or goes to another
+ * broker, the wait doubles (up to 64 election timeouts), so a preferred
+ * broker that cannot keep the lead does not cost an election every
+ * second.  It starts over once the preferred broker is seen leading. */
 static void maybe_hand_over(struct kq_group *g)
 {
 	struct kq__raft_module *mod = g->mod;
+	uint64_t leader = kq__raft_leader(g->r);
 	int rv;
 
 	if (!mod->balance_leaders || !g->preferred ||
-	    g->preferred == mod->host->broker_id ||
-	    kq__raft_role(g->r) != KQ__RAFT_LEADER) {
+	    g->preferred == mod->host->broker_id)
+		return;
+	if (leader == (uint64_t)g->preferred)
+		g->handover_tries = 0;
+	if (kq__raft_role(g->r) != KQ__RAFT_LEADER) {
 		g->led_ticks = 0;
 		return;
 	}
-	if (++g->led_ticks < mod->election_ticks ||
+	if (++g->led_ticks < mod->election_ticks << g->handover_tries ||
 	    mod->handovers >= KQ__RAFT_HANDOVERS_PER_TICK ||
 	    !mod->cluster || !kq__cluster_peer_up(mod->cluster, g->preferred))
 		return;
@@ -650,6 +657,8 @@ static void maybe_hand_over(struct kq_group *g)
 	g->led_ticks = 0;
 	if (rv == 0) {
 		mod->handovers++;
+		if (g->handover_tries < 6)
+			g->handover_tries++;
 		mod->host->log(mod->host, KQ_LOG_DEBUG,
 			       "group %s: handing the lead over to broker %d",
 			       g->name, g->preferred);

@@ -64,6 +64,8 @@ struct kq_group {
 				      * leader placement chose */
 	unsigned led_ticks;	     /* ticks led since the last hand-over
 				      * try */
+	unsigned handover_tries;     /* since the preferred broker last led:
+				      * the wait is election_ticks << it */
 	uint64_t refused;	     /* peer messages refused */
 	int failed;		     /* the error that stopped the group */
 	bool running;		     /* inside run(): no re-entry */
@@ -89,7 +91,6 @@ struct kq__raft_module {
 	unsigned cache_bytes;	 /* per group; 0: keep every entry */
 	bool balance_leaders;	 /* a partition's leader hands over to its
 				  * first replica when that one is back */
-	uint64_t ticks;		 /* of the module's timer */
 	unsigned handovers;	 /* hand-overs begun in this tick */
 	uint64_t seed;		 /* mixed with each group's id for its election
 				  * timeouts: fixed by a simulation, random here */

@@ -142,7 +142,6 @@ static void on_tick(uv_timer_t *t)
 	struct kq__raft_module *mod = t->data;
 	struct kq_group *g, *next;
 
-	mod->ticks++;
 	mod->handovers = 0;
 	for (g = mod->all; g; g = next) {
 		next = g->next_all;

@@ -54,6 +54,7 @@ static void reset(struct kq__raft *r, uint64_t term)
 		r->vote = KQ__RAFT_NONE;
 	}
 	r->lead = KQ__RAFT_NONE;
+	r->transferee = KQ__RAFT_NONE;
 	r->election_elapsed = 0;
 	r->heartbeat_elapsed = 0;
 	r->verified = 0;
@@ -193,6 +194,11 @@ int kq__raft_tick(struct kq__raft *r)
 	}
 	r->heartbeat_elapsed++;
 	r->election_elapsed++;
+	/* A hand-over that did not happen within an election timeout is
+	 * given up: proposals are taken again. */
+	if (r->transferee != KQ__RAFT_NONE &&
+	    ++r->transfer_elapsed >= r->election_ticks)
+		r->transferee = KQ__RAFT_NONE;
 	if (r->election_elapsed >= r->election_ticks) {
 		r->election_elapsed = 0;
 		/* A leader that cannot hear a majority steps down so that
@@ -334,7 +340,7 @@ static int leader_only(struct kq__raft *r)
 		return r->fatal;
 	if (r->in_ready)
 		return KQ_EINTERNAL;
-	if (r->role != KQ__RAFT_LEADER)
+	if (r->role != KQ__RAFT_LEADER || r->transferee != KQ__RAFT_NONE)
 		return KQ_EUNAVAILABLE;
 	return 0;
 }
@@ -357,6 +363,8 @@ int kq__raft_transfer(struct kq__raft *r, uint64_t to)
 		return KQ_EBUSY;
 	m.term = r->term;
 	kq__raft_send(r, &m);
+	r->transferee = to;
+	r->transfer_elapsed = 0;
 	return status(r);
 }
 

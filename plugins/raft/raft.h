@@ -250,9 +250,10 @@ int kq__raft_compact(struct kq__raft *r, uint64_t index, const void *data,
 /* Leadership transfer: asks voter `to`, whose log matches the leader's
  * to its last entry, to campaign at once (TIMEOUT_NOW; its VOTE passes
  * the other voters' lease).  Returns 0, KQ_EUNAVAILABLE when this replica
- * does not lead, KQ_EBADARG for itself or a non-voter, KQ_EBUSY when `to`
- * has not caught up.  The leader keeps leading until a higher term
- * reaches it; a transfer that fails costs one election. */
+ * does not lead or already hands over, KQ_EBADARG for itself or a
+ * non-voter, KQ_EBUSY when `to` has not caught up.  Until a higher term reaches
+ * it, or for an election timeout, the leader takes no proposal
+ * (KQ_EUNAVAILABLE), so that `to` stays up to date and wins. */
 int kq__raft_transfer(struct kq__raft *r, uint64_t to);
 
 /* True when kq__raft_ready() has something to hand out. */

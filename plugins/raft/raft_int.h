@@ -152,6 +152,11 @@ struct kq__raft {
 	uint64_t id;
 	struct kq__raft_progress *prs; /* one per voter */
 	size_t n_prs;
+	/* A leader handing over: the voter asked to campaign, and the ticks
+	 * since.  No proposal is taken meanwhile, so the voter's log stays
+	 * as long as any (else it could not win). */
+	uint64_t transferee;
+	unsigned transfer_elapsed;
 	unsigned election_ticks;
 	unsigned heartbeat_ticks;
 	unsigned rand_timeout;

@@ -1047,7 +1047,8 @@ static void control(struct sim *s)
 
 			trace(s, "  TRANSFER %" PRIu64 " -> %" PRIu64 ": %d",
 			      l->id, to, rv);
-			if (rv != 0 && rv != KQ_EBUSY && rv != KQ_EBADARG)
+			if (rv != 0 && rv != KQ_EBUSY && rv != KQ_EBADARG &&
+			    rv != KQ_EUNAVAILABLE)
 				violate(s, "transfer from leader %" PRIu64
 					   " failed: %d",
 					l->id, rv);

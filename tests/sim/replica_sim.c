@@ -1096,6 +1096,16 @@ void kq__raft_module_later(struct kq__raft_module *mod)
 static void check_ack(struct sim *s, struct node *nd,
 		      const struct kq__raft_msg *m);
 
+/* Whether broker id is up, as the port would tell: the hand-over to a
+ * group's first replica asks. */
+int kq__cluster_peer_up(const struct kq__cluster *c, int id)
+{
+	struct sim *s = c->nd->sim;
+
+	return id >= 1 && id <= s->n && s->nodes[id - 1].up &&
+	       !s->blocked[c->nd->id - 1][id - 1];
+}
+
 void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 		      const struct kq__raft_msg *m)
 {
@@ -2286,6 +2296,7 @@ static void handle(struct sim *s, struct ev *e)
 		break;
 	case EV_TICK:
 		if (nd->up) {
+			nd->mod.handovers = 0; /* as the module's tick does */
 			kq__raft_group_tick(nd->g);
 			after_step(s, nd);
 		}
@@ -2427,6 +2438,7 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 	}
 	{
 		bool pv = below(&s.rng, 4) != 0, cq = below(&s.rng, 4) != 0;
+		bool bal = below(&s.rng, 4) != 0;
 		unsigned every = s.sm ? 3 + (unsigned)below(&s.rng, 30) : 0;
 		unsigned cache =
 			below(&s.rng, 2) ? 0 : 1 + (unsigned)below(&s.rng, 400);
@@ -2436,6 +2448,7 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 			s.nodes[i].mod.check_quorum = cq;
 			s.nodes[i].mod.snapshot_every = every;
 			s.nodes[i].mod.cache_bytes = cache;
+			s.nodes[i].mod.balance_leaders = bal;
 		}
 		trace(&s,
 		      "seed %" PRIu64 ": %d nodes, %s group, loss %u%%o, dup "

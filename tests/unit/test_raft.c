@@ -1104,6 +1104,17 @@ static void test_transfer_hands_over(void **state)
 	assert_int_equal(kq__raft_transfer(c->r[1], 2), 0);
 	drain(c, 1);
 	assert_non_null(find(c, KQ__RAFT_MSG_TIMEOUT_NOW, 1, 2));
+	/* Handing over, the leader takes no proposal: one taken now would
+	 * leave node 2's log behind node 3's, and node 2 could not win. */
+	{
+		struct kq__raft_entry e = {.len = 1, .data = "x"};
+		uint64_t first;
+
+		assert_int_equal(kq__raft_propose(c->r[1], &e, 1, &first),
+				 KQ_EUNAVAILABLE);
+		assert_int_equal(kq__raft_transfer(c->r[1], 3),
+				 KQ_EUNAVAILABLE);
+	}
 	deliver(c);
 	assert_int_equal(kq__raft_role(c->r[2]), KQ__RAFT_LEADER);
 	assert_true(kq__raft_term(c->r[2]) == term + 1);
@@ -1115,6 +1126,18 @@ static void test_transfer_hands_over(void **state)
 	for (int i = 1; i <= 3; i++)
 		assert_true(kq__raft_commit(c->r[i]) ==
 			    kq__raft_last_index(c->r[2]));
+
+	/* A hand-over whose TIMEOUT_NOW is lost is given up after an
+	 * election timeout: the leader takes proposals again. */
+	assert_int_equal(kq__raft_transfer(c->r[2], 3), 0);
+	drain(c, 2);
+	drop_all(c);
+	for (int t = 0; t < ELECTION; t++) {
+		tick(c, 2, 1);
+		deliver(c);
+	}
+	assert_int_equal(kq__raft_role(c->r[2]), KQ__RAFT_LEADER);
+	propose(c, 2, 1);
 	cl_free(c);
 }
 

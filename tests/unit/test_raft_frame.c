@@ -85,7 +85,13 @@ static struct kq__raft_msg sample(enum kq__raft_msg_type t)
 		.index = 7,
 		.log_term = 3,
 		.commit = 6,
-		.hint = 5,
+		/* A VOTE's hint is its transfer flag; PREVOTE and
+		 * TIMEOUT_NOW carry none. */
+		.hint = t == KQ__RAFT_MSG_VOTE	      ? 1
+			: t == KQ__RAFT_MSG_PREVOTE ||
+					t == KQ__RAFT_MSG_TIMEOUT_NOW
+				? 0
+				: 5,
 		.reject = t == KQ__RAFT_MSG_APPEND_RESP ||
 			  t == KQ__RAFT_MSG_VOTE_RESP,
 	};
@@ -105,7 +111,7 @@ static struct kq__raft_msg sample(enum kq__raft_msg_type t)
 
 static void test_round_trip_every_type(void **state)
 {
-	for (int t = KQ__RAFT_MSG_APPEND; t <= KQ__RAFT_MSG_SNAPSHOT; t++) {
+	for (int t = KQ__RAFT_MSG_APPEND; t <= KQ__RAFT_MSG_TIMEOUT_NOW; t++) {
 		struct kq__raft_msg m = sample((enum kq__raft_msg_type)t);
 		struct kq__frame f;
 		const char *why = NULL;
@@ -421,7 +427,7 @@ static void test_specific_corruptions(void **state)
 	memcpy(bad, buf, len);
 	bad[OFF_MSGTYPE] = 0;
 	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
-	bad[OFF_MSGTYPE] = 10;
+	bad[OFF_MSGTYPE] = 11;
 	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
 	memcpy(bad, buf, len);
 	bad[OFF_FLAGS] = 2;
@@ -440,6 +446,44 @@ static void test_specific_corruptions(void **state)
 	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
 	free(bad);
 	free(buf);
+}
+
+/* A VOTE's hint is 0 or 1 (a transfer); PREVOTE and TIMEOUT_NOW carry
+ * none: anything else is refused. */
+static void test_hints(void **state)
+{
+	static const struct {
+		enum kq__raft_msg_type type;
+		uint64_t hint;
+		int ok;
+	} cases[] = {
+		{KQ__RAFT_MSG_VOTE, 0, 1},	  {KQ__RAFT_MSG_VOTE, 1, 1},
+		{KQ__RAFT_MSG_VOTE, 2, 0},	  {KQ__RAFT_MSG_PREVOTE, 0, 1},
+		{KQ__RAFT_MSG_PREVOTE, 1, 0},	  {KQ__RAFT_MSG_TIMEOUT_NOW, 0, 1},
+		{KQ__RAFT_MSG_TIMEOUT_NOW, 1, 0}, {KQ__RAFT_MSG_APPEND_RESP, 9, 1},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kq__raft_msg m = sample(cases[i].type);
+		struct kq__frame f;
+		size_t len;
+		uint8_t *buf;
+
+		m.hint = cases[i].hint;
+		buf = encode_msg(1, &m, &len);
+		if (cases[i].ok) {
+			assert_int_equal(try_decode(buf, len), 0);
+		} else {
+			const char *why = "";
+
+			assert_int_equal(kq__frame_decode(buf, len, &f, &why),
+					 KQ_ECORRUPT);
+			assert_string_equal(why, "hint a message of its type "
+						 "never carries");
+		}
+		free(buf);
+	}
 }
 
 /* CALL and REPLY carry an id and any body, empty included; a frame
@@ -507,6 +551,7 @@ int main(void)
 		cmocka_unit_test(test_specific_corruptions),
 		cmocka_unit_test(test_oversized_message_not_encoded),
 		cmocka_unit_test(test_call_and_reply),
+		cmocka_unit_test(test_hints),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -419,8 +419,8 @@ static int f_brokers(struct kq_broker *b,
 		     void (*cb)(void *ctx, const struct kq_broker_info *bi),
 		     void *ctx)
 {
-	struct kq_broker_info a = {1, "10.0.0.1", 8080, 1, 0};
-	struct kq_broker_info c = {2, "::1", 8081, 0, 1};
+	struct kq_broker_info a = {1, "10.0.0.1", 8080, 1, 0, 4};
+	struct kq_broker_info c = {2, "::1", 8081, 0, 1, 0};
 
 	cb(ctx, &a);
 	cb(ctx, &c);
@@ -998,8 +998,8 @@ static void test_commands(void **state)
 		"PARTITION 2 LEADER - REPLICAS - START 0 END 20\r\n"
 		"OK t1 3\r\n"
 		"ERR NOTOPIC no such topic\r\n"
-		"BROKER 1 10.0.0.1:8080 up\r\n"
-		"BROKER 2 [::1]:8081 down META-LEADER\r\n"
+		"BROKER 1 10.0.0.1:8080 up LEADS 4\r\n"
+		"BROKER 2 [::1]:8081 down LEADS 0 META-LEADER\r\n"
 		"OK 1\r\n"
 		"MSG 0 0 2\r\nm0\r\n"
 		"MSG 0 1 2\r\nm1\r\n"
