@@ -338,9 +338,7 @@ static int create_topic_at(struct kq_session *s, struct kq_req *req,
 			return fail(req, KQ_EBADARG,
 				    "option %.40s...: longer than 255 bytes",
 				    spec->options[i]);
-	if (may_forward && cfg->npeers && b->meta_group &&
-	    !b->meta_log.failed &&
-	    b->cops->leader(b->meta_group) != cfg->broker_id) {
+	if (may_forward && kq__meta_led_elsewhere(b)) {
 		rv = kq__fwd_create(b, req, spec, nparts);
 		return rv == 0	      ? 0
 		       : rv == -E2BIG ? fail(req, KQ_EBADARG,

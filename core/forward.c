@@ -176,7 +176,6 @@ struct served {
 	void *ctx;
 	struct kq_req req;
 	struct kq_propose_req preq;
-	uint32_t nparts;
 };
 
 /* The largest answer: status, moved, a 255-byte message, three

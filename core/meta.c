@@ -342,6 +342,12 @@ static void proposed(struct kq_propose_req *preq, int status)
 	free(mp);
 }
 
+int kq__meta_led_elsewhere(struct kq_broker *b)
+{
+	return b->cfg->npeers && b->meta_group && !b->meta_log.failed &&
+	       b->cops->leader(b->meta_group) != b->cfg->broker_id;
+}
+
 int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
 			  void (*cb)(void *ctx, int status), void *ctx)
 {
@@ -349,8 +355,7 @@ int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
 	struct kq_record rec;
 	int rv;
 
-	if (b->cfg->npeers && b->meta_group && !b->meta_log.failed &&
-	    b->cops->leader(b->meta_group) != b->cfg->broker_id)
+	if (kq__meta_led_elsewhere(b))
 		return kq__fwd_meta(b, text, len, cb, ctx);
 	mp = calloc(1, sizeof(*mp));
 	if (!mp)

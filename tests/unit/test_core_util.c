@@ -17,6 +17,7 @@
 
 #include "broker.h"
 #include "jsonkey.h"
+#include "log.h"
 #include "map.h"
 #include "names.h"
 
@@ -266,6 +267,42 @@ static void test_snapshot_file(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Lines written to stderr while fn runs with the log at `level`. */
+static long logged_bytes(int level, void (*fn)(void))
+{
+	char path[] = "/tmp/kq-log-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	off_t n;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, 2), 2);
+	kq__log_set_level((enum kq_log_level)level);
+	fn();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = lseek(fd, 0, SEEK_END);
+	close(fd);
+	unlink(path);
+	kq__log_set_level(KQ_LOG_INFO);
+	return (long)n;
+}
+
+static void log_an_error(void)
+{
+	kq__log(KQ_LOG_ERROR, "test", "an error");
+}
+
+/* A level below every level (-1, what the fuzz targets use) silences the
+ * log, errors included; the error level keeps errors. */
+static void test_log_levels(void **state)
+{
+	(void)state;
+	assert_int_equal(logged_bytes(-1, log_an_error), 0);
+	assert_true(logged_bytes(KQ_LOG_ERROR, log_an_error) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +311,7 @@ int main(void)
 		cmocka_unit_test(test_json_key),
 		cmocka_unit_test(test_json_key_deep),
 		cmocka_unit_test(test_snapshot_file),
+		cmocka_unit_test(test_log_levels),
 	};
 
 	return cmocka_run_group_tests_name("core utilities", tests, NULL, NULL);
