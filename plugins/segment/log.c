@@ -307,8 +307,14 @@ static int find_valid_after(struct kq_log *log, int fd, uint64_t at,
 		return (int)r;
 	}
 	/* Every byte may start a record: the bad one's length field may be
-	 * what was damaged. */
+	 * what was damaged.  Most bytes cannot (their length field does not
+	 * fit what is left), which one subtraction and one comparison tell
+	 * without a decode. */
 	for (uint64_t q = 1; q + KQ__REC_FIXED <= (uint64_t)r; q++) {
+		uint64_t span = (uint64_t)kq_get32le(buf + q) + 4 - KQ__REC_FIXED;
+
+		if (span > (uint64_t)r - q - KQ__REC_FIXED)
+			continue; /* also when below KQ__REC_FIXED: wraps */
 		if (kq__record_decode(buf + q, (size_t)r - q, &rec, &size) ==
 			    KQ__REC_OK &&
 		    rec.offset >= first) {
