@@ -57,46 +57,12 @@ static int session_open(struct kq_broker *b, struct kq_session **out)
 	return 0;
 }
 
-/* Takes a member out of its group, the session and the id map. */
-static void member_remove(struct kq_broker *b, struct kq__member *m)
-{
-	struct kq__group *g = m->group;
-	struct kq__member **pp;
-	size_t i;
-
-	for (i = 0; i < g->nmembers; i++)
-		if (g->members[i] == m)
-			break;
-	if (i < g->nmembers) {
-		memmove(&g->members[i], &g->members[i + 1],
-			(g->nmembers - i - 1) * sizeof(*g->members));
-		g->nmembers--;
-	}
-	if (m->session) {
-		for (pp = &m->session->members; *pp;
-		     pp = &(*pp)->next_in_session)
-			if (*pp == m) {
-				*pp = m->next_in_session;
-				m->session->nmembers--;
-				break;
-			}
-	}
-	kq__map_del(&b->subs, &m->sub_id, sizeof(m->sub_id));
-	kq__group_rebalance(g);
-	/* What it was handed and never acknowledged goes to the group's
-	 * next reader. */
-	free(m->handed);
-	free(m);
-	kq__group_release(g);
-}
-
 static void session_close(struct kq_session *s)
 {
 	struct kq_broker *b = s->b;
 	struct kq_req *r;
 
-	while (s->members)
-		member_remove(b, s->members);
+	kq__members_session_closed(b, s);
 	/* SUBS still waiting for ids must not join for a gone session. */
 	for (r = b->sub_waiting; r; r = r->impl[KQ__REQ_WAIT_NEXT])
 		if (r->session == s)
@@ -113,7 +79,7 @@ void kq__sessions_close_all(struct kq_broker *b)
 
 /* Why a metadata write was refused: the metadata log failed here, or
  * no leader took it in time (it is forwarded to one; forward.c). */
-static int meta_unavailable(struct kq_broker *b, struct kq_req *req, int rv)
+int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv)
 {
 	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
 
@@ -364,7 +330,7 @@ static int create_topic_at(struct kq_session *s, struct kq_req *req,
 	if (rv != 0) {
 		free(cc->name);
 		free(cc);
-		return meta_unavailable(b, req, rv);
+		return kq__meta_refused(b, req, rv);
 	}
 	kq__map_put(&b->creating, spec->name, strlen(spec->name), cc);
 	b->npartitions_creating += nparts;
@@ -675,32 +641,19 @@ struct sub_args {
 	uint32_t cap;
 };
 
-static int assigned_parts(struct kq__group *g, uint64_t id, uint32_t **out,
-			  uint32_t *n)
-{
-	uint32_t i, k = 0;
-
-	*out = malloc((g->topic->nparts ? g->topic->nparts : 1) *
-		      sizeof(**out));
-	if (!*out)
-		return -ENOMEM;
-	for (i = 0; i < g->topic->nparts; i++)
-		if (g->owner[i] == id)
-			(*out)[k++] = i;
-	*n = k;
-	return 0;
-}
-
-/* Joins; the ids are available.  Completes the request. */
+/* Joins; the ids are available and this run is registered.  The request
+ * completes once the join record is applied (members.c). */
 static void join(struct kq_broker *b, struct kq_req *req,
 		 const struct sub_args *a)
 {
 	const struct kq__config *cfg = b->cfg;
 	struct kq__topic *t = kq__topic_get(b, a->topic);
-	struct kq__group *g = NULL;
-	struct kq__member *m = NULL, **members = NULL;
+	struct kq__group *g = t ? kq__group_get(t, a->group, KQ__GROUP_FIND)
+				: NULL;
 	int rv;
 
+	/* Limits are checked against the members every broker agrees on;
+	 * applying a join never refuses one, so that all stay alike. */
 	if (!t) {
 		rv = fail(req, KQ_ENOTOPIC, "no topic named %s", a->topic);
 	} else if (req->session->nmembers >= cfg->max_subs_per_connection) {
@@ -708,52 +661,28 @@ static void join(struct kq_broker *b, struct kq_req *req,
 			  "no more subscriptions on this connection: "
 			  "limits.max_subscriptions_per_connection is %u",
 			  cfg->max_subs_per_connection);
-	} else if (!(g = kq__group_get(t, a->group, KQ__GROUP_JOIN))) {
-		rv = b->ngroups >= cfg->max_groups
-			     ? fail(req, KQ_EBUSY,
-				    "no more groups: limits.max_groups is %u",
-				    cfg->max_groups)
-			     : fail(req, -ENOMEM, "out of memory");
-	} else if (g->nmembers >= cfg->max_members_per_group) {
+	} else if (!g && b->ngroups >= cfg->max_groups) {
+		rv = fail(req, KQ_EBUSY,
+			  "no more groups: limits.max_groups is %u",
+			  cfg->max_groups);
+	} else if (g && g->nmembers >= cfg->max_members_per_group) {
 		rv = fail(req, KQ_EBUSY,
 			  "group %s is full: limits.max_members_per_group is "
 			  "%u",
 			  g->name, cfg->max_members_per_group);
-	} else if (!(m = calloc(1, sizeof(*m))) ||
-		   !(members = realloc(g->members,
-				       (g->nmembers + 1) * sizeof(*members)))) {
-		rv = fail(req, -ENOMEM, "out of memory");
 	} else {
-		rv = 0;
+		rv = kq__members_join(b, req, a->topic, a->group,
+				      b->next_sub_id++, a->cap);
 	}
-	if (rv != 0) {
-		free(m);
-		if (g)
-			kq__group_release(g);
+	if (rv != 0)
 		kq__broker_complete(b, req, rv);
-		return;
-	}
-	g->members = members;
-	m->sub_id = b->next_sub_id++;
-	m->cap = a->cap;
-	m->session = req->session;
-	m->group = g;
-	m->next_in_session = req->session->members;
-	req->session->members = m;
-	req->session->nmembers++;
-	g->members[g->nmembers++] = m;
-	kq__map_put(&b->subs, &m->sub_id, sizeof(m->sub_id), m);
-	kq__group_rebalance(g);
-	req->result.subscribe.sub_id = m->sub_id;
-	rv = assigned_parts(g, m->sub_id, &req->result.subscribe.parts,
-			    &req->result.subscribe.nparts);
-	kq__broker_complete(b, req, rv);
 	kq__meta_reserve_ids(b);
 }
 
 void kq__subscribe_resume(struct kq_broker *b, int status)
 {
-	while (b->sub_waiting && b->next_sub_id < b->my_sub_id_limit) {
+	while (b->sub_waiting && b->next_sub_id < b->my_sub_id_limit &&
+	       b->registered) {
 		struct kq_req *req = b->sub_waiting;
 		struct sub_args *a = req->impl[KQ__REQ_WAIT_ARGS];
 
@@ -774,11 +703,12 @@ void kq__subscribe_resume(struct kq_broker *b, int status)
 			b->sub_waiting = req->impl[KQ__REQ_WAIT_NEXT];
 			free(req->impl[KQ__REQ_WAIT_ARGS]);
 			kq__broker_complete(b, req,
-					    meta_unavailable(b, req, status));
+					    kq__meta_refused(b, req, status));
 		}
 		b->sub_waiting_tail = &b->sub_waiting;
 	} else if (b->sub_waiting) {
 		kq__meta_reserve_ids(b);
+		kq__members_register(b);
 	}
 }
 
@@ -804,7 +734,8 @@ static int subscribe(struct kq_session *s, struct kq_req *req,
 	snprintf(a->topic, sizeof(a->topic), "%s", topic);
 	snprintf(a->group, sizeof(a->group), "%s", group);
 	a->cap = cap;
-	if (b->next_sub_id < b->my_sub_id_limit && !b->sub_waiting) {
+	if (b->next_sub_id < b->my_sub_id_limit && b->registered &&
+	    !b->sub_waiting) {
 		join(b, req, a);
 		free(a);
 		return 0;
@@ -814,6 +745,7 @@ static int subscribe(struct kq_session *s, struct kq_req *req,
 	*b->sub_waiting_tail = req;
 	b->sub_waiting_tail = (struct kq_req **)&req->impl[KQ__REQ_WAIT_NEXT];
 	kq__meta_reserve_ids(b);
+	kq__members_register(b);
 	return 0;
 }
 
@@ -831,9 +763,9 @@ static int unsubscribe(struct kq_session *s, struct kq_req *req,
 		return fail(req, KQ_ENOSUB,
 			    "no subscription %" PRIu64 " on topic %s", sub_id,
 			    topic);
-	member_remove(b, m);
-	kq__broker_complete(b, req, 0);
-	return 0;
+	/* Answered once the leave is applied: the partitions are then
+	 * someone else's, on every broker. */
+	return kq__members_leave(b, m, req);
 }
 
 static void req_cleanup(struct kq_req *req)

@@ -236,7 +236,7 @@ static void on_sync_timer(uv_timer_t *t)
 	kq__plog_sync_all(t->data);
 }
 
-#define NHANDLES 10
+#define NHANDLES 11
 
 /* The broker's own handles, in one list for init and close alike. */
 static void own_handles(struct kq_broker *b, uv_handle_t *hs[NHANDLES])
@@ -251,6 +251,7 @@ static void own_handles(struct kq_broker *b, uv_handle_t *hs[NHANDLES])
 	hs[7] = (uv_handle_t *)&b->sigterm;
 	hs[8] = (uv_handle_t *)&b->sighup;
 	hs[9] = (uv_handle_t *)&b->fwd_timer;
+	hs[10] = (uv_handle_t *)&b->members_timer;
 }
 
 void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
@@ -268,6 +269,7 @@ void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
 	uv_signal_init(loop, &b->sigterm);
 	uv_signal_init(loop, &b->sighup);
 	uv_timer_init(loop, &b->fwd_timer);
+	uv_timer_init(loop, &b->members_timer);
 	own_handles(b, hs);
 	for (size_t i = 0; i < NHANDLES; i++)
 		hs[i]->data = b;
@@ -823,6 +825,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 			       b->sync_interval_ms, b->sync_interval_ms);
 	uv_timer_start(&b->retention_timer, on_retention_timer,
 		       cfg->retention_check_ms, cfg->retention_check_ms);
+	kq__members_start(b);
 	kq__info("broker %d ready: data in %s, %zu topic(s), storage %s, "
 		 "consensus %s",
 		 cfg->broker_id, b->dir, b->topics.count, cfg->storage,
@@ -860,6 +863,7 @@ void kq__broker_close(struct kq_broker *b)
 	kq__map_free(&b->creating);
 	kq__map_free(&b->unopened);
 	free(b->broker_ids);
+	free(b->regs);
 	free(b->dir);
 	free(b);
 }

@@ -76,13 +76,30 @@ struct kq__partition {
 struct kq__member {
 	uint64_t sub_id;
 	uint32_t cap;
+	int broker;    /* the broker whose client joined (its home) */
+	uint64_t boot; /* and that broker's run */
+	int leaving;   /* a leave record of it is being committed */
+	unsigned gen;  /* restore's mark */
 	/* [nparts] the offset after the last batch CONS without an offset
 	 * handed out on each partition and the consumer has not yet
 	 * acknowledged (0: none); NULL before the first such CONS. */
 	uint64_t *handed;
+	/* The connection that holds it: only on its home broker, NULL once
+	 * that connection closed (a leave is then owed). */
 	struct kq_session *session;
 	struct kq__group *group;
 	struct kq__member *next_in_session;
+};
+
+/* A broker's registration in the metadata: members are kept only for the
+ * run that registered last, so a restart or an expiry ends the members
+ * of a run that is gone, on every broker alike. */
+struct kq__reg {
+	int id;
+	uint64_t boot;	     /* 0: none (expired, or never registered) */
+	uint64_t down_since; /* metadata leader: when it was last seen
+			      * down (ms, 0 while up) */
+	int expiring;	     /* metadata leader: an expiry in flight */
 };
 
 struct kq__group {
@@ -190,6 +207,13 @@ struct kq_broker {
 	int reserving;		    /* a reservation is being committed */
 	struct kq_req *sub_waiting; /* SUBS waiting for ids (FIFO) */
 	struct kq_req **sub_waiting_tail;
+	struct kq__reg *regs;	   /* [nbroker_ids] */
+	int registered;		   /* this run's registration is applied */
+	int registering;	   /* and being committed */
+	struct kq__joining *joining; /* SUBS whose join is being committed */
+	size_t orphans;		   /* home members owing a leave */
+	unsigned members_gen;
+	uv_timer_t members_timer;
 
 	struct kq__partition *dirty; /* partitions with a batch */
 	struct kq_plog *sync_list;   /* logs with syncs requested */
@@ -312,6 +336,47 @@ struct kq__group *kq__group_get(struct kq__topic *t, const char *name,
 void kq__group_release(struct kq__group *g);
 /* Recomputes the group's owners after a join or leave. */
 void kq__group_rebalance(struct kq__group *g);
+
+/* members.c: consumer group membership, kept in the metadata log so
+ * that every broker has every member and computes the same assignment. */
+struct kq__joining;
+/* Applies a membership record (join, leave, register, expire); returns
+ * 0, or -ENOENT when `type` is none of them. */
+int kq__members_apply(struct kq_broker *b, const char *type, json_t *rec);
+/* Adds the group's members and owners to its snapshot item. */
+void kq__members_snapshot_group(struct kq__group *g, json_t *item);
+/* The registrations, for the snapshot. */
+json_t *kq__members_snapshot(struct kq_broker *b);
+/* Replaces membership with a snapshot's (doc: the whole document). */
+void kq__members_restore(struct kq_broker *b, json_t *doc);
+/* Proposes this run's registration unless it is applied or in flight. */
+void kq__members_register(struct kq_broker *b);
+/* Proposes req's join of group `group` of `topic` with id `sub_id`; req
+ * completes once it is applied here (result: the assignment).  Returns 0,
+ * or an error with req->errmsg set (req does not complete). */
+int kq__members_join(struct kq_broker *b, struct kq_req *req,
+		     const char *topic, const char *group, uint64_t sub_id,
+		     uint32_t cap);
+/* Proposes m's leave; req (may be NULL) completes once it is applied
+ * here.  Returns 0, or an error with req->errmsg set. */
+int kq__members_leave(struct kq_broker *b, struct kq__member *m,
+		      struct kq_req *req);
+/* A session closes: its members are left, its joins in flight will be. */
+void kq__members_session_closed(struct kq_broker *b, struct kq_session *s);
+/* Frees m (its group keeps no pointer to it any more). */
+void kq__member_free(struct kq_broker *b, struct kq__member *m);
+/* Sets up the registrations of the configured brokers (before the
+ * metadata is opened). */
+int kq__members_init(struct kq_broker *b);
+/* Starts the membership timer (registration retries, owed leaves, and
+ * on the metadata leader the expiry of brokers gone for
+ * cluster.session_timeout_ms). */
+void kq__members_start(struct kq_broker *b);
+/* The partitions group g assigns to `id`, as a new array. */
+int kq__members_assigned(struct kq__group *g, uint64_t id, uint32_t **out,
+			 uint32_t *n);
+/* Why a metadata write was refused, in req->errmsg; returns the error. */
+int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv);
 
 /* The brokers of the cluster (one: this broker when standalone), in
  * configuration order. */

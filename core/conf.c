@@ -268,6 +268,7 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 		"auth_timeout_ms",
 		"max_connections",
 		"max_connections_per_address",
+		"session_timeout_ms",
 		NULL};
 	static const char *const limit_keys[] = {
 		"max_topics",
@@ -395,9 +396,14 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 		cfg->log_level = kq__log_parse_level(json_string_value(v));
 	}
 
+	cfg->session_timeout_ms = 10000;
 	if (cluster) {
 		if (check_keys(cluster, "cluster", cluster_keys, err, errlen))
 			return KQ_ECONFIG;
+		if (get_int(cluster, "cluster", "session_timeout_ms", 100,
+			    3600000, 10000, &n, err, errlen))
+			return KQ_ECONFIG;
+		cfg->session_timeout_ms = (uint32_t)n;
 		if (get_int(cluster, "cluster", "raft_port", 1, 65535, 7070, &n,
 			    err, errlen))
 			return KQ_ECONFIG;

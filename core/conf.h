@@ -50,6 +50,8 @@ struct kq__config {
 	uint32_t max_members_per_group;
 	int log_level;
 	int raft_port;	   /* 0 without a cluster section */
+	/* how long the members of a broker that cannot be reached stay */
+	uint32_t session_timeout_ms;
 	char *secret_file; /* cluster.secret_file; NULL when not set */
 	struct kq__peer *peers;
 	size_t npeers;

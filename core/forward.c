@@ -390,28 +390,33 @@ static void served_meta(void *ctx, int status)
 	free(sv);
 }
 
-/* Records other brokers may write: their acknowledged offsets and their
- * subscription id reservations.  Topics come only through CRTP, which
- * the leader checks itself. */
-static int meta_type_ok(const uint8_t *text, size_t len)
+/* Records other brokers may write: their acknowledged offsets, their
+ * subscription id reservations, their own registration and members'
+ * joins, and leaves.  Topics come only through CRTP, which the leader
+ * checks itself; expiries only from the leader. */
+static int meta_type_ok(const uint8_t *text, size_t len, int from)
 {
 	json_t *rec = json_loadb((const char *)text, len, 0, NULL);
 	const char *type =
 		rec ? json_string_value(json_object_get(rec, "type")) : NULL;
+	int own = json_integer_value(json_object_get(rec, "broker")) == from;
 	int ok = type && (strcmp(type, "offsets") == 0 ||
-			  strcmp(type, "sub_ids") == 0);
+			  strcmp(type, "sub_ids") == 0 ||
+			  strcmp(type, "leave") == 0 ||
+			  (own && (strcmp(type, "join") == 0 ||
+				   strcmp(type, "register") == 0)));
 
 	json_decref(rec);
 	return ok;
 }
 
-static void serve_meta(struct kq_broker *b, struct kq_reader *r,
+static void serve_meta(struct kq_broker *b, struct kq_reader *r, int from,
 		       serve_done_fn done, void *ctx)
 {
 	struct served *sv;
 	int rv;
 
-	if (!meta_type_ok(r->p, r->left)) {
+	if (!meta_type_ok(r->p, r->left, from)) {
 		answer(done, ctx, KQ_EINTERNAL, 0,
 		       "malformed forwarded metadata record", 0, 0, 0);
 		return;
@@ -430,8 +435,8 @@ static void serve_meta(struct kq_broker *b, struct kq_reader *r,
 	}
 }
 
-static void serve(struct kq_broker *b, const uint8_t *req, size_t len,
-		  serve_done_fn done, void *ctx)
+static void serve(struct kq_broker *b, int from, const uint8_t *req,
+		  size_t len, serve_done_fn done, void *ctx)
 {
 	struct kq_reader r = {req, len, 0};
 	uint8_t kind = kq_take8(&r);
@@ -441,7 +446,7 @@ static void serve(struct kq_broker *b, const uint8_t *req, size_t len,
 	else if (kind == FWD_PUBLISH)
 		serve_publish(b, &r, done, ctx);
 	else if (kind == FWD_META)
-		serve_meta(b, &r, done, ctx);
+		serve_meta(b, &r, from, done, ctx);
 	else
 		answer(done, ctx, KQ_EINTERNAL, 0, "unknown forwarded request",
 		       0, 0, 0);
@@ -469,7 +474,6 @@ void kq__fwd_serve(const struct kq_host *host, struct kq_incoming *in,
 				     offsetof(struct kq__instance, host));
 	struct remote *rm = malloc(sizeof(*rm));
 
-	(void)from;
 	if (!rm) { /* not run: the sender may ask again */
 		uint8_t buf[ANSWER_MAX];
 
@@ -480,7 +484,7 @@ void kq__fwd_serve(const struct kq_host *host, struct kq_incoming *in,
 	}
 	rm->b = b;
 	rm->in = in;
-	serve(b, req, len, remote_done, rm);
+	serve(b, from, req, len, remote_done, rm);
 }
 
 /* ------------------------------------------------------------ forwarding */
@@ -726,7 +730,7 @@ static void fwd_send(struct kq__fwd *f)
 	if (to == b->cfg->broker_id) {
 		f->target = to;
 		f->in_flight = 1;
-		serve(b, f->buf, f->len, local_done, f);
+		serve(b, b->cfg->broker_id, f->buf, f->len, local_done, f);
 		return;
 	}
 	if (to <= 0) {

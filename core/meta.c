@@ -1,5 +1,5 @@
-/* The metadata state machine: topics, committed group offsets and
- * reserved subscription ids, as JSON records of consensus group 0, applied
+/* The metadata state machine: topics, committed group offsets, reserved
+ * subscription ids and group members (members.c), as JSON records of consensus group 0, applied
  * in offset order on every broker. */
 #include <errno.h>
 #include <fcntl.h>
@@ -222,6 +222,8 @@ static void apply(void *ctx, const struct kq_record *r)
 		apply_offsets(b, rec);
 	} else if (strcmp(type, "sub_ids") == 0) {
 		apply_sub_ids(b, rec);
+	} else if (kq__members_apply(b, type, rec) == 0) {
+		/* consumer group membership (members.c) */
 	} else {
 		kq__warn("metadata record %" PRIu64 ": unknown type %s",
 			 r->offset, type);
@@ -267,10 +269,13 @@ static int snapshot(void *ctx, void **data, size_t *len)
 							"[I,I]", (json_int_t)p,
 							(json_int_t)g->committed
 								[p]));
-			json_array_append_new(
-				offsets,
-				json_pack("{s:s, s:s, s:o}", "topic", t->name,
-					  "group", g->name, "offsets", pairs));
+			json_t *item = json_pack("{s:s, s:s, s:o}", "topic",
+						 t->name, "group", g->name,
+						 "offsets", pairs);
+
+			if (item)
+				kq__members_snapshot_group(g, item);
+			json_array_append_new(offsets, item);
 		}
 	}
 	json_object_set_new(doc, "sub_id_limit",
@@ -281,6 +286,7 @@ static int snapshot(void *ctx, void **data, size_t *len)
 			    json_integer((json_int_t)b->meta_applied_end));
 	json_object_set_new(doc, "topics", topics);
 	json_object_set_new(doc, "offsets", offsets);
+	json_object_set_new(doc, "brokers", kq__members_snapshot(b));
 	text = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	if (!text)
@@ -318,6 +324,7 @@ static int restore(void *ctx, const void *data, size_t len)
 	{
 		apply_offsets(b, item);
 	}
+	kq__members_restore(b, doc);
 	/* Ids below the limit belong to earlier blocks; this run reserves
 	 * its own. */
 	limit = json_integer_value(json_object_get(doc, "sub_id_limit"));
@@ -489,10 +496,13 @@ int kq__meta_open(struct kq_broker *b)
 	b->next_sub_id = b->my_sub_id_limit = 0;
 	b->boot_id = boot_id();
 	b->meta_applied_end = 0;
-	rv = open_group(b, UINT64_MAX);
+	rv = kq__members_init(b);
+	if (rv == 0)
+		rv = open_group(b, UINT64_MAX);
 	if (rv != 0)
 		return rv;
 	kq__meta_reserve_ids(b);
+	kq__members_register(b);
 	return 0;
 }
 
@@ -511,8 +521,10 @@ int kq__meta_reopen(struct kq_broker *b)
 	b->meta_reopening = 1;
 	rv = open_group(b, keep);
 	b->meta_reopening = 0;
-	if (rv == 0)
+	if (rv == 0) {
 		kq__meta_reserve_ids(b);
+		kq__members_register(b);
+	}
 	return rv;
 }
 

@@ -268,6 +268,8 @@ void kq__topic_open_cancel(struct kq_broker *b, struct kq__topic *t)
 
 static void group_free(struct kq__group *g)
 {
+	for (size_t i = 0; i < g->nmembers; i++)
+		kq__member_free(g->topic->b, g->members[i]);
 	free(g->name);
 	free(g->members);
 	free(g->owner);

@@ -148,7 +148,9 @@ static pid_t spawn(const char *const *args, const char *log)
 static int try_connect(int port)
 {
 	struct sockaddr_in sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	/* Not inherited by brokers started later: a client connection a
+	 * broker process also holds would never close. */
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;

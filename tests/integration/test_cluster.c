@@ -76,7 +76,7 @@ static void write_config(int i)
 		 " \"segment\": {\"segment_bytes\": 4096},\n"
 		 " \"topics\": {\"retention_check_ms\": 100},\n"
 		 " \"cluster\": {\"secret_file\": \"%s/cluster.secret\", "
-		 "\"peers\": [%s]}}\n",
+		 "\"session_timeout_ms\": 1500, \"peers\": [%s]}}\n",
 		 i + 1, tbs[i].dir, tbs[i].port, tbs[i].dir, peers);
 	tb_write_raw(&tbs[i], json);
 }
@@ -543,6 +543,155 @@ static void test_follower_subscribes(void **state)
 	tc_close(&c);
 }
 
+/* GRPS on broker i: its data lines into `out`; the number of members. */
+static int groups_of(int i, const char *topic, char *out, size_t len)
+{
+	char status[256], command[64];
+	int n = -1;
+
+	snprintf(command, sizeof(command), "GRPS %s", topic);
+	cmd(i, command, status, sizeof(status), out, len);
+	if (sscanf(status, "OK %d", &n) != 1)
+		fail_msg("GRPS on broker %d: %s", i + 1, status);
+	return n;
+}
+
+/* Waits until every running broker answers GRPS with `members` members,
+ * all alike; returns that answer's data lines in `out`. */
+static void groups_agree(const char *topic, int members, char *out,
+			 size_t len, double timeout)
+{
+	char first[4096], other[4096];
+	double end = now_s() + timeout;
+	int ok;
+
+	do {
+		int k = -1;
+
+		ok = 1;
+		for (int i = 0; i < N && ok; i++) {
+			if (tbs[i].pid <= 0)
+				continue;
+			if (k < 0) {
+				k = i;
+				ok = groups_of(i, topic, first,
+					       sizeof(first)) == members;
+			} else {
+				ok = groups_of(i, topic, other,
+					       sizeof(other)) == members &&
+				     strcmp(first, other) == 0;
+			}
+		}
+		if (ok)
+			break;
+		usleep(50000);
+	} while (now_s() < end);
+	if (!ok) {
+		for (int i = 0; i < N; i++) {
+			static char log[1 << 16];
+
+			tb_read_log(&tbs[i], log, sizeof(log));
+			fprintf(stderr, "--- broker %d\n%s\n", i + 1, log);
+		}
+		fail_msg("brokers do not agree on %d members of %s: %s",
+			 members, topic, first);
+	}
+	snprintf(out, len, "%s", first);
+}
+
+/* Checks GRPS data lines of group g: every partition of n held by exactly
+ * one member, each member holding `each` (0: any). */
+static void check_spread(const char *data, int nparts, int each)
+{
+	int held[64] = {0};
+	const char *p = data;
+
+	while ((p = strstr(p, "GROUP g "))) {
+		long sub;
+		int off = 0, count = 0;
+		const char *q;
+
+		assert_int_equal(sscanf(p, "GROUP g %ld %n", &sub, &off), 1);
+		q = p + off;
+		while (*q >= '0' && *q <= '9') {
+			int part = atoi(q);
+
+			assert_true(part >= 0 && part < nparts);
+			held[part]++;
+			count++;
+			while (*q >= '0' && *q <= '9')
+				q++;
+			if (*q == ',')
+				q++;
+		}
+		if (each)
+			assert_int_equal(count, each);
+		p = q;
+	}
+	for (int k = 0; k < nparts; k++)
+		if (held[k] != 1)
+			fail_msg("partition %d has %d members: %s", k, held[k],
+				 data);
+}
+
+/* One consumer group over three brokers: a member on each shares the
+ * partitions (two each), GRPS and ASGN answer alike on every broker; the
+ * members of a broker killed with -9 end after cluster.session_timeout_ms
+ * and the survivors take its partitions; the killed broker's members do
+ * not come back with it; a member whose connection closes leaves on
+ * every broker. */
+static void test_groups_span_brokers(void **state)
+{
+	char status[256], data[4096], command[160], asgn[N][256];
+	int leader = wait_agreement(N, 10, NULL), victim;
+	long sub[N];
+	struct tc c[N];
+
+	assert_true(leader > 0);
+	cmd(leader % N, "CRTP grp 6 replicas=3", status, sizeof(status), NULL,
+	    0);
+	assert_string_equal(status, "OK grp 6");
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(tc_connect(&c[i], tbs[i].port), 0);
+		assert_int_equal(tc_cmd(&c[i], "SUBS grp g", status,
+					sizeof(status), NULL, 0),
+				 0);
+		if (sscanf(status, "OK %ld", &sub[i]) != 1)
+			fail_msg("SUBS on broker %d: %s", i + 1, status);
+	}
+	groups_agree("grp", N, data, sizeof(data), 10);
+	check_spread(data, 6, 2);
+	/* ASGN of one id is the same on every broker. */
+	for (int i = 0; i < N; i++) {
+		snprintf(command, sizeof(command), "ASGN grp %ld", sub[0]);
+		cmd(i, command, asgn[i], sizeof(asgn[i]), NULL, 0);
+		assert_string_equal(asgn[i], asgn[0]);
+	}
+
+	/* A follower of the metadata dies: the metadata leader ends its
+	 * member after the session timeout. */
+	victim = leader % N;
+	tb_kill9(&tbs[victim]);
+	tc_close(&c[victim]);
+	groups_agree("grp", N - 1, data, sizeof(data), 15);
+	check_spread(data, 6, 3);
+	snprintf(command, sizeof(command), "GROUP g %ld ", sub[victim]);
+	assert_null(strstr(data, command));
+
+	start(victim);
+	assert_true(wait_agreement(N, 15, NULL) > 0);
+	groups_agree("grp", N - 1, data, sizeof(data), 10);
+	check_spread(data, 6, 3);
+
+	/* A connection closes: its member leaves everywhere. */
+	tc_close(&c[leader - 1]);
+	groups_agree("grp", N - 2, data, sizeof(data), 10);
+	check_spread(data, 6, 6);
+	for (int i = 0; i < N; i++)
+		if (i != victim && i != leader - 1)
+			tc_close(&c[i]);
+}
+
 /* Each partition ends up led by its first replica: placement spreads
  * first replicas over the brokers, so six partitions give each broker two
  * (STAT's LEADS), also after the broker leading two of them was killed
@@ -970,6 +1119,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_follower_subscribes, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_groups_span_brokers,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leaders_spread, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_on_cluster_port,
