@@ -318,7 +318,7 @@ json_t *kq__members_snapshot(struct kq_broker *b)
 }
 
 static struct kq__group *item_group(struct kq_broker *b, json_t *item,
-				     int create)
+				    int create)
 {
 	const char *topic = json_string_value(json_object_get(item, "topic"));
 	const char *group = json_string_value(json_object_get(item, "group"));
@@ -402,8 +402,8 @@ static void restore_group(struct kq_broker *b, json_t *item, unsigned mark)
 	g->nmembers = n;
 	if (json_array_size(owner) == g->topic->nparts)
 		for (uint32_t p = 0; p < g->topic->nparts; p++) {
-			json_int_t v = json_integer_value(
-				json_array_get(owner, p));
+			json_int_t v =
+				json_integer_value(json_array_get(owner, p));
 
 			g->owner[p] = v > 0 ? (uint64_t)v : 0;
 		}
@@ -432,8 +432,7 @@ void kq__members_restore(struct kq_broker *b, json_t *doc)
 			r->boot = boot > 0 ? (uint64_t)boot : 0;
 	}
 	b->members_gen++;
-	json_array_foreach(groups, i, item)
-		restore_mark(b, item);
+	json_array_foreach(groups, i, item) restore_mark(b, item);
 	/* Members the snapshot does not hold ended meanwhile. */
 	drop_where(b, not_marked, (int)b->members_gen, 0);
 	b->members_gen++;
@@ -515,8 +514,8 @@ static void joined(void *ctx, int status)
 	struct kq__joining *j = ctx;
 	struct kq_broker *b = j->b;
 	struct kq_req *req = j->req;
-	struct kq__member *m = kq__map_get(&b->subs, &j->sub_id,
-					   sizeof(j->sub_id));
+	struct kq__member *m =
+		kq__map_get(&b->subs, &j->sub_id, sizeof(j->sub_id));
 	struct kq_session *s = req->session;
 	int rv = status;
 
@@ -550,9 +549,8 @@ static void joined(void *ctx, int status)
 	kq__broker_complete(b, req, rv);
 }
 
-int kq__members_join(struct kq_broker *b, struct kq_req *req,
-		     const char *topic, const char *group, uint64_t sub_id,
-		     uint32_t cap)
+int kq__members_join(struct kq_broker *b, struct kq_req *req, const char *topic,
+		     const char *group, uint64_t sub_id, uint32_t cap)
 {
 	struct kq__joining *j = calloc(1, sizeof(*j));
 	json_t *rec;
@@ -589,8 +587,8 @@ static void left(void *ctx, int status)
 {
 	struct leaving *l = ctx;
 	struct kq_broker *b = l->b;
-	struct kq__member *m = kq__map_get(&b->subs, &l->sub_id,
-					   sizeof(l->sub_id));
+	struct kq__member *m =
+		kq__map_get(&b->subs, &l->sub_id, sizeof(l->sub_id));
 
 	if (m)
 		m->leaving = 0;

@@ -70,7 +70,13 @@ static const char *const topics_keys[] = {"default_partitions",
 					  "retention_check_ms",
 					  "request_timeout_ms",
 					  NULL};
-static const char *const cluster_keys[] = {"raft_port", "peers", NULL};
+static const char *const cluster_keys[] = {"raft_port",
+					   "peers",
+					   "auth_timeout_ms",
+					   "max_connections",
+					   "max_connections_per_address",
+					   "session_timeout_ms",
+					   NULL};
 static const char *const peer_keys[] = {"id", "host", "port", "raft_port",
 					NULL};
 static const char *const telnet_keys[] = {"host", "port", "max_line",

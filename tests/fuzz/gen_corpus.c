@@ -516,7 +516,15 @@ static void put_str(struct buf *b, const char *s)
 static void forwarded(void)
 {
 	static const char *const opts[] = {"replicas=1", "retention.ms=1000"};
-	struct buf reqs[3] = {{0}};
+	/* Consumer group membership records (core/members.c). */
+	static const char *const members[] = {
+		"{\"type\":\"register\",\"broker\":2,\"boot\":7}",
+		"{\"type\":\"join\",\"topic\":\"t\",\"group\":\"g\","
+		"\"sub\":5001,\"cap\":0,\"broker\":2,\"boot\":7}",
+		"{\"type\":\"leave\",\"sub\":1}",
+		"{\"type\":\"expire\",\"broker\":2,\"boot\":7}",
+	};
+	struct buf reqs[7] = {{0}};
 
 	add(&reqs[0], "\1", 1); /* CREATE */
 	put_str(&reqs[0], "fwd");
@@ -542,16 +550,20 @@ static void forwarded(void)
 	    strlen("{\"type\":\"offsets\",\"topic\":\"t\",\"group\":"
 		   "\"g\",\"offsets\":[[0,1]],\"set\":false,\"broker\":2,"
 		   "\"boot\":7}"));
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 4; k++) {
+		add(&reqs[3 + k], "\3", 1);
+		add(&reqs[3 + k], members[k], strlen(members[k]));
+	}
+	for (int k = 0; k < 7; k++) {
 		struct buf in = {0};
 		uint8_t len[2] = {(uint8_t)reqs[k].len,
 				  (uint8_t)(reqs[k].len >> 8)};
 
-		add(&in, "CRTP t 2\n", 9);
+		add(&in, "CRTP t 2\nSUBS t g\n", 18);
 		add(&in, "\1p\1F", 4);
 		add(&in, len, 2);
 		add(&in, reqs[k].p, reqs[k].len);
-		add(&in, "\1pCONS t 1 0\nDESC t\n", 20);
+		add(&in, "\1pCONS t 1 0\nDESC t\nGRPS t\n", 27);
 		put("forward", in.p, in.len);
 		free(in.p);
 		free(reqs[k].p);
