@@ -652,11 +652,15 @@ static void join(struct kq_broker *b, struct kq_req *req,
 		t ? kq__group_get(t, a->group, KQ__GROUP_FIND) : NULL;
 	int rv;
 
-	/* Limits are checked against the members every broker agrees on;
-	 * applying a join never refuses one, so that all stay alike. */
+	/* Limits are checked against the members every broker agrees on
+	 * (and, per connection, the joins in flight); applying a join never
+	 * refuses one, so that all stay alike.  Joins in flight on several
+	 * brokers at once may pass a group limit by their number. */
 	if (!t) {
 		rv = fail(req, KQ_ENOTOPIC, "no topic named %s", a->topic);
-	} else if (req->session->nmembers >= cfg->max_subs_per_connection) {
+	} else if (req->session->nmembers +
+			   kq__members_joining(b, req->session) >=
+		   cfg->max_subs_per_connection) {
 		rv = fail(req, KQ_EBUSY,
 			  "no more subscriptions on this connection: "
 			  "limits.max_subscriptions_per_connection is %u",

@@ -361,6 +361,8 @@ int kq__members_join(struct kq_broker *b, struct kq_req *req,
  * here.  Returns 0, or an error with req->errmsg set. */
 int kq__members_leave(struct kq_broker *b, struct kq__member *m,
 		      struct kq_req *req);
+/* SUBS of session s whose join is being committed. */
+size_t kq__members_joining(struct kq_broker *b, const struct kq_session *s);
 /* A session closes: its members are left, its joins in flight will be. */
 void kq__members_session_closed(struct kq_broker *b, struct kq_session *s);
 /* Frees m (its group keeps no pointer to it any more). */

@@ -390,9 +390,9 @@ static void served_meta(void *ctx, int status)
 	free(sv);
 }
 
-/* Records other brokers may write: their acknowledged offsets, their
- * subscription id reservations, their own registration and members'
- * joins, and leaves.  Topics come only through CRTP, which the leader
+/* Records other brokers may write: their own acknowledged offsets,
+ * subscription id reservations, registration and members' joins, and
+ * leaves (UNSB works by id on any broker).  Topics come only through CRTP, which the leader
  * checks itself; expiries only from the leader. */
 static int meta_type_ok(const uint8_t *text, size_t len, int from)
 {
@@ -400,10 +400,14 @@ static int meta_type_ok(const uint8_t *text, size_t len, int from)
 	const char *type =
 		rec ? json_string_value(json_object_get(rec, "type")) : NULL;
 	int own = json_integer_value(json_object_get(rec, "broker")) == from;
-	int ok = type && (strcmp(type, "offsets") == 0 ||
-			  strcmp(type, "sub_ids") == 0 ||
-			  strcmp(type, "leave") == 0 ||
-			  (own && (strcmp(type, "join") == 0 ||
+	int owner = json_integer_value(json_object_get(rec, "owner")) == from;
+	/* A record that names its broker names the sender: a record of
+	 * this run is skipped by the broker it names (meta.c), so a forged
+	 * one would be applied everywhere but there. */
+	int ok = type && (strcmp(type, "leave") == 0 ||
+			  (owner && strcmp(type, "sub_ids") == 0) ||
+			  (own && (strcmp(type, "offsets") == 0 ||
+				   strcmp(type, "join") == 0 ||
 				   strcmp(type, "register") == 0)));
 
 	json_decref(rec);

@@ -76,6 +76,15 @@ static struct kq__joining *joining_find(struct kq_broker *b, uint64_t id)
 	return NULL;
 }
 
+size_t kq__members_joining(struct kq_broker *b, const struct kq_session *s)
+{
+	size_t n = 0;
+
+	for (struct kq__joining *j = b->joining; j; j = j->next)
+		n += j->req->session == s;
+	return n;
+}
+
 static void session_unlink(struct kq__member *m)
 {
 	struct kq__member **pp;
@@ -422,6 +431,9 @@ void kq__members_restore(struct kq_broker *b, json_t *doc)
 	struct kq__reg *me = reg_find(b, b->cfg->broker_id);
 	size_t i;
 
+	/* A run the snapshot does not list has ended (expired). */
+	for (i = 0; b->regs && i < b->nbroker_ids; i++)
+		b->regs[i].boot = 0;
 	json_array_foreach(json_object_get(doc, "brokers"), i, item)
 	{
 		struct kq__reg *r = reg_find(
@@ -527,9 +539,10 @@ static void joined(void *ctx, int status)
 	} else if (!m) {
 		rv = KQ_EUNAVAILABLE;
 		snprintf(req->errmsg, sizeof(req->errmsg),
-			 "the join was not kept: this broker was out of reach "
-			 "of the metadata leader for "
-			 "cluster.session_timeout_ms; try again");
+			 "the join was not kept: this broker's registration "
+			 "ended (out of reach of the metadata leader for "
+			 "cluster.session_timeout_ms) or memory ran out; try "
+			 "again");
 	} else if (!s) {
 		rv = KQ_ECANCELED;
 	} else {
@@ -541,6 +554,12 @@ static void joined(void *ctx, int status)
 		rv = kq__members_assigned(m->group, m->sub_id,
 					  &req->result.subscribe.parts,
 					  &req->result.subscribe.nparts);
+		if (rv != 0) {
+			/* Failed: the client does not know the member. */
+			session_unlink(m);
+			snprintf(req->errmsg, sizeof(req->errmsg),
+				 "out of memory");
+		}
 	}
 	/* Applied, but nobody holds it: it owes a leave. */
 	if (m && !m->session)
@@ -661,26 +680,46 @@ static void send_owed(struct kq_broker *b)
 	struct kq__map_entry *e = NULL;
 	size_t owed = 0;
 
-	b->orphans = 0;
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+
+	/* Ids first: a single broker applies a leave at once, which takes
+	 * the member out of the map being walked. */
 	while ((e = kq__map_next(&b->subs, e))) {
 		struct kq__member *m = e->value;
+		uint64_t *more;
 
 		if (!home(b, m) || m->session || m->leaving ||
 		    joining_find(b, m->sub_id))
 			continue;
-		if (kq__members_leave(b, m, NULL) != 0)
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			more = realloc(ids, cap * sizeof(*ids));
+			if (!more) {
+				owed++; /* the rest next time */
+				break;
+			}
+			ids = more;
+		}
+		ids[n++] = m->sub_id;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct kq__member *m =
+			kq__map_get(&b->subs, &ids[i], sizeof(ids[i]));
+
+		if (m && kq__members_leave(b, m, NULL) != 0)
 			owed++;
 	}
+	free(ids);
 	b->orphans = owed;
 }
 
 static void expire_done(void *ctx, int status)
 {
-	struct kq_broker *b = ctx;
+	struct kq__reg *r = ctx;
 
 	(void)status;
-	for (size_t i = 0; b->regs && i < b->nbroker_ids; i++)
-		b->regs[i].expiring = 0;
+	r->expiring = 0;
 }
 
 /* On the metadata leader: a broker it has not reached for the session
@@ -707,7 +746,7 @@ static void expire_gone(struct kq_broker *b)
 			continue;
 		rec = json_pack("{s:s, s:i, s:I}", "type", "expire", "broker",
 				r->id, "boot", (json_int_t)r->boot);
-		if (rec && kq__meta_propose(b, rec, expire_done, b) == 0)
+		if (rec && kq__meta_propose(b, rec, expire_done, r) == 0)
 			r->expiring = 1;
 		json_decref(rec);
 	}

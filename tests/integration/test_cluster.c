@@ -11,6 +11,7 @@
  * offset.  Each test runs on three brokers of its own. */
 #include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -556,6 +557,9 @@ static int groups_of(int i, const char *topic, char *out, size_t len)
 	return n;
 }
 
+/* A broker stopped with SIGSTOP, which cannot answer (-1: none). */
+static int paused = -1;
+
 /* Waits until every running broker answers GRPS with `members` members,
  * all alike; returns that answer's data lines in `out`. */
 static void groups_agree(const char *topic, int members, char *out,
@@ -570,7 +574,7 @@ static void groups_agree(const char *topic, int members, char *out,
 
 		ok = 1;
 		for (int i = 0; i < N && ok; i++) {
-			if (tbs[i].pid <= 0)
+			if (tbs[i].pid <= 0 || i == paused)
 				continue;
 			if (k < 0) {
 				k = i;
@@ -690,6 +694,64 @@ static void test_groups_span_brokers(void **state)
 	for (int i = 0; i < N; i++)
 		if (i != victim && i != leader - 1)
 			tc_close(&c[i]);
+}
+
+/* A broker stopped (SIGSTOP) past the session timeout: its member ends on
+ * the others, which take its partitions; once it runs again it learns its
+ * member ended (CONS answers ERR NOSUB, as a fenced Kafka consumer is told
+ * to rejoin), and a new SUBS there joins the same group. */
+static void test_group_member_fenced(void **state)
+{
+	char status[256], data[4096], command[160];
+	int leader = wait_agreement(N, 10, NULL), stopped;
+	long sub[N], again;
+	struct tc c[N];
+	double end;
+
+	assert_true(leader > 0);
+	stopped = leader % N; /* not the metadata leader */
+	cmd(leader - 1, "CRTP fence 4 replicas=3", status, sizeof(status),
+	    NULL, 0);
+	assert_string_equal(status, "OK fence 4");
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(tc_connect(&c[i], tbs[i].port), 0);
+		assert_int_equal(tc_cmd(&c[i], "SUBS fence g", status,
+					sizeof(status), NULL, 0),
+				 0);
+		assert_int_equal(sscanf(status, "OK %ld", &sub[i]), 1);
+	}
+	groups_agree("fence", N, data, sizeof(data), 10);
+
+	assert_int_equal(kill(tbs[stopped].pid, SIGSTOP), 0);
+	paused = stopped;
+	groups_agree("fence", N - 1, data, sizeof(data), 20);
+	check_spread(data, 4, 2);
+	assert_int_equal(kill(tbs[stopped].pid, SIGCONT), 0);
+	paused = -1;
+
+	/* It applies the expiry of its own members once it catches up. */
+	snprintf(command, sizeof(command), "CONS fence %ld", sub[stopped]);
+	end = now_s() + 15;
+	do {
+		assert_int_equal(tc_cmd(&c[stopped], command, status,
+					sizeof(status), data, sizeof(data)),
+				 0);
+		if (strncmp(status, "ERR NOSUB", 9) == 0)
+			break;
+		usleep(50000);
+	} while (now_s() < end);
+	if (strncmp(status, "ERR NOSUB", 9) != 0)
+		fail_msg("CONS of an ended member on broker %d: %s",
+			 stopped + 1, status);
+	assert_int_equal(tc_cmd(&c[stopped], "SUBS fence g", status,
+				sizeof(status), NULL, 0),
+			 0);
+	if (sscanf(status, "OK %ld", &again) != 1)
+		fail_msg("SUBS again on broker %d: %s", stopped + 1, status);
+	groups_agree("fence", N, data, sizeof(data), 10);
+	check_spread(data, 4, 0);
+	for (int i = 0; i < N; i++)
+		tc_close(&c[i]);
 }
 
 /* Each partition ends up led by its first replica: placement spreads
@@ -1120,6 +1182,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_follower_subscribes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_groups_span_brokers,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_member_fenced,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leaders_spread, setup,
 						teardown),
