@@ -638,6 +638,23 @@ static void check_spread(const char *data, int nparts, int each)
 				 data);
 }
 
+/* A member of group g of `topic` on each broker, each on connection c[i]
+ * with id sub[i]. */
+static void join_everywhere(const char *topic, struct tc c[N], long sub[N])
+{
+	char status[256], command[64];
+
+	snprintf(command, sizeof(command), "SUBS %s g", topic);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(tc_connect(&c[i], tbs[i].port), 0);
+		assert_int_equal(tc_cmd(&c[i], command, status, sizeof(status),
+					NULL, 0),
+				 0);
+		if (sscanf(status, "OK %ld", &sub[i]) != 1)
+			fail_msg("SUBS on broker %d: %s", i + 1, status);
+	}
+}
+
 /* One consumer group over three brokers: a member on each shares the
  * partitions (two each), GRPS and ASGN answer alike on every broker; the
  * members of a broker killed with -9 end after cluster.session_timeout_ms
@@ -655,14 +672,7 @@ static void test_groups_span_brokers(void **state)
 	cmd(leader % N, "CRTP grp 6 replicas=3", status, sizeof(status), NULL,
 	    0);
 	assert_string_equal(status, "OK grp 6");
-	for (int i = 0; i < N; i++) {
-		assert_int_equal(tc_connect(&c[i], tbs[i].port), 0);
-		assert_int_equal(tc_cmd(&c[i], "SUBS grp g", status,
-					sizeof(status), NULL, 0),
-				 0);
-		if (sscanf(status, "OK %ld", &sub[i]) != 1)
-			fail_msg("SUBS on broker %d: %s", i + 1, status);
-	}
+	join_everywhere("grp", c, sub);
 	groups_agree("grp", N, data, sizeof(data), 10);
 	check_spread(data, 6, 2);
 	/* ASGN of one id is the same on every broker. */
@@ -713,13 +723,7 @@ static void test_group_member_fenced(void **state)
 	cmd(leader - 1, "CRTP fence 4 replicas=3", status, sizeof(status),
 	    NULL, 0);
 	assert_string_equal(status, "OK fence 4");
-	for (int i = 0; i < N; i++) {
-		assert_int_equal(tc_connect(&c[i], tbs[i].port), 0);
-		assert_int_equal(tc_cmd(&c[i], "SUBS fence g", status,
-					sizeof(status), NULL, 0),
-				 0);
-		assert_int_equal(sscanf(status, "OK %ld", &sub[i]), 1);
-	}
+	join_everywhere("fence", c, sub);
 	groups_agree("fence", N, data, sizeof(data), 10);
 
 	assert_int_equal(kill(tbs[stopped].pid, SIGSTOP), 0);
