@@ -658,8 +658,7 @@ static void join(struct kq_broker *b, struct kq_req *req,
 	 * brokers at once may pass a group limit by their number. */
 	if (!t) {
 		rv = fail(req, KQ_ENOTOPIC, "no topic named %s", a->topic);
-	} else if (req->session->nmembers +
-			   kq__members_joining(b, req->session) >=
+	} else if (req->session->nmembers + req->session->njoining >=
 		   cfg->max_subs_per_connection) {
 		rv = fail(req, KQ_EBUSY,
 			  "no more subscriptions on this connection: "

@@ -860,6 +860,7 @@ void kq__broker_close(struct kq_broker *b)
 	free(b->partitioners);
 	kq__map_free(&b->topics);
 	kq__map_free(&b->subs);
+	kq__map_free(&b->joining);
 	kq__map_free(&b->creating);
 	kq__map_free(&b->unopened);
 	free(b->broker_ids);

@@ -142,6 +142,7 @@ struct kq_session {
 	struct kq_broker *b;
 	struct kq__member *members; /* subscriptions made here */
 	size_t nmembers;
+	size_t njoining; /* its SUBS whose join is being committed */
 	int closed;
 	unsigned refs; /* requests and reads in flight + 1 */
 	struct kq_session *prev, *next;
@@ -210,7 +211,8 @@ struct kq_broker {
 	struct kq__reg *regs;	   /* [nbroker_ids] */
 	int registered;		   /* this run's registration is applied */
 	int registering;	   /* and being committed */
-	struct kq__joining *joining; /* SUBS whose join is being committed */
+	struct kq__map joining;	   /* sub id -> SUBS whose join is being
+				    * committed (struct kq__joining) */
 	size_t orphans;		   /* home members owing a leave */
 	unsigned members_gen;
 	uv_timer_t members_timer;
@@ -361,8 +363,6 @@ int kq__members_join(struct kq_broker *b, struct kq_req *req,
  * here.  Returns 0, or an error with req->errmsg set. */
 int kq__members_leave(struct kq_broker *b, struct kq__member *m,
 		      struct kq_req *req);
-/* SUBS of session s whose join is being committed. */
-size_t kq__members_joining(struct kq_broker *b, const struct kq_session *s);
 /* A session closes: its members are left, its joins in flight will be. */
 void kq__members_session_closed(struct kq_broker *b, struct kq_session *s);
 /* Frees m (its group keeps no pointer to it any more). */

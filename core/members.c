@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <kafkaesque/list.h>
-
 #include "broker.h"
 #include "log.h"
 
@@ -35,7 +33,6 @@ struct kq__joining {
 	struct kq_broker *b;
 	struct kq_req *req;
 	uint64_t sub_id;
-	struct kq__joining *prev, *next;
 };
 
 struct leaving {
@@ -68,21 +65,7 @@ static int home(const struct kq_broker *b, const struct kq__member *m)
 
 static struct kq__joining *joining_find(struct kq_broker *b, uint64_t id)
 {
-	struct kq__joining *j;
-
-	for (j = b->joining; j; j = j->next)
-		if (j->sub_id == id)
-			return j;
-	return NULL;
-}
-
-size_t kq__members_joining(struct kq_broker *b, const struct kq_session *s)
-{
-	size_t n = 0;
-
-	for (struct kq__joining *j = b->joining; j; j = j->next)
-		n += j->req->session == s;
-	return n;
+	return kq__map_get(&b->joining, &id, sizeof(id));
 }
 
 static void session_unlink(struct kq__member *m)
@@ -209,9 +192,8 @@ static void apply_expire(struct kq_broker *b, json_t *rec)
 
 /* A member applied on its home broker that no SUBS waits for (the SUBS
  * failed, or its connection closed first) owes a leave. */
-static void orphaned(struct kq_broker *b, struct kq__member *m)
+static void orphaned(struct kq_broker *b)
 {
-	(void)m;
 	b->orphans++;
 	soon(b);
 }
@@ -259,7 +241,7 @@ static void apply_join(struct kq_broker *b, json_t *rec)
 	kq__debug("group %s of %s: member %" PRIu64 " of broker %d joins",
 		  group, topic, id, broker);
 	if (home(b, m) && !joining_find(b, id))
-		orphaned(b, m);
+		orphaned(b);
 }
 
 static void apply_leave(struct kq_broker *b, json_t *rec)
@@ -402,7 +384,7 @@ static void restore_group(struct kq_broker *b, json_t *item, unsigned mark)
 		m->gen = mark;
 		list[n++] = m;
 		if (made && home(b, m) && !joining_find(b, id))
-			orphaned(b, m);
+			orphaned(b);
 	}
 	/* Every member the group had is in the list: the others were
 	 * dropped before. */
@@ -531,7 +513,9 @@ static void joined(void *ctx, int status)
 	struct kq_session *s = req->session;
 	int rv = status;
 
-	KQ_LIST_REMOVE(b->joining, j);
+	kq__map_del(&b->joining, &j->sub_id, sizeof(j->sub_id));
+	if (s)
+		s->njoining--;
 	if (m && !home(b, m))
 		m = NULL; /* not ours: cannot be */
 	if (status != 0) {
@@ -563,7 +547,7 @@ static void joined(void *ctx, int status)
 	}
 	/* Applied, but nobody holds it: it owes a leave. */
 	if (m && !m->session)
-		orphaned(b, m);
+		orphaned(b);
 	free(j);
 	kq__broker_complete(b, req, rv);
 }
@@ -591,11 +575,18 @@ int kq__members_join(struct kq_broker *b, struct kq_req *req, const char *topic,
 	j->sub_id = sub_id;
 	/* Listed first: the record may be applied before the proposal
 	 * returns (a single broker commits at once). */
-	KQ_LIST_PUSH(b->joining, j);
+	if (kq__map_put(&b->joining, &sub_id, sizeof(sub_id), j) != 0) {
+		json_decref(rec);
+		free(j);
+		snprintf(req->errmsg, sizeof(req->errmsg), "out of memory");
+		return -ENOMEM;
+	}
+	req->session->njoining++;
 	rv = submit(b, rec, joined, j);
 	json_decref(rec);
 	if (rv != 0) {
-		KQ_LIST_REMOVE(b->joining, j);
+		kq__map_del(&b->joining, &sub_id, sizeof(sub_id));
+		req->session->njoining--;
 		free(j);
 		return kq__meta_refused(b, req, rv);
 	}
@@ -620,7 +611,7 @@ static void left(void *ctx, int status)
 					   : 0);
 	/* Still a member and owed a leave: tried again. */
 	if (m && !m->session && home(b, m))
-		orphaned(b, m);
+		orphaned(b);
 	free(l);
 }
 
@@ -656,11 +647,16 @@ int kq__members_leave(struct kq_broker *b, struct kq__member *m,
 
 void kq__members_session_closed(struct kq_broker *b, struct kq_session *s)
 {
-	struct kq__joining *j;
+	struct kq__map_entry *e = NULL;
 
-	for (j = b->joining; j; j = j->next)
-		if (j->req->session == s)
+	while (s->njoining && (e = kq__map_next(&b->joining, e))) {
+		struct kq__joining *j = e->value;
+
+		if (j->req->session == s) {
 			j->req->session = NULL;
+			s->njoining--;
+		}
+	}
 	while (s->members) {
 		struct kq__member *m = s->members;
 
@@ -668,7 +664,7 @@ void kq__members_session_closed(struct kq_broker *b, struct kq_session *s)
 			  m->sub_id);
 		session_unlink(m);
 		if (!m->leaving && kq__members_leave(b, m, NULL) != 0)
-			orphaned(b, m);
+			orphaned(b);
 	}
 }
 
@@ -678,10 +674,8 @@ void kq__members_session_closed(struct kq_broker *b, struct kq_session *s)
 static void send_owed(struct kq_broker *b)
 {
 	struct kq__map_entry *e = NULL;
-	size_t owed = 0;
-
 	uint64_t *ids = NULL;
-	size_t n = 0, cap = 0;
+	size_t owed = 0, n = 0, cap = 0;
 
 	/* Ids first: a single broker applies a leave at once, which takes
 	 * the member out of the map being walked. */

@@ -1,6 +1,6 @@
 /* The metadata state machine: topics, committed group offsets, reserved
- * subscription ids and group members (members.c), as JSON records of consensus group 0, applied
- * in offset order on every broker. */
+ * subscription ids and group members (members.c), as JSON records of
+ * consensus group 0, applied in offset order on every broker. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
