@@ -392,8 +392,8 @@ static void served_meta(void *ctx, int status)
 
 /* Records other brokers may write: their own acknowledged offsets,
  * subscription id reservations, registration and members' joins, and
- * leaves (UNSB works by id on any broker).  Topics come only through CRTP, which the leader
- * checks itself; expiries only from the leader. */
+ * leaves (UNSB works by id on any broker).  Topics come only through
+ * CRTP, which the leader checks itself; expiries only from the leader. */
 static int meta_type_ok(const uint8_t *text, size_t len, int from)
 {
 	json_t *rec = json_loadb((const char *)text, len, 0, NULL);
