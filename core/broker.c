@@ -236,7 +236,7 @@ static void on_sync_timer(uv_timer_t *t)
 	kq__plog_sync_all(t->data);
 }
 
-#define NHANDLES 11
+#define NHANDLES 12
 
 /* The broker's own handles, in one list for init and close alike. */
 static void own_handles(struct kq_broker *b, uv_handle_t *hs[NHANDLES])
@@ -252,6 +252,7 @@ static void own_handles(struct kq_broker *b, uv_handle_t *hs[NHANDLES])
 	hs[8] = (uv_handle_t *)&b->sighup;
 	hs[9] = (uv_handle_t *)&b->fwd_timer;
 	hs[10] = (uv_handle_t *)&b->members_timer;
+	hs[11] = (uv_handle_t *)&b->fetch_timer;
 }
 
 void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
@@ -270,6 +271,7 @@ void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
 	uv_signal_init(loop, &b->sighup);
 	uv_timer_init(loop, &b->fwd_timer);
 	uv_timer_init(loop, &b->members_timer);
+	uv_timer_init(loop, &b->fetch_timer);
 	own_handles(b, hs);
 	for (size_t i = 0; i < NHANDLES; i++)
 		hs[i]->data = b;
@@ -550,6 +552,7 @@ static void try_finish(struct kq_broker *b)
 	b->stopping = 2;
 	cancel_opening(b); /* answers any CRTP still waiting on it */
 	kq__fwd_stop(b);
+	kq__fetch_stop(b);
 	kq__sessions_close_all(b);
 	b->serve_session = NULL;
 	close_all_topics(b);
@@ -566,6 +569,7 @@ void kq__broker_stop(struct kq_broker *b)
 	b->stopping_transports = 0;
 	cancel_opening(b);
 	kq__fwd_stop(b);
+	kq__fetch_stop(b);
 	for (size_t i = 0; i < b->ntransports; i++) {
 		struct kq__instance *in = &b->transports[i];
 

@@ -239,6 +239,9 @@ struct kq_broker {
 					   * first */
 	uv_timer_t fwd_timer;
 	unsigned fwd_pass;   /* walks of the forward timer */
+	struct kq__fetch *fetches, *fetches_tail; /* reads waiting for a
+						   * replica to ask */
+	uv_timer_t fetch_timer;
 	uint64_t nforwarded; /* requests sent to other brokers */
 	unsigned stopping_transports;
 	int stopping;
@@ -451,6 +454,58 @@ int kq__fwd_busy(const struct kq_broker *b);
 /* At a stop: fails what waits for a leader. */
 void kq__fwd_stop(struct kq_broker *b);
 
+/* Answers a request of another broker (forward.c, fetch.c): `answer` is
+ * borrowed for the call. */
+typedef void (*kq__serve_done_fn)(void *ctx, const uint8_t *answer, size_t len);
+/* The kind byte of a forwarded request. */
+enum {
+	KQ__FWD_CREATE = 1,
+	KQ__FWD_PUBLISH = 2,
+	KQ__FWD_META = 3,
+	KQ__FWD_FETCH = 4
+};
+
+/* fetch.c: reads of partitions this broker holds no replica of, from a
+ * broker that holds one. */
+struct kq__fetch;
+/* Committed records of a read, as one broker answered it: taken with
+ * kq__chunk_take(), then `status` (0, or the error that ends the read,
+ * with errmsg) holds. */
+struct kq__chunk {
+	int status;
+	char errmsg[256];
+	uint64_t from; /* the offset the read asked from */
+	uint64_t next; /* where the next read starts */
+	uint64_t end;  /* the bound of the read */
+	uint32_t left; /* records not yet taken */
+	struct kq_reader r;
+	uint8_t data[];
+};
+/* Takes the chunk (the reader frees it with kq__chunk_free); a failure
+ * comes as a chunk whose status is negative. */
+typedef void (*kq__fetch_cb)(void *ctx, struct kq__chunk *ch);
+/* Reads t's partition `part` from `from` up to `end` (cut to what is
+ * committed where it is read), about `budget` bytes and at most `max`
+ * messages (0: no bound), from a broker holding a replica.  cb runs once,
+ * from a later loop turn, unless the read is canceled first; the fetch
+ * is freed before cb runs.  Returns 0 or -ENOMEM (cb never runs). */
+int kq__fetch_start(struct kq_broker *b, struct kq__topic *t, uint32_t part,
+		    uint64_t from, uint64_t end, size_t budget, uint32_t max,
+		    kq__fetch_cb cb, void *ctx, struct kq__fetch **out);
+/* cb will not run; f is freed now or when its call ends. */
+void kq__fetch_cancel(struct kq__fetch *f);
+/* b->fetch_timer: asks again what waits, fails what timed out. */
+void kq__fetch_on_timer(uv_timer_t *tm);
+/* At a stop: fails the reads that wait. */
+void kq__fetch_stop(struct kq_broker *b);
+/* Serves another broker's read request (r after the kind byte). */
+void kq__fetch_serve(struct kq_broker *b, struct kq_reader *r,
+		     kq__serve_done_fn done, void *ctx);
+/* The next record of the chunk into rec (borrowed from the chunk): 1, or
+ * 0 when none is left. */
+int kq__chunk_take(struct kq__chunk *ch, struct kq_record *rec);
+void kq__chunk_free(struct kq__chunk *ch);
+
 /* consume.c and query.c: the read side of kq__broker_api. */
 int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 		     const char *topic, uint64_t sub_id, int64_t from,
@@ -458,6 +513,12 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		     void *ctx, char *errmsg, size_t errlen);
 uint64_t kq__consume_close(struct kq_consume *c);
+/* The range of p a read from *pos up to *end may return here: *pos is
+ * raised to the first offset retention kept, *end cut to the commit end
+ * and to the first range lost to damage.  Fails (errmsg filled) when
+ * *pos is in a lost range. */
+int kq__read_bounds(struct kq_broker *b, const struct kq__partition *p,
+		    uint64_t *pos, uint64_t *end, char *errmsg, size_t errlen);
 int kq__commit(struct kq_session *s, const char *topic, uint64_t sub_id,
 	       int64_t partition, uint64_t offset, char *errmsg, size_t errlen);
 int kq__list_topics(struct kq_broker *b,

@@ -1,5 +1,8 @@
 /* CONS: reading the partitions assigned to a subscription, streamed in
- * budget-sized steps so the broker never holds a partition in memory. */
+ * budget-sized steps so the broker never holds a partition in memory.  A
+ * partition this broker holds no replica of is read from one that does
+ * (fetch.c), a chunk at a time, the next one asked for while one is
+ * delivered: at most two chunks per read are held. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,8 +14,10 @@
 
 struct part_cursor {
 	uint32_t partition;
+	int remote;	/* read from another broker's replica */
 	uint64_t pos;	/* next offset to read */
-	uint64_t end;	/* committed end when the read began */
+	uint64_t end;	/* committed end when the read began (remote:
+			 * UINT64_MAX until the first chunk tells) */
 	uint64_t start; /* pos at the start */
 };
 
@@ -34,6 +39,12 @@ struct cursor {
 	 * the first such error is answered after their messages. */
 	int later;
 	char later_msg[256];
+	/* The remote partition being read: the chunk being delivered, the
+	 * next one when it came early, and the read in flight. */
+	struct kq_consume *c;
+	struct kq__chunk *chunk, *ready;
+	struct kq__fetch *fetch;
+	int waiting; /* consume_next answered KQ_CONSUME_WAIT */
 	struct part_cursor parts[];
 };
 
@@ -181,15 +192,16 @@ int kq__commit(struct kq_session *s, const char *topic, uint64_t sub_id,
  * one that starts below a range stops before it.  A lost range ends at
  * most at the commit end, so CMIT can always pass it. */
 static int stop_at_lost(struct kq_broker *b, const struct kq__partition *p,
-			struct part_cursor *pc, char *errmsg, size_t errlen)
+			uint64_t pos, uint64_t *end, char *errmsg,
+			size_t errlen)
 {
 	const struct kq_offset_range *lost;
 	int n = b->sops->lost(p->plog.log, &lost);
 
 	for (int i = 0; i < n; i++) {
-		if (lost[i].end <= pc->pos)
+		if (lost[i].end <= pos)
 			continue;
-		if (lost[i].from <= pc->pos) {
+		if (lost[i].from <= pos) {
 			snprintf(errmsg, errlen,
 				 "partition %s-%u lost offsets %" PRIu64
 				 "..%" PRIu64
@@ -199,11 +211,32 @@ static int stop_at_lost(struct kq_broker *b, const struct kq__partition *p,
 				 lost[i].end - 1);
 			return KQ_EINTERNAL;
 		}
-		if (lost[i].from < pc->end)
-			pc->end = lost[i].from;
+		if (lost[i].from < *end)
+			*end = lost[i].from;
 		break;
 	}
 	return 0;
+}
+
+int kq__read_bounds(struct kq_broker *b, const struct kq__partition *p,
+		    uint64_t *pos, uint64_t *end, char *errmsg, size_t errlen)
+{
+	uint64_t first = b->sops->first_offset(p->plog.log);
+	uint64_t commit = b->cops->commit_end(p->group);
+
+	/* Retention may have deleted what was asked for. */
+	if (*pos < first)
+		*pos = first;
+	if (*end > commit)
+		*end = commit;
+	return stop_at_lost(b, p, *pos, end, errmsg, errlen);
+}
+
+/* Whether p, unreadable here, is read from another broker's replica. */
+static int read_remote(struct kq_broker *b, const struct kq_consume *c,
+		       const struct kq__partition *p)
+{
+	return c->wake && kq__partition_held_elsewhere(b, p);
 }
 
 int kq__consume_open(struct kq_session *s, struct kq_consume *c,
@@ -241,32 +274,30 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 	cur->seeks = g->seeks;
 	cur->from_committed = from < 0;
 	cur->max = max;
+	cur->c = c;
 	for (i = 0; i < t->nparts; i++) {
 		struct kq__partition *p = &t->parts[i];
 		struct part_cursor *pc;
-		uint64_t first;
+		int remote = 0;
 
 		if (g->owner[i] != sub_id)
 			continue;
 		rv = kq__partition_usable(p, errmsg, errlen);
-		if (rv != 0) {
+		if (rv != 0 && !(remote = read_remote(b, c, p))) {
 			defer_error(cur, rv, errmsg);
 			continue;
 		}
 		pc = &cur->parts[n++];
-		first = b->sops->first_offset(p->plog.log);
 		pc->partition = i;
+		pc->remote = remote;
 		pc->pos = from < 0 ? g->committed[i] : (uint64_t)from;
-		/* Retention may have deleted what was asked for. */
-		if (pc->pos < first)
-			pc->pos = first;
-		pc->start = pc->pos;
-		pc->end = b->cops->commit_end(p->group);
-		rv = stop_at_lost(b, p, pc, errmsg, errlen);
-		if (rv != 0) {
+		pc->end = UINT64_MAX;
+		if (!remote && (rv = kq__read_bounds(b, p, &pc->pos, &pc->end,
+						     errmsg, errlen)) != 0) {
 			defer_error(cur, rv, errmsg);
 			pc->end = pc->pos; /* nothing is read from it */
 		}
+		pc->start = pc->pos;
 	}
 	errmsg[0] = '\0';
 	cur->nparts = n;
@@ -292,6 +323,112 @@ static int deliver(void *ctx, const struct kq_record *rec)
 	return cur->stop || (cur->max && cur->delivered >= cur->max);
 }
 
+static void fetched(void *ctx, struct kq__chunk *ch)
+{
+	struct cursor *cur = ctx;
+
+	cur->fetch = NULL;
+	cur->ready = ch;
+	if (cur->waiting) {
+		cur->waiting = 0;
+		cur->c->wake(cur->c);
+	}
+}
+
+/* Asks for the records of pc from `from` on; a failure is deferred. */
+static int fetch(struct cursor *cur, struct part_cursor *pc, uint64_t from,
+		 size_t budget)
+{
+	uint64_t left = cur->max ? cur->max - cur->delivered : 0;
+	int rv;
+
+	if (left > UINT32_MAX)
+		left = UINT32_MAX;
+	rv = kq__fetch_start(cur->b, cur->t, pc->partition, from, pc->end,
+			     budget, (uint32_t)left, fetched, cur, &cur->fetch);
+	if (rv != 0) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg),
+			 "partition %s-%u: out of memory to read it",
+			 cur->t->name, pc->partition);
+		defer_error(cur, rv, msg);
+	}
+	return rv;
+}
+
+/* Done with the remote partition being read: what it still holds of it
+ * goes. */
+static void remote_done(struct cursor *cur)
+{
+	kq__chunk_free(cur->chunk);
+	kq__chunk_free(cur->ready);
+	cur->chunk = cur->ready = NULL;
+	if (cur->fetch)
+		kq__fetch_cancel(cur->fetch);
+	cur->fetch = NULL;
+	cur->idx++;
+}
+
+/* One step of a remote partition: delivers from the chunk at hand, or
+ * asks for one (KQ_CONSUME_WAIT). */
+static int remote_step(struct cursor *cur, struct part_cursor *pc,
+		       size_t budget)
+{
+	struct kq__chunk *ch = cur->chunk;
+	struct kq_record rec;
+
+	if (!ch) {
+		if (!cur->ready) {
+			if (!cur->fetch && fetch(cur, pc, pc->pos, budget)) {
+				remote_done(cur);
+				return 0;
+			}
+			cur->waiting = 1;
+			return KQ_CONSUME_WAIT;
+		}
+		ch = cur->chunk = cur->ready;
+		cur->ready = NULL;
+		/* The first answer bounds the read, as the commit end does
+		 * for a local one. */
+		if (pc->end == UINT64_MAX && ch->status == 0)
+			pc->end = ch->end;
+		/* The next chunk is asked for while this one is delivered. */
+		if (ch->status == 0 &&
+		    ch->next > ch->from &&
+		    ch->next < pc->end &&
+		    (!cur->max ||
+		     cur->delivered + ch->left < cur->max))
+			fetch(cur, pc, ch->next, budget);
+	}
+	while (!cur->stop && cur->used < budget &&
+	       !(cur->max && cur->delivered >= cur->max) &&
+	       kq__chunk_take(ch, &rec)) {
+		pc->pos = rec.offset + 1;
+		deliver(cur, &rec);
+	}
+	if (ch->left)
+		return 0;
+	if (ch->status != 0) {
+		defer_error(cur, ch->status, ch->errmsg);
+		remote_done(cur);
+		return 0;
+	}
+	/* A replica behind the one asked before has nothing from here on
+	 * yet: the read ends, nothing skipped. */
+	if (ch->next <= ch->from) {
+		remote_done(cur);
+		return 0;
+	}
+	if (ch->next > pc->pos)
+		pc->pos = ch->next;
+	kq__chunk_free(ch);
+	cur->chunk = NULL;
+	if (pc->pos >= pc->end)
+		remote_done(cur);
+	return 0;
+}
+
 int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		     void *ctx, char *errmsg, size_t errlen)
 {
@@ -310,6 +447,18 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 
 		if (cur->max && cur->delivered >= cur->max)
 			return read_end(cur, errmsg, errlen);
+		if (pc->remote) {
+			if (cur->waiting)
+				return KQ_CONSUME_WAIT;
+			rv = remote_step(cur, pc, budget);
+			if (rv == KQ_CONSUME_WAIT)
+				return rv;
+			if (cur->stop || cur->used >= budget)
+				return cur->max && cur->delivered >= cur->max
+					       ? read_end(cur, errmsg, errlen)
+					       : 1;
+			continue;
+		}
 		if (pc->pos >= pc->end) {
 			cur->idx++;
 			continue;
@@ -376,6 +525,10 @@ uint64_t kq__consume_close(struct kq_consume *c)
 			if (pc->pos > m->group->committed[pc->partition])
 				m->handed[pc->partition] = pc->pos;
 		}
+	kq__chunk_free(cur->chunk);
+	kq__chunk_free(cur->ready);
+	if (cur->fetch)
+		kq__fetch_cancel(cur->fetch);
 	free(cur);
 	c->impl[KQ__CONS_CURSOR] = NULL;
 	return delivered;

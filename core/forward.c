@@ -34,7 +34,11 @@
 #include "log.h"
 #include "names.h"
 
-enum { FWD_CREATE = 1, FWD_PUBLISH = 2, FWD_META = 3 };
+enum {
+	FWD_CREATE = KQ__FWD_CREATE,
+	FWD_PUBLISH = KQ__FWD_PUBLISH,
+	FWD_META = KQ__FWD_META
+};
 
 /* How often requests waiting for a leader look again. */
 #define FWD_RETRY_MS 20
@@ -168,7 +172,7 @@ static void rd_str(struct kq_reader *r, char *out, size_t max)
 
 /* Answers a request: from another broker (through the consensus
  * module) or from this one (a forward whose leader turned out to be us). */
-typedef void (*serve_done_fn)(void *ctx, const uint8_t *answer, size_t len);
+typedef kq__serve_done_fn serve_done_fn;
 
 struct served {
 	struct kq_broker *b;
@@ -451,6 +455,8 @@ static void serve(struct kq_broker *b, int from, const uint8_t *req,
 		serve_publish(b, &r, done, ctx);
 	else if (kind == FWD_META)
 		serve_meta(b, &r, from, done, ctx);
+	else if (kind == KQ__FWD_FETCH)
+		kq__fetch_serve(b, &r, done, ctx);
 	else
 		answer(done, ctx, KQ_EINTERNAL, 0, "unknown forwarded request",
 		       0, 0, 0);

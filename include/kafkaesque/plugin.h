@@ -9,7 +9,9 @@
  *
  * The core calls every op of a table, and a table carries no size, so
  * any change to an ops table or the host table, an append included, bumps
- * KQ_PLUGIN_ABI (5: kq_consensus_ops.call and reply, kq_host.serve,
+ * KQ_PLUGIN_ABI, as does a change to a struct a module allocates (6:
+ * kq_consume.wake and KQ_CONSUME_WAIT;
+ * 5: kq_consensus_ops.call and reply, kq_host.serve,
  * kq_broker_info.leads;
  * 4: kq_host and kq_propose_req lost their unused private slots;
  * 3: kq_storage_ops.lost and kq_log_api.lost). */
@@ -27,7 +29,7 @@
 
 struct kq_incoming;
 
-#define KQ_PLUGIN_ABI 5
+#define KQ_PLUGIN_ABI 6
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"

@@ -97,9 +97,17 @@ typedef int (*kq_message_cb)(void *ctx, const struct kq_message *msg);
 /* A CONS read in progress.  Caller-owned storage for the broker's cursor;
  * valid from consume_open() until consume_close(). */
 struct kq_consume {
-	void *data;    /* for the caller */
+	void *data; /* for the caller */
+	/* Set by the caller before consume_open(): the broker calls it, on
+	 * the loop thread and never from within one of its calls, when a
+	 * consume_next() that answered KQ_CONSUME_WAIT can go on.  NULL: the
+	 * read covers only partitions this broker holds a replica of. */
+	void (*wake)(struct kq_consume *c);
 	void *impl[8]; /* private to the broker */
 };
+
+/* consume_next(): records are on their way from another broker. */
+#define KQ_CONSUME_WAIT 2
 
 struct kq_broker_api {
 	/* A session per client connection.  Closing one ends its
@@ -134,9 +142,11 @@ struct kq_broker_api {
 	/* Delivers messages to cb until `budget` is used up, counting each
 	 * message's length plus 32 bytes for its framing, or until cb
 	 * returns non-zero (that message counts as delivered; delivery stops
-	 * after it).  Returns 1 when more remain, 0 when done, or a negative
-	 * error (errmsg filled; the messages delivered before count).  Call
-	 * again once the transport drained its output. */
+	 * after it).  Returns 1 when more remain, 0 when done, a negative
+	 * error (errmsg filled; the messages delivered before count), or
+	 * KQ_CONSUME_WAIT when the next records are read from another
+	 * broker.  Call again once the transport drained its output, or
+	 * after c->wake() for KQ_CONSUME_WAIT. */
 	int (*consume_next)(struct kq_consume *c, size_t budget,
 			    kq_message_cb cb, void *ctx, char *errmsg,
 			    size_t errlen);

@@ -364,6 +364,8 @@ void kq__tn_cons_pump(struct kq__tn_conn *c)
 			kq__tn_close(c);
 			return;
 		}
+		if (r == KQ_CONSUME_WAIT)
+			break; /* cons_wake() pumps again */
 		if (r > 0) {
 			/* Start writing while the next batch is read. */
 			kq__tn_flush(c);
@@ -372,6 +374,15 @@ void kq__tn_cons_pump(struct kq__tn_conn *c)
 		cons_end(c, r, c->errmsg);
 	}
 	kq__tn_flush(c);
+}
+
+/* Records read from another broker arrived. */
+static void cons_wake(struct kq_consume *cons)
+{
+	struct kq__tn_conn *c = cons->data;
+
+	if (c->cons_slot)
+		kq__tn_cons_pump(c);
 }
 
 void kq__tn_cons_abort(struct kq__tn_conn *c)
@@ -410,13 +421,14 @@ static void run_cons(struct kq__tn_conn *c, struct kq__tn_slot *s,
 	if (c->closing)
 		return;
 	c->errmsg[0] = '\0';
+	c->cons.data = c;
+	c->cons.wake = cons_wake;
 	r = api(c)->consume_open(c->session, &c->cons, topic, id, from, max,
 				 c->errmsg, sizeof(c->errmsg));
 	if (r < 0) {
 		answer_err(c, s, r, c->errmsg);
 		return;
 	}
-	c->cons.data = c;
 	c->cons_slot = s;
 	kq__tn_cons_pump(c);
 }

@@ -21,7 +21,8 @@
  *   's'       stop the broker with commands in flight
  *   'F' L0 L1 the next L0 + 256 * L1 bytes are a request another broker
  *             forwarded (core/forward.c: CRTP, a batch of PUBS, a
- *             metadata record), served as the cluster port would
+ *             metadata record; core/fetch.c: a read), served as the
+ *             cluster port would
  *
  * Invariants checked for every input: no crash, leak or use after free
  * (ASan); every command read from a connection that closes by itself is
@@ -574,8 +575,30 @@ static void instance(struct kq__instance *in, const char *name,
 /* Forwarded requests served and not yet answered. */
 static long served_open;
 
+/* A read's answer (core/fetch.c): status, a message of at most 255
+ * bytes, next, end, then `count` records that fill the rest exactly. */
+static void check_read_answer(const uint8_t *a, size_t len)
+{
+	struct kq_reader r = {a, len, 0};
+	int32_t status = (int32_t)kq_take32le(&r);
+	uint16_t n = kq_take16le(&r);
+	uint32_t count;
+
+	kq_take(&r, n);
+	kq_take64le(&r);
+	kq_take64le(&r);
+	count = kq_take32le(&r);
+	for (uint32_t i = 0; i < count; i++) {
+		kq_take64le(&r);
+		kq_take(&r, kq_take32le(&r));
+	}
+	if (r.bad || r.left || n > 255 || status > 0)
+		abort();
+}
+
 /* The consensus module's reply, checking the answer's shape: status,
- * moved, a message of at most 255 bytes, three numbers. */
+ * moved, a message of at most 255 bytes, three numbers; a read's as
+ * above. */
 static void fuzz_reply(void *state, struct kq_incoming *in, const void *buf,
 		       size_t len)
 {
@@ -583,12 +606,17 @@ static void fuzz_reply(void *state, struct kq_incoming *in, const void *buf,
 	int32_t status, moved;
 
 	(void)state;
-	if (len < 30 || len > 30 + 255 || (size_t)a[8] + 30 != len || a[9])
-		abort();
-	memcpy(&status, a, 4);
-	memcpy(&moved, a + 4, 4);
-	if (status > 0 || moved < -1)
-		abort();
+	if (*(uint8_t *)in == KQ__FWD_FETCH) {
+		check_read_answer(a, len);
+	} else {
+		if (len < 30 || len > 30 + 255 || (size_t)a[8] + 30 != len ||
+		    a[9])
+			abort();
+		memcpy(&status, a, 4);
+		memcpy(&moved, a + 4, 4);
+		if (status > 0 || moved < -1)
+			abort();
+	}
 	if (--served_open < 0)
 		abort(); /* answered twice */
 	free(in);
@@ -603,6 +631,7 @@ static void serve_forwarded(const uint8_t *req, size_t len)
 
 	if (!in)
 		abort();
+	*(uint8_t *)in = len ? req[0] : 0; /* the answer's shape */
 	served_open++;
 	kq__fwd_serve(&b->consensus.host, in, 2, req, len);
 }

@@ -524,7 +524,7 @@ static void forwarded(void)
 		"{\"type\":\"leave\",\"sub\":1}",
 		"{\"type\":\"expire\",\"broker\":2,\"boot\":7}",
 	};
-	struct buf reqs[7] = {{0}};
+	struct buf reqs[9] = {{0}};
 
 	add(&reqs[0], "\1", 1); /* CREATE */
 	put_str(&reqs[0], "fwd");
@@ -554,7 +554,18 @@ static void forwarded(void)
 		add(&reqs[3 + k], "\3", 1);
 		add(&reqs[3 + k], members[k], strlen(members[k]));
 	}
-	for (int k = 0; k < 7; k++) {
+	for (int k = 0; k < 2; k++) { /* FETCH: all, then 1 from offset 1 */
+		add(&reqs[7 + k], "\4", 1);
+		put_str(&reqs[7 + k], "t");
+		put32le(&reqs[7 + k], 0);
+		put32le(&reqs[7 + k], (uint32_t)k); /* from */
+		put32le(&reqs[7 + k], 0);
+		put32le(&reqs[7 + k], k ? 9 : 0xffffffffu); /* end */
+		put32le(&reqs[7 + k], k ? 0 : 0xffffffffu);
+		put32le(&reqs[7 + k], k ? 4096 : 0); /* budget */
+		put32le(&reqs[7 + k], (uint32_t)k);  /* max */
+	}
+	for (int k = 0; k < 9; k++) {
 		struct buf in = {0};
 		uint8_t len[2] = {(uint8_t)reqs[k].len,
 				  (uint8_t)(reqs[k].len >> 8)};

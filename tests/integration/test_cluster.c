@@ -655,6 +655,150 @@ static void join_everywhere(const char *topic, struct tc c[N], long sub[N])
 	}
 }
 
+#define REM_MSGS 2400
+#define REM_LEN	 600
+
+static long rem_read; /* messages the last cons_rem read */
+
+/* Reads a CONS of `rem` on c: every message must be the one acknowledged
+ * at its partition and offset (acked[k] = {partition, offset}).  Returns
+ * the count read, or -1 on an ERR (left in status). */
+static long cons_rem(struct tc *c, const char *command, long acked[][2],
+		     char *status, size_t len)
+{
+	static char body[REM_LEN + 16];
+	long n = 0;
+
+	tc_send(c, command);
+	for (;;) {
+		long part, off, mlen, k;
+
+		assert_true(tc_line(c, status, len) > 0);
+		rem_read = n;
+		if (sscanf(status, "MSG %ld %ld %ld", &part, &off, &mlen) != 3)
+			return strncmp(status, "OK", 2) == 0 ? n : -1;
+		assert_int_equal(mlen, REM_LEN);
+		assert_true(tc_line(c, body, sizeof(body)) == REM_LEN);
+		if (sscanf(body, "m-%ld-", &k) != 1 || k < 0 || k >= REM_MSGS)
+			fail_msg("CONS %s: body %.20s", command, body);
+		if (acked[k][0] != part || acked[k][1] != off)
+			fail_msg(
+				"message %ld was acknowledged at %ld/%ld, read "
+				"at %ld/%ld",
+				k, acked[k][0], acked[k][1], part, off);
+		n++;
+	}
+}
+
+/* CONS of partitions this broker holds no replica of reads them from a
+ * broker that does, several budgets' worth: every broker reads every
+ * message at its acknowledged offset, a group's position moves on through
+ * any broker, and a partition whose only replica is down is answered
+ * ERR UNAVAILABLE after the others' messages. */
+static void test_cons_remote(void **state)
+{
+	static long acked[REM_MSGS][2];
+	static char msg[REM_LEN + 64];
+	char status[256], data[2048], command[160], *line, *save = NULL;
+	int leader = wait_agreement(N, 10, NULL), holder[3] = {0};
+	long sub[N], n;
+	struct tc c[N];
+	double end;
+
+	assert_true(leader > 0);
+	cmd(0, "CRTP rem 3 replicas=1", status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK rem 3");
+	assert_int_equal(tc_connect(&c[0], tbs[0].port), 0);
+	for (int k = 0; k < REM_MSGS; k++) {
+		int h = snprintf(msg, sizeof(msg), "PUBS rem m-%d-", k);
+
+		memset(msg + h, 'x', REM_LEN - (h - 9));
+		msg[9 + REM_LEN] = '\0';
+		tc_send(&c[0], msg);
+	}
+	for (int k = 0; k < REM_MSGS; k++) {
+		assert_true(tc_line(&c[0], status, sizeof(status)) > 0);
+		if (sscanf(status, "OK %ld %ld", &acked[k][0], &acked[k][1]) !=
+		    2)
+			fail_msg("PUBS %d: %s", k, status);
+	}
+	tc_close(&c[0]);
+	cmd(0, "DESC rem", status, sizeof(status), data, sizeof(data));
+	for (line = strtok_r(data, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		int p, r;
+
+		if (sscanf(line, "PARTITION %d LEADER %*s REPLICAS %d", &p,
+			   &r) == 2 &&
+		    p >= 0 && p < 3)
+			holder[p] = r;
+	}
+	for (int p = 0; p < 3; p++)
+		assert_true(holder[p] >= 1 && holder[p] <= N);
+
+	/* Every broker reads all of it, from offset 0, one group each. */
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(tc_connect(&c[i], tbs[i].port), 0);
+		snprintf(command, sizeof(command), "SUBS rem g%d", i);
+		assert_int_equal(
+			tc_cmd(&c[i], command, status, sizeof(status), NULL, 0),
+			0);
+		if (sscanf(status, "OK %ld", &sub[i]) != 1)
+			fail_msg("SUBS on broker %d: %s", i + 1, status);
+		snprintf(command, sizeof(command), "CONS rem %ld 0", sub[i]);
+		end = now_s() + 10;
+		do { /* a replica learns the commit a heartbeat later */
+			n = cons_rem(&c[i], command, acked, status,
+				     sizeof(status));
+			if (n < 0)
+				fail_msg("CONS on broker %d: %s", i + 1,
+					 status);
+		} while (n < REM_MSGS && now_s() < end && !usleep(50000));
+		assert_int_equal(n, REM_MSGS);
+	}
+
+	/* The group's position, through a broker that holds partition 0 of
+	 * none of them: 10, then the rest, then nothing. */
+	{
+		int i = holder[0] % N; /* index of a broker not holding p0 */
+
+		snprintf(command, sizeof(command), "CONS rem %ld - 10", sub[i]);
+		assert_int_equal(
+			cons_rem(&c[i], command, acked, status, sizeof(status)),
+			10);
+		snprintf(command, sizeof(command), "CONS rem %ld -", sub[i]);
+		assert_int_equal(
+			cons_rem(&c[i], command, acked, status, sizeof(status)),
+			REM_MSGS - 10);
+		assert_int_equal(
+			cons_rem(&c[i], command, acked, status, sizeof(status)),
+			0);
+	}
+
+	/* Partition 0's only replica goes: the others are still read
+	 * through any broker left, then partition 0 is refused. */
+	tb_kill9(&tbs[holder[0] - 1]);
+	for (int i = 0; i < N; i++) {
+		long in_p0 = 0;
+
+		if (i == holder[0] - 1)
+			continue;
+		for (int k = 0; k < REM_MSGS; k++)
+			in_p0 += acked[k][0] == 0;
+		snprintf(command, sizeof(command), "CONS rem %ld 0", sub[i]);
+		n = cons_rem(&c[i], command, acked, status, sizeof(status));
+		if (n != -1 || !strstr(status, "ERR UNAVAILABLE") ||
+		    !strstr(status, "rem-0"))
+			fail_msg("CONS on broker %d with rem-0 down: %ld, %s",
+				 i + 1, n, status);
+		assert_int_equal(rem_read, REM_MSGS - in_p0);
+	}
+	for (int i = 0; i < N; i++)
+		if (i != holder[0] - 1)
+			tc_close(&c[i]);
+	tc_close(&c[holder[0] - 1]);
+}
+
 /* One consumer group over three brokers: a member on each shares the
  * partitions (two each), GRPS and ASGN answer alike on every broker; the
  * members of a broker killed with -9 end after cluster.session_timeout_ms
@@ -1179,16 +1323,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_election, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metadata_replicated, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_partition_replicated, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_partition_replicated,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_any_broker_serves, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_follower_subscribes, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_groups_span_brokers,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_group_member_fenced,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cons_remote, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_groups_span_brokers, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_group_member_fenced, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_leaders_spread, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_on_cluster_port,
