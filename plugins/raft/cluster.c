@@ -369,6 +369,7 @@ static void deliver_hb(struct conn *cn, const struct kq__frame *f)
 		m.to = f->hb_to;
 		m.term = it.term;
 		m.commit = it.commit;
+		m.quiet = it.quiet;
 		c->cfg.deliver(c->cfg.ctx, it.group, &m);
 	}
 }
@@ -744,6 +745,7 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 		p->hb[p->n_hb++] = (struct kq__frame_hb){
 			.group = group,
 			.type = m->type,
+			.quiet = m->quiet,
 			.term = m->term,
 			.commit = m->commit,
 		};
@@ -886,6 +888,16 @@ void kq__cluster_tick(struct kq__cluster *c)
 			   c->ticks - p->last_tx_tick >=
 				   c->cfg.heartbeat_ticks);
 	}
+}
+
+uint64_t kq__cluster_up_mask(const struct kq__cluster *c)
+{
+	uint64_t mask = 0;
+
+	for (size_t i = 0; i < c->n_peers && i < 64; i++)
+		if (kq__cluster_peer_up(c, c->peers[i].id))
+			mask |= 1ull << i;
+	return mask;
 }
 
 int kq__cluster_peer_up(const struct kq__cluster *c, int id)

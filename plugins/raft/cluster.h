@@ -79,6 +79,8 @@ void kq__cluster_tick(struct kq__cluster *c);
 /* 1 when `id` is this broker, or connected (handshake done) with a frame
  * received within the last three election timeouts; 0 otherwise. */
 int kq__cluster_peer_up(const struct kq__cluster *c, int id);
+/* Bit i set when the i-th configured peer (the first 64) is up. */
+uint64_t kq__cluster_up_mask(const struct kq__cluster *c);
 
 /* Closes the listener, every connection and timer.  Nothing is sent or
  * received afterwards. */

@@ -96,10 +96,11 @@ static int decode_msg(struct kq_reader *r, struct kq__frame *f, const char **why
 		return corrupt(why, "truncated message");
 	if (type < KQ__RAFT_MSG_APPEND || type > KQ__RAFT_MSG_TIMEOUT_NOW)
 		return corrupt(why, "unknown message type");
-	if (flags & ~1u)
+	if (flags & ~3u || ((flags & 2) && type != KQ__RAFT_MSG_HEARTBEAT))
 		return corrupt(why, "unknown message flags");
 	m->type = (enum kq__raft_msg_type)type;
 	m->reject = flags & 1;
+	m->quiet = (flags & 2) != 0;
 	/* A VOTE's hint says transfer (1) or not (0); these never carry
 	 * one. */
 	if ((type == KQ__RAFT_MSG_VOTE && m->hint > 1) ||
@@ -244,6 +245,8 @@ int kq__frame_decode(const uint8_t *buf, size_t len, struct kq__frame *f,
 			uint8_t t = f->hb[i * KQ__FRAME_HB_ITEM + 8];
 
 			if (t != KQ__RAFT_MSG_HEARTBEAT &&
+			    t != (KQ__RAFT_MSG_HEARTBEAT |
+				  KQ__FRAME_HB_QUIET) &&
 			    t != KQ__RAFT_MSG_HEARTBEAT_RESP)
 				return corrupt(why, "bad heartbeat type");
 		}
@@ -281,7 +284,8 @@ void kq__frame_hb_get(const struct kq__frame *f, uint32_t i,
 	const uint8_t *p = f->hb + (size_t)i * KQ__FRAME_HB_ITEM;
 
 	out->group = kq_get64be(p);
-	out->type = (enum kq__raft_msg_type)p[8];
+	out->type = (enum kq__raft_msg_type)(p[8] & ~KQ__FRAME_HB_QUIET);
+	out->quiet = (p[8] & KQ__FRAME_HB_QUIET) != 0;
 	out->term = kq_get64be(p + 9);
 	out->commit = kq_get64be(p + 17);
 }
@@ -338,7 +342,7 @@ void kq__frame_put_msg(uint8_t *out, uint64_t group,
 	out = put8(out, KQ__FRAME_MSG);
 	out = put64(out, group);
 	out = put8(out, (uint8_t)m->type);
-	out = put8(out, m->reject ? 1 : 0);
+	out = put8(out, (m->reject ? 1 : 0) | (m->quiet ? 2 : 0));
 	out = put64(out, m->from);
 	out = put64(out, m->to);
 	out = put64(out, m->term);
@@ -379,7 +383,9 @@ void kq__frame_put_hb(uint8_t *out, uint64_t from, uint64_t to,
 	out = put32(out, n);
 	for (uint32_t i = 0; i < n; i++) {
 		out = put64(out, items[i].group);
-		out = put8(out, (uint8_t)items[i].type);
+		out = put8(out, (uint8_t)(items[i].type |
+					  (items[i].quiet ? KQ__FRAME_HB_QUIET
+							  : 0)));
 		out = put64(out, items[i].term);
 		out = put64(out, items[i].commit);
 	}

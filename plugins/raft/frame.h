@@ -19,9 +19,10 @@
 #define KQ__FRAME_HEAD 4
 /* "KQRF": the first field of a hello frame. */
 #define KQ__FRAME_MAGIC 0x4b515246u
-/* 2: the hello carries a nonce and the AUTH frame exists (1 had neither,
- * so a broker of version 1 is refused with a clear reason). */
-#define KQ__FRAME_VERSION 2
+/* 3: CALL and REPLY frames, and heartbeats marked quiet; 2: the hello
+ * carries a nonce and the AUTH frame exists (1 had neither).  A broker
+ * of another version is refused with a clear reason. */
+#define KQ__FRAME_VERSION 3
 /* Bytes of a hello's nonce and of an AUTH frame's MAC (HMAC-SHA256). */
 #define KQ__FRAME_NONCE 32
 #define KQ__FRAME_MAC	32
@@ -35,6 +36,8 @@
 #define KQ__FRAME_PREAUTH_MAX KQ__FRAME_HELLO_BODY
 /* Bytes of one coalesced heartbeat item. */
 #define KQ__FRAME_HB_ITEM 25
+/* In an item's type byte: a HEARTBEAT whose leader sleeps. */
+#define KQ__FRAME_HB_QUIET 0x80
 
 enum kq__frame_type {
 	KQ__FRAME_HELLO = 1,	  /* magic, version, ids, flags, nonce */
@@ -49,6 +52,7 @@ enum kq__frame_type {
 struct kq__frame_hb {
 	uint64_t group;
 	enum kq__raft_msg_type type; /* HEARTBEAT or HEARTBEAT_RESP */
+	bool quiet;		     /* HEARTBEAT: kq__raft_msg.quiet */
 	uint64_t term;
 	uint64_t commit;
 };

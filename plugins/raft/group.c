@@ -596,6 +596,7 @@ static void group_free(struct kq_group *g)
 {
 	kq__raft_free(g->r);
 	free(g->terms);
+	free(g->voters);
 	free(g->name);
 	free(g);
 }
@@ -621,8 +622,11 @@ static void run(struct kq_group *g)
 		settle(g);
 	} while (g->again && !g->closed);
 	g->running = false;
-	if (g->closed)
+	if (g->closed) {
 		group_free(g);
+		return;
+	}
+	kq__raft_module_sleep(g->mod, g, !g->failed && kq__raft_quiet(g->r));
 }
 
 /* A partition led elsewhere than its first replica hands over to it once
@@ -632,7 +636,7 @@ static void run(struct kq_group *g)
  * broker, the wait doubles (up to 64 election timeouts), so a preferred
  * broker that cannot keep the lead does not cost an election every
  * second.  It starts over once the preferred broker is seen leading. */
-static void maybe_hand_over(struct kq_group *g)
+static void maybe_hand_over(struct kq_group *g, unsigned ticks)
 {
 	struct kq__raft_module *mod = g->mod;
 	uint64_t leader = kq__raft_leader(g->r);
@@ -647,9 +651,10 @@ static void maybe_hand_over(struct kq_group *g)
 		g->led_ticks = 0;
 		return;
 	}
-	if (++g->led_ticks < mod->election_ticks << g->handover_tries ||
-	    mod->handovers >= KQ__RAFT_HANDOVERS_PER_TICK ||
-	    !mod->cluster || !kq__cluster_peer_up(mod->cluster, g->preferred))
+	g->led_ticks += ticks;
+	if (g->led_ticks < mod->election_ticks << g->handover_tries ||
+	    mod->handovers >= KQ__RAFT_HANDOVERS_PER_TICK || !mod->cluster ||
+	    !kq__cluster_peer_up(mod->cluster, g->preferred))
 		return;
 	rv = kq__raft_transfer(g->r, (uint64_t)g->preferred);
 	if (rv == KQ_EBUSY) /* not caught up yet: next tick */
@@ -665,17 +670,46 @@ static void maybe_hand_over(struct kq_group *g)
 	}
 }
 
-void kq__raft_group_tick(struct kq_group *g)
+/* Whether a sleeping group must wake: a follower whose leader's broker
+ * the cluster port counts down, or a leader that no longer sees a
+ * majority of its voters' brokers up.  Liveness is the port's, per
+ * broker: a sleeping group has no timers of its own. */
+static bool must_wake(struct kq_group *g)
+{
+	struct kq__raft_module *mod = g->mod;
+	uint64_t lead = kq__raft_leader(g->r);
+	size_t up = 0;
+
+	if (!mod->cluster)
+		return kq__raft_role(g->r) != KQ__RAFT_LEADER;
+	if (kq__raft_role(g->r) != KQ__RAFT_LEADER)
+		return lead == KQ__RAFT_NONE ||
+		       !kq__cluster_peer_up(mod->cluster, (int)lead);
+	for (size_t i = 0; i < g->n_voters; i++)
+		up += kq__cluster_peer_up(mod->cluster, (int)g->voters[i]) != 0;
+	return up < g->n_voters / 2 + 1;
+}
+
+void kq__raft_group_tick(struct kq_group *g, unsigned ticks)
 {
 	int rv;
 
 	if (g->failed)
 		return;
+	if (kq__raft_quiet(g->r)) {
+		if (must_wake(g))
+			kq__raft_wake(g->r);
+		else
+			maybe_hand_over(g, ticks); /* wakes it if it does */
+		if (kq__raft_quiet(g->r))
+			return;
+		ticks = 1;
+	}
 	rv = kq__raft_tick(g->r);
 	if (rv != 0)
 		fail_group(g, rv, "raft tick");
 	if (!g->failed)
-		maybe_hand_over(g);
+		maybe_hand_over(g, ticks);
 	if (!g->failed && !g->running)
 		maybe_snapshot(g);
 	run(g);
@@ -1029,6 +1063,7 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	rc.seed = seed_for(g);
 	rc.pre_vote = mod->pre_vote;
 	rc.check_quorum = mod->check_quorum;
+	rc.quiesce = true;
 	rc.max_msg_bytes = 1u << 20;
 	rc.max_inflight_bytes = 8u << 20;
 	rc.max_inflight_msgs = 64;
@@ -1073,7 +1108,8 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 		}
 		g->replayed = g->applied = rc.last_index;
 	}
-	free(voters);
+	g->voters = voters; /* for must_wake() */
+	g->n_voters = cfg->nreplicas;
 	voters = NULL;
 	rv = kq__raft_module_add(mod, g, g->id);
 	if (rv != 0)
@@ -1083,13 +1119,14 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 		for (unsigned i = 0; i < 2 * mod->election_ticks &&
 				     kq__raft_role(g->r) != KQ__RAFT_LEADER;
 		     i++)
-			kq__raft_group_tick(g);
+			kq__raft_group_tick(g, 1);
 	run(g);
 	*out = g;
 	return 0;
 fail:
 	host->free(data);
 	free(voters);
+	free(g->voters);
 	kq__raft_free(g->r);
 	free(g->terms);
 	free(g->name);

@@ -60,6 +60,8 @@ struct kq_group {
 	uint64_t written_end;	     /* offset after the last written */
 	uint64_t replayed;	     /* applied at open, not again */
 	uint64_t leader_seen;	     /* for leader-change log lines */
+	uint64_t *voters;	     /* its replicas' broker ids */
+	size_t n_voters;
 	int preferred;		     /* its first replica (0: none): the
 				      * leader placement chose */
 	unsigned led_ticks;	     /* ticks led since the last hand-over
@@ -72,8 +74,11 @@ struct kq_group {
 	bool again;		     /* run() was asked for again */
 	bool closed;
 
+	bool asleep; /* quiet, and so off the module's awake list */
+
 	struct kq_group *next_hash;
 	struct kq_group *prev_all, *next_all;
+	struct kq_group *prev_awake, *next_awake;
 };
 
 /* The module instance: settings, the one tick timer for every group, the
@@ -104,7 +109,12 @@ struct kq__raft_module {
 	struct kq_group **buckets; /* groups by id */
 	size_t n_buckets;
 	size_t n_groups;
-	struct kq_group *all; /* every open group, for the ticks */
+	struct kq_group *all;	/* every open group */
+	struct kq_group *awake; /* those not asleep: ticked every tick */
+	uint64_t ticks;		/* since the module started */
+	uint64_t swept;		/* the tick the sleeping groups were last
+				 * looked at */
+	uint64_t up_seen;	/* kq__cluster_up_mask() at the last tick */
 	uint64_t unknown;     /* messages for groups not open here */
 
 	/* Proposals of closed groups, completed with KQ_ECANCELED from the
@@ -124,6 +134,8 @@ struct kq__raft_module {
  * that comes back takes its partitions back a few at a time, not in one
  * storm of elections. */
 #define KQ__RAFT_HANDOVERS_PER_TICK 16
+/* Sleeping groups are looked at every this many election timeouts. */
+#define KQ__RAFT_SWEEP_TIMEOUTS 8
 
 /* Requests of other brokers served here at once; more are answered BUSY. */
 #define KQ__RAFT_INCOMING_MAX 4096
@@ -142,8 +154,10 @@ int kq__raft_group_leader(struct kq_group *g);
  * point and its exact term are saved.  Returns segments deleted or a
  * negative error. */
 int kq__raft_group_retain(struct kq_group *g, uint64_t before);
-/* One tick of a group's logical clock. */
-void kq__raft_group_tick(struct kq_group *g);
+/* A tick of a group's logical clock; a group asleep is looked at only
+ * every few ticks (`ticks` have passed since it was last): it wakes if
+ * the broker it relies on went down, and a leader may hand over. */
+void kq__raft_group_tick(struct kq_group *g, unsigned ticks);
 /* A message from the cluster port for group g (borrowed). */
 void kq__raft_group_step(struct kq_group *g, const struct kq__raft_msg *m);
 /* Completes the canceled proposals queued on the module. */
@@ -157,6 +171,9 @@ void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,
 			    uint64_t id);
 /* Starts the `later` timer so canceled proposals complete soon. */
 void kq__raft_module_later(struct kq__raft_module *mod);
+/* Moves g off the awake list (asleep) or back onto it. */
+void kq__raft_module_sleep(struct kq__raft_module *mod, struct kq_group *g,
+			   bool asleep);
 
 /* call.c: kq_consensus_ops.call and reply, and the cluster port's
  * callbacks for CALL and REPLY frames and closed connections. */

@@ -76,8 +76,32 @@ int kq__raft_module_add(struct kq__raft_module *mod, struct kq_group *g,
 	if (mod->all)
 		mod->all->prev_all = g;
 	mod->all = g;
+	g->asleep = true; /* so that it is put on the awake list */
+	kq__raft_module_sleep(mod, g, false);
 	mod->n_groups++;
 	return 0;
+}
+
+void kq__raft_module_sleep(struct kq__raft_module *mod, struct kq_group *g,
+			   bool asleep)
+{
+	if (asleep == g->asleep)
+		return;
+	g->asleep = asleep;
+	if (!asleep) {
+		g->prev_awake = NULL;
+		g->next_awake = mod->awake;
+		if (mod->awake)
+			mod->awake->prev_awake = g;
+		mod->awake = g;
+		return;
+	}
+	if (g->prev_awake)
+		g->prev_awake->next_awake = g->next_awake;
+	else
+		mod->awake = g->next_awake;
+	if (g->next_awake)
+		g->next_awake->prev_awake = g->prev_awake;
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -116,6 +140,7 @@ void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,
 		mod->all = g->next_all;
 	if (g->next_all)
 		g->next_all->prev_all = g->prev_all;
+	kq__raft_module_sleep(mod, g, true);
 	mod->n_groups--;
 	if (mod->n_groups == 0)
 		close_handles(mod);
@@ -142,11 +167,30 @@ static void on_tick(uv_timer_t *t)
 	struct kq__raft_module *mod = t->data;
 	struct kq_group *g, *next;
 
+	uint64_t up = mod->cluster ? kq__cluster_up_mask(mod->cluster) : 0;
+	unsigned slept;
+
 	mod->handovers = 0;
-	for (g = mod->all; g; g = next) {
-		next = g->next_all;
-		kq__raft_group_tick(g);
+	mod->ticks++;
+	for (g = mod->awake; g; g = next) {
+		next = g->next_awake;
+		kq__raft_group_tick(g, 1);
 	}
+	/* Sleeping groups cost nothing per tick: they are looked at at once
+	 * when a broker goes down or comes back (its followers must wake, its
+	 * preferred leaderships go back), and otherwise every few election
+	 * timeouts, for hand-overs that waited. */
+	slept = (unsigned)(mod->ticks - mod->swept);
+	if (slept >= KQ__RAFT_SWEEP_TIMEOUTS * mod->election_ticks ||
+	    up != mod->up_seen) {
+		mod->swept = mod->ticks;
+		for (g = mod->all; g; g = next) {
+			next = g->next_all;
+			if (g->asleep)
+				kq__raft_group_tick(g, slept);
+		}
+	}
+	mod->up_seen = up;
 	kq__raft_calls_tick(mod);
 	if (mod->cluster)
 		kq__cluster_tick(mod->cluster);

@@ -55,6 +55,7 @@ static void reset(struct kq__raft *r, uint64_t term)
 	}
 	r->lead = KQ__RAFT_NONE;
 	r->transferee = KQ__RAFT_NONE;
+	r->quiet = false;
 	r->election_elapsed = 0;
 	r->heartbeat_elapsed = 0;
 	r->verified = 0;
@@ -79,6 +80,7 @@ static void become_pre_candidate(struct kq__raft *r)
 	 * never disturbs the others. */
 	r->role = KQ__RAFT_PRE_CANDIDATE;
 	r->lead = KQ__RAFT_NONE;
+	r->quiet = false;
 	r->election_elapsed = 0;
 	reset_timeout(r);
 	for (size_t i = 0; i < r->n_prs; i++)
@@ -179,10 +181,48 @@ static bool quorum_active(struct kq__raft *r)
 	return active >= kq__raft_quorum(r);
 }
 
+/* A leader may sleep once nothing is left to send: every entry is
+ * committed and durable here, every follower holds them all, and the
+ * heartbeat about to go tells them the commit. */
+static bool may_sleep(struct kq__raft *r)
+{
+	uint64_t last = kq__raft_log_last(&r->log);
+
+	if (!r->quiesce || r->transferee != KQ__RAFT_NONE ||
+	    r->commit != last || r->persisted < last || r->n_writes ||
+	    r->snap_pending)
+		return false;
+	for (size_t i = 0; i < r->n_prs; i++) {
+		const struct kq__raft_progress *p = &r->prs[i];
+
+		if (p->id != r->id &&
+		    (p->match != last || p->state != KQ__RAFT_PR_REPLICATE ||
+		     !p->recent_active))
+			return false;
+	}
+	return true;
+}
+
+bool kq__raft_quiet(const struct kq__raft *r)
+{
+	return r->quiet;
+}
+
+void kq__raft_wake(struct kq__raft *r)
+{
+	if (!r->quiet)
+		return;
+	r->quiet = false;
+	r->election_elapsed = 0;
+	r->heartbeat_elapsed = 0;
+}
+
 int kq__raft_tick(struct kq__raft *r)
 {
 	if (r->in_ready)
 		return KQ_EINTERNAL;
+	if (r->quiet)
+		return status(r);
 	if (r->role != KQ__RAFT_LEADER) {
 		r->election_elapsed++;
 		if (kq__raft_pr(r, r->id) &&
@@ -219,8 +259,11 @@ int kq__raft_tick(struct kq__raft *r)
 		}
 	}
 	if (r->heartbeat_elapsed >= r->heartbeat_ticks) {
+		bool quiet = may_sleep(r);
+
 		r->heartbeat_elapsed = 0;
-		kq__raft_bcast_heartbeat(r);
+		kq__raft_bcast_heartbeat(r, quiet);
+		r->quiet = quiet;
 	}
 	return status(r);
 }
@@ -361,6 +404,7 @@ int kq__raft_transfer(struct kq__raft *r, uint64_t to)
 		return KQ_EBADARG;
 	if (pr->match < kq__raft_log_last(&r->log))
 		return KQ_EBUSY;
+	kq__raft_wake(r);
 	m.term = r->term;
 	kq__raft_send(r, &m);
 	r->transferee = to;
@@ -386,6 +430,11 @@ int kq__raft_step(struct kq__raft *r, const struct kq__raft_msg *m)
 		r->refused++;
 		return 0;
 	}
+	/* Heartbeats and their answers keep a sleeping replica asleep (a
+	 * follower's sleep follows its leader's); anything else is news. */
+	if (m->type != KQ__RAFT_MSG_HEARTBEAT &&
+	    m->type != KQ__RAFT_MSG_HEARTBEAT_RESP)
+		kq__raft_wake(r);
 	if (m->term > r->term) {
 		/* Within the lease of a live leader, a campaign is ignored:
 		 * a rejoining node cannot depose a healthy leader.  One the
@@ -445,6 +494,7 @@ int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
 
 	if (rv)
 		return rv;
+	kq__raft_wake(r);
 	*first = index;
 	for (size_t i = 0; i < n; i++) {
 		struct kq__raft_entry c = {
@@ -551,6 +601,7 @@ struct kq__raft *kq__raft_new(const struct kq__raft_config *c)
 	r->heartbeat_ticks = c->heartbeat_ticks;
 	r->pre_vote = c->pre_vote;
 	r->check_quorum = c->check_quorum;
+	r->quiesce = c->quiesce;
 	r->max_msg_bytes = c->max_msg_bytes;
 	r->max_inflight_bytes = c->max_inflight_bytes;
 	r->max_inflight_msgs = c->max_inflight_msgs ? c->max_inflight_msgs : 64;

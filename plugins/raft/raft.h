@@ -114,6 +114,7 @@ struct kq__raft_msg {
 	uint64_t commit;
 	uint64_t hint;
 	bool reject;
+	bool quiet; /* HEARTBEAT: the leader sleeps, and so may its follower */
 	struct kq__raft_entry *entries;
 	size_t n_entries;
 	struct kq__raft_snapshot snap;
@@ -141,6 +142,8 @@ struct kq__raft_config {
 	uint64_t seed; /* drives the election timeouts */
 	bool pre_vote;
 	bool check_quorum;
+	/* Groups sleep when idle: see kq__raft_quiet(). */
+	bool quiesce;
 	/* Byte bounds count each entry's payload plus a fixed overhead;
 	 * 0 means unbounded. */
 	size_t max_msg_bytes;	   /* per APPEND (at least one entry is
@@ -255,6 +258,19 @@ int kq__raft_compact(struct kq__raft *r, uint64_t index, const void *data,
  * it, or for an election timeout, the leader takes no proposal
  * (KQ_EUNAVAILABLE), so that `to` stays up to date and wins. */
 int kq__raft_transfer(struct kq__raft *r, uint64_t to);
+
+/* Whether the replica sleeps (with quiesce set).  A leader whose log is
+ * committed and durable, held by every follower, and not handing over,
+ * sends one last heartbeat marked quiet and sleeps; a follower sleeps on
+ * such a heartbeat.  Asleep, tick() does nothing, so an idle group costs
+ * nothing per tick: no heartbeats, no election timer.  Any message but a
+ * heartbeat or its answer, a proposal and a transfer wake it; so must
+ * the caller, with kq__raft_wake(), once a follower's leader or a
+ * majority of a leader's voters seem down (liveness is then the caller's
+ * business, per broker rather than per group). */
+bool kq__raft_quiet(const struct kq__raft *r);
+/* Ends the sleep: ticks count again from an empty election timer. */
+void kq__raft_wake(struct kq__raft *r);
 
 /* True when kq__raft_ready() has something to hand out. */
 bool kq__raft_has_ready(const struct kq__raft *r);

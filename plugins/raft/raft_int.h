@@ -162,6 +162,8 @@ struct kq__raft {
 	unsigned rand_timeout;
 	bool pre_vote;
 	bool check_quorum;
+	bool quiesce;
+	bool quiet; /* asleep: see kq__raft_quiet() */
 	size_t max_msg_bytes;
 	size_t max_inflight_bytes;
 	unsigned max_inflight_msgs;
@@ -229,7 +231,7 @@ bool kq__raft_send_append(struct kq__raft *r, struct kq__raft_progress *p,
 			  bool send_empty);
 /* kq__raft_send_append() to every follower, pipelining in REPLICATE. */
 void kq__raft_bcast_append(struct kq__raft *r, bool send_empty);
-void kq__raft_bcast_heartbeat(struct kq__raft *r);
+void kq__raft_bcast_heartbeat(struct kq__raft *r, bool quiet);
 /* Leader: advances the commit index by the figure 2 rule; true when it
  * moved. */
 bool kq__raft_maybe_commit(struct kq__raft *r);

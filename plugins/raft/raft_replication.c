@@ -99,7 +99,7 @@ void kq__raft_bcast_append(struct kq__raft *r, bool send_empty)
 	}
 }
 
-void kq__raft_bcast_heartbeat(struct kq__raft *r)
+void kq__raft_bcast_heartbeat(struct kq__raft *r, bool quiet)
 {
 	for (size_t i = 0; i < r->n_prs; i++) {
 		struct kq__raft_progress *p = &r->prs[i];
@@ -109,6 +109,7 @@ void kq__raft_bcast_heartbeat(struct kq__raft *r)
 			.to = p->id,
 			.term = r->term,
 			.commit = min64(p->match, r->commit),
+			.quiet = quiet,
 		};
 
 		if (p->id != r->id)
@@ -311,6 +312,7 @@ void kq__raft_handle_heartbeat(struct kq__raft *r, const struct kq__raft_msg *m)
 
 	kq__raft_commit_to(r, m->commit);
 	kq__raft_send(r, &resp);
+	r->quiet = r->quiesce && m->quiet;
 }
 
 void kq__raft_handle_snapshot(struct kq__raft *r, const struct kq__raft_msg *m)

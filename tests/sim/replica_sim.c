@@ -275,6 +275,7 @@ enum {
 	F_KNOWN_HS_RESET,
 	F_DAMAGED,
 	F_KNOWN_AFTER,
+	F_QUIET_TICKS,
 	F_N
 };
 
@@ -307,6 +308,7 @@ static const char *f_names[F_N] = {
 	"known bug: bad hard state hidden by a reset at open",
 	"records lost to damage",
 	"seeds failing after a known bug",
+	"ticks asleep",
 };
 
 struct opts {
@@ -1086,6 +1088,15 @@ void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,
 static struct node *node_of_mod(struct kq__raft_module *mod)
 {
 	return (struct node *)((char *)mod - offsetof(struct node, mod));
+}
+
+/* Every group here is ticked every tick, asleep or not: a sleeping
+ * group's tick only looks whether it must wake. */
+void kq__raft_module_sleep(struct kq__raft_module *mod, struct kq_group *g,
+			   bool asleep)
+{
+	(void)mod;
+	g->asleep = asleep;
 }
 
 void kq__raft_module_later(struct kq__raft_module *mod)
@@ -2297,7 +2308,9 @@ static void handle(struct sim *s, struct ev *e)
 	case EV_TICK:
 		if (nd->up) {
 			nd->mod.handovers = 0; /* as the module's tick does */
-			kq__raft_group_tick(nd->g);
+			kq__raft_group_tick(nd->g, 1);
+			if (nd->g && kq__raft_quiet(nd->g->r))
+				s->f[F_QUIET_TICKS]++;
 			after_step(s, nd);
 		}
 		push(s, (struct ev){.time = s->now + TICK,

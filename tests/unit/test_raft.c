@@ -42,6 +42,7 @@ struct cl {
 	uint64_t first_written[MAXN + 1];
 	bool pre_vote;
 	bool check_quorum;
+	bool quiesce;
 	size_t max_msg_bytes;
 	unsigned max_inflight_msgs;
 	/* What each node wrote (indexes 1..disk_last), for the hooks. */
@@ -163,6 +164,7 @@ static struct kq__raft *start(struct cl *c, int id, uint64_t term,
 		.seed = 42,
 		.pre_vote = c->pre_vote,
 		.check_quorum = c->check_quorum,
+		.quiesce = c->quiesce,
 		.max_msg_bytes = c->max_msg_bytes,
 		.max_inflight_msgs = c->max_inflight_msgs,
 		.hs = {term, vote},
@@ -241,6 +243,7 @@ static void start_hooked(struct cl *c, int id, uint64_t term, uint64_t vote,
 		.seed = 42,
 		.pre_vote = c->pre_vote,
 		.check_quorum = c->check_quorum,
+		.quiesce = c->quiesce,
 		.max_msg_bytes = max_msg_bytes,
 		.hs = {term, vote},
 		.snap = snap,
@@ -1455,6 +1458,109 @@ static void test_prevote_rejoin_does_not_disrupt(void **state)
 	cl_free(c);
 }
 
+/* ------------------------------------------------------- quiet groups */
+
+static void tick_all(struct cl *c, int n)
+{
+	for (int k = 0; k < n; k++) {
+		for (int i = 1; i <= c->n; i++)
+			tick(c, i, 1);
+		deliver(c);
+	}
+}
+
+static bool all_quiet(const struct cl *c)
+{
+	for (int i = 1; i <= c->n; i++)
+		if (!kq__raft_quiet(c->r[i]))
+			return false;
+	return true;
+}
+
+/* An idle group sleeps: once every follower holds the committed log, the
+ * leader's last heartbeat is marked quiet, and after it ticks send
+ * nothing and start no election; a proposal wakes everyone, and the
+ * group sleeps again once it is idle. */
+/* Three replicas that sleep when idle, node 1 elected. */
+static struct cl *quiet_cluster(void)
+{
+	struct cl *c = cl_new(3, true, true);
+
+	c->quiesce = true;
+	for (int i = 1; i <= 3; i++)
+		start(c, i, 0, 0, NULL, 0);
+	elect(c, 1);
+	deliver(c);
+	return c;
+}
+
+static void test_idle_group_sleeps(void **state)
+{
+	struct cl *c = quiet_cluster();
+	uint64_t term;
+
+	propose(c, 1, 2);
+	deliver(c);
+	term = kq__raft_term(c->r[1]);
+	tick_all(c, 3 * ELECTION);
+	assert_true(all_quiet(c));
+	tick_all(c, 1);
+	for (int k = 0; k < 10 * ELECTION; k++) {
+		for (int i = 1; i <= 3; i++)
+			tick(c, i, 1);
+		assert_int_equal(c->nq, 0);
+	}
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
+	assert_int_equal(kq__raft_term(c->r[1]), term);
+
+	propose(c, 1, 1);
+	assert_false(kq__raft_quiet(c->r[1]));
+	deliver(c);
+	for (int i = 1; i <= 3; i++)
+		assert_int_equal(kq__raft_commit(c->r[i]) >= 4, 1);
+	tick_all(c, 3 * ELECTION);
+	assert_true(all_quiet(c));
+	for (int i = 1; i <= 3; i++)
+		assert_int_equal(kq__raft_commit(c->r[i]), 4);
+	assert_int_equal(kq__raft_term(c->r[1]), term);
+	cl_free(c);
+}
+
+/* Sleeping followers whose leader is gone are woken by the caller (its
+ * broker is down) and elect another; a replica that restarts wakes the
+ * sleeping leader with its pre-vote and learns the leader, without a
+ * new term. */
+static void test_quiet_group_wakes(void **state)
+{
+	struct cl *c = quiet_cluster();
+	uint64_t term;
+
+	tick_all(c, 3 * ELECTION);
+	assert_true(all_quiet(c));
+	term = kq__raft_term(c->r[1]);
+
+	/* Node 3 restarts, knowing nothing but what it stored. */
+	start(c, 3, c->hs[3].term, c->hs[3].vote, NULL, 0);
+	tick_all(c, 5 * ELECTION);
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
+	assert_int_equal(kq__raft_term(c->r[1]), term);
+	assert_int_equal(kq__raft_leader(c->r[3]), 1);
+	assert_true(all_quiet(c));
+
+	/* Node 1 goes: ticks alone would never notice. */
+	for (int i = 2; i <= 3; i++)
+		c->cut[1][i] = c->cut[i][1] = true;
+	tick_all(c, 5 * ELECTION);
+	assert_int_equal(kq__raft_leader(c->r[2]), 1);
+	kq__raft_wake(c->r[2]);
+	kq__raft_wake(c->r[3]);
+	tick_all(c, 5 * ELECTION);
+	assert_true(kq__raft_role(c->r[2]) == KQ__RAFT_LEADER ||
+		    kq__raft_role(c->r[3]) == KQ__RAFT_LEADER);
+	assert_true(kq__raft_term(c->r[2]) > term);
+	cl_free(c);
+}
+
 /* Pre-votes never change a term or a vote, on either side. */
 static void test_prevote_changes_nothing(void **state)
 {
@@ -1869,6 +1975,8 @@ int main(void)
 		cmocka_unit_test(test_safety_leader_append_only),
 		cmocka_unit_test(test_prevote_rejoin_does_not_disrupt),
 		cmocka_unit_test(test_prevote_changes_nothing),
+		cmocka_unit_test(test_idle_group_sleeps),
+		cmocka_unit_test(test_quiet_group_wakes),
 		cmocka_unit_test(test_check_quorum_steps_down),
 		cmocka_unit_test(test_check_quorum_keeps_connected_leader),
 		cmocka_unit_test(test_check_quorum_lease),

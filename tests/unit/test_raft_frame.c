@@ -35,6 +35,7 @@ static void assert_msg_equal(const struct kq__raft_msg *a,
 	assert_int_equal(a->type, b->type);
 	assert_int_equal(a->from, b->from);
 	assert_int_equal(a->to, b->to);
+	assert_int_equal(a->quiet, b->quiet);
 	assert_int_equal(a->term, b->term);
 	assert_int_equal(a->index, b->index);
 	assert_int_equal(a->log_term, b->log_term);
@@ -87,13 +88,14 @@ static struct kq__raft_msg sample(enum kq__raft_msg_type t)
 		.commit = 6,
 		/* A VOTE's hint is its transfer flag; PREVOTE and
 		 * TIMEOUT_NOW carry none. */
-		.hint = t == KQ__RAFT_MSG_VOTE	      ? 1
+		.hint = t == KQ__RAFT_MSG_VOTE ? 1
 			: t == KQ__RAFT_MSG_PREVOTE ||
 					t == KQ__RAFT_MSG_TIMEOUT_NOW
 				? 0
 				: 5,
 		.reject = t == KQ__RAFT_MSG_APPEND_RESP ||
 			  t == KQ__RAFT_MSG_VOTE_RESP,
+		.quiet = t == KQ__RAFT_MSG_HEARTBEAT,
 	};
 
 	if (t == KQ__RAFT_MSG_APPEND) {
@@ -222,6 +224,7 @@ static void test_coalesced_heartbeats(void **state)
 			.group = ((uint64_t)i + 1) << 17,
 			.type = i % 2 ? KQ__RAFT_MSG_HEARTBEAT_RESP
 				      : KQ__RAFT_MSG_HEARTBEAT,
+			.quiet = i % 4 == 0, /* a leader asleep */
 			.term = 5 + i,
 			.commit = 1000 - i,
 		};
@@ -237,6 +240,7 @@ static void test_coalesced_heartbeats(void **state)
 		kq__frame_hb_get(&f, i, &got);
 		assert_int_equal(got.group, items[i].group);
 		assert_int_equal(got.type, items[i].type);
+		assert_int_equal(got.quiet, items[i].quiet);
 		assert_int_equal(got.term, items[i].term);
 		assert_int_equal(got.commit, items[i].commit);
 	}
@@ -376,9 +380,9 @@ static void test_truncated_and_corrupted_messages(void **state)
 static void test_truncated_and_corrupted_heartbeats(void **state)
 {
 	struct kq__frame_hb items[3] = {
-		{1, KQ__RAFT_MSG_HEARTBEAT, 2, 3},
-		{2, KQ__RAFT_MSG_HEARTBEAT_RESP, 2, 0},
-		{3, KQ__RAFT_MSG_HEARTBEAT, 9, 9},
+		{1, KQ__RAFT_MSG_HEARTBEAT, false, 2, 3},
+		{2, KQ__RAFT_MSG_HEARTBEAT_RESP, false, 2, 0},
+		{3, KQ__RAFT_MSG_HEARTBEAT, true, 9, 9},
 	};
 	uint8_t buf[256], hello[64], mac[KQ__FRAME_MAC] = {0};
 	size_t len = kq__frame_hb_size(3);
