@@ -208,17 +208,32 @@ static int plog_term_at(struct kq_plog *pl, uint64_t off, uint64_t *term)
 
 static int plog_truncate(struct kq_plog *pl, uint64_t from)
 {
-	return pl->b->sops->truncate(pl->log, from);
+	int rv = pl->b->sops->truncate(pl->log, from);
+
+	if (rv != 0)
+		note_failure(pl, rv);
+	return rv;
 }
 
 static int plog_reset(struct kq_plog *pl, uint64_t next)
 {
-	return pl->b->sops->reset(pl->log, next);
+	int rv = pl->b->sops->reset(pl->log, next);
+
+	if (rv != 0)
+		note_failure(pl, rv);
+	return rv;
 }
 
+/* A group whose term and vote could not be saved stops (consensus may
+ * not answer without them): the log is reopened like one whose write
+ * failed, and the group starts again from what is durable. */
 static int plog_save_hs(struct kq_plog *pl, const struct kq_hard_state *hs)
 {
-	return pl->b->sops->save_hard_state(pl->log, hs);
+	int rv = pl->b->sops->save_hard_state(pl->log, hs);
+
+	if (rv != 0)
+		note_failure(pl, rv);
+	return rv;
 }
 
 static int plog_load_hs(struct kq_plog *pl, struct kq_hard_state *hs)

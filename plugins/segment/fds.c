@@ -4,10 +4,15 @@
  * opening one more past the limit first closes the oldest holders, which
  * reopen on their next use.  Readers and syncs keep references of their
  * own to a .log file, so closing a holder never pulls a descriptor from
- * under them. */
+ * under them.  A file written since the last sync is kept open for that
+ * sync; when only such files are left to close, the oldest is synced
+ * right here, on the loop, so that the bound holds however many logs
+ * are written between two syncs (a burst of elections over thousands of
+ * partitions writes to every one of them). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <string.h>
 
 #include "io.h"
 #include "log.h"
@@ -17,6 +22,7 @@ void kq__fds_init(struct kq__fds *fds, unsigned limit)
 	fds->limit = limit;
 	fds->held = 0;
 	fds->evicted = 0;
+	fds->synced = 0;
 	fds->lru.prev = fds->lru.next = &fds->lru;
 }
 
@@ -54,9 +60,48 @@ void kq__fds_count(struct kq__fds *fds, struct kq__fdslot *s, int n)
 		kq__fds_touch(fds, s);
 }
 
+/* Makes f's writes durable now and takes it off its log's list of files
+ * to sync; false when the sync failed (the log then fails, as a sync of
+ * its own would make it).  The list's reference is dropped only once
+ * the data is durable: a sync of the log running meanwhile either takes
+ * f itself or finds it done. */
+static bool sync_now(struct kq_log *log, struct kq__sfile *f)
+{
+	struct kq__sfile **pp;
+	int rv = 0;
+
+	pthread_mutex_lock(&log->mu);
+	if (!f->dirty) {
+		pthread_mutex_unlock(&log->mu);
+		return true;
+	}
+	f->refs++;
+	pthread_mutex_unlock(&log->mu);
+	if (kq__seg_io.fdatasync(f->fd) != 0) {
+		rv = -errno;
+		kq__log_fail(log, rv, "fdatasync: %s", strerror(-rv));
+	}
+	pthread_mutex_lock(&log->mu);
+	if (rv == 0 && f->dirty) {
+		for (pp = &log->dirty; *pp && *pp != f; pp = &(*pp)->dnext)
+			;
+		if (*pp) {
+			*pp = f->dnext;
+			f->dirty = false;
+			f->dnext = NULL;
+			f->refs--; /* the list's; ours is still held */
+		}
+	}
+	pthread_mutex_unlock(&log->mu);
+	kq__sfile_unref(log, f);
+	return rv == 0;
+}
+
 /* Closes what holder s has; false when it must stay (its index could
- * not be written). */
-static bool close_holder(struct kq__fds *fds, struct kq__fdslot *s)
+ * not be written, or it was written since the last sync and `force` is
+ * not set). */
+static bool close_holder(struct kq__fds *fds, struct kq__fdslot *s,
+			 bool force)
 {
 	struct kq_log *log = s->log;
 
@@ -72,7 +117,11 @@ static bool close_holder(struct kq__fds *fds, struct kq__fdslot *s)
 			dirty = f->dirty;
 			pthread_mutex_unlock(&log->mu);
 		}
-		return !dirty && kq__seg_close_fds(log, s->seg) == 0;
+		if (dirty && !(force && sync_now(log, f)))
+			return false;
+		if (dirty)
+			fds->synced++;
+		return kq__seg_close_fds(log, s->seg) == 0;
 	}
 	if (log->dirfd >= 0) {
 		kq__seg_io.close(log->dirfd);
@@ -86,14 +135,17 @@ static bool close_holder(struct kq__fds *fds, struct kq__fdslot *s)
 
 void kq__fds_make_room(struct kq__fds *fds, struct kq__fdslot *keep)
 {
-	struct kq__fdslot *s = fds->lru.prev;
+	/* Files that need no sync first, then the oldest that do. */
+	for (int force = 0; force < 2 && fds->held >= fds->limit; force++) {
+		struct kq__fdslot *s = fds->lru.prev;
 
-	while (fds->held >= fds->limit && s != &fds->lru) {
-		struct kq__fdslot *prev = s->prev;
+		while (fds->held >= fds->limit && s != &fds->lru) {
+			struct kq__fdslot *prev = s->prev;
 
-		if (s != keep && close_holder(fds, s))
-			fds->evicted++;
-		s = prev;
+			if (s != keep && close_holder(fds, s, force))
+				fds->evicted++;
+			s = prev;
+		}
 	}
 }
 

@@ -45,6 +45,7 @@ struct kq__fds {
 	unsigned held;	       /* descriptors holders have now */
 	struct kq__fdslot lru; /* sentinel: lru.next is the most recent */
 	uint64_t evicted;      /* holders closed to stay within the limit */
+	uint64_t synced;       /* of them, written ones synced to be closed */
 };
 
 /* Owned by the module between init() and fini(). */

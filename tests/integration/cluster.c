@@ -49,12 +49,11 @@ void tcl_write_config(struct tcl *c, int i)
 		 " \"telnet\": {\"host\": \"127.0.0.1\", \"port\": %d},\n"
 		 " \"raft\": {\"snapshot_every\": 5, \"cache_bytes\": 2048},\n"
 		 " \"segment\": {\"segment_bytes\": %d%s%s},\n"
-		 " \"cluster\": {\"peers\": [%s]%s%s}%s%s}\n",
+		 " \"cluster\": {\"peers\": [%s]%s%s},\n %s}\n",
 		 i + 1, c->tbs[i].dir, c->tbs[i].port,
 		 c->segment_bytes ? c->segment_bytes : 4096,
 		 c->segment_extra[0] ? ", " : "", c->segment_extra, peers,
 		 c->cluster_extra[0] ? ", " : "", c->cluster_extra,
-		 c->extra[0] ? ",\n " : "",
 		 c->extra[0] ? c->extra
 			     : "\"topics\": {\"retention_check_ms\": 100}");
 	tb_write_raw(&c->tbs[i], json);
