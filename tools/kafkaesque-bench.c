@@ -45,6 +45,8 @@ struct opts {
 	uint64_t count;	 /* 0: no limit */
 	double duration; /* seconds, 0: no limit */
 	int create;	 /* partitions for CRTP, 0: do not create */
+	int topics;	 /* publish: over <topic>0 .. <topic>N-1 when > 1 */
+	const char *pids; /* brokers to report CPU and RSS of, "1,2,3" */
 	uint64_t from;
 	int json;
 	int quiet;
@@ -62,6 +64,9 @@ enum phase {
 };
 
 struct bench;
+
+/* Brokers --pids may name. */
+#define MAX_PIDS 16
 
 struct conn {
 	uv_tcp_t tcp;
@@ -125,6 +130,18 @@ struct bench {
 	uint64_t last_t;
 	uint64_t last_count;
 	uint64_t last_bytes;
+
+	int created;	     /* topics created so far (CRTP answered) */
+	uint64_t t_create;   /* when the first CRTP went out */
+	double create_secs;  /* until the last one was answered */
+	uint64_t next_topic; /* round robin over the topics */
+	/* --pids: CPU ticks at the start of the run and at its end, RSS at
+	 * the end. */
+	int npids;
+	int pid[MAX_PIDS];
+	long ticks0[MAX_PIDS], ticks1[MAX_PIDS];
+	long rss_kb[MAX_PIDS];
+	uint64_t t_pids0, t_pids1;
 };
 
 struct wreq {
@@ -195,6 +212,73 @@ static const char *keys_name(enum keys k)
 	return "?";
 }
 
+/* CPU time (user and system, in clock ticks) of process pid; -1 when it
+ * cannot be read. */
+static long proc_ticks(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* After the command name, which may hold spaces: state is field 3,
+	 * utime and stime fields 14 and 15. */
+	if (!(p = strrchr(buf, ')')) ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &ut, &st) != 2)
+		return -1;
+	return (long)(ut + st);
+}
+
+/* Resident memory of process pid in KiB; -1 when it cannot be read. */
+static long proc_rss_kb(int pid)
+{
+	char path[64];
+	long size, pages = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	if (fscanf(f, "%ld %ld", &size, &pages) != 2)
+		pages = -1;
+	fclose(f);
+	return pages < 0 ? -1 : pages * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void pids_sample(struct bench *b, int end)
+{
+	if (end)
+		b->t_pids1 = uv_hrtime();
+	else
+		b->t_pids0 = uv_hrtime();
+	for (int i = 0; i < b->npids; i++) {
+		if (end) {
+			b->ticks1[i] = proc_ticks(b->pid[i]);
+			b->rss_kb[i] = proc_rss_kb(b->pid[i]);
+		} else {
+			b->ticks0[i] = proc_ticks(b->pid[i]);
+		}
+	}
+}
+
+/* Percent of one core process i used over the run; -1 when unknown. */
+static double pid_cpu(const struct bench *b, int i)
+{
+	double secs = (double)(b->t_pids1 - b->t_pids0) / (double)NS_PER_SEC;
+
+	if (b->ticks0[i] < 0 || b->ticks1[i] < 0 || secs <= 0)
+		return -1;
+	return 100.0 * (double)(b->ticks1[i] - b->ticks0[i]) /
+	       (double)sysconf(_SC_CLK_TCK) / secs;
+}
+
 static double elapsed_s(const struct bench *b)
 {
 	if (!b->started || b->t_end <= b->t_start)
@@ -249,6 +333,14 @@ static void print_text(struct bench *b)
 		       ns_to_us(h->max), ns_to_us(h->n ? h->min : 0),
 		       bench_hist_mean(h) / 1000.0);
 	}
+	if (o->create)
+		printf("creation:   %d topic%s of %d partitions in %.3f s\n",
+		       b->created, b->created == 1 ? "" : "s", o->create,
+		       b->create_secs);
+	for (int i = 0; i < b->npids; i++)
+		printf("broker:     pid %d, %.1f%% of a core over the run, RSS "
+		       "%.1f MB\n",
+		       b->pid[i], pid_cpu(b, i), (double)b->rss_kb[i] / 1024.0);
 	printf("errors:     %" PRIu64 " ERR answers, %" PRIu64
 	       " connection failures, %" PRIu64 " protocol errors",
 	       b->errors, b->conn_failures, b->proto_errors);
@@ -276,9 +368,21 @@ static void print_json(struct bench *b)
 	} else {
 		fprintf(f,
 			",\"connections\":%d,\"window\":%d,\"size\":%" PRIu64
-			",\"keys\":\"%s\",\"sent\":%" PRIu64,
+			",\"keys\":\"%s\",\"sent\":%" PRIu64 ",\"topics\":%d",
 			o->conns, o->window, o->size, keys_name(o->keys),
-			b->sent);
+			b->sent, o->topics);
+	}
+	if (o->create)
+		fprintf(f, ",\"created\":%d,\"creation_seconds\":%.3f",
+			b->created, b->create_secs);
+	if (b->npids) {
+		fprintf(f, ",\"brokers\":[");
+		for (int i = 0; i < b->npids; i++)
+			fprintf(f, "%s{\"pid\":%d,\"cpu_percent\":%.2f,"
+				   "\"rss_mb\":%.1f}",
+				i ? "," : "", b->pid[i], pid_cpu(b, i),
+				(double)b->rss_kb[i] / 1024.0);
+		fprintf(f, "]");
 	}
 	fprintf(f,
 		",\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64
@@ -417,16 +521,28 @@ static const char BODY_CLOSE[] = "\"}";
 #define JSON_OVERHEAD                                                          \
 	(sizeof(KEY_OPEN) + sizeof(KEY_BODY) + sizeof(BODY_CLOSE) - 3)
 
-/* Writes one "PUBS <topic> <message>\r\n" line of exactly line_len bytes
- * with the given key (NULL for a plain body). */
-static void build_line(const struct bench *b, char *p, const char *key)
+/* The name of topic t of --topics (the topic itself without it). */
+static const char *topic_name(const struct bench *b, int t, char *out,
+			      size_t cap)
 {
-	size_t klen, body;
+	if (b->o.topics <= 1)
+		return b->o.topic;
+	snprintf(out, cap, "%s%d", b->o.topic, t);
+	return out;
+}
+
+/* Writes one "PUBS <topic> <message>\r\n" line with the given key (NULL
+ * for a plain body); returns its length, at most line_len. */
+static size_t build_line(const struct bench *b, char *p, const char *topic,
+			 const char *key)
+{
+	size_t klen, body, tlen = strlen(topic);
+	char *start = p;
 
 	memcpy(p, "PUBS ", 5);
-	memcpy(p + 5, b->o.topic, b->prefix_len - 6);
-	p[b->prefix_len - 1] = ' ';
-	p += b->prefix_len;
+	memcpy(p + 5, topic, tlen);
+	p[5 + tlen] = ' ';
+	p += 6 + tlen;
 	if (!key) {
 		memset(p, 'x', b->o.size);
 		p += b->o.size;
@@ -446,6 +562,7 @@ static void build_line(const struct bench *b, char *p, const char *key)
 	}
 	p[0] = '\r';
 	p[1] = '\n';
+	return (size_t)(p + 2 - start);
 }
 
 static void random_key(struct bench *b, char *out, size_t cap)
@@ -457,9 +574,14 @@ static int setup_lines(struct bench *b)
 {
 	size_t n;
 
-	b->prefix_len = 5 + strlen(b->o.topic) + 1;
+	char name[300];
+
+	/* The longest topic name: the last one. */
+	b->prefix_len =
+		5 + strlen(topic_name(b, b->o.topics - 1, name, sizeof(name))) +
+		1;
 	b->line_len = b->prefix_len + b->o.size + 2;
-	if (b->o.keys == KEYS_RANDOM)
+	if (b->o.keys == KEYS_RANDOM || b->o.topics > 1)
 		return 0;
 	/* A constant line: keep a block of copies that every write of every
 	 * connection points into, so publishing copies nothing. */
@@ -472,7 +594,7 @@ static int setup_lines(struct bench *b)
 	if (!b->block)
 		return -1;
 	for (size_t i = 0; i < n; i++)
-		build_line(b, b->block + i * b->line_len,
+		build_line(b, b->block + i * b->line_len, b->o.topic,
 			   b->o.keys == KEYS_FIXED ? b->o.key : NULL);
 	b->block_lines = n;
 	return 0;
@@ -513,7 +635,8 @@ static void pub_fill(struct conn *c)
 					      (unsigned)(lines * b->line_len));
 		}
 	} else {
-		char key[32];
+		char key[32], name[300];
+		size_t len = 0;
 
 		nbufs = 1;
 		bufs = &one;
@@ -521,10 +644,18 @@ static void pub_fill(struct conn *c)
 		if (!w)
 			goto oom;
 		for (uint64_t i = 0; i < k; i++) {
-			random_key(b, key, sizeof(key));
-			build_line(b, w->data + i * b->line_len, key);
+			int t = (int)(b->next_topic++ % (uint64_t)b->o.topics);
+
+			if (b->o.keys == KEYS_RANDOM)
+				random_key(b, key, sizeof(key));
+			len += build_line(
+				b, w->data + len,
+				topic_name(b, t, name, sizeof(name)),
+				b->o.keys == KEYS_RANDOM  ? key
+				: b->o.keys == KEYS_FIXED ? b->o.key
+							  : NULL);
 		}
-		one = uv_buf_init(w->data, (unsigned)(k * b->line_len));
+		one = uv_buf_init(w->data, (unsigned)len);
 	}
 
 	now = uv_hrtime();
@@ -591,12 +722,25 @@ static void on_create_answer(struct conn *c, const char *line, size_t len)
 {
 	struct bench *b = c->b;
 
+	char name[300];
+
 	if (starts_with(line, len, "OK") ||
 	    starts_with(line, len, "ERR EXISTS")) {
+		/* One at a time, as a user creating them would. */
+		if (++b->created < b->o.topics) {
+			send_cmd(c, "CRTP %s %d\r\n",
+				 topic_name(b, b->created, name, sizeof(name)),
+				 b->o.create);
+			return;
+		}
 		b->create_pending = 0;
+		b->create_secs = (double)(uv_hrtime() - b->t_create) /
+				 (double)NS_PER_SEC;
 	} else if (starts_with(line, len, "ERR")) {
 		b->errors++;
-		note_error(b, "CRTP %s: %.*s", b->o.topic, (int)len, line);
+		note_error(b, "CRTP %s: %.*s",
+			   topic_name(b, b->created, name, sizeof(name)),
+			   (int)len, line);
 		b->aborted = 1;
 		finish(b);
 		return;
@@ -885,8 +1029,12 @@ static void on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	if (c->id == 0 && b->o.create) {
+		char name[300];
+
 		c->phase = PH_CREATE;
-		send_cmd(c, "CRTP %s %d\r\n", b->o.topic, b->o.create);
+		b->t_create = uv_hrtime();
+		send_cmd(c, "CRTP %s %d\r\n", topic_name(b, 0, name, sizeof(name)),
+			 b->o.create);
 	} else if (b->o.mode == MODE_CONSUME) {
 		c->phase = PH_SUBS;
 		send_cmd(c, "SUBS %s %s\r\n", b->o.topic, b->o.group);
@@ -942,6 +1090,7 @@ static void start_run(struct bench *b)
 	    (b->pending_connects || b->create_pending))
 		return;
 	b->started = 1;
+	pids_sample(b, 0);
 	b->t_start = b->t_end = b->last_t = uv_hrtime();
 	uv_timer_start(&b->tick, on_tick, 1000, 1000);
 	if (b->o.duration > 0)
@@ -983,6 +1132,7 @@ static void finish(struct bench *b)
 	if (b->finished)
 		return;
 	b->finished = 1;
+	pids_sample(b, 1);
 	close_if_open((uv_handle_t *)&b->tick);
 	close_if_open((uv_handle_t *)&b->deadline);
 	close_if_open((uv_handle_t *)&b->sigint);
@@ -1098,6 +1248,16 @@ static void usage(FILE *out)
 		"  -t, --topic TOPIC     topic (default bench)\n"
 		"      --create P        first CRTP TOPIC P; ERR EXISTS is "
 		"fine\n"
+		"      --topics N        publish: over N topics TOPIC0 .. "
+		"TOPIC<N-1>,\n"
+		"                        round robin (with --create P: each "
+		"created\n"
+		"                        with P partitions, one at a time, "
+		"timed)\n"
+		"      --pids PIDS       report the CPU (over the run) and "
+		"RSS (at\n"
+		"                        its end) of these broker processes "
+		"(1,2,3)\n"
 		"  -c, --connections N   publish: connections (default 4)\n"
 		"  -w, --window W        publish: unanswered PUBS per "
 		"connection\n"
@@ -1148,6 +1308,8 @@ static void usage(FILE *out)
 
 enum long_only {
 	OPT_CREATE = 256,
+	OPT_TOPICS,
+	OPT_PIDS,
 	OPT_KEYS,
 	OPT_KEY,
 	OPT_KEY_SPACE,
@@ -1162,6 +1324,8 @@ static const struct option long_opts[] = {
 	{"port", required_argument, NULL, 'p'},
 	{"topic", required_argument, NULL, 't'},
 	{"create", required_argument, NULL, OPT_CREATE},
+	{"topics", required_argument, NULL, OPT_TOPICS},
+	{"pids", required_argument, NULL, OPT_PIDS},
 	{"connections", required_argument, NULL, 'c'},
 	{"window", required_argument, NULL, 'w'},
 	{"size", required_argument, NULL, 's'},
@@ -1238,6 +1402,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	o->key = "k123";
 	o->key_space = 1000000;
 	o->seed = uv_hrtime();
+	o->topics = 1;
 
 	while ((ch = getopt_long(argc, argv, "h:p:t:c:w:s:n:d:g:jq", long_opts,
 				 NULL)) != -1) {
@@ -1253,6 +1418,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				      &o->create) < 0)
 				return -1;
 			break;
+		case OPT_TOPICS:
+			if (parse_int("--topics", optarg, 1, 100000,
+				      &o->topics) < 0)
+				return -1;
+			break;
+		case OPT_PIDS: o->pids = optarg; break;
 		case 'c':
 			if (parse_int("-c", optarg, 1, MAX_CONNS, &o->conns) <
 			    0)
@@ -1402,8 +1573,37 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				"flight per connection\n");
 		return -1;
 	}
+	if (o->topics > 1 && o->mode != MODE_PUBLISH) {
+		fprintf(stderr, "kafkaesque-bench: --topics is for publish\n");
+		return -1;
+	}
 	if (!o->seed)
 		o->seed = 1; /* xorshift stays at zero from zero */
+	return 0;
+}
+
+/* --pids: up to MAX_PIDS process ids, comma-separated. */
+static int parse_pids(struct bench *b)
+{
+	const char *p = b->o.pids;
+
+	while (p && *p) {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = strtol(p, &end, 10);
+		if (errno || end == p || v <= 0 || v > INT32_MAX ||
+		    (*end && *end != ',') || b->npids == MAX_PIDS) {
+			fprintf(stderr,
+				"kafkaesque-bench: --pids: expected up to %d "
+				"process ids separated by commas, got \"%s\"\n",
+				MAX_PIDS, b->o.pids);
+			return -1;
+		}
+		b->pid[b->npids++] = (int)v;
+		p = *end ? end + 1 : end;
+	}
 	return 0;
 }
 
@@ -1415,6 +1615,8 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &b.o);
 	if (rc)
 		return rc > 0 ? 0 : 2;
+	if (parse_pids(&b) < 0)
+		return 2;
 	b.rng = b.o.seed;
 	/* A broker that goes away must surface as EPIPE, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
