@@ -890,28 +890,33 @@ void kq__cluster_tick(struct kq__cluster *c)
 	}
 }
 
-uint64_t kq__cluster_up_mask(const struct kq__cluster *c)
+uint64_t kq__cluster_heard_mask(const struct kq__cluster *c, uint64_t window_ms)
 {
 	uint64_t mask = 0;
 
 	for (size_t i = 0; i < c->n_peers && i < 64; i++)
-		if (kq__cluster_peer_up(c, c->peers[i].id))
+		if (kq__cluster_peer_heard(c, c->peers[i].id, window_ms))
 			mask |= 1ull << i;
 	return mask;
 }
 
-int kq__cluster_peer_up(const struct kq__cluster *c, int id)
+int kq__cluster_peer_heard(const struct kq__cluster *c, int id,
+			   uint64_t window_ms)
 {
 	const struct peer *p;
-	uint64_t window;
 
 	if (id == c->self)
 		return 1;
 	p = peer_get(c, (uint64_t)id);
 	if (!p || !p->conn || !p->conn->authed || p->conn->closing)
 		return 0;
-	window = 3ull * c->cfg.election_ticks * c->cfg.tick_ms;
-	return uv_now(c->host->loop) - p->last_rx_ms <= window;
+	return uv_now(c->host->loop) - p->last_rx_ms <= window_ms;
+}
+
+int kq__cluster_peer_up(const struct kq__cluster *c, int id)
+{
+	return kq__cluster_peer_heard(
+		c, id, 3ull * c->cfg.election_ticks * c->cfg.tick_ms);
 }
 
 static int resolve(const char *host, int port, struct sockaddr_storage *out)

@@ -79,8 +79,14 @@ void kq__cluster_tick(struct kq__cluster *c);
 /* 1 when `id` is this broker, or connected (handshake done) with a frame
  * received within the last three election timeouts; 0 otherwise. */
 int kq__cluster_peer_up(const struct kq__cluster *c, int id);
-/* Bit i set when the i-th configured peer (the first 64) is up. */
-uint64_t kq__cluster_up_mask(const struct kq__cluster *c);
+/* Whether broker id is connected and sent a frame (keepalives go every
+ * heartbeat interval) within the last window_ms; 1 for this broker. */
+int kq__cluster_peer_heard(const struct kq__cluster *c, int id,
+			   uint64_t window_ms);
+/* Bit i set when the i-th configured peer (the first 64) was heard
+ * within window_ms. */
+uint64_t kq__cluster_heard_mask(const struct kq__cluster *c,
+				uint64_t window_ms);
 
 /* Closes the listener, every connection and timer.  Nothing is sent or
  * received afterwards. */

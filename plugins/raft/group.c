@@ -671,22 +671,24 @@ static void maybe_hand_over(struct kq_group *g, unsigned ticks)
 }
 
 /* Whether a sleeping group must wake: a follower whose leader's broker
- * the cluster port counts down, or a leader that no longer sees a
- * majority of its voters' brokers up.  Liveness is the port's, per
- * broker: a sleeping group has no timers of its own. */
+ * was not heard for an election timeout, or a leader that has not heard
+ * a majority of its voters' brokers for that long.  Liveness is the
+ * port's, per broker: a sleeping group has no timers of its own. */
 static bool must_wake(struct kq_group *g)
 {
 	struct kq__raft_module *mod = g->mod;
-	uint64_t lead = kq__raft_leader(g->r);
+	uint64_t lead = kq__raft_leader(g->r),
+		 window = kq__raft_silence_ms(mod);
 	size_t up = 0;
 
 	if (!mod->cluster)
 		return kq__raft_role(g->r) != KQ__RAFT_LEADER;
 	if (kq__raft_role(g->r) != KQ__RAFT_LEADER)
 		return lead == KQ__RAFT_NONE ||
-		       !kq__cluster_peer_up(mod->cluster, (int)lead);
+		       !kq__cluster_peer_heard(mod->cluster, (int)lead, window);
 	for (size_t i = 0; i < g->n_voters; i++)
-		up += kq__cluster_peer_up(mod->cluster, (int)g->voters[i]) != 0;
+		up += kq__cluster_peer_heard(mod->cluster, (int)g->voters[i],
+					     window) != 0;
 	return up < g->n_voters / 2 + 1;
 }
 

@@ -114,7 +114,8 @@ struct kq__raft_module {
 	uint64_t ticks;		/* since the module started */
 	uint64_t swept;		/* the tick the sleeping groups were last
 				 * looked at */
-	uint64_t up_seen;	/* kq__cluster_up_mask() at the last tick */
+	uint64_t up_seen;	/* kq__cluster_heard_mask() at the last
+				 * tick */
 	uint64_t unknown;     /* messages for groups not open here */
 
 	/* Proposals of closed groups, completed with KQ_ECANCELED from the
@@ -192,5 +193,13 @@ void kq__raft_calls_tick(struct kq__raft_module *mod);
 void kq__raft_calls_cancel(struct kq__raft_module *mod);
 /* Runs the callbacks of failed calls; from the `later` timer. */
 void kq__raft_calls_run_failed(struct kq__raft_module *mod);
+
+/* A broker not heard for this long (an election timeout: it sends at
+ * least a keepalive every heartbeat interval) wakes the sleeping groups
+ * it leads, as their election timers would have had they run. */
+static inline uint64_t kq__raft_silence_ms(const struct kq__raft_module *mod)
+{
+	return (uint64_t)mod->election_ticks * mod->tick_ms;
+}
 
 #endif /* KQ_RAFT_MODULE_H */

@@ -167,7 +167,10 @@ static void on_tick(uv_timer_t *t)
 	struct kq__raft_module *mod = t->data;
 	struct kq_group *g, *next;
 
-	uint64_t up = mod->cluster ? kq__cluster_up_mask(mod->cluster) : 0;
+	uint64_t up = mod->cluster
+			      ? kq__cluster_heard_mask(mod->cluster,
+						       kq__raft_silence_ms(mod))
+			      : 0;
 	unsigned slept;
 
 	mod->handovers = 0;
@@ -177,9 +180,9 @@ static void on_tick(uv_timer_t *t)
 		kq__raft_group_tick(g, 1);
 	}
 	/* Sleeping groups cost nothing per tick: they are looked at at once
-	 * when a broker goes down or comes back (its followers must wake, its
-	 * preferred leaderships go back), and otherwise every few election
-	 * timeouts, for hand-overs that waited. */
+	 * when a broker falls silent or is heard again (its followers must
+	 * wake, its preferred leaderships go back), and otherwise every few
+	 * election timeouts, for hand-overs that waited. */
 	slept = (unsigned)(mod->ticks - mod->swept);
 	if (slept >= KQ__RAFT_SWEEP_TIMEOUTS * mod->election_ticks ||
 	    up != mod->up_seen) {
