@@ -1,11 +1,7 @@
 /* Logs lent to consensus modules: storage calls plus grouped syncs run on
  * libuv's worker threads, so one fsync covers every write of a loop turn
- * while the loop goes on accepting the next ones.  Logs that need a sync
- * in the same loop turn are synced by one call when the storage module
- * can (sync_many: one flush of the filesystem for all of them), so that
- * writes spread over thousands of partitions do not cost a sync each. */
+ * while the loop goes on accepting the next ones. */
 #include <errno.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -82,12 +78,14 @@ static void list_log(struct kq_plog *pl)
 	kq__broker_wake(pl->b);
 }
 
-/* The sync of pl ended with rv: its requests are answered. */
-static void sync_finished(struct kq_plog *pl, int rv)
+static void sync_done(uv_work_t *w, int status)
 {
+	struct kq_plog *pl = w->data;
 	struct kq_sync_req *req, *next;
+	int rv = status ? status : pl->sync_status;
 
 	pl->sync_running = 0;
+	pl->b->works--;
 	if (rv == 0 && pl->sync_target > pl->durable_end)
 		pl->durable_end = pl->sync_target;
 	if (rv != 0) {
@@ -103,31 +101,15 @@ static void sync_finished(struct kq_plog *pl, int rv)
 		list_log(pl);
 }
 
-static void sync_done(uv_work_t *w, int status)
+static void start_sync(struct kq_plog *pl)
 {
-	struct kq_plog *pl = w->data;
+	int rv;
 
-	pl->b->works--;
-	sync_finished(pl, status ? status : pl->sync_status);
-}
-
-/* What a sync covers: the requests waiting and everything appended. */
-static void sync_begin(struct kq_plog *pl)
-{
 	pl->running = pl->waiting;
 	pl->waiting = NULL;
 	pl->waiting_tail = &pl->waiting;
 	pl->unsynced = 0;
 	pl->sync_target = pl->b->sops->next_offset(pl->log);
-	pl->sync_running = 1;
-}
-
-static void start_sync(struct kq_plog *pl)
-{
-	int rv;
-
-	sync_begin(pl);
-	pl->sync_running = 0;
 	pl->work.data = pl;
 	rv = uv_queue_work(pl->b->loop, &pl->work, sync_work, sync_done);
 	if (rv != 0) {
@@ -157,103 +139,19 @@ static void complete_unsynced(struct kq_plog *pl)
 	}
 }
 
-/* From this many logs to sync in one loop turn, one sync_many() call
- * syncs them all; below, a sync each runs in parallel on the pool. */
-#define KQ__SYNC_SHARED_MIN 8
-
-/* Logs synced by one sync_many() call. */
-struct sync_batch {
-	uv_work_t work;
-	struct kq_broker *b;
-	size_t n;
-	struct kq_plog **pls;
-	struct kq_log **logs;
-	int *status;
-};
-
-static void batch_work(uv_work_t *w)
-{
-	struct sync_batch *bt = w->data;
-
-	bt->b->sops->sync_many(bt->logs, bt->n, bt->status);
-}
-
-static void batch_done(uv_work_t *w, int status)
-{
-	struct sync_batch *bt = w->data;
-
-	bt->b->works--;
-	for (size_t i = 0; i < bt->n; i++)
-		sync_finished(bt->pls[i], status ? status : bt->status[i]);
-	free(bt);
-}
-
-/* Syncs the n logs of pls with one call; false when that could not be
- * set up (they are then synced one by one). */
-static bool start_batch(struct kq_broker *b, struct kq_plog **pls, size_t n)
-{
-	struct sync_batch *bt;
-
-	bt = malloc(sizeof(*bt) + n * (sizeof(*bt->pls) + sizeof(*bt->logs) +
-				       sizeof(*bt->status)));
-	if (!bt)
-		return false;
-	bt->b = b;
-	bt->n = n;
-	bt->pls = (struct kq_plog **)(bt + 1);
-	bt->logs = (struct kq_log **)(bt->pls + n);
-	bt->status = (int *)(bt->logs + n);
-	for (size_t i = 0; i < n; i++) {
-		bt->pls[i] = pls[i];
-		bt->logs[i] = pls[i]->log;
-		sync_begin(pls[i]);
-	}
-	bt->work.data = bt;
-	b->works++;
-	if (uv_queue_work(b->loop, &bt->work, batch_work, batch_done) != 0) {
-		/* The thread pool refused: sync on the loop thread instead of
-		 * acknowledging anything undurable. */
-		batch_work(&bt->work);
-		batch_done(&bt->work, 0);
-	}
-	return true;
-}
-
 void kq__plog_flush(struct kq_broker *b)
 {
-	struct kq_plog *pl = b->sync_list, *next, **batch = NULL;
-	size_t n = 0, cap = 0;
+	struct kq_plog *pl = b->sync_list, *next;
 
 	b->sync_list = NULL;
 	for (; pl; pl = next) {
 		next = pl->next_listed;
 		pl->listed = 0;
-		if (b->sync_policy != KQ_SYNC_ALWAYS) {
+		if (b->sync_policy != KQ_SYNC_ALWAYS)
 			complete_unsynced(pl);
-		} else if (!pl->sync_running && pl->waiting) {
-			if (n == cap) {
-				size_t ncap = cap ? 2 * cap : 64;
-				struct kq_plog **nb =
-					realloc(batch, ncap * sizeof(*nb));
-
-				if (!nb) {
-					start_sync(pl);
-					continue;
-				}
-				batch = nb;
-				cap = ncap;
-			}
-			batch[n++] = pl;
-		}
+		else if (!pl->sync_running && pl->waiting)
+			start_sync(pl);
 	}
-	/* A few logs sync faster in parallel, file by file; many share one
-	 * flush. */
-	if (n >= KQ__SYNC_SHARED_MIN && b->sops->sync_many &&
-	    start_batch(b, batch, n))
-		n = 0;
-	for (size_t i = 0; i < n; i++)
-		start_sync(batch[i]);
-	free(batch);
 }
 
 /* The interval policy's timer: sync every log written since last time. */

@@ -7,12 +7,10 @@
  * Plugins never call each other and never link against the core: all they
  * may use of the broker arrives through struct kq_host.
  *
- * The core calls every op of a table (but those documented as optional,
- * which may be NULL), and a table carries no size, so
+ * The core calls every op of a table, and a table carries no size, so
  * any change to an ops table or the host table, an append included, bumps
- * KQ_PLUGIN_ABI, as does a change to a struct a module allocates (7:
- * kq_storage_ops.sync_many, which may be NULL;
- * 6: kq_consume.wake and KQ_CONSUME_WAIT;
+ * KQ_PLUGIN_ABI, as does a change to a struct a module allocates (6:
+ * kq_consume.wake and KQ_CONSUME_WAIT;
  * 5: kq_consensus_ops.call and reply, kq_host.serve,
  * kq_broker_info.leads;
  * 4: kq_host and kq_propose_req lost their unused private slots;
@@ -31,7 +29,7 @@
 
 struct kq_incoming;
 
-#define KQ_PLUGIN_ABI 7
+#define KQ_PLUGIN_ABI 6
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"

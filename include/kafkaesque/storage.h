@@ -93,13 +93,6 @@ struct kq_storage_ops {
 	 * the segments written, and of the folder when a segment was
 	 * created).  Never retries an error into success. */
 	int (*sync)(struct kq_log *log);
-	/* sync() of `n` logs at once (none synced or closed meanwhile by
-	 * another call), on a worker thread like sync(): status[i] gets what
-	 * sync(logs[i]) would return.  A module may make them durable
-	 * together (one flush of the filesystem instead of one per file);
-	 * an error is told only to the logs it concerns.  Returns 0.  NULL:
-	 * the core syncs the logs one by one. */
-	int (*sync_many)(struct kq_log **logs, size_t n, int *status);
 
 	/* Calls cb for each record with from <= offset < end, in order,
 	 * stopping once the record data passed exceeds max_bytes (at least

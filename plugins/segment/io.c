@@ -1,7 +1,4 @@
 /* The libc-backed I/O table and the loops around pread/pwrite. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* syncfs */
-#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +21,6 @@ struct kq__seg_io kq__seg_io = {
 	.ftruncate = ftruncate,
 	.fdatasync = fdatasync,
 	.fsync = fsync,
-	.syncfs = syncfs,
 	.renameat = renameat,
 	.unlinkat = unlinkat,
 	.mkdir = mkdir,

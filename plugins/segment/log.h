@@ -339,8 +339,6 @@ int kq__log_open(void *state, const char *dir,
 void kq__log_close(struct kq_log *log);
 int kq__log_append(struct kq_log *log, const struct kq_record *recs, size_t n);
 int kq__log_sync(struct kq_log *log);
-/* kq_storage_ops.sync_many (syncmany.c). */
-int kq__log_sync_many(struct kq_log **logs, size_t n, int *status);
 int kq__log_read(struct kq_log *log, uint64_t from, uint64_t end,
 		 size_t max_bytes, kq_record_cb cb, void *ctx, uint64_t *next);
 uint64_t kq__log_first_offset(struct kq_log *log);

@@ -68,7 +68,6 @@ static const struct kq_storage_ops ops = {
 	.close = kq__log_close,
 	.append = kq__log_append,
 	.sync = kq__log_sync,
-	.sync_many = kq__log_sync_many,
 	.read = kq__log_read,
 	.first_offset = kq__log_first_offset,
 	.next_offset = kq__log_next_offset,

@@ -1,8 +1,7 @@
 /* Preloaded into a broker (LD_PRELOAD) by the integration tests:
- * fdatasync() and syncfs() fail with EIO while the file named by
- * $KQ_FAILSYNC_FILE exists, wait while the file named by
- * $KQ_HOLDSYNC_FILE exists (for up to a minute), and are the real ones
- * otherwise.  So a test makes a sync
+ * fdatasync() fails with EIO while the file named by $KQ_FAILSYNC_FILE
+ * exists, waits while the file named by $KQ_HOLDSYNC_FILE exists (for up
+ * to a minute), and is the real one otherwise.  So a test makes a sync
  * fail after the write succeeded, then lets the disk "heal", or holds a
  * write in flight while it does something else. */
 #include <dlfcn.h>
@@ -11,11 +10,10 @@
 #include <unistd.h>
 
 int fdatasync(int fd);
-int syncfs(int fd);
 
-/* The failure or the wait, if one is asked for: -1 when the call fails. */
-static int fault(void)
+int fdatasync(int fd)
 {
+	static int (*real)(int);
 	const char *flag = getenv("KQ_FAILSYNC_FILE");
 	const char *hold = getenv("KQ_HOLDSYNC_FILE");
 
@@ -25,27 +23,7 @@ static int fault(void)
 		errno = EIO;
 		return -1;
 	}
-	return 0;
-}
-
-int fdatasync(int fd)
-{
-	static int (*real)(int);
-
-	if (fault() != 0)
-		return -1;
 	if (!real)
 		*(void **)&real = dlsym(RTLD_NEXT, "fdatasync");
-	return real ? real(fd) : -1;
-}
-
-int syncfs(int fd)
-{
-	static int (*real)(int);
-
-	if (fault() != 0)
-		return -1;
-	if (!real)
-		*(void **)&real = dlsym(RTLD_NEXT, "syncfs");
 	return real ? real(fd) : -1;
 }

@@ -42,8 +42,7 @@ enum fop {
 	F_FTRUNCATE,
 	F_RENAME,
 	F_CREATE, /* openat with O_CREAT */
-	F_SYNCFS,
-	F_ANY, /* any of the above */
+	F_ANY,	  /* any of the above */
 };
 
 static struct {
@@ -100,15 +99,6 @@ static int f_fdatasync(int fd)
 		return -1;
 	}
 	return real.fdatasync(fd);
-}
-
-static int f_syncfs(int fd)
-{
-	if (fire(F_SYNCFS)) {
-		errno = fi.err;
-		return -1;
-	}
-	return real.syncfs(fd);
 }
 
 static int f_fsync(int fd)
@@ -170,7 +160,6 @@ static void inject(enum fop op, long nth, int err)
 	kq__seg_io.pwrite = f_pwrite;
 	kq__seg_io.fdatasync = f_fdatasync;
 	kq__seg_io.fsync = f_fsync;
-	kq__seg_io.syncfs = f_syncfs;
 	kq__seg_io.ftruncate = f_ftruncate;
 	kq__seg_io.renameat = f_renameat;
 	kq__seg_io.openat = f_openat;
@@ -510,76 +499,6 @@ static void test_open_is_lazy(void **state)
 	t_rmrf(dir);
 }
 
-/* Logs synced by one sync_many(): one syncfs() covers them all (no
- * fdatasync is needed); when it fails, each log is synced file by file
- * and succeeds; when those fail too, each log of the call fails and
- * refuses appends; every record a good status covered reads back after a
- * reopen. */
-static void test_sync_many(void **state)
-{
-	void *mod = t_module(NULL);
-	struct kq_log *logs[12];
-	char dirs[12][64];
-	int status[12], rv;
-	uint64_t next;
-
-	for (int i = 0; i < 12; i++) {
-		t_mkdtemp(dirs[i]);
-		logs[i] = t_open(mod, dirs[i], 4096);
-		assert_int_equal(t_append(logs[i], 0, 100, 1), 0);
-	}
-	inject(F_FDATASYNC, 1, EIO); /* any fdatasync fails */
-	fi.sticky = true;
-	assert_int_equal(t_ops->sync_many(logs, 12, status), 0);
-	for (int i = 0; i < 12; i++)
-		assert_int_equal(status[i], 0);
-	assert_false(fi.fired);
-	restore();
-
-	for (int i = 0; i < 12; i++)
-		assert_int_equal(t_append(logs[i], 100, 50, 1), 0);
-	inject(F_SYNCFS, 1, EIO);
-	assert_int_equal(t_ops->sync_many(logs, 12, status), 0);
-	for (int i = 0; i < 12; i++)
-		assert_int_equal(status[i], 0);
-	assert_true(fi.fired);
-	restore();
-
-	for (int i = 0; i < 12; i++)
-		assert_int_equal(t_append(logs[i], 150, 50, 1), 0);
-	inject(F_SYNCFS, 1, EIO);
-	fi.sticky = true;
-	assert_int_equal(t_ops->sync_many(logs, 5, status), 0);
-	restore();
-	for (int i = 0; i < 5; i++)
-		assert_int_equal(status[i], 0);
-	inject(F_ANY, 1, EIO); /* the syncfs, then every fdatasync */
-	fi.sticky = true;
-	assert_int_equal(t_ops->sync_many(logs + 5, 7, status + 5), 0);
-	restore();
-	for (int i = 5; i < 12; i++) {
-		assert_true(status[i] < 0);
-		assert_int_equal(t_append(logs[i], 200, 1, 1),
-				 KQ_EUNAVAILABLE);
-	}
-	for (int i = 0; i < 12; i++) {
-		t_ops->close(logs[i]);
-		logs[i] = t_open(mod, dirs[i], 4096);
-		/* What was synced is there; a failed sync may have
-		 * written more. */
-		if (i < 5)
-			assert_int_equal(
-				t_read_all(logs[i], 0, NULL, 0, &rv, &next),
-				200);
-		else
-			assert_true(t_read_all(logs[i], 0, NULL, 0, &rv,
-					       &next) >= 150);
-		t_ops->close(logs[i]);
-		t_rmrf(dirs[i]);
-	}
-	t_module_free(mod);
-}
-
 static int teardown_io(void **state)
 {
 	restore();
@@ -599,7 +518,7 @@ int run_fault_tests(void)
 		T(test_sweep_ftruncate), T(test_sweep_rename),
 		T(test_sweep_create),	 T(test_sweep_any),
 		T(test_policies),	 T(test_roll_syncs_sealed),
-		T(test_open_is_lazy),	 T(test_sync_many),
+		T(test_open_is_lazy),
 	};
 
 	if (getenv("KQ_SEGMENT_WRITE_FIXTURES") != NULL)
