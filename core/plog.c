@@ -241,10 +241,18 @@ static int plog_load_hs(struct kq_plog *pl, struct kq_hard_state *hs)
 	return pl->b->sops->load_hard_state(pl->log, hs);
 }
 
+/* A group whose snapshot or retention point could not be saved stops: its
+ * log is reopened like one whose write failed.  A sleeping group's
+ * followers only notice a leader gone when its broker falls silent, so a
+ * stopped group must not stay stopped. */
 static int plog_save_snapshot(struct kq_plog *pl, uint64_t index, uint64_t term,
 			      const void *data, size_t len)
 {
-	return kq__snapshot_save(pl->dir, index, term, data, len);
+	int rv = kq__snapshot_save(pl->dir, index, term, data, len);
+
+	if (rv != 0)
+		note_failure(pl, rv);
+	return rv;
 }
 
 static int plog_load_snapshot(struct kq_plog *pl, uint64_t *index,

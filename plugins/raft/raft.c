@@ -215,6 +215,9 @@ void kq__raft_wake(struct kq__raft *r)
 	r->quiet = false;
 	r->election_elapsed = 0;
 	r->heartbeat_elapsed = 0;
+	/* A woken leader's check-quorum counts only answers from now on. */
+	for (size_t i = 0; r->role == KQ__RAFT_LEADER && i < r->n_prs; i++)
+		r->prs[i].recent_active = false;
 }
 
 int kq__raft_tick(struct kq__raft *r)
