@@ -357,9 +357,8 @@ static int fetch(struct cursor *cur, struct part_cursor *pc, uint64_t from,
 	return rv;
 }
 
-/* Done with the remote partition being read: what it still holds of it
- * goes. */
-static void remote_done(struct cursor *cur)
+/* Drops the chunks and the read in flight of a remote partition. */
+static void remote_drop(struct cursor *cur)
 {
 	kq__chunk_free(cur->chunk);
 	kq__chunk_free(cur->ready);
@@ -367,6 +366,12 @@ static void remote_done(struct cursor *cur)
 	if (cur->fetch)
 		kq__fetch_cancel(cur->fetch);
 	cur->fetch = NULL;
+}
+
+/* Done with the remote partition being read. */
+static void remote_done(struct cursor *cur)
+{
+	remote_drop(cur);
 	cur->idx++;
 }
 
@@ -525,10 +530,7 @@ uint64_t kq__consume_close(struct kq_consume *c)
 			if (pc->pos > m->group->committed[pc->partition])
 				m->handed[pc->partition] = pc->pos;
 		}
-	kq__chunk_free(cur->chunk);
-	kq__chunk_free(cur->ready);
-	if (cur->fetch)
-		kq__fetch_cancel(cur->fetch);
+	remote_drop(cur);
 	free(cur);
 	c->impl[KQ__CONS_CURSOR] = NULL;
 	return delivered;
