@@ -107,6 +107,8 @@ struct kq_log {
 	uint8_t *wbuf; /* append encoding buffer */
 	size_t wcap;
 	uint64_t first; /* cached first_offset() */
+	uint64_t hs_seq; /* of the newest copy in raft.state (0: none of
+			  * format 2 known yet) */
 	bool reading;	/* read() is running: rbuf is in use */
 	uint8_t *rbuf;	/* read buffer reused across reads */
 	size_t rcap;

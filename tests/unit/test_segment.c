@@ -962,6 +962,20 @@ static void test_retain(void **state)
 	assert_int_equal(t_ops->first_offset(f->log), newest_base);
 }
 
+/* Flips one byte of a file. */
+static void damage_byte(const char *path, long at)
+{
+	FILE *fp = fopen(path, "r+b");
+	int c;
+
+	assert_non_null(fp);
+	fseek(fp, at, SEEK_SET);
+	c = fgetc(fp);
+	fseek(fp, at, SEEK_SET);
+	fputc(c ^ 0x55, fp);
+	fclose(fp);
+}
+
 static void test_hard_state(void **state)
 {
 	struct fx *f = *state;
@@ -986,13 +1000,54 @@ static void test_hard_state(void **state)
 	assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
 	assert_int_equal(in.term, 43);
 	assert_int_equal(t_count_files(f->dir, ".tmp"), 0);
-	/* A damaged file is reported, not read as zeros. */
+	/* Saves overwrite the older of two copies in place: a torn write of
+	 * the newest (a save that never returned) leaves the state before
+	 * it. */
+	hs.term = 44;
+	hs.vote = 2;
+	assert_int_equal(t_ops->save_hard_state(f->log, &hs), 0);
 	snprintf(path, sizeof(path), "%s/raft.state", f->dir);
-	fp = fopen(path, "r+b");
-	fseek(fp, 9, SEEK_SET);
-	fputc(0x55, fp);
-	fclose(fp);
+	assert_int_equal(t_file_size(f->dir, "raft.state"), 8192);
+	assert_int_equal(t_count_files(f->dir, ".tmp"), 0);
+	damage_byte(path, 4096 * ((3 + 1) & 1) + 20); /* the copy of 44 */
+	reopen(f, 0);
+	assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
+	assert_int_equal(in.term, 43);
+	assert_int_equal(in.vote, 0);
+	/* The next save goes on from there, into the damaged copy. */
+	hs.term = 45;
+	assert_int_equal(t_ops->save_hard_state(f->log, &hs), 0);
+	reopen(f, 0);
+	assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
+	assert_int_equal(in.term, 45);
+	assert_int_equal(in.vote, 2);
+	/* Both copies damaged: reported, not read as zeros. */
+	damage_byte(path, 9);
+	damage_byte(path, 4096 + 9);
 	assert_int_equal(t_ops->load_hard_state(f->log, &in), KQ_ECORRUPT);
+	/* A file of format 1 (one copy of 28 bytes) is read, and the next
+	 * save rewrites it as format 2. */
+	{
+		uint8_t v1[28];
+
+		memcpy(v1, "KQHS", 4);
+		kq_put32le(v1 + 4, 1);
+		kq_put64le(v1 + 8, 9);
+		kq_put64le(v1 + 16, 1);
+		kq_put32le(v1 + 24, kq__crc32c(0, v1, 24));
+		fp = fopen(path, "wb");
+		assert_int_equal(fwrite(v1, 1, sizeof(v1), fp), sizeof(v1));
+		fclose(fp);
+	}
+	assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
+	assert_int_equal(in.term, 9);
+	assert_int_equal(in.vote, 1);
+	hs.term = 10;
+	assert_int_equal(t_ops->save_hard_state(f->log, &hs), 0);
+	assert_int_equal(t_file_size(f->dir, "raft.state"), 8192);
+	reopen(f, 0);
+	assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
+	assert_int_equal(in.term, 10);
 }
 
 struct sync_thread {

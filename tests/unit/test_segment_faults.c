@@ -57,6 +57,7 @@ static struct {
 } fi;
 
 static struct kq__seg_io real;
+static bool swapped; /* kq__seg_io holds fault functions; real the calls */
 
 static bool fire(enum fop op)
 {
@@ -156,7 +157,9 @@ static void inject(enum fop op, long nth, int err)
 	fi.op = op;
 	fi.nth = nth;
 	fi.err = err;
-	real = kq__seg_io;
+	if (!swapped)
+		real = kq__seg_io;
+	swapped = true;
 	kq__seg_io.pwrite = f_pwrite;
 	kq__seg_io.fdatasync = f_fdatasync;
 	kq__seg_io.fsync = f_fsync;
@@ -170,8 +173,9 @@ static void inject(enum fop op, long nth, int err)
 
 static void restore(void)
 {
-	if (fi.op != F_NONE || kq__seg_io.pwrite == f_pwrite)
+	if (swapped)
 		kq__seg_io = real;
+	swapped = false;
 	fi.op = F_NONE;
 }
 
@@ -499,6 +503,180 @@ static void test_open_is_lazy(void **state)
 	t_rmrf(dir);
 }
 
+/* The hard state as a disk under a page cache: what a write leaves in the
+ * cache reaches the "disk" only through a sync that succeeds, and reads
+ * of a descriptor opened with O_DIRECT see the disk.  After a failed
+ * fdatasync Linux keeps the written page in the cache, so a load that
+ * read the cache could hand back a vote that never became durable. */
+#define HS_MAX 16384
+static struct hs_file {
+	uint8_t cache[HS_MAX], disk[HS_MAX];
+	size_t cache_len, disk_len;
+} hs_files[2];		     /* raft.state, raft.state.tmp */
+static int hs_fd_file[1024]; /* fd -> 1 + file, 0: other */
+static bool hs_fd_direct[1024];
+
+static int hs_which(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	if (strcmp(base, "raft.state") == 0)
+		return 1;
+	if (strcmp(base, "raft.state.tmp") == 0)
+		return 2;
+	return 0;
+}
+
+static int hs_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	int w = hs_which(path);
+	int fd = real.openat(dirfd, path, flags & ~O_DIRECT, mode);
+
+	if (fd >= 0 && fd < 1024) {
+		hs_fd_file[fd] = w;
+		hs_fd_direct[fd] = (flags & O_DIRECT) != 0;
+		if (w && (flags & O_TRUNC))
+			hs_files[w - 1].cache_len = 0;
+	}
+	return fd;
+}
+
+static ssize_t hs_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	int w = fd < 1024 ? hs_fd_file[fd] : 0;
+
+	if (w) {
+		struct hs_file *f = &hs_files[w - 1];
+
+		assert_true((size_t)off + n <= HS_MAX);
+		memcpy(f->cache + off, buf, n);
+		if ((size_t)off + n > f->cache_len)
+			f->cache_len = (size_t)off + n;
+	}
+	return real.pwrite(fd, buf, n, off);
+}
+
+static ssize_t hs_pread(int fd, void *buf, size_t n, off_t off)
+{
+	int w = fd < 1024 ? hs_fd_file[fd] : 0;
+
+	if (w && hs_fd_direct[fd]) {
+		struct hs_file *f = &hs_files[w - 1];
+		size_t len = (size_t)off < f->disk_len ? f->disk_len - off : 0;
+
+		len = len < n ? len : n;
+		memcpy(buf, f->disk + off, len);
+		return (ssize_t)len;
+	}
+	return real.pread(fd, buf, n, off);
+}
+
+static int hs_sync(int fd, int (*sync)(int))
+{
+	int w = fd < 1024 ? hs_fd_file[fd] : 0;
+
+	if (w && fire(F_FDATASYNC)) {
+		errno = fi.err;
+		return -1;
+	}
+	if (w) {
+		struct hs_file *f = &hs_files[w - 1];
+
+		memcpy(f->disk, f->cache, f->cache_len);
+		f->disk_len = f->cache_len;
+	}
+	return sync(fd);
+}
+
+static int hs_fdatasync(int fd)
+{
+	return hs_sync(fd, real.fdatasync);
+}
+
+static int hs_fsync(int fd)
+{
+	return hs_sync(fd, real.fsync);
+}
+
+static int hs_renameat(int a, const char *b, int c, const char *d)
+{
+	int rv = real.renameat(a, b, c, d);
+
+	if (rv == 0 && hs_which(b) == 2 && hs_which(d) == 1)
+		hs_files[0] = hs_files[1];
+	return rv;
+}
+
+static int hs_close(int fd)
+{
+	if (fd >= 0 && fd < 1024)
+		hs_fd_file[fd] = 0;
+	return real.close(fd);
+}
+
+static void test_hard_state_failed_sync(void **state)
+{
+	struct kq_hard_state hs, in;
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+
+	(void)state;
+	memset(hs_files, 0, sizeof(hs_files));
+	memset(hs_fd_file, 0, sizeof(hs_fd_file));
+	inject(F_NONE, 0, EIO);
+	kq__seg_io.openat = hs_openat;
+	kq__seg_io.pwrite = hs_pwrite;
+	kq__seg_io.pread = hs_pread;
+	kq__seg_io.fdatasync = hs_fdatasync;
+	kq__seg_io.fsync = hs_fsync;
+	kq__seg_io.renameat = hs_renameat;
+	kq__seg_io.close = hs_close;
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 1 << 20);
+	hs = (struct kq_hard_state){5, 1};
+	assert_int_equal(t_ops->save_hard_state(log, &hs), 0);
+	hs = (struct kq_hard_state){6, 2};
+	assert_int_equal(t_ops->save_hard_state(log, &hs), 0);
+	/* Term 7's vote is written, and its sync fails. */
+	fi.op = F_FDATASYNC;
+	fi.nth = 1;
+	hs = (struct kq_hard_state){7, 3};
+	assert_int_equal(t_ops->save_hard_state(log, &hs), -EIO);
+	fi.op = F_NONE;
+	assert_int_equal(t_ops->save_hard_state(log, &hs), KQ_EUNAVAILABLE);
+	t_ops->close(log);
+	/* Reopened (the page cache still holds term 7): the disk's state. */
+	log = t_open(mod, dir, 1 << 20);
+	assert_int_equal(t_ops->load_hard_state(log, &in), 0);
+	assert_int_equal(in.term, 6);
+	assert_int_equal(in.vote, 2);
+	/* The next save does not overwrite the copy of term 6 either. */
+	hs = (struct kq_hard_state){8, 0};
+	fi.op = F_FDATASYNC;
+	fi.nth = 1;
+	fi.fired = false;
+	fi.seen = 0;
+	assert_int_equal(t_ops->save_hard_state(log, &hs), -EIO);
+	fi.op = F_NONE;
+	t_ops->close(log);
+	log = t_open(mod, dir, 1 << 20);
+	assert_int_equal(t_ops->load_hard_state(log, &in), 0);
+	assert_int_equal(in.term, 6);
+	hs = (struct kq_hard_state){9, 1};
+	assert_int_equal(t_ops->save_hard_state(log, &hs), 0);
+	t_ops->close(log);
+	log = t_open(mod, dir, 1 << 20);
+	assert_int_equal(t_ops->load_hard_state(log, &in), 0);
+	assert_int_equal(in.term, 9);
+	assert_int_equal(in.vote, 1);
+	t_ops->close(log);
+	restore();
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
 static int teardown_io(void **state)
 {
 	restore();
@@ -518,7 +696,7 @@ int run_fault_tests(void)
 		T(test_sweep_ftruncate), T(test_sweep_rename),
 		T(test_sweep_create),	 T(test_sweep_any),
 		T(test_policies),	 T(test_roll_syncs_sealed),
-		T(test_open_is_lazy),
+		T(test_open_is_lazy),	 T(test_hard_state_failed_sync),
 	};
 
 	if (getenv("KQ_SEGMENT_WRITE_FIXTURES") != NULL)
