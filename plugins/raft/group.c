@@ -601,6 +601,29 @@ static void group_free(struct kq_group *g)
 	free(g);
 }
 
+/* Keeps the module's count of elections in flight: a group counts while
+ * it campaigns, for two election timeouts at most, so that replicas that
+ * cannot win (cut off from a majority) do not hold every slot. */
+static void count_campaign(struct kq_group *g)
+{
+	enum kq__raft_role role = kq__raft_role(g->r);
+	bool campaigning =
+		role == KQ__RAFT_PRE_CANDIDATE || role == KQ__RAFT_CANDIDATE;
+	bool count;
+
+	if (!campaigning)
+		g->campaign_ticks = 0;
+	count = campaigning && !g->closed && !g->failed &&
+		g->campaign_ticks < 2 * g->mod->election_ticks;
+	if (count != g->counted) {
+		g->counted = count;
+		if (count)
+			g->mod->campaigns++;
+		else
+			g->mod->campaigns--;
+	}
+}
+
 /* Drains the core: readies until none is left, then settles proposals.
  * Callbacks it runs may ask for it again; that loops here instead of
  * nesting. */
@@ -622,6 +645,7 @@ static void run(struct kq_group *g)
 		settle(g);
 	} while (g->again && !g->closed);
 	g->running = false;
+	count_campaign(g);
 	if (g->closed) {
 		group_free(g);
 		return;
@@ -707,6 +731,17 @@ void kq__raft_group_tick(struct kq_group *g, unsigned ticks)
 			return;
 		ticks = 1;
 	}
+	/* A burst of elections (a broker died, its groups woke) goes a few
+	 * at a time: each costs a durable save of term and vote on every
+	 * replica, on the loop, and thousands at once would stall it past
+	 * the election timeout and set off more.  The metadata group never
+	 * waits. */
+	if (g->id != 0 && kq__raft_campaign_due(g->r) &&
+	    g->mod->campaigns >= g->mod->max_campaigns)
+		return;
+	if (kq__raft_role(g->r) == KQ__RAFT_PRE_CANDIDATE ||
+	    kq__raft_role(g->r) == KQ__RAFT_CANDIDATE)
+		g->campaign_ticks += ticks;
 	rv = kq__raft_tick(g->r);
 	if (rv != 0)
 		fail_group(g, rv, "raft tick");
@@ -1155,6 +1190,10 @@ void kq__raft_group_close(struct kq_group *g)
 	g->pend_tail = &g->pend;
 	if (mod->canceled)
 		kq__raft_module_later(mod);
+	if (g->counted) {
+		g->counted = false;
+		mod->campaigns--;
+	}
 	/* The last group closing also closes the module's handles. */
 	kq__raft_module_remove(mod, g, g->id);
 	g->closed = true;

@@ -75,6 +75,11 @@ struct kq_group {
 	bool closed;
 
 	bool asleep; /* quiet, and so off the module's awake list */
+	/* Ticks spent campaigning (pre-candidate or candidate) in a row;
+	 * counted in the module's campaigns while below two election
+	 * timeouts. */
+	unsigned campaign_ticks;
+	bool counted;
 
 	struct kq_group *next_hash;
 	struct kq_group *prev_all, *next_all;
@@ -97,6 +102,8 @@ struct kq__raft_module {
 	bool balance_leaders;	 /* a partition's leader hands over to its
 				  * first replica when that one is back */
 	unsigned handovers;	 /* hand-overs begun in this tick */
+	unsigned max_campaigns;	 /* elections in flight at once */
+	unsigned campaigns;	 /* groups counted as campaigning */
 	uint64_t seed;		 /* mixed with each group's id for its election
 				  * timeouts: fixed by a simulation, random here */
 

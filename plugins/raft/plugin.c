@@ -260,6 +260,7 @@ static int parse_config(struct kq__raft_module *mod)
 	mod->snapshot_every = 4096;
 	mod->cache_bytes = 8u << 20;
 	mod->balance_leaders = true;
+	mod->max_campaigns = 64;
 	mod->seed = uv_hrtime() ^ ((uint64_t)getpid() << 20);
 	json_object_foreach((json_t *)host->config, key, v)
 	{
@@ -281,6 +282,9 @@ static int parse_config(struct kq__raft_module *mod)
 		else if (strcmp(key, "cache_bytes") == 0)
 			rv = get_uint(host, key, v, 0, 1u << 30,
 				      &mod->cache_bytes);
+		else if (strcmp(key, "max_campaigns") == 0)
+			rv = get_uint(host, key, v, 1, 1000000,
+				      &mod->max_campaigns);
 		else if (strcmp(key, "balance_leaders") == 0)
 			rv = get_bool(host, key, v, &mod->balance_leaders);
 		else {

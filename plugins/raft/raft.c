@@ -208,6 +208,13 @@ bool kq__raft_quiet(const struct kq__raft *r)
 	return r->quiet;
 }
 
+bool kq__raft_campaign_due(const struct kq__raft *r)
+{
+	return !r->quiet && r->role == KQ__RAFT_FOLLOWER &&
+	       kq__raft_pr((struct kq__raft *)r, r->id) &&
+	       r->election_elapsed + 1 >= r->rand_timeout;
+}
+
 void kq__raft_wake(struct kq__raft *r)
 {
 	if (!r->quiet)

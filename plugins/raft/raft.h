@@ -271,6 +271,11 @@ int kq__raft_transfer(struct kq__raft *r, uint64_t to);
 bool kq__raft_quiet(const struct kq__raft *r);
 /* Ends the sleep: ticks count again from an empty election timer. */
 void kq__raft_wake(struct kq__raft *r);
+/* True when the next tick would start an election (pre-vote or vote)
+ * of a replica that is not campaigning yet: the caller may hold the tick
+ * back to spread a burst of elections over time (each costs a durable
+ * save on every replica it reaches); holding ticks back only delays. */
+bool kq__raft_campaign_due(const struct kq__raft *r);
 
 /* True when kq__raft_ready() has something to hand out. */
 bool kq__raft_has_ready(const struct kq__raft *r);

@@ -201,6 +201,10 @@ struct node {
 	bool opening;	  /* inside kq__raft_group_open */
 	bool fault_step;  /* a fault was injected in this step */
 	bool forged_step; /* this step delivered a forged message */
+	/* Election slots taken by groups that are not simulated (a burst
+	 * of elections on the same broker): while set, the group's election
+	 * waits, as the module makes it. */
+	unsigned phantom;
 	char last_error[256];
 	/* State machine (state-machine groups). */
 	uint64_t sm_applied, sm_chain;
@@ -276,6 +280,7 @@ enum {
 	F_DAMAGED,
 	F_KNOWN_AFTER,
 	F_QUIET_TICKS,
+	F_HELD_BACK,
 	F_N
 };
 
@@ -309,6 +314,7 @@ static const char *f_names[F_N] = {
 	"records lost to damage",
 	"seeds failing after a known bug",
 	"ticks asleep",
+	"elections held back",
 };
 
 struct opts {
@@ -2210,6 +2216,20 @@ static int converged(struct sim *s)
 	return 1;
 }
 
+static void set_phantom(struct sim *s, struct node *nd, bool on)
+{
+	if (on == (nd->phantom != 0))
+		return;
+	trace(s, "  node %d: election slots %s", nd->id, on ? "taken" : "free");
+	if (on) {
+		nd->phantom = nd->mod.max_campaigns;
+		nd->mod.campaigns += nd->phantom;
+	} else {
+		nd->mod.campaigns -= nd->phantom;
+		nd->phantom = 0;
+	}
+}
+
 static void control(struct sim *s)
 {
 	unsigned chaos = s->o->ticks;
@@ -2225,6 +2245,11 @@ static void control(struct sim *s)
 		}
 		if (chance(&s->rng, s->forge))
 			forge(s);
+		if (chance(&s->rng, 20)) {
+			struct node *nd = &s->nodes[below(&s->rng, s->n)];
+
+			set_phantom(s, nd, !nd->phantom);
+		}
 		for (int i = 0; i < s->n && !s->violation[0]; i++) {
 			struct node *nd = &s->nodes[i];
 
@@ -2254,6 +2279,8 @@ static void control(struct sim *s)
 		s->sync_err = 0;
 		s->snap_crash = 0;
 		s->healed = true;
+		for (int i = 0; i < s->n; i++)
+			set_phantom(s, &s->nodes[i], false);
 		for (int i = 0; i < s->n && !s->violation[0]; i++) {
 			if (!s->nodes[i].up) {
 				start_node(s, &s->nodes[i]);
@@ -2316,6 +2343,9 @@ static void handle(struct sim *s, struct ev *e)
 	case EV_TICK:
 		if (nd->up) {
 			nd->mod.handovers = 0; /* as the module's tick does */
+			if (nd->phantom && nd->g &&
+			    kq__raft_campaign_due(nd->g->r))
+				s->f[F_HELD_BACK]++;
 			kq__raft_group_tick(nd->g, 1);
 			if (nd->g && kq__raft_quiet(nd->g->r))
 				s->f[F_QUIET_TICKS]++;
@@ -2455,6 +2485,7 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		nd->mod.tick_ms = 50;
 		nd->mod.election_ticks = 10;
 		nd->mod.heartbeat_ticks = 2;
+		nd->mod.max_campaigns = 1 + (unsigned)below(&s.rng, 4);
 		nd->mod.cluster = &nd->port;
 	}
 	{

@@ -1561,6 +1561,37 @@ static void test_quiet_group_wakes(void **state)
 	cl_free(c);
 }
 
+/* campaign_due() says exactly when the next tick starts an election, so
+ * that a caller holding ticks back delays elections and nothing else. */
+static void test_campaign_due(void **state)
+{
+	struct cl *c = cl_new(3, true, true);
+	int ticks = 0;
+
+	(void)state;
+	while (!kq__raft_campaign_due(c->r[1])) {
+		assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_FOLLOWER);
+		tick(c, 1, 1);
+		assert_true(++ticks < 2 * ELECTION);
+	}
+	assert_true(ticks >= ELECTION - 1);
+	/* Held back: the timer does not move, it stays due. */
+	assert_true(kq__raft_campaign_due(c->r[1]));
+	tick(c, 1, 1);
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_PRE_CANDIDATE);
+	/* Campaigning: a new round is not a new election in flight. */
+	assert_false(kq__raft_campaign_due(c->r[1]));
+	drop_all(c);
+	/* Elected leaders, and sleeping groups, are never due. */
+	c = (cl_free(c), quiet_cluster());
+	for (int i = 1; i <= 3; i++)
+		assert_false(kq__raft_campaign_due(c->r[i]));
+	tick_all(c, 3 * ELECTION);
+	for (int i = 1; i <= 3; i++)
+		assert_false(kq__raft_campaign_due(c->r[i]));
+	cl_free(c);
+}
+
 /* Pre-votes never change a term or a vote, on either side. */
 static void test_prevote_changes_nothing(void **state)
 {
@@ -1977,6 +2008,7 @@ int main(void)
 		cmocka_unit_test(test_prevote_changes_nothing),
 		cmocka_unit_test(test_idle_group_sleeps),
 		cmocka_unit_test(test_quiet_group_wakes),
+		cmocka_unit_test(test_campaign_due),
 		cmocka_unit_test(test_check_quorum_steps_down),
 		cmocka_unit_test(test_check_quorum_keeps_connected_leader),
 		cmocka_unit_test(test_check_quorum_lease),
