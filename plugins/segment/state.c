@@ -111,6 +111,7 @@ static int damaged(struct kq_log *log)
  * disk to disagree with. */
 static int open_uncached(struct kq_log *log, bool *direct)
 {
+	static bool warned; /* once per process: it is the file system's */
 	int fd;
 
 	*direct = true;
@@ -118,7 +119,17 @@ static int open_uncached(struct kq_log *log, bool *direct)
 	if (fd >= 0 || errno != EINVAL)
 		return fd;
 	*direct = false;
-	return kq__log_openat(log, STATE_FILE, O_RDONLY, 0);
+	fd = kq__log_openat(log, STATE_FILE, O_RDONLY, 0);
+	if (fd >= 0 && !warned) {
+		warned = true;
+		log->host->log(log->host, KQ_LOG_WARN,
+			       "%s/" STATE_FILE ": the file system has no "
+			       "O_DIRECT; hard states are read through the page "
+			       "cache, which after a failed sync may show one "
+			       "that never became durable",
+			       log->dir);
+	}
+	return fd;
 }
 
 int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
@@ -151,6 +162,12 @@ int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
 	r = direct ? kq__seg_io.pread(fd, buf, len, 0)
 		   : kq__pread_full(fd, buf, len, 0);
 	if (r < 0 && direct)
+		r = -errno;
+	/* What was read may still sit in the device's volatile cache, or
+	 * in pages a file system kept dirty after a failed write-back: the
+	 * state is trusted (a vote read back may be given again) only once
+	 * it is durable. */
+	if (r >= 0 && kq__seg_io.fdatasync(fd) != 0)
 		r = -errno;
 	kq__seg_io.close(fd);
 	if (r < 0) {

@@ -503,15 +503,20 @@ static void test_open_is_lazy(void **state)
 	t_rmrf(dir);
 }
 
-/* The hard state as a disk under a page cache: what a write leaves in the
- * cache reaches the "disk" only through a sync that succeeds, and reads
- * of a descriptor opened with O_DIRECT see the disk.  After a failed
- * fdatasync Linux keeps the written page in the cache, so a load that
- * read the cache could hand back a vote that never became durable. */
-#define HS_MAX 16384
+/* The hard state as a disk under a page cache, as Linux keeps one: a
+ * write dirties its 4 KiB pages; a sync that succeeds writes the dirty
+ * pages to the "disk", one that fails drops them (marked clean, they
+ * stay in the cache but never reach the disk); reads of a descriptor
+ * opened with O_DIRECT see the disk.  So a load that read the cache
+ * after a failed fdatasync could hand back a vote that never became
+ * durable. */
+#define HS_MAX	 16384
+#define HS_PAGE	 4096
+#define HS_PAGES (HS_MAX / HS_PAGE)
 static struct hs_file {
 	uint8_t cache[HS_MAX], disk[HS_MAX];
 	size_t cache_len, disk_len;
+	bool dirty[HS_PAGES];
 } hs_files[2];		     /* raft.state, raft.state.tmp */
 static int hs_fd_file[1024]; /* fd -> 1 + file, 0: other */
 static bool hs_fd_direct[1024];
@@ -551,6 +556,9 @@ static ssize_t hs_pwrite(int fd, const void *buf, size_t n, off_t off)
 
 		assert_true((size_t)off + n <= HS_MAX);
 		memcpy(f->cache + off, buf, n);
+		for (size_t pg = (size_t)off / HS_PAGE;
+		     n && pg <= ((size_t)off + n - 1) / HS_PAGE; pg++)
+			f->dirty[pg] = true;
 		if ((size_t)off + n > f->cache_len)
 			f->cache_len = (size_t)off + n;
 	}
@@ -574,18 +582,22 @@ static ssize_t hs_pread(int fd, void *buf, size_t n, off_t off)
 
 static int hs_sync(int fd, int (*sync)(int))
 {
-	int w = fd < 1024 ? hs_fd_file[fd] : 0;
+	int w = fd >= 0 && fd < 1024 ? hs_fd_file[fd] : 0;
+	struct hs_file *f = w ? &hs_files[w - 1] : NULL;
+	bool failed = w && fire(F_FDATASYNC);
 
-	if (w && fire(F_FDATASYNC)) {
+	for (int pg = 0; f && pg < HS_PAGES; pg++) {
+		if (f->dirty[pg] && !failed)
+			memcpy(f->disk + pg * HS_PAGE, f->cache + pg * HS_PAGE,
+			       HS_PAGE);
+		f->dirty[pg] = false;
+	}
+	if (failed) {
 		errno = fi.err;
 		return -1;
 	}
-	if (w) {
-		struct hs_file *f = &hs_files[w - 1];
-
-		memcpy(f->disk, f->cache, f->cache_len);
+	if (f)
 		f->disk_len = f->cache_len;
-	}
 	return sync(fd);
 }
 
@@ -671,6 +683,13 @@ static void test_hard_state_failed_sync(void **state)
 	assert_int_equal(t_ops->load_hard_state(log, &in), 0);
 	assert_int_equal(in.term, 9);
 	assert_int_equal(in.vote, 1);
+	/* What a load reads is made durable before it is trusted. */
+	fi.op = F_FDATASYNC;
+	fi.nth = 1;
+	fi.fired = false;
+	fi.seen = 0;
+	assert_int_equal(t_ops->load_hard_state(log, &in), -EIO);
+	fi.op = F_NONE;
 	t_ops->close(log);
 	restore();
 	t_module_free(mod);
