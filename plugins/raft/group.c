@@ -268,6 +268,12 @@ static void fail_group(struct kq_group *g, int rv, const char *what)
 	if (g->failed)
 		return;
 	g->failed = rv;
+	/* A stopped group is never ticked again: its election slot goes
+	 * now, or it would be held until the group is closed. */
+	if (g->counted) {
+		g->counted = false;
+		g->mod->campaigns--;
+	}
 	g->mod->host->log(g->mod->host, KQ_LOG_ERROR,
 			  "group %s: %s failed: %s; the group stops", g->name,
 			  what, kq_strerror(rv));
@@ -677,12 +683,22 @@ static void maybe_hand_over(struct kq_group *g, unsigned ticks)
 	}
 	g->led_ticks += ticks;
 	if (g->led_ticks < mod->election_ticks << g->handover_tries ||
-	    mod->handovers >= KQ__RAFT_HANDOVERS_PER_TICK || !mod->cluster ||
-	    !kq__cluster_peer_up(mod->cluster, g->preferred))
+	    !mod->cluster || !kq__cluster_peer_up(mod->cluster, g->preferred))
 		return;
+	if (mod->handovers >= KQ__RAFT_HANDOVERS_PER_TICK) {
+		/* Next tick; a sleeping group is only looked at in a sweep,
+		 * so ask for one then, or its turn would wait for the next
+		 * sweep, 16 hand-overs every few seconds. */
+		if (kq__raft_quiet(g->r))
+			mod->resweep = true;
+		return;
+	}
 	rv = kq__raft_transfer(g->r, (uint64_t)g->preferred);
-	if (rv == KQ_EBUSY) /* not caught up yet: next tick */
+	if (rv == KQ_EBUSY) { /* not caught up yet: next tick */
+		if (kq__raft_quiet(g->r))
+			mod->resweep = true;
 		return;
+	}
 	g->led_ticks = 0;
 	if (rv == 0) {
 		mod->handovers++;
@@ -734,9 +750,10 @@ void kq__raft_group_tick(struct kq_group *g, unsigned ticks)
 	/* A burst of elections (a broker died, its groups woke) goes a few
 	 * at a time: each costs a durable save of term and vote on every
 	 * replica, on the loop, and thousands at once would stall it past
-	 * the election timeout and set off more.  The metadata group never
-	 * waits. */
-	if (g->id != 0 && kq__raft_campaign_due(g->r) &&
+	 * the election timeout and set off more.  The metadata group, and a
+	 * lone replica (it elects itself, saving on its own broker only),
+	 * never wait. */
+	if (g->id != 0 && g->n_voters > 1 && kq__raft_campaign_due(g->r) &&
 	    g->mod->campaigns >= g->mod->max_campaigns)
 		return;
 	if (kq__raft_role(g->r) == KQ__RAFT_PRE_CANDIDATE ||

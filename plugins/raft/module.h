@@ -123,6 +123,8 @@ struct kq__raft_module {
 				 * looked at */
 	uint64_t up_seen;	/* kq__cluster_heard_mask() at the last
 				 * tick */
+	bool resweep;		/* a sleeping group waits for a hand-over
+				 * slot: look at them again next tick */
 	uint64_t unknown;     /* messages for groups not open here */
 
 	/* Proposals of closed groups, completed with KQ_ECANCELED from the

@@ -182,10 +182,12 @@ static void on_tick(uv_timer_t *t)
 	/* Sleeping groups cost nothing per tick: they are looked at at once
 	 * when a broker falls silent or is heard again (its followers must
 	 * wake, its preferred leaderships go back), and otherwise every few
-	 * election timeouts, for hand-overs that waited. */
+	 * election timeouts, for hand-overs that waited; and every tick
+	 * while hand-overs wait for the per-tick cap. */
 	slept = (unsigned)(mod->ticks - mod->swept);
 	if (slept >= KQ__RAFT_SWEEP_TIMEOUTS * mod->election_ticks ||
-	    up != mod->up_seen) {
+	    up != mod->up_seen || mod->resweep) {
+		mod->resweep = false;
 		mod->swept = mod->ticks;
 		for (g = mod->all; g; g = next) {
 			next = g->next_all;

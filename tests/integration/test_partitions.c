@@ -3,11 +3,13 @@
  * three replicas, take messages on every one of them (round robin) through
  * every broker, are killed with SIGKILL and started again, and then every
  * acknowledged message is read back, once, at its offset, from every
- * broker.  Descriptors are bounded by segment.open_files (at most half the
- * limit), not by the number of partitions. */
+ * broker, and every partition goes back to its preferred leader (its first
+ * replica).  Descriptors are bounded by segment.open_files (at most half
+ * the limit), not by the number of partitions. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +156,43 @@ static void dump_logs(void)
 	}
 }
 
+/* Whether every broker leads exactly the partitions whose first replica
+ * it is, as broker 1 sees it; *led gets how many are led so. */
+static bool leaders_preferred(int *led)
+{
+	static char data[16384];
+	char status[256], command[64];
+	int want[TCL_N + 1] = {0}, have[TCL_N + 1] = {0};
+	const char *p;
+
+	for (int t = 0; t < TOPICS; t++) {
+		snprintf(command, sizeof(command), "DESC m%d", t);
+		tcl_cmd(&cl, 0, command, status, sizeof(status), data,
+			sizeof(data));
+		for (p = data; (p = strstr(p, " REPLICAS ")); p++) {
+			int first = atoi(p + 10);
+
+			if (first >= 1 && first <= TCL_N)
+				want[first]++;
+		}
+	}
+	tcl_cmd(&cl, 0, "STAT", status, sizeof(status), data, sizeof(data));
+	for (p = data; (p = strstr(p, "BROKER ")); p++) {
+		int id = atoi(p + 7);
+		const char *l = strstr(p, " LEADS ");
+
+		if (id >= 1 && id <= TCL_N && l)
+			have[id] = atoi(l + 7);
+	}
+	*led = 0;
+	for (int i = 1; i <= TCL_N; i++)
+		*led += have[i] < want[i] ? have[i] : want[i];
+	for (int i = 1; i <= TCL_N; i++)
+		if (have[i] != want[i])
+			return false;
+	return true;
+}
+
 static void test_many_partitions(void **state)
 {
 	char status[256], command[96];
@@ -232,6 +271,28 @@ static void test_many_partitions(void **state)
 	printf("every message read back from every broker %.1f s after the "
 	       "restart\n",
 	       tcl_now() - t0);
+	/* Leaders come back to their preferred brokers a few at a time,
+	 * sleeping groups included, not one sweep of them every few
+	 * seconds. */
+	{
+		int led = 0;
+
+		end = tcl_now() + 60;
+		while (!leaders_preferred(&led) && tcl_now() < end)
+			usleep(200000);
+		if (!leaders_preferred(&led)) {
+			static char data[4096];
+
+			tcl_cmd(&cl, 0, "STAT", status, sizeof(status), data,
+				sizeof(data));
+			fail_msg("60 s after the restart, %d of %d partitions "
+				 "are led by their first replica:\n%s",
+				 led, TOPICS * PARTITIONS, data);
+		}
+		printf("every partition led by its first replica %.1f s "
+		       "after the restart\n",
+		       tcl_now() - t0);
+	}
 }
 
 int main(void)

@@ -1819,6 +1819,17 @@ static void after_step(struct sim *s, struct node *nd)
 	if (!nd->up || s->violation[0])
 		return;
 	run_later(nd);
+	/* The module's count of elections in flight is this group's and
+	 * the phantoms', and a stopped group holds no slot: a leaked slot
+	 * would hold every other group's election back for good. */
+	if (nd->mod.campaigns != nd->phantom + (nd->g->counted ? 1u : 0u) ||
+	    (nd->g->counted && nd->g->failed))
+		violate(s,
+			"node %d: %u election slots taken, %u by phantoms, "
+			"its group %s%s",
+			nd->id, nd->mod.campaigns, nd->phantom,
+			nd->g->counted ? "counted" : "not counted",
+			nd->g->failed ? " and stopped" : "");
 	/* A stopped group's core may be ahead of its storage (an install
 	 * whose reset failed): it never acts on that, so it is not read. */
 	if (!nd->g->failed)

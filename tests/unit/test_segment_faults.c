@@ -627,6 +627,16 @@ static int hs_close(int fd)
 	return real.close(fd);
 }
 
+/* The next fdatasync of the hard state fails with EIO. */
+static void hs_fail_next_sync(void)
+{
+	fi.op = F_FDATASYNC;
+	fi.nth = 1;
+	fi.err = EIO;
+	fi.fired = false;
+	fi.seen = 0;
+}
+
 static void test_hard_state_failed_sync(void **state)
 {
 	struct kq_hard_state hs, in;
@@ -652,8 +662,7 @@ static void test_hard_state_failed_sync(void **state)
 	hs = (struct kq_hard_state){6, 2};
 	assert_int_equal(t_ops->save_hard_state(log, &hs), 0);
 	/* Term 7's vote is written, and its sync fails. */
-	fi.op = F_FDATASYNC;
-	fi.nth = 1;
+	hs_fail_next_sync();
 	hs = (struct kq_hard_state){7, 3};
 	assert_int_equal(t_ops->save_hard_state(log, &hs), -EIO);
 	fi.op = F_NONE;
@@ -666,10 +675,7 @@ static void test_hard_state_failed_sync(void **state)
 	assert_int_equal(in.vote, 2);
 	/* The next save does not overwrite the copy of term 6 either. */
 	hs = (struct kq_hard_state){8, 0};
-	fi.op = F_FDATASYNC;
-	fi.nth = 1;
-	fi.fired = false;
-	fi.seen = 0;
+	hs_fail_next_sync();
 	assert_int_equal(t_ops->save_hard_state(log, &hs), -EIO);
 	fi.op = F_NONE;
 	t_ops->close(log);
@@ -684,10 +690,7 @@ static void test_hard_state_failed_sync(void **state)
 	assert_int_equal(in.term, 9);
 	assert_int_equal(in.vote, 1);
 	/* What a load reads is made durable before it is trusted. */
-	fi.op = F_FDATASYNC;
-	fi.nth = 1;
-	fi.fired = false;
-	fi.seen = 0;
+	hs_fail_next_sync();
 	assert_int_equal(t_ops->load_hard_state(log, &in), -EIO);
 	fi.op = F_NONE;
 	t_ops->close(log);
