@@ -261,13 +261,45 @@ static int hook_term_at(void *ctx, uint64_t index, uint64_t *term)
 	return logs(g)->term_at(g->log, index, term);
 }
 
+/* A leader that stops hands a follower an election (TIMEOUT_NOW, as a
+ * hand-over does): its broker still answers keepalives, so followers that
+ * sleep would otherwise never notice, and the partition would have no
+ * leader until that broker restarts.  The candidate's VOTEs wake the
+ * others.  It vouches for nothing: an election is safe whoever starts
+ * it, and a follower that is behind simply loses it. */
+static void resign(struct kq_group *g)
+{
+	struct kq__raft_module *mod = g->mod;
+	struct kq__raft_msg m = {
+		.type = KQ__RAFT_MSG_TIMEOUT_NOW,
+		.from = (uint64_t)mod->host->broker_id,
+		.term = kq__raft_term(g->r),
+	};
+
+	if (kq__raft_role(g->r) != KQ__RAFT_LEADER || !mod->cluster)
+		return;
+	for (size_t i = 0; i < g->n_voters; i++) {
+		m.to = g->voters[i];
+		if (m.to == m.from ||
+		    !kq__cluster_peer_up(mod->cluster, (int)m.to))
+			continue;
+		kq__cluster_send(mod->cluster, g->id, &m);
+		mod->host->log(mod->host, KQ_LOG_INFO,
+			       "group %s: stopped while leading term %" PRIu64
+			       "; broker %" PRIu64 " is asked to take over",
+			       g->name, m.term, m.to);
+		return;
+	}
+}
+
 /* Stops the group for good after a storage or core error: it neither
- * sends nor acknowledges anything any more. */
+ * sends nor acknowledges anything any more, but for a resignation. */
 static void fail_group(struct kq_group *g, int rv, const char *what)
 {
 	if (g->failed)
 		return;
 	g->failed = rv;
+	resign(g);
 	/* A stopped group is never ticked again: its election slot goes
 	 * now, or it would be held until the group is closed. */
 	if (g->counted) {

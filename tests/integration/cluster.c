@@ -78,7 +78,8 @@ void tcl_start(struct tcl *c, int i)
 {
 	int st = 0;
 
-	if (tb_start(&c->tbs[i], &st) != 0) {
+	if ((c->syncfaults ? tb_start_syncfaults(&c->tbs[i], &st)
+			   : tb_start(&c->tbs[i], &st)) != 0) {
 		char log[8192];
 
 		tb_read_log(&c->tbs[i], log, sizeof(log));

@@ -23,6 +23,9 @@ struct tcl {
 	char segment_extra[256];
 	/* The segment section's segment_bytes; 0 for 4096. */
 	int segment_bytes;
+	/* Start the brokers with failing syncs at hand (tb_flag() with
+	 * "failsync" on a broker's tb, see tb_start_syncfaults()). */
+	int syncfaults;
 };
 
 /* Picks ports and folders and writes the configs; starts nothing. */

@@ -609,12 +609,105 @@ static void test_failover_under_fire(void **state)
 		free(pubs[i].msgs);
 }
 
+/* A leader whose group stops on a storage error while its followers
+ * sleep (here: retention cannot record its restart point, every
+ * fdatasync of that broker failing) hands them an election: its broker
+ * still answers keepalives, so nothing else would wake them, and the
+ * partition would have no leader until that broker restarts. */
+static void test_leader_stops_while_asleep(void **state)
+{
+	char status[256], command[600], body[400];
+	int lead, other, now_lead = 0;
+	double end;
+
+	(void)state;
+	tcl_cmd(&cl, 0, "CRTP ret 1 replicas=3 retention.ms=3000", status,
+		sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK ret 1");
+	/* Led by its first replica, so that no hand-over is due. */
+	end = tcl_now() + 30;
+	do {
+		int first = 0;
+		const char *r;
+
+		tcl_cmd(&cl, 0, "DESC ret", status, sizeof(status), body,
+			sizeof(body));
+		lead = atoi(strstr(body, " LEADER ")
+				    ? strstr(body, " LEADER ") + 8
+				    : "0");
+		r = strstr(body, " REPLICAS ");
+		first = r ? atoi(r + 10) : -1;
+		if (lead > 0 && lead == first)
+			break;
+		usleep(100000);
+	} while (tcl_now() < end);
+	assert_true(lead > 0);
+	other = lead % TCL_N; /* index of another broker */
+	memset(body, 'x', sizeof(body) - 1);
+	body[sizeof(body) - 1] = '\0';
+	/* A few segments of 4 KiB, old enough for retention in 3 s. */
+	for (int k = 0; k < 40; k++) {
+		snprintf(command, sizeof(command),
+			 "PUBS ret {\"n\":%d,\"b\":\"%.300s\"}", k, body);
+		tcl_cmd(&cl, lead - 1, command, status, sizeof(status), NULL,
+			0);
+		assert_int_equal(strncmp(status, "OK", 2), 0);
+	}
+	/* Idle: the group sleeps on every broker.  Then the leader's disk
+	 * fails, before retention comes due. */
+	usleep(1500000);
+	tb_flag(&cl.tbs[lead - 1], "failsync", 1);
+	end = tcl_now() + 30;
+	for (;;) {
+		char log[65536];
+
+		tb_read_log(&cl.tbs[lead - 1], log, sizeof(log));
+		if (strstr(log, "group ret-0: recording the retention point "
+				"failed"))
+			break;
+		if (tcl_now() > end)
+			fail_msg("broker %d: retention never failed:\n%s", lead,
+				 log);
+		usleep(100000);
+	}
+	/* Another broker takes the partition, and a publish through any
+	 * broker but the sick one is stored. */
+	end = tcl_now() + 20;
+	do {
+		snprintf(command, sizeof(command), "PUBS ret {\"after\":1}");
+		tcl_cmd(&cl, other, command, status, sizeof(status), NULL, 0);
+		if (strncmp(status, "OK", 2) == 0)
+			break;
+		usleep(200000);
+	} while (tcl_now() < end);
+	if (strncmp(status, "OK", 2) != 0)
+		fail_msg("20 s after broker %d's group stopped, a publish "
+			 "through broker %d: %s",
+			 lead, other + 1, status);
+	tcl_desc(&cl, other, "ret", 0, &(long){0}, &(long){0}, &now_lead);
+	assert_true(now_lead > 0 && now_lead != lead);
+	tb_flag(&cl.tbs[lead - 1], "failsync", 0);
+}
+
 static int setup(void **state)
 {
 	(void)state;
 	snprintf(cl.extra, sizeof(cl.extra),
 		 "\"topics\": {\"retention_check_ms\": 100}");
 	cl.segment_bytes = 1 << 20;
+	tcl_setup(&cl);
+	tcl_start_all(&cl);
+	return 0;
+}
+
+/* Three brokers of 4 KiB segments, each able to fail its syncs. */
+static int setup_sick(void **state)
+{
+	(void)state;
+	memset(&cl, 0, sizeof(cl));
+	snprintf(cl.extra, sizeof(cl.extra),
+		 "\"topics\": {\"retention_check_ms\": 100}");
+	cl.syncfaults = 1;
 	tcl_setup(&cl);
 	tcl_start_all(&cl);
 	return 0;
@@ -664,6 +757,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_failover_under_fire, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_leader_stops_while_asleep,
+						setup_sick, teardown),
 	};
 
 	/* A network namespace of its own: the nft rules and the brokers'
