@@ -264,9 +264,11 @@ static int hook_term_at(void *ctx, uint64_t index, uint64_t *term)
 /* A leader that stops hands a follower an election (TIMEOUT_NOW, as a
  * hand-over does): its broker still answers keepalives, so followers that
  * sleep would otherwise never notice, and the partition would have no
- * leader until that broker restarts.  The candidate's VOTEs wake the
- * others.  It vouches for nothing: an election is safe whoever starts
- * it, and a follower that is behind simply loses it. */
+ * leader until that broker restarts.  Every follower that is up gets
+ * one, so that one lost message (a full queue, a stalled broker) leaves
+ * none asleep; a split vote costs one more election timeout.  It vouches
+ * for nothing: an election is safe whoever starts it, and a follower
+ * that is behind simply loses it. */
 static void resign(struct kq_group *g)
 {
 	struct kq__raft_module *mod = g->mod;
@@ -288,7 +290,6 @@ static void resign(struct kq_group *g)
 			       "group %s: stopped while leading term %" PRIu64
 			       "; broker %" PRIu64 " is asked to take over",
 			       g->name, m.term, m.to);
-		return;
 	}
 }
 

@@ -684,6 +684,14 @@ static void test_leader_stops_while_asleep(void **state)
 		fail_msg("20 s after broker %d's group stopped, a publish "
 			 "through broker %d: %s",
 			 lead, other + 1, status);
+	{
+		char log[65536];
+
+		/* Its followers were asleep: they were asked. */
+		tb_read_log(&cl.tbs[lead - 1], log, sizeof(log));
+		assert_non_null(strstr(log, "group ret-0: stopped while "
+					    "leading"));
+	}
 	tcl_desc(&cl, other, "ret", 0, &(long){0}, &(long){0}, &now_lead);
 	assert_true(now_lead > 0 && now_lead != lead);
 	tb_flag(&cl.tbs[lead - 1], "failsync", 0);
