@@ -261,6 +261,8 @@ static int hook_term_at(void *ctx, uint64_t index, uint64_t *term)
 	return logs(g)->term_at(g->log, index, term);
 }
 
+static void count_campaign(struct kq_group *g);
+
 /* A leader that stops hands a follower an election (TIMEOUT_NOW, as a
  * hand-over does): its broker still answers keepalives, so followers that
  * sleep would otherwise never notice, and the partition would have no
@@ -303,10 +305,7 @@ static void fail_group(struct kq_group *g, int rv, const char *what)
 	resign(g);
 	/* A stopped group is never ticked again: its election slot goes
 	 * now, or it would be held until the group is closed. */
-	if (g->counted) {
-		g->counted = false;
-		g->mod->campaigns--;
-	}
+	count_campaign(g);
 	g->mod->host->log(g->mod->host, KQ_LOG_ERROR,
 			  "group %s: %s failed: %s; the group stops", g->name,
 			  what, kq_strerror(rv));
@@ -1240,13 +1239,10 @@ void kq__raft_group_close(struct kq_group *g)
 	g->pend_tail = &g->pend;
 	if (mod->canceled)
 		kq__raft_module_later(mod);
-	if (g->counted) {
-		g->counted = false;
-		mod->campaigns--;
-	}
 	/* The last group closing also closes the module's handles. */
 	kq__raft_module_remove(mod, g, g->id);
 	g->closed = true;
+	count_campaign(g); /* gives its election slot back */
 	if (!g->running)
 		group_free(g);
 }

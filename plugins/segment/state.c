@@ -24,7 +24,6 @@
  * holds the state before it. */
 #define STATE_VERSION	2
 #define STATE_SLOT	4096
-#define STATE_SLOT_SIZE 36
 #define STATE_SIZE	(2 * STATE_SLOT)
 
 static void encode_slot(uint8_t *b, uint64_t seq,
@@ -50,13 +49,16 @@ static bool decode_slot(const uint8_t *b, uint64_t *seq,
 	return true;
 }
 
-/* Overwrites the older copy: `seq` says which. */
+/* Overwrites the older copy: `seq` says which.  Its whole block, so that
+ * the kernel need not read it first (a load reads with O_DIRECT, which
+ * leaves nothing of the file in the page cache). */
 static int save_in_place(struct kq_log *log, uint64_t seq,
 			 const struct kq_hard_state *hs)
 {
-	uint8_t b[STATE_SLOT_SIZE];
+	uint8_t b[STATE_SLOT];
 	int fd, rv;
 
+	memset(b, 0, sizeof(b));
 	encode_slot(b, seq, hs);
 	fd = kq__log_openat(log, STATE_FILE, O_WRONLY, 0);
 	if (fd < 0)
