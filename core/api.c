@@ -77,31 +77,6 @@ void kq__sessions_close_all(struct kq_broker *b)
 		session_close(b->sessions);
 }
 
-/* Why a metadata write was refused: the metadata log failed here, or
- * no leader took it in time (it is forwarded to one; forward.c). */
-int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv)
-{
-	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
-
-	if (!b->meta_group || b->meta_log.failed)
-		return fail(req, KQ_EUNAVAILABLE,
-			    "metadata log: %s; it is reopened once that clears",
-			    kq_strerror(b->meta_log.failed ? b->meta_log.failed
-							   : rv));
-	if (rv != KQ_EUNAVAILABLE)
-		return fail(req, KQ_EUNAVAILABLE, "metadata log: %s",
-			    kq_strerror(rv));
-	if (leader && leader != b->cfg->broker_id)
-		return fail(req, KQ_EUNAVAILABLE,
-			    "broker %d leads the metadata and did not commit "
-			    "this within topics.request_timeout_ms (%u ms)",
-			    leader, b->cfg->request_timeout_ms);
-	return fail(req, KQ_EUNAVAILABLE,
-		    "no metadata leader within topics.request_timeout_ms "
-		    "(%u ms)",
-		    b->cfg->request_timeout_ms);
-}
-
 /* ------------------------------------------------------------ CRTP */
 
 struct create_ctx {
@@ -176,7 +151,7 @@ static void create_opened(void *ctx, unsigned failed, int first_error)
 }
 
 /* The record is applied: the answer waits until the partitions opened
- * (a slice at a time, see kq__topic_open_step()). */
+ * (a slice at a time, see open_step() in topic.c). */
 static void created(void *ctx, int status)
 {
 	struct create_ctx *cc = ctx;
@@ -391,7 +366,7 @@ static struct kq__batch *batch_for(struct kq_broker *b, struct kq__partition *p)
 		p->next_dirty = b->dirty;
 		b->dirty = p;
 	}
-	kq__broker_wake(b);
+	kq__defer_wake(b);
 	return bt;
 }
 
@@ -508,7 +483,7 @@ static void batch_refused(struct kq_broker *b, struct kq__batch *bt, int rv)
 {
 	for (size_t i = 0; i < bt->n; i++) {
 		not_accepted(bt->reqs[i], bt->part, rv);
-		kq__broker_complete(b, bt->reqs[i], KQ_EUNAVAILABLE);
+		kq__defer_complete(b, bt->reqs[i], KQ_EUNAVAILABLE);
 	}
 	kq__batch_free(bt);
 }
@@ -678,7 +653,7 @@ static void join(struct kq_broker *b, struct kq_req *req,
 				      b->next_sub_id++, a->cap);
 	}
 	if (rv != 0)
-		kq__broker_complete(b, req, rv);
+		kq__defer_complete(b, req, rv);
 	kq__meta_reserve_ids(b);
 }
 
@@ -695,7 +670,7 @@ void kq__subscribe_resume(struct kq_broker *b, int status)
 		if (req->session)
 			join(b, req, a);
 		else
-			kq__broker_complete(b, req, KQ_ECANCELED);
+			kq__defer_complete(b, req, KQ_ECANCELED);
 		free(a);
 	}
 	if (b->sub_waiting && status != 0) {
@@ -705,8 +680,8 @@ void kq__subscribe_resume(struct kq_broker *b, int status)
 
 			b->sub_waiting = req->impl[KQ__REQ_WAIT_NEXT];
 			free(req->impl[KQ__REQ_WAIT_ARGS]);
-			kq__broker_complete(b, req,
-					    kq__meta_refused(b, req, status));
+			kq__defer_complete(b, req,
+					   kq__meta_refused(b, req, status));
 		}
 		b->sub_waiting_tail = &b->sub_waiting;
 	} else if (b->sub_waiting) {

@@ -174,46 +174,13 @@ static void fini_instance(struct kq__instance *in)
 
 /* ------------------------------------------------------------ flushing */
 
-static void on_idle(uv_idle_t *h);
-
-/* An active idle handle keeps the loop from blocking in poll, so the
- * flush runs right after the callbacks that queued work. */
-void kq__broker_wake(struct kq_broker *b)
-{
-	if (b->stopping < 2 && !uv_is_active((uv_handle_t *)&b->idle))
-		uv_idle_start(&b->idle, on_idle);
-}
-
-void kq__broker_complete(struct kq_broker *b, struct kq_req *req, int status)
-{
-	req->impl[KQ__REQ_DONE_NEXT] = NULL;
-	req->impl[KQ__REQ_DONE_STATUS] = (void *)(intptr_t)status;
-	*b->done_tail = req;
-	b->done_tail = (struct kq_req **)&req->impl[KQ__REQ_DONE_NEXT];
-	kq__broker_wake(b);
-}
-
-static void deliver_done(struct kq_broker *b)
-{
-	struct kq_req *req = b->done;
-
-	b->done = NULL;
-	b->done_tail = &b->done;
-	while (req) {
-		struct kq_req *next = req->impl[KQ__REQ_DONE_NEXT];
-
-		req->cb(req, (int)(intptr_t)req->impl[KQ__REQ_DONE_STATUS]);
-		req = next;
-	}
-}
-
 static void try_finish(struct kq_broker *b);
 
 void kq__broker_flush(struct kq_broker *b)
 {
 	kq__batch_flush(b);
 	kq__plog_flush(b);
-	deliver_done(b);
+	kq__defer_deliver(b);
 	if (!b->dirty && !b->sync_list && !b->done &&
 	    uv_is_active((uv_handle_t *)&b->idle))
 		uv_idle_stop(&b->idle);
@@ -222,11 +189,6 @@ void kq__broker_flush(struct kq_broker *b)
 }
 
 static void on_check(uv_check_t *h)
-{
-	kq__broker_flush(h->data);
-}
-
-static void on_idle(uv_idle_t *h)
 {
 	kq__broker_flush(h->data);
 }
@@ -255,10 +217,14 @@ static void own_handles(struct kq_broker *b, uv_handle_t *hs[NHANDLES])
 	hs[11] = (uv_handle_t *)&b->fetch_timer;
 }
 
+static void on_reopen_timer(uv_timer_t *tm);
+
 void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
 {
 	uv_handle_t *hs[NHANDLES];
 
+	b->flush_cb = kq__broker_flush;
+	b->reopen_cb = on_reopen_timer;
 	uv_check_init(loop, &b->check);
 	uv_idle_init(loop, &b->idle);
 	uv_timer_init(loop, &b->sync_timer);
@@ -366,59 +332,6 @@ static void on_reopen_timer(uv_timer_t *tm)
 		uv_timer_stop(tm);
 }
 
-/* How long one turn of the loop may spend opening new partitions: a
- * few fdatasyncs' worth, so that other clients are served in between. */
-#define OPEN_SLICE_NS (5 * 1000 * 1000)
-
-static void on_open_idle(uv_idle_t *h)
-{
-	struct kq_broker *b = h->data;
-	uint64_t deadline = uv_hrtime() + OPEN_SLICE_NS;
-
-	while (b->opening) {
-		struct kq__topic *t = b->opening;
-
-		if (!kq__topic_open_step(b, t, deadline))
-			return;
-		b->opening = t->opening_next;
-		t->opening_next = NULL;
-		if (!b->opening)
-			b->opening_tail = &b->opening;
-		if (uv_hrtime() >= deadline)
-			return;
-	}
-	uv_idle_stop(h);
-}
-
-void kq__broker_open_later(struct kq_broker *b, struct kq__topic *t)
-{
-	t->opening_next = NULL;
-	*b->opening_tail = t;
-	b->opening_tail = &t->opening_next;
-	uv_idle_start(&b->open_idle, on_open_idle);
-}
-
-/* The broker stops: topics still being opened end now. */
-static void cancel_opening(struct kq_broker *b)
-{
-	while (b->opening) {
-		struct kq__topic *t = b->opening;
-
-		b->opening = t->opening_next;
-		t->opening_next = NULL;
-		kq__topic_open_cancel(b, t);
-	}
-	b->opening_tail = &b->opening;
-	uv_idle_stop(&b->open_idle);
-}
-
-void kq__broker_reopen_later(struct kq_broker *b)
-{
-	if (!b->stopping && !uv_is_active((uv_handle_t *)&b->reopen_timer))
-		uv_timer_start(&b->reopen_timer, on_reopen_timer, KQ__REOPEN_MS,
-			       KQ__REOPEN_MS);
-}
-
 static void on_retention_timer(uv_timer_t *t)
 {
 	struct kq_broker *b = t->data;
@@ -497,13 +410,12 @@ static void transport_stopped(void *ctx)
 	struct kq_broker *b = ctx;
 
 	b->stopping_transports--;
-	kq__broker_wake(b);
+	kq__defer_wake(b);
 }
 
 static int logs_busy(struct kq_broker *b)
 {
-	if (b->works || b->sync_list || b->dirty || b->done ||
-	    kq__fwd_busy(b))
+	if (b->works || b->sync_list || b->dirty || b->done || kq__fwd_busy(b))
 		return 1;
 	for (struct kq_plog *pl = b->all_logs; pl; pl = pl->next_all)
 		if (pl->waiting || pl->running)
@@ -550,7 +462,7 @@ static void try_finish(struct kq_broker *b)
 		}
 	}
 	b->stopping = 2;
-	cancel_opening(b); /* answers any CRTP still waiting on it */
+	kq__topic_open_cancel_all(b); /* answers any CRTP still waiting on it */
 	kq__fwd_stop(b);
 	kq__fetch_stop(b);
 	kq__sessions_close_all(b);
@@ -567,7 +479,7 @@ void kq__broker_stop(struct kq_broker *b)
 		return;
 	b->stopping = 1;
 	b->stopping_transports = 0;
-	cancel_opening(b);
+	kq__topic_open_cancel_all(b);
 	kq__fwd_stop(b);
 	kq__fetch_stop(b);
 	for (size_t i = 0; i < b->ntransports; i++) {
@@ -579,7 +491,7 @@ void kq__broker_stop(struct kq_broker *b)
 		((const struct kq_transport_ops *)in->mod.desc->ops)
 			->stop(in->state, transport_stopped, b);
 	}
-	kq__broker_wake(b);
+	kq__defer_wake(b);
 }
 
 /* ------------------------------------------------------------ orphans */
@@ -823,7 +735,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 		return rv;
 	uv_check_start(&b->check, on_check);
 	b->serving = 1;
-	kq__broker_wake(b);
+	kq__defer_wake(b);
 	if (b->sync_policy == KQ_SYNC_INTERVAL)
 		uv_timer_start(&b->sync_timer, on_sync_timer,
 			       b->sync_interval_ms, b->sync_interval_ms);

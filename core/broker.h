@@ -27,7 +27,7 @@ struct kq_plog {
 	int sync_status;
 	int unsynced; /* appends since the last sync began */
 	int failed;   /* the first write or sync error: the log is reopened
-		       * (see kq__broker_reopen_later) */
+		       * (see kq__defer_reopen) */
 	uint64_t sync_target; /* next offset when the running sync began */
 	uint64_t durable_end; /* next offset covered by the last good sync */
 	int listed;	      /* on b->sync_list */
@@ -199,21 +199,21 @@ struct kq_broker {
 	uint64_t meta_applied_end;   /* after the last record applied */
 	int meta_reopening;	     /* the group replays what is held */
 	unsigned meta_reopen_tries;  /* failed attempts, for the log lines */
-	uint64_t next_sub_id;	    /* next id to hand out */
-	uint64_t my_sub_id_limit;   /* end of the block reserved for us */
-	uint64_t sub_id_limit;	    /* ids below this are reserved by
-				     * someone (any broker, any run) */
-	uint64_t sub_id_floor;	    /* as stored in <dir>/sub_ids */
-	uint64_t boot_id;	    /* tells this run's reservations apart */
-	int reserving;		    /* a reservation is being committed */
-	struct kq_req *sub_waiting; /* SUBS waiting for ids (FIFO) */
+	uint64_t next_sub_id;	     /* next id to hand out */
+	uint64_t my_sub_id_limit;    /* end of the block reserved for us */
+	uint64_t sub_id_limit;	     /* ids below this are reserved by
+				      * someone (any broker, any run) */
+	uint64_t sub_id_floor;	     /* as stored in <dir>/sub_ids */
+	uint64_t boot_id;	     /* tells this run's reservations apart */
+	int reserving;		     /* a reservation is being committed */
+	struct kq_req *sub_waiting;  /* SUBS waiting for ids (FIFO) */
 	struct kq_req **sub_waiting_tail;
-	struct kq__reg *regs;	   /* [nbroker_ids] */
-	int registered;		   /* this run's registration is applied */
-	int registering;	   /* and being committed */
-	struct kq__map joining;	   /* sub id -> SUBS whose join is being
-				    * committed (struct kq__joining) */
-	size_t orphans;		   /* home members owing a leave */
+	struct kq__reg *regs;	/* [nbroker_ids] */
+	int registered;		/* this run's registration is applied */
+	int registering;	/* and being committed */
+	struct kq__map joining; /* sub id -> SUBS whose join is being
+				 * committed (struct kq__joining) */
+	size_t orphans;		/* home members owing a leave */
 	unsigned members_gen;
 	uv_timer_t members_timer;
 
@@ -228,7 +228,11 @@ struct kq_broker {
 	uv_timer_t sync_timer;
 	uv_timer_t retention_timer;
 	uv_timer_t reopen_timer; /* retries partitions that failed to open */
-	uv_idle_t open_idle;	 /* opens new topics' partitions */
+	/* Set by broker.c for defer.c: the end-of-turn flush, and the
+	 * retry of what failed to open. */
+	void (*flush_cb)(struct kq_broker *b);
+	uv_timer_cb reopen_cb;
+	uv_idle_t open_idle; /* opens new topics' partitions */
 	struct kq__topic *opening, **opening_tail; /* FIFO, for open_idle */
 	int serving; /* start-up is over: new topics open a slice at a time */
 	uv_signal_t sigint, sigterm, sighup;
@@ -238,7 +242,7 @@ struct kq_broker {
 	struct kq__fwd *fwds, *fwds_tail; /* forwarded requests, oldest
 					   * first */
 	uv_timer_t fwd_timer;
-	unsigned fwd_pass;   /* walks of the forward timer */
+	unsigned fwd_pass; /* walks of the forward timer */
 	struct kq__fetch *fetches, *fetches_tail; /* reads waiting for a
 						   * replica to ask */
 	uv_timer_t fetch_timer;
@@ -271,12 +275,21 @@ void kq__broker_close(struct kq_broker *b);
 extern const struct kq_broker_api kq__broker_api;
 extern const struct kq_log_api kq__log_api;
 
-/* Makes sure the end-of-turn flush runs soon. */
-void kq__broker_wake(struct kq_broker *b);
-/* Queues req's callback with `status` for the end of this loop turn. */
-void kq__broker_complete(struct kq_broker *b, struct kq_req *req, int status);
 /* Runs batched proposals, syncs and queued completions. */
 void kq__broker_flush(struct kq_broker *b);
+
+/* defer.c */
+/* Makes sure the end-of-turn flush (b->flush_cb) runs soon. */
+void kq__defer_wake(struct kq_broker *b);
+/* Queues req's callback with `status` for the end of this loop turn. */
+void kq__defer_complete(struct kq_broker *b, struct kq_req *req, int status);
+/* Runs the queued callbacks, in the order they were queued. */
+void kq__defer_deliver(struct kq_broker *b);
+/* How often partitions that could not be opened are tried again. */
+#define KQ__REOPEN_MS 5000
+/* Starts retrying logs that failed (b->reopen_cb every KQ__REOPEN_MS),
+ * unless that runs already or the broker stops. */
+void kq__defer_reopen(struct kq_broker *b);
 
 /* plog.c */
 int kq__plog_open(struct kq_broker *b, struct kq_plog *pl, const char *dir,
@@ -317,15 +330,9 @@ int kq__partition_held_elsewhere(struct kq_broker *b,
 				 const struct kq__partition *p);
 /* Whether this broker's replica of p is open and leads it. */
 int kq__partition_led_here(struct kq_broker *b, const struct kq__partition *p);
-/* Opens t's partitions from t->open_next until `deadline` (uv_hrtime())
- * has passed, at least one.  At the end, logs what failed, schedules
- * retries and calls t->opened_cb.  Returns 1 when every partition was
- * tried, else 0. */
-int kq__topic_open_step(struct kq_broker *b, struct kq__topic *t,
-			uint64_t deadline);
-/* Ends t's opening now (the broker stops): partitions not yet tried
- * fail with KQ_ECANCELED and are retried at the next start. */
-void kq__topic_open_cancel(struct kq_broker *b, struct kq__topic *t);
+/* The broker stops: topics still being opened end now, their partitions
+ * not yet tried failing with KQ_ECANCELED (tried at the next start). */
+void kq__topic_open_cancel_all(struct kq_broker *b);
 void kq__topic_free(struct kq_broker *b, struct kq__topic *t);
 /* How kq__group_get treats a group that does not exist yet. */
 enum kq__group_create {
@@ -341,6 +348,10 @@ struct kq__group *kq__group_get(struct kq__topic *t, const char *name,
 void kq__group_release(struct kq__group *g);
 /* Recomputes the group's owners after a join or leave. */
 void kq__group_rebalance(struct kq__group *g);
+/* Frees m (its group keeps no pointer to it any more). */
+void kq__member_free(struct kq_broker *b, struct kq__member *m);
+/* Takes m off its session's list of subscriptions, if it has one. */
+void kq__member_unlink(struct kq__member *m);
 
 /* members.c: consumer group membership, kept in the metadata log so
  * that every broker has every member and computes the same assignment. */
@@ -359,17 +370,14 @@ void kq__members_register(struct kq_broker *b);
 /* Proposes req's join of group `group` of `topic` with id `sub_id`; req
  * completes once it is applied here (result: the assignment).  Returns 0,
  * or an error with req->errmsg set (req does not complete). */
-int kq__members_join(struct kq_broker *b, struct kq_req *req,
-		     const char *topic, const char *group, uint64_t sub_id,
-		     uint32_t cap);
+int kq__members_join(struct kq_broker *b, struct kq_req *req, const char *topic,
+		     const char *group, uint64_t sub_id, uint32_t cap);
 /* Proposes m's leave; req (may be NULL) completes once it is applied
  * here.  Returns 0, or an error with req->errmsg set. */
 int kq__members_leave(struct kq_broker *b, struct kq__member *m,
 		      struct kq_req *req);
 /* A session closes: its members are left, its joins in flight will be. */
 void kq__members_session_closed(struct kq_broker *b, struct kq_session *s);
-/* Frees m (its group keeps no pointer to it any more). */
-void kq__member_free(struct kq_broker *b, struct kq__member *m);
 /* Sets up the registrations of the configured brokers (before the
  * metadata is opened). */
 int kq__members_init(struct kq_broker *b);
@@ -410,13 +418,6 @@ int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
 /* Reserves subscription ids when few are left. */
 void kq__meta_reserve_ids(struct kq_broker *b);
 
-/* How often partitions that could not be opened are tried again. */
-#define KQ__REOPEN_MS 5000
-/* Queues t's partitions to be opened a slice at a time. */
-void kq__broker_open_later(struct kq_broker *b, struct kq__topic *t);
-/* Starts retrying partitions with an open_error, unless it runs. */
-void kq__broker_reopen_later(struct kq_broker *b);
-
 /* api.c */
 /* Tells a CRTP waiting for topic `name` why its record could not be
  * applied (a negative code); nothing when no CRTP waits for it. */
@@ -445,8 +446,8 @@ int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
 void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 		     struct kq__batch *bt);
 /* host->serve of the consensus module: a request of another broker. */
-void kq__fwd_serve(const struct kq_host *host, struct kq_incoming *in,
-		   int from, const void *req, size_t len);
+void kq__fwd_serve(const struct kq_host *host, struct kq_incoming *in, int from,
+		   const void *req, size_t len);
 /* b->fwd_timer: sends what waits for a leader, fails what timed out. */
 void kq__fwd_on_timer(uv_timer_t *tm);
 /* Whether a forwarded request awaits its answer (the stop waits). */
@@ -501,6 +502,12 @@ void kq__fetch_stop(struct kq_broker *b);
 /* Serves another broker's read request (r after the kind byte). */
 void kq__fetch_serve(struct kq_broker *b, struct kq_reader *r,
 		     kq__serve_done_fn done, void *ctx);
+/* The range of p a read from *pos up to *end may return here: *pos is
+ * raised to the first offset retention kept, *end cut to the commit end
+ * and to the first range lost to damage.  Fails (errmsg filled) when
+ * *pos is in a lost range. */
+int kq__read_bounds(struct kq_broker *b, const struct kq__partition *p,
+		    uint64_t *pos, uint64_t *end, char *errmsg, size_t errlen);
 /* The next record of the chunk into rec (borrowed from the chunk): 1, or
  * 0 when none is left. */
 int kq__chunk_take(struct kq__chunk *ch, struct kq_record *rec);
@@ -513,12 +520,6 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		     void *ctx, char *errmsg, size_t errlen);
 uint64_t kq__consume_close(struct kq_consume *c);
-/* The range of p a read from *pos up to *end may return here: *pos is
- * raised to the first offset retention kept, *end cut to the commit end
- * and to the first range lost to damage.  Fails (errmsg filled) when
- * *pos is in a lost range. */
-int kq__read_bounds(struct kq_broker *b, const struct kq__partition *p,
-		    uint64_t *pos, uint64_t *end, char *errmsg, size_t errlen);
 int kq__commit(struct kq_session *s, const char *topic, uint64_t sub_id,
 	       int64_t partition, uint64_t offset, char *errmsg, size_t errlen);
 int kq__list_topics(struct kq_broker *b,

@@ -1076,7 +1076,7 @@ void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 			snprintf(bt->reqs[i]->errmsg,
 				 sizeof(bt->reqs[i]->errmsg),
 				 "out of memory");
-			kq__broker_complete(b, bt->reqs[i], KQ_EUNAVAILABLE);
+			kq__defer_complete(b, bt->reqs[i], KQ_EUNAVAILABLE);
 		}
 		kq__batch_free(bt);
 		return;

@@ -68,32 +68,6 @@ static struct kq__joining *joining_find(struct kq_broker *b, uint64_t id)
 	return kq__map_get(&b->joining, &id, sizeof(id));
 }
 
-static void session_unlink(struct kq__member *m)
-{
-	struct kq__member **pp;
-
-	if (!m->session)
-		return;
-	for (pp = &m->session->members; *pp; pp = &(*pp)->next_in_session)
-		if (*pp == m) {
-			*pp = m->next_in_session;
-			m->session->nmembers--;
-			break;
-		}
-	m->session = NULL;
-}
-
-void kq__member_free(struct kq_broker *b, struct kq__member *m)
-{
-	session_unlink(m);
-	if (kq__map_get(&b->subs, &m->sub_id, sizeof(m->sub_id)) == m)
-		kq__map_del(&b->subs, &m->sub_id, sizeof(m->sub_id));
-	/* What it was handed and never acknowledged goes to the group's
-	 * next reader. */
-	free(m->handed);
-	free(m);
-}
-
 /* Takes m out of its group and frees it; rebalance is the caller's. */
 static void member_drop(struct kq_broker *b, struct kq__member *m)
 {
@@ -540,7 +514,7 @@ static void joined(void *ctx, int status)
 					  &req->result.subscribe.nparts);
 		if (rv != 0) {
 			/* Failed: the client does not know the member. */
-			session_unlink(m);
+			kq__member_unlink(m);
 			snprintf(req->errmsg, sizeof(req->errmsg),
 				 "out of memory");
 		}
@@ -549,7 +523,7 @@ static void joined(void *ctx, int status)
 	if (m && !m->session)
 		orphaned(b);
 	free(j);
-	kq__broker_complete(b, req, rv);
+	kq__defer_complete(b, req, rv);
 }
 
 int kq__members_join(struct kq_broker *b, struct kq_req *req, const char *topic,
@@ -606,9 +580,9 @@ static void left(void *ctx, int status)
 		kq__debug("member %" PRIu64 ": leave not committed: %s",
 			  l->sub_id, kq_strerror(status));
 	if (l->req)
-		kq__broker_complete(b, l->req,
-				    status ? kq__meta_refused(b, l->req, status)
-					   : 0);
+		kq__defer_complete(b, l->req,
+				   status ? kq__meta_refused(b, l->req, status)
+					  : 0);
 	/* Still a member and owed a leave: tried again. */
 	if (m && !m->session && home(b, m))
 		orphaned(b);
@@ -662,7 +636,7 @@ void kq__members_session_closed(struct kq_broker *b, struct kq_session *s)
 
 		kq__debug("member %" PRIu64 ": its connection closed",
 			  m->sub_id);
-		session_unlink(m);
+		kq__member_unlink(m);
 		if (!m->leaving && kq__members_leave(b, m, NULL) != 0)
 			orphaned(b);
 	}

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,9 +270,9 @@ static int snapshot(void *ctx, void **data, size_t *len)
 							"[I,I]", (json_int_t)p,
 							(json_int_t)g->committed
 								[p]));
-			json_t *item = json_pack("{s:s, s:s, s:o}", "topic",
-						 t->name, "group", g->name,
-						 "offsets", pairs);
+			json_t *item =
+				json_pack("{s:s, s:s, s:o}", "topic", t->name,
+					  "group", g->name, "offsets", pairs);
 
 			if (item)
 				kq__members_snapshot_group(g, item);
@@ -349,6 +350,44 @@ static void proposed(struct kq_propose_req *preq, int status)
 	free(mp);
 }
 
+static int refuse(struct kq_req *req, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int refuse(struct kq_req *req, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(req->errmsg, sizeof(req->errmsg), fmt, ap);
+	va_end(ap);
+	return KQ_EUNAVAILABLE;
+}
+
+/* Why a metadata write was refused: the metadata log failed here, or
+ * no leader took it in time (it is forwarded to one; forward.c). */
+int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv)
+{
+	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
+
+	if (!b->meta_group || b->meta_log.failed)
+		return refuse(
+			req,
+			"metadata log: %s; it is reopened once that clears",
+			kq_strerror(b->meta_log.failed ? b->meta_log.failed
+						       : rv));
+	if (rv != KQ_EUNAVAILABLE)
+		return refuse(req, "metadata log: %s", kq_strerror(rv));
+	if (leader && leader != b->cfg->broker_id)
+		return refuse(req,
+			      "broker %d leads the metadata and did not commit "
+			      "this within topics.request_timeout_ms (%u ms)",
+			      leader, b->cfg->request_timeout_ms);
+	return refuse(req,
+		      "no metadata leader within topics.request_timeout_ms "
+		      "(%u ms)",
+		      b->cfg->request_timeout_ms);
+}
+
 int kq__meta_led_elsewhere(struct kq_broker *b)
 {
 	return b->cfg->npeers && b->meta_group && !b->meta_log.failed &&
@@ -373,8 +412,8 @@ int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
 	mp->cb = cb;
 	mp->ctx = ctx;
 	mp->preq.data = mp;
-	rv = b->meta_group ? b->cops->propose(b->meta_group, &mp->preq, &rec,
-					      1, proposed)
+	rv = b->meta_group ? b->cops->propose(b->meta_group, &mp->preq, &rec, 1,
+					      proposed)
 			   : KQ_EUNAVAILABLE;
 	if (rv != 0)
 		free(mp);
@@ -511,8 +550,8 @@ int kq__meta_reopen(struct kq_broker *b)
 	struct kq_plog *pl = &b->meta_log;
 	/* With fsync always only synced records were acknowledged; with
 	 * the other policies a written one was. */
-	uint64_t keep = b->sync_policy == KQ_SYNC_ALWAYS ? pl->durable_end
-							 : UINT64_MAX;
+	uint64_t keep =
+		b->sync_policy == KQ_SYNC_ALWAYS ? pl->durable_end : UINT64_MAX;
 	int rv;
 
 	kq__meta_close(b);
@@ -532,8 +571,7 @@ int kq__meta_idle(struct kq_broker *b)
 {
 	const struct kq_plog *pl = &b->meta_log;
 
-	return !pl->sync_running && !pl->waiting && !pl->running &&
-	       !pl->listed;
+	return !pl->sync_running && !pl->waiting && !pl->running && !pl->listed;
 }
 
 void kq__meta_close(struct kq_broker *b)

@@ -65,7 +65,7 @@ static void note_failure(struct kq_plog *pl, int rv)
 {
 	if (!pl->failed)
 		pl->failed = rv;
-	kq__broker_reopen_later(pl->b);
+	kq__defer_reopen(pl->b);
 }
 
 static void list_log(struct kq_plog *pl)
@@ -75,7 +75,7 @@ static void list_log(struct kq_plog *pl)
 	pl->listed = 1;
 	pl->next_listed = pl->b->sync_list;
 	pl->b->sync_list = pl;
-	kq__broker_wake(pl->b);
+	kq__defer_wake(pl->b);
 }
 
 static void sync_done(uv_work_t *w, int status)

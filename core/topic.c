@@ -146,6 +146,11 @@ int kq__partition_held_elsewhere(struct kq_broker *b,
 	return 0;
 }
 
+static int open_step(struct kq_broker *b, struct kq__topic *t,
+		     uint64_t deadline);
+static void open_cancel(struct kq_broker *b, struct kq__topic *t);
+static void open_later(struct kq_broker *b, struct kq__topic *t);
+
 int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 		     uint32_t replicas, size_t partitioner,
 		     int64_t retention_ms, int64_t retention_bytes,
@@ -196,16 +201,16 @@ int kq__topic_create(struct kq_broker *b, const char *name, uint32_t nparts,
 	/* A topic whose record is applied while the broker stops is opened
 	 * at the next start, not now. */
 	if (b->stopping) {
-		kq__topic_open_cancel(b, t);
+		open_cancel(b, t);
 		*failed = t->open_failed;
 		*first_error = t->open_first_error;
 		return 0;
 	}
 	if (b->serving) {
-		kq__broker_open_later(b, t);
+		open_later(b, t);
 		return 0;
 	}
-	kq__topic_open_step(b, t, UINT64_MAX);
+	open_step(b, t, UINT64_MAX);
 	*failed = t->open_failed;
 	*first_error = t->open_first_error;
 	return 0;
@@ -226,15 +231,19 @@ static void open_done(struct kq_broker *b, struct kq__topic *t)
 			  "here (%s); retrying every %u ms",
 			  t->name, t->open_failed, t->nparts,
 			  kq_strerror(t->open_first_error), KQ__REOPEN_MS);
-		kq__broker_reopen_later(b);
+		kq__defer_reopen(b);
 	}
 	t->opened_cb = NULL;
 	if (cb)
 		cb(t->opened_ctx, t->open_failed, t->open_first_error);
 }
 
-int kq__topic_open_step(struct kq_broker *b, struct kq__topic *t,
-			uint64_t deadline)
+/* Opens t's partitions from t->open_next until `deadline` (uv_hrtime())
+ * has passed, at least one.  At the end, logs what failed, schedules
+ * retries and calls t->opened_cb.  Returns 1 when every partition was
+ * tried, else 0. */
+static int open_step(struct kq_broker *b, struct kq__topic *t,
+		     uint64_t deadline)
 {
 	while (t->open_next < t->nparts) {
 		struct kq__partition *p = &t->parts[t->open_next++];
@@ -252,7 +261,9 @@ int kq__topic_open_step(struct kq_broker *b, struct kq__topic *t,
 	return 1;
 }
 
-void kq__topic_open_cancel(struct kq_broker *b, struct kq__topic *t)
+/* Ends t's opening now (the broker stops): partitions not yet tried
+ * fail with KQ_ECANCELED and are retried at the next start. */
+static void open_cancel(struct kq_broker *b, struct kq__topic *t)
 {
 	while (t->open_next < t->nparts) {
 		struct kq__partition *p = &t->parts[t->open_next++];
@@ -264,6 +275,80 @@ void kq__topic_open_cancel(struct kq_broker *b, struct kq__topic *t)
 			t->open_first_error = KQ_ECANCELED;
 	}
 	open_done(b, t);
+}
+
+/* How long one turn of the loop may spend opening new partitions: a
+ * few fdatasyncs' worth, so that other clients are served in between. */
+#define OPEN_SLICE_NS (5 * 1000 * 1000)
+
+static void on_open_idle(uv_idle_t *h)
+{
+	struct kq_broker *b = h->data;
+	uint64_t deadline = uv_hrtime() + OPEN_SLICE_NS;
+
+	while (b->opening) {
+		struct kq__topic *t = b->opening;
+
+		if (!open_step(b, t, deadline))
+			return;
+		b->opening = t->opening_next;
+		t->opening_next = NULL;
+		if (!b->opening)
+			b->opening_tail = &b->opening;
+		if (uv_hrtime() >= deadline)
+			return;
+	}
+	uv_idle_stop(h);
+}
+
+static void open_later(struct kq_broker *b, struct kq__topic *t)
+{
+	t->opening_next = NULL;
+	*b->opening_tail = t;
+	b->opening_tail = &t->opening_next;
+	uv_idle_start(&b->open_idle, on_open_idle);
+}
+
+/* The broker stops: topics still being opened end now. */
+void kq__topic_open_cancel_all(struct kq_broker *b)
+{
+	while (b->opening) {
+		struct kq__topic *t = b->opening;
+
+		b->opening = t->opening_next;
+		t->opening_next = NULL;
+		open_cancel(b, t);
+	}
+	b->opening_tail = &b->opening;
+	uv_idle_stop(&b->open_idle);
+}
+
+/* ------------------------------------------------------------ members */
+
+void kq__member_unlink(struct kq__member *m)
+{
+	struct kq__member **pp;
+
+	if (!m->session)
+		return;
+	for (pp = &m->session->members; *pp; pp = &(*pp)->next_in_session)
+		if (*pp == m) {
+			*pp = m->next_in_session;
+			m->session->nmembers--;
+			break;
+		}
+	m->session = NULL;
+}
+
+void kq__member_free(struct kq_broker *b, struct kq__member *m)
+{
+	kq__member_unlink(m);
+	if (kq__map_get(&b->subs, &m->sub_id, sizeof(m->sub_id)) == m)
+		kq__map_del(&b->subs, &m->sub_id, sizeof(m->sub_id));
+	/* What it was handed and never acknowledged goes to the group's
+	 * next reader. */
+	free(m->handed);
+	free(m);
 }
 
 static void group_free(struct kq__group *g)
