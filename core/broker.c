@@ -101,7 +101,7 @@ static int load_instance(struct kq_broker *b, struct kq__instance *in,
 	}
 	if (kind == KQ_PLUGIN_CONSENSUS) {
 		in->host.logs = &kq__log_api;
-		in->host.serve = kq__fwd_serve;
+		in->host.serve = kq__serve;
 		in->host.cluster = kq__config_section(b->cfg, "cluster");
 	}
 	kq__debug("loaded %s module %s %s from %s", kq__kind_name(kind), name,
@@ -224,6 +224,8 @@ void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
 	uv_handle_t *hs[NHANDLES];
 
 	b->flush_cb = kq__broker_flush;
+	b->registered_cb = kq__subscribe_resume;
+	b->serve_local_cb = kq__serve_local;
 	b->reopen_cb = on_reopen_timer;
 	uv_check_init(loop, &b->check);
 	uv_idle_init(loop, &b->idle);
@@ -315,7 +317,7 @@ static void on_reopen_timer(uv_timer_t *tm)
 
 		if (!kq__meta_idle(b)) {
 			left++;
-		} else if (kq__meta_reopen(b) == 0) {
+		} else if (kq__apply_reopen(b) == 0) {
 			kq__info("metadata log: opened again after %s",
 				 kq_strerror(was));
 			b->meta_reopen_tries = 0;
@@ -726,7 +728,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 		rv = init_all(b);
 	if (rv != 0)
 		return rv;
-	rv = kq__meta_open(b);
+	rv = kq__apply_open(b);
 	if (rv != 0)
 		return rv;
 	move_orphans(b);

@@ -196,17 +196,18 @@ struct kq_broker {
 				  * could not be opened (values unused) */
 	struct kq_plog meta_log;
 	struct kq_group *meta_group; /* NULL while it cannot be reopened */
-	uint64_t meta_applied_end;   /* after the last record applied */
-	int meta_reopening;	     /* the group replays what is held */
-	unsigned meta_reopen_tries;  /* failed attempts, for the log lines */
-	uint64_t next_sub_id;	     /* next id to hand out */
-	uint64_t my_sub_id_limit;    /* end of the block reserved for us */
-	uint64_t sub_id_limit;	     /* ids below this are reserved by
-				      * someone (any broker, any run) */
-	uint64_t sub_id_floor;	     /* as stored in <dir>/sub_ids */
-	uint64_t boot_id;	     /* tells this run's reservations apart */
-	int reserving;		     /* a reservation is being committed */
-	struct kq_req *sub_waiting;  /* SUBS waiting for ids (FIFO) */
+	const struct kq__meta_sm *meta_sm;
+	uint64_t meta_applied_end;  /* after the last record applied */
+	int meta_reopening;	    /* the group replays what is held */
+	unsigned meta_reopen_tries; /* failed attempts, for the log lines */
+	uint64_t next_sub_id;	    /* next id to hand out */
+	uint64_t my_sub_id_limit;   /* end of the block reserved for us */
+	uint64_t sub_id_limit;	    /* ids below this are reserved by
+				     * someone (any broker, any run) */
+	uint64_t sub_id_floor;	    /* as stored in <dir>/sub_ids */
+	uint64_t boot_id;	    /* tells this run's reservations apart */
+	int reserving;		    /* a reservation is being committed */
+	struct kq_req *sub_waiting; /* SUBS waiting for ids (FIFO) */
 	struct kq_req **sub_waiting_tail;
 	struct kq__reg *regs;	/* [nbroker_ids] */
 	int registered;		/* this run's registration is applied */
@@ -229,9 +230,19 @@ struct kq_broker {
 	uv_timer_t retention_timer;
 	uv_timer_t reopen_timer; /* retries partitions that failed to open */
 	/* Set by broker.c for defer.c: the end-of-turn flush, and the
-	 * retry of what failed to open. */
+	 * retry of what failed to open.  Hooks like these let the files
+	 * below broker.c ask for work above them without calling up. */
 	void (*flush_cb)(struct kq_broker *b);
 	uv_timer_cb reopen_cb;
+	/* Set by broker.c for members.c: this run's registration for
+	 * consumer groups ended (0: registered), so waiting SUBS go on. */
+	void (*registered_cb)(struct kq_broker *b, int status);
+	/* For forward.c: runs a request here (kq__serve_local). */
+	void (*serve_local_cb)(struct kq_broker *b, const uint8_t *req,
+			       size_t len,
+			       void (*done)(void *ctx, const uint8_t *answer,
+					    size_t len),
+			       void *ctx);
 	uv_idle_t open_idle; /* opens new topics' partitions */
 	struct kq__topic *opening, **opening_tail; /* FIFO, for open_idle */
 	int serving; /* start-up is over: new topics open a slice at a time */
@@ -352,6 +363,8 @@ void kq__group_rebalance(struct kq__group *g);
 void kq__member_free(struct kq_broker *b, struct kq__member *m);
 /* Takes m off its session's list of subscriptions, if it has one. */
 void kq__member_unlink(struct kq__member *m);
+/* Frees a batch of PUBS, whose requests were answered. */
+void kq__batch_free(struct kq__batch *bt);
 
 /* members.c: consumer group membership, kept in the metadata log so
  * that every broker has every member and computes the same assignment. */
@@ -395,8 +408,24 @@ int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv);
  * configuration order. */
 size_t kq__brokers_list(struct kq_broker *b, const int **ids);
 
-/* meta.c: the metadata state machine (group 0). */
-int kq__meta_open(struct kq_broker *b);
+/* apply.c: the metadata state machine. */
+/* Readies this run's state (subscription ids, boot id, members), opens
+ * the metadata log applying through it, and starts reserving ids and
+ * registering for consumer groups. */
+int kq__apply_open(struct kq_broker *b);
+/* kq__meta_reopen(), then the same reservation and registration. */
+int kq__apply_reopen(struct kq_broker *b);
+
+/* meta.c: the metadata log (group 0). */
+/* What the metadata group calls (struct kq_group_config). */
+struct kq__meta_sm {
+	void (*apply)(void *ctx, const struct kq_record *r);
+	int (*snapshot)(void *ctx, void **data, size_t *len);
+	int (*restore)(void *ctx, const void *data, size_t len);
+};
+/* Opens the metadata log and its group, which applies through `sm`
+ * (static; kept for reopens). */
+int kq__meta_open(struct kq_broker *b, const struct kq__meta_sm *sm);
 void kq__meta_close(struct kq_broker *b);
 /* Reopens the metadata log and group after the log failed a write or a
  * sync, keeping the state in memory; records never made durable under
@@ -415,21 +444,61 @@ int kq__meta_led_elsewhere(struct kq_broker *b);
 /* The same with the record as `len` bytes of JSON text (copied). */
 int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
 			  void (*cb)(void *ctx, int status), void *ctx);
-/* Reserves subscription ids when few are left. */
-void kq__meta_reserve_ids(struct kq_broker *b);
 
-/* api.c */
-/* Tells a CRTP waiting for topic `name` why its record could not be
- * applied (a negative code); nothing when no CRTP waits for it. */
-void kq__create_failed(struct kq_broker *b, const char *name, int err);
+/* api.c: the broker API table transports call. */
 void kq__sessions_close_all(struct kq_broker *b);
-void kq__batch_flush(struct kq_broker *b);
-void kq__batch_free(struct kq__batch *bt);
+
+/* req.c */
+/* Fills req->errmsg from fmt and returns err, for an entry point that
+ * refuses a request (its callback then never runs). */
+int kq__req_fail(struct kq_req *req, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Readies a caller-owned request for an entry point. */
+void kq__req_init(struct kq_req *req, struct kq_session *s,
+		  enum kq_req_type type, kq_req_cb cb);
+
+/* create.c: CRTP. */
+int kq__create_topic(struct kq_session *s, struct kq_req *req,
+		     const struct kq_topic_spec *spec, kq_req_cb cb);
 /* CRTP without forwarding: run by the metadata leader for another
  * broker's client. */
 int kq__create_topic_here(struct kq_session *s, struct kq_req *req,
 			  const struct kq_topic_spec *spec, kq_req_cb cb);
+/* Tells a CRTP waiting for topic `name` why its record could not be
+ * applied (a negative code); nothing when no CRTP waits for it. */
+void kq__create_failed(struct kq_broker *b, const char *name, int err);
+
+/* publish.c: PUBS. */
+int kq__publish(struct kq_session *s, struct kq_req *req, const char *topic,
+		const void *msg, size_t len, kq_req_cb cb);
+/* Proposes (or forwards) every partition's batch: the end of the turn. */
+void kq__batch_flush(struct kq_broker *b);
+
+/* subscribe.c: SUBS and UNSB. */
+int kq__subscribe(struct kq_session *s, struct kq_req *req, const char *topic,
+		  const char *group, uint32_t cap, kq_req_cb cb);
+int kq__unsubscribe(struct kq_session *s, struct kq_req *req, const char *topic,
+		    uint64_t sub_id, kq_req_cb cb);
+/* SUBS waiting for ids or for this run's registration go on, or fail
+ * with `status` when that is an error. */
 void kq__subscribe_resume(struct kq_broker *b, int status);
+/* Reserves subscription ids when few are left. */
+void kq__subscribe_reserve_ids(struct kq_broker *b);
+/* s closes: its SUBS still waiting for ids will not join. */
+void kq__subscribe_session_closed(struct kq_broker *b, struct kq_session *s);
+
+/* serve.c: requests other brokers forwarded here. */
+/* Answers a request of another broker (serve.c, fetch.c): `answer` is
+ * borrowed for the call. */
+typedef void (*kq__serve_done_fn)(void *ctx, const uint8_t *answer, size_t len);
+/* The consensus host's serve(): runs a request another broker's core
+ * sent; answers once, now or later, with the module's reply(). */
+void kq__serve(const struct kq_host *host, struct kq_incoming *in, int from,
+	       const void *req, size_t len);
+/* Runs a forwarded request this broker turned out to lead; done runs
+ * once, now or later, with the answer. */
+void kq__serve_local(struct kq_broker *b, const uint8_t *req, size_t len,
+		     kq__serve_done_fn done, void *ctx);
 
 /* forward.c: commands whose leader is another broker. */
 struct kq__fwd;
@@ -445,9 +514,6 @@ int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
 /* Sends a partition's batch to its leader; takes the batch. */
 void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 		     struct kq__batch *bt);
-/* host->serve of the consensus module: a request of another broker. */
-void kq__fwd_serve(const struct kq_host *host, struct kq_incoming *in, int from,
-		   const void *req, size_t len);
 /* b->fwd_timer: sends what waits for a leader, fails what timed out. */
 void kq__fwd_on_timer(uv_timer_t *tm);
 /* Whether a forwarded request awaits its answer (the stop waits). */
@@ -455,9 +521,6 @@ int kq__fwd_busy(const struct kq_broker *b);
 /* At a stop: fails what waits for a leader. */
 void kq__fwd_stop(struct kq_broker *b);
 
-/* Answers a request of another broker (forward.c, fetch.c): `answer` is
- * borrowed for the call. */
-typedef void (*kq__serve_done_fn)(void *ctx, const uint8_t *answer, size_t len);
 /* The kind byte of a forwarded request. */
 enum {
 	KQ__FWD_CREATE = 1,

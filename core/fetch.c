@@ -23,7 +23,6 @@
 #include <kafkaesque/list.h>
 
 #include "broker.h"
-#include "log.h"
 #include "names.h"
 
 /* How often reads waiting for a reachable replica look again. */

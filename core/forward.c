@@ -3,23 +3,13 @@
  * partition's batch of PUBS to the partition's leader, through the
  * consensus module's call().  A broker that leads nothing, or does not
  * know the leader yet, waits for one up to topics.request_timeout_ms.
- * Requests of other brokers are served here as a local client's are.
+ * Requests of other brokers are served in serve.c.
  *
  * A request is sent again only when its answer says it was not run (the
  * broker asked does not lead, or was too busy to look): one whose answer
  * is lost may have been stored, so it is answered ERR UNAVAILABLE saying
  * so, never sent twice.  Nothing is answered OK that was not committed.
- *
- * Wire format (little-endian), a request:
- *   kind (1) | CREATE: name (2+n) partitions (4) options (2, then 2+n each)
- *            | PUBLISH: topic (2+n) partition (4) count (4),
- *                       then per message: value (4+n) key (4+n)
- *            | META: a metadata record, JSON (the rest)
- * and its answer:
- *   status (4, a kq error or 0) | moved (4: 0 when it ran; else the leader
- *   the broker knows, -1 for none) | errmsg (2+n) | CREATE: partitions (4)
- *   metadata end (8) | PUBLISH: first offset (8), all three always there
- *   (0 when they do not apply) */
+ * The wire format is in wire.h. */
 #include <errno.h>
 #include <stddef.h>
 #include <inttypes.h>
@@ -32,22 +22,10 @@
 
 #include "broker.h"
 #include "log.h"
-#include "names.h"
-
-enum {
-	FWD_CREATE = KQ__FWD_CREATE,
-	FWD_PUBLISH = KQ__FWD_PUBLISH,
-	FWD_META = KQ__FWD_META
-};
+#include "wire.h"
 
 /* How often requests waiting for a leader look again. */
 #define FWD_RETRY_MS 20
-/* A forwarded batch that waits gathers at most this much (as a local
- * batch in api.c). */
-#define FWD_MERGE_MSGS	8192
-#define FWD_MERGE_BYTES (8u << 20)
-/* Options a forwarded CRTP may carry. */
-#define FWD_MAX_OPTIONS 16
 
 struct kq__fwd {
 	struct kq_call call;
@@ -55,18 +33,18 @@ struct kq__fwd {
 	int kind;
 	uint8_t *buf; /* the encoded request, kept to send it again */
 	size_t len, cap;
-	size_t count_at; /* PUBLISH: where its message count is */
-	uint64_t deadline; /* loop time (ms) */
-	int target;	   /* broker asked last; 0 while waiting */
-	int refused_by;	   /* broker that answered "not me" last */
-	int in_flight;	   /* a call is out */
-	int abandoned;	   /* PUBLISH answered while its call is out */
-	int hops;	   /* sent straight on to a named leader in a row */
-	int seen_leader;   /* the leader this broker's replica knew when the
-			    * batch went out (0: none or no replica) */
+	size_t count_at;     /* PUBLISH: where its message count is */
+	uint64_t deadline;   /* loop time (ms) */
+	int target;	     /* broker asked last; 0 while waiting */
+	int refused_by;	     /* broker that answered "not me" last */
+	int in_flight;	     /* a call is out */
+	int abandoned;	     /* PUBLISH answered while its call is out */
+	int hops;	     /* sent straight on to a named leader in a row */
+	int seen_leader;     /* the leader this broker's replica knew when the
+			      * batch went out (0: none or no replica) */
 	uint64_t not_before; /* loop time: tried again from then */
 	unsigned pass;	     /* the timer's walk that saw it last */
-	int applying;	   /* CREATE: OK, waiting for the local apply */
+	int applying;	     /* CREATE: OK, waiting for the local apply */
 	uint64_t meta_end;
 	uint32_t nparts;
 	/* CREATE */
@@ -82,420 +60,6 @@ struct kq__fwd {
 	struct kq__fwd *next_in_part; /* in p->fwd_head */
 	struct kq__fwd *prev, *next;  /* in b->fwds */
 };
-
-/* ------------------------------------------------------------ encoding */
-
-struct wr {
-	uint8_t *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void put(struct wr *w, const void *data, size_t n)
-{
-	if (w->oom)
-		return;
-	if (w->len + n > w->cap) {
-		size_t cap = w->cap ? w->cap : 256;
-		uint8_t *np;
-
-		while (cap < w->len + n)
-			cap *= 2;
-		np = realloc(w->p, cap);
-		if (!np) {
-			w->oom = 1;
-			return;
-		}
-		w->p = np;
-		w->cap = cap;
-	}
-	if (n)
-		memcpy(w->p + w->len, data, n);
-	w->len += n;
-}
-
-static void put8(struct wr *w, uint8_t v)
-{
-	put(w, &v, 1);
-}
-
-static void put16(struct wr *w, uint16_t v)
-{
-	uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-
-	put(w, b, 2);
-}
-
-static void put32(struct wr *w, uint32_t v)
-{
-	uint8_t b[4];
-
-	kq_put32le(b, v);
-	put(w, b, 4);
-}
-
-static void put_str(struct wr *w, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n > UINT16_MAX)
-		n = UINT16_MAX;
-	put16(w, (uint16_t)n);
-	put(w, s, n);
-}
-
-/* A string of at most `max` bytes into out (NUL-terminated); a longer
- * one is malformed, unless `cut` (a message, cut to fit). */
-static void rd_string(struct kq_reader *r, char *out, size_t max, int cut)
-{
-	uint16_t n = kq_take16le(r);
-	const uint8_t *p = kq_take(r, n);
-
-	if (!p) {
-		out[0] = '\0';
-		return;
-	}
-	if (n > max && !cut)
-		r->bad = 1;
-	if (n > max)
-		n = (uint16_t)max;
-	memcpy(out, p, n);
-	out[n] = '\0';
-}
-
-static void rd_str(struct kq_reader *r, char *out, size_t max)
-{
-	rd_string(r, out, max, 0);
-}
-
-/* ------------------------------------------------------------ serving */
-
-/* Answers a request: from another broker (through the consensus
- * module) or from this one (a forward whose leader turned out to be us). */
-typedef kq__serve_done_fn serve_done_fn;
-
-struct served {
-	struct kq_broker *b;
-	serve_done_fn done;
-	void *ctx;
-	struct kq_req req;
-	struct kq_propose_req preq;
-};
-
-/* The largest answer: status, moved, a 255-byte message, three
- * numbers. */
-#define ANSWER_MAX (4 + 4 + 2 + 255 + 4 + 8 + 8)
-
-/* Encodes an answer into out (ANSWER_MAX bytes); returns its length.  No
- * allocation, so that every request gets its answer. */
-static size_t encode_answer(uint8_t *out, int status, int moved,
-			    const char *errmsg, uint32_t nparts,
-			    uint64_t meta_end, uint64_t first)
-{
-	size_t n = errmsg ? strlen(errmsg) : 0;
-
-	if (n > 255)
-		n = 255;
-	kq_put32le(out, (uint32_t)status);
-	kq_put32le(out + 4, (uint32_t)moved);
-	out[8] = (uint8_t)n;
-	out[9] = 0;
-	memcpy(out + 10, errmsg ? errmsg : "", n);
-	kq_put32le(out + 10 + n, nparts);
-	kq_put64le(out + 14 + n, meta_end);
-	kq_put64le(out + 22 + n, first);
-	return 30 + n;
-}
-
-static void answer(serve_done_fn done, void *ctx, int status, int moved,
-		   const char *errmsg, uint32_t nparts, uint64_t meta_end,
-		   uint64_t first)
-{
-	uint8_t buf[ANSWER_MAX];
-
-	done(ctx, buf,
-	     encode_answer(buf, status, moved, errmsg, nparts, meta_end,
-			   first));
-}
-
-/* NULL, with the request answered, when out of memory. */
-static struct served *served_new(struct kq_broker *b, serve_done_fn done,
-				 void *ctx)
-{
-	struct served *sv = calloc(1, sizeof(*sv));
-
-	if (!sv) { /* not run: the sender may ask again */
-		answer(done, ctx, KQ_EUNAVAILABLE, -1, "", 0, 0, 0);
-		return NULL;
-	}
-	sv->b = b;
-	sv->done = done;
-	sv->ctx = ctx;
-	sv->req.data = sv;
-	sv->preq.data = sv;
-	return sv;
-}
-
-/* Answers "not run here" when this broker does not lead the metadata
- * (or stops): the sender asks the leader named, or waits for one. */
-static int moved_meta(struct kq_broker *b, serve_done_fn done, void *ctx)
-{
-	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
-
-	if (!b->stopping && b->serve_session && leader == b->cfg->broker_id)
-		return 0;
-	answer(done, ctx, KQ_EUNAVAILABLE,
-	       leader && leader != b->cfg->broker_id ? leader : -1, "", 0, 0,
-	       0);
-	return 1;
-}
-
-static void served_create(struct kq_req *req, int status)
-{
-	struct served *sv = req->data;
-
-	answer(sv->done, sv->ctx, status, 0, req->errmsg,
-	       req->result.create_topic.partitions, sv->b->meta_applied_end,
-	       0);
-	free(sv);
-}
-
-static void serve_create(struct kq_broker *b, struct kq_reader *r,
-			 serve_done_fn done, void *ctx)
-{
-	char name[KQ__NAME_MAX + 1], optbuf[FWD_MAX_OPTIONS][256];
-	const char *opts[FWD_MAX_OPTIONS];
-	struct kq_topic_spec spec;
-	struct served *sv;
-	uint16_t nopt;
-	int rv;
-
-	rd_str(r, name, sizeof(name) - 1);
-	spec.partitions = kq_take32le(r);
-	nopt = kq_take16le(r);
-	if (nopt > FWD_MAX_OPTIONS)
-		r->bad = 1;
-	for (uint16_t i = 0; i < nopt && !r->bad; i++) {
-		rd_str(r, optbuf[i], sizeof(optbuf[i]) - 1);
-		opts[i] = optbuf[i];
-	}
-	if (r->bad || r->left) {
-		answer(done, ctx, KQ_EINTERNAL, 0,
-		       "malformed forwarded CRTP", 0, 0, 0);
-		return;
-	}
-	if (moved_meta(b, done, ctx))
-		return;
-	spec.name = name;
-	spec.options = opts;
-	spec.noptions = nopt;
-	sv = served_new(b, done, ctx);
-	if (!sv)
-		return;
-	rv = kq__create_topic_here(b->serve_session, &sv->req, &spec,
-				   served_create);
-	if (rv != 0) {
-		answer(done, ctx, rv, 0, sv->req.errmsg, 0, 0, 0);
-		free(sv);
-	}
-}
-
-static void served_publish(struct kq_propose_req *preq, int status)
-{
-	struct served *sv = preq->data;
-
-	answer(sv->done, sv->ctx, status, 0,
-	       status ? "the partition's leader could not commit it; it may "
-			"or may not be stored"
-		      : "",
-	       0, 0, preq->first_offset);
-	free(sv);
-}
-
-static void serve_publish(struct kq_broker *b, struct kq_reader *r,
-			  serve_done_fn done, void *ctx)
-{
-	char topic[KQ__NAME_MAX + 1], err[384];
-	struct kq_record *recs = NULL;
-	struct kq__partition *p = NULL;
-	struct kq__topic *t;
-	struct served *sv;
-	uint32_t part, n;
-	int leader = 0, rv;
-
-	rd_str(r, topic, sizeof(topic) - 1);
-	part = kq_take32le(r);
-	n = kq_take32le(r);
-	/* As many as a batch holds (FWD_MERGE_MSGS): a peer's request
-	 * costs what a local one would. */
-	if (!r->bad && n > 0 && n <= FWD_MERGE_MSGS && n <= r->left / 8)
-		recs = calloc(n, sizeof(*recs));
-	else
-		r->bad = 1;
-	for (uint32_t i = 0; recs && i < n && !r->bad; i++) {
-		recs[i].value_len = kq_take32le(r);
-		recs[i].value = kq_take(r, recs[i].value_len);
-		recs[i].key_len = kq_take32le(r);
-		recs[i].key = recs[i].key_len ? kq_take(r, recs[i].key_len)
-					      : NULL;
-		if (!r->bad && recs[i].value_len == 0)
-			r->bad = 1;
-	}
-	if (!recs || r->bad || r->left) {
-		int oom = !r->bad && !recs;
-
-		free(recs);
-		/* Out of memory: not run, the sender may ask again. */
-		answer(done, ctx, oom ? KQ_EUNAVAILABLE : KQ_EINTERNAL,
-		       oom ? -1 : 0, oom ? "" : "malformed forwarded PUBS", 0,
-		       0, 0);
-		return;
-	}
-	t = kq__topic_get(b, topic);
-	if (t && part < t->nparts)
-		p = &t->parts[part];
-	if (p && p->group)
-		leader = b->cops->leader(p->group);
-	if (b->stopping || !p || p->open_error || !p->group ||
-	    leader != b->cfg->broker_id) {
-		free(recs);
-		/* Not run: the sender may ask another broker. */
-		answer(done, ctx, KQ_EUNAVAILABLE,
-		       leader && leader != b->cfg->broker_id ? leader : -1, "",
-		       0, 0, 0);
-		return;
-	}
-	sv = served_new(b, done, ctx);
-	if (!sv) {
-		free(recs);
-		return;
-	}
-	rv = b->cops->propose(p->group, &sv->preq, recs, n, served_publish);
-	free(recs);
-	if (rv == KQ_EUNAVAILABLE) {
-		free(sv);
-		answer(done, ctx, rv, -1, "", 0, 0, 0);
-	} else if (rv != 0) {
-		free(sv);
-		snprintf(err, sizeof(err),
-			 "partition %.200s-%u is not accepting writes: %s",
-			 topic, part, kq_strerror(rv));
-		answer(done, ctx, KQ_EUNAVAILABLE, 0, err, 0, 0, 0);
-	}
-}
-
-static void served_meta(void *ctx, int status)
-{
-	struct served *sv = ctx;
-
-	answer(sv->done, sv->ctx, status, 0,
-	       status ? "the metadata leader could not commit it" : "", 0,
-	       sv->b->meta_applied_end, 0);
-	free(sv);
-}
-
-/* Records other brokers may write: their own acknowledged offsets,
- * subscription id reservations, registration and members' joins, and
- * leaves (UNSB works by id on any broker).  Topics come only through
- * CRTP, which the leader checks itself; expiries only from the leader. */
-static int meta_type_ok(const uint8_t *text, size_t len, int from)
-{
-	json_t *rec = json_loadb((const char *)text, len, 0, NULL);
-	const char *type =
-		rec ? json_string_value(json_object_get(rec, "type")) : NULL;
-	int own = json_integer_value(json_object_get(rec, "broker")) == from;
-	int owner = json_integer_value(json_object_get(rec, "owner")) == from;
-	/* A record that names its broker names the sender: a record of
-	 * this run is skipped by the broker it names (meta.c), so a forged
-	 * one would be applied everywhere but there. */
-	int ok = type && (strcmp(type, "leave") == 0 ||
-			  (owner && strcmp(type, "sub_ids") == 0) ||
-			  (own && (strcmp(type, "offsets") == 0 ||
-				   strcmp(type, "join") == 0 ||
-				   strcmp(type, "register") == 0)));
-
-	json_decref(rec);
-	return ok;
-}
-
-static void serve_meta(struct kq_broker *b, struct kq_reader *r, int from,
-		       serve_done_fn done, void *ctx)
-{
-	struct served *sv;
-	int rv;
-
-	if (!meta_type_ok(r->p, r->left, from)) {
-		answer(done, ctx, KQ_EINTERNAL, 0,
-		       "malformed forwarded metadata record", 0, 0, 0);
-		return;
-	}
-	if (moved_meta(b, done, ctx))
-		return;
-	sv = served_new(b, done, ctx);
-	if (!sv)
-		return;
-	rv = kq__meta_propose_text(b, (const char *)r->p, r->left, served_meta,
-				   sv);
-	if (rv != 0) {
-		answer(done, ctx, KQ_EUNAVAILABLE, rv == KQ_EUNAVAILABLE ? -1 : 0,
-		       "", 0, 0, 0);
-		free(sv);
-	}
-}
-
-static void serve(struct kq_broker *b, int from, const uint8_t *req,
-		  size_t len, serve_done_fn done, void *ctx)
-{
-	struct kq_reader r = {req, len, 0};
-	uint8_t kind = kq_take8(&r);
-
-	if (kind == FWD_CREATE)
-		serve_create(b, &r, done, ctx);
-	else if (kind == FWD_PUBLISH)
-		serve_publish(b, &r, done, ctx);
-	else if (kind == FWD_META)
-		serve_meta(b, &r, from, done, ctx);
-	else if (kind == KQ__FWD_FETCH)
-		kq__fetch_serve(b, &r, done, ctx);
-	else
-		answer(done, ctx, KQ_EINTERNAL, 0, "unknown forwarded request",
-		       0, 0, 0);
-}
-
-struct remote {
-	struct kq_broker *b;
-	struct kq_incoming *in;
-};
-
-static void remote_done(void *ctx, const uint8_t *ans, size_t len)
-{
-	struct remote *rm = ctx;
-
-	rm->b->cops->reply(rm->b->consensus.state, rm->in, ans, len);
-	free(rm);
-}
-
-void kq__fwd_serve(const struct kq_host *host, struct kq_incoming *in,
-		   int from, const void *req, size_t len)
-{
-	struct kq_broker *b =
-		(struct kq_broker *)((char *)host -
-				     offsetof(struct kq_broker, consensus) -
-				     offsetof(struct kq__instance, host));
-	struct remote *rm = malloc(sizeof(*rm));
-
-	if (!rm) { /* not run: the sender may ask again */
-		uint8_t buf[ANSWER_MAX];
-
-		b->cops->reply(b->consensus.state, in, buf,
-			       encode_answer(buf, KQ_EUNAVAILABLE, -1, "", 0, 0,
-					     0));
-		return;
-	}
-	rm->b = b;
-	rm->in = in;
-	serve(b, from, req, len, remote_done, rm);
-}
 
 /* ------------------------------------------------------------ forwarding */
 
@@ -593,10 +157,10 @@ static void meta_finish(struct kq__fwd *f, int status)
 
 static void fwd_fail(struct kq__fwd *f, int status, const char *errmsg)
 {
-	if (f->kind == FWD_META) {
+	if (f->kind == KQ__FWD_META) {
 		kq__debug("forwarded metadata record: %s", errmsg);
 		meta_finish(f, status);
-	} else if (f->kind == FWD_CREATE) {
+	} else if (f->kind == KQ__FWD_CREATE) {
 		snprintf(f->req->errmsg, sizeof(f->req->errmsg), "%s", errmsg);
 		create_finish(f, status);
 	} else {
@@ -607,7 +171,7 @@ static void fwd_fail(struct kq__fwd *f, int status, const char *errmsg)
 /* What this request is about, for messages. */
 static void what(const struct kq__fwd *f, char *out, size_t len)
 {
-	if (f->kind != FWD_PUBLISH)
+	if (f->kind != KQ__FWD_PUBLISH)
 		snprintf(out, len, "the metadata");
 	else
 		snprintf(out, len, "partition %s-%u", f->name, f->part);
@@ -621,7 +185,7 @@ static int route(struct kq__fwd *f)
 	struct kq__topic *t;
 	struct kq__partition *p;
 
-	if (f->kind != FWD_PUBLISH)
+	if (f->kind != KQ__FWD_PUBLISH)
 		return b->meta_group ? b->cops->leader(b->meta_group) : 0;
 	t = kq__topic_get(b, f->name);
 	if (!t || f->part >= t->nparts)
@@ -692,7 +256,7 @@ static void on_call(struct kq_call *call, int status, const void *reply,
 		snprintf(err, sizeof(err),
 			 "the broker is stopping; %s forwarded to broker %d "
 			 "may or may not be stored",
-			 f->kind == FWD_CREATE ? "the CRTP" : "what was",
+			 f->kind == KQ__FWD_CREATE ? "the CRTP" : "what was",
 			 f->target);
 	else
 		snprintf(err, sizeof(err),
@@ -700,7 +264,7 @@ static void on_call(struct kq_call *call, int status, const void *reply,
 			 "topics.request_timeout_ms (%u ms) or its connection "
 			 "closed; %s",
 			 about, f->target, f->b->cfg->request_timeout_ms,
-			 f->kind == FWD_CREATE
+			 f->kind == KQ__FWD_CREATE
 				 ? "the topic may or may not be created"
 				 : "the messages may or may not be stored");
 	fwd_fail(f, KQ_EUNAVAILABLE, err);
@@ -740,7 +304,7 @@ static void fwd_send(struct kq__fwd *f)
 	if (to == b->cfg->broker_id) {
 		f->target = to;
 		f->in_flight = 1;
-		serve(b, b->cfg->broker_id, f->buf, f->len, local_done, f);
+		b->serve_local_cb(b, f->buf, f->len, local_done, f);
 		return;
 	}
 	if (to <= 0) {
@@ -766,7 +330,8 @@ static void fwd_send(struct kq__fwd *f)
 	f->in_flight = 1;
 	f->seen_leader = local_view(f);
 	b->nforwarded++;
-	if (f->kind == FWD_PUBLISH && !uv_is_active((uv_handle_t *)&b->fwd_timer))
+	if (f->kind == KQ__FWD_PUBLISH &&
+	    !uv_is_active((uv_handle_t *)&b->fwd_timer))
 		uv_timer_start(&b->fwd_timer, kq__fwd_on_timer, FWD_RETRY_MS,
 			       FWD_RETRY_MS);
 }
@@ -774,7 +339,7 @@ static void fwd_send(struct kq__fwd *f)
 /* A CRTP or metadata record the leader committed: done. */
 static void applied_finish(struct kq__fwd *f)
 {
-	if (f->kind == FWD_META)
+	if (f->kind == KQ__FWD_META)
 		meta_finish(f, 0);
 	else
 		create_finish(f, 0);
@@ -798,15 +363,16 @@ static void on_answer(struct kq__fwd *f, const uint8_t *ans, size_t len)
 	char err[256];
 	uint64_t meta_end, first;
 
-	rd_string(&r, err, sizeof(err) - 1, 1);
+	kq__wire_rd_string(&r, err, sizeof(err) - 1, 1);
 	f->nparts = kq_take32le(&r);
 	meta_end = kq_take64le(&r);
 	first = kq_take64le(&r);
 	/* A status is 0 or an error code (a negative errno or KQ_E*): a
 	 * positive one would read as success. */
 	if (r.bad || status > 0 || status < -20000) {
-		fwd_fail(f, KQ_EUNAVAILABLE, "malformed answer of a forwarded "
-					 "request; it may or may not have run");
+		fwd_fail(f, KQ_EUNAVAILABLE,
+			 "malformed answer of a forwarded "
+			 "request; it may or may not have run");
 		return;
 	}
 	if (moved) { /* not run there */
@@ -834,11 +400,11 @@ static void on_answer(struct kq__fwd *f, const uint8_t *ans, size_t len)
 		wait_more(f);
 		return;
 	}
-	if (f->kind == FWD_PUBLISH) {
+	if (f->kind == KQ__FWD_PUBLISH) {
 		publish_finish(f, status, first, err);
 		return;
 	}
-	if (f->kind == FWD_META && status != 0) {
+	if (f->kind == KQ__FWD_META && status != 0) {
 		fwd_fail(f, status, err);
 		return;
 	}
@@ -868,7 +434,7 @@ static int stale(const struct kq__fwd *f)
 	struct kq_broker *b = f->b;
 	int leader;
 
-	if (f->kind != FWD_PUBLISH || !f->in_flight || f->abandoned ||
+	if (f->kind != KQ__FWD_PUBLISH || !f->in_flight || f->abandoned ||
 	    f->target <= 0 || f->target == b->cfg->broker_id || !f->p ||
 	    !f->p->group || f->p->open_error)
 		return 0;
@@ -933,7 +499,7 @@ static int step(struct kq__fwd *f)
 static int needs_timer(const struct kq__fwd *f)
 {
 	return may_send(f) ||
-	       (f->in_flight && f->kind == FWD_PUBLISH && !f->abandoned);
+	       (f->in_flight && f->kind == KQ__FWD_PUBLISH && !f->abandoned);
 }
 
 void kq__fwd_on_timer(uv_timer_t *tm)
@@ -987,17 +553,17 @@ int kq__fwd_create(struct kq_broker *b, struct kq_req *req,
 		   const struct kq_topic_spec *spec, uint32_t nparts)
 {
 	struct kq__fwd *f;
-	struct wr w = {0};
+	struct kq__wire w = {0};
 
-	if (spec->noptions > FWD_MAX_OPTIONS)
+	if (spec->noptions > KQ__FWD_MAX_OPTIONS)
 		return -E2BIG;
-	put8(&w, FWD_CREATE);
-	put_str(&w, spec->name);
-	put32(&w, nparts);
-	put16(&w, (uint16_t)spec->noptions);
+	kq__wire_put8(&w, KQ__FWD_CREATE);
+	kq__wire_put_str(&w, spec->name);
+	kq__wire_put32(&w, nparts);
+	kq__wire_put16(&w, (uint16_t)spec->noptions);
 	for (size_t i = 0; i < spec->noptions; i++)
-		put_str(&w, spec->options[i]);
-	f = w.oom ? NULL : fwd_new(b, FWD_CREATE, spec->name);
+		kq__wire_put_str(&w, spec->options[i]);
+	f = w.oom ? NULL : fwd_new(b, KQ__FWD_CREATE, spec->name);
 	if (!f) {
 		free(w.p);
 		return -ENOMEM;
@@ -1008,15 +574,15 @@ int kq__fwd_create(struct kq_broker *b, struct kq_req *req,
 	return 0;
 }
 
-static void put_records(struct wr *w, const struct kq__batch *bt)
+static void put_records(struct kq__wire *w, const struct kq__batch *bt)
 {
 	size_t off = 0;
 
 	for (size_t i = 0; i < bt->n; i++) {
-		put32(w, bt->lens[i]);
-		put(w, bt->buf + off, bt->lens[i]);
-		put32(w, bt->klens[i]);
-		put(w, bt->buf + off + bt->lens[i], bt->klens[i]);
+		kq__wire_put32(w, bt->lens[i]);
+		kq__wire_put(w, bt->buf + off, bt->lens[i]);
+		kq__wire_put32(w, bt->klens[i]);
+		kq__wire_put(w, bt->buf + off + bt->lens[i], bt->klens[i]);
 		off += bt->lens[i] + bt->klens[i];
 	}
 }
@@ -1028,17 +594,17 @@ static int merge(struct kq__partition *p, struct kq__batch *bt)
 {
 	struct kq__fwd *f = p->fwd_tail;
 	struct kq__batch *into = f ? f->bt : NULL;
-	struct wr w;
+	struct kq__wire w;
 	struct kq_req **reqs;
 
-	if (!f || f->in_flight || into->n + bt->n > FWD_MERGE_MSGS ||
-	    f->len + bt->used > FWD_MERGE_BYTES)
+	if (!f || f->in_flight || into->n + bt->n > KQ__FWD_MERGE_MSGS ||
+	    f->len + bt->used > KQ__FWD_MERGE_BYTES)
 		return 0;
 	reqs = realloc(into->reqs, (into->n + bt->n) * sizeof(*reqs));
 	if (!reqs)
 		return 0;
 	into->reqs = reqs;
-	w = (struct wr){f->buf, f->len, f->cap, 0};
+	w = (struct kq__wire){f->buf, f->len, f->cap, 0};
 	put_records(&w, bt);
 	f->buf = w.p;
 	f->cap = w.cap;
@@ -1057,25 +623,24 @@ void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 		     struct kq__batch *bt)
 {
 	struct kq__fwd *f;
-	struct wr w = {0};
+	struct kq__wire w = {0};
 	size_t count_at;
 
 	if (merge(p, bt))
 		return;
-	put8(&w, FWD_PUBLISH);
-	put_str(&w, p->topic->name);
-	put32(&w, p->id);
+	kq__wire_put8(&w, KQ__FWD_PUBLISH);
+	kq__wire_put_str(&w, p->topic->name);
+	kq__wire_put32(&w, p->id);
 	count_at = w.len;
-	put32(&w, (uint32_t)bt->n);
+	kq__wire_put32(&w, (uint32_t)bt->n);
 	put_records(&w, bt);
-	f = w.oom ? NULL : fwd_new(b, FWD_PUBLISH, p->topic->name);
+	f = w.oom ? NULL : fwd_new(b, KQ__FWD_PUBLISH, p->topic->name);
 	if (!f) {
 		free(w.p);
 		/* Its answers wait for the end of the loop turn. */
 		for (size_t i = 0; i < bt->n; i++) {
 			snprintf(bt->reqs[i]->errmsg,
-				 sizeof(bt->reqs[i]->errmsg),
-				 "out of memory");
+				 sizeof(bt->reqs[i]->errmsg), "out of memory");
 			kq__defer_complete(b, bt->reqs[i], KQ_EUNAVAILABLE);
 		}
 		kq__batch_free(bt);
@@ -1102,7 +667,7 @@ void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
 		 void (*cb)(void *ctx, int status), void *ctx)
 {
-	struct kq__fwd *f = fwd_new(b, FWD_META, "");
+	struct kq__fwd *f = fwd_new(b, KQ__FWD_META, "");
 	uint8_t *buf = malloc(len + 1);
 
 	if (!f || !buf) {
@@ -1111,7 +676,7 @@ int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
 		free(buf);
 		return -ENOMEM;
 	}
-	buf[0] = FWD_META;
+	buf[0] = KQ__FWD_META;
 	memcpy(buf + 1, text, len);
 	f->buf = buf;
 	f->len = len + 1;

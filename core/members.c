@@ -437,7 +437,7 @@ static void registered(void *ctx, int status)
 		kq__debug("consumer group registration: %s; tried again",
 			  kq_strerror(status));
 	/* SUBS waiting for it join now, or fail with why. */
-	kq__subscribe_resume(b, b->registered ? 0 : status);
+	b->registered_cb(b, b->registered ? 0 : status);
 }
 
 void kq__members_register(struct kq_broker *b)
@@ -458,7 +458,7 @@ void kq__members_register(struct kq_broker *b)
 	kq__log(rv == KQ_EUNAVAILABLE ? KQ_LOG_DEBUG : KQ_LOG_ERROR, "core",
 		"cannot register for consumer groups: %s", kq_strerror(rv));
 	if (b->sub_waiting)
-		kq__subscribe_resume(b, rv);
+		b->registered_cb(b, rv);
 }
 
 int kq__members_assigned(struct kq__group *g, uint64_t id, uint32_t **out,

@@ -1,343 +1,19 @@
-/* The metadata state machine: topics, committed group offsets, reserved
- * subscription ids and group members (members.c), as JSON records of
- * consensus group 0, applied in offset order on every broker. */
+/* The metadata log: consensus group 0, whose records (JSON) every broker
+ * applies in offset order (apply.c).  Proposals, and why one was
+ * refused; a broker that does not lead it forwards them (forward.c). */
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "broker.h"
 #include "log.h"
-
-/* Subscription ids are reserved in blocks so that ids stay unique across
- * restarts without a metadata write per SUBS. */
-#define SUB_ID_BLOCK 1000
 
 struct meta_prop {
 	struct kq_propose_req preq;
 	void (*cb)(void *ctx, int status);
 	void *ctx;
 };
-
-static size_t partitioner_index(struct kq_broker *b, const char *name)
-{
-	for (size_t i = 0; i < b->npartitioners; i++)
-		if (strcmp(b->partitioners[i].mod.name, name) == 0)
-			return i;
-	return (size_t)-1;
-}
-
-/* Partition groups are numbered after the offset of the record that
- * created their topic, the same on every broker; group 0 is metadata. */
-#define GROUP_BASE(offset) (((offset) + 1) << 17)
-
-static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
-{
-	const char *name = json_string_value(json_object_get(rec, "name"));
-	const char *part =
-		json_string_value(json_object_get(rec, "partitioner"));
-	json_int_t n = json_integer_value(json_object_get(rec, "partitions"));
-	json_int_t replicas =
-		json_integer_value(json_object_get(rec, "replicas"));
-	json_t *rms = json_object_get(rec, "retention_ms");
-	json_t *rbytes = json_object_get(rec, "retention_bytes");
-	size_t pi = 0;
-	unsigned failed = 0;
-	int rv, first_error = 0;
-
-	if (!name || n < 1 || n > 100000) {
-		kq__error("metadata: malformed topic record");
-		return;
-	}
-	if (kq__topic_get(b, name))
-		return;
-	if (part) {
-		pi = partitioner_index(b, part);
-		if (pi == (size_t)-1) {
-			kq__warn("topic %s: partitioner %s is not loaded; "
-				 "using %s",
-				 name, part, b->partitioners[0].mod.name);
-			pi = 0;
-		}
-	}
-	rv = kq__topic_create(b, name, (uint32_t)n,
-			      replicas > 0 ? (uint32_t)replicas : 1, pi,
-			      rms ? json_integer_value(rms) : -1,
-			      rbytes ? json_integer_value(rbytes) : -1, base,
-			      &failed, &first_error);
-	if (rv == 0 && failed)
-		kq__create_failed(b, name, first_error);
-	if (rv != 0) {
-		kq__error("topic %s: cannot open its partitions: %s", name,
-			  kq_strerror(rv));
-		kq__create_failed(b, name, rv);
-		if (!kq__map_get(&b->unopened, name, strlen(name)))
-			kq__map_put(&b->unopened, name, strlen(name), b);
-	}
-}
-
-static void apply_offsets(struct kq_broker *b, json_t *rec)
-{
-	const char *topic = json_string_value(json_object_get(rec, "topic"));
-	const char *group = json_string_value(json_object_get(rec, "group"));
-	json_t *offsets = json_object_get(rec, "offsets"), *pair;
-	struct kq__topic *t = topic ? kq__topic_get(b, topic) : NULL;
-	int set = json_is_true(json_object_get(rec, "set"));
-	json_int_t from = json_integer_value(json_object_get(rec, "broker"));
-	json_int_t boot = json_integer_value(json_object_get(rec, "boot"));
-	struct kq__group *g;
-	size_t i;
-
-	/* This run made the change in memory when it proposed it, and may
-	 * have made later ones since: applying it again would undo them. */
-	if (from == b->cfg->broker_id && (uint64_t)boot == b->boot_id)
-		return;
-
-	if (!t || !group || !json_is_array(offsets))
-		return;
-	g = kq__group_get(t, group, KQ__GROUP_RECORDED);
-	if (!g)
-		return;
-	json_array_foreach(offsets, i, pair)
-	{
-		json_int_t p = json_integer_value(json_array_get(pair, 0));
-		json_int_t off = json_integer_value(json_array_get(pair, 1));
-
-		/* Acknowledged offsets only move forward; a record that
-		 * sets one (CMIT with an offset) may move it back. */
-		if (p >= 0 && p < (json_int_t)t->nparts && off >= 0 &&
-		    ((uint64_t)off > g->committed[p] || set))
-			g->committed[p] = (uint64_t)off;
-	}
-	/* A record that left nothing committed keeps no group alive. */
-	kq__group_release(g);
-}
-
-/* A standalone broker also keeps the highest subscription id limit it
- * ever applied in <dir>/sub_ids, so that ids are not handed out twice even
- * when the metadata log is deleted by hand.  (In a cluster the metadata
- * comes back from the other brokers.) */
-static int sub_floor_used(struct kq_broker *b)
-{
-	const int *ids;
-
-	return kq__brokers_list(b, &ids) == 1;
-}
-
-static uint64_t sub_floor_load(struct kq_broker *b)
-{
-	char path[4096];
-	unsigned long long v = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/sub_ids", b->dir);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%llu", &v) != 1)
-		v = 0;
-	fclose(f);
-	return v;
-}
-
-static void sub_floor_save(struct kq_broker *b, uint64_t limit)
-{
-	char path[4096], tmp[4200], text[32];
-	int fd, n, ok;
-
-	if (!sub_floor_used(b) || limit <= b->sub_id_floor)
-		return;
-	snprintf(path, sizeof(path), "%s/sub_ids", b->dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	n = snprintf(text, sizeof(text), "%" PRIu64 "\n", limit);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	ok = fd >= 0 && write(fd, text, (size_t)n) == n && fsync(fd) == 0;
-	if (fd >= 0)
-		close(fd);
-	if (!ok || rename(tmp, path) != 0) {
-		kq__warn("%s: %s", path, strerror(errno));
-		unlink(tmp);
-		return;
-	}
-	b->sub_id_floor = limit;
-}
-
-/* A block [from, to) of subscription ids reserved by one run of one
- * broker.  Blocks are applied in log order on every broker; a block that
- * overlaps an earlier one lost a race and is void, so no id is ever handed
- * out twice, whichever broker leads. */
-static void apply_sub_ids(struct kq_broker *b, json_t *rec)
-{
-	json_int_t from = json_integer_value(json_object_get(rec, "from"));
-	json_int_t to = json_integer_value(json_object_get(rec, "to"));
-	json_int_t owner = json_integer_value(json_object_get(rec, "owner"));
-	json_int_t boot = json_integer_value(json_object_get(rec, "boot"));
-	int mine = owner == b->cfg->broker_id && (uint64_t)boot == b->boot_id;
-
-	if (from < 1 || to <= from || (uint64_t)from < b->sub_id_limit) {
-		if (mine)
-			kq__debug("subscription ids %lld..%lld were taken "
-				  "meanwhile",
-				  (long long)from, (long long)to - 1);
-		return;
-	}
-	b->sub_id_limit = (uint64_t)to;
-	sub_floor_save(b, b->sub_id_limit);
-	if (mine) {
-		b->next_sub_id = (uint64_t)from;
-		b->my_sub_id_limit = (uint64_t)to;
-	}
-}
-
-static void apply(void *ctx, const struct kq_record *r)
-{
-	struct kq_broker *b = ctx;
-	json_error_t jerr;
-	json_t *rec;
-	const char *type;
-
-	/* Reopened after a failure, the group replays what this run
-	 * applied already: the state in memory holds it (and more). */
-	if (r->offset < b->meta_applied_end)
-		return;
-	b->meta_applied_end = r->offset + 1;
-	if (r->flags & KQ_RECORD_CONTROL)
-		return;
-	rec = json_loadb(r->value, r->value_len, 0, &jerr);
-	if (!rec) {
-		kq__error("metadata record %" PRIu64 ": %s", r->offset,
-			  jerr.text);
-		return;
-	}
-	type = json_string_value(json_object_get(rec, "type"));
-	if (!type) {
-		kq__error("metadata record %" PRIu64 ": no type", r->offset);
-	} else if (strcmp(type, "topic") == 0) {
-		apply_topic(b, rec, GROUP_BASE(r->offset));
-	} else if (strcmp(type, "offsets") == 0) {
-		apply_offsets(b, rec);
-	} else if (strcmp(type, "sub_ids") == 0) {
-		apply_sub_ids(b, rec);
-	} else if (kq__members_apply(b, type, rec) == 0) {
-		/* consumer group membership (members.c) */
-	} else {
-		kq__warn("metadata record %" PRIu64 ": unknown type %s",
-			 r->offset, type);
-	}
-	json_decref(rec);
-}
-
-/* The whole metadata state as one JSON document: topics (as their
- * creation records, with their group ids), committed offsets and the
- * subscription id reservation. */
-static int snapshot(void *ctx, void **data, size_t *len)
-{
-	struct kq_broker *b = ctx;
-	json_t *doc = json_object(), *topics = json_array(),
-	       *offsets = json_array();
-	struct kq__map_entry *e = NULL;
-	char *text;
-
-	while ((e = kq__map_next(&b->topics, e))) {
-		struct kq__topic *t = e->value;
-
-		json_array_append_new(
-			topics,
-			json_pack("{s:s, s:I, s:I, s:s, s:I, s:I, s:I}", "name",
-				  t->name, "partitions", (json_int_t)t->nparts,
-				  "replicas", (json_int_t)t->replicas,
-				  "partitioner",
-				  b->partitioners[t->partitioner].mod.name,
-				  "retention_ms", (json_int_t)t->retention_ms,
-				  "retention_bytes",
-				  (json_int_t)t->retention_bytes, "group_base",
-				  (json_int_t)t->group_base));
-		for (struct kq__map_entry *ge = kq__map_next(&t->groups, NULL);
-		     ge; ge = kq__map_next(&t->groups, ge)) {
-			struct kq__group *g = ge->value;
-			json_t *pairs = json_array();
-
-			for (uint32_t p = 0; p < t->nparts; p++)
-				if (g->committed[p])
-					json_array_append_new(
-						pairs,
-						json_pack(
-							"[I,I]", (json_int_t)p,
-							(json_int_t)g->committed
-								[p]));
-			json_t *item =
-				json_pack("{s:s, s:s, s:o}", "topic", t->name,
-					  "group", g->name, "offsets", pairs);
-
-			if (item)
-				kq__members_snapshot_group(g, item);
-			json_array_append_new(offsets, item);
-		}
-	}
-	json_object_set_new(doc, "sub_id_limit",
-			    json_integer((json_int_t)b->sub_id_limit));
-	/* Where applying stands, so that a broker restoring it knows (a
-	 * forwarded CRTP waits for it). */
-	json_object_set_new(doc, "applied_end",
-			    json_integer((json_int_t)b->meta_applied_end));
-	json_object_set_new(doc, "topics", topics);
-	json_object_set_new(doc, "offsets", offsets);
-	json_object_set_new(doc, "brokers", kq__members_snapshot(b));
-	text = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
-	if (!text)
-		return -ENOMEM;
-	*data = text;
-	*len = strlen(text);
-	return 0;
-}
-
-static int restore(void *ctx, const void *data, size_t len)
-{
-	struct kq_broker *b = ctx;
-	json_error_t jerr;
-	json_t *doc, *item;
-	json_int_t limit;
-	size_t i;
-
-	if (b->meta_reopening)
-		return 0; /* the snapshot of a state this run holds */
-	doc = json_loadb(data, len, 0, &jerr);
-
-	if (!json_is_object(doc)) {
-		kq__error("metadata snapshot: %s",
-			  doc ? "not an object" : jerr.text);
-		json_decref(doc);
-		return KQ_ECORRUPT;
-	}
-	json_array_foreach(json_object_get(doc, "topics"), i, item)
-	{
-		apply_topic(b, item,
-			    (uint64_t)json_integer_value(
-				    json_object_get(item, "group_base")));
-	}
-	json_array_foreach(json_object_get(doc, "offsets"), i, item)
-	{
-		apply_offsets(b, item);
-	}
-	kq__members_restore(b, doc);
-	/* Ids below the limit belong to earlier blocks; this run reserves
-	 * its own. */
-	limit = json_integer_value(json_object_get(doc, "sub_id_limit"));
-	if (limit > 0 && (uint64_t)limit > b->sub_id_limit)
-		b->sub_id_limit = (uint64_t)limit;
-	sub_floor_save(b, b->sub_id_limit);
-	limit = json_integer_value(json_object_get(doc, "applied_end"));
-	if (limit > 0 && (uint64_t)limit > b->meta_applied_end)
-		b->meta_applied_end = (uint64_t)limit;
-	json_decref(doc);
-	return 0;
-}
 
 static void proposed(struct kq_propose_req *preq, int status)
 {
@@ -350,19 +26,6 @@ static void proposed(struct kq_propose_req *preq, int status)
 	free(mp);
 }
 
-static int refuse(struct kq_req *req, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int refuse(struct kq_req *req, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(req->errmsg, sizeof(req->errmsg), fmt, ap);
-	va_end(ap);
-	return KQ_EUNAVAILABLE;
-}
-
 /* Why a metadata write was refused: the metadata log failed here, or
  * no leader took it in time (it is forwarded to one; forward.c). */
 int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv)
@@ -370,22 +33,25 @@ int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv)
 	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
 
 	if (!b->meta_group || b->meta_log.failed)
-		return refuse(
-			req,
+		return kq__req_fail(
+			req, KQ_EUNAVAILABLE,
 			"metadata log: %s; it is reopened once that clears",
 			kq_strerror(b->meta_log.failed ? b->meta_log.failed
 						       : rv));
 	if (rv != KQ_EUNAVAILABLE)
-		return refuse(req, "metadata log: %s", kq_strerror(rv));
+		return kq__req_fail(req, KQ_EUNAVAILABLE, "metadata log: %s",
+				    kq_strerror(rv));
 	if (leader && leader != b->cfg->broker_id)
-		return refuse(req,
-			      "broker %d leads the metadata and did not commit "
-			      "this within topics.request_timeout_ms (%u ms)",
-			      leader, b->cfg->request_timeout_ms);
-	return refuse(req,
-		      "no metadata leader within topics.request_timeout_ms "
-		      "(%u ms)",
-		      b->cfg->request_timeout_ms);
+		return kq__req_fail(
+			req, KQ_EUNAVAILABLE,
+			"broker %d leads the metadata and did not commit "
+			"this within topics.request_timeout_ms (%u ms)",
+			leader, b->cfg->request_timeout_ms);
+	return kq__req_fail(
+		req, KQ_EUNAVAILABLE,
+		"no metadata leader within topics.request_timeout_ms "
+		"(%u ms)",
+		b->cfg->request_timeout_ms);
 }
 
 int kq__meta_led_elsewhere(struct kq_broker *b)
@@ -433,54 +99,6 @@ int kq__meta_propose(struct kq_broker *b, json_t *record,
 	return rv;
 }
 
-static void reserved(void *ctx, int status)
-{
-	struct kq_broker *b = ctx;
-
-	b->reserving = 0;
-	kq__subscribe_resume(b, status);
-}
-
-void kq__meta_reserve_ids(struct kq_broker *b)
-{
-	json_t *rec;
-	int rv;
-
-	if (b->reserving ||
-	    b->my_sub_id_limit > b->next_sub_id + SUB_ID_BLOCK / 2)
-		return;
-	rec = json_pack("{s:s, s:I, s:I, s:i, s:I}", "type", "sub_ids", "from",
-			(json_int_t)b->sub_id_limit, "to",
-			(json_int_t)(b->sub_id_limit + SUB_ID_BLOCK), "owner",
-			b->cfg->broker_id, "boot", (json_int_t)b->boot_id);
-	rv = rec ? kq__meta_propose(b, rec, reserved, b) : -ENOMEM;
-	json_decref(rec);
-	if (rv == 0) {
-		b->reserving = 1;
-		return;
-	}
-	/* Not even sent (out of memory, the metadata log failed here):
-	 * SUBS waiting for ids fail now rather than wait for a
-	 * reservation that never comes. */
-	kq__log(rv == KQ_EUNAVAILABLE ? KQ_LOG_DEBUG : KQ_LOG_ERROR, "core",
-		"cannot reserve subscription ids: %s", kq_strerror(rv));
-	if (b->sub_waiting)
-		kq__subscribe_resume(b, rv);
-}
-
-/* A value that differs between runs, to recognise this run's records. */
-static uint64_t boot_id(void)
-{
-	struct timespec ts;
-	uint64_t v;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	v = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec ^
-	    (uint64_t)getpid() << 32;
-	/* jansson integers are signed: keep it positive. */
-	return v & INT64_MAX;
-}
-
 /* Opens the metadata log and its group; records at or above `keep`
  * (written, never made durable, never acknowledged) are dropped first. */
 static int open_group(struct kq_broker *b, uint64_t keep)
@@ -508,10 +126,10 @@ static int open_group(struct kq_broker *b, uint64_t keep)
 	gc.dir = b->meta_log.dir;
 	gc.log = &b->meta_log;
 	gc.nreplicas = kq__brokers_list(b, &gc.replicas);
-	gc.apply = apply;
+	gc.apply = b->meta_sm->apply;
 	gc.apply_ctx = b;
-	gc.snapshot = snapshot;
-	gc.restore = restore;
+	gc.snapshot = b->meta_sm->snapshot;
+	gc.restore = b->meta_sm->restore;
 	rv = b->cops->group_open(b->consensus.state, &gc, &b->meta_group);
 	if (rv != 0) {
 		kq__error("metadata group: %s", kq_strerror(rv));
@@ -521,28 +139,10 @@ static int open_group(struct kq_broker *b, uint64_t keep)
 	return rv;
 }
 
-int kq__meta_open(struct kq_broker *b)
+int kq__meta_open(struct kq_broker *b, const struct kq__meta_sm *sm)
 {
-	int rv;
-
-	b->sub_id_limit = 1;
-	if (sub_floor_used(b)) {
-		b->sub_id_floor = sub_floor_load(b);
-		if (b->sub_id_floor > b->sub_id_limit)
-			b->sub_id_limit = b->sub_id_floor;
-	}
-	/* Ids are handed out only from blocks this run reserved. */
-	b->next_sub_id = b->my_sub_id_limit = 0;
-	b->boot_id = boot_id();
-	b->meta_applied_end = 0;
-	rv = kq__members_init(b);
-	if (rv == 0)
-		rv = open_group(b, UINT64_MAX);
-	if (rv != 0)
-		return rv;
-	kq__meta_reserve_ids(b);
-	kq__members_register(b);
-	return 0;
+	b->meta_sm = sm;
+	return open_group(b, UINT64_MAX);
 }
 
 int kq__meta_reopen(struct kq_broker *b)
@@ -560,10 +160,6 @@ int kq__meta_reopen(struct kq_broker *b)
 	b->meta_reopening = 1;
 	rv = open_group(b, keep);
 	b->meta_reopening = 0;
-	if (rv == 0) {
-		kq__meta_reserve_ids(b);
-		kq__members_register(b);
-	}
 	return rv;
 }
 

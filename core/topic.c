@@ -445,3 +445,14 @@ void kq__group_rebalance(struct kq__group *g)
 	kq__assign(g->topic->nparts, g->owner, m, g->nmembers);
 	free(m);
 }
+
+/* ------------------------------------------------------------ batches */
+
+void kq__batch_free(struct kq__batch *bt)
+{
+	free(bt->reqs);
+	free(bt->lens);
+	free(bt->klens);
+	free(bt->buf);
+	free(bt);
+}

@@ -1,0 +1,27 @@
+/* Helpers for the core's request entry points. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+
+int kq__req_fail(struct kq_req *req, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(req->errmsg, sizeof(req->errmsg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+void kq__req_init(struct kq_req *req, struct kq_session *s,
+		  enum kq_req_type type, kq_req_cb cb)
+{
+	req->type = type;
+	req->errmsg[0] = '\0';
+	req->cb = cb;
+	req->session = s;
+	memset(&req->result, 0, sizeof(req->result));
+	memset(req->impl, 0, sizeof(req->impl));
+}
