@@ -5,7 +5,7 @@
  * again: a replica that does not answer, or cannot read yet, is followed
  * by the next, until topics.request_timeout_ms.
  *
- * Wire format (little-endian), after forward.c's kind byte:
+ * Wire format (little-endian), after the kind byte of wire.h:
  *   topic (2+n) partition (4) from (8) end (8) budget (4) max (4, 0: none)
  * and its answer:
  *   status (4, a kq error or 0) | errmsg (2+n) | next (8) | end (8) |

@@ -224,7 +224,7 @@ static int meta_type_ok(const uint8_t *text, size_t len, int from)
 	int own = json_integer_value(json_object_get(rec, "broker")) == from;
 	int owner = json_integer_value(json_object_get(rec, "owner")) == from;
 	/* A record that names its broker names the sender: a record of
-	 * this run is skipped by the broker it names (meta.c), so a forged
+	 * this run is skipped by the broker it names (apply.c), so a forged
 	 * one would be applied everywhere but there. */
 	int ok = type && (strcmp(type, "leave") == 0 ||
 			  (owner && strcmp(type, "sub_ids") == 0) ||
