@@ -1,6 +1,6 @@
-/* The broker's life: loading and wiring modules, the end-of-turn flush
- * that batches proposals and syncs, timers, signals and the graceful
- * stop. */
+/* The broker's life: its data folder, opening (modules in instance.c),
+ * the end-of-turn flush that batches proposals and syncs, its timers and
+ * signals, folders of topics it no longer knows, and the graceful stop. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,25 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <kafkaesque/clock.h>
-
 #include "broker.h"
 #include "log.h"
 #include "names.h"
-
-static void host_log(const struct kq_host *h, enum kq_log_level level,
-		     const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void host_log(const struct kq_host *h, enum kq_log_level level,
-		     const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	kq__logv(level, h->module, fmt, ap);
-	va_end(ap);
-}
 
 /* mkdir -p */
 static int make_dirs(const char *path)
@@ -71,105 +55,6 @@ static int lock_dir(const char *dir)
 		return err;
 	}
 	return fd; /* held until the process exits */
-}
-
-static int load_instance(struct kq_broker *b, struct kq__instance *in,
-			 const char *name, enum kq_plugin_kind kind,
-			 char **dirs)
-{
-	char err[1536];
-	int rv = kq__module_load(name, kind, dirs, &in->mod, err, sizeof(err));
-
-	if (rv != 0) {
-		kq__error("%s", err);
-		return rv;
-	}
-	memset(&in->host, 0, sizeof(in->host));
-	in->host.abi = KQ_PLUGIN_ABI;
-	in->host.module = in->mod.name;
-	in->host.loop = b->loop;
-	in->host.broker_id = b->cfg->broker_id;
-	in->host.data_dir = b->dir;
-	in->host.config = kq__config_section(b->cfg, name);
-	in->host.log = host_log;
-	in->host.malloc = malloc;
-	in->host.realloc = realloc;
-	in->host.free = free;
-	if (kind == KQ_PLUGIN_TRANSPORT) {
-		in->host.api = &kq__broker_api;
-		in->host.broker = b;
-	}
-	if (kind == KQ_PLUGIN_CONSENSUS) {
-		in->host.logs = &kq__log_api;
-		in->host.serve = kq__serve;
-		in->host.cluster = kq__config_section(b->cfg, "cluster");
-	}
-	kq__debug("loaded %s module %s %s from %s", kq__kind_name(kind), name,
-		  in->mod.desc->version, in->mod.path);
-	return 0;
-}
-
-/* Calls the kind's init op: every ops table starts with the same
- * init/fini pair except transports, which have start/stop between. */
-static int init_instance(struct kq__instance *in)
-{
-	const void *ops = in->mod.desc->ops;
-	int rv;
-
-	switch (in->mod.desc->kind) {
-	case KQ_PLUGIN_TRANSPORT:
-		rv = ((const struct kq_transport_ops *)ops)
-			     ->init(&in->host, &in->state);
-		break;
-	case KQ_PLUGIN_PARTITIONER:
-		rv = ((const struct kq_partitioner_ops *)ops)
-			     ->init(&in->host, &in->state);
-		break;
-	case KQ_PLUGIN_STORAGE:
-		rv = ((const struct kq_storage_ops *)ops)
-			     ->init(&in->host, &in->state);
-		break;
-	case KQ_PLUGIN_CONSENSUS:
-		rv = ((const struct kq_consensus_ops *)ops)
-			     ->init(&in->host, &in->state);
-		break;
-	default: rv = KQ_EKIND;
-	}
-	if (rv != 0)
-		kq__error("%s module %s: init failed: %s",
-			  kq__kind_name(in->mod.desc->kind), in->mod.name,
-			  kq_strerror(rv));
-	else
-		in->started = 1;
-	return rv;
-}
-
-static void fini_instance(struct kq__instance *in)
-{
-	const void *ops;
-
-	if (!in->mod.desc)
-		return;
-	ops = in->mod.desc->ops;
-	if (in->started) {
-		switch (in->mod.desc->kind) {
-		case KQ_PLUGIN_TRANSPORT:
-			((const struct kq_transport_ops *)ops)->fini(in->state);
-			break;
-		case KQ_PLUGIN_PARTITIONER:
-			((const struct kq_partitioner_ops *)ops)
-				->fini(in->state);
-			break;
-		case KQ_PLUGIN_STORAGE:
-			((const struct kq_storage_ops *)ops)->fini(in->state);
-			break;
-		case KQ_PLUGIN_CONSENSUS:
-			((const struct kq_consensus_ops *)ops)->fini(in->state);
-			break;
-		}
-	}
-	in->started = 0;
-	kq__module_unload(&in->mod);
 }
 
 /* ------------------------------------------------------------ flushing */
@@ -217,8 +102,6 @@ static void own_handles(struct kq_broker *b, uv_handle_t *hs[NHANDLES])
 	hs[11] = (uv_handle_t *)&b->fetch_timer;
 }
 
-static void on_reopen_timer(uv_timer_t *tm);
-
 void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
 {
 	uv_handle_t *hs[NHANDLES];
@@ -226,7 +109,7 @@ void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
 	b->flush_cb = kq__broker_flush;
 	b->registered_cb = kq__subscribe_resume;
 	b->serve_local_cb = kq__serve_local;
-	b->reopen_cb = on_reopen_timer;
+	b->reopen_cb = kq__reopen_on_timer;
 	uv_check_init(loop, &b->check);
 	uv_idle_init(loop, &b->idle);
 	uv_timer_init(loop, &b->sync_timer);
@@ -243,131 +126,6 @@ void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
 	own_handles(b, hs);
 	for (size_t i = 0; i < NHANDLES; i++)
 		hs[i]->data = b;
-}
-
-/* Partitions that could not be opened (out of descriptors or space, a
- * folder not writable), and logs that failed a write or a sync, are
- * opened again until they open. */
-static void on_reopen_timer(uv_timer_t *tm)
-{
-	struct kq_broker *b = tm->data;
-	struct kq__map_entry *e = NULL;
-	unsigned left = 0;
-
-	/* Whatever could not open is opened at the next start. */
-	if (b->stopping) {
-		uv_timer_stop(tm);
-		return;
-	}
-	while ((e = kq__map_next(&b->topics, e))) {
-		struct kq__topic *t = e->value;
-
-		for (uint32_t i = 0; i < t->nparts; i++) {
-			struct kq__partition *p = &t->parts[i];
-			struct kq_plog *pl = &p->plog;
-			int rv, was = p->open_error;
-
-			if (p->group && pl->failed) {
-				/* Reopened once nothing is in flight on it:
-				 * recovery keeps what is durable, and its
-				 * group starts again from there. */
-				if (pl->sync_running || pl->waiting ||
-				    pl->running || p->batch || p->dirty) {
-					left++;
-					continue;
-				}
-				was = pl->failed;
-				/* With fsync always only synced records were
-				 * acknowledged; with the other policies a
-				 * written one was. */
-				p->keep_below = b->sync_policy == KQ_SYNC_ALWAYS
-							? pl->durable_end
-							: UINT64_MAX;
-				b->cops->group_close(p->group);
-				p->group = NULL;
-				kq__plog_close(pl);
-			} else if (!p->open_error ||
-				   p->open_error == -EINPROGRESS ||
-				   p->open_error == KQ_ECANCELED) {
-				continue; /* open, or its creation is on */
-			}
-			rv = kq__partition_open(b, p);
-			p->open_error = rv;
-			if (rv == 0)
-				p->keep_below = UINT64_MAX;
-			if (rv == 0) {
-				kq__info("partition %s-%u: opened again after "
-					 "%s",
-					 t->name, i, kq_strerror(was));
-				p->reopen_tries = 0;
-				continue;
-			}
-			left++;
-			/* One line at the first failure, then one a
-			 * minute. */
-			if (p->reopen_tries++ % (60000 / KQ__REOPEN_MS) == 0)
-				kq__warn("partition %s-%u: cannot be opened: "
-					 "%s; trying again every %u ms",
-					 t->name, i, kq_strerror(rv),
-					 KQ__REOPEN_MS);
-		}
-	}
-	if (b->meta_log.failed || !b->meta_group) {
-		int was = b->meta_log.failed;
-
-		if (!kq__meta_idle(b)) {
-			left++;
-		} else if (kq__apply_reopen(b) == 0) {
-			kq__info("metadata log: opened again after %s",
-				 kq_strerror(was));
-			b->meta_reopen_tries = 0;
-		} else {
-			left++;
-			if (b->meta_reopen_tries++ % (60000 / KQ__REOPEN_MS) ==
-			    0)
-				kq__warn("metadata log: cannot be reopened; "
-					 "trying again every %u ms",
-					 KQ__REOPEN_MS);
-		}
-	}
-	if (!left)
-		uv_timer_stop(tm);
-}
-
-static void on_retention_timer(uv_timer_t *t)
-{
-	struct kq_broker *b = t->data;
-	struct kq__map_entry *e = NULL;
-	int64_t now;
-
-	now = kq_wall_ms();
-	while ((e = kq__map_next(&b->topics, e))) {
-		struct kq__topic *tp = e->value;
-
-		if (tp->retention_ms < 0 && tp->retention_bytes < 0)
-			continue;
-		for (uint32_t i = 0; i < tp->nparts; i++) {
-			struct kq__partition *p = &tp->parts[i];
-			uint64_t before;
-			int n;
-
-			/* Partitions replicated elsewhere have no log here. */
-			if (!p->group ||
-			    b->sops->retention_point(p->plog.log, now,
-						     &before) != 0 ||
-			    before <= b->sops->first_offset(p->plog.log))
-				continue;
-			n = b->cops->group_retain(p->group, before);
-			if (n < 0)
-				kq__warn(
-					"partition %s-%u: retention failed: %s",
-					tp->name, i, kq_strerror(n));
-			else if (n > 0)
-				kq__info("partition %s-%u: retention deleted "
-					 "%d segment(s)",
-					 tp->name, i, n);
-		}
-	}
 }
 
 /* ------------------------------------------------------------ stopping */
@@ -592,89 +350,6 @@ static void move_orphans(struct kq_broker *b)
 
 /* ------------------------------------------------------------ opening */
 
-static int load_all(struct kq_broker *b)
-{
-	const struct kq__config *cfg = b->cfg;
-	char **dirs = kq__plugin_dirs(cfg->plugin_path, cfg->nplugin_path);
-	size_t i;
-	int rv;
-
-	b->transports = calloc(cfg->ntransports, sizeof(*b->transports));
-	b->partitioners = calloc(cfg->npartitioners, sizeof(*b->partitioners));
-	if (!b->transports || !b->partitioners) {
-		kq__plugin_dirs_free(dirs);
-		return -ENOMEM;
-	}
-	rv = load_instance(b, &b->storage, cfg->storage, KQ_PLUGIN_STORAGE,
-			   dirs);
-	if (rv == 0)
-		rv = load_instance(b, &b->consensus, cfg->consensus,
-				   KQ_PLUGIN_CONSENSUS, dirs);
-	for (i = 0; rv == 0 && i < cfg->npartitioners; i++) {
-		rv = load_instance(b, &b->partitioners[i], cfg->partitioners[i],
-				   KQ_PLUGIN_PARTITIONER, dirs);
-		b->npartitioners += rv == 0;
-	}
-	for (i = 0; rv == 0 && i < cfg->ntransports; i++) {
-		rv = load_instance(b, &b->transports[i], cfg->transports[i],
-				   KQ_PLUGIN_TRANSPORT, dirs);
-		b->ntransports += rv == 0;
-	}
-	kq__plugin_dirs_free(dirs);
-	return rv;
-}
-
-static int init_all(struct kq_broker *b)
-{
-	size_t i;
-	int rv;
-
-	rv = init_instance(&b->storage);
-	if (rv == 0)
-		rv = init_instance(&b->consensus);
-	for (i = 0; rv == 0 && i < b->npartitioners; i++)
-		rv = init_instance(&b->partitioners[i]);
-	if (rv != 0)
-		return rv;
-	b->sops = b->storage.mod.desc->ops;
-	b->cops = b->consensus.mod.desc->ops;
-	b->sync_policy = KQ_SYNC_ALWAYS;
-	b->sync_interval_ms = 1000;
-	if (b->sops->sync_policy)
-		b->sync_policy = b->sops->sync_policy(b->storage.state,
-						      &b->sync_interval_ms);
-	if (b->sync_interval_ms == 0)
-		b->sync_interval_ms = 1;
-	if (b->cfg->npeers > 1 && b->sync_policy != KQ_SYNC_ALWAYS)
-		kq__warn("fsync %s in a cluster: a replica counts an entry "
-			 "durable once written, so an acknowledged write "
-			 "survives broker crashes but not a power failure of "
-			 "a majority of its replicas (see "
-			 "docs/configuration.md)",
-			 b->sync_policy == KQ_SYNC_INTERVAL ? "interval"
-							    : "never");
-	return 0;
-}
-
-static int start_transports(struct kq_broker *b)
-{
-	for (size_t i = 0; i < b->ntransports; i++) {
-		struct kq__instance *in = &b->transports[i];
-		const struct kq_transport_ops *ops = in->mod.desc->ops;
-		int rv = init_instance(in);
-
-		if (rv != 0)
-			return rv;
-		rv = ops->start(in->state);
-		if (rv != 0) {
-			kq__error("transport %s: cannot start: %s",
-				  in->mod.name, kq_strerror(rv));
-			return rv;
-		}
-	}
-	return 0;
-}
-
 int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 		    struct kq_broker **out)
 {
@@ -723,16 +398,16 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 	}
 	rv = kq__broker_api.session_open(b, &b->serve_session);
 	if (rv == 0)
-		rv = load_all(b);
+		rv = kq__instance_load_all(b);
 	if (rv == 0)
-		rv = init_all(b);
+		rv = kq__instance_init_all(b);
 	if (rv != 0)
 		return rv;
 	rv = kq__apply_open(b);
 	if (rv != 0)
 		return rv;
 	move_orphans(b);
-	rv = start_transports(b);
+	rv = kq__instance_start_transports(b);
 	if (rv != 0)
 		return rv;
 	uv_check_start(&b->check, on_check);
@@ -741,7 +416,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 	if (b->sync_policy == KQ_SYNC_INTERVAL)
 		uv_timer_start(&b->sync_timer, on_sync_timer,
 			       b->sync_interval_ms, b->sync_interval_ms);
-	uv_timer_start(&b->retention_timer, on_retention_timer,
+	uv_timer_start(&b->retention_timer, kq__retention_on_timer,
 		       cfg->retention_check_ms, cfg->retention_check_ms);
 	kq__members_start(b);
 	kq__info("broker %d ready: data in %s, %zu topic(s), storage %s, "
@@ -769,11 +444,11 @@ void kq__broker_close(struct kq_broker *b)
 	kq__sessions_close_all(b); /* after a failed start: the serving one */
 	b->serve_session = NULL;
 	for (i = 0; i < b->ntransports; i++)
-		fini_instance(&b->transports[i]);
+		kq__instance_fini(&b->transports[i]);
 	for (i = 0; i < b->npartitioners; i++)
-		fini_instance(&b->partitioners[i]);
-	fini_instance(&b->consensus);
-	fini_instance(&b->storage);
+		kq__instance_fini(&b->partitioners[i]);
+	kq__instance_fini(&b->consensus);
+	kq__instance_fini(&b->storage);
 	free(b->transports);
 	free(b->partitioners);
 	kq__map_free(&b->topics);

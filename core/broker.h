@@ -156,18 +156,6 @@ struct kq__instance {
 	int started;
 };
 
-/* The broker's private slots of a kq_req (impl[]), by use: a SUBS that
- * waits for subscription ids keeps its queue link and its arguments; a
- * request whose answer waits for the end of the loop turn keeps its
- * done-queue link and status. */
-#define KQ__REQ_WAIT_NEXT   0
-#define KQ__REQ_WAIT_ARGS   1
-#define KQ__REQ_DONE_NEXT   6
-#define KQ__REQ_DONE_STATUS 7
-
-/* The broker's slot of a kq_consume (impl[]): its cursor. */
-#define KQ__CONS_CURSOR 0
-
 struct kq_broker {
 	uv_loop_t *loop;
 	struct kq__config *cfg;
@@ -288,6 +276,22 @@ extern const struct kq_log_api kq__log_api;
 
 /* Runs batched proposals, syncs and queued completions. */
 void kq__broker_flush(struct kq_broker *b);
+
+/* instance.c: module instances. */
+/* Loads every configured module and fills its host table. */
+int kq__instance_load_all(struct kq_broker *b);
+/* Inits storage, consensus and partitioners, and reads the sync policy. */
+int kq__instance_init_all(struct kq_broker *b);
+/* Inits and starts every transport. */
+int kq__instance_start_transports(struct kq_broker *b);
+/* Calls the module's fini, if its init succeeded, and unloads it. */
+void kq__instance_fini(struct kq__instance *in);
+
+/* reopen.c: b->reopen_timer's callback (b->reopen_cb). */
+void kq__reopen_on_timer(uv_timer_t *tm);
+
+/* retention.c: b->retention_timer's callback. */
+void kq__retention_on_timer(uv_timer_t *tm);
 
 /* defer.c */
 /* Makes sure the end-of-turn flush (b->flush_cb) runs soon. */

@@ -256,7 +256,7 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 	}
 	errmsg[0] = '\0';
 	cur->nparts = n;
-	c->impl[KQ__CONS_CURSOR] = cur;
+	c->priv.cursor = cur;
 	return 0;
 }
 
@@ -390,7 +390,7 @@ static int remote_step(struct cursor *cur, struct part_cursor *pc,
 int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		     void *ctx, char *errmsg, size_t errlen)
 {
-	struct cursor *cur = c->impl[KQ__CONS_CURSOR];
+	struct cursor *cur = c->priv.cursor;
 	struct kq_broker *b = cur->b;
 
 	cur->cb = cb;
@@ -468,7 +468,7 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 
 uint64_t kq__consume_close(struct kq_consume *c)
 {
-	struct cursor *cur = c->impl[KQ__CONS_CURSOR];
+	struct cursor *cur = c->priv.cursor;
 	uint64_t delivered = cur->delivered;
 	struct kq__member *m;
 
@@ -485,6 +485,6 @@ uint64_t kq__consume_close(struct kq_consume *c)
 		}
 	remote_drop(cur);
 	free(cur);
-	c->impl[KQ__CONS_CURSOR] = NULL;
+	c->priv.cursor = NULL;
 	return delivered;
 }

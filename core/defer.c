@@ -21,10 +21,10 @@ void kq__defer_wake(struct kq_broker *b)
 
 void kq__defer_complete(struct kq_broker *b, struct kq_req *req, int status)
 {
-	req->impl[KQ__REQ_DONE_NEXT] = NULL;
-	req->impl[KQ__REQ_DONE_STATUS] = (void *)(intptr_t)status;
+	req->priv.done_next = NULL;
+	req->priv.done_status = status;
 	*b->done_tail = req;
-	b->done_tail = (struct kq_req **)&req->impl[KQ__REQ_DONE_NEXT];
+	b->done_tail = &req->priv.done_next;
 	kq__defer_wake(b);
 }
 
@@ -35,9 +35,9 @@ void kq__defer_deliver(struct kq_broker *b)
 	b->done = NULL;
 	b->done_tail = &b->done;
 	while (req) {
-		struct kq_req *next = req->impl[KQ__REQ_DONE_NEXT];
+		struct kq_req *next = req->priv.done_next;
 
-		req->cb(req, (int)(intptr_t)req->impl[KQ__REQ_DONE_STATUS]);
+		req->cb(req, req->priv.done_status);
 		req = next;
 	}
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <kafkaesque/error.h>
+#include <kafkaesque/kafkaesque.h>
 
 #ifndef KQ_PKGLIBDIR
 #define KQ_PKGLIBDIR "/usr/local/lib/kafkaesque"
@@ -123,6 +123,18 @@ static void append(char *buf, size_t len, const char *s)
 	buf[used + n] = '\0';
 }
 
+/* sizeof the kind's ops table in this broker. */
+static size_t ops_size(enum kq_plugin_kind kind)
+{
+	switch (kind) {
+	case KQ_PLUGIN_TRANSPORT: return sizeof(struct kq_transport_ops);
+	case KQ_PLUGIN_PARTITIONER: return sizeof(struct kq_partitioner_ops);
+	case KQ_PLUGIN_STORAGE: return sizeof(struct kq_storage_ops);
+	case KQ_PLUGIN_CONSENSUS: return sizeof(struct kq_consensus_ops);
+	}
+	return 0;
+}
+
 int kq__module_load(const char *name, enum kq_plugin_kind kind,
 		    char *const *dirs, struct kq__module *out, char *err,
 		    size_t errlen)
@@ -131,6 +143,7 @@ int kq__module_load(const char *name, enum kq_plugin_kind kind,
 	const char *why = "file not found";
 	kq_plugin_entry_fn entry;
 	const struct kq_plugin_desc *desc;
+	const struct kq_module_ops *ops;
 	const char *kname = kq__kind_name(kind);
 	lt_dlhandle h = NULL;
 	char *path = NULL;
@@ -188,12 +201,41 @@ int kq__module_load(const char *name, enum kq_plugin_kind kind,
 		free(path);
 		return KQ_EABI;
 	}
+	if (desc->size != sizeof(*desc)) {
+		snprintf(err, errlen,
+			 "%s module %s: %s: its descriptor is %u bytes, this "
+			 "broker's is %zu: rebuild it against this broker's "
+			 "SDK",
+			 kname, name, path, (unsigned)desc->size,
+			 sizeof(*desc));
+		lt_dlclose(h);
+		free(path);
+		return KQ_EABI;
+	}
 	if (desc->kind != kind || !desc->ops) {
 		snprintf(err, errlen, "%s module %s: %s: is a %s module", kname,
 			 name, path, kq__kind_name(desc->kind));
 		lt_dlclose(h);
 		free(path);
 		return KQ_EKIND;
+	}
+	ops = desc->ops;
+	if (ops->size != ops_size(kind) || !ops->init || !ops->fini) {
+		if (ops->size != ops_size(kind))
+			snprintf(err, errlen,
+				 "%s module %s: %s: its ops table is %u bytes, "
+				 "this broker's is %zu: rebuild it against "
+				 "this broker's SDK",
+				 kname, name, path, (unsigned)ops->size,
+				 ops_size(kind));
+		else
+			snprintf(err, errlen,
+				 "%s module %s: %s: its ops table has no %s",
+				 kname, name, path,
+				 ops->init ? "fini" : "init");
+		lt_dlclose(h);
+		free(path);
+		return KQ_EABI;
 	}
 	out->name = strdup(name);
 	out->path = path;

@@ -23,5 +23,5 @@ void kq__req_init(struct kq_req *req, struct kq_session *s,
 	req->cb = cb;
 	req->session = s;
 	memset(&req->result, 0, sizeof(req->result));
-	memset(req->impl, 0, sizeof(req->impl));
+	memset(&req->priv, 0, sizeof(req->priv));
 }

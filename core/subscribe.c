@@ -105,9 +105,9 @@ void kq__subscribe_resume(struct kq_broker *b, int status)
 	while (b->sub_waiting && b->next_sub_id < b->my_sub_id_limit &&
 	       b->registered) {
 		struct kq_req *req = b->sub_waiting;
-		struct sub_args *a = req->impl[KQ__REQ_WAIT_ARGS];
+		struct sub_args *a = req->priv.wait_args;
 
-		b->sub_waiting = req->impl[KQ__REQ_WAIT_NEXT];
+		b->sub_waiting = req->priv.wait_next;
 		if (!b->sub_waiting)
 			b->sub_waiting_tail = &b->sub_waiting;
 		if (req->session)
@@ -121,8 +121,8 @@ void kq__subscribe_resume(struct kq_broker *b, int status)
 		while (b->sub_waiting) {
 			struct kq_req *req = b->sub_waiting;
 
-			b->sub_waiting = req->impl[KQ__REQ_WAIT_NEXT];
-			free(req->impl[KQ__REQ_WAIT_ARGS]);
+			b->sub_waiting = req->priv.wait_next;
+			free(req->priv.wait_args);
 			kq__defer_complete(b, req,
 					   kq__meta_refused(b, req, status));
 		}
@@ -162,10 +162,10 @@ int kq__subscribe(struct kq_session *s, struct kq_req *req, const char *topic,
 		free(a);
 		return 0;
 	}
-	req->impl[KQ__REQ_WAIT_NEXT] = NULL;
-	req->impl[KQ__REQ_WAIT_ARGS] = a;
+	req->priv.wait_next = NULL;
+	req->priv.wait_args = a;
 	*b->sub_waiting_tail = req;
-	b->sub_waiting_tail = (struct kq_req **)&req->impl[KQ__REQ_WAIT_NEXT];
+	b->sub_waiting_tail = &req->priv.wait_next;
 	kq__subscribe_reserve_ids(b);
 	kq__members_register(b);
 	return 0;
@@ -196,7 +196,7 @@ void kq__subscribe_session_closed(struct kq_broker *b, struct kq_session *s)
 {
 	struct kq_req *r;
 
-	for (r = b->sub_waiting; r; r = r->impl[KQ__REQ_WAIT_NEXT])
+	for (r = b->sub_waiting; r; r = r->priv.wait_next)
 		if (r->session == s)
 			r->session = NULL;
 }

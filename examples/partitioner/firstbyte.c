@@ -34,6 +34,7 @@ static uint32_t firstbyte_partition(void *state,
 }
 
 static const struct kq_partitioner_ops firstbyte_ops = {
+	.size = sizeof(struct kq_partitioner_ops),
 	.init = firstbyte_init,
 	.fini = firstbyte_fini,
 	.partition = firstbyte_partition,
@@ -41,6 +42,7 @@ static const struct kq_partitioner_ops firstbyte_ops = {
 
 static const struct kq_plugin_desc firstbyte_desc = {
 	.abi = KQ_PLUGIN_ABI,
+	.size = sizeof(struct kq_plugin_desc),
 	.kind = KQ_PLUGIN_PARTITIONER,
 	.name = "firstbyte",
 	.version = "1.0.0",

@@ -135,9 +135,7 @@ struct kq_call {
 struct kq_incoming;
 
 struct kq_consensus_ops {
-	/* Creates the module's state.  `host` stays valid until fini(). */
-	int (*init)(const struct kq_host *host, void **state);
-	void (*fini)(void *state);
+	KQ_MODULE_OPS_FIELDS
 
 	/* Starts a group over cfg->log.  Committed records are replayed
 	 * through cfg->apply before this returns (local) or as they are

@@ -23,9 +23,7 @@ struct kq_partition_req {
 };
 
 struct kq_partitioner_ops {
-	/* Creates the module's state.  `host` stays valid until fini(). */
-	int (*init)(const struct kq_host *host, void **state);
-	void (*fini)(void *state);
+	KQ_MODULE_OPS_FIELDS
 	/* Returns a partition in [0, req->partitions). */
 	uint32_t (*partition)(void *state, const struct kq_partition_req *req);
 };

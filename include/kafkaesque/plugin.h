@@ -1,16 +1,26 @@
 /* kafkaesque plugin SDK: module descriptor and host services.
  *
  * A module is a libtool module (-module -avoid-version) exporting exactly
- * one symbol, kq_plugin_entry, which returns a descriptor.  The core checks
- * the descriptor's ABI number (it must equal KQ_PLUGIN_ABI exactly) and
- * kind, then calls the kind's ops table with a host table of services.
- * Plugins never call each other and never link against the core: all they
- * may use of the broker arrives through struct kq_host.
+ * one symbol, kq_plugin_entry, which returns a descriptor.  At load the
+ * core checks, and refuses the module with one line naming what differs:
+ * the descriptor's ABI number (it must equal KQ_PLUGIN_ABI), its size,
+ * its kind, and the size its ops table says it has (it must equal this
+ * broker's sizeof of the kind's table).  It then calls the kind's ops
+ * table with a host table of services.  Plugins never call each other and
+ * never link against the core: all they may use of the broker arrives
+ * through struct kq_host.
  *
- * The core calls every op of a table, and a table carries no size, so
- * any change to an ops table or the host table, an append included, bumps
- * KQ_PLUGIN_ABI, as does a change to a struct a module allocates (6:
- * kq_consume.wake and KQ_CONSUME_WAIT;
+ * What bumps KQ_PLUGIN_ABI: any change to the descriptor, to an ops
+ * table or the host table (an append included: the core calls every op
+ * and a module may read every host field), to a struct either side
+ * allocates for the other (kq_req, kq_consume, kq_propose_req, ...), or
+ * to the meaning of an op or a field.  A new error code, a new log level
+ * or a new comment does not.  The sizes are a second guard, for a module
+ * built against a changed header whose number was not bumped.  History
+ * (7: a size in the descriptor and every ops table, whose shared head
+ * kq_module_ops comes first in each, transports' fini second; named
+ * private fields for kq_req and kq_consume;
+ * 6: kq_consume.wake and KQ_CONSUME_WAIT;
  * 5: kq_consensus_ops.call and reply, kq_host.serve,
  * kq_broker_info.leads;
  * 4: kq_host and kq_propose_req lost their unused private slots;
@@ -29,7 +39,7 @@
 
 struct kq_incoming;
 
-#define KQ_PLUGIN_ABI 6
+#define KQ_PLUGIN_ABI 7
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"
@@ -41,14 +51,33 @@ enum kq_plugin_kind {
 	KQ_PLUGIN_CONSENSUS = 4,
 };
 
+struct kq_host;
+
+/* The fields every ops table starts with, in this order, as libuv's
+ * handles start with UV_HANDLE_FIELDS: the core inits and finis a module
+ * of any kind through struct kq_module_ops. */
+#define KQ_MODULE_OPS_FIELDS                                                   \
+	/* sizeof the kind's whole ops table, as the module was built */       \
+	uint32_t size;                                                         \
+	/* Creates the module's state.  `host` stays valid until fini(). */    \
+	int (*init)(const struct kq_host *host, void **state);                 \
+	void (*fini)(void *state);
+
+/* The head of any kind's ops table. */
+struct kq_module_ops {
+	KQ_MODULE_OPS_FIELDS
+};
+
 /* What kq_plugin_entry() returns.  Static storage owned by the module; it
  * must stay valid until the module is unloaded. */
 struct kq_plugin_desc {
-	uint32_t abi; /* KQ_PLUGIN_ABI the module was built with */
+	uint32_t abi;  /* KQ_PLUGIN_ABI the module was built with */
+	uint32_t size; /* sizeof(struct kq_plugin_desc) */
 	enum kq_plugin_kind kind;
 	const char *name;    /* "telnet", "keyhash", ... */
 	const char *version; /* the module's own version string */
-	const void *ops;     /* struct kq_<kind>_ops for the kind */
+	const void *ops;     /* struct kq_<kind>_ops for the kind, which
+			      * starts with KQ_MODULE_OPS_FIELDS */
 };
 
 /* Each module defines exactly this function (and exports nothing else). */

@@ -67,9 +67,7 @@ struct kq_log; /* opaque, owned by the storage module */
 typedef int (*kq_record_cb)(void *ctx, const struct kq_record *rec);
 
 struct kq_storage_ops {
-	/* Creates the module's state.  `host` stays valid until fini(). */
-	int (*init)(const struct kq_host *host, void **state);
-	void (*fini)(void *state);
+	KQ_MODULE_OPS_FIELDS
 
 	/* Opens (creating when missing) the log kept in folder `dir`,
 	 * recovering it: a torn tail of the newest segment is truncated and

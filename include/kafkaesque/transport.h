@@ -26,6 +26,15 @@ struct kq_req;
 /* status is 0 or a negative error; on error req->errmsg says why. */
 typedef void (*kq_req_cb)(struct kq_req *req, int status);
 
+/* The broker's own fields of a request, named so that no slot is used by
+ * number.  A transport never reads or writes them. */
+struct kq_req_private {
+	struct kq_req *wait_next; /* a SUBS waiting for subscription ids */
+	void *wait_args;	  /* and what it asked */
+	struct kq_req *done_next; /* an answer queued for the turn's end */
+	int done_status;	  /* and its status */
+};
+
 /* A request to the broker.  Caller-owned.  After the callback, release
  * what the result holds with api->req_cleanup(). */
 struct kq_req {
@@ -49,7 +58,7 @@ struct kq_req {
 	/* private to the broker */
 	kq_req_cb cb;
 	struct kq_session *session;
-	void *impl[8];
+	struct kq_req_private priv;
 };
 
 /* What CRTP asks for.  Borrowed for the duration of the call. */
@@ -94,6 +103,11 @@ struct kq_message {
 };
 typedef int (*kq_message_cb)(void *ctx, const struct kq_message *msg);
 
+/* The broker's own fields of a read. */
+struct kq_consume_private {
+	void *cursor;
+};
+
 /* A CONS read in progress.  Caller-owned storage for the broker's cursor;
  * valid from consume_open() until consume_close(). */
 struct kq_consume {
@@ -103,7 +117,8 @@ struct kq_consume {
 	 * consume_next() that answered KQ_CONSUME_WAIT can go on.  NULL: the
 	 * read covers only partitions this broker holds a replica of. */
 	void (*wake)(struct kq_consume *c);
-	void *impl[8]; /* private to the broker */
+	struct kq_consume_private priv; /* the broker's; never touched by
+					 * the caller */
 };
 
 /* consume_next(): records are on their way from another broker. */
@@ -194,15 +209,14 @@ struct kq_broker_api {
 		       void *ctx);
 };
 
+/* init reads host->config and does not listen yet. */
 struct kq_transport_ops {
-	/* Reads host->config; does not listen yet. */
-	int (*init)(const struct kq_host *host, void **state);
+	KQ_MODULE_OPS_FIELDS
 	/* Binds and starts accepting; errors name the address. */
 	int (*start)(void *state);
 	/* Stops accepting, lets answers in flight be written, closes every
 	 * handle, then calls done (on the loop thread). */
 	void (*stop)(void *state, void (*done)(void *ctx), void *ctx);
-	void (*fini)(void *state);
 };
 
 #endif /* KAFKAESQUE_TRANSPORT_H */

@@ -27,6 +27,7 @@ static uint32_t keyhash_partition(void *state,
 }
 
 static const struct kq_partitioner_ops keyhash_ops = {
+	.size = sizeof(struct kq_partitioner_ops),
 	.init = keyhash_init,
 	.fini = keyhash_fini,
 	.partition = keyhash_partition,
@@ -34,6 +35,7 @@ static const struct kq_partitioner_ops keyhash_ops = {
 
 static const struct kq_plugin_desc keyhash_desc = {
 	.abi = KQ_PLUGIN_ABI,
+	.size = sizeof(struct kq_plugin_desc),
 	.kind = KQ_PLUGIN_PARTITIONER,
 	.name = "keyhash",
 	.version = "1.0.0",

@@ -372,6 +372,7 @@ static void local_reply(void *state, struct kq_incoming *in, const void *buf,
 }
 
 static const struct kq_consensus_ops ops = {
+	.size = sizeof(struct kq_consensus_ops),
 	.init = local_init,
 	.fini = local_fini,
 	.group_open = local_group_open,
@@ -387,6 +388,7 @@ static const struct kq_consensus_ops ops = {
 
 static const struct kq_plugin_desc desc = {
 	.abi = KQ_PLUGIN_ABI,
+	.size = sizeof(struct kq_plugin_desc),
 	.kind = KQ_PLUGIN_CONSENSUS,
 	.name = "local",
 	.version = "1.0.0",

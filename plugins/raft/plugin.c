@@ -384,6 +384,7 @@ static int raft_peer_up(void *state, int id)
 }
 
 static const struct kq_consensus_ops ops = {
+	.size = sizeof(struct kq_consensus_ops),
 	.init = raft_init,
 	.fini = raft_fini,
 	.group_open = kq__raft_group_open,
@@ -399,6 +400,7 @@ static const struct kq_consensus_ops ops = {
 
 static const struct kq_plugin_desc desc = {
 	.abi = KQ_PLUGIN_ABI,
+	.size = sizeof(struct kq_plugin_desc),
 	.kind = KQ_PLUGIN_CONSENSUS,
 	.name = "raft",
 	.version = "1.0.0",

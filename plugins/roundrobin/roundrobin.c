@@ -21,6 +21,7 @@ static uint32_t roundrobin_partition(void *state,
 }
 
 static const struct kq_partitioner_ops roundrobin_ops = {
+	.size = sizeof(struct kq_partitioner_ops),
 	.init = roundrobin_init,
 	.fini = roundrobin_fini,
 	.partition = roundrobin_partition,
@@ -28,6 +29,7 @@ static const struct kq_partitioner_ops roundrobin_ops = {
 
 static const struct kq_plugin_desc roundrobin_desc = {
 	.abi = KQ_PLUGIN_ABI,
+	.size = sizeof(struct kq_plugin_desc),
 	.kind = KQ_PLUGIN_PARTITIONER,
 	.name = "roundrobin",
 	.version = "1.0.0",

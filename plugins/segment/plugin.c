@@ -62,6 +62,7 @@ static int seg_sync_policy(void *state, uint32_t *interval_ms)
 }
 
 static const struct kq_storage_ops ops = {
+	.size = sizeof(struct kq_storage_ops),
 	.init = seg_init,
 	.fini = seg_fini,
 	.open = kq__log_open,
@@ -84,6 +85,7 @@ static const struct kq_storage_ops ops = {
 
 static const struct kq_plugin_desc desc = {
 	.abi = KQ_PLUGIN_ABI,
+	.size = sizeof(struct kq_plugin_desc),
 	.kind = KQ_PLUGIN_STORAGE,
 	.name = "segment",
 	.version = "1.0.0",

@@ -1268,6 +1268,7 @@ static void tn_fini(void *state)
 }
 
 static const struct kq_transport_ops tn_ops = {
+	.size = sizeof(struct kq_transport_ops),
 	.init = tn_init,
 	.start = tn_start,
 	.stop = tn_stop,
@@ -1276,6 +1277,7 @@ static const struct kq_transport_ops tn_ops = {
 
 static const struct kq_plugin_desc tn_desc = {
 	.abi = KQ_PLUGIN_ABI,
+	.size = sizeof(struct kq_plugin_desc),
 	.kind = KQ_PLUGIN_TRANSPORT,
 	.name = "telnet",
 	.version = "1.0",

@@ -20,9 +20,9 @@
  *             fails (EIO when N is odd, else ENOSPC), as on a bad disk
  *   's'       stop the broker with commands in flight
  *   'F' L0 L1 the next L0 + 256 * L1 bytes are a request another broker
- *             forwarded (core/forward.c: CRTP, a batch of PUBS, a
- *             metadata record; core/fetch.c: a read), served as the
- *             cluster port would
+ *             forwarded (core/wire.h: CRTP, a batch of PUBS, a metadata
+ *             record; core/fetch.c: a read), served by core/serve.c as
+ *             the cluster port would
  *
  * Invariants checked for every input: no crash, leak or use after free
  * (ASan); every command read from a connection that closes by itself is
@@ -633,7 +633,7 @@ static void serve_forwarded(const uint8_t *req, size_t len)
 		abort();
 	*(uint8_t *)in = len ? req[0] : 0; /* the answer's shape */
 	served_open++;
-	kq__fwd_serve(&b->consensus.host, in, 2, req, len);
+	kq__serve(&b->consensus.host, in, 2, req, len);
 }
 
 /* What kq__broker_open() does, with the modules linked in instead of
@@ -690,7 +690,7 @@ static void broker_open(void)
 	b->sync_interval_ms = 1000;
 	b->sync_policy =
 		b->sops->sync_policy(b->storage.state, &b->sync_interval_ms);
-	if (kq__meta_open(b) != 0)
+	if (kq__apply_open(b) != 0)
 		abort();
 	tops = b->transports[0].mod.desc->ops;
 	if (tops->init(&b->transports[0].host, &b->transports[0].state) != 0)
@@ -699,7 +699,7 @@ static void broker_open(void)
 	if (tops->start(b->transports[0].state) != 0 || !on_listener)
 		abort();
 	b->serving = 1; /* new topics open a slice at a time, as served */
-	kq__broker_wake(b);
+	kq__defer_wake(b);
 }
 
 static void broker_close(void)

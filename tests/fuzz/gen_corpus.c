@@ -391,7 +391,7 @@ static void frames(void)
 		add(&b, tmp, kq__frame_hb_size(n));
 		put("frame", b.p, b.len);
 	}
-	/* A forwarded PUBS (the core's request as core/forward.c encodes
+	/* A forwarded PUBS (the core's request as core/wire.h lays out
 	 * it) and its answer. */
 	{
 		static const uint8_t req[] = {
@@ -511,7 +511,7 @@ static void put_str(struct buf *b, const char *s)
 }
 
 /* fuzz_commands inputs: a client's CRTP, then requests another broker
- * forwarded (core/forward.c's encoding) behind the control pair "\1F"
+ * forwarded (laid out as core/wire.h says) behind the control pair "\1F"
  * and their length. */
 static void forwarded(void)
 {

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include <kafkaesque/partitioner.h>
+
 #include "harness.h"
 
 #ifndef KQ_TEST_PLUGINDIR
@@ -113,7 +115,7 @@ static void test_config_errors(void **state)
 
 static void test_plugin_errors(void **state)
 {
-	char json[1024];
+	char json[1024], want[128];
 
 	expect_failure("{\"broker\": {\"id\": 1, \"data_dir\": \"%s\"}, "
 		       "\"plugins\": {\"transport\": \"nosuch\"}, "
@@ -130,6 +132,17 @@ static void test_plugin_errors(void **state)
 		 "\"telnet\": {\"port\": %%d}}",
 		 KQ_TEST_PLUGINDIR);
 	expect_failure(json, 1, "built for plugin ABI 999");
+	snprintf(json, sizeof(json),
+		 "{\"broker\": {\"id\": 1, \"data_dir\": \"%%s\"}, "
+		 "\"plugin_path\": [\"%s\"], "
+		 "\"plugins\": {\"partitioner\": [\"badsize\"]}, "
+		 "\"telnet\": {\"port\": %%d}}",
+		 KQ_TEST_PLUGINDIR);
+	snprintf(want, sizeof(want),
+		 "its ops table is %zu bytes, this broker's is %zu",
+		 sizeof(struct kq_partitioner_ops) - sizeof(void *),
+		 sizeof(struct kq_partitioner_ops));
+	expect_failure(json, 1, want);
 	snprintf(json, sizeof(json),
 		 "{\"broker\": {\"id\": 1, \"data_dir\": \"%%s\"}, "
 		 "\"plugin_path\": [\"%s\"], "

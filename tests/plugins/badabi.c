@@ -4,6 +4,7 @@
 
 static const struct kq_plugin_desc desc = {
 	.abi = 999,
+	.size = sizeof(struct kq_plugin_desc),
 	.kind = KQ_PLUGIN_PARTITIONER,
 	.name = "badabi",
 	.version = "0",

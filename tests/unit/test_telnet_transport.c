@@ -110,8 +110,8 @@ static void add_topic(const char *name, uint32_t parts)
 	t->next_offset = 0;
 }
 
-/* Runs the callbacks of every pending request.  impl[0] holds the status
- * the request completes with. */
+/* Runs the callbacks of every pending request.  priv.done_status holds
+ * the status the request completes with. */
 static void complete_pending(void)
 {
 	while (fake.npending > 0) {
@@ -125,7 +125,7 @@ static void complete_pending(void)
 				(fake.npending - 1) * sizeof(*fake.pending));
 		}
 		__atomic_sub_fetch(&fake.npending, 1, __ATOMIC_SEQ_CST);
-		r->cb(r, (int)(intptr_t)r->impl[0]);
+		r->cb(r, r->priv.done_status);
 	}
 }
 
@@ -147,7 +147,7 @@ static void queue_req(struct kq_session *s, struct kq_req *r, int type,
 	r->type = type;
 	r->cb = cb;
 	r->session = s;
-	r->impl[0] = (void *)(intptr_t)status;
+	r->priv.done_status = status;
 	fake.pending[fake.npending] = r;
 	__atomic_add_fetch(&fake.npending, 1, __ATOMIC_SEQ_CST);
 	if (fake.npending > fake.max_npending)
@@ -171,8 +171,7 @@ static void f_session_close(struct kq_session *s)
 		size_t i;
 
 		for (i = 0; i < fake.npending; i++)
-			fake.pending[i]->impl[0] =
-				(void *)(intptr_t)KQ_ECANCELED;
+			fake.pending[i]->priv.done_status = KQ_ECANCELED;
 		fake.hold = 0;
 		uv_timer_start(&fake.timer, on_fake_timer, 0, 0);
 	}
@@ -269,12 +268,18 @@ static void f_req_cleanup(struct kq_req *r)
 
 /* A CONS yields messages m<offset> at offsets [0, cons_total) from
  * `from` on, `max` at most; with max 8 it fails at offset 7. */
+struct fake_cursor {
+	uint64_t off, end, delivered;
+	int fails;
+};
+
 static int f_consume_open(struct kq_session *s, struct kq_consume *c,
 			  const char *topic, uint64_t id, int64_t from,
 			  uint64_t max, char *errmsg, size_t errlen)
 {
 	uint64_t start = from < 0 ? 0 : (uint64_t)from;
 	uint64_t end = fake.cons_total > start ? fake.cons_total : start;
+	struct fake_cursor *cur;
 
 	if (!find_sub(topic, id)) {
 		snprintf(errmsg, errlen, "no subscription %llu on %s",
@@ -283,24 +288,27 @@ static int f_consume_open(struct kq_session *s, struct kq_consume *c,
 	}
 	if (max && max < end - start)
 		end = start + max;
-	c->impl[0] = (void *)(uintptr_t)start;
-	c->impl[1] = (void *)(uintptr_t)end;
-	c->impl[2] = (void *)(uintptr_t)0;
-	c->impl[3] = (void *)(uintptr_t)(max == 8);
+	cur = calloc(1, sizeof(*cur));
+	assert_non_null(cur);
+	cur->off = start;
+	cur->end = end;
+	cur->fails = max == 8;
+	c->priv.cursor = cur;
 	return 0;
 }
 
 static int f_consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 			  void *ctx, char *errmsg, size_t errlen)
 {
-	uintptr_t off = (uintptr_t)c->impl[0], end = (uintptr_t)c->impl[1];
+	struct fake_cursor *cur = c->priv.cursor;
+	uint64_t off = cur->off, end = cur->end;
 	size_t used = 0;
 	size_t pending = kq__tn_pending(ctx);
 
 	fake.consume_calls++;
 	if (pending > fake.max_pending_out)
 		fake.max_pending_out = pending;
-	while (off < end && used < budget && !(c->impl[3] && off == 7)) {
+	while (off < end && used < budget && !(cur->fails && off == 7)) {
 		char body[256];
 		struct kq_message m;
 
@@ -317,10 +325,10 @@ static int f_consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 			break;
 		used += m.len;
 		off++;
-		c->impl[2] = (void *)((uintptr_t)c->impl[2] + 1);
+		cur->delivered++;
 	}
-	c->impl[0] = (void *)off;
-	if (c->impl[3] && off == 7) {
+	cur->off = off;
+	if (cur->fails && off == 7) {
 		/* A read that fails part way. */
 		snprintf(errmsg, errlen, "disk on fire");
 		return KQ_EUNAVAILABLE;
@@ -330,7 +338,12 @@ static int f_consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 
 static uint64_t f_consume_close(struct kq_consume *c)
 {
-	return (uint64_t)(uintptr_t)c->impl[2];
+	struct fake_cursor *cur = c->priv.cursor;
+	uint64_t n = cur->delivered;
+
+	free(cur);
+	c->priv.cursor = NULL;
+	return n;
 }
 
 static int f_list_topics(struct kq_broker *b,
