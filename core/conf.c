@@ -477,7 +477,7 @@ int kq__config_parse(const char *text, const struct kq__overrides *ov,
 }
 
 /* The shortest secret and the largest secret file; the raft module reads
- * the file with the same rules (plugins/raft/auth.h). */
+ * the file with the same rules (plugins/raft/port/auth.h). */
 #define SECRET_MIN 16
 #define SECRET_MAX 4096
 

@@ -189,15 +189,10 @@ int kq__brokers(struct kq_broker *b,
 	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
 
 	if (cfg->npeers == 0) {
-		json_t *t = kq__config_section(cfg, cfg->transports[0]);
-		json_t *host = t ? json_object_get(t, "host") : NULL;
-		json_t *port = t ? json_object_get(t, "port") : NULL;
-
+		/* Its address is the asking transport's own. */
 		bi.id = cfg->broker_id;
-		bi.host = json_is_string(host) ? json_string_value(host)
-					       : "127.0.0.1";
-		bi.port = json_is_integer(port) ? (int)json_integer_value(port)
-						: 8080;
+		bi.host = NULL;
+		bi.port = 0;
 		bi.up = 1;
 		bi.meta_leader = leader == bi.id;
 		bi.leads = leads(b, bi.id);

@@ -86,7 +86,9 @@ struct kq_partition_info {
 /* One broker of STAT. */
 struct kq_broker_info {
 	int id;
-	const char *host; /* client address */
+	const char *host; /* client address; NULL with port 0 for a
+			   * standalone broker, whose address is the asking
+			   * transport's own */
 	int port;
 	int up;
 	int meta_leader;

@@ -6,8 +6,8 @@
 
 #include <kafkaesque/consensus.h>
 
-#include "cluster.h"
-#include "raft.h"
+#include "port/cluster.h"
+#include "core/raft.h"
 
 /* A proposal waiting for its last entry to commit. */
 struct kq__raft_pending {

@@ -475,6 +475,7 @@ static void run_cmit(struct kq__tn_conn *c, struct kq__tn_slot *s,
 struct qctx {
 	struct kq__tn_buf *out;
 	int n;
+	const struct kq__tn_server *srv; /* STAT: this broker's own address */
 };
 
 static void on_topic(void *ctx, const char *name, uint32_t partitions)
@@ -489,7 +490,7 @@ static void on_topic(void *ctx, const char *name, uint32_t partitions)
 static void run_list(struct kq__tn_conn *c, struct kq__tn_slot *s,
 		     struct kq__tn_word *w, int n)
 {
-	struct qctx q = {&s->out, 0};
+	struct qctx q = {&s->out, 0, c->srv};
 	int r = api(c)->list_topics(c->srv->host->broker, on_topic, &q);
 
 	if (r < 0) {
@@ -528,7 +529,7 @@ static void on_partition(void *ctx, const struct kq_partition_info *p)
 static void run_desc(struct kq__tn_conn *c, struct kq__tn_slot *s,
 		     struct kq__tn_word *w, int n)
 {
-	struct qctx q = {&s->out, 0};
+	struct qctx q = {&s->out, 0, c->srv};
 	const char *topic;
 	int r;
 
@@ -555,7 +556,7 @@ static void on_assigned(void *ctx, uint32_t partition)
 static void run_asgn(struct kq__tn_conn *c, struct kq__tn_slot *s,
 		     struct kq__tn_word *w, int n)
 {
-	struct qctx q = {&s->out, 0};
+	struct qctx q = {&s->out, 0, c->srv};
 	const char *topic;
 	uint64_t id;
 	int r;
@@ -592,7 +593,7 @@ static void on_member(void *ctx, const char *group, uint64_t sub_id,
 static void run_grps(struct kq__tn_conn *c, struct kq__tn_slot *s,
 		     struct kq__tn_word *w, int n)
 {
-	struct qctx q = {&s->out, 0};
+	struct qctx q = {&s->out, 0, c->srv};
 	const char *topic;
 	int r;
 
@@ -612,21 +613,24 @@ static void run_grps(struct kq__tn_conn *c, struct kq__tn_slot *s,
 static void on_broker(void *ctx, const struct kq_broker_info *bi)
 {
 	struct qctx *q = ctx;
-	const char *host = bi->host ? bi->host : "-";
+	/* A standalone broker leaves its address to the transport. */
+	int self = !bi->host && bi->port == 0;
+	const char *host = self ? q->srv->bind_host : bi->host ? bi->host : "-";
+	int port = self ? q->srv->port : bi->port;
 	/* An IPv6 address is bracketed so the port stays readable. */
 	int v6 = strchr(host, ':') != NULL;
 
 	kq__tn_buf_printf(q->out, "BROKER %d %s", bi->id, v6 ? "[" : "");
 	kq__tn_buf_append_text(q->out, host);
 	kq__tn_buf_printf(q->out, "%s:%d %s LEADS %u%s\r\n", v6 ? "]" : "",
-			  bi->port, bi->up ? "up" : "down", bi->leads,
+			  port, bi->up ? "up" : "down", bi->leads,
 			  bi->meta_leader ? " META-LEADER" : "");
 }
 
 static void run_stat(struct kq__tn_conn *c, struct kq__tn_slot *s,
 		     struct kq__tn_word *w, int n)
 {
-	struct qctx q = {&s->out, 0};
+	struct qctx q = {&s->out, 0, c->srv};
 	int r = api(c)->brokers(c->srv->host->broker, on_broker, &q);
 
 	if (r < 0) {

@@ -18,9 +18,9 @@ corpus=$top/tests/fuzz/corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-${CC:-cc} -O1 -I"$top/include" -I"$top/plugins/raft" \
-	"$top/tests/fuzz/gen_corpus.c" "$top/plugins/raft/frame.c" \
-	"$top/plugins/raft/auth.c" $(pkg-config --cflags --libs libsodium) \
+${CC:-cc} -O1 -I"$top/include" -I"$top/plugins/raft/port" \
+	"$top/tests/fuzz/gen_corpus.c" "$top/plugins/raft/port/frame.c" \
+	"$top/plugins/raft/port/auth.c" $(pkg-config --cflags --libs libsodium) \
 	-o "$tmp/gen_corpus"
 gen=$tmp/gen_corpus
 

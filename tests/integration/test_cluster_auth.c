@@ -25,7 +25,7 @@
 
 #include <cmocka.h>
 
-#include "../../plugins/raft/frame.h"
+#include "../../plugins/raft/port/frame.h"
 #include "harness.h"
 
 #define N 3

@@ -23,7 +23,7 @@
 
 #include <kafkaesque/error.h>
 
-#include "../../plugins/raft/raft.h"
+#include "../../plugins/raft/core/raft.h"
 
 #define MAX_NODES 5
 #define TICK	  100 /* time units per tick; messages take a few units */

@@ -14,7 +14,7 @@
 
 #include <kafkaesque/error.h>
 
-#include "../../plugins/raft/raft.h"
+#include "../../plugins/raft/core/raft.h"
 
 #define MAXN	 5
 #define ELECTION 10

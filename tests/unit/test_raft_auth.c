@@ -17,7 +17,7 @@
 
 #include <kafkaesque/error.h>
 
-#include "../../plugins/raft/auth.h"
+#include "../../plugins/raft/port/auth.h"
 
 static const char secret[] = "correct horse battery staple";
 static const char other_secret[] = "incorrect horse battery staple";

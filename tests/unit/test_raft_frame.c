@@ -13,7 +13,7 @@
 
 #include <kafkaesque/error.h>
 
-#include "../../plugins/raft/frame.h"
+#include "../../plugins/raft/port/frame.h"
 
 /* Encodes m as a MSG frame into a new buffer; *len receives its size. */
 static uint8_t *encode_msg(uint64_t group, const struct kq__raft_msg *m,

@@ -98,7 +98,7 @@ enum kq__raft_msg_type {
 	KQ__RAFT_MSG_PREVOTE_RESP, /* granted: term = requested term */
 	KQ__RAFT_MSG_HEARTBEAT,	   /* commit = min(match, leader commit) */
 	KQ__RAFT_MSG_HEARTBEAT_RESP,
-	KQ__RAFT_MSG_SNAPSHOT, /* snap; answered by an APPEND_RESP */
+	KQ__RAFT_MSG_SNAPSHOT,	  /* snap; answered by an APPEND_RESP */
 	KQ__RAFT_MSG_TIMEOUT_NOW, /* the leader hands over: campaign now */
 };
 

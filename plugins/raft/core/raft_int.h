@@ -204,7 +204,7 @@ struct kq__raft {
 	size_t rd_n_out;
 	struct kq__raft_entry *rd_committed;
 	bool in_ready;
-	int fatal; /* a Raft guarantee was contradicted */
+	int fatal;	  /* a Raft guarantee was contradicted */
 	uint64_t refused; /* messages refused, see kq__raft_refused() */
 };
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "raft.h"
+#include "../core/raft.h"
 
 /* The largest frame body accepted or produced (64 MiB). */
 #define KQ__FRAME_MAX (64u << 20)
@@ -44,8 +44,8 @@ enum kq__frame_type {
 	KQ__FRAME_MSG = 2,	  /* one Raft message of one group */
 	KQ__FRAME_HEARTBEATS = 3, /* heartbeats and answers of many groups */
 	KQ__FRAME_AUTH = 4,	  /* the MAC proving the sender's secret */
-	KQ__FRAME_CALL = 5,	  /* a request of one broker's core to another */
-	KQ__FRAME_REPLY = 6,	  /* the answer to a CALL, by its id */
+	KQ__FRAME_CALL = 5,  /* a request of one broker's core to another */
+	KQ__FRAME_REPLY = 6, /* the answer to a CALL, by its id */
 };
 
 /* One item of a coalesced heartbeat frame. */

@@ -9,7 +9,7 @@
 
 #include <kafkaesque/plugin.h>
 
-#include "raft.h"
+#include "../core/raft.h"
 
 struct kq__cluster;
 
@@ -46,8 +46,8 @@ struct kq__cluster_config {
  * open), starts listening on this broker's raft port and dials the peers
  * with higher ids.  Without a "cluster" section or peers it does nothing
  * but answer peer_up for its own id.  Errors are logged as one line each
- * (KQ_ECONFIG, or the listen error).  On success *out is owned by the caller: close it with
- * kq__cluster_close() and free it with kq__cluster_free() once
+ * (KQ_ECONFIG, or the listen error).  On success *out is owned by the caller:
+ * close it with kq__cluster_close() and free it with kq__cluster_free() once
  * kq__cluster_handles() is 0. */
 int kq__cluster_new(const struct kq_host *host,
 		    const struct kq__cluster_config *cfg,

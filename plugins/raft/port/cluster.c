@@ -69,7 +69,7 @@ struct peer {
 	unsigned backoff_ms;
 	uint64_t last_rx_ms;
 	uint64_t last_tx_tick;
-	uint64_t conn_seq; /* numbers its connections, for replies */
+	uint64_t conn_seq;	 /* numbers its connections, for replies */
 	struct kq__frame_hb *hb; /* heartbeats waiting for the flush */
 	size_t n_hb, cap_hb;
 };

@@ -74,7 +74,8 @@ static int corrupt(const char **why, const char *text)
 	return KQ_ECORRUPT;
 }
 
-static int decode_msg(struct kq_reader *r, struct kq__frame *f, const char **why)
+static int decode_msg(struct kq_reader *r, struct kq__frame *f,
+		      const char **why)
 {
 	struct kq__raft_msg *m = &f->msg;
 	uint32_t n, snap_len;
