@@ -64,7 +64,7 @@ static void try_finish(struct kq_broker *b);
 void kq__broker_flush(struct kq_broker *b)
 {
 	kq__batch_flush(b);
-	kq__plog_flush(b);
+	kq__store_flush(b);
 	kq__defer_deliver(b);
 	if (!b->dirty && !b->sync_list && !b->done &&
 	    uv_is_active((uv_handle_t *)&b->idle))
@@ -80,7 +80,7 @@ static void on_check(uv_check_t *h)
 
 static void on_sync_timer(uv_timer_t *t)
 {
-	kq__plog_sync_all(t->data);
+	kq__store_sync_all(t->data);
 }
 
 #define NHANDLES 12
@@ -177,7 +177,7 @@ static int logs_busy(struct kq_broker *b)
 {
 	if (b->works || b->sync_list || b->dirty || b->done || kq__fwd_busy(b))
 		return 1;
-	for (struct kq_plog *pl = b->all_logs; pl; pl = pl->next_all)
+	for (struct kq_store *pl = b->all_stores; pl; pl = pl->next_all)
 		if (pl->waiting || pl->running)
 			return 1;
 	return 0;
@@ -212,7 +212,7 @@ static void try_finish(struct kq_broker *b)
 	if (b->stopping > 1 || logs_busy(b))
 		return;
 	/* A last sync of every log, whatever the policy. */
-	for (struct kq_plog *pl = b->all_logs; pl; pl = pl->next_all) {
+	for (struct kq_store *pl = b->all_stores; pl; pl = pl->next_all) {
 		int rv = b->sops->sync(pl->log);
 
 		if (rv != 0) {

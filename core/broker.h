@@ -13,9 +13,9 @@ struct kq_broker;
 struct kq__topic;
 struct kq__group;
 
-/* A log lent to the consensus module: the storage log plus grouped,
- * asynchronous syncs. */
-struct kq_plog {
+/* A store: a storage log lent to the consensus module (host->store),
+ * with grouped, asynchronous syncs. */
+struct kq_store {
 	struct kq_broker *b;
 	struct kq_log *log; /* storage-owned */
 	char *dir;
@@ -31,8 +31,8 @@ struct kq_plog {
 	uint64_t sync_target; /* next offset when the running sync began */
 	uint64_t durable_end; /* next offset covered by the last good sync */
 	int listed;	      /* on b->sync_list */
-	struct kq_plog *next_listed;
-	struct kq_plog *prev_all, *next_all;
+	struct kq_store *next_listed;
+	struct kq_store *prev_all, *next_all;
 };
 
 /* Publishes waiting for the end of the loop turn, proposed together. */
@@ -52,7 +52,7 @@ struct kq__partition {
 	uint32_t id;
 	int *replicas; /* broker ids, placement order */
 	size_t nreplicas;
-	struct kq_plog plog;	 /* only on a broker holding a replica */
+	struct kq_store store;	 /* only on a broker holding a replica */
 	struct kq_group *group;	 /* consensus-owned; NULL when this
 				  * broker holds no replica */
 	int open_error;		 /* why this broker's replica could not
@@ -182,7 +182,7 @@ struct kq_broker {
 	struct kq__map creating;       /* topic names being created */
 	struct kq__map unopened; /* topics of the metadata whose partitions
 				  * could not be opened (values unused) */
-	struct kq_plog meta_log;
+	struct kq_store meta_store;
 	struct kq_group *meta_group; /* NULL while it cannot be reopened */
 	const struct kq__meta_sm *meta_sm;
 	uint64_t meta_applied_end;  /* after the last record applied */
@@ -207,8 +207,8 @@ struct kq_broker {
 	uv_timer_t members_timer;
 
 	struct kq__partition *dirty; /* partitions with a batch */
-	struct kq_plog *sync_list;   /* logs with syncs requested */
-	struct kq_plog *all_logs;
+	struct kq_store *sync_list;  /* logs with syncs requested */
+	struct kq_store *all_stores;
 	struct kq_req *done; /* completions to deliver (FIFO) */
 	struct kq_req **done_tail;
 	unsigned works; /* syncs running on worker threads */
@@ -272,7 +272,7 @@ void kq__broker_close(struct kq_broker *b);
 
 /* Internal plumbing shared by the core's files. */
 extern const struct kq_broker_api kq__broker_api;
-extern const struct kq_log_api kq__log_api;
+extern const struct kq_store_api kq__store_api;
 
 /* Runs batched proposals, syncs and queued completions. */
 void kq__broker_flush(struct kq_broker *b);
@@ -306,12 +306,12 @@ void kq__defer_deliver(struct kq_broker *b);
  * unless that runs already or the broker stops. */
 void kq__defer_reopen(struct kq_broker *b);
 
-/* plog.c */
-int kq__plog_open(struct kq_broker *b, struct kq_plog *pl, const char *dir,
-		  const struct kq_log_options *opts);
-void kq__plog_close(struct kq_plog *pl);
-void kq__plog_flush(struct kq_broker *b);
-void kq__plog_sync_all(struct kq_broker *b);
+/* store.c */
+int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
+		   const struct kq_log_options *opts);
+void kq__store_close(struct kq_store *pl);
+void kq__store_flush(struct kq_broker *b);
+void kq__store_sync_all(struct kq_broker *b);
 
 /* snapshot.c: snapshot files beside a log (see consensus.h). */
 int kq__snapshot_save(const char *dir, uint64_t index, uint64_t term,

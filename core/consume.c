@@ -431,7 +431,7 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 			cur->idx++;
 			continue;
 		}
-		rv = b->sops->read(p->plog.log, pc->pos, pc->end,
+		rv = b->sops->read(p->store.log, pc->pos, pc->end,
 				   budget > cur->used ? budget - cur->used : 1,
 				   deliver, cur, &next);
 		if (next > pc->pos)

@@ -60,7 +60,7 @@ static int stop_at_lost(struct kq_broker *b, const struct kq__partition *p,
 			size_t errlen)
 {
 	const struct kq_offset_range *lost;
-	int n = b->sops->lost(p->plog.log, &lost);
+	int n = b->sops->lost(p->store.log, &lost);
 
 	for (int i = 0; i < n; i++) {
 		if (lost[i].end <= pos)
@@ -85,7 +85,7 @@ static int stop_at_lost(struct kq_broker *b, const struct kq__partition *p,
 int kq__read_bounds(struct kq_broker *b, const struct kq__partition *p,
 		    uint64_t *pos, uint64_t *end, char *errmsg, size_t errlen)
 {
-	uint64_t first = b->sops->first_offset(p->plog.log);
+	uint64_t first = b->sops->first_offset(p->store.log);
 	uint64_t commit = b->cops->commit_end(p->group);
 
 	/* Retention may have deleted what was asked for. */
@@ -214,8 +214,8 @@ void kq__fetch_serve(struct kq_broker *b, struct kq_reader *r,
 	put(&a, head, HEAD_MAX); /* its place; written last */
 	next = pos;
 	if (pos < end) {
-		rv = b->sops->read(p->plog.log, pos, end, a.budget, take_record,
-				   &a, &next);
+		rv = b->sops->read(p->store.log, pos, end, a.budget,
+				   take_record, &a, &next);
 		if (next < pos)
 			next = pos;
 		if (rv < 0) {

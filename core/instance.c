@@ -48,7 +48,7 @@ static int load_instance(struct kq_broker *b, struct kq__instance *in,
 		in->host.broker = b;
 	}
 	if (kind == KQ_PLUGIN_CONSENSUS) {
-		in->host.logs = &kq__log_api;
+		in->host.store = &kq__store_api;
 		in->host.serve = kq__serve;
 		in->host.cluster = kq__config_section(b->cfg, "cluster");
 	}

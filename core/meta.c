@@ -32,12 +32,12 @@ int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv)
 {
 	int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
 
-	if (!b->meta_group || b->meta_log.failed)
+	if (!b->meta_group || b->meta_store.failed)
 		return kq__req_fail(
 			req, KQ_EUNAVAILABLE,
 			"metadata log: %s; it is reopened once that clears",
-			kq_strerror(b->meta_log.failed ? b->meta_log.failed
-						       : rv));
+			kq_strerror(b->meta_store.failed ? b->meta_store.failed
+							 : rv));
 	if (rv != KQ_EUNAVAILABLE)
 		return kq__req_fail(req, KQ_EUNAVAILABLE, "metadata log: %s",
 				    kq_strerror(rv));
@@ -56,7 +56,7 @@ int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv)
 
 int kq__meta_led_elsewhere(struct kq_broker *b)
 {
-	return b->cfg->npeers && b->meta_group && !b->meta_log.failed &&
+	return b->cfg->npeers && b->meta_group && !b->meta_store.failed &&
 	       b->cops->leader(b->meta_group) != b->cfg->broker_id;
 }
 
@@ -110,21 +110,21 @@ static int open_group(struct kq_broker *b, uint64_t keep)
 	int rv;
 
 	snprintf(dir, sizeof(dir), "%s/__meta", b->dir);
-	rv = kq__plog_open(b, &b->meta_log, dir, &opts);
+	rv = kq__store_open(b, &b->meta_store, dir, &opts);
 	if (rv != 0)
 		return rv;
-	if (b->sops->next_offset(b->meta_log.log) > keep) {
-		rv = b->sops->truncate(b->meta_log.log, keep);
+	if (b->sops->next_offset(b->meta_store.log) > keep) {
+		rv = b->sops->truncate(b->meta_store.log, keep);
 		if (rv != 0) {
-			kq__plog_close(&b->meta_log);
+			kq__store_close(&b->meta_store);
 			return rv;
 		}
 	}
 	memset(&gc, 0, sizeof(gc));
 	gc.id = 0;
 	gc.name = "meta";
-	gc.dir = b->meta_log.dir;
-	gc.log = &b->meta_log;
+	gc.dir = b->meta_store.dir;
+	gc.store = &b->meta_store;
 	gc.nreplicas = kq__brokers_list(b, &gc.replicas);
 	gc.apply = b->meta_sm->apply;
 	gc.apply_ctx = b;
@@ -134,7 +134,7 @@ static int open_group(struct kq_broker *b, uint64_t keep)
 	if (rv != 0) {
 		kq__error("metadata group: %s", kq_strerror(rv));
 		b->meta_group = NULL;
-		kq__plog_close(&b->meta_log);
+		kq__store_close(&b->meta_store);
 	}
 	return rv;
 }
@@ -147,7 +147,7 @@ int kq__meta_open(struct kq_broker *b, const struct kq__meta_sm *sm)
 
 int kq__meta_reopen(struct kq_broker *b)
 {
-	struct kq_plog *pl = &b->meta_log;
+	struct kq_store *pl = &b->meta_store;
 	/* With fsync always only synced records were acknowledged; with
 	 * the other policies a written one was. */
 	uint64_t keep =
@@ -165,7 +165,7 @@ int kq__meta_reopen(struct kq_broker *b)
 
 int kq__meta_idle(struct kq_broker *b)
 {
-	const struct kq_plog *pl = &b->meta_log;
+	const struct kq_store *pl = &b->meta_store;
 
 	return !pl->sync_running && !pl->waiting && !pl->running && !pl->listed;
 }
@@ -175,5 +175,5 @@ void kq__meta_close(struct kq_broker *b)
 	if (b->meta_group)
 		b->cops->group_close(b->meta_group);
 	b->meta_group = NULL;
-	kq__plog_close(&b->meta_log);
+	kq__store_close(&b->meta_store);
 }

@@ -62,7 +62,7 @@ int kq__describe(struct kq_broker *b, const char *topic,
 		info.nreplicas = p->nreplicas;
 		/* Without a local replica this broker knows no offsets yet. */
 		info.leader = p->group ? b->cops->leader(p->group) : 0;
-		info.start = p->group ? b->sops->first_offset(p->plog.log) : 0;
+		info.start = p->group ? b->sops->first_offset(p->store.log) : 0;
 		info.end = p->group ? b->cops->commit_end(p->group) : 0;
 		if (info.start > info.end)
 			info.start = info.end;

@@ -25,7 +25,7 @@ void kq__reopen_on_timer(uv_timer_t *tm)
 
 		for (uint32_t i = 0; i < t->nparts; i++) {
 			struct kq__partition *p = &t->parts[i];
-			struct kq_plog *pl = &p->plog;
+			struct kq_store *pl = &p->store;
 			int rv, was = p->open_error;
 
 			if (p->group && pl->failed) {
@@ -46,7 +46,7 @@ void kq__reopen_on_timer(uv_timer_t *tm)
 							: UINT64_MAX;
 				b->cops->group_close(p->group);
 				p->group = NULL;
-				kq__plog_close(pl);
+				kq__store_close(pl);
 			} else if (!p->open_error ||
 				   p->open_error == -EINPROGRESS ||
 				   p->open_error == KQ_ECANCELED) {
@@ -73,8 +73,8 @@ void kq__reopen_on_timer(uv_timer_t *tm)
 					 KQ__REOPEN_MS);
 		}
 	}
-	if (b->meta_log.failed || !b->meta_group) {
-		int was = b->meta_log.failed;
+	if (b->meta_store.failed || !b->meta_group) {
+		int was = b->meta_store.failed;
 
 		if (!kq__meta_idle(b)) {
 			left++;

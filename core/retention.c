@@ -26,9 +26,9 @@ void kq__retention_on_timer(uv_timer_t *t)
 
 			/* Partitions replicated elsewhere have no log here. */
 			if (!p->group ||
-			    b->sops->retention_point(p->plog.log, now,
+			    b->sops->retention_point(p->store.log, now,
 						     &before) != 0 ||
-			    before <= b->sops->first_offset(p->plog.log))
+			    before <= b->sops->first_offset(p->store.log))
 				continue;
 			n = b->cops->group_retain(p->group, before);
 			if (n < 0)

@@ -72,31 +72,31 @@ int kq__partition_open(struct kq_broker *b, struct kq__partition *p)
 		return 0;
 	snprintf(dir, sizeof(dir), "%s/%s-%u", b->dir, t->name, id);
 	snprintf(name, sizeof(name), "%s-%u", t->name, id);
-	rv = kq__plog_open(b, &p->plog, dir, &opts);
+	rv = kq__store_open(b, &p->store, dir, &opts);
 	if (rv != 0)
 		return rv;
 	/* Reopened after a failure: records written but never made durable
 	 * were never acknowledged, and may not survive a crash, so they
 	 * must not become committed now. */
 	if (p->keep_below != UINT64_MAX &&
-	    b->sops->next_offset(p->plog.log) > p->keep_below) {
-		rv = b->sops->truncate(p->plog.log, p->keep_below);
+	    b->sops->next_offset(p->store.log) > p->keep_below) {
+		rv = b->sops->truncate(p->store.log, p->keep_below);
 		if (rv != 0) {
-			kq__plog_close(&p->plog);
+			kq__store_close(&p->store);
 			return rv;
 		}
 	}
 	memset(&gc, 0, sizeof(gc));
 	gc.id = t->group_base + id;
 	gc.name = name;
-	gc.dir = p->plog.dir;
-	gc.log = &p->plog;
+	gc.dir = p->store.dir;
+	gc.store = &p->store;
 	gc.replicas = p->replicas;
 	gc.nreplicas = p->nreplicas;
 	rv = b->cops->group_open(b->consensus.state, &gc, &p->group);
 	if (rv != 0) {
 		kq__error("partition %s: consensus: %s", name, kq_strerror(rv));
-		kq__plog_close(&p->plog);
+		kq__store_close(&p->store);
 		return rv;
 	}
 	return 0;
@@ -373,7 +373,7 @@ void kq__topic_free(struct kq_broker *b, struct kq__topic *t)
 
 		if (p->group)
 			b->cops->group_close(p->group);
-		kq__plog_close(&p->plog);
+		kq__store_close(&p->store);
 		free(p->replicas);
 	}
 	while ((e = kq__map_next(&t->groups, NULL))) {

@@ -4,7 +4,7 @@
  * Each log is one group: group 0 is the metadata group (topics, groups,
  * committed offsets), every partition is a group of its own whose log is
  * the partition's message log.  The module never touches files itself: it
- * appends, syncs and reads through host->logs, which the core backs with
+ * appends, syncs and reads through host->store, which the core backs with
  * the storage module.
  *
  * The single-broker module `local` commits a record once the storage holds
@@ -15,7 +15,7 @@
 #include "storage.h"
 
 /* A log as the core lends it to a consensus module (opaque). */
-struct kq_plog;
+struct kq_store;
 
 struct kq_sync_req;
 /* Runs on the loop thread once every record appended to the log before
@@ -34,37 +34,37 @@ struct kq_sync_req {
  * calls mirror struct kq_storage_ops; sync is asynchronous and grouped:
  * every sync requested on a log during one loop turn shares one fsync,
  * run on a worker thread. */
-struct kq_log_api {
-	int (*append)(struct kq_plog *log, const struct kq_record *recs,
+struct kq_store_api {
+	int (*append)(struct kq_store *st, const struct kq_record *recs,
 		      size_t n);
-	int (*sync)(struct kq_plog *log, struct kq_sync_req *req,
+	int (*sync)(struct kq_store *st, struct kq_sync_req *req,
 		    kq_sync_cb cb);
-	int (*read)(struct kq_plog *log, uint64_t from, uint64_t end,
+	int (*read)(struct kq_store *st, uint64_t from, uint64_t end,
 		    size_t max_bytes, kq_record_cb cb, void *ctx,
 		    uint64_t *next);
-	uint64_t (*first_offset)(struct kq_plog *log);
-	uint64_t (*next_offset)(struct kq_plog *log);
-	int (*term_at)(struct kq_plog *log, uint64_t offset, uint64_t *term);
-	int (*truncate)(struct kq_plog *log, uint64_t from);
-	int (*reset)(struct kq_plog *log, uint64_t next);
-	int (*save_hard_state)(struct kq_plog *log,
+	uint64_t (*first_offset)(struct kq_store *st);
+	uint64_t (*next_offset)(struct kq_store *st);
+	int (*term_at)(struct kq_store *st, uint64_t offset, uint64_t *term);
+	int (*truncate)(struct kq_store *st, uint64_t from);
+	int (*reset)(struct kq_store *st, uint64_t next);
+	int (*save_hard_state)(struct kq_store *st,
 			       const struct kq_hard_state *hs);
-	int (*load_hard_state)(struct kq_plog *log, struct kq_hard_state *hs);
+	int (*load_hard_state)(struct kq_store *st, struct kq_hard_state *hs);
 
 	/* Snapshots of a state-machine group, kept beside its log and
 	 * replaced atomically and durably.  `data` (len bytes) is borrowed
 	 * by save; load hands back a buffer the caller frees with
 	 * host->free, or -ENOENT when there is none. */
-	int (*save_snapshot)(struct kq_plog *log, uint64_t index, uint64_t term,
+	int (*save_snapshot)(struct kq_store *st, uint64_t index, uint64_t term,
 			     const void *data, size_t len);
-	int (*load_snapshot)(struct kq_plog *log, uint64_t *index,
+	int (*load_snapshot)(struct kq_store *st, uint64_t *index,
 			     uint64_t *term, void **data, size_t *len);
 	/* Deletes whole segments below `before` (after a snapshot covers
 	 * them); see kq_storage_ops.compact. */
-	int (*compact)(struct kq_plog *log, uint64_t before);
+	int (*compact)(struct kq_store *st, uint64_t before);
 	/* Offsets lost to damage; see kq_storage_ops.lost.  A module that
 	 * assigns offsets itself starts above them. */
-	int (*lost)(struct kq_plog *log, const struct kq_offset_range **out);
+	int (*lost)(struct kq_store *st, const struct kq_offset_range **out);
 };
 
 /* Called on the loop thread for every committed record of a group, in
@@ -73,12 +73,12 @@ struct kq_log_api {
 typedef void (*kq_apply_fn)(void *ctx, const struct kq_record *rec);
 
 struct kq_group_config {
-	uint64_t id;	     /* 0: metadata group */
-	const char *name;    /* "meta", "<topic>-<partition>" */
-	const char *dir;     /* the log's folder, for messages (borrowed
-			      * for the call) */
-	struct kq_plog *log; /* borrowed until group_close() */
-	const int *replicas; /* broker ids holding a replica */
+	uint64_t id;		/* 0: metadata group */
+	const char *name;	/* "meta", "<topic>-<partition>" */
+	const char *dir;	/* the log's folder, for messages (borrowed
+				 * for the call) */
+	struct kq_store *store; /* borrowed until group_close() */
+	const int *replicas;	/* broker ids holding a replica */
 	size_t nreplicas;
 	kq_apply_fn apply; /* NULL: the core does not need records
 			    * applied (message logs) */
@@ -114,8 +114,8 @@ struct kq_call;
  * broker was not connected, its connection closed, or no answer came in
  * time (the request may still have run there), KQ_EBUSY when it had too
  * many requests in flight, KQ_ECANCELED when the module is closing. */
-typedef void (*kq_call_cb)(struct kq_call *call, int status,
-			   const void *reply, size_t len);
+typedef void (*kq_call_cb)(struct kq_call *call, int status, const void *reply,
+			   size_t len);
 
 /* A request from this broker's core to another's (see call()).
  * Caller-owned; must stay valid until its callback runs. */
@@ -137,7 +137,7 @@ struct kq_incoming;
 struct kq_consensus_ops {
 	KQ_MODULE_OPS_FIELDS
 
-	/* Starts a group over cfg->log.  Committed records are replayed
+	/* Starts a group over cfg->store.  Committed records are replayed
 	 * through cfg->apply before this returns (local) or as they are
 	 * learned (replicated). */
 	int (*group_open)(void *state, const struct kq_group_config *cfg,
@@ -161,7 +161,7 @@ struct kq_consensus_ops {
 	int (*leader)(struct kq_group *g);
 
 	/* Retention asks for the records before `before` to go.  The
-	 * module deletes (with host->logs->compact) only records that are
+	 * module deletes (with host->store->compact) only records that are
 	 * committed and durable here, after recording durably whatever it
 	 * needs to restart after them, so retention never loses an
 	 * uncommitted record.  Returns the number of segments deleted or a

@@ -19,12 +19,15 @@
  * built against a changed header whose number was not bumped.  History
  * (7: a size in the descriptor and every ops table, whose shared head
  * kq_module_ops comes first in each, transports' fini second; named
- * private fields for kq_req and kq_consume;
+ * private fields for kq_req and kq_consume; one word for the durable
+ * logs lent to consensus: struct kq_store, kq_store_api, host->store and
+ * kq_group_config.store (were kq_plog, kq_log_api, host->logs, .log);
+ * a standalone broker's kq_broker_info has no address;
  * 6: kq_consume.wake and KQ_CONSUME_WAIT;
  * 5: kq_consensus_ops.call and reply, kq_host.serve,
  * kq_broker_info.leads;
  * 4: kq_host and kq_propose_req lost their unused private slots;
- * 3: kq_storage_ops.lost and kq_log_api.lost). */
+ * 3: kq_storage_ops.lost and kq_store_api.lost). */
 #ifndef KAFKAESQUE_PLUGIN_H
 #define KAFKAESQUE_PLUGIN_H
 
@@ -92,7 +95,7 @@ enum kq_log_level {
 
 struct kq_broker_api;
 struct kq_broker;
-struct kq_log_api;
+struct kq_store_api;
 
 /* Services the core lends one module instance.  Owned by the core, valid
  * from the kind's init() until after its close/fini op returns. */
@@ -127,7 +130,7 @@ struct kq_host {
 
 	/* Consensus only (NULL otherwise): durable logs, backed by the
 	 * storage module through the core. */
-	const struct kq_log_api *logs;
+	const struct kq_store_api *store;
 
 	/* Consensus only: the "cluster" config section (borrowed; NULL for
 	 * a standalone broker): {"raft_port": N, "peers": [{"id", "host",

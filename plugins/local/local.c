@@ -30,7 +30,7 @@ struct proposal {
 struct kq_group {
 	struct local *l;
 	struct kq_group_config cfg;
-	const struct kq_log_api *logs;
+	const struct kq_store_api *store;
 	uint64_t commit_end;	  /* after the last committed record */
 	uint64_t applied_end;	  /* after the last applied record */
 	uint64_t snapshot_end;	  /* applied_end of the last snapshot */
@@ -93,8 +93,8 @@ static int apply_one(void *ctx, const struct kq_record *rec)
 static uint64_t next_offset(struct kq_group *g)
 {
 	const struct kq_offset_range *lost;
-	uint64_t next = g->logs->next_offset(g->cfg.log);
-	int n = g->logs->lost(g->cfg.log, &lost);
+	uint64_t next = g->store->next_offset(g->cfg.store);
+	int n = g->store->lost(g->cfg.store, &lost);
 
 	if (n > 0 && lost[n - 1].end > next)
 		next = lost[n - 1].end;
@@ -112,8 +112,8 @@ static int apply_committed(struct kq_group *g)
 		return 0;
 	}
 	while (g->applied_end < g->commit_end) {
-		rv = g->logs->read(g->cfg.log, g->applied_end, g->commit_end,
-				   1 << 20, apply_one, g, &next);
+		rv = g->store->read(g->cfg.store, g->applied_end, g->commit_end,
+				    1 << 20, apply_one, g, &next);
 		if (rv < 0)
 			return rv;
 		if (next <= g->applied_end)
@@ -137,8 +137,8 @@ static void maybe_snapshot(struct kq_group *g)
 		return;
 	rv = g->cfg.snapshot(g->cfg.apply_ctx, &data, &len);
 	if (rv == 0)
-		rv = g->logs->save_snapshot(g->cfg.log, g->applied_end - 1, 0,
-					    data, len);
+		rv = g->store->save_snapshot(g->cfg.store, g->applied_end - 1,
+					     0, data, len);
 	host->free(data);
 	if (rv != 0) {
 		host->log(host, KQ_LOG_WARN,
@@ -148,7 +148,7 @@ static void maybe_snapshot(struct kq_group *g)
 		return;
 	}
 	g->snapshot_end = g->applied_end;
-	rv = g->logs->compact(g->cfg.log, g->applied_end);
+	rv = g->store->compact(g->cfg.store, g->applied_end);
 	if (rv < 0)
 		host->log(host, KQ_LOG_WARN, "group %s: compaction failed: %s",
 			  g->cfg.name, kq_strerror(rv));
@@ -165,7 +165,7 @@ static int restore_snapshot(struct kq_group *g)
 
 	if (!g->cfg.restore)
 		return 0;
-	rv = g->logs->load_snapshot(g->cfg.log, &index, &term, &data, &len);
+	rv = g->store->load_snapshot(g->cfg.store, &index, &term, &data, &len);
 	if (rv == -ENOENT)
 		return 0;
 	if (rv != 0)
@@ -195,9 +195,9 @@ static int local_group_open(void *state, const struct kq_group_config *cfg,
 	memset(g, 0, sizeof(*g));
 	g->l = l;
 	g->cfg = *cfg;
-	g->logs = l->host->logs;
+	g->store = l->host->store;
 	/* Alone, everything the log holds after recovery is committed. */
-	g->applied_end = g->logs->first_offset(cfg->log);
+	g->applied_end = g->store->first_offset(cfg->store);
 	/* Lost offsets count as committed: a reader can then CMIT past
 	 * them. */
 	g->commit_end = next_offset(g);
@@ -286,7 +286,7 @@ static int local_propose(struct kq_group *g, struct kq_propose_req *req,
 		if (!copy[i].timestamp_ms)
 			copy[i].timestamp_ms = now;
 	}
-	rv = g->logs->append(g->cfg.log, copy, n);
+	rv = g->store->append(g->cfg.store, copy, n);
 	host->free(copy);
 	if (rv != 0) {
 		host->free(p);
@@ -303,7 +303,7 @@ static int local_propose(struct kq_group *g, struct kq_propose_req *req,
 	p->sreq.data = p;
 	req->cb = cb;
 	KQ_LIST_PUSH(g->pending, p);
-	return g->logs->sync(g->cfg.log, &p->sreq, synced);
+	return g->store->sync(g->cfg.store, &p->sreq, synced);
 }
 
 /* Proposals still waiting for their sync keep running after the group is
@@ -332,7 +332,7 @@ static int local_group_retain(struct kq_group *g, uint64_t before)
 		return 0;
 	if (before > g->commit_end)
 		before = g->commit_end;
-	return g->logs->compact(g->cfg.log, before);
+	return g->store->compact(g->cfg.store, before);
 }
 
 static int local_leader(struct kq_group *g)

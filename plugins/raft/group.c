@@ -86,9 +86,9 @@ static void decode(const struct kq__raft_entry *e, struct kq_record *rec)
 	rec->value_len = e->len - PAYLOAD_HEAD - klen;
 }
 
-static const struct kq_log_api *logs(struct kq_group *g)
+static const struct kq_store_api *store_api(struct kq_group *g)
 {
-	return g->mod->host->logs;
+	return g->mod->host->store;
 }
 
 static void run(struct kq_group *g);
@@ -178,7 +178,7 @@ static int terms_scan(struct kq_group *g, uint64_t lo, uint64_t tlo,
 	if (hi == lo + 1)
 		return terms_push(g, hi, thi);
 	mid = lo + (hi - lo) / 2;
-	rv = logs(g)->term_at(g->log, mid, &tmid);
+	rv = store_api(g)->term_at(g->store, mid, &tmid);
 	if (rv == 0)
 		rv = terms_scan(g, lo, tlo, mid, tmid);
 	if (rv == 0)
@@ -228,9 +228,10 @@ static int hook_read(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
 	int rv;
 
 	while (hr.n < hr.room && (!max_bytes || hr.bytes < max_bytes)) {
-		rv = logs(g)->read(g->log, hr.expect, to + 1,
-				   max_bytes ? max_bytes - hr.bytes : 1u << 20,
-				   hook_read_one, &hr, &next);
+		rv = store_api(g)->read(g->store, hr.expect, to + 1,
+					max_bytes ? max_bytes - hr.bytes
+						  : 1u << 20,
+					hook_read_one, &hr, &next);
 		if (rv < 0 && !hr.error)
 			hr.error = rv;
 		if (hr.error || rv == 0)
@@ -258,7 +259,7 @@ static int hook_term_at(void *ctx, uint64_t index, uint64_t *term)
 
 	if (terms_lookup(g, index, term) == 0)
 		return 0;
-	return logs(g)->term_at(g->log, index, term);
+	return store_api(g)->term_at(g->store, index, term);
 }
 
 static void count_campaign(struct kq_group *g);
@@ -330,13 +331,13 @@ static void on_synced(struct kq_sync_req *req, int status)
 
 static int write_entries(struct kq_group *g, const struct kq__raft_ready *rd)
 {
-	const struct kq_log_api *la = logs(g);
+	const struct kq_store_api *la = store_api(g);
 	struct kq_record *recs;
 	struct kq__raft_sync *s;
 	int rv;
 
-	if (la->next_offset(g->log) > rd->entries[0].index) {
-		rv = la->truncate(g->log, rd->entries[0].index);
+	if (la->next_offset(g->store) > rd->entries[0].index) {
+		rv = la->truncate(g->store, rd->entries[0].index);
 		if (rv != 0)
 			return rv;
 	}
@@ -355,7 +356,7 @@ static int write_entries(struct kq_group *g, const struct kq__raft_ready *rd)
 	}
 	for (size_t i = 0; i < rd->n_entries; i++)
 		decode(&rd->entries[i], &recs[i]);
-	rv = la->append(g->log, recs, rd->n_entries);
+	rv = la->append(g->store, recs, rd->n_entries);
 	free(recs);
 	if (rv != 0) {
 		free(s);
@@ -366,7 +367,7 @@ static int write_entries(struct kq_group *g, const struct kq__raft_ready *rd)
 	s->persist_id = rd->persist_id;
 	s->req.data = s;
 	KQ_LIST_PUSH(g->syncs, s);
-	rv = la->sync(g->log, &s->req, on_synced);
+	rv = la->sync(g->store, &s->req, on_synced);
 	if (rv != 0) {
 		KQ_LIST_REMOVE(g->syncs, s);
 		free(s);
@@ -394,12 +395,13 @@ static void install(struct kq_group *g, const struct kq__raft_snapshot *s)
 			   "installing a log restart point in a state machine");
 		return;
 	}
-	rv = logs(g)->save_snapshot(g->log, s->index, s->term, s->data, s->len);
+	rv = store_api(g)->save_snapshot(g->store, s->index, s->term, s->data,
+					 s->len);
 	if (rv != 0) {
 		fail_group(g, rv, "saving the leader's snapshot");
 		return;
 	}
-	rv = logs(g)->reset(g->log, s->index + 1);
+	rv = store_api(g)->reset(g->store, s->index + 1);
 	if (rv != 0) {
 		fail_group(g, rv, "log reset");
 		return;
@@ -434,7 +436,8 @@ static void maybe_snapshot(struct kq_group *g)
 	if (rv == 0 && len > UINT32_MAX)
 		rv = KQ_EBADARG;
 	if (rv == 0)
-		rv = logs(g)->save_snapshot(g->log, index, term, data, len);
+		rv = store_api(g)->save_snapshot(g->store, index, term, data,
+						 len);
 	if (rv == 0)
 		rv = kq__raft_compact(g->r, index, data, (uint32_t)len);
 	host->free(data);
@@ -448,7 +451,7 @@ static void maybe_snapshot(struct kq_group *g)
 	}
 	g->snap_index = index;
 	terms_prune(g, index);
-	rv = logs(g)->compact(g->log, index + 1);
+	rv = store_api(g)->compact(g->store, index + 1);
 	if (rv < 0)
 		host->log(host, KQ_LOG_WARN, "group %s: compaction failed: %s",
 			  g->name, kq_strerror(rv));
@@ -481,8 +484,8 @@ int kq__raft_group_retain(struct kq_group *g, uint64_t before)
 		 * below it is deleted, so a restart never has to guess. */
 		rv = terms_lookup(g, point, &term);
 		if (rv == 0)
-			rv = logs(g)->save_snapshot(g->log, point, term, NULL,
-						    0);
+			rv = store_api(g)->save_snapshot(g->store, point, term,
+							 NULL, 0);
 		if (rv == 0)
 			rv = kq__raft_compact(g->r, point, NULL, 0);
 		if (rv != 0) {
@@ -497,8 +500,8 @@ int kq__raft_group_retain(struct kq_group *g, uint64_t before)
 			  g->name, point, term);
 	}
 	point = kq__raft_first_index(g->r) - 1;
-	return logs(g)->compact(g->log,
-				point + 1 < before ? point + 1 : before);
+	return store_api(g)->compact(g->store,
+				     point + 1 < before ? point + 1 : before);
 }
 
 /* One ready: persist, send, then apply what committed. */
@@ -514,7 +517,7 @@ static void handle_ready(struct kq_group *g)
 	if (rd.hs_changed) {
 		struct kq_hard_state hs = {rd.hs.term, rd.hs.vote};
 
-		rv = logs(g)->save_hard_state(g->log, &hs);
+		rv = store_api(g)->save_hard_state(g->store, &hs);
 		if (rv != 0)
 			fail_group(g, rv, "saving term and vote");
 	}
@@ -848,7 +851,7 @@ void kq__raft_group_step(struct kq_group *g, const struct kq__raft_msg *m)
 static int lost_ends_at(struct kq_group *g, uint64_t point)
 {
 	const struct kq_offset_range *lost;
-	int n = logs(g)->lost(g->log, &lost);
+	int n = store_api(g)->lost(g->store, &lost);
 
 	for (int i = 0; i < n; i++)
 		if (lost[i].end == point + 1)
@@ -866,18 +869,18 @@ static int lost_ends_at(struct kq_group *g, uint64_t point)
  * (check_hard_state; the log's own terms were compared before). */
 static int restart_after_lost(struct kq_group *g, uint64_t term)
 {
-	const struct kq_log_api *la = logs(g);
+	const struct kq_store_api *la = store_api(g);
 	const struct kq_host *host = g->mod->host;
 	const struct kq_offset_range *lost;
-	int n = la->lost(g->log, &lost), rv;
+	int n = la->lost(g->store, &lost), rv;
 	uint64_t si, st, point;
 	void *data = NULL;
 	size_t len;
 
-	if (n <= 0 || lost[n - 1].end <= la->next_offset(g->log))
+	if (n <= 0 || lost[n - 1].end <= la->next_offset(g->store))
 		return 0;
 	point = lost[n - 1].end - 1;
-	rv = la->load_snapshot(g->log, &si, &st, &data, &len);
+	rv = la->load_snapshot(g->store, &si, &st, &data, &len);
 	host->free(data);
 	if (rv == 0 && si >= point)
 		return 0;
@@ -885,7 +888,7 @@ static int restart_after_lost(struct kq_group *g, uint64_t term)
 		return rv;
 	if (rv == 0 && st > term)
 		term = st;
-	rv = la->save_snapshot(g->log, point, term, NULL, 0);
+	rv = la->save_snapshot(g->store, point, term, NULL, 0);
 	if (rv != 0)
 		return rv;
 	host->log(host, KQ_LOG_WARN,
@@ -910,10 +913,10 @@ static int restart_after_lost(struct kq_group *g, uint64_t term)
 static int open_point(struct kq_group *g, const char *dir, int lone,
 		      struct kq__raft_snapshot *snap, void **data, size_t *len)
 {
-	const struct kq_log_api *la = logs(g);
+	const struct kq_store_api *la = store_api(g);
 	const struct kq_host *host = g->mod->host;
-	uint64_t first = la->first_offset(g->log);
-	uint64_t end = la->next_offset(g->log), si, st, t;
+	uint64_t first = la->first_offset(g->store);
+	uint64_t end = la->next_offset(g->store), si, st, t;
 	int rv;
 
 	memset(snap, 0, sizeof(*snap));
@@ -926,7 +929,7 @@ static int open_point(struct kq_group *g, const char *dir, int lone,
 			  g->name);
 		return KQ_ECORRUPT;
 	}
-	rv = la->load_snapshot(g->log, &si, &st, data, len);
+	rv = la->load_snapshot(g->store, &si, &st, data, len);
 	if (rv == -ENOENT) {
 		if (first <= 1)
 			return 0;
@@ -963,23 +966,23 @@ static int open_point(struct kq_group *g, const char *dir, int lone,
 	 * the log continues it.  Anything else (a shorter log, another
 	 * term at the point) is an install cut short. */
 	if (si + 1 == first || (lone && lost_ends_at(g, si)) ||
-	    (si < end && la->term_at(g->log, si, &t) == 0 && t == st))
+	    (si < end && la->term_at(g->store, si, &t) == 0 && t == st))
 		return 0;
 	host->log(host, KQ_LOG_INFO,
 		  "group %s: the log does not continue the snapshot at %" PRIu64
 		  "; it restarts after it",
 		  g->name, si);
-	return la->reset(g->log, si + 1);
+	return la->reset(g->store, si + 1);
 }
 
 /* The term of the last stored entry (0 for an empty log). */
 static uint64_t stored_term(struct kq_group *g)
 {
-	const struct kq_log_api *la = logs(g);
-	uint64_t end = la->next_offset(g->log), t = 0;
+	const struct kq_store_api *la = store_api(g);
+	uint64_t end = la->next_offset(g->store), t = 0;
 
-	if (end > la->first_offset(g->log) &&
-	    la->term_at(g->log, end - 1, &t) != 0)
+	if (end > la->first_offset(g->store) &&
+	    la->term_at(g->store, end - 1, &t) != 0)
 		t = 0;
 	return t;
 }
@@ -1032,8 +1035,8 @@ static int replay(struct kq_group *g, uint64_t from, uint64_t end)
 	int rv;
 
 	while (rp.expect < end) {
-		rv = logs(g)->read(g->log, rp.expect, end, 1u << 20, replay_one,
-				   &rp, &next);
+		rv = store_api(g)->read(g->store, rp.expect, end, 1u << 20,
+					replay_one, &rp, &next);
 		if (rp.error)
 			return rp.error;
 		if (rv < 0)
@@ -1080,7 +1083,7 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	}
 	g->mod = mod;
 	g->id = cfg->id;
-	g->log = cfg->log;
+	g->store = cfg->store;
 	g->apply = cfg->apply;
 	g->apply_ctx = cfg->apply_ctx;
 	if (cfg->snapshot && cfg->restore) {
@@ -1089,7 +1092,7 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	}
 	g->pend_tail = &g->pend;
 	memset(&rc, 0, sizeof(rc));
-	rv = host->logs->load_hard_state(cfg->log, &hs);
+	rv = host->store->load_hard_state(cfg->store, &hs);
 	/* Before open_point, which may drop the entries that show it. */
 	if (rv == 0)
 		rv = check_hard_state(g, cfg->dir, hs.term, stored_term(g));
@@ -1110,16 +1113,17 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	/* Only the terms are read at open: where each starts, by bisection
 	 * (terms never decrease along a log).  Entries are read on demand
 	 * through the core's hooks. */
-	end = host->logs->next_offset(cfg->log);
+	end = host->store->next_offset(cfg->store);
 	if (rv == 0)
 		rv = terms_push(g, snap.index, snap.term);
 	last_term = snap.term;
 	if (rv == 0 && end > snap.index + 1) {
 		uint64_t t0;
 
-		rv = host->logs->term_at(cfg->log, snap.index + 1, &t0);
+		rv = host->store->term_at(cfg->store, snap.index + 1, &t0);
 		if (rv == 0)
-			rv = host->logs->term_at(cfg->log, end - 1, &last_term);
+			rv = host->store->term_at(cfg->store, end - 1,
+						  &last_term);
 		if (rv == 0)
 			rv = terms_push(g, snap.index + 1, t0);
 		if (rv == 0)

@@ -36,7 +36,7 @@ struct kq_group {
 	struct kq__raft_module *mod;
 	uint64_t id;
 	char *name;
-	struct kq_plog *log; /* borrowed from the core */
+	struct kq_store *store; /* borrowed from the core */
 	kq_apply_fn apply;
 	void *apply_ctx;
 	/* State-machine groups only (NULL for message logs). */

@@ -569,7 +569,7 @@ static void instance(struct kq__instance *in, const char *name,
 		in->host.broker = b;
 	}
 	if (desc->kind == KQ_PLUGIN_CONSENSUS)
-		in->host.logs = &kq__log_api;
+		in->host.store = &kq__store_api;
 }
 
 /* Forwarded requests served and not yet answered. */

@@ -2,7 +2,7 @@
  *
  * Where raft-sim drives the pure core, this program runs what a broker
  * runs: the group adapter (plugins/raft/group.c) around the real core,
- * over a simulated storage that implements struct kq_log_api with the
+ * over a simulated storage that implements struct kq_store_api with the
  * semantics of include/kafkaesque/storage.h (segments, a durable prefix
  * and an unsynced tail, grouped asynchronous syncs, truncate, reset,
  * compact, hard state and snapshot files).  The pieces of the module that
@@ -138,8 +138,8 @@ struct gone {
 	uint32_t flags;
 };
 
-/* One replica's storage: the struct kq_plog the adapter is lent. */
-struct kq_plog {
+/* One replica's storage: the struct kq_store the adapter is lent. */
+struct kq_store {
 	struct node *nd;
 	struct srec *r;
 	size_t n, cap;
@@ -187,7 +187,7 @@ struct node {
 	struct kq__raft_module mod;
 	struct kq_host host;
 	struct kq__cluster port;
-	struct kq_plog st;
+	struct kq_store st;
 	struct kq_group *g;
 	int up;
 	unsigned incarnation;
@@ -549,7 +549,7 @@ static void note_committed(struct sim *s, struct node *nd, uint64_t off,
 
 /* ------------------------------------------------------------ storage */
 
-static struct srec *st_find(struct kq_plog *st, uint64_t off)
+static struct srec *st_find(struct kq_store *st, uint64_t off)
 {
 	size_t lo = 0, hi = st->n;
 
@@ -564,7 +564,7 @@ static struct srec *st_find(struct kq_plog *st, uint64_t off)
 	return lo < st->n && st->r[lo].off == off ? &st->r[lo] : NULL;
 }
 
-static struct gone *gone_find(struct kq_plog *st, uint64_t off)
+static struct gone *gone_find(struct kq_store *st, uint64_t off)
 {
 	for (size_t i = st->n_gone; i-- > 0;)
 		if (st->gone[i].off == off)
@@ -574,7 +574,7 @@ static struct gone *gone_find(struct kq_plog *st, uint64_t off)
 
 /* After the newest segment's last record, or its base when it holds
  * none (records lost to damage may have left it empty). */
-static uint64_t st_next(struct kq_plog *st)
+static uint64_t st_next(struct kq_store *st)
 {
 	if (st->nsegs && (!st->n || st->r[st->n - 1].off < st->segs[st->nsegs - 1]))
 		return st->segs[st->nsegs - 1];
@@ -585,7 +585,7 @@ static uint64_t st_next(struct kq_plog *st)
 
 /* The end of the log as its group sees it: a lone replica's log goes on
  * after offsets lost at its end (the adapter's restart point). */
-static uint64_t st_end_seen(struct kq_plog *st)
+static uint64_t st_end_seen(struct kq_store *st)
 {
 	uint64_t next = st_next(st);
 	const struct kq_offset_range *l = st->nlost ? &st->lost[st->nlost - 1] : NULL;
@@ -594,7 +594,7 @@ static uint64_t st_end_seen(struct kq_plog *st)
 }
 
 /* Whether `off` is in a range lost to damage. */
-static bool st_lost_at(struct kq_plog *st, uint64_t off)
+static bool st_lost_at(struct kq_store *st, uint64_t off)
 {
 	for (size_t i = 0; i < st->nlost; i++)
 		if (off >= st->lost[i].from && off < st->lost[i].end)
@@ -602,7 +602,7 @@ static bool st_lost_at(struct kq_plog *st, uint64_t off)
 	return false;
 }
 
-static uint64_t st_first(struct kq_plog *st)
+static uint64_t st_first(struct kq_store *st)
 {
 	return st->n ? st->r[0].off : st_next(st);
 }
@@ -614,14 +614,14 @@ static void rec_free(struct srec *r)
 }
 
 /* Drops records [k, n). */
-static void st_cut(struct kq_plog *st, size_t k)
+static void st_cut(struct kq_store *st, size_t k)
 {
 	for (size_t i = k; i < st->n; i++)
 		rec_free(&st->r[i]);
 	st->n = k;
 }
 
-static void st_push_seg(struct kq_plog *st, uint64_t base)
+static void st_push_seg(struct kq_store *st, uint64_t base)
 {
 	if (st->nsegs == st->cap_segs) {
 		st->cap_segs = st->cap_segs ? st->cap_segs * 2 : 16;
@@ -631,7 +631,7 @@ static void st_push_seg(struct kq_plog *st, uint64_t base)
 }
 
 /* Records in the newest segment. */
-static size_t st_newest_count(struct kq_plog *st)
+static size_t st_newest_count(struct kq_store *st)
 {
 	size_t k = 0;
 
@@ -645,7 +645,8 @@ static bool check_node_commit_keep(struct node *nd, uint64_t from,
 				   const char *what);
 static void check_commit(struct sim *s, struct node *nd);
 
-static int sl_append(struct kq_plog *st, const struct kq_record *recs, size_t n)
+static int sl_append(struct kq_store *st, const struct kq_record *recs,
+		     size_t n)
 {
 	struct sim *s = st->nd->sim;
 
@@ -704,7 +705,7 @@ static int sl_append(struct kq_plog *st, const struct kq_record *recs, size_t n)
 	return 0;
 }
 
-static void schedule_sync(struct kq_plog *st)
+static void schedule_sync(struct kq_store *st)
 {
 	struct sim *s = st->nd->sim;
 	uint64_t d = 1 + below(&s->rng, s->sync_max);
@@ -723,7 +724,7 @@ static void schedule_sync(struct kq_plog *st)
 			    .incarnation = st->nd->incarnation});
 }
 
-static int sl_sync(struct kq_plog *st, struct kq_sync_req *req, kq_sync_cb cb)
+static int sl_sync(struct kq_store *st, struct kq_sync_req *req, kq_sync_cb cb)
 {
 	if (st->failed)
 		return KQ_EUNAVAILABLE;
@@ -737,7 +738,7 @@ static int sl_sync(struct kq_plog *st, struct kq_sync_req *req, kq_sync_cb cb)
 	return 0;
 }
 
-static int sl_read(struct kq_plog *st, uint64_t from, uint64_t end,
+static int sl_read(struct kq_store *st, uint64_t from, uint64_t end,
 		   size_t max_bytes, kq_record_cb cb, void *ctx, uint64_t *next)
 {
 	size_t bytes = 0;
@@ -785,17 +786,17 @@ static int sl_read(struct kq_plog *st, uint64_t from, uint64_t end,
 	return n;
 }
 
-static uint64_t sl_first(struct kq_plog *st)
+static uint64_t sl_first(struct kq_store *st)
 {
 	return st_first(st);
 }
 
-static uint64_t sl_next(struct kq_plog *st)
+static uint64_t sl_next(struct kq_store *st)
 {
 	return st_next(st);
 }
 
-static int sl_term_at(struct kq_plog *st, uint64_t off, uint64_t *term)
+static int sl_term_at(struct kq_store *st, uint64_t off, uint64_t *term)
 {
 	struct srec *r = st_find(st, off);
 
@@ -805,9 +806,9 @@ static int sl_term_at(struct kq_plog *st, uint64_t off, uint64_t *term)
 	return 0;
 }
 
-static int sl_reset(struct kq_plog *st, uint64_t next);
+static int sl_reset(struct kq_store *st, uint64_t next);
 
-static int sl_truncate(struct kq_plog *st, uint64_t from)
+static int sl_truncate(struct kq_store *st, uint64_t from)
 {
 	size_t k;
 
@@ -829,7 +830,7 @@ static int sl_truncate(struct kq_plog *st, uint64_t from)
 	return 0;
 }
 
-static int sl_reset(struct kq_plog *st, uint64_t next)
+static int sl_reset(struct kq_store *st, uint64_t next)
 {
 	struct node *nd = st->nd;
 	struct sim *s = nd->sim;
@@ -862,7 +863,7 @@ static int sl_reset(struct kq_plog *st, uint64_t next)
 
 /* Records below `before` leave with their segments: checked to be
  * committed (and remembered, for acknowledgements). */
-static void st_drop_oldest_seg(struct kq_plog *st)
+static void st_drop_oldest_seg(struct kq_store *st)
 {
 	struct node *nd = st->nd;
 	struct sim *s = nd->sim;
@@ -916,7 +917,7 @@ static void st_drop_oldest_seg(struct kq_plog *st)
 	s->f[F_RETAIN_DELETED]++;
 }
 
-static int sl_compact(struct kq_plog *st, uint64_t before)
+static int sl_compact(struct kq_store *st, uint64_t before)
 {
 	int n = 0;
 
@@ -936,7 +937,7 @@ static int sl_compact(struct kq_plog *st, uint64_t before)
 	return n;
 }
 
-static void hs_remember(struct kq_plog *st, const struct kq_hard_state *hs)
+static void hs_remember(struct kq_store *st, const struct kq_hard_state *hs)
 {
 	if (st->n_hist == st->cap_hist) {
 		st->cap_hist = st->cap_hist ? st->cap_hist * 2 : 16;
@@ -945,7 +946,7 @@ static void hs_remember(struct kq_plog *st, const struct kq_hard_state *hs)
 	st->hs_hist[st->n_hist++] = *hs;
 }
 
-static int sl_save_hs(struct kq_plog *st, const struct kq_hard_state *hs)
+static int sl_save_hs(struct kq_store *st, const struct kq_hard_state *hs)
 {
 	struct sim *s = st->nd->sim;
 
@@ -970,7 +971,7 @@ static int sl_save_hs(struct kq_plog *st, const struct kq_hard_state *hs)
 	return 0;
 }
 
-static int sl_load_hs(struct kq_plog *st, struct kq_hard_state *hs)
+static int sl_load_hs(struct kq_store *st, struct kq_hard_state *hs)
 {
 	if (st->hs_fault == 1)
 		*hs = (struct kq_hard_state){0, 0};
@@ -981,7 +982,7 @@ static int sl_load_hs(struct kq_plog *st, struct kq_hard_state *hs)
 	return 0;
 }
 
-static int sl_save_snap(struct kq_plog *st, uint64_t index, uint64_t term,
+static int sl_save_snap(struct kq_store *st, uint64_t index, uint64_t term,
 			const void *data, size_t len)
 {
 	if (st->failed)
@@ -997,7 +998,7 @@ static int sl_save_snap(struct kq_plog *st, uint64_t index, uint64_t term,
 	return 0;
 }
 
-static int sl_load_snap(struct kq_plog *st, uint64_t *index, uint64_t *term,
+static int sl_load_snap(struct kq_store *st, uint64_t *index, uint64_t *term,
 			void **data, size_t *len)
 {
 	if (!st->snap_present)
@@ -1009,13 +1010,13 @@ static int sl_load_snap(struct kq_plog *st, uint64_t *index, uint64_t *term,
 	return 0;
 }
 
-static int sl_lost(struct kq_plog *st, const struct kq_offset_range **out)
+static int sl_lost(struct kq_store *st, const struct kq_offset_range **out)
 {
 	*out = st->lost;
 	return (int)st->nlost;
 }
 
-static const struct kq_log_api sim_logs = {
+static const struct kq_store_api sim_logs = {
 	.append = sl_append,
 	.sync = sl_sync,
 	.read = sl_read,
@@ -1034,7 +1035,7 @@ static const struct kq_log_api sim_logs = {
 
 /* Completes the syncs up to the newest scheduled: the records they
  * cover become durable first. */
-static void st_complete_syncs(struct kq_plog *st, size_t n, int status)
+static void st_complete_syncs(struct kq_store *st, size_t n, int status)
 {
 	struct ssync *q;
 
@@ -1399,7 +1400,7 @@ static void check_commit(struct sim *s, struct node *nd)
  * the committed one. */
 static void check_visible(struct sim *s, struct node *nd)
 {
-	struct kq_plog *st = &nd->st;
+	struct kq_store *st = &nd->st;
 	uint64_t end = kq__raft_group_commit_end(nd->g);
 	uint64_t from = st_first(st);
 
@@ -1592,7 +1593,7 @@ static int open_group(struct sim *s, struct node *nd)
 	struct kq_group_config cfg = {
 		.id = GROUP_ID,
 		.name = s->sm ? "meta" : "t-0",
-		.log = &nd->st,
+		.store = &nd->st,
 		.replicas = replicas,
 		.nreplicas = (size_t)s->n,
 	};
@@ -1621,7 +1622,7 @@ static int open_group(struct sim *s, struct node *nd)
 
 /* The highest term the storage shows: what a lost or stale hard state
  * can be told wrong by. */
-static uint64_t st_max_term(struct kq_plog *st)
+static uint64_t st_max_term(struct kq_store *st)
 {
 	uint64_t t = st->snap_present ? st->snap_term : 0;
 
@@ -1633,7 +1634,7 @@ static uint64_t st_max_term(struct kq_plog *st)
 
 static void start_node(struct sim *s, struct node *nd)
 {
-	struct kq_plog *st = &nd->st;
+	struct kq_store *st = &nd->st;
 	int rv;
 
 	/* A hard-state file lost or replaced by an older copy, only when
@@ -1729,7 +1730,7 @@ static void run_later(struct node *nd)
  * they reach. */
 static void damage_tail(struct sim *s, struct node *nd, size_t d)
 {
-	struct kq_plog *st = &nd->st;
+	struct kq_store *st = &nd->st;
 	uint64_t base = st->segs[st->nsegs - 1], from = base, lo, end;
 	uint64_t bytes = 0;
 	size_t keep = st->n - d, i = st->nlost;
@@ -1770,7 +1771,7 @@ static void damage_tail(struct sim *s, struct node *nd, size_t d)
  * torn prefix of the unsynced tail). */
 static void crash_node(struct sim *s, struct node *nd, const char *why)
 {
-	struct kq_plog *st = &nd->st;
+	struct kq_store *st = &nd->st;
 	size_t k = 0, keep;
 
 	if (!nd->up)
@@ -2051,7 +2052,7 @@ static void forge(struct sim *s)
  * far beyond the commit index. */
 static void retain(struct sim *s, struct node *nd)
 {
-	struct kq_plog *st = &nd->st;
+	struct kq_store *st = &nd->st;
 	uint64_t first = st_first(st), next = st_next(st);
 	uint64_t before = first + below(&s->rng, next - first + 20);
 
@@ -2201,7 +2202,7 @@ static int converged(struct sim *s)
 		return 0;
 	for (int i = 0; i < s->n; i++) {
 		struct node *nd = &s->nodes[i];
-		struct kq_plog *st = &nd->st;
+		struct kq_store *st = &nd->st;
 		uint64_t from;
 
 		if (!nd->up || kq__raft_commit(nd->g->r) != last ||
@@ -2405,7 +2406,7 @@ static void handle(struct sim *s, struct ev *e)
 		crash_node(s, nd, "crash inside install");
 }
 
-static void st_free(struct kq_plog *st)
+static void st_free(struct kq_store *st)
 {
 	st_cut(st, 0);
 	free(st->r);
@@ -2491,7 +2492,7 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		nd->host.malloc = malloc;
 		nd->host.realloc = realloc;
 		nd->host.free = free;
-		nd->host.logs = &sim_logs;
+		nd->host.store = &sim_logs;
 		nd->mod.host = &nd->host;
 		nd->mod.tick_ms = 50;
 		nd->mod.election_ticks = 10;

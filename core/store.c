@@ -1,6 +1,6 @@
-/* Logs lent to consensus modules: storage calls plus grouped syncs run on
- * libuv's worker threads, so one fsync covers every write of a loop turn
- * while the loop goes on accepting the next ones. */
+/* Stores: the logs lent to consensus modules (host->store): storage calls plus
+ * grouped syncs run on libuv's worker threads, so one fsync covers every write
+ * of a loop turn while the loop goes on accepting the next ones. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +9,8 @@
 #include "broker.h"
 #include "log.h"
 
-int kq__plog_open(struct kq_broker *b, struct kq_plog *pl, const char *dir,
-		  const struct kq_log_options *opts)
+int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
+		   const struct kq_log_options *opts)
 {
 	int rv;
 
@@ -25,14 +25,14 @@ int kq__plog_open(struct kq_broker *b, struct kq_plog *pl, const char *dir,
 	/* Recovery left what it kept durable. */
 	pl->durable_end = b->sops->next_offset(pl->log);
 	pl->dir = strdup(dir);
-	pl->next_all = b->all_logs;
-	if (b->all_logs)
-		b->all_logs->prev_all = pl;
-	b->all_logs = pl;
+	pl->next_all = b->all_stores;
+	if (b->all_stores)
+		b->all_stores->prev_all = pl;
+	b->all_stores = pl;
 	return 0;
 }
 
-void kq__plog_close(struct kq_plog *pl)
+void kq__store_close(struct kq_store *pl)
 {
 	struct kq_broker *b = pl->b;
 
@@ -41,7 +41,7 @@ void kq__plog_close(struct kq_plog *pl)
 	if (pl->prev_all)
 		pl->prev_all->next_all = pl->next_all;
 	else
-		b->all_logs = pl->next_all;
+		b->all_stores = pl->next_all;
 	if (pl->next_all)
 		pl->next_all->prev_all = pl->prev_all;
 	b->sops->close(pl->log);
@@ -52,23 +52,23 @@ void kq__plog_close(struct kq_plog *pl)
 
 static void sync_work(uv_work_t *w)
 {
-	struct kq_plog *pl = w->data;
+	struct kq_store *pl = w->data;
 
 	pl->sync_status = pl->b->sops->sync(pl->log);
 }
 
-static void start_sync(struct kq_plog *pl);
+static void start_sync(struct kq_store *pl);
 
 /* A write or sync failed: the storage log refuses writes from now on, so
  * the broker reopens it once the cause may be gone. */
-static void note_failure(struct kq_plog *pl, int rv)
+static void note_failure(struct kq_store *pl, int rv)
 {
 	if (!pl->failed)
 		pl->failed = rv;
 	kq__defer_reopen(pl->b);
 }
 
-static void list_log(struct kq_plog *pl)
+static void list_log(struct kq_store *pl)
 {
 	if (pl->listed)
 		return;
@@ -80,7 +80,7 @@ static void list_log(struct kq_plog *pl)
 
 static void sync_done(uv_work_t *w, int status)
 {
-	struct kq_plog *pl = w->data;
+	struct kq_store *pl = w->data;
 	struct kq_sync_req *req, *next;
 	int rv = status ? status : pl->sync_status;
 
@@ -101,7 +101,7 @@ static void sync_done(uv_work_t *w, int status)
 		list_log(pl);
 }
 
-static void start_sync(struct kq_plog *pl)
+static void start_sync(struct kq_store *pl)
 {
 	int rv;
 
@@ -127,7 +127,7 @@ static void start_sync(struct kq_plog *pl)
 
 /* Completes the waiting syncs of a log whose policy does not sync before
  * acknowledging. */
-static void complete_unsynced(struct kq_plog *pl)
+static void complete_unsynced(struct kq_store *pl)
 {
 	struct kq_sync_req *req = pl->waiting, *next;
 
@@ -139,9 +139,9 @@ static void complete_unsynced(struct kq_plog *pl)
 	}
 }
 
-void kq__plog_flush(struct kq_broker *b)
+void kq__store_flush(struct kq_broker *b)
 {
-	struct kq_plog *pl = b->sync_list, *next;
+	struct kq_store *pl = b->sync_list, *next;
 
 	b->sync_list = NULL;
 	for (; pl; pl = next) {
@@ -155,15 +155,15 @@ void kq__plog_flush(struct kq_broker *b)
 }
 
 /* The interval policy's timer: sync every log written since last time. */
-void kq__plog_sync_all(struct kq_broker *b)
+void kq__store_sync_all(struct kq_broker *b)
 {
-	for (struct kq_plog *pl = b->all_logs; pl; pl = pl->next_all)
+	for (struct kq_store *pl = b->all_stores; pl; pl = pl->next_all)
 		if (pl->unsynced && !pl->sync_running)
 			start_sync(pl);
 }
 
-static int plog_append(struct kq_plog *pl, const struct kq_record *recs,
-		       size_t n)
+static int store_append(struct kq_store *pl, const struct kq_record *recs,
+			size_t n)
 {
 	int rv = pl->b->sops->append(pl->log, recs, n);
 
@@ -174,7 +174,8 @@ static int plog_append(struct kq_plog *pl, const struct kq_record *recs,
 	return rv;
 }
 
-static int plog_sync(struct kq_plog *pl, struct kq_sync_req *req, kq_sync_cb cb)
+static int store_sync(struct kq_store *pl, struct kq_sync_req *req,
+		      kq_sync_cb cb)
 {
 	req->cb = cb;
 	req->next = NULL;
@@ -184,29 +185,29 @@ static int plog_sync(struct kq_plog *pl, struct kq_sync_req *req, kq_sync_cb cb)
 	return 0;
 }
 
-static int plog_read(struct kq_plog *pl, uint64_t from, uint64_t end,
-		     size_t max_bytes, kq_record_cb cb, void *ctx,
-		     uint64_t *next)
+static int store_read(struct kq_store *pl, uint64_t from, uint64_t end,
+		      size_t max_bytes, kq_record_cb cb, void *ctx,
+		      uint64_t *next)
 {
 	return pl->b->sops->read(pl->log, from, end, max_bytes, cb, ctx, next);
 }
 
-static uint64_t plog_first(struct kq_plog *pl)
+static uint64_t store_first(struct kq_store *pl)
 {
 	return pl->b->sops->first_offset(pl->log);
 }
 
-static uint64_t plog_next(struct kq_plog *pl)
+static uint64_t store_next(struct kq_store *pl)
 {
 	return pl->b->sops->next_offset(pl->log);
 }
 
-static int plog_term_at(struct kq_plog *pl, uint64_t off, uint64_t *term)
+static int store_term_at(struct kq_store *pl, uint64_t off, uint64_t *term)
 {
 	return pl->b->sops->term_at(pl->log, off, term);
 }
 
-static int plog_truncate(struct kq_plog *pl, uint64_t from)
+static int store_truncate(struct kq_store *pl, uint64_t from)
 {
 	int rv = pl->b->sops->truncate(pl->log, from);
 
@@ -215,7 +216,7 @@ static int plog_truncate(struct kq_plog *pl, uint64_t from)
 	return rv;
 }
 
-static int plog_reset(struct kq_plog *pl, uint64_t next)
+static int store_reset(struct kq_store *pl, uint64_t next)
 {
 	int rv = pl->b->sops->reset(pl->log, next);
 
@@ -227,7 +228,7 @@ static int plog_reset(struct kq_plog *pl, uint64_t next)
 /* A group whose term and vote could not be saved stops (consensus may
  * not answer without them): the log is reopened like one whose write
  * failed, and the group starts again from what is durable. */
-static int plog_save_hs(struct kq_plog *pl, const struct kq_hard_state *hs)
+static int store_save_hs(struct kq_store *pl, const struct kq_hard_state *hs)
 {
 	int rv = pl->b->sops->save_hard_state(pl->log, hs);
 
@@ -236,7 +237,7 @@ static int plog_save_hs(struct kq_plog *pl, const struct kq_hard_state *hs)
 	return rv;
 }
 
-static int plog_load_hs(struct kq_plog *pl, struct kq_hard_state *hs)
+static int store_load_hs(struct kq_store *pl, struct kq_hard_state *hs)
 {
 	return pl->b->sops->load_hard_state(pl->log, hs);
 }
@@ -245,8 +246,8 @@ static int plog_load_hs(struct kq_plog *pl, struct kq_hard_state *hs)
  * log is reopened like one whose write failed.  A sleeping group's
  * followers only notice a leader gone when its broker falls silent, so a
  * stopped group must not stay stopped. */
-static int plog_save_snapshot(struct kq_plog *pl, uint64_t index, uint64_t term,
-			      const void *data, size_t len)
+static int store_save_snapshot(struct kq_store *pl, uint64_t index,
+			       uint64_t term, const void *data, size_t len)
 {
 	int rv = kq__snapshot_save(pl->dir, index, term, data, len);
 
@@ -255,35 +256,35 @@ static int plog_save_snapshot(struct kq_plog *pl, uint64_t index, uint64_t term,
 	return rv;
 }
 
-static int plog_load_snapshot(struct kq_plog *pl, uint64_t *index,
-			      uint64_t *term, void **data, size_t *len)
+static int store_load_snapshot(struct kq_store *pl, uint64_t *index,
+			       uint64_t *term, void **data, size_t *len)
 {
 	return kq__snapshot_load(pl->dir, index, term, data, len);
 }
 
-static int plog_compact(struct kq_plog *pl, uint64_t before)
+static int store_compact(struct kq_store *pl, uint64_t before)
 {
 	return pl->b->sops->compact(pl->log, before);
 }
 
-static int plog_lost(struct kq_plog *pl, const struct kq_offset_range **out)
+static int store_lost(struct kq_store *pl, const struct kq_offset_range **out)
 {
 	return pl->b->sops->lost(pl->log, out);
 }
 
-const struct kq_log_api kq__log_api = {
-	.append = plog_append,
-	.sync = plog_sync,
-	.read = plog_read,
-	.first_offset = plog_first,
-	.next_offset = plog_next,
-	.term_at = plog_term_at,
-	.truncate = plog_truncate,
-	.reset = plog_reset,
-	.save_hard_state = plog_save_hs,
-	.load_hard_state = plog_load_hs,
-	.save_snapshot = plog_save_snapshot,
-	.load_snapshot = plog_load_snapshot,
-	.compact = plog_compact,
-	.lost = plog_lost,
+const struct kq_store_api kq__store_api = {
+	.append = store_append,
+	.sync = store_sync,
+	.read = store_read,
+	.first_offset = store_first,
+	.next_offset = store_next,
+	.term_at = store_term_at,
+	.truncate = store_truncate,
+	.reset = store_reset,
+	.save_hard_state = store_save_hs,
+	.load_hard_state = store_load_hs,
+	.save_snapshot = store_save_snapshot,
+	.load_snapshot = store_load_snapshot,
+	.compact = store_compact,
+	.lost = store_lost,
 };
