@@ -17,31 +17,33 @@
  * segment can ever be torn. */
 static int roll(struct kq_log *log, uint64_t base)
 {
-	struct kq__segment *old = log->segs[log->nsegs - 1], *seg;
+	struct kq__seg *old = log->segs[log->nsegs - 1], *seg;
 	int rv;
 
 	rv = kq__seg_flush_index(log, old);
 	if (rv != 0) {
-		kq__log_fail(log, rv, "writing an index: %s", strerror(-rv));
+		kq__seg_log_fail(log, rv, "writing an index: %s",
+				 strerror(-rv));
 		return rv;
 	}
 	rv = kq__seg_open_file(log, old);
 	if (rv == 0 && kq__seg_io.fdatasync(old->file->fd) != 0)
 		rv = -errno;
 	if (rv != 0) {
-		kq__log_fail(log, rv, "fdatasync of segment %" PRIu64 ": %s",
-			     old->base, strerror(-rv));
+		kq__seg_log_fail(log, rv,
+				 "fdatasync of segment %" PRIu64 ": %s",
+				 old->base, strerror(-rv));
 		return rv;
 	}
 	rv = kq__seg_create(log, base, false, &seg);
 	if (rv == 0) {
-		rv = kq__log_push_seg(log, seg);
+		rv = kq__seg_log_push_seg(log, seg);
 		if (rv != 0)
 			kq__seg_free(log, seg);
 	}
 	if (rv != 0) {
-		kq__log_fail(log, rv, "creating segment %" PRIu64 ": %s", base,
-			     strerror(-rv));
+		kq__seg_log_fail(log, rv, "creating segment %" PRIu64 ": %s",
+				 base, strerror(-rv));
 		return rv;
 	}
 	/* Sealed: its files reopen when read. */
@@ -49,7 +51,7 @@ static int roll(struct kq_log *log, uint64_t base)
 	old->sealed = true;
 	pthread_mutex_lock(&log->mu);
 	log->dir_dirty = true;
-	kq__sfile_mark(log, seg->file);
+	kq__seg_sfile_mark(log, seg->file);
 	pthread_mutex_unlock(&log->mu);
 	return 0;
 }
@@ -61,7 +63,7 @@ static int check(struct kq_log *log, const struct kq_record *recs, size_t n)
 
 		if (recs[i].offset < min || recs[i].offset == UINT64_MAX ||
 		    (i > 0 && recs[i].offset <= recs[i - 1].offset) ||
-		    kq__record_size(&recs[i]) > KQ__REC_MAX)
+		    kq__seg_record_size(&recs[i]) > KQ__SEG_REC_MAX)
 			return KQ_EBADARG;
 	}
 	return 0;
@@ -88,85 +90,86 @@ static int grow_wbuf(struct kq_log *log, size_t need)
 static int write_batch(struct kq_log *log, const struct kq_record *recs,
 		       size_t i, size_t j, size_t len)
 {
-	struct kq__segment *seg = log->segs[log->nsegs - 1];
+	struct kq__seg *seg = log->segs[log->nsegs - 1];
 	uint64_t pos = seg->size;
 	size_t at = 0;
 	int rv;
 
 	for (size_t k = i; k < j; k++) {
-		kq__record_encode(log->wbuf + at, &recs[k]);
-		at += (size_t)kq__record_size(&recs[k]);
+		kq__seg_record_encode(log->wbuf + at, &recs[k]);
+		at += (size_t)kq__seg_record_size(&recs[k]);
 	}
 	/* Room for the entries now, so that none is lost after the write. */
-	rv = kq__index_reserve(log->host, &seg->idx,
-			       len / log->conf.index_interval + 2);
+	rv = kq__seg_index_reserve(log->host, &seg->idx,
+				   len / log->conf.index_interval + 2);
 	if (rv != 0)
 		return rv;
 	rv = kq__seg_open_file(log, seg);
 	if (rv == 0)
-		rv = kq__pwrite_all(seg->file->fd, log->wbuf, len, pos);
+		rv = kq__seg_pwrite_all(seg->file->fd, log->wbuf, len, pos);
 	if (rv != 0) {
 		/* Best effort: leave no partial record behind. */
 		if (seg->file != NULL)
 			(void)kq__seg_io.ftruncate(seg->file->fd, (off_t)pos);
-		kq__log_fail(log, rv,
-			     "writing segment %" PRIu64 " at byte %" PRIu64
-			     ": %s",
-			     seg->base, pos, strerror(-rv));
+		kq__seg_log_fail(log, rv,
+				 "writing segment %" PRIu64 " at byte %" PRIu64
+				 ": %s",
+				 seg->base, pos, strerror(-rv));
 		return rv;
 	}
 	for (size_t k = i; k < j; k++) {
-		struct kq__index *ix = &seg->idx;
+		struct kq__seg_index *ix = &seg->idx;
 
 		if (ix->n == 0 ||
 		    pos - ix->e[ix->n - 1].pos >= log->conf.index_interval)
-			kq__index_push(log->host, ix, recs[k].offset, pos);
+			kq__seg_index_push(log->host, ix, recs[k].offset, pos);
 		if (recs[k].timestamp_ms > seg->max_ts)
 			seg->max_ts = recs[k].timestamp_ms;
-		pos += kq__record_size(&recs[k]);
+		pos += kq__seg_record_size(&recs[k]);
 	}
 	seg->size = pos;
 	seg->last = recs[j - 1].offset;
 	seg->last_term = recs[j - 1].term;
 	pthread_mutex_lock(&log->mu);
 	log->next = seg->last + 1;
-	kq__sfile_mark(log, seg->file);
+	kq__seg_sfile_mark(log, seg->file);
 	pthread_mutex_unlock(&log->mu);
 	if (seg->idx.n - seg->idx.flushed >= INDEX_FLUSH) {
 		rv = kq__seg_flush_index(log, seg);
 		if (rv != 0) {
-			kq__log_fail(log, rv, "writing an index: %s",
-				     strerror(-rv));
+			kq__seg_log_fail(log, rv, "writing an index: %s",
+					 strerror(-rv));
 			return rv;
 		}
 	}
 	return 0;
 }
 
-int kq__log_append(struct kq_log *log, const struct kq_record *recs, size_t n)
+int kq__seg_log_append(struct kq_log *log, const struct kq_record *recs,
+		       size_t n)
 {
 	uint64_t was_next = log->next;
 	size_t i = 0;
 	int rv;
 
-	kq__log_report(log);
-	if (kq__log_failed(log) != 0)
+	kq__seg_log_report(log);
+	if (kq__seg_log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
 	if (n == 0)
 		return 0;
 	rv = check(log, recs, n);
 	if (rv != 0)
 		return rv;
-	rv = kq__lost_refill(log, recs[0].offset);
+	rv = kq__seg_lost_refill(log, recs[0].offset);
 	if (rv != 0)
 		return rv;
 	while (i < n) {
-		struct kq__segment *seg = log->segs[log->nsegs - 1];
+		struct kq__seg *seg = log->segs[log->nsegs - 1];
 		uint64_t limit = log->conf.segment_bytes, len = 0;
 		size_t j;
 
-		if (seg->size > KQ__HDR_SIZE &&
-		    seg->size + kq__record_size(&recs[i]) > limit) {
+		if (seg->size > KQ__SEG_HDR_SIZE &&
+		    seg->size + kq__seg_record_size(&recs[i]) > limit) {
 			rv = roll(log, recs[i].offset);
 			if (rv != 0)
 				goto out;
@@ -174,7 +177,7 @@ int kq__log_append(struct kq_log *log, const struct kq_record *recs, size_t n)
 		}
 		/* Everything that fits this segment goes in one write. */
 		for (j = i; j < n; j++) {
-			uint64_t sz = kq__record_size(&recs[j]);
+			uint64_t sz = kq__seg_record_size(&recs[j]);
 
 			if (j > i && seg->size + len + sz > limit)
 				break;
@@ -190,7 +193,7 @@ int kq__log_append(struct kq_log *log, const struct kq_record *recs, size_t n)
 out:
 	if (log->first == was_next && log->next != was_next)
 		log->first = recs[0].offset; /* the log was empty */
-	kq__log_report(log);
+	kq__seg_log_report(log);
 	return rv;
 }
 
@@ -217,10 +220,10 @@ static int sync_folder(struct kq_log *log)
 	return 0;
 }
 
-int kq__log_sync(struct kq_log *log)
+int kq__seg_log_sync(struct kq_log *log)
 {
 	enum { BATCH = 16 };
-	struct kq__sfile *batch[BATCH];
+	struct kq__seg_sfile *batch[BATCH];
 	bool never = log->conf.fsync == KQ_SYNC_NEVER, dir;
 	uint64_t next, gen;
 	size_t n;
@@ -251,15 +254,16 @@ int kq__log_sync(struct kq_log *log)
 			if (rv == 0 && !never &&
 			    kq__seg_io.fdatasync(batch[i]->fd) != 0) {
 				rv = -errno;
-				kq__log_fail(log, rv, "fdatasync: %s",
-					     strerror(-rv));
+				kq__seg_log_fail(log, rv, "fdatasync: %s",
+						 strerror(-rv));
 			}
-			kq__sfile_unref(log, batch[i]);
+			kq__seg_sfile_unref(log, batch[i]);
 		}
 	} while (rv == 0 && n == BATCH);
 	if (rv == 0 && dir && !never && sync_folder(log) != 0) {
 		rv = -errno;
-		kq__log_fail(log, rv, "fsync of the folder: %s", strerror(-rv));
+		kq__seg_log_fail(log, rv, "fsync of the folder: %s",
+				 strerror(-rv));
 	}
 	if (rv == 0) {
 		pthread_mutex_lock(&log->mu);

@@ -79,13 +79,13 @@ static void init_tables(void)
 #endif
 }
 
-uint32_t kq__crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t kq__seg_crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	pthread_once(&table_once, init_tables);
 	return ~impl(~crc, buf, len);
 }
 
-uint32_t kq__crc32c_table(uint32_t crc, const void *buf, size_t len)
+uint32_t kq__seg_crc32c_table(uint32_t crc, const void *buf, size_t len)
 {
 	pthread_once(&table_once, init_tables);
 	return ~crc_table(~crc, buf, len);

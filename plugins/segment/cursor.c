@@ -6,9 +6,9 @@
 #include "io.h"
 #include "log.h"
 
-int kq__cursor_init(struct kq__cursor *c, struct kq_log *log,
-		    struct kq__segment *seg, uint64_t pos, uint64_t limit,
-		    size_t chunk, bool shared)
+int kq__seg_cursor_init(struct kq__seg_cursor *c, struct kq_log *log,
+			struct kq__seg *seg, uint64_t pos, uint64_t limit,
+			size_t chunk, bool shared)
 {
 	memset(c, 0, sizeof(*c));
 	c->log = log;
@@ -18,7 +18,7 @@ int kq__cursor_init(struct kq__cursor *c, struct kq_log *log,
 	c->err = kq__seg_open_file(log, seg);
 	if (c->err == 0) {
 		c->file = seg->file;
-		kq__sfile_ref(log, c->file);
+		kq__seg_sfile_ref(log, c->file);
 	}
 	c->pos = pos;
 	c->bpos = pos;
@@ -32,10 +32,10 @@ int kq__cursor_init(struct kq__cursor *c, struct kq_log *log,
 	return 0;
 }
 
-void kq__cursor_fini(struct kq__cursor *c)
+void kq__seg_cursor_fini(struct kq__seg_cursor *c)
 {
 	if (c->file != NULL)
-		kq__sfile_unref(c->log, c->file);
+		kq__seg_sfile_unref(c->log, c->file);
 	c->file = NULL;
 	if (c->own) {
 		c->log->host->free(c->buf);
@@ -49,7 +49,7 @@ void kq__cursor_fini(struct kq__cursor *c)
 
 /* Buffers at least `need` bytes from c->pos, reading a chunk at once.
  * Returns 0, 1 when the file ends before, or -errno. */
-static int fill(struct kq__cursor *c, uint64_t need)
+static int fill(struct kq__seg_cursor *c, uint64_t need)
 {
 	uint64_t want = need > c->chunk ? need : c->chunk;
 	ssize_t r;
@@ -66,7 +66,7 @@ static int fill(struct kq__cursor *c, uint64_t need)
 	}
 	if (c->file == NULL)
 		return c->err;
-	r = kq__pread_full(c->file->fd, c->buf, want, c->pos);
+	r = kq__seg_pread_full(c->file->fd, c->buf, want, c->pos);
 	if (r < 0)
 		return (int)r;
 	c->bpos = c->pos;
@@ -74,9 +74,10 @@ static int fill(struct kq__cursor *c, uint64_t need)
 	return (uint64_t)r < need ? 1 : 0;
 }
 
-int kq__cursor_next(struct kq__cursor *c, struct kq_record *rec, uint64_t *size)
+int kq__seg_cursor_next(struct kq__seg_cursor *c, struct kq_record *rec,
+			uint64_t *size)
 {
-	int r = KQ__REC_SHORT;
+	int r = KQ__SEG_REC_SHORT;
 
 	if (c->pos >= c->limit)
 		return 0;
@@ -91,8 +92,8 @@ int kq__cursor_next(struct kq__cursor *c, struct kq_record *rec, uint64_t *size)
 		}
 		if (avail > c->limit - c->pos)
 			avail = (size_t)(c->limit - c->pos);
-		r = kq__record_decode(p, avail, rec, size);
-		if (r != KQ__REC_SHORT)
+		r = kq__seg_record_decode(p, avail, rec, size);
+		if (r != KQ__SEG_REC_SHORT)
 			break;
 		if (*size > c->limit - c->pos) {
 			c->why = "truncated record";
@@ -106,12 +107,12 @@ int kq__cursor_next(struct kq__cursor *c, struct kq_record *rec, uint64_t *size)
 			return rv;
 	}
 	switch (r) {
-	case KQ__REC_OK: break;
-	case KQ__REC_SHORT: c->why = "file shorter than expected"; break;
-	case KQ__REC_BAD: c->why = "impossible record length"; break;
+	case KQ__SEG_REC_OK: break;
+	case KQ__SEG_REC_SHORT: c->why = "file shorter than expected"; break;
+	case KQ__SEG_REC_BAD: c->why = "impossible record length"; break;
 	default: c->why = "checksum mismatch"; break;
 	}
-	if (r != KQ__REC_OK)
+	if (r != KQ__SEG_REC_OK)
 		return KQ_ECORRUPT;
 	if (rec->offset < c->seg->base ||
 	    (c->has_prev && rec->offset <= c->prev)) {
@@ -124,7 +125,7 @@ int kq__cursor_next(struct kq__cursor *c, struct kq_record *rec, uint64_t *size)
 	return 1;
 }
 
-uint64_t kq__cursor_bad_offset(const struct kq__cursor *c)
+uint64_t kq__seg_cursor_bad_offset(const struct kq__seg_cursor *c)
 {
 	uint64_t lo = c->has_prev ? c->prev + 1 : c->seg->base;
 

@@ -17,7 +17,7 @@
 #include "io.h"
 #include "log.h"
 
-void kq__fds_init(struct kq__fds *fds, unsigned limit)
+void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit)
 {
 	fds->limit = limit;
 	fds->held = 0;
@@ -26,12 +26,12 @@ void kq__fds_init(struct kq__fds *fds, unsigned limit)
 	fds->lru.prev = fds->lru.next = &fds->lru;
 }
 
-static bool linked(const struct kq__fdslot *s)
+static bool linked(const struct kq__seg_fdslot *s)
 {
 	return s->next != NULL;
 }
 
-void kq__fds_unlink(struct kq__fdslot *s)
+void kq__seg_fds_unlink(struct kq__seg_fdslot *s)
 {
 	if (!linked(s))
 		return;
@@ -40,12 +40,12 @@ void kq__fds_unlink(struct kq__fdslot *s)
 	s->prev = s->next = NULL;
 }
 
-void kq__fds_touch(struct kq__fds *fds, struct kq__fdslot *s)
+void kq__seg_fds_touch(struct kq__seg_fds *fds, struct kq__seg_fdslot *s)
 {
 	if (linked(s)) {
 		if (fds->lru.next == s)
 			return;
-		kq__fds_unlink(s);
+		kq__seg_fds_unlink(s);
 	}
 	s->prev = &fds->lru;
 	s->next = fds->lru.next;
@@ -53,11 +53,11 @@ void kq__fds_touch(struct kq__fds *fds, struct kq__fdslot *s)
 	fds->lru.next = s;
 }
 
-void kq__fds_count(struct kq__fds *fds, struct kq__fdslot *s, int n)
+void kq__seg_fds_count(struct kq__seg_fds *fds, struct kq__seg_fdslot *s, int n)
 {
 	fds->held = (unsigned)((int)fds->held + n);
 	if (n > 0)
-		kq__fds_touch(fds, s);
+		kq__seg_fds_touch(fds, s);
 }
 
 /* Makes f's writes durable now and takes it off its log's list of files
@@ -65,9 +65,9 @@ void kq__fds_count(struct kq__fds *fds, struct kq__fdslot *s, int n)
  * its own would make it).  The list's reference is dropped only once
  * the data is durable: a sync of the log running meanwhile either takes
  * f itself or finds it done. */
-static bool sync_now(struct kq_log *log, struct kq__sfile *f)
+static bool sync_now(struct kq_log *log, struct kq__seg_sfile *f)
 {
-	struct kq__sfile **pp;
+	struct kq__seg_sfile **pp;
 	int rv = 0;
 
 	pthread_mutex_lock(&log->mu);
@@ -79,7 +79,7 @@ static bool sync_now(struct kq_log *log, struct kq__sfile *f)
 	pthread_mutex_unlock(&log->mu);
 	if (kq__seg_io.fdatasync(f->fd) != 0) {
 		rv = -errno;
-		kq__log_fail(log, rv, "fdatasync: %s", strerror(-rv));
+		kq__seg_log_fail(log, rv, "fdatasync: %s", strerror(-rv));
 	}
 	pthread_mutex_lock(&log->mu);
 	if (rv == 0 && f->dirty) {
@@ -93,20 +93,20 @@ static bool sync_now(struct kq_log *log, struct kq__sfile *f)
 		}
 	}
 	pthread_mutex_unlock(&log->mu);
-	kq__sfile_unref(log, f);
+	kq__seg_sfile_unref(log, f);
 	return rv == 0;
 }
 
 /* Closes what holder s has; false when it must stay (its index could
  * not be written, or it was written since the last sync and `force` is
  * not set). */
-static bool close_holder(struct kq__fds *fds, struct kq__fdslot *s,
+static bool close_holder(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 			 bool force)
 {
 	struct kq_log *log = s->log;
 
 	if (s->seg != NULL) {
-		struct kq__sfile *f = s->seg->file;
+		struct kq__seg_sfile *f = s->seg->file;
 		bool dirty = false;
 
 		/* A file written since the last sync stays open for that
@@ -126,21 +126,21 @@ static bool close_holder(struct kq__fds *fds, struct kq__fdslot *s,
 	if (log->dirfd >= 0) {
 		kq__seg_io.close(log->dirfd);
 		log->dirfd = -1;
-		kq__fds_count(fds, s, -1);
+		kq__seg_fds_count(fds, s, -1);
 	}
 	if (linked(s))
-		kq__fds_unlink(s);
+		kq__seg_fds_unlink(s);
 	return true;
 }
 
-void kq__fds_make_room(struct kq__fds *fds, struct kq__fdslot *keep)
+void kq__seg_fds_make_room(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep)
 {
 	/* Files that need no sync first, then the oldest that do. */
 	for (int force = 0; force < 2 && fds->held >= fds->limit; force++) {
-		struct kq__fdslot *s = fds->lru.prev;
+		struct kq__seg_fdslot *s = fds->lru.prev;
 
 		while (fds->held >= fds->limit && s != &fds->lru) {
-			struct kq__fdslot *prev = s->prev;
+			struct kq__seg_fdslot *prev = s->prev;
 
 			if (s != keep && close_holder(fds, s, force))
 				fds->evicted++;
@@ -149,49 +149,50 @@ void kq__fds_make_room(struct kq__fds *fds, struct kq__fdslot *keep)
 	}
 }
 
-int kq__log_dirfd(struct kq_log *log)
+int kq__seg_log_dirfd(struct kq_log *log)
 {
 	if (log->dirfd >= 0) {
-		kq__fds_touch(log->fds, &log->slot);
+		kq__seg_fds_touch(log->fds, &log->slot);
 		return log->dirfd;
 	}
-	kq__fds_make_room(log->fds, &log->slot);
+	kq__seg_fds_make_room(log->fds, &log->slot);
 	log->dirfd = kq__seg_io.openat(AT_FDCWD, log->dir,
 				       O_RDONLY | O_DIRECTORY, 0);
 	if (log->dirfd < 0)
 		return -1;
-	kq__fds_count(log->fds, &log->slot, 1);
+	kq__seg_fds_count(log->fds, &log->slot, 1);
 	return log->dirfd;
 }
 
-int kq__log_openat(struct kq_log *log, const char *name, int flags, mode_t mode)
+int kq__seg_log_openat(struct kq_log *log, const char *name, int flags,
+		       mode_t mode)
 {
-	int d = kq__log_dirfd(log);
+	int d = kq__seg_log_dirfd(log);
 
 	if (d < 0)
 		return -1;
 	/* The new descriptor is the caller's: make room for it too. */
-	kq__fds_make_room(log->fds, &log->slot);
+	kq__seg_fds_make_room(log->fds, &log->slot);
 	return kq__seg_io.openat(d, name, flags, mode);
 }
 
-int kq__log_unlinkat(struct kq_log *log, const char *name, int flags)
+int kq__seg_log_unlinkat(struct kq_log *log, const char *name, int flags)
 {
-	int d = kq__log_dirfd(log);
+	int d = kq__seg_log_dirfd(log);
 
 	return d < 0 ? -1 : kq__seg_io.unlinkat(d, name, flags);
 }
 
-int kq__log_renameat(struct kq_log *log, const char *from, const char *to)
+int kq__seg_log_renameat(struct kq_log *log, const char *from, const char *to)
 {
-	int d = kq__log_dirfd(log);
+	int d = kq__seg_log_dirfd(log);
 
 	return d < 0 ? -1 : kq__seg_io.renameat(d, from, d, to);
 }
 
-int kq__log_fstatat(struct kq_log *log, const char *name, struct stat *st)
+int kq__seg_log_fstatat(struct kq_log *log, const char *name, struct stat *st)
 {
-	int d = kq__log_dirfd(log);
+	int d = kq__seg_log_dirfd(log);
 
 	return d < 0 ? -1 : kq__seg_io.fstatat(d, name, st, 0);
 }

@@ -31,7 +31,7 @@ struct kq__seg_io kq__seg_io = {
 	.closedir = closedir,
 };
 
-int kq__pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+int kq__seg_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
 {
 	size_t done = 0;
 
@@ -52,7 +52,7 @@ int kq__pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
 	return 0;
 }
 
-ssize_t kq__pread_full(int fd, void *buf, size_t n, uint64_t off)
+ssize_t kq__seg_pread_full(int fd, void *buf, size_t n, uint64_t off)
 {
 	size_t done = 0;
 

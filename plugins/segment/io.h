@@ -40,10 +40,10 @@ extern struct kq__seg_io kq__seg_io;
 /* Writes all `n` bytes at `off`.  Returns 0, or -errno; a short write is
  * an error (-EIO) because a regular file only writes short when the
  * device is out of space or failing. */
-int kq__pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
+int kq__seg_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
 
 /* Reads up to `n` bytes at `off`, retrying short reads.  Returns the
  * bytes read (fewer only at end of file) or -errno. */
-ssize_t kq__pread_full(int fd, void *buf, size_t n, uint64_t off);
+ssize_t kq__seg_pread_full(int fd, void *buf, size_t n, uint64_t off);
 
 #endif /* KQ_SEGMENT_IO_H */

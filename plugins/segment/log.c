@@ -14,7 +14,7 @@
 #include "io.h"
 #include "log.h"
 
-void kq__log_fail(struct kq_log *log, int err, const char *fmt, ...)
+void kq__seg_log_fail(struct kq_log *log, int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -29,18 +29,18 @@ void kq__log_fail(struct kq_log *log, int err, const char *fmt, ...)
 	pthread_mutex_unlock(&log->mu);
 }
 
-int kq__log_failed(struct kq_log *log)
+int kq__seg_log_failed(struct kq_log *log)
 {
 	return __atomic_load_n(&log->failed, __ATOMIC_ACQUIRE);
 }
 
-void kq__log_report(struct kq_log *log)
+void kq__seg_log_report(struct kq_log *log)
 {
 	char reason[sizeof(log->reason)];
 	bool pending;
 
 	/* sync() fails on a worker thread; the host log is the loop's. */
-	if (kq__log_failed(log) == 0)
+	if (kq__seg_log_failed(log) == 0)
 		return;
 	pthread_mutex_lock(&log->mu);
 	pending = log->reason_pending;
@@ -53,44 +53,44 @@ void kq__log_report(struct kq_log *log)
 			       reason);
 }
 
-int kq__log_sync_dir(struct kq_log *log)
+int kq__seg_log_sync_dir(struct kq_log *log)
 {
-	int rv, d = kq__log_dirfd(log);
+	int rv, d = kq__seg_log_dirfd(log);
 
 	if (d >= 0 && kq__seg_io.fsync(d) == 0)
 		return 0;
 	rv = -errno;
-	kq__log_fail(log, rv, "fsync of the folder: %s", strerror(-rv));
-	kq__log_report(log);
+	kq__seg_log_fail(log, rv, "fsync of the folder: %s", strerror(-rv));
+	kq__seg_log_report(log);
 	return rv;
 }
 
-int kq__log_replace_file(struct kq_log *log, const char *name,
-			 const char *tmp, const void *buf, size_t len)
+int kq__seg_log_replace_file(struct kq_log *log, const char *name,
+			     const char *tmp, const void *buf, size_t len)
 {
 	int fd, rv;
 
 	/* Aside, durable, then swapped in and the swap made durable: a
 	 * crash leaves the old file or the new one. */
-	fd = kq__log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	fd = kq__seg_log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return -errno;
-	rv = kq__pwrite_all(fd, buf, len, 0);
+	rv = kq__seg_pwrite_all(fd, buf, len, 0);
 	if (rv == 0 && kq__seg_io.fsync(fd) != 0)
 		rv = -errno;
 	kq__seg_io.close(fd);
-	if (rv == 0 && kq__log_renameat(log, tmp, name) != 0)
+	if (rv == 0 && kq__seg_log_renameat(log, tmp, name) != 0)
 		rv = -errno;
 	if (rv == 0)
-		rv = kq__log_sync_dir(log);
+		rv = kq__seg_log_sync_dir(log);
 	return rv;
 }
 
-int kq__log_push_seg(struct kq_log *log, struct kq__segment *seg)
+int kq__seg_log_push_seg(struct kq_log *log, struct kq__seg *seg)
 {
 	if (log->nsegs == log->cap) {
 		size_t cap = log->cap ? log->cap * 2 : 16;
-		struct kq__segment **s =
+		struct kq__seg **s =
 			log->host->realloc(log->segs, cap * sizeof(*s));
 
 		if (s == NULL)
@@ -102,15 +102,15 @@ int kq__log_push_seg(struct kq_log *log, struct kq__segment *seg)
 	return 0;
 }
 
-int kq__log_drop_seg(struct kq_log *log, size_t i)
+int kq__seg_log_drop_seg(struct kq_log *log, size_t i)
 {
-	struct kq__segment *seg = log->segs[i];
+	struct kq__seg *seg = log->segs[i];
 	int rv = kq__seg_unlink(log, seg);
 
 	if (rv != 0) {
-		kq__log_fail(log, rv, "deleting segment %" PRIu64 ": %s",
-			     seg->base, strerror(-rv));
-		kq__log_report(log);
+		kq__seg_log_fail(log, rv, "deleting segment %" PRIu64 ": %s",
+				 seg->base, strerror(-rv));
+		kq__seg_log_report(log);
 		return rv;
 	}
 	memmove(log->segs + i, log->segs + i + 1,
@@ -123,12 +123,12 @@ int kq__log_drop_seg(struct kq_log *log, size_t i)
 	return 0;
 }
 
-void kq__log_refresh_first(struct kq_log *log)
+void kq__seg_log_refresh_first(struct kq_log *log)
 {
 	for (size_t i = 0; i < log->nsegs; i++) {
-		struct kq__segment *seg = log->segs[i];
+		struct kq__seg *seg = log->segs[i];
 
-		if (seg->size <= KQ__HDR_SIZE)
+		if (seg->size <= KQ__SEG_HDR_SIZE)
 			continue;
 		if (kq__seg_load_index(log, seg) == 0 && seg->idx.n > 0)
 			log->first = seg->idx.e[0].offset;
@@ -139,10 +139,11 @@ void kq__log_refresh_first(struct kq_log *log)
 	log->first = log->next;
 }
 
-void kq__log_set_next(struct kq_log *log, bool dropped)
+void kq__seg_log_set_next(struct kq_log *log, bool dropped)
 {
-	struct kq__segment *seg = log->segs[log->nsegs - 1];
-	uint64_t next = seg->size > KQ__HDR_SIZE ? seg->last + 1 : seg->base;
+	struct kq__seg *seg = log->segs[log->nsegs - 1];
+	uint64_t next =
+		seg->size > KQ__SEG_HDR_SIZE ? seg->last + 1 : seg->base;
 
 	pthread_mutex_lock(&log->mu);
 	log->next = next;
@@ -221,7 +222,7 @@ static int list_dir(struct kq_log *log, struct u64s *logs)
 		else if (parse_name(de->d_name, "index", &base))
 			rv = u64s_push(host, &idx, base);
 		else if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
-			kq__log_unlinkat(log, de->d_name, 0);
+			kq__seg_log_unlinkat(log, de->d_name, 0);
 	}
 	kq__seg_io.closedir(d);
 	if (rv == 0 && logs->n > 0)
@@ -233,7 +234,7 @@ static int list_dir(struct kq_log *log, struct u64s *logs)
 					   sizeof(uint64_t), cmp_u64) != NULL)
 			continue;
 		kq__seg_name(name, idx.v[i], "index");
-		kq__log_unlinkat(log, name, 0);
+		kq__seg_log_unlinkat(log, name, 0);
 	}
 	host->free(idx.v);
 	return rv;
@@ -259,7 +260,7 @@ static uint64_t count_torn(struct kq_log *log, int fd, uint64_t pos,
 	*whole = 0;
 	if (len > DAMAGE_SCAN_MAX || !(buf = log->host->malloc(len ? len : 1)))
 		return 1;
-	if (kq__pread_full(fd, buf, len, pos) != (ssize_t)len) {
+	if (kq__seg_pread_full(fd, buf, len, pos) != (ssize_t)len) {
 		log->host->free(buf);
 		return 1;
 	}
@@ -271,10 +272,10 @@ static uint64_t count_torn(struct kq_log *log, int fd, uint64_t pos,
 		if (len - at < 4)
 			break;
 		rlen = (uint64_t)kq_get32le(buf + at) + 4;
-		if (rlen < KQ__REC_FIXED || rlen > len - at)
+		if (rlen < KQ__SEG_REC_FIXED || rlen > len - at)
 			break;
-		if (kq__record_decode(buf + at, (size_t)rlen, &rec, &size) !=
-		    KQ__REC_OK)
+		if (kq__seg_record_decode(buf + at, (size_t)rlen, &rec,
+					  &size) != KQ__SEG_REC_OK)
 			bad++;
 		at += rlen;
 	}
@@ -301,7 +302,7 @@ static int find_valid_after(struct kq_log *log, int fd, uint64_t at,
 	buf = log->host->malloc(len ? len : 1);
 	if (buf == NULL)
 		return -ENOMEM;
-	r = kq__pread_full(fd, buf, len, at);
+	r = kq__seg_pread_full(fd, buf, len, at);
 	if (r < 0) {
 		log->host->free(buf);
 		return (int)r;
@@ -310,13 +311,14 @@ static int find_valid_after(struct kq_log *log, int fd, uint64_t at,
 	 * what was damaged.  Most bytes cannot (their length field does not
 	 * fit what is left), which one subtraction and one comparison tell
 	 * without a decode. */
-	for (uint64_t q = 1; q + KQ__REC_FIXED <= (uint64_t)r; q++) {
-		uint64_t span = (uint64_t)kq_get32le(buf + q) + 4 - KQ__REC_FIXED;
+	for (uint64_t q = 1; q + KQ__SEG_REC_FIXED <= (uint64_t)r; q++) {
+		uint64_t span =
+			(uint64_t)kq_get32le(buf + q) + 4 - KQ__SEG_REC_FIXED;
 
-		if (span > (uint64_t)r - q - KQ__REC_FIXED)
-			continue; /* also when below KQ__REC_FIXED: wraps */
-		if (kq__record_decode(buf + q, (size_t)r - q, &rec, &size) ==
-			    KQ__REC_OK &&
+		if (span > (uint64_t)r - q - KQ__SEG_REC_FIXED)
+			continue; /* also when below KQ__SEG_REC_FIXED: wraps */
+		if (kq__seg_record_decode(buf + q, (size_t)r - q, &rec,
+					  &size) == KQ__SEG_REC_OK &&
 		    rec.offset >= first) {
 			*found = at + q;
 			found_one = 1;
@@ -332,11 +334,11 @@ static int find_valid_after(struct kq_log *log, int fd, uint64_t at,
  * the file.  A bad record with valid ones after it is damage: reported,
  * kept, and scanned past, so no later offset is ever handed out again;
  * one with nothing valid after it is a torn tail, and truncated. */
-static int recover_newest(struct kq_log *log, struct kq__segment *seg)
+static int recover_newest(struct kq_log *log, struct kq__seg *seg)
 {
 	const struct kq_host *host = log->host;
-	uint8_t hdr[KQ__HDR_SIZE];
-	struct kq__cursor c;
+	uint8_t hdr[KQ__SEG_HDR_SIZE];
+	struct kq__seg_cursor c;
 	struct kq_record rec;
 	char name[32];
 	uint64_t fsize, size, at, min_next = seg->base;
@@ -353,14 +355,14 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 		return rv;
 	}
 	if (rv != 0) {
-		if (fsize > KQ__HDR_SIZE) {
+		if (fsize > KQ__SEG_HDR_SIZE) {
 			kq__seg_io.close(fd);
 			kq__seg_report(log, seg, 0, "bad segment header");
 			return KQ_ECORRUPT;
 		}
 		/* Torn at creation: no record was ever in it. */
-		kq__header_encode(hdr, KQ__FILE_LOG, seg->base);
-		rv = kq__pwrite_all(fd, hdr, sizeof(hdr), 0);
+		kq__seg_header_encode(hdr, KQ__SEG_FILE_LOG, seg->base);
+		rv = kq__seg_pwrite_all(fd, hdr, sizeof(hdr), 0);
 		if (rv == 0 && kq__seg_io.fdatasync(fd) != 0)
 			rv = -errno;
 		if (rv != 0) {
@@ -369,9 +371,9 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 		}
 		host->log(host, KQ_LOG_WARN, "%s/%s: rewrote a torn header",
 			  log->dir, name);
-		fsize = KQ__HDR_SIZE;
+		fsize = KQ__SEG_HDR_SIZE;
 	}
-	seg->file = kq__sfile_new(log, fd);
+	seg->file = kq__seg_sfile_new(log, fd);
 	if (seg->file == NULL) {
 		kq__seg_io.close(fd);
 		return -ENOMEM;
@@ -384,11 +386,11 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 	rewrite = rv != 0;
 	/* Walk back to the last entry whose record is really there. */
 	while (seg->idx.n > 0) {
-		struct kq__ientry *e = &seg->idx.e[seg->idx.n - 1];
+		struct kq__seg_ientry *e = &seg->idx.e[seg->idx.n - 1];
 
-		kq__cursor_init(&c, log, seg, e->pos, fsize, 4096, false);
-		rv = kq__cursor_next(&c, &rec, &size);
-		kq__cursor_fini(&c);
+		kq__seg_cursor_init(&c, log, seg, e->pos, fsize, 4096, false);
+		rv = kq__seg_cursor_next(&c, &rec, &size);
+		kq__seg_cursor_fini(&c);
 		if (rv == 1 && rec.offset == e->offset)
 			break;
 		if (rv < 0 && rv != KQ_ECORRUPT)
@@ -399,21 +401,21 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 	if (seg->idx.flushed > seg->idx.n)
 		seg->idx.flushed = seg->idx.n;
 
-	kq__cursor_init(&c, log, seg,
-			seg->idx.n ? seg->idx.e[seg->idx.n - 1].pos
-				   : KQ__HDR_SIZE,
-			fsize, 4 * KQ__CHUNK, false);
+	kq__seg_cursor_init(&c, log, seg,
+			    seg->idx.n ? seg->idx.e[seg->idx.n - 1].pos
+				       : KQ__SEG_HDR_SIZE,
+			    fsize, 4 * KQ__SEG_CHUNK, false);
 	for (;;) {
 		uint64_t after = 0;
 		int found;
 
 		at = c.pos;
-		rv = kq__cursor_next(&c, &rec, &size);
+		rv = kq__seg_cursor_next(&c, &rec, &size);
 		if (rv == KQ_ECORRUPT) {
 			found = find_valid_after(log, fd, at, fsize, min_next,
 						 &after);
 			if (found < 0) {
-				kq__cursor_fini(&c);
+				kq__seg_cursor_fini(&c);
 				kq__seg_report(log, seg, at, c.why);
 				if (found == KQ_ECORRUPT)
 					host->log(host, KQ_LOG_ERROR,
@@ -431,9 +433,9 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 				 * so reads of later offsets start past it. */
 				past_damage = true;
 				kq__seg_report(log, seg, at, c.why);
-				kq__cursor_fini(&c);
-				kq__cursor_init(&c, log, seg, after, fsize,
-						4 * KQ__CHUNK, false);
+				kq__seg_cursor_fini(&c);
+				kq__seg_cursor_init(&c, log, seg, after, fsize,
+						    4 * KQ__SEG_CHUNK, false);
 				continue;
 			}
 		}
@@ -443,7 +445,8 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 		    at - seg->idx.e[seg->idx.n - 1].pos >=
 			    log->conf.index_interval) {
 			past_damage = false;
-			rv = kq__index_push(host, &seg->idx, rec.offset, at);
+			rv = kq__seg_index_push(host, &seg->idx, rec.offset,
+						at);
 			if (rv != 0)
 				break;
 			rewrite = true;
@@ -455,7 +458,7 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 			seg->max_ts = rec.timestamp_ms;
 	}
 	at = c.pos;
-	kq__cursor_fini(&c);
+	kq__seg_cursor_fini(&c);
 	if (rv < 0 && rv != KQ_ECORRUPT)
 		return rv;
 	if (at < fsize) {
@@ -480,7 +483,7 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 			/* A damaged length field sends the count astray: the
 			 * bytes left bound how many records they held, and
 			 * that many offsets go (a gap, never a reuse). */
-			most = (fsize - at) / KQ__REC_FIXED;
+			most = (fsize - at) / KQ__SEG_REC_FIXED;
 			count = most > whole ? most : whole;
 			/* With no record kept in the segment, the first may
 			 * sit above its base (a Raft log starts at 1 in
@@ -503,7 +506,7 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 			/* Kept before the records go: a crash between the
 			 * two finds them again and loses a few more
 			 * offsets, never hands one out twice. */
-			rv = end > from ? kq__lost_add(log, from, end) : 0;
+			rv = end > from ? kq__seg_lost_add(log, from, end) : 0;
 			if (rv != 0)
 				return rv;
 		}
@@ -532,31 +535,32 @@ static int recover_newest(struct kq_log *log, struct kq__segment *seg)
 static int load(struct kq_log *log)
 {
 	struct u64s bases = {0};
-	struct kq__segment *seg;
+	struct kq__seg *seg;
 	int rv = list_dir(log, &bases);
 
 	/* First: a log whose segments are all gone still keeps them. */
 	if (rv == 0)
-		rv = kq__lost_load(log);
+		rv = kq__seg_lost_load(log);
 	if (rv != 0)
 		goto out;
 	if (bases.n == 0) {
 		rv = kq__seg_create(log, 0, false, &seg);
 		if (rv != 0)
 			goto out;
-		rv = kq__log_push_seg(log, seg);
+		rv = kq__seg_log_push_seg(log, seg);
 		if (rv != 0) {
 			kq__seg_free(log, seg);
 			goto out;
 		}
 		if (kq__seg_io.fdatasync(seg->file->fd) != 0 ||
-		    kq__log_dirfd(log) < 0 || kq__seg_io.fsync(log->dirfd) != 0)
+		    kq__seg_log_dirfd(log) < 0 ||
+		    kq__seg_io.fsync(log->dirfd) != 0)
 			rv = -errno;
 		goto out;
 	}
 	for (size_t i = 0; i < bases.n; i++) {
 		seg = kq__seg_new(log, bases.v[i]);
-		if (seg == NULL || kq__log_push_seg(log, seg) != 0) {
+		if (seg == NULL || kq__seg_log_push_seg(log, seg) != 0) {
 			kq__seg_free(log, seg);
 			rv = -ENOMEM;
 			goto out;
@@ -567,7 +571,7 @@ static int load(struct kq_log *log)
 
 			seg->sealed = true;
 			kq__seg_name(name, seg->base, "log");
-			if (kq__log_fstatat(log, name, &st) != 0) {
+			if (kq__seg_log_fstatat(log, name, &st) != 0) {
 				rv = -errno;
 				goto out;
 			}
@@ -578,9 +582,9 @@ static int load(struct kq_log *log)
 out:
 	log->host->free(bases.v);
 	if (rv == 0) {
-		kq__log_set_next(log, false);
+		kq__seg_log_set_next(log, false);
 		log->durable_next = log->next;
-		kq__log_refresh_first(log);
+		kq__seg_log_refresh_first(log);
 	}
 	return rv;
 }
@@ -613,8 +617,8 @@ static int make_dir(struct kq_log *log)
 	return rv;
 }
 
-int kq__log_open(void *state, const char *dir,
-		 const struct kq_log_options *opts, struct kq_log **out)
+int kq__seg_log_open(void *state, const char *dir,
+		     const struct kq_log_options *opts, struct kq_log **out)
 {
 	struct kq__seg_module *mod = state;
 	const struct kq_host *host = mod->host;
@@ -655,7 +659,7 @@ int kq__log_open(void *state, const char *dir,
 	rv = make_dir(log);
 	if (rv != 0)
 		goto fail;
-	if (kq__log_dirfd(log) < 0) {
+	if (kq__seg_log_dirfd(log) < 0) {
 		rv = -errno;
 		goto fail;
 	}
@@ -671,17 +675,17 @@ fail:
 		pthread_mutex_destroy(&log->mu);
 		host->free(log);
 	} else {
-		kq__log_close(log);
+		kq__seg_log_close(log);
 	}
 	return rv;
 }
 
-void kq__log_close(struct kq_log *log)
+void kq__seg_log_close(struct kq_log *log)
 {
 	const struct kq_host *host = log->host;
 
-	kq__log_report(log);
-	if (log->nsegs > 0 && kq__log_failed(log) == 0) {
+	kq__seg_log_report(log);
+	if (log->nsegs > 0 && kq__seg_log_failed(log) == 0) {
 		int rv = kq__seg_flush_index(log, log->segs[log->nsegs - 1]);
 
 		if (rv != 0)
@@ -692,17 +696,17 @@ void kq__log_close(struct kq_log *log)
 	for (size_t i = 0; i < log->nsegs; i++)
 		kq__seg_free(log, log->segs[i]);
 	while (log->dirty != NULL) {
-		struct kq__sfile *f = log->dirty;
+		struct kq__seg_sfile *f = log->dirty;
 
 		log->dirty = f->dnext;
 		f->dirty = false;
-		kq__sfile_unref(log, f);
+		kq__seg_sfile_unref(log, f);
 	}
 	if (log->dirfd >= 0) {
 		kq__seg_io.close(log->dirfd);
-		kq__fds_count(log->fds, &log->slot, -1);
+		kq__seg_fds_count(log->fds, &log->slot, -1);
 	}
-	kq__fds_unlink(&log->slot);
+	kq__seg_fds_unlink(&log->slot);
 	host->free(log->segs);
 	host->free(log->wbuf);
 	host->free(log->rbuf);

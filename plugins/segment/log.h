@@ -26,33 +26,33 @@ struct kq__seg_conf {
 };
 
 struct kq_log;
-struct kq__segment;
+struct kq__seg;
 
 /* Something that holds descriptors across calls: a log's folder (seg
  * NULL) or a segment's .log and .index files.  On its module's
  * least-recently-used list while it holds any. */
-struct kq__fdslot {
-	struct kq__fdslot *prev, *next;
+struct kq__seg_fdslot {
+	struct kq__seg_fdslot *prev, *next;
 	struct kq_log *log;
-	struct kq__segment *seg;
+	struct kq__seg *seg;
 };
 
 /* The module's bound on descriptors held across calls, whatever the
  * number of logs and segments: holders past it are closed least recently
  * used first and reopened when needed.  Loop thread only. */
-struct kq__fds {
+struct kq__seg_fds {
 	unsigned limit;
-	unsigned held;	       /* descriptors holders have now */
-	struct kq__fdslot lru; /* sentinel: lru.next is the most recent */
-	uint64_t evicted;      /* holders closed to stay within the limit */
-	uint64_t synced;       /* of them, written ones synced to be closed */
+	unsigned held;		   /* descriptors holders have now */
+	struct kq__seg_fdslot lru; /* sentinel: lru.next is the most recent */
+	uint64_t evicted;	   /* holders closed to stay within the limit */
+	uint64_t synced; /* of them, written ones synced to be closed */
 };
 
 /* Owned by the module between init() and fini(). */
 struct kq__seg_module {
 	const struct kq_host *host;
 	struct kq__seg_conf conf;
-	struct kq__fds fds;
+	struct kq__seg_fds fds;
 };
 
 /* Parses the module's config object (NULL: all defaults) into *conf.
@@ -63,24 +63,24 @@ int kq__seg_conf_parse(const struct kq_host *host, const json_t *cfg,
 /* A segment's .log file descriptor.  Shared with sync(), which may still
  * flush it after the segment was deleted: closed when the last reference
  * goes.  refs, dirty and dnext are guarded by the log's mutex. */
-struct kq__sfile {
+struct kq__seg_sfile {
 	int fd;
 	unsigned refs;
-	bool dirty;		 /* on the log's to-sync list */
-	struct kq__sfile *dnext; /* next on the to-sync list */
+	bool dirty;		     /* on the log's to-sync list */
+	struct kq__seg_sfile *dnext; /* next on the to-sync list */
 };
 
 /* One segment: a .log and an .index file named after `base`.  Owned by
  * the log and used on the loop thread only. */
-struct kq__segment {
-	struct kq__fdslot slot; /* file and ifd, on the module's LRU */
-	unsigned held;		/* of them, counted against the bound */
-	bool sealed;		/* not the newest: its index file is whole */
-	uint64_t base;		/* from the file name: offsets >= base */
-	uint64_t size;		/* bytes of the .log file in use */
-	struct kq__sfile *file; /* NULL while closed */
-	int ifd;		/* .index fd of the newest while open, or -1 */
-	struct kq__index idx;
+struct kq__seg {
+	struct kq__seg_fdslot slot; /* file and ifd, on the module's LRU */
+	unsigned held;		    /* of them, counted against the bound */
+	bool sealed;   /* not the newest: its index file is whole */
+	uint64_t base; /* from the file name: offsets >= base */
+	uint64_t size; /* bytes of the .log file in use */
+	struct kq__seg_sfile *file; /* NULL while closed */
+	int ifd; /* .index fd of the newest while open, or -1 */
+	struct kq__seg_index idx;
 	bool idx_loaded;
 	bool idx_trusted; /* built by a scan in this process */
 	bool tail_known;  /* last, last_term and max_ts are set */
@@ -91,54 +91,55 @@ struct kq__segment {
 };
 
 /* Ranges of lost offsets a log keeps (lost.c). */
-#define KQ__LOST_MAX 16
+#define KQ__SEG_LOST_MAX 16
 
 /* The log of one folder.  Everything is used on the loop thread only
  * except the fields under `mu`, which sync() shares from its worker. */
 struct kq_log {
 	const struct kq_host *host;
 	struct kq__seg_conf conf;
-	struct kq__fds *fds; /* the module's */
-	struct kq__fdslot slot;
+	struct kq__seg_fds *fds; /* the module's */
+	struct kq__seg_fdslot slot;
 	char *dir;
-	int dirfd;		   /* -1 while closed: see kq__log_dirfd() */
-	struct kq__segment **segs; /* by base; the last one is the newest */
+	int dirfd;	       /* -1 while closed: see kq__seg_log_dirfd() */
+	struct kq__seg **segs; /* by base; the last one is the newest */
 	size_t nsegs, cap;
 	uint8_t *wbuf; /* append encoding buffer */
 	size_t wcap;
-	uint64_t first; /* cached first_offset() */
+	uint64_t first;	 /* cached first_offset() */
 	uint64_t hs_seq; /* of the newest copy in raft.state (0: none of
 			  * format 2 known yet) */
-	bool reading;	/* read() is running: rbuf is in use */
-	uint8_t *rbuf;	/* read buffer reused across reads */
+	bool reading;	 /* read() is running: rbuf is in use */
+	uint8_t *rbuf;	 /* read buffer reused across reads */
 	size_t rcap;
 
 	pthread_mutex_t mu;
-	uint64_t next;		 /* next_offset(); written under mu */
-	uint64_t durable_next;	 /* next_offset() at the last good sync */
-	uint64_t gen;		 /* bumped when records are dropped */
-	struct kq__sfile *dirty; /* written since the last sync */
-	bool dir_dirty;		 /* segments created or deleted */
-	int failed;		 /* first error; atomic loads elsewhere */
-	bool reason_pending;	 /* reason not logged yet */
+	uint64_t next;		     /* next_offset(); written under mu */
+	uint64_t durable_next;	     /* next_offset() at the last good sync */
+	uint64_t gen;		     /* bumped when records are dropped */
+	struct kq__seg_sfile *dirty; /* written since the last sync */
+	bool dir_dirty;		     /* segments created or deleted */
+	int failed;		     /* first error; atomic loads elsewhere */
+	bool reason_pending;	     /* reason not logged yet */
 	char reason[320];
 
 	/* Offsets lost to damage (lost.c), by offset. */
-	struct kq_offset_range lost[KQ__LOST_MAX];
+	struct kq_offset_range lost[KQ__SEG_LOST_MAX];
 	size_t nlost;
 };
 
-#define KQ__CHUNK (64 * 1024) /* read() fetches the log this much at a time */
+#define KQ__SEG_CHUNK                                                          \
+	(64 * 1024) /* read() fetches the log this much at a time */
 
 /* Reads the records of one segment in order, checking each: position,
  * checksum, structure, offsets above the previous one.  Owned by its
  * caller on the loop thread; the segment must stay alive meanwhile. */
-struct kq__cursor {
+struct kq__seg_cursor {
 	struct kq_log *log;
-	struct kq__segment *seg;
-	struct kq__sfile *file; /* a reference of the cursor's own */
-	int err;		/* why file is NULL */
-	uint8_t *buf;		/* buffered bytes of the file */
+	struct kq__seg *seg;
+	struct kq__seg_sfile *file; /* a reference of the cursor's own */
+	int err;		    /* why file is NULL */
+	uint8_t *buf;		    /* buffered bytes of the file */
 	size_t cap;
 	bool own;	/* buf is ours to free, not log->rbuf */
 	uint64_t bpos;	/* file position of buf[0] */
@@ -154,22 +155,22 @@ struct kq__cursor {
 /* Starts a cursor at `pos` of `seg`, which must have its file open; the
  * cursor keeps the file open until fini, even if the segment lets it go.
  * `shared` borrows log->rbuf (read() only).  Returns 0 or -ENOMEM. */
-int kq__cursor_init(struct kq__cursor *c, struct kq_log *log,
-		    struct kq__segment *seg, uint64_t pos, uint64_t limit,
-		    size_t chunk, bool shared);
+int kq__seg_cursor_init(struct kq__seg_cursor *c, struct kq_log *log,
+			struct kq__seg *seg, uint64_t pos, uint64_t limit,
+			size_t chunk, bool shared);
 
 /* Releases the cursor's buffer, or hands a shared one back to the log. */
-void kq__cursor_fini(struct kq__cursor *c);
+void kq__seg_cursor_fini(struct kq__seg_cursor *c);
 
 /* Returns 1 with *rec (valid until the next call) and *size for the next
  * record, 0 at the limit, KQ_ECORRUPT for a damaged record (c->pos stays
  * on it, c->why says why) or -errno on an I/O error. */
-int kq__cursor_next(struct kq__cursor *c, struct kq_record *rec,
-		    uint64_t *size);
+int kq__seg_cursor_next(struct kq__seg_cursor *c, struct kq_record *rec,
+			uint64_t *size);
 
 /* A best guess at the offset of the damaged record at c->pos: its offset
  * field when plausible, else one above the last good record. */
-uint64_t kq__cursor_bad_offset(const struct kq__cursor *c);
+uint64_t kq__seg_cursor_bad_offset(const struct kq__seg_cursor *c);
 
 /* --- segments (segment.c) -------------------------------------------- */
 
@@ -187,179 +188,184 @@ int kq__seg_open_sized(struct kq_log *log, const char *name, int flags, int *fd,
 		       uint64_t *size);
 
 /* Allocates an unopened segment.  Returns NULL without memory. */
-struct kq__segment *kq__seg_new(struct kq_log *log, uint64_t base);
+struct kq__seg *kq__seg_new(struct kq_log *log, uint64_t base);
 
 /* Releases a segment's memory and descriptors (not its files). */
-void kq__seg_free(struct kq_log *log, struct kq__segment *seg);
+void kq__seg_free(struct kq_log *log, struct kq__seg *seg);
 
 /* Creates the files of a new, empty segment at `base` with their headers,
  * ready for appending; not synced.  With `tmp` the files get a ".tmp"
  * suffix until kq__seg_publish().  Returns 0 or -errno. */
 int kq__seg_create(struct kq_log *log, uint64_t base, bool tmp,
-		   struct kq__segment **out);
+		   struct kq__seg **out);
 
 /* Renames the ".tmp" files of a segment made by kq__seg_create() to
  * their final names.  Returns 0 or -errno. */
-int kq__seg_publish(struct kq_log *log, struct kq__segment *seg);
+int kq__seg_publish(struct kq_log *log, struct kq__seg *seg);
 
 /* Opens a segment's .log file and checks its header, once.  Returns 0,
  * KQ_ECORRUPT (logged) or -errno. */
-int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg);
+int kq__seg_open_file(struct kq_log *log, struct kq__seg *seg);
 
 /* Loads the index, once, rebuilding it from the log when the file is
  * missing, short or inconsistent.  Returns 0, or an error of the file. */
-int kq__seg_load_index(struct kq_log *log, struct kq__segment *seg);
+int kq__seg_load_index(struct kq_log *log, struct kq__seg *seg);
 
 /* Reads the .index file into the empty seg->idx, keeping its valid
  * prefix (entries below `log_size`).  Returns 0 when the whole file was
  * valid, KQ_ECORRUPT when only a prefix was, or -errno (-ENOENT: no
  * file). */
-int kq__seg_read_index(struct kq_log *log, struct kq__segment *seg,
+int kq__seg_read_index(struct kq_log *log, struct kq__seg *seg,
 		       uint64_t log_size);
 
 /* Rebuilds the index by scanning the log from its header up to the first
  * damaged record and rewrites the .index file.  *end is where the scan
  * stopped.  Returns 0 or -errno. */
-int kq__seg_rebuild_index(struct kq_log *log, struct kq__segment *seg,
+int kq__seg_rebuild_index(struct kq_log *log, struct kq__seg *seg,
 			  uint64_t *end);
 
 /* Replaces the .index file with the in-memory index (temp file, rename;
  * not synced: an index is only a hint that is checked when used). */
-int kq__seg_write_index(struct kq_log *log, struct kq__segment *seg);
+int kq__seg_write_index(struct kq_log *log, struct kq__seg *seg);
 
 /* Opens the .index file for appending entries (the newest segment). */
-int kq__seg_open_ifd(struct kq_log *log, struct kq__segment *seg);
+int kq__seg_open_ifd(struct kq_log *log, struct kq__seg *seg);
 
 /* Writes the index entries not yet in the file. Returns 0 or -errno. */
-int kq__seg_flush_index(struct kq_log *log, struct kq__segment *seg);
+int kq__seg_flush_index(struct kq_log *log, struct kq__seg *seg);
 
 /* Fills seg->last, last_term and max_ts by scanning from the last index
  * entry, once.  Returns 0, KQ_ECORRUPT or -errno. */
-int kq__seg_tail(struct kq_log *log, struct kq__segment *seg);
+int kq__seg_tail(struct kq_log *log, struct kq__seg *seg);
 
 /* Logs a damaged record of `seg` at `pos` once per position. */
-void kq__seg_report(struct kq_log *log, struct kq__segment *seg, uint64_t pos,
+void kq__seg_report(struct kq_log *log, struct kq__seg *seg, uint64_t pos,
 		    const char *why);
 
 /* Removes the files of a segment (the caller then frees it and marks the
  * folder for sync).  Returns 0 or -errno. */
-int kq__seg_unlink(struct kq_log *log, struct kq__segment *seg);
+int kq__seg_unlink(struct kq_log *log, struct kq__seg *seg);
 
 /* Puts the file on the to-sync list unless it is there.  Caller holds
  * log->mu. */
-void kq__sfile_mark(struct kq_log *log, struct kq__sfile *f);
+void kq__seg_sfile_mark(struct kq_log *log, struct kq__seg_sfile *f);
 
 /* Drops a reference; the last one closes the fd.  Takes log->mu. */
-void kq__sfile_unref(struct kq_log *log, struct kq__sfile *f);
+void kq__seg_sfile_unref(struct kq_log *log, struct kq__seg_sfile *f);
 
 /* Takes a reference.  Takes log->mu. */
-void kq__sfile_ref(struct kq_log *log, struct kq__sfile *f);
+void kq__seg_sfile_ref(struct kq_log *log, struct kq__seg_sfile *f);
 
 /* --- descriptors held across calls (fds.c) --------------------------- */
 
-void kq__fds_init(struct kq__fds *fds, unsigned limit);
+void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit);
 
 /* Makes `s` the most recently used holder. */
-void kq__fds_touch(struct kq__fds *fds, struct kq__fdslot *s);
+void kq__seg_fds_touch(struct kq__seg_fds *fds, struct kq__seg_fdslot *s);
 
 /* Before a holder opens a descriptor: closes the least recently used
  * others (never `keep`) until one more fits within the limit. */
-void kq__fds_make_room(struct kq__fds *fds, struct kq__fdslot *keep);
+void kq__seg_fds_make_room(struct kq__seg_fds *fds,
+			   struct kq__seg_fdslot *keep);
 
 /* A holder opened (n > 0) or closed (n < 0) descriptors; one that holds
  * none leaves the list. */
-void kq__fds_count(struct kq__fds *fds, struct kq__fdslot *s, int n);
+void kq__seg_fds_count(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
+		       int n);
 
 /* Takes a holder that goes away off the list, if it is on it. */
-void kq__fds_unlink(struct kq__fdslot *s);
+void kq__seg_fds_unlink(struct kq__seg_fdslot *s);
 
 /* Counts n descriptors a segment opened against the module's bound and
  * makes it the most recently used holder.  Done once they are in place,
  * so a segment is never closed to make room while it is being set up. */
-void kq__seg_hold(struct kq_log *log, struct kq__segment *seg, unsigned n);
+void kq__seg_hold(struct kq_log *log, struct kq__seg *seg, unsigned n);
 
 /* Closes what a segment holds: its .log reference (readers and syncs
  * keep theirs) and .index descriptor, after writing pending index
  * entries.  Returns 0, or the error that kept the index open. */
-int kq__seg_close_fds(struct kq_log *log, struct kq__segment *seg);
+int kq__seg_close_fds(struct kq_log *log, struct kq__seg *seg);
 
 /* The log's folder, opened when closed (within the bound).  Returns the
  * descriptor, or -1 with errno set. */
-int kq__log_dirfd(struct kq_log *log);
+int kq__seg_log_dirfd(struct kq_log *log);
 
 /* openat, unlinkat, renameat and fstatat in the log's folder; -1 with
  * errno set when the folder cannot be opened. */
-int kq__log_openat(struct kq_log *log, const char *name, int flags,
-		   mode_t mode);
-int kq__log_unlinkat(struct kq_log *log, const char *name, int flags);
-int kq__log_renameat(struct kq_log *log, const char *from, const char *to);
-int kq__log_fstatat(struct kq_log *log, const char *name, struct stat *st);
+int kq__seg_log_openat(struct kq_log *log, const char *name, int flags,
+		       mode_t mode);
+int kq__seg_log_unlinkat(struct kq_log *log, const char *name, int flags);
+int kq__seg_log_renameat(struct kq_log *log, const char *from, const char *to);
+int kq__seg_log_fstatat(struct kq_log *log, const char *name, struct stat *st);
 
 /* --- the log (log.c and friends) ------------------------------------- */
 
 /* A new reference-counted descriptor holder (refs 1), or NULL. */
-struct kq__sfile *kq__sfile_new(struct kq_log *log, int fd);
+struct kq__seg_sfile *kq__seg_sfile_new(struct kq_log *log, int fd);
 
 /* Marks the log failed with `err` (first failure wins) and keeps a
  * reason to log.  Any thread. */
-void kq__log_fail(struct kq_log *log, int err, const char *fmt, ...)
+void kq__seg_log_fail(struct kq_log *log, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Logs a pending failure reason; loop thread. */
-void kq__log_report(struct kq_log *log);
+void kq__seg_log_report(struct kq_log *log);
 
 /* The first error of a failed log, or 0. */
-int kq__log_failed(struct kq_log *log);
+int kq__seg_log_failed(struct kq_log *log);
 
 /* fsyncs the folder now (loop thread); failure fails the log. */
-int kq__log_sync_dir(struct kq_log *log);
+int kq__seg_log_sync_dir(struct kq_log *log);
 
 /* Appends a segment as the newest.  Returns 0 or -ENOMEM. */
-int kq__log_push_seg(struct kq_log *log, struct kq__segment *seg);
+int kq__seg_log_push_seg(struct kq_log *log, struct kq__seg *seg);
 
 /* Replaces the file `name` of the folder with `len` bytes of buf,
  * atomically and durably, by way of `tmp`.  0 or -errno. */
-int kq__log_replace_file(struct kq_log *log, const char *name,
-			 const char *tmp, const void *buf, size_t len);
+int kq__seg_log_replace_file(struct kq_log *log, const char *name,
+			     const char *tmp, const void *buf, size_t len);
 
 /* Deletes the segment at position i of log->segs: files, then memory.
  * Returns 0 or -errno (the log is then failed). */
-int kq__log_drop_seg(struct kq_log *log, size_t i);
+int kq__seg_log_drop_seg(struct kq_log *log, size_t i);
 
 /* Recomputes log->first from the oldest segment. */
-void kq__log_refresh_first(struct kq_log *log);
+void kq__seg_log_refresh_first(struct kq_log *log);
 
 /* Sets next_offset() from the newest segment, dropping durability claims
  * above it when records were removed (`dropped`). */
-void kq__log_set_next(struct kq_log *log, bool dropped);
+void kq__seg_log_set_next(struct kq_log *log, bool dropped);
 
 /* The storage ops (storage.h documents them). */
-int kq__log_open(void *state, const char *dir,
-		 const struct kq_log_options *opts, struct kq_log **out);
-void kq__log_close(struct kq_log *log);
-int kq__log_append(struct kq_log *log, const struct kq_record *recs, size_t n);
-int kq__log_sync(struct kq_log *log);
-int kq__log_read(struct kq_log *log, uint64_t from, uint64_t end,
-		 size_t max_bytes, kq_record_cb cb, void *ctx, uint64_t *next);
-uint64_t kq__log_first_offset(struct kq_log *log);
-uint64_t kq__log_next_offset(struct kq_log *log);
-int kq__log_term_at(struct kq_log *log, uint64_t offset, uint64_t *term);
-int kq__log_truncate(struct kq_log *log, uint64_t from);
-int kq__log_reset(struct kq_log *log, uint64_t next);
-int kq__log_compact(struct kq_log *log, uint64_t before);
-int kq__log_retention_point(struct kq_log *log, int64_t now_ms,
-			    uint64_t *before);
-int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs);
-int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
-int kq__log_lost(struct kq_log *log, const struct kq_offset_range **out);
+int kq__seg_log_open(void *state, const char *dir,
+		     const struct kq_log_options *opts, struct kq_log **out);
+void kq__seg_log_close(struct kq_log *log);
+int kq__seg_log_append(struct kq_log *log, const struct kq_record *recs,
+		       size_t n);
+int kq__seg_log_sync(struct kq_log *log);
+int kq__seg_log_read(struct kq_log *log, uint64_t from, uint64_t end,
+		     size_t max_bytes, kq_record_cb cb, void *ctx,
+		     uint64_t *next);
+uint64_t kq__seg_log_first_offset(struct kq_log *log);
+uint64_t kq__seg_log_next_offset(struct kq_log *log);
+int kq__seg_log_term_at(struct kq_log *log, uint64_t offset, uint64_t *term);
+int kq__seg_log_truncate(struct kq_log *log, uint64_t from);
+int kq__seg_log_reset(struct kq_log *log, uint64_t next);
+int kq__seg_log_compact(struct kq_log *log, uint64_t before);
+int kq__seg_log_retention_point(struct kq_log *log, int64_t now_ms,
+				uint64_t *before);
+int kq__seg_log_save_hard_state(struct kq_log *log,
+				const struct kq_hard_state *hs);
+int kq__seg_log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
+int kq__seg_log_lost(struct kq_log *log, const struct kq_offset_range **out);
 
 /* lost.c: reads lost_offsets at open (0 when there is none; KQ_ECORRUPT,
  * logged, when it is damaged); adds the range [from, end) found lost by
  * recovery, durably; drops the ranges that end above `offset`, where
  * records are appended (they refill them), failing the log when the
  * file cannot be updated.  0 or a negative error. */
-int kq__lost_load(struct kq_log *log);
-int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end);
-int kq__lost_refill(struct kq_log *log, uint64_t offset);
+int kq__seg_lost_load(struct kq_log *log);
+int kq__seg_lost_add(struct kq_log *log, uint64_t from, uint64_t end);
+int kq__seg_lost_refill(struct kq_log *log, uint64_t offset);
 
 #endif /* KQ_SEGMENT_LOG_H */

@@ -17,53 +17,53 @@
 #include "io.h"
 #include "log.h"
 
-#define LOST_FILE "lost_offsets"
-#define LOST_TMP  "lost_offsets.tmp"
-#define LOST_HEAD 12 /* "KQLO", version, count */
+#define LOST_FILE    "lost_offsets"
+#define LOST_TMP     "lost_offsets.tmp"
+#define LOST_HEAD    12 /* "KQLO", version, count */
 #define LOST_SIZE(n) (LOST_HEAD + 16 * (size_t)(n) + 4)
 
 static int save(struct kq_log *log)
 {
-	uint8_t buf[LOST_SIZE(KQ__LOST_MAX)];
+	uint8_t buf[LOST_SIZE(KQ__SEG_LOST_MAX)];
 	size_t len = LOST_SIZE(log->nlost), p = LOST_HEAD;
 
 	if (log->nlost == 0) {
-		if (kq__log_unlinkat(log, LOST_FILE, 0) != 0 &&
+		if (kq__seg_log_unlinkat(log, LOST_FILE, 0) != 0 &&
 		    errno != ENOENT)
 			return -errno;
-		return kq__log_sync_dir(log);
+		return kq__seg_log_sync_dir(log);
 	}
 	memcpy(buf, "KQLO", 4);
-	kq_put32le(buf + 4, KQ__FORMAT_VERSION);
+	kq_put32le(buf + 4, KQ__SEG_FORMAT_VERSION);
 	kq_put32le(buf + 8, (uint32_t)log->nlost);
 	for (size_t i = 0; i < log->nlost; i++, p += 16) {
 		kq_put64le(buf + p, log->lost[i].from);
 		kq_put64le(buf + p + 8, log->lost[i].end);
 	}
-	kq_put32le(buf + p, kq__crc32c(0, buf, p));
-	return kq__log_replace_file(log, LOST_FILE, LOST_TMP, buf, len);
+	kq_put32le(buf + p, kq__seg_crc32c(0, buf, p));
+	return kq__seg_log_replace_file(log, LOST_FILE, LOST_TMP, buf, len);
 }
 
-int kq__lost_load(struct kq_log *log)
+int kq__seg_lost_load(struct kq_log *log)
 {
-	uint8_t buf[LOST_SIZE(KQ__LOST_MAX) + 1];
+	uint8_t buf[LOST_SIZE(KQ__SEG_LOST_MAX) + 1];
 	ssize_t r;
 	uint32_t n;
 	int fd;
 
 	log->nlost = 0;
-	fd = kq__log_openat(log, LOST_FILE, O_RDONLY, 0);
+	fd = kq__seg_log_openat(log, LOST_FILE, O_RDONLY, 0);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	r = kq__pread_full(fd, buf, sizeof(buf), 0);
+	r = kq__seg_pread_full(fd, buf, sizeof(buf), 0);
 	kq__seg_io.close(fd);
 	if (r < 0)
 		return (int)r;
 	n = r >= LOST_HEAD ? kq_get32le(buf + 8) : 0;
 	if (r < LOST_HEAD || memcmp(buf, "KQLO", 4) != 0 ||
-	    kq_get32le(buf + 4) != KQ__FORMAT_VERSION || n == 0 ||
-	    n > KQ__LOST_MAX || (size_t)r != LOST_SIZE(n) ||
-	    kq_get32le(buf + r - 4) != kq__crc32c(0, buf, (size_t)r - 4)) {
+	    kq_get32le(buf + 4) != KQ__SEG_FORMAT_VERSION || n == 0 ||
+	    n > KQ__SEG_LOST_MAX || (size_t)r != LOST_SIZE(n) ||
+	    kq_get32le(buf + r - 4) != kq__seg_crc32c(0, buf, (size_t)r - 4)) {
 		log->host->log(log->host, KQ_LOG_ERROR,
 			       "%s/" LOST_FILE ": damaged; move it aside to "
 			       "open the log (the offsets it kept may then "
@@ -79,7 +79,7 @@ int kq__lost_load(struct kq_log *log)
 	return 0;
 }
 
-int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end)
+int kq__seg_lost_add(struct kq_log *log, uint64_t from, uint64_t end)
 {
 	size_t i = log->nlost;
 
@@ -96,7 +96,7 @@ int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end)
 	 * segment; the log's first offset is not known yet while it is
 	 * recovered) go first; then the two closest merge (reads refuse
 	 * the records between them: safe, if over-cautious). */
-	if (i == KQ__LOST_MAX) {
+	if (i == KQ__SEG_LOST_MAX) {
 		uint64_t floor = log->nsegs ? log->segs[0]->base : 0;
 		size_t k = 0, best = 0;
 
@@ -104,11 +104,11 @@ int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end)
 			if (log->lost[j].end > floor)
 				log->lost[k++] = log->lost[j];
 		i = k;
-		for (size_t j = 1; i == KQ__LOST_MAX && j + 1 < i; j++)
+		for (size_t j = 1; i == KQ__SEG_LOST_MAX && j + 1 < i; j++)
 			if (log->lost[j + 1].from - log->lost[j].end <
 			    log->lost[best + 1].from - log->lost[best].end)
 				best = j;
-		if (i == KQ__LOST_MAX) {
+		if (i == KQ__SEG_LOST_MAX) {
 			log->lost[best].end = log->lost[best + 1].end;
 			memmove(log->lost + best + 1, log->lost + best + 2,
 				(i - best - 2) * sizeof(log->lost[0]));
@@ -121,7 +121,7 @@ int kq__lost_add(struct kq_log *log, uint64_t from, uint64_t end)
 	return save(log);
 }
 
-int kq__lost_refill(struct kq_log *log, uint64_t offset)
+int kq__seg_lost_refill(struct kq_log *log, uint64_t offset)
 {
 	size_t n = log->nlost;
 	int rv;
@@ -134,14 +134,14 @@ int kq__lost_refill(struct kq_log *log, uint64_t offset)
 	rv = save(log);
 	if (rv != 0) {
 		/* Memory and file disagree: no write until reopened. */
-		kq__log_fail(log, rv, "updating lost_offsets: %s",
-			     kq_strerror(rv));
-		kq__log_report(log);
+		kq__seg_log_fail(log, rv, "updating lost_offsets: %s",
+				 kq_strerror(rv));
+		kq__seg_log_report(log);
 	}
 	return rv;
 }
 
-int kq__log_lost(struct kq_log *log, const struct kq_offset_range **out)
+int kq__seg_log_lost(struct kq_log *log, const struct kq_offset_range **out)
 {
 	*out = log->lost;
 	return (int)log->nlost;

@@ -40,7 +40,7 @@ static int seg_init(const struct kq_host *host, void **state)
 		host->free(mod);
 		return rv;
 	}
-	kq__fds_init(&mod->fds, open_files(host, mod->conf.open_files));
+	kq__seg_fds_init(&mod->fds, open_files(host, mod->conf.open_files));
 	*state = mod;
 	return 0;
 }
@@ -65,21 +65,21 @@ static const struct kq_storage_ops ops = {
 	.size = sizeof(struct kq_storage_ops),
 	.init = seg_init,
 	.fini = seg_fini,
-	.open = kq__log_open,
-	.close = kq__log_close,
-	.append = kq__log_append,
-	.sync = kq__log_sync,
-	.read = kq__log_read,
-	.first_offset = kq__log_first_offset,
-	.next_offset = kq__log_next_offset,
-	.term_at = kq__log_term_at,
-	.truncate = kq__log_truncate,
-	.reset = kq__log_reset,
-	.compact = kq__log_compact,
-	.retention_point = kq__log_retention_point,
-	.save_hard_state = kq__log_save_hard_state,
-	.load_hard_state = kq__log_load_hard_state,
-	.lost = kq__log_lost,
+	.open = kq__seg_log_open,
+	.close = kq__seg_log_close,
+	.append = kq__seg_log_append,
+	.sync = kq__seg_log_sync,
+	.read = kq__seg_log_read,
+	.first_offset = kq__seg_log_first_offset,
+	.next_offset = kq__seg_log_next_offset,
+	.term_at = kq__seg_log_term_at,
+	.truncate = kq__seg_log_truncate,
+	.reset = kq__seg_log_reset,
+	.compact = kq__seg_log_compact,
+	.retention_point = kq__seg_log_retention_point,
+	.save_hard_state = kq__seg_log_save_hard_state,
+	.load_hard_state = kq__seg_log_load_hard_state,
+	.lost = kq__seg_log_lost,
 	.sync_policy = seg_sync_policy,
 };
 

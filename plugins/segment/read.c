@@ -36,10 +36,10 @@ struct reader {
 
 /* Passes the records of one segment.  Returns 1 to go on with the next
  * segment, 0 when done, or an error. */
-static int read_seg(struct reader *r, struct kq__segment *seg)
+static int read_seg(struct reader *r, struct kq__seg *seg)
 {
 	struct kq_log *log = r->log;
-	struct kq__cursor c;
+	struct kq__seg_cursor c;
 	struct kq_record rec;
 	uint64_t size, start, expect = 0;
 	bool check_first = false, retried = false;
@@ -52,16 +52,17 @@ static int read_seg(struct reader *r, struct kq__segment *seg)
 	if (rv != 0)
 		goto damaged_seg;
 again:
-	k = kq__index_find(&seg->idx, r->from);
-	start = KQ__HDR_SIZE;
+	k = kq__seg_index_find(&seg->idx, r->from);
+	start = KQ__SEG_HDR_SIZE;
 	if (k >= 0) {
 		start = seg->idx.e[k].pos;
 		expect = seg->idx.e[k].offset;
 		check_first = !seg->idx_trusted;
 	}
-	kq__cursor_init(&c, log, seg, start, seg->size, r->chunk, r->shared);
+	kq__seg_cursor_init(&c, log, seg, start, seg->size, r->chunk,
+			    r->shared);
 	for (;;) {
-		rv = kq__cursor_next(&c, &rec, &size);
+		rv = kq__seg_cursor_next(&c, &rec, &size);
 		if (rv == 1 && check_first && rec.offset != expect)
 			rv = KQ_ECORRUPT;
 		if (rv != 1 && check_first && !retried) {
@@ -69,7 +70,7 @@ again:
 			 * rebuild it from the log and start over. */
 			uint64_t end;
 
-			kq__cursor_fini(&c);
+			kq__seg_cursor_fini(&c);
 			if (rv < 0 && rv != KQ_ECORRUPT)
 				return rv;
 			retried = true;
@@ -84,29 +85,29 @@ again:
 			break;
 		if (rec.offset >= r->end) {
 			*r->next = r->end;
-			kq__cursor_fini(&c);
+			kq__seg_cursor_fini(&c);
 			return 0;
 		}
 		if (rec.offset < r->from)
 			continue;
 		if (r->passed > 0 && r->bytes + size > r->max_bytes) {
 			*r->next = rec.offset;
-			kq__cursor_fini(&c);
+			kq__seg_cursor_fini(&c);
 			return 0;
 		}
 		r->passed++;
 		r->bytes += size;
 		*r->next = rec.offset + 1;
 		if (r->cb(r->ctx, &rec) != 0) {
-			kq__cursor_fini(&c);
+			kq__seg_cursor_fini(&c);
 			return 0;
 		}
 	}
 	if (rv == KQ_ECORRUPT) {
 		kq__seg_report(log, seg, c.pos, c.why);
-		*r->next = kq__cursor_bad_offset(&c);
+		*r->next = kq__seg_cursor_bad_offset(&c);
 	}
-	kq__cursor_fini(&c);
+	kq__seg_cursor_fini(&c);
 	return rv == 0 ? 1 : rv;
 damaged_seg:
 	if (rv == KQ_ECORRUPT)
@@ -114,8 +115,9 @@ damaged_seg:
 	return rv;
 }
 
-int kq__log_read(struct kq_log *log, uint64_t from, uint64_t end,
-		 size_t max_bytes, kq_record_cb cb, void *ctx, uint64_t *next)
+int kq__seg_log_read(struct kq_log *log, uint64_t from, uint64_t end,
+		     size_t max_bytes, kq_record_cb cb, void *ctx,
+		     uint64_t *next)
 {
 	struct reader r = {
 		.log = log,
@@ -128,7 +130,7 @@ int kq__log_read(struct kq_log *log, uint64_t from, uint64_t end,
 	uint64_t lim;
 	int rv = 1;
 
-	kq__log_report(log);
+	kq__seg_log_report(log);
 	pthread_mutex_lock(&log->mu);
 	lim = log->next;
 	/* A failed log serves only what a sync confirmed. */
@@ -138,9 +140,10 @@ int kq__log_read(struct kq_log *log, uint64_t from, uint64_t end,
 	r.end = end < lim ? end : lim;
 	/* Small reads (term_at(), a consumer's short fetch) fetch what they
 	 * can use: the scan from an index entry plus max_bytes. */
-	r.chunk = KQ__CHUNK;
-	if (max_bytes < KQ__CHUNK && log->conf.index_interval < KQ__CHUNK &&
-	    max_bytes + log->conf.index_interval + 4096 < KQ__CHUNK)
+	r.chunk = KQ__SEG_CHUNK;
+	if (max_bytes < KQ__SEG_CHUNK &&
+	    log->conf.index_interval < KQ__SEG_CHUNK &&
+	    max_bytes + log->conf.index_interval + 4096 < KQ__SEG_CHUNK)
 		r.chunk = max_bytes + (size_t)log->conf.index_interval + 4096;
 	*next = from;
 	if (from >= r.end)
@@ -148,11 +151,11 @@ int kq__log_read(struct kq_log *log, uint64_t from, uint64_t end,
 	r.shared = !log->reading;
 	log->reading = true;
 	for (size_t i = find_seg(log, from); i < log->nsegs && rv == 1; i++) {
-		struct kq__segment *seg = log->segs[i];
+		struct kq__seg *seg = log->segs[i];
 
 		if (seg->base >= r.end)
 			break;
-		if (seg->size > KQ__HDR_SIZE)
+		if (seg->size > KQ__SEG_HDR_SIZE)
 			rv = read_seg(&r, seg);
 	}
 	if (rv == 1)
@@ -179,21 +182,21 @@ static int term_cb(void *ctx, const struct kq_record *rec)
 	return 1;
 }
 
-int kq__log_term_at(struct kq_log *log, uint64_t offset, uint64_t *term)
+int kq__seg_log_term_at(struct kq_log *log, uint64_t offset, uint64_t *term)
 {
-	struct kq__segment *seg = log->segs[log->nsegs - 1];
+	struct kq__seg *seg = log->segs[log->nsegs - 1];
 	struct term_ctx t = {.offset = offset};
 	uint64_t next;
 	int rv;
 
 	if (offset < log->first || offset >= log->next)
 		return -ENOENT;
-	if (seg->size > KQ__HDR_SIZE && offset == seg->last &&
-	    kq__log_failed(log) == 0) {
+	if (seg->size > KQ__SEG_HDR_SIZE && offset == seg->last &&
+	    kq__seg_log_failed(log) == 0) {
 		*term = seg->last_term;
 		return 0;
 	}
-	rv = kq__log_read(log, offset, offset + 1, 1, term_cb, &t, &next);
+	rv = kq__seg_log_read(log, offset, offset + 1, 1, term_cb, &t, &next);
 	if (rv < 0)
 		return rv;
 	if (!t.found)
@@ -202,12 +205,12 @@ int kq__log_term_at(struct kq_log *log, uint64_t offset, uint64_t *term)
 	return 0;
 }
 
-uint64_t kq__log_first_offset(struct kq_log *log)
+uint64_t kq__seg_log_first_offset(struct kq_log *log)
 {
 	return log->first;
 }
 
-uint64_t kq__log_next_offset(struct kq_log *log)
+uint64_t kq__seg_log_next_offset(struct kq_log *log)
 {
 	return log->next;
 }

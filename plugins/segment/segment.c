@@ -24,9 +24,9 @@ void kq__seg_name(char *buf, uint64_t base, const char *ext)
 	buf[31] = '\0';
 }
 
-struct kq__segment *kq__seg_new(struct kq_log *log, uint64_t base)
+struct kq__seg *kq__seg_new(struct kq_log *log, uint64_t base)
 {
-	struct kq__segment *seg = log->host->malloc(sizeof(*seg));
+	struct kq__seg *seg = log->host->malloc(sizeof(*seg));
 
 	if (seg == NULL)
 		return NULL;
@@ -41,29 +41,29 @@ struct kq__segment *kq__seg_new(struct kq_log *log, uint64_t base)
 }
 
 /* Closes what the segment holds, index entries not yet written or not. */
-static void release(struct kq_log *log, struct kq__segment *seg)
+static void release(struct kq_log *log, struct kq__seg *seg)
 {
 	if (seg->ifd >= 0) {
 		kq__seg_io.close(seg->ifd);
 		seg->ifd = -1;
 	}
 	if (seg->file != NULL) {
-		kq__sfile_unref(log, seg->file);
+		kq__seg_sfile_unref(log, seg->file);
 		seg->file = NULL;
 	}
 	if (seg->held)
-		kq__fds_count(log->fds, &seg->slot, -(int)seg->held);
+		kq__seg_fds_count(log->fds, &seg->slot, -(int)seg->held);
 	seg->held = 0;
-	kq__fds_unlink(&seg->slot);
+	kq__seg_fds_unlink(&seg->slot);
 }
 
-void kq__seg_hold(struct kq_log *log, struct kq__segment *seg, unsigned n)
+void kq__seg_hold(struct kq_log *log, struct kq__seg *seg, unsigned n)
 {
 	seg->held += n;
-	kq__fds_count(log->fds, &seg->slot, (int)n);
+	kq__seg_fds_count(log->fds, &seg->slot, (int)n);
 }
 
-int kq__seg_close_fds(struct kq_log *log, struct kq__segment *seg)
+int kq__seg_close_fds(struct kq_log *log, struct kq__seg *seg)
 {
 	if (seg->ifd >= 0) {
 		int rv = kq__seg_flush_index(log, seg);
@@ -75,18 +75,18 @@ int kq__seg_close_fds(struct kq_log *log, struct kq__segment *seg)
 	return 0;
 }
 
-void kq__seg_free(struct kq_log *log, struct kq__segment *seg)
+void kq__seg_free(struct kq_log *log, struct kq__seg *seg)
 {
 	if (seg == NULL)
 		return;
 	release(log, seg);
-	kq__index_free(log->host, &seg->idx);
+	kq__seg_index_free(log->host, &seg->idx);
 	log->host->free(seg);
 }
 
-struct kq__sfile *kq__sfile_new(struct kq_log *log, int fd)
+struct kq__seg_sfile *kq__seg_sfile_new(struct kq_log *log, int fd)
 {
-	struct kq__sfile *f = log->host->malloc(sizeof(*f));
+	struct kq__seg_sfile *f = log->host->malloc(sizeof(*f));
 
 	if (f == NULL)
 		return NULL;
@@ -97,7 +97,7 @@ struct kq__sfile *kq__sfile_new(struct kq_log *log, int fd)
 	return f;
 }
 
-void kq__sfile_mark(struct kq_log *log, struct kq__sfile *f)
+void kq__seg_sfile_mark(struct kq_log *log, struct kq__seg_sfile *f)
 {
 	/* Never synced while running: a list would only keep descriptors
 	 * open. */
@@ -109,14 +109,14 @@ void kq__sfile_mark(struct kq_log *log, struct kq__sfile *f)
 	log->dirty = f;
 }
 
-void kq__sfile_ref(struct kq_log *log, struct kq__sfile *f)
+void kq__seg_sfile_ref(struct kq_log *log, struct kq__seg_sfile *f)
 {
 	pthread_mutex_lock(&log->mu);
 	f->refs++;
 	pthread_mutex_unlock(&log->mu);
 }
 
-void kq__sfile_unref(struct kq_log *log, struct kq__sfile *f)
+void kq__seg_sfile_unref(struct kq_log *log, struct kq__seg_sfile *f)
 {
 	bool last;
 
@@ -131,59 +131,59 @@ void kq__sfile_unref(struct kq_log *log, struct kq__sfile *f)
 
 /* Creates one file holding only its header. Returns the fd or -errno. */
 static int create_file(struct kq_log *log, const char *name,
-		       enum kq__file_kind kind, uint64_t base)
+		       enum kq__seg_file_kind kind, uint64_t base)
 {
-	uint8_t hdr[KQ__HDR_SIZE];
+	uint8_t hdr[KQ__SEG_HDR_SIZE];
 	int fd, rv;
 
-	fd = kq__log_openat(log, name, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	fd = kq__seg_log_openat(log, name, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return -errno;
-	kq__header_encode(hdr, kind, base);
-	rv = kq__pwrite_all(fd, hdr, sizeof(hdr), 0);
+	kq__seg_header_encode(hdr, kind, base);
+	rv = kq__seg_pwrite_all(fd, hdr, sizeof(hdr), 0);
 	if (rv != 0) {
 		kq__seg_io.close(fd);
-		kq__log_unlinkat(log, name, 0);
+		kq__seg_log_unlinkat(log, name, 0);
 		return rv;
 	}
 	return fd;
 }
 
 int kq__seg_create(struct kq_log *log, uint64_t base, bool tmp,
-		   struct kq__segment **out)
+		   struct kq__seg **out)
 {
-	struct kq__segment *seg = kq__seg_new(log, base);
+	struct kq__seg *seg = kq__seg_new(log, base);
 	char name[32];
 	int fd;
 
 	if (seg == NULL)
 		return -ENOMEM;
 	kq__seg_name(name, base, tmp ? "log.tmp" : "log");
-	fd = create_file(log, name, KQ__FILE_LOG, base);
+	fd = create_file(log, name, KQ__SEG_FILE_LOG, base);
 	if (fd < 0) {
 		kq__seg_free(log, seg);
 		return fd;
 	}
-	seg->file = kq__sfile_new(log, fd);
+	seg->file = kq__seg_sfile_new(log, fd);
 	if (seg->file == NULL) {
 		kq__seg_io.close(fd);
-		kq__log_unlinkat(log, name, 0);
+		kq__seg_log_unlinkat(log, name, 0);
 		kq__seg_free(log, seg);
 		return -ENOMEM;
 	}
 	kq__seg_name(name, base, tmp ? "index.tmp" : "index");
-	seg->ifd = create_file(log, name, KQ__FILE_INDEX, base);
+	seg->ifd = create_file(log, name, KQ__SEG_FILE_INDEX, base);
 	if (seg->ifd < 0) {
 		int rv = seg->ifd;
 
 		seg->ifd = -1;
 		kq__seg_name(name, base, tmp ? "log.tmp" : "log");
-		kq__log_unlinkat(log, name, 0);
+		kq__seg_log_unlinkat(log, name, 0);
 		kq__seg_free(log, seg);
 		return rv;
 	}
 	kq__seg_hold(log, seg, 2);
-	seg->size = KQ__HDR_SIZE;
+	seg->size = KQ__SEG_HDR_SIZE;
 	seg->idx_loaded = true;
 	seg->idx_trusted = true;
 	seg->tail_known = true;
@@ -191,7 +191,7 @@ int kq__seg_create(struct kq_log *log, uint64_t base, bool tmp,
 	return 0;
 }
 
-int kq__seg_publish(struct kq_log *log, struct kq__segment *seg)
+int kq__seg_publish(struct kq_log *log, struct kq__seg *seg)
 {
 	static const char *const ext[2][2] = {{"log.tmp", "log"},
 					      {"index.tmp", "index"}};
@@ -200,13 +200,13 @@ int kq__seg_publish(struct kq_log *log, struct kq__segment *seg)
 	for (int i = 0; i < 2; i++) {
 		kq__seg_name(from, seg->base, ext[i][0]);
 		kq__seg_name(to, seg->base, ext[i][1]);
-		if (kq__log_renameat(log, from, to) != 0)
+		if (kq__seg_log_renameat(log, from, to) != 0)
 			return -errno;
 	}
 	return 0;
 }
 
-void kq__seg_report(struct kq_log *log, struct kq__segment *seg, uint64_t pos,
+void kq__seg_report(struct kq_log *log, struct kq__seg *seg, uint64_t pos,
 		    const char *why)
 {
 	char name[32];
@@ -222,27 +222,27 @@ void kq__seg_report(struct kq_log *log, struct kq__segment *seg, uint64_t pos,
 
 int kq__seg_check_header(int fd, uint64_t base)
 {
-	uint8_t hdr[KQ__HDR_SIZE];
-	ssize_t r = kq__pread_full(fd, hdr, sizeof(hdr), 0);
+	uint8_t hdr[KQ__SEG_HDR_SIZE];
+	ssize_t r = kq__seg_pread_full(fd, hdr, sizeof(hdr), 0);
 
 	if (r < 0)
 		return (int)r;
 	return r != sizeof(hdr) ||
-	       kq__header_check(hdr, KQ__FILE_LOG, base) != 0;
+	       kq__seg_header_check(hdr, KQ__SEG_FILE_LOG, base) != 0;
 }
 
-int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg)
+int kq__seg_open_file(struct kq_log *log, struct kq__seg *seg)
 {
 	char name[32];
 	int fd, rv;
 
 	if (seg->file != NULL) {
 		if (seg->held)
-			kq__fds_touch(log->fds, &seg->slot);
+			kq__seg_fds_touch(log->fds, &seg->slot);
 		return 0;
 	}
 	kq__seg_name(name, seg->base, "log");
-	fd = kq__log_openat(log, name, O_RDWR, 0);
+	fd = kq__seg_log_openat(log, name, O_RDWR, 0);
 	if (fd < 0) {
 		rv = -errno;
 		log->host->log(log->host, KQ_LOG_ERROR, "%s/%s: open: %s",
@@ -257,7 +257,7 @@ int kq__seg_open_file(struct kq_log *log, struct kq__segment *seg)
 		kq__seg_report(log, seg, 0, "bad segment header");
 		return KQ_ECORRUPT;
 	}
-	seg->file = kq__sfile_new(log, fd);
+	seg->file = kq__seg_sfile_new(log, fd);
 	if (seg->file == NULL) {
 		kq__seg_io.close(fd);
 		return -ENOMEM;
@@ -272,7 +272,7 @@ int kq__seg_open_sized(struct kq_log *log, const char *name, int flags, int *fd,
 	struct stat st;
 	int rv;
 
-	*fd = kq__log_openat(log, name, flags, 0);
+	*fd = kq__seg_log_openat(log, name, flags, 0);
 	if (*fd < 0)
 		return -errno;
 	if (kq__seg_io.fstat(*fd, &st) != 0) {
@@ -284,7 +284,7 @@ int kq__seg_open_sized(struct kq_log *log, const char *name, int flags, int *fd,
 	return 0;
 }
 
-int kq__seg_read_index(struct kq_log *log, struct kq__segment *seg,
+int kq__seg_read_index(struct kq_log *log, struct kq__seg *seg,
 		       uint64_t log_size)
 {
 	char name[32];
@@ -302,19 +302,19 @@ int kq__seg_read_index(struct kq_log *log, struct kq__segment *seg,
 		kq__seg_io.close(fd);
 		return -ENOMEM;
 	}
-	r = kq__pread_full(fd, buf, (size_t)fsize, 0);
+	r = kq__seg_pread_full(fd, buf, (size_t)fsize, 0);
 	kq__seg_io.close(fd);
 	if (r < 0) {
 		log->host->free(buf);
 		return (int)r;
 	}
-	rv = kq__index_parse(log->host, &seg->idx, buf, (size_t)r, seg->base,
-			     log_size);
+	rv = kq__seg_index_parse(log->host, &seg->idx, buf, (size_t)r,
+				 seg->base, log_size);
 	log->host->free(buf);
 	return rv;
 }
 
-int kq__seg_load_index(struct kq_log *log, struct kq__segment *seg)
+int kq__seg_load_index(struct kq_log *log, struct kq__seg *seg)
 {
 	uint64_t end;
 	int rv;
@@ -326,7 +326,7 @@ int kq__seg_load_index(struct kq_log *log, struct kq__segment *seg)
 		seg->idx_loaded = true;
 		return 0;
 	}
-	kq__index_free(log->host, &seg->idx);
+	kq__seg_index_free(log->host, &seg->idx);
 	if (rv == -ENOMEM)
 		return rv;
 	log->host->log(log->host, KQ_LOG_INFO,
@@ -339,27 +339,27 @@ int kq__seg_load_index(struct kq_log *log, struct kq__segment *seg)
 	return kq__seg_rebuild_index(log, seg, &end);
 }
 
-int kq__seg_rebuild_index(struct kq_log *log, struct kq__segment *seg,
+int kq__seg_rebuild_index(struct kq_log *log, struct kq__seg *seg,
 			  uint64_t *end)
 {
-	struct kq__cursor c;
+	struct kq__seg_cursor c;
 	struct kq_record rec;
 	uint64_t size, at, last = 0, term = 0;
 	int64_t max_ts = INT64_MIN;
 	int rv;
 
-	kq__index_free(log->host, &seg->idx);
-	kq__cursor_init(&c, log, seg, KQ__HDR_SIZE, seg->size, 4 * KQ__CHUNK,
-			false);
+	kq__seg_index_free(log->host, &seg->idx);
+	kq__seg_cursor_init(&c, log, seg, KQ__SEG_HDR_SIZE, seg->size,
+			    4 * KQ__SEG_CHUNK, false);
 	for (;;) {
 		at = c.pos;
-		rv = kq__cursor_next(&c, &rec, &size);
+		rv = kq__seg_cursor_next(&c, &rec, &size);
 		if (rv <= 0)
 			break;
 		if (seg->idx.n == 0 || at - seg->idx.e[seg->idx.n - 1].pos >=
 					       log->conf.index_interval) {
-			rv = kq__index_push(log->host, &seg->idx, rec.offset,
-					    at);
+			rv = kq__seg_index_push(log->host, &seg->idx,
+						rec.offset, at);
 			if (rv != 0)
 				break;
 		}
@@ -371,9 +371,9 @@ int kq__seg_rebuild_index(struct kq_log *log, struct kq__segment *seg,
 	*end = c.pos;
 	if (rv == KQ_ECORRUPT)
 		kq__seg_report(log, seg, c.pos, c.why);
-	kq__cursor_fini(&c);
+	kq__seg_cursor_fini(&c);
 	if (rv < 0 && rv != KQ_ECORRUPT) {
-		kq__index_free(log->host, &seg->idx);
+		kq__seg_index_free(log->host, &seg->idx);
 		return rv;
 	}
 	/* Only a scan to the end knows the tail; damage stops it short. */
@@ -394,31 +394,31 @@ int kq__seg_rebuild_index(struct kq_log *log, struct kq__segment *seg,
 	return 0;
 }
 
-int kq__seg_write_index(struct kq_log *log, struct kq__segment *seg)
+int kq__seg_write_index(struct kq_log *log, struct kq__seg *seg)
 {
 	char tmp[32], name[32];
-	size_t len = KQ__HDR_SIZE + seg->idx.n * KQ__IENTRY_SIZE;
+	size_t len = KQ__SEG_HDR_SIZE + seg->idx.n * KQ__SEG_IENTRY_SIZE;
 	uint8_t *buf = log->host->malloc(len);
 	int fd, rv;
 
 	if (buf == NULL)
 		return -ENOMEM;
-	kq__header_encode(buf, KQ__FILE_INDEX, seg->base);
-	kq__index_encode(&seg->idx, 0, seg->idx.n, buf + KQ__HDR_SIZE);
+	kq__seg_header_encode(buf, KQ__SEG_FILE_INDEX, seg->base);
+	kq__seg_index_encode(&seg->idx, 0, seg->idx.n, buf + KQ__SEG_HDR_SIZE);
 	kq__seg_name(tmp, seg->base, "index.tmp");
 	kq__seg_name(name, seg->base, "index");
-	fd = kq__log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	fd = kq__seg_log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
 		log->host->free(buf);
 		return -errno;
 	}
-	rv = kq__pwrite_all(fd, buf, len, 0);
+	rv = kq__seg_pwrite_all(fd, buf, len, 0);
 	log->host->free(buf);
 	kq__seg_io.close(fd);
-	if (rv == 0 && kq__log_renameat(log, tmp, name) != 0)
+	if (rv == 0 && kq__seg_log_renameat(log, tmp, name) != 0)
 		rv = -errno;
 	if (rv != 0) {
-		kq__log_unlinkat(log, tmp, 0);
+		kq__seg_log_unlinkat(log, tmp, 0);
 		return rv;
 	}
 	seg->idx.flushed = seg->idx.n;
@@ -427,31 +427,31 @@ int kq__seg_write_index(struct kq_log *log, struct kq__segment *seg)
 		kq__seg_io.close(seg->ifd);
 		seg->ifd = -1;
 		seg->held--;
-		kq__fds_count(log->fds, &seg->slot, -1);
+		kq__seg_fds_count(log->fds, &seg->slot, -1);
 		return kq__seg_open_ifd(log, seg);
 	}
 	return 0;
 }
 
-int kq__seg_open_ifd(struct kq_log *log, struct kq__segment *seg)
+int kq__seg_open_ifd(struct kq_log *log, struct kq__seg *seg)
 {
 	char name[32];
 
 	if (seg->ifd >= 0) {
-		kq__fds_touch(log->fds, &seg->slot);
+		kq__seg_fds_touch(log->fds, &seg->slot);
 		return 0;
 	}
 	kq__seg_name(name, seg->base, "index");
-	seg->ifd = kq__log_openat(log, name, O_RDWR, 0);
+	seg->ifd = kq__seg_log_openat(log, name, O_RDWR, 0);
 	if (seg->ifd < 0)
 		return -errno;
 	kq__seg_hold(log, seg, 1);
 	return 0;
 }
 
-int kq__seg_flush_index(struct kq_log *log, struct kq__segment *seg)
+int kq__seg_flush_index(struct kq_log *log, struct kq__seg *seg)
 {
-	uint8_t buf[256 * KQ__IENTRY_SIZE];
+	uint8_t buf[256 * KQ__SEG_IENTRY_SIZE];
 
 	/* The newest segment's file may have been closed to stay within
 	 * the bound: its pending entries open it again. */
@@ -467,10 +467,10 @@ int kq__seg_flush_index(struct kq_log *log, struct kq__segment *seg)
 
 		if (to - from > 256)
 			to = from + 256;
-		kq__index_encode(&seg->idx, from, to, buf);
-		rv = kq__pwrite_all(seg->ifd, buf,
-				    (to - from) * KQ__IENTRY_SIZE,
-				    KQ__HDR_SIZE + from * KQ__IENTRY_SIZE);
+		kq__seg_index_encode(&seg->idx, from, to, buf);
+		rv = kq__seg_pwrite_all(
+			seg->ifd, buf, (to - from) * KQ__SEG_IENTRY_SIZE,
+			KQ__SEG_HDR_SIZE + from * KQ__SEG_IENTRY_SIZE);
 		if (rv != 0)
 			return rv;
 		seg->idx.flushed = to;
@@ -478,9 +478,9 @@ int kq__seg_flush_index(struct kq_log *log, struct kq__segment *seg)
 	return 0;
 }
 
-int kq__seg_tail(struct kq_log *log, struct kq__segment *seg)
+int kq__seg_tail(struct kq_log *log, struct kq__seg *seg)
 {
-	struct kq__cursor c;
+	struct kq__seg_cursor c;
 	struct kq_record rec;
 	uint64_t size;
 	int64_t max_ts = INT64_MIN;
@@ -496,11 +496,11 @@ int kq__seg_tail(struct kq_log *log, struct kq__segment *seg)
 		return rv;
 	if (seg->tail_known)
 		return 0; /* the index was just rebuilt by a full scan */
-	kq__cursor_init(&c, log, seg,
-			seg->idx.n ? seg->idx.e[seg->idx.n - 1].pos
-				   : KQ__HDR_SIZE,
-			seg->size, KQ__CHUNK, false);
-	while ((rv = kq__cursor_next(&c, &rec, &size)) == 1) {
+	kq__seg_cursor_init(&c, log, seg,
+			    seg->idx.n ? seg->idx.e[seg->idx.n - 1].pos
+				       : KQ__SEG_HDR_SIZE,
+			    seg->size, KQ__SEG_CHUNK, false);
+	while ((rv = kq__seg_cursor_next(&c, &rec, &size)) == 1) {
 		any = true;
 		seg->last = rec.offset;
 		seg->last_term = rec.term;
@@ -509,25 +509,25 @@ int kq__seg_tail(struct kq_log *log, struct kq__segment *seg)
 	}
 	if (rv == KQ_ECORRUPT)
 		kq__seg_report(log, seg, c.pos, c.why);
-	kq__cursor_fini(&c);
+	kq__seg_cursor_fini(&c);
 	if (rv != 0)
 		return rv;
-	if (any || seg->size <= KQ__HDR_SIZE) {
+	if (any || seg->size <= KQ__SEG_HDR_SIZE) {
 		seg->max_ts = max_ts;
 		seg->tail_known = true;
 	}
 	return 0;
 }
 
-int kq__seg_unlink(struct kq_log *log, struct kq__segment *seg)
+int kq__seg_unlink(struct kq_log *log, struct kq__seg *seg)
 {
 	char name[32];
 
 	kq__seg_name(name, seg->base, "log");
-	if (kq__log_unlinkat(log, name, 0) != 0 && errno != ENOENT)
+	if (kq__seg_log_unlinkat(log, name, 0) != 0 && errno != ENOENT)
 		return -errno;
 	kq__seg_name(name, seg->base, "index");
-	if (kq__log_unlinkat(log, name, 0) != 0 && errno != ENOENT)
+	if (kq__seg_log_unlinkat(log, name, 0) != 0 && errno != ENOENT)
 		return -errno;
 	return 0;
 }

@@ -22,9 +22,9 @@
  * a file creation, a rename and two fsyncs.  A torn write damages only
  * the copy being written, whose save never returned: the other still
  * holds the state before it. */
-#define STATE_VERSION	2
-#define STATE_SLOT	4096
-#define STATE_SIZE	(2 * STATE_SLOT)
+#define STATE_VERSION 2
+#define STATE_SLOT    4096
+#define STATE_SIZE    (2 * STATE_SLOT)
 
 static void encode_slot(uint8_t *b, uint64_t seq,
 			const struct kq_hard_state *hs)
@@ -34,14 +34,14 @@ static void encode_slot(uint8_t *b, uint64_t seq,
 	kq_put64le(b + 8, seq);
 	kq_put64le(b + 16, hs->term);
 	kq_put64le(b + 24, hs->vote);
-	kq_put32le(b + 32, kq__crc32c(0, b, 32));
+	kq_put32le(b + 32, kq__seg_crc32c(0, b, 32));
 }
 
 static bool decode_slot(const uint8_t *b, uint64_t *seq,
 			struct kq_hard_state *hs)
 {
 	if (memcmp(b, "KQHS", 4) != 0 || kq_get32le(b + 4) != STATE_VERSION ||
-	    kq_get32le(b + 32) != kq__crc32c(0, b, 32))
+	    kq_get32le(b + 32) != kq__seg_crc32c(0, b, 32))
 		return false;
 	*seq = kq_get64le(b + 8);
 	hs->term = kq_get64le(b + 16);
@@ -60,23 +60,24 @@ static int save_in_place(struct kq_log *log, uint64_t seq,
 
 	memset(b, 0, sizeof(b));
 	encode_slot(b, seq, hs);
-	fd = kq__log_openat(log, STATE_FILE, O_WRONLY, 0);
+	fd = kq__seg_log_openat(log, STATE_FILE, O_WRONLY, 0);
 	if (fd < 0)
 		return -errno;
-	rv = kq__pwrite_all(fd, b, sizeof(b), (seq & 1) * STATE_SLOT);
+	rv = kq__seg_pwrite_all(fd, b, sizeof(b), (seq & 1) * STATE_SLOT);
 	if (rv == 0 && kq__seg_io.fdatasync(fd) != 0)
 		rv = -errno;
 	kq__seg_io.close(fd);
 	return rv;
 }
 
-int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs)
+int kq__seg_log_save_hard_state(struct kq_log *log,
+				const struct kq_hard_state *hs)
 {
 	uint8_t file[STATE_SIZE];
 	int rv;
 
-	kq__log_report(log);
-	if (kq__log_failed(log) != 0)
+	kq__seg_log_report(log);
+	if (kq__seg_log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
 	if (log->hs_seq != 0) {
 		rv = save_in_place(log, log->hs_seq + 1, hs);
@@ -87,15 +88,15 @@ int kq__log_save_hard_state(struct kq_log *log, const struct kq_hard_state *hs)
 		memset(file, 0, sizeof(file));
 		encode_slot(file, 2, hs);
 		encode_slot(file + STATE_SLOT, 1, hs);
-		rv = kq__log_replace_file(log, STATE_FILE, STATE_TMP, file,
-					  sizeof(file));
+		rv = kq__seg_log_replace_file(log, STATE_FILE, STATE_TMP, file,
+					      sizeof(file));
 		if (rv == 0)
 			log->hs_seq = 2;
 	}
 	if (rv == 0)
 		return 0;
-	kq__log_fail(log, rv, "saving the hard state: %s", strerror(-rv));
-	kq__log_report(log);
+	kq__seg_log_fail(log, rv, "saving the hard state: %s", strerror(-rv));
+	kq__seg_log_report(log);
 	return rv;
 }
 
@@ -117,24 +118,25 @@ static int open_uncached(struct kq_log *log, bool *direct)
 	int fd;
 
 	*direct = true;
-	fd = kq__log_openat(log, STATE_FILE, O_RDONLY | O_DIRECT, 0);
+	fd = kq__seg_log_openat(log, STATE_FILE, O_RDONLY | O_DIRECT, 0);
 	if (fd >= 0 || errno != EINVAL)
 		return fd;
 	*direct = false;
-	fd = kq__log_openat(log, STATE_FILE, O_RDONLY, 0);
+	fd = kq__seg_log_openat(log, STATE_FILE, O_RDONLY, 0);
 	if (fd >= 0 && !warned) {
 		warned = true;
-		log->host->log(log->host, KQ_LOG_WARN,
-			       "%s/" STATE_FILE ": the file system has no "
-			       "O_DIRECT; hard states are read through the page "
-			       "cache, which after a failed sync may show one "
-			       "that never became durable",
-			       log->dir);
+		log->host->log(
+			log->host, KQ_LOG_WARN,
+			"%s/" STATE_FILE ": the file system has no "
+			"O_DIRECT; hard states are read through the page "
+			"cache, which after a failed sync may show one "
+			"that never became durable",
+			log->dir);
 	}
 	return fd;
 }
 
-int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
+int kq__seg_log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
 {
 	/* O_DIRECT wants an aligned buffer and length. */
 	size_t len = STATE_SIZE + STATE_SLOT;
@@ -145,7 +147,7 @@ int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
 	ssize_t r;
 	int fd, newer, rv;
 
-	kq__log_report(log);
+	kq__seg_log_report(log);
 	log->hs_seq = 0;
 	fd = open_uncached(log, &direct);
 	if (fd < 0) {
@@ -162,7 +164,7 @@ int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
 	/* Direct reads past an unaligned end fail, so one read: a regular
 	 * file reads short only at its end. */
 	r = direct ? kq__seg_io.pread(fd, buf, len, 0)
-		   : kq__pread_full(fd, buf, len, 0);
+		   : kq__seg_pread_full(fd, buf, len, 0);
 	if (r < 0 && direct)
 		r = -errno;
 	/* What was read may still sit in the device's volatile cache, or
@@ -176,7 +178,7 @@ int kq__log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
 		rv = (int)r;
 	} else if (r == STATE_V1_SIZE) {
 		if (memcmp(buf, "KQHS", 4) != 0 || kq_get32le(buf + 4) != 1 ||
-		    kq_get32le(buf + 24) != kq__crc32c(0, buf, 24)) {
+		    kq_get32le(buf + 24) != kq__seg_crc32c(0, buf, 24)) {
 			rv = damaged(log);
 		} else {
 			hs->term = kq_get64le(buf + 8);

@@ -9,9 +9,9 @@
 #include "log.h"
 
 /* The offset of a segment's first record, or UINT64_MAX when empty. */
-static uint64_t seg_first(struct kq_log *log, struct kq__segment *seg)
+static uint64_t seg_first(struct kq_log *log, struct kq__seg *seg)
 {
-	if (seg->size <= KQ__HDR_SIZE)
+	if (seg->size <= KQ__SEG_HDR_SIZE)
 		return UINT64_MAX;
 	if (kq__seg_load_index(log, seg) != 0 || seg->idx.n == 0)
 		return seg->base;
@@ -20,9 +20,9 @@ static uint64_t seg_first(struct kq_log *log, struct kq__segment *seg)
 
 static int fail_io(struct kq_log *log, int rv, const char *what, uint64_t base)
 {
-	kq__log_fail(log, rv, "%s segment %" PRIu64 ": %s", what, base,
-		     strerror(-rv));
-	kq__log_report(log);
+	kq__seg_log_fail(log, rv, "%s segment %" PRIu64 ": %s", what, base,
+			 strerror(-rv));
+	kq__seg_log_report(log);
 	return rv;
 }
 
@@ -30,9 +30,9 @@ static int fail_io(struct kq_log *log, int rv, const char *what, uint64_t base)
  * after at least one record below it. */
 static int cut_newest(struct kq_log *log, uint64_t from)
 {
-	struct kq__segment *seg = log->segs[log->nsegs - 1];
+	struct kq__seg *seg = log->segs[log->nsegs - 1];
 	bool sealed = seg->sealed;
-	struct kq__cursor c;
+	struct kq__seg_cursor c;
 	struct kq_record rec;
 	uint64_t size, cut, last = 0, term = 0;
 	int64_t max_ts = INT64_MIN;
@@ -44,12 +44,13 @@ static int cut_newest(struct kq_log *log, uint64_t from)
 		rv = kq__seg_load_index(log, seg);
 	if (rv != 0)
 		return rv;
-	k = kq__index_find(&seg->idx, from - 1);
-	kq__cursor_init(&c, log, seg, k >= 0 ? seg->idx.e[k].pos : KQ__HDR_SIZE,
-			seg->size, KQ__CHUNK, false);
+	k = kq__seg_index_find(&seg->idx, from - 1);
+	kq__seg_cursor_init(&c, log, seg,
+			    k >= 0 ? seg->idx.e[k].pos : KQ__SEG_HDR_SIZE,
+			    seg->size, KQ__SEG_CHUNK, false);
 	for (;;) {
 		cut = c.pos;
-		rv = kq__cursor_next(&c, &rec, &size);
+		rv = kq__seg_cursor_next(&c, &rec, &size);
 		if (rv != 1 || rec.offset >= from)
 			break;
 		last = rec.offset;
@@ -59,7 +60,7 @@ static int cut_newest(struct kq_log *log, uint64_t from)
 	}
 	if (rv == KQ_ECORRUPT)
 		kq__seg_report(log, seg, c.pos, c.why);
-	kq__cursor_fini(&c);
+	kq__seg_cursor_fini(&c);
 	if (rv < 0)
 		return rv;
 	while (seg->idx.n > 0 && seg->idx.e[seg->idx.n - 1].pos >= cut)
@@ -69,9 +70,9 @@ static int cut_newest(struct kq_log *log, uint64_t from)
 		if (!sealed &&
 		    (kq__seg_open_ifd(log, seg) != 0 ||
 		     kq__seg_io.ftruncate(
-			     seg->ifd, (off_t)(KQ__HDR_SIZE +
-					       seg->idx.n * KQ__IENTRY_SIZE)) !=
-			     0))
+			     seg->ifd,
+			     (off_t)(KQ__SEG_HDR_SIZE +
+				     seg->idx.n * KQ__SEG_IENTRY_SIZE)) != 0))
 			return fail_io(log, -errno, "truncating the index of",
 				       seg->base);
 	}
@@ -102,28 +103,28 @@ static int cut_newest(struct kq_log *log, uint64_t from)
 	return 0;
 }
 
-int kq__log_truncate(struct kq_log *log, uint64_t from)
+int kq__seg_log_truncate(struct kq_log *log, uint64_t from)
 {
 	bool dropped = false;
 	int rv;
 
-	kq__log_report(log);
-	if (kq__log_failed(log) != 0)
+	kq__seg_log_report(log);
+	if (kq__seg_log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
 	if (from >= log->next)
 		return 0;
 	if (from <= log->first)
-		return kq__log_reset(log, from);
+		return kq__seg_log_reset(log, from);
 	/* Newest first, so that a crash leaves a prefix of the log. */
 	while (log->nsegs > 1 &&
 	       seg_first(log, log->segs[log->nsegs - 1]) >= from) {
-		rv = kq__log_drop_seg(log, log->nsegs - 1);
+		rv = kq__seg_log_drop_seg(log, log->nsegs - 1);
 		if (rv != 0)
 			return rv;
 		dropped = true;
 	}
 	if (dropped) {
-		rv = kq__log_sync_dir(log);
+		rv = kq__seg_log_sync_dir(log);
 		if (rv != 0)
 			return rv;
 	}
@@ -132,25 +133,25 @@ int kq__log_truncate(struct kq_log *log, uint64_t from)
 		/* Where the log ends is unknown (a damaged record, a failed
 		 * truncate): appending now could place records below a
 		 * segment's base.  Refuse writes until recovery runs. */
-		kq__log_fail(log, rv, "truncating to %" PRIu64 ": %s", from,
-			     kq_strerror(rv));
-		kq__log_report(log);
+		kq__seg_log_fail(log, rv, "truncating to %" PRIu64 ": %s", from,
+				 kq_strerror(rv));
+		kq__seg_log_report(log);
 		return rv;
 	}
 	/* Lost offsets stay: a cut of records never made durable (a reopen
 	 * after a failed sync) must not free offsets acknowledged before
 	 * the damage.  Only records appended into a range drop it. */
-	kq__log_set_next(log, true);
+	kq__seg_log_set_next(log, true);
 	return 0;
 }
 
-int kq__log_reset(struct kq_log *log, uint64_t next)
+int kq__seg_log_reset(struct kq_log *log, uint64_t next)
 {
-	struct kq__segment *seg = NULL;
+	struct kq__seg *seg = NULL;
 	int rv;
 
-	kq__log_report(log);
-	if (kq__log_failed(log) != 0)
+	kq__seg_log_report(log);
+	if (kq__seg_log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
 	if (next == UINT64_MAX)
 		return KQ_EBADARG;
@@ -164,7 +165,7 @@ int kq__log_reset(struct kq_log *log, uint64_t next)
 		return fail_io(log, rv, "creating", next);
 	}
 	while (log->nsegs > 0 && log->segs[log->nsegs - 1]->base >= next) {
-		rv = kq__log_drop_seg(log, log->nsegs - 1);
+		rv = kq__seg_log_drop_seg(log, log->nsegs - 1);
 		if (rv != 0)
 			break;
 	}
@@ -173,22 +174,22 @@ int kq__log_reset(struct kq_log *log, uint64_t next)
 		if (rv != 0)
 			fail_io(log, rv, "publishing", next);
 	}
-	if (kq__log_push_seg(log, seg) != 0) {
+	if (kq__seg_log_push_seg(log, seg) != 0) {
 		kq__seg_free(log, seg);
 		return fail_io(log, -ENOMEM, "adding", next);
 	}
 	if (rv != 0)
 		return rv;
-	rv = kq__log_sync_dir(log);
+	rv = kq__seg_log_sync_dir(log);
 	if (rv != 0)
 		return rv;
 	/* Then the older ones, oldest first. */
 	while (log->nsegs > 1) {
-		rv = kq__log_drop_seg(log, 0);
+		rv = kq__seg_log_drop_seg(log, 0);
 		if (rv != 0)
 			return rv;
 	}
-	rv = kq__log_sync_dir(log);
+	rv = kq__seg_log_sync_dir(log);
 	if (rv != 0)
 		return rv;
 	pthread_mutex_lock(&log->mu);
@@ -200,33 +201,33 @@ int kq__log_reset(struct kq_log *log, uint64_t next)
 	return 0;
 }
 
-int kq__log_compact(struct kq_log *log, uint64_t before)
+int kq__seg_log_compact(struct kq_log *log, uint64_t before)
 {
 	int n = 0, rv;
 
-	kq__log_report(log);
-	if (kq__log_failed(log) != 0)
+	kq__seg_log_report(log);
+	if (kq__seg_log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
 	while (log->nsegs > 1) {
-		struct kq__segment *seg = log->segs[0];
+		struct kq__seg *seg = log->segs[0];
 
 		/* Every record of a segment is below the next one's base. */
 		if (log->segs[1]->base > before &&
-		    (kq__seg_tail(log, seg) != 0 || seg->size <= KQ__HDR_SIZE ||
-		     seg->last >= before))
+		    (kq__seg_tail(log, seg) != 0 ||
+		     seg->size <= KQ__SEG_HDR_SIZE || seg->last >= before))
 			break;
-		rv = kq__log_drop_seg(log, 0);
+		rv = kq__seg_log_drop_seg(log, 0);
 		if (rv != 0)
 			return rv;
 		n++;
 	}
 	if (n > 0)
-		kq__log_refresh_first(log);
+		kq__seg_log_refresh_first(log);
 	return n;
 }
 
-int kq__log_retention_point(struct kq_log *log, int64_t now_ms,
-			    uint64_t *before)
+int kq__seg_log_retention_point(struct kq_log *log, int64_t now_ms,
+				uint64_t *before)
 {
 	int64_t rbytes = log->conf.retention_bytes;
 	int64_t rms = log->conf.retention_ms;
@@ -234,16 +235,16 @@ int kq__log_retention_point(struct kq_log *log, int64_t now_ms,
 	size_t k = 0;
 
 	*before = log->first;
-	kq__log_report(log);
-	if (kq__log_failed(log) != 0)
+	kq__seg_log_report(log);
+	if (kq__seg_log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
 	for (size_t i = 0; i < log->nsegs; i++)
 		total += log->segs[i]->size;
 	/* Oldest first, never the newest: the first segment that stays
 	 * bounds what may go. */
 	for (; k + 1 < log->nsegs; k++) {
-		struct kq__segment *seg = log->segs[k];
-		bool del = seg->size <= KQ__HDR_SIZE;
+		struct kq__seg *seg = log->segs[k];
+		bool del = seg->size <= KQ__SEG_HDR_SIZE;
 
 		/* By size: drop the oldest while the rest still holds at
 		 * least retention_bytes. */

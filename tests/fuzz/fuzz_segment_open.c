@@ -14,7 +14,8 @@
  * record read passes its checksum and offsets increase; offsets lost to
  * damage are in order and hold no record; without injected
  * faults, a recovered log takes appends, and what was appended and synced
- * is all there after reopening; a cut keeps the offsets lost.  At most 8 files are made. */
+ * is all there after reopening; a cut keeps the offsets lost.  At most 8 files
+ * are made. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -139,15 +140,16 @@ static void put_file(const uint8_t *chunk, size_t len, int kind, uint64_t base,
 		     int header)
 {
 	char path[128];
-	uint8_t *buf = malloc(len + KQ__HDR_SIZE);
+	uint8_t *buf = malloc(len + KQ__SEG_HDR_SIZE);
 	size_t off = 0;
 
 	if (!buf)
 		abort();
 	if (header) {
-		kq__header_encode(buf, kind ? KQ__FILE_INDEX : KQ__FILE_LOG,
-				  base);
-		off = KQ__HDR_SIZE;
+		kq__seg_header_encode(
+			buf, kind ? KQ__SEG_FILE_INDEX : KQ__SEG_FILE_LOG,
+			base);
+		off = KQ__SEG_HDR_SIZE;
 	}
 	memcpy(buf + off, chunk, len);
 	snprintf(path, sizeof(path), DIR_ "/%020llu.%s",

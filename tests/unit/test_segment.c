@@ -329,21 +329,23 @@ static void test_crc32c(void **state)
 	static const char check[] = "123456789";
 	uint8_t buf[1000];
 
-	assert_int_equal(kq__crc32c(0, check, 9), 0xE3069283u);
-	assert_int_equal(kq__crc32c_table(0, check, 9), 0xE3069283u);
-	assert_int_equal(kq__crc32c(0, "", 0), 0);
+	assert_int_equal(kq__seg_crc32c(0, check, 9), 0xE3069283u);
+	assert_int_equal(kq__seg_crc32c_table(0, check, 9), 0xE3069283u);
+	assert_int_equal(kq__seg_crc32c(0, "", 0), 0);
 	/* Incremental use equals one pass. */
-	assert_int_equal(kq__crc32c(kq__crc32c(0, check, 4), check + 4, 5),
-			 0xE3069283u);
+	assert_int_equal(
+		kq__seg_crc32c(kq__seg_crc32c(0, check, 4), check + 4, 5),
+		0xE3069283u);
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = (uint8_t)(i * 131 + 7);
 	for (size_t off = 0; off < 9; off++)
 		for (size_t len = 0; len + off <= sizeof(buf); len += 37)
-			assert_int_equal(kq__crc32c(0, buf + off, len),
-					 kq__crc32c_table(0, buf + off, len));
+			assert_int_equal(
+				kq__seg_crc32c(0, buf + off, len),
+				kq__seg_crc32c_table(0, buf + off, len));
 	/* 32 bytes of zeros: the RFC 3720 (iSCSI) test vector. */
 	memset(buf, 0, 32);
-	assert_int_equal(kq__crc32c(0, buf, 32), 0x8A9136AAu);
+	assert_int_equal(kq__seg_crc32c(0, buf, 32), 0x8A9136AAu);
 }
 
 static void test_record_codec(void **state)
@@ -354,11 +356,11 @@ static void test_record_codec(void **state)
 
 	for (uint64_t off = 0; off < 4; off++) {
 		t_rec(&r, off, store);
-		kq__record_encode(buf, &r);
+		kq__seg_record_encode(buf, &r);
 		assert_int_equal(
-			kq__record_decode(buf, sizeof(buf), &out, &size),
-			KQ__REC_OK);
-		assert_int_equal(size, kq__record_size(&r));
+			kq__seg_record_decode(buf, sizeof(buf), &out, &size),
+			KQ__SEG_REC_OK);
+		assert_int_equal(size, kq__seg_record_size(&r));
 		assert_int_equal(out.offset, off);
 		assert_int_equal(out.term, r.term);
 		assert_int_equal(out.timestamp_ms, r.timestamp_ms);
@@ -367,21 +369,21 @@ static void test_record_codec(void **state)
 		/* Every prefix is short, every flipped bit is caught. */
 		for (uint64_t len = 0; len < size; len++)
 			assert_int_equal(
-				kq__record_decode(buf, len, &out, &size),
-				KQ__REC_SHORT);
+				kq__seg_record_decode(buf, len, &out, &size),
+				KQ__SEG_REC_SHORT);
 		for (uint64_t bit = 0; bit < size * 8; bit++) {
 			buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 			assert_int_not_equal(
-				kq__record_decode(buf, size, &out, &size),
-				KQ__REC_OK);
+				kq__seg_record_decode(buf, size, &out, &size),
+				KQ__SEG_REC_OK);
 			buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-			size = kq__record_size(&r);
+			size = kq__seg_record_size(&r);
 		}
 	}
 	/* The layout is fixed: length, crc, offset at byte 8. */
 	t_rec(&r, 0x0102030405060708ull, store);
-	kq__record_encode(buf, &r);
-	assert_int_equal(kq_get32le(buf), kq__record_size(&r) - 4);
+	kq__seg_record_encode(buf, &r);
+	assert_int_equal(kq_get32le(buf), kq__seg_record_size(&r) - 4);
 	assert_int_equal(kq_get64le(buf + 8), 0x0102030405060708ull);
 	assert_int_equal(buf[8], 0x08);
 }
@@ -1034,7 +1036,7 @@ static void test_hard_state(void **state)
 		kq_put32le(v1 + 4, 1);
 		kq_put64le(v1 + 8, 9);
 		kq_put64le(v1 + 16, 1);
-		kq_put32le(v1 + 24, kq__crc32c(0, v1, 24));
+		kq_put32le(v1 + 24, kq__seg_crc32c(0, v1, 24));
 		fp = fopen(path, "wb");
 		assert_int_equal(fwrite(v1, 1, sizeof(v1), fp), sizeof(v1));
 		fclose(fp);

@@ -96,7 +96,7 @@ static size_t record_bounds(const uint8_t *buf, size_t len, uint64_t *pos,
 			    size_t max)
 {
 	size_t n = 0;
-	uint64_t p = KQ__HDR_SIZE;
+	uint64_t p = KQ__SEG_HDR_SIZE;
 
 	while (p + 4 <= len && n < max) {
 		pos[n++] = p;
@@ -141,11 +141,11 @@ static void check_index_rebuild(enum damage how)
 
 		seg_name(name, bases[i], "index");
 		ix = slurp(dir, name, &len);
-		assert_true(len > KQ__HDR_SIZE + 5 * KQ__IENTRY_SIZE);
+		assert_true(len > KQ__SEG_HDR_SIZE + 5 * KQ__SEG_IENTRY_SIZE);
 		switch (how) {
 		case NO_INDEX: break;
 		case SHORT_INDEX:
-			len = KQ__HDR_SIZE + 2 * KQ__IENTRY_SIZE + 5;
+			len = KQ__SEG_HDR_SIZE + 2 * KQ__SEG_IENTRY_SIZE + 5;
 			break;
 		case GARBAGE_INDEX:
 			for (size_t k = 0; k < len; k++)
@@ -154,10 +154,11 @@ static void check_index_rebuild(enum damage how)
 		case SHIFTED_INDEX:
 			/* Consistent on its face, wrong in fact. */
 			for (size_t k = 1;
-			     (k + 1) * KQ__IENTRY_SIZE + KQ__HDR_SIZE <= len;
+			     (k + 1) * KQ__SEG_IENTRY_SIZE + KQ__SEG_HDR_SIZE <=
+			     len;
 			     k++) {
-				uint8_t *e =
-					ix + KQ__HDR_SIZE + k * KQ__IENTRY_SIZE;
+				uint8_t *e = ix + KQ__SEG_HDR_SIZE +
+					     k * KQ__SEG_IENTRY_SIZE;
 
 				/* Below the truth: a read seeking there
 				 * would skip the records in between. */
@@ -194,8 +195,9 @@ static void check_index_rebuild(enum damage how)
 		seg_name(name, bases[i], "index");
 		sz = t_file_size(dir, name);
 		assert_int_not_equal(sz, UINT64_MAX);
-		assert_int_equal((sz - KQ__HDR_SIZE) % KQ__IENTRY_SIZE, 0);
-		assert_true(sz > KQ__HDR_SIZE + 5 * KQ__IENTRY_SIZE);
+		assert_int_equal((sz - KQ__SEG_HDR_SIZE) % KQ__SEG_IENTRY_SIZE,
+				 0);
+		assert_true(sz > KQ__SEG_HDR_SIZE + 5 * KQ__SEG_IENTRY_SIZE);
 	}
 	assert_int_equal(t_count_files(dir, ".tmp"), 0);
 	log = t_open(mod, dir, 8192);
@@ -263,8 +265,8 @@ static void test_torn_every_byte(void **state)
 				 whole);
 		assert_int_equal(rv, 0);
 		assert_int_equal(t_file_size(dir, SEG0 ".log"),
-				 len < KQ__HDR_SIZE ? KQ__HDR_SIZE
-						    : pos[whole]);
+				 len < KQ__SEG_HDR_SIZE ? KQ__SEG_HDR_SIZE
+							: pos[whole]);
 		if (len != pos[whole])
 			assert_true(t_nlogs > before); /* it was logged */
 		/* The log goes on from the complete records. */
@@ -364,7 +366,7 @@ static void test_torn_garbage(void **state)
  * field hides records from the count). */
 static uint64_t lost_count(uint64_t bytes, uint64_t whole)
 {
-	uint64_t most = bytes / KQ__REC_FIXED;
+	uint64_t most = bytes / KQ__SEG_REC_FIXED;
 
 	return most > whole ? most : whole;
 }
@@ -573,7 +575,8 @@ static void test_lost_bound(void **state)
 	flip(dir, SEG0 ".log", loglen - 3);
 	for (int cycle = 0; cycle < 17; cycle++) {
 		log = t_open(mod, dir, 0);
-		assert_int_equal(t_ops->lost(log, &lost), cycle + 1 < 17 ? cycle + 1 : 16);
+		assert_int_equal(t_ops->lost(log, &lost),
+				 cycle + 1 < 17 ? cycle + 1 : 16);
 		if (cycle == 0)
 			first = lost[0];
 		next = lost[t_ops->lost(log, &lost) - 1].end;
@@ -643,7 +646,8 @@ static void test_lost_whole_segment(void **state)
 	log = t_open(mod, dir, 0);
 	assert_int_equal(t_ops->lost(log, &lost), 1);
 	assert_int_equal(lost[0].from, 0);
-	assert_int_equal(lost[0].end, lost_count(len - KQ__HDR_SIZE, 2) + 1);
+	assert_int_equal(lost[0].end,
+			 lost_count(len - KQ__SEG_HDR_SIZE, 2) + 1);
 	t_ops->close(log);
 	free(buf);
 	t_module_free(mod);
@@ -698,25 +702,21 @@ static void test_damage_in_newest_keeps_later_records(void **state)
 	for (int round = 0; round < 2; round++) {
 		spit(dir, SEG0 ".log", logb, loglen);
 		spit(dir, SEG0 ".index", ixb, ixlen);
-		flip(dir, SEG0 ".log",
-		     round == 0 ? pos[25] - 3 : pos[24] + 1);
+		flip(dir, SEG0 ".log", round == 0 ? pos[25] - 3 : pos[24] + 1);
 		for (int reopen = 0; reopen < 2; reopen++) {
 			int before = t_nlogs;
 
 			log = t_open(mod, dir, 0);
 			assert_int_equal(t_ops->next_offset(log), 50);
-			assert_int_equal(t_file_size(dir, SEG0 ".log"),
-					 loglen);
+			assert_int_equal(t_file_size(dir, SEG0 ".log"), loglen);
 			if (reopen == 0)
 				assert_true(t_nlogs > before); /* reported */
-			assert_int_equal(t_read_all(log, 0, offs, 64, &rv,
-						    &next),
-					 24);
+			assert_int_equal(
+				t_read_all(log, 0, offs, 64, &rv, &next), 24);
 			assert_int_equal(rv, KQ_ECORRUPT);
 			assert_int_equal(next, 24);
-			assert_int_equal(t_read_all(log, 25, offs, 64, &rv,
-						    &next),
-					 25);
+			assert_int_equal(
+				t_read_all(log, 25, offs, 64, &rv, &next), 25);
 			assert_int_equal(rv, 0);
 			assert_int_equal(offs[0], 25);
 			assert_int_equal(offs[24], 49);
