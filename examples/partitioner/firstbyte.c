@@ -8,6 +8,7 @@
  *
  * A module exports exactly one symbol, kq_plugin_entry; everything else
  * here is static. */
+#include <kafkaesque/config.h>
 #include <kafkaesque/partitioner.h>
 
 /* The module has no options: the SDK's helper names any key given and
@@ -15,7 +16,7 @@
 static int firstbyte_init(const struct kq_host *host, void **state)
 {
 	*state = NULL;
-	return kq_host_config_empty(host);
+	return kq_config_keys(host, NULL);
 }
 
 static void firstbyte_fini(void *state)

@@ -4,6 +4,7 @@
 #define KAFKAESQUE_H
 
 #include "bytes.h"
+#include "config.h"
 #include "consensus.h"
 #include "error.h"
 #include "list.h"

@@ -22,7 +22,8 @@
  * private fields for kq_req and kq_consume; one word for the durable
  * logs lent to consensus: struct kq_store, kq_store_api, host->store and
  * kq_group_config.store (were kq_plog, kq_log_api, host->logs, .log);
- * a standalone broker's kq_broker_info has no address;
+ * a standalone broker's kq_broker_info has no address; config.h's
+ * typed readers replace kq_host_config_empty;
  * 6: kq_consume.wake and KQ_CONSUME_WAIT;
  * 5: kq_consensus_ops.call and reply, kq_host.serve,
  * kq_broker_info.leads;
@@ -142,31 +143,5 @@ struct kq_host {
 	void (*serve)(const struct kq_host *host, struct kq_incoming *in,
 		      int from, const void *req, size_t len);
 };
-
-/* For a module that takes no options: returns 0 when its config section
- * is absent or an empty object, else logs one line per stray key with its
- * JSON path ("<module>.<key>: unknown key") and returns KQ_ECONFIG. */
-static inline int kq_host_config_empty(const struct kq_host *host)
-{
-	const char *key;
-	json_t *v;
-	int err = 0;
-
-	if (!host->config)
-		return 0;
-	if (!json_is_object(host->config)) {
-		host->log(host, KQ_LOG_ERROR, "%s: expected an object",
-			  host->module);
-		return KQ_ECONFIG;
-	}
-	/* jansson's iteration takes a non-const object; it only reads. */
-	json_object_foreach((json_t *)host->config, key, v)
-	{
-		host->log(host, KQ_LOG_ERROR, "%s.%s: unknown key",
-			  host->module, key);
-		err = KQ_ECONFIG;
-	}
-	return err;
-}
 
 #endif /* KAFKAESQUE_PLUGIN_H */

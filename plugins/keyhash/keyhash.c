@@ -1,6 +1,7 @@
 /* The `keyhash` partitioner: a keyed message goes where Kafka's default
  * partitioner would put it, (murmur2(key) & 0x7fffffff) % partitions; a
  * message without a key goes round-robin over the partitions. */
+#include <kafkaesque/config.h>
 #include <kafkaesque/partitioner.h>
 
 #include "murmur2.h"
@@ -10,7 +11,7 @@
 static int keyhash_init(const struct kq_host *host, void **state)
 {
 	*state = NULL;
-	return kq_host_config_empty(host);
+	return kq_config_keys(host, NULL);
 }
 
 static void keyhash_fini(void *state)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <kafkaesque/clock.h>
+#include <kafkaesque/config.h>
 #include <kafkaesque/consensus.h>
 #include <kafkaesque/list.h>
 
@@ -40,30 +41,17 @@ struct kq_group {
 
 static int local_init(const struct kq_host *host, void **state)
 {
-	json_int_t every = SNAPSHOT_EVERY_DEFAULT;
-	const char *key;
+	static const char *const keys[] = {"snapshot_every", NULL};
+	int64_t every = SNAPSHOT_EVERY_DEFAULT; /* 0: never */
 	struct local *l;
-	json_t *v;
+	int rv;
 
-	if (host->config && !json_is_object(host->config)) {
-		host->log(host, KQ_LOG_ERROR, "local: expected an object");
-		return KQ_ECONFIG;
-	}
-	json_object_foreach((json_t *)host->config, key, v)
-	{
-		if (strcmp(key, "snapshot_every") != 0) {
-			host->log(host, KQ_LOG_ERROR, "local.%s: unknown key",
-				  key);
-			return KQ_ECONFIG;
-		}
-		if (!json_is_integer(v) || json_integer_value(v) < 0) {
-			host->log(host, KQ_LOG_ERROR,
-				  "local.snapshot_every: expected a "
-				  "non-negative integer (0: never)");
-			return KQ_ECONFIG;
-		}
-		every = json_integer_value(v);
-	}
+	rv = kq_config_keys(host, keys);
+	if (rv == 0)
+		rv = kq_config_int(host, "snapshot_every", 0, INT64_MAX,
+				   &every);
+	if (rv != 0)
+		return rv;
 	l = host->malloc(sizeof(*l));
 	if (!l)
 		return -ENOMEM;

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <kafkaesque/config.h>
+
 #include "module.h"
 
 static size_t bucket_of(const struct kq__raft_module *mod, uint64_t id)
@@ -222,37 +224,26 @@ static void deliver(void *ctx, uint64_t id, const struct kq__raft_msg *m)
 
 /* ------------------------------------------------------------ config */
 
-static int get_uint(const struct kq_host *host, const char *key, json_t *v,
-		    unsigned min, unsigned max, unsigned *out)
+/* An unsigned option in [min, max] over *out. */
+static int get_uint(const struct kq_host *host, const char *key, unsigned min,
+		    unsigned max, unsigned *out)
 {
-	if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
-	    json_integer_value(v) > (json_int_t)max) {
-		host->log(host, KQ_LOG_ERROR,
-			  "raft.%s: expected an integer %u..%u", key, min, max);
-		return KQ_ECONFIG;
-	}
-	*out = (unsigned)json_integer_value(v);
-	return 0;
-}
+	int64_t v = *out;
+	int rv = kq_config_int(host, key, min, max, &v);
 
-static int get_bool(const struct kq_host *host, const char *key, json_t *v,
-		    bool *out)
-{
-	if (!json_is_boolean(v)) {
-		host->log(host, KQ_LOG_ERROR, "raft.%s: expected true or false",
-			  key);
-		return KQ_ECONFIG;
-	}
-	*out = json_is_true(v);
-	return 0;
+	*out = (unsigned)v;
+	return rv;
 }
 
 static int parse_config(struct kq__raft_module *mod)
 {
+	static const char *const keys[] = {"tick_ms",	      "election_ticks",
+					   "heartbeat_ticks", "pre_vote",
+					   "check_quorum",    "snapshot_every",
+					   "cache_bytes",     "max_campaigns",
+					   "balance_leaders", NULL};
 	const struct kq_host *host = mod->host;
-	const char *key;
-	json_t *v;
-	int rv = 0;
+	int rv;
 
 	mod->tick_ms = 50;
 	mod->election_ticks = 10;
@@ -264,39 +255,33 @@ static int parse_config(struct kq__raft_module *mod)
 	mod->balance_leaders = true;
 	mod->max_campaigns = 64;
 	mod->seed = uv_hrtime() ^ ((uint64_t)getpid() << 20);
-	json_object_foreach((json_t *)host->config, key, v)
-	{
-		if (strcmp(key, "tick_ms") == 0)
-			rv = get_uint(host, key, v, 1, 10000, &mod->tick_ms);
-		else if (strcmp(key, "election_ticks") == 0)
-			rv = get_uint(host, key, v, 2, 1000,
-				      &mod->election_ticks);
-		else if (strcmp(key, "heartbeat_ticks") == 0)
-			rv = get_uint(host, key, v, 1, 1000,
-				      &mod->heartbeat_ticks);
-		else if (strcmp(key, "pre_vote") == 0)
-			rv = get_bool(host, key, v, &mod->pre_vote);
-		else if (strcmp(key, "check_quorum") == 0)
-			rv = get_bool(host, key, v, &mod->check_quorum);
-		else if (strcmp(key, "snapshot_every") == 0)
-			rv = get_uint(host, key, v, 0, 1000000000,
-				      &mod->snapshot_every);
-		else if (strcmp(key, "cache_bytes") == 0)
-			rv = get_uint(host, key, v, 0, 1u << 30,
-				      &mod->cache_bytes);
-		else if (strcmp(key, "max_campaigns") == 0)
-			rv = get_uint(host, key, v, 1, 1000000,
-				      &mod->max_campaigns);
-		else if (strcmp(key, "balance_leaders") == 0)
-			rv = get_bool(host, key, v, &mod->balance_leaders);
-		else {
-			host->log(host, KQ_LOG_ERROR, "raft.%s: unknown key",
-				  key);
-			rv = KQ_ECONFIG;
-		}
-		if (rv != 0)
-			return rv;
-	}
+	rv = kq_config_keys(host, keys);
+	if (rv == 0)
+		rv = get_uint(host, "tick_ms", 1, 10000, &mod->tick_ms);
+	if (rv == 0)
+		rv = get_uint(host, "election_ticks", 2, 1000,
+			      &mod->election_ticks);
+	if (rv == 0)
+		rv = get_uint(host, "heartbeat_ticks", 1, 1000,
+			      &mod->heartbeat_ticks);
+	if (rv == 0)
+		rv = kq_config_bool(host, "pre_vote", &mod->pre_vote);
+	if (rv == 0)
+		rv = kq_config_bool(host, "check_quorum", &mod->check_quorum);
+	if (rv == 0)
+		rv = get_uint(host, "snapshot_every", 0, 1000000000,
+			      &mod->snapshot_every);
+	if (rv == 0)
+		rv = get_uint(host, "cache_bytes", 0, 1u << 30,
+			      &mod->cache_bytes);
+	if (rv == 0)
+		rv = get_uint(host, "max_campaigns", 1, 1000000,
+			      &mod->max_campaigns);
+	if (rv == 0)
+		rv = kq_config_bool(host, "balance_leaders",
+				    &mod->balance_leaders);
+	if (rv != 0)
+		return rv;
 	if (mod->heartbeat_ticks >= mod->election_ticks) {
 		host->log(host, KQ_LOG_ERROR,
 			  "raft.heartbeat_ticks: expected fewer than "

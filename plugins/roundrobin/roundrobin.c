@@ -1,5 +1,6 @@
 /* The `roundrobin` partitioner: keys are ignored, message n of the topic
  * (as counted by this broker) goes to partition n % partitions. */
+#include <kafkaesque/config.h>
 #include <kafkaesque/partitioner.h>
 
 /* No options yet: any key in the module's section is reported with its
@@ -7,7 +8,7 @@
 static int roundrobin_init(const struct kq_host *host, void **state)
 {
 	*state = NULL;
-	return kq_host_config_empty(host);
+	return kq_config_keys(host, NULL);
 }
 
 static void roundrobin_fini(void *state)

@@ -55,10 +55,10 @@ struct kq__seg_module {
 	struct kq__seg_fds fds;
 };
 
-/* Parses the module's config object (NULL: all defaults) into *conf.
- * Returns 0, or KQ_ECONFIG after logging one line naming the JSON path. */
-int kq__seg_conf_parse(const struct kq_host *host, const json_t *cfg,
-		       struct kq__seg_conf *conf);
+/* Parses the module's config section (host->config; NULL: all defaults)
+ * into *conf.  Returns 0, or KQ_ECONFIG after logging one line naming the
+ * JSON path. */
+int kq__seg_conf_parse(const struct kq_host *host, struct kq__seg_conf *conf);
 
 /* A segment's .log file descriptor.  Shared with sync(), which may still
  * flush it after the segment was deleted: closed when the last reference

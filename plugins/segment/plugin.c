@@ -35,7 +35,7 @@ static int seg_init(const struct kq_host *host, void **state)
 		return -ENOMEM;
 	memset(mod, 0, sizeof(*mod));
 	mod->host = host;
-	rv = kq__seg_conf_parse(host, host->config, &mod->conf);
+	rv = kq__seg_conf_parse(host, &mod->conf);
 	if (rv != 0) {
 		host->free(mod);
 		return rv;

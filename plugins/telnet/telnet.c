@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <kafkaesque/config.h>
 #include <kafkaesque/kafkaesque.h>
 #include <kafkaesque/list.h>
 
@@ -42,20 +43,6 @@
 #define LOG(srv, lvl, ...) (srv)->host->log((srv)->host, (lvl), __VA_ARGS__)
 
 /* ---------------------------------------------------------------- config */
-
-static int cfg_int(const struct kq__tn_server *srv, const char *key, json_t *v,
-		   json_int_t min, json_int_t max, json_int_t *out)
-{
-	if (!json_is_integer(v) || json_integer_value(v) < min ||
-	    json_integer_value(v) > max) {
-		LOG(srv, KQ_LOG_ERROR,
-		    "telnet.%s: expected an integer %lld..%lld", key,
-		    (long long)min, (long long)max);
-		return KQ_ECONFIG;
-	}
-	*out = json_integer_value(v);
-	return 0;
-}
 
 /* Reads the password: the file's bytes up to an optional final line end.
  */
@@ -173,77 +160,50 @@ void kq__tn_auth_log(struct kq__tn_conn *c)
 	    addr, c->auth_failures);
 }
 
-static int read_config(struct kq__tn_server *srv, const json_t *cfg)
+static int read_config(struct kq__tn_server *srv)
 {
-	const char *host = "127.0.0.1";
-	const char *key;
-	json_t *v;
-	json_int_t n;
+	static const char *const keys[] = {"host",
+					   "port",
+					   "max_line",
+					   "max_connections",
+					   "max_input_bytes",
+					   "stall_timeout_ms",
+					   "password_file",
+					   NULL};
+	const struct kq_host *host = srv->host;
+	const char *bind = "127.0.0.1", *password = NULL;
+	int64_t port = 8080, max_line = KQ__TN_MAX_LINE_DEFAULT;
+	int64_t max_conns = 1024, max_input = 128 << 20, stall = 30000;
+	int rv;
 
-	srv->port = 8080;
-	srv->max_line = KQ__TN_MAX_LINE_DEFAULT;
-	srv->max_conns = 1024;
-	srv->max_input = 128u << 20;
-	srv->stall_timeout_ms = 30000;
-	if (cfg && !json_is_object(cfg)) {
-		LOG(srv, KQ_LOG_ERROR, "telnet: expected an object");
-		return KQ_ECONFIG;
-	}
-	if (cfg) {
-		json_object_foreach((json_t *)cfg, key, v)
-		{
-			if (strcmp(key, "host") == 0) {
-				if (!json_is_string(v) ||
-				    json_string_length(v) == 0) {
-					LOG(srv, KQ_LOG_ERROR,
-					    "telnet.host: expected a non-empty "
-					    "string");
-					return KQ_ECONFIG;
-				}
-				host = json_string_value(v);
-			} else if (strcmp(key, "port") == 0) {
-				if (cfg_int(srv, key, v, 1, 65535, &n) < 0)
-					return KQ_ECONFIG;
-				srv->port = (int)n;
-			} else if (strcmp(key, "max_line") == 0) {
-				if (cfg_int(srv, key, v, 16, 1 << 30, &n) < 0)
-					return KQ_ECONFIG;
-				srv->max_line = (size_t)n;
-			} else if (strcmp(key, "max_connections") == 0) {
-				if (cfg_int(srv, key, v, 1, 1000000, &n) < 0)
-					return KQ_ECONFIG;
-				srv->max_conns = (unsigned)n;
-			} else if (strcmp(key, "stall_timeout_ms") == 0) {
-				if (cfg_int(srv, key, v, 1, 86400000, &n) < 0)
-					return KQ_ECONFIG;
-				srv->stall_timeout_ms = (uint32_t)n;
-			} else if (strcmp(key, "max_input_bytes") == 0) {
-				if (cfg_int(srv, key, v, 1 << 16, INT64_MAX,
-					    &n) < 0)
-					return KQ_ECONFIG;
-				srv->max_input = (size_t)n;
-			} else if (strcmp(key, "password_file") == 0) {
-				if (!json_is_string(v) ||
-				    json_string_length(v) == 0) {
-					LOG(srv, KQ_LOG_ERROR,
-					    "telnet.password_file: expected a "
-					    "file name");
-					return KQ_ECONFIG;
-				}
-				if (read_password(srv, json_string_value(v)))
-					return KQ_ECONFIG;
-			} else {
-				LOG(srv, KQ_LOG_ERROR,
-				    "telnet.%s: unknown key (known: host, "
-				    "port, max_line, max_connections, "
-				    "max_input_bytes, stall_timeout_ms, "
-				    "password_file)",
-				    key);
-				return KQ_ECONFIG;
-			}
-		}
-	}
-	srv->bind_host = strdup(host);
+	rv = kq_config_keys(host, keys);
+	if (rv == 0)
+		rv = kq_config_string(host, "host", &bind);
+	if (rv == 0)
+		rv = kq_config_int(host, "port", 1, 65535, &port);
+	if (rv == 0)
+		rv = kq_config_int(host, "max_line", 16, 1 << 30, &max_line);
+	if (rv == 0)
+		rv = kq_config_int(host, "max_connections", 1, 1000000,
+				   &max_conns);
+	if (rv == 0)
+		rv = kq_config_int(host, "stall_timeout_ms", 1, 86400000,
+				   &stall);
+	if (rv == 0)
+		rv = kq_config_int(host, "max_input_bytes", 1 << 16, INT64_MAX,
+				   &max_input);
+	if (rv == 0)
+		rv = kq_config_string(host, "password_file", &password);
+	if (rv == 0 && password && read_password(srv, password))
+		rv = KQ_ECONFIG;
+	if (rv != 0)
+		return rv;
+	srv->port = (int)port;
+	srv->max_line = (size_t)max_line;
+	srv->max_conns = (unsigned)max_conns;
+	srv->stall_timeout_ms = (uint32_t)stall;
+	srv->max_input = (size_t)max_input;
+	srv->bind_host = strdup(bind);
 	return srv->bind_host ? 0 : -ENOMEM;
 }
 
@@ -1011,7 +971,7 @@ static int tn_init(const struct kq_host *host, void **state)
 	srv->host = host;
 	srv->api = host->api;
 	srv->spare_fd = -1;
-	r = read_config(srv, host->config);
+	r = read_config(srv);
 	if (r < 0) {
 		free(srv->bind_host);
 		free(srv);

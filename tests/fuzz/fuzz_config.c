@@ -374,14 +374,15 @@ static void module(const struct kq__config *c, const char *name,
 static void modules(const struct kq__config *c)
 {
 	struct kq__seg_conf sc;
-	struct kq_host host = {.module = "segment", .log = quiet};
+	struct kq_host host = {.module = "segment",
+			       .config = kq__config_section(c, "segment"),
+			       .log = quiet};
 
 	module(c, "telnet", kq__fuzz_telnet_entry());
 	module(c, "local", kq__fuzz_local_entry());
 	module(c, "keyhash", kq__fuzz_keyhash_entry());
 	module(c, "roundrobin", kq__fuzz_roundrobin_entry());
-	if (kq__seg_conf_parse(&host, kq__config_section(c, "segment"), &sc) ==
-		    0 &&
+	if (kq__seg_conf_parse(&host, &sc) == 0 &&
 	    (sc.segment_bytes < 4096 || sc.fsync_interval_ms < 1 ||
 	     sc.index_interval < 1))
 		abort();

@@ -442,15 +442,19 @@ static void test_config_errors(void **state)
 			    "least 4096");
 	/* Retention is a property of each topic, set by the broker. */
 	expect_config_error("{\"retention_ms\": 1000}",
-			    "segment.retention_ms: unknown key");
+			    "segment.retention_ms: unknown key "
+			    "(known: segment_bytes, fsync, fsync_interval_ms, "
+			    "open_files, index_interval_bytes)");
 	expect_config_error("{\"fsync_interval_ms\": 0}",
 			    "segment.fsync_interval_ms: expected an integer "
-			    "from 1 to 4294967295");
+			    "1..4294967295");
 	expect_config_error("{\"index_interval_bytes\": 0}",
 			    "segment.index_interval_bytes: expected an "
-			    "integer from 1 to 1073741824");
+			    "integer 1..1073741824");
 	expect_config_error("{\"segmentbytes\": 4096}",
-			    "segment.segmentbytes: unknown key");
+			    "segment.segmentbytes: unknown key "
+			    "(known: segment_bytes, fsync, fsync_interval_ms, "
+			    "open_files, index_interval_bytes)");
 	expect_config_error("[1]", "segment: expected an object");
 }
 
