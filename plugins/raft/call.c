@@ -64,8 +64,8 @@ void kq__raft_calls_run_failed(struct kq__raft_module *mod)
 	}
 }
 
-void kq__raft_calls_reply(void *ctx, int from, uint64_t id,
-			  const uint8_t *body, size_t len)
+void kq__raft_calls_reply(void *ctx, int from, uint64_t id, const uint8_t *body,
+			  size_t len)
 {
 	struct kq__raft_module *mod = ctx;
 	struct kq_call *call;
@@ -123,8 +123,7 @@ void kq__raft_calls_cancel(struct kq__raft_module *mod)
 }
 
 static void send_reply(struct kq__raft_module *mod, int to, uint64_t conn,
-		       uint64_t id, uint8_t status, const void *buf,
-		       size_t len)
+		       uint64_t id, uint8_t status, const void *buf, size_t len)
 {
 	uint8_t *body;
 

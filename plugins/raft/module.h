@@ -62,16 +62,16 @@ struct kq_group {
 	uint64_t leader_seen;	     /* for leader-change log lines */
 	uint64_t *voters;	     /* its replicas' broker ids */
 	size_t n_voters;
-	int preferred;		     /* its first replica (0: none): the
-				      * leader placement chose */
-	unsigned led_ticks;	     /* ticks led since the last hand-over
-				      * try */
-	unsigned handover_tries;     /* since the preferred broker last led:
-				      * the wait is election_ticks << it */
-	uint64_t refused;	     /* peer messages refused */
-	int failed;		     /* the error that stopped the group */
-	bool running;		     /* inside run(): no re-entry */
-	bool again;		     /* run() was asked for again */
+	int preferred;		 /* its first replica (0: none): the
+				  * leader placement chose */
+	unsigned led_ticks;	 /* ticks led since the last hand-over
+				  * try */
+	unsigned handover_tries; /* since the preferred broker last led:
+				  * the wait is election_ticks << it */
+	uint64_t refused;	 /* peer messages refused */
+	int failed;		 /* the error that stopped the group */
+	bool running;		 /* inside run(): no re-entry */
+	bool again;		 /* run() was asked for again */
 	bool closed;
 
 	bool asleep; /* quiet, and so off the module's awake list */
@@ -125,7 +125,7 @@ struct kq__raft_module {
 				 * tick */
 	bool resweep;		/* a sleeping group waits for a hand-over
 				 * slot: look at them again next tick */
-	uint64_t unknown;     /* messages for groups not open here */
+	uint64_t unknown;	/* messages for groups not open here */
 
 	/* Proposals of closed groups, completed with KQ_ECANCELED from the
 	 * `later` timer. */
@@ -150,9 +150,65 @@ struct kq__raft_module {
 /* Requests of other brokers served here at once; more are answered BUSY. */
 #define KQ__RAFT_INCOMING_MAX 4096
 
-/* group.c: the per-group adapter around struct kq__raft. */
+/* The broker's store calls (host->store). */
+static inline const struct kq_store_api *kq__raft_store(struct kq_group *g)
+{
+	return g->mod->host->store;
+}
+
+/* entry.c: a record's payload as an entry's, and back. */
+/* Encodes rec's payload into a new buffer (NULL for a control record,
+ * which has none): malloc'd, or a kq__raft_buf when `rbuf`; *len
+ * receives its size.  Returns 0, KQ_EBADARG (too large) or -ENOMEM. */
+int kq__raft_entry_encode(const struct kq_record *rec, bool rbuf, void **out,
+			  uint32_t *len);
+/* The record view of an entry; its pointers borrow the entry's payload. */
+void kq__raft_entry_decode(const struct kq__raft_entry *e,
+			   struct kq_record *rec);
+
+/* terms.c: where each term starts in the group's log (g->terms). */
+/* Records that `index` has `term`; indexes come in increasing order. */
+int kq__raft_terms_push(struct kq_group *g, uint64_t index, uint64_t term);
+/* Forgets the terms of entries from `from` on (the point stays). */
+void kq__raft_terms_truncate(struct kq_group *g, uint64_t from);
+/* The log restarts after `point`, of term `term`. */
+void kq__raft_terms_reset(struct kq_group *g, uint64_t point, uint64_t term);
+/* Forgets what lies before `point`, which becomes the first index. */
+void kq__raft_terms_prune(struct kq_group *g, uint64_t point);
+/* The term of `index`, or -ENOENT below the point. */
+int kq__raft_terms_lookup(const struct kq_group *g, uint64_t index,
+			  uint64_t *term);
+/* Finds the term starts inside (lo, hi] of the stored log, given the
+ * terms at both ends, by bisection through the store. */
+int kq__raft_terms_scan(struct kq_group *g, uint64_t lo, uint64_t tlo,
+			uint64_t hi, uint64_t thi);
+
+/* hooks.c: the core's read and term_at hooks (ctx: the group). */
+int kq__raft_hook_read(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
+		       struct kq__raft_entry *out, size_t *n);
+int kq__raft_hook_term_at(void *ctx, uint64_t index, uint64_t *term);
+
+/* snapshot.c */
+/* Installs the leader's snapshot, or a log group's restart point (data
+ * NULL), durably: the snapshot file, then the log restarts after it.
+ * Returns 0, or an error with *what naming the step that failed (the
+ * caller stops the group).  The state itself is restored by the caller
+ * once the ready is done. */
+int kq__raft_snap_install(struct kq_group *g, const struct kq__raft_snapshot *s,
+			  const char **what);
+/* Takes a state machine's snapshot once snapshot_every entries were
+ * applied since the last, then compacts the core and the log; a failure
+ * is logged and tried again as many entries later. */
+void kq__raft_snap_maybe(struct kq_group *g);
+
+/* open.c: kq_consensus_ops.group_open. */
 int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 			struct kq_group **out);
+
+/* group.c: the per-group adapter around struct kq__raft. */
+/* Drains the core (readies, then proposals settled); re-entry loops
+ * instead of nesting.  Frees a group closed meanwhile. */
+void kq__raft_group_run(struct kq_group *g);
 void kq__raft_group_close(struct kq_group *g);
 int kq__raft_group_propose(struct kq_group *g, struct kq_propose_req *req,
 			   const struct kq_record *recs, size_t n,
@@ -193,8 +249,8 @@ void kq__raft_reply(void *state, struct kq_incoming *in, const void *buf,
 		    size_t len);
 void kq__raft_calls_serve(void *ctx, int from, uint64_t conn, uint64_t id,
 			  const uint8_t *body, size_t len);
-void kq__raft_calls_reply(void *ctx, int from, uint64_t id,
-			  const uint8_t *body, size_t len);
+void kq__raft_calls_reply(void *ctx, int from, uint64_t id, const uint8_t *body,
+			  size_t len);
 void kq__raft_calls_down(void *ctx, int id);
 /* Fails the calls past their deadline; once per tick. */
 void kq__raft_calls_tick(struct kq__raft_module *mod);

@@ -1,12 +1,12 @@
 /* Deterministic simulation of whole Raft replicas.
  *
  * Where raft-sim drives the pure core, this program runs what a broker
- * runs: the group adapter (plugins/raft/group.c) around the real core,
- * over a simulated storage that implements struct kq_store_api with the
- * semantics of include/kafkaesque/storage.h (segments, a durable prefix
- * and an unsynced tail, grouped asynchronous syncs, truncate, reset,
- * compact, hard state and snapshot files).  The pieces of the module that
- * group.c calls outside itself (the group table, the `later` timer and
+ * runs: the group adapter (plugins/raft/group.c and the files beside
+ * it) around the real core, over a simulated storage that implements struct
+ * kq_store_api with the semantics of include/kafkaesque/storage.h (segments, a
+ * durable prefix and an unsynced tail, grouped asynchronous syncs, truncate,
+ * reset, compact, hard state and snapshot files).  The pieces of the module
+ * that the adapter calls outside itself (the group table, the `later` timer and
  * the cluster port) are defined here, over a simulated network.
  *
  * One seed drives everything: crashes (losing the unsynced tail, or
