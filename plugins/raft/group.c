@@ -591,12 +591,13 @@ int kq__raft_group_propose(struct kq_group *g, struct kq_propose_req *req,
 		if (!rec.timestamp_ms)
 			rec.timestamp_ms = now;
 		e[i].flags = rec.flags & KQ__RAFT_ENTRY_CONTROL;
-		rv = kq__raft_entry_encode(&rec, false, &e[i].data, &e[i].len);
+		rv = kq__raft_entry_encode(&rec, true, &e[i].data, &e[i].len);
 	}
+	/* The encoded payloads go to the core as they are, not copied. */
 	if (rv == 0)
-		rv = kq__raft_propose(g->r, e, n, &first);
+		rv = kq__raft_propose_bufs(g->r, e, n, &first);
 	for (size_t i = 0; i < n; i++)
-		free(e[i].data);
+		kq__raft_buf_unref(e[i].data);
 	free(e);
 	if (rv != 0) {
 		free(p);

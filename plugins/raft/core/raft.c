@@ -496,8 +496,8 @@ int kq__raft_step(struct kq__raft *r, const struct kq__raft_msg *m)
 	return status(r);
 }
 
-int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
-		     size_t n, uint64_t *first)
+static int propose(struct kq__raft *r, const struct kq__raft_entry *e, size_t n,
+		   uint64_t *first, bool copy)
 {
 	uint64_t index = kq__raft_log_last(&r->log) + 1;
 	int rv = leader_only(r);
@@ -512,12 +512,17 @@ int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
 			.term = r->term,
 			.flags = e[i].flags,
 			.len = e[i].len,
-			.data = kq__raft_buf_copy(e[i].data, e[i].len),
+			.data = e[i].data,
 		};
 		int rc;
 
-		if (e[i].data && !c.data)
-			return -ENOMEM;
+		if (copy && e[i].data) {
+			c.data = kq__raft_buf_copy(e[i].data, e[i].len);
+			if (!c.data)
+				return -ENOMEM;
+		} else if (c.data) {
+			kq__raft_buf_ref(c.data);
+		}
 		rc = kq__raft_log_append(&r->log, &c, 1);
 		kq__raft_buf_unref(c.data);
 		if (rc)
@@ -527,6 +532,18 @@ int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
 	 * once the caller reports it durable here too. */
 	kq__raft_bcast_append(r, false);
 	return status(r);
+}
+
+int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
+		     size_t n, uint64_t *first)
+{
+	return propose(r, e, n, first, true);
+}
+
+int kq__raft_propose_bufs(struct kq__raft *r, const struct kq__raft_entry *e,
+			  size_t n, uint64_t *first)
+{
+	return propose(r, e, n, first, false);
 }
 
 void kq__raft_persisted(struct kq__raft *r, uint64_t id)

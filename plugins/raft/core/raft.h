@@ -237,6 +237,11 @@ int kq__raft_step(struct kq__raft *r, const struct kq__raft_msg *m);
  * KQ_EUNAVAILABLE when this replica is not the leader. */
 int kq__raft_propose(struct kq__raft *r, const struct kq__raft_entry *e,
 		     size_t n, uint64_t *first);
+/* The same without copying: each e[i].data is a buffer from
+ * kq__raft_buf_alloc() (or NULL), and the core takes a reference of its
+ * own to it; the caller keeps and drops its own. */
+int kq__raft_propose_bufs(struct kq__raft *r, const struct kq__raft_entry *e,
+			  size_t n, uint64_t *first);
 
 /* Everything handed out for writing by the readies up to and including
  * persist_id `id` is durable. */
