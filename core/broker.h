@@ -278,6 +278,12 @@ extern const struct kq_store_api kq__store_api;
 void kq__broker_flush(struct kq_broker *b);
 
 /* instance.c: module instances. */
+/* Fills in->host for a module of `kind` named in->mod.name: the services
+ * the core lends it, its config section and, by kind, the broker API
+ * (transports) or the store and serve hooks (consensus).  The table
+ * borrows from b and b->cfg, which outlive it. */
+void kq__instance_host(struct kq_broker *b, struct kq__instance *in,
+		       enum kq_plugin_kind kind);
 /* Loads every configured module and fills its host table. */
 int kq__instance_load_all(struct kq_broker *b);
 /* Inits storage, consensus and partitioners, and reads the sync policy. */
@@ -312,12 +318,6 @@ int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
 void kq__store_close(struct kq_store *pl);
 void kq__store_flush(struct kq_broker *b);
 void kq__store_sync_all(struct kq_broker *b);
-
-/* snapshot.c: snapshot files beside a log (see consensus.h). */
-int kq__snapshot_save(const char *dir, uint64_t index, uint64_t term,
-		      const void *data, size_t len);
-int kq__snapshot_load(const char *dir, uint64_t *index, uint64_t *term,
-		      void **data, size_t *len);
 
 /* topic.c */
 struct kq__topic *kq__topic_get(struct kq_broker *b, const char *name);

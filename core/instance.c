@@ -21,24 +21,16 @@ static void host_log(const struct kq_host *h, enum kq_log_level level,
 	va_end(ap);
 }
 
-static int load_instance(struct kq_broker *b, struct kq__instance *in,
-			 const char *name, enum kq_plugin_kind kind,
-			 char **dirs)
+void kq__instance_host(struct kq_broker *b, struct kq__instance *in,
+		       enum kq_plugin_kind kind)
 {
-	char err[1536];
-	int rv = kq__module_load(name, kind, dirs, &in->mod, err, sizeof(err));
-
-	if (rv != 0) {
-		kq__error("%s", err);
-		return rv;
-	}
 	memset(&in->host, 0, sizeof(in->host));
 	in->host.abi = KQ_PLUGIN_ABI;
 	in->host.module = in->mod.name;
 	in->host.loop = b->loop;
 	in->host.broker_id = b->cfg->broker_id;
 	in->host.data_dir = b->dir;
-	in->host.config = kq__config_section(b->cfg, name);
+	in->host.config = kq__config_section(b->cfg, in->mod.name);
 	in->host.log = host_log;
 	in->host.malloc = malloc;
 	in->host.realloc = realloc;
@@ -52,6 +44,20 @@ static int load_instance(struct kq_broker *b, struct kq__instance *in,
 		in->host.serve = kq__serve;
 		in->host.cluster = kq__config_section(b->cfg, "cluster");
 	}
+}
+
+static int load_instance(struct kq_broker *b, struct kq__instance *in,
+			 const char *name, enum kq_plugin_kind kind,
+			 char **dirs)
+{
+	char err[1536];
+	int rv = kq__module_load(name, kind, dirs, &in->mod, err, sizeof(err));
+
+	if (rv != 0) {
+		kq__error("%s", err);
+		return rv;
+	}
+	kq__instance_host(b, in, kind);
 	kq__debug("loaded %s module %s %s from %s", kq__kind_name(kind), name,
 		  in->mod.desc->version, in->mod.path);
 	return 0;

@@ -249,7 +249,7 @@ static int store_load_hs(struct kq_store *pl, struct kq_hard_state *hs)
 static int store_save_snapshot(struct kq_store *pl, uint64_t index,
 			       uint64_t term, const void *data, size_t len)
 {
-	int rv = kq__snapshot_save(pl->dir, index, term, data, len);
+	int rv = pl->b->sops->save_snapshot(pl->log, index, term, data, len);
 
 	if (rv != 0)
 		note_failure(pl, rv);
@@ -259,7 +259,7 @@ static int store_save_snapshot(struct kq_store *pl, uint64_t index,
 static int store_load_snapshot(struct kq_store *pl, uint64_t *index,
 			       uint64_t *term, void **data, size_t *len)
 {
-	return kq__snapshot_load(pl->dir, index, term, data, len);
+	return pl->b->sops->load_snapshot(pl->log, index, term, data, len);
 }
 
 static int store_compact(struct kq_store *pl, uint64_t before)

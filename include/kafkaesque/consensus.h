@@ -51,9 +51,8 @@ struct kq_store_api {
 			       const struct kq_hard_state *hs);
 	int (*load_hard_state)(struct kq_store *st, struct kq_hard_state *hs);
 
-	/* Snapshots of a state-machine group, kept beside its log and
-	 * replaced atomically and durably.  `data` (len bytes) is borrowed
-	 * by save; load hands back a buffer the caller frees with
+	/* Snapshots of a state-machine group; see kq_storage_ops.
+	 * save_snapshot.  Load hands back a buffer the caller frees with
 	 * host->free, or -ENOENT when there is none. */
 	int (*save_snapshot)(struct kq_store *st, uint64_t index, uint64_t term,
 			     const void *data, size_t len);

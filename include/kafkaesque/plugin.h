@@ -23,7 +23,8 @@
  * logs lent to consensus: struct kq_store, kq_store_api, host->store and
  * kq_group_config.store (were kq_plog, kq_log_api, host->logs, .log);
  * a standalone broker's kq_broker_info has no address; config.h's
- * typed readers replace kq_host_config_empty;
+ * typed readers replace kq_host_config_empty; snapshots are storage
+ * ops, kq_storage_ops.save_snapshot and load_snapshot;
  * 6: kq_consume.wake and KQ_CONSUME_WAIT;
  * 5: kq_consensus_ops.call and reply, kq_host.serve,
  * kq_broker_info.leads;

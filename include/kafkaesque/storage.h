@@ -139,6 +139,18 @@ struct kq_storage_ops {
 			       const struct kq_hard_state *hs);
 	int (*load_hard_state)(struct kq_log *log, struct kq_hard_state *hs);
 
+	/* The latest snapshot of a state-machine group, kept beside its
+	 * log and replaced atomically and durably: after a crash load
+	 * returns the old one or the new one, whole.  `data` (len bytes) is
+	 * borrowed by save.  Load hands back a buffer allocated with
+	 * host->malloc that the caller frees with host->free; -ENOENT when
+	 * none was saved, KQ_ECORRUPT (logged, naming the file) when it is
+	 * damaged. */
+	int (*save_snapshot)(struct kq_log *log, uint64_t index, uint64_t term,
+			     const void *data, size_t len);
+	int (*load_snapshot)(struct kq_log *log, uint64_t *index,
+			     uint64_t *term, void **data, size_t *len);
+
 	/* The durability policy the module was configured with, which the
 	 * core follows when it acknowledges writes: KQ_SYNC_ALWAYS (sync
 	 * before every acknowledgement, grouped), KQ_SYNC_INTERVAL (sync

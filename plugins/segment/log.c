@@ -76,7 +76,8 @@ int kq__seg_log_replace_file(struct kq_log *log, const char *name,
 	if (fd < 0)
 		return -errno;
 	rv = kq__seg_pwrite_all(fd, buf, len, 0);
-	if (rv == 0 && kq__seg_io.fsync(fd) != 0)
+	/* A new file: fdatasync makes its size durable with its bytes. */
+	if (rv == 0 && kq__seg_io.fdatasync(fd) != 0)
 		rv = -errno;
 	kq__seg_io.close(fd);
 	if (rv == 0 && kq__seg_log_renameat(log, tmp, name) != 0)

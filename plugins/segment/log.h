@@ -357,6 +357,10 @@ int kq__seg_log_retention_point(struct kq_log *log, int64_t now_ms,
 int kq__seg_log_save_hard_state(struct kq_log *log,
 				const struct kq_hard_state *hs);
 int kq__seg_log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
+int kq__seg_log_save_snapshot(struct kq_log *log, uint64_t index,
+			      uint64_t term, const void *data, size_t len);
+int kq__seg_log_load_snapshot(struct kq_log *log, uint64_t *index,
+			      uint64_t *term, void **data, size_t *len);
 int kq__seg_log_lost(struct kq_log *log, const struct kq_offset_range **out);
 
 /* lost.c: reads lost_offsets at open (0 when there is none; KQ_ECORRUPT,

@@ -79,6 +79,8 @@ static const struct kq_storage_ops ops = {
 	.retention_point = kq__seg_log_retention_point,
 	.save_hard_state = kq__seg_log_save_hard_state,
 	.load_hard_state = kq__seg_log_load_hard_state,
+	.save_snapshot = kq__seg_log_save_snapshot,
+	.load_snapshot = kq__seg_log_load_snapshot,
 	.lost = kq__seg_log_lost,
 	.sync_policy = seg_sync_policy,
 };

@@ -526,26 +526,6 @@ static void on_partition(void *ctx, const struct kq_partition_info *p)
 	kq__tn_buf_append(q->out, "\r\n", 2);
 }
 
-static void run_desc(struct kq__tn_conn *c, struct kq__tn_slot *s,
-		     struct kq__tn_word *w, int n)
-{
-	struct qctx q = {&s->out, 0, c->srv};
-	const char *topic;
-	int r;
-
-	if (!(topic = name_arg(c, s, &w[1], "topic")))
-		return;
-	c->errmsg[0] = '\0';
-	r = api(c)->describe(c->srv->host->broker, topic, on_partition, &q,
-			     c->errmsg, sizeof(c->errmsg));
-	if (r < 0) {
-		answer_err(c, s, r, c->errmsg);
-		return;
-	}
-	kq__tn_buf_printf(&s->out, "OK %s %d\r\n", topic, r);
-	kq__tn_slot_finish(c, s);
-}
-
 static void on_assigned(void *ctx, uint32_t partition)
 {
 	struct qctx *q = ctx;
@@ -590,24 +570,43 @@ static void on_member(void *ctx, const char *group, uint64_t sub_id,
 	kq__tn_buf_append(q->out, "\r\n", 2);
 }
 
-static void run_grps(struct kq__tn_conn *c, struct kq__tn_slot *s,
-		     struct kq__tn_word *w, int n)
+/* DESC and GRPS: rows first, then "OK <topic> <n>" or "OK <n>". */
+static void run_listing(struct kq__tn_conn *c, struct kq__tn_slot *s,
+			struct kq__tn_word *w, bool groups)
 {
 	struct qctx q = {&s->out, 0, c->srv};
+	struct kq_broker *b = c->srv->host->broker;
 	const char *topic;
 	int r;
 
 	if (!(topic = name_arg(c, s, &w[1], "topic")))
 		return;
 	c->errmsg[0] = '\0';
-	r = api(c)->groups(c->srv->host->broker, topic, on_member, &q,
-			   c->errmsg, sizeof(c->errmsg));
+	r = groups ? api(c)->groups(b, topic, on_member, &q, c->errmsg,
+				    sizeof(c->errmsg))
+		   : api(c)->describe(b, topic, on_partition, &q, c->errmsg,
+				      sizeof(c->errmsg));
 	if (r < 0) {
 		answer_err(c, s, r, c->errmsg);
 		return;
 	}
-	kq__tn_buf_printf(&s->out, "OK %d\r\n", r);
+	if (groups)
+		kq__tn_buf_printf(&s->out, "OK %d\r\n", r);
+	else
+		kq__tn_buf_printf(&s->out, "OK %s %d\r\n", topic, r);
 	kq__tn_slot_finish(c, s);
+}
+
+static void run_desc(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	run_listing(c, s, w, false);
+}
+
+static void run_grps(struct kq__tn_conn *c, struct kq__tn_slot *s,
+		     struct kq__tn_word *w, int n)
+{
+	run_listing(c, s, w, true);
 }
 
 static void on_broker(void *ctx, const struct kq_broker_info *bi)

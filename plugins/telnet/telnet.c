@@ -1105,22 +1105,21 @@ static int tn_start(void *state)
 	return 0;
 }
 
-static void on_grace_closed(uv_handle_t *h);
-static void on_starve_closed(uv_handle_t *h);
+static void on_server_handle_closed(uv_handle_t *h);
 
+/* Stop ends when the listener and every connection are closed; the two
+ * timers close last, one after the other, then done() runs once. */
 static void srv_check_done(struct kq__tn_server *srv)
 {
+	uv_handle_t *timer = srv->grace ? (uv_handle_t *)srv->grace
+					: (uv_handle_t *)srv->starve;
+
 	if (!srv->stopping || srv->done_called || srv->listener ||
 	    srv->nhandles > 0)
 		return;
-	if (srv->grace) {
-		if (!uv_is_closing((uv_handle_t *)srv->grace))
-			uv_close((uv_handle_t *)srv->grace, on_grace_closed);
-		return;
-	}
-	if (srv->starve) {
-		if (!uv_is_closing((uv_handle_t *)srv->starve))
-			uv_close((uv_handle_t *)srv->starve, on_starve_closed);
+	if (timer) {
+		if (!uv_is_closing(timer))
+			uv_close(timer, on_server_handle_closed);
 		return;
 	}
 	srv->done_called = 1;
@@ -1128,30 +1127,18 @@ static void srv_check_done(struct kq__tn_server *srv)
 		srv->done(srv->done_ctx);
 }
 
-static void on_starve_closed(uv_handle_t *h)
+/* The listener's or a timer's close: forget it, then see if stop is done. */
+static void on_server_handle_closed(uv_handle_t *h)
 {
 	struct kq__tn_server *srv = h->data;
 
+	if (h == (uv_handle_t *)srv->listener)
+		srv->listener = NULL;
+	else if (h == (uv_handle_t *)srv->grace)
+		srv->grace = NULL;
+	else if (h == (uv_handle_t *)srv->starve)
+		srv->starve = NULL;
 	free(h);
-	srv->starve = NULL;
-	srv_check_done(srv);
-}
-
-static void on_grace_closed(uv_handle_t *h)
-{
-	struct kq__tn_server *srv = h->data;
-
-	free(h);
-	srv->grace = NULL;
-	srv_check_done(srv);
-}
-
-static void on_listener_closed(uv_handle_t *h)
-{
-	struct kq__tn_server *srv = h->data;
-
-	free(h);
-	srv->listener = NULL;
 	srv_check_done(srv);
 }
 
@@ -1181,7 +1168,8 @@ static void tn_stop(void *state, void (*done)(void *ctx), void *ctx)
 		srv->pause = NULL;
 	}
 	if (srv->listener && !uv_is_closing((uv_handle_t *)srv->listener))
-		uv_close((uv_handle_t *)srv->listener, on_listener_closed);
+		uv_close((uv_handle_t *)srv->listener,
+			 on_server_handle_closed);
 	srv->grace = malloc(sizeof(*srv->grace));
 	if (srv->grace) {
 		uv_timer_init(srv->host->loop, srv->grace);

@@ -542,34 +542,15 @@ static void send_bytes(struct client *cl, const uint8_t *p, size_t n)
 
 /* ------------------------------------------------------------ broker */
 
-static void quiet(const struct kq_host *h, enum kq_log_level l, const char *fmt,
-		  ...)
-{
-	(void)h, (void)l, (void)fmt;
-}
-
+/* A module linked in, with the host table the broker lends a loaded one
+ * (its log lines are dropped: see the log level set at start). */
 static void instance(struct kq__instance *in, const char *name,
 		     const struct kq_plugin_desc *desc)
 {
 	memset(in, 0, sizeof(*in));
 	in->mod.name = strdup(name);
 	in->mod.desc = desc;
-	in->host.abi = KQ_PLUGIN_ABI;
-	in->host.module = in->mod.name;
-	in->host.loop = b->loop;
-	in->host.broker_id = cfg.broker_id;
-	in->host.data_dir = b->dir;
-	in->host.config = kq__config_section(&cfg, name);
-	in->host.log = quiet;
-	in->host.malloc = malloc;
-	in->host.realloc = realloc;
-	in->host.free = free;
-	if (desc->kind == KQ_PLUGIN_TRANSPORT) {
-		in->host.api = &kq__broker_api;
-		in->host.broker = b;
-	}
-	if (desc->kind == KQ_PLUGIN_CONSENSUS)
-		in->host.store = &kq__store_api;
+	kq__instance_host(b, in, desc->kind);
 }
 
 /* Forwarded requests served and not yet answered. */

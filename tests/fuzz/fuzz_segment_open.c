@@ -17,7 +17,6 @@
  * is all there after reopening; a cut keeps the offsets lost.  At most 8 files
  * are made. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include <kafkaesque/storage.h>
 
 #include "../../plugins/segment/format.h"
+#include "../fake_host.h"
 #include "memfs.h"
 
 const struct kq_plugin_desc *kq_plugin_entry(void);
@@ -44,14 +44,6 @@ const char *__asan_default_options(void)
 
 #define DIR_ "/kq/log"
 
-static void quiet(const struct kq_host *h, enum kq_log_level l, const char *fmt,
-		  ...)
-{
-	(void)h;
-	(void)l;
-	(void)fmt;
-}
-
 static const struct kq_storage_ops *ops;
 static struct kq_host hosts[4];
 static void *mods[4];
@@ -67,15 +59,8 @@ static void setup(void)
 		json_t *cfg = json_pack("{s:i, s:s}", "index_interval_bytes",
 					intervals[i], "fsync", "always");
 
-		hosts[i] = (struct kq_host){
-			.abi = KQ_PLUGIN_ABI,
-			.module = "segment",
-			.log = quiet,
-			.malloc = malloc,
-			.realloc = realloc,
-			.free = free,
-			.config = cfg, /* kept for the process's life */
-		};
+		/* cfg is kept for the process's life. */
+		hosts[i] = kq__test_host("segment", cfg);
 		if (ops->init(&hosts[i], &mods[i]) != 0)
 			abort();
 	}

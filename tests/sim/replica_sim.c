@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "../../plugins/raft/module.h"
+#include "../fake_host.h"
 
 #define MAX_NODES 5
 #define TICK	  100 /* time units per tick */
@@ -2485,13 +2486,11 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		nd->id = i + 1;
 		nd->port.nd = nd;
 		nd->st.nd = nd;
-		nd->host.abi = KQ_PLUGIN_ABI;
-		nd->host.module = "raft";
+		/* The tests' host, with the sim's store; its lines go to the
+		 * sim's trace, by node. */
+		nd->host = kq__test_host("raft", NULL);
 		nd->host.broker_id = i + 1;
 		nd->host.log = host_log;
-		nd->host.malloc = malloc;
-		nd->host.realloc = realloc;
-		nd->host.free = free;
 		nd->host.store = &sim_logs;
 		nd->mod.host = &nd->host;
 		nd->mod.tick_ms = 50;

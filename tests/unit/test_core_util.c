@@ -1,5 +1,5 @@
 /* Unit tests of the core's small pieces: the hash map, name rules, the
- * message-key scanner and snapshot files. */
+ * message-key scanner and the log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -226,47 +226,6 @@ static void test_json_key_deep(void **state)
 	free(m);
 }
 
-static void test_snapshot_file(void **state)
-{
-	char dir[] = "/tmp/kq-snapshot-XXXXXX", path[64], cmd[96];
-	const char text[] = "{\"topics\": []}";
-	uint64_t index = 0, term = 0;
-	void *data = NULL;
-	size_t len = 0;
-	FILE *f;
-
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(kq__snapshot_load(dir, &index, &term, &data, &len),
-			 -ENOENT);
-	assert_int_equal(kq__snapshot_save(dir, 41, 3, text, strlen(text)), 0);
-	assert_int_equal(kq__snapshot_load(dir, &index, &term, &data, &len), 0);
-	assert_int_equal(index, 41);
-	assert_int_equal(term, 3);
-	assert_int_equal(len, strlen(text));
-	assert_memory_equal(data, text, len);
-	free(data);
-	/* A newer one replaces it whole. */
-	assert_int_equal(kq__snapshot_save(dir, 99, 4, "x", 1), 0);
-	assert_int_equal(kq__snapshot_load(dir, &index, &term, &data, &len), 0);
-	assert_int_equal(index, 99);
-	assert_int_equal(len, 1);
-	free(data);
-	/* One flipped bit, or a cut, is damage, never a partial state. */
-	snprintf(path, sizeof(path), "%s/snapshot", dir);
-	f = fopen(path, "r+b");
-	assert_non_null(f);
-	fseek(f, 40, SEEK_SET);
-	fputc('y', f);
-	fclose(f);
-	assert_int_equal(kq__snapshot_load(dir, &index, &term, &data, &len),
-			 KQ_ECORRUPT);
-	assert_int_equal(truncate(path, 20), 0);
-	assert_int_equal(kq__snapshot_load(dir, &index, &term, &data, &len),
-			 KQ_ECORRUPT);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
-}
-
 /* Lines written to stderr while fn runs with the log at `level`. */
 static long logged_bytes(int level, void (*fn)(void))
 {
@@ -310,7 +269,6 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_json_key),
 		cmocka_unit_test(test_json_key_deep),
-		cmocka_unit_test(test_snapshot_file),
 		cmocka_unit_test(test_log_levels),
 	};
 

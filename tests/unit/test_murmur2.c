@@ -12,7 +12,7 @@
 
 #include <kafkaesque/partitioner.h>
 
-#include "fake_host.h"
+#include "../fake_host.h"
 
 #include "../../plugins/keyhash/murmur2.h"
 
@@ -140,7 +140,11 @@ static struct kq_host make_host(const json_t *config)
 
 static const struct kq_partitioner_ops *ops(void)
 {
-	return kq__test_partitioner("keyhash");
+	const struct kq_partitioner_ops *o = kq__test_module_ops(
+		KQ_PLUGIN_PARTITIONER, "keyhash", sizeof(*o));
+
+	assert_non_null(o);
+	return o;
 }
 
 static void test_init_accepts_no_config(void **unused)

@@ -12,7 +12,7 @@
 
 #include <kafkaesque/partitioner.h>
 
-#include "fake_host.h"
+#include "../fake_host.h"
 
 static struct kq_host make_host(const json_t *config)
 {
@@ -21,7 +21,11 @@ static struct kq_host make_host(const json_t *config)
 
 static const struct kq_partitioner_ops *ops(void)
 {
-	return kq__test_partitioner("roundrobin");
+	const struct kq_partitioner_ops *o = kq__test_module_ops(
+		KQ_PLUGIN_PARTITIONER, "roundrobin", sizeof(*o));
+
+	assert_non_null(o);
+	return o;
 }
 
 static void test_init_config(void **unused)

@@ -4,39 +4,20 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include <kafkaesque/config.h>
 
-static char logbuf[2048];
-
-static void host_log(const struct kq_host *host, enum kq_log_level level,
-		     const char *fmt, ...)
-{
-	size_t used = strlen(logbuf);
-	va_list ap;
-
-	(void)host, (void)level;
-	va_start(ap, fmt);
-	vsnprintf(logbuf + used, sizeof(logbuf) - used, fmt, ap);
-	va_end(ap);
-	used = strlen(logbuf);
-	snprintf(logbuf + used, sizeof(logbuf) - used, "\n");
-}
+#include "../fake_host.h"
 
 /* A host for module "mod" over `text` (NULL: no section). */
 static struct kq_host host_for(const char *text, json_t **owned)
 {
-	struct kq_host h = {.module = "mod", .log = host_log};
-
 	*owned = text ? json_loads(text, 0, NULL) : NULL;
 	assert_true(!text || *owned);
-	h.config = *owned;
-	logbuf[0] = '\0';
-	return h;
+	return kq__test_host("mod", *owned);
 }
 
 static void test_reads_and_defaults(void **state)
@@ -63,7 +44,7 @@ static void test_reads_and_defaults(void **state)
 	assert_false(b);
 	assert_string_equal(s, "x");
 	assert_int_equal(c, 1);
-	assert_string_equal(logbuf, "");
+	assert_string_equal(kq__test_logbuf, "");
 	json_decref(cfg);
 
 	h = host_for(NULL, &cfg);
@@ -87,36 +68,36 @@ static void test_errors_name_the_path(void **state)
 	(void)state;
 	assert_int_equal(kq_config_keys(&h, keys), KQ_ECONFIG);
 	/* Every stray key, not only the first. */
-	assert_string_equal(logbuf, "mod.x: unknown key (known: n, c)\n"
+	assert_string_equal(kq__test_logbuf, "mod.x: unknown key (known: n, c)\n"
 				    "mod.y: unknown key (known: n, c)\n");
-	logbuf[0] = '\0';
+	kq__test_log_clear();
 	assert_int_equal(kq_config_int(&h, "n", 0, 10, &n), KQ_ECONFIG);
-	assert_string_equal(logbuf, "mod.n: expected an integer 0..10\n");
+	assert_string_equal(kq__test_logbuf, "mod.n: expected an integer 0..10\n");
 	assert_int_equal(n, 0);
-	logbuf[0] = '\0';
+	kq__test_log_clear();
 	assert_int_equal(kq_config_int(&h, "n", 12, INT64_MAX, &n), KQ_ECONFIG);
-	assert_string_equal(logbuf,
+	assert_string_equal(kq__test_logbuf,
 			    "mod.n: expected an integer of at least 12\n");
-	logbuf[0] = '\0';
+	kq__test_log_clear();
 	assert_int_equal(kq_config_choice(&h, "c", choices, &c), KQ_ECONFIG);
-	assert_string_equal(logbuf, "mod.c: expected one of one, two\n");
-	logbuf[0] = '\0';
+	assert_string_equal(kq__test_logbuf, "mod.c: expected one of one, two\n");
+	kq__test_log_clear();
 	assert_int_equal(kq_config_bool(&h, "n", &b), KQ_ECONFIG);
-	assert_string_equal(logbuf, "mod.n: expected true or false\n");
-	logbuf[0] = '\0';
+	assert_string_equal(kq__test_logbuf, "mod.n: expected true or false\n");
+	kq__test_log_clear();
 	assert_int_equal(kq_config_string(&h, "n", &s), KQ_ECONFIG);
-	assert_string_equal(logbuf, "mod.n: expected a non-empty string\n");
+	assert_string_equal(kq__test_logbuf, "mod.n: expected a non-empty string\n");
 	json_decref(cfg);
 
 	h = host_for("{\"z\": 1}", &cfg);
 	assert_int_equal(kq_config_keys(&h, NULL), KQ_ECONFIG);
-	assert_string_equal(logbuf,
+	assert_string_equal(kq__test_logbuf,
 			    "mod.z: unknown key (mod takes no options)\n");
 	json_decref(cfg);
 
 	h = host_for("[1]", &cfg);
 	assert_int_equal(kq_config_keys(&h, keys), KQ_ECONFIG);
-	assert_string_equal(logbuf, "mod: expected an object\n");
+	assert_string_equal(kq__test_logbuf, "mod: expected an object\n");
 	json_decref(cfg);
 }
 

@@ -23,12 +23,11 @@
 
 #include "../../plugins/segment/crc32c.h"
 #include "../../plugins/segment/format.h"
+#include "../fake_host.h"
 
 const struct kq_plugin_desc *kq_plugin_entry(void);
 
 /* --- shared helpers (declared again in the other test_segment files) - */
-extern int t_nlogs;
-extern char t_last_log[512];
 extern const struct kq_storage_ops *t_ops;
 void t_host_setup(const char *config_json);
 void *t_module(const char *config_json);
@@ -46,31 +45,9 @@ void t_copy_file(const char *from, const char *to);
 int run_recovery_tests(void);
 int run_fault_tests(void);
 
-int t_nlogs;
-char t_last_log[512];
 const struct kq_storage_ops *t_ops;
 
-static void host_log(const struct kq_host *host, enum kq_log_level level,
-		     const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(t_last_log, sizeof(t_last_log), fmt, ap);
-	va_end(ap);
-	t_nlogs++;
-	if (getenv("KQ_TEST_VERBOSE") != NULL)
-		fprintf(stderr, "[segment %d] %s\n", (int)level, t_last_log);
-}
-
-static struct kq_host host = {
-	.abi = KQ_PLUGIN_ABI,
-	.module = "segment",
-	.log = host_log,
-	.malloc = malloc,
-	.realloc = realloc,
-	.free = free,
-};
+static struct kq_host host;
 static json_t *host_config;
 
 void t_host_setup(const char *config_json)
@@ -81,7 +58,7 @@ void t_host_setup(const char *config_json)
 		host_config = json_loads(config_json, 0, NULL);
 		assert_non_null(host_config);
 	}
-	host.config = host_config;
+	host = kq__test_host("segment", host_config);
 	t_ops = kq_plugin_entry()->ops;
 }
 
@@ -144,7 +121,7 @@ struct kq_log *t_open(void *mod, const char *dir, uint64_t segment_bytes)
 	int rv = t_ops->open(mod, dir, &opts, &log);
 
 	if (rv != 0)
-		fail_msg("open %s: %s (%s)", dir, kq_strerror(rv), t_last_log);
+		fail_msg("open %s: %s (%s)", dir, kq_strerror(rv), kq__test_lastlog);
 	return log;
 }
 
@@ -419,10 +396,10 @@ static void expect_config_error(const char *json, const char *msg)
 	int before;
 
 	t_host_setup(json);
-	before = t_nlogs;
+	before = kq__test_nlogs;
 	assert_int_equal(t_ops->init(&host, &mod), KQ_ECONFIG);
-	assert_int_equal(t_nlogs, before + 1);
-	assert_string_equal(t_last_log, msg);
+	assert_int_equal(kq__test_nlogs, before + 1);
+	assert_string_equal(kq__test_lastlog, msg);
 	t_host_setup(NULL);
 }
 
@@ -982,6 +959,67 @@ static void damage_byte(const char *path, long at)
 	fclose(fp);
 }
 
+/* The snapshot beside a log: absent, saved, replaced whole, and damage
+ * (a flipped bit, a cut) reported with the file's name, never read as a
+ * partial state. */
+static void test_snapshot(void **state)
+{
+	struct fx *f = *state;
+	const char text[] = "{\"topics\": []}";
+	uint64_t index = 0, term = 0;
+	void *data = NULL;
+	size_t len = 0;
+	char path[128];
+
+	f->log = t_open(f->mod, f->dir, 0);
+	assert_int_equal(
+		t_ops->load_snapshot(f->log, &index, &term, &data, &len),
+		-ENOENT);
+	assert_int_equal(t_ops->save_snapshot(f->log, 41, 3, text,
+					      strlen(text)),
+			 0);
+	reopen(f, 0);
+	assert_int_equal(
+		t_ops->load_snapshot(f->log, &index, &term, &data, &len), 0);
+	assert_int_equal(index, 41);
+	assert_int_equal(term, 3);
+	assert_int_equal(len, strlen(text));
+	assert_memory_equal(data, text, len);
+	free(data);
+	assert_int_equal(t_ops->save_snapshot(f->log, 99, 4, "x", 1), 0);
+	assert_int_equal(t_count_files(f->dir, ".tmp"), 0);
+	assert_int_equal(
+		t_ops->load_snapshot(f->log, &index, &term, &data, &len), 0);
+	assert_int_equal(index, 99);
+	assert_int_equal(term, 4);
+	assert_int_equal(len, 1);
+	free(data);
+	/* An empty state is a snapshot too. */
+	assert_int_equal(t_ops->save_snapshot(f->log, 100, 4, "", 0), 0);
+	assert_int_equal(
+		t_ops->load_snapshot(f->log, &index, &term, &data, &len), 0);
+	assert_int_equal(len, 0);
+	free(data);
+	assert_int_equal(t_ops->save_snapshot(f->log, 101, 5, "xy", 2), 0);
+	snprintf(path, sizeof(path), "%s/snapshot", f->dir);
+	damage_byte(path, 41);
+	assert_int_equal(
+		t_ops->load_snapshot(f->log, &index, &term, &data, &len),
+		KQ_ECORRUPT);
+	assert_non_null(strstr(kq__test_lastlog, path));
+	assert_int_equal(truncate(path, 20), 0);
+	assert_int_equal(
+		t_ops->load_snapshot(f->log, &index, &term, &data, &len),
+		KQ_ECORRUPT);
+	assert_non_null(strstr(kq__test_lastlog, "not a snapshot file"));
+	/* A length that would ask for the whole memory is damage. */
+	assert_int_equal(t_ops->save_snapshot(f->log, 102, 5, "xy", 2), 0);
+	damage_byte(path, 31);
+	assert_int_equal(
+		t_ops->load_snapshot(f->log, &index, &term, &data, &len),
+		KQ_ECORRUPT);
+}
+
 static void test_hard_state(void **state)
 {
 	struct fx *f = *state;
@@ -1131,6 +1169,7 @@ int main(void)
 		T(test_open_files_bounded),
 		T(test_open_files_bounded_without_sync),
 		T(test_hard_state),
+		T(test_snapshot),
 		T(test_sync_thread),
 	};
 	int failed = 0;

@@ -20,9 +20,9 @@
 
 #include "../../plugins/segment/io.h"
 
+#include "../fake_host.h"
+
 /* Shared helpers, defined in test_segment.c. */
-extern int t_nlogs;
-extern char t_last_log[512];
 extern const struct kq_storage_ops *t_ops;
 void *t_module(const char *config_json);
 void t_module_free(void *mod);
@@ -222,15 +222,15 @@ static void single_write_fault(int err, bool shortw, bool no_ftruncate)
 	inject(F_PWRITE, 1, err);
 	fi.shortw = shortw;
 	fi.no_ftruncate = no_ftruncate;
-	before = t_nlogs;
+	before = kq__test_nlogs;
 	rv = t_append(log, 100, 3, 1);
 	assert_true(rv < 0);
-	assert_true(t_nlogs == before + 1); /* the reason, logged once */
+	assert_true(kq__test_nlogs == before + 1); /* the reason, logged once */
 	assert_int_equal(t_append(log, 100, 3, 1), KQ_EUNAVAILABLE);
 	assert_int_equal(t_append(log, 200, 3, 1), KQ_EUNAVAILABLE);
 	assert_true(t_ops->sync(log) != 0);
 	assert_true(t_ops->truncate(log, 50) != 0);
-	assert_int_equal(t_nlogs, before + 1);
+	assert_int_equal(kq__test_nlogs, before + 1);
 	/* Reads still serve what was synced. */
 	assert_int_equal(t_read_all(log, 0, offs, 512, &rv, NULL), 100);
 	assert_int_equal(rv, 0);
@@ -637,6 +637,65 @@ static void hs_fail_next_sync(void)
 	fi.seen = 0;
 }
 
+/* A snapshot replaced while any file call fails, at every step: the
+ * save reports it, and the snapshot loaded afterwards is the old one or
+ * the new one, whole, never a mix or damage. */
+static void test_snapshot_sweep(void **state)
+{
+	static const enum fop ops[] = {F_PWRITE, F_FDATASYNC, F_FSYNC,
+				       F_RENAME, F_CREATE};
+	char old[3000], new[5000];
+	void *mod = t_module(NULL);
+
+	(void)state;
+	memset(old, 'o', sizeof(old));
+	memset(new, 'n', sizeof(new));
+	for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++) {
+		for (long nth = 1;; nth++) {
+			char dir[64];
+			struct kq_log *log;
+			uint64_t index, term;
+			void *data;
+			size_t len;
+			bool fired;
+			int rv;
+
+			t_mkdtemp(dir);
+			log = t_open(mod, dir, 4096);
+			assert_int_equal(t_ops->save_snapshot(log, 10, 1, old,
+							      sizeof(old)),
+					 0);
+			inject(ops[k], nth, EIO);
+			fi.shortw = ops[k] == F_PWRITE && nth % 2 == 0;
+			rv = t_ops->save_snapshot(log, 20, 2, new, sizeof(new));
+			fired = fi.fired;
+			restore();
+			assert_int_equal(rv != 0, fired);
+			t_ops->close(log);
+			log = t_open(mod, dir, 4096);
+			assert_int_equal(t_ops->load_snapshot(log, &index,
+							      &term, &data,
+							      &len),
+					 0);
+			if (index == 10) {
+				assert_true(fired);
+				assert_int_equal(len, sizeof(old));
+				assert_memory_equal(data, old, len);
+			} else {
+				assert_int_equal(index, 20);
+				assert_int_equal(len, sizeof(new));
+				assert_memory_equal(data, new, len);
+			}
+			free(data);
+			t_ops->close(log);
+			t_rmrf(dir);
+			if (!fired)
+				break;
+		}
+	}
+	t_module_free(mod);
+}
+
 static void test_hard_state_failed_sync(void **state)
 {
 	struct kq_hard_state hs, in;
@@ -719,6 +778,7 @@ int run_fault_tests(void)
 		T(test_sweep_create),	 T(test_sweep_any),
 		T(test_policies),	 T(test_roll_syncs_sealed),
 		T(test_open_is_lazy),	 T(test_hard_state_failed_sync),
+		T(test_snapshot_sweep),
 	};
 
 	if (getenv("KQ_SEGMENT_WRITE_FIXTURES") != NULL)

@@ -16,14 +16,13 @@
 #include <kafkaesque/storage.h>
 
 #include "../../plugins/segment/format.h"
+#include "../fake_host.h"
 
 #ifndef KQ_FIXTURES_DIR
 #define KQ_FIXTURES_DIR "tests/fixtures"
 #endif
 
 /* Shared helpers, defined in test_segment.c. */
-extern int t_nlogs;
-extern char t_last_log[512];
 extern const struct kq_storage_ops *t_ops;
 void *t_module(const char *config_json);
 void t_module_free(void *mod);
@@ -252,7 +251,7 @@ static void test_torn_every_byte(void **state)
 	assert_int_equal(pos[12], loglen);
 	for (size_t len = 0; len < loglen; len++) {
 		size_t whole = 0;
-		int before = t_nlogs;
+		int before = kq__test_nlogs;
 
 		while (whole < nrec && pos[whole + 1] <= len)
 			whole++;
@@ -268,7 +267,7 @@ static void test_torn_every_byte(void **state)
 				 len < KQ__SEG_HDR_SIZE ? KQ__SEG_HDR_SIZE
 							: pos[whole]);
 		if (len != pos[whole])
-			assert_true(t_nlogs > before); /* it was logged */
+			assert_true(kq__test_nlogs > before); /* it was logged */
 		/* The log goes on from the complete records. */
 		assert_int_equal(t_append(log, whole, 12 - whole, 1), 0);
 		t_ops->close(log);
@@ -404,7 +403,7 @@ static void test_lost_offsets(void **state)
 	}
 	snprintf(says, sizeof(says), "offsets 8..%llu (as many",
 		 (unsigned long long)e0 - 1);
-	assert_non_null(strstr(t_last_log, says));
+	assert_non_null(strstr(kq__test_lastlog, says));
 	/* Appended past the range (offsets are handed out after it): the
 	 * range stays. */
 	log = t_open(mod, dir, 0);
@@ -704,13 +703,13 @@ static void test_damage_in_newest_keeps_later_records(void **state)
 		spit(dir, SEG0 ".index", ixb, ixlen);
 		flip(dir, SEG0 ".log", round == 0 ? pos[25] - 3 : pos[24] + 1);
 		for (int reopen = 0; reopen < 2; reopen++) {
-			int before = t_nlogs;
+			int before = kq__test_nlogs;
 
 			log = t_open(mod, dir, 0);
 			assert_int_equal(t_ops->next_offset(log), 50);
 			assert_int_equal(t_file_size(dir, SEG0 ".log"), loglen);
 			if (reopen == 0)
-				assert_true(t_nlogs > before); /* reported */
+				assert_true(kq__test_nlogs > before); /* reported */
 			assert_int_equal(
 				t_read_all(log, 0, offs, 64, &rv, &next), 24);
 			assert_int_equal(rv, KQ_ECORRUPT);
@@ -774,24 +773,24 @@ static void test_corrupt_sealed(void **state)
 	log = t_open(mod, dir, 4096);
 	assert_int_equal(t_ops->next_offset(log), 600);
 	assert_int_equal(t_file_size(dir, name), sz1); /* not truncated */
-	before = t_nlogs;
+	before = kq__test_nlogs;
 	assert_int_equal(t_read_all(log, 0, offs, 600, &rv, &next), b1 + 5);
 	assert_int_equal(rv, KQ_ECORRUPT);
 	assert_int_equal(next, b1 + 5);
-	assert_true(t_nlogs == before + 1);
-	assert_non_null(strstr(t_last_log, name));
+	assert_true(kq__test_nlogs == before + 1);
+	assert_non_null(strstr(kq__test_lastlog, name));
 	{
 		char at[64];
 
 		snprintf(at, sizeof(at), "byte %llu",
 			 (unsigned long long)pos[5]);
-		assert_non_null(strstr(t_last_log, at));
+		assert_non_null(strstr(kq__test_lastlog, at));
 	}
 	/* Once per place: reading again does not log again. */
 	assert_int_equal(t_read_all(log, b1 + 2, offs, 600, &rv, &next), 3);
 	assert_int_equal(rv, KQ_ECORRUPT);
 	assert_int_equal(next, b1 + 5);
-	assert_true(t_nlogs == before + 1);
+	assert_true(kq__test_nlogs == before + 1);
 	assert_int_equal(t_ops->term_at(log, b1 + 5, &term), KQ_ECORRUPT);
 	assert_int_equal(t_ops->term_at(log, b1 + 4, &term), 0);
 	/* Data after the damaged segment reads fine. */
@@ -918,12 +917,12 @@ static void test_fixture_torn(void **state)
 	void *mod = t_module(NULL);
 	struct kq_log *log;
 	uint64_t offs[32];
-	int rv, before = t_nlogs;
+	int rv, before = kq__test_nlogs;
 
 	copy_fixture("torn", dir);
 	log = t_open(mod, dir, 0);
-	assert_true(t_nlogs > before);
-	assert_non_null(strstr(t_last_log, "torn tail"));
+	assert_true(kq__test_nlogs > before);
+	assert_non_null(strstr(kq__test_lastlog, "torn tail"));
 	assert_int_equal(t_ops->next_offset(log), 9);
 	assert_int_equal(t_read_all(log, 0, offs, 32, &rv, NULL), 9);
 	assert_int_equal(rv, 0);

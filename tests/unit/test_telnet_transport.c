@@ -1,9 +1,9 @@
 /* Behaviour tests of the telnet transport: the module's sources run on a
  * real libuv loop against a fake broker, and a client thread talks to it
  * over loopback TCP. */
-#include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +21,7 @@
 #include <kafkaesque/kafkaesque.h>
 
 #include "../../plugins/telnet/telnet.h"
+#include "../fake_host.h"
 
 const struct kq_plugin_desc *kq_plugin_entry(void);
 
@@ -60,11 +61,7 @@ static struct {
 	size_t body_len;     /* pad message bodies to this length */
 	int consume_calls;
 	size_t max_pending_out;
-	char log[1024]; /* the last ERROR line logged */
 } fake;
-
-/* Every WARN line logged, one per line; kept across module runs. */
-static char warn_log[4096];
 
 /* What the last CRTP and PUBS passed; kept across module runs. */
 static char last_msg[4096];
@@ -459,29 +456,6 @@ static const struct kq_broker_api fake_api = {
 	.brokers = f_brokers,
 };
 
-static void host_log(const struct kq_host *h, enum kq_log_level lvl,
-		     const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (lvl == KQ_LOG_ERROR)
-		vsnprintf(fake.log, sizeof(fake.log), fmt, ap);
-	if (lvl == KQ_LOG_WARN) {
-		size_t n = strlen(warn_log);
-
-		vsnprintf(warn_log + n, sizeof(warn_log) - n, fmt, ap);
-		n = strlen(warn_log);
-		snprintf(warn_log + n, sizeof(warn_log) - n, "\n");
-	}
-	va_end(ap);
-	va_start(ap, fmt);
-	fprintf(stderr, "[telnet] ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-}
-
 /* ---------------------------------------------------------------- harness */
 
 static uv_loop_t loop;
@@ -535,16 +509,8 @@ static int setup_module(const char *config)
 		cfg = json_loads(config, 0, NULL);
 		assert_non_null(cfg);
 	}
-	memset(&host, 0, sizeof(host));
-	host.abi = KQ_PLUGIN_ABI;
-	host.module = "telnet";
+	host = kq__test_host("telnet", cfg);
 	host.loop = &loop;
-	host.broker_id = 1;
-	host.config = cfg;
-	host.log = host_log;
-	host.malloc = malloc;
-	host.realloc = realloc;
-	host.free = free;
 	host.api = &fake_api;
 	host.broker = (struct kq_broker *)&fake;
 	tstate = NULL;
@@ -743,7 +709,7 @@ static void test_config(void **state)
 	teardown_module();
 
 	assert_int_equal(setup_module("{\"port\": \"80\"}"), KQ_ECONFIG);
-	assert_non_null(strstr(fake.log, "telnet.port: expected an integer "
+	assert_non_null(strstr(kq__test_logbuf, "telnet.port: expected an integer "
 					 "1..65535"));
 	uv_close((uv_handle_t *)&fake.timer, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -751,35 +717,35 @@ static void test_config(void **state)
 	json_decref((json_t *)host.config);
 
 	assert_int_equal(setup_module("{\"port\": 70000}"), KQ_ECONFIG);
-	assert_non_null(strstr(fake.log, "telnet.port"));
+	assert_non_null(strstr(kq__test_logbuf, "telnet.port"));
 	uv_close((uv_handle_t *)&fake.timer, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&loop), 0);
 	json_decref((json_t *)host.config);
 
 	assert_int_equal(setup_module("{\"prot\": 1}"), KQ_ECONFIG);
-	assert_non_null(strstr(fake.log, "telnet.prot: unknown key"));
+	assert_non_null(strstr(kq__test_logbuf, "telnet.prot: unknown key"));
 	uv_close((uv_handle_t *)&fake.timer, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&loop), 0);
 	json_decref((json_t *)host.config);
 
 	assert_int_equal(setup_module("{\"host\": 5}"), KQ_ECONFIG);
-	assert_non_null(strstr(fake.log, "telnet.host"));
+	assert_non_null(strstr(kq__test_logbuf, "telnet.host"));
 	uv_close((uv_handle_t *)&fake.timer, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&loop), 0);
 	json_decref((json_t *)host.config);
 
 	assert_int_equal(setup_module("{\"max_line\": 1.5}"), KQ_ECONFIG);
-	assert_non_null(strstr(fake.log, "telnet.max_line"));
+	assert_non_null(strstr(kq__test_logbuf, "telnet.max_line"));
 	uv_close((uv_handle_t *)&fake.timer, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&loop), 0);
 	json_decref((json_t *)host.config);
 
 	assert_int_equal(setup_module("{\"max_connections\": 0}"), KQ_ECONFIG);
-	assert_non_null(strstr(fake.log, "telnet.max_connections"));
+	assert_non_null(strstr(kq__test_logbuf, "telnet.max_connections"));
 	uv_close((uv_handle_t *)&fake.timer, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&loop), 0);
@@ -805,7 +771,7 @@ static void test_start_error_names_address(void **state)
 	assert_int_equal(setup_module(cfg), 0);
 	assert_true(ops->start(tstate) < 0);
 	snprintf(cfg, sizeof(cfg), "127.0.0.1:%d", ntohs(a.sin_port));
-	assert_non_null(strstr(fake.log, cfg));
+	assert_non_null(strstr(kq__test_logbuf, cfg));
 	ops->stop(tstate, on_stopped, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_true(stopped);
@@ -1366,7 +1332,7 @@ static void test_password_compare(void **state)
 	write_pwfile("\n");
 	snprintf(cfg, sizeof(cfg), "{\"password_file\": \"%s\"}", pwfile);
 	assert_int_equal(setup_module(cfg), KQ_ECONFIG);
-	assert_non_null(strstr(fake.log, "telnet.password_file"));
+	assert_non_null(strstr(kq__test_logbuf, "telnet.password_file"));
 	uv_close((uv_handle_t *)&fake.timer, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&loop), 0);
@@ -1383,7 +1349,7 @@ static void test_password_compare(void **state)
 	assert_int_equal(
 		setup_module("{\"password_file\": \"/nonexistent/pw\"}"),
 		KQ_ECONFIG);
-	assert_non_null(strstr(fake.log, "/nonexistent/pw"));
+	assert_non_null(strstr(kq__test_logbuf, "/nonexistent/pw"));
 	uv_close((uv_handle_t *)&fake.timer, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&loop), 0);
@@ -1397,7 +1363,7 @@ static void test_auth_gates_commands(void **state)
 {
 	char cfg[128];
 
-	warn_log[0] = '\0';
+	kq__test_log_clear();
 	write_pwfile("pw pw\r\n");
 	snprintf(cfg, sizeof(cfg), "\"password_file\": \"%s\"", pwfile);
 	expect_script(cfg,
@@ -1430,7 +1396,7 @@ static void test_auth_gates_commands(void **state)
 		      "TOPIC t1 1\r\n"
 		      "OK 1\r\n"
 		      "OK BYE\r\n");
-	assert_non_null(strstr(warn_log, "failed AUTH from 127.0.0.1:"));
+	assert_non_null(strstr(kq__test_logbuf, "failed AUTH from 127.0.0.1:"));
 	unlink(pwfile);
 	/* Without a password AUTH is an error, and everything runs. */
 	expect_script(NULL, "AUTH x\r\nLIST\r\n",
@@ -1470,22 +1436,22 @@ static void test_open_listener_warns(void **state)
 {
 	char cfg[96];
 
-	warn_log[0] = '\0';
+	kq__test_log_clear();
 	port = free_port();
 	snprintf(cfg, sizeof(cfg), "{\"host\": \"0.0.0.0\", \"port\": %d}",
 		 port);
 	assert_int_equal(setup_module(cfg), 0);
 	assert_int_equal(ops->start(tstate), 0);
-	assert_non_null(strstr(warn_log, "no telnet.password_file is set"));
+	assert_non_null(strstr(kq__test_logbuf, "no telnet.password_file is set"));
 	ops->stop(tstate, on_stopped, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	teardown_module();
 
-	warn_log[0] = '\0';
+	kq__test_log_clear();
 	snprintf(cfg, sizeof(cfg), "{\"port\": %d}", port);
 	assert_int_equal(setup_module(cfg), 0);
 	assert_int_equal(ops->start(tstate), 0);
-	assert_null(strstr(warn_log, "password"));
+	assert_null(strstr(kq__test_logbuf, "password"));
 	ops->stop(tstate, on_stopped, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	teardown_module();

@@ -1,0 +1,112 @@
+/* Snapshots of a state-machine group: `snapshot` in the log's folder,
+ * replaced atomically and durably (kq__seg_log_replace_file), so a crash
+ * leaves the old snapshot or the new one.
+ *
+ * Layout, little-endian: "KQSNAP01", index u64, term u64, length u64,
+ * FNV-1a 64 of the 24 bytes before it and the data, then the data
+ * (docs/storage-format.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+#include <kafkaesque/bytes.h>
+
+#include "io.h"
+#include "log.h"
+
+#define SNAP_FILE  "snapshot"
+#define SNAP_TMP   "snapshot.tmp"
+#define SNAP_MAGIC "KQSNAP01"
+#define SNAP_HDR   40
+
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	while (len--) {
+		h ^= *p++;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* The checksum of a header's index, term and length, and the data. */
+static uint64_t checksum(const uint8_t *hdr, const void *data, size_t len)
+{
+	return fnv(fnv(1469598103934665603ULL, hdr + 8, 24), data, len);
+}
+
+int kq__seg_log_save_snapshot(struct kq_log *log, uint64_t index,
+			      uint64_t term, const void *data, size_t len)
+{
+	uint8_t *file;
+	int rv;
+
+	if (len > SIZE_MAX - SNAP_HDR)
+		return -E2BIG;
+	file = log->host->malloc(SNAP_HDR + len);
+	if (!file)
+		return -ENOMEM;
+	memcpy(file, SNAP_MAGIC, 8);
+	kq_put64le(file + 8, index);
+	kq_put64le(file + 16, term);
+	kq_put64le(file + 24, len);
+	kq_put64le(file + 32, checksum(file, data, len));
+	if (len)
+		memcpy(file + SNAP_HDR, data, len);
+	rv = kq__seg_log_replace_file(log, SNAP_FILE, SNAP_TMP, file,
+				      SNAP_HDR + len);
+	log->host->free(file);
+	if (rv != 0)
+		log->host->log(log->host, KQ_LOG_ERROR,
+			       "%s/" SNAP_FILE ": cannot save: %s", log->dir,
+			       strerror(-rv));
+	return rv;
+}
+
+static int damaged(struct kq_log *log, const char *why)
+{
+	log->host->log(log->host, KQ_LOG_ERROR, "%s/" SNAP_FILE ": %s",
+		       log->dir, why);
+	return KQ_ECORRUPT;
+}
+
+int kq__seg_log_load_snapshot(struct kq_log *log, uint64_t *index,
+			      uint64_t *term, void **data, size_t *len)
+{
+	uint8_t hdr[SNAP_HDR];
+	uint64_t n;
+	ssize_t got;
+	void *buf;
+	int fd = kq__seg_log_openat(log, SNAP_FILE, O_RDONLY, 0);
+
+	if (fd < 0)
+		return -errno;
+	got = kq__seg_pread_full(fd, hdr, SNAP_HDR, 0);
+	if (got < 0) {
+		kq__seg_io.close(fd);
+		return (int)got;
+	}
+	if (got != SNAP_HDR || memcmp(hdr, SNAP_MAGIC, 8) != 0) {
+		kq__seg_io.close(fd);
+		return damaged(log, "not a snapshot file");
+	}
+	n = kq_get64le(hdr + 24);
+	/* A damaged length must not ask for the whole memory. */
+	buf = n < (1ULL << 32) ? log->host->malloc(n ? n : 1) : NULL;
+	got = buf ? kq__seg_pread_full(fd, buf, n, SNAP_HDR) : -ENOMEM;
+	kq__seg_io.close(fd);
+	if (got < 0 && n < (1ULL << 32)) {
+		log->host->free(buf);
+		return (int)got;
+	}
+	if (got != (ssize_t)n || checksum(hdr, buf, n) != kq_get64le(hdr + 32)) {
+		log->host->free(buf);
+		return damaged(log, "damaged snapshot (bad length or checksum)");
+	}
+	*index = kq_get64le(hdr + 8);
+	*term = kq_get64le(hdr + 16);
+	*data = buf;
+	*len = n;
+	return 0;
+}
