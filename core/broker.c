@@ -54,7 +54,7 @@ static int lock_dir(const char *dir)
 		close(fd);
 		return err;
 	}
-	return fd; /* held until the process exits */
+	return fd; /* held until kq__broker_close() */
 }
 
 /* ------------------------------------------------------------ flushing */
@@ -361,6 +361,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 		return -ENOMEM;
 	b->loop = loop;
 	b->cfg = cfg;
+	b->lock_fd = -1;
 	b->done_tail = &b->done;
 	b->sub_waiting_tail = &b->sub_waiting;
 	snprintf(dir, sizeof(dir), "%s/kafkaesque-%d", cfg->data_dir,
@@ -396,6 +397,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 				       : kq_strerror(rv));
 		return rv;
 	}
+	b->lock_fd = rv;
 	rv = kq__broker_api.session_open(b, &b->serve_session);
 	if (rv == 0)
 		rv = kq__instance_load_all(b);
@@ -458,6 +460,9 @@ void kq__broker_close(struct kq_broker *b)
 	kq__map_free(&b->unopened);
 	free(b->broker_ids);
 	free(b->regs);
+	/* Everything of the folder is closed: another broker may take it. */
+	if (b->lock_fd >= 0)
+		close(b->lock_fd);
 	free(b->dir);
 	free(b);
 }

@@ -160,6 +160,7 @@ struct kq_broker {
 	uv_loop_t *loop;
 	struct kq__config *cfg;
 	char *dir; /* <data_dir>/kafkaesque-<id> */
+	int lock_fd; /* holds the folder's lock until close; -1 before */
 
 	struct kq__instance *transports;
 	size_t ntransports;

@@ -135,27 +135,46 @@ static size_t ops_size(enum kq_plugin_kind kind)
 	return 0;
 }
 
-int kq__module_load(const char *name, enum kq_plugin_kind kind,
-		    char *const *dirs, struct kq__module *out, char *err,
-		    size_t errlen)
+/* Modules linked into the program, found by name before any folder. */
+#define MAX_LINKED 8
+static struct {
+	const char *name;
+	kq_plugin_entry_fn entry;
+} linked[MAX_LINKED];
+static size_t nlinked;
+
+int kq__module_link(const char *name, kq_plugin_entry_fn entry)
+{
+	for (size_t i = 0; i < nlinked; i++)
+		if (strcmp(linked[i].name, name) == 0) {
+			linked[i].entry = entry;
+			return 0;
+		}
+	if (nlinked == MAX_LINKED)
+		return -ENOSPC;
+	linked[nlinked].name = name;
+	linked[nlinked++].entry = entry;
+	return 0;
+}
+
+/* Opens the shared object of module `name`: a path, or a bare name
+ * searched in `dirs`.  Returns its handle and entry point, or an error
+ * with one line in err. */
+static int find_module(const char *name, const char *kname, char *const *dirs,
+		       lt_dlhandle *hp, char **path, kq_plugin_entry_fn *entry,
+		       char *err, size_t errlen)
 {
 	char tried[1024] = "", base[PATH_MAX];
 	const char *why = "file not found";
-	kq_plugin_entry_fn entry;
-	const struct kq_plugin_desc *desc;
-	const struct kq_module_ops *ops;
-	const char *kname = kq__kind_name(kind);
 	lt_dlhandle h = NULL;
-	char *path = NULL;
 
-	memset(out, 0, sizeof(*out));
 	if (ltdl_ready() != 0) {
 		snprintf(err, errlen, "%s module %s: libltdl: %s", kname, name,
 			 lt_dlerror());
 		return KQ_EINTERNAL;
 	}
 	if (strchr(name, '/')) {
-		h = open_one(name, &path);
+		h = open_one(name, path);
 		snprintf(tried, sizeof(tried), "%s", name);
 		if (!h)
 			why = lt_dlerror();
@@ -165,7 +184,7 @@ int kq__module_load(const char *name, enum kq_plugin_kind kind,
 			if (tried[0])
 				append(tried, sizeof(tried), ", ");
 			append(tried, sizeof(tried), base);
-			h = open_one(base, &path);
+			h = open_one(base, path);
 			/* A file that exists but fails to load explains more
 			 * than "not found" does. */
 			if (!h) {
@@ -182,23 +201,34 @@ int kq__module_load(const char *name, enum kq_plugin_kind kind,
 			 name, tried, why);
 		return -ENOENT;
 	}
-	entry = (kq_plugin_entry_fn)(uintptr_t)lt_dlsym(h, KQ_PLUGIN_ENTRY);
-	if (!entry) {
+	*entry = (kq_plugin_entry_fn)(uintptr_t)lt_dlsym(h, KQ_PLUGIN_ENTRY);
+	if (!*entry) {
 		snprintf(err, errlen, "%s module %s: %s: no %s symbol", kname,
-			 name, path, KQ_PLUGIN_ENTRY);
+			 name, *path, KQ_PLUGIN_ENTRY);
 		lt_dlclose(h);
-		free(path);
+		free(*path);
+		*path = NULL;
 		return KQ_ENOENTRY;
 	}
-	desc = entry();
+	*hp = h;
+	return 0;
+}
+
+/* Checks a module's descriptor against this broker: ABI, sizes, kind and
+ * the shared head of its ops table.  0, or an error with one line in err. */
+static int check_desc(const struct kq_plugin_desc *desc,
+		      enum kq_plugin_kind kind, const char *name,
+		      const char *path, char *err, size_t errlen)
+{
+	const char *kname = kq__kind_name(kind);
+	const struct kq_module_ops *ops;
+
 	if (!desc || desc->abi != KQ_PLUGIN_ABI) {
 		snprintf(err, errlen,
 			 "%s module %s: %s: built for plugin ABI %u, this "
 			 "broker speaks ABI %u",
 			 kname, name, path, desc ? desc->abi : 0u,
 			 (unsigned)KQ_PLUGIN_ABI);
-		lt_dlclose(h);
-		free(path);
 		return KQ_EABI;
 	}
 	if (desc->size != sizeof(*desc)) {
@@ -208,36 +238,62 @@ int kq__module_load(const char *name, enum kq_plugin_kind kind,
 			 "SDK",
 			 kname, name, path, (unsigned)desc->size,
 			 sizeof(*desc));
-		lt_dlclose(h);
-		free(path);
 		return KQ_EABI;
 	}
 	if (desc->kind != kind || !desc->ops) {
 		snprintf(err, errlen, "%s module %s: %s: is a %s module", kname,
 			 name, path, kq__kind_name(desc->kind));
-		lt_dlclose(h);
-		free(path);
 		return KQ_EKIND;
 	}
 	ops = desc->ops;
-	if (ops->size != ops_size(kind) || !ops->init || !ops->fini) {
-		if (ops->size != ops_size(kind))
-			snprintf(err, errlen,
-				 "%s module %s: %s: its ops table is %u bytes, "
-				 "this broker's is %zu: rebuild it against "
-				 "this broker's SDK",
-				 kname, name, path, (unsigned)ops->size,
-				 ops_size(kind));
-		else
-			snprintf(err, errlen,
-				 "%s module %s: %s: its ops table has no %s",
-				 kname, name, path,
-				 ops->init ? "fini" : "init");
-		lt_dlclose(h);
-		free(path);
+	if (ops->size != ops_size(kind)) {
+		snprintf(err, errlen,
+			 "%s module %s: %s: its ops table is %u bytes, this "
+			 "broker's is %zu: rebuild it against this broker's "
+			 "SDK",
+			 kname, name, path, (unsigned)ops->size,
+			 ops_size(kind));
 		return KQ_EABI;
 	}
-	out->name = strdup(name);
+	if (!ops->init || !ops->fini) {
+		snprintf(err, errlen, "%s module %s: %s: its ops table has no %s",
+			 kname, name, path, ops->init ? "fini" : "init");
+		return KQ_EABI;
+	}
+	return 0;
+}
+
+int kq__module_load(const char *name, enum kq_plugin_kind kind,
+		    char *const *dirs, struct kq__module *out, char *err,
+		    size_t errlen)
+{
+	kq_plugin_entry_fn entry = NULL;
+	const struct kq_plugin_desc *desc;
+	lt_dlhandle h = NULL;
+	char *path = NULL;
+	int rv = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < nlinked && !entry; i++)
+		if (strcmp(linked[i].name, name) == 0) {
+			entry = linked[i].entry;
+			path = strdup("(linked in)");
+		}
+	if (!entry)
+		rv = find_module(name, kq__kind_name(kind), dirs, &h, &path,
+				 &entry, err, errlen);
+	if (rv != 0)
+		return rv;
+	desc = entry();
+	rv = check_desc(desc, kind, name, path ? path : name, err, errlen);
+	if (rv == 0 && !(out->name = strdup(name)))
+		rv = -ENOMEM;
+	if (rv != 0) {
+		if (h)
+			lt_dlclose(h);
+		free(path);
+		return rv;
+	}
 	out->path = path;
 	out->handle = h;
 	out->desc = desc;

@@ -34,6 +34,12 @@ int kq__module_load(const char *name, enum kq_plugin_kind kind,
 
 void kq__module_unload(struct kq__module *m);
 
+/* Makes module `name` (borrowed; static storage) load from `entry`, a
+ * module linked into the program, instead of a file: the unit tests run
+ * the core over fake modules this way.  Its descriptor is checked as a
+ * loaded one's.  Returns 0, or -ENOSPC past 8 modules. */
+int kq__module_link(const char *name, kq_plugin_entry_fn entry);
+
 /* "transport", "partitioner", ... */
 const char *kq__kind_name(enum kq_plugin_kind kind);
 

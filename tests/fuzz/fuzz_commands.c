@@ -630,6 +630,7 @@ static void broker_open(void)
 		abort();
 	b->loop = &loop;
 	b->cfg = &cfg;
+	b->lock_fd = -1; /* the folder is in memory: no lock */
 	b->done_tail = &b->done;
 	b->sub_waiting_tail = &b->sub_waiting;
 	b->dir = strdup("/kq-fuzz/kafkaesque-1");

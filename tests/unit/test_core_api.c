@@ -1,0 +1,1052 @@
+/* The core through the broker API a transport uses, over fake modules
+ * linked into the test: a storage that keeps logs in memory (and can
+ * fail a sync), a consensus whose commits the test holds, releases or
+ * refuses, a transport that only lends the test its host table, and a
+ * partitioner that places by the key's first byte.  So the core's
+ * request pipeline, metadata state machine, store and lifecycle run with
+ * every step in the test's hands, without processes or disks.
+ *
+ * Each test opens a broker of its own on a folder of its own. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <kafkaesque/kafkaesque.h>
+
+#include "broker.h"
+#include "conf.h"
+#include "log.h"
+#include "plugin.h"
+
+/* ------------------------------------------------------------ memlog */
+
+/* A log kept in memory, found again by folder when reopened, so that a
+ * broker restarted in the same test recovers what it wrote. */
+struct kq_log {
+	char *dir;
+	struct kq_record *recs; /* owned copies, in offset order */
+	size_t n, cap;
+	uint64_t first, next;
+	struct kq_hard_state hs;
+	void *snap; /* the latest snapshot, or NULL */
+	size_t snap_len;
+	uint64_t snap_index, snap_term;
+	int failed; /* a write or sync error: appends refused until reopened */
+	int open;
+};
+
+static struct kq_log *logs[64];
+static size_t nlogs;
+static const struct kq_host *mem_host;
+/* The error every sync() returns while set (a failing disk). */
+static int mem_sync_error;
+static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int mem_init(const struct kq_host *host, void **state)
+{
+	mem_host = host;
+	*state = NULL;
+	return 0;
+}
+
+static void mem_fini(void *state)
+{
+	(void)state;
+}
+
+static int mem_open(void *state, const char *dir,
+		    const struct kq_log_options *opts, struct kq_log **out)
+{
+	struct kq_log *log = NULL;
+
+	(void)state, (void)opts;
+	for (size_t i = 0; i < nlogs && !log; i++)
+		if (strcmp(logs[i]->dir, dir) == 0)
+			log = logs[i];
+	if (!log) {
+		assert_true(nlogs < sizeof(logs) / sizeof(logs[0]));
+		log = calloc(1, sizeof(*log));
+		log->dir = strdup(dir);
+		logs[nlogs++] = log;
+	}
+	assert_false(log->open);
+	log->open = 1;
+	log->failed = 0;
+	*out = log;
+	return 0;
+}
+
+static void mem_close(struct kq_log *log)
+{
+	log->open = 0;
+}
+
+static void free_rec(struct kq_record *r)
+{
+	free((void *)r->key);
+	free((void *)r->value);
+}
+
+static int mem_append(struct kq_log *log, const struct kq_record *recs,
+		      size_t n)
+{
+	if (log->failed)
+		return KQ_EUNAVAILABLE;
+	for (size_t i = 0; i < n; i++) {
+		struct kq_record *r;
+
+		assert_true(recs[i].offset >= log->next);
+		if (log->n == log->cap) {
+			log->cap = log->cap ? 2 * log->cap : 16;
+			log->recs = realloc(log->recs,
+					    log->cap * sizeof(*log->recs));
+		}
+		r = &log->recs[log->n++];
+		*r = recs[i];
+		r->key = recs[i].key_len ? malloc(recs[i].key_len) : NULL;
+		if (r->key)
+			memcpy((void *)r->key, recs[i].key, recs[i].key_len);
+		r->value = malloc(recs[i].value_len ? recs[i].value_len : 1);
+		memcpy((void *)r->value, recs[i].value, recs[i].value_len);
+		pthread_mutex_lock(&mem_lock);
+		log->next = recs[i].offset + 1;
+		pthread_mutex_unlock(&mem_lock);
+	}
+	return 0;
+}
+
+/* On a worker thread. */
+static int mem_sync(struct kq_log *log)
+{
+	int rv;
+
+	pthread_mutex_lock(&mem_lock);
+	rv = mem_sync_error;
+	if (rv)
+		log->failed = rv;
+	pthread_mutex_unlock(&mem_lock);
+	return rv;
+}
+
+static int mem_read(struct kq_log *log, uint64_t from, uint64_t end,
+		    size_t max_bytes, kq_record_cb cb, void *ctx,
+		    uint64_t *next)
+{
+	size_t bytes = 0;
+	int passed = 0;
+
+	*next = from;
+	for (size_t i = 0; i < log->n; i++) {
+		const struct kq_record *r = &log->recs[i];
+
+		if (r->offset < from || r->offset < log->first)
+			continue;
+		if (r->offset >= end || (passed && bytes > max_bytes))
+			break;
+		passed++;
+		bytes += r->value_len;
+		*next = r->offset + 1;
+		if (cb(ctx, r) != 0)
+			break;
+	}
+	if (!passed && *next < log->next && end >= log->next)
+		*next = log->next;
+	return passed;
+}
+
+static uint64_t mem_first(struct kq_log *log)
+{
+	return log->first;
+}
+
+static uint64_t mem_next(struct kq_log *log)
+{
+	return log->next;
+}
+
+static int mem_term_at(struct kq_log *log, uint64_t offset, uint64_t *term)
+{
+	for (size_t i = 0; i < log->n; i++)
+		if (log->recs[i].offset == offset && offset >= log->first) {
+			*term = log->recs[i].term;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+static int mem_truncate(struct kq_log *log, uint64_t from)
+{
+	while (log->n && log->recs[log->n - 1].offset >= from)
+		free_rec(&log->recs[--log->n]);
+	if (from < log->next)
+		log->next = from;
+	return 0;
+}
+
+static int mem_reset(struct kq_log *log, uint64_t next)
+{
+	mem_truncate(log, 0);
+	log->first = log->next = next;
+	return 0;
+}
+
+static int mem_compact(struct kq_log *log, uint64_t before)
+{
+	if (before > log->next)
+		before = log->next;
+	if (before <= log->first)
+		return 0;
+	log->first = before;
+	return 1;
+}
+
+static int mem_retention_point(struct kq_log *log, int64_t now_ms,
+			       uint64_t *before)
+{
+	(void)now_ms;
+	*before = log->first;
+	return 0;
+}
+
+static int mem_save_hs(struct kq_log *log, const struct kq_hard_state *hs)
+{
+	log->hs = *hs;
+	return 0;
+}
+
+static int mem_load_hs(struct kq_log *log, struct kq_hard_state *hs)
+{
+	*hs = log->hs;
+	return 0;
+}
+
+static int mem_save_snapshot(struct kq_log *log, uint64_t index,
+			     uint64_t term, const void *data, size_t len)
+{
+	free(log->snap);
+	log->snap = malloc(len ? len : 1);
+	memcpy(log->snap, data, len);
+	log->snap_len = len;
+	log->snap_index = index;
+	log->snap_term = term;
+	return 0;
+}
+
+static int mem_load_snapshot(struct kq_log *log, uint64_t *index,
+			     uint64_t *term, void **data, size_t *len)
+{
+	if (!log->snap)
+		return -ENOENT;
+	*data = mem_host->malloc(log->snap_len ? log->snap_len : 1);
+	memcpy(*data, log->snap, log->snap_len);
+	*len = log->snap_len;
+	*index = log->snap_index;
+	*term = log->snap_term;
+	return 0;
+}
+
+static int mem_sync_policy(void *state, uint32_t *interval_ms)
+{
+	(void)state;
+	*interval_ms = 1000;
+	return KQ_SYNC_ALWAYS;
+}
+
+static int mem_lost(struct kq_log *log, const struct kq_offset_range **out)
+{
+	(void)log;
+	*out = NULL;
+	return 0;
+}
+
+static const struct kq_storage_ops mem_ops = {
+	.size = sizeof(struct kq_storage_ops),
+	.init = mem_init,
+	.fini = mem_fini,
+	.open = mem_open,
+	.close = mem_close,
+	.append = mem_append,
+	.sync = mem_sync,
+	.read = mem_read,
+	.first_offset = mem_first,
+	.next_offset = mem_next,
+	.term_at = mem_term_at,
+	.truncate = mem_truncate,
+	.reset = mem_reset,
+	.compact = mem_compact,
+	.retention_point = mem_retention_point,
+	.save_hard_state = mem_save_hs,
+	.load_hard_state = mem_load_hs,
+	.save_snapshot = mem_save_snapshot,
+	.load_snapshot = mem_load_snapshot,
+	.sync_policy = mem_sync_policy,
+	.lost = mem_lost,
+};
+
+static const struct kq_plugin_desc mem_desc = {
+	.abi = KQ_PLUGIN_ABI,
+	.size = sizeof(struct kq_plugin_desc),
+	.kind = KQ_PLUGIN_STORAGE,
+	.name = "memlog",
+	.version = "test",
+	.ops = &mem_ops,
+};
+
+static const struct kq_plugin_desc *mem_entry(void)
+{
+	return &mem_desc;
+}
+
+static void mem_free_all(void)
+{
+	for (size_t i = 0; i < nlogs; i++) {
+		mem_truncate(logs[i], 0);
+		free(logs[i]->recs);
+		free(logs[i]->snap);
+		free(logs[i]->dir);
+		free(logs[i]);
+	}
+	nlogs = 0;
+	mem_sync_error = 0;
+}
+
+/* ------------------------------------------------------------ gate */
+
+/* Consensus alone, like `local`, with the commits in the test's hands:
+ * while `gate.hold` is set, proposals are appended and wait; release()
+ * syncs and commits them in order.  While `gate.refuse` is set, propose
+ * refuses as a follower would. */
+struct proposal {
+	struct kq_sync_req sreq;
+	struct kq_group *g; /* NULL once the group closed */
+	struct kq_propose_req *req;
+	uint64_t first, end;
+	struct proposal *next; /* held, in order */
+};
+
+struct kq_group {
+	struct kq_group_config cfg;
+	const struct kq_store_api *store;
+	uint64_t commit_end, applied_end;
+};
+
+static struct {
+	const struct kq_host *host;
+	int hold, refuse;
+	struct proposal *held, **held_tail;
+	unsigned proposals; /* accepted, over the test */
+} gate;
+
+static int gate_init(const struct kq_host *host, void **state)
+{
+	gate.host = host;
+	gate.held_tail = &gate.held;
+	*state = &gate;
+	return 0;
+}
+
+static void gate_fini(void *state)
+{
+	(void)state;
+	assert_null(gate.held);
+}
+
+static int apply_one(void *ctx, const struct kq_record *rec)
+{
+	struct kq_group *g = ctx;
+
+	g->cfg.apply(g->cfg.apply_ctx, rec);
+	return 0;
+}
+
+static void apply_committed(struct kq_group *g)
+{
+	uint64_t next;
+
+	if (!g->cfg.apply) {
+		g->applied_end = g->commit_end;
+		return;
+	}
+	while (g->applied_end < g->commit_end) {
+		assert_true(g->store->read(g->cfg.store, g->applied_end,
+					   g->commit_end, 1 << 20, apply_one, g,
+					   &next) >= 0);
+		if (next <= g->applied_end)
+			break;
+		g->applied_end = next;
+	}
+}
+
+static int gate_group_open(void *state, const struct kq_group_config *cfg,
+			   struct kq_group **out)
+{
+	struct kq_group *g = calloc(1, sizeof(*g));
+
+	(void)state;
+	g->cfg = *cfg;
+	g->store = gate.host->store;
+	g->applied_end = g->store->first_offset(cfg->store);
+	g->commit_end = g->store->next_offset(cfg->store);
+	apply_committed(g);
+	*out = g;
+	return 0;
+}
+
+static void synced(struct kq_sync_req *sreq, int status)
+{
+	struct proposal *p = sreq->data;
+	struct kq_propose_req *req = p->req;
+
+	if (!p->g) {
+		status = KQ_ECANCELED;
+	} else if (status == 0) {
+		if (p->end > p->g->commit_end)
+			p->g->commit_end = p->end;
+		apply_committed(p->g);
+	}
+	req->first_offset = p->first;
+	free(p);
+	req->cb(req, status);
+}
+
+static void start_sync(struct proposal *p)
+{
+	int rv = p->g ? p->g->store->sync(p->g->cfg.store, &p->sreq, synced)
+		      : KQ_ECANCELED;
+
+	if (rv != 0)
+		synced(&p->sreq, rv);
+}
+
+static int gate_propose(struct kq_group *g, struct kq_propose_req *req,
+			const struct kq_record *recs, size_t n,
+			kq_propose_cb cb)
+{
+	struct kq_record copy[64];
+	uint64_t next = g->store->next_offset(g->cfg.store);
+	struct proposal *p;
+	int rv;
+
+	if (gate.refuse)
+		return KQ_EUNAVAILABLE;
+	assert_true(n > 0 && n <= 64);
+	for (size_t i = 0; i < n; i++) {
+		copy[i] = recs[i];
+		copy[i].offset = next + i;
+		copy[i].term = 0;
+	}
+	rv = g->store->append(g->cfg.store, copy, n);
+	if (rv != 0)
+		return rv;
+	p = calloc(1, sizeof(*p));
+	p->g = g;
+	p->req = req;
+	p->first = next;
+	p->end = next + n;
+	p->sreq.data = p;
+	req->cb = cb;
+	gate.proposals++;
+	if (gate.hold) {
+		*gate.held_tail = p;
+		gate.held_tail = &p->next;
+		return 0;
+	}
+	return g->store->sync(g->cfg.store, &p->sreq, synced);
+}
+
+/* Commits what was held, in order. */
+static void gate_release(void)
+{
+	struct proposal *p = gate.held;
+
+	gate.held = NULL;
+	gate.held_tail = &gate.held;
+	while (p) {
+		struct proposal *next = p->next;
+
+		start_sync(p);
+		p = next;
+	}
+}
+
+static void gate_group_close(struct kq_group *g)
+{
+	for (struct proposal *p = gate.held; p; p = p->next)
+		if (p->g == g)
+			p->g = NULL;
+	free(g);
+}
+
+static uint64_t gate_commit_end(struct kq_group *g)
+{
+	return g->commit_end;
+}
+
+static int gate_leader(struct kq_group *g)
+{
+	(void)g;
+	return gate.host->broker_id;
+}
+
+static int gate_retain(struct kq_group *g, uint64_t before)
+{
+	if (g->cfg.snapshot)
+		return 0;
+	return g->store->compact(g->cfg.store,
+				 before < g->commit_end ? before
+							: g->commit_end);
+}
+
+static int gate_peer_up(void *state, int id)
+{
+	(void)state;
+	return id == gate.host->broker_id;
+}
+
+static int gate_call(void *state, struct kq_call *call, int to,
+		     const void *buf, size_t len, unsigned timeout_ms,
+		     kq_call_cb cb)
+{
+	(void)state, (void)call, (void)to, (void)buf, (void)len;
+	(void)timeout_ms, (void)cb;
+	return KQ_EUNAVAILABLE;
+}
+
+static void gate_reply(void *state, struct kq_incoming *in, const void *buf,
+		       size_t len)
+{
+	(void)state, (void)in, (void)buf, (void)len;
+}
+
+static const struct kq_consensus_ops gate_ops = {
+	.size = sizeof(struct kq_consensus_ops),
+	.init = gate_init,
+	.fini = gate_fini,
+	.group_open = gate_group_open,
+	.group_close = gate_group_close,
+	.propose = gate_propose,
+	.commit_end = gate_commit_end,
+	.leader = gate_leader,
+	.group_retain = gate_retain,
+	.peer_up = gate_peer_up,
+	.call = gate_call,
+	.reply = gate_reply,
+};
+
+static const struct kq_plugin_desc gate_desc = {
+	.abi = KQ_PLUGIN_ABI,
+	.size = sizeof(struct kq_plugin_desc),
+	.kind = KQ_PLUGIN_CONSENSUS,
+	.name = "gate",
+	.version = "test",
+	.ops = &gate_ops,
+};
+
+static const struct kq_plugin_desc *gate_entry(void)
+{
+	return &gate_desc;
+}
+
+/* ------------------------------------------------------------ probe */
+
+/* A transport that listens nowhere: the test calls the broker API it is
+ * lent. */
+static struct {
+	const struct kq_host *host;
+	uv_timer_t timer; /* stop's done, on a later loop turn */
+	void (*done)(void *ctx);
+	void *done_ctx;
+} probe;
+
+static int probe_init(const struct kq_host *host, void **state)
+{
+	probe.host = host;
+	*state = &probe;
+	return 0;
+}
+
+static void probe_fini(void *state)
+{
+	(void)state;
+}
+
+static int probe_start(void *state)
+{
+	(void)state;
+	return 0;
+}
+
+static void probe_closed(uv_handle_t *h)
+{
+	(void)h;
+	probe.done(probe.done_ctx);
+}
+
+static void probe_stopped(uv_timer_t *t)
+{
+	uv_close((uv_handle_t *)t, probe_closed);
+}
+
+static void probe_stop(void *state, void (*done)(void *ctx), void *ctx)
+{
+	(void)state;
+	probe.done = done;
+	probe.done_ctx = ctx;
+	uv_timer_init(probe.host->loop, &probe.timer);
+	uv_timer_start(&probe.timer, probe_stopped, 0, 0);
+}
+
+static const struct kq_transport_ops probe_ops = {
+	.size = sizeof(struct kq_transport_ops),
+	.init = probe_init,
+	.fini = probe_fini,
+	.start = probe_start,
+	.stop = probe_stop,
+};
+
+static const struct kq_plugin_desc probe_desc = {
+	.abi = KQ_PLUGIN_ABI,
+	.size = sizeof(struct kq_plugin_desc),
+	.kind = KQ_PLUGIN_TRANSPORT,
+	.name = "probe",
+	.version = "test",
+	.ops = &probe_ops,
+};
+
+static const struct kq_plugin_desc *probe_entry(void)
+{
+	return &probe_desc;
+}
+
+/* ------------------------------------------------------------ firstbyte */
+
+static int fb_init(const struct kq_host *host, void **state)
+{
+	(void)host;
+	*state = NULL;
+	return 0;
+}
+
+static void fb_fini(void *state)
+{
+	(void)state;
+}
+
+/* The key's first byte, or round robin without a key. */
+static uint32_t fb_partition(void *state, const struct kq_partition_req *r)
+{
+	(void)state;
+	if (r->key && r->key_len)
+		return *(const unsigned char *)r->key % r->partitions;
+	return (uint32_t)(r->keyless_seq % r->partitions);
+}
+
+static const struct kq_partitioner_ops fb_ops = {
+	.size = sizeof(struct kq_partitioner_ops),
+	.init = fb_init,
+	.fini = fb_fini,
+	.partition = fb_partition,
+};
+
+static const struct kq_plugin_desc fb_desc = {
+	.abi = KQ_PLUGIN_ABI,
+	.size = sizeof(struct kq_plugin_desc),
+	.kind = KQ_PLUGIN_PARTITIONER,
+	.name = "firstbyte",
+	.version = "test",
+	.ops = &fb_ops,
+};
+
+static const struct kq_plugin_desc *fb_entry(void)
+{
+	return &fb_desc;
+}
+
+/* ------------------------------------------------------------ harness */
+
+static uv_loop_t loop;
+static struct kq__config cfg;
+static struct kq_broker *b;
+static struct kq_session *sess;
+static char dir[] = "/tmp/kq-core-api-XXXXXX";
+
+static const struct kq_broker_api *api(void)
+{
+	return probe.host->api;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs the loop until *flag is set, for 10 s at most. */
+static void run_until(const int *flag)
+{
+	double end = now_s() + 10;
+
+	while (!*flag && now_s() < end) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		if (!*flag)
+			usleep(200);
+	}
+	assert_true(*flag);
+}
+
+/* Runs the loop for a while, for what should not happen. */
+static void run_for(double secs)
+{
+	double end = now_s() + secs;
+
+	while (now_s() < end) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		usleep(200);
+	}
+}
+
+static void broker_open(void)
+{
+	char text[1024], err[512];
+
+	snprintf(text, sizeof(text),
+		 "{\"broker\": {\"id\": 1, \"data_dir\": \"%s\"},"
+		 " \"plugins\": {\"transport\": \"probe\","
+		 " \"partitioner\": [\"firstbyte\"], \"storage\": \"memlog\","
+		 " \"consensus\": \"gate\"},"
+		 " \"topics\": {\"default_partitions\": 2}}",
+		 dir);
+	assert_int_equal(kq__config_parse(text, NULL, &cfg, err, sizeof(err)),
+			 0);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(kq__broker_open(&loop, &cfg, &b), 0);
+	assert_int_equal(api()->session_open(b, &sess), 0);
+}
+
+static void broker_close(void)
+{
+	api()->session_close(sess);
+	kq__broker_stop(b);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	kq__broker_close(b);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	kq__config_free(&cfg);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	strcpy(dir, "/tmp/kq-core-api-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	memset(&gate, 0, sizeof(gate));
+	broker_open();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	gate.hold = 0;
+	gate_release();
+	broker_close();
+	mem_free_all();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+/* A request and its answer. */
+struct call {
+	struct kq_req req;
+	int done, status;
+};
+
+static void on_done(struct kq_req *req, int status)
+{
+	struct call *c = req->data;
+
+	c->done = 1;
+	c->status = status;
+}
+
+static void create(const char *topic, uint32_t partitions)
+{
+	struct call c = {.req.data = &c};
+	struct kq_topic_spec spec = {topic, partitions, NULL, 0};
+
+	assert_int_equal(api()->create_topic(sess, &c.req, &spec, on_done), 0);
+	run_until(&c.done);
+	if (c.status != 0)
+		fail_msg("CRTP %s: %s", topic, c.req.errmsg);
+	api()->req_cleanup(&c.req);
+}
+
+/* Starts a PUBS of `msg` on topic "t"; answered in c. */
+static void publish(struct call *c, const char *msg)
+{
+	memset(c, 0, sizeof(*c));
+	c->req.data = c;
+	assert_int_equal(api()->publish(sess, &c->req, "t", msg, strlen(msg),
+					on_done),
+			 0);
+}
+
+/* What a CONS of "t" from `from` hands out, as "p:offset:body " words. */
+struct seen {
+	char text[1024];
+	int n;
+};
+
+static int on_message(void *ctx, const struct kq_message *m)
+{
+	struct seen *s = ctx;
+	size_t used = strlen(s->text);
+
+	snprintf(s->text + used, sizeof(s->text) - used, "%u:%llu:%.*s ",
+		 m->partition, (unsigned long long)m->offset, (int)m->len,
+		 (const char *)m->data);
+	s->n++;
+	return 0;
+}
+
+static uint64_t subscribe(const char *group)
+{
+	struct call c = {.req.data = &c};
+	uint64_t id;
+
+	assert_int_equal(api()->subscribe(sess, &c.req, "t", group, 0,
+					  on_done),
+			 0);
+	run_until(&c.done);
+	assert_int_equal(c.status, 0);
+	id = c.req.result.subscribe.sub_id;
+	api()->req_cleanup(&c.req);
+	return id;
+}
+
+static void consume(uint64_t sub, int64_t from, struct seen *s)
+{
+	struct kq_consume cons = {0};
+	char err[256];
+	int rv;
+
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(api()->consume_open(sess, &cons, "t", sub, from, 0,
+					     err, sizeof(err)),
+			 0);
+	do
+		rv = api()->consume_next(&cons, 1 << 20, on_message, s, err,
+					 sizeof(err));
+	while (rv == 1);
+	assert_int_equal(rv, 0);
+	api()->consume_close(&cons);
+}
+
+/* ------------------------------------------------------------ tests */
+
+/* A PUBS is answered only once consensus commits it, with the offset it
+ * was stored at; until then no reader sees it. */
+static void test_publish_waits_for_commit(void **state)
+{
+	struct call c[3];
+	struct seen s;
+	uint64_t sub;
+
+	(void)state;
+	create("t", 2);
+	sub = subscribe("g");
+	gate.hold = 1;
+	publish(&c[0], "{\"Key\":\"a\",\"Body\":\"x\"}"); /* 'a' = 97: 1 */
+	publish(&c[1], "{\"Key\":\"b\",\"Body\":\"y\"}"); /* 0 */
+	publish(&c[2], "{\"Key\":\"a\",\"Body\":\"z\"}"); /* 1 */
+	run_for(0.2);
+	for (int i = 0; i < 3; i++)
+		assert_false(c[i].done);
+	consume(sub, 0, &s);
+	assert_int_equal(s.n, 0);
+	gate.hold = 0;
+	gate_release();
+	for (int i = 0; i < 3; i++) {
+		run_until(&c[i].done);
+		assert_int_equal(c[i].status, 0);
+	}
+	assert_int_equal(c[0].req.result.publish.partition, 1);
+	assert_int_equal(c[0].req.result.publish.offset, 0);
+	assert_int_equal(c[1].req.result.publish.partition, 0);
+	assert_int_equal(c[1].req.result.publish.offset, 0);
+	assert_int_equal(c[2].req.result.publish.partition, 1);
+	assert_int_equal(c[2].req.result.publish.offset, 1);
+	consume(sub, 0, &s);
+	assert_int_equal(s.n, 3);
+	assert_non_null(strstr(s.text, "1:0:{\"Key\":\"a\",\"Body\":\"x\"}"));
+	assert_non_null(strstr(s.text, "1:1:{\"Key\":\"a\",\"Body\":\"z\"}"));
+	assert_non_null(strstr(s.text, "0:0:{\"Key\":\"b\",\"Body\":\"y\"}"));
+}
+
+/* A PUBS consensus refuses is answered with the reason and takes no
+ * offset: the next one gets the offset it would have had. */
+static void test_refused_publish_takes_no_offset(void **state)
+{
+	struct call c;
+
+	(void)state;
+	create("t", 1);
+	gate.refuse = 1;
+	publish(&c, "first");
+	run_until(&c.done);
+	assert_int_equal(c.status, KQ_EUNAVAILABLE);
+	assert_true(c.req.errmsg[0] != '\0');
+	gate.refuse = 0;
+	publish(&c, "second");
+	run_until(&c.done);
+	assert_int_equal(c.status, 0);
+	assert_int_equal(c.req.result.publish.offset, 0);
+}
+
+static void count_topic(void *ctx, const char *name, uint32_t partitions)
+{
+	(void)name, (void)partitions;
+	++*(int *)ctx;
+}
+
+/* A CRTP whose metadata record is refused leaves no topic behind, and
+ * the same name can be created afterwards. */
+static void test_refused_create_leaves_nothing(void **state)
+{
+	struct call c = {.req.data = &c};
+	struct kq_topic_spec spec = {"t", 3, NULL, 0};
+	int n = 0;
+
+	(void)state;
+	gate.refuse = 1;
+	/* Refused at once, or in the callback: either way no topic. */
+	c.status = api()->create_topic(sess, &c.req, &spec, on_done);
+	if (c.status == 0)
+		run_until(&c.done);
+	assert_int_equal(c.status, KQ_EUNAVAILABLE);
+	assert_true(c.req.errmsg[0] != '\0');
+	api()->req_cleanup(&c.req);
+	assert_int_equal(api()->list_topics(b, count_topic, &n), 0);
+	assert_int_equal(n, 0);
+	gate.refuse = 0;
+	create("t", 3);
+	assert_int_equal(api()->list_topics(b, count_topic, &n), 1);
+	assert_int_equal(n, 1);
+}
+
+/* A sync that fails answers the PUBS with the error, never OK; once the
+ * disk heals, the log is reopened and a later PUBS is stored at an
+ * offset no acknowledged message had. */
+static void test_failed_sync_is_not_acknowledged(void **state)
+{
+	struct call c;
+	uint64_t acked;
+
+	(void)state;
+	create("t", 1);
+	publish(&c, "kept");
+	run_until(&c.done);
+	assert_int_equal(c.status, 0);
+	acked = c.req.result.publish.offset;
+	mem_sync_error = -EIO;
+	publish(&c, "lost");
+	run_until(&c.done);
+	assert_true(c.status < 0);
+	mem_sync_error = 0;
+	for (double end = now_s() + 10;;) {
+		publish(&c, "after");
+		run_until(&c.done);
+		if (c.status == 0)
+			break;
+		assert_true(now_s() < end);
+		run_for(0.1);
+	}
+	assert_true(c.req.result.publish.offset > acked);
+}
+
+/* A group's reads from its committed offsets: what one read handed out
+ * is committed by the next, which goes on after it. */
+static void test_group_reads_advance(void **state)
+{
+	struct call c;
+	struct seen s;
+	uint64_t sub;
+
+	(void)state;
+	create("t", 1);
+	sub = subscribe("g");
+	publish(&c, "m0");
+	run_until(&c.done);
+	publish(&c, "m1");
+	run_until(&c.done);
+	consume(sub, -1, &s);
+	assert_string_equal(s.text, "0:0:m0 0:1:m1 ");
+	consume(sub, -1, &s);
+	assert_int_equal(s.n, 0);
+	publish(&c, "m2");
+	run_until(&c.done);
+	consume(sub, -1, &s);
+	assert_string_equal(s.text, "0:2:m2 ");
+}
+
+/* A broker reopened on the same logs recovers its topics from the
+ * metadata log and serves what was stored. */
+static void test_restart_recovers(void **state)
+{
+	struct call c;
+	struct seen s;
+	int n = 0;
+
+	(void)state;
+	create("t", 1);
+	publish(&c, "durable");
+	run_until(&c.done);
+	assert_int_equal(c.status, 0);
+	broker_close();
+	broker_open();
+	assert_int_equal(api()->list_topics(b, count_topic, &n), 1);
+	consume(subscribe("g"), 0, &s);
+	assert_string_equal(s.text, "0:0:durable ");
+	publish(&c, "next");
+	run_until(&c.done);
+	assert_int_equal(c.status, 0);
+	assert_int_equal(c.req.result.publish.offset, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_publish_waits_for_commit,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_refused_publish_takes_no_offset, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_refused_create_leaves_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_failed_sync_is_not_acknowledged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_reads_advance,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_recovers, setup,
+						teardown),
+	};
+
+	kq__log_set_level(KQ_LOG_WARN);
+	kq__module_link("memlog", mem_entry);
+	kq__module_link("gate", gate_entry);
+	kq__module_link("probe", probe_entry);
+	kq__module_link("firstbyte", fb_entry);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
