@@ -256,8 +256,9 @@ static int check_desc(const struct kq_plugin_desc *desc,
 		return KQ_EABI;
 	}
 	if (!ops->init || !ops->fini) {
-		snprintf(err, errlen, "%s module %s: %s: its ops table has no %s",
-			 kname, name, path, ops->init ? "fini" : "init");
+		snprintf(err, errlen,
+			 "%s module %s: %s: its ops table has no %s", kname,
+			 name, path, ops->init ? "fini" : "init");
 		return KQ_EABI;
 	}
 	return 0;

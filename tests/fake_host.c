@@ -31,8 +31,8 @@ static void host_log(const struct kq_host *host, enum kq_log_level level,
 	va_start(ap, fmt);
 	vsnprintf(kq__test_lastlog, sizeof(kq__test_lastlog), fmt, ap);
 	va_end(ap);
-	snprintf(kq__test_logbuf + used, sizeof(kq__test_logbuf) - used,
-		 "%s\n", kq__test_lastlog);
+	snprintf(kq__test_logbuf + used, sizeof(kq__test_logbuf) - used, "%s\n",
+		 kq__test_lastlog);
 	kq__test_nlogs++;
 	if (getenv("KQ_TEST_VERBOSE") != NULL)
 		fprintf(stderr, "[%s %d] %s\n", host->module, (int)level,
@@ -66,8 +66,8 @@ struct kq_host kq__test_host(const char *module, const json_t *config)
 const void *kq__test_module_ops(enum kq_plugin_kind kind, const char *module,
 				size_t ops_size)
 {
-	const struct kq_plugin_desc *d = kq_plugin_entry ? kq_plugin_entry()
-							 : NULL;
+	const struct kq_plugin_desc *d =
+		kq_plugin_entry ? kq_plugin_entry() : NULL;
 	const struct kq_module_ops *ops;
 
 	if (!d || d->abi != KQ_PLUGIN_ABI || d->size != sizeof(*d) ||

@@ -60,7 +60,8 @@ static inline int kq_config_keys(const struct kq_host *host,
 			break;
 		used += (size_t)n;
 	}
-	json_object_foreach((json_t *)host->config, key, value) {
+	json_object_foreach((json_t *)host->config, key, value)
+	{
 		bool found = false;
 
 		(void)value;
@@ -126,8 +127,8 @@ static inline int kq_config_bool(const struct kq_host *host, const char *key,
 
 /* Points *out at a non-empty string, borrowed from host->config.
  * Returns 0 or KQ_ECONFIG. */
-static inline int kq_config_string(const struct kq_host *host,
-				   const char *key, const char **out)
+static inline int kq_config_string(const struct kq_host *host, const char *key,
+				   const char **out)
 {
 	json_t *v = kq__config_get(host, key);
 
@@ -145,9 +146,8 @@ static inline int kq_config_string(const struct kq_host *host,
 
 /* Reads one of `choices` (a NULL-terminated list) and stores its index
  * in *out.  Returns 0 or KQ_ECONFIG. */
-static inline int kq_config_choice(const struct kq_host *host,
-				   const char *key, const char *const *choices,
-				   int *out)
+static inline int kq_config_choice(const struct kq_host *host, const char *key,
+				   const char *const *choices, int *out)
 {
 	json_t *v = kq__config_get(host, key);
 	char list[512];
@@ -169,8 +169,8 @@ static inline int kq_config_choice(const struct kq_host *host,
 			break;
 		used += (size_t)n;
 	}
-	host->log(host, KQ_LOG_ERROR, "%s.%s: expected one of %s",
-		  host->module, key, list);
+	host->log(host, KQ_LOG_ERROR, "%s.%s: expected one of %s", host->module,
+		  key, list);
 	return KQ_ECONFIG;
 }
 

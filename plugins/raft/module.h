@@ -109,6 +109,11 @@ struct kq__raft_module {
 
 	uv_timer_t tick;
 	uv_timer_t later; /* runs the completions of closed groups */
+	/* Starts `later` (plugin.c); the replica simulation sets a flag. */
+	void (*start_later)(struct kq__raft_module *mod);
+	/* Called when the last group is removed: closes the handles (NULL
+	 * in the simulation, which has none). */
+	void (*emptied)(struct kq__raft_module *mod);
 	int handles;	  /* the two timers while not closed */
 	bool closed;	  /* handles closed (the last group went) */
 	struct kq__cluster *cluster;
@@ -229,7 +234,7 @@ void kq__raft_group_step(struct kq_group *g, const struct kq__raft_msg *m);
 /* Completes the canceled proposals queued on the module. */
 void kq__raft_run_canceled(struct kq__raft_module *mod);
 
-/* plugin.c: the group table and the handles' lifetime. */
+/* table.c: the group table, and the start of the `later` timer. */
 struct kq_group *kq__raft_module_find(struct kq__raft_module *mod, uint64_t id);
 int kq__raft_module_add(struct kq__raft_module *mod, struct kq_group *g,
 			uint64_t id);

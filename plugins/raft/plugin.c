@@ -18,94 +18,6 @@
 
 #include "module.h"
 
-static size_t bucket_of(const struct kq__raft_module *mod, uint64_t id)
-{
-	id ^= id >> 29;
-	id *= 0xbf58476d1ce4e5b9ull;
-	id ^= id >> 32;
-	return (size_t)(id & (mod->n_buckets - 1));
-}
-
-struct kq_group *kq__raft_module_find(struct kq__raft_module *mod, uint64_t id)
-{
-	struct kq_group *g;
-
-	if (!mod->n_buckets)
-		return NULL;
-	for (g = mod->buckets[bucket_of(mod, id)]; g; g = g->next_hash)
-		if (g->id == id)
-			return g;
-	return NULL;
-}
-
-static int grow(struct kq__raft_module *mod)
-{
-	size_t n = mod->n_buckets ? mod->n_buckets * 2 : 64;
-	struct kq_group **nb = calloc(n, sizeof(*nb)), **old = mod->buckets;
-	size_t old_n = mod->n_buckets;
-
-	if (!nb)
-		return -ENOMEM;
-	mod->buckets = nb;
-	mod->n_buckets = n;
-	for (size_t i = 0; i < old_n; i++) {
-		struct kq_group *g = old[i], *next;
-
-		for (; g; g = next) {
-			size_t b = bucket_of(mod, g->id);
-
-			next = g->next_hash;
-			g->next_hash = nb[b];
-			nb[b] = g;
-		}
-	}
-	free(old);
-	return 0;
-}
-
-int kq__raft_module_add(struct kq__raft_module *mod, struct kq_group *g,
-			uint64_t id)
-{
-	size_t b;
-
-	if (mod->n_groups >= mod->n_buckets && grow(mod) != 0)
-		return -ENOMEM;
-	b = bucket_of(mod, id);
-	g->next_hash = mod->buckets[b];
-	mod->buckets[b] = g;
-	g->prev_all = NULL;
-	g->next_all = mod->all;
-	if (mod->all)
-		mod->all->prev_all = g;
-	mod->all = g;
-	g->asleep = true; /* so that it is put on the awake list */
-	kq__raft_module_sleep(mod, g, false);
-	mod->n_groups++;
-	return 0;
-}
-
-void kq__raft_module_sleep(struct kq__raft_module *mod, struct kq_group *g,
-			   bool asleep)
-{
-	if (asleep == g->asleep)
-		return;
-	g->asleep = asleep;
-	if (!asleep) {
-		g->prev_awake = NULL;
-		g->next_awake = mod->awake;
-		if (mod->awake)
-			mod->awake->prev_awake = g;
-		mod->awake = g;
-		return;
-	}
-	if (g->prev_awake)
-		g->prev_awake->next_awake = g->next_awake;
-	else
-		mod->awake = g->next_awake;
-	if (g->next_awake)
-		g->next_awake->prev_awake = g->prev_awake;
-}
-
 static void on_timer_closed(uv_handle_t *h)
 {
 	struct kq__raft_module *mod = h->data;
@@ -127,27 +39,6 @@ static void close_handles(struct kq__raft_module *mod)
 		uv_close((uv_handle_t *)&mod->later, on_timer_closed);
 }
 
-void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,
-			    uint64_t id)
-{
-	struct kq_group **pp = &mod->buckets[bucket_of(mod, id)];
-
-	while (*pp && *pp != g)
-		pp = &(*pp)->next_hash;
-	if (*pp)
-		*pp = g->next_hash;
-	if (g->prev_all)
-		g->prev_all->next_all = g->next_all;
-	else
-		mod->all = g->next_all;
-	if (g->next_all)
-		g->next_all->prev_all = g->prev_all;
-	kq__raft_module_sleep(mod, g, true);
-	mod->n_groups--;
-	if (mod->n_groups == 0)
-		close_handles(mod);
-}
-
 static void on_later(uv_timer_t *t)
 {
 	struct kq__raft_module *mod = t->data;
@@ -158,7 +49,7 @@ static void on_later(uv_timer_t *t)
 		uv_close((uv_handle_t *)&mod->later, on_timer_closed);
 }
 
-void kq__raft_module_later(struct kq__raft_module *mod)
+static void start_later(struct kq__raft_module *mod)
 {
 	if (!uv_is_closing((uv_handle_t *)&mod->later))
 		uv_timer_start(&mod->later, on_later, 0, 0);
@@ -338,6 +229,8 @@ static int raft_init(const struct kq_host *host, void **state)
 	uv_timer_init(host->loop, &mod->tick);
 	uv_timer_init(host->loop, &mod->later);
 	mod->tick.data = mod->later.data = mod;
+	mod->start_later = start_later;
+	mod->emptied = close_handles;
 	mod->handles = 2;
 	memset(&cc, 0, sizeof(cc));
 	cc.tick_ms = mod->tick_ms;

@@ -36,8 +36,8 @@ static uint64_t checksum(const uint8_t *hdr, const void *data, size_t len)
 	return fnv(fnv(1469598103934665603ULL, hdr + 8, 24), data, len);
 }
 
-int kq__seg_log_save_snapshot(struct kq_log *log, uint64_t index,
-			      uint64_t term, const void *data, size_t len)
+int kq__seg_log_save_snapshot(struct kq_log *log, uint64_t index, uint64_t term,
+			      const void *data, size_t len)
 {
 	uint8_t *file;
 	int rv;
@@ -100,9 +100,11 @@ int kq__seg_log_load_snapshot(struct kq_log *log, uint64_t *index,
 		log->host->free(buf);
 		return (int)got;
 	}
-	if (got != (ssize_t)n || checksum(hdr, buf, n) != kq_get64le(hdr + 32)) {
+	if (got != (ssize_t)n ||
+	    checksum(hdr, buf, n) != kq_get64le(hdr + 32)) {
 		log->host->free(buf);
-		return damaged(log, "damaged snapshot (bad length or checksum)");
+		return damaged(log,
+			       "damaged snapshot (bad length or checksum)");
 	}
 	*index = kq_get64le(hdr + 8);
 	*term = kq_get64le(hdr + 16);

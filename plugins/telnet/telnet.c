@@ -1168,8 +1168,7 @@ static void tn_stop(void *state, void (*done)(void *ctx), void *ctx)
 		srv->pause = NULL;
 	}
 	if (srv->listener && !uv_is_closing((uv_handle_t *)srv->listener))
-		uv_close((uv_handle_t *)srv->listener,
-			 on_server_handle_closed);
+		uv_close((uv_handle_t *)srv->listener, on_server_handle_closed);
 	srv->grace = malloc(sizeof(*srv->grace));
 	if (srv->grace) {
 		uv_timer_init(srv->host->loop, srv->grace);

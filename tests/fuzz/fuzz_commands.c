@@ -653,7 +653,8 @@ static void broker_open(void)
 	b->npartitioners = 2;
 	b->ntransports = 1;
 	b->sops = b->storage.mod.desc->ops;
-	fuzz_cops = *(const struct kq_consensus_ops *)b->consensus.mod.desc->ops;
+	fuzz_cops =
+		*(const struct kq_consensus_ops *)b->consensus.mod.desc->ops;
 	fuzz_cops.reply = fuzz_reply;
 	b->cops = &fuzz_cops;
 	if (b->sops->init(&b->storage.host, &b->storage.state) != 0 ||
@@ -772,9 +773,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			stopped = 1;
 			break;
 		case 'F': {
-			size_t flen = i + 1 < size
-					      ? data[i] + 256u * data[i + 1]
-					      : 0;
+			size_t flen =
+				i + 1 < size ? data[i] + 256u * data[i + 1] : 0;
 
 			i += i + 1 < size ? 2 : size - i;
 			if (flen > size - i)

@@ -1,5 +1,6 @@
 /* The three-broker fixture: configs, start and stop, and the queries
  * every cluster test makes. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,9 +31,24 @@ static int port_taken(const struct tcl *c, int port, int n)
 	return 0;
 }
 
+static const char secret[] = "dGhyZWUgYnJva2VycyBvbiBsb29wYmFjaw==\n";
+
+static void write_secret(struct tcl *c, int i)
+{
+	char path[400];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/cluster.secret", c->tbs[i].dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, secret, sizeof(secret) - 1),
+			 (ssize_t)sizeof(secret) - 1);
+	close(fd);
+}
+
 void tcl_write_config(struct tcl *c, int i)
 {
-	char json[8192], peers[1024];
+	char json[8192], peers[1024], secret_file[512] = "";
 	size_t off = 0;
 
 	for (int k = 0; k < TCL_N; k++)
@@ -41,6 +57,10 @@ void tcl_write_config(struct tcl *c, int i)
 			"%s{\"id\": %d, \"host\": \"127.0.0.1\", \"port\": %d, "
 			"\"raft_port\": %d}",
 			k ? ", " : "", k + 1, c->tbs[k].port, c->raft_ports[k]);
+	if (c->secret)
+		snprintf(secret_file, sizeof(secret_file),
+			 "\"secret_file\": \"%s/cluster.secret\", ",
+			 c->tbs[i].dir);
 	snprintf(json, sizeof(json),
 		 "{\"broker\": {\"id\": %d, \"data_dir\": \"%s\"},\n"
 		 " \"plugins\": {\"transport\": \"telnet\", \"partitioner\": "
@@ -49,11 +69,11 @@ void tcl_write_config(struct tcl *c, int i)
 		 " \"telnet\": {\"host\": \"127.0.0.1\", \"port\": %d},\n"
 		 " \"raft\": {\"snapshot_every\": 5, \"cache_bytes\": 2048},\n"
 		 " \"segment\": {\"segment_bytes\": %d%s%s},\n"
-		 " \"cluster\": {\"peers\": [%s]%s%s},\n %s}\n",
+		 " \"cluster\": {%s\"peers\": [%s]%s%s},\n %s}\n",
 		 i + 1, c->tbs[i].dir, c->tbs[i].port,
 		 c->segment_bytes ? c->segment_bytes : 4096,
-		 c->segment_extra[0] ? ", " : "", c->segment_extra, peers,
-		 c->cluster_extra[0] ? ", " : "", c->cluster_extra,
+		 c->segment_extra[0] ? ", " : "", c->segment_extra, secret_file,
+		 peers, c->cluster_extra[0] ? ", " : "", c->cluster_extra,
 		 c->extra[0] ? c->extra
 			     : "\"topics\": {\"retention_check_ms\": 100}");
 	tb_write_raw(&c->tbs[i], json);
@@ -70,8 +90,11 @@ void tcl_setup(struct tcl *c)
 		while (c->raft_ports[i] == c->tbs[i].port ||
 		       port_taken(c, c->raft_ports[i], i));
 	}
-	for (int i = 0; i < TCL_N; i++)
+	for (int i = 0; i < TCL_N; i++) {
+		if (c->secret)
+			write_secret(c, i);
 		tcl_write_config(c, i);
+	}
 }
 
 void tcl_start(struct tcl *c, int i)

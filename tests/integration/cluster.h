@@ -26,6 +26,9 @@ struct tcl {
 	/* Start the brokers with failing syncs at hand (tb_flag() with
 	 * "failsync" on a broker's tb, see tb_start_syncfaults()). */
 	int syncfaults;
+	/* Authenticate the cluster port: each broker reads its own copy of
+	 * one secret, <its folder>/cluster.secret (mode 0600). */
+	int secret;
 };
 
 /* Picks ports and folders and writes the configs; starts nothing. */

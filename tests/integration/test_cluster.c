@@ -26,196 +26,35 @@
 
 #include <cmocka.h>
 
-#include "harness.h"
+#include "cluster.h"
 
-#define N 3
+#define N TCL_N
 
-static struct tb tbs[N];
-static int raft_ports[N];
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static const char secret[] = "dGhyZWUgYnJva2VycyBvbiBsb29wYmFjaw==\n";
-
-static void write_secret(int i)
-{
-	char path[400];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/cluster.secret", tbs[i].dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, secret, sizeof(secret) - 1),
-			 (ssize_t)sizeof(secret) - 1);
-	close(fd);
-}
-
-static void write_config(int i)
-{
-	char json[4096], peers[1024];
-	size_t off = 0;
-
-	for (int k = 0; k < N; k++)
-		off += (size_t)snprintf(
-			peers + off, sizeof(peers) - off,
-			"%s{\"id\": %d, \"host\": \"127.0.0.1\", \"port\": %d, "
-			"\"raft_port\": %d}",
-			k ? ", " : "", k + 1, tbs[k].port, raft_ports[k]);
-	snprintf(json, sizeof(json),
-		 "{\"broker\": {\"id\": %d, \"data_dir\": \"%s\"},\n"
-		 " \"plugins\": {\"transport\": \"telnet\", \"partitioner\": "
-		 "[\"keyhash\", \"roundrobin\"], \"storage\": \"segment\", "
-		 "\"consensus\": \"raft\"},\n"
-		 " \"telnet\": {\"host\": \"127.0.0.1\", \"port\": %d},\n"
-		 " \"raft\": {\"snapshot_every\": 5, \"cache_bytes\": 2048},\n"
-		 " \"segment\": {\"segment_bytes\": 4096},\n"
-		 " \"topics\": {\"retention_check_ms\": 100},\n"
-		 " \"cluster\": {\"secret_file\": \"%s/cluster.secret\", "
-		 "\"session_timeout_ms\": 1500, \"peers\": [%s]}}\n",
-		 i + 1, tbs[i].dir, tbs[i].port, tbs[i].dir, peers);
-	tb_write_raw(&tbs[i], json);
-}
-
-static void start(int i)
-{
-	int st = 0;
-
-	if (tb_start(&tbs[i], &st) != 0) {
-		char log[8192];
-
-		tb_read_log(&tbs[i], log, sizeof(log));
-		fail_msg("broker %d did not start (exit %d):\n%s", i + 1, st,
-			 log);
-	}
-}
-
-static int port_taken(int port, int n)
-{
-	for (int k = 0; k < n; k++)
-		if (tbs[k].port == port || raft_ports[k] == port)
-			return 1;
-	return 0;
-}
+static struct tcl cl;
 
 static int setup(void **state)
 {
-	for (int i = 0; i < N; i++) {
-		tb_setup_empty(&tbs[i]);
-		while (port_taken(tbs[i].port, i))
-			tbs[i].port = tb_free_port();
-		do
-			raft_ports[i] = tb_free_port();
-		while (raft_ports[i] == tbs[i].port ||
-		       port_taken(raft_ports[i], i));
-	}
-	for (int i = 0; i < N; i++) {
-		write_secret(i);
-		write_config(i);
-	}
+	memset(&cl, 0, sizeof(cl));
+	cl.secret = 1;
+	snprintf(cl.cluster_extra, sizeof(cl.cluster_extra),
+		 "\"session_timeout_ms\": 1500");
+	tcl_setup(&cl);
 	for (int i = 0; i < N; i++)
-		start(i);
+		tcl_start(&cl, i);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	for (int i = 0; i < N; i++) {
-		tb_kill9(&tbs[i]);
-		tb_cleanup(&tbs[i]);
-	}
+	for (int i = 0; i < N; i++)
+		tb_kill9(&cl.tbs[i]);
+	tcl_teardown(&cl);
 	return 0;
-}
-
-/* STAT on broker i: how many lines say `up`, and the META-LEADER (0 for
- * none, -1 for more than one). Returns -1 when the broker did not
- * answer. */
-static int stat_view(int i, int *up, int *leader)
-{
-	struct tc c;
-	char status[256], data[4096], *line, *save = NULL;
-	int lines = 0;
-
-	*up = 0;
-	*leader = 0;
-	if (tc_connect(&c, tbs[i].port) != 0)
-		return -1;
-	if (tc_cmd(&c, "STAT", status, sizeof(status), data, sizeof(data)) !=
-		    0 ||
-	    strncmp(status, "OK", 2) != 0) {
-		tc_close(&c);
-		return -1;
-	}
-	tc_close(&c);
-	for (line = strtok_r(data, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		int id, port, n = 0;
-		char state[8];
-
-		if (sscanf(line, "BROKER %d 127.0.0.1:%d %7s%n", &id, &port,
-			   state, &n) != 3)
-			continue;
-		lines++;
-		if (port != tbs[id - 1].port)
-			return -1;
-		if (strcmp(state, "up") == 0)
-			(*up)++;
-		if (strstr(line + n, " META-LEADER") != NULL)
-			*leader = *leader ? -1 : id;
-	}
-	return lines == N ? 0 : -1;
-}
-
-/* Polls until every running broker sees `want_up` brokers up (any number
- * when negative) and they
- * all name the same single META-LEADER; returns it, or 0 at the
- * deadline. */
-static int wait_agreement(int want_up, double timeout, int *seen_leader)
-{
-	double end = now_s() + timeout;
-
-	do {
-		int agreed = 0, ok = 1;
-
-		for (int i = 0; i < N && ok; i++) {
-			int up, leader;
-
-			if (tbs[i].pid <= 0)
-				continue;
-			if (stat_view(i, &up, &leader) != 0 ||
-			    (want_up >= 0 && up != want_up) || leader <= 0 ||
-			    (agreed && leader != agreed))
-				ok = 0;
-			else
-				agreed = leader;
-			if (seen_leader && leader > 0)
-				*seen_leader = leader;
-		}
-		if (ok && agreed)
-			return agreed;
-		usleep(20000);
-	} while (now_s() < end);
-	return 0;
-}
-
-static void cmd(int i, const char *command, char *status, size_t len,
-		char *data, size_t dlen)
-{
-	struct tc c;
-
-	assert_int_equal(tc_connect(&c, tbs[i].port), 0);
-	assert_int_equal(tc_cmd(&c, command, status, len, data, dlen), 0);
-	tc_close(&c);
 }
 
 static void test_election(void **state)
 {
-	int leader = wait_agreement(N, 10, NULL);
+	int leader = tcl_agree(&cl, N, 10);
 
 	assert_true(leader >= 1 && leader <= N);
 	print_message("metadata leader: broker %d\n", leader);
@@ -224,19 +63,20 @@ static void test_election(void **state)
 static void test_metadata_replicated(void **state)
 {
 	char status[256], data[4096];
-	int leader = wait_agreement(N, 10, NULL);
+	int leader = tcl_agree(&cl, N, 10);
 	double end;
 
 	assert_true(leader > 0);
-	cmd(leader - 1, "CRTP meta-topic 2", status, sizeof(status), NULL, 0);
+	tcl_cmd(&cl, leader - 1, "CRTP meta-topic 2", status, sizeof(status),
+		NULL, 0);
 	assert_string_equal(status, "OK meta-topic 2");
 	for (int i = 0; i < N; i++) {
 		int found = 0;
 
-		end = now_s() + 10;
-		while (!found && now_s() < end) {
-			cmd(i, "LIST", status, sizeof(status), data,
-			    sizeof(data));
+		end = tcl_now() + 10;
+		while (!found && tcl_now() < end) {
+			tcl_cmd(&cl, i, "LIST", status, sizeof(status), data,
+				sizeof(data));
 			found = strstr(data, "TOPIC meta-topic 2") != NULL;
 			if (!found)
 				usleep(20000);
@@ -251,22 +91,22 @@ static void test_metadata_replicated(void **state)
 static void test_partition_replicated(void **state)
 {
 	char status[256], data[4096], command[128], msg[64];
-	int leader = wait_agreement(N, 10, NULL), pleader = 0;
+	int leader = tcl_agree(&cl, N, 10), pleader = 0;
 	long sub = 0;
 	double end;
 
 	assert_true(leader > 0);
-	cmd(leader - 1, "CRTP repl 1 replicas=3", status, sizeof(status), NULL,
-	    0);
+	tcl_cmd(&cl, leader - 1, "CRTP repl 1 replicas=3", status,
+		sizeof(status), NULL, 0);
 	assert_string_equal(status, "OK repl 1");
 	/* The partition's own group elects its leader. */
-	end = now_s() + 10;
-	while (!pleader && now_s() < end) {
+	end = tcl_now() + 10;
+	while (!pleader && tcl_now() < end) {
 		for (int i = 0; i < N && !pleader; i++) {
 			const char *p;
 
-			cmd(i, "DESC repl", status, sizeof(status), data,
-			    sizeof(data));
+			tcl_cmd(&cl, i, "DESC repl", status, sizeof(status),
+				data, sizeof(data));
 			p = strstr(data, "PARTITION 0 LEADER ");
 			if (p &&
 			    sscanf(p, "PARTITION 0 LEADER %d", &pleader) != 1)
@@ -279,8 +119,8 @@ static void test_partition_replicated(void **state)
 	print_message("partition repl-0 leader: broker %d\n", pleader);
 	assert_non_null(strstr(data, "REPLICAS "));
 
-	cmd(pleader - 1, "PUBS repl replicated-hello", status, sizeof(status),
-	    NULL, 0);
+	tcl_cmd(&cl, pleader - 1, "PUBS repl replicated-hello", status,
+		sizeof(status), NULL, 0);
 	if (!tb_match("OK 0 {N}", status))
 		fail_msg("PUBS on the partition leader: %s", status);
 
@@ -293,7 +133,7 @@ static void test_partition_replicated(void **state)
 		char line[256];
 		long off;
 
-		assert_int_equal(tc_connect(&c, tbs[leader - 1].port), 0);
+		assert_int_equal(tc_connect(&c, cl.tbs[leader - 1].port), 0);
 		assert_int_equal(tc_cmd(&c, "SUBS repl g1", status,
 					sizeof(status), NULL, 0),
 				 0);
@@ -313,12 +153,12 @@ static void test_partition_replicated(void **state)
 	for (int i = 0; i < N; i++) {
 		long start = -1, endoff = -1;
 
-		end = now_s() + 10;
+		end = tcl_now() + 10;
 		do {
 			const char *p;
 
-			cmd(i, "DESC repl", status, sizeof(status), data,
-			    sizeof(data));
+			tcl_cmd(&cl, i, "DESC repl", status, sizeof(status),
+				data, sizeof(data));
 			p = strstr(data, " START ");
 			if (p)
 				sscanf(p, " START %ld END %ld", &start,
@@ -326,7 +166,7 @@ static void test_partition_replicated(void **state)
 			if (endoff >= 2)
 				break;
 			usleep(20000);
-		} while (now_s() < end);
+		} while (tcl_now() < end);
 		if (endoff < 2)
 			fail_msg("broker %d: DESC repl: %s", i + 1, data);
 	}
@@ -341,21 +181,22 @@ static void test_partition_replicated(void **state)
 static void test_any_broker_serves(void **state)
 {
 	char status[256], data[8192], command[160], line[256], body[128];
-	int leader = wait_agreement(N, 10, NULL), follower;
+	int leader = tcl_agree(&cl, N, 10), follower;
 	long acked[N][ANY_MSGS][2];
 	double end;
 
 	assert_true(leader > 0);
 	follower = leader % N; /* an index whose broker is not the leader */
-	cmd(follower, "CRTP anyb 3 replicas=3", status, sizeof(status), NULL,
-	    0);
+	tcl_cmd(&cl, follower, "CRTP anyb 3 replicas=3", status, sizeof(status),
+		NULL, 0);
 	assert_string_equal(status, "OK anyb 3");
-	cmd(follower, "LIST", status, sizeof(status), data, sizeof(data));
+	tcl_cmd(&cl, follower, "LIST", status, sizeof(status), data,
+		sizeof(data));
 	assert_non_null(strstr(data, "TOPIC anyb 3"));
-	cmd((follower + 1) % N, "CRTP anyb1 3 replicas=1", status,
-	    sizeof(status), NULL, 0);
+	tcl_cmd(&cl, (follower + 1) % N, "CRTP anyb1 3 replicas=1", status,
+		sizeof(status), NULL, 0);
 	assert_string_equal(status, "OK anyb1 3");
-	cmd(follower, "CRTP anyb 3", status, sizeof(status), NULL, 0);
+	tcl_cmd(&cl, follower, "CRTP anyb 3", status, sizeof(status), NULL, 0);
 	assert_true(strncmp(status, "ERR EXISTS", 10) == 0);
 
 	/* Pipelined from every broker, keyless: round robin over the
@@ -364,18 +205,20 @@ static void test_any_broker_serves(void **state)
 		for (int t = 0; t < 2; t++) {
 			struct tc c;
 
-			assert_int_equal(tc_connect(&c, tbs[i].port), 0);
+			assert_int_equal(tc_connect(&c, cl.tbs[i].port), 0);
 			for (int k = 0; k < ANY_MSGS; k++) {
 				snprintf(command, sizeof(command),
-					 "PUBS %s m-%d-%d", t ? "anyb1" : "anyb",
-					 i, k);
+					 "PUBS %s m-%d-%d",
+					 t ? "anyb1" : "anyb", i, k);
 				tc_send(&c, command);
 			}
 			for (int k = 0; k < ANY_MSGS; k++) {
 				long part, off;
 
-				assert_true(tc_line(&c, line, sizeof(line)) > 0);
-				if (sscanf(line, "OK %ld %ld", &part, &off) != 2)
+				assert_true(tc_line(&c, line, sizeof(line)) >
+					    0);
+				if (sscanf(line, "OK %ld %ld", &part, &off) !=
+				    2)
 					fail_msg("broker %d, PUBS %d of %s: %s",
 						 i + 1, k, t ? "anyb1" : "anyb",
 						 line);
@@ -405,12 +248,12 @@ static void test_any_broker_serves(void **state)
 		struct tc c;
 		long sub, got = 0;
 
-		assert_int_equal(tc_connect(&c, tbs[leader - 1].port), 0);
+		assert_int_equal(tc_connect(&c, cl.tbs[leader - 1].port), 0);
 		assert_int_equal(tc_cmd(&c, "SUBS anyb g", status,
 					sizeof(status), NULL, 0),
 				 0);
 		assert_int_equal(sscanf(status, "OK %ld", &sub), 1);
-		end = now_s() + 10;
+		end = tcl_now() + 10;
 		do {
 			int found = 0;
 
@@ -421,13 +264,15 @@ static void test_any_broker_serves(void **state)
 			for (;;) {
 				long part, off, len;
 
-				assert_true(tc_line(&c, line, sizeof(line)) > 0);
+				assert_true(tc_line(&c, line, sizeof(line)) >
+					    0);
 				if (strncmp(line, "OK", 2) == 0)
 					break;
 				if (sscanf(line, "MSG %ld %ld %ld", &part, &off,
 					   &len) != 3)
 					fail_msg("CONS: %s", line);
-				assert_true(tc_line(&c, body, sizeof(body)) > 0);
+				assert_true(tc_line(&c, body, sizeof(body)) >
+					    0);
 				got++;
 				for (int i = 0; i < N; i++)
 					for (int k = 0; k < ANY_MSGS; k++) {
@@ -445,7 +290,7 @@ static void test_any_broker_serves(void **state)
 			if (found == N * ANY_MSGS && got == N * ANY_MSGS)
 				break;
 			usleep(50000);
-		} while (now_s() < end);
+		} while (tcl_now() < end);
 		assert_int_equal(got, N * ANY_MSGS);
 		tc_close(&c);
 	}
@@ -464,7 +309,8 @@ static long cons_count(struct tc *c, const char *command, char *status,
 		long part, off, mlen;
 
 		assert_true(tc_line(c, status, len) > 0);
-		if (sscanf(status, "MSG %ld %ld %ld", &part, &off, &mlen) == 3) {
+		if (sscanf(status, "MSG %ld %ld %ld", &part, &off, &mlen) ==
+		    3) {
 			assert_true(tc_line(c, line, sizeof(line)) > 0);
 			n++;
 			continue;
@@ -479,7 +325,7 @@ static long cons_count(struct tc *c, const char *command, char *status,
 static void test_follower_subscribes(void **state)
 {
 	char status[256], command[160];
-	int leader = wait_agreement(N, 10, NULL), f1, f2;
+	int leader = tcl_agree(&cl, N, 10), f1, f2;
 	struct tc c;
 	long sub, n, got = 0;
 	double end;
@@ -487,24 +333,25 @@ static void test_follower_subscribes(void **state)
 	assert_true(leader > 0);
 	f1 = leader % N;
 	f2 = (leader + 1) % N;
-	cmd(f1, "CRTP fsub 2 replicas=3", status, sizeof(status), NULL, 0);
+	tcl_cmd(&cl, f1, "CRTP fsub 2 replicas=3", status, sizeof(status), NULL,
+		0);
 	assert_string_equal(status, "OK fsub 2");
 	for (int k = 0; k < 10; k++) {
 		snprintf(command, sizeof(command), "PUBS fsub m%d", k);
-		cmd(k % N, command, status, sizeof(status), NULL, 0);
+		tcl_cmd(&cl, k % N, command, status, sizeof(status), NULL, 0);
 		if (strncmp(status, "OK ", 3) != 0)
 			fail_msg("PUBS on broker %d: %s", k % N + 1, status);
 	}
 
-	assert_int_equal(tc_connect(&c, tbs[f1].port), 0);
+	assert_int_equal(tc_connect(&c, cl.tbs[f1].port), 0);
 	assert_int_equal(
 		tc_cmd(&c, "SUBS fsub g", status, sizeof(status), NULL, 0), 0);
 	if (sscanf(status, "OK %ld 0,1", &sub) != 1)
 		fail_msg("SUBS on follower broker %d: %s", f1 + 1, status);
 	snprintf(command, sizeof(command), "CONS fsub %ld", sub);
 	/* This broker's replicas learn the commit a heartbeat later. */
-	end = now_s() + 10;
-	while (got < 10 && now_s() < end) {
+	end = tcl_now() + 10;
+	while (got < 10 && tcl_now() < end) {
 		n = cons_count(&c, command, status, sizeof(status));
 		if (n < 0)
 			fail_msg("CONS on broker %d: %s", f1 + 1, status);
@@ -523,8 +370,8 @@ static void test_follower_subscribes(void **state)
 	 * nothing more, once f2 applied the commit (a metadata write
 	 * forwarded from f1 after CMIT answered).  A read that came too
 	 * early is given back unacknowledged with UNSB. */
-	assert_int_equal(tc_connect(&c, tbs[f2].port), 0);
-	end = now_s() + 10;
+	assert_int_equal(tc_connect(&c, cl.tbs[f2].port), 0);
+	end = tcl_now() + 10;
 	do {
 		assert_int_equal(tc_cmd(&c, "SUBS fsub g", status,
 					sizeof(status), NULL, 0),
@@ -539,7 +386,7 @@ static void test_follower_subscribes(void **state)
 		if (n == 0)
 			break;
 		usleep(50000);
-	} while (now_s() < end);
+	} while (tcl_now() < end);
 	assert_int_equal(n, 0);
 	tc_close(&c);
 }
@@ -551,7 +398,7 @@ static int groups_of(int i, const char *topic, char *out, size_t len)
 	int n = -1;
 
 	snprintf(command, sizeof(command), "GRPS %s", topic);
-	cmd(i, command, status, sizeof(status), out, len);
+	tcl_cmd(&cl, i, command, status, sizeof(status), out, len);
 	if (sscanf(status, "OK %d", &n) != 1)
 		fail_msg("GRPS on broker %d: %s", i + 1, status);
 	return n;
@@ -562,11 +409,11 @@ static int paused = -1;
 
 /* Waits until every running broker answers GRPS with `members` members,
  * all alike; returns that answer's data lines in `out`. */
-static void groups_agree(const char *topic, int members, char *out,
-			 size_t len, double timeout)
+static void groups_agree(const char *topic, int members, char *out, size_t len,
+			 double timeout)
 {
 	char first[4096], other[4096];
-	double end = now_s() + timeout;
+	double end = tcl_now() + timeout;
 	int ok;
 
 	do {
@@ -574,7 +421,7 @@ static void groups_agree(const char *topic, int members, char *out,
 
 		ok = 1;
 		for (int i = 0; i < N && ok; i++) {
-			if (tbs[i].pid <= 0 || i == paused)
+			if (cl.tbs[i].pid <= 0 || i == paused)
 				continue;
 			if (k < 0) {
 				k = i;
@@ -589,12 +436,12 @@ static void groups_agree(const char *topic, int members, char *out,
 		if (ok)
 			break;
 		usleep(50000);
-	} while (now_s() < end);
+	} while (tcl_now() < end);
 	if (!ok) {
 		for (int i = 0; i < N; i++) {
 			static char log[1 << 16];
 
-			tb_read_log(&tbs[i], log, sizeof(log));
+			tb_read_log(&cl.tbs[i], log, sizeof(log));
 			fprintf(stderr, "--- broker %d\n%s\n", i + 1, log);
 		}
 		fail_msg("brokers do not agree on %d members of %s: %s",
@@ -646,10 +493,10 @@ static void join_everywhere(const char *topic, struct tc c[N], long sub[N])
 
 	snprintf(command, sizeof(command), "SUBS %s g", topic);
 	for (int i = 0; i < N; i++) {
-		assert_int_equal(tc_connect(&c[i], tbs[i].port), 0);
-		assert_int_equal(tc_cmd(&c[i], command, status, sizeof(status),
-					NULL, 0),
-				 0);
+		assert_int_equal(tc_connect(&c[i], cl.tbs[i].port), 0);
+		assert_int_equal(
+			tc_cmd(&c[i], command, status, sizeof(status), NULL, 0),
+			0);
 		if (sscanf(status, "OK %ld", &sub[i]) != 1)
 			fail_msg("SUBS on broker %d: %s", i + 1, status);
 	}
@@ -700,15 +547,16 @@ static void test_cons_remote(void **state)
 	static long acked[REM_MSGS][2];
 	static char msg[REM_LEN + 64];
 	char status[256], data[2048], command[160], *line, *save = NULL;
-	int leader = wait_agreement(N, 10, NULL), holder[3] = {0};
+	int leader = tcl_agree(&cl, N, 10), holder[3] = {0};
 	long sub[N], n;
 	struct tc c[N];
 	double end;
 
 	assert_true(leader > 0);
-	cmd(0, "CRTP rem 3 replicas=1", status, sizeof(status), NULL, 0);
+	tcl_cmd(&cl, 0, "CRTP rem 3 replicas=1", status, sizeof(status), NULL,
+		0);
 	assert_string_equal(status, "OK rem 3");
-	assert_int_equal(tc_connect(&c[0], tbs[0].port), 0);
+	assert_int_equal(tc_connect(&c[0], cl.tbs[0].port), 0);
 	for (int k = 0; k < REM_MSGS; k++) {
 		int h = snprintf(msg, sizeof(msg), "PUBS rem m-%d-", k);
 
@@ -723,7 +571,7 @@ static void test_cons_remote(void **state)
 			fail_msg("PUBS %d: %s", k, status);
 	}
 	tc_close(&c[0]);
-	cmd(0, "DESC rem", status, sizeof(status), data, sizeof(data));
+	tcl_cmd(&cl, 0, "DESC rem", status, sizeof(status), data, sizeof(data));
 	for (line = strtok_r(data, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		int p, r;
@@ -738,7 +586,7 @@ static void test_cons_remote(void **state)
 
 	/* Every broker reads all of it, from offset 0, one group each. */
 	for (int i = 0; i < N; i++) {
-		assert_int_equal(tc_connect(&c[i], tbs[i].port), 0);
+		assert_int_equal(tc_connect(&c[i], cl.tbs[i].port), 0);
 		snprintf(command, sizeof(command), "SUBS rem g%d", i);
 		assert_int_equal(
 			tc_cmd(&c[i], command, status, sizeof(status), NULL, 0),
@@ -746,14 +594,14 @@ static void test_cons_remote(void **state)
 		if (sscanf(status, "OK %ld", &sub[i]) != 1)
 			fail_msg("SUBS on broker %d: %s", i + 1, status);
 		snprintf(command, sizeof(command), "CONS rem %ld 0", sub[i]);
-		end = now_s() + 10;
+		end = tcl_now() + 10;
 		do { /* a replica learns the commit a heartbeat later */
 			n = cons_rem(&c[i], command, acked, status,
 				     sizeof(status));
 			if (n < 0)
 				fail_msg("CONS on broker %d: %s", i + 1,
 					 status);
-		} while (n < REM_MSGS && now_s() < end && !usleep(50000));
+		} while (n < REM_MSGS && tcl_now() < end && !usleep(50000));
 		assert_int_equal(n, REM_MSGS);
 	}
 
@@ -777,7 +625,7 @@ static void test_cons_remote(void **state)
 
 	/* Partition 0's only replica goes: the others are still read
 	 * through any broker left, then partition 0 is refused. */
-	tb_kill9(&tbs[holder[0] - 1]);
+	tb_kill9(&cl.tbs[holder[0] - 1]);
 	for (int i = 0; i < N; i++) {
 		long in_p0 = 0;
 
@@ -808,13 +656,13 @@ static void test_cons_remote(void **state)
 static void test_groups_span_brokers(void **state)
 {
 	char status[256], data[4096], command[160], asgn[N][256];
-	int leader = wait_agreement(N, 10, NULL), victim;
+	int leader = tcl_agree(&cl, N, 10), victim;
 	long sub[N];
 	struct tc c[N];
 
 	assert_true(leader > 0);
-	cmd(leader % N, "CRTP grp 6 replicas=3", status, sizeof(status), NULL,
-	    0);
+	tcl_cmd(&cl, leader % N, "CRTP grp 6 replicas=3", status,
+		sizeof(status), NULL, 0);
 	assert_string_equal(status, "OK grp 6");
 	join_everywhere("grp", c, sub);
 	groups_agree("grp", N, data, sizeof(data), 10);
@@ -822,22 +670,22 @@ static void test_groups_span_brokers(void **state)
 	/* ASGN of one id is the same on every broker. */
 	for (int i = 0; i < N; i++) {
 		snprintf(command, sizeof(command), "ASGN grp %ld", sub[0]);
-		cmd(i, command, asgn[i], sizeof(asgn[i]), NULL, 0);
+		tcl_cmd(&cl, i, command, asgn[i], sizeof(asgn[i]), NULL, 0);
 		assert_string_equal(asgn[i], asgn[0]);
 	}
 
 	/* A follower of the metadata dies: the metadata leader ends its
 	 * member after the session timeout. */
 	victim = leader % N;
-	tb_kill9(&tbs[victim]);
+	tb_kill9(&cl.tbs[victim]);
 	tc_close(&c[victim]);
 	groups_agree("grp", N - 1, data, sizeof(data), 15);
 	check_spread(data, 6, 3);
 	snprintf(command, sizeof(command), "GROUP g %ld ", sub[victim]);
 	assert_null(strstr(data, command));
 
-	start(victim);
-	assert_true(wait_agreement(N, 15, NULL) > 0);
+	tcl_start(&cl, victim);
+	assert_true(tcl_agree(&cl, N, 15) > 0);
 	groups_agree("grp", N - 1, data, sizeof(data), 10);
 	check_spread(data, 6, 3);
 
@@ -857,29 +705,29 @@ static void test_groups_span_brokers(void **state)
 static void test_group_member_fenced(void **state)
 {
 	char status[256], data[4096], command[160];
-	int leader = wait_agreement(N, 10, NULL), stopped;
+	int leader = tcl_agree(&cl, N, 10), stopped;
 	long sub[N], again;
 	struct tc c[N];
 	double end;
 
 	assert_true(leader > 0);
 	stopped = leader % N; /* not the metadata leader */
-	cmd(leader - 1, "CRTP fence 4 replicas=3", status, sizeof(status),
-	    NULL, 0);
+	tcl_cmd(&cl, leader - 1, "CRTP fence 4 replicas=3", status,
+		sizeof(status), NULL, 0);
 	assert_string_equal(status, "OK fence 4");
 	join_everywhere("fence", c, sub);
 	groups_agree("fence", N, data, sizeof(data), 10);
 
-	assert_int_equal(kill(tbs[stopped].pid, SIGSTOP), 0);
+	assert_int_equal(kill(cl.tbs[stopped].pid, SIGSTOP), 0);
 	paused = stopped;
 	groups_agree("fence", N - 1, data, sizeof(data), 20);
 	check_spread(data, 4, 2);
-	assert_int_equal(kill(tbs[stopped].pid, SIGCONT), 0);
+	assert_int_equal(kill(cl.tbs[stopped].pid, SIGCONT), 0);
 	paused = -1;
 
 	/* It applies the expiry of its own members once it catches up. */
 	snprintf(command, sizeof(command), "CONS fence %ld", sub[stopped]);
-	end = now_s() + 15;
+	end = tcl_now() + 15;
 	do {
 		assert_int_equal(tc_cmd(&c[stopped], command, status,
 					sizeof(status), data, sizeof(data)),
@@ -887,7 +735,7 @@ static void test_group_member_fenced(void **state)
 		if (strncmp(status, "ERR NOSUB", 9) == 0)
 			break;
 		usleep(50000);
-	} while (now_s() < end);
+	} while (tcl_now() < end);
 	if (strncmp(status, "ERR NOSUB", 9) != 0)
 		fail_msg("CONS of an ended member on broker %d: %s",
 			 stopped + 1, status);
@@ -914,7 +762,7 @@ static int leaders_placed(int i, const char *topic, int nparts, int *leads)
 
 	memset(leads, 0, (N + 1) * sizeof(*leads));
 	snprintf(command, sizeof(command), "DESC %s", topic);
-	cmd(i, command, status, sizeof(status), data, sizeof(data));
+	tcl_cmd(&cl, i, command, status, sizeof(status), data, sizeof(data));
 	for (int k = 0; k < nparts && (p = strstr(p, "PARTITION ")); k++) {
 		int part, leader, first;
 
@@ -932,58 +780,59 @@ static int leaders_placed(int i, const char *topic, int nparts, int *leads)
 static void test_leaders_spread(void **state)
 {
 	char status[256], data[4096];
-	int leader = wait_agreement(N, 10, NULL), leads[N + 1], victim = 0;
+	int leader = tcl_agree(&cl, N, 10), leads[N + 1], victim = 0;
 	double end;
 
 	assert_true(leader > 0);
-	cmd(0, "CRTP spread 6 replicas=3", status, sizeof(status), NULL, 0);
+	tcl_cmd(&cl, 0, "CRTP spread 6 replicas=3", status, sizeof(status),
+		NULL, 0);
 	assert_string_equal(status, "OK spread 6");
-	end = now_s() + 15;
-	while (leaders_placed(0, "spread", 6, leads) < 6 && now_s() < end)
+	end = tcl_now() + 15;
+	while (leaders_placed(0, "spread", 6, leads) < 6 && tcl_now() < end)
 		usleep(50000);
 	assert_int_equal(leaders_placed(0, "spread", 6, leads), 6);
 	for (int id = 1; id <= N; id++)
 		assert_int_equal(leads[id], 2);
 	/* STAT counts them too. */
-	cmd(0, "STAT", status, sizeof(status), data, sizeof(data));
+	tcl_cmd(&cl, 0, "STAT", status, sizeof(status), data, sizeof(data));
 	for (int id = 1; id <= N; id++) {
 		char want[64];
 
-		snprintf(want, sizeof(want), "BROKER %d 127.0.0.1:%d up LEADS 2",
-			 id, tbs[id - 1].port);
+		snprintf(want, sizeof(want),
+			 "BROKER %d 127.0.0.1:%d up LEADS 2", id,
+			 cl.tbs[id - 1].port);
 		if (!strstr(data, want))
 			fail_msg("STAT: no \"%s\" in:\n%s", want, data);
 	}
 
 	/* The broker leading partition 0 dies: the others take its two
 	 * partitions, then give them back once it is back. */
-	end = now_s() + 5;
-	while (!victim && now_s() < end) {
+	end = tcl_now() + 5;
+	while (!victim && tcl_now() < end) {
 		const char *p;
 
-		cmd(0, "DESC spread", status, sizeof(status), data,
-		    sizeof(data));
+		tcl_cmd(&cl, 0, "DESC spread", status, sizeof(status), data,
+			sizeof(data));
 		p = strstr(data, "PARTITION 0 LEADER ");
 		if (p)
 			sscanf(p, "PARTITION 0 LEADER %d", &victim);
 	}
 	assert_true(victim >= 1 && victim <= N);
-	tb_kill9(&tbs[victim - 1]);
-	end = now_s() + 10;
+	tb_kill9(&cl.tbs[victim - 1]);
+	end = tcl_now() + 10;
 	do {
 		int other = victim % N; /* an index of a live broker */
 
 		leaders_placed(other, "spread", 6, leads);
-		if (leads[victim] == 0 &&
-		    leads[1] + leads[2] + leads[3] == 6)
+		if (leads[victim] == 0 && leads[1] + leads[2] + leads[3] == 6)
 			break;
 		usleep(50000);
-	} while (now_s() < end);
+	} while (tcl_now() < end);
 	assert_int_equal(leads[victim], 0);
-	start(victim - 1);
-	end = now_s() + 15;
+	tcl_start(&cl, victim - 1);
+	end = tcl_now() + 15;
 	while (leaders_placed(victim - 1, "spread", 6, leads) < 6 &&
-	       now_s() < end)
+	       tcl_now() < end)
 		usleep(50000);
 	assert_int_equal(leaders_placed(victim - 1, "spread", 6, leads), 6);
 	assert_int_equal(leads[victim], 2);
@@ -996,14 +845,14 @@ static int junk_closes(int i, const void *junk, size_t len)
 	struct tc c;
 	struct pollfd pfd;
 	char buf[256];
-	double end = now_s() + 5;
+	double end = tcl_now() + 5;
 	int closed = 0;
 
-	assert_int_equal(tc_connect(&c, raft_ports[i]), 0);
+	assert_int_equal(tc_connect(&c, cl.raft_ports[i]), 0);
 	tc_send_raw(&c, junk, len);
 	pfd.fd = c.fd;
 	pfd.events = POLLIN;
-	while (!closed && now_s() < end) {
+	while (!closed && tcl_now() < end) {
 		if (poll(&pfd, 1, 100) > 0) {
 			ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
 
@@ -1029,10 +878,10 @@ static void test_garbage_on_cluster_port(void **state)
 	assert_true(junk_closes(N - 1, http, sizeof(http) - 1));
 	assert_true(junk_closes(N - 1, unknown_type, sizeof(unknown_type)));
 	assert_true(junk_closes(N - 1, huge_count, sizeof(huge_count)));
-	tb_read_log(&tbs[N - 1], log, sizeof(log));
+	tb_read_log(&cl.tbs[N - 1], log, sizeof(log));
 	assert_non_null(strstr(log, "bad frame"));
 	/* The cluster did not notice. */
-	leader = wait_agreement(N, 10, NULL);
+	leader = tcl_agree(&cl, N, 10);
 	assert_true(leader > 0);
 }
 
@@ -1041,25 +890,25 @@ static void test_garbage_on_cluster_port(void **state)
  * metadata written while it was away. */
 static void test_failover_and_rejoin(void **state)
 {
-	int leader = wait_agreement(N, 10, NULL), next = 0;
+	int leader = tcl_agree(&cl, N, 10), next = 0;
 	double t0, took;
 
 	assert_true(leader > 0);
-	tb_kill9(&tbs[leader - 1]);
-	t0 = now_s();
+	tb_kill9(&cl.tbs[leader - 1]);
+	t0 = tcl_now();
 	/* The survivors must agree on a new leader among themselves. */
 	{
 		double end = t0 + 10;
 
-		while (now_s() < end) {
+		while (tcl_now() < end) {
 			int l1 = 0, l2 = 0, k = 0;
 
 			for (int i = 0; i < N; i++) {
 				int up, l;
 
-				if (tbs[i].pid <= 0)
+				if (cl.tbs[i].pid <= 0)
 					continue;
-				if (stat_view(i, &up, &l) != 0)
+				if (tcl_stat(&cl, i, &up, &l) != 0)
 					l = 0;
 				if (k++ == 0)
 					l1 = l;
@@ -1073,32 +922,33 @@ static void test_failover_and_rejoin(void **state)
 			usleep(10000);
 		}
 	}
-	took = now_s() - t0;
+	took = tcl_now() - t0;
 	print_message("failover: broker %d killed, broker %d leads after "
 		      "%.3f s\n",
 		      leader, next, took);
 	assert_true(next > 0 && next != leader);
 	/* The dead broker shows as down. */
-	assert_int_equal(wait_agreement(N - 1, 10, NULL), next);
+	assert_int_equal(tcl_agree(&cl, N - 1, 10), next);
 	{
 		char status[256];
 
-		cmd(next - 1, "CRTP away 1", status, sizeof(status), NULL, 0);
+		tcl_cmd(&cl, next - 1, "CRTP away 1", status, sizeof(status),
+			NULL, 0);
 		assert_string_equal(status, "OK away 1");
 	}
-	start(leader - 1);
-	leader = wait_agreement(N, 15, NULL);
+	tcl_start(&cl, leader - 1);
+	leader = tcl_agree(&cl, N, 15);
 	assert_int_equal(leader, next);
 	print_message("after the rejoin: broker %d still leads\n", leader);
 	/* The rejoined broker learned the metadata written while away. */
 	for (int i = 0; i < N; i++) {
 		char status[256], data[4096];
-		double end = now_s() + 10;
+		double end = tcl_now() + 10;
 		int found = 0;
 
-		while (!found && now_s() < end) {
-			cmd(i, "LIST", status, sizeof(status), data,
-			    sizeof(data));
+		while (!found && tcl_now() < end) {
+			tcl_cmd(&cl, i, "LIST", status, sizeof(status), data,
+				sizeof(data));
 			found = strstr(data, "TOPIC away 1") != NULL;
 			if (!found)
 				usleep(20000);
@@ -1113,12 +963,13 @@ static void create_topics(const char *prefix, int n)
 	char status[256], command[128], want[128];
 
 	for (int k = 0; k < n; k++) {
-		int leader = wait_agreement(-1, 10, NULL);
+		int leader = tcl_agree(&cl, -1, 10);
 
 		assert_true(leader > 0);
 		snprintf(command, sizeof(command), "CRTP %s-%d 1", prefix, k);
 		snprintf(want, sizeof(want), "OK %s-%d 1", prefix, k);
-		cmd(leader - 1, command, status, sizeof(status), NULL, 0);
+		tcl_cmd(&cl, leader - 1, command, status, sizeof(status), NULL,
+			0);
 		assert_string_equal(status, want);
 	}
 }
@@ -1127,12 +978,13 @@ static void create_topics(const char *prefix, int n)
 static void wait_topics(int i, const char *prefix, int n)
 {
 	char status[256], data[16384], want[128];
-	double end = now_s() + 15;
+	double end = tcl_now() + 15;
 	int k = 0;
 
-	while (k < n && now_s() < end) {
+	while (k < n && tcl_now() < end) {
 		snprintf(want, sizeof(want), "TOPIC %s-%d 1", prefix, k);
-		cmd(i, "LIST", status, sizeof(status), data, sizeof(data));
+		tcl_cmd(&cl, i, "LIST", status, sizeof(status), data,
+			sizeof(data));
 		if (strstr(data, want))
 			k++;
 		else
@@ -1149,7 +1001,7 @@ static int has_meta_snapshot(int i)
 	struct stat st;
 
 	snprintf(path, sizeof(path), "%s/kafkaesque-%d/__meta/snapshot",
-		 tbs[i].dir, i + 1);
+		 cl.tbs[i].dir, i + 1);
 	return stat(path, &st) == 0 && st.st_size > 0;
 }
 
@@ -1157,19 +1009,19 @@ static int has_meta_snapshot(int i)
  * snapshot and the log after it. */
 static void test_snapshot_restart(void **state)
 {
-	int leader = wait_agreement(N, 15, NULL), f;
+	int leader = tcl_agree(&cl, N, 15), f;
 
 	assert_true(leader > 0);
 	f = leader % N; /* a follower */
 	create_topics("snap", 8);
 	wait_topics(f, "snap", 8);
-	tb_kill9(&tbs[f]);
-	start(f);
+	tb_kill9(&cl.tbs[f]);
+	tcl_start(&cl, f);
 	wait_topics(f, "snap", 8);
 	if (!has_meta_snapshot(f))
 		fail_msg("broker %d: no metadata snapshot in %s", f + 1,
-			 tbs[f].dir);
-	assert_true(wait_agreement(N, 15, NULL) > 0);
+			 cl.tbs[f].dir);
+	assert_true(tcl_agree(&cl, N, 15) > 0);
 }
 
 /* A follower that was down while the leader's snapshots compacted the
@@ -1177,64 +1029,24 @@ static void test_snapshot_restart(void **state)
 static void test_install_snapshot(void **state)
 {
 	static char log[1 << 20];
-	int leader = wait_agreement(N, 15, NULL), f;
+	int leader = tcl_agree(&cl, N, 15), f;
 
 	assert_true(leader > 0);
 	f = (leader + 1) % N; /* a follower */
 	create_topics("before", 8);
 	wait_topics(f, "before", 8);
-	tb_kill9(&tbs[f]);
-	assert_true(wait_agreement(N - 1, 15, NULL) > 0);
+	tb_kill9(&cl.tbs[f]);
+	assert_true(tcl_agree(&cl, N - 1, 15) > 0);
 	create_topics("away", 12);
-	start(f);
+	tcl_start(&cl, f);
 	wait_topics(f, "away", 12);
 	wait_topics(f, "before", 8);
-	tb_read_log(&tbs[f], log, sizeof(log));
+	tb_read_log(&cl.tbs[f], log, sizeof(log));
 	if (!strstr(log, "group meta: installed a snapshot"))
 		fail_msg("broker %d did not install a snapshot:\n%s", f + 1,
 			 log);
 	assert_true(has_meta_snapshot(f));
-	assert_true(wait_agreement(N, 15, NULL) > 0);
-}
-
-/* DESC `topic` on broker i: partition 0's START and END (-1 unknown). */
-static void desc_range(int i, const char *topic, long *start, long *end)
-{
-	char status[256], data[4096], command[128];
-	const char *p;
-
-	*start = *end = -1;
-	snprintf(command, sizeof(command), "DESC %s", topic);
-	cmd(i, command, status, sizeof(status), data, sizeof(data));
-	p = strstr(data, " START ");
-	if (p)
-		sscanf(p, " START %ld END %ld", start, end);
-}
-
-static int partition_leader(const char *topic)
-{
-	char status[256], data[4096], command[128];
-	double end = now_s() + 10;
-	int pleader = 0;
-
-	snprintf(command, sizeof(command), "DESC %s", topic);
-	while (!pleader && now_s() < end) {
-		for (int i = 0; i < N && !pleader; i++) {
-			const char *p;
-
-			if (tbs[i].pid <= 0)
-				continue;
-			cmd(i, command, status, sizeof(status), data,
-			    sizeof(data));
-			p = strstr(data, "PARTITION 0 LEADER ");
-			if (!p ||
-			    sscanf(p, "PARTITION 0 LEADER %d", &pleader) != 1)
-				pleader = 0;
-		}
-		if (!pleader)
-			usleep(20000);
-	}
-	return pleader;
+	assert_true(tcl_agree(&cl, N, 15) > 0);
 }
 
 /* Retention on a replicated partition: the leader's first offset moves
@@ -1243,57 +1055,58 @@ static int partition_leader(const char *topic)
 static void test_retention_restart_point(void **state)
 {
 	char status[256], command[600], path[512], payload[401];
-	int leader = wait_agreement(N, 15, NULL), pleader, f;
+	int leader = tcl_agree(&cl, N, 15), pleader, f;
 	long ls = -1, le = -1, fs = -1, fe = -1;
 	struct stat st;
 	double end;
 
 	assert_true(leader > 0);
-	cmd(leader - 1, "CRTP ret 1 replicas=3 retention.bytes=8192", status,
-	    sizeof(status), NULL, 0);
+	tcl_cmd(&cl, leader - 1, "CRTP ret 1 replicas=3 retention.bytes=8192",
+		status, sizeof(status), NULL, 0);
 	assert_string_equal(status, "OK ret 1");
-	pleader = partition_leader("ret");
+	pleader = tcl_partition_leader(&cl, "ret", 0, 10);
 	assert_true(pleader > 0);
 	f = pleader % N;
 	/* Every replica holds the partition before one goes away. */
 	for (int i = 0; i < N; i++) {
-		end = now_s() + 10;
+		end = tcl_now() + 10;
 		do {
-			desc_range(i, "ret", &fs, &fe);
+			tcl_desc(&cl, i, "ret", 0, &fs, &fe, NULL);
 			if (fe >= 0)
 				break;
 			usleep(20000);
-		} while (now_s() < end);
+		} while (tcl_now() < end);
 		if (fe < 0)
 			fail_msg("broker %d does not hold ret-0", i + 1);
 	}
-	tb_kill9(&tbs[f]);
+	tb_kill9(&cl.tbs[f]);
 	memset(payload, 'r', sizeof(payload) - 1);
 	payload[sizeof(payload) - 1] = '\0';
 	for (int k = 0; k < 120; k++) {
 		snprintf(command, sizeof(command), "PUBS ret %s", payload);
-		cmd(pleader - 1, command, status, sizeof(status), NULL, 0);
+		tcl_cmd(&cl, pleader - 1, command, status, sizeof(status), NULL,
+			0);
 		if (strncmp(status, "OK", 2) != 0)
 			fail_msg("PUBS %d on broker %d: %s", k, pleader,
 				 status);
 	}
-	end = now_s() + 10;
+	end = tcl_now() + 10;
 	do {
-		desc_range(pleader - 1, "ret", &ls, &le);
+		tcl_desc(&cl, pleader - 1, "ret", 0, &ls, &le, NULL);
 		if (ls > 10)
 			break;
 		usleep(20000);
-	} while (now_s() < end);
+	} while (tcl_now() < end);
 	if (ls <= 10)
 		fail_msg("retention did not delete segments: START %ld", ls);
-	start(f);
-	end = now_s() + 15;
+	tcl_start(&cl, f);
+	end = tcl_now() + 15;
 	do {
-		desc_range(f, "ret", &fs, &fe);
+		tcl_desc(&cl, f, "ret", 0, &fs, &fe, NULL);
 		if (fe >= le && fs > 10)
 			break;
 		usleep(20000);
-	} while (now_s() < end);
+	} while (tcl_now() < end);
 	print_message("retention: leader %d holds %ld..%ld, restarted "
 		      "follower %d %ld..%ld\n",
 		      pleader, ls, le, f + 1, fs, fe);
@@ -1305,15 +1118,15 @@ static void test_retention_restart_point(void **state)
 	assert_true(fs > 10);
 	/* The restart point (index and term, no data) is on disk. */
 	snprintf(path, sizeof(path), "%s/kafkaesque-%d/ret-0/snapshot",
-		 tbs[f].dir, f + 1);
+		 cl.tbs[f].dir, f + 1);
 	assert_int_equal(stat(path, &st), 0);
-	assert_true(wait_agreement(N, 15, NULL) > 0);
+	assert_true(tcl_agree(&cl, N, 15) > 0);
 }
 
 static void test_graceful_stop(void **state)
 {
 	for (int i = 0; i < N; i++)
-		assert_int_equal(tb_stop(&tbs[i]), 0);
+		assert_int_equal(tb_stop(&cl.tbs[i]), 0);
 }
 
 int main(void)

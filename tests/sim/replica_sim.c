@@ -577,7 +577,8 @@ static struct gone *gone_find(struct kq_store *st, uint64_t off)
  * none (records lost to damage may have left it empty). */
 static uint64_t st_next(struct kq_store *st)
 {
-	if (st->nsegs && (!st->n || st->r[st->n - 1].off < st->segs[st->nsegs - 1]))
+	if (st->nsegs &&
+	    (!st->n || st->r[st->n - 1].off < st->segs[st->nsegs - 1]))
 		return st->segs[st->nsegs - 1];
 	if (st->n)
 		return st->r[st->n - 1].off + 1;
@@ -589,7 +590,8 @@ static uint64_t st_next(struct kq_store *st)
 static uint64_t st_end_seen(struct kq_store *st)
 {
 	uint64_t next = st_next(st);
-	const struct kq_offset_range *l = st->nlost ? &st->lost[st->nlost - 1] : NULL;
+	const struct kq_offset_range *l =
+		st->nlost ? &st->lost[st->nlost - 1] : NULL;
 
 	return l && l->end > next && next >= l->from ? l->end : next;
 }
@@ -1058,56 +1060,16 @@ static void st_complete_syncs(struct kq_store *st, size_t n, int status)
 
 /* ------------------------------------------------------------ module */
 
-/* The pieces of plugin.c that group.c calls: one group per module here. */
-struct kq_group *kq__raft_module_find(struct kq__raft_module *mod, uint64_t id)
-{
-	for (struct kq_group *g = mod->all; g; g = g->next_all)
-		if (g->id == id)
-			return g;
-	return NULL;
-}
-
-int kq__raft_module_add(struct kq__raft_module *mod, struct kq_group *g,
-			uint64_t id)
-{
-	(void)id;
-	g->prev_all = NULL;
-	g->next_all = mod->all;
-	if (mod->all)
-		mod->all->prev_all = g;
-	mod->all = g;
-	mod->n_groups++;
-	return 0;
-}
-
-void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,
-			    uint64_t id)
-{
-	(void)id;
-	if (g->prev_all)
-		g->prev_all->next_all = g->next_all;
-	else
-		mod->all = g->next_all;
-	if (g->next_all)
-		g->next_all->prev_all = g->prev_all;
-	mod->n_groups--;
-}
-
 static struct node *node_of_mod(struct kq__raft_module *mod)
 {
 	return (struct node *)((char *)mod - offsetof(struct node, mod));
 }
 
-/* Every group here is ticked every tick, asleep or not: a sleeping
- * group's tick only looks whether it must wake. */
-void kq__raft_module_sleep(struct kq__raft_module *mod, struct kq_group *g,
-			   bool asleep)
-{
-	(void)mod;
-	g->asleep = asleep;
-}
-
-void kq__raft_module_later(struct kq__raft_module *mod)
+/* The module's `later` timer: run_later() does its work between events.
+ * The module's group table (plugins/raft/table.c) is the real one; every
+ * group here is ticked every tick, asleep or not: a sleeping group's
+ * tick only looks whether it must wake. */
+static void sim_start_later(struct kq__raft_module *mod)
 {
 	node_of_mod(mod)->later = true;
 }
@@ -1758,8 +1720,9 @@ static void damage_tail(struct sim *s, struct node *nd, size_t d)
 				" outside the range kept lost (%" PRIu64
 				"..%" PRIu64 ")",
 				nd->id, st->r[k].off, from, end - 1);
-	trace(s, "  node %d: last %zu records DAMAGED, offsets %" PRIu64
-		 "..%" PRIu64 " lost",
+	trace(s,
+	      "  node %d: last %zu records DAMAGED, offsets %" PRIu64
+	      "..%" PRIu64 " lost",
 	      nd->id, d, from, end - 1);
 	st->lost[i] = (struct kq_offset_range){from, end};
 	st->nlost = i + 1;
@@ -2431,6 +2394,7 @@ static void sim_free(struct sim *s)
 			run_later(nd);
 		}
 		st_free(&nd->st);
+		free(nd->mod.buckets);
 	}
 	while (s->n_heap) {
 		struct ev e = pop(s);
@@ -2498,6 +2462,7 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		nd->mod.heartbeat_ticks = 2;
 		nd->mod.max_campaigns = 1 + (unsigned)below(&s.rng, 4);
 		nd->mod.cluster = &nd->port;
+		nd->mod.start_later = sim_start_later;
 	}
 	{
 		bool pv = below(&s.rng, 4) != 0, cq = below(&s.rng, 4) != 0;

@@ -229,8 +229,8 @@ static int mem_load_hs(struct kq_log *log, struct kq_hard_state *hs)
 	return 0;
 }
 
-static int mem_save_snapshot(struct kq_log *log, uint64_t index,
-			     uint64_t term, const void *data, size_t len)
+static int mem_save_snapshot(struct kq_log *log, uint64_t index, uint64_t term,
+			     const void *data, size_t len)
 {
 	free(log->snap);
 	log->snap = malloc(len ? len : 1);
@@ -501,9 +501,8 @@ static int gate_retain(struct kq_group *g, uint64_t before)
 {
 	if (g->cfg.snapshot)
 		return 0;
-	return g->store->compact(g->cfg.store,
-				 before < g->commit_end ? before
-							: g->commit_end);
+	return g->store->compact(
+		g->cfg.store, before < g->commit_end ? before : g->commit_end);
 }
 
 static int gate_peer_up(void *state, int id)
@@ -512,9 +511,8 @@ static int gate_peer_up(void *state, int id)
 	return id == gate.host->broker_id;
 }
 
-static int gate_call(void *state, struct kq_call *call, int to,
-		     const void *buf, size_t len, unsigned timeout_ms,
-		     kq_call_cb cb)
+static int gate_call(void *state, struct kq_call *call, int to, const void *buf,
+		     size_t len, unsigned timeout_ms, kq_call_cb cb)
 {
 	(void)state, (void)call, (void)to, (void)buf, (void)len;
 	(void)timeout_ms, (void)cb;
@@ -799,9 +797,9 @@ static void publish(struct call *c, const char *msg)
 {
 	memset(c, 0, sizeof(*c));
 	c->req.data = c;
-	assert_int_equal(api()->publish(sess, &c->req, "t", msg, strlen(msg),
-					on_done),
-			 0);
+	assert_int_equal(
+		api()->publish(sess, &c->req, "t", msg, strlen(msg), on_done),
+		0);
 }
 
 /* What a CONS of "t" from `from` hands out, as "p:offset:body " words. */
@@ -827,8 +825,7 @@ static uint64_t subscribe(const char *group)
 	struct call c = {.req.data = &c};
 	uint64_t id;
 
-	assert_int_equal(api()->subscribe(sess, &c.req, "t", group, 0,
-					  on_done),
+	assert_int_equal(api()->subscribe(sess, &c.req, "t", group, 0, on_done),
 			 0);
 	run_until(&c.done);
 	assert_int_equal(c.status, 0);
@@ -1037,8 +1034,8 @@ int main(void)
 			test_refused_create_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_failed_sync_is_not_acknowledged, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_group_reads_advance,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_reads_advance, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_restart_recovers, setup,
 						teardown),
 	};

@@ -68,11 +68,13 @@ static void test_errors_name_the_path(void **state)
 	(void)state;
 	assert_int_equal(kq_config_keys(&h, keys), KQ_ECONFIG);
 	/* Every stray key, not only the first. */
-	assert_string_equal(kq__test_logbuf, "mod.x: unknown key (known: n, c)\n"
-				    "mod.y: unknown key (known: n, c)\n");
+	assert_string_equal(kq__test_logbuf,
+			    "mod.x: unknown key (known: n, c)\n"
+			    "mod.y: unknown key (known: n, c)\n");
 	kq__test_log_clear();
 	assert_int_equal(kq_config_int(&h, "n", 0, 10, &n), KQ_ECONFIG);
-	assert_string_equal(kq__test_logbuf, "mod.n: expected an integer 0..10\n");
+	assert_string_equal(kq__test_logbuf,
+			    "mod.n: expected an integer 0..10\n");
 	assert_int_equal(n, 0);
 	kq__test_log_clear();
 	assert_int_equal(kq_config_int(&h, "n", 12, INT64_MAX, &n), KQ_ECONFIG);
@@ -80,13 +82,15 @@ static void test_errors_name_the_path(void **state)
 			    "mod.n: expected an integer of at least 12\n");
 	kq__test_log_clear();
 	assert_int_equal(kq_config_choice(&h, "c", choices, &c), KQ_ECONFIG);
-	assert_string_equal(kq__test_logbuf, "mod.c: expected one of one, two\n");
+	assert_string_equal(kq__test_logbuf,
+			    "mod.c: expected one of one, two\n");
 	kq__test_log_clear();
 	assert_int_equal(kq_config_bool(&h, "n", &b), KQ_ECONFIG);
 	assert_string_equal(kq__test_logbuf, "mod.n: expected true or false\n");
 	kq__test_log_clear();
 	assert_int_equal(kq_config_string(&h, "n", &s), KQ_ECONFIG);
-	assert_string_equal(kq__test_logbuf, "mod.n: expected a non-empty string\n");
+	assert_string_equal(kq__test_logbuf,
+			    "mod.n: expected a non-empty string\n");
 	json_decref(cfg);
 
 	h = host_for("{\"z\": 1}", &cfg);

@@ -121,7 +121,8 @@ struct kq_log *t_open(void *mod, const char *dir, uint64_t segment_bytes)
 	int rv = t_ops->open(mod, dir, &opts, &log);
 
 	if (rv != 0)
-		fail_msg("open %s: %s (%s)", dir, kq_strerror(rv), kq__test_lastlog);
+		fail_msg("open %s: %s (%s)", dir, kq_strerror(rv),
+			 kq__test_lastlog);
 	return log;
 }
 
@@ -975,9 +976,8 @@ static void test_snapshot(void **state)
 	assert_int_equal(
 		t_ops->load_snapshot(f->log, &index, &term, &data, &len),
 		-ENOENT);
-	assert_int_equal(t_ops->save_snapshot(f->log, 41, 3, text,
-					      strlen(text)),
-			 0);
+	assert_int_equal(
+		t_ops->save_snapshot(f->log, 41, 3, text, strlen(text)), 0);
 	reopen(f, 0);
 	assert_int_equal(
 		t_ops->load_snapshot(f->log, &index, &term, &data, &len), 0);

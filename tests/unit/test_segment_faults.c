@@ -642,8 +642,8 @@ static void hs_fail_next_sync(void)
  * the new one, whole, never a mix or damage. */
 static void test_snapshot_sweep(void **state)
 {
-	static const enum fop ops[] = {F_PWRITE, F_FDATASYNC, F_FSYNC,
-				       F_RENAME, F_CREATE};
+	static const enum fop ops[] = {F_PWRITE, F_FDATASYNC, F_FSYNC, F_RENAME,
+				       F_CREATE};
 	char old[3000], new[5000];
 	void *mod = t_module(NULL);
 

@@ -367,7 +367,8 @@ static int f_describe(struct kq_broker *b, const char *topic,
 		return KQ_ENOTOPIC;
 	for (i = 0; i < t->parts; i++) {
 		struct kq_partition_info p = {
-			i, i == 0 ? 2 : 0, replicas, i == 0 ? 3 : 0, 0, i * 10, 0};
+			i, i == 0 ? 2 : 0, replicas, i == 0 ? 3 : 0,
+			0, i * 10,	   0};
 
 		cb(ctx, &p);
 	}
@@ -709,8 +710,9 @@ static void test_config(void **state)
 	teardown_module();
 
 	assert_int_equal(setup_module("{\"port\": \"80\"}"), KQ_ECONFIG);
-	assert_non_null(strstr(kq__test_logbuf, "telnet.port: expected an integer "
-					 "1..65535"));
+	assert_non_null(strstr(kq__test_logbuf,
+			       "telnet.port: expected an integer "
+			       "1..65535"));
 	uv_close((uv_handle_t *)&fake.timer, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&loop), 0);
@@ -1442,7 +1444,8 @@ static void test_open_listener_warns(void **state)
 		 port);
 	assert_int_equal(setup_module(cfg), 0);
 	assert_int_equal(ops->start(tstate), 0);
-	assert_non_null(strstr(kq__test_logbuf, "no telnet.password_file is set"));
+	assert_non_null(
+		strstr(kq__test_logbuf, "no telnet.password_file is set"));
 	ops->stop(tstate, on_stopped, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	teardown_module();

@@ -17,19 +17,6 @@ static uint64_t rng_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-struct kq__raft_progress *kq__raft_pr(struct kq__raft *r, uint64_t id)
-{
-	for (size_t i = 0; i < r->n_prs; i++)
-		if (r->prs[i].id == id)
-			return &r->prs[i];
-	return NULL;
-}
-
-size_t kq__raft_quorum(const struct kq__raft *r)
-{
-	return r->n_prs / 2 + 1;
-}
-
 /* The error that stopped the core, a failed storage hook included. */
 static int status(struct kq__raft *r)
 {

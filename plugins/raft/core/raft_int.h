@@ -116,6 +116,10 @@ struct kq__raft_progress {
 
 /* A new leader's view: nothing known to match, probing from `next`. */
 void kq__raft_pr_reset(struct kq__raft_progress *p, uint64_t next);
+/* The progress record of voter id (borrowed), NULL for a stranger. */
+struct kq__raft_progress *kq__raft_pr(struct kq__raft *r, uint64_t id);
+/* Votes or copies that make a majority of the voters. */
+size_t kq__raft_quorum(const struct kq__raft *r);
 /* State changes; each empties the in-flight window. */
 void kq__raft_pr_become_probe(struct kq__raft_progress *p);
 void kq__raft_pr_become_replicate(struct kq__raft_progress *p);
@@ -219,10 +223,6 @@ void kq__raft_msg_release(struct kq__raft_msg *m);
 /* Becomes a follower of `term` (forgetting the vote if the term is new)
  * with `lead` as the known leader. */
 void kq__raft_become_follower(struct kq__raft *r, uint64_t term, uint64_t lead);
-/* The progress record of voter id (borrowed), NULL for a stranger. */
-struct kq__raft_progress *kq__raft_pr(struct kq__raft *r, uint64_t id);
-/* Votes or copies that make a majority of the voters. */
-size_t kq__raft_quorum(const struct kq__raft *r);
 
 /* Replication (raft_replication.c). */
 /* Sends p what it lacks (a SNAPSHOT when it is compacted away) unless p is

@@ -4,6 +4,19 @@
 
 #include "raft_int.h"
 
+struct kq__raft_progress *kq__raft_pr(struct kq__raft *r, uint64_t id)
+{
+	for (size_t i = 0; i < r->n_prs; i++)
+		if (r->prs[i].id == id)
+			return &r->prs[i];
+	return NULL;
+}
+
+size_t kq__raft_quorum(const struct kq__raft *r)
+{
+	return r->n_prs / 2 + 1;
+}
+
 static void infl_clear(struct kq__raft_progress *p)
 {
 	p->infl_start = 0;
