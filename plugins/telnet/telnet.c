@@ -1,6 +1,7 @@
-/* telnet transport: the module entry, its configuration, the listener and
+/* telnet transport, the connection layer: configuration, the listener and
  * each connection's input, answer order, output and backpressure.  What
- * the commands mean is in commands.c. */
+ * the commands mean is in commands.c, which this file reaches only through
+ * the hooks plugin.c sets (srv->cmd). */
 #include <errno.h>
 #include <poll.h>
 #include <fcntl.h>
@@ -350,7 +351,7 @@ static void on_write(uv_write_t *req, int status)
 		return;
 	}
 	if (c->cons_slot)
-		kq__tn_cons_pump(c);
+		c->srv->cmd.cons_pump(c);
 	conn_process(c);
 }
 
@@ -659,10 +660,10 @@ static void parse_input(struct kq__tn_conn *c)
 		if (c->held) {
 			char *line = c->held;
 
-			if (!kq__tn_can_start(c, line, c->heldlen))
+			if (!c->srv->cmd.can_start(c, line, c->heldlen))
 				return;
 			c->held = NULL;
-			kq__tn_exec(c, line, c->heldlen);
+			c->srv->cmd.exec(c, line, c->heldlen);
 			continue;
 		}
 		if (c->inoff == c->inlen || throttled(c))
@@ -678,12 +679,12 @@ static void parse_input(struct kq__tn_conn *c)
 		case KQ__TN_EV_LINE:
 			if (blank(ev.line, ev.len))
 				break;
-			if (!kq__tn_can_start(c, ev.line, ev.len)) {
+			if (!c->srv->cmd.can_start(c, ev.line, ev.len)) {
 				c->held = ev.line;
 				c->heldlen = ev.len;
 				return;
 			}
-			kq__tn_exec(c, ev.line, ev.len);
+			c->srv->cmd.exec(c, ev.line, ev.len);
 			break;
 		case KQ__TN_EV_TOOLONG: answer_toolong(c); break;
 		case KQ__TN_EV_OPTION: answer_option(c, &ev); break;
@@ -956,9 +957,9 @@ static void on_listener(uv_poll_t *p, int status, int events)
 	}
 }
 
-/* ---------------------------------------------------------------- ops */
+/* ------------------------------------------------------------- server */
 
-static int tn_init(const struct kq_host *host, void **state)
+int kq__tn_server_init(const struct kq_host *host, void **state)
 {
 	struct kq__tn_server *srv;
 	int r;
@@ -1007,7 +1008,7 @@ static void free_handle(uv_handle_t *h)
 	free(h);
 }
 
-static int tn_start(void *state)
+int kq__tn_server_start(void *state)
 {
 	struct kq__tn_server *srv = state;
 	struct addrinfo hints;
@@ -1152,7 +1153,7 @@ static void on_grace(uv_timer_t *t)
 		kq__tn_close(c);
 }
 
-static void tn_stop(void *state, void (*done)(void *ctx), void *ctx)
+void kq__tn_server_stop(void *state, void (*done)(void *ctx), void *ctx)
 {
 	struct kq__tn_server *srv = state;
 	struct kq__tn_conn *c;
@@ -1179,14 +1180,14 @@ static void tn_stop(void *state, void (*done)(void *ctx), void *ctx)
 		if (c->closing)
 			continue;
 		if (c->cons_slot)
-			kq__tn_cons_abort(c);
+			c->srv->cmd.cons_abort(c);
 		c->held = NULL;
 		conn_process(c);
 	}
 	srv_check_done(srv);
 }
 
-static void tn_fini(void *state)
+void kq__tn_server_fini(void *state)
 {
 	struct kq__tn_server *srv = state;
 	struct kq__tn_slot *s;
@@ -1212,28 +1213,4 @@ static void tn_fini(void *state)
 		close(srv->spare_fd);
 	free(srv->bind_host);
 	free(srv);
-}
-
-static const struct kq_transport_ops tn_ops = {
-	.size = sizeof(struct kq_transport_ops),
-	.init = tn_init,
-	.start = tn_start,
-	.stop = tn_stop,
-	.fini = tn_fini,
-};
-
-static const struct kq_plugin_desc tn_desc = {
-	.abi = KQ_PLUGIN_ABI,
-	.size = sizeof(struct kq_plugin_desc),
-	.kind = KQ_PLUGIN_TRANSPORT,
-	.name = "telnet",
-	.version = "1.0",
-	.ops = &tn_ops,
-};
-
-const struct kq_plugin_desc *kq_plugin_entry(void);
-
-const struct kq_plugin_desc *kq_plugin_entry(void)
-{
-	return &tn_desc;
 }

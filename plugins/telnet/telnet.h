@@ -1,5 +1,7 @@
 /* telnet transport: state shared by the connection layer (telnet.c) and
- * the command layer (commands.c).  Internal to the module. */
+ * the command layer (commands.c), which plugin.c joins.  Calls run one
+ * way: commands.c uses the connection layer, which reaches the commands
+ * only through the server's hooks (srv->cmd).  Internal to the module. */
 #ifndef KQ_TELNET_TELNET_H
 #define KQ_TELNET_TELNET_H
 
@@ -103,9 +105,20 @@ struct kq__tn_conn {
 	unsigned closed : 1;  /* the handle's close callback ran */
 };
 
+/* What the connection layer asks of the command layer; see commands.c
+ * below for each. */
+struct kq__tn_commands {
+	void (*exec)(struct kq__tn_conn *c, char *line, size_t len);
+	int (*can_start)(const struct kq__tn_conn *c, const char *line,
+			 size_t len);
+	void (*cons_pump)(struct kq__tn_conn *c);
+	void (*cons_abort)(struct kq__tn_conn *c);
+};
+
 /* The module instance. */
 struct kq__tn_server {
 	const struct kq_host *host;
+	struct kq__tn_commands cmd; /* set by plugin.c after init */
 	const struct kq_broker_api *api;
 	char *bind_host;
 	int port;
@@ -153,7 +166,12 @@ struct kq__tn_server {
 	char rbuf[64 * 1024]; /* shared read buffer, see kq__tn_conn.in */
 };
 
-/* telnet.c */
+/* telnet.c: the server behind the module's ops (plugin.c); see struct
+ * kq_transport_ops.  init leaves srv->cmd to the caller. */
+int kq__tn_server_init(const struct kq_host *host, void **state);
+int kq__tn_server_start(void *state);
+void kq__tn_server_stop(void *state, void (*done)(void *ctx), void *ctx);
+void kq__tn_server_fini(void *state);
 
 /* Queues a new slot at the tail of c's answer order; NULL when out of
  * memory.  The slot belongs to the queue. */
