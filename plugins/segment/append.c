@@ -6,7 +6,7 @@
 
 #include "format.h"
 #include "io.h"
-#include "log.h"
+#include "module.h"
 
 /* Pending index entries are written once this many have accumulated. */
 #define INDEX_FLUSH 256

@@ -1,7 +1,7 @@
 /* The module's configuration section. */
 #include <kafkaesque/config.h>
 
-#include "log.h"
+#include "module.h"
 
 int kq__seg_conf_parse(const struct kq_host *host, struct kq__seg_conf *conf)
 {

@@ -4,7 +4,7 @@
 
 #include "format.h"
 #include "io.h"
-#include "log.h"
+#include "module.h"
 
 int kq__seg_cursor_init(struct kq__seg_cursor *c, struct kq_log *log,
 			struct kq__seg *seg, uint64_t pos, uint64_t limit,

@@ -8,17 +8,22 @@
  * sync; when only such files are left to close, the oldest is synced
  * right here, on the loop, so that the bound holds however many logs
  * are written between two syncs (a burst of elections over thousands of
- * partitions writes to every one of them). */
+ * partitions writes to every one of them).  Also here: the log's folder
+ * reached through its held descriptor (openat and friends, a file
+ * replaced atomically, the folder synced), and the reference-counted
+ * descriptors of segment files that readers and syncs share. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
 
 #include "io.h"
-#include "log.h"
+#include "module.h"
 
-void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit)
+void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit,
+		      int (*close_seg)(struct kq_log *log, struct kq__seg *seg))
 {
+	fds->close_seg = close_seg;
 	fds->limit = limit;
 	fds->held = 0;
 	fds->evicted = 0;
@@ -121,7 +126,7 @@ static bool close_holder(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 			return false;
 		if (dirty)
 			fds->synced++;
-		return kq__seg_close_fds(log, s->seg) == 0;
+		return fds->close_seg(log, s->seg) == 0;
 	}
 	if (log->dirfd >= 0) {
 		kq__seg_io.close(log->dirfd);
@@ -195,4 +200,85 @@ int kq__seg_log_fstatat(struct kq_log *log, const char *name, struct stat *st)
 	int d = kq__seg_log_dirfd(log);
 
 	return d < 0 ? -1 : kq__seg_io.fstatat(d, name, st, 0);
+}
+
+int kq__seg_log_sync_dir(struct kq_log *log)
+{
+	int rv, d = kq__seg_log_dirfd(log);
+
+	if (d >= 0 && kq__seg_io.fsync(d) == 0)
+		return 0;
+	rv = -errno;
+	kq__seg_log_fail(log, rv, "fsync of the folder: %s", strerror(-rv));
+	kq__seg_log_report(log);
+	return rv;
+}
+
+int kq__seg_log_replace_file(struct kq_log *log, const char *name,
+			     const char *tmp, const void *buf, size_t len)
+{
+	int fd, rv;
+
+	/* Aside, durable, then swapped in and the swap made durable: a
+	 * crash leaves the old file or the new one. */
+	fd = kq__seg_log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return -errno;
+	rv = kq__seg_pwrite_all(fd, buf, len, 0);
+	/* A new file: fdatasync makes its size durable with its bytes. */
+	if (rv == 0 && kq__seg_io.fdatasync(fd) != 0)
+		rv = -errno;
+	kq__seg_io.close(fd);
+	if (rv == 0 && kq__seg_log_renameat(log, tmp, name) != 0)
+		rv = -errno;
+	if (rv == 0)
+		rv = kq__seg_log_sync_dir(log);
+	return rv;
+}
+
+/* --- reference-counted descriptors of segment files --- */
+
+struct kq__seg_sfile *kq__seg_sfile_new(struct kq_log *log, int fd)
+{
+	struct kq__seg_sfile *f = log->host->malloc(sizeof(*f));
+
+	if (f == NULL)
+		return NULL;
+	f->fd = fd;
+	f->refs = 1;
+	f->dirty = false;
+	f->dnext = NULL;
+	return f;
+}
+
+void kq__seg_sfile_mark(struct kq_log *log, struct kq__seg_sfile *f)
+{
+	/* Never synced while running: a list would only keep descriptors
+	 * open. */
+	if (f->dirty || log->conf.fsync == KQ_SYNC_NEVER)
+		return;
+	f->dirty = true;
+	f->refs++;
+	f->dnext = log->dirty;
+	log->dirty = f;
+}
+
+void kq__seg_sfile_ref(struct kq_log *log, struct kq__seg_sfile *f)
+{
+	pthread_mutex_lock(&log->mu);
+	f->refs++;
+	pthread_mutex_unlock(&log->mu);
+}
+
+void kq__seg_sfile_unref(struct kq_log *log, struct kq__seg_sfile *f)
+{
+	bool last;
+
+	pthread_mutex_lock(&log->mu);
+	last = --f->refs == 0;
+	pthread_mutex_unlock(&log->mu);
+	if (last) {
+		kq__seg_io.close(f->fd);
+		log->host->free(f);
+	}
 }

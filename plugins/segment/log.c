@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,80 +11,7 @@
 
 #include "format.h"
 #include "io.h"
-#include "log.h"
-
-void kq__seg_log_fail(struct kq_log *log, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	pthread_mutex_lock(&log->mu);
-	if (log->failed == 0) {
-		va_start(ap, fmt);
-		vsnprintf(log->reason, sizeof(log->reason), fmt, ap);
-		va_end(ap);
-		log->reason_pending = true;
-		__atomic_store_n(&log->failed, err, __ATOMIC_RELEASE);
-	}
-	pthread_mutex_unlock(&log->mu);
-}
-
-int kq__seg_log_failed(struct kq_log *log)
-{
-	return __atomic_load_n(&log->failed, __ATOMIC_ACQUIRE);
-}
-
-void kq__seg_log_report(struct kq_log *log)
-{
-	char reason[sizeof(log->reason)];
-	bool pending;
-
-	/* sync() fails on a worker thread; the host log is the loop's. */
-	if (kq__seg_log_failed(log) == 0)
-		return;
-	pthread_mutex_lock(&log->mu);
-	pending = log->reason_pending;
-	log->reason_pending = false;
-	memcpy(reason, log->reason, sizeof(reason));
-	pthread_mutex_unlock(&log->mu);
-	if (pending)
-		log->host->log(log->host, KQ_LOG_ERROR,
-			       "%s: log failed, refusing writes: %s", log->dir,
-			       reason);
-}
-
-int kq__seg_log_sync_dir(struct kq_log *log)
-{
-	int rv, d = kq__seg_log_dirfd(log);
-
-	if (d >= 0 && kq__seg_io.fsync(d) == 0)
-		return 0;
-	rv = -errno;
-	kq__seg_log_fail(log, rv, "fsync of the folder: %s", strerror(-rv));
-	kq__seg_log_report(log);
-	return rv;
-}
-
-int kq__seg_log_replace_file(struct kq_log *log, const char *name,
-			     const char *tmp, const void *buf, size_t len)
-{
-	int fd, rv;
-
-	/* Aside, durable, then swapped in and the swap made durable: a
-	 * crash leaves the old file or the new one. */
-	fd = kq__seg_log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0)
-		return -errno;
-	rv = kq__seg_pwrite_all(fd, buf, len, 0);
-	/* A new file: fdatasync makes its size durable with its bytes. */
-	if (rv == 0 && kq__seg_io.fdatasync(fd) != 0)
-		rv = -errno;
-	kq__seg_io.close(fd);
-	if (rv == 0 && kq__seg_log_renameat(log, tmp, name) != 0)
-		rv = -errno;
-	if (rv == 0)
-		rv = kq__seg_log_sync_dir(log);
-	return rv;
-}
+#include "module.h"
 
 int kq__seg_log_push_seg(struct kq_log *log, struct kq__seg *seg)
 {

@@ -15,7 +15,7 @@
 #include "crc32c.h"
 #include "format.h"
 #include "io.h"
-#include "log.h"
+#include "module.h"
 
 #define LOST_FILE    "lost_offsets"
 #define LOST_TMP     "lost_offsets.tmp"

@@ -3,7 +3,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "log.h"
+#include "module.h"
 
 /* The bound on held descriptors: as configured, but at most half the
  * process's limit, so that clients and the rest keep the other half. */
@@ -40,7 +40,8 @@ static int seg_init(const struct kq_host *host, void **state)
 		host->free(mod);
 		return rv;
 	}
-	kq__seg_fds_init(&mod->fds, open_files(host, mod->conf.open_files));
+	kq__seg_fds_init(&mod->fds, open_files(host, mod->conf.open_files),
+			 kq__seg_close_fds);
 	*state = mod;
 	return 0;
 }

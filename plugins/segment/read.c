@@ -2,7 +2,7 @@
 #include <errno.h>
 
 #include "format.h"
-#include "log.h"
+#include "module.h"
 
 /* The segment that holds `offset` if any record does: the last one with
  * base <= offset, or the first. */

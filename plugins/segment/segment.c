@@ -8,7 +8,7 @@
 
 #include "format.h"
 #include "io.h"
-#include "log.h"
+#include "module.h"
 
 void kq__seg_name(char *buf, uint64_t base, const char *ext)
 {
@@ -82,51 +82,6 @@ void kq__seg_free(struct kq_log *log, struct kq__seg *seg)
 	release(log, seg);
 	kq__seg_index_free(log->host, &seg->idx);
 	log->host->free(seg);
-}
-
-struct kq__seg_sfile *kq__seg_sfile_new(struct kq_log *log, int fd)
-{
-	struct kq__seg_sfile *f = log->host->malloc(sizeof(*f));
-
-	if (f == NULL)
-		return NULL;
-	f->fd = fd;
-	f->refs = 1;
-	f->dirty = false;
-	f->dnext = NULL;
-	return f;
-}
-
-void kq__seg_sfile_mark(struct kq_log *log, struct kq__seg_sfile *f)
-{
-	/* Never synced while running: a list would only keep descriptors
-	 * open. */
-	if (f->dirty || log->conf.fsync == KQ_SYNC_NEVER)
-		return;
-	f->dirty = true;
-	f->refs++;
-	f->dnext = log->dirty;
-	log->dirty = f;
-}
-
-void kq__seg_sfile_ref(struct kq_log *log, struct kq__seg_sfile *f)
-{
-	pthread_mutex_lock(&log->mu);
-	f->refs++;
-	pthread_mutex_unlock(&log->mu);
-}
-
-void kq__seg_sfile_unref(struct kq_log *log, struct kq__seg_sfile *f)
-{
-	bool last;
-
-	pthread_mutex_lock(&log->mu);
-	last = --f->refs == 0;
-	pthread_mutex_unlock(&log->mu);
-	if (last) {
-		kq__seg_io.close(f->fd);
-		log->host->free(f);
-	}
 }
 
 /* Creates one file holding only its header. Returns the fd or -errno. */
@@ -314,86 +269,6 @@ int kq__seg_read_index(struct kq_log *log, struct kq__seg *seg,
 	return rv;
 }
 
-int kq__seg_load_index(struct kq_log *log, struct kq__seg *seg)
-{
-	uint64_t end;
-	int rv;
-
-	if (seg->idx_loaded)
-		return 0;
-	rv = kq__seg_read_index(log, seg, seg->size);
-	if (rv == 0) {
-		seg->idx_loaded = true;
-		return 0;
-	}
-	kq__seg_index_free(log->host, &seg->idx);
-	if (rv == -ENOMEM)
-		return rv;
-	log->host->log(log->host, KQ_LOG_INFO,
-		       "%s: rebuilding the index of segment %" PRIu64 " (%s)",
-		       log->dir, seg->base,
-		       rv == -ENOENT ? "missing" : "inconsistent");
-	rv = kq__seg_open_file(log, seg);
-	if (rv != 0)
-		return rv;
-	return kq__seg_rebuild_index(log, seg, &end);
-}
-
-int kq__seg_rebuild_index(struct kq_log *log, struct kq__seg *seg,
-			  uint64_t *end)
-{
-	struct kq__seg_cursor c;
-	struct kq_record rec;
-	uint64_t size, at, last = 0, term = 0;
-	int64_t max_ts = INT64_MIN;
-	int rv;
-
-	kq__seg_index_free(log->host, &seg->idx);
-	kq__seg_cursor_init(&c, log, seg, KQ__SEG_HDR_SIZE, seg->size,
-			    4 * KQ__SEG_CHUNK, false);
-	for (;;) {
-		at = c.pos;
-		rv = kq__seg_cursor_next(&c, &rec, &size);
-		if (rv <= 0)
-			break;
-		if (seg->idx.n == 0 || at - seg->idx.e[seg->idx.n - 1].pos >=
-					       log->conf.index_interval) {
-			rv = kq__seg_index_push(log->host, &seg->idx,
-						rec.offset, at);
-			if (rv != 0)
-				break;
-		}
-		if (rec.timestamp_ms > max_ts)
-			max_ts = rec.timestamp_ms;
-		last = rec.offset;
-		term = rec.term;
-	}
-	*end = c.pos;
-	if (rv == KQ_ECORRUPT)
-		kq__seg_report(log, seg, c.pos, c.why);
-	kq__seg_cursor_fini(&c);
-	if (rv < 0 && rv != KQ_ECORRUPT) {
-		kq__seg_index_free(log->host, &seg->idx);
-		return rv;
-	}
-	/* Only a scan to the end knows the tail; damage stops it short. */
-	if (rv == 0 && !seg->tail_known) {
-		seg->last = last;
-		seg->last_term = term;
-		seg->max_ts = max_ts;
-		seg->tail_known = true;
-	}
-	seg->idx_loaded = true;
-	seg->idx_trusted = true;
-	rv = kq__seg_write_index(log, seg);
-	if (rv != 0)
-		log->host->log(log->host, KQ_LOG_WARN,
-			       "%s: cannot write the index of segment %" PRIu64
-			       ": %s",
-			       log->dir, seg->base, kq_strerror(rv));
-	return 0;
-}
-
 int kq__seg_write_index(struct kq_log *log, struct kq__seg *seg)
 {
 	char tmp[32], name[32];
@@ -474,47 +349,6 @@ int kq__seg_flush_index(struct kq_log *log, struct kq__seg *seg)
 		if (rv != 0)
 			return rv;
 		seg->idx.flushed = to;
-	}
-	return 0;
-}
-
-int kq__seg_tail(struct kq_log *log, struct kq__seg *seg)
-{
-	struct kq__seg_cursor c;
-	struct kq_record rec;
-	uint64_t size;
-	int64_t max_ts = INT64_MIN;
-	bool any = false;
-	int rv;
-
-	if (seg->tail_known)
-		return 0;
-	rv = kq__seg_open_file(log, seg);
-	if (rv == 0)
-		rv = kq__seg_load_index(log, seg);
-	if (rv != 0)
-		return rv;
-	if (seg->tail_known)
-		return 0; /* the index was just rebuilt by a full scan */
-	kq__seg_cursor_init(&c, log, seg,
-			    seg->idx.n ? seg->idx.e[seg->idx.n - 1].pos
-				       : KQ__SEG_HDR_SIZE,
-			    seg->size, KQ__SEG_CHUNK, false);
-	while ((rv = kq__seg_cursor_next(&c, &rec, &size)) == 1) {
-		any = true;
-		seg->last = rec.offset;
-		seg->last_term = rec.term;
-		if (rec.timestamp_ms > max_ts)
-			max_ts = rec.timestamp_ms;
-	}
-	if (rv == KQ_ECORRUPT)
-		kq__seg_report(log, seg, c.pos, c.why);
-	kq__seg_cursor_fini(&c);
-	if (rv != 0)
-		return rv;
-	if (any || seg->size <= KQ__SEG_HDR_SIZE) {
-		seg->max_ts = max_ts;
-		seg->tail_known = true;
 	}
 	return 0;
 }

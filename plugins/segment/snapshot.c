@@ -12,7 +12,7 @@
 #include <kafkaesque/bytes.h>
 
 #include "io.h"
-#include "log.h"
+#include "module.h"
 
 #define SNAP_FILE  "snapshot"
 #define SNAP_TMP   "snapshot.tmp"

@@ -8,7 +8,7 @@
 #include "crc32c.h"
 #include "format.h"
 #include "io.h"
-#include "log.h"
+#include "module.h"
 
 #define STATE_FILE "raft.state"
 #define STATE_TMP  "raft.state.tmp"

@@ -6,7 +6,7 @@
 
 #include "format.h"
 #include "io.h"
-#include "log.h"
+#include "module.h"
 
 /* The offset of a segment's first record, or UINT64_MAX when empty. */
 static uint64_t seg_first(struct kq_log *log, struct kq__seg *seg)

@@ -21,7 +21,7 @@
 
 #include <kafkaesque/kafkaesque.h>
 
-#include "../../plugins/segment/log.h"
+#include "../../plugins/segment/module.h"
 #include "conf.h"
 #include "log.h"
 

@@ -1,7 +1,7 @@
 /* Internal types of the segment storage module: the module state, a log
  * (one folder), its segments and the cursor that reads them. */
-#ifndef KQ_SEGMENT_LOG_H
-#define KQ_SEGMENT_LOG_H
+#ifndef KQ_SEGMENT_MODULE_H
+#define KQ_SEGMENT_MODULE_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -46,6 +46,9 @@ struct kq__seg_fds {
 	struct kq__seg_fdslot lru; /* sentinel: lru.next is the most recent */
 	uint64_t evicted;	   /* holders closed to stay within the limit */
 	uint64_t synced; /* of them, written ones synced to be closed */
+	/* Closes a segment's descriptors to make room (segment.c's
+	 * kq__seg_close_fds, handed in by plugin.c). */
+	int (*close_seg)(struct kq_log *log, struct kq__seg *seg);
 };
 
 /* Owned by the module between init() and fini(). */
@@ -207,22 +210,12 @@ int kq__seg_publish(struct kq_log *log, struct kq__seg *seg);
  * KQ_ECORRUPT (logged) or -errno. */
 int kq__seg_open_file(struct kq_log *log, struct kq__seg *seg);
 
-/* Loads the index, once, rebuilding it from the log when the file is
- * missing, short or inconsistent.  Returns 0, or an error of the file. */
-int kq__seg_load_index(struct kq_log *log, struct kq__seg *seg);
-
 /* Reads the .index file into the empty seg->idx, keeping its valid
  * prefix (entries below `log_size`).  Returns 0 when the whole file was
  * valid, KQ_ECORRUPT when only a prefix was, or -errno (-ENOENT: no
  * file). */
 int kq__seg_read_index(struct kq_log *log, struct kq__seg *seg,
 		       uint64_t log_size);
-
-/* Rebuilds the index by scanning the log from its header up to the first
- * damaged record and rewrites the .index file.  *end is where the scan
- * stopped.  Returns 0 or -errno. */
-int kq__seg_rebuild_index(struct kq_log *log, struct kq__seg *seg,
-			  uint64_t *end);
 
 /* Replaces the .index file with the in-memory index (temp file, rename;
  * not synced: an index is only a hint that is checked when used). */
@@ -234,10 +227,6 @@ int kq__seg_open_ifd(struct kq_log *log, struct kq__seg *seg);
 /* Writes the index entries not yet in the file. Returns 0 or -errno. */
 int kq__seg_flush_index(struct kq_log *log, struct kq__seg *seg);
 
-/* Fills seg->last, last_term and max_ts by scanning from the last index
- * entry, once.  Returns 0, KQ_ECORRUPT or -errno. */
-int kq__seg_tail(struct kq_log *log, struct kq__seg *seg);
-
 /* Logs a damaged record of `seg` at `pos` once per position. */
 void kq__seg_report(struct kq_log *log, struct kq__seg *seg, uint64_t pos,
 		    const char *why);
@@ -246,19 +235,11 @@ void kq__seg_report(struct kq_log *log, struct kq__seg *seg, uint64_t pos,
  * folder for sync).  Returns 0 or -errno. */
 int kq__seg_unlink(struct kq_log *log, struct kq__seg *seg);
 
-/* Puts the file on the to-sync list unless it is there.  Caller holds
- * log->mu. */
-void kq__seg_sfile_mark(struct kq_log *log, struct kq__seg_sfile *f);
+/* --- descriptors held across calls, the log's folder (fds.c) --------- */
 
-/* Drops a reference; the last one closes the fd.  Takes log->mu. */
-void kq__seg_sfile_unref(struct kq_log *log, struct kq__seg_sfile *f);
-
-/* Takes a reference.  Takes log->mu. */
-void kq__seg_sfile_ref(struct kq_log *log, struct kq__seg_sfile *f);
-
-/* --- descriptors held across calls (fds.c) --------------------------- */
-
-void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit);
+void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit,
+		      int (*close_seg)(struct kq_log *log,
+				       struct kq__seg *seg));
 
 /* Makes `s` the most recently used holder. */
 void kq__seg_fds_touch(struct kq__seg_fds *fds, struct kq__seg_fdslot *s);
@@ -298,10 +279,44 @@ int kq__seg_log_unlinkat(struct kq_log *log, const char *name, int flags);
 int kq__seg_log_renameat(struct kq_log *log, const char *from, const char *to);
 int kq__seg_log_fstatat(struct kq_log *log, const char *name, struct stat *st);
 
-/* --- the log (log.c and friends) ------------------------------------- */
+/* fsyncs the folder now (loop thread); failure fails the log. */
+int kq__seg_log_sync_dir(struct kq_log *log);
+
+/* Replaces the file `name` of the folder with `len` bytes of buf,
+ * atomically and durably, by way of `tmp`.  0 or -errno. */
+int kq__seg_log_replace_file(struct kq_log *log, const char *name,
+			     const char *tmp, const void *buf, size_t len);
 
 /* A new reference-counted descriptor holder (refs 1), or NULL. */
 struct kq__seg_sfile *kq__seg_sfile_new(struct kq_log *log, int fd);
+
+/* Puts the file on the to-sync list unless it is there.  Caller holds
+ * log->mu. */
+void kq__seg_sfile_mark(struct kq_log *log, struct kq__seg_sfile *f);
+
+/* Drops a reference; the last one closes the fd.  Takes log->mu. */
+void kq__seg_sfile_unref(struct kq_log *log, struct kq__seg_sfile *f);
+
+/* Takes a reference.  Takes log->mu. */
+void kq__seg_sfile_ref(struct kq_log *log, struct kq__seg_sfile *f);
+
+/* --- a segment's index and tail, by scanning (scan.c) ---------------- */
+
+/* Loads the index, once, rebuilding it from the log when the file is
+ * missing, short or inconsistent.  Returns 0, or an error of the file. */
+int kq__seg_load_index(struct kq_log *log, struct kq__seg *seg);
+
+/* Rebuilds the index by scanning the log from its header up to the first
+ * damaged record and rewrites the .index file.  *end is where the scan
+ * stopped.  Returns 0 or -errno. */
+int kq__seg_rebuild_index(struct kq_log *log, struct kq__seg *seg,
+			  uint64_t *end);
+
+/* Fills seg->last, last_term and max_ts by scanning from the last index
+ * entry, once.  Returns 0, KQ_ECORRUPT or -errno. */
+int kq__seg_tail(struct kq_log *log, struct kq__seg *seg);
+
+/* --- a log's first failure (fail.c) ---------------------------------- */
 
 /* Marks the log failed with `err` (first failure wins) and keeps a
  * reason to log.  Any thread. */
@@ -314,16 +329,10 @@ void kq__seg_log_report(struct kq_log *log);
 /* The first error of a failed log, or 0. */
 int kq__seg_log_failed(struct kq_log *log);
 
-/* fsyncs the folder now (loop thread); failure fails the log. */
-int kq__seg_log_sync_dir(struct kq_log *log);
+/* --- the log (log.c and friends) ------------------------------------- */
 
 /* Appends a segment as the newest.  Returns 0 or -ENOMEM. */
 int kq__seg_log_push_seg(struct kq_log *log, struct kq__seg *seg);
-
-/* Replaces the file `name` of the folder with `len` bytes of buf,
- * atomically and durably, by way of `tmp`.  0 or -errno. */
-int kq__seg_log_replace_file(struct kq_log *log, const char *name,
-			     const char *tmp, const void *buf, size_t len);
 
 /* Deletes the segment at position i of log->segs: files, then memory.
  * Returns 0 or -errno (the log is then failed). */
@@ -357,8 +366,8 @@ int kq__seg_log_retention_point(struct kq_log *log, int64_t now_ms,
 int kq__seg_log_save_hard_state(struct kq_log *log,
 				const struct kq_hard_state *hs);
 int kq__seg_log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
-int kq__seg_log_save_snapshot(struct kq_log *log, uint64_t index,
-			      uint64_t term, const void *data, size_t len);
+int kq__seg_log_save_snapshot(struct kq_log *log, uint64_t index, uint64_t term,
+			      const void *data, size_t len);
 int kq__seg_log_load_snapshot(struct kq_log *log, uint64_t *index,
 			      uint64_t *term, void **data, size_t *len);
 int kq__seg_log_lost(struct kq_log *log, const struct kq_offset_range **out);
@@ -372,4 +381,4 @@ int kq__seg_lost_load(struct kq_log *log);
 int kq__seg_lost_add(struct kq_log *log, uint64_t from, uint64_t end);
 int kq__seg_lost_refill(struct kq_log *log, uint64_t offset);
 
-#endif /* KQ_SEGMENT_LOG_H */
+#endif /* KQ_SEGMENT_MODULE_H */
