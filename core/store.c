@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <kafkaesque/list.h>
+
 #include "broker.h"
 #include "log.h"
 
@@ -25,10 +27,7 @@ int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
 	/* Recovery left what it kept durable. */
 	pl->durable_end = b->sops->next_offset(pl->log);
 	pl->dir = strdup(dir);
-	pl->next_all = b->all_stores;
-	if (b->all_stores)
-		b->all_stores->prev_all = pl;
-	b->all_stores = pl;
+	KQ_LIST_PUSH_BY(b->all_stores, pl, prev_all, next_all);
 	return 0;
 }
 
@@ -38,12 +37,7 @@ void kq__store_close(struct kq_store *pl)
 
 	if (!pl->log)
 		return;
-	if (pl->prev_all)
-		pl->prev_all->next_all = pl->next_all;
-	else
-		b->all_stores = pl->next_all;
-	if (pl->next_all)
-		pl->next_all->prev_all = pl->prev_all;
+	KQ_LIST_REMOVE_BY(b->all_stores, pl, prev_all, next_all);
 	b->sops->close(pl->log);
 	pl->log = NULL;
 	free(pl->dir);

@@ -31,6 +31,24 @@ static inline json_t *kq__config_get(const struct kq_host *host,
 	return json_object_get(host->config, key);
 }
 
+/* Joins a NULL-terminated list of words with ", " into buf (cut short
+ * when it does not fit), for messages. */
+static inline void kq__config_join(const char *const *words, char *buf,
+				   size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; words[i] != NULL; i++) {
+		int n = snprintf(buf + used, size - used, "%s%s",
+				 i > 0 ? ", " : "", words[i]);
+
+		if (n < 0 || (size_t)n >= size - used)
+			break;
+		used += (size_t)n;
+	}
+}
+
 /* Checks that the section is an object whose keys are all in `keys` (a
  * NULL-terminated list; NULL for a module without options).  Logs every
  * stray key, not only the first, with the known ones.  A missing section
@@ -40,8 +58,7 @@ static inline int kq_config_keys(const struct kq_host *host,
 {
 	const char *key;
 	json_t *value;
-	char known[512];
-	size_t used = 0;
+	char known[512] = "";
 	int rv = 0;
 
 	if (host->config == NULL)
@@ -50,15 +67,6 @@ static inline int kq_config_keys(const struct kq_host *host,
 		host->log(host, KQ_LOG_ERROR, "%s: expected an object",
 			  host->module);
 		return KQ_ECONFIG;
-	}
-	known[0] = '\0';
-	for (size_t i = 0; keys != NULL && keys[i] != NULL; i++) {
-		int n = snprintf(known + used, sizeof(known) - used, "%s%s",
-				 i > 0 ? ", " : "", keys[i]);
-
-		if (n < 0 || (size_t)n >= sizeof(known) - used)
-			break;
-		used += (size_t)n;
 	}
 	json_object_foreach((json_t *)host->config, key, value)
 	{
@@ -70,14 +78,17 @@ static inline int kq_config_keys(const struct kq_host *host,
 				found = true;
 		if (found)
 			continue;
-		if (keys == NULL || keys[0] == NULL)
+		if (keys == NULL || keys[0] == NULL) {
 			host->log(host, KQ_LOG_ERROR,
 				  "%s.%s: unknown key (%s takes no options)",
 				  host->module, key, host->module);
-		else
+		} else {
+			if (rv == 0) /* once, at the first stray key */
+				kq__config_join(keys, known, sizeof(known));
 			host->log(host, KQ_LOG_ERROR,
 				  "%s.%s: unknown key (known: %s)",
 				  host->module, key, known);
+		}
 		rv = KQ_ECONFIG;
 	}
 	return rv;
@@ -151,7 +162,6 @@ static inline int kq_config_choice(const struct kq_host *host, const char *key,
 {
 	json_t *v = kq__config_get(host, key);
 	char list[512];
-	size_t used = 0;
 
 	if (v == NULL)
 		return 0;
@@ -160,15 +170,7 @@ static inline int kq_config_choice(const struct kq_host *host, const char *key,
 			*out = i;
 			return 0;
 		}
-	list[0] = '\0';
-	for (size_t i = 0; choices[i] != NULL; i++) {
-		int n = snprintf(list + used, sizeof(list) - used, "%s%s",
-				 i > 0 ? ", " : "", choices[i]);
-
-		if (n < 0 || (size_t)n >= sizeof(list) - used)
-			break;
-		used += (size_t)n;
-	}
+	kq__config_join(choices, list, sizeof(list));
 	host->log(host, KQ_LOG_ERROR, "%s.%s: expected one of %s", host->module,
 		  key, list);
 	return KQ_ECONFIG;

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include <kafkaesque/list.h>
+
 #include "module.h"
 
 static size_t bucket_of(const struct kq__raft_module *mod, uint64_t id)
@@ -64,11 +66,7 @@ int kq__raft_module_add(struct kq__raft_module *mod, struct kq_group *g,
 	b = bucket_of(mod, id);
 	g->next_hash = mod->buckets[b];
 	mod->buckets[b] = g;
-	g->prev_all = NULL;
-	g->next_all = mod->all;
-	if (mod->all)
-		mod->all->prev_all = g;
-	mod->all = g;
+	KQ_LIST_PUSH_BY(mod->all, g, prev_all, next_all);
 	g->asleep = true; /* so that it is put on the awake list */
 	kq__raft_module_sleep(mod, g, false);
 	mod->n_groups++;
@@ -81,20 +79,10 @@ void kq__raft_module_sleep(struct kq__raft_module *mod, struct kq_group *g,
 	if (asleep == g->asleep)
 		return;
 	g->asleep = asleep;
-	if (!asleep) {
-		g->prev_awake = NULL;
-		g->next_awake = mod->awake;
-		if (mod->awake)
-			mod->awake->prev_awake = g;
-		mod->awake = g;
-		return;
-	}
-	if (g->prev_awake)
-		g->prev_awake->next_awake = g->next_awake;
+	if (asleep)
+		KQ_LIST_REMOVE_BY(mod->awake, g, prev_awake, next_awake);
 	else
-		mod->awake = g->next_awake;
-	if (g->next_awake)
-		g->next_awake->prev_awake = g->prev_awake;
+		KQ_LIST_PUSH_BY(mod->awake, g, prev_awake, next_awake);
 }
 
 void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,
@@ -106,12 +94,7 @@ void kq__raft_module_remove(struct kq__raft_module *mod, struct kq_group *g,
 		pp = &(*pp)->next_hash;
 	if (*pp)
 		*pp = g->next_hash;
-	if (g->prev_all)
-		g->prev_all->next_all = g->next_all;
-	else
-		mod->all = g->next_all;
-	if (g->next_all)
-		g->next_all->prev_all = g->prev_all;
+	KQ_LIST_REMOVE_BY(mod->all, g, prev_all, next_all);
 	kq__raft_module_sleep(mod, g, true);
 	mod->n_groups--;
 	if (mod->n_groups == 0 && mod->emptied)

@@ -215,7 +215,8 @@ int kq__seg_log_sync_dir(struct kq_log *log)
 }
 
 int kq__seg_log_replace_file(struct kq_log *log, const char *name,
-			     const char *tmp, const void *buf, size_t len)
+			     const char *tmp, const void *head, size_t head_len,
+			     const void *body, size_t body_len)
 {
 	int fd, rv;
 
@@ -224,7 +225,9 @@ int kq__seg_log_replace_file(struct kq_log *log, const char *name,
 	fd = kq__seg_log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return -errno;
-	rv = kq__seg_pwrite_all(fd, buf, len, 0);
+	rv = kq__seg_pwrite_all(fd, head, head_len, 0);
+	if (rv == 0 && body_len)
+		rv = kq__seg_pwrite_all(fd, body, body_len, head_len);
 	/* A new file: fdatasync makes its size durable with its bytes. */
 	if (rv == 0 && kq__seg_io.fdatasync(fd) != 0)
 		rv = -errno;

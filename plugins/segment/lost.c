@@ -41,7 +41,8 @@ static int save(struct kq_log *log)
 		kq_put64le(buf + p + 8, log->lost[i].end);
 	}
 	kq_put32le(buf + p, kq__seg_crc32c(0, buf, p));
-	return kq__seg_log_replace_file(log, LOST_FILE, LOST_TMP, buf, len);
+	return kq__seg_log_replace_file(log, LOST_FILE, LOST_TMP, buf, len,
+					NULL, 0);
 }
 
 int kq__seg_lost_load(struct kq_log *log)

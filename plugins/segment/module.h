@@ -282,10 +282,12 @@ int kq__seg_log_fstatat(struct kq_log *log, const char *name, struct stat *st);
 /* fsyncs the folder now (loop thread); failure fails the log. */
 int kq__seg_log_sync_dir(struct kq_log *log);
 
-/* Replaces the file `name` of the folder with `len` bytes of buf,
- * atomically and durably, by way of `tmp`.  0 or -errno. */
+/* Replaces the file `name` of the folder with `head_len` bytes of head
+ * followed by `body_len` bytes of body (none when 0), atomically and
+ * durably, by way of `tmp`.  0 or -errno. */
 int kq__seg_log_replace_file(struct kq_log *log, const char *name,
-			     const char *tmp, const void *buf, size_t len);
+			     const char *tmp, const void *head, size_t head_len,
+			     const void *body, size_t body_len);
 
 /* A new reference-counted descriptor holder (refs 1), or NULL. */
 struct kq__seg_sfile *kq__seg_sfile_new(struct kq_log *log, int fd);

@@ -39,24 +39,17 @@ static uint64_t checksum(const uint8_t *hdr, const void *data, size_t len)
 int kq__seg_log_save_snapshot(struct kq_log *log, uint64_t index, uint64_t term,
 			      const void *data, size_t len)
 {
-	uint8_t *file;
+	uint8_t hdr[SNAP_HDR];
 	int rv;
 
-	if (len > SIZE_MAX - SNAP_HDR)
-		return -E2BIG;
-	file = log->host->malloc(SNAP_HDR + len);
-	if (!file)
-		return -ENOMEM;
-	memcpy(file, SNAP_MAGIC, 8);
-	kq_put64le(file + 8, index);
-	kq_put64le(file + 16, term);
-	kq_put64le(file + 24, len);
-	kq_put64le(file + 32, checksum(file, data, len));
-	if (len)
-		memcpy(file + SNAP_HDR, data, len);
-	rv = kq__seg_log_replace_file(log, SNAP_FILE, SNAP_TMP, file,
-				      SNAP_HDR + len);
-	log->host->free(file);
+	memcpy(hdr, SNAP_MAGIC, 8);
+	kq_put64le(hdr + 8, index);
+	kq_put64le(hdr + 16, term);
+	kq_put64le(hdr + 24, len);
+	kq_put64le(hdr + 32, checksum(hdr, data, len));
+	/* The state is written where it lies: no copy of it. */
+	rv = kq__seg_log_replace_file(log, SNAP_FILE, SNAP_TMP, hdr, SNAP_HDR,
+				      data, len);
 	if (rv != 0)
 		log->host->log(log->host, KQ_LOG_ERROR,
 			       "%s/" SNAP_FILE ": cannot save: %s", log->dir,

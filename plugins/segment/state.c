@@ -89,7 +89,7 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 		encode_slot(file, 2, hs);
 		encode_slot(file + STATE_SLOT, 1, hs);
 		rv = kq__seg_log_replace_file(log, STATE_FILE, STATE_TMP, file,
-					      sizeof(file));
+					      sizeof(file), NULL, 0);
 		if (rv == 0)
 			log->hs_seq = 2;
 	}

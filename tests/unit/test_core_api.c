@@ -431,20 +431,23 @@ static int gate_propose(struct kq_group *g, struct kq_propose_req *req,
 			const struct kq_record *recs, size_t n,
 			kq_propose_cb cb)
 {
-	struct kq_record copy[64];
+	struct kq_record *copy;
 	uint64_t next = g->store->next_offset(g->cfg.store);
 	struct proposal *p;
 	int rv;
 
 	if (gate.refuse)
 		return KQ_EUNAVAILABLE;
-	assert_true(n > 0 && n <= 64);
+	assert_true(n > 0);
+	copy = malloc(n * sizeof(*copy));
+	assert_non_null(copy);
 	for (size_t i = 0; i < n; i++) {
 		copy[i] = recs[i];
 		copy[i].offset = next + i;
 		copy[i].term = 0;
 	}
 	rv = g->store->append(g->cfg.store, copy, n);
+	free(copy);
 	if (rv != 0)
 		return rv;
 	p = calloc(1, sizeof(*p));

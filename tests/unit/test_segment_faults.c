@@ -642,8 +642,12 @@ static void hs_fail_next_sync(void)
  * the new one, whole, never a mix or damage. */
 static void test_snapshot_sweep(void **state)
 {
-	static const enum fop ops[] = {F_PWRITE, F_FDATASYNC, F_FSYNC, F_RENAME,
-				       F_CREATE};
+	/* A full disk too: ENOSPC on the writes and on the creation. */
+	static const struct {
+		enum fop op;
+		int err;
+	} ops[] = {{F_PWRITE, EIO}, {F_PWRITE, ENOSPC}, {F_FDATASYNC, EIO},
+		   {F_FSYNC, EIO},  {F_RENAME, EIO},	{F_CREATE, ENOSPC}};
 	char old[3000], new[5000];
 	void *mod = t_module(NULL);
 
@@ -665,8 +669,8 @@ static void test_snapshot_sweep(void **state)
 			assert_int_equal(t_ops->save_snapshot(log, 10, 1, old,
 							      sizeof(old)),
 					 0);
-			inject(ops[k], nth, EIO);
-			fi.shortw = ops[k] == F_PWRITE && nth % 2 == 0;
+			inject(ops[k].op, nth, ops[k].err);
+			fi.shortw = ops[k].op == F_PWRITE && nth % 2 == 0;
 			rv = t_ops->save_snapshot(log, 20, 2, new, sizeof(new));
 			fired = fi.fired;
 			restore();
