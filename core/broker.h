@@ -159,7 +159,7 @@ struct kq__instance {
 struct kq_broker {
 	uv_loop_t *loop;
 	struct kq__config *cfg;
-	char *dir; /* <data_dir>/kafkaesque-<id> */
+	char *dir;   /* <data_dir>/kafkaesque-<id> */
 	int lock_fd; /* holds the folder's lock until close; -1 before */
 
 	struct kq__instance *transports;
@@ -588,8 +588,9 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		     void *ctx, char *errmsg, size_t errlen);
 uint64_t kq__consume_close(struct kq_consume *c);
-int kq__commit(struct kq_session *s, const char *topic, uint64_t sub_id,
-	       int64_t partition, uint64_t offset, char *errmsg, size_t errlen);
+int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
+	       uint64_t sub_id, int64_t partition, uint64_t offset,
+	       kq_req_cb cb);
 int kq__list_topics(struct kq_broker *b,
 		    void (*cb)(void *ctx, const char *name, uint32_t n),
 		    void *ctx);

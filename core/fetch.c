@@ -12,7 +12,9 @@
  *   count (4) | per record: offset (8) value (4+n)
  * `end` is the bound the reader asked for, cut to what the broker asked
  * has committed and to lost ranges; `next` is where the read goes on.  A
- * failed status may follow records: they come first. */
+ * failed status may follow records: they come first.  A read from
+ * UINT64_MAX returns no record and asks only the commit end (CMIT with
+ * an offset, in consume.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

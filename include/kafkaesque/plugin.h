@@ -17,7 +17,9 @@
  * to the meaning of an op or a field.  A new error code, a new log level
  * or a new comment does not.  The sizes are a second guard, for a module
  * built against a changed header whose number was not bumped.  History
- * (7: a size in the descriptor and every ops table, whose shared head
+ * (8: kq_broker_api.commit is a request, KQ_REQ_COMMIT, answered once
+ * stored;
+ * 7: a size in the descriptor and every ops table, whose shared head
  * kq_module_ops comes first in each, transports' fini second; named
  * private fields for kq_req and kq_consume; one word for the durable
  * logs lent to consensus: struct kq_store, kq_store_api, host->store and
@@ -44,7 +46,7 @@
 
 struct kq_incoming;
 
-#define KQ_PLUGIN_ABI 7
+#define KQ_PLUGIN_ABI 8
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"

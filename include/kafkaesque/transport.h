@@ -20,6 +20,7 @@ enum kq_req_type {
 	KQ_REQ_PUBLISH,
 	KQ_REQ_SUBSCRIBE,
 	KQ_REQ_UNSUBSCRIBE,
+	KQ_REQ_COMMIT,
 };
 
 struct kq_req;
@@ -54,6 +55,10 @@ struct kq_req {
 			uint32_t nparts;
 			uint32_t *parts; /* increasing; host-allocated */
 		} subscribe;
+		struct {
+			uint32_t changed; /* partitions whose committed
+					   * offset changed */
+		} commit;
 	} result;
 	/* private to the broker */
 	kq_req_cb cb;
@@ -176,13 +181,14 @@ struct kq_broker_api {
 	/* partition < 0: commits for the group what subscription sub_id was
 	 * handed out and has not acknowledged.  Otherwise sets the group's
 	 * committed offset of `partition`, which the subscription must hold,
-	 * to `offset` (at most the partition's end): a way past a damaged
-	 * record, or back.  Returns the number of partitions whose
-	 * committed offset changed, or a negative error with errmsg
-	 * filled. */
-	int (*commit)(struct kq_session *s, const char *topic, uint64_t sub_id,
-		      int64_t partition, uint64_t offset, char *errmsg,
-		      size_t errlen);
+	 * to `offset` (at most the partition's end, asked of a broker
+	 * holding it when this one does not): a way past a damaged record,
+	 * or back.  Completes once what changed is stored in the metadata
+	 * log (at once when nothing changed), with result.commit.changed
+	 * the number of partitions whose committed offset changed. */
+	int (*commit)(struct kq_session *s, struct kq_req *req,
+		      const char *topic, uint64_t sub_id, int64_t partition,
+		      uint64_t offset, kq_req_cb cb);
 
 	/* Queries, answered from this broker's view right away.  Each calls
 	 * cb per item and returns the count, or a negative error with errmsg

@@ -175,6 +175,10 @@ static void put_result(struct kq__tn_slot *s, const struct kq_req *req)
 		kq__tn_buf_append(&s->out, "\r\n", 2);
 		break;
 	case KQ_REQ_UNSUBSCRIBE: kq__tn_buf_append(&s->out, "OK\r\n", 4); break;
+	case KQ_REQ_COMMIT:
+		kq__tn_buf_printf(&s->out, "OK %" PRIu32 "\r\n",
+				  req->result.commit.changed);
+		break;
 	}
 }
 
@@ -436,13 +440,12 @@ static void run_cons(struct kq__tn_conn *c, struct kq__tn_slot *s,
 #define CMIT_USAGE "CMIT <topic> <subscription-id> [<partition> <offset>]"
 
 /* CMIT acknowledges what CONS handed out (or, with a partition and an
- * offset, sets the group's position there): answered at once. */
+ * offset, sets the group's position there): answered once stored. */
 static void run_cmit(struct kq__tn_conn *c, struct kq__tn_slot *s,
 		     struct kq__tn_word *w, int n)
 {
 	const char *topic;
 	uint64_t id, part = 0, off = 0;
-	int r;
 
 	if (n == 4) {
 		answer_syntax(c, s, CMIT_USAGE);
@@ -458,15 +461,10 @@ static void run_cmit(struct kq__tn_conn *c, struct kq__tn_slot *s,
 			   "integers");
 		return;
 	}
-	c->errmsg[0] = '\0';
-	r = api(c)->commit(c->session, topic, id, n == 5 ? (int64_t)part : -1,
-			   off, c->errmsg, sizeof(c->errmsg));
-	if (r < 0) {
-		answer_err(c, s, r, c->errmsg);
-		return;
-	}
-	kq__tn_buf_printf(&s->out, "OK %d\r\n", r);
-	kq__tn_slot_finish(c, s);
+	begin(c, s);
+	started(c, s,
+		api(c)->commit(c->session, &s->req, topic, id,
+			       n == 5 ? (int64_t)part : -1, off, on_req));
 }
 
 /* ---------------------------------------------------------------- queries */

@@ -609,6 +609,7 @@ static void test_cons_remote(void **state)
 	 * none of them: 10, then the rest, then nothing. */
 	{
 		int i = holder[0] % N; /* index of a broker not holding p0 */
+		long again = 0;
 
 		snprintf(command, sizeof(command), "CONS rem %ld - 10", sub[i]);
 		assert_int_equal(
@@ -621,6 +622,27 @@ static void test_cons_remote(void **state)
 		assert_int_equal(
 			cons_rem(&c[i], command, acked, status, sizeof(status)),
 			0);
+
+		/* CMIT with an offset there too: the bound comes from a
+		 * broker holding the partition. */
+		for (int k = 0; k < REM_MSGS; k++)
+			again += acked[k][0] == 0 && acked[k][1] >= 5;
+		snprintf(command, sizeof(command), "CMIT rem %ld 0 5", sub[i]);
+		tc_cmd(&c[i], command, status, sizeof(status), NULL, 0);
+		assert_string_equal(status, "OK 1");
+		snprintf(command, sizeof(command), "CMIT rem %ld 0 5", sub[i]);
+		tc_cmd(&c[i], command, status, sizeof(status), NULL, 0);
+		assert_string_equal(status, "OK 0");
+		snprintf(command, sizeof(command), "CONS rem %ld -", sub[i]);
+		assert_int_equal(
+			cons_rem(&c[i], command, acked, status, sizeof(status)),
+			again);
+		snprintf(command, sizeof(command), "CMIT rem %ld 0 99999999",
+			 sub[i]);
+		tc_cmd(&c[i], command, status, sizeof(status), NULL, 0);
+		if (!strstr(status, "ERR BADARG") ||
+		    !strstr(status, "past the end of rem-0"))
+			fail_msg("CMIT past the end: %s", status);
 	}
 
 	/* Partition 0's only replica goes: the others are still read

@@ -805,6 +805,17 @@ static void publish(struct call *c, const char *msg)
 		0);
 }
 
+/* Publishes `msg` on topic "t" and waits until it is stored. */
+static void publish_stored(const char *msg)
+{
+	struct call c;
+
+	publish(&c, msg);
+	run_until(&c.done);
+	if (c.status != 0)
+		fail_msg("PUBS %s: %s", msg, c.req.errmsg);
+}
+
 /* What a CONS of "t" from `from` hands out, as "p:offset:body " words. */
 struct seen {
 	char text[1024];
@@ -853,6 +864,22 @@ static void consume(uint64_t sub, int64_t from, struct seen *s)
 	while (rv == 1);
 	assert_int_equal(rv, 0);
 	api()->consume_close(&cons);
+}
+
+/* Topic "t" of one partition holding m0 and m1, both handed out to the
+ * one member of group g, whose id it returns. */
+static uint64_t two_handed(void)
+{
+	struct seen s;
+	uint64_t sub;
+
+	create("t", 1);
+	sub = subscribe("g");
+	publish_stored("m0");
+	publish_stored("m1");
+	consume(sub, -1, &s);
+	assert_string_equal(s.text, "0:0:m0 0:1:m1 ");
+	return sub;
 }
 
 /* ------------------------------------------------------------ tests */
@@ -981,25 +1008,85 @@ static void test_failed_sync_is_not_acknowledged(void **state)
  * is committed by the next, which goes on after it. */
 static void test_group_reads_advance(void **state)
 {
+	struct seen s;
+	uint64_t sub;
+
+	(void)state;
+	sub = two_handed();
+	consume(sub, -1, &s);
+	assert_int_equal(s.n, 0);
+	publish_stored("m2");
+	consume(sub, -1, &s);
+	assert_string_equal(s.text, "0:2:m2 ");
+}
+
+/* Starts a CMIT on topic "t"; answered in c, or refused at once (c->done
+ * set, the callback never runs). */
+static void cmit(struct call *c, uint64_t sub, int64_t part, uint64_t off)
+{
+	memset(c, 0, sizeof(*c));
+	c->req.data = c;
+	c->status = api()->commit(sess, &c->req, "t", sub, part, off, on_done);
+	if (c->status != 0)
+		c->done = 1;
+}
+
+/* A CMIT whose metadata record the gate holds: not answered until it is
+ * released; returns the partitions it changed. */
+static uint32_t cmit_held(uint64_t sub, int64_t part, uint64_t off)
+{
+	struct call c;
+
+	gate.hold = 1;
+	cmit(&c, sub, part, off);
+	assert_int_equal(c.status, 0);
+	run_for(0.2);
+	assert_false(c.done);
+	gate.hold = 0;
+	gate_release();
+	run_until(&c.done);
+	assert_int_equal(c.status, 0);
+	return c.req.result.commit.changed;
+}
+
+/* CMIT is answered only once the offsets it changed are stored: held
+ * while the metadata record waits for its commit, refused when it cannot
+ * be proposed, at once when nothing changed.  An offset past the end is
+ * refused and changes nothing. */
+static void test_cmit_answered_once_stored(void **state)
+{
 	struct call c;
 	struct seen s;
 	uint64_t sub;
 
 	(void)state;
-	create("t", 1);
-	sub = subscribe("g");
-	publish(&c, "m0");
+	sub = two_handed();
+
+	assert_int_equal(cmit_held(sub, -1, 0), 1);
+	cmit(&c, sub, -1, 0); /* nothing new */
 	run_until(&c.done);
-	publish(&c, "m1");
+	assert_int_equal(c.status, 0);
+	assert_int_equal(c.req.result.commit.changed, 0);
+
+	cmit(&c, sub, 0, 3);
+	assert_int_equal(c.status, KQ_EBADARG);
+	assert_non_null(strstr(c.req.errmsg, "past the end of t-0 (2)"));
+	assert_int_equal(cmit_held(sub, 0, 1), 1);
+	cmit(&c, sub, 0, 1);
 	run_until(&c.done);
-	consume(sub, -1, &s);
-	assert_string_equal(s.text, "0:0:m0 0:1:m1 ");
-	consume(sub, -1, &s);
-	assert_int_equal(s.n, 0);
-	publish(&c, "m2");
+	assert_int_equal(c.req.result.commit.changed, 0);
+	gate.refuse = 1;
+	cmit(&c, sub, 0, 0);
 	run_until(&c.done);
-	consume(sub, -1, &s);
-	assert_string_equal(s.text, "0:2:m2 ");
+	assert_int_equal(c.status, KQ_EUNAVAILABLE);
+	assert_true(c.req.errmsg[0] != '\0');
+	gate.refuse = 0;
+	consume(sub, -1, &s); /* from 1: the refused CMIT changed nothing */
+	assert_string_equal(s.text, "0:1:m1 ");
+	cmit(&c, sub, 1, 0);
+	assert_int_equal(c.status, KQ_EBADARG);
+	cmit(&c, sub + 1000, -1, 0);
+	assert_int_equal(c.status, KQ_ENOSUB);
 }
 
 /* A broker reopened on the same logs recovers its topics from the
@@ -1039,6 +1126,8 @@ int main(void)
 			test_failed_sync_is_not_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_reads_advance, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_cmit_answered_once_stored,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_recovers, setup,
 						teardown),
 	};

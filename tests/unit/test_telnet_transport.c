@@ -395,17 +395,19 @@ static int f_assignment(struct kq_broker *b, const char *topic, uint64_t id,
 static int64_t commit_part;
 static uint64_t commit_off;
 
-static int f_commit(struct kq_session *s, const char *topic, uint64_t id,
-		    int64_t partition, uint64_t offset, char *errmsg,
-		    size_t errlen)
+static int f_commit(struct kq_session *s, struct kq_req *r, const char *topic,
+		    uint64_t id, int64_t partition, uint64_t offset,
+		    kq_req_cb cb)
 {
 	if (!find_sub(topic, id)) {
-		snprintf(errmsg, errlen, "no such subscription");
+		snprintf(r->errmsg, sizeof(r->errmsg), "no such subscription");
 		return KQ_ENOSUB;
 	}
 	commit_part = partition;
 	commit_off = offset;
-	return partition < 0 ? 2 : 1;
+	r->result.commit.changed = partition < 0 ? 2 : 1;
+	queue_req(s, r, KQ_REQ_COMMIT, 0, cb);
+	return 0;
 }
 
 static int f_groups(struct kq_broker *b, const char *topic,
