@@ -1,6 +1,6 @@
 /* telnet transport: the module's entry.  It joins the connection layer
- * (telnet.c) to the command layer (commands.c) by handing the server the
- * commands as hooks, so that neither file calls the other back. */
+ * (server.c, conn.c) to the command layer (commands.c) by handing the server
+ * the commands as hooks, so that neither file calls the other back. */
 #include <kafkaesque/transport.h>
 
 #include "telnet.h"

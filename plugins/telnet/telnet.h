@@ -1,7 +1,9 @@
-/* telnet transport: state shared by the connection layer (telnet.c) and
- * the command layer (commands.c), which plugin.c joins.  Calls run one
- * way: commands.c uses the connection layer, which reaches the commands
- * only through the server's hooks (srv->cmd).  Internal to the module. */
+/* telnet transport: state shared by the connection layer (server.c,
+ * conn.c, auth.c) and the command layer (commands.c), which plugin.c
+ * joins.  Calls run one way: commands.c uses the connection layer, which
+ * reaches the commands only through the server's hooks (srv->cmd); the
+ * server opens connections, which tell it they closed through
+ * srv->conn_closed.  Internal to the module. */
 #ifndef KQ_TELNET_TELNET_H
 #define KQ_TELNET_TELNET_H
 
@@ -119,6 +121,9 @@ struct kq__tn_commands {
 struct kq__tn_server {
 	const struct kq_host *host;
 	struct kq__tn_commands cmd; /* set by plugin.c after init */
+	/* Set by server.c: a connection's handle closed, so a stop may be
+	 * done (conn.c does not call up into the server). */
+	void (*conn_closed)(struct kq__tn_server *srv);
 	const struct kq_broker_api *api;
 	char *bind_host;
 	int port;
@@ -166,12 +171,28 @@ struct kq__tn_server {
 	char rbuf[64 * 1024]; /* shared read buffer, see kq__tn_conn.in */
 };
 
-/* telnet.c: the server behind the module's ops (plugin.c); see struct
+#define KQ__TN_LOG(srv, lvl, ...)                                              \
+	(srv)->host->log((srv)->host, (lvl), __VA_ARGS__)
+
+/* server.c: the server behind the module's ops (plugin.c); see struct
  * kq_transport_ops.  init leaves srv->cmd to the caller. */
 int kq__tn_server_init(const struct kq_host *host, void **state);
 int kq__tn_server_start(void *state);
 void kq__tn_server_stop(void *state, void (*done)(void *ctx), void *ctx);
 void kq__tn_server_fini(void *state);
+
+/* conn.c */
+
+/* Takes an accepted socket `fd` (owned from here on) as a connection,
+ * or answers it ERR BUSY and closes it when over max_connections. */
+void kq__tn_conn_open(struct kq__tn_server *srv, int fd);
+
+/* Parses what c has buffered, starts what may start, writes what is
+ * answered, and reads again or closes as its state says. */
+void kq__tn_conn_process(struct kq__tn_conn *c);
+
+/* Frees c once it is closed and no broker callback is outstanding. */
+void kq__tn_conn_free(struct kq__tn_conn *c);
 
 /* Queues a new slot at the tail of c's answer order; NULL when out of
  * memory.  The slot belongs to the queue. */
@@ -196,6 +217,12 @@ size_t kq__tn_pending(const struct kq__tn_conn *c);
 
 /* Closes the connection (idempotent); memory goes once callbacks are in. */
 void kq__tn_close(struct kq__tn_conn *c);
+
+/* auth.c */
+
+/* Reads the password: the file's bytes up to an optional final line end.
+ * Returns 0, or nonzero with the reason logged. */
+int kq__tn_password_read(struct kq__tn_server *srv, const char *path);
 
 /* 1 when `word` (len bytes) is the configured password.  Takes the same
  * time whatever the bytes and however much of them match. */

@@ -1,0 +1,133 @@
+/* telnet transport: AUTH's password, read once from
+ * telnet.password_file, compared in constant time, and failed tries
+ * logged at a bounded rate. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <kafkaesque/kafkaesque.h>
+
+#include "telnet.h"
+
+int kq__tn_password_read(struct kq__tn_server *srv, const char *path)
+{
+	unsigned char buf[KQ__TN_PASSWORD_MAX + 3];
+	struct stat st;
+	size_t n = 0;
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		KQ__TN_LOG(srv, KQ_LOG_ERROR, "telnet.password_file: %s: %s",
+			   path, strerror(errno));
+		return KQ_ECONFIG;
+	}
+	while (n < sizeof(buf) &&
+	       (r = read(fd, buf + n, sizeof(buf) - n)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			KQ__TN_LOG(srv, KQ_LOG_ERROR,
+				   "telnet.password_file: %s: %s", path,
+				   strerror(errno));
+			close(fd);
+			return KQ_ECONFIG;
+		}
+		n += (size_t)r;
+	}
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+		KQ__TN_LOG(
+			srv, KQ_LOG_WARN,
+			"telnet.password_file: %s can be read by other users "
+			"(chmod 600 it)",
+			path);
+	close(fd);
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (n == 0 || n > KQ__TN_PASSWORD_MAX || memchr(buf, '\n', n) ||
+	    memchr(buf, '\r', n) || memchr(buf, '\0', n)) {
+		KQ__TN_LOG(srv, KQ_LOG_ERROR,
+			   "telnet.password_file: %s: expected one line of 1 "
+			   "to %d "
+			   "bytes",
+			   path, KQ__TN_PASSWORD_MAX);
+		memset(buf, 0, sizeof(buf));
+		return KQ_ECONFIG;
+	}
+	memcpy(srv->password, buf, n);
+	srv->password_len = n;
+	memset(buf, 0, sizeof(buf));
+	return 0;
+}
+
+int kq__tn_password_ok(const struct kq__tn_server *srv, const char *word,
+		       size_t len)
+{
+	volatile unsigned char diff = 0;
+	size_t i;
+
+	/* Equal-length buffers: the password zero-padded, and the word
+	 * zero-padded (or cut, its length compared apart).  Every byte is
+	 * read and no branch depends on the password. */
+	for (i = 0; i < KQ__TN_PASSWORD_MAX; i++) {
+		unsigned char w = i < len ? (unsigned char)word[i] : 0;
+
+		diff |= (unsigned char)(w ^ srv->password[i]);
+	}
+	diff |= (unsigned char)((len ^ srv->password_len) != 0);
+	return srv->password_len > 0 && diff == 0;
+}
+
+/* Seconds of a log window, and the failed AUTH lines each may hold. */
+#define AUTH_LOG_WINDOW_MS 10000
+#define AUTH_LOG_LINES	   10
+
+void kq__tn_auth_log(struct kq__tn_conn *c)
+{
+	struct kq__tn_server *srv = c->srv;
+	uint64_t now = uv_now(srv->host->loop);
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	char addr[64] = "?";
+
+	if (now - srv->auth_log_start >= AUTH_LOG_WINDOW_MS) {
+		if (srv->auth_unlogged)
+			KQ__TN_LOG(srv, KQ_LOG_WARN,
+				   "%u more failed AUTH attempt(s) were not "
+				   "logged",
+				   srv->auth_unlogged);
+		srv->auth_log_start = now;
+		srv->auth_logged = srv->auth_unlogged = 0;
+	}
+	if (srv->auth_logged >= AUTH_LOG_LINES) {
+		srv->auth_unlogged++;
+		return;
+	}
+	srv->auth_logged++;
+	memset(&ss, 0, sizeof(ss));
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+			addr[0] = '[';
+			uv_ip6_name(a, addr + 1, sizeof(addr) - 8);
+			snprintf(addr + strlen(addr), 8, "]:%u",
+				 ntohs(a->sin6_port));
+		} else if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+			uv_ip4_name(a, addr, sizeof(addr) - 8);
+			snprintf(addr + strlen(addr), 8, ":%u",
+				 ntohs(a->sin_port));
+		}
+	}
+	KQ__TN_LOG(srv, KQ_LOG_WARN,
+		   "failed AUTH from %s (%u on this connection)", addr,
+		   c->auth_failures);
+}
