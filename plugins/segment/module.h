@@ -331,7 +331,7 @@ void kq__seg_log_report(struct kq_log *log);
 /* The first error of a failed log, or 0. */
 int kq__seg_log_failed(struct kq_log *log);
 
-/* --- the log (log.c and friends) ------------------------------------- */
+/* --- a log's segments (segs.c) --------------------------------------- */
 
 /* Appends a segment as the newest.  Returns 0 or -ENOMEM. */
 int kq__seg_log_push_seg(struct kq_log *log, struct kq__seg *seg);
@@ -346,6 +346,18 @@ void kq__seg_log_refresh_first(struct kq_log *log);
 /* Sets next_offset() from the newest segment, dropping durability claims
  * above it when records were removed (`dropped`). */
 void kq__seg_log_set_next(struct kq_log *log, bool dropped);
+
+/* --- recovery at open (recover.c) ------------------------------------- */
+
+/* Recovers seg, the newest segment of a log being opened: checks its
+ * header, trusts the index up to its last entry whose record checks out,
+ * and scans from there to the end of the file.  A bad record with valid
+ * ones after it is damage: reported, kept and scanned past; one with
+ * nothing valid after it is a torn tail, and truncated.  Returns 0 or an
+ * error. */
+int kq__seg_recover_newest(struct kq_log *log, struct kq__seg *seg);
+
+/* --- the log: open and close in log.c, each op in a file of its own --- */
 
 /* The storage ops (storage.h documents them). */
 int kq__seg_log_open(void *state, const char *dir,
