@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <kafkaesque/error.h>
+#include <kafkaesque/secret.h>
 
 #include "log.h"
 
@@ -262,14 +263,10 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 						 "request_timeout_ms",
 						 NULL};
 	static const char *const cluster_keys[] = {
-		"raft_port",
-		"peers",
-		"secret_file",
-		"auth_timeout_ms",
-		"max_connections",
-		"max_connections_per_address",
-		"session_timeout_ms",
-		NULL};
+		"raft_port",	      "peers",
+		"secret_file",	      "auth_timeout_ms",
+		"max_connections",    "max_connections_per_address",
+		"session_timeout_ms", NULL};
 	static const char *const limit_keys[] = {
 		"max_topics",
 		"max_partitions_total",
@@ -486,48 +483,20 @@ int kq__config_parse(const char *text, const struct kq__overrides *ov,
  * read are wiped; only the module keeps the secret. */
 static int check_secret_file(const char *path, char *err, size_t errlen)
 {
-	char buf[SECRET_MAX + 1];
-	const char *why = NULL;
-	struct stat st;
+	char buf[SECRET_MAX + 3], why[256] = "";
 	size_t len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	mode_t mode;
 
-	if (fd < 0)
-		return fail(err, errlen, "cluster.secret_file: %s: %s", path,
-			    strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return fail(err, errlen,
-			    "cluster.secret_file: %s: not a regular file",
-			    path);
+	if (kq_secret_read(path, buf, sizeof(buf), &len, &mode, why,
+			   sizeof(why)) == 0) {
+		explicit_bzero(buf, sizeof(buf));
+		snprintf(why, sizeof(why), "%s",
+			 len > SECRET_MAX   ? "longer than 4096 bytes"
+			 : len == 0	    ? "empty"
+			 : len < SECRET_MIN ? "shorter than 16 bytes"
+					    : "");
 	}
-	while (len < sizeof(buf)) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			why = strerror(errno);
-			break;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (len > 0 && buf[len - 1] == '\n') {
-		len--;
-		if (len > 0 && buf[len - 1] == '\r')
-			len--;
-	}
-	explicit_bzero(buf, sizeof(buf));
-	if (!why && len > SECRET_MAX)
-		why = "longer than 4096 bytes";
-	else if (!why && len == 0)
-		why = "empty";
-	else if (!why && len < SECRET_MIN)
-		why = "shorter than 16 bytes";
-	if (why)
+	if (why[0])
 		return fail(err, errlen, "cluster.secret_file: %s: %s", path,
 			    why);
 	return 0;

@@ -10,52 +10,34 @@
 #include <unistd.h>
 
 #include <kafkaesque/kafkaesque.h>
+#include <kafkaesque/secret.h>
 
 #include "telnet.h"
 
 int kq__tn_password_read(struct kq__tn_server *srv, const char *path)
 {
 	unsigned char buf[KQ__TN_PASSWORD_MAX + 3];
-	struct stat st;
+	char why[256];
 	size_t n = 0;
-	ssize_t r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	mode_t mode;
 
-	if (fd < 0) {
+	if (kq_secret_read(path, buf, sizeof(buf), &n, &mode, why,
+			   sizeof(why)) != 0) {
 		KQ__TN_LOG(srv, KQ_LOG_ERROR, "telnet.password_file: %s: %s",
-			   path, strerror(errno));
+			   path, why);
 		return KQ_ECONFIG;
 	}
-	while (n < sizeof(buf) &&
-	       (r = read(fd, buf + n, sizeof(buf) - n)) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			KQ__TN_LOG(srv, KQ_LOG_ERROR,
-				   "telnet.password_file: %s: %s", path,
-				   strerror(errno));
-			close(fd);
-			return KQ_ECONFIG;
-		}
-		n += (size_t)r;
-	}
-	if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+	if (mode & 077)
 		KQ__TN_LOG(
 			srv, KQ_LOG_WARN,
 			"telnet.password_file: %s can be read by other users "
 			"(chmod 600 it)",
 			path);
-	close(fd);
-	if (n > 0 && buf[n - 1] == '\n')
-		n--;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
 	if (n == 0 || n > KQ__TN_PASSWORD_MAX || memchr(buf, '\n', n) ||
 	    memchr(buf, '\r', n) || memchr(buf, '\0', n)) {
 		KQ__TN_LOG(srv, KQ_LOG_ERROR,
 			   "telnet.password_file: %s: expected one line of 1 "
-			   "to %d "
-			   "bytes",
+			   "to %d bytes",
 			   path, KQ__TN_PASSWORD_MAX);
 		memset(buf, 0, sizeof(buf));
 		return KQ_ECONFIG;

@@ -11,6 +11,7 @@
 
 #include <kafkaesque/bytes.h>
 #include <kafkaesque/error.h>
+#include <kafkaesque/secret.h>
 
 #include "auth.h"
 
@@ -57,63 +58,30 @@ void kq__auth_key_free(struct kq__auth_key *key)
 	free(key);
 }
 
-static int load_error(char *why, size_t whylen, const char *fmt,
-		      const char *detail)
-{
-	snprintf(why, whylen, fmt, detail);
-	return KQ_ECONFIG;
-}
-
 int kq__auth_key_load(const char *path, struct kq__auth_key **out, int *loose,
 		      char *why, size_t whylen)
 {
-	uint8_t buf[KQ__AUTH_SECRET_MAX + 1];
-	struct stat st;
+	uint8_t buf[KQ__AUTH_SECRET_MAX + 3];
+	const char *wrong = NULL;
 	size_t len = 0;
-	int fd, rv;
+	mode_t mode = 0;
+	int rv = KQ_ECONFIG;
 
 	*out = NULL;
 	*loose = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return load_error(why, whylen, "cannot open: %s",
-				  strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return load_error(why, whylen, "%s", "not a regular file");
+	if (kq_secret_read(path, buf, sizeof(buf), &len, &mode, why, whylen) ==
+	    0) {
+		*loose = (mode & (S_IRGRP | S_IROTH)) != 0;
+		if (len > KQ__AUTH_SECRET_MAX)
+			wrong = "longer than 4096 bytes";
+		else if (len < KQ__AUTH_SECRET_MIN)
+			wrong = len ? "shorter than 16 bytes" : "empty";
+		else
+			rv = kq__auth_key_new(buf, len, out);
 	}
-	*loose = (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
-	while (len < sizeof(buf)) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int err = errno;
-
-			close(fd);
-			sodium_memzero(buf, sizeof(buf));
-			return load_error(why, whylen, "cannot read: %s",
-					  strerror(err));
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (len > 0 && buf[len - 1] == '\n') {
-		len--;
-		if (len > 0 && buf[len - 1] == '\r')
-			len--;
-	}
-	if (len > KQ__AUTH_SECRET_MAX)
-		rv = load_error(why, whylen, "%s", "longer than 4096 bytes");
-	else if (len < KQ__AUTH_SECRET_MIN)
-		rv = load_error(why, whylen, "%s",
-				len ? "shorter than 16 bytes" : "empty");
-	else
-		rv = kq__auth_key_new(buf, len, out);
 	sodium_memzero(buf, sizeof(buf));
+	if (wrong)
+		snprintf(why, whylen, "%s", wrong);
 	return rv;
 }
 
