@@ -308,6 +308,9 @@ void kq__seg_sfile_ref(struct kq_log *log, struct kq__seg_sfile *f);
  * missing, short or inconsistent.  Returns 0, or an error of the file. */
 int kq__seg_load_index(struct kq_log *log, struct kq__seg *seg);
 
+/* Opens seg's .log file (kq__seg_open_file), then loads its index. */
+int kq__seg_open_indexed(struct kq_log *log, struct kq__seg *seg);
+
 /* Rebuilds the index by scanning the log from its header up to the first
  * damaged record and rewrites the .index file.  *end is where the scan
  * stopped.  Returns 0 or -errno. */

@@ -46,9 +46,7 @@ static int read_seg(struct reader *r, struct kq__seg *seg)
 	ssize_t k;
 	int rv;
 
-	rv = kq__seg_open_file(log, seg);
-	if (rv == 0)
-		rv = kq__seg_load_index(log, seg);
+	rv = kq__seg_open_indexed(log, seg);
 	if (rv != 0)
 		goto damaged_seg;
 again:

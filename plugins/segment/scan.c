@@ -33,6 +33,13 @@ int kq__seg_load_index(struct kq_log *log, struct kq__seg *seg)
 	return kq__seg_rebuild_index(log, seg, &end);
 }
 
+int kq__seg_open_indexed(struct kq_log *log, struct kq__seg *seg)
+{
+	int rv = kq__seg_open_file(log, seg);
+
+	return rv != 0 ? rv : kq__seg_load_index(log, seg);
+}
+
 int kq__seg_rebuild_index(struct kq_log *log, struct kq__seg *seg,
 			  uint64_t *end)
 {
@@ -99,9 +106,7 @@ int kq__seg_tail(struct kq_log *log, struct kq__seg *seg)
 
 	if (seg->tail_known)
 		return 0;
-	rv = kq__seg_open_file(log, seg);
-	if (rv == 0)
-		rv = kq__seg_load_index(log, seg);
+	rv = kq__seg_open_indexed(log, seg);
 	if (rv != 0)
 		return rv;
 	if (seg->tail_known)

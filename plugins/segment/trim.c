@@ -39,9 +39,7 @@ static int cut_newest(struct kq_log *log, uint64_t from)
 	ssize_t k;
 	int rv;
 
-	rv = kq__seg_open_file(log, seg);
-	if (rv == 0)
-		rv = kq__seg_load_index(log, seg);
+	rv = kq__seg_open_indexed(log, seg);
 	if (rv != 0)
 		return rv;
 	k = kq__seg_index_find(&seg->idx, from - 1);
