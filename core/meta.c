@@ -104,7 +104,12 @@ int kq__meta_propose(struct kq_broker *b, json_t *record,
 static int open_group(struct kq_broker *b, uint64_t keep)
 {
 	/* Small segments, so that snapshots can drop old ones. */
-	struct kq_log_options opts = {4u << 20, -1, -1};
+	struct kq_log_options opts = {
+		.segment_bytes = 4u << 20,
+		.retention_ms = -1,
+		.retention_bytes = -1,
+		.unsynced = b->sync_policy == KQ_SYNC_NEVER,
+	};
 	struct kq_group_config gc;
 	char dir[4096];
 	int rv;

@@ -18,7 +18,7 @@
  * or a new comment does not.  The sizes are a second guard, for a module
  * built against a changed header whose number was not bumped.  History
  * (8: kq_broker_api.commit is a request, KQ_REQ_COMMIT, answered once
- * stored;
+ * stored; kq_log_options.unsynced; sync() syncs under every policy;
  * 7: a size in the descriptor and every ops table, whose shared head
  * kq_module_ops comes first in each, transports' fini second; named
  * private fields for kq_req and kq_consume; one word for the durable

@@ -40,6 +40,12 @@ struct kq_log_options {
 	uint64_t segment_bytes;	 /* roll to a new segment past this size */
 	int64_t retention_ms;	 /* -1: keep forever */
 	int64_t retention_bytes; /* -1: no size bound */
+	/* Nonzero when the core calls sync() on this log only before it
+	 * closes it (its fsync policy is "never"): a file written since the
+	 * last sync may then be closed without a sync, to stay within a
+	 * descriptor bound.  Zero: every record appended must stay durable
+	 * by the next sync(). */
+	int unsynced;
 };
 
 /* Durable per-log consensus state (Raft's currentTerm and votedFor). */
@@ -89,7 +95,8 @@ struct kq_storage_ops {
 
 	/* Makes every record appended before the call durable (fdatasync of
 	 * the segments written, and of the folder when a segment was
-	 * created).  Never retries an error into success. */
+	 * created), whatever the policy: the core alone decides when to
+	 * call it.  Never retries an error into success. */
 	int (*sync)(struct kq_log *log);
 
 	/* Calls cb for each record with from <= offset < end, in order,
@@ -151,11 +158,13 @@ struct kq_storage_ops {
 	int (*load_snapshot)(struct kq_log *log, uint64_t *index,
 			     uint64_t *term, void **data, size_t *len);
 
-	/* The durability policy the module was configured with, which the
-	 * core follows when it acknowledges writes: KQ_SYNC_ALWAYS (sync
-	 * before every acknowledgement, grouped), KQ_SYNC_INTERVAL (sync
-	 * every *interval_ms, acknowledge after the write) or KQ_SYNC_NEVER
-	 * (leave write-back to the OS). */
+	/* The durability policy the module was configured with.  Only the
+	 * core acts on it, when it syncs and acknowledges writes:
+	 * KQ_SYNC_ALWAYS (sync before every acknowledgement, grouped),
+	 * KQ_SYNC_INTERVAL (sync every *interval_ms, acknowledge after the
+	 * write) or KQ_SYNC_NEVER (leave write-back to the OS; sync only at
+	 * a graceful stop).  The module's own calls do not change with
+	 * it. */
 	int (*sync_policy)(void *state, uint32_t *interval_ms);
 
 	/* Offsets lost to damage: complete records that failed their

@@ -26,9 +26,11 @@ static int roll(struct kq_log *log, uint64_t base)
 				 strerror(-rv));
 		return rv;
 	}
+	/* Off the list of files to sync too: under fsync "never" nothing
+	 * else would let its descriptor go before the stop. */
 	rv = kq__seg_open_file(log, old);
-	if (rv == 0 && kq__seg_io.fdatasync(old->file->fd) != 0)
-		rv = -errno;
+	if (rv == 0)
+		rv = kq__seg_sfile_sync(log, old->file, true);
 	if (rv != 0) {
 		kq__seg_log_fail(log, rv,
 				 "fdatasync of segment %" PRIu64 ": %s",
@@ -224,7 +226,7 @@ int kq__seg_log_sync(struct kq_log *log)
 {
 	enum { BATCH = 16 };
 	struct kq__seg_sfile *batch[BATCH];
-	bool never = log->conf.fsync == KQ_SYNC_NEVER, dir;
+	bool dir;
 	uint64_t next, gen;
 	size_t n;
 	int rv = 0;
@@ -251,7 +253,7 @@ int kq__seg_log_sync(struct kq_log *log)
 		}
 		pthread_mutex_unlock(&log->mu);
 		for (size_t i = 0; i < n; i++) {
-			if (rv == 0 && !never &&
+			if (rv == 0 &&
 			    kq__seg_io.fdatasync(batch[i]->fd) != 0) {
 				rv = -errno;
 				kq__seg_log_fail(log, rv, "fdatasync: %s",
@@ -260,7 +262,7 @@ int kq__seg_log_sync(struct kq_log *log)
 			kq__seg_sfile_unref(log, batch[i]);
 		}
 	} while (rv == 0 && n == BATCH);
-	if (rv == 0 && dir && !never && sync_folder(log) != 0) {
+	if (rv == 0 && dir && sync_folder(log) != 0) {
 		rv = -errno;
 		kq__seg_log_fail(log, rv, "fsync of the folder: %s",
 				 strerror(-rv));

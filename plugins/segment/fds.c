@@ -8,7 +8,9 @@
  * sync; when only such files are left to close, the oldest is synced
  * right here, on the loop, so that the bound holds however many logs
  * are written between two syncs (a burst of elections over thousands of
- * partitions writes to every one of them).  Also here: the log's folder
+ * partitions writes to every one of them; under fsync "never" the core
+ * syncs only at a stop, so past the bound this is where files are
+ * synced).  Also here: the log's folder
  * reached through its held descriptor (openat and friends, a file
  * replaced atomically, the folder synced), and the reference-counted
  * descriptors of segment files that readers and syncs share. */
@@ -65,40 +67,64 @@ void kq__seg_fds_count(struct kq__seg_fds *fds, struct kq__seg_fdslot *s, int n)
 		kq__seg_fds_touch(fds, s);
 }
 
-/* Makes f's writes durable now and takes it off its log's list of files
- * to sync; false when the sync failed (the log then fails, as a sync of
- * its own would make it).  The list's reference is dropped only once
- * the data is durable: a sync of the log running meanwhile either takes
- * f itself or finds it done. */
-static bool sync_now(struct kq_log *log, struct kq__seg_sfile *f)
+/* Takes f off its log's to-sync list; true when it was on it (the list's
+ * reference is then the caller's to drop).  Caller holds log->mu. */
+static bool take_off(struct kq_log *log, struct kq__seg_sfile *f)
 {
 	struct kq__seg_sfile **pp;
+
+	if (!f->dirty)
+		return false;
+	for (pp = &log->dirty; *pp && *pp != f; pp = &(*pp)->dnext)
+		;
+	if (!*pp)
+		return false;
+	*pp = f->dnext;
+	f->dirty = false;
+	f->dnext = NULL;
+	return true;
+}
+
+int kq__seg_sfile_sync(struct kq_log *log, struct kq__seg_sfile *f, bool always)
+{
 	int rv = 0;
 
 	pthread_mutex_lock(&log->mu);
-	if (!f->dirty) {
+	if (!f->dirty && !always) {
 		pthread_mutex_unlock(&log->mu);
-		return true;
+		return 0;
 	}
 	f->refs++;
 	pthread_mutex_unlock(&log->mu);
-	if (kq__seg_io.fdatasync(f->fd) != 0) {
+	if (kq__seg_io.fdatasync(f->fd) != 0)
 		rv = -errno;
-		kq__seg_log_fail(log, rv, "fdatasync: %s", strerror(-rv));
-	}
 	pthread_mutex_lock(&log->mu);
-	if (rv == 0 && f->dirty) {
-		for (pp = &log->dirty; *pp && *pp != f; pp = &(*pp)->dnext)
-			;
-		if (*pp) {
-			*pp = f->dnext;
-			f->dirty = false;
-			f->dnext = NULL;
-			f->refs--; /* the list's; ours is still held */
-		}
-	}
+	if (rv == 0 && take_off(log, f))
+		f->refs--; /* the list's; ours is still held */
 	pthread_mutex_unlock(&log->mu);
 	kq__seg_sfile_unref(log, f);
+	return rv;
+}
+
+void kq__seg_sfile_unlist(struct kq_log *log, struct kq__seg_sfile *f)
+{
+	bool listed;
+
+	pthread_mutex_lock(&log->mu);
+	listed = take_off(log, f);
+	pthread_mutex_unlock(&log->mu);
+	if (listed)
+		kq__seg_sfile_unref(log, f);
+}
+
+/* kq__seg_sfile_sync(), failing the log when it fails (as a sync of its
+ * own would); false then. */
+static bool sync_now(struct kq_log *log, struct kq__seg_sfile *f)
+{
+	int rv = kq__seg_sfile_sync(log, f, false);
+
+	if (rv != 0)
+		kq__seg_log_fail(log, rv, "fdatasync: %s", strerror(-rv));
 	return rv == 0;
 }
 
@@ -121,6 +147,12 @@ static bool close_holder(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 			pthread_mutex_lock(&log->mu);
 			dirty = f->dirty;
 			pthread_mutex_unlock(&log->mu);
+		}
+		/* Nobody waits for its sync but the last one, at the stop:
+		 * it goes unsynced, as the policy allows. */
+		if (dirty && log->conf.unsynced) {
+			kq__seg_sfile_unlist(log, f);
+			dirty = false;
 		}
 		if (dirty && !(force && sync_now(log, f)))
 			return false;
@@ -256,9 +288,7 @@ struct kq__seg_sfile *kq__seg_sfile_new(struct kq_log *log, int fd)
 
 void kq__seg_sfile_mark(struct kq_log *log, struct kq__seg_sfile *f)
 {
-	/* Never synced while running: a list would only keep descriptors
-	 * open. */
-	if (f->dirty || log->conf.fsync == KQ_SYNC_NEVER)
+	if (f->dirty)
 		return;
 	f->dirty = true;
 	f->refs++;

@@ -211,6 +211,7 @@ int kq__seg_log_open(void *state, const char *dir,
 			log->conf.segment_bytes = opts->segment_bytes;
 		log->conf.retention_ms = opts->retention_ms;
 		log->conf.retention_bytes = opts->retention_bytes;
+		log->conf.unsynced = opts->unsynced != 0;
 	}
 	log->fds = &mod->fds;
 	log->slot.log = log;

@@ -18,11 +18,13 @@
 struct kq__seg_conf {
 	uint64_t segment_bytes;
 	uint32_t open_files; /* descriptors held across calls, see fds.c */
-	enum kq_sync_policy fsync;
+	enum kq_sync_policy fsync; /* only reported (sync_policy): the
+				    * core alone acts on it */
 	uint32_t fsync_interval_ms;
 	int64_t retention_ms;	 /* -1: keep forever */
 	int64_t retention_bytes; /* -1: no size bound */
 	uint64_t index_interval; /* bytes of log between index entries */
+	bool unsynced;		 /* kq_log_options.unsynced */
 };
 
 struct kq_log;
@@ -295,6 +297,18 @@ struct kq__seg_sfile *kq__seg_sfile_new(struct kq_log *log, int fd);
 /* Puts the file on the to-sync list unless it is there.  Caller holds
  * log->mu. */
 void kq__seg_sfile_mark(struct kq_log *log, struct kq__seg_sfile *f);
+
+/* Makes f's writes durable now (when it is on the to-sync list, or
+ * `always`) and takes it off that list.  The list's reference is dropped
+ * only once the data is durable: a sync of the log running meanwhile
+ * either takes f itself or finds it done.  Returns 0 or -errno (the
+ * caller fails the log).  Takes log->mu. */
+int kq__seg_sfile_sync(struct kq_log *log, struct kq__seg_sfile *f,
+		       bool always);
+
+/* Takes f off the to-sync list without a sync (kq_log_options.unsynced),
+ * dropping the list's reference.  Takes log->mu. */
+void kq__seg_sfile_unlist(struct kq_log *log, struct kq__seg_sfile *f);
 
 /* Drops a reference; the last one closes the fd.  Takes log->mu. */
 void kq__seg_sfile_unref(struct kq_log *log, struct kq__seg_sfile *f);

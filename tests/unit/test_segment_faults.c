@@ -424,7 +424,9 @@ static void test_sweep_any(void **state)
 	sweep(F_ANY, EIO, false, true);
 }
 
-/* "never" makes sync() a no-op; "interval" and "always" flush. */
+/* sync() flushes under every policy: the policy is the core's, which
+ * reads it through sync_policy and decides when to call sync() (under
+ * "never" only at a graceful stop, whose last sync must be real). */
 static void test_policies(void **state)
 {
 	static const char *const conf[] = {"{\"fsync\": \"never\"}",
@@ -440,18 +442,52 @@ static void test_policies(void **state)
 		log = t_open(mod, dir, 1 << 20);
 		assert_int_equal(t_append(log, 0, 10, 1), 0);
 		inject(F_FDATASYNC, 1, EIO);
-		if (i == 0) {
-			assert_int_equal(t_ops->sync(log), 0);
-			assert_false(fi.fired);
-			assert_int_equal(t_append(log, 10, 10, 1), 0);
-		} else {
-			assert_int_equal(t_ops->sync(log), -EIO);
-			assert_true(fi.fired);
-		}
+		assert_int_equal(t_ops->sync(log), -EIO);
+		assert_true(fi.fired);
 		restore();
 		t_ops->close(log);
 		t_module_free(mod);
 		t_rmrf(dir);
+	}
+}
+
+/* A log the core syncs only before closing it (kq_log_options.unsynced,
+ * fsync "never") is kept within the descriptor bound by closing written
+ * files unsynced: no fdatasync runs while appends go round 40 logs with
+ * room for 16 descriptors.  A log whose syncs are awaited syncs such a
+ * file before closing it instead. */
+static void test_unsynced_closes_without_sync(void **state)
+{
+	for (int unsynced = 1; unsynced >= 0; unsynced--) {
+		struct kq_log_options opts = {.segment_bytes = 1 << 20,
+					      .retention_ms = -1,
+					      .retention_bytes = -1,
+					      .unsynced = unsynced};
+		void *mod = t_module("{\"open_files\": 16}");
+		struct kq_log *logs[40];
+		char top[64], dir[96];
+		int failed = 0;
+
+		t_mkdtemp(top);
+		for (int i = 0; i < 40; i++) {
+			snprintf(dir, sizeof(dir), "%s/n%d", top, i);
+			assert_int_equal(t_ops->open(mod, dir, &opts, &logs[i]),
+					 0);
+		}
+		inject(F_FDATASYNC, 1, EIO);
+		fi.sticky = true;
+		for (int round = 0; round < 3; round++)
+			for (int i = 0; i < 40; i++)
+				failed |=
+					t_append(logs[i], (uint64_t)round * 10,
+						 10, 1) != 0;
+		assert_int_equal(fi.fired, !unsynced);
+		assert_int_equal(failed, !unsynced);
+		restore();
+		for (int i = 0; i < 40; i++)
+			t_ops->close(logs[i]);
+		t_module_free(mod);
+		t_rmrf(top);
 	}
 }
 
@@ -774,14 +810,23 @@ static int teardown_io(void **state)
 int run_fault_tests(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_write_eio),	 T(test_write_enospc),
-		T(test_short_write),	 T(test_short_write_left_behind),
-		T(test_fdatasync_eio),	 T(test_sweep_pwrite),
-		T(test_sweep_fdatasync), T(test_sweep_fsync),
-		T(test_sweep_ftruncate), T(test_sweep_rename),
-		T(test_sweep_create),	 T(test_sweep_any),
-		T(test_policies),	 T(test_roll_syncs_sealed),
-		T(test_open_is_lazy),	 T(test_hard_state_failed_sync),
+		T(test_write_eio),
+		T(test_write_enospc),
+		T(test_short_write),
+		T(test_short_write_left_behind),
+		T(test_fdatasync_eio),
+		T(test_sweep_pwrite),
+		T(test_sweep_fdatasync),
+		T(test_sweep_fsync),
+		T(test_sweep_ftruncate),
+		T(test_sweep_rename),
+		T(test_sweep_create),
+		T(test_sweep_any),
+		T(test_policies),
+		T(test_unsynced_closes_without_sync),
+		T(test_roll_syncs_sealed),
+		T(test_open_is_lazy),
+		T(test_hard_state_failed_sync),
 		T(test_snapshot_sweep),
 	};
 
