@@ -385,6 +385,34 @@ static void step(struct cl *c, int id, struct kq__raft_msg m)
 	drain(c, id);
 }
 
+/* Three nodes, node 1 restarted as a follower in `term` with a log of
+ * n entries of the terms t (index 1 first). */
+static struct cl *follower(uint64_t term, const uint64_t *t, size_t n)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	start(c, 1, term, 0, t, n);
+	return c;
+}
+
+/* Steps into node `id` an APPEND from `from` in `term`: the n entries e
+ * after (index, log_term), with the leader's commit index. */
+static void step_append(struct cl *c, int id, int from, uint64_t term,
+			uint64_t index, uint64_t log_term,
+			struct kq__raft_entry *e, size_t n, uint64_t commit)
+{
+	step(c, id,
+	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
+				   .from = (uint64_t)from,
+				   .to = (uint64_t)id,
+				   .term = term,
+				   .index = index,
+				   .log_term = log_term,
+				   .entries = e,
+				   .n_entries = n,
+				   .commit = commit});
+}
+
 static void propose(struct cl *c, int id, int n)
 {
 	struct kq__raft_entry e[16];
@@ -544,11 +572,7 @@ static void test_candidate_yields_to_leader(void **state)
 
 	campaign(c, 1);
 	drop_all(c);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 1});
+	step_append(c, 1, 2, 1, 0, 0, NULL, 0, 0);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_FOLLOWER);
 	assert_int_equal(kq__raft_leader(c->r[1]), 2);
 	cl_free(c);
@@ -656,9 +680,8 @@ static void test_leader_backtracks_with_hint(void **state)
 {
 	static const uint64_t lead[] = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6};
 	static const uint64_t foll[] = {1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3};
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = follower(6, lead, 10);
 
-	start(c, 1, 6, 0, lead, 10);
 	start(c, 2, 3, 0, foll, 11);
 	start(c, 3, 6, 0, lead, 10);
 	elect(c, 1);
@@ -681,21 +704,13 @@ static void test_append_rejects_stale_term(void **state)
 	const struct kq__raft_msg *m;
 
 	start(c, 1, 5, 0, NULL, 0);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 3});
+	step_append(c, 1, 2, 3, 0, 0, NULL, 0, 0);
 	assert_int_equal(kq__raft_term(c->r[1]), 5);
 	assert_int_equal(kq__raft_leader(c->r[1]), 0);
 	/* With pre-vote or check-quorum the stale leader is told. */
 	c->pre_vote = true;
 	start(c, 1, 5, 0, NULL, 0);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 3});
+	step_append(c, 1, 2, 3, 0, 0, NULL, 0, 0);
 	m = find(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
 	assert_non_null(m);
 	assert_int_equal(m->term, 5);
@@ -711,13 +726,7 @@ static void test_append_rejects_missing_prev(void **state)
 	const struct kq__raft_msg *m;
 
 	start(c, 1, 2, 0, t, 3);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 3,
-				   .index = 5,
-				   .log_term = 3});
+	step_append(c, 1, 2, 3, 5, 3, NULL, 0, 0);
 	m = find(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
 	assert_non_null(m);
 	assert_true(m->reject);
@@ -726,13 +735,7 @@ static void test_append_rejects_missing_prev(void **state)
 	assert_int_equal(m->log_term, 2);
 	drop_all(c);
 	/* Same index, other term. */
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 3,
-				   .index = 3,
-				   .log_term = 3});
+	step_append(c, 1, 2, 3, 3, 3, NULL, 0, 0);
 	m = find(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
 	assert_non_null(m);
 	assert_true(m->reject);
@@ -748,32 +751,15 @@ static void test_append_truncates_conflict(void **state)
 	static const uint64_t t[] = {1, 1, 2, 2};
 	struct kq__raft_entry e[2] = {{.index = 3, .term = 3},
 				      {.index = 4, .term = 3}};
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = follower(2, t, 4);
 
-	start(c, 1, 2, 0, t, 4);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 3,
-				   .index = 2,
-				   .log_term = 1,
-				   .entries = e,
-				   .n_entries = 1});
+	step_append(c, 1, 2, 3, 2, 1, e, 1, 0);
 	assert_int_equal(kq__raft_last_index(c->r[1]), 3);
 	assert_int_equal(term_at(c, 1, 3), 3);
 	assert_int_equal(c->first_written[1], 3);
 	/* A repeated, partly known batch appends only what is new. */
 	e[0].term = 3;
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 3,
-				   .index = 2,
-				   .log_term = 1,
-				   .entries = e,
-				   .n_entries = 2});
+	step_append(c, 1, 2, 3, 2, 1, e, 2, 0);
 	assert_int_equal(kq__raft_last_index(c->r[1]), 4);
 	assert_int_equal(c->first_written[1], 4);
 	cl_free(c);
@@ -786,28 +772,12 @@ static void test_append_refuses_rewriting_committed(void **state)
 {
 	static const uint64_t t[] = {1, 1, 2, 2};
 	struct kq__raft_entry e[1] = {{.index = 3, .term = 3}};
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = follower(2, t, 4);
 
-	start(c, 1, 2, 0, t, 4);
 	/* The leader of term 2 commits through 4. */
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 2,
-				   .index = 4,
-				   .log_term = 2,
-				   .commit = 4});
+	step_append(c, 1, 2, 2, 4, 2, NULL, 0, 4);
 	assert_int_equal(kq__raft_commit(c->r[1]), 4);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 3,
-				   .to = 1,
-				   .term = 3,
-				   .index = 2,
-				   .log_term = 1,
-				   .entries = e,
-				   .n_entries = 1});
+	step_append(c, 1, 3, 3, 2, 1, e, 1, 0);
 	assert_int_equal(kq__raft_refused(c->r[1]), 1);
 	assert_int_equal(kq__raft_last_index(c->r[1]), 4);
 	assert_int_equal(term_at(c, 1, 3), 2);
@@ -852,15 +822,7 @@ static void test_malformed_replication_refused(void **state)
 
 	c = cl_new(3, false, false);
 	start(c, 1, 1, 0, NULL, 0);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 1,
-				   .index = 1,
-				   .log_term = 0,
-				   .entries = gap,
-				   .n_entries = 2});
+	step_append(c, 1, 2, 1, 1, 0, gap, 2, 0);
 	assert_int_equal(kq__raft_refused(c->r[1]), 1);
 	assert_int_equal(kq__raft_last_index(c->r[1]), 0);
 	cl_free(c);
@@ -870,14 +832,9 @@ static void test_malformed_replication_refused(void **state)
  * make the term wrap; at the limit a node does not campaign. */
 static void test_term_out_of_range_refused(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = follower(5, NULL, 0);
 
-	start(c, 1, 5, 0, NULL, 0);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = UINT64_MAX});
+	step_append(c, 1, 2, UINT64_MAX, 0, 0, NULL, 0, 0);
 	step(c, 1,
 	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_VOTE,
 				   .from = 2,
@@ -900,19 +857,10 @@ static void test_append_keeps_entries_on_stale_message(void **state)
 {
 	static const uint64_t t[] = {1, 1, 1, 1};
 	struct kq__raft_entry e[1] = {{.index = 2, .term = 1}};
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = follower(1, t, 4);
 
-	start(c, 1, 1, 0, t, 4);
 	/* An old, shorter APPEND of the same term must not cut the log. */
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 1,
-				   .index = 1,
-				   .log_term = 1,
-				   .entries = e,
-				   .n_entries = 1});
+	step_append(c, 1, 2, 1, 1, 1, e, 1, 0);
 	assert_int_equal(kq__raft_last_index(c->r[1]), 4);
 	cl_free(c);
 }
@@ -923,19 +871,9 @@ static void test_append_commit_bounded_by_last_new(void **state)
 {
 	static const uint64_t t[] = {1, 1, 1, 1, 1};
 	struct kq__raft_entry e[1] = {{.index = 2, .term = 1}};
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = follower(1, t, 5);
 
-	start(c, 1, 1, 0, t, 5);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 1,
-				   .index = 1,
-				   .log_term = 1,
-				   .commit = 5,
-				   .entries = e,
-				   .n_entries = 1});
+	step_append(c, 1, 2, 1, 1, 1, e, 1, 5);
 	assert_int_equal(kq__raft_commit(c->r[1]), 2);
 	assert_int_equal(c->applied[1], 2);
 	cl_free(c);
@@ -957,9 +895,8 @@ static struct kq__raft_msg vote(int from, uint64_t term, uint64_t last,
 /* "1. Reply false if term < currentTerm." */
 static void test_vote_rejects_stale_term(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = follower(5, NULL, 0);
 
-	start(c, 1, 5, 0, NULL, 0);
 	step(c, 1, vote(2, 4, 0, 0));
 	/* A stale request is not even worth an answer. */
 	assert_int_equal(count(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2), 0);
@@ -1286,25 +1223,9 @@ static void test_persist_notice_survives_truncation(void **state)
 
 	start(c, 1, 1, 0, t, 1);
 	c->manual_persist[1] = true;
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 2,
-				   .index = 1,
-				   .log_term = 1,
-				   .entries = e1,
-				   .n_entries = 2});
+	step_append(c, 1, 2, 2, 1, 1, e1, 2, 0);
 	old = c->unpersisted[1];
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 3,
-				   .to = 1,
-				   .term = 3,
-				   .index = 1,
-				   .log_term = 1,
-				   .entries = e2,
-				   .n_entries = 2});
+	step_append(c, 1, 3, 3, 1, 1, e2, 2, 0);
 	assert_int_equal(term_at(c, 1, 3), 3);
 	kq__raft_persisted(c->r[1], old);
 	assert_int_equal(kq__raft_persisted_index(c->r[1]), 1);
@@ -1411,15 +1332,7 @@ static void test_safety_leader_append_only(void **state)
 	elect(c, 1);
 	propose(c, 1, 3);
 	deliver(c);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = 2,
-				   .to = 1,
-				   .term = 1,
-				   .index = 1,
-				   .log_term = 1,
-				   .entries = e,
-				   .n_entries = 1});
+	step_append(c, 1, 2, 1, 1, 1, e, 1, 0);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
 	assert_int_equal(kq__raft_last_index(c->r[1]), 4);
 	cl_free(c);
