@@ -24,47 +24,14 @@
 #include <kafkaesque/error.h>
 
 #include "../../plugins/raft/core/raft.h"
+#include "common.h"
 
-#define MAX_NODES 5
+const char *sim_name = "raft-sim";
+
+#define MAX_NODES SIM_MAX_NODES
 #define TICK	  100 /* time units per tick; messages take a few units */
 
 /* ------------------------------------------------------------ helpers */
-
-static uint64_t mix(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ull;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s += 0x9e3779b97f4a7c15ull;
-	return mix(*s);
-}
-
-/* Uniform in [0, n). */
-static uint64_t below(uint64_t *s, uint64_t n)
-{
-	return n ? rnd(s) % n : 0;
-}
-
-/* True with probability pct / 1000. */
-static int chance(uint64_t *s, unsigned permille)
-{
-	return below(s, 1000) < permille;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p) {
-		fprintf(stderr, "raft-sim: out of memory\n");
-		exit(2);
-	}
-	return p;
-}
 
 /* Grows a uint64_t array so that index i is valid (new slots zero). */
 static void grow64(uint64_t **a, size_t *cap, size_t i)
@@ -121,20 +88,7 @@ struct node {
 	unsigned tick_offset;
 };
 
-struct netmsg {
-	struct kq__raft_msg m;
-};
-
 enum ev_type { EV_CONTROL, EV_TICK, EV_DELIVER, EV_SYNC, EV_CRASH };
-
-struct ev {
-	uint64_t time;
-	uint64_t seq;
-	enum ev_type type;
-	int node;
-	unsigned incarnation;
-	struct netmsg *msg;
-};
 
 struct ack {
 	uint64_t index;
@@ -187,10 +141,7 @@ struct sim {
 	int blocked[MAX_NODES][MAX_NODES];
 	int healed;
 
-	struct ev *heap;
-	size_t n_heap;
-	size_t cap_heap;
-	uint64_t seq;
+	struct evq events;
 
 	/* Checker state. */
 	uint64_t *leader_of; /* term -> node id */
@@ -250,85 +201,6 @@ static void violate(struct sim *s, const char *fmt, ...)
 	trace(s, "VIOLATION %s", s->violation);
 }
 
-/* ------------------------------------------------------------ events */
-
-static void push(struct sim *s, struct ev e)
-{
-	size_t i;
-
-	if (s->n_heap == s->cap_heap) {
-		s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 256;
-		s->heap = xrealloc(s->heap, s->cap_heap * sizeof(*s->heap));
-	}
-	e.seq = s->seq++;
-	i = s->n_heap++;
-	while (i) {
-		size_t p = (i - 1) / 2;
-
-		if (s->heap[p].time < e.time ||
-		    (s->heap[p].time == e.time && s->heap[p].seq < e.seq))
-			break;
-		s->heap[i] = s->heap[p];
-		i = p;
-	}
-	s->heap[i] = e;
-}
-
-static int ev_less(const struct ev *a, const struct ev *b)
-{
-	return a->time < b->time || (a->time == b->time && a->seq < b->seq);
-}
-
-static struct ev pop(struct sim *s)
-{
-	struct ev top = s->heap[0], last = s->heap[--s->n_heap];
-	size_t i = 0;
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= s->n_heap)
-			break;
-		if (c + 1 < s->n_heap && ev_less(&s->heap[c + 1], &s->heap[c]))
-			c++;
-		if (!ev_less(&s->heap[c], &last))
-			break;
-		s->heap[i] = s->heap[c];
-		i = c;
-	}
-	if (s->n_heap)
-		s->heap[i] = last;
-	return top;
-}
-
-static struct netmsg *msg_copy(const struct kq__raft_msg *m)
-{
-	struct netmsg *c = xrealloc(NULL, sizeof(*c));
-
-	c->m = *m;
-	if (m->n_entries) {
-		c->m.entries =
-			xrealloc(NULL, m->n_entries * sizeof(*m->entries));
-		memcpy(c->m.entries, m->entries,
-		       m->n_entries * sizeof(*m->entries));
-		for (size_t i = 0; i < m->n_entries; i++)
-			kq__raft_buf_ref(m->entries[i].data);
-	} else {
-		c->m.entries = NULL;
-	}
-	kq__raft_buf_ref(m->snap.data);
-	return c;
-}
-
-static void msg_free(struct netmsg *c)
-{
-	for (size_t i = 0; i < c->m.n_entries; i++)
-		kq__raft_buf_unref(c->m.entries[i].data);
-	free(c->m.entries);
-	kq__raft_buf_unref(c->m.snap.data);
-	free(c);
-}
-
 static void send_msg(struct sim *s, const struct kq__raft_msg *m)
 {
 	int copies = 1;
@@ -345,10 +217,10 @@ static void send_msg(struct sim *s, const struct kq__raft_msg *m)
 
 		if (chance(&s->rng, s->reorder))
 			d += below(&s->rng, 3 * TICK);
-		push(s, (struct ev){.time = s->now + d,
-				    .type = EV_DELIVER,
-				    .node = (int)m->to - 1,
-				    .msg = msg_copy(m)});
+		evq_push(&s->events, (struct ev){.time = s->now + d,
+						 .type = EV_DELIVER,
+						 .node = (int)m->to - 1,
+						 .msg = msg_copy(m)});
 	}
 }
 
@@ -464,11 +336,12 @@ static void check_leader(struct sim *s, struct node *nd)
 	/* Leaders dying right after their election, before their no-op
 	 * commits, are where commit rules go wrong. */
 	if (!s->healed && chance(&s->rng, s->leader_crash))
-		push(s,
-		     (struct ev){.time = s->now + 1 + below(&s->rng, 2 * TICK),
-				 .type = EV_CRASH,
-				 .node = (int)nd->id - 1,
-				 .incarnation = nd->incarnation});
+		evq_push(&s->events,
+			 (struct ev){.time = s->now + 1 +
+					     below(&s->rng, 2 * TICK),
+				     .type = EV_CRASH,
+				     .node = (int)nd->id - 1,
+				     .incarnation = nd->incarnation});
 	/* Leader completeness: everything committed in an earlier term. */
 	for (uint64_t i = 1; i <= s->max_commit; i++) {
 		if (!s->commit_fp[i] || s->commit_term[i] >= t)
@@ -608,11 +481,12 @@ static void write_entries(struct sim *s, struct node *nd,
 	d->written_id = rd->persist_id;
 	if (!d->sync_pending) {
 		d->sync_pending = 1;
-		push(s, (struct ev){.time = s->now + 1 +
-					    below(&s->rng, s->sync_max),
-				    .type = EV_SYNC,
-				    .node = (int)nd->id - 1,
-				    .incarnation = nd->incarnation});
+		evq_push(&s->events,
+			 (struct ev){.time = s->now + 1 +
+					     below(&s->rng, s->sync_max),
+				     .type = EV_SYNC,
+				     .node = (int)nd->id - 1,
+				     .incarnation = nd->incarnation});
 	}
 }
 
@@ -638,11 +512,12 @@ static void apply_entries(struct sim *s, struct node *nd,
 		 * learn of it, tests what the next leader must hold. */
 		if (kq__raft_role(nd->r) == KQ__RAFT_LEADER && !s->healed &&
 		    chance(&s->rng, s->leader_crash / 4))
-			push(s, (struct ev){.time = s->now + 1 +
-						    below(&s->rng, TICK / 2),
-					    .type = EV_CRASH,
-					    .node = (int)nd->id - 1,
-					    .incarnation = nd->incarnation});
+			evq_push(&s->events,
+				 (struct ev){.time = s->now + 1 +
+						     below(&s->rng, TICK / 2),
+					     .type = EV_CRASH,
+					     .node = (int)nd->id - 1,
+					     .incarnation = nd->incarnation});
 		if (id && id < s->cap_prop &&
 		    s->prop_node[id] ==
 			    ((nd->id << 32) | (uint64_t)nd->incarnation)) {
@@ -896,43 +771,10 @@ static void compact_node(struct sim *s, struct node *nd)
 
 static void new_partition(struct sim *s)
 {
-	memset(s->blocked, 0, sizeof(s->blocked));
-	switch (below(&s->rng, 4)) {
-	case 0: trace(s, "  network healed"); break;
-	case 1: {
-		int a = (int)below(&s->rng, s->n);
+	char desc[128];
 
-		for (int i = 0; i < s->n; i++)
-			s->blocked[a][i] = s->blocked[i][a] = i != a;
-		trace(s, "  node %d isolated", a + 1);
-		break;
-	}
-	case 2: {
-		uint64_t side = rnd(&s->rng);
-
-		for (int i = 0; i < s->n; i++)
-			for (int j = 0; j < s->n; j++)
-				s->blocked[i][j] =
-					((side >> i) & 1) != ((side >> j) & 1);
-		trace(s, "  network split by mask %" PRIx64,
-		      side & ((1u << s->n) - 1));
-		break;
-	}
-	default: {
-		int k = 1 + (int)below(&s->rng, 3);
-
-		for (int i = 0; i < k; i++) {
-			int a = (int)below(&s->rng, s->n);
-			int b = (int)below(&s->rng, s->n);
-
-			if (a == b)
-				continue;
-			s->blocked[a][b] = 1;
-			trace(s, "  one-way cut %d->%d", a + 1, b + 1);
-		}
-		break;
-	}
-	}
+	net_partition(s->blocked, s->n, &s->rng, desc, sizeof(desc));
+	trace(s, "  %s", desc);
 }
 
 static struct node *find_leader(struct sim *s)
@@ -1049,8 +891,9 @@ static void control(struct sim *s)
 			      l->id, to, rv);
 			if (rv != 0 && rv != KQ_EBUSY && rv != KQ_EBADARG &&
 			    rv != KQ_EUNAVAILABLE)
-				violate(s, "transfer from leader %" PRIu64
-					   " failed: %d",
+				violate(s,
+					"transfer from leader %" PRIu64
+					" failed: %d",
 					l->id, rv);
 			process(s, l);
 		}
@@ -1082,7 +925,8 @@ static void handle(struct sim *s, struct ev *e)
 	case EV_CONTROL:
 		s->tick = s->now / TICK;
 		control(s);
-		push(s, (struct ev){.time = s->now + TICK, .type = EV_CONTROL});
+		evq_push(&s->events, (struct ev){.time = s->now + TICK,
+						 .type = EV_CONTROL});
 		break;
 	case EV_TICK:
 		if (nd->up) {
@@ -1091,9 +935,9 @@ static void handle(struct sim *s, struct ev *e)
 					nd->id);
 			process(s, nd);
 		}
-		push(s, (struct ev){.time = s->now + TICK,
-				    .type = EV_TICK,
-				    .node = e->node});
+		evq_push(&s->events, (struct ev){.time = s->now + TICK,
+						 .type = EV_TICK,
+						 .node = e->node});
 		break;
 	case EV_DELIVER: {
 		struct kq__raft_msg *m = &e->msg->m;
@@ -1140,13 +984,13 @@ static void sim_free(struct sim *s)
 		kq__raft_free(s->nodes[i].r);
 		free(s->nodes[i].d.e);
 	}
-	while (s->n_heap) {
-		struct ev e = pop(s);
+	while (s->events.n) {
+		struct ev e = evq_pop(&s->events);
 
 		if (e.msg)
 			msg_free(e.msg);
 	}
-	free(s->heap);
+	evq_free(&s->events);
 	free(s->leader_of);
 	free(s->commit_fp);
 	free(s->commit_term);
@@ -1213,14 +1057,14 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		nd->id = (uint64_t)i + 1;
 		nd->tick_offset = 1 + (unsigned)below(&s.rng, TICK - 1);
 		start_node(&s, nd);
-		push(&s, (struct ev){.time = nd->tick_offset,
-				     .type = EV_TICK,
-				     .node = i});
+		evq_push(&s.events, (struct ev){.time = nd->tick_offset,
+						.type = EV_TICK,
+						.node = i});
 	}
-	push(&s, (struct ev){.time = 0, .type = EV_CONTROL});
+	evq_push(&s.events, (struct ev){.time = 0, .type = EV_CONTROL});
 	limit = (uint64_t)o->ticks + o->converge_ticks;
-	while (!s.violation[0] && s.n_heap) {
-		struct ev e = pop(&s);
+	while (!s.violation[0] && s.events.n) {
+		struct ev e = evq_pop(&s.events);
 
 		s.now = e.time;
 		if (e.type == EV_CONTROL)

@@ -42,47 +42,15 @@
 
 #include "../../plugins/raft/module.h"
 #include "../fake_host.h"
+#include "common.h"
 
-#define MAX_NODES 5
+const char *sim_name = "replica-sim";
+
+#define MAX_NODES SIM_MAX_NODES
 #define TICK	  100 /* time units per tick */
 #define GROUP_ID  7
 
 /* ------------------------------------------------------------ helpers */
-
-static uint64_t mix(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ull;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s += 0x9e3779b97f4a7c15ull;
-	return mix(*s);
-}
-
-static uint64_t below(uint64_t *s, uint64_t n)
-{
-	return n ? rnd(s) % n : 0;
-}
-
-/* True with probability permille / 1000. */
-static int chance(uint64_t *s, unsigned permille)
-{
-	return below(s, 1000) < permille;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p) {
-		fprintf(stderr, "replica-sim: out of memory\n");
-		exit(2);
-	}
-	return p;
-}
 
 static void *xmemdup(const void *p, size_t n)
 {
@@ -211,21 +179,7 @@ struct node {
 	uint64_t sm_applied, sm_chain;
 };
 
-struct netmsg {
-	struct kq__raft_msg m;
-	bool forged;
-};
-
 enum ev_type { EV_CONTROL, EV_TICK, EV_DELIVER, EV_SYNC, EV_CRASH };
-
-struct ev {
-	uint64_t time;
-	uint64_t seq;
-	enum ev_type type;
-	int node;
-	unsigned incarnation;
-	struct netmsg *msg;
-};
 
 struct cslot {
 	uint64_t term, fp;
@@ -351,9 +305,7 @@ struct sim {
 	int blocked[MAX_NODES][MAX_NODES];
 	bool healed;
 
-	struct ev *heap;
-	size_t n_heap, cap_heap;
-	uint64_t evseq;
+	struct evq events;
 
 	/* Checker state. */
 	uint64_t *leader_of;
@@ -414,84 +366,6 @@ static void known_bug(struct sim *s, int which)
 {
 	s->f[which]++;
 	s->tainted = true;
-}
-
-/* ------------------------------------------------------------ events */
-
-static int ev_less(const struct ev *a, const struct ev *b)
-{
-	return a->time < b->time || (a->time == b->time && a->seq < b->seq);
-}
-
-static void push(struct sim *s, struct ev e)
-{
-	size_t i;
-
-	if (s->n_heap == s->cap_heap) {
-		s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 256;
-		s->heap = xrealloc(s->heap, s->cap_heap * sizeof(*s->heap));
-	}
-	e.seq = s->evseq++;
-	i = s->n_heap++;
-	while (i) {
-		size_t p = (i - 1) / 2;
-
-		if (ev_less(&s->heap[p], &e))
-			break;
-		s->heap[i] = s->heap[p];
-		i = p;
-	}
-	s->heap[i] = e;
-}
-
-static struct ev pop(struct sim *s)
-{
-	struct ev top = s->heap[0], last = s->heap[--s->n_heap];
-	size_t i = 0;
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= s->n_heap)
-			break;
-		if (c + 1 < s->n_heap && ev_less(&s->heap[c + 1], &s->heap[c]))
-			c++;
-		if (!ev_less(&s->heap[c], &last))
-			break;
-		s->heap[i] = s->heap[c];
-		i = c;
-	}
-	if (s->n_heap)
-		s->heap[i] = last;
-	return top;
-}
-
-static struct netmsg *msg_copy(const struct kq__raft_msg *m)
-{
-	struct netmsg *c = xrealloc(NULL, sizeof(*c));
-
-	c->m = *m;
-	c->forged = false;
-	c->m.entries = NULL;
-	if (m->n_entries) {
-		c->m.entries =
-			xrealloc(NULL, m->n_entries * sizeof(*m->entries));
-		memcpy(c->m.entries, m->entries,
-		       m->n_entries * sizeof(*m->entries));
-		for (size_t i = 0; i < m->n_entries; i++)
-			kq__raft_buf_ref(m->entries[i].data);
-	}
-	kq__raft_buf_ref(m->snap.data);
-	return c;
-}
-
-static void msg_free(struct netmsg *c)
-{
-	for (size_t i = 0; i < c->m.n_entries; i++)
-		kq__raft_buf_unref(c->m.entries[i].data);
-	free(c->m.entries);
-	kq__raft_buf_unref(c->m.snap.data);
-	free(c);
 }
 
 /* ------------------------------------------------------------ checker */
@@ -721,10 +595,10 @@ static void schedule_sync(struct kq_store *st)
 		s->f[F_SYNC_DELAYED]++;
 	}
 	st->sync_scheduled = true;
-	push(s, (struct ev){.time = s->now + d,
-			    .type = EV_SYNC,
-			    .node = st->nd->id - 1,
-			    .incarnation = st->nd->incarnation});
+	evq_push(&s->events, (struct ev){.time = s->now + d,
+					 .type = EV_SYNC,
+					 .node = st->nd->id - 1,
+					 .incarnation = st->nd->incarnation});
 }
 
 static int sl_sync(struct kq_store *st, struct kq_sync_req *req, kq_sync_cb cb)
@@ -1141,10 +1015,10 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 			s->f[F_REORDER]++;
 			d += below(&s->rng, 3 * TICK);
 		}
-		push(s, (struct ev){.time = s->now + d,
-				    .type = EV_DELIVER,
-				    .node = (int)m->to - 1,
-				    .msg = msg_copy(m)});
+		evq_push(&s->events, (struct ev){.time = s->now + d,
+						 .type = EV_DELIVER,
+						 .node = (int)m->to - 1,
+						 .msg = msg_copy(m)});
 	}
 }
 
@@ -1434,11 +1308,12 @@ static void check_leader(struct sim *s, struct node *nd)
 	/* Leaders dying right after their election, before their no-op
 	 * commits, are where commit rules go wrong. */
 	if (!s->healed && chance(&s->rng, s->leader_crash))
-		push(s,
-		     (struct ev){.time = s->now + 1 + below(&s->rng, 2 * TICK),
-				 .type = EV_CRASH,
-				 .node = nd->id - 1,
-				 .incarnation = nd->incarnation});
+		evq_push(&s->events,
+			 (struct ev){.time = s->now + 1 +
+					     below(&s->rng, 2 * TICK),
+				     .type = EV_CRASH,
+				     .node = nd->id - 1,
+				     .incarnation = nd->incarnation});
 	base = kq__raft_first_index(r) - 1;
 	for (uint64_t i = base + 1; i <= s->max_commit; i++) {
 		struct cslot *c = com_at(s, i);
@@ -1829,43 +1704,11 @@ static void after_step(struct sim *s, struct node *nd)
 
 static void new_partition(struct sim *s)
 {
-	memset(s->blocked, 0, sizeof(s->blocked));
+	char desc[128];
+
 	s->f[F_PARTITION]++;
-	switch (below(&s->rng, 4)) {
-	case 0: trace(s, "  network healed"); break;
-	case 1: {
-		int a = (int)below(&s->rng, s->n);
-
-		for (int i = 0; i < s->n; i++)
-			s->blocked[a][i] = s->blocked[i][a] = i != a;
-		trace(s, "  node %d isolated", a + 1);
-		break;
-	}
-	case 2: {
-		uint64_t side = rnd(&s->rng);
-
-		for (int i = 0; i < s->n; i++)
-			for (int j = 0; j < s->n; j++)
-				s->blocked[i][j] =
-					((side >> i) & 1) != ((side >> j) & 1);
-		trace(s, "  network split by mask %" PRIx64,
-		      side & ((1u << s->n) - 1));
-		break;
-	}
-	default: {
-		int k = 1 + (int)below(&s->rng, 3);
-
-		for (int i = 0; i < k; i++) {
-			int a = (int)below(&s->rng, s->n);
-			int b = (int)below(&s->rng, s->n);
-
-			if (a != b)
-				s->blocked[a][b] = 1;
-		}
-		trace(s, "  one-way cuts");
-		break;
-	}
-	}
+	net_partition(s->blocked, s->n, &s->rng, desc, sizeof(desc));
+	trace(s, "  %s", desc);
 }
 
 /* A message no correct peer sends.  Each kind must be refused (the
@@ -2006,10 +1849,11 @@ static void forge(struct sim *s)
 	nm->forged = true;
 	for (size_t i = 0; i < m.n_entries; i++)
 		kq__raft_buf_unref(e[i].data);
-	push(s, (struct ev){.time = s->now + 1 + below(&s->rng, TICK),
-			    .type = EV_DELIVER,
-			    .node = nd->id - 1,
-			    .msg = nm});
+	evq_push(&s->events,
+		 (struct ev){.time = s->now + 1 + below(&s->rng, TICK),
+			     .type = EV_DELIVER,
+			     .node = nd->id - 1,
+			     .msg = nm});
 }
 
 /* Retention asks to delete the entries before `before`, anywhere, even
@@ -2084,11 +1928,12 @@ static void on_proposed(struct kq_propose_req *req, int status)
 		 * learn of it, tests what the next leader must hold. */
 		if (nd->up && !s->healed &&
 		    chance(&s->rng, s->leader_crash / 4))
-			push(s, (struct ev){.time = s->now + 1 +
-						    below(&s->rng, TICK / 2),
-					    .type = EV_CRASH,
-					    .node = nd->id - 1,
-					    .incarnation = nd->incarnation});
+			evq_push(&s->events,
+				 (struct ev){.time = s->now + 1 +
+						     below(&s->rng, TICK / 2),
+					     .type = EV_CRASH,
+					     .node = nd->id - 1,
+					     .incarnation = nd->incarnation});
 	}
 	free(p);
 }
@@ -2314,7 +2159,8 @@ static void handle(struct sim *s, struct ev *e)
 	case EV_CONTROL:
 		s->tick = s->now / TICK;
 		control(s);
-		push(s, (struct ev){.time = s->now + TICK, .type = EV_CONTROL});
+		evq_push(&s->events, (struct ev){.time = s->now + TICK,
+						 .type = EV_CONTROL});
 		break;
 	case EV_TICK:
 		if (nd->up) {
@@ -2327,9 +2173,9 @@ static void handle(struct sim *s, struct ev *e)
 				s->f[F_QUIET_TICKS]++;
 			after_step(s, nd);
 		}
-		push(s, (struct ev){.time = s->now + TICK,
-				    .type = EV_TICK,
-				    .node = e->node});
+		evq_push(&s->events, (struct ev){.time = s->now + TICK,
+						 .type = EV_TICK,
+						 .node = e->node});
 		break;
 	case EV_DELIVER:
 		deliver(s, nd, e->msg);
@@ -2396,13 +2242,13 @@ static void sim_free(struct sim *s)
 		st_free(&nd->st);
 		free(nd->mod.buckets);
 	}
-	while (s->n_heap) {
-		struct ev e = pop(s);
+	while (s->events.n) {
+		struct ev e = evq_pop(&s->events);
 
 		if (e.msg)
 			msg_free(e.msg);
 	}
-	free(s->heap);
+	evq_free(&s->events);
 	free(s->leader_of);
 	free(s->com);
 	free(s->acks);
@@ -2494,14 +2340,15 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		struct node *nd = &s.nodes[i];
 
 		start_node(&s, nd);
-		push(&s, (struct ev){.time = 1 + below(&s.rng, TICK - 1),
+		evq_push(&s.events,
+			 (struct ev){.time = 1 + below(&s.rng, TICK - 1),
 				     .type = EV_TICK,
 				     .node = i});
 	}
-	push(&s, (struct ev){.time = 0, .type = EV_CONTROL});
+	evq_push(&s.events, (struct ev){.time = 0, .type = EV_CONTROL});
 	limit = (uint64_t)o->ticks + o->converge_ticks;
-	while (!s.violation[0] && s.n_heap) {
-		struct ev e = pop(&s);
+	while (!s.violation[0] && s.events.n) {
+		struct ev e = evq_pop(&s.events);
 
 		s.now = e.time;
 		if (e.type == EV_CONTROL)
