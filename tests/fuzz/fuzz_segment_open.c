@@ -145,7 +145,9 @@ static void put_file(const uint8_t *chunk, size_t len, int kind, uint64_t base,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct kq_log_options opts = {4096, -1, -1};
+	struct kq_log_options opts = {.segment_bytes = 4096,
+				      .retention_ms = -1,
+				      .retention_bytes = -1};
 	struct kq_log *log;
 	uint8_t flags;
 	void *mod;

@@ -1,0 +1,170 @@
+/* The cluster port's connections (link.c), shared with the port's other
+ * files: cluster.c (what is sent, liveness, the port's life) and
+ * peers.c (the cluster section).  Internal to the module. */
+#ifndef KQ_RAFT_LINK_H
+#define KQ_RAFT_LINK_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "auth.h"
+#include "cluster.h"
+#include "frame.h"
+
+/* Output bytes queued per connection beyond which messages are dropped:
+ * Raft resends what it misses, and a stalled peer must not eat memory. */
+#define QUEUE_MAX (32u << 20)
+/* Items per coalesced heartbeat frame, well below KQ__FRAME_MAX. */
+#define HB_PER_FRAME   65536
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+/* Receive buffer of a connection not yet authenticated: its hello and
+ * AUTH fit, nothing bigger is ever buffered for a stranger. */
+#define PREAUTH_BUF (2 * (KQ__FRAME_HEAD + KQ__FRAME_PREAUTH_MAX))
+/* Each kind of refusal logs a burst of LOG_BURST lines at most, then one
+ * per LOG_EVERY_MS, so that a flood of connections cannot flood the log
+ * while a single refusal is always logged. */
+#define LOG_EVERY_MS 1000
+#define LOG_BURST    5
+
+/* Defaults of the cluster section's keys (docs/configuration.md). */
+#define AUTH_TIMEOUT_MS_DEFAULT	     5000
+#define MAX_CONNECTIONS_DEFAULT	     128
+#define MAX_CONNECTIONS_PER_ADDR_DEF 16
+
+struct peer;
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	struct kq__cluster *c;
+	struct peer *peer; /* NULL on an accepted one until authenticated */
+	int dialed;	   /* we dialed it (else accepted) */
+	int inbound;	   /* counted in c->n_inbound */
+	int authed;	   /* the handshake succeeded */
+	int closing;
+	struct kq__auth auth;
+	uint64_t since_ms;		/* when it was created */
+	struct sockaddr_storage remote; /* accepted ones: the other end */
+	char remote_text[64];		/* "address:port", for log lines */
+	uint8_t *buf;			/* received bytes not yet parsed */
+	size_t len, cap;
+	size_t queued; /* bytes handed to uv_write, not yet done */
+	struct conn *prev, *next;
+};
+
+struct peer {
+	struct kq__cluster *c;
+	int id;
+	char *host;
+	int port;
+	struct sockaddr_storage addr;
+	int dials;	   /* this broker dials it (lower id dials) */
+	struct conn *conn; /* the established or dialing connection */
+	uv_timer_t retry;
+	int retry_init; /* retry is an initialised handle */
+	unsigned backoff_ms;
+	uint64_t last_rx_ms;
+	uint64_t last_tx_tick;
+	uint64_t conn_seq;	 /* numbers its connections, for replies */
+	struct kq__frame_hb *hb; /* heartbeats waiting for the flush */
+	size_t n_hb, cap_hb;
+};
+
+/* A rate-limited log line (a token bucket counted in ms); the lines it
+ * kept back are counted in the next one. */
+struct ratelog {
+	uint64_t budget_ms;
+	uint64_t last_ms;
+	uint64_t quiet;
+};
+
+struct kq__cluster {
+	const struct kq_host *host;
+	struct kq__cluster_config cfg;
+	int self;
+	struct kq__auth_key *key; /* NULL: no secret, open mode */
+	unsigned auth_timeout_ms;
+	unsigned max_conns;	     /* accepted connections in all */
+	unsigned max_conns_per_addr; /* accepted ones from one address */
+	unsigned n_inbound;	     /* accepted and not closing */
+	struct ratelog rl_cap, rl_auth, rl_deadline;
+	uv_tcp_t listener;
+	int listening;
+	struct peer *peers;
+	size_t n_peers;
+	struct conn *conns;
+	int handles; /* handles initialised and not yet closed */
+	int closed;
+	uint64_t ticks;
+	uint64_t dropped; /* messages dropped, for debug lines */
+	uint64_t unknown;
+	/* Set by cluster.c: a read's frames were handed up, so the
+	 * heartbeat answers they made leave together. */
+	void (*read_done)(struct kq__cluster *c);
+};
+
+struct wreq {
+	uv_write_t req;
+	struct conn *conn;
+	size_t len;
+	uint8_t data[];
+};
+
+/* Logs a line of `r`'s kind, at most LOG_BURST at once and then one per
+ * LOG_EVERY_MS; the next line logged counts those held back. */
+void kq__link_rlog(struct kq__cluster *c, struct ratelog *r,
+		   enum kq_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Closes a connection; a dialer tries again after its backoff. */
+void kq__link_close(struct conn *cn);
+
+/* A frame buffer of `len` bytes to fill and pass to kq__link_write();
+ * NULL when the connection's queue is full or memory is short. */
+struct wreq *kq__link_wreq(struct conn *cn, size_t len);
+
+/* Hands w (owned from here on) to the connection's socket. */
+void kq__link_write(struct conn *cn, struct wreq *w);
+
+/* The configured peer with this id, or NULL. */
+struct peer *kq__link_peer(const struct kq__cluster *c, uint64_t id);
+
+/* Who the other end of a connection is, for log lines before it proved
+ * anything. */
+void kq__link_describe(const struct conn *cn, char *out, size_t len);
+
+/* Dials peer p unless connected or closed; retried with a backoff. */
+void kq__link_dial(struct peer *p);
+
+/* The listener's connection callback (c->listener.data is c). */
+void kq__link_on_connection(uv_stream_t *server, int status);
+
+/* Whether two addresses are the same host (the port is not compared). */
+int kq__link_same_address(const struct sockaddr_storage *a,
+			  const struct sockaddr_storage *b);
+
+/* Close callback of the port's own handles (data is the cluster). */
+void kq__link_handle_closed(uv_handle_t *h);
+
+/* peers.c: the cluster section. */
+
+/* Reads cluster.peers into c->peers; *listen_port gets this broker's
+ * raft port.  Errors are logged (KQ_ECONFIG). */
+int kq__peers_read(struct kq__cluster *c, int *listen_port);
+
+/* Resolves host:port into *out; 0 or -1. */
+int kq__peers_resolve(const char *host, int port, struct sockaddr_storage *out);
+
+/* Reads the handshake's settings and the secret (see cluster.h). */
+int kq__peers_read_auth(struct kq__cluster *c, const char *listen_host,
+			int port);
+
+/* Warns when cluster.max_connections_per_address is below the number of
+ * peers at one address that dial here. */
+void kq__peers_check_address_cap(struct kq__cluster *c);
+
+#endif /* KQ_RAFT_LINK_H */
