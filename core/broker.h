@@ -581,16 +581,25 @@ int kq__read_bounds(struct kq_broker *b, const struct kq__partition *p,
 int kq__chunk_take(struct kq__chunk *ch, struct kq_record *rec);
 void kq__chunk_free(struct kq__chunk *ch);
 
-/* consume.c and query.c: the read side of kq__broker_api. */
+/* consume.c, commit.c and query.c: the read side of kq__broker_api. */
 int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 		     const char *topic, uint64_t sub_id, int64_t from,
 		     uint64_t max, char *errmsg, size_t errlen);
 int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		     void *ctx, char *errmsg, size_t errlen);
 uint64_t kq__consume_close(struct kq_consume *c);
+
+/* commit.c: committed offsets of groups.  The subscription sub_id on
+ * `topic`, or an error with errmsg filled. */
+int kq__member_find(struct kq_broker *b, const char *topic, uint64_t sub_id,
+		    struct kq__member **out, char *errmsg, size_t errlen);
+/* Commits what m was handed and has not acknowledged (CONS asking for
+ * more); a failure to store it is logged, and the batch comes again. */
+void kq__commit_acknowledge(struct kq_broker *b, struct kq__member *m);
 int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
 	       uint64_t sub_id, int64_t partition, uint64_t offset,
 	       kq_req_cb cb);
+/* query.c */
 int kq__list_topics(struct kq_broker *b,
 		    void (*cb)(void *ctx, const char *name, uint32_t n),
 		    void *ctx);

@@ -1,0 +1,282 @@
+/* Committed offsets of consumer groups: what CONS handed out,
+ * acknowledged (by the next CONS, or CMIT), and CMIT with an offset;
+ * stored in the metadata log.  A CMIT is answered once its record is
+ * applied here; the end that bounds a CMIT with an offset is asked of a
+ * broker holding the partition when this one holds none (fetch.c). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "names.h"
+
+/* The subscription sub_id on `topic`, or an error with errmsg filled. */
+int kq__member_find(struct kq_broker *b, const char *topic, uint64_t sub_id,
+		    struct kq__member **out, char *errmsg, size_t errlen)
+{
+	struct kq__topic *t = kq__topic_get(b, topic);
+	struct kq__member *m;
+
+	if (!t) {
+		snprintf(errmsg, errlen, "no topic named %s", topic);
+		return KQ_ENOTOPIC;
+	}
+	m = kq__map_get(&b->subs, &sub_id, sizeof(sub_id));
+	if (!m || m->group->topic != t) {
+		snprintf(errmsg, errlen,
+			 "no subscription %" PRIu64 " on topic %s", sub_id,
+			 topic);
+		return KQ_ENOSUB;
+	}
+	*out = m;
+	return 0;
+}
+
+/* A CMIT whose offsets record was proposed: answered once it is applied
+ * here, so that OK means stored. */
+struct storing {
+	struct kq_broker *b;
+	struct kq_req *req;
+};
+
+static void stored(void *ctx, int status)
+{
+	struct storing *st = ctx;
+
+	kq__defer_complete(st->b, st->req,
+			   status ? kq__meta_refused(st->b, st->req, status)
+				  : 0);
+	free(st);
+}
+
+/* Stores the group's committed offsets of the partitions in `parts` (n
+ * of them) in the metadata log, so they survive a restart; `set` makes
+ * them replace the stored ones even when lower.  With a request, it
+ * completes once the record is applied here; otherwise a failure is only
+ * logged (the batch is delivered again).  Returns 0, or an error with
+ * the request's errmsg filled (it does not complete). */
+static int store_offsets(struct kq_broker *b, struct kq__group *g,
+			 const uint32_t *parts, size_t n, int set,
+			 struct kq_req *req)
+{
+	json_t *offsets = json_array(), *rec = NULL;
+	struct storing *st = req ? malloc(sizeof(*st)) : NULL;
+	int rv = -ENOMEM;
+
+	for (size_t i = 0; offsets && i < n; i++)
+		json_array_append_new(
+			offsets, json_pack("[I,I]", (json_int_t)parts[i],
+					   (json_int_t)g->committed[parts[i]]));
+	if (offsets)
+		rec = json_pack("{s:s, s:s, s:s, s:o, s:b, s:i, s:I}", "type",
+				"offsets", "topic", g->topic->name, "group",
+				g->name, "offsets", offsets, "set", set,
+				"broker", b->cfg->broker_id, "boot",
+				(json_int_t)b->boot_id);
+	if (rec && (!req || st)) {
+		if (st)
+			*st = (struct storing){b, req};
+		rv = kq__meta_propose(b, rec, st ? stored : NULL, st);
+	}
+	json_decref(rec);
+	if (rv == 0)
+		return 0;
+	free(st);
+	if (!req) {
+		kq__error("group %s: offsets of %s not stored", g->name,
+			  g->topic->name);
+		return rv;
+	}
+	return rv == -ENOMEM ? kq__req_fail(req, rv, "out of memory")
+			     : kq__meta_refused(b, req, rv);
+}
+
+/* Completes a CMIT that changed nothing (after this turn). */
+static int unchanged(struct kq_broker *b, struct kq_req *req)
+{
+	req->result.commit.changed = 0;
+	kq__defer_complete(b, req, 0);
+	return 0;
+}
+
+/* Commits what member m was handed and has not acknowledged, on the
+ * partitions it still holds (a partition that moved on goes to its new
+ * owner from the committed offset).  req: the CMIT to complete once
+ * stored, or NULL (CONS acknowledging the batch before). */
+static int acknowledge(struct kq_broker *b, struct kq__member *m,
+		       struct kq_req *req)
+{
+	struct kq__group *g = m->group;
+	uint32_t nparts = g->topic->nparts, *parts;
+	uint64_t *was;
+	size_t n = 0;
+	int rv = 0;
+
+	if (!m->handed)
+		return req ? unchanged(b, req) : 0;
+	was = malloc(nparts * (sizeof(*was) + sizeof(*parts)));
+	parts = was ? (uint32_t *)(was + nparts) : NULL;
+	if (!was && req)
+		return kq__req_fail(req, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < nparts; i++) {
+		if (g->owner[i] == m->sub_id &&
+		    m->handed[i] > g->committed[i]) {
+			if (parts) {
+				was[n] = g->committed[i];
+				parts[n++] = i;
+			}
+			g->committed[i] = m->handed[i];
+		}
+	}
+	if (n) {
+		if (req)
+			req->result.commit.changed = (uint32_t)n;
+		rv = store_offsets(b, g, parts, n, 0, req);
+	} else if (req) {
+		rv = unchanged(b, req);
+	}
+	/* A CMIT refused at once changes nothing: the batch is still
+	 * handed out, and acknowledged by the next try. */
+	for (size_t k = 0; rv < 0 && req && k < n; k++)
+		g->committed[parts[k]] = was[k];
+	if (rv == 0 || !req)
+		for (uint32_t i = 0; i < nparts; i++)
+			m->handed[i] = 0;
+	free(was);
+	return rv;
+}
+
+/* Sets the group's committed offset of partition p to `offset`, given
+ * the partition's end. */
+static int seek(struct kq_broker *b, struct kq_req *req, struct kq__member *m,
+		uint32_t p, uint64_t offset, uint64_t end)
+{
+	struct kq__group *g = m->group;
+
+	uint64_t was = g->committed[p];
+	int rv;
+
+	if (offset > end)
+		return kq__req_fail(req, KQ_EBADARG,
+				    "offset %" PRIu64
+				    " is past the end of %s-%u (%" PRIu64 ")",
+				    offset, g->topic->name, p, end);
+	if (was == offset) {
+		rv = unchanged(b, req);
+	} else {
+		g->committed[p] = offset;
+		req->result.commit.changed = 1;
+		rv = store_offsets(b, g, &p, 1, 1, req);
+	}
+	if (rv < 0) { /* refused at once: nothing changed */
+		g->committed[p] = was;
+		return rv;
+	}
+	/* The position set here wins over a batch handed out before, and
+	 * over one a read still running hands out. */
+	if (m->handed)
+		m->handed[p] = 0;
+	g->seeks++;
+	return 0;
+}
+
+/* The member sub_id of `topic`, holding partition `part`. */
+static int holder(struct kq_broker *b, const char *topic, uint64_t sub_id,
+		  uint32_t part, struct kq__member **out, struct kq_req *req)
+{
+	int rv = kq__member_find(b, topic, sub_id, out, req->errmsg,
+				 sizeof(req->errmsg));
+
+	if (rv != 0)
+		return rv;
+	if (part >= (*out)->group->topic->nparts ||
+	    (*out)->group->owner[part] != sub_id)
+		return kq__req_fail(req, KQ_EBADARG,
+				    "subscription %" PRIu64
+				    " does not hold partition %" PRIu32
+				    " of %s",
+				    sub_id, part, topic);
+	return 0;
+}
+
+/* A CMIT with an offset of a partition this broker holds no replica of:
+ * its end is asked of a broker that holds one. */
+struct seeking {
+	struct kq_broker *b;
+	struct kq_req *req;
+	char topic[KQ__NAME_MAX + 1];
+	uint64_t sub_id, offset;
+	uint32_t part;
+};
+
+static void on_end(void *ctx, struct kq__chunk *ch)
+{
+	struct seeking *sk = ctx;
+	struct kq_broker *b = sk->b;
+	struct kq_req *req = sk->req;
+	struct kq__member *m;
+	int rv = ch->status;
+
+	if (rv < 0)
+		kq__req_fail(req, rv, "%s", ch->errmsg);
+	/* The member may have left, or lost the partition, meanwhile. */
+	else if ((rv = holder(b, sk->topic, sk->sub_id, sk->part, &m, req)) ==
+		 0)
+		rv = seek(b, req, m, sk->part, sk->offset, ch->end);
+	kq__chunk_free(ch);
+	if (rv < 0)
+		kq__defer_complete(b, req, rv);
+	free(sk);
+}
+
+int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
+	       uint64_t sub_id, int64_t partition, uint64_t offset,
+	       kq_req_cb cb)
+{
+	struct kq_broker *b = s->b;
+	struct kq__partition *p;
+	struct kq__member *m;
+	struct seeking *sk;
+	struct kq__fetch *f;
+	int rv;
+
+	kq__req_init(req, s, KQ_REQ_COMMIT, cb);
+	if (partition < 0) {
+		rv = kq__member_find(b, topic, sub_id, &m, req->errmsg,
+				     sizeof(req->errmsg));
+		return rv != 0 ? rv : acknowledge(b, m, req);
+	}
+	if (partition > UINT32_MAX)
+		partition = UINT32_MAX; /* held by nobody */
+	rv = holder(b, topic, sub_id, (uint32_t)partition, &m, req);
+	if (rv != 0)
+		return rv;
+	p = &m->group->topic->parts[partition];
+	rv = kq__partition_usable(p, req->errmsg, sizeof(req->errmsg));
+	if (rv == 0)
+		return seek(b, req, m, p->id, offset,
+			    b->cops->commit_end(p->group));
+	if (!kq__partition_held_elsewhere(b, p))
+		return rv;
+	/* Only the end is asked: a read from the last offset there is. */
+	sk = calloc(1, sizeof(*sk));
+	if (!sk)
+		return kq__req_fail(req, -ENOMEM, "out of memory");
+	*sk = (struct seeking){b, req, "", sub_id, offset, p->id};
+	snprintf(sk->topic, sizeof(sk->topic), "%s", topic);
+	rv = kq__fetch_start(b, p->topic, p->id, UINT64_MAX, UINT64_MAX, 1, 1,
+			     on_end, sk, &f);
+	if (rv != 0) {
+		free(sk);
+		return kq__req_fail(req, rv, "out of memory");
+	}
+	return 0;
+}
+
+void kq__commit_acknowledge(struct kq_broker *b, struct kq__member *m)
+{
+	acknowledge(b, m, NULL);
+}
