@@ -22,17 +22,7 @@
 
 #include "../fake_host.h"
 
-/* Shared helpers, defined in test_segment.c. */
-extern const struct kq_storage_ops *t_ops;
-void *t_module(const char *config_json);
-void t_module_free(void *mod);
-void t_mkdtemp(char *buf);
-void t_rmrf(const char *dir);
-struct kq_log *t_open(void *mod, const char *dir, uint64_t segment_bytes);
-int t_append(struct kq_log *log, uint64_t from, size_t n, uint64_t step);
-size_t t_read_all(struct kq_log *log, uint64_t from, uint64_t *offs, size_t max,
-		  int *rv, uint64_t *next);
-int run_fault_tests(void);
+#include "test_segment.h"
 
 enum fop {
 	F_NONE,

@@ -22,21 +22,7 @@
 #define KQ_FIXTURES_DIR "tests/fixtures"
 #endif
 
-/* Shared helpers, defined in test_segment.c. */
-extern const struct kq_storage_ops *t_ops;
-void *t_module(const char *config_json);
-void t_module_free(void *mod);
-void t_mkdtemp(char *buf);
-void t_rmrf(const char *dir);
-struct kq_log *t_open(void *mod, const char *dir, uint64_t segment_bytes);
-void t_rec(struct kq_record *r, uint64_t offset, uint8_t *storage);
-int t_append(struct kq_log *log, uint64_t from, size_t n, uint64_t step);
-size_t t_read_all(struct kq_log *log, uint64_t from, uint64_t *offs, size_t max,
-		  int *rv, uint64_t *next);
-size_t t_count_files(const char *dir, const char *ext);
-uint64_t t_file_size(const char *dir, const char *name);
-void t_copy_file(const char *from, const char *to);
-int run_recovery_tests(void);
+#include "test_segment.h"
 
 #define SEG0 "00000000000000000000"
 
