@@ -83,16 +83,27 @@ void tb_write_config(struct tb *tb, const char *extra)
 
 void tb_setup(struct tb *tb, const char *extra)
 {
-	char tmpl[] = "/tmp/kq-test-XXXXXX";
-
-	memset(tb, 0, sizeof(*tb));
-	if (!mkdtemp(tmpl))
-		die("mkdtemp");
-	snprintf(tb->dir, sizeof(tb->dir), "%s", tmpl);
-	snprintf(tb->config, sizeof(tb->config), "%s/config.json", tb->dir);
-	snprintf(tb->log, sizeof(tb->log), "%s/broker.log", tb->dir);
-	tb->port = tb_free_port();
+	tb_setup_empty(tb);
 	tb_write_config(tb, extra);
+}
+
+void tb_start_checked(struct tb *tb)
+{
+	int status = 0;
+
+	if (tb_start(tb, &status) != 0) {
+		char log[8192];
+
+		tb_read_log(tb, log, sizeof(log));
+		fail_msg("broker in %s did not start (exit %d):\n%s", tb->dir,
+			 status, log);
+	}
+}
+
+void tb_setup_started(struct tb *tb, const char *extra)
+{
+	tb_setup(tb, extra);
+	tb_start_checked(tb);
 }
 
 void tb_setup_empty(struct tb *tb)

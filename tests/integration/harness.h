@@ -46,6 +46,13 @@ void tb_write_raw(struct tb *tb, const char *json);
  * Returns 0, or -1 when it exited first (its exit status in *status). */
 int tb_start(struct tb *tb, int *status);
 
+/* tb_start(); a broker that exits instead fails the test, its log in the
+ * message. */
+void tb_start_checked(struct tb *tb);
+
+/* tb_setup() with `extra`, then tb_start_checked(). */
+void tb_setup_started(struct tb *tb, const char *extra);
+
 /* Like tb_start(), with tests/plugins/failsync.so preloaded: while the
  * file <tb->dir>/failsync exists fdatasync() fails with EIO, and while
  * <tb->dir>/holdsync exists it waits (see tb_flag()). */

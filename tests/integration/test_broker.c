@@ -34,20 +34,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Starts a broker whose config has `extra` top-level keys. */
-static void start_with(const char *extra)
-{
-	int status = 0;
-
-	tb_setup(&tb, extra);
-	if (tb_start(&tb, &status) != 0) {
-		char log[4096];
-
-		tb_read_log(&tb, log, sizeof(log));
-		fail_msg("broker did not start (exit %d):\n%s", status, log);
-	}
-}
-
 /* Writes a config file of its own and runs the broker on it until it
  * exits; returns the status and its log in out. */
 static int run_config(const char *json, char *out, size_t outlen)
@@ -237,7 +223,7 @@ static void test_exclusive_resources(void **state)
 	const char *args[] = {"-config", tb.config, NULL};
 	int st;
 
-	start_with(NULL);
+	tb_setup_started(&tb, NULL);
 	st = tb_run_args(args, out, sizeof(out));
 	assert_int_equal(st, 1);
 	assert_non_null(strstr(out, "in use by another broker"));
@@ -366,7 +352,7 @@ static void test_kill9_pipelined(void **state)
 	struct acked *acks = scratch = calloc((size_t)total, sizeof(*acks));
 
 	signal(SIGPIPE, SIG_IGN);
-	start_with(NULL);
+	tb_setup_started(&tb, NULL);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	assert_int_equal(tc_cmd(&c, "CRTP d 3", line, sizeof(line), NULL, 0),
 			 0);
@@ -411,7 +397,7 @@ static void test_graceful_stop_answers_in_flight(void **state)
 	int acked = 0, st;
 
 	signal(SIGPIPE, SIG_IGN);
-	start_with(NULL);
+	tb_setup_started(&tb, NULL);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	assert_int_equal(tc_cmd(&c, "CRTP d 1", line, sizeof(line), NULL, 0),
 			 0);
@@ -463,7 +449,7 @@ static void test_cons_streams_with_flat_memory(void **state)
 	int total = 200000, got = 0;
 	long before, during;
 
-	start_with(NULL);
+	tb_setup_started(&tb, NULL);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	assert_int_equal(tc_cmd(&c, "CRTP d 1", line, sizeof(line), NULL, 0),
 			 0);

@@ -100,13 +100,7 @@ static void secret_config(int i)
 
 static void start(int i)
 {
-	int st = 0;
-
-	if (tb_start(&tbs[i], &st) != 0) {
-		tb_read_log(&tbs[i], logbuf, sizeof(logbuf));
-		fail_msg("broker %d did not start (exit %d):\n%s", i + 1, st,
-			 logbuf);
-	}
+	tb_start_checked(&tbs[i]);
 }
 
 static int port_taken(int port, int n)
@@ -374,23 +368,6 @@ static void test_forged_hello_and_append(void **state)
 		      refused, leader);
 }
 
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 #define STRANGERS  50
 #define FIRST_SIZE (48u << 20)
 
@@ -406,7 +383,7 @@ static void test_preauth_memory(void **state)
 	double end;
 
 	assert_true(wait_view(ALL_BROKERS, ALL_UP, 15) > 0);
-	before = rss_kb(tbs[N - 1].pid);
+	before = tb_rss_kb(tbs[N - 1].pid);
 	peak = before;
 	for (int k = 0; k < STRANGERS; k++) {
 		struct tc c;
@@ -451,14 +428,14 @@ static void test_preauth_memory(void **state)
 				open_n--;
 			}
 		}
-		rss = rss_kb(tbs[N - 1].pid);
+		rss = tb_rss_kb(tbs[N - 1].pid);
 		if (rss > peak)
 			peak = rss;
 	}
 	for (int k = 0; k < STRANGERS; k++)
 		if (fds[k] >= 0)
 			close(fds[k]);
-	after = rss_kb(tbs[N - 1].pid);
+	after = tb_rss_kb(tbs[N - 1].pid);
 	print_message("pre-auth memory: %d connections, %zu bytes sent in "
 		      "all, %d still open after 3 s; broker VmRSS %ld kB "
 		      "before, %ld kB peak, %ld kB after\n",
@@ -507,8 +484,8 @@ static void test_wrong_secret_refused(void **state)
 	 * come first, and it says so at its next attempt. */
 	end = now_s() + 15;
 	while (count_in_log(0, "authentication failed") +
-			   count_in_log(1, "authentication failed") <
-		   1 &&
+			       count_in_log(1, "authentication failed") <
+		       1 &&
 	       now_s() < end)
 		usleep(100000);
 	assert_true(count_in_log(0, "authentication failed") +

@@ -68,8 +68,8 @@ static void wait_for(const char *text)
 static void type(const char *line)
 {
 	tb_sh("tmux -L %s send-keys -t %s -l '%s' && "
-	    "tmux -L %s send-keys -t %s Enter",
-	    session, session, line, session, session);
+	      "tmux -L %s send-keys -t %s Enter",
+	      session, session, line, session, session);
 }
 
 static void test_real_telnet_client(void **state)
@@ -82,8 +82,8 @@ static void test_real_telnet_client(void **state)
 	/* A private tmux server: nothing else on the machine can end it. */
 	/* The pane outlives telnet so its last words can be read. */
 	tb_sh("tmux -L %s new-session -d -s %s -x 160 -y 60 "
-	    "'telnet 127.0.0.1 %d' \\; set-option -t %s remain-on-exit on",
-	    session, session, tb.port, session);
+	      "'telnet 127.0.0.1 %d' \\; set-option -t %s remain-on-exit on",
+	      session, session, tb.port, session);
 	wait_for("Escape character");
 	type("PING");
 	wait_for("OK PONG");
@@ -117,8 +117,8 @@ static void test_out_of_tree_partitioner(void **state)
 	int st;
 
 	tb_setup(&tb, NULL);
-	tb_sh("make -s install DESTDIR='%s/root' >'%s/install.log' 2>&1", tb.dir,
-	    tb.dir);
+	tb_sh("make -s install DESTDIR='%s/root' >'%s/install.log' 2>&1",
+	      tb.dir, tb.dir);
 	snprintf(extra, sizeof(extra),
 		 "find '%s/root' -name kafkaesque.pc | head -1", tb.dir);
 	p = popen(extra, "r");
@@ -128,17 +128,17 @@ static void test_out_of_tree_partitioner(void **state)
 	pc[strcspn(pc, "\n")] = '\0';
 	*strrchr(pc, '/') = '\0';
 	tb_sh("cp -r '%s/examples/partitioner' '%s/example' && "
-	    "PKG_CONFIG_PATH='%s' PKG_CONFIG_SYSROOT_DIR='%s/root' "
-	    "make -s -C '%s/example' >'%s/example.log' 2>&1",
-	    KQ_SRCDIR, tb.dir, pc, tb.dir, tb.dir, tb.dir);
+	      "PKG_CONFIG_PATH='%s' PKG_CONFIG_SYSROOT_DIR='%s/root' "
+	      "make -s -C '%s/example' >'%s/example.log' 2>&1",
+	      KQ_SRCDIR, tb.dir, pc, tb.dir, tb.dir, tb.dir);
 	snprintf(extra, sizeof(extra), "\"plugin_path\": [\"%s/example\"]",
 		 tb.dir);
 	tb_write_config(&tb, extra);
 	/* The harness's plugins section names keyhash and roundrobin; add
 	 * firstbyte to the list. */
 	tb_sh("sed -i 's/\"roundrobin\"\\]/\"roundrobin\", \"firstbyte\"]/' "
-	    "'%s'",
-	    tb.config);
+	      "'%s'",
+	      tb.config);
 	assert_int_equal(tb_start(&tb, &st), 0);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	assert_int_equal(tc_cmd(&c, "CRTP t 4 partitioner=firstbyte", line,

@@ -49,11 +49,11 @@
 
 #include "cluster.h"
 
-#define NPUB	   TCL_N
-#define NPARTS	   3
-#define WINDOW	   4
-#define MAX_MSGS   400000 /* per publisher */
-#define TOPIC	   "chk"
+#define NPUB	 TCL_N
+#define NPARTS	 3
+#define WINDOW	 4
+#define MAX_MSGS 400000 /* per publisher */
+#define TOPIC	 "chk"
 
 enum { S_NONE, S_SENT, S_ACKED, S_FAILED, S_UNKNOWN };
 
@@ -70,10 +70,10 @@ struct pub {
 	int fd;
 	char buf[1 << 16];
 	size_t len;
-	uint32_t next;		/* next sequence number to send */
-	uint32_t inflight[64];	/* ring of sequence numbers sent */
-	unsigned head, n;	/* in the ring */
-	double last_ack;	/* when it last got an OK */
+	uint32_t next;	       /* next sequence number to send */
+	uint32_t inflight[64]; /* ring of sequence numbers sent */
+	unsigned head, n;      /* in the ring */
+	double last_ack;       /* when it last got an OK */
 	double worst_gap;
 	uint64_t acked, failed, unknown;
 	uint64_t acked_in_cut; /* OK answers while its broker was cut off */
@@ -140,8 +140,9 @@ static void pub_fill(struct pub *p)
 	char line[64];
 
 	while (p->fd >= 0 && p->n < WINDOW && p->next < MAX_MSGS && !draining) {
-		int len = snprintf(line, sizeof(line), "PUBS " TOPIC " p%d-%u\r\n",
-				   p->idx, p->next);
+		int len =
+			snprintf(line, sizeof(line),
+				 "PUBS " TOPIC " p%d-%u\r\n", p->idx, p->next);
 
 		if (send(p->fd, line, (size_t)len, MSG_NOSIGNAL) != len) {
 			pub_lost(p);
@@ -348,7 +349,8 @@ static void cut_broker_3(void)
 
 	print_message("cut broker 3 off for 5 s (nft)\n");
 	tb_sh("nft add table inet kqtest");
-	tb_sh("nft 'add chain inet kqtest in { type filter hook input priority 0; }'");
+	tb_sh("nft 'add chain inet kqtest in { type filter hook input priority "
+	      "0; }'");
 	tb_sh("nft add rule inet kqtest in tcp dport %d drop", port);
 	tb_sh("nft add rule inet kqtest in tcp sport %d drop", port);
 	cut_from = tcl_now();
@@ -378,7 +380,8 @@ static void view_put(struct seen *v, int part, long off, const char *body)
 
 		while (cap <= off)
 			cap *= 2;
-		v->body[part] = realloc(v->body[part], (size_t)cap * sizeof(char *));
+		v->body[part] =
+			realloc(v->body[part], (size_t)cap * sizeof(char *));
 		assert_non_null(v->body[part]);
 		memset(v->body[part] + v->cap[part], 0,
 		       (size_t)(cap - v->cap[part]) * sizeof(char *));
@@ -454,8 +457,8 @@ static int check_view(int i, struct seen *v, int final)
 					 "\"%s\", never sent",
 					 i + 1, TOPIC, part, off, b);
 			if (++pubs[k].msgs[s].seen > 1)
-				fail_msg("broker %d: \"%s\" stored twice", i + 1,
-					 b);
+				fail_msg("broker %d: \"%s\" stored twice",
+					 i + 1, b);
 			if (pubs[k].msgs[s].state == S_ACKED &&
 			    (pubs[k].msgs[s].part != part ||
 			     pubs[k].msgs[s].off != off))
@@ -509,10 +512,11 @@ static void compare_views(int i, const struct seen *v)
 		for (long o = 0; o < v->cap[p] && o < first_view.cap[p]; o++)
 			if (v->body[p][o] && first_view.body[p][o] &&
 			    strcmp(v->body[p][o], first_view.body[p][o]) != 0)
-				fail_msg("%s-%d offset %ld: \"%s\" on broker 1, "
-					 "\"%s\" on broker %d",
-					 TOPIC, p, o, first_view.body[p][o],
-					 v->body[p][o], i + 1);
+				fail_msg(
+					"%s-%d offset %ld: \"%s\" on broker 1, "
+					"\"%s\" on broker %d",
+					TOPIC, p, o, first_view.body[p][o],
+					v->body[p][o], i + 1);
 }
 
 /* ------------------------------------------------------------ the test */

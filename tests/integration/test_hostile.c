@@ -32,19 +32,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void start_with(const char *extra)
-{
-	int status = 0;
-
-	tb_setup(&tb, extra);
-	if (tb_start(&tb, &status) != 0) {
-		char log[4096];
-
-		tb_read_log(&tb, log, sizeof(log));
-		fail_msg("broker did not start (exit %d):\n%s", status, log);
-	}
-}
-
 static void restart(void)
 {
 	int status = 0;
@@ -87,7 +74,7 @@ static void test_crtp_says_why(void **state)
 	struct tc c;
 	FILE *f;
 
-	start_with(NULL);
+	tb_setup_started(&tb, NULL);
 	snprintf(path, sizeof(path), "%s/kafkaesque-1/t-1", tb.dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
@@ -117,7 +104,7 @@ static void test_crtp_emfile(void **state)
 	struct tc c;
 
 	tb_nofile = 64;
-	start_with(NULL);
+	tb_setup_started(&tb, NULL);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	for (int i = 0; i < 64; i++)
 		if (tc_connect(&hogs[i], tb.port) != 0)
@@ -228,7 +215,7 @@ static void test_accept_emfile(void **state)
 	struct tc c;
 
 	tb_nofile = 48;
-	start_with(NULL);
+	tb_setup_started(&tb, NULL);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(tc_connect(&cs[i], tb.port), 0);
 	for (int i = 0; i < N; i++) {
@@ -280,7 +267,7 @@ static void test_keys_beside_odd_values(void **state)
 	char cmd[256];
 	struct tc c;
 
-	start_with(NULL);
+	tb_setup_started(&tb, NULL);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	expect_cmd(&c, "CRTP orders 3", "OK orders 3");
 	for (size_t i = 0; i < sizeof(msgs) / sizeof(*msgs); i++) {
@@ -320,7 +307,7 @@ static void test_orphaned_partitions(void **state)
 	struct tc c;
 	struct stat st;
 
-	start_with(NULL);
+	tb_setup_started(&tb, NULL);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	expect_cmd(&c, "CRTP t 2", "OK t 2");
 	expect_cmd(&c, "PUBS t old", "OK {N} 0");
@@ -404,7 +391,7 @@ static void test_sigterm_as_soon_as_listening(void **state)
 {
 	struct tc c;
 
-	start_with(NULL);
+	tb_setup_started(&tb, NULL);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	expect_cmd(&c, "CRTP many 200", "OK many 200");
 	tc_close(&c);
@@ -423,7 +410,7 @@ static void test_sighup_without_log_file(void **state)
 	char log[16384];
 	struct tc c;
 
-	start_with(NULL);
+	tb_setup_started(&tb, NULL);
 	assert_int_equal(kill(tb.pid, SIGHUP), 0);
 	usleep(200000);
 	assert_int_equal(tc_connect(&c, tb.port), 0);

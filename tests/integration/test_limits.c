@@ -32,8 +32,8 @@
 #define MAXPING 100000
 
 /* A CRTP cut short by SIGTERM. */
-#define STOPPING_ANSWER                                                  \
-	"ERR UNAVAILABLE topic big was created, but the broker is "     \
+#define STOPPING_ANSWER                                                        \
+	"ERR UNAVAILABLE topic big was created, but the broker is "            \
 	"stopping: its partitions are opened at the next start"
 
 static struct tb tb;
@@ -99,7 +99,8 @@ static void ping_stop(struct pinger *pg, pthread_t th)
 	print_message("PING meanwhile: %zu, p50 %.2f ms, p99 %.2f ms, "
 		      "max %.2f ms\n",
 		      pg->n, pg->lat[pg->n / 2] * 1e3,
-		      pg->lat[pg->n * 99 / 100] * 1e3, pg->lat[pg->n - 1] * 1e3);
+		      pg->lat[pg->n * 99 / 100] * 1e3,
+		      pg->lat[pg->n - 1] * 1e3);
 }
 
 static int teardown(void **state)
@@ -216,9 +217,8 @@ static void wait_applied(struct tc *c)
 	char line[256];
 
 	for (int i = 0; i < 1000; i++) {
-		assert_int_equal(tc_cmd(c, "DESC big", line, sizeof(line),
-					NULL, 0),
-				 0);
+		assert_int_equal(
+			tc_cmd(c, "DESC big", line, sizeof(line), NULL, 0), 0);
 		if (strcmp(line, "OK big 1000") == 0)
 			break;
 		usleep(1000);
@@ -357,13 +357,11 @@ static void test_opening_counts_once(void **state)
 	tc_send(&a, "CRTP big 1000");
 	/* Most likely before every partition is open. */
 	wait_applied(&c);
-	assert_int_equal(tc_cmd(&c, "CRTP more 400", line, sizeof(line), NULL,
-				0),
-			 0);
+	assert_int_equal(
+		tc_cmd(&c, "CRTP more 400", line, sizeof(line), NULL, 0), 0);
 	assert_string_equal(line, "OK more 400");
-	assert_int_equal(tc_cmd(&c, "CRTP over 101", line, sizeof(line), NULL,
-				0),
-			 0);
+	assert_int_equal(
+		tc_cmd(&c, "CRTP over 101", line, sizeof(line), NULL, 0), 0);
 	if (!tb_match("ERR BUSY 101 more partitions would pass "
 		      "limits.max_partitions_total (1500; 1400 in use)",
 		      line))

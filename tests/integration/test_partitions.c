@@ -126,8 +126,8 @@ static long read_back(int i, int t)
 		if (sscanf(status, "MSG %ld %ld %ld", &part, &off, &len) != 3)
 			break;
 		assert_true(tc_line(&c, body, sizeof(body)) > 0);
-		if (sscanf(body, "t%d-%d", &bt, &bk) != 2 ||
-		    bt != t || bk < 0 || bk >= PARTITIONS * PER_PART)
+		if (sscanf(body, "t%d-%d", &bt, &bk) != 2 || bt != t ||
+		    bk < 0 || bk >= PARTITIONS * PER_PART)
 			fail_msg("broker %d, m%d: %s", i + 1, t, body);
 		if (acked[t][bk][0] >= 0 &&
 		    (acked[t][bk][0] != part || acked[t][bk][1] != off))
@@ -219,8 +219,8 @@ static void test_many_partitions(void **state)
 
 		for (int t = 0; t < TOPICS; t++)
 			all += nacked[t];
-		printf("%ld of %d messages acknowledged in %.1f s\n", all,
-		       MSGS, tcl_now() - t0);
+		printf("%ld of %d messages acknowledged in %.1f s\n", all, MSGS,
+		       tcl_now() - t0);
 	}
 	for (int i = 0; i < TCL_N; i++) {
 		int n = open_fds(i);

@@ -32,18 +32,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void start_broker(void)
-{
-	int st = 0;
-
-	if (tb_start(&tb, &st) != 0) {
-		char log[8192];
-
-		tb_read_log(&tb, log, sizeof(log));
-		fail_msg("broker did not start (exit %d):\n%s", st, log);
-	}
-}
-
 static void cmd(struct tc *c, const char *command, const char *pattern)
 {
 	char line[1024];
@@ -95,7 +83,7 @@ static void test_retention(void **state)
 
 	tb_setup(&tb, "\"topics\": {\"retention_check_ms\": 20}, "
 		      "\"segment\": {\"segment_bytes\": 4096}");
-	start_broker();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	cmd(&c, "CRTP r 1 retention.bytes=8192", "OK r 1");
 	cmd(&c, "CRTP keep 1", "OK keep 1");
@@ -121,7 +109,6 @@ static void test_retention(void **state)
 	assert_int_equal(tb_stop(&tb), 0);
 }
 
-
 /* A bad checksum inside a sealed segment: the partition serves reads up
  * to the damage, then says where it is; the broker keeps serving. */
 static void test_damaged_segment(void **state)
@@ -131,7 +118,7 @@ static void test_damaged_segment(void **state)
 	int msgs = 0;
 
 	tb_setup(&tb, "\"segment\": {\"segment_bytes\": 4096}");
-	start_broker();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	cmd(&c, "CRTP d 1", "OK d 1");
 	cmd(&c, "CRTP other 1", "OK other 1");
@@ -143,7 +130,7 @@ static void test_damaged_segment(void **state)
 	snprintf(path, sizeof(path),
 		 "%s/kafkaesque-1/d-0/00000000000000000000.log", tb.dir);
 	tb_flip_byte(path, 2048);
-	start_broker();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	cmd(&c, "SUBS d g", "OK 1001 0");
 	tc_send(&c, "CONS d 1001 0");
@@ -189,7 +176,7 @@ static void damage_last_record(struct tc *c, const char *topic, int nparts,
 	struct stat st;
 
 	tb_setup(&tb, NULL);
-	start_broker();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(c, tb.port), 0);
 	snprintf(command, sizeof(command), "CRTP %s %d", topic, nparts);
 	snprintf(want, sizeof(want), "OK %s %d", topic, nparts);
@@ -205,7 +192,7 @@ static void damage_last_record(struct tc *c, const char *topic, int nparts,
 	if (syncfaults)
 		assert_int_equal(tb_start_syncfaults(&tb, &status), 0);
 	else
-		start_broker();
+		tb_start_checked(&tb);
 	assert_int_equal(tc_connect(c, tb.port), 0);
 }
 
@@ -219,7 +206,8 @@ static unsigned long long lost_end(const char *line, const char *part,
 	unsigned long long a = 0, b = 0;
 
 	snprintf(want, sizeof(want),
-		 "ERR INTERNAL partition %s lost offsets %%llu..%%llu to", part);
+		 "ERR INTERNAL partition %s lost offsets %%llu..%%llu to",
+		 part);
 	if (sscanf(line, want, &a, &b) != 2 || a != from || b < from ||
 	    !strstr(line, " to damage found at start-up (see the broker "
 			  "log); CMIT past them to read on"))
@@ -239,9 +227,8 @@ static void test_damaged_last_record(void **state)
 	int msgs = 0;
 
 	damage_last_record(&c, "e", 1, 0);
-	assert_int_equal(tc_cmd(&c, "PUBS e after", line, sizeof(line), NULL,
-				0),
-			 0);
+	assert_int_equal(
+		tc_cmd(&c, "PUBS e after", line, sizeof(line), NULL, 0), 0);
 	assert_int_equal(sscanf(line, "OK 0 %llu", &after), 1);
 	assert_true(after >= 30);
 	assert_int_equal(tc_cmd(&c, "SUBS e g", line, sizeof(line), NULL, 0),
@@ -259,8 +246,7 @@ static void test_damaged_last_record(void **state)
 	}
 	assert_int_equal(msgs, 29);
 	assert_string_equal(line, "OK 29");
-	assert_int_equal(
-		tc_cmd(&c, cmdline, line, sizeof(line), NULL, 0), 0);
+	assert_int_equal(tc_cmd(&c, cmdline, line, sizeof(line), NULL, 0), 0);
 	end = lost_end(line, "e-0", 29);
 	assert_int_equal(end, after);
 	snprintf(cmdline, sizeof(cmdline), "CMIT e %llu 0 %llu", id, end);
@@ -304,9 +290,8 @@ static void test_lost_kept_across_failed_sync(void **state)
 	(void)state;
 	damage_last_record(&c, "e", 1, 1);
 	tb_flag(&tb, "failsync", 1);
-	assert_int_equal(tc_cmd(&c, "PUBS e never", line, sizeof(line), NULL,
-				0),
-			 0);
+	assert_int_equal(
+		tc_cmd(&c, "PUBS e never", line, sizeof(line), NULL, 0), 0);
 	if (!tb_match("ERR UNAVAILABLE {*}", line))
 		fail_msg("PUBS with a failing fdatasync: %s", line);
 	tb_flag(&tb, "failsync", 0);
@@ -414,7 +399,7 @@ static int fill_disk(struct tc *c, int size)
 			tb.dir, data, tb.config);
 		assert_int_equal(system(cmdline), 0);
 	}
-	start_broker();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(c, tb.port), 0);
 	cmd(c, "CRTP f 1", "OK f 1");
 	/* One at a time, so that each answer belongs to a known message. */
@@ -476,7 +461,7 @@ static void test_full_disk(void **state)
 	snprintf(opts, sizeof(opts), "size=%dk", 8192);
 	assert_int_equal(mount("kq-test", mounted, "tmpfs", MS_REMOUNT, opts),
 			 0);
-	start_broker();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	snprintf(data, sizeof(data),
 		 "PARTITION 0 LEADER 1 REPLICAS 1 START 0 "
@@ -556,7 +541,7 @@ static void test_full_disk_metadata_recovers(void **state)
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
 	/* All of it after a restart, and the topics made before. */
-	start_broker();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	cmd(&c, "DESC late", "OK late 1");
 	for (int i = 0; i < made; i++) {
@@ -589,9 +574,8 @@ static void test_failed_sync_dropped_on_reopen(void **state)
 	cmd(&c, "PUBS s a", "OK 0 0");
 	cmd(&c, "PUBS s b", "OK 0 1");
 	tb_flag(&tb, "failsync", 1);
-	assert_int_equal(tc_cmd(&c, "PUBS s never", line, sizeof(line), NULL,
-				0),
-			 0);
+	assert_int_equal(
+		tc_cmd(&c, "PUBS s never", line, sizeof(line), NULL, 0), 0);
 	if (!tb_match("ERR UNAVAILABLE {*}", line))
 		fail_msg("PUBS with a failing fdatasync: %s", line);
 	tb_flag(&tb, "failsync", 0);
@@ -629,7 +613,7 @@ static void test_unopenable_partition(void **state)
 	double end;
 
 	tb_setup(&tb, NULL);
-	start_broker();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	cmd(&c, "CRTP u 3", "OK u 3");
 	for (int p = 0; p < 3; p++)
@@ -641,7 +625,7 @@ static void test_unopenable_partition(void **state)
 	snprintf(moved, sizeof(moved), "%s.aside", path);
 	assert_int_equal(rename(path, moved), 0);
 	fclose(fopen(path, "w"));
-	start_broker();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	assert_int_equal(
 		tc_cmd(&c, "DESC u", line, sizeof(line), data, sizeof(data)),
