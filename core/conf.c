@@ -195,11 +195,51 @@ static void apply_overrides(json_t *root, const struct kq__overrides *ov)
 			  json_integer(ov->raft_port));
 }
 
+/* The keys of the core's sections, and of one peer. */
+static const char *const broker_keys[] = {"id", "data_dir", "log_file", NULL};
+static const char *const plugin_keys[] = {"transport", "partitioner", "storage",
+					  "consensus", NULL};
+static const char *const topic_keys[] = {"default_partitions",
+					 "max_partitions",
+					 "retention_ms",
+					 "retention_bytes",
+					 "retention_check_ms",
+					 "request_timeout_ms",
+					 NULL};
+static const char *const cluster_keys[] = {
+	"raft_port",	      "peers",
+	"secret_file",	      "auth_timeout_ms",
+	"max_connections",    "max_connections_per_address",
+	"session_timeout_ms", NULL};
+static const char *const limit_keys[] = {"max_topics",
+					 "max_partitions_total",
+					 "max_groups",
+					 "max_subscriptions_per_connection",
+					 "max_members_per_group",
+					 NULL};
+static const char *const peer_keys[] = {"id", "host", "port", "raft_port",
+					NULL};
+
+const char *const *kq__config_keys(const char *section)
+{
+	static const struct {
+		const char *name;
+		const char *const *keys;
+	} map[] = {
+		{"broker", broker_keys}, {"plugins", plugin_keys},
+		{"topics", topic_keys},	 {"cluster", cluster_keys},
+		{"limits", limit_keys},	 {"peer", peer_keys},
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
+		if (strcmp(map[i].name, section) == 0)
+			return map[i].keys;
+	return NULL;
+}
+
 static int parse_peers(json_t *cluster, struct kq__config *cfg, char *err,
 		       size_t errlen)
 {
-	static const char *const peer_keys[] = {"id", "host", "port",
-						"raft_port", NULL};
 	json_t *peers = json_object_get(cluster, "peers");
 	json_t *p;
 	size_t i, j;
@@ -251,29 +291,6 @@ static int parse_peers(json_t *cluster, struct kq__config *cfg, char *err,
 
 static int validate(struct kq__config *cfg, char *err, size_t errlen)
 {
-	static const char *const broker_keys[] = {"id", "data_dir", "log_file",
-						  NULL};
-	static const char *const plugin_keys[] = {"transport", "partitioner",
-						  "storage", "consensus", NULL};
-	static const char *const topic_keys[] = {"default_partitions",
-						 "max_partitions",
-						 "retention_ms",
-						 "retention_bytes",
-						 "retention_check_ms",
-						 "request_timeout_ms",
-						 NULL};
-	static const char *const cluster_keys[] = {
-		"raft_port",	      "peers",
-		"secret_file",	      "auth_timeout_ms",
-		"max_connections",    "max_connections_per_address",
-		"session_timeout_ms", NULL};
-	static const char *const limit_keys[] = {
-		"max_topics",
-		"max_partitions_total",
-		"max_groups",
-		"max_subscriptions_per_connection",
-		"max_members_per_group",
-		NULL};
 	json_t *root = cfg->root, *broker, *plugins, *topics, *cluster, *limits,
 	       *v;
 	const char *key;

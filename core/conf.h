@@ -49,7 +49,7 @@ struct kq__config {
 	uint32_t max_subs_per_connection;
 	uint32_t max_members_per_group;
 	int log_level;
-	int raft_port;	   /* 0 without a cluster section */
+	int raft_port; /* 0 without a cluster section */
 	/* how long the members of a broker that cannot be reached stay */
 	uint32_t session_timeout_ms;
 	char *secret_file; /* cluster.secret_file; NULL when not set */
@@ -67,6 +67,11 @@ extern const char kq__default_config[];
  * by the caller: release with kq__config_free. */
 int kq__config_load(const char *path, const struct kq__overrides *ov,
 		    struct kq__config *cfg, char *err, size_t errlen);
+
+/* The keys the core knows in one of its sections ("broker", "plugins",
+ * "topics", "cluster", "limits", or "peer" for one of cluster.peers),
+ * NULL-terminated; NULL for a section that is not the core's. */
+const char *const *kq__config_keys(const char *section);
 
 /* Same, from a JSON text. */
 int kq__config_parse(const char *text, const struct kq__overrides *ov,

@@ -54,36 +54,24 @@ static unsigned pick(struct src *s, unsigned n)
 }
 
 static const char *const sections[] = {
-	"broker",  "plugins",	 "topics",  "cluster", "plugin_path",
-	"log",	   "telnet",	 "segment", "local",   "raft",
-	"keyhash", "roundrobin", "nosuch",  "",
+	"broker",      "plugins", "topics",	"cluster", "limits",
+	"plugin_path", "log",	  "telnet",	"segment", "local",
+	"raft",	       "keyhash", "roundrobin", "nosuch",  "",
 };
 
-/* Known keys per section, then a few that are not. */
-static const char *const broker_keys[] = {"id", "data_dir", NULL};
-static const char *const plugins_keys[] = {"transport", "partitioner",
-					   "storage", "consensus", NULL};
-static const char *const topics_keys[] = {"default_partitions",
-					  "max_partitions",
-					  "retention_ms",
-					  "retention_bytes",
-					  "retention_check_ms",
-					  "request_timeout_ms",
+/* Known keys of the modules' sections (the core's come from
+ * kq__config_keys()), then a few that are not. */
+static const char *const telnet_keys[] = {"host",
+					  "port",
+					  "max_line",
+					  "max_connections",
+					  "max_input_bytes",
+					  "stall_timeout_ms",
+					  "password_file",
 					  NULL};
-static const char *const cluster_keys[] = {"raft_port",
-					   "peers",
-					   "auth_timeout_ms",
-					   "max_connections",
-					   "max_connections_per_address",
-					   "session_timeout_ms",
-					   NULL};
-static const char *const peer_keys[] = {"id", "host", "port", "raft_port",
-					NULL};
-static const char *const telnet_keys[] = {"host", "port", "max_line",
-					  "max_connections", NULL};
-static const char *const segment_keys[] = {"segment_bytes", "fsync",
-					   "fsync_interval_ms",
-					   "index_interval_bytes", NULL};
+static const char *const segment_keys[] = {
+	"segment_bytes",	"fsync",      "fsync_interval_ms",
+	"index_interval_bytes", "open_files", NULL};
 static const char *const local_keys[] = {"snapshot_every", NULL};
 static const char *const raft_keys[] = {
 	"tick_ms",	"election_ticks", "heartbeat_ticks", "pre_vote",
@@ -199,6 +187,8 @@ static json_t *value_for(struct src *s, const char *key, int depth)
 		json_t *a = json_array();
 		unsigned n = pick(s, 5);
 
+		const char *const *peer_keys = kq__config_keys("peer");
+
 		for (unsigned i = 0; i < n; i++) {
 			json_t *p = json_object();
 			unsigned k = pick(s, 6);
@@ -238,13 +228,15 @@ static const char *const *keys_of(const char *section)
 		const char *name;
 		const char *const *keys;
 	} map[] = {
-		{"broker", broker_keys}, {"plugins", plugins_keys},
-		{"topics", topics_keys}, {"cluster", cluster_keys},
 		{"telnet", telnet_keys}, {"segment", segment_keys},
 		{"local", local_keys},	 {"raft", raft_keys},
 		{"keyhash", no_keys},	 {"roundrobin", no_keys},
 	};
 
+	const char *const *core = kq__config_keys(section);
+
+	if (core)
+		return core;
 	for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
 		if (strcmp(map[i].name, section) == 0)
 			return map[i].keys;
