@@ -3,11 +3,12 @@
 
 #include "module.h"
 
+const char *const kq__seg_conf_keys[] = {"segment_bytes",	 "fsync",
+					 "fsync_interval_ms",	 "open_files",
+					 "index_interval_bytes", NULL};
+
 int kq__seg_conf_parse(const struct kq_host *host, struct kq__seg_conf *conf)
 {
-	static const char *const keys[] = {"segment_bytes",	   "fsync",
-					   "fsync_interval_ms",	   "open_files",
-					   "index_interval_bytes", NULL};
 	static const char *const policies[] = {"always", "interval", "never",
 					       NULL};
 	static const enum kq_sync_policy policy_of[] = {
@@ -18,7 +19,7 @@ int kq__seg_conf_parse(const struct kq_host *host, struct kq__seg_conf *conf)
 
 	conf->retention_ms = -1;
 	conf->retention_bytes = -1;
-	rv = kq_config_keys(host, keys);
+	rv = kq_config_keys(host, kq__seg_conf_keys);
 	if (rv == 0)
 		rv = kq_config_int(host, "segment_bytes", 4096, INT64_MAX,
 				   &segment_bytes);

@@ -60,6 +60,9 @@ struct kq__seg_module {
 	struct kq__seg_fds fds;
 };
 
+/* The keys of the segment section, NULL-terminated (config.c). */
+extern const char *const kq__seg_conf_keys[];
+
 /* Parses the module's config section (host->config; NULL: all defaults)
  * into *conf.  Returns 0, or KQ_ECONFIG after logging one line naming the
  * JSON path. */

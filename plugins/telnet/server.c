@@ -28,23 +28,24 @@
 
 /* ---------------------------------------------------------------- config */
 
+const char *const kq__tn_config_keys[] = {"host",
+					  "port",
+					  "max_line",
+					  "max_connections",
+					  "max_input_bytes",
+					  "stall_timeout_ms",
+					  "password_file",
+					  NULL};
+
 static int read_config(struct kq__tn_server *srv)
 {
-	static const char *const keys[] = {"host",
-					   "port",
-					   "max_line",
-					   "max_connections",
-					   "max_input_bytes",
-					   "stall_timeout_ms",
-					   "password_file",
-					   NULL};
 	const struct kq_host *host = srv->host;
 	const char *bind = "127.0.0.1", *password = NULL;
 	int64_t port = 8080, max_line = KQ__TN_MAX_LINE_DEFAULT;
 	int64_t max_conns = 1024, max_input = 128 << 20, stall = 30000;
 	int rv;
 
-	rv = kq_config_keys(host, keys);
+	rv = kq_config_keys(host, kq__tn_config_keys);
 	if (rv == 0)
 		rv = kq_config_string(host, "host", &bind);
 	if (rv == 0)

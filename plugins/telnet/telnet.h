@@ -174,6 +174,9 @@ struct kq__tn_server {
 #define KQ__TN_LOG(srv, lvl, ...)                                              \
 	(srv)->host->log((srv)->host, (lvl), __VA_ARGS__)
 
+/* The keys of the telnet section, NULL-terminated (server.c). */
+extern const char *const kq__tn_config_keys[];
+
 /* server.c: the server behind the module's ops (plugin.c); see struct
  * kq_transport_ops.  init leaves srv->cmd to the caller. */
 int kq__tn_server_init(const struct kq_host *host, void **state);

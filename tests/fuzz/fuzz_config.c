@@ -22,6 +22,7 @@
 #include <kafkaesque/kafkaesque.h>
 
 #include "../../plugins/segment/module.h"
+#include "../../plugins/telnet/telnet.h"
 #include "conf.h"
 #include "log.h"
 
@@ -61,17 +62,6 @@ static const char *const sections[] = {
 
 /* Known keys of the modules' sections (the core's come from
  * kq__config_keys()), then a few that are not. */
-static const char *const telnet_keys[] = {"host",
-					  "port",
-					  "max_line",
-					  "max_connections",
-					  "max_input_bytes",
-					  "stall_timeout_ms",
-					  "password_file",
-					  NULL};
-static const char *const segment_keys[] = {
-	"segment_bytes",	"fsync",      "fsync_interval_ms",
-	"index_interval_bytes", "open_files", NULL};
 static const char *const local_keys[] = {"snapshot_every", NULL};
 static const char *const raft_keys[] = {
 	"tick_ms",	"election_ticks", "heartbeat_ticks", "pre_vote",
@@ -228,9 +218,9 @@ static const char *const *keys_of(const char *section)
 		const char *name;
 		const char *const *keys;
 	} map[] = {
-		{"telnet", telnet_keys}, {"segment", segment_keys},
-		{"local", local_keys},	 {"raft", raft_keys},
-		{"keyhash", no_keys},	 {"roundrobin", no_keys},
+		{"telnet", kq__tn_config_keys}, {"segment", kq__seg_conf_keys},
+		{"local", local_keys},		{"raft", raft_keys},
+		{"keyhash", no_keys},		{"roundrobin", no_keys},
 	};
 
 	const char *const *core = kq__config_keys(section);
