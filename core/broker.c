@@ -175,7 +175,8 @@ static void transport_stopped(void *ctx)
 
 static int logs_busy(struct kq_broker *b)
 {
-	if (b->works || b->sync_list || b->dirty || b->done || kq__fwd_busy(b))
+	if (b->works || b->sync_list || b->dirty || b->done ||
+	    b->commits_asking || kq__fwd_busy(b))
 		return 1;
 	for (struct kq_store *pl = b->all_stores; pl; pl = pl->next_all)
 		if (pl->waiting || pl->running)

@@ -246,7 +246,9 @@ struct kq_broker {
 	struct kq__fetch *fetches, *fetches_tail; /* reads waiting for a
 						   * replica to ask */
 	uv_timer_t fetch_timer;
-	uint64_t nforwarded; /* requests sent to other brokers */
+	unsigned commits_asking; /* CMITs waiting for a partition's end from
+				  * another broker: a stop waits for them */
+	uint64_t nforwarded;	 /* requests sent to other brokers */
 	unsigned stopping_transports;
 	int stopping;
 	int exit_code;

@@ -230,6 +230,7 @@ static void on_end(void *ctx, struct kq__chunk *ch)
 	if (rv < 0)
 		kq__defer_complete(b, req, rv);
 	free(sk);
+	b->commits_asking--;
 }
 
 int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
@@ -244,13 +245,18 @@ int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
 	int rv;
 
 	kq__req_init(req, s, KQ_REQ_COMMIT, cb);
+	if (b->stopping)
+		return kq__req_fail(req, KQ_EUNAVAILABLE, "broker is stopping");
 	if (partition < 0) {
 		rv = kq__member_find(b, topic, sub_id, &m, req->errmsg,
 				     sizeof(req->errmsg));
 		return rv != 0 ? rv : acknowledge(b, m, req);
 	}
 	if (partition > UINT32_MAX)
-		partition = UINT32_MAX; /* held by nobody */
+		return kq__req_fail(req, KQ_EBADARG,
+				    "partition %" PRId64
+				    " of %s does not exist",
+				    partition, topic);
 	rv = holder(b, topic, sub_id, (uint32_t)partition, &m, req);
 	if (rv != 0)
 		return rv;
@@ -273,6 +279,7 @@ int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
 		free(sk);
 		return kq__req_fail(req, rv, "out of memory");
 	}
+	b->commits_asking++;
 	return 0;
 }
 

@@ -14,7 +14,7 @@
  * has committed and to lost ranges; `next` is where the read goes on.  A
  * failed status may follow records: they come first.  A read from
  * UINT64_MAX returns no record and asks only the commit end (CMIT with
- * an offset, in consume.c). */
+ * an offset, in commit.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

@@ -39,6 +39,11 @@ int kq__seg_log_drop_seg(struct kq_log *log, size_t i)
 	pthread_mutex_lock(&log->mu);
 	log->dir_dirty = true;
 	pthread_mutex_unlock(&log->mu);
+	/* A deleted file needs no sync: off the list, so that its
+	 * descriptor (and its disk space) go now, not at the next sync,
+	 * which under fsync "never" comes only at the stop. */
+	if (seg->file != NULL)
+		kq__seg_sfile_unlist(log, seg->file);
 	kq__seg_free(log, seg);
 	return 0;
 }

@@ -853,6 +853,20 @@ static void test_open_files_bounded(void **state)
 	t_module_free(mod);
 }
 
+/* A log of 4 KiB segments that the core would sync only before closing
+ * it (kq_log_options.unsynced, fsync "never"). */
+static struct kq_log *open_unsynced(void *mod, const char *dir)
+{
+	struct kq_log_options opts = {.segment_bytes = 4096,
+				      .retention_ms = -1,
+				      .retention_bytes = -1,
+				      .unsynced = 1};
+	struct kq_log *log = NULL;
+
+	assert_int_equal(t_ops->open(mod, dir, &opts, &log), 0);
+	return log;
+}
+
 /* A log the core syncs only before closing it (fsync "never":
  * kq_log_options.unsynced) lets written files go unsynced, so appends
  * over many logs stay within the bound without a sync on the way; a
@@ -861,17 +875,13 @@ static void test_open_files_bounded_without_sync(void **state)
 {
 	struct fx *f = *state;
 	void *mod = t_module("{\"open_files\": 16}");
-	struct kq_log_options opts = {.segment_bytes = 4096,
-				      .retention_ms = -1,
-				      .retention_bytes = -1,
-				      .unsynced = 1};
 	struct kq_log *logs[40];
 	char dirs[40][80];
 	int base = count_fds();
 
 	for (int i = 0; i < 40; i++) {
 		snprintf(dirs[i], sizeof(dirs[i]), "%s/n%d", f->dir, i);
-		assert_int_equal(t_ops->open(mod, dirs[i], &opts, &logs[i]), 0);
+		logs[i] = open_unsynced(mod, dirs[i]);
 	}
 	for (int round = 0; round < 5; round++)
 		for (int i = 0; i < 40; i++) {
@@ -884,6 +894,29 @@ static void test_open_files_bounded_without_sync(void **state)
 		assert_int_equal(t_ops->sync(logs[i]), 0);
 		t_ops->close(logs[i]);
 	}
+	assert_int_equal(count_fds(), base);
+	t_module_free(mod);
+}
+
+/* A segment deleted while its file waits for a sync (reset, truncate)
+ * lets the file go: under fsync "never" nothing else would close it
+ * before the stop, and its disk space would stay taken. */
+static void test_dropped_segment_lets_its_file_go(void **state)
+{
+	struct fx *f = *state;
+	void *mod = t_module("{\"open_files\": 16}");
+	struct kq_log *log;
+	int base = count_fds();
+
+	log = open_unsynced(mod, f->dir);
+	for (int round = 0; round < 50; round++) {
+		uint64_t from = (uint64_t)round * 100;
+
+		assert_int_equal(t_append(log, from, 5, 1), 0);
+		assert_int_equal(t_ops->reset(log, from + 100), 0);
+		assert_true(count_fds() <= base + 16 + 1);
+	}
+	t_ops->close(log);
 	assert_int_equal(count_fds(), base);
 	t_module_free(mod);
 }
@@ -1159,6 +1192,7 @@ int main(void)
 		T(test_retain),
 		T(test_open_files_bounded),
 		T(test_open_files_bounded_without_sync),
+		T(test_dropped_segment_lets_its_file_go),
 		T(test_hard_state),
 		T(test_snapshot),
 		T(test_sync_thread),
