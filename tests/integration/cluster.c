@@ -146,37 +146,11 @@ int tcl_alive(struct tcl *c, int i)
 
 int tcl_stat(struct tcl *c, int i, int *up, int *leader)
 {
-	struct tc conn;
-	char status[256], data[4096], *line, *save = NULL;
-	int lines = 0;
+	unsigned mask;
+	int rv = tb_stat(c->tbs, TCL_N, i, &mask, leader);
 
-	*up = 0;
-	*leader = 0;
-	if (tc_connect(&conn, c->tbs[i].port) != 0)
-		return -1;
-	if (tc_cmd(&conn, "STAT", status, sizeof(status), data, sizeof(data)) !=
-		    0 ||
-	    strncmp(status, "OK", 2) != 0) {
-		tc_close(&conn);
-		return -1;
-	}
-	tc_close(&conn);
-	for (line = strtok_r(data, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		int id, port, n = 0;
-		char state[8];
-
-		if (sscanf(line, "BROKER %d 127.0.0.1:%d %7s%n", &id, &port,
-			   state, &n) != 3 ||
-		    id < 1 || id > TCL_N || port != c->tbs[id - 1].port)
-			return -1;
-		lines++;
-		if (strcmp(state, "up") == 0)
-			(*up)++;
-		if (strstr(line + n, " META-LEADER") != NULL)
-			*leader = *leader ? -1 : id;
-	}
-	return lines == TCL_N ? 0 : -1;
+	*up = __builtin_popcount(mask);
+	return rv;
 }
 
 int tcl_agree(struct tcl *c, int want_up, double timeout)

@@ -529,3 +529,38 @@ void tb_sh(const char *fmt, ...)
 	if (st != 0)
 		fail_msg("command failed (%d): %s", st, cmd);
 }
+
+int tb_stat(const struct tb *tbs, int n, int i, unsigned *up, int *leader)
+{
+	struct tc conn;
+	char status[256], data[4096], *line, *save = NULL;
+	int lines = 0;
+
+	*up = 0;
+	*leader = 0;
+	if (tc_connect(&conn, tbs[i].port) != 0)
+		return -1;
+	if (tc_cmd(&conn, "STAT", status, sizeof(status), data, sizeof(data)) !=
+		    0 ||
+	    strncmp(status, "OK", 2) != 0) {
+		tc_close(&conn);
+		return -1;
+	}
+	tc_close(&conn);
+	for (line = strtok_r(data, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		int id, port, k = 0;
+		char state[8];
+
+		if (sscanf(line, "BROKER %d 127.0.0.1:%d %7s%n", &id, &port,
+			   state, &k) != 3 ||
+		    id < 1 || id > n || port != tbs[id - 1].port)
+			return -1;
+		lines++;
+		if (strcmp(state, "up") == 0)
+			*up |= 1u << id;
+		if (strstr(line + k, " META-LEADER") != NULL)
+			*leader = *leader ? -1 : id;
+	}
+	return lines == n ? 0 : -1;
+}

@@ -108,6 +108,12 @@ double tb_now(void);
 void tb_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Resident memory of process pid in kB (-1 when unknown). */
+/* STAT on broker i of the n in tbs: *up gets bit 1 << id of each broker
+ * it counts up, *leader the META-LEADER (0 none, -1 more than one).
+ * Returns 0, or -1 when it did not answer or a line is not one of the n
+ * brokers at its port. */
+int tb_stat(const struct tb *tbs, int n, int i, unsigned *up, int *leader);
+
 long tb_rss_kb(pid_t pid);
 /* Descriptors process pid has open (-1 when unknown). */
 int tb_open_fds(pid_t pid);

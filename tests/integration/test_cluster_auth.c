@@ -155,40 +155,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* STAT on broker i: which brokers are up (a bit per id) and the
- * META-LEADER (0 none).  -1 when it did not answer. */
-static int stat_view(int i, unsigned *up, int *leader)
-{
-	struct tc c;
-	char status[256], data[4096], *line, *save = NULL;
-
-	*up = 0;
-	*leader = 0;
-	if (tc_connect(&c, tbs[i].port) != 0)
-		return -1;
-	if (tc_cmd(&c, "STAT", status, sizeof(status), data, sizeof(data)) !=
-		    0 ||
-	    strncmp(status, "OK", 2) != 0) {
-		tc_close(&c);
-		return -1;
-	}
-	tc_close(&c);
-	for (line = strtok_r(data, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		int id, port, n = 0;
-		char st[8];
-
-		if (sscanf(line, "BROKER %d 127.0.0.1:%d %7s%n", &id, &port, st,
-			   &n) != 3)
-			continue;
-		if (strcmp(st, "up") == 0)
-			*up |= 1u << id;
-		if (strstr(line + n, " META-LEADER") != NULL)
-			*leader = id;
-	}
-	return 0;
-}
-
 /* Waits until every broker in `who` (a bit per index) sees exactly the
  * brokers of `want_up` (a bit per id) up and they name one META-LEADER;
  * returns it, or 0 at the deadline. */
@@ -205,8 +171,9 @@ static int wait_view(unsigned who, unsigned want_up, double timeout)
 
 			if (!(who & (1u << i)))
 				continue;
-			if (stat_view(i, &up, &leader) != 0 || up != want_up ||
-			    leader <= 0 || (agreed && leader != agreed))
+			if (tb_stat(tbs, N, i, &up, &leader) != 0 ||
+			    up != want_up || leader <= 0 ||
+			    (agreed && leader != agreed))
 				ok = 0;
 			else
 				agreed = leader;
@@ -470,7 +437,7 @@ static void test_wrong_secret_refused(void **state)
 	leader = 0;
 	while (now_s() < end) {
 		for (int i = 0; i < N - 1; i++) {
-			assert_int_equal(stat_view(i, &up, &l), 0);
+			assert_int_equal(tb_stat(tbs, N, i, &up, &l), 0);
 			assert_false(up & (1u << 3));
 			if (l > 0)
 				leader = l;
