@@ -1,5 +1,7 @@
 #include "fake_host.h"
 
+#include <kafkaesque/partitioner.h>
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,4 +78,16 @@ const void *kq__test_module_ops(enum kq_plugin_kind kind, const char *module,
 		return NULL;
 	ops = d->ops;
 	return ops->size == ops_size ? d->ops : NULL;
+}
+
+const struct kq_partitioner_ops *kq__test_partitioner(const char *module)
+{
+	const struct kq_partitioner_ops *o =
+		kq__test_module_ops(KQ_PLUGIN_PARTITIONER, module, sizeof(*o));
+
+	if (!o) {
+		fprintf(stderr, "%s: not the partitioner linked in\n", module);
+		abort();
+	}
+	return o;
 }

@@ -30,4 +30,9 @@ void kq__test_log_clear(void);
 const void *kq__test_module_ops(enum kq_plugin_kind kind, const char *module,
 				size_t ops_size);
 
+struct kq_partitioner_ops;
+/* The ops of the partitioner `module` linked into the test; aborts when
+ * it is not (kq__test_module_ops). */
+const struct kq_partitioner_ops *kq__test_partitioner(const char *module);
+
 #endif /* KQ_TEST_FAKE_HOST_H */

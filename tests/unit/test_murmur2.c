@@ -133,30 +133,16 @@ static void test_to_positive(void **unused)
 	assert_int_equal(kq__murmur2_partition(5, 3), 2);
 }
 
-static struct kq_host make_host(const json_t *config)
-{
-	return kq__test_host("keyhash", config);
-}
-
-static const struct kq_partitioner_ops *ops(void)
-{
-	const struct kq_partitioner_ops *o = kq__test_module_ops(
-		KQ_PLUGIN_PARTITIONER, "keyhash", sizeof(*o));
-
-	assert_non_null(o);
-	return o;
-}
-
 static void test_init_accepts_no_config(void **unused)
 {
-	const struct kq_partitioner_ops *o = ops();
+	const struct kq_partitioner_ops *o = kq__test_partitioner("keyhash");
 	json_t *empty = json_object();
-	struct kq_host h = make_host(NULL);
+	struct kq_host h = kq__test_host("keyhash", NULL);
 	void *state = (void *)1;
 
 	assert_int_equal(o->init(&h, &state), 0);
 	o->fini(state);
-	h = make_host(empty);
+	h = kq__test_host("keyhash", empty);
 	assert_int_equal(o->init(&h, &state), 0);
 	o->fini(state);
 	assert_string_equal(kq__test_logbuf, "");
@@ -165,9 +151,9 @@ static void test_init_accepts_no_config(void **unused)
 
 static void test_init_rejects_unknown_key(void **unused)
 {
-	const struct kq_partitioner_ops *o = ops();
+	const struct kq_partitioner_ops *o = kq__test_partitioner("keyhash");
 	json_t *cfg = json_pack("{s:i}", "foo", 1);
-	struct kq_host h = make_host(cfg);
+	struct kq_host h = kq__test_host("keyhash", cfg);
 	void *state;
 
 	assert_non_null(cfg);
@@ -178,9 +164,9 @@ static void test_init_rejects_unknown_key(void **unused)
 
 static void test_init_rejects_non_object(void **unused)
 {
-	const struct kq_partitioner_ops *o = ops();
+	const struct kq_partitioner_ops *o = kq__test_partitioner("keyhash");
 	json_t *cfg = json_string("murmur2");
-	struct kq_host h = make_host(cfg);
+	struct kq_host h = kq__test_host("keyhash", cfg);
 	void *state;
 
 	assert_int_equal(o->init(&h, &state), KQ_ECONFIG);
@@ -210,8 +196,8 @@ static uint32_t place(const struct kq_partitioner_ops *o, void *state,
  * only the key is hashed, never the rest of the message. */
 static void test_module_keyed(void **unused)
 {
-	const struct kq_partitioner_ops *o = ops();
-	struct kq_host h = make_host(NULL);
+	const struct kq_partitioner_ops *o = kq__test_partitioner("keyhash");
+	struct kq_host h = kq__test_host("keyhash", NULL);
 	void *state;
 
 	assert_int_equal(o->init(&h, &state), 0);
@@ -233,8 +219,8 @@ static void test_module_keyed(void **unused)
  * in between do not skew the rotation. */
 static void test_module_keyless_round_robin(void **unused)
 {
-	const struct kq_partitioner_ops *o = ops();
-	struct kq_host h = make_host(NULL);
+	const struct kq_partitioner_ops *o = kq__test_partitioner("keyhash");
+	struct kq_host h = kq__test_host("keyhash", NULL);
 	void *state;
 
 	assert_int_equal(o->init(&h, &state), 0);

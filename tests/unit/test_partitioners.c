@@ -14,45 +14,31 @@
 
 #include "../fake_host.h"
 
-static struct kq_host make_host(const json_t *config)
-{
-	return kq__test_host("roundrobin", config);
-}
-
-static const struct kq_partitioner_ops *ops(void)
-{
-	const struct kq_partitioner_ops *o = kq__test_module_ops(
-		KQ_PLUGIN_PARTITIONER, "roundrobin", sizeof(*o));
-
-	assert_non_null(o);
-	return o;
-}
-
 static void test_init_config(void **unused)
 {
-	const struct kq_partitioner_ops *o = ops();
+	const struct kq_partitioner_ops *o = kq__test_partitioner("roundrobin");
 	json_t *empty = json_object();
 	json_t *bad = json_pack("{s:b,s:s}", "sticky", 1, "x", "y");
 	json_t *notobj = json_integer(3);
 	struct kq_host h;
 	void *state;
 
-	h = make_host(NULL);
+	h = kq__test_host("roundrobin", NULL);
 	assert_int_equal(o->init(&h, &state), 0);
 	o->fini(state);
-	h = make_host(empty);
+	h = kq__test_host("roundrobin", empty);
 	assert_int_equal(o->init(&h, &state), 0);
 	o->fini(state);
 	assert_string_equal(kq__test_logbuf, "");
 
 	/* Every unknown key is named, not only the first. */
-	h = make_host(bad);
+	h = kq__test_host("roundrobin", bad);
 	assert_int_equal(o->init(&h, &state), KQ_ECONFIG);
 	assert_non_null(
 		strstr(kq__test_logbuf, "roundrobin.sticky: unknown key"));
 	assert_non_null(strstr(kq__test_logbuf, "roundrobin.x: unknown key"));
 
-	h = make_host(notobj);
+	h = kq__test_host("roundrobin", notobj);
 	assert_int_equal(o->init(&h, &state), KQ_ECONFIG);
 	assert_non_null(strstr(kq__test_logbuf, "roundrobin"));
 
@@ -84,8 +70,8 @@ static uint32_t place(const struct kq_partitioner_ops *o, void *state,
  * keyless messages share one rotation. */
 static void test_rotation_ignores_keys(void **unused)
 {
-	const struct kq_partitioner_ops *o = ops();
-	struct kq_host h = make_host(NULL);
+	const struct kq_partitioner_ops *o = kq__test_partitioner("roundrobin");
+	struct kq_host h = kq__test_host("roundrobin", NULL);
 	void *state;
 
 	assert_int_equal(o->init(&h, &state), 0);
