@@ -1,10 +1,41 @@
 /* See common.h. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+
+void sim_trace(const struct sim_clock *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!c->tracing)
+		return;
+	printf("[%6" PRIu64 ".%02" PRIu64 "] ", c->now / SIM_TICK,
+	       c->now % SIM_TICK);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+void sim_violate(struct sim_clock *c, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (c->violation[0])
+		return;
+	k = snprintf(c->violation, sizeof(c->violation),
+		     "tick %" PRIu64 ".%02" PRIu64 ": ", c->now / SIM_TICK,
+		     c->now % SIM_TICK);
+	va_start(ap, fmt);
+	vsnprintf(c->violation + k, sizeof(c->violation) - (size_t)k, fmt, ap);
+	va_end(ap);
+	sim_trace(c, "VIOLATION %s", c->violation);
+}
 
 void *xrealloc(void *p, size_t n)
 {
@@ -145,4 +176,36 @@ void evq_free(struct evq *q)
 	free(q->heap);
 	q->heap = NULL;
 	q->n = q->cap = 0;
+}
+
+void sim_run(struct evq *q, struct sim_clock *clock, void *sim,
+	     void (*handle)(void *sim, struct ev *e),
+	     int (*converged)(void *sim), const bool *healed,
+	     const uint64_t *tick, uint64_t tick_limit)
+{
+	uint64_t events = 0;
+
+	while (!clock->violation[0] && q->n) {
+		struct ev e = evq_pop(q);
+
+		clock->now = e.time;
+		if (e.type == EV_CONTROL)
+			events = 0;
+		if (++events > 200000) {
+			/* Replicas answering each other without end. */
+			sim_violate(clock, "message storm: over 200000 events "
+					   "in one tick");
+			if (e.msg)
+				msg_free(e.msg);
+			break;
+		}
+		handle(sim, &e);
+		if (*healed && e.type == EV_CONTROL && converged(sim))
+			break;
+		if (*tick > tick_limit)
+			sim_violate(clock,
+				    "no convergence after tick %" PRIu64
+				    " (the faults stop, then converge_ticks)",
+				    tick_limit);
+	}
 }

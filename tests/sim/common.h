@@ -42,6 +42,24 @@ static inline int chance(uint64_t *s, unsigned permille)
 }
 
 #define SIM_MAX_NODES 5
+#define SIM_TICK      100 /* time units per tick; messages take a few */
+
+/* A simulation's clock and verdict, a member of its state: the time in
+ * units of 1/SIM_TICK tick, whether lines are traced, and the first
+ * invariant broken ("" while none). */
+struct sim_clock {
+	uint64_t now;
+	int tracing;
+	char violation[512];
+};
+
+/* Prints a line stamped with the time, when tracing. */
+void sim_trace(const struct sim_clock *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Records the first violation, stamped with the time (later ones are
+ * not kept), and traces it. */
+void sim_violate(struct sim_clock *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Draws a new network for n nodes: blocked[a][b] set when what a sends
  * b is lost.  Healed, one node isolated, split in two by a random mask,
@@ -63,11 +81,15 @@ struct netmsg {
 struct netmsg *msg_copy(const struct kq__raft_msg *m);
 void msg_free(struct netmsg *c);
 
-/* An event; `type` is the simulation's own enum. */
+/* The kinds of event: a tick's faults and proposals, a node's tick, a
+ * message delivered, a sync done, a crash. */
+enum ev_type { EV_CONTROL, EV_TICK, EV_DELIVER, EV_SYNC, EV_CRASH };
+
+/* An event. */
 struct ev {
 	uint64_t time;
 	uint64_t seq; /* ties break in the order pushed */
-	int type;
+	enum ev_type type;
 	int node;
 	unsigned incarnation;
 	struct netmsg *msg;
@@ -84,5 +106,15 @@ void evq_push(struct evq *q, struct ev e);
 /* The earliest event; q must not be empty. */
 struct ev evq_pop(struct evq *q);
 void evq_free(struct evq *q);
+
+/* Runs the events of q in time order, each with handle(sim, e) at its
+ * time, until a violation or no event is left, or, once the faults
+ * stopped (*healed), a control event after which converged(sim).  Over
+ * 200000 events between two control events are a message storm, and
+ * *tick past tick_limit without convergence, violations. */
+void sim_run(struct evq *q, struct sim_clock *clock, void *sim,
+	     void (*handle)(void *sim, struct ev *e),
+	     int (*converged)(void *sim), const bool *healed,
+	     const uint64_t *tick, uint64_t tick_limit);
 
 #endif /* KQ_TESTS_SIM_COMMON_H */

@@ -29,7 +29,7 @@
 const char *sim_name = "raft-sim";
 
 #define MAX_NODES SIM_MAX_NODES
-#define TICK	  100 /* time units per tick; messages take a few units */
+#define TICK	  SIM_TICK
 
 /* ------------------------------------------------------------ helpers */
 
@@ -88,8 +88,6 @@ struct node {
 	unsigned tick_offset;
 };
 
-enum ev_type { EV_CONTROL, EV_TICK, EV_DELIVER, EV_SYNC, EV_CRASH };
-
 struct ack {
 	uint64_t index;
 	uint64_t fp;
@@ -118,7 +116,7 @@ struct sim {
 	uint64_t rng;
 	int n;
 	struct node nodes[MAX_NODES];
-	uint64_t now;
+	struct sim_clock clock;
 	uint64_t tick;
 	int log_mode; /* log groups: compaction without snapshot data */
 	int hooks;    /* the core reads the disk through its hooks */
@@ -139,7 +137,7 @@ struct sim {
 	bool pre_vote;
 	bool check_quorum;
 	int blocked[MAX_NODES][MAX_NODES];
-	int healed;
+	bool healed;
 
 	struct evq events;
 
@@ -164,50 +162,15 @@ struct sim {
 	uint64_t final_id;
 	uint64_t proposals;
 	uint64_t committed_props;
-	char violation[512];
 };
-
-static void trace(struct sim *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void trace(struct sim *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!s->o->trace)
-		return;
-	printf("[%6" PRIu64 ".%02" PRIu64 "] ", s->now / TICK, s->now % TICK);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
-
-static void violate(struct sim *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void violate(struct sim *s, const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	if (s->violation[0])
-		return;
-	k = snprintf(s->violation, sizeof(s->violation), "tick %" PRIu64 ": ",
-		     s->tick);
-	va_start(ap, fmt);
-	vsnprintf(s->violation + k, sizeof(s->violation) - k, fmt, ap);
-	va_end(ap);
-	trace(s, "VIOLATION %s", s->violation);
-}
 
 static void send_msg(struct sim *s, const struct kq__raft_msg *m)
 {
 	int copies = 1;
 
 	if (chance(&s->rng, s->loss)) {
-		trace(s, "  drop %s %" PRIu64 "->%" PRIu64,
-		      kq__raft_msg_name(m->type), m->from, m->to);
+		sim_trace(&s->clock, "  drop %s %" PRIu64 "->%" PRIu64,
+			  kq__raft_msg_name(m->type), m->from, m->to);
 		return;
 	}
 	if (chance(&s->rng, s->dup))
@@ -217,7 +180,7 @@ static void send_msg(struct sim *s, const struct kq__raft_msg *m)
 
 		if (chance(&s->rng, s->reorder))
 			d += below(&s->rng, 3 * TICK);
-		evq_push(&s->events, (struct ev){.time = s->now + d,
+		evq_push(&s->events, (struct ev){.time = s->clock.now + d,
 						 .type = EV_DELIVER,
 						 .node = (int)m->to - 1,
 						 .msg = msg_copy(m)});
@@ -256,11 +219,11 @@ static void fp_record(struct sim *s, uint64_t index, uint64_t term, uint64_t fp)
 	     i = (i + 1) & mask) {
 		if (s->fps[i].index == index && s->fps[i].term == term) {
 			if (s->fps[i].fp != fp)
-				violate(s,
-					"log matching: two logs hold index "
-					"%" PRIu64 " term %" PRIu64
-					" with different prefixes",
-					index, term);
+				sim_violate(&s->clock,
+					    "log matching: two logs hold index "
+					    "%" PRIu64 " term %" PRIu64
+					    " with different prefixes",
+					    index, term);
 			return;
 		}
 	}
@@ -286,10 +249,10 @@ static void note_committed(struct sim *s, struct node *nd, uint64_t index,
 		s->commit_fp[index] = fp;
 		s->commit_term[index] = t;
 	} else if (s->commit_fp[index] != fp) {
-		violate(s,
-			"node %" PRIu64 " committed a different entry at "
-			"index %" PRIu64,
-			nd->id, index);
+		sim_violate(&s->clock,
+			    "node %" PRIu64 " committed a different entry at "
+			    "index %" PRIu64,
+			    nd->id, index);
 	} else if (t < s->commit_term[index]) {
 		s->commit_term[index] = t;
 	}
@@ -322,22 +285,23 @@ static void check_leader(struct sim *s, struct node *nd)
 		return;
 	grow64(&s->leader_of, &s->cap_leader_of, t);
 	if (s->leader_of[t] && s->leader_of[t] != nd->id) {
-		violate(s,
-			"two leaders in term %" PRIu64 ": %" PRIu64
-			" and %" PRIu64,
-			t, s->leader_of[t], nd->id);
+		sim_violate(&s->clock,
+			    "two leaders in term %" PRIu64 ": %" PRIu64
+			    " and %" PRIu64,
+			    t, s->leader_of[t], nd->id);
 		return;
 	}
 	s->leader_of[t] = nd->id;
 	if (nd->leader_checked_term == t)
 		return;
 	nd->leader_checked_term = t;
-	trace(s, "  node %" PRIu64 " is leader of term %" PRIu64, nd->id, t);
+	sim_trace(&s->clock, "  node %" PRIu64 " is leader of term %" PRIu64,
+		  nd->id, t);
 	/* Leaders dying right after their election, before their no-op
 	 * commits, are where commit rules go wrong. */
 	if (!s->healed && chance(&s->rng, s->leader_crash))
 		evq_push(&s->events,
-			 (struct ev){.time = s->now + 1 +
+			 (struct ev){.time = s->clock.now + 1 +
 					     below(&s->rng, 2 * TICK),
 				     .type = EV_CRASH,
 				     .node = (int)nd->id - 1,
@@ -349,11 +313,11 @@ static void check_leader(struct sim *s, struct node *nd)
 		if (i < d->base)
 			continue; /* covered by the snapshot's fingerprint */
 		if (dfp(d, i) != s->commit_fp[i]) {
-			violate(s,
-				"leader completeness: leader %" PRIu64
-				" of term %" PRIu64
-				" lacks committed index %" PRIu64,
-				nd->id, t, i);
+			sim_violate(&s->clock,
+				    "leader completeness: leader %" PRIu64
+				    " of term %" PRIu64
+				    " lacks committed index %" PRIu64,
+				    nd->id, t, i);
 			return;
 		}
 	}
@@ -363,11 +327,11 @@ static void check_leader(struct sim *s, struct node *nd)
 		if (a->term >= t || a->index < d->base)
 			continue;
 		if (dfp(d, a->index) != a->fp) {
-			violate(s,
-				"acknowledged proposal at index %" PRIu64
-				" missing from leader %" PRIu64
-				" of term %" PRIu64,
-				a->index, nd->id, t);
+			sim_violate(&s->clock,
+				    "acknowledged proposal at index %" PRIu64
+				    " missing from leader %" PRIu64
+				    " of term %" PRIu64,
+				    a->index, nd->id, t);
 			return;
 		}
 	}
@@ -412,8 +376,9 @@ static void install_snapshot(struct sim *s, struct node *nd,
 	uint64_t fp;
 
 	if (kq__raft_role(nd->r) == KQ__RAFT_LEADER)
-		violate(s, "leader %" PRIu64 " replaced its log by a snapshot",
-			nd->id);
+		sim_violate(&s->clock,
+			    "leader %" PRIu64 " replaced its log by a snapshot",
+			    nd->id);
 	if (snap->data) {
 		memcpy(&fp, snap->data, sizeof(fp));
 	} else {
@@ -422,13 +387,14 @@ static void install_snapshot(struct sim *s, struct node *nd,
 		grow_commit(s, snap->index);
 		fp = s->commit_fp[snap->index];
 		if (!fp)
-			violate(s,
-				"node %" PRIu64
-				" reset to an uncommitted index %" PRIu64,
-				nd->id, snap->index);
+			sim_violate(&s->clock,
+				    "node %" PRIu64
+				    " reset to an uncommitted index %" PRIu64,
+				    nd->id, snap->index);
 	}
-	trace(s, "  node %" PRIu64 " installs snapshot %" PRIu64 "/%" PRIu64,
-	      nd->id, snap->index, snap->term);
+	sim_trace(&s->clock,
+		  "  node %" PRIu64 " installs snapshot %" PRIu64 "/%" PRIu64,
+		  nd->id, snap->index, snap->term);
 	note_committed(s, nd, snap->index, fp);
 	fp_record(s, snap->index, snap->term, fp);
 	d->n = 0;
@@ -446,23 +412,26 @@ static void write_entries(struct sim *s, struct node *nd,
 	uint64_t first = rd->entries[0].index;
 
 	if (first <= d->base) {
-		violate(s, "node %" PRIu64 " writes below its snapshot",
-			nd->id);
+		sim_violate(&s->clock,
+			    "node %" PRIu64 " writes below its snapshot",
+			    nd->id);
 		return;
 	}
 	if (first <= d->base + d->n) {
 		if (kq__raft_role(nd->r) == KQ__RAFT_LEADER)
-			violate(s,
-				"leader %" PRIu64 " of term %" PRIu64
-				" overwrites its entries from %" PRIu64,
-				nd->id, kq__raft_term(nd->r), first);
-		trace(s, "  node %" PRIu64 " truncates from %" PRIu64, nd->id,
-		      first);
+			sim_violate(&s->clock,
+				    "leader %" PRIu64 " of term %" PRIu64
+				    " overwrites its entries from %" PRIu64,
+				    nd->id, kq__raft_term(nd->r), first);
+		sim_trace(&s->clock,
+			  "  node %" PRIu64 " truncates from %" PRIu64, nd->id,
+			  first);
 		disk_truncate(d, first);
 	}
 	if (first != d->base + d->n + 1) {
-		violate(s, "node %" PRIu64 " writes a gap at %" PRIu64, nd->id,
-			first);
+		sim_violate(&s->clock,
+			    "node %" PRIu64 " writes a gap at %" PRIu64, nd->id,
+			    first);
 		return;
 	}
 	for (size_t i = 0; i < rd->n_entries; i++) {
@@ -482,7 +451,7 @@ static void write_entries(struct sim *s, struct node *nd,
 	if (!d->sync_pending) {
 		d->sync_pending = 1;
 		evq_push(&s->events,
-			 (struct ev){.time = s->now + 1 +
+			 (struct ev){.time = s->clock.now + 1 +
 					     below(&s->rng, s->sync_max),
 				     .type = EV_SYNC,
 				     .node = (int)nd->id - 1,
@@ -500,10 +469,10 @@ static void apply_entries(struct sim *s, struct node *nd,
 
 		if (e->index != nd->applied + 1 || !se || se->term != e->term ||
 		    se->id != id) {
-			violate(s,
-				"node %" PRIu64 " applies index %" PRIu64
-				" out of order or unknown",
-				nd->id, e->index);
+			sim_violate(&s->clock,
+				    "node %" PRIu64 " applies index %" PRIu64
+				    " out of order or unknown",
+				    nd->id, e->index);
 			return;
 		}
 		nd->applied = e->index;
@@ -513,7 +482,7 @@ static void apply_entries(struct sim *s, struct node *nd,
 		if (kq__raft_role(nd->r) == KQ__RAFT_LEADER && !s->healed &&
 		    chance(&s->rng, s->leader_crash / 4))
 			evq_push(&s->events,
-				 (struct ev){.time = s->now + 1 +
+				 (struct ev){.time = s->clock.now + 1 +
 						     below(&s->rng, TICK / 2),
 					     .type = EV_CRASH,
 					     .node = (int)nd->id - 1,
@@ -541,12 +510,13 @@ static void process(struct sim *s, struct node *nd)
 {
 	struct kq__raft_ready rd;
 
-	while (!s->violation[0] && kq__raft_has_ready(nd->r)) {
+	while (!s->clock.violation[0] && kq__raft_has_ready(nd->r)) {
 		kq__raft_ready(nd->r, &rd);
 		if (rd.hs_changed) {
 			if (rd.hs.term < nd->d.hs.term)
-				violate(s, "node %" PRIu64 " term went back",
-					nd->id);
+				sim_violate(&s->clock,
+					    "node %" PRIu64 " term went back",
+					    nd->id);
 			nd->d.hs = rd.hs;
 		}
 		if (rd.snapshot)
@@ -559,34 +529,36 @@ static void process(struct sim *s, struct node *nd)
 			if (m->term > nd->d.hs.term &&
 			    m->type != KQ__RAFT_MSG_PREVOTE &&
 			    m->type != KQ__RAFT_MSG_PREVOTE_RESP)
-				violate(s,
-					"node %" PRIu64 " sends term %" PRIu64
-					" before saving it",
-					nd->id, m->term);
+				sim_violate(&s->clock,
+					    "node %" PRIu64
+					    " sends term %" PRIu64
+					    " before saving it",
+					    nd->id, m->term);
 			if (m->type == KQ__RAFT_MSG_VOTE_RESP && !m->reject &&
 			    nd->d.hs.vote != m->to)
-				violate(s,
-					"node %" PRIu64
-					" grants a vote it did not save",
-					nd->id);
-			trace(s,
-			      "  %" PRIu64 "->%" PRIu64 " %s t%" PRIu64
-			      " i%" PRIu64 " lt%" PRIu64 " c%" PRIu64
-			      " h%" PRIu64 " n%zu%s",
-			      m->from, m->to, kq__raft_msg_name(m->type),
-			      m->term, m->index, m->log_term, m->commit,
-			      m->hint, m->n_entries,
-			      m->reject ? " reject" : "");
+				sim_violate(&s->clock,
+					    "node %" PRIu64
+					    " grants a vote it did not save",
+					    nd->id);
+			sim_trace(&s->clock,
+				  "  %" PRIu64 "->%" PRIu64 " %s t%" PRIu64
+				  " i%" PRIu64 " lt%" PRIu64 " c%" PRIu64
+				  " h%" PRIu64 " n%zu%s",
+				  m->from, m->to, kq__raft_msg_name(m->type),
+				  m->term, m->index, m->log_term, m->commit,
+				  m->hint, m->n_entries,
+				  m->reject ? " reject" : "");
 			send_msg(s, m);
 		}
 		apply_entries(s, nd, &rd);
 		kq__raft_advance(nd->r, &rd);
 	}
-	if (s->violation[0])
+	if (s->clock.violation[0])
 		return;
 	if (kq__raft_last_index(nd->r) != nd->d.base + nd->d.n)
-		violate(s, "node %" PRIu64 " core and disk logs disagree",
-			nd->id);
+		sim_violate(&s->clock,
+			    "node %" PRIu64 " core and disk logs disagree",
+			    nd->id);
 	check_leader(s, nd);
 }
 
@@ -604,10 +576,10 @@ static int disk_read(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
 		void *buf = NULL;
 
 		if (!se || i > nd->d.durable_last) {
-			violate(nd->sim,
-				"node %" PRIu64 " reads index %" PRIu64
-				" it does not hold durably",
-				nd->id, i);
+			sim_violate(&nd->sim->clock,
+				    "node %" PRIu64 " reads index %" PRIu64
+				    " it does not hold durably",
+				    nd->id, i);
 			for (size_t k = 0; k < *n; k++)
 				kq__raft_buf_unref(out[k].data);
 			*n = 0;
@@ -642,10 +614,10 @@ static int disk_term_at(void *ctx, uint64_t index, uint64_t *term)
 		return 0;
 	}
 	if (!se || index > nd->d.durable_last) {
-		violate(nd->sim,
-			"node %" PRIu64 " asks the term of index %" PRIu64
-			" it does not hold durably",
-			nd->id, index);
+		sim_violate(&nd->sim->clock,
+			    "node %" PRIu64 " asks the term of index %" PRIu64
+			    " it does not hold durably",
+			    nd->id, index);
 		return -5;
 	}
 	*term = se->term;
@@ -726,8 +698,9 @@ static void start_node(struct sim *s, struct node *nd)
 
 static void crash_node(struct sim *s, struct node *nd)
 {
-	trace(s, "  CRASH node %" PRIu64 " (durable through %" PRIu64 ")",
-	      nd->id, nd->d.durable_last);
+	sim_trace(&s->clock,
+		  "  CRASH node %" PRIu64 " (durable through %" PRIu64 ")",
+		  nd->id, nd->d.durable_last);
 	kq__raft_free(nd->r);
 	nd->r = NULL;
 	nd->up = 0;
@@ -754,11 +727,13 @@ static void compact_node(struct sim *s, struct node *nd)
 	fp = e->fp;
 	if (kq__raft_compact(nd->r, upto, s->log_mode ? NULL : &fp,
 			     sizeof(fp))) {
-		violate(s, "node %" PRIu64 " cannot compact at %" PRIu64,
-			nd->id, upto);
+		sim_violate(&s->clock,
+			    "node %" PRIu64 " cannot compact at %" PRIu64,
+			    nd->id, upto);
 		return;
 	}
-	trace(s, "  node %" PRIu64 " compacts through %" PRIu64, nd->id, upto);
+	sim_trace(&s->clock, "  node %" PRIu64 " compacts through %" PRIu64,
+		  nd->id, upto);
 	drop = upto - d->base;
 	d->base_term = e->term;
 	d->base_fp = fp;
@@ -774,7 +749,7 @@ static void new_partition(struct sim *s)
 	char desc[128];
 
 	net_partition(s->blocked, s->n, &s->rng, desc, sizeof(desc));
-	trace(s, "  %s", desc);
+	sim_trace(&s->clock, "  %s", desc);
 }
 
 static struct node *find_leader(struct sim *s)
@@ -805,8 +780,8 @@ static void propose(struct sim *s, struct node *nd, size_t n)
 	rc = kq__raft_propose(nd->r, e, n, &first);
 	if (rc)
 		return;
-	trace(s, "  node %" PRIu64 " proposes %zu at %" PRIu64, nd->id, n,
-	      first);
+	sim_trace(&s->clock, "  node %" PRIu64 " proposes %zu at %" PRIu64,
+		  nd->id, n, first);
 	for (size_t i = 0; i < n; i++) {
 		grow64(&s->prop_node, &s->cap_prop, ids[i]);
 		s->prop_node[ids[i]] =
@@ -830,8 +805,9 @@ static int has_final(struct sim *s, struct node *l)
 
 /* After the faults: one leader, everyone holding and applying the same
  * log, including an entry proposed after the healing. */
-static int converged(struct sim *s)
+static int converged(void *sim)
 {
+	struct sim *s = sim;
 	struct node *l = find_leader(s);
 	uint64_t last;
 
@@ -868,7 +844,8 @@ static void control(struct sim *s)
 			struct node *nd = &s->nodes[i];
 
 			if (!nd->up && s->tick >= nd->restart_tick) {
-				trace(s, "  RESTART node %" PRIu64, nd->id);
+				sim_trace(&s->clock, "  RESTART node %" PRIu64,
+					  nd->id);
 				start_node(s, nd);
 				process(s, nd);
 			} else if (nd->up && chance(&s->rng, 40)) {
@@ -887,20 +864,21 @@ static void control(struct sim *s)
 			uint64_t to = 1 + below(&s->rng, (uint64_t)s->n);
 			int rv = kq__raft_transfer(l->r, to);
 
-			trace(s, "  TRANSFER %" PRIu64 " -> %" PRIu64 ": %d",
-			      l->id, to, rv);
+			sim_trace(&s->clock,
+				  "  TRANSFER %" PRIu64 " -> %" PRIu64 ": %d",
+				  l->id, to, rv);
 			if (rv != 0 && rv != KQ_EBUSY && rv != KQ_EBADARG &&
 			    rv != KQ_EUNAVAILABLE)
-				violate(s,
-					"transfer from leader %" PRIu64
-					" failed: %d",
-					l->id, rv);
+				sim_violate(&s->clock,
+					    "transfer from leader %" PRIu64
+					    " failed: %d",
+					    l->id, rv);
 			process(s, l);
 		}
 		return;
 	}
 	if (s->tick == chaos) {
-		trace(s, "  FAULTS STOP");
+		sim_trace(&s->clock, "  FAULTS STOP");
 		memset(s->blocked, 0, sizeof(s->blocked));
 		s->loss = s->dup = s->reorder = 0;
 		s->healed = 1;
@@ -917,25 +895,27 @@ static void control(struct sim *s)
 		propose(s, l, 1);
 }
 
-static void handle(struct sim *s, struct ev *e)
+static void handle(void *sim, struct ev *e)
 {
+	struct sim *s = sim;
 	struct node *nd = &s->nodes[e->node];
 
 	switch (e->type) {
 	case EV_CONTROL:
-		s->tick = s->now / TICK;
+		s->tick = s->clock.now / TICK;
 		control(s);
-		evq_push(&s->events, (struct ev){.time = s->now + TICK,
+		evq_push(&s->events, (struct ev){.time = s->clock.now + TICK,
 						 .type = EV_CONTROL});
 		break;
 	case EV_TICK:
 		if (nd->up) {
 			if (kq__raft_tick(nd->r))
-				violate(s, "node %" PRIu64 " failed a tick",
-					nd->id);
+				sim_violate(&s->clock,
+					    "node %" PRIu64 " failed a tick",
+					    nd->id);
 			process(s, nd);
 		}
-		evq_push(&s->events, (struct ev){.time = s->now + TICK,
+		evq_push(&s->events, (struct ev){.time = s->clock.now + TICK,
 						 .type = EV_TICK,
 						 .node = e->node});
 		break;
@@ -946,17 +926,18 @@ static void handle(struct sim *s, struct ev *e)
 			msg_free(e->msg);
 			break;
 		}
-		trace(s,
-		      "%" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
-		      " lt%" PRIu64 " c%" PRIu64 " h%" PRIu64 " n%zu%s",
-		      m->from, m->to, kq__raft_msg_name(m->type), m->term,
-		      m->index, m->log_term, m->commit, m->hint, m->n_entries,
-		      m->reject ? " reject" : "");
+		sim_trace(&s->clock,
+			  "%" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
+			  " lt%" PRIu64 " c%" PRIu64 " h%" PRIu64 " n%zu%s",
+			  m->from, m->to, kq__raft_msg_name(m->type), m->term,
+			  m->index, m->log_term, m->commit, m->hint,
+			  m->n_entries, m->reject ? " reject" : "");
 		if (kq__raft_step(nd->r, m))
-			violate(s,
-				"node %" PRIu64 " refused %s from %" PRIu64
-				" as contradicting Raft",
-				nd->id, kq__raft_msg_name(m->type), m->from);
+			sim_violate(&s->clock,
+				    "node %" PRIu64 " refused %s from %" PRIu64
+				    " as contradicting Raft",
+				    nd->id, kq__raft_msg_name(m->type),
+				    m->from);
 		msg_free(e->msg);
 		process(s, nd);
 		break;
@@ -970,8 +951,9 @@ static void handle(struct sim *s, struct ev *e)
 			break;
 		nd->d.sync_pending = 0;
 		nd->d.durable_last = nd->d.base + nd->d.n;
-		trace(s, "  node %" PRIu64 " synced through %" PRIu64, nd->id,
-		      nd->d.durable_last);
+		sim_trace(&s->clock,
+			  "  node %" PRIu64 " synced through %" PRIu64, nd->id,
+			  nd->d.durable_last);
 		kq__raft_persisted(nd->r, nd->d.written_id);
 		process(s, nd);
 		break;
@@ -1007,10 +989,10 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		    size_t why_len, uint64_t *ticks_used)
 {
 	struct sim s;
-	uint64_t limit, events = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.o = o;
+	s.clock.tracing = o->trace;
 	s.seed = seed;
 	s.rng = mix(seed);
 	s.n = o->nodes ? o->nodes : (seed % 2 ? 3 : 5);
@@ -1040,17 +1022,18 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 						    : 1 + below(&s.rng, 600);
 		break;
 	}
-	trace(&s,
-	      "seed %" PRIu64 ": %d nodes, %s groups, loss %u%%o, dup %u%%o,"
-	      " delay <= %u, reorder %u%%o, sync <= %u, crash %u%%o,"
-	      " partition %u%%o, leader crash %u%%o, msg %zu B,"
-	      " inflight %u msgs/%zu B, pre-vote %d, check-quorum %d,"
-	      " hooks %d, cache %zu B",
-	      seed, s.n, s.log_mode ? "log" : "state-machine", s.loss, s.dup,
-	      s.delay_max, s.reorder, s.sync_max, s.crash, s.partition,
-	      s.leader_crash, s.max_msg_bytes, s.max_inflight_msgs,
-	      s.max_inflight_bytes, s.pre_vote, s.check_quorum, s.hooks,
-	      s.cache_bytes);
+	sim_trace(&s.clock,
+		  "seed %" PRIu64
+		  ": %d nodes, %s groups, loss %u%%o, dup %u%%o,"
+		  " delay <= %u, reorder %u%%o, sync <= %u, crash %u%%o,"
+		  " partition %u%%o, leader crash %u%%o, msg %zu B,"
+		  " inflight %u msgs/%zu B, pre-vote %d, check-quorum %d,"
+		  " hooks %d, cache %zu B",
+		  seed, s.n, s.log_mode ? "log" : "state-machine", s.loss,
+		  s.dup, s.delay_max, s.reorder, s.sync_max, s.crash,
+		  s.partition, s.leader_crash, s.max_msg_bytes,
+		  s.max_inflight_msgs, s.max_inflight_bytes, s.pre_vote,
+		  s.check_quorum, s.hooks, s.cache_bytes);
 	for (int i = 0; i < s.n; i++) {
 		struct node *nd = &s.nodes[i];
 
@@ -1062,52 +1045,29 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 						.node = i});
 	}
 	evq_push(&s.events, (struct ev){.time = 0, .type = EV_CONTROL});
-	limit = (uint64_t)o->ticks + o->converge_ticks;
-	while (!s.violation[0] && s.events.n) {
-		struct ev e = evq_pop(&s.events);
-
-		s.now = e.time;
-		if (e.type == EV_CONTROL)
-			events = 0;
-		if (++events > 200000) {
-			/* Replicas answering each other without end. */
-			violate(&s, "message storm: over 200000 events in "
-				    "one tick");
-			if (e.msg)
-				msg_free(e.msg);
-			break;
-		}
-		handle(&s, &e);
-		if (s.healed && e.type == EV_CONTROL && converged(&s))
-			break;
-		if (s.tick > limit) {
-			violate(&s,
-				"no convergence %u ticks after the faults "
-				"stopped",
-				o->converge_ticks);
-		}
-	}
+	sim_run(&s.events, &s.clock, &s, handle, converged, &s.healed, &s.tick,
+		(uint64_t)o->ticks + o->converge_ticks);
 	*ticks_used = s.tick;
-	trace(&s,
-	      "seed %" PRIu64 " done at tick %" PRIu64 ": %" PRIu64
-	      " proposed, %" PRIu64 " acknowledged, commit %" PRIu64
-	      ", %" PRIu64 " entries read back",
-	      seed, s.tick, s.proposals, s.committed_props, s.max_commit,
-	      s.reads);
-	if (s.hooks && s.cache_bytes && !s.violation[0]) {
+	sim_trace(&s.clock,
+		  "seed %" PRIu64 " done at tick %" PRIu64 ": %" PRIu64
+		  " proposed, %" PRIu64 " acknowledged, commit %" PRIu64
+		  ", %" PRIu64 " entries read back",
+		  seed, s.tick, s.proposals, s.committed_props, s.max_commit,
+		  s.reads);
+	if (s.hooks && s.cache_bytes && !s.clock.violation[0]) {
 		/* The bound holds once everything is durable. */
 		for (int i = 0; i < s.n; i++)
 			if (s.nodes[i].up &&
 			    kq__raft_cached_bytes(s.nodes[i].r) > s.cache_bytes)
-				violate(&s,
-					"node %d caches %zu bytes, over "
-					"the bound %zu",
-					i + 1,
-					kq__raft_cached_bytes(s.nodes[i].r),
-					s.cache_bytes);
+				sim_violate(&s.clock,
+					    "node %d caches %zu bytes, over "
+					    "the bound %zu",
+					    i + 1,
+					    kq__raft_cached_bytes(s.nodes[i].r),
+					    s.cache_bytes);
 	}
 	o_reads += s.reads;
-	snprintf(why, why_len, "%s", s.violation);
+	snprintf(why, why_len, "%s", s.clock.violation);
 	sim_free(&s);
 	return why[0] != 0;
 }

@@ -47,7 +47,7 @@
 const char *sim_name = "replica-sim";
 
 #define MAX_NODES SIM_MAX_NODES
-#define TICK	  100 /* time units per tick */
+#define TICK	  SIM_TICK
 #define GROUP_ID  7
 
 /* ------------------------------------------------------------ helpers */
@@ -179,8 +179,6 @@ struct node {
 	uint64_t sm_applied, sm_chain;
 };
 
-enum ev_type { EV_CONTROL, EV_TICK, EV_DELIVER, EV_SYNC, EV_CRASH };
-
 struct cslot {
 	uint64_t term, fp;
 	/* The lowest current term of a replica that saw it committed: it
@@ -295,7 +293,8 @@ struct sim {
 	uint64_t seed, rng;
 	int n;
 	struct node nodes[MAX_NODES];
-	uint64_t now, tick;
+	struct sim_clock clock;
+	uint64_t tick;
 	bool sm; /* a state-machine group */
 
 	unsigned loss, dup, delay_max, reorder, sync_max, sync_err, crash,
@@ -320,45 +319,9 @@ struct sim {
 	uint64_t max_term_seen;
 	uint64_t f[F_N];
 	bool tainted; /* a known bug fired */
-	char violation[512];
 };
 
 static uint64_t tot[F_N];
-
-static void trace(struct sim *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void trace(struct sim *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!s->o->trace)
-		return;
-	printf("[%6" PRIu64 ".%02" PRIu64 "] ", s->now / TICK, s->now % TICK);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
-
-static void violate(struct sim *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void violate(struct sim *s, const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	if (s->violation[0])
-		return;
-	k = snprintf(s->violation, sizeof(s->violation),
-		     "tick %" PRIu64 ".%02" PRIu64 ": ", s->now / TICK,
-		     s->now % TICK);
-	va_start(ap, fmt);
-	vsnprintf(s->violation + k, sizeof(s->violation) - k, fmt, ap);
-	va_end(ap);
-	trace(s, "VIOLATION %s", s->violation);
-}
 
 /* A known bug of today fired: tolerated unless --strict, and whatever
  * goes wrong later in this seed is taken as its consequence. */
@@ -411,11 +374,12 @@ static void note_committed(struct sim *s, struct node *nd, uint64_t off,
 		return;
 	}
 	if (c->term != term || (fp && c->fp && c->fp != fp))
-		violate(s,
-			"node %d %s offset %" PRIu64 " as committed with term "
-			"%" PRIu64 ", but term %" PRIu64
-			" (another payload?) committed there",
-			nd->id, how, off, term, c->term);
+		sim_violate(&s->clock,
+			    "node %d %s offset %" PRIu64
+			    " as committed with term "
+			    "%" PRIu64 ", but term %" PRIu64
+			    " (another payload?) committed there",
+			    nd->id, how, off, term, c->term);
 	else if (fp && !c->fp) {
 		c->fp = fp;
 		c->control = flags & KQ_RECORD_CONTROL;
@@ -535,27 +499,28 @@ static int sl_append(struct kq_store *st, const struct kq_record *recs,
 
 		if (rc->offset < st_next(st) ||
 		    (i && rc->offset <= recs[i - 1].offset)) {
-			violate(s,
-				"node %d appends offset %" PRIu64
-				" below next offset %" PRIu64,
-				st->nd->id, rc->offset, st_next(st));
+			sim_violate(&s->clock,
+				    "node %d appends offset %" PRIu64
+				    " below next offset %" PRIu64,
+				    st->nd->id, rc->offset, st_next(st));
 			return KQ_EBADARG;
 		}
 		if (st->nlost && rc->offset < st->lost[st->nlost - 1].end) {
 			/* Only a replica refilling from its peers may; a
 			 * lone one hands the offsets out again. */
-			violate(s,
-				"node %d appends offset %" PRIu64
-				", lost to damage (%" PRIu64 "..%" PRIu64
-				"): handed out again",
-				st->nd->id, rc->offset,
-				st->lost[st->nlost - 1].from,
-				st->lost[st->nlost - 1].end - 1);
+			sim_violate(&s->clock,
+				    "node %d appends offset %" PRIu64
+				    ", lost to damage (%" PRIu64 "..%" PRIu64
+				    "): handed out again",
+				    st->nd->id, rc->offset,
+				    st->lost[st->nlost - 1].from,
+				    st->lost[st->nlost - 1].end - 1);
 			return KQ_EBADARG;
 		}
 		if (st->n && rc->offset != st_end_seen(st))
-			violate(s, "node %d appends a gap at %" PRIu64,
-				st->nd->id, rc->offset);
+			sim_violate(&s->clock,
+				    "node %d appends a gap at %" PRIu64,
+				    st->nd->id, rc->offset);
 		if (!st->nsegs || st_newest_count(st) >= (size_t)s->seg_recs)
 			st_push_seg(st, rc->offset);
 		if (st->n == st->cap) {
@@ -595,7 +560,7 @@ static void schedule_sync(struct kq_store *st)
 		s->f[F_SYNC_DELAYED]++;
 	}
 	st->sync_scheduled = true;
-	evq_push(&s->events, (struct ev){.time = s->now + d,
+	evq_push(&s->events, (struct ev){.time = s->clock.now + d,
 					 .type = EV_SYNC,
 					 .node = st->nd->id - 1,
 					 .incarnation = st->nd->incarnation});
@@ -649,10 +614,10 @@ static int sl_read(struct kq_store *st, uint64_t from, uint64_t end,
 			break;
 		/* The core reads back only what it was told is durable. */
 		if (!r->durable && st->nd->g && !st->nd->g->closed)
-			violate(st->nd->sim,
-				"node %d reads offset %" PRIu64
-				" which is not durable",
-				st->nd->id, r->off);
+			sim_violate(&st->nd->sim->clock,
+				    "node %d reads offset %" PRIu64
+				    " which is not durable",
+				    st->nd->id, r->off);
 		stop = cb(ctx, &rec);
 		n++;
 		bytes += r->klen + r->vlen;
@@ -716,7 +681,9 @@ static int sl_reset(struct kq_store *st, uint64_t next)
 		return KQ_EUNAVAILABLE;
 	if (st->just_saved_snapshot && chance(&s->rng, s->snap_crash)) {
 		/* The broker dies between the snapshot file and the reset. */
-		trace(s, "  node %d CRASHES inside a snapshot install", nd->id);
+		sim_trace(&s->clock,
+			  "  node %d CRASHES inside a snapshot install",
+			  nd->id);
 		s->f[F_SNAP_CRASH]++;
 		st->failed = true;
 		st->crash_pending = true;
@@ -759,20 +726,21 @@ static void st_drop_oldest_seg(struct kq_store *st)
 		else if (!c->term && s->o->lax_retention)
 			s->f[F_UNCOMMITTED_DELETED]++;
 		else if (!c->term)
-			violate(s,
-				"node %d retention deletes offset %" PRIu64
-				" (term %" PRIu64
-				") which no replica knows committed",
-				nd->id, r->off, r->term);
+			sim_violate(&s->clock,
+				    "node %d retention deletes offset %" PRIu64
+				    " (term %" PRIu64
+				    ") which no replica knows committed",
+				    nd->id, r->off, r->term);
 		else if ((c->term != r->term || (c->fp && c->fp != r->fp)) &&
 			 s->o->lax_retention)
 			s->f[F_UNCOMMITTED_DELETED]++;
 		else if (c->term != r->term || (c->fp && c->fp != r->fp))
-			violate(s,
-				"node %d retention deletes offset %" PRIu64
-				" (term %" PRIu64 "), not the committed one "
-				"(term %" PRIu64 ")",
-				nd->id, r->off, r->term, c->term);
+			sim_violate(&s->clock,
+				    "node %d retention deletes offset %" PRIu64
+				    " (term %" PRIu64
+				    "), not the committed one "
+				    "(term %" PRIu64 ")",
+				    nd->id, r->off, r->term, c->term);
 		if (r->durable) {
 			if (st->n_gone == st->cap_gone) {
 				st->cap_gone =
@@ -830,14 +798,15 @@ static int sl_save_hs(struct kq_store *st, const struct kq_hard_state *hs)
 	if (st->failed)
 		return KQ_EUNAVAILABLE;
 	if (hs->term < st->hs.term)
-		violate(s, "node %d saves term %" PRIu64 " over term %" PRIu64,
-			st->nd->id, hs->term, st->hs.term);
+		sim_violate(&s->clock,
+			    "node %d saves term %" PRIu64 " over term %" PRIu64,
+			    st->nd->id, hs->term, st->hs.term);
 	else if (hs->term == st->hs.term && st->hs.vote &&
 		 hs->vote != st->hs.vote)
-		violate(s,
-			"node %d changes its vote in term %" PRIu64
-			" from %" PRIu64 " to %" PRIu64,
-			st->nd->id, hs->term, st->hs.vote, hs->vote);
+		sim_violate(&s->clock,
+			    "node %d changes its vote in term %" PRIu64
+			    " from %" PRIu64 " to %" PRIu64,
+			    st->nd->id, hs->term, st->hs.vote, hs->vote);
 	if (st->n_hist == 0 || st->hs.term != hs->term ||
 	    st->hs.vote != hs->vote)
 		hs_remember(st, hs);
@@ -977,29 +946,32 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 	int copies = 1;
 
 	if (group != GROUP_ID)
-		violate(s, "node %d sends for group %" PRIu64, nd->id, group);
+		sim_violate(&s->clock, "node %d sends for group %" PRIu64,
+			    nd->id, group);
 	if (m->from != (uint64_t)nd->id || m->to < 1 ||
 	    m->to > (uint64_t)s->n) {
-		violate(s, "node %d sends from %" PRIu64 " to %" PRIu64, nd->id,
-			m->from, m->to);
+		sim_violate(&s->clock,
+			    "node %d sends from %" PRIu64 " to %" PRIu64,
+			    nd->id, m->from, m->to);
 		return;
 	}
 	if (m->term > nd->st.hs.term && m->type != KQ__RAFT_MSG_PREVOTE &&
 	    m->type != KQ__RAFT_MSG_PREVOTE_RESP)
-		violate(s,
-			"node %d sends term %" PRIu64 " before saving it "
-			"(saved %" PRIu64 ")",
-			nd->id, m->term, nd->st.hs.term);
+		sim_violate(&s->clock,
+			    "node %d sends term %" PRIu64 " before saving it "
+			    "(saved %" PRIu64 ")",
+			    nd->id, m->term, nd->st.hs.term);
 	if (m->type == KQ__RAFT_MSG_VOTE_RESP && !m->reject &&
 	    (nd->st.hs.vote != m->to || nd->st.hs.term != m->term))
-		violate(s, "node %d grants a vote it did not save", nd->id);
+		sim_violate(&s->clock, "node %d grants a vote it did not save",
+			    nd->id);
 	check_ack(s, nd, m);
-	trace(s,
-	      "  %" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
-	      " lt%" PRIu64 " c%" PRIu64 " h%" PRIu64 " n%zu%s",
-	      m->from, m->to, kq__raft_msg_name(m->type), m->term, m->index,
-	      m->log_term, m->commit, m->hint, m->n_entries,
-	      m->reject ? " reject" : "");
+	sim_trace(&s->clock,
+		  "  %" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
+		  " lt%" PRIu64 " c%" PRIu64 " h%" PRIu64 " n%zu%s",
+		  m->from, m->to, kq__raft_msg_name(m->type), m->term, m->index,
+		  m->log_term, m->commit, m->hint, m->n_entries,
+		  m->reject ? " reject" : "");
 	if (chance(&s->rng, s->loss)) {
 		s->f[F_DROP]++;
 		return;
@@ -1015,7 +987,7 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 			s->f[F_REORDER]++;
 			d += below(&s->rng, 3 * TICK);
 		}
-		evq_push(&s->events, (struct ev){.time = s->now + d,
+		evq_push(&s->events, (struct ev){.time = s->clock.now + d,
 						 .type = EV_DELIVER,
 						 .node = (int)m->to - 1,
 						 .msg = msg_copy(m)});
@@ -1039,7 +1011,7 @@ static void host_log(const struct kq_host *host, enum kq_log_level level,
 	va_end(ap);
 	if (level == KQ_LOG_ERROR)
 		snprintf(nd->last_error, sizeof(nd->last_error), "%s", line);
-	trace(nd->sim, "  node %d log: %s", nd->id, line);
+	sim_trace(&nd->sim->clock, "  node %d log: %s", nd->id, line);
 }
 
 /* ------------------------------------------------------------ checks */
@@ -1097,20 +1069,21 @@ static void check_ack(struct sim *s, struct node *nd,
 		    kq__raft_term(ld->g->r) == m->term &&
 		    kq__raft_role(ld->g->r) == KQ__RAFT_LEADER &&
 		    (lt != t || lfp != fp))
-			violate(s,
-				"node %d acknowledges offset %" PRIu64
-				" holding term %" PRIu64
-				", but leader %d holds term %" PRIu64,
-				nd->id, m->index, t, ld->id, lt);
+			sim_violate(&s->clock,
+				    "node %d acknowledges offset %" PRIu64
+				    " holding term %" PRIu64
+				    ", but leader %d holds term %" PRIu64,
+				    nd->id, m->index, t, ld->id, lt);
 		return;
 	}
-	violate(s,
-		"node %d acknowledges offset %" PRIu64 " in term %" PRIu64
-		" but does not hold it durably "
-		"(log %" PRIu64 "..%" PRIu64 ", restart point %s%" PRIu64 ")",
-		nd->id, m->index, m->term, st_first(&nd->st), st_next(&nd->st),
-		nd->st.snap_present ? "" : "none, ",
-		nd->st.snap_present ? nd->st.snap_index : 0);
+	sim_violate(&s->clock,
+		    "node %d acknowledges offset %" PRIu64 " in term %" PRIu64
+		    " but does not hold it durably "
+		    "(log %" PRIu64 "..%" PRIu64 ", restart point %s%" PRIu64
+		    ")",
+		    nd->id, m->index, m->term, st_first(&nd->st),
+		    st_next(&nd->st), nd->st.snap_present ? "" : "none, ",
+		    nd->st.snap_present ? nd->st.snap_index : 0);
 }
 
 /* Storage is about to drop records from `from` on: none may be a record
@@ -1137,10 +1110,10 @@ static bool check_node_commit_keep(struct node *nd, uint64_t from,
 			return true;
 		}
 		if (c->term == r->term && c->fp == r->fp) {
-			violate(s,
-				"node %d %s its log from %" PRIu64
-				", dropping committed offset %" PRIu64,
-				nd->id, what, from, r->off);
+			sim_violate(&s->clock,
+				    "node %d %s its log from %" PRIu64
+				    ", dropping committed offset %" PRIu64,
+				    nd->id, what, from, r->off);
 			return false;
 		}
 	}
@@ -1157,8 +1130,10 @@ static void check_commit(struct sim *s, struct node *nd)
 	uint32_t flags;
 
 	if (c > kq__raft_last_index(g->r))
-		violate(s, "node %d commit %" PRIu64 " beyond its log %" PRIu64,
-			nd->id, c, kq__raft_last_index(g->r));
+		sim_violate(&s->clock,
+			    "node %d commit %" PRIu64
+			    " beyond its log %" PRIu64,
+			    nd->id, c, kq__raft_last_index(g->r));
 	if (nd->fresh) {
 		/* Just opened: what lies below the point is not held. */
 		nd->fresh = false;
@@ -1182,7 +1157,8 @@ static void check_commit(struct sim *s, struct node *nd)
 			if (t != pt || (cs->term && cs->term != t) ||
 			    (cs->fp && fp != cs->fp)) {
 				if (s->o->strict)
-					violate(s,
+					sim_violate(
+						&s->clock,
 						"node %d opens with the record "
 						"at its restart point %" PRIu64
 						" of term %" PRIu64
@@ -1201,7 +1177,7 @@ static void check_commit(struct sim *s, struct node *nd)
 	for (uint64_t i = nd->checked_commit + 1; i <= c; i++) {
 		if (held_flags(nd, i, false, &t, &fp, &flags))
 			note_committed(s, nd, i, t, fp, flags, "commits");
-		if (s->violation[0])
+		if (s->clock.violation[0])
 			return;
 	}
 	if (c > nd->checked_commit)
@@ -1218,17 +1194,18 @@ static void check_commit(struct sim *s, struct node *nd)
 		struct cslot *cs = com_at(s, point);
 
 		if (!cs->term)
-			violate(s,
-				"node %d restarts after offset %" PRIu64
-				" (term %" PRIu64
-				") which no replica knows committed",
-				nd->id, point, pt);
+			sim_violate(&s->clock,
+				    "node %d restarts after offset %" PRIu64
+				    " (term %" PRIu64
+				    ") which no replica knows committed",
+				    nd->id, point, pt);
 		else if (cs->term != pt)
-			violate(s,
-				"node %d restarts after offset %" PRIu64
-				" taking term %" PRIu64 ", but term %" PRIu64
-				" was committed there",
-				nd->id, point, pt, cs->term);
+			sim_violate(&s->clock,
+				    "node %d restarts after offset %" PRIu64
+				    " taking term %" PRIu64
+				    ", but term %" PRIu64
+				    " was committed there",
+				    nd->id, point, pt, cs->term);
 	}
 	nd->last_point = point;
 }
@@ -1250,22 +1227,23 @@ static void check_visible(struct sim *s, struct node *nd)
 		if (!r && st_lost_at(st, off))
 			continue; /* CONS refuses them (core/consume.c) */
 		if (!r) {
-			violate(s,
-				"node %d serves offsets up to %" PRIu64
-				" but does not hold %" PRIu64,
-				nd->id, end - 1, off);
+			sim_violate(&s->clock,
+				    "node %d serves offsets up to %" PRIu64
+				    " but does not hold %" PRIu64,
+				    nd->id, end - 1, off);
 			return;
 		}
 		if (off <= st->stale_upto && !s->o->strict)
 			continue; /* the known bug, counted at the open */
 		if (!c->term || c->term != r->term ||
 		    (c->fp && c->fp != r->fp)) {
-			violate(s,
-				"node %d serves offset %" PRIu64
-				" (term %" PRIu64
-				") below its commit end %" PRIu64
-				", not the committed record (term %" PRIu64 ")",
-				nd->id, off, r->term, end, c->term);
+			sim_violate(&s->clock,
+				    "node %d serves offset %" PRIu64
+				    " (term %" PRIu64
+				    ") below its commit end %" PRIu64
+				    ", not the committed record (term %" PRIu64
+				    ")",
+				    nd->id, off, r->term, end, c->term);
 			return;
 		}
 	}
@@ -1295,21 +1273,22 @@ static void check_leader(struct sim *s, struct node *nd)
 		s->cap_leader_of = n;
 	}
 	if (s->leader_of[t] && s->leader_of[t] != (uint64_t)nd->id) {
-		violate(s,
-			"two leaders in term %" PRIu64 ": %" PRIu64 " and %d",
-			t, s->leader_of[t], nd->id);
+		sim_violate(&s->clock,
+			    "two leaders in term %" PRIu64 ": %" PRIu64
+			    " and %d",
+			    t, s->leader_of[t], nd->id);
 		return;
 	}
 	s->leader_of[t] = (uint64_t)nd->id;
 	if (nd->leader_checked_term == t)
 		return;
 	nd->leader_checked_term = t;
-	trace(s, "  node %d is leader of term %" PRIu64, nd->id, t);
+	sim_trace(&s->clock, "  node %d is leader of term %" PRIu64, nd->id, t);
 	/* Leaders dying right after their election, before their no-op
 	 * commits, are where commit rules go wrong. */
 	if (!s->healed && chance(&s->rng, s->leader_crash))
 		evq_push(&s->events,
-			 (struct ev){.time = s->now + 1 +
+			 (struct ev){.time = s->clock.now + 1 +
 					     below(&s->rng, 2 * TICK),
 				     .type = EV_CRASH,
 				     .node = nd->id - 1,
@@ -1322,10 +1301,11 @@ static void check_leader(struct sim *s, struct node *nd)
 			continue;
 		if (!held(nd, i, false, &lt, &lfp) || lt != c->term ||
 		    (c->fp && lfp != c->fp)) {
-			violate(s,
-				"leader completeness: leader %d of term "
-				"%" PRIu64 " lacks committed offset %" PRIu64,
-				nd->id, t, i);
+			sim_violate(&s->clock,
+				    "leader completeness: leader %d of term "
+				    "%" PRIu64
+				    " lacks committed offset %" PRIu64,
+				    nd->id, t, i);
 			return;
 		}
 	}
@@ -1335,10 +1315,10 @@ static void check_leader(struct sim *s, struct node *nd)
 		if (a->term >= t || a->off <= base)
 			continue;
 		if (!held(nd, a->off, false, &lt, &lfp) || lfp != a->fp) {
-			violate(s,
-				"acknowledged proposal at offset %" PRIu64
-				" missing from leader %d of term %" PRIu64,
-				a->off, nd->id, t);
+			sim_violate(&s->clock,
+				    "acknowledged proposal at offset %" PRIu64
+				    " missing from leader %d of term %" PRIu64,
+				    a->off, nd->id, t);
 			return;
 		}
 	}
@@ -1374,8 +1354,9 @@ static void sm_apply(void *ctx, const struct kq_record *rec)
 		       rec->key ? rec->key_len : 0, rec->value, rec->value_len);
 
 	if (rec->offset <= nd->sm_applied)
-		violate(s, "node %d applies offset %" PRIu64 " after %" PRIu64,
-			nd->id, rec->offset, nd->sm_applied);
+		sim_violate(&s->clock,
+			    "node %d applies offset %" PRIu64 " after %" PRIu64,
+			    nd->id, rec->offset, nd->sm_applied);
 	note_committed(s, nd, rec->offset, rec->term, fp, rec->flags,
 		       "applies");
 	nd->sm_applied = rec->offset;
@@ -1406,17 +1387,18 @@ static int sm_restore(void *ctx, const void *data, size_t len)
 	bool known;
 
 	if (len != sizeof(p)) {
-		violate(s, "node %d restores a snapshot of %zu bytes", nd->id,
-			len);
+		sim_violate(&s->clock,
+			    "node %d restores a snapshot of %zu bytes", nd->id,
+			    len);
 		return KQ_ECORRUPT;
 	}
 	memcpy(p, data, sizeof(p));
 	want = chain_at(s, p[0], &known);
 	if (known && want != p[1])
-		violate(s,
-			"node %d restores a state at %" PRIu64
-			" that is not the committed one",
-			nd->id, p[0]);
+		sim_violate(&s->clock,
+			    "node %d restores a state at %" PRIu64
+			    " that is not the committed one",
+			    nd->id, p[0]);
 	nd->sm_applied = p[0];
 	nd->sm_chain = p[1];
 	s->f[F_SNAP_INSTALL]++;
@@ -1494,8 +1476,8 @@ static void start_node(struct sim *s, struct node *nd)
 				}
 		}
 		if (st->hs_fault)
-			trace(s, "  node %d hard state %s", nd->id,
-			      st->hs_fault == 1 ? "LOST" : "STALE");
+			sim_trace(&s->clock, "  node %d hard state %s", nd->id,
+				  st->hs_fault == 1 ? "LOST" : "STALE");
 	}
 	nd->checked_commit = 0;
 	nd->visible_checked = 0;
@@ -1506,8 +1488,8 @@ static void start_node(struct sim *s, struct node *nd)
 	rv = open_group(s, nd);
 	if (rv != 0 && st->hs_fault) {
 		/* Refused, as it must: the operator restores the file. */
-		trace(s, "  node %d refuses to open: %s", nd->id,
-		      nd->last_error);
+		sim_trace(&s->clock, "  node %d refuses to open: %s", nd->id,
+			  nd->last_error);
 		s->f[F_HS_REFUSED]++;
 		st->hs_fault = 0;
 		rv = open_group(s, nd);
@@ -1527,25 +1509,25 @@ static void start_node(struct sim *s, struct node *nd)
 					   : st->hs_stale;
 		st->hs_fault = 0;
 	} else if (rv == 0 && st->hs_fault) {
-		violate(s,
-			"node %d opened over a %s hard state (term %" PRIu64
-			", the log holds term %" PRIu64 ")",
-			nd->id, st->hs_fault == 1 ? "lost" : "stale",
-			st->hs_fault == 1 ? 0 : st->hs_stale.term,
-			st_max_term(st));
+		sim_violate(&s->clock,
+			    "node %d opened over a %s hard state (term %" PRIu64
+			    ", the log holds term %" PRIu64 ")",
+			    nd->id, st->hs_fault == 1 ? "lost" : "stale",
+			    st->hs_fault == 1 ? 0 : st->hs_stale.term,
+			    st_max_term(st));
 		st->hs_fault = 0;
 	}
 	if (rv != 0) {
-		violate(s, "node %d cannot open its group: %s (%s)", nd->id,
-			kq_strerror(rv), nd->last_error);
+		sim_violate(&s->clock, "node %d cannot open its group: %s (%s)",
+			    nd->id, kq_strerror(rv), nd->last_error);
 		return;
 	}
 	nd->up = 1;
-	trace(s,
-	      "  node %d opens: log %" PRIu64 "..%" PRIu64 ", point %" PRIu64
-	      ", term %" PRIu64,
-	      nd->id, st_first(st), st_next(st),
-	      kq__raft_first_index(nd->g->r) - 1, kq__raft_term(nd->g->r));
+	sim_trace(&s->clock,
+		  "  node %d opens: log %" PRIu64 "..%" PRIu64
+		  ", point %" PRIu64 ", term %" PRIu64,
+		  nd->id, st_first(st), st_next(st),
+		  kq__raft_first_index(nd->g->r) - 1, kq__raft_term(nd->g->r));
 	check_commit(s, nd);
 }
 
@@ -1590,15 +1572,15 @@ static void damage_tail(struct sim *s, struct node *nd, size_t d)
 	}
 	for (size_t k = keep; k < st->n; k++)
 		if (st->r[k].off < from || st->r[k].off >= end)
-			violate(s,
-				"node %d: damaged offset %" PRIu64
-				" outside the range kept lost (%" PRIu64
-				"..%" PRIu64 ")",
-				nd->id, st->r[k].off, from, end - 1);
-	trace(s,
-	      "  node %d: last %zu records DAMAGED, offsets %" PRIu64
-	      "..%" PRIu64 " lost",
-	      nd->id, d, from, end - 1);
+			sim_violate(&s->clock,
+				    "node %d: damaged offset %" PRIu64
+				    " outside the range kept lost (%" PRIu64
+				    "..%" PRIu64 ")",
+				    nd->id, st->r[k].off, from, end - 1);
+	sim_trace(&s->clock,
+		  "  node %d: last %zu records DAMAGED, offsets %" PRIu64
+		  "..%" PRIu64 " lost",
+		  nd->id, d, from, end - 1);
 	st->lost[i] = (struct kq_offset_range){from, end};
 	st->nlost = i + 1;
 	s->f[F_DAMAGED] += d;
@@ -1615,7 +1597,7 @@ static void crash_node(struct sim *s, struct node *nd, const char *why)
 
 	if (!nd->up)
 		return;
-	trace(s, "  CRASH node %d (%s)", nd->id, why);
+	sim_trace(&s->clock, "  CRASH node %d (%s)", nd->id, why);
 	s->f[F_CRASH]++;
 	kq__raft_group_close(nd->g);
 	nd->g = NULL;
@@ -1656,7 +1638,7 @@ static void crash_node(struct sim *s, struct node *nd, const char *why)
 /* After every step: a failed group must have failed on purpose. */
 static void after_step(struct sim *s, struct node *nd)
 {
-	if (!nd->up || s->violation[0])
+	if (!nd->up || s->clock.violation[0])
 		return;
 	run_later(nd);
 	/* The module's count of elections in flight is this group's and
@@ -1664,12 +1646,12 @@ static void after_step(struct sim *s, struct node *nd)
 	 * would hold every other group's election back for good. */
 	if (nd->mod.campaigns != nd->phantom + (nd->g->counted ? 1u : 0u) ||
 	    (nd->g->counted && nd->g->failed))
-		violate(s,
-			"node %d: %u election slots taken, %u by phantoms, "
-			"its group %s%s",
-			nd->id, nd->mod.campaigns, nd->phantom,
-			nd->g->counted ? "counted" : "not counted",
-			nd->g->failed ? " and stopped" : "");
+		sim_violate(&s->clock,
+			    "node %d: %u election slots taken, %u by phantoms, "
+			    "its group %s%s",
+			    nd->id, nd->mod.campaigns, nd->phantom,
+			    nd->g->counted ? "counted" : "not counted",
+			    nd->g->failed ? " and stopped" : "");
 	/* A stopped group's core may be ahead of its storage (an install
 	 * whose reset failed): it never acts on that, so it is not read. */
 	if (!nd->g->failed)
@@ -1680,8 +1662,8 @@ static void after_step(struct sim *s, struct node *nd)
 				s->f[F_FORGED_REFUSED]++;
 			crash_node(s, nd, "its group stopped");
 		} else {
-			violate(s, "node %d stopped: %s", nd->id,
-				nd->last_error);
+			sim_violate(&s->clock, "node %d stopped: %s", nd->id,
+				    nd->last_error);
 		}
 		nd->fault_step = nd->forged_step = false;
 		return;
@@ -1689,14 +1671,14 @@ static void after_step(struct sim *s, struct node *nd)
 	nd->fault_step = nd->forged_step = false;
 	if (!nd->g->running &&
 	    kq__raft_last_index(nd->g->r) + 1 != st_end_seen(&nd->st))
-		violate(s,
-			"node %d core log ends at %" PRIu64
-			", its storage at %" PRIu64,
-			nd->id, kq__raft_last_index(nd->g->r),
-			st_end_seen(&nd->st) - 1);
-	if (!s->violation[0])
+		sim_violate(&s->clock,
+			    "node %d core log ends at %" PRIu64
+			    ", its storage at %" PRIu64,
+			    nd->id, kq__raft_last_index(nd->g->r),
+			    st_end_seen(&nd->st) - 1);
+	if (!s->clock.violation[0])
 		check_visible(s, nd);
-	if (!s->violation[0])
+	if (!s->clock.violation[0])
 		check_leader(s, nd);
 }
 
@@ -1708,7 +1690,7 @@ static void new_partition(struct sim *s)
 
 	s->f[F_PARTITION]++;
 	net_partition(s->blocked, s->n, &s->rng, desc, sizeof(desc));
-	trace(s, "  %s", desc);
+	sim_trace(&s->clock, "  %s", desc);
 }
 
 /* A message no correct peer sends.  Each kind must be refused (the
@@ -1843,14 +1825,15 @@ static void forge(struct sim *s)
 	}
 	}
 	s->f[F_FORGED]++;
-	trace(s, "  FORGED %s to %d from %" PRIu64 " t%" PRIu64 " i%" PRIu64,
-	      kq__raft_msg_name(m.type), nd->id, m.from, m.term, m.index);
+	sim_trace(&s->clock,
+		  "  FORGED %s to %d from %" PRIu64 " t%" PRIu64 " i%" PRIu64,
+		  kq__raft_msg_name(m.type), nd->id, m.from, m.term, m.index);
 	nm = msg_copy(&m);
 	nm->forged = true;
 	for (size_t i = 0; i < m.n_entries; i++)
 		kq__raft_buf_unref(e[i].data);
 	evq_push(&s->events,
-		 (struct ev){.time = s->now + 1 + below(&s->rng, TICK),
+		 (struct ev){.time = s->clock.now + 1 + below(&s->rng, TICK),
 			     .type = EV_DELIVER,
 			     .node = nd->id - 1,
 			     .msg = nm});
@@ -1874,18 +1857,21 @@ static void retain(struct sim *s, struct node *nd)
 		/* Retention as it was before kq__raft_group_retain: segments go
 		 * behind the group's back. */
 		s->f[F_DIRECT_COMPACT]++;
-		trace(s, "  node %d direct compaction before %" PRIu64, nd->id,
-		      before);
+		sim_trace(&s->clock,
+			  "  node %d direct compaction before %" PRIu64, nd->id,
+			  before);
 		sl_compact(st, before);
 		return;
 	}
 	if (s->o->no_retain)
 		return;
 	s->f[F_RETAIN]++;
-	trace(s, "  node %d retain before %" PRIu64, nd->id, before);
+	sim_trace(&s->clock, "  node %d retain before %" PRIu64, nd->id,
+		  before);
 	rv = kq__raft_group_retain(nd->g, before);
 	if (rv < 0 && !nd->g->failed)
-		trace(s, "  node %d retain: %s", nd->id, kq_strerror(rv));
+		sim_trace(&s->clock, "  node %d retain: %s", nd->id,
+			  kq_strerror(rv));
 }
 
 /* ------------------------------------------------------------ proposals */
@@ -1906,11 +1892,12 @@ static void on_proposed(struct kq_propose_req *req, int status)
 			struct cslot *c = com_at(s, off);
 
 			if (!c->term || c->fp != p->fp[i] || c->term != p->term)
-				violate(s,
-					"proposal acknowledged at offset "
-					"%" PRIu64 " which is not committed "
-					"with its record",
-					off);
+				sim_violate(&s->clock,
+					    "proposal acknowledged at offset "
+					    "%" PRIu64
+					    " which is not committed "
+					    "with its record",
+					    off);
 			if (s->n_acks == s->cap_acks) {
 				s->cap_acks =
 					s->cap_acks ? 2 * s->cap_acks : 256;
@@ -1929,7 +1916,7 @@ static void on_proposed(struct kq_propose_req *req, int status)
 		if (nd->up && !s->healed &&
 		    chance(&s->rng, s->leader_crash / 4))
 			evq_push(&s->events,
-				 (struct ev){.time = s->now + 1 +
+				 (struct ev){.time = s->clock.now + 1 +
 						     below(&s->rng, TICK / 2),
 					     .type = EV_CRASH,
 					     .node = nd->id - 1,
@@ -1977,7 +1964,7 @@ static void propose(struct sim *s, struct node *nd, size_t n, bool final)
 		return;
 	}
 	s->f[F_PROPOSED] += n;
-	trace(s, "  node %d proposes %zu", nd->id, n);
+	sim_trace(&s->clock, "  node %d proposes %zu", nd->id, n);
 }
 
 /* ------------------------------------------------------------ driver */
@@ -1999,8 +1986,9 @@ static struct node *find_leader(struct sim *s)
 
 /* After the faults: one leader, every replica holding durably the same
  * committed log, the final proposal acknowledged. */
-static int converged(struct sim *s)
+static int converged(void *sim)
 {
+	struct sim *s = sim;
 	struct node *l = find_leader(s);
 	uint64_t last;
 
@@ -2041,7 +2029,8 @@ static void set_phantom(struct sim *s, struct node *nd, bool on)
 {
 	if (on == (nd->phantom != 0))
 		return;
-	trace(s, "  node %d: election slots %s", nd->id, on ? "taken" : "free");
+	sim_trace(&s->clock, "  node %d: election slots %s", nd->id,
+		  on ? "taken" : "free");
 	if (on) {
 		nd->phantom = nd->mod.max_campaigns;
 		nd->mod.campaigns += nd->phantom;
@@ -2071,11 +2060,12 @@ static void control(struct sim *s)
 
 			set_phantom(s, nd, !nd->phantom);
 		}
-		for (int i = 0; i < s->n && !s->violation[0]; i++) {
+		for (int i = 0; i < s->n && !s->clock.violation[0]; i++) {
 			struct node *nd = &s->nodes[i];
 
 			if (!nd->up && s->tick >= nd->restart_tick) {
-				trace(s, "  RESTART node %d", nd->id);
+				sim_trace(&s->clock, "  RESTART node %d",
+					  nd->id);
 				start_node(s, nd);
 				after_step(s, nd);
 			} else if (nd->up && chance(&s->rng, s->retain)) {
@@ -2094,7 +2084,7 @@ static void control(struct sim *s)
 		return;
 	}
 	if (s->tick == chaos) {
-		trace(s, "  FAULTS STOP");
+		sim_trace(&s->clock, "  FAULTS STOP");
 		memset(s->blocked, 0, sizeof(s->blocked));
 		s->loss = s->dup = s->reorder = 0;
 		s->sync_err = 0;
@@ -2102,7 +2092,7 @@ static void control(struct sim *s)
 		s->healed = true;
 		for (int i = 0; i < s->n; i++)
 			set_phantom(s, &s->nodes[i], false);
-		for (int i = 0; i < s->n && !s->violation[0]; i++) {
+		for (int i = 0; i < s->n && !s->clock.violation[0]; i++) {
 			if (!s->nodes[i].up) {
 				start_node(s, &s->nodes[i]);
 				after_step(s, &s->nodes[i]);
@@ -2126,12 +2116,12 @@ static void deliver(struct sim *s, struct node *nd, struct netmsg *nm)
 	    (!nm->forged && m->from >= 1 && m->from <= (uint64_t)s->n &&
 	     s->blocked[m->from - 1][m->to - 1]))
 		return;
-	trace(s,
-	      "%" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64 " lt%" PRIu64
-	      " c%" PRIu64 " h%" PRIu64 " n%zu%s%s",
-	      m->from, m->to, kq__raft_msg_name(m->type), m->term, m->index,
-	      m->log_term, m->commit, m->hint, m->n_entries,
-	      m->reject ? " reject" : "", nm->forged ? " FORGED" : "");
+	sim_trace(&s->clock,
+		  "%" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
+		  " lt%" PRIu64 " c%" PRIu64 " h%" PRIu64 " n%zu%s%s",
+		  m->from, m->to, kq__raft_msg_name(m->type), m->term, m->index,
+		  m->log_term, m->commit, m->hint, m->n_entries,
+		  m->reject ? " reject" : "", nm->forged ? " FORGED" : "");
 	term = kq__raft_term(nd->g->r);
 	refused = nd->g->refused;
 	nd->forged_step = nm->forged;
@@ -2139,27 +2129,29 @@ static void deliver(struct sim *s, struct node *nd, struct netmsg *nm)
 	if (nm->forged && nd->g->refused != refused)
 		s->f[F_FORGED_REFUSED]++;
 	else if (!nm->forged && nd->g->refused != refused)
-		violate(s,
-			"node %d refused %s from %" PRIu64 " in term %" PRIu64
-			" sent by a correct peer",
-			nd->id, kq__raft_msg_name(m->type), m->from, m->term);
+		sim_violate(&s->clock,
+			    "node %d refused %s from %" PRIu64
+			    " in term %" PRIu64 " sent by a correct peer",
+			    nd->id, kq__raft_msg_name(m->type), m->from,
+			    m->term);
 	if (nm->forged && (m->from < 1 || m->from > (uint64_t)s->n) &&
 	    !nd->g->failed && kq__raft_term(nd->g->r) != term)
-		violate(s,
-			"node %d took term %" PRIu64
-			" from a broker that is no voter (%" PRIu64 ")",
-			nd->id, kq__raft_term(nd->g->r), m->from);
+		sim_violate(&s->clock,
+			    "node %d took term %" PRIu64
+			    " from a broker that is no voter (%" PRIu64 ")",
+			    nd->id, kq__raft_term(nd->g->r), m->from);
 }
 
-static void handle(struct sim *s, struct ev *e)
+static void handle(void *sim, struct ev *e)
 {
+	struct sim *s = sim;
 	struct node *nd = &s->nodes[e->node];
 
 	switch (e->type) {
 	case EV_CONTROL:
-		s->tick = s->now / TICK;
+		s->tick = s->clock.now / TICK;
 		control(s);
-		evq_push(&s->events, (struct ev){.time = s->now + TICK,
+		evq_push(&s->events, (struct ev){.time = s->clock.now + TICK,
 						 .type = EV_CONTROL});
 		break;
 	case EV_TICK:
@@ -2173,7 +2165,7 @@ static void handle(struct sim *s, struct ev *e)
 				s->f[F_QUIET_TICKS]++;
 			after_step(s, nd);
 		}
-		evq_push(&s->events, (struct ev){.time = s->now + TICK,
+		evq_push(&s->events, (struct ev){.time = s->clock.now + TICK,
 						 .type = EV_TICK,
 						 .node = e->node});
 		break;
@@ -2198,7 +2190,7 @@ static void handle(struct sim *s, struct ev *e)
 			nd->st.failed = true;
 			nd->fault_step = true;
 			s->f[F_SYNC_ERR]++;
-			trace(s, "  node %d sync FAILS", nd->id);
+			sim_trace(&s->clock, "  node %d sync FAILS", nd->id);
 		}
 		/* One fsync covers the syncs asked so far; sometimes it
 		 * started before the later ones were asked. */
@@ -2258,10 +2250,10 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		    size_t why_len)
 {
 	struct sim s;
-	uint64_t limit, events = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.o = o;
+	s.clock.tracing = o->trace;
 	s.seed = seed;
 	s.rng = mix(seed);
 	s.n = o->nodes ? o->nodes : (seed % 2 ? 3 : 5);
@@ -2324,19 +2316,21 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 			s.nodes[i].mod.cache_bytes = cache;
 			s.nodes[i].mod.balance_leaders = bal;
 		}
-		trace(&s,
-		      "seed %" PRIu64 ": %d nodes, %s group, loss %u%%o, dup "
-		      "%u%%o, delay <= %u, reorder %u%%o, sync <= %u, sync "
-		      "errors %u%%o, crash %u%%o, partition %u%%o, forged "
-		      "%u%%o, retention %u%%o, torn %u%%o, install crash "
-		      "%u%%o, damage %u%%o, segment %d records, pre-vote %d, "
-		      "check-quorum %d, snapshot every %u, cache %u B",
-		      seed, s.n, s.sm ? "state-machine" : "message-log", s.loss,
-		      s.dup, s.delay_max, s.reorder, s.sync_max, s.sync_err,
-		      s.crash, s.partition, s.forge, s.retain, s.torn,
-		      s.snap_crash, s.damage, s.seg_recs, pv, cq, every, cache);
+		sim_trace(
+			&s.clock,
+			"seed %" PRIu64 ": %d nodes, %s group, loss %u%%o, dup "
+			"%u%%o, delay <= %u, reorder %u%%o, sync <= %u, sync "
+			"errors %u%%o, crash %u%%o, partition %u%%o, forged "
+			"%u%%o, retention %u%%o, torn %u%%o, install crash "
+			"%u%%o, damage %u%%o, segment %d records, pre-vote %d, "
+			"check-quorum %d, snapshot every %u, cache %u B",
+			seed, s.n, s.sm ? "state-machine" : "message-log",
+			s.loss, s.dup, s.delay_max, s.reorder, s.sync_max,
+			s.sync_err, s.crash, s.partition, s.forge, s.retain,
+			s.torn, s.snap_crash, s.damage, s.seg_recs, pv, cq,
+			every, cache);
 	}
-	for (int i = 0; i < s.n && !s.violation[0]; i++) {
+	for (int i = 0; i < s.n && !s.clock.violation[0]; i++) {
 		struct node *nd = &s.nodes[i];
 
 		start_node(&s, nd);
@@ -2346,43 +2340,22 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 				     .node = i});
 	}
 	evq_push(&s.events, (struct ev){.time = 0, .type = EV_CONTROL});
-	limit = (uint64_t)o->ticks + o->converge_ticks;
-	while (!s.violation[0] && s.events.n) {
-		struct ev e = evq_pop(&s.events);
-
-		s.now = e.time;
-		if (e.type == EV_CONTROL)
-			events = 0;
-		if (++events > 200000) {
-			violate(&s, "message storm: over 200000 events in "
-				    "one tick");
-			if (e.msg)
-				msg_free(e.msg);
-			break;
-		}
-		handle(&s, &e);
-		if (s.healed && e.type == EV_CONTROL && converged(&s))
-			break;
-		if (s.tick > limit)
-			violate(&s,
-				"no convergence %u ticks after the faults "
-				"stopped",
-				o->converge_ticks);
-	}
-	trace(&s,
-	      "seed %" PRIu64 " done at tick %" PRIu64 ": %" PRIu64
-	      " proposed, %" PRIu64 " acknowledged, commit %" PRIu64,
-	      seed, s.tick, s.f[F_PROPOSED], s.f[F_ACKED], s.max_commit);
-	if (s.violation[0] && s.tainted && !o->strict) {
+	sim_run(&s.events, &s.clock, &s, handle, converged, &s.healed, &s.tick,
+		(uint64_t)o->ticks + o->converge_ticks);
+	sim_trace(&s.clock,
+		  "seed %" PRIu64 " done at tick %" PRIu64 ": %" PRIu64
+		  " proposed, %" PRIu64 " acknowledged, commit %" PRIu64,
+		  seed, s.tick, s.f[F_PROPOSED], s.f[F_ACKED], s.max_commit);
+	if (s.clock.violation[0] && s.tainted && !o->strict) {
 		/* Reported, not counted: --strict fails the seed earlier. */
 		fprintf(stderr, "seed %" PRIu64 ": after a known bug: %s\n",
-			seed, s.violation);
+			seed, s.clock.violation);
 		s.f[F_KNOWN_AFTER]++;
-		s.violation[0] = 0;
+		s.clock.violation[0] = 0;
 	}
 	for (int i = 0; i < F_N; i++)
 		tot[i] += s.f[i];
-	snprintf(why, why_len, "%s", s.violation);
+	snprintf(why, why_len, "%s", s.clock.violation);
 	sim_free(&s);
 	return why[0] != 0;
 }
