@@ -175,8 +175,7 @@ static void transport_stopped(void *ctx)
 
 static int logs_busy(struct kq_broker *b)
 {
-	if (b->works || b->sync_list || b->dirty || b->done ||
-	    b->commits_asking || kq__fwd_busy(b))
+	if (b->works || b->sync_list || b->dirty || b->done || kq__fwd_busy(b))
 		return 1;
 	for (struct kq_store *pl = b->all_stores; pl; pl = pl->next_all)
 		if (pl->waiting || pl->running)
@@ -243,6 +242,7 @@ void kq__broker_stop(struct kq_broker *b)
 	kq__topic_open_cancel_all(b);
 	kq__fwd_stop(b);
 	kq__fetch_stop(b);
+	kq__commit_stop(b);
 	for (size_t i = 0; i < b->ntransports; i++) {
 		struct kq__instance *in = &b->transports[i];
 

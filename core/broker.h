@@ -246,9 +246,9 @@ struct kq_broker {
 	struct kq__fetch *fetches, *fetches_tail; /* reads waiting for a
 						   * replica to ask */
 	uv_timer_t fetch_timer;
-	unsigned commits_asking; /* CMITs waiting for a partition's end from
-				  * another broker: a stop waits for them */
-	uint64_t nforwarded;	 /* requests sent to other brokers */
+	struct kq__seeking *seekings; /* CMITs waiting for a partition's end
+				       * from another broker (commit.c) */
+	uint64_t nforwarded;	      /* requests sent to other brokers */
 	unsigned stopping_transports;
 	int stopping;
 	int exit_code;
@@ -539,6 +539,7 @@ enum {
 /* fetch.c: reads of partitions this broker holds no replica of, from a
  * broker that holds one. */
 struct kq__fetch;
+struct kq__seeking;
 /* Committed records of a read, as one broker answered it: taken with
  * kq__chunk_take(), then `status` (0, or the error that ends the read,
  * with errmsg) holds. */
@@ -598,6 +599,9 @@ int kq__member_find(struct kq_broker *b, const char *topic, uint64_t sub_id,
 /* Commits what m was handed and has not acknowledged (CONS asking for
  * more); a failure to store it is logged, and the batch comes again. */
 void kq__commit_acknowledge(struct kq_broker *b, struct kq__member *m);
+/* At a stop: CMITs waiting for a partition's end from another broker are
+ * answered now, ERR UNAVAILABLE. */
+void kq__commit_stop(struct kq_broker *b);
 int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
 	       uint64_t sub_id, int64_t partition, uint64_t offset,
 	       kq_req_cb cb);

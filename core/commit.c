@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kafkaesque/list.h>
+
 #include "broker.h"
 #include "log.h"
 #include "names.h"
@@ -203,23 +205,27 @@ static int holder(struct kq_broker *b, const char *topic, uint64_t sub_id,
 }
 
 /* A CMIT with an offset of a partition this broker holds no replica of:
- * its end is asked of a broker that holds one. */
-struct seeking {
+ * its end is asked of a broker that holds one.  Listed in b->seekings
+ * until the answer comes, so that a stop can answer it at once. */
+struct kq__seeking {
 	struct kq_broker *b;
 	struct kq_req *req;
+	struct kq__fetch *fetch;
 	char topic[KQ__NAME_MAX + 1];
 	uint64_t sub_id, offset;
 	uint32_t part;
+	struct kq__seeking *prev, *next;
 };
 
 static void on_end(void *ctx, struct kq__chunk *ch)
 {
-	struct seeking *sk = ctx;
+	struct kq__seeking *sk = ctx;
 	struct kq_broker *b = sk->b;
 	struct kq_req *req = sk->req;
 	struct kq__member *m;
 	int rv = ch->status;
 
+	KQ_LIST_REMOVE(b->seekings, sk);
 	if (rv < 0)
 		kq__req_fail(req, rv, "%s", ch->errmsg);
 	/* The member may have left, or lost the partition, meanwhile. */
@@ -230,7 +236,20 @@ static void on_end(void *ctx, struct kq__chunk *ch)
 	if (rv < 0)
 		kq__defer_complete(b, req, rv);
 	free(sk);
-	b->commits_asking--;
+}
+
+void kq__commit_stop(struct kq_broker *b)
+{
+	while (b->seekings) {
+		struct kq__seeking *sk = b->seekings;
+
+		KQ_LIST_REMOVE(b->seekings, sk);
+		kq__fetch_cancel(sk->fetch);
+		kq__defer_complete(b, sk->req,
+				   kq__req_fail(sk->req, KQ_EUNAVAILABLE,
+						"broker is stopping"));
+		free(sk);
+	}
 }
 
 int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
@@ -240,8 +259,7 @@ int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
 	struct kq_broker *b = s->b;
 	struct kq__partition *p;
 	struct kq__member *m;
-	struct seeking *sk;
-	struct kq__fetch *f;
+	struct kq__seeking *sk;
 	int rv;
 
 	kq__req_init(req, s, KQ_REQ_COMMIT, cb);
@@ -271,15 +289,19 @@ int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
 	sk = calloc(1, sizeof(*sk));
 	if (!sk)
 		return kq__req_fail(req, -ENOMEM, "out of memory");
-	*sk = (struct seeking){b, req, "", sub_id, offset, p->id};
+	*sk = (struct kq__seeking){.b = b,
+				   .req = req,
+				   .sub_id = sub_id,
+				   .offset = offset,
+				   .part = p->id};
 	snprintf(sk->topic, sizeof(sk->topic), "%s", topic);
 	rv = kq__fetch_start(b, p->topic, p->id, UINT64_MAX, UINT64_MAX, 1, 1,
-			     on_end, sk, &f);
+			     on_end, sk, &sk->fetch);
 	if (rv != 0) {
 		free(sk);
 		return kq__req_fail(req, rv, "out of memory");
 	}
-	b->commits_asking++;
+	KQ_LIST_PUSH(b->seekings, sk);
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -32,15 +33,23 @@
 
 static struct tcl cl;
 
-static int setup(void **state)
+/* Three brokers of their own, with `extra` spliced into their configs
+ * ("" for the fixture's defaults). */
+static void start_cluster(const char *extra)
 {
 	memset(&cl, 0, sizeof(cl));
 	cl.secret = 1;
 	snprintf(cl.cluster_extra, sizeof(cl.cluster_extra),
 		 "\"session_timeout_ms\": 1500");
+	snprintf(cl.extra, sizeof(cl.extra), "%s", extra);
 	tcl_setup(&cl);
 	for (int i = 0; i < N; i++)
 		tcl_start(&cl, i);
+}
+
+static int setup(void **state)
+{
+	start_cluster("");
 	return 0;
 }
 
@@ -1145,6 +1154,51 @@ static void test_retention_restart_point(void **state)
 	assert_true(tcl_agree(&cl, N, 15) > 0);
 }
 
+/* Requests that wait longer than telnet's stop grace (5 s). */
+static int setup_slow_requests(void **state)
+{
+	start_cluster("\"topics\": {\"retention_check_ms\": 100, "
+		      "\"request_timeout_ms\": 30000}");
+	return 0;
+}
+
+/* A CMIT waiting for a partition's end from a broker that does not
+ * answer (SIGSTOP) is answered at a stop, not left behind: ERR
+ * UNAVAILABLE saying the broker is stopping, and the broker exits 0. */
+static void test_stop_answers_waiting_cmit(void **state)
+{
+	char status[256], data[1024], command[128];
+	int holder = 0, y, st;
+	long sub;
+	struct tc c;
+
+	assert_true(tcl_agree(&cl, N, 10) > 0);
+	tcl_cmd(&cl, 0, "CRTP stp 1 replicas=1", status, sizeof(status), NULL,
+		0);
+	assert_string_equal(status, "OK stp 1");
+	tcl_cmd(&cl, 0, "DESC stp", status, sizeof(status), data, sizeof(data));
+	assert_int_equal(
+		sscanf(data, "PARTITION 0 LEADER %*s REPLICAS %d", &holder), 1);
+	y = holder % N; /* the index of a broker not holding it */
+	assert_int_equal(tc_connect(&c, cl.tbs[y].port), 0);
+	tc_cmd(&c, "SUBS stp g", status, sizeof(status), NULL, 0);
+	assert_int_equal(sscanf(status, "OK %ld", &sub), 1);
+	assert_int_equal(kill(cl.tbs[holder - 1].pid, SIGSTOP), 0);
+	snprintf(command, sizeof(command), "CMIT stp %ld 0 0", sub);
+	tc_send(&c, command);
+	usleep(300000);
+	assert_int_equal(kill(cl.tbs[y].pid, SIGTERM), 0);
+	strcpy(status, "(closed without an answer)");
+	if (tc_line(&c, status, sizeof(status)) < 0 ||
+	    !strstr(status, "ERR UNAVAILABLE") || !strstr(status, "stopping"))
+		fail_msg("CMIT at the stop: \"%s\"", status);
+	assert_int_equal(waitpid(cl.tbs[y].pid, &st, 0), cl.tbs[y].pid);
+	cl.tbs[y].pid = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(kill(cl.tbs[holder - 1].pid, SIGCONT), 0);
+	tc_close(&c);
+}
+
 static void test_graceful_stop(void **state)
 {
 	for (int i = 0; i < N; i++)
@@ -1182,6 +1236,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_retention_restart_point,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_answers_waiting_cmit,
+						setup_slow_requests, teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_stop, setup,
 						teardown),
 	};
