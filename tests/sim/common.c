@@ -185,6 +185,7 @@ void sim_run(struct evq *q, struct sim_clock *clock, void *sim,
 {
 	uint64_t events = 0;
 
+	evq_push(q, (struct ev){.time = 0, .type = EV_CONTROL});
 	while (!clock->violation[0] && q->n) {
 		struct ev e = evq_pop(q);
 

@@ -107,11 +107,11 @@ void evq_push(struct evq *q, struct ev e);
 struct ev evq_pop(struct evq *q);
 void evq_free(struct evq *q);
 
-/* Runs the events of q in time order, each with handle(sim, e) at its
- * time, until a violation or no event is left, or, once the faults
- * stopped (*healed), a control event after which converged(sim).  Over
- * 200000 events between two control events are a message storm, and
- * *tick past tick_limit without convergence, violations. */
+/* Runs the events of q in time order, from a control event at time 0
+ * that it queues, each with handle(sim, e) at its time, until a violation or no
+ * event is left, or, once the faults stopped (*healed), a control event after
+ * which converged(sim).  Over 200000 events between two control events are a
+ * message storm, and *tick past tick_limit without convergence, violations. */
 void sim_run(struct evq *q, struct sim_clock *clock, void *sim,
 	     void (*handle)(void *sim, struct ev *e),
 	     int (*converged)(void *sim), const bool *healed,

@@ -1044,7 +1044,6 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 						.type = EV_TICK,
 						.node = i});
 	}
-	evq_push(&s.events, (struct ev){.time = 0, .type = EV_CONTROL});
 	sim_run(&s.events, &s.clock, &s, handle, converged, &s.healed, &s.tick,
 		(uint64_t)o->ticks + o->converge_ticks);
 	*ticks_used = s.tick;
