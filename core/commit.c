@@ -157,7 +157,6 @@ static int seek(struct kq_broker *b, struct kq_req *req, struct kq__member *m,
 		uint32_t p, uint64_t offset, uint64_t end)
 {
 	struct kq__group *g = m->group;
-
 	uint64_t was = g->committed[p];
 	int rv;
 

@@ -8,12 +8,13 @@
  * sync; when only such files are left to close, the oldest is synced
  * right here, on the loop, so that the bound holds however many logs
  * are written between two syncs (a burst of elections over thousands of
- * partitions writes to every one of them; under fsync "never" the core
- * syncs only at a stop, so past the bound this is where files are
- * synced).  Also here: the log's folder
- * reached through its held descriptor (openat and friends, a file
- * replaced atomically, the folder synced), and the reference-counted
- * descriptors of segment files that readers and syncs share. */
+ * partitions writes to every one of them).  A log opened unsynced
+ * (kq_log_options.unsynced: fsync "never", where nobody waits for a
+ * sync) has such a file closed without one instead.  Also here: the
+ * log's folder reached through its held descriptor (openat and friends,
+ * a file replaced atomically, the folder synced), and the
+ * reference-counted descriptors of segment files that readers and syncs
+ * share. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
