@@ -137,11 +137,9 @@ int kq__instance_init_all(struct kq_broker *b)
 		return rv;
 	b->sops = b->storage.mod.desc->ops;
 	b->cops = b->consensus.mod.desc->ops;
-	b->sync_policy = KQ_SYNC_ALWAYS;
 	b->sync_interval_ms = 1000;
-	if (b->sops->sync_policy)
-		b->sync_policy = b->sops->sync_policy(b->storage.state,
-						      &b->sync_interval_ms);
+	b->sync_policy =
+		b->sops->sync_policy(b->storage.state, &b->sync_interval_ms);
 	if (b->sync_interval_ms == 0)
 		b->sync_interval_ms = 1;
 	if (b->cfg->npeers > 1 && b->sync_policy != KQ_SYNC_ALWAYS)

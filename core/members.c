@@ -732,7 +732,7 @@ static void on_tick(uv_timer_t *tm)
 		kq__members_register(b);
 	if (b->orphans)
 		send_owed(b);
-	if (b->cfg->npeers && b->cops->peer_up && b->meta_group &&
+	if (b->cfg->npeers && b->meta_group &&
 	    b->cops->leader(b->meta_group) == b->cfg->broker_id)
 		expire_gone(b);
 	else

@@ -1,6 +1,7 @@
 #include "plugin.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,75 @@ static size_t ops_size(enum kq_plugin_kind kind)
 	return 0;
 }
 
+/* The ops past the head, each of which the core calls: a module must
+ * have them all. */
+struct op_slot {
+	size_t off;
+	const char *name;
+};
+
+#define OP(kind, f)                                                            \
+	{                                                                      \
+		offsetof(struct kq_##kind##_ops, f), #f                        \
+	}
+static const struct op_slot transport_ops[] = {OP(transport, start),
+					       OP(transport, stop)};
+static const struct op_slot partitioner_ops[] = {OP(partitioner, partition)};
+static const struct op_slot storage_ops[] = {OP(storage, open),
+					     OP(storage, close),
+					     OP(storage, append),
+					     OP(storage, sync),
+					     OP(storage, read),
+					     OP(storage, first_offset),
+					     OP(storage, next_offset),
+					     OP(storage, term_at),
+					     OP(storage, truncate),
+					     OP(storage, reset),
+					     OP(storage, compact),
+					     OP(storage, retention_point),
+					     OP(storage, save_hard_state),
+					     OP(storage, load_hard_state),
+					     OP(storage, save_snapshot),
+					     OP(storage, load_snapshot),
+					     OP(storage, sync_policy),
+					     OP(storage, lost)};
+static const struct op_slot consensus_ops[] = {
+	OP(consensus, group_open), OP(consensus, group_close),
+	OP(consensus, propose),	   OP(consensus, commit_end),
+	OP(consensus, leader),	   OP(consensus, group_retain),
+	OP(consensus, peer_up),	   OP(consensus, call),
+	OP(consensus, reply)};
+#undef OP
+
+#define SLOTS(a)                                                               \
+	{                                                                      \
+		a, sizeof(a) / sizeof(*(a))                                    \
+	}
+static const struct {
+	const struct op_slot *slots;
+	size_t n;
+} kind_ops[] = {
+	[KQ_PLUGIN_TRANSPORT] = SLOTS(transport_ops),
+	[KQ_PLUGIN_PARTITIONER] = SLOTS(partitioner_ops),
+	[KQ_PLUGIN_STORAGE] = SLOTS(storage_ops),
+	[KQ_PLUGIN_CONSENSUS] = SLOTS(consensus_ops),
+};
+#undef SLOTS
+
+/* The first op of the kind's table that `ops` lacks, or NULL. */
+static const char *missing_op(enum kq_plugin_kind kind, const void *ops)
+{
+	for (size_t i = 0; i < kind_ops[kind].n; i++) {
+		const struct op_slot *slot = &kind_ops[kind].slots[i];
+		void (*fn)(void);
+
+		memcpy(&fn, (const char *)ops + slot->off, sizeof(fn));
+		if (!fn)
+			return slot->name;
+	}
+	return NULL;
+}
+
 /* Modules linked into the program, found by name before any folder. */
 #define MAX_LINKED 8
 static struct {
@@ -222,6 +292,7 @@ static int check_desc(const struct kq_plugin_desc *desc,
 {
 	const char *kname = kq__kind_name(kind);
 	const struct kq_module_ops *ops;
+	const char *missing;
 
 	if (!desc || desc->abi != KQ_PLUGIN_ABI) {
 		snprintf(err, errlen,
@@ -255,10 +326,13 @@ static int check_desc(const struct kq_plugin_desc *desc,
 			 ops_size(kind));
 		return KQ_EABI;
 	}
-	if (!ops->init || !ops->fini) {
+	missing = !ops->init   ? "init"
+		  : !ops->fini ? "fini"
+			       : missing_op(kind, desc->ops);
+	if (missing) {
 		snprintf(err, errlen,
 			 "%s module %s: %s: its ops table has no %s", kname,
-			 name, path, ops->init ? "fini" : "init");
+			 name, path, missing);
 		return KQ_EABI;
 	}
 	return 0;

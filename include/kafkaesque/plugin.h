@@ -4,8 +4,9 @@
  * one symbol, kq_plugin_entry, which returns a descriptor.  At load the
  * core checks, and refuses the module with one line naming what differs:
  * the descriptor's ABI number (it must equal KQ_PLUGIN_ABI), its size,
- * its kind, and the size its ops table says it has (it must equal this
- * broker's sizeof of the kind's table).  It then calls the kind's ops
+ * its kind, the size its ops table says it has (it must equal this
+ * broker's sizeof of the kind's table), and that no op of the table is
+ * NULL (the core calls every one).  It then calls the kind's ops
  * table with a host table of services.  Plugins never call each other and
  * never link against the core: all they may use of the broker arrives
  * through struct kq_host.

@@ -267,9 +267,12 @@ int kq__seg_log_replace_file(struct kq_log *log, const char *name,
 	kq__seg_io.close(fd);
 	if (rv == 0 && kq__seg_log_renameat(log, tmp, name) != 0)
 		rv = -errno;
-	if (rv == 0)
-		rv = kq__seg_log_sync_dir(log);
-	return rv;
+	if (rv != 0) {
+		/* A full disk keeps no half-written copy. */
+		kq__seg_log_unlinkat(log, tmp, 0);
+		return rv;
+	}
+	return kq__seg_log_sync_dir(log);
 }
 
 /* --- reference-counted descriptors of segment files --- */

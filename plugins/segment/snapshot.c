@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <kafkaesque/bytes.h>
 
@@ -68,6 +69,7 @@ int kq__seg_log_load_snapshot(struct kq_log *log, uint64_t *index,
 			      uint64_t *term, void **data, size_t *len)
 {
 	uint8_t hdr[SNAP_HDR];
+	struct stat st;
 	uint64_t n;
 	ssize_t got;
 	void *buf;
@@ -75,7 +77,8 @@ int kq__seg_log_load_snapshot(struct kq_log *log, uint64_t *index,
 
 	if (fd < 0)
 		return -errno;
-	got = kq__seg_pread_full(fd, hdr, SNAP_HDR, 0);
+	got = fstat(fd, &st) != 0 ? -errno
+				  : kq__seg_pread_full(fd, hdr, SNAP_HDR, 0);
 	if (got < 0) {
 		kq__seg_io.close(fd);
 		return (int)got;
@@ -84,20 +87,25 @@ int kq__seg_log_load_snapshot(struct kq_log *log, uint64_t *index,
 		kq__seg_io.close(fd);
 		return damaged(log, "not a snapshot file");
 	}
+	/* The length is checked against the file before anything is
+	 * allocated for it: a damaged one is damage, not a lack of memory. */
 	n = kq_get64le(hdr + 24);
-	/* A damaged length must not ask for the whole memory. */
-	buf = n < (1ULL << 32) ? log->host->malloc(n ? n : 1) : NULL;
+	if (n != (uint64_t)st.st_size - SNAP_HDR) {
+		kq__seg_io.close(fd);
+		return damaged(log, "damaged snapshot (its length is not the "
+				    "file's)");
+	}
+	buf = log->host->malloc(n ? n : 1);
 	got = buf ? kq__seg_pread_full(fd, buf, n, SNAP_HDR) : -ENOMEM;
 	kq__seg_io.close(fd);
-	if (got < 0 && n < (1ULL << 32)) {
+	if (got < 0) {
 		log->host->free(buf);
 		return (int)got;
 	}
 	if (got != (ssize_t)n ||
 	    checksum(hdr, buf, n) != kq_get64le(hdr + 32)) {
 		log->host->free(buf);
-		return damaged(log,
-			       "damaged snapshot (bad length or checksum)");
+		return damaged(log, "damaged snapshot (bad checksum)");
 	}
 	*index = kq_get64le(hdr + 8);
 	*term = kq_get64le(hdr + 16);

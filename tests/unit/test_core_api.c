@@ -306,6 +306,21 @@ static const struct kq_plugin_desc *mem_entry(void)
 	return &mem_desc;
 }
 
+/* The same storage without snapshots: a module the core must refuse, as
+ * it would call the missing op. */
+static struct kq_storage_ops nosnap_ops;
+static struct kq_plugin_desc nosnap_desc;
+
+static const struct kq_plugin_desc *nosnap_entry(void)
+{
+	nosnap_ops = mem_ops;
+	nosnap_ops.save_snapshot = NULL;
+	nosnap_desc = mem_desc;
+	nosnap_desc.name = "nosnap";
+	nosnap_desc.ops = &nosnap_ops;
+	return &nosnap_desc;
+}
+
 static void mem_free_all(void)
 {
 	for (size_t i = 0; i < nlogs; i++) {
@@ -1089,6 +1104,24 @@ static void test_cmit_answered_once_stored(void **state)
 	assert_int_equal(c.status, KQ_ENOSUB);
 }
 
+/* A module whose ops table lacks an op is refused at load, with one line
+ * naming the op, before anything could call it. */
+static void test_module_without_an_op_is_refused(void **state)
+{
+	struct kq__module m;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(kq__module_load("nosnap", KQ_PLUGIN_STORAGE, NULL, &m,
+					 err, sizeof(err)),
+			 KQ_EABI);
+	assert_non_null(strstr(err, "its ops table has no save_snapshot"));
+	assert_int_equal(kq__module_load("memlog", KQ_PLUGIN_STORAGE, NULL, &m,
+					 err, sizeof(err)),
+			 0);
+	kq__module_unload(&m);
+}
+
 /* A broker reopened on the same logs recovers its topics from the
  * metadata log and serves what was stored. */
 static void test_restart_recovers(void **state)
@@ -1130,10 +1163,12 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_recovers, setup,
 						teardown),
+		cmocka_unit_test(test_module_without_an_op_is_refused),
 	};
 
 	kq__log_set_level(KQ_LOG_WARN);
 	kq__module_link("memlog", mem_entry);
+	kq__module_link("nosnap", nosnap_entry);
 	kq__module_link("gate", gate_entry);
 	kq__module_link("probe", probe_entry);
 	kq__module_link("firstbyte", fb_entry);

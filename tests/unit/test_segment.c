@@ -995,6 +995,7 @@ static void test_snapshot(void **state)
 	void *data = NULL;
 	size_t len = 0;
 	char path[128];
+	FILE *fp;
 
 	f->log = t_open(f->mod, f->dir, 0);
 	assert_int_equal(
@@ -1039,6 +1040,24 @@ static void test_snapshot(void **state)
 	/* A length that would ask for the whole memory is damage. */
 	assert_int_equal(t_ops->save_snapshot(f->log, 102, 5, "xy", 2), 0);
 	damage_byte(path, 31);
+	assert_int_equal(
+		t_ops->load_snapshot(f->log, &index, &term, &data, &len),
+		KQ_ECORRUPT);
+	/* So is one that memory could hold but the file does not: it is
+	 * named as damage before anything is allocated for it. */
+	assert_int_equal(t_ops->save_snapshot(f->log, 103, 5, "xy", 2), 0);
+	damage_byte(path, 27);
+	assert_int_equal(
+		t_ops->load_snapshot(f->log, &index, &term, &data, &len),
+		KQ_ECORRUPT);
+	assert_non_null(
+		strstr(kq__test_lastlog, "its length is not the file's"));
+	/* Bytes after the state are damage, not ignored. */
+	assert_int_equal(t_ops->save_snapshot(f->log, 104, 5, "xy", 2), 0);
+	fp = fopen(path, "ab");
+	assert_non_null(fp);
+	fputc('z', fp);
+	fclose(fp);
 	assert_int_equal(
 		t_ops->load_snapshot(f->log, &index, &term, &data, &len),
 		KQ_ECORRUPT);
