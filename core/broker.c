@@ -206,21 +206,48 @@ static void close_handles(struct kq_broker *b)
 			uv_close(hs[i], NULL);
 }
 
+static void final_sync_one(struct kq_store *pl, int rv)
+{
+	if (rv != 0) {
+		kq__error("final sync of %s failed: %s", pl->dir,
+			  kq_strerror(rv));
+		pl->b->exit_code = 1;
+	}
+}
+
+static void final_sync(struct kq_broker *b)
+{
+	struct kq_log **logs;
+	int *results;
+	size_t n = 0, i = 0;
+	struct kq_store *pl;
+
+	for (pl = b->all_stores; pl; pl = pl->next_all)
+		n++;
+	logs = malloc(n * sizeof(*logs) + 1);
+	results = malloc(n * sizeof(*results) + 1);
+	if (logs == NULL || results == NULL) {
+		for (pl = b->all_stores; pl; pl = pl->next_all)
+			final_sync_one(pl, b->sops->sync(pl->log));
+	} else {
+		for (pl = b->all_stores; pl; pl = pl->next_all)
+			logs[i++] = pl->log;
+		b->sops->sync_many(b->storage.state, logs, n, results);
+		i = 0;
+		for (pl = b->all_stores; pl; pl = pl->next_all)
+			final_sync_one(pl, results[i++]);
+	}
+	free(logs);
+	free(results);
+}
+
 /* Everything in flight is done: sync what is left and close. */
 static void try_finish(struct kq_broker *b)
 {
 	if (b->stopping > 1 || logs_busy(b))
 		return;
-	/* A last sync of every log, whatever the policy. */
-	for (struct kq_store *pl = b->all_stores; pl; pl = pl->next_all) {
-		int rv = b->sops->sync(pl->log);
-
-		if (rv != 0) {
-			kq__error("final sync of %s failed: %s", pl->dir,
-				  kq_strerror(rv));
-			b->exit_code = 1;
-		}
-	}
+	/* A last sync of every log, whatever the policy, in one call. */
+	final_sync(b);
 	b->stopping = 2;
 	kq__topic_open_cancel_all(b); /* answers any CRTP still waiting on it */
 	kq__fwd_stop(b);
@@ -452,6 +479,7 @@ void kq__broker_close(struct kq_broker *b)
 		kq__instance_fini(&b->partitioners[i]);
 	kq__instance_fini(&b->consensus);
 	kq__instance_fini(&b->storage);
+	free(b->syncing);
 	free(b->transports);
 	free(b->partitioners);
 	kq__map_free(&b->topics);

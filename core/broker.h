@@ -209,6 +209,8 @@ struct kq_broker {
 
 	struct kq__partition *dirty; /* partitions with a batch */
 	struct kq_store *sync_list;  /* logs with syncs requested */
+	struct kq_store **syncing;   /* kq__store_flush's scratch */
+	size_t syncing_cap;
 	struct kq_store *all_stores;
 	struct kq_req *done; /* completions to deliver (FIFO) */
 	struct kq_req **done_tail;

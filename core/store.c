@@ -1,7 +1,10 @@
 /* Stores: the logs lent to consensus modules (host->store): storage calls plus
  * grouped syncs run on libuv's worker threads, so one fsync covers every write
- * of a loop turn while the loop goes on accepting the next ones. */
+ * of a loop turn while the loop goes on accepting the next ones.  The logs
+ * synced in one loop turn go to the storage module together (sync_many), so
+ * that many partitions written at once cost about one sync, not one each. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -72,11 +75,10 @@ static void list_log(struct kq_store *pl)
 	kq__defer_wake(pl->b);
 }
 
-static void sync_done(uv_work_t *w, int status)
+/* A sync of pl ended with rv: the requests it covered are answered. */
+static void sync_ended(struct kq_store *pl, int rv)
 {
-	struct kq_store *pl = w->data;
 	struct kq_sync_req *req, *next;
-	int rv = status ? status : pl->sync_status;
 
 	pl->sync_running = 0;
 	pl->b->works--;
@@ -95,28 +97,97 @@ static void sync_done(uv_work_t *w, int status)
 		list_log(pl);
 }
 
-static void start_sync(struct kq_store *pl)
+static void sync_done(uv_work_t *w, int status)
 {
-	int rv;
+	struct kq_store *pl = w->data;
 
+	sync_ended(pl, status ? status : pl->sync_status);
+}
+
+/* The requests waiting on pl become the running sync's. */
+static void begin_sync(struct kq_store *pl)
+{
 	pl->running = pl->waiting;
 	pl->waiting = NULL;
 	pl->waiting_tail = &pl->waiting;
 	pl->unsynced = 0;
 	pl->sync_target = pl->b->sops->next_offset(pl->log);
-	pl->work.data = pl;
-	rv = uv_queue_work(pl->b->loop, &pl->work, sync_work, sync_done);
-	if (rv != 0) {
-		/* The thread pool refused: sync on the loop thread instead of
-		 * acknowledging anything undurable. */
-		pl->sync_running = 1;
-		pl->b->works++;
-		sync_work(&pl->work);
-		sync_done(&pl->work, 0);
-		return;
-	}
 	pl->sync_running = 1;
 	pl->b->works++;
+}
+
+static void start_sync(struct kq_store *pl)
+{
+	begin_sync(pl);
+	pl->work.data = pl;
+	if (uv_queue_work(pl->b->loop, &pl->work, sync_work, sync_done) != 0) {
+		/* The thread pool refused: sync on the loop thread instead of
+		 * acknowledging anything undurable. */
+		sync_work(&pl->work);
+		sync_done(&pl->work, 0);
+	}
+}
+
+/* Logs synced together by one sync_many() on a worker thread: the
+ * storage module may make them all durable at the cost of one. */
+struct kq__sync_many {
+	uv_work_t work;
+	struct kq_broker *b;
+	size_t n;
+	struct kq_store **stores;
+	struct kq_log **logs;
+	int *results;
+};
+
+static void sync_many_work(uv_work_t *w)
+{
+	struct kq__sync_many *m = w->data;
+
+	m->b->sops->sync_many(m->b->storage.state, m->logs, m->n, m->results);
+}
+
+static void sync_many_done(uv_work_t *w, int status)
+{
+	struct kq__sync_many *m = w->data;
+
+	for (size_t i = 0; i < m->n; i++)
+		sync_ended(m->stores[i], status ? status : m->results[i]);
+	free(m);
+}
+
+/* Starts one sync of the n stores in ps (each with requests waiting and
+ * none running); ps is the caller's. */
+static void start_syncs(struct kq_broker *b, struct kq_store **ps, size_t n)
+{
+	struct kq__sync_many *m;
+
+	if (n == 1) {
+		start_sync(ps[0]);
+		return;
+	}
+	m = malloc(sizeof(*m) + n * (sizeof(*m->stores) + sizeof(*m->logs) +
+				     sizeof(*m->results)));
+	if (m == NULL) {
+		for (size_t i = 0; i < n; i++)
+			start_sync(ps[i]);
+		return;
+	}
+	m->b = b;
+	m->n = n;
+	m->stores = (struct kq_store **)(m + 1);
+	m->logs = (struct kq_log **)(m->stores + n);
+	m->results = (int *)(m->logs + n);
+	for (size_t i = 0; i < n; i++) {
+		begin_sync(ps[i]);
+		m->stores[i] = ps[i];
+		m->logs[i] = ps[i]->log;
+	}
+	m->work.data = m;
+	if (uv_queue_work(b->loop, &m->work, sync_many_work, sync_many_done) !=
+	    0) {
+		sync_many_work(&m->work);
+		sync_many_done(&m->work, 0);
+	}
 }
 
 /* Completes the waiting syncs of a log whose policy does not sync before
@@ -133,9 +204,27 @@ static void complete_unsynced(struct kq_store *pl)
 	}
 }
 
+/* Gathers stores to sync into b->syncing, growing it; false without
+ * memory (the caller then syncs each store alone). */
+static bool gather(struct kq_broker *b, struct kq_store *pl, size_t *n)
+{
+	if (*n == b->syncing_cap) {
+		size_t cap = b->syncing_cap ? 2 * b->syncing_cap : 64;
+		struct kq_store **v = realloc(b->syncing, cap * sizeof(*v));
+
+		if (v == NULL)
+			return false;
+		b->syncing = v;
+		b->syncing_cap = cap;
+	}
+	b->syncing[(*n)++] = pl;
+	return true;
+}
+
 void kq__store_flush(struct kq_broker *b)
 {
 	struct kq_store *pl = b->sync_list, *next;
+	size_t n = 0;
 
 	b->sync_list = NULL;
 	for (; pl; pl = next) {
@@ -143,17 +232,23 @@ void kq__store_flush(struct kq_broker *b)
 		pl->listed = 0;
 		if (b->sync_policy != KQ_SYNC_ALWAYS)
 			complete_unsynced(pl);
-		else if (!pl->sync_running && pl->waiting)
+		else if (!pl->sync_running && pl->waiting && !gather(b, pl, &n))
 			start_sync(pl);
 	}
+	if (n > 0)
+		start_syncs(b, b->syncing, n);
 }
 
 /* The interval policy's timer: sync every log written since last time. */
 void kq__store_sync_all(struct kq_broker *b)
 {
+	size_t n = 0;
+
 	for (struct kq_store *pl = b->all_stores; pl; pl = pl->next_all)
-		if (pl->unsynced && !pl->sync_running)
+		if (pl->unsynced && !pl->sync_running && !gather(b, pl, &n))
 			start_sync(pl);
+	if (n > 0)
+		start_syncs(b, b->syncing, n);
 }
 
 static int store_append(struct kq_store *pl, const struct kq_record *recs,

@@ -18,7 +18,8 @@
  * to the meaning of an op or a field.  A new error code, a new log level
  * or a new comment does not.  The sizes are a second guard, for a module
  * built against a changed header whose number was not bumped.  History
- * (8: kq_broker_api.commit is a request, KQ_REQ_COMMIT, answered once
+ * (9: kq_storage_ops.sync_many;
+ * 8: kq_broker_api.commit is a request, KQ_REQ_COMMIT, answered once
  * stored; kq_log_options.unsynced; sync() syncs under every policy;
  * 7: a size in the descriptor and every ops table, whose shared head
  * kq_module_ops comes first in each, transports' fini second; named
@@ -47,7 +48,7 @@
 
 struct kq_incoming;
 
-#define KQ_PLUGIN_ABI 8
+#define KQ_PLUGIN_ABI 9
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"

@@ -99,6 +99,15 @@ struct kq_storage_ops {
 	 * call it.  Never retries an error into success. */
 	int (*sync)(struct kq_log *log);
 
+	/* sync() of each of logs[0..n) (all opened by this module), with
+	 * results[i] what sync(logs[i]) would return; returns 0.  One call
+	 * may make many logs durable at the cost of one (the segment module
+	 * uses one syncfs() per file system for them), so the core hands it
+	 * every log it syncs in one loop turn.  Runs on a worker thread,
+	 * like sync(); `logs` and `results` are the caller's. */
+	int (*sync_many)(void *state, struct kq_log *const *logs, size_t n,
+			 int *results);
+
 	/* Calls cb for each record with from <= offset < end, in order,
 	 * stopping once the record data passed exceeds max_bytes (at least
 	 * one record is passed when any is in range) or cb returns non-zero.

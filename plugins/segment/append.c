@@ -1,4 +1,4 @@
-/* Appending records and making them durable. */
+/* Appending records (sync.c makes them durable). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -196,85 +196,5 @@ out:
 	if (log->first == was_next && log->next != was_next)
 		log->first = recs[0].offset; /* the log was empty */
 	kq__seg_log_report(log);
-	return rv;
-}
-
-/* fsync of the folder from the worker, on a descriptor of its own: the
- * loop may close the log's at any time to stay within the bound. */
-static int sync_folder(struct kq_log *log)
-{
-	int fd = kq__seg_io.openat(AT_FDCWD, log->dir, O_RDONLY | O_DIRECTORY,
-				   0),
-	    rv = 0;
-
-	if (fd < 0)
-		return -1;
-	if (kq__seg_io.fsync(fd) != 0)
-		rv = -1;
-	if (rv != 0) {
-		int e = errno;
-
-		kq__seg_io.close(fd);
-		errno = e;
-		return rv;
-	}
-	kq__seg_io.close(fd);
-	return 0;
-}
-
-int kq__seg_log_sync(struct kq_log *log)
-{
-	enum { BATCH = 16 };
-	struct kq__seg_sfile *batch[BATCH];
-	bool dir;
-	uint64_t next, gen;
-	size_t n;
-	int rv = 0;
-
-	pthread_mutex_lock(&log->mu);
-	if (log->failed != 0) {
-		rv = log->failed;
-		pthread_mutex_unlock(&log->mu);
-		return rv;
-	}
-	next = log->next;
-	gen = log->gen;
-	dir = log->dir_dirty;
-	log->dir_dirty = false;
-	pthread_mutex_unlock(&log->mu);
-
-	do {
-		pthread_mutex_lock(&log->mu);
-		for (n = 0; n < BATCH && log->dirty != NULL; n++) {
-			batch[n] = log->dirty;
-			log->dirty = batch[n]->dnext;
-			batch[n]->dirty = false;
-			batch[n]->dnext = NULL;
-		}
-		pthread_mutex_unlock(&log->mu);
-		for (size_t i = 0; i < n; i++) {
-			if (rv == 0 &&
-			    kq__seg_io.fdatasync(batch[i]->fd) != 0) {
-				rv = -errno;
-				kq__seg_log_fail(log, rv, "fdatasync: %s",
-						 strerror(-rv));
-			}
-			kq__seg_sfile_unref(log, batch[i]);
-		}
-	} while (rv == 0 && n == BATCH);
-	if (rv == 0 && dir && sync_folder(log) != 0) {
-		rv = -errno;
-		kq__seg_log_fail(log, rv, "fsync of the folder: %s",
-				 strerror(-rv));
-	}
-	if (rv == 0) {
-		pthread_mutex_lock(&log->mu);
-		if (log->gen == gen && next > log->durable_next)
-			log->durable_next = next;
-		/* A failure elsewhere meanwhile is not this sync's success. */
-		if (log->failed != 0)
-			rv = log->failed;
-		pthread_mutex_unlock(&log->mu);
-	}
 	return rv;
 }

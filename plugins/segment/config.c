@@ -3,9 +3,13 @@
 
 #include "module.h"
 
-const char *const kq__seg_conf_keys[] = {"segment_bytes",	 "fsync",
-					 "fsync_interval_ms",	 "open_files",
-					 "index_interval_bytes", NULL};
+const char *const kq__seg_conf_keys[] = {"segment_bytes",
+					 "fsync",
+					 "fsync_interval_ms",
+					 "open_files",
+					 "index_interval_bytes",
+					 "syncfs",
+					 NULL};
 
 int kq__seg_conf_parse(const struct kq_host *host, struct kq__seg_conf *conf)
 {
@@ -34,6 +38,9 @@ int kq__seg_conf_parse(const struct kq_host *host, struct kq__seg_conf *conf)
 	if (rv == 0)
 		rv = kq_config_int(host, "open_files", 16, 1000000,
 				   &open_files);
+	conf->syncfs = true;
+	if (rv == 0)
+		rv = kq_config_bool(host, "syncfs", &conf->syncfs);
 	if (rv != 0)
 		return rv;
 	conf->segment_bytes = (uint64_t)segment_bytes;

@@ -21,6 +21,7 @@ struct kq__seg_io kq__seg_io = {
 	.ftruncate = ftruncate,
 	.fdatasync = fdatasync,
 	.fsync = fsync,
+	.syncfs = syncfs,
 	.renameat = renameat,
 	.unlinkat = unlinkat,
 	.mkdir = mkdir,

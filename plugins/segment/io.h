@@ -19,6 +19,7 @@ struct kq__seg_io {
 	int (*ftruncate)(int fd, off_t len);
 	int (*fdatasync)(int fd);
 	int (*fsync)(int fd);
+	int (*syncfs)(int fd);
 	int (*renameat)(int olddir, const char *oldp, int newdir,
 			const char *newp);
 	int (*unlinkat)(int dirfd, const char *path, int flags);

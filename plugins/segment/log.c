@@ -230,6 +230,7 @@ int kq__seg_log_open(void *state, const char *dir,
 		rv = -errno;
 		goto fail;
 	}
+	kq__seg_fsys_attach(mod, log);
 	rv = load(log);
 	if (rv != 0)
 		goto fail;

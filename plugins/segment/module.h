@@ -25,6 +25,7 @@ struct kq__seg_conf {
 	int64_t retention_bytes; /* -1: no size bound */
 	uint64_t index_interval; /* bytes of log between index entries */
 	bool unsynced;		 /* kq_log_options.unsynced */
+	bool syncfs;		 /* one syncfs() for many files, see sync.c */
 };
 
 struct kq_log;
@@ -53,11 +54,30 @@ struct kq__seg_fds {
 	int (*close_seg)(struct kq_log *log, struct kq__seg *seg);
 };
 
+/* A file system the module's logs live on (sync.c).  One syncfs() on
+ * `fd` makes every file written on it durable, where each file would
+ * cost an fdatasync and a journal commit of its own.  `fd` is opened
+ * before the first write of any log on it and held until fini, so that
+ * syncfs() reports every write-back error since (Linux 5.8 and later).
+ * Once it reported one, `broken` is set and each file is fdatasync'd
+ * from then on: an error seen through `fd` is never seen again there,
+ * while each file's own descriptor still reports it. */
+struct kq__seg_fsys {
+	dev_t dev;
+	int fd;
+	int broken; /* atomic: set (to the errno) by sync workers */
+};
+
+#define KQ__SEG_FSYS_MAX 8
+
 /* Owned by the module between init() and fini(). */
 struct kq__seg_module {
 	const struct kq_host *host;
 	struct kq__seg_conf conf;
 	struct kq__seg_fds fds;
+	struct kq__seg_fsys fsys[KQ__SEG_FSYS_MAX]; /* loop thread adds */
+	size_t nfsys;
+	bool syncfs_ok; /* the kernel reports errors through syncfs() */
 };
 
 /* The keys of the segment section, NULL-terminated (config.c). */
@@ -106,7 +126,8 @@ struct kq__seg {
 struct kq_log {
 	const struct kq_host *host;
 	struct kq__seg_conf conf;
-	struct kq__seg_fds *fds; /* the module's */
+	struct kq__seg_fds *fds;   /* the module's */
+	struct kq__seg_fsys *fsys; /* the module's, or NULL: no syncfs() */
 	struct kq__seg_fdslot slot;
 	char *dir;
 	int dirfd;	       /* -1 while closed: see kq__seg_log_dirfd() */
@@ -377,6 +398,23 @@ void kq__seg_log_set_next(struct kq_log *log, bool dropped);
  * error. */
 int kq__seg_recover_newest(struct kq_log *log, struct kq__seg *seg);
 
+/* --- syncs (sync.c) --------------------------------------------------- */
+
+/* Whether syncfs() reports write-back errors on a kernel of this
+ * release (uname's): Linux 5.8 and later. */
+bool kq__seg_syncfs_reports_errors(const char *release);
+
+/* At init: no file system known yet; syncfs() is used when configured
+ * and the kernel reports its errors.  fini closes what attach opened. */
+void kq__seg_fsys_init(struct kq__seg_module *mod);
+void kq__seg_fsys_fini(struct kq__seg_module *mod);
+
+/* Sets log->fsys to the file system of its open folder, holding a
+ * descriptor on it from now on when it is a new one (at most
+ * KQ__SEG_FSYS_MAX; NULL past that, or without syncfs()).  Called at
+ * open, before the log is written. */
+void kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log);
+
 /* --- the log: open and close in log.c, each op in a file of its own --- */
 
 /* The storage ops (storage.h documents them). */
@@ -386,6 +424,8 @@ void kq__seg_log_close(struct kq_log *log);
 int kq__seg_log_append(struct kq_log *log, const struct kq_record *recs,
 		       size_t n);
 int kq__seg_log_sync(struct kq_log *log);
+int kq__seg_log_sync_many(void *state, struct kq_log *const *logs, size_t n,
+			  int *results);
 int kq__seg_log_read(struct kq_log *log, uint64_t from, uint64_t end,
 		     size_t max_bytes, kq_record_cb cb, void *ctx,
 		     uint64_t *next);

@@ -42,6 +42,7 @@ static int seg_init(const struct kq_host *host, void **state)
 	}
 	kq__seg_fds_init(&mod->fds, open_files(host, mod->conf.open_files),
 			 kq__seg_close_fds);
+	kq__seg_fsys_init(mod);
 	*state = mod;
 	return 0;
 }
@@ -50,6 +51,7 @@ static void seg_fini(void *state)
 {
 	struct kq__seg_module *mod = state;
 
+	kq__seg_fsys_fini(mod);
 	mod->host->free(mod);
 }
 
@@ -70,6 +72,7 @@ static const struct kq_storage_ops ops = {
 	.close = kq__seg_log_close,
 	.append = kq__seg_log_append,
 	.sync = kq__seg_log_sync,
+	.sync_many = kq__seg_log_sync_many,
 	.read = kq__seg_log_read,
 	.first_offset = kq__seg_log_first_offset,
 	.next_offset = kq__seg_log_next_offset,

@@ -500,6 +500,7 @@ void kq__memfs_install(void)
 	kq__seg_io.ftruncate = m_ftruncate;
 	kq__seg_io.fdatasync = m_sync;
 	kq__seg_io.fsync = m_sync;
+	kq__seg_io.syncfs = m_sync;
 	kq__seg_io.renameat = m_renameat;
 	kq__seg_io.unlinkat = m_unlinkat;
 	kq__seg_io.mkdir = m_mkdir;

@@ -1,8 +1,8 @@
 /* Preloaded into a broker (LD_PRELOAD) by the integration tests:
- * fdatasync() fails with EIO while the file named by $KQ_FAILSYNC_FILE
- * exists, waits while the file named by $KQ_HOLDSYNC_FILE exists (for up
- * to a minute), and is the real one otherwise.  So a test makes a sync
- * fail after the write succeeded, then lets the disk "heal", or holds a
+ * fdatasync() and syncfs() fail with EIO while the file named by
+ * $KQ_FAILSYNC_FILE exists, waits while the file named by $KQ_HOLDSYNC_FILE
+ * exists (for up to a minute), and is the real one otherwise.  So a test makes
+ * a sync fail after the write succeeded, then lets the disk "heal", or holds a
  * write in flight while it does something else. */
 #include <dlfcn.h>
 #include <errno.h>
@@ -10,10 +10,11 @@
 #include <unistd.h>
 
 int fdatasync(int fd);
+int syncfs(int fd);
 
-int fdatasync(int fd)
+static int fake(int fd, const char *name)
 {
-	static int (*real)(int);
+	int (*real)(int);
 	const char *flag = getenv("KQ_FAILSYNC_FILE");
 	const char *hold = getenv("KQ_HOLDSYNC_FILE");
 
@@ -23,7 +24,16 @@ int fdatasync(int fd)
 		errno = EIO;
 		return -1;
 	}
-	if (!real)
-		*(void **)&real = dlsym(RTLD_NEXT, "fdatasync");
+	*(void **)&real = dlsym(RTLD_NEXT, name);
 	return real ? real(fd) : -1;
+}
+
+int fdatasync(int fd)
+{
+	return fake(fd, "fdatasync");
+}
+
+int syncfs(int fd)
+{
+	return fake(fd, "syncfs");
 }

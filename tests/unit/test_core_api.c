@@ -137,6 +137,23 @@ static int mem_sync(struct kq_log *log)
 	return rv;
 }
 
+/* Calls of sync_many and the logs they covered, for the test that a
+ * loop turn's syncs go to the module together. */
+static unsigned mem_many_calls, mem_many_logs;
+
+static int mem_sync_many(void *state, struct kq_log *const *ls, size_t n,
+			 int *results)
+{
+	(void)state;
+	pthread_mutex_lock(&mem_lock);
+	mem_many_calls++;
+	mem_many_logs += (unsigned)n;
+	pthread_mutex_unlock(&mem_lock);
+	for (size_t i = 0; i < n; i++)
+		results[i] = mem_sync(ls[i]);
+	return 0;
+}
+
 static int mem_read(struct kq_log *log, uint64_t from, uint64_t end,
 		    size_t max_bytes, kq_record_cb cb, void *ctx,
 		    uint64_t *next)
@@ -276,6 +293,7 @@ static const struct kq_storage_ops mem_ops = {
 	.close = mem_close,
 	.append = mem_append,
 	.sync = mem_sync,
+	.sync_many = mem_sync_many,
 	.read = mem_read,
 	.first_offset = mem_first,
 	.next_offset = mem_next,
@@ -989,6 +1007,40 @@ static void test_refused_create_leaves_nothing(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* The syncs of one loop turn go to the storage module together: four
+ * partitions written at once are synced by one sync_many() call (which
+ * the segment module makes one syncfs()), not one sync each. */
+static void test_syncs_of_a_turn_go_together(void **state)
+{
+	static const char *const msgs[] = {"{\"Key\":\"a\",\"Body\":\"1\"}",
+					   "{\"Key\":\"b\",\"Body\":\"2\"}",
+					   "{\"Key\":\"c\",\"Body\":\"3\"}",
+					   "{\"Key\":\"d\",\"Body\":\"0\"}"};
+	struct call c[4];
+	unsigned calls, logs0;
+
+	(void)state;
+	create("t", 4);
+	pthread_mutex_lock(&mem_lock);
+	calls = mem_many_calls;
+	logs0 = mem_many_logs;
+	pthread_mutex_unlock(&mem_lock);
+	for (int i = 0; i < 4; i++)
+		publish(&c[i], msgs[i]);
+	for (int i = 0; i < 4; i++) {
+		run_until(&c[i].done);
+		assert_int_equal(c[i].status, 0);
+		assert_int_equal(c[i].req.result.publish.partition,
+				 (uint32_t)(i + 1) % 4);
+	}
+	pthread_mutex_lock(&mem_lock);
+	calls = mem_many_calls - calls;
+	logs0 = mem_many_logs - logs0;
+	pthread_mutex_unlock(&mem_lock);
+	assert_int_equal(calls, 1);
+	assert_int_equal(logs0, 4);
+}
+
 /* A sync that fails answers the PUBS with the error, never OK; once the
  * disk heals, the log is reopened and a later PUBS is stored at an
  * offset no acknowledged message had. */
@@ -1157,6 +1209,8 @@ int main(void)
 			test_refused_create_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_failed_sync_is_not_acknowledged, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_syncs_of_a_turn_go_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_reads_advance, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cmit_answered_once_stored,

@@ -19,6 +19,7 @@
 #include <kafkaesque/storage.h>
 
 #include "../../plugins/segment/io.h"
+#include "../../plugins/segment/module.h"
 
 #include "../fake_host.h"
 
@@ -32,7 +33,9 @@ enum fop {
 	F_FTRUNCATE,
 	F_RENAME,
 	F_CREATE, /* openat with O_CREAT */
-	F_ANY,	  /* any of the above */
+	F_SYNCFS,
+	F_ANY, /* any of the above */
+	F_COUNT,
 };
 
 static struct {
@@ -43,7 +46,8 @@ static struct {
 	bool sticky; /* every later matching call fails too */
 	long seen;
 	bool fired;
-	bool no_ftruncate; /* ftruncate fails once the fault fired */
+	bool no_ftruncate;   /* ftruncate fails once the fault fired */
+	long calls[F_COUNT]; /* calls made of each, while injecting */
 } fi;
 
 static struct kq__seg_io real;
@@ -51,6 +55,7 @@ static bool swapped; /* kq__seg_io holds fault functions; real the calls */
 
 static bool fire(enum fop op)
 {
+	fi.calls[op]++;
 	if (fi.op == F_NONE || (fi.op != op && fi.op != F_ANY))
 		return false;
 	if (fi.fired)
@@ -99,6 +104,15 @@ static int f_fsync(int fd)
 		return -1;
 	}
 	return real.fsync(fd);
+}
+
+static int f_syncfs(int fd)
+{
+	if (fire(F_SYNCFS)) {
+		errno = fi.err;
+		return -1;
+	}
+	return real.syncfs(fd);
 }
 
 static int f_ftruncate(int fd, off_t len)
@@ -153,6 +167,7 @@ static void inject(enum fop op, long nth, int err)
 	kq__seg_io.pwrite = f_pwrite;
 	kq__seg_io.fdatasync = f_fdatasync;
 	kq__seg_io.fsync = f_fsync;
+	kq__seg_io.syncfs = f_syncfs;
 	kq__seg_io.ftruncate = f_ftruncate;
 	kq__seg_io.renameat = f_renameat;
 	kq__seg_io.openat = f_openat;
@@ -479,6 +494,130 @@ static void test_unsynced_closes_without_sync(void **state)
 		t_module_free(mod);
 		t_rmrf(top);
 	}
+}
+
+/* Opens n logs under a fresh folder `top` (64 bytes) of module mod,
+ * each with 10 records appended and not synced. */
+static void many_logs(void *mod, char *top, struct kq_log **logs, int n)
+{
+	char dir[96];
+
+	t_mkdtemp(top);
+	for (int i = 0; i < n; i++) {
+		snprintf(dir, sizeof(dir), "%s/n%d", top, i);
+		logs[i] = t_open(mod, dir, 1 << 20);
+		assert_int_equal(t_append(logs[i], 0, 10, 1), 0);
+	}
+}
+
+/* sync_many() of logs[0..n), which must succeed for each. */
+static void sync_many_ok(void *mod, struct kq_log **logs, int n)
+{
+	int results[64];
+
+	assert_true(n <= 64);
+	assert_int_equal(t_ops->sync_many(mod, logs, (size_t)n, results), 0);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(results[i], 0);
+}
+
+static void close_logs(void *mod, char *top, struct kq_log **logs, int n)
+{
+	for (int i = 0; i < n; i++)
+		t_ops->close(logs[i]);
+	t_module_free(mod);
+	t_rmrf(top);
+}
+
+/* sync_many() of 40 written logs is one syncfs(), with no fdatasync or
+ * fsync; it leaves nothing to sync behind (each log's sync() then makes
+ * no call), and each log's records stay readable. */
+static void test_sync_many_one_syncfs(void **state)
+{
+	void *mod = t_module(NULL);
+	struct kq_log *logs[40];
+	char top[64];
+
+	many_logs(mod, top, logs, 40);
+	inject(F_NONE, 0, 0);
+	sync_many_ok(mod, logs, 40);
+	assert_int_equal(fi.calls[F_SYNCFS], 1);
+	assert_int_equal(fi.calls[F_FDATASYNC], 0);
+	assert_int_equal(fi.calls[F_FSYNC], 0);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(t_ops->sync(logs[i]), 0);
+	assert_int_equal(fi.calls[F_SYNCFS] + fi.calls[F_FDATASYNC] +
+				 fi.calls[F_FSYNC],
+			 1);
+	/* One log alone is synced file by file. */
+	assert_int_equal(t_append(logs[0], 10, 5, 1), 0);
+	sync_many_ok(mod, logs, 1);
+	assert_int_equal(fi.calls[F_SYNCFS], 1);
+	assert_int_equal(fi.calls[F_FDATASYNC], 1);
+	restore();
+	for (int i = 0; i < 40; i++) {
+		uint64_t offs[16], next;
+		int rv;
+
+		assert_int_equal(t_read_all(logs[i], 0, offs, 16, &rv, &next),
+				 i == 0 ? 15 : 10);
+	}
+	close_logs(mod, top, logs, 40);
+}
+
+/* A failed syncfs() loses nothing: every file is then fdatasync'd, and
+ * only the log whose own fdatasync fails reports it (and fails).  The
+ * file system is synced file by file from then on: the error was seen
+ * through the module's descriptor, which would not report it again. */
+static void test_sync_many_syncfs_fails(void **state)
+{
+	void *mod = t_module(NULL);
+	struct kq_log *logs[8];
+	int results[8];
+	char top[64];
+
+	many_logs(mod, top, logs, 8);
+	inject(F_SYNCFS, 1, EIO);
+	sync_many_ok(mod, logs, 8);
+	assert_true(fi.fired);
+	assert_true(fi.calls[F_FDATASYNC] >= 8);
+	assert_non_null(strstr(kq__test_logbuf, "syncfs: Input/output error; "
+						"the file system of"));
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(t_append(logs[i], 10, 5, 1), 0);
+	/* The third file's fdatasync fails: its log alone. */
+	inject(F_FDATASYNC, 3, EIO);
+	assert_int_equal(t_ops->sync_many(mod, logs, 8, results), 0);
+	assert_int_equal(fi.calls[F_SYNCFS], 0);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(results[i], i == 2 ? -EIO : 0);
+	restore();
+	assert_int_equal(t_append(logs[2], 15, 1, 1), KQ_EUNAVAILABLE);
+	assert_int_equal(t_append(logs[3], 15, 1, 1), 0);
+	close_logs(mod, top, logs, 8);
+}
+
+/* "syncfs": false syncs file by file; so does a kernel whose syncfs()
+ * does not report write-back errors (before Linux 5.8). */
+static void test_sync_many_without_syncfs(void **state)
+{
+	void *mod = t_module("{\"syncfs\": false}");
+	struct kq_log *logs[4];
+	char top[64];
+
+	many_logs(mod, top, logs, 4);
+	inject(F_NONE, 0, 0);
+	sync_many_ok(mod, logs, 4);
+	assert_int_equal(fi.calls[F_SYNCFS], 0);
+	assert_true(fi.calls[F_FDATASYNC] >= 4);
+	restore();
+	close_logs(mod, top, logs, 4);
+	assert_false(kq__seg_syncfs_reports_errors("5.7.19"));
+	assert_false(kq__seg_syncfs_reports_errors("4.19.0-26-amd64"));
+	assert_false(kq__seg_syncfs_reports_errors("linux"));
+	assert_true(kq__seg_syncfs_reports_errors("5.8.0"));
+	assert_true(kq__seg_syncfs_reports_errors("6.1.0-18-amd64"));
+	assert_true(kq__seg_syncfs_reports_errors("10.0"));
 }
 
 /* A segment is durable before the next one exists: a roll fdatasyncs
@@ -817,6 +956,9 @@ int run_fault_tests(void)
 		T(test_sweep_any),
 		T(test_policies),
 		T(test_unsynced_closes_without_sync),
+		T(test_sync_many_one_syncfs),
+		T(test_sync_many_syncfs_fails),
+		T(test_sync_many_without_syncfs),
 		T(test_roll_syncs_sealed),
 		T(test_open_is_lazy),
 		T(test_hard_state_failed_sync),
