@@ -8,7 +8,9 @@
  * sync; when only such files are left to close, the oldest is synced
  * right here, on the loop, so that the bound holds however many logs
  * are written between two syncs (a burst of elections over thousands of
- * partitions writes to every one of them).  A log opened unsynced
+ * partitions writes to every one of them): with one syncfs() of its
+ * file system where that is used, which makes every held file durable
+ * at once, else with an fdatasync of that file.  A log opened unsynced
  * (kq_log_options.unsynced: fsync "never", where nobody waits for a
  * sync) has such a file closed without one instead.  Also here: the
  * log's folder reached through its held descriptor (openat and friends,
@@ -31,6 +33,7 @@ void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit,
 	fds->held = 0;
 	fds->evicted = 0;
 	fds->synced = 0;
+	fds->syncfs = 0;
 	fds->lru.prev = fds->lru.next = &fds->lru;
 }
 
@@ -171,11 +174,36 @@ static bool close_holder(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 	return true;
 }
 
+/* Only written files are left to close: one syncfs() of the oldest
+ * one's file system makes every held file on it durable, so they all
+ * come off their logs' to-sync lists and close without a sync each,
+ * this time and the next ones. */
+static void sync_held(struct kq__seg_fds *fds)
+{
+	struct kq__seg_fdslot *s = fds->lru.prev;
+	struct kq__seg_fsys *fs;
+
+	if (s == &fds->lru)
+		return;
+	fs = s->log->fsys;
+	if (!kq__seg_fsys_usable(fs) || !kq__seg_fsys_sync(fs, s->log))
+		return;
+	/* Written on this thread only: nothing was written since. */
+	for (s = fds->lru.next; s != &fds->lru; s = s->next)
+		if (s->seg != NULL && s->seg->file != NULL &&
+		    s->log->fsys == fs)
+			kq__seg_sfile_unlist(s->log, s->seg->file);
+	fds->syncfs++;
+}
+
 void kq__seg_fds_make_room(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep)
 {
 	/* Files that need no sync first, then the oldest that do. */
 	for (int force = 0; force < 2 && fds->held >= fds->limit; force++) {
 		struct kq__seg_fdslot *s = fds->lru.prev;
+
+		if (force)
+			sync_held(fds);
 
 		while (fds->held >= fds->limit && s != &fds->lru) {
 			struct kq__seg_fdslot *prev = s->prev;
@@ -237,8 +265,11 @@ int kq__seg_log_fstatat(struct kq_log *log, const char *name, struct stat *st)
 
 int kq__seg_log_sync_dir(struct kq_log *log)
 {
-	int rv, d = kq__seg_log_dirfd(log);
+	int rv = kq__seg_log_settle(log), d;
 
+	if (rv != 0)
+		return rv;
+	d = kq__seg_log_dirfd(log);
 	if (d >= 0 && kq__seg_io.fsync(d) == 0)
 		return 0;
 	rv = -errno;
@@ -254,7 +285,11 @@ int kq__seg_log_replace_file(struct kq_log *log, const char *name,
 	int fd, rv;
 
 	/* Aside, durable, then swapped in and the swap made durable: a
-	 * crash leaves the old file or the new one. */
+	 * crash leaves the old file or the new one (of a folder that
+	 * stays). */
+	rv = kq__seg_log_settle(log);
+	if (rv != 0)
+		return rv;
 	fd = kq__seg_log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return -errno;

@@ -98,7 +98,9 @@ static int list_dir(struct kq_log *log, struct u64s *logs)
 	return rv;
 }
 
-static int load(struct kq_log *log)
+/* `fresh`: the folder was just created, and the first segment's syncs
+ * are left to kq__seg_log_settle(). */
+static int load(struct kq_log *log, bool fresh)
 {
 	struct u64s bases = {0};
 	struct kq__seg *seg;
@@ -116,6 +118,14 @@ static int load(struct kq_log *log)
 		rv = kq__seg_log_push_seg(log, seg);
 		if (rv != 0) {
 			kq__seg_free(log, seg);
+			goto out;
+		}
+		if (fresh) {
+			/* For settling file by file, if it comes to that. */
+			pthread_mutex_lock(&log->mu);
+			log->dir_dirty = true;
+			kq__seg_sfile_mark(log, seg->file);
+			pthread_mutex_unlock(&log->mu);
 			goto out;
 		}
 		if (kq__seg_io.fdatasync(seg->file->fd) != 0 ||
@@ -155,32 +165,14 @@ out:
 	return rv;
 }
 
-/* Creates the folder when missing and makes its name durable. */
-static int make_dir(struct kq_log *log)
+/* Creates the folder when missing (*made then).  Returns 0 or -errno. */
+static int make_dir(struct kq_log *log, bool *made)
 {
-	char *parent, *slash;
-	int fd, rv = 0;
-
+	*made = false;
 	if (kq__seg_io.mkdir(log->dir, 0755) != 0)
 		return errno == EEXIST ? 0 : -errno;
-	parent = log->host->malloc(strlen(log->dir) + 2);
-	if (parent == NULL)
-		return -ENOMEM;
-	strcpy(parent, log->dir);
-	slash = strrchr(parent, '/');
-	if (slash == NULL)
-		strcpy(parent, ".");
-	else if (slash == parent)
-		parent[1] = '\0';
-	else
-		*slash = '\0';
-	fd = kq__seg_io.openat(AT_FDCWD, parent, O_RDONLY | O_DIRECTORY, 0);
-	if (fd < 0 || kq__seg_io.fsync(fd) != 0)
-		rv = -errno;
-	if (fd >= 0)
-		kq__seg_io.close(fd);
-	log->host->free(parent);
-	return rv;
+	*made = true;
+	return 0;
 }
 
 int kq__seg_log_open(void *state, const char *dir,
@@ -189,6 +181,7 @@ int kq__seg_log_open(void *state, const char *dir,
 	struct kq__seg_module *mod = state;
 	const struct kq_host *host = mod->host;
 	struct kq_log *log;
+	bool made, fresh, deferred;
 	int rv;
 
 	if (opts != NULL &&
@@ -223,17 +216,34 @@ int kq__seg_log_open(void *state, const char *dir,
 		goto fail;
 	}
 	strcpy(log->dir, dir);
-	rv = make_dir(log);
+	rv = make_dir(log, &made);
 	if (rv != 0)
 		goto fail;
 	if (kq__seg_log_dirfd(log) < 0) {
 		rv = -errno;
 		goto fail;
 	}
-	kq__seg_fsys_attach(mod, log);
-	rv = load(log);
+	/* Settled later, with the other logs opened meanwhile, where one
+	 * syncfs() can do it; at once otherwise (and for the log whose
+	 * folder was made before the module held its file system).  An
+	 * old log is settled too: its name may never have been durable if
+	 * a settle failed before. */
+	deferred = !kq__seg_fsys_attach(mod, log) &&
+		   kq__seg_fsys_usable(log->fsys);
+	fresh = made && deferred;
+	if (made && !fresh) {
+		rv = kq__seg_log_sync_parent(log);
+		if (rv != 0)
+			goto fail;
+	}
+	rv = load(log, fresh);
 	if (rv != 0)
 		goto fail;
+	if (deferred)
+		__atomic_store_n(&log->settle_no,
+				 __atomic_add_fetch(&log->fsys->created, 1,
+						    __ATOMIC_ACQ_REL),
+				 __ATOMIC_RELEASE);
 	*out = log;
 	return 0;
 fail:
@@ -253,6 +263,9 @@ void kq__seg_log_close(struct kq_log *log)
 	const struct kq_host *host = log->host;
 
 	kq__seg_log_report(log);
+	/* Reopened, the log would not know it was never settled. */
+	if (kq__seg_log_failed(log) == 0 && kq__seg_log_settle(log) != 0)
+		kq__seg_log_report(log);
 	if (log->nsegs > 0 && kq__seg_log_failed(log) == 0) {
 		int rv = kq__seg_flush_index(log, log->segs[log->nsegs - 1]);
 

@@ -49,6 +49,7 @@ struct kq__seg_fds {
 	struct kq__seg_fdslot lru; /* sentinel: lru.next is the most recent */
 	uint64_t evicted;	   /* holders closed to stay within the limit */
 	uint64_t synced; /* of them, written ones synced to be closed */
+	uint64_t syncfs; /* syncfs() calls that made room */
 	/* Closes a segment's descriptors to make room (segment.c's
 	 * kq__seg_close_fds, handed in by plugin.c). */
 	int (*close_seg)(struct kq_log *log, struct kq__seg *seg);
@@ -66,6 +67,11 @@ struct kq__seg_fsys {
 	dev_t dev;
 	int fd;
 	int broken; /* atomic: set (to the errno) by sync workers */
+	/* Logs created here and not yet known durable (kq_log.settle_no):
+	 * `created` numbers them (atomic, bumped on the loop once a new
+	 * log's folder and files exist); every syncfs() that succeeds
+	 * raises `covered` to the `created` it read before it began. */
+	uint64_t created, covered;
 };
 
 #define KQ__SEG_FSYS_MAX 8
@@ -128,6 +134,15 @@ struct kq_log {
 	struct kq__seg_conf conf;
 	struct kq__seg_fds *fds;   /* the module's */
 	struct kq__seg_fsys *fsys; /* the module's, or NULL: no syncfs() */
+	/* A log created by open() skips the syncs that would make its new
+	 * folder, its name and its first segment durable: thousands of
+	 * partitions created at once then cost one syncfs() instead of
+	 * three syncs each.  Until one syncfs() began after the open
+	 * (settle_no <= fsys->covered), the log settles (kq__seg_log_settle)
+	 * before anything of it is made durable; an old log too, whose name
+	 * a failed settle may have left undurable.  0: nothing to settle.
+	 * Atomic. */
+	uint64_t settle_no;
 	struct kq__seg_fdslot slot;
 	char *dir;
 	int dirfd;	       /* -1 while closed: see kq__seg_log_dirfd() */
@@ -411,9 +426,29 @@ void kq__seg_fsys_fini(struct kq__seg_module *mod);
 
 /* Sets log->fsys to the file system of its open folder, holding a
  * descriptor on it from now on when it is a new one (at most
- * KQ__SEG_FSYS_MAX; NULL past that, or without syncfs()).  Called at
- * open, before the log is written. */
-void kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log);
+ * KQ__SEG_FSYS_MAX; NULL past that, or without syncfs()); true then.
+ * Called at open, before the log is written. */
+bool kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log);
+
+/* fsync of the folder holding the log's folder (its name), on a
+ * descriptor of its own.  0 or -errno; any thread. */
+int kq__seg_log_sync_parent(struct kq_log *log);
+
+/* Makes a log opened by open() durable, once: its folder, the folder's
+ * name and (created) its first segment, with one syncfs() (which
+ * settles every log opened before it on that file system), or where
+ * that fails an fsync of the parent folder and a sync of the log.  Called
+ * before anything of the log is made durable; any thread.  0 or
+ * -errno (the log is then failed). */
+int kq__seg_log_settle(struct kq_log *log);
+
+/* Whether syncfs() may stand for the syncs of files on fs (NULL: no). */
+bool kq__seg_fsys_usable(struct kq__seg_fsys *fs);
+
+/* syncfs() of fs; false when it failed, which from then on makes fs
+ * unusable (logged once, naming log's folder).  On success every log
+ * created on fs before the call is settled.  Any thread. */
+bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log);
 
 /* --- the log: open and close in log.c, each op in a file of its own --- */
 

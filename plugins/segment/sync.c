@@ -43,7 +43,7 @@ void kq__seg_fsys_fini(struct kq__seg_module *mod)
 	mod->nfsys = 0;
 }
 
-void kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log)
+bool kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log)
 {
 	struct stat st;
 	struct kq__seg_fsys *fs;
@@ -52,18 +52,18 @@ void kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log)
 	log->fsys = NULL;
 	if (!mod->syncfs_ok || log->dirfd < 0 ||
 	    kq__seg_io.fstat(log->dirfd, &st) != 0)
-		return;
+		return false;
 	for (size_t i = 0; i < mod->nfsys; i++)
 		if (mod->fsys[i].dev == st.st_dev) {
 			log->fsys = &mod->fsys[i];
-			return;
+			return false;
 		}
 	/* Past the table's size a log is synced file by file. */
 	if (mod->nfsys == KQ__SEG_FSYS_MAX)
-		return;
+		return false;
 	fd = kq__seg_io.openat(AT_FDCWD, log->dir, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
-		return;
+		return false;
 	/* Counted against the bound for good: held until fini. */
 	kq__seg_fds_make_room(&mod->fds, &log->slot);
 	mod->fds.held++;
@@ -71,7 +71,9 @@ void kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log)
 	fs->dev = st.st_dev;
 	fs->fd = fd;
 	fs->broken = 0;
+	fs->created = fs->covered = 0;
 	log->fsys = fs;
+	return true;
 }
 
 /* fsync of the folder from the worker, on a descriptor of its own: the
@@ -182,9 +184,87 @@ static bool has_work(const struct pending *p)
 	return p->rv == 0 && (p->files != NULL || p->dir);
 }
 
-static bool usable(struct kq__seg_fsys *fs)
+bool kq__seg_fsys_usable(struct kq__seg_fsys *fs)
 {
 	return fs != NULL && !__atomic_load_n(&fs->broken, __ATOMIC_ACQUIRE);
+}
+
+bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log)
+{
+	uint64_t upto = __atomic_load_n(&fs->created, __ATOMIC_ACQUIRE), was;
+	int e;
+
+	if (kq__seg_io.syncfs(fs->fd) == 0) {
+		was = __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE);
+		while (was < upto &&
+		       !__atomic_compare_exchange_n(&fs->covered, &was, upto,
+						    false, __ATOMIC_ACQ_REL,
+						    __ATOMIC_ACQUIRE))
+			;
+		return true;
+	}
+	e = errno ? errno : EIO;
+	if (__atomic_exchange_n(&fs->broken, e, __ATOMIC_ACQ_REL) == 0)
+		log->host->log(log->host, KQ_LOG_WARN,
+			       "syncfs: %s; the file system of %s is synced "
+			       "file by file from now on",
+			       strerror(e), log->dir);
+	return false;
+}
+
+int kq__seg_log_sync_parent(struct kq_log *log)
+{
+	const char *slash = strrchr(log->dir, '/');
+	char parent[4096];
+	int fd, rv = 0;
+
+	if (slash == NULL)
+		strcpy(parent, ".");
+	else if (slash == log->dir)
+		strcpy(parent, "/");
+	else if ((size_t)(slash - log->dir) >= sizeof(parent))
+		return -ENAMETOOLONG;
+	else
+		snprintf(parent, sizeof(parent), "%.*s",
+			 (int)(slash - log->dir), log->dir);
+	fd = kq__seg_io.openat(AT_FDCWD, parent, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0 || kq__seg_io.fsync(fd) != 0)
+		rv = -errno;
+	if (fd >= 0)
+		kq__seg_io.close(fd);
+	return rv;
+}
+
+int kq__seg_log_settle(struct kq_log *log)
+{
+	struct kq__seg_fsys *fs = log->fsys;
+	uint64_t no = __atomic_load_n(&log->settle_no, __ATOMIC_ACQUIRE);
+	struct pending p;
+	int rv;
+
+	if (no == 0)
+		return 0;
+	if (no > __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE) &&
+	    (!kq__seg_fsys_usable(fs) || !kq__seg_fsys_sync(fs, log))) {
+		/* File by file: the log's own files and folder (open() left
+		 * them on its to-sync list), then its name. */
+		take(log, &p);
+		if (has_work(&p))
+			sync_each(&p);
+		rv = finish(&p);
+		if (rv == 0) {
+			rv = kq__seg_log_sync_parent(log);
+			if (rv != 0)
+				kq__seg_log_fail(log, rv,
+						 "fsync of the parent folder: "
+						 "%s",
+						 strerror(-rv));
+		}
+		if (rv != 0)
+			return rv;
+	}
+	__atomic_store_n(&log->settle_no, 0, __ATOMIC_RELEASE);
+	return 0;
 }
 
 /* Syncs ps[0..n): the logs of a file system where two or more have
@@ -197,25 +277,15 @@ static void sync_pending(struct pending *ps, size_t n)
 		size_t logs = 0;
 
 		/* After this, every log on fs is done or fs is broken. */
-		if (!has_work(&ps[i]) || !usable(fs))
+		if (!has_work(&ps[i]) || !kq__seg_fsys_usable(fs))
 			continue;
 		for (size_t j = i; j < n; j++)
 			if (ps[j].log->fsys == fs && has_work(&ps[j]))
 				logs++;
 		if (logs < 2)
 			continue;
-		if (kq__seg_io.syncfs(fs->fd) != 0) {
-			int e = errno ? errno : EIO;
-
-			if (__atomic_exchange_n(&fs->broken, e,
-						__ATOMIC_ACQ_REL) == 0)
-				ps[i].log->host->log(
-					ps[i].log->host, KQ_LOG_WARN,
-					"syncfs: %s; the file system of %s "
-					"is synced file by file from now on",
-					strerror(e), ps[i].log->dir);
+		if (!kq__seg_fsys_sync(fs, ps[i].log))
 			continue;
-		}
 		for (size_t j = i; j < n; j++)
 			if (ps[j].log->fsys == fs && has_work(&ps[j])) {
 				release(&ps[j]);
@@ -232,9 +302,20 @@ int kq__seg_log_sync(struct kq_log *log)
 	struct pending p;
 
 	take(log, &p);
+	/* A log not settled yet needs a syncfs() anyway: it covers the
+	 * files too. */
+	if (has_work(&p) &&
+	    __atomic_load_n(&log->settle_no, __ATOMIC_ACQUIRE) &&
+	    kq__seg_fsys_usable(log->fsys) &&
+	    kq__seg_fsys_sync(log->fsys, log)) {
+		release(&p);
+		p.dir = false;
+	}
 	if (has_work(&p))
 		sync_each(&p);
-	return finish(&p);
+	if (finish(&p) == 0)
+		p.rv = kq__seg_log_settle(log);
+	return p.rv;
 }
 
 int kq__seg_log_sync_many(void *state, struct kq_log *const *logs, size_t n,
@@ -250,8 +331,11 @@ int kq__seg_log_sync_many(void *state, struct kq_log *const *logs, size_t n,
 		for (size_t i = 0; i < k; i++)
 			take(logs[at + i], &ps[i]);
 		sync_pending(ps, k);
-		for (size_t i = 0; i < k; i++)
+		for (size_t i = 0; i < k; i++) {
 			results[at + i] = finish(&ps[i]);
+			if (results[at + i] == 0)
+				results[at + i] = kq__seg_log_settle(ps[i].log);
+		}
 	}
 	return 0;
 }

@@ -460,7 +460,8 @@ static void test_policies(void **state)
  * fsync "never") is kept within the descriptor bound by closing written
  * files unsynced: no fdatasync runs while appends go round 40 logs with
  * room for 16 descriptors.  A log whose syncs are awaited syncs such a
- * file before closing it instead. */
+ * file before closing it instead (here without syncfs(), see
+ * test_room_made_with_syncfs). */
 static void test_unsynced_closes_without_sync(void **state)
 {
 	for (int unsynced = 1; unsynced >= 0; unsynced--) {
@@ -468,7 +469,7 @@ static void test_unsynced_closes_without_sync(void **state)
 					      .retention_ms = -1,
 					      .retention_bytes = -1,
 					      .unsynced = unsynced};
-		void *mod = t_module("{\"open_files\": 16}");
+		void *mod = t_module("{\"open_files\": 16, \"syncfs\": false}");
 		struct kq_log *logs[40];
 		char top[64], dir[96];
 		int failed = 0;
@@ -494,6 +495,79 @@ static void test_unsynced_closes_without_sync(void **state)
 		t_module_free(mod);
 		t_rmrf(top);
 	}
+}
+
+/* Logs created together are settled together: opening new logs (after
+ * the one whose folder was made before the module held its file system)
+ * makes no sync at all; the first durable write of any of them (here a
+ * hard state) is one syncfs(), which settles them all, so the others'
+ * first hard states sync only themselves.  Closing a log that was never
+ * settled settles it. */
+static void test_new_logs_settle_together(void **state)
+{
+	void *mod = t_module(NULL);
+	struct kq_hard_state hs = {1, 2};
+	struct kq_log *logs[11];
+	char top[64], dir[96];
+
+	t_mkdtemp(top);
+	snprintf(dir, sizeof(dir), "%s/first", top);
+	logs[10] = t_open(mod, dir, 1 << 20);
+	inject(F_NONE, 0, 0);
+	for (int i = 0; i < 10; i++) {
+		snprintf(dir, sizeof(dir), "%s/n%d", top, i);
+		logs[i] = t_open(mod, dir, 1 << 20);
+	}
+	assert_int_equal(fi.calls[F_SYNCFS] + fi.calls[F_FDATASYNC] +
+				 fi.calls[F_FSYNC],
+			 0);
+	assert_int_equal(t_ops->save_hard_state(logs[3], &hs), 0);
+	assert_int_equal(fi.calls[F_SYNCFS], 1);
+	for (int i = 0; i < 9; i++)
+		assert_int_equal(t_ops->save_hard_state(logs[i], &hs), 0);
+	assert_int_equal(fi.calls[F_SYNCFS], 1);
+	/* Opened after that syncfs(): settled by its close. */
+	snprintf(dir, sizeof(dir), "%s/late", top);
+	t_ops->close(logs[9]);
+	logs[9] = t_open(mod, dir, 1 << 20);
+	t_ops->close(logs[9]);
+	assert_int_equal(fi.calls[F_SYNCFS], 2);
+	restore();
+	for (int i = 0; i < 9; i++)
+		t_ops->close(logs[i]);
+	t_ops->close(logs[10]);
+	t_module_free(mod);
+	t_rmrf(top);
+}
+
+/* When the syncfs() that would settle a new log fails, the log is
+ * settled file by file: its first segment, its folder and its name in
+ * the parent folder; its hard state is then saved. */
+static void test_settle_without_syncfs(void **state)
+{
+	void *mod = t_module(NULL);
+	struct kq_hard_state hs = {1, 2}, got;
+	struct kq_log *first, *log;
+	char top[64], dir[96];
+
+	t_mkdtemp(top);
+	snprintf(dir, sizeof(dir), "%s/first", top);
+	first = t_open(mod, dir, 1 << 20);
+	snprintf(dir, sizeof(dir), "%s/new", top);
+	log = t_open(mod, dir, 1 << 20);
+	inject(F_SYNCFS, 1, EIO);
+	assert_int_equal(t_ops->save_hard_state(log, &hs), 0);
+	assert_true(fi.fired);
+	assert_true(fi.calls[F_FDATASYNC] >= 1);
+	/* The folder and the parent, then the hard state's folder. */
+	assert_true(fi.calls[F_FSYNC] >= 3);
+	restore();
+	assert_int_equal(t_ops->load_hard_state(log, &got), 0);
+	assert_int_equal(got.term, 1);
+	t_ops->close(log);
+	t_ops->close(first);
+	t_module_free(mod);
+	t_rmrf(top);
 }
 
 /* Opens n logs under a fresh folder `top` (64 bytes) of module mod,
@@ -527,6 +601,37 @@ static void close_logs(void *mod, char *top, struct kq_log **logs, int n)
 		t_ops->close(logs[i]);
 	t_module_free(mod);
 	t_rmrf(top);
+}
+
+/* Appends going round 40 logs with room for 16 descriptors: once only
+ * written files are left to close, one syncfs() makes them all durable
+ * and they close without an fdatasync each.  Every log's sync() then
+ * succeeds and its records are all there. */
+static void test_room_made_with_syncfs(void **state)
+{
+	void *mod = t_module("{\"open_files\": 16}");
+	struct kq_log *logs[40];
+	char top[64];
+
+	many_logs(mod, top, logs, 40);
+	inject(F_NONE, 0, 0);
+	for (int round = 1; round < 3; round++)
+		for (int i = 0; i < 40; i++)
+			assert_int_equal(
+				t_append(logs[i], (uint64_t)round * 10, 10, 1),
+				0);
+	assert_true(fi.calls[F_SYNCFS] >= 1);
+	assert_int_equal(fi.calls[F_FDATASYNC], 0);
+	restore();
+	for (int i = 0; i < 40; i++) {
+		uint64_t offs[32], next;
+		int rv;
+
+		assert_int_equal(t_ops->sync(logs[i]), 0);
+		assert_int_equal(t_read_all(logs[i], 0, offs, 32, &rv, &next),
+				 30);
+	}
+	close_logs(mod, top, logs, 40);
 }
 
 /* sync_many() of 40 written logs is one syncfs(), with no fdatasync or
@@ -957,6 +1062,9 @@ int run_fault_tests(void)
 		T(test_policies),
 		T(test_unsynced_closes_without_sync),
 		T(test_sync_many_one_syncfs),
+		T(test_room_made_with_syncfs),
+		T(test_new_logs_settle_together),
+		T(test_settle_without_syncfs),
 		T(test_sync_many_syncfs_fails),
 		T(test_sync_many_without_syncfs),
 		T(test_roll_syncs_sealed),
