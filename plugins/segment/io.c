@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -26,6 +27,7 @@ struct kq__seg_io kq__seg_io = {
 	.unlinkat = unlinkat,
 	.mkdir = mkdir,
 	.fstat = fstat,
+	.fstatfs = fstatfs,
 	.fstatat = fstatat,
 	.opendir = opendir,
 	.readdir = readdir,

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/vfs.h>
 
 /* Each member behaves like the libc call of the same name: -1 with errno
  * set on failure. */
@@ -27,6 +28,7 @@ struct kq__seg_io {
 	/* Sizes and folder listings too, so that a log can live entirely
 	 * in memory (the fuzz targets run recovery at memory speed). */
 	int (*fstat)(int fd, struct stat *st);
+	int (*fstatfs)(int fd, struct statfs *st);
 	int (*fstatat)(int dirfd, const char *path, struct stat *st, int flags);
 	DIR *(*opendir)(const char *path);
 	struct dirent *(*readdir)(DIR *d);

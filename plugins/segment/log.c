@@ -181,7 +181,7 @@ int kq__seg_log_open(void *state, const char *dir,
 	struct kq__seg_module *mod = state;
 	const struct kq_host *host = mod->host;
 	struct kq_log *log;
-	bool made, fresh, deferred;
+	bool made, fresh, newfs, usable;
 	int rv;
 
 	if (opts != NULL &&
@@ -227,10 +227,10 @@ int kq__seg_log_open(void *state, const char *dir,
 	 * syncfs() can do it; at once otherwise (and for the log whose
 	 * folder was made before the module held its file system).  An
 	 * old log is settled too: its name may never have been durable if
-	 * a settle failed before. */
-	deferred = !kq__seg_fsys_attach(mod, log) &&
-		   kq__seg_fsys_usable(log->fsys);
-	fresh = made && deferred;
+	 * a settle failed before; file by file where syncfs() failed. */
+	newfs = kq__seg_fsys_attach(mod, log);
+	usable = kq__seg_fsys_usable(log->fsys);
+	fresh = made && usable && !newfs;
 	if (made && !fresh) {
 		rv = kq__seg_log_sync_parent(log);
 		if (rv != 0)
@@ -239,11 +239,13 @@ int kq__seg_log_open(void *state, const char *dir,
 	rv = load(log, fresh);
 	if (rv != 0)
 		goto fail;
-	if (deferred)
+	if (usable)
 		__atomic_store_n(&log->settle_no,
 				 __atomic_add_fetch(&log->fsys->created, 1,
 						    __ATOMIC_ACQ_REL),
 				 __ATOMIC_RELEASE);
+	else if (log->fsys != NULL && !made)
+		log->settle_no = UINT64_MAX;
 	*out = log;
 	return 0;
 fail:

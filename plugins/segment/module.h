@@ -59,14 +59,15 @@ struct kq__seg_fds {
  * `fd` makes every file written on it durable, where each file would
  * cost an fdatasync and a journal commit of its own.  `fd` is opened
  * before the first write of any log on it and held until fini, so that
- * syncfs() reports every write-back error since (Linux 5.8 and later).
- * Once it reported one, `broken` is set and each file is fdatasync'd
- * from then on: an error seen through `fd` is never seen again there,
- * while each file's own descriptor still reports it. */
+ * syncfs() reports every error since (Linux 5.17 and later).  An error
+ * is reported through `fd` once, to one caller: the calls take turns
+ * (`mu`), and once one reported an error `broken` is set and each file
+ * is fdatasync'd from then on, its own descriptor still reporting it. */
 struct kq__seg_fsys {
 	dev_t dev;
 	int fd;
-	int broken; /* atomic: set (to the errno) by sync workers */
+	pthread_mutex_t mu; /* held across a syncfs() and setting broken */
+	int broken;	    /* atomic: set (to the errno) by sync workers */
 	/* Logs created here and not yet known durable (kq_log.settle_no):
 	 * `created` numbers them (atomic, bumped on the loop once a new
 	 * log's folder and files exist); every syncfs() that succeeds
@@ -415,9 +416,13 @@ int kq__seg_recover_newest(struct kq_log *log, struct kq__seg *seg);
 
 /* --- syncs (sync.c) --------------------------------------------------- */
 
-/* Whether syncfs() reports write-back errors on a kernel of this
- * release (uname's): Linux 5.8 and later. */
+/* Whether syncfs() reports every error on a kernel of this release
+ * (uname's): Linux 5.17 and later. */
 bool kq__seg_syncfs_reports_errors(const char *release);
+
+/* Whether syncfs() on a file system of this type (statfs's f_type)
+ * commits what fdatasync would. */
+bool kq__seg_syncfs_commits(long f_type);
 
 /* At init: no file system known yet; syncfs() is used when configured
  * and the kernel reports its errors.  fini closes what attach opened. */

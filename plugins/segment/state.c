@@ -79,6 +79,10 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 	kq__seg_log_report(log);
 	if (kq__seg_log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
+	/* Replacing the file settles the log first; so does this. */
+	rv = kq__seg_log_settle(log);
+	if (rv != 0)
+		return rv;
 	if (log->hs_seq != 0) {
 		rv = save_in_place(log, log->hs_seq + 1, hs);
 		if (rv == 0)

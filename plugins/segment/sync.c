@@ -1,17 +1,24 @@
 /* Making written records durable: sync() of one log, file by file, and
  * sync_many() of several, which covers the files of all of them with one
  * syncfs() per file system instead of an fdatasync (and a journal commit)
- * per file.
- * With thousands of partitions written in one loop turn that is the
- * difference between one commit and thousands.  syncfs() is used only
- * where it reports write-back errors (Linux 5.8 and later) and only until
- * it reports one; a failed syncfs() falls back to an fdatasync of each
- * file, which names the files whose data was lost. */
+ * per file.  With thousands of partitions written in one loop turn that
+ * is the difference between one commit and thousands.  Also the settling
+ * of logs open() made (see kq_log.settle_no).
+ *
+ * syncfs() is used only where it reports every error: Linux 5.17 and
+ * later (write-back errors since 5.8, the file system's own commit since
+ * 5.17), on file systems whose sync_fs commits what fdatasync would
+ * (ext4, XFS, Btrfs, F2FS; tmpfs has nothing to commit), and only until
+ * it reports one.  The calls on one file system are serialized: they
+ * share a descriptor, through which an error is reported once, to one
+ * caller.  A failed syncfs() falls back to an fdatasync of each file,
+ * whose own descriptor names the files whose data was lost. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <sys/vfs.h>
 
 #include "io.h"
 #include "module.h"
@@ -22,7 +29,19 @@ bool kq__seg_syncfs_reports_errors(const char *release)
 
 	if (sscanf(release, "%u.%u", &major, &minor) != 2)
 		return false;
-	return major > 5 || (major == 5 && minor >= 8);
+	return major > 5 || (major == 5 && minor >= 17);
+}
+
+bool kq__seg_syncfs_commits(long f_type)
+{
+	switch ((unsigned long)f_type & 0xffffffffUL) {
+	case 0xEF53UL:	   /* ext2/3/4 */
+	case 0x58465342UL: /* XFS */
+	case 0x9123683EUL: /* Btrfs */
+	case 0xF2F52010UL: /* F2FS */
+	case 0x01021994UL: /* tmpfs */ return true;
+	default: return false;
+	}
 }
 
 void kq__seg_fsys_init(struct kq__seg_module *mod)
@@ -38,6 +57,7 @@ void kq__seg_fsys_fini(struct kq__seg_module *mod)
 {
 	for (size_t i = 0; i < mod->nfsys; i++) {
 		kq__seg_io.close(mod->fsys[i].fd);
+		pthread_mutex_destroy(&mod->fsys[i].mu);
 		mod->fds.held--;
 	}
 	mod->nfsys = 0;
@@ -45,6 +65,7 @@ void kq__seg_fsys_fini(struct kq__seg_module *mod)
 
 bool kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log)
 {
+	struct statfs sfs;
 	struct stat st;
 	struct kq__seg_fsys *fs;
 	int fd;
@@ -59,7 +80,9 @@ bool kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log)
 			return false;
 		}
 	/* Past the table's size a log is synced file by file. */
-	if (mod->nfsys == KQ__SEG_FSYS_MAX)
+	if (mod->nfsys == KQ__SEG_FSYS_MAX ||
+	    kq__seg_io.fstatfs(log->dirfd, &sfs) != 0 ||
+	    !kq__seg_syncfs_commits((long)sfs.f_type))
 		return false;
 	fd = kq__seg_io.openat(AT_FDCWD, log->dir, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
@@ -72,6 +95,7 @@ bool kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log)
 	fs->fd = fd;
 	fs->broken = 0;
 	fs->created = fs->covered = 0;
+	pthread_mutex_init(&fs->mu, NULL);
 	log->fsys = fs;
 	return true;
 }
@@ -99,19 +123,43 @@ static int sync_folder(struct kq_log *log)
 	return 0;
 }
 
-/* What one log's sync covers, taken under its mutex when it starts. */
+/* What one log's sync covers, taken under its mutex when it starts: the
+ * first files of its to-sync list (`more` when others are left there),
+ * in an array of the syncer's own, since the loop may put a taken file
+ * back on the list while it is being synced. */
+#define PFILES 4
+
 struct pending {
 	struct kq_log *log;
 	uint64_t next, gen;
-	bool dir;		     /* the folder changed */
-	struct kq__seg_sfile *files; /* off the to-sync list, with its refs */
+	bool dir; /* the folder changed */
+	bool more;
+	struct kq__seg_sfile *files[PFILES]; /* with the list's refs */
+	size_t nfiles;
 	int rv;
 };
+
+/* Takes up to PFILES files off the list.  Caller holds log->mu. */
+static void take_files(struct kq_log *log, struct pending *p)
+{
+	p->nfiles = 0;
+	while (p->nfiles < PFILES && log->dirty != NULL) {
+		struct kq__seg_sfile *f = log->dirty;
+
+		log->dirty = f->dnext;
+		f->dirty = false;
+		f->dnext = NULL;
+		p->files[p->nfiles++] = f;
+	}
+	p->more = log->dirty != NULL;
+}
 
 static void take(struct kq_log *log, struct pending *p)
 {
 	p->log = log;
-	p->files = NULL;
+	p->nfiles = 0;
+	p->more = false;
+	p->dir = false;
 	pthread_mutex_lock(&log->mu);
 	p->rv = log->failed;
 	if (p->rv == 0) {
@@ -121,45 +169,47 @@ static void take(struct kq_log *log, struct pending *p)
 		log->dir_dirty = false;
 		/* The list's references come with the files: each is
 		 * dropped once its data is durable (or the sync failed). */
-		p->files = log->dirty;
-		log->dirty = NULL;
-		for (struct kq__seg_sfile *f = p->files; f; f = f->dnext)
-			f->dirty = false;
+		take_files(log, p);
 	}
 	pthread_mutex_unlock(&log->mu);
 }
 
-/* The files were made durable by someone else (syncfs()), or not at all
- * (rv): drop their references. */
+/* The files taken were made durable by someone else (syncfs()), or not
+ * at all (rv): drop their references. */
 static void release(struct pending *p)
 {
-	struct kq__seg_sfile *f = p->files, *next;
-
-	p->files = NULL;
-	for (; f; f = next) {
-		next = f->dnext;
-		f->dnext = NULL;
-		kq__seg_sfile_unref(p->log, f);
-	}
+	for (size_t i = 0; i < p->nfiles; i++)
+		kq__seg_sfile_unref(p->log, p->files[i]);
+	p->nfiles = 0;
 }
 
-/* Each file, then the folder: the way without syncfs(). */
+/* Each file (those left on the list too), then the folder: the way
+ * without syncfs(). */
 static void sync_each(struct pending *p)
 {
 	struct kq_log *log = p->log;
 
-	for (struct kq__seg_sfile *f = p->files; f && p->rv == 0; f = f->dnext)
-		if (kq__seg_io.fdatasync(f->fd) != 0) {
-			p->rv = -errno;
-			kq__seg_log_fail(log, p->rv, "fdatasync: %s",
-					 strerror(-p->rv));
-		}
-	release(p);
+	for (;;) {
+		for (size_t i = 0; i < p->nfiles && p->rv == 0; i++)
+			if (kq__seg_io.fdatasync(p->files[i]->fd) != 0) {
+				p->rv = -errno;
+				kq__seg_log_fail(log, p->rv, "fdatasync: %s",
+						 strerror(-p->rv));
+			}
+		release(p);
+		if (p->rv != 0 || !p->more)
+			break;
+		pthread_mutex_lock(&log->mu);
+		take_files(log, p);
+		pthread_mutex_unlock(&log->mu);
+	}
 	if (p->rv == 0 && p->dir && sync_folder(log) != 0) {
 		p->rv = -errno;
 		kq__seg_log_fail(log, p->rv, "fsync of the folder: %s",
 				 strerror(-p->rv));
 	}
+	p->dir = false;
+	p->more = false;
 }
 
 static int finish(struct pending *p)
@@ -181,7 +231,17 @@ static int finish(struct pending *p)
 /* Whether a log has anything to sync. */
 static bool has_work(const struct pending *p)
 {
-	return p->rv == 0 && (p->files != NULL || p->dir);
+	return p->rv == 0 && (p->nfiles > 0 || p->more || p->dir);
+}
+
+/* Covered by a syncfs(): what was taken is durable, and what is left on
+ * the list is synced file by file (written since, perhaps). */
+static void covered(struct pending *p)
+{
+	release(p);
+	p->dir = false;
+	if (p->more)
+		sync_each(p);
 }
 
 bool kq__seg_fsys_usable(struct kq__seg_fsys *fs)
@@ -191,25 +251,31 @@ bool kq__seg_fsys_usable(struct kq__seg_fsys *fs)
 
 bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log)
 {
-	uint64_t upto = __atomic_load_n(&fs->created, __ATOMIC_ACQUIRE), was;
+	uint64_t upto, was;
+	bool ok;
 	int e;
 
-	if (kq__seg_io.syncfs(fs->fd) == 0) {
-		was = __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE);
-		while (was < upto &&
-		       !__atomic_compare_exchange_n(&fs->covered, &was, upto,
-						    false, __ATOMIC_ACQ_REL,
-						    __ATOMIC_ACQUIRE))
-			;
-		return true;
+	pthread_mutex_lock(&fs->mu);
+	if (__atomic_load_n(&fs->broken, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_unlock(&fs->mu);
+		return false;
 	}
-	e = errno ? errno : EIO;
-	if (__atomic_exchange_n(&fs->broken, e, __ATOMIC_ACQ_REL) == 0)
+	upto = __atomic_load_n(&fs->created, __ATOMIC_ACQUIRE);
+	ok = kq__seg_io.syncfs(fs->fd) == 0;
+	if (ok) {
+		was = __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE);
+		if (upto > was)
+			__atomic_store_n(&fs->covered, upto, __ATOMIC_RELEASE);
+	} else {
+		e = errno ? errno : EIO;
+		__atomic_store_n(&fs->broken, e, __ATOMIC_RELEASE);
 		log->host->log(log->host, KQ_LOG_WARN,
 			       "syncfs: %s; the file system of %s is synced "
 			       "file by file from now on",
 			       strerror(e), log->dir);
-	return false;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	return ok;
 }
 
 int kq__seg_log_sync_parent(struct kq_log *log)
@@ -240,28 +306,30 @@ int kq__seg_log_settle(struct kq_log *log)
 	struct kq__seg_fsys *fs = log->fsys;
 	uint64_t no = __atomic_load_n(&log->settle_no, __ATOMIC_ACQUIRE);
 	struct pending p;
-	int rv;
 
 	if (no == 0)
 		return 0;
-	if (no > __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE) &&
-	    (!kq__seg_fsys_usable(fs) || !kq__seg_fsys_sync(fs, log))) {
-		/* File by file: the log's own files and folder (open() left
-		 * them on its to-sync list), then its name. */
+	/* Any syncfs() from now on began after the log was opened. */
+	if ((fs == NULL ||
+	     no > __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE)) &&
+	    !(kq__seg_fsys_usable(fs) && kq__seg_fsys_sync(fs, log))) {
+		/* File by file: the log's own files (open() left a new one's
+		 * on its to-sync list), its folder, then its name.  No
+		 * durability claim moves: a sync running meanwhile may still
+		 * be syncing files taken before. */
 		take(log, &p);
-		if (has_work(&p))
-			sync_each(&p);
-		rv = finish(&p);
-		if (rv == 0) {
-			rv = kq__seg_log_sync_parent(log);
-			if (rv != 0)
-				kq__seg_log_fail(log, rv,
+		p.dir = true;
+		sync_each(&p);
+		if (p.rv == 0) {
+			p.rv = kq__seg_log_sync_parent(log);
+			if (p.rv != 0)
+				kq__seg_log_fail(log, p.rv,
 						 "fsync of the parent folder: "
 						 "%s",
-						 strerror(-rv));
+						 strerror(-p.rv));
 		}
-		if (rv != 0)
-			return rv;
+		if (p.rv != 0)
+			return p.rv;
 	}
 	__atomic_store_n(&log->settle_no, 0, __ATOMIC_RELEASE);
 	return 0;
@@ -287,10 +355,8 @@ static void sync_pending(struct pending *ps, size_t n)
 		if (!kq__seg_fsys_sync(fs, ps[i].log))
 			continue;
 		for (size_t j = i; j < n; j++)
-			if (ps[j].log->fsys == fs && has_work(&ps[j])) {
-				release(&ps[j]);
-				ps[j].dir = false;
-			}
+			if (ps[j].log->fsys == fs && has_work(&ps[j]))
+				covered(&ps[j]);
 	}
 	for (size_t i = 0; i < n; i++)
 		if (has_work(&ps[i]))
@@ -306,11 +372,8 @@ int kq__seg_log_sync(struct kq_log *log)
 	 * files too. */
 	if (has_work(&p) &&
 	    __atomic_load_n(&log->settle_no, __ATOMIC_ACQUIRE) &&
-	    kq__seg_fsys_usable(log->fsys) &&
-	    kq__seg_fsys_sync(log->fsys, log)) {
-		release(&p);
-		p.dir = false;
-	}
+	    kq__seg_fsys_usable(log->fsys) && kq__seg_fsys_sync(log->fsys, log))
+		covered(&p);
 	if (has_work(&p))
 		sync_each(&p);
 	if (finish(&p) == 0)

@@ -410,6 +410,16 @@ static int m_fstat(int fd, struct stat *st)
 	return 0;
 }
 
+/* An ext4 to the module, so that its syncfs() paths run here too. */
+static int m_fstatfs(int fd, struct statfs *st)
+{
+	if (node_of_fd(fd) < 0)
+		return -1;
+	memset(st, 0, sizeof(*st));
+	st->f_type = 0xEF53;
+	return 0;
+}
+
 static int m_fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
 	char full[PATH_MAX_];
@@ -505,6 +515,7 @@ void kq__memfs_install(void)
 	kq__seg_io.unlinkat = m_unlinkat;
 	kq__seg_io.mkdir = m_mkdir;
 	kq__seg_io.fstat = m_fstat;
+	kq__seg_io.fstatfs = m_fstatfs;
 	kq__seg_io.fstatat = m_fstatat;
 	kq__seg_io.opendir = m_opendir;
 	kq__seg_io.readdir = m_readdir;
