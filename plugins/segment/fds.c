@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "io.h"
@@ -233,8 +234,18 @@ int kq__seg_log_dirfd(struct kq_log *log)
 int kq__seg_log_openat(struct kq_log *log, const char *name, int flags,
 		       mode_t mode)
 {
-	int d = kq__seg_log_dirfd(log);
+	char path[4096];
+	int d;
 
+	/* A folder closed to stay within the bound is not opened again
+	 * just to open a file in it: with thousands of logs written in
+	 * turn, that would double the opens and halve the files held. */
+	if (log->dirfd < 0 && (size_t)snprintf(path, sizeof(path), "%s/%s",
+					       log->dir, name) < sizeof(path)) {
+		kq__seg_fds_make_room(log->fds, NULL);
+		return kq__seg_io.openat(AT_FDCWD, path, flags, mode);
+	}
+	d = kq__seg_log_dirfd(log);
 	if (d < 0)
 		return -1;
 	/* The new descriptor is the caller's: make room for it too. */

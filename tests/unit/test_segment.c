@@ -548,6 +548,29 @@ static void test_gaps(void **state)
 	assert_memory_equal(offs, want, sizeof(want));
 }
 
+/* Reading a log leaves its files' access times alone: with relatime a
+ * read of a file written since its last read would dirty its inode, a
+ * journal write per read. */
+static void test_reads_leave_atime(void **state)
+{
+	struct fx *f = *state;
+	struct timespec times[2] = {{.tv_sec = 1000}, {.tv_nsec = UTIME_OMIT}};
+	uint64_t offs[16], next;
+	char path[160];
+	struct stat st;
+	int rv;
+
+	f->log = t_open(f->mod, f->dir, 1 << 20);
+	assert_int_equal(t_append(f->log, 0, 10, 1), 0);
+	t_ops->close(f->log);
+	snprintf(path, sizeof(path), "%s/00000000000000000000.log", f->dir);
+	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+	f->log = t_open(f->mod, f->dir, 1 << 20);
+	assert_int_equal(t_read_all(f->log, 0, offs, 16, &rv, &next), 10);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_atim.tv_sec, 1000);
+}
+
 static void test_rolling(void **state)
 {
 	struct fx *f = *state;
@@ -1222,6 +1245,7 @@ int main(void)
 		T(test_read_limits),
 		T(test_gaps),
 		T(test_rolling),
+		T(test_reads_leave_atime),
 		T(test_reopen),
 		T(test_truncate),
 		T(test_reset),

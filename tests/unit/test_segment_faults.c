@@ -34,7 +34,8 @@ enum fop {
 	F_RENAME,
 	F_CREATE, /* openat with O_CREAT */
 	F_SYNCFS,
-	F_ANY, /* any of the above */
+	F_ANY,	   /* any of the above */
+	F_OPENDIR, /* counted only: openat with O_DIRECTORY */
 	F_COUNT,
 };
 
@@ -135,6 +136,8 @@ static int f_renameat(int a, const char *b, int c, const char *d)
 
 static int f_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
+	if (flags & O_DIRECTORY)
+		fi.calls[F_OPENDIR]++;
 	if ((flags & O_CREAT) && fire(F_CREATE)) {
 		errno = fi.err;
 		return -1;
@@ -636,6 +639,30 @@ static void test_room_made_with_syncfs(void **state)
 	close_logs(mod, top, logs, 40);
 }
 
+/* Appends going round 40 logs with room for 16 descriptors reopen
+ * their segments' files, but never their folders: a folder closed to
+ * stay within the bound is not opened again just to open a file in it. */
+static void test_reopen_without_folder(void **state)
+{
+	void *mod = t_module("{\"open_files\": 16}");
+	struct kq_log *logs[40];
+	char top[64];
+
+	many_logs(mod, top, logs, 40);
+	sync_many_ok(mod, logs, 40);
+	inject(F_NONE, 0, 0);
+	for (int round = 1; round < 3; round++) {
+		for (int i = 0; i < 40; i++)
+			assert_int_equal(
+				t_append(logs[i], (uint64_t)round * 10, 10, 1),
+				0);
+		sync_many_ok(mod, logs, 40);
+	}
+	assert_int_equal(fi.calls[F_OPENDIR], 0);
+	restore();
+	close_logs(mod, top, logs, 40);
+}
+
 /* sync_many() of 40 written logs is one syncfs(), with no fdatasync or
  * fsync; it leaves nothing to sync behind (each log's sync() then makes
  * no call), and each log's records stay readable. */
@@ -1073,6 +1100,7 @@ int run_fault_tests(void)
 		T(test_unsynced_closes_without_sync),
 		T(test_sync_many_one_syncfs),
 		T(test_room_made_with_syncfs),
+		T(test_reopen_without_folder),
 		T(test_new_logs_settle_together),
 		T(test_settle_without_syncfs),
 		T(test_sync_many_syncfs_fails),
