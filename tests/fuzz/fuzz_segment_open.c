@@ -48,7 +48,8 @@ static const struct kq_storage_ops *ops;
 static struct kq_host hosts[4];
 static void *mods[4];
 
-/* One module per index interval, made once. */
+/* One host per index interval, made once; its module is made for each
+ * input (it holds a descriptor on the file system once a log opened). */
 static void setup(void)
 {
 	static const int intervals[4] = {4096, 1, 64, 512};
@@ -61,8 +62,6 @@ static void setup(void)
 
 		/* cfg is kept for the process's life. */
 		hosts[i] = kq__test_host("segment", cfg);
-		if (ops->init(&hosts[i], &mods[i]) != 0)
-			abort();
 	}
 }
 
@@ -161,6 +160,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	flags = data[0];
 	data++;
 	size--;
+	if (ops->init(&hosts[flags & 3], &mods[flags & 3]) != 0)
+		abort();
 	mod = mods[flags & 3];
 	faults = flags >> 5;
 	kq__memfs_mkdir(DIR_);
@@ -253,6 +254,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	read_all(log);
 	ops->close(log);
 out:
+	ops->fini(mod);
 	if (kq__memfs_reset() != 0)
 		abort(); /* a descriptor or listing left open */
 	return 0;
