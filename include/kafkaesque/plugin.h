@@ -18,7 +18,7 @@
  * to the meaning of an op or a field.  A new error code, a new log level
  * or a new comment does not.  The sizes are a second guard, for a module
  * built against a changed header whose number was not bumped.  History
- * (9: kq_storage_ops.sync_many;
+ * (9: kq_storage_ops.sync_many; save_snapshot refuses on a failed log;
  * 8: kq_broker_api.commit is a request, KQ_REQ_COMMIT, answered once
  * stored; kq_log_options.unsynced; sync() syncs under every policy;
  * 7: a size in the descriptor and every ops table, whose shared head

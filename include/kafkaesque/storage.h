@@ -161,7 +161,8 @@ struct kq_storage_ops {
 	 * borrowed by save.  Load hands back a buffer allocated with
 	 * host->malloc that the caller frees with host->free; -ENOENT when
 	 * none was saved, KQ_ECORRUPT (logged, naming the file) when it is
-	 * damaged. */
+	 * damaged.  Save refuses (KQ_EUNAVAILABLE) on a log that failed a
+	 * write or sync, until it is reopened, as save_hard_state does. */
 	int (*save_snapshot)(struct kq_log *log, uint64_t index, uint64_t term,
 			     const void *data, size_t len);
 	int (*load_snapshot)(struct kq_log *log, uint64_t *index,

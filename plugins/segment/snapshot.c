@@ -43,6 +43,11 @@ int kq__seg_log_save_snapshot(struct kq_log *log, uint64_t index, uint64_t term,
 	uint8_t hdr[SNAP_HDR];
 	int rv;
 
+	/* As a hard state: a failed log vouches for nothing new until it
+	 * is reopened. */
+	kq__seg_log_report(log);
+	if (kq__seg_log_failed(log) != 0)
+		return KQ_EUNAVAILABLE;
 	memcpy(hdr, SNAP_MAGIC, 8);
 	kq_put64le(hdr + 8, index);
 	kq_put64le(hdr + 16, term);

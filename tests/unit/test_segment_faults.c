@@ -1040,6 +1040,9 @@ static void test_hard_state_failed_sync(void **state)
 	assert_int_equal(t_ops->save_hard_state(log, &hs), -EIO);
 	fi.op = F_NONE;
 	assert_int_equal(t_ops->save_hard_state(log, &hs), KQ_EUNAVAILABLE);
+	/* Nor a snapshot, until it is reopened. */
+	assert_int_equal(t_ops->save_snapshot(log, 1, 1, NULL, 0),
+			 KQ_EUNAVAILABLE);
 	t_ops->close(log);
 	/* Reopened (the page cache still holds term 7): the disk's state. */
 	log = t_open(mod, dir, 1 << 20);
