@@ -727,27 +727,36 @@ static double now_s(void)
 }
 
 /* Runs the loop until *flag is set, for 10 s at most. */
+static void on_tick(uv_timer_t *t)
+{
+	(void)t;
+}
+
+/* Runs the loop until *flag is set (flag NULL: never) or secs passed,
+ * sleeping in it between events; a 10 ms tick bounds each sleep. */
+static void run_while(const int *flag, double secs)
+{
+	double end = now_s() + secs;
+	uv_timer_t tick;
+
+	uv_timer_init(&loop, &tick);
+	uv_timer_start(&tick, on_tick, 10, 10);
+	while ((flag == NULL || !*flag) && now_s() < end)
+		uv_run(&loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&tick, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT); /* its close, before it goes */
+}
+
 static void run_until(const int *flag)
 {
-	double end = now_s() + 10;
-
-	while (!*flag && now_s() < end) {
-		uv_run(&loop, UV_RUN_NOWAIT);
-		if (!*flag)
-			usleep(200);
-	}
+	run_while(flag, 10);
 	assert_true(*flag);
 }
 
 /* Runs the loop for a while, for what should not happen. */
 static void run_for(double secs)
 {
-	double end = now_s() + secs;
-
-	while (now_s() < end) {
-		uv_run(&loop, UV_RUN_NOWAIT);
-		usleep(200);
-	}
+	run_while(NULL, secs);
 }
 
 static void broker_open(void)
