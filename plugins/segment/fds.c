@@ -187,7 +187,9 @@ static void sync_held(struct kq__seg_fds *fds)
 	if (s == &fds->lru)
 		return;
 	fs = s->log->fsys;
-	if (!kq__seg_fsys_usable(fs) || !kq__seg_fsys_sync(fs, s->log))
+	/* Not behind a worker's syncfs(): the oldest file alone is
+	 * synced then, which keeps the loop's wait short. */
+	if (!kq__seg_fsys_usable(fs) || !kq__seg_fsys_sync(fs, s->log, false))
 		return;
 	/* Written on this thread only: nothing was written since. */
 	for (s = fds->lru.next; s != &fds->lru; s = s->next)

@@ -451,9 +451,10 @@ int kq__seg_log_settle(struct kq_log *log);
 bool kq__seg_fsys_usable(struct kq__seg_fsys *fs);
 
 /* syncfs() of fs; false when it failed, which from then on makes fs
- * unusable (logged once, naming log's folder).  On success every log
- * created on fs before the call is settled.  Any thread. */
-bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log);
+ * unusable (logged once, naming log's folder), or (without `wait`) when
+ * another syncfs() of fs is running.  On success every log created on
+ * fs before the call is settled.  Any thread. */
+bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log, bool wait);
 
 /* --- the log: open and close in log.c, each op in a file of its own --- */
 

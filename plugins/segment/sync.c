@@ -249,13 +249,18 @@ bool kq__seg_fsys_usable(struct kq__seg_fsys *fs)
 	return fs != NULL && !__atomic_load_n(&fs->broken, __ATOMIC_ACQUIRE);
 }
 
-bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log)
+bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log, bool wait)
 {
 	uint64_t upto, was;
 	bool ok;
 	int e;
 
-	pthread_mutex_lock(&fs->mu);
+	if (!wait) {
+		if (pthread_mutex_trylock(&fs->mu) != 0)
+			return false;
+	} else {
+		pthread_mutex_lock(&fs->mu);
+	}
 	if (__atomic_load_n(&fs->broken, __ATOMIC_ACQUIRE)) {
 		pthread_mutex_unlock(&fs->mu);
 		return false;
@@ -312,7 +317,7 @@ int kq__seg_log_settle(struct kq_log *log)
 	/* Any syncfs() from now on began after the log was opened. */
 	if ((fs == NULL ||
 	     no > __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE)) &&
-	    !(kq__seg_fsys_usable(fs) && kq__seg_fsys_sync(fs, log))) {
+	    !(kq__seg_fsys_usable(fs) && kq__seg_fsys_sync(fs, log, true))) {
 		/* File by file: the log's own files (open() left a new one's
 		 * on its to-sync list), its folder, then its name.  No
 		 * durability claim moves: a sync running meanwhile may still
@@ -352,7 +357,7 @@ static void sync_pending(struct pending *ps, size_t n)
 				logs++;
 		if (logs < 2)
 			continue;
-		if (!kq__seg_fsys_sync(fs, ps[i].log))
+		if (!kq__seg_fsys_sync(fs, ps[i].log, true))
 			continue;
 		for (size_t j = i; j < n; j++)
 			if (ps[j].log->fsys == fs && has_work(&ps[j]))
@@ -372,7 +377,8 @@ int kq__seg_log_sync(struct kq_log *log)
 	 * files too. */
 	if (has_work(&p) &&
 	    __atomic_load_n(&log->settle_no, __ATOMIC_ACQUIRE) &&
-	    kq__seg_fsys_usable(log->fsys) && kq__seg_fsys_sync(log->fsys, log))
+	    kq__seg_fsys_usable(log->fsys) &&
+	    kq__seg_fsys_sync(log->fsys, log, true))
 		covered(&p);
 	if (has_work(&p))
 		sync_each(&p);

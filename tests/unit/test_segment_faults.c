@@ -639,6 +639,29 @@ static void test_room_made_with_syncfs(void **state)
 	close_logs(mod, top, logs, 40);
 }
 
+/* While a worker's syncfs() runs (its file system's mutex held here),
+ * the loop does not wait for it to make room: it syncs the oldest file
+ * alone, as without syncfs(). */
+static void test_room_made_beside_a_syncfs(void **state)
+{
+	void *mod = t_module("{\"open_files\": 16}");
+	struct kq_log *logs[40];
+	char top[64];
+
+	many_logs(mod, top, logs, 40);
+	sync_many_ok(mod, logs, 40);
+	inject(F_NONE, 0, 0);
+	pthread_mutex_lock(&logs[0]->fsys->mu);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(t_append(logs[i], 10, 10, 1), 0);
+	pthread_mutex_unlock(&logs[0]->fsys->mu);
+	assert_int_equal(fi.calls[F_SYNCFS], 0);
+	assert_true(fi.calls[F_FDATASYNC] > 0);
+	restore();
+	sync_many_ok(mod, logs, 40);
+	close_logs(mod, top, logs, 40);
+}
+
 /* Appends going round 40 logs with room for 16 descriptors reopen
  * their segments' files, but never their folders: a folder closed to
  * stay within the bound is not opened again just to open a file in it. */
@@ -1104,6 +1127,7 @@ int run_fault_tests(void)
 		T(test_sync_many_one_syncfs),
 		T(test_room_made_with_syncfs),
 		T(test_reopen_without_folder),
+		T(test_room_made_beside_a_syncfs),
 		T(test_new_logs_settle_together),
 		T(test_settle_without_syncfs),
 		T(test_sync_many_syncfs_fails),
