@@ -639,18 +639,27 @@ static void test_room_made_with_syncfs(void **state)
 	close_logs(mod, top, logs, 40);
 }
 
+/* 40 logs written and synced, with room for 16 descriptors; counting
+ * calls from here.  Returns the module. */
+static void *bounded_logs(char *top, struct kq_log **logs)
+{
+	void *mod = t_module("{\"open_files\": 16}");
+
+	many_logs(mod, top, logs, 40);
+	sync_many_ok(mod, logs, 40);
+	inject(F_NONE, 0, 0);
+	return mod;
+}
+
 /* While a worker's syncfs() runs (its file system's mutex held here),
  * the loop does not wait for it to make room: it syncs the oldest file
  * alone, as without syncfs(). */
 static void test_room_made_beside_a_syncfs(void **state)
 {
-	void *mod = t_module("{\"open_files\": 16}");
 	struct kq_log *logs[40];
 	char top[64];
+	void *mod = bounded_logs(top, logs);
 
-	many_logs(mod, top, logs, 40);
-	sync_many_ok(mod, logs, 40);
-	inject(F_NONE, 0, 0);
 	pthread_mutex_lock(&logs[0]->fsys->mu);
 	for (int i = 0; i < 40; i++)
 		assert_int_equal(t_append(logs[i], 10, 10, 1), 0);
@@ -667,13 +676,10 @@ static void test_room_made_beside_a_syncfs(void **state)
  * stay within the bound is not opened again just to open a file in it. */
 static void test_reopen_without_folder(void **state)
 {
-	void *mod = t_module("{\"open_files\": 16}");
 	struct kq_log *logs[40];
 	char top[64];
+	void *mod = bounded_logs(top, logs);
 
-	many_logs(mod, top, logs, 40);
-	sync_many_ok(mod, logs, 40);
-	inject(F_NONE, 0, 0);
 	for (int round = 1; round < 3; round++) {
 		for (int i = 0; i < 40; i++)
 			assert_int_equal(
