@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@ struct kq__seg_io kq__seg_io = {
 	.mkdir = mkdir,
 	.fstat = fstat,
 	.fstatfs = fstatfs,
+	.uname = uname,
 	.fstatat = fstatat,
 	.opendir = opendir,
 	.readdir = readdir,

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 
 /* Each member behaves like the libc call of the same name: -1 with errno
@@ -29,6 +30,7 @@ struct kq__seg_io {
 	 * in memory (the fuzz targets run recovery at memory speed). */
 	int (*fstat)(int fd, struct stat *st);
 	int (*fstatfs)(int fd, struct statfs *st);
+	int (*uname)(struct utsname *u); /* the kernel's release */
 	int (*fstatat)(int dirfd, const char *path, struct stat *st, int flags);
 	DIR *(*opendir)(const char *path);
 	struct dirent *(*readdir)(DIR *d);

@@ -227,7 +227,8 @@ int kq__seg_log_open(void *state, const char *dir,
 	 * syncfs() can do it; at once otherwise (and for the log whose
 	 * folder was made before the module held its file system).  An
 	 * old log is settled too: its name may never have been durable if
-	 * a settle failed before; file by file where syncfs() failed. */
+	 * a settle failed (or never came) before; file by file without
+	 * syncfs(). */
 	newfs = kq__seg_fsys_attach(mod, log);
 	usable = kq__seg_fsys_usable(log->fsys);
 	fresh = made && usable && !newfs;
@@ -244,7 +245,7 @@ int kq__seg_log_open(void *state, const char *dir,
 				 __atomic_add_fetch(&log->fsys->created, 1,
 						    __ATOMIC_ACQ_REL),
 				 __ATOMIC_RELEASE);
-	else if (log->fsys != NULL && !made)
+	else if (!made)
 		log->settle_no = UINT64_MAX;
 	*out = log;
 	return 0;

@@ -49,7 +49,7 @@ void kq__seg_fsys_init(struct kq__seg_module *mod)
 	struct utsname u;
 
 	mod->nfsys = 0;
-	mod->syncfs_ok = mod->conf.syncfs && uname(&u) == 0 &&
+	mod->syncfs_ok = mod->conf.syncfs && kq__seg_io.uname(&u) == 0 &&
 			 kq__seg_syncfs_reports_errors(u.release);
 }
 
@@ -122,6 +122,13 @@ static int sync_folder(struct kq_log *log)
 	kq__seg_io.close(fd);
 	return 0;
 }
+
+/* syncfs() writes back every dirty file of its file system, other
+ * programs' too: it is used where it stands for the syncs of at least
+ * this many logs (written in one loop turn, or opened and not yet
+ * settled), so that a few partitions stay clear of other writers' dirty
+ * data on a shared file system, and pay an fdatasync each as before. */
+#define TOGETHER 8
 
 /* What one log's sync covers, taken under its mutex when it starts: the
  * first files of its to-sync list (`more` when others are left there),
@@ -306,41 +313,76 @@ int kq__seg_log_sync_parent(struct kq_log *log)
 	return rv;
 }
 
+/* Syncs the files on the log's to-sync list where they are, each taken
+ * off only once durable: a sync running meanwhile either takes a file
+ * itself (and waits for its own fdatasync) or finds it done.  0 or
+ * -errno (the log is then failed). */
+static int sync_listed(struct kq_log *log)
+{
+	/* Bounded: on a worker, the loop may keep listing files. */
+	for (int i = 0; i < 8; i++) {
+		struct kq__seg_sfile *f;
+		int rv;
+
+		pthread_mutex_lock(&log->mu);
+		f = log->dirty;
+		if (f != NULL)
+			f->refs++;
+		pthread_mutex_unlock(&log->mu);
+		if (f == NULL)
+			return 0;
+		rv = kq__seg_sfile_sync(log, f, true);
+		kq__seg_sfile_unref(log, f);
+		if (rv != 0) {
+			kq__seg_log_fail(log, rv, "fdatasync: %s",
+					 strerror(-rv));
+			return rv;
+		}
+	}
+	return 0;
+}
+
 int kq__seg_log_settle(struct kq_log *log)
 {
 	struct kq__seg_fsys *fs = log->fsys;
 	uint64_t no = __atomic_load_n(&log->settle_no, __ATOMIC_ACQUIRE);
-	struct pending p;
+	uint64_t covered;
+	int rv;
 
 	if (no == 0)
 		return 0;
+	covered = fs ? __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE) : 0;
 	/* Any syncfs() from now on began after the log was opened. */
-	if ((fs == NULL ||
-	     no > __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE)) &&
-	    !(kq__seg_fsys_usable(fs) && kq__seg_fsys_sync(fs, log, true))) {
+	if ((fs == NULL || no > covered) &&
+	    !(kq__seg_fsys_usable(fs) &&
+	      __atomic_load_n(&fs->created, __ATOMIC_ACQUIRE) - covered >=
+		      TOGETHER &&
+	      kq__seg_fsys_sync(fs, log, true))) {
 		/* File by file: the log's own files (open() left a new one's
 		 * on its to-sync list), its folder, then its name.  No
-		 * durability claim moves: a sync running meanwhile may still
-		 * be syncing files taken before. */
-		take(log, &p);
-		p.dir = true;
-		sync_each(&p);
-		if (p.rv == 0) {
-			p.rv = kq__seg_log_sync_parent(log);
-			if (p.rv != 0)
-				kq__seg_log_fail(log, p.rv,
+		 * durability claim moves here. */
+		rv = sync_listed(log);
+		if (rv == 0 && sync_folder(log) != 0) {
+			rv = -errno;
+			kq__seg_log_fail(log, rv, "fsync of the folder: %s",
+					 strerror(-rv));
+		}
+		if (rv == 0) {
+			rv = kq__seg_log_sync_parent(log);
+			if (rv != 0)
+				kq__seg_log_fail(log, rv,
 						 "fsync of the parent folder: "
 						 "%s",
-						 strerror(-p.rv));
+						 strerror(-rv));
 		}
-		if (p.rv != 0)
-			return p.rv;
+		if (rv != 0)
+			return rv;
 	}
 	__atomic_store_n(&log->settle_no, 0, __ATOMIC_RELEASE);
 	return 0;
 }
 
-/* Syncs ps[0..n): the logs of a file system where two or more have
+/* Syncs ps[0..n): the logs of a file system where TOGETHER or more have
  * something to sync with one syncfs(), the others (and all of them
  * where syncfs() fails) file by file. */
 static void sync_pending(struct pending *ps, size_t n)
@@ -355,7 +397,7 @@ static void sync_pending(struct pending *ps, size_t n)
 		for (size_t j = i; j < n; j++)
 			if (ps[j].log->fsys == fs && has_work(&ps[j]))
 				logs++;
-		if (logs < 2)
+		if (logs < TOGETHER)
 			continue;
 		if (!kq__seg_fsys_sync(fs, ps[i].log, true))
 			continue;

@@ -420,6 +420,13 @@ static int m_fstatfs(int fd, struct statfs *st)
 	return 0;
 }
 
+static int m_uname(struct utsname *u)
+{
+	memset(u, 0, sizeof(*u));
+	strcpy(u->release, "6.1.0");
+	return 0;
+}
+
 static int m_fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
 	char full[PATH_MAX_];
@@ -516,6 +523,7 @@ void kq__memfs_install(void)
 	kq__seg_io.mkdir = m_mkdir;
 	kq__seg_io.fstat = m_fstat;
 	kq__seg_io.fstatfs = m_fstatfs;
+	kq__seg_io.uname = m_uname;
 	kq__seg_io.fstatat = m_fstatat;
 	kq__seg_io.opendir = m_opendir;
 	kq__seg_io.readdir = m_readdir;

@@ -726,7 +726,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Runs the loop until *flag is set, for 10 s at most. */
 static void on_tick(uv_timer_t *t)
 {
 	(void)t;
@@ -747,6 +746,7 @@ static void run_while(const int *flag, double secs)
 	uv_run(&loop, UV_RUN_NOWAIT); /* its close, before it goes */
 }
 
+/* Runs the loop until *flag is set, for 10 s at most. */
 static void run_until(const int *flag)
 {
 	run_while(flag, 10);
