@@ -155,18 +155,18 @@ static void sync_many_done(uv_work_t *w, int status)
 	free(m);
 }
 
-/* Starts one sync of the n stores in ps (each with requests waiting and
- * none running); ps is the caller's. */
+/* Starts the syncs of the n stores in ps (each with requests waiting and
+ * none running): one sync_many() for them all when there are enough to
+ * share one, else one sync() each, which run in parallel.  ps is the
+ * caller's. */
 static void start_syncs(struct kq_broker *b, struct kq_store **ps, size_t n)
 {
-	struct kq__sync_many *m;
+	struct kq__sync_many *m = NULL;
 
-	if (n == 1) {
-		start_sync(ps[0]);
-		return;
-	}
-	m = malloc(sizeof(*m) + n * (sizeof(*m->stores) + sizeof(*m->logs) +
-				     sizeof(*m->results)));
+	if (n >= KQ_SYNC_MANY_MIN)
+		m = malloc(sizeof(*m) +
+			   n * (sizeof(*m->stores) + sizeof(*m->logs) +
+				sizeof(*m->results)));
 	if (m == NULL) {
 		for (size_t i = 0; i < n; i++)
 			start_sync(ps[i]);

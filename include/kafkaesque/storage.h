@@ -68,6 +68,10 @@ struct kq_offset_range {
 
 struct kq_log; /* opaque, owned by the storage module */
 
+/* The fewest logs synced in one loop turn that the core hands to
+ * sync_many() together (see there). */
+#define KQ_SYNC_MANY_MIN 8
+
 /* Called by read() once per record in offset order.  Return 0 to go on,
  * non-zero to stop after this record. */
 typedef int (*kq_record_cb)(void *ctx, const struct kq_record *rec);
@@ -103,8 +107,10 @@ struct kq_storage_ops {
 	 * results[i] what sync(logs[i]) would return; returns 0.  One call
 	 * may make many logs durable at the cost of one (the segment module
 	 * uses one syncfs() per file system for them), so the core hands it
-	 * every log it syncs in one loop turn.  Runs on a worker thread,
-	 * like sync(); `logs` and `results` are the caller's. */
+	 * every log it syncs in one loop turn when there are at least
+	 * KQ_SYNC_MANY_MIN of them; fewer are synced with sync(), each on a
+	 * worker of its own, in parallel.  Runs on a worker thread, like
+	 * sync(); `logs` and `results` are the caller's. */
 	int (*sync_many)(void *state, struct kq_log *const *logs, size_t n,
 			 int *results);
 

@@ -127,8 +127,9 @@ static int sync_folder(struct kq_log *log)
  * programs' too: it is used where it stands for the syncs of at least
  * this many logs (written in one loop turn, or opened and not yet
  * settled), so that a few partitions stay clear of other writers' dirty
- * data on a shared file system, and pay an fdatasync each as before. */
-#define TOGETHER 8
+ * data on a shared file system, and pay an fdatasync each as before.
+ * The core's threshold for handing logs over together. */
+#define TOGETHER KQ_SYNC_MANY_MIN
 
 /* What one log's sync covers, taken under its mutex when it starts: the
  * first files of its to-sync list (`more` when others are left there),

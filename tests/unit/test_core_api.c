@@ -838,13 +838,18 @@ static void create(const char *topic, uint32_t partitions)
 }
 
 /* Starts a PUBS of `msg` on topic "t"; answered in c. */
-static void publish(struct call *c, const char *msg)
+static void publish_to(struct call *c, const char *topic, const char *msg)
 {
 	memset(c, 0, sizeof(*c));
 	c->req.data = c;
 	assert_int_equal(
-		api()->publish(sess, &c->req, "t", msg, strlen(msg), on_done),
+		api()->publish(sess, &c->req, topic, msg, strlen(msg), on_done),
 		0);
+}
+
+static void publish(struct call *c, const char *msg)
+{
+	publish_to(c, "t", msg);
 }
 
 /* Publishes `msg` on topic "t" and waits until it is stored. */
@@ -1016,38 +1021,55 @@ static void test_refused_create_leaves_nothing(void **state)
 	assert_int_equal(n, 1);
 }
 
-/* The syncs of one loop turn go to the storage module together: four
- * partitions written at once are synced by one sync_many() call (which
- * the segment module makes one syncfs()), not one sync each. */
-static void test_syncs_of_a_turn_go_together(void **state)
+/* Publishes one message to each of the n partitions of a new topic in
+ * one loop turn (keys 'a', 'b', ...: partition (97 + i) % n); the
+ * sync_many() calls made meanwhile, and the logs they covered. */
+static void one_turn(const char *topic, int n, unsigned *calls,
+		     unsigned *covered)
 {
-	static const char *const msgs[] = {"{\"Key\":\"a\",\"Body\":\"1\"}",
-					   "{\"Key\":\"b\",\"Body\":\"2\"}",
-					   "{\"Key\":\"c\",\"Body\":\"3\"}",
-					   "{\"Key\":\"d\",\"Body\":\"0\"}"};
-	struct call c[4];
-	unsigned calls, logs0;
+	struct call c[KQ_SYNC_MANY_MIN];
+	char msg[KQ_SYNC_MANY_MIN][64]; /* borrowed until answered */
+	unsigned calls0, logs0;
 
-	(void)state;
-	create("t", 4);
+	assert_true(n <= KQ_SYNC_MANY_MIN);
+	create(topic, (uint32_t)n);
 	pthread_mutex_lock(&mem_lock);
-	calls = mem_many_calls;
+	calls0 = mem_many_calls;
 	logs0 = mem_many_logs;
 	pthread_mutex_unlock(&mem_lock);
-	for (int i = 0; i < 4; i++)
-		publish(&c[i], msgs[i]);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < n; i++) {
+		snprintf(msg[i], sizeof(msg[i]),
+			 "{\"Key\":\"%c\",\"Body\":\"%d\"}", 'a' + i, i);
+		publish_to(&c[i], topic, msg[i]);
+	}
+	for (int i = 0; i < n; i++) {
 		run_until(&c[i].done);
 		assert_int_equal(c[i].status, 0);
 		assert_int_equal(c[i].req.result.publish.partition,
-				 (uint32_t)(i + 1) % 4);
+				 (uint32_t)(97 + i) % (uint32_t)n);
 	}
 	pthread_mutex_lock(&mem_lock);
-	calls = mem_many_calls - calls;
-	logs0 = mem_many_logs - logs0;
+	*calls = mem_many_calls - calls0;
+	*covered = mem_many_logs - logs0;
 	pthread_mutex_unlock(&mem_lock);
+}
+
+/* The syncs of one loop turn go to the storage module together: eight
+ * partitions (KQ_SYNC_MANY_MIN) written at once are synced by one
+ * sync_many() call (which the segment module makes one syncfs()), not
+ * one sync each.  Four are synced one by one, in parallel: one syncfs()
+ * would not pay for them. */
+static void test_syncs_of_a_turn_go_together(void **state)
+{
+	unsigned calls, covered;
+
+	(void)state;
+	one_turn("t", KQ_SYNC_MANY_MIN, &calls, &covered);
 	assert_int_equal(calls, 1);
-	assert_int_equal(logs0, 4);
+	assert_int_equal(covered, KQ_SYNC_MANY_MIN);
+	one_turn("u", 4, &calls, &covered);
+	assert_int_equal(calls, 0);
+	assert_int_equal(covered, 0);
 }
 
 /* A sync that fails answers the PUBS with the error, never OK; once the
