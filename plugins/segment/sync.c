@@ -100,27 +100,30 @@ bool kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log)
 	return true;
 }
 
-/* fsync of the folder from the worker, on a descriptor of its own: the
- * loop may close the log's at any time to stay within the bound. */
-static int sync_folder(struct kq_log *log)
+/* fsync of the folder at `path` on a descriptor of its own (from a
+ * worker, the loop may close the log's at any time to stay within the
+ * bound).  0 or -errno. */
+static int fsync_path(const char *path)
 {
-	int fd = kq__seg_io.openat(AT_FDCWD, log->dir, O_RDONLY | O_DIRECTORY,
-				   0),
+	int fd = kq__seg_io.openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY, 0),
 	    rv = 0;
 
-	if (fd < 0)
-		return -1;
-	if (kq__seg_io.fsync(fd) != 0)
-		rv = -1;
-	if (rv != 0) {
-		int e = errno;
-
+	if (fd < 0 || kq__seg_io.fsync(fd) != 0)
+		rv = -errno;
+	if (fd >= 0)
 		kq__seg_io.close(fd);
-		errno = e;
-		return rv;
-	}
-	kq__seg_io.close(fd);
-	return 0;
+	return rv;
+}
+
+/* fsync of the log's folder; failure fails the log. */
+static int sync_folder(struct kq_log *log)
+{
+	int rv = fsync_path(log->dir);
+
+	if (rv != 0)
+		kq__seg_log_fail(log, rv, "fsync of the folder: %s",
+				 strerror(-rv));
+	return rv;
 }
 
 /* syncfs() writes back every dirty file of its file system, other
@@ -211,11 +214,8 @@ static void sync_each(struct pending *p)
 		take_files(log, p);
 		pthread_mutex_unlock(&log->mu);
 	}
-	if (p->rv == 0 && p->dir && sync_folder(log) != 0) {
-		p->rv = -errno;
-		kq__seg_log_fail(log, p->rv, "fsync of the folder: %s",
-				 strerror(-p->rv));
-	}
+	if (p->rv == 0 && p->dir)
+		p->rv = sync_folder(log);
 	p->dir = false;
 	p->more = false;
 }
@@ -295,7 +295,6 @@ int kq__seg_log_sync_parent(struct kq_log *log)
 {
 	const char *slash = strrchr(log->dir, '/');
 	char parent[4096];
-	int fd, rv = 0;
 
 	if (slash == NULL)
 		strcpy(parent, ".");
@@ -306,12 +305,7 @@ int kq__seg_log_sync_parent(struct kq_log *log)
 	else
 		snprintf(parent, sizeof(parent), "%.*s",
 			 (int)(slash - log->dir), log->dir);
-	fd = kq__seg_io.openat(AT_FDCWD, parent, O_RDONLY | O_DIRECTORY, 0);
-	if (fd < 0 || kq__seg_io.fsync(fd) != 0)
-		rv = -errno;
-	if (fd >= 0)
-		kq__seg_io.close(fd);
-	return rv;
+	return fsync_path(parent);
 }
 
 /* Syncs the files on the log's to-sync list where they are, each taken
@@ -363,11 +357,8 @@ int kq__seg_log_settle(struct kq_log *log)
 		 * on its to-sync list), its folder, then its name.  No
 		 * durability claim moves here. */
 		rv = sync_listed(log);
-		if (rv == 0 && sync_folder(log) != 0) {
-			rv = -errno;
-			kq__seg_log_fail(log, rv, "fsync of the folder: %s",
-					 strerror(-rv));
-		}
+		if (rv == 0)
+			rv = sync_folder(log);
 		if (rv == 0) {
 			rv = kq__seg_log_sync_parent(log);
 			if (rv != 0)
@@ -416,13 +407,6 @@ int kq__seg_log_sync(struct kq_log *log)
 	struct pending p;
 
 	take(log, &p);
-	/* A log not settled yet needs a syncfs() anyway: it covers the
-	 * files too. */
-	if (has_work(&p) &&
-	    __atomic_load_n(&log->settle_no, __ATOMIC_ACQUIRE) &&
-	    kq__seg_fsys_usable(log->fsys) &&
-	    kq__seg_fsys_sync(log->fsys, log, true))
-		covered(&p);
 	if (has_work(&p))
 		sync_each(&p);
 	if (finish(&p) == 0)
