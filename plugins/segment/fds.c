@@ -32,9 +32,6 @@ void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit,
 	fds->close_seg = close_seg;
 	fds->limit = limit;
 	fds->held = 0;
-	fds->evicted = 0;
-	fds->synced = 0;
-	fds->syncfs = 0;
 	fds->lru.prev = fds->lru.next = &fds->lru;
 }
 
@@ -161,8 +158,6 @@ static bool close_holder(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 		}
 		if (dirty && !(force && sync_now(log, f)))
 			return false;
-		if (dirty)
-			fds->synced++;
 		return fds->close_seg(log, s->seg) == 0;
 	}
 	if (log->dirfd >= 0) {
@@ -196,7 +191,6 @@ static void sync_held(struct kq__seg_fds *fds)
 		if (s->seg != NULL && s->seg->file != NULL &&
 		    s->log->fsys == fs)
 			kq__seg_sfile_unlist(s->log, s->seg->file);
-	fds->syncfs++;
 }
 
 void kq__seg_fds_make_room(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep)
@@ -211,8 +205,8 @@ void kq__seg_fds_make_room(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep)
 		while (fds->held >= fds->limit && s != &fds->lru) {
 			struct kq__seg_fdslot *prev = s->prev;
 
-			if (s != keep && close_holder(fds, s, force))
-				fds->evicted++;
+			if (s != keep)
+				close_holder(fds, s, force);
 			s = prev;
 		}
 	}

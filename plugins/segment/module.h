@@ -47,9 +47,6 @@ struct kq__seg_fds {
 	unsigned limit;
 	unsigned held;		   /* descriptors holders have now */
 	struct kq__seg_fdslot lru; /* sentinel: lru.next is the most recent */
-	uint64_t evicted;	   /* holders closed to stay within the limit */
-	uint64_t synced; /* of them, written ones synced to be closed */
-	uint64_t syncfs; /* syncfs() calls that made room */
 	/* Closes a segment's descriptors to make room (segment.c's
 	 * kq__seg_close_fds, handed in by plugin.c). */
 	int (*close_seg)(struct kq_log *log, struct kq__seg *seg);
