@@ -12,9 +12,9 @@
 int fdatasync(int fd);
 int syncfs(int fd);
 
-static int fake(int fd, const char *name)
+/* `*real` caches the libc call named `name`, looked up once. */
+static int fake(int fd, const char *name, int (**real)(int))
 {
-	int (*real)(int);
 	const char *flag = getenv("KQ_FAILSYNC_FILE");
 	const char *hold = getenv("KQ_HOLDSYNC_FILE");
 
@@ -24,16 +24,21 @@ static int fake(int fd, const char *name)
 		errno = EIO;
 		return -1;
 	}
-	*(void **)&real = dlsym(RTLD_NEXT, name);
-	return real ? real(fd) : -1;
+	if (!*real)
+		*(void **)real = dlsym(RTLD_NEXT, name);
+	return *real ? (*real)(fd) : -1;
 }
 
 int fdatasync(int fd)
 {
-	return fake(fd, "fdatasync");
+	static int (*real)(int);
+
+	return fake(fd, "fdatasync", &real);
 }
 
 int syncfs(int fd)
 {
-	return fake(fd, "syncfs");
+	static int (*real)(int);
+
+	return fake(fd, "syncfs", &real);
 }

@@ -550,6 +550,35 @@ static void test_new_logs_settle_together(void **state)
 	t_rmrf(top);
 }
 
+/* Reopened without syncfs() (off here; an older kernel alike), a log is
+ * settled file by file at its first durable write: its folder and its
+ * name in the parent, in case the settle of its creation never came
+ * (a crash, a failed syncfs()).  Once: the next sync makes no fsync. */
+static void test_reopened_log_settles(void **state)
+{
+	void *mod = t_module("{\"syncfs\": false}");
+	struct kq_log *log;
+	char dir[64];
+	long fsyncs;
+
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 1 << 20);
+	t_ops->close(log);
+	log = t_open(mod, dir, 1 << 20);
+	inject(F_NONE, 0, 0);
+	assert_int_equal(t_append(log, 0, 10, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
+	assert_true(fi.calls[F_FSYNC] >= 2);
+	fsyncs = fi.calls[F_FSYNC];
+	assert_int_equal(t_append(log, 10, 10, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
+	assert_int_equal(fi.calls[F_FSYNC], fsyncs);
+	restore();
+	t_ops->close(log);
+	t_module_free(mod);
+	t_rmrf(dir);
+}
+
 /* When the syncfs() that would settle new logs fails, the log being
  * settled is settled file by file: its first segment, its folder and its
  * name in the parent folder; its hard state is then saved. */
@@ -1145,6 +1174,7 @@ int run_fault_tests(void)
 		T(test_room_made_beside_a_syncfs),
 		T(test_new_logs_settle_together),
 		T(test_settle_without_syncfs),
+		T(test_reopened_log_settles),
 		T(test_sync_many_syncfs_fails),
 		T(test_sync_many_without_syncfs),
 		T(test_roll_syncs_sealed),
