@@ -240,7 +240,8 @@ int kq__seg_log_open(void *state, const char *dir,
 	rv = load(log, fresh);
 	if (rv != 0)
 		goto fail;
-	if (usable)
+	/* A log made and synced here just now has nothing to settle. */
+	if (usable && (fresh || !made))
 		__atomic_store_n(&log->settle_no,
 				 __atomic_add_fetch(&log->fsys->created, 1,
 						    __ATOMIC_ACQ_REL),
