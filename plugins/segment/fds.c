@@ -26,10 +26,8 @@
 #include "io.h"
 #include "module.h"
 
-void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit,
-		      int (*close_seg)(struct kq_log *log, struct kq__seg *seg))
+void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit)
 {
-	fds->close_seg = close_seg;
 	fds->limit = limit;
 	fds->held = 0;
 	fds->lru.prev = fds->lru.next = &fds->lru;
@@ -158,7 +156,7 @@ static bool close_holder(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 		}
 		if (dirty && !(force && sync_now(log, f)))
 			return false;
-		return fds->close_seg(log, s->seg) == 0;
+		return kq__seg_close_fds(log, s->seg) == 0;
 	}
 	if (log->dirfd >= 0) {
 		kq__seg_io.close(log->dirfd);
@@ -285,18 +283,12 @@ int kq__seg_log_sync_dir(struct kq_log *log)
 	return rv;
 }
 
-int kq__seg_log_replace_file(struct kq_log *log, const char *name,
-			     const char *tmp, const void *head, size_t head_len,
-			     const void *body, size_t body_len)
+int kq__seg_log_swap_file(struct kq_log *log, const char *name, const char *tmp,
+			  const void *head, size_t head_len, const void *body,
+			  size_t body_len, bool durable)
 {
 	int fd, rv;
 
-	/* Aside, durable, then swapped in and the swap made durable: a
-	 * crash leaves the old file or the new one (of a folder that
-	 * stays). */
-	rv = kq__seg_log_settle(log);
-	if (rv != 0)
-		return rv;
 	fd = kq__seg_log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -304,17 +296,31 @@ int kq__seg_log_replace_file(struct kq_log *log, const char *name,
 	if (rv == 0 && body_len)
 		rv = kq__seg_pwrite_all(fd, body, body_len, head_len);
 	/* A new file: fdatasync makes its size durable with its bytes. */
-	if (rv == 0 && kq__seg_io.fdatasync(fd) != 0)
+	if (rv == 0 && durable && kq__seg_io.fdatasync(fd) != 0)
 		rv = -errno;
 	kq__seg_io.close(fd);
 	if (rv == 0 && kq__seg_log_renameat(log, tmp, name) != 0)
 		rv = -errno;
-	if (rv != 0) {
+	if (rv != 0)
 		/* A full disk keeps no half-written copy. */
 		kq__seg_log_unlinkat(log, tmp, 0);
-		return rv;
-	}
-	return kq__seg_log_sync_dir(log);
+	return rv;
+}
+
+int kq__seg_log_replace_file(struct kq_log *log, const char *name,
+			     const char *tmp, const void *head, size_t head_len,
+			     const void *body, size_t body_len)
+{
+	int rv;
+
+	/* Aside, durable, then swapped in and the swap made durable: a
+	 * crash leaves the old file or the new one (of a folder that
+	 * stays). */
+	rv = kq__seg_log_settle(log);
+	if (rv == 0)
+		rv = kq__seg_log_swap_file(log, name, tmp, head, head_len, body,
+					   body_len, true);
+	return rv != 0 ? rv : kq__seg_log_sync_dir(log);
 }
 
 /* --- reference-counted descriptors of segment files --- */

@@ -47,9 +47,6 @@ struct kq__seg_fds {
 	unsigned limit;
 	unsigned held;		   /* descriptors holders have now */
 	struct kq__seg_fdslot lru; /* sentinel: lru.next is the most recent */
-	/* Closes a segment's descriptors to make room (segment.c's
-	 * kq__seg_close_fds, handed in by plugin.c). */
-	int (*close_seg)(struct kq_log *log, struct kq__seg *seg);
 };
 
 /* A file system the module's logs live on (sync.c).  One syncfs() on
@@ -276,9 +273,9 @@ int kq__seg_unlink(struct kq_log *log, struct kq__seg *seg);
 
 /* --- descriptors held across calls, the log's folder (fds.c) --------- */
 
-void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit,
-		      int (*close_seg)(struct kq_log *log,
-				       struct kq__seg *seg));
+/* An empty bound of `limit` descriptors; room is made by closing the
+ * least recently used segments' files (kq__seg_close_fds). */
+void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit);
 
 /* Makes `s` the most recently used holder. */
 void kq__seg_fds_touch(struct kq__seg_fds *fds, struct kq__seg_fdslot *s);
@@ -320,6 +317,14 @@ int kq__seg_log_fstatat(struct kq_log *log, const char *name, struct stat *st);
 
 /* fsyncs the folder now (loop thread); failure fails the log. */
 int kq__seg_log_sync_dir(struct kq_log *log);
+
+/* Writes `head_len` bytes of head and `body_len` of body (none when 0) to
+ * `tmp`, fdatasyncs it when `durable`, and renames it over `name`; on
+ * failure `tmp` is gone.  The rename itself is not made durable.  0 or
+ * -errno. */
+int kq__seg_log_swap_file(struct kq_log *log, const char *name, const char *tmp,
+			  const void *head, size_t head_len, const void *body,
+			  size_t body_len, bool durable);
 
 /* Replaces the file `name` of the folder with `head_len` bytes of head
  * followed by `body_len` bytes of body (none when 0), atomically and

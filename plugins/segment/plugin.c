@@ -40,8 +40,7 @@ static int seg_init(const struct kq_host *host, void **state)
 		host->free(mod);
 		return rv;
 	}
-	kq__seg_fds_init(&mod->fds, open_files(host, mod->conf.open_files),
-			 kq__seg_close_fds);
+	kq__seg_fds_init(&mod->fds, open_files(host, mod->conf.open_files));
 	kq__seg_fsys_init(mod);
 	*state = mod;
 	return 0;

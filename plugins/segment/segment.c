@@ -274,7 +274,7 @@ int kq__seg_write_index(struct kq_log *log, struct kq__seg *seg)
 	char tmp[32], name[32];
 	size_t len = KQ__SEG_HDR_SIZE + seg->idx.n * KQ__SEG_IENTRY_SIZE;
 	uint8_t *buf = log->host->malloc(len);
-	int fd, rv;
+	int rv;
 
 	if (buf == NULL)
 		return -ENOMEM;
@@ -282,20 +282,12 @@ int kq__seg_write_index(struct kq_log *log, struct kq__seg *seg)
 	kq__seg_index_encode(&seg->idx, 0, seg->idx.n, buf + KQ__SEG_HDR_SIZE);
 	kq__seg_name(tmp, seg->base, "index.tmp");
 	kq__seg_name(name, seg->base, "index");
-	fd = kq__seg_log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0) {
-		log->host->free(buf);
-		return -errno;
-	}
-	rv = kq__seg_pwrite_all(fd, buf, len, 0);
+	/* Not synced: an index is rebuilt from its segment when it does
+	 * not match it. */
+	rv = kq__seg_log_swap_file(log, name, tmp, buf, len, NULL, 0, false);
 	log->host->free(buf);
-	kq__seg_io.close(fd);
-	if (rv == 0 && kq__seg_log_renameat(log, tmp, name) != 0)
-		rv = -errno;
-	if (rv != 0) {
-		kq__seg_log_unlinkat(log, tmp, 0);
+	if (rv != 0)
 		return rv;
-	}
 	seg->idx.flushed = seg->idx.n;
 	if (seg->ifd >= 0) {
 		/* The old descriptor names the replaced file. */

@@ -157,6 +157,20 @@ toolong:
 	return -1;
 }
 
+/* The node a path names, or -1 with errno set. */
+static int find_at(int dirfd, const char *path)
+{
+	char full[PATH_MAX_];
+	int i;
+
+	if (resolve(dirfd, path, full) != 0)
+		return -1;
+	i = find(full);
+	if (i < 0)
+		errno = ENOENT;
+	return i;
+}
+
 static int new_fd(int node)
 {
 	for (int k = 0; k < MAX_FDS; k++) {
@@ -345,17 +359,11 @@ static int m_renameat(int olddir, const char *oldp, int newdir,
 
 static int m_unlinkat(int dirfd, const char *path, int flags)
 {
-	char full[PATH_MAX_];
-	int i;
+	int i = find_at(dirfd, path);
 
 	(void)flags;
-	if (resolve(dirfd, path, full) != 0)
+	if (i < 0)
 		return -1;
-	i = find(full);
-	if (i < 0) {
-		errno = ENOENT;
-		return -1;
-	}
 	/* Open descriptors of an unlinked file stay valid. */
 	for (int k = 0; k < MAX_FDS; k++) {
 		if (fds[k] == i + 1) {
@@ -429,17 +437,11 @@ static int m_uname(struct utsname *u)
 
 static int m_fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
-	char full[PATH_MAX_];
-	int i;
+	int i = find_at(dirfd, path);
 
 	(void)flags;
-	if (resolve(dirfd, path, full) != 0)
+	if (i < 0)
 		return -1;
-	i = find(full);
-	if (i < 0) {
-		errno = ENOENT;
-		return -1;
-	}
 	fill_stat(&nodes[i], st);
 	return 0;
 }
