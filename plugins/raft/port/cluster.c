@@ -247,6 +247,7 @@ int kq__cluster_new(const struct kq_host *host,
 	c->self = host->broker_id;
 	c->read_done = flush_hb;
 	*out = c;
+	kq__link_flush_init(c);
 	rv = kq__peers_read(c, &port);
 	if (rv != 0)
 		return rv;
@@ -321,6 +322,8 @@ void kq__cluster_close(struct kq__cluster *c)
 	}
 	for (struct conn *cn = c->conns; cn; cn = cn->next)
 		kq__link_close(cn);
+	if (c->flush_init && !uv_is_closing((uv_handle_t *)&c->flush))
+		uv_close((uv_handle_t *)&c->flush, kq__link_handle_closed);
 	if (c->dropped)
 		c->host->log(c->host, KQ_LOG_DEBUG,
 			     "cluster: %llu message(s) dropped",

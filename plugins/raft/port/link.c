@@ -17,6 +17,7 @@
 #include "link.h"
 
 static void schedule_dial(struct peer *p);
+static void flush_conn(struct conn *cn);
 
 void kq__link_handle_closed(uv_handle_t *h)
 {
@@ -73,6 +74,9 @@ void kq__link_close(struct conn *cn)
 	if (cn->closing)
 		return;
 	cn->closing = 1;
+	/* What it holds is tried now, as a write before the close would
+	 * have been (a last answer before hanging up). */
+	flush_conn(cn);
 	if (cn->inbound) {
 		cn->inbound = 0;
 		cn->c->n_inbound--;
@@ -101,18 +105,39 @@ static struct conn *conn_new(struct kq__cluster *c)
 	c->handles++;
 	cn->c = c;
 	cn->tcp.data = cn;
+	cn->out_tail = &cn->out;
 	cn->since_ms = uv_now(c->host->loop);
 	KQ_LIST_PUSH(c->conns, cn);
 	return cn;
 }
 
+/* One write of a connection's held frames. */
+struct batch {
+	uv_write_t req;
+	struct conn *conn;
+	size_t len;
+	struct wreq *frames;
+	uv_buf_t bufs[];
+};
+
+static void free_frames(struct wreq *w)
+{
+	while (w) {
+		struct wreq *next = w->next;
+
+		free(w);
+		w = next;
+	}
+}
+
 static void on_written(uv_write_t *req, int status)
 {
-	struct wreq *w = (struct wreq *)req;
-	struct conn *cn = w->conn;
+	struct batch *b = (struct batch *)req;
+	struct conn *cn = b->conn;
 
-	cn->queued -= w->len;
-	free(w);
+	cn->queued -= b->len;
+	free_frames(b->frames);
+	free(b);
 	if (status < 0 && status != UV_ECANCELED && !cn->closing) {
 		if (cn->peer)
 			cn->c->host->log(cn->c->host, KQ_LOG_INFO,
@@ -120,6 +145,63 @@ static void on_written(uv_write_t *req, int status)
 					 cn->peer->id, uv_strerror(status));
 		kq__link_close(cn);
 	}
+}
+
+/* Writes what the connection holds, in one write. */
+static void flush_conn(struct conn *cn)
+{
+	struct wreq *frames = cn->out;
+	struct batch *b;
+	size_t n = 0, len = 0;
+	int rv;
+
+	if (!frames)
+		return;
+	cn->out = NULL;
+	cn->out_tail = &cn->out;
+	for (struct wreq *w = frames; w; w = w->next, n++)
+		len += w->len;
+	b = malloc(sizeof(*b) + n * sizeof(b->bufs[0]));
+	if (!b) {
+		cn->queued -= len;
+		free_frames(frames);
+		kq__link_close(cn);
+		return;
+	}
+	b->conn = cn;
+	b->len = len;
+	b->frames = frames;
+	n = 0;
+	for (struct wreq *w = frames; w; w = w->next)
+		b->bufs[n++] = uv_buf_init((char *)w->data, (unsigned)w->len);
+	rv = uv_write(&b->req, (uv_stream_t *)&cn->tcp, b->bufs, (unsigned)n,
+		      on_written);
+	if (rv != 0) {
+		cn->queued -= len;
+		free_frames(frames);
+		free(b);
+		kq__link_close(cn);
+		return;
+	}
+	cn->c->writes++;
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+	struct kq__cluster *c = h->data;
+
+	uv_prepare_stop(h);
+	for (struct conn *cn = c->conns; cn; cn = cn->next)
+		if (!cn->closing)
+			flush_conn(cn);
+}
+
+void kq__link_flush_init(struct kq__cluster *c)
+{
+	uv_prepare_init(c->host->loop, &c->flush);
+	c->flush.data = c;
+	c->flush_init = 1;
+	c->handles++;
 }
 
 /* A frame buffer of `len` bytes to fill and pass to kq__link_write(); NULL
@@ -133,26 +215,26 @@ struct wreq *kq__link_wreq(struct conn *cn, size_t len)
 	w = malloc(sizeof(*w) + len);
 	if (!w)
 		return NULL;
-	w->conn = cn;
+	w->next = NULL;
 	w->len = len;
 	return w;
 }
 
 void kq__link_write(struct conn *cn, struct wreq *w)
 {
-	uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-	int rv;
+	struct kq__cluster *c = cn->c;
 
-	cn->queued += w->len;
-	rv = uv_write(&w->req, (uv_stream_t *)&cn->tcp, &b, 1, on_written);
-	if (rv != 0) {
-		cn->queued -= w->len;
+	if (cn->closing) {
 		free(w);
-		kq__link_close(cn);
 		return;
 	}
+	cn->queued += w->len;
+	*cn->out_tail = w;
+	cn->out_tail = &w->next;
+	if (!uv_is_active((uv_handle_t *)&c->flush))
+		uv_prepare_start(&c->flush, on_flush);
 	if (cn->peer)
-		cn->peer->last_tx_tick = cn->c->ticks;
+		cn->peer->last_tx_tick = c->ticks;
 }
 
 /* Sends what the handshake queued (our hello, our AUTH). */

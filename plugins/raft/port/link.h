@@ -52,7 +52,9 @@ struct conn {
 	char remote_text[64];		/* "address:port", for log lines */
 	uint8_t *buf;			/* received bytes not yet parsed */
 	size_t len, cap;
-	size_t queued; /* bytes handed to uv_write, not yet done */
+	size_t queued; /* bytes held or handed to uv_write, not yet done */
+	/* Frames held for one write at the loop turn's end, in order. */
+	struct wreq *out, **out_tail;
 	struct conn *prev, *next;
 };
 
@@ -101,6 +103,11 @@ struct kq__cluster {
 	int closed;
 	uint64_t ticks;
 	uint64_t dropped; /* messages dropped, for debug lines */
+	uint64_t writes;  /* writes of held frames, one per connection a turn */
+	/* Writes every connection's held frames before the loop polls, so
+	 * that the frames of one turn leave in one write per peer. */
+	uv_prepare_t flush;
+	int flush_init;
 	uint64_t unknown;
 	/* Set by cluster.c: a read's frames were handed up, so the
 	 * heartbeat answers they made leave together. */
@@ -108,8 +115,7 @@ struct kq__cluster {
 };
 
 struct wreq {
-	uv_write_t req;
-	struct conn *conn;
+	struct wreq *next; /* held after it on its connection */
 	size_t len;
 	uint8_t data[];
 };
@@ -127,8 +133,12 @@ void kq__link_close(struct conn *cn);
  * NULL when the connection's queue is full or memory is short. */
 struct wreq *kq__link_wreq(struct conn *cn, size_t len);
 
-/* Hands w (owned from here on) to the connection's socket. */
+/* Hands w (owned from here on) to the connection's socket: held until
+ * the loop is about to poll, then written with the others held. */
 void kq__link_write(struct conn *cn, struct wreq *w);
+
+/* Initialises c->flush (counted in c->handles). */
+void kq__link_flush_init(struct kq__cluster *c);
 
 /* The configured peer with this id, or NULL. */
 struct peer *kq__link_peer(const struct kq__cluster *c, uint64_t id);

@@ -1,0 +1,182 @@
+/* The cluster port between two brokers in one process, over loopback:
+ * the frames a loop turn sends to a peer leave in one write, in order,
+ * and a connection closed with frames held still tries to send them. */
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "../../plugins/raft/port/cluster.h"
+#include "../../plugins/raft/port/link.h"
+#include "../fake_host.h"
+
+#define N_MSGS 200
+
+static uv_loop_t loop;
+
+struct side {
+	struct kq_host host;
+	json_t *conf;
+	struct kq__cluster *c;
+	uint64_t got;	     /* messages delivered */
+	uint64_t last_index; /* of the last one, to check the order */
+	int out_of_order;
+};
+
+static void deliver(void *ctx, uint64_t group, const struct kq__raft_msg *m)
+{
+	struct side *s = ctx;
+
+	(void)group;
+	if (m->index != s->last_index + 1)
+		s->out_of_order++;
+	s->last_index = m->index;
+	s->got++;
+}
+
+/* A loopback port nobody listens on now. */
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void open_side(struct side *s, int id, int port1, int port2)
+{
+	struct kq__cluster_config cfg = {
+		.tick_ms = 50,
+		.election_ticks = 10,
+		.heartbeat_ticks = 1,
+		.deliver = deliver,
+		.ctx = s,
+	};
+
+	memset(s, 0, sizeof(*s));
+	s->conf = json_pack("{s:i, s:[{s:i, s:s, s:i}, {s:i, s:s, s:i}]}",
+			    "raft_port", id == 1 ? port1 : port2, "peers", "id",
+			    1, "host", "127.0.0.1", "raft_port", port1, "id", 2,
+			    "host", "127.0.0.1", "raft_port", port2);
+	assert_non_null(s->conf);
+	s->host = kq__test_host("raft", NULL);
+	s->host.loop = &loop;
+	s->host.broker_id = id;
+	s->host.cluster = s->conf;
+	assert_int_equal(kq__cluster_new(&s->host, &cfg, &s->c), 0);
+}
+
+static void close_side(struct side *s)
+{
+	kq__cluster_close(s->c);
+	while (kq__cluster_handles(s->c) > 0)
+		uv_run(&loop, UV_RUN_ONCE);
+	kq__cluster_free(s->c);
+	json_decref(s->conf);
+}
+
+/* Runs the loop until `done` holds, for 5 s at most. */
+static void run_until(int (*done)(struct side *, struct side *), struct side *a,
+		      struct side *b)
+{
+	uint64_t end = uv_now(&loop) + 5000;
+
+	while (!done(a, b) && uv_now(&loop) < end)
+		uv_run(&loop, UV_RUN_NOWAIT), usleep(1000),
+			uv_update_time(&loop);
+	assert_true(done(a, b));
+}
+
+static int connected(struct side *a, struct side *b)
+{
+	return kq__cluster_peer_up(a->c, 2) && kq__cluster_peer_up(b->c, 1);
+}
+
+static int all_there(struct side *a, struct side *b)
+{
+	(void)a;
+	return b->got == N_MSGS;
+}
+
+static void send_turn(struct side *a, uint64_t from_index)
+{
+	for (uint64_t i = 0; i < N_MSGS; i++) {
+		struct kq__raft_msg m = {
+			.type = KQ__RAFT_MSG_APPEND_RESP,
+			.from = 1,
+			.to = 2,
+			.term = 1,
+			.index = from_index + i,
+		};
+
+		kq__cluster_send(a->c, 7, &m);
+	}
+}
+
+static void test_one_write_a_turn(void **state)
+{
+	int p1 = free_port(), p2 = free_port();
+	struct side a, b;
+	uint64_t writes;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	open_side(&a, 1, p1, p2);
+	open_side(&b, 2, p1, p2);
+	run_until(connected, &a, &b);
+	/* Whatever the handshake wrote has gone: the loop polled since. */
+	writes = a.c->writes;
+	send_turn(&a, 1);
+	run_until(all_there, &a, &b);
+	assert_int_equal(b.out_of_order, 0);
+	assert_int_equal(a.c->writes - writes, 1);
+	assert_int_equal(a.c->conns->queued, 0);
+	close_side(&a);
+	close_side(&b);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Frames held when the connection is closed go out with the close, as
+ * a write just before it would have. */
+static void test_close_sends_what_it_holds(void **state)
+{
+	int p1 = free_port(), p2 = free_port();
+	struct side a, b;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	open_side(&a, 1, p1, p2);
+	open_side(&b, 2, p1, p2);
+	run_until(connected, &a, &b);
+	send_turn(&a, 1);
+	kq__link_close(a.c->peers[1].conn);
+	run_until(all_there, &a, &b);
+	assert_int_equal(b.out_of_order, 0);
+	close_side(&a);
+	close_side(&b);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_one_write_a_turn),
+		cmocka_unit_test(test_close_sends_what_it_holds),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
