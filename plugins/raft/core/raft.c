@@ -31,7 +31,20 @@ static void reset_timeout(struct kq__raft *r)
 		r->election_ticks + rng_next(&r->rng) % r->election_ticks;
 }
 
-/* Common part of every role change.  A new term forgets the vote. */
+/* What every role change does, a pre-candidacy's included: no leader is
+ * known, the election timer starts afresh and no vote is counted. */
+static void restart_election(struct kq__raft *r)
+{
+	r->lead = KQ__RAFT_NONE;
+	r->quiet = false;
+	r->election_elapsed = 0;
+	reset_timeout(r);
+	for (size_t i = 0; i < r->n_prs; i++)
+		r->prs[i].vote = 0;
+}
+
+/* Common part of every role change but a pre-candidacy.  A new term
+ * forgets the vote. */
 static void reset(struct kq__raft *r, uint64_t term)
 {
 	uint64_t next = kq__raft_log_last(&r->log) + 1;
@@ -40,18 +53,13 @@ static void reset(struct kq__raft *r, uint64_t term)
 		r->term = term;
 		r->vote = KQ__RAFT_NONE;
 	}
-	r->lead = KQ__RAFT_NONE;
+	restart_election(r);
 	r->transferee = KQ__RAFT_NONE;
-	r->quiet = false;
-	r->election_elapsed = 0;
 	r->heartbeat_elapsed = 0;
 	r->verified = 0;
 	r->acked = 0;
-	reset_timeout(r);
-	for (size_t i = 0; i < r->n_prs; i++) {
+	for (size_t i = 0; i < r->n_prs; i++)
 		kq__raft_pr_reset(&r->prs[i], next);
-		r->prs[i].vote = 0;
-	}
 }
 
 void kq__raft_become_follower(struct kq__raft *r, uint64_t term, uint64_t lead)
@@ -66,12 +74,7 @@ static void become_pre_candidate(struct kq__raft *r)
 	/* Neither the term nor the vote change: a node that cannot win
 	 * never disturbs the others. */
 	r->role = KQ__RAFT_PRE_CANDIDATE;
-	r->lead = KQ__RAFT_NONE;
-	r->quiet = false;
-	r->election_elapsed = 0;
-	reset_timeout(r);
-	for (size_t i = 0; i < r->n_prs; i++)
-		r->prs[i].vote = 0;
+	restart_election(r);
 }
 
 static void become_candidate(struct kq__raft *r)
@@ -308,6 +311,17 @@ static void step_leader(struct kq__raft *r, const struct kq__raft_msg *m)
 	}
 }
 
+/* APPEND, HEARTBEAT or SNAPSHOT, from the leader this replica follows. */
+static void handle_from_leader(struct kq__raft *r, const struct kq__raft_msg *m)
+{
+	if (m->type == KQ__RAFT_MSG_APPEND)
+		kq__raft_handle_append(r, m);
+	else if (m->type == KQ__RAFT_MSG_HEARTBEAT)
+		kq__raft_handle_heartbeat(r, m);
+	else
+		kq__raft_handle_snapshot(r, m);
+}
+
 static void step_candidate(struct kq__raft *r, const struct kq__raft_msg *m)
 {
 	bool pre = r->role == KQ__RAFT_PRE_CANDIDATE;
@@ -319,12 +333,7 @@ static void step_candidate(struct kq__raft *r, const struct kq__raft_msg *m)
 	case KQ__RAFT_MSG_SNAPSHOT:
 		/* Someone won this term. */
 		kq__raft_become_follower(r, m->term, m->from);
-		if (m->type == KQ__RAFT_MSG_APPEND)
-			kq__raft_handle_append(r, m);
-		else if (m->type == KQ__RAFT_MSG_HEARTBEAT)
-			kq__raft_handle_heartbeat(r, m);
-		else
-			kq__raft_handle_snapshot(r, m);
+		handle_from_leader(r, m);
 		return;
 	case KQ__RAFT_MSG_VOTE_RESP:
 		if (pre)
@@ -356,12 +365,7 @@ static void step_follower(struct kq__raft *r, const struct kq__raft_msg *m)
 	case KQ__RAFT_MSG_SNAPSHOT:
 		r->election_elapsed = 0;
 		r->lead = m->from;
-		if (m->type == KQ__RAFT_MSG_APPEND)
-			kq__raft_handle_append(r, m);
-		else if (m->type == KQ__RAFT_MSG_HEARTBEAT)
-			kq__raft_handle_heartbeat(r, m);
-		else
-			kq__raft_handle_snapshot(r, m);
+		handle_from_leader(r, m);
 		break;
 	case KQ__RAFT_MSG_TIMEOUT_NOW:
 		/* Only from the leader of this term, to a voter. */
@@ -769,55 +773,25 @@ void kq__raft_advance(struct kq__raft *r, struct kq__raft_ready *rd)
 	memset(rd, 0, sizeof(*rd));
 }
 
-enum kq__raft_role kq__raft_role(const struct kq__raft *r)
-{
-	return r->role;
-}
+/* The read-only views of raft.h: each returns one thing it knows. */
+#define VIEW(type, name, value)                                                \
+	type name(const struct kq__raft *r)                                    \
+	{                                                                      \
+		return value;                                                  \
+	}
 
-uint64_t kq__raft_term(const struct kq__raft *r)
-{
-	return r->term;
-}
+VIEW(enum kq__raft_role, kq__raft_role, r->role)
+VIEW(uint64_t, kq__raft_term, r->term)
+VIEW(uint64_t, kq__raft_leader, r->lead)
+VIEW(uint64_t, kq__raft_commit, r->commit)
+VIEW(uint64_t, kq__raft_last_index, kq__raft_log_last(&r->log))
+VIEW(uint64_t, kq__raft_first_index, r->log.snap.index + 1)
+VIEW(size_t, kq__raft_cached_bytes, r->log.bytes)
+VIEW(uint64_t, kq__raft_persisted_index, r->persisted)
+VIEW(uint64_t, kq__raft_applied, r->applied)
+VIEW(uint64_t, kq__raft_refused, r->refused)
 
-uint64_t kq__raft_leader(const struct kq__raft *r)
-{
-	return r->lead;
-}
-
-uint64_t kq__raft_commit(const struct kq__raft *r)
-{
-	return r->commit;
-}
-
-uint64_t kq__raft_last_index(const struct kq__raft *r)
-{
-	return kq__raft_log_last(&r->log);
-}
-
-uint64_t kq__raft_first_index(const struct kq__raft *r)
-{
-	return r->log.snap.index + 1;
-}
-
-size_t kq__raft_cached_bytes(const struct kq__raft *r)
-{
-	return r->log.bytes;
-}
-
-uint64_t kq__raft_persisted_index(const struct kq__raft *r)
-{
-	return r->persisted;
-}
-
-uint64_t kq__raft_applied(const struct kq__raft *r)
-{
-	return r->applied;
-}
-
-uint64_t kq__raft_refused(const struct kq__raft *r)
-{
-	return r->refused;
-}
+#undef VIEW
 
 int kq__raft_term_at(struct kq__raft *r, uint64_t index, uint64_t *term)
 {

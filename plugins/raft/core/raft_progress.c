@@ -17,8 +17,13 @@ size_t kq__raft_quorum(const struct kq__raft *r)
 	return r->n_prs / 2 + 1;
 }
 
-static void infl_clear(struct kq__raft_progress *p)
+/* Enters state s with nothing in flight, no probe out and no snapshot
+ * pending. */
+static void become(struct kq__raft_progress *p, enum kq__raft_pr_state s)
 {
+	p->state = s;
+	p->probe_sent = false;
+	p->pending_snap = 0;
 	p->infl_start = 0;
 	p->infl_count = 0;
 	p->infl_bytes = 0;
@@ -28,12 +33,9 @@ void kq__raft_pr_reset(struct kq__raft_progress *p, uint64_t next)
 {
 	p->match = 0;
 	p->next = next;
-	p->state = KQ__RAFT_PR_PROBE;
-	p->probe_sent = false;
 	p->recent_active = false;
-	p->pending_snap = 0;
 	p->state_ticks = 0;
-	infl_clear(p);
+	become(p, KQ__RAFT_PR_PROBE);
 }
 
 void kq__raft_pr_become_probe(struct kq__raft_progress *p)
@@ -46,28 +48,20 @@ void kq__raft_pr_become_probe(struct kq__raft_progress *p)
 	} else {
 		p->next = p->match + 1;
 	}
-	p->state = KQ__RAFT_PR_PROBE;
-	p->probe_sent = false;
-	p->pending_snap = 0;
-	infl_clear(p);
+	become(p, KQ__RAFT_PR_PROBE);
 }
 
 void kq__raft_pr_become_replicate(struct kq__raft_progress *p)
 {
-	p->state = KQ__RAFT_PR_REPLICATE;
+	become(p, KQ__RAFT_PR_REPLICATE);
 	p->next = p->match + 1;
-	p->probe_sent = false;
-	p->pending_snap = 0;
-	infl_clear(p);
 }
 
 void kq__raft_pr_become_snapshot(struct kq__raft_progress *p, uint64_t index)
 {
-	p->state = KQ__RAFT_PR_SNAPSHOT;
+	become(p, KQ__RAFT_PR_SNAPSHOT);
 	p->pending_snap = index;
 	p->state_ticks = 0;
-	p->probe_sent = false;
-	infl_clear(p);
 }
 
 bool kq__raft_pr_update(struct kq__raft_progress *p, uint64_t index)
