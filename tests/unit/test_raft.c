@@ -150,12 +150,14 @@ static void drain(struct cl *c, int id)
 	}
 }
 
-static struct kq__raft *start(struct cl *c, int id, uint64_t term,
-			      uint64_t vote, const uint64_t *terms, size_t n)
+/* The cluster's settings for node id with the hard state {term, vote};
+ * voters (MAXN long) receives the voter set. */
+static struct kq__raft_config config(const struct cl *c, int id, uint64_t term,
+				     uint64_t vote, uint64_t *voters)
 {
-	uint64_t voters[MAXN];
-	struct kq__raft_entry e[64];
-	struct kq__raft_config cfg = {
+	for (int i = 0; i < c->n; i++)
+		voters[i] = (uint64_t)i + 1;
+	return (struct kq__raft_config){
 		.id = (uint64_t)id,
 		.voters = voters,
 		.n_voters = (size_t)c->n,
@@ -168,21 +170,36 @@ static struct kq__raft *start(struct cl *c, int id, uint64_t term,
 		.max_msg_bytes = c->max_msg_bytes,
 		.max_inflight_msgs = c->max_inflight_msgs,
 		.hs = {term, vote},
-		.entries = e,
-		.n_entries = n,
 	};
+}
 
-	for (int i = 0; i < c->n; i++)
-		voters[i] = (uint64_t)i + 1;
+/* Replaces node id by a new replica of cfg that has applied through
+ * `applied`; the hard state it starts from is what its "disk" holds. */
+static struct kq__raft *restart(struct cl *c, int id,
+				const struct kq__raft_config *cfg,
+				uint64_t applied)
+{
+	kq__raft_free(c->r[id]);
+	c->r[id] = kq__raft_new(cfg);
+	assert_non_null(c->r[id]);
+	c->hs[id] = cfg->hs;
+	c->applied[id] = applied;
+	return c->r[id];
+}
+
+static struct kq__raft *start(struct cl *c, int id, uint64_t term,
+			      uint64_t vote, const uint64_t *terms, size_t n)
+{
+	uint64_t voters[MAXN];
+	struct kq__raft_entry e[64];
+	struct kq__raft_config cfg = config(c, id, term, vote, voters);
+
 	for (size_t i = 0; i < n; i++)
 		e[i] = (struct kq__raft_entry){.index = i + 1,
 					       .term = terms[i]};
-	kq__raft_free(c->r[id]);
-	c->r[id] = kq__raft_new(&cfg);
-	assert_non_null(c->r[id]);
-	c->hs[id] = cfg.hs;
-	c->applied[id] = 0;
-	return c->r[id];
+	cfg.entries = e;
+	cfg.n_entries = n;
+	return restart(c, id, &cfg, 0);
 }
 
 /* The storage hooks over the harness's disk. */
@@ -234,36 +251,25 @@ static void start_hooked(struct cl *c, int id, uint64_t term, uint64_t vote,
 {
 	uint64_t voters[MAXN];
 	uint64_t last = c->disk_last[id];
-	struct kq__raft_config cfg = {
-		.id = (uint64_t)id,
-		.voters = voters,
-		.n_voters = (size_t)c->n,
-		.election_ticks = ELECTION,
-		.heartbeat_ticks = 1,
-		.seed = 42,
-		.pre_vote = c->pre_vote,
-		.check_quorum = c->check_quorum,
-		.quiesce = c->quiesce,
-		.max_msg_bytes = max_msg_bytes,
-		.hs = {term, vote},
-		.snap = snap,
-		.last_index = last > snap.index ? last : snap.index,
-		.last_term =
-			last > snap.index ? c->disk[id][last].term : snap.term,
-		.read = disk_read,
-		.term_at = disk_term_at,
-		.hook_ctx = &c->hc[id],
-		.cache_bytes = cache_bytes,
-	};
+	struct kq__raft_config cfg = config(c, id, term, vote, voters);
 
-	for (int i = 0; i < c->n; i++)
-		voters[i] = (uint64_t)i + 1;
+	cfg.max_msg_bytes = max_msg_bytes;
+	cfg.snap = snap;
+	cfg.last_index = last > snap.index ? last : snap.index;
+	cfg.last_term = last > snap.index ? c->disk[id][last].term : snap.term;
+	cfg.read = disk_read;
+	cfg.term_at = disk_term_at;
+	cfg.hook_ctx = &c->hc[id];
+	cfg.cache_bytes = cache_bytes;
 	c->hc[id] = (struct hook_ctx){c, id};
-	kq__raft_free(c->r[id]);
-	c->r[id] = kq__raft_new(&cfg);
-	assert_non_null(c->r[id]);
-	c->hs[id] = cfg.hs;
-	c->applied[id] = snap.index;
+	restart(c, id, &cfg, snap.index);
+}
+
+/* Restarts every node empty, after a change to the cluster's settings. */
+static void start_all(struct cl *c)
+{
+	for (int i = 1; i <= c->n; i++)
+		start(c, i, 0, 0, NULL, 0);
 }
 
 static struct cl *cl_new(int n, bool pre_vote, bool check_quorum)
@@ -274,8 +280,7 @@ static struct cl *cl_new(int n, bool pre_vote, bool check_quorum)
 	c->n = n;
 	c->pre_vote = pre_vote;
 	c->check_quorum = check_quorum;
-	for (int i = 1; i <= n; i++)
-		start(c, i, 0, 0, NULL, 0);
+	start_all(c);
 	return c;
 }
 
@@ -307,21 +312,27 @@ static void drop_all(struct cl *c)
 	}
 }
 
+/* Takes queued message m off the network and hands it to its addressee
+ * (unless the link is cut), which then does what it asks. */
+static void pass(struct cl *c, const struct kq__raft_msg *m)
+{
+	struct kq__raft_msg x = take(c, (size_t)(m - c->q));
+	int to = (int)x.to;
+
+	if (c->r[to] && !c->cut[x.from][x.to]) {
+		if (x.type == KQ__RAFT_MSG_APPEND_RESP && x.reject)
+			c->rejects[x.from]++;
+		assert_int_equal(kq__raft_step(c->r[to], &x), 0);
+		drain(c, to);
+	}
+	free_msg(&x);
+}
+
 /* Delivers queued messages (and those they cause) until none is left. */
 static void deliver(struct cl *c)
 {
-	for (int guard = 0; c->nq && guard < 100000; guard++) {
-		struct kq__raft_msg m = take(c, 0);
-		int to = (int)m.to;
-
-		if (c->r[to] && !c->cut[m.from][m.to]) {
-			if (m.type == KQ__RAFT_MSG_APPEND_RESP && m.reject)
-				c->rejects[m.from]++;
-			assert_int_equal(kq__raft_step(c->r[to], &m), 0);
-			drain(c, to);
-		}
-		free_msg(&m);
-	}
+	for (int guard = 0; c->nq && guard < 100000; guard++)
+		pass(c, &c->q[0]);
 	assert_int_equal(c->nq, 0);
 }
 
@@ -331,6 +342,44 @@ static void tick(struct cl *c, int id, int n)
 		assert_int_equal(kq__raft_tick(c->r[id]), 0);
 		drain(c, id);
 	}
+}
+
+/* n rounds in which nodes first..last tick once each, then everything
+ * is delivered. */
+static void rounds(struct cl *c, int n, int first, int last)
+{
+	for (int k = 0; k < n; k++) {
+		for (int i = first; i <= last; i++)
+			tick(c, i, 1);
+		deliver(c);
+	}
+}
+
+static void tick_all(struct cl *c, int n)
+{
+	rounds(c, n, 1, c->n);
+}
+
+/* Leader lead ticks, each tick's messages delivered, until node id
+ * commits through `commit` (at most max ticks). */
+static void catch_up(struct cl *c, int lead, int id, uint64_t commit, int max)
+{
+	for (int k = 0; k < max && kq__raft_commit(c->r[id]) < commit; k++)
+		rounds(c, 1, lead, lead);
+}
+
+/* Cuts (or mends) the link between a and b, both ways. */
+static void cut_link(struct cl *c, int a, int b, bool cut)
+{
+	c->cut[a][b] = c->cut[b][a] = cut;
+}
+
+/* Cuts node id off from every other node. */
+static void isolate(struct cl *c, int id)
+{
+	for (int i = 1; i <= c->n; i++)
+		if (i != id)
+			cut_link(c, id, i, true);
 }
 
 /* Ticks node id alone until it starts campaigning. */
@@ -348,11 +397,32 @@ static void campaign(struct cl *c, int id)
 	fail_msg("node %d never campaigned", id);
 }
 
+/* Node id campaigns and wins; all that follows is delivered, the new
+ * leader's no-op included. */
 static void elect(struct cl *c, int id)
 {
 	campaign(c, id);
 	deliver(c);
 	assert_int_equal(kq__raft_role(c->r[id]), KQ__RAFT_LEADER);
+}
+
+/* n nodes, node 1 campaigning (pre-voting with pre_vote); its requests
+ * are still queued. */
+static struct cl *campaigning(int n, bool pre_vote)
+{
+	struct cl *c = cl_new(n, pre_vote, false);
+
+	campaign(c, 1);
+	return c;
+}
+
+/* n nodes, node 1 elected. */
+static struct cl *led(int n, bool pre_vote, bool check_quorum)
+{
+	struct cl *c = cl_new(n, pre_vote, check_quorum);
+
+	elect(c, 1);
+	return c;
 }
 
 static size_t count(const struct cl *c, enum kq__raft_msg_type t, int from,
@@ -379,6 +449,16 @@ find(const struct cl *c, enum kq__raft_msg_type t, int from, int to)
 	return NULL;
 }
 
+/* find() for a message that must be queued. */
+static const struct kq__raft_msg *
+expect(const struct cl *c, enum kq__raft_msg_type t, int from, int to)
+{
+	const struct kq__raft_msg *m = find(c, t, from, to);
+
+	assert_non_null(m);
+	return m;
+}
+
 static void step(struct cl *c, int id, struct kq__raft_msg m)
 {
 	assert_int_equal(kq__raft_step(c->r[id], &m), 0);
@@ -395,22 +475,50 @@ static struct cl *follower(uint64_t term, const uint64_t *t, size_t n)
 	return c;
 }
 
+/* A message of type t from `from` to `to` in `term`, about `index`; the
+ * caller fills in the rest. */
+static struct kq__raft_msg msg(enum kq__raft_msg_type t, int from, int to,
+			       uint64_t term, uint64_t index)
+{
+	return (struct kq__raft_msg){.type = t,
+				     .from = (uint64_t)from,
+				     .to = (uint64_t)to,
+				     .term = term,
+				     .index = index};
+}
+
 /* Steps into node `id` an APPEND from `from` in `term`: the n entries e
  * after (index, log_term), with the leader's commit index. */
 static void step_append(struct cl *c, int id, int from, uint64_t term,
 			uint64_t index, uint64_t log_term,
 			struct kq__raft_entry *e, size_t n, uint64_t commit)
 {
-	step(c, id,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND,
-				   .from = (uint64_t)from,
-				   .to = (uint64_t)id,
-				   .term = term,
-				   .index = index,
-				   .log_term = log_term,
-				   .entries = e,
-				   .n_entries = n,
-				   .commit = commit});
+	struct kq__raft_msg m = msg(KQ__RAFT_MSG_APPEND, from, id, term, index);
+
+	m.log_term = log_term;
+	m.entries = e;
+	m.n_entries = n;
+	m.commit = commit;
+	step(c, id, m);
+}
+
+/* Steps into node `id` an APPEND_RESP from `from` in `term` that
+ * acknowledges the entries through `index`. */
+static void step_ack(struct cl *c, int id, int from, uint64_t term,
+		     uint64_t index)
+{
+	step(c, id, msg(KQ__RAFT_MSG_APPEND_RESP, from, id, term, index));
+}
+
+/* Steps into node `id` a VOTE from candidate `from` in `term` whose log
+ * ends at (last, last_term). */
+static void step_vote(struct cl *c, int id, int from, uint64_t term,
+		      uint64_t last, uint64_t last_term)
+{
+	struct kq__raft_msg m = msg(KQ__RAFT_MSG_VOTE, from, id, term, last);
+
+	m.log_term = last_term;
+	step(c, id, m);
 }
 
 static void propose(struct cl *c, int id, int n)
@@ -422,6 +530,13 @@ static void propose(struct cl *c, int id, int n)
 	for (int i = 0; i < n; i++)
 		e[i] = (struct kq__raft_entry){.len = 8, .data = payload};
 	assert_int_equal(kq__raft_propose(c->r[id], e, (size_t)n, &first), 0);
+	drain(c, id);
+}
+
+/* Node id's disk catches up: its newest write is reported durable. */
+static void persist(struct cl *c, int id)
+{
+	kq__raft_persisted(c->r[id], c->unpersisted[id]);
 	drain(c, id);
 }
 
@@ -439,14 +554,9 @@ static uint64_t term_at(struct cl *c, int id, uint64_t index)
  * currentTerm = T, convert to follower." */
 static void test_all_higher_term_converts(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 
-	elect(c, 1);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND_RESP,
-				   .from = 2,
-				   .to = 1,
-				   .term = 7});
+	step_ack(c, 1, 2, 7, 0);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_FOLLOWER);
 	assert_int_equal(kq__raft_term(c->r[1]), 7);
 	assert_int_equal(c->hs[1].term, 7);
@@ -458,9 +568,8 @@ static void test_all_higher_term_converts(void **state)
  * log[lastApplied] to state machine", each entry once, in order. */
 static void test_all_apply_committed_once(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 
-	elect(c, 1);
 	propose(c, 1, 3);
 	deliver(c);
 	tick(c, 1, 1); /* heartbeat carries the commit index */
@@ -493,14 +602,9 @@ static void test_follower_times_out(void **state)
 
 static void test_follower_timer_reset_by_leader(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 
-	elect(c, 1);
-	for (int i = 0; i < 5 * ELECTION; i++) {
-		tick(c, 1, 1);
-		tick(c, 2, 1);
-		deliver(c);
-	}
+	rounds(c, 5 * ELECTION, 1, 2);
 	assert_int_equal(kq__raft_role(c->r[2]), KQ__RAFT_FOLLOWER);
 	assert_int_equal(kq__raft_term(c->r[2]), 1);
 	cl_free(c);
@@ -511,10 +615,8 @@ static void test_follower_timer_reset_by_vote(void **state)
 	struct cl *c = cl_new(3, false, false);
 
 	tick(c, 2, ELECTION - 1);
-	step(c, 2,
-	     (struct kq__raft_msg){
-		     .type = KQ__RAFT_MSG_VOTE, .from = 3, .to = 2, .term = 1});
-	assert_non_null(find(c, KQ__RAFT_MSG_VOTE_RESP, 2, 3));
+	step_vote(c, 2, 3, 1, 0, 0);
+	expect(c, KQ__RAFT_MSG_VOTE_RESP, 2, 3);
 	tick(c, 2, ELECTION - 1);
 	assert_int_equal(kq__raft_role(c->r[2]), KQ__RAFT_FOLLOWER);
 	cl_free(c);
@@ -526,51 +628,51 @@ static void test_follower_timer_reset_by_vote(void **state)
  * reset election timer, send RequestVote RPCs to all other servers." */
 static void test_candidate_starts_election(void **state)
 {
-	struct cl *c = cl_new(5, false, false);
+	struct cl *c = campaigning(5, false);
 	const struct kq__raft_msg *m;
 
-	campaign(c, 1);
 	assert_int_equal(kq__raft_term(c->r[1]), 1);
 	assert_int_equal(c->hs[1].term, 1);
 	assert_int_equal(c->hs[1].vote, 1);
 	assert_int_equal(count(c, KQ__RAFT_MSG_VOTE, 1, 0), 4);
-	m = find(c, KQ__RAFT_MSG_VOTE, 1, 3);
-	assert_non_null(m);
+	m = expect(c, KQ__RAFT_MSG_VOTE, 1, 3);
 	assert_int_equal(m->term, 1);
 	assert_int_equal(c->hs_violations, 0);
 	cl_free(c);
 }
 
+/* The role node 1 of five ends in when its campaign hears back from
+ * nodes 2 .. answers + 1 only. */
+static enum kq__raft_role campaign_heard(int answers)
+{
+	struct cl *c = campaigning(5, false);
+	enum kq__raft_role role;
+
+	for (int i = answers + 2; i <= 5; i++)
+		c->cut[i][1] = true;
+	deliver(c);
+	role = kq__raft_role(c->r[1]);
+	cl_free(c);
+	return role;
+}
+
 /* "If votes received from majority of servers: become leader." */
 static void test_candidate_wins_majority(void **state)
 {
-	struct cl *c = cl_new(5, false, false);
-
-	campaign(c, 1);
 	/* Two of four answers plus its own vote make three of five. */
-	c->cut[4][1] = c->cut[5][1] = true;
-	deliver(c);
-	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
-	cl_free(c);
+	assert_int_equal(campaign_heard(2), KQ__RAFT_LEADER);
 }
 
 static void test_candidate_loses_without_majority(void **state)
 {
-	struct cl *c = cl_new(5, false, false);
-
-	campaign(c, 1);
-	c->cut[3][1] = c->cut[4][1] = c->cut[5][1] = true;
-	deliver(c);
-	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_CANDIDATE);
-	cl_free(c);
+	assert_int_equal(campaign_heard(1), KQ__RAFT_CANDIDATE);
 }
 
 /* "If AppendEntries RPC received from new leader: convert to follower." */
 static void test_candidate_yields_to_leader(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = campaigning(3, false);
 
-	campaign(c, 1);
 	drop_all(c);
 	step_append(c, 1, 2, 1, 0, 0, NULL, 0, 0);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_FOLLOWER);
@@ -581,9 +683,8 @@ static void test_candidate_yields_to_leader(void **state)
 /* "If election timeout elapses: start new election." */
 static void test_candidate_restarts_election(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = campaigning(3, false);
 
-	campaign(c, 1);
 	drop_all(c);
 	tick(c, 1, 2 * ELECTION);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_CANDIDATE);
@@ -597,24 +698,15 @@ static void test_candidate_restarts_election(void **state)
  * each server": here the no-op entry that opens the term. */
 static void test_leader_announces_with_noop(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = campaigning(3, false);
 	const struct kq__raft_msg *m;
 
-	campaign(c, 1);
 	/* Deliver the votes but keep the leader's first APPENDs. */
 	for (int k = 0; k < 10 && kq__raft_role(c->r[1]) != KQ__RAFT_LEADER;
-	     k++) {
-		struct kq__raft_msg v = take(c, 0);
-
-		if (!c->cut[v.from][v.to]) {
-			assert_int_equal(kq__raft_step(c->r[v.to], &v), 0);
-			drain(c, (int)v.to);
-		}
-		free_msg(&v);
-	}
+	     k++)
+		pass(c, &c->q[0]);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
-	m = find(c, KQ__RAFT_MSG_APPEND, 1, 2);
-	assert_non_null(m);
+	m = expect(c, KQ__RAFT_MSG_APPEND, 1, 2);
 	assert_int_equal(m->n_entries, 1);
 	assert_true(m->entries[0].flags & KQ__RAFT_ENTRY_CONTROL);
 	assert_int_equal(m->entries[0].term, kq__raft_term(c->r[1]));
@@ -624,10 +716,8 @@ static void test_leader_announces_with_noop(void **state)
 /* Heartbeats during idle periods prevent election timeouts. */
 static void test_leader_heartbeats(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 
-	elect(c, 1);
-	deliver(c);
 	tick(c, 1, 1);
 	assert_int_equal(count(c, KQ__RAFT_MSG_HEARTBEAT, 1, 0), 2);
 	cl_free(c);
@@ -638,33 +728,27 @@ static void test_leader_heartbeats(void **state)
  * N." - counting only durable copies, the leader's own included. */
 static void test_leader_commits_on_durable_majority(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 
-	elect(c, 1);
-	deliver(c);
 	c->manual_persist[1] = c->manual_persist[2] = true;
 	c->manual_persist[3] = true;
 	propose(c, 1, 1);
 	deliver(c);
 	/* Nobody's copy is durable: nothing commits. */
 	assert_int_equal(kq__raft_commit(c->r[1]), 1);
-	kq__raft_persisted(c->r[2], c->unpersisted[2]);
-	drain(c, 2);
+	persist(c, 2);
 	deliver(c);
 	/* Follower 2 durable, leader not: one of three. */
 	assert_int_equal(kq__raft_commit(c->r[1]), 1);
-	kq__raft_persisted(c->r[1], c->unpersisted[1]);
-	drain(c, 1);
+	persist(c, 1);
 	assert_int_equal(kq__raft_commit(c->r[1]), 2);
 	cl_free(c);
 }
 
 static void test_leader_commit_without_own_copy(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 
-	elect(c, 1);
-	deliver(c);
 	c->manual_persist[1] = true;
 	propose(c, 1, 1);
 	deliver(c);
@@ -685,7 +769,6 @@ static void test_leader_backtracks_with_hint(void **state)
 	start(c, 2, 3, 0, foll, 11);
 	start(c, 3, 6, 0, lead, 10);
 	elect(c, 1);
-	deliver(c);
 	/* The divergent suffix (terms 2 and 3) is skipped in one round
 	 * trip, not one per entry. */
 	assert_int_equal(c->rejects[2], 1);
@@ -700,10 +783,9 @@ static void test_leader_backtracks_with_hint(void **state)
 /* "1. Reply false if term < currentTerm." */
 static void test_append_rejects_stale_term(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = follower(5, NULL, 0);
 	const struct kq__raft_msg *m;
 
-	start(c, 1, 5, 0, NULL, 0);
 	step_append(c, 1, 2, 3, 0, 0, NULL, 0, 0);
 	assert_int_equal(kq__raft_term(c->r[1]), 5);
 	assert_int_equal(kq__raft_leader(c->r[1]), 0);
@@ -711,8 +793,7 @@ static void test_append_rejects_stale_term(void **state)
 	c->pre_vote = true;
 	start(c, 1, 5, 0, NULL, 0);
 	step_append(c, 1, 2, 3, 0, 0, NULL, 0, 0);
-	m = find(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
-	assert_non_null(m);
+	m = expect(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
 	assert_int_equal(m->term, 5);
 	cl_free(c);
 }
@@ -722,13 +803,11 @@ static void test_append_rejects_stale_term(void **state)
 static void test_append_rejects_missing_prev(void **state)
 {
 	static const uint64_t t[] = {1, 1, 2};
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = follower(2, t, 3);
 	const struct kq__raft_msg *m;
 
-	start(c, 1, 2, 0, t, 3);
 	step_append(c, 1, 2, 3, 5, 3, NULL, 0, 0);
-	m = find(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
-	assert_non_null(m);
+	m = expect(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
 	assert_true(m->reject);
 	assert_int_equal(m->index, 5);
 	assert_int_equal(m->hint, 3); /* its last index */
@@ -736,8 +815,7 @@ static void test_append_rejects_missing_prev(void **state)
 	drop_all(c);
 	/* Same index, other term. */
 	step_append(c, 1, 2, 3, 3, 3, NULL, 0, 0);
-	m = find(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
-	assert_non_null(m);
+	m = expect(c, KQ__RAFT_MSG_APPEND_RESP, 1, 2);
 	assert_true(m->reject);
 	assert_int_equal(kq__raft_last_index(c->r[1]), 3);
 	cl_free(c);
@@ -773,6 +851,7 @@ static void test_append_refuses_rewriting_committed(void **state)
 	static const uint64_t t[] = {1, 1, 2, 2};
 	struct kq__raft_entry e[1] = {{.index = 3, .term = 3}};
 	struct cl *c = follower(2, t, 4);
+	struct kq__raft_msg hb = msg(KQ__RAFT_MSG_HEARTBEAT, 3, 1, 3, 0);
 
 	/* The leader of term 2 commits through 4. */
 	step_append(c, 1, 2, 2, 4, 2, NULL, 0, 4);
@@ -783,13 +862,9 @@ static void test_append_refuses_rewriting_committed(void **state)
 	assert_int_equal(term_at(c, 1, 3), 2);
 	assert_int_equal(kq__raft_commit(c->r[1]), 4);
 	/* Still a working follower. */
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_HEARTBEAT,
-				   .from = 3,
-				   .to = 1,
-				   .term = 3,
-				   .commit = 4});
-	assert_non_null(find(c, KQ__RAFT_MSG_HEARTBEAT_RESP, 1, 3));
+	hb.commit = 4;
+	step(c, 1, hb);
+	expect(c, KQ__RAFT_MSG_HEARTBEAT_RESP, 1, 3);
 	cl_free(c);
 }
 
@@ -800,28 +875,20 @@ static void test_malformed_replication_refused(void **state)
 {
 	struct kq__raft_entry gap[2] = {{.index = 2, .term = 1},
 					{.index = 4, .term = 1}};
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 	uint64_t commit, last;
 
-	elect(c, 1);
-	deliver(c);
 	c->manual_persist[2] = c->manual_persist[3] = true;
 	propose(c, 1, 2);
 	commit = kq__raft_commit(c->r[1]);
 	last = kq__raft_last_index(c->r[1]);
 	drop_all(c);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND_RESP,
-				   .from = 2,
-				   .to = 1,
-				   .term = kq__raft_term(c->r[1]),
-				   .index = last + 5});
+	step_ack(c, 1, 2, kq__raft_term(c->r[1]), last + 5);
 	assert_int_equal(kq__raft_refused(c->r[1]), 1);
 	assert_int_equal(kq__raft_commit(c->r[1]), commit);
 	cl_free(c);
 
-	c = cl_new(3, false, false);
-	start(c, 1, 1, 0, NULL, 0);
+	c = follower(1, NULL, 0);
 	step_append(c, 1, 2, 1, 1, 0, gap, 2, 0);
 	assert_int_equal(kq__raft_refused(c->r[1]), 1);
 	assert_int_equal(kq__raft_last_index(c->r[1]), 0);
@@ -835,20 +902,13 @@ static void test_term_out_of_range_refused(void **state)
 	struct cl *c = follower(5, NULL, 0);
 
 	step_append(c, 1, 2, UINT64_MAX, 0, 0, NULL, 0, 0);
-	step(c, 1,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_VOTE,
-				   .from = 2,
-				   .to = 1,
-				   .term = KQ__RAFT_MAX_TERM + 1});
+	step_vote(c, 1, 2, KQ__RAFT_MAX_TERM + 1, 0, 0);
 	assert_int_equal(kq__raft_term(c->r[1]), 5);
 	assert_int_equal(kq__raft_refused(c->r[1]), 2);
 	assert_int_equal(c->hs[1].term, 5); /* nothing new was saved */
 	drop_all(c);
 	start(c, 1, KQ__RAFT_MAX_TERM, 0, NULL, 0);
-	for (int i = 0; i < 4 * ELECTION; i++) {
-		assert_int_equal(kq__raft_tick(c->r[1]), 0);
-		drain(c, 1);
-	}
+	tick(c, 1, 4 * ELECTION);
 	assert_int_equal(kq__raft_term(c->r[1]), KQ__RAFT_MAX_TERM);
 	cl_free(c);
 }
@@ -881,15 +941,15 @@ static void test_append_commit_bounded_by_last_new(void **state)
 
 /* ----------------------------------------- figure 2: RequestVote RPC */
 
-static struct kq__raft_msg vote(int from, uint64_t term, uint64_t last,
-				uint64_t last_term)
+/* Node 1, asked by `from` for its vote in term 1 (both logs empty),
+ * grants it or not, and says so. */
+static void assert_vote(struct cl *c, int from, bool granted)
 {
-	return (struct kq__raft_msg){.type = KQ__RAFT_MSG_VOTE,
-				     .from = (uint64_t)from,
-				     .to = 1,
-				     .term = term,
-				     .index = last,
-				     .log_term = last_term};
+	const struct kq__raft_msg *m;
+
+	step_vote(c, 1, from, 1, 0, 0);
+	m = expect(c, KQ__RAFT_MSG_VOTE_RESP, 1, from);
+	assert_int_equal(m->reject, !granted);
 }
 
 /* "1. Reply false if term < currentTerm." */
@@ -897,7 +957,7 @@ static void test_vote_rejects_stale_term(void **state)
 {
 	struct cl *c = follower(5, NULL, 0);
 
-	step(c, 1, vote(2, 4, 0, 0));
+	step_vote(c, 1, 2, 4, 0, 0);
 	/* A stale request is not even worth an answer. */
 	assert_int_equal(count(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2), 0);
 	assert_int_equal(c->hs[1].vote, 0);
@@ -909,32 +969,19 @@ static void test_vote_rejects_stale_term(void **state)
 static void test_vote_once_per_term(void **state)
 {
 	struct cl *c = cl_new(3, false, false);
-	const struct kq__raft_msg *m;
 
-	step(c, 1, vote(2, 1, 0, 0));
-	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
-	assert_non_null(m);
-	assert_false(m->reject);
+	assert_vote(c, 2, true);
 	assert_int_equal(c->hs[1].term, 1);
 	assert_int_equal(c->hs[1].vote, 2);
-	step(c, 1, vote(3, 1, 0, 0));
-	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 3);
-	assert_non_null(m);
-	assert_true(m->reject);
+	assert_vote(c, 3, false);
 	/* The same candidate asking again gets the same answer. */
 	drop_all(c);
-	step(c, 1, vote(2, 1, 0, 0));
-	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
-	assert_non_null(m);
-	assert_false(m->reject);
+	assert_vote(c, 2, true);
 	assert_int_equal(c->hs_violations, 0);
 	/* And after a restart the vote is remembered. */
 	start(c, 1, c->hs[1].term, c->hs[1].vote, NULL, 0);
 	drop_all(c);
-	step(c, 1, vote(3, 1, 0, 0));
-	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 3);
-	assert_non_null(m);
-	assert_true(m->reject);
+	assert_vote(c, 3, false);
 	cl_free(c);
 }
 
@@ -943,28 +990,27 @@ static void test_vote_once_per_term(void **state)
 static void test_vote_requires_up_to_date_log(void **state)
 {
 	static const uint64_t t[] = {1, 2, 2};
+	/* Node 2's last entry, and whether node 1 (last entry 3 of term 2)
+	 * refuses its vote. */
+	static const struct {
+		uint64_t last, last_term;
+		bool reject;
+	} asks[] = {
+		{5, 1, true},  /* longer but older last term */
+		{2, 2, true},  /* same last term, shorter */
+		{3, 2, false}, /* as up to date */
+		{1, 3, false}, /* shorter but newer last term */
+	};
 	struct cl *c = cl_new(3, false, false);
 	const struct kq__raft_msg *m;
 
-	start(c, 1, 2, 0, t, 3);
-	step(c, 1, vote(2, 3, 5, 1)); /* longer but older last term */
-	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
-	assert_true(m && m->reject);
-	start(c, 1, 2, 0, t, 3);
-	drop_all(c);
-	step(c, 1, vote(2, 3, 2, 2)); /* same last term, shorter */
-	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
-	assert_true(m && m->reject);
-	start(c, 1, 2, 0, t, 3);
-	drop_all(c);
-	step(c, 1, vote(2, 3, 3, 2)); /* as up to date */
-	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
-	assert_true(m && !m->reject);
-	start(c, 1, 2, 0, t, 3);
-	drop_all(c);
-	step(c, 1, vote(2, 3, 1, 3)); /* shorter but newer last term */
-	m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
-	assert_true(m && !m->reject);
+	for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+		start(c, 1, 2, 0, t, 3);
+		drop_all(c);
+		step_vote(c, 1, 2, 3, asks[i].last, asks[i].last_term);
+		m = find(c, KQ__RAFT_MSG_VOTE_RESP, 1, 2);
+		assert_true(m && m->reject == asks[i].reject);
+	}
 	cl_free(c);
 }
 
@@ -1012,13 +1058,10 @@ static void test_election_converges(void **state)
  * a TIMEOUT_NOW from anyone but the leader of the term is ignored. */
 static void test_transfer_hands_over(void **state)
 {
-	struct cl *c = cl_new(3, true, true);
+	struct cl *c = led(3, true, true);
 	uint64_t term;
-	struct kq__raft_msg m;
 
 	(void)state;
-	elect(c, 1);
-	deliver(c);
 	propose(c, 1, 2);
 	deliver(c);
 	term = kq__raft_term(c->r[1]);
@@ -1033,17 +1076,13 @@ static void test_transfer_hands_over(void **state)
 	c->cut[1][3] = false;
 
 	/* A TIMEOUT_NOW that does not come from the leader is ignored. */
-	m = (struct kq__raft_msg){.type = KQ__RAFT_MSG_TIMEOUT_NOW,
-				  .from = 3,
-				  .to = 2,
-				  .term = term};
-	step(c, 2, m);
+	step(c, 2, msg(KQ__RAFT_MSG_TIMEOUT_NOW, 3, 2, term, 0));
 	assert_int_equal(kq__raft_role(c->r[2]), KQ__RAFT_FOLLOWER);
 	assert_int_equal(c->nq, 0);
 
 	assert_int_equal(kq__raft_transfer(c->r[1], 2), 0);
 	drain(c, 1);
-	assert_non_null(find(c, KQ__RAFT_MSG_TIMEOUT_NOW, 1, 2));
+	expect(c, KQ__RAFT_MSG_TIMEOUT_NOW, 1, 2);
 	/* Handing over, the leader takes no proposal: one taken now would
 	 * leave node 2's log behind node 3's, and node 2 could not win. */
 	{
@@ -1072,10 +1111,7 @@ static void test_transfer_hands_over(void **state)
 	assert_int_equal(kq__raft_transfer(c->r[2], 3), 0);
 	drain(c, 2);
 	drop_all(c);
-	for (int t = 0; t < ELECTION; t++) {
-		tick(c, 2, 1);
-		deliver(c);
-	}
+	rounds(c, ELECTION, 2, 2);
 	assert_int_equal(kq__raft_role(c->r[2]), KQ__RAFT_LEADER);
 	propose(c, 2, 1);
 	cl_free(c);
@@ -1084,18 +1120,11 @@ static void test_transfer_hands_over(void **state)
 /* A new leader is elected when the old one fails, in a higher term. */
 static void test_election_after_leader_failure(void **state)
 {
-	struct cl *c = cl_new(5, false, false);
+	struct cl *c = led(5, false, false);
 	uint64_t term = 0;
 
-	elect(c, 1);
-	deliver(c);
-	for (int i = 2; i <= 5; i++)
-		c->cut[1][i] = c->cut[i][1] = true;
-	for (int t = 0; t < 10 * ELECTION; t++) {
-		for (int i = 2; i <= 5; i++)
-			tick(c, i, 1);
-		deliver(c);
-	}
+	isolate(c, 1);
+	rounds(c, 10 * ELECTION, 2, 5);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
 	term = 0;
 	for (int i = 2; i <= 5; i++)
@@ -1126,10 +1155,7 @@ static void test_replication_repairs_followers(void **state)
 		start(c, i, 6, 0, logs[i - 1], lens[i - 1]);
 	elect(c, 1);
 	propose(c, 1, 2);
-	for (int k = 0; k < 10; k++) {
-		tick(c, 1, 1);
-		deliver(c);
-	}
+	rounds(c, 10, 1, 1);
 	for (int i = 1; i <= 5; i++) {
 		assert_int_equal(kq__raft_last_index(c->r[i]), 13);
 		for (uint64_t x = 1; x <= 13; x++)
@@ -1143,12 +1169,10 @@ static void test_replication_repairs_followers(void **state)
  * and one APPEND per follower. */
 static void test_replication_batches(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 	const struct kq__raft_msg *m;
 	int writes;
 
-	elect(c, 1);
-	deliver(c);
 	writes = c->writes[1];
 	propose(c, 1, 10);
 	assert_int_equal(c->writes[1], writes + 1);
@@ -1168,10 +1192,8 @@ static void test_replication_inflight_bound(void **state)
 
 	c->max_msg_bytes = 40; /* one 8-byte entry per APPEND */
 	c->max_inflight_msgs = 3;
-	for (int i = 1; i <= 3; i++)
-		start(c, i, 0, 0, NULL, 0);
+	start_all(c);
 	elect(c, 1);
-	deliver(c);
 	for (int k = 0; k < 10; k++)
 		propose(c, 1, 1);
 	assert_int_equal(count(c, KQ__RAFT_MSG_APPEND, 1, 2), 3);
@@ -1185,25 +1207,15 @@ static void test_replication_inflight_bound(void **state)
 /* A follower answers only for entries it holds durably. */
 static void test_replication_ack_after_persist(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 	const struct kq__raft_msg *m;
 
-	elect(c, 1);
-	deliver(c);
 	c->manual_persist[2] = true;
 	propose(c, 1, 1);
-	{
-		struct kq__raft_msg x = take(
-			c, (size_t)(find(c, KQ__RAFT_MSG_APPEND, 1, 2) - c->q));
-
-		step(c, 2, x);
-		free_msg(&x);
-	}
+	pass(c, find(c, KQ__RAFT_MSG_APPEND, 1, 2));
 	assert_null(find(c, KQ__RAFT_MSG_APPEND_RESP, 2, 1));
-	kq__raft_persisted(c->r[2], c->unpersisted[2]);
-	drain(c, 2);
-	m = find(c, KQ__RAFT_MSG_APPEND_RESP, 2, 1);
-	assert_non_null(m);
+	persist(c, 2);
+	m = expect(c, KQ__RAFT_MSG_APPEND_RESP, 2, 1);
 	assert_false(m->reject);
 	assert_int_equal(m->index, 2);
 	cl_free(c);
@@ -1218,10 +1230,9 @@ static void test_persist_notice_survives_truncation(void **state)
 				       {.index = 3, .term = 2}};
 	struct kq__raft_entry e2[2] = {{.index = 2, .term = 3},
 				       {.index = 3, .term = 3}};
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = follower(1, t, 1);
 	uint64_t old;
 
-	start(c, 1, 1, 0, t, 1);
 	c->manual_persist[1] = true;
 	step_append(c, 1, 2, 2, 1, 1, e1, 2, 0);
 	old = c->unpersisted[1];
@@ -1239,16 +1250,14 @@ static void test_persist_notice_survives_truncation(void **state)
 /* 5.4.1: a node missing committed entries cannot be elected. */
 static void test_safety_election_restriction(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 
-	elect(c, 1);
 	c->cut[1][3] = true;
 	propose(c, 1, 2);
 	deliver(c);
 	assert_int_equal(kq__raft_commit(c->r[1]), 3);
 	/* Node 3 missed them; node 1 dies; node 3 campaigns. */
-	for (int i = 1; i <= 3; i++)
-		c->cut[1][i] = c->cut[i][1] = true;
+	isolate(c, 1);
 	campaign(c, 3);
 	deliver(c);
 	assert_int_not_equal(kq__raft_role(c->r[3]), KQ__RAFT_LEADER);
@@ -1287,37 +1296,21 @@ static void test_safety_figure8(void **state)
 	/* Let the votes in, keep every APPEND away. */
 	for (size_t k = 0; k < c->nq;) {
 		if (c->q[k].type == KQ__RAFT_MSG_APPEND ||
-		    c->q[k].type == KQ__RAFT_MSG_HEARTBEAT) {
+		    c->q[k].type == KQ__RAFT_MSG_HEARTBEAT)
 			k++;
-			continue;
-		}
-		{
-			struct kq__raft_msg x = take(c, k);
-
-			step(c, (int)x.to, x);
-			free_msg(&x);
-		}
+		else
+			pass(c, &c->q[k]);
 	}
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
 	drop_all(c);
 	/* Followers 2 and 3 report index 2 as matched (they hold it). */
 	for (int f = 2; f <= 3; f++)
-		step(c, 1,
-		     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND_RESP,
-					   .from = (uint64_t)f,
-					   .to = 1,
-					   .term = 4,
-					   .index = 2});
+		step_ack(c, 1, f, 4, 2);
 	/* Three of five hold index 2, but it is from term 2. */
 	assert_int_equal(kq__raft_commit(c->r[1]), 0);
 	/* Once a majority also holds the term-4 no-op, both commit. */
 	for (int f = 2; f <= 3; f++)
-		step(c, 1,
-		     (struct kq__raft_msg){.type = KQ__RAFT_MSG_APPEND_RESP,
-					   .from = (uint64_t)f,
-					   .to = 1,
-					   .term = 4,
-					   .index = 3});
+		step_ack(c, 1, f, 4, 3);
 	assert_int_equal(kq__raft_commit(c->r[1]), 3);
 	cl_free(c);
 }
@@ -1327,9 +1320,8 @@ static void test_safety_figure8(void **state)
 static void test_safety_leader_append_only(void **state)
 {
 	struct kq__raft_entry e[1] = {{.index = 2, .term = 1}};
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 
-	elect(c, 1);
 	propose(c, 1, 3);
 	deliver(c);
 	step_append(c, 1, 2, 1, 1, 1, e, 1, 0);
@@ -1344,27 +1336,15 @@ static void test_safety_leader_append_only(void **state)
  * it does not depose the healthy leader. */
 static void test_prevote_rejoin_does_not_disrupt(void **state)
 {
-	struct cl *c = cl_new(3, true, true);
+	struct cl *c = led(3, true, true);
 	uint64_t term;
 
-	elect(c, 1);
-	deliver(c);
 	term = kq__raft_term(c->r[1]);
-	c->cut[3][1] = c->cut[3][2] = c->cut[1][3] = c->cut[2][3] = true;
-	for (int k = 0; k < 10 * ELECTION; k++) {
-		tick(c, 1, 1);
-		tick(c, 2, 1);
-		tick(c, 3, 1);
-		deliver(c);
-	}
+	isolate(c, 3);
+	tick_all(c, 10 * ELECTION);
 	assert_int_equal(kq__raft_term(c->r[3]), term);
 	memset(c->cut, 0, sizeof(c->cut));
-	for (int k = 0; k < 5 * ELECTION; k++) {
-		tick(c, 1, 1);
-		tick(c, 2, 1);
-		tick(c, 3, 1);
-		deliver(c);
-	}
+	tick_all(c, 5 * ELECTION);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
 	assert_int_equal(kq__raft_term(c->r[1]), term);
 	assert_int_equal(kq__raft_leader(c->r[3]), 1);
@@ -1372,15 +1352,6 @@ static void test_prevote_rejoin_does_not_disrupt(void **state)
 }
 
 /* ------------------------------------------------------- quiet groups */
-
-static void tick_all(struct cl *c, int n)
-{
-	for (int k = 0; k < n; k++) {
-		for (int i = 1; i <= c->n; i++)
-			tick(c, i, 1);
-		deliver(c);
-	}
-}
 
 static bool all_quiet(const struct cl *c)
 {
@@ -1390,23 +1361,21 @@ static bool all_quiet(const struct cl *c)
 	return true;
 }
 
-/* An idle group sleeps: once every follower holds the committed log, the
- * leader's last heartbeat is marked quiet, and after it ticks send
- * nothing and start no election; a proposal wakes everyone, and the
- * group sleeps again once it is idle. */
 /* Three replicas that sleep when idle, node 1 elected. */
 static struct cl *quiet_cluster(void)
 {
 	struct cl *c = cl_new(3, true, true);
 
 	c->quiesce = true;
-	for (int i = 1; i <= 3; i++)
-		start(c, i, 0, 0, NULL, 0);
+	start_all(c);
 	elect(c, 1);
-	deliver(c);
 	return c;
 }
 
+/* An idle group sleeps: once every follower holds the committed log, the
+ * leader's last heartbeat is marked quiet, and after it ticks send
+ * nothing and start no election; a proposal wakes everyone, and the
+ * group sleeps again once it is idle. */
 static void test_idle_group_sleeps(void **state)
 {
 	struct cl *c = quiet_cluster();
@@ -1461,8 +1430,7 @@ static void test_quiet_group_wakes(void **state)
 	assert_true(all_quiet(c));
 
 	/* Node 1 goes: ticks alone would never notice. */
-	for (int i = 2; i <= 3; i++)
-		c->cut[1][i] = c->cut[i][1] = true;
+	isolate(c, 1);
 	tick_all(c, 5 * ELECTION);
 	assert_int_equal(kq__raft_leader(c->r[2]), 1);
 	kq__raft_wake(c->r[2]);
@@ -1507,33 +1475,20 @@ static void test_campaign_due(void **state)
 /* Pre-votes never change a term or a vote, on either side. */
 static void test_prevote_changes_nothing(void **state)
 {
-	struct cl *c = cl_new(3, true, false);
+	struct cl *c = campaigning(3, true);
 	const struct kq__raft_msg *m;
 
-	campaign(c, 1);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_PRE_CANDIDATE);
 	assert_int_equal(kq__raft_term(c->r[1]), 0);
-	m = find(c, KQ__RAFT_MSG_PREVOTE, 1, 2);
-	assert_non_null(m);
+	m = expect(c, KQ__RAFT_MSG_PREVOTE, 1, 2);
 	assert_int_equal(m->term, 1);
-	{
-		struct kq__raft_msg x = take(c, (size_t)(m - c->q));
-
-		step(c, 2, x);
-		free_msg(&x);
-	}
+	pass(c, m);
 	assert_int_equal(kq__raft_term(c->r[2]), 0);
 	assert_int_equal(c->hs[2].vote, 0);
-	m = find(c, KQ__RAFT_MSG_PREVOTE_RESP, 2, 1);
-	assert_non_null(m);
+	m = expect(c, KQ__RAFT_MSG_PREVOTE_RESP, 2, 1);
 	assert_false(m->reject);
 	/* The grant makes a majority: now the real election starts. */
-	{
-		struct kq__raft_msg x = take(c, (size_t)(m - c->q));
-
-		step(c, 1, x);
-		free_msg(&x);
-	}
+	pass(c, m);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_CANDIDATE);
 	assert_int_equal(kq__raft_term(c->r[1]), 1);
 	cl_free(c);
@@ -1543,31 +1498,20 @@ static void test_prevote_changes_nothing(void **state)
  * timeout. */
 static void test_check_quorum_steps_down(void **state)
 {
-	struct cl *c = cl_new(3, true, true);
+	struct cl *c = led(3, true, true);
 
-	elect(c, 1);
-	deliver(c);
 	c->cut[2][1] = c->cut[3][1] = true;
-	for (int k = 0; k < 2 * ELECTION + 1; k++) {
-		tick(c, 1, 1);
-		deliver(c);
-	}
+	rounds(c, 2 * ELECTION + 1, 1, 1);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_FOLLOWER);
 	cl_free(c);
 }
 
 static void test_check_quorum_keeps_connected_leader(void **state)
 {
-	struct cl *c = cl_new(3, true, true);
+	struct cl *c = led(3, true, true);
 
-	elect(c, 1);
-	deliver(c);
 	c->cut[3][1] = true; /* one follower of two is enough */
-	for (int k = 0; k < 5 * ELECTION; k++) {
-		tick(c, 1, 1);
-		tick(c, 2, 1);
-		deliver(c);
-	}
+	rounds(c, 5 * ELECTION, 1, 2);
 	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_LEADER);
 	cl_free(c);
 }
@@ -1576,60 +1520,57 @@ static void test_check_quorum_keeps_connected_leader(void **state)
  * higher term. */
 static void test_check_quorum_lease(void **state)
 {
-	struct cl *c = cl_new(3, false, true);
+	struct cl *c = led(3, false, true);
 
-	elect(c, 1);
-	deliver(c);
-	step(c, 2,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_VOTE,
-				   .from = 3,
-				   .to = 2,
-				   .term = 5,
-				   .index = 100,
-				   .log_term = 100});
+	step_vote(c, 2, 3, 5, 100, 100);
 	assert_int_equal(kq__raft_term(c->r[2]), 1);
 	assert_int_equal(count(c, KQ__RAFT_MSG_VOTE_RESP, 2, 3), 0);
 	/* Once the lease ran out, it votes. */
 	tick(c, 2, ELECTION);
 	drop_all(c);
-	step(c, 2,
-	     (struct kq__raft_msg){.type = KQ__RAFT_MSG_VOTE,
-				   .from = 3,
-				   .to = 2,
-				   .term = 5,
-				   .index = 100,
-				   .log_term = 100});
+	step_vote(c, 2, 3, 5, 100, 100);
 	assert_int_equal(kq__raft_term(c->r[2]), 5);
-	assert_non_null(find(c, KQ__RAFT_MSG_VOTE_RESP, 2, 3));
+	expect(c, KQ__RAFT_MSG_VOTE_RESP, 2, 3);
 	cl_free(c);
 }
 
 /* ------------------------------------------------------- snapshots */
 
-static void test_snapshot_for_lagging_follower(void **state)
+/* Three nodes, node 1 leading; node 3, cut off, misses five entries. */
+static struct cl *lagging(void)
 {
-	struct cl *c = cl_new(3, false, false);
-	const char data[] = "state";
+	struct cl *c = led(3, false, false);
 
-	elect(c, 1);
-	deliver(c);
-	c->cut[1][3] = c->cut[3][1] = true;
+	cut_link(c, 1, 3, true);
 	propose(c, 1, 5);
 	deliver(c);
+	return c;
+}
+
+/* Node id was sent a snapshot, once, and now holds first..last with
+ * everything committed through `commit`. */
+static void assert_restored(struct cl *c, int id, uint64_t first, uint64_t last,
+			    uint64_t commit)
+{
+	assert_int_equal(c->snapshots[id], 1);
+	assert_int_equal(kq__raft_first_index(c->r[id]), first);
+	assert_int_equal(kq__raft_last_index(c->r[id]), last);
+	assert_int_equal(kq__raft_commit(c->r[id]), commit);
+}
+
+static void test_snapshot_for_lagging_follower(void **state)
+{
+	struct cl *c = lagging();
+	const char data[] = "state";
+
 	tick(c, 1, 1);
 	deliver(c);
 	assert_int_equal(kq__raft_commit(c->r[1]), 6);
 	assert_int_equal(kq__raft_compact(c->r[1], 5, data, sizeof(data)), 0);
 	assert_int_equal(kq__raft_first_index(c->r[1]), 6);
-	c->cut[1][3] = c->cut[3][1] = false;
-	for (int k = 0; k < 5; k++) {
-		tick(c, 1, 1);
-		deliver(c);
-	}
-	assert_int_equal(c->snapshots[3], 1);
-	assert_int_equal(kq__raft_first_index(c->r[3]), 6);
-	assert_int_equal(kq__raft_last_index(c->r[3]), 6);
-	assert_int_equal(kq__raft_commit(c->r[3]), 6);
+	cut_link(c, 1, 3, false);
+	rounds(c, 5, 1, 1);
+	assert_restored(c, 3, 6, 6, 6);
 	assert_int_equal(c->applied[3], 6);
 	cl_free(c);
 }
@@ -1638,31 +1579,19 @@ static void test_snapshot_for_lagging_follower(void **state)
  * offset. */
 static void test_log_group_reset(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = lagging();
 
-	elect(c, 1);
-	deliver(c);
-	c->cut[1][3] = c->cut[3][1] = true;
-	propose(c, 1, 5);
-	deliver(c);
 	assert_int_equal(kq__raft_compact(c->r[1], 4, NULL, 0), 0);
-	c->cut[1][3] = c->cut[3][1] = false;
-	for (int k = 0; k < 5; k++) {
-		tick(c, 1, 1);
-		deliver(c);
-	}
-	assert_int_equal(c->snapshots[3], 1);
-	assert_int_equal(kq__raft_first_index(c->r[3]), 5);
-	assert_int_equal(kq__raft_last_index(c->r[3]), 6);
-	assert_int_equal(kq__raft_commit(c->r[3]), 6);
+	cut_link(c, 1, 3, false);
+	rounds(c, 5, 1, 1);
+	assert_restored(c, 3, 5, 6, 6);
 	cl_free(c);
 }
 
 static void test_compact_bounds(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
+	struct cl *c = led(3, false, false);
 
-	elect(c, 1);
 	propose(c, 1, 2);
 	/* Nothing is applied yet. */
 	assert_int_equal(kq__raft_compact(c->r[1], 2, NULL, 0), KQ_EBADARG);
@@ -1671,6 +1600,33 @@ static void test_compact_bounds(void **state)
 
 /* ------------------------------------------------ storage hooks */
 
+static const struct kq__raft_snapshot no_snap = {0, 0, NULL, 0};
+
+/* Node id's disk holds entries 1..last of term 1 through `split` and of
+ * term 2 after it, each with len (<= 8) bytes of its index as payload. */
+static void write_disk(struct cl *c, int id, uint64_t last, uint64_t split,
+		       uint32_t len)
+{
+	for (uint64_t i = 1; i <= last; i++) {
+		c->disk[id][i].term = i <= split ? 1 : 2;
+		c->disk[id][i].len = len;
+		memcpy(c->disk[id][i].data, &i, len);
+	}
+	c->disk_last[id] = last;
+}
+
+/* Three nodes, node 1 restarted over its empty disk with a cache bound
+ * and elected; node 3 is cut off. */
+static struct cl *hooked_leader(size_t cache_bytes)
+{
+	struct cl *c = cl_new(3, false, false);
+
+	start_hooked(c, 1, 0, 0, no_snap, cache_bytes, 0);
+	elect(c, 1);
+	cut_link(c, 1, 3, true);
+	return c;
+}
+
 /* A replica restarted over a stored log reads none of it at start; the
  * term of its last entry comes with the config.  Elected, it serves an
  * empty follower from storage, and applies the stored entries read back
@@ -1678,24 +1634,15 @@ static void test_compact_bounds(void **state)
 static void test_hook_open_reads_on_demand(void **state)
 {
 	struct cl *c = cl_new(2, false, false);
-	struct kq__raft_snapshot none = {0, 0, NULL, 0};
 
-	for (uint64_t i = 1; i <= 20; i++) {
-		c->disk[1][i].term = i <= 10 ? 1 : 2;
-		c->disk[1][i].len = 8;
-		memcpy(c->disk[1][i].data, &i, 8);
-	}
-	c->disk_last[1] = 20;
-	start_hooked(c, 1, 2, 0, none, 64, 40);
+	write_disk(c, 1, 20, 10, 8);
+	start_hooked(c, 1, 2, 0, no_snap, 64, 40);
 	assert_int_equal(c->hook_reads[1], 0);
 	assert_int_equal(c->hook_terms[1], 0);
 	assert_int_equal(kq__raft_last_index(c->r[1]), 20);
 	assert_int_equal(kq__raft_cached_bytes(c->r[1]), 0);
 	elect(c, 1);
-	for (int k = 0; k < 20 && kq__raft_commit(c->r[2]) < 21; k++) {
-		tick(c, 1, 1);
-		deliver(c);
-	}
+	catch_up(c, 1, 2, 21, 20);
 	assert_int_equal(kq__raft_last_index(c->r[2]), 21);
 	assert_int_equal(kq__raft_commit(c->r[2]), 21);
 	assert_int_equal(term_at(c, 2, 10), 1);
@@ -1715,31 +1662,22 @@ static void test_hook_open_reads_on_demand(void **state)
  * entries are never evicted. */
 static void test_hook_cache_bound(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
-	struct kq__raft_snapshot none = {0, 0, NULL, 0};
+	struct cl *c = hooked_leader(100);
 
-	start_hooked(c, 1, 0, 0, none, 100, 0);
-	elect(c, 1);
-	deliver(c);
-	c->cut[1][3] = c->cut[3][1] = true;
 	c->manual_persist[1] = true;
 	for (int k = 0; k < 6; k++)
 		propose(c, 1, 5);
 	/* Nothing durable yet: everything stays, whatever the bound. */
 	assert_true(kq__raft_cached_bytes(c->r[1]) > 100);
-	kq__raft_persisted(c->r[1], c->unpersisted[1]);
 	c->manual_persist[1] = false;
-	drain(c, 1);
+	persist(c, 1);
 	deliver(c);
 	assert_true(kq__raft_cached_bytes(c->r[1]) <= 100);
 	assert_int_equal(kq__raft_commit(c->r[1]), 31);
 	assert_null(kq__raft_entry_at(c->r[1], 2));
 	assert_int_equal(term_at(c, 1, 2), 1);
-	c->cut[1][3] = c->cut[3][1] = false;
-	for (int k = 0; k < 30 && kq__raft_commit(c->r[3]) < 31; k++) {
-		tick(c, 1, 1);
-		deliver(c);
-	}
+	cut_link(c, 1, 3, false);
+	catch_up(c, 1, 3, 31, 30);
 	assert_int_equal(kq__raft_last_index(c->r[3]), 31);
 	assert_int_equal(kq__raft_commit(c->r[3]), 31);
 	assert_true(c->hook_reads[1] > 0);
@@ -1751,13 +1689,8 @@ static void test_hook_cache_bound(void **state)
  * the entries after it, read back from the leader's storage. */
 static void test_hook_compact_uncached(void **state)
 {
-	struct cl *c = cl_new(3, false, false);
-	struct kq__raft_snapshot none = {0, 0, NULL, 0};
+	struct cl *c = hooked_leader(40);
 
-	start_hooked(c, 1, 0, 0, none, 40, 0);
-	elect(c, 1);
-	deliver(c);
-	c->cut[1][3] = c->cut[3][1] = true;
 	propose(c, 1, 12);
 	deliver(c);
 	assert_null(kq__raft_entry_at(c->r[1], 10));
@@ -1766,15 +1699,9 @@ static void test_hook_compact_uncached(void **state)
 	assert_int_equal(term_at(c, 1, 10), 1);
 	/* Above what is applied: refused. */
 	assert_int_equal(kq__raft_compact(c->r[1], 14, NULL, 0), KQ_EBADARG);
-	c->cut[1][3] = c->cut[3][1] = false;
-	for (int k = 0; k < 30 && kq__raft_commit(c->r[3]) < 13; k++) {
-		tick(c, 1, 1);
-		deliver(c);
-	}
-	assert_int_equal(c->snapshots[3], 1);
-	assert_int_equal(kq__raft_first_index(c->r[3]), 11);
-	assert_int_equal(kq__raft_last_index(c->r[3]), 13);
-	assert_int_equal(kq__raft_commit(c->r[3]), 13);
+	cut_link(c, 1, 3, false);
+	catch_up(c, 1, 3, 13, 30);
+	assert_restored(c, 3, 11, 13, 13);
 	cl_free(c);
 }
 
@@ -1783,27 +1710,11 @@ static void test_hook_compact_uncached(void **state)
 static void test_hook_truncate_uncached(void **state)
 {
 	struct cl *c = cl_new(2, false, false);
-	struct kq__raft_snapshot none = {0, 0, NULL, 0};
 	struct kq__raft_entry e = {.index = 4, .term = 3};
-	struct kq__raft_msg m = {
-		.type = KQ__RAFT_MSG_APPEND,
-		.from = 1,
-		.to = 2,
-		.term = 3,
-		.index = 3,
-		.log_term = 1,
-		.commit = 3,
-		.entries = &e,
-		.n_entries = 1,
-	};
 
-	for (uint64_t i = 1; i <= 6; i++) {
-		c->disk[2][i].term = i <= 3 ? 1 : 2;
-		c->disk[2][i].len = 0;
-	}
-	c->disk_last[2] = 6;
-	start_hooked(c, 2, 2, 0, none, 1, 0);
-	step(c, 2, m);
+	write_disk(c, 2, 6, 3, 0);
+	start_hooked(c, 2, 2, 0, no_snap, 1, 0);
+	step_append(c, 2, 1, 3, 3, 1, &e, 1, 3);
 	assert_int_equal(kq__raft_last_index(c->r[2]), 4);
 	assert_int_equal(term_at(c, 2, 4), 3);
 	assert_int_equal(term_at(c, 2, 3), 1);
@@ -1813,9 +1724,9 @@ static void test_hook_truncate_uncached(void **state)
 	cl_free(c);
 }
 
-/* A log nobody applies: committed entries are never handed out, yet they
- * count as applied, so the log can be compacted. */
-static void test_skip_apply(void **state)
+/* A replica alone in its group, without the harness, ticked until it
+ * leads. */
+static struct kq__raft *solo(bool skip_apply)
 {
 	uint64_t voters[] = {1};
 	struct kq__raft_config cfg = {.id = 1,
@@ -1823,16 +1734,25 @@ static void test_skip_apply(void **state)
 				      .n_voters = 1,
 				      .election_ticks = 10,
 				      .heartbeat_ticks = 1,
-				      .skip_apply = true};
+				      .skip_apply = skip_apply};
 	struct kq__raft *r = kq__raft_new(&cfg);
+
+	assert_non_null(r);
+	for (int i = 0; i < 30 && kq__raft_role(r) != KQ__RAFT_LEADER; i++)
+		assert_int_equal(kq__raft_tick(r), 0);
+	return r;
+}
+
+/* A log nobody applies: committed entries are never handed out, yet they
+ * count as applied, so the log can be compacted. */
+static void test_skip_apply(void **state)
+{
+	struct kq__raft *r = solo(true);
 	struct kq__raft_entry e = {.len = 3, .data = "abc"};
 	struct kq__raft_ready rd;
 	uint64_t first;
 	size_t handed = 0;
 
-	assert_non_null(r);
-	for (int i = 0; i < 30 && kq__raft_role(r) != KQ__RAFT_LEADER; i++)
-		assert_int_equal(kq__raft_tick(r), 0);
 	assert_int_equal(kq__raft_propose(r, &e, 1, &first), 0);
 	for (int i = 0; i < 10 && kq__raft_has_ready(r); i++) {
 		uint64_t pid;
@@ -1856,24 +1776,15 @@ static void test_skip_apply(void **state)
  * which live as long as the core holds a reference. */
 static void test_propose_bufs(void **state)
 {
-	uint64_t voters[] = {1};
-	struct kq__raft_config cfg = {.id = 1,
-				      .voters = voters,
-				      .n_voters = 1,
-				      .election_ticks = 10,
-				      .heartbeat_ticks = 1};
-	struct kq__raft *r = kq__raft_new(&cfg);
+	struct kq__raft *r = solo(false);
 	struct kq__raft_entry e[2] = {{.len = 3}, {.len = 0, .data = NULL}};
 	struct kq__raft_ready rd;
 	uint64_t first;
 	bool seen = false;
 
-	assert_non_null(r);
 	e[0].data = kq__raft_buf_alloc(3);
 	assert_non_null(e[0].data);
 	memcpy(e[0].data, "abc", 3);
-	for (int i = 0; i < 30 && kq__raft_role(r) != KQ__RAFT_LEADER; i++)
-		assert_int_equal(kq__raft_tick(r), 0);
 	while (kq__raft_has_ready(r)) { /* the leader's no-op */
 		kq__raft_ready(r, &rd);
 		kq__raft_advance(r, &rd);
