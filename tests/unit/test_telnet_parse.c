@@ -218,29 +218,53 @@ static int split_str(const char *s, char *out, size_t outlen)
 	return n;
 }
 
+/* A line, the status a parse of it returns, and what it renders (NULL:
+ * nothing to compare, e.g. on an error). */
+struct str_case {
+	const char *in;
+	int ret;
+	const char *out;
+};
+
+/* Runs every case through `fn` (split_str or pubs). */
+static void check_cases(int (*fn)(const char *, char *, size_t),
+			const struct str_case *c, size_t n)
+{
+	char out[512];
+
+	for (size_t i = 0; i < n; i++) {
+		int r;
+
+		out[0] = '\0';
+		r = fn(c[i].in, out, sizeof(out));
+		if (r != c[i].ret || (c[i].out && strcmp(out, c[i].out) != 0))
+			fail_msg("%s: %d \"%s\", expected %d \"%s\"", c[i].in,
+				 r, out, c[i].ret, c[i].out ? c[i].out : "");
+	}
+}
+
+#define CHECK_CASES(fn, cases)                                                 \
+	check_cases(fn, cases, sizeof(cases) / sizeof(*(cases)))
+
 static void test_words(void **state)
 {
-	char out[256];
+	static const struct str_case cases[] = {
+		{"", 0, NULL},
+		{" \t ", 0, NULL},
+		{"  CRTP \t t\t3  ", 3, "[CRTP][t][3]"},
+		{"a \"b c\" \"\" d", 4, "[a][b c][][d]"},
+		{"\"say \"\"hi\"\"\"", 1, "[say \"hi\"]"},
+		{"\"\"\"\"", 1, "[\"]"},
+		{"\"\"\"\"\"\"", 1, "[\"\"]"},
+		/* A quote inside an unquoted word is an ordinary byte. */
+		{"a\"b c\"", 2, "[a\"b][c\"]"},
+		{"x \"open", KQ_ESYNTAX, NULL},
+		{"x \"a\"\"", KQ_ESYNTAX, NULL},
+		{"\"a\"b", KQ_ESYNTAX, NULL},
+		{"\"", KQ_ESYNTAX, NULL},
+	};
 
-	assert_int_equal(split_str("", out, sizeof(out)), 0);
-	assert_int_equal(split_str(" \t ", out, sizeof(out)), 0);
-	assert_int_equal(split_str("  CRTP \t t\t3  ", out, sizeof(out)), 3);
-	assert_string_equal(out, "[CRTP][t][3]");
-	assert_int_equal(split_str("a \"b c\" \"\" d", out, sizeof(out)), 4);
-	assert_string_equal(out, "[a][b c][][d]");
-	assert_int_equal(split_str("\"say \"\"hi\"\"\"", out, sizeof(out)), 1);
-	assert_string_equal(out, "[say \"hi\"]");
-	assert_int_equal(split_str("\"\"\"\"", out, sizeof(out)), 1);
-	assert_string_equal(out, "[\"]");
-	assert_int_equal(split_str("\"\"\"\"\"\"", out, sizeof(out)), 1);
-	assert_string_equal(out, "[\"\"]");
-	/* A quote inside an unquoted word is an ordinary byte. */
-	assert_int_equal(split_str("a\"b c\"", out, sizeof(out)), 2);
-	assert_string_equal(out, "[a\"b][c\"]");
-	assert_int_equal(split_str("x \"open", out, sizeof(out)), KQ_ESYNTAX);
-	assert_int_equal(split_str("x \"a\"\"", out, sizeof(out)), KQ_ESYNTAX);
-	assert_int_equal(split_str("\"a\"b", out, sizeof(out)), KQ_ESYNTAX);
-	assert_int_equal(split_str("\"", out, sizeof(out)), KQ_ESYNTAX);
+	CHECK_CASES(split_str, cases);
 }
 
 static void test_word_offsets(void **state)
@@ -306,41 +330,34 @@ static void test_pubs_forms(void **state)
 {
 	static const char want[] =
 		"{\"Header\":\"h\",\"Key\":\"124\",\"Body\":\"Hello World!\"}";
-	char msg[512];
+	static const struct str_case cases[] = {
+		{"PUBS orders \"{\"\"Header\"\":\"\"h\"\","
+		 "\"\"Key\"\":\"\"124\"\",\"\"Body\"\":"
+		 "\"\"Hello World!\"\"}\"",
+		 0, want},
+		{"PUBS orders {\"Header\":\"h\",\"Key\":\"124\","
+		 "\"Body\":\"Hello World!\"}",
+		 0, want},
 
-	assert_int_equal(pubs("PUBS orders \"{\"\"Header\"\":\"\"h\"\","
-			      "\"\"Key\"\":\"\"124\"\",\"\"Body\"\":"
-			      "\"\"Hello World!\"\"}\"",
-			      msg, sizeof(msg)),
-			 0);
-	assert_string_equal(msg, want);
-	assert_int_equal(pubs("PUBS orders {\"Header\":\"h\",\"Key\":\"124\","
-			      "\"Body\":\"Hello World!\"}",
-			      msg, sizeof(msg)),
-			 0);
-	assert_string_equal(msg, want);
+		/* The raw form keeps every byte after the single separator. */
+		{"PUBS t  two  spaces \t", 0, " two  spaces \t"},
+		{"PUBS\tt\thello \"x", 0, "hello \"x"},
+		{"PUBS \"t\" x", 0, "x"},
 
-	/* The raw form keeps every byte after the single separator. */
-	assert_int_equal(pubs("PUBS t  two  spaces \t", msg, sizeof(msg)), 0);
-	assert_string_equal(msg, " two  spaces \t");
-	assert_int_equal(pubs("PUBS\tt\thello \"x", msg, sizeof(msg)), 0);
-	assert_string_equal(msg, "hello \"x");
-	assert_int_equal(pubs("PUBS \"t\" x", msg, sizeof(msg)), 0);
-	assert_string_equal(msg, "x");
+		/* Quoted: may be empty, may be followed by blanks only. */
+		{"PUBS t \"\"", 0, ""},
+		{"PUBS t \"a b\"  ", 0, "a b"},
+		{"PUBS t \"a\" b", KQ_ESYNTAX, NULL},
+		{"PUBS t \"a", KQ_ESYNTAX, NULL},
 
-	/* Quoted: may be empty, may be followed by blanks only. */
-	assert_int_equal(pubs("PUBS t \"\"", msg, sizeof(msg)), 0);
-	assert_string_equal(msg, "");
-	assert_int_equal(pubs("PUBS t \"a b\"  ", msg, sizeof(msg)), 0);
-	assert_string_equal(msg, "a b");
-	assert_int_equal(pubs("PUBS t \"a\" b", msg, sizeof(msg)), KQ_ESYNTAX);
-	assert_int_equal(pubs("PUBS t \"a", msg, sizeof(msg)), KQ_ESYNTAX);
+		/* Missing. */
+		{"PUBS t", KQ_ESYNTAX, NULL},
+		{"PUBS t ", KQ_ESYNTAX, NULL},
+		{"PUBS t \t ", KQ_ESYNTAX, NULL},
+		{"PUBS", KQ_ESYNTAX, NULL},
+	};
 
-	/* Missing. */
-	assert_int_equal(pubs("PUBS t", msg, sizeof(msg)), KQ_ESYNTAX);
-	assert_int_equal(pubs("PUBS t ", msg, sizeof(msg)), KQ_ESYNTAX);
-	assert_int_equal(pubs("PUBS t \t ", msg, sizeof(msg)), KQ_ESYNTAX);
-	assert_int_equal(pubs("PUBS", msg, sizeof(msg)), KQ_ESYNTAX);
+	CHECK_CASES(pubs, cases);
 }
 
 static void test_first_word(void **state)
