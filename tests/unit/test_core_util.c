@@ -114,93 +114,103 @@ static void expect_keyn(const char *msg, size_t len, enum kq__jsonkey want,
 	assert_memory_equal(key, want_key, klen);
 }
 
-static void expect_key(const char *msg, enum kq__jsonkey want,
-		       const char *want_key)
-{
-	expect_keyn(msg, strlen(msg), want, want_key,
-		    want_key ? strlen(want_key) : 0);
-}
+/* A message, the scanner's answer and the key (NULL for none). */
+struct key_case {
+	const char *msg;
+	enum kq__jsonkey want;
+	const char *key;
+};
 
 static void test_json_key(void **state)
 {
-	expect_key("{\"Header\":\"h\",\"Key\":\"124\",\"Body\":\"x\"}",
-		   KQ__JSONKEY_FOUND, "124");
-	expect_key(" \r\n{ \"Key\" : \"a b\" }\n", KQ__JSONKEY_FOUND, "a b");
-	/* The last "Key" wins, and it must be a non-empty string. */
-	expect_key("{\"Key\":\"a\",\"Key\":\"b\"}", KQ__JSONKEY_FOUND, "b");
-	expect_key("{\"Key\":\"a\",\"Key\":1}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"a\",\"Key\":{\"Key\":\"b\"}}", KQ__JSONKEY_NONE,
-		   NULL);
-	expect_key("{\"Key\":[],\"Key\":\"b\"}", KQ__JSONKEY_FOUND, "b");
-	expect_key("{\"Key\":\"\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Keys\":\"a\",\"Ke\":\"b\"}", KQ__JSONKEY_NONE, NULL);
-	/* Only a top-level member counts. */
-	expect_key("{\"a\":{\"Key\":\"n\"}}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":[{\"Key\":\"n\"}],\"b\":1}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":[1,-0,true,false,null,\"s\",{}],\"Key\":\"k\"}",
-		   KQ__JSONKEY_FOUND, "k");
-	/* Not JSON objects, or not JSON. */
-	expect_key("plain text", KQ__JSONKEY_NONE, NULL);
-	expect_key("", KQ__JSONKEY_NONE, NULL);
-	expect_key("[\"Key\",\"a\"]", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"a\"", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"a\"} x", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"a\"}{}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"a\",}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"a\",\"b\":[1,]}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"a\",\"b\":[1}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":01,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":1.,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":-,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":1e,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":+1,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":tru,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":\"\t\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":\"\\x\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":\"\\u12G4\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("\xef\xbb\xbf{\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"a\"}\f", KQ__JSONKEY_NONE, NULL);
+	static const struct key_case cases[] = {
+		{"{\"Header\":\"h\",\"Key\":\"124\",\"Body\":\"x\"}",
+		 KQ__JSONKEY_FOUND, "124"},
+		{" \r\n{ \"Key\" : \"a b\" }\n", KQ__JSONKEY_FOUND, "a b"},
+		/* The last "Key" wins, and it must be a non-empty string. */
+		{"{\"Key\":\"a\",\"Key\":\"b\"}", KQ__JSONKEY_FOUND, "b"},
+		{"{\"Key\":\"a\",\"Key\":1}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"a\",\"Key\":{\"Key\":\"b\"}}", KQ__JSONKEY_NONE,
+		 NULL},
+		{"{\"Key\":[],\"Key\":\"b\"}", KQ__JSONKEY_FOUND, "b"},
+		{"{\"Key\":\"\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"key\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Keys\":\"a\",\"Ke\":\"b\"}", KQ__JSONKEY_NONE, NULL},
+		/* Only a top-level member counts. */
+		{"{\"a\":{\"Key\":\"n\"}}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":[{\"Key\":\"n\"}],\"b\":1}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":[1,-0,true,false,null,\"s\",{}],\"Key\":\"k\"}",
+		 KQ__JSONKEY_FOUND, "k"},
+		/* Not JSON objects, or not JSON. */
+		{"plain text", KQ__JSONKEY_NONE, NULL},
+		{"", KQ__JSONKEY_NONE, NULL},
+		{"[\"Key\",\"a\"]", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"a\"", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"a\"} x", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"a\"}{}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"a\",}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"a\",\"b\":[1,]}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"a\",\"b\":[1}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":01,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":1.,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":-,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":1e,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":+1,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":tru,\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":\"\t\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":\"\\x\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":\"\\u12G4\",\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		{"\xef\xbb\xbf{\"Key\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"a\"}\f", KQ__JSONKEY_NONE, NULL},
+		/* UTF-8 must be valid: no overlong forms, surrogates or values
+		 * above U+10FFFF. */
+		{"{\"Key\":\"caf\xc3\xa9\"}", KQ__JSONKEY_FOUND, "caf\xc3\xa9"},
+		{"{\"Key\":\"\xf0\x9f\x98\x80\"}", KQ__JSONKEY_FOUND,
+		 "\xf0\x9f\x98\x80"},
+		{"{\"Key\":\"\xc0\xaf\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"\xe0\x80\xaf\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"\xed\xa0\x80\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"\xf4\x90\x80\x80\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"\xc3\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"a\":\"\xff\",\"Key\":\"k\"}", KQ__JSONKEY_NONE, NULL},
+
+		/* What jansson refuses whole but RFC 8259 allows does not make
+		 * a message keyless: integers over 64 bits, reals beyond a
+		 * double, unpaired surrogate escapes and \u0000 elsewhere, deep
+		 * nesting. */
+		{"{\"a\":123456789012345678901234567890,\"Key\":\"k\"}",
+		 KQ__JSONKEY_FOUND, "k"},
+		{"{\"a\":1e400,\"b\":-1.5E-400,\"Key\":\"k\"}",
+		 KQ__JSONKEY_FOUND, "k"},
+		{"{\"a\":\"\\ud800\",\"Key\":\"k\"}", KQ__JSONKEY_FOUND, "k"},
+		{"{\"a\\u0000\":\"\\udc00x\\ud800\",\"Key\":\"k\"}",
+		 KQ__JSONKEY_FOUND, "k"},
+		/* Escapes are decoded, in names too. */
+		{"{\"Key\":\"a\\\"b\\\\c\\/\\n\"}", KQ__JSONKEY_ESCAPED,
+		 "a\"b\\c/\n"},
+		{"{\"K\\u0065y\":\"a\"}", KQ__JSONKEY_FOUND, "a"},
+		{"{\"Key\":\"\\u00e9\\u20ac\\ud83d\\ude00\"}",
+		 KQ__JSONKEY_ESCAPED, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"},
+		{"{\"K\\u0065y\\u0000\":\"a\"}", KQ__JSONKEY_NONE, NULL},
+		/* An unpaired surrogate is no Unicode text: no key. */
+		{"{\"Key\":\"\\ud800\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"a\\udfff\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"\\ud800\\u0041\"}", KQ__JSONKEY_NONE, NULL},
+		{"{\"Key\":\"\\ud800\",\"Key\":\"b\"}", KQ__JSONKEY_FOUND, "b"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		const struct key_case *c = &cases[i];
+
+		expect_keyn(c->msg, strlen(c->msg), c->want, c->key,
+			    c->key ? strlen(c->key) : 0);
+	}
+	/* A NUL after the object, or raw in a string, is not JSON. */
 	expect_keyn("{\"Key\":\"a\"}\0", 12, KQ__JSONKEY_NONE, NULL, 0);
 	expect_keyn("{\"Key\":\"a\0\"}", 12, KQ__JSONKEY_NONE, NULL, 0);
-	/* UTF-8 must be valid: no overlong forms, surrogates or values
-	 * above U+10FFFF. */
-	expect_key("{\"Key\":\"caf\xc3\xa9\"}", KQ__JSONKEY_FOUND,
-		   "caf\xc3\xa9");
-	expect_key("{\"Key\":\"\xf0\x9f\x98\x80\"}", KQ__JSONKEY_FOUND,
-		   "\xf0\x9f\x98\x80");
-	expect_key("{\"Key\":\"\xc0\xaf\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"\xe0\x80\xaf\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"\xed\xa0\x80\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"\xf4\x90\x80\x80\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"\xc3\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"a\":\"\xff\",\"Key\":\"k\"}", KQ__JSONKEY_NONE, NULL);
-
-	/* What jansson refuses whole but RFC 8259 allows does not make a
-	 * message keyless: integers over 64 bits, reals beyond a double,
-	 * unpaired surrogate escapes and \u0000 elsewhere, deep nesting. */
-	expect_key("{\"a\":123456789012345678901234567890,\"Key\":\"k\"}",
-		   KQ__JSONKEY_FOUND, "k");
-	expect_key("{\"a\":1e400,\"b\":-1.5E-400,\"Key\":\"k\"}",
-		   KQ__JSONKEY_FOUND, "k");
-	expect_key("{\"a\":\"\\ud800\",\"Key\":\"k\"}", KQ__JSONKEY_FOUND, "k");
-	expect_key("{\"a\\u0000\":\"\\udc00x\\ud800\",\"Key\":\"k\"}",
-		   KQ__JSONKEY_FOUND, "k");
-	/* Escapes are decoded, in names too. */
-	expect_key("{\"Key\":\"a\\\"b\\\\c\\/\\n\"}", KQ__JSONKEY_ESCAPED,
-		   "a\"b\\c/\n");
-	expect_key("{\"K\\u0065y\":\"a\"}", KQ__JSONKEY_FOUND, "a");
-	expect_key("{\"Key\":\"\\u00e9\\u20ac\\ud83d\\ude00\"}",
-		   KQ__JSONKEY_ESCAPED, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+	/* An escaped one is decoded. */
 	expect_keyn("{\"Key\":\"a\\u0000b\"}", 18, KQ__JSONKEY_ESCAPED, "a\0b",
 		    3);
-	expect_key("{\"K\\u0065y\\u0000\":\"a\"}", KQ__JSONKEY_NONE, NULL);
-	/* An unpaired surrogate is no Unicode text: no key. */
-	expect_key("{\"Key\":\"\\ud800\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"a\\udfff\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"\\ud800\\u0041\"}", KQ__JSONKEY_NONE, NULL);
-	expect_key("{\"Key\":\"\\ud800\",\"Key\":\"b\"}", KQ__JSONKEY_FOUND,
-		   "b");
 }
 
 /* Nesting far deeper than jansson's limit, or any C stack's. */
