@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "../nested_json.h"
 #include "harness.h"
 
 static struct tb tb;
@@ -276,16 +277,11 @@ static void test_keys_beside_odd_values(void **state)
 	}
 	/* Deeper than any JSON library goes. */
 	{
-		size_t depth = 5000, n = 0;
-		char *m = malloc(2 * depth + 64);
+		size_t n;
+		char *m = kq__test_nested_json("PUBS orders {\"a\":", 5000,
+					       ",\"Key\":\"124\"}", &n);
 
 		assert_non_null(m);
-		n += (size_t)sprintf(m, "PUBS orders {\"a\":");
-		memset(m + n, '[', depth);
-		n += depth;
-		memset(m + n, ']', depth);
-		n += depth;
-		sprintf(m + n, ",\"Key\":\"124\"}");
 		tc_send(&c, m);
 		free(m);
 		assert_int_not_equal(tc_line(&c, cmd, sizeof(cmd)), -1);

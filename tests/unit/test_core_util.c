@@ -21,6 +21,8 @@
 #include "map.h"
 #include "names.h"
 
+#include "../nested_json.h"
+
 static void test_map(void **state)
 {
 	struct kq__map m = {0};
@@ -216,16 +218,11 @@ static void test_json_key(void **state)
 /* Nesting far deeper than jansson's limit, or any C stack's. */
 static void test_json_key_deep(void **state)
 {
-	size_t depth = 1000000, n = 0;
-	char *m = malloc(2 * depth + 64);
+	size_t depth = 1000000, n;
+	char *m = kq__test_nested_json("{\"a\":", depth, ",\"Key\":\"deep\"}",
+				       &n);
 
 	assert_non_null(m);
-	n += (size_t)sprintf(m, "{\"a\":");
-	memset(m + n, '[', depth);
-	n += depth;
-	memset(m + n, ']', depth);
-	n += depth;
-	n += (size_t)sprintf(m + n, ",\"Key\":\"deep\"}");
 	expect_keyn(m, n, KQ__JSONKEY_FOUND, "deep", 4);
 	/* One bracket of the wrong kind, deep inside. */
 	m[5 + depth + 10] = '}';
