@@ -33,18 +33,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void restart(void)
-{
-	int status = 0;
-
-	if (tb_start(&tb, &status) != 0) {
-		char log[8192];
-
-		tb_read_log(&tb, log, sizeof(log));
-		fail_msg("broker did not restart (exit %d):\n%s", status, log);
-	}
-}
-
 static void expect_cmd(struct tc *c, const char *cmd, const char *pattern)
 {
 	char line[1024];
@@ -52,6 +40,45 @@ static void expect_cmd(struct tc *c, const char *cmd, const char *pattern)
 	assert_int_equal(tc_cmd(c, cmd, line, sizeof(line), NULL, 0), 0);
 	if (!tb_match(pattern, line))
 		fail_msg("%s: expected \"%s\", got \"%s\"", cmd, pattern, line);
+}
+
+/* A new connection is served. */
+static void expect_pong(void)
+{
+	struct tc c;
+
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	expect_cmd(&c, "PING", "OK PONG");
+	tc_close(&c);
+}
+
+/* Stops the broker, which must exit 0, and reads its log. */
+static void stop_and_read_log(char *log, size_t len)
+{
+	assert_int_equal(tb_stop(&tb), 0);
+	tb_read_log(&tb, log, len);
+}
+
+/* Creates or truncates the file at `path` to hold `text`. */
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* The file at `path`, which must exist, into `text` (NUL-terminated). */
+static void read_text(const char *path, char *text, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(text, 1, len - 1, f);
+	text[n] = '\0';
+	fclose(f);
 }
 
 static int count_lines(const char *log, const char *text)
@@ -73,13 +100,11 @@ static void test_crtp_says_why(void **state)
 {
 	char path[400], log[16384];
 	struct tc c;
-	FILE *f;
 
 	tb_setup_started(&tb, NULL);
+	/* A file where the partition's folder goes. */
 	snprintf(path, sizeof(path), "%s/kafkaesque-1/t-1", tb.dir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fclose(f);
+	write_text(path, "");
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	expect_cmd(&c, "CRTP t 3",
 		   "ERR UNAVAILABLE topic t was created, but partitions of it "
@@ -88,8 +113,7 @@ static void test_crtp_says_why(void **state)
 	expect_cmd(&c, "LIST", "OK 1");
 	expect_cmd(&c, "CRTP u 3", "OK u 3");
 	tc_close(&c);
-	assert_int_equal(tb_stop(&tb), 0);
-	tb_read_log(&tb, log, sizeof(log));
+	stop_and_read_log(log, sizeof(log));
 	assert_null(strstr(log, "LeakSanitizer"));
 }
 
@@ -121,15 +145,14 @@ static void test_crtp_emfile(void **state)
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
 
-	restart();
-	assert_int_equal(tb_stop(&tb), 0);
-	tb_read_log(&tb, log, sizeof(log));
+	tb_start_checked(&tb);
+	stop_and_read_log(log, sizeof(log));
 	assert_null(strstr(log, "moved to"));
 	snprintf(path, sizeof(path), "%s/kafkaesque-1/big-0", tb.dir);
 	assert_int_equal(access(path, F_OK), 0);
 
 	tb_nofile = 0;
-	restart();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	expect_cmd(&c, "DESC big", "OK big 100");
 	tc_close(&c);
@@ -213,7 +236,6 @@ static void test_accept_emfile(void **state)
 	char line[256], log[16384];
 	int busy = 0, served = 0;
 	double before, after;
-	struct tc c;
 
 	tb_nofile = 48;
 	tb_setup_started(&tb, NULL);
@@ -241,11 +263,8 @@ static void test_accept_emfile(void **state)
 	for (int i = 0; i < N; i++)
 		tc_close(&cs[i]);
 	usleep(100000);
-	assert_int_equal(tc_connect(&c, tb.port), 0);
-	expect_cmd(&c, "PING", "OK PONG");
-	tc_close(&c);
-	assert_int_equal(tb_stop(&tb), 0);
-	tb_read_log(&tb, log, sizeof(log));
+	expect_pong();
+	stop_and_read_log(log, sizeof(log));
 	assert_int_equal(count_lines(log, "out of file descriptors"), 1);
 }
 
@@ -315,7 +334,7 @@ static void test_orphaned_partitions(void **state)
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s/kafkaesque-1/__meta'", tb.dir);
 	assert_int_equal(system(cmd), 0);
-	restart();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	expect_cmd(&c, "LIST", "OK 0");
 	expect_cmd(&c, "CRTP t 2", "OK t 2");
@@ -328,9 +347,7 @@ static void test_orphaned_partitions(void **state)
 	snprintf(cmd, sizeof(cmd), "CONS t %ld 0", id2);
 	expect_cmd(&c, cmd, "OK 0");
 	tc_close(&c);
-	assert_int_equal(tb_stop(&tb), 0);
-
-	tb_read_log(&tb, log, sizeof(log));
+	stop_and_read_log(log, sizeof(log));
 	assert_int_equal(count_lines(log, "is not in the metadata: moved to "),
 			 2);
 	snprintf(path, sizeof(path), "%s/kafkaesque-1/orphaned", tb.dir);
@@ -349,19 +366,15 @@ static void test_auth(void **state)
 {
 	char extra[600], path[400], log[16384];
 	struct tc c;
-	FILE *f;
 
 	tb_setup(&tb, NULL);
 	snprintf(path, sizeof(path), "%s/password", tb.dir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs("open sesame\n", f);
-	fclose(f);
+	write_text(path, "open sesame\n");
 	assert_int_equal(chmod(path, 0600), 0);
 	snprintf(extra, sizeof(extra), "\"password_file\": \"%s\"", path);
 	tb_telnet_extra = extra;
 	tb_write_config(&tb, NULL);
-	restart();
+	tb_start_checked(&tb);
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	expect_cmd(&c, "PING", "OK PONG");
 	expect_cmd(&c, "CRTP t", "ERR AUTH authentication required{*}");
@@ -373,8 +386,7 @@ static void test_auth(void **state)
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	expect_cmd(&c, "LIST", "ERR AUTH {*}");
 	tc_close(&c);
-	assert_int_equal(tb_stop(&tb), 0);
-	tb_read_log(&tb, log, sizeof(log));
+	stop_and_read_log(log, sizeof(log));
 	assert_int_equal(count_lines(log, "failed AUTH from 127.0.0.1:"), 1);
 	assert_null(strstr(log, "open sesame"));
 }
@@ -393,7 +405,7 @@ static void test_sigterm_as_soon_as_listening(void **state)
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
 	for (int i = 0; i < 20; i++) {
-		restart();
+		tb_start_checked(&tb);
 		assert_int_equal(tb_stop(&tb), 0);
 	}
 }
@@ -404,16 +416,12 @@ static void test_sigterm_as_soon_as_listening(void **state)
 static void test_sighup_without_log_file(void **state)
 {
 	char log[16384];
-	struct tc c;
 
 	tb_setup_started(&tb, NULL);
 	assert_int_equal(kill(tb.pid, SIGHUP), 0);
 	usleep(200000);
-	assert_int_equal(tc_connect(&c, tb.port), 0);
-	expect_cmd(&c, "PING", "OK PONG");
-	tc_close(&c);
-	assert_int_equal(tb_stop(&tb), 0);
-	tb_read_log(&tb, log, sizeof(log));
+	expect_pong();
+	stop_and_read_log(log, sizeof(log));
 	assert_non_null(strstr(log, "Hangup: ignored"));
 }
 
@@ -422,9 +430,6 @@ static void test_sighup_without_log_file(void **state)
 static void test_sighup_reopens_log_file(void **state)
 {
 	char extra[1024], path[400], moved[420], text[16384];
-	struct tc c;
-	FILE *f;
-	size_t n;
 
 	tb_setup_empty(&tb);
 	snprintf(path, sizeof(path), "%s/kq.log", tb.dir);
@@ -434,29 +439,19 @@ static void test_sighup_reopens_log_file(void **state)
 		 "\"telnet\": {\"port\": %d}}",
 		 tb.dir, path, tb.port);
 	tb_write_raw(&tb, extra);
-	restart();
+	tb_start_checked(&tb);
 	snprintf(moved, sizeof(moved), "%s.1", path);
 	assert_int_equal(rename(path, moved), 0);
 	assert_int_equal(kill(tb.pid, SIGHUP), 0);
 	for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
 		usleep(10000);
-	assert_int_equal(tc_connect(&c, tb.port), 0);
-	expect_cmd(&c, "PING", "OK PONG");
-	tc_close(&c);
+	expect_pong();
 	assert_int_equal(tb_stop(&tb), 0);
 
-	f = fopen(moved, "r");
-	assert_non_null(f);
-	n = fread(text, 1, sizeof(text) - 1, f);
-	text[n] = '\0';
-	fclose(f);
+	read_text(moved, text, sizeof(text));
 	assert_non_null(strstr(text, "ready"));
 	assert_null(strstr(text, "stopped"));
-	f = fopen(path, "r");
-	assert_non_null(f);
-	n = fread(text, 1, sizeof(text) - 1, f);
-	text[n] = '\0';
-	fclose(f);
+	read_text(path, text, sizeof(text));
 	assert_non_null(strstr(text, "reopened the log file"));
 	assert_non_null(strstr(text, "stopped"));
 }
