@@ -82,6 +82,23 @@ static void expect(const struct group *g, const uint64_t *want)
 				 (unsigned long long)want[p]);
 }
 
+/* Members with the given caps join an empty group of `nparts` at once:
+ * all of `moved` partitions move, and each member ends with its count of
+ * `want` (both in join order). */
+static void expect_split(uint32_t nparts, const uint32_t *caps, size_t n,
+			 int moved, const size_t *want)
+{
+	struct group g;
+	uint64_t id[MAXM];
+
+	group_init(&g, nparts);
+	for (size_t i = 0; i < n; i++)
+		id[i] = join(&g, caps[i]);
+	assert_int_equal(rebalance(&g), moved);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(count(g.owner, nparts, id[i]), want[i]);
+}
+
 /* The seed gave a joining member every unassigned partition; the fix
  * must split 6 partitions 3/3 and move only 3 of them. */
 static void test_new_member_takes_its_share(void **unused)
@@ -115,22 +132,10 @@ static void test_caps(void **unused)
 
 	/* Caps below the share are filled; the rest is split evenly, the
 	 * remainder in join order: 7 over A cap 2, B, C is 2/3/2. */
-	group_init(&g, 7);
-	a = join(&g, 2);
-	b = join(&g, 0);
-	c = join(&g, 0);
-	assert_int_equal(rebalance(&g), 7);
-	assert_int_equal(count(g.owner, 7, a), 2);
-	assert_int_equal(count(g.owner, 7, b), 3);
-	assert_int_equal(count(g.owner, 7, c), 2);
+	expect_split(7, (uint32_t[]){2, 0, 0}, 3, 7, (size_t[]){2, 3, 2});
 
 	/* Caps above the share do not bind: 6 over A cap 5, B cap 5. */
-	group_init(&g, 6);
-	a = join(&g, 5);
-	b = join(&g, 5);
-	assert_int_equal(rebalance(&g), 6);
-	assert_int_equal(count(g.owner, 6, a), 3);
-	assert_int_equal(count(g.owner, 6, b), 3);
+	expect_split(6, (uint32_t[]){5, 5}, 2, 6, (size_t[]){3, 3});
 
 	/* Caps adding up to less than the topic leave the rest unassigned
 	 * until a member with room joins, which then takes all of it. */
