@@ -13,6 +13,7 @@
 #include <kafkaesque/partitioner.h>
 
 #include "../fake_host.h"
+#include "partitioner_test.h"
 
 #include "../../plugins/keyhash/murmur2.h"
 
@@ -135,18 +136,7 @@ static void test_to_positive(void **unused)
 
 static void test_init_accepts_no_config(void **unused)
 {
-	const struct kq_partitioner_ops *o = kq__test_partitioner("keyhash");
-	json_t *empty = json_object();
-	struct kq_host h = kq__test_host("keyhash", NULL);
-	void *state = (void *)1;
-
-	assert_int_equal(o->init(&h, &state), 0);
-	o->fini(state);
-	h = kq__test_host("keyhash", empty);
-	assert_int_equal(o->init(&h, &state), 0);
-	o->fini(state);
-	assert_string_equal(kq__test_logbuf, "");
-	json_decref(empty);
+	expect_init_without_config("keyhash");
 }
 
 static void test_init_rejects_unknown_key(void **unused)
@@ -172,24 +162,6 @@ static void test_init_rejects_non_object(void **unused)
 	assert_int_equal(o->init(&h, &state), KQ_ECONFIG);
 	assert_non_null(strstr(kq__test_logbuf, "keyhash"));
 	json_decref(cfg);
-}
-
-static uint32_t place(const struct kq_partitioner_ops *o, void *state,
-		      const char *key, const char *value, uint32_t partitions,
-		      uint64_t seq, uint64_t keyless_seq)
-{
-	struct kq_partition_req r = {
-		.topic = "t",
-		.partitions = partitions,
-		.key = key,
-		.key_len = key ? strlen(key) : 0,
-		.value = value,
-		.value_len = strlen(value),
-		.seq = seq,
-		.keyless_seq = keyless_seq,
-	};
-
-	return o->partition(state, &r);
 }
 
 /* Keyed messages land where Kafka puts them, whatever the counters say;
