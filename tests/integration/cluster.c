@@ -1,12 +1,15 @@
 /* The three-broker fixture: configs, start and stop, and the queries
  * every cluster test makes. */
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,22 +36,26 @@ static int port_taken(const struct tcl *c, int port, int n)
 
 static const char secret[] = "dGhyZWUgYnJva2VycyBvbiBsb29wYmFjaw==\n";
 
-static void write_secret(struct tcl *c, int i)
+void tcl_write_secret(struct tcl *c, int i, const char *text)
 {
 	char path[400];
+	size_t len;
 	int fd;
 
+	if (!text)
+		text = secret;
+	len = strlen(text);
 	snprintf(path, sizeof(path), "%s/cluster.secret", c->tbs[i].dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
-	assert_int_equal(write(fd, secret, sizeof(secret) - 1),
-			 (ssize_t)sizeof(secret) - 1);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
 	close(fd);
 }
 
 void tcl_write_config(struct tcl *c, int i)
 {
-	char json[8192], peers[1024], secret_file[512] = "";
+	char json[8192], peers[1024], secret_file[512] = "", tuned[512] = "";
+	const char *tail = c->extra;
 	size_t off = 0;
 
 	for (int k = 0; k < TCL_N; k++)
@@ -61,21 +68,26 @@ void tcl_write_config(struct tcl *c, int i)
 		snprintf(secret_file, sizeof(secret_file),
 			 "\"secret_file\": \"%s/cluster.secret\", ",
 			 c->tbs[i].dir);
+	if (!c->broker_defaults) {
+		snprintf(tuned, sizeof(tuned),
+			 " \"raft\": {\"snapshot_every\": 5, "
+			 "\"cache_bytes\": 2048},\n"
+			 " \"segment\": {\"segment_bytes\": %d%s%s},\n",
+			 c->segment_bytes ? c->segment_bytes : 4096,
+			 c->segment_extra[0] ? ", " : "", c->segment_extra);
+		if (!tail[0])
+			tail = "\"topics\": {\"retention_check_ms\": 100}";
+	}
 	snprintf(json, sizeof(json),
 		 "{\"broker\": {\"id\": %d, \"data_dir\": \"%s\"},\n"
 		 " \"plugins\": {\"transport\": \"telnet\", \"partitioner\": "
 		 "[\"keyhash\", \"roundrobin\"], \"storage\": \"segment\", "
 		 "\"consensus\": \"raft\"},\n"
 		 " \"telnet\": {\"host\": \"127.0.0.1\", \"port\": %d},\n"
-		 " \"raft\": {\"snapshot_every\": 5, \"cache_bytes\": 2048},\n"
-		 " \"segment\": {\"segment_bytes\": %d%s%s},\n"
-		 " \"cluster\": {%s\"peers\": [%s]%s%s},\n %s}\n",
-		 i + 1, c->tbs[i].dir, c->tbs[i].port,
-		 c->segment_bytes ? c->segment_bytes : 4096,
-		 c->segment_extra[0] ? ", " : "", c->segment_extra, secret_file,
+		 "%s \"cluster\": {%s\"peers\": [%s]%s%s}%s%s}\n",
+		 i + 1, c->tbs[i].dir, c->tbs[i].port, tuned, secret_file,
 		 peers, c->cluster_extra[0] ? ", " : "", c->cluster_extra,
-		 c->extra[0] ? c->extra
-			     : "\"topics\": {\"retention_check_ms\": 100}");
+		 tail[0] ? ",\n " : "", tail);
 	tb_write_raw(&c->tbs[i], json);
 }
 
@@ -92,7 +104,7 @@ void tcl_setup(struct tcl *c)
 	}
 	for (int i = 0; i < TCL_N; i++) {
 		if (c->secret)
-			write_secret(c, i);
+			tcl_write_secret(c, i, NULL);
 		tcl_write_config(c, i);
 	}
 }
@@ -153,7 +165,11 @@ int tcl_stat(struct tcl *c, int i, int *up, int *leader)
 	return rv;
 }
 
-int tcl_agree(struct tcl *c, int want_up, double timeout)
+/* Waits until every broker in `who` (a bit per index) sees `n_up`
+ * brokers up (any when < 0), exactly those of `up` when it is not 0, and
+ * they name one META-LEADER; returns it, or 0 at the deadline. */
+static int agree(struct tcl *c, unsigned who, int n_up, unsigned up,
+		 double timeout)
 {
 	double end = tcl_now() + timeout;
 
@@ -161,12 +177,14 @@ int tcl_agree(struct tcl *c, int want_up, double timeout)
 		int agreed = 0, ok = 1;
 
 		for (int i = 0; i < TCL_N && ok; i++) {
-			int up, leader;
+			unsigned seen;
+			int leader;
 
-			if (c->tbs[i].pid <= 0)
+			if (!(who & (1u << i)))
 				continue;
-			if (tcl_stat(c, i, &up, &leader) != 0 ||
-			    (want_up >= 0 && up != want_up) || leader <= 0 ||
+			if (tb_stat(c->tbs, TCL_N, i, &seen, &leader) != 0 ||
+			    (n_up >= 0 && __builtin_popcount(seen) != n_up) ||
+			    (up && seen != up) || leader <= 0 ||
 			    (agreed && leader != agreed))
 				ok = 0;
 			else
@@ -177,6 +195,21 @@ int tcl_agree(struct tcl *c, int want_up, double timeout)
 		usleep(20000);
 	} while (tcl_now() < end);
 	return 0;
+}
+
+int tcl_agree(struct tcl *c, int want_up, double timeout)
+{
+	unsigned running = 0;
+
+	for (int i = 0; i < TCL_N; i++)
+		if (c->tbs[i].pid > 0)
+			running |= 1u << i;
+	return agree(c, running, want_up, 0, timeout);
+}
+
+int tcl_agree_view(struct tcl *c, unsigned who, unsigned up, double timeout)
+{
+	return agree(c, who, -1, up, timeout);
 }
 
 void tcl_cmd(struct tcl *c, int i, const char *command, char *status,
@@ -233,4 +266,27 @@ int tcl_partition_leader(struct tcl *c, const char *topic, int part,
 		usleep(20000);
 	} while (tcl_now() < end);
 	return 0;
+}
+
+int tcl_port_closes(struct tcl *c, int i, const void *data, size_t len)
+{
+	struct tc conn;
+	struct pollfd pfd;
+	char buf[512];
+	double end = tcl_now() + 5;
+	int closed = 0;
+
+	assert_int_equal(tc_connect(&conn, c->raft_ports[i]), 0);
+	/* The broker may close before it has read everything. */
+	if (send(conn.fd, data, len, MSG_NOSIGNAL) < 0 && errno != EPIPE &&
+	    errno != ECONNRESET)
+		fail_msg("send: %s", strerror(errno));
+	pfd.fd = conn.fd;
+	pfd.events = POLLIN;
+	while (!closed && tcl_now() < end)
+		if (poll(&pfd, 1, 100) > 0)
+			/* The broker's own hello may come first. */
+			closed = recv(conn.fd, buf, sizeof(buf), 0) <= 0;
+	tc_close(&conn);
+	return closed;
 }

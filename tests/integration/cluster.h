@@ -17,6 +17,9 @@ struct tcl {
 	 * defaults: raft snapshot_every 5, cache_bytes 2048; segment
 	 * segment_bytes 4096; topics retention_check_ms 100. */
 	char extra[1024];
+	/* Leave those defaults out: the brokers run on their own (and
+	 * segment_bytes and segment_extra are unused). */
+	int broker_defaults;
 	/* Spliced into the cluster section after "peers" ("" for none). */
 	char cluster_extra[512];
 	/* Spliced into the segment section after segment_bytes. */
@@ -35,6 +38,9 @@ struct tcl {
 void tcl_setup(struct tcl *c);
 /* Rewrites broker i's config from c->extra and c->cluster_extra. */
 void tcl_write_config(struct tcl *c, int i);
+/* Writes broker i's cluster.secret: `secret`, or the cluster's own when
+ * NULL (what tcl_setup() writes with c->secret). */
+void tcl_write_secret(struct tcl *c, int i, const char *secret);
 /* Starts broker i; fails the test with its log when it exits. */
 void tcl_start(struct tcl *c, int i);
 /* Starts all three and waits until they agree on a metadata leader;
@@ -54,6 +60,10 @@ int tcl_stat(struct tcl *c, int i, int *up, int *leader);
 /* Waits until every running broker sees `want_up` up (any when < 0) and
  * all name one META-LEADER; returns it, or 0 at the deadline. */
 int tcl_agree(struct tcl *c, int want_up, double timeout);
+/* Waits until every broker in `who` (a bit 1 << i per index, running or
+ * not) sees exactly the brokers of `up` (a bit 1 << id per id; 0 for any)
+ * up and they name one META-LEADER; returns it, or 0 at the deadline. */
+int tcl_agree_view(struct tcl *c, unsigned who, unsigned up, double timeout);
 /* Sends one command to broker i on a new connection: the status line
  * into status, data lines (joined by '\n') into data when non-NULL. */
 void tcl_cmd(struct tcl *c, int i, const char *command, char *status,
@@ -66,5 +76,8 @@ void tcl_desc(struct tcl *c, int i, const char *topic, int part, long *start,
  * its id, or 0 at the deadline. */
 int tcl_partition_leader(struct tcl *c, const char *topic, int part,
 			 double timeout);
+/* Sends `len` bytes to broker i's cluster port on a new connection; 1
+ * when the broker then closes it within 5 s. */
+int tcl_port_closes(struct tcl *c, int i, const void *data, size_t len);
 
 #endif /* KQ_TEST_CLUSTER_H */

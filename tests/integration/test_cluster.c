@@ -869,32 +869,6 @@ static void test_leaders_spread(void **state)
 	assert_int_equal(leads[victim], 2);
 }
 
-/* Sends `junk` to broker i's cluster port; true when the broker closes
- * the connection within 5 s. */
-static int junk_closes(int i, const void *junk, size_t len)
-{
-	struct tc c;
-	struct pollfd pfd;
-	char buf[256];
-	double end = tcl_now() + 5;
-	int closed = 0;
-
-	assert_int_equal(tc_connect(&c, cl.raft_ports[i]), 0);
-	tc_send_raw(&c, junk, len);
-	pfd.fd = c.fd;
-	pfd.events = POLLIN;
-	while (!closed && tcl_now() < end) {
-		if (poll(&pfd, 1, 100) > 0) {
-			ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
-
-			/* The broker's own hello may come first. */
-			closed = n <= 0;
-		}
-	}
-	tc_close(&c);
-	return closed;
-}
-
 static void test_garbage_on_cluster_port(void **state)
 {
 	static const char http[] = "GET / HTTP/1.0\r\n\r\n";
@@ -906,9 +880,11 @@ static void test_garbage_on_cluster_port(void **state)
 	int leader;
 
 	/* The broker with the highest id accepts from everyone. */
-	assert_true(junk_closes(N - 1, http, sizeof(http) - 1));
-	assert_true(junk_closes(N - 1, unknown_type, sizeof(unknown_type)));
-	assert_true(junk_closes(N - 1, huge_count, sizeof(huge_count)));
+	assert_true(tcl_port_closes(&cl, N - 1, http, sizeof(http) - 1));
+	assert_true(tcl_port_closes(&cl, N - 1, unknown_type,
+				    sizeof(unknown_type)));
+	assert_true(
+		tcl_port_closes(&cl, N - 1, huge_count, sizeof(huge_count)));
 	tb_read_log(&cl.tbs[N - 1], log, sizeof(log));
 	assert_non_null(strstr(log, "bad frame"));
 	/* The cluster did not notice. */

@@ -26,162 +26,49 @@
 #include <cmocka.h>
 
 #include "../../plugins/raft/port/frame.h"
-#include "harness.h"
+#include "cluster.h"
 
-#define N 3
+#define N TCL_N
 
-static struct tb tbs[N];
-static int raft_ports[N];
+static struct tcl cl;
 static char logbuf[1 << 21];
 
-static const char good_secret[] =
-	"Zm9yIHRoZSB0ZXN0cyBvbmx5LCBub3QgYSByZWFsIHNlY3JldA==\n";
+/* Another secret than the cluster's own. */
 static const char bad_secret[] =
 	"c29tZSBvdGhlciBjbHVzdGVyJ3Mgc2VjcmV0LCBub3QgdGhpcw==\n";
 
-static double now_s(void)
+/* Three brokers of their own on the brokers' defaults, with
+ * `cluster_extra` in their cluster sections; started, not waited for. */
+static void start_cluster(int secret, const char *cluster_extra)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	memset(&cl, 0, sizeof(cl));
+	cl.broker_defaults = 1;
+	cl.secret = secret;
+	snprintf(cl.cluster_extra, sizeof(cl.cluster_extra), "%s",
+		 cluster_extra);
+	tcl_setup(&cl);
+	for (int i = 0; i < N; i++)
+		tcl_start(&cl, i);
 }
 
-static void write_secret(int i, const char *secret)
-{
-	char path[400];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/cluster.secret", tbs[i].dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, secret, strlen(secret)),
-			 (ssize_t)strlen(secret));
-	close(fd);
-}
-
-/* Broker i's config; `cluster_extra` goes into the cluster section. */
-static void write_config(int i, const char *cluster_extra)
-{
-	char json[4096], peers[1024];
-	size_t off = 0;
-
-	for (int k = 0; k < N; k++)
-		off += (size_t)snprintf(
-			peers + off, sizeof(peers) - off,
-			"%s{\"id\": %d, \"host\": \"127.0.0.1\", \"port\": %d, "
-			"\"raft_port\": %d}",
-			k ? ", " : "", k + 1, tbs[k].port, raft_ports[k]);
-	snprintf(json, sizeof(json),
-		 "{\"broker\": {\"id\": %d, \"data_dir\": \"%s\"},\n"
-		 " \"plugins\": {\"transport\": \"telnet\", \"partitioner\": "
-		 "[\"keyhash\", \"roundrobin\"], \"storage\": \"segment\", "
-		 "\"consensus\": \"raft\"},\n"
-		 " \"telnet\": {\"host\": \"127.0.0.1\", \"port\": %d},\n"
-		 " \"cluster\": {%s\"peers\": [%s]}}\n",
-		 i + 1, tbs[i].dir, tbs[i].port, cluster_extra, peers);
-	tb_write_raw(&tbs[i], json);
-}
-
-/* The cluster section's keys of the secret cluster: the secret, and room
- * for fifty strangers from one address so that they reach the frame cap
- * instead of the connection cap. */
-static void secret_config(int i)
-{
-	char extra[600];
-
-	snprintf(extra, sizeof(extra),
-		 "\"secret_file\": \"%s/cluster.secret\", "
-		 "\"max_connections\": 200, "
-		 "\"max_connections_per_address\": 100, ",
-		 tbs[i].dir);
-	write_config(i, extra);
-}
-
-static void start(int i)
-{
-	tb_start_checked(&tbs[i]);
-}
-
-static int port_taken(int port, int n)
-{
-	for (int k = 0; k < n; k++)
-		if (tbs[k].port == port || raft_ports[k] == port)
-			return 1;
-	return 0;
-}
-
-static void make_dirs(void)
-{
-	for (int i = 0; i < N; i++) {
-		tb_setup_empty(&tbs[i]);
-		while (port_taken(tbs[i].port, i))
-			tbs[i].port = tb_free_port();
-		do
-			raft_ports[i] = tb_free_port();
-		while (raft_ports[i] == tbs[i].port ||
-		       port_taken(raft_ports[i], i));
-	}
-}
-
+/* The secret cluster has room for fifty strangers from one address, so
+ * that they reach the frame cap instead of the connection cap. */
 static int setup_secret(void **state)
 {
-	make_dirs();
-	for (int i = 0; i < N; i++) {
-		write_secret(i, good_secret);
-		secret_config(i);
-	}
-	for (int i = 0; i < N; i++)
-		start(i);
+	start_cluster(1, "\"max_connections\": 200, "
+			 "\"max_connections_per_address\": 100");
 	return 0;
 }
 
 static int setup_open(void **state)
 {
-	make_dirs();
-	for (int i = 0; i < N; i++)
-		write_config(i, "");
-	for (int i = 0; i < N; i++)
-		start(i);
+	start_cluster(0, "");
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	for (int i = 0; i < N; i++) {
-		tb_kill9(&tbs[i]);
-		tb_cleanup(&tbs[i]);
-	}
-	return 0;
-}
-
-/* Waits until every broker in `who` (a bit per index) sees exactly the
- * brokers of `want_up` (a bit per id) up and they name one META-LEADER;
- * returns it, or 0 at the deadline. */
-static int wait_view(unsigned who, unsigned want_up, double timeout)
-{
-	double end = now_s() + timeout;
-
-	do {
-		int agreed = 0, ok = 1;
-
-		for (int i = 0; i < N && ok; i++) {
-			unsigned up;
-			int leader;
-
-			if (!(who & (1u << i)))
-				continue;
-			if (tb_stat(tbs, N, i, &up, &leader) != 0 ||
-			    up != want_up || leader <= 0 ||
-			    (agreed && leader != agreed))
-				ok = 0;
-			else
-				agreed = leader;
-		}
-		if (ok && agreed)
-			return agreed;
-		usleep(20000);
-	} while (now_s() < end);
+	tcl_teardown(&cl);
 	return 0;
 }
 
@@ -192,49 +79,15 @@ static int count_in_log(int i, const char *needle)
 {
 	int n = 0;
 
-	tb_read_log(&tbs[i], logbuf, sizeof(logbuf));
+	tb_read_log(&cl.tbs[i], logbuf, sizeof(logbuf));
 	for (const char *p = logbuf; (p = strstr(p, needle)); p++)
 		n++;
 	return n;
 }
 
-static void cmd(int i, const char *command, char *status, size_t len,
-		char *data, size_t dlen)
-{
-	struct tc c;
-
-	assert_int_equal(tc_connect(&c, tbs[i].port), 0);
-	assert_int_equal(tc_cmd(&c, command, status, len, data, dlen), 0);
-	tc_close(&c);
-}
-
-/* Sends `len` bytes to broker i's cluster port and waits (up to 5 s) for
- * the broker to close the connection; 1 when it did. */
-static int send_and_wait_close(int i, const void *data, size_t len)
-{
-	struct tc c;
-	struct pollfd pfd;
-	char buf[512];
-	double end = now_s() + 5;
-	int closed = 0;
-
-	assert_int_equal(tc_connect(&c, raft_ports[i]), 0);
-	if (send(c.fd, data, len, MSG_NOSIGNAL) < 0 && errno != EPIPE &&
-	    errno != ECONNRESET)
-		fail_msg("send: %s", strerror(errno));
-	pfd.fd = c.fd;
-	pfd.events = POLLIN;
-	while (!closed && now_s() < end)
-		if (poll(&pfd, 1, 100) > 0)
-			/* The broker's own hello comes first. */
-			closed = recv(c.fd, buf, sizeof(buf), 0) <= 0;
-	tc_close(&c);
-	return closed;
-}
-
 static void test_cluster_with_secret(void **state)
 {
-	int leader = wait_view(ALL_BROKERS, ALL_UP, 15);
+	int leader = tcl_agree_view(&cl, ALL_BROKERS, ALL_UP, 15);
 
 	assert_true(leader > 0);
 	assert_true(count_in_log(N - 1, "(authenticated)") >= 2);
@@ -278,7 +131,7 @@ static void test_forged_hello_and_append(void **state)
 	uint8_t frames[8192], nonce[KQ__FRAME_NONCE], mac[KQ__FRAME_MAC];
 	char status[256], data[4096];
 	size_t len = 0;
-	int leader = wait_view(ALL_BROKERS, ALL_UP, 15), leader_after;
+	int leader = tcl_agree_view(&cl, ALL_BROKERS, ALL_UP, 15), leader_after;
 	int conn3 = count_in_log(N - 1, "connected to broker 2");
 	int lines3 = count_in_log(N - 1, "group meta: leader");
 	int refused;
@@ -291,7 +144,7 @@ static void test_forged_hello_and_append(void **state)
 	len = kq__frame_hello_size();
 	for (uint64_t prev = 0; prev < 8; prev++)
 		len += forged_append(frames + len, prev);
-	assert_true(send_and_wait_close(N - 1, frames, len));
+	assert_true(tcl_port_closes(&cl, N - 1, frames, len));
 	/* 2: the same with an AUTH frame whose MAC is made up. */
 	kq__frame_put_hello(frames, 2, 3, KQ__FRAME_HELLO_AUTH, nonce);
 	len = kq__frame_hello_size();
@@ -299,15 +152,15 @@ static void test_forged_hello_and_append(void **state)
 	len += kq__frame_auth_size();
 	for (uint64_t prev = 0; prev < 8; prev++)
 		len += forged_append(frames + len, prev);
-	assert_true(send_and_wait_close(N - 1, frames, len));
+	assert_true(tcl_port_closes(&cl, N - 1, frames, len));
 	/* 3: a hello claiming 2 without a secret (the old behaviour). */
 	kq__frame_put_hello(frames, 2, 3, 0, nonce);
 	len = kq__frame_hello_size();
 	len += forged_append(frames + len, 0);
-	assert_true(send_and_wait_close(N - 1, frames, len));
+	assert_true(tcl_port_closes(&cl, N - 1, frames, len));
 	/* 4: the APPEND alone. */
 	len = forged_append(frames, 0);
-	assert_true(send_and_wait_close(N - 1, frames, len));
+	assert_true(tcl_port_closes(&cl, N - 1, frames, len));
 
 	/* One line per refused connection (they are a second apart at
 	 * most, so some may be folded into a later line). */
@@ -316,7 +169,7 @@ static void test_forged_hello_and_append(void **state)
 	assert_true(refused >= 1);
 	/* Let a forged term or leader surface if it got in anywhere. */
 	usleep(1500000);
-	leader_after = wait_view(ALL_BROKERS, ALL_UP, 10);
+	leader_after = tcl_agree_view(&cl, ALL_BROKERS, ALL_UP, 10);
 	assert_int_equal(leader_after, leader);
 	/* The real broker 2's connection was never replaced. */
 	assert_int_equal(count_in_log(N - 1, "connected to broker 2"), conn3);
@@ -324,10 +177,11 @@ static void test_forged_hello_and_append(void **state)
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(count_in_log(i, "term 1000"), 0);
 		assert_int_equal(count_in_log(i, "broker 3: disconnected"), 0);
-		cmd(i, "LIST", status, sizeof(status), data, sizeof(data));
+		tcl_cmd(&cl, i, "LIST", status, sizeof(status), data,
+			sizeof(data));
 		assert_null(strstr(data, "forged"));
-		cmd(i, "DESC forged", status, sizeof(status), data,
-		    sizeof(data));
+		tcl_cmd(&cl, i, "DESC forged", status, sizeof(status), data,
+			sizeof(data));
 		assert_true(strncmp(status, "ERR NOTOPIC", 11) == 0);
 	}
 	print_message("forged hello and APPENDs: %d refusal line(s), broker "
@@ -349,8 +203,8 @@ static void test_preauth_memory(void **state)
 	int open_n = STRANGERS, leader;
 	double end;
 
-	assert_true(wait_view(ALL_BROKERS, ALL_UP, 15) > 0);
-	before = tb_rss_kb(tbs[N - 1].pid);
+	assert_true(tcl_agree_view(&cl, ALL_BROKERS, ALL_UP, 15) > 0);
+	before = tb_rss_kb(cl.tbs[N - 1].pid);
 	peak = before;
 	for (int k = 0; k < STRANGERS; k++) {
 		struct tc c;
@@ -358,14 +212,14 @@ static void test_preauth_memory(void **state)
 				   (FIRST_SIZE >> 8) & 0xff, FIRST_SIZE & 0xff,
 				   KQ__FRAME_MSG};
 
-		assert_int_equal(tc_connect(&c, raft_ports[N - 1]), 0);
+		assert_int_equal(tc_connect(&c, cl.raft_ports[N - 1]), 0);
 		fds[k] = c.fd;
 		fcntl(fds[k], F_SETFL, O_NONBLOCK);
 		if (send(fds[k], head, sizeof(head), MSG_NOSIGNAL) == 5)
 			sent[k] = 5;
 	}
-	end = now_s() + 3;
-	while (open_n > 0 && now_s() < end) {
+	end = tcl_now() + 3;
+	while (open_n > 0 && tcl_now() < end) {
 		struct pollfd pfd[STRANGERS];
 		long rss;
 
@@ -395,14 +249,14 @@ static void test_preauth_memory(void **state)
 				open_n--;
 			}
 		}
-		rss = tb_rss_kb(tbs[N - 1].pid);
+		rss = tb_rss_kb(cl.tbs[N - 1].pid);
 		if (rss > peak)
 			peak = rss;
 	}
 	for (int k = 0; k < STRANGERS; k++)
 		if (fds[k] >= 0)
 			close(fds[k]);
-	after = tb_rss_kb(tbs[N - 1].pid);
+	after = tb_rss_kb(cl.tbs[N - 1].pid);
 	print_message("pre-auth memory: %d connections, %zu bytes sent in "
 		      "all, %d still open after 3 s; broker VmRSS %ld kB "
 		      "before, %ld kB peak, %ld kB after\n",
@@ -416,7 +270,7 @@ static void test_preauth_memory(void **state)
 #endif
 	assert_int_equal(open_n, 0);
 	/* And the broker still serves, in its cluster. */
-	leader = wait_view(ALL_BROKERS, ALL_UP, 10);
+	leader = tcl_agree_view(&cl, ALL_BROKERS, ALL_UP, 10);
 	assert_true(leader > 0);
 }
 
@@ -428,16 +282,16 @@ static void test_wrong_secret_refused(void **state)
 	int leader, l;
 	double end;
 
-	assert_true(wait_view(ALL_BROKERS, ALL_UP, 15) > 0);
-	tb_kill9(&tbs[N - 1]);
-	write_secret(N - 1, bad_secret);
-	start(N - 1);
+	assert_true(tcl_agree_view(&cl, ALL_BROKERS, ALL_UP, 15) > 0);
+	tb_kill9(&cl.tbs[N - 1]);
+	tcl_write_secret(&cl, N - 1, bad_secret);
+	tcl_start(&cl, N - 1);
 	/* For 3 s, brokers 1 and 2 never see it up. */
-	end = now_s() + 3;
+	end = tcl_now() + 3;
 	leader = 0;
-	while (now_s() < end) {
+	while (tcl_now() < end) {
 		for (int i = 0; i < N - 1; i++) {
-			assert_int_equal(tb_stat(tbs, N, i, &up, &l), 0);
+			assert_int_equal(tb_stat(cl.tbs, N, i, &up, &l), 0);
 			assert_false(up & (1u << 3));
 			if (l > 0)
 				leader = l;
@@ -445,15 +299,15 @@ static void test_wrong_secret_refused(void **state)
 		usleep(50000);
 	}
 	assert_true(leader == 1 || leader == 2);
-	assert_true(wait_view(3u, (1u << 1) | (1u << 2), 5) > 0);
+	assert_true(tcl_agree_view(&cl, 3u, (1u << 1) | (1u << 2), 5) > 0);
 	/* Each side says why.  A dialer sees the refusal when it reads
 	 * broker 3's AUTH before broker 3 closes; under load the close may
 	 * come first, and it says so at its next attempt. */
-	end = now_s() + 15;
+	end = tcl_now() + 15;
 	while (count_in_log(0, "authentication failed") +
 			       count_in_log(1, "authentication failed") <
 		       1 &&
-	       now_s() < end)
+	       tcl_now() < end)
 		usleep(100000);
 	assert_true(count_in_log(0, "authentication failed") +
 			    count_in_log(1, "authentication failed") >=
@@ -463,23 +317,23 @@ static void test_wrong_secret_refused(void **state)
 		      "leader %d\n",
 		      leader);
 	/* The right secret again: it rejoins. */
-	tb_kill9(&tbs[N - 1]);
-	write_secret(N - 1, good_secret);
-	start(N - 1);
-	assert_true(wait_view(ALL_BROKERS, ALL_UP, 15) > 0);
+	tb_kill9(&cl.tbs[N - 1]);
+	tcl_write_secret(&cl, N - 1, NULL);
+	tcl_start(&cl, N - 1);
+	assert_true(tcl_agree_view(&cl, ALL_BROKERS, ALL_UP, 15) > 0);
 }
 
 static void test_graceful_stop(void **state)
 {
 	for (int i = 0; i < N; i++)
-		assert_int_equal(tb_stop(&tbs[i]), 0);
+		assert_int_equal(tb_stop(&cl.tbs[i]), 0);
 }
 
 /* ------------------------------------------------------------ no secret */
 
 static void test_cluster_without_secret(void **state)
 {
-	int leader = wait_view(ALL_BROKERS, ALL_UP, 15);
+	int leader = tcl_agree_view(&cl, ALL_BROKERS, ALL_UP, 15);
 
 	assert_true(leader > 0);
 	for (int i = 0; i < N; i++) {
@@ -488,7 +342,7 @@ static void test_cluster_without_secret(void **state)
 		snprintf(want, sizeof(want),
 			 "no cluster.secret_file: the cluster port "
 			 "127.0.0.1:%d is open to anyone who reaches it",
-			 raft_ports[i]);
+			 cl.raft_ports[i]);
 		assert_int_equal(count_in_log(i, want), 1);
 		assert_int_equal(count_in_log(i, "(authenticated)"), 0);
 	}
@@ -496,12 +350,12 @@ static void test_cluster_without_secret(void **state)
 	{
 		static const uint8_t big[5] = {0x03, 0, 0, 0, KQ__FRAME_MSG};
 
-		assert_true(send_and_wait_close(N - 1, big, sizeof(big)));
+		assert_true(tcl_port_closes(&cl, N - 1, big, sizeof(big)));
 		assert_true(count_in_log(N - 1, "frame too long before "
 						"authentication") >= 1);
 	}
 	for (int i = 0; i < N; i++)
-		assert_int_equal(tb_stop(&tbs[i]), 0);
+		assert_int_equal(tb_stop(&cl.tbs[i]), 0);
 }
 
 /* ------------------------------------------------------------ one broker */
@@ -674,12 +528,12 @@ static void test_caps_and_deadline(void **state)
 	/* A burst of a few, then about one a second. */
 	assert_true(lines >= 1 && lines <= 8);
 	/* The idle ones are closed at the deadline. */
-	t0 = now_s();
+	t0 = tcl_now();
 	for (int k = 0; k < 2; k++) {
 		struct pollfd pfd = {.fd = idle[k].fd, .events = POLLIN};
 		int gone = 0;
 
-		while (!gone && now_s() - t0 < 5)
+		while (!gone && tcl_now() - t0 < 5)
 			if (poll(&pfd, 1, 100) > 0)
 				gone = recv(idle[k].fd, buf, sizeof(buf), 0) <=
 				       0;
@@ -687,7 +541,7 @@ static void test_caps_and_deadline(void **state)
 		tc_close(&idle[k]);
 	}
 	print_message("deadline: idle connections closed after %.2f s\n",
-		      now_s() - t0);
+		      tcl_now() - t0);
 	tb_read_log(&solo, logbuf, sizeof(logbuf));
 	assert_non_null(strstr(logbuf, "no handshake within 700 ms"));
 	/* Room again: a new connection gets the broker's hello. */
