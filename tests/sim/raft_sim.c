@@ -26,7 +26,13 @@
 #include "../../plugins/raft/core/raft.h"
 #include "common.h"
 
-const char *sim_name = "raft-sim";
+const struct sim_prog sim_program = {
+	.name = "raft-sim",
+	.usage = "usage: raft-sim [--seeds N] [--first-seed S] [--nodes 3|5]\n"
+		 "                [--ticks T] [--converge-ticks T] [--trace]\n"
+		 "                [--cache-bytes B] [--soak]\n",
+	.nodes = 1u << 3 | 1u << 5,
+};
 
 #define MAX_NODES SIM_MAX_NODES
 #define TICK	  SIM_TICK
@@ -88,12 +94,6 @@ struct node {
 	unsigned tick_offset;
 };
 
-struct ack {
-	uint64_t index;
-	uint64_t fp;
-	uint64_t term;
-};
-
 struct fpslot {
 	uint64_t index;
 	uint64_t term;
@@ -101,49 +101,26 @@ struct fpslot {
 };
 
 struct opts {
-	uint64_t seeds;
-	uint64_t first_seed;
-	int nodes; /* 0: alternate 3 and 5 */
-	unsigned ticks;
-	unsigned converge_ticks;
-	int trace;
+	struct sim_opts sim;
 	long cache_bytes; /* -1: drawn per seed */
 };
 
 struct sim {
-	const struct opts *o;
-	uint64_t seed;
-	uint64_t rng;
-	int n;
+	struct sim_world w;
 	struct node nodes[MAX_NODES];
-	struct sim_clock clock;
-	uint64_t tick;
 	int log_mode; /* log groups: compaction without snapshot data */
 	int hooks;    /* the core reads the disk through its hooks */
 	size_t cache_bytes;
 
-	/* Fault settings. */
-	unsigned loss; /* permille */
-	unsigned dup;  /* permille */
-	unsigned delay_max;
-	unsigned reorder;      /* permille of messages delayed a lot */
-	unsigned sync_max;     /* time units a write waits for its sync */
-	unsigned crash;	       /* permille per tick */
-	unsigned partition;    /* permille per tick */
-	unsigned leader_crash; /* permille of new leaders crashed soon */
+	/* Fault settings, beside the network's and crashes' in w. */
+	unsigned sync_max; /* time units a write waits for its sync */
 	size_t max_msg_bytes;
 	size_t max_inflight_bytes;
 	unsigned max_inflight_msgs;
 	bool pre_vote;
 	bool check_quorum;
-	int blocked[MAX_NODES][MAX_NODES];
-	bool healed;
 
-	struct evq events;
-
-	/* Checker state. */
-	uint64_t *leader_of; /* term -> node id */
-	size_t cap_leader_of;
+	/* Checker state, beside the leaders and acknowledgements in w. */
 	uint64_t *commit_fp;   /* index -> fingerprint, 0 = unknown */
 	uint64_t *commit_term; /* index -> a term at which it was known */
 	size_t cap_commit;
@@ -151,9 +128,6 @@ struct sim {
 	struct fpslot *fps; /* (index, term) -> fp, open addressing */
 	size_t cap_fps;
 	size_t n_fps;
-	struct ack *acks;
-	size_t n_acks;
-	size_t cap_acks;
 	uint64_t *prop_node; /* proposal id -> proposer id, incarnation */
 	uint64_t reads;	     /* entries read back through the hook */
 	size_t cap_prop;
@@ -166,25 +140,9 @@ struct sim {
 
 static void send_msg(struct sim *s, const struct kq__raft_msg *m)
 {
-	int copies = 1;
-
-	if (chance(&s->rng, s->loss)) {
-		sim_trace(&s->clock, "  drop %s %" PRIu64 "->%" PRIu64,
+	if (!net_send(&s->w, m))
+		sim_trace(&s->w.clock, "  drop %s %" PRIu64 "->%" PRIu64,
 			  kq__raft_msg_name(m->type), m->from, m->to);
-		return;
-	}
-	if (chance(&s->rng, s->dup))
-		copies = 2;
-	for (int i = 0; i < copies; i++) {
-		uint64_t d = 1 + below(&s->rng, s->delay_max);
-
-		if (chance(&s->rng, s->reorder))
-			d += below(&s->rng, 3 * TICK);
-		evq_push(&s->events, (struct ev){.time = s->clock.now + d,
-						 .type = EV_DELIVER,
-						 .node = (int)m->to - 1,
-						 .msg = msg_copy(m)});
-	}
 }
 
 /* ------------------------------------------------------------ checker */
@@ -219,7 +177,7 @@ static void fp_record(struct sim *s, uint64_t index, uint64_t term, uint64_t fp)
 	     i = (i + 1) & mask) {
 		if (s->fps[i].index == index && s->fps[i].term == term) {
 			if (s->fps[i].fp != fp)
-				sim_violate(&s->clock,
+				sim_violate(&s->w.clock,
 					    "log matching: two logs hold index "
 					    "%" PRIu64 " term %" PRIu64
 					    " with different prefixes",
@@ -249,7 +207,7 @@ static void note_committed(struct sim *s, struct node *nd, uint64_t index,
 		s->commit_fp[index] = fp;
 		s->commit_term[index] = t;
 	} else if (s->commit_fp[index] != fp) {
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %" PRIu64 " committed a different entry at "
 			    "index %" PRIu64,
 			    nd->id, index);
@@ -276,36 +234,22 @@ static uint64_t dfp(struct disk *d, uint64_t index)
 	return e ? e->fp : 0;
 }
 
+/* Whether node i's log (or its snapshot, at its point) holds the entry
+ * with fingerprint fp at index. */
+static bool holds_fp(struct sim *s, int i, uint64_t index, uint64_t fp)
+{
+	return dfp(&s->nodes[i].d, index) == fp;
+}
+
 static void check_leader(struct sim *s, struct node *nd)
 {
 	uint64_t t = kq__raft_term(nd->r);
 	struct disk *d = &nd->d;
 
-	if (kq__raft_role(nd->r) != KQ__RAFT_LEADER)
+	if (kq__raft_role(nd->r) != KQ__RAFT_LEADER ||
+	    !sim_leader(&s->w, t, (int)nd->id - 1, nd->incarnation,
+			&nd->leader_checked_term))
 		return;
-	grow64(&s->leader_of, &s->cap_leader_of, t);
-	if (s->leader_of[t] && s->leader_of[t] != nd->id) {
-		sim_violate(&s->clock,
-			    "two leaders in term %" PRIu64 ": %" PRIu64
-			    " and %" PRIu64,
-			    t, s->leader_of[t], nd->id);
-		return;
-	}
-	s->leader_of[t] = nd->id;
-	if (nd->leader_checked_term == t)
-		return;
-	nd->leader_checked_term = t;
-	sim_trace(&s->clock, "  node %" PRIu64 " is leader of term %" PRIu64,
-		  nd->id, t);
-	/* Leaders dying right after their election, before their no-op
-	 * commits, are where commit rules go wrong. */
-	if (!s->healed && chance(&s->rng, s->leader_crash))
-		evq_push(&s->events,
-			 (struct ev){.time = s->clock.now + 1 +
-					     below(&s->rng, 2 * TICK),
-				     .type = EV_CRASH,
-				     .node = (int)nd->id - 1,
-				     .incarnation = nd->incarnation});
 	/* Leader completeness: everything committed in an earlier term. */
 	for (uint64_t i = 1; i <= s->max_commit; i++) {
 		if (!s->commit_fp[i] || s->commit_term[i] >= t)
@@ -313,7 +257,7 @@ static void check_leader(struct sim *s, struct node *nd)
 		if (i < d->base)
 			continue; /* covered by the snapshot's fingerprint */
 		if (dfp(d, i) != s->commit_fp[i]) {
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "leader completeness: leader %" PRIu64
 				    " of term %" PRIu64
 				    " lacks committed index %" PRIu64,
@@ -321,20 +265,7 @@ static void check_leader(struct sim *s, struct node *nd)
 			return;
 		}
 	}
-	for (size_t k = 0; k < s->n_acks; k++) {
-		struct ack *a = &s->acks[k];
-
-		if (a->term >= t || a->index < d->base)
-			continue;
-		if (dfp(d, a->index) != a->fp) {
-			sim_violate(&s->clock,
-				    "acknowledged proposal at index %" PRIu64
-				    " missing from leader %" PRIu64
-				    " of term %" PRIu64,
-				    a->index, nd->id, t);
-			return;
-		}
-	}
+	sim_check_acks(&s->w, t, (int)nd->id - 1, d->base, "index", holds_fp);
 }
 
 /* ------------------------------------------------------------ nodes */
@@ -376,7 +307,7 @@ static void install_snapshot(struct sim *s, struct node *nd,
 	uint64_t fp;
 
 	if (kq__raft_role(nd->r) == KQ__RAFT_LEADER)
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "leader %" PRIu64 " replaced its log by a snapshot",
 			    nd->id);
 	if (snap->data) {
@@ -387,12 +318,12 @@ static void install_snapshot(struct sim *s, struct node *nd,
 		grow_commit(s, snap->index);
 		fp = s->commit_fp[snap->index];
 		if (!fp)
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %" PRIu64
 				    " reset to an uncommitted index %" PRIu64,
 				    nd->id, snap->index);
 	}
-	sim_trace(&s->clock,
+	sim_trace(&s->w.clock,
 		  "  node %" PRIu64 " installs snapshot %" PRIu64 "/%" PRIu64,
 		  nd->id, snap->index, snap->term);
 	note_committed(s, nd, snap->index, fp);
@@ -412,24 +343,24 @@ static void write_entries(struct sim *s, struct node *nd,
 	uint64_t first = rd->entries[0].index;
 
 	if (first <= d->base) {
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %" PRIu64 " writes below its snapshot",
 			    nd->id);
 		return;
 	}
 	if (first <= d->base + d->n) {
 		if (kq__raft_role(nd->r) == KQ__RAFT_LEADER)
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "leader %" PRIu64 " of term %" PRIu64
 				    " overwrites its entries from %" PRIu64,
 				    nd->id, kq__raft_term(nd->r), first);
-		sim_trace(&s->clock,
+		sim_trace(&s->w.clock,
 			  "  node %" PRIu64 " truncates from %" PRIu64, nd->id,
 			  first);
 		disk_truncate(d, first);
 	}
 	if (first != d->base + d->n + 1) {
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %" PRIu64 " writes a gap at %" PRIu64, nd->id,
 			    first);
 		return;
@@ -450,9 +381,9 @@ static void write_entries(struct sim *s, struct node *nd,
 	d->written_id = rd->persist_id;
 	if (!d->sync_pending) {
 		d->sync_pending = 1;
-		evq_push(&s->events,
-			 (struct ev){.time = s->clock.now + 1 +
-					     below(&s->rng, s->sync_max),
+		evq_push(&s->w.events,
+			 (struct ev){.time = s->w.clock.now + 1 +
+					     below(&s->w.rng, s->sync_max),
 				     .type = EV_SYNC,
 				     .node = (int)nd->id - 1,
 				     .incarnation = nd->incarnation});
@@ -469,7 +400,7 @@ static void apply_entries(struct sim *s, struct node *nd,
 
 		if (e->index != nd->applied + 1 || !se || se->term != e->term ||
 		    se->id != id) {
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %" PRIu64 " applies index %" PRIu64
 				    " out of order or unknown",
 				    nd->id, e->index);
@@ -479,28 +410,15 @@ static void apply_entries(struct sim *s, struct node *nd,
 		note_committed(s, nd, e->index, se->fp);
 		/* A leader dying right after a commit, before the followers
 		 * learn of it, tests what the next leader must hold. */
-		if (kq__raft_role(nd->r) == KQ__RAFT_LEADER && !s->healed &&
-		    chance(&s->rng, s->leader_crash / 4))
-			evq_push(&s->events,
-				 (struct ev){.time = s->clock.now + 1 +
-						     below(&s->rng, TICK / 2),
-					     .type = EV_CRASH,
-					     .node = (int)nd->id - 1,
-					     .incarnation = nd->incarnation});
+		if (kq__raft_role(nd->r) == KQ__RAFT_LEADER)
+			sim_crash_soon(&s->w, s->w.leader_crash / 4, TICK / 2,
+				       (int)nd->id - 1, nd->incarnation);
 		if (id && id < s->cap_prop &&
 		    s->prop_node[id] ==
 			    ((nd->id << 32) | (uint64_t)nd->incarnation)) {
 			/* The proposer learns the commit: the client is
 			 * answered now. */
-			if (s->n_acks == s->cap_acks) {
-				s->cap_acks =
-					s->cap_acks ? 2 * s->cap_acks : 256;
-				s->acks = xrealloc(s->acks,
-						   s->cap_acks *
-							   sizeof(*s->acks));
-			}
-			s->acks[s->n_acks++] = (struct ack){
-				e->index, se->fp, kq__raft_term(nd->r)};
+			sim_ack(&s->w, e->index, se->fp, kq__raft_term(nd->r));
 			s->committed_props++;
 		}
 	}
@@ -510,11 +428,11 @@ static void process(struct sim *s, struct node *nd)
 {
 	struct kq__raft_ready rd;
 
-	while (!s->clock.violation[0] && kq__raft_has_ready(nd->r)) {
+	while (!s->w.clock.violation[0] && kq__raft_has_ready(nd->r)) {
 		kq__raft_ready(nd->r, &rd);
 		if (rd.hs_changed) {
 			if (rd.hs.term < nd->d.hs.term)
-				sim_violate(&s->clock,
+				sim_violate(&s->w.clock,
 					    "node %" PRIu64 " term went back",
 					    nd->id);
 			nd->d.hs = rd.hs;
@@ -529,18 +447,18 @@ static void process(struct sim *s, struct node *nd)
 			if (m->term > nd->d.hs.term &&
 			    m->type != KQ__RAFT_MSG_PREVOTE &&
 			    m->type != KQ__RAFT_MSG_PREVOTE_RESP)
-				sim_violate(&s->clock,
+				sim_violate(&s->w.clock,
 					    "node %" PRIu64
 					    " sends term %" PRIu64
 					    " before saving it",
 					    nd->id, m->term);
 			if (m->type == KQ__RAFT_MSG_VOTE_RESP && !m->reject &&
 			    nd->d.hs.vote != m->to)
-				sim_violate(&s->clock,
+				sim_violate(&s->w.clock,
 					    "node %" PRIu64
 					    " grants a vote it did not save",
 					    nd->id);
-			sim_trace(&s->clock,
+			sim_trace(&s->w.clock,
 				  "  %" PRIu64 "->%" PRIu64 " %s t%" PRIu64
 				  " i%" PRIu64 " lt%" PRIu64 " c%" PRIu64
 				  " h%" PRIu64 " n%zu%s",
@@ -553,10 +471,10 @@ static void process(struct sim *s, struct node *nd)
 		apply_entries(s, nd, &rd);
 		kq__raft_advance(nd->r, &rd);
 	}
-	if (s->clock.violation[0])
+	if (s->w.clock.violation[0])
 		return;
 	if (kq__raft_last_index(nd->r) != nd->d.base + nd->d.n)
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %" PRIu64 " core and disk logs disagree",
 			    nd->id);
 	check_leader(s, nd);
@@ -576,7 +494,7 @@ static int disk_read(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
 		void *buf = NULL;
 
 		if (!se || i > nd->d.durable_last) {
-			sim_violate(&nd->sim->clock,
+			sim_violate(&nd->sim->w.clock,
 				    "node %" PRIu64 " reads index %" PRIu64
 				    " it does not hold durably",
 				    nd->id, i);
@@ -614,7 +532,7 @@ static int disk_term_at(void *ctx, uint64_t index, uint64_t *term)
 		return 0;
 	}
 	if (!se || index > nd->d.durable_last) {
-		sim_violate(&nd->sim->clock,
+		sim_violate(&nd->sim->w.clock,
 			    "node %" PRIu64 " asks the term of index %" PRIu64
 			    " it does not hold durably",
 			    nd->id, index);
@@ -632,10 +550,10 @@ static void start_node(struct sim *s, struct node *nd)
 	struct kq__raft_config c = {
 		.id = nd->id,
 		.voters = voters,
-		.n_voters = (size_t)s->n,
+		.n_voters = (size_t)s->w.n,
 		.election_ticks = 10,
 		.heartbeat_ticks = 2,
-		.seed = s->seed * 7919 + nd->incarnation,
+		.seed = s->w.seed * 7919 + nd->incarnation,
 		.pre_vote = s->pre_vote,
 		.check_quorum = s->check_quorum,
 		.max_msg_bytes = s->max_msg_bytes,
@@ -644,7 +562,7 @@ static void start_node(struct sim *s, struct node *nd)
 	};
 	struct disk *d = &nd->d;
 
-	for (int i = 0; i < s->n; i++)
+	for (int i = 0; i < s->w.n; i++)
 		voters[i] = (uint64_t)i + 1;
 	/* What was not durable is gone. */
 	d->n = d->durable_last - d->base;
@@ -671,7 +589,7 @@ static void start_node(struct sim *s, struct node *nd)
 	c.n_entries = d->n;
 	if (s->hooks) {
 		/* Only a random tail is handed in; the rest stays on disk. */
-		size_t k = (size_t)below(&s->rng, d->n + 1);
+		size_t k = (size_t)below(&s->w.rng, d->n + 1);
 
 		c.read = disk_read;
 		c.term_at = disk_term_at;
@@ -698,7 +616,7 @@ static void start_node(struct sim *s, struct node *nd)
 
 static void crash_node(struct sim *s, struct node *nd)
 {
-	sim_trace(&s->clock,
+	sim_trace(&s->w.clock,
 		  "  CRASH node %" PRIu64 " (durable through %" PRIu64 ")",
 		  nd->id, nd->d.durable_last);
 	kq__raft_free(nd->r);
@@ -706,7 +624,7 @@ static void crash_node(struct sim *s, struct node *nd)
 	nd->up = 0;
 	nd->incarnation++;
 	nd->d.n = nd->d.durable_last - nd->d.base;
-	nd->restart_tick = s->tick + 5 + below(&s->rng, 60);
+	nd->restart_tick = s->w.tick + 5 + below(&s->w.rng, 60);
 }
 
 static void compact_node(struct sim *s, struct node *nd)
@@ -722,17 +640,17 @@ static void compact_node(struct sim *s, struct node *nd)
 		upto = p;
 	if (upto < d->base + 32)
 		return;
-	upto -= below(&s->rng, 8);
+	upto -= below(&s->w.rng, 8);
 	e = dentry(d, upto);
 	fp = e->fp;
 	if (kq__raft_compact(nd->r, upto, s->log_mode ? NULL : &fp,
 			     sizeof(fp))) {
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %" PRIu64 " cannot compact at %" PRIu64,
 			    nd->id, upto);
 		return;
 	}
-	sim_trace(&s->clock, "  node %" PRIu64 " compacts through %" PRIu64,
+	sim_trace(&s->w.clock, "  node %" PRIu64 " compacts through %" PRIu64,
 		  nd->id, upto);
 	drop = upto - d->base;
 	d->base_term = e->term;
@@ -744,26 +662,16 @@ static void compact_node(struct sim *s, struct node *nd)
 
 /* ------------------------------------------------------------ faults */
 
-static void new_partition(struct sim *s)
+struct kq__raft *sim_core(struct sim *s, int i)
 {
-	char desc[128];
-
-	net_partition(s->blocked, s->n, &s->rng, desc, sizeof(desc));
-	sim_trace(&s->clock, "  %s", desc);
+	return s->nodes[i].up ? s->nodes[i].r : NULL;
 }
 
 static struct node *find_leader(struct sim *s)
 {
-	struct node *best = NULL;
+	int i = sim_find_leader(&s->w);
 
-	for (int i = 0; i < s->n; i++) {
-		struct node *nd = &s->nodes[i];
-
-		if (nd->up && kq__raft_role(nd->r) == KQ__RAFT_LEADER &&
-		    (!best || kq__raft_term(nd->r) > kq__raft_term(best->r)))
-			best = nd;
-	}
-	return best;
+	return i < 0 ? NULL : &s->nodes[i];
 }
 
 static void propose(struct sim *s, struct node *nd, size_t n)
@@ -780,7 +688,7 @@ static void propose(struct sim *s, struct node *nd, size_t n)
 	rc = kq__raft_propose(nd->r, e, n, &first);
 	if (rc)
 		return;
-	sim_trace(&s->clock, "  node %" PRIu64 " proposes %zu at %" PRIu64,
+	sim_trace(&s->w.clock, "  node %" PRIu64 " proposes %zu at %" PRIu64,
 		  nd->id, n, first);
 	for (size_t i = 0; i < n; i++) {
 		grow64(&s->prop_node, &s->cap_prop, ids[i]);
@@ -788,7 +696,7 @@ static void propose(struct sim *s, struct node *nd, size_t n)
 			(nd->id << 32) | (uint64_t)nd->incarnation;
 	}
 	s->proposals += n;
-	if (s->healed)
+	if (s->w.healed)
 		s->final_id = ids[n - 1];
 	process(s, nd);
 }
@@ -805,16 +713,14 @@ static int has_final(struct sim *s, struct node *l)
 
 /* After the faults: one leader, everyone holding and applying the same
  * log, including an entry proposed after the healing. */
-static int converged(void *sim)
+int sim_converged(struct sim *s, int leader)
 {
-	struct sim *s = sim;
-	struct node *l = find_leader(s);
-	uint64_t last;
+	struct node *l = &s->nodes[leader];
+	uint64_t last = kq__raft_last_index(l->r);
 
-	if (!l || !s->final_id)
+	if (!s->final_id)
 		return 0;
-	last = kq__raft_last_index(l->r);
-	for (int i = 0; i < s->n; i++) {
+	for (int i = 0; i < s->w.n; i++) {
 		struct node *nd = &s->nodes[i];
 
 		if (!nd->up || nd->applied != last ||
@@ -826,114 +732,106 @@ static int converged(void *sim)
 	return has_final(s, l);
 }
 
-static void control(struct sim *s)
+void sim_crash(struct sim *s, int i)
 {
-	unsigned chaos = s->o->ticks;
+	if (s->nodes[i].up)
+		crash_node(s, &s->nodes[i]);
+}
+
+/* A tick's faults besides the network's and a crash: restarts,
+ * compactions, proposals and leadership transfers. */
+void sim_faults(struct sim *s)
+{
 	struct node *l;
 
-	if (s->tick < chaos) {
-		if (chance(&s->rng, s->partition))
-			new_partition(s);
-		if (chance(&s->rng, s->crash)) {
-			struct node *nd = &s->nodes[below(&s->rng, s->n)];
+	for (int i = 0; i < s->w.n; i++) {
+		struct node *nd = &s->nodes[i];
 
-			if (nd->up)
-				crash_node(s, nd);
-		}
-		for (int i = 0; i < s->n; i++) {
-			struct node *nd = &s->nodes[i];
-
-			if (!nd->up && s->tick >= nd->restart_tick) {
-				sim_trace(&s->clock, "  RESTART node %" PRIu64,
-					  nd->id);
-				start_node(s, nd);
-				process(s, nd);
-			} else if (nd->up && chance(&s->rng, 40)) {
-				compact_node(s, nd);
-			}
-		}
-		if (chance(&s->rng, 500)) {
-			struct node *nd = &s->nodes[below(&s->rng, s->n)];
-
-			if (nd->up)
-				propose(s, nd, 1 + below(&s->rng, 4));
-		}
-		/* Leadership transfers, to caught-up voters or not. */
-		l = find_leader(s);
-		if (l && chance(&s->rng, 20)) {
-			uint64_t to = 1 + below(&s->rng, (uint64_t)s->n);
-			int rv = kq__raft_transfer(l->r, to);
-
-			sim_trace(&s->clock,
-				  "  TRANSFER %" PRIu64 " -> %" PRIu64 ": %d",
-				  l->id, to, rv);
-			if (rv != 0 && rv != KQ_EBUSY && rv != KQ_EBADARG &&
-			    rv != KQ_EUNAVAILABLE)
-				sim_violate(&s->clock,
-					    "transfer from leader %" PRIu64
-					    " failed: %d",
-					    l->id, rv);
-			process(s, l);
-		}
-		return;
-	}
-	if (s->tick == chaos) {
-		sim_trace(&s->clock, "  FAULTS STOP");
-		memset(s->blocked, 0, sizeof(s->blocked));
-		s->loss = s->dup = s->reorder = 0;
-		s->healed = 1;
-		for (int i = 0; i < s->n; i++) {
-			if (!s->nodes[i].up) {
-				start_node(s, &s->nodes[i]);
-				process(s, &s->nodes[i]);
-			}
+		if (!nd->up && s->w.tick >= nd->restart_tick) {
+			sim_trace(&s->w.clock, "  RESTART node %" PRIu64,
+				  nd->id);
+			start_node(s, nd);
+			process(s, nd);
+		} else if (nd->up && chance(&s->w.rng, 40)) {
+			compact_node(s, nd);
 		}
 	}
-	/* A final proposal lost with a deposed leader is made again. */
+	if (chance(&s->w.rng, 500)) {
+		struct node *nd = &s->nodes[below(&s->w.rng, s->w.n)];
+
+		if (nd->up)
+			propose(s, nd, 1 + below(&s->w.rng, 4));
+	}
+	/* Leadership transfers, to caught-up voters or not. */
 	l = find_leader(s);
+	if (l && chance(&s->w.rng, 20)) {
+		uint64_t to = 1 + below(&s->w.rng, (uint64_t)s->w.n);
+		int rv = kq__raft_transfer(l->r, to);
+
+		sim_trace(&s->w.clock,
+			  "  TRANSFER %" PRIu64 " -> %" PRIu64 ": %d", l->id,
+			  to, rv);
+		if (rv != 0 && rv != KQ_EBUSY && rv != KQ_EBADARG &&
+		    rv != KQ_EUNAVAILABLE)
+			sim_violate(&s->w.clock,
+				    "transfer from leader %" PRIu64
+				    " failed: %d",
+				    l->id, rv);
+		process(s, l);
+	}
+}
+
+void sim_heal(struct sim *s)
+{
+	for (int i = 0; i < s->w.n; i++) {
+		if (!s->nodes[i].up) {
+			start_node(s, &s->nodes[i]);
+			process(s, &s->nodes[i]);
+		}
+	}
+}
+
+/* A final proposal lost with a deposed leader is made again. */
+void sim_settle(struct sim *s)
+{
+	struct node *l = find_leader(s);
+
 	if (l && !has_final(s, l))
 		propose(s, l, 1);
 }
 
-static void handle(void *sim, struct ev *e)
+void sim_tick(struct sim *s, int i)
 {
-	struct sim *s = sim;
+	struct node *nd = &s->nodes[i];
+
+	if (!nd->up)
+		return;
+	if (kq__raft_tick(nd->r))
+		sim_violate(&s->w.clock, "node %" PRIu64 " failed a tick",
+			    nd->id);
+	process(s, nd);
+}
+
+void sim_handle(struct sim *s, struct ev *e)
+{
 	struct node *nd = &s->nodes[e->node];
 
 	switch (e->type) {
-	case EV_CONTROL:
-		s->tick = s->clock.now / TICK;
-		control(s);
-		evq_push(&s->events, (struct ev){.time = s->clock.now + TICK,
-						 .type = EV_CONTROL});
-		break;
-	case EV_TICK:
-		if (nd->up) {
-			if (kq__raft_tick(nd->r))
-				sim_violate(&s->clock,
-					    "node %" PRIu64 " failed a tick",
-					    nd->id);
-			process(s, nd);
-		}
-		evq_push(&s->events, (struct ev){.time = s->clock.now + TICK,
-						 .type = EV_TICK,
-						 .node = e->node});
-		break;
 	case EV_DELIVER: {
 		struct kq__raft_msg *m = &e->msg->m;
 
-		if (!nd->up || s->blocked[m->from - 1][m->to - 1]) {
+		if (!nd->up || s->w.net.blocked[m->from - 1][m->to - 1]) {
 			msg_free(e->msg);
 			break;
 		}
-		sim_trace(&s->clock,
+		sim_trace(&s->w.clock,
 			  "%" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
 			  " lt%" PRIu64 " c%" PRIu64 " h%" PRIu64 " n%zu%s",
 			  m->from, m->to, kq__raft_msg_name(m->type), m->term,
 			  m->index, m->log_term, m->commit, m->hint,
 			  m->n_entries, m->reject ? " reject" : "");
 		if (kq__raft_step(nd->r, m))
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %" PRIu64 " refused %s from %" PRIu64
 				    " as contradicting Raft",
 				    nd->id, kq__raft_msg_name(m->type),
@@ -943,7 +841,7 @@ static void handle(void *sim, struct ev *e)
 		break;
 	}
 	case EV_CRASH:
-		if (nd->up && e->incarnation == nd->incarnation && !s->healed)
+		if (nd->up && e->incarnation == nd->incarnation && !s->w.healed)
 			crash_node(s, nd);
 		break;
 	case EV_SYNC:
@@ -951,114 +849,103 @@ static void handle(void *sim, struct ev *e)
 			break;
 		nd->d.sync_pending = 0;
 		nd->d.durable_last = nd->d.base + nd->d.n;
-		sim_trace(&s->clock,
+		sim_trace(&s->w.clock,
 			  "  node %" PRIu64 " synced through %" PRIu64, nd->id,
 			  nd->d.durable_last);
 		kq__raft_persisted(nd->r, nd->d.written_id);
 		process(s, nd);
 		break;
+	default: break; /* control events and ticks: sim_run() */
 	}
 }
 
 static void sim_free(struct sim *s)
 {
-	for (int i = 0; i < s->n; i++) {
+	for (int i = 0; i < s->w.n; i++) {
 		kq__raft_free(s->nodes[i].r);
 		free(s->nodes[i].d.e);
 	}
-	while (s->events.n) {
-		struct ev e = evq_pop(&s->events);
-
-		if (e.msg)
-			msg_free(e.msg);
-	}
-	evq_free(&s->events);
-	free(s->leader_of);
+	sim_end(&s->w);
 	free(s->commit_fp);
 	free(s->commit_term);
 	free(s->fps);
-	free(s->acks);
 	free(s->prop_node);
 }
 
 /* Entries read back through the hooks over all seeds. */
 static uint64_t o_reads;
 
-/* Runs one seed; returns 0 or 1 (violation), with the reason in s. */
-static int run_seed(const struct opts *o, uint64_t seed, char *why,
-		    size_t why_len, uint64_t *ticks_used)
+/* Nothing is left to do after an event. */
+void sim_after(struct sim *s, const struct ev *e)
+{
+	(void)s;
+	(void)e;
+}
+
+int sim_seed(const struct opts *o, uint64_t seed, char *why, size_t why_len)
 {
 	struct sim s;
 
 	memset(&s, 0, sizeof(s));
-	s.o = o;
-	s.clock.tracing = o->trace;
-	s.seed = seed;
-	s.rng = mix(seed);
-	s.n = o->nodes ? o->nodes : (seed % 2 ? 3 : 5);
-	s.log_mode = (int)below(&s.rng, 2);
-	s.loss = (unsigned)below(&s.rng, 301);
-	s.dup = (unsigned)below(&s.rng, 101);
-	s.delay_max = 1 + (unsigned)below(&s.rng, 30);
-	s.reorder = (unsigned)below(&s.rng, 200);
-	s.sync_max = 10 + (unsigned)below(&s.rng, 300);
-	s.crash = 5 + (unsigned)below(&s.rng, 40);
-	s.partition = 5 + (unsigned)below(&s.rng, 40);
-	s.leader_crash = (unsigned)below(&s.rng, 1000);
-	s.max_msg_bytes = (size_t)8 << below(&s.rng, 8);
-	s.max_inflight_msgs = 1u << below(&s.rng, 5);
-	s.max_inflight_bytes = s.max_msg_bytes * (1 + below(&s.rng, 8));
+	sim_begin(&s.w, &o->sim, seed, &s);
+	s.log_mode = (int)below(&s.w.rng, 2);
+	net_draw(&s.w.net, &s.w.rng, 301, 200);
+	s.sync_max = 10 + (unsigned)below(&s.w.rng, 300);
+	s.w.crash = 5 + (unsigned)below(&s.w.rng, 40);
+	s.w.net.partition = 5 + (unsigned)below(&s.w.rng, 40);
+	s.w.leader_crash = (unsigned)below(&s.w.rng, 1000);
+	s.max_msg_bytes = (size_t)8 << below(&s.w.rng, 8);
+	s.max_inflight_msgs = 1u << below(&s.w.rng, 5);
+	s.max_inflight_bytes = s.max_msg_bytes * (1 + below(&s.w.rng, 8));
 	/* Mostly the production setting, sometimes the bare algorithm. */
-	s.pre_vote = below(&s.rng, 4) != 0;
-	s.check_quorum = below(&s.rng, 4) != 0;
+	s.pre_vote = below(&s.w.rng, 4) != 0;
+	s.check_quorum = below(&s.w.rng, 4) != 0;
 	/* Storage hooks: none (all cached), an unbounded cache, or a tiny
 	 * one so that entries are read back from the disk all the time. */
-	switch (o->cache_bytes >= 0 ? 2 : below(&s.rng, 4)) {
+	switch (o->cache_bytes >= 0 ? 2 : below(&s.w.rng, 4)) {
 	case 0: break;
 	case 1: s.hooks = 1; break;
 	default:
 		s.hooks = 1;
 		s.cache_bytes = o->cache_bytes >= 0 ? (size_t)o->cache_bytes
-						    : 1 + below(&s.rng, 600);
+						    : 1 + below(&s.w.rng, 600);
 		break;
 	}
-	sim_trace(&s.clock,
+	sim_trace(&s.w.clock,
 		  "seed %" PRIu64
 		  ": %d nodes, %s groups, loss %u%%o, dup %u%%o,"
 		  " delay <= %u, reorder %u%%o, sync <= %u, crash %u%%o,"
 		  " partition %u%%o, leader crash %u%%o, msg %zu B,"
 		  " inflight %u msgs/%zu B, pre-vote %d, check-quorum %d,"
 		  " hooks %d, cache %zu B",
-		  seed, s.n, s.log_mode ? "log" : "state-machine", s.loss,
-		  s.dup, s.delay_max, s.reorder, s.sync_max, s.crash,
-		  s.partition, s.leader_crash, s.max_msg_bytes,
-		  s.max_inflight_msgs, s.max_inflight_bytes, s.pre_vote,
-		  s.check_quorum, s.hooks, s.cache_bytes);
-	for (int i = 0; i < s.n; i++) {
+		  seed, s.w.n, s.log_mode ? "log" : "state-machine",
+		  s.w.net.loss, s.w.net.dup, s.w.net.delay_max, s.w.net.reorder,
+		  s.sync_max, s.w.crash, s.w.net.partition, s.w.leader_crash,
+		  s.max_msg_bytes, s.max_inflight_msgs, s.max_inflight_bytes,
+		  s.pre_vote, s.check_quorum, s.hooks, s.cache_bytes);
+	for (int i = 0; i < s.w.n; i++) {
 		struct node *nd = &s.nodes[i];
 
 		nd->id = (uint64_t)i + 1;
-		nd->tick_offset = 1 + (unsigned)below(&s.rng, TICK - 1);
+		nd->tick_offset = 1 + (unsigned)below(&s.w.rng, TICK - 1);
 		start_node(&s, nd);
-		evq_push(&s.events, (struct ev){.time = nd->tick_offset,
-						.type = EV_TICK,
-						.node = i});
+		evq_push(&s.w.events, (struct ev){.time = nd->tick_offset,
+						  .type = EV_TICK,
+						  .node = i});
 	}
-	sim_run(&s.events, &s.clock, &s, handle, converged, &s.healed, &s.tick,
-		(uint64_t)o->ticks + o->converge_ticks);
-	*ticks_used = s.tick;
-	sim_trace(&s.clock,
+	sim_run(&s.w);
+	sim_trace(&s.w.clock,
 		  "seed %" PRIu64 " done at tick %" PRIu64 ": %" PRIu64
 		  " proposed, %" PRIu64 " acknowledged, commit %" PRIu64
 		  ", %" PRIu64 " entries read back",
-		  seed, s.tick, s.proposals, s.committed_props, s.max_commit,
+		  seed, s.w.tick, s.proposals, s.committed_props, s.max_commit,
 		  s.reads);
-	if (s.hooks && s.cache_bytes && !s.clock.violation[0]) {
+	if (s.hooks && s.cache_bytes && !s.w.clock.violation[0]) {
 		/* The bound holds once everything is durable. */
-		for (int i = 0; i < s.n; i++)
+		for (int i = 0; i < s.w.n; i++)
 			if (s.nodes[i].up &&
 			    kq__raft_cached_bytes(s.nodes[i].r) > s.cache_bytes)
-				sim_violate(&s.clock,
+				sim_violate(&s.w.clock,
 					    "node %d caches %zu bytes, over "
 					    "the bound %zu",
 					    i + 1,
@@ -1066,93 +953,42 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 					    s.cache_bytes);
 	}
 	o_reads += s.reads;
-	snprintf(why, why_len, "%s", s.clock.violation);
+	snprintf(why, why_len, "%s", s.w.clock.violation);
 	sim_free(&s);
 	return why[0] != 0;
 }
 
-static void usage(void)
+int sim_flag(struct opts *o, const char *a)
 {
-	fprintf(stderr,
-		"usage: raft-sim [--seeds N] [--first-seed S] [--nodes 3|5]\n"
-		"                [--ticks T] [--converge-ticks T] [--trace]\n"
-		"                [--cache-bytes B] [--soak]\n");
-	exit(2);
+	if (strcmp(a, "--soak"))
+		return 0;
+	/* Many more seeds, each twice as long. */
+	o->sim.seeds = 20000;
+	o->sim.ticks *= 2;
+	return 1;
+}
+
+int sim_option(struct opts *o, const char *a, const char *v)
+{
+	if (strcmp(a, "--cache-bytes"))
+		return 0;
+	o->cache_bytes = strtol(v, NULL, 10);
+	return 1;
+}
+
+void sim_report(const struct opts *o, struct sim_summary *r)
+{
+	(void)o;
+	snprintf(r->note, sizeof(r->note),
+		 " (%" PRIu64 " entries read back from the disks)", o_reads);
 }
 
 int main(int argc, char **argv)
 {
-	struct opts o = {.seeds = 100,
-			 .first_seed = 1,
-			 .ticks = 2000,
-			 .converge_ticks = 400,
-			 .cache_bytes = -1};
-	uint64_t failed = 0, first_failed = 0, ticks = 0;
-	char why[512], first_why[512] = "";
+	struct opts o = {
+		.sim = {.ticks = 2000, .converge_ticks = 400},
+		.cache_bytes = -1,
+	};
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (!strcmp(a, "--trace")) {
-			o.trace = 1;
-		} else if (!strcmp(a, "--soak")) {
-			/* Many more seeds, each twice as long. */
-			o.seeds = 20000;
-			o.ticks *= 2;
-		} else if (!v) {
-			usage();
-		} else if (!strcmp(a, "--seeds")) {
-			o.seeds = strtoull(v, NULL, 10);
-			i++;
-		} else if (!strcmp(a, "--first-seed")) {
-			o.first_seed = strtoull(v, NULL, 10);
-			i++;
-		} else if (!strcmp(a, "--nodes")) {
-			o.nodes = atoi(v);
-			i++;
-			if (o.nodes != 3 && o.nodes != 5)
-				usage();
-		} else if (!strcmp(a, "--ticks")) {
-			o.ticks = (unsigned)strtoul(v, NULL, 10);
-			i++;
-		} else if (!strcmp(a, "--cache-bytes")) {
-			o.cache_bytes = strtol(v, NULL, 10);
-			i++;
-		} else if (!strcmp(a, "--converge-ticks")) {
-			o.converge_ticks = (unsigned)strtoul(v, NULL, 10);
-			i++;
-		} else {
-			usage();
-		}
-	}
-	for (uint64_t k = 0; k < o.seeds; k++) {
-		uint64_t seed = o.first_seed + k, t;
-
-		if (run_seed(&o, seed, why, sizeof(why), &t)) {
-			if (!failed++) {
-				first_failed = seed;
-				snprintf(first_why, sizeof(first_why), "%s",
-					 why);
-			}
-			fprintf(stderr, "seed %" PRIu64 ": %s\n", seed, why);
-		}
-		ticks += t;
-	}
-	if (failed) {
-		printf("%" PRIu64 " seeds, %" PRIu64
-		       " violations, first failing seed %" PRIu64 " (%s); "
-		       "replay: raft-sim --seeds 1 --first-seed %" PRIu64
-		       "%s --ticks %u --trace\n",
-		       o.seeds, failed, first_failed, first_why, first_failed,
-		       o.nodes == 3   ? " --nodes 3"
-		       : o.nodes == 5 ? " --nodes 5"
-				      : "",
-		       o.ticks);
-		return 1;
-	}
-	printf("%" PRIu64 " seeds, 0 violations (%" PRIu64
-	       " entries read back from the disks)\n",
-	       o.seeds, o_reads);
-	return 0;
+	return sim_main(argc, argv, &o, &o.sim);
 }

@@ -44,7 +44,20 @@
 #include "../fake_host.h"
 #include "common.h"
 
-const char *sim_name = "replica-sim";
+const struct sim_prog sim_program = {
+	.name = "replica-sim",
+	.usage = "usage: replica-sim [--seeds N] [--first-seed S] [--nodes "
+		 "1|3|5]\n"
+		 "                   [--ticks T] [--converge-ticks T] "
+		 "[--trace]\n"
+		 "                   [--soak] [--kind log|sm] "
+		 "[--direct-compact]\n"
+		 "                   [--no-hs-faults] [--no-huge-terms] "
+		 "[--no-retain]\n"
+		 "                   [--lax-retention] [--lax-hs] [--lenient] "
+		 "[--no-damage]\n",
+	.nodes = 1u << 1 | 1u << 3 | 1u << 5,
+};
 
 #define MAX_NODES SIM_MAX_NODES
 #define TICK	  SIM_TICK
@@ -189,10 +202,6 @@ struct cslot {
 	bool control;
 };
 
-struct ack {
-	uint64_t off, fp, term;
-};
-
 struct prop {
 	struct kq_propose_req req;
 	struct sim *sim;
@@ -271,10 +280,7 @@ static const char *f_names[F_N] = {
 };
 
 struct opts {
-	uint64_t seeds, first_seed;
-	int nodes;
-	unsigned ticks, converge_ticks;
-	int trace;
+	struct sim_opts sim;
 	bool direct_compact; /* retention behind the group's back */
 	bool hs_faults;
 	bool huge_terms;
@@ -290,30 +296,19 @@ struct opts {
 
 struct sim {
 	const struct opts *o;
-	uint64_t seed, rng;
-	int n;
+	struct sim_world w;
 	struct node nodes[MAX_NODES];
-	struct sim_clock clock;
-	uint64_t tick;
 	bool sm; /* a state-machine group */
 
-	unsigned loss, dup, delay_max, reorder, sync_max, sync_err, crash,
-		partition, forge, retain, torn, snap_crash, hs_fault,
-		leader_crash, damage;
+	/* Fault settings, beside the network's and crashes' in w. */
+	unsigned sync_max, sync_err, forge, retain, torn, snap_crash, hs_fault,
+		damage;
 	int seg_recs;
-	int blocked[MAX_NODES][MAX_NODES];
-	bool healed;
 
-	struct evq events;
-
-	/* Checker state. */
-	uint64_t *leader_of;
-	size_t cap_leader_of;
+	/* Checker state, beside the leaders and acknowledgements in w. */
 	struct cslot *com; /* offset -> committed record */
 	size_t cap_com;
 	uint64_t max_commit;
-	struct ack *acks;
-	size_t n_acks, cap_acks;
 	uint64_t next_id;
 	bool final_acked;
 	uint64_t max_term_seen;
@@ -374,7 +369,7 @@ static void note_committed(struct sim *s, struct node *nd, uint64_t off,
 		return;
 	}
 	if (c->term != term || (fp && c->fp && c->fp != fp))
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d %s offset %" PRIu64
 			    " as committed with term "
 			    "%" PRIu64 ", but term %" PRIu64
@@ -499,7 +494,7 @@ static int sl_append(struct kq_store *st, const struct kq_record *recs,
 
 		if (rc->offset < st_next(st) ||
 		    (i && rc->offset <= recs[i - 1].offset)) {
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d appends offset %" PRIu64
 				    " below next offset %" PRIu64,
 				    st->nd->id, rc->offset, st_next(st));
@@ -508,7 +503,7 @@ static int sl_append(struct kq_store *st, const struct kq_record *recs,
 		if (st->nlost && rc->offset < st->lost[st->nlost - 1].end) {
 			/* Only a replica refilling from its peers may; a
 			 * lone one hands the offsets out again. */
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d appends offset %" PRIu64
 				    ", lost to damage (%" PRIu64 "..%" PRIu64
 				    "): handed out again",
@@ -518,7 +513,7 @@ static int sl_append(struct kq_store *st, const struct kq_record *recs,
 			return KQ_EBADARG;
 		}
 		if (st->n && rc->offset != st_end_seen(st))
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d appends a gap at %" PRIu64,
 				    st->nd->id, rc->offset);
 		if (!st->nsegs || st_newest_count(st) >= (size_t)s->seg_recs)
@@ -550,20 +545,20 @@ static int sl_append(struct kq_store *st, const struct kq_record *recs,
 static void schedule_sync(struct kq_store *st)
 {
 	struct sim *s = st->nd->sim;
-	uint64_t d = 1 + below(&s->rng, s->sync_max);
+	uint64_t d = 1 + below(&s->w.rng, s->sync_max);
 
 	if (st->sync_scheduled)
 		return;
-	if (chance(&s->rng, 50)) {
+	if (chance(&s->w.rng, 50)) {
 		/* A slow disk: held back over several ticks. */
-		d += below(&s->rng, 5 * TICK);
+		d += below(&s->w.rng, 5 * TICK);
 		s->f[F_SYNC_DELAYED]++;
 	}
 	st->sync_scheduled = true;
-	evq_push(&s->events, (struct ev){.time = s->clock.now + d,
-					 .type = EV_SYNC,
-					 .node = st->nd->id - 1,
-					 .incarnation = st->nd->incarnation});
+	evq_push(&s->w.events, (struct ev){.time = s->w.clock.now + d,
+					   .type = EV_SYNC,
+					   .node = st->nd->id - 1,
+					   .incarnation = st->nd->incarnation});
 }
 
 static int sl_sync(struct kq_store *st, struct kq_sync_req *req, kq_sync_cb cb)
@@ -614,7 +609,7 @@ static int sl_read(struct kq_store *st, uint64_t from, uint64_t end,
 			break;
 		/* The core reads back only what it was told is durable. */
 		if (!r->durable && st->nd->g && !st->nd->g->closed)
-			sim_violate(&st->nd->sim->clock,
+			sim_violate(&st->nd->sim->w.clock,
 				    "node %d reads offset %" PRIu64
 				    " which is not durable",
 				    st->nd->id, r->off);
@@ -679,9 +674,9 @@ static int sl_reset(struct kq_store *st, uint64_t next)
 
 	if (st->failed)
 		return KQ_EUNAVAILABLE;
-	if (st->just_saved_snapshot && chance(&s->rng, s->snap_crash)) {
+	if (st->just_saved_snapshot && chance(&s->w.rng, s->snap_crash)) {
 		/* The broker dies between the snapshot file and the reset. */
-		sim_trace(&s->clock,
+		sim_trace(&s->w.clock,
 			  "  node %d CRASHES inside a snapshot install",
 			  nd->id);
 		s->f[F_SNAP_CRASH]++;
@@ -726,7 +721,7 @@ static void st_drop_oldest_seg(struct kq_store *st)
 		else if (!c->term && s->o->lax_retention)
 			s->f[F_UNCOMMITTED_DELETED]++;
 		else if (!c->term)
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d retention deletes offset %" PRIu64
 				    " (term %" PRIu64
 				    ") which no replica knows committed",
@@ -735,7 +730,7 @@ static void st_drop_oldest_seg(struct kq_store *st)
 			 s->o->lax_retention)
 			s->f[F_UNCOMMITTED_DELETED]++;
 		else if (c->term != r->term || (c->fp && c->fp != r->fp))
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d retention deletes offset %" PRIu64
 				    " (term %" PRIu64
 				    "), not the committed one "
@@ -798,12 +793,12 @@ static int sl_save_hs(struct kq_store *st, const struct kq_hard_state *hs)
 	if (st->failed)
 		return KQ_EUNAVAILABLE;
 	if (hs->term < st->hs.term)
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d saves term %" PRIu64 " over term %" PRIu64,
 			    st->nd->id, hs->term, st->hs.term);
 	else if (hs->term == st->hs.term && st->hs.vote &&
 		 hs->vote != st->hs.vote)
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d changes its vote in term %" PRIu64
 			    " from %" PRIu64 " to %" PRIu64,
 			    st->nd->id, hs->term, st->hs.vote, hs->vote);
@@ -926,8 +921,8 @@ int kq__cluster_peer_up(const struct kq__cluster *c, int id)
 {
 	struct sim *s = c->nd->sim;
 
-	return id >= 1 && id <= s->n && s->nodes[id - 1].up &&
-	       !s->blocked[c->nd->id - 1][id - 1];
+	return id >= 1 && id <= s->w.n && s->nodes[id - 1].up &&
+	       !s->w.net.blocked[c->nd->id - 1][id - 1];
 }
 
 /* The simulated network delivers at once or not at all: heard is up. */
@@ -943,55 +938,35 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 {
 	struct node *nd = c->nd;
 	struct sim *s = nd->sim;
-	int copies = 1;
 
 	if (group != GROUP_ID)
-		sim_violate(&s->clock, "node %d sends for group %" PRIu64,
+		sim_violate(&s->w.clock, "node %d sends for group %" PRIu64,
 			    nd->id, group);
 	if (m->from != (uint64_t)nd->id || m->to < 1 ||
-	    m->to > (uint64_t)s->n) {
-		sim_violate(&s->clock,
+	    m->to > (uint64_t)s->w.n) {
+		sim_violate(&s->w.clock,
 			    "node %d sends from %" PRIu64 " to %" PRIu64,
 			    nd->id, m->from, m->to);
 		return;
 	}
 	if (m->term > nd->st.hs.term && m->type != KQ__RAFT_MSG_PREVOTE &&
 	    m->type != KQ__RAFT_MSG_PREVOTE_RESP)
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d sends term %" PRIu64 " before saving it "
 			    "(saved %" PRIu64 ")",
 			    nd->id, m->term, nd->st.hs.term);
 	if (m->type == KQ__RAFT_MSG_VOTE_RESP && !m->reject &&
 	    (nd->st.hs.vote != m->to || nd->st.hs.term != m->term))
-		sim_violate(&s->clock, "node %d grants a vote it did not save",
-			    nd->id);
+		sim_violate(&s->w.clock,
+			    "node %d grants a vote it did not save", nd->id);
 	check_ack(s, nd, m);
-	sim_trace(&s->clock,
+	sim_trace(&s->w.clock,
 		  "  %" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
 		  " lt%" PRIu64 " c%" PRIu64 " h%" PRIu64 " n%zu%s",
 		  m->from, m->to, kq__raft_msg_name(m->type), m->term, m->index,
 		  m->log_term, m->commit, m->hint, m->n_entries,
 		  m->reject ? " reject" : "");
-	if (chance(&s->rng, s->loss)) {
-		s->f[F_DROP]++;
-		return;
-	}
-	if (chance(&s->rng, s->dup)) {
-		s->f[F_DUP]++;
-		copies = 2;
-	}
-	for (int i = 0; i < copies; i++) {
-		uint64_t d = 1 + below(&s->rng, s->delay_max);
-
-		if (chance(&s->rng, s->reorder)) {
-			s->f[F_REORDER]++;
-			d += below(&s->rng, 3 * TICK);
-		}
-		evq_push(&s->events, (struct ev){.time = s->clock.now + d,
-						 .type = EV_DELIVER,
-						 .node = (int)m->to - 1,
-						 .msg = msg_copy(m)});
-	}
+	net_send(&s->w, m);
 }
 
 static void host_log(const struct kq_host *host, enum kq_log_level level,
@@ -1011,7 +986,7 @@ static void host_log(const struct kq_host *host, enum kq_log_level level,
 	va_end(ap);
 	if (level == KQ_LOG_ERROR)
 		snprintf(nd->last_error, sizeof(nd->last_error), "%s", line);
-	sim_trace(&nd->sim->clock, "  node %d log: %s", nd->id, line);
+	sim_trace(&nd->sim->w.clock, "  node %d log: %s", nd->id, line);
 }
 
 /* ------------------------------------------------------------ checks */
@@ -1069,14 +1044,14 @@ static void check_ack(struct sim *s, struct node *nd,
 		    kq__raft_term(ld->g->r) == m->term &&
 		    kq__raft_role(ld->g->r) == KQ__RAFT_LEADER &&
 		    (lt != t || lfp != fp))
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d acknowledges offset %" PRIu64
 				    " holding term %" PRIu64
 				    ", but leader %d holds term %" PRIu64,
 				    nd->id, m->index, t, ld->id, lt);
 		return;
 	}
-	sim_violate(&s->clock,
+	sim_violate(&s->w.clock,
 		    "node %d acknowledges offset %" PRIu64 " in term %" PRIu64
 		    " but does not hold it durably "
 		    "(log %" PRIu64 "..%" PRIu64 ", restart point %s%" PRIu64
@@ -1110,7 +1085,7 @@ static bool check_node_commit_keep(struct node *nd, uint64_t from,
 			return true;
 		}
 		if (c->term == r->term && c->fp == r->fp) {
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d %s its log from %" PRIu64
 				    ", dropping committed offset %" PRIu64,
 				    nd->id, what, from, r->off);
@@ -1130,7 +1105,7 @@ static void check_commit(struct sim *s, struct node *nd)
 	uint32_t flags;
 
 	if (c > kq__raft_last_index(g->r))
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d commit %" PRIu64
 			    " beyond its log %" PRIu64,
 			    nd->id, c, kq__raft_last_index(g->r));
@@ -1158,7 +1133,7 @@ static void check_commit(struct sim *s, struct node *nd)
 			    (cs->fp && fp != cs->fp)) {
 				if (s->o->strict)
 					sim_violate(
-						&s->clock,
+						&s->w.clock,
 						"node %d opens with the record "
 						"at its restart point %" PRIu64
 						" of term %" PRIu64
@@ -1177,7 +1152,7 @@ static void check_commit(struct sim *s, struct node *nd)
 	for (uint64_t i = nd->checked_commit + 1; i <= c; i++) {
 		if (held_flags(nd, i, false, &t, &fp, &flags))
 			note_committed(s, nd, i, t, fp, flags, "commits");
-		if (s->clock.violation[0])
+		if (s->w.clock.violation[0])
 			return;
 	}
 	if (c > nd->checked_commit)
@@ -1194,13 +1169,13 @@ static void check_commit(struct sim *s, struct node *nd)
 		struct cslot *cs = com_at(s, point);
 
 		if (!cs->term)
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d restarts after offset %" PRIu64
 				    " (term %" PRIu64
 				    ") which no replica knows committed",
 				    nd->id, point, pt);
 		else if (cs->term != pt)
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d restarts after offset %" PRIu64
 				    " taking term %" PRIu64
 				    ", but term %" PRIu64
@@ -1227,7 +1202,7 @@ static void check_visible(struct sim *s, struct node *nd)
 		if (!r && st_lost_at(st, off))
 			continue; /* CONS refuses them (core/consume.c) */
 		if (!r) {
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d serves offsets up to %" PRIu64
 				    " but does not hold %" PRIu64,
 				    nd->id, end - 1, off);
@@ -1237,7 +1212,7 @@ static void check_visible(struct sim *s, struct node *nd)
 			continue; /* the known bug, counted at the open */
 		if (!c->term || c->term != r->term ||
 		    (c->fp && c->fp != r->fp)) {
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d serves offset %" PRIu64
 				    " (term %" PRIu64
 				    ") below its commit end %" PRIu64
@@ -1251,6 +1226,15 @@ static void check_visible(struct sim *s, struct node *nd)
 		nd->visible_checked = end;
 }
 
+/* Whether node i holds (or held durably before retention) the record
+ * with fingerprint fp at offset off. */
+static bool holds_fp(struct sim *s, int i, uint64_t off, uint64_t fp)
+{
+	uint64_t t, hfp;
+
+	return held(&s->nodes[i], off, false, &t, &hfp) && hfp == fp;
+}
+
 /* Leader uniqueness, and a new leader's log holds every committed
  * record of earlier terms and every acknowledged proposal. */
 static void check_leader(struct sim *s, struct node *nd)
@@ -1258,41 +1242,10 @@ static void check_leader(struct sim *s, struct node *nd)
 	struct kq__raft *r = nd->g->r;
 	uint64_t t = kq__raft_term(r), base, lt, lfp;
 
-	if (kq__raft_role(r) != KQ__RAFT_LEADER)
+	if (kq__raft_role(r) != KQ__RAFT_LEADER ||
+	    !sim_leader(&s->w, t, nd->id - 1, nd->incarnation,
+			&nd->leader_checked_term))
 		return;
-	if (t >= s->cap_leader_of) {
-		size_t n = s->cap_leader_of ? s->cap_leader_of : 256;
-
-		if (t > 1u << 24)
-			return; /* forged huge terms: nothing to index */
-		while (n <= t)
-			n *= 2;
-		s->leader_of = xrealloc(s->leader_of, n * sizeof(uint64_t));
-		memset(s->leader_of + s->cap_leader_of, 0,
-		       (n - s->cap_leader_of) * sizeof(uint64_t));
-		s->cap_leader_of = n;
-	}
-	if (s->leader_of[t] && s->leader_of[t] != (uint64_t)nd->id) {
-		sim_violate(&s->clock,
-			    "two leaders in term %" PRIu64 ": %" PRIu64
-			    " and %d",
-			    t, s->leader_of[t], nd->id);
-		return;
-	}
-	s->leader_of[t] = (uint64_t)nd->id;
-	if (nd->leader_checked_term == t)
-		return;
-	nd->leader_checked_term = t;
-	sim_trace(&s->clock, "  node %d is leader of term %" PRIu64, nd->id, t);
-	/* Leaders dying right after their election, before their no-op
-	 * commits, are where commit rules go wrong. */
-	if (!s->healed && chance(&s->rng, s->leader_crash))
-		evq_push(&s->events,
-			 (struct ev){.time = s->clock.now + 1 +
-					     below(&s->rng, 2 * TICK),
-				     .type = EV_CRASH,
-				     .node = nd->id - 1,
-				     .incarnation = nd->incarnation});
 	base = kq__raft_first_index(r) - 1;
 	for (uint64_t i = base + 1; i <= s->max_commit; i++) {
 		struct cslot *c = com_at(s, i);
@@ -1301,7 +1254,7 @@ static void check_leader(struct sim *s, struct node *nd)
 			continue;
 		if (!held(nd, i, false, &lt, &lfp) || lt != c->term ||
 		    (c->fp && lfp != c->fp)) {
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "leader completeness: leader %d of term "
 				    "%" PRIu64
 				    " lacks committed offset %" PRIu64,
@@ -1309,19 +1262,7 @@ static void check_leader(struct sim *s, struct node *nd)
 			return;
 		}
 	}
-	for (size_t k = 0; k < s->n_acks; k++) {
-		struct ack *a = &s->acks[k];
-
-		if (a->term >= t || a->off <= base)
-			continue;
-		if (!held(nd, a->off, false, &lt, &lfp) || lfp != a->fp) {
-			sim_violate(&s->clock,
-				    "acknowledged proposal at offset %" PRIu64
-				    " missing from leader %d of term %" PRIu64,
-				    a->off, nd->id, t);
-			return;
-		}
-	}
+	sim_check_acks(&s->w, t, nd->id - 1, base + 1, "offset", holds_fp);
 }
 
 /* ------------------------------------------------------------ state */
@@ -1354,7 +1295,7 @@ static void sm_apply(void *ctx, const struct kq_record *rec)
 		       rec->key ? rec->key_len : 0, rec->value, rec->value_len);
 
 	if (rec->offset <= nd->sm_applied)
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d applies offset %" PRIu64 " after %" PRIu64,
 			    nd->id, rec->offset, nd->sm_applied);
 	note_committed(s, nd, rec->offset, rec->term, fp, rec->flags,
@@ -1387,7 +1328,7 @@ static int sm_restore(void *ctx, const void *data, size_t len)
 	bool known;
 
 	if (len != sizeof(p)) {
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d restores a snapshot of %zu bytes", nd->id,
 			    len);
 		return KQ_ECORRUPT;
@@ -1395,7 +1336,7 @@ static int sm_restore(void *ctx, const void *data, size_t len)
 	memcpy(p, data, sizeof(p));
 	want = chain_at(s, p[0], &known);
 	if (known && want != p[1])
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d restores a state at %" PRIu64
 			    " that is not the committed one",
 			    nd->id, p[0]);
@@ -1415,11 +1356,11 @@ static int open_group(struct sim *s, struct node *nd)
 		.name = s->sm ? "meta" : "t-0",
 		.store = &nd->st,
 		.replicas = replicas,
-		.nreplicas = (size_t)s->n,
+		.nreplicas = (size_t)s->w.n,
 	};
 	int rv;
 
-	for (int i = 0; i < s->n; i++)
+	for (int i = 0; i < s->w.n; i++)
 		replicas[i] = i + 1;
 	if (s->sm) {
 		cfg.apply = sm_apply;
@@ -1429,8 +1370,8 @@ static int open_group(struct sim *s, struct node *nd)
 	}
 	nd->sm_applied = 0;
 	nd->sm_chain = 0;
-	nd->mod.seed =
-		mix(s->seed * 131 + (uint64_t)nd->id * 7919 + nd->incarnation);
+	nd->mod.seed = mix(s->w.seed * 131 + (uint64_t)nd->id * 7919 +
+			   nd->incarnation);
 	nd->g = NULL;
 	nd->opening = true;
 	rv = kq__raft_group_open(&nd->mod, &cfg, &nd->g);
@@ -1459,16 +1400,16 @@ static void start_node(struct sim *s, struct node *nd)
 
 	/* A hard-state file lost or replaced by an older copy, only when
 	 * the adapter can tell from what the log holds. */
-	if (s->o->hs_faults && chance(&s->rng, s->hs_fault)) {
+	if (s->o->hs_faults && chance(&s->w.rng, s->hs_fault)) {
 		uint64_t top = st_max_term(st);
 
-		if (top > 0 && chance(&s->rng, 500)) {
+		if (top > 0 && chance(&s->w.rng, 500)) {
 			st->hs_fault = 1;
 			s->f[F_HS_LOST]++;
 		} else {
 			for (size_t i = st->n_hist; i-- > 0;)
 				if (st->hs_hist[i].term < top &&
-				    chance(&s->rng, 600)) {
+				    chance(&s->w.rng, 600)) {
 					st->hs_fault = 2;
 					st->hs_stale = st->hs_hist[i];
 					s->f[F_HS_STALE]++;
@@ -1476,8 +1417,8 @@ static void start_node(struct sim *s, struct node *nd)
 				}
 		}
 		if (st->hs_fault)
-			sim_trace(&s->clock, "  node %d hard state %s", nd->id,
-				  st->hs_fault == 1 ? "LOST" : "STALE");
+			sim_trace(&s->w.clock, "  node %d hard state %s",
+				  nd->id, st->hs_fault == 1 ? "LOST" : "STALE");
 	}
 	nd->checked_commit = 0;
 	nd->visible_checked = 0;
@@ -1488,7 +1429,7 @@ static void start_node(struct sim *s, struct node *nd)
 	rv = open_group(s, nd);
 	if (rv != 0 && st->hs_fault) {
 		/* Refused, as it must: the operator restores the file. */
-		sim_trace(&s->clock, "  node %d refuses to open: %s", nd->id,
+		sim_trace(&s->w.clock, "  node %d refuses to open: %s", nd->id,
 			  nd->last_error);
 		s->f[F_HS_REFUSED]++;
 		st->hs_fault = 0;
@@ -1509,7 +1450,7 @@ static void start_node(struct sim *s, struct node *nd)
 					   : st->hs_stale;
 		st->hs_fault = 0;
 	} else if (rv == 0 && st->hs_fault) {
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d opened over a %s hard state (term %" PRIu64
 			    ", the log holds term %" PRIu64 ")",
 			    nd->id, st->hs_fault == 1 ? "lost" : "stale",
@@ -1518,12 +1459,13 @@ static void start_node(struct sim *s, struct node *nd)
 		st->hs_fault = 0;
 	}
 	if (rv != 0) {
-		sim_violate(&s->clock, "node %d cannot open its group: %s (%s)",
-			    nd->id, kq_strerror(rv), nd->last_error);
+		sim_violate(&s->w.clock,
+			    "node %d cannot open its group: %s (%s)", nd->id,
+			    kq_strerror(rv), nd->last_error);
 		return;
 	}
 	nd->up = 1;
-	sim_trace(&s->clock,
+	sim_trace(&s->w.clock,
 		  "  node %d opens: log %" PRIu64 "..%" PRIu64
 		  ", point %" PRIu64 ", term %" PRIu64,
 		  nd->id, st_first(st), st_next(st),
@@ -1572,12 +1514,12 @@ static void damage_tail(struct sim *s, struct node *nd, size_t d)
 	}
 	for (size_t k = keep; k < st->n; k++)
 		if (st->r[k].off < from || st->r[k].off >= end)
-			sim_violate(&s->clock,
+			sim_violate(&s->w.clock,
 				    "node %d: damaged offset %" PRIu64
 				    " outside the range kept lost (%" PRIu64
 				    "..%" PRIu64 ")",
 				    nd->id, st->r[k].off, from, end - 1);
-	sim_trace(&s->clock,
+	sim_trace(&s->w.clock,
 		  "  node %d: last %zu records DAMAGED, offsets %" PRIu64
 		  "..%" PRIu64 " lost",
 		  nd->id, d, from, end - 1);
@@ -1597,7 +1539,7 @@ static void crash_node(struct sim *s, struct node *nd, const char *why)
 
 	if (!nd->up)
 		return;
-	sim_trace(&s->clock, "  CRASH node %d (%s)", nd->id, why);
+	sim_trace(&s->w.clock, "  CRASH node %d (%s)", nd->id, why);
 	s->f[F_CRASH]++;
 	kq__raft_group_close(nd->g);
 	nd->g = NULL;
@@ -1608,8 +1550,8 @@ static void crash_node(struct sim *s, struct node *nd, const char *why)
 	while (k < st->n && st->r[k].durable)
 		k++;
 	keep = k;
-	if (k < st->n && chance(&s->rng, s->torn)) {
-		keep = k + (size_t)below(&s->rng, st->n - k + 1);
+	if (k < st->n && chance(&s->w.rng, s->torn)) {
+		keep = k + (size_t)below(&s->w.rng, st->n - k + 1);
 		if (keep > k)
 			s->f[F_TORN]++;
 	}
@@ -1620,25 +1562,25 @@ static void crash_node(struct sim *s, struct node *nd, const char *why)
 	while (st->nsegs > 1 && st_next(st) <= st->segs[st->nsegs - 1] &&
 	       (!st->n || st->r[st->n - 1].off < st->segs[st->nsegs - 1]))
 		st->nsegs--;
-	if (s->damage && st->nlost < 15 && chance(&s->rng, s->damage)) {
+	if (s->damage && st->nlost < 15 && chance(&s->w.rng, s->damage)) {
 		size_t have = st_newest_count(st);
 
 		if (have)
 			damage_tail(s, nd,
-				    1 + (size_t)below(&s->rng,
+				    1 + (size_t)below(&s->w.rng,
 						      have < 3 ? have : 3));
 	}
 	st->failed = false;
 	st->crash_pending = false;
 	st->just_saved_snapshot = false;
 	nd->up = 0;
-	nd->restart_tick = s->tick + 1 + below(&s->rng, 40);
+	nd->restart_tick = s->w.tick + 1 + below(&s->w.rng, 40);
 }
 
 /* After every step: a failed group must have failed on purpose. */
 static void after_step(struct sim *s, struct node *nd)
 {
-	if (!nd->up || s->clock.violation[0])
+	if (!nd->up || s->w.clock.violation[0])
 		return;
 	run_later(nd);
 	/* The module's count of elections in flight is this group's and
@@ -1646,7 +1588,7 @@ static void after_step(struct sim *s, struct node *nd)
 	 * would hold every other group's election back for good. */
 	if (nd->mod.campaigns != nd->phantom + (nd->g->counted ? 1u : 0u) ||
 	    (nd->g->counted && nd->g->failed))
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d: %u election slots taken, %u by phantoms, "
 			    "its group %s%s",
 			    nd->id, nd->mod.campaigns, nd->phantom,
@@ -1662,7 +1604,7 @@ static void after_step(struct sim *s, struct node *nd)
 				s->f[F_FORGED_REFUSED]++;
 			crash_node(s, nd, "its group stopped");
 		} else {
-			sim_violate(&s->clock, "node %d stopped: %s", nd->id,
+			sim_violate(&s->w.clock, "node %d stopped: %s", nd->id,
 				    nd->last_error);
 		}
 		nd->fault_step = nd->forged_step = false;
@@ -1671,33 +1613,24 @@ static void after_step(struct sim *s, struct node *nd)
 	nd->fault_step = nd->forged_step = false;
 	if (!nd->g->running &&
 	    kq__raft_last_index(nd->g->r) + 1 != st_end_seen(&nd->st))
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d core log ends at %" PRIu64
 			    ", its storage at %" PRIu64,
 			    nd->id, kq__raft_last_index(nd->g->r),
 			    st_end_seen(&nd->st) - 1);
-	if (!s->clock.violation[0])
+	if (!s->w.clock.violation[0])
 		check_visible(s, nd);
-	if (!s->clock.violation[0])
+	if (!s->w.clock.violation[0])
 		check_leader(s, nd);
 }
 
 /* ------------------------------------------------------------ faults */
 
-static void new_partition(struct sim *s)
-{
-	char desc[128];
-
-	s->f[F_PARTITION]++;
-	net_partition(s->blocked, s->n, &s->rng, desc, sizeof(desc));
-	sim_trace(&s->clock, "  %s", desc);
-}
-
 /* A message no correct peer sends.  Each kind must be refused (the
  * group stops, and is restarted) or harmless (the checks pass). */
 static void forge(struct sim *s)
 {
-	struct node *nd = &s->nodes[below(&s->rng, s->n)];
+	struct node *nd = &s->nodes[below(&s->w.rng, s->w.n)];
 	struct kq__raft_msg m;
 	struct kq__raft_entry e[3];
 	uint8_t junk[16];
@@ -1711,17 +1644,17 @@ static void forge(struct sim *s)
 	memset(&m, 0, sizeof(m));
 	memset(junk, 0xa5, sizeof(junk));
 	m.to = (uint64_t)nd->id;
-	m.from = 1 + below(&s->rng, s->n);
+	m.from = 1 + below(&s->w.rng, s->w.n);
 	if (m.from == m.to)
-		m.from = m.to % (uint64_t)s->n + 1;
-	switch (below(&s->rng, 7)) {
+		m.from = m.to % (uint64_t)s->w.n + 1;
+	switch (below(&s->w.rng, 7)) {
 	case 0:
 		/* From a broker that is no voter: ignored. */
-		m.from = (uint64_t)s->n + 1 + below(&s->rng, 100);
-		m.type = (enum kq__raft_msg_type)(1 + below(&s->rng, 9));
-		m.term = term + below(&s->rng, 1000);
-		m.index = below(&s->rng, 100);
-		m.commit = below(&s->rng, 100);
+		m.from = (uint64_t)s->w.n + 1 + below(&s->w.rng, 100);
+		m.type = (enum kq__raft_msg_type)(1 + below(&s->w.rng, 9));
+		m.term = term + below(&s->w.rng, 1000);
+		m.index = below(&s->w.rng, 100);
+		m.commit = below(&s->w.rng, 100);
 		break;
 	case 1: {
 		/* Conflicting entries for committed offsets, in the current
@@ -1731,7 +1664,7 @@ static void forge(struct sim *s)
 
 		if (commit < 2)
 			return;
-		prev = below(&s->rng, commit);
+		prev = below(&s->w.rng, commit);
 		c = com_at(s, prev);
 		pt = prev ? c->term : 0;
 		if (prev && !pt)
@@ -1741,7 +1674,7 @@ static void forge(struct sim *s)
 		m.index = prev;
 		m.log_term = pt;
 		m.commit = commit;
-		m.n_entries = 1 + below(&s->rng, 3);
+		m.n_entries = 1 + below(&s->w.rng, 3);
 		if (prev + m.n_entries > commit)
 			m.n_entries = commit - prev;
 		for (size_t i = 0; i < m.n_entries; i++)
@@ -1758,7 +1691,7 @@ static void forge(struct sim *s)
 		/* A restart point without data at a low index. */
 		m.type = KQ__RAFT_MSG_SNAPSHOT;
 		m.term = term;
-		m.snap.index = below(&s->rng, commit + 1);
+		m.snap.index = below(&s->w.rng, commit + 1);
 		m.snap.term = m.snap.index ? com_at(s, m.snap.index)->term : 0;
 		if (m.snap.index && !m.snap.term)
 			return;
@@ -1766,10 +1699,10 @@ static void forge(struct sim *s)
 	case 3:
 		/* A campaign in a higher term from a log that is behind:
 		 * the term moves, the vote is refused. */
-		m.type = below(&s->rng, 2) ? KQ__RAFT_MSG_VOTE
-					   : KQ__RAFT_MSG_PREVOTE;
-		m.term = term + 1 + below(&s->rng, 3);
-		m.index = commit ? below(&s->rng, commit) : 0;
+		m.type = below(&s->w.rng, 2) ? KQ__RAFT_MSG_VOTE
+					     : KQ__RAFT_MSG_PREVOTE;
+		m.term = term + 1 + below(&s->w.rng, 3);
+		m.index = commit ? below(&s->w.rng, commit) : 0;
 		m.log_term = m.index ? com_at(s, m.index)->term : 0;
 		if (m.log_term > 1)
 			m.log_term--;
@@ -1780,8 +1713,8 @@ static void forge(struct sim *s)
 		/* Terms near the end of the range. */
 		if (!s->o->huge_terms)
 			return;
-		m.type = (enum kq__raft_msg_type)(1 + below(&s->rng, 9));
-		m.term = UINT64_MAX - below(&s->rng, 4);
+		m.type = (enum kq__raft_msg_type)(1 + below(&s->w.rng, 9));
+		m.term = UINT64_MAX - below(&s->w.rng, 4);
 		m.index = 0;
 		break;
 	case 5:
@@ -1796,7 +1729,7 @@ static void forge(struct sim *s)
 		m.type = KQ__RAFT_MSG_APPEND_RESP;
 		m.term = term;
 		m.index = kq__raft_last_index(nd->g->r) + (1u << 20) +
-			  below(&s->rng, 1000);
+			  below(&s->w.rng, 1000);
 		break;
 	default: {
 		/* Entries whose indexes do not follow the previous one. */
@@ -1812,7 +1745,7 @@ static void forge(struct sim *s)
 		if (commit && !m.log_term)
 			return;
 		m.commit = commit;
-		m.n_entries = 1 + below(&s->rng, 3);
+		m.n_entries = 1 + below(&s->w.rng, 3);
 		for (size_t i = 0; i < m.n_entries; i++)
 			e[i] = (struct kq__raft_entry){
 				.index = last + 2 + 2 * i,
@@ -1825,18 +1758,18 @@ static void forge(struct sim *s)
 	}
 	}
 	s->f[F_FORGED]++;
-	sim_trace(&s->clock,
+	sim_trace(&s->w.clock,
 		  "  FORGED %s to %d from %" PRIu64 " t%" PRIu64 " i%" PRIu64,
 		  kq__raft_msg_name(m.type), nd->id, m.from, m.term, m.index);
 	nm = msg_copy(&m);
 	nm->forged = true;
 	for (size_t i = 0; i < m.n_entries; i++)
 		kq__raft_buf_unref(e[i].data);
-	evq_push(&s->events,
-		 (struct ev){.time = s->clock.now + 1 + below(&s->rng, TICK),
-			     .type = EV_DELIVER,
-			     .node = nd->id - 1,
-			     .msg = nm});
+	evq_push(&s->w.events, (struct ev){.time = s->w.clock.now + 1 +
+						   below(&s->w.rng, TICK),
+					   .type = EV_DELIVER,
+					   .node = nd->id - 1,
+					   .msg = nm});
 }
 
 /* Retention asks to delete the entries before `before`, anywhere, even
@@ -1845,19 +1778,20 @@ static void retain(struct sim *s, struct node *nd)
 {
 	struct kq_store *st = &nd->st;
 	uint64_t first = st_first(st), next = st_next(st);
-	uint64_t before = first + below(&s->rng, next - first + 20);
+	uint64_t before = first + below(&s->w.rng, next - first + 20);
 
 	/* Retention by bytes or time knows nothing of the commit index. */
-	if (chance(&s->rng, 100))
-		before = chance(&s->rng, 500) ? UINT64_MAX - below(&s->rng, 3)
-					      : next + below(&s->rng, 1000);
+	if (chance(&s->w.rng, 100))
+		before = chance(&s->w.rng, 500)
+				 ? UINT64_MAX - below(&s->w.rng, 3)
+				 : next + below(&s->w.rng, 1000);
 	int rv;
 
 	if (s->o->direct_compact && !s->sm) {
 		/* Retention as it was before kq__raft_group_retain: segments go
 		 * behind the group's back. */
 		s->f[F_DIRECT_COMPACT]++;
-		sim_trace(&s->clock,
+		sim_trace(&s->w.clock,
 			  "  node %d direct compaction before %" PRIu64, nd->id,
 			  before);
 		sl_compact(st, before);
@@ -1866,11 +1800,11 @@ static void retain(struct sim *s, struct node *nd)
 	if (s->o->no_retain)
 		return;
 	s->f[F_RETAIN]++;
-	sim_trace(&s->clock, "  node %d retain before %" PRIu64, nd->id,
+	sim_trace(&s->w.clock, "  node %d retain before %" PRIu64, nd->id,
 		  before);
 	rv = kq__raft_group_retain(nd->g, before);
 	if (rv < 0 && !nd->g->failed)
-		sim_trace(&s->clock, "  node %d retain: %s", nd->id,
+		sim_trace(&s->w.clock, "  node %d retain: %s", nd->id,
 			  kq_strerror(rv));
 }
 
@@ -1892,35 +1826,22 @@ static void on_proposed(struct kq_propose_req *req, int status)
 			struct cslot *c = com_at(s, off);
 
 			if (!c->term || c->fp != p->fp[i] || c->term != p->term)
-				sim_violate(&s->clock,
+				sim_violate(&s->w.clock,
 					    "proposal acknowledged at offset "
 					    "%" PRIu64
 					    " which is not committed "
 					    "with its record",
 					    off);
-			if (s->n_acks == s->cap_acks) {
-				s->cap_acks =
-					s->cap_acks ? 2 * s->cap_acks : 256;
-				s->acks = xrealloc(s->acks,
-						   s->cap_acks *
-							   sizeof(*s->acks));
-			}
-			s->acks[s->n_acks++] =
-				(struct ack){off, p->fp[i], p->term};
+			sim_ack(&s->w, off, p->fp[i], p->term);
 			s->f[F_ACKED]++;
 		}
 		if (p->final)
 			s->final_acked = true;
 		/* A leader dying right after a commit, before the followers
 		 * learn of it, tests what the next leader must hold. */
-		if (nd->up && !s->healed &&
-		    chance(&s->rng, s->leader_crash / 4))
-			evq_push(&s->events,
-				 (struct ev){.time = s->clock.now + 1 +
-						     below(&s->rng, TICK / 2),
-					     .type = EV_CRASH,
-					     .node = nd->id - 1,
-					     .incarnation = nd->incarnation});
+		if (nd->up)
+			sim_crash_soon(&s->w, s->w.leader_crash / 4, TICK / 2,
+				       nd->id - 1, nd->incarnation);
 	}
 	free(p);
 }
@@ -1964,40 +1885,33 @@ static void propose(struct sim *s, struct node *nd, size_t n, bool final)
 		return;
 	}
 	s->f[F_PROPOSED] += n;
-	sim_trace(&s->clock, "  node %d proposes %zu", nd->id, n);
+	sim_trace(&s->w.clock, "  node %d proposes %zu", nd->id, n);
 }
 
 /* ------------------------------------------------------------ driver */
 
+struct kq__raft *sim_core(struct sim *s, int i)
+{
+	return s->nodes[i].up ? s->nodes[i].g->r : NULL;
+}
+
 static struct node *find_leader(struct sim *s)
 {
-	struct node *best = NULL;
+	int i = sim_find_leader(&s->w);
 
-	for (int i = 0; i < s->n; i++) {
-		struct node *nd = &s->nodes[i];
-
-		if (nd->up && kq__raft_role(nd->g->r) == KQ__RAFT_LEADER &&
-		    (!best ||
-		     kq__raft_term(nd->g->r) > kq__raft_term(best->g->r)))
-			best = nd;
-	}
-	return best;
+	return i < 0 ? NULL : &s->nodes[i];
 }
 
 /* After the faults: one leader, every replica holding durably the same
  * committed log, the final proposal acknowledged. */
-static int converged(void *sim)
+int sim_converged(struct sim *s, int leader)
 {
-	struct sim *s = sim;
-	struct node *l = find_leader(s);
-	uint64_t last;
+	struct node *l = &s->nodes[leader];
+	uint64_t last = kq__raft_last_index(l->g->r);
 
-	if (!l || !s->final_acked)
+	if (!s->final_acked || kq__raft_commit(l->g->r) != last)
 		return 0;
-	last = kq__raft_last_index(l->g->r);
-	if (kq__raft_commit(l->g->r) != last)
-		return 0;
-	for (int i = 0; i < s->n; i++) {
+	for (int i = 0; i < s->w.n; i++) {
 		struct node *nd = &s->nodes[i];
 		struct kq_store *st = &nd->st;
 		uint64_t from;
@@ -2029,7 +1943,7 @@ static void set_phantom(struct sim *s, struct node *nd, bool on)
 {
 	if (on == (nd->phantom != 0))
 		return;
-	sim_trace(&s->clock, "  node %d: election slots %s", nd->id,
+	sim_trace(&s->w.clock, "  node %d: election slots %s", nd->id,
 		  on ? "taken" : "free");
 	if (on) {
 		nd->phantom = nd->mod.max_campaigns;
@@ -2040,68 +1954,64 @@ static void set_phantom(struct sim *s, struct node *nd, bool on)
 	}
 }
 
-static void control(struct sim *s)
+void sim_crash(struct sim *s, int i)
 {
-	unsigned chaos = s->o->ticks;
-	struct node *l;
+	crash_node(s, &s->nodes[i], "fault");
+}
 
-	if (s->tick < chaos) {
-		if (chance(&s->rng, s->partition))
-			new_partition(s);
-		if (chance(&s->rng, s->crash)) {
-			struct node *nd = &s->nodes[below(&s->rng, s->n)];
+/* A tick's faults besides the network's and a crash: forged messages,
+ * election slots taken, restarts, retention and proposals. */
+void sim_faults(struct sim *s)
+{
+	if (chance(&s->w.rng, s->forge))
+		forge(s);
+	if (chance(&s->w.rng, 20)) {
+		struct node *nd = &s->nodes[below(&s->w.rng, s->w.n)];
 
-			crash_node(s, nd, "fault");
-		}
-		if (chance(&s->rng, s->forge))
-			forge(s);
-		if (chance(&s->rng, 20)) {
-			struct node *nd = &s->nodes[below(&s->rng, s->n)];
-
-			set_phantom(s, nd, !nd->phantom);
-		}
-		for (int i = 0; i < s->n && !s->clock.violation[0]; i++) {
-			struct node *nd = &s->nodes[i];
-
-			if (!nd->up && s->tick >= nd->restart_tick) {
-				sim_trace(&s->clock, "  RESTART node %d",
-					  nd->id);
-				start_node(s, nd);
-				after_step(s, nd);
-			} else if (nd->up && chance(&s->rng, s->retain)) {
-				retain(s, nd);
-				after_step(s, nd);
-			}
-		}
-		if (chance(&s->rng, 500)) {
-			struct node *nd = &s->nodes[below(&s->rng, s->n)];
-
-			if (nd->up) {
-				propose(s, nd, 1 + below(&s->rng, 4), false);
-				after_step(s, nd);
-			}
-		}
-		return;
+		set_phantom(s, nd, !nd->phantom);
 	}
-	if (s->tick == chaos) {
-		sim_trace(&s->clock, "  FAULTS STOP");
-		memset(s->blocked, 0, sizeof(s->blocked));
-		s->loss = s->dup = s->reorder = 0;
-		s->sync_err = 0;
-		s->snap_crash = 0;
-		s->healed = true;
-		for (int i = 0; i < s->n; i++)
-			set_phantom(s, &s->nodes[i], false);
-		for (int i = 0; i < s->n && !s->clock.violation[0]; i++) {
-			if (!s->nodes[i].up) {
-				start_node(s, &s->nodes[i]);
-				after_step(s, &s->nodes[i]);
-			}
+	for (int i = 0; i < s->w.n && !s->w.clock.violation[0]; i++) {
+		struct node *nd = &s->nodes[i];
+
+		if (!nd->up && s->w.tick >= nd->restart_tick) {
+			sim_trace(&s->w.clock, "  RESTART node %d", nd->id);
+			start_node(s, nd);
+			after_step(s, nd);
+		} else if (nd->up && chance(&s->w.rng, s->retain)) {
+			retain(s, nd);
+			after_step(s, nd);
 		}
 	}
-	/* A final proposal, made again until one is acknowledged. */
-	l = find_leader(s);
-	if (l && !s->final_acked && s->tick % 10 == 0) {
+	if (chance(&s->w.rng, 500)) {
+		struct node *nd = &s->nodes[below(&s->w.rng, s->w.n)];
+
+		if (nd->up) {
+			propose(s, nd, 1 + below(&s->w.rng, 4), false);
+			after_step(s, nd);
+		}
+	}
+}
+
+void sim_heal(struct sim *s)
+{
+	s->sync_err = 0;
+	s->snap_crash = 0;
+	for (int i = 0; i < s->w.n; i++)
+		set_phantom(s, &s->nodes[i], false);
+	for (int i = 0; i < s->w.n && !s->w.clock.violation[0]; i++) {
+		if (!s->nodes[i].up) {
+			start_node(s, &s->nodes[i]);
+			after_step(s, &s->nodes[i]);
+		}
+	}
+}
+
+/* A final proposal, made again until one is acknowledged. */
+void sim_settle(struct sim *s)
+{
+	struct node *l = find_leader(s);
+
+	if (l && !s->final_acked && s->w.tick % 10 == 0) {
 		propose(s, l, 1, true);
 		after_step(s, l);
 	}
@@ -2113,10 +2023,10 @@ static void deliver(struct sim *s, struct node *nd, struct netmsg *nm)
 	uint64_t term, refused;
 
 	if (!nd->up ||
-	    (!nm->forged && m->from >= 1 && m->from <= (uint64_t)s->n &&
-	     s->blocked[m->from - 1][m->to - 1]))
+	    (!nm->forged && m->from >= 1 && m->from <= (uint64_t)s->w.n &&
+	     s->w.net.blocked[m->from - 1][m->to - 1]))
 		return;
-	sim_trace(&s->clock,
+	sim_trace(&s->w.clock,
 		  "%" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64
 		  " lt%" PRIu64 " c%" PRIu64 " h%" PRIu64 " n%zu%s%s",
 		  m->from, m->to, kq__raft_msg_name(m->type), m->term, m->index,
@@ -2129,53 +2039,46 @@ static void deliver(struct sim *s, struct node *nd, struct netmsg *nm)
 	if (nm->forged && nd->g->refused != refused)
 		s->f[F_FORGED_REFUSED]++;
 	else if (!nm->forged && nd->g->refused != refused)
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d refused %s from %" PRIu64
 			    " in term %" PRIu64 " sent by a correct peer",
 			    nd->id, kq__raft_msg_name(m->type), m->from,
 			    m->term);
-	if (nm->forged && (m->from < 1 || m->from > (uint64_t)s->n) &&
+	if (nm->forged && (m->from < 1 || m->from > (uint64_t)s->w.n) &&
 	    !nd->g->failed && kq__raft_term(nd->g->r) != term)
-		sim_violate(&s->clock,
+		sim_violate(&s->w.clock,
 			    "node %d took term %" PRIu64
 			    " from a broker that is no voter (%" PRIu64 ")",
 			    nd->id, kq__raft_term(nd->g->r), m->from);
 }
 
-static void handle(void *sim, struct ev *e)
+void sim_tick(struct sim *s, int i)
 {
-	struct sim *s = sim;
+	struct node *nd = &s->nodes[i];
+
+	if (!nd->up)
+		return;
+	nd->mod.handovers = 0; /* as the module's tick does */
+	if (nd->phantom && nd->g && kq__raft_campaign_due(nd->g->r))
+		s->f[F_HELD_BACK]++;
+	kq__raft_group_tick(nd->g, 1);
+	if (nd->g && kq__raft_quiet(nd->g->r))
+		s->f[F_QUIET_TICKS]++;
+	after_step(s, nd);
+}
+
+void sim_handle(struct sim *s, struct ev *e)
+{
 	struct node *nd = &s->nodes[e->node];
 
 	switch (e->type) {
-	case EV_CONTROL:
-		s->tick = s->clock.now / TICK;
-		control(s);
-		evq_push(&s->events, (struct ev){.time = s->clock.now + TICK,
-						 .type = EV_CONTROL});
-		break;
-	case EV_TICK:
-		if (nd->up) {
-			nd->mod.handovers = 0; /* as the module's tick does */
-			if (nd->phantom && nd->g &&
-			    kq__raft_campaign_due(nd->g->r))
-				s->f[F_HELD_BACK]++;
-			kq__raft_group_tick(nd->g, 1);
-			if (nd->g && kq__raft_quiet(nd->g->r))
-				s->f[F_QUIET_TICKS]++;
-			after_step(s, nd);
-		}
-		evq_push(&s->events, (struct ev){.time = s->clock.now + TICK,
-						 .type = EV_TICK,
-						 .node = e->node});
-		break;
 	case EV_DELIVER:
 		deliver(s, nd, e->msg);
 		msg_free(e->msg);
 		after_step(s, nd);
 		break;
 	case EV_CRASH:
-		if (e->incarnation == nd->incarnation && !s->healed)
+		if (e->incarnation == nd->incarnation && !s->w.healed)
 			crash_node(s, nd, "fault");
 		break;
 	case EV_SYNC: {
@@ -2185,25 +2088,34 @@ static void handle(void *sim, struct ev *e)
 		if (!nd->up || e->incarnation != nd->incarnation)
 			break;
 		nd->st.sync_scheduled = false;
-		if (!s->healed && chance(&s->rng, s->sync_err)) {
+		if (!s->w.healed && chance(&s->w.rng, s->sync_err)) {
 			status = -EIO;
 			nd->st.failed = true;
 			nd->fault_step = true;
 			s->f[F_SYNC_ERR]++;
-			sim_trace(&s->clock, "  node %d sync FAILS", nd->id);
+			sim_trace(&s->w.clock, "  node %d sync FAILS", nd->id);
 		}
 		/* One fsync covers the syncs asked so far; sometimes it
 		 * started before the later ones were asked. */
 		n = nd->st.nq;
-		if (n > 1 && chance(&s->rng, 300))
-			n = 1 + (size_t)below(&s->rng, n - 1);
+		if (n > 1 && chance(&s->w.rng, 300))
+			n = 1 + (size_t)below(&s->w.rng, n - 1);
 		st_complete_syncs(&nd->st, n, status);
 		if (nd->st.nq)
 			schedule_sync(&nd->st);
 		after_step(s, nd);
 		break;
 	}
+	default: break; /* control events and ticks: sim_run() */
 	}
+}
+
+/* After every event, the crash an interrupted snapshot install asked
+ * for, on the event's node (node 1 for a control event). */
+void sim_after(struct sim *s, const struct ev *e)
+{
+	struct node *nd = &s->nodes[e->node];
+
 	if (nd->up && nd->st.crash_pending)
 		crash_node(s, nd, "crash inside install");
 }
@@ -2221,7 +2133,7 @@ static void st_free(struct kq_store *st)
 
 static void sim_free(struct sim *s)
 {
-	for (int i = 0; i < s->n; i++) {
+	for (int i = 0; i < s->w.n; i++) {
 		struct node *nd = &s->nodes[i];
 
 		if (nd->up) {
@@ -2234,54 +2146,39 @@ static void sim_free(struct sim *s)
 		st_free(&nd->st);
 		free(nd->mod.buckets);
 	}
-	while (s->events.n) {
-		struct ev e = evq_pop(&s->events);
-
-		if (e.msg)
-			msg_free(e.msg);
-	}
-	evq_free(&s->events);
-	free(s->leader_of);
+	sim_end(&s->w);
 	free(s->com);
-	free(s->acks);
 }
 
-static int run_seed(const struct opts *o, uint64_t seed, char *why,
-		    size_t why_len)
+int sim_seed(const struct opts *o, uint64_t seed, char *why, size_t why_len)
 {
 	struct sim s;
 
 	memset(&s, 0, sizeof(s));
 	s.o = o;
-	s.clock.tracing = o->trace;
-	s.seed = seed;
-	s.rng = mix(seed);
-	s.n = o->nodes ? o->nodes : (seed % 2 ? 3 : 5);
-	s.sm = o->kind >= 0 ? o->kind == 1 : below(&s.rng, 3) == 0;
-	s.loss = (unsigned)below(&s.rng, 201);
-	s.dup = (unsigned)below(&s.rng, 101);
-	s.delay_max = 1 + (unsigned)below(&s.rng, 30);
-	s.reorder = (unsigned)below(&s.rng, 150);
-	s.sync_max = 5 + (unsigned)below(&s.rng, 200);
-	s.sync_err = (unsigned)below(&s.rng, 8);
-	s.crash = 5 + (unsigned)below(&s.rng, 30);
-	s.partition = 5 + (unsigned)below(&s.rng, 30);
-	s.forge = (unsigned)below(&s.rng, 60);
-	s.retain = (unsigned)below(&s.rng, 80);
-	s.torn = (unsigned)below(&s.rng, 1000);
-	s.snap_crash = (unsigned)below(&s.rng, 500);
-	s.hs_fault = (unsigned)below(&s.rng, 500);
-	s.seg_recs = 1 + (int)below(&s.rng, 6);
-	s.leader_crash = (unsigned)below(&s.rng, 500);
-	if (s.n == 1) {
+	sim_begin(&s.w, &o->sim, seed, &s);
+	s.sm = o->kind >= 0 ? o->kind == 1 : below(&s.w.rng, 3) == 0;
+	net_draw(&s.w.net, &s.w.rng, 201, 150);
+	s.sync_max = 5 + (unsigned)below(&s.w.rng, 200);
+	s.sync_err = (unsigned)below(&s.w.rng, 8);
+	s.w.crash = 5 + (unsigned)below(&s.w.rng, 30);
+	s.w.net.partition = 5 + (unsigned)below(&s.w.rng, 30);
+	s.forge = (unsigned)below(&s.w.rng, 60);
+	s.retain = (unsigned)below(&s.w.rng, 80);
+	s.torn = (unsigned)below(&s.w.rng, 1000);
+	s.snap_crash = (unsigned)below(&s.w.rng, 500);
+	s.hs_fault = (unsigned)below(&s.w.rng, 500);
+	s.seg_recs = 1 + (int)below(&s.w.rng, 6);
+	s.w.leader_crash = (unsigned)below(&s.w.rng, 500);
+	if (s.w.n == 1) {
 		/* No peers to forge; damage only where nobody can refill
 		 * what it takes (a message log's lone replica). */
 		s.forge = 0;
-		s.damage = s.sm ? 0 : (unsigned)below(&s.rng, 600);
+		s.damage = s.sm ? 0 : (unsigned)below(&s.w.rng, 600);
 		if (o->no_damage)
 			s.damage = 0;
 	}
-	for (int i = 0; i < s.n; i++) {
+	for (int i = 0; i < s.w.n; i++) {
 		struct node *nd = &s.nodes[i];
 
 		nd->sim = &s;
@@ -2298,18 +2195,19 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 		nd->mod.tick_ms = 50;
 		nd->mod.election_ticks = 10;
 		nd->mod.heartbeat_ticks = 2;
-		nd->mod.max_campaigns = 1 + (unsigned)below(&s.rng, 4);
+		nd->mod.max_campaigns = 1 + (unsigned)below(&s.w.rng, 4);
 		nd->mod.cluster = &nd->port;
 		nd->mod.start_later = sim_start_later;
 	}
 	{
-		bool pv = below(&s.rng, 4) != 0, cq = below(&s.rng, 4) != 0;
-		bool bal = below(&s.rng, 4) != 0;
-		unsigned every = s.sm ? 3 + (unsigned)below(&s.rng, 30) : 0;
-		unsigned cache =
-			below(&s.rng, 2) ? 0 : 1 + (unsigned)below(&s.rng, 400);
+		bool pv = below(&s.w.rng, 4) != 0, cq = below(&s.w.rng, 4) != 0;
+		bool bal = below(&s.w.rng, 4) != 0;
+		unsigned every = s.sm ? 3 + (unsigned)below(&s.w.rng, 30) : 0;
+		unsigned cache = below(&s.w.rng, 2)
+					 ? 0
+					 : 1 + (unsigned)below(&s.w.rng, 400);
 
-		for (int i = 0; i < s.n; i++) {
+		for (int i = 0; i < s.w.n; i++) {
 			s.nodes[i].mod.pre_vote = pv;
 			s.nodes[i].mod.check_quorum = cq;
 			s.nodes[i].mod.snapshot_every = every;
@@ -2317,187 +2215,133 @@ static int run_seed(const struct opts *o, uint64_t seed, char *why,
 			s.nodes[i].mod.balance_leaders = bal;
 		}
 		sim_trace(
-			&s.clock,
+			&s.w.clock,
 			"seed %" PRIu64 ": %d nodes, %s group, loss %u%%o, dup "
 			"%u%%o, delay <= %u, reorder %u%%o, sync <= %u, sync "
 			"errors %u%%o, crash %u%%o, partition %u%%o, forged "
 			"%u%%o, retention %u%%o, torn %u%%o, install crash "
 			"%u%%o, damage %u%%o, segment %d records, pre-vote %d, "
 			"check-quorum %d, snapshot every %u, cache %u B",
-			seed, s.n, s.sm ? "state-machine" : "message-log",
-			s.loss, s.dup, s.delay_max, s.reorder, s.sync_max,
-			s.sync_err, s.crash, s.partition, s.forge, s.retain,
-			s.torn, s.snap_crash, s.damage, s.seg_recs, pv, cq,
-			every, cache);
+			seed, s.w.n, s.sm ? "state-machine" : "message-log",
+			s.w.net.loss, s.w.net.dup, s.w.net.delay_max,
+			s.w.net.reorder, s.sync_max, s.sync_err, s.w.crash,
+			s.w.net.partition, s.forge, s.retain, s.torn,
+			s.snap_crash, s.damage, s.seg_recs, pv, cq, every,
+			cache);
 	}
-	for (int i = 0; i < s.n && !s.clock.violation[0]; i++) {
+	for (int i = 0; i < s.w.n && !s.w.clock.violation[0]; i++) {
 		struct node *nd = &s.nodes[i];
 
 		start_node(&s, nd);
-		evq_push(&s.events,
-			 (struct ev){.time = 1 + below(&s.rng, TICK - 1),
+		evq_push(&s.w.events,
+			 (struct ev){.time = 1 + below(&s.w.rng, TICK - 1),
 				     .type = EV_TICK,
 				     .node = i});
 	}
-	sim_run(&s.events, &s.clock, &s, handle, converged, &s.healed, &s.tick,
-		(uint64_t)o->ticks + o->converge_ticks);
-	sim_trace(&s.clock,
+	sim_run(&s.w);
+	sim_trace(&s.w.clock,
 		  "seed %" PRIu64 " done at tick %" PRIu64 ": %" PRIu64
 		  " proposed, %" PRIu64 " acknowledged, commit %" PRIu64,
-		  seed, s.tick, s.f[F_PROPOSED], s.f[F_ACKED], s.max_commit);
-	if (s.clock.violation[0] && s.tainted && !o->strict) {
+		  seed, s.w.tick, s.f[F_PROPOSED], s.f[F_ACKED], s.max_commit);
+	if (s.w.clock.violation[0] && s.tainted && !o->strict) {
 		/* Reported, not counted: --strict fails the seed earlier. */
 		fprintf(stderr, "seed %" PRIu64 ": after a known bug: %s\n",
-			seed, s.clock.violation);
+			seed, s.w.clock.violation);
 		s.f[F_KNOWN_AFTER]++;
-		s.clock.violation[0] = 0;
+		s.w.clock.violation[0] = 0;
 	}
+	s.f[F_DROP] = s.w.net.drops;
+	s.f[F_DUP] = s.w.net.dups;
+	s.f[F_REORDER] = s.w.net.reorders;
+	s.f[F_PARTITION] = s.w.net.partitions;
 	for (int i = 0; i < F_N; i++)
 		tot[i] += s.f[i];
-	snprintf(why, why_len, "%s", s.clock.violation);
+	snprintf(why, why_len, "%s", s.w.clock.violation);
 	sim_free(&s);
 	return why[0] != 0;
 }
 
-static void usage(void)
+int sim_flag(struct opts *o, const char *a)
 {
-	fprintf(stderr,
-		"usage: replica-sim [--seeds N] [--first-seed S] [--nodes "
-		"1|3|5]\n"
-		"                   [--ticks T] [--converge-ticks T] "
-		"[--trace]\n"
-		"                   [--soak] [--kind log|sm] "
-		"[--direct-compact]\n"
-		"                   [--no-hs-faults] [--no-huge-terms] "
-		"[--no-retain]\n"
-		"                   [--lax-retention] [--lax-hs] [--lenient] "
-		"[--no-damage]\n");
-	exit(2);
+	const struct {
+		const char *name;
+		bool *opt;
+		bool value;
+	} flags[] = {
+		{"--direct-compact", &o->direct_compact, true},
+		{"--hs-faults", &o->hs_faults, true},
+		{"--huge-terms", &o->huge_terms, true},
+		{"--no-hs-faults", &o->hs_faults, false},
+		{"--no-huge-terms", &o->huge_terms, false},
+		{"--no-retain", &o->no_retain, true},
+		{"--no-damage", &o->no_damage, true},
+		{"--lax-retention", &o->lax_retention, true},
+		{"--lax-hs", &o->lax_hs, true},
+		{"--strict", &o->strict, true},
+		{"--lenient", &o->strict, false},
+	};
+
+	if (!strcmp(a, "--soak")) {
+		o->sim.seeds = 100000;
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		if (!strcmp(a, flags[i].name)) {
+			*flags[i].opt = flags[i].value;
+			return 1;
+		}
+	}
+	return 0;
 }
 
-int main(int argc, char **argv)
+int sim_option(struct opts *o, const char *a, const char *v)
 {
-	struct opts o = {.seeds = 100,
-			 .first_seed = 1,
-			 .strict = true,
-			 .corrupt = 3,
-			 .ticks = 1000,
-			 .converge_ticks = 500,
-			 .hs_faults = true,
-			 .huge_terms = true,
-			 .kind = -1};
-	uint64_t failed = 0, first_failed = 0;
-	char why[512], first_why[512] = "", extra[192] = "";
+	if (!strcmp(a, "--kind") && !strcmp(v, "log"))
+		o->kind = 0;
+	else if (!strcmp(a, "--kind") && !strcmp(v, "sm"))
+		o->kind = 1;
+	else if (!strcmp(a, "--corrupt"))
+		o->corrupt = atoi(v);
+	else
+		return 0;
+	return 1;
+}
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (!strcmp(a, "--trace")) {
-			o.trace = 1;
-		} else if (!strcmp(a, "--soak")) {
-			o.seeds = 100000;
-		} else if (!strcmp(a, "--direct-compact")) {
-			o.direct_compact = true;
-		} else if (!strcmp(a, "--hs-faults")) {
-			o.hs_faults = true;
-		} else if (!strcmp(a, "--huge-terms")) {
-			o.huge_terms = true;
-		} else if (!strcmp(a, "--no-hs-faults")) {
-			o.hs_faults = false;
-		} else if (!strcmp(a, "--no-huge-terms")) {
-			o.huge_terms = false;
-		} else if (!strcmp(a, "--no-retain")) {
-			o.no_retain = true;
-		} else if (!strcmp(a, "--no-damage")) {
-			o.no_damage = true;
-		} else if (!strcmp(a, "--lax-retention")) {
-			o.lax_retention = true;
-		} else if (!strcmp(a, "--lax-hs")) {
-			o.lax_hs = true;
-		} else if (!strcmp(a, "--strict")) {
-			o.strict = true;
-		} else if (!strcmp(a, "--lenient")) {
-			o.strict = false;
-		} else if (!v) {
-			usage();
-		} else if (!strcmp(a, "--seeds")) {
-			o.seeds = strtoull(v, NULL, 10);
-			i++;
-		} else if (!strcmp(a, "--first-seed")) {
-			o.first_seed = strtoull(v, NULL, 10);
-			i++;
-		} else if (!strcmp(a, "--nodes")) {
-			o.nodes = atoi(v);
-			i++;
-			if (o.nodes != 1 && o.nodes != 3 && o.nodes != 5)
-				usage();
-		} else if (!strcmp(a, "--kind")) {
-			if (!strcmp(v, "log"))
-				o.kind = 0;
-			else if (!strcmp(v, "sm"))
-				o.kind = 1;
-			else
-				usage();
-			i++;
-		} else if (!strcmp(a, "--corrupt")) {
-			o.corrupt = atoi(v);
-			i++;
-		} else if (!strcmp(a, "--ticks")) {
-			o.ticks = (unsigned)strtoul(v, NULL, 10);
-			i++;
-		} else if (!strcmp(a, "--converge-ticks")) {
-			o.converge_ticks = (unsigned)strtoul(v, NULL, 10);
-			i++;
-		} else {
-			usage();
-		}
-	}
-	for (uint64_t k = 0; k < o.seeds; k++) {
-		uint64_t seed = o.first_seed + k;
-
-		if (run_seed(&o, seed, why, sizeof(why))) {
-			if (!failed++) {
-				first_failed = seed;
-				snprintf(first_why, sizeof(first_why), "%s",
-					 why);
-			}
-			fprintf(stderr, "seed %" PRIu64 ": %s\n", seed, why);
-		}
-	}
+void sim_report(const struct opts *o, struct sim_summary *r)
+{
 	printf("faults and events:");
 	for (int i = 0; i < F_N; i++)
 		printf("%s %s %" PRIu64, i ? "," : "", f_names[i], tot[i]);
 	printf("\nretention through %s\n",
-	       o.direct_compact ? "direct compaction (behind the group)"
-	       : o.no_retain	? "nothing (--no-retain)"
-				: "kq__raft_group_retain");
-	snprintf(extra, sizeof(extra), "%s%s%s%s%s%s%s%s%s%s",
-		 o.nodes == 3	? " --nodes 3"
-		 : o.nodes == 5 ? " --nodes 5"
+	       o->direct_compact ? "direct compaction (behind the group)"
+	       : o->no_retain	 ? "nothing (--no-retain)"
+				 : "kq__raft_group_retain");
+	snprintf(r->replay, sizeof(r->replay), "%s%s%s%s%s%s%s%s%s",
+		 o->kind == 0	? " --kind log"
+		 : o->kind == 1 ? " --kind sm"
 				: "",
-		 o.kind == 0   ? " --kind log"
-		 : o.kind == 1 ? " --kind sm"
-			       : "",
-		 o.direct_compact ? " --direct-compact" : "",
-		 o.hs_faults ? "" : " --no-hs-faults",
-		 o.huge_terms ? "" : " --no-huge-terms",
-		 o.no_retain ? " --no-retain" : "",
-		 o.lax_retention ? " --lax-retention" : "",
-		 o.lax_hs ? " --lax-hs" : "", o.strict ? "" : " --lenient",
-		 o.corrupt == 0	  ? " --corrupt 0"
-		 : o.corrupt == 1 ? " --corrupt 1"
-		 : o.corrupt == 2 ? " --corrupt 2"
-				  : "");
-	if (failed) {
-		printf("%" PRIu64 " seeds, %" PRIu64
-		       " violations, first failing seed %" PRIu64 " (%s); "
-		       "replay: replica-sim --seeds 1 --first-seed %" PRIu64
-		       "%s --ticks %u --trace\n",
-		       o.seeds, failed, first_failed, first_why, first_failed,
-		       extra, o.ticks);
-		return 1;
-	}
-	printf("%" PRIu64 " seeds, 0 violations\n", o.seeds);
-	return 0;
+		 o->direct_compact ? " --direct-compact" : "",
+		 o->hs_faults ? "" : " --no-hs-faults",
+		 o->huge_terms ? "" : " --no-huge-terms",
+		 o->no_retain ? " --no-retain" : "",
+		 o->lax_retention ? " --lax-retention" : "",
+		 o->lax_hs ? " --lax-hs" : "", o->strict ? "" : " --lenient",
+		 o->corrupt == 0   ? " --corrupt 0"
+		 : o->corrupt == 1 ? " --corrupt 1"
+		 : o->corrupt == 2 ? " --corrupt 2"
+				   : "");
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {
+		.sim = {.ticks = 1000, .converge_ticks = 500},
+		.strict = true,
+		.corrupt = 3,
+		.hs_faults = true,
+		.huge_terms = true,
+		.kind = -1,
+	};
+
+	return sim_main(argc, argv, &o, &o.sim);
 }
