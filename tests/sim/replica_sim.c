@@ -383,7 +383,8 @@ static void note_committed(struct sim *s, struct node *nd, uint64_t off,
 
 /* ------------------------------------------------------------ storage */
 
-static struct srec *st_find(struct kq_store *st, uint64_t off)
+/* The index of the first record at or after `off`. */
+static size_t st_seek(struct kq_store *st, uint64_t off)
 {
 	size_t lo = 0, hi = st->n;
 
@@ -395,7 +396,14 @@ static struct srec *st_find(struct kq_store *st, uint64_t off)
 		else
 			hi = mid;
 	}
-	return lo < st->n && st->r[lo].off == off ? &st->r[lo] : NULL;
+	return lo;
+}
+
+static struct srec *st_find(struct kq_store *st, uint64_t off)
+{
+	size_t i = st_seek(st, off);
+
+	return i < st->n && st->r[i].off == off ? &st->r[i] : NULL;
 }
 
 static struct gone *gone_find(struct kq_store *st, uint64_t off)
@@ -580,18 +588,10 @@ static int sl_read(struct kq_store *st, uint64_t from, uint64_t end,
 {
 	size_t bytes = 0;
 	int n = 0;
-	size_t lo = 0, hi = st->n;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (st->r[mid].off < from)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	*next = from;
-	for (size_t i = lo; i < st->n && st->r[i].off < end; i++) {
+	for (size_t i = st_seek(st, from); i < st->n && st->r[i].off < end;
+	     i++) {
 		struct srec *r = &st->r[i];
 		struct kq_record rec = {
 			.offset = r->off,
