@@ -520,6 +520,14 @@ int kq__fwd_create(struct kq_broker *b, struct kq_req *req,
  * is committed and applied here, or failed.  Returns 0 or -ENOMEM. */
 int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
 		 void (*cb)(void *ctx, int status), void *ctx);
+/* The replica to ask about partition `part` (of `n` replicas, borrowed)
+ * when this broker (`self`) holds none: the first up, from the
+ * partition's own turn, that is not this broker, preferring one other
+ * than `refused_by` (which just answered "not me"); that one when it is
+ * the only one up, as it may lead by the time it is asked again.  0 when
+ * none is up. */
+int kq__fwd_pick(const int *replicas, size_t n, uint32_t part, int self,
+		 int refused_by, int (*up)(void *ctx, int id), void *ctx);
 /* Sends a partition's batch to its leader; takes the batch. */
 void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 		     struct kq__batch *bt);

@@ -177,6 +177,32 @@ static void what(const struct kq__fwd *f, char *out, size_t len)
 		snprintf(out, len, "partition %s-%u", f->name, f->part);
 }
 
+int kq__fwd_pick(const int *replicas, size_t n, uint32_t part, int self,
+		 int refused_by, int (*up)(void *ctx, int id), void *ctx)
+{
+	int refused_up = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		int id = replicas[(part + k) % n];
+
+		if (id == self || !up(ctx, id))
+			continue;
+		if (id != refused_by)
+			return id;
+		refused_up = id;
+	}
+	/* Skipped for good, a partition of one replica that was asked
+	 * before it elected itself would never be asked again. */
+	return refused_up;
+}
+
+static int peer_up(void *ctx, int id)
+{
+	struct kq_broker *b = ctx;
+
+	return b->cops->peer_up(b->consensus.state, id);
+}
+
 /* The broker that should run it, as this broker sees it: 0 when not
  * known, this broker's id when it is us. */
 static int route(struct kq__fwd *f)
@@ -194,14 +220,8 @@ static int route(struct kq__fwd *f)
 	if (p->group && !p->open_error)
 		return b->cops->leader(p->group);
 	/* No replica here: any replica knows its leader and says which. */
-	for (size_t k = 0; k < p->nreplicas; k++) {
-		int id = p->replicas[(f->part + k) % p->nreplicas];
-
-		if (id != b->cfg->broker_id && id != f->refused_by &&
-		    b->cops->peer_up(b->consensus.state, id))
-			return id;
-	}
-	return 0;
+	return kq__fwd_pick(p->replicas, p->nreplicas, f->part,
+			    b->cfg->broker_id, f->refused_by, peer_up, b);
 }
 
 /* Tried again from the timer; at a stop nothing is tried again. */

@@ -1,5 +1,6 @@
 /* Unit tests of the core's small pieces: the hash map, name rules, the
- * message-key scanner and the log. */
+ * message-key scanner, the log and the choice of a replica to forward
+ * to. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -269,6 +270,40 @@ static void test_log_levels(void **state)
 	assert_true(logged_bytes(KQ_LOG_ERROR, log_an_error) > 0);
 }
 
+static unsigned up_mask; /* bit id: broker id is up */
+
+static int up(void *ctx, int id)
+{
+	(void)ctx;
+	return (up_mask >> id) & 1;
+}
+
+/* Which replica a broker with none of a partition asks: its turn among
+ * those up, not itself, one that did not just refuse if any; and the one
+ * that refused when it is the only one left (a partition of one replica
+ * that had not elected itself yet is asked again, not given up on). */
+static void test_fwd_pick(void **state)
+{
+	const int one[] = {2}, three[] = {1, 2, 3};
+
+	(void)state;
+	up_mask = 1u << 1 | 1u << 2 | 1u << 3;
+	assert_int_equal(kq__fwd_pick(one, 1, 0, 1, 0, up, NULL), 2);
+	assert_int_equal(kq__fwd_pick(one, 1, 0, 1, 2, up, NULL), 2);
+	assert_int_equal(kq__fwd_pick(one, 1, 0, 2, 0, up, NULL), 0);
+	/* Partition 1 starts its turn at its second replica. */
+	assert_int_equal(kq__fwd_pick(three, 3, 1, 1, 0, up, NULL), 2);
+	assert_int_equal(kq__fwd_pick(three, 3, 1, 1, 2, up, NULL), 3);
+	assert_int_equal(kq__fwd_pick(three, 3, 0, 1, 2, up, NULL), 3);
+	assert_int_equal(kq__fwd_pick(three, 3, 2, 2, 3, up, NULL), 1);
+	up_mask = 1u << 1 | 1u << 3;
+	assert_int_equal(kq__fwd_pick(three, 3, 1, 1, 3, up, NULL), 3);
+	assert_int_equal(kq__fwd_pick(three, 3, 1, 3, 0, up, NULL), 1);
+	up_mask = 1u << 1;
+	assert_int_equal(kq__fwd_pick(three, 3, 1, 1, 0, up, NULL), 0);
+	assert_int_equal(kq__fwd_pick(one, 1, 0, 1, 2, up, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_json_key),
 		cmocka_unit_test(test_json_key_deep),
 		cmocka_unit_test(test_log_levels),
+		cmocka_unit_test(test_fwd_pick),
 	};
 
 	return cmocka_run_group_tests_name("core utilities", tests, NULL, NULL);
