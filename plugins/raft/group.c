@@ -279,6 +279,7 @@ static void settle(struct kq_group *g)
 	uint64_t term = kq__raft_term(g->r);
 	uint64_t commit = kq__raft_commit(g->r);
 	uint64_t lead = kq__raft_leader(g->r);
+	bool flushed = false;
 
 	if (lead != g->leader_seen) {
 		/* Partition leaders change too often to log at info. */
@@ -310,6 +311,13 @@ static void settle(struct kq_group *g)
 		g->pend = p->next;
 		if (!g->pend)
 			g->pend_tail = &g->pend;
+		if (status == 0 && !flushed && g->mod->cluster) {
+			/* The commit goes to the followers before its client
+			 * hears of it, so that the client's next command to
+			 * one of them finds it applied there. */
+			kq__cluster_flush(g->mod->cluster);
+			flushed = true;
+		}
 		complete(p, status);
 	}
 }

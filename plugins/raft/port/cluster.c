@@ -330,6 +330,12 @@ void kq__cluster_close(struct kq__cluster *c)
 			     (unsigned long long)c->dropped);
 }
 
+void kq__cluster_flush(struct kq__cluster *c)
+{
+	if (!c->closed)
+		kq__link_flush(c);
+}
+
 int kq__cluster_handles(const struct kq__cluster *c)
 {
 	return c->handles;

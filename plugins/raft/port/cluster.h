@@ -88,6 +88,11 @@ int kq__cluster_peer_heard(const struct kq__cluster *c, int id,
 uint64_t kq__cluster_heard_mask(const struct kq__cluster *c,
 				uint64_t window_ms);
 
+/* Writes now the frames held for the end of this loop turn (sends are
+ * held so that a turn's frames to a peer leave in one write): what was
+ * sent before an answer to a client leaves before it. */
+void kq__cluster_flush(struct kq__cluster *c);
+
 /* Closes the listener, every connection and timer.  Nothing is sent or
  * received afterwards. */
 void kq__cluster_close(struct kq__cluster *c);

@@ -186,14 +186,17 @@ static void flush_conn(struct conn *cn)
 	cn->c->writes++;
 }
 
-static void on_flush(uv_prepare_t *h)
+void kq__link_flush(struct kq__cluster *c)
 {
-	struct kq__cluster *c = h->data;
-
-	uv_prepare_stop(h);
 	for (struct conn *cn = c->conns; cn; cn = cn->next)
 		if (!cn->closing)
 			flush_conn(cn);
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+	uv_prepare_stop(h);
+	kq__link_flush(h->data);
 }
 
 void kq__link_flush_init(struct kq__cluster *c)

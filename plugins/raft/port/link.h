@@ -137,6 +137,9 @@ struct wreq *kq__link_wreq(struct conn *cn, size_t len);
  * the loop is about to poll, then written with the others held. */
 void kq__link_write(struct conn *cn, struct wreq *w);
 
+/* Writes every connection's held frames now. */
+void kq__link_flush(struct kq__cluster *c);
+
 /* Initialises c->flush (counted in c->handles). */
 void kq__link_flush_init(struct kq__cluster *c);
 
