@@ -473,16 +473,19 @@ int sim_main(int argc, char **argv, struct opts *o, struct sim_opts *c)
 	}
 	sim_report(o, &r);
 	if (failed) {
+		char nodes[32] = "";
+
+		/* Every option that shapes a run, so that the line replays
+		 * the same run. */
+		if (c->nodes)
+			snprintf(nodes, sizeof(nodes), " --nodes %d", c->nodes);
 		printf("%" PRIu64 " seeds, %" PRIu64
 		       " violations, first failing seed %" PRIu64 " (%s); "
 		       "replay: %s --seeds 1 --first-seed %" PRIu64
-		       "%s%s --ticks %u --trace\n",
+		       "%s%s --ticks %u --converge-ticks %u --trace\n",
 		       c->seeds, failed, first_failed, first_why,
-		       sim_program.name, first_failed,
-		       c->nodes == 3   ? " --nodes 3"
-		       : c->nodes == 5 ? " --nodes 5"
-				       : "",
-		       r.replay, c->ticks);
+		       sim_program.name, first_failed, nodes, r.replay,
+		       c->ticks, c->converge_ticks);
 		return 1;
 	}
 	printf("%" PRIu64 " seeds, 0 violations%s\n", c->seeds, r.note);

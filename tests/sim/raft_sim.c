@@ -978,7 +978,9 @@ int sim_option(struct opts *o, const char *a, const char *v)
 
 void sim_report(const struct opts *o, struct sim_summary *r)
 {
-	(void)o;
+	if (o->cache_bytes >= 0)
+		snprintf(r->replay, sizeof(r->replay), " --cache-bytes %ld",
+			 (long)o->cache_bytes);
 	snprintf(r->note, sizeof(r->note),
 		 " (%" PRIu64 " entries read back from the disks)", o_reads);
 }

@@ -2322,7 +2322,7 @@ void sim_report(const struct opts *o, struct sim_summary *r)
 	       o->direct_compact ? "direct compaction (behind the group)"
 	       : o->no_retain	 ? "nothing (--no-retain)"
 				 : "kq__raft_group_retain");
-	snprintf(r->replay, sizeof(r->replay), "%s%s%s%s%s%s%s%s%s",
+	snprintf(r->replay, sizeof(r->replay), "%s%s%s%s%s%s%s%s%s%s",
 		 o->kind == 0	? " --kind log"
 		 : o->kind == 1 ? " --kind sm"
 				: "",
@@ -2332,6 +2332,7 @@ void sim_report(const struct opts *o, struct sim_summary *r)
 		 o->no_retain ? " --no-retain" : "",
 		 o->lax_retention ? " --lax-retention" : "",
 		 o->lax_hs ? " --lax-hs" : "", o->strict ? "" : " --lenient",
+		 o->no_damage ? " --no-damage" : "",
 		 o->corrupt == 0   ? " --corrupt 0"
 		 : o->corrupt == 1 ? " --corrupt 1"
 		 : o->corrupt == 2 ? " --corrupt 2"
