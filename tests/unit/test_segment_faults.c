@@ -1011,6 +1011,35 @@ static void hs_fail_next_sync(void)
 	fi.seen = 0;
 }
 
+/* The old and the new snapshot of the sweeps below. */
+static char snap_old[3000], snap_new[5000];
+
+/* Reopens dir: its snapshot is the old one (index 10, term 1) or the new
+ * one (20, 2), whole.  Returns its index. */
+static uint64_t load_old_or_new(void *mod, const char *dir)
+{
+	struct kq_log *log = t_open(mod, dir, 4096);
+	uint64_t index, term;
+	void *data;
+	size_t len;
+
+	assert_int_equal(t_ops->load_snapshot(log, &index, &term, &data, &len),
+			 0);
+	if (index == 10) {
+		assert_int_equal(term, 1);
+		assert_int_equal(len, sizeof(snap_old));
+		assert_memory_equal(data, snap_old, len);
+	} else {
+		assert_int_equal(index, 20);
+		assert_int_equal(term, 2);
+		assert_int_equal(len, sizeof(snap_new));
+		assert_memory_equal(data, snap_new, len);
+	}
+	free(data);
+	t_ops->close(log);
+	return index;
+}
+
 /* A snapshot replaced while any file call fails, at every step: the
  * save reports it, and the snapshot loaded afterwards is the old one or
  * the new one, whole, never a mix or damage. */
@@ -1022,30 +1051,28 @@ static void test_snapshot_sweep(void **state)
 		int err;
 	} ops[] = {{F_PWRITE, EIO}, {F_PWRITE, ENOSPC}, {F_FDATASYNC, EIO},
 		   {F_FSYNC, EIO},  {F_RENAME, EIO},	{F_CREATE, ENOSPC}};
-	char old[3000], new[5000];
 	void *mod = t_module(NULL);
 
 	(void)state;
-	memset(old, 'o', sizeof(old));
-	memset(new, 'n', sizeof(new));
+	memset(snap_old, 'o', sizeof(snap_old));
+	memset(snap_new, 'n', sizeof(snap_new));
 	for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++) {
 		for (long nth = 1;; nth++) {
 			char dir[64];
 			struct kq_log *log;
-			uint64_t index, term;
-			void *data;
-			size_t len;
 			bool fired;
 			int rv;
 
 			t_mkdtemp(dir);
 			log = t_open(mod, dir, 4096);
-			assert_int_equal(t_ops->save_snapshot(log, 10, 1, old,
-							      sizeof(old)),
+			assert_int_equal(t_ops->save_snapshot(log, 10, 1,
+							      snap_old,
+							      sizeof(snap_old)),
 					 0);
 			inject(ops[k].op, nth, ops[k].err);
 			fi.shortw = ops[k].op == F_PWRITE && nth % 2 == 0;
-			rv = t_ops->save_snapshot(log, 20, 2, new, sizeof(new));
+			rv = t_ops->save_snapshot(log, 20, 2, snap_new,
+						  sizeof(snap_new));
 			fired = fi.fired;
 			restore();
 			assert_int_equal(rv != 0, fired);
@@ -1053,27 +1080,251 @@ static void test_snapshot_sweep(void **state)
 			 * (a full disk keeps its space). */
 			assert_int_equal(t_count_files(dir, ".tmp"), 0);
 			t_ops->close(log);
-			log = t_open(mod, dir, 4096);
-			assert_int_equal(t_ops->load_snapshot(log, &index,
-							      &term, &data,
-							      &len),
-					 0);
-			if (index == 10) {
+			if (load_old_or_new(mod, dir) == 10)
 				assert_true(fired);
-				assert_int_equal(len, sizeof(old));
-				assert_memory_equal(data, old, len);
-			} else {
-				assert_int_equal(index, 20);
-				assert_int_equal(len, sizeof(new));
-				assert_memory_equal(data, new, len);
-			}
-			free(data);
-			t_ops->close(log);
 			t_rmrf(dir);
 			if (!fired)
 				break;
 		}
 	}
+	t_module_free(mod);
+}
+
+/* The snapshot's two names under a machine crash: each file is an inode
+ * with what the page cache holds and what reached the disk (a sync that
+ * succeeds writes the cache, one that fails loses what it held), and the
+ * folder's names are kept twice too, as the cache has them and as the
+ * disk does since the folder's last fsync.  The calls go through the
+ * fault functions first, so a fault at any step is a call that did
+ * nothing.  pc_crash() rewrites the real files as the disk has them. */
+#define PC_NAMES  2
+#define PC_INODES 8
+static const char *const pc_names[PC_NAMES] = {"snapshot", "snapshot.tmp"};
+static struct pc_inode {
+	uint8_t cache[HS_MAX], disk[HS_MAX];
+	size_t cache_len, disk_len;
+	bool lost; /* a sync failed: what the cache held never reaches disk */
+} pc_inodes[PC_INODES];
+static int pc_n_inodes;
+static int pc_name_cache[PC_NAMES], pc_name_disk[PC_NAMES]; /* -1: none */
+static int pc_fd_inode[1024];				    /* 1 + inode */
+static bool pc_fd_folder[1024];
+static char pc_dir[64];
+
+static int pc_which(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	for (int i = 0; i < PC_NAMES; i++)
+		if (strcmp(base, pc_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int pc_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	int name = pc_which(path), fd = f_openat(dirfd, path, flags, mode);
+
+	if (fd < 0 || fd >= 1024)
+		return fd;
+	pc_fd_folder[fd] = (flags & O_DIRECTORY) && strcmp(path, pc_dir) == 0;
+	pc_fd_inode[fd] = 0;
+	if (name < 0)
+		return fd;
+	if (pc_name_cache[name] < 0) {
+		assert_true((flags & O_CREAT) && pc_n_inodes < PC_INODES);
+		memset(&pc_inodes[pc_n_inodes], 0, sizeof(pc_inodes[0]));
+		pc_name_cache[name] = pc_n_inodes++;
+	}
+	if (flags & O_TRUNC)
+		pc_inodes[pc_name_cache[name]].cache_len = 0;
+	pc_fd_inode[fd] = 1 + pc_name_cache[name];
+	return fd;
+}
+
+static ssize_t pc_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	ssize_t w = f_pwrite(fd, buf, n, off);
+
+	if (w > 0 && fd < 1024 && pc_fd_inode[fd]) {
+		struct pc_inode *f = &pc_inodes[pc_fd_inode[fd] - 1];
+
+		assert_true((size_t)off + (size_t)w <= HS_MAX);
+		memcpy(f->cache + off, buf, (size_t)w);
+		if ((size_t)off + (size_t)w > f->cache_len)
+			f->cache_len = (size_t)off + (size_t)w;
+	}
+	return w;
+}
+
+static int pc_sync(int fd, int (*sync)(int))
+{
+	int rv = sync(fd);
+
+	if (fd < 0 || fd >= 1024)
+		return rv;
+	if (pc_fd_inode[fd]) {
+		struct pc_inode *f = &pc_inodes[pc_fd_inode[fd] - 1];
+
+		if (rv != 0)
+			f->lost = true;
+		else if (!f->lost) {
+			memcpy(f->disk, f->cache, f->cache_len);
+			f->disk_len = f->cache_len;
+		}
+	} else if (pc_fd_folder[fd] && rv == 0) {
+		memcpy(pc_name_disk, pc_name_cache, sizeof(pc_name_disk));
+	}
+	return rv;
+}
+
+static int pc_fdatasync(int fd)
+{
+	return pc_sync(fd, f_fdatasync);
+}
+
+static int pc_fsync(int fd)
+{
+	return pc_sync(fd, f_fsync);
+}
+
+static int pc_renameat(int a, const char *b, int c, const char *d)
+{
+	int from = pc_which(b), to = pc_which(d), rv = f_renameat(a, b, c, d);
+
+	if (rv == 0 && from >= 0 && to >= 0) {
+		pc_name_cache[to] = pc_name_cache[from];
+		pc_name_cache[from] = -1;
+	}
+	return rv;
+}
+
+static int pc_unlinkat(int dirfd, const char *path, int flags)
+{
+	int name = pc_which(path), rv = real.unlinkat(dirfd, path, flags);
+
+	if (rv == 0 && name >= 0)
+		pc_name_cache[name] = -1;
+	return rv;
+}
+
+static int pc_close(int fd)
+{
+	if (fd >= 0 && fd < 1024) {
+		pc_fd_inode[fd] = 0;
+		pc_fd_folder[fd] = false;
+	}
+	return real.close(fd);
+}
+
+/* Fault `op` at its nth call (0: none) over the model. */
+static void pc_inject(enum fop op, long nth, int err, bool sticky)
+{
+	inject(op, nth, err);
+	fi.sticky = sticky;
+	kq__seg_io.openat = pc_openat;
+	kq__seg_io.pwrite = pc_pwrite;
+	kq__seg_io.fdatasync = pc_fdatasync;
+	kq__seg_io.fsync = pc_fsync;
+	kq__seg_io.renameat = pc_renameat;
+	kq__seg_io.unlinkat = pc_unlinkat;
+	kq__seg_io.close = pc_close;
+}
+
+/* The machine stops: the files hold what their disk holds, and the
+ * folder's names are those of its last fsync, or, when `names_written`
+ * (the kernel wrote the folder back on its own), those of the cache. */
+static void pc_crash(bool names_written)
+{
+	if (names_written)
+		memcpy(pc_name_disk, pc_name_cache, sizeof(pc_name_disk));
+	for (int i = 0; i < PC_NAMES; i++) {
+		char path[128];
+		int ino = pc_name_disk[i], fd;
+
+		snprintf(path, sizeof(path), "%s/%s", pc_dir, pc_names[i]);
+		unlink(path);
+		if (ino < 0)
+			continue;
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		assert_true(fd >= 0);
+		assert_int_equal(
+			write(fd, pc_inodes[ino].disk, pc_inodes[ino].disk_len),
+			(ssize_t)pc_inodes[ino].disk_len);
+		close(fd);
+		pc_inodes[ino].cache_len = pc_inodes[ino].disk_len;
+	}
+	memcpy(pc_name_cache, pc_name_disk, sizeof(pc_name_cache));
+}
+
+/* A snapshot replaced while the machine dies at any step of it (every
+ * call from the nth on fails, then the crash), or while one call fails
+ * (then the crash), with the folder's last names lost or written back:
+ * the snapshot loaded after the restart is the old one or the new one,
+ * whole, and the new one when its save reported success. */
+static void test_snapshot_crash_sweep(void **state)
+{
+	static const struct {
+		enum fop op;
+		int err;
+		bool sticky;
+	} ops[] = {{F_ANY, EIO, true},	      {F_PWRITE, EIO, false},
+		   {F_PWRITE, ENOSPC, false}, {F_FDATASYNC, EIO, false},
+		   {F_FSYNC, EIO, false},     {F_RENAME, EIO, false},
+		   {F_CREATE, ENOSPC, false}};
+	void *mod = t_module(NULL);
+	unsigned crashes = 0, reverted = 0, kept_new = 0;
+
+	(void)state;
+	memset(snap_old, 'o', sizeof(snap_old));
+	memset(snap_new, 'n', sizeof(snap_new));
+	for (size_t k = 0; k < 2 * sizeof(ops) / sizeof(ops[0]); k++) {
+		size_t o = k / 2;
+		bool names_written = k % 2;
+
+		for (long nth = 1;; nth++) {
+			struct kq_log *log;
+			bool fired;
+			int rv;
+
+			t_mkdtemp(pc_dir);
+			memset(pc_name_cache, -1, sizeof(pc_name_cache));
+			memset(pc_name_disk, -1, sizeof(pc_name_disk));
+			memset(pc_fd_inode, 0, sizeof(pc_fd_inode));
+			memset(pc_fd_folder, 0, sizeof(pc_fd_folder));
+			pc_n_inodes = 0;
+			pc_inject(F_NONE, 0, 0, false);
+			log = t_open(mod, pc_dir, 4096);
+			assert_int_equal(t_ops->save_snapshot(log, 10, 1,
+							      snap_old,
+							      sizeof(snap_old)),
+					 0);
+			pc_inject(ops[o].op, nth, ops[o].err, ops[o].sticky);
+			rv = t_ops->save_snapshot(log, 20, 2, snap_new,
+						  sizeof(snap_new));
+			fired = fi.fired;
+			restore();
+			t_ops->close(log);
+			reverted += pc_name_cache[0] != pc_name_disk[0];
+			pc_crash(names_written);
+			crashes++;
+			/* A save that reported success survives the crash. */
+			if (load_old_or_new(mod, pc_dir) == 20)
+				kept_new += rv != 0;
+			else
+				assert_int_not_equal(rv, 0);
+			t_rmrf(pc_dir);
+			if (!fired)
+				break;
+		}
+	}
+	/* The sweep reached the steps between the rename and the folder's
+	 * fsync: a crash there takes the new name back, or keeps it and
+	 * the new snapshot though its save failed. */
+	assert_true(crashes > 10);
+	assert_true(reverted > 0);
+	assert_true(kept_new > 0);
 	t_module_free(mod);
 }
 
@@ -1181,6 +1432,7 @@ int run_fault_tests(void)
 		T(test_open_is_lazy),
 		T(test_hard_state_failed_sync),
 		T(test_snapshot_sweep),
+		T(test_snapshot_crash_sweep),
 	};
 
 	if (getenv("KQ_SEGMENT_WRITE_FIXTURES") != NULL)
