@@ -7,4 +7,9 @@ if [ ! -x "$sim" ]; then
 	echo "run-sim.sh: $sim not built" >&2
 	exit 99
 fi
-"$sim" --seeds "${RAFT_SIM_SEEDS:-500}" --first-seed "${RAFT_SIM_FIRST_SEED:-1}"
+"$sim" --seeds "${RAFT_SIM_SEEDS:-500}" --first-seed "${RAFT_SIM_FIRST_SEED:-1}" ||
+	exit 1
+# Too few ticks to converge: the seeds that fail replay from the line
+# printed, options and all.
+sh "$(dirname "$0")/check-replay.sh" "$sim" --seeds 20 --nodes 3 \
+	--cache-bytes 40 --converge-ticks 5
