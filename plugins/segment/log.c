@@ -126,6 +126,7 @@ static int load(struct kq_log *log, bool fresh)
 			log->dir_dirty = true;
 			kq__seg_sfile_mark(log, seg->file);
 			pthread_mutex_unlock(&log->mu);
+			rv = kq__seg_log_make_hard_state(log);
 			goto out;
 		}
 		if (kq__seg_io.fdatasync(seg->file->fd) != 0 ||
@@ -237,6 +238,7 @@ int kq__seg_log_open(void *state, const char *dir,
 		if (rv != 0)
 			goto fail;
 	}
+	log->hs_unread = made;
 	rv = load(log, fresh);
 	if (rv != 0)
 		goto fail;

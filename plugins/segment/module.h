@@ -148,8 +148,14 @@ struct kq_log {
 	uint64_t first;	 /* cached first_offset() */
 	uint64_t hs_seq; /* of the newest copy in raft.state (0: none of
 			  * format 2 known yet) */
-	bool reading;	 /* read() is running: rbuf is in use */
-	uint8_t *rbuf;	 /* read buffer reused across reads */
+	/* raft.state was written by open() with its folder: durable once
+	 * the log is settled (which makes it so where it settles file by
+	 * file), so a first save goes in place.  Set before settle_no is,
+	 * then read only. */
+	bool hs_made;
+	bool hs_unread; /* folder made by open(), nothing saved since */
+	bool reading;	/* read() is running: rbuf is in use */
+	uint8_t *rbuf;	/* read buffer reused across reads */
 	size_t rcap;
 
 	pthread_mutex_t mu;
@@ -442,7 +448,7 @@ bool kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log);
 int kq__seg_log_sync_parent(struct kq_log *log);
 
 /* Makes a log opened by open() durable, once: its folder, the folder's
- * name and (created) its first segment, with one syncfs() (which
+ * name and (created) its first segment and raft.state, with one syncfs() (which
  * settles every log opened before it on that file system), or where
  * that fails an fsync of the parent folder and a sync of the log.  Called
  * before anything of the log is made durable; any thread.  0 or
@@ -483,6 +489,16 @@ int kq__seg_log_retention_point(struct kq_log *log, int64_t now_ms,
 int kq__seg_log_save_hard_state(struct kq_log *log,
 				const struct kq_hard_state *hs);
 int kq__seg_log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
+
+/* At open() of a new folder, left to be settled: writes raft.state with
+ * both copies of term 0, no vote (not synced), so that the first save
+ * overwrites one in place instead of replacing the file.  0 or -errno
+ * (no file left). */
+int kq__seg_log_make_hard_state(struct kq_log *log);
+
+/* Where a log settles file by file: fdatasync of the raft.state open()
+ * made, if it did.  Any thread.  0 or -errno (the log is then failed). */
+int kq__seg_log_sync_made_state(struct kq_log *log);
 int kq__seg_log_save_snapshot(struct kq_log *log, uint64_t index, uint64_t term,
 			      const void *data, size_t len);
 int kq__seg_log_load_snapshot(struct kq_log *log, uint64_t *index,

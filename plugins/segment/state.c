@@ -37,6 +37,14 @@ static void encode_slot(uint8_t *b, uint64_t seq,
 	kq_put32le(b + 32, kq__seg_crc32c(0, b, 32));
 }
 
+/* The whole file: both copies of `hs`, the newer (2) in its place. */
+static void encode_file(uint8_t *file, const struct kq_hard_state *hs)
+{
+	memset(file, 0, STATE_SIZE);
+	encode_slot(file, 2, hs);
+	encode_slot(file + STATE_SLOT, 1, hs);
+}
+
 static bool decode_slot(const uint8_t *b, uint64_t *seq,
 			struct kq_hard_state *hs)
 {
@@ -70,6 +78,52 @@ static int save_in_place(struct kq_log *log, uint64_t seq,
 	return rv;
 }
 
+int kq__seg_log_make_hard_state(struct kq_log *log)
+{
+	static const struct kq_hard_state none = {0, 0};
+	uint8_t file[STATE_SIZE];
+	int fd, rv;
+
+	encode_file(file, &none);
+	fd = kq__seg_log_openat(log, STATE_FILE, O_WRONLY | O_CREAT | O_EXCL,
+				0644);
+	if (fd < 0)
+		return -errno;
+	rv = kq__seg_pwrite_all(fd, file, sizeof(file), 0);
+	kq__seg_io.close(fd);
+	if (rv != 0) {
+		kq__seg_log_unlinkat(log, STATE_FILE, 0);
+		return rv;
+	}
+	log->hs_seq = 2;
+	log->hs_made = true;
+	return 0;
+}
+
+int kq__seg_log_sync_made_state(struct kq_log *log)
+{
+	char path[4096];
+	int fd, rv = 0;
+
+	if (!log->hs_made)
+		return 0;
+	/* By path: on a worker, the loop may close the folder's fd. */
+	if ((size_t)snprintf(path, sizeof(path), "%s/" STATE_FILE, log->dir) >=
+	    sizeof(path))
+		rv = -ENAMETOOLONG;
+	else if ((fd = kq__seg_io.openat(AT_FDCWD, path, O_RDONLY, 0)) < 0)
+		rv = -errno;
+	else {
+		if (kq__seg_io.fdatasync(fd) != 0)
+			rv = -errno;
+		kq__seg_io.close(fd);
+	}
+	if (rv != 0)
+		kq__seg_log_fail(log, rv, "fdatasync of " STATE_FILE ": %s",
+				 strerror(-rv));
+	return rv;
+}
+
 int kq__seg_log_save_hard_state(struct kq_log *log,
 				const struct kq_hard_state *hs)
 {
@@ -79,7 +133,10 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 	kq__seg_log_report(log);
 	if (kq__seg_log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
-	/* Replacing the file settles the log first; so does this. */
+	log->hs_unread = false;
+	/* Replacing the file settles the log first; so does this, and it
+	 * must: an in-place save into the file open() made relies on the
+	 * other copy being durable. */
 	rv = kq__seg_log_settle(log);
 	if (rv != 0)
 		return rv;
@@ -89,9 +146,7 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 			log->hs_seq++;
 	} else {
 		/* No file of format 2 yet: both copies, replaced whole. */
-		memset(file, 0, sizeof(file));
-		encode_slot(file, 2, hs);
-		encode_slot(file + STATE_SLOT, 1, hs);
+		encode_file(file, hs);
 		rv = kq__seg_log_replace_file(log, STATE_FILE, STATE_TMP, file,
 					      sizeof(file), NULL, 0);
 		if (rv == 0)
@@ -102,6 +157,34 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 	kq__seg_log_fail(log, rv, "saving the hard state: %s", strerror(-rv));
 	kq__seg_log_report(log);
 	return rv;
+}
+
+/* Whether what was read is what a crash may leave of the file open()
+ * made before the log's creation was settled: nothing, or each copy all
+ * zeros or (a prefix of) the one open() wrote.  No save came then (a
+ * save settles the log first, which makes that file durable), so it
+ * reads as never saved.  After any save, one copy holds a state that is
+ * not term 0, written over a durable file: a crash cannot bring zeros
+ * back. */
+static bool never_saved(const uint8_t *buf, size_t r)
+{
+	static const struct kq_hard_state none = {0, 0};
+	uint8_t file[STATE_SIZE];
+
+	if (r > STATE_SIZE)
+		return false;
+	encode_file(file, &none);
+	for (size_t at = 0; at < STATE_SIZE; at += STATE_SLOT) {
+		size_t n = r > at ? r - at : 0;
+		bool zeros = true;
+
+		n = n < STATE_SLOT ? n : STATE_SLOT;
+		for (size_t i = 0; i < n && zeros; i++)
+			zeros = buf[at + i] == 0;
+		if (!zeros && memcmp(buf + at, file + at, n) != 0)
+			return false;
+	}
+	return true;
 }
 
 static int damaged(struct kq_log *log)
@@ -152,6 +235,12 @@ int kq__seg_log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
 	int fd, newer, rv;
 
 	kq__seg_log_report(log);
+	/* A folder open() made holds nothing saved yet. */
+	if (log->hs_unread) {
+		hs->term = 0;
+		hs->vote = 0;
+		return 0;
+	}
 	log->hs_seq = 0;
 	fd = open_uncached(log, &direct);
 	if (fd < 0) {
@@ -180,15 +269,20 @@ int kq__seg_log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs)
 	kq__seg_io.close(fd);
 	if (r < 0) {
 		rv = (int)r;
-	} else if (r == STATE_V1_SIZE) {
-		if (memcmp(buf, "KQHS", 4) != 0 || kq_get32le(buf + 4) != 1 ||
-		    kq_get32le(buf + 24) != kq__seg_crc32c(0, buf, 24)) {
+	} else if (r == STATE_V1_SIZE && memcmp(buf, "KQHS", 4) == 0 &&
+		   kq_get32le(buf + 4) == 1) {
+		if (kq_get32le(buf + 24) != kq__seg_crc32c(0, buf, 24)) {
 			rv = damaged(log);
 		} else {
 			hs->term = kq_get64le(buf + 8);
 			hs->vote = kq_get64le(buf + 16);
 			rv = 0;
 		}
+	} else if (never_saved(buf, (size_t)r)) {
+		/* hs_seq stays 0: the next save replaces the file whole. */
+		hs->term = 0;
+		hs->vote = 0;
+		rv = 0;
 	} else if (r != STATE_SIZE) {
 		rv = damaged(log);
 	} else {

@@ -358,6 +358,8 @@ int kq__seg_log_settle(struct kq_log *log)
 		 * durability claim moves here. */
 		rv = sync_listed(log);
 		if (rv == 0)
+			rv = kq__seg_log_sync_made_state(log);
+		if (rv == 0)
 			rv = sync_folder(log);
 		if (rv == 0) {
 			rv = kq__seg_log_sync_parent(log);

@@ -3,6 +3,7 @@
  * writes), then the log reopened: no synced record may be missing, no
  * garbage may be readable, and the failed log must refuse appends. */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -505,7 +506,9 @@ static void test_unsynced_closes_without_sync(void **state)
  * the one whose folder was made before the module held its file system)
  * makes no sync at all; the first durable write of any of them (here a
  * hard state) is one syncfs(), which settles them all, so the others'
- * first hard states sync only themselves.  A log alone not yet settled
+ * first hard states sync only themselves: raft.state, made by open()
+ * and settled with the rest, is written in place, one fdatasync with no
+ * file created, renamed or folder fsync'd.  A log alone not yet settled
  * is settled file by file, at its first sync or at its close. */
 static void test_new_logs_settle_together(void **state)
 {
@@ -525,11 +528,22 @@ static void test_new_logs_settle_together(void **state)
 	assert_int_equal(fi.calls[F_SYNCFS] + fi.calls[F_FDATASYNC] +
 				 fi.calls[F_FSYNC],
 			 0);
+	inject(F_NONE, 0, 0);
 	assert_int_equal(t_ops->save_hard_state(logs[3], &hs), 0);
 	assert_int_equal(fi.calls[F_SYNCFS], 1);
 	for (int i = 0; i < 9; i++)
 		assert_int_equal(t_ops->save_hard_state(logs[i], &hs), 0);
 	assert_int_equal(fi.calls[F_SYNCFS], 1);
+	assert_int_equal(fi.calls[F_FDATASYNC], 10);
+	assert_int_equal(
+		fi.calls[F_FSYNC] + fi.calls[F_RENAME] + fi.calls[F_CREATE], 0);
+	for (int i = 0; i < 9; i++) {
+		struct kq_hard_state got;
+
+		assert_int_equal(t_ops->load_hard_state(logs[i], &got), 0);
+		assert_int_equal(got.term, 1);
+		assert_int_equal(got.vote, 2);
+	}
 	/* Opened after that syncfs(): settled by its close. */
 	snprintf(dir, sizeof(dir), "%s/late", top);
 	t_ops->close(logs[9]);
@@ -580,8 +594,9 @@ static void test_reopened_log_settles(void **state)
 }
 
 /* When the syncfs() that would settle new logs fails, the log being
- * settled is settled file by file: its first segment, its folder and its
- * name in the parent folder; its hard state is then saved. */
+ * settled is settled file by file: its first segment, the raft.state
+ * open() made, its folder and its name in the parent folder; its hard
+ * state is then saved in place. */
 static void test_settle_without_syncfs(void **state)
 {
 	void *mod = t_module(NULL);
@@ -599,10 +614,11 @@ static void test_settle_without_syncfs(void **state)
 	inject(F_SYNCFS, 1, EIO);
 	assert_int_equal(t_ops->save_hard_state(logs[0], &hs), 0);
 	assert_true(fi.fired);
-	/* The segment and the hard state's temporary file; the folder and
-	 * the parent, then the folder again for the rename. */
-	assert_true(fi.calls[F_FDATASYNC] >= 2);
-	assert_true(fi.calls[F_FSYNC] >= 3);
+	/* The segment and raft.state, then the folder and the parent; then
+	 * raft.state again for the save. */
+	assert_int_equal(fi.calls[F_FDATASYNC], 3);
+	assert_int_equal(fi.calls[F_FSYNC], 2);
+	assert_int_equal(fi.calls[F_RENAME] + fi.calls[F_CREATE], 0);
 	restore();
 	assert_int_equal(t_ops->load_hard_state(logs[0], &got), 0);
 	assert_int_equal(got.term, 1);
@@ -1097,9 +1113,10 @@ static void test_snapshot_sweep(void **state)
  * disk does since the folder's last fsync.  The calls go through the
  * fault functions first, so a fault at any step is a call that did
  * nothing.  pc_crash() rewrites the real files as the disk has them. */
-#define PC_NAMES  2
+#define PC_NAMES  4
 #define PC_INODES 8
-static const char *const pc_names[PC_NAMES] = {"snapshot", "snapshot.tmp"};
+static const char *const pc_names[PC_NAMES] = {"snapshot", "snapshot.tmp",
+					       "raft.state", "raft.state.tmp"};
 static struct pc_inode {
 	uint8_t cache[HS_MAX], disk[HS_MAX];
 	size_t cache_len, disk_len;
@@ -1111,11 +1128,20 @@ static int pc_fd_inode[1024];				    /* 1 + inode */
 static bool pc_fd_folder[1024];
 static char pc_dir[64];
 
-static int pc_which(const char *path)
+/* The name's index when `path` (from `dirfd`) is one of pc_names in the
+ * folder pc_dir, else -1: other logs' files are not in the model. */
+static int pc_which(int dirfd, const char *path)
 {
-	const char *base = strrchr(path, '/');
+	size_t n = strlen(pc_dir);
+	const char *base = path;
 
-	base = base ? base + 1 : path;
+	if (dirfd == AT_FDCWD) {
+		if (strncmp(path, pc_dir, n) != 0 || path[n] != '/')
+			return -1;
+		base = path + n + 1;
+	} else if (dirfd < 0 || dirfd >= 1024 || !pc_fd_folder[dirfd]) {
+		return -1;
+	}
 	for (int i = 0; i < PC_NAMES; i++)
 		if (strcmp(base, pc_names[i]) == 0)
 			return i;
@@ -1124,7 +1150,8 @@ static int pc_which(const char *path)
 
 static int pc_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
-	int name = pc_which(path), fd = f_openat(dirfd, path, flags, mode);
+	int name = pc_which(dirfd, path),
+	    fd = f_openat(dirfd, path, flags, mode);
 
 	if (fd < 0 || fd >= 1024)
 		return fd;
@@ -1167,9 +1194,11 @@ static int pc_sync(int fd, int (*sync)(int))
 	if (pc_fd_inode[fd]) {
 		struct pc_inode *f = &pc_inodes[pc_fd_inode[fd] - 1];
 
-		if (rv != 0)
+		/* A sync that fails loses what the cache held; one cut
+		 * short by the crash (a sticky fault) leaves it to it. */
+		if (rv != 0 && !fi.sticky)
 			f->lost = true;
-		else if (!f->lost) {
+		else if (rv == 0 && !f->lost) {
 			memcpy(f->disk, f->cache, f->cache_len);
 			f->disk_len = f->cache_len;
 		}
@@ -1189,9 +1218,28 @@ static int pc_fsync(int fd)
 	return pc_sync(fd, f_fsync);
 }
 
+/* syncfs() writes back every file and the folder (one that fails here
+ * failed before it wrote anything). */
+static int pc_syncfs(int fd)
+{
+	int rv = f_syncfs(fd);
+
+	if (rv != 0)
+		return rv;
+	for (int i = 0; i < pc_n_inodes; i++)
+		if (!pc_inodes[i].lost) {
+			memcpy(pc_inodes[i].disk, pc_inodes[i].cache,
+			       pc_inodes[i].cache_len);
+			pc_inodes[i].disk_len = pc_inodes[i].cache_len;
+		}
+	memcpy(pc_name_disk, pc_name_cache, sizeof(pc_name_disk));
+	return rv;
+}
+
 static int pc_renameat(int a, const char *b, int c, const char *d)
 {
-	int from = pc_which(b), to = pc_which(d), rv = f_renameat(a, b, c, d);
+	int from = pc_which(a, b), to = pc_which(c, d),
+	    rv = f_renameat(a, b, c, d);
 
 	if (rv == 0 && from >= 0 && to >= 0) {
 		pc_name_cache[to] = pc_name_cache[from];
@@ -1202,7 +1250,8 @@ static int pc_renameat(int a, const char *b, int c, const char *d)
 
 static int pc_unlinkat(int dirfd, const char *path, int flags)
 {
-	int name = pc_which(path), rv = real.unlinkat(dirfd, path, flags);
+	int name = pc_which(dirfd, path),
+	    rv = real.unlinkat(dirfd, path, flags);
 
 	if (rv == 0 && name >= 0)
 		pc_name_cache[name] = -1;
@@ -1227,18 +1276,72 @@ static void pc_inject(enum fop op, long nth, int err, bool sticky)
 	kq__seg_io.pwrite = pc_pwrite;
 	kq__seg_io.fdatasync = pc_fdatasync;
 	kq__seg_io.fsync = pc_fsync;
+	kq__seg_io.syncfs = pc_syncfs;
 	kq__seg_io.renameat = pc_renameat;
 	kq__seg_io.unlinkat = pc_unlinkat;
 	kq__seg_io.close = pc_close;
 }
 
+/* The faults of the crash sweeps: the machine dies at a call (sticky:
+ * every call from it on fails, then the crash), or one call fails (then
+ * the crash). */
+static const struct {
+	enum fop op;
+	int err;
+	bool sticky;
+} pc_faults[] = {{F_ANY, EIO, true},	    {F_PWRITE, EIO, false},
+		 {F_PWRITE, ENOSPC, false}, {F_FDATASYNC, EIO, false},
+		 {F_FSYNC, EIO, false},	    {F_RENAME, EIO, false},
+		 {F_SYNCFS, EIO, false},    {F_CREATE, ENOSPC, false}};
+
+/* What the kernel wrote back on its own before the crash. */
+enum pc_written {
+	PC_NONE,
+	PC_NAMES_ONLY,	/* the folder */
+	PC_ALL,		/* the folder and every file's cache */
+	PC_FIRST_PAGES, /* the folder and the first 4 KiB of each file */
+	PC_TORN,	/* the folder, and of each file's last page that differs
+			 * from the disk only its first 16 bytes */
+	PC_WRITTEN_COUNT,
+};
+
 /* The machine stops: the files hold what their disk holds, and the
- * folder's names are those of its last fsync, or, when `names_written`
- * (the kernel wrote the folder back on its own), those of the cache. */
-static void pc_crash(bool names_written)
+ * folder's names are those of its last fsync, or of the cache when the
+ * kernel wrote it back (`written`), with what it wrote of the files. */
+static void pc_crash(enum pc_written written)
 {
-	if (names_written)
+	if (written != PC_NONE)
 		memcpy(pc_name_disk, pc_name_cache, sizeof(pc_name_disk));
+	for (int i = 0; written >= PC_ALL && i < pc_n_inodes; i++) {
+		struct pc_inode *f = &pc_inodes[i];
+		size_t n = f->cache_len;
+
+		size_t at = 0;
+
+		if (f->lost)
+			continue;
+		if (written == PC_FIRST_PAGES && n > 4096)
+			n = 4096;
+		if (written == PC_TORN) {
+			size_t pg = n ? (n - 1) / 4096 + 1 : 0, end = n;
+
+			n = 0;
+			while (pg-- > 0) {
+				at = pg * 4096;
+				if (f->disk_len < at + 16 ||
+				    memcmp(f->disk + at, f->cache + at, 16) !=
+					    0) {
+					n = at + 16 < end ? at + 16 : end;
+					break;
+				}
+			}
+			if (n == 0)
+				continue;
+		}
+		memcpy(f->disk + at, f->cache + at, n - at);
+		if (n > f->disk_len)
+			f->disk_len = n;
+	}
 	for (int i = 0; i < PC_NAMES; i++) {
 		char path[128];
 		int ino = pc_name_disk[i], fd;
@@ -1265,21 +1368,14 @@ static void pc_crash(bool names_written)
  * whole, and the new one when its save reported success. */
 static void test_snapshot_crash_sweep(void **state)
 {
-	static const struct {
-		enum fop op;
-		int err;
-		bool sticky;
-	} ops[] = {{F_ANY, EIO, true},	      {F_PWRITE, EIO, false},
-		   {F_PWRITE, ENOSPC, false}, {F_FDATASYNC, EIO, false},
-		   {F_FSYNC, EIO, false},     {F_RENAME, EIO, false},
-		   {F_CREATE, ENOSPC, false}};
 	void *mod = t_module(NULL);
 	unsigned crashes = 0, reverted = 0, kept_new = 0;
 
 	(void)state;
 	memset(snap_old, 'o', sizeof(snap_old));
 	memset(snap_new, 'n', sizeof(snap_new));
-	for (size_t k = 0; k < 2 * sizeof(ops) / sizeof(ops[0]); k++) {
+	for (size_t k = 0; k < 2 * sizeof(pc_faults) / sizeof(pc_faults[0]);
+	     k++) {
 		size_t o = k / 2;
 		bool names_written = k % 2;
 
@@ -1300,14 +1396,15 @@ static void test_snapshot_crash_sweep(void **state)
 							      snap_old,
 							      sizeof(snap_old)),
 					 0);
-			pc_inject(ops[o].op, nth, ops[o].err, ops[o].sticky);
+			pc_inject(pc_faults[o].op, nth, pc_faults[o].err,
+				  pc_faults[o].sticky);
 			rv = t_ops->save_snapshot(log, 20, 2, snap_new,
 						  sizeof(snap_new));
 			fired = fi.fired;
 			restore();
 			t_ops->close(log);
 			reverted += pc_name_cache[0] != pc_name_disk[0];
-			pc_crash(names_written);
+			pc_crash(names_written ? PC_NAMES_ONLY : PC_NONE);
 			crashes++;
 			/* A save that reported success survives the crash. */
 			if (load_old_or_new(mod, pc_dir) == 20)
@@ -1326,6 +1423,123 @@ static void test_snapshot_crash_sweep(void **state)
 	assert_true(reverted > 0);
 	assert_true(kept_new > 0);
 	t_module_free(mod);
+}
+
+/* The hard state of a new log (the raft.state open() makes, then saves
+ * in place) while the machine dies at any step from the open on (every
+ * call from the nth fails, then the crash), or while one call fails,
+ * with the kernel having written back nothing, or the folder and none,
+ * all, the first page or a torn last page of the files.  The new log is
+ * settled with others by one syncfs(), or alone file by file.  After the
+ * restart the state loads, never as damage, and is the last one saved
+ * or one whose save was under way.  (A failed sync loses what the cache
+ * held, so here the one under way never comes through.) */
+static void test_hard_state_crash_sweep(void **state)
+{
+	static const struct kq_hard_state hss[] = {
+		{0, 0}, {1, 1}, {2, 2}, {3, 0}};
+	struct pc_inode inodes[PC_INODES];
+	int n_inodes, names[PC_NAMES], cached[PC_NAMES];
+	unsigned crashes = 0, torn = 0, in_place = 0;
+
+	(void)state;
+	for (size_t k = 0; k < 2 * sizeof(pc_faults) / sizeof(pc_faults[0]);
+	     k++) {
+		size_t o = k / 2, siblings = k % 2 ? 8 : 0;
+
+		for (long nth = 1;; nth++) {
+			struct kq_log *sib[9], *log = NULL;
+			char top[64], dir[96];
+			void *mod = t_module(NULL);
+			int ok = 0, tried = 0;
+			bool fired;
+
+			t_mkdtemp(top);
+			for (size_t i = 0; i <= siblings; i++) {
+				snprintf(dir, sizeof(dir), "%s/s%zu", top, i);
+				sib[i] = t_open(mod, dir, 4096);
+			}
+			assert_true(strlen(top) + 3 <= sizeof(pc_dir));
+			memcpy(pc_dir, top, strlen(top));
+			memcpy(pc_dir + strlen(top), "/m", 3);
+			memset(pc_name_cache, -1, sizeof(pc_name_cache));
+			memset(pc_name_disk, -1, sizeof(pc_name_disk));
+			memset(pc_fd_inode, 0, sizeof(pc_fd_inode));
+			memset(pc_fd_folder, 0, sizeof(pc_fd_folder));
+			pc_n_inodes = 0;
+			pc_inject(pc_faults[o].op, nth, pc_faults[o].err,
+				  pc_faults[o].sticky);
+			if (t_ops->open(mod, pc_dir,
+					&(struct kq_log_options){
+						.segment_bytes = 4096,
+						.retention_ms = -1,
+						.retention_bytes = -1},
+					&log) == 0) {
+				for (tried = 1; tried < 4; tried++) {
+					if (t_ops->save_hard_state(
+						    log, &hss[tried]) != 0)
+						break;
+					ok = tried;
+				}
+				if (tried == 4)
+					tried = 3;
+				in_place += pc_name_cache[3] < 0 &&
+					    pc_n_inodes == 1 && ok == 3;
+			}
+			fired = fi.fired;
+			restore();
+			if (log != NULL)
+				t_ops->close(log);
+			for (size_t i = 0; i <= siblings; i++)
+				t_ops->close(sib[i]);
+			t_module_free(mod);
+			memcpy(inodes, pc_inodes, sizeof(inodes));
+			memcpy(names, pc_name_disk, sizeof(names));
+			memcpy(cached, pc_name_cache, sizeof(cached));
+			n_inodes = pc_n_inodes;
+			for (int w = 0; w < PC_WRITTEN_COUNT; w++) {
+				struct kq_hard_state got;
+				int j;
+
+				memcpy(pc_inodes, inodes, sizeof(inodes));
+				memcpy(pc_name_disk, names, sizeof(names));
+				memcpy(pc_name_cache, cached, sizeof(cached));
+				pc_n_inodes = n_inodes;
+				pc_crash((enum pc_written)w);
+				crashes++;
+				mod = t_module(NULL);
+				log = t_open(mod, pc_dir, 4096);
+				assert_int_equal(
+					t_ops->load_hard_state(log, &got), 0);
+				for (j = ok; j <= tried; j++)
+					if (got.term == hss[j].term &&
+					    got.vote == hss[j].vote)
+						break;
+				if (j > tried)
+					fail_msg(
+						"%s fault %zu at call %ld, "
+						"written back %d: term %" PRIu64
+						" vote %" PRIu64
+						", saved up to term %d, tried "
+						"%d",
+						siblings ? "together" : "alone",
+						o, nth, w, got.term, got.vote,
+						ok, tried);
+				torn += t_file_size(pc_dir, "raft.state") <
+					8192;
+				t_ops->close(log);
+				t_module_free(mod);
+			}
+			t_rmrf(top);
+			if (!fired)
+				break;
+		}
+	}
+	/* The sweep reached crashes before the settle that left raft.state
+	 * empty or short, and runs whose saves all went in place. */
+	assert_true(crashes > 100);
+	assert_true(torn > 0);
+	assert_true(in_place > 0);
 }
 
 static void test_hard_state_failed_sync(void **state)
@@ -1433,6 +1647,7 @@ int run_fault_tests(void)
 		T(test_hard_state_failed_sync),
 		T(test_snapshot_sweep),
 		T(test_snapshot_crash_sweep),
+		T(test_hard_state_crash_sweep),
 	};
 
 	if (getenv("KQ_SEGMENT_WRITE_FIXTURES") != NULL)
