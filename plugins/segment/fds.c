@@ -12,11 +12,12 @@
  * file system where that is used, which makes every held file durable
  * at once, else with an fdatasync of that file.  A log opened unsynced
  * (kq_log_options.unsynced: fsync "never", where nobody waits for a
- * sync) has such a file closed without one instead.  Also here: the
- * log's folder reached through its held descriptor (openat and friends,
- * a file replaced atomically, the folder synced), and the
- * reference-counted descriptors of segment files that readers and syncs
- * share. */
+ * sync) has such a file closed without one instead.  An open that finds
+ * the process out of descriptors sheds a few held ones and tries again.
+ * Also here: the log's folder reached through its held descriptor
+ * (openat and friends, a file replaced atomically, the folder synced),
+ * and the reference-counted descriptors of segment files that readers
+ * and syncs share. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -210,6 +211,31 @@ void kq__seg_fds_make_room(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep)
 	}
 }
 
+/* How many held descriptors an open that found none left closes. */
+#define SHED 8
+
+/* openat, and where the process or the system is out of descriptors
+ * (clients can take them all), once more after closing up to SHED of the
+ * least recently used holders' (never `keep`'s): the bound is a ceiling,
+ * not a promise, and a log must not fail for want of one descriptor. */
+static int openat_shedding(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep,
+			   int dirfd, const char *path, int flags, mode_t mode)
+{
+	int fd = kq__seg_io.openat(dirfd, path, flags, mode), err = errno;
+	unsigned limit = fds->limit, held = fds->held;
+
+	if (fd >= 0 || (err != EMFILE && err != ENFILE) || held == 0)
+		return fd;
+	fds->limit = held > SHED ? held - SHED + 1 : 1;
+	kq__seg_fds_make_room(fds, keep);
+	fds->limit = limit;
+	if (fds->held == held) {
+		errno = err;
+		return -1;
+	}
+	return kq__seg_io.openat(dirfd, path, flags, mode);
+}
+
 int kq__seg_log_dirfd(struct kq_log *log)
 {
 	if (log->dirfd >= 0) {
@@ -217,8 +243,8 @@ int kq__seg_log_dirfd(struct kq_log *log)
 		return log->dirfd;
 	}
 	kq__seg_fds_make_room(log->fds, &log->slot);
-	log->dirfd = kq__seg_io.openat(AT_FDCWD, log->dir,
-				       O_RDONLY | O_DIRECTORY, 0);
+	log->dirfd = openat_shedding(log->fds, &log->slot, AT_FDCWD, log->dir,
+				     O_RDONLY | O_DIRECTORY, 0);
 	if (log->dirfd < 0)
 		return -1;
 	kq__seg_fds_count(log->fds, &log->slot, 1);
@@ -237,14 +263,15 @@ int kq__seg_log_openat(struct kq_log *log, const char *name, int flags,
 	if (log->dirfd < 0 && (size_t)snprintf(path, sizeof(path), "%s/%s",
 					       log->dir, name) < sizeof(path)) {
 		kq__seg_fds_make_room(log->fds, NULL);
-		return kq__seg_io.openat(AT_FDCWD, path, flags, mode);
+		return openat_shedding(log->fds, NULL, AT_FDCWD, path, flags,
+				       mode);
 	}
 	d = kq__seg_log_dirfd(log);
 	if (d < 0)
 		return -1;
 	/* The new descriptor is the caller's: make room for it too. */
 	kq__seg_fds_make_room(log->fds, &log->slot);
-	return kq__seg_io.openat(d, name, flags, mode);
+	return openat_shedding(log->fds, &log->slot, d, name, flags, mode);
 }
 
 int kq__seg_log_unlinkat(struct kq_log *log, const char *name, int flags)

@@ -443,6 +443,13 @@ void kq__seg_fsys_fini(struct kq__seg_module *mod);
  * Called at open, before the log is written. */
 bool kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log);
 
+/* fsync of the folder at `path` (fdatasync of the file, with `file`) on
+ * a descriptor of its own: from a worker, the loop may close the log's at
+ * any time to stay within the bound.  Where no descriptor can be had
+ * (EMFILE, ENFILE), one syncfs() of the log's file system stands for it
+ * when that is usable.  0 or -errno; any thread. */
+int kq__seg_log_sync_path(struct kq_log *log, const char *path, bool file);
+
 /* fsync of the folder holding the log's folder (its name), on a
  * descriptor of its own.  0 or -errno; any thread. */
 int kq__seg_log_sync_parent(struct kq_log *log);

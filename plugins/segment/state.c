@@ -103,7 +103,7 @@ int kq__seg_log_make_hard_state(struct kq_log *log)
 int kq__seg_log_sync_made_state(struct kq_log *log)
 {
 	char path[4096];
-	int fd, rv = 0;
+	int rv;
 
 	if (!log->hs_made)
 		return 0;
@@ -111,13 +111,8 @@ int kq__seg_log_sync_made_state(struct kq_log *log)
 	if ((size_t)snprintf(path, sizeof(path), "%s/" STATE_FILE, log->dir) >=
 	    sizeof(path))
 		rv = -ENAMETOOLONG;
-	else if ((fd = kq__seg_io.openat(AT_FDCWD, path, O_RDONLY, 0)) < 0)
-		rv = -errno;
-	else {
-		if (kq__seg_io.fdatasync(fd) != 0)
-			rv = -errno;
-		kq__seg_io.close(fd);
-	}
+	else
+		rv = kq__seg_log_sync_path(log, path, true);
 	if (rv != 0)
 		kq__seg_log_fail(log, rv, "fdatasync of " STATE_FILE ": %s",
 				 strerror(-rv));

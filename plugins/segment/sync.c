@@ -100,25 +100,33 @@ bool kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log)
 	return true;
 }
 
-/* fsync of the folder at `path` on a descriptor of its own (from a
- * worker, the loop may close the log's at any time to stay within the
- * bound).  0 or -errno. */
-static int fsync_path(const char *path)
+int kq__seg_log_sync_path(struct kq_log *log, const char *path, bool file)
 {
-	int fd = kq__seg_io.openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY, 0),
+	int fd = kq__seg_io.openat(AT_FDCWD, path,
+				   O_RDONLY | (file ? 0 : O_DIRECTORY), 0),
 	    rv = 0;
 
-	if (fd < 0 || kq__seg_io.fsync(fd) != 0)
+	if (fd < 0) {
 		rv = -errno;
-	if (fd >= 0)
-		kq__seg_io.close(fd);
+		/* Out of descriptors (clients can take them all): the file
+		 * system's is held for good, and its syncfs() covers this
+		 * file or folder too.  The log must not fail for that. */
+		if ((rv == -EMFILE || rv == -ENFILE) &&
+		    kq__seg_fsys_usable(log->fsys) &&
+		    kq__seg_fsys_sync(log->fsys, log, true))
+			rv = 0;
+		return rv;
+	}
+	if ((file ? kq__seg_io.fdatasync(fd) : kq__seg_io.fsync(fd)) != 0)
+		rv = -errno;
+	kq__seg_io.close(fd);
 	return rv;
 }
 
 /* fsync of the log's folder; failure fails the log. */
 static int sync_folder(struct kq_log *log)
 {
-	int rv = fsync_path(log->dir);
+	int rv = kq__seg_log_sync_path(log, log->dir, false);
 
 	if (rv != 0)
 		kq__seg_log_fail(log, rv, "fsync of the folder: %s",
@@ -305,7 +313,7 @@ int kq__seg_log_sync_parent(struct kq_log *log)
 	else
 		snprintf(parent, sizeof(parent), "%.*s",
 			 (int)(slash - log->dir), log->dir);
-	return fsync_path(parent);
+	return kq__seg_log_sync_path(log, parent, false);
 }
 
 /* Syncs the files on the log's to-sync list where they are, each taken
@@ -337,41 +345,47 @@ static int sync_listed(struct kq_log *log)
 	return 0;
 }
 
+/* Whether a syncfs() that began after the log numbered `no` was opened
+ * has succeeded: it made all of that log durable. */
+static bool settled(struct kq__seg_fsys *fs, uint64_t no)
+{
+	return fs != NULL &&
+	       no <= __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE);
+}
+
 int kq__seg_log_settle(struct kq_log *log)
 {
 	struct kq__seg_fsys *fs = log->fsys;
 	uint64_t no = __atomic_load_n(&log->settle_no, __ATOMIC_ACQUIRE);
-	uint64_t covered;
 	int rv;
 
-	if (no == 0)
-		return 0;
-	covered = fs ? __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE) : 0;
-	/* Any syncfs() from now on began after the log was opened. */
-	if ((fs == NULL || no > covered) &&
-	    !(kq__seg_fsys_usable(fs) &&
-	      __atomic_load_n(&fs->created, __ATOMIC_ACQUIRE) - covered >=
-		      TOGETHER &&
-	      kq__seg_fsys_sync(fs, log, true))) {
-		/* File by file: the log's own files (open() left a new one's
-		 * on its to-sync list), its folder, then its name.  No
-		 * durability claim moves here. */
-		rv = sync_listed(log);
-		if (rv == 0)
-			rv = kq__seg_log_sync_made_state(log);
-		if (rv == 0)
-			rv = sync_folder(log);
-		if (rv == 0) {
-			rv = kq__seg_log_sync_parent(log);
-			if (rv != 0)
-				kq__seg_log_fail(log, rv,
-						 "fsync of the parent folder: "
-						 "%s",
-						 strerror(-rv));
-		}
+	if (no == 0 || settled(fs, no))
+		goto done;
+	if (kq__seg_fsys_usable(fs) &&
+	    __atomic_load_n(&fs->created, __ATOMIC_ACQUIRE) -
+			    __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE) >=
+		    TOGETHER &&
+	    kq__seg_fsys_sync(fs, log, true))
+		goto done;
+	/* File by file: the log's own files (open() left a new one's on its
+	 * to-sync list), its folder, then its name; a step that had no
+	 * descriptor made the rest durable with a syncfs() instead.  No
+	 * durability claim moves here. */
+	rv = sync_listed(log);
+	if (rv == 0 && !settled(fs, no))
+		rv = kq__seg_log_sync_made_state(log);
+	if (rv == 0 && !settled(fs, no))
+		rv = sync_folder(log);
+	if (rv == 0 && !settled(fs, no)) {
+		rv = kq__seg_log_sync_parent(log);
 		if (rv != 0)
-			return rv;
+			kq__seg_log_fail(log, rv,
+					 "fsync of the parent folder: %s",
+					 strerror(-rv));
 	}
+	if (rv != 0)
+		return rv;
+done:
 	__atomic_store_n(&log->settle_no, 0, __ATOMIC_RELEASE);
 	return 0;
 }

@@ -36,6 +36,7 @@ enum fop {
 	F_CREATE, /* openat with O_CREAT */
 	F_SYNCFS,
 	F_ANY,	   /* any of the above */
+	F_OPEN,	   /* any openat (not part of F_ANY) */
 	F_OPENDIR, /* counted only: openat with O_DIRECTORY */
 	F_COUNT,
 };
@@ -58,7 +59,8 @@ static bool swapped; /* kq__seg_io holds fault functions; real the calls */
 static bool fire(enum fop op)
 {
 	fi.calls[op]++;
-	if (fi.op == F_NONE || (fi.op != op && fi.op != F_ANY))
+	if (fi.op == F_NONE ||
+	    (fi.op != op && (fi.op != F_ANY || op == F_OPEN)))
 		return false;
 	if (fi.fired)
 		return fi.sticky;
@@ -139,6 +141,10 @@ static int f_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
 	if (flags & O_DIRECTORY)
 		fi.calls[F_OPENDIR]++;
+	if (fire(F_OPEN)) {
+		errno = fi.err;
+		return -1;
+	}
 	if ((flags & O_CREAT) && fire(F_CREATE)) {
 		errno = fi.err;
 		return -1;
@@ -591,6 +597,94 @@ static void test_reopened_log_settles(void **state)
 	t_ops->close(log);
 	t_module_free(mod);
 	t_rmrf(dir);
+}
+
+/* A log is settled by path (its folder and its parent; a new one's
+ * raft.state too) at its first durable write: after a restart, or a new
+ * log alone.  With the process out of descriptors (clients can take them
+ * all) those opens fail: one syncfs(), whose descriptor the module holds
+ * for good, stands for them, and the log does not fail. */
+static void test_settle_out_of_descriptors(void **state)
+{
+	void *mod = t_module(NULL);
+	struct kq_hard_state hs = {1, 2}, got;
+	struct kq_log *first, *old, *young;
+	char top[64], dir[96];
+
+	(void)state;
+	t_mkdtemp(top);
+	snprintf(dir, sizeof(dir), "%s/first", top);
+	first = t_open(mod, dir, 1 << 20);
+	snprintf(dir, sizeof(dir), "%s/old", top);
+	old = t_open(mod, dir, 1 << 20);
+	t_ops->close(old);
+	old = t_open(mod, dir, 1 << 20);
+	assert_int_equal(t_append(old, 0, 10, 1), 0);
+	inject(F_OPEN, 1, EMFILE);
+	fi.sticky = true;
+	assert_int_equal(t_ops->sync(old), 0);
+	assert_true(fi.fired);
+	assert_int_equal(fi.calls[F_SYNCFS], 1);
+	restore();
+	snprintf(dir, sizeof(dir), "%s/young", top);
+	young = t_open(mod, dir, 1 << 20);
+	assert_int_equal(t_append(young, 0, 10, 1), 0);
+	inject(F_OPEN, 1, ENFILE);
+	fi.sticky = true;
+	assert_int_equal(t_ops->sync(young), 0);
+	assert_true(fi.fired);
+	assert_int_equal(fi.calls[F_SYNCFS], 1);
+	restore();
+	/* Both go on as usual. */
+	assert_int_equal(t_append(old, 10, 10, 1), 0);
+	assert_int_equal(t_ops->sync(old), 0);
+	hs.term = 2;
+	assert_int_equal(t_ops->save_hard_state(young, &hs), 0);
+	assert_int_equal(t_ops->load_hard_state(young, &got), 0);
+	assert_int_equal(got.term, 2);
+	t_ops->close(young);
+	t_ops->close(old);
+	t_ops->close(first);
+	t_module_free(mod);
+	t_rmrf(top);
+}
+
+/* An open on the loop that finds no descriptor left (clients can take
+ * them all) closes some the module holds, least recently used first, and
+ * tries again: the log goes on instead of failing. */
+static void test_open_sheds_descriptors(void **state)
+{
+	void *mod = t_module(NULL);
+	struct kq__seg_module *m = mod;
+	struct kq_hard_state hs = {3, 1}, got;
+	struct kq_log *logs[4];
+	char top[64], dir[96];
+	unsigned held;
+
+	(void)state;
+	t_mkdtemp(top);
+	for (int i = 0; i < 4; i++) {
+		snprintf(dir, sizeof(dir), "%s/l%d", top, i);
+		logs[i] = t_open(mod, dir, 1 << 20);
+		assert_int_equal(t_append(logs[i], 0, 10, 1), 0);
+		assert_int_equal(t_ops->sync(logs[i]), 0);
+	}
+	held = m->fds.held;
+	inject(F_OPEN, 1, EMFILE);
+	assert_int_equal(t_ops->save_hard_state(logs[3], &hs), 0);
+	assert_true(fi.fired);
+	restore();
+	assert_true(m->fds.held < held);
+	assert_int_equal(t_ops->load_hard_state(logs[3], &got), 0);
+	assert_int_equal(got.term, 3);
+	/* The logs whose descriptors went reopen them when used. */
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(t_append(logs[i], 10, 10, 1), 0);
+		assert_int_equal(t_ops->sync(logs[i]), 0);
+		t_ops->close(logs[i]);
+	}
+	t_module_free(mod);
+	t_rmrf(top);
 }
 
 /* When the syncfs() that would settle new logs fails, the log being
@@ -1639,6 +1733,8 @@ int run_fault_tests(void)
 		T(test_room_made_beside_a_syncfs),
 		T(test_new_logs_settle_together),
 		T(test_settle_without_syncfs),
+		T(test_settle_out_of_descriptors),
+		T(test_open_sheds_descriptors),
 		T(test_reopened_log_settles),
 		T(test_sync_many_syncfs_fails),
 		T(test_sync_many_without_syncfs),
