@@ -599,6 +599,19 @@ static void test_reopened_log_settles(void **state)
 	t_rmrf(dir);
 }
 
+/* Appends to log and syncs it, every open failing with err: the sync
+ * succeeds, with one syncfs(). */
+static void sync_without_descriptors(struct kq_log *log, int err)
+{
+	assert_int_equal(t_append(log, 0, 10, 1), 0);
+	inject(F_OPEN, 1, err);
+	fi.sticky = true;
+	assert_int_equal(t_ops->sync(log), 0);
+	assert_true(fi.fired);
+	assert_int_equal(fi.calls[F_SYNCFS], 1);
+	restore();
+}
+
 /* A log is settled by path (its folder and its parent; a new one's
  * raft.state too) at its first durable write: after a restart, or a new
  * log alone.  With the process out of descriptors (clients can take them
@@ -619,22 +632,10 @@ static void test_settle_out_of_descriptors(void **state)
 	old = t_open(mod, dir, 1 << 20);
 	t_ops->close(old);
 	old = t_open(mod, dir, 1 << 20);
-	assert_int_equal(t_append(old, 0, 10, 1), 0);
-	inject(F_OPEN, 1, EMFILE);
-	fi.sticky = true;
-	assert_int_equal(t_ops->sync(old), 0);
-	assert_true(fi.fired);
-	assert_int_equal(fi.calls[F_SYNCFS], 1);
-	restore();
+	sync_without_descriptors(old, EMFILE);
 	snprintf(dir, sizeof(dir), "%s/young", top);
 	young = t_open(mod, dir, 1 << 20);
-	assert_int_equal(t_append(young, 0, 10, 1), 0);
-	inject(F_OPEN, 1, ENFILE);
-	fi.sticky = true;
-	assert_int_equal(t_ops->sync(young), 0);
-	assert_true(fi.fired);
-	assert_int_equal(fi.calls[F_SYNCFS], 1);
-	restore();
+	sync_without_descriptors(young, ENFILE);
 	/* Both go on as usual. */
 	assert_int_equal(t_append(old, 10, 10, 1), 0);
 	assert_int_equal(t_ops->sync(old), 0);
