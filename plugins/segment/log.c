@@ -126,7 +126,15 @@ static int load(struct kq_log *log, bool fresh)
 			log->dir_dirty = true;
 			kq__seg_sfile_mark(log, seg->file);
 			pthread_mutex_unlock(&log->mu);
+			/* Only a shortcut for the first save: without it,
+			 * that save replaces the file whole. */
 			rv = kq__seg_log_make_hard_state(log);
+			if (rv != 0)
+				log->host->log(log->host, KQ_LOG_WARN,
+					       "%s/raft.state: not made at "
+					       "creation: %s",
+					       log->dir, kq_strerror(rv));
+			rv = 0;
 			goto out;
 		}
 		if (kq__seg_io.fdatasync(seg->file->fd) != 0 ||

@@ -155,18 +155,19 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 }
 
 /* Whether what was read is what a crash may leave of the file open()
- * made before the log's creation was settled: nothing, or each copy all
- * zeros or (a prefix of) the one open() wrote.  No save came then (a
- * save settles the log first, which makes that file durable), so it
- * reads as never saved.  After any save, one copy holds a state that is
- * not term 0, written over a durable file: a crash cannot bring zeros
- * back. */
+ * made before the log's creation was settled: a file short of its whole
+ * size (file systems make a size durable with the data below it), each
+ * copy in it all zeros or (a prefix of) the one open() wrote.  No save
+ * came then (a save settles the log first, which makes the whole file
+ * durable), so it reads as never saved, as a missing file does.  A file
+ * of the whole size whose copies are both unreadable, zeros included,
+ * is damage: its size was durable, so was what any save wrote. */
 static bool never_saved(const uint8_t *buf, size_t r)
 {
 	static const struct kq_hard_state none = {0, 0};
 	uint8_t file[STATE_SIZE];
 
-	if (r > STATE_SIZE)
+	if (r >= STATE_SIZE)
 		return false;
 	encode_file(file, &none);
 	for (size_t at = 0; at < STATE_SIZE; at += STATE_SLOT) {

@@ -1092,12 +1092,21 @@ static void test_snapshot(void **state)
 		KQ_ECORRUPT);
 }
 
+/* Creates or truncates the file at `path` to hold buf[0..len). */
+static void write_file(const char *path, const void *buf, size_t len)
+{
+	FILE *fp = fopen(path, "wb");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(buf, 1, len, fp), len);
+	fclose(fp);
+}
+
 static void test_hard_state(void **state)
 {
 	struct fx *f = *state;
 	struct kq_hard_state hs = {7, 7}, in;
 	char path[128];
-	FILE *fp;
 
 	f->log = t_open(f->mod, f->dir, 0);
 	assert_int_equal(t_ops->load_hard_state(f->log, &hs), 0);
@@ -1141,6 +1150,38 @@ static void test_hard_state(void **state)
 	damage_byte(path, 9);
 	damage_byte(path, 4096 + 9);
 	assert_int_equal(t_ops->load_hard_state(f->log, &in), KQ_ECORRUPT);
+	/* A whole file of zeros too: its size was durable, so was what a
+	 * save wrote in it.  Shorter than that, it is what a crash before
+	 * the new log's settle leaves of the file open() made (nothing, or
+	 * its first copy): never saved, like a missing file. */
+	{
+		static const uint8_t zeros[8192];
+		uint8_t first[4096];
+
+		write_file(path, zeros, sizeof(zeros));
+		assert_int_equal(t_ops->load_hard_state(f->log, &in),
+				 KQ_ECORRUPT);
+		write_file(path, zeros, 0);
+		in.term = 9;
+		assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
+		assert_int_equal(in.term, 0);
+		assert_int_equal(in.vote, 0);
+		memset(first, 0, sizeof(first));
+		memcpy(first, "KQHS", 4);
+		kq_put32le(first + 4, 2);
+		kq_put64le(first + 8, 2);
+		kq_put32le(first + 32, kq__seg_crc32c(0, first, 32));
+		write_file(path, first, sizeof(first));
+		in.term = 9;
+		assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
+		assert_int_equal(in.term, 0);
+		/* A copy of another state there is damage. */
+		kq_put64le(first + 16, 5);
+		kq_put32le(first + 32, kq__seg_crc32c(0, first, 32));
+		write_file(path, first, sizeof(first));
+		assert_int_equal(t_ops->load_hard_state(f->log, &in),
+				 KQ_ECORRUPT);
+	}
 	/* A file of format 1 (one copy of 28 bytes) is read, and the next
 	 * save rewrites it as format 2. */
 	{
@@ -1151,9 +1192,7 @@ static void test_hard_state(void **state)
 		kq_put64le(v1 + 8, 9);
 		kq_put64le(v1 + 16, 1);
 		kq_put32le(v1 + 24, kq__seg_crc32c(0, v1, 24));
-		fp = fopen(path, "wb");
-		assert_int_equal(fwrite(v1, 1, sizeof(v1), fp), sizeof(v1));
-		fclose(fp);
+		write_file(path, v1, sizeof(v1));
 	}
 	assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
 	assert_int_equal(in.term, 9);

@@ -508,6 +508,18 @@ static void test_unsynced_closes_without_sync(void **state)
 	}
 }
 
+/* A fresh folder `top` (64 bytes) with the module's first log in it,
+ * which takes the module's file system: logs made after it are new
+ * ones, left to be settled. */
+static struct kq_log *open_first(void *mod, char *top)
+{
+	char dir[96];
+
+	t_mkdtemp(top);
+	snprintf(dir, sizeof(dir), "%s/first", top);
+	return t_open(mod, dir, 1 << 20);
+}
+
 /* Logs created together are settled together: opening new logs (after
  * the one whose folder was made before the module held its file system)
  * makes no sync at all; the first durable write of any of them (here a
@@ -523,9 +535,7 @@ static void test_new_logs_settle_together(void **state)
 	struct kq_log *logs[11];
 	char top[64], dir[96];
 
-	t_mkdtemp(top);
-	snprintf(dir, sizeof(dir), "%s/first", top);
-	logs[10] = t_open(mod, dir, 1 << 20);
+	logs[10] = open_first(mod, top);
 	inject(F_NONE, 0, 0);
 	for (int i = 0; i < 10; i++) {
 		snprintf(dir, sizeof(dir), "%s/n%d", top, i);
@@ -566,6 +576,37 @@ static void test_new_logs_settle_together(void **state)
 	for (int i = 0; i < 9; i++)
 		t_ops->close(logs[i]);
 	t_ops->close(logs[10]);
+	t_module_free(mod);
+	t_rmrf(top);
+}
+
+/* raft.state made with a new log is only a shortcut: when it cannot be
+ * made (here the disk is full), the log opens all the same, and its
+ * first save replaces the file whole. */
+static void test_new_log_without_state_file(void **state)
+{
+	void *mod = t_module(NULL);
+	struct kq_hard_state hs = {4, 2}, got;
+	struct kq_log *first, *log;
+	char top[64], dir[96];
+
+	(void)state;
+	first = open_first(mod, top);
+	snprintf(dir, sizeof(dir), "%s/new", top);
+	inject(F_CREATE, 3, ENOSPC); /* .log, .index, raft.state */
+	log = t_open(mod, dir, 1 << 20);
+	assert_true(fi.fired);
+	restore();
+	assert_int_equal(t_file_size(dir, "raft.state"), UINT64_MAX);
+	assert_int_equal(t_ops->save_hard_state(log, &hs), 0);
+	assert_int_equal(t_file_size(dir, "raft.state"), 8192);
+	t_ops->close(log);
+	log = t_open(mod, dir, 1 << 20);
+	assert_int_equal(t_ops->load_hard_state(log, &got), 0);
+	assert_int_equal(got.term, 4);
+	assert_int_equal(got.vote, 2);
+	t_ops->close(log);
+	t_ops->close(first);
 	t_module_free(mod);
 	t_rmrf(top);
 }
@@ -625,9 +666,7 @@ static void test_settle_out_of_descriptors(void **state)
 	char top[64], dir[96];
 
 	(void)state;
-	t_mkdtemp(top);
-	snprintf(dir, sizeof(dir), "%s/first", top);
-	first = t_open(mod, dir, 1 << 20);
+	first = open_first(mod, top);
 	snprintf(dir, sizeof(dir), "%s/old", top);
 	old = t_open(mod, dir, 1 << 20);
 	t_ops->close(old);
@@ -699,9 +738,7 @@ static void test_settle_without_syncfs(void **state)
 	struct kq_log *first, *logs[8];
 	char top[64], dir[96];
 
-	t_mkdtemp(top);
-	snprintf(dir, sizeof(dir), "%s/first", top);
-	first = t_open(mod, dir, 1 << 20);
+	first = open_first(mod, top);
 	for (int i = 0; i < 8; i++) {
 		snprintf(dir, sizeof(dir), "%s/new%d", top, i);
 		logs[i] = t_open(mod, dir, 1 << 20);
@@ -1224,6 +1261,10 @@ static int pc_fd_inode[1024];				    /* 1 + inode */
 static unsigned pc_renames; /* of modelled names, that succeeded */
 static bool pc_fd_folder[1024];
 static char pc_dir[64];
+/* The folder holding pc_dir, and whether pc_dir's name in it is on the
+ * disk (its fsync or a syncfs() since pc_dir was made). */
+static char pc_parent[64];
+static bool pc_fd_parent[1024], pc_dir_named;
 
 /* The name's index when `path` (from `dirfd`) is one of pc_names in the
  * folder pc_dir, else -1: other logs' files are not in the model. */
@@ -1253,6 +1294,8 @@ static int pc_openat(int dirfd, const char *path, int flags, mode_t mode)
 	if (fd < 0 || fd >= 1024)
 		return fd;
 	pc_fd_folder[fd] = (flags & O_DIRECTORY) && strcmp(path, pc_dir) == 0;
+	pc_fd_parent[fd] =
+		(flags & O_DIRECTORY) && strcmp(path, pc_parent) == 0;
 	pc_fd_inode[fd] = 0;
 	if (name < 0)
 		return fd;
@@ -1301,6 +1344,8 @@ static int pc_sync(int fd, int (*sync)(int))
 		}
 	} else if (pc_fd_folder[fd] && rv == 0) {
 		memcpy(pc_name_disk, pc_name_cache, sizeof(pc_name_disk));
+	} else if (pc_fd_parent[fd] && rv == 0) {
+		pc_dir_named = true;
 	}
 	return rv;
 }
@@ -1330,6 +1375,7 @@ static int pc_syncfs(int fd)
 			pc_inodes[i].disk_len = pc_inodes[i].cache_len;
 		}
 	memcpy(pc_name_disk, pc_name_cache, sizeof(pc_name_disk));
+	pc_dir_named = true;
 	return rv;
 }
 
@@ -1361,6 +1407,7 @@ static int pc_close(int fd)
 	if (fd >= 0 && fd < 1024) {
 		pc_fd_inode[fd] = 0;
 		pc_fd_folder[fd] = false;
+		pc_fd_parent[fd] = false;
 	}
 	return real.close(fd);
 }
@@ -1408,6 +1455,14 @@ enum pc_written {
  * kernel wrote it back (`written`), with what it wrote of the files. */
 static void pc_crash(enum pc_written written)
 {
+	if (!pc_dir_named && written == PC_NONE) {
+		/* The folder itself is lost, with all it held. */
+		t_rmrf(pc_dir);
+		return;
+	}
+	/* A run before may have lost it. */
+	if (mkdir(pc_dir, 0755) != 0)
+		assert_int_equal(errno, EEXIST);
 	if (written != PC_NONE)
 		memcpy(pc_name_disk, pc_name_cache, sizeof(pc_name_disk));
 	for (int i = 0; written >= PC_ALL && i < pc_n_inodes; i++) {
@@ -1483,6 +1538,8 @@ static void test_snapshot_crash_sweep(void **state)
 			int rv;
 
 			t_mkdtemp(pc_dir);
+			pc_parent[0] = '\0';
+			pc_dir_named = true;
 			memset(pc_name_cache, -1, sizeof(pc_name_cache));
 			memset(pc_name_disk, -1, sizeof(pc_name_disk));
 			memset(pc_fd_inode, 0, sizeof(pc_fd_inode));
@@ -1561,10 +1618,13 @@ static void new_log_crash_sweep(struct new_log_sweep *sw)
 			assert_true(strlen(top) + 3 <= sizeof(pc_dir));
 			memcpy(pc_dir, top, strlen(top));
 			memcpy(pc_dir + strlen(top), "/m", 3);
+			memcpy(pc_parent, top, strlen(top) + 1);
+			pc_dir_named = false;
 			memset(pc_name_cache, -1, sizeof(pc_name_cache));
 			memset(pc_name_disk, -1, sizeof(pc_name_disk));
 			memset(pc_fd_inode, 0, sizeof(pc_fd_inode));
 			memset(pc_fd_folder, 0, sizeof(pc_fd_folder));
+			memset(pc_fd_parent, 0, sizeof(pc_fd_parent));
 			pc_n_inodes = 0;
 			pc_renames = 0;
 			pc_inject(pc_faults[o].op, nth, pc_faults[o].err,
@@ -1829,6 +1889,7 @@ int run_fault_tests(void)
 		T(test_new_logs_settle_together),
 		T(test_settle_without_syncfs),
 		T(test_settle_out_of_descriptors),
+		T(test_new_log_without_state_file),
 		T(test_open_sheds_descriptors),
 		T(test_reopened_log_settles),
 		T(test_sync_many_syncfs_fails),
