@@ -183,7 +183,8 @@ static void sync_held(struct kq__seg_fds *fds)
 	fs = s->log->fsys;
 	/* Not behind a worker's syncfs(): the oldest file alone is
 	 * synced then, which keeps the loop's wait short. */
-	if (!kq__seg_fsys_usable(fs) || !kq__seg_fsys_sync(fs, s->log, false))
+	if (!kq__seg_fsys_usable(fs) ||
+	    !kq__seg_fsys_sync(fs, s->log, false, 0))
 		return;
 	/* Written on this thread only: nothing was written since. */
 	for (s = fds->lru.next; s != &fds->lru; s = s->next)

@@ -468,8 +468,11 @@ bool kq__seg_fsys_usable(struct kq__seg_fsys *fs);
 /* syncfs() of fs; false when it failed, which from then on makes fs
  * unusable (logged once, naming log's folder), or (without `wait`) when
  * another syncfs() of fs is running.  On success every log created on
- * fs before the call is settled.  Any thread. */
-bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log, bool wait);
+ * fs before the call is settled.  With `no` (a log's settle_no; 0: none)
+ * it is true at once when the syncfs() it waited for covered that log.
+ * Any thread. */
+bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log, bool wait,
+		       uint64_t no);
 
 /* --- the log: open and close in log.c, each op in a file of its own --- */
 

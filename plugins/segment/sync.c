@@ -113,7 +113,7 @@ int kq__seg_log_sync_path(struct kq_log *log, const char *path, bool file)
 		 * file or folder too.  The log must not fail for that. */
 		if ((rv == -EMFILE || rv == -ENFILE) &&
 		    kq__seg_fsys_usable(log->fsys) &&
-		    kq__seg_fsys_sync(log->fsys, log, true))
+		    kq__seg_fsys_sync(log->fsys, log, true, 0))
 			rv = 0;
 		return rv;
 	}
@@ -265,7 +265,8 @@ bool kq__seg_fsys_usable(struct kq__seg_fsys *fs)
 	return fs != NULL && !__atomic_load_n(&fs->broken, __ATOMIC_ACQUIRE);
 }
 
-bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log, bool wait)
+bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log, bool wait,
+		       uint64_t no)
 {
 	uint64_t upto, was;
 	bool ok;
@@ -280,6 +281,11 @@ bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log, bool wait)
 	if (__atomic_load_n(&fs->broken, __ATOMIC_ACQUIRE)) {
 		pthread_mutex_unlock(&fs->mu);
 		return false;
+	}
+	/* The syncfs() this call waited for may have covered it. */
+	if (no != 0 && no <= __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_unlock(&fs->mu);
+		return true;
 	}
 	upto = __atomic_load_n(&fs->created, __ATOMIC_ACQUIRE);
 	ok = kq__seg_io.syncfs(fs->fd) == 0;
@@ -365,7 +371,7 @@ int kq__seg_log_settle(struct kq_log *log)
 	    __atomic_load_n(&fs->created, __ATOMIC_ACQUIRE) -
 			    __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE) >=
 		    TOGETHER &&
-	    kq__seg_fsys_sync(fs, log, true))
+	    kq__seg_fsys_sync(fs, log, true, no))
 		goto done;
 	/* File by file: the log's own files (open() left a new one's on its
 	 * to-sync list), its folder, then its name; a step that had no
@@ -407,7 +413,7 @@ static void sync_pending(struct pending *ps, size_t n)
 				logs++;
 		if (logs < TOGETHER)
 			continue;
-		if (!kq__seg_fsys_sync(fs, ps[i].log, true))
+		if (!kq__seg_fsys_sync(fs, ps[i].log, true, 0))
 			continue;
 		for (size_t j = i; j < n; j++)
 			if (ps[j].log->fsys == fs && has_work(&ps[j]))

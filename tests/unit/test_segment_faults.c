@@ -3,6 +3,7 @@
  * writes), then the log reopened: no synced record may be missing, no
  * garbage may be readable, and the failed log must refuse appends. */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -606,6 +607,65 @@ static void test_new_log_without_state_file(void **state)
 	assert_int_equal(got.term, 4);
 	assert_int_equal(got.vote, 2);
 	t_ops->close(log);
+	t_ops->close(first);
+	t_module_free(mod);
+	t_rmrf(top);
+}
+
+struct save_thread {
+	struct kq_log *log;
+	int rv;
+};
+
+static void *save_main(void *arg)
+{
+	struct save_thread *t = arg;
+	struct kq_hard_state hs = {1, 2};
+
+	t->rv = t_ops->save_hard_state(t->log, &hs);
+	return NULL;
+}
+
+/* A settle that waited for another syncfs() to end (its file system's
+ * mutex held here meanwhile) finds its log covered by it, and runs no
+ * syncfs() of its own. */
+static void test_settle_behind_a_syncfs(void **state)
+{
+	void *mod = t_module(NULL);
+	struct kq_log *first, *logs[8];
+	struct save_thread t;
+	struct kq__seg_fsys *fs;
+	char top[64], dir[96];
+	pthread_t th;
+
+	(void)state;
+	first = open_first(mod, top);
+	for (int i = 0; i < 8; i++) {
+		snprintf(dir, sizeof(dir), "%s/n%d", top, i);
+		logs[i] = t_open(mod, dir, 1 << 20);
+	}
+	fs = logs[0]->fsys;
+	inject(F_NONE, 0, 0);
+	pthread_mutex_lock(&fs->mu);
+	t.log = logs[0];
+	t.rv = -1;
+	assert_int_equal(pthread_create(&th, NULL, save_main, &t), 0);
+	/* Long enough for the save to wait on the mutex; were it later, it
+	 * would find its log settled before it, and this would pass as
+	 * well. */
+	usleep(100000);
+	/* Another syncfs() that covered every log created so far. */
+	assert_int_equal(real.syncfs(fs->fd), 0);
+	__atomic_store_n(&fs->covered,
+			 __atomic_load_n(&fs->created, __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&fs->mu);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(t.rv, 0);
+	assert_int_equal(fi.calls[F_SYNCFS], 0);
+	restore();
+	for (int i = 0; i < 8; i++)
+		t_ops->close(logs[i]);
 	t_ops->close(first);
 	t_module_free(mod);
 	t_rmrf(top);
@@ -1890,6 +1950,7 @@ int run_fault_tests(void)
 		T(test_settle_without_syncfs),
 		T(test_settle_out_of_descriptors),
 		T(test_new_log_without_state_file),
+		T(test_settle_behind_a_syncfs),
 		T(test_open_sheds_descriptors),
 		T(test_reopened_log_settles),
 		T(test_sync_many_syncfs_fails),
