@@ -455,11 +455,11 @@ int kq__seg_log_sync_path(struct kq_log *log, const char *path, bool file);
 int kq__seg_log_sync_parent(struct kq_log *log);
 
 /* Makes a log opened by open() durable, once: its folder, the folder's
- * name and (created) its first segment and raft.state, with one syncfs() (which
- * settles every log opened before it on that file system), or where
- * that fails an fsync of the parent folder and a sync of the log.  Called
- * before anything of the log is made durable; any thread.  0 or
- * -errno (the log is then failed). */
+ * name and (created) its first segment and raft.state, with one
+ * syncfs() (which settles every log opened before it on that file
+ * system), or where that fails an fsync of the parent folder and a sync
+ * of the log.  Called before anything of the log is made durable; any
+ * thread.  0 or -errno (the log is then failed). */
 int kq__seg_log_settle(struct kq_log *log);
 
 /* Whether syncfs() may stand for the syncs of files on fs (NULL: no). */
