@@ -9,6 +9,7 @@
 
 #include "broker.h"
 #include "names.h"
+#include "why.h"
 
 struct create_ctx {
 	struct kq_broker *b;
@@ -55,16 +56,16 @@ static void create_answer(struct create_ctx *cc, int status)
 		snprintf(req->errmsg, sizeof(req->errmsg),
 			 "topic %s was created, but partitions of it cannot "
 			 "be opened here yet: %s; they are retried",
-			 cc->name, kq_strerror(cc->error));
+			 cc->name, kq__why(cc->error));
 		status = KQ_EUNAVAILABLE;
 	} else if (t) {
 		req->result.create_topic.partitions = t->nparts;
 	} else {
 		snprintf(req->errmsg, sizeof(req->errmsg),
 			 "topic %s could not be created: %s", cc->name,
-			 kq_strerror(status	 ? status
-				     : cc->error ? cc->error
-						 : KQ_EINTERNAL));
+			 kq__why(status	     ? status
+				 : cc->error ? cc->error
+					     : KQ_EINTERNAL));
 		status = KQ_EUNAVAILABLE;
 	}
 	free(cc->name);

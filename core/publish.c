@@ -9,6 +9,7 @@
 #include "broker.h"
 #include "log.h"
 #include "jsonkey.h"
+#include "why.h"
 
 /* Batches are proposed at the end of the loop turn, or sooner once this
  * large, which bounds the memory a flood of pipelined PUBS can hold. */
@@ -114,7 +115,7 @@ static void not_accepted(struct kq_req *req, struct kq__partition *p,
 	if (status != KQ_EUNAVAILABLE)
 		snprintf(req->errmsg, sizeof(req->errmsg),
 			 "partition %s-%u is not accepting writes: %s",
-			 p->topic->name, p->id, kq_strerror(status));
+			 p->topic->name, p->id, kq__why(status));
 	else if (leader && leader != b->cfg->broker_id)
 		snprintf(req->errmsg, sizeof(req->errmsg),
 			 "partition %s-%u is led by broker %d; publish there",

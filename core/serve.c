@@ -13,6 +13,7 @@
 #include "broker.h"
 #include "names.h"
 #include "wire.h"
+#include "why.h"
 
 /* Answers a request: from another broker (through the consensus
  * module) or from this one (a forward whose leader turned out to be us). */
@@ -197,7 +198,7 @@ static void serve_publish(struct kq_broker *b, struct kq_reader *r,
 		free(sv);
 		snprintf(err, sizeof(err),
 			 "partition %.200s-%u is not accepting writes: %s",
-			 topic, part, kq_strerror(rv));
+			 topic, part, kq__why(rv));
 		answer(done, ctx, KQ_EUNAVAILABLE, 0, err, 0, 0, 0);
 	}
 }

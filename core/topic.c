@@ -8,6 +8,7 @@
 #include "assign.h"
 #include "broker.h"
 #include "log.h"
+#include "why.h"
 
 struct kq__topic *kq__topic_get(struct kq_broker *b, const char *name)
 {
@@ -122,7 +123,7 @@ int kq__partition_usable(const struct kq__partition *p, char *errmsg,
 		snprintf(errmsg, errlen,
 			 "partition %s-%u cannot be opened here: %s; it is "
 			 "retried",
-			 name, p->id, kq_strerror(p->open_error));
+			 name, p->id, kq__why(p->open_error));
 	else if (!p->group)
 		snprintf(errmsg, errlen,
 			 "partition %s-%u has no replica on this broker", name,

@@ -136,6 +136,34 @@ static void take_descriptors(struct tc *hogs)
 	assert_true(busy > 0);
 }
 
+/* Closes what take_descriptors() opened. */
+static void free_descriptors(struct tc *hogs)
+{
+	for (int i = 0; i < 64; i++)
+		if (hogs[i].fd >= 0)
+			tc_close(&hogs[i]);
+}
+
+/* A broker (with the `extra` config sections) that has topic t of one
+ * partition, holding record 0, is restarted; c is connected to it, and
+ * clients in hogs[64] then take every other descriptor. */
+static void restart_without_descriptors(const char *extra, struct tc *c,
+					struct tc *hogs)
+{
+	tb_nofile = 64;
+	tb_setup_started(&tb, extra);
+	assert_int_equal(tc_connect(c, tb.port), 0);
+	expect_cmd(c, "CRTP t 1", "OK t 1");
+	expect_cmd(c, "PUBS t old", "OK 0 0");
+	tc_close(c);
+	assert_int_equal(tb_stop(&tb), 0);
+
+	tb_start_checked(&tb);
+	assert_int_equal(tc_connect(c, tb.port), 0);
+	expect_cmd(c, "PING", "OK PONG");
+	take_descriptors(hogs);
+}
+
 /* Out of descriptors, CRTP of 100 partitions still succeeds: storage
  * holds a bounded number of descriptors whatever the partitions, here
  * clients take all the rest, and an open that finds none closes some of
@@ -155,9 +183,7 @@ static void test_crtp_emfile(void **state)
 	take_descriptors(hogs);
 	expect_cmd(&c, "CRTP big 100", "OK big 100");
 	expect_cmd(&c, "PUBS big x", "OK {N} 0");
-	for (int i = 0; i < 64; i++)
-		if (hogs[i].fd >= 0)
-			tc_close(&hogs[i]);
+	free_descriptors(hogs);
 	expect_cmd(&c, "PING", "OK PONG");
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
@@ -185,23 +211,43 @@ static void test_write_after_restart_emfile(void **state)
 	static struct tc hogs[64];
 	struct tc c;
 
-	tb_nofile = 64;
-	tb_setup_started(&tb, NULL);
-	assert_int_equal(tc_connect(&c, tb.port), 0);
-	expect_cmd(&c, "CRTP t 1", "OK t 1");
-	expect_cmd(&c, "PUBS t old", "OK 0 0");
+	restart_without_descriptors(NULL, &c, hogs);
+	expect_cmd(&c, "PUBS t new", "OK 0 1");
+	free_descriptors(hogs);
+	expect_cmd(&c, "PUBS t again", "OK 0 2");
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
+}
 
-	tb_start_checked(&tb);
-	assert_int_equal(tc_connect(&c, tb.port), 0);
-	expect_cmd(&c, "PING", "OK PONG");
-	take_descriptors(hogs);
-	expect_cmd(&c, "PUBS t new", "OK 0 1");
-	for (int i = 0; i < 64; i++)
-		if (hogs[i].fd >= 0)
-			tc_close(&hogs[i]);
-	expect_cmd(&c, "PUBS t again", "OK 0 2");
+/* Without syncfs() to stand for them, those syncs need a descriptor of
+ * their own: out of them, the write is refused with an answer that names
+ * the limit and what raises it, and the partition takes writes again
+ * once descriptors are free. */
+static void test_write_refused_names_the_limit(void **state)
+{
+	static struct tc hogs[64];
+	struct tc c;
+
+	restart_without_descriptors("\"segment\": {\"syncfs\": false}", &c,
+				    hogs);
+	expect_cmd(&c, "PUBS t new",
+		   "ERR UNAVAILABLE partition t-0 is not accepting writes: "
+		   "Too many open files (this broker may have {N} open: "
+		   "raise ulimit -n)");
+	free_descriptors(hogs);
+	/* The partition is reopened (every 5 s) and takes writes again. */
+	for (double until = tb_now() + 30;;) {
+		char line[256];
+
+		assert_int_equal(
+			tc_cmd(&c, "PUBS t again", line, sizeof(line), NULL, 0),
+			0);
+		if (tb_match("OK 0 {N}", line))
+			break;
+		if (tb_now() > until)
+			fail_msg("PUBS t again: %s", line);
+		usleep(200000);
+	}
 	tc_close(&c);
 	assert_int_equal(tb_stop(&tb), 0);
 }
@@ -509,6 +555,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_crtp_says_why, teardown),
 		cmocka_unit_test_teardown(test_crtp_emfile, teardown),
 		cmocka_unit_test_teardown(test_write_after_restart_emfile,
+					  teardown),
+		cmocka_unit_test_teardown(test_write_refused_names_the_limit,
 					  teardown),
 		cmocka_unit_test_teardown(test_bad_host, teardown),
 		cmocka_unit_test_teardown(test_port_flags, teardown),

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <kafkaesque/error.h>
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "map.h"
 #include "names.h"
+#include "why.h"
 
 #include "../nested_json.h"
 
@@ -304,6 +306,24 @@ static void test_fwd_pick(void **state)
 	assert_int_equal(kq__fwd_pick(one, 1, 0, 1, 2, up, NULL), 0);
 }
 
+/* A lack of descriptors names the limit that was hit and what raises
+ * it; other errors read as kq_strerror() has them. */
+static void test_why(void **state)
+{
+	struct rlimit rl;
+	char limit[32];
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	snprintf(limit, sizeof(limit), "may have %llu open",
+		 (unsigned long long)rl.rlim_cur);
+	assert_non_null(strstr(kq__why(-EMFILE), limit));
+	assert_non_null(strstr(kq__why(-EMFILE), "ulimit -n"));
+	assert_non_null(strstr(kq__why(-ENFILE), "fs.file-max"));
+	assert_string_equal(kq__why(KQ_EBADARG), kq_strerror(KQ_EBADARG));
+	assert_string_equal(kq__why(-ENOSPC), kq_strerror(-ENOSPC));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +333,7 @@ int main(void)
 		cmocka_unit_test(test_json_key_deep),
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_fwd_pick),
+		cmocka_unit_test(test_why),
 	};
 
 	return cmocka_run_group_tests_name("core utilities", tests, NULL, NULL);
