@@ -16,8 +16,11 @@ if [ -z "$replay" ]; then
 	exit 1
 fi
 # shellcheck disable=SC2086 # the options are words
-if "$sim" $replay >/dev/null 2>&1; then
-	echo "check-replay.sh: replay of $sim $* found nothing: $replay" >&2
+"$sim" $replay >/dev/null 2>&1
+rc=$?
+# 1 is a violation; 2 would be options the simulation refused.
+if [ $rc -ne 1 ]; then
+	echo "check-replay.sh: replay of $sim $* exited $rc, not 1: $replay" >&2
 	exit 1
 fi
 echo "replayed: $replay"
