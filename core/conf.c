@@ -254,7 +254,8 @@ static int parse_peers(json_t *cluster, struct kq__config *cfg, char *err,
 	cfg->peers = calloc(json_array_size(peers), sizeof(*cfg->peers));
 	json_array_foreach(peers, i, p)
 	{
-		struct kq__peer *peer = &cfg->peers[i];
+		struct kq_peer_config *peer = &cfg->peers[i];
+		char *host;
 
 		/* Counted before it is filled, so that kq__config_free
 		 * releases what a failing entry allocated. */
@@ -270,9 +271,10 @@ static int parse_peers(json_t *cluster, struct kq__config *cfg, char *err,
 		if (get_int(p, path, "id", 1, 2147483647, 0, &v, err, errlen))
 			return KQ_ECONFIG;
 		peer->id = (int)v;
-		if (get_string(p, path, "host", "127.0.0.1", &peer->host, err,
+		if (get_string(p, path, "host", "127.0.0.1", &host, err,
 			       errlen))
 			return KQ_ECONFIG;
+		peer->host = host;
 		if (get_int(p, path, "port", 1, 65535, 8080, &v, err, errlen))
 			return KQ_ECONFIG;
 		peer->port = (int)v;
@@ -421,22 +423,29 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 		if (get_int(cluster, "cluster", "raft_port", 1, 65535, 7070, &n,
 			    err, errlen))
 			return KQ_ECONFIG;
-		cfg->raft_port = (int)n;
+		cfg->cluster.raft_port = (int)n;
 		if (parse_peers(cluster, cfg, err, errlen))
 			return KQ_ECONFIG;
+		cfg->cluster.peers = cfg->peers;
+		cfg->cluster.n_peers = cfg->npeers;
 		if (get_string(cluster, "cluster", "secret_file", NULL,
 			       &cfg->secret_file, err, errlen) ||
 		    get_int(cluster, "cluster", "auth_timeout_ms", 10, 600000,
-			    5000, &n, err, errlen) ||
-		    get_int(cluster, "cluster", "max_connections_per_address",
+			    5000, &n, err, errlen))
+			return KQ_ECONFIG;
+		cfg->cluster.secret_file = cfg->secret_file;
+		cfg->cluster.auth_timeout_ms = (unsigned)n;
+		if (get_int(cluster, "cluster", "max_connections_per_address",
 			    1, 65536, 16, &n, err, errlen))
 			return KQ_ECONFIG;
+		cfg->cluster.max_connections_per_address = (unsigned)n;
 		/* Every peer that dials here holds one connection, two
 		 * while it reconnects: a cap below the peers refuses them. */
 		if (get_int(cluster, "cluster", "max_connections",
 			    cfg->npeers ? (int64_t)cfg->npeers : 1, 65536, 128,
 			    &n, err, errlen))
 			return KQ_ECONFIG;
+		cfg->cluster.max_connections = (unsigned)n;
 		if (cfg->npeers) {
 			for (i = 0; i < cfg->npeers; i++)
 				if (cfg->peers[i].id == cfg->broker_id)
@@ -446,6 +455,11 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 					    "cluster.peers: this broker (id "
 					    "%d) is not listed",
 					    cfg->broker_id);
+			/* Without its own key, the port is the one the
+			 * peers dial. */
+			if (!json_object_get(cluster, "raft_port"))
+				cfg->cluster.raft_port =
+					cfg->peers[i].raft_port;
 		}
 	}
 
@@ -584,7 +598,7 @@ void kq__config_free(struct kq__config *cfg)
 	free(cfg->storage);
 	free(cfg->consensus);
 	for (i = 0; i < cfg->npeers; i++)
-		free(cfg->peers[i].host);
+		free((char *)cfg->peers[i].host);
 	free(cfg->peers);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -8,12 +8,7 @@
 
 #include <jansson.h>
 
-struct kq__peer {
-	int id;
-	char *host; /* client address */
-	int port;   /* client port */
-	int raft_port;
-};
+#include <kafkaesque/consensus.h>
 
 /* Command-line values that override the file (0/NULL: not given). */
 struct kq__overrides {
@@ -49,12 +44,14 @@ struct kq__config {
 	uint32_t max_subs_per_connection;
 	uint32_t max_members_per_group;
 	int log_level;
-	int raft_port; /* 0 without a cluster section */
 	/* how long the members of a broker that cannot be reached stay */
 	uint32_t session_timeout_ms;
 	char *secret_file; /* cluster.secret_file; NULL when not set */
-	struct kq__peer *peers;
+	struct kq_peer_config *peers; /* hosts owned */
 	size_t npeers;
+	/* The cluster section as the consensus module is lent it (views
+	 * of the fields above); raft_port is 0 without a section. */
+	struct kq_cluster_config cluster;
 };
 
 /* The configuration used when no file is given: a standalone broker. */

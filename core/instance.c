@@ -42,7 +42,8 @@ void kq__instance_host(struct kq_broker *b, struct kq__instance *in,
 	if (kind == KQ_PLUGIN_CONSENSUS) {
 		in->host.store = &kq__store_api;
 		in->host.serve = kq__serve;
-		in->host.cluster = kq__config_section(b->cfg, "cluster");
+		in->host.cluster =
+			b->cfg->cluster.raft_port ? &b->cfg->cluster : NULL;
 	}
 }
 

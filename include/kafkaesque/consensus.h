@@ -17,6 +17,27 @@
 /* A log as the core lends it to a consensus module (opaque). */
 struct kq_store;
 
+/* One broker of the cluster, as the config file lists it. */
+struct kq_peer_config {
+	int id;
+	const char *host; /* its address, for clients and the cluster port */
+	int port;	  /* its client port */
+	int raft_port;	  /* its cluster port */
+};
+
+/* The "cluster" section, checked by the core with its defaults applied
+ * (docs/configuration.md), so that no module parses it again.  Owned by
+ * the core, as host->cluster. */
+struct kq_cluster_config {
+	int raft_port; /* this broker's cluster port, -raftport applied */
+	const struct kq_peer_config *peers; /* in the file's order */
+	size_t n_peers;			    /* 0: none listed */
+	const char *secret_file;	    /* NULL: none */
+	unsigned auth_timeout_ms;
+	unsigned max_connections;
+	unsigned max_connections_per_address;
+};
+
 struct kq_sync_req;
 /* Runs on the loop thread once every record appended to the log before
  * the sync call is durable (status 0) or could not be made so. */

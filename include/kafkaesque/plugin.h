@@ -18,7 +18,8 @@
  * to the meaning of an op or a field.  A new error code, a new log level
  * or a new comment does not.  The sizes are a second guard, for a module
  * built against a changed header whose number was not bumped.  History
- * (9: kq_storage_ops.sync_many; save_snapshot refuses on a failed log;
+ * (10: kq_host.cluster is the checked kq_cluster_config, not JSON;
+ * 9: kq_storage_ops.sync_many; save_snapshot refuses on a failed log;
  * 8: kq_broker_api.commit is a request, KQ_REQ_COMMIT, answered once
  * stored; kq_log_options.unsynced; sync() syncs under every policy;
  * 7: a size in the descriptor and every ops table, whose shared head
@@ -48,7 +49,7 @@
 
 struct kq_incoming;
 
-#define KQ_PLUGIN_ABI 9
+#define KQ_PLUGIN_ABI 10
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"
@@ -102,6 +103,7 @@ enum kq_log_level {
 struct kq_broker_api;
 struct kq_broker;
 struct kq_store_api;
+struct kq_cluster_config;
 
 /* Services the core lends one module instance.  Owned by the core, valid
  * from the kind's init() until after its close/fini op returns. */
@@ -138,10 +140,9 @@ struct kq_host {
 	 * storage module through the core. */
 	const struct kq_store_api *store;
 
-	/* Consensus only: the "cluster" config section (borrowed; NULL for
-	 * a standalone broker): {"raft_port": N, "peers": [{"id", "host",
-	 * "port", "raft_port"}, ...]}, with -raftport already applied. */
-	const json_t *cluster;
+	/* Consensus only: the "cluster" config section, checked and with
+	 * its defaults applied (consensus.h); NULL without one. */
+	const struct kq_cluster_config *cluster;
 	/* Consensus only: a request another broker's core sent with call().
 	 * `req` is borrowed for the call; the core answers once, now or
 	 * later, with the module's reply(in, ...). */

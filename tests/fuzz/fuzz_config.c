@@ -23,6 +23,7 @@
 
 #include "../../plugins/segment/module.h"
 #include "../../plugins/telnet/telnet.h"
+#include "../fake_host.h"
 #include "conf.h"
 #include "log.h"
 
@@ -285,12 +286,6 @@ static char *build(struct src *s, struct kq__overrides *ov)
 
 /* ------------------------------------------------------------ checks */
 
-static void quiet(const struct kq_host *h, enum kq_log_level l, const char *fmt,
-		  ...)
-{
-	(void)h, (void)l, (void)fmt;
-}
-
 static void check_ranges(const struct kq__config *c)
 {
 	if (c->broker_id < 1 || !c->data_dir || c->ntransports < 1 ||
@@ -300,8 +295,18 @@ static void check_ranges(const struct kq__config *c)
 	    c->max_partitions > 100000 || c->retention_ms < -1 ||
 	    c->retention_bytes < -1 || c->retention_check_ms < 1 ||
 	    c->request_timeout_ms < 1 || c->log_level < KQ_LOG_ERROR ||
-	    c->log_level > KQ_LOG_DEBUG || c->raft_port < 0 ||
-	    c->raft_port > 65535)
+	    c->log_level > KQ_LOG_DEBUG || c->cluster.raft_port < 0 ||
+	    c->cluster.raft_port > 65535)
+		abort();
+	/* What the consensus module is lent: every field checked. */
+	if (c->cluster.raft_port &&
+	    (c->cluster.peers != c->peers || c->cluster.n_peers != c->npeers ||
+	     c->cluster.secret_file != c->secret_file ||
+	     c->cluster.auth_timeout_ms < 10 ||
+	     c->cluster.auth_timeout_ms > 600000 ||
+	     c->cluster.max_connections < 1 ||
+	     c->cluster.max_connections < c->npeers ||
+	     c->cluster.max_connections_per_address < 1))
 		abort();
 	for (size_t i = 0; i < c->npeers; i++) {
 		if (c->peers[i].id < 1 || !c->peers[i].host ||
@@ -314,51 +319,33 @@ static void check_ranges(const struct kq__config *c)
 	}
 }
 
-/* Runs a module's init over its section, as the broker would. */
+/* Runs a module's init over its section, as the broker would: the one
+ * fake host, filled as the broker fills it for the module's kind. */
 static void module(const struct kq__config *c, const char *name,
 		   const struct kq_plugin_desc *d)
 {
 	static uv_loop_t loop; /* never run: init only reads config */
 	static const struct kq_broker_api api;
-	struct kq_host host = {
-		.abi = KQ_PLUGIN_ABI,
-		.module = name,
-		.loop = &loop,
-		.broker_id = c->broker_id,
-		.data_dir = c->data_dir,
-		.config = kq__config_section(c, name),
-		.log = quiet,
-		.malloc = malloc,
-		.realloc = realloc,
-		.free = free,
-	};
+	const struct kq_module_ops *ops = d->ops;
+	struct kq_host host = kq__test_host(name, kq__config_section(c, name));
 	void *state = NULL;
 
-	if (d->kind == KQ_PLUGIN_TRANSPORT) {
-		const struct kq_transport_ops *ops = d->ops;
-
+	host.loop = &loop;
+	host.broker_id = c->broker_id;
+	host.data_dir = c->data_dir;
+	if (d->kind == KQ_PLUGIN_TRANSPORT)
 		host.api = &api;
-		if (ops->init(&host, &state) == 0)
-			ops->fini(state);
-	} else if (d->kind == KQ_PLUGIN_CONSENSUS) {
-		const struct kq_consensus_ops *ops = d->ops;
-
-		if (ops->init(&host, &state) == 0)
-			ops->fini(state);
-	} else if (d->kind == KQ_PLUGIN_PARTITIONER) {
-		const struct kq_partitioner_ops *ops = d->ops;
-
-		if (ops->init(&host, &state) == 0)
-			ops->fini(state);
-	}
+	if (d->kind == KQ_PLUGIN_CONSENSUS && c->cluster.raft_port)
+		host.cluster = &c->cluster;
+	if (ops->init(&host, &state) == 0)
+		ops->fini(state);
 }
 
 static void modules(const struct kq__config *c)
 {
 	struct kq__seg_conf sc;
-	struct kq_host host = {.module = "segment",
-			       .config = kq__config_section(c, "segment"),
-			       .log = quiet};
+	struct kq_host host =
+		kq__test_host("segment", kq__config_section(c, "segment"));
 
 	module(c, "telnet", kq__fuzz_telnet_entry());
 	module(c, "local", kq__fuzz_local_entry());

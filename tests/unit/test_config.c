@@ -71,7 +71,7 @@ static void test_overrides(void **state)
 			 0);
 	assert_int_equal(cfg.broker_id, 7);
 	assert_string_equal(cfg.data_dir, "/var/lib/kq");
-	assert_int_equal(cfg.raft_port, 7777);
+	assert_int_equal(cfg.cluster.raft_port, 7777);
 	assert_int_equal(json_integer_value(json_object_get(
 				 kq__config_section(&cfg, "telnet"), "port")),
 			 9999);
@@ -95,7 +95,58 @@ static void test_cluster(void **state)
 	assert_string_equal(cfg.peers[0].host, "127.0.0.1");
 	assert_int_equal(cfg.peers[1].port, 8081);
 	assert_int_equal(cfg.peers[1].raft_port, 7070);
-	assert_int_equal(cfg.raft_port, 7070);
+	assert_int_equal(cfg.cluster.raft_port, 7070);
+	kq__config_free(&cfg);
+}
+
+/* The consensus module is lent the cluster section checked, with every
+ * default applied: it parses nothing again.  Without its own raft_port,
+ * a broker listens where its peers dial it. */
+static void test_cluster_lent(void **state)
+{
+	struct kq__config cfg;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(
+		kq__config_parse(
+			"{\"broker\": {\"id\": 2}, \"cluster\": {\"peers\": ["
+			"{\"id\": 1, \"raft_port\": 7071},"
+			"{\"id\": 2, \"host\": \"127.0.0.2\", \"raft_port\": "
+			"7072}]}}",
+			NULL, &cfg, err, sizeof(err)),
+		0);
+	assert_int_equal(cfg.cluster.raft_port, 7072);
+	assert_int_equal(cfg.cluster.n_peers, 2);
+	assert_ptr_equal(cfg.cluster.peers, cfg.peers);
+	assert_string_equal(cfg.cluster.peers[1].host, "127.0.0.2");
+	assert_int_equal(cfg.cluster.peers[0].raft_port, 7071);
+	assert_null(cfg.cluster.secret_file);
+	assert_int_equal(cfg.cluster.auth_timeout_ms, 5000);
+	assert_int_equal(cfg.cluster.max_connections, 128);
+	assert_int_equal(cfg.cluster.max_connections_per_address, 16);
+	kq__config_free(&cfg);
+
+	assert_int_equal(
+		kq__config_parse(
+			"{\"cluster\": {\"raft_port\": 7999, "
+			"\"auth_timeout_ms\": 250, "
+			"\"max_connections\": 9, "
+			"\"max_connections_per_address\": 3, "
+			"\"peers\": [{\"id\": 1, \"raft_port\": 7071}]}}",
+			NULL, &cfg, err, sizeof(err)),
+		0);
+	assert_int_equal(cfg.cluster.raft_port, 7999);
+	assert_int_equal(cfg.cluster.auth_timeout_ms, 250);
+	assert_int_equal(cfg.cluster.max_connections, 9);
+	assert_int_equal(cfg.cluster.max_connections_per_address, 3);
+	kq__config_free(&cfg);
+
+	/* Standalone: no section, nothing lent. */
+	assert_int_equal(kq__config_parse("{}", NULL, &cfg, err, sizeof(err)),
+			 0);
+	assert_int_equal(cfg.cluster.raft_port, 0);
+	assert_int_equal(cfg.cluster.n_peers, 0);
 	kq__config_free(&cfg);
 }
 
@@ -160,6 +211,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_cluster),
+		cmocka_unit_test(test_cluster_lent),
 		cmocka_unit_test(test_errors),
 	};
 

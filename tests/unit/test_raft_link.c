@@ -14,6 +14,8 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include <kafkaesque/consensus.h>
+
 #include "../../plugins/raft/port/cluster.h"
 #include "../../plugins/raft/port/link.h"
 #include "../fake_host.h"
@@ -24,7 +26,8 @@ static uv_loop_t loop;
 
 struct side {
 	struct kq_host host;
-	json_t *conf;
+	struct kq_peer_config peers[2];
+	struct kq_cluster_config conf;
 	struct kq__cluster *c;
 	uint64_t got;	     /* messages delivered */
 	uint64_t last_index; /* of the last one, to check the order */
@@ -68,15 +71,20 @@ static void open_side(struct side *s, int id, int port1, int port2)
 	};
 
 	memset(s, 0, sizeof(*s));
-	s->conf = json_pack("{s:i, s:[{s:i, s:s, s:i}, {s:i, s:s, s:i}]}",
-			    "raft_port", id == 1 ? port1 : port2, "peers", "id",
-			    1, "host", "127.0.0.1", "raft_port", port1, "id", 2,
-			    "host", "127.0.0.1", "raft_port", port2);
-	assert_non_null(s->conf);
+	s->peers[0] = (struct kq_peer_config){1, "127.0.0.1", 0, port1};
+	s->peers[1] = (struct kq_peer_config){2, "127.0.0.1", 0, port2};
+	s->conf = (struct kq_cluster_config){
+		.raft_port = id == 1 ? port1 : port2,
+		.peers = s->peers,
+		.n_peers = 2,
+		.auth_timeout_ms = 5000,
+		.max_connections = 128,
+		.max_connections_per_address = 16,
+	};
 	s->host = kq__test_host("raft", NULL);
 	s->host.loop = &loop;
 	s->host.broker_id = id;
-	s->host.cluster = s->conf;
+	s->host.cluster = &s->conf;
 	assert_int_equal(kq__cluster_new(&s->host, &cfg, &s->c), 0);
 }
 
@@ -86,7 +94,6 @@ static void close_side(struct side *s)
 	while (kq__cluster_handles(s->c) > 0)
 		uv_run(&loop, UV_RUN_ONCE);
 	kq__cluster_free(s->c);
-	json_decref(s->conf);
 }
 
 /* Runs the loop until `done` holds, for 5 s at most. */

@@ -346,7 +346,6 @@ void kq__cluster_free(struct kq__cluster *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->n_peers; i++) {
-		free(c->peers[i].host);
 		free(c->peers[i].hb);
 	}
 	free(c->peers);

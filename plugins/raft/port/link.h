@@ -30,11 +30,6 @@
 #define LOG_EVERY_MS 1000
 #define LOG_BURST    5
 
-/* Defaults of the cluster section's keys (docs/configuration.md). */
-#define AUTH_TIMEOUT_MS_DEFAULT	     5000
-#define MAX_CONNECTIONS_DEFAULT	     128
-#define MAX_CONNECTIONS_PER_ADDR_DEF 16
-
 struct peer;
 
 struct conn {
@@ -61,8 +56,8 @@ struct conn {
 struct peer {
 	struct kq__cluster *c;
 	int id;
-	char *host;
-	int port;
+	const char *host; /* borrowed from host->cluster */
+	int port;	  /* its cluster port */
 	struct sockaddr_storage addr;
 	int dials;	   /* this broker dials it (lower id dials) */
 	struct conn *conn; /* the established or dialing connection */
