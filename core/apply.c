@@ -213,7 +213,7 @@ static void apply(void *ctx, const struct kq_record *r)
 		apply_offsets(b, rec);
 	} else if (strcmp(type, "sub_ids") == 0) {
 		apply_sub_ids(b, rec);
-	} else if (kq__members_apply(b, type, rec) == 0) {
+	} else if (kq__roster_apply(b, type, rec) == 0) {
 		/* consumer group membership (members.c) */
 	} else {
 		kq__warn("metadata record %" PRIu64 ": unknown type %s",
@@ -265,7 +265,7 @@ static int snapshot(void *ctx, void **data, size_t *len)
 					  "group", g->name, "offsets", pairs);
 
 			if (item)
-				kq__members_snapshot_group(g, item);
+				kq__roster_snapshot_group(g, item);
 			json_array_append_new(offsets, item);
 		}
 	}
@@ -277,7 +277,7 @@ static int snapshot(void *ctx, void **data, size_t *len)
 			    json_integer((json_int_t)b->meta_applied_end));
 	json_object_set_new(doc, "topics", topics);
 	json_object_set_new(doc, "offsets", offsets);
-	json_object_set_new(doc, "brokers", kq__members_snapshot(b));
+	json_object_set_new(doc, "brokers", kq__roster_snapshot(b));
 	text = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	if (!text)
@@ -315,7 +315,7 @@ static int restore(void *ctx, const void *data, size_t len)
 	{
 		apply_offsets(b, item);
 	}
-	kq__members_restore(b, doc);
+	kq__roster_restore(b, doc);
 	/* Ids below the limit belong to earlier blocks; this run reserves
 	 * its own. */
 	limit = json_integer_value(json_object_get(doc, "sub_id_limit"));

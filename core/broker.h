@@ -228,6 +228,8 @@ struct kq_broker {
 	/* Set by broker.c for members.c: this run's registration for
 	 * consumer groups ended (0: registered), so waiting SUBS go on. */
 	void (*registered_cb)(struct kq_broker *b, int status);
+	/* kq__members_wake, for roster.c, below members.c */
+	void (*members_wake_cb)(struct kq_broker *b);
 	/* For forward.c: runs a request here (kq__serve_local). */
 	void (*serve_local_cb)(struct kq_broker *b, const uint8_t *req,
 			       size_t len,
@@ -281,6 +283,11 @@ extern const struct kq_store_api kq__store_api;
 
 /* Runs batched proposals, syncs and queued completions. */
 void kq__broker_flush(struct kq_broker *b);
+
+/* orphans.c: moves partition folders the metadata does not know to
+ * <dir>/orphaned/, with one warning line each.  Does nothing unless this
+ * broker is the sole replica of its metadata (so knows it whole). */
+void kq__orphans_move(struct kq_broker *b);
 
 /* instance.c: module instances. */
 /* Fills in->host for a module of `kind` named in->mod.name: the services
@@ -375,18 +382,32 @@ void kq__member_unlink(struct kq__member *m);
 /* Frees a batch of PUBS, whose requests were answered. */
 void kq__batch_free(struct kq__batch *bt);
 
-/* members.c: consumer group membership, kept in the metadata log so
- * that every broker has every member and computes the same assignment. */
-struct kq__joining;
+/* roster.c: consumer group membership as the metadata log's records
+ * made it, the same on every broker, so that each computes the same
+ * assignment. */
 /* Applies a membership record (join, leave, register, expire); returns
  * 0, or -ENOENT when `type` is none of them. */
-int kq__members_apply(struct kq_broker *b, const char *type, json_t *rec);
+int kq__roster_apply(struct kq_broker *b, const char *type, json_t *rec);
 /* Adds the group's members and owners to its snapshot item. */
-void kq__members_snapshot_group(struct kq__group *g, json_t *item);
+void kq__roster_snapshot_group(struct kq__group *g, json_t *item);
 /* The registrations, for the snapshot. */
-json_t *kq__members_snapshot(struct kq_broker *b);
+json_t *kq__roster_snapshot(struct kq_broker *b);
 /* Replaces membership with a snapshot's (doc: the whole document). */
-void kq__members_restore(struct kq_broker *b, json_t *doc);
+void kq__roster_restore(struct kq_broker *b, json_t *doc);
+/* The partitions group g assigns to `id`, as a new array. */
+int kq__roster_assigned(struct kq__group *g, uint64_t id, uint32_t **out,
+			uint32_t *n);
+
+/* Whether m joined through a connection of this broker's run. */
+static inline int kq__member_home(const struct kq_broker *b,
+				  const struct kq__member *m)
+{
+	return m->broker == b->cfg->broker_id && m->boot == b->boot_id;
+}
+
+/* members.c: membership proposed (joins, leaves, this run's
+ * registration, expiry of brokers out of reach) as metadata records. */
+struct kq__joining;
 /* Proposes this run's registration unless it is applied or in flight. */
 void kq__members_register(struct kq_broker *b);
 /* Proposes req's join of group `group` of `topic` with id `sub_id`; req
@@ -407,9 +428,9 @@ int kq__members_init(struct kq_broker *b);
  * on the metadata leader the expiry of brokers gone for
  * cluster.session_timeout_ms). */
 void kq__members_start(struct kq_broker *b);
-/* The partitions group g assigns to `id`, as a new array. */
-int kq__members_assigned(struct kq__group *g, uint64_t id, uint32_t **out,
-			 uint32_t *n);
+/* Runs the membership timer now: a member owes a leave, or this run must
+ * register again (b->members_wake_cb, for roster.c). */
+void kq__members_wake(struct kq_broker *b);
 /* Why a metadata write was refused, in req->errmsg; returns the error. */
 int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv);
 
@@ -583,7 +604,7 @@ void kq__fetch_stop(struct kq_broker *b);
 /* Serves another broker's read request (r after the kind byte). */
 void kq__fetch_serve(struct kq_broker *b, struct kq_reader *r,
 		     kq__serve_done_fn done, void *ctx);
-/* The range of p a read from *pos up to *end may return here: *pos is
+/* bounds.c: the range of p a read from *pos up to *end may return here: *pos is
  * raised to the first offset retention kept, *end cut to the commit end
  * and to the first range lost to damage.  Fails (errmsg filled) when
  * *pos is in a lost range. */

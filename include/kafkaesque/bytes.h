@@ -94,32 +94,19 @@ static inline uint16_t kq_take16le(struct kq_reader *r)
 	return p ? (uint16_t)(p[0] | p[1] << 8) : 0;
 }
 
-static inline uint32_t kq_take32le(struct kq_reader *r)
-{
-	const uint8_t *p = kq_take(r, 4);
-
-	return p ? kq_get32le(p) : 0;
-}
-
-static inline uint64_t kq_take64le(struct kq_reader *r)
-{
-	const uint8_t *p = kq_take(r, 8);
-
-	return p ? kq_get64le(p) : 0;
-}
-
-static inline uint32_t kq_take32be(struct kq_reader *r)
-{
-	const uint8_t *p = kq_take(r, 4);
-
-	return p ? kq_get32be(p) : 0;
-}
-
-static inline uint64_t kq_take64be(struct kq_reader *r)
-{
-	const uint8_t *p = kq_take(r, 8);
-
-	return p ? kq_get64be(p) : 0;
-}
+/* kq_take32le() and its kin: the next integer of the width and order
+ * the name says, or 0. */
+#define KQ__TAKE(name, type, width, get)                                       \
+	static inline type name(struct kq_reader *r)                           \
+	{                                                                      \
+		const uint8_t *p = kq_take(r, width);                          \
+                                                                               \
+		return p ? get(p) : 0;                                         \
+	}
+KQ__TAKE(kq_take32le, uint32_t, 4, kq_get32le)
+KQ__TAKE(kq_take64le, uint64_t, 8, kq_get64le)
+KQ__TAKE(kq_take32be, uint32_t, 4, kq_get32be)
+KQ__TAKE(kq_take64be, uint64_t, 8, kq_get64be)
+#undef KQ__TAKE
 
 #endif /* KAFKAESQUE_BYTES_H */

@@ -1,9 +1,9 @@
 /* The core through the broker API a transport uses, over fake modules
  * linked into the test: a storage that keeps logs in memory (and can
- * fail a sync), a consensus whose commits the test holds, releases or
- * refuses, a transport that only lends the test its host table, and a
- * partitioner that places by the key's first byte.  So the core's
- * request pipeline, metadata state machine, store and lifecycle run with
+ * fail a sync), the real `local` consensus with its proposals held,
+ * released or refused by the test, a transport that only lends the test its
+ * host table, and a partitioner that places by the key's first byte.  So the
+ * core's request pipeline, metadata state machine, store and lifecycle run with
  * every step in the test's hands, without processes or disks.
  *
  * Each test opens a broker of its own on a folder of its own. */
@@ -354,227 +354,109 @@ static void mem_free_all(void)
 
 /* ------------------------------------------------------------ gate */
 
-/* Consensus alone, like `local`, with the commits in the test's hands:
- * while `gate.hold` is set, proposals are appended and wait; release()
- * syncs and commits them in order.  While `gate.refuse` is set, propose
- * refuses as a follower would. */
-struct proposal {
-	struct kq_sync_req sreq;
+/* The real `local` consensus (linked into the test), with its proposals
+ * in the test's hands: while `gate.hold` is set, a proposal waits, copied,
+ * before it reaches `local`; release() proposes what waits, in order.
+ * While `gate.refuse` is set, propose refuses as a follower would. */
+const struct kq_plugin_desc *kq_plugin_entry(void); /* local.c's */
+
+struct held {
 	struct kq_group *g; /* NULL once the group closed */
 	struct kq_propose_req *req;
-	uint64_t first, end;
-	struct proposal *next; /* held, in order */
-};
-
-struct kq_group {
-	struct kq_group_config cfg;
-	const struct kq_store_api *store;
-	uint64_t commit_end, applied_end;
+	kq_propose_cb cb;
+	struct kq_record *recs; /* keys and values copied after them */
+	size_t n;
+	struct held *next;
 };
 
 static struct {
-	const struct kq_host *host;
+	const struct kq_consensus_ops *local;
 	int hold, refuse;
-	struct proposal *held, **held_tail;
-	unsigned proposals; /* accepted, over the test */
+	struct held *held, **held_tail;
 } gate;
 
 static int gate_init(const struct kq_host *host, void **state)
 {
-	gate.host = host;
+	gate.local = kq_plugin_entry()->ops;
 	gate.held_tail = &gate.held;
-	*state = &gate;
-	return 0;
+	return gate.local->init(host, state);
 }
 
 static void gate_fini(void *state)
 {
-	(void)state;
 	assert_null(gate.held);
-}
-
-static int apply_one(void *ctx, const struct kq_record *rec)
-{
-	struct kq_group *g = ctx;
-
-	g->cfg.apply(g->cfg.apply_ctx, rec);
-	return 0;
-}
-
-static void apply_committed(struct kq_group *g)
-{
-	uint64_t next;
-
-	if (!g->cfg.apply) {
-		g->applied_end = g->commit_end;
-		return;
-	}
-	while (g->applied_end < g->commit_end) {
-		assert_true(g->store->read(g->cfg.store, g->applied_end,
-					   g->commit_end, 1 << 20, apply_one, g,
-					   &next) >= 0);
-		if (next <= g->applied_end)
-			break;
-		g->applied_end = next;
-	}
-}
-
-static int gate_group_open(void *state, const struct kq_group_config *cfg,
-			   struct kq_group **out)
-{
-	struct kq_group *g = calloc(1, sizeof(*g));
-
-	(void)state;
-	g->cfg = *cfg;
-	g->store = gate.host->store;
-	g->applied_end = g->store->first_offset(cfg->store);
-	g->commit_end = g->store->next_offset(cfg->store);
-	apply_committed(g);
-	*out = g;
-	return 0;
-}
-
-static void synced(struct kq_sync_req *sreq, int status)
-{
-	struct proposal *p = sreq->data;
-	struct kq_propose_req *req = p->req;
-
-	if (!p->g) {
-		status = KQ_ECANCELED;
-	} else if (status == 0) {
-		if (p->end > p->g->commit_end)
-			p->g->commit_end = p->end;
-		apply_committed(p->g);
-	}
-	req->first_offset = p->first;
-	free(p);
-	req->cb(req, status);
-}
-
-static void start_sync(struct proposal *p)
-{
-	int rv = p->g ? p->g->store->sync(p->g->cfg.store, &p->sreq, synced)
-		      : KQ_ECANCELED;
-
-	if (rv != 0)
-		synced(&p->sreq, rv);
+	gate.local->fini(state);
 }
 
 static int gate_propose(struct kq_group *g, struct kq_propose_req *req,
 			const struct kq_record *recs, size_t n,
 			kq_propose_cb cb)
 {
-	struct kq_record *copy;
-	uint64_t next = g->store->next_offset(g->cfg.store);
-	struct proposal *p;
-	int rv;
+	size_t bytes = n * sizeof(*recs);
+	struct held *h;
+	char *data;
 
 	if (gate.refuse)
 		return KQ_EUNAVAILABLE;
-	assert_true(n > 0);
-	copy = malloc(n * sizeof(*copy));
-	assert_non_null(copy);
+	if (!gate.hold)
+		return gate.local->propose(g, req, recs, n, cb);
+	for (size_t i = 0; i < n; i++)
+		bytes += recs[i].key_len + recs[i].value_len;
+	h = calloc(1, sizeof(*h));
+	h->recs = malloc(bytes);
+	assert_true(h && h->recs);
+	memcpy(h->recs, recs, n * sizeof(*recs));
+	data = (char *)(h->recs + n);
 	for (size_t i = 0; i < n; i++) {
-		copy[i] = recs[i];
-		copy[i].offset = next + i;
-		copy[i].term = 0;
+		if (recs[i].key_len)
+			memcpy(data, recs[i].key, recs[i].key_len);
+		h->recs[i].key = recs[i].key ? data : NULL;
+		data += recs[i].key_len;
+		if (recs[i].value_len)
+			memcpy(data, recs[i].value, recs[i].value_len);
+		h->recs[i].value = data;
+		data += recs[i].value_len;
 	}
-	rv = g->store->append(g->cfg.store, copy, n);
-	free(copy);
-	if (rv != 0)
-		return rv;
-	p = calloc(1, sizeof(*p));
-	p->g = g;
-	p->req = req;
-	p->first = next;
-	p->end = next + n;
-	p->sreq.data = p;
-	req->cb = cb;
-	gate.proposals++;
-	if (gate.hold) {
-		*gate.held_tail = p;
-		gate.held_tail = &p->next;
-		return 0;
-	}
-	return g->store->sync(g->cfg.store, &p->sreq, synced);
+	h->g = g;
+	h->req = req;
+	h->cb = cb;
+	h->n = n;
+	*gate.held_tail = h;
+	gate.held_tail = &h->next;
+	return 0;
 }
 
-/* Commits what was held, in order. */
+/* Proposes what was held, in order; a proposal refused now, or whose
+ * group closed meanwhile, is answered as its callback promised. */
 static void gate_release(void)
 {
-	struct proposal *p = gate.held;
+	struct held *h = gate.held;
 
 	gate.held = NULL;
 	gate.held_tail = &gate.held;
-	while (p) {
-		struct proposal *next = p->next;
+	while (h) {
+		struct held *next = h->next;
+		int rv = h->g ? gate.local->propose(h->g, h->req, h->recs, h->n,
+						    h->cb)
+			      : KQ_ECANCELED;
 
-		start_sync(p);
-		p = next;
+		if (rv != 0)
+			h->cb(h->req, rv);
+		free(h->recs);
+		free(h);
+		h = next;
 	}
 }
 
 static void gate_group_close(struct kq_group *g)
 {
-	for (struct proposal *p = gate.held; p; p = p->next)
-		if (p->g == g)
-			p->g = NULL;
-	free(g);
+	for (struct held *h = gate.held; h; h = h->next)
+		if (h->g == g)
+			h->g = NULL;
+	gate.local->group_close(g);
 }
 
-static uint64_t gate_commit_end(struct kq_group *g)
-{
-	return g->commit_end;
-}
-
-static int gate_leader(struct kq_group *g)
-{
-	(void)g;
-	return gate.host->broker_id;
-}
-
-static int gate_retain(struct kq_group *g, uint64_t before)
-{
-	if (g->cfg.snapshot)
-		return 0;
-	return g->store->compact(
-		g->cfg.store, before < g->commit_end ? before : g->commit_end);
-}
-
-static int gate_peer_up(void *state, int id)
-{
-	(void)state;
-	return id == gate.host->broker_id;
-}
-
-static int gate_call(void *state, struct kq_call *call, int to, const void *buf,
-		     size_t len, unsigned timeout_ms, kq_call_cb cb)
-{
-	(void)state, (void)call, (void)to, (void)buf, (void)len;
-	(void)timeout_ms, (void)cb;
-	return KQ_EUNAVAILABLE;
-}
-
-static void gate_reply(void *state, struct kq_incoming *in, const void *buf,
-		       size_t len)
-{
-	(void)state, (void)in, (void)buf, (void)len;
-}
-
-static const struct kq_consensus_ops gate_ops = {
-	.size = sizeof(struct kq_consensus_ops),
-	.init = gate_init,
-	.fini = gate_fini,
-	.group_open = gate_group_open,
-	.group_close = gate_group_close,
-	.propose = gate_propose,
-	.commit_end = gate_commit_end,
-	.leader = gate_leader,
-	.group_retain = gate_retain,
-	.peer_up = gate_peer_up,
-	.call = gate_call,
-	.reply = gate_reply,
-};
+static struct kq_consensus_ops gate_ops;
 
 static const struct kq_plugin_desc gate_desc = {
 	.abi = KQ_PLUGIN_ABI,
@@ -587,6 +469,11 @@ static const struct kq_plugin_desc gate_desc = {
 
 static const struct kq_plugin_desc *gate_entry(void)
 {
+	gate_ops = *(const struct kq_consensus_ops *)kq_plugin_entry()->ops;
+	gate_ops.init = gate_init;
+	gate_ops.fini = gate_fini;
+	gate_ops.propose = gate_propose;
+	gate_ops.group_close = gate_group_close;
 	return &gate_desc;
 }
 
