@@ -2,9 +2,9 @@
  * ready loop in the order raft.h prescribes (hard state, snapshot,
  * entries written and synced through the broker's store, messages out
  * through the cluster port, then what committed applied), proposals
- * settled, ticks, peers' messages, hand-overs and close.  Opening is in
- * open.c, snapshots in snapshot.c, the entry codec, term index and the
- * core's storage hooks in entry.c, terms.c and hooks.c. */
+ * settled, peers' messages and close.  Opening is in open.c, ticks and
+ * hand-overs in tick.c, snapshots in snapshot.c, the entry codec, term
+ * index and the core's storage hooks in entry.c, terms.c and hooks.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -57,9 +57,7 @@ static void resign(struct kq_group *g)
 	}
 }
 
-/* Stops the group for good after a storage or core error: it neither
- * sends nor acknowledges anything any more, but for a resignation. */
-static void fail_group(struct kq_group *g, int rv, const char *what)
+void kq__raft_group_fail(struct kq_group *g, int rv, const char *what)
 {
 	if (g->failed)
 		return;
@@ -81,7 +79,7 @@ static void on_synced(struct kq_sync_req *req, int status)
 	if (g) {
 		KQ_LIST_REMOVE(g->syncs, s);
 		if (status != 0)
-			fail_group(g, status, "log sync");
+			kq__raft_group_fail(g, status, "log sync");
 		else if (s->persist_id > g->persist_upto)
 			g->persist_upto = s->persist_id;
 	}
@@ -166,7 +164,8 @@ int kq__raft_group_retain(struct kq_group *g, uint64_t before)
 		if (rv == 0)
 			rv = kq__raft_compact(g->r, point, NULL, 0);
 		if (rv != 0) {
-			fail_group(g, rv, "recording the retention point");
+			kq__raft_group_fail(g, rv,
+					    "recording the retention point");
 			return rv;
 		}
 		kq__raft_terms_prune(g, point);
@@ -196,14 +195,14 @@ static void handle_ready(struct kq_group *g)
 
 		rv = kq__raft_store(g)->save_hard_state(g->store, &hs);
 		if (rv != 0)
-			fail_group(g, rv, "saving term and vote");
+			kq__raft_group_fail(g, rv, "saving term and vote");
 	}
 	if (!g->failed && rd.snapshot) {
 		const char *what = "";
 
 		rv = kq__raft_snap_install(g, rd.snapshot, &what);
 		if (rv != 0)
-			fail_group(g, rv, what);
+			kq__raft_group_fail(g, rv, what);
 		if (!g->failed && rd.snapshot->data) {
 			restore = *rd.snapshot;
 			kq__raft_buf_ref(restore.data);
@@ -212,7 +211,7 @@ static void handle_ready(struct kq_group *g)
 	if (!g->failed && rd.n_entries) {
 		rv = write_entries(g, &rd);
 		if (rv != 0)
-			fail_group(g, rv, "log write");
+			kq__raft_group_fail(g, rv, "log write");
 	}
 	if (!g->failed)
 		for (size_t i = 0; i < rd.n_msgs; i++)
@@ -229,7 +228,7 @@ static void handle_ready(struct kq_group *g)
 			for (size_t i = 0; i < n_apply; i++)
 				kq__raft_buf_ref(apply[i].data);
 		} else {
-			fail_group(g, -ENOMEM, "apply");
+			kq__raft_group_fail(g, -ENOMEM, "apply");
 		}
 	}
 	kq__raft_advance(g->r, &rd);
@@ -240,8 +239,9 @@ static void handle_ready(struct kq_group *g)
 			rv = g->restore(g->apply_ctx, restore.data,
 					restore.len);
 			if (rv != 0)
-				fail_group(g, rv,
-					   "restoring the leader's snapshot");
+				kq__raft_group_fail(
+					g, rv,
+					"restoring the leader's snapshot");
 		}
 		kq__raft_buf_unref(restore.data);
 	}
@@ -383,116 +383,6 @@ void kq__raft_group_run(struct kq_group *g)
 	kq__raft_module_sleep(g->mod, g, !g->failed && kq__raft_quiet(g->r));
 }
 
-/* A partition led elsewhere than its first replica hands over to it once
- * that one is up and has every entry: leaders stay spread as placement
- * spread them, also after a broker comes back.  Tried after an election
- * timeout of leading; when the lead comes back here, or goes to another
- * broker, the wait doubles (up to 64 election timeouts), so a preferred
- * broker that cannot keep the lead does not cost an election every
- * second.  It starts over once the preferred broker is seen leading. */
-static void maybe_hand_over(struct kq_group *g, unsigned ticks)
-{
-	struct kq__raft_module *mod = g->mod;
-	uint64_t leader = kq__raft_leader(g->r);
-	int rv;
-
-	if (!mod->balance_leaders || !g->preferred ||
-	    g->preferred == mod->host->broker_id)
-		return;
-	if (leader == (uint64_t)g->preferred)
-		g->handover_tries = 0;
-	if (kq__raft_role(g->r) != KQ__RAFT_LEADER) {
-		g->led_ticks = 0;
-		return;
-	}
-	g->led_ticks += ticks;
-	if (g->led_ticks < mod->election_ticks << g->handover_tries ||
-	    !mod->cluster || !kq__cluster_peer_up(mod->cluster, g->preferred))
-		return;
-	if (mod->handovers >= KQ__RAFT_HANDOVERS_PER_TICK) {
-		/* Next tick; a sleeping group is only looked at in a sweep,
-		 * so ask for one then, or its turn would wait for the next
-		 * sweep, 16 hand-overs every few seconds. */
-		if (kq__raft_quiet(g->r))
-			mod->resweep = true;
-		return;
-	}
-	rv = kq__raft_transfer(g->r, (uint64_t)g->preferred);
-	if (rv == KQ_EBUSY) { /* not caught up yet: next tick */
-		if (kq__raft_quiet(g->r))
-			mod->resweep = true;
-		return;
-	}
-	g->led_ticks = 0;
-	if (rv == 0) {
-		mod->handovers++;
-		if (g->handover_tries < 6)
-			g->handover_tries++;
-		mod->host->log(mod->host, KQ_LOG_DEBUG,
-			       "group %s: handing the lead over to broker %d",
-			       g->name, g->preferred);
-	}
-}
-
-/* Whether a sleeping group must wake: a follower whose leader's broker
- * was not heard for an election timeout, or a leader that has not heard
- * a majority of its voters' brokers for that long.  Liveness is the
- * port's, per broker: a sleeping group has no timers of its own. */
-static bool must_wake(struct kq_group *g)
-{
-	struct kq__raft_module *mod = g->mod;
-	uint64_t lead = kq__raft_leader(g->r),
-		 window = kq__raft_silence_ms(mod);
-	size_t up = 0;
-
-	if (!mod->cluster)
-		return kq__raft_role(g->r) != KQ__RAFT_LEADER;
-	if (kq__raft_role(g->r) != KQ__RAFT_LEADER)
-		return lead == KQ__RAFT_NONE ||
-		       !kq__cluster_peer_heard(mod->cluster, (int)lead, window);
-	for (size_t i = 0; i < g->n_voters; i++)
-		up += kq__cluster_peer_heard(mod->cluster, (int)g->voters[i],
-					     window) != 0;
-	return up < g->n_voters / 2 + 1;
-}
-
-void kq__raft_group_tick(struct kq_group *g, unsigned ticks)
-{
-	int rv;
-
-	if (g->failed)
-		return;
-	if (kq__raft_quiet(g->r)) {
-		if (must_wake(g))
-			kq__raft_wake(g->r);
-		else
-			maybe_hand_over(g, ticks); /* wakes it if it does */
-		if (kq__raft_quiet(g->r))
-			return;
-		ticks = 1;
-	}
-	/* A burst of elections (a broker died, its groups woke) goes a few
-	 * at a time: each costs a durable save of term and vote on every
-	 * replica, on the loop, and thousands at once would stall it past
-	 * the election timeout and set off more.  The metadata group, and a
-	 * lone replica (it elects itself, saving on its own broker only),
-	 * never wait. */
-	if (g->id != 0 && g->n_voters > 1 && kq__raft_campaign_due(g->r) &&
-	    g->mod->campaigns >= g->mod->max_campaigns)
-		return;
-	if (kq__raft_role(g->r) == KQ__RAFT_PRE_CANDIDATE ||
-	    kq__raft_role(g->r) == KQ__RAFT_CANDIDATE)
-		g->campaign_ticks += ticks;
-	rv = kq__raft_tick(g->r);
-	if (rv != 0)
-		fail_group(g, rv, "raft tick");
-	if (!g->failed)
-		maybe_hand_over(g, ticks);
-	if (!g->failed && !g->running)
-		kq__raft_snap_maybe(g);
-	kq__raft_group_run(g);
-}
-
 /* Logs refused messages at the first and then at every power of two, so
  * a peer that keeps sending them cannot flood the log. */
 static void note_refused(struct kq_group *g, uint64_t n,
@@ -526,7 +416,7 @@ void kq__raft_group_step(struct kq_group *g, const struct kq__raft_msg *m)
 	refused = kq__raft_refused(g->r);
 	rv = kq__raft_step(g->r, m);
 	if (rv != 0)
-		fail_group(g, rv, "raft step");
+		kq__raft_group_fail(g, rv, "raft step");
 	else if (kq__raft_refused(g->r) != refused)
 		note_refused(g, ++g->refused, m);
 	kq__raft_group_run(g);

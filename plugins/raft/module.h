@@ -114,8 +114,8 @@ struct kq__raft_module {
 	/* Called when the last group is removed: closes the handles (NULL
 	 * in the simulation, which has none). */
 	void (*emptied)(struct kq__raft_module *mod);
-	int handles;	  /* the two timers while not closed */
-	bool closed;	  /* handles closed (the last group went) */
+	int handles; /* the two timers while not closed */
+	bool closed; /* handles closed (the last group went) */
 	struct kq__cluster *cluster;
 
 	struct kq_group **buckets; /* groups by id */
@@ -220,12 +220,16 @@ int kq__raft_group_propose(struct kq_group *g, struct kq_propose_req *req,
 			   kq_propose_cb cb);
 uint64_t kq__raft_group_commit_end(struct kq_group *g);
 int kq__raft_group_leader(struct kq_group *g);
+/* Stops the group for good after a storage or core error (`what`
+ * failed, logged): it neither sends nor acknowledges anything any more,
+ * but for a resignation. */
+void kq__raft_group_fail(struct kq_group *g, int rv, const char *what);
 /* Retention asks for the entries before `before` to go: only those
  * committed, durable and applied here are deleted, after the restart
  * point and its exact term are saved.  Returns segments deleted or a
  * negative error. */
 int kq__raft_group_retain(struct kq_group *g, uint64_t before);
-/* A tick of a group's logical clock; a group asleep is looked at only
+/* tick.c: a tick of a group's logical clock; a group asleep is looked at only
  * every few ticks (`ticks` have passed since it was last): it wakes if
  * the broker it relies on went down, and a leader may hand over. */
 void kq__raft_group_tick(struct kq_group *g, unsigned ticks);
