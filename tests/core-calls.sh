@@ -33,6 +33,8 @@ fi
 
 for f in "$objs"/*.o; do
 	name=$(basename "$f" .o)
+	# An object left from a file since removed is not the core's.
+	[ -f "$top/core/$name.c" ] || continue
 	nm "$f" | awk -v f="$name" '
 		NF == 3 && $2 ~ /^[TDBR]$/ { print "def", $3, f }
 		NF == 2 && $1 == "U" { print "use", $2, f }'
