@@ -78,11 +78,6 @@ static void on_check(uv_check_t *h)
 	kq__broker_flush(h->data);
 }
 
-static void on_sync_timer(uv_timer_t *t)
-{
-	kq__store_sync_all(t->data);
-}
-
 #define NHANDLES 12
 
 /* The broker's own handles, in one list for init and close alike. */
@@ -350,9 +345,7 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 	uv_check_start(&b->check, on_check);
 	b->serving = 1;
 	kq__defer_wake(b);
-	if (b->sync_policy == KQ_SYNC_INTERVAL)
-		uv_timer_start(&b->sync_timer, on_sync_timer,
-			       b->sync_interval_ms, b->sync_interval_ms);
+	kq__store_start(b);
 	uv_timer_start(&b->retention_timer, kq__retention_on_timer,
 		       cfg->retention_check_ms, cfg->retention_check_ms);
 	kq__members_start(b);

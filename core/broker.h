@@ -324,7 +324,15 @@ void kq__defer_deliver(struct kq_broker *b);
  * unless that runs already or the broker stops. */
 void kq__defer_reopen(struct kq_broker *b);
 
-/* store.c */
+/* store.c: the one place the storage module's fsync policy is read
+ * (b->sync_policy, at init) and applied. */
+void kq__store_policy(struct kq_broker *b);
+/* Starts the interval policy's timer (b->sync_timer), if that is it. */
+void kq__store_start(struct kq_broker *b);
+/* Where records of pl may have been acknowledged up to: a reopen drops
+ * what lies past it (written, never acknowledged). */
+uint64_t kq__store_acked_end(const struct kq_store *pl);
+/* Opens the log at `dir` with `opts` (its `unsynced` is the policy's). */
 int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
 		   const struct kq_log_options *opts);
 void kq__store_close(struct kq_store *pl);
@@ -601,9 +609,6 @@ void kq__fetch_cancel(struct kq__fetch *f);
 void kq__fetch_on_timer(uv_timer_t *tm);
 /* At a stop: fails the reads that wait. */
 void kq__fetch_stop(struct kq_broker *b);
-/* Serves another broker's read request (r after the kind byte). */
-void kq__fetch_serve(struct kq_broker *b, struct kq_reader *r,
-		     kq__serve_done_fn done, void *ctx);
 /* bounds.c: the range of p a read from *pos up to *end may return here: *pos is
  * raised to the first offset retention kept, *end cut to the commit end
  * and to the first range lost to damage.  Fails (errmsg filled) when

@@ -19,8 +19,7 @@ const char kq__default_config[] =
 	"  \"broker\": {\"id\": 1, \"data_dir\": \".\"},\n"
 	"  \"plugins\": {\"transport\": \"telnet\",\n"
 	"              \"partitioner\": [\"keyhash\", \"roundrobin\"],\n"
-	"              \"storage\": \"segment\", \"consensus\": \"local\"},\n"
-	"  \"telnet\": {\"host\": \"127.0.0.1\", \"port\": 8080}\n"
+	"              \"storage\": \"segment\", \"consensus\": \"local\"}\n"
 	"}\n";
 
 /* Core sections; any other top-level key must name a loaded module. */
@@ -164,13 +163,11 @@ static void set_value(json_t *root, const char *section, const char *key,
 	json_object_set_new(obj, key, value);
 }
 
-/* Command-line flags win over the file.  -port sets the first transport's
- * port, since that is the client port a user starts a broker with. */
+/* Command-line flags win over the file.  -port is not the core's to
+ * write: it is kept aside and lent to the first transport (kq_host.port),
+ * which knows its own keys. */
 static void apply_overrides(json_t *root, const struct kq__overrides *ov)
 {
-	json_t *plugins, *t;
-	const char *transport = "telnet";
-
 	if (!ov)
 		return;
 	if (ov->broker_id)
@@ -178,18 +175,6 @@ static void apply_overrides(json_t *root, const struct kq__overrides *ov)
 	if (ov->data_dir)
 		set_value(root, "broker", "data_dir",
 			  json_string(ov->data_dir));
-	if (ov->port) {
-		plugins = json_object_get(root, "plugins");
-		t = json_is_object(plugins)
-			    ? json_object_get(plugins, "transport")
-			    : NULL;
-		if (json_is_string(t))
-			transport = json_string_value(t);
-		else if (json_is_array(t) &&
-			 json_is_string(json_array_get(t, 0)))
-			transport = json_string_value(json_array_get(t, 0));
-		set_value(root, transport, "port", json_integer(ov->port));
-	}
 	if (ov->raft_port)
 		set_value(root, "cluster", "raft_port",
 			  json_integer(ov->raft_port));
@@ -501,6 +486,8 @@ int kq__config_parse(const char *text, const struct kq__overrides *ov,
 		kq__config_free(cfg);
 		return KQ_ECONFIG;
 	}
+	if (ov)
+		cfg->port = ov->port;
 	return 0;
 }
 

@@ -25,6 +25,7 @@ struct kq__config {
 	char *log_file; /* NULL: log to stderr as started */
 	char **transports;
 	size_t ntransports;
+	int port;	     /* -port, for transports[0]; 0: not given */
 	char **partitioners; /* first is the default */
 	size_t npartitioners;
 	char *storage;

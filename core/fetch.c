@@ -3,20 +3,9 @@
  * budget at a time, through the consensus module's call().  A read runs
  * nothing on the broker asked but a storage read, so it is safe to ask
  * again: a replica that does not answer, or cannot read yet, is followed
- * by the next, until topics.request_timeout_ms.
- *
- * Wire format (little-endian), after the kind byte of wire.h:
- *   topic (2+n) partition (4) from (8) end (8) budget (4) max (4, 0: none)
- * and its answer:
- *   status (4, a kq error or 0) | errmsg (2+n) | next (8) | end (8) |
- *   count (4) | per record: offset (8) value (4+n)
- * `end` is the bound the reader asked for, cut to what the broker asked
- * has committed and to lost ranges; `next` is where the read goes on.  A
- * failed status may follow records: they come first.  A read from
- * UINT64_MAX returns no record and asks only the commit end (CMIT with
- * an offset, in commit.c). */
+ * by the next, until topics.request_timeout_ms.  The broker asked answers
+ * in serve.c; the wire format is wire.h's. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +15,10 @@
 
 #include "broker.h"
 #include "names.h"
+#include "wire.h"
 
 /* How often reads waiting for a reachable replica look again. */
 #define FETCH_RETRY_MS 20
-/* The most one answer carries (plus one record). */
-#define FETCH_MAX_BYTES (1u << 20)
 
 struct kq__fetch {
 	struct kq_call call;
@@ -50,159 +38,6 @@ struct kq__fetch {
 	void *ctx;
 	struct kq__fetch *prev, *next; /* in b->fetches while waiting */
 };
-
-/* ------------------------------------------------------------ serving */
-
-struct answer {
-	uint8_t *p;
-	size_t len, cap, used, budget;
-	uint32_t count, max;
-	int oom;
-};
-
-static void put(struct answer *a, const void *data, size_t n)
-{
-	if (a->oom)
-		return;
-	if (a->len + n > a->cap) {
-		size_t cap = a->cap ? a->cap : 4096;
-		uint8_t *np;
-
-		while (cap < a->len + n)
-			cap *= 2;
-		if (!(np = realloc(a->p, cap))) {
-			a->oom = 1;
-			return;
-		}
-		a->p = np;
-		a->cap = cap;
-	}
-	memcpy(a->p + a->len, data, n);
-	a->len += n;
-}
-
-static int take_record(void *ctx, const struct kq_record *rec)
-{
-	struct answer *a = ctx;
-	uint8_t h[12];
-
-	if (rec->flags & KQ_RECORD_CONTROL)
-		return 0;
-	kq_put64le(h, rec->offset);
-	kq_put32le(h + 8, rec->value_len);
-	put(a, h, sizeof(h));
-	put(a, rec->value, rec->value_len);
-	a->count++;
-	a->used += rec->value_len + 32;
-	return a->oom || a->used >= a->budget || (a->max && a->count >= a->max);
-}
-
-/* The header of an answer: status, message and the numbers. */
-#define HEAD_MAX (4 + 2 + 255 + 8 + 8 + 4)
-
-static size_t encode_head(uint8_t *out, int status, const char *errmsg,
-			  uint64_t next, uint64_t end, uint32_t count)
-{
-	size_t n = strlen(errmsg);
-
-	if (n > 255)
-		n = 255;
-	kq_put32le(out, (uint32_t)status);
-	out[4] = (uint8_t)n;
-	out[5] = 0;
-	memcpy(out + 6, errmsg, n);
-	kq_put64le(out + 6 + n, next);
-	kq_put64le(out + 14 + n, end);
-	kq_put32le(out + 22 + n, count);
-	return 26 + n;
-}
-
-static void answer_error(kq__serve_done_fn done, void *ctx, int status,
-			 const char *errmsg)
-{
-	uint8_t buf[HEAD_MAX];
-
-	done(ctx, buf, encode_head(buf, status, errmsg, 0, 0, 0));
-}
-
-void kq__fetch_serve(struct kq_broker *b, struct kq_reader *r,
-		     kq__serve_done_fn done, void *ctx)
-{
-	char name[KQ__NAME_MAX + 1], errmsg[640] = "";
-	uint16_t n = kq_take16le(r);
-	const uint8_t *s = kq_take(r, n);
-	uint32_t part = kq_take32le(r);
-	uint64_t pos = kq_take64le(r), end = kq_take64le(r), next;
-	struct answer a = {0};
-	struct kq__topic *t;
-	struct kq__partition *p;
-	uint8_t head[HEAD_MAX];
-	size_t hlen;
-	int rv;
-
-	a.budget = kq_take32le(r);
-	a.max = kq_take32le(r);
-	if (r->bad || !s || n > KQ__NAME_MAX || r->left != 0) {
-		answer_error(done, ctx, KQ_EINTERNAL, "malformed read request");
-		return;
-	}
-	memcpy(name, s, n);
-	name[n] = '\0';
-	if (a.budget == 0 || a.budget > FETCH_MAX_BYTES)
-		a.budget = FETCH_MAX_BYTES;
-	t = kq__topic_get(b, name);
-	if (!t || part >= t->nparts) {
-		snprintf(errmsg, sizeof(errmsg),
-			 "partition %s-%" PRIu32 " is not known on broker %d",
-			 name, part, b->cfg->broker_id);
-		answer_error(done, ctx, KQ_EUNAVAILABLE, errmsg);
-		return;
-	}
-	p = &t->parts[part];
-	rv = kq__partition_usable(p, errmsg, sizeof(errmsg));
-	if (rv == 0)
-		rv = kq__read_bounds(b, p, &pos, &end, errmsg, sizeof(errmsg));
-	if (rv != 0) {
-		answer_error(done, ctx, rv, errmsg);
-		return;
-	}
-	put(&a, head, HEAD_MAX); /* its place; written last */
-	next = pos;
-	if (pos < end) {
-		rv = b->sops->read(p->store.log, pos, end, a.budget,
-				   take_record, &a, &next);
-		if (next < pos)
-			next = pos;
-		if (rv < 0) {
-			if (rv == KQ_ECORRUPT)
-				snprintf(errmsg, sizeof(errmsg),
-					 "partition %s-%u is damaged at offset "
-					 "%" PRIu64
-					 "; it is readable only up to there",
-					 name, part, next);
-			else
-				snprintf(errmsg, sizeof(errmsg),
-					 "partition %s-%u cannot be read at "
-					 "offset %" PRIu64 " on broker %d: %s",
-					 name, part, next, b->cfg->broker_id,
-					 kq_strerror(rv));
-			rv = KQ_EINTERNAL;
-		} else if (rv == 0 && next == pos) {
-			next = end; /* offsets have a gap up to the end */
-		}
-	}
-	if (a.oom) {
-		free(a.p);
-		answer_error(done, ctx, KQ_EUNAVAILABLE,
-			     "out of memory on the broker read from");
-		return;
-	}
-	/* The header goes right before the records. */
-	hlen = encode_head(head, rv < 0 ? rv : 0, errmsg, next, end, a.count);
-	memcpy(a.p + HEAD_MAX - hlen, head, hlen);
-	done(ctx, a.p + HEAD_MAX - hlen, a.len - (HEAD_MAX - hlen));
-	free(a.p);
-}
 
 /* ------------------------------------------------------------ reading */
 
@@ -437,15 +272,15 @@ int kq__fetch_start(struct kq_broker *b, struct kq__topic *t, uint32_t part,
 	};
 	w = f->req;
 	*w++ = KQ__FWD_FETCH;
-	*w++ = (uint8_t)n;
-	*w++ = (uint8_t)(n >> 8);
+	kq_put16le(w, (uint16_t)n);
+	w += 2;
 	memcpy(w, t->name, n);
 	w += n;
 	kq_put32le(w, part);
 	kq_put64le(w + 4, from);
 	kq_put64le(w + 12, end);
-	kq_put32le(w + 20, budget > FETCH_MAX_BYTES ? FETCH_MAX_BYTES
-						    : (uint32_t)budget);
+	kq_put32le(w + 20, budget > KQ__WIRE_READ_MAX ? KQ__WIRE_READ_MAX
+						      : (uint32_t)budget);
 	kq_put32le(w + 24, max);
 	f->len = (size_t)(w + 28 - f->req);
 	/* Sent from the timer, so cb never runs during this call. */

@@ -38,6 +38,9 @@ void kq__instance_host(struct kq_broker *b, struct kq__instance *in,
 	if (kind == KQ_PLUGIN_TRANSPORT) {
 		in->host.api = &kq__broker_api;
 		in->host.broker = b;
+		if (b->cfg->ntransports > 0 &&
+		    strcmp(in->mod.name, b->cfg->transports[0]) == 0)
+			in->host.port = b->cfg->port;
 	}
 	if (kind == KQ_PLUGIN_CONSENSUS) {
 		in->host.store = &kq__store_api;
@@ -138,19 +141,7 @@ int kq__instance_init_all(struct kq_broker *b)
 		return rv;
 	b->sops = b->storage.mod.desc->ops;
 	b->cops = b->consensus.mod.desc->ops;
-	b->sync_interval_ms = 1000;
-	b->sync_policy =
-		b->sops->sync_policy(b->storage.state, &b->sync_interval_ms);
-	if (b->sync_interval_ms == 0)
-		b->sync_interval_ms = 1;
-	if (b->cfg->npeers > 1 && b->sync_policy != KQ_SYNC_ALWAYS)
-		kq__warn("fsync %s in a cluster: a replica counts an entry "
-			 "durable once written, so an acknowledged write "
-			 "survives broker crashes but not a power failure of "
-			 "a majority of its replicas (see "
-			 "docs/configuration.md)",
-			 b->sync_policy == KQ_SYNC_INTERVAL ? "interval"
-							    : "never");
+	kq__store_policy(b);
 	return 0;
 }
 

@@ -108,7 +108,6 @@ static int open_group(struct kq_broker *b, uint64_t keep)
 		.segment_bytes = 4u << 20,
 		.retention_ms = -1,
 		.retention_bytes = -1,
-		.unsynced = b->sync_policy == KQ_SYNC_NEVER,
 	};
 	struct kq_group_config gc;
 	char dir[4096];
@@ -152,11 +151,7 @@ int kq__meta_open(struct kq_broker *b, const struct kq__meta_sm *sm)
 
 int kq__meta_reopen(struct kq_broker *b)
 {
-	struct kq_store *pl = &b->meta_store;
-	/* With fsync always only synced records were acknowledged; with
-	 * the other policies a written one was. */
-	uint64_t keep =
-		b->sync_policy == KQ_SYNC_ALWAYS ? pl->durable_end : UINT64_MAX;
+	uint64_t keep = kq__store_acked_end(&b->meta_store);
 	int rv;
 
 	kq__meta_close(b);

@@ -38,12 +38,7 @@ void kq__reopen_on_timer(uv_timer_t *tm)
 					continue;
 				}
 				was = pl->failed;
-				/* With fsync always only synced records were
-				 * acknowledged; with the other policies a
-				 * written one was. */
-				p->keep_below = b->sync_policy == KQ_SYNC_ALWAYS
-							? pl->durable_end
-							: UINT64_MAX;
+				p->keep_below = kq__store_acked_end(pl);
 				b->cops->group_close(p->group);
 				p->group = NULL;
 				kq__store_close(pl);

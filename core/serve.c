@@ -1,8 +1,10 @@
 /* Runs requests other brokers forwarded here (forward.c sends them) as
  * a local client's are, and a forward whose leader turned out to be this
- * broker.  Every request gets exactly one answer (wire.h), with "moved"
- * set when it was not run here, so that the sender may ask elsewhere. */
+ * broker, and answers reads of replicas held here (fetch.c asks them).
+ * Every request gets exactly one answer (wire.h), with "moved" set when
+ * it was not run here, so that the sender may ask elsewhere. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +215,125 @@ static void served_meta(void *ctx, int status)
 	free(sv);
 }
 
+/* ------------------------------------------------------------ reads */
+
+/* An answer being encoded: the records read so far, and the budget. */
+struct answer {
+	struct kq__wire w;
+	size_t used, budget;
+	uint32_t count, max;
+};
+
+static int take_record(void *ctx, const struct kq_record *rec)
+{
+	struct answer *a = ctx;
+	uint8_t h[12];
+
+	if (rec->flags & KQ_RECORD_CONTROL)
+		return 0;
+	kq_put64le(h, rec->offset);
+	kq_put32le(h + 8, rec->value_len);
+	kq__wire_put(&a->w, h, sizeof(h));
+	kq__wire_put(&a->w, rec->value, rec->value_len);
+	a->count++;
+	a->used += rec->value_len + 32;
+	return a->w.oom || a->used >= a->budget ||
+	       (a->max && a->count >= a->max);
+}
+
+static void read_refused(serve_done_fn done, void *ctx, int status,
+			 const char *errmsg)
+{
+	uint8_t buf[KQ__WIRE_READ_HEAD_MAX];
+
+	done(ctx, buf, kq__wire_encode_read_head(buf, status, errmsg, 0, 0, 0));
+}
+
+/* A read another broker's fetch.c asks for: committed records of a
+ * replica held here, within the budget it gives. */
+static void serve_read(struct kq_broker *b, struct kq_reader *r,
+		       serve_done_fn done, void *ctx)
+{
+	char name[KQ__NAME_MAX + 1], errmsg[640] = "";
+	uint16_t n = kq_take16le(r);
+	const uint8_t *s = kq_take(r, n);
+	uint32_t part = kq_take32le(r);
+	uint64_t pos = kq_take64le(r), end = kq_take64le(r), next;
+	struct answer a = {0};
+	struct kq__topic *t;
+	struct kq__partition *p;
+	uint8_t head[KQ__WIRE_READ_HEAD_MAX] = {
+		0}; /* its place, until it is known */
+	size_t hlen;
+	int rv;
+
+	a.budget = kq_take32le(r);
+	a.max = kq_take32le(r);
+	if (r->bad || !s || n > KQ__NAME_MAX || r->left != 0) {
+		read_refused(done, ctx, KQ_EINTERNAL, "malformed read request");
+		return;
+	}
+	memcpy(name, s, n);
+	name[n] = '\0';
+	if (a.budget == 0 || a.budget > KQ__WIRE_READ_MAX)
+		a.budget = KQ__WIRE_READ_MAX;
+	t = kq__topic_get(b, name);
+	if (!t || part >= t->nparts) {
+		snprintf(errmsg, sizeof(errmsg),
+			 "partition %s-%" PRIu32 " is not known on broker %d",
+			 name, part, b->cfg->broker_id);
+		read_refused(done, ctx, KQ_EUNAVAILABLE, errmsg);
+		return;
+	}
+	p = &t->parts[part];
+	rv = kq__partition_usable(p, errmsg, sizeof(errmsg));
+	if (rv == 0)
+		rv = kq__read_bounds(b, p, &pos, &end, errmsg, sizeof(errmsg));
+	if (rv != 0) {
+		read_refused(done, ctx, rv, errmsg);
+		return;
+	}
+	kq__wire_put(&a.w, head,
+		     KQ__WIRE_READ_HEAD_MAX); /* its place; written last */
+	next = pos;
+	if (pos < end) {
+		rv = b->sops->read(p->store.log, pos, end, a.budget,
+				   take_record, &a, &next);
+		if (next < pos)
+			next = pos;
+		if (rv < 0) {
+			if (rv == KQ_ECORRUPT)
+				snprintf(errmsg, sizeof(errmsg),
+					 "partition %s-%u is damaged at offset "
+					 "%" PRIu64
+					 "; it is readable only up to there",
+					 name, part, next);
+			else
+				snprintf(errmsg, sizeof(errmsg),
+					 "partition %s-%u cannot be read at "
+					 "offset %" PRIu64 " on broker %d: %s",
+					 name, part, next, b->cfg->broker_id,
+					 kq_strerror(rv));
+			rv = KQ_EINTERNAL;
+		} else if (rv == 0 && next == pos) {
+			next = end; /* offsets have a gap up to the end */
+		}
+	}
+	if (a.w.oom) {
+		free(a.w.p);
+		read_refused(done, ctx, KQ_EUNAVAILABLE,
+			     "out of memory on the broker read from");
+		return;
+	}
+	/* The header goes right before the records. */
+	hlen = kq__wire_encode_read_head(head, rv < 0 ? rv : 0, errmsg, next,
+					 end, a.count);
+	memcpy(a.w.p + KQ__WIRE_READ_HEAD_MAX - hlen, head, hlen);
+	done(ctx, a.w.p + KQ__WIRE_READ_HEAD_MAX - hlen,
+	     a.w.len - (KQ__WIRE_READ_HEAD_MAX - hlen));
+	free(a.w.p);
+}
+
 /* Records other brokers may write: their own acknowledged offsets,
  * subscription id reservations, registration and members' joins, and
  * leaves (UNSB works by id on any broker).  Topics come only through
@@ -275,7 +396,7 @@ static void serve(struct kq_broker *b, int from, const uint8_t *req, size_t len,
 	else if (kind == KQ__FWD_META)
 		serve_meta(b, &r, from, done, ctx);
 	else if (kind == KQ__FWD_FETCH)
-		kq__fetch_serve(b, &r, done, ctx);
+		serve_read(b, &r, done, ctx);
 	else
 		answer(done, ctx, KQ_EINTERNAL, 0, "unknown forwarded request",
 		       0, 0, 0);

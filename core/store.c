@@ -2,7 +2,8 @@
  * grouped syncs run on libuv's worker threads, so one fsync covers every write
  * of a loop turn while the loop goes on accepting the next ones.  The logs
  * synced in one loop turn go to the storage module together (sync_many), so
- * that many partitions written at once cost about one sync, not one each. */
+ * that many partitions written at once cost about one sync, not one each.
+ * The storage module's fsync policy is read and applied here only. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,15 +15,55 @@
 #include "broker.h"
 #include "log.h"
 
-int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
-		   const struct kq_log_options *opts)
+void kq__store_policy(struct kq_broker *b)
 {
+	b->sync_interval_ms = 1000;
+	b->sync_policy =
+		b->sops->sync_policy(b->storage.state, &b->sync_interval_ms);
+	if (b->sync_interval_ms == 0)
+		b->sync_interval_ms = 1;
+	if (b->cfg->npeers > 1 && b->sync_policy != KQ_SYNC_ALWAYS)
+		kq__warn("fsync %s in a cluster: a replica counts an entry "
+			 "durable once written, so an acknowledged write "
+			 "survives broker crashes but not a power failure of "
+			 "a majority of its replicas (see "
+			 "docs/configuration.md)",
+			 b->sync_policy == KQ_SYNC_INTERVAL ? "interval"
+							    : "never");
+}
+
+static void on_sync_timer(uv_timer_t *t)
+{
+	kq__store_sync_all(t->data);
+}
+
+void kq__store_start(struct kq_broker *b)
+{
+	if (b->sync_policy == KQ_SYNC_INTERVAL)
+		uv_timer_start(&b->sync_timer, on_sync_timer,
+			       b->sync_interval_ms, b->sync_interval_ms);
+}
+
+uint64_t kq__store_acked_end(const struct kq_store *pl)
+{
+	/* With fsync always only synced records were acknowledged; with
+	 * the other policies a written one was. */
+	return pl->b->sync_policy == KQ_SYNC_ALWAYS ? pl->durable_end
+						    : UINT64_MAX;
+}
+
+int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
+		   const struct kq_log_options *options)
+{
+	struct kq_log_options opts = *options;
 	int rv;
 
 	memset(pl, 0, sizeof(*pl));
 	pl->b = b;
 	pl->waiting_tail = &pl->waiting;
-	rv = b->sops->open(b->storage.state, dir, opts, &pl->log);
+	/* Never synced, the storage module need not track what to sync. */
+	opts.unsynced = b->sync_policy == KQ_SYNC_NEVER;
+	rv = b->sops->open(b->storage.state, dir, &opts, &pl->log);
 	if (rv != 0) {
 		kq__error("cannot open log %s: %s", dir, kq_strerror(rv));
 		return rv;

@@ -64,7 +64,6 @@ int kq__partition_open(struct kq_broker *b, struct kq__partition *p)
 		.segment_bytes = 0,
 		.retention_ms = t->retention_ms,
 		.retention_bytes = t->retention_bytes,
-		.unsynced = b->sync_policy == KQ_SYNC_NEVER,
 	};
 	struct kq_group_config gc;
 	char dir[4096], name[300];

@@ -5,12 +5,20 @@
  *            | PUBLISH: topic (2+n) partition (4) count (4),
  *                       then per message: value (4+n) key (4+n)
  *            | META: a metadata record, JSON (the rest)
- *            | FETCH: see fetch.c
+ *            | FETCH: topic (2+n) partition (4) from (8) end (8) budget (4)
+ *                     max (4, 0: none)
  * and its answer:
  *   status (4, a kq error or 0) | moved (4: 0 when it ran; else the leader
  *   the broker knows, -1 for none) | errmsg (2+n) | CREATE: partitions (4)
  *   metadata end (8) | PUBLISH: first offset (8), all three always there
- *   (0 when they do not apply) */
+ *   (0 when they do not apply); but for FETCH:
+ *   status (4, a kq error or 0) | errmsg (2+n) | next (8) | end (8) |
+ *   count (4) | per record: offset (8) value (4+n)
+ * where `end` is the bound the reader asked for, cut to what the broker
+ * asked has committed and to lost ranges, and `next` is where the read
+ * goes on.  A failed status may follow records: they come first.  A read
+ * from UINT64_MAX returns no record and asks only the commit end (CMIT
+ * with an offset, in commit.c). */
 #ifndef KQ_CORE_WIRE_H
 #define KQ_CORE_WIRE_H
 
@@ -65,8 +73,9 @@ static inline void kq__wire_put8(struct kq__wire *w, uint8_t v)
 
 static inline void kq__wire_put16(struct kq__wire *w, uint16_t v)
 {
-	uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+	uint8_t b[2];
 
+	kq_put16le(b, v);
 	kq__wire_put(w, b, 2);
 }
 
@@ -129,13 +138,37 @@ static inline size_t kq__wire_encode_answer(uint8_t *out, int status, int moved,
 		n = 255;
 	kq_put32le(out, (uint32_t)status);
 	kq_put32le(out + 4, (uint32_t)moved);
-	out[8] = (uint8_t)n;
-	out[9] = 0;
+	kq_put16le(out + 8, (uint16_t)n);
 	memcpy(out + 10, errmsg ? errmsg : "", n);
 	kq_put32le(out + 10 + n, nparts);
 	kq_put64le(out + 14 + n, meta_end);
 	kq_put64le(out + 22 + n, first);
 	return 30 + n;
+}
+
+/* The most a read's answer carries (plus one record). */
+#define KQ__WIRE_READ_MAX (1u << 20)
+/* The largest head of a read's answer: status, message, the numbers. */
+#define KQ__WIRE_READ_HEAD_MAX (4 + 2 + 255 + 8 + 8 + 4)
+
+/* Encodes the head of a read's answer into out (KQ__WIRE_READ_HEAD_MAX
+ * bytes); returns its length. */
+static inline size_t kq__wire_encode_read_head(uint8_t *out, int status,
+					       const char *errmsg,
+					       uint64_t next, uint64_t end,
+					       uint32_t count)
+{
+	size_t n = strlen(errmsg);
+
+	if (n > 255)
+		n = 255;
+	kq_put32le(out, (uint32_t)status);
+	kq_put16le(out + 4, (uint16_t)n);
+	memcpy(out + 6, errmsg, n);
+	kq_put64le(out + 6 + n, next);
+	kq_put64le(out + 14 + n, end);
+	kq_put32le(out + 22 + n, count);
+	return 26 + n;
 }
 
 #endif /* KQ_CORE_WIRE_H */

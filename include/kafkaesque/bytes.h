@@ -7,6 +7,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+static inline void kq_put16le(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline uint16_t kq_get16le(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
 static inline void kq_put32le(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)v;
@@ -91,7 +102,7 @@ static inline uint16_t kq_take16le(struct kq_reader *r)
 {
 	const uint8_t *p = kq_take(r, 2);
 
-	return p ? (uint16_t)(p[0] | p[1] << 8) : 0;
+	return p ? kq_get16le(p) : 0;
 }
 
 /* kq_take32le() and its kin: the next integer of the width and order

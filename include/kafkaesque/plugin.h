@@ -18,7 +18,9 @@
  * to the meaning of an op or a field.  A new error code, a new log level
  * or a new comment does not.  The sizes are a second guard, for a module
  * built against a changed header whose number was not bumped.  History
- * (10: kq_host.cluster is the checked kq_cluster_config, not JSON;
+ * (11: kq_host.port, the -port a broker was started with, for the
+ * first transport; the core no longer writes it into the module's config;
+ * 10: kq_host.cluster is the checked kq_cluster_config, not JSON;
  * 9: kq_storage_ops.sync_many; save_snapshot refuses on a failed log;
  * 8: kq_broker_api.commit is a request, KQ_REQ_COMMIT, answered once
  * stored; kq_log_options.unsynced; sync() syncs under every policy;
@@ -49,7 +51,7 @@
 
 struct kq_incoming;
 
-#define KQ_PLUGIN_ABI 10
+#define KQ_PLUGIN_ABI 11
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"
@@ -135,6 +137,10 @@ struct kq_host {
 	/* Transports only (NULL otherwise): the protocol-neutral broker. */
 	const struct kq_broker_api *api;
 	struct kq_broker *broker;
+	/* Transports only: the client port the broker was started with
+	 * (-port), lent to the first transport listed; 0 otherwise.  It
+	 * wins over the module's own port key. */
+	int port;
 
 	/* Consensus only (NULL otherwise): durable logs, backed by the
 	 * storage module through the core. */

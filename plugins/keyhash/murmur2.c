@@ -1,3 +1,5 @@
+#include <kafkaesque/bytes.h>
+
 #include "murmur2.h"
 
 #define MURMUR2_SEED 0x9747b28cu
@@ -16,9 +18,7 @@ uint32_t kq__murmur2(const void *data, size_t len)
 
 	for (i = 0; i < body; i += 4) {
 		/* Little-endian words, whatever the host's byte order. */
-		uint32_t k = (uint32_t)b[i] | (uint32_t)b[i + 1] << 8 |
-			     (uint32_t)b[i + 2] << 16 |
-			     (uint32_t)b[i + 3] << 24;
+		uint32_t k = kq_get32le(b + i);
 
 		k *= MURMUR2_M;
 		k ^= k >> MURMUR2_R;

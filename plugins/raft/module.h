@@ -205,6 +205,11 @@ int kq__raft_snap_install(struct kq_group *g, const struct kq__raft_snapshot *s,
  * applied since the last, then compacts the core and the log; a failure
  * is logged and tried again as many entries later. */
 void kq__raft_snap_maybe(struct kq_group *g);
+/* Retention asks for the entries before `before` to go: only those
+ * committed, durable and applied here are deleted, after the restart
+ * point and its exact term are saved.  Returns segments deleted or a
+ * negative error. */
+int kq__raft_group_retain(struct kq_group *g, uint64_t before);
 
 /* open.c: kq_consensus_ops.group_open. */
 int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
@@ -224,11 +229,6 @@ int kq__raft_group_leader(struct kq_group *g);
  * failed, logged): it neither sends nor acknowledges anything any more,
  * but for a resignation. */
 void kq__raft_group_fail(struct kq_group *g, int rv, const char *what);
-/* Retention asks for the entries before `before` to go: only those
- * committed, durable and applied here are deleted, after the restart
- * point and its exact term are saved.  Returns segments deleted or a
- * negative error. */
-int kq__raft_group_retain(struct kq_group *g, uint64_t before);
 /* tick.c: a tick of a group's logical clock; a group asleep is looked at only
  * every few ticks (`ticks` have passed since it was last): it wakes if
  * the broker it relies on went down, and a leader may hand over. */

@@ -92,3 +92,48 @@ void kq__raft_snap_maybe(struct kq_group *g)
 		  "group %s: snapshot at %" PRIu64 " (term %" PRIu64 ")",
 		  g->name, index, term);
 }
+
+int kq__raft_group_retain(struct kq_group *g, uint64_t before)
+{
+	const struct kq_host *host = g->mod->host;
+	uint64_t limit, point, term;
+	int rv;
+
+	if (g->failed)
+		return g->failed;
+	if (g->snapshot || g->running || g->closed || before <= 1)
+		return 0;
+	/* Only what is committed, durable and handed out here may go: an
+	 * old leader's uncommitted tail can still be overwritten, and a
+	 * restart point below it would vouch for it. */
+	limit = kq__raft_commit(g->r);
+	if (kq__raft_persisted_index(g->r) < limit)
+		limit = kq__raft_persisted_index(g->r);
+	if (kq__raft_applied(g->r) < limit)
+		limit = kq__raft_applied(g->r);
+	point = before - 1 < limit ? before - 1 : limit;
+	if (point >= kq__raft_first_index(g->r)) {
+		/* The point and its exact term are durable before anything
+		 * below it is deleted, so a restart never has to guess. */
+		rv = kq__raft_terms_lookup(g, point, &term);
+		if (rv == 0)
+			rv = kq__raft_store(g)->save_snapshot(g->store, point,
+							      term, NULL, 0);
+		if (rv == 0)
+			rv = kq__raft_compact(g->r, point, NULL, 0);
+		if (rv != 0) {
+			kq__raft_group_fail(g, rv,
+					    "recording the retention point");
+			return rv;
+		}
+		kq__raft_terms_prune(g, point);
+		g->snap_index = point;
+		host->log(host, KQ_LOG_DEBUG,
+			  "group %s: retention point %" PRIu64 " (term %" PRIu64
+			  ")",
+			  g->name, point, term);
+	}
+	point = kq__raft_first_index(g->r) - 1;
+	return kq__raft_store(g)->compact(
+		g->store, point + 1 < before ? point + 1 : before);
+}

@@ -3,6 +3,8 @@
  * with the customary all-ones pre- and post-conditioning. */
 #include <pthread.h>
 
+#include <kafkaesque/bytes.h>
+
 #include "crc32c.h"
 
 #define POLY 0x82F63B78u
@@ -19,9 +21,7 @@ static uint32_t crc_table(uint32_t crc, const uint8_t *p, size_t len)
 		len--;
 	}
 	while (len >= 8) {
-		uint32_t lo =
-			crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 |
-			       (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+		uint32_t lo = crc ^ kq_get32le(p);
 		crc = table[7][lo & 0xff] ^ table[6][(lo >> 8) & 0xff] ^
 		      table[5][(lo >> 16) & 0xff] ^ table[4][lo >> 24] ^
 		      table[3][p[4]] ^ table[2][p[5]] ^ table[1][p[6]] ^

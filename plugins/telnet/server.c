@@ -67,6 +67,8 @@ static int read_config(struct kq__tn_server *srv)
 		rv = KQ_ECONFIG;
 	if (rv != 0)
 		return rv;
+	if (host->port)
+		port = host->port; /* the broker's -port */
 	srv->port = (int)port;
 	srv->max_line = (size_t)max_line;
 	srv->max_conns = (unsigned)max_conns;

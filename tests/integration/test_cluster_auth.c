@@ -323,8 +323,10 @@ static void test_wrong_secret_refused(void **state)
 	assert_true(tcl_agree_view(&cl, ALL_BROKERS, ALL_UP, 15) > 0);
 }
 
+/* A cluster that formed stops on SIGTERM, every broker with status 0. */
 static void test_graceful_stop(void **state)
 {
+	assert_true(tcl_agree_view(&cl, ALL_BROKERS, ALL_UP, 15) > 0);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(tb_stop(&cl.tbs[i]), 0);
 }
@@ -558,31 +560,35 @@ static void test_caps_and_deadline(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest secret[] = {
-		cmocka_unit_test(test_cluster_with_secret),
-		cmocka_unit_test(test_forged_hello_and_append),
-		cmocka_unit_test(test_preauth_memory),
-		cmocka_unit_test(test_wrong_secret_refused),
-		cmocka_unit_test(test_graceful_stop),
+	/* Each test starts brokers of its own, so that any one runs alone
+	 * (CMOCKA_TEST_ABORT aside, cmocka's filter picks one). */
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cluster_with_secret,
+						setup_secret, teardown),
+		cmocka_unit_test_setup_teardown(test_forged_hello_and_append,
+						setup_secret, teardown),
+		cmocka_unit_test_setup_teardown(test_preauth_memory,
+						setup_secret, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_secret_refused,
+						setup_secret, teardown),
+		cmocka_unit_test_setup_teardown(test_graceful_stop,
+						setup_secret, teardown),
+		/* Without a secret too: the frame cap does not depend on
+		 * one, and here 34 of the 50 strangers meet the
+		 * per-address cap first. */
+		cmocka_unit_test_setup_teardown(test_preauth_memory, setup_open,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cluster_without_secret,
+						setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_secret_file_errors,
+						setup_solo, teardown_solo),
+		cmocka_unit_test_setup_teardown(test_loose_secret_warns,
+						setup_solo, teardown_solo),
+		cmocka_unit_test_setup_teardown(test_caps_and_deadline,
+						setup_solo, teardown_solo),
 	};
-	/* Without a secret too: the frame cap does not depend on one, and
-	 * here 34 of the 50 strangers meet the per-address cap first. */
-	const struct CMUnitTest open[] = {
-		cmocka_unit_test(test_preauth_memory),
-		cmocka_unit_test(test_cluster_without_secret),
-	};
-	const struct CMUnitTest one[] = {
-		cmocka_unit_test(test_secret_file_errors),
-		cmocka_unit_test(test_loose_secret_warns),
-		cmocka_unit_test(test_caps_and_deadline),
-	};
-	int failed = 0;
 
-	failed += cmocka_run_group_tests_name("secret", secret, setup_secret,
-					      teardown);
-	failed +=
-		cmocka_run_group_tests_name("open", open, setup_open, teardown);
-	failed += cmocka_run_group_tests_name("one", one, setup_solo,
-					      teardown_solo);
-	return failed ? 1 : 0;
+	return cmocka_run_group_tests_name("cluster auth", tests, NULL, NULL)
+		       ? 1
+		       : 0;
 }

@@ -50,9 +50,10 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.max_subs_per_connection, 1000);
 	assert_int_equal(cfg.max_members_per_group, 1000);
 	assert_int_equal(cfg.npeers, 0);
-	assert_int_equal(json_integer_value(json_object_get(
-				 kq__config_section(&cfg, "telnet"), "port")),
-			 8080);
+	/* telnet's own defaults (127.0.0.1:8080) apply: the core names no
+	 * transport's key. */
+	assert_null(kq__config_section(&cfg, "telnet"));
+	assert_int_equal(cfg.port, 0);
 	kq__config_free(&cfg);
 }
 
@@ -72,9 +73,10 @@ static void test_overrides(void **state)
 	assert_int_equal(cfg.broker_id, 7);
 	assert_string_equal(cfg.data_dir, "/var/lib/kq");
 	assert_int_equal(cfg.cluster.raft_port, 7777);
-	assert_int_equal(json_integer_value(json_object_get(
-				 kq__config_section(&cfg, "telnet"), "port")),
-			 9999);
+	/* -port is lent to the first transport, not written into its
+	 * section: the core does not know a transport's keys. */
+	assert_int_equal(cfg.port, 9999);
+	assert_null(kq__config_section(&cfg, "telnet"));
 	kq__config_free(&cfg);
 }
 

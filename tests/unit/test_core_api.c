@@ -1,6 +1,6 @@
 /* The core through the broker API a transport uses, over fake modules
  * linked into the test: a storage that keeps logs in memory (and can
- * fail a sync), the real `local` consensus with its proposals held,
+ * fail a sync), the real `local` consensus with its commits held,
  * released or refused by the test, a transport that only lends the test its
  * host table, and a partitioner that places by the key's first byte.  So the
  * core's request pipeline, metadata state machine, store and lifecycle run with
@@ -42,6 +42,7 @@ struct kq_log {
 	uint64_t snap_index, snap_term;
 	int failed; /* a write or sync error: appends refused until reopened */
 	int open;
+	int unsynced; /* opened with kq_log_options.unsynced */
 };
 
 static struct kq_log *logs[64];
@@ -49,6 +50,9 @@ static size_t nlogs;
 static const struct kq_host *mem_host;
 /* The error every sync() returns while set (a failing disk). */
 static int mem_sync_error;
+/* The fsync policy the module answers, and the syncs it ran. */
+static int mem_policy = KQ_SYNC_ALWAYS;
+static unsigned mem_syncs;
 static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int mem_init(const struct kq_host *host, void **state)
@@ -68,7 +72,7 @@ static int mem_open(void *state, const char *dir,
 {
 	struct kq_log *log = NULL;
 
-	(void)state, (void)opts;
+	(void)state;
 	for (size_t i = 0; i < nlogs && !log; i++)
 		if (strcmp(logs[i]->dir, dir) == 0)
 			log = logs[i];
@@ -81,6 +85,7 @@ static int mem_open(void *state, const char *dir,
 	assert_false(log->open);
 	log->open = 1;
 	log->failed = 0;
+	log->unsynced = opts->unsynced;
 	*out = log;
 	return 0;
 }
@@ -130,6 +135,7 @@ static int mem_sync(struct kq_log *log)
 	int rv;
 
 	pthread_mutex_lock(&mem_lock);
+	mem_syncs++;
 	rv = mem_sync_error;
 	if (rv)
 		log->failed = rv;
@@ -275,7 +281,7 @@ static int mem_sync_policy(void *state, uint32_t *interval_ms)
 {
 	(void)state;
 	*interval_ms = 1000;
-	return KQ_SYNC_ALWAYS;
+	return mem_policy;
 }
 
 static int mem_lost(struct kq_log *log, const struct kq_offset_range **out)
@@ -350,84 +356,58 @@ static void mem_free_all(void)
 	}
 	nlogs = 0;
 	mem_sync_error = 0;
+	mem_policy = KQ_SYNC_ALWAYS;
 }
 
 /* ------------------------------------------------------------ gate */
 
-/* The real `local` consensus (linked into the test), with its proposals
- * in the test's hands: while `gate.hold` is set, a proposal waits, copied,
- * before it reaches `local`; release() proposes what waits, in order.
- * While `gate.refuse` is set, propose refuses as a follower would. */
+/* The real `local` consensus (linked into the test), with its commits in
+ * the test's hands: while `gate.hold` is set, a proposal is appended to
+ * the log as usual but its sync waits, so nothing commits; release()
+ * starts the syncs held, in order.  While `gate.refuse` is set, propose
+ * refuses as a follower would.  `local` is lent a host whose store is the
+ * core's but for sync. */
 const struct kq_plugin_desc *kq_plugin_entry(void); /* local.c's */
 
 struct held {
-	struct kq_group *g; /* NULL once the group closed */
-	struct kq_propose_req *req;
-	kq_propose_cb cb;
-	struct kq_record *recs; /* keys and values copied after them */
-	size_t n;
+	struct kq_store *st;
+	struct kq_sync_req *req;
+	kq_sync_cb cb;
 	struct held *next;
 };
 
 static struct {
 	const struct kq_consensus_ops *local;
+	const struct kq_store_api *store; /* the core's */
+	struct kq_store_api gated;	  /* the same but for sync */
+	struct kq_host host;		  /* what `local` is lent */
 	int hold, refuse;
 	struct held *held, **held_tail;
+	struct {
+		struct kq_group *g;
+		struct kq_store *st;
+	} groups[64];
 } gate;
 
-static int gate_init(const struct kq_host *host, void **state)
+static int gate_sync(struct kq_store *st, struct kq_sync_req *req,
+		     kq_sync_cb cb)
 {
-	gate.local = kq_plugin_entry()->ops;
-	gate.held_tail = &gate.held;
-	return gate.local->init(host, state);
-}
-
-static void gate_fini(void *state)
-{
-	assert_null(gate.held);
-	gate.local->fini(state);
-}
-
-static int gate_propose(struct kq_group *g, struct kq_propose_req *req,
-			const struct kq_record *recs, size_t n,
-			kq_propose_cb cb)
-{
-	size_t bytes = n * sizeof(*recs);
 	struct held *h;
-	char *data;
 
-	if (gate.refuse)
-		return KQ_EUNAVAILABLE;
 	if (!gate.hold)
-		return gate.local->propose(g, req, recs, n, cb);
-	for (size_t i = 0; i < n; i++)
-		bytes += recs[i].key_len + recs[i].value_len;
+		return gate.store->sync(st, req, cb);
 	h = calloc(1, sizeof(*h));
-	h->recs = malloc(bytes);
-	assert_true(h && h->recs);
-	memcpy(h->recs, recs, n * sizeof(*recs));
-	data = (char *)(h->recs + n);
-	for (size_t i = 0; i < n; i++) {
-		if (recs[i].key_len)
-			memcpy(data, recs[i].key, recs[i].key_len);
-		h->recs[i].key = recs[i].key ? data : NULL;
-		data += recs[i].key_len;
-		if (recs[i].value_len)
-			memcpy(data, recs[i].value, recs[i].value_len);
-		h->recs[i].value = data;
-		data += recs[i].value_len;
-	}
-	h->g = g;
+	assert_non_null(h);
+	h->st = st;
 	h->req = req;
 	h->cb = cb;
-	h->n = n;
 	*gate.held_tail = h;
 	gate.held_tail = &h->next;
 	return 0;
 }
 
-/* Proposes what was held, in order; a proposal refused now, or whose
- * group closed meanwhile, is answered as its callback promised. */
+/* Starts the syncs held, in order; one of a store closed meanwhile
+ * (st NULL) ends as cancelled, as its group is gone. */
 static void gate_release(void)
 {
 	struct held *h = gate.held;
@@ -436,24 +416,72 @@ static void gate_release(void)
 	gate.held_tail = &gate.held;
 	while (h) {
 		struct held *next = h->next;
-		int rv = h->g ? gate.local->propose(h->g, h->req, h->recs, h->n,
-						    h->cb)
-			      : KQ_ECANCELED;
+		int rv = h->st ? gate.store->sync(h->st, h->req, h->cb)
+			       : KQ_ECANCELED;
 
 		if (rv != 0)
 			h->cb(h->req, rv);
-		free(h->recs);
 		free(h);
 		h = next;
 	}
 }
 
+static int gate_init(const struct kq_host *host, void **state)
+{
+	gate.local = kq_plugin_entry()->ops;
+	gate.store = host->store;
+	gate.gated = *host->store;
+	gate.gated.sync = gate_sync;
+	gate.host = *host;
+	gate.host.store = &gate.gated;
+	gate.held_tail = &gate.held;
+	return gate.local->init(&gate.host, state);
+}
+
+static void gate_fini(void *state)
+{
+	assert_null(gate.held);
+	gate.local->fini(state);
+}
+
+static int gate_group_open(void *state, const struct kq_group_config *cfg,
+			   struct kq_group **out)
+{
+	int rv = gate.local->group_open(state, cfg, out);
+	size_t i = 0;
+
+	while (rv == 0 && gate.groups[i].g)
+		assert_true(++i < 64);
+	if (rv == 0) {
+		gate.groups[i].g = *out;
+		gate.groups[i].st = cfg->store;
+	}
+	return rv;
+}
+
 static void gate_group_close(struct kq_group *g)
 {
-	for (struct held *h = gate.held; h; h = h->next)
-		if (h->g == g)
-			h->g = NULL;
+	struct kq_store *st = NULL;
+
+	for (size_t i = 0; i < 64; i++)
+		if (gate.groups[i].g == g) {
+			st = gate.groups[i].st;
+			gate.groups[i].g = NULL;
+		}
 	gate.local->group_close(g);
+	/* The core closes the store next: its held syncs never start. */
+	for (struct held *h = gate.held; st && h; h = h->next)
+		if (h->st == st)
+			h->st = NULL;
+}
+
+static int gate_propose(struct kq_group *g, struct kq_propose_req *req,
+			const struct kq_record *recs, size_t n,
+			kq_propose_cb cb)
+{
+	if (gate.refuse)
+		return KQ_EUNAVAILABLE;
+	return gate.local->propose(g, req, recs, n, cb);
 }
 
 static struct kq_consensus_ops gate_ops;
@@ -473,6 +501,7 @@ static const struct kq_plugin_desc *gate_entry(void)
 	gate_ops.init = gate_init;
 	gate_ops.fini = gate_fini;
 	gate_ops.propose = gate_propose;
+	gate_ops.group_open = gate_group_open;
 	gate_ops.group_close = gate_group_close;
 	return &gate_desc;
 }
@@ -668,7 +697,15 @@ static void broker_close(void)
 {
 	api()->session_close(sess);
 	kq__broker_stop(b);
-	uv_run(&loop, UV_RUN_DEFAULT);
+	/* A test that failed midway may leave requests that never end: a
+	 * broker that does not stop in 10 s fails the run, not hangs it. */
+	for (int i = 0; uv_run(&loop, UV_RUN_NOWAIT) != 0; i++) {
+		if (i == 10000) {
+			fprintf(stderr, "the broker did not stop\n");
+			abort();
+		}
+		usleep(1000);
+	}
 	kq__broker_close(b);
 	assert_int_equal(uv_loop_close(&loop), 0);
 	kq__config_free(&cfg);
@@ -1074,6 +1111,45 @@ static void test_cmit_answered_once_stored(void **state)
 	assert_int_equal(c.status, KQ_ENOSUB);
 }
 
+/* The storage module's fsync policy is applied by the core in one
+ * place: under `never` every log opens unsynced and nothing is synced;
+ * under `interval` a PUBS is answered once written, the timer syncs
+ * later; under `always` once synced. */
+static void test_fsync_policy(void **state)
+{
+	static const int policies[] = {KQ_SYNC_NEVER, KQ_SYNC_INTERVAL,
+				       KQ_SYNC_ALWAYS};
+	struct call c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
+		unsigned before;
+
+		broker_close();
+		mem_policy = policies[i];
+		broker_open();
+		create("t", 1);
+		for (size_t k = 0; k < nlogs; k++)
+			if (logs[k]->open)
+				assert_int_equal(logs[k]->unsynced,
+						 mem_policy == KQ_SYNC_NEVER);
+		pthread_mutex_lock(&mem_lock);
+		before = mem_syncs;
+		pthread_mutex_unlock(&mem_lock);
+		publish(&c, "m");
+		run_until(&c.done);
+		assert_int_equal(c.status, 0);
+		pthread_mutex_lock(&mem_lock);
+		if (mem_policy == KQ_SYNC_ALWAYS)
+			assert_true(mem_syncs > before);
+		else
+			assert_int_equal(mem_syncs, before);
+		pthread_mutex_unlock(&mem_lock);
+		mem_free_all();
+		mem_policy = policies[i];
+	}
+}
+
 /* A module whose ops table lacks an op is refused at load, with one line
  * naming the op, before anything could call it. */
 static void test_module_without_an_op_is_refused(void **state)
@@ -1134,6 +1210,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cmit_answered_once_stored,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_recovers, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fsync_policy, setup,
 						teardown),
 		cmocka_unit_test(test_module_without_an_op_is_refused),
 	};
