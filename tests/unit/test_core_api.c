@@ -4,7 +4,10 @@
  * released or refused by the test, a transport that only lends the test its
  * host table, and a partitioner that places by the key's first byte.  So the
  * core's request pipeline, metadata state machine, store and lifecycle run with
- * every step in the test's hands, without processes or disks.
+ * every step in the test's hands, without processes or disks.  Requests
+ * other brokers send (serve.c) come in through host->serve as a
+ * consensus module hands them over, and their answers are caught at
+ * reply().
  *
  * Each test opens a broker of its own on a folder of its own. */
 #include <errno.h>
@@ -26,6 +29,7 @@
 #include "conf.h"
 #include "log.h"
 #include "plugin.h"
+#include "wire.h"
 
 /* ------------------------------------------------------------ memlog */
 
@@ -387,7 +391,17 @@ static struct {
 		struct kq_group *g;
 		struct kq_store *st;
 	} groups[64];
+	const struct kq_host *core_host; /* the core's, with serve() */
 } gate;
+
+/* The last answer the core gave, through reply(), to a request another
+ * broker sent (host->serve), and how many it gave. */
+static struct {
+	int n;
+	struct kq_incoming *in;
+	uint8_t buf[2 << 20];
+	size_t len;
+} got;
 
 static int gate_sync(struct kq_store *st, struct kq_sync_req *req,
 		     kq_sync_cb cb)
@@ -434,6 +448,7 @@ static int gate_init(const struct kq_host *host, void **state)
 	gate.gated.sync = gate_sync;
 	gate.host = *host;
 	gate.host.store = &gate.gated;
+	gate.core_host = host;
 	gate.held_tail = &gate.held;
 	return gate.local->init(&gate.host, state);
 }
@@ -484,6 +499,17 @@ static int gate_propose(struct kq_group *g, struct kq_propose_req *req,
 	return gate.local->propose(g, req, recs, n, cb);
 }
 
+static void gate_reply(void *state, struct kq_incoming *in, const void *buf,
+		       size_t len)
+{
+	(void)state;
+	assert_true(len <= sizeof(got.buf));
+	memcpy(got.buf, buf, len);
+	got.len = len;
+	got.in = in;
+	got.n++;
+}
+
 static struct kq_consensus_ops gate_ops;
 
 static const struct kq_plugin_desc gate_desc = {
@@ -503,6 +529,7 @@ static const struct kq_plugin_desc *gate_entry(void)
 	gate_ops.propose = gate_propose;
 	gate_ops.group_open = gate_group_open;
 	gate_ops.group_close = gate_group_close;
+	gate_ops.reply = gate_reply;
 	return &gate_desc;
 }
 
@@ -717,6 +744,7 @@ static int setup(void **state)
 	strcpy(dir, "/tmp/kq-core-api-XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	memset(&gate, 0, sizeof(gate));
+	memset(&got, 0, sizeof(got));
 	broker_open();
 	return 0;
 }
@@ -1192,6 +1220,360 @@ static void test_restart_recovers(void **state)
 	assert_int_equal(c.req.result.publish.offset, 1);
 }
 
+/* ------------------------------------------------------------ served */
+
+/* What the consensus module lends with a request: only handed back. */
+static int incoming_tag;
+
+/* Hands `w` to the core as broker `from`'s request (host->serve), as a
+ * consensus module does, and frees it. */
+static void serve_from(int from, struct kq__wire *w)
+{
+	assert_false(w->oom);
+	gate.core_host->serve(gate.core_host,
+			      (struct kq_incoming *)&incoming_tag, from, w->p,
+			      w->len);
+	free(w->p);
+	memset(w, 0, sizeof(*w));
+}
+
+/* Runs the loop until the core has answered `n` served requests. */
+static void answers(int n)
+{
+	double end = now_s() + 10;
+
+	while (got.n < n && now_s() < end)
+		run_for(0.01);
+	assert_int_equal(got.n, n);
+	assert_ptr_equal(got.in, &incoming_tag);
+}
+
+/* An answer to CREATE, PUBLISH or META (wire.h). */
+struct served_answer {
+	int status, moved;
+	char errmsg[256];
+	uint32_t nparts;
+	uint64_t meta_end, first;
+};
+
+static void answer_of(struct served_answer *a)
+{
+	struct kq_reader r = {got.buf, got.len, 0};
+
+	a->status = (int)kq_take32le(&r);
+	a->moved = (int)kq_take32le(&r);
+	kq__wire_rd_string(&r, a->errmsg, sizeof(a->errmsg) - 1, 1);
+	a->nparts = kq_take32le(&r);
+	a->meta_end = kq_take64le(&r);
+	a->first = kq_take64le(&r);
+	assert_false(r.bad);
+	assert_int_equal(r.left, 0);
+}
+
+/* A forwarded PUBS of `n` values (keys "k<i>") to t-`part`. */
+static void served_publish(struct kq__wire *w, const char *topic, uint32_t part,
+			   const char *const *values, uint32_t n)
+{
+	kq__wire_put8(w, KQ__FWD_PUBLISH);
+	kq__wire_put_str(w, topic);
+	kq__wire_put32(w, part);
+	kq__wire_put32(w, n);
+	for (uint32_t i = 0; i < n; i++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "k%u", i);
+		kq__wire_put32(w, (uint32_t)strlen(values[i]));
+		kq__wire_put(w, values[i], strlen(values[i]));
+		kq__wire_put32(w, (uint32_t)strlen(key));
+		kq__wire_put(w, key, strlen(key));
+	}
+}
+
+/* A publish another broker forwards is answered once committed, with
+ * the first offset of its batch, and stored in order. */
+static void test_served_publish_waits_for_commit(void **state)
+{
+	static const char *const two[] = {"x", "y"}, *const one[] = {"z"};
+	struct kq__wire w = {0};
+	struct served_answer a;
+	struct seen s;
+	uint64_t sub;
+
+	(void)state;
+	create("t", 2);
+	sub = subscribe("g");
+	gate.hold = 1;
+	served_publish(&w, "t", 1, two, 2);
+	serve_from(2, &w);
+	run_for(0.2);
+	assert_int_equal(got.n, 0); /* not before its commit */
+	gate.hold = 0;
+	gate_release();
+	answers(1);
+	answer_of(&a);
+	assert_int_equal(a.status, 0);
+	assert_int_equal(a.moved, 0);
+	assert_int_equal(a.first, 0);
+	served_publish(&w, "t", 1, one, 1);
+	serve_from(3, &w);
+	answers(2);
+	answer_of(&a);
+	assert_int_equal(a.status, 0);
+	assert_int_equal(a.first, 2);
+	consume(sub, 0, &s);
+	assert_string_equal(s.text, "1:0:x 1:1:y 1:2:z ");
+}
+
+/* A malformed publish is refused and takes no offset; one for a
+ * partition this broker does not have says it was not run here. */
+static void test_served_publish_refused(void **state)
+{
+	static const char *const one[] = {"v"}, *const empty[] = {""};
+	struct kq__wire w = {0};
+	struct served_answer a;
+	int n = 0;
+
+	(void)state;
+	create("t", 1);
+	/* No message, an empty one, a batch cut short, a partition that
+	 * does not exist, a topic that does not exist. */
+	served_publish(&w, "t", 0, one, 0);
+	serve_from(2, &w);
+	answers(++n);
+	answer_of(&a);
+	assert_int_equal(a.status, KQ_EINTERNAL);
+	assert_string_equal(a.errmsg, "malformed forwarded PUBS");
+	served_publish(&w, "t", 0, empty, 1);
+	serve_from(2, &w);
+	answers(++n);
+	answer_of(&a);
+	assert_string_equal(a.errmsg, "malformed forwarded PUBS");
+	served_publish(&w, "t", 0, one, 1);
+	w.len -= 1;
+	serve_from(2, &w);
+	answers(++n);
+	answer_of(&a);
+	assert_string_equal(a.errmsg, "malformed forwarded PUBS");
+	served_publish(&w, "t", 1, one, 1);
+	serve_from(2, &w);
+	answers(++n);
+	answer_of(&a);
+	assert_int_equal(a.status, KQ_EUNAVAILABLE);
+	assert_int_equal(a.moved, -1); /* not run: ask elsewhere */
+	served_publish(&w, "none", 0, one, 1);
+	serve_from(2, &w);
+	answers(++n);
+	answer_of(&a);
+	assert_int_equal(a.status, KQ_EUNAVAILABLE);
+	assert_int_equal(a.moved, -1);
+	/* None took an offset. */
+	served_publish(&w, "t", 0, one, 1);
+	serve_from(2, &w);
+	answers(++n);
+	answer_of(&a);
+	assert_int_equal(a.status, 0);
+	assert_int_equal(a.first, 0);
+}
+
+/* A read's answer (wire.h): its head, and its records as
+ * "offset:value " words. */
+struct read_answer {
+	int status;
+	char errmsg[256];
+	uint64_t next, end;
+	uint32_t count;
+	char text[256];
+};
+
+static void read_answer_of(struct read_answer *a)
+{
+	struct kq_reader r = {got.buf, got.len, 0};
+
+	memset(a, 0, sizeof(*a));
+	a->status = (int)kq_take32le(&r);
+	kq__wire_rd_string(&r, a->errmsg, sizeof(a->errmsg) - 1, 1);
+	a->next = kq_take64le(&r);
+	a->end = kq_take64le(&r);
+	a->count = kq_take32le(&r);
+	for (uint32_t i = 0; i < a->count && !r.bad; i++) {
+		uint64_t off = kq_take64le(&r);
+		uint32_t len = kq_take32le(&r);
+		const uint8_t *v = kq_take(&r, len);
+		size_t used = strlen(a->text);
+
+		assert_non_null(v);
+		snprintf(a->text + used, sizeof(a->text) - used, "%llu:%.*s ",
+			 (unsigned long long)off, (int)len, (const char *)v);
+	}
+	assert_false(r.bad);
+	assert_int_equal(r.left, 0);
+}
+
+static void put64(struct kq__wire *w, uint64_t v)
+{
+	uint8_t b8[8];
+
+	kq_put64le(b8, v);
+	kq__wire_put(w, b8, 8);
+}
+
+static void served_read(uint32_t part, uint64_t from, uint32_t max)
+{
+	struct kq__wire w = {0};
+
+	kq__wire_put8(&w, KQ__FWD_FETCH);
+	kq__wire_put_str(&w, "t");
+	kq__wire_put32(&w, part);
+	put64(&w, from);
+	put64(&w, UINT64_MAX);
+	kq__wire_put32(&w, 0); /* the largest budget */
+	kq__wire_put32(&w, max);
+	serve_from(2, &w);
+}
+
+/* Another broker reads committed records only, within the count it
+ * asks, and learns where to go on; a partition not here or a request
+ * cut short is refused with the reason. */
+static void test_served_read(void **state)
+{
+	struct kq__wire w = {0};
+	struct read_answer a;
+	struct call c;
+	int n = 0;
+
+	(void)state;
+	create("t", 1);
+	publish_stored("m0");
+	publish_stored("m1");
+	publish_stored("m2");
+	served_read(0, 0, 2);
+	answers(++n);
+	read_answer_of(&a);
+	assert_int_equal(a.status, 0);
+	assert_int_equal(a.count, 2);
+	assert_string_equal(a.text, "0:m0 1:m1 ");
+	assert_int_equal(a.next, 2);
+	assert_int_equal(a.end, 3);
+	/* A record stored but not committed is not read. */
+	gate.hold = 1;
+	publish(&c, "m3");
+	run_for(0.1);
+	served_read(0, a.next, 0);
+	answers(++n);
+	read_answer_of(&a);
+	assert_int_equal(a.status, 0);
+	assert_string_equal(a.text, "2:m2 ");
+	assert_int_equal(a.next, 3);
+	assert_int_equal(a.end, 3);
+	gate.hold = 0;
+	gate_release();
+	run_until(&c.done);
+	assert_int_equal(c.status, 0);
+	served_read(0, 3, 0);
+	answers(++n);
+	read_answer_of(&a);
+	assert_string_equal(a.text, "3:m3 ");
+	assert_int_equal(a.end, 4);
+	/* From UINT64_MAX: only the commit end. */
+	served_read(0, UINT64_MAX, 0);
+	answers(++n);
+	read_answer_of(&a);
+	assert_int_equal(a.status, 0);
+	assert_int_equal(a.count, 0);
+	assert_int_equal(a.end, 4);
+	served_read(5, 0, 0);
+	answers(++n);
+	read_answer_of(&a);
+	assert_int_equal(a.status, KQ_EUNAVAILABLE);
+	assert_string_equal(a.errmsg, "partition t-5 is not known on broker 1");
+	assert_int_equal(a.count, 0);
+	kq__wire_put8(&w, KQ__FWD_FETCH);
+	kq__wire_put_str(&w, "t");
+	kq__wire_put32(&w, 0);
+	serve_from(2, &w);
+	answers(++n);
+	read_answer_of(&a);
+	assert_int_equal(a.status, KQ_EINTERNAL);
+	assert_string_equal(a.errmsg, "malformed read request");
+}
+
+static void served_meta(int from, const char *text)
+{
+	struct kq__wire w = {0};
+
+	kq__wire_put8(&w, KQ__FWD_META);
+	kq__wire_put(&w, text, strlen(text));
+	serve_from(from, &w);
+}
+
+/* A peer may write only the metadata records it owns: a topic, or a
+ * record naming another broker, is refused and changes nothing; so is
+ * a request of an unknown kind. */
+static void test_served_meta_refuses_forgery(void **state)
+{
+	struct kq__wire w = {0};
+	struct served_answer a;
+	int n = 0, topics = 0;
+
+	(void)state;
+	served_meta(2, "{\"type\": \"topic\", \"name\": \"forged\", "
+		       "\"partitions\": 1, \"replicas\": 1}");
+	answers(++n);
+	answer_of(&a);
+	assert_int_equal(a.status, KQ_EINTERNAL);
+	assert_string_equal(a.errmsg, "malformed forwarded metadata record");
+	served_meta(2, "{\"type\": \"register\", \"broker\": 3}");
+	answers(++n);
+	answer_of(&a);
+	assert_string_equal(a.errmsg, "malformed forwarded metadata record");
+	served_meta(2, "not json");
+	answers(++n);
+	answer_of(&a);
+	assert_string_equal(a.errmsg, "malformed forwarded metadata record");
+	kq__wire_put8(&w, 99);
+	serve_from(2, &w);
+	answers(++n);
+	answer_of(&a);
+	assert_int_equal(a.status, KQ_EINTERNAL);
+	assert_string_equal(a.errmsg, "unknown forwarded request");
+	assert_int_equal(api()->list_topics(b, count_topic, &topics), 0);
+	assert_int_equal(topics, 0);
+}
+
+/* A CRTP forwarded to the metadata leader creates the topic and says
+ * how many partitions it has and where the metadata ends; one cut
+ * short is refused. */
+static void test_served_create(void **state)
+{
+	struct kq__wire w = {0};
+	struct served_answer a;
+	int topics = 0;
+
+	(void)state;
+	kq__wire_put8(&w, KQ__FWD_CREATE);
+	kq__wire_put_str(&w, "c");
+	kq__wire_put32(&w, 3);
+	kq__wire_put16(&w, 0);
+	serve_from(2, &w);
+	answers(1);
+	answer_of(&a);
+	assert_int_equal(a.status, 0);
+	assert_int_equal(a.moved, 0);
+	assert_int_equal(a.nparts, 3);
+	assert_true(a.meta_end > 0);
+	assert_int_equal(api()->list_topics(b, count_topic, &topics), 1);
+	assert_int_equal(topics, 1);
+	kq__wire_put8(&w, KQ__FWD_CREATE);
+	kq__wire_put_str(&w, "d");
+	kq__wire_put32(&w, 3);
+	kq__wire_put16(&w, KQ__FWD_MAX_OPTIONS + 1);
+	serve_from(2, &w);
+	answers(2);
+	answer_of(&a);
+	assert_int_equal(a.status, KQ_EINTERNAL);
+	assert_string_equal(a.errmsg, "malformed forwarded CRTP");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1212,6 +1594,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_recovers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_policy, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_served_publish_waits_for_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_served_publish_refused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_served_read, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_served_meta_refuses_forgery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_served_create, setup,
 						teardown),
 		cmocka_unit_test(test_module_without_an_op_is_refused),
 	};
