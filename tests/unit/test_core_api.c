@@ -7,7 +7,9 @@
  * every step in the test's hands, without processes or disks.  Requests
  * other brokers send (serve.c) come in through host->serve as a
  * consensus module hands them over, and their answers are caught at
- * reply().
+ * reply(); when the test names another broker as the partitions'
+ * leader, the calls forward.c makes are caught at call() and answered
+ * by the test.
  *
  * Each test opens a broker of its own on a folder of its own. */
 #include <errno.h>
@@ -392,7 +394,23 @@ static struct {
 		struct kq_store *st;
 	} groups[64];
 	const struct kq_host *core_host; /* the core's, with serve() */
+	/* When set, the leader every partition's group names (0: none
+	 * known), as if another broker led them. */
+	int leader_set, leader;
 } gate;
+
+/* Calls the core made to other brokers (forward.c), in order; the test
+ * answers each through its callback, as a cluster port would. */
+struct sent {
+	struct kq_call *call;
+	int to;
+	uint8_t *buf;
+	size_t len;
+	kq_call_cb cb;
+	int answered;
+};
+static struct sent sent[32];
+static int nsent;
 
 /* The last answer the core gave, through reply(), to a request another
  * broker sent (host->serve), and how many it gave. */
@@ -499,6 +517,40 @@ static int gate_propose(struct kq_group *g, struct kq_propose_req *req,
 	return gate.local->propose(g, req, recs, n, cb);
 }
 
+static struct kq_broker *b;
+
+static int gate_leader(struct kq_group *g)
+{
+	if (gate.leader_set && g != b->meta_group)
+		return gate.leader;
+	return gate.local->leader(g);
+}
+
+static int gate_peer_up(void *state, int id)
+{
+	return gate.leader_set ? 1 : gate.local->peer_up(state, id);
+}
+
+static int gate_call(void *state, struct kq_call *call, int to, const void *buf,
+		     size_t len, unsigned timeout_ms, kq_call_cb cb)
+{
+	struct sent *sn = &sent[nsent];
+
+	(void)state;
+	assert_true(timeout_ms > 0);
+	assert_true(nsent < (int)(sizeof(sent) / sizeof(sent[0])));
+	sn->call = call;
+	sn->to = to;
+	sn->buf = malloc(len);
+	assert_non_null(sn->buf);
+	memcpy(sn->buf, buf, len);
+	sn->len = len;
+	sn->cb = cb;
+	sn->answered = 0;
+	nsent++;
+	return 0;
+}
+
 static void gate_reply(void *state, struct kq_incoming *in, const void *buf,
 		       size_t len)
 {
@@ -530,6 +582,9 @@ static const struct kq_plugin_desc *gate_entry(void)
 	gate_ops.group_open = gate_group_open;
 	gate_ops.group_close = gate_group_close;
 	gate_ops.reply = gate_reply;
+	gate_ops.leader = gate_leader;
+	gate_ops.peer_up = gate_peer_up;
+	gate_ops.call = gate_call;
 	return &gate_desc;
 }
 
@@ -652,7 +707,6 @@ static const struct kq_plugin_desc *fb_entry(void)
 
 static uv_loop_t loop;
 static struct kq__config cfg;
-static struct kq_broker *b;
 static struct kq_session *sess;
 static char dir[] = "/tmp/kq-core-api-XXXXXX";
 
@@ -745,6 +799,7 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(dir));
 	memset(&gate, 0, sizeof(gate));
 	memset(&got, 0, sizeof(got));
+	nsent = 0;
 	broker_open();
 	return 0;
 }
@@ -756,6 +811,13 @@ static int teardown(void **state)
 	(void)state;
 	gate.hold = 0;
 	gate_release();
+	/* A consensus module ends the calls it still has at its stop. */
+	for (int i = 0; i < nsent; i++)
+		if (!sent[i].answered)
+			sent[i].cb(sent[i].call, KQ_ECANCELED, NULL, 0);
+	for (int i = 0; i < nsent; i++)
+		free(sent[i].buf);
+	nsent = 0;
 	broker_close();
 	mem_free_all();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -773,7 +835,7 @@ static void on_done(struct kq_req *req, int status)
 {
 	struct call *c = req->data;
 
-	c->done = 1;
+	c->done++; /* a second answer shows as 2 */
 	c->status = status;
 }
 
@@ -1574,6 +1636,219 @@ static void test_served_create(void **state)
 	assert_string_equal(a.errmsg, "malformed forwarded CRTP");
 }
 
+/* ------------------------------------------------------------ forwarded */
+
+/* A forwarded publish as the core encoded it: "topic-part:value/key ..."
+ * words (wire.h's PUBLISH). */
+static void sent_publish(int i, char *out, size_t len)
+{
+	struct kq_reader r = {sent[i].buf, sent[i].len, 0};
+	char topic[64];
+	uint32_t part, n;
+	size_t used;
+
+	assert_true(i < nsent);
+	assert_int_equal(kq_take8(&r), KQ__FWD_PUBLISH);
+	kq__wire_rd_str(&r, topic, sizeof(topic) - 1);
+	part = kq_take32le(&r);
+	n = kq_take32le(&r);
+	snprintf(out, len, "%s-%u:", topic, part);
+	for (uint32_t k = 0; k < n && !r.bad; k++) {
+		uint32_t vl = kq_take32le(&r);
+		const uint8_t *v = kq_take(&r, vl);
+		uint32_t kl = kq_take32le(&r);
+		const uint8_t *key = kq_take(&r, kl);
+
+		used = strlen(out);
+		snprintf(out + used, len - used, " %.*s/%.*s", (int)vl,
+			 (const char *)v, (int)kl,
+			 key ? (const char *)key : "");
+	}
+	assert_false(r.bad);
+	assert_int_equal(r.left, 0);
+}
+
+/* Answers call i as the broker asked would (wire.h's answer). */
+static void answer_sent(int i, int status, int moved, uint64_t first)
+{
+	uint8_t buf[KQ__WIRE_ANSWER_MAX];
+
+	assert_true(i < nsent);
+	assert_false(sent[i].answered);
+	sent[i].answered = 1;
+	sent[i].cb(sent[i].call, 0, buf,
+		   kq__wire_encode_answer(buf, status, moved,
+					  status ? "refused there" : "", 0, 0,
+					  first));
+}
+
+/* Ends call i without an answer (a timeout, a closed connection). */
+static void lose_sent(int i)
+{
+	assert_false(sent[i].answered);
+	sent[i].answered = 1;
+	sent[i].cb(sent[i].call, KQ_EUNAVAILABLE, NULL, 0);
+}
+
+/* Topic "t" of one partition, which the test says `leader` leads. */
+static void led_by(int leader)
+{
+	create("t", 1);
+	gate.leader_set = 1;
+	gate.leader = leader;
+}
+
+static void cleanup(struct call *c, int n)
+{
+	for (int i = 0; i < n; i++)
+		api()->req_cleanup(&c[i].req);
+}
+
+/* PUBS of a partition another broker leads go there as one batch, in
+ * order, and each is answered with the offset the leader gave; the
+ * batch behind waits until the first is answered, gathering what comes
+ * meanwhile. */
+static void test_forwarded_publish(void **state)
+{
+	struct call c[5];
+	char text[256];
+
+	(void)state;
+	led_by(2);
+	publish(&c[0], "a");
+	publish(&c[1], "{\"Key\":\"k\",\"Body\":\"b\"}");
+	publish(&c[2], "c");
+	run_for(0.1);
+	assert_int_equal(nsent, 1);
+	assert_int_equal(sent[0].to, 2);
+	sent_publish(0, text, sizeof(text));
+	assert_string_equal(text,
+			    "t-0: a/ {\"Key\":\"k\",\"Body\":\"b\"}/k c/");
+	/* Two more while it is out: they wait, together. */
+	publish(&c[3], "d");
+	run_for(0.05);
+	publish(&c[4], "e");
+	run_for(0.1);
+	assert_int_equal(nsent, 1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(c[i].done, 0);
+	answer_sent(0, 0, 0, 40);
+	run_for(0.1);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(c[i].done, 1);
+		assert_int_equal(c[i].status, 0);
+		assert_int_equal(c[i].req.result.publish.offset, 40 + i);
+	}
+	assert_int_equal(nsent, 2);
+	sent_publish(1, text, sizeof(text));
+	assert_string_equal(text, "t-0: d/ e/");
+	assert_int_equal(c[3].done, 0);
+	answer_sent(1, 0, 0, 43);
+	run_until(&c[4].done);
+	assert_int_equal(c[3].req.result.publish.offset, 43);
+	assert_int_equal(c[4].req.result.publish.offset, 44);
+	cleanup(c, 5);
+}
+
+/* "Not run here, broker 3 leads" sends the same request straight to 3;
+ * an answer that never comes is never sent again, and the client hears
+ * that the messages may or may not be stored. */
+static void test_forwarded_publish_moved_and_lost(void **state)
+{
+	struct call c[2];
+	char first[256], again[256];
+
+	(void)state;
+	led_by(2);
+	publish(&c[0], "a");
+	run_for(0.1);
+	assert_int_equal(nsent, 1);
+	answer_sent(0, KQ_EUNAVAILABLE, 3, 0);
+	run_for(0.05);
+	assert_int_equal(nsent, 2);
+	assert_int_equal(sent[1].to, 3);
+	sent_publish(0, first, sizeof(first));
+	sent_publish(1, again, sizeof(again));
+	assert_string_equal(first, again);
+	assert_int_equal(c[0].done, 0);
+	answer_sent(1, 0, 0, 9);
+	run_until(&c[0].done);
+	assert_int_equal(c[0].status, 0);
+	assert_int_equal(c[0].req.result.publish.offset, 9);
+	/* Lost on the way back: maybe stored, so not sent twice. */
+	publish(&c[1], "b");
+	run_for(0.1);
+	assert_int_equal(nsent, 3);
+	lose_sent(2);
+	run_until(&c[1].done);
+	assert_int_equal(c[1].status, KQ_EUNAVAILABLE);
+	assert_non_null(strstr(c[1].req.errmsg, "may or may not be stored"));
+	run_for(0.1);
+	assert_int_equal(nsent, 3);
+	assert_int_equal(c[1].done, 1);
+	cleanup(c, 2);
+}
+
+/* Without a leader a PUBS waits; one that finds none within
+ * topics.request_timeout_ms is refused, having stored nothing; one
+ * whose partition comes to be led here meanwhile is stored here. */
+static void test_forwarded_publish_waits_for_a_leader(void **state)
+{
+	struct call c[2];
+
+	(void)state;
+	led_by(0);
+	cfg.request_timeout_ms = 300;
+	publish(&c[0], "a");
+	run_until(&c[0].done);
+	assert_int_equal(c[0].status, KQ_EUNAVAILABLE);
+	assert_string_equal(c[0].req.errmsg,
+			    "partition t-0 has no leader this broker can "
+			    "reach within topics.request_timeout_ms (300 ms); "
+			    "nothing was stored");
+	assert_int_equal(nsent, 0);
+	publish(&c[1], "b");
+	run_for(0.1);
+	assert_int_equal(c[1].done, 0);
+	gate.leader = 1; /* this broker */
+	run_until(&c[1].done);
+	assert_int_equal(c[1].status, 0);
+	assert_int_equal(c[1].req.result.publish.offset, 0);
+	assert_int_equal(nsent, 0);
+	cleanup(c, 2);
+}
+
+/* A batch out to a broker this one learns no longer leads is answered
+ * at once, saying it may or may not be stored, so that what follows
+ * goes to the new leader; the late answer is dropped. */
+static void test_forwarded_publish_leader_changes(void **state)
+{
+	struct call c[2];
+
+	(void)state;
+	led_by(2);
+	publish(&c[0], "a");
+	run_for(0.1);
+	assert_int_equal(nsent, 1);
+	gate.leader = 3;
+	run_until(&c[0].done);
+	assert_int_equal(c[0].status, KQ_EUNAVAILABLE);
+	assert_non_null(strstr(c[0].req.errmsg,
+			       "broker 2, asked to store these messages, does "
+			       "not lead it any more (broker 3 does)"));
+	publish(&c[1], "b");
+	run_for(0.1);
+	assert_int_equal(nsent, 2);
+	assert_int_equal(sent[1].to, 3);
+	answer_sent(0, 0, 0, 5); /* dropped */
+	answer_sent(1, 0, 0, 6);
+	run_until(&c[1].done);
+	assert_int_equal(c[1].req.result.publish.offset, 6);
+	run_for(0.05);
+	assert_int_equal(c[0].done, 1);
+	cleanup(c, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1605,6 +1880,15 @@ int main(void)
 			test_served_meta_refuses_forgery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_served_create, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_forwarded_publish, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_forwarded_publish_moved_and_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_forwarded_publish_waits_for_a_leader, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_forwarded_publish_leader_changes, setup, teardown),
 		cmocka_unit_test(test_module_without_an_op_is_refused),
 	};
 
