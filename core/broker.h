@@ -88,7 +88,7 @@ struct kq__member {
 	 * that connection closed (a leave is then owed). */
 	struct kq_session *session;
 	struct kq__group *group;
-	struct kq__member *next_in_session;
+	struct kq__member *prev_in_session, *next_in_session;
 };
 
 /* A broker's registration in the metadata: members are kept only for the

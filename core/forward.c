@@ -56,9 +56,9 @@ struct kq__fwd {
 	/* META */
 	void (*meta_cb)(void *ctx, int status);
 	void *meta_ctx;
-	struct kq__partition *p;      /* PUBLISH: its queue */
-	struct kq__fwd *next_in_part; /* in p->fwd_head */
-	struct kq__fwd *prev, *next;  /* in b->fwds */
+	struct kq__partition *p;		     /* PUBLISH: its queue */
+	struct kq__fwd *prev_in_part, *next_in_part; /* in p->fwd_head */
+	struct kq__fwd *prev, *next;		     /* in b->fwds */
 };
 
 /* ------------------------------------------------------------ forwarding */
@@ -76,16 +76,11 @@ static void kick(struct kq_broker *b)
 /* Takes a batch out of its partition's queue; the next one may go. */
 static void queue_remove(struct kq__fwd *f)
 {
-	struct kq__fwd **pp = &f->p->fwd_head, *before = NULL;
+	int first = f->p->fwd_head == f;
 
-	while (*pp != f) {
-		before = *pp;
-		pp = &(*pp)->next_in_part;
-	}
-	*pp = f->next_in_part;
-	if (f->p->fwd_tail == f)
-		f->p->fwd_tail = before;
-	if (!before && f->p->fwd_head)
+	KQ_LIST_REMOVE_TAIL_BY(f->p->fwd_head, f->p->fwd_tail, f, prev_in_part,
+			       next_in_part);
+	if (first && f->p->fwd_head)
 		kick(f->b);
 	f->p = NULL;
 }
@@ -673,11 +668,8 @@ void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 	f->bt = bt;
 	f->part = p->id;
 	f->p = p;
-	if (p->fwd_tail)
-		p->fwd_tail->next_in_part = f;
-	else
-		p->fwd_head = f;
-	p->fwd_tail = f;
+	KQ_LIST_APPEND_BY(p->fwd_head, p->fwd_tail, f, prev_in_part,
+			  next_in_part);
 	/* Encoded: the batch keeps only its requests. */
 	free(bt->buf);
 	bt->buf = NULL;

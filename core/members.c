@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kafkaesque/list.h>
+
 #include "broker.h"
 #include "log.h"
 
@@ -125,8 +127,8 @@ static void joined(void *ctx, int status)
 		rv = KQ_ECANCELED;
 	} else {
 		m->session = s;
-		m->next_in_session = s->members;
-		s->members = m;
+		KQ_LIST_PUSH_BY(s->members, m, prev_in_session,
+				next_in_session);
 		s->nmembers++;
 		req->result.subscribe.sub_id = m->sub_id;
 		rv = kq__roster_assigned(m->group, m->sub_id,

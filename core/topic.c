@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kafkaesque/list.h>
+
 #include "assign.h"
 #include "broker.h"
 #include "log.h"
@@ -328,16 +330,11 @@ void kq__topic_open_cancel_all(struct kq_broker *b)
 
 void kq__member_unlink(struct kq__member *m)
 {
-	struct kq__member **pp;
-
 	if (!m->session)
 		return;
-	for (pp = &m->session->members; *pp; pp = &(*pp)->next_in_session)
-		if (*pp == m) {
-			*pp = m->next_in_session;
-			m->session->nmembers--;
-			break;
-		}
+	KQ_LIST_REMOVE_BY(m->session->members, m, prev_in_session,
+			  next_in_session);
+	m->session->nmembers--;
 	m->session = NULL;
 }
 

@@ -1,8 +1,8 @@
 /* Intrusive doubly-linked lists: the elements carry `prev` and `next`
  * pointers to their own type (or, with the _BY forms, a pair named by
  * the caller, one per list an element sits on), and the list is a head
- * pointer (NULL when empty).  The list owns nothing; the macros evaluate their arguments
- * more than once, so pass plain lvalues. */
+ * pointer (NULL when empty).  The list owns nothing; the macros evaluate their
+ * arguments more than once, so pass plain lvalues. */
 #ifndef KAFKAESQUE_LIST_H
 #define KAFKAESQUE_LIST_H
 
@@ -35,7 +35,7 @@
 #define KQ_LIST_REMOVE(head, n) KQ_LIST_REMOVE_BY(head, n, prev, next)
 
 /* For a list that also keeps a `tail` pointer (a FIFO): puts `n` last. */
-#define KQ_LIST_APPEND(head, tail, n)                                          \
+#define KQ_LIST_APPEND_BY(head, tail, n, prev, next)                           \
 	do {                                                                   \
 		(n)->next = NULL;                                              \
 		(n)->prev = (tail);                                            \
@@ -47,11 +47,16 @@
 	} while (0)
 
 /* Takes `n` out of a list with a `tail` pointer. */
-#define KQ_LIST_REMOVE_TAIL(head, tail, n)                                     \
+#define KQ_LIST_REMOVE_TAIL_BY(head, tail, n, prev, next)                      \
 	do {                                                                   \
 		if ((n)->next == NULL)                                         \
 			(tail) = (n)->prev;                                    \
-		KQ_LIST_REMOVE(head, n);                                       \
+		KQ_LIST_REMOVE_BY(head, n, prev, next);                        \
 	} while (0)
+
+#define KQ_LIST_APPEND(head, tail, n)                                          \
+	KQ_LIST_APPEND_BY(head, tail, n, prev, next)
+#define KQ_LIST_REMOVE_TAIL(head, tail, n)                                     \
+	KQ_LIST_REMOVE_TAIL_BY(head, tail, n, prev, next)
 
 #endif /* KAFKAESQUE_LIST_H */

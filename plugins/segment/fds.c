@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <kafkaesque/list.h>
+
 #include "io.h"
 #include "module.h"
 
@@ -72,17 +74,10 @@ void kq__seg_fds_count(struct kq__seg_fds *fds, struct kq__seg_fdslot *s, int n)
  * reference is then the caller's to drop).  Caller holds log->mu. */
 static bool take_off(struct kq_log *log, struct kq__seg_sfile *f)
 {
-	struct kq__seg_sfile **pp;
-
 	if (!f->dirty)
 		return false;
-	for (pp = &log->dirty; *pp && *pp != f; pp = &(*pp)->dnext)
-		;
-	if (!*pp)
-		return false;
-	*pp = f->dnext;
+	KQ_LIST_REMOVE_BY(log->dirty, f, dprev, dnext);
 	f->dirty = false;
-	f->dnext = NULL;
 	return true;
 }
 
@@ -362,7 +357,7 @@ struct kq__seg_sfile *kq__seg_sfile_new(struct kq_log *log, int fd)
 	f->fd = fd;
 	f->refs = 1;
 	f->dirty = false;
-	f->dnext = NULL;
+	f->dprev = f->dnext = NULL;
 	return f;
 }
 
@@ -372,8 +367,7 @@ void kq__seg_sfile_mark(struct kq_log *log, struct kq__seg_sfile *f)
 		return;
 	f->dirty = true;
 	f->refs++;
-	f->dnext = log->dirty;
-	log->dirty = f;
+	KQ_LIST_PUSH_BY(log->dirty, f, dprev, dnext);
 }
 
 void kq__seg_sfile_ref(struct kq_log *log, struct kq__seg_sfile *f)

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <kafkaesque/list.h>
+
 #include "format.h"
 #include "io.h"
 #include "module.h"
@@ -293,7 +295,7 @@ void kq__seg_log_close(struct kq_log *log)
 	while (log->dirty != NULL) {
 		struct kq__seg_sfile *f = log->dirty;
 
-		log->dirty = f->dnext;
+		KQ_LIST_REMOVE_BY(log->dirty, f, dprev, dnext);
 		f->dirty = false;
 		kq__seg_sfile_unref(log, f);
 	}

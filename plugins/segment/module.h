@@ -95,8 +95,8 @@ int kq__seg_conf_parse(const struct kq_host *host, struct kq__seg_conf *conf);
 struct kq__seg_sfile {
 	int fd;
 	unsigned refs;
-	bool dirty;		     /* on the log's to-sync list */
-	struct kq__seg_sfile *dnext; /* next on the to-sync list */
+	bool dirty;			     /* on the log's to-sync list */
+	struct kq__seg_sfile *dprev, *dnext; /* on the to-sync list */
 };
 
 /* One segment: a .log and an .index file named after `base`.  Owned by

@@ -20,6 +20,8 @@
 #include <sys/utsname.h>
 #include <sys/vfs.h>
 
+#include <kafkaesque/list.h>
+
 #include "io.h"
 #include "module.h"
 
@@ -165,9 +167,8 @@ static void take_files(struct kq_log *log, struct pending *p)
 	while (p->nfiles < PFILES && log->dirty != NULL) {
 		struct kq__seg_sfile *f = log->dirty;
 
-		log->dirty = f->dnext;
+		KQ_LIST_REMOVE_BY(log->dirty, f, dprev, dnext);
 		f->dirty = false;
-		f->dnext = NULL;
 		p->files[p->nfiles++] = f;
 	}
 	p->more = log->dirty != NULL;
