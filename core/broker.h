@@ -526,7 +526,7 @@ void kq__subscribe_reserve_ids(struct kq_broker *b);
 void kq__subscribe_session_closed(struct kq_broker *b, struct kq_session *s);
 
 /* serve.c: requests other brokers forwarded here. */
-/* Answers a request of another broker (serve.c, fetch.c): `answer` is
+/* Answers a request of another broker (serve.c): `answer` is
  * borrowed for the call. */
 typedef void (*kq__serve_done_fn)(void *ctx, const uint8_t *answer, size_t len);
 /* The consensus host's serve(): runs a request another broker's core

@@ -38,8 +38,7 @@ void kq__instance_host(struct kq_broker *b, struct kq__instance *in,
 	if (kind == KQ_PLUGIN_TRANSPORT) {
 		in->host.api = &kq__broker_api;
 		in->host.broker = b;
-		if (b->cfg->ntransports > 0 &&
-		    strcmp(in->mod.name, b->cfg->transports[0]) == 0)
+		if (in == &b->transports[0]) /* the first listed */
 			in->host.port = b->cfg->port;
 	}
 	if (kind == KQ_PLUGIN_CONSENSUS) {

@@ -138,8 +138,9 @@ struct kq_host {
 	const struct kq_broker_api *api;
 	struct kq_broker *broker;
 	/* Transports only: the client port the broker was started with
-	 * (-port), lent to the first transport listed; 0 otherwise.  It
-	 * wins over the module's own port key. */
+	 * (-port), lent to the first transport listed; 0 otherwise.  A
+	 * transport that listens on a port must listen on this one when it
+	 * is set, over its own config key (which is still checked). */
 	int port;
 
 	/* Consensus only (NULL otherwise): durable logs, backed by the

@@ -91,7 +91,7 @@ int kq__seg_conf_parse(const struct kq_host *host, struct kq__seg_conf *conf);
 
 /* A segment's .log file descriptor.  Shared with sync(), which may still
  * flush it after the segment was deleted: closed when the last reference
- * goes.  refs, dirty and dnext are guarded by the log's mutex. */
+ * goes.  refs, dirty, dprev and dnext are guarded by the log's mutex. */
 struct kq__seg_sfile {
 	int fd;
 	unsigned refs;

@@ -21,7 +21,7 @@
  *   's'       stop the broker with commands in flight
  *   'F' L0 L1 the next L0 + 256 * L1 bytes are a request another broker
  *             forwarded (core/wire.h: CRTP, a batch of PUBS, a metadata
- *             record; core/fetch.c: a read), served by core/serve.c as
+ *             record, a read), served by core/serve.c as
  *             the cluster port would
  *
  * Invariants checked for every input: no crash, leak or use after free
@@ -556,7 +556,7 @@ static void instance(struct kq__instance *in, const char *name,
 /* Forwarded requests served and not yet answered. */
 static long served_open;
 
-/* A read's answer (core/fetch.c): status, a message of at most 255
+/* A read's answer (core/wire.h): status, a message of at most 255
  * bytes, next, end, then `count` records that fill the rest exactly. */
 static void check_read_answer(const uint8_t *a, size_t len)
 {

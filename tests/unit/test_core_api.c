@@ -58,6 +58,7 @@ static const struct kq_host *mem_host;
 static int mem_sync_error;
 /* The fsync policy the module answers, and the syncs it ran. */
 static int mem_policy = KQ_SYNC_ALWAYS;
+static uint32_t mem_interval_ms = 1000;
 static unsigned mem_syncs;
 static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -286,7 +287,7 @@ static int mem_load_snapshot(struct kq_log *log, uint64_t *index,
 static int mem_sync_policy(void *state, uint32_t *interval_ms)
 {
 	(void)state;
-	*interval_ms = 1000;
+	*interval_ms = mem_interval_ms;
 	return mem_policy;
 }
 
@@ -363,6 +364,7 @@ static void mem_free_all(void)
 	nlogs = 0;
 	mem_sync_error = 0;
 	mem_policy = KQ_SYNC_ALWAYS;
+	mem_interval_ms = 1000;
 }
 
 /* ------------------------------------------------------------ gate */
@@ -1201,43 +1203,63 @@ static void test_cmit_answered_once_stored(void **state)
 	assert_int_equal(c.status, KQ_ENOSUB);
 }
 
+static unsigned syncs_so_far(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&mem_lock);
+	n = mem_syncs;
+	pthread_mutex_unlock(&mem_lock);
+	return n;
+}
+
 /* The storage module's fsync policy is applied by the core in one
  * place: under `never` every log opens unsynced and nothing is synced;
- * under `interval` a PUBS is answered once written, the timer syncs
- * later; under `always` once synced. */
+ * under `interval` a PUBS is answered once written and the timer syncs
+ * it later (an hour later: not yet; 20 ms later: soon); under `always`
+ * it is answered once synced. */
 static void test_fsync_policy(void **state)
 {
-	static const int policies[] = {KQ_SYNC_NEVER, KQ_SYNC_INTERVAL,
-				       KQ_SYNC_ALWAYS};
+	static const struct {
+		int policy;
+		uint32_t interval_ms;
+	} runs[] = {{KQ_SYNC_NEVER, 1000},
+		    {KQ_SYNC_INTERVAL, 3600000},
+		    {KQ_SYNC_INTERVAL, 20},
+		    {KQ_SYNC_ALWAYS, 1000}};
 	struct call c;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
 		unsigned before;
+		double end;
 
 		broker_close();
 		mem_free_all(); /* closed: a new broker on empty logs */
-		mem_policy = policies[i];
+		mem_policy = runs[i].policy;
+		mem_interval_ms = runs[i].interval_ms;
 		broker_open();
 		create("t", 1);
 		for (size_t k = 0; k < nlogs; k++)
 			if (logs[k]->open)
 				assert_int_equal(logs[k]->unsynced,
 						 mem_policy == KQ_SYNC_NEVER);
-		pthread_mutex_lock(&mem_lock);
-		before = mem_syncs;
-		pthread_mutex_unlock(&mem_lock);
+		before = syncs_so_far();
 		publish(&c, "m");
 		run_until(&c.done);
 		assert_int_equal(c.status, 0);
-		pthread_mutex_lock(&mem_lock);
-		if (mem_policy == KQ_SYNC_ALWAYS)
-			assert_true(mem_syncs > before);
-		else
-			assert_int_equal(mem_syncs, before);
-		pthread_mutex_unlock(&mem_lock);
+		if (mem_policy == KQ_SYNC_ALWAYS) {
+			assert_true(syncs_so_far() > before);
+		} else if (mem_interval_ms == 20) {
+			end = now_s() + 10;
+			while (syncs_so_far() == before && now_s() < end)
+				run_for(0.01);
+			assert_true(syncs_so_far() > before);
+		} else {
+			run_for(0.1);
+			assert_int_equal(syncs_so_far(), before);
+		}
 	}
-	mem_policy = KQ_SYNC_ALWAYS; /* for the tests after this one */
 }
 
 /* A module whose ops table lacks an op is refused at load, with one line
@@ -1280,6 +1302,46 @@ static void test_restart_recovers(void **state)
 	run_until(&c.done);
 	assert_int_equal(c.status, 0);
 	assert_int_equal(c.req.result.publish.offset, 1);
+}
+
+/* A connection's members are taken out of its list from the middle and
+ * the ends; what is left reads the same both ways. */
+static void test_session_members_unlink(void **state)
+{
+	static const int left[] = {3, 1}; /* newest first */
+	uint64_t id[4];
+	const struct kq__member *m, *last = NULL;
+	size_t k = 0;
+
+	(void)state;
+	create("t", 1);
+	for (int i = 0; i < 4; i++) {
+		char group[8];
+
+		snprintf(group, sizeof(group), "g%d", i);
+		id[i] = subscribe(group);
+	}
+	assert_int_equal(sess->nmembers, 4);
+	for (int i = 2; i >= 0; i -= 2) { /* the middle, then the oldest */
+		struct call c = {.req.data = &c};
+
+		assert_int_equal(
+			api()->unsubscribe(sess, &c.req, "t", id[i], on_done),
+			0);
+		run_until(&c.done);
+		assert_int_equal(c.status, 0);
+		api()->req_cleanup(&c.req);
+	}
+	assert_int_equal(sess->nmembers, 2);
+	for (m = sess->members; m; last = m, m = m->next_in_session) {
+		assert_true(k < 2);
+		assert_int_equal(m->sub_id, id[left[k++]]);
+		assert_ptr_equal(m->prev_in_session, last);
+	}
+	assert_int_equal(k, 2);
+	for (m = last; m; m = m->prev_in_session)
+		assert_int_equal(m->sub_id, id[left[--k]]);
+	assert_int_equal(k, 0);
 }
 
 /* ------------------------------------------------------------ served */
@@ -1710,7 +1772,7 @@ static void cleanup(struct call *c, int n)
  * meanwhile. */
 static void test_forwarded_publish(void **state)
 {
-	struct call c[5];
+	static struct call c[5]; /* answered even after a failure */
 	char text[256];
 
 	(void)state;
@@ -1755,7 +1817,7 @@ static void test_forwarded_publish(void **state)
  * that the messages may or may not be stored. */
 static void test_forwarded_publish_moved_and_lost(void **state)
 {
-	struct call c[2];
+	static struct call c[2]; /* answered even after a failure */
 	char first[256], again[256];
 
 	(void)state;
@@ -1794,7 +1856,7 @@ static void test_forwarded_publish_moved_and_lost(void **state)
  * whose partition comes to be led here meanwhile is stored here. */
 static void test_forwarded_publish_waits_for_a_leader(void **state)
 {
-	struct call c[2];
+	static struct call c[2]; /* answered even after a failure */
 
 	(void)state;
 	led_by(0);
@@ -1823,7 +1885,7 @@ static void test_forwarded_publish_waits_for_a_leader(void **state)
  * goes to the new leader; the late answer is dropped. */
 static void test_forwarded_publish_leader_changes(void **state)
 {
-	struct call c[2];
+	static struct call c[2]; /* answered even after a failure */
 
 	(void)state;
 	led_by(2);
@@ -1870,6 +1932,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_policy, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_session_members_unlink,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_served_publish_waits_for_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_served_publish_refused,

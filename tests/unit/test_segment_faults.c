@@ -1916,6 +1916,63 @@ static void test_hard_state_failed_sync(void **state)
 	t_rmrf(dir);
 }
 
+/* The files waiting for a sync are taken off their list from the middle
+ * and the ends (a sync of one file, an unsynced log's drop); what is left
+ * reads the same both ways, and each file's references come back. */
+static void test_sync_list_unlink(void **state)
+{
+	char dir[64];
+	void *mod = t_module(NULL);
+	struct kq_log *log;
+	struct kq__seg_sfile *sf[4];
+	const struct kq__seg_sfile *p, *last = NULL;
+	size_t k = 0;
+
+	(void)state;
+	t_mkdtemp(dir);
+	log = t_open(mod, dir, 0);
+
+	for (int i = 0; i < 4; i++) {
+		char path[128];
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/list-%d", dir, i);
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		assert_true(fd >= 0);
+		sf[i] = kq__seg_sfile_new(log, fd);
+		assert_non_null(sf[i]);
+		pthread_mutex_lock(&log->mu);
+		kq__seg_sfile_mark(log, sf[i]); /* newest first */
+		pthread_mutex_unlock(&log->mu);
+		assert_int_equal(sf[i]->refs, 2);
+	}
+	/* The middle one synced, the oldest dropped: 3 then 1 are left. */
+	assert_int_equal(kq__seg_sfile_sync(log, sf[2], false), 0);
+	kq__seg_sfile_unlist(log, sf[0]);
+	assert_false(sf[2]->dirty);
+	assert_int_equal(sf[2]->refs, 1);
+	assert_int_equal(sf[0]->refs, 1);
+	pthread_mutex_lock(&log->mu);
+	for (p = log->dirty; p != NULL; last = p, p = p->dnext) {
+		assert_true(k < 2);
+		assert_ptr_equal(p, sf[k == 0 ? 3 : 1]);
+		assert_ptr_equal(p->dprev, last);
+		k++;
+	}
+	assert_int_equal(k, 2);
+	for (p = last; p != NULL; p = p->dprev)
+		assert_ptr_equal(p, sf[--k == 0 ? 3 : 1]);
+	pthread_mutex_unlock(&log->mu);
+	/* A file synced twice, or dropped when not listed, is left alone. */
+	assert_int_equal(kq__seg_sfile_sync(log, sf[2], false), 0);
+	kq__seg_sfile_unlist(log, sf[0]);
+	assert_int_equal(sf[2]->refs, 1);
+	assert_int_equal(sf[0]->refs, 1);
+	for (int i = 0; i < 4; i++)
+		kq__seg_sfile_unref(log, sf[i]); /* 1 and 3: the list's
+						  * goes at close */
+}
+
 static int teardown_io(void **state)
 {
 	restore();
@@ -1928,6 +1985,7 @@ static int teardown_io(void **state)
 int run_fault_tests(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_sync_list_unlink),
 		T(test_write_eio),
 		T(test_write_enospc),
 		T(test_short_write),
