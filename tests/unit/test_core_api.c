@@ -9,7 +9,8 @@
  * consensus module hands them over, and their answers are caught at
  * reply(); when the test names another broker as the partitions'
  * leader, the calls forward.c makes are caught at call() and answered
- * by the test.
+ * by the test; so are fetch.c's reads, of a partition the test gives
+ * replicas on brokers 2 and 3.
  *
  * Each test opens a broker of its own on a folder of its own. */
 #include <errno.h>
@@ -423,6 +424,13 @@ static struct {
 	size_t len;
 } got;
 
+/* The last chunk a read of another broker's replica handed over
+ * (fetch.c), and how many it handed. */
+static struct {
+	int n;
+	struct kq__chunk *ch;
+} fetched_chunk;
+
 static int gate_sync(struct kq_store *st, struct kq_sync_req *req,
 		     kq_sync_cb cb)
 {
@@ -801,16 +809,20 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(dir));
 	memset(&gate, 0, sizeof(gate));
 	memset(&got, 0, sizeof(got));
+	memset(&fetched_chunk, 0, sizeof(fetched_chunk));
 	nsent = 0;
 	broker_open();
 	return 0;
 }
+
+static void held_here(void);
 
 static int teardown(void **state)
 {
 	char cmd[128];
 
 	(void)state;
+	held_here();
 	gate.hold = 0;
 	gate_release();
 	/* A consensus module ends the calls it still has at its stop. */
@@ -1911,6 +1923,220 @@ static void test_forwarded_publish_leader_changes(void **state)
 	cleanup(c, 2);
 }
 
+/* ------------------------------------------------------------ fetched */
+
+/* Reads of a partition held elsewhere (fetch.c): the test gives topic
+ * "t"'s partition 0 the replicas 2 and 3, which the gate counts up, and
+ * answers the calls as they would. */
+static int elsewhere[2] = {2, 3};
+static struct kq__partition *lent; /* the partition given them */
+static int *own_replicas;
+static size_t own_nreplicas;
+
+static struct kq__partition *held_elsewhere(void)
+{
+	struct kq__partition *p;
+
+	create("t", 1);
+	p = &kq__topic_get(b, "t")->parts[0];
+	lent = p;
+	own_replicas = p->replicas;
+	own_nreplicas = p->nreplicas;
+	p->replicas = elsewhere;
+	p->nreplicas = 2;
+	gate.leader_set = 1;
+	gate.leader = 1;
+	return p;
+}
+
+/* Puts the partition's own replicas back, for its close (teardown's,
+ * should the test fail first). */
+static void held_here(void)
+{
+	if (!lent)
+		return;
+	lent->replicas = own_replicas;
+	lent->nreplicas = own_nreplicas;
+	lent = NULL;
+}
+
+static void on_fetched(void *ctx, struct kq__chunk *ch)
+{
+	(void)ctx;
+	fetched_chunk.n++;
+	fetched_chunk.ch = ch;
+}
+
+/* Answers call i with a read's answer of `count` records from `first`
+ * ("v<offset>" each). */
+static void answer_read(int i, int status, uint64_t first, uint32_t count,
+			uint64_t next, uint64_t end)
+{
+	struct kq__wire w = {0};
+	uint8_t head[KQ__WIRE_READ_HEAD_MAX];
+
+	kq__wire_put(&w, head,
+		     kq__wire_encode_read_head(head, status,
+					       status ? "not yet" : "", next,
+					       end, count));
+	for (uint32_t k = 0; k < count; k++) {
+		char v[32];
+		uint8_t h[12];
+
+		snprintf(v, sizeof(v), "v%llu",
+			 (unsigned long long)(first + k));
+		kq_put64le(h, first + k);
+		kq_put32le(h + 8, (uint32_t)strlen(v));
+		kq__wire_put(&w, h, sizeof(h));
+		kq__wire_put(&w, v, strlen(v));
+	}
+	assert_false(w.oom);
+	assert_false(sent[i].answered);
+	sent[i].answered = 1;
+	sent[i].cb(sent[i].call, 0, w.p, w.len);
+	free(w.p);
+}
+
+/* Runs the loop until call i is out. */
+static void sent_out(int i)
+{
+	double end = now_s() + 10;
+
+	while (nsent <= i && now_s() < end)
+		run_for(0.01);
+	assert_true(nsent > i);
+}
+
+/* Starts a read of p from its start to its end. */
+static struct kq__fetch *fetch_all(struct kq__partition *p)
+{
+	struct kq__fetch *f;
+
+	assert_int_equal(kq__fetch_start(b, p->topic, 0, 0, UINT64_MAX, 4096, 0,
+					 on_fetched, NULL, &f),
+			 0);
+	return f;
+}
+
+/* A read asks a replica for the range, and hands over what it answers,
+ * record by record. */
+static void test_fetch_reads_a_replica(void **state)
+{
+	struct kq__partition *p;
+	struct kq__fetch *f;
+	struct kq_reader r;
+	struct kq_record rec;
+	char topic[8];
+
+	(void)state;
+	p = held_elsewhere();
+	assert_int_equal(kq__fetch_start(b, p->topic, 0, 5, 100, 4096, 7,
+					 on_fetched, NULL, &f),
+			 0);
+	sent_out(0);
+	assert_int_equal(sent[0].to, 2);
+	r = (struct kq_reader){sent[0].buf, sent[0].len, 0};
+	assert_int_equal(kq_take8(&r), KQ__FWD_FETCH);
+	kq__wire_rd_str(&r, topic, sizeof(topic) - 1);
+	assert_string_equal(topic, "t");
+	assert_int_equal(kq_take32le(&r), 0);
+	assert_int_equal(kq_take64le(&r), 5);
+	assert_int_equal(kq_take64le(&r), 100);
+	assert_int_equal(kq_take32le(&r), 4096);
+	assert_int_equal(kq_take32le(&r), 7);
+	assert_int_equal(r.left, 0);
+	assert_int_equal(fetched_chunk.n, 0);
+	answer_read(0, 0, 5, 2, 7, 9);
+	assert_int_equal(fetched_chunk.n, 1);
+	assert_int_equal(fetched_chunk.ch->status, 0);
+	assert_int_equal(fetched_chunk.ch->from, 5);
+	assert_int_equal(fetched_chunk.ch->next, 7);
+	assert_int_equal(fetched_chunk.ch->end, 9);
+	for (uint64_t off = 5; off < 7; off++) {
+		char v[32];
+
+		snprintf(v, sizeof(v), "v%llu", (unsigned long long)off);
+		assert_true(kq__chunk_take(fetched_chunk.ch, &rec));
+		assert_int_equal(rec.offset, off);
+		assert_int_equal(rec.value_len, strlen(v));
+		assert_memory_equal(rec.value, v, rec.value_len);
+	}
+	assert_false(kq__chunk_take(fetched_chunk.ch, &rec));
+	kq__chunk_free(fetched_chunk.ch);
+	held_here();
+}
+
+/* A replica that does not answer, or cannot read yet, is followed by the
+ * next; after every one was asked, the round starts again; at
+ * topics.request_timeout_ms the read fails, saying so. */
+static void test_fetch_asks_the_next_replica(void **state)
+{
+	struct kq__partition *p;
+	int i;
+
+	(void)state;
+	p = held_elsewhere();
+	fetch_all(p);
+	sent_out(0);
+	lose_sent(0);
+	sent_out(1);
+	assert_int_equal(sent[1].to, 3);
+	answer_read(1, KQ_EUNAVAILABLE, 0, 0, 0, 0);
+	sent_out(2);
+	assert_int_equal(sent[2].to, 2);
+	assert_int_equal(fetched_chunk.n, 0);
+	answer_read(2, 0, 0, 1, 1, 1);
+	assert_int_equal(fetched_chunk.n, 1);
+	assert_int_equal(fetched_chunk.ch->left, 1);
+	kq__chunk_free(fetched_chunk.ch);
+	/* Never able to read: given up at the deadline. */
+	cfg.request_timeout_ms = 200;
+	fetch_all(p);
+	for (i = 3; fetched_chunk.n == 1; i++) {
+		sent_out(i);
+		answer_read(i, KQ_EUNAVAILABLE, 0, 0, 0, 0);
+		if (fetched_chunk.n == 1)
+			run_for(0.01);
+		assert_true(i < 30);
+	}
+	assert_int_equal(fetched_chunk.ch->status, KQ_EUNAVAILABLE);
+	assert_string_equal(fetched_chunk.ch->errmsg,
+			    "partition t-0: no broker holding a replica of it "
+			    "answered within topics.request_timeout_ms "
+			    "(200 ms)");
+	kq__chunk_free(fetched_chunk.ch);
+	held_here();
+}
+
+/* An answer that cannot be decoded fails the read with the reason; a
+ * read cancelled while its call is out is never handed over. */
+static void test_fetch_refuses_and_cancels(void **state)
+{
+	static const uint8_t junk[3] = {1, 2, 3};
+	struct kq__partition *p;
+	struct kq__fetch *f;
+
+	(void)state;
+	p = held_elsewhere();
+	f = fetch_all(p);
+	sent_out(0);
+	sent[0].answered = 1;
+	sent[0].cb(sent[0].call, 0, junk, sizeof(junk));
+	assert_int_equal(fetched_chunk.n, 1);
+	assert_int_equal(fetched_chunk.ch->status, KQ_EINTERNAL);
+	assert_string_equal(fetched_chunk.ch->errmsg,
+			    "partition t-0: broker 2 answered a read this "
+			    "broker cannot decode");
+	kq__chunk_free(fetched_chunk.ch);
+	f = fetch_all(p);
+	sent_out(1);
+	kq__fetch_cancel(f);
+	answer_read(1, 0, 0, 1, 1, 1);
+	run_for(0.05);
+	assert_int_equal(fetched_chunk.n, 1);
+	held_here();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1953,6 +2179,12 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_forwarded_publish_leader_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fetch_reads_a_replica,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_fetch_asks_the_next_replica, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fetch_refuses_and_cancels,
+						setup, teardown),
 		cmocka_unit_test(test_module_without_an_op_is_refused),
 	};
 

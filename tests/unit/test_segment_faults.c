@@ -1968,9 +1968,11 @@ static void test_sync_list_unlink(void **state)
 	kq__seg_sfile_unlist(log, sf[0]);
 	assert_int_equal(sf[2]->refs, 1);
 	assert_int_equal(sf[0]->refs, 1);
-	for (int i = 0; i < 4; i++)
-		kq__seg_sfile_unref(log, sf[i]); /* 1 and 3: the list's
-						  * goes at close */
+	for (int i = 0; i < 4; i++) /* 1 and 3 keep the list's */
+		kq__seg_sfile_unref(log, sf[i]);
+	t_ops->close(log); /* which drops it */
+	t_module_free(mod);
+	t_rmrf(dir);
 }
 
 static int teardown_io(void **state)
