@@ -34,6 +34,22 @@
 #include "plugin.h"
 #include "wire.h"
 
+/* A module linked into the test (kq__module_link): its descriptor, and
+ * an entry that returns it. */
+#define TEST_DESC(kind_, name_, ops_)                                          \
+	{                                                                      \
+		.abi = KQ_PLUGIN_ABI, .size = sizeof(struct kq_plugin_desc),   \
+		.kind = (kind_), .name = (name_), .version = "test",           \
+		.ops = (ops_),                                                 \
+	}
+#define TEST_MODULE(entry, desc, kind_, name_, ops_)                           \
+	static const struct kq_plugin_desc desc =                              \
+		TEST_DESC(kind_, name_, ops_);                                 \
+	static const struct kq_plugin_desc *entry(void)                        \
+	{                                                                      \
+		return &desc;                                                  \
+	}
+
 /* ------------------------------------------------------------ memlog */
 
 /* A log kept in memory, found again by folder when reopened, so that a
@@ -324,19 +340,7 @@ static const struct kq_storage_ops mem_ops = {
 	.lost = mem_lost,
 };
 
-static const struct kq_plugin_desc mem_desc = {
-	.abi = KQ_PLUGIN_ABI,
-	.size = sizeof(struct kq_plugin_desc),
-	.kind = KQ_PLUGIN_STORAGE,
-	.name = "memlog",
-	.version = "test",
-	.ops = &mem_ops,
-};
-
-static const struct kq_plugin_desc *mem_entry(void)
-{
-	return &mem_desc;
-}
+TEST_MODULE(mem_entry, mem_desc, KQ_PLUGIN_STORAGE, "memlog", &mem_ops)
 
 /* The same storage without snapshots: a module the core must refuse, as
  * it would call the missing op. */
@@ -574,14 +578,8 @@ static void gate_reply(void *state, struct kq_incoming *in, const void *buf,
 
 static struct kq_consensus_ops gate_ops;
 
-static const struct kq_plugin_desc gate_desc = {
-	.abi = KQ_PLUGIN_ABI,
-	.size = sizeof(struct kq_plugin_desc),
-	.kind = KQ_PLUGIN_CONSENSUS,
-	.name = "gate",
-	.version = "test",
-	.ops = &gate_ops,
-};
+static const struct kq_plugin_desc gate_desc =
+	TEST_DESC(KQ_PLUGIN_CONSENSUS, "gate", &gate_ops);
 
 static const struct kq_plugin_desc *gate_entry(void)
 {
@@ -655,19 +653,7 @@ static const struct kq_transport_ops probe_ops = {
 	.stop = probe_stop,
 };
 
-static const struct kq_plugin_desc probe_desc = {
-	.abi = KQ_PLUGIN_ABI,
-	.size = sizeof(struct kq_plugin_desc),
-	.kind = KQ_PLUGIN_TRANSPORT,
-	.name = "probe",
-	.version = "test",
-	.ops = &probe_ops,
-};
-
-static const struct kq_plugin_desc *probe_entry(void)
-{
-	return &probe_desc;
-}
+TEST_MODULE(probe_entry, probe_desc, KQ_PLUGIN_TRANSPORT, "probe", &probe_ops)
 
 /* ------------------------------------------------------------ firstbyte */
 
@@ -699,19 +685,7 @@ static const struct kq_partitioner_ops fb_ops = {
 	.partition = fb_partition,
 };
 
-static const struct kq_plugin_desc fb_desc = {
-	.abi = KQ_PLUGIN_ABI,
-	.size = sizeof(struct kq_plugin_desc),
-	.kind = KQ_PLUGIN_PARTITIONER,
-	.name = "firstbyte",
-	.version = "test",
-	.ops = &fb_ops,
-};
-
-static const struct kq_plugin_desc *fb_entry(void)
-{
-	return &fb_desc;
-}
+TEST_MODULE(fb_entry, fb_desc, KQ_PLUGIN_PARTITIONER, "firstbyte", &fb_ops)
 
 /* ------------------------------------------------------------ harness */
 
@@ -957,6 +931,18 @@ static uint64_t two_handed(void)
 	return sub;
 }
 
+/* Topic "t" of two partitions, subscribed by group g (whose member's id
+ * it returns), with the commits held. */
+static uint64_t held_topic(void)
+{
+	uint64_t sub;
+
+	create("t", 2);
+	sub = subscribe("g");
+	gate.hold = 1;
+	return sub;
+}
+
 /* ------------------------------------------------------------ tests */
 
 /* A PUBS is answered only once consensus commits it, with the offset it
@@ -968,9 +954,7 @@ static void test_publish_waits_for_commit(void **state)
 	uint64_t sub;
 
 	(void)state;
-	create("t", 2);
-	sub = subscribe("g");
-	gate.hold = 1;
+	sub = held_topic();
 	publish(&c[0], "{\"Key\":\"a\",\"Body\":\"x\"}"); /* 'a' = 97: 1 */
 	publish(&c[1], "{\"Key\":\"b\",\"Body\":\"y\"}"); /* 0 */
 	publish(&c[2], "{\"Key\":\"a\",\"Body\":\"z\"}"); /* 1 */
@@ -1436,9 +1420,7 @@ static void test_served_publish_waits_for_commit(void **state)
 	uint64_t sub;
 
 	(void)state;
-	create("t", 2);
-	sub = subscribe("g");
-	gate.hold = 1;
+	sub = held_topic();
 	served_publish(&w, "t", 1, two, 2);
 	serve_from(2, &w);
 	run_for(0.2);
