@@ -8,7 +8,15 @@
 
 #include <kafkaesque/list.h>
 
+#include "api.h"
 #include "broker.h"
+#include "commit.h"
+#include "consume.h"
+#include "create.h"
+#include "members.h"
+#include "publish.h"
+#include "query.h"
+#include "subscribe.h"
 
 /* ------------------------------------------------------------ sessions */
 

@@ -11,8 +11,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "broker.h"
+#include "create.h"
 #include "log.h"
+#include "members.h"
+#include "meta.h"
+#include "roster.h"
+#include "subscribe.h"
+#include "topic.h"
 
 static size_t partitioner_index(struct kq_broker *b, const char *name)
 {

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "bounds.h"
 #include "broker.h"
 
 /* Records lost to damage are refused, never skipped unawares: a read

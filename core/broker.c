@@ -12,9 +12,26 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api.h"
+#include "apply.h"
 #include "broker.h"
+#include "commit.h"
+#include "defer.h"
+#include "fetch.h"
+#include "forward.h"
+#include "instance.h"
 #include "log.h"
+#include "members.h"
+#include "meta.h"
 #include "names.h"
+#include "orphans.h"
+#include "publish.h"
+#include "reopen.h"
+#include "retention.h"
+#include "serve.h"
+#include "store.h"
+#include "subscribe.h"
+#include "topic.h"
 
 /* mkdir -p */
 static int make_dirs(const char *path)

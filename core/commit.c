@@ -12,8 +12,15 @@
 #include <kafkaesque/list.h>
 
 #include "broker.h"
+#include "commit.h"
+#include "defer.h"
+#include "fetch.h"
 #include "log.h"
+#include "members.h"
+#include "meta.h"
 #include "names.h"
+#include "req.h"
+#include "topic.h"
 
 /* The subscription sub_id on `topic`, or an error with errmsg filled. */
 int kq__member_find(struct kq_broker *b, const char *topic, uint64_t sub_id,

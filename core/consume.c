@@ -9,8 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "broker.h"
+#include "commit.h"
+#include "consume.h"
+#include "fetch.h"
 #include "log.h"
+#include "topic.h"
 
 struct part_cursor {
 	uint32_t partition;

@@ -8,7 +8,13 @@
 #include <string.h>
 
 #include "broker.h"
+#include "create.h"
+#include "forward.h"
+#include "members.h"
+#include "meta.h"
 #include "names.h"
+#include "req.h"
+#include "topic.h"
 #include "why.h"
 
 struct create_ctx {

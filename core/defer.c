@@ -5,6 +5,7 @@
  * hands them in as callbacks, so that every file below it can ask for
  * them without calling up. */
 #include "broker.h"
+#include "defer.h"
 
 static void on_idle(uv_idle_t *h)
 {

@@ -14,6 +14,8 @@
 #include <kafkaesque/list.h>
 
 #include "broker.h"
+#include "fetch.h"
+#include "forward.h"
 #include "names.h"
 #include "wire.h"
 

@@ -21,7 +21,10 @@
 #include <kafkaesque/list.h>
 
 #include "broker.h"
+#include "defer.h"
+#include "forward.h"
 #include "log.h"
+#include "topic.h"
 #include "wire.h"
 
 /* How often requests waiting for a leader look again. */

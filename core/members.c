@@ -12,7 +12,12 @@
 #include <kafkaesque/list.h>
 
 #include "broker.h"
+#include "defer.h"
 #include "log.h"
+#include "members.h"
+#include "meta.h"
+#include "roster.h"
+#include "topic.h"
 
 /* How often registration, owed leaves and expiry are looked at. */
 #define TICK_MS 200

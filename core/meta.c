@@ -7,7 +7,12 @@
 #include <string.h>
 
 #include "broker.h"
+#include "forward.h"
 #include "log.h"
+#include "members.h"
+#include "meta.h"
+#include "req.h"
+#include "store.h"
 
 struct meta_prop {
 	struct kq_propose_req preq;

@@ -13,7 +13,10 @@
 #include "broker.h"
 #include "log.h"
 #include "map.h"
+#include "members.h"
 #include "names.h"
+#include "orphans.h"
+#include "topic.h"
 
 /* Whether `name` is a partition folder as open_partition() names them,
  * `<topic>-<n>` in decimal without leading zeros; *known says whether the

@@ -7,8 +7,13 @@
 #include <string.h>
 
 #include "broker.h"
-#include "log.h"
+#include "defer.h"
+#include "forward.h"
 #include "jsonkey.h"
+#include "log.h"
+#include "publish.h"
+#include "req.h"
+#include "topic.h"
 #include "why.h"
 
 /* Batches are proposed at the end of the loop turn, or sooner once this

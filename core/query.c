@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "broker.h"
+#include "query.h"
+#include "topic.h"
 
 static int by_name(const void *a, const void *b)
 {

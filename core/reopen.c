@@ -3,8 +3,14 @@
  * kq__defer_reopen). */
 #include <errno.h>
 
+#include "apply.h"
 #include "broker.h"
+#include "defer.h"
 #include "log.h"
+#include "meta.h"
+#include "reopen.h"
+#include "store.h"
+#include "topic.h"
 
 /* Partitions that could not be opened (out of descriptors or space, a
  * folder not writable), and logs that failed a write or a sync, are

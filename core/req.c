@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "req.h"
 
 int kq__req_fail(struct kq_req *req, int err, const char *fmt, ...)
 {

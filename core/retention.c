@@ -6,6 +6,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "retention.h"
 
 void kq__retention_on_timer(uv_timer_t *t)
 {

@@ -26,6 +26,8 @@
 
 #include "broker.h"
 #include "log.h"
+#include "roster.h"
+#include "topic.h"
 
 static struct kq__reg *reg_find(struct kq_broker *b, int id)
 {

@@ -12,10 +12,16 @@
 
 #include <kafkaesque/bytes.h>
 
+#include "bounds.h"
 #include "broker.h"
+#include "create.h"
+#include "forward.h"
+#include "meta.h"
 #include "names.h"
-#include "wire.h"
+#include "serve.h"
+#include "topic.h"
 #include "why.h"
+#include "wire.h"
 
 /* Answers a request: from another broker (through the consensus
  * module) or from this one (a forward whose leader turned out to be us). */

@@ -13,7 +13,9 @@
 #include <kafkaesque/list.h>
 
 #include "broker.h"
+#include "defer.h"
 #include "log.h"
+#include "store.h"
 
 void kq__store_policy(struct kq_broker *b)
 {

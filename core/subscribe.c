@@ -8,8 +8,14 @@
 #include <string.h>
 
 #include "broker.h"
+#include "defer.h"
 #include "log.h"
+#include "members.h"
+#include "meta.h"
 #include "names.h"
+#include "req.h"
+#include "subscribe.h"
+#include "topic.h"
 
 /* Subscription ids are reserved in blocks so that ids stay unique across
  * restarts without a metadata write per SUBS. */

@@ -9,7 +9,11 @@
 
 #include "assign.h"
 #include "broker.h"
+#include "defer.h"
 #include "log.h"
+#include "members.h"
+#include "store.h"
+#include "topic.h"
 #include "why.h"
 
 struct kq__topic *kq__topic_get(struct kq_broker *b, const char *name)

@@ -468,6 +468,16 @@ int kq__raft_group_propose(struct kq_group *g, struct kq_propose_req *req,
 	return 0;
 }
 
+int kq__raft_group_retain(struct kq_group *g, uint64_t before)
+{
+	const char *failed = NULL;
+	int rv = kq__raft_snap_retain(g, before, &failed);
+
+	if (failed)
+		kq__raft_group_fail(g, rv, failed);
+	return rv;
+}
+
 uint64_t kq__raft_group_commit_end(struct kq_group *g)
 {
 	uint64_t end = kq__raft_commit(g->r) + 1;

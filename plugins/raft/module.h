@@ -208,8 +208,10 @@ void kq__raft_snap_maybe(struct kq_group *g);
 /* Retention asks for the entries before `before` to go: only those
  * committed, durable and applied here are deleted, after the restart
  * point and its exact term are saved.  Returns segments deleted or a
- * negative error. */
-int kq__raft_group_retain(struct kq_group *g, uint64_t before);
+ * negative error; *failed names the step when the group must stop (the
+ * caller stops it, in group.c). */
+int kq__raft_snap_retain(struct kq_group *g, uint64_t before,
+			 const char **failed);
 
 /* open.c: kq_consensus_ops.group_open. */
 int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
@@ -224,6 +226,9 @@ int kq__raft_group_propose(struct kq_group *g, struct kq_propose_req *req,
 			   const struct kq_record *recs, size_t n,
 			   kq_propose_cb cb);
 uint64_t kq__raft_group_commit_end(struct kq_group *g);
+/* kq_consensus_ops.group_retain: kq__raft_snap_retain(), stopping the
+ * group when the retention point could not be recorded. */
+int kq__raft_group_retain(struct kq_group *g, uint64_t before);
 int kq__raft_group_leader(struct kq_group *g);
 /* Stops the group for good after a storage or core error (`what`
  * failed, logged): it neither sends nor acknowledges anything any more,

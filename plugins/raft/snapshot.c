@@ -93,7 +93,8 @@ void kq__raft_snap_maybe(struct kq_group *g)
 		  g->name, index, term);
 }
 
-int kq__raft_group_retain(struct kq_group *g, uint64_t before)
+int kq__raft_snap_retain(struct kq_group *g, uint64_t before,
+			 const char **failed)
 {
 	const struct kq_host *host = g->mod->host;
 	uint64_t limit, point, term;
@@ -122,8 +123,7 @@ int kq__raft_group_retain(struct kq_group *g, uint64_t before)
 		if (rv == 0)
 			rv = kq__raft_compact(g->r, point, NULL, 0);
 		if (rv != 0) {
-			kq__raft_group_fail(g, rv,
-					    "recording the retention point");
+			*failed = "recording the retention point";
 			return rv;
 		}
 		kq__raft_terms_prune(g, point);

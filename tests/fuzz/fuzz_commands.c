@@ -45,9 +45,15 @@
 
 #include <kafkaesque/kafkaesque.h>
 
+#include "api.h"
+#include "apply.h"
 #include "broker.h"
+#include "defer.h"
+#include "forward.h"
+#include "instance.h"
 #include "log.h"
 #include "memfs.h"
+#include "serve.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -32,8 +32,11 @@
 
 #include "broker.h"
 #include "conf.h"
+#include "fetch.h"
+#include "forward.h"
 #include "log.h"
 #include "plugin.h"
+#include "topic.h"
 #include "wire.h"
 
 /* A module linked into the test (kq__module_link): its descriptor, and

@@ -18,6 +18,7 @@
 #include <kafkaesque/error.h>
 
 #include "broker.h"
+#include "forward.h"
 #include "jsonkey.h"
 #include "log.h"
 #include "map.h"

@@ -1,0 +1,20 @@
+#ifndef KQ_CORE_COMMIT_H
+#define KQ_CORE_COMMIT_H
+
+#include "broker.h"
+
+/* commit.c: committed offsets of groups.  The subscription sub_id on
+ * `topic`, or an error with errmsg filled. */
+int kq__member_find(struct kq_broker *b, const char *topic, uint64_t sub_id,
+		    struct kq__member **out, char *errmsg, size_t errlen);
+/* Commits what m was handed and has not acknowledged (CONS asking for
+ * more); a failure to store it is logged, and the batch comes again. */
+void kq__commit_acknowledge(struct kq_broker *b, struct kq__member *m);
+/* At a stop: CMITs waiting for a partition's end from another broker are
+ * answered now, ERR UNAVAILABLE. */
+void kq__commit_stop(struct kq_broker *b);
+int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
+	       uint64_t sub_id, int64_t partition, uint64_t offset,
+	       kq_req_cb cb);
+
+#endif /* KQ_CORE_COMMIT_H */

@@ -1,0 +1,15 @@
+#ifndef KQ_CORE_REQ_H
+#define KQ_CORE_REQ_H
+
+#include "broker.h"
+
+/* req.c: helpers for the core's request entry points. */
+/* Fills req->errmsg from fmt and returns err, for an entry point that
+ * refuses a request (its callback then never runs). */
+int kq__req_fail(struct kq_req *req, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Readies a caller-owned request for an entry point. */
+void kq__req_init(struct kq_req *req, struct kq_session *s,
+		  enum kq_req_type type, kq_req_cb cb);
+
+#endif /* KQ_CORE_REQ_H */

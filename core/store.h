@@ -1,0 +1,23 @@
+#ifndef KQ_CORE_STORE_H
+#define KQ_CORE_STORE_H
+
+#include "broker.h"
+
+/* store.c: the one place the storage module's fsync policy is read
+ * (b->sync_policy, at init) and applied; the store API the consensus
+ * module is lent (host->store). */
+extern const struct kq_store_api kq__store_api;
+void kq__store_policy(struct kq_broker *b);
+/* Starts the interval policy's timer (b->sync_timer), if that is it. */
+void kq__store_start(struct kq_broker *b);
+/* Where records of pl may have been acknowledged up to: a reopen drops
+ * what lies past it (written, never acknowledged). */
+uint64_t kq__store_acked_end(const struct kq_store *pl);
+/* Opens the log at `dir` with `opts` (its `unsynced` is the policy's). */
+int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
+		   const struct kq_log_options *opts);
+void kq__store_close(struct kq_store *pl);
+void kq__store_flush(struct kq_broker *b);
+void kq__store_sync_all(struct kq_broker *b);
+
+#endif /* KQ_CORE_STORE_H */
