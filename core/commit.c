@@ -16,7 +16,6 @@
 #include "defer.h"
 #include "fetch.h"
 #include "log.h"
-#include "members.h"
 #include "meta.h"
 #include "names.h"
 #include "req.h"

@@ -3,7 +3,7 @@
 
 #include "broker.h"
 
-/* consume.c: CONS, the read side of kq__broker_api. */
+/* consume.c: CONS, reading a subscription's partitions. */
 int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 		     const char *topic, uint64_t sub_id, int64_t from,
 		     uint64_t max, char *errmsg, size_t errlen);

@@ -10,7 +10,6 @@
 #include "broker.h"
 #include "create.h"
 #include "forward.h"
-#include "members.h"
 #include "meta.h"
 #include "names.h"
 #include "req.h"

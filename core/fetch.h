@@ -6,7 +6,6 @@
 /* fetch.c: reads of partitions this broker holds no replica of, from a
  * broker that holds one. */
 struct kq__fetch;
-struct kq__seeking;
 /* Committed records of a read, as one broker answered it: taken with
  * kq__chunk_take(), then `status` (0, or the error that ends the read,
  * with errmsg) holds. */

@@ -29,11 +29,5 @@ void kq__members_start(struct kq_broker *b);
 /* Runs the membership timer now: a member owes a leave, or this run must
  * register again (b->members_wake_cb, for roster.c). */
 void kq__members_wake(struct kq_broker *b);
-/* Why a metadata write was refused, in req->errmsg; returns the error. */
-int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv);
-
-/* The brokers of the cluster (one: this broker when standalone), in
- * configuration order. */
-size_t kq__brokers_list(struct kq_broker *b, const int **ids);
 
 #endif /* KQ_CORE_MEMBERS_H */

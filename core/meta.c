@@ -9,10 +9,10 @@
 #include "broker.h"
 #include "forward.h"
 #include "log.h"
-#include "members.h"
 #include "meta.h"
 #include "req.h"
 #include "store.h"
+#include "topic.h"
 
 struct meta_prop {
 	struct kq_propose_req preq;

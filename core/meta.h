@@ -25,11 +25,14 @@ int kq__meta_idle(struct kq_broker *b);
  * broker applied it too (kq__fwd_meta). */
 int kq__meta_propose(struct kq_broker *b, json_t *record,
 		     void (*cb)(void *ctx, int status), void *ctx);
-/* In a cluster, whether another broker leads the metadata, or none is
- * known yet: writes go there (forward.c). */
-int kq__meta_led_elsewhere(struct kq_broker *b);
 /* The same with the record as `len` bytes of JSON text (copied). */
 int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
 			  void (*cb)(void *ctx, int status), void *ctx);
+/* In a cluster, whether another broker leads the metadata, or none is
+ * known yet: writes go there (forward.c). */
+int kq__meta_led_elsewhere(struct kq_broker *b);
+
+/* Why a metadata write was refused, in req->errmsg; returns the error. */
+int kq__meta_refused(struct kq_broker *b, struct kq_req *req, int rv);
 
 #endif /* KQ_CORE_META_H */

@@ -13,7 +13,6 @@
 #include "broker.h"
 #include "log.h"
 #include "map.h"
-#include "members.h"
 #include "names.h"
 #include "orphans.h"
 #include "topic.h"

@@ -3,10 +3,11 @@
 
 #include "broker.h"
 
-/* store.c: the one place the storage module's fsync policy is read
- * (b->sync_policy, at init) and applied; the store API the consensus
- * module is lent (host->store). */
+/* store.c: the store API the consensus module is lent (host->store), and
+ * the one place the storage module's fsync policy is read and applied. */
 extern const struct kq_store_api kq__store_api;
+/* Reads the policy into b->sync_policy (at init), warning when a cluster
+ * does not sync always. */
 void kq__store_policy(struct kq_broker *b);
 /* Starts the interval policy's timer (b->sync_timer), if that is it. */
 void kq__store_start(struct kq_broker *b);

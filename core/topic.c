@@ -11,7 +11,6 @@
 #include "broker.h"
 #include "defer.h"
 #include "log.h"
-#include "members.h"
 #include "store.h"
 #include "topic.h"
 #include "why.h"

@@ -54,4 +54,8 @@ void kq__member_unlink(struct kq__member *m);
 /* Frees a batch of PUBS, whose requests were answered. */
 void kq__batch_free(struct kq__batch *bt);
 
+/* The brokers of the cluster (one: this broker when standalone), in
+ * configuration order. */
+size_t kq__brokers_list(struct kq_broker *b, const int **ids);
+
 #endif /* KQ_CORE_TOPIC_H */

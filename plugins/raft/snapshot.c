@@ -100,6 +100,8 @@ int kq__raft_snap_retain(struct kq_group *g, uint64_t before,
 	uint64_t limit, point, term;
 	int rv;
 
+	*failed = NULL;
+
 	if (g->failed)
 		return g->failed;
 	if (g->snapshot || g->running || g->closed || before <= 1)

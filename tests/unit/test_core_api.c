@@ -2095,7 +2095,7 @@ static void test_fetch_asks_the_next_replica(void **state)
 			assert_true(nsent > i);
 			answer_read(i, KQ_EUNAVAILABLE, 0, 0, 0, 0);
 		}
-		assert_true(i < 100);
+		assert_true(i < 30);
 	}
 	assert_int_equal(fetched_chunk.ch->status, KQ_EUNAVAILABLE);
 	assert_string_equal(fetched_chunk.ch->errmsg,
@@ -2190,7 +2190,8 @@ static void test_members_of_a_broker_out_of_reach(void **state)
 		run_for(0.01);
 	took = now_s() - t0;
 	assert_int_equal(g->nmembers, 1);
-	assert_true(took >= 0.6);
+	/* uv_now() counts whole ms, of a coarser clock. */
+	assert_true(took >= 0.6 - 0.005);
 	assert_int_equal(g->owner[0], sub);
 	assert_int_equal(g->owner[1], sub);
 	print_message("broker 2's member expired after %.2f s\n", took);
