@@ -2,36 +2,26 @@
  * thousand partitions must not need three descriptors each.  Holders (a
  * log's folder, a segment's files) sit on a least-recently-used list;
  * opening one more past the limit first closes the oldest holders, which
- * reopen on their next use.  Readers and syncs keep references of their
- * own to a .log file, so closing a holder never pulls a descriptor from
- * under them.  A file written since the last sync is kept open for that
- * sync; when only such files are left to close, the oldest is synced
- * right here, on the loop, so that the bound holds however many logs
- * are written between two syncs (a burst of elections over thousands of
- * partitions writes to every one of them): with one syncfs() of its
- * file system where that is used, which makes every held file durable
- * at once, else with an fdatasync of that file.  A log opened unsynced
- * (kq_log_options.unsynced: fsync "never", where nobody waits for a
- * sync) has such a file closed without one instead.  An open that finds
- * the process out of descriptors sheds a few held ones and tries again.
- * Also here: the log's folder reached through its held descriptor
- * (openat and friends, a file replaced atomically, the folder synced),
- * and the reference-counted descriptors of segment files that readers
- * and syncs share. */
+ * reopen on their next use.  A folder this file closes itself; a
+ * segment it closes through the hooks the module gives it (evict.c),
+ * which may keep one open until its sync, or sync it.  An open that
+ * finds the process out of descriptors sheds a few held ones and tries
+ * again.  Also here: the log's folder reached through its held
+ * descriptor (openat and friends, a file swapped in by a rename). */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
-#include <string.h>
-
-#include <kafkaesque/list.h>
 
 #include "io.h"
 #include "module.h"
 
-void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit)
+void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit,
+		      bool (*close)(struct kq__seg_fdslot *s, bool force),
+		      void (*sync_held)(struct kq__seg_fds *fds))
 {
 	fds->limit = limit;
+	fds->close = close;
+	fds->sync_held = sync_held;
 	fds->held = 0;
 	fds->lru.prev = fds->lru.next = &fds->lru;
 }
@@ -70,90 +60,15 @@ void kq__seg_fds_count(struct kq__seg_fds *fds, struct kq__seg_fdslot *s, int n)
 		kq__seg_fds_touch(fds, s);
 }
 
-/* Takes f off its log's to-sync list; true when it was on it (the list's
- * reference is then the caller's to drop).  Caller holds log->mu. */
-static bool take_off(struct kq_log *log, struct kq__seg_sfile *f)
-{
-	if (!f->dirty)
-		return false;
-	KQ_LIST_REMOVE_BY(log->dirty, f, dprev, dnext);
-	f->dirty = false;
-	return true;
-}
-
-int kq__seg_sfile_sync(struct kq_log *log, struct kq__seg_sfile *f, bool always)
-{
-	int rv = 0;
-
-	pthread_mutex_lock(&log->mu);
-	if (!f->dirty && !always) {
-		pthread_mutex_unlock(&log->mu);
-		return 0;
-	}
-	f->refs++;
-	pthread_mutex_unlock(&log->mu);
-	if (kq__seg_io.fdatasync(f->fd) != 0)
-		rv = -errno;
-	pthread_mutex_lock(&log->mu);
-	if (rv == 0 && take_off(log, f))
-		f->refs--; /* the list's; ours is still held */
-	pthread_mutex_unlock(&log->mu);
-	kq__seg_sfile_unref(log, f);
-	return rv;
-}
-
-void kq__seg_sfile_unlist(struct kq_log *log, struct kq__seg_sfile *f)
-{
-	bool listed;
-
-	pthread_mutex_lock(&log->mu);
-	listed = take_off(log, f);
-	pthread_mutex_unlock(&log->mu);
-	if (listed)
-		kq__seg_sfile_unref(log, f);
-}
-
-/* kq__seg_sfile_sync(), failing the log when it fails (as a sync of its
- * own would); false then. */
-static bool sync_now(struct kq_log *log, struct kq__seg_sfile *f)
-{
-	int rv = kq__seg_sfile_sync(log, f, false);
-
-	if (rv != 0)
-		kq__seg_log_fail(log, rv, "fdatasync: %s", strerror(-rv));
-	return rv == 0;
-}
-
-/* Closes what holder s has; false when it must stay (its index could
- * not be written, or it was written since the last sync and `force` is
- * not set). */
+/* Closes what holder s has; false when it must stay (see
+ * kq__seg_fds.close). */
 static bool close_holder(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 			 bool force)
 {
 	struct kq_log *log = s->log;
 
-	if (s->seg != NULL) {
-		struct kq__seg_sfile *f = s->seg->file;
-		bool dirty = false;
-
-		/* A file written since the last sync stays open for that
-		 * sync anyway: closing the holder would only make the next
-		 * write open a second descriptor for it. */
-		if (f != NULL) {
-			pthread_mutex_lock(&log->mu);
-			dirty = f->dirty;
-			pthread_mutex_unlock(&log->mu);
-		}
-		/* Nobody waits for its sync but the last one, at the stop:
-		 * it goes unsynced, as the policy allows. */
-		if (dirty && log->conf.unsynced) {
-			kq__seg_sfile_unlist(log, f);
-			dirty = false;
-		}
-		if (dirty && !(force && sync_now(log, f)))
-			return false;
-		return kq__seg_close_fds(log, s->seg) == 0;
-	}
+	if (s->seg != NULL)
+		return fds->close(s, force);
 	if (log->dirfd >= 0) {
 		kq__seg_io.close(log->dirfd);
 		log->dirfd = -1;
@@ -164,30 +79,6 @@ static bool close_holder(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 	return true;
 }
 
-/* Only written files are left to close: one syncfs() of the oldest
- * one's file system makes every held file on it durable, so they all
- * come off their logs' to-sync lists and close without a sync each,
- * this time and the next ones. */
-static void sync_held(struct kq__seg_fds *fds)
-{
-	struct kq__seg_fdslot *s = fds->lru.prev;
-	struct kq__seg_fsys *fs;
-
-	if (s == &fds->lru)
-		return;
-	fs = s->log->fsys;
-	/* Not behind a worker's syncfs(): the oldest file alone is
-	 * synced then, which keeps the loop's wait short. */
-	if (!kq__seg_fsys_usable(fs) ||
-	    !kq__seg_fsys_sync(fs, s->log, false, 0))
-		return;
-	/* Written on this thread only: nothing was written since. */
-	for (s = fds->lru.next; s != &fds->lru; s = s->next)
-		if (s->seg != NULL && s->seg->file != NULL &&
-		    s->log->fsys == fs)
-			kq__seg_sfile_unlist(s->log, s->seg->file);
-}
-
 void kq__seg_fds_make_room(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep)
 {
 	/* Files that need no sync first, then the oldest that do. */
@@ -195,7 +86,7 @@ void kq__seg_fds_make_room(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep)
 		struct kq__seg_fdslot *s = fds->lru.prev;
 
 		if (force)
-			sync_held(fds);
+			fds->sync_held(fds);
 
 		while (fds->held >= fds->limit && s != &fds->lru) {
 			struct kq__seg_fdslot *prev = s->prev;
@@ -291,21 +182,6 @@ int kq__seg_log_fstatat(struct kq_log *log, const char *name, struct stat *st)
 	return d < 0 ? -1 : kq__seg_io.fstatat(d, name, st, 0);
 }
 
-int kq__seg_log_sync_dir(struct kq_log *log)
-{
-	int rv = kq__seg_log_settle(log), d;
-
-	if (rv != 0)
-		return rv;
-	d = kq__seg_log_dirfd(log);
-	if (d >= 0 && kq__seg_io.fsync(d) == 0)
-		return 0;
-	rv = -errno;
-	kq__seg_log_fail(log, rv, "fsync of the folder: %s", strerror(-rv));
-	kq__seg_log_report(log);
-	return rv;
-}
-
 int kq__seg_log_swap_file(struct kq_log *log, const char *name, const char *tmp,
 			  const void *head, size_t head_len, const void *body,
 			  size_t body_len, bool durable)
@@ -328,64 +204,4 @@ int kq__seg_log_swap_file(struct kq_log *log, const char *name, const char *tmp,
 		/* A full disk keeps no half-written copy. */
 		kq__seg_log_unlinkat(log, tmp, 0);
 	return rv;
-}
-
-int kq__seg_log_replace_file(struct kq_log *log, const char *name,
-			     const char *tmp, const void *head, size_t head_len,
-			     const void *body, size_t body_len)
-{
-	int rv;
-
-	/* Aside, durable, then swapped in and the swap made durable: a
-	 * crash leaves the old file or the new one (of a folder that
-	 * stays). */
-	rv = kq__seg_log_settle(log);
-	if (rv == 0)
-		rv = kq__seg_log_swap_file(log, name, tmp, head, head_len, body,
-					   body_len, true);
-	return rv != 0 ? rv : kq__seg_log_sync_dir(log);
-}
-
-/* --- reference-counted descriptors of segment files --- */
-
-struct kq__seg_sfile *kq__seg_sfile_new(struct kq_log *log, int fd)
-{
-	struct kq__seg_sfile *f = log->host->malloc(sizeof(*f));
-
-	if (f == NULL)
-		return NULL;
-	f->fd = fd;
-	f->refs = 1;
-	f->dirty = false;
-	f->dprev = f->dnext = NULL;
-	return f;
-}
-
-void kq__seg_sfile_mark(struct kq_log *log, struct kq__seg_sfile *f)
-{
-	if (f->dirty)
-		return;
-	f->dirty = true;
-	f->refs++;
-	KQ_LIST_PUSH_BY(log->dirty, f, dprev, dnext);
-}
-
-void kq__seg_sfile_ref(struct kq_log *log, struct kq__seg_sfile *f)
-{
-	pthread_mutex_lock(&log->mu);
-	f->refs++;
-	pthread_mutex_unlock(&log->mu);
-}
-
-void kq__seg_sfile_unref(struct kq_log *log, struct kq__seg_sfile *f)
-{
-	bool last;
-
-	pthread_mutex_lock(&log->mu);
-	last = --f->refs == 0;
-	pthread_mutex_unlock(&log->mu);
-	if (last) {
-		kq__seg_io.close(f->fd);
-		log->host->free(f);
-	}
 }

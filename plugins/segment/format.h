@@ -15,6 +15,9 @@
 #define KQ__SEG_REC_MAX	       ((uint64_t)1 << 30) /* largest record, all included */
 #define KQ__SEG_IENTRY_SIZE    16		   /* one index entry */
 
+/* A log's durable Raft term and vote (state.c). */
+#define KQ__SEG_STATE_FILE "raft.state"
+
 enum kq__seg_file_kind {
 	KQ__SEG_FILE_LOG,
 	KQ__SEG_FILE_INDEX,

@@ -47,6 +47,13 @@ struct kq__seg_fds {
 	unsigned limit;
 	unsigned held;		   /* descriptors holders have now */
 	struct kq__seg_fdslot lru; /* sentinel: lru.next is the most recent */
+	/* The module's (evict.c): closes what segment holder s has, or
+	 * returns false when it must stay (written since its last sync and
+	 * not `force`, or its index could not be written). */
+	bool (*close)(struct kq__seg_fdslot *s, bool force);
+	/* Before closes are forced: makes the written files held durable
+	 * at once where one call can. */
+	void (*sync_held)(struct kq__seg_fds *fds);
 };
 
 /* A file system the module's logs live on (sync.c).  One syncfs() on
@@ -280,8 +287,11 @@ int kq__seg_unlink(struct kq_log *log, struct kq__seg *seg);
 /* --- descriptors held across calls, the log's folder (fds.c) --------- */
 
 /* An empty bound of `limit` descriptors; room is made by closing the
- * least recently used segments' files (kq__seg_close_fds). */
-void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit);
+ * least recently used holders, segments through `close` and
+ * `sync_held` (see struct kq__seg_fds). */
+void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit,
+		      bool (*close)(struct kq__seg_fdslot *s, bool force),
+		      void (*sync_held)(struct kq__seg_fds *fds));
 
 /* Makes `s` the most recently used holder. */
 void kq__seg_fds_touch(struct kq__seg_fds *fds, struct kq__seg_fdslot *s);
@@ -321,9 +331,6 @@ int kq__seg_log_unlinkat(struct kq_log *log, const char *name, int flags);
 int kq__seg_log_renameat(struct kq_log *log, const char *from, const char *to);
 int kq__seg_log_fstatat(struct kq_log *log, const char *name, struct stat *st);
 
-/* fsyncs the folder now (loop thread); failure fails the log. */
-int kq__seg_log_sync_dir(struct kq_log *log);
-
 /* Writes `head_len` bytes of head and `body_len` of body (none when 0) to
  * `tmp`, fdatasyncs it when `durable`, and renames it over `name`; on
  * failure `tmp` is gone.  The rename itself is not made durable.  0 or
@@ -332,12 +339,7 @@ int kq__seg_log_swap_file(struct kq_log *log, const char *name, const char *tmp,
 			  const void *head, size_t head_len, const void *body,
 			  size_t body_len, bool durable);
 
-/* Replaces the file `name` of the folder with `head_len` bytes of head
- * followed by `body_len` bytes of body (none when 0), atomically and
- * durably, by way of `tmp`.  0 or -errno. */
-int kq__seg_log_replace_file(struct kq_log *log, const char *name,
-			     const char *tmp, const void *head, size_t head_len,
-			     const void *body, size_t body_len);
+/* --- shared .log descriptors, the to-sync list (sfile.c) ------------- */
 
 /* A new reference-counted descriptor holder (refs 1), or NULL. */
 struct kq__seg_sfile *kq__seg_sfile_new(struct kq_log *log, int fd);
@@ -363,6 +365,13 @@ void kq__seg_sfile_unref(struct kq_log *log, struct kq__seg_sfile *f);
 
 /* Takes a reference.  Takes log->mu. */
 void kq__seg_sfile_ref(struct kq_log *log, struct kq__seg_sfile *f);
+
+/* --- closing a segment to keep the bound (evict.c) ----------------- */
+
+/* The hooks the module hands kq__seg_fds_init(): see struct kq__seg_fds.
+ * Loop thread. */
+bool kq__seg_evict_close(struct kq__seg_fdslot *s, bool force);
+void kq__seg_evict_sync_held(struct kq__seg_fds *fds);
 
 /* --- a segment's index and tail, by scanning (scan.c) ---------------- */
 
@@ -474,6 +483,18 @@ bool kq__seg_fsys_usable(struct kq__seg_fsys *fs);
 bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log, bool wait,
 		       uint64_t no);
 
+/* --- durable changes to the log's folder (replace.c) --------------- */
+
+/* fsyncs the folder now (loop thread); failure fails the log. */
+int kq__seg_log_sync_dir(struct kq_log *log);
+
+/* Replaces the file `name` of the folder with `head_len` bytes of head
+ * followed by `body_len` bytes of body (none when 0), atomically and
+ * durably, by way of `tmp`.  0 or -errno. */
+int kq__seg_log_replace_file(struct kq_log *log, const char *name,
+			     const char *tmp, const void *head, size_t head_len,
+			     const void *body, size_t body_len);
+
 /* --- the log: open and close in log.c, each op in a file of its own --- */
 
 /* The storage ops (storage.h documents them). */
@@ -506,9 +527,6 @@ int kq__seg_log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
  * (no file left). */
 int kq__seg_log_make_hard_state(struct kq_log *log);
 
-/* Where a log settles file by file: fdatasync of the raft.state open()
- * made, if it did.  Any thread.  0 or -errno (the log is then failed). */
-int kq__seg_log_sync_made_state(struct kq_log *log);
 int kq__seg_log_save_snapshot(struct kq_log *log, uint64_t index, uint64_t term,
 			      const void *data, size_t len);
 int kq__seg_log_load_snapshot(struct kq_log *log, uint64_t *index,

@@ -40,7 +40,8 @@ static int seg_init(const struct kq_host *host, void **state)
 		host->free(mod);
 		return rv;
 	}
-	kq__seg_fds_init(&mod->fds, open_files(host, mod->conf.open_files));
+	kq__seg_fds_init(&mod->fds, open_files(host, mod->conf.open_files),
+			 kq__seg_evict_close, kq__seg_evict_sync_held);
 	kq__seg_fsys_init(mod);
 	*state = mod;
 	return 0;

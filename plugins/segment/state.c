@@ -10,7 +10,7 @@
 #include "io.h"
 #include "module.h"
 
-#define STATE_FILE "raft.state"
+#define STATE_FILE KQ__SEG_STATE_FILE
 #define STATE_TMP  "raft.state.tmp"
 /* Format 1: one copy of 28 bytes, replaced by a rename.  Read, and
  * rewritten as format 2 at the first save. */
@@ -98,25 +98,6 @@ int kq__seg_log_make_hard_state(struct kq_log *log)
 	log->hs_seq = 2;
 	log->hs_made = true;
 	return 0;
-}
-
-int kq__seg_log_sync_made_state(struct kq_log *log)
-{
-	char path[4096];
-	int rv;
-
-	if (!log->hs_made)
-		return 0;
-	/* By path: on a worker, the loop may close the folder's fd. */
-	if ((size_t)snprintf(path, sizeof(path), "%s/" STATE_FILE, log->dir) >=
-	    sizeof(path))
-		rv = -ENAMETOOLONG;
-	else
-		rv = kq__seg_log_sync_path(log, path, true);
-	if (rv != 0)
-		kq__seg_log_fail(log, rv, "fdatasync of " STATE_FILE ": %s",
-				 strerror(-rv));
-	return rv;
 }
 
 int kq__seg_log_save_hard_state(struct kq_log *log,

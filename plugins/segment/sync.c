@@ -22,6 +22,7 @@
 
 #include <kafkaesque/list.h>
 
+#include "format.h"
 #include "io.h"
 #include "module.h"
 
@@ -352,6 +353,28 @@ static int sync_listed(struct kq_log *log)
 	return 0;
 }
 
+/* Where a log settles file by file: fdatasync of the raft.state open()
+ * made, if it did (state.c).  0 or -errno (the log is then failed). */
+static int sync_made_state(struct kq_log *log)
+{
+	char path[4096];
+	int rv;
+
+	if (!log->hs_made)
+		return 0;
+	/* By path: on a worker, the loop may close the folder's fd. */
+	if ((size_t)snprintf(path, sizeof(path), "%s/" KQ__SEG_STATE_FILE,
+			     log->dir) >= sizeof(path))
+		rv = -ENAMETOOLONG;
+	else
+		rv = kq__seg_log_sync_path(log, path, true);
+	if (rv != 0)
+		kq__seg_log_fail(log, rv,
+				 "fdatasync of " KQ__SEG_STATE_FILE ": %s",
+				 strerror(-rv));
+	return rv;
+}
+
 /* Whether a syncfs() that began after the log numbered `no` was opened
  * has succeeded: it made all of that log durable. */
 static bool settled(struct kq__seg_fsys *fs, uint64_t no)
@@ -380,7 +403,7 @@ int kq__seg_log_settle(struct kq_log *log)
 	 * durability claim moves here. */
 	rv = sync_listed(log);
 	if (rv == 0 && !settled(fs, no))
-		rv = kq__seg_log_sync_made_state(log);
+		rv = sync_made_state(log);
 	if (rv == 0 && !settled(fs, no))
 		rv = sync_folder(log);
 	if (rv == 0 && !settled(fs, no)) {
