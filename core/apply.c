@@ -87,7 +87,7 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 	int set = json_is_true(json_object_get(rec, "set"));
 	json_int_t from = json_integer_value(json_object_get(rec, "broker"));
 	json_int_t boot = json_integer_value(json_object_get(rec, "boot"));
-	struct kq__group *g;
+	struct kq__cgroup *g;
 	size_t i;
 
 	/* This run made the change in memory when it proposed it, and may
@@ -97,7 +97,7 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 
 	if (!t || !group || !json_is_array(offsets))
 		return;
-	g = kq__group_get(t, group, KQ__GROUP_RECORDED);
+	g = kq__cgroup_get(t, group, KQ__CGROUP_RECORDED);
 	if (!g)
 		return;
 	json_array_foreach(offsets, i, pair)
@@ -112,7 +112,7 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 			g->committed[p] = (uint64_t)off;
 	}
 	/* A record that left nothing committed keeps no group alive. */
-	kq__group_release(g);
+	kq__cgroup_release(g);
 }
 
 /* A standalone broker also keeps the highest subscription id limit it
@@ -256,7 +256,7 @@ static int snapshot(void *ctx, void **data, size_t *len)
 				  (json_int_t)t->group_base));
 		for (struct kq__map_entry *ge = kq__map_next(&t->groups, NULL);
 		     ge; ge = kq__map_next(&t->groups, ge)) {
-			struct kq__group *g = ge->value;
+			struct kq__cgroup *g = ge->value;
 			json_t *pairs = json_array();
 
 			for (uint32_t p = 0; p < t->nparts; p++)

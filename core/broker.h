@@ -13,7 +13,7 @@
 
 struct kq_broker;
 struct kq__topic;
-struct kq__group;
+struct kq__cgroup;
 
 /* A store: a storage log lent to the consensus module (host->store),
  * with grouped, asynchronous syncs. */
@@ -73,8 +73,7 @@ struct kq__partition {
 	int dirty;
 };
 
-/* A consumer group of one topic: members (live subscriptions, in join
- * order), current owners and committed offsets. */
+/* A member of a consumer group: one subscription. */
 struct kq__member {
 	uint64_t sub_id;
 	uint32_t cap;
@@ -89,7 +88,7 @@ struct kq__member {
 	/* The connection that holds it: only on its home broker, NULL once
 	 * that connection closed (a leave is then owed). */
 	struct kq_session *session;
-	struct kq__group *group;
+	struct kq__cgroup *group;
 	struct kq__member *prev_in_session, *next_in_session;
 };
 
@@ -104,7 +103,10 @@ struct kq__reg {
 	int expiring;	     /* metadata leader: an expiry in flight */
 };
 
-struct kq__group {
+/* A consumer group of one topic: members (live subscriptions, in join
+ * order), current owners and committed offsets.  "cgroup" in names, since
+ * a partition's `group` (struct kq_group) is its consensus group. */
+struct kq__cgroup {
 	char *name;
 	struct kq__topic *topic;
 	struct kq__member **members;
@@ -126,7 +128,7 @@ struct kq__topic {
 	uint64_t seq, keyless_seq;
 	uint64_t group_base; /* consensus group id of partition 0 */
 	struct kq__partition *parts;
-	struct kq__map groups; /* name -> struct kq__group */
+	struct kq__map groups; /* name -> struct kq__cgroup */
 	/* Opening a new topic's partitions a slice at a time, so that a
 	 * big CRTP does not stall other clients: the next partition to
 	 * open (nparts when done), what failed, and who waits for the end

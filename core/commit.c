@@ -66,7 +66,7 @@ static void stored(void *ctx, int status)
  * completes once the record is applied here; otherwise a failure is only
  * logged (the batch is delivered again).  Returns 0, or an error with
  * the request's errmsg filled (it does not complete). */
-static int store_offsets(struct kq_broker *b, struct kq__group *g,
+static int store_offsets(struct kq_broker *b, struct kq__cgroup *g,
 			 const uint32_t *parts, size_t n, int set,
 			 struct kq_req *req)
 {
@@ -117,7 +117,7 @@ static int unchanged(struct kq_broker *b, struct kq_req *req)
 static int acknowledge(struct kq_broker *b, struct kq__member *m,
 		       struct kq_req *req)
 {
-	struct kq__group *g = m->group;
+	struct kq__cgroup *g = m->group;
 	uint32_t nparts = g->topic->nparts, *parts;
 	uint64_t *was;
 	size_t n = 0;
@@ -162,7 +162,7 @@ static int acknowledge(struct kq_broker *b, struct kq__member *m,
 static int seek(struct kq_broker *b, struct kq_req *req, struct kq__member *m,
 		uint32_t p, uint64_t offset, uint64_t end)
 {
-	struct kq__group *g = m->group;
+	struct kq__cgroup *g = m->group;
 	uint64_t was = g->committed[p];
 	int rv;
 

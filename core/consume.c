@@ -86,7 +86,7 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 	struct kq_broker *b = s->b;
 	struct kq__topic *t;
 	struct kq__member *m;
-	struct kq__group *g;
+	struct kq__cgroup *g;
 	struct cursor *cur;
 	uint32_t i, n = 0;
 	int rv = kq__member_find(b, topic, sub_id, &m, errmsg, errlen);

@@ -116,7 +116,7 @@ int kq__assignment(struct kq_broker *b, const char *topic, uint64_t sub_id,
 
 static int group_by_name(const void *a, const void *b)
 {
-	const struct kq__group *const *x = a, *const *y = b;
+	const struct kq__cgroup *const *x = a, *const *y = b;
 
 	return strcmp((*x)->name, (*y)->name);
 }
@@ -128,7 +128,7 @@ int kq__groups(struct kq_broker *b, const char *topic,
 {
 	struct kq__topic *t = topic_or_fail(b, topic, errmsg, errlen);
 	struct kq__map_entry *e = NULL;
-	struct kq__group **groups;
+	struct kq__cgroup **groups;
 	uint32_t *parts;
 	size_t n = 0;
 	int count = 0;
@@ -147,7 +147,7 @@ int kq__groups(struct kq_broker *b, const char *topic,
 		groups[n++] = e->value;
 	qsort(groups, n, sizeof(*groups), group_by_name);
 	for (size_t k = 0; k < n; k++) {
-		struct kq__group *g = groups[k];
+		struct kq__cgroup *g = groups[k];
 
 		for (size_t m = 0; m < g->nmembers; m++) {
 			uint64_t id = g->members[m]->sub_id;

@@ -45,7 +45,7 @@ static struct kq__joining *joining_find(struct kq_broker *b, uint64_t id)
 /* Takes m out of its group and frees it; rebalance is the caller's. */
 static void member_drop(struct kq_broker *b, struct kq__member *m)
 {
-	struct kq__group *g = m->group;
+	struct kq__cgroup *g = m->group;
 	size_t i;
 
 	for (i = 0; i < g->nmembers; i++)
@@ -71,7 +71,7 @@ static void drop_where(struct kq_broker *b,
 		struct kq__topic *t = te->value;
 
 		for (ge = kq__map_next(&t->groups, NULL); ge; ge = gnext) {
-			struct kq__group *g = ge->value;
+			struct kq__cgroup *g = ge->value;
 			size_t before = g->nmembers;
 
 			gnext = kq__map_next(&t->groups, ge);
@@ -79,8 +79,8 @@ static void drop_where(struct kq_broker *b,
 				if (match(g->members[i], broker, boot))
 					member_drop(b, g->members[i]);
 			if (g->nmembers != before) {
-				kq__group_rebalance(g);
-				kq__group_release(g);
+				kq__cgroup_rebalance(g);
+				kq__cgroup_release(g);
 			}
 		}
 	}
@@ -157,14 +157,14 @@ static void apply_join(struct kq_broker *b, json_t *rec)
 	struct kq__reg *r = reg_find(b, broker);
 	struct kq__topic *t = topic ? kq__topic_get(b, topic) : NULL;
 	struct kq__member *m, **members;
-	struct kq__group *g;
+	struct kq__cgroup *g;
 
 	/* A join of a run that is not registered (gone, or expired) is
 	 * void: its connection is gone or was told so. */
 	if (!t || !group || !id || !r || !boot || r->boot != boot || cap < 0 ||
 	    cap > UINT32_MAX || kq__map_get(&b->subs, &id, sizeof(id)))
 		return;
-	g = kq__group_get(t, group, KQ__GROUP_RECORDED);
+	g = kq__cgroup_get(t, group, KQ__CGROUP_RECORDED);
 	if (!g)
 		return;
 	m = calloc(1, sizeof(*m));
@@ -176,7 +176,7 @@ static void apply_join(struct kq_broker *b, json_t *rec)
 		free(m);
 		if (members)
 			g->members = members;
-		kq__group_release(g);
+		kq__cgroup_release(g);
 		return;
 	}
 	g->members = members;
@@ -186,7 +186,7 @@ static void apply_join(struct kq_broker *b, json_t *rec)
 	m->boot = boot;
 	m->group = g;
 	g->members[g->nmembers++] = m;
-	kq__group_rebalance(g);
+	kq__cgroup_rebalance(g);
 	kq__debug("group %s of %s: member %" PRIu64 " of broker %d joins",
 		  group, topic, id, broker);
 	if (kq__member_home(b, m) && !joining_find(b, id))
@@ -197,7 +197,7 @@ static void apply_leave(struct kq_broker *b, json_t *rec)
 {
 	uint64_t id = get_u64(rec, "sub");
 	struct kq__member *m = kq__map_get(&b->subs, &id, sizeof(id));
-	struct kq__group *g;
+	struct kq__cgroup *g;
 
 	if (!m)
 		return;
@@ -205,8 +205,8 @@ static void apply_leave(struct kq_broker *b, json_t *rec)
 	kq__debug("group %s of %s: member %" PRIu64 " leaves", g->name,
 		  g->topic->name, id);
 	member_drop(b, m);
-	kq__group_rebalance(g);
-	kq__group_release(g);
+	kq__cgroup_rebalance(g);
+	kq__cgroup_release(g);
 }
 
 int kq__roster_apply(struct kq_broker *b, const char *type, json_t *rec)
@@ -226,7 +226,7 @@ int kq__roster_apply(struct kq_broker *b, const char *type, json_t *rec)
 
 /* ------------------------------------------------------------ snapshot */
 
-void kq__roster_snapshot_group(struct kq__group *g, json_t *item)
+void kq__roster_snapshot_group(struct kq__cgroup *g, json_t *item)
 {
 	json_t *members = json_array(), *owner = json_array();
 
@@ -257,8 +257,8 @@ json_t *kq__roster_snapshot(struct kq_broker *b)
 	return regs;
 }
 
-static struct kq__group *item_group(struct kq_broker *b, json_t *item,
-				    int create)
+static struct kq__cgroup *item_group(struct kq_broker *b, json_t *item,
+				     int create)
 {
 	const char *topic = json_string_value(json_object_get(item, "topic"));
 	const char *group = json_string_value(json_object_get(item, "group"));
@@ -266,8 +266,8 @@ static struct kq__group *item_group(struct kq_broker *b, json_t *item,
 
 	if (!t || !group || !json_array_size(json_object_get(item, "members")))
 		return NULL;
-	return kq__group_get(t, group,
-			     create ? KQ__GROUP_RECORDED : KQ__GROUP_FIND);
+	return kq__cgroup_get(t, group,
+			      create ? KQ__CGROUP_RECORDED : KQ__CGROUP_FIND);
 }
 
 static uint64_t entry_id(json_t *e)
@@ -281,7 +281,7 @@ static uint64_t entry_id(json_t *e)
  * group): they stay, with their connection and what they were handed. */
 static void restore_mark(struct kq_broker *b, json_t *item)
 {
-	struct kq__group *g = item_group(b, item, 0);
+	struct kq__cgroup *g = item_group(b, item, 0);
 	json_t *e;
 	size_t i;
 
@@ -302,7 +302,7 @@ static void restore_group(struct kq_broker *b, json_t *item, unsigned mark)
 {
 	json_t *members = json_object_get(item, "members"), *e;
 	json_t *owner = json_object_get(item, "owner");
-	struct kq__group *g = item_group(b, item, 1);
+	struct kq__cgroup *g = item_group(b, item, 1);
 	struct kq__member **list;
 	size_t i, n = 0;
 
@@ -347,7 +347,7 @@ static void restore_group(struct kq_broker *b, json_t *item, unsigned mark)
 
 			g->owner[p] = v > 0 ? (uint64_t)v : 0;
 		}
-	kq__group_rebalance(g); /* keeps a valid assignment as it is */
+	kq__cgroup_rebalance(g); /* keeps a valid assignment as it is */
 }
 
 static int not_marked(const struct kq__member *m, int gen, uint64_t unused)
@@ -384,7 +384,7 @@ void kq__roster_restore(struct kq_broker *b, json_t *doc)
 	b->registered = me && me->boot == b->boot_id;
 }
 
-int kq__roster_assigned(struct kq__group *g, uint64_t id, uint32_t **out,
+int kq__roster_assigned(struct kq__cgroup *g, uint64_t id, uint32_t **out,
 			uint32_t *n)
 {
 	uint32_t i, k = 0;

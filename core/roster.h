@@ -10,13 +10,13 @@
  * 0, or -ENOENT when `type` is none of them. */
 int kq__roster_apply(struct kq_broker *b, const char *type, json_t *rec);
 /* Adds the group's members and owners to its snapshot item. */
-void kq__roster_snapshot_group(struct kq__group *g, json_t *item);
+void kq__roster_snapshot_group(struct kq__cgroup *g, json_t *item);
 /* The registrations, for the snapshot. */
 json_t *kq__roster_snapshot(struct kq_broker *b);
 /* Replaces membership with a snapshot's (doc: the whole document). */
 void kq__roster_restore(struct kq_broker *b, json_t *doc);
 /* The partitions group g assigns to `id`, as a new array. */
-int kq__roster_assigned(struct kq__group *g, uint64_t id, uint32_t **out,
+int kq__roster_assigned(struct kq__cgroup *g, uint64_t id, uint32_t **out,
 			uint32_t *n);
 
 /* Whether m joined through a connection of this broker's run. */

@@ -69,8 +69,8 @@ static void join(struct kq_broker *b, struct kq_req *req,
 {
 	const struct kq__config *cfg = b->cfg;
 	struct kq__topic *t = kq__topic_get(b, a->topic);
-	struct kq__group *g =
-		t ? kq__group_get(t, a->group, KQ__GROUP_FIND) : NULL;
+	struct kq__cgroup *g =
+		t ? kq__cgroup_get(t, a->group, KQ__CGROUP_FIND) : NULL;
 	int rv;
 
 	/* Limits are checked against the members every broker agrees on

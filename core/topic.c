@@ -352,7 +352,7 @@ void kq__member_free(struct kq_broker *b, struct kq__member *m)
 	free(m);
 }
 
-static void group_free(struct kq__group *g)
+static void group_free(struct kq__cgroup *g)
 {
 	for (size_t i = 0; i < g->nmembers; i++)
 		kq__member_free(g->topic->b, g->members[i]);
@@ -366,7 +366,7 @@ static void group_free(struct kq__group *g)
 void kq__topic_free(struct kq_broker *b, struct kq__topic *t)
 {
 	struct kq__map_entry *e;
-	struct kq__group *g;
+	struct kq__cgroup *g;
 	uint32_t i;
 
 	for (i = 0; i < t->nparts; i++) {
@@ -389,15 +389,15 @@ void kq__topic_free(struct kq_broker *b, struct kq__topic *t)
 	free(t);
 }
 
-struct kq__group *kq__group_get(struct kq__topic *t, const char *name,
-				enum kq__group_create create)
+struct kq__cgroup *kq__cgroup_get(struct kq__topic *t, const char *name,
+				  enum kq__cgroup_create create)
 {
 	struct kq_broker *b = t->b;
-	struct kq__group *g = kq__map_get(&t->groups, name, strlen(name));
+	struct kq__cgroup *g = kq__map_get(&t->groups, name, strlen(name));
 
-	if (g || create == KQ__GROUP_FIND)
+	if (g || create == KQ__CGROUP_FIND)
 		return g;
-	if (create == KQ__GROUP_JOIN && b->ngroups >= b->cfg->max_groups)
+	if (create == KQ__CGROUP_JOIN && b->ngroups >= b->cfg->max_groups)
 		return NULL;
 	g = calloc(1, sizeof(*g));
 	if (!g)
@@ -415,7 +415,7 @@ struct kq__group *kq__group_get(struct kq__topic *t, const char *name,
 	return g;
 }
 
-void kq__group_release(struct kq__group *g)
+void kq__cgroup_release(struct kq__cgroup *g)
 {
 	struct kq__topic *t = g->topic;
 
@@ -429,7 +429,7 @@ void kq__group_release(struct kq__group *g)
 	group_free(g);
 }
 
-void kq__group_rebalance(struct kq__group *g)
+void kq__cgroup_rebalance(struct kq__cgroup *g)
 {
 	struct kq__assign_member *m = NULL;
 	size_t i;

@@ -33,20 +33,20 @@ int kq__partition_led_here(struct kq_broker *b, const struct kq__partition *p);
  * not yet tried failing with KQ_ECANCELED (tried at the next start). */
 void kq__topic_open_cancel_all(struct kq_broker *b);
 void kq__topic_free(struct kq_broker *b, struct kq__topic *t);
-/* How kq__group_get treats a group that does not exist yet. */
-enum kq__group_create {
-	KQ__GROUP_FIND,	    /* NULL */
-	KQ__GROUP_JOIN,	    /* created within limits.max_groups */
-	KQ__GROUP_RECORDED, /* created: the metadata log holds it */
+/* How kq__cgroup_get treats a group that does not exist yet. */
+enum kq__cgroup_create {
+	KQ__CGROUP_FIND,     /* NULL */
+	KQ__CGROUP_JOIN,     /* created within limits.max_groups */
+	KQ__CGROUP_RECORDED, /* created: the metadata log holds it */
 };
 /* The group `name` of topic t (owned by the topic), or NULL: absent,
- * out of memory, or (KQ__GROUP_JOIN) at limits.max_groups. */
-struct kq__group *kq__group_get(struct kq__topic *t, const char *name,
-				enum kq__group_create create);
+ * out of memory, or (KQ__CGROUP_JOIN) at limits.max_groups. */
+struct kq__cgroup *kq__cgroup_get(struct kq__topic *t, const char *name,
+				  enum kq__cgroup_create create);
 /* Frees g when nothing keeps it: no members and no committed offset. */
-void kq__group_release(struct kq__group *g);
+void kq__cgroup_release(struct kq__cgroup *g);
 /* Recomputes the group's owners after a join or leave. */
-void kq__group_rebalance(struct kq__group *g);
+void kq__cgroup_rebalance(struct kq__cgroup *g);
 /* Frees m (its group keeps no pointer to it any more). */
 void kq__member_free(struct kq_broker *b, struct kq__member *m);
 /* Takes m off its session's list of subscriptions, if it has one. */

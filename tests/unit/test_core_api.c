@@ -2156,7 +2156,7 @@ static void served_record(int from, const char *text)
  * before, its member is expired and this broker's owns them all. */
 static void test_members_of_a_broker_out_of_reach(void **state)
 {
-	struct kq__group *g;
+	struct kq__cgroup *g;
 	uint64_t sub;
 	double t0, took;
 
@@ -2176,7 +2176,7 @@ static void test_members_of_a_broker_out_of_reach(void **state)
 	served_record(2, "{\"type\": \"join\", \"topic\": \"t\", \"group\": "
 			 "\"g\", \"sub\": 900000, \"cap\": 0, \"broker\": 2, "
 			 "\"boot\": 77}");
-	g = kq__group_get(kq__topic_get(b, "t"), "g", KQ__GROUP_FIND);
+	g = kq__cgroup_get(kq__topic_get(b, "t"), "g", KQ__CGROUP_FIND);
 	assert_non_null(g);
 	assert_int_equal(g->nmembers, 2);
 	assert_true(g->owner[0] != g->owner[1]);
