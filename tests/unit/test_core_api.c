@@ -839,9 +839,10 @@ static void on_done(struct kq_req *req, int status)
 
 static void create(const char *topic, uint32_t partitions)
 {
-	struct call c = {.req.data = &c};
+	static struct call c; /* answered even after a failure */
 	struct kq_topic_spec spec = {topic, partitions, NULL, 0};
 
+	c = (struct call){.req.data = &c};
 	assert_int_equal(api()->create_topic(sess, &c.req, &spec, on_done), 0);
 	run_until(&c.done);
 	if (c.status != 0)
@@ -867,7 +868,7 @@ static void publish(struct call *c, const char *msg)
 /* Publishes `msg` on topic "t" and waits until it is stored. */
 static void publish_stored(const char *msg)
 {
-	struct call c;
+	static struct call c; /* answered even after a failure */
 
 	publish(&c, msg);
 	run_until(&c.done);
@@ -895,9 +896,10 @@ static int on_message(void *ctx, const struct kq_message *m)
 
 static uint64_t subscribe(const char *group)
 {
-	struct call c = {.req.data = &c};
+	static struct call c; /* answered even after a failure */
 	uint64_t id;
 
+	c = (struct call){.req.data = &c};
 	assert_int_equal(api()->subscribe(sess, &c.req, "t", group, 0, on_done),
 			 0);
 	run_until(&c.done);
@@ -959,7 +961,7 @@ static uint64_t held_topic(void)
  * was stored at; until then no reader sees it. */
 static void test_publish_waits_for_commit(void **state)
 {
-	struct call c[3];
+	static struct call c[3]; /* answered even after a failure */
 	struct seen s;
 	uint64_t sub;
 
@@ -996,7 +998,7 @@ static void test_publish_waits_for_commit(void **state)
  * offset: the next one gets the offset it would have had. */
 static void test_refused_publish_takes_no_offset(void **state)
 {
-	struct call c;
+	static struct call c; /* answered even after a failure */
 
 	(void)state;
 	create("t", 1);
@@ -1022,10 +1024,11 @@ static void count_topic(void *ctx, const char *name, uint32_t partitions)
  * the same name can be created afterwards. */
 static void test_refused_create_leaves_nothing(void **state)
 {
-	struct call c = {.req.data = &c};
+	static struct call c; /* answered even after a failure */
 	struct kq_topic_spec spec = {"t", 3, NULL, 0};
 	int n = 0;
 
+	c = (struct call){.req.data = &c};
 	(void)state;
 	gate.refuse = 1;
 	/* Refused at once, or in the callback: either way no topic. */
@@ -1049,8 +1052,9 @@ static void test_refused_create_leaves_nothing(void **state)
 static void one_turn(const char *topic, int n, unsigned *calls,
 		     unsigned *covered)
 {
-	struct call c[KQ_SYNC_MANY_MIN];
-	char msg[KQ_SYNC_MANY_MIN][64]; /* borrowed until answered */
+	/* Static: answered even after a failure. */
+	static struct call c[KQ_SYNC_MANY_MIN];
+	static char msg[KQ_SYNC_MANY_MIN][64]; /* borrowed until answered */
 	unsigned calls0, logs0;
 
 	assert_true(n <= KQ_SYNC_MANY_MIN);
@@ -1099,7 +1103,7 @@ static void test_syncs_of_a_turn_go_together(void **state)
  * offset no acknowledged message had. */
 static void test_failed_sync_is_not_acknowledged(void **state)
 {
-	struct call c;
+	static struct call c; /* answered even after a failure */
 	uint64_t acked;
 
 	(void)state;
@@ -1155,7 +1159,7 @@ static void cmit(struct call *c, uint64_t sub, int64_t part, uint64_t off)
  * released; returns the partitions it changed. */
 static uint32_t cmit_held(uint64_t sub, int64_t part, uint64_t off)
 {
-	struct call c;
+	static struct call c; /* answered even after a failure */
 
 	gate.hold = 1;
 	cmit(&c, sub, part, off);
@@ -1175,7 +1179,7 @@ static uint32_t cmit_held(uint64_t sub, int64_t part, uint64_t off)
  * refused and changes nothing. */
 static void test_cmit_answered_once_stored(void **state)
 {
-	struct call c;
+	static struct call c; /* answered even after a failure */
 	struct seen s;
 	uint64_t sub;
 
@@ -1233,7 +1237,7 @@ static void test_fsync_policy(void **state)
 		    {KQ_SYNC_INTERVAL, 3600000},
 		    {KQ_SYNC_INTERVAL, 20},
 		    {KQ_SYNC_ALWAYS, 1000}};
-	struct call c;
+	static struct call c; /* answered even after a failure */
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
@@ -1290,7 +1294,7 @@ static void test_module_without_an_op_is_refused(void **state)
  * metadata log and serves what was stored. */
 static void test_restart_recovers(void **state)
 {
-	struct call c;
+	static struct call c; /* answered even after a failure */
 	struct seen s;
 	int n = 0;
 
@@ -1329,8 +1333,9 @@ static void test_session_members_unlink(void **state)
 	}
 	assert_int_equal(sess->nmembers, 4);
 	for (int i = 2; i >= 0; i -= 2) { /* the middle, then the oldest */
-		struct call c = {.req.data = &c};
+		static struct call c;	  /* answered even after a failure */
 
+		c = (struct call){.req.data = &c};
 		assert_int_equal(
 			api()->unsubscribe(sess, &c.req, "t", id[i], on_done),
 			0);
@@ -1566,7 +1571,7 @@ static void test_served_read(void **state)
 {
 	struct kq__wire w = {0};
 	struct read_answer a;
-	struct call c;
+	static struct call c; /* answered even after a failure */
 	int n = 0;
 
 	(void)state;
