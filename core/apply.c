@@ -3,17 +3,16 @@
  * metadata log (meta.c) in offset order on every broker, snapshotted and
  * restored. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "apply.h"
 #include "broker.h"
 #include "create.h"
+#include "idfloor.h"
 #include "log.h"
 #include "members.h"
 #include "meta.h"
@@ -115,10 +114,9 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 	kq__cgroup_release(g);
 }
 
-/* A standalone broker also keeps the highest subscription id limit it
- * ever applied in <dir>/sub_ids, so that ids are not handed out twice even
- * when the metadata log is deleted by hand.  (In a cluster the metadata
- * comes back from the other brokers.) */
+/* A standalone broker also keeps its subscription id limit in a file of
+ * its own (idfloor.c).  (In a cluster the metadata comes back from the
+ * other brokers.) */
 static int sub_floor_used(struct kq_broker *b)
 {
 	const int *ids;
@@ -126,39 +124,15 @@ static int sub_floor_used(struct kq_broker *b)
 	return kq__brokers_list(b, &ids) == 1;
 }
 
-static uint64_t sub_floor_load(struct kq_broker *b)
-{
-	char path[4096];
-	unsigned long long v = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/sub_ids", b->dir);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%llu", &v) != 1)
-		v = 0;
-	fclose(f);
-	return v;
-}
-
 static void sub_floor_save(struct kq_broker *b, uint64_t limit)
 {
-	char path[4096], tmp[4200], text[32];
-	int fd, n, ok;
+	int rv;
 
 	if (!sub_floor_used(b) || limit <= b->sub_id_floor)
 		return;
-	snprintf(path, sizeof(path), "%s/sub_ids", b->dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	n = snprintf(text, sizeof(text), "%" PRIu64 "\n", limit);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	ok = fd >= 0 && write(fd, text, (size_t)n) == n && fsync(fd) == 0;
-	if (fd >= 0)
-		close(fd);
-	if (!ok || rename(tmp, path) != 0) {
-		kq__warn("%s: %s", path, strerror(errno));
-		unlink(tmp);
+	rv = kq__idfloor_save(b->dir, limit);
+	if (rv != 0) {
+		kq__warn("%s/sub_ids: %s", b->dir, strerror(-rv));
 		return;
 	}
 	b->sub_id_floor = limit;
@@ -357,7 +331,7 @@ int kq__apply_open(struct kq_broker *b)
 
 	b->sub_id_limit = 1;
 	if (sub_floor_used(b)) {
-		b->sub_id_floor = sub_floor_load(b);
+		b->sub_id_floor = kq__idfloor_load(b->dir);
 		if (b->sub_id_floor > b->sub_id_limit)
 			b->sub_id_limit = b->sub_id_floor;
 	}

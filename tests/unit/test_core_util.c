@@ -10,15 +10,18 @@
 
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <kafkaesque/error.h>
 
 #include "broker.h"
 #include "forward.h"
+#include "idfloor.h"
 #include "jsonkey.h"
 #include "log.h"
 #include "map.h"
@@ -325,6 +328,50 @@ static void test_why(void **state)
 	assert_string_equal(kq__why(-ENOSPC), kq_strerror(-ENOSPC));
 }
 
+/* fsync() as libc has it, counting the folders synced: the core's calls
+ * come here, the executable's definition coming first. */
+static int folder_syncs;
+
+int fsync(int fd)
+{
+	static int (*real)(int);
+	struct stat st;
+
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "fsync");
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+		folder_syncs++;
+	return real(fd);
+}
+
+/* The subscription-id floor survives a crash: the file is replaced by a
+ * rename, and the folder holding it synced so that the rename is
+ * durable too.  A folder that cannot be written refuses, and the floor
+ * read back is what was stored last. */
+static void test_idfloor(void **state)
+{
+	char dir[] = "/tmp/kq-idfloor-XXXXXX", cmd[64];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(kq__idfloor_load(dir), 0);
+	folder_syncs = 0;
+	assert_int_equal(kq__idfloor_save(dir, 4096), 0);
+	assert_int_equal(folder_syncs, 1);
+	assert_int_equal(kq__idfloor_load(dir), 4096);
+	assert_int_equal(kq__idfloor_save(dir, 8192), 0);
+	assert_int_equal(kq__idfloor_load(dir), 8192);
+	if (geteuid() != 0) { /* root writes anyway */
+		assert_int_equal(chmod(dir, 0500), 0);
+		assert_true(kq__idfloor_save(dir, 9000) < 0);
+		assert_int_equal(kq__idfloor_load(dir), 8192);
+		assert_int_equal(chmod(dir, 0700), 0);
+	}
+	assert_true(kq__idfloor_save("/nonexistent/kq", 1) < 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +382,7 @@ int main(void)
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_fwd_pick),
 		cmocka_unit_test(test_why),
+		cmocka_unit_test(test_idfloor),
 	};
 
 	return cmocka_run_group_tests_name("core utilities", tests, NULL, NULL);
