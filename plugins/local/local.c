@@ -39,14 +39,17 @@ struct kq_group {
 	int failed;		  /* first write or sync error, or 0 */
 };
 
+/* The keys of the local section, NULL-terminated (the configuration
+ * fuzzer builds sections from them). */
+const char *const kq__local_conf_keys[] = {"snapshot_every", NULL};
+
 static int local_init(const struct kq_host *host, void **state)
 {
-	static const char *const keys[] = {"snapshot_every", NULL};
 	int64_t every = SNAPSHOT_EVERY_DEFAULT; /* 0: never */
 	struct local *l;
 	int rv;
 
-	rv = kq_config_keys(host, keys);
+	rv = kq_config_keys(host, kq__local_conf_keys);
 	if (rv == 0)
 		rv = kq_config_int(host, "snapshot_every", 0, INT64_MAX,
 				   &every);

@@ -16,6 +16,7 @@
 
 #include <kafkaesque/config.h>
 
+#include "keys.h"
 #include "module.h"
 
 static void on_timer_closed(uv_handle_t *h)
@@ -128,11 +129,6 @@ static int get_uint(const struct kq_host *host, const char *key, unsigned min,
 
 static int parse_config(struct kq__raft_module *mod)
 {
-	static const char *const keys[] = {"tick_ms",	      "election_ticks",
-					   "heartbeat_ticks", "pre_vote",
-					   "check_quorum",    "snapshot_every",
-					   "cache_bytes",     "max_campaigns",
-					   "balance_leaders", NULL};
 	const struct kq_host *host = mod->host;
 	int rv;
 
@@ -146,7 +142,7 @@ static int parse_config(struct kq__raft_module *mod)
 	mod->balance_leaders = true;
 	mod->max_campaigns = 64;
 	mod->seed = uv_hrtime() ^ ((uint64_t)getpid() << 20);
-	rv = kq_config_keys(host, keys);
+	rv = kq_config_keys(host, kq__raft_conf_keys);
 	if (rv == 0)
 		rv = get_uint(host, "tick_ms", 1, 10000, &mod->tick_ms);
 	if (rv == 0)

@@ -21,6 +21,7 @@
 
 #include <kafkaesque/kafkaesque.h>
 
+#include "../../plugins/raft/keys.h"
 #include "../../plugins/segment/module.h"
 #include "../../plugins/telnet/telnet.h"
 #include "../fake_host.h"
@@ -63,10 +64,7 @@ static const char *const sections[] = {
 
 /* Known keys of the modules' sections (the core's come from
  * kq__config_keys()), then a few that are not. */
-static const char *const local_keys[] = {"snapshot_every", NULL};
-static const char *const raft_keys[] = {
-	"tick_ms",	"election_ticks", "heartbeat_ticks", "pre_vote",
-	"check_quorum", "snapshot_every", "cache_bytes",     NULL};
+extern const char *const kq__local_conf_keys[];
 static const char *const no_keys[] = {NULL};
 static const char *const stray_keys[] = {"Id",	  "port ", "x",	 "",
 					 "peers", "host",  "id", NULL};
@@ -220,7 +218,7 @@ static const char *const *keys_of(const char *section)
 		const char *const *keys;
 	} map[] = {
 		{"telnet", kq__tn_config_keys}, {"segment", kq__seg_conf_keys},
-		{"local", local_keys},		{"raft", raft_keys},
+		{"local", kq__local_conf_keys}, {"raft", kq__raft_conf_keys},
 		{"keyhash", no_keys},		{"roundrobin", no_keys},
 	};
 

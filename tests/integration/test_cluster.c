@@ -32,11 +32,14 @@
 #define N TCL_N
 
 static struct tcl cl;
+/* A broker stopped with SIGSTOP, which cannot answer (-1: none). */
+static int paused = -1;
 
 /* Three brokers of their own, with `extra` spliced into their configs
  * ("" for the fixture's defaults). */
 static void start_cluster(const char *extra)
 {
+	paused = -1; /* a test that failed may have left one */
 	memset(&cl, 0, sizeof(cl));
 	cl.secret = 1;
 	snprintf(cl.cluster_extra, sizeof(cl.cluster_extra),
@@ -412,9 +415,6 @@ static int groups_of(int i, const char *topic, char *out, size_t len)
 		fail_msg("GRPS on broker %d: %s", i + 1, status);
 	return n;
 }
-
-/* A broker stopped with SIGSTOP, which cannot answer (-1: none). */
-static int paused = -1;
 
 /* Waits until every running broker answers GRPS with `members` members,
  * all alike; returns that answer's data lines in `out`. */

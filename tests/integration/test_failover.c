@@ -609,8 +609,10 @@ static void test_failover_under_fire(void **state)
 		}
 	}
 	view_free(&first_view);
-	for (int i = 0; i < NPUB; i++)
+	for (int i = 0; i < NPUB; i++) {
 		free(pubs[i].msgs);
+		pubs[i].msgs = NULL;
+	}
 }
 
 /* A leader whose group stops on a storage error while its followers
@@ -701,9 +703,23 @@ static void test_leader_stops_while_asleep(void **state)
 	tb_flag(&cl.tbs[lead - 1], "failsync", 0);
 }
 
+/* Each test starts from nothing a test before it left, passed or not. */
+static void reset(void)
+{
+	for (int i = 0; i < NPUB; i++)
+		free(pubs[i].msgs);
+	memset(pubs, 0, sizeof(pubs));
+	memset(&cl, 0, sizeof(cl));
+	cut_from = cut_until = -1;
+	stopped = -1;
+	draining = 0;
+	t0 = 0;
+}
+
 static int setup(void **state)
 {
 	(void)state;
+	reset();
 	snprintf(cl.extra, sizeof(cl.extra),
 		 "\"topics\": {\"retention_check_ms\": 100}");
 	cl.segment_bytes = 1 << 20;
@@ -716,7 +732,7 @@ static int setup(void **state)
 static int setup_sick(void **state)
 {
 	(void)state;
-	memset(&cl, 0, sizeof(cl));
+	reset();
 	snprintf(cl.extra, sizeof(cl.extra),
 		 "\"topics\": {\"retention_check_ms\": 100}");
 	cl.syncfaults = 1;

@@ -162,7 +162,7 @@ static void flush_hb(struct kq__cluster *c)
 }
 
 /* Closes the connections that did not authenticate in time: a stranger
- * holds a slot for auth_timeout_ms at most, and a kq__link_dial that hangs is
+ * holds a slot for auth_timeout_ms at most, and a dial that hangs is
  * tried again. */
 static void check_deadlines(struct kq__cluster *c)
 {

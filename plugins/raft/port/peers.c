@@ -94,7 +94,7 @@ int kq__peers_read_auth(struct kq__cluster *c, const char *listen_host,
 	return 0;
 }
 
-/* Peers on one host kq__link_dial in from one address: a per-address cap below
+/* Peers on one host dial in from one address: a per-address cap below
  * their number would refuse some of them.  Only a warning: the address a
  * peer dials from may differ from the one it listens on. */
 void kq__peers_check_address_cap(struct kq__cluster *c)
@@ -113,7 +113,7 @@ void kq__peers_check_address_cap(struct kq__cluster *c)
 			c->host->log(c->host, KQ_LOG_WARN,
 				     "cluster.max_connections_per_address: "
 				     "%u is below the %u brokers at %s that "
-				     "kq__link_dial here",
+				     "dial here",
 				     c->max_conns_per_addr, n, p->host);
 			return;
 		}
