@@ -228,8 +228,8 @@ static int snapshot(void *ctx, void **data, size_t *len)
 				  "retention_bytes",
 				  (json_int_t)t->retention_bytes, "group_base",
 				  (json_int_t)t->group_base));
-		for (struct kq__map_entry *ge = kq__map_next(&t->groups, NULL);
-		     ge; ge = kq__map_next(&t->groups, ge)) {
+		for (struct kq__map_entry *ge = kq__map_next(&t->cgroups, NULL);
+		     ge; ge = kq__map_next(&t->cgroups, ge)) {
 			struct kq__cgroup *g = ge->value;
 			json_t *pairs = json_array();
 

@@ -27,7 +27,7 @@ struct kq_store {
 	uv_work_t work;
 	int sync_running;
 	int sync_status;
-	int unsynced; /* appends since the last sync began */
+	int appended; /* appended to since the last sync began */
 	int failed;   /* the first write or sync error: the log is reopened
 		       * (see kq__defer_reopen) */
 	uint64_t sync_target; /* next offset when the running sync began */
@@ -88,7 +88,7 @@ struct kq__member {
 	/* The connection that holds it: only on its home broker, NULL once
 	 * that connection closed (a leave is then owed). */
 	struct kq_session *session;
-	struct kq__cgroup *group;
+	struct kq__cgroup *cgroup;
 	struct kq__member *prev_in_session, *next_in_session;
 };
 
@@ -128,7 +128,7 @@ struct kq__topic {
 	uint64_t seq, keyless_seq;
 	uint64_t group_base; /* consensus group id of partition 0 */
 	struct kq__partition *parts;
-	struct kq__map groups; /* name -> struct kq__cgroup */
+	struct kq__map cgroups; /* name -> struct kq__cgroup */
 	/* Opening a new topic's partitions a slice at a time, so that a
 	 * big CRTP does not stall other clients: the next partition to
 	 * open (nparts when done), what failed, and who waits for the end
@@ -181,7 +181,7 @@ struct kq_broker {
 	size_t nbroker_ids;
 	struct kq__map topics;	       /* name -> struct kq__topic */
 	struct kq__map subs;	       /* sub id (8 bytes) -> kq__member */
-	size_t ngroups;		       /* over every topic, for limits */
+	size_t ncgroups;	       /* over every topic, for limits */
 	uint64_t npartitions;	       /* over every topic, for limits */
 	uint64_t npartitions_creating; /* of topics being created */
 	struct kq__map creating;       /* topic names being created */

@@ -33,7 +33,7 @@ int kq__member_find(struct kq_broker *b, const char *topic, uint64_t sub_id,
 		return KQ_ENOTOPIC;
 	}
 	m = kq__map_get(&b->subs, &sub_id, sizeof(sub_id));
-	if (!m || m->group->topic != t) {
+	if (!m || m->cgroup->topic != t) {
 		snprintf(errmsg, errlen,
 			 "no subscription %" PRIu64 " on topic %s", sub_id,
 			 topic);
@@ -117,7 +117,7 @@ static int unchanged(struct kq_broker *b, struct kq_req *req)
 static int acknowledge(struct kq_broker *b, struct kq__member *m,
 		       struct kq_req *req)
 {
-	struct kq__cgroup *g = m->group;
+	struct kq__cgroup *g = m->cgroup;
 	uint32_t nparts = g->topic->nparts, *parts;
 	uint64_t *was;
 	size_t n = 0;
@@ -162,7 +162,7 @@ static int acknowledge(struct kq_broker *b, struct kq__member *m,
 static int seek(struct kq_broker *b, struct kq_req *req, struct kq__member *m,
 		uint32_t p, uint64_t offset, uint64_t end)
 {
-	struct kq__cgroup *g = m->group;
+	struct kq__cgroup *g = m->cgroup;
 	uint64_t was = g->committed[p];
 	int rv;
 
@@ -199,8 +199,8 @@ static int holder(struct kq_broker *b, const char *topic, uint64_t sub_id,
 
 	if (rv != 0)
 		return rv;
-	if (part >= (*out)->group->topic->nparts ||
-	    (*out)->group->owner[part] != sub_id)
+	if (part >= (*out)->cgroup->topic->nparts ||
+	    (*out)->cgroup->owner[part] != sub_id)
 		return kq__req_fail(req, KQ_EBADARG,
 				    "subscription %" PRIu64
 				    " does not hold partition %" PRIu32
@@ -283,7 +283,7 @@ int kq__commit(struct kq_session *s, struct kq_req *req, const char *topic,
 	rv = holder(b, topic, sub_id, (uint32_t)partition, &m, req);
 	if (rv != 0)
 		return rv;
-	p = &m->group->topic->parts[partition];
+	p = &m->cgroup->topic->parts[partition];
 	rv = kq__partition_usable(p, req->errmsg, sizeof(req->errmsg));
 	if (rv == 0)
 		return seek(b, req, m, p->id, offset,

@@ -93,7 +93,7 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 
 	if (rv != 0)
 		return rv;
-	g = m->group;
+	g = m->cgroup;
 	t = g->topic;
 	if (from < 0 && !m->handed &&
 	    !(m->handed = calloc(t->nparts, sizeof(*m->handed)))) {
@@ -361,11 +361,11 @@ uint64_t kq__consume_close(struct kq_consume *c)
 	 * connection meanwhile, and then nothing is kept. */
 	m = kq__map_get(&cur->b->subs, &cur->sub_id, sizeof(cur->sub_id));
 	if (cur->from_committed && m && m->handed &&
-	    m->group->seeks == cur->seeks)
+	    m->cgroup->seeks == cur->seeks)
 		for (uint32_t i = 0; i < cur->nparts; i++) {
 			struct part_cursor *pc = &cur->parts[i];
 
-			if (pc->pos > m->group->committed[pc->partition])
+			if (pc->pos > m->cgroup->committed[pc->partition])
 				m->handed[pc->partition] = pc->pos;
 		}
 	remote_drop(cur);

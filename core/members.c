@@ -136,7 +136,7 @@ static void joined(void *ctx, int status)
 				next_in_session);
 		s->nmembers++;
 		req->result.subscribe.sub_id = m->sub_id;
-		rv = kq__roster_assigned(m->group, m->sub_id,
+		rv = kq__roster_assigned(m->cgroup, m->sub_id,
 					 &req->result.subscribe.parts,
 					 &req->result.subscribe.nparts);
 		if (rv != 0) {

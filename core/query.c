@@ -86,7 +86,7 @@ static struct kq__member *member_or_fail(struct kq_broker *b, const char *topic,
 		return NULL;
 	}
 	m = kq__map_get(&b->subs, &sub_id, sizeof(sub_id));
-	if (!m || strcmp(m->group->topic->name, topic) != 0) {
+	if (!m || strcmp(m->cgroup->topic->name, topic) != 0) {
 		snprintf(errmsg, errlen,
 			 "no subscription %" PRIu64 " on topic %s", sub_id,
 			 topic);
@@ -106,8 +106,8 @@ int kq__assignment(struct kq_broker *b, const char *topic, uint64_t sub_id,
 
 	if (!m)
 		return rv;
-	for (uint32_t i = 0; i < m->group->topic->nparts; i++)
-		if (m->group->owner[i] == sub_id) {
+	for (uint32_t i = 0; i < m->cgroup->topic->nparts; i++)
+		if (m->cgroup->owner[i] == sub_id) {
 			cb(ctx, i);
 			n++;
 		}
@@ -136,14 +136,14 @@ int kq__groups(struct kq_broker *b, const char *topic,
 	if (!t)
 		return KQ_ENOTOPIC;
 	parts = malloc(t->nparts * sizeof(*parts));
-	groups = malloc((t->groups.count ? t->groups.count : 1) *
+	groups = malloc((t->cgroups.count ? t->cgroups.count : 1) *
 			sizeof(*groups));
 	if (!parts || !groups) {
 		free(parts);
 		free(groups);
 		return -ENOMEM;
 	}
-	while ((e = kq__map_next(&t->groups, e)))
+	while ((e = kq__map_next(&t->cgroups, e)))
 		groups[n++] = e->value;
 	qsort(groups, n, sizeof(*groups), group_by_name);
 	for (size_t k = 0; k < n; k++) {

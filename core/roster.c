@@ -45,7 +45,7 @@ static struct kq__joining *joining_find(struct kq_broker *b, uint64_t id)
 /* Takes m out of its group and frees it; rebalance is the caller's. */
 static void member_drop(struct kq_broker *b, struct kq__member *m)
 {
-	struct kq__cgroup *g = m->group;
+	struct kq__cgroup *g = m->cgroup;
 	size_t i;
 
 	for (i = 0; i < g->nmembers; i++)
@@ -70,11 +70,11 @@ static void drop_where(struct kq_broker *b,
 	while ((te = kq__map_next(&b->topics, te))) {
 		struct kq__topic *t = te->value;
 
-		for (ge = kq__map_next(&t->groups, NULL); ge; ge = gnext) {
+		for (ge = kq__map_next(&t->cgroups, NULL); ge; ge = gnext) {
 			struct kq__cgroup *g = ge->value;
 			size_t before = g->nmembers;
 
-			gnext = kq__map_next(&t->groups, ge);
+			gnext = kq__map_next(&t->cgroups, ge);
 			for (size_t i = g->nmembers; i-- > 0;)
 				if (match(g->members[i], broker, boot))
 					member_drop(b, g->members[i]);
@@ -184,7 +184,7 @@ static void apply_join(struct kq_broker *b, json_t *rec)
 	m->cap = (uint32_t)cap;
 	m->broker = broker;
 	m->boot = boot;
-	m->group = g;
+	m->cgroup = g;
 	g->members[g->nmembers++] = m;
 	kq__cgroup_rebalance(g);
 	kq__debug("group %s of %s: member %" PRIu64 " of broker %d joins",
@@ -201,7 +201,7 @@ static void apply_leave(struct kq_broker *b, json_t *rec)
 
 	if (!m)
 		return;
-	g = m->group;
+	g = m->cgroup;
 	kq__debug("group %s of %s: member %" PRIu64 " leaves", g->name,
 		  g->topic->name, id);
 	member_drop(b, m);
@@ -292,7 +292,7 @@ static void restore_mark(struct kq_broker *b, json_t *item)
 		uint64_t id = entry_id(e);
 		struct kq__member *m = kq__map_get(&b->subs, &id, sizeof(id));
 
-		if (m && m->group == g)
+		if (m && m->cgroup == g)
 			m->gen = b->members_gen;
 	}
 }
@@ -315,7 +315,7 @@ static void restore_group(struct kq_broker *b, json_t *item, unsigned mark)
 		struct kq__member *m = kq__map_get(&b->subs, &id, sizeof(id));
 		int made = 0;
 
-		if (!id || (m && (m->group != g || m->gen == mark)))
+		if (!id || (m && (m->cgroup != g || m->gen == mark)))
 			continue; /* malformed: a repeated id */
 		if (!m) {
 			m = calloc(1, sizeof(*m));
@@ -324,7 +324,7 @@ static void restore_group(struct kq_broker *b, json_t *item, unsigned mark)
 				continue;
 			}
 			m->sub_id = id;
-			m->group = g;
+			m->cgroup = g;
 			made = 1;
 		}
 		m->cap = (uint32_t)json_integer_value(json_array_get(e, 1));

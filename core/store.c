@@ -153,7 +153,7 @@ static void begin_sync(struct kq_store *pl)
 	pl->running = pl->waiting;
 	pl->waiting = NULL;
 	pl->waiting_tail = &pl->waiting;
-	pl->unsynced = 0;
+	pl->appended = 0;
 	pl->sync_target = pl->b->sops->next_offset(pl->log);
 	pl->sync_running = 1;
 	pl->b->works++;
@@ -288,7 +288,7 @@ void kq__store_sync_all(struct kq_broker *b)
 	size_t n = 0;
 
 	for (struct kq_store *pl = b->all_stores; pl; pl = pl->next_all)
-		if (pl->unsynced && !pl->sync_running && !gather(b, pl, &n))
+		if (pl->appended && !pl->sync_running && !gather(b, pl, &n))
 			start_sync(pl);
 	if (n > 0)
 		start_syncs(b, b->syncing, n);
@@ -300,7 +300,7 @@ static int store_append(struct kq_store *pl, const struct kq_record *recs,
 	int rv = pl->b->sops->append(pl->log, recs, n);
 
 	if (rv == 0)
-		pl->unsynced = 1;
+		pl->appended = 1;
 	else if (rv != KQ_EBADARG)
 		note_failure(pl, rv);
 	return rv;

@@ -87,7 +87,7 @@ static void join(struct kq_broker *b, struct kq_req *req,
 			"no more subscriptions on this connection: "
 			"limits.max_subscriptions_per_connection is %u",
 			cfg->max_subs_per_connection);
-	} else if (!g && b->ngroups >= cfg->max_groups) {
+	} else if (!g && b->ncgroups >= cfg->max_groups) {
 		rv = kq__req_fail(req, KQ_EBUSY,
 				  "no more groups: limits.max_groups is %u",
 				  cfg->max_groups);
@@ -188,7 +188,7 @@ int kq__unsubscribe(struct kq_session *s, struct kq_req *req, const char *topic,
 		return kq__req_fail(req, KQ_ENOTOPIC, "no topic named %s",
 				    topic);
 	m = kq__map_get(&b->subs, &sub_id, sizeof(sub_id));
-	if (!m || strcmp(m->group->topic->name, topic) != 0)
+	if (!m || strcmp(m->cgroup->topic->name, topic) != 0)
 		return kq__req_fail(req, KQ_ENOSUB,
 				    "no subscription %" PRIu64 " on topic %s",
 				    sub_id, topic);

@@ -377,13 +377,13 @@ void kq__topic_free(struct kq_broker *b, struct kq__topic *t)
 		kq__store_close(&p->store);
 		free(p->replicas);
 	}
-	while ((e = kq__map_next(&t->groups, NULL))) {
+	while ((e = kq__map_next(&t->cgroups, NULL))) {
 		g = e->value;
-		kq__map_del(&t->groups, g->name, strlen(g->name));
-		b->ngroups--;
+		kq__map_del(&t->cgroups, g->name, strlen(g->name));
+		b->ncgroups--;
 		group_free(g);
 	}
-	kq__map_free(&t->groups);
+	kq__map_free(&t->cgroups);
 	free(t->parts);
 	free(t->name);
 	free(t);
@@ -393,11 +393,11 @@ struct kq__cgroup *kq__cgroup_get(struct kq__topic *t, const char *name,
 				  enum kq__cgroup_create create)
 {
 	struct kq_broker *b = t->b;
-	struct kq__cgroup *g = kq__map_get(&t->groups, name, strlen(name));
+	struct kq__cgroup *g = kq__map_get(&t->cgroups, name, strlen(name));
 
 	if (g || create == KQ__CGROUP_FIND)
 		return g;
-	if (create == KQ__CGROUP_JOIN && b->ngroups >= b->cfg->max_groups)
+	if (create == KQ__CGROUP_JOIN && b->ncgroups >= b->cfg->max_groups)
 		return NULL;
 	g = calloc(1, sizeof(*g));
 	if (!g)
@@ -407,11 +407,11 @@ struct kq__cgroup *kq__cgroup_get(struct kq__topic *t, const char *name,
 	g->owner = calloc(t->nparts, sizeof(*g->owner));
 	g->committed = calloc(t->nparts, sizeof(*g->committed));
 	if (!g->name || !g->owner || !g->committed ||
-	    kq__map_put(&t->groups, name, strlen(name), g) != 0) {
+	    kq__map_put(&t->cgroups, name, strlen(name), g) != 0) {
 		group_free(g);
 		return NULL;
 	}
-	b->ngroups++;
+	b->ncgroups++;
 	return g;
 }
 
@@ -424,8 +424,8 @@ void kq__cgroup_release(struct kq__cgroup *g)
 	for (uint32_t i = 0; i < t->nparts; i++)
 		if (g->committed[i])
 			return;
-	kq__map_del(&t->groups, g->name, strlen(g->name));
-	t->b->ngroups--;
+	kq__map_del(&t->cgroups, g->name, strlen(g->name));
+	t->b->ncgroups--;
 	group_free(g);
 }
 
