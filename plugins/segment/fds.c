@@ -6,8 +6,7 @@
  * segment it closes through the hooks the module gives it (evict.c),
  * which may keep one open until its sync, or sync it.  An open that
  * finds the process out of descriptors sheds a few held ones and tries
- * again.  Also here: the log's folder reached through its held
- * descriptor (openat and friends, a file swapped in by a rename). */
+ * again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -105,8 +104,8 @@ void kq__seg_fds_make_room(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep)
  * (clients can take them all), once more after closing up to SHED of the
  * least recently used holders' (never `keep`'s): the bound is a ceiling,
  * not a promise, and a log must not fail for want of one descriptor. */
-static int openat_shedding(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep,
-			   int dirfd, const char *path, int flags, mode_t mode)
+int kq__seg_fds_openat(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep,
+		       int dirfd, const char *path, int flags, mode_t mode)
 {
 	int fd = kq__seg_io.openat(dirfd, path, flags, mode), err = errno;
 	unsigned limit = fds->limit, held = fds->held;
@@ -121,87 +120,4 @@ static int openat_shedding(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep,
 		return -1;
 	}
 	return kq__seg_io.openat(dirfd, path, flags, mode);
-}
-
-int kq__seg_log_dirfd(struct kq_log *log)
-{
-	if (log->dirfd >= 0) {
-		kq__seg_fds_touch(log->fds, &log->slot);
-		return log->dirfd;
-	}
-	kq__seg_fds_make_room(log->fds, &log->slot);
-	log->dirfd = openat_shedding(log->fds, &log->slot, AT_FDCWD, log->dir,
-				     O_RDONLY | O_DIRECTORY, 0);
-	if (log->dirfd < 0)
-		return -1;
-	kq__seg_fds_count(log->fds, &log->slot, 1);
-	return log->dirfd;
-}
-
-int kq__seg_log_openat(struct kq_log *log, const char *name, int flags,
-		       mode_t mode)
-{
-	char path[4096];
-	int d;
-
-	/* A folder closed to stay within the bound is not opened again
-	 * just to open a file in it: with thousands of logs written in
-	 * turn, that would double the opens and halve the files held. */
-	if (log->dirfd < 0 && (size_t)snprintf(path, sizeof(path), "%s/%s",
-					       log->dir, name) < sizeof(path)) {
-		kq__seg_fds_make_room(log->fds, NULL);
-		return openat_shedding(log->fds, NULL, AT_FDCWD, path, flags,
-				       mode);
-	}
-	d = kq__seg_log_dirfd(log);
-	if (d < 0)
-		return -1;
-	/* The new descriptor is the caller's: make room for it too. */
-	kq__seg_fds_make_room(log->fds, &log->slot);
-	return openat_shedding(log->fds, &log->slot, d, name, flags, mode);
-}
-
-int kq__seg_log_unlinkat(struct kq_log *log, const char *name, int flags)
-{
-	int d = kq__seg_log_dirfd(log);
-
-	return d < 0 ? -1 : kq__seg_io.unlinkat(d, name, flags);
-}
-
-int kq__seg_log_renameat(struct kq_log *log, const char *from, const char *to)
-{
-	int d = kq__seg_log_dirfd(log);
-
-	return d < 0 ? -1 : kq__seg_io.renameat(d, from, d, to);
-}
-
-int kq__seg_log_fstatat(struct kq_log *log, const char *name, struct stat *st)
-{
-	int d = kq__seg_log_dirfd(log);
-
-	return d < 0 ? -1 : kq__seg_io.fstatat(d, name, st, 0);
-}
-
-int kq__seg_log_swap_file(struct kq_log *log, const char *name, const char *tmp,
-			  const void *head, size_t head_len, const void *body,
-			  size_t body_len, bool durable)
-{
-	int fd, rv;
-
-	fd = kq__seg_log_openat(log, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0)
-		return -errno;
-	rv = kq__seg_pwrite_all(fd, head, head_len, 0);
-	if (rv == 0 && body_len)
-		rv = kq__seg_pwrite_all(fd, body, body_len, head_len);
-	/* A new file: fdatasync makes its size durable with its bytes. */
-	if (rv == 0 && durable && kq__seg_io.fdatasync(fd) != 0)
-		rv = -errno;
-	kq__seg_io.close(fd);
-	if (rv == 0 && kq__seg_log_renameat(log, tmp, name) != 0)
-		rv = -errno;
-	if (rv != 0)
-		/* A full disk keeps no half-written copy. */
-		kq__seg_log_unlinkat(log, tmp, 0);
-	return rv;
 }

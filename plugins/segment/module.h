@@ -284,7 +284,17 @@ void kq__seg_report(struct kq_log *log, struct kq__seg *seg, uint64_t pos,
  * folder for sync).  Returns 0 or -errno. */
 int kq__seg_unlink(struct kq_log *log, struct kq__seg *seg);
 
-/* --- descriptors held across calls, the log's folder (fds.c) --------- */
+/* Counts n descriptors a segment opened against the module's bound and
+ * makes it the most recently used holder.  Done once they are in place,
+ * so a segment is never closed to make room while it is being set up. */
+void kq__seg_hold(struct kq_log *log, struct kq__seg *seg, unsigned n);
+
+/* Closes what a segment holds: its .log reference (readers and syncs
+ * keep theirs) and .index descriptor, after writing pending index
+ * entries.  Returns 0, or the error that kept the index open. */
+int kq__seg_close_fds(struct kq_log *log, struct kq__seg *seg);
+
+/* --- descriptors held across calls, within the bound (fds.c) -------- */
 
 /* An empty bound of `limit` descriptors; room is made by closing the
  * least recently used holders, segments through `close` and
@@ -309,15 +319,15 @@ void kq__seg_fds_count(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 /* Takes a holder that goes away off the list, if it is on it. */
 void kq__seg_fds_unlink(struct kq__seg_fdslot *s);
 
-/* Counts n descriptors a segment opened against the module's bound and
- * makes it the most recently used holder.  Done once they are in place,
- * so a segment is never closed to make room while it is being set up. */
-void kq__seg_hold(struct kq_log *log, struct kq__seg *seg, unsigned n);
+/* openat(); where the process or the system is out of descriptors
+ * (clients can take them all), once more after closing a few of the
+ * least recently used holders' (never `keep`'s): the bound is a
+ * ceiling, not a promise, and a log must not fail for want of one
+ * descriptor.  -1 with errno set on failure. */
+int kq__seg_fds_openat(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep,
+		       int dirfd, const char *path, int flags, mode_t mode);
 
-/* Closes what a segment holds: its .log reference (readers and syncs
- * keep theirs) and .index descriptor, after writing pending index
- * entries.  Returns 0, or the error that kept the index open. */
-int kq__seg_close_fds(struct kq_log *log, struct kq__seg *seg);
+/* --- a log's folder (folder.c) ------------------------------------- */
 
 /* The log's folder, opened when closed (within the bound).  Returns the
  * descriptor, or -1 with errno set. */
@@ -330,14 +340,6 @@ int kq__seg_log_openat(struct kq_log *log, const char *name, int flags,
 int kq__seg_log_unlinkat(struct kq_log *log, const char *name, int flags);
 int kq__seg_log_renameat(struct kq_log *log, const char *from, const char *to);
 int kq__seg_log_fstatat(struct kq_log *log, const char *name, struct stat *st);
-
-/* Writes `head_len` bytes of head and `body_len` of body (none when 0) to
- * `tmp`, fdatasyncs it when `durable`, and renames it over `name`; on
- * failure `tmp` is gone.  The rename itself is not made durable.  0 or
- * -errno. */
-int kq__seg_log_swap_file(struct kq_log *log, const char *name, const char *tmp,
-			  const void *head, size_t head_len, const void *body,
-			  size_t body_len, bool durable);
 
 /* --- shared .log descriptors, the to-sync list (sfile.c) ------------- */
 
@@ -431,7 +433,15 @@ void kq__seg_log_set_next(struct kq_log *log, bool dropped);
  * error. */
 int kq__seg_recover_newest(struct kq_log *log, struct kq__seg *seg);
 
-/* --- syncs (sync.c) --------------------------------------------------- */
+/* syncfs() writes back every dirty file of its file system, other
+ * programs' too: it is used where it stands for the syncs of at least
+ * this many logs (written in one loop turn, or opened and not yet
+ * settled), so that a few partitions stay clear of other writers' dirty
+ * data on a shared file system, and pay an fdatasync each as before.
+ * The core's threshold for handing logs over together. */
+#define KQ__SEG_TOGETHER KQ_SYNC_MANY_MIN
+
+/* --- file systems and syncfs() (fsys.c) ---------------------------- */
 
 /* Whether syncfs() reports every error on a kernel of this release
  * (uname's): Linux 5.17 and later. */
@@ -452,12 +462,29 @@ void kq__seg_fsys_fini(struct kq__seg_module *mod);
  * Called at open, before the log is written. */
 bool kq__seg_fsys_attach(struct kq__seg_module *mod, struct kq_log *log);
 
+/* Whether syncfs() may stand for the syncs of files on fs (NULL: no). */
+bool kq__seg_fsys_usable(struct kq__seg_fsys *fs);
+
+/* syncfs() of fs; false when it failed, which from then on makes fs
+ * unusable (logged once, naming log's folder), or (without `wait`) when
+ * another syncfs() of fs is running.  On success every log created on
+ * fs before the call is settled.  With `no` (a log's settle_no; 0: none)
+ * it is true at once when the syncfs() it waited for covered that log.
+ * Any thread. */
+bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log, bool wait,
+		       uint64_t no);
+
+/* --- settling new logs, syncs by path (settle.c) -------------------- */
+
 /* fsync of the folder at `path` (fdatasync of the file, with `file`) on
  * a descriptor of its own: from a worker, the loop may close the log's at
  * any time to stay within the bound.  Where no descriptor can be had
  * (EMFILE, ENFILE), one syncfs() of the log's file system stands for it
  * when that is usable.  0 or -errno; any thread. */
 int kq__seg_log_sync_path(struct kq_log *log, const char *path, bool file);
+
+/* kq__seg_log_sync_path() of the log's folder; failure fails the log. */
+int kq__seg_log_sync_folder(struct kq_log *log);
 
 /* fsync of the folder holding the log's folder (its name), on a
  * descriptor of its own.  0 or -errno; any thread. */
@@ -471,19 +498,17 @@ int kq__seg_log_sync_parent(struct kq_log *log);
  * thread.  0 or -errno (the log is then failed). */
 int kq__seg_log_settle(struct kq_log *log);
 
-/* Whether syncfs() may stand for the syncs of files on fs (NULL: no). */
-bool kq__seg_fsys_usable(struct kq__seg_fsys *fs);
+/* --- syncs: the ops sync and sync_many (sync.c), declared below ----- */
 
-/* syncfs() of fs; false when it failed, which from then on makes fs
- * unusable (logged once, naming log's folder), or (without `wait`) when
- * another syncfs() of fs is running.  On success every log created on
- * fs before the call is settled.  With `no` (a log's settle_no; 0: none)
- * it is true at once when the syncfs() it waited for covered that log.
- * Any thread. */
-bool kq__seg_fsys_sync(struct kq__seg_fsys *fs, struct kq_log *log, bool wait,
-		       uint64_t no);
+/* --- files replaced in the log's folder (replace.c) ---------------- */
 
-/* --- durable changes to the log's folder (replace.c) --------------- */
+/* Writes `head_len` bytes of head and `body_len` of body (none when 0) to
+ * `tmp`, fdatasyncs it when `durable`, and renames it over `name`; on
+ * failure `tmp` is gone.  The rename itself is not made durable.  0 or
+ * -errno. */
+int kq__seg_log_swap_file(struct kq_log *log, const char *name, const char *tmp,
+			  const void *head, size_t head_len, const void *body,
+			  size_t body_len, bool durable);
 
 /* fsyncs the folder now (loop thread); failure fails the log. */
 int kq__seg_log_sync_dir(struct kq_log *log);
