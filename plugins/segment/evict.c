@@ -52,10 +52,10 @@ bool kq__seg_evict_close(struct kq__seg_fdslot *s, bool force)
 
 void kq__seg_evict_sync_held(struct kq__seg_fds *fds)
 {
-	struct kq__seg_fdslot *s = fds->lru.prev;
+	struct kq__seg_fdslot *s = fds->oldest;
 	struct kq__seg_fsys *fs;
 
-	if (s == &fds->lru)
+	if (s == NULL)
 		return;
 	fs = s->log->fsys;
 	/* Not behind a worker's syncfs(): the oldest file alone is synced
@@ -64,7 +64,7 @@ void kq__seg_evict_sync_held(struct kq__seg_fds *fds)
 	    !kq__seg_fsys_sync(fs, s->log, false, 0))
 		return;
 	/* Written on this thread only: nothing was written since. */
-	for (s = fds->lru.next; s != &fds->lru; s = s->next)
+	for (s = fds->oldest; s != NULL; s = s->next)
 		if (s->seg != NULL && s->seg->file != NULL &&
 		    s->log->fsys == fs)
 			kq__seg_sfile_unlist(s->log, s->seg->file);

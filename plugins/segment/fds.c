@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 
+#include <kafkaesque/list.h>
+
 #include "io.h"
 #include "module.h"
 
@@ -22,34 +24,27 @@ void kq__seg_fds_init(struct kq__seg_fds *fds, unsigned limit,
 	fds->close = close;
 	fds->sync_held = sync_held;
 	fds->held = 0;
-	fds->lru.prev = fds->lru.next = &fds->lru;
+	fds->oldest = fds->newest = NULL;
 }
 
-static bool linked(const struct kq__seg_fdslot *s)
+void kq__seg_fds_unlink(struct kq__seg_fds *fds, struct kq__seg_fdslot *s)
 {
-	return s->next != NULL;
-}
-
-void kq__seg_fds_unlink(struct kq__seg_fdslot *s)
-{
-	if (!linked(s))
+	if (!s->linked)
 		return;
-	s->prev->next = s->next;
-	s->next->prev = s->prev;
+	KQ_LIST_REMOVE_TAIL_BY(fds->oldest, fds->newest, s, prev, next);
 	s->prev = s->next = NULL;
+	s->linked = false;
 }
 
 void kq__seg_fds_touch(struct kq__seg_fds *fds, struct kq__seg_fdslot *s)
 {
-	if (linked(s)) {
-		if (fds->lru.next == s)
+	if (s->linked) {
+		if (fds->newest == s)
 			return;
-		kq__seg_fds_unlink(s);
+		kq__seg_fds_unlink(fds, s);
 	}
-	s->prev = &fds->lru;
-	s->next = fds->lru.next;
-	fds->lru.next->prev = s;
-	fds->lru.next = s;
+	KQ_LIST_APPEND_BY(fds->oldest, fds->newest, s, prev, next);
+	s->linked = true;
 }
 
 void kq__seg_fds_count(struct kq__seg_fds *fds, struct kq__seg_fdslot *s, int n)
@@ -73,8 +68,7 @@ static bool close_holder(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 		log->dirfd = -1;
 		kq__seg_fds_count(fds, s, -1);
 	}
-	if (linked(s))
-		kq__seg_fds_unlink(s);
+	kq__seg_fds_unlink(fds, s);
 	return true;
 }
 
@@ -82,17 +76,17 @@ void kq__seg_fds_make_room(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep)
 {
 	/* Files that need no sync first, then the oldest that do. */
 	for (int force = 0; force < 2 && fds->held >= fds->limit; force++) {
-		struct kq__seg_fdslot *s = fds->lru.prev;
+		struct kq__seg_fdslot *s = fds->oldest;
 
 		if (force)
 			fds->sync_held(fds);
 
-		while (fds->held >= fds->limit && s != &fds->lru) {
-			struct kq__seg_fdslot *prev = s->prev;
+		while (fds->held >= fds->limit && s != NULL) {
+			struct kq__seg_fdslot *newer = s->next;
 
 			if (s != keep)
 				close_holder(fds, s, force);
-			s = prev;
+			s = newer;
 		}
 	}
 }

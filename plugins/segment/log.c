@@ -303,7 +303,7 @@ void kq__seg_log_close(struct kq_log *log)
 		kq__seg_io.close(log->dirfd);
 		kq__seg_fds_count(log->fds, &log->slot, -1);
 	}
-	kq__seg_fds_unlink(&log->slot);
+	kq__seg_fds_unlink(log->fds, &log->slot);
 	host->free(log->segs);
 	host->free(log->wbuf);
 	host->free(log->rbuf);

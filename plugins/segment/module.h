@@ -35,7 +35,8 @@ struct kq__seg;
  * NULL) or a segment's .log and .index files.  On its module's
  * least-recently-used list while it holds any. */
 struct kq__seg_fdslot {
-	struct kq__seg_fdslot *prev, *next;
+	struct kq__seg_fdslot *prev, *next; /* toward the oldest, the newest */
+	bool linked;			    /* on the list */
 	struct kq_log *log;
 	struct kq__seg *seg;
 };
@@ -45,8 +46,9 @@ struct kq__seg_fdslot {
  * used first and reopened when needed.  Loop thread only. */
 struct kq__seg_fds {
 	unsigned limit;
-	unsigned held;		   /* descriptors holders have now */
-	struct kq__seg_fdslot lru; /* sentinel: lru.next is the most recent */
+	unsigned held; /* descriptors holders have now */
+	/* Holders by last use: `oldest` is closed first. */
+	struct kq__seg_fdslot *oldest, *newest;
 	/* The module's (evict.c): closes what segment holder s has, or
 	 * returns false when it must stay (written since its last sync and
 	 * not `force`, or its index could not be written). */
@@ -317,7 +319,7 @@ void kq__seg_fds_count(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 		       int n);
 
 /* Takes a holder that goes away off the list, if it is on it. */
-void kq__seg_fds_unlink(struct kq__seg_fdslot *s);
+void kq__seg_fds_unlink(struct kq__seg_fds *fds, struct kq__seg_fdslot *s);
 
 /* openat(); where the process or the system is out of descriptors
  * (clients can take them all), once more after closing a few of the

@@ -54,7 +54,7 @@ static void release(struct kq_log *log, struct kq__seg *seg)
 	if (seg->held)
 		kq__seg_fds_count(log->fds, &seg->slot, -(int)seg->held);
 	seg->held = 0;
-	kq__seg_fds_unlink(&seg->slot);
+	kq__seg_fds_unlink(log->fds, &seg->slot);
 }
 
 void kq__seg_hold(struct kq_log *log, struct kq__seg *seg, unsigned n)
