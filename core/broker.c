@@ -191,7 +191,7 @@ static int logs_busy(struct kq_broker *b)
 	if (b->works || b->sync_list || b->dirty || b->done || kq__fwd_busy(b))
 		return 1;
 	for (struct kq_store *pl = b->all_stores; pl; pl = pl->next_all)
-		if (pl->waiting || pl->running)
+		if (kq__store_busy(pl))
 			return 1;
 	return 0;
 }
@@ -219,48 +219,13 @@ static void close_handles(struct kq_broker *b)
 			uv_close(hs[i], NULL);
 }
 
-static void final_sync_one(struct kq_store *pl, int rv)
-{
-	if (rv != 0) {
-		kq__error("final sync of %s failed: %s", pl->dir,
-			  kq_strerror(rv));
-		pl->b->exit_code = 1;
-	}
-}
-
-static void final_sync(struct kq_broker *b)
-{
-	struct kq_log **logs;
-	int *results;
-	size_t n = 0, i = 0;
-	struct kq_store *pl;
-
-	for (pl = b->all_stores; pl; pl = pl->next_all)
-		n++;
-	logs = malloc(n * sizeof(*logs) + 1);
-	results = malloc(n * sizeof(*results) + 1);
-	if (logs == NULL || results == NULL) {
-		for (pl = b->all_stores; pl; pl = pl->next_all)
-			final_sync_one(pl, b->sops->sync(pl->log));
-	} else {
-		for (pl = b->all_stores; pl; pl = pl->next_all)
-			logs[i++] = pl->log;
-		b->sops->sync_many(b->storage.state, logs, n, results);
-		i = 0;
-		for (pl = b->all_stores; pl; pl = pl->next_all)
-			final_sync_one(pl, results[i++]);
-	}
-	free(logs);
-	free(results);
-}
-
 /* Everything in flight is done: sync what is left and close. */
 static void try_finish(struct kq_broker *b)
 {
 	if (b->stopping > 1 || logs_busy(b))
 		return;
 	/* A last sync of every log, whatever the policy, in one call. */
-	final_sync(b);
+	kq__store_final_sync(b);
 	b->stopping = 2;
 	kq__topic_open_cancel_all(b); /* answers any CRTP still waiting on it */
 	kq__fwd_stop(b);

@@ -170,9 +170,7 @@ int kq__meta_reopen(struct kq_broker *b)
 
 int kq__meta_idle(struct kq_broker *b)
 {
-	const struct kq_store *pl = &b->meta_store;
-
-	return !pl->sync_running && !pl->waiting && !pl->running && !pl->listed;
+	return !kq__store_busy(&b->meta_store);
 }
 
 void kq__meta_close(struct kq_broker *b)

@@ -38,8 +38,8 @@ void kq__reopen_on_timer(uv_timer_t *tm)
 				/* Reopened once nothing is in flight on it:
 				 * recovery keeps what is durable, and its
 				 * group starts again from there. */
-				if (pl->sync_running || pl->waiting ||
-				    pl->running || p->batch || p->dirty) {
+				if (kq__store_busy(pl) || p->batch ||
+				    p->dirty) {
 					left++;
 					continue;
 				}

@@ -294,6 +294,46 @@ void kq__store_sync_all(struct kq_broker *b)
 		start_syncs(b, b->syncing, n);
 }
 
+bool kq__store_busy(const struct kq_store *pl)
+{
+	return pl->sync_running || pl->waiting || pl->running || pl->listed;
+}
+
+static void final_sync_one(struct kq_store *pl, int rv)
+{
+	if (rv != 0) {
+		kq__error("final sync of %s failed: %s", pl->dir,
+			  kq_strerror(rv));
+		pl->b->exit_code = 1;
+	}
+}
+
+void kq__store_final_sync(struct kq_broker *b)
+{
+	struct kq_log **logs;
+	int *results;
+	size_t n = 0, i = 0;
+	struct kq_store *pl;
+
+	for (pl = b->all_stores; pl; pl = pl->next_all)
+		n++;
+	logs = malloc(n * sizeof(*logs) + 1);
+	results = malloc(n * sizeof(*results) + 1);
+	if (logs == NULL || results == NULL) {
+		for (pl = b->all_stores; pl; pl = pl->next_all)
+			final_sync_one(pl, b->sops->sync(pl->log));
+	} else {
+		for (pl = b->all_stores; pl; pl = pl->next_all)
+			logs[i++] = pl->log;
+		b->sops->sync_many(b->storage.state, logs, n, results);
+		i = 0;
+		for (pl = b->all_stores; pl; pl = pl->next_all)
+			final_sync_one(pl, results[i++]);
+	}
+	free(logs);
+	free(results);
+}
+
 static int store_append(struct kq_store *pl, const struct kq_record *recs,
 			size_t n)
 {

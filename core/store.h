@@ -20,5 +20,12 @@ int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
 void kq__store_close(struct kq_store *pl);
 void kq__store_flush(struct kq_broker *b);
 void kq__store_sync_all(struct kq_broker *b);
+/* Whether pl has a sync running, or requests waiting for one: it must
+ * not be closed or reopened yet. */
+bool kq__store_busy(const struct kq_store *pl);
+/* At the stop, with nothing in flight: syncs every log now, on this
+ * thread (together where the storage module can), logging each failure
+ * and setting the exit code. */
+void kq__store_final_sync(struct kq_broker *b);
 
 #endif /* KQ_CORE_STORE_H */
