@@ -11,11 +11,13 @@
 
 #include "apply.h"
 #include "broker.h"
+#include "cgroup.h"
 #include "create.h"
 #include "idfloor.h"
 #include "log.h"
 #include "members.h"
 #include "meta.h"
+#include "partition.h"
 #include "roster.h"
 #include "subscribe.h"
 #include "topic.h"
@@ -121,7 +123,7 @@ static int sub_floor_used(struct kq_broker *b)
 {
 	const int *ids;
 
-	return kq__brokers_list(b, &ids) == 1;
+	return kq__partition_brokers(b, &ids) == 1;
 }
 
 static void sub_floor_save(struct kq_broker *b, uint64_t limit)

@@ -24,6 +24,7 @@
 #include "members.h"
 #include "meta.h"
 #include "names.h"
+#include "opening.h"
 #include "orphans.h"
 #include "publish.h"
 #include "reopen.h"
@@ -227,7 +228,7 @@ static void try_finish(struct kq_broker *b)
 	/* A last sync of every log, whatever the policy, in one call. */
 	kq__store_final_sync(b);
 	b->stopping = 2;
-	kq__topic_open_cancel_all(b); /* answers any CRTP still waiting on it */
+	kq__opening_cancel_all(b); /* answers any CRTP still waiting on it */
 	kq__fwd_stop(b);
 	kq__fetch_stop(b);
 	kq__sessions_close_all(b);
@@ -244,7 +245,7 @@ void kq__broker_stop(struct kq_broker *b)
 		return;
 	b->stopping = 1;
 	b->stopping_transports = 0;
-	kq__topic_open_cancel_all(b);
+	kq__opening_cancel_all(b);
 	kq__fwd_stop(b);
 	kq__fetch_stop(b);
 	kq__commit_stop(b);

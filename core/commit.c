@@ -18,6 +18,7 @@
 #include "log.h"
 #include "meta.h"
 #include "names.h"
+#include "partition.h"
 #include "req.h"
 #include "topic.h"
 

@@ -15,7 +15,7 @@
 #include "consume.h"
 #include "fetch.h"
 #include "log.h"
-#include "topic.h"
+#include "partition.h"
 
 struct part_cursor {
 	uint32_t partition;

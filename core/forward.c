@@ -24,6 +24,7 @@
 #include "defer.h"
 #include "forward.h"
 #include "log.h"
+#include "req.h"
 #include "topic.h"
 #include "wire.h"
 
@@ -129,7 +130,7 @@ static void batch_answer(struct kq__batch *bt, uint32_t part, int status,
 		}
 		req->cb(req, status ? KQ_EUNAVAILABLE : 0);
 	}
-	kq__batch_free(bt);
+	kq__req_batch_free(bt);
 }
 
 static void publish_finish(struct kq__fwd *f, int status, uint64_t first,
@@ -633,7 +634,7 @@ static int merge(struct kq__partition *p, struct kq__batch *bt)
 	into->n += bt->n;
 	into->cap = into->n;
 	kq_put32le(f->buf + f->count_at, (uint32_t)into->n);
-	kq__batch_free(bt);
+	kq__req_batch_free(bt);
 	return 1;
 }
 
@@ -661,7 +662,7 @@ void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 				 sizeof(bt->reqs[i]->errmsg), "out of memory");
 			kq__defer_complete(b, bt->reqs[i], KQ_EUNAVAILABLE);
 		}
-		kq__batch_free(bt);
+		kq__req_batch_free(bt);
 		return;
 	}
 	f->buf = w.p;

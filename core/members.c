@@ -12,12 +12,13 @@
 #include <kafkaesque/list.h>
 
 #include "broker.h"
+#include "cgroup.h"
 #include "defer.h"
 #include "log.h"
 #include "members.h"
 #include "meta.h"
+#include "partition.h"
 #include "roster.h"
-#include "topic.h"
 
 /* How often registration, owed leaves and expiry are looked at. */
 #define TICK_MS 200
@@ -63,7 +64,7 @@ static int submit(struct kq_broker *b, json_t *rec,
 {
 	const int *ids;
 
-	if (kq__brokers_list(b, &ids) > 1)
+	if (kq__partition_brokers(b, &ids) > 1)
 		return kq__meta_propose(b, rec, cb, ctx);
 	kq__roster_apply(b, json_string_value(json_object_get(rec, "type")),
 			 rec);
@@ -141,7 +142,7 @@ static void joined(void *ctx, int status)
 					 &req->result.subscribe.nparts);
 		if (rv != 0) {
 			/* Failed: the client does not know the member. */
-			kq__member_unlink(m);
+			kq__cgroup_member_unlink(m);
 			snprintf(req->errmsg, sizeof(req->errmsg),
 				 "out of memory");
 		}
@@ -263,7 +264,7 @@ void kq__members_session_closed(struct kq_broker *b, struct kq_session *s)
 
 		kq__debug("member %" PRIu64 ": its connection closed",
 			  m->sub_id);
-		kq__member_unlink(m);
+		kq__cgroup_member_unlink(m);
 		if (!m->leaving && kq__members_leave(b, m, NULL) != 0)
 			orphaned(b);
 	}
@@ -378,7 +379,7 @@ void kq__members_start(struct kq_broker *b)
 int kq__members_init(struct kq_broker *b)
 {
 	const int *ids;
-	size_t n = kq__brokers_list(b, &ids);
+	size_t n = kq__partition_brokers(b, &ids);
 
 	free(b->regs);
 	b->regs = calloc(n ? n : 1, sizeof(*b->regs));

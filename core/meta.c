@@ -10,9 +10,9 @@
 #include "forward.h"
 #include "log.h"
 #include "meta.h"
+#include "partition.h"
 #include "req.h"
 #include "store.h"
-#include "topic.h"
 
 struct meta_prop {
 	struct kq_propose_req preq;
@@ -134,7 +134,7 @@ static int open_group(struct kq_broker *b, uint64_t keep)
 	gc.name = "meta";
 	gc.dir = b->meta_store.dir;
 	gc.store = &b->meta_store;
-	gc.nreplicas = kq__brokers_list(b, &gc.replicas);
+	gc.nreplicas = kq__partition_brokers(b, &gc.replicas);
 	gc.apply = b->meta_sm->apply;
 	gc.apply_ctx = b;
 	gc.snapshot = b->meta_sm->snapshot;

@@ -15,6 +15,7 @@
 #include "map.h"
 #include "names.h"
 #include "orphans.h"
+#include "partition.h"
 #include "topic.h"
 
 /* Whether `name` is a partition folder as open_partition() names them,
@@ -56,7 +57,7 @@ void kq__orphans_move(struct kq_broker *b)
 	time_t now;
 	DIR *d;
 
-	if (kq__brokers_list(b, &ids) != 1)
+	if (kq__partition_brokers(b, &ids) != 1)
 		return;
 	d = opendir(b->dir);
 	if (!d) {

@@ -11,6 +11,7 @@
 #include "forward.h"
 #include "jsonkey.h"
 #include "log.h"
+#include "partition.h"
 #include "publish.h"
 #include "req.h"
 #include "topic.h"
@@ -158,7 +159,7 @@ static void batch_done(struct kq_propose_req *preq, int status)
 			req->cb(req, KQ_EUNAVAILABLE);
 		}
 	}
-	kq__batch_free(bt);
+	kq__req_batch_free(bt);
 }
 
 /* A batch the consensus module refused outright.  Its requests complete
@@ -170,7 +171,7 @@ static void batch_refused(struct kq_broker *b, struct kq__batch *bt, int rv)
 		not_accepted(bt->reqs[i], bt->part, rv);
 		kq__defer_complete(b, bt->reqs[i], KQ_EUNAVAILABLE);
 	}
-	kq__batch_free(bt);
+	kq__req_batch_free(bt);
 }
 
 /* Proposes one partition's batch: one append, one sync, one commit. */

@@ -8,9 +8,9 @@
 #include "defer.h"
 #include "log.h"
 #include "meta.h"
+#include "partition.h"
 #include "reopen.h"
 #include "store.h"
-#include "topic.h"
 
 /* Partitions that could not be opened (out of descriptors or space, a
  * folder not writable), and logs that failed a write or a sync, are

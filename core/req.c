@@ -1,5 +1,6 @@
 /* Helpers for the core's request entry points. */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,4 +26,13 @@ void kq__req_init(struct kq_req *req, struct kq_session *s,
 	req->session = s;
 	memset(&req->result, 0, sizeof(req->result));
 	memset(&req->priv, 0, sizeof(req->priv));
+}
+
+void kq__req_batch_free(struct kq__batch *bt)
+{
+	free(bt->reqs);
+	free(bt->lens);
+	free(bt->klens);
+	free(bt->buf);
+	free(bt);
 }

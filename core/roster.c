@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "cgroup.h"
 #include "log.h"
 #include "roster.h"
 #include "topic.h"
@@ -56,7 +57,7 @@ static void member_drop(struct kq_broker *b, struct kq__member *m)
 			(g->nmembers - i - 1) * sizeof(*g->members));
 		g->nmembers--;
 	}
-	kq__member_free(b, m);
+	kq__cgroup_member_free(b, m);
 }
 
 /* Drops every member `match` picks, rebalancing each group touched. */

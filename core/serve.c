@@ -18,6 +18,7 @@
 #include "forward.h"
 #include "meta.h"
 #include "names.h"
+#include "partition.h"
 #include "serve.h"
 #include "topic.h"
 #include "why.h"

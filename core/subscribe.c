@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "cgroup.h"
 #include "defer.h"
 #include "log.h"
 #include "members.h"

@@ -31,6 +31,7 @@
 #include <kafkaesque/kafkaesque.h>
 
 #include "broker.h"
+#include "cgroup.h"
 #include "conf.h"
 #include "fetch.h"
 #include "forward.h"

@@ -461,10 +461,14 @@ static void test_hints(void **state)
 		uint64_t hint;
 		int ok;
 	} cases[] = {
-		{KQ__RAFT_MSG_VOTE, 0, 1},	  {KQ__RAFT_MSG_VOTE, 1, 1},
-		{KQ__RAFT_MSG_VOTE, 2, 0},	  {KQ__RAFT_MSG_PREVOTE, 0, 1},
-		{KQ__RAFT_MSG_PREVOTE, 1, 0},	  {KQ__RAFT_MSG_TIMEOUT_NOW, 0, 1},
-		{KQ__RAFT_MSG_TIMEOUT_NOW, 1, 0}, {KQ__RAFT_MSG_APPEND_RESP, 9, 1},
+		{KQ__RAFT_MSG_VOTE, 0, 1},
+		{KQ__RAFT_MSG_VOTE, 1, 1},
+		{KQ__RAFT_MSG_VOTE, 2, 0},
+		{KQ__RAFT_MSG_PREVOTE, 0, 1},
+		{KQ__RAFT_MSG_PREVOTE, 1, 0},
+		{KQ__RAFT_MSG_TIMEOUT_NOW, 0, 1},
+		{KQ__RAFT_MSG_TIMEOUT_NOW, 1, 0},
+		{KQ__RAFT_MSG_APPEND_RESP, 9, 1},
 	};
 
 	(void)state;

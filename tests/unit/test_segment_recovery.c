@@ -253,7 +253,8 @@ static void test_torn_every_byte(void **state)
 				 len < KQ__SEG_HDR_SIZE ? KQ__SEG_HDR_SIZE
 							: pos[whole]);
 		if (len != pos[whole])
-			assert_true(kq__test_nlogs > before); /* it was logged */
+			assert_true(kq__test_nlogs >
+				    before); /* it was logged */
 		/* The log goes on from the complete records. */
 		assert_int_equal(t_append(log, whole, 12 - whole, 1), 0);
 		t_ops->close(log);
@@ -695,7 +696,8 @@ static void test_damage_in_newest_keeps_later_records(void **state)
 			assert_int_equal(t_ops->next_offset(log), 50);
 			assert_int_equal(t_file_size(dir, SEG0 ".log"), loglen);
 			if (reopen == 0)
-				assert_true(kq__test_nlogs > before); /* reported */
+				assert_true(kq__test_nlogs >
+					    before); /* reported */
 			assert_int_equal(
 				t_read_all(log, 0, offs, 64, &rv, &next), 24);
 			assert_int_equal(rv, KQ_ECORRUPT);
