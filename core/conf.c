@@ -491,28 +491,21 @@ int kq__config_parse(const char *text, const struct kq__overrides *ov,
 	return 0;
 }
 
-/* The shortest secret and the largest secret file; the raft module reads
- * the file with the same rules (plugins/raft/port/auth.h). */
-#define SECRET_MIN 16
-#define SECRET_MAX 4096
-
 /* Checks that the secret file can be read and is long enough, so that a
  * mistake stops the broker like any other configuration error.  The bytes
  * read are wiped; only the module keeps the secret. */
 static int check_secret_file(const char *path, char *err, size_t errlen)
 {
-	char buf[SECRET_MAX + 3], why[256] = "";
+	char buf[KQ_CLUSTER_SECRET_MAX + 3], why[256] = "";
 	size_t len = 0;
 	mode_t mode;
 
 	if (kq_secret_read(path, buf, sizeof(buf), &len, &mode, why,
 			   sizeof(why)) == 0) {
+		const char *refused = kq_cluster_secret_refused(len);
+
 		explicit_bzero(buf, sizeof(buf));
-		snprintf(why, sizeof(why), "%s",
-			 len > SECRET_MAX   ? "longer than 4096 bytes"
-			 : len == 0	    ? "empty"
-			 : len < SECRET_MIN ? "shorter than 16 bytes"
-					    : "");
+		snprintf(why, sizeof(why), "%s", refused ? refused : "");
 	}
 	if (why[0])
 		return fail(err, errlen, "cluster.secret_file: %s: %s", path,

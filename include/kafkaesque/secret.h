@@ -1,7 +1,8 @@
 /* Reading a secret from a file named in the configuration: the cluster
  * secret (checked by the core, loaded by the raft module) and telnet's
- * password.  One set of rules for all of them.  Header-only; nothing to
- * link. */
+ * password.  One set of rules for all of them, and one for the cluster
+ * secret's length, which the core and the raft module both apply.
+ * Header-only; nothing to link. */
 #ifndef KAFKAESQUE_SECRET_H
 #define KAFKAESQUE_SECRET_H
 
@@ -65,6 +66,24 @@ static inline int kq_secret_read(const char *path, void *buf, size_t cap,
 	*len = n;
 	*mode = st.st_mode & 07777;
 	return 0;
+}
+
+/* The cluster secret: the shortest accepted, once one final newline is
+ * dropped, and the longest file read. */
+#define KQ_CLUSTER_SECRET_MIN 16
+#define KQ_CLUSTER_SECRET_MAX 4096
+
+/* Why a cluster secret of `len` bytes is refused, in words, or NULL when
+ * it is accepted. */
+static inline const char *kq_cluster_secret_refused(size_t len)
+{
+	if (len > KQ_CLUSTER_SECRET_MAX)
+		return "longer than 4096 bytes";
+	if (len == 0)
+		return "empty";
+	if (len < KQ_CLUSTER_SECRET_MIN)
+		return "shorter than 16 bytes";
+	return NULL;
 }
 
 #endif /* KAFKAESQUE_SECRET_H */

@@ -61,7 +61,7 @@ void kq__auth_key_free(struct kq__auth_key *key)
 int kq__auth_key_load(const char *path, struct kq__auth_key **out, int *loose,
 		      char *why, size_t whylen)
 {
-	uint8_t buf[KQ__AUTH_SECRET_MAX + 3];
+	uint8_t buf[KQ_CLUSTER_SECRET_MAX + 3];
 	const char *wrong = NULL;
 	size_t len = 0;
 	mode_t mode = 0;
@@ -72,11 +72,8 @@ int kq__auth_key_load(const char *path, struct kq__auth_key **out, int *loose,
 	if (kq_secret_read(path, buf, sizeof(buf), &len, &mode, why, whylen) ==
 	    0) {
 		*loose = (mode & (S_IRGRP | S_IROTH)) != 0;
-		if (len > KQ__AUTH_SECRET_MAX)
-			wrong = "longer than 4096 bytes";
-		else if (len < KQ__AUTH_SECRET_MIN)
-			wrong = len ? "shorter than 16 bytes" : "empty";
-		else
+		wrong = kq_cluster_secret_refused(len);
+		if (!wrong)
 			rv = kq__auth_key_new(buf, len, out);
 	}
 	sodium_memzero(buf, sizeof(buf));

@@ -20,10 +20,6 @@
 
 #include "frame.h"
 
-/* Shortest secret accepted, after a trailing newline is stripped. */
-#define KQ__AUTH_SECRET_MIN 16
-/* Longest secret file read. */
-#define KQ__AUTH_SECRET_MAX 4096
 /* Room for what one end sends during the handshake: a hello, an AUTH. */
 #define KQ__AUTH_OUT_MAX                                                       \
 	(KQ__FRAME_HEAD + KQ__FRAME_HELLO_BODY + KQ__FRAME_HEAD +              \
@@ -35,8 +31,8 @@ struct kq__auth_key;
 /* Initialises libsodium.  0, or -1 when it cannot start (no entropy). */
 int kq__auth_global_init(void);
 
-/* Reads the secret in `path` (a regular file of KQ__AUTH_SECRET_MIN to
- * KQ__AUTH_SECRET_MAX bytes once one trailing newline, LF or CRLF, is
+/* Reads the secret in `path` (a regular file of KQ_CLUSTER_SECRET_MIN to
+ * KQ_CLUSTER_SECRET_MAX bytes once one trailing newline, LF or CRLF, is
  * stripped) and derives the key.  On success *out is owned by the caller
  * (kq__auth_key_free()) and *loose is 1 when the file is readable by its
  * group or by others.  On failure returns KQ_ECONFIG (or -ENOMEM) with a
