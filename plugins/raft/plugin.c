@@ -211,7 +211,7 @@ static void raft_fini(void *state)
 static int raft_init(const struct kq_host *host, void **state)
 {
 	struct kq__raft_module *mod = calloc(1, sizeof(*mod));
-	struct kq__cluster_config cc;
+	struct kq__cluster_setup cc;
 	int rv;
 
 	if (!mod)

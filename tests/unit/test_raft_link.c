@@ -62,7 +62,7 @@ static int free_port(void)
 
 static void open_side(struct side *s, int id, int port1, int port2)
 {
-	struct kq__cluster_config cfg = {
+	struct kq__cluster_setup cfg = {
 		.tick_ms = 50,
 		.election_ticks = 10,
 		.heartbeat_ticks = 1,

@@ -232,7 +232,7 @@ int kq__cluster_peer_up(const struct kq__cluster *c, int id)
 }
 
 int kq__cluster_new(const struct kq_host *host,
-		    const struct kq__cluster_config *cfg,
+		    const struct kq__cluster_setup *cfg,
 		    struct kq__cluster **out)
 {
 	struct kq__cluster *c = calloc(1, sizeof(*c));

@@ -28,7 +28,10 @@ typedef void (*kq__cluster_reply_fn)(void *ctx, int from, uint64_t id,
 /* The connection to broker `id` closed: its calls get no reply. */
 typedef void (*kq__cluster_down_fn)(void *ctx, int id);
 
-struct kq__cluster_config {
+/* What the adapter sets the port up with: its timing and the callbacks
+ * through which frames and closed connections come back up (not the
+ * cluster section, which is host->cluster). */
+struct kq__cluster_setup {
 	unsigned tick_ms;
 	unsigned election_ticks;
 	unsigned heartbeat_ticks;
@@ -50,7 +53,7 @@ struct kq__cluster_config {
  * close it with kq__cluster_close() and free it with kq__cluster_free() once
  * kq__cluster_handles() is 0. */
 int kq__cluster_new(const struct kq_host *host,
-		    const struct kq__cluster_config *cfg,
+		    const struct kq__cluster_setup *cfg,
 		    struct kq__cluster **out);
 
 /* Queues a message (borrowed; copied into the frame) for its `to`

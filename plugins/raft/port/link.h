@@ -81,7 +81,7 @@ struct ratelog {
 
 struct kq__cluster {
 	const struct kq_host *host;
-	struct kq__cluster_config cfg;
+	struct kq__cluster_setup cfg;
 	int self;
 	struct kq__auth_key *key; /* NULL: no secret, open mode */
 	unsigned auth_timeout_ms;
