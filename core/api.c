@@ -9,7 +9,6 @@
 #include <kafkaesque/list.h>
 
 #include "api.h"
-#include "broker.h"
 #include "commit.h"
 #include "consume.h"
 #include "create.h"
@@ -17,6 +16,7 @@
 #include "publish.h"
 #include "query.h"
 #include "subscribe.h"
+#include "types.h"
 
 /* ------------------------------------------------------------ sessions */
 

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_API_H
 #define KQ_CORE_API_H
 
-#include "broker.h"
+#include "types.h"
 
 /* api.c: the broker API table transports call. */
 extern const struct kq_broker_api kq__broker_api;

@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "apply.h"
-#include "broker.h"
 #include "cgroup.h"
 #include "create.h"
 #include "idfloor.h"
@@ -21,6 +20,7 @@
 #include "roster.h"
 #include "subscribe.h"
 #include "topic.h"
+#include "types.h"
 
 static size_t partitioner_index(struct kq_broker *b, const char *name)
 {

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_APPLY_H
 #define KQ_CORE_APPLY_H
 
-#include "broker.h"
+#include "types.h"
 
 /* apply.c: the metadata state machine. */
 /* Readies this run's state (subscription ids, boot id, members), opens

@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 #include "bounds.h"
-#include "broker.h"
+#include "types.h"
 
 /* Records lost to damage are refused, never skipped unawares: a read
  * that starts in a lost range fails naming it (CMIT past it to go on);

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_BOUNDS_H
 #define KQ_CORE_BOUNDS_H
 
-#include "broker.h"
+#include "types.h"
 
 /* bounds.c: the range of p a read from *pos up to *end may return
  * here: *pos is raised to the first offset retention kept, *end cut to

@@ -7,8 +7,8 @@
 #include <kafkaesque/list.h>
 
 #include "assign.h"
-#include "broker.h"
 #include "cgroup.h"
+#include "types.h"
 
 void kq__cgroup_member_unlink(struct kq__member *m)
 {

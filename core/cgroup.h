@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_CGROUP_H
 #define KQ_CORE_CGROUP_H
 
-#include "broker.h"
+#include "types.h"
 
 /* cgroup.c: consumer groups and their members, as objects. */
 /* How kq__cgroup_get treats a group that does not exist yet. */

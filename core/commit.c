@@ -11,7 +11,6 @@
 
 #include <kafkaesque/list.h>
 
-#include "broker.h"
 #include "commit.h"
 #include "defer.h"
 #include "fetch.h"
@@ -21,6 +20,7 @@
 #include "partition.h"
 #include "req.h"
 #include "topic.h"
+#include "types.h"
 
 /* The subscription sub_id on `topic`, or an error with errmsg filled. */
 int kq__member_find(struct kq_broker *b, const char *topic, uint64_t sub_id,

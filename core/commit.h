@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_COMMIT_H
 #define KQ_CORE_COMMIT_H
 
-#include "broker.h"
+#include "types.h"
 
 /* commit.c: committed offsets of groups.  The subscription sub_id on
  * `topic`, or an error with errmsg filled. */

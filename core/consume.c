@@ -10,12 +10,12 @@
 #include <string.h>
 
 #include "bounds.h"
-#include "broker.h"
 #include "commit.h"
 #include "consume.h"
 #include "fetch.h"
 #include "log.h"
 #include "partition.h"
+#include "types.h"
 
 struct part_cursor {
 	uint32_t partition;

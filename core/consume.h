@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_CONSUME_H
 #define KQ_CORE_CONSUME_H
 
-#include "broker.h"
+#include "types.h"
 
 /* consume.c: CONS, reading a subscription's partitions. */
 int kq__consume_open(struct kq_session *s, struct kq_consume *c,

@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "create.h"
 #include "forward.h"
 #include "meta.h"
 #include "names.h"
 #include "req.h"
 #include "topic.h"
+#include "types.h"
 #include "why.h"
 
 struct create_ctx {

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_CREATE_H
 #define KQ_CORE_CREATE_H
 
-#include "broker.h"
+#include "types.h"
 
 /* create.c: CRTP. */
 int kq__create_topic(struct kq_session *s, struct kq_req *req,

@@ -4,8 +4,8 @@
  * The flush and the retry belong to the broker's life (broker.c), which
  * hands them in as callbacks, so that every file below it can ask for
  * them without calling up. */
-#include "broker.h"
 #include "defer.h"
+#include "types.h"
 
 static void on_idle(uv_idle_t *h)
 {

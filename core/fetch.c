@@ -13,10 +13,10 @@
 #include <kafkaesque/bytes.h>
 #include <kafkaesque/list.h>
 
-#include "broker.h"
 #include "fetch.h"
 #include "forward.h"
 #include "names.h"
+#include "types.h"
 #include "wire.h"
 
 /* How often reads waiting for a reachable replica look again. */

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_FETCH_H
 #define KQ_CORE_FETCH_H
 
-#include "broker.h"
+#include "types.h"
 
 /* fetch.c: reads of partitions this broker holds no replica of, from a
  * broker that holds one. */

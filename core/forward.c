@@ -20,12 +20,12 @@
 #include <kafkaesque/bytes.h>
 #include <kafkaesque/list.h>
 
-#include "broker.h"
 #include "defer.h"
 #include "forward.h"
 #include "log.h"
 #include "req.h"
 #include "topic.h"
+#include "types.h"
 #include "wire.h"
 
 /* How often requests waiting for a leader look again. */

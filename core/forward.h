@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_FORWARD_H
 #define KQ_CORE_FORWARD_H
 
-#include "broker.h"
+#include "types.h"
 
 /* forward.c: commands whose leader is another broker. */
 struct kq__fwd;

@@ -5,11 +5,11 @@
 #include <string.h>
 
 #include "api.h"
-#include "broker.h"
 #include "instance.h"
 #include "log.h"
 #include "serve.h"
 #include "store.h"
+#include "types.h"
 
 static void host_log(const struct kq_host *h, enum kq_log_level level,
 		     const char *fmt, ...)

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_INSTANCE_H
 #define KQ_CORE_INSTANCE_H
 
-#include "broker.h"
+#include "types.h"
 
 /* instance.c: module instances. */
 /* Fills in->host for a module of `kind` named in->mod.name: the services

@@ -11,7 +11,6 @@
 
 #include <kafkaesque/list.h>
 
-#include "broker.h"
 #include "cgroup.h"
 #include "defer.h"
 #include "log.h"
@@ -19,6 +18,7 @@
 #include "meta.h"
 #include "partition.h"
 #include "roster.h"
+#include "types.h"
 
 /* How often registration, owed leaves and expiry are looked at. */
 #define TICK_MS 200

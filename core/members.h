@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_MEMBERS_H
 #define KQ_CORE_MEMBERS_H
 
-#include "broker.h"
+#include "types.h"
 
 /* members.c: membership proposed (joins, leaves, this run's
  * registration, expiry of brokers out of reach) as metadata records. */

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "forward.h"
 #include "log.h"
 #include "meta.h"
 #include "partition.h"
 #include "req.h"
 #include "store.h"
+#include "types.h"
 
 struct meta_prop {
 	struct kq_propose_req preq;

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_META_H
 #define KQ_CORE_META_H
 
-#include "broker.h"
+#include "types.h"
 
 /* meta.c: the metadata log (group 0). */
 /* What the metadata group calls (struct kq_group_config). */

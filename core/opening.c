@@ -3,11 +3,11 @@
  * of partitions does not stall other clients. */
 #include <errno.h>
 
-#include "broker.h"
 #include "defer.h"
 #include "log.h"
 #include "opening.h"
 #include "partition.h"
+#include "types.h"
 
 static void open_done(struct kq_broker *b, struct kq__topic *t)
 {

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_OPENING_H
 #define KQ_CORE_OPENING_H
 
-#include "broker.h"
+#include "types.h"
 
 /* opening.c: a new topic's partitions opened, at once or a slice at a
  * time.  At the end each logs what failed, schedules retries and calls

@@ -10,13 +10,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "log.h"
 #include "map.h"
 #include "names.h"
 #include "orphans.h"
 #include "partition.h"
 #include "topic.h"
+#include "types.h"
 
 /* Whether `name` is a partition folder as open_partition() names them,
  * `<topic>-<n>` in decimal without leading zeros; *known says whether the

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_ORPHANS_H
 #define KQ_CORE_ORPHANS_H
 
-#include "broker.h"
+#include "types.h"
 
 /* orphans.c: moves partition folders the metadata does not know to
  * <dir>/orphaned/, with one warning line each.  Does nothing unless this

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "log.h"
 #include "partition.h"
 #include "store.h"
+#include "types.h"
 #include "why.h"
 
 size_t kq__partition_brokers(struct kq_broker *b, const int **ids)

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_PARTITION_H
 #define KQ_CORE_PARTITION_H
 
-#include "broker.h"
+#include "types.h"
 
 /* partition.c: a partition's replica on this broker. */
 /* The brokers of the cluster, which partitions are placed on (one: this

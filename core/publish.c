@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "defer.h"
 #include "forward.h"
 #include "jsonkey.h"
@@ -15,6 +14,7 @@
 #include "publish.h"
 #include "req.h"
 #include "topic.h"
+#include "types.h"
 #include "why.h"
 
 /* Batches are proposed at the end of the loop turn, or sooner once this

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_PUBLISH_H
 #define KQ_CORE_PUBLISH_H
 
-#include "broker.h"
+#include "types.h"
 
 /* publish.c: PUBS. */
 int kq__publish(struct kq_session *s, struct kq_req *req, const char *topic,

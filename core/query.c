@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "query.h"
 #include "topic.h"
+#include "types.h"
 
 static int by_name(const void *a, const void *b)
 {

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_QUERY_H
 #define KQ_CORE_QUERY_H
 
-#include "broker.h"
+#include "types.h"
 
 /* query.c: read-only queries (LIST, DESC, ASGN, GRPS, STAT). */
 int kq__list_topics(struct kq_broker *b,

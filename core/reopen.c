@@ -4,13 +4,13 @@
 #include <errno.h>
 
 #include "apply.h"
-#include "broker.h"
 #include "defer.h"
 #include "log.h"
 #include "meta.h"
 #include "partition.h"
 #include "reopen.h"
 #include "store.h"
+#include "types.h"
 
 /* Partitions that could not be opened (out of descriptors or space, a
  * folder not writable), and logs that failed a write or a sync, are

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker.h"
 #include "req.h"
+#include "types.h"
 
 int kq__req_fail(struct kq_req *req, int err, const char *fmt, ...)
 {

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_REQ_H
 #define KQ_CORE_REQ_H
 
-#include "broker.h"
+#include "types.h"
 
 /* req.c: helpers for the core's request entry points, and batches of
  * requests. */

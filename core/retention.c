@@ -4,9 +4,9 @@
  * needs). */
 #include <kafkaesque/clock.h>
 
-#include "broker.h"
 #include "log.h"
 #include "retention.h"
+#include "types.h"
 
 void kq__retention_on_timer(uv_timer_t *t)
 {

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_RETENTION_H
 #define KQ_CORE_RETENTION_H
 
-#include "broker.h"
+#include "types.h"
 
 /* retention.c: b->retention_timer's callback. */
 void kq__retention_on_timer(uv_timer_t *tm);

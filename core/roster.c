@@ -24,11 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "cgroup.h"
 #include "log.h"
 #include "roster.h"
 #include "topic.h"
+#include "types.h"
 
 static struct kq__reg *reg_find(struct kq_broker *b, int id)
 {

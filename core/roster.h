@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_ROSTER_H
 #define KQ_CORE_ROSTER_H
 
-#include "broker.h"
+#include "types.h"
 
 /* roster.c: consumer group membership as the metadata log's records
  * made it, the same on every broker, so that each computes the same

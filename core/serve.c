@@ -13,7 +13,6 @@
 #include <kafkaesque/bytes.h>
 
 #include "bounds.h"
-#include "broker.h"
 #include "create.h"
 #include "forward.h"
 #include "meta.h"
@@ -21,6 +20,7 @@
 #include "partition.h"
 #include "serve.h"
 #include "topic.h"
+#include "types.h"
 #include "why.h"
 #include "wire.h"
 

@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_SERVE_H
 #define KQ_CORE_SERVE_H
 
-#include "broker.h"
+#include "types.h"
 
 /* serve.c: requests other brokers forwarded here. */
 /* Answers a request of another broker (serve.c): `answer` is

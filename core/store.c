@@ -12,10 +12,10 @@
 
 #include <kafkaesque/list.h>
 
-#include "broker.h"
 #include "defer.h"
 #include "log.h"
 #include "store.h"
+#include "types.h"
 
 void kq__store_policy(struct kq_broker *b)
 {

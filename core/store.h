@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_STORE_H
 #define KQ_CORE_STORE_H
 
-#include "broker.h"
+#include "types.h"
 
 /* store.c: the store API the consensus module is lent (host->store), and
  * the one place the storage module's fsync policy is read and applied. */

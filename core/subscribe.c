@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "cgroup.h"
 #include "defer.h"
 #include "log.h"
@@ -17,6 +16,7 @@
 #include "req.h"
 #include "subscribe.h"
 #include "topic.h"
+#include "types.h"
 
 /* Subscription ids are reserved in blocks so that ids stay unique across
  * restarts without a metadata write per SUBS. */

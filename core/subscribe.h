@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_SUBSCRIBE_H
 #define KQ_CORE_SUBSCRIBE_H
 
-#include "broker.h"
+#include "types.h"
 
 /* subscribe.c: SUBS and UNSB. */
 int kq__subscribe(struct kq_session *s, struct kq_req *req, const char *topic,

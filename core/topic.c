@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "cgroup.h"
 #include "opening.h"
 #include "partition.h"
 #include "store.h"
 #include "topic.h"
+#include "types.h"
 
 struct kq__topic *kq__topic_get(struct kq_broker *b, const char *name)
 {

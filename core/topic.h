@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_TOPIC_H
 #define KQ_CORE_TOPIC_H
 
-#include "broker.h"
+#include "types.h"
 
 /* topic.c: topics, created, looked up and freed. */
 struct kq__topic *kq__topic_get(struct kq_broker *b, const char *name);

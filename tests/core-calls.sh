@@ -1,7 +1,8 @@
 #!/bin/sh
 # Checks that the core's files call one way, as docs/architecture.md
 # says: no file calls one listed above it in its table "The core's
-# files" (the leaves, its last row, call only each other).  Reads the
+# files" (the leaves, its last row, call only each other); and that no
+# file includes, through others, its own header.  Reads the
 # symbols each object of libkqcore defines and needs with nm (make check).
 set -u
 top=${srcdir:-.}
@@ -28,6 +29,19 @@ order=$(awk '
 	}' "$doc")
 if [ -z "$order" ]; then
 	echo "core-calls.sh: no table of the core's files in $doc" >&2
+	exit 1
+fi
+
+# The include graph, each file with its own header as one node, has no
+# circle either.
+loop=$(for f in "$top"/core/*.c "$top"/core/*.h; do
+	name=$(basename "$f" | sed 's/\.[ch]$//')
+	sed -n 's/^#include "\([a-z_]*\)\.h"$/\1/p' "$f" |
+		awk -v f="$name" '$1 != f { print f, $1 }'
+done | tsort 2>&1 >/dev/null)
+if [ -n "$loop" ]; then
+	echo "core-calls.sh: the core's includes run in a circle:"
+	echo "$loop" | head -20
 	exit 1
 fi
 

@@ -19,13 +19,13 @@
 
 #include <kafkaesque/error.h>
 
-#include "broker.h"
 #include "forward.h"
 #include "idfloor.h"
 #include "jsonkey.h"
 #include "log.h"
 #include "map.h"
 #include "names.h"
+#include "types.h"
 #include "why.h"
 
 #include "../nested_json.h"
