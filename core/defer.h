@@ -1,7 +1,7 @@
 #ifndef KQ_CORE_DEFER_H
 #define KQ_CORE_DEFER_H
 
-#include "broker.h"
+#include "types.h"
 
 /* defer.c: work the loop runs after this turn's callbacks. */
 /* Makes sure the end-of-turn flush (b->flush_cb) runs soon. */
