@@ -1,6 +1,7 @@
 #include "plugin.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
@@ -16,17 +17,6 @@
 #ifndef KQ_BUILDDIR
 #define KQ_BUILDDIR ""
 #endif
-
-const char *kq__kind_name(enum kq_plugin_kind kind)
-{
-	switch (kind) {
-	case KQ_PLUGIN_TRANSPORT: return "transport";
-	case KQ_PLUGIN_PARTITIONER: return "partitioner";
-	case KQ_PLUGIN_STORAGE: return "storage";
-	case KQ_PLUGIN_CONSENSUS: return "consensus";
-	}
-	return "unknown";
-}
 
 /* True when the running binary sits at the top of the build tree, where
  * the uninstalled modules are the ones that match it. */
@@ -124,18 +114,6 @@ static void append(char *buf, size_t len, const char *s)
 	buf[used + n] = '\0';
 }
 
-/* sizeof the kind's ops table in this broker. */
-static size_t ops_size(enum kq_plugin_kind kind)
-{
-	switch (kind) {
-	case KQ_PLUGIN_TRANSPORT: return sizeof(struct kq_transport_ops);
-	case KQ_PLUGIN_PARTITIONER: return sizeof(struct kq_partitioner_ops);
-	case KQ_PLUGIN_STORAGE: return sizeof(struct kq_storage_ops);
-	case KQ_PLUGIN_CONSENSUS: return sizeof(struct kq_consensus_ops);
-	}
-	return 0;
-}
-
 /* The ops past the head, each of which the core calls: a module must
  * have them all. */
 struct op_slot {
@@ -177,26 +155,49 @@ static const struct op_slot consensus_ops[] = {
 	OP(consensus, reply)};
 #undef OP
 
-#define SLOTS(a)                                                               \
-	{                                                                      \
-		a, sizeof(a) / sizeof(*(a))                                    \
-	}
+#define SLOTS(a) a, sizeof(a) / sizeof(*(a))
+/* What the core knows of each kind of module: its name, the size of its
+ * ops table in this broker, and the ops past the head. */
 static const struct {
+	const char *name;
+	size_t ops_size;
 	const struct op_slot *slots;
 	size_t n;
-} kind_ops[] = {
-	[KQ_PLUGIN_TRANSPORT] = SLOTS(transport_ops),
-	[KQ_PLUGIN_PARTITIONER] = SLOTS(partitioner_ops),
-	[KQ_PLUGIN_STORAGE] = SLOTS(storage_ops),
-	[KQ_PLUGIN_CONSENSUS] = SLOTS(consensus_ops),
+} kinds[] = {
+	[KQ_PLUGIN_TRANSPORT] = {"transport", sizeof(struct kq_transport_ops),
+				 SLOTS(transport_ops)},
+	[KQ_PLUGIN_PARTITIONER] = {"partitioner",
+				   sizeof(struct kq_partitioner_ops),
+				   SLOTS(partitioner_ops)},
+	[KQ_PLUGIN_STORAGE] = {"storage", sizeof(struct kq_storage_ops),
+			       SLOTS(storage_ops)},
+	[KQ_PLUGIN_CONSENSUS] = {"consensus", sizeof(struct kq_consensus_ops),
+				 SLOTS(consensus_ops)},
 };
 #undef SLOTS
+
+static bool known(enum kq_plugin_kind kind)
+{
+	return (unsigned)kind < sizeof(kinds) / sizeof(*kinds) &&
+	       kinds[kind].name != NULL;
+}
+
+const char *kq__kind_name(enum kq_plugin_kind kind)
+{
+	return known(kind) ? kinds[kind].name : "unknown";
+}
+
+/* sizeof the kind's ops table in this broker (0: no such kind). */
+static size_t ops_size(enum kq_plugin_kind kind)
+{
+	return known(kind) ? kinds[kind].ops_size : 0;
+}
 
 /* The first op of the kind's table that `ops` lacks, or NULL. */
 static const char *missing_op(enum kq_plugin_kind kind, const void *ops)
 {
-	for (size_t i = 0; i < kind_ops[kind].n; i++) {
-		const struct op_slot *slot = &kind_ops[kind].slots[i];
+	for (size_t i = 0; i < kinds[kind].n; i++) {
+		const struct op_slot *slot = &kinds[kind].slots[i];
 		void (*fn)(void);
 
 		memcpy(&fn, (const char *)ops + slot->off, sizeof(fn));

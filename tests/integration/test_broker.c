@@ -132,6 +132,17 @@ static void test_plugin_errors(void **state)
 	snprintf(json, sizeof(json),
 		 "{\"broker\": {\"id\": 1, \"data_dir\": \"%%s\"}, "
 		 "\"plugin_path\": [\"%s\"], "
+		 "\"plugins\": {\"partitioner\": [\"baddesc\"]}, "
+		 "\"telnet\": {\"port\": %%d}}",
+		 KQ_TEST_PLUGINDIR);
+	snprintf(want, sizeof(want),
+		 "its descriptor is %zu bytes, this broker's is %zu",
+		 sizeof(struct kq_plugin_desc) - sizeof(void *),
+		 sizeof(struct kq_plugin_desc));
+	expect_failure(json, 1, want);
+	snprintf(json, sizeof(json),
+		 "{\"broker\": {\"id\": 1, \"data_dir\": \"%%s\"}, "
+		 "\"plugin_path\": [\"%s\"], "
 		 "\"plugins\": {\"consensus\": \"noentry\"}, "
 		 "\"telnet\": {\"port\": %%d}}",
 		 KQ_TEST_PLUGINDIR);
