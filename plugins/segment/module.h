@@ -291,6 +291,10 @@ int kq__seg_unlink(struct kq_log *log, struct kq__seg *seg);
  * so a segment is never closed to make room while it is being set up. */
 void kq__seg_hold(struct kq_log *log, struct kq__seg *seg, unsigned n);
 
+/* Makes the open .log descriptor fd the segment's (seg->file, not yet
+ * counted against the bound), or closes it and returns -ENOMEM. */
+int kq__seg_adopt_file(struct kq_log *log, struct kq__seg *seg, int fd);
+
 /* Closes what a segment holds: its .log reference (readers and syncs
  * keep theirs) and .index descriptor, after writing pending index
  * entries.  Returns 0, or the error that kept the index open. */

@@ -146,11 +146,9 @@ int kq__seg_recover_newest(struct kq_log *log, struct kq__seg *seg)
 			  log->dir, name);
 		fsize = KQ__SEG_HDR_SIZE;
 	}
-	seg->file = kq__seg_sfile_new(log, fd);
-	if (seg->file == NULL) {
-		kq__seg_io.close(fd);
-		return -ENOMEM;
-	}
+	rv = kq__seg_adopt_file(log, seg, fd);
+	if (rv != 0)
+		return rv;
 	seg->size = fsize;
 
 	rv = kq__seg_read_index(log, seg, fsize);

@@ -119,9 +119,7 @@ int kq__seg_create(struct kq_log *log, uint64_t base, bool tmp,
 		kq__seg_free(log, seg);
 		return fd;
 	}
-	seg->file = kq__seg_sfile_new(log, fd);
-	if (seg->file == NULL) {
-		kq__seg_io.close(fd);
+	if (kq__seg_adopt_file(log, seg, fd) != 0) {
 		kq__seg_log_unlinkat(log, name, 0);
 		kq__seg_free(log, seg);
 		return -ENOMEM;
@@ -212,12 +210,19 @@ int kq__seg_open_file(struct kq_log *log, struct kq__seg *seg)
 		kq__seg_report(log, seg, 0, "bad segment header");
 		return KQ_ECORRUPT;
 	}
+	rv = kq__seg_adopt_file(log, seg, fd);
+	if (rv == 0)
+		kq__seg_hold(log, seg, 1);
+	return rv;
+}
+
+int kq__seg_adopt_file(struct kq_log *log, struct kq__seg *seg, int fd)
+{
 	seg->file = kq__seg_sfile_new(log, fd);
 	if (seg->file == NULL) {
 		kq__seg_io.close(fd);
 		return -ENOMEM;
 	}
-	kq__seg_hold(log, seg, 1);
 	return 0;
 }
 
