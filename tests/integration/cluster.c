@@ -18,14 +18,6 @@
 
 #include "cluster.h"
 
-double tcl_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int port_taken(const struct tcl *c, int port, int n)
 {
 	for (int k = 0; k < n; k++)
@@ -171,7 +163,7 @@ int tcl_stat(struct tcl *c, int i, int *up, int *leader)
 static int agree(struct tcl *c, unsigned who, int n_up, unsigned up,
 		 double timeout)
 {
-	double end = tcl_now() + timeout;
+	double end = tb_now() + timeout;
 
 	do {
 		int agreed = 0, ok = 1;
@@ -193,7 +185,7 @@ static int agree(struct tcl *c, unsigned who, int n_up, unsigned up,
 		if (ok && agreed)
 			return agreed;
 		usleep(20000);
-	} while (tcl_now() < end);
+	} while (tb_now() < end);
 	return 0;
 }
 
@@ -250,7 +242,7 @@ void tcl_desc(struct tcl *c, int i, const char *topic, int part, long *start,
 int tcl_partition_leader(struct tcl *c, const char *topic, int part,
 			 double timeout)
 {
-	double end = tcl_now() + timeout;
+	double end = tb_now() + timeout;
 
 	do {
 		for (int i = 0; i < TCL_N; i++) {
@@ -264,7 +256,7 @@ int tcl_partition_leader(struct tcl *c, const char *topic, int part,
 				return l;
 		}
 		usleep(20000);
-	} while (tcl_now() < end);
+	} while (tb_now() < end);
 	return 0;
 }
 
@@ -273,7 +265,7 @@ int tcl_port_closes(struct tcl *c, int i, const void *data, size_t len)
 	struct tc conn;
 	struct pollfd pfd;
 	char buf[512];
-	double end = tcl_now() + 5;
+	double end = tb_now() + 5;
 	int closed = 0;
 
 	assert_int_equal(tc_connect(&conn, c->raft_ports[i]), 0);
@@ -283,7 +275,7 @@ int tcl_port_closes(struct tcl *c, int i, const void *data, size_t len)
 		fail_msg("send: %s", strerror(errno));
 	pfd.fd = conn.fd;
 	pfd.events = POLLIN;
-	while (!closed && tcl_now() < end)
+	while (!closed && tb_now() < end)
 		if (poll(&pfd, 1, 100) > 0)
 			/* The broker's own hello may come first. */
 			closed = recv(conn.fd, buf, sizeof(buf), 0) <= 0;

@@ -49,8 +49,6 @@ int tcl_start_all(struct tcl *c);
 /* Kills every broker still running and removes the folders. */
 void tcl_teardown(struct tcl *c);
 
-/* Seconds on the monotonic clock. */
-double tcl_now(void);
 /* 1 while broker i's process is running (not exited, not reaped). */
 int tcl_alive(struct tcl *c, int i);
 

@@ -85,8 +85,8 @@ static void test_metadata_replicated(void **state)
 	for (int i = 0; i < N; i++) {
 		int found = 0;
 
-		end = tcl_now() + 10;
-		while (!found && tcl_now() < end) {
+		end = tb_now() + 10;
+		while (!found && tb_now() < end) {
 			tcl_cmd(&cl, i, "LIST", status, sizeof(status), data,
 				sizeof(data));
 			found = strstr(data, "TOPIC meta-topic 2") != NULL;
@@ -112,8 +112,8 @@ static void test_partition_replicated(void **state)
 		sizeof(status), NULL, 0);
 	assert_string_equal(status, "OK repl 1");
 	/* The partition's own group elects its leader. */
-	end = tcl_now() + 10;
-	while (!pleader && tcl_now() < end) {
+	end = tb_now() + 10;
+	while (!pleader && tb_now() < end) {
 		for (int i = 0; i < N && !pleader; i++) {
 			const char *p;
 
@@ -165,7 +165,7 @@ static void test_partition_replicated(void **state)
 	for (int i = 0; i < N; i++) {
 		long start = -1, endoff = -1;
 
-		end = tcl_now() + 10;
+		end = tb_now() + 10;
 		do {
 			const char *p;
 
@@ -178,7 +178,7 @@ static void test_partition_replicated(void **state)
 			if (endoff >= 2)
 				break;
 			usleep(20000);
-		} while (tcl_now() < end);
+		} while (tb_now() < end);
 		if (endoff < 2)
 			fail_msg("broker %d: DESC repl: %s", i + 1, data);
 	}
@@ -265,7 +265,7 @@ static void test_any_broker_serves(void **state)
 					sizeof(status), NULL, 0),
 				 0);
 		assert_int_equal(sscanf(status, "OK %ld", &sub), 1);
-		end = tcl_now() + 10;
+		end = tb_now() + 10;
 		do {
 			int found = 0;
 
@@ -302,7 +302,7 @@ static void test_any_broker_serves(void **state)
 			if (found == N * ANY_MSGS && got == N * ANY_MSGS)
 				break;
 			usleep(50000);
-		} while (tcl_now() < end);
+		} while (tb_now() < end);
 		assert_int_equal(got, N * ANY_MSGS);
 		tc_close(&c);
 	}
@@ -362,8 +362,8 @@ static void test_follower_subscribes(void **state)
 		fail_msg("SUBS on follower broker %d: %s", f1 + 1, status);
 	snprintf(command, sizeof(command), "CONS fsub %ld", sub);
 	/* This broker's replicas learn the commit a heartbeat later. */
-	end = tcl_now() + 10;
-	while (got < 10 && tcl_now() < end) {
+	end = tb_now() + 10;
+	while (got < 10 && tb_now() < end) {
 		n = cons_count(&c, command, status, sizeof(status));
 		if (n < 0)
 			fail_msg("CONS on broker %d: %s", f1 + 1, status);
@@ -383,7 +383,7 @@ static void test_follower_subscribes(void **state)
 	 * forwarded from f1 after CMIT answered).  A read that came too
 	 * early is given back unacknowledged with UNSB. */
 	assert_int_equal(tc_connect(&c, cl.tbs[f2].port), 0);
-	end = tcl_now() + 10;
+	end = tb_now() + 10;
 	do {
 		assert_int_equal(tc_cmd(&c, "SUBS fsub g", status,
 					sizeof(status), NULL, 0),
@@ -398,7 +398,7 @@ static void test_follower_subscribes(void **state)
 		if (n == 0)
 			break;
 		usleep(50000);
-	} while (tcl_now() < end);
+	} while (tb_now() < end);
 	assert_int_equal(n, 0);
 	tc_close(&c);
 }
@@ -422,7 +422,7 @@ static void groups_agree(const char *topic, int members, char *out, size_t len,
 			 double timeout)
 {
 	char first[4096], other[4096];
-	double end = tcl_now() + timeout;
+	double end = tb_now() + timeout;
 	int ok;
 
 	do {
@@ -445,7 +445,7 @@ static void groups_agree(const char *topic, int members, char *out, size_t len,
 		if (ok)
 			break;
 		usleep(50000);
-	} while (tcl_now() < end);
+	} while (tb_now() < end);
 	if (!ok) {
 		for (int i = 0; i < N; i++) {
 			static char log[1 << 16];
@@ -603,14 +603,14 @@ static void test_cons_remote(void **state)
 		if (sscanf(status, "OK %ld", &sub[i]) != 1)
 			fail_msg("SUBS on broker %d: %s", i + 1, status);
 		snprintf(command, sizeof(command), "CONS rem %ld 0", sub[i]);
-		end = tcl_now() + 10;
+		end = tb_now() + 10;
 		do { /* a replica learns the commit a heartbeat later */
 			n = cons_rem(&c[i], command, acked, status,
 				     sizeof(status));
 			if (n < 0)
 				fail_msg("CONS on broker %d: %s", i + 1,
 					 status);
-		} while (n < REM_MSGS && tcl_now() < end && !usleep(50000));
+		} while (n < REM_MSGS && tb_now() < end && !usleep(50000));
 		assert_int_equal(n, REM_MSGS);
 	}
 
@@ -758,7 +758,7 @@ static void test_group_member_fenced(void **state)
 
 	/* It applies the expiry of its own members once it catches up. */
 	snprintf(command, sizeof(command), "CONS fence %ld", sub[stopped]);
-	end = tcl_now() + 15;
+	end = tb_now() + 15;
 	do {
 		assert_int_equal(tc_cmd(&c[stopped], command, status,
 					sizeof(status), data, sizeof(data)),
@@ -766,7 +766,7 @@ static void test_group_member_fenced(void **state)
 		if (strncmp(status, "ERR NOSUB", 9) == 0)
 			break;
 		usleep(50000);
-	} while (tcl_now() < end);
+	} while (tb_now() < end);
 	if (strncmp(status, "ERR NOSUB", 9) != 0)
 		fail_msg("CONS of an ended member on broker %d: %s",
 			 stopped + 1, status);
@@ -818,8 +818,8 @@ static void test_leaders_spread(void **state)
 	tcl_cmd(&cl, 0, "CRTP spread 6 replicas=3", status, sizeof(status),
 		NULL, 0);
 	assert_string_equal(status, "OK spread 6");
-	end = tcl_now() + 15;
-	while (leaders_placed(0, "spread", 6, leads) < 6 && tcl_now() < end)
+	end = tb_now() + 15;
+	while (leaders_placed(0, "spread", 6, leads) < 6 && tb_now() < end)
 		usleep(50000);
 	assert_int_equal(leaders_placed(0, "spread", 6, leads), 6);
 	for (int id = 1; id <= N; id++)
@@ -838,8 +838,8 @@ static void test_leaders_spread(void **state)
 
 	/* The broker leading partition 0 dies: the others take its two
 	 * partitions, then give them back once it is back. */
-	end = tcl_now() + 5;
-	while (!victim && tcl_now() < end) {
+	end = tb_now() + 5;
+	while (!victim && tb_now() < end) {
 		const char *p;
 
 		tcl_cmd(&cl, 0, "DESC spread", status, sizeof(status), data,
@@ -850,7 +850,7 @@ static void test_leaders_spread(void **state)
 	}
 	assert_true(victim >= 1 && victim <= N);
 	tb_kill9(&cl.tbs[victim - 1]);
-	end = tcl_now() + 10;
+	end = tb_now() + 10;
 	do {
 		int other = victim % N; /* an index of a live broker */
 
@@ -858,12 +858,12 @@ static void test_leaders_spread(void **state)
 		if (leads[victim] == 0 && leads[1] + leads[2] + leads[3] == 6)
 			break;
 		usleep(50000);
-	} while (tcl_now() < end);
+	} while (tb_now() < end);
 	assert_int_equal(leads[victim], 0);
 	tcl_start(&cl, victim - 1);
-	end = tcl_now() + 15;
+	end = tb_now() + 15;
 	while (leaders_placed(victim - 1, "spread", 6, leads) < 6 &&
-	       tcl_now() < end)
+	       tb_now() < end)
 		usleep(50000);
 	assert_int_equal(leaders_placed(victim - 1, "spread", 6, leads), 6);
 	assert_int_equal(leads[victim], 2);
@@ -902,12 +902,12 @@ static void test_failover_and_rejoin(void **state)
 
 	assert_true(leader > 0);
 	tb_kill9(&cl.tbs[leader - 1]);
-	t0 = tcl_now();
+	t0 = tb_now();
 	/* The survivors must agree on a new leader among themselves. */
 	{
 		double end = t0 + 10;
 
-		while (tcl_now() < end) {
+		while (tb_now() < end) {
 			int l1 = 0, l2 = 0, k = 0;
 
 			for (int i = 0; i < N; i++) {
@@ -929,7 +929,7 @@ static void test_failover_and_rejoin(void **state)
 			usleep(10000);
 		}
 	}
-	took = tcl_now() - t0;
+	took = tb_now() - t0;
 	print_message("failover: broker %d killed, broker %d leads after "
 		      "%.3f s\n",
 		      leader, next, took);
@@ -950,10 +950,10 @@ static void test_failover_and_rejoin(void **state)
 	/* The rejoined broker learned the metadata written while away. */
 	for (int i = 0; i < N; i++) {
 		char status[256], data[4096];
-		double end = tcl_now() + 10;
+		double end = tb_now() + 10;
 		int found = 0;
 
-		while (!found && tcl_now() < end) {
+		while (!found && tb_now() < end) {
 			tcl_cmd(&cl, i, "LIST", status, sizeof(status), data,
 				sizeof(data));
 			found = strstr(data, "TOPIC away 1") != NULL;
@@ -985,10 +985,10 @@ static void create_topics(const char *prefix, int n)
 static void wait_topics(int i, const char *prefix, int n)
 {
 	char status[256], data[16384], want[128];
-	double end = tcl_now() + 15;
+	double end = tb_now() + 15;
 	int k = 0;
 
-	while (k < n && tcl_now() < end) {
+	while (k < n && tb_now() < end) {
 		snprintf(want, sizeof(want), "TOPIC %s-%d 1", prefix, k);
 		tcl_cmd(&cl, i, "LIST", status, sizeof(status), data,
 			sizeof(data));
@@ -1076,13 +1076,13 @@ static void test_retention_restart_point(void **state)
 	f = pleader % N;
 	/* Every replica holds the partition before one goes away. */
 	for (int i = 0; i < N; i++) {
-		end = tcl_now() + 10;
+		end = tb_now() + 10;
 		do {
 			tcl_desc(&cl, i, "ret", 0, &fs, &fe, NULL);
 			if (fe >= 0)
 				break;
 			usleep(20000);
-		} while (tcl_now() < end);
+		} while (tb_now() < end);
 		if (fe < 0)
 			fail_msg("broker %d does not hold ret-0", i + 1);
 	}
@@ -1097,23 +1097,23 @@ static void test_retention_restart_point(void **state)
 			fail_msg("PUBS %d on broker %d: %s", k, pleader,
 				 status);
 	}
-	end = tcl_now() + 10;
+	end = tb_now() + 10;
 	do {
 		tcl_desc(&cl, pleader - 1, "ret", 0, &ls, &le, NULL);
 		if (ls > 10)
 			break;
 		usleep(20000);
-	} while (tcl_now() < end);
+	} while (tb_now() < end);
 	if (ls <= 10)
 		fail_msg("retention did not delete segments: START %ld", ls);
 	tcl_start(&cl, f);
-	end = tcl_now() + 15;
+	end = tb_now() + 15;
 	do {
 		tcl_desc(&cl, f, "ret", 0, &fs, &fe, NULL);
 		if (fe >= le && fs > 10)
 			break;
 		usleep(20000);
-	} while (tcl_now() < end);
+	} while (tb_now() < end);
 	print_message("retention: leader %d holds %ld..%ld, restarted "
 		      "follower %d %ld..%ld\n",
 		      pleader, ls, le, f + 1, fs, fe);

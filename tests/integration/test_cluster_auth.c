@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include <kafkaesque/bytes.h>
+
 #include "../../plugins/raft/port/frame.h"
 #include "cluster.h"
 
@@ -208,18 +210,17 @@ static void test_preauth_memory(void **state)
 	peak = before;
 	for (int k = 0; k < STRANGERS; k++) {
 		struct tc c;
-		uint8_t head[5] = {FIRST_SIZE >> 24, (FIRST_SIZE >> 16) & 0xff,
-				   (FIRST_SIZE >> 8) & 0xff, FIRST_SIZE & 0xff,
-				   KQ__FRAME_MSG};
+		uint8_t head[5] = {0, 0, 0, 0, KQ__FRAME_MSG};
 
+		kq_put32be(head, FIRST_SIZE);
 		assert_int_equal(tc_connect(&c, cl.raft_ports[N - 1]), 0);
 		fds[k] = c.fd;
 		fcntl(fds[k], F_SETFL, O_NONBLOCK);
 		if (send(fds[k], head, sizeof(head), MSG_NOSIGNAL) == 5)
 			sent[k] = 5;
 	}
-	end = tcl_now() + 3;
-	while (open_n > 0 && tcl_now() < end) {
+	end = tb_now() + 3;
+	while (open_n > 0 && tb_now() < end) {
 		struct pollfd pfd[STRANGERS];
 		long rss;
 
@@ -287,9 +288,9 @@ static void test_wrong_secret_refused(void **state)
 	tcl_write_secret(&cl, N - 1, bad_secret);
 	tcl_start(&cl, N - 1);
 	/* For 3 s, brokers 1 and 2 never see it up. */
-	end = tcl_now() + 3;
+	end = tb_now() + 3;
 	leader = 0;
-	while (tcl_now() < end) {
+	while (tb_now() < end) {
 		for (int i = 0; i < N - 1; i++) {
 			assert_int_equal(tb_stat(cl.tbs, N, i, &up, &l), 0);
 			assert_false(up & (1u << 3));
@@ -303,11 +304,11 @@ static void test_wrong_secret_refused(void **state)
 	/* Each side says why.  A dialer sees the refusal when it reads
 	 * broker 3's AUTH before broker 3 closes; under load the close may
 	 * come first, and it says so at its next attempt. */
-	end = tcl_now() + 15;
+	end = tb_now() + 15;
 	while (count_in_log(0, "authentication failed") +
 			       count_in_log(1, "authentication failed") <
 		       1 &&
-	       tcl_now() < end)
+	       tb_now() < end)
 		usleep(100000);
 	assert_true(count_in_log(0, "authentication failed") +
 			    count_in_log(1, "authentication failed") >=
@@ -530,12 +531,12 @@ static void test_caps_and_deadline(void **state)
 	/* A burst of a few, then about one a second. */
 	assert_true(lines >= 1 && lines <= 8);
 	/* The idle ones are closed at the deadline. */
-	t0 = tcl_now();
+	t0 = tb_now();
 	for (int k = 0; k < 2; k++) {
 		struct pollfd pfd = {.fd = idle[k].fd, .events = POLLIN};
 		int gone = 0;
 
-		while (!gone && tcl_now() - t0 < 5)
+		while (!gone && tb_now() - t0 < 5)
 			if (poll(&pfd, 1, 100) > 0)
 				gone = recv(idle[k].fd, buf, sizeof(buf), 0) <=
 				       0;
@@ -543,7 +544,7 @@ static void test_caps_and_deadline(void **state)
 		tc_close(&idle[k]);
 	}
 	print_message("deadline: idle connections closed after %.2f s\n",
-		      tcl_now() - t0);
+		      tb_now() - t0);
 	tb_read_log(&solo, logbuf, sizeof(logbuf));
 	assert_non_null(strstr(logbuf, "no handshake within 700 ms"));
 	/* Room again: a new connection gets the broker's hello. */

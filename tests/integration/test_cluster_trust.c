@@ -57,8 +57,8 @@ static void test_retention_skips_partitions_held_elsewhere(void **state)
 		tcl_cmd(&cl, pl - 1, command, status, sizeof(status), NULL, 0);
 	}
 	/* Several retention runs on every broker. */
-	end = tcl_now() + 2.5;
-	while (tcl_now() < end) {
+	end = tb_now() + 2.5;
+	while (tb_now() < end) {
 		for (int i = 0; i < TCL_N; i++)
 			if (!tcl_alive(&cl, i))
 				fail_msg("broker %d died during retention",
@@ -128,14 +128,14 @@ static void test_lost_partition_raft_state_refused(void **state)
 	(void)state;
 	stop_and_remove(f, "ps-0/raft.state");
 	tb_start(&cl.tbs[f], &st);
-	end = tcl_now() + 5;
+	end = tb_now() + 5;
 	do {
 		tb_read_log(&cl.tbs[f], log, sizeof(log));
 		if (strstr(log, "ps-0/raft.state holds term 0 but the log "
 				"holds term"))
 			return;
 		usleep(50000);
-	} while (tcl_now() < end);
+	} while (tb_now() < end);
 	fail_msg("no line naming the file:\n%s", log);
 }
 
@@ -170,7 +170,7 @@ static long newest_segment(int i, const char *part, char *path, size_t len)
 static long publish_on(int i, const char *msg)
 {
 	char status[256], command[128];
-	double end = tcl_now() + 15;
+	double end = tb_now() + 15;
 	long off = -1;
 
 	snprintf(command, sizeof(command), "PUBS lone %s", msg);
@@ -181,7 +181,7 @@ static long publish_on(int i, const char *msg)
 		usleep(100000);
 	} while ((strncmp(status, "ERR UNAVAILABLE", 15) == 0 ||
 		  strncmp(status, "ERR NOTOPIC", 11) == 0) &&
-		 tcl_now() < end);
+		 tb_now() < end);
 	fail_msg("PUBS %s: %s", msg, status);
 	return -1;
 }

@@ -149,7 +149,7 @@ static void pub_fill(struct pub *p)
 			return;
 		}
 		p->msgs[p->next].state = S_SENT;
-		p->msgs[p->next].sent = (float)(tcl_now() - t0);
+		p->msgs[p->next].sent = (float)(tb_now() - t0);
 		p->inflight[(p->head + p->n) % 64] = p->next;
 		p->n++;
 		p->next++;
@@ -226,9 +226,9 @@ static void pub_read(struct pub *p, double now)
 /* Runs the publishers for `secs` seconds. */
 static void publish_for(double secs)
 {
-	double end = tcl_now() + secs;
+	double end = tb_now() + secs;
 
-	while (tcl_now() < end) {
+	while (tb_now() < end) {
 		struct pollfd pfd[NPUB];
 		double now;
 
@@ -240,7 +240,7 @@ static void publish_for(double secs)
 			if (p->fd < 0 && broker_running(i)) {
 				p->fd = connect_to(cl.tbs[i].port);
 				if (p->fd >= 0)
-					p->last_ack = tcl_now();
+					p->last_ack = tb_now();
 			}
 			pub_fill(p);
 			pfd[i].fd = p->fd;
@@ -248,7 +248,7 @@ static void publish_for(double secs)
 		}
 		if (poll(pfd, NPUB, 10) < 0 && errno != EINTR)
 			fail_msg("poll: %s", strerror(errno));
-		now = tcl_now();
+		now = tb_now();
 		for (int i = 0; i < NPUB; i++)
 			if (pubs[i].fd >= 0 &&
 			    (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -306,9 +306,9 @@ static void check_alive(void)
 /* Publishes until all three brokers agree again (or 30 s). */
 static void heal(void)
 {
-	double end = tcl_now() + 30;
+	double end = tb_now() + 30;
 
-	while (tcl_now() < end) {
+	while (tb_now() < end) {
 		publish_for(0.2);
 		check_alive();
 		if (tcl_agree(&cl, TCL_N, 0.01) > 0)
@@ -353,10 +353,10 @@ static void cut_broker_3(void)
 	      "0; }'");
 	tb_sh("nft add rule inet kqtest in tcp dport %d drop", port);
 	tb_sh("nft add rule inet kqtest in tcp sport %d drop", port);
-	cut_from = tcl_now();
+	cut_from = tb_now();
 	pubs[2].gap_paused = 1;
 	publish_for(5);
-	cut_until = tcl_now();
+	cut_until = tb_now();
 	tb_sh("nft delete table inet kqtest");
 	heal();
 	pubs[2].gap_paused = 0;
@@ -533,7 +533,7 @@ static void test_failover_under_fire(void **state)
 	tcl_cmd(&cl, 0, "CRTP " TOPIC " 3 replicas=3", status, sizeof(status),
 		NULL, 0);
 	assert_string_equal(status, "OK " TOPIC " 3");
-	t0 = tcl_now();
+	t0 = tb_now();
 	for (int i = 0; i < NPUB; i++) {
 		pubs[i].idx = i;
 		pubs[i].fd = -1;
@@ -589,13 +589,13 @@ static void test_failover_under_fire(void **state)
 	check_order();
 	for (int i = 0; i < TCL_N; i++) {
 		struct seen v;
-		double end = tcl_now() + 15;
+		double end = tb_now() + 15;
 		int done = 0;
 
 		/* A replica may still be catching up. */
 		while (!done) {
 			read_all(i, &v);
-			done = check_view(i, &v, tcl_now() > end);
+			done = check_view(i, &v, tb_now() > end);
 			if (!done) {
 				view_free(&v);
 				usleep(100000);
@@ -631,7 +631,7 @@ static void test_leader_stops_while_asleep(void **state)
 		sizeof(status), NULL, 0);
 	assert_string_equal(status, "OK ret 1");
 	/* Led by its first replica, so that no hand-over is due. */
-	end = tcl_now() + 30;
+	end = tb_now() + 30;
 	do {
 		int first = 0;
 		const char *r;
@@ -646,7 +646,7 @@ static void test_leader_stops_while_asleep(void **state)
 		if (lead > 0 && lead == first)
 			break;
 		usleep(100000);
-	} while (tcl_now() < end);
+	} while (tb_now() < end);
 	assert_true(lead > 0);
 	other = lead % TCL_N; /* index of another broker */
 	memset(body, 'x', sizeof(body) - 1);
@@ -663,7 +663,7 @@ static void test_leader_stops_while_asleep(void **state)
 	 * fails, before retention comes due. */
 	usleep(1500000);
 	tb_flag(&cl.tbs[lead - 1], "failsync", 1);
-	end = tcl_now() + 30;
+	end = tb_now() + 30;
 	for (;;) {
 		char log[65536];
 
@@ -671,21 +671,21 @@ static void test_leader_stops_while_asleep(void **state)
 		if (strstr(log, "group ret-0: recording the retention point "
 				"failed"))
 			break;
-		if (tcl_now() > end)
+		if (tb_now() > end)
 			fail_msg("broker %d: retention never failed:\n%s", lead,
 				 log);
 		usleep(100000);
 	}
 	/* Another broker takes the partition, and a publish through any
 	 * broker but the sick one is stored. */
-	end = tcl_now() + 20;
+	end = tb_now() + 20;
 	do {
 		snprintf(command, sizeof(command), "PUBS ret {\"after\":1}");
 		tcl_cmd(&cl, other, command, status, sizeof(status), NULL, 0);
 		if (strncmp(status, "OK", 2) == 0)
 			break;
 		usleep(200000);
-	} while (tcl_now() < end);
+	} while (tb_now() < end);
 	if (strncmp(status, "OK", 2) != 0)
 		fail_msg("20 s after broker %d's group stopped, a publish "
 			 "through broker %d: %s",

@@ -46,14 +46,6 @@ struct pinger {
 	int failed;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void *ping_loop(void *arg)
 {
 	struct pinger *p = arg;
@@ -65,7 +57,7 @@ static void *ping_loop(void *arg)
 		return NULL;
 	}
 	while (!p->stop && p->n < MAXPING) {
-		double t0 = now_s();
+		double t0 = tb_now();
 
 		tc_send(&c, "PING");
 		if (tc_line(&c, line, sizeof(line)) < 0 ||
@@ -73,7 +65,7 @@ static void *ping_loop(void *arg)
 			p->failed = 1;
 			break;
 		}
-		p->lat[p->n++] = now_s() - t0;
+		p->lat[p->n++] = tb_now() - t0;
 		usleep(2000);
 	}
 	tc_close(&c);
@@ -271,10 +263,10 @@ static void test_big_crtp_does_not_stall(void **state)
 		fail_msg("PUBS during the CRTP: %s", line);
 	pg.port = tb.port;
 	pthread_create(&th, NULL, ping_loop, &pg);
-	t0 = now_s();
+	t0 = tb_now();
 	assert_int_equal(line_within(&a, line, sizeof(line)), 0);
 	assert_string_equal(line, "OK big 1000");
-	took = now_s() - t0;
+	took = tb_now() - t0;
 	print_message("CRTP big 1000 answered %.2f s after a ping\n", took);
 	ping_stop(&pg, th);
 	expect_all_open(&c);
@@ -391,7 +383,7 @@ static void test_subs_over_many_groups(void **state)
 	assert_string_equal(line, "OK s 4");
 	pg.port = tb.port;
 	pthread_create(&th, NULL, ping_loop, &pg);
-	t0 = now_s();
+	t0 = tb_now();
 	for (int c = 0; c < CONNS; c++) {
 		if (c > 0)
 			assert_int_equal(tc_connect(&conns[c], tb.port), 0);
@@ -408,7 +400,7 @@ static void test_subs_over_many_groups(void **state)
 		}
 	}
 	print_message("%d SUBS over %d groups: %.2f s\n", CONNS * PER, GROUPS,
-		      now_s() - t0);
+		      tb_now() - t0);
 	/* The next one on a full connection is refused, naming the limit. */
 	tc_send(&conns[0], "SUBS s another");
 	assert_true(tc_line(&conns[0], line, sizeof(line)) > 0);

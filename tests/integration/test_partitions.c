@@ -197,7 +197,7 @@ static void test_many_partitions(void **state)
 {
 	char status[256], command[96];
 	int leader = tcl_start_all(&cl);
-	double t0 = tcl_now(), end;
+	double t0 = tb_now(), end;
 
 	(void)state;
 	for (int t = 0; t < TOPICS; t++) {
@@ -210,8 +210,8 @@ static void test_many_partitions(void **state)
 				 status);
 	}
 	printf("%d partitions of 3 replicas created in %.1f s\n",
-	       TOPICS * PARTITIONS, tcl_now() - t0);
-	t0 = tcl_now();
+	       TOPICS * PARTITIONS, tb_now() - t0);
+	t0 = tb_now();
 	for (int t = 0; t < TOPICS; t++)
 		publish(t % TCL_N, t);
 	{
@@ -220,7 +220,7 @@ static void test_many_partitions(void **state)
 		for (int t = 0; t < TOPICS; t++)
 			all += nacked[t];
 		printf("%ld of %d messages acknowledged in %.1f s\n", all, MSGS,
-		       tcl_now() - t0);
+		       tb_now() - t0);
 	}
 	for (int i = 0; i < TCL_N; i++) {
 		int n = open_fds(i);
@@ -232,7 +232,7 @@ static void test_many_partitions(void **state)
 
 	for (int i = 0; i < TCL_N; i++)
 		tb_kill9(&cl.tbs[i]);
-	t0 = tcl_now();
+	t0 = tb_now();
 	for (int i = 0; i < TCL_N; i++)
 		tcl_start(&cl, i);
 	leader = tcl_agree(&cl, TCL_N, 60);
@@ -240,14 +240,14 @@ static void test_many_partitions(void **state)
 		dump_logs();
 		fail_msg("no metadata leader 60 s after the restart");
 	}
-	printf("restarted; metadata leader after %.1f s\n", tcl_now() - t0);
+	printf("restarted; metadata leader after %.1f s\n", tb_now() - t0);
 	for (int i = 0; i < TCL_N; i++) {
 		for (int t = 0; t < TOPICS; t++) {
 			long n;
 
-			end = tcl_now() + 60;
+			end = tb_now() + 60;
 			while ((n = read_back(i, t)) < nacked[t] &&
-			       tcl_now() < end)
+			       tb_now() < end)
 				usleep(100000);
 			if (n != nacked[t]) {
 				static char data[16384];
@@ -270,15 +270,15 @@ static void test_many_partitions(void **state)
 	}
 	printf("every message read back from every broker %.1f s after the "
 	       "restart\n",
-	       tcl_now() - t0);
+	       tb_now() - t0);
 	/* Leaders come back to their preferred brokers a few at a time,
 	 * sleeping groups included, not one sweep of them every few
 	 * seconds. */
 	{
 		int led = 0;
 
-		end = tcl_now() + 60;
-		while (!leaders_preferred(&led) && tcl_now() < end)
+		end = tb_now() + 60;
+		while (!leaders_preferred(&led) && tb_now() < end)
 			usleep(200000);
 		if (!leaders_preferred(&led)) {
 			static char data[4096];
@@ -291,7 +291,7 @@ static void test_many_partitions(void **state)
 		}
 		printf("every partition led by its first replica %.1f s "
 		       "after the restart\n",
-		       tcl_now() - t0);
+		       tb_now() - t0);
 	}
 }
 

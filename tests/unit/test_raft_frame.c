@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include <kafkaesque/bytes.h>
+
 #include <kafkaesque/error.h>
 
 #include "../../plugins/raft/port/frame.h"
@@ -322,10 +324,7 @@ static void check_truncations(const uint8_t *buf, size_t len)
 
 		assert_int_not_equal(try_decode(buf, n), 0);
 		memcpy(cut, buf, len);
-		cut[0] = (uint8_t)(body >> 24);
-		cut[1] = (uint8_t)(body >> 16);
-		cut[2] = (uint8_t)(body >> 8);
-		cut[3] = (uint8_t)body;
+		kq_put32be(cut, body);
 		if (n >= 4)
 			assert_int_not_equal(try_decode(cut, n), 0);
 		free(cut);
@@ -354,10 +353,7 @@ static void check_corruptions(const uint8_t *buf, size_t len)
 
 		memcpy(longer, buf, len);
 		longer[len] = 0;
-		longer[0] = (uint8_t)(body >> 24);
-		longer[1] = (uint8_t)(body >> 16);
-		longer[2] = (uint8_t)(body >> 8);
-		longer[3] = (uint8_t)body;
+		kq_put32be(longer, body);
 		assert_int_equal(try_decode(longer, len + 1), KQ_ECORRUPT);
 		free(longer);
 	}
@@ -405,14 +401,6 @@ static void test_truncated_and_corrupted_heartbeats(void **state)
 #define OFF_COUNT   71
 #define OFF_ENTRY   75
 
-static void put32_at(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 static void test_specific_corruptions(void **state)
 {
 	struct kq__raft_msg m = sample(KQ__RAFT_MSG_APPEND);
@@ -421,11 +409,11 @@ static void test_specific_corruptions(void **state)
 
 	/* Absurd entry count: refused before anything is allocated. */
 	memcpy(bad, buf, len);
-	put32_at(bad + OFF_COUNT, 0xffffffffu);
+	kq_put32be(bad + OFF_COUNT, 0xffffffffu);
 	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
 	/* An entry length past the end of the frame. */
 	memcpy(bad, buf, len);
-	put32_at(bad + OFF_ENTRY + 20, 0x7fffffffu);
+	kq_put32be(bad + OFF_ENTRY + 20, 0x7fffffffu);
 	assert_int_equal(try_decode(bad, len), KQ_ECORRUPT);
 	/* Unknown message type and flags. */
 	memcpy(bad, buf, len);
