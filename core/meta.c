@@ -119,16 +119,9 @@ static int open_group(struct kq_broker *b, uint64_t keep)
 	int rv;
 
 	snprintf(dir, sizeof(dir), "%s/__meta", b->dir);
-	rv = kq__store_open(b, &b->meta_store, dir, &opts);
+	rv = kq__store_open(b, &b->meta_store, dir, &opts, keep);
 	if (rv != 0)
 		return rv;
-	if (b->sops->next_offset(b->meta_store.log) > keep) {
-		rv = b->sops->truncate(b->meta_store.log, keep);
-		if (rv != 0) {
-			kq__store_close(&b->meta_store);
-			return rv;
-		}
-	}
 	memset(&gc, 0, sizeof(gc));
 	gc.id = 0;
 	gc.name = "meta";

@@ -65,20 +65,9 @@ int kq__partition_open(struct kq_broker *b, struct kq__partition *p)
 		return 0;
 	snprintf(dir, sizeof(dir), "%s/%s-%u", b->dir, t->name, id);
 	snprintf(name, sizeof(name), "%s-%u", t->name, id);
-	rv = kq__store_open(b, &p->store, dir, &opts);
+	rv = kq__store_open(b, &p->store, dir, &opts, p->keep_below);
 	if (rv != 0)
 		return rv;
-	/* Reopened after a failure: records written but never made durable
-	 * were never acknowledged, and may not survive a crash, so they
-	 * must not become committed now. */
-	if (p->keep_below != UINT64_MAX &&
-	    b->sops->next_offset(p->store.log) > p->keep_below) {
-		rv = b->sops->truncate(p->store.log, p->keep_below);
-		if (rv != 0) {
-			kq__store_close(&p->store);
-			return rv;
-		}
-	}
 	memset(&gc, 0, sizeof(gc));
 	gc.id = t->group_base + id;
 	gc.name = name;

@@ -55,7 +55,7 @@ uint64_t kq__store_acked_end(const struct kq_store *pl)
 }
 
 int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
-		   const struct kq_log_options *options)
+		   const struct kq_log_options *options, uint64_t keep_below)
 {
 	struct kq_log_options opts = *options;
 	int rv;
@@ -69,6 +69,19 @@ int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
 	if (rv != 0) {
 		kq__error("cannot open log %s: %s", dir, kq_strerror(rv));
 		return rv;
+	}
+	/* Reopened after a failure: records written but never made durable
+	 * were never acknowledged, and may not survive a crash, so they
+	 * must not become committed now. */
+	if (b->sops->next_offset(pl->log) > keep_below) {
+		rv = b->sops->truncate(pl->log, keep_below);
+		if (rv != 0) {
+			kq__error("cannot drop what %s never made durable: %s",
+				  dir, kq_strerror(rv));
+			b->sops->close(pl->log);
+			pl->log = NULL;
+			return rv;
+		}
 	}
 	/* Recovery left what it kept durable. */
 	pl->durable_end = b->sops->next_offset(pl->log);

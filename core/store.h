@@ -14,9 +14,11 @@ void kq__store_start(struct kq_broker *b);
 /* Where records of pl may have been acknowledged up to: a reopen drops
  * what lies past it (written, never acknowledged). */
 uint64_t kq__store_acked_end(const struct kq_store *pl);
-/* Opens the log at `dir` with `opts` (its `unsynced` is the policy's). */
+/* Opens the log at `dir` with `opts` (its `unsynced` is the policy's),
+ * dropping the records at or above `keep_below` first (UINT64_MAX: none):
+ * a reopen keeps only what may have been acknowledged. */
 int kq__store_open(struct kq_broker *b, struct kq_store *pl, const char *dir,
-		   const struct kq_log_options *opts);
+		   const struct kq_log_options *opts, uint64_t keep_below);
 void kq__store_close(struct kq_store *pl);
 void kq__store_flush(struct kq_broker *b);
 void kq__store_sync_all(struct kq_broker *b);
