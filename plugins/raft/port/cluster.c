@@ -161,35 +161,12 @@ static void flush_hb(struct kq__cluster *c)
 			flush_peer(c, &c->peers[i], 0);
 }
 
-/* Closes the connections that did not authenticate in time: a stranger
- * holds a slot for auth_timeout_ms at most, and a dial that hangs is
- * tried again. */
-static void check_deadlines(struct kq__cluster *c)
-{
-	uint64_t now = uv_now(c->host->loop);
-
-	for (struct conn *cn = c->conns; cn; cn = cn->next) {
-		char who[128];
-
-		if (cn->authed || cn->closing ||
-		    now - cn->since_ms < c->auth_timeout_ms)
-			continue;
-		kq__link_describe(cn, who, sizeof(who));
-		kq__link_rlog(c, &c->rl_deadline,
-			      cn->dialed ? KQ_LOG_DEBUG : KQ_LOG_INFO,
-			      "cluster: %s: no handshake within %u ms "
-			      "(cluster.auth_timeout_ms); closed",
-			      who, c->auth_timeout_ms);
-		kq__link_close(cn);
-	}
-}
-
 void kq__cluster_tick(struct kq__cluster *c)
 {
 	if (c->closed)
 		return;
 	c->ticks++;
-	check_deadlines(c);
+	kq__link_check_deadlines(c);
 	for (size_t i = 0; i < c->n_peers; i++) {
 		struct peer *p = &c->peers[i];
 

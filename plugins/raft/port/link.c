@@ -690,3 +690,23 @@ void kq__link_on_connection(uv_stream_t *server, int status)
 	c->n_inbound++;
 	conn_start(cn);
 }
+
+void kq__link_check_deadlines(struct kq__cluster *c)
+{
+	uint64_t now = uv_now(c->host->loop);
+
+	for (struct conn *cn = c->conns; cn; cn = cn->next) {
+		char who[128];
+
+		if (cn->authed || cn->closing ||
+		    now - cn->since_ms < c->auth_timeout_ms)
+			continue;
+		kq__link_describe(cn, who, sizeof(who));
+		kq__link_rlog(c, &c->rl_deadline,
+			      cn->dialed ? KQ_LOG_DEBUG : KQ_LOG_INFO,
+			      "cluster: %s: no handshake within %u ms "
+			      "(cluster.auth_timeout_ms); closed",
+			      who, c->auth_timeout_ms);
+		kq__link_close(cn);
+	}
+}

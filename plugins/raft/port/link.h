@@ -175,4 +175,9 @@ int kq__peers_read_auth(struct kq__cluster *c, const char *listen_host,
  * peers at one address that dial here. */
 void kq__peers_check_address_cap(struct kq__cluster *c);
 
+/* Closes the connections that did not authenticate in time: a stranger
+ * holds a slot for auth_timeout_ms at most, and a dial that hangs is
+ * tried again.  Called every tick. */
+void kq__link_check_deadlines(struct kq__cluster *c);
+
 #endif /* KQ_RAFT_LINK_H */
