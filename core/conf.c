@@ -205,7 +205,7 @@ static const char *const limit_keys[] = {"max_topics",
 static const char *const peer_keys[] = {"id", "host", "port", "raft_port",
 					NULL};
 
-const char *const *kq__config_keys(const char *section)
+const char *const *kq__config_section_keys(const char *section)
 {
 	static const struct {
 		const char *name;

@@ -69,7 +69,7 @@ int kq__config_load(const char *path, const struct kq__overrides *ov,
 /* The keys the core knows in one of its sections ("broker", "plugins",
  * "topics", "cluster", "limits", or "peer" for one of cluster.peers),
  * NULL-terminated; NULL for a section that is not the core's. */
-const char *const *kq__config_keys(const char *section);
+const char *const *kq__config_section_keys(const char *section);
 
 /* Same, from a JSON text. */
 int kq__config_parse(const char *text, const struct kq__overrides *ov,

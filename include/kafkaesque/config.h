@@ -23,8 +23,8 @@
 #include "plugin.h"
 
 /* The value of `key` in the section, or NULL (no section or no key). */
-static inline json_t *kq__config_get(const struct kq_host *host,
-				     const char *key)
+static inline json_t *kq__modconf_get(const struct kq_host *host,
+				      const char *key)
 {
 	if (host->config == NULL || !json_is_object(host->config))
 		return NULL;
@@ -33,8 +33,8 @@ static inline json_t *kq__config_get(const struct kq_host *host,
 
 /* Joins a NULL-terminated list of words with ", " into buf (cut short
  * when it does not fit), for messages. */
-static inline void kq__config_join(const char *const *words, char *buf,
-				   size_t size)
+static inline void kq__modconf_join(const char *const *words, char *buf,
+				    size_t size)
 {
 	size_t used = 0;
 
@@ -84,7 +84,7 @@ static inline int kq_config_keys(const struct kq_host *host,
 				  host->module, key, host->module);
 		} else {
 			if (rv == 0) /* once, at the first stray key */
-				kq__config_join(keys, known, sizeof(known));
+				kq__modconf_join(keys, known, sizeof(known));
 			host->log(host, KQ_LOG_ERROR,
 				  "%s.%s: unknown key (known: %s)",
 				  host->module, key, known);
@@ -98,7 +98,7 @@ static inline int kq_config_keys(const struct kq_host *host,
 static inline int kq_config_int(const struct kq_host *host, const char *key,
 				int64_t min, int64_t max, int64_t *out)
 {
-	json_t *v = kq__config_get(host, key);
+	json_t *v = kq__modconf_get(host, key);
 	json_int_t n;
 
 	if (v == NULL)
@@ -123,7 +123,7 @@ static inline int kq_config_int(const struct kq_host *host, const char *key,
 static inline int kq_config_bool(const struct kq_host *host, const char *key,
 				 bool *out)
 {
-	json_t *v = kq__config_get(host, key);
+	json_t *v = kq__modconf_get(host, key);
 
 	if (v == NULL)
 		return 0;
@@ -141,7 +141,7 @@ static inline int kq_config_bool(const struct kq_host *host, const char *key,
 static inline int kq_config_string(const struct kq_host *host, const char *key,
 				   const char **out)
 {
-	json_t *v = kq__config_get(host, key);
+	json_t *v = kq__modconf_get(host, key);
 
 	if (v == NULL)
 		return 0;
@@ -160,7 +160,7 @@ static inline int kq_config_string(const struct kq_host *host, const char *key,
 static inline int kq_config_choice(const struct kq_host *host, const char *key,
 				   const char *const *choices, int *out)
 {
-	json_t *v = kq__config_get(host, key);
+	json_t *v = kq__modconf_get(host, key);
 	char list[512];
 
 	if (v == NULL)
@@ -170,7 +170,7 @@ static inline int kq_config_choice(const struct kq_host *host, const char *key,
 			*out = i;
 			return 0;
 		}
-	kq__config_join(choices, list, sizeof(list));
+	kq__modconf_join(choices, list, sizeof(list));
 	host->log(host, KQ_LOG_ERROR, "%s.%s: expected one of %s", host->module,
 		  key, list);
 	return KQ_ECONFIG;

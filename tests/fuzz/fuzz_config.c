@@ -63,7 +63,7 @@ static const char *const sections[] = {
 };
 
 /* Known keys of the modules' sections (the core's come from
- * kq__config_keys()), then a few that are not. */
+ * kq__config_section_keys()), then a few that are not. */
 extern const char *const kq__local_conf_keys[];
 static const char *const no_keys[] = {NULL};
 static const char *const stray_keys[] = {"Id",	  "port ", "x",	 "",
@@ -176,7 +176,7 @@ static json_t *value_for(struct src *s, const char *key, int depth)
 		json_t *a = json_array();
 		unsigned n = pick(s, 5);
 
-		const char *const *peer_keys = kq__config_keys("peer");
+		const char *const *peer_keys = kq__config_section_keys("peer");
 
 		for (unsigned i = 0; i < n; i++) {
 			json_t *p = json_object();
@@ -222,7 +222,7 @@ static const char *const *keys_of(const char *section)
 		{"keyhash", no_keys},		{"roundrobin", no_keys},
 	};
 
-	const char *const *core = kq__config_keys(section);
+	const char *const *core = kq__config_section_keys(section);
 
 	if (core)
 		return core;
