@@ -66,32 +66,22 @@ int kq__tn_password_ok(const struct kq__tn_server *srv, const char *word,
 	return srv->password_len > 0 && diff == 0;
 }
 
-/* Seconds of a log window, and the failed AUTH lines each may hold. */
-#define AUTH_LOG_WINDOW_MS 10000
-#define AUTH_LOG_LINES	   10
+/* Failed AUTH lines: at most AUTH_LOG_BURST at once, then one every
+ * AUTH_LOG_EVERY_MS, each saying how many were held back. */
+#define AUTH_LOG_EVERY_MS 1000
+#define AUTH_LOG_BURST	  10
 
 void kq__tn_auth_log(struct kq__tn_conn *c)
 {
 	struct kq__tn_server *srv = c->srv;
-	uint64_t now = uv_now(srv->host->loop);
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
 	char addr[64] = "?";
+	uint64_t held;
 
-	if (now - srv->auth_log_start >= AUTH_LOG_WINDOW_MS) {
-		if (srv->auth_unlogged)
-			KQ__TN_LOG(srv, KQ_LOG_WARN,
-				   "%u more failed AUTH attempt(s) were not "
-				   "logged",
-				   srv->auth_unlogged);
-		srv->auth_log_start = now;
-		srv->auth_logged = srv->auth_unlogged = 0;
-	}
-	if (srv->auth_logged >= AUTH_LOG_LINES) {
-		srv->auth_unlogged++;
+	if (!kq_ratelimit_allow(&srv->auth_log, uv_now(srv->host->loop),
+				AUTH_LOG_EVERY_MS, AUTH_LOG_BURST, &held))
 		return;
-	}
-	srv->auth_logged++;
 	memset(&ss, 0, sizeof(ss));
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
 		if (ss.ss_family == AF_INET6) {
@@ -109,7 +99,13 @@ void kq__tn_auth_log(struct kq__tn_conn *c)
 				 ntohs(a->sin_port));
 		}
 	}
-	KQ__TN_LOG(srv, KQ_LOG_WARN,
-		   "failed AUTH from %s (%u on this connection)", addr,
-		   c->auth_failures);
+	if (held)
+		KQ__TN_LOG(srv, KQ_LOG_WARN,
+			   "failed AUTH from %s (%u on this connection; and "
+			   "%llu more failed AUTH not logged)",
+			   addr, c->auth_failures, (unsigned long long)held);
+	else
+		KQ__TN_LOG(srv, KQ_LOG_WARN,
+			   "failed AUTH from %s (%u on this connection)", addr,
+			   c->auth_failures);
 }

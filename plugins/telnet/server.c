@@ -110,17 +110,15 @@ static void accept_pause(struct kq__tn_server *srv)
 /* Logs running out of descriptors at most every BUSY_LOG_MS. */
 static void busy_log(struct kq__tn_server *srv)
 {
-	uint64_t now = uv_now(srv->host->loop);
-
 	if (!srv->busy_count ||
-	    (srv->busy_logged && now - srv->busy_logged < BUSY_LOG_MS))
+	    !kq_ratelimit_allow(&srv->busy_log, uv_now(srv->host->loop),
+				BUSY_LOG_MS, 1, NULL))
 		return;
 	KQ__TN_LOG(srv, KQ_LOG_WARN,
 		   "out of file descriptors: %u connection(s) refused "
 		   "(answered ERR "
 		   "BUSY when a spare descriptor allowed)",
 		   srv->busy_count);
-	srv->busy_logged = now;
 	srv->busy_count = 0;
 }
 

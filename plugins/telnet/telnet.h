@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <kafkaesque/ratelimit.h>
 #include <kafkaesque/transport.h>
 
 #include "buf.h"
@@ -139,22 +140,19 @@ struct kq__tn_server {
 	 * whole buffer; password_len 0 when none is configured. */
 	unsigned char password[KQ__TN_PASSWORD_MAX];
 	size_t password_len;
-	/* Failed AUTH lines logged in the current window, and the ones
-	 * that were not (see kq__tn_auth_log). */
-	uint64_t auth_log_start;
-	unsigned auth_logged, auth_unlogged;
+	struct kq_ratelimit auth_log; /* failed AUTH lines */
 
-	uv_tcp_t *listener;   /* own allocation; NULL once closed */
-	uv_poll_t *lpoll;     /* readiness of the listener's socket; we accept
-			       * ourselves to answer even without
-			       * descriptors; own allocation */
-	uv_timer_t *pause;    /* resumes accepting after a pause; own
-			       * allocation */
-	int spare_fd;	      /* held open, given up to accept-answer-close a
-			       * connection when descriptors run out; -1 */
-	uint64_t busy_logged; /* loop time of the last EMFILE log line */
-	unsigned busy_count;  /* connections refused since then */
-	uv_timer_t *grace;    /* bounds stop(); own allocation */
+	uv_tcp_t *listener; /* own allocation; NULL once closed */
+	uv_poll_t *lpoll;   /* readiness of the listener's socket; we accept
+			     * ourselves to answer even without
+			     * descriptors; own allocation */
+	uv_timer_t *pause;  /* resumes accepting after a pause; own
+			     * allocation */
+	int spare_fd;	    /* held open, given up to accept-answer-close a
+			     * connection when descriptors run out; -1 */
+	struct kq_ratelimit busy_log; /* out-of-descriptor lines */
+	unsigned busy_count; /* connections refused since the last one */
+	uv_timer_t *grace;   /* bounds stop(); own allocation */
 	struct kq__tn_conn *conns;
 	unsigned nlive;	   /* connections counted against max_conns */
 	unsigned nhandles; /* connection handles not yet closed */

@@ -1,6 +1,7 @@
 /* The SDK's typed config readers (include/kafkaesque/config.h): values in
  * range are read over the defaults, absent keys keep them, and every bad
- * value or stray key gets one line naming its JSON path. */
+ * value or stray key gets one line naming its JSON path.  Also the SDK's
+ * rate limit for log lines (include/kafkaesque/ratelimit.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include <kafkaesque/config.h>
+#include <kafkaesque/ratelimit.h>
 
 #include "../fake_host.h"
 
@@ -105,11 +107,38 @@ static void test_errors_name_the_path(void **state)
 	json_decref(cfg);
 }
 
+/* A burst goes at once, then one line per period; the line that goes
+ * after a pause counts the ones held back, and the budget never saves
+ * up past the burst. */
+static void test_ratelimit(void **state)
+{
+	struct kq_ratelimit r = {0};
+	uint64_t held = 99, now = 100000;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		assert_true(kq_ratelimit_allow(&r, now, 1000, 3, &held));
+		assert_int_equal(held, 0);
+	}
+	assert_false(kq_ratelimit_allow(&r, now, 1000, 3, &held));
+	assert_false(kq_ratelimit_allow(&r, now + 999, 1000, 3, &held));
+	assert_true(kq_ratelimit_allow(&r, now + 1000, 1000, 3, &held));
+	assert_int_equal(held, 2);
+	assert_false(kq_ratelimit_allow(&r, now + 1500, 1000, 3, NULL));
+	/* An hour later: a burst of three again, not of 3600. */
+	now += 3600 * 1000;
+	for (int i = 0; i < 3; i++)
+		assert_true(kq_ratelimit_allow(&r, now, 1000, 3, &held));
+	assert_int_equal(held, 0);
+	assert_false(kq_ratelimit_allow(&r, now, 1000, 3, &held));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reads_and_defaults),
 		cmocka_unit_test(test_errors_name_the_path),
+		cmocka_unit_test(test_ratelimit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,32 +38,25 @@ static void on_conn_closed(uv_handle_t *h)
 	c->handles--;
 }
 
-void kq__link_rlog(struct kq__cluster *c, struct ratelog *r,
+void kq__link_rlog(struct kq__cluster *c, struct kq_ratelimit *r,
 		   enum kq_log_level level, const char *fmt, ...)
 {
-	uint64_t now = uv_now(c->host->loop);
+	uint64_t held;
 	char line[512];
 	va_list ap;
 
-	r->budget_ms += now - r->last_ms;
-	r->last_ms = now;
-	if (r->budget_ms > LOG_BURST * LOG_EVERY_MS)
-		r->budget_ms = LOG_BURST * LOG_EVERY_MS;
-	if (r->budget_ms < LOG_EVERY_MS) {
-		r->quiet++;
+	if (!kq_ratelimit_allow(r, uv_now(c->host->loop), LOG_EVERY_MS,
+				LOG_BURST, &held))
 		return;
-	}
-	r->budget_ms -= LOG_EVERY_MS;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (r->quiet)
+	if (held)
 		c->host->log(c->host, level,
 			     "%s (and %llu more like it not logged)", line,
-			     (unsigned long long)r->quiet);
+			     (unsigned long long)held);
 	else
 		c->host->log(c->host, level, "%s", line);
-	r->quiet = 0;
 }
 
 /* Closes a connection; a dialer tries again after its backoff. */

@@ -10,6 +10,8 @@
 
 #include <uv.h>
 
+#include <kafkaesque/ratelimit.h>
+
 #include "auth.h"
 #include "cluster.h"
 #include "frame.h"
@@ -71,14 +73,6 @@ struct peer {
 	size_t n_hb, cap_hb;
 };
 
-/* A rate-limited log line (a token bucket counted in ms); the lines it
- * kept back are counted in the next one. */
-struct ratelog {
-	uint64_t budget_ms;
-	uint64_t last_ms;
-	uint64_t quiet;
-};
-
 struct kq__cluster {
 	const struct kq_host *host;
 	struct kq__cluster_setup cfg;
@@ -88,7 +82,7 @@ struct kq__cluster {
 	unsigned max_conns;	     /* accepted connections in all */
 	unsigned max_conns_per_addr; /* accepted ones from one address */
 	unsigned n_inbound;	     /* accepted and not closing */
-	struct ratelog rl_cap, rl_auth, rl_deadline;
+	struct kq_ratelimit rl_cap, rl_auth, rl_deadline;
 	uv_tcp_t listener;
 	int listening;
 	struct peer *peers;
@@ -117,7 +111,7 @@ struct wreq {
 
 /* Logs a line of `r`'s kind, at most LOG_BURST at once and then one per
  * LOG_EVERY_MS; the next line logged counts those held back. */
-void kq__link_rlog(struct kq__cluster *c, struct ratelog *r,
+void kq__link_rlog(struct kq__cluster *c, struct kq_ratelimit *r,
 		   enum kq_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
