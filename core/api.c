@@ -1,52 +1,17 @@
-/* The broker API for transports (kq__broker_api): sessions, and the table
- * that hands each command to its file: create.c, publish.c, subscribe.c,
- * consume.c, query.c. */
-#include <errno.h>
-#include <stdio.h>
+/* The broker API for transports (kq__broker_api): the table that hands
+ * each call to its file: session.c, create.c, publish.c, subscribe.c,
+ * consume.c, commit.c, query.c. */
 #include <stdlib.h>
-#include <string.h>
-
-#include <kafkaesque/list.h>
 
 #include "api.h"
 #include "commit.h"
 #include "consume.h"
 #include "create.h"
-#include "members.h"
 #include "publish.h"
 #include "query.h"
+#include "session.h"
 #include "subscribe.h"
 #include "types.h"
-
-/* ------------------------------------------------------------ sessions */
-
-static int session_open(struct kq_broker *b, struct kq_session **out)
-{
-	struct kq_session *s = calloc(1, sizeof(*s));
-
-	if (!s)
-		return -ENOMEM;
-	s->b = b;
-	KQ_LIST_PUSH(b->sessions, s);
-	*out = s;
-	return 0;
-}
-
-static void session_close(struct kq_session *s)
-{
-	struct kq_broker *b = s->b;
-
-	kq__members_session_closed(b, s);
-	kq__subscribe_session_closed(b, s);
-	KQ_LIST_REMOVE(b->sessions, s);
-	free(s);
-}
-
-void kq__sessions_close_all(struct kq_broker *b)
-{
-	while (b->sessions)
-		session_close(b->sessions);
-}
 
 static void req_cleanup(struct kq_req *req)
 {
@@ -58,8 +23,8 @@ static void req_cleanup(struct kq_req *req)
 }
 
 const struct kq_broker_api kq__broker_api = {
-	.session_open = session_open,
-	.session_close = session_close,
+	.session_open = kq__session_open,
+	.session_close = kq__session_close,
 	.create_topic = kq__create_topic,
 	.publish = kq__publish,
 	.subscribe = kq__subscribe,

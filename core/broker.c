@@ -30,6 +30,7 @@
 #include "reopen.h"
 #include "retention.h"
 #include "serve.h"
+#include "session.h"
 #include "store.h"
 #include "subscribe.h"
 #include "topic.h"
@@ -231,7 +232,7 @@ static void try_finish(struct kq_broker *b)
 	kq__opening_cancel_all(b); /* answers any CRTP still waiting on it */
 	kq__fwd_stop(b);
 	kq__fetch_stop(b);
-	kq__sessions_close_all(b);
+	kq__session_close_all(b);
 	b->serve_session = NULL;
 	close_all_topics(b);
 	kq__meta_close(b);
@@ -354,7 +355,7 @@ void kq__broker_close(struct kq_broker *b)
 	}
 	close_all_topics(b);
 	kq__meta_close(b);
-	kq__sessions_close_all(b); /* after a failed start: the serving one */
+	kq__session_close_all(b); /* after a failed start: the serving one */
 	b->serve_session = NULL;
 	for (i = 0; i < b->ntransports; i++)
 		kq__instance_fini(&b->transports[i]);
