@@ -1,6 +1,5 @@
-/* Topics: created from their metadata record (their partitions placed,
- * and opened by opening.c), looked up and freed; and the brokers of the
- * cluster they are placed on. */
+/* Topics: created from their metadata record (their partitions placed by
+ * partition.c and opened by opening.c), looked up and freed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -40,6 +40,18 @@ for dir in plugins/*/; do
 					print u[1], to
 			}
 		}' | sort -u)
+	# Objects that match none of the module's sources (a static-only
+	# build names them otherwise) check nothing: say so, not pass.
+	matched=$(for f in $objs; do
+		rel=${f#"$dir"}
+		name=$(echo "$rel" | sed 's#\.libs/##; s#la-##; s#\.o$##')
+		[ -f "$top/plugins/$mod/$name.c" ] && echo "$name"
+	done | wc -l)
+	if [ "$matched" -eq 0 ]; then
+		echo "module-calls.sh: no object of plugins/$mod matches its" \
+			"sources (configure --enable-shared)" >&2
+		exit 99
+	fi
 	checked=$((checked + 1))
 	[ -n "$edges" ] || continue
 	if ! loop=$(echo "$edges" | tsort 2>&1 >/dev/null) || [ -n "$loop" ]; then

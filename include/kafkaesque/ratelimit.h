@@ -13,6 +13,7 @@ struct kq_ratelimit {
 	uint64_t last_ms;   /* when it was last asked */
 	uint64_t budget_ms; /* saved up, at most burst * every_ms */
 	uint64_t held;	    /* refused since the last one allowed */
+	bool started;	    /* asked before: a new one has a whole burst */
 };
 
 /* Whether one more line may go at `now_ms` (any millisecond clock that
@@ -25,6 +26,11 @@ static inline bool kq_ratelimit_allow(struct kq_ratelimit *r, uint64_t now_ms,
 {
 	uint64_t cap = (uint64_t)burst * every_ms;
 
+	if (!r->started) {
+		r->started = true;
+		r->last_ms = now_ms;
+		r->budget_ms = cap;
+	}
 	r->budget_ms += now_ms - r->last_ms;
 	r->last_ms = now_ms;
 	if (r->budget_ms > cap)

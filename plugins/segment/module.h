@@ -58,7 +58,7 @@ struct kq__seg_fds {
 	void (*sync_held)(struct kq__seg_fds *fds);
 };
 
-/* A file system the module's logs live on (sync.c).  One syncfs() on
+/* A file system the module's logs live on (fsys.c).  One syncfs() on
  * `fd` makes every file written on it durable, where each file would
  * cost an fdatasync and a journal commit of its own.  `fd` is opened
  * before the first write of any log on it and held until fini, so that
@@ -439,6 +439,8 @@ void kq__seg_log_set_next(struct kq_log *log, bool dropped);
  * error. */
 int kq__seg_recover_newest(struct kq_log *log, struct kq__seg *seg);
 
+/* --- how many logs one syncfs() must stand for (settle.c, sync.c) --- */
+
 /* syncfs() writes back every dirty file of its file system, other
  * programs' too: it is used where it stands for the syncs of at least
  * this many logs (written in one loop turn, or opened and not yet
@@ -503,8 +505,6 @@ int kq__seg_log_sync_parent(struct kq_log *log);
  * of the log.  Called before anything of the log is made durable; any
  * thread.  0 or -errno (the log is then failed). */
 int kq__seg_log_settle(struct kq_log *log);
-
-/* --- syncs: the ops sync and sync_many (sync.c), declared below ----- */
 
 /* --- files replaced in the log's folder (replace.c) ---------------- */
 

@@ -3,6 +3,7 @@
  * ones settle the log first (settle.c): a new log's folder must be
  * durable before anything in it is made so. */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 #include "io.h"

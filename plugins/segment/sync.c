@@ -130,9 +130,9 @@ static void covered(struct pending *p)
 		sync_each(p);
 }
 
-/* Syncs ps[0..n): the logs of a file system where KQ__SEG_TOGETHER or more have
- * something to sync with one syncfs(), the others (and all of them
- * where syncfs() fails) file by file. */
+/* Syncs ps[0..n): the logs of a file system where KQ__SEG_TOGETHER or
+ * more have something to sync with one syncfs(), the others (and all of
+ * them where syncfs() fails) file by file. */
 static void sync_pending(struct pending *ps, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {

@@ -706,8 +706,12 @@ static void test_leader_stops_while_asleep(void **state)
 /* Each test starts from nothing a test before it left, passed or not. */
 static void reset(void)
 {
-	for (int i = 0; i < NPUB; i++)
+	for (int i = 0; i < NPUB; i++) {
+		/* msgs is set, with fd, only while a test publishes. */
+		if (pubs[i].msgs != NULL && pubs[i].fd >= 0)
+			close(pubs[i].fd);
 		free(pubs[i].msgs);
+	}
 	memset(pubs, 0, sizeof(pubs));
 	memset(&cl, 0, sizeof(cl));
 	cut_from = cut_until = -1;

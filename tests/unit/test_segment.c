@@ -378,7 +378,7 @@ static void test_plugin_desc(void **state)
 }
 
 /* The descriptor a module holds on its logs' file system until fini,
- * for syncfs() (sync.c). */
+ * for syncfs() (fsys.c). */
 #define FSYS_FD 1
 
 static void expect_config_error(const char *json, const char *msg)

@@ -118,6 +118,11 @@ void kq__link_rlog(struct kq__cluster *c, struct kq_ratelimit *r,
 /* Closes a connection; a dialer tries again after its backoff. */
 void kq__link_close(struct conn *cn);
 
+/* Closes the connections that did not authenticate in time: a stranger
+ * holds a slot for auth_timeout_ms at most, and a dial that hangs is
+ * tried again.  Called every tick. */
+void kq__link_check_deadlines(struct kq__cluster *c);
+
 /* A frame buffer of `len` bytes to fill and pass to kq__link_write();
  * NULL when the connection's queue is full or memory is short. */
 struct wreq *kq__link_wreq(struct conn *cn, size_t len);
@@ -168,10 +173,5 @@ int kq__peers_read_auth(struct kq__cluster *c, const char *listen_host,
 /* Warns when cluster.max_connections_per_address is below the number of
  * peers at one address that dial here. */
 void kq__peers_check_address_cap(struct kq__cluster *c);
-
-/* Closes the connections that did not authenticate in time: a stranger
- * holds a slot for auth_timeout_ms at most, and a dial that hangs is
- * tried again.  Called every tick. */
-void kq__link_check_deadlines(struct kq__cluster *c);
 
 #endif /* KQ_RAFT_LINK_H */
