@@ -269,8 +269,8 @@ static void serve_read(struct kq_broker *b, struct kq_reader *r,
 	struct answer a = {0};
 	struct kq__topic *t;
 	struct kq__partition *p;
-	uint8_t head[KQ__WIRE_READ_HEAD_MAX] = {
-		0}; /* its place, until it is known */
+	/* The head's place in the answer, written once the rest is known. */
+	uint8_t head[KQ__WIRE_READ_HEAD_MAX] = {0};
 	size_t hlen;
 	int rv;
 
@@ -300,8 +300,7 @@ static void serve_read(struct kq_broker *b, struct kq_reader *r,
 		read_refused(done, ctx, rv, errmsg);
 		return;
 	}
-	kq__wire_put(&a.w, head,
-		     KQ__WIRE_READ_HEAD_MAX); /* its place; written last */
+	kq__wire_put(&a.w, head, KQ__WIRE_READ_HEAD_MAX);
 	next = pos;
 	if (pos < end) {
 		rv = b->sops->read(p->store.log, pos, end, a.budget,

@@ -101,7 +101,6 @@ int kq__raft_snap_retain(struct kq_group *g, uint64_t before,
 	int rv;
 
 	*failed = NULL;
-
 	if (g->failed)
 		return g->failed;
 	if (g->snapshot || g->running || g->closed || before <= 1)

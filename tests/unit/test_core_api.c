@@ -79,6 +79,9 @@ static size_t nlogs;
 static const struct kq_host *mem_host;
 /* The error every sync() returns while set (a failing disk). */
 static int mem_sync_error;
+/* The error the truncate op returns while set, and its calls. */
+static int mem_truncate_error;
+static unsigned mem_truncates;
 /* The fsync policy the module answers, and the syncs it ran. */
 static int mem_policy = KQ_SYNC_ALWAYS;
 static uint32_t mem_interval_ms = 1000;
@@ -245,6 +248,13 @@ static int mem_truncate(struct kq_log *log, uint64_t from)
 	return 0;
 }
 
+static int mem_truncate_op(struct kq_log *log, uint64_t from)
+{
+	mem_truncates++;
+	return mem_truncate_error ? mem_truncate_error
+				  : mem_truncate(log, from);
+}
+
 static int mem_reset(struct kq_log *log, uint64_t next)
 {
 	mem_truncate(log, 0);
@@ -334,7 +344,7 @@ static const struct kq_storage_ops mem_ops = {
 	.first_offset = mem_first,
 	.next_offset = mem_next,
 	.term_at = mem_term_at,
-	.truncate = mem_truncate,
+	.truncate = mem_truncate_op,
 	.reset = mem_reset,
 	.compact = mem_compact,
 	.retention_point = mem_retention_point,
@@ -374,6 +384,8 @@ static void mem_free_all(void)
 	}
 	nlogs = 0;
 	mem_sync_error = 0;
+	mem_truncate_error = 0;
+	mem_truncates = 0;
 	mem_policy = KQ_SYNC_ALWAYS;
 	mem_interval_ms = 1000;
 }
@@ -2203,6 +2215,63 @@ static void test_members_of_a_broker_out_of_reach(void **state)
 	print_message("broker 2's member expired after %.2f s\n", took);
 }
 
+/* A log reopened after a failed sync drops what it wrote and never made
+ * durable.  When it cannot (the truncate fails), it stays closed and the
+ * reopen is tried again: the record that was never acknowledged is never
+ * handed out, and the next publish gets the offset after the last
+ * acknowledged one. */
+static void test_reopen_that_cannot_drop_retries(void **state)
+{
+	static struct call c; /* answered even after a failure */
+	struct seen s;
+	uint64_t sub, acked;
+	unsigned truncates;
+
+	(void)state;
+	create("t", 1);
+	sub = subscribe("g");
+	publish(&c, "kept");
+	run_until(&c.done);
+	assert_int_equal(c.status, 0);
+	acked = c.req.result.publish.offset;
+	mem_sync_error = -EIO;
+	publish(&c, "lost");
+	run_until(&c.done);
+	assert_true(c.status < 0);
+	mem_sync_error = 0;
+	mem_truncate_error = -EIO;
+	truncates = mem_truncates;
+	for (double end = now_s() + 10; mem_truncates == truncates;) {
+		assert_true(now_s() < end);
+		run_for(0.1);
+	}
+	/* Refused at once, saying why. */
+	memset(&c, 0, sizeof(c));
+	c.req.data = &c;
+	assert_int_equal(
+		api()->publish(sess, &c.req, "t", "refused", 7, on_done),
+		KQ_EUNAVAILABLE);
+	assert_non_null(strstr(c.req.errmsg, "cannot be opened here"));
+	mem_truncate_error = 0;
+	for (double end = now_s() + 10;;) {
+		memset(&c, 0, sizeof(c));
+		c.req.data = &c;
+		if (api()->publish(sess, &c.req, "t", "after", 5, on_done) ==
+		    0) {
+			run_until(&c.done);
+			if (c.status == 0)
+				break;
+		}
+		assert_true(now_s() < end);
+		run_for(0.1);
+	}
+	assert_int_equal(c.req.result.publish.offset, acked + 1);
+	consume(sub, 0, &s);
+	assert_int_equal(s.n, 2);
+	assert_null(strstr(s.text, "lost"));
+	assert_null(strstr(s.text, "refused"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2214,6 +2283,8 @@ int main(void)
 			test_refused_create_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_failed_sync_is_not_acknowledged, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_reopen_that_cannot_drop_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_syncs_of_a_turn_go_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_reads_advance, setup,
