@@ -1111,6 +1111,24 @@ static void test_syncs_of_a_turn_go_together(void **state)
 	assert_int_equal(covered, 0);
 }
 
+/* Publishes "kept", stored, then "lost", whose sync fails (the log is
+ * then reopened); returns the offset "kept" was acknowledged at. */
+static uint64_t kept_then_lost(struct call *c)
+{
+	uint64_t acked;
+
+	publish(c, "kept");
+	run_until(&c->done);
+	assert_int_equal(c->status, 0);
+	acked = c->req.result.publish.offset;
+	mem_sync_error = -EIO;
+	publish(c, "lost");
+	run_until(&c->done);
+	assert_true(c->status < 0);
+	mem_sync_error = 0;
+	return acked;
+}
+
 /* A sync that fails answers the PUBS with the error, never OK; once the
  * disk heals, the log is reopened and a later PUBS is stored at an
  * offset no acknowledged message had. */
@@ -1121,15 +1139,7 @@ static void test_failed_sync_is_not_acknowledged(void **state)
 
 	(void)state;
 	create("t", 1);
-	publish(&c, "kept");
-	run_until(&c.done);
-	assert_int_equal(c.status, 0);
-	acked = c.req.result.publish.offset;
-	mem_sync_error = -EIO;
-	publish(&c, "lost");
-	run_until(&c.done);
-	assert_true(c.status < 0);
-	mem_sync_error = 0;
+	acked = kept_then_lost(&c);
 	for (double end = now_s() + 10;;) {
 		publish(&c, "after");
 		run_until(&c.done);
@@ -2230,15 +2240,7 @@ static void test_reopen_that_cannot_drop_retries(void **state)
 	(void)state;
 	create("t", 1);
 	sub = subscribe("g");
-	publish(&c, "kept");
-	run_until(&c.done);
-	assert_int_equal(c.status, 0);
-	acked = c.req.result.publish.offset;
-	mem_sync_error = -EIO;
-	publish(&c, "lost");
-	run_until(&c.done);
-	assert_true(c.status < 0);
-	mem_sync_error = 0;
+	acked = kept_then_lost(&c);
 	mem_truncate_error = -EIO;
 	truncates = mem_truncates;
 	for (double end = now_s() + 10; mem_truncates == truncates;) {
