@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include "bench/disk.h"
 #include "bench/hist.h"
 
 #define NS_PER_SEC   1000000000ULL
@@ -1241,6 +1242,8 @@ static void usage(FILE *out)
 		"  consume   SUBS TOPIC GROUP then CONS TOPIC SUBID OFFSET "
 		"on one\n"
 		"            connection, counting the MSG records up to OK\n"
+		"  disk      no broker: fdatasync and spread-append figures\n"
+		"            of the disk under a folder (disk --help)\n"
 		"\n"
 		"Options:\n"
 		"  -h, --host HOST       broker host (default 127.0.0.1)\n"
@@ -1612,6 +1615,8 @@ int main(int argc, char **argv)
 	static struct bench b;
 	int rc;
 
+	if (argc > 1 && strcmp(argv[1], "disk") == 0)
+		return bench_disk_main(argc - 1, argv + 1);
 	rc = parse_args(argc, argv, &b.o);
 	if (rc)
 		return rc > 0 ? 0 : 2;
