@@ -3,8 +3,10 @@
 #ifndef KQ_BENCH_DISK_H
 #define KQ_BENCH_DISK_H
 
-/* Runs `kafkaesque-bench disk`; argv[0] is "disk".  Returns the exit
- * code: 0, 1 when a write or sync failed, 2 for bad arguments. */
+/* Runs `kafkaesque-bench disk`; argv[0] is "disk" and argv stays the
+ * caller's.  Returns the exit code: 0; 1 when a call failed or a signal
+ * stopped the run (said on stderr); 2 for bad arguments.  Installs
+ * handlers for SIGINT and SIGTERM. */
 int bench_disk_main(int argc, char **argv);
 
 #endif
