@@ -210,6 +210,9 @@ static int replay(struct kq_group *g, uint64_t from, uint64_t end)
 	return 0;
 }
 
+/* Ticks before a new partition's first replica campaigns. */
+#define FIRST_CAMPAIGN_TICKS 2
+
 static uint64_t seed_for(struct kq_group *g)
 {
 	return g->mod->seed ^ (g->id * 0x9e3779b97f4a7c15ull);
@@ -309,6 +312,14 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	 * would pause every broker's metadata writes for nothing. */
 	if (cfg->id != 0 && cfg->nreplicas > 1)
 		g->preferred = cfg->replicas[0];
+	/* A new partition's first replica campaigns after two ticks, the
+	 * others after ten to twenty: it is elected once, instead of
+	 * someone else first and then it by a hand-over (two elections,
+	 * each a durable save on every replica, and a leader change for
+	 * the first publishers to meet).  Only timing: any may still win. */
+	if (g->preferred == host->broker_id && hs.term == 0 &&
+	    snap.index == 0 && end <= 1)
+		rc.first_election_ticks = FIRST_CAMPAIGN_TICKS;
 	rc.voters = voters;
 	rc.n_voters = cfg->nreplicas;
 	rc.election_ticks = mod->election_ticks;

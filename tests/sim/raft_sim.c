@@ -579,6 +579,10 @@ static void start_node(struct sim *s, struct node *nd)
 		};
 	}
 	c.hs = d->hs;
+	/* As the raft module's open does for a new partition's first
+	 * replica: it campaigns first. */
+	if (nd->id == 1 && d->hs.term == 0 && d->n == 0 && d->base == 0)
+		c.first_election_ticks = 2;
 	c.snap = (struct kq__raft_snapshot){
 		.index = d->base,
 		.term = d->base_term,

@@ -600,6 +600,33 @@ static void test_follower_times_out(void **state)
 	cl_free(c);
 }
 
+/* first_election_ticks sets the first timeout only: the node campaigns
+ * at that tick, and a lost election waits the usual random timeout. */
+static void test_first_election_ticks(void **state)
+{
+	struct cl *c = cl_new(3, false, false);
+	uint64_t voters[MAXN];
+	struct kq__raft_config cfg = config(c, 1, 0, 0, voters);
+	int t;
+
+	cfg.first_election_ticks = 2;
+	restart(c, 1, &cfg, 0);
+	tick(c, 1, 1);
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_FOLLOWER);
+	tick(c, 1, 1);
+	assert_int_equal(kq__raft_role(c->r[1]), KQ__RAFT_CANDIDATE);
+	assert_int_equal(kq__raft_term(c->r[1]), 1);
+	/* Nobody answers: the next campaign comes after a whole timeout. */
+	for (t = 1; t <= 2 * ELECTION; t++) {
+		tick(c, 1, 1);
+		if (kq__raft_term(c->r[1]) == 2)
+			break;
+	}
+	assert_true(t >= ELECTION && t < 2 * ELECTION);
+	cl_free(c);
+	(void)state;
+}
+
 static void test_follower_timer_reset_by_leader(void **state)
 {
 	struct cl *c = led(3, false, false);
@@ -1841,6 +1868,7 @@ int main(void)
 		cmocka_unit_test(test_all_higher_term_converts),
 		cmocka_unit_test(test_all_apply_committed_once),
 		cmocka_unit_test(test_follower_times_out),
+		cmocka_unit_test(test_first_election_ticks),
 		cmocka_unit_test(test_follower_timer_reset_by_leader),
 		cmocka_unit_test(test_follower_timer_reset_by_vote),
 		cmocka_unit_test(test_candidate_starts_election),

@@ -665,6 +665,8 @@ struct kq__raft *kq__raft_new(const struct kq__raft_config *c)
 	kq__raft_log_evict(&r->log, r->persisted, r->cache_bytes);
 	/* Same term: the recovered vote is kept. */
 	kq__raft_become_follower(r, r->term, KQ__RAFT_NONE);
+	if (c->first_election_ticks)
+		r->rand_timeout = c->first_election_ticks;
 	return r;
 fail:
 	kq__raft_free(r);

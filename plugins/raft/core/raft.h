@@ -138,6 +138,10 @@ struct kq__raft_config {
 	size_t n_voters;
 	unsigned election_ticks; /* election timeout is random in
 				  * [election_ticks, 2 * election_ticks) */
+	/* The first election timeout instead, when not 0: a new group's
+	 * preferred leader campaigns before the others would, so that it
+	 * is elected once instead of elected and then handed over to. */
+	unsigned first_election_ticks;
 	unsigned heartbeat_ticks;
 	uint64_t seed; /* drives the election timeouts */
 	bool pre_vote;
