@@ -873,8 +873,9 @@ static void test_leaders_spread(void **state)
  * term 1, not after another replica and a hand-over.  Read from the
  * brokers' debug lines: the first leader each logs for a partition.  A
  * replica that had not opened the partition yet when asked lets another
- * win now and then, so 20 of 24 is asked; with every replica waiting
- * alike, about a third were. */
+ * win now and then, and a stalled broker (under the sanitizers) may lose
+ * all eight of its own at once, so 16 of 24 is asked; with every replica
+ * waiting alike, a third to a half were (11 of 24 in one run). */
 static int setup_debug(void **state)
 {
 	start_cluster("\"log\": \"debug\"");
@@ -923,7 +924,7 @@ static void test_new_partitions_elected_once(void **state)
 				 2);
 		once += who == first && term == 1;
 	}
-	if (once < 20)
+	if (once < 16)
 		fail_msg("only %d of 24 partitions were first led by their "
 			 "first replica in term 1",
 			 once);
