@@ -21,6 +21,16 @@ for want in 'fdatasync, 1 stream: p50 [0-9.]* us' \
 	'^1 file, a syncfs every 8 appends: [0-9]* appends/s'; do
 	echo "$out" | grep -q "$want" || fail "no line matching '$want' in: $out"
 done
+# The streams' histograms are merged: percentiles are real durations
+# (a merge that left the maximum out read as 1.8e16 us, or capped every
+# percentile at one stream's maximum), and p50 below p99.
+echo "$out" | sed -n 's/^fdatasync.*p50 \([0-9.]*\) us, p99 \([0-9.]*\) us.*/\1 \2/p' |
+	awk '{
+	p50 = $1; p99 = $2
+	if (!(p50 > 0 && p50 < p99 && p99 < 10000000)) { print; exit 1 }
+}
+END { if (NR != 3) exit 1
+}' || fail "percentiles out of range in: $out"
 empty "a good run"
 
 # A user's file of the same name as the bench's own is not touched.

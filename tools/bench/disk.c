@@ -28,8 +28,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <time.h>
 #include <unistd.h>
+
+#include <uv.h>
 
 #include "disk.h"
 #include "hist.h"
@@ -53,14 +54,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stopped = 1;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void path_of(char *out, size_t cap, const char *name)
@@ -120,8 +113,8 @@ static void *stream_run(void *arg)
 	struct stream *s = arg;
 	off_t off = 0;
 
-	while (!stopped && now_ns() < s->until) {
-		uint64_t t0 = now_ns();
+	while (!stopped && uv_hrtime() < s->until) {
+		uint64_t t0 = uv_hrtime();
 
 		if ((s->err = append_at(s->fd, off)) != 0) {
 			s->failed = "pwrite";
@@ -133,21 +126,9 @@ static void *stream_run(void *arg)
 			break;
 		}
 		off += APPEND;
-		bench_hist_add(&s->hist, now_ns() - t0);
+		bench_hist_add(&s->hist, uv_hrtime() - t0);
 	}
 	return NULL;
-}
-
-static void hist_merge(struct bench_hist *into, const struct bench_hist *h)
-{
-	for (size_t k = 0; k < BENCH_HIST_BUCKETS; k++)
-		into->counts[k] += h->counts[k];
-	into->n += h->n;
-	into->sum += h->sum;
-	if (h->max > into->max)
-		into->max = h->max;
-	if (h->min < into->min)
-		into->min = h->min;
 }
 
 /* n threads append and fdatasync at once for secs; prints the p50/p99
@@ -172,7 +153,7 @@ static int sync_streams(const struct disk_opts *o, int n)
 	for (; started < n; started++) {
 		int err;
 
-		s[started].until = now_ns() + (uint64_t)(o->secs * 1e9);
+		s[started].until = uv_hrtime() + (uint64_t)(o->secs * 1e9);
 		err = pthread_create(&s[started].thread, NULL, stream_run,
 				     &s[started]);
 		if (err != 0) {
@@ -185,7 +166,7 @@ static int sync_streams(const struct disk_opts *o, int n)
 		pthread_join(s[i].thread, NULL);
 		if (s[i].failed && rv == 0)
 			rv = fail(s[i].failed, s[i].name, s[i].err);
-		hist_merge(&all, &s[i].hist);
+		bench_hist_merge(&all, &s[i].hist);
 	}
 	if (rv == 0 && !stopped)
 		printf("fdatasync, %d stream%s: p50 %.1f us, p99 %.1f us (%llu "
@@ -259,7 +240,7 @@ static int spread(const struct disk_opts *o, long nfiles)
 		goto out;
 	}
 	s0 = sectors_written(st.st_dev);
-	t0 = now_ns();
+	t0 = uv_hrtime();
 	for (; i < o->appends && !stopped; i++) {
 		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
 		k = (long)(rng % (uint64_t)nfiles);
@@ -280,7 +261,7 @@ static int spread(const struct disk_opts *o, long nfiles)
 		fail("syncfs", "spread0", errno);
 		goto out;
 	}
-	t0 = now_ns() - t0;
+	t0 = uv_hrtime() - t0;
 	s1 = sectors_written(st.st_dev);
 	printf("%ld file%s, a syncfs every %ld appends: %.0f appends/s", nfiles,
 	       nfiles > 1 ? "s" : "", o->per_sync, o->appends / (t0 / 1e9));

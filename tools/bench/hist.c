@@ -46,6 +46,18 @@ void bench_hist_add(struct bench_hist *h, uint64_t v)
 		h->max = v;
 }
 
+void bench_hist_merge(struct bench_hist *into, const struct bench_hist *h)
+{
+	for (size_t k = 0; k < BENCH_HIST_BUCKETS; k++)
+		into->counts[k] += h->counts[k];
+	into->n += h->n;
+	into->sum += h->sum;
+	if (h->min < into->min)
+		into->min = h->min;
+	if (h->max > into->max)
+		into->max = h->max;
+}
+
 uint64_t bench_hist_percentile(const struct bench_hist *h, double p)
 {
 	uint64_t rank, seen = 0;

@@ -23,6 +23,8 @@ struct bench_hist {
 
 void bench_hist_init(struct bench_hist *h);
 void bench_hist_add(struct bench_hist *h, uint64_t v);
+/* Adds the samples of h to into; both are the caller's. */
+void bench_hist_merge(struct bench_hist *into, const struct bench_hist *h);
 
 /* The smallest recorded value v such that at least p percent of the
  * samples are <= v, rounded up to its bucket's upper edge and never above
