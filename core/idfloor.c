@@ -37,6 +37,7 @@ int kq__idfloor_save(const char *dir, uint64_t floor)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
+	errno = 0; /* a short write sets none */
 	if (write(fd, text, (size_t)n) != n || fsync(fd) != 0)
 		rv = errno ? -errno : -EIO;
 	close(fd);

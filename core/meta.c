@@ -144,20 +144,26 @@ static int open_group(struct kq_broker *b, uint64_t keep)
 int kq__meta_open(struct kq_broker *b, const struct kq__meta_sm *sm)
 {
 	b->meta_sm = sm;
+	b->meta_keep_below = UINT64_MAX;
 	return open_group(b, UINT64_MAX);
 }
 
 int kq__meta_reopen(struct kq_broker *b)
 {
-	uint64_t keep = kq__store_acked_end(&b->meta_store);
 	int rv;
 
+	/* Taken from the log that failed, once: a reopen that failed left
+	 * the store empty, and its acknowledged end then reads 0. */
+	if (b->meta_store.log)
+		b->meta_keep_below = kq__store_acked_end(&b->meta_store);
 	kq__meta_close(b);
 	/* The state in memory stays: subscription ids, this run's id, what
 	 * was applied; the group replays nothing it holds. */
 	b->meta_reopening = 1;
-	rv = open_group(b, keep);
+	rv = open_group(b, b->meta_keep_below);
 	b->meta_reopening = 0;
+	if (rv == 0)
+		b->meta_keep_below = UINT64_MAX;
 	return rv;
 }
 

@@ -194,6 +194,8 @@ struct kq_broker {
 	uint64_t meta_applied_end;  /* after the last record applied */
 	int meta_reopening;	    /* the group replays what is held */
 	unsigned meta_reopen_tries; /* failed attempts, for the log lines */
+	uint64_t meta_keep_below;   /* its reopen drops records from here
+				     * on, as a partition's keep_below */
 	uint64_t next_sub_id;	    /* next id to hand out */
 	uint64_t my_sub_id_limit;   /* end of the block reserved for us */
 	uint64_t sub_id_limit;	    /* ids below this are reserved by

@@ -2274,6 +2274,44 @@ static void test_reopen_that_cannot_drop_retries(void **state)
 	assert_null(strstr(s.text, "refused"));
 }
 
+/* The metadata log fails a sync, and the reopen that follows cannot drop
+ * the record it never made durable: the retry drops only that record,
+ * not what the log had acknowledged.  A topic created before is there
+ * after a restart. */
+static void test_meta_reopen_keeps_what_it_acknowledged(void **state)
+{
+	static struct call c; /* answered even after a failure */
+	struct kq_topic_spec spec = {"u", 1, NULL, 0};
+	unsigned truncates;
+	int n = 0;
+
+	(void)state;
+	create("t", 1);
+	mem_sync_error = -EIO;
+	c = (struct call){.req.data = &c};
+	assert_int_equal(api()->create_topic(sess, &c.req, &spec, on_done), 0);
+	run_until(&c.done);
+	assert_true(c.status < 0);
+	api()->req_cleanup(&c.req);
+	mem_sync_error = 0;
+	mem_truncate_error = -EIO;
+	truncates = mem_truncates;
+	for (double end = now_s() + 10; mem_truncates == truncates;) {
+		assert_true(now_s() < end);
+		run_for(0.1);
+	}
+	mem_truncate_error = 0;
+	for (double end = now_s() + 10;
+	     b->meta_store.failed || !b->meta_group;) {
+		assert_true(now_s() < end);
+		run_for(0.1);
+	}
+	broker_close();
+	broker_open();
+	assert_int_equal(api()->list_topics(b, count_topic, &n), 1);
+	assert_int_equal(n, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2287,6 +2325,9 @@ int main(void)
 			test_failed_sync_is_not_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_reopen_that_cannot_drop_retries, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_meta_reopen_keeps_what_it_acknowledged, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_syncs_of_a_turn_go_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_reads_advance, setup,
