@@ -167,6 +167,7 @@ static void begin_sync(struct kq_store *pl)
 	pl->waiting = NULL;
 	pl->waiting_tail = &pl->waiting;
 	pl->appended = 0;
+	pl->hs_staged = 0;
 	pl->sync_target = pl->b->sops->next_offset(pl->log);
 	pl->sync_running = 1;
 	pl->b->works++;
@@ -286,7 +287,7 @@ void kq__store_flush(struct kq_broker *b)
 	for (; pl; pl = next) {
 		next = pl->next_listed;
 		pl->listed = 0;
-		if (b->sync_policy != KQ_SYNC_ALWAYS)
+		if (b->sync_policy != KQ_SYNC_ALWAYS && !pl->hs_staged)
 			complete_unsynced(pl);
 		else if (!pl->sync_running && pl->waiting && !gather(b, pl, &n))
 			start_sync(pl);
@@ -412,13 +413,17 @@ static int store_reset(struct kq_store *pl, uint64_t next)
 
 /* A group whose term and vote could not be saved stops (consensus may
  * not answer without them): the log is reopened like one whose write
- * failed, and the group starts again from what is durable. */
-static int store_save_hs(struct kq_store *pl, const struct kq_hard_state *hs)
+ * failed, and the group starts again from what is durable.  A staged
+ * hard state is synced under every policy: a vote forgotten in a crash
+ * could be given twice. */
+static int store_stage_hs(struct kq_store *pl, const struct kq_hard_state *hs)
 {
-	int rv = pl->b->sops->save_hard_state(pl->log, hs);
+	int rv = pl->b->sops->stage_hard_state(pl->log, hs);
 
 	if (rv != 0)
 		note_failure(pl, rv);
+	else
+		pl->hs_staged = 1;
 	return rv;
 }
 
@@ -466,7 +471,7 @@ const struct kq_store_api kq__store_api = {
 	.term_at = store_term_at,
 	.truncate = store_truncate,
 	.reset = store_reset,
-	.save_hard_state = store_save_hs,
+	.stage_hard_state = store_stage_hs,
 	.load_hard_state = store_load_hs,
 	.save_snapshot = store_save_snapshot,
 	.load_snapshot = store_load_snapshot,

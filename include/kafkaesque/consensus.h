@@ -68,8 +68,12 @@ struct kq_store_api {
 	int (*term_at)(struct kq_store *st, uint64_t offset, uint64_t *term);
 	int (*truncate)(struct kq_store *st, uint64_t from);
 	int (*reset)(struct kq_store *st, uint64_t next);
-	int (*save_hard_state)(struct kq_store *st,
-			       const struct kq_hard_state *hs);
+	/* Stages term and vote (hs, borrowed): a sync() requested after
+	 * this call makes them durable, whatever the fsync policy, and
+	 * until its callback reports 0 they must not be acted on.  Many
+	 * logs' hard states staged in one loop turn share one flush. */
+	int (*stage_hard_state)(struct kq_store *st,
+				const struct kq_hard_state *hs);
 	int (*load_hard_state)(struct kq_store *st, struct kq_hard_state *hs);
 
 	/* Snapshots of a state-machine group; see kq_storage_ops.

@@ -18,7 +18,10 @@
  * to the meaning of an op or a field.  A new error code, a new log level
  * or a new comment does not.  The sizes are a second guard, for a module
  * built against a changed header whose number was not bumped.  History
- * (11: kq_host.port, the -port a broker was started with, for the
+ * (12: kq_storage_ops.stage_hard_state, and kq_store_api's
+ * save_hard_state replaced by it: consensus stages a hard state and
+ * syncs, instead of waiting for a save on the loop;
+ * 11: kq_host.port, the -port a broker was started with, for the
  * first transport; the core no longer writes it into the module's config;
  * 10: kq_host.cluster is the checked kq_cluster_config, not JSON;
  * 9: kq_storage_ops.sync_many; save_snapshot refuses on a failed log;
@@ -51,7 +54,7 @@
 
 struct kq_incoming;
 
-#define KQ_PLUGIN_ABI 11
+#define KQ_PLUGIN_ABI 12
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"

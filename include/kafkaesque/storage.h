@@ -159,6 +159,16 @@ struct kq_storage_ops {
 	 * saved one loads {0, 0}. */
 	int (*save_hard_state)(struct kq_log *log,
 			       const struct kq_hard_state *hs);
+	/* Stages hs without waiting for the disk: the next sync() or
+	 * sync_many() of the log writes it and makes it durable with the
+	 * records, so that many logs' hard states share one flush and the
+	 * loop never waits for one.  Staging again before that sync began
+	 * replaces the staged one; after, it waits for the next sync.
+	 * Until a sync that took it returns 0, a crash leaves the last
+	 * durable hard state or hs, whole.  While one is staged or being
+	 * written, save_hard_state() refuses (KQ_EBUSY). */
+	int (*stage_hard_state)(struct kq_log *log,
+				const struct kq_hard_state *hs);
 	int (*load_hard_state)(struct kq_log *log, struct kq_hard_state *hs);
 
 	/* The latest snapshot of a state-machine group, kept beside its

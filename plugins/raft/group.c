@@ -15,11 +15,14 @@
 
 #include "module.h"
 
-/* A sync requested for one ready's entries. */
+/* A sync requested for one ready's entries, or for a staged hard
+ * state (has_hs). */
 struct kq__raft_sync {
 	struct kq_sync_req req;
 	struct kq_group *g; /* NULL once the group closed */
 	uint64_t persist_id;
+	bool has_hs;
+	struct kq__raft_hard_state hs;
 	struct kq__raft_sync *prev, *next;
 };
 
@@ -78,14 +81,37 @@ static void on_synced(struct kq_sync_req *req, int status)
 
 	if (g) {
 		KQ_LIST_REMOVE(g->syncs, s);
+		if (s->has_hs)
+			g->hs_saving = false;
 		if (status != 0)
-			kq__raft_group_fail(g, status, "log sync");
+			kq__raft_group_fail(g, status,
+					    s->has_hs ? "saving term and vote"
+						      : "log sync");
+		else if (s->has_hs)
+			g->hs_durable = s->hs;
 		else if (s->persist_id > g->persist_upto)
 			g->persist_upto = s->persist_id;
 	}
 	free(s);
 	if (g)
 		kq__raft_group_run(g);
+}
+
+/* Asks for a sync of the group's log, s (allocated) to be told of its
+ * end; s is freed here when the request fails. */
+static int request_sync(struct kq_group *g, struct kq__raft_sync *s)
+{
+	int rv;
+
+	s->g = g;
+	s->req.data = s;
+	KQ_LIST_PUSH(g->syncs, s);
+	rv = kq__raft_store(g)->sync(g->store, &s->req, on_synced);
+	if (rv != 0) {
+		KQ_LIST_REMOVE(g->syncs, s);
+		free(s);
+	}
+	return rv;
 }
 
 static int write_entries(struct kq_group *g, const struct kq__raft_ready *rd)
@@ -123,16 +149,45 @@ static int write_entries(struct kq_group *g, const struct kq__raft_ready *rd)
 		return rv;
 	}
 	g->written_end = rd->entries[rd->n_entries - 1].index + 1;
-	s->g = g;
 	s->persist_id = rd->persist_id;
-	s->req.data = s;
-	KQ_LIST_PUSH(g->syncs, s);
-	rv = la->sync(g->store, &s->req, on_synced);
-	if (rv != 0) {
-		KQ_LIST_REMOVE(g->syncs, s);
-		free(s);
+	return request_sync(g, s);
+}
+
+/* Whether the core's term and vote are durable, so that its next ready
+ * may be taken.  If not, they are staged and synced with the log (many
+ * groups' in one flush, off the loop: an election of thousands of
+ * groups would otherwise wait for thousands of fsyncs on it), and the
+ * sync's end runs the group again. */
+static bool hs_durable(struct kq_group *g)
+{
+	struct kq__raft_hard_state hs = {kq__raft_term(g->r),
+					 kq__raft_vote(g->r)};
+	struct kq_hard_state st = {hs.term, hs.vote};
+	struct kq__raft_sync *s;
+	int rv;
+
+	if (hs.term == g->hs_durable.term && hs.vote == g->hs_durable.vote)
+		return true;
+	if (g->hs_saving)
+		return false;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		kq__raft_group_fail(g, -ENOMEM, "saving term and vote");
+		return false;
 	}
-	return rv;
+	rv = kq__raft_store(g)->stage_hard_state(g->store, &st);
+	if (rv != 0) {
+		free(s);
+	} else {
+		s->has_hs = true;
+		s->hs = hs;
+		rv = request_sync(g, s);
+	}
+	if (rv != 0)
+		kq__raft_group_fail(g, rv, "saving term and vote");
+	else
+		g->hs_saving = true;
+	return false;
 }
 
 /* One ready: persist, send, then apply what committed. */
@@ -145,13 +200,10 @@ static void handle_ready(struct kq_group *g)
 	int rv;
 
 	kq__raft_ready(g->r, &rd);
-	if (rd.hs_changed) {
-		struct kq_hard_state hs = {rd.hs.term, rd.hs.vote};
-
-		rv = kq__raft_store(g)->save_hard_state(g->store, &hs);
-		if (rv != 0)
-			kq__raft_group_fail(g, rv, "saving term and vote");
-	}
+	/* Made durable before the ready was taken (hs_durable). */
+	if (rd.hs_changed && (rd.hs.term != g->hs_durable.term ||
+			      rd.hs.vote != g->hs_durable.vote))
+		kq__raft_group_fail(g, KQ_EINTERNAL, "saving term and vote");
 	if (!g->failed && rd.snapshot) {
 		const char *what = "";
 
@@ -325,7 +377,8 @@ void kq__raft_group_run(struct kq_group *g)
 			g->persist_told = g->persist_upto;
 			kq__raft_persisted(g->r, g->persist_told);
 		}
-		while (!g->failed && !g->closed && kq__raft_has_ready(g->r))
+		while (!g->failed && !g->closed && kq__raft_has_ready(g->r) &&
+		       hs_durable(g))
 			handle_ready(g);
 		settle(g);
 	} while (g->again && !g->closed);

@@ -57,6 +57,11 @@ struct kq_group {
 	struct kq__raft_sync *syncs; /* syncs in flight */
 	uint64_t persist_upto;	     /* highest persist id made durable */
 	uint64_t persist_told;	     /* the highest told to the core */
+	/* Term and vote known durable, and whether a sync is making the
+	 * core's newer ones so: no ready is taken until they are, since
+	 * its messages may rest on them. */
+	struct kq__raft_hard_state hs_durable;
+	bool hs_saving;
 	uint64_t written_end;	     /* offset after the last written */
 	uint64_t replayed;	     /* applied at open, not again */
 	uint64_t leader_seen;	     /* for leader-change log lines */

@@ -333,6 +333,7 @@ int kq__raft_group_open(void *state, const struct kq_group_config *cfg,
 	rc.max_inflight_msgs = 64;
 	rc.hs.term = hs.term;
 	rc.hs.vote = hs.vote;
+	g->hs_durable = rc.hs;
 	/* The core keeps a copy of the state, for followers that need
 	 * what it covers. */
 	rc.snap = snap;

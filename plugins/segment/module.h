@@ -155,8 +155,10 @@ struct kq_log {
 	uint8_t *wbuf; /* append encoding buffer */
 	size_t wcap;
 	uint64_t first;	 /* cached first_offset() */
-	uint64_t hs_seq; /* of the newest copy in raft.state (0: none of
-			  * format 2 known yet) */
+	/* Of the newest copy in raft.state (0: none of format 2 known
+	 * yet).  Raised under mu by a sync that wrote a staged hard state;
+	 * the loop uses it only while none is staged or being written. */
+	uint64_t hs_seq;
 	/* raft.state was written by open() with its folder: durable once
 	 * the log is settled (which makes it so where it settles file by
 	 * file), so a first save goes in place.  Set before settle_no is,
@@ -174,6 +176,12 @@ struct kq_log {
 	struct kq__seg_sfile *dirty; /* written since the last sync */
 	bool dir_dirty;		     /* segments created or deleted */
 	int failed;		     /* first error; atomic loads elsewhere */
+	/* A hard state staged (kq__seg_log_stage_hard_state) for the next
+	 * sync to write, and whether a sync is writing one now: a save on
+	 * the loop then waits its turn (KQ_EBUSY), since both overwrite a
+	 * copy in raft.state and must not overwrite the same. */
+	bool hs_staged, hs_writing;
+	struct kq_hard_state hs_stage;
 	bool reason_pending;	     /* reason not logged yet */
 	char reason[320];
 
@@ -550,6 +558,16 @@ int kq__seg_log_retention_point(struct kq_log *log, int64_t now_ms,
 				uint64_t *before);
 int kq__seg_log_save_hard_state(struct kq_log *log,
 				const struct kq_hard_state *hs);
+int kq__seg_log_stage_hard_state(struct kq_log *log,
+				 const struct kq_hard_state *hs);
+/* On a sync's worker, with the log's mutex not held: writes the hard
+ * state the sync took (in place, in the copy after `seq`, the newest
+ * durable one; the log settled first, since an in-place write relies
+ * on the other copy being durable) and returns a descriptor of
+ * raft.state, not yet synced, for the caller to sync (or cover with a
+ * syncfs) and close; -errno (the log failed) on error. */
+int kq__seg_log_write_staged(struct kq_log *log, uint64_t seq,
+			     const struct kq_hard_state *hs);
 int kq__seg_log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
 
 /* At open() of a new folder, left to be settled: writes raft.state with

@@ -82,6 +82,7 @@ static const struct kq_storage_ops ops = {
 	.compact = kq__seg_log_compact,
 	.retention_point = kq__seg_log_retention_point,
 	.save_hard_state = kq__seg_log_save_hard_state,
+	.stage_hard_state = kq__seg_log_stage_hard_state,
 	.load_hard_state = kq__seg_log_load_hard_state,
 	.save_snapshot = kq__seg_log_save_snapshot,
 	.load_snapshot = kq__seg_log_load_snapshot,

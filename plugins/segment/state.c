@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +101,17 @@ int kq__seg_log_make_hard_state(struct kq_log *log)
 	return 0;
 }
 
+/* Whether a staged hard state waits for a sync or is being written. */
+static bool staging(struct kq_log *log)
+{
+	bool busy;
+
+	pthread_mutex_lock(&log->mu);
+	busy = log->hs_staged || log->hs_writing;
+	pthread_mutex_unlock(&log->mu);
+	return busy;
+}
+
 int kq__seg_log_save_hard_state(struct kq_log *log,
 				const struct kq_hard_state *hs)
 {
@@ -109,6 +121,8 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 	kq__seg_log_report(log);
 	if (kq__seg_log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
+	if (staging(log))
+		return KQ_EBUSY;
 	log->hs_unread = false;
 	/* Replacing the file settles the log first; so does this, and it
 	 * must: an in-place save into the file open() made relies on the
@@ -132,6 +146,61 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 		return 0;
 	kq__seg_log_fail(log, rv, "saving the hard state: %s", strerror(-rv));
 	kq__seg_log_report(log);
+	return rv;
+}
+
+int kq__seg_log_stage_hard_state(struct kq_log *log,
+				 const struct kq_hard_state *hs)
+{
+	bool whole;
+
+	kq__seg_log_report(log);
+	if (kq__seg_log_failed(log) != 0)
+		return KQ_EUNAVAILABLE;
+	pthread_mutex_lock(&log->mu);
+	/* No copy of format 2 to overwrite in place (a file of format 1,
+	 * or one a crash left unsettled): replaced whole, here, once. */
+	whole = log->hs_seq == 0 && !log->hs_staged && !log->hs_writing;
+	if (!whole) {
+		log->hs_stage = *hs;
+		log->hs_staged = true;
+	}
+	pthread_mutex_unlock(&log->mu);
+	if (whole)
+		return kq__seg_log_save_hard_state(log, hs);
+	log->hs_unread = false;
+	return 0;
+}
+
+int kq__seg_log_write_staged(struct kq_log *log, uint64_t seq,
+			     const struct kq_hard_state *hs)
+{
+	char path[4096];
+	uint8_t b[STATE_SLOT];
+	int fd, rv;
+
+	rv = kq__seg_log_settle(log);
+	if (rv != 0)
+		return rv;
+	if ((size_t)snprintf(path, sizeof(path), "%s/" STATE_FILE, log->dir) >=
+	    sizeof(path)) {
+		rv = -ENAMETOOLONG;
+		goto fail;
+	}
+	memset(b, 0, sizeof(b));
+	encode_slot(b, seq + 1, hs);
+	/* By path: the folder's descriptor is the loop's (fds.c). */
+	fd = kq__seg_io.openat(AT_FDCWD, path, O_WRONLY, 0);
+	if (fd < 0) {
+		rv = -errno;
+		goto fail;
+	}
+	rv = kq__seg_pwrite_all(fd, b, sizeof(b), ((seq + 1) & 1) * STATE_SLOT);
+	if (rv == 0)
+		return fd;
+	kq__seg_io.close(fd);
+fail:
+	kq__seg_log_fail(log, rv, "saving the hard state: %s", strerror(-rv));
 	return rv;
 }
 

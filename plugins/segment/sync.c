@@ -4,7 +4,8 @@
  * journal commit) per file.  With thousands of partitions written in one
  * loop turn that is the difference between one commit and thousands.
  * Either settles the log first where open() left it unsettled
- * (settle.c). */
+ * (settle.c), and writes the hard state staged for it (state.c) before
+ * syncing, so that the same sync (or syncfs()) makes it durable. */
 #include <errno.h>
 #include <string.h>
 
@@ -26,6 +27,12 @@ struct pending {
 	bool more;
 	struct kq__seg_sfile *files[PFILES]; /* with the list's refs */
 	size_t nfiles;
+	/* A staged hard state taken (has_hs), the copy it follows, and
+	 * raft.state once it is written there and not yet durable. */
+	bool has_hs;
+	uint64_t hs_seq;
+	struct kq_hard_state hs;
+	int hs_fd;
 	int rv;
 };
 
@@ -49,6 +56,8 @@ static void take(struct kq_log *log, struct pending *p)
 	p->nfiles = 0;
 	p->more = false;
 	p->dir = false;
+	p->has_hs = false;
+	p->hs_fd = -1;
 	pthread_mutex_lock(&log->mu);
 	p->rv = log->failed;
 	if (p->rv == 0) {
@@ -56,6 +65,13 @@ static void take(struct kq_log *log, struct pending *p)
 		p->gen = log->gen;
 		p->dir = log->dir_dirty;
 		log->dir_dirty = false;
+		if (log->hs_staged) {
+			p->has_hs = true;
+			p->hs = log->hs_stage;
+			p->hs_seq = log->hs_seq;
+			log->hs_staged = false;
+			log->hs_writing = true;
+		}
 		/* The list's references come with the files: each is
 		 * dropped once its data is durable (or the sync failed). */
 		take_files(log, p);
@@ -72,12 +88,39 @@ static void release(struct pending *p)
 	p->nfiles = 0;
 }
 
+/* Writes the hard state taken, if any, before anything is synced. */
+static void write_hs(struct pending *p)
+{
+	int fd;
+
+	if (!p->has_hs || p->rv != 0)
+		return;
+	fd = kq__seg_log_write_staged(p->log, p->hs_seq, &p->hs);
+	if (fd < 0)
+		p->rv = fd;
+	else
+		p->hs_fd = fd;
+}
+
+static void close_hs(struct pending *p)
+{
+	if (p->hs_fd >= 0)
+		kq__seg_io.close(p->hs_fd);
+	p->hs_fd = -1;
+}
+
 /* Each file (those left on the list too), then the folder: the way
  * without syncfs(). */
 static void sync_each(struct pending *p)
 {
 	struct kq_log *log = p->log;
 
+	if (p->hs_fd >= 0 && kq__seg_io.fdatasync(p->hs_fd) != 0) {
+		p->rv = -errno;
+		kq__seg_log_fail(log, p->rv, "fdatasync of the hard state: %s",
+				 strerror(-p->rv));
+	}
+	close_hs(p);
 	for (;;) {
 		for (size_t i = 0; i < p->nfiles && p->rv == 0; i++)
 			if (kq__seg_io.fdatasync(p->files[i]->fd) != 0) {
@@ -102,9 +145,17 @@ static int finish(struct pending *p)
 {
 	struct kq_log *log = p->log;
 
-	if (p->rv != 0)
-		return p->rv;
+	close_hs(p);
 	pthread_mutex_lock(&log->mu);
+	if (p->has_hs) {
+		log->hs_writing = false;
+		if (p->rv == 0)
+			log->hs_seq = p->hs_seq + 1;
+	}
+	if (p->rv != 0) {
+		pthread_mutex_unlock(&log->mu);
+		return p->rv;
+	}
 	if (log->gen == p->gen && p->next > log->durable_next)
 		log->durable_next = p->next;
 	/* A failure elsewhere meanwhile is not this sync's success. */
@@ -117,7 +168,8 @@ static int finish(struct pending *p)
 /* Whether a log has anything to sync. */
 static bool has_work(const struct pending *p)
 {
-	return p->rv == 0 && (p->nfiles > 0 || p->more || p->dir);
+	return p->rv == 0 &&
+	       (p->nfiles > 0 || p->more || p->dir || p->hs_fd >= 0);
 }
 
 /* Covered by a syncfs(): what was taken is durable, and what is left on
@@ -125,6 +177,7 @@ static bool has_work(const struct pending *p)
 static void covered(struct pending *p)
 {
 	release(p);
+	close_hs(p);
 	p->dir = false;
 	if (p->more)
 		sync_each(p);
@@ -163,6 +216,7 @@ int kq__seg_log_sync(struct kq_log *log)
 	struct pending p;
 
 	take(log, &p);
+	write_hs(&p);
 	if (has_work(&p))
 		sync_each(&p);
 	if (finish(&p) == 0)
@@ -182,6 +236,8 @@ int kq__seg_log_sync_many(void *state, struct kq_log *const *logs, size_t n,
 
 		for (size_t i = 0; i < k; i++)
 			take(logs[at + i], &ps[i]);
+		for (size_t i = 0; i < k; i++)
+			write_hs(&ps[i]);
 		sync_pending(ps, k);
 		for (size_t i = 0; i < k; i++) {
 			results[at + i] = finish(&ps[i]);

@@ -703,6 +703,72 @@ static void test_leader_stops_while_asleep(void **state)
 	tb_flag(&cl.tbs[lead - 1], "failsync", 0);
 }
 
+/* Whether broker i answers PING within `secs`. */
+static int answers_within(int i, double secs)
+{
+	struct tc c;
+	struct pollfd pfd;
+	char line[64];
+	int ok;
+
+	if (tc_connect(&c, cl.tbs[i].port) != 0)
+		return 0;
+	tc_send(&c, "PING");
+	pfd.fd = c.fd;
+	pfd.events = POLLIN;
+	ok = poll(&pfd, 1, (int)(secs * 1000)) == 1 &&
+	     tc_line(&c, line, sizeof(line)) >= 0 &&
+	     strncmp(line, "PONG", 4) == 0;
+	tc_close(&c);
+	return ok;
+}
+
+/* An election's durable save of term and vote leaves the loop free: a
+ * follower whose disk holds every flush still answers its clients while
+ * it votes (its vote waits for the flush).  Thousands of elections at
+ * once, after a broker died, once held the loop for seconds. */
+static void test_votes_never_hold_the_loop(void **state)
+{
+	char status[256];
+	int lead, voter, slow = 0;
+	double end;
+
+	(void)state;
+	tcl_cmd(&cl, 0, "CRTP hsv 8 replicas=3", status, sizeof(status), NULL,
+		0);
+	assert_string_equal(status, "OK hsv 8");
+	for (int p = 0; p < 8; p++)
+		assert_true(tcl_partition_leader(&cl, "hsv", p, 30) > 0);
+	lead = tcl_partition_leader(&cl, "hsv", 0, 30);
+	voter = lead % TCL_N; /* an index other than lead's */
+	tb_flag(&cl.tbs[voter], "holdsync", 1);
+	stopped = lead - 1;
+	kill(cl.tbs[lead - 1].pid, SIGSTOP);
+	/* The followers of the stopped leader's groups campaign within a
+	 * few seconds, and the held voter saves term and vote. */
+	end = tb_now() + 12;
+	while (tb_now() < end) {
+		if (!answers_within(voter, 1.5))
+			slow++;
+		usleep(100000);
+	}
+	tb_flag(&cl.tbs[voter], "holdsync", 0);
+	kill(cl.tbs[lead - 1].pid, SIGCONT);
+	stopped = -1;
+	{
+		char log[65536];
+
+		tb_read_log(&cl.tbs[voter], log, sizeof(log));
+		if (slow)
+			fail_msg("broker %d left PING unanswered for 1.5 s %d "
+				 "times while its flushes were held:\n%s",
+				 voter + 1, slow, log);
+	}
+	/* Released, the partitions are led again. */
+	for (int p = 0; p < 8; p++)
+		assert_true(tcl_partition_leader(&cl, "hsv", p, 30) > 0);
+}
+
 /* Each test starts from nothing a test before it left, passed or not. */
 static void reset(void)
 {
@@ -790,6 +856,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failover_under_fire, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_leader_stops_while_asleep,
+						setup_sick, teardown),
+		cmocka_unit_test_setup_teardown(test_votes_never_hold_the_loop,
 						setup_sick, teardown),
 	};
 

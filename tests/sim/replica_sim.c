@@ -135,6 +135,11 @@ struct kq_store {
 	bool crash_pending;
 
 	struct kq_hard_state hs;
+	/* Staged, durable once a sync requested after it (upto >= its
+	 * seq) succeeds; a crash before keeps it or not. */
+	bool hs_staged;
+	struct kq_hard_state hs_stage;
+	uint64_t hs_stage_seq;
 	struct kq_hard_state *hs_hist; /* every version saved */
 	size_t n_hist, cap_hist;
 	int hs_fault; /* 0 none, 1 lost, 2 stale */
@@ -812,6 +817,16 @@ static int sl_save_hs(struct kq_store *st, const struct kq_hard_state *hs)
 	return 0;
 }
 
+static int sl_stage_hs(struct kq_store *st, const struct kq_hard_state *hs)
+{
+	if (st->failed)
+		return KQ_EUNAVAILABLE;
+	st->hs_staged = true;
+	st->hs_stage = *hs;
+	st->hs_stage_seq = ++st->seq;
+	return 0;
+}
+
 static int sl_load_hs(struct kq_store *st, struct kq_hard_state *hs)
 {
 	if (st->hs_fault == 1)
@@ -866,7 +881,7 @@ static const struct kq_store_api sim_logs = {
 	.term_at = sl_term_at,
 	.truncate = sl_truncate,
 	.reset = sl_reset,
-	.save_hard_state = sl_save_hs,
+	.stage_hard_state = sl_stage_hs,
 	.load_hard_state = sl_load_hs,
 	.save_snapshot = sl_save_snap,
 	.load_snapshot = sl_load_snap,
@@ -891,6 +906,10 @@ static void st_complete_syncs(struct kq_store *st, size_t n, int status)
 		for (size_t i = 0; i < st->n && st->r[i].seq <= q[n - 1].upto;
 		     i++)
 			st->r[i].durable = true;
+	if (status == 0 && st->hs_staged && st->hs_stage_seq <= q[n - 1].upto) {
+		st->hs_staged = false;
+		sl_save_hs(st, &st->hs_stage);
+	}
 	for (size_t i = 0; i < n; i++)
 		q[i].cb(q[i].req, status);
 	free(q);
@@ -961,7 +980,10 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 			    "node %d sends term %" PRIu64 " before saving it "
 			    "(saved %" PRIu64 ")",
 			    nd->id, m->term, nd->st.hs.term);
+	/* A grant needs the vote durable, or a later term: either way no
+	 * restart can give that term's vote to another. */
 	if (m->type == KQ__RAFT_MSG_VOTE_RESP && !m->reject &&
+	    nd->st.hs.term <= m->term &&
 	    (nd->st.hs.vote != m->to || nd->st.hs.term != m->term))
 		sim_violate(&s->w.clock,
 			    "node %d grants a vote it did not save", nd->id);
@@ -1553,6 +1575,10 @@ static void crash_node(struct sim *s, struct node *nd, const char *why)
 	st->sync_scheduled = false;
 	st_complete_syncs(st, SIZE_MAX, -EIO);
 	run_later(nd);
+	/* A staged hard state may have reached the disk, whole. */
+	if (st->hs_staged && chance(&s->w.rng, 50))
+		sl_save_hs(st, &st->hs_stage);
+	st->hs_staged = false;
 	while (k < st->n && st->r[k].durable)
 		k++;
 	keep = k;
@@ -1617,7 +1643,9 @@ static void after_step(struct sim *s, struct node *nd)
 		return;
 	}
 	nd->fault_step = nd->forged_step = false;
-	if (!nd->g->running &&
+	/* While term and vote are being made durable, no ready is taken:
+	 * the core may hold entries not written yet. */
+	if (!nd->g->running && !nd->g->hs_saving &&
 	    kq__raft_last_index(nd->g->r) + 1 != st_end_seen(&nd->st))
 		sim_violate(&s->w.clock,
 			    "node %d core log ends at %" PRIu64

@@ -286,6 +286,13 @@ static int mem_save_hs(struct kq_log *log, const struct kq_hard_state *hs)
 	return 0;
 }
 
+/* Durable by the next sync: this log is durable at once. */
+static int mem_stage_hs(struct kq_log *log, const struct kq_hard_state *hs)
+{
+	log->hs = *hs;
+	return 0;
+}
+
 static int mem_load_hs(struct kq_log *log, struct kq_hard_state *hs)
 {
 	*hs = log->hs;
@@ -349,6 +356,7 @@ static const struct kq_storage_ops mem_ops = {
 	.compact = mem_compact,
 	.retention_point = mem_retention_point,
 	.save_hard_state = mem_save_hs,
+	.stage_hard_state = mem_stage_hs,
 	.load_hard_state = mem_load_hs,
 	.save_snapshot = mem_save_snapshot,
 	.load_snapshot = mem_load_snapshot,

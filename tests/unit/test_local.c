@@ -141,7 +141,7 @@ static int st_reset(struct kq_store *st, uint64_t next)
 	return -EINVAL;
 }
 
-static int st_save_hs(struct kq_store *st, const struct kq_hard_state *hs)
+static int st_stage_hs(struct kq_store *st, const struct kq_hard_state *hs)
 {
 	(void)st, (void)hs;
 	fail();
@@ -205,7 +205,7 @@ static const struct kq_store_api store_api = {
 	.term_at = st_term_at,
 	.truncate = st_truncate,
 	.reset = st_reset,
-	.save_hard_state = st_save_hs,
+	.stage_hard_state = st_stage_hs,
 	.load_hard_state = st_load_hs,
 	.save_snapshot = st_save_snapshot,
 	.load_snapshot = st_load_snapshot,

@@ -1102,6 +1102,51 @@ static void write_file(const char *path, const void *buf, size_t len)
 	fclose(fp);
 }
 
+/* A staged hard state is written and made durable by the next sync, of
+ * one log or many; until then the last durable one stays, and a save
+ * on the loop waits its turn. */
+static void test_staged_hard_state(void **state)
+{
+	struct fx *f = *state;
+	struct kq_hard_state hs = {5, 1}, in;
+	struct kq_log *logs[1];
+	int res[1];
+
+	f->log = t_open(f->mod, f->dir, 0);
+	assert_int_equal(t_ops->save_hard_state(f->log, &hs), 0);
+	hs = (struct kq_hard_state){6, 2};
+	assert_int_equal(t_ops->stage_hard_state(f->log, &hs), 0);
+	assert_int_equal(t_ops->save_hard_state(f->log, &hs), KQ_EBUSY);
+	/* Staged again before a sync took it: the newer one replaces it. */
+	hs = (struct kq_hard_state){7, 3};
+	assert_int_equal(t_ops->stage_hard_state(f->log, &hs), 0);
+	assert_int_equal(t_ops->sync(f->log), 0);
+	reopen(f, 0);
+	assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
+	assert_int_equal(in.term, 7);
+	assert_int_equal(in.vote, 3);
+	/* Not synced: the restart finds the one before, whole. */
+	hs = (struct kq_hard_state){8, 0};
+	assert_int_equal(t_ops->stage_hard_state(f->log, &hs), 0);
+	reopen(f, 0);
+	assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
+	assert_int_equal(in.term, 7);
+	/* Through sync_many, alternating copies. */
+	for (uint64_t t = 9; t < 12; t++) {
+		hs = (struct kq_hard_state){t, t % 3};
+		assert_int_equal(t_ops->stage_hard_state(f->log, &hs), 0);
+		logs[0] = f->log;
+		assert_int_equal(t_ops->sync_many(f->mod, logs, 1, res), 0);
+		assert_int_equal(res[0], 0);
+	}
+	assert_int_equal(t_ops->save_hard_state(f->log, &hs), 0);
+	reopen(f, 0);
+	assert_int_equal(t_ops->load_hard_state(f->log, &in), 0);
+	assert_int_equal(in.term, 11);
+	assert_int_equal(in.vote, 2);
+	assert_int_equal(t_file_size(f->dir, "raft.state"), 8192);
+}
+
 static void test_hard_state(void **state)
 {
 	struct fx *f = *state;
@@ -1304,6 +1349,7 @@ int main(void)
 		T(test_open_files_bounded_without_sync),
 		T(test_dropped_segment_lets_its_file_go),
 		T(test_hard_state),
+		T(test_staged_hard_state),
 		T(test_snapshot),
 		T(test_sync_thread),
 	};

@@ -1741,7 +1741,17 @@ struct hs_sweep {
 	struct new_log_sweep sw;
 	int ok, tried; /* of hs_sweep: the last saved, the last tried */
 	unsigned torn, in_place;
+	bool staged; /* each staged and made durable by a sync */
 };
+
+static int hs_sweep_save(struct hs_sweep *h, struct kq_log *log)
+{
+	const struct kq_hard_state *hs = &hs_sweep[h->tried];
+
+	if (!h->staged)
+		return t_ops->save_hard_state(log, hs);
+	return t_ops->stage_hard_state(log, hs) ? -1 : t_ops->sync(log);
+}
 
 static void hs_sweep_run(struct new_log_sweep *sw, struct kq_log *log)
 {
@@ -1751,7 +1761,7 @@ static void hs_sweep_run(struct new_log_sweep *sw, struct kq_log *log)
 	if (log == NULL)
 		return;
 	for (h->tried = 1; h->tried < 4; h->tried++) {
-		if (t_ops->save_hard_state(log, &hs_sweep[h->tried]) != 0)
+		if (hs_sweep_save(h, log) != 0)
 			break;
 		h->ok = h->tried;
 	}
@@ -1786,12 +1796,27 @@ static void hs_sweep_check(struct new_log_sweep *sw, struct kq_log *log,
  * as damage. */
 static void test_hard_state_crash_sweep(void **state)
 {
-	struct hs_sweep h = {{hs_sweep_run, hs_sweep_check, 0}, 0, 0, 0, 0};
+	struct hs_sweep h = {
+		{hs_sweep_run, hs_sweep_check, 0}, 0, 0, 0, 0, false};
 
 	(void)state;
 	new_log_crash_sweep(&h.sw);
 	/* The sweep reached crashes before the settle that left raft.state
 	 * empty or short, and runs whose saves all went in place. */
+	assert_true(h.sw.crashes > 100);
+	assert_true(h.torn > 0);
+	assert_true(h.in_place > 0);
+}
+
+/* The same saves staged, each made durable by a sync, which settles the
+ * new log before it writes in place. */
+static void test_staged_hard_state_crash_sweep(void **state)
+{
+	struct hs_sweep h = {
+		{hs_sweep_run, hs_sweep_check, 0}, 0, 0, 0, 0, true};
+
+	(void)state;
+	new_log_crash_sweep(&h.sw);
 	assert_true(h.sw.crashes > 100);
 	assert_true(h.torn > 0);
 	assert_true(h.in_place > 0);
@@ -2021,6 +2046,7 @@ int run_fault_tests(void)
 		T(test_snapshot_sweep),
 		T(test_snapshot_crash_sweep),
 		T(test_hard_state_crash_sweep),
+		T(test_staged_hard_state_crash_sweep),
 		T(test_new_log_records_crash_sweep),
 	};
 

@@ -784,6 +784,7 @@ void kq__raft_advance(struct kq__raft *r, struct kq__raft_ready *rd)
 
 VIEW(enum kq__raft_role, kq__raft_role, r->role)
 VIEW(uint64_t, kq__raft_term, r->term)
+VIEW(uint64_t, kq__raft_vote, r->vote)
 VIEW(uint64_t, kq__raft_leader, r->lead)
 VIEW(uint64_t, kq__raft_commit, r->commit)
 VIEW(uint64_t, kq__raft_last_index, kq__raft_log_last(&r->log))

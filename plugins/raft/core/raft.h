@@ -295,11 +295,14 @@ void kq__raft_ready(struct kq__raft *r, struct kq__raft_ready *rd);
 void kq__raft_advance(struct kq__raft *r, struct kq__raft_ready *rd);
 
 /* Read-only views for the adapter, tests and the simulation: the role,
- * current term, known leader (KQ__RAFT_NONE when unknown), commit index,
+ * current term, vote in it (KQ__RAFT_NONE: none; with the term, the hard
+ * state the next ready hands out), known leader (KQ__RAFT_NONE when
+ * unknown), commit index,
  * last index, first index held (snapshot index + 1), the bytes the log
  * cache holds and the index through which the own log is known durable. */
 enum kq__raft_role kq__raft_role(const struct kq__raft *r);
 uint64_t kq__raft_term(const struct kq__raft *r);
+uint64_t kq__raft_vote(const struct kq__raft *r);
 uint64_t kq__raft_leader(const struct kq__raft *r);
 uint64_t kq__raft_commit(const struct kq__raft *r);
 uint64_t kq__raft_last_index(const struct kq__raft *r);
