@@ -393,10 +393,23 @@ static int store_term_at(struct kq_store *pl, uint64_t off, uint64_t *term)
 	return pl->b->sops->term_at(pl->log, off, term);
 }
 
+/* Records from `end` on were dropped (or may be, if the drop failed), and
+ * what is appended there next is durable only once a later sync ends: the
+ * sync running now must not raise durable_end past `end` either, or a
+ * reopen would keep records never synced and count them acknowledged. */
+static void cut_durable(struct kq_store *pl, uint64_t end)
+{
+	if (pl->durable_end > end)
+		pl->durable_end = end;
+	if (pl->sync_target > end)
+		pl->sync_target = end;
+}
+
 static int store_truncate(struct kq_store *pl, uint64_t from)
 {
 	int rv = pl->b->sops->truncate(pl->log, from);
 
+	cut_durable(pl, from);
 	if (rv != 0)
 		note_failure(pl, rv);
 	return rv;
@@ -406,7 +419,10 @@ static int store_reset(struct kq_store *pl, uint64_t next)
 {
 	int rv = pl->b->sops->reset(pl->log, next);
 
-	if (rv != 0)
+	cut_durable(pl, next);
+	if (rv == 0)
+		pl->durable_end = next; /* durable when it returns */
+	else
 		note_failure(pl, rv);
 	return rv;
 }

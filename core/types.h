@@ -34,7 +34,8 @@ struct kq_store {
 	int failed;   /* the first write or sync error: the log is reopened
 		       * (see kq__defer_reopen) */
 	uint64_t sync_target; /* next offset when the running sync began */
-	uint64_t durable_end; /* next offset covered by the last good sync */
+	uint64_t durable_end; /* next offset covered by the last good sync,
+			       * lowered by a truncate or reset */
 	int listed;	      /* on b->sync_list */
 	struct kq_store *next_listed;
 	struct kq_store *prev_all, *next_all;

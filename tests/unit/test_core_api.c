@@ -87,6 +87,10 @@ static int mem_policy = KQ_SYNC_ALWAYS;
 static uint32_t mem_interval_ms = 1000;
 static unsigned mem_syncs;
 static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
+/* While set, every sync() waits on the worker thread (a slow disk), so
+ * the test can act while it runs; mem_unstall() lets them go. */
+static int mem_stall;
+static pthread_cond_t mem_stall_cond = PTHREAD_COND_INITIALIZER;
 
 static int mem_init(const struct kq_host *host, void **state)
 {
@@ -168,12 +172,22 @@ static int mem_sync(struct kq_log *log)
 	int rv;
 
 	pthread_mutex_lock(&mem_lock);
+	while (mem_stall)
+		pthread_cond_wait(&mem_stall_cond, &mem_lock);
 	mem_syncs++;
 	rv = mem_sync_error;
 	if (rv)
 		log->failed = rv;
 	pthread_mutex_unlock(&mem_lock);
 	return rv;
+}
+
+static void mem_unstall(void)
+{
+	pthread_mutex_lock(&mem_lock);
+	mem_stall = 0;
+	pthread_cond_broadcast(&mem_stall_cond);
+	pthread_mutex_unlock(&mem_lock);
 }
 
 /* Calls of sync_many and the logs they covered, for the test that a
@@ -827,6 +841,7 @@ static int teardown(void **state)
 
 	(void)state;
 	held_here();
+	mem_unstall(); /* a test that failed midway may leave syncs waiting */
 	gate.hold = 0;
 	gate_release();
 	/* A consensus module ends the calls it still has at its stop. */
@@ -2320,6 +2335,123 @@ static void test_meta_reopen_keeps_what_it_acknowledged(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* ------------------------------------------------------------ cuts */
+
+/* A sync request made straight on a store, and its answer. */
+struct store_sync {
+	struct kq_sync_req req;
+	int done, status;
+};
+
+static void on_store_synced(struct kq_sync_req *req, int status)
+{
+	struct store_sync *ss = req->data;
+
+	ss->done++;
+	ss->status = status;
+}
+
+static void store_sync(struct kq_store *st, struct store_sync *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	ss->req.data = ss;
+	assert_int_equal(gate.store->sync(st, &ss->req, on_store_synced), 0);
+}
+
+/* Appends n records from offset `from` to st straight, as a consensus
+ * module replacing a suffix would. */
+static void store_append_at(struct kq_store *st, uint64_t from, size_t n)
+{
+	struct kq_record recs[4];
+
+	assert_true(n <= 4);
+	for (size_t i = 0; i < n; i++)
+		recs[i] = (struct kq_record){.offset = from + i,
+					     .term = 2,
+					     .value = "new",
+					     .value_len = 3};
+	assert_int_equal(gate.store->append(st, recs, n), 0);
+}
+
+/* The store of topic "t"'s one partition, holding m0..m2, all synced. */
+static struct kq_store *three_synced(struct kq__partition **out)
+{
+	struct kq__partition *p;
+
+	create("t", 1);
+	publish_stored("m0");
+	publish_stored("m1");
+	publish_stored("m2");
+	p = &kq__topic_get(b, "t")->parts[0];
+	assert_int_equal(p->store.durable_end, 3);
+	*out = p;
+	return &p->store;
+}
+
+/* A truncate after a good sync, then records appended where it cut that
+ * fail their sync: the reopen keeps nothing from the cut on, though the
+ * storage still holds them (a page cache), since none was made durable.
+ * A Raft follower replacing a conflicting suffix would otherwise count
+ * the new entries persisted and acknowledge them. */
+static void test_truncate_then_failed_sync_keeps_nothing_past_it(void **state)
+{
+	static struct store_sync ss; /* answered even after a failure */
+	struct kq__partition *p;
+	struct kq_store *st;
+
+	(void)state;
+	st = three_synced(&p);
+	assert_int_equal(gate.store->truncate(st, 1), 0);
+	store_append_at(st, 1, 2);
+	mem_sync_error = -EIO;
+	store_sync(st, &ss);
+	run_until(&ss.done);
+	assert_true(ss.status < 0);
+	mem_sync_error = 0;
+	for (double end = now_s() + 10; st->failed || !p->group;) {
+		assert_true(now_s() < end);
+		run_for(0.1);
+	}
+	assert_int_equal(st->durable_end, 1);
+	assert_int_equal(gate.store->next_offset(st), 1);
+}
+
+/* A truncate (reset: a reset to 1) lands while a sync runs, begun when
+ * the log ended at 5: the sync covers nothing from the cut on, so when
+ * it ends, what the store counts durable ends at the cut. */
+static void cut_during_sync(int reset)
+{
+	static struct store_sync ss; /* answered even after a failure */
+	struct kq__partition *p;
+	struct kq_store *st;
+
+	st = three_synced(&p);
+	store_append_at(st, 3, 2);
+	mem_stall = 1;
+	store_sync(st, &ss);
+	run_until(&st->sync_running);
+	if (reset)
+		assert_int_equal(gate.store->reset(st, 1), 0);
+	else
+		assert_int_equal(gate.store->truncate(st, 1), 0);
+	mem_unstall();
+	run_until(&ss.done);
+	assert_int_equal(ss.status, 0);
+	assert_int_equal(st->durable_end, 1);
+}
+
+static void test_truncate_during_sync_is_not_durable(void **state)
+{
+	(void)state;
+	cut_during_sync(0);
+}
+
+static void test_reset_during_sync_is_not_durable(void **state)
+{
+	(void)state;
+	cut_during_sync(1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2336,6 +2468,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_meta_reopen_keeps_what_it_acknowledged, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_truncate_then_failed_sync_keeps_nothing_past_it,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_truncate_during_sync_is_not_durable, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_reset_during_sync_is_not_durable, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_syncs_of_a_turn_go_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_reads_advance, setup,
