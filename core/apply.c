@@ -11,6 +11,7 @@
 
 #include "apply.h"
 #include "cgroup.h"
+#include "commit.h"
 #include "create.h"
 #include "idfloor.h"
 #include "log.h"
@@ -79,6 +80,8 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 	}
 }
 
+/* An offsets record, applied here as on every broker, the one that
+ * proposed it included: committed offsets change only in log order. */
 static void apply_offsets(struct kq_broker *b, json_t *rec)
 {
 	const char *topic = json_string_value(json_object_get(rec, "topic"));
@@ -86,15 +89,8 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 	json_t *offsets = json_object_get(rec, "offsets"), *pair;
 	struct kq__topic *t = topic ? kq__topic_get(b, topic) : NULL;
 	int set = json_is_true(json_object_get(rec, "set"));
-	json_int_t from = json_integer_value(json_object_get(rec, "broker"));
-	json_int_t boot = json_integer_value(json_object_get(rec, "boot"));
 	struct kq__cgroup *g;
 	size_t i;
-
-	/* This run made the change in memory when it proposed it, and may
-	 * have made later ones since: applying it again would undo them. */
-	if (from == b->cfg->broker_id && (uint64_t)boot == b->boot_id)
-		return;
 
 	if (!t || !group || !json_is_array(offsets))
 		return;
@@ -105,15 +101,128 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 	{
 		json_int_t p = json_integer_value(json_array_get(pair, 0));
 		json_int_t off = json_integer_value(json_array_get(pair, 1));
+		json_t *seeks = json_array_get(pair, 2);
 
-		/* Acknowledged offsets only move forward; a record that
-		 * sets one (CMIT with an offset) may move it back. */
-		if (p >= 0 && p < (json_int_t)t->nparts && off >= 0 &&
-		    ((uint64_t)off > g->committed[p] || set))
+		if (p < 0 || p >= (json_int_t)t->nparts || off < 0)
+			continue;
+		if (set) {
+			/* CMIT with an offset: forward or back, and what
+			 * was handed out before it is not acknowledged. */
+			g->committed[p] = (uint64_t)off;
+			g->seeks[p]++;
+			kq__commit_seeked(g, (uint32_t)p);
+			continue;
+		}
+		/* An acknowledgement only moves forward, and only when no
+		 * CMIT with an offset came between its batch and it. */
+		if ((!seeks ||
+		     (uint64_t)json_integer_value(seeks) == g->seeks[p]) &&
+		    (uint64_t)off > g->committed[p])
 			g->committed[p] = (uint64_t)off;
 	}
 	/* A record that left nothing committed keeps no group alive. */
 	kq__cgroup_release(g);
+}
+
+/* The [partition, value] pairs of `pairs` into out[nparts] (0 elsewhere). */
+static void snapshot_pairs(json_t *pairs, uint64_t *out, uint32_t nparts)
+{
+	json_t *pair;
+	size_t i;
+
+	memset(out, 0, nparts * sizeof(*out));
+	json_array_foreach(pairs, i, pair)
+	{
+		json_int_t p = json_integer_value(json_array_get(pair, 0));
+		json_int_t v = json_integer_value(json_array_get(pair, 1));
+
+		if (p >= 0 && p < (json_int_t)nparts && v > 0)
+			out[p] = (uint64_t)v;
+	}
+}
+
+/* Sets g's offsets to the snapshot item's (none when NULL). */
+static int replace_offsets(struct kq__cgroup *g, json_t *item)
+{
+	uint32_t n = g->topic->nparts;
+	uint64_t *c = malloc(2 * (size_t)n * sizeof(*c)), *s = c + n;
+
+	if (!c)
+		return -ENOMEM;
+	snapshot_pairs(json_object_get(item, "offsets"), c, n);
+	snapshot_pairs(json_object_get(item, "seeks"), s, n);
+	for (uint32_t p = 0; p < n; p++) {
+		if (s[p] != g->seeks[p])
+			kq__commit_seeked(g, p);
+		g->committed[p] = c[p];
+		g->seeks[p] = s[p];
+	}
+	free(c);
+	return 0;
+}
+
+/* A snapshot's offsets replace those held: lower ones too, and a group
+ * it does not list has none (its members are the roster's). */
+static int restore_offsets(struct kq_broker *b, json_t *doc)
+{
+	struct kq__map_entry *te = NULL, *ge;
+	json_t *item;
+	size_t i;
+	int rv;
+
+	while ((te = kq__map_next(&b->topics, te))) {
+		struct kq__topic *t = te->value;
+
+		for (ge = kq__map_next(&t->cgroups, NULL); ge;
+		     ge = kq__map_next(&t->cgroups, ge))
+			((struct kq__cgroup *)ge->value)->listed = 0;
+	}
+	json_array_foreach(json_object_get(doc, "offsets"), i, item)
+	{
+		const char *topic =
+			json_string_value(json_object_get(item, "topic"));
+		const char *group =
+			json_string_value(json_object_get(item, "group"));
+		struct kq__topic *t = topic ? kq__topic_get(b, topic) : NULL;
+		struct kq__cgroup *g =
+			t && group
+				? kq__cgroup_get(t, group, KQ__CGROUP_RECORDED)
+				: NULL;
+
+		if (!g)
+			continue;
+		g->listed = 1;
+		if ((rv = replace_offsets(g, item)) != 0)
+			return rv;
+	}
+	te = NULL;
+	while ((te = kq__map_next(&b->topics, te))) {
+		struct kq__topic *t = te->value;
+
+		for (ge = kq__map_next(&t->cgroups, NULL); ge;
+		     ge = kq__map_next(&t->cgroups, ge)) {
+			struct kq__cgroup *g = ge->value;
+
+			if (!g->listed && (rv = replace_offsets(g, NULL)) != 0)
+				return rv;
+		}
+	}
+	return 0;
+}
+
+/* Frees the groups a restore left with no member and no offset. */
+static void release_groups(struct kq_broker *b)
+{
+	struct kq__map_entry *te = NULL, *ge, *next;
+
+	while ((te = kq__map_next(&b->topics, te))) {
+		struct kq__topic *t = te->value;
+
+		for (ge = kq__map_next(&t->cgroups, NULL); ge; ge = next) {
+			next = kq__map_next(&t->cgroups, ge);
+			kq__cgroup_release(ge->value);
+		}
+	}
 }
 
 /* A standalone broker also keeps its subscription id limit in a file of
@@ -207,7 +316,8 @@ static void apply(void *ctx, const struct kq_record *r)
 
 /* The whole metadata state as one JSON document: topics (as their
  * creation records, with their group ids), committed offsets and the
- * subscription id reservation. */
+ * subscription id reservation.  Applied state only: what this broker
+ * proposed and is not applied yet is not in it. */
 static int snapshot(void *ctx, void **data, size_t *len)
 {
 	struct kq_broker *b = ctx;
@@ -233,9 +343,9 @@ static int snapshot(void *ctx, void **data, size_t *len)
 		for (struct kq__map_entry *ge = kq__map_next(&t->cgroups, NULL);
 		     ge; ge = kq__map_next(&t->cgroups, ge)) {
 			struct kq__cgroup *g = ge->value;
-			json_t *pairs = json_array();
+			json_t *pairs = json_array(), *seeks = json_array();
 
-			for (uint32_t p = 0; p < t->nparts; p++)
+			for (uint32_t p = 0; p < t->nparts; p++) {
 				if (g->committed[p])
 					json_array_append_new(
 						pairs,
@@ -243,9 +353,18 @@ static int snapshot(void *ctx, void **data, size_t *len)
 							"[I,I]", (json_int_t)p,
 							(json_int_t)g->committed
 								[p]));
+				if (g->seeks[p])
+					json_array_append_new(
+						seeks,
+						json_pack("[I,I]",
+							  (json_int_t)p,
+							  (json_int_t)
+								  g->seeks[p]));
+			}
 			json_t *item =
-				json_pack("{s:s, s:s, s:o}", "topic", t->name,
-					  "group", g->name, "offsets", pairs);
+				json_pack("{s:s, s:s, s:o, s:o}", "topic",
+					  t->name, "group", g->name, "offsets",
+					  pairs, "seeks", seeks);
 
 			if (item)
 				kq__roster_snapshot_group(g, item);
@@ -277,6 +396,7 @@ static int restore(void *ctx, const void *data, size_t len)
 	json_t *doc, *item;
 	json_int_t limit;
 	size_t i;
+	int rv;
 
 	if (b->meta_reopening)
 		return 0; /* the snapshot of a state this run holds */
@@ -294,11 +414,15 @@ static int restore(void *ctx, const void *data, size_t len)
 			    (uint64_t)json_integer_value(
 				    json_object_get(item, "group_base")));
 	}
-	json_array_foreach(json_object_get(doc, "offsets"), i, item)
-	{
-		apply_offsets(b, item);
+	/* It replaces the state: a snapshot installed at runtime holds what
+	 * the records this broker missed made of it. */
+	rv = restore_offsets(b, doc);
+	if (rv != 0) {
+		json_decref(doc);
+		return rv;
 	}
 	kq__roster_restore(b, doc);
+	release_groups(b);
 	/* Ids below the limit belong to earlier blocks; this run reserves
 	 * its own. */
 	limit = json_integer_value(json_object_get(doc, "sub_id_limit"));

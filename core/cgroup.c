@@ -28,6 +28,7 @@ void kq__cgroup_member_free(struct kq_broker *b, struct kq__member *m)
 	/* What it was handed and never acknowledged goes to the group's
 	 * next reader. */
 	free(m->handed);
+	free(m->acking);
 	free(m);
 }
 
@@ -39,6 +40,7 @@ void kq__cgroup_free(struct kq__cgroup *g)
 	free(g->members);
 	free(g->owner);
 	free(g->committed);
+	free(g->seeks);
 	free(g);
 }
 
@@ -59,7 +61,8 @@ struct kq__cgroup *kq__cgroup_get(struct kq__topic *t, const char *name,
 	g->topic = t;
 	g->owner = calloc(t->nparts, sizeof(*g->owner));
 	g->committed = calloc(t->nparts, sizeof(*g->committed));
-	if (!g->name || !g->owner || !g->committed ||
+	g->seeks = calloc(t->nparts, sizeof(*g->seeks));
+	if (!g->name || !g->owner || !g->committed || !g->seeks ||
 	    kq__map_put(&t->cgroups, name, strlen(name), g) != 0) {
 		kq__cgroup_free(g);
 		return NULL;

@@ -44,51 +44,99 @@ int kq__member_find(struct kq_broker *b, const char *topic, uint64_t sub_id,
 	return 0;
 }
 
-/* A CMIT whose offsets record was proposed: answered once it is applied
- * here, so that OK means stored. */
+uint64_t kq__commit_position(const struct kq__member *m, uint32_t p)
+{
+	uint64_t c = m->cgroup->committed[p];
+
+	return m->acking && m->acking[p] > c ? m->acking[p] : c;
+}
+
+void kq__commit_seeked(struct kq__cgroup *g, uint32_t p)
+{
+	for (size_t i = 0; i < g->nmembers; i++) {
+		struct kq__member *m = g->members[i];
+
+		if (m->handed)
+			m->handed[p] = 0;
+		if (m->acking)
+			m->acking[p] = 0;
+	}
+}
+
+/* An offsets record proposed: a CMIT (req) is answered once it is applied
+ * here, so that OK means stored; an acknowledgement's offsets stop
+ * counting in m->acking once the record is applied or lost. */
 struct storing {
 	struct kq_broker *b;
 	struct kq_req *req;
+	uint64_t sub_id;
+	size_t n;
+	uint64_t acked[]; /* [3 * n] partition, offset, m->acking before */
 };
 
 static void stored(void *ctx, int status)
 {
 	struct storing *st = ctx;
+	struct kq__member *m =
+		kq__map_get(&st->b->subs, &st->sub_id, sizeof(st->sub_id));
 
-	kq__defer_complete(st->b, st->req,
-			   status ? kq__meta_refused(st->b, st->req, status)
-				  : 0);
+	for (size_t i = 0; m && m->acking && i < st->n; i++)
+		if (m->acking[st->acked[3 * i]] == st->acked[3 * i + 1])
+			m->acking[st->acked[3 * i]] = 0;
+	if (st->req)
+		kq__defer_complete(
+			st->b, st->req,
+			status ? kq__meta_refused(st->b, st->req, status) : 0);
 	free(st);
 }
 
-/* Stores the group's committed offsets of the partitions in `parts` (n
- * of them) in the metadata log, so they survive a restart; `set` makes
- * them replace the stored ones even when lower.  With a request, it
- * completes once the record is applied here; otherwise a failure is only
- * logged (the batch is delivered again).  Returns 0, or an error with
- * the request's errmsg filled (it does not complete). */
-static int store_offsets(struct kq_broker *b, struct kq__cgroup *g,
-			 const uint32_t *parts, size_t n, int set,
-			 struct kq_req *req)
+/* Proposes the offsets of member m's group for the partitions in `parts`
+ * (n of them): with `set` (CMIT with an offset) `offs` replaces them,
+ * forward or back; otherwise (an acknowledgement, of what m was handed)
+ * `offs` moves them forward, unless a CMIT with an offset was applied
+ * first.  Nothing changes before the record is applied, here as on every
+ * broker.  With a request, it completes once the record is applied here;
+ * otherwise a failure is only logged (the batch is delivered again).
+ * Returns 0, or an error with the request's errmsg filled (it does not
+ * complete). */
+static int store_offsets(struct kq_broker *b, struct kq__member *m,
+			 const uint32_t *parts, const uint64_t *offs, size_t n,
+			 int set, struct kq_req *req)
 {
+	struct kq__cgroup *g = m->cgroup;
 	json_t *offsets = json_array(), *rec = NULL;
-	struct storing *st = req ? malloc(sizeof(*st)) : NULL;
+	struct storing *st = malloc(sizeof(*st) + 3 * n * sizeof(uint64_t));
 	int rv = -ENOMEM;
 
 	for (size_t i = 0; offsets && i < n; i++)
 		json_array_append_new(
-			offsets, json_pack("[I,I]", (json_int_t)parts[i],
-					   (json_int_t)g->committed[parts[i]]));
+			offsets,
+			set ? json_pack("[I,I]", (json_int_t)parts[i],
+					(json_int_t)offs[i])
+			    : json_pack("[I,I,I]", (json_int_t)parts[i],
+					(json_int_t)offs[i],
+					(json_int_t)g->seeks[parts[i]]));
 	if (offsets)
+		/* It names its sender, as forwarded records must
+		 * (serve.c). */
 		rec = json_pack("{s:s, s:s, s:s, s:o, s:b, s:i, s:I}", "type",
 				"offsets", "topic", g->topic->name, "group",
 				g->name, "offsets", offsets, "set", set,
 				"broker", b->cfg->broker_id, "boot",
 				(json_int_t)b->boot_id);
-	if (rec && (!req || st)) {
-		if (st)
-			*st = (struct storing){b, req};
-		rv = kq__meta_propose(b, rec, st ? stored : NULL, st);
+	if (rec && st) {
+		*st = (struct storing){b, req, m->sub_id, set ? 0 : n};
+		/* Counted before the proposal, in case its callback comes
+		 * at once. */
+		for (size_t i = 0; !set && i < n; i++) {
+			st->acked[3 * i] = parts[i];
+			st->acked[3 * i + 1] = offs[i];
+			st->acked[3 * i + 2] = m->acking[parts[i]];
+			m->acking[parts[i]] = offs[i];
+		}
+		rv = kq__meta_propose(b, rec, stored, st);
+		for (size_t i = 0; rv != 0 && i < st->n; i++)
+			m->acking[parts[i]] = st->acked[3 * i + 2];
 	}
 	json_decref(rec);
 	if (rv == 0)
@@ -120,75 +168,62 @@ static int acknowledge(struct kq_broker *b, struct kq__member *m,
 {
 	struct kq__cgroup *g = m->cgroup;
 	uint32_t nparts = g->topic->nparts, *parts;
-	uint64_t *was;
+	uint64_t *offs;
 	size_t n = 0;
 	int rv = 0;
 
 	if (!m->handed)
 		return req ? unchanged(b, req) : 0;
-	was = malloc(nparts * (sizeof(*was) + sizeof(*parts)));
-	parts = was ? (uint32_t *)(was + nparts) : NULL;
-	if (!was && req)
+	offs = malloc(nparts * (sizeof(*offs) + sizeof(*parts)));
+	parts = offs ? (uint32_t *)(offs + nparts) : NULL;
+	if (!offs && req)
 		return kq__req_fail(req, -ENOMEM, "out of memory");
-	for (uint32_t i = 0; i < nparts; i++) {
+	for (uint32_t i = 0; parts && i < nparts; i++) {
 		if (g->owner[i] == m->sub_id &&
-		    m->handed[i] > g->committed[i]) {
-			if (parts) {
-				was[n] = g->committed[i];
-				parts[n++] = i;
-			}
-			g->committed[i] = m->handed[i];
+		    m->handed[i] > kq__commit_position(m, i)) {
+			offs[n] = m->handed[i];
+			parts[n++] = i;
 		}
 	}
 	if (n) {
 		if (req)
 			req->result.commit.changed = (uint32_t)n;
-		rv = store_offsets(b, g, parts, n, 0, req);
+		rv = store_offsets(b, m, parts, offs, n, 0, req);
 	} else if (req) {
 		rv = unchanged(b, req);
 	}
 	/* A CMIT refused at once changes nothing: the batch is still
 	 * handed out, and acknowledged by the next try. */
-	for (size_t k = 0; rv < 0 && req && k < n; k++)
-		g->committed[parts[k]] = was[k];
 	if (rv == 0 || !req)
 		for (uint32_t i = 0; i < nparts; i++)
 			m->handed[i] = 0;
-	free(was);
+	free(offs);
 	return rv;
 }
 
 /* Sets the group's committed offset of partition p to `offset`, given
- * the partition's end. */
+ * the partition's end.  It changes when the record is applied, which
+ * also drops the batches handed out before on every broker
+ * (kq__commit_seeked). */
 static int seek(struct kq_broker *b, struct kq_req *req, struct kq__member *m,
 		uint32_t p, uint64_t offset, uint64_t end)
 {
 	struct kq__cgroup *g = m->cgroup;
-	uint64_t was = g->committed[p];
-	int rv;
 
 	if (offset > end)
 		return kq__req_fail(req, KQ_EBADARG,
 				    "offset %" PRIu64
 				    " is past the end of %s-%u (%" PRIu64 ")",
 				    offset, g->topic->name, p, end);
-	if (was == offset) {
-		rv = unchanged(b, req);
-	} else {
-		g->committed[p] = offset;
+	if (g->committed[p] != offset || kq__commit_position(m, p) != offset) {
 		req->result.commit.changed = 1;
-		rv = store_offsets(b, g, &p, 1, 1, req);
+		return store_offsets(b, m, &p, &offset, 1, 1, req);
 	}
-	if (rv < 0) { /* refused at once: nothing changed */
-		g->committed[p] = was;
-		return rv;
-	}
-	/* The position set here wins over a batch handed out before, and
-	 * over one a read still running hands out. */
+	/* Already there: nothing to store, only the batch handed out here
+	 * is not acknowledged. */
 	if (m->handed)
 		m->handed[p] = 0;
-	g->seeks++;
-	return 0;
+	return unchanged(b, req);
 }
 
 /* The member sub_id of `topic`, holding partition `part`. */

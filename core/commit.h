@@ -10,6 +10,14 @@ int kq__member_find(struct kq_broker *b, const char *topic, uint64_t sub_id,
 /* Commits what m was handed and has not acknowledged (CONS asking for
  * more); a failure to store it is logged, and the batch comes again. */
 void kq__commit_acknowledge(struct kq_broker *b, struct kq__member *m);
+/* Where a read of m's partition p from the committed offset starts on
+ * this broker: the group's committed offset, or past it what m
+ * acknowledged here and is being stored. */
+uint64_t kq__commit_position(const struct kq__member *m, uint32_t p);
+/* A CMIT with an offset of g's partition p was applied (or a snapshot
+ * changed its count of them): batches handed out before on this broker,
+ * and acknowledgements of them being stored, no longer count. */
+void kq__commit_seeked(struct kq__cgroup *g, uint32_t p);
 /* At a stop: CMITs waiting for a partition's end from another broker are
  * answered now, ERR UNAVAILABLE. */
 void kq__commit_stop(struct kq_broker *b);

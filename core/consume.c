@@ -24,13 +24,13 @@ struct part_cursor {
 	uint64_t end;	/* committed end when the read began (remote:
 			 * UINT64_MAX until the first chunk tells) */
 	uint64_t start; /* pos at the start */
+	uint64_t seeks; /* the group's CMITs with an offset of it at open */
 };
 
 struct cursor {
 	struct kq_broker *b;
 	struct kq__topic *t;
 	uint64_t sub_id; /* the member may leave while the read runs */
-	uint64_t seeks;	 /* the group's at open */
 	int from_committed;
 	uint64_t max; /* 0: no limit */
 	uint64_t delivered;
@@ -95,10 +95,16 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 		return rv;
 	g = m->cgroup;
 	t = g->topic;
-	if (from < 0 && !m->handed &&
-	    !(m->handed = calloc(t->nparts, sizeof(*m->handed)))) {
-		snprintf(errmsg, errlen, "out of memory");
-		return -ENOMEM;
+	if (from < 0 && !m->handed) {
+		m->handed = calloc(t->nparts, sizeof(*m->handed));
+		m->acking = calloc(t->nparts, sizeof(*m->acking));
+		if (!m->handed || !m->acking) {
+			free(m->handed);
+			free(m->acking);
+			m->handed = m->acking = NULL;
+			snprintf(errmsg, errlen, "out of memory");
+			return -ENOMEM;
+		}
 	}
 	cur = calloc(1, sizeof(*cur) + t->nparts * sizeof(cur->parts[0]));
 	if (!cur) {
@@ -111,7 +117,6 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 	cur->b = b;
 	cur->t = t;
 	cur->sub_id = sub_id;
-	cur->seeks = g->seeks;
 	cur->from_committed = from < 0;
 	cur->max = max;
 	cur->c = c;
@@ -130,7 +135,8 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 		pc = &cur->parts[n++];
 		pc->partition = i;
 		pc->remote = remote;
-		pc->pos = from < 0 ? g->committed[i] : (uint64_t)from;
+		pc->pos = from < 0 ? kq__commit_position(m, i) : (uint64_t)from;
+		pc->seeks = g->seeks[i];
 		pc->end = UINT64_MAX;
 		if (!remote && (rv = kq__read_bounds(b, p, &pc->pos, &pc->end,
 						     errmsg, errlen)) != 0) {
@@ -360,12 +366,13 @@ uint64_t kq__consume_close(struct kq_consume *c)
 	/* Handed out, not yet committed: the member may have gone with its
 	 * connection meanwhile, and then nothing is kept. */
 	m = kq__map_get(&cur->b->subs, &cur->sub_id, sizeof(cur->sub_id));
-	if (cur->from_committed && m && m->handed &&
-	    m->cgroup->seeks == cur->seeks)
+	if (cur->from_committed && m && m->handed)
 		for (uint32_t i = 0; i < cur->nparts; i++) {
 			struct part_cursor *pc = &cur->parts[i];
 
-			if (pc->pos > m->cgroup->committed[pc->partition])
+			/* A CMIT with an offset applied meanwhile wins. */
+			if (m->cgroup->seeks[pc->partition] == pc->seeks &&
+			    pc->pos > kq__commit_position(m, pc->partition))
 				m->handed[pc->partition] = pc->pos;
 		}
 	remote_drop(cur);

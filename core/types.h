@@ -87,8 +87,13 @@ struct kq__member {
 	unsigned gen;  /* restore's mark */
 	/* [nparts] the offset after the last batch CONS without an offset
 	 * handed out on each partition and the consumer has not yet
-	 * acknowledged (0: none); NULL before the first such CONS. */
+	 * acknowledged (0: none); NULL before the first such CONS.  This
+	 * broker's own, as is `acking`. */
 	uint64_t *handed;
+	/* [nparts] acknowledgements proposed here and not yet applied: a
+	 * read from the committed offsets goes on from them meanwhile (0:
+	 * none); allocated with handed. */
+	uint64_t *acking;
 	/* The connection that holds it: only on its home broker, NULL once
 	 * that connection closed (a leave is then owed). */
 	struct kq_session *session;
@@ -115,10 +120,14 @@ struct kq__cgroup {
 	struct kq__topic *topic;
 	struct kq__member **members;
 	size_t nmembers;
-	uint64_t *owner;     /* [nparts] sub id, 0 = none */
+	uint64_t *owner; /* [nparts] sub id, 0 = none */
+	/* Applied from the metadata log only, so the same on every broker
+	 * (the proposer's own changes wait for their record too). */
 	uint64_t *committed; /* [nparts] next offset to read */
-	uint64_t seeks;	     /* CMIT with an offset so far: a read begun
-			      * before one hands out nothing to ack */
+	uint64_t *seeks;     /* [nparts] CMITs with an offset applied: an
+			      * acknowledgement of a batch handed out
+			      * before one does not count */
+	int listed;	     /* restore's mark */
 };
 
 struct kq__topic {

@@ -1236,6 +1236,286 @@ static void test_stop_answers_waiting_cmit(void **state)
 	tc_close(&c);
 }
 
+/* Committed offsets are metadata: every broker applies a change in log
+ * order, the broker that proposed it too, so all end alike. */
+
+/* Waits until broker i's replica of partition 0 of `topic` ends at n or
+ * later. */
+static void wait_end(int i, const char *topic, long n)
+{
+	long start, end;
+	double until = tb_now() + 10;
+
+	do {
+		tcl_desc(&cl, i, topic, 0, &start, &end, NULL);
+		if (end >= n)
+			return;
+		usleep(20000);
+	} while (tb_now() < until);
+	fail_msg("broker %d: %s-0 ends at %ld", i + 1, topic, end);
+}
+
+/* A topic of one partition, replicated on every broker, holding n
+ * messages (from offset 2: the first two are its leaders' terms) on
+ * every replica, so that a CMIT up to n passes on any broker. */
+static void offsets_topic(const char *topic, int n)
+{
+	char status[256], command[160];
+
+	snprintf(command, sizeof(command), "CRTP %s 1 replicas=3", topic);
+	tcl_cmd(&cl, 0, command, status, sizeof(status), NULL, 0);
+	assert_true(strncmp(status, "OK ", 3) == 0);
+	for (int k = 0; k < n; k++) {
+		snprintf(command, sizeof(command), "PUBS %s m%d", topic, k);
+		tcl_cmd(&cl, k % N, command, status, sizeof(status), NULL, 0);
+		if (strncmp(status, "OK ", 3) != 0)
+			fail_msg("PUBS on broker %d: %s", k % N + 1, status);
+	}
+	for (int i = 0; i < N; i++)
+		wait_end(i, topic, n);
+}
+
+/* Returns once broker i applied every metadata record committed before
+ * the call: a SUBS is answered once its join, proposed after them, is
+ * applied there (a group of its own, left again). */
+static void applied_on(int i, const char *topic)
+{
+	char status[256], command[160];
+
+	snprintf(command, sizeof(command), "SUBS %s barrier", topic);
+	tcl_cmd(&cl, i, command, status, sizeof(status), NULL, 0);
+	if (strncmp(status, "OK ", 3) != 0)
+		fail_msg("SUBS on broker %d: %s", i + 1, status);
+}
+
+/* The offset of the first message a CONS by `sub` without an offset
+ * reads on broker i, at most one message (-1: none). */
+static long read_from(int i, const char *topic, long sub)
+{
+	char status[256], data[1024], command[160];
+	long part, off;
+
+	snprintf(command, sizeof(command), "CONS %s %ld - 1", topic, sub);
+	tcl_cmd(&cl, i, command, status, sizeof(status), data, sizeof(data));
+	if (strncmp(status, "OK", 2) != 0)
+		fail_msg("%s on broker %d: %s", command, i + 1, status);
+	return sscanf(data, "MSG %ld %ld", &part, &off) == 2 ? off : -1;
+}
+
+/* Two CMITs setting one offset, sent to two brokers at once, are both
+ * answered OK 1; every broker then reads from the same offset: the one
+ * the metadata log holds last. */
+static void test_cmit_race_agrees(void **state)
+{
+	char status[256], command[160];
+	long sub, at[N];
+	struct tc m, c[2];
+
+	assert_true(tcl_agree(&cl, N, 10) > 0);
+	offsets_topic("race", 30);
+	for (int round = 0; round < 5; round++) {
+		assert_int_equal(tc_connect(&m, cl.tbs[0].port), 0);
+		snprintf(command, sizeof(command), "SUBS race s%d", round);
+		tc_cmd(&m, command, status, sizeof(status), NULL, 0);
+		assert_int_equal(sscanf(status, "OK %ld", &sub), 1);
+		assert_int_equal(tc_connect(&c[0], cl.tbs[0].port), 0);
+		assert_int_equal(tc_connect(&c[1], cl.tbs[2].port), 0);
+		snprintf(command, sizeof(command), "CMIT race %ld 0 4", sub);
+		tc_send(&c[0], command);
+		snprintf(command, sizeof(command), "CMIT race %ld 0 14", sub);
+		tc_send(&c[1], command);
+		for (int k = 0; k < 2; k++) {
+			assert_true(tc_line(&c[k], status, sizeof(status)) > 0);
+			if (strcmp(status, "OK 1") != 0)
+				fail_msg("CMIT on broker %d: %s", k * 2 + 1,
+					 status);
+			tc_close(&c[k]);
+		}
+		for (int i = 0; i < N; i++)
+			applied_on(i, "race");
+		for (int i = 0; i < N; i++)
+			at[i] = read_from(i, "race", sub);
+		if (at[0] != at[1] || at[1] != at[2] ||
+		    (at[0] != 4 && at[0] != 14))
+			fail_msg("round %d: brokers read from %ld, %ld, %ld",
+				 round, at[0], at[1], at[2]);
+		tc_close(&m);
+	}
+}
+
+/* A CMIT whose record never commits (forwarded to a metadata leader that
+ * is stopped, then killed) answers ERR UNAVAILABLE and leaves the offset
+ * as it was, on the broker that took it too. */
+static void test_cmit_lost_changes_nothing(void **state)
+{
+	char status[256], command[160];
+	int leader = tcl_agree(&cl, N, 10), f;
+	long sub, at;
+	struct tc m;
+
+	assert_true(leader > 0);
+	f = leader % N; /* a follower */
+	offsets_topic("lost", 30);
+	assert_int_equal(tc_connect(&m, cl.tbs[f].port), 0);
+	tc_cmd(&m, "SUBS lost g", status, sizeof(status), NULL, 0);
+	assert_int_equal(sscanf(status, "OK %ld", &sub), 1);
+	snprintf(command, sizeof(command), "CMIT lost %ld 0 10", sub);
+	tc_cmd(&m, command, status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK 1");
+
+	assert_int_equal(kill(cl.tbs[leader - 1].pid, SIGSTOP), 0);
+	paused = leader - 1;
+	snprintf(command, sizeof(command), "CMIT lost %ld 0 25", sub);
+	tc_cmd(&m, command, status, sizeof(status), NULL, 0);
+	if (strncmp(status, "ERR UNAVAILABLE", 15) != 0)
+		fail_msg("CMIT forwarded to a stopped leader: %s", status);
+	/* It never reads what was forwarded to it. */
+	tb_kill9(&cl.tbs[leader - 1]);
+	paused = -1;
+	tcl_start(&cl, leader - 1);
+	assert_true(tcl_agree(&cl, N, 15) > 0);
+	for (int i = 0; i < N; i++) {
+		applied_on(i, "lost");
+		wait_end(i, "lost", 30); /* the restarted one catches up */
+		at = read_from(i, "lost", sub);
+		if (at != 10)
+			fail_msg("broker %d reads from %ld, not 10", i + 1, at);
+	}
+	tc_close(&m);
+}
+
+/* A follower down while the metadata log was compacted past it installs
+ * the leader's snapshot once it is back: its offsets are replaced by the
+ * snapshot's, also those set lower meanwhile, and a group the others
+ * dropped has none there either. */
+static void test_snapshot_replaces_offsets(void **state)
+{
+	static char log[1 << 20];
+	char status[256], command[160];
+	int leader = tcl_agree(&cl, N, 10), f;
+	long a, b, c, first, at;
+	struct tc ma, mb, mc;
+
+	assert_true(leader > 0);
+	/* A follower other than broker 1, which the members use. */
+	f = leader - 1 == 2 ? 1 : 2;
+	offsets_topic("snapo", 30);
+	/* Where a group with no committed offset reads from. */
+	assert_int_equal(tc_connect(&mc, cl.tbs[0].port), 0);
+	tc_cmd(&mc, "SUBS snapo Z", status, sizeof(status), NULL, 0);
+	assert_int_equal(sscanf(status, "OK %ld", &c), 1);
+	first = read_from(0, "snapo", c);
+	assert_true(first >= 0 && first < 3);
+	tc_close(&mc);
+	assert_int_equal(tc_connect(&ma, cl.tbs[0].port), 0);
+	assert_int_equal(tc_connect(&mb, cl.tbs[0].port), 0);
+	assert_int_equal(tc_connect(&mc, cl.tbs[0].port), 0);
+	tc_cmd(&ma, "SUBS snapo A", status, sizeof(status), NULL, 0);
+	assert_int_equal(sscanf(status, "OK %ld", &a), 1);
+	tc_cmd(&mb, "SUBS snapo B", status, sizeof(status), NULL, 0);
+	assert_int_equal(sscanf(status, "OK %ld", &b), 1);
+	tc_cmd(&mc, "SUBS snapo C", status, sizeof(status), NULL, 0);
+	assert_int_equal(sscanf(status, "OK %ld", &c), 1);
+	snprintf(command, sizeof(command), "CMIT snapo %ld 0 20", a);
+	tc_cmd(&ma, command, status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK 1");
+	snprintf(command, sizeof(command), "CMIT snapo %ld 0 3", c);
+	tc_cmd(&mc, command, status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK 1");
+	applied_on(f, "snapo");
+
+	/* Killed, it comes back with its own state (A at 20, C at 3), then
+	 * gets the snapshot: the leader's log no longer reaches back to
+	 * it. */
+	tb_kill9(&cl.tbs[f]);
+	assert_true(tcl_agree(&cl, N - 1, 15) > 0);
+	for (int k = 0; k < 20; k++) {
+		if (k == 10) {
+			snprintf(command, sizeof(command), "CMIT snapo %ld 0 5",
+				 a);
+			tc_cmd(&ma, command, status, sizeof(status), NULL, 0);
+			assert_string_equal(status, "OK 1");
+			/* Group C back at 0 and empty: it is dropped. */
+			snprintf(command, sizeof(command), "CMIT snapo %ld 0 0",
+				 c);
+			tc_cmd(&mc, command, status, sizeof(status), NULL, 0);
+			assert_string_equal(status, "OK 1");
+			tc_close(&mc);
+		}
+		snprintf(command, sizeof(command), "CMIT snapo %ld 0 %d", b,
+			 k % 2 ? 7 : 8);
+		tc_cmd(&mb, command, status, sizeof(status), NULL, 0);
+		assert_string_equal(status, "OK 1");
+	}
+	tcl_start(&cl, f);
+	assert_true(tcl_agree(&cl, N, 15) > 0);
+	applied_on(f, "snapo");
+	wait_end(f, "snapo", 30);
+	tb_read_log(&cl.tbs[f], log, sizeof(log));
+	if (!strstr(log, "group meta: installed a snapshot"))
+		fail_msg("broker %d did not install a snapshot:\n%s", f + 1,
+			 log);
+	for (int i = 0; i < N; i++) {
+		applied_on(i, "snapo");
+		at = read_from(i, "snapo", a);
+		if (at != 5)
+			fail_msg("broker %d reads A from %ld, not 5", i + 1,
+				 at);
+	}
+	/* A new member of C reads from the start everywhere. */
+	assert_int_equal(tc_connect(&mc, cl.tbs[0].port), 0);
+	tc_cmd(&mc, "SUBS snapo C", status, sizeof(status), NULL, 0);
+	assert_int_equal(sscanf(status, "OK %ld", &c), 1);
+	for (int i = 0; i < N; i++) {
+		applied_on(i, "snapo");
+		at = read_from(i, "snapo", c);
+		if (at != first)
+			fail_msg("broker %d reads C from %ld, not %ld", i + 1,
+				 at, first);
+	}
+	tc_close(&ma);
+	tc_close(&mb);
+	tc_close(&mc);
+}
+
+/* A CMIT with an offset sent to another broker than the CONS before:
+ * the batch that CONS handed out is not acknowledged by the next CONS,
+ * which reads from the offset set, as on a single broker. */
+static void test_cmit_elsewhere_cancels_batch(void **state)
+{
+	char status[256], command[160];
+	long sub, at;
+	struct tc m;
+
+	assert_true(tcl_agree(&cl, N, 10) > 0);
+	offsets_topic("seek", 30);
+	assert_int_equal(tc_connect(&m, cl.tbs[0].port), 0);
+	tc_cmd(&m, "SUBS seek g", status, sizeof(status), NULL, 0);
+	assert_int_equal(sscanf(status, "OK %ld", &sub), 1);
+	snprintf(command, sizeof(command), "CMIT seek %ld 0 2", sub);
+	tc_cmd(&m, command, status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK 1");
+	snprintf(command, sizeof(command), "CONS seek %ld - 20", sub);
+	assert_int_equal(cons_count(&m, command, status, sizeof(status)), 20);
+	snprintf(command, sizeof(command), "CMIT seek %ld 0 5", sub);
+	tcl_cmd(&cl, 2, command, status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK 1");
+	applied_on(0, "seek");
+	at = read_from(0, "seek", sub);
+	if (at != 5)
+		fail_msg("CONS on broker 1 after CMIT 5 on broker 3 reads "
+			 "from %ld",
+			 at);
+	/* And the offset is the same everywhere. */
+	for (int i = 1; i < N; i++) {
+		applied_on(i, "seek");
+		at = read_from(i, "seek", sub);
+		if (at != 5)
+			fail_msg("broker %d reads from %ld, not 5", i + 1, at);
+	}
+	tc_close(&m);
+}
+
 static void test_graceful_stop(void **state)
 {
 	for (int i = 0; i < N; i++)
@@ -1278,6 +1558,14 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_answers_waiting_cmit,
 						setup_slow_requests, teardown),
+		cmocka_unit_test_setup_teardown(test_cmit_race_agrees, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cmit_lost_changes_nothing,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_replaces_offsets,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cmit_elsewhere_cancels_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_stop, setup,
 						teardown),
 	};
