@@ -340,7 +340,9 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 					 "offset %" PRIu64 ": %s",
 					 cur->t->name, pc->partition, pc->pos,
 					 kq_strerror(rv));
-			defer_error(cur, KQ_EINTERNAL, errmsg);
+			defer_error(cur,
+				    rv == KQ_EUNAVAILABLE ? rv : KQ_EINTERNAL,
+				    errmsg);
 			cur->idx++;
 			continue;
 		}

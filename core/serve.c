@@ -320,7 +320,8 @@ static void serve_read(struct kq_broker *b, struct kq_reader *r,
 					 "offset %" PRIu64 " on broker %d: %s",
 					 name, part, next, b->cfg->broker_id,
 					 kq_strerror(rv));
-			rv = KQ_EINTERNAL;
+			if (rv != KQ_EUNAVAILABLE)
+				rv = KQ_EINTERNAL;
 		} else if (rv == 0 && next == pos) {
 			next = end; /* offsets have a gap up to the end */
 		}

@@ -20,7 +20,8 @@
  * built against a changed header whose number was not bumped.  History
  * (12: kq_storage_ops.stage_hard_state, and kq_store_api's
  * save_hard_state replaced by it: consensus stages a hard state and
- * syncs, instead of waiting for a save on the loop;
+ * syncs, instead of waiting for a save on the loop; read() of a failed
+ * log past its last good sync returns KQ_EUNAVAILABLE, not 0;
  * 11: kq_host.port, the -port a broker was started with, for the
  * first transport; the core no longer writes it into the module's config;
  * 10: kq_host.cluster is the checked kq_cluster_config, not JSON;

@@ -120,7 +120,9 @@ struct kq_storage_ops {
 	 * *next is set to the offset to read from next time.  Returns the
 	 * number of records passed, or KQ_ECORRUPT when a record fails its
 	 * checksum (then *next is the damaged record's offset and the records
-	 * before it were passed). */
+	 * before it were passed), or KQ_EUNAVAILABLE when `from` is past what
+	 * a failed log's last good sync covered and records are there: 0
+	 * would say offsets have a gap, and a reader would skip them. */
 	int (*read)(struct kq_log *log, uint64_t from, uint64_t end,
 		    size_t max_bytes, kq_record_cb cb, void *ctx,
 		    uint64_t *next);

@@ -125,15 +125,18 @@ int kq__seg_log_read(struct kq_log *log, uint64_t from, uint64_t end,
 		.ctx = ctx,
 		.next = next,
 	};
-	uint64_t lim;
+	uint64_t lim, written;
+	bool cut = false;
 	int rv = 1;
 
 	kq__seg_log_report(log);
 	pthread_mutex_lock(&log->mu);
-	lim = log->next;
+	lim = written = log->next;
 	/* A failed log serves only what a sync confirmed. */
-	if (log->failed != 0 && log->durable_next < lim)
+	if (log->failed != 0 && log->durable_next < lim) {
 		lim = log->durable_next;
+		cut = true;
+	}
 	pthread_mutex_unlock(&log->mu);
 	r.end = end < lim ? end : lim;
 	/* Small reads (term_at(), a consumer's short fetch) fetch what they
@@ -144,8 +147,10 @@ int kq__seg_log_read(struct kq_log *log, uint64_t from, uint64_t end,
 	    max_bytes + log->conf.index_interval + 4096 < KQ__SEG_CHUNK)
 		r.chunk = max_bytes + (size_t)log->conf.index_interval + 4096;
 	*next = from;
+	/* Records are there that it may not serve: not a gap to skip. */
 	if (from >= r.end)
-		return 0;
+		return cut && from < end && from < written ? KQ_EUNAVAILABLE
+							   : 0;
 	r.shared = !log->reading;
 	log->reading = true;
 	for (size_t i = find_seg(log, from); i < log->nsegs && rv == 1; i++) {

@@ -282,12 +282,19 @@ static void test_short_write_left_behind(void **state)
 	single_write_fault(EIO, true, true);
 }
 
+static int skip_cb(void *ctx, const struct kq_record *rec)
+{
+	(void)ctx, (void)rec;
+	return 0;
+}
+
 static void test_fdatasync_eio(void **state)
 {
 	char dir[64];
 	void *mod = t_module(NULL);
 	struct kq_log *log;
 	static uint64_t offs[512];
+	uint64_t next;
 	int rv;
 
 	t_mkdtemp(dir);
@@ -305,6 +312,12 @@ static void test_fdatasync_eio(void **state)
 	/* Only what the last good sync covered is served. */
 	assert_int_equal(t_read_all(log, 0, offs, 512, &rv, NULL), 100);
 	assert_int_equal(t_ops->next_offset(log), 150);
+	/* Past it the log says it cannot serve, not that nothing is there:
+	 * a consumer would take that for a gap and skip 100..149. */
+	assert_int_equal(
+		t_ops->read(log, 100, 150, 1 << 20, skip_cb, NULL, &next),
+		KQ_EUNAVAILABLE);
+	assert_int_equal(next, 100);
 	t_ops->close(log);
 	check_reopened(mod, dir, 100, 150);
 	t_module_free(mod);
