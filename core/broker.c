@@ -211,6 +211,26 @@ static void close_all_topics(struct kq_broker *b)
 	}
 }
 
+/* Closes every partition's consensus group, keeping the partitions: the
+ * proposals they held complete (canceled) from a later loop turn, into
+ * partitions still there. */
+static void close_all_groups(struct kq_broker *b)
+{
+	struct kq__map_entry *e = NULL;
+
+	while ((e = kq__map_next(&b->topics, e))) {
+		struct kq__topic *t = e->value;
+
+		for (uint32_t i = 0; i < t->nparts; i++) {
+			struct kq__partition *p = &t->parts[i];
+
+			if (p->group)
+				b->cops->group_close(p->group);
+			p->group = NULL;
+		}
+	}
+}
+
 static void close_handles(struct kq_broker *b)
 {
 	uv_handle_t *hs[NHANDLES];
@@ -226,6 +246,11 @@ static void try_finish(struct kq_broker *b)
 {
 	if (b->stopping > 1 || logs_busy(b))
 		return;
+	if (b->proposals) {
+		/* Those waiting for followers' acks may wait for ever. */
+		close_all_groups(b);
+		return;
+	}
 	/* A last sync of every log, whatever the policy, in one call. */
 	kq__store_final_sync(b);
 	b->stopping = 2;

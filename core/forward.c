@@ -41,6 +41,8 @@ struct kq__fwd {
 	uint64_t deadline;   /* loop time (ms) */
 	int target;	     /* broker asked last; 0 while waiting */
 	int refused_by;	     /* broker that answered "not me" last */
+	int busy_by;	     /* broker the last try found too busy (0: none) */
+	int busy_here;	     /* and the queue to it was full here */
 	int in_flight;	     /* a call is out */
 	int abandoned;	     /* PUBLISH answered while its call is out */
 	int hops;	     /* sent straight on to a named leader in a row */
@@ -267,6 +269,8 @@ static void on_call(struct kq_call *call, int status, const void *reply,
 		return;
 	}
 	if (status == KQ_EBUSY) { /* not looked at: ask again */
+		f->busy_by = f->target;
+		f->busy_here = 0;
 		wait_more(f);
 		return;
 	}
@@ -308,11 +312,21 @@ static void fwd_send(struct kq__fwd *f)
 
 	if (now >= f->deadline) {
 		what(f, about, sizeof(about));
-		snprintf(err, sizeof(err),
-			 "%s has no leader this broker can reach within "
-			 "topics.request_timeout_ms (%u ms); nothing was "
-			 "stored",
-			 about, b->cfg->request_timeout_ms);
+		if (f->busy_by) /* reached, but never taken: say so */
+			snprintf(err, sizeof(err),
+				 "%s: broker %d was too busy to take the "
+				 "request within topics.request_timeout_ms "
+				 "(%u ms) (%s); nothing was stored",
+				 about, f->busy_by, b->cfg->request_timeout_ms,
+				 f->busy_here ? "the connection to it was full"
+					      : "it served too many requests "
+						"of other brokers");
+		else
+			snprintf(err, sizeof(err),
+				 "%s has no leader this broker can reach "
+				 "within topics.request_timeout_ms (%u ms); "
+				 "nothing was stored",
+				 about, b->cfg->request_timeout_ms);
 		fwd_fail(f, KQ_EUNAVAILABLE, err);
 		return;
 	}
@@ -320,6 +334,7 @@ static void fwd_send(struct kq__fwd *f)
 		fwd_fail(f, KQ_EUNAVAILABLE, "broker is stopping");
 		return;
 	}
+	f->busy_by = 0; /* this try tells */
 	if (to == b->cfg->broker_id) {
 		f->target = to;
 		f->in_flight = 1;
@@ -343,6 +358,10 @@ static void fwd_send(struct kq__fwd *f)
 		return;
 	}
 	if (rv != 0) { /* not sent: ask again soon */
+		if (rv == KQ_EBUSY) {
+			f->busy_by = to;
+			f->busy_here = 1;
+		}
 		wait_more(f);
 		return;
 	}
@@ -703,8 +722,9 @@ int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
 
 int kq__fwd_busy(const struct kq_broker *b)
 {
-	/* Those served here end with their proposal, which the stop
-	 * cancels when it closes the groups. */
+	/* Those served here end with their proposal, counted in
+	 * b->proposals: the stop closes the groups to cancel them, and
+	 * frees no partition before their callbacks ran. */
 	for (const struct kq__fwd *f = b->fwds; f; f = f->next)
 		if (f->in_flight && f->target != b->cfg->broker_id)
 			return 1;

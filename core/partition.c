@@ -104,6 +104,13 @@ int kq__partition_usable(const struct kq__partition *p, char *errmsg,
 			 "partition %s-%u cannot be opened here: %s; it is "
 			 "retried",
 			 name, p->id, kq__why(p->open_error));
+	else if (!p->group && p->topic->b->stopping &&
+		 kq__partition_held_here(p->topic->b, p))
+		/* Its group closed early, to cancel its proposals. */
+		snprintf(errmsg, errlen,
+			 "partition %s-%u is closed here: the broker is "
+			 "stopping",
+			 name, p->id);
 	else if (!p->group)
 		snprintf(errmsg, errlen,
 			 "partition %s-%u has no replica on this broker", name,

@@ -138,6 +138,7 @@ static void batch_done(struct kq_propose_req *preq, int status)
 	struct kq__partition *p = bt->part;
 	size_t i;
 
+	kq__proposal_done(p->topic->b);
 	for (i = 0; i < bt->n; i++) {
 		struct kq_req *req = bt->reqs[i];
 
@@ -150,6 +151,15 @@ static void batch_done(struct kq_propose_req *preq, int status)
 			 * still commit it. */
 			snprintf(req->errmsg, sizeof(req->errmsg),
 				 "partition %s-%u changed leader before this "
+				 "message was committed; it may or may not be "
+				 "stored",
+				 p->topic->name, p->id);
+			req->cb(req, KQ_EUNAVAILABLE);
+		} else if (status == KQ_ECANCELED) {
+			/* Its group closed (a stop, a reopen): taken, and
+			 * maybe committed by another leader later. */
+			snprintf(req->errmsg, sizeof(req->errmsg),
+				 "partition %s-%u was closed here before this "
 				 "message was committed; it may or may not be "
 				 "stored",
 				 p->topic->name, p->id);
@@ -207,10 +217,19 @@ static void batch_propose(struct kq_broker *b, struct kq__partition *p)
 	}
 	rv = b->cops->propose(p->group, &bt->preq, recs, bt->n, batch_done);
 	free(recs);
-	if (rv == KQ_EUNAVAILABLE && b->cfg->npeers)
+	if (rv == 0)
+		b->proposals++;
+	else if (rv == KQ_EUNAVAILABLE && b->cfg->npeers)
 		kq__fwd_publish(b, p, bt); /* not leader any more */
-	else if (rv != 0)
+	else
 		batch_refused(b, bt, rv);
+}
+
+void kq__proposal_done(struct kq_broker *b)
+{
+	/* The stop waits for the last one (broker.c). */
+	if (--b->proposals == 0 && b->stopping)
+		kq__defer_wake(b);
 }
 
 void kq__batch_flush(struct kq_broker *b)

@@ -18,6 +18,7 @@
 #include "meta.h"
 #include "names.h"
 #include "partition.h"
+#include "publish.h"
 #include "serve.h"
 #include "topic.h"
 #include "types.h"
@@ -132,6 +133,7 @@ static void served_publish(struct kq_propose_req *preq, int status)
 {
 	struct served *sv = preq->data;
 
+	kq__proposal_done(sv->b);
 	answer(sv->done, sv->ctx, status, 0,
 	       status ? "the partition's leader could not commit it; it may "
 			"or may not be stored"
@@ -200,7 +202,9 @@ static void serve_publish(struct kq_broker *b, struct kq_reader *r,
 	}
 	rv = b->cops->propose(p->group, &sv->preq, recs, n, served_publish);
 	free(recs);
-	if (rv == KQ_EUNAVAILABLE) {
+	if (rv == 0) {
+		b->proposals++;
+	} else if (rv == KQ_EUNAVAILABLE) {
 		free(sv);
 		answer(done, ctx, rv, -1, "", 0, 0, 0);
 	} else if (rv != 0) {

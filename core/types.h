@@ -234,6 +234,9 @@ struct kq_broker {
 	struct kq_req *done; /* completions to deliver (FIFO) */
 	struct kq_req **done_tail;
 	unsigned works; /* syncs running on worker threads */
+	/* Partition proposals (local batches and forwarded ones served here)
+	 * whose callback has not run: a stop frees no partition before. */
+	unsigned proposals;
 	uv_check_t check;
 	uv_idle_t idle;
 	uv_timer_t sync_timer;

@@ -1516,6 +1516,48 @@ static void test_cmit_elsewhere_cancels_batch(void **state)
 	tc_close(&m);
 }
 
+/* A leader stopped while its proposals wait for followers that sleep
+ * (SIGSTOP) cancels them before it frees their partitions, and exits 0.
+ * The client's connection is reset, so that the broker does not wait for
+ * its answers to go out before stopping. */
+static void test_stop_cancels_waiting_proposals(void **state)
+{
+	static const char pubs[] = "PUBS w m1\r\nPUBS w m2\r\n";
+	struct linger lg = {1, 0};
+	char status[256], log[1 << 16];
+	int lead, st;
+	struct tc c;
+
+	(void)state;
+	assert_true(tcl_agree(&cl, N, 10) > 0);
+	tcl_cmd(&cl, 0, "CRTP w 1 replicas=3", status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK w 1");
+	lead = tcl_partition_leader(&cl, "w", 0, 10);
+	assert_true(lead >= 1 && lead <= N);
+	for (int i = 0; i < N; i++)
+		if (i != lead - 1)
+			assert_int_equal(kill(cl.tbs[i].pid, SIGSTOP), 0);
+	assert_int_equal(tc_connect(&c, cl.tbs[lead - 1].port), 0);
+	assert_int_equal(
+		setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	tc_send_raw(&c, pubs, sizeof(pubs) - 1);
+	usleep(50000);
+	tc_close(&c); /* a reset */
+	usleep(20000);
+	assert_int_equal(kill(cl.tbs[lead - 1].pid, SIGTERM), 0);
+	assert_int_equal(waitpid(cl.tbs[lead - 1].pid, &st, 0),
+			 cl.tbs[lead - 1].pid);
+	cl.tbs[lead - 1].pid = 0;
+	tb_read_log(&cl.tbs[lead - 1], log, sizeof(log));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || strstr(log, "Sanitizer"))
+		fail_msg("broker %d stopped with %s %d:\n%s", lead,
+			 WIFEXITED(st) ? "status" : "signal",
+			 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), log);
+	for (int i = 0; i < N; i++)
+		if (i != lead - 1)
+			kill(cl.tbs[i].pid, SIGCONT);
+}
+
 static void test_graceful_stop(void **state)
 {
 	for (int i = 0; i < N; i++)
@@ -1566,6 +1608,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_cmit_elsewhere_cancels_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_stop_cancels_waiting_proposals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_stop, setup,
 						teardown),
 	};

@@ -1,6 +1,7 @@
 /* The cluster port between two brokers in one process, over loopback:
  * the frames a loop turn sends to a peer leave in one write, in order,
- * and a connection closed with frames held still tries to send them. */
+ * a connection closed with frames held still tries to send them, and a
+ * reply goes out however much Raft traffic its connection holds. */
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@ struct side {
 	uint64_t got;	     /* messages delivered */
 	uint64_t last_index; /* of the last one, to check the order */
 	int out_of_order;
+	uint64_t reply_id; /* of the last reply received (0: none) */
 };
 
 static void deliver(void *ctx, uint64_t group, const struct kq__raft_msg *m)
@@ -43,6 +45,17 @@ static void deliver(void *ctx, uint64_t group, const struct kq__raft_msg *m)
 		s->out_of_order++;
 	s->last_index = m->index;
 	s->got++;
+}
+
+static void on_reply(void *ctx, int from, uint64_t id, const uint8_t *body,
+		     size_t len)
+{
+	struct side *s = ctx;
+
+	(void)from;
+	(void)body;
+	(void)len;
+	s->reply_id = id;
 }
 
 /* A loopback port nobody listens on now. */
@@ -67,6 +80,7 @@ static void open_side(struct side *s, int id, int port1, int port2)
 		.election_ticks = 10,
 		.heartbeat_ticks = 1,
 		.deliver = deliver,
+		.on_reply = on_reply,
 		.ctx = s,
 	};
 
@@ -186,11 +200,67 @@ static void test_close_sends_what_it_holds(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static int replied(struct side *a, struct side *b)
+{
+	(void)a;
+	return b->reply_id == 42;
+}
+
+/* A reply queued behind more Raft traffic than requests may take (half
+ * the queue: replication of the very requests answered) still goes out:
+ * replies have a bound of their own. */
+static void test_reply_behind_raft_traffic(void **state)
+{
+	static uint8_t payload[64 << 10];
+	struct kq__raft_entry e[16];
+	int p1 = free_port(), p2 = free_port();
+	struct side a, b;
+	struct conn *cn;
+	uint8_t answer[32] = {0};
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	open_side(&a, 1, p1, p2);
+	open_side(&b, 2, p1, p2);
+	run_until(connected, &a, &b);
+	cn = a.c->peers[1].conn;
+	for (size_t i = 0; i < 16; i++)
+		e[i] = (struct kq__raft_entry){.index = i + 1,
+					       .term = 1,
+					       .len = sizeof(payload),
+					       .data = payload};
+	/* 1 MiB a message, until past half the queue, all in one turn. */
+	for (uint64_t k = 0; cn->queued <= QUEUE_MAX / 2 + (1u << 20); k++) {
+		struct kq__raft_msg m = {
+			.type = KQ__RAFT_MSG_APPEND,
+			.from = 1,
+			.to = 2,
+			.term = 1,
+			.entries = e,
+			.n_entries = 16,
+		};
+
+		assert_true(k < 64);
+		kq__cluster_send(a.c, 7, &m);
+	}
+	assert_int_equal(a.c->dropped, 0);
+	kq__cluster_reply(a.c, 2, a.c->peers[1].conn_seq, 42, answer,
+			  sizeof(answer));
+	assert_int_equal(a.c->dropped, 0);
+	run_until(replied, &a, &b);
+	run_until(drained, &a, &b);
+	assert_int_equal(cn->replies, 0);
+	close_side(&a);
+	close_side(&b);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_write_a_turn),
 		cmocka_unit_test(test_close_sends_what_it_holds),
+		cmocka_unit_test(test_reply_behind_raft_traffic),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -77,8 +77,10 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 	kq__link_write(cn, w);
 }
 
-/* Requests and answers take at most half of a connection's output queue,
- * so that Raft's own messages always find room. */
+/* Requests go while Raft's messages and requests fill at most half of a
+ * connection's output queue, so that Raft's own messages always find
+ * room.  Replies have a bound of their own (REPLY_MAX): the Raft traffic
+ * of the very requests answered must not crowd out their answers. */
 static int put_call(struct conn *cn, enum kq__frame_type type, uint64_t id,
 		    const void *body, size_t len)
 {
@@ -87,9 +89,12 @@ static int put_call(struct conn *cn, enum kq__frame_type type, uint64_t id,
 
 	if (size == SIZE_MAX || size > QUEUE_MAX / 2)
 		return -E2BIG;
-	if (cn->queued + size > QUEUE_MAX / 2)
+	if (type == KQ__FRAME_REPLY)
+		w = kq__link_reply_wreq(cn, size);
+	else if (cn->queued - cn->replies + size > QUEUE_MAX / 2)
 		return KQ_EBUSY;
-	w = kq__link_wreq(cn, size);
+	else
+		w = kq__link_wreq(cn, size);
 	if (!w)
 		return KQ_EBUSY;
 	kq__frame_put_call(w->data, type, id, body, len);

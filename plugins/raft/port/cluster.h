@@ -64,14 +64,15 @@ void kq__cluster_send(struct kq__cluster *c, uint64_t group,
 
 /* Queues a CALL frame (`len` body bytes, borrowed, copied) for broker
  * `to`.  Returns 0, KQ_EUNAVAILABLE when `to` is not connected (or is
- * this broker), KQ_EBUSY when requests and answers fill half of its
- * output queue (16 MiB), or -E2BIG when the frame alone would. */
+ * this broker), KQ_EBUSY when Raft's messages and requests fill half of
+ * its output queue (16 MiB), or -E2BIG when the frame alone would. */
 int kq__cluster_call(struct kq__cluster *c, int to, uint64_t id,
 		     const void *body, size_t len);
 
 /* Queues a REPLY frame on connection number `conn` of broker `to`; dropped
  * when that connection closed since the call came (the caller gives up on
- * it) or its queue is full. */
+ * it) or 16 MiB of replies wait unsent on it already.  Replies have that
+ * bound of their own: Raft's messages and requests never crowd them out. */
 void kq__cluster_reply(struct kq__cluster *c, int to, uint64_t conn,
 		       uint64_t id, const void *body, size_t len);
 

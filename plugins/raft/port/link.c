@@ -108,7 +108,7 @@ static struct conn *conn_new(struct kq__cluster *c)
 struct batch {
 	uv_write_t req;
 	struct conn *conn;
-	size_t len;
+	size_t len, replies;
 	struct wreq *frames;
 	uv_buf_t bufs[];
 };
@@ -129,6 +129,7 @@ static void on_written(uv_write_t *req, int status)
 	struct conn *cn = b->conn;
 
 	cn->queued -= b->len;
+	cn->replies -= b->replies;
 	free_frames(b->frames);
 	free(b);
 	if (status < 0 && status != UV_ECANCELED && !cn->closing) {
@@ -145,24 +146,28 @@ static void flush_conn(struct conn *cn)
 {
 	struct wreq *frames = cn->out;
 	struct batch *b;
-	size_t n = 0, len = 0;
+	size_t n = 0, len = 0, replies = 0;
 	int rv;
 
 	if (!frames)
 		return;
 	cn->out = NULL;
 	cn->out_tail = &cn->out;
-	for (struct wreq *w = frames; w; w = w->next, n++)
+	for (struct wreq *w = frames; w; w = w->next, n++) {
 		len += w->len;
+		replies += w->reply ? w->len : 0;
+	}
 	b = malloc(sizeof(*b) + n * sizeof(b->bufs[0]));
 	if (!b) {
 		cn->queued -= len;
+		cn->replies -= replies;
 		free_frames(frames);
 		kq__link_close(cn);
 		return;
 	}
 	b->conn = cn;
 	b->len = len;
+	b->replies = replies;
 	b->frames = frames;
 	n = 0;
 	for (struct wreq *w = frames; w; w = w->next)
@@ -171,6 +176,7 @@ static void flush_conn(struct conn *cn)
 		      on_written);
 	if (rv != 0) {
 		cn->queued -= len;
+		cn->replies -= replies;
 		free_frames(frames);
 		free(b);
 		kq__link_close(cn);
@@ -200,20 +206,30 @@ void kq__link_flush_init(struct kq__cluster *c)
 	c->handles++;
 }
 
-/* A frame buffer of `len` bytes to fill and pass to kq__link_write(); NULL
- * when the connection's queue is full or memory is short. */
-struct wreq *kq__link_wreq(struct conn *cn, size_t len)
+static struct wreq *wreq_new(size_t len, int reply)
 {
-	struct wreq *w;
+	struct wreq *w = malloc(sizeof(*w) + len);
 
-	if (cn->closing || cn->queued + len > QUEUE_MAX)
-		return NULL;
-	w = malloc(sizeof(*w) + len);
 	if (!w)
 		return NULL;
 	w->next = NULL;
 	w->len = len;
+	w->reply = reply;
 	return w;
+}
+
+struct wreq *kq__link_wreq(struct conn *cn, size_t len)
+{
+	if (cn->closing || cn->queued - cn->replies + len > QUEUE_MAX)
+		return NULL;
+	return wreq_new(len, 0);
+}
+
+struct wreq *kq__link_reply_wreq(struct conn *cn, size_t len)
+{
+	if (cn->closing || cn->replies + len > REPLY_MAX)
+		return NULL;
+	return wreq_new(len, 1);
 }
 
 void kq__link_write(struct conn *cn, struct wreq *w)
@@ -225,6 +241,8 @@ void kq__link_write(struct conn *cn, struct wreq *w)
 		return;
 	}
 	cn->queued += w->len;
+	if (w->reply)
+		cn->replies += w->len;
 	*cn->out_tail = w;
 	cn->out_tail = &w->next;
 	if (!uv_is_active((uv_handle_t *)&c->flush))

@@ -17,8 +17,14 @@
 #include "frame.h"
 
 /* Output bytes queued per connection beyond which messages are dropped:
- * Raft resends what it misses, and a stalled peer must not eat memory. */
+ * Raft resends what it misses, and a stalled peer must not eat memory.
+ * Replies (answers to a peer's requests) are not counted in it. */
 #define QUEUE_MAX (32u << 20)
+/* Bytes of replies queued per connection, on top of QUEUE_MAX: an answer
+ * is never refused for Raft's traffic (the peer would wait for it until
+ * its deadline, though its request may have run), only when the peer
+ * leaves this much of them unread. */
+#define REPLY_MAX (16u << 20)
 /* Items per coalesced heartbeat frame, well below KQ__FRAME_MAX. */
 #define HB_PER_FRAME   65536
 #define BACKOFF_MIN_MS 50
@@ -49,7 +55,8 @@ struct conn {
 	char remote_text[64];		/* "address:port", for log lines */
 	uint8_t *buf;			/* received bytes not yet parsed */
 	size_t len, cap;
-	size_t queued; /* bytes held or handed to uv_write, not yet done */
+	size_t queued;	/* bytes held or handed to uv_write, not yet done */
+	size_t replies; /* of which replies (REPLY_MAX) */
 	/* Frames held for one write at the loop turn's end, in order. */
 	struct wreq *out, **out_tail;
 	struct conn *prev, *next;
@@ -106,6 +113,7 @@ struct kq__cluster {
 struct wreq {
 	struct wreq *next; /* held after it on its connection */
 	size_t len;
+	int reply; /* counted in conn->replies */
 	uint8_t data[];
 };
 
@@ -124,8 +132,11 @@ void kq__link_close(struct conn *cn);
 void kq__link_check_deadlines(struct kq__cluster *c);
 
 /* A frame buffer of `len` bytes to fill and pass to kq__link_write();
- * NULL when the connection's queue is full or memory is short. */
+ * NULL when the connection's queue (QUEUE_MAX, replies left out) is full
+ * or memory is short. */
 struct wreq *kq__link_wreq(struct conn *cn, size_t len);
+/* The same for a REPLY frame, within REPLY_MAX instead. */
+struct wreq *kq__link_reply_wreq(struct conn *cn, size_t len);
 
 /* Hands w (owned from here on) to the connection's socket: held until
  * the loop is about to poll, then written with the others held. */
