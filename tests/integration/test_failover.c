@@ -718,7 +718,7 @@ static int answers_within(int i, double secs)
 	pfd.events = POLLIN;
 	ok = poll(&pfd, 1, (int)(secs * 1000)) == 1 &&
 	     tc_line(&c, line, sizeof(line)) >= 0 &&
-	     strncmp(line, "PONG", 4) == 0;
+	     strcmp(line, "OK PONG") == 0;
 	tc_close(&c);
 	return ok;
 }
