@@ -159,7 +159,7 @@ static long newest_segment(int i, const char *part, char *path, size_t len)
 			snprintf(best, sizeof(best), "%s", d->d_name);
 	closedir(dp);
 	assert_true(best[0] != '\0');
-	snprintf(path, len, "%s/%s", dir, best);
+	assert_true((size_t)snprintf(path, len, "%s/%s", dir, best) < len);
 	assert_int_equal(stat(path, &st), 0);
 	return (long)st.st_size;
 }

@@ -680,7 +680,7 @@ static struct node *find_leader(struct sim *s)
 
 static void propose(struct sim *s, struct node *nd, size_t n)
 {
-	struct kq__raft_entry e[8];
+	struct kq__raft_entry e[8] = {{0}};
 	uint64_t ids[8], first;
 	int rc;
 
