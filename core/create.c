@@ -65,6 +65,14 @@ static void create_answer(struct create_ctx *cc, int status)
 		status = KQ_EUNAVAILABLE;
 	} else if (t) {
 		req->result.create_topic.partitions = t->nparts;
+	} else if (status == KQ_EUNAVAILABLE || status == KQ_ECANCELED) {
+		/* Taken, then lost (its leader deposed): it may commit. */
+		snprintf(req->errmsg, sizeof(req->errmsg),
+			 "topic %s may or may not be created: the metadata "
+			 "write was lost before it was known committed; DESC "
+			 "%s tells",
+			 cc->name, cc->name);
+		status = KQ_EUNAVAILABLE;
 	} else {
 		snprintf(req->errmsg, sizeof(req->errmsg),
 			 "topic %s could not be created: %s", cc->name,
@@ -92,8 +100,15 @@ static void create_opened(void *ctx, unsigned failed, int first_error)
 static void created(void *ctx, int status)
 {
 	struct create_ctx *cc = ctx;
-	struct kq__topic *t =
-		status == 0 ? kq__topic_get(cc->b, cc->name) : NULL;
+	/* A proposal reported lost may have committed all the same: applied
+	 * here, it did. */
+	struct kq__topic *t = status == 0 || status == KQ_EUNAVAILABLE ||
+					      status == KQ_ECANCELED
+				      ? kq__topic_get(cc->b, cc->name)
+				      : NULL;
+
+	if (t)
+		status = 0;
 
 	if (t && t->open_next < t->nparts && !t->opened_cb) {
 		create_uncount(cc); /* its partitions count as the topic's */

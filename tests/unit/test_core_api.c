@@ -435,6 +435,10 @@ static struct {
 	struct kq_store_api gated;	  /* the same but for sync */
 	struct kq_host host;		  /* what `local` is lent */
 	int hold, refuse;
+	/* Proposals are taken, then reported lost (KQ_EUNAVAILABLE), as by
+	 * a leader deposed before they committed: here they commit. */
+	int lose;
+	kq_propose_cb lost_cb;
 	struct held *held, **held_tail;
 	struct {
 		struct kq_group *g;
@@ -562,12 +566,22 @@ static void gate_group_close(struct kq_group *g)
 			h->st = NULL;
 }
 
+static void gate_lost(struct kq_propose_req *req, int status)
+{
+	(void)status;
+	gate.lost_cb(req, KQ_EUNAVAILABLE);
+}
+
 static int gate_propose(struct kq_group *g, struct kq_propose_req *req,
 			const struct kq_record *recs, size_t n,
 			kq_propose_cb cb)
 {
 	if (gate.refuse)
 		return KQ_EUNAVAILABLE;
+	if (gate.lose) {
+		gate.lost_cb = cb;
+		cb = gate_lost;
+	}
 	return gate.local->propose(g, req, recs, n, cb);
 }
 
@@ -843,6 +857,7 @@ static int teardown(void **state)
 	held_here();
 	mem_unstall(); /* a test that failed midway may leave syncs waiting */
 	gate.hold = 0;
+	gate.lose = 0;
 	gate_release();
 	/* A consensus module ends the calls it still has at its stop. */
 	for (int i = 0; i < nsent; i++)
@@ -1078,6 +1093,28 @@ static void test_refused_create_leaves_nothing(void **state)
 	assert_int_equal(n, 0);
 	gate.refuse = 0;
 	create("t", 3);
+	assert_int_equal(api()->list_topics(b, count_topic, &n), 1);
+	assert_int_equal(n, 1);
+}
+
+/* A CRTP whose proposal is reported lost may still have committed (a
+ * leader deposed after proposing): it is never answered "could not be
+ * created" then.  Here the record commits: the answer is OK. */
+static void test_lost_create_is_not_denied(void **state)
+{
+	static struct call c; /* answered even after a failure */
+	struct kq_topic_spec spec = {"lost", 2, NULL, 0};
+	int n = 0;
+
+	c = (struct call){.req.data = &c};
+	(void)state;
+	gate.lose = 1;
+	assert_int_equal(api()->create_topic(sess, &c.req, &spec, on_done), 0);
+	run_until(&c.done);
+	gate.lose = 0;
+	if (c.status != 0)
+		fail_msg("CRTP lost, yet committed: %s", c.req.errmsg);
+	api()->req_cleanup(&c.req);
 	assert_int_equal(api()->list_topics(b, count_topic, &n), 1);
 	assert_int_equal(n, 1);
 }
@@ -2461,6 +2498,8 @@ int main(void)
 			test_refused_publish_takes_no_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_refused_create_leaves_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_create_is_not_denied,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_failed_sync_is_not_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(
