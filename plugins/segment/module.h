@@ -154,7 +154,7 @@ struct kq_log {
 	size_t nsegs, cap;
 	uint8_t *wbuf; /* append encoding buffer */
 	size_t wcap;
-	uint64_t first;	 /* cached first_offset() */
+	uint64_t first; /* cached first_offset() */
 	/* Of the newest copy in raft.state (0: none of format 2 known
 	 * yet).  Raised under mu by a sync that wrote a staged hard state;
 	 * the loop uses it only while none is staged or being written. */
@@ -182,7 +182,7 @@ struct kq_log {
 	 * copy in raft.state and must not overwrite the same. */
 	bool hs_staged, hs_writing;
 	struct kq_hard_state hs_stage;
-	bool reason_pending;	     /* reason not logged yet */
+	bool reason_pending; /* reason not logged yet */
 	char reason[320];
 
 	/* Offsets lost to damage (lost.c), by offset. */
@@ -563,11 +563,14 @@ int kq__seg_log_stage_hard_state(struct kq_log *log,
 /* On a sync's worker, with the log's mutex not held: writes the hard
  * state the sync took (in place, in the copy after `seq`, the newest
  * durable one; the log settled first, since an in-place write relies
- * on the other copy being durable) and returns a descriptor of
- * raft.state, not yet synced, for the caller to sync (or cover with a
- * syncfs) and close; -errno (the log failed) on error. */
+ * on the other copy being durable), not synced.  0, or -errno (the log
+ * failed). */
 int kq__seg_log_write_staged(struct kq_log *log, uint64_t seq,
 			     const struct kq_hard_state *hs);
+/* On a sync's worker: makes what kq__seg_log_write_staged() wrote
+ * durable, by path (or a syncfs where descriptors ran out).  0, or
+ * -errno (the log failed). */
+int kq__seg_log_sync_staged(struct kq_log *log);
 int kq__seg_log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
 
 /* At open() of a new folder, left to be settled: writes raft.state with

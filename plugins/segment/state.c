@@ -196,11 +196,26 @@ int kq__seg_log_write_staged(struct kq_log *log, uint64_t seq,
 		goto fail;
 	}
 	rv = kq__seg_pwrite_all(fd, b, sizeof(b), ((seq + 1) & 1) * STATE_SLOT);
-	if (rv == 0)
-		return fd;
+	/* Not held until the sync: a sync_many() writes hundreds. */
 	kq__seg_io.close(fd);
+	if (rv == 0)
+		return 0;
 fail:
 	kq__seg_log_fail(log, rv, "saving the hard state: %s", strerror(-rv));
+	return rv;
+}
+
+int kq__seg_log_sync_staged(struct kq_log *log)
+{
+	char path[4096];
+	int rv = -ENAMETOOLONG;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/" STATE_FILE, log->dir) <
+	    sizeof(path))
+		rv = kq__seg_log_sync_path(log, path, true);
+	if (rv != 0)
+		kq__seg_log_fail(log, rv, "fdatasync of the hard state: %s",
+				 strerror(-rv));
 	return rv;
 }
 

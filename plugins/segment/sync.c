@@ -28,11 +28,11 @@ struct pending {
 	struct kq__seg_sfile *files[PFILES]; /* with the list's refs */
 	size_t nfiles;
 	/* A staged hard state taken (has_hs), the copy it follows, and
-	 * raft.state once it is written there and not yet durable. */
+	 * whether it is written in raft.state and not yet durable. */
 	bool has_hs;
 	uint64_t hs_seq;
 	struct kq_hard_state hs;
-	int hs_fd;
+	bool hs_written;
 	int rv;
 };
 
@@ -57,7 +57,7 @@ static void take(struct kq_log *log, struct pending *p)
 	p->more = false;
 	p->dir = false;
 	p->has_hs = false;
-	p->hs_fd = -1;
+	p->hs_written = false;
 	pthread_mutex_lock(&log->mu);
 	p->rv = log->failed;
 	if (p->rv == 0) {
@@ -91,22 +91,10 @@ static void release(struct pending *p)
 /* Writes the hard state taken, if any, before anything is synced. */
 static void write_hs(struct pending *p)
 {
-	int fd;
-
 	if (!p->has_hs || p->rv != 0)
 		return;
-	fd = kq__seg_log_write_staged(p->log, p->hs_seq, &p->hs);
-	if (fd < 0)
-		p->rv = fd;
-	else
-		p->hs_fd = fd;
-}
-
-static void close_hs(struct pending *p)
-{
-	if (p->hs_fd >= 0)
-		kq__seg_io.close(p->hs_fd);
-	p->hs_fd = -1;
+	p->rv = kq__seg_log_write_staged(p->log, p->hs_seq, &p->hs);
+	p->hs_written = p->rv == 0;
 }
 
 /* Each file (those left on the list too), then the folder: the way
@@ -115,12 +103,9 @@ static void sync_each(struct pending *p)
 {
 	struct kq_log *log = p->log;
 
-	if (p->hs_fd >= 0 && kq__seg_io.fdatasync(p->hs_fd) != 0) {
-		p->rv = -errno;
-		kq__seg_log_fail(log, p->rv, "fdatasync of the hard state: %s",
-				 strerror(-p->rv));
-	}
-	close_hs(p);
+	if (p->hs_written)
+		p->rv = kq__seg_log_sync_staged(log);
+	p->hs_written = false;
 	for (;;) {
 		for (size_t i = 0; i < p->nfiles && p->rv == 0; i++)
 			if (kq__seg_io.fdatasync(p->files[i]->fd) != 0) {
@@ -145,7 +130,7 @@ static int finish(struct pending *p)
 {
 	struct kq_log *log = p->log;
 
-	close_hs(p);
+	release(p); /* taken, and a failure stopped the sync */
 	pthread_mutex_lock(&log->mu);
 	if (p->has_hs) {
 		log->hs_writing = false;
@@ -169,7 +154,7 @@ static int finish(struct pending *p)
 static bool has_work(const struct pending *p)
 {
 	return p->rv == 0 &&
-	       (p->nfiles > 0 || p->more || p->dir || p->hs_fd >= 0);
+	       (p->nfiles > 0 || p->more || p->dir || p->hs_written);
 }
 
 /* Covered by a syncfs(): what was taken is durable, and what is left on
@@ -177,7 +162,7 @@ static bool has_work(const struct pending *p)
 static void covered(struct pending *p)
 {
 	release(p);
-	close_hs(p);
+	p->hs_written = false;
 	p->dir = false;
 	if (p->more)
 		sync_each(p);
