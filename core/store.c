@@ -436,10 +436,12 @@ static int store_stage_hs(struct kq_store *pl, const struct kq_hard_state *hs)
 {
 	int rv = pl->b->sops->stage_hard_state(pl->log, hs);
 
-	if (rv != 0)
-		note_failure(pl, rv);
-	else
+	/* KQ_EBUSY: the log wants a sync first, which must then be real
+	 * too, or the stage that follows would be refused again. */
+	if (rv == 0 || rv == KQ_EBUSY)
 		pl->hs_staged = 1;
+	else
+		note_failure(pl, rv);
 	return rv;
 }
 

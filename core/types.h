@@ -29,8 +29,8 @@ struct kq_store {
 	int sync_running;
 	int sync_status;
 	int appended; /* appended to since the last sync began */
-	int hs_staged; /* a hard state staged since: synced whatever the
-			* policy */
+	int hs_staged; /* a hard state staged since (or refused until a
+			* sync): synced whatever the policy */
 	int failed;   /* the first write or sync error: the log is reopened
 		       * (see kq__defer_reopen) */
 	uint64_t sync_target; /* next offset when the running sync began */

@@ -71,7 +71,9 @@ struct kq_store_api {
 	/* Stages term and vote (hs, borrowed): a sync() requested after
 	 * this call makes them durable, whatever the fsync policy, and
 	 * until its callback reports 0 they must not be acted on.  Many
-	 * logs' hard states staged in one loop turn share one flush. */
+	 * logs' hard states staged in one loop turn share one flush.
+	 * KQ_EBUSY (the log is not failed): sync() first, then stage
+	 * again. */
 	int (*stage_hard_state)(struct kq_store *st,
 				const struct kq_hard_state *hs);
 	int (*load_hard_state)(struct kq_store *st, struct kq_hard_state *hs);

@@ -161,14 +161,15 @@ struct kq_storage_ops {
 	 * saved one loads {0, 0}. */
 	int (*save_hard_state)(struct kq_log *log,
 			       const struct kq_hard_state *hs);
-	/* Stages hs without waiting for the disk: the next sync() or
-	 * sync_many() of the log writes it and makes it durable with the
-	 * records, so that many logs' hard states share one flush and the
-	 * loop never waits for one.  Staging again before that sync began
-	 * replaces the staged one; after, it waits for the next sync.
-	 * Until a sync that took it returns 0, a crash leaves the last
-	 * durable hard state or hs, whole.  While one is staged or being
-	 * written, save_hard_state() refuses (KQ_EBUSY). */
+	/* Stages hs without waiting for the disk: it is written now and
+	 * the next sync() or sync_many() of the log makes it durable with
+	 * the records, so that many logs' hard states share one flush and
+	 * the loop never waits for one.  Until that sync returns 0, a
+	 * crash leaves the last durable hard state or hs, whole.  Returns
+	 * KQ_EBUSY when the log must be synced first: the hard state
+	 * staged before is not durable yet, or the log is new and not
+	 * durable itself; sync() and stage again.  While one is staged and
+	 * not durable, save_hard_state() refuses (KQ_EBUSY) too. */
 	int (*stage_hard_state)(struct kq_log *log,
 				const struct kq_hard_state *hs);
 	int (*load_hard_state)(struct kq_log *log, struct kq_hard_state *hs);

@@ -15,13 +15,14 @@
 
 #include "module.h"
 
-/* A sync requested for one ready's entries, or for a staged hard
- * state (has_hs). */
+/* A sync requested for one ready's entries, for a staged hard state
+ * (has_hs), or to make the log durable before one can be staged
+ * (settle). */
 struct kq__raft_sync {
 	struct kq_sync_req req;
 	struct kq_group *g; /* NULL once the group closed */
 	uint64_t persist_id;
-	bool has_hs;
+	bool has_hs, settle;
 	struct kq__raft_hard_state hs;
 	struct kq__raft_sync *prev, *next;
 };
@@ -81,12 +82,13 @@ static void on_synced(struct kq_sync_req *req, int status)
 
 	if (g) {
 		KQ_LIST_REMOVE(g->syncs, s);
-		if (s->has_hs)
+		if (s->has_hs || s->settle)
 			g->hs_saving = false;
 		if (status != 0)
 			kq__raft_group_fail(g, status,
-					    s->has_hs ? "saving term and vote"
-						      : "log sync");
+					    s->has_hs || s->settle
+						    ? "saving term and vote"
+						    : "log sync");
 		else if (s->has_hs)
 			g->hs_durable = s->hs;
 		else if (s->persist_id > g->persist_upto)
@@ -176,7 +178,11 @@ static bool hs_durable(struct kq_group *g)
 		return false;
 	}
 	rv = kq__raft_store(g)->stage_hard_state(g->store, &st);
-	if (rv != 0) {
+	if (rv == KQ_EBUSY) {
+		/* A new log, not durable yet: synced first, then staged. */
+		s->settle = true;
+		rv = request_sync(g, s);
+	} else if (rv != 0) {
 		free(s);
 	} else {
 		s->has_hs = true;

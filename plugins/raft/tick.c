@@ -93,10 +93,16 @@ void kq__raft_group_tick(struct kq_group *g, unsigned ticks)
 			return;
 		ticks = 1;
 	}
+	/* While its term and vote are being made durable, a group's clock
+	 * waits for its disk (as it did when the save held the loop): a
+	 * campaign slower to save than an election timeout would otherwise
+	 * start the next before it asked for a vote. */
+	if (g->hs_saving)
+		return;
 	/* A burst of elections (a broker died, its groups woke) goes a few
 	 * at a time: each costs a durable save of term and vote on every
-	 * replica, on the loop, and thousands at once would stall it past
-	 * the election timeout and set off more.  The metadata group, and a
+	 * replica, and thousands at once would queue their saves past the
+	 * election timeout and set off more.  The metadata group, and a
 	 * lone replica (it elects itself, saving on its own broker only),
 	 * never wait. */
 	if (g->id != 0 && g->n_voters > 1 && kq__raft_campaign_due(g->r) &&

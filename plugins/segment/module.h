@@ -154,11 +154,9 @@ struct kq_log {
 	size_t nsegs, cap;
 	uint8_t *wbuf; /* append encoding buffer */
 	size_t wcap;
-	uint64_t first; /* cached first_offset() */
-	/* Of the newest copy in raft.state (0: none of format 2 known
-	 * yet).  Raised under mu by a sync that wrote a staged hard state;
-	 * the loop uses it only while none is staged or being written. */
-	uint64_t hs_seq;
+	uint64_t first;	 /* cached first_offset() */
+	uint64_t hs_seq; /* of the newest copy in raft.state (0: none of
+			  * format 2 known yet) */
 	/* raft.state was written by open() with its folder: durable once
 	 * the log is settled (which makes it so where it settles file by
 	 * file), so a first save goes in place.  Set before settle_no is,
@@ -176,12 +174,12 @@ struct kq_log {
 	struct kq__seg_sfile *dirty; /* written since the last sync */
 	bool dir_dirty;		     /* segments created or deleted */
 	int failed;		     /* first error; atomic loads elsewhere */
-	/* A hard state staged (kq__seg_log_stage_hard_state) for the next
-	 * sync to write, and whether a sync is writing one now: a save on
-	 * the loop then waits its turn (KQ_EBUSY), since both overwrite a
-	 * copy in raft.state and must not overwrite the same. */
-	bool hs_staged, hs_writing;
-	struct kq_hard_state hs_stage;
+	/* A hard state staged (kq__seg_log_stage_hard_state): written in
+	 * raft.state for the next sync to make durable (hs_dirty), and
+	 * taken by a sync running now (hs_syncing).  Meanwhile another
+	 * save or stage waits its turn (KQ_EBUSY): it would overwrite the
+	 * copy of the last durable one. */
+	bool hs_dirty, hs_syncing;
 	bool reason_pending; /* reason not logged yet */
 	char reason[320];
 
@@ -560,17 +558,13 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 				const struct kq_hard_state *hs);
 int kq__seg_log_stage_hard_state(struct kq_log *log,
 				 const struct kq_hard_state *hs);
-/* On a sync's worker, with the log's mutex not held: writes the hard
- * state the sync took (in place, in the copy after `seq`, the newest
- * durable one; the log settled first, since an in-place write relies
- * on the other copy being durable), not synced.  0, or -errno (the log
+/* On a sync's worker: makes the hard state staged durable, by path (or
+ * a syncfs where descriptors ran out).  0, or -errno (the log
  * failed). */
-int kq__seg_log_write_staged(struct kq_log *log, uint64_t seq,
-			     const struct kq_hard_state *hs);
-/* On a sync's worker: makes what kq__seg_log_write_staged() wrote
- * durable, by path (or a syncfs where descriptors ran out).  0, or
- * -errno (the log failed). */
 int kq__seg_log_sync_staged(struct kq_log *log);
+/* Whether a log open() made is durable (settled), or was never one to
+ * settle. */
+bool kq__seg_log_settled(struct kq_log *log);
 int kq__seg_log_load_hard_state(struct kq_log *log, struct kq_hard_state *hs);
 
 /* At open() of a new folder, left to be settled: writes raft.state with

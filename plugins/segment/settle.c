@@ -122,6 +122,13 @@ static bool settled(struct kq__seg_fsys *fs, uint64_t no)
 	       no <= __atomic_load_n(&fs->covered, __ATOMIC_ACQUIRE);
 }
 
+bool kq__seg_log_settled(struct kq_log *log)
+{
+	uint64_t no = __atomic_load_n(&log->settle_no, __ATOMIC_ACQUIRE);
+
+	return no == 0 || settled(log->fsys, no);
+}
+
 int kq__seg_log_settle(struct kq_log *log)
 {
 	struct kq__seg_fsys *fs = log->fsys;

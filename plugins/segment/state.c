@@ -62,7 +62,7 @@ static bool decode_slot(const uint8_t *b, uint64_t *seq,
  * the kernel need not read it first (a load reads with O_DIRECT, which
  * leaves nothing of the file in the page cache). */
 static int save_in_place(struct kq_log *log, uint64_t seq,
-			 const struct kq_hard_state *hs)
+			 const struct kq_hard_state *hs, bool sync)
 {
 	uint8_t b[STATE_SLOT];
 	int fd, rv;
@@ -73,7 +73,7 @@ static int save_in_place(struct kq_log *log, uint64_t seq,
 	if (fd < 0)
 		return -errno;
 	rv = kq__seg_pwrite_all(fd, b, sizeof(b), (seq & 1) * STATE_SLOT);
-	if (rv == 0 && kq__seg_io.fdatasync(fd) != 0)
+	if (rv == 0 && sync && kq__seg_io.fdatasync(fd) != 0)
 		rv = -errno;
 	kq__seg_io.close(fd);
 	return rv;
@@ -101,13 +101,13 @@ int kq__seg_log_make_hard_state(struct kq_log *log)
 	return 0;
 }
 
-/* Whether a staged hard state waits for a sync or is being written. */
+/* Whether a staged hard state is not durable yet. */
 static bool staging(struct kq_log *log)
 {
 	bool busy;
 
 	pthread_mutex_lock(&log->mu);
-	busy = log->hs_staged || log->hs_writing;
+	busy = log->hs_dirty || log->hs_syncing;
 	pthread_mutex_unlock(&log->mu);
 	return busy;
 }
@@ -131,7 +131,7 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 	if (rv != 0)
 		return rv;
 	if (log->hs_seq != 0) {
-		rv = save_in_place(log, log->hs_seq + 1, hs);
+		rv = save_in_place(log, log->hs_seq + 1, hs, true);
 		if (rv == 0)
 			log->hs_seq++;
 	} else {
@@ -152,57 +152,38 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 int kq__seg_log_stage_hard_state(struct kq_log *log,
 				 const struct kq_hard_state *hs)
 {
-	bool whole;
+	int rv;
 
 	kq__seg_log_report(log);
 	if (kq__seg_log_failed(log) != 0)
 		return KQ_EUNAVAILABLE;
-	pthread_mutex_lock(&log->mu);
+	/* One at a time: its write overwrites the copy before the newest,
+	 * which must be durable by then. */
+	if (staging(log))
+		return KQ_EBUSY;
 	/* No copy of format 2 to overwrite in place (a file of format 1,
 	 * or one a crash left unsettled): replaced whole, here, once. */
-	whole = log->hs_seq == 0 && !log->hs_staged && !log->hs_writing;
-	if (!whole) {
-		log->hs_stage = *hs;
-		log->hs_staged = true;
-	}
-	pthread_mutex_unlock(&log->mu);
-	if (whole)
+	if (log->hs_seq == 0)
 		return kq__seg_log_save_hard_state(log, hs);
+	/* A new log's raft.state is durable once the log is settled,
+	 * which a sync does, off the loop. */
+	if (!kq__seg_log_settled(log))
+		return KQ_EBUSY;
 	log->hs_unread = false;
-	return 0;
-}
-
-int kq__seg_log_write_staged(struct kq_log *log, uint64_t seq,
-			     const struct kq_hard_state *hs)
-{
-	char path[4096];
-	uint8_t b[STATE_SLOT];
-	int fd, rv;
-
-	rv = kq__seg_log_settle(log);
-	if (rv != 0)
+	/* Written here, through the descriptor bound (which sheds held
+	 * descriptors for it), and made durable by the next sync. */
+	rv = save_in_place(log, log->hs_seq + 1, hs, false);
+	if (rv != 0) {
+		kq__seg_log_fail(log, rv, "saving the hard state: %s",
+				 strerror(-rv));
+		kq__seg_log_report(log);
 		return rv;
-	if ((size_t)snprintf(path, sizeof(path), "%s/" STATE_FILE, log->dir) >=
-	    sizeof(path)) {
-		rv = -ENAMETOOLONG;
-		goto fail;
 	}
-	memset(b, 0, sizeof(b));
-	encode_slot(b, seq + 1, hs);
-	/* By path: the folder's descriptor is the loop's (fds.c). */
-	fd = kq__seg_io.openat(AT_FDCWD, path, O_WRONLY, 0);
-	if (fd < 0) {
-		rv = -errno;
-		goto fail;
-	}
-	rv = kq__seg_pwrite_all(fd, b, sizeof(b), ((seq + 1) & 1) * STATE_SLOT);
-	/* Not held until the sync: a sync_many() writes hundreds. */
-	kq__seg_io.close(fd);
-	if (rv == 0)
-		return 0;
-fail:
-	kq__seg_log_fail(log, rv, "saving the hard state: %s", strerror(-rv));
-	return rv;
+	pthread_mutex_lock(&log->mu);
+	log->hs_seq++;
+	log->hs_dirty = true;
+	pthread_mutex_unlock(&log->mu);
+	return 0;
 }
 
 int kq__seg_log_sync_staged(struct kq_log *log)

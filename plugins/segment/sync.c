@@ -4,8 +4,8 @@
  * journal commit) per file.  With thousands of partitions written in one
  * loop turn that is the difference between one commit and thousands.
  * Either settles the log first where open() left it unsettled
- * (settle.c), and writes the hard state staged for it (state.c) before
- * syncing, so that the same sync (or syncfs()) makes it durable. */
+ * (settle.c), and makes the hard state staged for it (state.c, written
+ * on the loop) durable with the rest: one syncfs() covers many logs'. */
 #include <errno.h>
 #include <string.h>
 
@@ -27,12 +27,9 @@ struct pending {
 	bool more;
 	struct kq__seg_sfile *files[PFILES]; /* with the list's refs */
 	size_t nfiles;
-	/* A staged hard state taken (has_hs), the copy it follows, and
-	 * whether it is written in raft.state and not yet durable. */
-	bool has_hs;
-	uint64_t hs_seq;
-	struct kq_hard_state hs;
-	bool hs_written;
+	/* The staged hard state taken (written in raft.state, not yet
+	 * durable), and whether it still needs a sync. */
+	bool has_hs, hs_written;
 	int rv;
 };
 
@@ -65,12 +62,10 @@ static void take(struct kq_log *log, struct pending *p)
 		p->gen = log->gen;
 		p->dir = log->dir_dirty;
 		log->dir_dirty = false;
-		if (log->hs_staged) {
-			p->has_hs = true;
-			p->hs = log->hs_stage;
-			p->hs_seq = log->hs_seq;
-			log->hs_staged = false;
-			log->hs_writing = true;
+		if (log->hs_dirty) {
+			p->has_hs = p->hs_written = true;
+			log->hs_dirty = false;
+			log->hs_syncing = true;
 		}
 		/* The list's references come with the files: each is
 		 * dropped once its data is durable (or the sync failed). */
@@ -86,15 +81,6 @@ static void release(struct pending *p)
 	for (size_t i = 0; i < p->nfiles; i++)
 		kq__seg_sfile_unref(p->log, p->files[i]);
 	p->nfiles = 0;
-}
-
-/* Writes the hard state taken, if any, before anything is synced. */
-static void write_hs(struct pending *p)
-{
-	if (!p->has_hs || p->rv != 0)
-		return;
-	p->rv = kq__seg_log_write_staged(p->log, p->hs_seq, &p->hs);
-	p->hs_written = p->rv == 0;
 }
 
 /* Each file (those left on the list too), then the folder: the way
@@ -132,11 +118,8 @@ static int finish(struct pending *p)
 
 	release(p); /* taken, and a failure stopped the sync */
 	pthread_mutex_lock(&log->mu);
-	if (p->has_hs) {
-		log->hs_writing = false;
-		if (p->rv == 0)
-			log->hs_seq = p->hs_seq + 1;
-	}
+	if (p->has_hs)
+		log->hs_syncing = false;
 	if (p->rv != 0) {
 		pthread_mutex_unlock(&log->mu);
 		return p->rv;
@@ -201,7 +184,6 @@ int kq__seg_log_sync(struct kq_log *log)
 	struct pending p;
 
 	take(log, &p);
-	write_hs(&p);
 	if (has_work(&p))
 		sync_each(&p);
 	if (finish(&p) == 0)
@@ -221,8 +203,6 @@ int kq__seg_log_sync_many(void *state, struct kq_log *const *logs, size_t n,
 
 		for (size_t i = 0; i < k; i++)
 			take(logs[at + i], &ps[i]);
-		for (size_t i = 0; i < k; i++)
-			write_hs(&ps[i]);
 		sync_pending(ps, k);
 		for (size_t i = 0; i < k; i++) {
 			results[at + i] = finish(&ps[i]);

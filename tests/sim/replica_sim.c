@@ -819,8 +819,13 @@ static int sl_save_hs(struct kq_store *st, const struct kq_hard_state *hs)
 
 static int sl_stage_hs(struct kq_store *st, const struct kq_hard_state *hs)
 {
+	struct sim *s = st->nd->sim;
+
 	if (st->failed)
 		return KQ_EUNAVAILABLE;
+	/* The log must be synced first (a new one, not durable yet). */
+	if (st->hs_staged || chance(&s->w.rng, 200))
+		return KQ_EBUSY;
 	st->hs_staged = true;
 	st->hs_stage = *hs;
 	st->hs_stage_seq = ++st->seq;

@@ -300,9 +300,14 @@ static int mem_save_hs(struct kq_log *log, const struct kq_hard_state *hs)
 	return 0;
 }
 
+/* While set, a stage asks for a sync first (a log not settled). */
+static int mem_stage_busy;
+
 /* Durable by the next sync: this log is durable at once. */
 static int mem_stage_hs(struct kq_log *log, const struct kq_hard_state *hs)
 {
+	if (mem_stage_busy)
+		return KQ_EBUSY;
 	log->hs = *hs;
 	return 0;
 }
@@ -858,6 +863,7 @@ static int teardown(void **state)
 	mem_unstall(); /* a test that failed midway may leave syncs waiting */
 	gate.hold = 0;
 	gate.lose = 0;
+	mem_stage_busy = 0;
 	gate_release();
 	/* A consensus module ends the calls it still has at its stop. */
 	for (int i = 0; i < nsent; i++)
@@ -2453,6 +2459,39 @@ static void test_truncate_then_failed_sync_keeps_nothing_past_it(void **state)
 	assert_int_equal(gate.store->next_offset(st), 1);
 }
 
+/* A stage the storage answers "sync first" (KQ_EBUSY) is no failure of
+ * the log, and the sync asked next is a real one under every policy,
+ * as for a staged hard state: else the stage would be refused again,
+ * for ever. */
+static void test_stage_busy_syncs_first(void **state)
+{
+	static struct store_sync ss; /* answered even after a failure */
+	struct kq_hard_state hs = {2, 1};
+	struct kq__partition *p;
+	struct kq_store *st;
+	unsigned before;
+
+	(void)state;
+	broker_close();
+	mem_free_all();
+	mem_policy = KQ_SYNC_NEVER;
+	broker_open();
+	create("t", 1);
+	p = &kq__topic_get(b, "t")->parts[0];
+	st = &p->store;
+	mem_stage_busy = 1;
+	assert_int_equal(gate.store->stage_hard_state(st, &hs), KQ_EBUSY);
+	mem_stage_busy = 0;
+	assert_int_equal(st->failed, 0);
+	before = syncs_so_far();
+	store_sync(st, &ss);
+	run_until(&ss.done);
+	assert_int_equal(ss.status, 0);
+	assert_true(syncs_so_far() > before);
+	assert_int_equal(gate.store->stage_hard_state(st, &hs), 0);
+	assert_int_equal(st->failed, 0);
+}
+
 /* A truncate (reset: a reset to 1) lands while a sync runs, begun when
  * the log ended at 5: the sync covers nothing from the cut on, so when
  * it ends, what the store counts durable ends at the cut. */
@@ -2515,6 +2554,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_reset_during_sync_is_not_durable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stage_busy_syncs_first,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_syncs_of_a_turn_go_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_reads_advance, setup,

@@ -762,6 +762,19 @@ static void test_settle_out_of_descriptors(void **state)
 	t_rmrf(top);
 }
 
+/* Four logs l0..l3 in a new folder `top`, each with 10 records synced;
+ * `dir` is left naming the last. */
+static void open_four(void *mod, char *top, char *dir, struct kq_log **logs)
+{
+	t_mkdtemp(top);
+	for (int i = 0; i < 4; i++) {
+		snprintf(dir, 96, "%s/l%d", top, i);
+		logs[i] = t_open(mod, dir, 1 << 20);
+		assert_int_equal(t_append(logs[i], 0, 10, 1), 0);
+		assert_int_equal(t_ops->sync(logs[i]), 0);
+	}
+}
+
 /* An open on the loop that finds no descriptor left (clients can take
  * them all) closes some the module holds, least recently used first, and
  * tries again: the log goes on instead of failing. */
@@ -775,13 +788,7 @@ static void test_open_sheds_descriptors(void **state)
 	unsigned held;
 
 	(void)state;
-	t_mkdtemp(top);
-	for (int i = 0; i < 4; i++) {
-		snprintf(dir, sizeof(dir), "%s/l%d", top, i);
-		logs[i] = t_open(mod, dir, 1 << 20);
-		assert_int_equal(t_append(logs[i], 0, 10, 1), 0);
-		assert_int_equal(t_ops->sync(logs[i]), 0);
-	}
+	open_four(mod, top, dir, logs);
 	held = m->fds.held;
 	inject(F_OPEN, 1, EMFILE);
 	assert_int_equal(t_ops->save_hard_state(logs[3], &hs), 0);
@@ -796,6 +803,33 @@ static void test_open_sheds_descriptors(void **state)
 		assert_int_equal(t_ops->sync(logs[i]), 0);
 		t_ops->close(logs[i]);
 	}
+	t_module_free(mod);
+	t_rmrf(top);
+}
+
+/* The same for a staged hard state: the process out of descriptors
+ * when it is written sheds the module's, and the log does not fail. */
+static void test_staged_open_sheds_descriptors(void **state)
+{
+	void *mod = t_module(NULL);
+	struct kq_hard_state hs = {3, 1}, got;
+	struct kq_log *logs[4];
+	char top[64], dir[96];
+
+	(void)state;
+	open_four(mod, top, dir, logs);
+	inject(F_OPEN, 1, EMFILE);
+	assert_int_equal(t_ops->stage_hard_state(logs[3], &hs), 0);
+	assert_int_equal(t_ops->sync(logs[3]), 0);
+	assert_true(fi.fired);
+	restore();
+	t_ops->close(logs[3]);
+	logs[3] = t_open(mod, dir, 1 << 20);
+	assert_int_equal(t_ops->load_hard_state(logs[3], &got), 0);
+	assert_int_equal(got.term, 3);
+	assert_int_equal(got.vote, 1);
+	for (int i = 0; i < 4; i++)
+		t_ops->close(logs[i]);
 	t_module_free(mod);
 	t_rmrf(top);
 }
@@ -1761,9 +1795,14 @@ static int hs_sweep_save(struct hs_sweep *h, struct kq_log *log)
 {
 	const struct kq_hard_state *hs = &hs_sweep[h->tried];
 
+	int rv;
+
 	if (!h->staged)
 		return t_ops->save_hard_state(log, hs);
-	return t_ops->stage_hard_state(log, hs) ? -1 : t_ops->sync(log);
+	rv = t_ops->stage_hard_state(log, hs);
+	if (rv == KQ_EBUSY && t_ops->sync(log) == 0) /* a new log */
+		rv = t_ops->stage_hard_state(log, hs);
+	return rv ? rv : t_ops->sync(log);
 }
 
 static void hs_sweep_run(struct new_log_sweep *sw, struct kq_log *log)
@@ -2050,6 +2089,7 @@ int run_fault_tests(void)
 		T(test_new_log_without_state_file),
 		T(test_settle_behind_a_syncfs),
 		T(test_open_sheds_descriptors),
+		T(test_staged_open_sheds_descriptors),
 		T(test_reopened_log_settles),
 		T(test_sync_many_syncfs_fails),
 		T(test_sync_many_without_syncfs),
