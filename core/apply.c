@@ -1,7 +1,10 @@
 /* The metadata state machine: topics, committed group offsets, reserved
  * subscription ids and group members (members.c), applied from the
  * metadata log (meta.c) in offset order on every broker, snapshotted and
- * restored. */
+ * restored.  A group with no member is forgotten (its offsets dropped,
+ * the group freed) by a forget record the metadata leader proposes once
+ * groups.offsets_retention_ms passed since the last record that touched
+ * it (retire.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -82,7 +85,7 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 
 /* An offsets record, applied here as on every broker, the one that
  * proposed it included: committed offsets change only in log order. */
-static void apply_offsets(struct kq_broker *b, json_t *rec)
+static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts)
 {
 	const char *topic = json_string_value(json_object_get(rec, "topic"));
 	const char *group = json_string_value(json_object_get(rec, "group"));
@@ -97,6 +100,7 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 	g = kq__cgroup_get(t, group, KQ__CGROUP_RECORDED);
 	if (!g)
 		return;
+	g->touched_ms = ts;
 	json_array_foreach(offsets, i, pair)
 	{
 		json_int_t p = json_integer_value(json_array_get(pair, 0));
@@ -122,6 +126,52 @@ static void apply_offsets(struct kq_broker *b, json_t *rec)
 	}
 	/* A record that left nothing committed keeps no group alive. */
 	kq__cgroup_release(g);
+}
+
+/* A forget record: the group's offsets are past retention.  A record
+ * that touched the group since its proposal (a join, a late
+ * acknowledgement) keeps them; otherwise the group goes, here as on
+ * every broker, and a later SUBS starts it anew. */
+static void apply_forget(struct kq_broker *b, json_t *rec)
+{
+	const char *topic = json_string_value(json_object_get(rec, "topic"));
+	const char *group = json_string_value(json_object_get(rec, "group"));
+	struct kq__topic *t = topic ? kq__topic_get(b, topic) : NULL;
+	struct kq__cgroup *g =
+		t && group ? kq__cgroup_get(t, group, KQ__CGROUP_FIND) : NULL;
+
+	json_t *touched = json_object_get(rec, "touched");
+
+	if (!g || g->nmembers ||
+	    (touched && json_integer_value(touched) != g->touched_ms))
+		return;
+	kq__info("group %s of %s: no member for "
+		 "groups.offsets_retention_ms; its committed offsets are "
+		 "forgotten",
+		 g->name, t->name);
+	memset(g->committed, 0, t->nparts * sizeof(*g->committed));
+	memset(g->seeks, 0, t->nparts * sizeof(*g->seeks));
+	kq__cgroup_release(g);
+}
+
+/* Groups restored without a time take that of the first record applied
+ * after: the same on every broker, and their retention starts then. */
+static void stamp_untimed(struct kq_broker *b, int64_t ts)
+{
+	struct kq__map_entry *te = NULL, *ge;
+
+	while ((te = kq__map_next(&b->topics, te))) {
+		struct kq__topic *t = te->value;
+
+		for (ge = kq__map_next(&t->cgroups, NULL); ge;
+		     ge = kq__map_next(&t->cgroups, ge)) {
+			struct kq__cgroup *g = ge->value;
+
+			if (!g->touched_ms)
+				g->touched_ms = ts;
+		}
+	}
+	b->cgroups_untimed = 0;
 }
 
 /* The [partition, value] pairs of `pairs` into out[nparts] (0 elsewhere). */
@@ -192,6 +242,12 @@ static int restore_offsets(struct kq_broker *b, json_t *doc)
 		if (!g)
 			continue;
 		g->listed = 1;
+		g->touched_ms =
+			json_integer_value(json_object_get(item, "touched"));
+		if (g->touched_ms <= 0) {
+			g->touched_ms = 0;
+			b->cgroups_untimed = 1;
+		}
 		if ((rv = replace_offsets(g, item)) != 0)
 			return rv;
 	}
@@ -288,6 +344,8 @@ static void apply(void *ctx, const struct kq_record *r)
 	if (r->offset < b->meta_applied_end)
 		return;
 	b->meta_applied_end = r->offset + 1;
+	if (b->cgroups_untimed && r->timestamp_ms > 0)
+		stamp_untimed(b, r->timestamp_ms);
 	if (r->flags & KQ_RECORD_CONTROL)
 		return;
 	rec = json_loadb(r->value, r->value_len, 0, &jerr);
@@ -302,10 +360,12 @@ static void apply(void *ctx, const struct kq_record *r)
 	} else if (strcmp(type, "topic") == 0) {
 		apply_topic(b, rec, GROUP_BASE(r->offset));
 	} else if (strcmp(type, "offsets") == 0) {
-		apply_offsets(b, rec);
+		apply_offsets(b, rec, r->timestamp_ms);
+	} else if (strcmp(type, "forget") == 0) {
+		apply_forget(b, rec);
 	} else if (strcmp(type, "sub_ids") == 0) {
 		apply_sub_ids(b, rec);
-	} else if (kq__roster_apply(b, type, rec) == 0) {
+	} else if (kq__roster_apply(b, type, rec, r->timestamp_ms) == 0) {
 		/* consumer group membership (members.c) */
 	} else {
 		kq__warn("metadata record %" PRIu64 ": unknown type %s",
@@ -361,10 +421,10 @@ static int snapshot(void *ctx, void **data, size_t *len)
 							  (json_int_t)
 								  g->seeks[p]));
 			}
-			json_t *item =
-				json_pack("{s:s, s:s, s:o, s:o}", "topic",
-					  t->name, "group", g->name, "offsets",
-					  pairs, "seeks", seeks);
+			json_t *item = json_pack(
+				"{s:s, s:s, s:o, s:o, s:I}", "topic", t->name,
+				"group", g->name, "offsets", pairs, "seeks",
+				seeks, "touched", (json_int_t)g->touched_ms);
 
 			if (item)
 				kq__roster_snapshot_group(g, item);

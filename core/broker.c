@@ -29,6 +29,7 @@
 #include "publish.h"
 #include "reopen.h"
 #include "retention.h"
+#include "retire.h"
 #include "serve.h"
 #include "session.h"
 #include "store.h"
@@ -97,7 +98,7 @@ static void on_check(uv_check_t *h)
 	kq__broker_flush(h->data);
 }
 
-#define NHANDLES 12
+#define NHANDLES 13
 
 /* The broker's own handles, in one list for init and close alike. */
 static void own_handles(struct kq_broker *b, uv_handle_t *hs[NHANDLES])
@@ -114,6 +115,7 @@ static void own_handles(struct kq_broker *b, uv_handle_t *hs[NHANDLES])
 	hs[9] = (uv_handle_t *)&b->fwd_timer;
 	hs[10] = (uv_handle_t *)&b->members_timer;
 	hs[11] = (uv_handle_t *)&b->fetch_timer;
+	hs[12] = (uv_handle_t *)&b->retire_timer;
 }
 
 void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
@@ -138,6 +140,7 @@ void kq__broker_init_handles(struct kq_broker *b, uv_loop_t *loop)
 	uv_timer_init(loop, &b->fwd_timer);
 	uv_timer_init(loop, &b->members_timer);
 	uv_timer_init(loop, &b->fetch_timer);
+	uv_timer_init(loop, &b->retire_timer);
 	own_handles(b, hs);
 	for (size_t i = 0; i < NHANDLES; i++)
 		hs[i]->data = b;
@@ -358,6 +361,8 @@ int kq__broker_open(uv_loop_t *loop, struct kq__config *cfg,
 	uv_timer_start(&b->retention_timer, kq__retention_on_timer,
 		       cfg->retention_check_ms, cfg->retention_check_ms);
 	kq__members_start(b);
+	uv_timer_start(&b->retire_timer, kq__retire_on_timer,
+		       kq__retire_period(b), kq__retire_period(b));
 	kq__info("broker %d ready: data in %s, %zu topic(s), storage %s, "
 		 "consensus %s",
 		 cfg->broker_id, b->dir, b->topics.count, cfg->storage,

@@ -23,9 +23,9 @@ const char kq__default_config[] =
 	"}\n";
 
 /* Core sections; any other top-level key must name a loaded module. */
-static const char *const core_sections[] = {"broker",  "plugins", "topics",
-					    "cluster", "limits",  "plugin_path",
-					    "log",     NULL};
+static const char *const core_sections[] = {"broker",	   "plugins", "topics",
+					    "cluster",	   "limits",  "groups",
+					    "plugin_path", "log",     NULL};
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -202,6 +202,7 @@ static const char *const limit_keys[] = {"max_topics",
 					 "max_subscriptions_per_connection",
 					 "max_members_per_group",
 					 NULL};
+static const char *const group_keys[] = {"offsets_retention_ms", NULL};
 static const char *const peer_keys[] = {"id", "host", "port", "raft_port",
 					NULL};
 
@@ -213,7 +214,8 @@ const char *const *kq__config_section_keys(const char *section)
 	} map[] = {
 		{"broker", broker_keys}, {"plugins", plugin_keys},
 		{"topics", topic_keys},	 {"cluster", cluster_keys},
-		{"limits", limit_keys},	 {"peer", peer_keys},
+		{"limits", limit_keys},	 {"groups", group_keys},
+		{"peer", peer_keys},
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
@@ -279,7 +281,7 @@ static int parse_peers(json_t *cluster, struct kq__config *cfg, char *err,
 static int validate(struct kq__config *cfg, char *err, size_t errlen)
 {
 	json_t *root = cfg->root, *broker, *plugins, *topics, *cluster, *limits,
-	       *v;
+	       *groups, *v;
 	const char *key;
 	int64_t n;
 	size_t i;
@@ -290,7 +292,8 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 	    get_object(root, "plugins", &plugins, err, errlen) ||
 	    get_object(root, "topics", &topics, err, errlen) ||
 	    get_object(root, "cluster", &cluster, err, errlen) ||
-	    get_object(root, "limits", &limits, err, errlen))
+	    get_object(root, "limits", &limits, err, errlen) ||
+	    get_object(root, "groups", &groups, err, errlen))
 		return KQ_ECONFIG;
 
 	if (broker && check_keys(broker, "broker", broker_keys, err, errlen))
@@ -385,6 +388,14 @@ static int validate(struct kq__config *cfg, char *err, size_t errlen)
 		    &n, err, errlen))
 		return KQ_ECONFIG;
 	cfg->max_members_per_group = (uint32_t)n;
+
+	/* Kafka's offsets.retention.minutes: 7 days; up to 10 years. */
+	if (groups && check_keys(groups, "groups", group_keys, err, errlen))
+		return KQ_ECONFIG;
+	if (get_int(groups, "groups", "offsets_retention_ms", 1000,
+		    315360000000LL, 604800000, &cfg->offsets_retention_ms, err,
+		    errlen))
+		return KQ_ECONFIG;
 
 	v = json_object_get(root, "log");
 	cfg->log_level = KQ_LOG_INFO;

@@ -44,6 +44,8 @@ struct kq__config {
 	uint32_t max_groups;	       /* over every topic */
 	uint32_t max_subs_per_connection;
 	uint32_t max_members_per_group;
+	/* how long a group with no member keeps its committed offsets */
+	int64_t offsets_retention_ms;
 	int log_level;
 	/* how long the members of a broker that cannot be reached stay */
 	uint32_t session_timeout_ms;
@@ -67,8 +69,9 @@ int kq__config_load(const char *path, const struct kq__overrides *ov,
 		    struct kq__config *cfg, char *err, size_t errlen);
 
 /* The keys the core knows in one of its sections ("broker", "plugins",
- * "topics", "cluster", "limits", or "peer" for one of cluster.peers),
- * NULL-terminated; NULL for a section that is not the core's. */
+ * "topics", "cluster", "limits", "groups", or "peer" for one of
+ * cluster.peers), NULL-terminated; NULL for a section that is not the
+ * core's. */
 const char *const *kq__config_section_keys(const char *section);
 
 /* Same, from a JSON text. */

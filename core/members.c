@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kafkaesque/clock.h>
 #include <kafkaesque/list.h>
 
 #include "cgroup.h"
@@ -66,8 +67,9 @@ static int submit(struct kq_broker *b, json_t *rec,
 
 	if (kq__partition_brokers(b, &ids) > 1)
 		return kq__meta_propose(b, rec, cb, ctx);
+	/* Its clock is the leader's: the time a record would carry. */
 	kq__roster_apply(b, json_string_value(json_object_get(rec, "type")),
-			 rec);
+			 rec, kq_wall_ms());
 	cb(ctx, 0);
 	return 0;
 }

@@ -6,9 +6,11 @@
 /* roster.c: consumer group membership as the metadata log's records
  * made it, the same on every broker, so that each computes the same
  * assignment. */
-/* Applies a membership record (join, leave, register, expire); returns
- * 0, or -ENOENT when `type` is none of them. */
-int kq__roster_apply(struct kq_broker *b, const char *type, json_t *rec);
+/* Applies a membership record (join, leave, register, expire) whose
+ * timestamp is ts (the groups it changes are stamped with it); returns 0,
+ * or -ENOENT when `type` is none of them. */
+int kq__roster_apply(struct kq_broker *b, const char *type, json_t *rec,
+		     int64_t ts);
 /* Adds the group's members and owners to its snapshot item. */
 void kq__roster_snapshot_group(struct kq__cgroup *g, json_t *item);
 /* The registrations, for the snapshot. */

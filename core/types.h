@@ -127,7 +127,12 @@ struct kq__cgroup {
 	uint64_t *seeks;     /* [nparts] CMITs with an offset applied: an
 			      * acknowledgement of a batch handed out
 			      * before one does not count */
-	int listed;	     /* restore's mark */
+	/* The timestamp_ms of the last metadata record that changed its
+	 * members or offsets (the leader's clock, the same everywhere); 0:
+	 * not known yet (restored from a snapshot that did not hold it). */
+	int64_t touched_ms;
+	int listed;	/* restore's mark */
+	int forgetting; /* this leader proposed its forget (retire.c) */
 };
 
 struct kq__topic {
@@ -225,6 +230,10 @@ struct kq_broker {
 	size_t orphans;		/* home members owing a leave */
 	unsigned members_gen;
 	uv_timer_t members_timer;
+	/* Some groups have touched_ms 0: apply.c stamps them. */
+	int cgroups_untimed;
+	/* Forget records in flight (retire.c). */
+	unsigned forgets;
 
 	struct kq__partition *dirty; /* partitions with a batch */
 	struct kq_store *sync_list;  /* logs with syncs requested */
@@ -241,6 +250,7 @@ struct kq_broker {
 	uv_idle_t idle;
 	uv_timer_t sync_timer;
 	uv_timer_t retention_timer;
+	uv_timer_t retire_timer; /* groups past their offsets' retention */
 	uv_timer_t reopen_timer; /* retries partitions that failed to open */
 	/* Set by broker.c for defer.c: the end-of-turn flush, and the
 	 * retry of what failed to open.  Hooks like these let the files

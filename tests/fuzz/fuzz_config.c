@@ -57,9 +57,9 @@ static unsigned pick(struct src *s, unsigned n)
 }
 
 static const char *const sections[] = {
-	"broker",      "plugins", "topics",	"cluster", "limits",
-	"plugin_path", "log",	  "telnet",	"segment", "local",
-	"raft",	       "keyhash", "roundrobin", "nosuch",  "",
+	"broker",      "plugins",    "topics", "cluster", "limits", "groups",
+	"plugin_path", "log",	     "telnet", "segment", "local",  "raft",
+	"keyhash",     "roundrobin", "nosuch", "",
 };
 
 /* Known keys of the modules' sections (the core's come from

@@ -503,6 +503,118 @@ static void test_cons_streams_with_flat_memory(void **state)
 	assert_int_equal(tb_stop(&tb), 0);
 }
 
+/* SUBS, CONS, CMIT (answered once the group's offset is stored), UNSB:
+ * a console with a group of its own.  Returns how many messages CONS
+ * read. */
+static int visit_group(struct tc *c, const char *group)
+{
+	char cmd[128], line[256], data[4096];
+	long id;
+	int n;
+
+	snprintf(cmd, sizeof(cmd), "SUBS t %s", group);
+	assert_int_equal(tc_cmd(c, cmd, line, sizeof(line), NULL, 0), 0);
+	if (sscanf(line, "OK %ld", &id) != 1)
+		fail_msg("%s: %s", cmd, line);
+	snprintf(cmd, sizeof(cmd), "CONS t %ld", id);
+	assert_int_equal(tc_cmd(c, cmd, line, sizeof(line), data, sizeof(data)),
+			 0);
+	assert_int_equal(sscanf(line, "OK %d", &n), 1);
+	snprintf(cmd, sizeof(cmd), "CMIT t %ld", id);
+	assert_int_equal(tc_cmd(c, cmd, line, sizeof(line), NULL, 0), 0);
+	assert_string_equal(line, "OK 1");
+	snprintf(cmd, sizeof(cmd), "UNSB t %ld", id);
+	assert_int_equal(tc_cmd(c, cmd, line, sizeof(line), NULL, 0), 0);
+	assert_string_equal(line, "OK");
+	return n;
+}
+
+/* The first offset a new subscription of `group` reads (-1: none), its
+ * id into *id. */
+static long first_read(struct tc *c, const char *group, long *id)
+{
+	char cmd[128], line[256], data[4096];
+	long part, off;
+
+	snprintf(cmd, sizeof(cmd), "SUBS t %s", group);
+	assert_int_equal(tc_cmd(c, cmd, line, sizeof(line), NULL, 0), 0);
+	if (sscanf(line, "OK %ld", id) != 1)
+		fail_msg("%s: %s", cmd, line);
+	snprintf(cmd, sizeof(cmd), "CONS t %ld - 1", *id);
+	data[0] = '\0';
+	assert_int_equal(tc_cmd(c, cmd, line, sizeof(line), data, sizeof(data)),
+			 0);
+	if (strncmp(line, "OK", 2) != 0)
+		fail_msg("%s: %s", cmd, line);
+	return sscanf(data, "MSG %ld %ld", &part, &off) == 2 ? off : -1;
+}
+
+/* Offsets retention: groups with no member that committed offsets count
+ * against limits.max_groups only until groups.offsets_retention_ms has
+ * passed since their last activity; then they are forgotten, so new
+ * groups can start, and a SUBS of a forgotten one reads from the start.
+ * A group with a member keeps its offsets however old they are. */
+static void test_offsets_retention(void **state)
+{
+	char line[256], cmd[128];
+	struct tc c, m;
+	double t0, waited;
+	long id, mid;
+	int i;
+
+	tb_setup_started(&tb, "\"limits\": {\"max_groups\": 2}, "
+			      "\"groups\": {\"offsets_retention_ms\": 1500}");
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	assert_int_equal(tc_cmd(&c, "CRTP t 1", line, sizeof(line), NULL, 0),
+			 0);
+	for (i = 0; i < 5; i++) {
+		snprintf(cmd, sizeof(cmd), "PUBS t m%d", i);
+		assert_int_equal(tc_cmd(&c, cmd, line, sizeof(line), NULL, 0),
+				 0);
+	}
+	assert_int_equal(visit_group(&c, "g1"), 5);
+	assert_int_equal(visit_group(&c, "g2"), 5);
+	t0 = tb_now();
+	/* Both kept by their offsets: no room for a third, for now. */
+	assert_int_equal(tc_cmd(&c, "SUBS t g3", line, sizeof(line), NULL, 0),
+			 0);
+	assert_string_equal(line, "ERR BUSY no more groups: limits.max_groups "
+				  "is 2");
+	do {
+		usleep(100000);
+		assert_int_equal(
+			tc_cmd(&c, "SUBS t g3", line, sizeof(line), NULL, 0),
+			0);
+	} while (strncmp(line, "OK ", 3) != 0 && tb_now() - t0 < 10);
+	waited = tb_now() - t0;
+	print_message("a new group got room after %.1f s\n", waited);
+	if (strncmp(line, "OK ", 3) != 0)
+		fail_msg("SUBS t g3 after %.1f s: %s", waited, line);
+	assert_true(waited > 1.0);
+	/* g1 was forgotten: it starts from the topic's start, and stays
+	 * (it has a member now). */
+	assert_int_equal(first_read(&c, "g1", &mid), 0);
+	snprintf(cmd, sizeof(cmd), "CONS t %ld", mid);
+	assert_int_equal(tc_cmd(&c, cmd, line, sizeof(line), NULL, 0), 0);
+	assert_string_equal(line, "OK 4");
+	snprintf(cmd, sizeof(cmd), "CMIT t %ld", mid);
+	assert_int_equal(tc_cmd(&c, cmd, line, sizeof(line), NULL, 0), 0);
+	assert_string_equal(line, "OK 1");
+	/* Its offsets grow older than the retention while it has a member:
+	 * they stay. */
+	sleep(3);
+	snprintf(cmd, sizeof(cmd), "UNSB t %ld", mid);
+	assert_int_equal(tc_cmd(&c, cmd, line, sizeof(line), NULL, 0), 0);
+	assert_string_equal(line, "OK");
+	assert_int_equal(tc_connect(&m, tb.port), 0);
+	assert_int_equal(tc_cmd(&m, "PUBS t m5", line, sizeof(line), NULL, 0),
+			 0);
+	assert_int_equal(first_read(&m, "g1", &id), 5);
+	tc_close(&m);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +628,7 @@ int main(void)
 					  teardown),
 		cmocka_unit_test_teardown(test_cons_streams_with_flat_memory,
 					  teardown),
+		cmocka_unit_test_teardown(test_offsets_retention, teardown),
 	};
 
 	return cmocka_run_group_tests_name("broker", tests, NULL, NULL);

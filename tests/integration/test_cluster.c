@@ -1192,6 +1192,13 @@ static void test_retention_restart_point(void **state)
 }
 
 /* Requests that wait longer than telnet's stop grace (5 s). */
+static int setup_offsets_retention(void **state)
+{
+	start_cluster("\"limits\": {\"max_groups\": 2}, "
+		      "\"groups\": {\"offsets_retention_ms\": 3000}");
+	return 0;
+}
+
 static int setup_slow_requests(void **state)
 {
 	start_cluster("\"topics\": {\"retention_check_ms\": 100, "
@@ -1300,6 +1307,22 @@ static long read_from(int i, const char *topic, long sub)
 	if (strncmp(status, "OK", 2) != 0)
 		fail_msg("%s on broker %d: %s", command, i + 1, status);
 	return sscanf(data, "MSG %ld %ld", &part, &off) == 2 ? off : -1;
+}
+
+/* Connects c to broker i and subscribes it to `group` of `topic`;
+ * returns its subscription id. */
+static long subs_on(struct tc *c, int i, const char *topic,
+		    const char *group)
+{
+	char command[160], status[256];
+	long sub;
+
+	assert_int_equal(tc_connect(c, cl.tbs[i].port), 0);
+	snprintf(command, sizeof(command), "SUBS %s %s", topic, group);
+	tc_cmd(c, command, status, sizeof(status), NULL, 0);
+	if (sscanf(status, "OK %ld", &sub) != 1)
+		fail_msg("%s on broker %d: %s", command, i + 1, status);
+	return sub;
 }
 
 /* Two CMITs setting one offset, sent to two brokers at once, are both
@@ -1489,9 +1512,7 @@ static void test_cmit_elsewhere_cancels_batch(void **state)
 
 	assert_true(tcl_agree(&cl, N, 10) > 0);
 	offsets_topic("seek", 30);
-	assert_int_equal(tc_connect(&m, cl.tbs[0].port), 0);
-	tc_cmd(&m, "SUBS seek g", status, sizeof(status), NULL, 0);
-	assert_int_equal(sscanf(status, "OK %ld", &sub), 1);
+	sub = subs_on(&m, 0, "seek", "g");
 	snprintf(command, sizeof(command), "CMIT seek %ld 0 2", sub);
 	tc_cmd(&m, command, status, sizeof(status), NULL, 0);
 	assert_string_equal(status, "OK 1");
@@ -1558,6 +1579,128 @@ static void test_stop_cancels_waiting_proposals(void **state)
 			kill(cl.tbs[i].pid, SIGCONT);
 }
 
+/* SUBS `group` of `topic` on broker i's client c, CONS, CMIT (answered
+ * once applied there), UNSB: the group keeps only its offsets. */
+static void visit_group(struct tc *c, const char *topic, const char *group)
+{
+	char status[256], data[4096], command[160];
+	long id;
+
+	snprintf(command, sizeof(command), "SUBS %s %s", topic, group);
+	tc_cmd(c, command, status, sizeof(status), NULL, 0);
+	if (sscanf(status, "OK %ld", &id) != 1)
+		fail_msg("%s: %s", command, status);
+	snprintf(command, sizeof(command), "CONS %s %ld", topic, id);
+	tc_cmd(c, command, status, sizeof(status), data, sizeof(data));
+	if (strncmp(status, "OK ", 3) != 0 || atoi(status + 3) < 1)
+		fail_msg("%s: %s", command, status);
+	snprintf(command, sizeof(command), "CMIT %s %ld", topic, id);
+	tc_cmd(c, command, status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK 1");
+	snprintf(command, sizeof(command), "UNSB %s %ld", topic, id);
+	tc_cmd(c, command, status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK");
+}
+
+/* SUBS `group` on broker i: its status line; a subscription it made is
+ * ended at once (it commits nothing, so its group goes with it). */
+static void subs_once(int i, const char *topic, const char *group, char *status,
+		      size_t len)
+{
+	char command[160];
+	struct tc c;
+	long id;
+
+	assert_int_equal(tc_connect(&c, cl.tbs[i].port), 0);
+	snprintf(command, sizeof(command), "SUBS %s %s", topic, group);
+	tc_cmd(&c, command, status, len, NULL, 0);
+	if (sscanf(status, "OK %ld", &id) == 1) {
+		char answer[256];
+
+		snprintf(command, sizeof(command), "UNSB %s %ld", topic, id);
+		tc_cmd(&c, command, answer, sizeof(answer), NULL, 0);
+		assert_string_equal(answer, "OK");
+	}
+	tc_close(&c);
+}
+
+/* Offsets retention in a cluster: the metadata leader's forget record is
+ * applied on every broker, so a group with no member past
+ * groups.offsets_retention_ms stops counting against limits.max_groups
+ * on all three, and its committed offsets are gone on all three. */
+static void test_offsets_retention_replicated(void **state)
+{
+	char status[256], data[4096];
+	long first, id, at;
+	double t0;
+	struct tc c;
+
+	assert_true(tcl_agree(&cl, N, 10) > 0);
+	offsets_topic("ret", 5);
+	/* Where a new group reads from. */
+	id = subs_on(&c, 0, "ret", "fresh");
+	first = read_from(0, "ret", id);
+	assert_true(first >= 0 && first < 3);
+	tc_close(&c);
+	groups_agree("ret", 0, data, sizeof(data), 10);
+
+	assert_int_equal(tc_connect(&c, cl.tbs[0].port), 0);
+	visit_group(&c, "ret", "g1");
+	visit_group(&c, "ret", "g2");
+	tc_close(&c);
+	t0 = tb_now();
+	/* Every broker applied the leaves: both groups are kept by their
+	 * offsets alone, and none has room for a third. */
+	groups_agree("ret", 0, data, sizeof(data), 10);
+	for (int i = 0; i < N; i++) {
+		subs_once(i, "ret", "g3", status, sizeof(status));
+		if (strcmp(status,
+			   "ERR BUSY no more groups: limits.max_groups is 2"))
+			fail_msg("SUBS on broker %d %.1f s after the leaves: "
+				 "%s",
+				 i + 1, tb_now() - t0, status);
+	}
+	/* Then the leader's forget frees both, on every broker. */
+	for (int i = 0; i < N; i++) {
+		do {
+			subs_once(i, "ret", "g3", status, sizeof(status));
+			if (strncmp(status, "OK ", 3) == 0)
+				break;
+			usleep(100000);
+		} while (tb_now() - t0 < 20);
+		if (strncmp(status, "OK ", 3) != 0)
+			fail_msg("SUBS on broker %d after %.1f s: %s", i + 1,
+				 tb_now() - t0, status);
+	}
+	print_message("room for new groups on every broker after %.1f s\n",
+		      tb_now() - t0);
+	assert_true(tb_now() - t0 > 2.0);
+	for (int i = 0; i < N; i++) {
+		static char log[1 << 20];
+
+		tb_read_log(&cl.tbs[i], log, sizeof(log));
+		if (!strstr(log, "group g1 of ret: no member for "
+				 "groups.offsets_retention_ms") ||
+		    !strstr(log, "group g2 of ret: no member for "
+				 "groups.offsets_retention_ms"))
+			fail_msg("broker %d did not apply the forgets:\n%s",
+				 i + 1, log);
+	}
+	/* g1's offsets are gone everywhere: a new member reads from the
+	 * start, and GRPS agrees on it. */
+	assert_int_equal(tc_connect(&c, cl.tbs[0].port), 0);
+	tc_cmd(&c, "SUBS ret g1", status, sizeof(status), NULL, 0);
+	assert_int_equal(sscanf(status, "OK %ld", &id), 1);
+	groups_agree("ret", 1, data, sizeof(data), 10);
+	for (int i = 0; i < N; i++) {
+		at = read_from(i, "ret", id);
+		if (at != first)
+			fail_msg("broker %d reads g1 from %ld, not %ld", i + 1,
+				 at, first);
+	}
+	tc_close(&c);
+}
+
 static void test_graceful_stop(void **state)
 {
 	for (int i = 0; i < N; i++)
@@ -1610,6 +1753,9 @@ int main(void)
 			test_cmit_elsewhere_cancels_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_stop_cancels_waiting_proposals, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_offsets_retention_replicated,
+			setup_offsets_retention, teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_stop, setup,
 						teardown),
 	};

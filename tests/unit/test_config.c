@@ -49,6 +49,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.max_groups, 100000);
 	assert_int_equal(cfg.max_subs_per_connection, 1000);
 	assert_int_equal(cfg.max_members_per_group, 1000);
+	assert_int_equal(cfg.offsets_retention_ms, 604800000);
 	assert_int_equal(cfg.npeers, 0);
 	/* telnet's own defaults (127.0.0.1:8080) apply: the core names no
 	 * transport's key. */
@@ -98,6 +99,27 @@ static void test_cluster(void **state)
 	assert_int_equal(cfg.peers[1].port, 8081);
 	assert_int_equal(cfg.peers[1].raft_port, 7070);
 	assert_int_equal(cfg.cluster.raft_port, 7070);
+	kq__config_free(&cfg);
+}
+
+/* groups.offsets_retention_ms at both ends of its range. */
+static void test_offsets_retention(void **state)
+{
+	struct kq__config cfg;
+	char err[512];
+
+	assert_int_equal(kq__config_parse("{\"groups\": "
+					  "{\"offsets_retention_ms\": 1000}}",
+					  NULL, &cfg, err, sizeof(err)),
+			 0);
+	assert_int_equal(cfg.offsets_retention_ms, 1000);
+	kq__config_free(&cfg);
+	assert_int_equal(kq__config_parse("{\"groups\": "
+					  "{\"offsets_retention_ms\": "
+					  "315360000000}}",
+					  NULL, &cfg, err, sizeof(err)),
+			 0);
+	assert_int_equal(cfg.offsets_retention_ms, 315360000000LL);
 	kq__config_free(&cfg);
 }
 
@@ -191,6 +213,16 @@ static void test_errors(void **state)
 		     "limits.max_groups: expected an integer 1..10000000");
 	expect_error("{\"limits\": {\"max_sockets\": 3}}",
 		     "limits.max_sockets: unknown key");
+	expect_error("{\"groups\": {\"offsets_retention_ms\": 999}}",
+		     "groups.offsets_retention_ms: expected an integer "
+		     "1000..315360000000");
+	expect_error("{\"groups\": {\"offsets_retention_ms\": "
+		     "315360000001}}",
+		     "groups.offsets_retention_ms: expected an integer "
+		     "1000..315360000000");
+	expect_error("{\"groups\": {\"retention_ms\": 1000}}",
+		     "groups.retention_ms: unknown key");
+	expect_error("{\"groups\": 7}", "groups: expected an object");
 	expect_error("{\"log\": \"loud\"}",
 		     "log: expected one of error, warn, info, debug");
 	expect_error("{\"telnet\": 8080}", "telnet: expected an object");
@@ -213,6 +245,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_cluster),
+		cmocka_unit_test(test_offsets_retention),
 		cmocka_unit_test(test_cluster_lent),
 		cmocka_unit_test(test_errors),
 	};
