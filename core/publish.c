@@ -146,23 +146,17 @@ static void batch_done(struct kq_propose_req *preq, int status)
 			req->result.publish.partition = p->id;
 			req->result.publish.offset = preq->first_offset + i;
 			req->cb(req, 0);
-		} else if (status == KQ_EUNAVAILABLE) {
-			/* Taken, then the leader changed: a later leader may
-			 * still commit it. */
+		} else if (status == KQ_EUNAVAILABLE ||
+			   status == KQ_ECANCELED) {
+			/* Taken, then the leader changed or its group closed
+			 * (a stop, a reopen): a later leader may still
+			 * commit it. */
 			snprintf(req->errmsg, sizeof(req->errmsg),
-				 "partition %s-%u changed leader before this "
-				 "message was committed; it may or may not be "
-				 "stored",
-				 p->topic->name, p->id);
-			req->cb(req, KQ_EUNAVAILABLE);
-		} else if (status == KQ_ECANCELED) {
-			/* Its group closed (a stop, a reopen): taken, and
-			 * maybe committed by another leader later. */
-			snprintf(req->errmsg, sizeof(req->errmsg),
-				 "partition %s-%u was closed here before this "
-				 "message was committed; it may or may not be "
-				 "stored",
-				 p->topic->name, p->id);
+				 "partition %s-%u %s before this message was "
+				 "committed; it may or may not be stored",
+				 p->topic->name, p->id,
+				 status == KQ_ECANCELED ? "was closed here"
+							: "changed leader");
 			req->cb(req, KQ_EUNAVAILABLE);
 		} else {
 			not_accepted(req, p, status);

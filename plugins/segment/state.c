@@ -101,28 +101,30 @@ int kq__seg_log_make_hard_state(struct kq_log *log)
 	return 0;
 }
 
-/* Whether a staged hard state is not durable yet. */
-static bool staging(struct kq_log *log)
+/* Whether a save or stage may go now: KQ_EUNAVAILABLE on a failed log,
+ * KQ_EBUSY while a staged hard state is not durable yet (either would
+ * overwrite the copy of the newest durable one). */
+static int may_save(struct kq_log *log)
 {
 	bool busy;
 
+	kq__seg_log_report(log);
+	if (kq__seg_log_failed(log) != 0)
+		return KQ_EUNAVAILABLE;
 	pthread_mutex_lock(&log->mu);
 	busy = log->hs_dirty || log->hs_syncing;
 	pthread_mutex_unlock(&log->mu);
-	return busy;
+	return busy ? KQ_EBUSY : 0;
 }
 
 int kq__seg_log_save_hard_state(struct kq_log *log,
 				const struct kq_hard_state *hs)
 {
 	uint8_t file[STATE_SIZE];
-	int rv;
+	int rv = may_save(log);
 
-	kq__seg_log_report(log);
-	if (kq__seg_log_failed(log) != 0)
-		return KQ_EUNAVAILABLE;
-	if (staging(log))
-		return KQ_EBUSY;
+	if (rv != 0)
+		return rv;
 	log->hs_unread = false;
 	/* Replacing the file settles the log first; so does this, and it
 	 * must: an in-place save into the file open() made relies on the
@@ -152,15 +154,12 @@ int kq__seg_log_save_hard_state(struct kq_log *log,
 int kq__seg_log_stage_hard_state(struct kq_log *log,
 				 const struct kq_hard_state *hs)
 {
-	int rv;
-
-	kq__seg_log_report(log);
-	if (kq__seg_log_failed(log) != 0)
-		return KQ_EUNAVAILABLE;
 	/* One at a time: its write overwrites the copy before the newest,
 	 * which must be durable by then. */
-	if (staging(log))
-		return KQ_EBUSY;
+	int rv = may_save(log);
+
+	if (rv != 0)
+		return rv;
 	/* No copy of format 2 to overwrite in place (a file of format 1,
 	 * or one a crash left unsettled): replaced whole, here, once. */
 	if (log->hs_seq == 0)

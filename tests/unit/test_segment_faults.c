@@ -775,6 +775,27 @@ static void open_four(void *mod, char *top, char *dir, struct kq_log **logs)
 	}
 }
 
+/* Closes *log and opens it again: the hard state it then loads. */
+static struct kq_hard_state reopen_hs(void *mod, const char *dir,
+				      struct kq_log **log)
+{
+	struct kq_hard_state got;
+
+	t_ops->close(*log);
+	*log = t_open(mod, dir, 1 << 20);
+	assert_int_equal(t_ops->load_hard_state(*log, &got), 0);
+	return got;
+}
+
+/* Closes open_four()'s logs and removes them with the module. */
+static void close_four(void *mod, const char *top, struct kq_log **logs)
+{
+	for (int i = 0; i < 4; i++)
+		t_ops->close(logs[i]);
+	t_module_free(mod);
+	t_rmrf(top);
+}
+
 /* An open on the loop that finds no descriptor left (clients can take
  * them all) closes some the module holds, least recently used first, and
  * tries again: the log goes on instead of failing. */
@@ -823,15 +844,42 @@ static void test_staged_open_sheds_descriptors(void **state)
 	assert_int_equal(t_ops->sync(logs[3]), 0);
 	assert_true(fi.fired);
 	restore();
-	t_ops->close(logs[3]);
-	logs[3] = t_open(mod, dir, 1 << 20);
-	assert_int_equal(t_ops->load_hard_state(logs[3], &got), 0);
+	got = reopen_hs(mod, dir, &logs[3]);
 	assert_int_equal(got.term, 3);
 	assert_int_equal(got.vote, 1);
-	for (int i = 0; i < 4; i++)
-		t_ops->close(logs[i]);
-	t_module_free(mod);
-	t_rmrf(top);
+	close_four(mod, top, logs);
+}
+
+/* A full disk when a staged hard state is written, or a failed sync of
+ * it: the log fails (the stage or the sync says so, never 0), and the
+ * restart finds the last durable one. */
+static void test_staged_hard_state_faults(void **state)
+{
+	void *mod = t_module(NULL);
+	struct kq_hard_state hs = {3, 1}, got;
+	struct kq_log *logs[4];
+	char top[64], dir[96];
+
+	(void)state;
+	open_four(mod, top, dir, logs);
+	assert_int_equal(t_ops->save_hard_state(logs[3], &hs), 0);
+	hs = (struct kq_hard_state){4, 2};
+	inject(F_PWRITE, 1, ENOSPC);
+	assert_int_equal(t_ops->stage_hard_state(logs[3], &hs), -ENOSPC);
+	restore();
+	assert_int_equal(t_ops->stage_hard_state(logs[3], &hs),
+			 KQ_EUNAVAILABLE);
+	got = reopen_hs(mod, dir, &logs[3]);
+	assert_int_equal(got.term, 3);
+	/* Written, and its sync fails: the restart reads the disk. */
+	assert_int_equal(t_ops->sync(logs[3]), 0); /* settles it */
+	assert_int_equal(t_ops->stage_hard_state(logs[3], &hs), 0);
+	inject(F_FDATASYNC, 1, EIO);
+	assert_true(t_ops->sync(logs[3]) != 0);
+	restore();
+	got = reopen_hs(mod, dir, &logs[3]);
+	assert_true(got.term == 3 || got.term == 4);
+	close_four(mod, top, logs);
 }
 
 /* When the syncfs() that would settle new logs fails, the log being
@@ -2090,6 +2138,7 @@ int run_fault_tests(void)
 		T(test_settle_behind_a_syncfs),
 		T(test_open_sheds_descriptors),
 		T(test_staged_open_sheds_descriptors),
+		T(test_staged_hard_state_faults),
 		T(test_reopened_log_settles),
 		T(test_sync_many_syncfs_fails),
 		T(test_sync_many_without_syncfs),
