@@ -193,7 +193,10 @@ struct kq_storage_ops {
 	 * KQ_SYNC_INTERVAL (sync every *interval_ms, acknowledge after the
 	 * write) or KQ_SYNC_NEVER (leave write-back to the OS; sync only at
 	 * a graceful stop).  The module's own calls do not change with
-	 * it. */
+	 * it, but for close() of a failed log under KQ_SYNC_ALWAYS: that
+	 * drops the records no sync() made durable, none of them
+	 * acknowledged, whose pages a failed sync may have left in the
+	 * cache, marked clean though never written. */
 	int (*sync_policy)(void *state, uint32_t *interval_ms);
 
 	/* Offsets lost to damage: complete records that failed their

@@ -279,6 +279,19 @@ void kq__seg_log_close(struct kq_log *log)
 	const struct kq_host *host = log->host;
 
 	kq__seg_log_report(log);
+	/* A failed fdatasync leaves its pages in the cache, marked clean
+	 * though never written: reopened, even by another process, the log
+	 * would read them and a fresh descriptor's sync would pass them as
+	 * durable.  Under fsync "always" none of them was acknowledged. */
+	if (kq__seg_log_failed(log) != 0 && log->conf.fsync == KQ_SYNC_ALWAYS) {
+		int rv = kq__seg_log_drop_unsynced(log);
+
+		if (rv != 0)
+			host->log(host, KQ_LOG_WARN,
+				  "%s: cannot drop the records no sync made "
+				  "durable: %s",
+				  log->dir, kq_strerror(rv));
+	}
 	/* Reopened, the log would not know it was never settled. */
 	if (kq__seg_log_failed(log) == 0 && kq__seg_log_settle(log) != 0)
 		kq__seg_log_report(log);

@@ -551,6 +551,10 @@ uint64_t kq__seg_log_next_offset(struct kq_log *log);
 int kq__seg_log_term_at(struct kq_log *log, uint64_t offset, uint64_t *term);
 int kq__seg_log_truncate(struct kq_log *log, uint64_t from);
 int kq__seg_log_reset(struct kq_log *log, uint64_t next);
+
+/* Cuts a failed log to what its last good sync made durable (close(),
+ * under fsync "always").  Returns 0 or an error. */
+int kq__seg_log_drop_unsynced(struct kq_log *log);
 int kq__seg_log_compact(struct kq_log *log, uint64_t before);
 int kq__seg_log_retention_point(struct kq_log *log, int64_t now_ms,
 				uint64_t *before);

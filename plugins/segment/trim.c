@@ -101,18 +101,18 @@ static int cut_newest(struct kq_log *log, uint64_t from)
 	return 0;
 }
 
-int kq__seg_log_truncate(struct kq_log *log, uint64_t from)
+static int reset_to(struct kq_log *log, uint64_t next);
+
+/* truncate() without its check that the log has not failed. */
+static int cut(struct kq_log *log, uint64_t from)
 {
 	bool dropped = false;
 	int rv;
 
-	kq__seg_log_report(log);
-	if (kq__seg_log_failed(log) != 0)
-		return KQ_EUNAVAILABLE;
 	if (from >= log->next)
 		return 0;
 	if (from <= log->first)
-		return kq__seg_log_reset(log, from);
+		return reset_to(log, from);
 	/* Newest first, so that a crash leaves a prefix of the log. */
 	while (log->nsegs > 1 &&
 	       seg_first(log, log->segs[log->nsegs - 1]) >= from) {
@@ -143,14 +143,38 @@ int kq__seg_log_truncate(struct kq_log *log, uint64_t from)
 	return 0;
 }
 
+int kq__seg_log_truncate(struct kq_log *log, uint64_t from)
+{
+	kq__seg_log_report(log);
+	if (kq__seg_log_failed(log) != 0)
+		return KQ_EUNAVAILABLE;
+	return cut(log, from);
+}
+
+int kq__seg_log_drop_unsynced(struct kq_log *log)
+{
+	uint64_t from;
+
+	pthread_mutex_lock(&log->mu);
+	from = log->durable_next;
+	pthread_mutex_unlock(&log->mu);
+	return cut(log, from);
+}
+
 int kq__seg_log_reset(struct kq_log *log, uint64_t next)
+{
+	kq__seg_log_report(log);
+	if (kq__seg_log_failed(log) != 0)
+		return KQ_EUNAVAILABLE;
+	return reset_to(log, next);
+}
+
+/* reset() without its check that the log has not failed. */
+static int reset_to(struct kq_log *log, uint64_t next)
 {
 	struct kq__seg *seg = NULL;
 	int rv;
 
-	kq__seg_log_report(log);
-	if (kq__seg_log_failed(log) != 0)
-		return KQ_EUNAVAILABLE;
 	if (next == UINT64_MAX)
 		return KQ_EBADARG;
 	/* The new segment waits under a temporary name, durable, until

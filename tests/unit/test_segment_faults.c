@@ -288,6 +288,20 @@ static int skip_cb(void *ctx, const struct kq_record *rec)
 	return 0;
 }
 
+/* A log in `dir` with 100 records synced, then 50 whose sync failed. */
+static struct kq_log *fail_second_sync(void *mod, const char *dir,
+				       uint64_t segment_bytes)
+{
+	struct kq_log *log = t_open(mod, dir, segment_bytes);
+
+	assert_int_equal(t_append(log, 0, 100, 1), 0);
+	assert_int_equal(t_ops->sync(log), 0);
+	assert_int_equal(t_append(log, 100, 50, 1), 0);
+	inject(F_FDATASYNC, 1, EIO);
+	assert_int_equal(t_ops->sync(log), -EIO);
+	return log;
+}
+
 static void test_fdatasync_eio(void **state)
 {
 	char dir[64];
@@ -298,12 +312,7 @@ static void test_fdatasync_eio(void **state)
 	int rv;
 
 	t_mkdtemp(dir);
-	log = t_open(mod, dir, 1 << 20);
-	assert_int_equal(t_append(log, 0, 100, 1), 0);
-	assert_int_equal(t_ops->sync(log), 0);
-	assert_int_equal(t_append(log, 100, 50, 1), 0);
-	inject(F_FDATASYNC, 1, EIO);
-	assert_int_equal(t_ops->sync(log), -EIO);
+	log = fail_second_sync(mod, dir, 1 << 20);
 	/* Never retried into success, even once the disk is back. */
 	restore();
 	assert_true(t_ops->sync(log) != 0);
@@ -322,6 +331,34 @@ static void test_fdatasync_eio(void **state)
 	check_reopened(mod, dir, 100, 150);
 	t_module_free(mod);
 	t_rmrf(dir);
+}
+
+/* Records whose fdatasync failed stay in the page cache, marked clean
+ * though never written: a fresh descriptor's sync then succeeds without
+ * writing them, and a restarted broker would count them durable.  Under
+ * fsync "always" nothing past the last good sync was acknowledged, so
+ * closing the failed log drops it, new segments included; under
+ * "interval" the records were acknowledged when written, and stay. */
+static void test_failed_sync_dropped_at_close(void **state)
+{
+	static const char *const conf[] = {"{\"fsync\": \"always\"}",
+					   "{\"fsync\": \"interval\"}"};
+	static const uint64_t left[] = {100, 150};
+
+	for (int i = 0; i < 2; i++) {
+		void *mod = t_module(conf[i]);
+		struct kq_log *log;
+		char dir[64];
+
+		t_mkdtemp(dir);
+		log = fail_second_sync(mod, dir, 4096); /* they roll */
+		restore();
+		t_ops->close(log);
+		assert_int_equal(check_reopened(mod, dir, left[i], 150),
+				 left[i]);
+		t_module_free(mod);
+		t_rmrf(dir);
+	}
 }
 
 /* A workload of appends (rolling segments), syncs, a truncation and a
@@ -386,6 +423,7 @@ static void sweep(enum fop op, int err, bool shortw, bool sticky)
 		struct kq_log *log;
 		struct run r;
 		bool fired;
+		size_t n;
 
 		t_mkdtemp(dir);
 		log = t_open(mod, dir, 4096);
@@ -406,7 +444,16 @@ static void sweep(enum fop op, int err, bool shortw, bool sticky)
 		}
 		restore();
 		t_ops->close(log);
-		check_reopened(mod, dir, r.acked, r.appended);
+		n = check_reopened(mod, dir, r.acked, r.appended);
+		/* A failed fdatasync, under fsync "always": what no sync
+		 * covered is gone, since its pages may never reach the
+		 * disk.  (Other failures may leave records that a sync did
+		 * cover, such as a truncation's, or a sync's whose settle
+		 * failed after its fdatasync.) */
+		if (fired && op == F_FDATASYNC && n != r.acked)
+			fail_msg("call %ld failed: %zu records back, %llu "
+				 "synced",
+				 nth, n, (unsigned long long)r.acked);
 		t_rmrf(dir);
 		if (!fired)
 			break;
@@ -2118,6 +2165,7 @@ int run_fault_tests(void)
 		T(test_short_write),
 		T(test_short_write_left_behind),
 		T(test_fdatasync_eio),
+		T(test_failed_sync_dropped_at_close),
 		T(test_sweep_pwrite),
 		T(test_sweep_fdatasync),
 		T(test_sweep_fsync),
