@@ -480,6 +480,13 @@ static int store_lost(struct kq_store *pl, const struct kq_offset_range **out)
 	return pl->b->sops->lost(pl->log, out);
 }
 
+static void store_group_stopped(struct kq_store *pl, int err)
+{
+	kq__error("log %s: its group stopped (%s); both are reopened", pl->dir,
+		  kq_strerror(err));
+	note_failure(pl, err);
+}
+
 const struct kq_store_api kq__store_api = {
 	.append = store_append,
 	.sync = store_sync,
@@ -495,4 +502,5 @@ const struct kq_store_api kq__store_api = {
 	.load_snapshot = store_load_snapshot,
 	.compact = store_compact,
 	.lost = store_lost,
+	.group_stopped = store_group_stopped,
 };

@@ -91,6 +91,11 @@ struct kq_store_api {
 	/* Offsets lost to damage; see kq_storage_ops.lost.  A module that
 	 * assigns offsets itself starts above them. */
 	int (*lost)(struct kq_store *st, const struct kq_offset_range **out);
+	/* The group of this log stopped for a cause of its own (err: out
+	 * of memory, an internal check): the core closes both and opens
+	 * them again once nothing is in flight on them, as it does after
+	 * a write or sync error of the log. */
+	void (*group_stopped)(struct kq_store *st, int err);
 };
 
 /* Called on the loop thread for every committed record of a group, in

@@ -18,7 +18,11 @@
  * to the meaning of an op or a field.  A new error code, a new log level
  * or a new comment does not.  The sizes are a second guard, for a module
  * built against a changed header whose number was not bumped.  History
- * (12: kq_storage_ops.stage_hard_state, and kq_store_api's
+ * (13: kq_store_api.group_stopped, by which a group that stops for a
+ * cause of its own has itself and its log reopened, as after a write
+ * error; close() of a failed log under KQ_SYNC_ALWAYS drops what no
+ * sync made durable;
+ * 12: kq_storage_ops.stage_hard_state, and kq_store_api's
  * save_hard_state replaced by it: consensus stages a hard state and
  * syncs, instead of waiting for a save on the loop; read() of a failed
  * log past its last good sync returns KQ_EUNAVAILABLE, not 0;
@@ -55,7 +59,7 @@
 
 struct kq_incoming;
 
-#define KQ_PLUGIN_ABI 12
+#define KQ_PLUGIN_ABI 13
 
 /* The entry symbol's name, as lt_dlsym() looks it up. */
 #define KQ_PLUGIN_ENTRY "kq_plugin_entry"

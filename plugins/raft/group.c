@@ -46,7 +46,10 @@ static void resign(struct kq_group *g)
 		.term = kq__raft_term(g->r),
 	};
 
-	if (kq__raft_role(g->r) != KQ__RAFT_LEADER || !mod->cluster)
+	/* Like every message, it carries only a durable term (a leader's
+	 * is: its votes were asked for after it was saved). */
+	if (kq__raft_role(g->r) != KQ__RAFT_LEADER || !mod->cluster ||
+	    m.term != g->hs_durable.term)
 		return;
 	for (size_t i = 0; i < g->n_voters; i++) {
 		m.to = g->voters[i];
@@ -67,6 +70,9 @@ void kq__raft_group_fail(struct kq_group *g, int rv, const char *what)
 		return;
 	g->failed = rv;
 	resign(g);
+	/* Reopened by the core, as a log that failed is: a cause of the
+	 * group's own (memory, a check) may be gone by then. */
+	kq__raft_store(g)->group_stopped(g->store, rv);
 	/* A stopped group is never ticked again: its election slot goes
 	 * now, or it would be held until the group is closed. */
 	count_campaign(g);

@@ -106,15 +106,19 @@ int kq__seg_log_make_hard_state(struct kq_log *log)
  * overwrite the copy of the newest durable one). */
 static int may_save(struct kq_log *log)
 {
-	bool busy;
+	int rv = 0;
 
 	kq__seg_log_report(log);
-	if (kq__seg_log_failed(log) != 0)
-		return KQ_EUNAVAILABLE;
+	/* Both under one hold: a sync failing on the worker fails the log
+	 * before it clears hs_syncing, so the copy it left undurable is
+	 * never taken for a durable one. */
 	pthread_mutex_lock(&log->mu);
-	busy = log->hs_dirty || log->hs_syncing;
+	if (log->failed != 0)
+		rv = KQ_EUNAVAILABLE;
+	else if (log->hs_dirty || log->hs_syncing)
+		rv = KQ_EBUSY;
 	pthread_mutex_unlock(&log->mu);
-	return busy ? KQ_EBUSY : 0;
+	return rv;
 }
 
 int kq__seg_log_save_hard_state(struct kq_log *log,

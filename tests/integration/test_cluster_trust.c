@@ -156,7 +156,7 @@ static long newest_segment(int i, const char *part, char *path, size_t len)
 		if (strlen(d->d_name) == 24 &&
 		    strcmp(d->d_name + 20, ".log") == 0 &&
 		    strcmp(d->d_name, best) > 0)
-			snprintf(best, sizeof(best), "%s", d->d_name);
+			memcpy(best, d->d_name, 25); /* 24 and the NUL */
 	closedir(dp);
 	assert_true(best[0] != '\0');
 	assert_true((size_t)snprintf(path, len, "%s/%s", dir, best) < len);

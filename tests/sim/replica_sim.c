@@ -133,6 +133,7 @@ struct kq_store {
 	bool sync_scheduled;
 	bool failed; /* a write or sync error: appends refused */
 	bool crash_pending;
+	bool fail_asked; /* the group asked for a reopen (group_stopped()) */
 
 	struct kq_hard_state hs;
 	/* Staged, durable once a sync requested after it (upto >= its
@@ -877,6 +878,14 @@ static int sl_lost(struct kq_store *st, const struct kq_offset_range **out)
 	return (int)st->nlost;
 }
 
+/* As the core: the log refuses writes until the node restarts. */
+static void sl_group_stopped(struct kq_store *st, int err)
+{
+	(void)err;
+	st->fail_asked = true;
+	st->failed = true;
+}
+
 static const struct kq_store_api sim_logs = {
 	.append = sl_append,
 	.sync = sl_sync,
@@ -892,6 +901,7 @@ static const struct kq_store_api sim_logs = {
 	.load_snapshot = sl_load_snap,
 	.compact = sl_compact,
 	.lost = sl_lost,
+	.group_stopped = sl_group_stopped,
 };
 
 /* Completes the syncs up to the newest scheduled: the records they
@@ -1608,6 +1618,7 @@ static void crash_node(struct sim *s, struct node *nd, const char *why)
 						      have < 3 ? have : 3));
 	}
 	st->failed = false;
+	st->fail_asked = false;
 	st->crash_pending = false;
 	st->just_saved_snapshot = false;
 	nd->up = 0;
@@ -1636,6 +1647,12 @@ static void after_step(struct sim *s, struct node *nd)
 	if (!nd->g->failed)
 		check_commit(s, nd);
 	if (nd->g->failed) {
+		/* Else the broker would never open it again. */
+		if (!nd->st.fail_asked)
+			sim_violate(&s->w.clock,
+				    "node %d: its group stopped without asking "
+				    "for a reopen",
+				    nd->id);
 		if (nd->fault_step || nd->forged_step) {
 			if (nd->forged_step && !nd->fault_step)
 				s->f[F_FORGED_REFUSED]++;

@@ -453,6 +453,7 @@ static struct {
 	/* When set, the leader every partition's group names (0: none
 	 * known), as if another broker led them. */
 	int leader_set, leader;
+	int opens; /* groups opened */
 } gate;
 
 /* Calls the core made to other brokers (forward.c), in order; the test
@@ -551,6 +552,7 @@ static int gate_group_open(void *state, const struct kq_group_config *cfg,
 	if (rv == 0) {
 		gate.groups[i].g = *out;
 		gate.groups[i].st = cfg->store;
+		gate.opens++;
 	}
 	return rv;
 }
@@ -1215,6 +1217,36 @@ static void test_failed_sync_is_not_acknowledged(void **state)
 		run_for(0.1);
 	}
 	assert_true(c.req.result.publish.offset > acked);
+}
+
+/* A group that stops for a cause of its own (out of memory, a check) and
+ * says so through its store's group_stopped() is closed and opened again with
+ * its log, as after a write error: the partition serves again, from where it
+ * was. */
+static void test_group_stopped_is_reopened(void **state)
+{
+	static struct call c;
+	struct kq_store *st = NULL;
+	int opens;
+
+	(void)state;
+	create("t", 1);
+	publish_stored("before");
+	/* The partition's group is the newest: the metadata's came first. */
+	for (size_t i = 0; i < 64; i++)
+		if (gate.groups[i].g)
+			st = gate.groups[i].st;
+	assert_non_null(st);
+	opens = gate.opens;
+	gate.store->group_stopped(st, -ENOMEM);
+	for (double end = now_s() + 10; gate.opens == opens;) {
+		assert_true(now_s() < end);
+		run_for(0.1);
+	}
+	publish(&c, "after");
+	run_until(&c.done);
+	assert_int_equal(c.status, 0);
+	assert_int_equal(c.req.result.publish.offset, 1);
 }
 
 /* A group's reads from its committed offsets: what one read handed out
@@ -2541,6 +2573,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_failed_sync_is_not_acknowledged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_stopped_is_reopened,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_reopen_that_cannot_drop_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -196,6 +196,13 @@ static int st_lost(struct kq_store *st, const struct kq_offset_range **out)
 	return st->nlost;
 }
 
+static void st_group_stopped(struct kq_store *st, int err)
+{
+	(void)st;
+	(void)err;
+	fail_msg("local stopped a group for a cause of its own");
+}
+
 static const struct kq_store_api store_api = {
 	.append = st_append,
 	.sync = st_sync,
@@ -211,6 +218,7 @@ static const struct kq_store_api store_api = {
 	.load_snapshot = st_load_snapshot,
 	.compact = st_compact,
 	.lost = st_lost,
+	.group_stopped = st_group_stopped,
 };
 
 /* ------------------------------------------------------------ fixture */
