@@ -458,9 +458,17 @@ static int restore(void *ctx, const void *data, size_t len)
 	size_t i;
 	int rv;
 
-	if (b->meta_reopening)
-		return 0; /* the snapshot of a state this run holds */
 	doc = json_loadb(data, len, 0, &jerr);
+	/* Reopened, this run holds the state up to meta_applied_end: a
+	 * snapshot of it or of less is not restored.  One ahead of it was
+	 * installed (from a leader) and never restored: the records it
+	 * covers are never applied here otherwise. */
+	limit = json_integer_value(json_object_get(doc, "applied_end"));
+	if (b->meta_reopening && json_is_object(doc) &&
+	    (limit <= 0 || (uint64_t)limit <= b->meta_applied_end)) {
+		json_decref(doc);
+		return 0;
+	}
 
 	if (!json_is_object(doc)) {
 		kq__error("metadata snapshot: %s",
