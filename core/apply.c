@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <kafkaesque/clock.h>
+
 #include "apply.h"
 #include "cgroup.h"
 #include "commit.h"
@@ -85,7 +87,8 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 
 /* An offsets record, applied here as on every broker, the one that
  * proposed it included: committed offsets change only in log order. */
-static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts)
+static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts,
+			  uint64_t end)
 {
 	const char *topic = json_string_value(json_object_get(rec, "topic"));
 	const char *group = json_string_value(json_object_get(rec, "group"));
@@ -100,7 +103,7 @@ static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts)
 	g = kq__cgroup_get(t, group, KQ__CGROUP_RECORDED);
 	if (!g)
 		return;
-	g->touched_ms = ts;
+	kq__cgroup_touch(g, ts, end);
 	json_array_foreach(offsets, i, pair)
 	{
 		json_int_t p = json_integer_value(json_array_get(pair, 0));
@@ -131,7 +134,10 @@ static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts)
 /* A forget record: the group's offsets are past retention.  A record
  * that touched the group since its proposal (a join, a late
  * acknowledgement) keeps them; otherwise the group goes, here as on
- * every broker, and a later SUBS starts it anew. */
+ * every broker, and a later SUBS starts it anew.  "at", the leader's
+ * applied end when it proposed, tells which records came since by their
+ * offsets, the same on every broker (times are not: an untimed group's
+ * stamp is each broker's own, and two records share a millisecond). */
 static void apply_forget(struct kq_broker *b, json_t *rec)
 {
 	const char *topic = json_string_value(json_object_get(rec, "topic"));
@@ -139,12 +145,18 @@ static void apply_forget(struct kq_broker *b, json_t *rec)
 	struct kq__topic *t = topic ? kq__topic_get(b, topic) : NULL;
 	struct kq__cgroup *g =
 		t && group ? kq__cgroup_get(t, group, KQ__CGROUP_FIND) : NULL;
-
+	json_t *at = json_object_get(rec, "at");
 	json_t *touched = json_object_get(rec, "touched");
 
-	if (!g || g->nmembers ||
-	    (touched && json_integer_value(touched) != g->touched_ms))
+	if (!g || g->nmembers)
 		return;
+	if (json_is_integer(at)) {
+		if (json_integer_value(at) < 0 ||
+		    g->touched_end > (uint64_t)json_integer_value(at))
+			return;
+	} else if (touched && json_integer_value(touched) != g->touched_ms) {
+		return; /* a record of an older leader */
+	}
 	kq__info("group %s of %s: no member for "
 		 "groups.offsets_retention_ms; its committed offsets are "
 		 "forgotten",
@@ -155,7 +167,8 @@ static void apply_forget(struct kq_broker *b, json_t *rec)
 }
 
 /* Groups restored without a time take that of the first record applied
- * after: the same on every broker, and their retention starts then. */
+ * after, for the leader's choice of what to forget only (apply_forget
+ * does not look at it): their retention starts then. */
 static void stamp_untimed(struct kq_broker *b, int64_t ts)
 {
 	struct kq__map_entry *te = NULL, *ge;
@@ -217,6 +230,7 @@ static int restore_offsets(struct kq_broker *b, json_t *doc)
 {
 	struct kq__map_entry *te = NULL, *ge;
 	json_t *item;
+	json_int_t v;
 	size_t i;
 	int rv;
 
@@ -244,6 +258,8 @@ static int restore_offsets(struct kq_broker *b, json_t *doc)
 		g->listed = 1;
 		g->touched_ms =
 			json_integer_value(json_object_get(item, "touched"));
+		v = json_integer_value(json_object_get(item, "touched_end"));
+		g->touched_end = v > 0 ? (uint64_t)v : 0;
 		if (g->touched_ms <= 0) {
 			g->touched_ms = 0;
 			b->cgroups_untimed = 1;
@@ -360,12 +376,13 @@ static void apply(void *ctx, const struct kq_record *r)
 	} else if (strcmp(type, "topic") == 0) {
 		apply_topic(b, rec, GROUP_BASE(r->offset));
 	} else if (strcmp(type, "offsets") == 0) {
-		apply_offsets(b, rec, r->timestamp_ms);
+		apply_offsets(b, rec, r->timestamp_ms, r->offset + 1);
 	} else if (strcmp(type, "forget") == 0) {
 		apply_forget(b, rec);
 	} else if (strcmp(type, "sub_ids") == 0) {
 		apply_sub_ids(b, rec);
-	} else if (kq__roster_apply(b, type, rec, r->timestamp_ms) == 0) {
+	} else if (kq__roster_apply(b, type, rec, r->timestamp_ms,
+				    r->offset + 1) == 0) {
 		/* consumer group membership (members.c) */
 	} else {
 		kq__warn("metadata record %" PRIu64 ": unknown type %s",
@@ -422,9 +439,11 @@ static int snapshot(void *ctx, void **data, size_t *len)
 								  g->seeks[p]));
 			}
 			json_t *item = json_pack(
-				"{s:s, s:s, s:o, s:o, s:I}", "topic", t->name,
-				"group", g->name, "offsets", pairs, "seeks",
-				seeks, "touched", (json_int_t)g->touched_ms);
+				"{s:s, s:s, s:o, s:o, s:I, s:I}", "topic",
+				t->name, "group", g->name, "offsets", pairs,
+				"seeks", seeks, "touched",
+				(json_int_t)g->touched_ms, "touched_end",
+				(json_int_t)g->touched_end);
 
 			if (item)
 				kq__roster_snapshot_group(g, item);
@@ -504,6 +523,24 @@ static int restore(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
+/* A standalone broker logs no membership (members.c), so its log cannot
+ * tell how long its groups had members before the stop: the start counts
+ * as every group's last activity, for retention (retire.c). */
+static void stamp_started(struct kq_broker *b)
+{
+	int64_t now = kq_wall_ms();
+
+	for (struct kq__map_entry *te = kq__map_next(&b->topics, NULL); te;
+	     te = kq__map_next(&b->topics, te)) {
+		struct kq__topic *t = te->value;
+
+		for (struct kq__map_entry *ge = kq__map_next(&t->cgroups, NULL);
+		     ge; ge = kq__map_next(&t->cgroups, ge))
+			((struct kq__cgroup *)ge->value)->touched_ms = now;
+	}
+	b->cgroups_untimed = 0;
+}
+
 /* A value that differs between runs, to recognise this run's records. */
 static uint64_t boot_id(void)
 {
@@ -538,6 +575,8 @@ int kq__apply_open(struct kq_broker *b)
 		rv = kq__meta_open(b, &sm);
 	if (rv != 0)
 		return rv;
+	if (sub_floor_used(b))
+		stamp_started(b);
 	kq__subscribe_reserve_ids(b);
 	kq__members_register(b);
 	return 0;

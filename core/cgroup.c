@@ -71,6 +71,20 @@ struct kq__cgroup *kq__cgroup_get(struct kq__topic *t, const char *name,
 	return g;
 }
 
+void kq__cgroup_touch(struct kq__cgroup *g, int64_t ts, uint64_t end)
+{
+	/* No record holds it: after every record applied, and after the
+	 * forget this broker (the only one) proposed last, which it must
+	 * stop; a forget proposed later goes. */
+	if (!end) {
+		end = g->topic->b->meta_applied_end;
+		if (end <= g->forget_at)
+			end = g->forget_at + 1;
+	}
+	g->touched_ms = ts;
+	g->touched_end = end;
+}
+
 void kq__cgroup_release(struct kq__cgroup *g)
 {
 	struct kq__topic *t = g->topic;

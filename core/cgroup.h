@@ -14,6 +14,9 @@ enum kq__cgroup_create {
  * out of memory, or (KQ__CGROUP_JOIN) at limits.max_groups. */
 struct kq__cgroup *kq__cgroup_get(struct kq__topic *t, const char *name,
 				  enum kq__cgroup_create create);
+/* Stamps g as touched by the record at `end` - 1 whose timestamp is ts;
+ * end 0: by a change a standalone broker applies without a record. */
+void kq__cgroup_touch(struct kq__cgroup *g, int64_t ts, uint64_t end);
 /* Frees g when nothing keeps it: no members and no committed offset. */
 void kq__cgroup_release(struct kq__cgroup *g);
 /* Recomputes the group's owners after a join or leave. */

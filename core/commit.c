@@ -209,18 +209,24 @@ static int seek(struct kq_broker *b, struct kq_req *req, struct kq__member *m,
 		uint32_t p, uint64_t offset, uint64_t end)
 {
 	struct kq__cgroup *g = m->cgroup;
+	const int *ids;
+	int moved;
 
 	if (offset > end)
 		return kq__req_fail(req, KQ_EBADARG,
 				    "offset %" PRIu64
 				    " is past the end of %s-%u (%" PRIu64 ")",
 				    offset, g->topic->name, p, end);
-	if (g->committed[p] != offset || kq__commit_position(m, p) != offset) {
-		req->result.commit.changed = 1;
+	moved = g->committed[p] != offset ||
+		kq__commit_position(m, p) != offset;
+	/* In a cluster the record goes out even when nothing moves: its
+	 * seek count is what cancels a batch another broker handed out. */
+	if (moved || kq__partition_brokers(b, &ids) > 1) {
+		req->result.commit.changed = (uint32_t)moved;
 		return store_offsets(b, m, &p, &offset, 1, 1, req);
 	}
-	/* Already there: nothing to store, only the batch handed out here
-	 * is not acknowledged. */
+	/* Already there on a single broker: nothing to store, only the
+	 * batch handed out here is not acknowledged. */
 	if (m->handed)
 		m->handed[p] = 0;
 	return unchanged(b, req);

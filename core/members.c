@@ -69,7 +69,7 @@ static int submit(struct kq_broker *b, json_t *rec,
 		return kq__meta_propose(b, rec, cb, ctx);
 	/* Its clock is the leader's: the time a record would carry. */
 	kq__roster_apply(b, json_string_value(json_object_get(rec, "type")),
-			 rec, kq_wall_ms());
+			 rec, kq_wall_ms(), 0);
 	cb(ctx, 0);
 	return 0;
 }

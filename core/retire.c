@@ -49,11 +49,13 @@ static void forgot(void *ctx, int status)
 static void propose_forget(struct kq_broker *b, struct kq__cgroup *g)
 {
 	struct forget *f = calloc(1, sizeof(*f));
-	/* With the time it was last touched: a record applied since (a
-	 * late acknowledgement, a join) keeps the group. */
-	json_t *rec = json_pack("{s:s, s:s, s:s, s:I}", "type", "forget",
-				"topic", g->topic->name, "group", g->name,
-				"touched", (json_int_t)g->touched_ms);
+	/* With where applying stands: a record applied after (a late
+	 * acknowledgement, a join) keeps the group.  "touched" is for
+	 * brokers that predate "at". */
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "forget",
+				"topic", g->topic->name, "group", g->name, "at",
+				(json_int_t)b->meta_applied_end, "touched",
+				(json_int_t)g->touched_ms);
 
 	if (f) {
 		f->b = b;
@@ -63,6 +65,7 @@ static void propose_forget(struct kq_broker *b, struct kq__cgroup *g)
 	if (f && f->topic && f->group && rec) {
 		/* Marked first: once proposed, g may be gone. */
 		g->forgetting = 1;
+		g->forget_at = b->meta_applied_end;
 		b->forgets++;
 		if (kq__meta_propose(b, rec, forgot, f) == 0) {
 			json_decref(rec);

@@ -61,11 +61,12 @@ static void member_drop(struct kq_broker *b, struct kq__member *m)
 }
 
 /* Drops every member `match` picks, rebalancing each group touched and
- * stamping it with ts (0: a restore, whose groups keep the snapshot's). */
+ * stamping it with ts and end (ts 0: a restore, whose groups keep the
+ * snapshot's). */
 static void drop_where(struct kq_broker *b,
 		       int (*match)(const struct kq__member *m, int broker,
 				    uint64_t boot),
-		       int broker, uint64_t boot, int64_t ts)
+		       int broker, uint64_t boot, int64_t ts, uint64_t end)
 {
 	struct kq__map_entry *te = NULL, *ge, *gnext;
 
@@ -82,7 +83,7 @@ static void drop_where(struct kq_broker *b,
 					member_drop(b, g->members[i]);
 			if (g->nmembers != before) {
 				if (ts)
-					g->touched_ms = ts;
+					kq__cgroup_touch(g, ts, end);
 				kq__cgroup_rebalance(g);
 				kq__cgroup_release(g);
 			}
@@ -107,7 +108,8 @@ static uint64_t get_u64(json_t *rec, const char *key)
 	return v > 0 ? (uint64_t)v : 0;
 }
 
-static void apply_register(struct kq_broker *b, json_t *rec, int64_t ts)
+static void apply_register(struct kq_broker *b, json_t *rec, int64_t ts,
+			   uint64_t end)
 {
 	int id = (int)json_integer_value(json_object_get(rec, "broker"));
 	uint64_t boot = get_u64(rec, "boot");
@@ -115,13 +117,14 @@ static void apply_register(struct kq_broker *b, json_t *rec, int64_t ts)
 
 	if (!r || !boot)
 		return;
-	drop_where(b, other_run, id, boot, ts);
+	drop_where(b, other_run, id, boot, ts, end);
 	r->boot = boot;
 	if (id == b->cfg->broker_id)
 		b->registered = boot == b->boot_id;
 }
 
-static void apply_expire(struct kq_broker *b, json_t *rec, int64_t ts)
+static void apply_expire(struct kq_broker *b, json_t *rec, int64_t ts,
+			 uint64_t end)
 {
 	int id = (int)json_integer_value(json_object_get(rec, "broker"));
 	uint64_t boot = get_u64(rec, "boot");
@@ -132,7 +135,7 @@ static void apply_expire(struct kq_broker *b, json_t *rec, int64_t ts)
 	kq__info("broker %d was not reached for %u ms: its consumer group "
 		 "members end",
 		 id, b->cfg->session_timeout_ms);
-	drop_where(b, that_run, id, boot, ts);
+	drop_where(b, that_run, id, boot, ts, end);
 	r->boot = 0;
 	if (id == b->cfg->broker_id && boot == b->boot_id) {
 		/* Cut off from the others meanwhile: this run registers
@@ -151,7 +154,8 @@ static void orphaned(struct kq_broker *b)
 	b->members_wake_cb(b);
 }
 
-static void apply_join(struct kq_broker *b, json_t *rec, int64_t ts)
+static void apply_join(struct kq_broker *b, json_t *rec, int64_t ts,
+		       uint64_t end)
 {
 	const char *topic = json_string_value(json_object_get(rec, "topic"));
 	const char *group = json_string_value(json_object_get(rec, "group"));
@@ -171,7 +175,7 @@ static void apply_join(struct kq_broker *b, json_t *rec, int64_t ts)
 	g = kq__cgroup_get(t, group, KQ__CGROUP_RECORDED);
 	if (!g)
 		return;
-	g->touched_ms = ts;
+	kq__cgroup_touch(g, ts, end);
 	m = calloc(1, sizeof(*m));
 	members = m ? realloc(g->members, (g->nmembers + 1) * sizeof(*members))
 		    : NULL;
@@ -198,7 +202,8 @@ static void apply_join(struct kq_broker *b, json_t *rec, int64_t ts)
 		orphaned(b);
 }
 
-static void apply_leave(struct kq_broker *b, json_t *rec, int64_t ts)
+static void apply_leave(struct kq_broker *b, json_t *rec, int64_t ts,
+			uint64_t end)
 {
 	uint64_t id = get_u64(rec, "sub");
 	struct kq__member *m = kq__map_get(&b->subs, &id, sizeof(id));
@@ -210,22 +215,22 @@ static void apply_leave(struct kq_broker *b, json_t *rec, int64_t ts)
 	kq__debug("group %s of %s: member %" PRIu64 " leaves", g->name,
 		  g->topic->name, id);
 	member_drop(b, m);
-	g->touched_ms = ts;
+	kq__cgroup_touch(g, ts, end);
 	kq__cgroup_rebalance(g);
 	kq__cgroup_release(g);
 }
 
 int kq__roster_apply(struct kq_broker *b, const char *type, json_t *rec,
-		     int64_t ts)
+		     int64_t ts, uint64_t end)
 {
 	if (strcmp(type, "join") == 0)
-		apply_join(b, rec, ts);
+		apply_join(b, rec, ts, end);
 	else if (strcmp(type, "leave") == 0)
-		apply_leave(b, rec, ts);
+		apply_leave(b, rec, ts, end);
 	else if (strcmp(type, "register") == 0)
-		apply_register(b, rec, ts);
+		apply_register(b, rec, ts, end);
 	else if (strcmp(type, "expire") == 0)
-		apply_expire(b, rec, ts);
+		apply_expire(b, rec, ts, end);
 	else
 		return -ENOENT;
 	return 0;
@@ -384,7 +389,7 @@ void kq__roster_restore(struct kq_broker *b, json_t *doc)
 	b->members_gen++;
 	json_array_foreach(groups, i, item) restore_mark(b, item);
 	/* Members the snapshot does not hold ended meanwhile. */
-	drop_where(b, not_marked, (int)b->members_gen, 0, 0);
+	drop_where(b, not_marked, (int)b->members_gen, 0, 0, 0);
 	b->members_gen++;
 	json_array_foreach(groups, i, item)
 		restore_group(b, item, b->members_gen);

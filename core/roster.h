@@ -7,10 +7,12 @@
  * made it, the same on every broker, so that each computes the same
  * assignment. */
 /* Applies a membership record (join, leave, register, expire) whose
- * timestamp is ts (the groups it changes are stamped with it); returns 0,
- * or -ENOENT when `type` is none of them. */
+ * timestamp is ts, ending at log offset `end` (0: a standalone broker's,
+ * not logged); the groups it changes are stamped with both
+ * (kq__cgroup_touch).  Returns 0, or -ENOENT when `type` is none of
+ * them. */
 int kq__roster_apply(struct kq_broker *b, const char *type, json_t *rec,
-		     int64_t ts);
+		     int64_t ts, uint64_t end);
 /* Adds the group's members and owners to its snapshot item. */
 void kq__roster_snapshot_group(struct kq__cgroup *g, json_t *item);
 /* The registrations, for the snapshot. */

@@ -28,11 +28,11 @@ struct kq_store {
 	uv_work_t work;
 	int sync_running;
 	int sync_status;
-	int appended; /* appended to since the last sync began */
+	int appended;  /* appended to since the last sync began */
 	int hs_staged; /* a hard state staged since (or refused until a
 			* sync): synced whatever the policy */
-	int failed;   /* the first write or sync error: the log is reopened
-		       * (see kq__defer_reopen) */
+	int failed;    /* the first write or sync error: the log is reopened
+			* (see kq__defer_reopen) */
 	uint64_t sync_target; /* next offset when the running sync began */
 	uint64_t durable_end; /* next offset covered by the last good sync,
 			       * lowered by a truncate or reset */
@@ -128,11 +128,18 @@ struct kq__cgroup {
 			      * acknowledgement of a batch handed out
 			      * before one does not count */
 	/* The timestamp_ms of the last metadata record that changed its
-	 * members or offsets (the leader's clock, the same everywhere); 0:
-	 * not known yet (restored from a snapshot that did not hold it). */
+	 * members or offsets (the leader's clock); 0: not known yet
+	 * (restored from a snapshot that did not hold it).  Only for the
+	 * leader's choice of groups to forget: a broker may stamp it with a
+	 * time of its own (apply.c). */
 	int64_t touched_ms;
-	int listed;	/* restore's mark */
-	int forgetting; /* this leader proposed its forget (retire.c) */
+	/* The metadata log offset after that record, the same on every
+	 * broker (0: older than any, as restored from a snapshot that did
+	 * not hold it): a forget proposed before it does not apply. */
+	uint64_t touched_end;
+	int listed;	    /* restore's mark */
+	int forgetting;	    /* this leader proposed its forget (retire.c) */
+	uint64_t forget_at; /* the "at" of the last forget it proposed */
 };
 
 struct kq__topic {

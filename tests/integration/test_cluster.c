@@ -1311,8 +1311,7 @@ static long read_from(int i, const char *topic, long sub)
 
 /* Connects c to broker i and subscribes it to `group` of `topic`;
  * returns its subscription id. */
-static long subs_on(struct tc *c, int i, const char *topic,
-		    const char *group)
+static long subs_on(struct tc *c, int i, const char *topic, const char *group)
 {
 	char command[160], status[256];
 	long sub;
@@ -1537,6 +1536,37 @@ static void test_cmit_elsewhere_cancels_batch(void **state)
 	tc_close(&m);
 }
 
+/* A CMIT with an offset equal to the committed one, sent to another
+ * broker than the CONS before: that batch is not acknowledged either;
+ * the group reads from the offset set, on every broker. */
+static void test_cmit_same_offset_elsewhere(void **state)
+{
+	char status[256], command[160];
+	long sub, at;
+	struct tc m;
+
+	assert_true(tcl_agree(&cl, N, 10) > 0);
+	offsets_topic("seek", 30);
+	sub = subs_on(&m, 0, "seek", "g");
+	snprintf(command, sizeof(command), "CMIT seek %ld 0 2", sub);
+	tc_cmd(&m, command, status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK 1");
+	snprintf(command, sizeof(command), "CONS seek %ld - 20", sub);
+	assert_int_equal(cons_count(&m, command, status, sizeof(status)), 20);
+	snprintf(command, sizeof(command), "CMIT seek %ld 0 2", sub);
+	tcl_cmd(&cl, 2, command, status, sizeof(status), NULL, 0);
+	assert_true(strncmp(status, "OK ", 3) == 0);
+	for (int i = 0; i < N; i++) {
+		applied_on(i, "seek");
+		at = read_from(i, "seek", sub);
+		if (at != 2)
+			fail_msg("broker %d reads from %ld after CMIT 2 on "
+				 "broker 3, not 2",
+				 i + 1, at);
+	}
+	tc_close(&m);
+}
+
 /* A leader stopped while its proposals wait for followers that sleep
  * (SIGSTOP) cancels them before it frees their partitions, and exits 0.
  * The client's connection is reset, so that the broker does not wait for
@@ -1751,6 +1781,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_cmit_elsewhere_cancels_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cmit_same_offset_elsewhere,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_stop_cancels_waiting_proposals, setup, teardown),
 		cmocka_unit_test_setup_teardown(

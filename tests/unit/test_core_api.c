@@ -36,6 +36,7 @@
 #include "fetch.h"
 #include "forward.h"
 #include "log.h"
+#include "meta.h"
 #include "plugin.h"
 #include "topic.h"
 #include "wire.h"
@@ -2380,6 +2381,126 @@ static void test_members_of_a_broker_out_of_reach(void **state)
 	print_message("broker 2's member expired after %.2f s\n", took);
 }
 
+/* ------------------------------------------------------------ retention */
+
+/* Applies the metadata record `text` as if the log held it at `offset`,
+ * stamped ts by the leader. */
+static void meta_record(uint64_t offset, int64_t ts, const char *fmt, ...)
+{
+	struct kq_record r;
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	memset(&r, 0, sizeof(r));
+	r.offset = offset;
+	r.timestamp_ms = ts;
+	r.value = text;
+	r.value_len = (uint32_t)strlen(text);
+	b->meta_sm->apply(b, &r);
+}
+
+static struct kq__cgroup *group_t(const char *name)
+{
+	return kq__cgroup_get(kq__topic_get(b, "t"), name, KQ__CGROUP_FIND);
+}
+
+#define SET_OFFSET                                                             \
+	"{\"type\": \"offsets\", \"topic\": \"t\", \"group\": \"%s\", "        \
+	"\"offsets\": [[0, %d]], \"set\": true}"
+#define FORGET_AT                                                              \
+	"{\"type\": \"forget\", \"topic\": \"t\", \"group\": \"%s\", "         \
+	"\"at\": %llu, \"touched\": %lld}"
+
+/* A forget applies only if no record touched the group after the
+ * leader proposed it, told by log offsets: a record in the same
+ * millisecond after the proposal keeps the group, as does a member that
+ * came and went (applied at once on a single broker). */
+static void test_forget_guard_by_offset(void **state)
+{
+	uint64_t e, at, sub;
+	static struct call c; /* answered even after a failure */
+
+	(void)state;
+	create("t", 1);
+	e = b->meta_applied_end;
+	meta_record(e, 1000, SET_OFFSET, "g", 3);
+	/* Proposed at e + 1; then a record of the same millisecond. */
+	meta_record(e + 1, 1000, SET_OFFSET, "g", 4);
+	meta_record(e + 2, 1000, FORGET_AT, "g", (unsigned long long)e + 1,
+		    1000LL);
+	assert_non_null(group_t("g"));
+	assert_int_equal(group_t("g")->committed[0], 4);
+	/* Proposed after its last touch: it applies. */
+	meta_record(e + 3, 1001, FORGET_AT, "g", (unsigned long long)e + 3,
+		    1000LL);
+	assert_null(group_t("g"));
+
+	meta_record(e + 4, 2000, SET_OFFSET, "h", 2);
+	/* Proposed here (retire.c marks the group), then a member comes
+	 * and goes before it is applied. */
+	at = b->meta_applied_end;
+	group_t("h")->forget_at = at;
+	sub = subscribe("h");
+	c = (struct call){.req.data = &c};
+	assert_int_equal(api()->unsubscribe(sess, &c.req, "t", sub, on_done),
+			 0);
+	run_until(&c.done);
+	assert_int_equal(c.status, 0);
+	api()->req_cleanup(&c.req);
+	meta_record(b->meta_applied_end, 2001, FORGET_AT, "h",
+		    (unsigned long long)at,
+		    (long long)group_t("h")->touched_ms);
+	assert_non_null(group_t("h"));
+	assert_int_equal(group_t("h")->committed[0], 2);
+	at = b->meta_applied_end;
+	meta_record(at, 2002, FORGET_AT, "h", (unsigned long long)at,
+		    (long long)group_t("h")->touched_ms);
+	assert_null(group_t("h"));
+}
+
+/* A group restored from a snapshot made before groups had a touch time
+ * is stamped with the time of the first record applied after it, which
+ * differs between brokers (each snapshots at an offset of its own); the
+ * leader's forget applies on every broker alike all the same.  An older
+ * leader's forget, without "at", still applies by the touch time. */
+static void test_forget_after_untimed_snapshot(void **state)
+{
+	char text[1024];
+	uint64_t e;
+
+	(void)state;
+	create("t", 1);
+	e = b->meta_applied_end;
+	snprintf(text, sizeof(text),
+		 "{\"sub_id_limit\": %llu, \"applied_end\": %llu, "
+		 "\"topics\": [], \"offsets\": [{\"topic\": \"t\", "
+		 "\"group\": \"g\", \"offsets\": [[0, 3]], \"seeks\": []}], "
+		 "\"brokers\": [[1, %llu]]}",
+		 (unsigned long long)b->sub_id_limit, (unsigned long long)e,
+		 (unsigned long long)b->boot_id);
+	assert_int_equal(b->meta_sm->restore(b, text, strlen(text)), 0);
+	assert_non_null(group_t("g"));
+	assert_int_equal(group_t("g")->committed[0], 3);
+	/* Stamped here with 5000; a broker that replayed the log holds
+	 * 1000, g's last record, and so does the leader's forget. */
+	meta_record(e, 5000, SET_OFFSET, "other", 7);
+	assert_int_equal(group_t("g")->touched_ms, 5000);
+	meta_record(e + 1, 5001, FORGET_AT, "g", (unsigned long long)e + 1,
+		    1000LL);
+	assert_null(group_t("g"));
+	meta_record(e + 2, 5002,
+		    "{\"type\": \"forget\", \"topic\": \"t\", "
+		    "\"group\": \"other\", \"touched\": 4999}");
+	assert_non_null(group_t("other"));
+	meta_record(e + 3, 5003,
+		    "{\"type\": \"forget\", \"topic\": \"t\", "
+		    "\"group\": \"other\", \"touched\": 5000}");
+	assert_null(group_t("other"));
+}
+
 /* A log reopened after a failed sync drops what it wrote and never made
  * durable.  When it cannot (the truncate fails), it stays closed and the
  * reopen is tried again: the record that was never acknowledged is never
@@ -2689,6 +2810,10 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_members_of_a_broker_out_of_reach, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forget_guard_by_offset,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_forget_after_untimed_snapshot, setup, teardown),
 		cmocka_unit_test(test_module_without_an_op_is_refused),
 	};
 
