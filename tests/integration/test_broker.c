@@ -549,6 +549,20 @@ static long first_read(struct tc *c, const char *group, long *id)
 	return sscanf(data, "MSG %ld %ld", &part, &off) == 2 ? off : -1;
 }
 
+/* Connects c to tb's broker and publishes m0..m4 to a new topic t. */
+static void five_messages(struct tc *c)
+{
+	char line[256], cmd[128];
+
+	assert_int_equal(tc_connect(c, tb.port), 0);
+	assert_int_equal(tc_cmd(c, "CRTP t 1", line, sizeof(line), NULL, 0), 0);
+	for (int i = 0; i < 5; i++) {
+		snprintf(cmd, sizeof(cmd), "PUBS t m%d", i);
+		assert_int_equal(tc_cmd(c, cmd, line, sizeof(line), NULL, 0),
+				 0);
+	}
+}
+
 /* Offsets retention: groups with no member that committed offsets count
  * against limits.max_groups only until groups.offsets_retention_ms has
  * passed since their last activity; then they are forgotten, so new
@@ -560,18 +574,10 @@ static void test_offsets_retention(void **state)
 	struct tc c, m;
 	double t0, waited;
 	long id, mid;
-	int i;
 
 	tb_setup_started(&tb, "\"limits\": {\"max_groups\": 2}, "
 			      "\"groups\": {\"offsets_retention_ms\": 1500}");
-	assert_int_equal(tc_connect(&c, tb.port), 0);
-	assert_int_equal(tc_cmd(&c, "CRTP t 1", line, sizeof(line), NULL, 0),
-			 0);
-	for (i = 0; i < 5; i++) {
-		snprintf(cmd, sizeof(cmd), "PUBS t m%d", i);
-		assert_int_equal(tc_cmd(&c, cmd, line, sizeof(line), NULL, 0),
-				 0);
-	}
+	five_messages(&c);
 	assert_int_equal(visit_group(&c, "g1"), 5);
 	assert_int_equal(visit_group(&c, "g2"), 5);
 	t0 = tb_now();
@@ -624,17 +630,9 @@ static void test_offsets_retention_restart(void **state)
 	char line[256], cmd[128], data[4096];
 	struct tc c;
 	long id;
-	int i;
 
 	tb_setup_started(&tb, "\"groups\": {\"offsets_retention_ms\": 4000}");
-	assert_int_equal(tc_connect(&c, tb.port), 0);
-	assert_int_equal(tc_cmd(&c, "CRTP t 1", line, sizeof(line), NULL, 0),
-			 0);
-	for (i = 0; i < 5; i++) {
-		snprintf(cmd, sizeof(cmd), "PUBS t m%d", i);
-		assert_int_equal(tc_cmd(&c, cmd, line, sizeof(line), NULL, 0),
-				 0);
-	}
+	five_messages(&c);
 	assert_int_equal(tc_cmd(&c, "SUBS t g1", line, sizeof(line), NULL, 0),
 			 0);
 	assert_int_equal(sscanf(line, "OK %ld", &id), 1);

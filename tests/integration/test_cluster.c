@@ -1500,6 +1500,24 @@ static void test_snapshot_replaces_offsets(void **state)
 	tc_close(&mc);
 }
 
+/* A member of group g of a new topic "seek" on broker 1, set at 2, with
+ * a batch of 20 handed out and not acknowledged yet; its id. */
+static long seek_then_hand_out(struct tc *m)
+{
+	char status[256], command[160];
+	long sub;
+
+	assert_true(tcl_agree(&cl, N, 10) > 0);
+	offsets_topic("seek", 30);
+	sub = subs_on(m, 0, "seek", "g");
+	snprintf(command, sizeof(command), "CMIT seek %ld 0 2", sub);
+	tc_cmd(m, command, status, sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK 1");
+	snprintf(command, sizeof(command), "CONS seek %ld - 20", sub);
+	assert_int_equal(cons_count(m, command, status, sizeof(status)), 20);
+	return sub;
+}
+
 /* A CMIT with an offset sent to another broker than the CONS before:
  * the batch that CONS handed out is not acknowledged by the next CONS,
  * which reads from the offset set, as on a single broker. */
@@ -1509,14 +1527,7 @@ static void test_cmit_elsewhere_cancels_batch(void **state)
 	long sub, at;
 	struct tc m;
 
-	assert_true(tcl_agree(&cl, N, 10) > 0);
-	offsets_topic("seek", 30);
-	sub = subs_on(&m, 0, "seek", "g");
-	snprintf(command, sizeof(command), "CMIT seek %ld 0 2", sub);
-	tc_cmd(&m, command, status, sizeof(status), NULL, 0);
-	assert_string_equal(status, "OK 1");
-	snprintf(command, sizeof(command), "CONS seek %ld - 20", sub);
-	assert_int_equal(cons_count(&m, command, status, sizeof(status)), 20);
+	sub = seek_then_hand_out(&m);
 	snprintf(command, sizeof(command), "CMIT seek %ld 0 5", sub);
 	tcl_cmd(&cl, 2, command, status, sizeof(status), NULL, 0);
 	assert_string_equal(status, "OK 1");
@@ -1545,14 +1556,7 @@ static void test_cmit_same_offset_elsewhere(void **state)
 	long sub, at;
 	struct tc m;
 
-	assert_true(tcl_agree(&cl, N, 10) > 0);
-	offsets_topic("seek", 30);
-	sub = subs_on(&m, 0, "seek", "g");
-	snprintf(command, sizeof(command), "CMIT seek %ld 0 2", sub);
-	tc_cmd(&m, command, status, sizeof(status), NULL, 0);
-	assert_string_equal(status, "OK 1");
-	snprintf(command, sizeof(command), "CONS seek %ld - 20", sub);
-	assert_int_equal(cons_count(&m, command, status, sizeof(status)), 20);
+	sub = seek_then_hand_out(&m);
 	snprintf(command, sizeof(command), "CMIT seek %ld 0 2", sub);
 	tcl_cmd(&cl, 2, command, status, sizeof(status), NULL, 0);
 	assert_true(strncmp(status, "OK ", 3) == 0);
