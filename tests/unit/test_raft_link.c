@@ -73,6 +73,9 @@ static int free_port(void)
 	return ntohs(a.sin_port);
 }
 
+/* Caps of the accepting side, when a test sets them (0: the defaults). */
+static unsigned cap_all, cap_per_address, auth_ms;
+
 static void open_side(struct side *s, int id, int port1, int port2)
 {
 	struct kq__cluster_setup cfg = {
@@ -91,9 +94,10 @@ static void open_side(struct side *s, int id, int port1, int port2)
 		.raft_port = id == 1 ? port1 : port2,
 		.peers = s->peers,
 		.n_peers = 2,
-		.auth_timeout_ms = 5000,
-		.max_connections = 128,
-		.max_connections_per_address = 16,
+		.auth_timeout_ms = auth_ms ? auth_ms : 5000,
+		.max_connections = cap_all ? cap_all : 128,
+		.max_connections_per_address =
+			cap_per_address ? cap_per_address : 16,
 	};
 	s->host = kq__test_host("raft", NULL);
 	s->host.loop = &loop;
@@ -255,12 +259,58 @@ static void test_reply_behind_raft_traffic(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Opens a TCP connection to the loopback port and sends nothing. */
+static int stranger(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+/* Strangers that take every slot of the accepting side and never finish
+ * a handshake do not keep a peer out: the oldest of them makes room (a
+ * handshake takes a round trip, a stranger may sit until
+ * auth_timeout_ms). */
+static void test_strangers_make_room_for_a_peer(void **state)
+{
+	int p1 = free_port(), p2 = free_port(), fds[4];
+	struct side a, b;
+	uint64_t end;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	cap_all = 4;
+	cap_per_address = 4;
+	auth_ms = 60000; /* the strangers stay, but for the room made */
+	open_side(&b, 2, p1, p2);
+	for (int i = 0; i < 4; i++)
+		fds[i] = stranger(p2);
+	for (end = uv_now(&loop) + 300; uv_now(&loop) < end;)
+		uv_run(&loop, UV_RUN_NOWAIT), usleep(1000),
+			uv_update_time(&loop);
+	assert_int_equal(b.c->n_inbound, 4);
+	open_side(&a, 1, p1, p2);
+	run_until(connected, &a, &b);
+	cap_all = cap_per_address = auth_ms = 0;
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	close_side(&a);
+	close_side(&b);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_write_a_turn),
 		cmocka_unit_test(test_close_sends_what_it_holds),
 		cmocka_unit_test(test_reply_behind_raft_traffic),
+		cmocka_unit_test(test_strangers_make_room_for_a_peer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

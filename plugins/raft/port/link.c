@@ -653,6 +653,52 @@ static unsigned count_from(const struct kq__cluster *c, const struct conn *cn)
 	return n;
 }
 
+/* The oldest accepted connection without a handshake yet, from cn's
+ * address when `same_address` (else from any), cn excluded: NULL when
+ * none.  A peer's handshake takes a round trip; a stranger's may sit
+ * until auth_timeout_ms, and must not keep peers out meanwhile. */
+static struct conn *oldest_stranger(struct kq__cluster *c,
+				    const struct conn *cn, int same_address)
+{
+	struct conn *best = NULL;
+
+	for (struct conn *o = c->conns; o; o = o->next)
+		if (o != cn && o->inbound && !o->authed && !o->closing &&
+		    (!same_address ||
+		     kq__link_same_address(&o->remote, &cn->remote)) &&
+		    (!best || o->since_ms < best->since_ms))
+			best = o;
+	return best;
+}
+
+/* Room for cn past a cap: the oldest stranger goes, or cn does (0). */
+static int make_room(struct kq__cluster *c, struct conn *cn, int same_address,
+		     const char *why, unsigned open)
+{
+	struct conn *o = oldest_stranger(c, cn, same_address);
+
+	if (o) {
+		kq__link_rlog(c, &c->rl_cap, KQ_LOG_WARN,
+			      "cluster: connection from %s closed, without a "
+			      "handshake after %llu ms, to make room for one "
+			      "from %s: %u connections open%s (%s)",
+			      o->remote_text,
+			      (unsigned long long)(uv_now(c->host->loop) -
+						   o->since_ms),
+			      cn->remote_text, open,
+			      same_address ? " from that address" : "", why);
+		kq__link_close(o);
+		return 1;
+	}
+	kq__link_rlog(c, &c->rl_cap, KQ_LOG_WARN,
+		      "cluster: connection from %s refused: %u connections "
+		      "open%s (%s)",
+		      cn->remote_text, open,
+		      same_address ? " from that address" : "", why);
+	kq__link_close(cn);
+	return 0;
+}
+
 void kq__link_on_connection(uv_stream_t *server, int status)
 {
 	struct kq__cluster *c = server->data;
@@ -677,26 +723,13 @@ void kq__link_on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	remote_text(cn);
-	if (c->n_inbound >= c->max_conns) {
-		kq__link_rlog(
-			c, &c->rl_cap, KQ_LOG_WARN,
-			"cluster: connection from %s refused: %u connections "
-			"open (cluster.max_connections)",
-			cn->remote_text, c->n_inbound);
-		kq__link_close(cn);
-		return;
-	}
 	from = count_from(c, cn);
-	if (from >= c->max_conns_per_addr) {
-		kq__link_rlog(
-			c, &c->rl_cap, KQ_LOG_WARN,
-			"cluster: connection from %s refused: %u connections "
-			"open from that address "
-			"(cluster.max_connections_per_address)",
-			cn->remote_text, from);
-		kq__link_close(cn);
+	if (from >= c->max_conns_per_addr &&
+	    !make_room(c, cn, 1, "cluster.max_connections_per_address", from))
 		return;
-	}
+	if (c->n_inbound >= c->max_conns &&
+	    !make_room(c, cn, 0, "cluster.max_connections", c->n_inbound))
+		return;
 	cn->inbound = 1;
 	c->n_inbound++;
 	conn_start(cn);
