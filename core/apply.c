@@ -74,6 +74,14 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 			      rms ? json_integer_value(rms) : -1,
 			      rbytes ? json_integer_value(rbytes) : -1, base,
 			      &failed, &first_error);
+	if (rv == 0 && part && pi == 0 &&
+	    strcmp(part, b->partitioners[0].mod.name) != 0) {
+		struct kq__topic *t = kq__topic_get(b, name);
+
+		/* Out of memory, the snapshot names the one used here. */
+		if (t)
+			t->recorded_partitioner = strdup(part);
+	}
 	if (rv == 0 && failed)
 		kq__create_failed(b, name, first_error);
 	if (rv != 0) {
@@ -412,7 +420,10 @@ static int snapshot(void *ctx, void **data, size_t *len)
 				  t->name, "partitions", (json_int_t)t->nparts,
 				  "replicas", (json_int_t)t->replicas,
 				  "partitioner",
-				  b->partitioners[t->partitioner].mod.name,
+				  t->recorded_partitioner
+					  ? t->recorded_partitioner
+					  : b->partitioners[t->partitioner]
+						    .mod.name,
 				  "retention_ms", (json_int_t)t->retention_ms,
 				  "retention_bytes",
 				  (json_int_t)t->retention_bytes, "group_base",

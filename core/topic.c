@@ -105,5 +105,6 @@ void kq__topic_free(struct kq_broker *b, struct kq__topic *t)
 	kq__map_free(&t->cgroups);
 	free(t->parts);
 	free(t->name);
+	free(t->recorded_partitioner);
 	free(t);
 }

@@ -148,6 +148,10 @@ struct kq__topic {
 	uint32_t nparts;
 	uint32_t replicas;
 	size_t partitioner; /* index into b->partitioners */
+	/* The partitioner its record names, which snapshots keep though it
+	 * may not be loaded here (then `partitioner` is the first loaded);
+	 * NULL: the one at `partitioner`. */
+	char *recorded_partitioner;
 	int64_t retention_ms;
 	int64_t retention_bytes;
 	uint64_t seq, keyless_seq;

@@ -1252,33 +1252,36 @@ static void test_group_stopped_is_reopened(void **state)
 	assert_int_equal(c.req.result.publish.offset, 1);
 }
 
-/* A metadata snapshot ahead of what this run applied (a leader's, saved
- * by an install that failed before its state was restored) is restored
- * when the failed log is reopened, not taken for the state this run
- * holds: the records it covers would never be applied here. */
-static void test_meta_reopen_restores_a_newer_snapshot(void **state)
+/* The metadata's state as its snapshot (a JSON object, the caller's). */
+static json_t *meta_state(void)
 {
-	static struct call c;
 	const struct kq_group_config *mcfg = &gate.groups[0].cfg;
-	struct kq_store *st = gate.groups[0].st;
-	json_t *doc, *topic;
-	char *text;
+	json_t *doc;
 	void *data;
 	size_t len;
-	int opens;
 
-	(void)state;
 	assert_int_equal(mcfg->id, 0); /* the metadata's, opened first */
-	create("t", 1);
-	/* What the leader holds: "t" was followed by "u", which this
-	 * broker never applied. */
 	assert_int_equal(mcfg->snapshot(mcfg->apply_ctx, &data, &len), 0);
 	doc = json_loadb(data, len, 0, NULL);
 	free(data);
 	assert_non_null(doc);
+	return doc;
+}
+
+/* Makes the broker reopen its metadata log over a snapshot of what it
+ * holds and a topic "u" (partitioner `part`) after, as a leader's
+ * install would have left it had it failed before the restore. */
+static void reopen_behind_install(const char *part)
+{
+	struct kq_store *st = gate.groups[0].st;
+	json_t *doc = meta_state(), *topic;
+	char *text;
+	int opens;
+
 	topic = json_deep_copy(
 		json_array_get(json_object_get(doc, "topics"), 0));
 	json_object_set_new(topic, "name", json_string("u"));
+	json_object_set_new(topic, "partitioner", json_string(part));
 	json_object_set_new(topic, "group_base",
 			    json_integer(json_integer_value(json_object_get(
 						 topic, "group_base")) +
@@ -1301,10 +1304,53 @@ static void test_meta_reopen_restores_a_newer_snapshot(void **state)
 		assert_true(now_s() < end);
 		run_for(0.1);
 	}
+}
+
+/* A metadata snapshot ahead of what this run applied (a leader's, saved
+ * by an install that failed before its state was restored) is restored
+ * when the failed log is reopened, not taken for the state this run
+ * holds: the records it covers would never be applied here. */
+static void test_meta_reopen_restores_a_newer_snapshot(void **state)
+{
+	static struct call c;
+
+	(void)state;
+	create("t", 1);
+	reopen_behind_install("keyhash");
 	publish_to(&c, "u", "x");
 	run_until(&c.done);
 	if (c.status != 0)
 		fail_msg("PUBS u after the reopen: %s", c.req.errmsg);
+}
+
+/* A topic whose partitioner is not loaded here publishes with another,
+ * but its record's partitioner is what the snapshot keeps: a broker
+ * restored from it, or this one restarted with it loaded, uses the same
+ * as every broker that replayed the record. */
+static void test_snapshot_keeps_a_partitioner_not_loaded(void **state)
+{
+	static struct call c;
+	json_t *doc, *topics;
+	const char *part = NULL;
+	size_t i;
+
+	(void)state;
+	create("t", 1);
+	reopen_behind_install("nosuch");
+	publish_to(&c, "u", "x");
+	run_until(&c.done);
+	assert_int_equal(c.status, 0);
+	doc = meta_state();
+	topics = json_object_get(doc, "topics");
+	for (i = 0; i < json_array_size(topics); i++)
+		if (strcmp(json_string_value(json_object_get(
+				   json_array_get(topics, i), "name")),
+			   "u") == 0)
+			part = json_string_value(json_object_get(
+				json_array_get(topics, i), "partitioner"));
+	assert_non_null(part);
+	assert_string_equal(part, "nosuch");
+	json_decref(doc);
 }
 
 /* A group's reads from its committed offsets: what one read handed out
@@ -2755,6 +2801,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_meta_reopen_restores_a_newer_snapshot, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_snapshot_keeps_a_partitioner_not_loaded, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_reopen_that_cannot_drop_retries, setup, teardown),
