@@ -259,6 +259,14 @@ static void test_reply_behind_raft_traffic(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Runs the loop for `ms`. */
+static void run_for_ms(uint64_t ms)
+{
+	for (uint64_t end = uv_now(&loop) + ms; uv_now(&loop) < end;)
+		uv_run(&loop, UV_RUN_NOWAIT), usleep(1000),
+			uv_update_time(&loop);
+}
+
 /* Opens a TCP connection to the loopback port and sends nothing. */
 static int stranger(int port)
 {
@@ -280,7 +288,6 @@ static void test_strangers_make_room_for_a_peer(void **state)
 {
 	int p1 = free_port(), p2 = free_port(), fds[4];
 	struct side a, b;
-	uint64_t end;
 
 	(void)state;
 	assert_int_equal(uv_loop_init(&loop), 0);
@@ -290,15 +297,48 @@ static void test_strangers_make_room_for_a_peer(void **state)
 	open_side(&b, 2, p1, p2);
 	for (int i = 0; i < 4; i++)
 		fds[i] = stranger(p2);
-	for (end = uv_now(&loop) + 300; uv_now(&loop) < end;)
-		uv_run(&loop, UV_RUN_NOWAIT), usleep(1000),
-			uv_update_time(&loop);
+	run_for_ms(300);
 	assert_int_equal(b.c->n_inbound, 4);
 	open_side(&a, 1, p1, p2);
 	run_until(connected, &a, &b);
 	cap_all = cap_per_address = auth_ms = 0;
 	for (int i = 0; i < 4; i++)
 		close(fds[i]);
+	close_side(&a);
+	close_side(&b);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A second broker with the id of one connected (a copy started by
+ * mistake, with the secret) is refused while the first one's connection
+ * is live, with a line that says so, and does not take its place: the
+ * two would replace each other without end, and both take part in Raft
+ * under one id. */
+static void test_duplicate_id_refused(void **state)
+{
+	int p1 = free_port(), p2 = free_port(), p3 = free_port();
+	struct side a, b, dup;
+	uint64_t seq;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	open_side(&a, 1, p1, p2);
+	open_side(&b, 2, p1, p2);
+	run_until(connected, &a, &b);
+	seq = kq__link_peer(b.c, 1)->conn_seq;
+	open_side(&dup, 1, p3, p2);
+	/* Ticks, as the module's timer gives them: keepalives go out. */
+	for (int i = 0; i < 30; i++) {
+		kq__cluster_tick(a.c);
+		kq__cluster_tick(b.c);
+		kq__cluster_tick(dup.c);
+		run_for_ms(50);
+	}
+	assert_int_equal(kq__link_peer(b.c, 1)->conn_seq, seq);
+	assert_true(connected(&a, &b));
+	if (!strstr(kq__test_logbuf, "two brokers run with id 1"))
+		fail_msg("no line about the duplicate:\n%s", kq__test_logbuf);
+	close_side(&dup);
 	close_side(&a);
 	close_side(&b);
 	assert_int_equal(uv_loop_close(&loop), 0);
@@ -311,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_close_sends_what_it_holds),
 		cmocka_unit_test(test_reply_behind_raft_traffic),
 		cmocka_unit_test(test_strangers_make_room_for_a_peer),
+		cmocka_unit_test(test_duplicate_id_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -326,11 +326,36 @@ static void established(struct conn *cn)
 	struct peer *p = cn->peer;
 
 	if (!cn->dialed) {
+		struct conn *old;
+		uint64_t now = uv_now(c->host->loop),
+			 live_ms =
+				 2ull * c->cfg.heartbeat_ticks * c->cfg.tick_ms;
+
 		p = kq__link_peer(c, (uint64_t)cn->auth.peer);
+		old = p->conn;
+		/* Its old connection still brings frames: a second broker
+		 * has this id (a broker that restarts or reconnects closed
+		 * the old one first, or went silent).  Replacing would
+		 * flap between the two without end, and let both take part
+		 * in Raft under one id. */
+		if (old && old != cn && old->authed && !old->closing &&
+		    now - p->last_rx_ms < live_ms) {
+			kq__link_rlog(
+				c, &c->rl_twin, KQ_LOG_ERROR,
+				"cluster: connection from %s refused: it "
+				"proved to be broker %d, whose connection "
+				"from %s brought a frame %llu ms ago; "
+				"two brokers run with id %d?",
+				cn->remote_text, p->id, old->remote_text,
+				(unsigned long long)(now - p->last_rx_ms),
+				p->id);
+			kq__link_close(cn);
+			return;
+		}
 		/* A dialer that reconnects replaces its old connection,
 		 * which may not have noticed yet that the other end died. */
-		if (p->conn && p->conn != cn)
-			kq__link_close(p->conn);
+		if (old && old != cn)
+			kq__link_close(old);
 		p->conn = cn;
 		cn->peer = p;
 	}

@@ -89,7 +89,7 @@ struct kq__cluster {
 	unsigned max_conns;	     /* accepted connections in all */
 	unsigned max_conns_per_addr; /* accepted ones from one address */
 	unsigned n_inbound;	     /* accepted and not closing */
-	struct kq_ratelimit rl_cap, rl_auth, rl_deadline;
+	struct kq_ratelimit rl_cap, rl_auth, rl_deadline, rl_twin;
 	uv_tcp_t listener;
 	int listening;
 	struct peer *peers;
