@@ -79,6 +79,7 @@ void kq__tn_slot_finish(struct kq__tn_conn *c, struct kq__tn_slot *s)
 	if (s->done)
 		return;
 	s->done = 1;
+	c->done_bytes += s->out.len;
 	c->nbusy--;
 	if (s->pubs)
 		c->nbusy_pubs--;
@@ -107,6 +108,8 @@ void kq__tn_flush_slots(struct kq__tn_conn *c)
 		if (!c->head)
 			c->tail = NULL;
 		c->nslots--;
+		c->done_bytes -=
+			s->out.len < c->done_bytes ? s->out.len : c->done_bytes;
 		slot_release(c->srv, s);
 	}
 }
@@ -368,7 +371,10 @@ static int over_budget(const struct kq__tn_conn *c)
 
 static int throttled(struct kq__tn_conn *c)
 {
-	size_t pending = kq__tn_pending(c);
+	/* Answers done behind one that is not count too: synchronous
+	 * commands pipelined behind a PUBS would otherwise pile up there
+	 * without bound. */
+	size_t pending = kq__tn_pending(c) + c->done_bytes;
 
 	if (c->throttled) {
 		if (pending <= KQ__TN_OUT_LOW && c->nslots <= SLOTS_LOW)

@@ -77,7 +77,10 @@ struct kq__tn_conn {
 	unsigned nslots;     /* queued slots */
 	unsigned nbusy;	     /* queued slots not done */
 	unsigned nbusy_pubs; /* of which PUBS */
-	unsigned inflight;   /* broker callbacks still to come */
+	/* Bytes of the answers done in slots and not yet moved to `out`
+	 * (behind one not done): they count toward the output bound. */
+	size_t done_bytes;
+	unsigned inflight; /* broker callbacks still to come */
 
 	struct kq__tn_buf out;	/* gathered, not yet handed to uv_write */
 	struct kq__tn_buf wbuf; /* being written */

@@ -275,6 +275,52 @@ static void test_big_crtp_does_not_stall(void **state)
 	assert_int_equal(tb_stop(&tb), 0);
 }
 
+/* A client that pipelines a command with a big answer (DESC of 1,000
+ * partitions, about 60 KiB) and never reads: the broker stops reading it
+ * once its answers waiting to go out pass the output bound, wherever they
+ * wait, so its memory stays bounded and another client is answered. */
+static void test_unread_answers_are_bounded(void **state)
+{
+	static const char cmd[] = "DESC big\r\n";
+	char line[256], buf[64 * sizeof(cmd)];
+	struct tc a, c;
+	long before, after;
+	size_t sent = 0;
+	double t0;
+
+	(void)state;
+	start_big_crtp(&a, &c);
+	assert_int_equal(line_within(&a, line, sizeof(line)), 0);
+	assert_string_equal(line, "OK big 1000");
+	before = tb_rss_kb(tb.pid);
+	for (size_t i = 0; i < 64; i++)
+		memcpy(buf + i * (sizeof(cmd) - 1), cmd, sizeof(cmd) - 1);
+	/* Until the broker stops reading: 4 s of sending at most. */
+	fcntl(a.fd, F_SETFL, fcntl(a.fd, F_GETFL) | O_NONBLOCK);
+	for (t0 = tb_now(); tb_now() - t0 < 4;) {
+		ssize_t n =
+			send(a.fd, buf, 64 * (sizeof(cmd) - 1), MSG_NOSIGNAL);
+
+		if (n > 0)
+			sent += (size_t)n;
+		else
+			usleep(10000);
+	}
+	after = tb_rss_kb(tb.pid);
+	t0 = tb_now();
+	assert_int_equal(tc_cmd(&c, "PING", line, sizeof(line), NULL, 0), 0);
+	assert_string_equal(line, "OK PONG");
+	print_message("%zu DESC sent unread: RSS %ld kB -> %ld kB; PING "
+		      "answered in %.3f s\n",
+		      sent / (sizeof(cmd) - 1), before, after, tb_now() - t0);
+	if (after - before > 100 * 1024)
+		fail_msg("RSS grew by %ld kB for answers nobody reads",
+			 after - before);
+	tc_close(&a);
+	tc_close(&c);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
 /* SIGTERM while a big CRTP opens its partitions: the CRTP is answered,
  * the broker stops cleanly, and the next start opens them all. */
 static void test_stop_during_big_crtp(void **state)
@@ -499,6 +545,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_many_topics_few_descriptors,
 					  teardown),
 		cmocka_unit_test_teardown(test_input_budget, teardown),
+		cmocka_unit_test_teardown(test_unread_answers_are_bounded,
+					  teardown),
 		cmocka_unit_test_teardown(test_big_crtp_does_not_stall,
 					  teardown),
 		cmocka_unit_test_teardown(test_stop_during_big_crtp, teardown),
