@@ -283,6 +283,8 @@ static void run_pubs(struct kq__tn_conn *c, struct kq__tn_slot *s, char *line,
 	if (!name_arg(c, s, &topic, "topic"))
 		return;
 	begin(c, s);
+	s->pub_bytes = mlen;
+	c->pub_bytes += mlen;
 	started(c, s,
 		api(c)->publish(c->session, &s->req, topic.p, msg, mlen,
 				on_req));

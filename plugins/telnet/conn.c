@@ -80,6 +80,8 @@ void kq__tn_slot_finish(struct kq__tn_conn *c, struct kq__tn_slot *s)
 		return;
 	s->done = 1;
 	c->done_bytes += s->out.len;
+	c->pub_bytes -= s->pub_bytes;
+	s->pub_bytes = 0;
 	c->nbusy--;
 	if (s->pubs)
 		c->nbusy_pubs--;
@@ -377,9 +379,11 @@ static int throttled(struct kq__tn_conn *c)
 	size_t pending = kq__tn_pending(c) + c->done_bytes;
 
 	if (c->throttled) {
-		if (pending <= KQ__TN_OUT_LOW && c->nslots <= SLOTS_LOW)
+		if (pending <= KQ__TN_OUT_LOW && c->nslots <= SLOTS_LOW &&
+		    c->pub_bytes <= KQ__TN_PUBS_LOW)
 			c->throttled = 0;
-	} else if (pending >= KQ__TN_OUT_HIGH || c->nslots >= SLOTS_HIGH) {
+	} else if (pending >= KQ__TN_OUT_HIGH || c->nslots >= SLOTS_HIGH ||
+		   c->pub_bytes >= KQ__TN_PUBS_HIGH) {
 		c->throttled = 1;
 	}
 	return c->throttled;

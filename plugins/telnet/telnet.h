@@ -24,6 +24,11 @@
  * mark. */
 #define KQ__TN_OUT_HIGH ((size_t)1 << 20)
 #define KQ__TN_OUT_LOW	((size_t)256 << 10)
+/* A connection stops parsing while this many message bytes of its PUBS
+ * are in flight (held by the broker until stored), and goes on below the
+ * low mark: 4,096 PUBS of up to max_line each would be gigabytes. */
+#define KQ__TN_PUBS_HIGH ((size_t)16 << 20)
+#define KQ__TN_PUBS_LOW	 ((size_t)8 << 20)
 
 /* Longest password telnet.password_file may hold. */
 #define KQ__TN_PASSWORD_MAX 1024
@@ -44,10 +49,11 @@ struct kq__tn_server;
 struct kq__tn_slot {
 	struct kq__tn_slot *next;
 	struct kq__tn_conn *conn;
-	int pubs;     /* a PUBS, which may run beside other PUBS */
-	int done;     /* the answer in `out` is complete */
-	int inflight; /* a broker callback is still to come */
-	int orphan;   /* the connection closed; only the callback remains */
+	int pubs;	  /* a PUBS, which may run beside other PUBS */
+	size_t pub_bytes; /* its message's, counted in conn->pub_bytes */
+	int done;	  /* the answer in `out` is complete */
+	int inflight;	  /* a broker callback is still to come */
+	int orphan;	  /* the connection closed; only the callback remains */
 	struct kq__tn_buf out;		/* the answer so far */
 	char name[KQ__TN_NAME_MAX + 1]; /* the topic CRTP echoes */
 	struct kq_req req;
@@ -80,6 +86,7 @@ struct kq__tn_conn {
 	/* Bytes of the answers done in slots and not yet moved to `out`
 	 * (behind one not done): they count toward the output bound. */
 	size_t done_bytes;
+	size_t pub_bytes;  /* message bytes of PUBS in flight */
 	unsigned inflight; /* broker callbacks still to come */
 
 	struct kq__tn_buf out;	/* gathered, not yet handed to uv_write */

@@ -321,6 +321,59 @@ static void test_unread_answers_are_bounded(void **state)
 	assert_int_equal(tb_stop(&tb), 0);
 }
 
+/* A client that pipelines big PUBS while the disk holds their fsync:
+ * the broker takes a bounded amount of message bytes in flight from one
+ * connection, not 4,096 messages of up to max_line each, and answers
+ * every one once the disk is back. */
+static void test_publish_bytes_in_flight_are_bounded(void **state)
+{
+	enum { N = 200, MSG = 1000000 };
+	char *line = malloc(MSG + 32), status[256];
+	struct tc a, c;
+	long before, after;
+	int st = 0, ok = 0;
+
+	(void)state;
+	assert_non_null(line);
+	tb_setup(&tb, NULL);
+	assert_int_equal(tb_start_syncfaults(&tb, &st), 0);
+	assert_int_equal(tc_connect(&a, tb.port), 0);
+	assert_int_equal(tc_connect(&c, tb.port), 0);
+	assert_int_equal(
+		tc_cmd(&c, "CRTP t 1", status, sizeof(status), NULL, 0), 0);
+	before = tb_rss_kb(tb.pid);
+	tb_flag(&tb, "holdsync", 1);
+	memcpy(line, "PUBS t ", 7);
+	memset(line + 7, 'x', MSG);
+	memcpy(line + 7 + MSG, "\r\n", 2);
+	fcntl(a.fd, F_SETFL, fcntl(a.fd, F_GETFL) | O_NONBLOCK);
+	/* As much as the broker takes in 3 s. */
+	for (double t0 = tb_now(); tb_now() - t0 < 3;) {
+		static size_t at;
+		ssize_t n = send(a.fd, line + at, MSG + 9 - at, MSG_NOSIGNAL);
+
+		if (n > 0 && (at += (size_t)n) == MSG + 9) {
+			at = 0;
+			if (++ok == N)
+				break;
+		} else if (n <= 0) {
+			usleep(10000);
+		}
+	}
+	after = tb_rss_kb(tb.pid);
+	print_message("%d PUBS of 1 MB sent while the fsync is held: RSS "
+		      "%ld kB -> %ld kB\n",
+		      ok, before, after);
+	tb_flag(&tb, "holdsync", 0);
+	if (after - before > 100 * 1024)
+		fail_msg("RSS grew by %ld kB for messages in flight",
+			 after - before);
+	tc_close(&a);
+	tc_close(&c);
+	free(line);
+	assert_int_equal(tb_stop(&tb), 0);
+}
+
 /* SIGTERM while a big CRTP opens its partitions: the CRTP is answered,
  * the broker stops cleanly, and the next start opens them all. */
 static void test_stop_during_big_crtp(void **state)
@@ -547,6 +600,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_input_budget, teardown),
 		cmocka_unit_test_teardown(test_unread_answers_are_bounded,
 					  teardown),
+		cmocka_unit_test_teardown(
+			test_publish_bytes_in_flight_are_bounded, teardown),
 		cmocka_unit_test_teardown(test_big_crtp_does_not_stall,
 					  teardown),
 		cmocka_unit_test_teardown(test_stop_during_big_crtp, teardown),
