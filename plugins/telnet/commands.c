@@ -66,8 +66,12 @@ static void put_parts(struct kq__tn_buf *b, const uint32_t *parts, uint32_t n)
 
 	if (n == 0)
 		kq__tn_buf_append(b, "-", 1);
-	for (i = 0; i < n; i++)
-		kq__tn_buf_printf(b, i ? ",%" PRIu32 : "%" PRIu32, parts[i]);
+	/* Without printf: GRPS writes one number per partition per member. */
+	for (i = 0; i < n; i++) {
+		if (i)
+			kq__tn_buf_append(b, ",", 1);
+		kq__tn_buf_u64(b, parts[i]);
+	}
 }
 
 /* ---------------------------------------------------------------- words */
