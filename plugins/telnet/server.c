@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -259,6 +260,23 @@ static void free_handle(uv_handle_t *h)
 	free(h);
 }
 
+/* Clients that may hold half the descriptors or more leave too few for
+ * the partitions' files and the cluster port: said once, at start. */
+static void warn_descriptors(struct kq__tn_server *srv)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)srv->max_conns * 2 > rl.rlim_cur)
+		KQ__TN_LOG(srv, KQ_LOG_WARN,
+			   "telnet.max_connections (%u) is more than half the "
+			   "open files limit (%llu): clients may take the "
+			   "descriptors partitions need; lower it or raise "
+			   "the limit",
+			   srv->max_conns, (unsigned long long)rl.rlim_cur);
+}
+
 int kq__tn_server_start(void *state)
 {
 	struct kq__tn_server *srv = state;
@@ -357,6 +375,7 @@ int kq__tn_server_start(void *state)
 			   "connect can "
 			   "read and write every topic",
 			   srv->bind_host, srv->port);
+	warn_descriptors(srv);
 	return 0;
 }
 

@@ -118,6 +118,15 @@ static void test_many_topics_few_descriptors(void **state)
 	tb_nofile = 128;
 	tb_setup(&tb, NULL);
 	assert_int_equal(tb_start(&tb, &st), 0);
+	/* 1,024 clients could take every descriptor: said at start. */
+	{
+		static char log[1 << 16];
+
+		tb_read_log(&tb, log, sizeof(log));
+		if (!strstr(log, "telnet.max_connections (1024) is more than "
+				 "half the open files limit (128)"))
+			fail_msg("no warning about max_connections:\n%s", log);
+	}
 	assert_int_equal(tc_connect(&c, tb.port), 0);
 	for (int i = 0; i < TOPICS; i++) {
 		snprintf(cmd, sizeof(cmd), "CRTP t%d", i);
