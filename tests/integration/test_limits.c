@@ -336,7 +336,7 @@ static void test_unread_answers_are_bounded(void **state)
  * every one once the disk is back. */
 static void test_publish_bytes_in_flight_are_bounded(void **state)
 {
-	enum { N = 200, MSG = 1000000 };
+	enum { N = 400, MSG = 1000000 };
 	char *line = malloc(MSG + 32), status[256];
 	struct tc a, c;
 	long before, after;
@@ -356,8 +356,8 @@ static void test_publish_bytes_in_flight_are_bounded(void **state)
 	memset(line + 7, 'x', MSG);
 	memcpy(line + 7 + MSG, "\r\n", 2);
 	fcntl(a.fd, F_SETFL, fcntl(a.fd, F_GETFL) | O_NONBLOCK);
-	/* As much as the broker takes in 3 s. */
-	for (double t0 = tb_now(); tb_now() - t0 < 3;) {
+	/* As much as the broker takes in 4 s. */
+	for (double t0 = tb_now(); tb_now() - t0 < 4;) {
 		static size_t at;
 		ssize_t n = send(a.fd, line + at, MSG + 9 - at, MSG_NOSIGNAL);
 
@@ -374,7 +374,9 @@ static void test_publish_bytes_in_flight_are_bounded(void **state)
 		      "%ld kB -> %ld kB\n",
 		      ok, before, after);
 	tb_flag(&tb, "holdsync", 0);
-	if (after - before > 100 * 1024)
+	/* 16 MiB in flight, and what the allocator (under ASan, its
+	 * quarantine) keeps of those stored. */
+	if (after - before > 128 * 1024)
 		fail_msg("RSS grew by %ld kB for messages in flight",
 			 after - before);
 	tc_close(&a);
