@@ -480,10 +480,9 @@ static int store_lost(struct kq_store *pl, const struct kq_offset_range **out)
 	return pl->b->sops->lost(pl->log, out);
 }
 
+/* The module logged why; the reopen logs when it is open again. */
 static void store_group_stopped(struct kq_store *pl, int err)
 {
-	kq__error("log %s: its group stopped (%s); both are reopened", pl->dir,
-		  kq_strerror(err));
 	note_failure(pl, err);
 }
 

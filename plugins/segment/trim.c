@@ -158,6 +158,9 @@ int kq__seg_log_drop_unsynced(struct kq_log *log)
 	pthread_mutex_lock(&log->mu);
 	from = log->durable_next;
 	pthread_mutex_unlock(&log->mu);
+	/* A reset that failed may have left no segment to cut. */
+	if (log->nsegs == 0)
+		return 0;
 	return cut(log, from);
 }
 

@@ -309,6 +309,17 @@ static void test_strangers_make_room_for_a_peer(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Brokers 1 (a) and 2 (b) on a new loop, connected; the number of b's
+ * connection from 1. */
+static uint64_t pair_up(struct side *a, struct side *b, int p1, int p2)
+{
+	assert_int_equal(uv_loop_init(&loop), 0);
+	open_side(a, 1, p1, p2);
+	open_side(b, 2, p1, p2);
+	run_until(connected, a, b);
+	return kq__link_peer(b->c, 1)->conn_seq;
+}
+
 /* A second broker with the id of one connected (a copy started by
  * mistake, with the secret) is refused while the first one's connection
  * is live, with a line that says so, and does not take its place: the
@@ -321,11 +332,7 @@ static void test_duplicate_id_refused(void **state)
 	uint64_t seq;
 
 	(void)state;
-	assert_int_equal(uv_loop_init(&loop), 0);
-	open_side(&a, 1, p1, p2);
-	open_side(&b, 2, p1, p2);
-	run_until(connected, &a, &b);
-	seq = kq__link_peer(b.c, 1)->conn_seq;
+	seq = pair_up(&a, &b, p1, p2);
 	open_side(&dup, 1, p3, p2);
 	/* Ticks, as the module's timer gives them: keepalives go out. */
 	for (int i = 0; i < 30; i++) {
@@ -344,6 +351,44 @@ static void test_duplicate_id_refused(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The same when the copy's hello and its first frames come in one read:
+ * the refused connection's frames are not read, so they reach neither
+ * Raft nor a peer it never became. */
+static void test_duplicate_id_frames_dropped(void **state)
+{
+	int p1 = free_port(), p2 = free_port(), fd;
+	uint8_t buf[512], nonce[KQ__FRAME_NONCE] = {0};
+	struct kq__frame_hb hb = {
+		.group = 7, .type = KQ__RAFT_MSG_HEARTBEAT, .term = 1};
+	struct side a, b;
+	uint64_t seq, got;
+	size_t len;
+
+	(void)state;
+	seq = pair_up(&a, &b, p1, p2);
+	got = b.got;
+	kq__frame_put_hello(buf, 1, 2, 0, nonce);
+	len = kq__frame_hello_size();
+	kq__frame_put_hb(buf + len, 1, 2, &hb, 1);
+	len += kq__frame_hb_size(1);
+	fd = stranger(p2);
+	for (int i = 0; i < 10; i++) {
+		kq__cluster_tick(a.c);
+		kq__cluster_tick(b.c);
+		if (i == 0)
+			assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL),
+					 (ssize_t)len);
+		run_for_ms(50);
+	}
+	assert_int_equal(kq__link_peer(b.c, 1)->conn_seq, seq);
+	assert_int_equal(b.got, got);
+	assert_true(connected(&a, &b));
+	close(fd);
+	close_side(&a);
+	close_side(&b);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_reply_behind_raft_traffic),
 		cmocka_unit_test(test_strangers_make_room_for_a_peer),
 		cmocka_unit_test(test_duplicate_id_refused),
+		cmocka_unit_test(test_duplicate_id_frames_dropped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -526,6 +526,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 			return;
 		}
 		established(cn);
+		/* Refused (another broker with that id is live): nothing
+		 * more of it is read, and it has no peer. */
+		if (cn->closing)
+			return;
 	}
 	for (;;) {
 		int rv = kq__frame_peek(cn->buf + off, cn->len - off, &flen,
