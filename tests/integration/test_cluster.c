@@ -1518,32 +1518,46 @@ static long seek_then_hand_out(struct tc *m)
 	return sub;
 }
 
+/* CMIT of partition 0 of "seek" to `offset` for member sub, sent to
+ * broker 3; its status line into status. */
+static void cmit_on_broker_3(long sub, int offset, char *status, size_t len)
+{
+	char command[160];
+
+	snprintf(command, sizeof(command), "CMIT seek %ld 0 %d", sub, offset);
+	tcl_cmd(&cl, 2, command, status, len, NULL, 0);
+}
+
+/* Member sub's group reads "seek" from `want` on every broker, once each
+ * has applied what the metadata holds. */
+static void all_read_from(long sub, long want)
+{
+	for (int i = 0; i < N; i++) {
+		long at;
+
+		applied_on(i, "seek");
+		at = read_from(i, "seek", sub);
+		if (at != want)
+			fail_msg("broker %d reads from %ld after CMIT %ld on "
+				 "broker 3, not %ld",
+				 i + 1, at, want, want);
+	}
+}
+
 /* A CMIT with an offset sent to another broker than the CONS before:
  * the batch that CONS handed out is not acknowledged by the next CONS,
  * which reads from the offset set, as on a single broker. */
 static void test_cmit_elsewhere_cancels_batch(void **state)
 {
-	char status[256], command[160];
-	long sub, at;
+	char status[256];
 	struct tc m;
+	long sub;
 
 	sub = seek_then_hand_out(&m);
-	snprintf(command, sizeof(command), "CMIT seek %ld 0 5", sub);
-	tcl_cmd(&cl, 2, command, status, sizeof(status), NULL, 0);
+	cmit_on_broker_3(sub, 5, status, sizeof(status));
 	assert_string_equal(status, "OK 1");
-	applied_on(0, "seek");
-	at = read_from(0, "seek", sub);
-	if (at != 5)
-		fail_msg("CONS on broker 1 after CMIT 5 on broker 3 reads "
-			 "from %ld",
-			 at);
-	/* And the offset is the same everywhere. */
-	for (int i = 1; i < N; i++) {
-		applied_on(i, "seek");
-		at = read_from(i, "seek", sub);
-		if (at != 5)
-			fail_msg("broker %d reads from %ld, not 5", i + 1, at);
-	}
+	/* Broker 1's CONS reads from 5, and every broker agrees. */
+	all_read_from(sub, 5);
 	tc_close(&m);
 }
 
@@ -1552,22 +1566,14 @@ static void test_cmit_elsewhere_cancels_batch(void **state)
  * the group reads from the offset set, on every broker. */
 static void test_cmit_same_offset_elsewhere(void **state)
 {
-	char status[256], command[160];
-	long sub, at;
+	char status[256];
 	struct tc m;
+	long sub;
 
 	sub = seek_then_hand_out(&m);
-	snprintf(command, sizeof(command), "CMIT seek %ld 0 2", sub);
-	tcl_cmd(&cl, 2, command, status, sizeof(status), NULL, 0);
+	cmit_on_broker_3(sub, 2, status, sizeof(status));
 	assert_true(strncmp(status, "OK ", 3) == 0);
-	for (int i = 0; i < N; i++) {
-		applied_on(i, "seek");
-		at = read_from(i, "seek", sub);
-		if (at != 2)
-			fail_msg("broker %d reads from %ld after CMIT 2 on "
-				 "broker 3, not 2",
-				 i + 1, at);
-	}
+	all_read_from(sub, 2);
 	tc_close(&m);
 }
 

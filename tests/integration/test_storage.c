@@ -555,6 +555,29 @@ static void test_full_disk_metadata_recovers(void **state)
 	assert_int_equal(tb_stop(&tb), 0);
 }
 
+/* Starts the broker with failsync preloaded, connects c, creates topic
+ * s and stores `ok` messages ("a", "b"), then one, "never", whose
+ * fdatasync fails. */
+static void fail_after(struct tc *c, int ok)
+{
+	char line[1024];
+	int st = 0;
+
+	tb_setup(&tb, NULL);
+	assert_int_equal(tb_start_syncfaults(&tb, &st), 0);
+	assert_int_equal(tc_connect(c, tb.port), 0);
+	cmd(c, "CRTP s 1", "OK s 1");
+	cmd(c, "PUBS s a", "OK 0 0");
+	if (ok > 1)
+		cmd(c, "PUBS s b", "OK 0 1");
+	tb_flag(&tb, "failsync", 1);
+	assert_int_equal(tc_cmd(c, "PUBS s never", line, sizeof(line), NULL, 0),
+			 0);
+	if (!tb_match("ERR UNAVAILABLE {*}", line))
+		fail_msg("PUBS with a failing fdatasync: %s", line);
+	tb_flag(&tb, "failsync", 0);
+}
+
 /* Under fsync always, a message whose write succeeded but whose
  * fdatasync failed was never acknowledged: when the log is reopened (by
  * itself, once syncs work again) it is dropped, the next message takes
@@ -565,20 +588,8 @@ static void test_failed_sync_dropped_on_reopen(void **state)
 	char line[1024];
 	unsigned long long id;
 	struct tc c;
-	int st = 0;
 
-	tb_setup(&tb, NULL);
-	assert_int_equal(tb_start_syncfaults(&tb, &st), 0);
-	assert_int_equal(tc_connect(&c, tb.port), 0);
-	cmd(&c, "CRTP s 1", "OK s 1");
-	cmd(&c, "PUBS s a", "OK 0 0");
-	cmd(&c, "PUBS s b", "OK 0 1");
-	tb_flag(&tb, "failsync", 1);
-	assert_int_equal(
-		tc_cmd(&c, "PUBS s never", line, sizeof(line), NULL, 0), 0);
-	if (!tb_match("ERR UNAVAILABLE {*}", line))
-		fail_msg("PUBS with a failing fdatasync: %s", line);
-	tb_flag(&tb, "failsync", 0);
+	fail_after(&c, 2);
 	publish_until_ok(&c, "PUBS s c", line, sizeof(line));
 	assert_string_equal(line, "OK 0 2");
 	assert_int_equal(tc_cmd(&c, "SUBS s g", line, sizeof(line), NULL, 0),
@@ -608,21 +619,9 @@ static void test_failed_sync_dropped_on_reopen(void **state)
  * it closes the log. */
 static void test_failed_sync_dropped_at_restart(void **state)
 {
-	char line[1024];
 	struct tc c;
-	int st = 0;
 
-	tb_setup(&tb, NULL);
-	assert_int_equal(tb_start_syncfaults(&tb, &st), 0);
-	assert_int_equal(tc_connect(&c, tb.port), 0);
-	cmd(&c, "CRTP s 1", "OK s 1");
-	cmd(&c, "PUBS s a", "OK 0 0");
-	tb_flag(&tb, "failsync", 1);
-	assert_int_equal(
-		tc_cmd(&c, "PUBS s never", line, sizeof(line), NULL, 0), 0);
-	if (!tb_match("ERR UNAVAILABLE {*}", line))
-		fail_msg("PUBS with a failing fdatasync: %s", line);
-	tb_flag(&tb, "failsync", 0);
+	fail_after(&c, 1);
 	tc_close(&c);
 	tb_stop(&tb); /* its failed log cannot be synced: not graceful */
 	tb_start_checked(&tb);

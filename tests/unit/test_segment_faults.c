@@ -875,26 +875,38 @@ static void test_open_sheds_descriptors(void **state)
 	t_rmrf(top);
 }
 
+/* Four logs of a module of their own, for the staged hard state's
+ * tests (open_four). */
+struct four {
+	void *mod;
+	struct kq_log *logs[4];
+	char top[64], dir[96];
+};
+
+static void four_open(struct four *f)
+{
+	f->mod = t_module(NULL);
+	open_four(f->mod, f->top, f->dir, f->logs);
+}
+
 /* The same for a staged hard state: the process out of descriptors
  * when it is written sheds the module's, and the log does not fail. */
 static void test_staged_open_sheds_descriptors(void **state)
 {
-	void *mod = t_module(NULL);
 	struct kq_hard_state hs = {3, 1}, got;
-	struct kq_log *logs[4];
-	char top[64], dir[96];
+	struct four f;
 
 	(void)state;
-	open_four(mod, top, dir, logs);
+	four_open(&f);
 	inject(F_OPEN, 1, EMFILE);
-	assert_int_equal(t_ops->stage_hard_state(logs[3], &hs), 0);
-	assert_int_equal(t_ops->sync(logs[3]), 0);
+	assert_int_equal(t_ops->stage_hard_state(f.logs[3], &hs), 0);
+	assert_int_equal(t_ops->sync(f.logs[3]), 0);
 	assert_true(fi.fired);
 	restore();
-	got = reopen_hs(mod, dir, &logs[3]);
+	got = reopen_hs(f.mod, f.dir, &f.logs[3]);
 	assert_int_equal(got.term, 3);
 	assert_int_equal(got.vote, 1);
-	close_four(mod, top, logs);
+	close_four(f.mod, f.top, f.logs);
 }
 
 /* A full disk when a staged hard state is written, or a failed sync of
@@ -902,31 +914,29 @@ static void test_staged_open_sheds_descriptors(void **state)
  * restart finds the last durable one. */
 static void test_staged_hard_state_faults(void **state)
 {
-	void *mod = t_module(NULL);
 	struct kq_hard_state hs = {3, 1}, got;
-	struct kq_log *logs[4];
-	char top[64], dir[96];
+	struct four f;
 
 	(void)state;
-	open_four(mod, top, dir, logs);
-	assert_int_equal(t_ops->save_hard_state(logs[3], &hs), 0);
+	four_open(&f);
+	assert_int_equal(t_ops->save_hard_state(f.logs[3], &hs), 0);
 	hs = (struct kq_hard_state){4, 2};
 	inject(F_PWRITE, 1, ENOSPC);
-	assert_int_equal(t_ops->stage_hard_state(logs[3], &hs), -ENOSPC);
+	assert_int_equal(t_ops->stage_hard_state(f.logs[3], &hs), -ENOSPC);
 	restore();
-	assert_int_equal(t_ops->stage_hard_state(logs[3], &hs),
+	assert_int_equal(t_ops->stage_hard_state(f.logs[3], &hs),
 			 KQ_EUNAVAILABLE);
-	got = reopen_hs(mod, dir, &logs[3]);
+	got = reopen_hs(f.mod, f.dir, &f.logs[3]);
 	assert_int_equal(got.term, 3);
 	/* Written, and its sync fails: the restart reads the disk. */
-	assert_int_equal(t_ops->sync(logs[3]), 0); /* settles it */
-	assert_int_equal(t_ops->stage_hard_state(logs[3], &hs), 0);
+	assert_int_equal(t_ops->sync(f.logs[3]), 0); /* settles it */
+	assert_int_equal(t_ops->stage_hard_state(f.logs[3], &hs), 0);
 	inject(F_FDATASYNC, 1, EIO);
-	assert_true(t_ops->sync(logs[3]) != 0);
+	assert_true(t_ops->sync(f.logs[3]) != 0);
 	restore();
-	got = reopen_hs(mod, dir, &logs[3]);
+	got = reopen_hs(f.mod, f.dir, &f.logs[3]);
 	assert_true(got.term == 3 || got.term == 4);
-	close_four(mod, top, logs);
+	close_four(f.mod, f.top, f.logs);
 }
 
 /* When the syncfs() that would settle new logs fails, the log being
