@@ -507,29 +507,27 @@ static int may_send(const struct kq__fwd *f)
 	return !f->in_flight && (!f->p || f->p->fwd_head == f);
 }
 
-/* One step of the timer's walk for f; 1 when it did something (which
- * may have run callbacks, and so changed the list). */
-static int step(struct kq__fwd *f)
+/* One step of the timer's walk for f (which may run callbacks). */
+static void step(struct kq__fwd *f)
 {
 	struct kq_broker *b = f->b;
 
 	if (stale(f)) {
 		abandon(f);
-		return 1;
+		return;
 	}
 	if (!may_send(f))
-		return 0;
+		return;
 	if (f->applying) {
 		if (!applied_here(f) && uv_now(b->loop) < f->deadline &&
 		    !b->stopping)
-			return 0;
+			return;
 		applied_finish(f);
-		return 1;
+		return;
 	}
 	if (f->target != 0 || uv_now(b->loop) < f->not_before)
-		return 0;
+		return;
 	fwd_send(f);
-	return 1;
 }
 
 /* Whether f needs the timer: to be sent, to see its topic applied, or
@@ -548,14 +546,19 @@ void kq__fwd_on_timer(uv_timer_t *tm)
 	int waiting = 0;
 
 	/* A step may answer clients, whose callbacks may free any other
-	 * forward: after one, the walk starts over, skipping those seen. */
-again:
-	for (f = b->fwds; f; f = f->next) {
-		if (f->pass == pass)
-			continue;
+	 * forward, so no pointer is kept across one: each forward is
+	 * taken from the head and moved to the tail before its step, and
+	 * the walk ends when the head is one it has seen.  Once round, in
+	 * order; those created meanwhile wait for the next walk (their
+	 * kick starts it).  Starting over after each step instead made a
+	 * walk quadratic: thousands of batches waiting for leaders held
+	 * the loop for tens of ms every 20 ms. */
+	while ((f = b->fwds) != NULL && f->pass != pass) {
+		b->fwd_looked++;
 		f->pass = pass;
-		if (step(f))
-			goto again;
+		KQ_LIST_REMOVE_TAIL(b->fwds, b->fwds_tail, f);
+		KQ_LIST_APPEND(b->fwds, b->fwds_tail, f);
+		step(f);
 	}
 	for (f = b->fwds; f && !waiting; f = f->next)
 		waiting = needs_timer(f);

@@ -289,7 +289,8 @@ struct kq_broker {
 	struct kq__fwd *fwds, *fwds_tail; /* forwarded requests, oldest
 					   * first */
 	uv_timer_t fwd_timer;
-	unsigned fwd_pass; /* walks of the forward timer */
+	unsigned fwd_pass;   /* walks of the forward timer */
+	uint64_t fwd_looked; /* forwards its walks looked at, for tests */
 	struct kq__fetch *fetches, *fetches_tail; /* reads waiting for a
 						   * replica to ask */
 	uv_timer_t fetch_timer;

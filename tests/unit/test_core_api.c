@@ -75,7 +75,7 @@ struct kq_log {
 	int unsynced; /* opened with kq_log_options.unsynced */
 };
 
-static struct kq_log *logs[64];
+static struct kq_log *logs[512];
 static size_t nlogs;
 static const struct kq_host *mem_host;
 /* The error every sync() returns while set (a failing disk). */
@@ -435,6 +435,9 @@ struct held {
 	struct held *next;
 };
 
+/* Groups the gate keeps track of: a topic of a few hundred partitions. */
+#define GATE_GROUPS 512
+
 static struct {
 	const struct kq_consensus_ops *local;
 	const struct kq_store_api *store; /* the core's */
@@ -450,7 +453,7 @@ static struct {
 		struct kq_group *g;
 		struct kq_store *st;
 		struct kq_group_config cfg;
-	} groups[64];
+	} groups[GATE_GROUPS];
 	const struct kq_host *core_host; /* the core's, with serve() */
 	/* When set, the leader every partition's group names (0: none
 	 * known), as if another broker led them. */
@@ -550,7 +553,7 @@ static int gate_group_open(void *state, const struct kq_group_config *cfg,
 	size_t i = 0;
 
 	while (rv == 0 && gate.groups[i].g)
-		assert_true(++i < 64);
+		assert_true(++i < GATE_GROUPS);
 	if (rv == 0) {
 		gate.groups[i].g = *out;
 		gate.groups[i].st = cfg->store;
@@ -564,7 +567,7 @@ static void gate_group_close(struct kq_group *g)
 {
 	struct kq_store *st = NULL;
 
-	for (size_t i = 0; i < 64; i++)
+	for (size_t i = 0; i < GATE_GROUPS; i++)
 		if (gate.groups[i].g == g) {
 			st = gate.groups[i].st;
 			gate.groups[i].g = NULL;
@@ -1236,7 +1239,7 @@ static void test_group_stopped_is_reopened(void **state)
 	create("t", 1);
 	publish_stored("before");
 	/* The partition's group is the newest: the metadata's came first. */
-	for (size_t i = 0; i < 64; i++)
+	for (size_t i = 0; i < GATE_GROUPS; i++)
 		if (gate.groups[i].g)
 			st = gate.groups[i].st;
 	assert_non_null(st);
@@ -2114,6 +2117,45 @@ static void test_forwarded_publish_waits_for_a_leader(void **state)
 	cleanup(c, 2);
 }
 
+/* Batches waiting for leaders cost the forward timer's walk one look
+ * each.  A walk that started over after each batch it sent looked at
+ * n * n / 2 of them: with thousands waiting (a failover under many
+ * partitions) it held the loop for tens of ms every 20 ms. */
+static void test_forward_walk_is_linear(void **state)
+{
+	enum { N = 300 };
+	static struct call c[N]; /* answered even after a failure */
+	char msg[64];
+	uint64_t looked;
+	unsigned walks;
+
+	(void)state;
+	create("w", N);
+	gate.leader_set = 1;
+	gate.leader = 0;
+	for (int i = 0; i < N; i++) {
+		snprintf(msg, sizeof(msg), "m%d", i); /* one a partition */
+		publish_to(&c[i], "w", msg);
+	}
+	run_for(0.05);
+	looked = b->fwd_looked;
+	walks = b->fwd_pass;
+	run_for(0.2);
+	walks = b->fwd_pass - walks;
+	looked = b->fwd_looked - looked;
+	assert_true(walks >= 3);
+	/* At most one look per batch, and a batch per partition at most. */
+	assert_true(looked <= (uint64_t)walks * N);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(c[i].done, 0);
+	gate.leader = 1; /* this broker: each is stored here */
+	for (int i = 0; i < N; i++) {
+		run_until(&c[i].done);
+		assert_int_equal(c[i].status, 0);
+	}
+	cleanup(c, N);
+}
+
 /* A batch out to a broker this one learns no longer leads is answered
  * at once, saying it may or may not be stored, so that what follows
  * goes to the new leader; the late answer is dropped. */
@@ -2849,6 +2891,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_forwarded_publish_waits_for_a_leader, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_forward_walk_is_linear,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_forwarded_publish_leader_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fetch_reads_a_replica,
