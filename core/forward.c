@@ -50,6 +50,7 @@ struct kq__fwd {
 			      * batch went out (0: none or no replica) */
 	uint64_t not_before; /* loop time: tried again from then */
 	unsigned pass;	     /* the timer's walk that saw it last */
+	int ready;	     /* on b->fwd_ready */
 	int applying;	     /* CREATE: OK, waiting for the local apply */
 	uint64_t meta_end;
 	uint32_t nparts;
@@ -65,14 +66,22 @@ struct kq__fwd {
 	struct kq__partition *p;		     /* PUBLISH: its queue */
 	struct kq__fwd *prev_in_part, *next_in_part; /* in p->fwd_head */
 	struct kq__fwd *prev, *next;		     /* in b->fwds */
+	struct kq__fwd *prev_ready, *next_ready;     /* in b->fwd_ready */
 };
 
 /* ------------------------------------------------------------ forwarding */
 
-/* Sends what waits on the next loop turn (and every 20 ms while some
- * wait). */
-static void kick(struct kq_broker *b)
+/* Steps f on the next loop turn (the timer's walk of every request
+ * comes every 20 ms while some wait). */
+static void kick(struct kq__fwd *f)
 {
+	struct kq_broker *b = f->b;
+
+	if (!f->ready) {
+		f->ready = 1;
+		KQ_LIST_APPEND_BY(b->fwd_ready, b->fwd_ready_tail, f,
+				  prev_ready, next_ready);
+	}
 	if (!uv_is_active((uv_handle_t *)&b->fwd_timer) ||
 	    uv_timer_get_due_in(&b->fwd_timer) > 0)
 		uv_timer_start(&b->fwd_timer, kq__fwd_on_timer, 0,
@@ -87,7 +96,7 @@ static void queue_remove(struct kq__fwd *f)
 	KQ_LIST_REMOVE_TAIL_BY(f->p->fwd_head, f->p->fwd_tail, f, prev_in_part,
 			       next_in_part);
 	if (first && f->p->fwd_head)
-		kick(f->b);
+		kick(f->p->fwd_head);
 	f->p = NULL;
 }
 
@@ -97,6 +106,9 @@ static void fwd_free(struct kq__fwd *f)
 
 	if (f->p)
 		queue_remove(f);
+	if (f->ready)
+		KQ_LIST_REMOVE_TAIL_BY(b->fwd_ready, b->fwd_ready_tail, f,
+				       prev_ready, next_ready);
 	KQ_LIST_REMOVE_TAIL(b->fwds, b->fwds_tail, f);
 	free(f->buf);
 	free(f->name);
@@ -542,24 +554,42 @@ void kq__fwd_on_timer(uv_timer_t *tm)
 {
 	struct kq_broker *b = tm->data;
 	struct kq__fwd *f;
+	uint64_t now = uv_now(b->loop);
 	unsigned pass = ++b->fwd_pass;
 	int waiting = 0;
 
 	/* A step may answer clients, whose callbacks may free any other
-	 * forward, so no pointer is kept across one: each forward is
-	 * taken from the head and moved to the tail before its step, and
-	 * the walk ends when the head is one it has seen.  Once round, in
-	 * order; those created meanwhile wait for the next walk (their
-	 * kick starts it).  Starting over after each step instead made a
-	 * walk quadratic: thousands of batches waiting for leaders held
-	 * the loop for tens of ms every 20 ms. */
-	while ((f = b->fwds) != NULL && f->pass != pass) {
-		b->fwd_looked++;
+	 * request, so no pointer is kept across one.  First those kicked:
+	 * a new request, or the next of a partition's queue.  One kicked
+	 * again meanwhile waits for the next turn. */
+	while ((f = b->fwd_ready) != NULL && f->pass != pass) {
+		KQ_LIST_REMOVE_TAIL_BY(b->fwd_ready, b->fwd_ready_tail, f,
+				       prev_ready, next_ready);
+		f->ready = 0;
 		f->pass = pass;
-		KQ_LIST_REMOVE_TAIL(b->fwds, b->fwds_tail, f);
-		KQ_LIST_APPEND(b->fwds, b->fwds_tail, f);
+		b->fwd_looked++;
 		step(f);
 	}
+	/* Then every request, every 20 ms at most, not every loop turn:
+	 * for those waiting for a leader or their time, and batches out to
+	 * a broker that no longer leads.  Each is taken from the head and
+	 * moved to the tail before its step, and the walk ends at one it
+	 * has seen: once round, in order.  (Starting over after each step
+	 * made the walk quadratic: thousands of batches waiting for
+	 * leaders held the loop for tens of ms every 20 ms.) */
+	if (now >= b->fwd_walk_at) {
+		b->fwd_walk_at = now + FWD_RETRY_MS;
+		b->fwd_walks++;
+		pass = ++b->fwd_pass;
+		while ((f = b->fwds) != NULL && f->pass != pass) {
+			b->fwd_looked++;
+			f->pass = pass;
+			KQ_LIST_REMOVE_TAIL(b->fwds, b->fwds_tail, f);
+			KQ_LIST_APPEND(b->fwds, b->fwds_tail, f);
+			step(f);
+		}
+	}
+	waiting = b->fwd_ready != NULL; /* kicked again: the next turn */
 	for (f = b->fwds; f && !waiting; f = f->next)
 		waiting = needs_timer(f);
 	if (!waiting || b->stopping)
@@ -586,7 +616,7 @@ static struct kq__fwd *fwd_new(struct kq_broker *b, int kind, const char *name)
 	KQ_LIST_APPEND(b->fwds, b->fwds_tail, f);
 	/* Sent from the timer, at once: the caller must not see its
 	 * callbacks before it returns. */
-	kick(b);
+	kick(f);
 	return f;
 }
 

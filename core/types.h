@@ -289,8 +289,11 @@ struct kq_broker {
 	struct kq__fwd *fwds, *fwds_tail; /* forwarded requests, oldest
 					   * first */
 	uv_timer_t fwd_timer;
-	unsigned fwd_pass;   /* walks of the forward timer */
-	uint64_t fwd_looked; /* forwards its walks looked at, for tests */
+	struct kq__fwd *fwd_ready, *fwd_ready_tail; /* to step next turn */
+	uint64_t fwd_walk_at; /* loop time of the next walk of every one */
+	unsigned fwd_pass;    /* marks what one run of the timer saw */
+	/* For the tests: walks of every request, and requests looked at. */
+	uint64_t fwd_walks, fwd_looked;
 	struct kq__fetch *fetches, *fetches_tail; /* reads waiting for a
 						   * replica to ask */
 	uv_timer_t fetch_timer;

@@ -471,7 +471,7 @@ struct sent {
 	kq_call_cb cb;
 	int answered;
 };
-static struct sent sent[32];
+static struct sent sent[512];
 static int nsent;
 
 /* The last answer the core gave, through reply(), to a request another
@@ -2117,6 +2117,18 @@ static void test_forwarded_publish_waits_for_a_leader(void **state)
 	cleanup(c, 2);
 }
 
+/* Starts n PUBS of `topic` without a key: one a partition, round robin,
+ * when it has n. */
+static void publish_n(struct call *c, const char *topic, int n)
+{
+	char msg[64];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(msg, sizeof(msg), "m%d", i);
+		publish_to(&c[i], topic, msg);
+	}
+}
+
 /* Batches waiting for leaders cost the forward timer's walk one look
  * each.  A walk that started over after each batch it sent looked at
  * n * n / 2 of them: with thousands waiting (a failover under many
@@ -2125,23 +2137,18 @@ static void test_forward_walk_is_linear(void **state)
 {
 	enum { N = 300 };
 	static struct call c[N]; /* answered even after a failure */
-	char msg[64];
-	uint64_t looked;
-	unsigned walks;
+	uint64_t looked, walks;
 
 	(void)state;
 	create("w", N);
 	gate.leader_set = 1;
 	gate.leader = 0;
-	for (int i = 0; i < N; i++) {
-		snprintf(msg, sizeof(msg), "m%d", i); /* one a partition */
-		publish_to(&c[i], "w", msg);
-	}
+	publish_n(c, "w", N);
 	run_for(0.05);
 	looked = b->fwd_looked;
-	walks = b->fwd_pass;
+	walks = b->fwd_walks;
 	run_for(0.2);
-	walks = b->fwd_pass - walks;
+	walks = b->fwd_walks - walks;
 	looked = b->fwd_looked - looked;
 	assert_true(walks >= 3);
 	/* At most one look per batch, and a batch per partition at most. */
@@ -2154,6 +2161,39 @@ static void test_forward_walk_is_linear(void **state)
 		assert_int_equal(c[i].status, 0);
 	}
 	cleanup(c, N);
+}
+
+/* A new batch costs the forward timer a look at it, not at every batch
+ * out: a timer that walked them all at each loop turn with a new one
+ * spent n looks a turn with n batches in flight. */
+static void test_forward_kick_looks_at_the_new(void **state)
+{
+	enum { N = 300, M = 40 };
+	static struct call c[N + M]; /* answered even after a failure */
+	char msg[64];
+	uint64_t looked, start, ms;
+
+	(void)state;
+	create("w", N);
+	create("v", M);
+	gate.leader_set = 1;
+	gate.leader = 2;
+	publish_n(c, "w", N);
+	run_for(0.1);
+	assert_int_equal(nsent, N);
+	looked = b->fwd_looked;
+	start = uv_now(&loop);
+	for (int i = 0; i < M; i++) {
+		snprintf(msg, sizeof(msg), "n%d", i);
+		publish_to(&c[N + i], "v", msg);
+		run_for(0.002);
+	}
+	run_for(0.01);
+	assert_int_equal(nsent, N + M);
+	ms = uv_now(&loop) - start;
+	looked = b->fwd_looked - looked;
+	/* The new ones, and a walk of every one each 20 ms. */
+	assert_true(looked <= M + (ms / 20 + 2) * (N + M));
 }
 
 /* A batch out to a broker this one learns no longer leads is answered
@@ -2893,6 +2933,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_forward_walk_is_linear,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_forward_kick_looks_at_the_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_forwarded_publish_leader_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fetch_reads_a_replica,
