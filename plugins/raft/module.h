@@ -62,10 +62,10 @@ struct kq_group {
 	 * its messages may rest on them. */
 	struct kq__raft_hard_state hs_durable;
 	bool hs_saving;
-	uint64_t written_end;	     /* offset after the last written */
-	uint64_t replayed;	     /* applied at open, not again */
-	uint64_t leader_seen;	     /* for leader-change log lines */
-	uint64_t *voters;	     /* its replicas' broker ids */
+	uint64_t written_end; /* offset after the last written */
+	uint64_t replayed;    /* applied at open, not again */
+	uint64_t leader_seen; /* for leader-change log lines */
+	uint64_t *voters;     /* its replicas' broker ids */
 	size_t n_voters;
 	int preferred;		 /* its first replica (0: none): the
 				  * leader placement chose */
@@ -148,6 +148,12 @@ struct kq__raft_module {
 	struct kq_call *calls_failed;
 	uint64_t call_seq;
 	unsigned n_incoming;
+	/* The calls out, by id as well: replies come in any order, and
+	 * thousands may be out at once (a batch for each partition led
+	 * elsewhere).  Open addressing, at most half full. */
+	struct kq_call **call_slots;
+	size_t call_cap, n_calls;
+	uint64_t calls_looked; /* slots a lookup looked at, for tests */
 };
 
 /* Hand-overs to a preferred leader begun per tick, module-wide: a broker
@@ -277,6 +283,8 @@ void kq__raft_calls_tick(struct kq__raft_module *mod);
 void kq__raft_calls_cancel(struct kq__raft_module *mod);
 /* Runs the callbacks of failed calls; from the `later` timer. */
 void kq__raft_calls_run_failed(struct kq__raft_module *mod);
+/* Frees what the calls' bookkeeping holds; at fini, none left out. */
+void kq__raft_calls_free(struct kq__raft_module *mod);
 
 /* A broker not heard for this long (an election timeout: it sends at
  * least a keepalive every heartbeat interval) wakes the sleeping groups

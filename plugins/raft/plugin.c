@@ -203,6 +203,7 @@ static void raft_fini(void *state)
 	drain(mod);
 	kq__raft_run_canceled(mod);
 	kq__raft_calls_run_failed(mod);
+	kq__raft_calls_free(mod);
 	kq__cluster_free(mod->cluster);
 	free(mod->buckets);
 	free(mod);
