@@ -51,6 +51,7 @@ struct kq__fwd {
 	uint64_t not_before; /* loop time: tried again from then */
 	unsigned pass;	     /* the timer's walk that saw it last */
 	int ready;	     /* on b->fwd_ready */
+	int walked;	     /* on b->fwd_walk */
 	int applying;	     /* CREATE: OK, waiting for the local apply */
 	uint64_t meta_end;
 	uint32_t nparts;
@@ -67,6 +68,7 @@ struct kq__fwd {
 	struct kq__fwd *prev_in_part, *next_in_part; /* in p->fwd_head */
 	struct kq__fwd *prev, *next;		     /* in b->fwds */
 	struct kq__fwd *prev_ready, *next_ready;     /* in b->fwd_ready */
+	struct kq__fwd *prev_walk, *next_walk;	     /* in b->fwd_walk */
 };
 
 /* ------------------------------------------------------------ forwarding */
@@ -88,6 +90,29 @@ static void kick(struct kq__fwd *f)
 			       FWD_RETRY_MS);
 }
 
+/* The timer's walk every 20 ms looks at the requests on b->fwd_walk
+ * only: CRTPs, metadata records and the first batch of each partition's
+ * queue.  A batch behind another can neither go nor go stale, and with
+ * thousands queued behind a stopped leader, stepping each cost a fifth of
+ * the broker's CPU. */
+static void walk_add(struct kq__fwd *f)
+{
+	if (f->walked)
+		return;
+	f->walked = 1;
+	KQ_LIST_APPEND_BY(f->b->fwd_walk, f->b->fwd_walk_tail, f, prev_walk,
+			  next_walk);
+}
+
+static void walk_remove(struct kq__fwd *f)
+{
+	if (!f->walked)
+		return;
+	f->walked = 0;
+	KQ_LIST_REMOVE_TAIL_BY(f->b->fwd_walk, f->b->fwd_walk_tail, f,
+			       prev_walk, next_walk);
+}
+
 /* Takes a batch out of its partition's queue; the next one may go. */
 static void queue_remove(struct kq__fwd *f)
 {
@@ -95,8 +120,13 @@ static void queue_remove(struct kq__fwd *f)
 
 	KQ_LIST_REMOVE_TAIL_BY(f->p->fwd_head, f->p->fwd_tail, f, prev_in_part,
 			       next_in_part);
-	if (first && f->p->fwd_head)
-		kick(f->p->fwd_head);
+	if (first) {
+		walk_remove(f);
+		if (f->p->fwd_head) {
+			walk_add(f->p->fwd_head);
+			kick(f->p->fwd_head);
+		}
+	}
 	f->p = NULL;
 }
 
@@ -109,6 +139,7 @@ static void fwd_free(struct kq__fwd *f)
 	if (f->ready)
 		KQ_LIST_REMOVE_TAIL_BY(b->fwd_ready, b->fwd_ready_tail, f,
 				       prev_ready, next_ready);
+	walk_remove(f);
 	KQ_LIST_REMOVE_TAIL(b->fwds, b->fwds_tail, f);
 	free(f->buf);
 	free(f->name);
@@ -570,27 +601,29 @@ void kq__fwd_on_timer(uv_timer_t *tm)
 		b->fwd_looked++;
 		step(f);
 	}
-	/* Then every request, every 20 ms at most, not every loop turn:
-	 * for those waiting for a leader or their time, and batches out to
-	 * a broker that no longer leads.  Each is taken from the head and
-	 * moved to the tail before its step, and the walk ends at one it
-	 * has seen: once round, in order.  (Starting over after each step
-	 * made the walk quadratic: thousands of batches waiting for
+	/* Then those walked (walk_add), every 20 ms at most, not every loop
+	 * turn: for those waiting for a leader or their time, and batches
+	 * out to a broker that no longer leads.  Each is taken from the
+	 * head and moved to the tail before its step, and the walk ends at
+	 * one it has seen: once round, in order.  (Starting over after each
+	 * step made the walk quadratic: thousands of batches waiting for
 	 * leaders held the loop for tens of ms every 20 ms.) */
 	if (now >= b->fwd_walk_at) {
 		b->fwd_walk_at = now + FWD_RETRY_MS;
 		b->fwd_walks++;
 		pass = ++b->fwd_pass;
-		while ((f = b->fwds) != NULL && f->pass != pass) {
+		while ((f = b->fwd_walk) != NULL && f->pass != pass) {
 			b->fwd_looked++;
 			f->pass = pass;
-			KQ_LIST_REMOVE_TAIL(b->fwds, b->fwds_tail, f);
-			KQ_LIST_APPEND(b->fwds, b->fwds_tail, f);
+			KQ_LIST_REMOVE_TAIL_BY(b->fwd_walk, b->fwd_walk_tail, f,
+					       prev_walk, next_walk);
+			KQ_LIST_APPEND_BY(b->fwd_walk, b->fwd_walk_tail, f,
+					  prev_walk, next_walk);
 			step(f);
 		}
 	}
 	waiting = b->fwd_ready != NULL; /* kicked again: the next turn */
-	for (f = b->fwds; f && !waiting; f = f->next)
+	for (f = b->fwd_walk; f && !waiting; f = f->next_walk)
 		waiting = needs_timer(f);
 	if (!waiting || b->stopping)
 		uv_timer_stop(tm);
@@ -614,6 +647,8 @@ static struct kq__fwd *fwd_new(struct kq_broker *b, int kind, const char *name)
 	f->kind = kind;
 	f->deadline = uv_now(b->loop) + b->cfg->request_timeout_ms;
 	KQ_LIST_APPEND(b->fwds, b->fwds_tail, f);
+	if (kind != KQ__FWD_PUBLISH) /* a batch, once first of its queue */
+		walk_add(f);
 	/* Sent from the timer, at once: the caller must not see its
 	 * callbacks before it returns. */
 	kick(f);
@@ -726,6 +761,8 @@ void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 	f->p = p;
 	KQ_LIST_APPEND_BY(p->fwd_head, p->fwd_tail, f, prev_in_part,
 			  next_in_part);
+	if (p->fwd_head == f)
+		walk_add(f);
 	/* Encoded: the batch keeps only its requests. */
 	free(bt->buf);
 	bt->buf = NULL;

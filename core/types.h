@@ -290,6 +290,7 @@ struct kq_broker {
 					   * first */
 	uv_timer_t fwd_timer;
 	struct kq__fwd *fwd_ready, *fwd_ready_tail; /* to step next turn */
+	struct kq__fwd *fwd_walk, *fwd_walk_tail;   /* stepped every 20 ms */
 	uint64_t fwd_walk_at; /* loop time of the next walk of every one */
 	unsigned fwd_pass;    /* marks what one run of the timer saw */
 	/* For the tests: walks of every request, and requests looked at. */
