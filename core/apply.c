@@ -95,6 +95,20 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 
 /* An offsets record, applied here as on every broker, the one that
  * proposed it included: committed offsets change only in log order. */
+/* An offsets record was applied without some of its partitions: its
+ * proposer, when this broker's run, answers its CMIT with an error. */
+static void offsets_refused(struct kq_broker *b, json_t *rec)
+{
+	json_t *ask = json_object_get(rec, "ask");
+
+	if (json_is_integer(ask) &&
+	    json_integer_value(json_object_get(rec, "broker")) ==
+		    b->cfg->broker_id &&
+	    (uint64_t)json_integer_value(json_object_get(rec, "boot")) ==
+		    b->boot_id)
+		kq__commit_refused(b, (uint64_t)json_integer_value(ask));
+}
+
 static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts,
 			  uint64_t end)
 {
@@ -103,12 +117,29 @@ static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts,
 	json_t *offsets = json_object_get(rec, "offsets"), *pair;
 	struct kq__topic *t = topic ? kq__topic_get(b, topic) : NULL;
 	int set = json_is_true(json_object_get(rec, "set"));
+	json_t *sub = json_object_get(rec, "sub");
+	uint64_t sub_id = (uint64_t)json_integer_value(sub);
+	struct kq__member *m = NULL;
 	struct kq__cgroup *g;
+	int refused = 0;
 	size_t i;
 
 	if (!t || !group || !json_is_array(offsets))
 		return;
-	g = kq__cgroup_get(t, group, KQ__CGROUP_RECORDED);
+	/* A record naming its member counts only for the partitions that
+	 * member holds now, the same on every broker: one proposed by a
+	 * broker with a stale view (cut off, stopped) must not move the
+	 * offsets of partitions given to another member since, nor bring
+	 * back a group forgotten since. */
+	if (sub) {
+		m = kq__map_get(&b->subs, &sub_id, sizeof(sub_id));
+		if (!m || m->cgroup->topic != t ||
+		    strcmp(m->cgroup->name, group) != 0) {
+			offsets_refused(b, rec);
+			return;
+		}
+	}
+	g = m ? m->cgroup : kq__cgroup_get(t, group, KQ__CGROUP_RECORDED);
 	if (!g)
 		return;
 	kq__cgroup_touch(g, ts, end);
@@ -120,6 +151,10 @@ static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts,
 
 		if (p < 0 || p >= (json_int_t)t->nparts || off < 0)
 			continue;
+		if (m && g->owner[p] != sub_id) {
+			refused = 1;
+			continue;
+		}
 		if (set) {
 			/* CMIT with an offset: forward or back, and what
 			 * was handed out before it is not acknowledged. */
@@ -135,6 +170,8 @@ static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts,
 		    (uint64_t)off > g->committed[p])
 			g->committed[p] = (uint64_t)off;
 	}
+	if (refused)
+		offsets_refused(b, rec);
 	/* A record that left nothing committed keeps no group alive. */
 	kq__cgroup_release(g);
 }

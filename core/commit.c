@@ -65,28 +65,49 @@ void kq__commit_seeked(struct kq__cgroup *g, uint32_t p)
 
 /* An offsets record proposed: a CMIT (req) is answered once it is applied
  * here, so that OK means stored; an acknowledgement's offsets stop
- * counting in m->acking once the record is applied or lost. */
-struct storing {
+ * counting in m->acking once the record is applied or lost.  Listed in
+ * b->storings meanwhile, so that the apply can say it left partitions
+ * out (kq__commit_refused). */
+struct kq__storing {
 	struct kq_broker *b;
 	struct kq_req *req;
 	uint64_t sub_id;
+	uint64_t ask;
+	int refused;
+	struct kq__storing *prev, *next;
 	size_t n;
 	uint64_t acked[]; /* [3 * n] partition, offset, m->acking before */
 };
 
+void kq__commit_refused(struct kq_broker *b, uint64_t ask)
+{
+	for (struct kq__storing *st = b->storings; st; st = st->next)
+		if (st->ask == ask)
+			st->refused = 1;
+}
+
 static void stored(void *ctx, int status)
 {
-	struct storing *st = ctx;
+	struct kq__storing *st = ctx;
 	struct kq__member *m =
 		kq__map_get(&st->b->subs, &st->sub_id, sizeof(st->sub_id));
 
+	KQ_LIST_REMOVE(st->b->storings, st);
 	for (size_t i = 0; m && m->acking && i < st->n; i++)
 		if (m->acking[st->acked[3 * i]] == st->acked[3 * i + 1])
 			m->acking[st->acked[3 * i]] = 0;
+	if (st->req && !status && st->refused)
+		status = kq__req_fail(
+			st->req, KQ_EBADARG,
+			"subscription %" PRIu64
+			" no longer held the partition when the commit was "
+			"applied (the member ended, or the group was "
+			"rebalanced); nothing of it was committed",
+			st->sub_id);
+	else if (st->req && status)
+		status = kq__meta_refused(st->b, st->req, status);
 	if (st->req)
-		kq__defer_complete(
-			st->b, st->req,
-			status ? kq__meta_refused(st->b, st->req, status) : 0);
+		kq__defer_complete(st->b, st->req, status);
 	free(st);
 }
 
@@ -105,7 +126,8 @@ static int store_offsets(struct kq_broker *b, struct kq__member *m,
 {
 	struct kq__cgroup *g = m->cgroup;
 	json_t *offsets = json_array(), *rec = NULL;
-	struct storing *st = malloc(sizeof(*st) + 3 * n * sizeof(uint64_t));
+	struct kq__storing *st = malloc(sizeof(*st) + 3 * n * sizeof(uint64_t));
+	uint64_t ask = ++b->asked;
 	int rv = -ENOMEM;
 
 	for (size_t i = 0; offsets && i < n; i++)
@@ -124,8 +146,24 @@ static int store_offsets(struct kq_broker *b, struct kq__member *m,
 				g->name, "offsets", offsets, "set", set,
 				"broker", b->cfg->broker_id, "boot",
 				(json_int_t)b->boot_id);
+	/* In a cluster, where members are logged, it names its member too:
+	 * every broker applies it only for partitions that member holds
+	 * then.  A member ended or moved on meanwhile (its broker was cut
+	 * off, or stopped) would otherwise move the new owner's offset past
+	 * what nobody received. */
+	if (rec && b->cfg->npeers &&
+	    (json_object_set_new(rec, "sub",
+				 json_integer((json_int_t)m->sub_id)) ||
+	     json_object_set_new(rec, "ask", json_integer((json_int_t)ask)))) {
+		json_decref(rec);
+		rec = NULL;
+	}
 	if (rec && st) {
-		*st = (struct storing){b, req, m->sub_id, set ? 0 : n};
+		*st = (struct kq__storing){.b = b,
+					   .req = req,
+					   .sub_id = m->sub_id,
+					   .ask = ask,
+					   .n = set ? 0 : n};
 		/* Counted before the proposal, in case its callback comes
 		 * at once. */
 		for (size_t i = 0; !set && i < n; i++) {
@@ -134,9 +172,12 @@ static int store_offsets(struct kq_broker *b, struct kq__member *m,
 			st->acked[3 * i + 2] = m->acking[parts[i]];
 			m->acking[parts[i]] = offs[i];
 		}
+		KQ_LIST_PUSH(b->storings, st);
 		rv = kq__meta_propose(b, rec, stored, st);
 		for (size_t i = 0; rv != 0 && i < st->n; i++)
 			m->acking[parts[i]] = st->acked[3 * i + 2];
+		if (rv != 0)
+			KQ_LIST_REMOVE(b->storings, st);
 	}
 	json_decref(rec);
 	if (rv == 0)

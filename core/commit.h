@@ -18,6 +18,10 @@ uint64_t kq__commit_position(const struct kq__member *m, uint32_t p);
  * changed its count of them): batches handed out before on this broker,
  * and acknowledgements of them being stored, no longer count. */
 void kq__commit_seeked(struct kq__cgroup *g, uint32_t p);
+/* An offsets record this broker's run proposed (its "ask") was applied
+ * with partitions its member no longer held left out: its CMIT, if any,
+ * is answered with an error. */
+void kq__commit_refused(struct kq_broker *b, uint64_t ask);
 /* At a stop: CMITs waiting for a partition's end from another broker are
  * answered now, ERR UNAVAILABLE. */
 void kq__commit_stop(struct kq_broker *b);

@@ -300,7 +300,11 @@ struct kq_broker {
 	uv_timer_t fetch_timer;
 	struct kq__seeking *seekings; /* CMITs waiting for a partition's end
 				       * from another broker (commit.c) */
-	uint64_t nforwarded;	      /* requests sent to other brokers */
+	/* Offsets records proposed here, not yet completed (commit.c),
+	 * and the number the next one carries as "ask". */
+	struct kq__storing *storings;
+	uint64_t asked;
+	uint64_t nforwarded; /* requests sent to other brokers */
 	unsigned stopping_transports;
 	int stopping;
 	int exit_code;

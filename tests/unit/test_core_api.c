@@ -2585,6 +2585,47 @@ static struct kq__cgroup *group_t(const char *name)
 	"{\"type\": \"forget\", \"topic\": \"t\", \"group\": \"%s\", "         \
 	"\"at\": %llu, \"touched\": %lld}"
 
+#define OFFSETS_OF                                                             \
+	"{\"type\": \"offsets\", \"topic\": \"t\", \"group\": \"%s\", "        \
+	"\"offsets\": [[0, %d%s]], \"set\": %s, \"sub\": %llu}"
+
+/* A record naming its member counts only for partitions that member
+ * holds when it is applied: a broker with a stale view (cut off, or
+ * stopped, while its member ended and the partition moved on) must not
+ * move the new owner's offset past messages nobody received, nor bring
+ * back a group forgotten since. */
+static void test_offsets_only_of_the_holder(void **state)
+{
+	uint64_t e, holder, other;
+
+	(void)state;
+	create("t", 1);
+	holder = subscribe("g");
+	other = subscribe("g"); /* holds nothing: one partition */
+	e = b->meta_applied_end;
+	meta_record(e, 1000, OFFSETS_OF, "g", 5, "", "true",
+		    (unsigned long long)holder);
+	assert_int_equal(group_t("g")->committed[0], 5);
+	/* A member that ended, one that holds nothing, one of another
+	 * group: nothing changes. */
+	meta_record(e + 1, 1001, OFFSETS_OF, "g", 20, "", "true",
+		    (unsigned long long)holder + 1000000);
+	meta_record(e + 2, 1002, OFFSETS_OF, "g", 20, "", "true",
+		    (unsigned long long)other);
+	meta_record(e + 3, 1003, OFFSETS_OF, "g", 20, ", 0", "false",
+		    (unsigned long long)other);
+	assert_int_equal(group_t("g")->committed[0], 5);
+	/* A late acknowledgement of an ended member of a group with no
+	 * offsets left does not make it again. */
+	meta_record(e + 4, 1004, OFFSETS_OF, "gone", 20, ", 0", "false",
+		    (unsigned long long)holder + 1000000);
+	assert_null(group_t("gone"));
+	/* The holder's acknowledgement still counts. */
+	meta_record(e + 5, 1005, OFFSETS_OF, "g", 9, ", 1", "false",
+		    (unsigned long long)holder);
+	assert_int_equal(group_t("g")->committed[0], 9);
+}
+
 /* A forget applies only if no record touched the group after the
  * leader proposed it, told by log offsets: a record in the same
  * millisecond after the proposal keeps the group, as does a member that
@@ -2990,6 +3031,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_members_of_a_broker_out_of_reach, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_offsets_only_of_the_holder,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forget_guard_by_offset,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
