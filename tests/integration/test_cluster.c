@@ -789,6 +789,96 @@ static void test_group_member_fenced(void **state)
 		tc_close(&c[i]);
 }
 
+/* `CONS stale <sub> - <n>` on c, which must hand out n messages: the
+ * offset of the first. */
+static long cons_stale(struct tc *c, long sub, int n)
+{
+	char status[256], data[4096], command[96], want[32];
+	long part, off;
+
+	snprintf(command, sizeof(command), "CONS stale %ld - %d", sub, n);
+	assert_int_equal(
+		tc_cmd(c, command, status, sizeof(status), data, sizeof(data)),
+		0);
+	snprintf(want, sizeof(want), "OK %d", n);
+	assert_string_equal(status, want);
+	assert_int_equal(sscanf(data, "MSG %ld %ld", &part, &off), 2);
+	return off;
+}
+
+/* A CMIT sent to the metadata leader while it was stopped (SIGSTOP) past
+ * the session timeout, by a member that ended meanwhile, is not applied
+ * once it runs again: the partition's new owner has read and committed
+ * since, and reads on from its own offset (it was moved ahead, past
+ * messages nobody received). */
+static void test_stale_cmit_refused(void **state)
+{
+	char status[256], command[160];
+	int leader = tcl_agree(&cl, N, 10), other;
+	long old_sub, new_sub, next;
+	struct tc c0, c1;
+	double end;
+
+	assert_true(leader > 0);
+	other = leader % N; /* index of a broker that does not lead */
+	tcl_cmd(&cl, leader - 1, "CRTP stale 1 replicas=3", status,
+		sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK stale 1");
+	for (int i = 0; i < 20; i++) {
+		snprintf(command, sizeof(command), "PUBS stale m%d", i);
+		tcl_cmd(&cl, leader - 1, command, status, sizeof(status), NULL,
+			0);
+		assert_true(strncmp(status, "OK ", 3) == 0);
+	}
+	assert_int_equal(tc_connect(&c0, cl.tbs[leader - 1].port), 0);
+	assert_int_equal(tc_connect(&c1, cl.tbs[other].port), 0);
+	assert_int_equal(
+		tc_cmd(&c0, "SUBS stale g", status, sizeof(status), NULL, 0),
+		0);
+	assert_int_equal(sscanf(status, "OK %ld", &old_sub), 1);
+	(void)cons_stale(&c0, old_sub, 4);
+	assert_int_equal(
+		tc_cmd(&c1, "SUBS stale g", status, sizeof(status), NULL, 0),
+		0);
+	assert_int_equal(sscanf(status, "OK %ld", &new_sub), 1);
+
+	assert_int_equal(kill(cl.tbs[leader - 1].pid, SIGSTOP), 0);
+	paused = leader - 1;
+	/* The old member ends; the new one takes partition 0. */
+	snprintf(command, sizeof(command), "ASGN stale %ld", new_sub);
+	end = tb_now() + 20;
+	do {
+		assert_int_equal(
+			tc_cmd(&c1, command, status, sizeof(status), NULL, 0),
+			0);
+		if (strlen(status) > 2 &&
+		    strcmp(status + strlen(status) - 2, " 0") == 0)
+			break;
+		usleep(100000);
+	} while (tb_now() < end);
+	if (strcmp(status + strlen(status) - 2, " 0") != 0)
+		fail_msg("ASGN of the new member: %s", status);
+	next = cons_stale(&c1, new_sub, 3) + 3;
+	snprintf(command, sizeof(command), "CMIT stale %ld", new_sub);
+	assert_int_equal(tc_cmd(&c1, command, status, sizeof(status), NULL, 0),
+			 0);
+	assert_string_equal(status, "OK 1");
+
+	/* Sent to the stopped broker, read once it runs again. */
+	snprintf(command, sizeof(command), "CMIT stale %ld 0 %ld", old_sub,
+		 next + 10);
+	tc_send(&c0, command);
+	assert_int_equal(kill(cl.tbs[leader - 1].pid, SIGCONT), 0);
+	paused = -1;
+	assert_true(tc_line(&c0, status, sizeof(status)) > 0);
+	if (strncmp(status, "ERR ", 4) != 0)
+		fail_msg("CMIT of an ended member: %s", status);
+
+	assert_int_equal(cons_stale(&c1, new_sub, 2), next);
+	tc_close(&c0);
+	tc_close(&c1);
+}
+
 /* Each partition ends up led by its first replica: placement spreads
  * first replicas over the brokers, so six partitions give each broker two
  * (STAT's LEADS), also after the broker leading two of them was killed
@@ -1781,6 +1871,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_groups_span_brokers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_group_member_fenced, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stale_cmit_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_leaders_spread, setup,
 						teardown),
