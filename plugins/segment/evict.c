@@ -6,6 +6,8 @@
  * once, else with an fdatasync of the oldest.  This is what keeps the
  * bound however many logs are written between two syncs (a burst of
  * elections over thousands of partitions writes to every one of them).
+ * A file a sync on a worker or a read still uses stays, counted, forced
+ * or not: closing its holder would free no descriptor.
  * A log opened unsynced (kq_log_options.unsynced: fsync "never", where
  * nobody waits for a sync) has such a file closed without one instead.
  * The module hands these to the bound at init (kq__seg_fds_init), so
@@ -46,6 +48,13 @@ bool kq__seg_evict_close(struct kq__seg_fdslot *s, bool force)
 		dirty = false;
 	}
 	if (dirty && !(force && sync_now(log, f)))
+		return false;
+	/* A file a sync on a worker took (or a cursor reads) stays open
+	 * until that ends, whatever is done here: closing the holder would
+	 * free no descriptor, only take it off the count (the process would
+	 * go past the bound by every file a slow sync holds), and the next
+	 * write would open a second one.  It stays, and counts. */
+	if (f != NULL && kq__seg_sfile_shared(log, f))
 		return false;
 	return kq__seg_close_fds(log, s->seg) == 0;
 }

@@ -51,7 +51,8 @@ struct kq__seg_fds {
 	struct kq__seg_fdslot *oldest, *newest;
 	/* The module's (evict.c): closes what segment holder s has, or
 	 * returns false when it must stay (written since its last sync and
-	 * not `force`, or its index could not be written). */
+	 * not `force`, still used by a sync or a read, or its index could
+	 * not be written). */
 	bool (*close)(struct kq__seg_fdslot *s, bool force);
 	/* Before closes are forced: makes the written files held durable
 	 * at once where one call can. */
@@ -379,6 +380,13 @@ void kq__seg_sfile_unref(struct kq_log *log, struct kq__seg_sfile *f);
 
 /* Takes a reference.  Takes log->mu. */
 void kq__seg_sfile_ref(struct kq_log *log, struct kq__seg_sfile *f);
+
+/* Whether a reference besides its segment's and its to-sync list's holds
+ * f (a sync on a worker took it, a cursor reads it): dropping the
+ * segment's would not close it.  Off the loop only a listed file gains
+ * a reference, so a file found unshared stays so until the loop lists
+ * or reads it.  Takes log->mu. */
+bool kq__seg_sfile_shared(struct kq_log *log, struct kq__seg_sfile *f);
 
 /* --- closing a segment to keep the bound (evict.c) ----------------- */
 

@@ -43,6 +43,16 @@ void kq__seg_sfile_unref(struct kq_log *log, struct kq__seg_sfile *f)
 	}
 }
 
+bool kq__seg_sfile_shared(struct kq_log *log, struct kq__seg_sfile *f)
+{
+	bool shared;
+
+	pthread_mutex_lock(&log->mu);
+	shared = f->refs > 1u + f->dirty;
+	pthread_mutex_unlock(&log->mu);
+	return shared;
+}
+
 void kq__seg_sfile_mark(struct kq_log *log, struct kq__seg_sfile *f)
 {
 	if (f->dirty)

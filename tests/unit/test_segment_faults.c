@@ -2,6 +2,7 @@
  * rename or truncate of a workload failed in turn (EIO, ENOSPC, short
  * writes), then the log reopened: no synced record may be missing, no
  * garbage may be readable, and the failed log must refuse appends. */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <inttypes.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
@@ -1066,6 +1068,117 @@ static void test_room_made_beside_a_syncfs(void **state)
 	assert_true(fi.calls[F_FDATASYNC] > 0);
 	restore();
 	sync_many_ok(mod, logs, 40);
+	close_logs(mod, top, logs, 40);
+}
+
+/* Descriptors the process has open. */
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the listing's own */
+}
+
+struct many_thread {
+	void *mod;
+	struct kq_log **logs;
+	int results[12];
+	int rv;
+};
+
+static void *sync_many_main(void *arg)
+{
+	struct many_thread *t = arg;
+
+	t->rv = t_ops->sync_many(t->mod, t->logs, 12, t->results);
+	return NULL;
+}
+
+/* Whether log has nothing on its to-sync list (a sync took it all). */
+static bool nothing_listed(struct kq_log *log)
+{
+	bool none;
+
+	pthread_mutex_lock(&log->mu);
+	none = log->dirty == NULL;
+	pthread_mutex_unlock(&log->mu);
+	return none;
+}
+
+/* A file a sync on a worker took stays open until that sync ends:
+ * closing its segment to make room frees no descriptor, and the next
+ * write to it opens a second one.  It stays counted against the bound
+ * meanwhile.  Here a sync of 12 logs is held up (its syncfs() waits for
+ * the mutex held here) while writes go round 28 other logs, with the
+ * process allowed two descriptors past the bound: every write succeeds
+ * and the bound holds.  Before, the sync's files went uncounted, the
+ * process past the bound by as many (a broker with 2,000 partitions
+ * under ulimit -n 512: 256 held and up to 176 more after a restart),
+ * and a write failed with EMFILE, shedding having closed only holders
+ * of files the sync kept open. */
+static void test_bound_counts_files_being_synced(void **state)
+{
+	int base = open_fds();
+	struct kq_log *logs[40];
+	struct kq__seg_module *m;
+	struct many_thread t;
+	pthread_t th;
+	char top[64];
+	void *mod = bounded_logs(top, logs);
+	struct rlimit was, rl;
+	int open, failed = -1, rv = 0;
+	unsigned held;
+
+	(void)state;
+	m = mod;
+	restore();
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(t_append(logs[i], 10, 10, 1), 0);
+	pthread_mutex_lock(&logs[0]->fsys->mu);
+	t.mod = mod;
+	t.logs = logs;
+	t.rv = -1;
+	assert_int_equal(pthread_create(&th, NULL, sync_many_main, &t), 0);
+	for (int i = 0; i < 12; i++)
+		while (!nothing_listed(logs[i]))
+			usleep(1000);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+	rl = was;
+	rl.rlim_cur = (rlim_t)(base + (int)m->fds.limit + 2);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	for (int i = 12; i < 40 && failed < 0; i++)
+		if ((rv = t_append(logs[i], 10, 10, 1)) != 0)
+			failed = i;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+	open = open_fds() - base;
+	held = m->fds.held;
+	pthread_mutex_unlock(&logs[0]->fsys->mu);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	if (failed >= 0)
+		fail_msg("append to log %d: %s (%d descriptors open, %u "
+			 "counted, bound %u)",
+			 failed, kq_strerror(rv), open, held, m->fds.limit);
+	/* One past it: the open that found only files in use left. */
+	if (open > (int)m->fds.limit + 1)
+		fail_msg("%d descriptors open, %u counted, bound %u", open,
+			 held, m->fds.limit);
+	assert_int_equal(t.rv, 0);
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(t.results[i], 0);
+	sync_many_ok(mod, logs, 40);
+	assert_int_equal(open_fds() - base, (int)m->fds.held);
+	for (int i = 0; i < 40; i++) {
+		uint64_t offs[32], next;
+
+		assert_int_equal(t_read_all(logs[i], 0, offs, 32, &rv, &next),
+				 20);
+	}
 	close_logs(mod, top, logs, 40);
 }
 
@@ -2189,6 +2302,7 @@ int run_fault_tests(void)
 		T(test_room_made_with_syncfs),
 		T(test_reopen_without_folder),
 		T(test_room_made_beside_a_syncfs),
+		T(test_bound_counts_files_being_synced),
 		T(test_new_logs_settle_together),
 		T(test_settle_without_syncfs),
 		T(test_settle_out_of_descriptors),
