@@ -94,6 +94,19 @@ void kq__seg_fds_make_room(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep)
 /* How many held descriptors an open that found none left closes. */
 #define SHED 8
 
+bool kq__seg_fds_shed(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep,
+		      int err)
+{
+	unsigned limit = fds->limit, held = fds->held;
+
+	if ((err != EMFILE && err != ENFILE) || held == 0)
+		return false;
+	fds->limit = held > SHED ? held - SHED + 1 : 1;
+	kq__seg_fds_make_room(fds, keep);
+	fds->limit = limit;
+	return fds->held != held;
+}
+
 /* openat, and where the process or the system is out of descriptors
  * (clients can take them all), once more after closing up to SHED of the
  * least recently used holders' (never `keep`'s): the bound is a ceiling,
@@ -102,14 +115,10 @@ int kq__seg_fds_openat(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep,
 		       int dirfd, const char *path, int flags, mode_t mode)
 {
 	int fd = kq__seg_io.openat(dirfd, path, flags, mode), err = errno;
-	unsigned limit = fds->limit, held = fds->held;
 
-	if (fd >= 0 || (err != EMFILE && err != ENFILE) || held == 0)
+	if (fd >= 0)
 		return fd;
-	fds->limit = held > SHED ? held - SHED + 1 : 1;
-	kq__seg_fds_make_room(fds, keep);
-	fds->limit = limit;
-	if (fds->held == held) {
+	if (!kq__seg_fds_shed(fds, keep, err)) {
 		errno = err;
 		return -1;
 	}

@@ -68,11 +68,18 @@ static int list_dir(struct kq_log *log, struct u64s *logs)
 	struct u64s idx = {0};
 	struct dirent *de;
 	DIR *d;
-	int rv = 0;
+	int rv = 0, err;
 
 	d = kq__seg_io.opendir(log->dir);
+	err = errno;
+	/* Out of descriptors (clients can take them all), as an open
+	 * within the bound would: a few held ones go, and once more. */
+	if (d == NULL && kq__seg_fds_shed(log->fds, &log->slot, err)) {
+		d = kq__seg_io.opendir(log->dir);
+		err = errno;
+	}
 	if (d == NULL)
-		return -errno;
+		return -err;
 	while (rv == 0 && (de = kq__seg_io.readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
 		uint64_t base;

@@ -332,6 +332,12 @@ void kq__seg_fds_count(struct kq__seg_fds *fds, struct kq__seg_fdslot *s,
 /* Takes a holder that goes away off the list, if it is on it. */
 void kq__seg_fds_unlink(struct kq__seg_fds *fds, struct kq__seg_fdslot *s);
 
+/* After a call that failed with `err`: where that is EMFILE or ENFILE,
+ * closes up to 8 of the least recently used holders' descriptors (never
+ * `keep`'s).  Whether any went, so that the call may be made again. */
+bool kq__seg_fds_shed(struct kq__seg_fds *fds, struct kq__seg_fdslot *keep,
+		      int err);
+
 /* openat(); where the process or the system is out of descriptors
  * (clients can take them all), once more after closing a few of the
  * least recently used holders' (never `keep`'s): the bound is a

@@ -40,6 +40,7 @@ enum fop {
 	F_SYNCFS,
 	F_ANY,	   /* any of the above */
 	F_OPEN,	   /* any openat (not part of F_ANY) */
+	F_LISTDIR, /* opendir (not part of F_ANY) */
 	F_OPENDIR, /* counted only: openat with O_DIRECTORY */
 	F_COUNT,
 };
@@ -63,7 +64,8 @@ static bool fire(enum fop op)
 {
 	fi.calls[op]++;
 	if (fi.op == F_NONE ||
-	    (fi.op != op && (fi.op != F_ANY || op == F_OPEN)))
+	    (fi.op != op &&
+	     (fi.op != F_ANY || op == F_OPEN || op == F_LISTDIR)))
 		return false;
 	if (fi.fired)
 		return fi.sticky;
@@ -155,6 +157,15 @@ static int f_openat(int dirfd, const char *path, int flags, mode_t mode)
 	return real.openat(dirfd, path, flags, mode);
 }
 
+static DIR *f_opendir(const char *path)
+{
+	if (fire(F_LISTDIR)) {
+		errno = fi.err;
+		return NULL;
+	}
+	return real.opendir(path);
+}
+
 static long nreads;	/* pread calls while injecting */
 static uint64_t nbytes; /* bytes they returned */
 
@@ -184,6 +195,7 @@ static void inject(enum fop op, long nth, int err)
 	kq__seg_io.ftruncate = f_ftruncate;
 	kq__seg_io.renameat = f_renameat;
 	kq__seg_io.openat = f_openat;
+	kq__seg_io.opendir = f_opendir;
 	kq__seg_io.pread = f_pread;
 	nreads = 0;
 	nbytes = 0;
@@ -908,6 +920,24 @@ static void test_staged_open_sheds_descriptors(void **state)
 	got = reopen_hs(f.mod, f.dir, &f.logs[3]);
 	assert_int_equal(got.term, 3);
 	assert_int_equal(got.vote, 1);
+	close_four(f.mod, f.top, f.logs);
+}
+
+/* The same for the listing of a log's folder when it opens (every log
+ * at a restart, when peers and clients connect too): the log opens. */
+static void test_listing_sheds_descriptors(void **state)
+{
+	struct four f;
+
+	(void)state;
+	four_open(&f);
+	t_ops->close(f.logs[3]);
+	inject(F_LISTDIR, 1, EMFILE);
+	f.logs[3] = t_open(f.mod, f.dir, 1 << 20);
+	assert_true(fi.fired);
+	restore();
+	assert_int_equal(t_append(f.logs[3], 10, 10, 1), 0);
+	assert_int_equal(t_ops->sync(f.logs[3]), 0);
 	close_four(f.mod, f.top, f.logs);
 }
 
@@ -2310,6 +2340,7 @@ int run_fault_tests(void)
 		T(test_settle_behind_a_syncfs),
 		T(test_open_sheds_descriptors),
 		T(test_staged_open_sheds_descriptors),
+		T(test_listing_sheds_descriptors),
 		T(test_staged_hard_state_faults),
 		T(test_reopened_log_settles),
 		T(test_sync_many_syncfs_fails),
