@@ -96,7 +96,10 @@ static void stored(void *ctx, int status)
 	for (size_t i = 0; m && m->acking && i < st->n; i++)
 		if (m->acking[st->acked[3 * i]] == st->acked[3 * i + 1])
 			m->acking[st->acked[3 * i]] = 0;
-	if (st->req && !status && st->refused)
+	/* Refused by the apply here, or by the metadata leader's (which
+	 * answered a forwarded record so: this broker may get it inside a
+	 * snapshot). */
+	if (st->req && (status == KQ_EBADARG || (!status && st->refused)))
 		status = kq__req_fail(
 			st->req, KQ_EBADARG,
 			"subscription %" PRIu64

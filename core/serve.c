@@ -12,6 +12,7 @@
 
 #include <kafkaesque/bytes.h>
 
+#include "apply.h"
 #include "bounds.h"
 #include "create.h"
 #include "forward.h"
@@ -35,6 +36,7 @@ struct served {
 	void *ctx;
 	struct kq_req req;
 	struct kq_propose_req preq;
+	struct kq__ask ask; /* an offsets record's (ask 0: none) */
 };
 
 static void answer(serve_done_fn done, void *ctx, int status, int moved,
@@ -219,10 +221,20 @@ static void serve_publish(struct kq_broker *b, struct kq_reader *r,
 static void served_meta(void *ctx, int status)
 {
 	struct served *sv = ctx;
+	const char *why =
+		status ? "the metadata leader could not commit it" : "";
 
-	answer(sv->done, sv->ctx, status, 0,
-	       status ? "the metadata leader could not commit it" : "", 0,
-	       sv->b->meta_applied_end, 0);
+	/* Applied here just now, without partitions its member no longer
+	 * held: said so, since the proposer may get the record only inside
+	 * a snapshot, and not see that itself. */
+	if (!status && sv->ask.ask &&
+	    kq__apply_was_refused(sv->b, sv->ask.broker, sv->ask.boot,
+				  sv->ask.ask)) {
+		status = KQ_EBADARG;
+		why = "applied without partitions its member no longer held";
+	}
+	answer(sv->done, sv->ctx, status, 0, why, 0, sv->b->meta_applied_end,
+	       0);
 	free(sv);
 }
 
@@ -349,7 +361,8 @@ static void serve_read(struct kq_broker *b, struct kq_reader *r,
  * subscription id reservations, registration and members' joins, and
  * leaves (UNSB works by id on any broker).  Topics come only through
  * CRTP, which the leader checks itself; expiries only from the leader. */
-static int meta_type_ok(const uint8_t *text, size_t len, int from)
+static int meta_type_ok(const uint8_t *text, size_t len, int from,
+			struct kq__ask *ask)
 {
 	json_t *rec = json_loadb((const char *)text, len, 0, NULL);
 	const char *type =
@@ -365,6 +378,9 @@ static int meta_type_ok(const uint8_t *text, size_t len, int from)
 				   strcmp(type, "join") == 0 ||
 				   strcmp(type, "register") == 0)));
 
+	ask->broker = from;
+	ask->boot = (uint64_t)json_integer_value(json_object_get(rec, "boot"));
+	ask->ask = (uint64_t)json_integer_value(json_object_get(rec, "ask"));
 	json_decref(rec);
 	return ok;
 }
@@ -373,9 +389,10 @@ static void serve_meta(struct kq_broker *b, struct kq_reader *r, int from,
 		       serve_done_fn done, void *ctx)
 {
 	struct served *sv;
+	struct kq__ask ask;
 	int rv;
 
-	if (!meta_type_ok(r->p, r->left, from)) {
+	if (!meta_type_ok(r->p, r->left, from, &ask)) {
 		answer(done, ctx, KQ_EINTERNAL, 0,
 		       "malformed forwarded metadata record", 0, 0, 0);
 		return;
@@ -385,6 +402,7 @@ static void serve_meta(struct kq_broker *b, struct kq_reader *r, int from,
 	sv = served_new(b, done, ctx);
 	if (!sv)
 		return;
+	sv->ask = ask;
 	rv = kq__meta_propose_text(b, (const char *)r->p, r->left, served_meta,
 				   sv);
 	if (rv != 0) {

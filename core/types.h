@@ -189,6 +189,10 @@ struct kq__instance {
 	int started;
 };
 
+/* Refused offsets records of other brokers a broker remembers: their
+ * proposals' callbacks run in the same loop turn as their apply. */
+#define KQ__REFUSED_MAX 256
+
 struct kq_broker {
 	uv_loop_t *loop;
 	struct kq__config *cfg;
@@ -304,6 +308,14 @@ struct kq_broker {
 	 * and the number the next one carries as "ask". */
 	struct kq__storing *storings;
 	uint64_t asked;
+	/* Offsets records of other brokers applied without some of their
+	 * partitions, newest last (apply.c): the metadata leader tells
+	 * their proposer, whose own apply may be replaced by a snapshot. */
+	struct kq__ask {
+		int broker;
+		uint64_t boot, ask;
+	} refused[KQ__REFUSED_MAX];
+	unsigned nrefused;   /* written so far; the ring keeps the last */
 	uint64_t nforwarded; /* requests sent to other brokers */
 	unsigned stopping_transports;
 	int stopping;
