@@ -459,13 +459,63 @@ static void apply(void *ctx, const struct kq_record *r)
  * creation records, with their group ids), committed offsets and the
  * subscription id reservation.  Applied state only: what this broker
  * proposed and is not applied yet is not in it. */
+/* Writes "[p,v]" for each partition p where v[p] is not 0. */
+static void snapshot_nonzero(struct kq__jsonw *w, const uint64_t *v,
+			     uint32_t nparts)
+{
+	int first = 1;
+
+	for (uint32_t p = 0; p < nparts; p++) {
+		if (!v[p])
+			continue;
+		kq__jsonw_raw(w, first ? "[" : ",[");
+		kq__jsonw_u64(w, p);
+		kq__jsonw_raw(w, ",");
+		kq__jsonw_u64(w, v[p]);
+		kq__jsonw_raw(w, "]");
+		first = 0;
+	}
+}
+
+/* One group's item of the snapshot's "offsets".  0, or -1 (nothing
+ * written) when a name cannot be written. */
+static int snapshot_group(struct kq__jsonw *w, struct kq__cgroup *g, int first)
+{
+	size_t mark = w->len;
+
+	kq__jsonw_raw(w, first ? "{\"topic\":" : ",{\"topic\":");
+	if (kq__jsonw_str(w, g->topic->name) != 0)
+		goto bad;
+	kq__jsonw_raw(w, ",\"group\":");
+	if (kq__jsonw_str(w, g->name) != 0)
+		goto bad;
+	kq__jsonw_raw(w, ",\"offsets\":[");
+	snapshot_nonzero(w, g->committed, g->topic->nparts);
+	kq__jsonw_raw(w, "],\"seeks\":[");
+	snapshot_nonzero(w, g->seeks, g->topic->nparts);
+	kq__jsonw_raw(w, "],\"touched\":");
+	kq__jsonw_i64(w, g->touched_ms);
+	kq__jsonw_raw(w, ",\"touched_end\":");
+	kq__jsonw_u64(w, g->touched_end);
+	kq__roster_snapshot_group(g, w);
+	kq__jsonw_raw(w, "}");
+	return 0;
+bad:
+	w->len = mark;
+	return -1;
+}
+
+/* The metadata snapshot: {"sub_id_limit", "applied_end", "topics",
+ * "offsets", "brokers"} (storage-format.md).  The offsets, as many as
+ * groups times partitions, are written as text straight away
+ * (jsonw.h). */
 static int snapshot(void *ctx, void **data, size_t *len)
 {
 	struct kq_broker *b = ctx;
-	json_t *doc = json_object(), *topics = json_array(),
-	       *offsets = json_array();
+	json_t *topics = json_array();
 	struct kq__map_entry *e = NULL;
-	char *text;
+	struct kq__jsonw w = {0};
+	int first = 1;
 
 	while ((e = kq__map_next(&b->topics, e))) {
 		struct kq__topic *t = e->value;
@@ -484,54 +534,33 @@ static int snapshot(void *ctx, void **data, size_t *len)
 				  "retention_bytes",
 				  (json_int_t)t->retention_bytes, "group_base",
 				  (json_int_t)t->group_base));
-		for (struct kq__map_entry *ge = kq__map_next(&t->cgroups, NULL);
-		     ge; ge = kq__map_next(&t->cgroups, ge)) {
-			struct kq__cgroup *g = ge->value;
-			json_t *pairs = json_array(), *seeks = json_array();
-
-			for (uint32_t p = 0; p < t->nparts; p++) {
-				if (g->committed[p])
-					json_array_append_new(
-						pairs,
-						json_pack(
-							"[I,I]", (json_int_t)p,
-							(json_int_t)g->committed
-								[p]));
-				if (g->seeks[p])
-					json_array_append_new(
-						seeks,
-						json_pack("[I,I]",
-							  (json_int_t)p,
-							  (json_int_t)
-								  g->seeks[p]));
-			}
-			json_t *item = json_pack(
-				"{s:s, s:s, s:o, s:o, s:I, s:I}", "topic",
-				t->name, "group", g->name, "offsets", pairs,
-				"seeks", seeks, "touched",
-				(json_int_t)g->touched_ms, "touched_end",
-				(json_int_t)g->touched_end);
-
-			if (item)
-				kq__roster_snapshot_group(g, item);
-			json_array_append_new(offsets, item);
-		}
 	}
-	json_object_set_new(doc, "sub_id_limit",
-			    json_integer((json_int_t)b->sub_id_limit));
+	kq__jsonw_raw(&w, "{\"sub_id_limit\":");
+	kq__jsonw_u64(&w, b->sub_id_limit);
 	/* Where applying stands, so that a broker restoring it knows (a
 	 * forwarded CRTP waits for it). */
-	json_object_set_new(doc, "applied_end",
-			    json_integer((json_int_t)b->meta_applied_end));
-	json_object_set_new(doc, "topics", topics);
-	json_object_set_new(doc, "offsets", offsets);
-	json_object_set_new(doc, "brokers", kq__roster_snapshot(b));
-	text = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
-	if (!text)
+	kq__jsonw_raw(&w, ",\"applied_end\":");
+	kq__jsonw_u64(&w, b->meta_applied_end);
+	kq__jsonw_raw(&w, ",\"topics\":");
+	kq__jsonw_value(&w, topics);
+	kq__jsonw_raw(&w, ",\"offsets\":[");
+	while ((e = kq__map_next(&b->topics, e))) {
+		struct kq__topic *t = e->value;
+
+		for (struct kq__map_entry *ge = kq__map_next(&t->cgroups, NULL);
+		     ge; ge = kq__map_next(&t->cgroups, ge))
+			if (snapshot_group(&w, ge->value, first) == 0)
+				first = 0;
+	}
+	kq__jsonw_raw(&w, "],\"brokers\":");
+	kq__jsonw_value(&w, kq__roster_snapshot(b));
+	kq__jsonw_raw(&w, "}");
+	if (w.oom) {
+		free(w.p);
 		return -ENOMEM;
-	*data = text;
-	*len = strlen(text);
+	}
+	*data = w.p;
+	*len = w.len;
 	return 0;
 }
 

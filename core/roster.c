@@ -238,23 +238,29 @@ int kq__roster_apply(struct kq_broker *b, const char *type, json_t *rec,
 
 /* ------------------------------------------------------------ snapshot */
 
-void kq__roster_snapshot_group(struct kq__cgroup *g, json_t *item)
+void kq__roster_snapshot_group(struct kq__cgroup *g, struct kq__jsonw *w)
 {
-	json_t *members = json_array(), *owner = json_array();
-
+	kq__jsonw_raw(w, ",\"members\":[");
 	for (size_t i = 0; i < g->nmembers; i++) {
 		const struct kq__member *m = g->members[i];
 
-		json_array_append_new(
-			members, json_pack("[I,I,i,I]", (json_int_t)m->sub_id,
-					   (json_int_t)m->cap, m->broker,
-					   (json_int_t)m->boot));
+		kq__jsonw_raw(w, i ? ",[" : "[");
+		kq__jsonw_u64(w, m->sub_id);
+		kq__jsonw_raw(w, ",");
+		kq__jsonw_u64(w, m->cap);
+		kq__jsonw_raw(w, ",");
+		kq__jsonw_i64(w, m->broker);
+		kq__jsonw_raw(w, ",");
+		kq__jsonw_u64(w, m->boot);
+		kq__jsonw_raw(w, "]");
 	}
-	for (uint32_t p = 0; g->nmembers && p < g->topic->nparts; p++)
-		json_array_append_new(owner,
-				      json_integer((json_int_t)g->owner[p]));
-	json_object_set_new(item, "members", members);
-	json_object_set_new(item, "owner", owner);
+	kq__jsonw_raw(w, "],\"owner\":[");
+	for (uint32_t p = 0; g->nmembers && p < g->topic->nparts; p++) {
+		if (p)
+			kq__jsonw_raw(w, ",");
+		kq__jsonw_u64(w, g->owner[p]);
+	}
+	kq__jsonw_raw(w, "]");
 }
 
 json_t *kq__roster_snapshot(struct kq_broker *b)

@@ -1,6 +1,7 @@
 #ifndef KQ_CORE_ROSTER_H
 #define KQ_CORE_ROSTER_H
 
+#include "jsonw.h"
 #include "types.h"
 
 /* roster.c: consumer group membership as the metadata log's records
@@ -13,8 +14,9 @@
  * them. */
 int kq__roster_apply(struct kq_broker *b, const char *type, json_t *rec,
 		     int64_t ts, uint64_t end);
-/* Adds the group's members and owners to its snapshot item. */
-void kq__roster_snapshot_group(struct kq__cgroup *g, json_t *item);
+/* Writes the group's members and owners into its snapshot item, as
+ * `,"members":[...],"owner":[...]`. */
+void kq__roster_snapshot_group(struct kq__cgroup *g, struct kq__jsonw *w);
 /* The registrations, for the snapshot. */
 json_t *kq__roster_snapshot(struct kq_broker *b);
 /* Replaces membership with a snapshot's (doc: the whole document). */

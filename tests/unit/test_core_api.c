@@ -2585,6 +2585,78 @@ static struct kq__cgroup *group_t(const char *name)
 	"{\"type\": \"forget\", \"topic\": \"t\", \"group\": \"%s\", "         \
 	"\"at\": %llu, \"touched\": %lld}"
 
+/* The metadata snapshot, written as text without jansson values for
+ * the offsets and owners: every field as restore() reads it. */
+static void test_snapshot_text(void **state)
+{
+	json_t *doc, *item, *members;
+	struct kq__cgroup *g;
+	uint64_t s1, s2;
+	char want[256];
+
+	(void)state;
+	create("t", 3);
+	s1 = subscribe("g");
+	s2 = subscribe("g");
+	meta_record(b->meta_applied_end, 1000, SET_OFFSET, "g", 5);
+	g = group_t("g");
+	doc = meta_state();
+	assert_int_equal(
+		json_integer_value(json_object_get(doc, "sub_id_limit")),
+		b->sub_id_limit);
+	assert_int_equal(
+		json_integer_value(json_object_get(doc, "applied_end")),
+		b->meta_applied_end);
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_array_get(json_object_get(doc, "topics"), 0),
+			"name")),
+		"t");
+	assert_true(json_is_array(json_object_get(doc, "brokers")));
+	assert_int_equal(json_array_size(json_object_get(doc, "offsets")), 1);
+	item = json_array_get(json_object_get(doc, "offsets"), 0);
+	assert_string_equal(json_string_value(json_object_get(item, "topic")),
+			    "t");
+	assert_string_equal(json_string_value(json_object_get(item, "group")),
+			    "g");
+	snprintf(want, sizeof(want),
+		 "[[0,5]] [[0,1]] %lld %llu [%llu,%llu,%llu]",
+		 (long long)g->touched_ms, (unsigned long long)g->touched_end,
+		 (unsigned long long)g->owner[0],
+		 (unsigned long long)g->owner[1],
+		 (unsigned long long)g->owner[2]);
+	{
+		char *o = json_dumps(json_object_get(item, "offsets"),
+				     JSON_COMPACT),
+		     *sk = json_dumps(json_object_get(item, "seeks"),
+				      JSON_COMPACT),
+		     *ow = json_dumps(json_object_get(item, "owner"),
+				      JSON_COMPACT),
+		     text[256];
+
+		snprintf(text, sizeof(text), "%s %s %lld %llu %s", o, sk,
+			 (long long)json_integer_value(
+				 json_object_get(item, "touched")),
+			 (unsigned long long)json_integer_value(
+				 json_object_get(item, "touched_end")),
+			 ow);
+		free(o);
+		free(sk);
+		free(ow);
+		assert_string_equal(text, want);
+	}
+	members = json_object_get(item, "members");
+	assert_int_equal(json_array_size(members), 2);
+	assert_int_equal(json_integer_value(
+				 json_array_get(json_array_get(members, 0), 0)),
+			 s1);
+	assert_int_equal(json_integer_value(
+				 json_array_get(json_array_get(members, 1), 0)),
+			 s2);
+	assert_int_equal(json_array_size(json_array_get(members, 1)), 4);
+	json_decref(doc);
+}
+
 #define OFFSETS_OF                                                             \
 	"{\"type\": \"offsets\", \"topic\": \"t\", \"group\": \"%s\", "        \
 	"\"offsets\": [[0, %d%s]], \"set\": %s, \"sub\": %llu}"
@@ -3031,6 +3103,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_members_of_a_broker_out_of_reach, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_text, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_only_of_the_holder,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forget_guard_by_offset,
