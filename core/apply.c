@@ -107,25 +107,7 @@ static void offsets_refused(struct kq_broker *b, json_t *rec)
 	a.broker = (int)json_integer_value(json_object_get(rec, "broker"));
 	a.boot = (uint64_t)json_integer_value(json_object_get(rec, "boot"));
 	a.ask = (uint64_t)json_integer_value(ask);
-	if (a.broker == b->cfg->broker_id && a.boot == b->boot_id)
-		kq__commit_refused(b, a.ask);
-	else
-		b->refused[b->nrefused++ % KQ__REFUSED_MAX] = a;
-}
-
-int kq__apply_was_refused(const struct kq_broker *b, int broker, uint64_t boot,
-			  uint64_t ask)
-{
-	unsigned n =
-		b->nrefused < KQ__REFUSED_MAX ? b->nrefused : KQ__REFUSED_MAX;
-
-	for (unsigned i = 0; i < n; i++) {
-		const struct kq__ask *a = &b->refused[i];
-
-		if (a->broker == broker && a->boot == boot && a->ask == ask)
-			return 1;
-	}
-	return 0;
+	kq__commit_refused(b, &a);
 }
 
 static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts,

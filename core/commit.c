@@ -79,11 +79,30 @@ struct kq__storing {
 	uint64_t acked[]; /* [3 * n] partition, offset, m->acking before */
 };
 
-void kq__commit_refused(struct kq_broker *b, uint64_t ask)
+void kq__commit_refused(struct kq_broker *b, const struct kq__ask *a)
 {
+	if (a->broker != b->cfg->broker_id || a->boot != b->boot_id) {
+		b->refused[b->nrefused++ % KQ__REFUSED_MAX] = *a;
+		return;
+	}
 	for (struct kq__storing *st = b->storings; st; st = st->next)
-		if (st->ask == ask)
+		if (st->ask == a->ask)
 			st->refused = 1;
+}
+
+int kq__commit_was_refused(const struct kq_broker *b, const struct kq__ask *a)
+{
+	unsigned n =
+		b->nrefused < KQ__REFUSED_MAX ? b->nrefused : KQ__REFUSED_MAX;
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct kq__ask *r = &b->refused[i];
+
+		if (r->broker == a->broker && r->boot == a->boot &&
+		    r->ask == a->ask)
+			return 1;
+	}
+	return 0;
 }
 
 static void stored(void *ctx, int status)

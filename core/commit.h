@@ -18,10 +18,14 @@ uint64_t kq__commit_position(const struct kq__member *m, uint32_t p);
  * changed its count of them): batches handed out before on this broker,
  * and acknowledgements of them being stored, no longer count. */
 void kq__commit_seeked(struct kq__cgroup *g, uint32_t p);
-/* An offsets record this broker's run proposed (its "ask") was applied
- * with partitions its member no longer held left out: its CMIT, if any,
- * is answered with an error. */
-void kq__commit_refused(struct kq_broker *b, uint64_t ask);
+/* The offsets record `a` was applied here with partitions its member no
+ * longer held left out.  When this broker's run proposed it, its CMIT,
+ * if any, is answered with an error; another broker's is remembered for
+ * kq__commit_was_refused() (the last KQ__REFUSED_MAX). */
+void kq__commit_refused(struct kq_broker *b, const struct kq__ask *a);
+/* Whether `a` was refused so lately (serve.c: the metadata leader tells
+ * its proposer, who may get it only inside a snapshot). */
+int kq__commit_was_refused(const struct kq_broker *b, const struct kq__ask *a);
 /* At a stop: CMITs waiting for a partition's end from another broker are
  * answered now, ERR UNAVAILABLE. */
 void kq__commit_stop(struct kq_broker *b);

@@ -12,8 +12,8 @@
 
 #include <kafkaesque/bytes.h>
 
-#include "apply.h"
 #include "bounds.h"
+#include "commit.h"
 #include "create.h"
 #include "forward.h"
 #include "meta.h"
@@ -227,9 +227,7 @@ static void served_meta(void *ctx, int status)
 	/* Applied here just now, without partitions its member no longer
 	 * held: said so, since the proposer may get the record only inside
 	 * a snapshot, and not see that itself. */
-	if (!status && sv->ask.ask &&
-	    kq__apply_was_refused(sv->b, sv->ask.broker, sv->ask.boot,
-				  sv->ask.ask)) {
+	if (!status && sv->ask.ask && kq__commit_was_refused(sv->b, &sv->ask)) {
 		status = KQ_EBADARG;
 		why = "applied without partitions its member no longer held";
 	}
