@@ -93,6 +93,19 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 
 	if (rv != 0)
 		return rv;
+	/* In a cluster, a broker whose metadata log failed knows neither
+	 * the group's owners nor its offsets as they are now: another
+	 * member may hold these partitions already, and nothing handed out
+	 * here could be acknowledged, so the same batch would come again
+	 * and again.  Refused, saying so, until the log is reopened. */
+	if (b->cfg->npeers && (b->meta_store.failed || !b->meta_group)) {
+		snprintf(errmsg, errlen,
+			 "metadata log: %s; consumer group reads on this "
+			 "broker wait until it is reopened (tried every 5 s)",
+			 kq_strerror(b->meta_store.failed ? b->meta_store.failed
+							  : KQ_EUNAVAILABLE));
+		return KQ_EUNAVAILABLE;
+	}
 	g = m->cgroup;
 	t = g->topic;
 	if (from < 0 && !m->handed) {

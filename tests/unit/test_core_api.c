@@ -2505,6 +2505,20 @@ static void served_record(int from, const char *text)
 		fail_msg("%s: %s", text, a.errmsg);
 }
 
+/* Reopens the broker as broker 1 of two (session timeout 600 ms), with
+ * broker 2 up and partitions led here. */
+static void two_brokers(void)
+{
+	broker_close();
+	mem_free_all();
+	open_extra = " \"cluster\": {\"session_timeout_ms\": 600, \"peers\": "
+		     "[{\"id\": 1, \"port\": 1, \"raft_port\": 2},"
+		     " {\"id\": 2, \"port\": 3, \"raft_port\": 4}]},";
+	broker_open();
+	gate.leader_set = 1;
+	gate.leader = 1;
+}
+
 /* A member of broker 2, which registered and joined group g of "t"
  * through the metadata this broker leads, shares the partitions; once
  * broker 2 is out of reach for cluster.session_timeout_ms, and not
@@ -2516,14 +2530,7 @@ static void test_members_of_a_broker_out_of_reach(void **state)
 	double t0, took;
 
 	(void)state;
-	broker_close();
-	mem_free_all();
-	open_extra = " \"cluster\": {\"session_timeout_ms\": 600, \"peers\": "
-		     "[{\"id\": 1, \"port\": 1, \"raft_port\": 2},"
-		     " {\"id\": 2, \"port\": 3, \"raft_port\": 4}]},";
-	broker_open();
-	gate.leader_set = 1; /* broker 2 up; partitions led here */
-	gate.leader = 1;
+	two_brokers();
 	create("t", 2);
 	sub = subscribe("g");
 	served_record(2, "{\"type\": \"register\", \"broker\": 2, "
@@ -2872,6 +2879,52 @@ static void test_meta_reopen_keeps_what_it_acknowledged(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* In a cluster, a broker whose metadata log failed refuses consumer
+ * group reads, saying why, until it is reopened: another member may hold
+ * the partitions by now, and no acknowledgement could be stored, so the
+ * same batch came again and again with no error. */
+static void test_group_reads_wait_for_a_failed_metadata_log(void **state)
+{
+	static struct call c; /* answered even after a failure */
+	struct kq_topic_spec spec = {"u", 1, NULL, 0};
+	struct kq_consume cons = {0};
+	struct seen s;
+	char err[256];
+	uint64_t sub;
+	int rv;
+
+	(void)state;
+	two_brokers();
+	create("t", 1);
+	publish_stored("m0");
+	sub = subscribe("g");
+	consume(sub, -1, &s);
+	assert_int_equal(s.n, 1);
+	/* The metadata log fails, and cannot be reopened for now. */
+	mem_sync_error = -EIO;
+	mem_truncate_error = -EIO;
+	c = (struct call){.req.data = &c};
+	assert_int_equal(api()->create_topic(sess, &c.req, &spec, on_done), 0);
+	run_until(&c.done);
+	assert_true(c.status < 0);
+	api()->req_cleanup(&c.req);
+	assert_true(b->meta_store.failed || !b->meta_group);
+	rv = api()->consume_open(sess, &cons, "t", sub, -1, 0, err,
+				 sizeof(err));
+	assert_int_equal(rv, KQ_EUNAVAILABLE);
+	assert_non_null(strstr(err, "metadata log"));
+	/* Reopened: reads go on. */
+	mem_sync_error = 0;
+	mem_truncate_error = 0;
+	for (double end = now_s() + 10;
+	     b->meta_store.failed || !b->meta_group;) {
+		assert_true(now_s() < end);
+		run_for(0.1);
+	}
+	consume(sub, 0, &s);
+	assert_int_equal(s.n, 1);
+}
+
 /* ------------------------------------------------------------ cuts */
 
 /* A sync request made straight on a store, and its answer. */
@@ -3105,6 +3158,9 @@ int main(void)
 			test_members_of_a_broker_out_of_reach, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_text, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_group_reads_wait_for_a_failed_metadata_log, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_only_of_the_holder,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forget_guard_by_offset,
