@@ -122,22 +122,33 @@ static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts,
 	uint64_t sub_id = (uint64_t)json_integer_value(sub);
 	struct kq__member *m = NULL;
 	struct kq__cgroup *g;
-	int refused = 0;
 	size_t i;
 
 	if (!t || !group || !json_is_array(offsets))
 		return;
-	/* A record naming its member counts only for the partitions that
-	 * member holds now, the same on every broker: one proposed by a
-	 * broker with a stale view (cut off, stopped) must not move the
+	/* A record naming its member counts only if that member holds
+	 * every partition in it now, the same on every broker: one proposed
+	 * by a broker with a stale view (cut off, stopped) must not move the
 	 * offsets of partitions given to another member since, nor bring
-	 * back a group forgotten since. */
+	 * back a group forgotten since.  All or nothing, so that its CMIT's
+	 * error is true: an acknowledgement refused is delivered again. */
 	if (sub) {
 		m = kq__map_get(&b->subs, &sub_id, sizeof(sub_id));
 		if (!m || m->cgroup->topic != t ||
 		    strcmp(m->cgroup->name, group) != 0) {
 			offsets_refused(b, rec);
 			return;
+		}
+		json_array_foreach(offsets, i, pair)
+		{
+			json_int_t p =
+				json_integer_value(json_array_get(pair, 0));
+
+			if (p >= 0 && p < (json_int_t)t->nparts &&
+			    m->cgroup->owner[p] != sub_id) {
+				offsets_refused(b, rec);
+				return;
+			}
 		}
 	}
 	g = m ? m->cgroup : kq__cgroup_get(t, group, KQ__CGROUP_RECORDED);
@@ -152,10 +163,6 @@ static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts,
 
 		if (p < 0 || p >= (json_int_t)t->nparts || off < 0)
 			continue;
-		if (m && g->owner[p] != sub_id) {
-			refused = 1;
-			continue;
-		}
 		if (set) {
 			/* CMIT with an offset: forward or back, and what
 			 * was handed out before it is not acknowledged. */
@@ -171,8 +178,6 @@ static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts,
 		    (uint64_t)off > g->committed[p])
 			g->committed[p] = (uint64_t)off;
 	}
-	if (refused)
-		offsets_refused(b, rec);
 	/* A record that left nothing committed keeps no group alive. */
 	kq__cgroup_release(g);
 }

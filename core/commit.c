@@ -122,8 +122,8 @@ static void stored(void *ctx, int status)
 		status = kq__req_fail(
 			st->req, KQ_EBADARG,
 			"subscription %" PRIu64
-			" no longer held the partition when the commit was "
-			"applied (the member ended, or the group was "
+			" no longer held all its partitions when the commit "
+			"was applied (the member ended, or the group was "
 			"rebalanced); nothing of it was committed",
 			st->sub_id);
 	else if (st->req && status)
@@ -169,14 +169,16 @@ static int store_offsets(struct kq_broker *b, struct kq__member *m,
 				"broker", b->cfg->broker_id, "boot",
 				(json_int_t)b->boot_id);
 	/* In a cluster, where members are logged, it names its member too:
-	 * every broker applies it only for partitions that member holds
-	 * then.  A member ended or moved on meanwhile (its broker was cut
-	 * off, or stopped) would otherwise move the new owner's offset past
-	 * what nobody received. */
+	 * every broker applies it only if that member holds all its
+	 * partitions then.  A member ended or moved on meanwhile (its broker
+	 * was cut off, or stopped) would otherwise move the new owner's
+	 * offset past what nobody received.  A CMIT's record is numbered
+	 * ("ask"), so that its refusal can be told (kq__commit_refused). */
 	if (rec && b->cfg->npeers &&
 	    (json_object_set_new(rec, "sub",
 				 json_integer((json_int_t)m->sub_id)) ||
-	     json_object_set_new(rec, "ask", json_integer((json_int_t)ask)))) {
+	     (req && json_object_set_new(rec, "ask",
+					 json_integer((json_int_t)ask))))) {
 		json_decref(rec);
 		rec = NULL;
 	}

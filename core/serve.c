@@ -229,7 +229,7 @@ static void served_meta(void *ctx, int status)
 	 * a snapshot, and not see that itself. */
 	if (!status && sv->ask.ask && kq__commit_was_refused(sv->b, &sv->ask)) {
 		status = KQ_EBADARG;
-		why = "applied without partitions its member no longer held";
+		why = "refused: its member no longer held all its partitions";
 	}
 	answer(sv->done, sv->ctx, status, 0, why, 0, sv->b->meta_applied_end,
 	       0);

@@ -2705,6 +2705,33 @@ static void test_offsets_only_of_the_holder(void **state)
 	assert_int_equal(group_t("g")->committed[0], 9);
 }
 
+/* All or nothing: an acknowledgement of two partitions by a member that
+ * holds one of them now commits neither, so that the CMIT it answers can
+ * say "nothing was committed" truly; the batch comes again. */
+static void test_offsets_all_or_nothing(void **state)
+{
+	uint64_t a, e;
+	struct kq__cgroup *g;
+	char text[256];
+
+	(void)state;
+	create("t", 2);
+	a = subscribe("g");
+	(void)subscribe("g"); /* takes one of the two partitions */
+	g = group_t("g");
+	assert_true(g->owner[0] == a || g->owner[1] == a);
+	assert_true(g->owner[0] != g->owner[1]);
+	e = b->meta_applied_end;
+	snprintf(text, sizeof(text),
+		 "{\"type\": \"offsets\", \"topic\": \"t\", \"group\": "
+		 "\"g\", \"offsets\": [[0, 4, 0], [1, 4, 0]], \"set\": "
+		 "false, \"sub\": %llu}",
+		 (unsigned long long)a);
+	meta_record(e, 1000, "%s", text);
+	assert_int_equal(g->committed[0], 0);
+	assert_int_equal(g->committed[1], 0);
+}
+
 /* A forget applies only if no record touched the group after the
  * leader proposed it, told by log offsets: a record in the same
  * millisecond after the proposal keeps the group, as does a member that
@@ -3161,6 +3188,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_group_reads_wait_for_a_failed_metadata_log, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_offsets_all_or_nothing,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_only_of_the_holder,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forget_guard_by_offset,
