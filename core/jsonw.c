@@ -58,8 +58,10 @@ int kq__jsonw_str(struct kq__jsonw *w, const char *s)
 	json_t *v = json_string(s);
 	char *text;
 
-	if (!v)
+	if (!v) { /* out of memory, or not UTF-8: the text would be wrong */
+		w->oom = 1;
 		return -1;
+	}
 	text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 	json_decref(v);
 	if (!text) {

@@ -24,8 +24,9 @@ struct kq__jsonw {
 void kq__jsonw_raw(struct kq__jsonw *w, const char *s);
 void kq__jsonw_u64(struct kq__jsonw *w, uint64_t v);
 void kq__jsonw_i64(struct kq__jsonw *w, int64_t v);
-/* Appends `s` as a JSON string.  Returns 0, or -1 (nothing appended)
- * when jansson cannot hold it (not UTF-8). */
+/* Appends `s` as a JSON string.  Returns 0, or -1 with `oom` set when
+ * jansson cannot hold it (out of memory, or not UTF-8, which no name
+ * is): a snapshot missing a group would be wrong, not short. */
 int kq__jsonw_str(struct kq__jsonw *w, const char *s);
 /* Appends jansson's compact text of v, and releases v (NULL: oom). */
 void kq__jsonw_value(struct kq__jsonw *w, json_t *v);
