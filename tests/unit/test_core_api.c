@@ -2129,6 +2129,18 @@ static void publish_n(struct call *c, const char *topic, int n)
 	}
 }
 
+/* Runs the loop for `secs`: the forwarded requests the timer looked at
+ * meanwhile, and its walks of every one in *walks. */
+static uint64_t forward_looks(double secs, uint64_t *walks)
+{
+	uint64_t looked = b->fwd_looked;
+
+	*walks = b->fwd_walks;
+	run_for(secs);
+	*walks = b->fwd_walks - *walks;
+	return b->fwd_looked - looked;
+}
+
 /* Batches waiting for leaders cost the forward timer's walk one look
  * each.  A walk that started over after each batch it sent looked at
  * n * n / 2 of them: with thousands waiting (a failover under many
@@ -2145,11 +2157,7 @@ static void test_forward_walk_is_linear(void **state)
 	gate.leader = 0;
 	publish_n(c, "w", N);
 	run_for(0.05);
-	looked = b->fwd_looked;
-	walks = b->fwd_walks;
-	run_for(0.2);
-	walks = b->fwd_walks - walks;
-	looked = b->fwd_looked - looked;
+	looked = forward_looks(0.2, &walks);
 	assert_true(walks >= 3);
 	/* At most one look per batch, and a batch per partition at most. */
 	assert_true(looked <= (uint64_t)walks * N);
@@ -2220,11 +2228,7 @@ static void test_forward_walk_skips_the_queued(void **state)
 	}
 	free(big);
 	assert_int_equal(nsent, 1);
-	looked = b->fwd_looked;
-	walks = b->fwd_walks;
-	run_for(0.2);
-	walks = b->fwd_walks - walks;
-	looked = b->fwd_looked - looked;
+	looked = forward_looks(0.2, &walks);
 	assert_true(walks >= 3);
 	assert_true(looked <= walks);
 	for (int i = 0; i < M; i++)
