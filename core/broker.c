@@ -247,7 +247,7 @@ static void close_handles(struct kq_broker *b)
 /* Everything in flight is done: sync what is left and close. */
 static void try_finish(struct kq_broker *b)
 {
-	if (b->stopping > 1 || logs_busy(b))
+	if (b->stopping > 1 || logs_busy(b) || b->ending_run)
 		return;
 	if (b->proposals) {
 		/* Those waiting for followers' acks may wait for ever. */
@@ -278,6 +278,7 @@ void kq__broker_stop(struct kq_broker *b)
 	kq__fwd_stop(b);
 	kq__fetch_stop(b);
 	kq__commit_stop(b);
+	kq__members_stop(b); /* before the connections close */
 	for (size_t i = 0; i < b->ntransports; i++) {
 		struct kq__instance *in = &b->transports[i];
 

@@ -53,6 +53,7 @@ struct kq__fwd {
 	int ready;	     /* on b->fwd_ready */
 	int walked;	     /* on b->fwd_walk */
 	int applying;	     /* CREATE: OK, waiting for the local apply */
+	int at_stop;	     /* META: sent also while the broker stops */
 	uint64_t meta_end;
 	uint32_t nparts;
 	/* CREATE */
@@ -72,6 +73,14 @@ struct kq__fwd {
 };
 
 /* ------------------------------------------------------------ forwarding */
+
+/* Whether the stop has ended f's chances: all but the record that ends
+ * this run's consumer group members (kq__meta_propose_at_stop), which is
+ * sent and waited for until its deadline. */
+static int stopped(const struct kq__fwd *f)
+{
+	return f->b->stopping && !f->at_stop;
+}
 
 /* Steps f on the next loop turn (the timer's walk of every request
  * comes every 20 ms while some wait). */
@@ -141,6 +150,7 @@ static void fwd_free(struct kq__fwd *f)
 				       prev_ready, next_ready);
 	walk_remove(f);
 	KQ_LIST_REMOVE_TAIL(b->fwds, b->fwds_tail, f);
+	b->fwd_at_stop -= f->at_stop;
 	free(f->buf);
 	free(f->name);
 	free(f);
@@ -276,7 +286,7 @@ static void wait_more(struct kq__fwd *f)
 	f->target = 0;
 	f->hops = 0;
 	f->not_before = uv_now(b->loop) + FWD_RETRY_MS;
-	if (b->stopping) {
+	if (stopped(f)) {
 		fwd_fail(f, KQ_EUNAVAILABLE, "broker is stopping");
 		return;
 	}
@@ -318,7 +328,7 @@ static void on_call(struct kq_call *call, int status, const void *reply,
 		return;
 	}
 	what(f, about, sizeof(about));
-	if (status == KQ_ECANCELED || f->b->stopping)
+	if (status == KQ_ECANCELED || stopped(f))
 		snprintf(err, sizeof(err),
 			 "the broker is stopping; %s forwarded to broker %d "
 			 "may or may not be stored",
@@ -373,7 +383,7 @@ static void fwd_send(struct kq__fwd *f)
 		fwd_fail(f, KQ_EUNAVAILABLE, err);
 		return;
 	}
-	if (b->stopping) {
+	if (stopped(f)) {
 		fwd_fail(f, KQ_EUNAVAILABLE, "broker is stopping");
 		return;
 	}
@@ -625,7 +635,7 @@ void kq__fwd_on_timer(uv_timer_t *tm)
 	waiting = b->fwd_ready != NULL; /* kicked again: the next turn */
 	for (f = b->fwd_walk; f && !waiting; f = f->next_walk)
 		waiting = needs_timer(f);
-	if (!waiting || b->stopping)
+	if (!waiting || (b->stopping && !b->fwd_at_stop))
 		uv_timer_stop(tm);
 	else if (!uv_is_active((uv_handle_t *)tm))
 		uv_timer_start(tm, kq__fwd_on_timer, FWD_RETRY_MS,
@@ -769,7 +779,7 @@ void kq__fwd_publish(struct kq_broker *b, struct kq__partition *p,
 	bt->used = bt->bufcap = 0;
 }
 
-int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
+int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len, int at_stop,
 		 void (*cb)(void *ctx, int status), void *ctx)
 {
 	struct kq__fwd *f = fwd_new(b, KQ__FWD_META, "");
@@ -787,6 +797,8 @@ int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
 	f->len = len + 1;
 	f->meta_cb = cb;
 	f->meta_ctx = ctx;
+	f->at_stop = at_stop != 0;
+	b->fwd_at_stop += f->at_stop;
 	return 0;
 }
 
@@ -809,7 +821,7 @@ void kq__fwd_stop(struct kq_broker *b)
 		next = f->next;
 		if (f->applying) /* committed; only not applied here yet */
 			applied_finish(f);
-		else if (!f->in_flight)
+		else if (!f->in_flight && (!f->at_stop || b->stopping > 1))
 			fwd_fail(f, KQ_EUNAVAILABLE, "broker is stopping");
 	}
 }

@@ -11,8 +11,10 @@ int kq__fwd_create(struct kq_broker *b, struct kq_req *req,
 		   const struct kq_topic_spec *spec, uint32_t nparts);
 /* Sends a metadata record (`len` bytes of JSON, copied) to the metadata
  * leader; cb (may be NULL) runs from a later loop turn, once the record
- * is committed and applied here, or failed.  Returns 0 or -ENOMEM. */
-int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len,
+ * is committed and applied here, or failed.  With `at_stop`, a stop that
+ * begins meanwhile does not fail it: it is still sent, and the stop
+ * waits for it until topics.request_timeout_ms.  Returns 0 or -ENOMEM. */
+int kq__fwd_meta(struct kq_broker *b, const char *text, size_t len, int at_stop,
 		 void (*cb)(void *ctx, int status), void *ctx);
 /* The replica to ask about partition `part` (of `n` replicas, borrowed)
  * when this broker (`self`) holds none: the first up, from the

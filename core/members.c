@@ -1,6 +1,7 @@
 /* Consumer group membership proposed: joins (SUBS), leaves (UNSB, closed
- * connections), this run's registration, and on the metadata leader the
- * expiry of brokers out of reach for cluster.session_timeout_ms.  Each
+ * connections), this run's registration, the end of its members at a
+ * graceful stop, and on the metadata leader the expiry of brokers out of
+ * reach for cluster.session_timeout_ms.  Each
  * goes into the metadata log as a record that roster.c applies on every
  * broker; a single broker applies it at once and writes nothing. */
 #include <errno.h>
@@ -267,9 +268,68 @@ void kq__members_session_closed(struct kq_broker *b, struct kq_session *s)
 		kq__debug("member %" PRIu64 ": its connection closed",
 			  m->sub_id);
 		kq__cgroup_member_unlink(m);
+		/* At a stop in a cluster one record ends them all
+		 * (kq__members_stop); a leave each would be refused. */
+		if (b->stopping && b->cfg->npeers)
+			continue;
 		if (!m->leaving && kq__members_leave(b, m, NULL) != 0)
 			orphaned(b);
 	}
+}
+
+/* ------------------------------------------------------------ the stop */
+
+static void run_ended(void *ctx, int status)
+{
+	struct kq_broker *b = ctx;
+
+	if (!b->ending_run)
+		return; /* given up on at its deadline: said so then */
+	b->ending_run = 0;
+	uv_timer_stop(&b->members_timer);
+	if (status == 0)
+		kq__info("consumer group members of this run ended: their "
+			 "groups rebalance now");
+	else
+		kq__warn("consumer group members of this run not ended (%s): "
+			 "the metadata leader ends them after "
+			 "cluster.session_timeout_ms",
+			 kq_strerror(status));
+	kq__defer_wake(b); /* the stop goes on */
+}
+
+static void run_end_late(uv_timer_t *tm)
+{
+	struct kq_broker *b = tm->data;
+
+	run_ended(b, -ETIMEDOUT);
+}
+
+void kq__members_stop(struct kq_broker *b)
+{
+	json_t *rec;
+	int rv;
+
+	uv_timer_stop(&b->members_timer);
+	if (!b->cfg->npeers || !b->registered || !b->meta_group ||
+	    b->meta_store.failed)
+		return;
+	rec = json_pack("{s:s, s:i, s:I, s:s}", "type", "expire", "broker",
+			b->cfg->broker_id, "boot", (json_int_t)b->boot_id,
+			"why", "stop");
+	b->ending_run = 1;
+	rv = rec ? kq__meta_propose_at_stop(b, rec, run_ended, b) : -ENOMEM;
+	json_decref(rec);
+	if (rv != 0) {
+		b->ending_run = 0;
+		kq__warn("consumer group members of this run not ended (%s): "
+			 "the metadata leader ends them after "
+			 "cluster.session_timeout_ms",
+			 kq_strerror(rv));
+		return;
+	}
+	uv_timer_start(&b->members_timer, run_end_late,
+		       b->cfg->request_timeout_ms, 0);
 }
 
 /* ------------------------------------------------------------ the timer */

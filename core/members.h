@@ -26,6 +26,12 @@ int kq__members_init(struct kq_broker *b);
  * on the metadata leader the expiry of brokers gone for
  * cluster.session_timeout_ms). */
 void kq__members_start(struct kq_broker *b);
+/* A graceful stop begins: in a cluster, proposes one record that ends
+ * this run's members (an expiry of its own run), so that the others take
+ * their partitions now instead of after cluster.session_timeout_ms.
+ * b->ending_run is set until it is applied, failed, or
+ * topics.request_timeout_ms passed; the stop waits for that. */
+void kq__members_stop(struct kq_broker *b);
 /* Runs the membership timer now: a member owes a leave, or this run must
  * register again (b->members_wake_cb, for roster.c). */
 void kq__members_wake(struct kq_broker *b);

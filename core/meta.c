@@ -65,15 +65,16 @@ int kq__meta_led_elsewhere(struct kq_broker *b)
 	       b->cops->leader(b->meta_group) != b->cfg->broker_id;
 }
 
-int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
-			  void (*cb)(void *ctx, int status), void *ctx)
+static int propose_text(struct kq_broker *b, const char *text, size_t len,
+			int at_stop, void (*cb)(void *ctx, int status),
+			void *ctx)
 {
 	struct meta_prop *mp;
 	struct kq_record rec;
 	int rv;
 
 	if (kq__meta_led_elsewhere(b))
-		return kq__fwd_meta(b, text, len, cb, ctx);
+		return kq__fwd_meta(b, text, len, at_stop, cb, ctx);
 	mp = calloc(1, sizeof(*mp));
 	if (!mp)
 		return -ENOMEM;
@@ -91,17 +92,35 @@ int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
 	return rv;
 }
 
-int kq__meta_propose(struct kq_broker *b, json_t *record,
-		     void (*cb)(void *ctx, int status), void *ctx)
+int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
+			  void (*cb)(void *ctx, int status), void *ctx)
+{
+	return propose_text(b, text, len, 0, cb, ctx);
+}
+
+static int propose(struct kq_broker *b, json_t *record, int at_stop,
+		   void (*cb)(void *ctx, int status), void *ctx)
 {
 	char *text = json_dumps(record, JSON_COMPACT);
 	int rv;
 
 	if (!text)
 		return -ENOMEM;
-	rv = kq__meta_propose_text(b, text, strlen(text), cb, ctx);
+	rv = propose_text(b, text, strlen(text), at_stop, cb, ctx);
 	free(text);
 	return rv;
+}
+
+int kq__meta_propose(struct kq_broker *b, json_t *record,
+		     void (*cb)(void *ctx, int status), void *ctx)
+{
+	return propose(b, record, 0, cb, ctx);
+}
+
+int kq__meta_propose_at_stop(struct kq_broker *b, json_t *record,
+			     void (*cb)(void *ctx, int status), void *ctx)
+{
+	return propose(b, record, 1, cb, ctx);
 }
 
 /* Opens the metadata log and its group; records at or above `keep`

@@ -25,6 +25,10 @@ int kq__meta_idle(struct kq_broker *b);
  * broker applied it too (kq__fwd_meta). */
 int kq__meta_propose(struct kq_broker *b, json_t *record,
 		     void (*cb)(void *ctx, int status), void *ctx);
+/* The same for a record proposed as the broker begins to stop: when
+ * forwarded, the stop does not fail it (kq__fwd_meta's `at_stop`). */
+int kq__meta_propose_at_stop(struct kq_broker *b, json_t *record,
+			     void (*cb)(void *ctx, int status), void *ctx);
 /* The same with the record as `len` bytes of JSON text (copied). */
 int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
 			  void (*cb)(void *ctx, int status), void *ctx);

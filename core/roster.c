@@ -14,7 +14,8 @@
  *   leave {sub}              UNSB, or the connection that joined closed
  *   expire {broker, boot}    the metadata leader has not reached that
  *                            broker for cluster.session_timeout_ms: its
- *                            members end and the others rebalance
+ *                            members end and the others rebalance; with
+ *                            why "stop", that run stops gracefully
  *
  * A member's connection lives on its home broker only; elsewhere the
  * member is known by id (CONS, CMIT and UNSB by id work on any broker). */
@@ -129,12 +130,16 @@ static void apply_expire(struct kq_broker *b, json_t *rec, int64_t ts,
 	int id = (int)json_integer_value(json_object_get(rec, "broker"));
 	uint64_t boot = get_u64(rec, "boot");
 	struct kq__reg *r = reg_find(b, id);
+	const char *why = json_string_value(json_object_get(rec, "why"));
 
 	if (!r || !boot || r->boot != boot)
 		return; /* that run's members are gone already */
-	kq__info("broker %d was not reached for %u ms: its consumer group "
-		 "members end",
-		 id, b->cfg->session_timeout_ms);
+	if (why && strcmp(why, "stop") == 0)
+		kq__info("broker %d stops: its consumer group members end", id);
+	else
+		kq__info("broker %d was not reached for %u ms: its consumer "
+			 "group members end",
+			 id, b->cfg->session_timeout_ms);
 	drop_where(b, that_run, id, boot, ts, end);
 	r->boot = 0;
 	if (id == b->cfg->broker_id && boot == b->boot_id) {

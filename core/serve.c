@@ -356,9 +356,10 @@ static void serve_read(struct kq_broker *b, struct kq_reader *r,
 }
 
 /* Records other brokers may write: their own acknowledged offsets,
- * subscription id reservations, registration and members' joins, and
- * leaves (UNSB works by id on any broker).  Topics come only through
- * CRTP, which the leader checks itself; expiries only from the leader. */
+ * subscription id reservations, registration and members' joins, the end
+ * of their own run's members as they stop, and leaves (UNSB works by id
+ * on any broker).  Topics come only through CRTP, which the leader checks
+ * itself; other expiries only from the leader. */
 static int meta_type_ok(const uint8_t *text, size_t len, int from,
 			struct kq__ask *ask)
 {
@@ -367,6 +368,7 @@ static int meta_type_ok(const uint8_t *text, size_t len, int from,
 		rec ? json_string_value(json_object_get(rec, "type")) : NULL;
 	int own = json_integer_value(json_object_get(rec, "broker")) == from;
 	int owner = json_integer_value(json_object_get(rec, "owner")) == from;
+	const char *why = json_string_value(json_object_get(rec, "why"));
 	/* A record that names its broker names the sender: a record of
 	 * this run is skipped by the broker it names (apply.c), so a forged
 	 * one would be applied everywhere but there. */
@@ -374,7 +376,9 @@ static int meta_type_ok(const uint8_t *text, size_t len, int from,
 			  (owner && strcmp(type, "sub_ids") == 0) ||
 			  (own && (strcmp(type, "offsets") == 0 ||
 				   strcmp(type, "join") == 0 ||
-				   strcmp(type, "register") == 0)));
+				   strcmp(type, "register") == 0 ||
+				   (strcmp(type, "expire") == 0 && why &&
+				    strcmp(why, "stop") == 0))));
 
 	ask->broker = from;
 	ask->boot = (uint64_t)json_integer_value(json_object_get(rec, "boot"));

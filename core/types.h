@@ -243,6 +243,7 @@ struct kq_broker {
 	struct kq__map joining; /* sub id -> SUBS whose join is being
 				 * committed (struct kq__joining) */
 	size_t orphans;		/* home members owing a leave */
+	int ending_run; /* the stop's record ending its members is out */
 	unsigned members_gen;
 	uv_timer_t members_timer;
 	/* Some groups have touched_ms 0: apply.c stamps them. */
@@ -299,6 +300,7 @@ struct kq_broker {
 	unsigned fwd_pass;    /* marks what one run of the timer saw */
 	/* For the tests: walks of every request, and requests looked at. */
 	uint64_t fwd_walks, fwd_looked;
+	int fwd_at_stop; /* forwarded records a stop waits for */
 	struct kq__fetch *fetches, *fetches_tail; /* reads waiting for a
 						   * replica to ask */
 	uv_timer_t fetch_timer;

@@ -36,23 +36,37 @@ static struct tcl cl;
 static int paused = -1;
 
 /* Three brokers of their own, with `extra` spliced into their configs
- * ("" for the fixture's defaults). */
-static void start_cluster(const char *extra)
+ * ("" for the fixture's defaults) and cluster.session_timeout_ms
+ * `session_ms`. */
+static void start_cluster_session(const char *extra, int session_ms)
 {
 	paused = -1; /* a test that failed may have left one */
 	memset(&cl, 0, sizeof(cl));
 	cl.secret = 1;
 	snprintf(cl.cluster_extra, sizeof(cl.cluster_extra),
-		 "\"session_timeout_ms\": 1500");
+		 "\"session_timeout_ms\": %d", session_ms);
 	snprintf(cl.extra, sizeof(cl.extra), "%s", extra);
 	tcl_setup(&cl);
 	for (int i = 0; i < N; i++)
 		tcl_start(&cl, i);
 }
 
+static void start_cluster(const char *extra)
+{
+	start_cluster_session(extra, 1500);
+}
+
 static int setup(void **state)
 {
 	start_cluster("");
+	return 0;
+}
+
+/* Sessions long enough that only a graceful stop can end members within
+ * a test's patience. */
+static int setup_long_sessions(void **state)
+{
+	start_cluster_session("", 120000);
 	return 0;
 }
 
@@ -1847,6 +1861,54 @@ static void test_offsets_retention_replicated(void **state)
 	tc_close(&c);
 }
 
+/* A broker stopped gracefully (SIGTERM) ends its consumer group members
+ * as it stops, so the others take their partitions at once rather than
+ * after cluster.session_timeout_ms (120 s here): first the metadata
+ * leader, which commits the record itself, then a broker that forwards
+ * it to the new leader. */
+static void test_stop_ends_members(void **state)
+{
+	char status[256], data[4096];
+	int leader = tcl_agree(&cl, N, 10), left = -1, old;
+	long sub[N];
+	struct tc c[N];
+	double end;
+
+	assert_true(leader > 0);
+	tcl_cmd(&cl, leader - 1, "CRTP gstop 4 replicas=3", status,
+		sizeof(status), NULL, 0);
+	assert_string_equal(status, "OK gstop 4");
+	join_everywhere("gstop", c, sub);
+	groups_agree("gstop", N, data, sizeof(data), 10);
+	check_spread(data, 4, 0);
+
+	assert_int_equal(tb_stop(&cl.tbs[leader - 1]), 0);
+	tc_close(&c[leader - 1]);
+	groups_agree("gstop", N - 1, data, sizeof(data), 15);
+	check_spread(data, 4, 2);
+
+	/* The survivors may still name the stopped one for a while. */
+	old = leader;
+	end = tb_now() + 15;
+	do
+		leader = tcl_agree(&cl, N - 1, 15);
+	while ((leader == old || leader <= 0) && tb_now() < end);
+	assert_true(leader > 0 && leader != old);
+	for (int i = 0; i < N; i++)
+		if (cl.tbs[i].pid > 0 && i != leader - 1) {
+			assert_int_equal(tb_stop(&cl.tbs[i]), 0);
+			tc_close(&c[i]);
+		} else if (cl.tbs[i].pid > 0) {
+			left = i;
+		}
+	if (left != leader - 1)
+		fail_msg("broker %d leads the metadata, broker %d is left",
+			 leader, left + 1);
+	groups_agree("gstop", 1, data, sizeof(data), 15);
+	check_spread(data, 4, 4);
+	tc_close(&c[left]);
+}
+
 static void test_graceful_stop(void **state)
 {
 	for (int i = 0; i < N; i++)
@@ -1906,6 +1968,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_offsets_retention_replicated,
 			setup_offsets_retention, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_ends_members,
+						setup_long_sessions, teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_stop, setup,
 						teardown),
 	};
