@@ -75,7 +75,7 @@ struct kq__fwd {
 /* ------------------------------------------------------------ forwarding */
 
 /* Whether the stop has ended f's chances: all but the record that ends
- * this run's consumer group members (kq__meta_propose_at_stop), which is
+ * this run's consumer group members (KQ__META_AT_STOP), which is
  * sent and waited for until its deadline. */
 static int stopped(const struct kq__fwd *f)
 {
@@ -265,8 +265,20 @@ static int route(struct kq__fwd *f)
 	struct kq__topic *t;
 	struct kq__partition *p;
 
-	if (f->kind != KQ__FWD_PUBLISH)
-		return b->meta_group ? b->cops->leader(b->meta_group) : 0;
+	if (f->kind != KQ__FWD_PUBLISH) {
+		int leader = b->meta_group ? b->cops->leader(b->meta_group) : 0;
+
+		/* This broker's metadata log failed, and its group stopped
+		 * or is closed: any broker up knows the leader and says
+		 * which. */
+		if (f->kind == KQ__FWD_META &&
+		    (!b->meta_group || b->meta_store.failed) &&
+		    (leader == 0 || leader == b->cfg->broker_id))
+			leader = kq__fwd_pick(b->broker_ids, b->nbroker_ids, 0,
+					      b->cfg->broker_id, f->refused_by,
+					      peer_up, b);
+		return leader;
+	}
 	t = kq__topic_get(b, f->name);
 	if (!t || f->part >= t->nparts)
 		return 0;

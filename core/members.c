@@ -1,7 +1,8 @@
 /* Consumer group membership proposed: joins (SUBS), leaves (UNSB, closed
  * connections), this run's registration, the end of its members at a
- * graceful stop, and on the metadata leader the expiry of brokers out of
- * reach for cluster.session_timeout_ms.  Each
+ * graceful stop or after its metadata log failed, and on the metadata
+ * leader the expiry of brokers out of reach for
+ * cluster.session_timeout_ms.  Each
  * goes into the metadata log as a record that roster.c applies on every
  * broker; a single broker applies it at once and writes nothing. */
 #include <errno.h>
@@ -318,7 +319,9 @@ void kq__members_stop(struct kq_broker *b)
 			b->cfg->broker_id, "boot", (json_int_t)b->boot_id,
 			"why", "stop");
 	b->ending_run = 1;
-	rv = rec ? kq__meta_propose_at_stop(b, rec, run_ended, b) : -ENOMEM;
+	rv = rec ? kq__meta_propose_flags(b, rec, KQ__META_AT_STOP, run_ended,
+					  b)
+		 : -ENOMEM;
 	json_decref(rec);
 	if (rv != 0) {
 		b->ending_run = 0;
@@ -410,6 +413,56 @@ static void expire_gone(struct kq_broker *b)
 	}
 }
 
+static void failed_run_ended(void *ctx, int status)
+{
+	struct kq_broker *b = ctx;
+
+	b->ending_failed = 0;
+	if (status != 0) {
+		kq__debug("end of this run's members not committed: %s; tried "
+			  "again",
+			  kq_strerror(status));
+		return;
+	}
+	b->failed_ended = 1;
+	kq__warn("metadata log failed for cluster.session_timeout_ms (%u ms): "
+		 "this run's consumer group members ended, and their "
+		 "partitions went to the members on other brokers",
+		 b->cfg->session_timeout_ms);
+}
+
+/* A broker whose metadata log has failed cannot serve its members
+ * (CONS waits for the log) nor store their leaves, yet stays connected,
+ * so the metadata leader would never expire them: their partitions
+ * would wait for the log.  After cluster.session_timeout_ms it ends them
+ * itself, through the metadata leader; it applies that once its log is
+ * reopened, and registers again. */
+static void end_if_failed(struct kq_broker *b)
+{
+	uint64_t now = uv_now(b->loop);
+	json_t *rec;
+
+	if (b->meta_group && !b->meta_store.failed) {
+		b->meta_failed_at = 0;
+		b->failed_ended = 0;
+		return;
+	}
+	if (!b->meta_failed_at) {
+		b->meta_failed_at = now;
+		return;
+	}
+	if (b->failed_ended || b->ending_failed || !b->registered ||
+	    now - b->meta_failed_at < b->cfg->session_timeout_ms)
+		return;
+	rec = json_pack("{s:s, s:i, s:I, s:s}", "type", "expire", "broker",
+			b->cfg->broker_id, "boot", (json_int_t)b->boot_id,
+			"why", "failed");
+	if (rec && kq__meta_propose_flags(b, rec, KQ__META_IF_FAILED,
+					  failed_run_ended, b) == 0)
+		b->ending_failed = 1;
+	json_decref(rec);
+}
+
 static void on_tick(uv_timer_t *tm)
 {
 	struct kq_broker *b = tm->data;
@@ -422,6 +475,8 @@ static void on_tick(uv_timer_t *tm)
 		kq__members_register(b);
 	if (b->orphans)
 		send_owed(b);
+	if (b->cfg->npeers)
+		end_if_failed(b);
 	if (b->cfg->npeers && b->meta_group &&
 	    b->cops->leader(b->meta_group) == b->cfg->broker_id)
 		expire_gone(b);

@@ -66,15 +66,17 @@ int kq__meta_led_elsewhere(struct kq_broker *b)
 }
 
 static int propose_text(struct kq_broker *b, const char *text, size_t len,
-			int at_stop, void (*cb)(void *ctx, int status),
-			void *ctx)
+			int flags, void (*cb)(void *ctx, int status), void *ctx)
 {
 	struct meta_prop *mp;
 	struct kq_record rec;
 	int rv;
 
-	if (kq__meta_led_elsewhere(b))
-		return kq__fwd_meta(b, text, len, at_stop, cb, ctx);
+	if (kq__meta_led_elsewhere(b) ||
+	    ((flags & KQ__META_IF_FAILED) && b->cfg->npeers &&
+	     (!b->meta_group || b->meta_store.failed)))
+		return kq__fwd_meta(b, text, len, flags & KQ__META_AT_STOP, cb,
+				    ctx);
 	mp = calloc(1, sizeof(*mp));
 	if (!mp)
 		return -ENOMEM;
@@ -98,15 +100,15 @@ int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
 	return propose_text(b, text, len, 0, cb, ctx);
 }
 
-static int propose(struct kq_broker *b, json_t *record, int at_stop,
-		   void (*cb)(void *ctx, int status), void *ctx)
+int kq__meta_propose_flags(struct kq_broker *b, json_t *record, int flags,
+			   void (*cb)(void *ctx, int status), void *ctx)
 {
 	char *text = json_dumps(record, JSON_COMPACT);
 	int rv;
 
 	if (!text)
 		return -ENOMEM;
-	rv = propose_text(b, text, strlen(text), at_stop, cb, ctx);
+	rv = propose_text(b, text, strlen(text), flags, cb, ctx);
 	free(text);
 	return rv;
 }
@@ -114,13 +116,7 @@ static int propose(struct kq_broker *b, json_t *record, int at_stop,
 int kq__meta_propose(struct kq_broker *b, json_t *record,
 		     void (*cb)(void *ctx, int status), void *ctx)
 {
-	return propose(b, record, 0, cb, ctx);
-}
-
-int kq__meta_propose_at_stop(struct kq_broker *b, json_t *record,
-			     void (*cb)(void *ctx, int status), void *ctx)
-{
-	return propose(b, record, 1, cb, ctx);
+	return kq__meta_propose_flags(b, record, 0, cb, ctx);
 }
 
 /* Opens the metadata log and its group; records at or above `keep`

@@ -25,10 +25,16 @@ int kq__meta_idle(struct kq_broker *b);
  * broker applied it too (kq__fwd_meta). */
 int kq__meta_propose(struct kq_broker *b, json_t *record,
 		     void (*cb)(void *ctx, int status), void *ctx);
-/* The same for a record proposed as the broker begins to stop: when
- * forwarded, the stop does not fail it (kq__fwd_meta's `at_stop`). */
-int kq__meta_propose_at_stop(struct kq_broker *b, json_t *record,
-			     void (*cb)(void *ctx, int status), void *ctx);
+/* kq__meta_propose_flags: when forwarded, a stop that begins meanwhile
+ * does not fail it (kq__fwd_meta's `at_stop`). */
+#define KQ__META_AT_STOP 1
+/* kq__meta_propose_flags: in a cluster, forwarded to the metadata leader
+ * also while this broker's metadata log has failed (it is applied here
+ * once the log is reopened). */
+#define KQ__META_IF_FAILED 2
+/* kq__meta_propose with KQ__META_* flags. */
+int kq__meta_propose_flags(struct kq_broker *b, json_t *record, int flags,
+			   void (*cb)(void *ctx, int status), void *ctx);
 /* The same with the record as `len` bytes of JSON text (copied). */
 int kq__meta_propose_text(struct kq_broker *b, const char *text, size_t len,
 			  void (*cb)(void *ctx, int status), void *ctx);

@@ -15,7 +15,8 @@
  *   expire {broker, boot}    the metadata leader has not reached that
  *                            broker for cluster.session_timeout_ms: its
  *                            members end and the others rebalance; with
- *                            why "stop", that run stops gracefully
+ *                            why "stop", that run stops gracefully; with
+ *                            "failed", its metadata log failed as long
  *
  * A member's connection lives on its home broker only; elsewhere the
  * member is known by id (CONS, CMIT and UNSB by id work on any broker). */
@@ -136,6 +137,10 @@ static void apply_expire(struct kq_broker *b, json_t *rec, int64_t ts,
 		return; /* that run's members are gone already */
 	if (why && strcmp(why, "stop") == 0)
 		kq__info("broker %d stops: its consumer group members end", id);
+	else if (why && strcmp(why, "failed") == 0)
+		kq__info("broker %d: its metadata log failed for %u ms: its "
+			 "consumer group members end",
+			 id, b->cfg->session_timeout_ms);
 	else
 		kq__info("broker %d was not reached for %u ms: its consumer "
 			 "group members end",

@@ -357,7 +357,8 @@ static void serve_read(struct kq_broker *b, struct kq_reader *r,
 
 /* Records other brokers may write: their own acknowledged offsets,
  * subscription id reservations, registration and members' joins, the end
- * of their own run's members as they stop, and leaves (UNSB works by id
+ * of their own run's members (as they stop, or their metadata log
+ * failed), and leaves (UNSB works by id
  * on any broker).  Topics come only through CRTP, which the leader checks
  * itself; other expiries only from the leader. */
 static int meta_type_ok(const uint8_t *text, size_t len, int from,
@@ -378,7 +379,8 @@ static int meta_type_ok(const uint8_t *text, size_t len, int from,
 				   strcmp(type, "join") == 0 ||
 				   strcmp(type, "register") == 0 ||
 				   (strcmp(type, "expire") == 0 && why &&
-				    strcmp(why, "stop") == 0))));
+				    (strcmp(why, "stop") == 0 ||
+				     strcmp(why, "failed") == 0)))));
 
 	ask->broker = from;
 	ask->boot = (uint64_t)json_integer_value(json_object_get(rec, "boot"));

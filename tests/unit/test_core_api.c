@@ -2523,6 +2523,27 @@ static void two_brokers(void)
 	gate.leader = 1;
 }
 
+/* Two brokers, topic "t" of 2 partitions, and group g with a member here
+ * (its id in *sub) and one of broker 2 (run 77, id 900000), which
+ * registered and joined through the metadata this broker leads. */
+static struct kq__cgroup *two_members(uint64_t *sub)
+{
+	struct kq__cgroup *g;
+
+	two_brokers();
+	create("t", 2);
+	*sub = subscribe("g");
+	served_record(2, "{\"type\": \"register\", \"broker\": 2, "
+			 "\"boot\": 77}");
+	served_record(2, "{\"type\": \"join\", \"topic\": \"t\", \"group\": "
+			 "\"g\", \"sub\": 900000, \"cap\": 0, \"broker\": 2, "
+			 "\"boot\": 77}");
+	g = kq__cgroup_get(kq__topic_get(b, "t"), "g", KQ__CGROUP_FIND);
+	assert_non_null(g);
+	assert_int_equal(g->nmembers, 2);
+	return g;
+}
+
 /* A member of broker 2, which registered and joined group g of "t"
  * through the metadata this broker leads, shares the partitions; once
  * broker 2 is out of reach for cluster.session_timeout_ms, and not
@@ -2534,17 +2555,7 @@ static void test_members_of_a_broker_out_of_reach(void **state)
 	double t0, took;
 
 	(void)state;
-	two_brokers();
-	create("t", 2);
-	sub = subscribe("g");
-	served_record(2, "{\"type\": \"register\", \"broker\": 2, "
-			 "\"boot\": 77}");
-	served_record(2, "{\"type\": \"join\", \"topic\": \"t\", \"group\": "
-			 "\"g\", \"sub\": 900000, \"cap\": 0, \"broker\": 2, "
-			 "\"boot\": 77}");
-	g = kq__cgroup_get(kq__topic_get(b, "t"), "g", KQ__CGROUP_FIND);
-	assert_non_null(g);
-	assert_int_equal(g->nmembers, 2);
+	g = two_members(&sub);
 	assert_true(g->owner[0] != g->owner[1]);
 	assert_true(g->owner[0] == sub || g->owner[1] == sub);
 	/* Broker 2 goes out of reach. */
@@ -2910,14 +2921,29 @@ static void test_meta_reopen_keeps_what_it_acknowledged(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* The metadata log fails (a CRTP's write), and cannot be reopened until
+ * mem_sync_error and mem_truncate_error are cleared. */
+static void fail_metadata_log(void)
+{
+	static struct call c; /* answered even after a failure */
+	struct kq_topic_spec spec = {"u", 1, NULL, 0};
+
+	mem_sync_error = -EIO;
+	mem_truncate_error = -EIO;
+	c = (struct call){.req.data = &c};
+	assert_int_equal(api()->create_topic(sess, &c.req, &spec, on_done), 0);
+	run_until(&c.done);
+	assert_true(c.status < 0);
+	api()->req_cleanup(&c.req);
+	assert_true(b->meta_store.failed || !b->meta_group);
+}
+
 /* In a cluster, a broker whose metadata log failed refuses consumer
  * group reads, saying why, until it is reopened: another member may hold
  * the partitions by now, and no acknowledgement could be stored, so the
  * same batch came again and again with no error. */
 static void test_group_reads_wait_for_a_failed_metadata_log(void **state)
 {
-	static struct call c; /* answered even after a failure */
-	struct kq_topic_spec spec = {"u", 1, NULL, 0};
 	struct kq_consume cons = {0};
 	struct seen s;
 	char err[256];
@@ -2931,15 +2957,7 @@ static void test_group_reads_wait_for_a_failed_metadata_log(void **state)
 	sub = subscribe("g");
 	consume(sub, -1, &s);
 	assert_int_equal(s.n, 1);
-	/* The metadata log fails, and cannot be reopened for now. */
-	mem_sync_error = -EIO;
-	mem_truncate_error = -EIO;
-	c = (struct call){.req.data = &c};
-	assert_int_equal(api()->create_topic(sess, &c.req, &spec, on_done), 0);
-	run_until(&c.done);
-	assert_true(c.status < 0);
-	api()->req_cleanup(&c.req);
-	assert_true(b->meta_store.failed || !b->meta_group);
+	fail_metadata_log();
 	rv = api()->consume_open(sess, &cons, "t", sub, -1, 0, err,
 				 sizeof(err));
 	assert_int_equal(rv, KQ_EUNAVAILABLE);
@@ -2954,6 +2972,83 @@ static void test_group_reads_wait_for_a_failed_metadata_log(void **state)
 	}
 	consume(sub, 0, &s);
 	assert_int_equal(s.n, 1);
+}
+
+/* A broker may end its own run's members (as it stops, or after its
+ * metadata log failed): the record is taken, and its member ends at
+ * once, not after cluster.session_timeout_ms; another broker's run it may
+ * not end. */
+static void test_own_run_end_served(void **state)
+{
+	struct kq__cgroup *g;
+	struct served_answer a;
+	uint64_t sub;
+	char rec[160];
+	int n;
+
+	(void)state;
+	g = two_members(&sub);
+	snprintf(rec, sizeof(rec),
+		 "{\"type\": \"expire\", \"broker\": 1, \"boot\": %" PRIu64
+		 ", \"why\": \"stop\"}",
+		 b->boot_id);
+	n = got.n;
+	served_meta(2, rec);
+	answers(n + 1);
+	answer_of(&a);
+	assert_int_equal(a.status, KQ_EINTERNAL);
+	served_meta(2, "{\"type\": \"expire\", \"broker\": 2, \"boot\": 77}");
+	answers(n + 2);
+	answer_of(&a);
+	assert_int_equal(a.status, KQ_EINTERNAL);
+	assert_int_equal(g->nmembers, 2);
+	served_record(2, "{\"type\": \"expire\", \"broker\": 2, \"boot\": 77, "
+			 "\"why\": \"stop\"}");
+	assert_int_equal(g->nmembers, 1);
+}
+
+/* The metadata records this broker forwarded to broker `to` since
+ * sent[from] that hold `what`. */
+static int meta_sent(int from, int to, const char *what)
+{
+	int n = 0;
+
+	for (int i = from; i < nsent; i++)
+		if (sent[i].to == to && sent[i].len > 1 &&
+		    sent[i].buf[0] == KQ__FWD_META &&
+		    memmem(sent[i].buf + 1, sent[i].len - 1, what,
+			   strlen(what)))
+			n++;
+	return n;
+}
+
+/* A broker whose metadata log failed stays connected, so the metadata
+ * leader never expires its members, and its partitions waited for that
+ * log; after cluster.session_timeout_ms (600 ms here), and not before,
+ * the broker ends its members itself, through the metadata leader. */
+static void test_failed_metadata_log_ends_its_members(void **state)
+{
+	char want[96];
+	int from;
+
+	(void)state;
+	two_brokers();
+	create("t", 1);
+	subscribe("g");
+	snprintf(want, sizeof(want),
+		 "\"type\":\"expire\",\"broker\":1,\"boot\":%" PRIu64
+		 ",\"why\":\"failed\"",
+		 b->boot_id);
+	fail_metadata_log();
+	/* Its own group still names it leader: another broker is asked. */
+	from = nsent;
+	run_for(0.3);
+	assert_int_equal(meta_sent(from, 2, "\"expire\""), 0);
+	run_for(0.6);
+	if (meta_sent(from, 2, want) != 1)
+		fail_msg("no record %s sent to broker 2", want);
+	mem_sync_error = 0;
+	mem_truncate_error = 0;
 }
 
 /* ------------------------------------------------------------ cuts */
@@ -3192,6 +3287,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_group_reads_wait_for_a_failed_metadata_log, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_failed_metadata_log_ends_its_members, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_own_run_end_served, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_all_or_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_only_of_the_holder,
