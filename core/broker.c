@@ -16,6 +16,7 @@
 #include "apply.h"
 #include "broker.h"
 #include "commit.h"
+#include "consume.h"
 #include "defer.h"
 #include "fetch.h"
 #include "forward.h"
@@ -86,7 +87,8 @@ void kq__broker_flush(struct kq_broker *b)
 	kq__batch_flush(b);
 	kq__store_flush(b);
 	kq__defer_deliver(b);
-	if (!b->dirty && !b->sync_list && !b->done &&
+	kq__consume_wake_parked(b);
+	if (!b->dirty && !b->sync_list && !b->done && !b->cons_parked &&
 	    uv_is_active((uv_handle_t *)&b->idle))
 		uv_idle_stop(&b->idle);
 	if (b->stopping && !b->stopping_transports)

@@ -1,5 +1,6 @@
 /* CONS: reading the partitions assigned to a subscription, streamed in
- * budget-sized steps so the broker never holds a partition in memory.  A
+ * budget-sized steps so the broker never holds a partition in memory,
+ * and yielding the loop every KQ__CONS_READS_PER_STEP partitions read.  A
  * partition this broker holds no replica of is read from one that does
  * (fetch.c), a chunk at a time, the next one asked for while one is
  * delivered: at most two chunks per read are held. */
@@ -9,9 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kafkaesque/list.h>
+
 #include "bounds.h"
 #include "commit.h"
 #include "consume.h"
+#include "defer.h"
 #include "fetch.h"
 #include "log.h"
 #include "partition.h"
@@ -27,7 +31,7 @@ struct part_cursor {
 	uint64_t seeks; /* the group's CMITs with an offset of it at open */
 };
 
-struct cursor {
+struct kq__cons_cursor {
 	struct kq_broker *b;
 	struct kq__topic *t;
 	uint64_t sub_id; /* the member may leave while the read runs */
@@ -50,12 +54,17 @@ struct cursor {
 	struct kq__chunk *chunk, *ready;
 	struct kq__fetch *fetch;
 	int waiting; /* consume_next answered KQ_CONSUME_WAIT */
+	/* Yielded after KQ__CONS_READS_PER_STEP reads: on b->cons_parked,
+	 * woken from the end-of-turn flush of a later turn. */
+	int parked;
+	uint64_t parked_turn;
+	struct kq__cons_cursor *prev, *next;
 	struct part_cursor parts[];
 };
 
 /* Remembers the first partition error of the read, to answer at its
  * end. */
-static void defer_error(struct cursor *cur, int rv, const char *msg)
+static void defer_error(struct kq__cons_cursor *cur, int rv, const char *msg)
 {
 	if (cur->later)
 		return;
@@ -64,7 +73,7 @@ static void defer_error(struct cursor *cur, int rv, const char *msg)
 }
 
 /* The read is over: OK, or the error deferred. */
-static int read_end(struct cursor *cur, char *errmsg, size_t errlen)
+static int read_end(struct kq__cons_cursor *cur, char *errmsg, size_t errlen)
 {
 	if (!cur->later)
 		return 0;
@@ -87,7 +96,7 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 	struct kq__topic *t;
 	struct kq__member *m;
 	struct kq__cgroup *g;
-	struct cursor *cur;
+	struct kq__cons_cursor *cur;
 	uint32_t i, n = 0;
 	int rv = kq__member_find(b, topic, sub_id, &m, errmsg, errlen);
 
@@ -166,7 +175,7 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 
 static int deliver(void *ctx, const struct kq_record *rec)
 {
-	struct cursor *cur = ctx;
+	struct kq__cons_cursor *cur = ctx;
 	struct kq_message msg;
 
 	if (rec->flags & KQ_RECORD_CONTROL)
@@ -184,7 +193,7 @@ static int deliver(void *ctx, const struct kq_record *rec)
 
 static void fetched(void *ctx, struct kq__chunk *ch)
 {
-	struct cursor *cur = ctx;
+	struct kq__cons_cursor *cur = ctx;
 
 	cur->fetch = NULL;
 	cur->ready = ch;
@@ -195,8 +204,8 @@ static void fetched(void *ctx, struct kq__chunk *ch)
 }
 
 /* Asks for the records of pc from `from` on; a failure is deferred. */
-static int fetch(struct cursor *cur, struct part_cursor *pc, uint64_t from,
-		 size_t budget)
+static int fetch(struct kq__cons_cursor *cur, struct part_cursor *pc,
+		 uint64_t from, size_t budget)
 {
 	uint64_t left = cur->max ? cur->max - cur->delivered : 0;
 	int rv;
@@ -217,7 +226,7 @@ static int fetch(struct cursor *cur, struct part_cursor *pc, uint64_t from,
 }
 
 /* Drops the chunks and the read in flight of a remote partition. */
-static void remote_drop(struct cursor *cur)
+static void remote_drop(struct kq__cons_cursor *cur)
 {
 	kq__chunk_free(cur->chunk);
 	kq__chunk_free(cur->ready);
@@ -228,7 +237,7 @@ static void remote_drop(struct cursor *cur)
 }
 
 /* Done with the remote partition being read. */
-static void remote_done(struct cursor *cur)
+static void remote_done(struct kq__cons_cursor *cur)
 {
 	remote_drop(cur);
 	cur->idx++;
@@ -236,7 +245,7 @@ static void remote_done(struct cursor *cur)
 
 /* One step of a remote partition: delivers from the chunk at hand, or
  * asks for one (KQ_CONSUME_WAIT). */
-static int remote_step(struct cursor *cur, struct part_cursor *pc,
+static int remote_step(struct kq__cons_cursor *cur, struct part_cursor *pc,
 		       size_t budget)
 {
 	struct kq__chunk *ch = cur->chunk;
@@ -291,12 +300,53 @@ static int remote_step(struct cursor *cur, struct part_cursor *pc,
 	return 0;
 }
 
+/* Lets the loop serve others before the read goes on: c->wake() comes
+ * from the flush at the end of a later turn (kq__consume_wake_parked). */
+static int park(struct kq__cons_cursor *cur)
+{
+	struct kq_broker *b = cur->b;
+
+	cur->parked = 1;
+	cur->parked_turn = b->cons_turn;
+	KQ_LIST_APPEND(b->cons_parked, b->cons_parked_tail, cur);
+	b->cons_parks++;
+	kq__defer_wake(b);
+	return KQ_CONSUME_WAIT;
+}
+
+static void unpark(struct kq__cons_cursor *cur)
+{
+	struct kq_broker *b = cur->b;
+
+	if (!cur->parked)
+		return;
+	cur->parked = 0;
+	KQ_LIST_REMOVE_TAIL(b->cons_parked, b->cons_parked_tail, cur);
+}
+
+void kq__consume_wake_parked(struct kq_broker *b)
+{
+	uint64_t turn = b->cons_turn++;
+	struct kq__cons_cursor *cur;
+
+	/* Each wake may close any read (a connection closing), so the
+	 * head is taken afresh each time; one parked again meanwhile
+	 * waits for the next turn. */
+	while ((cur = b->cons_parked) != NULL && cur->parked_turn <= turn) {
+		unpark(cur);
+		cur->c->wake(cur->c);
+	}
+}
+
 int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		     void *ctx, char *errmsg, size_t errlen)
 {
-	struct cursor *cur = c->priv.cursor;
+	struct kq__cons_cursor *cur = c->priv.cursor;
 	struct kq_broker *b = cur->b;
+	unsigned reads = 0;
 
+	if (cur->parked)
+		return KQ_CONSUME_WAIT;
 	cur->cb = cb;
 	cur->ctx = ctx;
 	cur->used = 0;
@@ -309,6 +359,11 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 
 		if (cur->max && cur->delivered >= cur->max)
 			return read_end(cur, errmsg, errlen);
+		/* A member holding thousands of partitions would hold the
+		 * loop for all of their reads (each may open a file). */
+		if (reads >= KQ__CONS_READS_PER_STEP && c->wake &&
+		    pc->pos < pc->end)
+			return park(cur);
 		if (pc->remote) {
 			if (cur->waiting)
 				return KQ_CONSUME_WAIT;
@@ -335,6 +390,7 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 			cur->idx++;
 			continue;
 		}
+		reads++;
 		rv = b->sops->read(p->store.log, pc->pos, pc->end,
 				   budget > cur->used ? budget - cur->used : 1,
 				   deliver, cur, &next);
@@ -374,7 +430,7 @@ int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 
 uint64_t kq__consume_close(struct kq_consume *c)
 {
-	struct cursor *cur = c->priv.cursor;
+	struct kq__cons_cursor *cur = c->priv.cursor;
 	uint64_t delivered = cur->delivered;
 	struct kq__member *m;
 
@@ -391,6 +447,7 @@ uint64_t kq__consume_close(struct kq_consume *c)
 				m->handed[pc->partition] = pc->pos;
 		}
 	remote_drop(cur);
+	unpark(cur);
 	free(cur);
 	c->priv.cursor = NULL;
 	return delivered;

@@ -10,5 +10,11 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 int kq__consume_next(struct kq_consume *c, size_t budget, kq_message_cb cb,
 		     void *ctx, char *errmsg, size_t errlen);
 uint64_t kq__consume_close(struct kq_consume *c);
+/* Reads looked at per consume_next() step before it yields the loop
+ * (KQ_CONSUME_WAIT, then c->wake() on a later turn). */
+#define KQ__CONS_READS_PER_STEP 64
+/* From the end-of-turn flush: wakes the reads that yielded before this
+ * turn's flush. */
+void kq__consume_wake_parked(struct kq_broker *b);
 
 #endif /* KQ_CORE_CONSUME_H */

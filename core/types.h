@@ -193,6 +193,8 @@ struct kq__instance {
  * proposals' callbacks run in the same loop turn as their apply. */
 #define KQ__REFUSED_MAX 256
 
+struct kq__cons_cursor; /* consume.c */
+
 struct kq_broker {
 	uv_loop_t *loop;
 	struct kq__config *cfg;
@@ -305,6 +307,10 @@ struct kq_broker {
 	/* For the tests: walks of every request, and requests looked at. */
 	uint64_t fwd_walks, fwd_looked;
 	int fwd_at_stop; /* forwarded records a stop waits for */
+	/* CONS reads that yielded the loop (consume.c), and a count for
+	 * tests. */
+	struct kq__cons_cursor *cons_parked, *cons_parked_tail;
+	uint64_t cons_turn, cons_parks;
 	struct kq__fetch *fetches, *fetches_tail; /* reads waiting for a
 						   * replica to ask */
 	uv_timer_t fetch_timer;

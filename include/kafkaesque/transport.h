@@ -167,8 +167,10 @@ struct kq_broker_api {
 	 * after it).  Returns 1 when more remain, 0 when done, a negative
 	 * error (errmsg filled; the messages delivered before count), or
 	 * KQ_CONSUME_WAIT when the next records are read from another
-	 * broker.  Call again once the transport drained its output, or
-	 * after c->wake() for KQ_CONSUME_WAIT. */
+	 * broker, or (with c->wake set) when the read has looked at many
+	 * partitions and lets the loop serve others first; c->wake() then
+	 * comes on a later loop turn.  Call again once the transport drained
+	 * its output, or after c->wake() for KQ_CONSUME_WAIT. */
 	int (*consume_next)(struct kq_consume *c, size_t budget,
 			    kq_message_cb cb, void *ctx, char *errmsg,
 			    size_t errlen);

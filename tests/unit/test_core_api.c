@@ -33,6 +33,7 @@
 #include "broker.h"
 #include "cgroup.h"
 #include "conf.h"
+#include "consume.h"
 #include "fetch.h"
 #include "forward.h"
 #include "log.h"
@@ -2523,6 +2524,75 @@ static void two_brokers(void)
 	gate.leader = 1;
 }
 
+/* ------------------------------------------------------------ yielding */
+
+#define MANY_PARTS 200
+
+static int cons_woken;
+
+static void on_cons_wake(struct kq_consume *c)
+{
+	(void)c;
+	cons_woken = 1;
+}
+
+/* Counts the messages of each partition (ctx: MANY_PARTS counts). */
+static int count_message(void *ctx, const struct kq_message *m)
+{
+	int *per = ctx;
+
+	assert_true(m->partition < MANY_PARTS);
+	per[m->partition]++;
+	return 0;
+}
+
+/* A member holding 200 partitions, a message in each: one CONS reads at
+ * most KQ__CONS_READS_PER_STEP of them per step, then lets the loop serve
+ * others (KQ_CONSUME_WAIT, and c->wake() from a later turn, never from
+ * within the call), and hands out every message once.  It had read all
+ * 200 in one go: thousands held the loop for tens of ms. */
+static void test_consume_yields_between_partitions(void **state)
+{
+	static struct call c[MANY_PARTS];
+	static int per[MANY_PARTS];
+	struct kq_consume cons = {.wake = on_cons_wake};
+	char err[256];
+	uint64_t sub;
+	int rv, waits = 0;
+
+	(void)state;
+	create("t", MANY_PARTS);
+	sub = subscribe("g");
+	publish_n(c, "t", MANY_PARTS);
+	for (int i = 0; i < MANY_PARTS; i++) {
+		run_until(&c[i].done);
+		assert_int_equal(c[i].status, 0);
+	}
+	memset(per, 0, sizeof(per));
+	assert_int_equal(api()->consume_open(sess, &cons, "t", sub, -1, 0, err,
+					     sizeof(err)),
+			 0);
+	for (;;) {
+		cons_woken = 0;
+		rv = api()->consume_next(&cons, 1 << 20, count_message, per,
+					 err, sizeof(err));
+		if (rv != KQ_CONSUME_WAIT && rv != 1)
+			break;
+		if (rv == KQ_CONSUME_WAIT) {
+			assert_false(cons_woken);
+			waits++;
+			run_until(&cons_woken);
+		}
+	}
+	assert_int_equal(rv, 0);
+	api()->consume_close(&cons);
+	for (int i = 0; i < MANY_PARTS; i++)
+		if (per[i] != 1)
+			fail_msg("partition %d: %d messages", i, per[i]);
+	assert_int_equal(waits, (MANY_PARTS - 1) / KQ__CONS_READS_PER_STEP);
+	assert_int_equal(b->cons_parks, (uint64_t)waits);
+}
+
 /* Two brokers, topic "t" of 2 partitions, and group g with a member here
  * (its id in *sub) and one of broker 2 (run 77, id 900000), which
  * registered and joined through the metadata this broker leads. */
@@ -3292,6 +3362,9 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_own_run_end_served, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_consume_yields_between_partitions, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_all_or_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_only_of_the_holder,
