@@ -264,6 +264,7 @@ static void try_finish(struct kq_broker *b)
 	kq__fetch_stop(b);
 	kq__session_close_all(b);
 	b->serve_session = NULL;
+	kq__retention_free(b); /* it points at the topics */
 	close_all_topics(b);
 	kq__meta_close(b);
 	close_handles(b);
@@ -386,6 +387,7 @@ void kq__broker_close(struct kq_broker *b)
 		close_handles(b);
 		uv_run(b->loop, UV_RUN_NOWAIT);
 	}
+	kq__retention_free(b);
 	close_all_topics(b);
 	kq__meta_close(b);
 	kq__session_close_all(b); /* after a failed start: the serving one */

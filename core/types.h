@@ -311,6 +311,15 @@ struct kq_broker {
 	 * tests. */
 	struct kq__cons_cursor *cons_parked, *cons_parked_tail;
 	uint64_t cons_turn, cons_parks;
+	/* The retention sweep in progress (retention.c; NULL: none): the
+	 * topics it covers, where it is, what it deleted; counts for
+	 * tests. */
+	struct kq__topic **sweep;
+	size_t nsweep, sweep_i;
+	uint32_t sweep_part;
+	int64_t sweep_now;
+	uint64_t sweep_segments, sweep_partitions;
+	uint64_t retention_looked, retention_slices;
 	struct kq__fetch *fetches, *fetches_tail; /* reads waiting for a
 						   * replica to ask */
 	uv_timer_t fetch_timer;

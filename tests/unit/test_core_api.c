@@ -39,6 +39,7 @@
 #include "log.h"
 #include "meta.h"
 #include "plugin.h"
+#include "retention.h"
 #include "topic.h"
 #include "wire.h"
 
@@ -288,11 +289,14 @@ static int mem_compact(struct kq_log *log, uint64_t before)
 	return 1;
 }
 
+/* When set, retention lets every record go. */
+static int mem_retain_all;
+
 static int mem_retention_point(struct kq_log *log, int64_t now_ms,
 			       uint64_t *before)
 {
 	(void)now_ms;
-	*before = log->first;
+	*before = mem_retain_all ? log->next : log->first;
 	return 0;
 }
 
@@ -2593,6 +2597,41 @@ static void test_consume_yields_between_partitions(void **state)
 	assert_int_equal(b->cons_parks, (uint64_t)waits);
 }
 
+/* A retention sweep looks at KQ__RETENTION_SLICE partitions per loop
+ * turn and goes on in the next: deleting segments blocks on a busy disk,
+ * and 10,000 partitions' deletions in one sweep held the loop for
+ * seconds.  Every partition is swept once. */
+static void test_retention_sweeps_in_slices(void **state)
+{
+	static struct call c[MANY_PARTS];
+	struct kq__topic *t;
+	uint64_t looked;
+
+	(void)state;
+	create("t", MANY_PARTS);
+	publish_n(c, "t", MANY_PARTS);
+	for (int i = 0; i < MANY_PARTS; i++) {
+		run_until(&c[i].done);
+		assert_int_equal(c[i].status, 0);
+	}
+	t = kq__topic_get(b, "t");
+	t->retention_ms = 1;
+	mem_retain_all = 1;
+	looked = b->retention_looked;
+	kq__retention_on_timer(&b->retention_timer);
+	assert_true(b->retention_looked - looked <= KQ__RETENTION_SLICE);
+	assert_non_null(b->sweep);
+	for (double end = now_s() + 10; b->sweep;) {
+		assert_true(now_s() < end);
+		run_for(0.01);
+	}
+	mem_retain_all = 0;
+	assert_int_equal(b->retention_looked - looked, MANY_PARTS);
+	for (uint32_t i = 0; i < MANY_PARTS; i++)
+		assert_int_equal(b->sops->first_offset(t->parts[i].store.log),
+				 b->sops->next_offset(t->parts[i].store.log));
+}
+
 /* Two brokers, topic "t" of 2 partitions, and group g with a member here
  * (its id in *sub) and one of broker 2 (run 77, id 900000), which
  * registered and joined through the metadata this broker leads. */
@@ -3365,6 +3404,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_consume_yields_between_partitions, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_retention_sweeps_in_slices,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_all_or_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_only_of_the_holder,
