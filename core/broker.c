@@ -87,7 +87,6 @@ void kq__broker_flush(struct kq_broker *b)
 	kq__batch_flush(b);
 	kq__store_flush(b);
 	kq__defer_deliver(b);
-	kq__consume_wake_parked(b);
 	if (!b->dirty && !b->sync_list && !b->done && !b->cons_parked &&
 	    uv_is_active((uv_handle_t *)&b->idle))
 		uv_idle_stop(&b->idle);
@@ -97,6 +96,9 @@ void kq__broker_flush(struct kq_broker *b)
 
 static void on_check(uv_check_t *h)
 {
+	/* After this turn's I/O: reads that yielded in an earlier turn go
+	 * on, with a poll between each of their steps. */
+	kq__consume_wake_parked(h->data);
 	kq__broker_flush(h->data);
 }
 

@@ -107,6 +107,16 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 	 * member may hold these partitions already, and nothing handed out
 	 * here could be acknowledged, so the same batch would come again
 	 * and again.  Refused, saying so, until the log is reopened. */
+	/* Ended meanwhile (members.c end_if_failed), not yet applied here:
+	 * the others may hold these partitions already. */
+	if (b->cfg->npeers && (b->failed_ended || b->ending_failed)) {
+		snprintf(errmsg, errlen,
+			 "this broker's consumer group members were ended "
+			 "while its metadata log had failed; once it has "
+			 "caught up, CONS answers ERR NOSUB and the consumer "
+			 "subscribes again");
+		return KQ_EUNAVAILABLE;
+	}
 	if (b->cfg->npeers && (b->meta_store.failed || !b->meta_group)) {
 		snprintf(errmsg, errlen,
 			 "metadata log: %s; consumer group reads on this "
@@ -329,10 +339,11 @@ void kq__consume_wake_parked(struct kq_broker *b)
 	uint64_t turn = b->cons_turn++;
 	struct kq__cons_cursor *cur;
 
-	/* Each wake may close any read (a connection closing), so the
-	 * head is taken afresh each time; one parked again meanwhile
-	 * waits for the next turn. */
-	while ((cur = b->cons_parked) != NULL && cur->parked_turn <= turn) {
+	/* Those parked in an earlier turn only: one parked during this
+	 * turn's I/O waits for the next poll.  Each wake may close any read
+	 * (a connection closing), so the head is taken afresh each time;
+	 * one parked again meanwhile waits for the next turn. */
+	while ((cur = b->cons_parked) != NULL && cur->parked_turn < turn) {
 		unpark(cur);
 		cur->c->wake(cur->c);
 	}

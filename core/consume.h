@@ -13,8 +13,8 @@ uint64_t kq__consume_close(struct kq_consume *c);
 /* Reads looked at per consume_next() step before it yields the loop
  * (KQ_CONSUME_WAIT, then c->wake() on a later turn). */
 #define KQ__CONS_READS_PER_STEP 64
-/* From the end-of-turn flush: wakes the reads that yielded before this
- * turn's flush. */
+/* From the check handle, once a loop turn: wakes the reads that yielded
+ * in an earlier turn. */
 void kq__consume_wake_parked(struct kq_broker *b);
 
 #endif /* KQ_CORE_CONSUME_H */

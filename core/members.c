@@ -292,9 +292,9 @@ static void run_ended(void *ctx, int status)
 		kq__info("consumer group members of this run ended: their "
 			 "groups rebalance now");
 	else
-		kq__warn("consumer group members of this run not ended (%s): "
-			 "the metadata leader ends them after "
-			 "cluster.session_timeout_ms",
+		kq__warn("the end of this run's consumer group members was not "
+			 "seen committed (%s); if it was not, the metadata "
+			 "leader ends them after cluster.session_timeout_ms",
 			 kq_strerror(status));
 	kq__defer_wake(b); /* the stop goes on */
 }
@@ -426,8 +426,9 @@ static void failed_run_ended(void *ctx, int status)
 	}
 	b->failed_ended = 1;
 	kq__warn("metadata log failed for cluster.session_timeout_ms (%u ms): "
-		 "this run's consumer group members ended, and their "
-		 "partitions went to the members on other brokers",
+		 "the metadata leader took the end of this run's consumer "
+		 "group members; their partitions go to members on other "
+		 "brokers",
 		 b->cfg->session_timeout_ms);
 }
 
@@ -436,15 +437,18 @@ static void failed_run_ended(void *ctx, int status)
  * so the metadata leader would never expire them: their partitions
  * would wait for the log.  After cluster.session_timeout_ms it ends them
  * itself, through the metadata leader; it applies that once its log is
- * reopened, and registers again. */
+ * reopened and caught up, and registers again.  Until then its members'
+ * reads wait (consume.c): the others may hold their partitions
+ * already. */
 static void end_if_failed(struct kq_broker *b)
 {
 	uint64_t now = uv_now(b->loop);
 	json_t *rec;
 
+	if (b->failed_ended && !b->registered)
+		b->failed_ended = 0; /* applied here: a new run registers */
 	if (b->meta_group && !b->meta_store.failed) {
 		b->meta_failed_at = 0;
-		b->failed_ended = 0;
 		return;
 	}
 	if (!b->meta_failed_at) {

@@ -83,17 +83,19 @@ static int slice(struct kq_broker *b)
 {
 	uint64_t t0 = uv_hrtime();
 
+	unsigned k = 0;
+
 	b->retention_slices++;
-	for (unsigned k = 0; b->sweep_i < b->nsweep; k++) {
+	while (b->sweep_i < b->nsweep) {
 		struct kq__topic *tp = b->sweep[b->sweep_i];
 
-		if (k >= KQ__RETENTION_SLICE || uv_hrtime() - t0 >= SLICE_NS)
-			return 1;
 		if (b->sweep_part >= tp->nparts) {
 			b->sweep_i++;
 			b->sweep_part = 0;
 			continue;
 		}
+		if (k++ >= KQ__RETENTION_SLICE || uv_hrtime() - t0 >= SLICE_NS)
+			return 1;
 		retain(b, tp, b->sweep_part++);
 	}
 	return 0;

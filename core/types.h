@@ -246,10 +246,11 @@ struct kq_broker {
 				 * committed (struct kq__joining) */
 	size_t orphans;		/* home members owing a leave */
 	int ending_run; /* the stop's record ending its members is out */
-	uint64_t
-		meta_failed_at; /* loop time the metadata log was seen failed */
-	int ending_failed;	/* so its members' end is out (members.c) */
-	int failed_ended;	/* and was committed */
+	/* Loop time the metadata log was seen failed (0: it is not); then
+	 * the end of this run's members is out, and was committed but not
+	 * applied here yet (members.c). */
+	uint64_t meta_failed_at;
+	int ending_failed, failed_ended;
 	unsigned members_gen;
 	uv_timer_t members_timer;
 	/* Some groups have touched_ms 0: apply.c stamps them. */

@@ -2514,18 +2514,29 @@ static void served_record(int from, const char *text)
 		fail_msg("%s: %s", text, a.errmsg);
 }
 
-/* Reopens the broker as broker 1 of two (session timeout 600 ms), with
- * broker 2 up and partitions led here. */
-static void two_brokers(void)
+/* Reopens the broker as broker 1 of two (session timeout 600 ms, or
+ * 60 s with `long_sessions`), with broker 2 up and partitions led here. */
+static void two_brokers_with(int long_sessions)
 {
 	broker_close();
 	mem_free_all();
-	open_extra = " \"cluster\": {\"session_timeout_ms\": 600, \"peers\": "
-		     "[{\"id\": 1, \"port\": 1, \"raft_port\": 2},"
-		     " {\"id\": 2, \"port\": 3, \"raft_port\": 4}]},";
+	open_extra = long_sessions
+			     ? " \"cluster\": {\"session_timeout_ms\": 60000, "
+			       "\"peers\": "
+			       "[{\"id\": 1, \"port\": 1, \"raft_port\": 2},"
+			       " {\"id\": 2, \"port\": 3, \"raft_port\": 4}]},"
+			     : " \"cluster\": {\"session_timeout_ms\": 600, "
+			       "\"peers\": "
+			       "[{\"id\": 1, \"port\": 1, \"raft_port\": 2},"
+			       " {\"id\": 2, \"port\": 3, \"raft_port\": 4}]},";
 	broker_open();
 	gate.leader_set = 1;
 	gate.leader = 1;
+}
+
+static void two_brokers(void)
+{
+	two_brokers_with(0);
 }
 
 /* ------------------------------------------------------------ yielding */
@@ -3060,7 +3071,7 @@ static void test_group_reads_wait_for_a_failed_metadata_log(void **state)
 	int rv;
 
 	(void)state;
-	two_brokers();
+	two_brokers_with(1); /* reopened before its members end */
 	create("t", 1);
 	publish_stored("m0");
 	sub = subscribe("g");
@@ -3137,13 +3148,15 @@ static int meta_sent(int from, int to, const char *what)
  * the broker ends its members itself, through the metadata leader. */
 static void test_failed_metadata_log_ends_its_members(void **state)
 {
-	char want[96];
-	int from;
+	struct kq_consume cons = {0};
+	char want[96], err[256];
+	uint64_t sub;
+	int from, i;
 
 	(void)state;
 	two_brokers();
 	create("t", 1);
-	subscribe("g");
+	sub = subscribe("g");
 	snprintf(want, sizeof(want),
 		 "\"type\":\"expire\",\"broker\":1,\"boot\":%" PRIu64
 		 ",\"why\":\"failed\"",
@@ -3156,8 +3169,33 @@ static void test_failed_metadata_log_ends_its_members(void **state)
 	run_for(0.6);
 	if (meta_sent(from, 2, want) != 1)
 		fail_msg("no record %s sent to broker 2", want);
+	for (i = from; !meta_sent(i, 2, want) || meta_sent(i + 1, 2, want);)
+		i++;
+	/* Committed there; the log here is reopened but has not applied
+	 * that yet: its member's reads still wait, as the others may hold
+	 * its partitions by now. */
+	answer_sent(i, 0, 0, 0);
 	mem_sync_error = 0;
 	mem_truncate_error = 0;
+	for (double end = now_s() + 10;
+	     b->meta_store.failed || !b->meta_group;) {
+		assert_true(now_s() < end);
+		run_for(0.1);
+	}
+	run_for(0.3);
+	assert_int_equal(api()->consume_open(sess, &cons, "t", sub, -1, 0, err,
+					     sizeof(err)),
+			 KQ_EUNAVAILABLE);
+	assert_non_null(strstr(err, "were ended"));
+	/* Applied here: the member is gone, and the run registers again. */
+	meta_record(b->meta_applied_end, 1000,
+		    "{\"type\": \"expire\", \"broker\": 1, \"boot\": %" PRIu64
+		    ", \"why\": \"failed\"}",
+		    b->boot_id);
+	run_for(0.3);
+	assert_int_equal(api()->consume_open(sess, &cons, "t", sub, -1, 0, err,
+					     sizeof(err)),
+			 KQ_ENOSUB);
 }
 
 /* ------------------------------------------------------------ cuts */
