@@ -84,8 +84,10 @@ static void try_finish(struct kq_broker *b);
 
 void kq__broker_flush(struct kq_broker *b)
 {
-	kq__batch_flush(b);
-	kq__store_flush(b);
+	/* The syncs a round of batches asks for start at its end, together,
+	 * as when it was written in one turn. */
+	if (kq__batch_flush(b))
+		kq__store_flush(b);
 	kq__defer_deliver(b);
 	if (!b->dirty && !b->sync_list && !b->done && !b->cons_parked &&
 	    uv_is_active((uv_handle_t *)&b->idle))

@@ -58,8 +58,13 @@ static struct kq__batch *batch_for(struct kq_broker *b, struct kq__partition *p)
 	p->batch = bt;
 	if (!p->dirty) {
 		p->dirty = 1;
-		p->next_dirty = b->dirty;
-		b->dirty = p;
+		p->next_dirty = NULL;
+		if (b->dirty_last)
+			b->dirty_last->next_dirty = p;
+		else
+			b->dirty = p;
+		b->dirty_last = p;
+		b->ndirty++;
 	}
 	kq__defer_wake(b);
 	return bt;
@@ -226,16 +231,43 @@ void kq__proposal_done(struct kq_broker *b)
 		kq__defer_wake(b);
 }
 
-void kq__batch_flush(struct kq_broker *b)
+/* Each batch proposed is a write to its partition's log (past
+ * segment.open_files, a reopen of its file, evicting another) and a
+ * message to each follower, on the loop thread: a publish spread over
+ * thousands of partitions must not hold every other client for all of
+ * them at once.  So one flush takes the oldest batches only, within
+ * KQ__FLUSH_PARTS and KQ__FLUSH_BYTES, and the idle handle brings the
+ * rest on the next turns.  A partition's batch is proposed whole, and
+ * messages arriving meanwhile join it, so its order holds. */
+bool kq__batch_flush(struct kq_broker *b)
 {
-	struct kq__partition *p = b->dirty, *next;
+	struct kq__partition *p;
+	unsigned n = 0;
+	size_t bytes = 0;
 
-	b->dirty = NULL;
-	for (; p; p = next) {
-		next = p->next_dirty;
+	if (b->round_left == 0)
+		b->round_left = b->ndirty;
+	while (b->round_left > 0 && n < KQ__FLUSH_PARTS &&
+	       bytes < KQ__FLUSH_BYTES) {
+		p = b->dirty;
+		b->dirty = p->next_dirty;
+		if (b->dirty == NULL)
+			b->dirty_last = NULL;
+		b->ndirty--;
+		b->round_left--;
 		p->dirty = 0;
+		if (p->batch == NULL)
+			continue; /* proposed when it filled up */
+		bytes += p->batch->used;
+		n++;
 		batch_propose(b, p);
 	}
+	if (b->dirty)
+		kq__defer_wake(b);
+	if (b->round_left > 0 && ++b->round_flushes < KQ__FLUSH_SYNC_AFTER)
+		return false;
+	b->round_flushes = 0;
+	return true;
 }
 
 int kq__publish(struct kq_session *s, struct kq_req *req, const char *topic,

@@ -258,9 +258,17 @@ struct kq_broker {
 	/* Forget records in flight (retire.c). */
 	unsigned forgets;
 
-	struct kq__partition *dirty; /* partitions with a batch */
-	struct kq_store *sync_list;  /* logs with syncs requested */
-	struct kq_store **syncing;   /* kq__store_flush's scratch */
+	/* Partitions with a batch, in the order they got it (FIFO): a
+	 * flush proposes a bounded number, the rest go on next turn. */
+	struct kq__partition *dirty, *dirty_last;
+	size_t ndirty;
+	/* Of those, still to take in the flush's round: the ones queued
+	 * when it began (publish.c); 0 between rounds.  And the flushes of
+	 * it since the syncs last started. */
+	size_t round_left;
+	unsigned round_flushes;
+	struct kq_store *sync_list; /* logs with syncs requested */
+	struct kq_store **syncing;  /* kq__store_flush's scratch */
 	size_t syncing_cap;
 	struct kq_store *all_stores;
 	struct kq_req *done; /* completions to deliver (FIFO) */

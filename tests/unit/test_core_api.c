@@ -39,6 +39,7 @@
 #include "log.h"
 #include "meta.h"
 #include "plugin.h"
+#include "publish.h"
 #include "retention.h"
 #include "topic.h"
 #include "wire.h"
@@ -463,7 +464,8 @@ static struct {
 	/* When set, the leader every partition's group names (0: none
 	 * known), as if another broker led them. */
 	int leader_set, leader;
-	int opens; /* groups opened */
+	int opens;     /* groups opened */
+	int proposals; /* batches proposed */
 } gate;
 
 /* Calls the core made to other brokers (forward.c), in order; the test
@@ -594,6 +596,7 @@ static int gate_propose(struct kq_group *g, struct kq_propose_req *req,
 			const struct kq_record *recs, size_t n,
 			kq_propose_cb cb)
 {
+	gate.proposals++;
 	if (gate.refuse)
 		return KQ_EUNAVAILABLE;
 	if (gate.lose) {
@@ -1062,6 +1065,82 @@ static void test_publish_waits_for_commit(void **state)
 	assert_non_null(strstr(s.text, "1:0:{\"Key\":\"a\",\"Body\":\"x\"}"));
 	assert_non_null(strstr(s.text, "1:1:{\"Key\":\"a\",\"Body\":\"z\"}"));
 	assert_non_null(strstr(s.text, "0:0:{\"Key\":\"b\",\"Body\":\"y\"}"));
+}
+
+/* Starts a PUBS on "t" of a message whose key is the one byte k (the
+ * partition firstbyte picks), written to buf. */
+static void publish_key(struct call *c, char *buf, size_t size, int k,
+			const char *body)
+{
+	const char *esc = k == '"' || k == '\\' ? "\\" : "";
+
+	snprintf(buf, size, "{\"Key\":\"%s%c\",\"Body\":\"%s\"}", esc, k, body);
+	publish(c, buf);
+}
+
+/* How many sync_many() calls, and logs they covered, so far. */
+static void many_synced(unsigned *calls, unsigned *covered)
+{
+	pthread_mutex_lock(&mem_lock);
+	*calls = mem_many_calls;
+	*covered = mem_many_logs;
+	pthread_mutex_unlock(&mem_lock);
+}
+
+/* A publish spread over more partitions than one flush takes
+ * (KQ__FLUSH_PARTS) is proposed that many at a time, oldest first, the
+ * rest on the next turns, rather than all on the loop at once (each a
+ * write, past segment.open_files a reopen of its file).  Counted, not
+ * timed.  The syncs of the partitions written over those turns start
+ * together once the last is written, as one sync_many(); a partition's
+ * messages keep their order, and each is answered once with an offset
+ * of its own. */
+static void test_flush_is_bounded(void **state)
+{
+	enum { N = KQ__FLUSH_PARTS + 26 };
+	/* Static: answered even after a failure, borrowed until then. */
+	static struct call c[2][N];
+	static char msg[2][N][64];
+	unsigned calls0, covered0, calls, covered;
+	int props;
+
+	(void)state;
+	create("t", N);
+	/* Keys ' ' (32) .. 32 + N - 1: partitions 32 .. N-1, then 0 .. 31. */
+	for (int i = 0; i < N; i++)
+		publish_key(&c[0][i], msg[0][i], sizeof(msg[0][i]), 32 + i,
+			    "first");
+	many_synced(&calls0, &covered0);
+	props = gate.proposals;
+	kq__broker_flush(b); /* the end of this turn */
+	assert_int_equal(gate.proposals - props, KQ__FLUSH_PARTS);
+	many_synced(&calls, &covered);
+	assert_int_equal(calls, calls0); /* not before the rest */
+	/* A second message to each: those proposed start a new batch, at
+	 * the back; the others join the batch still waiting. */
+	for (int i = 0; i < N; i++)
+		publish_key(&c[1][i], msg[1][i], sizeof(msg[1][i]), 32 + i,
+			    "second");
+	props = gate.proposals;
+	kq__broker_flush(b); /* the next turn: the first round's rest */
+	assert_int_equal(gate.proposals - props, N - KQ__FLUSH_PARTS);
+	kq__broker_flush(b);
+	assert_int_equal(gate.proposals - props, N);
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < N; i++) {
+			struct call *ci = &c[k][i];
+
+			run_until(&ci->done);
+			assert_int_equal(ci->done, 1);
+			assert_int_equal(ci->status, 0);
+			assert_int_equal(ci->req.result.publish.partition,
+					 (uint32_t)(32 + i) % N);
+			assert_int_equal(ci->req.result.publish.offset, k);
+		}
+	/* The first round's N logs in one call, the second's in another. */
+	many_synced(&calls, &covered);
+	assert_int_equal(calls - calls0, 2);
+	assert_int_equal(covered - covered0, N + KQ__FLUSH_PARTS);
 }
 
 /* A PUBS consensus refuses is answered with the reason and takes no
@@ -3353,6 +3432,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_publish_waits_for_commit,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_is_bounded, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_refused_publish_takes_no_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(
