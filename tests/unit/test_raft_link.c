@@ -1,6 +1,7 @@
 /* The cluster port between two brokers in one process, over loopback:
  * the frames a loop turn sends to a peer leave in one write, in order,
- * a connection closed with frames held still tries to send them, and a
+ * the receiver hands up at most TURN_FRAMES of them a turn, a
+ * connection closed with frames held still tries to send them, and a
  * reply goes out however much Raft traffic its connection holds. */
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -31,6 +32,7 @@ struct side {
 	struct kq_cluster_config conf;
 	struct kq__cluster *c;
 	uint64_t got;	     /* messages delivered */
+	uint64_t turn_got;   /* of which in the test's current loop turn */
 	uint64_t last_index; /* of the last one, to check the order */
 	int out_of_order;
 	uint64_t reply_id; /* of the last reply received (0: none) */
@@ -45,6 +47,7 @@ static void deliver(void *ctx, uint64_t group, const struct kq__raft_msg *m)
 		s->out_of_order++;
 	s->last_index = m->index;
 	s->got++;
+	s->turn_got++;
 }
 
 static void on_reply(void *ctx, int from, uint64_t id, const uint8_t *body,
@@ -145,9 +148,9 @@ static int drained(struct side *a, struct side *b)
 	return a->c->conns->queued == 0;
 }
 
-static void send_turn(struct side *a, uint64_t from_index)
+static void send_n(struct side *a, uint64_t from_index, uint64_t n)
 {
-	for (uint64_t i = 0; i < N_MSGS; i++) {
+	for (uint64_t i = 0; i < n; i++) {
 		struct kq__raft_msg m = {
 			.type = KQ__RAFT_MSG_APPEND_RESP,
 			.from = 1,
@@ -158,6 +161,11 @@ static void send_turn(struct side *a, uint64_t from_index)
 
 		kq__cluster_send(a->c, 7, &m);
 	}
+}
+
+static void send_turn(struct side *a, uint64_t from_index)
+{
+	send_n(a, from_index, N_MSGS);
 }
 
 static void test_one_write_a_turn(void **state)
@@ -178,6 +186,41 @@ static void test_one_write_a_turn(void **state)
 	assert_int_equal(b.out_of_order, 0);
 	assert_int_equal(a.c->writes - writes, 1);
 	run_until(drained, &a, &b);
+	close_side(&a);
+	close_side(&b);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A burst of frames (a leader's turn over thousands of partitions, each
+ * an append to a log here) is handed up TURN_FRAMES a loop turn at
+ * most, the rest on the next turns, in order: counted per turn, not
+ * timed. */
+static void test_frames_a_turn_are_bounded(void **state)
+{
+	enum { N = 4 * TURN_FRAMES };
+	int p1 = free_port(), p2 = free_port();
+	uint64_t end, most = 0;
+	struct side a, b;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	open_side(&a, 1, p1, p2);
+	open_side(&b, 2, p1, p2);
+	run_until(connected, &a, &b);
+	send_n(&a, 1, N);
+	end = uv_now(&loop) + 5000;
+	while (b.got < N && uv_now(&loop) < end) {
+		b.turn_got = 0;
+		uv_run(&loop, UV_RUN_NOWAIT);
+		if (b.turn_got > most)
+			most = b.turn_got;
+		usleep(1000);
+		uv_update_time(&loop);
+	}
+	assert_int_equal(b.got, N);
+	assert_int_equal(b.out_of_order, 0);
+	assert_true(most <= TURN_FRAMES);
+	assert_true(b.c->pauses > 0);
 	close_side(&a);
 	close_side(&b);
 	assert_int_equal(uv_loop_close(&loop), 0);
@@ -393,6 +436,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_write_a_turn),
+		cmocka_unit_test(test_frames_a_turn_are_bounded),
 		cmocka_unit_test(test_close_sends_what_it_holds),
 		cmocka_unit_test(test_reply_behind_raft_traffic),
 		cmocka_unit_test(test_strangers_make_room_for_a_peer),

@@ -304,8 +304,10 @@ void kq__cluster_close(struct kq__cluster *c)
 	}
 	for (struct conn *cn = c->conns; cn; cn = cn->next)
 		kq__link_close(cn);
-	if (c->flush_init && !uv_is_closing((uv_handle_t *)&c->flush))
+	if (c->flush_init && !uv_is_closing((uv_handle_t *)&c->flush)) {
 		uv_close((uv_handle_t *)&c->flush, kq__link_handle_closed);
+		uv_close((uv_handle_t *)&c->resume, kq__link_handle_closed);
+	}
 	if (c->dropped)
 		c->host->log(c->host, KQ_LOG_DEBUG,
 			     "cluster: %llu message(s) dropped",

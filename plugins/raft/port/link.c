@@ -18,6 +18,8 @@
 
 static void schedule_dial(struct peer *p);
 static void flush_conn(struct conn *cn);
+static void parse(struct conn *cn);
+static void on_resume(uv_idle_t *h);
 
 void kq__link_handle_closed(uv_handle_t *h)
 {
@@ -202,8 +204,10 @@ void kq__link_flush_init(struct kq__cluster *c)
 {
 	uv_prepare_init(c->host->loop, &c->flush);
 	c->flush.data = c;
+	uv_idle_init(c->host->loop, &c->resume);
+	c->resume.data = c;
 	c->flush_init = 1;
-	c->handles++;
+	c->handles += 2;
 }
 
 static struct wreq *wreq_new(size_t len, int reply)
@@ -486,7 +490,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
 	struct conn *cn = s->data;
 	struct kq__cluster *c = cn->c;
-	size_t off = 0, flen = 0;
+	size_t off = 0;
 	const char *why = "";
 
 	if (n < 0) {
@@ -530,17 +534,44 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		 * more of it is read, and it has no peer. */
 		if (cn->closing)
 			return;
+		memmove(cn->buf, cn->buf + off, cn->len - off);
+		cn->len -= off;
 	}
-	for (;;) {
-		int rv = kq__frame_peek(cn->buf + off, cn->len - off, &flen,
-					&why);
+	parse(cn);
+	/* Heartbeat answers of the whole read leave together. */
+	c->read_done(c);
+}
 
+/* Hands up the complete frames buffered, within the turn's budget: past
+ * it the connection stops reading until the next turn (on_resume), so
+ * that a burst of frames cannot hold the loop for all of them. */
+static void parse(struct conn *cn)
+{
+	struct kq__cluster *c = cn->c;
+	size_t off = 0, flen = 0;
+	const char *why = "";
+
+	if (!uv_is_active((uv_handle_t *)&c->resume))
+		uv_idle_start(&c->resume, on_resume);
+	for (;;) {
+		int rv;
+
+		if (cn->turn_frames >= TURN_FRAMES) {
+			if (!cn->paused) {
+				uv_read_stop((uv_stream_t *)&cn->tcp);
+				cn->paused = 1;
+				c->pauses++;
+			}
+			break;
+		}
+		rv = kq__frame_peek(cn->buf + off, cn->len - off, &flen, &why);
 		if (rv < 0) {
 			bad_frame(cn, why);
 			break;
 		}
 		if (rv == 0)
 			break;
+		cn->turn_frames++;
 		if (on_frame(cn, cn->buf + off, flen) != 0)
 			break;
 		off += flen;
@@ -558,8 +589,35 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 			}
 		}
 	}
-	/* Heartbeat answers of the whole read leave together. */
-	c->read_done(c);
+}
+
+/* A new turn: every connection's budget starts again, and those that
+ * used theirs go on with what they hold, then read again once it is
+ * handed up.  The handle stops on a turn that finds none paused. */
+static void on_resume(uv_idle_t *h)
+{
+	struct kq__cluster *c = h->data;
+	int any = 0, paused = 0;
+
+	for (struct conn *cn = c->conns; cn; cn = cn->next) {
+		cn->turn_frames = 0;
+		if (!cn->paused || cn->closing)
+			continue;
+		cn->paused = 0;
+		any = 1;
+		parse(cn);
+		if (cn->closing || cn->paused)
+			continue;
+		if (uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read) !=
+		    0)
+			kq__link_close(cn);
+	}
+	if (any)
+		c->read_done(c);
+	for (struct conn *cn = c->conns; cn; cn = cn->next)
+		paused |= cn->paused && !cn->closing;
+	if (!paused && !any)
+		uv_idle_stop(h);
 }
 
 static void conn_start(struct conn *cn)

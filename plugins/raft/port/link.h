@@ -38,6 +38,13 @@
 #define LOG_EVERY_MS 1000
 #define LOG_BURST    5
 
+/* Frames a connection hands up in one loop turn at most: a message may
+ * be an append to a partition's log (past segment.open_files a reopen
+ * of its file), on the loop thread, and a leader's turn may send one to
+ * thousands of partitions.  The rest stay buffered, the socket unread,
+ * until the next turn. */
+#define TURN_FRAMES 256
+
 struct peer;
 
 struct conn {
@@ -59,6 +66,8 @@ struct conn {
 	size_t replies; /* of which replies (REPLY_MAX) */
 	/* Frames held for one write at the loop turn's end, in order. */
 	struct wreq *out, **out_tail;
+	unsigned turn_frames; /* handed up this turn (TURN_FRAMES) */
+	int paused;	      /* reading stopped until the next turn */
 	struct conn *prev, *next;
 };
 
@@ -104,6 +113,11 @@ struct kq__cluster {
 	 * that the frames of one turn leave in one write per peer. */
 	uv_prepare_t flush;
 	int flush_init;
+	/* Starts each turn's frame budgets, and goes on with connections
+	 * that used theirs; active while a connection read this turn. */
+	uv_idle_t resume;
+	/* For the tests: connections paused at their budget. */
+	uint64_t pauses;
 	uint64_t unknown;
 	/* Set by cluster.c: a read's frames were handed up, so the
 	 * heartbeat answers they made leave together. */
