@@ -93,10 +93,9 @@ static void apply_topic(struct kq_broker *b, json_t *rec, uint64_t base)
 	}
 }
 
-/* An offsets record, applied here as on every broker, the one that
- * proposed it included: committed offsets change only in log order. */
-/* An offsets record was applied without some of its partitions: its
- * proposer, when this broker's run, answers its CMIT with an error. */
+/* An offsets record was refused (its member no longer held all its
+ * partitions): its proposer, when this broker's run, answers its CMIT
+ * with an error. */
 static void offsets_refused(struct kq_broker *b, json_t *rec)
 {
 	json_t *ask = json_object_get(rec, "ask");
@@ -110,6 +109,8 @@ static void offsets_refused(struct kq_broker *b, json_t *rec)
 	kq__commit_refused(b, &a);
 }
 
+/* An offsets record, applied here as on every broker, the one that
+ * proposed it included: committed offsets change only in log order. */
 static void apply_offsets(struct kq_broker *b, json_t *rec, int64_t ts,
 			  uint64_t end)
 {
@@ -442,10 +443,6 @@ static void apply(void *ctx, const struct kq_record *r)
 	json_decref(rec);
 }
 
-/* The whole metadata state as one JSON document: topics (as their
- * creation records, with their group ids), committed offsets and the
- * subscription id reservation.  Applied state only: what this broker
- * proposed and is not applied yet is not in it. */
 /* Writes "[p,v]" for each partition p where v[p] is not 0. */
 static void snapshot_nonzero(struct kq__jsonw *w, const uint64_t *v,
 			     uint32_t nparts)
@@ -492,10 +489,12 @@ bad:
 	return -1;
 }
 
-/* The metadata snapshot: {"sub_id_limit", "applied_end", "topics",
- * "offsets", "brokers"} (storage-format.md).  The offsets, as many as
- * groups times partitions, are written as text straight away
- * (jsonw.h). */
+/* The whole metadata state as one JSON document (storage-format.md):
+ * {"sub_id_limit", "applied_end", "topics" (as their creation records,
+ * with their group ids), "offsets" (committed offsets and members, as
+ * many as groups times partitions, written as text straight away:
+ * jsonw.h), "brokers"}.  Applied state only: what this broker proposed
+ * and is not applied yet is not in it. */
 static int snapshot(void *ctx, void **data, size_t *len)
 {
 	struct kq_broker *b = ctx;

@@ -55,7 +55,7 @@ struct kq__cons_cursor {
 	struct kq__fetch *fetch;
 	int waiting; /* consume_next answered KQ_CONSUME_WAIT */
 	/* Yielded after KQ__CONS_READS_PER_STEP reads: on b->cons_parked,
-	 * woken from the end-of-turn flush of a later turn. */
+	 * woken from the check handle of a later turn. */
 	int parked;
 	uint64_t parked_turn;
 	struct kq__cons_cursor *prev, *next;
@@ -102,13 +102,9 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 
 	if (rv != 0)
 		return rv;
-	/* In a cluster, a broker whose metadata log failed knows neither
-	 * the group's owners nor its offsets as they are now: another
-	 * member may hold these partitions already, and nothing handed out
-	 * here could be acknowledged, so the same batch would come again
-	 * and again.  Refused, saying so, until the log is reopened. */
-	/* Ended meanwhile (members.c end_if_failed), not yet applied here:
-	 * the others may hold these partitions already. */
+	/* Ended while its metadata log had failed (members.c
+	 * end_if_failed), not yet applied here: the others may hold these
+	 * partitions already. */
 	if (b->cfg->npeers && (b->failed_ended || b->ending_failed)) {
 		snprintf(errmsg, errlen,
 			 "this broker's consumer group members were ended "
@@ -117,6 +113,11 @@ int kq__consume_open(struct kq_session *s, struct kq_consume *c,
 			 "subscribes again");
 		return KQ_EUNAVAILABLE;
 	}
+	/* In a cluster, a broker whose metadata log failed knows neither
+	 * the group's owners nor its offsets as they are now: another
+	 * member may hold these partitions already, and nothing handed out
+	 * here could be acknowledged, so the same batch would come again
+	 * and again.  Refused, saying so, until the log is reopened. */
 	if (b->cfg->npeers && (b->meta_store.failed || !b->meta_group)) {
 		snprintf(errmsg, errlen,
 			 "metadata log: %s; consumer group reads on this "
@@ -311,7 +312,7 @@ static int remote_step(struct kq__cons_cursor *cur, struct part_cursor *pc,
 }
 
 /* Lets the loop serve others before the read goes on: c->wake() comes
- * from the flush at the end of a later turn (kq__consume_wake_parked). */
+ * from the check handle of a later turn (kq__consume_wake_parked). */
 static int park(struct kq__cons_cursor *cur)
 {
 	struct kq_broker *b = cur->b;

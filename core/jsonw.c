@@ -66,7 +66,7 @@ int kq__jsonw_str(struct kq__jsonw *w, const char *s)
 	json_decref(v);
 	if (!text) {
 		w->oom = 1;
-		return 0;
+		return -1;
 	}
 	kq__jsonw_raw(w, text);
 	free(text);

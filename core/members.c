@@ -306,23 +306,30 @@ static void run_end_late(uv_timer_t *tm)
 	run_ended(b, -ETIMEDOUT);
 }
 
+/* Proposes the end of this run's members, with `why` ("stop" or
+ * "failed"; roster.c) and KQ__META_* flags. */
+static int end_own_run(struct kq_broker *b, const char *why, int flags,
+		       void (*cb)(void *ctx, int status))
+{
+	json_t *rec = json_pack("{s:s, s:i, s:I, s:s}", "type", "expire",
+				"broker", b->cfg->broker_id, "boot",
+				(json_int_t)b->boot_id, "why", why);
+	int rv = rec ? kq__meta_propose_flags(b, rec, flags, cb, b) : -ENOMEM;
+
+	json_decref(rec);
+	return rv;
+}
+
 void kq__members_stop(struct kq_broker *b)
 {
-	json_t *rec;
 	int rv;
 
 	uv_timer_stop(&b->members_timer);
 	if (!b->cfg->npeers || !b->registered || !b->meta_group ||
 	    b->meta_store.failed)
 		return;
-	rec = json_pack("{s:s, s:i, s:I, s:s}", "type", "expire", "broker",
-			b->cfg->broker_id, "boot", (json_int_t)b->boot_id,
-			"why", "stop");
 	b->ending_run = 1;
-	rv = rec ? kq__meta_propose_flags(b, rec, KQ__META_AT_STOP, run_ended,
-					  b)
-		 : -ENOMEM;
-	json_decref(rec);
+	rv = end_own_run(b, "stop", KQ__META_AT_STOP, run_ended);
 	if (rv != 0) {
 		b->ending_run = 0;
 		kq__warn("consumer group members of this run not ended (%s): "
@@ -443,7 +450,6 @@ static void failed_run_ended(void *ctx, int status)
 static void end_if_failed(struct kq_broker *b)
 {
 	uint64_t now = uv_now(b->loop);
-	json_t *rec;
 
 	if (b->failed_ended && !b->registered)
 		b->failed_ended = 0; /* applied here: a new run registers */
@@ -458,13 +464,8 @@ static void end_if_failed(struct kq_broker *b)
 	if (b->failed_ended || b->ending_failed || !b->registered ||
 	    now - b->meta_failed_at < b->cfg->session_timeout_ms)
 		return;
-	rec = json_pack("{s:s, s:i, s:I, s:s}", "type", "expire", "broker",
-			b->cfg->broker_id, "boot", (json_int_t)b->boot_id,
-			"why", "failed");
-	if (rec && kq__meta_propose_flags(b, rec, KQ__META_IF_FAILED,
-					  failed_run_ended, b) == 0)
+	if (end_own_run(b, "failed", KQ__META_IF_FAILED, failed_run_ended) == 0)
 		b->ending_failed = 1;
-	json_decref(rec);
 }
 
 static void on_tick(uv_timer_t *tm)

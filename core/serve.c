@@ -358,9 +358,9 @@ static void serve_read(struct kq_broker *b, struct kq_reader *r,
 /* Records other brokers may write: their own acknowledged offsets,
  * subscription id reservations, registration and members' joins, the end
  * of their own run's members (as they stop, or their metadata log
- * failed), and leaves (UNSB works by id
- * on any broker).  Topics come only through CRTP, which the leader checks
- * itself; other expiries only from the leader. */
+ * failed), and leaves (UNSB works by id on any broker).  Topics come only
+ * through CRTP, which the leader checks itself; other expiries only from
+ * the leader. */
 static int meta_type_ok(const uint8_t *text, size_t len, int from,
 			struct kq__ask *ask)
 {

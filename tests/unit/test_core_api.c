@@ -3082,25 +3082,42 @@ static void test_reopen_that_cannot_drop_retries(void **state)
 	assert_null(strstr(s.text, "refused"));
 }
 
+/* A CRTP whose metadata write fails (the caller set the fault). */
+static void crtp_fails(void)
+{
+	static struct call c; /* answered even after a failure */
+	struct kq_topic_spec spec = {"u", 1, NULL, 0};
+
+	c = (struct call){.req.data = &c};
+	assert_int_equal(api()->create_topic(sess, &c.req, &spec, on_done), 0);
+	run_until(&c.done);
+	assert_true(c.status < 0);
+	api()->req_cleanup(&c.req);
+}
+
+/* Runs the loop until the metadata log is open again (10 s at most). */
+static void wait_metadata_reopened(void)
+{
+	for (double end = now_s() + 10;
+	     b->meta_store.failed || !b->meta_group;) {
+		assert_true(now_s() < end);
+		run_for(0.1);
+	}
+}
+
 /* The metadata log fails a sync, and the reopen that follows cannot drop
  * the record it never made durable: the retry drops only that record,
  * not what the log had acknowledged.  A topic created before is there
  * after a restart. */
 static void test_meta_reopen_keeps_what_it_acknowledged(void **state)
 {
-	static struct call c; /* answered even after a failure */
-	struct kq_topic_spec spec = {"u", 1, NULL, 0};
 	unsigned truncates;
 	int n = 0;
 
 	(void)state;
 	create("t", 1);
 	mem_sync_error = -EIO;
-	c = (struct call){.req.data = &c};
-	assert_int_equal(api()->create_topic(sess, &c.req, &spec, on_done), 0);
-	run_until(&c.done);
-	assert_true(c.status < 0);
-	api()->req_cleanup(&c.req);
+	crtp_fails();
 	mem_sync_error = 0;
 	mem_truncate_error = -EIO;
 	truncates = mem_truncates;
@@ -3109,11 +3126,7 @@ static void test_meta_reopen_keeps_what_it_acknowledged(void **state)
 		run_for(0.1);
 	}
 	mem_truncate_error = 0;
-	for (double end = now_s() + 10;
-	     b->meta_store.failed || !b->meta_group;) {
-		assert_true(now_s() < end);
-		run_for(0.1);
-	}
+	wait_metadata_reopened();
 	broker_close();
 	broker_open();
 	assert_int_equal(api()->list_topics(b, count_topic, &n), 1);
@@ -3124,16 +3137,9 @@ static void test_meta_reopen_keeps_what_it_acknowledged(void **state)
  * mem_sync_error and mem_truncate_error are cleared. */
 static void fail_metadata_log(void)
 {
-	static struct call c; /* answered even after a failure */
-	struct kq_topic_spec spec = {"u", 1, NULL, 0};
-
 	mem_sync_error = -EIO;
 	mem_truncate_error = -EIO;
-	c = (struct call){.req.data = &c};
-	assert_int_equal(api()->create_topic(sess, &c.req, &spec, on_done), 0);
-	run_until(&c.done);
-	assert_true(c.status < 0);
-	api()->req_cleanup(&c.req);
+	crtp_fails();
 	assert_true(b->meta_store.failed || !b->meta_group);
 }
 
@@ -3164,11 +3170,7 @@ static void test_group_reads_wait_for_a_failed_metadata_log(void **state)
 	/* Reopened: reads go on. */
 	mem_sync_error = 0;
 	mem_truncate_error = 0;
-	for (double end = now_s() + 10;
-	     b->meta_store.failed || !b->meta_group;) {
-		assert_true(now_s() < end);
-		run_for(0.1);
-	}
+	wait_metadata_reopened();
 	consume(sub, 0, &s);
 	assert_int_equal(s.n, 1);
 }
@@ -3256,11 +3258,7 @@ static void test_failed_metadata_log_ends_its_members(void **state)
 	answer_sent(i, 0, 0, 0);
 	mem_sync_error = 0;
 	mem_truncate_error = 0;
-	for (double end = now_s() + 10;
-	     b->meta_store.failed || !b->meta_group;) {
-		assert_true(now_s() < end);
-		run_for(0.1);
-	}
+	wait_metadata_reopened();
 	run_for(0.3);
 	assert_int_equal(api()->consume_open(sess, &cons, "t", sub, -1, 0, err,
 					     sizeof(err)),

@@ -134,6 +134,17 @@ static int connected(struct side *a, struct side *b)
 	return kq__cluster_peer_up(a->c, 2) && kq__cluster_peer_up(b->c, 1);
 }
 
+/* A fresh loop with brokers 1 (a) and 2 (b) on free ports, connected. */
+static void connected_pair(struct side *a, struct side *b)
+{
+	int p1 = free_port(), p2 = free_port();
+
+	assert_int_equal(uv_loop_init(&loop), 0);
+	open_side(a, 1, p1, p2);
+	open_side(b, 2, p1, p2);
+	run_until(connected, a, b);
+}
+
 static int all_there(struct side *a, struct side *b)
 {
 	(void)a;
@@ -170,15 +181,11 @@ static void send_turn(struct side *a, uint64_t from_index)
 
 static void test_one_write_a_turn(void **state)
 {
-	int p1 = free_port(), p2 = free_port();
 	struct side a, b;
 	uint64_t writes;
 
 	(void)state;
-	assert_int_equal(uv_loop_init(&loop), 0);
-	open_side(&a, 1, p1, p2);
-	open_side(&b, 2, p1, p2);
-	run_until(connected, &a, &b);
+	connected_pair(&a, &b);
 	/* Whatever the handshake wrote has gone: the loop polled since. */
 	writes = a.c->writes;
 	send_turn(&a, 1);
@@ -198,15 +205,11 @@ static void test_one_write_a_turn(void **state)
 static void test_frames_a_turn_are_bounded(void **state)
 {
 	enum { N = 4 * TURN_FRAMES };
-	int p1 = free_port(), p2 = free_port();
 	uint64_t end, most = 0;
 	struct side a, b;
 
 	(void)state;
-	assert_int_equal(uv_loop_init(&loop), 0);
-	open_side(&a, 1, p1, p2);
-	open_side(&b, 2, p1, p2);
-	run_until(connected, &a, &b);
+	connected_pair(&a, &b);
 	send_n(&a, 1, N);
 	end = uv_now(&loop) + 5000;
 	while (b.got < N && uv_now(&loop) < end) {
@@ -230,14 +233,10 @@ static void test_frames_a_turn_are_bounded(void **state)
  * a write just before it would have. */
 static void test_close_sends_what_it_holds(void **state)
 {
-	int p1 = free_port(), p2 = free_port();
 	struct side a, b;
 
 	(void)state;
-	assert_int_equal(uv_loop_init(&loop), 0);
-	open_side(&a, 1, p1, p2);
-	open_side(&b, 2, p1, p2);
-	run_until(connected, &a, &b);
+	connected_pair(&a, &b);
 	send_turn(&a, 1);
 	kq__link_close(a.c->peers[1].conn);
 	run_until(all_there, &a, &b);
@@ -260,16 +259,12 @@ static void test_reply_behind_raft_traffic(void **state)
 {
 	static uint8_t payload[64 << 10];
 	struct kq__raft_entry e[16];
-	int p1 = free_port(), p2 = free_port();
 	struct side a, b;
 	struct conn *cn;
 	uint8_t answer[32] = {0};
 
 	(void)state;
-	assert_int_equal(uv_loop_init(&loop), 0);
-	open_side(&a, 1, p1, p2);
-	open_side(&b, 2, p1, p2);
-	run_until(connected, &a, &b);
+	connected_pair(&a, &b);
 	cn = a.c->peers[1].conn;
 	for (size_t i = 0; i < 16; i++)
 		e[i] = (struct kq__raft_entry){.index = i + 1,
