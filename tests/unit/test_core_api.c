@@ -2640,6 +2640,18 @@ static int count_message(void *ctx, const struct kq_message *m)
 	return 0;
 }
 
+/* Topic "t" of MANY_PARTS partitions, a message stored in each (c: one
+ * call each). */
+static void one_message_each(struct call *c)
+{
+	create("t", MANY_PARTS);
+	publish_n(c, "t", MANY_PARTS);
+	for (int i = 0; i < MANY_PARTS; i++) {
+		run_until(&c[i].done);
+		assert_int_equal(c[i].status, 0);
+	}
+}
+
 /* A member holding 200 partitions, a message in each: one CONS reads at
  * most KQ__CONS_READS_PER_STEP of them per step, then lets the loop serve
  * others (KQ_CONSUME_WAIT, and c->wake() from a later turn, never from
@@ -2698,12 +2710,7 @@ static void test_retention_sweeps_in_slices(void **state)
 	uint64_t looked;
 
 	(void)state;
-	create("t", MANY_PARTS);
-	publish_n(c, "t", MANY_PARTS);
-	for (int i = 0; i < MANY_PARTS; i++) {
-		run_until(&c[i].done);
-		assert_int_equal(c[i].status, 0);
-	}
+	one_message_each(c);
 	t = kq__topic_get(b, "t");
 	t->retention_ms = 1;
 	mem_retain_all = 1;
@@ -2720,6 +2727,24 @@ static void test_retention_sweeps_in_slices(void **state)
 	for (uint32_t i = 0; i < MANY_PARTS; i++)
 		assert_int_equal(b->sops->first_offset(t->parts[i].store.log),
 				 b->sops->next_offset(t->parts[i].store.log));
+}
+
+/* A broker stopped in the middle of a retention sweep drops it before
+ * the topics it points at (the sanitizer build checks the memory). */
+static void test_stop_mid_sweep(void **state)
+{
+	static struct call c[MANY_PARTS];
+
+	(void)state;
+	one_message_each(c);
+	kq__topic_get(b, "t")->retention_ms = 1;
+	mem_retain_all = 1;
+	kq__retention_on_timer(&b->retention_timer);
+	assert_non_null(b->sweep);
+	broker_close();
+	mem_retain_all = 0;
+	broker_open();
+	assert_null(b->sweep);
 }
 
 /* Two brokers, topic "t" of 2 partitions, and group g with a member here
@@ -3523,6 +3548,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_retention_sweeps_in_slices,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_mid_sweep, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_all_or_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_only_of_the_holder,
